@@ -1,0 +1,181 @@
+/**
+ * The normalized, validated stack configuration. Every component reads these
+ * types; only `components/config/` turns raw Pulumi config into them, and the
+ * defaults live there (see `defaults.ts`).
+ *
+ * Keys on the stack are `apphost:<section>` objects, e.g. `apphost:proxy` with
+ * `{ kind: caddy }`; error messages name them as `apphost:proxy.kind`.
+ */
+
+/** `apphost:host` */
+export type HostConfig = Ec2HostConfig | ExistingHostConfig;
+
+interface HostCommon {
+  /** SSH login user. @default "admin" for ec2 Debian, "ubuntu" for ec2 Ubuntu, required for existing */
+  user: string;
+  /** SSH port. @default 22 */
+  port: number;
+  /** Swap file size in MiB created by the host baseline; 0 disables. @default 1024 for instances with < 2 GiB, else 0 */
+  swapMb: number;
+}
+
+export interface Ec2HostConfig extends HostCommon {
+  kind: "ec2";
+  /** @example "t3.small", "t4g.small" (arm64 is picked from the family) */
+  instanceType: string;
+  /** CPU architecture derived from instanceType */
+  arch: "x86_64" | "arm64";
+  /** @default "debian-12" */
+  os: "debian-12" | "ubuntu-24.04";
+  /** gp3 root volume size in GiB. @default 20 */
+  rootVolumeGb: number;
+  /** OpenSSH public key line for the EC2 key pair */
+  sshPublicKey: string;
+  /** CIDRs allowed to reach port 22. 0.0.0.0/0 is refused unless allowSshFromAnywhere */
+  sshAllowCidrs: string[];
+  /** @default false */
+  allowSshFromAnywhere: boolean;
+  /** Attach an Elastic IP. @default true on stacks named prod*, else false */
+  elasticIp: boolean;
+  /** Optional subnet; the default VPC is used otherwise */
+  subnetId?: string;
+}
+
+export interface ExistingHostConfig extends HostCommon {
+  kind: "existing";
+  /** IPv4 address or DNS name */
+  address: string;
+  /** Pinned host key line (`ssh-ed25519 AAAA...`); when absent the first key seen is trusted */
+  hostKey?: string;
+}
+
+/** `apphost:dns` */
+export interface DnsConfig {
+  /** @default "none" */
+  provider: "cloudflare" | "none";
+  /** Cloudflare zone name, looked up when zoneId is absent */
+  zone?: string;
+  zoneId?: string;
+  /** Hostnames served by this stack; the first is the primary */
+  hostnames: HostnameConfig[];
+  /** Also publish AAAA records (ec2 only). @default false */
+  ipv6: boolean;
+}
+
+export interface HostnameConfig {
+  name: string;
+  /** Orange-cloud through Cloudflare (forces ttl 1). @default false */
+  proxied: boolean;
+}
+
+/** `apphost:tls` */
+export interface TlsConfig {
+  mode: "caddy-acme" | "certbot" | "cloudflare-origin" | "internal" | "off";
+  /** ACME account e-mail (caddy-acme, certbot) */
+  email?: string;
+  /** Origin certificate validity in days (cloudflare-origin). @default 365 */
+  originValidityDays: number;
+  /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30 */
+  renewBeforeDays: number;
+}
+
+/** `apphost:proxy` */
+export interface ProxyConfig {
+  /** @default "caddy" */
+  kind: "caddy" | "nginx";
+  /** Maximum request body, nginx syntax (`25m`). @default "25m" */
+  maxBodySize: string;
+  /** @default true when TLS is on */
+  hsts: boolean;
+  /** gzip/zstd responses. @default true */
+  compression: boolean;
+  /** Public HTTP and HTTPS ports. @default 80 / 443 */
+  httpPort: number;
+  httpsPort: number;
+}
+
+/** One entry of `apphost:processes` (Procfile-like). */
+export interface ProcessConfig {
+  name: string;
+  /** Command run inside the release directory, with the venv/node_modules on PATH */
+  command: string;
+  /** `web` receives HTTP on $PORT and runs as two alternating instances; `worker` does not */
+  kind: "web" | "worker";
+}
+
+/** `apphost:app` */
+export interface AppConfig {
+  /** Short name used in unit, user, path and proxy names. @default Pulumi project name */
+  name: string;
+  /** Local directory of the app, relative to the project. */
+  source: string;
+  /** @default ".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/" */
+  excludes: string[];
+  runtime: "python" | "node";
+  /** @default "requirements.txt" (python) */
+  requirements: string;
+  /** @default "/healthz" */
+  healthPath: string;
+  /** First of the two web ports (blue = base, green = base+1). @default 8000 */
+  basePort: number;
+  /** Plain environment for every process */
+  env: Record<string, string>;
+  /** Built frontend directory inside the release, served by the proxy as static files */
+  staticDir?: string;
+  /** URL prefix for staticDir. @default "/static/" */
+  staticPrefix: string;
+  /** Optional frontend build command run at install (`npm ci && npm run build`) */
+  build?: string;
+  processes: ProcessConfig[];
+}
+
+/** `apphost:database` */
+export interface DatabaseConfig {
+  /** @default "sqlite" */
+  kind: "sqlite" | "postgres" | "none";
+  /** SQLite file name inside shared/data. @default "app.db" */
+  sqliteFile: string;
+  /** Postgres database and role name. @default "<app>_<stack>" */
+  postgresName: string;
+  /** Migration command run inside the new release. @default "" (none) */
+  migrate: string;
+  /** Command printing the current migration revision. @default "" */
+  revision: string;
+}
+
+/** `apphost:backups` */
+export interface BackupsConfig {
+  /** systemd OnCalendar expression for scheduled backups. @default "daily" */
+  schedule: string;
+  /** Backups kept. @default 7 (staging), 30 (prod) */
+  keep: number;
+}
+
+/** `apphost:releases` */
+export interface ReleasesConfig {
+  /** Releases kept on the host. @default 5 */
+  keep: number;
+  /** Serve this release id instead of the newest (rollback on purpose) */
+  rollbackTo?: string;
+  /** Seconds the health gate waits for the new instance. @default 60 */
+  healthTimeoutSeconds: number;
+  /** Seconds the old instance drains after the switch. @default 5 */
+  drainSeconds: number;
+  /** Deploy lock expiry in minutes. @default 30 */
+  lockTtlMinutes: number;
+  /** Free disk space required by the check phase, MiB. @default 500 */
+  minFreeMb: number;
+}
+
+export interface StackConfig {
+  project: string;
+  stack: string;
+  host: HostConfig;
+  dns: DnsConfig;
+  tls: TlsConfig;
+  proxy: ProxyConfig;
+  app: AppConfig;
+  database: DatabaseConfig;
+  backups: BackupsConfig;
+  releases: ReleasesConfig;
+}
