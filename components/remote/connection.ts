@@ -1,0 +1,17 @@
+/**
+ * How host-side components reach a host. The host component (ec2 or existing)
+ * produces one of these as a secret Output; the SSH-backed dynamic providers
+ * in this folder consume it.
+ */
+export interface SshConnection {
+  /** Address the deployer connects to (public IP, DNS name, or the sandbox's address) */
+  host: string;
+  /** @default 22 */
+  port: number;
+  /** Login user; apphost runs privileged steps through `sudo -n` when it is not root */
+  user: string;
+  /** OpenSSH private key (PEM/OpenSSH format). Always a secret. */
+  privateKey: string;
+  /** Optional pinned host key line; when absent, the first key seen is trusted */
+  hostKey?: string;
+}

@@ -1,0 +1,307 @@
+/**
+ * Dynamic resources over SSH. Unlike @pulumi/command, these can read the host
+ * back: `HostFile.read` reports the file's real hash, mode and owner, so a
+ * hand edit on the host shows in `pulumi preview --refresh` and fails
+ * `pulumi refresh --preview-only --expect-no-changes`.
+ *
+ * Pulumi serializes each provider object into the state, so providers only
+ * call functions from ./ssh and ./scripts, which use nothing but Node
+ * built-ins.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "./connection";
+import { runRemote } from "./ssh";
+import {
+  deleteFileScript,
+  normalizeMode,
+  parseFileState,
+  readFileScript,
+  writeFileScript,
+  type FileSpec,
+} from "./scripts";
+
+/** The engine sends this for values not known during a preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+function sha256(text: string): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  return crypto.createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+function hasUnknown(value: unknown): boolean {
+  if (value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(hasUnknown);
+  if (value && typeof value === "object") return Object.values(value).some(hasUnknown);
+  return false;
+}
+
+// ---------------------------------------------------------------- HostFile
+
+export interface HostFileArgs {
+  connection: pulumi.Input<SshConnection>;
+  path: pulumi.Input<string>;
+  content: pulumi.Input<string>;
+  /** @default "0644" */
+  mode?: pulumi.Input<string>;
+  /** @default "root" */
+  owner?: pulumi.Input<string>;
+  /** @default "root" */
+  group?: pulumi.Input<string>;
+  validate?: pulumi.Input<string>;
+  reload?: pulumi.Input<string>;
+  /**
+   * The content is secret (env files, keys). A refresh then reads back only
+   * the hash, never the text. @default false, or true when content is a secret Output
+   */
+  secret?: pulumi.Input<boolean>;
+}
+
+interface FileInputs {
+  connection: SshConnection;
+  path: string;
+  content: string;
+  mode: string;
+  owner: string;
+  group: string;
+  validate?: string;
+  reload?: string;
+  secret: boolean;
+  /** sha256 of `content` (inputs), of the file on the host (outputs, as last read) */
+  sha256: string;
+}
+
+interface FileOutputs extends FileInputs {
+  actualMode: string;
+  actualOwner: string;
+  actualGroup: string;
+}
+
+function fileSpec(f: FileInputs): FileSpec {
+  return { path: f.path, mode: f.mode, owner: f.owner, group: f.group, validate: f.validate, reload: f.reload };
+}
+
+async function writeFile(f: FileInputs): Promise<FileOutputs> {
+  await runRemote(f.connection, writeFileScript(fileSpec(f)), {
+    what: `host file ${f.path}`,
+    stdin: f.content,
+    secrets: [f.content],
+  });
+  return {
+    ...f,
+    sha256: sha256(f.content),
+    actualMode: normalizeMode(f.mode),
+    actualOwner: f.owner,
+    actualGroup: f.group,
+  };
+}
+
+const hostFileProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: FileInputs, news: FileInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (typeof news.path === "string" && !news.path.startsWith("/")) {
+      failures.push({ property: "path", reason: `path must be absolute, got "${news.path}"` });
+    }
+    if (typeof news.mode === "string" && !/^[0-7]{3,4}$/.test(news.mode)) {
+      failures.push({ property: "mode", reason: `mode must be octal like 0644, got "${news.mode}"` });
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: FileOutputs, news: FileInputs) {
+    if (hasUnknown([news.path, news.content, news.mode, news.owner, news.group])) return { changes: true };
+    const replaces = news.path !== olds.path ? ["path"] : [];
+    const changes =
+      replaces.length > 0 ||
+      news.sha256 !== olds.sha256 ||
+      normalizeMode(news.mode) !== olds.actualMode ||
+      news.owner !== olds.actualOwner ||
+      news.group !== olds.actualGroup ||
+      (news.validate ?? "") !== (olds.validate ?? "") ||
+      (news.reload ?? "") !== (olds.reload ?? "");
+    return { changes, replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs: FileInputs) {
+    const outs = await writeFile(inputs);
+    return { id: inputs.path, outs };
+  },
+
+  async update(_id: string, _olds: FileOutputs, news: FileInputs) {
+    return { outs: await writeFile(news) };
+  },
+
+  // A refresh reports what is on the host as both outputs and inputs, so the
+  // next preview shows a hand edit as a diff of `content` (or, for secret
+  // files, of `sha256`) against what the program declares.
+  async read(id: string, props: FileOutputs) {
+    const res = await runRemote(props.connection, readFileScript(props.path, !props.secret), {
+      what: `reading ${props.path}`,
+    });
+    const state = parseFileState(res.stdout);
+    const actual = {
+      sha256: state.present ? state.sha256! : "absent",
+      actualMode: state.mode ?? "absent",
+      actualOwner: state.owner ?? "absent",
+      actualGroup: state.group ?? "absent",
+    };
+    const inputs: FileInputs = {
+      connection: props.connection,
+      path: props.path,
+      content: props.secret ? props.content : (state.content ?? ""),
+      mode: actual.actualMode,
+      owner: actual.actualOwner,
+      group: actual.actualGroup,
+      validate: props.validate,
+      reload: props.reload,
+      secret: props.secret,
+      sha256: actual.sha256,
+    };
+    return { id, props: { ...props, ...actual, content: inputs.content }, inputs };
+  },
+
+  async delete(_id: string, props: FileOutputs) {
+    await runRemote(props.connection, deleteFileScript(fileSpec(props)), { what: `removing ${props.path}` });
+  },
+};
+
+/**
+ * A file on the host whose content, mode and owner Pulumi manages and reads
+ * back. Secret content stays secret in the state and never reaches a log.
+ */
+export class HostFile extends pulumi.dynamic.Resource {
+  declare public readonly path: pulumi.Output<string>;
+  declare public readonly sha256: pulumi.Output<string>;
+
+  constructor(name: string, args: HostFileArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      hostFileProvider,
+      name,
+      {
+        mode: "0644",
+        owner: "root",
+        group: "root",
+        ...args,
+        secret: args.secret ?? pulumi.isSecret(pulumi.output(args.content)),
+        connection: pulumi.secret(args.connection),
+        sha256: pulumi.output(args.content).apply(sha256),
+        actualMode: undefined,
+        actualOwner: undefined,
+        actualGroup: undefined,
+      },
+      opts,
+      "apphost",
+      "HostFile",
+    );
+  }
+}
+
+// ------------------------------------------------------------- HostCommand
+
+export interface HostCommandArgs {
+  connection: pulumi.Input<SshConnection>;
+  /** Script run (as root) on create, and on update unless `update` is set */
+  create: pulumi.Input<string>;
+  update?: pulumi.Input<string>;
+  /** Script run on destroy */
+  delete?: pulumi.Input<string>;
+  /** Any change here re-runs the update script */
+  triggers?: pulumi.Input<unknown[]>;
+  /** Sent on stdin; mark it secret when it is */
+  stdin?: pulumi.Input<string>;
+  /** Names the step in errors: `install runtime packages` */
+  description: pulumi.Input<string>;
+  timeoutSeconds?: pulumi.Input<number>;
+}
+
+interface CommandInputs {
+  connection: SshConnection;
+  create: string;
+  update?: string;
+  delete?: string;
+  triggers?: unknown[];
+  stdin?: string;
+  description: string;
+  timeoutSeconds?: number;
+}
+
+async function runStep(c: CommandInputs, script: string, verb: string) {
+  await runRemote(c.connection, script, {
+    what: `${c.description} (${verb})`,
+    stdin: c.stdin,
+    secrets: c.stdin ? [c.stdin] : [],
+    timeoutSeconds: c.timeoutSeconds,
+  });
+}
+
+const hostCommandProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: CommandInputs, news: CommandInputs) {
+    if (hasUnknown([news.create, news.update, news.delete, news.triggers, news.stdin])) return { changes: true };
+    const changes =
+      news.create !== olds.create ||
+      (news.update ?? "") !== (olds.update ?? "") ||
+      (news.delete ?? "") !== (olds.delete ?? "") ||
+      JSON.stringify(news.triggers ?? []) !== JSON.stringify(olds.triggers ?? []) ||
+      (news.stdin ?? "") !== (olds.stdin ?? "");
+    return { changes };
+  },
+  async create(inputs: CommandInputs) {
+    await runStep(inputs, inputs.create, "create");
+    const crypto = require("crypto") as typeof import("crypto");
+    return { id: crypto.randomUUID(), outs: inputs };
+  },
+  async update(_id: string, _olds: CommandInputs, news: CommandInputs) {
+    await runStep(news, news.update ?? news.create, "update");
+    return { outs: news };
+  },
+  async delete(_id: string, props: CommandInputs) {
+    if (props.delete) await runStep(props, props.delete, "delete");
+  },
+};
+
+/**
+ * A script run on the host when it or its triggers change, and nothing
+ * otherwise: a second `pulumi up` runs no remote command.
+ */
+export class HostCommand extends pulumi.dynamic.Resource {
+  constructor(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      hostCommandProvider,
+      name,
+      { ...args, connection: pulumi.secret(args.connection) },
+      opts,
+      "apphost",
+      "HostCommand",
+    );
+  }
+}
+
+// ---------------------------------------------------------- GeneratedSecret
+
+const generatedSecretProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: { length: number }) {
+    const crypto = require("crypto") as typeof import("crypto");
+    const value = crypto.randomBytes(Math.ceil((inputs.length * 3) / 4)).toString("base64url").slice(0, inputs.length);
+    return { id: crypto.randomUUID(), outs: { length: inputs.length, value } };
+  },
+  async diff(_id: string, olds: { length: number }, news: { length: number }) {
+    return { changes: olds.length !== news.length, replaces: olds.length !== news.length ? ["length"] : [] };
+  },
+};
+
+/**
+ * A random secret generated once and kept in the state, encrypted. It needs
+ * no provider plugin, so the local stack runs with none installed.
+ */
+export class GeneratedSecret extends pulumi.dynamic.Resource {
+  declare public readonly value: pulumi.Output<string>;
+  constructor(name: string, args: { length?: number }, opts?: pulumi.CustomResourceOptions) {
+    super(
+      generatedSecretProvider,
+      name,
+      { length: args.length ?? 48, value: undefined },
+      { ...opts, additionalSecretOutputs: ["value"] },
+      "apphost",
+      "GeneratedSecret",
+    );
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Running a script on a host over SSH. The argv is built by pure functions
+ * (tested as exact strings); `runRemote` is the one place that does I/O.
+ *
+ * Scripts run as root through `sudo -n bash -c <script>` (or plain
+ * `bash -c` when the login user is root). Anything secret travels on stdin,
+ * never in the script text, so it shows neither in `ps` on the host nor in
+ * error messages.
+ */
+import type { SshConnection } from "./connection";
+
+/** Quote one word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  if (word !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The remote command line that runs `script` as root. */
+export function rootCommand(conn: Pick<SshConnection, "user">, script: string): string {
+  const bash = `bash -c ${shellQuote(script)}`;
+  return conn.user === "root" ? bash : `sudo -n ${bash}`;
+}
+
+export interface SshFiles {
+  /** Private key file, mode 0600 */
+  identity: string;
+  /** known_hosts file */
+  knownHosts: string;
+}
+
+/** The argv of `ssh` (without the program name) for one remote command. */
+export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: string): string[] {
+  return [
+    "-i",
+    files.identity,
+    "-p",
+    String(conn.port),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${files.knownHosts}`,
+    // A pinned host key is enforced; without one, the first key seen is trusted.
+    "-o",
+    `StrictHostKeyChecking=${conn.hostKey ? "yes" : "accept-new"}`,
+    "-o",
+    "ConnectTimeout=15",
+    "-o",
+    "ServerAliveInterval=15",
+    "-o",
+    "ServerAliveCountMax=4",
+    "-o",
+    "LogLevel=ERROR",
+    `${conn.user}@${conn.host}`,
+    "--",
+    remoteCommand,
+  ];
+}
+
+/** The known_hosts line for a pinned host key. */
+export function knownHostsLine(conn: SshConnection): string {
+  const name = conn.port === 22 ? conn.host : `[${conn.host}]:${conn.port}`;
+  return conn.hostKey ? `${name} ${conn.hostKey.trim()}\n` : "";
+}
+
+/** The last `lines` lines of a command's output, for error messages. */
+export function tail(text: string, lines = 40): string {
+  const all = text.replace(/\s+$/, "").split("\n");
+  return all.slice(-lines).join("\n");
+}
+
+/** Replace every secret value in `text` with [secret]. */
+export function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length >= 4) out = out.split(s).join("[secret]");
+  }
+  return out;
+}
+
+export interface RemoteResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class RemoteError extends Error {
+  constructor(
+    message: string,
+    public readonly result: RemoteResult,
+  ) {
+    super(message);
+    this.name = "RemoteError";
+  }
+}
+
+export interface RunOptions {
+  /** Bytes sent to the script's stdin (file contents, artifacts, secrets) */
+  stdin?: Buffer | string;
+  /** What this step is, for error messages: `host file /etc/caddy/Caddyfile` */
+  what: string;
+  /** Values that must never appear in an error message */
+  secrets?: string[];
+  /** Give up after this many seconds. @default 1800 */
+  timeoutSeconds?: number;
+  /** Resolve instead of throwing on a non-zero exit */
+  allowFailure?: boolean;
+}
+
+/**
+ * Run `script` as root on the host. Throws a RemoteError naming `what`, the
+ * exit code and the tail of stderr when the script fails.
+ *
+ * Kept free of imports other than Node built-ins, because Pulumi serializes
+ * the dynamic providers that call it.
+ */
+export async function runRemote(conn: SshConnection, script: string, opts: RunOptions): Promise<RemoteResult> {
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  const cp = require("child_process") as typeof import("child_process");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
+  try {
+    const files = { identity: path.join(dir, "id"), knownHosts: path.join(dir, "known_hosts") };
+    const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
+    fs.writeFileSync(files.identity, key, { mode: 0o600 });
+    fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
+    const argv = sshArgv(conn, files, rootCommand(conn, script));
+    const result = await new Promise<RemoteResult>((resolve, reject) => {
+      const child = cp.spawn("ssh", argv, { stdio: ["pipe", "pipe", "pipe"] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const timer = setTimeout(() => child.kill("SIGKILL"), (opts.timeoutSeconds ?? 1800) * 1000);
+      child.stdout.on("data", (b: Buffer) => out.push(b));
+      child.stderr.on("data", (b: Buffer) => err.push(b));
+      child.on("error", (e) => {
+        clearTimeout(timer);
+        reject(new Error(`${opts.what}: could not start ssh: ${e.message}`));
+      });
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        resolve({
+          code: code ?? (signal ? 128 : 1),
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+        });
+      });
+      child.stdin.on("error", () => undefined); // the script may exit before reading stdin
+      child.stdin.end(opts.stdin ?? "");
+    });
+    if (result.code !== 0 && !opts.allowFailure) {
+      const detail = redact(tail(result.stderr || result.stdout), [conn.privateKey, ...(opts.secrets ?? [])]);
+      const reason =
+        result.code === 255 ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed` : `exit code ${result.code}`;
+      throw new RemoteError(`${opts.what}: ${reason}\n${detail}`, result);
+    }
+    return result;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Drives the real Pulumi engine through the Automation API with apphost's
+ * program run inline. Inline programs are served by @pulumi/pulumi's own
+ * language server inside this process, so no `pulumi-language-nodejs`
+ * binary is needed, and the engine asks for no provider plugins beyond the
+ * ones the program actually registers.
+ */
+import { execFileSync } from "child_process";
+import * as path from "path";
+import * as auto from "@pulumi/pulumi/automation";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+
+/** Stacks that run against the sandbox and need no cloud credentials. */
+export function isLocalStack(stack: string): boolean {
+  return stack === "local" || stack.startsWith("local-");
+}
+
+/** The directory holding the `pulumi` binary (built or reused by scripts/engine). */
+export function engineBin(): string {
+  const out = execFileSync("bash", [path.join(ROOT, "scripts", "engine"), "path"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return out.trim().split("\n").pop()!;
+}
+
+export interface OpenOptions {
+  stack: string;
+  /** State backend URL. Defaults: PULUMI_BACKEND_URL, else `file://<repo>/.pulumi-state` for local stacks */
+  backendUrl?: string;
+  /** Extra environment for the engine */
+  env?: Record<string, string>;
+}
+
+export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
+  const bin = engineBin();
+  const pulumiCommand = await auto.PulumiCommand.get({ root: path.dirname(bin), skipVersionCheck: true });
+  const local = isLocalStack(opts.stack);
+  const env: Record<string, string> = {
+    PATH: `${bin}:${process.env.PATH ?? ""}`,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+    ...(opts.env ?? {}),
+  };
+  const backend = opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? (local ? `file://${ROOT}/.pulumi-state` : undefined);
+  if (backend) env.PULUMI_BACKEND_URL = backend;
+  if (local) {
+    // The local stack's passphrase protects nothing but sandbox state; real
+    // stacks take theirs from the environment (see README, "Secrets").
+    env.PULUMI_CONFIG_PASSPHRASE = process.env.PULUMI_CONFIG_PASSPHRASE ?? "apphost-local";
+    // Nothing in the local stack uses AWS, Cloudflare or TLS resources.
+    env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+  }
+  if (backend?.startsWith("file://")) {
+    require("fs").mkdirSync(backend.slice("file://".length), { recursive: true });
+  }
+  const program = async () => {
+    const { program: run } = await import("../../program");
+    return run();
+  };
+  return auto.LocalWorkspace.createOrSelectStack(
+    { stackName: opts.stack, projectName: "apphost", program },
+    { workDir: ROOT, pulumiCommand, envVars: env, secretsProvider: local ? "passphrase" : undefined },
+  );
+}
