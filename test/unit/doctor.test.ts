@@ -1,0 +1,1081 @@
+import assert from "assert/strict";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import type { StackConfig } from "../../components/config/types";
+import {
+  backupMaxAgeSeconds,
+  DoctorCheck,
+  doctorChecks,
+  DoctorInput,
+  doctorInputFromConfig,
+  DoctorResult,
+  parseDoctorOutput,
+  renderDoctorScript,
+} from "../../components/doctor";
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/** The input a prod stack of app "shop" would produce: used for exact-string tests. */
+function hostInput(overrides: Partial<DoctorInput> = {}): DoctorInput {
+  return {
+    units: ["caddy.service", "apphost-shop-prod-worker.service"],
+    web: { templates: ["apphost-shop-prod-web@.service"], activePortFile: "/srv/shop-prod/active-port" },
+    health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
+    tlsMode: "caddy-acme",
+    backup: { dir: "/srv/shop-prod/shared/backups", maxAgeSeconds: 95040, sqliteIntegrity: true },
+    database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
+    disk: { paths: ["/", "/srv"], minFreePercent: 10 },
+    memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
+    release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+    ...overrides,
+  };
+}
+
+function check(input: DoctorInput, name: string): DoctorCheck {
+  const found = doctorChecks(input).find((c) => c.name === name);
+  assert.ok(found, `no check named ${name}`);
+  return found;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bash asynchronously, so servers in this process keep answering. */
+function bash(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", args, { env: opts.env ?? process.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** Runs one check through the real runner and returns its parsed result. */
+async function runCheck(c: DoctorCheck, env?: NodeJS.ProcessEnv): Promise<DoctorResult> {
+  const run = await bash(["-c", renderDoctorScript([c])], { env });
+  const results = parseDoctorOutput(run.stdout);
+  assert.equal(results.length, 1, `expected one result line, got:\n${run.stdout}${run.stderr}`);
+  assert.equal(run.code, results[0].status === "fail" ? 1 : 0, "runner exit status");
+  return results[0];
+}
+
+function requireTool(tool: string, why: string): void {
+  const r = spawnSync(tool, ["--version"], { encoding: "utf8" });
+  if (r.error) {
+    assert.fail(`${tool} is not installed (${(r.error as NodeJS.ErrnoException).code}); it is needed ${why}`);
+  }
+}
+
+function sqlite(file: string, sql: string): void {
+  requireTool("sqlite3", "to build the SQLite backups the backup check reads");
+  const r = spawnSync("sqlite3", [file, sql], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+function shellcheck(source: string, label: string): void {
+  const r = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], {
+    input: source,
+    encoding: "utf8",
+  });
+  if (r.error) {
+    assert.fail(
+      `shellcheck is not installed (${(r.error as NodeJS.ErrnoException).code}); ` +
+        `install it (apt-get install shellcheck) to lint the doctor scripts`,
+    );
+  }
+  assert.equal(r.status, 0, `shellcheck findings in ${label}:\n${r.stdout}${r.stderr}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.on("connect", () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const me = os.userInfo().username;
+
+// ---------------------------------------------------------------------------
+
+describe("doctor: rendered checks", () => {
+  it("lists every check in order", () => {
+    assert.deepEqual(
+      doctorChecks(hostInput()).map((c) => c.name),
+      ["units", "health", "tls-certificate", "backup", "database-permissions", "disk", "memory", "release"],
+    );
+  });
+
+  it("release: compares the target of current with the expected id", () => {
+    assert.equal(
+      check(hostInput(), "release").script,
+      [
+        "set -euo pipefail",
+        `fail() { printf '%s\\n' "$*"; exit 1; }`,
+        "current=/srv/shop-prod/current",
+        "expected=20250101T120000Z-abc123",
+        `target=$(readlink -- "$current") || fail "$current is not a symlink"`,
+        `live=$(basename -- "$target")`,
+        `[[ $live == "$expected" ]] || fail "live release is $live, expected $expected"`,
+        `[[ -d $current/ ]] || fail "$current points to $target, which does not exist"`,
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("memory: MemAvailable against MemTotal", () => {
+    assert.equal(
+      check(hostInput(), "memory").script,
+      [
+        "set -euo pipefail",
+        `fail() { printf '%s\\n' "$*"; exit 1; }`,
+        "meminfo=/proc/meminfo",
+        "min=10",
+        `total=$(awk '$1 == "MemTotal:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
+        `avail=$(awk '$1 == "MemAvailable:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
+        `[[ $total =~ ^[1-9][0-9]*$ && $avail =~ ^[0-9]+$ ]] || fail "cannot read MemTotal and MemAvailable from $meminfo"`,
+        "pct=$((avail * 100 / total))",
+        "((pct >= min)) ||",
+        `  fail "MemAvailable is $pct% of MemTotal ($((avail / 1024)) of $((total / 1024)) MiB), below $min%"`,
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("units: fixed units plus the web template on the active port", () => {
+    assert.equal(
+      check(hostInput(), "units").script,
+      [
+        "set -euo pipefail",
+        `fail() { printf '%s\\n' "$*"; exit 1; }`,
+        "units=(caddy.service apphost-shop-prod-worker.service)",
+        "port_file=/srv/shop-prod/active-port",
+        `port=$(cat -- "$port_file" 2>/dev/null) || fail "cannot read the active web port from $port_file"`,
+        `[[ $port =~ ^[0-9]+$ ]] || fail "active web port in $port_file is not a number: $port"`,
+        `units+=(apphost-shop-prod-web@"$port".service)`,
+        `command -v systemctl >/dev/null || fail "systemctl not found"`,
+        "bad=()",
+        `for unit in "\${units[@]}"; do`,
+        `  state=$(systemctl is-active -- "$unit" 2>/dev/null) || true`,
+        `  [[ $state == active ]] || bad+=("$unit is \${state:-unknown}")`,
+        "done",
+        "if ((${#bad[@]} > 0)); then",
+        `  printf -v detail '%s; ' "\${bad[@]}"`,
+        `  fail "\${detail%; }"`,
+        "fi",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  describe("health: one curl through the proxy, trust by TLS mode", () => {
+    const curlLine = (input: DoctorInput) =>
+      check(input, "health")
+        .script.split("\n")
+        .filter((l) => l.startsWith("url=") || l.startsWith("out="));
+    const curl = `out=$(curl --silent --output /dev/null --write-out '%{http_code} %{errormsg}' --max-time 10`;
+
+    it("public CA (caddy-acme, certbot): verified, no -k", () => {
+      for (const tlsMode of ["caddy-acme", "certbot"] as const) {
+        assert.deepEqual(curlLine(hostInput({ tlsMode })), [
+          "url=https://shop.example.com:443/healthz",
+          `${curl} --resolve shop.example.com:443:127.0.0.1 "$url" 2>/dev/null) || true`,
+        ]);
+      }
+    });
+
+    it("internal: -k", () => {
+      assert.deepEqual(curlLine(hostInput({ tlsMode: "internal" })), [
+        "url=https://shop.example.com:443/healthz",
+        `${curl} --resolve shop.example.com:443:127.0.0.1 -k "$url" 2>/dev/null) || true`,
+      ]);
+    });
+
+    it("cloudflare-origin: verified against the Origin CA, never -k", () => {
+      const input = hostInput({
+        tlsMode: "cloudflare-origin",
+        health: {
+          hostname: "shop.example.com",
+          port: 443,
+          path: "/healthz",
+          caFile: "/etc/ssl/cloudflare-origin-ca.pem",
+        },
+      });
+      assert.deepEqual(curlLine(input), [
+        "url=https://shop.example.com:443/healthz",
+        `${curl} --resolve shop.example.com:443:127.0.0.1 --cacert /etc/ssl/cloudflare-origin-ca.pem "$url" 2>/dev/null) || true`,
+      ]);
+    });
+
+    it("off: plain http on the http port", () => {
+      const input = hostInput({
+        tlsMode: "off",
+        health: { hostname: "shop.example.com", port: 80, path: "/up?x=1" },
+      });
+      assert.deepEqual(curlLine(input), [
+        "url='http://shop.example.com:80/up?x=1'",
+        `${curl} --resolve shop.example.com:80:127.0.0.1 "$url" 2>/dev/null) || true`,
+      ]);
+    });
+
+    it("-k appears for no mode but internal", () => {
+      for (const tlsMode of ["caddy-acme", "certbot", "off"] as const) {
+        assert.doesNotMatch(check(hostInput({ tlsMode }), "health").script, / -k /);
+      }
+    });
+  });
+
+  it("tls-certificate: an explicit n/a skip when TLS is off", () => {
+    assert.equal(
+      check(hostInput({ tlsMode: "off" }), "tls-certificate").script,
+      ["set -euo pipefail", `skip() { printf '%s\\n' "$*"; exit 3; }`, `skip "n/a: tls off"`, ""].join("\n"),
+    );
+  });
+
+  it("tls-certificate: 14 days by default, 1 hour for internal, or as given", () => {
+    const checkend = (input: DoctorInput) =>
+      /-checkend (\d+)/.exec(check(input, "tls-certificate").script)?.[1];
+    assert.equal(checkend(hostInput()), "1209600");
+    assert.equal(checkend(hostInput({ tlsMode: "internal" })), "3600");
+    assert.equal(checkend(hostInput({ certMinSeconds: 30 * 86400 })), "2592000");
+  });
+
+  it("backup and database checks skip explicitly without a database", () => {
+    const input = hostInput({ backup: undefined, database: undefined });
+    assert.match(check(input, "backup").script, /skip "n\/a: no database"/);
+    assert.match(check(input, "database-permissions").script, /skip "n\/a: no sqlite database"/);
+  });
+
+  it("refuses bad input, listing every offender with the fix", () => {
+    assert.throws(
+      () =>
+        doctorChecks(
+          hostInput({
+            units: ["caddy.service", "rm -rf /"],
+            tlsMode: "cloudflare-origin",
+            release: { current: "srv/current", expectedId: "../x" },
+          }),
+        ),
+      {
+        message:
+          "doctor: invalid input:\n" +
+          '  1. units[1]: "rm -rf /" is not a systemd unit name\n' +
+          "  2. health.caFile: required for tls mode cloudflare-origin: Cloudflare Origin CA certificates are not " +
+          "publicly trusted, so pass the Origin CA root installed on the host (curl -k is refused for this mode)\n" +
+          '  3. release.current: "srv/current" must be an absolute path\n' +
+          '  4. release.expectedId: "../x" is not a release id',
+      },
+    );
+  });
+
+  it("quotes every value it interpolates", () => {
+    const input = hostInput({
+      release: { current: "/srv/it's here/current", expectedId: "r1" },
+      disk: { paths: ["/", "/srv/a b"], minFreePercent: 10 },
+    });
+    assert.match(check(input, "release").script, /^current='\/srv\/it'\\''s here\/current'$/m);
+    assert.match(check(input, "disk").script, /^for path in \/ '\/srv\/a b'; do$/m);
+  });
+});
+
+describe("doctor: the runner script", () => {
+  const checks: DoctorCheck[] = [
+    { name: "ok", description: "Passes.", script: "true\n" },
+    { name: "na", description: "Skips.", script: "echo 'n/a: nothing here'\nexit 3\n" },
+  ];
+
+  it("renders every check as a function run with a timeout and no stdin", () => {
+    assert.equal(
+      renderDoctorScript(checks, { timeoutSeconds: 30 }),
+      [
+        "#!/usr/bin/env bash",
+        `# apphost doctor: one line per check, "PASS <name>", "FAIL <name>: <detail>"`,
+        `# or "SKIP <name>: <reason>"; exits 1 when any check failed.`,
+        "set -uo pipefail",
+        "",
+        "# ok: Passes.",
+        "# shellcheck disable=SC2317 # called through apphost_doctor_run",
+        "apphost_check_0() {",
+        "true",
+        "}",
+        "",
+        "# na: Skips.",
+        "# shellcheck disable=SC2317 # called through apphost_doctor_run",
+        "apphost_check_1() {",
+        "echo 'n/a: nothing here'",
+        "exit 3",
+        "}",
+        "",
+        "failed=0",
+        "",
+        "apphost_doctor_run() {",
+        "  local name=$1 fn=$2 out rc detail",
+        '  export -f "${fn?}"',
+        '  out=$(timeout 30 bash -c "$fn" </dev/null 2>&1)',
+        "  rc=$?",
+        `  detail=$(tr -d '\\r' <<<"$out" | awk 'NF { line = $0 } END { print line }')`,
+        "  detail=${detail:0:400}",
+        "  case $rc in",
+        `    0) printf 'PASS %s\\n' "$name" ;;`,
+        `    3) printf 'SKIP %s: %s\\n' "$name" "\${detail:-skipped}" ;;`,
+        `    124) printf 'FAIL %s: timed out after 30s\\n' "$name" && failed=1 ;;`,
+        `    *) printf 'FAIL %s: %s\\n' "$name" "\${detail:-exit status $rc}" && failed=1 ;;`,
+        "  esac",
+        "}",
+        "",
+        "apphost_doctor_run ok apphost_check_0",
+        "apphost_doctor_run na apphost_check_1",
+        'exit "$failed"',
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("prints one line per check and exits 1 on any failure", async () => {
+    const run = await bash([
+      "-c",
+      renderDoctorScript([
+        ...checks,
+        { name: "broken", description: "Fails.", script: "echo working\necho 'disk on fire' >&2\nexit 1\n" },
+        { name: "crash", description: "Exits oddly.", script: "exit 7\n" },
+      ]),
+    ]);
+    assert.equal(
+      run.stdout,
+      "PASS ok\nSKIP na: n/a: nothing here\nFAIL broken: disk on fire\nFAIL crash: exit status 7\n",
+    );
+    assert.equal(run.code, 1);
+  });
+
+  it("exits 0 when nothing failed", async () => {
+    const run = await bash(["-c", renderDoctorScript(checks)]);
+    assert.equal(run.code, 0);
+    assert.deepEqual(parseDoctorOutput(run.stdout), [
+      { name: "ok", status: "pass", detail: "" },
+      { name: "na", status: "skip", detail: "n/a: nothing here" },
+    ]);
+  });
+
+  it("a hung check fails on its timeout and the others still run", async () => {
+    const run = await bash([
+      "-c",
+      renderDoctorScript([{ name: "slow", description: "Hangs.", script: "sleep 30\n" }, checks[0]], {
+        timeoutSeconds: 1,
+      }),
+    ]);
+    assert.equal(run.stdout, "FAIL slow: timed out after 1s\nPASS ok\n");
+  });
+
+  it("works fed through stdin (bash -s over SSH): checks cannot eat the script", async () => {
+    const reader = {
+      name: "reader",
+      description: "Reads stdin.",
+      script: "if read -r line; then exit 1; fi\n",
+    };
+    const run = await bash(["-s"], { input: renderDoctorScript([reader, checks[0]]) });
+    assert.equal(run.stdout, "PASS reader\nPASS ok\n");
+  });
+
+  it("refuses check names that would break the result lines", () => {
+    assert.throws(
+      () => renderDoctorScript([{ ...checks[0], name: "Disk: root" }]),
+      /check name "Disk: root" must match/,
+    );
+    assert.throws(() => renderDoctorScript([checks[0], checks[0]]), /check name "ok" is used twice/);
+  });
+});
+
+describe("doctor: parseDoctorOutput", () => {
+  it("reads results and ignores other lines", () => {
+    assert.deepEqual(
+      parseDoctorOutput(
+        "Warning: Permanently added 'host' to known hosts\r\n" +
+          "PASS units\r\n" +
+          "FAIL backup: newest backup /x.db is 30h old: see `ls`\n" +
+          "SKIP tls-certificate: n/a: tls off\n" +
+          "\n",
+      ),
+      [
+        { name: "units", status: "pass", detail: "" },
+        { name: "backup", status: "fail", detail: "newest backup /x.db is 30h old: see `ls`" },
+        { name: "tls-certificate", status: "skip", detail: "n/a: tls off" },
+      ],
+    );
+  });
+
+  it("refuses a check reported twice", () => {
+    assert.throws(() => parseDoctorOutput("PASS disk\nFAIL disk: full\n"), /check "disk" is reported twice/);
+  });
+});
+
+describe("doctor: from stack config", () => {
+  const config: StackConfig = {
+    project: "shop",
+    stack: "prod",
+    host: {
+      kind: "ec2",
+      user: "admin",
+      port: 22,
+      swapMb: 0,
+      instanceType: "t3.small",
+      arch: "x86_64",
+      os: "debian-12",
+      rootVolumeGb: 20,
+      sshPublicKey: "ssh-ed25519 AAAA test",
+      sshAllowCidrs: ["203.0.113.0/24"],
+      allowSshFromAnywhere: false,
+      elasticIp: true,
+    },
+    dns: {
+      provider: "cloudflare",
+      zone: "example.com",
+      hostnames: [{ name: "shop.example.com", proxied: false }],
+      ipv6: false,
+    },
+    tls: { mode: "caddy-acme", email: "ops@example.com", originValidityDays: 365, renewBeforeDays: 30 },
+    proxy: { kind: "caddy", maxBodySize: "25m", hsts: true, compression: true, httpPort: 80, httpsPort: 443 },
+    app: {
+      name: "shop",
+      source: "app",
+      excludes: [],
+      runtime: "python",
+      requirements: "requirements.txt",
+      healthPath: "/healthz",
+      basePort: 8000,
+      env: {},
+      staticPrefix: "/static/",
+      processes: [
+        { name: "web", command: "gunicorn app:app", kind: "web" },
+        { name: "worker", command: "python worker.py", kind: "worker" },
+      ],
+    },
+    database: { kind: "sqlite", sqliteFile: "app.db", postgresName: "shop_prod", migrate: "", revision: "" },
+    backups: { schedule: "daily", keep: 30 },
+    releases: { keep: 5, healthTimeoutSeconds: 60, drainSeconds: 5, lockTtlMinutes: 30, minFreeMb: 500 },
+  };
+
+  it("derives units, paths and ports from the host layout", () => {
+    assert.deepEqual(doctorInputFromConfig(config, { releaseId: "20250101T120000Z-abc123" }), {
+      units: ["caddy.service", "apphost-shop-prod-worker.service"],
+      web: { templates: ["apphost-shop-prod-web@.service"], activePortFile: "/srv/shop-prod/active-port" },
+      health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
+      tlsMode: "caddy-acme",
+      backup: { dir: "/srv/shop-prod/shared/backups", maxAgeSeconds: 95040, sqliteIntegrity: true },
+      database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
+      disk: { paths: ["/", "/srv"], minFreePercent: 10 },
+      memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
+      release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+    });
+  });
+
+  it("variant: nginx, tls off, postgres: http port, no sqlite checks, backups by age only", () => {
+    const input = doctorInputFromConfig(
+      {
+        ...config,
+        tls: { ...config.tls, mode: "off" },
+        proxy: { ...config.proxy, kind: "nginx" },
+        database: { ...config.database, kind: "postgres" },
+      },
+      { releaseId: "r1", backupMaxAgeSeconds: 7200 },
+    );
+    assert.equal(input.units[0], "nginx.service");
+    assert.deepEqual(input.health, { hostname: "shop.example.com", port: 80, path: "/healthz" });
+    assert.deepEqual(input.backup, {
+      dir: "/srv/shop-prod/shared/backups",
+      maxAgeSeconds: 7200,
+      sqliteIntegrity: false,
+    });
+    assert.equal(input.database, undefined);
+  });
+
+  it("variant: cloudflare-origin carries the Origin CA file into the health check", () => {
+    const input = doctorInputFromConfig(
+      { ...config, tls: { ...config.tls, mode: "cloudflare-origin" } },
+      { releaseId: "r1", originCaFile: "/etc/apphost/cloudflare-origin-ca.pem" },
+    );
+    assert.equal(input.health.caFile, "/etc/apphost/cloudflare-origin-ca.pem");
+    assert.match(check(input, "health").script, / --cacert \/etc\/apphost\/cloudflare-origin-ca\.pem /);
+    assert.throws(
+      () =>
+        doctorChecks(
+          doctorInputFromConfig(
+            { ...config, tls: { ...config.tls, mode: "cloudflare-origin" } },
+            { releaseId: "r1" },
+          ),
+        ),
+      /health\.caFile: required for tls mode cloudflare-origin/,
+    );
+  });
+
+  it("backup age limits: one interval plus 10%, at least an hour", () => {
+    assert.equal(backupMaxAgeSeconds("hourly"), 7200);
+    assert.equal(backupMaxAgeSeconds("daily"), 95040);
+    assert.equal(backupMaxAgeSeconds("weekly"), 665280);
+    assert.throws(() => backupMaxAgeSeconds("*-*-* 03:00:00"), {
+      message:
+        'doctor: cannot derive the backup age limit from apphost:backups.schedule "*-*-* 03:00:00"; ' +
+        "pass backupMaxAgeSeconds (known shorthands: hourly, daily, weekly, monthly)",
+    });
+  });
+});
+
+describe("doctor: shellcheck", () => {
+  const variants: [string, DoctorInput][] = [
+    ["caddy-acme with sqlite", hostInput()],
+    ["internal", hostInput({ tlsMode: "internal" })],
+    [
+      "cloudflare-origin",
+      hostInput({
+        tlsMode: "cloudflare-origin",
+        health: {
+          hostname: "shop.example.com",
+          port: 443,
+          path: "/healthz",
+          caFile: "/etc/ssl/origin-ca.pem",
+        },
+      }),
+    ],
+    [
+      "tls off, no database, no web",
+      hostInput({ tlsMode: "off", backup: undefined, database: undefined, web: undefined }),
+    ],
+  ];
+  for (const [label, input] of variants) {
+    it(`every check script is clean: ${label}`, () => {
+      for (const c of doctorChecks(input)) shellcheck(c.script, `${label}: ${c.name}`);
+    });
+    it(`the rendered script is clean: ${label}`, () => {
+      shellcheck(renderDoctorScript(doctorChecks(input)), label);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Execution against temp files: the checks themselves, run by bash
+
+describe("doctor: checks executed in a temp dir", function () {
+  this.timeout(60_000);
+  let tmp: string;
+
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-doctor-"));
+  });
+  afterEach(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const at = (...p: string[]) => path.join(tmp, ...p);
+
+  describe("release", () => {
+    const input = (expectedId: string) => hostInput({ release: { current: at("current"), expectedId } });
+
+    it("passes when current points to the expected release", async () => {
+      fs.mkdirSync(at("releases", "r2"), { recursive: true });
+      fs.symlinkSync(at("releases", "r2"), at("current"));
+      assert.deepEqual(await runCheck(check(input("r2"), "release")), {
+        name: "release",
+        status: "pass",
+        detail: "",
+      });
+    });
+
+    it("fails naming the live and the expected release (relative link too)", async () => {
+      fs.mkdirSync(at("releases", "r1"), { recursive: true });
+      fs.symlinkSync("releases/r1", at("current"));
+      const r = await runCheck(check(input("r2"), "release"));
+      assert.equal(r.detail, "live release is r1, expected r2");
+    });
+
+    it("fails on a dangling link and on a directory", async () => {
+      fs.symlinkSync(at("releases", "r2"), at("current"));
+      assert.equal(
+        (await runCheck(check(input("r2"), "release"))).detail,
+        `${at("current")} points to ${at("releases", "r2")}, which does not exist`,
+      );
+      fs.rmSync(at("current"));
+      fs.mkdirSync(at("current"));
+      assert.equal(
+        (await runCheck(check(input("r2"), "release"))).detail,
+        `${at("current")} is not a symlink`,
+      );
+    });
+  });
+
+  describe("backup", () => {
+    const input = (over: Partial<NonNullable<DoctorInput["backup"]>> = {}) =>
+      hostInput({ backup: { dir: at("backups"), maxAgeSeconds: 3600, sqliteIntegrity: true, ...over } });
+    const aged = (file: string, seconds: number) => {
+      const t = Date.now() / 1000 - seconds;
+      fs.utimesSync(file, t, t);
+    };
+    const goodDb = (file: string) => sqlite(file, "CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+
+    beforeEach(() => fs.mkdirSync(at("backups")));
+
+    it("passes for a fresh backup that passes integrity_check", async () => {
+      goodDb(at("backups", "app-2.db"));
+      goodDb(at("backups", "app-1.db"));
+      aged(at("backups", "app-1.db"), 7200); // older ones do not matter
+      assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+    });
+
+    it("fails when the newest backup is older than the schedule allows", async () => {
+      goodDb(at("backups", "app.db"));
+      aged(at("backups", "app.db"), 3 * 3600);
+      const r = await runCheck(check(input(), "backup"));
+      assert.equal(r.status, "fail");
+      assert.match(
+        r.detail,
+        new RegExp(
+          `^newest backup ${at("backups", "app.db")} is 3h old \\(\\d+ s\\), older than the 1h \\(3600 s\\)`,
+        ),
+      );
+    });
+
+    it("ignores dot-files (partial writes) when picking the newest", async () => {
+      goodDb(at("backups", "app.db"));
+      aged(at("backups", "app.db"), 3 * 3600);
+      fs.writeFileSync(at("backups", ".app.db.partial"), "x");
+      assert.match((await runCheck(check(input(), "backup"))).detail, /is 3h old/);
+    });
+
+    it("fails when the newest backup is not a sound database", async () => {
+      fs.writeFileSync(at("backups", "app.db"), "this is not a database, just text that looks long enough");
+      const r = await runCheck(check(input(), "backup"));
+      assert.equal(r.status, "fail");
+      assert.match(r.detail, new RegExp(`^integrity_check on ${at("backups", "app.db")}`));
+    });
+
+    it("fails on a corrupted page that integrity_check reports", async () => {
+      const db = at("backups", "app.db");
+      sqlite(
+        db,
+        "PRAGMA page_size = 1024; CREATE TABLE t (x TEXT); CREATE INDEX t_x ON t (x);" +
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) " +
+          "INSERT INTO t SELECT printf('row-%06d', i) FROM n;",
+      );
+      const bytes = fs.readFileSync(db);
+      bytes.fill(0xff, 5 * 1024 + 8, 5 * 1024 + 200); // scribble over a b-tree page, keep the header
+      fs.writeFileSync(db, bytes);
+      const r = await runCheck(check(input(), "backup"));
+      assert.equal(r.status, "fail");
+      assert.match(r.detail, new RegExp(`^integrity_check on ${db}`));
+      assert.match(r.detail, /malformed|in database main/);
+    });
+
+    it("reads gzip-compressed backups", async () => {
+      goodDb(at("backups", "app.db"));
+      const gz = spawnSync("gzip", [at("backups", "app.db")]);
+      assert.equal(gz.status, 0);
+      assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+    });
+
+    it("checks age only when the database is not SQLite", async () => {
+      fs.writeFileSync(at("backups", "shop.pgdump"), "PGDMP");
+      assert.equal((await runCheck(check(input({ sqliteIntegrity: false }), "backup"))).status, "pass");
+    });
+
+    it("fails when there is no backup or it is empty", async () => {
+      assert.equal((await runCheck(check(input(), "backup"))).detail, `no backup in ${at("backups")}`);
+      fs.writeFileSync(at("backups", "app.db"), "");
+      assert.equal(
+        (await runCheck(check(input(), "backup"))).detail,
+        `newest backup ${at("backups", "app.db")} is empty`,
+      );
+    });
+  });
+
+  describe("database-permissions", () => {
+    const input = (owner = me) => hostInput({ database: { file: at("data", "app.db"), owner } });
+
+    beforeEach(() => {
+      fs.mkdirSync(at("data"));
+      fs.chmodSync(at("data"), 0o750);
+      fs.writeFileSync(at("data", "app.db"), "");
+      fs.chmodSync(at("data", "app.db"), 0o640);
+    });
+
+    it("passes for 0640 and 0600 in a 0750 directory owned by the app user", async () => {
+      assert.equal((await runCheck(check(input(), "database-permissions"))).status, "pass");
+      fs.chmodSync(at("data", "app.db"), 0o600);
+      assert.equal((await runCheck(check(input(), "database-permissions"))).status, "pass");
+    });
+
+    it("lists every wrong mode and owner", async () => {
+      fs.chmodSync(at("data", "app.db"), 0o644);
+      fs.chmodSync(at("data"), 0o755);
+      assert.equal(
+        (await runCheck(check(input("nobody"), "database-permissions"))).detail,
+        [
+          `${at("data", "app.db")} is owned by ${me}, not nobody`,
+          `${at("data", "app.db")} has mode 0644, not 0640 or 0600`,
+          `${at("data")} is owned by ${me}, not nobody`,
+          `${at("data")} has mode 0755, not 0750`,
+        ].join("; "),
+      );
+    });
+
+    it("fails when the database file is missing", async () => {
+      fs.rmSync(at("data", "app.db"));
+      assert.equal(
+        (await runCheck(check(input(), "database-permissions"))).detail,
+        `${at("data", "app.db")} does not exist`,
+      );
+    });
+
+    it("flags a -wal file left behind by another user (needs root to chown)", async function () {
+      if (process.getuid?.() !== 0) this.skip();
+      fs.writeFileSync(at("data", "app.db-wal"), "");
+      fs.chownSync(at("data", "app.db-wal"), 65534, 65534);
+      const owner = spawnSync("stat", ["-c", "%U", at("data", "app.db-wal")], {
+        encoding: "utf8",
+      }).stdout.trim();
+      assert.equal(
+        (await runCheck(check(input(), "database-permissions"))).detail,
+        `${at("data", "app.db-wal")} is owned by ${owner}, not ${me}`,
+      );
+    });
+  });
+
+  describe("disk", () => {
+    const input = (paths: string[], minFreePercent: number) => hostInput({ disk: { paths, minFreePercent } });
+
+    it("passes with headroom and fails below the threshold", async () => {
+      assert.equal((await runCheck(check(input([tmp, "/"], 0), "disk"))).status, "pass");
+      const r = await runCheck(check(input([tmp], 100), "disk"));
+      assert.equal(r.status, "fail");
+      assert.match(r.detail, new RegExp(`^${tmp} has \\d+% free \\(\\d+ MiB\\), below 100%$`));
+    });
+
+    it("fails for a path it cannot measure", async () => {
+      assert.equal(
+        (await runCheck(check(input([at("missing")], 10), "disk"))).detail,
+        `cannot read the free space of ${at("missing")}`,
+      );
+    });
+  });
+
+  describe("memory", () => {
+    const input = () => hostInput({ memory: { meminfo: at("meminfo"), minAvailablePercent: 10 } });
+    const meminfo = (total: number, avail: number) =>
+      fs.writeFileSync(
+        at("meminfo"),
+        `MemTotal:       ${total} kB\nMemFree:         1000 kB\nMemAvailable:   ${avail} kB\nBuffers: 1 kB\n`,
+      );
+
+    it("passes at 10% and fails below", async () => {
+      meminfo(2_000_000, 200_000);
+      assert.equal((await runCheck(check(input(), "memory"))).status, "pass");
+      meminfo(2_000_000, 199_000);
+      assert.equal(
+        (await runCheck(check(input(), "memory"))).detail,
+        "MemAvailable is 9% of MemTotal (194 of 1953 MiB), below 10%",
+      );
+    });
+
+    it("fails when the numbers are missing", async () => {
+      fs.writeFileSync(at("meminfo"), "MemTotal: 100 kB\n");
+      assert.equal(
+        (await runCheck(check(input(), "memory"))).detail,
+        `cannot read MemTotal and MemAvailable from ${at("meminfo")}`,
+      );
+    });
+  });
+
+  describe("units (with a stand-in systemctl)", () => {
+    let env: NodeJS.ProcessEnv;
+    const states = (lines: Record<string, string>) =>
+      fs.writeFileSync(
+        at("states"),
+        Object.entries(lines)
+          .map(([u, s]) => `${u} ${s}\n`)
+          .join(""),
+      );
+    const input = () =>
+      hostInput({
+        units: ["caddy.service", "apphost-shop-test-worker.service"],
+        web: { templates: ["apphost-shop-test-web@.service"], activePortFile: at("active-port") },
+      });
+
+    beforeEach(() => {
+      fs.mkdirSync(at("bin"));
+      // `systemctl is-active -- UNIT`: prints the state from the table, exits 0 only for active.
+      fs.writeFileSync(
+        at("bin", "systemctl"),
+        [
+          "#!/usr/bin/env bash",
+          "unit=${!#}",
+          `state=$(awk -v u="$unit" '$1 == u { print $2 }' ${JSON.stringify(at("states"))})`,
+          'echo "${state:-inactive}"',
+          "[[ $state == active ]]",
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      env = { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` };
+      fs.writeFileSync(at("active-port"), "8001\n");
+    });
+
+    it("passes when every unit and the web instance on the active port are active", async () => {
+      states({
+        "caddy.service": "active",
+        "apphost-shop-test-worker.service": "active",
+        "apphost-shop-test-web@8001.service": "active",
+      });
+      assert.equal((await runCheck(check(input(), "units"), env)).status, "pass");
+    });
+
+    it("names every unit that is not active", async () => {
+      states({
+        "caddy.service": "active",
+        "apphost-shop-test-worker.service": "failed",
+        "apphost-shop-test-web@8000.service": "active",
+      });
+      assert.equal(
+        (await runCheck(check(input(), "units"), env)).detail,
+        "apphost-shop-test-worker.service is failed; apphost-shop-test-web@8001.service is inactive",
+      );
+    });
+
+    it("fails without an active port", async () => {
+      fs.rmSync(at("active-port"));
+      assert.equal(
+        (await runCheck(check(input(), "units"), env)).detail,
+        `cannot read the active web port from ${at("active-port")}`,
+      );
+    });
+  });
+
+  describe("health (http, tls off)", () => {
+    let server: http.Server;
+    let port: number;
+    let seen: { host?: string; url?: string } = {};
+
+    beforeEach(async () => {
+      server = http.createServer((req, res) => {
+        seen = { host: req.headers.host, url: req.url };
+        res.statusCode = req.url === "/healthz" ? 200 : 503;
+        res.end("ok");
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      port = (server.address() as net.AddressInfo).port;
+    });
+    afterEach(async () => {
+      await new Promise((r) => server.close(r));
+    });
+
+    const input = (p: string, healthPort = port) =>
+      hostInput({ tlsMode: "off", health: { hostname: "shop.example.test", port: healthPort, path: p } });
+
+    it("passes on 2xx, sending the public hostname to 127.0.0.1", async () => {
+      assert.equal((await runCheck(check(input("/healthz"), "health"))).status, "pass");
+      assert.deepEqual(seen, { host: `shop.example.test:${port}`, url: "/healthz" });
+    });
+
+    it("fails on a non-2xx answer", async () => {
+      assert.equal(
+        (await runCheck(check(input("/broken"), "health"))).detail,
+        `HTTP 503 from http://shop.example.test:${port}/broken`,
+      );
+    });
+
+    it("fails when nothing answers", async () => {
+      const closed = await freePort();
+      const r = await runCheck(check(input("/healthz", closed), "health"));
+      assert.match(
+        r.detail,
+        new RegExp(`^no answer from http://shop.example.test:${closed}/healthz via 127.0.0.1:${closed}: `),
+      );
+    });
+  });
+
+  describe("tls-certificate and https health (openssl s_server)", function () {
+    this.timeout(60_000);
+    let server: ReturnType<typeof spawn> | undefined;
+    let port: number;
+
+    async function serve(days: number, name: string): Promise<void> {
+      requireTool("openssl", "to serve test certificates");
+      const req = spawnSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-days",
+          String(days),
+          "-subj",
+          `/CN=${name}`,
+          "-addext",
+          `subjectAltName=DNS:${name}`,
+          "-keyout",
+          at("key.pem"),
+          "-out",
+          at("cert.pem"),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(req.status, 0, req.stderr);
+      port = await freePort();
+      server = spawn(
+        "openssl",
+        [
+          "s_server",
+          "-accept",
+          `127.0.0.1:${port}`,
+          "-cert",
+          at("cert.pem"),
+          "-key",
+          at("key.pem"),
+          "-www",
+          "-quiet",
+        ],
+        { stdio: "ignore" },
+      );
+      await waitForPort(port, 10_000);
+    }
+
+    afterEach(() => {
+      server?.kill();
+      server = undefined;
+    });
+
+    const input = (tlsMode: DoctorInput["tlsMode"], hostname = "shop.example.test") =>
+      hostInput({ tlsMode, health: { hostname, port, path: "/healthz" } });
+
+    it("passes for a certificate valid 30 more days", async () => {
+      await serve(30, "shop.example.test");
+      assert.equal((await runCheck(check(input("caddy-acme"), "tls-certificate"))).status, "pass");
+    });
+
+    it("fails for one that expires within 14 days", async () => {
+      await serve(5, "shop.example.test");
+      const r = await runCheck(check(input("caddy-acme"), "tls-certificate"));
+      assert.match(
+        r.detail,
+        /^certificate for shop\.example\.test expires .+ GMT, less than 14 days from now$/,
+      );
+    });
+
+    it("fails for one that does not cover the hostname", async () => {
+      await serve(30, "other.example.test");
+      assert.equal(
+        (await runCheck(check(input("caddy-acme"), "tls-certificate"))).detail,
+        `certificate served on 127.0.0.1:${port} does not cover shop.example.test`,
+      );
+    });
+
+    it("fails when nothing serves TLS", async () => {
+      port = await freePort();
+      assert.equal(
+        (await runCheck(check(input("caddy-acme"), "tls-certificate"))).detail,
+        `no certificate served on 127.0.0.1:${port} for shop.example.test`,
+      );
+    });
+
+    it("health over https: -k for internal passes, a public-CA mode refuses the self-signed certificate", async () => {
+      await serve(30, "shop.example.test");
+      assert.equal((await runCheck(check(input("internal"), "health"))).status, "pass");
+      const strict = await runCheck(check(input("caddy-acme"), "health"));
+      assert.equal(strict.status, "fail");
+      assert.match(strict.detail, /certificate/i);
+    });
+  });
+
+  it("the whole script on a healthy temp host: every check passes or skips, exit 0", async () => {
+    // Stand-ins: systemctl, the app's files, a health server, /proc/meminfo.
+    fs.mkdirSync(at("bin"));
+    fs.writeFileSync(at("bin", "systemctl"), "#!/usr/bin/env bash\necho active\n", { mode: 0o755 });
+    fs.writeFileSync(at("active-port"), "8000\n");
+    fs.mkdirSync(at("releases", "r7"), { recursive: true });
+    fs.symlinkSync(at("releases", "r7"), at("current"));
+    fs.mkdirSync(at("backups"));
+    sqlite(at("backups", "app-1.db"), "CREATE TABLE t (x);");
+    fs.mkdirSync(at("data"), { mode: 0o750 });
+    fs.chmodSync(at("data"), 0o750);
+    fs.writeFileSync(at("data", "app.db"), "", { mode: 0o640 });
+    fs.chmodSync(at("data", "app.db"), 0o640);
+    fs.writeFileSync(at("meminfo"), "MemTotal: 1000 kB\nMemAvailable: 500 kB\n");
+    const server = http.createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const input: DoctorInput = {
+        units: ["caddy.service"],
+        web: { templates: ["apphost-shop-test-web@.service"], activePortFile: at("active-port") },
+        health: { hostname: "shop.example.test", port, path: "/healthz" },
+        tlsMode: "off",
+        backup: { dir: at("backups"), maxAgeSeconds: 3600, sqliteIntegrity: true },
+        database: { file: at("data", "app.db"), owner: me },
+        disk: { paths: [tmp], minFreePercent: 1 },
+        memory: { meminfo: at("meminfo"), minAvailablePercent: 10 },
+        release: { current: at("current"), expectedId: "r7" },
+      };
+      const env = { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` };
+      const healthy = await bash(["-c", renderDoctorScript(doctorChecks(input))], { env });
+      assert.equal(
+        healthy.stdout,
+        [
+          "PASS units",
+          "PASS health",
+          "SKIP tls-certificate: n/a: tls off",
+          "PASS backup",
+          "PASS database-permissions",
+          "PASS disk",
+          "PASS memory",
+          "PASS release",
+          "",
+        ].join("\n"),
+      );
+      assert.equal(healthy.code, 0);
+
+      const stale = await bash(
+        [
+          "-c",
+          renderDoctorScript(
+            doctorChecks({ ...input, release: { current: at("current"), expectedId: "r8" } }),
+          ),
+        ],
+        { env },
+      );
+      assert.equal(stale.code, 1);
+      assert.deepEqual(
+        parseDoctorOutput(stale.stdout).filter((r) => r.status === "fail"),
+        [{ name: "release", status: "fail", detail: "live release is r7, expected r8" }],
+      );
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
