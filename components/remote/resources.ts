@@ -49,6 +49,8 @@ export interface HostFileArgs {
   group?: pulumi.Input<string>;
   validate?: pulumi.Input<string>;
   reload?: pulumi.Input<string>;
+  /** Run after the file is removed on destroy, instead of validate + reload ("" for nothing) */
+  onDelete?: pulumi.Input<string>;
   /**
    * The content is secret (env files, keys). A refresh then reads back only
    * the hash, never the text. @default false, or true when content is a secret Output
@@ -65,6 +67,7 @@ interface FileInputs {
   group: string;
   validate?: string;
   reload?: string;
+  onDelete?: string;
   secret: boolean;
   /** sha256 of `content` (inputs), of the file on the host (outputs, as last read) */
   sha256: string;
@@ -77,7 +80,15 @@ interface FileOutputs extends FileInputs {
 }
 
 function fileSpec(f: FileInputs): FileSpec {
-  return { path: f.path, mode: f.mode, owner: f.owner, group: f.group, validate: f.validate, reload: f.reload };
+  return {
+    path: f.path,
+    mode: f.mode,
+    owner: f.owner,
+    group: f.group,
+    validate: f.validate,
+    reload: f.reload,
+    onDelete: f.onDelete,
+  };
 }
 
 async function writeFile(f: FileInputs): Promise<FileOutputs> {
@@ -153,6 +164,7 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
       group: actual.actualGroup,
       validate: props.validate,
       reload: props.reload,
+      onDelete: props.onDelete,
       secret: props.secret,
       sha256: actual.sha256,
     };

@@ -19,6 +19,8 @@ export interface FileSpec {
   validate?: string;
   /** Command run after the file changed (`systemctl reload caddy`) */
   reload?: string;
+  /** Command run after the file was removed on destroy. @default validate, then reload */
+  onDelete?: string;
 }
 
 /** `0644` for `644`, `0600` for `600`. */
@@ -78,10 +80,14 @@ export function readFileScript(path: string, withContent = false): string {
 }
 
 /** Removes the file, then re-validates and reloads what read it. */
-export function deleteFileScript(spec: Pick<FileSpec, "path" | "validate" | "reload">): string {
+export function deleteFileScript(spec: Pick<FileSpec, "path" | "validate" | "reload" | "onDelete">): string {
   const lines = ["set -euo pipefail", `rm -f ${q(spec.path)}`];
-  if (spec.validate) lines.push(spec.validate);
-  if (spec.reload) lines.push(spec.reload);
+  if (spec.onDelete !== undefined) {
+    if (spec.onDelete) lines.push(spec.onDelete);
+  } else {
+    if (spec.validate) lines.push(spec.validate);
+    if (spec.reload) lines.push(spec.reload);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -1,0 +1,305 @@
+/**
+ * One stack's app on a host: its user and directories, env file, systemd
+ * units, proxy site, release script, backup timer and log rotation, then the
+ * release itself. Every name carries `<app>-<stack>`, so two stacks share a
+ * host without touching each other's files.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config/types";
+import { hostLayout, type HostLayout } from "./paths";
+import type { SshConnection } from "./remote/connection";
+import { HostCommand, HostFile } from "./remote/resources";
+import { Release } from "./remote/release";
+import { shellQuote as q } from "./remote/ssh";
+import { buildArtifact } from "./release/artifact";
+import { releaseScriptPath, renderReleaseScript } from "./release/script";
+import { originCertPaths } from "./render/common";
+import { renderCaddySite, renderCaddyUpstream } from "./render/caddy";
+import { renderEnvFile } from "./render/env";
+import { logrotatePath, renderLogrotate } from "./render/logrotate";
+import { renderNginxSite, renderNginxUpstream } from "./render/nginx";
+import { backupUnitNames, renderBackupService, renderBackupTimer, renderProcessUnits } from "./render/systemd";
+import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
+import { proxyCommands } from "./server";
+
+export interface AppArgs {
+  config: StackConfig;
+  connection: pulumi.Input<SshConnection>;
+  /** `apphost:secretEnv` plus generated secrets, merged into the env file */
+  secretEnv: pulumi.Input<Record<string, string>>;
+  /** cloudflare-origin: the certificate and key installed for the proxy */
+  originCertificate?: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
+  /** Resources of the shared host setup that must exist first */
+  dependsOn: pulumi.Input<pulumi.Resource>[];
+  /** Project directory the app source is relative to */
+  projectDir: string;
+}
+
+function sha256(text: string | Buffer): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+/** The command that creates the stack's user and layout, and its exact mirror for destroy. */
+export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
+  const cmd = proxyCommands(config.proxy.kind);
+  const upstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
+  const upstream = config.proxy.kind === "caddy" ? renderCaddyUpstream(config.app.basePort) : renderNginxUpstream(config.app.basePort);
+  const units = `${layout.unitPrefix}-*`;
+  return {
+    create: [
+      "set -euo pipefail",
+      `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
+      `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
+      "fi",
+      `install -d -m 0755 ${q(path.dirname(upstreamFile))} ${q(layout.root)} ${q(layout.bin)}`,
+      // The site imports the upstream file, so it must exist before the first release writes it.
+      `if [ ! -f ${q(upstreamFile)} ]; then printf '%s' ${q(upstream)} >${q(upstreamFile)}; fi`,
+      "",
+    ].join("\n"),
+    delete: [
+      "set -euo pipefail",
+      `for unit in $(systemctl list-units --all --plain --no-legend ${q(units)} | awk '{print $1}'); do`,
+      '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
+      "done",
+      `rm -f ${q(upstreamFile)} ${q(layout.envFile)}`,
+      `rm -rf --one-file-system ${q(layout.root)}`,
+      `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
+      `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,
+      "systemctl daemon-reload",
+      `${cmd.validate} >/dev/null && ${cmd.reload}`,
+      "",
+    ].join("\n"),
+  };
+}
+
+export class App extends pulumi.ComponentResource {
+  readonly layout: HostLayout;
+  readonly releaseId: pulumi.Output<string>;
+  readonly liveRelease: pulumi.Output<string>;
+  readonly url: string;
+
+  constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("apphost:index:App", name, {}, opts);
+    const { config } = args;
+    this.layout = hostLayout(config.app.name, config.stack);
+    const base = this.createLayout(name, args);
+    const dirs = this.createDirectories(name, args, base);
+    const certs = this.createCertificates(name, args, base);
+    const env = this.createEnvFile(name, args, dirs);
+    const units = this.createUnits(name, args, dirs);
+    const script = this.createReleaseScript(name, args, dirs);
+    const site = this.createProxySite(name, args, [dirs, ...certs]);
+    const housekeeping = this.createHousekeeping(name, args, [script]);
+    const release = this.createRelease(name, args, { env, units, script, after: [site, ...housekeeping] });
+    this.releaseId = release.releaseId;
+    this.liveRelease = release.live;
+    const primary = config.dns.hostnames[0]?.name ?? "localhost";
+    this.url = `${config.tls.mode === "off" ? "http" : "https"}://${primary}`;
+    this.registerOutputs({ releaseId: this.releaseId, url: this.url });
+  }
+
+  private createLayout(name: string, args: AppArgs): HostCommand {
+    const cmds = layoutCommands(this.layout, args.config);
+    return new HostCommand(
+      `${name}-layout`,
+      { connection: args.connection, description: `layout of ${this.layout.id}`, create: cmds.create, delete: cmds.delete },
+      { parent: this, dependsOn: args.dependsOn },
+    );
+  }
+
+  private createDirectories(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile {
+    const file = tmpfilesPath(this.layout);
+    return new HostFile(
+      `${name}-tmpfiles`,
+      {
+        connection,
+        path: file,
+        content: renderTmpfiles(this.layout, { proxy: config.proxy, tls: config.tls }),
+        reload: `systemd-tmpfiles --create ${q(file)}`,
+        onDelete: "",
+      },
+      { parent: this, dependsOn: [after] },
+    );
+  }
+
+  private createCertificates(name: string, args: AppArgs, after: pulumi.Resource): HostFile[] {
+    if (!args.originCertificate) return [];
+    const paths = originCertPaths(this.layout);
+    const group = args.config.proxy.kind === "caddy" ? "caddy" : "root";
+    return [
+      new HostFile(
+        `${name}-origin-cert`,
+        { connection: args.connection, path: paths.cert, content: args.originCertificate.certificatePem, mode: "0644" },
+        { parent: this, dependsOn: [after] },
+      ),
+      new HostFile(
+        `${name}-origin-key`,
+        {
+          connection: args.connection,
+          path: paths.key,
+          content: pulumi.secret(args.originCertificate.privateKeyPem),
+          mode: "0640",
+          group,
+          secret: true,
+        },
+        { parent: this, dependsOn: [after] },
+      ),
+    ];
+  }
+
+  private createEnvFile(name: string, { config, connection, secretEnv }: AppArgs, after: pulumi.Resource): HostFile {
+    const content = pulumi.secret(
+      pulumi.output(secretEnv).apply((secrets) =>
+        renderEnvFile(this.layout, {
+          stack: config.stack,
+          env: { ...config.app.env, ...secrets },
+          database: config.database,
+        }),
+      ),
+    );
+    return new HostFile(
+      `${name}-env`,
+      {
+        connection,
+        path: this.layout.envFile,
+        content,
+        mode: "0600",
+        owner: this.layout.user,
+        group: this.layout.user,
+        secret: true,
+        onDelete: "",
+      },
+      { parent: this, dependsOn: [after] },
+    );
+  }
+
+  private createUnits(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile[] {
+    const units = renderProcessUnits(this.layout, { processes: config.app.processes, runtime: config.app.runtime });
+    const backup = backupUnitNames(this.layout);
+    const backupExec = `${this.layout.bin}/apphost-backup`;
+    const all = [
+      ...units,
+      {
+        name: backup.service,
+        path: `/etc/systemd/system/${backup.service}`,
+        content: renderBackupService(this.layout, { backups: config.backups, execStart: backupExec }),
+      },
+      {
+        name: backup.timer,
+        path: `/etc/systemd/system/${backup.timer}`,
+        content: renderBackupTimer(this.layout, { backups: config.backups, execStart: backupExec }),
+      },
+    ];
+    // A changed unit only needs a daemon-reload here: the release resource
+    // re-publishes the processes through the health-gated switch.
+    return all.map(
+      (u) =>
+        new HostFile(
+          `${name}-unit-${u.name.replace(/@?\.(service|timer)$/, "").replace(`${this.layout.unitPrefix}-`, "")}${u.name.endsWith(".timer") ? "-timer" : ""}`,
+          {
+            connection,
+            path: u.path,
+            content: u.content,
+            reload: u.name.endsWith(".timer")
+              ? `systemctl daemon-reload && systemctl enable --now ${q(u.name)}`
+              : "systemctl daemon-reload",
+            onDelete: u.name.endsWith(".timer") ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload` : "systemctl daemon-reload",
+          },
+          { parent: this, dependsOn: [after] },
+        ),
+    );
+  }
+
+  private createReleaseScript(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile {
+    const script = renderReleaseScript({
+      layout: this.layout,
+      app: config.app,
+      database: config.database,
+      releases: config.releases,
+      backups: config.backups,
+      proxy: config.proxy,
+    });
+    const release = new HostFile(
+      `${name}-release-script`,
+      { connection, path: releaseScriptPath(this.layout), content: script, mode: "0750", onDelete: "" },
+      { parent: this, dependsOn: [after] },
+    );
+    return release;
+  }
+
+  private createProxySite(name: string, { config, connection }: AppArgs, after: pulumi.Resource[]): HostFile {
+    const cmd = proxyCommands(config.proxy.kind);
+    const input = {
+      hostnames: config.dns.hostnames.map((h) => h.name),
+      tls: config.tls,
+      proxy: config.proxy,
+      app: config.app,
+    };
+    const caddy = config.proxy.kind === "caddy";
+    return new HostFile(
+      `${name}-site`,
+      {
+        connection,
+        path: caddy ? this.layout.caddySite : this.layout.nginxSite,
+        content: caddy ? renderCaddySite(this.layout, input) : renderNginxSite(this.layout, input),
+        validate: cmd.validate,
+        reload: cmd.reload,
+      },
+      { parent: this, dependsOn: after },
+    );
+  }
+
+  private createHousekeeping(name: string, { config, connection }: AppArgs, after: pulumi.Resource[]): HostFile[] {
+    const backupWrapper = `#!/bin/sh\n# Managed by apphost: the scheduled backup.\nexec ${releaseScriptPath(this.layout)} backup\n`;
+    return [
+      new HostFile(
+        `${name}-backup-script`,
+        { connection, path: `${this.layout.bin}/apphost-backup`, content: backupWrapper, mode: "0750", onDelete: "" },
+        { parent: this, dependsOn: after },
+      ),
+      new HostFile(
+        `${name}-logrotate`,
+        { connection, path: logrotatePath(this.layout), content: renderLogrotate(this.layout, { proxy: config.proxy }) },
+        { parent: this, dependsOn: after },
+      ),
+    ];
+  }
+
+  private createRelease(
+    name: string,
+    { config, connection, projectDir }: AppArgs,
+    deps: { env: HostFile; units: HostFile[]; script: HostFile; after: pulumi.Resource[] },
+  ): Release {
+    const source = path.resolve(projectDir, config.app.source);
+    if (!fs.existsSync(source)) {
+      throw new Error(`apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`);
+    }
+    const artifact = buildArtifact(source, config.app);
+    const cacheDir = path.join(process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"), "artifacts");
+    fs.mkdirSync(cacheDir, { recursive: true });
+    const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
+    if (!fs.existsSync(artifactPath)) fs.writeFileSync(artifactPath, artifact.tarGz);
+    // What the processes run with: a change re-publishes the same code.
+    const configHash = pulumi
+      .all([deps.env.sha256, ...deps.units.map((u) => u.sha256), deps.script.sha256])
+      .apply((hashes) => sha256(hashes.join("\n")));
+    return new Release(
+      `${name}-release`,
+      {
+        connection,
+        script: releaseScriptPath(this.layout),
+        artifact: artifactPath,
+        contentHash: artifact.contentHash,
+        requirementsHash: artifact.requirementsHash,
+        configHash,
+        rollbackTo: config.releases.rollbackTo,
+        lockOwner: `${os.userInfo().username}@${os.hostname()}`,
+      },
+      { parent: this, dependsOn: [deps.env, ...deps.units, deps.script, ...deps.after] },
+    );
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The release as a resource. Its inputs are the artifact's content hash, the
+ * requirements hash and a hash of the host configuration the processes run
+ * with (env file, units); when none changed, `pulumi up` does no remote work.
+ *
+ * create/update run `apphost-release deploy` on the host with the artifact on
+ * stdin: check, upload, install, backup, migrate, publish, health-gate,
+ * finish; the script rolls itself back on failure, and the error names the
+ * phase and shows the tail of its output. `read` asks the host which release
+ * is live, so a hand switch of `current` shows as drift.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "./connection";
+import { runRemote, shellQuote } from "./ssh";
+
+export interface ReleaseArgs {
+  connection: pulumi.Input<SshConnection>;
+  /** `/srv/<id>/bin/apphost-release` */
+  script: pulumi.Input<string>;
+  /** Local path of the built artifact (tar.gz) */
+  artifact: pulumi.Input<string>;
+  contentHash: pulumi.Input<string>;
+  requirementsHash: pulumi.Input<string>;
+  /** Hash of what the processes run with (env file, units): a change re-publishes the release */
+  configHash: pulumi.Input<string>;
+  /** Serve this older release instead (`apphost:releases.rollbackTo`) */
+  rollbackTo?: pulumi.Input<string | undefined>;
+  /** Who holds the host's deploy lock, e.g. `pulumi@laptop` */
+  lockOwner: pulumi.Input<string>;
+}
+
+interface Inputs {
+  connection: SshConnection;
+  script: string;
+  artifact: string;
+  contentHash: string;
+  requirementsHash: string;
+  configHash: string;
+  rollbackTo?: string;
+  lockOwner: string;
+}
+
+interface Outputs extends Inputs {
+  /** The release built from `contentHash` (`YYYYMMDDHHMMSS-<hash8>`) */
+  releaseId: string;
+  /** The release `current` points to, as last seen on the host */
+  live: string;
+}
+
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+function newReleaseId(contentHash: string, previous?: string): string {
+  let at = Math.floor(Date.now() / 1000) * 1000;
+  if (previous && /^\d{14}-/.test(previous)) {
+    const p = previous;
+    const prev = Date.UTC(+p.slice(0, 4), +p.slice(4, 6) - 1, +p.slice(6, 8), +p.slice(8, 10), +p.slice(10, 12), +p.slice(12, 14));
+    if (at <= prev) at = prev + 1000;
+  }
+  const stamp = new Date(at).toISOString().slice(0, 19).replace(/[-T:]/g, "");
+  return `${stamp}-${contentHash.slice(0, 8)}`;
+}
+
+function parseKv(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
+  const fs = require("fs") as typeof import("fs");
+  const crypto = require("crypto") as typeof import("crypto");
+  const artifact = fs.readFileSync(inputs.artifact);
+  const sha = crypto.createHash("sha256").update(artifact).digest("hex");
+  const words = [inputs.script, `--owner=${inputs.lockOwner}`, "deploy", releaseId, inputs.requirementsHash, sha];
+  await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
+    what: `release ${releaseId}`,
+    stdin: artifact,
+    timeoutSeconds: 3600,
+  });
+  let live = releaseId;
+  if (inputs.rollbackTo) live = await rollback(inputs, inputs.rollbackTo);
+  return { ...inputs, releaseId, live };
+}
+
+async function rollback(inputs: Inputs, target: string): Promise<string> {
+  const words = [inputs.script, `--owner=${inputs.lockOwner}`, "rollback", target];
+  const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
+    what: `rollback to ${target}`,
+  });
+  return parseKv(res.stdout).current || target;
+}
+
+const releaseProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: Outputs, news: Inputs) {
+    const keys: (keyof Inputs)[] = ["contentHash", "requirementsHash", "configHash", "rollbackTo", "script"];
+    if (keys.some((k) => news[k] === UNKNOWN)) return { changes: true };
+    const changes =
+      keys.some((k) => (news[k] ?? "") !== (olds[k] ?? "")) ||
+      // Someone switched `current` by hand (seen by a refresh): put the declared release back.
+      (olds.live !== undefined && olds.live !== (news.rollbackTo || olds.releaseId));
+    return { changes };
+  },
+
+  async create(inputs: Inputs) {
+    const releaseId = newReleaseId(inputs.contentHash);
+    return { id: releaseId, outs: await deploy(inputs, releaseId) };
+  },
+
+  async update(_id: string, olds: Outputs, news: Inputs) {
+    const contentChanged = news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
+    const configChanged = news.configHash !== olds.configHash || news.script !== olds.script;
+    const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
+    if (!contentChanged && !configChanged && news.rollbackTo) {
+      // Rollback on purpose: only traffic moves; the database stays as it is.
+      return { outs: { ...news, releaseId, live: await rollback(news, news.rollbackTo) } };
+    }
+    // New code, or the same code with a new env file or units: publish it
+    // through the same health-gated switch, so a config change drops nothing.
+    return { outs: await deploy(news, releaseId) };
+  },
+
+  async read(id: string, props: Outputs) {
+    const res = await runRemote(props.connection, `exec ${shellQuote(props.script)} status`, {
+      what: "release status",
+      allowFailure: true,
+    });
+    const live = res.code === 0 ? parseKv(res.stdout).current || "none" : "none";
+    return { id, props: { ...props, live } };
+  },
+
+  // Nothing to do: the app component's teardown removes /srv/<id> with every release.
+  async delete() {},
+};
+
+export class Release extends pulumi.dynamic.Resource {
+  declare public readonly releaseId: pulumi.Output<string>;
+  declare public readonly live: pulumi.Output<string>;
+
+  constructor(name: string, args: ReleaseArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      releaseProvider,
+      name,
+      { ...args, connection: pulumi.secret(args.connection), releaseId: undefined, live: undefined },
+      opts,
+      "apphost",
+      "Release",
+    );
+  }
+}

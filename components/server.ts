@@ -1,0 +1,101 @@
+/**
+ * What every stack on a host shares: the baseline (packages, unattended
+ * upgrades, sshd, time sync, swap), host-wide directories and the main proxy
+ * configuration. Two stacks on one host declare the same content here, and
+ * these resources are retained on destroy, so destroying one stack never
+ * pulls the proxy out from under the other.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config/types";
+import { HostCommand, HostFile } from "./remote/resources";
+import type { SshConnection } from "./remote/connection";
+import { renderBaseline, runtimePackages } from "./render/baseline";
+import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
+import { renderSharedTmpfiles, TMPFILES_SHARED_PATH } from "./render/tmpfiles";
+
+export interface ServerArgs {
+  config: StackConfig;
+  connection: pulumi.Input<SshConnection>;
+}
+
+/** Commands the proxy resources run; kept together so app.ts uses the same ones. */
+export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
+  return kind === "caddy"
+    ? {
+        validate: `caddy validate --adapter caddyfile --config ${CADDYFILE_PATH}`,
+        // `reload` re-reads the Caddyfile through the admin API; connections stay up.
+        reload: "systemctl reload caddy",
+      }
+    : { validate: "nginx -t", reload: "systemctl reload nginx" };
+}
+
+export class Server extends pulumi.ComponentResource {
+  /** Everything host-side that later resources must wait for */
+  readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("apphost:index:Server", name, {}, opts);
+    const baseline = this.createBaseline(name, args);
+    const dirs = this.createSharedDirs(name, args, baseline);
+    const proxy = this.createProxyConfig(name, args, dirs);
+    this.ready = [baseline, dirs, ...proxy];
+    this.registerOutputs({});
+  }
+
+  private createBaseline(name: string, { config, connection }: ServerArgs): HostCommand {
+    const script = renderBaseline({
+      host: { swapMb: config.host.swapMb },
+      packages: runtimePackages({ proxy: config.proxy, app: config.app, tls: config.tls, database: config.database }),
+    });
+    return new HostCommand(
+      `${name}-baseline`,
+      { connection, description: "host baseline", create: script, timeoutSeconds: 1800 },
+      // Shared by every stack on the host: a destroy leaves packages installed.
+      { parent: this, retainOnDelete: true },
+    );
+  }
+
+  private createSharedDirs(name: string, { config, connection }: ServerArgs, after: pulumi.Resource): HostFile {
+    return new HostFile(
+      `${name}-tmpfiles`,
+      {
+        connection,
+        path: TMPFILES_SHARED_PATH,
+        content: renderSharedTmpfiles({ proxy: config.proxy }),
+        reload: `systemd-tmpfiles --create ${TMPFILES_SHARED_PATH}`,
+      },
+      { parent: this, dependsOn: [after], retainOnDelete: true },
+    );
+  }
+
+  private createProxyConfig(name: string, { config, connection }: ServerArgs, after: pulumi.Resource): pulumi.Resource[] {
+    const cmd = proxyCommands(config.proxy.kind);
+    if (config.proxy.kind === "caddy") {
+      return [
+        new HostFile(
+          `${name}-caddyfile`,
+          {
+            connection,
+            path: CADDYFILE_PATH,
+            content: renderCaddyfile({ tls: config.tls, proxy: config.proxy }),
+            validate: cmd.validate,
+            reload: cmd.reload,
+          },
+          { parent: this, dependsOn: [after], retainOnDelete: true },
+        ),
+      ];
+    }
+    // Debian's default site answers every unknown Host on :80; apphost's sites replace it.
+    return [
+      new HostCommand(
+        `${name}-nginx-default-off`,
+        {
+          connection,
+          description: "disable nginx's default site",
+          create: `rm -f /etc/nginx/sites-enabled/default && ${cmd.validate} && ${cmd.reload}`,
+        },
+        { parent: this, dependsOn: [after], retainOnDelete: true },
+      ),
+    ];
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * apphost's program: one stack, one host, one graph.
+ *
+ *   config -> host (ec2 | existing) -> DNS records (follow the host's address)
+ *          -> TLS (origin certificate) -> shared host setup -> the app and its release
+ *
+ * Everything is validated before the first resource is declared.
+ */
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { App } from "./components/app";
+import { loadStackConfig } from "./components/config";
+import { Dns } from "./components/dns";
+import { Host } from "./components/host";
+import { GeneratedSecret } from "./components/remote/resources";
+import { Server } from "./components/server";
+import { OriginCertificate } from "./components/tls";
+
+export async function program(): Promise<Record<string, unknown>> {
+  const { config, sshPrivateKey, secretEnv } = loadStackConfig();
+
+  const host = new Host("host", { config, sshPrivateKey });
+  const dns = new Dns("dns", { config, publicIp: host.publicIp, ipv6Address: host.ipv6Address });
+  const origin =
+    config.tls.mode === "cloudflare-origin" ? new OriginCertificate("tls", { config, zoneId: dns.zoneId.apply((id) => id ?? "") }) : undefined;
+
+  // The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.
+  const secretKey = new GeneratedSecret("secret-key", { length: 50 });
+  const env = pulumi
+    .all([secretEnv, secretKey.value])
+    .apply(([given, generated]) => ({ SECRET_KEY: generated, ...given }));
+
+  const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });
+  const app = new App("app", {
+    config,
+    connection: host.connection,
+    secretEnv: pulumi.secret(env),
+    originCertificate: origin,
+    dependsOn: server.ready,
+    projectDir: path.resolve(__dirname),
+  });
+
+  return {
+    url: app.url,
+    publicIp: host.publicIp,
+    releaseId: app.releaseId,
+    liveRelease: app.liveRelease,
+    hostId: app.layout.id,
+    // For `npm run doctor` and `npm run releases`: how to reach the host. Secret.
+    connection: host.connection,
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The local stack, end to end: the real Pulumi engine deploys the sample app
+ * to the sandbox host (Debian 12 under systemd-nspawn), and these specs look
+ * at what landed, over SSH and HTTP.
+ */
+import { strict as assert } from "assert";
+import type * as auto from "@pulumi/pulumi/automation";
+import { changedCount, freshBackend, http, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
+
+const HOSTNAME = "sample.local.test";
+const ID = "sample-local";
+
+describe("local stack on the sandbox host (real engine)", function () {
+  let sandbox: Sandbox;
+  let stack: auto.Stack;
+  let firstUp: auto.UpResult;
+  const log = (s: string) => process.stdout.write(s);
+
+  before(async function () {
+    sandbox = sandboxUp();
+    stack = await localStack(freshBackend());
+  });
+
+  it("a first `pulumi up` creates the host setup, the app and its release", async function () {
+    firstUp = await stack.up({ onOutput: log });
+    assert.equal(firstUp.summary.result, "succeeded");
+    assert.ok((firstUp.summary.resourceChanges?.create ?? 0) >= 10, JSON.stringify(firstUp.summary.resourceChanges));
+    assert.match(String(firstUp.outputs.releaseId.value), /^\d{14}-[0-9a-f]{8}$/);
+  });
+
+  it("serves the app, its health path and its static files through the proxy over TLS", function () {
+    const health = http(sandbox, HOSTNAME, "/healthz", "https");
+    assert.equal(health.status, 200, health.body);
+    const home = http(sandbox, HOSTNAME, "/", "https");
+    assert.equal(home.status, 200, home.body);
+    assert.equal(home.headers["x-content-type-options"], "nosniff");
+    const page = http(sandbox, HOSTNAME, "/static/index.html", "https");
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<html/i);
+  });
+
+  it("ran the migrations and serves data from the database", function () {
+    const items = http(sandbox, HOSTNAME, "/items", "https");
+    assert.equal(items.status, 200, items.body);
+    assert.ok(Array.isArray(JSON.parse(items.body)), items.body);
+    const rev = onHost(`sqlite3 /srv/${ID}/shared/data/app.db 'select version_num from alembic_version'`);
+    assert.match(rev.stdout.trim(), /^0002/);
+  });
+
+  it("laid out the release, the env file and the units as declared", function () {
+    const releaseId = String(firstUp.outputs.releaseId.value);
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), `/srv/${ID}/releases/${releaseId}`);
+    assert.equal(onHost(`stat -c '%a %U %G' /etc/apphost/${ID}.env`).stdout.trim(), `600 ${ID} ${ID}`);
+    assert.match(onHost(`cat /etc/apphost/${ID}.env`).stdout, /^SECRET_KEY=/m);
+    const port = onHost(`cat /srv/${ID}/active-port`).stdout.trim();
+    assert.equal(onHost(`systemctl is-active apphost-${ID}-web@${port}.service`).stdout.trim(), "active");
+    assert.equal(onHost(`systemctl is-active apphost-${ID}-worker.service`).stdout.trim(), "active");
+    assert.equal(onHost(`systemctl is-enabled apphost-${ID}-backup.timer`).stdout.trim(), "enabled");
+    assert.match(onHost(`tail -1 /srv/${ID}/releases.log`).stdout, new RegExp(`^${releaseId}\\t.*\\tdeployed$`));
+  });
+
+  it("keeps secrets out of the state's plain text", async function () {
+    const state = JSON.stringify((await stack.exportStack()).deployment);
+    const envFile = onHost(`cat /etc/apphost/${ID}.env`).stdout;
+    const secretKey = /^SECRET_KEY=(.*)$/m.exec(envFile)![1].replace(/^"|"$/g, "");
+    assert.ok(secretKey.length >= 32);
+    assert.ok(!state.includes(secretKey), "the generated SECRET_KEY is in the state in plain text");
+    assert.ok(!state.includes("PRIVATE KEY"), "a private key is in the state in plain text");
+  });
+
+  it("a second `pulumi up` changes nothing and runs no remote command", async function () {
+    const before = onHost("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true").stdout.trim();
+    const second = await stack.up({ onOutput: log });
+    assert.equal(changedCount(second.summary.resourceChanges), 0, JSON.stringify(second.summary.resourceChanges));
+    const after = onHost("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true").stdout.trim();
+    // The two onHost calls themselves log in twice; the engine logs in zero times.
+    assert.equal(Number(after) - Number(before), 1, `SSH logins during the no-op up: ${Number(after) - Number(before) - 1}`);
+  });
+
+  it("shows a hand edit of a managed file as drift, and `up --refresh` puts it back", async function () {
+    const site = `/etc/caddy/apphost/${ID}.caddy`;
+    const declared = onHost(`sha256sum ${site}`).stdout.split(" ")[0];
+    onHost(`echo '# edited by hand' >> ${site}`);
+    await assert.rejects(
+      stack.refresh({ previewOnly: true, expectNoChanges: true, onOutput: log }),
+      /no changes were expected/,
+    );
+    await stack.up({ refresh: true, onOutput: log });
+    assert.equal(onHost(`sha256sum ${site}`).stdout.split(" ")[0], declared);
+    await stack.refresh({ previewOnly: true, expectNoChanges: true, onOutput: log });
+  });
+
+  it("`pulumi destroy` leaves the host clean and the proxy running", async function () {
+    const res = await stack.destroy({ onOutput: log });
+    assert.equal(res.summary.result, "succeeded");
+    const leftovers = onHost(
+      `ls -d /srv/${ID} /etc/apphost/${ID}.env /etc/caddy/apphost/${ID}.* /etc/systemd/system/apphost-${ID}-* 2>/dev/null || true`,
+    ).stdout.trim();
+    assert.equal(leftovers, "", `left on the host:\n${leftovers}`);
+    assert.equal(onHost(`id -u ${ID}`, { allowFailure: true }).code, 1, "the app user still exists");
+    assert.equal(onHost(`systemctl list-units --all --plain --no-legend 'apphost-${ID}-*' | wc -l`).stdout.trim(), "0");
+    assert.equal(onHost("systemctl is-active caddy").stdout.trim(), "active");
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * End-to-end harness: the sandbox host (scripts/sandbox), a throwaway state
+ * backend per run, the real engine through the Automation API, and helpers
+ * that look at the host over SSH and HTTP. Traffic goes only to the sandbox,
+ * a network namespace this run made.
+ */
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as auto from "@pulumi/pulumi/automation";
+import { openStack, ROOT } from "../../scripts/lib/automation";
+
+export interface Sandbox {
+  host: string;
+  user: string;
+  port: number;
+  key: string;
+}
+
+function sandboxScript(...args: string[]): string {
+  return execFileSync("bash", [path.join(ROOT, "scripts", "sandbox"), ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+}
+
+export function sandboxUp(): Sandbox {
+  sandboxScript("up");
+  const env = Object.fromEntries(
+    sandboxScript("env")
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=", 2) as [string, string]),
+  );
+  return { host: env.SANDBOX_HOST, user: env.SANDBOX_USER, port: Number(env.SANDBOX_PORT), key: env.SANDBOX_KEY };
+}
+
+export function sandboxDown(): void {
+  sandboxScript("down");
+}
+
+/** Run a shell command on the sandbox as root; returns stdout, throws on failure. */
+export function onHost(command: string, opts: { allowFailure?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+  const res = spawnSync("bash", [path.join(ROOT, "scripts", "sandbox"), "ssh", `sudo -n bash -c ${JSON.stringify(command)}`], {
+    encoding: "utf8",
+  });
+  const out = { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };
+  if (out.code !== 0 && !opts.allowFailure) {
+    throw new Error(`on host: ${command}\nexit ${out.code}\n${out.stderr}`);
+  }
+  return out;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** An HTTP(S) request to the sandbox's proxy with a Host header (curl; -k for the internal CA). */
+export function http(sandbox: Sandbox, hostname: string, urlPath: string, scheme: "http" | "https" = "http"): HttpAnswer {
+  const port = scheme === "http" ? 80 : 443;
+  const res = spawnSync(
+    "curl",
+    [
+      "-sS",
+      "-k",
+      "--max-time",
+      "10",
+      "-D",
+      "-",
+      "--resolve",
+      `${hostname}:${port}:${sandbox.host}`,
+      `${scheme}://${hostname}${urlPath}`,
+    ],
+    { encoding: "utf8" },
+  );
+  if (res.status !== 0) throw new Error(`curl ${scheme}://${hostname}${urlPath}: ${res.stderr}`);
+  const [head, ...rest] = res.stdout.split("\r\n\r\n");
+  const lines = head.split("\r\n");
+  const status = Number(lines[0].split(" ")[1]);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(":");
+    if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status, body: rest.join("\r\n\r\n"), headers };
+}
+
+/** A fresh state backend directory for one test run. */
+export function freshBackend(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-state-"));
+  return `file://${dir}`;
+}
+
+export async function localStack(backendUrl: string, stackName = "local"): Promise<auto.Stack> {
+  return openStack({ stack: stackName, backendUrl });
+}
+
+/** Count of resources that an update changed (everything but `same`). */
+export function changedCount(summary: Record<string, number> | undefined): number {
+  return Object.entries(summary ?? {})
+    .filter(([k]) => k !== "same")
+    .reduce((n, [, v]) => n + v, 0);
+}
+
+export { ROOT };
