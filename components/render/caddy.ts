@@ -1,0 +1,180 @@
+/**
+ * Caddy (Debian 12 ships 2.6.2; only directives it knows are used here).
+ *
+ * apphost owns `/etc/caddy/Caddyfile`: global options, then one `import` of
+ * every stack's snippet, so two stacks on one host each contribute one file.
+ * A stack's snippet imports its upstream file, which every release rewrites
+ * before `systemctl reload caddy`.
+ */
+import type { ProxyConfig, TlsConfig } from "../config/types";
+import type { HostLayout } from "../paths";
+import {
+  HOST_DIRS,
+  HostDirs,
+  NGINX_SIZE,
+  ProxySiteInput,
+  caddyAccessLog,
+  checkPort,
+  checkSiteInput,
+  managedBy,
+  originCertPaths,
+  securityHeaders,
+  staticRoot,
+} from "./common";
+
+export const CADDYFILE_PATH = "/etc/caddy/Caddyfile";
+/** Matches every stack's `layout.caddySite` */
+export const CADDY_SITES_GLOB = "/etc/caddy/apphost/*.caddy";
+
+/** TLS modes a Caddy site can serve. certbot is for nginx; Caddy obtains certificates itself. */
+export const CADDY_TLS_MODES: readonly TlsConfig["mode"][] = [
+  "caddy-acme",
+  "internal",
+  "cloudflare-origin",
+  "off",
+];
+
+export interface CaddyfileInput {
+  /** `email` is the ACME account; `mode` picks `local_certs` (internal) or `auto_https off` (off) */
+  tls: Pick<TlsConfig, "mode" | "email">;
+  /** Emitted as `http_port`/`https_port` only when they are not 80/443 */
+  proxy: Pick<ProxyConfig, "httpPort" | "httpsPort">;
+  /** @default CADDY_SITES_GLOB; tests point it at a temp dir */
+  sitesGlob?: string;
+}
+
+/**
+ * The main Caddyfile. Its global options apply to every site on the host, so
+ * `local_certs`/`auto_https off` are only right when every stack on the host
+ * uses that TLS mode. Each snippet also says what it needs (`tls internal`,
+ * `http://` addresses), so a site never depends on these globals.
+ */
+export function renderCaddyfile(input: CaddyfileInput): string {
+  checkPort(input.proxy.httpPort, "apphost:proxy.httpPort");
+  checkPort(input.proxy.httpsPort, "apphost:proxy.httpsPort");
+  const email = input.tls.email;
+  if (email !== undefined && !/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
+    throw new Error(`apphost:tls.email: "${email}" is not an e-mail address`);
+  }
+  const global: string[] = [];
+  if (email) global.push(`email ${email}`);
+  // The admin API stays on loopback: `caddy reload` (ExecReload) talks to it.
+  global.push("admin localhost:2019");
+  if (input.tls.mode === "internal") global.push("local_certs");
+  if (input.tls.mode === "off") global.push("auto_https off");
+  if (input.proxy.httpPort !== 80) global.push(`http_port ${input.proxy.httpPort}`);
+  if (input.proxy.httpsPort !== 443) global.push(`https_port ${input.proxy.httpsPort}`);
+  return [
+    `# ${managedBy("caddy.ts")}`,
+    "# Each apphost stack on this host adds one site snippet under /etc/caddy/apphost/.",
+    "{",
+    ...global.map((l) => `\t${l}`),
+    "}",
+    "",
+    `import ${input.sitesGlob ?? CADDY_SITES_GLOB}`,
+    "",
+  ].join("\n");
+}
+
+/** nginx size syntax (`25m`, apphost:proxy.maxBodySize) to Caddy's (`25MiB`): nginx's m is 1024*1024. */
+export function caddySize(nginxSize: string): string {
+  const m = NGINX_SIZE.exec(nginxSize);
+  if (!m) throw new Error(`apphost:proxy.maxBodySize: "${nginxSize}" must be a size like 25m, 512k or 1g`);
+  const unit = { "": "", k: "KiB", m: "MiB", g: "GiB" }[m[2].toLowerCase() as "" | "k" | "m" | "g"];
+  return `${m[1]}${unit}`;
+}
+
+/** The per-stack site snippet, `layout.caddySite`. */
+export function renderCaddySite(
+  layout: HostLayout,
+  input: ProxySiteInput,
+  dirs: HostDirs = HOST_DIRS,
+): string {
+  checkSiteInput(input, CADDY_TLS_MODES, "caddy");
+  const mode = input.tls.mode;
+  const addresses = input.hostnames.map((h) => (mode === "off" ? `http://${h}` : h)).join(", ");
+  const body: string[] = [];
+
+  if (mode === "internal") body.push("tls internal");
+  if (mode === "cloudflare-origin") {
+    const { cert, key } = originCertPaths(layout, dirs);
+    body.push(`tls ${cert} ${key}`);
+  }
+
+  body.push(
+    "log {",
+    `\toutput file ${caddyAccessLog(layout, dirs)} {`,
+    `\t\t# logrotate rotates it (copytruncate): /etc/logrotate.d/apphost-${layout.id}`,
+    "\t\troll_disabled",
+    "\t}",
+    "\tformat json",
+    "}",
+    "# The health path reaches the app like any request; it is just not logged.",
+    `@health path ${input.app.healthPath}`,
+    "skip_log @health",
+  );
+
+  if (input.proxy.compression) body.push("encode zstd gzip");
+  // 0 means "no limit" in nginx syntax; Caddy has no limit without request_body.
+  if (Number(NGINX_SIZE.exec(input.proxy.maxBodySize)?.[1]) > 0) {
+    body.push(
+      "# A larger body is refused; Caddy 2.6 reports it as 502, not 413 (nginx says 413).",
+      "request_body {",
+      `\tmax_size ${caddySize(input.proxy.maxBodySize)}`,
+      "}",
+    );
+  }
+
+  body.push(
+    '# "?" sets a header only when the app did not: no duplicates, the app wins.',
+    "# One directive each: in one header block, Caddy would set them all only when all are missing.",
+    ...securityHeaders(input).map(([name, value]) => `header ?${name} "${value}"`),
+  );
+
+  if (input.app.staticDir !== undefined) {
+    body.push(
+      `handle_path ${input.app.staticPrefix}* {`,
+      `\troot * ${staticRoot(layout, input.app.staticDir)}`,
+      "\tfile_server",
+      "}",
+    );
+  }
+
+  body.push(
+    "handle {",
+    "\t# reverse_proxy to the live web port; rewritten by every release.",
+    "\t# WebSocket upgrades pass through reverse_proxy as they are.",
+    `\timport ${layout.caddyUpstream}`,
+    "}",
+  );
+
+  return [
+    `# apphost ${layout.id}: Caddy site, imported by ${CADDYFILE_PATH}.`,
+    `# ${managedBy("caddy.ts")}`,
+    `${addresses} {`,
+    ...body.map((l) => `\t${l}`),
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * The upstream snippet, `layout.caddyUpstream`: the only file a release
+ * changes to move traffic to the new web instance.
+ */
+export function renderCaddyUpstream(port: number): string {
+  checkPort(port, "caddy upstream port");
+  return [
+    `# ${managedBy("caddy.ts")}`,
+    "# The live web instance; the release that switches traffic rewrites this file.",
+    `reverse_proxy 127.0.0.1:${port} {`,
+    "\t# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,",
+    "\t# and passes Host through, so nothing is set here.",
+    "\t# Requests whose connection to the app fails are retried for up to 10s,",
+    "\t# so an instance restart or a reload does not surface as a 502.",
+    "\tlb_try_duration 10s",
+    "\tlb_try_interval 250ms",
+    "}",
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,174 @@
+/**
+ * Pieces shared by the host-file renderers: the proxy site input, its
+ * validation, the host directories outside `/srv/<id>` and the `HostFile`
+ * shape a caller hands to the file-writing resource.
+ *
+ * Every renderer is a pure function from a narrow typed input to a string.
+ */
+import type { AppConfig, ProxyConfig, TlsConfig } from "../config/types";
+import type { HostLayout } from "../paths";
+
+/** A file to write on the host, with the ownership and mode it must have. */
+export interface HostFile {
+  path: string;
+  content: string;
+  /** Octal, 4 digits: `0600` */
+  mode: string;
+  owner: string;
+  group: string;
+}
+
+/**
+ * Directories outside `/srv/<id>` that the proxy renderers point at. Only
+ * tests override them (so `caddy validate` and `nginx -t`, which open log and
+ * certificate files, never touch the machine's real ones).
+ */
+export interface HostDirs {
+  /** Caddy access logs. Debian's caddy package creates it owned by `caddy`, so Caddy can write there */
+  caddyLogs: string;
+  /** Nginx logs. Debian's `/etc/logrotate.d/nginx` already rotates `*.log` here */
+  nginxLogs: string;
+  /** Parent of the per-stack ACME webroots used by certbot `--webroot` */
+  acmeWebroot: string;
+  /** Origin certificates (cloudflare-origin), `<id>.crt` and `<id>.key` */
+  tls: string;
+  /** certbot's live certificate directory */
+  letsencryptLive: string;
+}
+
+export const HOST_DIRS: HostDirs = {
+  caddyLogs: "/var/log/caddy",
+  nginxLogs: "/var/log/nginx",
+  acmeWebroot: "/var/www/acme",
+  tls: "/etc/apphost/tls",
+  letsencryptLive: "/etc/letsencrypt/live",
+};
+
+/** Certificate and key of a cloudflare-origin stack: `/etc/apphost/tls/<id>.crt|.key`. */
+export function originCertPaths(
+  layout: HostLayout,
+  dirs: HostDirs = HOST_DIRS,
+): { cert: string; key: string } {
+  return { cert: `${dirs.tls}/${layout.id}.crt`, key: `${dirs.tls}/${layout.id}.key` };
+}
+
+/** certbot webroot of a stack: `/var/www/acme/<id>`. */
+export function acmeWebroot(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string {
+  return `${dirs.acmeWebroot}/${layout.id}`;
+}
+
+/** Caddy access log of a stack: `/var/log/caddy/<id>.access.log`. */
+export function caddyAccessLog(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string {
+  return `${dirs.caddyLogs}/${layout.id}.access.log`;
+}
+
+/** Nginx access and error logs of a stack: `/var/log/nginx/apphost-<id>.{access,error}.log`. */
+export function nginxLogs(layout: HostLayout, dirs: HostDirs = HOST_DIRS): { access: string; error: string } {
+  const base = `${dirs.nginxLogs}/apphost-${layout.id}`;
+  return { access: `${base}.access.log`, error: `${base}.error.log` };
+}
+
+/** The first line(s) of every rendered file, after the `#` comment marker. */
+export function managedBy(renderer: string): string {
+  return `Managed by apphost (components/render/${renderer}); edits are overwritten on the next deploy.`;
+}
+
+/** What a proxy site needs from the stack configuration. */
+export interface ProxySiteInput {
+  /** `apphost:dns.hostnames[*].name`, the first is the primary (certbot names its directory after it) */
+  hostnames: string[];
+  tls: Pick<TlsConfig, "mode">;
+  proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
+  app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix">;
+}
+
+const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const HOSTNAME = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)*${LABEL}$`, "i");
+/** Deliberately narrow: these paths land unquoted in Caddy and nginx configuration files. */
+const URL_PATH = /^\/[A-Za-z0-9._~/-]*$/;
+const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
+/** nginx size syntax: bytes, or k/m/g suffix */
+export const NGINX_SIZE = /^(\d+)([kKmMgG]?)$/;
+
+/**
+ * Checks the site input and throws one error listing every offending key, so
+ * a broken value can never reach a proxy configuration file.
+ */
+export function checkSiteInput(
+  input: ProxySiteInput,
+  supportedModes: readonly TlsConfig["mode"][],
+  proxy: string,
+): void {
+  const problems: string[] = [];
+  if (input.hostnames.length === 0) {
+    problems.push(
+      "apphost:dns.hostnames: the proxy needs at least one host name; without DNS use the host's public IP address",
+    );
+  }
+  input.hostnames.forEach((h, i) => {
+    const ipv4 = /^\d{1,3}(?:\.\d{1,3}){3}$/.test(h);
+    if (!ipv4 && !HOSTNAME.test(h)) problems.push(`apphost:dns.hostnames[${i}]: "${h}" is not a host name`);
+  });
+  if (!supportedModes.includes(input.tls.mode)) {
+    problems.push(
+      `apphost:tls.mode: "${input.tls.mode}" does not work with ${proxy}; use one of ${supportedModes.join(", ")}`,
+    );
+  }
+  if (!NGINX_SIZE.test(input.proxy.maxBodySize)) {
+    problems.push(
+      `apphost:proxy.maxBodySize: "${input.proxy.maxBodySize}" must be a size like 25m, 512k or 1g`,
+    );
+  }
+  for (const key of ["httpPort", "httpsPort"] as const) {
+    const p = input.proxy[key];
+    if (!Number.isInteger(p) || p < 1 || p > 65535)
+      problems.push(`apphost:proxy.${key}: ${p} is not a TCP port`);
+  }
+  if (!URL_PATH.test(input.app.healthPath)) {
+    problems.push(`apphost:app.healthPath: "${input.app.healthPath}" must be a URL path starting with /`);
+  }
+  if (input.app.staticDir !== undefined) {
+    const d = input.app.staticDir;
+    if (!REL_DIR.test(d) || d.split("/").some((s) => s === "..")) {
+      problems.push(
+        `apphost:app.staticDir: "${d}" must be a directory inside the release, like frontend/dist`,
+      );
+    }
+    const p = input.app.staticPrefix;
+    if (!URL_PATH.test(p) || !p.endsWith("/") || p === "/") {
+      problems.push(
+        `apphost:app.staticPrefix: "${p}" must be a URL path that starts and ends with /, like /static/`,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(`${proxy} site: fix these settings:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/** `frontend/dist/` → `frontend/dist`, the release-relative static directory without a trailing slash. */
+export function staticRoot(layout: HostLayout, staticDir: string): string {
+  return `${layout.current}/${staticDir.replace(/\/+$/, "")}`;
+}
+
+/** The security headers both proxies add when the app did not set them itself. */
+export function securityHeaders(input: ProxySiteInput): [string, string][] {
+  const headers: [string, string][] = [];
+  if (input.proxy.hsts && input.tls.mode !== "off") {
+    // No includeSubDomains: the primary host may be a zone apex whose other
+    // subdomains apphost knows nothing about.
+    headers.push(["Strict-Transport-Security", "max-age=31536000"]);
+  }
+  headers.push(
+    ["X-Content-Type-Options", "nosniff"],
+    ["Referrer-Policy", "strict-origin-when-cross-origin"],
+    ["X-Frame-Options", "SAMEORIGIN"],
+  );
+  return headers;
+}
+
+export function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${what}: ${port} is not a TCP port (1-65535)`);
+  }
+}

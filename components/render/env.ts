@@ -1,0 +1,106 @@
+/**
+ * The stack's env file, `layout.envFile` (`/etc/apphost/<id>.env`), read by
+ * every unit through `EnvironmentFile=`.
+ *
+ * Every value is double-quoted with `\`, `"`, `` ` `` and `$` escaped. That
+ * is exactly what systemd's env-file parser unescapes inside double quotes
+ * (src/basic/env-file.c; a newline inside the quotes is kept), and it is
+ * also valid POSIX sh, so a release script may `set -a; . <file>` it to run
+ * migrations with the same environment.
+ */
+import type { AppConfig, DatabaseConfig } from "../config/types";
+import type { HostLayout } from "../paths";
+import { HostFile, managedBy } from "./common";
+
+export interface EnvFileInput {
+  /** Stack name, exported as APP_ENV */
+  stack: string;
+  /** `apphost:app.env` */
+  env: AppConfig["env"];
+  database: Pick<DatabaseConfig, "kind" | "sqliteFile">;
+  /** postgres: the connection URL (a secret the caller resolved). Ignored for other kinds */
+  databaseUrl?: string;
+}
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
+export function sqliteUrl(layout: HostLayout, file: string): string {
+  return `sqlite:///${layout.data}/${file}`;
+}
+
+/** Double-quoted for systemd EnvironmentFile= and POSIX sh alike. */
+export function quoteEnvValue(value: string): string {
+  return `"${value.replace(/[\\"`$]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Keys the units set themselves: the env file overrides Environment= in a
+ * unit, so a PORT here would send both blue and green to one port.
+ */
+const UNIT_KEYS: Record<string, string> = {
+  PORT: "each web instance gets its own port from its unit (PORT=%i)",
+  PATH: "the units put the release's venv or node_modules/.bin first on PATH",
+};
+
+export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
+  const problems: string[] = [];
+  const vars = new Map<string, string>();
+  for (const [key, value] of Object.entries(input.env)) {
+    const path = `apphost:app.env.${key}`;
+    if (!KEY.test(key)) {
+      problems.push(`${path}: not a valid variable name (letters, digits and _, not starting with a digit)`);
+    } else if (UNIT_KEYS[key]) {
+      problems.push(`${path}: set by apphost, remove it: ${UNIT_KEYS[key]}`);
+    } else if (key === "DATABASE_URL" && input.database.kind !== "none") {
+      problems.push(
+        `${path}: set by apphost from apphost:database (kind ${input.database.kind}); ` +
+          `remove it, or set apphost:database.kind to none to bring your own`,
+      );
+    } else if (typeof value !== "string" || value.includes("\0")) {
+      problems.push(`${path}: the value must be a string without NUL characters`);
+    } else {
+      vars.set(key, value);
+    }
+  }
+  if (!/^[a-z][a-z0-9-]*$/.test(input.stack)) problems.push(`stack: "${input.stack}" is not a stack name`);
+  if (input.database.kind === "sqlite" && !/^[A-Za-z0-9._-]+$/.test(input.database.sqliteFile)) {
+    problems.push(
+      `apphost:database.sqliteFile: "${input.database.sqliteFile}" must be a file name, like app.db`,
+    );
+  }
+  if (input.database.kind === "postgres" && !input.databaseUrl) {
+    problems.push("databaseUrl: required when apphost:database.kind is postgres");
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `env file ${layout.envFile}: fix these settings:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+  }
+
+  // APP_ENV defaults to the stack; apphost:app.env may say otherwise ("production").
+  if (!vars.has("APP_ENV")) vars.set("APP_ENV", input.stack);
+  if (input.database.kind === "sqlite")
+    vars.set("DATABASE_URL", sqliteUrl(layout, input.database.sqliteFile));
+  if (input.database.kind === "postgres" && input.databaseUrl) vars.set("DATABASE_URL", input.databaseUrl);
+
+  const keys = [...vars.keys()].sort();
+  return [
+    `# apphost ${layout.id}: environment of every process (EnvironmentFile=).`,
+    `# ${managedBy("env.ts")}`,
+    "# PORT is not here: each web unit instance sets its own.",
+    ...keys.map((k) => `${k}=${quoteEnvValue(vars.get(k) as string)}`),
+    "",
+  ].join("\n");
+}
+
+/** The env file with the mode and owner the caller applies: 0600, the app user. */
+export function envFile(layout: HostLayout, input: EnvFileInput): HostFile {
+  return {
+    path: layout.envFile,
+    content: renderEnvFile(layout, input),
+    mode: "0600",
+    owner: layout.user,
+    group: layout.user,
+  };
+}

@@ -1,0 +1,312 @@
+/**
+ * systemd units: one per `apphost:processes` entry, and the backup
+ * service/timer pair.
+ *
+ * The web process is a template unit (`apphost-<id>-web@.service`), started
+ * as `@<port>` with `PORT=%i`; blue/green releases alternate between two
+ * ports. Workers are plain units.
+ *
+ * Hardening: measured with `systemd-analyze security --offline=true` on
+ * systemd 252 (see test/unit/validate-tools.test.ts and docs/host-files.md):
+ * 1.5 for the web unit, python and node alike (node goes without
+ * MemoryDenyWriteExecute and ProcSubset=pid, see below), 1.5 for workers,
+ * 1.7 for the backup service (root with five capabilities, no network).
+ * Left out of the app units on purpose: PrivateNetwork and
+ * IPAddressDeny (the app talks to its database and to APIs), PrivateUsers
+ * (not needed to reach the target; it remaps every other owner to nobody,
+ * which surprises apps reading group-owned files).
+ */
+import type { AppConfig, BackupsConfig, ProcessConfig } from "../config/types";
+import { HostLayout, unitName } from "../paths";
+import { managedBy } from "./common";
+
+export const UNIT_DIR = "/etc/systemd/system";
+
+/**
+ * Name of the virtualenv link inside a release directory: the release links
+ * `<release>/.venv` to its venv under `layout.venvs`, and the units put
+ * `<release dir>/.venv/bin` first on PATH.
+ */
+export const RELEASE_VENV_LINK = ".venv";
+
+export interface ProcessUnitInput {
+  process: ProcessConfig;
+  runtime: AppConfig["runtime"];
+  /** Seconds between SIGTERM and SIGKILL when the unit stops. @default 30 */
+  stopTimeoutSeconds?: number;
+}
+
+export interface UnitFile {
+  /** `apphost-<id>-web@.service` */
+  name: string;
+  /** `/etc/systemd/system/<name>` */
+  path: string;
+  content: string;
+}
+
+/**
+ * Release directory of a web instance: `<root>/instances/%i`, a symlink the
+ * release points at the new release before it starts the instance on that
+ * port (components/release/phases.ts `instanceDir`). So the new instance
+ * runs the new release while `current`, the old instance and the workers
+ * stay on the old one until the switch.
+ */
+export function webInstanceDir(layout: HostLayout): string {
+  return `${layout.root}/instances/%i`;
+}
+
+/** Release directory of a process: the instance link for web, `current` for workers. */
+export function processDir(layout: HostLayout, kind: ProcessConfig["kind"]): string {
+  return kind === "web" ? webInstanceDir(layout) : layout.current;
+}
+
+/** PATH of an app process: its release's venv or node_modules/.bin, then the system. */
+export function processPath(dir: string, runtime: AppConfig["runtime"]): string {
+  const first = runtime === "python" ? `${dir}/${RELEASE_VENV_LINK}/bin` : `${dir}/node_modules/.bin`;
+  return `${first}:/usr/local/bin:/usr/bin:/bin`;
+}
+
+/**
+ * `ExecStart=` for a shell command from the config. systemd neither searches
+ * PATH= nor expands `$PORT` inside a word, so the command runs under
+ * `/bin/sh -c`. Escaped for systemd: `%` → `%%` (specifiers), `$` → `$$` (so
+ * the shell, not systemd, expands `$PORT`), `\` and `"` inside the quotes.
+ * A plain command gets `exec` so the app itself receives SIGTERM; one with
+ * `;`, `&` or `|` keeps the shell, and the default KillMode=control-group
+ * still signals every process of the unit.
+ */
+export function execStart(command: string): string {
+  const plain = !/[;&|]/.test(command) && !/^exec\s/.test(command);
+  const script = plain ? `exec ${command}` : command;
+  const escaped = script
+    .replace(/\\/g, "\\\\")
+    .replace(/"/g, '\\"')
+    .replace(/%/g, "%%")
+    .replace(/\$/g, "$$$$");
+  return `/bin/sh -c "${escaped}"`;
+}
+
+/** The sandbox every apphost service gets; node loosens two settings. */
+function hardening(writable: string[], runtime: AppConfig["runtime"] | "backup"): string[] {
+  const lines = [
+    "# Sandbox. Writable: only the paths below; /tmp is private.",
+    `ReadWritePaths=${writable.join(" ")}`,
+    "UMask=0027",
+    "NoNewPrivileges=true",
+    "ProtectSystem=strict",
+    "ProtectHome=true",
+    "PrivateTmp=true",
+    "PrivateDevices=true",
+    "PrivateMounts=true",
+    "ProtectKernelTunables=true",
+    "ProtectKernelModules=true",
+    "ProtectKernelLogs=true",
+    "ProtectControlGroups=true",
+    "ProtectClock=true",
+    "ProtectHostname=true",
+    "ProtectProc=invisible",
+  ];
+  if (runtime !== "node") {
+    // Node's os.cpus() reads /proc/cpuinfo and /proc/stat, which ProcSubset=pid hides
+    // (apps size their cluster with it). CPython reads the CPU count from /sys.
+    lines.push("ProcSubset=pid");
+  }
+  if (runtime === "backup") {
+    // SQLite is a file and postgres is dumped through its local socket (a path, which a
+    // private network namespace still reaches): no network at all.
+    lines.push("PrivateNetwork=true", "RestrictAddressFamilies=AF_UNIX");
+  } else {
+    lines.push("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX");
+  }
+  lines.push(
+    "RestrictNamespaces=true",
+    "RestrictRealtime=true",
+    "RestrictSUIDSGID=true",
+    "LockPersonality=true",
+  );
+  if (runtime !== "node") {
+    // V8's JIT needs writable+executable memory; CPython does not.
+    lines.push("MemoryDenyWriteExecute=true");
+  }
+  lines.push("RemoveIPC=true");
+  if (runtime === "backup") {
+    // Root, but only with what the backup script uses: runuser -u postgres
+    // (SETUID/SETGID), reading and chowning the app's SQLite files
+    // (DAC_OVERRIDE/CHOWN), chmod of the app-owned backups directory (FOWNER).
+    lines.push("CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_SETUID CAP_SETGID");
+  } else {
+    lines.push("CapabilityBoundingSet=");
+  }
+  lines.push(
+    "AmbientCapabilities=",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "# A filtered call fails with EPERM instead of killing the process.",
+    "SystemCallErrorNumber=EPERM",
+  );
+  return lines;
+}
+
+const PROCESS_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+
+/** The unit file of one process. */
+export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): string {
+  const { process, runtime } = input;
+  const stop = input.stopTimeoutSeconds ?? 30;
+  const problems: string[] = [];
+  if (!PROCESS_NAME.test(process.name)) {
+    problems.push(`apphost:processes.${process.name}.name: use lowercase letters, digits and dashes`);
+  }
+  if (process.command.trim() === "" || /[\n\r\0]/.test(process.command)) {
+    problems.push(`apphost:processes.${process.name}.command: must be one non-empty line`);
+  }
+  if (!Number.isInteger(stop) || stop < 1) {
+    problems.push(`stopTimeoutSeconds: ${stop} must be a whole number of seconds >= 1`);
+  }
+  if (problems.length > 0)
+    throw new Error(`systemd unit: fix these settings:\n  - ${problems.join("\n  - ")}`);
+
+  const web = process.kind === "web";
+  const dir = processDir(layout, process.kind);
+  const env = [`Environment=PATH=${processPath(dir, runtime)}`];
+  if (runtime === "python") {
+    env.push(`Environment=VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, "Environment=PYTHONUNBUFFERED=1");
+  } else {
+    env.push("Environment=NODE_ENV=production");
+  }
+  if (web) env.push("Environment=PORT=%i");
+
+  return [
+    web
+      ? `# apphost ${layout.id}: ${process.name} process, one instance per port (@8000, @8001, ...).`
+      : `# apphost ${layout.id}: ${process.name} process.`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    web
+      ? `Description=apphost ${layout.id} ${process.name} on port %i`
+      : `Description=apphost ${layout.id} ${process.name}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "# Keep restarting a crashing app rather than giving up after five tries.",
+    "StartLimitIntervalSec=0",
+    "",
+    "[Service]",
+    "Type=exec",
+    `User=${layout.user}`,
+    `Group=${layout.user}`,
+    web
+      ? "# instances/<port> links to this instance's release; resolved at start, so a running instance keeps it."
+      : "# `current` is resolved at start: a running worker keeps its release until it is restarted.",
+    `WorkingDirectory=${dir}`,
+    "# Values in the env file override Environment= below; it never sets PORT or PATH.",
+    `EnvironmentFile=${layout.envFile}`,
+    ...env,
+    `ExecStart=${execStart(process.command)}`,
+    `SyslogIdentifier=${layout.id}-${process.name}`,
+    "Restart=always",
+    "RestartSec=2",
+    "# Graceful stop: on SIGTERM gunicorn, uvicorn and node finish in-flight requests;",
+    `# SIGKILL follows after ${stop}s.`,
+    "KillSignal=SIGTERM",
+    `TimeoutStopSec=${stop}`,
+    "LimitNOFILE=65536",
+    "",
+    ...hardening([layout.data, layout.logs], runtime),
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** Every process unit of a stack, named with `unitName()`. */
+export function renderProcessUnits(
+  layout: HostLayout,
+  input: { processes: ProcessConfig[]; runtime: AppConfig["runtime"]; stopTimeoutSeconds?: number },
+): UnitFile[] {
+  return input.processes.map((process) => {
+    const name = unitName(layout, process.name, process.kind);
+    return {
+      name,
+      path: `${UNIT_DIR}/${name}`,
+      content: renderProcessUnit(layout, {
+        process,
+        runtime: input.runtime,
+        stopTimeoutSeconds: input.stopTimeoutSeconds,
+      }),
+    };
+  });
+}
+
+export interface BackupUnitInput {
+  /** `schedule` is the timer's OnCalendar expression */
+  backups: Pick<BackupsConfig, "schedule">;
+  /** Absolute path of the backup program, e.g. `/srv/<id>/bin/backup` */
+  execStart: string;
+}
+
+/** `<unitPrefix>-backup.service` and `.timer`. */
+export function backupUnitNames(layout: HostLayout): { service: string; timer: string } {
+  return { service: `${layout.unitPrefix}-backup.service`, timer: `${layout.unitPrefix}-backup.timer` };
+}
+
+function checkBackupInput(input: BackupUnitInput): void {
+  const problems: string[] = [];
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(input.execStart)) {
+    problems.push(`backup execStart: "${input.execStart}" must be an absolute path without spaces`);
+  }
+  const s = input.backups.schedule;
+  if (s.trim() === "" || /[\n\r\0]/.test(s)) {
+    problems.push(`apphost:backups.schedule: "${s}" must be one systemd OnCalendar expression, like daily`);
+  }
+  if (problems.length > 0)
+    throw new Error(`backup units: fix these settings:\n  - ${problems.join("\n  - ")}`);
+}
+
+/** The backup service, run by the timer (and by hand: `systemctl start <prefix>-backup`). */
+export function renderBackupService(layout: HostLayout, input: BackupUnitInput): string {
+  checkBackupInput(input);
+  return [
+    `# apphost ${layout.id}: backup, started by ${backupUnitNames(layout).timer}.`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} backup`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "# Runs as root: the backup script (components/release/backup.ts) dumps postgres through",
+    "# runuser -u postgres and hands SQLite files back to the app user. The sandbox below keeps",
+    "# root to five capabilities and to the data and backups directories.",
+    `WorkingDirectory=${layout.shared}`,
+    `ExecStart=${input.execStart}`,
+    `SyslogIdentifier=${layout.id}-backup`,
+    "Nice=10",
+    "IOSchedulingClass=idle",
+    "",
+    "# Reading a SQLite database in WAL mode writes its -shm file, so data is writable too.",
+    ...hardening([layout.data, layout.backups], "backup"),
+    "",
+  ].join("\n");
+}
+
+export function renderBackupTimer(layout: HostLayout, input: BackupUnitInput): string {
+  checkBackupInput(input);
+  return [
+    `# apphost ${layout.id}: backup schedule (apphost:backups.schedule).`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} scheduled backup`,
+    "",
+    "[Timer]",
+    `OnCalendar=${input.backups.schedule}`,
+    "# A run missed while the host was off happens at the next boot.",
+    "Persistent=true",
+    `Unit=${backupUnitNames(layout).service}`,
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+    "",
+  ].join("\n");
+}

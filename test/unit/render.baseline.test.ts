@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { renderBaseline, runtimePackages } from "../../components/render/baseline";
+import { lineDiff } from "./render.fixtures";
+
+const input = () => ({ host: { swapMb: 1024 }, packages: ["caddy", "python3", "python3-venv", "sqlite3"] });
+
+describe("render/baseline", () => {
+  const base = renderBaseline(input());
+
+  it("renders the whole script", () => {
+    assert.equal(
+      base,
+      `#!/bin/bash
+# apphost host baseline: packages, unattended upgrades, sshd, time sync, swap.
+# Managed by apphost (components/render/baseline.ts); edits are overwritten on the next deploy.
+# Idempotent: every step checks before it changes anything.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'apphost baseline: %s\\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "run me as root" >&2
+  exit 1
+fi
+
+# put_file PATH MODE < CONTENT: writes PATH when its content differs; returns 1 when unchanged.
+put_file() {
+  local path=$1 mode=$2 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  install -D -m "$mode" -o root -g root "$tmp" "$path"
+  rm -f "$tmp"
+  log "wrote $path"
+}
+
+is_installed() {
+  local status
+  # \${db:Status-Status} is a dpkg-query field, not a shell expansion (single quotes).
+  status=$(dpkg-query -W -f='\${db:Status-Status}' "$1" 2>/dev/null || true)
+  [ "$status" = installed ]
+}
+
+apt_updated=0
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    if ! is_installed "$p"; then missing+=("$p"); fi
+  done
+  if [ "\${#missing[@]}" -eq 0 ]; then return 0; fi
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get -o DPkg::Lock::Timeout=600 -q update
+    apt_updated=1
+  fi
+  log "installing \${missing[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "\${missing[@]}"
+}
+
+# 1. Packages.
+ensure_packages ca-certificates curl unattended-upgrades caddy python3 python3-venv sqlite3
+
+# 2. Unattended upgrades, security only.
+put_file /etc/apt/apt.conf.d/21apphost-auto-upgrades 0644 <<'APPHOST_EOF' || true
+// Managed by apphost (components/render/baseline.ts); edits are overwritten on the next deploy.
+// Read after Debian's 20auto-upgrades, so these values win.
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+APPHOST_EOF
+put_file /etc/apt/apt.conf.d/52apphost-unattended-upgrades 0644 <<'APPHOST_EOF' || true
+// Managed by apphost (components/render/baseline.ts); edits are overwritten on the next deploy.
+// Only security updates are installed unattended.
+#clear Unattended-Upgrade::Allowed-Origins;
+#clear Unattended-Upgrade::Origins-Pattern;
+Unattended-Upgrade::Origins-Pattern {
+        "origin=Debian,codename=\${distro_codename}-security,label=Debian-Security";
+        "origin=Ubuntu,archive=\${distro_codename}-security,label=Ubuntu";
+};
+APPHOST_EOF
+systemctl enable --now apt-daily.timer apt-daily-upgrade.timer
+
+# 3. sshd: key-only logins. The drop-in is checked with sshd -t before ssh is reloaded,
+# and put back when sshd refuses it.
+sshd_dropin=/etc/ssh/sshd_config.d/00-apphost.conf
+if [ -x /usr/sbin/sshd ]; then
+  # sshd -t needs its privilege separation directory, which only a running ssh.service creates.
+  install -d -m 0755 /run/sshd
+  previous=""
+  if [ -f "$sshd_dropin" ]; then
+    previous=$(mktemp)
+    cp -p "$sshd_dropin" "$previous"
+  fi
+  if put_file "$sshd_dropin" 0644 <<'APPHOST_EOF'
+# Managed by apphost (components/render/baseline.ts); edits are overwritten on the next deploy.
+# Key-only logins. sshd keeps the first value it reads; this file sorts first.
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+APPHOST_EOF
+  then
+    if ! /usr/sbin/sshd -t; then
+      if [ -n "$previous" ]; then mv -f "$previous" "$sshd_dropin"; else rm -f "$sshd_dropin"; fi
+      log "sshd -t refused $sshd_dropin; the previous file is back and ssh was not reloaded" >&2
+      exit 1
+    fi
+    if systemctl is-active --quiet ssh.service; then
+      systemctl reload ssh.service
+      log "reloaded ssh"
+    fi
+  fi
+  if [ -n "$previous" ]; then rm -f "$previous"; fi
+  effective=$(/usr/sbin/sshd -T)
+  if ! grep -qx 'passwordauthentication no' <<<"$effective"; then
+    log "sshd still accepts passwords: a file read before $sshd_dropin sets PasswordAuthentication" >&2
+    exit 1
+  fi
+else
+  log "openssh-server is not installed; sshd left alone"
+fi
+
+# 4. Time sync: an installed NTP daemon stays in charge; otherwise systemd-timesyncd.
+time_daemon=""
+for p in chrony ntpsec ntp openntpd; do
+  if is_installed "$p"; then
+    time_daemon=$p
+    break
+  fi
+done
+if [ -n "$time_daemon" ]; then
+  log "time sync: $time_daemon is installed, leaving it in charge"
+else
+  ensure_packages systemd-timesyncd
+  # Inside a container the unit's ConditionVirtualization skips it, and this still succeeds.
+  systemctl enable --now systemd-timesyncd.service
+fi
+
+# 5. Swap file (apphost:host.swapMb; 0 creates none and removes nothing).
+swap_mb=1024
+swapfile=/swapfile
+swap_active() {
+  local active
+  active=$(swapon --show=NAME --noheadings)
+  grep -qx "$swapfile" <<<"$active"
+}
+if [ "$swap_mb" -gt 0 ]; then
+  if systemd-detect-virt --container --quiet; then
+    log "swap: skipped inside a container, where swapon is not allowed"
+  else
+    if [ -f "$swapfile" ] && [ "$(stat -c %s "$swapfile")" -ne $((swap_mb * 1024 * 1024)) ]; then
+      log "swap: resizing $swapfile to $swap_mb MiB"
+      if swap_active; then swapoff "$swapfile"; fi
+      rm -f "$swapfile"
+    fi
+    if [ ! -f "$swapfile" ]; then
+      fallocate -l "\${swap_mb}M" "$swapfile" || dd if=/dev/zero of="$swapfile" bs=1M count="$swap_mb" status=none
+      chmod 0600 "$swapfile"
+      mkswap "$swapfile" >/dev/null
+    fi
+    if ! grep -q "^\${swapfile}[[:space:]]" /etc/fstab; then
+      echo "$swapfile none swap sw 0 0" >>/etc/fstab
+    fi
+    if ! swap_active; then swapon "$swapfile"; fi
+  fi
+fi
+
+log "done"
+`,
+    );
+  });
+
+  it("swapMb is the only swap input", () => {
+    const v = renderBaseline({ ...input(), host: { swapMb: 0 } });
+    assert.deepEqual(lineDiff(base, v), { removed: ["swap_mb=1024"], added: ["swap_mb=0"] });
+  });
+
+  it("packages are deduplicated after the base set", () => {
+    const v = renderBaseline({ ...input(), packages: ["nginx", "curl", "certbot"] });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "ensure_packages ca-certificates curl unattended-upgrades caddy python3 python3-venv sqlite3",
+      ],
+      added: ["ensure_packages ca-certificates curl unattended-upgrades nginx certbot"],
+    });
+  });
+
+  it("lists every bad input", () => {
+    assert.throws(() => renderBaseline({ host: { swapMb: -1 }, packages: ["ok", "rm -rf /", "X"] }), {
+      message:
+        "host baseline: fix these settings:\n" +
+        "  - apphost:host.swapMb: -1 must be a whole number of MiB, 0 for no swap\n" +
+        '  - packages[1]: "rm -rf /" is not a Debian package name\n' +
+        '  - packages[2]: "X" is not a Debian package name',
+    });
+  });
+});
+
+describe("render/baseline: runtimePackages", () => {
+  const cases: [string, Parameters<typeof runtimePackages>[0], string[]][] = [
+    [
+      "caddy + python + sqlite",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "sqlite" },
+      },
+      ["caddy", "python3", "python3-venv", "sqlite3"],
+    ],
+    [
+      "nginx + certbot + postgres",
+      {
+        proxy: { kind: "nginx" },
+        app: { runtime: "python" },
+        tls: { mode: "certbot" },
+        database: { kind: "postgres" },
+      },
+      ["nginx", "python3", "python3-venv", "postgresql", "certbot"],
+    ],
+    [
+      "python with a frontend build needs node",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python", build: "npm ci && npm run build" },
+        tls: { mode: "off" },
+        database: { kind: "none" },
+      },
+      ["caddy", "python3", "python3-venv", "nodejs", "npm"],
+    ],
+    [
+      "node",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "node" },
+        tls: { mode: "internal" },
+        database: { kind: "sqlite" },
+      },
+      ["caddy", "nodejs", "npm", "sqlite3"],
+    ],
+  ];
+  for (const [name, input, expected] of cases) {
+    it(name, () => assert.deepEqual(runtimePackages(input), expected));
+  }
+});

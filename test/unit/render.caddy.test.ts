@@ -1,0 +1,292 @@
+import assert from "node:assert/strict";
+import {
+  caddySize,
+  renderCaddySite,
+  renderCaddyUpstream,
+  renderCaddyfile,
+} from "../../components/render/caddy";
+import { baseSite, layout, lineDiff } from "./render.fixtures";
+
+const caddyfileInput = () => ({
+  tls: { mode: "caddy-acme" as const, email: "ops@example.com" },
+  proxy: { httpPort: 80, httpsPort: 443 },
+});
+
+describe("render/caddy: main Caddyfile", () => {
+  it("renders the global options and the snippet import", () => {
+    assert.equal(
+      renderCaddyfile(caddyfileInput()),
+      `# Managed by apphost (components/render/caddy.ts); edits are overwritten on the next deploy.
+# Each apphost stack on this host adds one site snippet under /etc/caddy/apphost/.
+{
+	email ops@example.com
+	admin localhost:2019
+}
+
+import /etc/caddy/apphost/*.caddy
+`,
+    );
+  });
+
+  it("tls internal adds local_certs", () => {
+    const v = renderCaddyfile({ ...caddyfileInput(), tls: { mode: "internal", email: "ops@example.com" } });
+    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
+      removed: [],
+      added: ["\tlocal_certs"],
+    });
+  });
+
+  it("tls off adds auto_https off", () => {
+    const v = renderCaddyfile({ ...caddyfileInput(), tls: { mode: "off" } });
+    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
+      removed: ["\temail ops@example.com"],
+      added: ["\tauto_https off"],
+    });
+  });
+
+  it("non-default ports become http_port/https_port", () => {
+    const v = renderCaddyfile({ ...caddyfileInput(), proxy: { httpPort: 8080, httpsPort: 8443 } });
+    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
+      removed: [],
+      added: ["\thttp_port 8080", "\thttps_port 8443"],
+    });
+  });
+
+  it("sitesGlob replaces the import path (tests only)", () => {
+    const v = renderCaddyfile({ ...caddyfileInput(), sitesGlob: "/tmp/x/*.caddy" });
+    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
+      removed: ["import /etc/caddy/apphost/*.caddy"],
+      added: ["import /tmp/x/*.caddy"],
+    });
+  });
+
+  it("refuses an e-mail that would break the file", () => {
+    assert.throws(
+      () => renderCaddyfile({ ...caddyfileInput(), tls: { mode: "caddy-acme", email: "ops@example.com }" } }),
+      { message: 'apphost:tls.email: "ops@example.com }" is not an e-mail address' },
+    );
+  });
+});
+
+describe("render/caddy: site snippet", () => {
+  const base = renderCaddySite(layout, baseSite());
+
+  it("renders the whole site for caddy-acme", () => {
+    assert.equal(
+      base,
+      `# apphost shop-prod: Caddy site, imported by /etc/caddy/Caddyfile.
+# Managed by apphost (components/render/caddy.ts); edits are overwritten on the next deploy.
+shop.example.com, www.shop.example.com {
+	log {
+		output file /var/log/caddy/shop-prod.access.log {
+			# logrotate rotates it (copytruncate): /etc/logrotate.d/apphost-shop-prod
+			roll_disabled
+		}
+		format json
+	}
+	# The health path reaches the app like any request; it is just not logged.
+	@health path /healthz
+	skip_log @health
+	encode zstd gzip
+	# A larger body is refused; Caddy 2.6 reports it as 502, not 413 (nginx says 413).
+	request_body {
+		max_size 25MiB
+	}
+	# "?" sets a header only when the app did not: no duplicates, the app wins.
+	# One directive each: in one header block, Caddy would set them all only when all are missing.
+	header ?Strict-Transport-Security "max-age=31536000"
+	header ?X-Content-Type-Options "nosniff"
+	header ?Referrer-Policy "strict-origin-when-cross-origin"
+	header ?X-Frame-Options "SAMEORIGIN"
+	handle_path /static/* {
+		root * /srv/shop-prod/current/frontend/dist
+		file_server
+	}
+	handle {
+		# reverse_proxy to the live web port; rewritten by every release.
+		# WebSocket upgrades pass through reverse_proxy as they are.
+		import /etc/caddy/apphost/shop-prod.upstream
+	}
+}
+`,
+    );
+  });
+
+  it("tls internal adds `tls internal`", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), tls: { mode: "internal" } });
+    assert.deepEqual(lineDiff(base, v), { removed: [], added: ["\ttls internal"] });
+  });
+
+  it("cloudflare-origin loads the origin certificate files", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), tls: { mode: "cloudflare-origin" } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [],
+      added: ["\ttls /etc/apphost/tls/shop-prod.crt /etc/apphost/tls/shop-prod.key"],
+    });
+  });
+
+  it("tls off serves http:// addresses and drops HSTS", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), tls: { mode: "off" } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "shop.example.com, www.shop.example.com {",
+        '\theader ?Strict-Transport-Security "max-age=31536000"',
+      ],
+      added: ["http://shop.example.com, http://www.shop.example.com {"],
+    });
+  });
+
+  it("hsts false drops only HSTS", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), proxy: { ...baseSite().proxy, hsts: false } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ['\theader ?Strict-Transport-Security "max-age=31536000"'],
+      added: [],
+    });
+  });
+
+  it("compression false drops encode", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), proxy: { ...baseSite().proxy, compression: false } });
+    assert.deepEqual(lineDiff(base, v), { removed: ["\tencode zstd gzip"], added: [] });
+  });
+
+  it("maxBodySize converts nginx units to Caddy's binary units", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), proxy: { ...baseSite().proxy, maxBodySize: "512k" } });
+    assert.deepEqual(lineDiff(base, v), { removed: ["\t\tmax_size 25MiB"], added: ["\t\tmax_size 512KiB"] });
+  });
+
+  it("maxBodySize 0 (no limit) drops request_body", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), proxy: { ...baseSite().proxy, maxBodySize: "0" } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "\t# A larger body is refused; Caddy 2.6 reports it as 502, not 413 (nginx says 413).",
+        "\trequest_body {",
+        "\t\tmax_size 25MiB",
+        "\t}",
+      ],
+      added: [],
+    });
+  });
+
+  it("no staticDir drops the static handler", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, staticDir: undefined } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "\thandle_path /static/* {",
+        "\t\troot * /srv/shop-prod/current/frontend/dist",
+        "\t\tfile_server",
+        "\t}",
+      ],
+      added: [],
+    });
+  });
+
+  it("staticPrefix and a trailing slash on staticDir", () => {
+    const v = renderCaddySite(layout, {
+      ...baseSite(),
+      app: { ...baseSite().app, staticDir: "public/", staticPrefix: "/assets/" },
+    });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ["\thandle_path /static/* {", "\t\troot * /srv/shop-prod/current/frontend/dist"],
+      added: ["\thandle_path /assets/* {", "\t\troot * /srv/shop-prod/current/public"],
+    });
+  });
+
+  it("healthPath changes the unlogged matcher", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, healthPath: "/up" } });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ["\t@health path /healthz"],
+      added: ["\t@health path /up"],
+    });
+  });
+
+  it("one host name, an IP address", () => {
+    const v = renderCaddySite(layout, { ...baseSite(), hostnames: ["203.0.113.10"] });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ["shop.example.com, www.shop.example.com {"],
+      added: ["203.0.113.10 {"],
+    });
+  });
+
+  it("refuses certbot: Caddy gets its own certificates", () => {
+    assert.throws(() => renderCaddySite(layout, { ...baseSite(), tls: { mode: "certbot" } }), {
+      message:
+        "caddy site: fix these settings:\n" +
+        '  - apphost:tls.mode: "certbot" does not work with caddy; use one of caddy-acme, internal, cloudflare-origin, off',
+    });
+  });
+
+  it("lists every offending setting at once", () => {
+    assert.throws(
+      () =>
+        renderCaddySite(layout, {
+          hostnames: ["ok.example.com", "bad host", "x}{"],
+          tls: { mode: "off" },
+          proxy: { maxBodySize: "25 MB", hsts: false, compression: true, httpPort: 0, httpsPort: 443 },
+          app: { healthPath: "healthz", staticDir: "../etc", staticPrefix: "/static" },
+        }),
+      {
+        message:
+          "caddy site: fix these settings:\n" +
+          '  - apphost:dns.hostnames[1]: "bad host" is not a host name\n' +
+          '  - apphost:dns.hostnames[2]: "x}{" is not a host name\n' +
+          '  - apphost:proxy.maxBodySize: "25 MB" must be a size like 25m, 512k or 1g\n' +
+          "  - apphost:proxy.httpPort: 0 is not a TCP port\n" +
+          '  - apphost:app.healthPath: "healthz" must be a URL path starting with /\n' +
+          '  - apphost:app.staticDir: "../etc" must be a directory inside the release, like frontend/dist\n' +
+          '  - apphost:app.staticPrefix: "/static" must be a URL path that starts and ends with /, like /static/',
+      },
+    );
+  });
+
+  it("refuses an empty host list with the fix in the message", () => {
+    assert.throws(() => renderCaddySite(layout, { ...baseSite(), hostnames: [] }), {
+      message:
+        "caddy site: fix these settings:\n" +
+        "  - apphost:dns.hostnames: the proxy needs at least one host name; without DNS use the host's public IP address",
+    });
+  });
+});
+
+describe("render/caddy: upstream", () => {
+  it("renders the reverse_proxy for the live port", () => {
+    assert.equal(
+      renderCaddyUpstream(8001),
+      `# Managed by apphost (components/render/caddy.ts); edits are overwritten on the next deploy.
+# The live web instance; the release that switches traffic rewrites this file.
+reverse_proxy 127.0.0.1:8001 {
+	# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,
+	# and passes Host through, so nothing is set here.
+	# Requests whose connection to the app fails are retried for up to 10s,
+	# so an instance restart or a reload does not surface as a 502.
+	lb_try_duration 10s
+	lb_try_interval 250ms
+}
+`,
+    );
+  });
+
+  it("a release changes only the address line", () => {
+    assert.deepEqual(lineDiff(renderCaddyUpstream(8001), renderCaddyUpstream(8000)), {
+      removed: ["reverse_proxy 127.0.0.1:8001 {"],
+      added: ["reverse_proxy 127.0.0.1:8000 {"],
+    });
+  });
+
+  it("refuses a port out of range", () => {
+    assert.throws(() => renderCaddyUpstream(70000), {
+      message: "caddy upstream port: 70000 is not a TCP port (1-65535)",
+    });
+  });
+});
+
+describe("render/caddy: caddySize", () => {
+  for (const [nginx, caddy] of [
+    ["25m", "25MiB"],
+    ["25M", "25MiB"],
+    ["512k", "512KiB"],
+    ["1g", "1GiB"],
+    ["1048576", "1048576"],
+  ]) {
+    it(`${nginx} → ${caddy}`, () => assert.equal(caddySize(nginx), caddy));
+  }
+});

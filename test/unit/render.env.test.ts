@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { EnvFileInput, envFile, quoteEnvValue, renderEnvFile, sqliteUrl } from "../../components/render/env";
+import { layout, lineDiff } from "./render.fixtures";
+
+const input = (): EnvFileInput => ({
+  stack: "prod",
+  env: { SECRET_KEY: "s3cr3t", ALLOWED_HOSTS: "shop.example.com" },
+  database: { kind: "sqlite", sqliteFile: "app.db" },
+});
+
+describe("render/env", () => {
+  const base = renderEnvFile(layout, input());
+
+  it("renders sorted, quoted KEY=value lines with APP_ENV and the SQLite URL", () => {
+    assert.equal(
+      base,
+      `# apphost shop-prod: environment of every process (EnvironmentFile=).
+# Managed by apphost (components/render/env.ts); edits are overwritten on the next deploy.
+# PORT is not here: each web unit instance sets its own.
+ALLOWED_HOSTS="shop.example.com"
+APP_ENV="prod"
+DATABASE_URL="sqlite:////srv/shop-prod/shared/data/app.db"
+SECRET_KEY="s3cr3t"
+`,
+    );
+  });
+
+  it("exports the file with mode 0600 owned by the app user", () => {
+    assert.deepEqual(envFile(layout, input()), {
+      path: "/etc/apphost/shop-prod.env",
+      content: base,
+      mode: "0600",
+      owner: "shop-prod",
+      group: "shop-prod",
+    });
+  });
+
+  it("escapes what systemd and sh unescape inside double quotes", () => {
+    assert.equal(quoteEnvValue('a"b$c`d\\e f'), '"a\\"b\\$c\\`d\\\\e f"');
+    assert.equal(quoteEnvValue("line1\nline2"), '"line1\nline2"');
+    assert.equal(quoteEnvValue("#not-a-comment"), '"#not-a-comment"');
+    assert.equal(quoteEnvValue(""), '""');
+  });
+
+  it("postgres: DATABASE_URL from the resolved secret", () => {
+    const v = renderEnvFile(layout, {
+      ...input(),
+      database: { kind: "postgres", sqliteFile: "app.db" },
+      databaseUrl: "postgresql://shop_prod:pw@localhost/shop_prod",
+    });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ['DATABASE_URL="sqlite:////srv/shop-prod/shared/data/app.db"'],
+      added: ['DATABASE_URL="postgresql://shop_prod:pw@localhost/shop_prod"'],
+    });
+  });
+
+  it("database none: no DATABASE_URL unless the app brings its own", () => {
+    const none = renderEnvFile(layout, { ...input(), database: { kind: "none", sqliteFile: "app.db" } });
+    assert.deepEqual(lineDiff(base, none), {
+      removed: ['DATABASE_URL="sqlite:////srv/shop-prod/shared/data/app.db"'],
+      added: [],
+    });
+    const own = renderEnvFile(layout, {
+      ...input(),
+      env: { ...input().env, DATABASE_URL: "mysql://db/x" },
+      database: { kind: "none", sqliteFile: "app.db" },
+    });
+    assert.ok(own.includes('\nDATABASE_URL="mysql://db/x"\n'));
+  });
+
+  it("apphost:app.env may override APP_ENV", () => {
+    const v = renderEnvFile(layout, { ...input(), env: { ...input().env, APP_ENV: "production" } });
+    assert.deepEqual(lineDiff(base, v), { removed: ['APP_ENV="prod"'], added: ['APP_ENV="production"'] });
+  });
+
+  it("the stack name is APP_ENV", () => {
+    assert.ok(renderEnvFile(layout, { ...input(), stack: "staging" }).includes('\nAPP_ENV="staging"\n'));
+  });
+
+  it("sqliteUrl is the four-slash absolute form", () => {
+    assert.equal(sqliteUrl(layout, "x.db"), "sqlite:////srv/shop-prod/shared/data/x.db");
+  });
+
+  it("lists every offending key by its config path", () => {
+    assert.throws(
+      () =>
+        renderEnvFile(layout, {
+          ...input(),
+          env: { "1BAD": "x", "with-dash": "y", PORT: "8000", PATH: "/bin", DATABASE_URL: "x", OK: "fine" },
+        }),
+      {
+        message:
+          "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
+          "  - apphost:app.env.1BAD: not a valid variable name (letters, digits and _, not starting with a digit)\n" +
+          "  - apphost:app.env.with-dash: not a valid variable name (letters, digits and _, not starting with a digit)\n" +
+          "  - apphost:app.env.PORT: set by apphost, remove it: each web instance gets its own port from its unit (PORT=%i)\n" +
+          "  - apphost:app.env.PATH: set by apphost, remove it: the units put the release's venv or node_modules/.bin first on PATH\n" +
+          "  - apphost:app.env.DATABASE_URL: set by apphost from apphost:database (kind sqlite); " +
+          "remove it, or set apphost:database.kind to none to bring your own",
+      },
+    );
+  });
+
+  it("postgres without a URL is refused", () => {
+    assert.throws(
+      () => renderEnvFile(layout, { ...input(), database: { kind: "postgres", sqliteFile: "app.db" } }),
+      {
+        message:
+          "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
+          "  - databaseUrl: required when apphost:database.kind is postgres",
+      },
+    );
+  });
+});

@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import {
+  backupUnitNames,
+  execStart,
+  processDir,
+  renderBackupService,
+  renderBackupTimer,
+  renderProcessUnit,
+  renderProcessUnits,
+  webInstanceDir,
+} from "../../components/render/systemd";
+import type { ProcessConfig } from "../../components/config/types";
+import { layout, lineDiff } from "./render.fixtures";
+
+const web: ProcessConfig = {
+  name: "web",
+  kind: "web",
+  command: "gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$PORT",
+};
+const backup = { backups: { schedule: "daily" }, execStart: "/srv/shop-prod/bin/backup" };
+
+// Exposure measured with `systemd-analyze security --offline=true` (systemd 252):
+// 1.5 for this web unit, 1.5 for node and for workers, 1.7 for the backup service
+// (root with five capabilities and no network).
+// test/unit/validate-tools.test.ts measures it again and asserts <= 2.0.
+describe("render/systemd: process units", () => {
+  const base = renderProcessUnit(layout, { process: web, runtime: "python" });
+
+  it("renders the python web template unit", () => {
+    assert.equal(
+      base,
+      `# apphost shop-prod: web process, one instance per port (@8000, @8001, ...).
+# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.
+[Unit]
+Description=apphost shop-prod web on port %i
+After=network-online.target
+Wants=network-online.target
+# Keep restarting a crashing app rather than giving up after five tries.
+StartLimitIntervalSec=0
+
+[Service]
+Type=exec
+User=shop-prod
+Group=shop-prod
+# instances/<port> links to this instance's release; resolved at start, so a running instance keeps it.
+WorkingDirectory=/srv/shop-prod/instances/%i
+# Values in the env file override Environment= below; it never sets PORT or PATH.
+EnvironmentFile=/etc/apphost/shop-prod.env
+Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin
+Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv
+Environment=PYTHONUNBUFFERED=1
+Environment=PORT=%i
+ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"
+SyslogIdentifier=shop-prod-web
+Restart=always
+RestartSec=2
+# Graceful stop: on SIGTERM gunicorn, uvicorn and node finish in-flight requests;
+# SIGKILL follows after 30s.
+KillSignal=SIGTERM
+TimeoutStopSec=30
+LimitNOFILE=65536
+
+# Sandbox. Writable: only the paths below; /tmp is private.
+ReadWritePaths=/srv/shop-prod/shared/data /srv/shop-prod/shared/logs
+UMask=0027
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+PrivateDevices=true
+PrivateMounts=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectKernelLogs=true
+ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=true
+RestrictRealtime=true
+RestrictSUIDSGID=true
+LockPersonality=true
+MemoryDenyWriteExecute=true
+RemoveIPC=true
+CapabilityBoundingSet=
+AmbientCapabilities=
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+# A filtered call fails with EPERM instead of killing the process.
+SystemCallErrorNumber=EPERM
+
+[Install]
+WantedBy=multi-user.target
+`,
+    );
+  });
+
+  it("a worker is a plain unit without PORT", () => {
+    const v = renderProcessUnit(layout, {
+      process: { ...web, name: "worker", kind: "worker" },
+      runtime: "python",
+    });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "# apphost shop-prod: web process, one instance per port (@8000, @8001, ...).",
+        "Description=apphost shop-prod web on port %i",
+        "# instances/<port> links to this instance's release; resolved at start, so a running instance keeps it.",
+        "WorkingDirectory=/srv/shop-prod/instances/%i",
+        "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+        "Environment=PORT=%i",
+        "SyslogIdentifier=shop-prod-web",
+      ],
+      added: [
+        "# apphost shop-prod: worker process.",
+        "Description=apphost shop-prod worker",
+        "# `current` is resolved at start: a running worker keeps its release until it is restarted.",
+        "WorkingDirectory=/srv/shop-prod/current",
+        "Environment=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=VIRTUAL_ENV=/srv/shop-prod/current/.venv",
+        "SyslogIdentifier=shop-prod-worker",
+      ],
+    });
+  });
+
+  it("node: node_modules/.bin on PATH, NODE_ENV, no MemoryDenyWriteExecute or ProcSubset", () => {
+    const v = renderProcessUnit(layout, { process: { ...web, command: "node server.js" }, runtime: "node" });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+        "Environment=PYTHONUNBUFFERED=1",
+        'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
+        "ProcSubset=pid",
+        "MemoryDenyWriteExecute=true",
+      ],
+      added: [
+        "Environment=PATH=/srv/shop-prod/instances/%i/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=NODE_ENV=production",
+        'ExecStart=/bin/sh -c "exec node server.js"',
+      ],
+    });
+  });
+
+  it("stopTimeoutSeconds sets the SIGKILL deadline", () => {
+    const v = renderProcessUnit(layout, { process: web, runtime: "python", stopTimeoutSeconds: 90 });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: ["# SIGKILL follows after 30s.", "TimeoutStopSec=30"],
+      added: ["# SIGKILL follows after 90s.", "TimeoutStopSec=90"],
+    });
+  });
+
+  it("renderProcessUnits names units with unitName()", () => {
+    const units = renderProcessUnits(layout, {
+      runtime: "python",
+      processes: [web, { name: "jobs", kind: "worker", command: "celery -A app worker" }],
+    });
+    assert.deepEqual(
+      units.map((u) => [u.name, u.path]),
+      [
+        ["apphost-shop-prod-web@.service", "/etc/systemd/system/apphost-shop-prod-web@.service"],
+        ["apphost-shop-prod-jobs.service", "/etc/systemd/system/apphost-shop-prod-jobs.service"],
+      ],
+    );
+  });
+
+  it("refuses a multi-line command and a bad process name, listing both", () => {
+    assert.throws(
+      () =>
+        renderProcessUnit(layout, {
+          process: { name: "Web_1", kind: "web", command: "a\nb" },
+          runtime: "python",
+        }),
+      {
+        message:
+          "systemd unit: fix these settings:\n" +
+          "  - apphost:processes.Web_1.name: use lowercase letters, digits and dashes\n" +
+          "  - apphost:processes.Web_1.command: must be one non-empty line",
+      },
+    );
+  });
+});
+
+describe("render/systemd: directories", () => {
+  it("web instances run from instances/<port>, workers from current", () => {
+    assert.equal(webInstanceDir(layout), "/srv/shop-prod/instances/%i");
+    assert.equal(processDir(layout, "web"), "/srv/shop-prod/instances/%i");
+    assert.equal(processDir(layout, "worker"), "/srv/shop-prod/current");
+  });
+});
+
+describe("render/systemd: execStart", () => {
+  for (const [command, line] of [
+    ["gunicorn app:app", '/bin/sh -c "exec gunicorn app:app"'],
+    ["node server.js --port $PORT", '/bin/sh -c "exec node server.js --port $$PORT"'],
+    ["uvicorn app:app --port ${PORT}", '/bin/sh -c "exec uvicorn app:app --port $${PORT}"'],
+    [
+      "gunicorn --access-logformat '%(h)s \"%(r)s\"' app:app",
+      `/bin/sh -c "exec gunicorn --access-logformat '%%(h)s \\"%%(r)s\\"' app:app"`,
+    ],
+    ["exec node a.js", '/bin/sh -c "exec node a.js"'],
+    [
+      "python manage.py collectstatic && gunicorn app:app",
+      '/bin/sh -c "python manage.py collectstatic && gunicorn app:app"',
+    ],
+    ["echo a\\b", '/bin/sh -c "exec echo a\\\\b"'],
+  ]) {
+    it(command, () => assert.equal(execStart(command), line));
+  }
+});
+
+describe("render/systemd: backup units", () => {
+  it("names the pair after the unit prefix", () => {
+    assert.deepEqual(backupUnitNames(layout), {
+      service: "apphost-shop-prod-backup.service",
+      timer: "apphost-shop-prod-backup.timer",
+    });
+  });
+
+  it("renders the backup service", () => {
+    assert.equal(
+      renderBackupService(layout, backup),
+      `# apphost shop-prod: backup, started by apphost-shop-prod-backup.timer.
+# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.
+[Unit]
+Description=apphost shop-prod backup
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+# Runs as root: the backup script (components/release/backup.ts) dumps postgres through
+# runuser -u postgres and hands SQLite files back to the app user. The sandbox below keeps
+# root to five capabilities and to the data and backups directories.
+WorkingDirectory=/srv/shop-prod/shared
+ExecStart=/srv/shop-prod/bin/backup
+SyslogIdentifier=shop-prod-backup
+Nice=10
+IOSchedulingClass=idle
+
+# Reading a SQLite database in WAL mode writes its -shm file, so data is writable too.
+# Sandbox. Writable: only the paths below; /tmp is private.
+ReadWritePaths=/srv/shop-prod/shared/data /srv/shop-prod/shared/backups
+UMask=0027
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+PrivateDevices=true
+PrivateMounts=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectKernelLogs=true
+ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+ProtectProc=invisible
+ProcSubset=pid
+PrivateNetwork=true
+RestrictAddressFamilies=AF_UNIX
+RestrictNamespaces=true
+RestrictRealtime=true
+RestrictSUIDSGID=true
+LockPersonality=true
+MemoryDenyWriteExecute=true
+RemoveIPC=true
+CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_SETUID CAP_SETGID
+AmbientCapabilities=
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+# A filtered call fails with EPERM instead of killing the process.
+SystemCallErrorNumber=EPERM
+`,
+    );
+  });
+
+  it("renders the timer", () => {
+    assert.equal(
+      renderBackupTimer(layout, backup),
+      `# apphost shop-prod: backup schedule (apphost:backups.schedule).
+# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.
+[Unit]
+Description=apphost shop-prod scheduled backup
+
+[Timer]
+OnCalendar=daily
+# A run missed while the host was off happens at the next boot.
+Persistent=true
+Unit=apphost-shop-prod-backup.service
+
+[Install]
+WantedBy=timers.target
+`,
+    );
+  });
+
+  it("the schedule is the OnCalendar line", () => {
+    const v = renderBackupTimer(layout, { ...backup, backups: { schedule: "*-*-* 03:30:00" } });
+    assert.deepEqual(lineDiff(renderBackupTimer(layout, backup), v), {
+      removed: ["OnCalendar=daily"],
+      added: ["OnCalendar=*-*-* 03:30:00"],
+    });
+  });
+
+  it("refuses a relative ExecStart and an empty schedule", () => {
+    assert.throws(
+      () => renderBackupService(layout, { backups: { schedule: " " }, execStart: "bin/backup" }),
+      {
+        message:
+          "backup units: fix these settings:\n" +
+          '  - backup execStart: "bin/backup" must be an absolute path without spaces\n' +
+          '  - apphost:backups.schedule: " " must be one systemd OnCalendar expression, like daily',
+      },
+    );
+  });
+});
