@@ -1,0 +1,132 @@
+/**
+ * Every default of the stack configuration, in one place. `validate.ts` applies
+ * them; nothing else in apphost may invent a default for a config key.
+ *
+ * Defaults that depend on other keys (the SSH user depends on the OS, the
+ * backup count on the stack name) are small functions here, so the rule and
+ * its reason stay next to each other.
+ */
+import type { Ec2HostConfig } from "./types";
+
+/** Stacks named like this get production defaults (Elastic IP, 30 backups). */
+export function isProductionStack(stack: string): boolean {
+  return /^prod/.test(stack);
+}
+
+export const HOST_DEFAULTS = {
+  port: 22,
+  os: "debian-12" as Ec2HostConfig["os"],
+  /** 20 GiB leaves room for releases, venvs and backups on top of the ~2 GiB OS image. */
+  rootVolumeGb: 20,
+  allowSshFromAnywhere: false,
+  /** Swap created on instances with less than 2 GiB of memory (pip/npm installs run out of memory without it). */
+  smallInstanceSwapMb: 1024,
+  /**
+   * An existing server is not ours to resize: no swap unless asked for, because
+   * we cannot tell its memory from the config.
+   */
+  existingSwapMb: 0,
+};
+
+/** The login user baked into the official cloud images. */
+export function defaultEc2User(os: Ec2HostConfig["os"]): string {
+  return os === "ubuntu-24.04" ? "ubuntu" : "admin";
+}
+
+/**
+ * A stop/start of an instance without an Elastic IP changes its public address;
+ * production pays for the fixed address, other stacks reconcile on the next
+ * `pulumi up --refresh` (see docs/config.md, "IP reconciliation").
+ */
+export function defaultElasticIp(stack: string): boolean {
+  return isProductionStack(stack);
+}
+
+/**
+ * Sizes below 2 GiB of memory. On AWS only the `nano` (0.5 GiB) and `micro`
+ * (1 GiB) sizes of the burstable families are that small; every `small` has 2 GiB.
+ */
+export function defaultEc2SwapMb(instanceType: string): number {
+  const size = instanceType.split(".")[1];
+  return size === "nano" || size === "micro" ? HOST_DEFAULTS.smallInstanceSwapMb : 0;
+}
+
+export const DNS_DEFAULTS = {
+  provider: "none" as const,
+  ipv6: false,
+  proxied: false,
+  /** Cloudflare's "automatic" TTL, the only value it accepts for proxied records. */
+  proxiedTtl: 1,
+  /** Five minutes: short enough that an IP change after a stop/start propagates quickly. */
+  ttl: 300,
+};
+
+export const TLS_DEFAULTS = {
+  originValidityDays: 365,
+};
+
+/**
+ * Renew 30 days before expiry, or a third of the validity for short-lived
+ * certificates (a 7-day certificate renewing 30 days early would renew on every run).
+ */
+export function defaultRenewBeforeDays(originValidityDays: number): number {
+  return Math.min(30, Math.floor(originValidityDays / 3));
+}
+
+export const PROXY_DEFAULTS = {
+  kind: "caddy" as const,
+  maxBodySize: "25m",
+  compression: true,
+  httpPort: 80,
+  httpsPort: 443,
+};
+
+/** HSTS only makes sense when the site is served over HTTPS. */
+export function defaultHsts(tlsMode: string): boolean {
+  return tlsMode !== "off";
+}
+
+export const APP_DEFAULTS = {
+  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+  healthPath: "/healthz",
+  basePort: 8000,
+  staticPrefix: "/static/",
+};
+
+/** The dependency manifest whose hash decides whether a release can reuse the previous environment. */
+export function defaultRequirements(runtime: "python" | "node"): string {
+  return runtime === "python" ? "requirements.txt" : "package-lock.json";
+}
+
+/** A process named `web` receives HTTP, like a Procfile; anything else is a worker. */
+export function defaultProcessKind(name: string): "web" | "worker" {
+  return name === "web" ? "web" : "worker";
+}
+
+export const DATABASE_DEFAULTS = {
+  kind: "sqlite" as const,
+  sqliteFile: "app.db",
+  migrate: "",
+  revision: "",
+};
+
+/** Postgres identifiers cannot contain dashes, so `shop-prod` becomes `shop_prod`. */
+export function defaultPostgresName(app: string, stack: string): string {
+  return `${app}_${stack}`.replace(/-/g, "_");
+}
+
+export const BACKUPS_DEFAULTS = {
+  schedule: "daily",
+};
+
+export function defaultBackupsKeep(stack: string): number {
+  return isProductionStack(stack) ? 30 : 7;
+}
+
+export const RELEASES_DEFAULTS = {
+  keep: 5,
+  healthTimeoutSeconds: 60,
+  drainSeconds: 5,
+  lockTtlMinutes: 30,
+  minFreeMb: 500,
+};

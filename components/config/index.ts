@@ -1,0 +1,145 @@
+/**
+ * Reads the stack's `apphost:*` config and hands it to the pure parser.
+ *
+ * This is the only place that touches `pulumi.Config`: everything else takes
+ * the normalized `StackConfig`. Secrets are read here too, but only facts about
+ * them (is the key set, its format, its public half) reach the parser, so a
+ * secret can never be echoed in an error message.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./types";
+import { inspectPrivateKey, parseStackConfig, SECRET_KEYS, SECTIONS, type SecretFacts } from "./validate";
+
+export * from "./types";
+export {
+  archOf,
+  ConfigError,
+  formatIssues,
+  inspectPrivateKey,
+  KNOWN_KEYS,
+  parseStackConfig,
+  SECRET_KEYS,
+  SECTIONS,
+} from "./validate";
+export type { ConfigIssue, ParseContext, PrivateKeyInfo, SecretFacts, Section } from "./validate";
+
+/** The config namespace: the Pulumi project name in Pulumi.yaml. */
+export const NAMESPACE = "apphost";
+
+export interface LoadedStackConfig {
+  config: StackConfig;
+  /** `apphost:sshPrivateKey`, always a secret Output */
+  sshPrivateKey: pulumi.Output<string>;
+  /** `apphost:secretEnv` with every value as a string, always a secret Output; `{}` when unset */
+  secretEnv: pulumi.Output<Record<string, string>>;
+}
+
+/**
+ * Loads and validates the whole stack configuration. Throws one `ConfigError`
+ * listing every problem, before any resource is declared.
+ */
+export function loadStackConfig(): LoadedStackConfig {
+  const cfg = new pulumi.Config(NAMESPACE);
+  const raw: Record<string, unknown> = {};
+  for (const section of SECTIONS) {
+    raw[section] = readObject(cfg, section);
+  }
+  // Report typos of whole sections (`apphost:databse`) instead of silently ignoring them.
+  for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
+    const [namespace, key] = fullKey.split(":", 2);
+    if (
+      namespace === NAMESPACE &&
+      key &&
+      !(key in raw) &&
+      !(SECRET_KEYS as readonly string[]).includes(key) &&
+      key !== KEY_FILE
+    ) {
+      raw[key] = true; // the value is irrelevant: the parser only names the key
+    }
+  }
+
+  const config = parseStackConfig(raw, {
+    project: pulumi.getProject(),
+    stack: pulumi.getStack(),
+    secrets: secretFacts(),
+  });
+
+  const keyFile = cfg.get(KEY_FILE) || undefined;
+  const sshPrivateKey = keyFile ? pulumi.secret(readKeyFile(keyFile)) : cfg.requireSecret("sshPrivateKey");
+  const secretEnv = (cfg.getSecretObject<Record<string, unknown>>("secretEnv") ?? pulumi.secret({})).apply(
+    (env) => Object.fromEntries(Object.entries(env ?? {}).map(([name, value]) => [name, String(value)])),
+  );
+  return { config, sshPrivateKey, secretEnv };
+}
+
+/**
+ * `apphost:sshPrivateKeyFile`: a path to the deploy key instead of the key
+ * itself (`~` expands). Meant for the local stack, whose key the sandbox
+ * script generates; the content is read at run time and only ever held as a
+ * secret Output.
+ */
+const KEY_FILE = "sshPrivateKeyFile";
+
+function readKeyFile(file: string): string {
+  const expanded = file.replace(/^~(?=\/|$)/, os.homedir());
+  try {
+    return fs.readFileSync(expanded, "utf8");
+  } catch (e) {
+    throw new Error(
+      `apphost:${KEY_FILE}: cannot read "${file}" (${(e as NodeJS.ErrnoException).code}); ` +
+        "expected the path of an OpenSSH private key, e.g. the one `scripts/sandbox up` writes",
+    );
+  }
+}
+
+/**
+ * `getObject` throws on a value that is not JSON (`apphost:host: ec2`); return
+ * the plain string instead so the parser can report it with all the others.
+ */
+function readObject(cfg: pulumi.Config, key: string): unknown {
+  try {
+    return cfg.getObject<unknown>(key);
+  } catch {
+    return cfg.get(key);
+  }
+}
+
+/**
+ * Inspects the secrets in memory and returns only facts about them. The raw
+ * runtime accessor is used because `Config.get` on a secret is slated to warn
+ * (pulumi/pulumi#7127); nothing read here is stored or logged.
+ *
+ * A plaintext private key is refused earlier, by the CLI itself: Pulumi.yaml
+ * declares `sshPrivateKey` with `secret: true`.
+ */
+function secretFacts(): SecretFacts {
+  const facts: SecretFacts = {};
+  const keyFile = pulumi.runtime.getConfig(`${NAMESPACE}:${KEY_FILE}`);
+  const key = keyFile ? readKeyFile(keyFile) : pulumi.runtime.getConfig(`${NAMESPACE}:sshPrivateKey`);
+  if (key !== undefined && key.trim() !== "") {
+    facts.sshPrivateKey = true;
+    facts.sshPrivateKeyInfo = inspectPrivateKey(key);
+  }
+  const env = pulumi.runtime.getConfig(`${NAMESPACE}:secretEnv`);
+  if (env !== undefined) {
+    let value: unknown = env;
+    try {
+      value = JSON.parse(env);
+    } catch {
+      // a bare string: reported as "expected an object"
+    }
+    facts.secretEnvTypes =
+      typeof value === "object" && value !== null && !Array.isArray(value)
+        ? Object.fromEntries(Object.entries(value).map(([name, v]) => [name, typeOf(v)]))
+        : typeOf(value);
+  }
+  return facts;
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}

@@ -1,0 +1,1482 @@
+/**
+ * The pure stack-config parser: raw `apphost:<section>` objects in, a fully
+ * defaulted `StackConfig` out, or ONE `ConfigError` that lists every problem.
+ *
+ * Nothing here reads Pulumi config or creates resources, so a bad stack fails
+ * before `pulumi up` touches anything, and the rules are tested as a table
+ * (test/unit/config.test.ts). Every message names the full key as it appears
+ * on the stack (`apphost:dns.zone`, `apphost:dns.hostnames[1].name`), says what
+ * was expected and what to do, in the spirit of Kamal's config validation.
+ */
+import { createPublicKey } from "crypto";
+import * as D from "./defaults";
+import type {
+  AppConfig,
+  BackupsConfig,
+  DatabaseConfig,
+  DnsConfig,
+  Ec2HostConfig,
+  ExistingHostConfig,
+  HostConfig,
+  HostnameConfig,
+  ProcessConfig,
+  ProxyConfig,
+  ReleasesConfig,
+  StackConfig,
+  TlsConfig,
+} from "./types";
+
+// ---------------------------------------------------------------------------
+// Public surface
+
+/** The `apphost:<section>` objects, in the order problems are reported. */
+export const SECTIONS = ["host", "dns", "tls", "proxy", "app", "database", "backups", "releases"] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** Top-level keys read outside the pure parser because they hold secrets. */
+export const SECRET_KEYS = ["sshPrivateKey", "secretEnv"] as const;
+
+/** Every key each section accepts; docs and Pulumi.yaml are tested against this list. */
+export const KNOWN_KEYS: Record<Section, readonly string[]> = {
+  host: [
+    "kind",
+    "user",
+    "port",
+    "swapMb",
+    "instanceType",
+    "os",
+    "rootVolumeGb",
+    "sshPublicKey",
+    "sshAllowCidrs",
+    "allowSshFromAnywhere",
+    "elasticIp",
+    "subnetId",
+    "address",
+    "hostKey",
+  ],
+  dns: ["provider", "zone", "zoneId", "hostnames", "ipv6"],
+  tls: ["mode", "email", "originValidityDays", "renewBeforeDays"],
+  proxy: ["kind", "maxBodySize", "hsts", "compression", "httpPort", "httpsPort"],
+  app: [
+    "name",
+    "source",
+    "excludes",
+    "runtime",
+    "requirements",
+    "healthPath",
+    "basePort",
+    "env",
+    "staticDir",
+    "staticPrefix",
+    "build",
+    "processes",
+  ],
+  database: ["kind", "sqliteFile", "postgresName", "migrate", "revision"],
+  backups: ["schedule", "keep"],
+  releases: ["keep", "rollbackTo", "healthTimeoutSeconds", "drainSeconds", "lockTtlMinutes", "minFreeMb"],
+};
+
+/** Validity periods Cloudflare's Origin CA issues, in days. */
+export const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
+
+/** What `index.ts` learned about the private key without handing the key to the parser. */
+export interface PrivateKeyInfo {
+  format: "openssh" | "pem" | "unknown";
+  /** Protected by a passphrase: unusable for unattended deploys */
+  encrypted: boolean;
+  /** The public half as an OpenSSH line (`ssh-ed25519 AAAA...`), when it could be derived */
+  publicKey?: string;
+}
+
+/**
+ * Facts about the secret keys. The values themselves never enter the parser,
+ * so they can never end up in an error message.
+ */
+export interface SecretFacts {
+  /** `apphost:sshPrivateKey` is set */
+  sshPrivateKey?: boolean;
+  sshPrivateKeyInfo?: PrivateKeyInfo;
+  /**
+   * Shape of `apphost:secretEnv`: variable name -> `typeof` its value
+   * (`"array"` and `"null"` spelled out), or the type of the whole value when it
+   * is not an object. Absent when the key is not set.
+   */
+  secretEnvTypes?: Record<string, string> | string;
+}
+
+export interface ParseContext {
+  project: string;
+  stack: string;
+  secrets: SecretFacts;
+}
+
+export interface ConfigIssue {
+  /** Full key, e.g. `apphost:dns.hostnames[0].name` */
+  path: string;
+  /** What was expected and what to do */
+  message: string;
+}
+
+/** Thrown once, with every problem found; `issues` keeps them for tools and tests. */
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+  constructor(stack: string, issues: readonly ConfigIssue[]) {
+    super(formatIssues(stack, issues));
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+export function formatIssues(stack: string, issues: readonly ConfigIssue[]): string {
+  const count = issues.length === 1 ? "1 problem" : `${issues.length} problems`;
+  const lines = issues.map((issue, i) => `  ${i + 1}. ${issue.path}: ${issue.message}`);
+  return (
+    `apphost: ${count} in the configuration of stack "${stack}"; no resources were changed. ` +
+    `Fix them in Pulumi.${stack}.yaml or with \`pulumi config set --path\`, then run again:\n` +
+    lines.join("\n")
+  );
+}
+
+/**
+ * Validates and normalizes the raw config. `raw` maps section name to the
+ * object read from `apphost:<section>`; any other key in it is reported as an
+ * unknown top-level key (index.ts passes every `apphost:*` key it finds).
+ */
+export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext): StackConfig {
+  const issues = new Issues(ctx.stack);
+
+  for (const key of Object.keys(raw)) {
+    if ((SECTIONS as readonly string[]).includes(key) || (SECRET_KEYS as readonly string[]).includes(key)) {
+      continue;
+    }
+    const all = [...SECTIONS, ...SECRET_KEYS];
+    const near = closest(key, all);
+    issues.add(
+      `apphost:${key}`,
+      near
+        ? `unknown key; did you mean apphost:${near}? Rename or remove it`
+        : `unknown key; apphost reads ${all.map((k) => `apphost:${k}`).join(", ")}. Remove it`,
+    );
+  }
+
+  const host = parseHost(section(issues, raw, "host", true), ctx);
+  const dns = parseDns(section(issues, raw, "dns", false));
+  const tls = parseTls(section(issues, raw, "tls", true));
+  const proxy = parseProxy(section(issues, raw, "proxy", false), tls.mode);
+  const app = parseApp(section(issues, raw, "app", true), ctx);
+  const database = parseDatabase(section(issues, raw, "database", false), app.name, ctx.stack);
+  const backups = parseBackups(section(issues, raw, "backups", false), ctx.stack);
+  const releases = parseReleases(section(issues, raw, "releases", false));
+
+  checkSecrets(issues, ctx.secrets, host, app);
+  checkCrossField(issues, { host, dns, tls, proxy, app });
+
+  if (issues.list.length > 0) {
+    throw new ConfigError(ctx.stack, issues.list);
+  }
+  // With no issues every required field was read, so the partial objects are complete.
+  return {
+    project: ctx.project,
+    stack: ctx.stack,
+    host: host as HostConfig,
+    dns: dns as DnsConfig,
+    tls: tls as TlsConfig,
+    proxy: proxy as ProxyConfig,
+    app: app as AppConfig,
+    database: database as DatabaseConfig,
+    backups: backups as BackupsConfig,
+    releases: releases as ReleasesConfig,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Pure helpers exported for the components and tests
+
+/**
+ * Graviton instance families carry a `g` after the generation number
+ * (t4g, m7g, c7gn, r8g, x2gd, im4gn, is4gen, hpc7g) or are the first-generation `a1`.
+ * Returns undefined for strings that are not instance types.
+ */
+export function archOf(instanceType: string): "x86_64" | "arm64" | undefined {
+  const m = /^([a-z]+)(\d+)([a-z-]*)\.([a-z0-9-]+)$/.exec(instanceType);
+  if (!m) return undefined;
+  const [, prefix, , suffix] = m;
+  if (prefix === "a" || /g/.test(suffix.replace(/-flex$/, ""))) return "arm64";
+  return "x86_64";
+}
+
+/** A public DNS name as Cloudflare and ACME accept it: lowercase labels, at least two, no wildcard. */
+export function isDnsName(name: string): boolean {
+  if (name.length > 253) return false;
+  const labels = name.split(".");
+  if (labels.length < 2) return false;
+  if (/^\d+$/.test(labels[labels.length - 1])) return false; // "10.0.0.1" is an address, not a name
+  return labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+}
+
+export function isIpv4(value: string): boolean {
+  const octet = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+  return new RegExp(`^${octet}(\\.${octet}){3}$`).test(value);
+}
+
+/** `a.b.c.d/n` with the host bits zero (AWS stores the network address; anything else diffs forever). */
+export function ipv4CidrProblem(cidr: string): string | undefined {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
+  if (!m || !isIpv4(m[1]) || Number(m[2]) > 32) return "not an IPv4 CIDR";
+  const bits = Number(m[2]);
+  const ip = m[1].split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const size = 2 ** (32 - bits);
+  const network = ip - (ip % size);
+  if (network !== ip) {
+    const n = [24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join(".");
+    return `host bits are set; the network is ${n}/${bits}`;
+  }
+  return undefined;
+}
+
+/**
+ * Inspects a private key without keeping it: its format, whether a passphrase
+ * protects it, and its public half. Used by index.ts so that the parser can
+ * compare the public half with `apphost:host.sshPublicKey`.
+ */
+export function inspectPrivateKey(text: string): PrivateKeyInfo {
+  const trimmed = text.trim();
+  const openssh =
+    /^-----BEGIN OPENSSH PRIVATE KEY-----\s+([A-Za-z0-9+/=\s]+?)\s*-----END OPENSSH PRIVATE KEY-----$/.exec(
+      trimmed,
+    );
+  if (openssh) {
+    return inspectOpenSshKey(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"));
+  }
+  if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(trimmed) || /Proc-Type:\s*4,ENCRYPTED/.test(trimmed)) {
+    return { format: "pem", encrypted: true };
+  }
+  if (/^-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(trimmed)) {
+    try {
+      return { format: "pem", encrypted: false, publicKey: opensshPublicKey(trimmed) };
+    } catch {
+      return { format: "unknown", encrypted: false };
+    }
+  }
+  return { format: "unknown", encrypted: false };
+}
+
+// ---------------------------------------------------------------------------
+// Issue collection and typed readers
+
+class Issues {
+  readonly list: ConfigIssue[] = [];
+  constructor(readonly stack: string) {}
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** How a value is quoted in messages: short, JSON-like, `nothing` when absent. */
+function show(v: unknown): string {
+  if (v === undefined || v === null) return "nothing";
+  if (Array.isArray(v)) return v.length === 0 ? "an empty list" : "a list";
+  if (isObject(v)) return "an object";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}..."` : s;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+/** `.key` for identifiers, `["key"]` otherwise, as `pulumi config set --path` spells it. */
+function child(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${path}.${key}` : `${path}["${key}"]`;
+}
+
+function setHint(path: string, example: string): string {
+  return `set it with: pulumi config set --path '${path}' ${example}`;
+}
+
+/** Levenshtein distance, to suggest the key a typo meant. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+function closest(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3; // more than two edits away is a different word, not a typo
+  for (const c of candidates) {
+    const dist = distance(key, c);
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best;
+}
+
+/**
+ * Reads one object, remembering which keys were read so that `finish()` can
+ * report every key nobody asked for (typos, keys of the other host kind).
+ */
+class Reader {
+  private readonly read = new Set<string>();
+  constructor(
+    readonly issues: Issues,
+    readonly path: string,
+    readonly obj: Obj,
+  ) {}
+
+  at(key: string): string {
+    return child(this.path, key);
+  }
+
+  /** The raw value; YAML's empty value (`key:`) counts as absent. */
+  raw(key: string): unknown {
+    this.read.add(key);
+    const v = this.obj[key];
+    return v === null ? undefined : v;
+  }
+
+  has(key: string): boolean {
+    return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  fail(key: string, expected: string, got: unknown, todo: string): undefined {
+    this.issues.add(this.at(key), `expected ${expected}, got ${show(got)}; ${todo}`);
+    return undefined;
+  }
+
+  /** `hintKey` names the key the example sets when it is not `key` itself (`hostnames[0].name`). */
+  missing(key: string, expected: string, example: string, why = "", hintKey = key): undefined {
+    this.issues.add(
+      this.at(key),
+      `missing${why ? ` (${why})` : ""}; expected ${expected}; ` +
+        setHint(hintKey === key ? this.at(key) : `${this.path}.${hintKey}`, example),
+    );
+    return undefined;
+  }
+
+  /** Reports the key as unusable here; used when a key only applies to another mode. */
+  notHere(key: string, why: string): void {
+    if (!this.has(key)) return;
+    this.read.add(key);
+    this.issues.add(this.at(key), `${why}; remove it`);
+  }
+
+  string(
+    key: string,
+    spec: { expected: string; example: string; required?: string | true; test?: (s: string) => boolean },
+  ): string | undefined {
+    const v = this.raw(key);
+    if (v === undefined) {
+      if (spec.required) {
+        return this.missing(key, spec.expected, spec.example, spec.required === true ? "" : spec.required);
+      }
+      return undefined;
+    }
+    if (typeof v !== "string" || v.trim() === "" || (spec.test && !spec.test(v))) {
+      return this.fail(key, spec.expected, v, setHint(this.at(key), spec.example));
+    }
+    return v;
+  }
+
+  oneOf<T extends string>(
+    key: string,
+    values: readonly T[],
+    fallback: T | undefined,
+    why = "",
+  ): T | undefined {
+    const v = this.raw(key);
+    const expected = `one of ${values.map((x) => `"${x}"`).join(", ")}`;
+    if (v === undefined) {
+      if (fallback !== undefined) return fallback;
+      return this.missing(key, expected, values[0], why);
+    }
+    if (typeof v !== "string" || !(values as readonly string[]).includes(v)) {
+      return this.fail(key, expected, v, setHint(this.at(key), values[0]));
+    }
+    return v as T;
+  }
+
+  /**
+   * Integers. Strings of digits are accepted because `pulumi config set --path`
+   * stores values as strings unless told otherwise.
+   */
+  int(
+    key: string,
+    min: number,
+    max: number,
+    fallback: number | undefined,
+    example?: number,
+  ): number | undefined {
+    const v = this.raw(key);
+    if (v === undefined) {
+      if (fallback !== undefined) return fallback;
+      return this.missing(key, `an integer from ${min} to ${max}`, String(example ?? min));
+    }
+    const n = typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      return this.fail(
+        key,
+        `an integer from ${min} to ${max}`,
+        v,
+        setHint(this.at(key), String(example ?? fallback ?? min)),
+      );
+    }
+    return n;
+  }
+
+  bool(key: string, fallback: boolean): boolean | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return fallback;
+    if (v === true || v === "true") return true;
+    if (v === false || v === "false") return false;
+    return this.fail(key, "true or false", v, setHint(this.at(key), String(fallback)));
+  }
+
+  stringList(key: string, fallback: string[] | undefined, example: string): string[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return fallback;
+    if (!Array.isArray(v)) {
+      return this.fail(key, "a list of strings", v, `write it as a YAML list, e.g. [${example}]`);
+    }
+    let ok = true;
+    v.forEach((item, i) => {
+      if (typeof item !== "string" || item.trim() === "") {
+        ok = false;
+        this.issues.add(
+          child(this.at(key), i),
+          `expected a non-empty string, got ${show(item)}; fix or remove the item`,
+        );
+      }
+    });
+    return ok ? (v as string[]) : undefined;
+  }
+
+  object(key: string): Reader | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return undefined;
+    if (!isObject(v)) {
+      return this.fail(
+        key,
+        "an object (a YAML mapping)",
+        v,
+        `see docs/config.md for the keys of ${this.at(key)}`,
+      );
+    }
+    return new Reader(this.issues, this.at(key), v);
+  }
+
+  /** Reports keys nobody read. `elsewhere` explains keys that belong to another mode. */
+  finish(known: readonly string[], elsewhere: Record<string, string> = {}): void {
+    for (const key of Object.keys(this.obj)) {
+      if (this.read.has(key)) continue;
+      if (elsewhere[key]) {
+        this.issues.add(this.at(key), `${elsewhere[key]}; remove it`);
+        continue;
+      }
+      const near = closest(key, known);
+      this.issues.add(
+        this.at(key),
+        near
+          ? `unknown key; did you mean "${near}"? Rename or remove it`
+          : `unknown key; the keys of ${this.path} are ${known.join(", ")}. Remove it`,
+      );
+    }
+  }
+}
+
+/** The first key to set for each required section. */
+const REQUIRED_START: Partial<Record<Section, string>> = {
+  host: "pulumi config set --path 'apphost:host.kind' ec2",
+  tls: "pulumi config set --path 'apphost:tls.mode' caddy-acme",
+  app: "pulumi config set --path 'apphost:app.source' app",
+};
+
+/** Reads `apphost:<name>`; an absent optional section is an empty object so every default applies. */
+function section(issues: Issues, raw: Obj, name: Section, required: boolean): Reader | undefined {
+  const path = `apphost:${name}`;
+  const v = raw[name];
+  if (v === undefined || v === null) {
+    if (!required) return new Reader(issues, path, {});
+    issues.add(
+      path,
+      `missing; expected an object (see docs/config.md for its keys); start with: ${REQUIRED_START[name]}`,
+    );
+    return undefined;
+  }
+  if (!isObject(v)) {
+    issues.add(
+      path,
+      `expected an object (a YAML mapping under ${path} in Pulumi.${issues.stack}.yaml), got ${show(v)}; ` +
+        `see docs/config.md for its keys`,
+    );
+    return undefined;
+  }
+  return new Reader(issues, path, v);
+}
+
+// ---------------------------------------------------------------------------
+// Sections. Each returns a partial object: fields are undefined where the
+// input was wrong, so cross-field checks can skip them without a cascade of
+// follow-up errors.
+
+/** Both host shapes at once, so a half-read host can still be checked against other sections. */
+type PartialHost = Partial<Omit<Ec2HostConfig, "kind">> &
+  Partial<Omit<ExistingHostConfig, "kind">> & { kind?: HostConfig["kind"] };
+
+const SSH_KEY_TYPES_EC2 = ["ssh-ed25519", "ssh-rsa"];
+const HOST_KEY_TYPES = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "ssh-rsa",
+];
+
+/** `type base64 [comment]` where the base64 blob really starts with `type`. */
+function isOpenSshPublicKey(line: string, types: readonly string[]): boolean {
+  const m = /^(\S+) (AAAA[A-Za-z0-9+/]+={0,2})(?: .*)?$/.exec(line.trim());
+  if (!m || !types.includes(m[1])) return false;
+  const blob = Buffer.from(m[2], "base64");
+  if (blob.length < 4) return false;
+  const len = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + len).toString("latin1") === m[1];
+}
+
+/** `type base64`, without the comment, for comparing keys. */
+function keyIdentity(line: string): string {
+  return line.trim().split(/\s+/).slice(0, 2).join(" ");
+}
+
+function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
+  if (!r) return {};
+  const kind = r.oneOf("kind", ["ec2", "existing"] as const, undefined, "which machine to deploy to");
+  const port = r.int("port", 1, 65535, D.HOST_DEFAULTS.port);
+
+  if (kind === "ec2") {
+    const instanceType = r.string("instanceType", {
+      expected: 'an EC2 instance type like "t4g.small"',
+      example: "t4g.small",
+      required: true,
+      test: (s) => archOf(s) !== undefined,
+    });
+    const arch = instanceType ? archOf(instanceType) : undefined;
+    const os = r.oneOf("os", ["debian-12", "ubuntu-24.04"] as const, D.HOST_DEFAULTS.os);
+    const user = r.string("user", {
+      expected: "a login user name",
+      example: "admin",
+      test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
+    });
+    const sshAllowCidrs = r.stringList("sshAllowCidrs", undefined, "203.0.113.0/24");
+    if (!r.has("sshAllowCidrs")) {
+      r.missing(
+        "sshAllowCidrs",
+        "a list of IPv4 CIDRs allowed to reach SSH",
+        "203.0.113.7/32",
+        "SSH is closed to everyone else",
+        "sshAllowCidrs[0]",
+      );
+    } else if (sshAllowCidrs?.length === 0) {
+      r.fail(
+        "sshAllowCidrs",
+        "at least one IPv4 CIDR",
+        sshAllowCidrs,
+        "add the address you deploy from, e.g. [203.0.113.7/32] (curl -4 ifconfig.me)",
+      );
+    }
+    const allowSshFromAnywhere = r.bool("allowSshFromAnywhere", D.HOST_DEFAULTS.allowSshFromAnywhere);
+    sshAllowCidrs?.forEach((cidr, i) => {
+      const path = child(r.at("sshAllowCidrs"), i);
+      const problem = ipv4CidrProblem(cidr);
+      if (problem) {
+        r.issues.add(
+          path,
+          `expected an IPv4 CIDR like "203.0.113.7/32", got ${show(cidr)} (${problem}); fix the item`,
+        );
+      } else if (cidr === "0.0.0.0/0" && allowSshFromAnywhere !== true) {
+        r.issues.add(
+          path,
+          "opens SSH to the whole internet; list the addresses you deploy from, " +
+            `or set ${r.at("allowSshFromAnywhere")} to true if you really mean it`,
+        );
+      }
+    });
+    const host: PartialHost = {
+      kind,
+      instanceType,
+      arch,
+      os,
+      user: user ?? (os ? D.defaultEc2User(os) : undefined),
+      port,
+      swapMb: r.int("swapMb", 0, 65536, instanceType ? D.defaultEc2SwapMb(instanceType) : 0),
+      rootVolumeGb: r.int("rootVolumeGb", 8, 16384, D.HOST_DEFAULTS.rootVolumeGb),
+      sshPublicKey: r.string("sshPublicKey", {
+        expected:
+          'an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop"',
+        example: '"$(cat ~/.ssh/apphost_deploy.pub)"',
+        required: "the EC2 key pair is made from it",
+        test: (s) => isOpenSshPublicKey(s, SSH_KEY_TYPES_EC2),
+      }),
+      sshAllowCidrs,
+      allowSshFromAnywhere,
+      elasticIp: r.bool("elasticIp", D.defaultElasticIp(ctx.stack)),
+      subnetId: r.string("subnetId", {
+        expected: 'a subnet id like "subnet-0123456789abcdef0"',
+        example: "subnet-0123456789abcdef0",
+        test: (s) => /^subnet-[0-9a-f]{8,17}$/.test(s),
+      }),
+    };
+    r.finish(KNOWN_KEYS.host, {
+      address: `only used when ${r.at("kind")} is existing (ec2 gets its address from AWS)`,
+      hostKey: `only used when ${r.at("kind")} is existing (a new instance's host key is not known in advance)`,
+    });
+    return host;
+  }
+
+  if (kind === "existing") {
+    const host: PartialHost = {
+      kind,
+      address: r.string("address", {
+        expected: 'an IPv4 address or DNS name like "203.0.113.10"',
+        example: "203.0.113.10",
+        required: "where to SSH to",
+        test: (s) => isIpv4(s) || isDnsName(s),
+      }),
+      user: r.string("user", {
+        expected: "a login user name with sudo rights",
+        example: "deploy",
+        required: "apphost cannot guess the login user of a server it did not create",
+        test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
+      }),
+      port,
+      swapMb: r.int("swapMb", 0, 65536, D.HOST_DEFAULTS.existingSwapMb),
+      hostKey: r.string("hostKey", {
+        expected: 'the server\'s public host key line, like "ssh-ed25519 AAAA..."',
+        example: "\"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
+        test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+      }),
+    };
+    const ec2Only = `only used when ${r.at("kind")} is ec2`;
+    r.finish(KNOWN_KEYS.host, {
+      instanceType: ec2Only,
+      os: `${ec2Only} (an existing server keeps its OS)`,
+      rootVolumeGb: ec2Only,
+      sshPublicKey: `${ec2Only} (install the key on the server yourself)`,
+      sshAllowCidrs: `${ec2Only} (apphost does not manage the firewall of an existing server)`,
+      allowSshFromAnywhere: ec2Only,
+      elasticIp: ec2Only,
+      subnetId: ec2Only,
+    });
+    return host;
+  }
+  // Unknown kind: other keys cannot be judged, but typos still can.
+  for (const key of KNOWN_KEYS.host) r.raw(key);
+  r.finish(KNOWN_KEYS.host);
+  return {};
+}
+
+function parseHostnames(r: Reader): HostnameConfig[] | undefined {
+  const v = r.raw("hostnames");
+  if (v === undefined) return [];
+  const path = r.at("hostnames");
+  if (!Array.isArray(v)) {
+    r.fail(
+      "hostnames",
+      "a list of hostnames",
+      v,
+      'write it as a YAML list, e.g. ["example.com", "www.example.com"]',
+    );
+    return undefined;
+  }
+  const out: HostnameConfig[] = [];
+  const seen = new Set<string>();
+  let ok = true;
+  v.forEach((item, i) => {
+    const itemPath = child(path, i);
+    // An item is a bare name or {name, proxied}.
+    const entry = typeof item === "string" ? new Reader(r.issues, itemPath, { name: item }) : undefined;
+    const reader = entry ?? (isObject(item) ? new Reader(r.issues, itemPath, item) : undefined);
+    if (!reader) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        `expected a hostname or {name, proxied}, got ${show(item)}; write e.g. "www.example.com" or {name: www.example.com, proxied: true}`,
+      );
+      return;
+    }
+    const namePath = typeof item === "string" ? itemPath : child(itemPath, "name");
+    const raw = reader.raw("name");
+    let name: string | undefined;
+    // An IPv4 address stands in for a name on stacks without DNS (the proxy serves it); cross-field checks
+    // refuse it where a record or a public certificate needs a real name.
+    if (typeof raw === "string" && (isDnsName(raw) || isIpv4(raw))) {
+      name = raw;
+    } else {
+      ok = false;
+      const lower =
+        typeof raw === "string" && isDnsName(raw.toLowerCase())
+          ? `; write it in lowercase: ${raw.toLowerCase()}`
+          : "";
+      const wildcard =
+        typeof raw === "string" && raw.startsWith("*.")
+          ? "; wildcards need a DNS challenge apphost does not do, list each name"
+          : "";
+      r.issues.add(
+        namePath,
+        `expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ` +
+          `or, without DNS, the host's IPv4 address, got ${show(raw)}` +
+          (lower || wildcard || "; fix the name"),
+      );
+    }
+    const proxied = reader.bool("proxied", D.DNS_DEFAULTS.proxied);
+    if (proxied === undefined) ok = false;
+    if (typeof item !== "string") reader.finish(["name", "proxied"]);
+    if (name !== undefined && seen.has(name)) {
+      ok = false;
+      r.issues.add(namePath, `duplicate hostname ${show(name)}; list each hostname once`);
+    }
+    if (name !== undefined) seen.add(name);
+    if (name !== undefined && proxied !== undefined) out.push({ name, proxied });
+  });
+  return ok ? out : undefined;
+}
+
+function parseDns(r: Reader | undefined): Partial<DnsConfig> {
+  if (!r) return {};
+  const provider = r.oneOf("provider", ["cloudflare", "none"] as const, D.DNS_DEFAULTS.provider);
+  const dns: Partial<DnsConfig> = {
+    provider,
+    zone: r.string("zone", {
+      expected: 'a Cloudflare zone name like "example.com"',
+      example: "example.com",
+      test: isDnsName,
+    }),
+    zoneId: r.string("zoneId", {
+      expected: "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
+      example: "023e105f4ecef8ad9ca31a8372d0c353",
+      test: (s) => /^[0-9a-f]{32}$/.test(s),
+    }),
+    hostnames: parseHostnames(r),
+    ipv6: r.bool("ipv6", D.DNS_DEFAULTS.ipv6),
+  };
+  r.finish(KNOWN_KEYS.dns);
+
+  if (provider === "cloudflare") {
+    if (!r.has("zone") && !r.has("zoneId")) {
+      r.missing(
+        "zone",
+        "the Cloudflare zone name (or apphost:dns.zoneId)",
+        "example.com",
+        "records are created in this zone",
+      );
+    }
+    if (dns.hostnames?.length === 0 && r.has("hostnames")) {
+      r.fail(
+        "hostnames",
+        "at least one hostname",
+        [],
+        setHint(`${r.at("hostnames")}[0].name`, "example.com"),
+      );
+    } else if (dns.hostnames?.length === 0) {
+      r.missing(
+        "hostnames",
+        "at least one hostname",
+        "example.com",
+        "one A record is created per hostname",
+        "hostnames[0].name",
+      );
+    }
+    const zone = dns.zone;
+    dns.hostnames?.forEach((h, i) => {
+      if (zone && !isIpv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
+        const raw = (r.obj.hostnames as unknown[])[i];
+        r.issues.add(
+          typeof raw === "string" ? child(r.at("hostnames"), i) : child(child(r.at("hostnames"), i), "name"),
+          `${show(h.name)} is not in the zone ${show(zone)}; use a name ending in .${zone} or change apphost:dns.zone`,
+        );
+      }
+    });
+  }
+  if (provider === "none") {
+    const why = `only used when ${r.at("provider")} is cloudflare (with "none" you manage DNS yourself)`;
+    for (const key of ["zone", "zoneId"]) {
+      if (r.has(key)) r.issues.add(r.at(key), `${why}; remove it or set ${r.at("provider")} to cloudflare`);
+    }
+    if (dns.ipv6 === true) {
+      r.issues.add(r.at("ipv6"), `${why}; remove it or set ${r.at("provider")} to cloudflare`);
+    }
+    const items = Array.isArray(r.obj.hostnames) ? (r.obj.hostnames as unknown[]) : [];
+    items.forEach((item, i) => {
+      if (isObject(item) && (item.proxied === true || item.proxied === "true")) {
+        r.issues.add(
+          child(child(r.at("hostnames"), i), "proxied"),
+          `${why}; remove it or set ${r.at("provider")} to cloudflare`,
+        );
+      }
+    });
+  }
+  return dns;
+}
+
+function parseTls(r: Reader | undefined): Partial<TlsConfig> {
+  if (!r) return {};
+  const mode = r.oneOf(
+    "mode",
+    ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off"] as const,
+    undefined,
+    "how HTTPS certificates are obtained",
+  );
+  const email = r.string("email", {
+    expected: "an e-mail address for the ACME account",
+    example: "ops@example.com",
+    test: (s) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
+  });
+  const validity = r.raw("originValidityDays");
+  let originValidityDays: number | undefined = D.TLS_DEFAULTS.originValidityDays;
+  if (validity !== undefined) {
+    const n = typeof validity === "string" && /^\d+$/.test(validity) ? Number(validity) : validity;
+    originValidityDays = (ORIGIN_VALIDITY_DAYS as readonly unknown[]).includes(n) ? (n as number) : undefined;
+    if (originValidityDays === undefined) {
+      r.fail(
+        "originValidityDays",
+        `one of ${ORIGIN_VALIDITY_DAYS.join(", ")} (the validities Cloudflare's Origin CA issues)`,
+        validity,
+        setHint(r.at("originValidityDays"), "365"),
+      );
+    }
+  }
+  const renewBeforeDays = r.int(
+    "renewBeforeDays",
+    1,
+    5474,
+    originValidityDays !== undefined ? D.defaultRenewBeforeDays(originValidityDays) : 1,
+    30,
+  );
+  r.finish(KNOWN_KEYS.tls);
+
+  if (
+    originValidityDays !== undefined &&
+    renewBeforeDays !== undefined &&
+    renewBeforeDays >= originValidityDays
+  ) {
+    r.issues.add(
+      r.at("renewBeforeDays"),
+      `must be less than ${r.at("originValidityDays")} (${originValidityDays}), got ${renewBeforeDays}; ` +
+        `otherwise the certificate is renewed on every run. Lower it, e.g. to ${D.defaultRenewBeforeDays(originValidityDays)}`,
+    );
+  }
+  if (mode && mode !== "caddy-acme" && mode !== "certbot" && email !== undefined) {
+    r.issues.add(
+      r.at("email"),
+      `only used when ${r.at("mode")} is caddy-acme or certbot (got ${show(mode)}); remove it`,
+    );
+  }
+  if (mode && mode !== "cloudflare-origin") {
+    for (const key of ["originValidityDays", "renewBeforeDays"]) {
+      if (r.has(key)) {
+        r.issues.add(
+          r.at(key),
+          `only used when ${r.at("mode")} is cloudflare-origin (got ${show(mode)}); remove it`,
+        );
+      }
+    }
+  }
+  return { mode, email, originValidityDays, renewBeforeDays };
+}
+
+function parseProxy(r: Reader | undefined, tlsMode: TlsConfig["mode"] | undefined): Partial<ProxyConfig> {
+  if (!r) return {};
+  const proxy: Partial<ProxyConfig> = {
+    kind: r.oneOf("kind", ["caddy", "nginx"] as const, D.PROXY_DEFAULTS.kind),
+    maxBodySize:
+      r.string("maxBodySize", {
+        expected: 'a size in nginx syntax like "25m" (digits, then k, m or g)',
+        example: "25m",
+        test: (s) => /^\d+[kmg]?$/i.test(s),
+      }) ?? (r.has("maxBodySize") ? undefined : D.PROXY_DEFAULTS.maxBodySize),
+    hsts: r.bool("hsts", D.defaultHsts(tlsMode ?? "off")),
+    compression: r.bool("compression", D.PROXY_DEFAULTS.compression),
+    httpPort: r.int("httpPort", 1, 65535, D.PROXY_DEFAULTS.httpPort),
+    httpsPort: r.int("httpsPort", 1, 65535, D.PROXY_DEFAULTS.httpsPort),
+  };
+  r.finish(KNOWN_KEYS.proxy);
+  if (proxy.httpPort !== undefined && proxy.httpPort === proxy.httpsPort) {
+    r.issues.add(
+      r.at("httpsPort"),
+      `must differ from ${r.at("httpPort")} (both are ${proxy.httpPort}); pick another port`,
+    );
+  }
+  if (proxy.hsts === true && r.has("hsts") && tlsMode === "off") {
+    r.issues.add(
+      r.at("hsts"),
+      "HSTS tells browsers to insist on HTTPS, but apphost:tls.mode is off; remove it or turn TLS on",
+    );
+  }
+  return proxy;
+}
+
+/** URL paths and release directories land unquoted in proxy configs: the same narrow charset as render/common.ts. */
+const URL_PATH = /^\/[A-Za-z0-9._~/-]*$/;
+const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
+
+/** Relative path inside the project (or release); `..` could escape it. */
+function isRelativePath(s: string): boolean {
+  return !s.startsWith("/") && !s.split("/").includes("..") && !/^[A-Za-z]:/.test(s);
+}
+
+function parseEnv(r: Reader): Record<string, string> | undefined {
+  const env = r.object("env");
+  if (!env) return r.has("env") ? undefined : {};
+  const out: Record<string, string> = {};
+  let ok = true;
+  for (const [name, value] of Object.entries(env.obj)) {
+    const problem = envProblem(name, typeName(value));
+    if (problem) {
+      ok = false;
+      r.issues.add(child(env.path, name), problem);
+    } else {
+      out[name] = String(value);
+    }
+  }
+  return ok ? out : undefined;
+}
+
+/** One rule for env and secretEnv: shell-safe names, scalar values, PORT reserved. */
+function envProblem(name: string, type: string): string | undefined {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    return "expected an environment variable name (letters, digits and _, not starting with a digit); rename it";
+  }
+  if (name === "PORT") {
+    return "PORT is set by apphost for each web instance (blue/green ports); remove it and read $PORT in the app";
+  }
+  if (!["string", "number", "boolean"].includes(type)) {
+    return `expected a string value, got ${type === "array" ? "a list" : type === "object" ? "an object" : type}; quote the value`;
+  }
+  return undefined;
+}
+
+function parseProcesses(r: Reader): ProcessConfig[] | undefined {
+  const path = r.at("processes");
+  const v = r.raw("processes");
+  if (v === undefined) {
+    r.missing(
+      "processes",
+      "a map of process name to {command, kind}",
+      '"gunicorn app:app --bind 127.0.0.1:$PORT"',
+      "what runs on the host",
+      "processes.web.command",
+    );
+    return undefined;
+  }
+  if (!isObject(v)) {
+    r.fail(
+      "processes",
+      "a map of process name to {command, kind}",
+      v,
+      "write e.g. processes: {web: {command: ..., kind: web}}",
+    );
+    return undefined;
+  }
+  if (Object.keys(v).length === 0) {
+    r.fail(
+      "processes",
+      "at least one process",
+      v,
+      "add the web process, e.g. web: {command: ..., kind: web}",
+    );
+    return undefined;
+  }
+  const out: ProcessConfig[] = [];
+  let ok = true;
+  for (const [name, item] of Object.entries(v)) {
+    const itemPath = child(path, name);
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        "expected a process name of lowercase letters, digits and dashes, starting with a letter (it becomes part of a systemd unit name); rename it",
+      );
+      continue;
+    }
+    // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
+    const reader =
+      typeof item === "string"
+        ? new Reader(r.issues, itemPath, { command: item })
+        : isObject(item)
+          ? new Reader(r.issues, itemPath, item)
+          : undefined;
+    if (!reader) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        `expected {command, kind} or a command string, got ${show(item)}; write e.g. {command: "python worker.py", kind: worker}`,
+      );
+      continue;
+    }
+    const command = reader.string("command", {
+      expected: 'the command to run, e.g. "gunicorn app:app --bind 127.0.0.1:$PORT"',
+      example: '"gunicorn app:app --bind 127.0.0.1:$PORT"',
+      required: true,
+    });
+    const kind = reader.oneOf("kind", ["web", "worker"] as const, D.defaultProcessKind(name));
+    if (typeof item !== "string") reader.finish(["command", "kind"]);
+    if (command === undefined || kind === undefined) {
+      ok = false;
+      continue;
+    }
+    out.push({ name, command, kind });
+  }
+  if (ok) {
+    const web = out.filter((p) => p.kind === "web").map((p) => p.name);
+    if (web.length !== 1) {
+      r.issues.add(
+        path,
+        `expected exactly one process of kind "web" (it receives HTTP on $PORT), got ${web.length === 0 ? "none" : `${web.length} (${web.join(", ")})`}; ` +
+          (web.length === 0
+            ? "set kind: web on the HTTP process"
+            : "keep kind: web on one of them and make the others workers"),
+      );
+      return undefined;
+    }
+  }
+  return ok ? out : undefined;
+}
+
+function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> {
+  if (!r) return {};
+  const appName = /^[a-z][a-z0-9-]{0,30}$/;
+  let name = r.string("name", {
+    expected: "lowercase letters, digits and dashes, starting with a letter",
+    example: "shop",
+    test: (s) => appName.test(s),
+  });
+  if (!r.has("name")) {
+    if (appName.test(ctx.project)) {
+      name = ctx.project;
+    } else {
+      r.missing(
+        "name",
+        "lowercase letters, digits and dashes, starting with a letter",
+        "shop",
+        `the default, the project name "${ctx.project}", cannot name a Linux user`,
+      );
+    }
+  }
+  const runtime = r.oneOf(
+    "runtime",
+    ["python", "node"] as const,
+    undefined,
+    "how dependencies are installed",
+  );
+  const app: Partial<AppConfig> = {
+    name,
+    source: r.string("source", {
+      expected: 'a directory relative to the project, like "app"',
+      example: "app",
+      required: "the app to deploy",
+      test: isRelativePath,
+    }),
+    excludes: r.stringList("excludes", [...D.APP_DEFAULTS.excludes], '".git", "node_modules"'),
+    runtime,
+    requirements:
+      r.string("requirements", {
+        expected: "a file path relative to apphost:app.source",
+        example: "requirements.txt",
+        test: isRelativePath,
+      }) ?? (r.has("requirements") || !runtime ? undefined : D.defaultRequirements(runtime)),
+    healthPath:
+      r.string("healthPath", {
+        expected: 'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
+        example: "/healthz",
+        test: (s) => URL_PATH.test(s),
+      }) ?? (r.has("healthPath") ? undefined : D.APP_DEFAULTS.healthPath),
+    basePort: r.int("basePort", 1024, 65534, D.APP_DEFAULTS.basePort),
+    env: parseEnv(r),
+    staticDir: r.string("staticDir", {
+      expected: 'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
+      example: "frontend/dist",
+      test: (s) => REL_DIR.test(s) && isRelativePath(s),
+    }),
+    staticPrefix:
+      r.string("staticPrefix", {
+        expected: 'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
+        example: "/static/",
+        test: (s) => URL_PATH.test(s) && s.endsWith("/") && s !== "/",
+      }) ?? (r.has("staticPrefix") ? undefined : D.APP_DEFAULTS.staticPrefix),
+    build: r.string("build", { expected: "a shell command", example: '"npm ci && npm run build"' }),
+    processes: parseProcesses(r),
+  };
+  r.finish(KNOWN_KEYS.app);
+
+  // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
+  if (!/^[a-z][a-z0-9-]{0,30}$/.test(ctx.stack)) {
+    r.issues.add(
+      "(stack name)",
+      `"${ctx.stack}" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ` +
+        "create the stack under such a name (pulumi stack rename)",
+    );
+  } else if (name && `${name}-${ctx.stack}`.length > 31) {
+    r.issues.add(
+      r.at("name"),
+      `"${name}-${ctx.stack}" is ${name.length + ctx.stack.length + 1} characters; it names the Linux user on the host, ` +
+        `which is limited to 31; ${setHint(r.at("name"), name.slice(0, Math.max(1, 30 - ctx.stack.length)).replace(/-+$/, ""))}`,
+    );
+  }
+  if (app.staticDir === undefined && r.has("staticPrefix")) {
+    r.issues.add(r.at("staticPrefix"), `only used with ${r.at("staticDir")}; set staticDir or remove it`);
+  }
+  return app;
+}
+
+function parseDatabase(
+  r: Reader | undefined,
+  app: string | undefined,
+  stack: string,
+): Partial<DatabaseConfig> {
+  if (!r) return {};
+  const kind = r.oneOf("kind", ["sqlite", "postgres", "none"] as const, D.DATABASE_DEFAULTS.kind);
+  const db: Partial<DatabaseConfig> = {
+    kind,
+    sqliteFile:
+      r.string("sqliteFile", {
+        expected: 'a file name like "app.db" (no directories; it lives in shared/data)',
+        example: "app.db",
+        test: (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
+      }) ?? (r.has("sqliteFile") ? undefined : D.DATABASE_DEFAULTS.sqliteFile),
+    postgresName:
+      r.string("postgresName", {
+        expected: "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
+        example: "shop_prod",
+        test: (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
+      }) ?? (r.has("postgresName") ? undefined : app ? D.defaultPostgresName(app, stack) : undefined),
+    migrate:
+      r.string("migrate", { expected: "a shell command", example: '"alembic upgrade head"' }) ??
+      (r.has("migrate") ? undefined : D.DATABASE_DEFAULTS.migrate),
+    revision:
+      r.string("revision", { expected: "a shell command", example: '"alembic current"' }) ??
+      (r.has("revision") ? undefined : D.DATABASE_DEFAULTS.revision),
+  };
+  r.finish(KNOWN_KEYS.database);
+  if (kind !== "sqlite")
+    r.notHere("sqliteFile", `only used when ${r.at("kind")} is sqlite (got ${show(kind)})`);
+  if (kind !== "postgres")
+    r.notHere("postgresName", `only used when ${r.at("kind")} is postgres (got ${show(kind)})`);
+  if (kind === "none") {
+    r.notHere("migrate", `there is no database to migrate when ${r.at("kind")} is none`);
+    r.notHere("revision", `there is no database to migrate when ${r.at("kind")} is none`);
+  }
+  if (db.revision && !db.migrate) {
+    r.issues.add(
+      r.at("revision"),
+      `reports the revision ${r.at("migrate")} reaches, but migrate is not set; set migrate or remove it`,
+    );
+  }
+  return db;
+}
+
+function parseBackups(r: Reader | undefined, stack: string): Partial<BackupsConfig> {
+  if (!r) return {};
+  const backups: Partial<BackupsConfig> = {
+    // A full OnCalendar check needs systemd-analyze on the host; this catches shell metacharacters and typos of the shorthands.
+    schedule:
+      r.string("schedule", {
+        expected: 'a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"',
+        example: "daily",
+        test: (s) => /^[A-Za-z0-9*:,./~ -]+$/.test(s),
+      }) ?? (r.has("schedule") ? undefined : D.BACKUPS_DEFAULTS.schedule),
+    keep: r.int("keep", 1, 1000, D.defaultBackupsKeep(stack)),
+  };
+  r.finish(KNOWN_KEYS.backups);
+  return backups;
+}
+
+function parseReleases(r: Reader | undefined): Partial<ReleasesConfig> {
+  if (!r) return {};
+  const releases: Partial<ReleasesConfig> = {
+    // Two at least: the live release and the one a rollback goes back to.
+    keep: r.int("keep", 2, 100, D.RELEASES_DEFAULTS.keep),
+    rollbackTo: r.string("rollbackTo", {
+      expected: "a release id from the host's releases.log",
+      example: "20250101T120000Z-abc1234",
+      test: (s) => /^[A-Za-z0-9._-]+$/.test(s),
+    }),
+    healthTimeoutSeconds: r.int("healthTimeoutSeconds", 1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),
+    drainSeconds: r.int("drainSeconds", 0, 600, D.RELEASES_DEFAULTS.drainSeconds),
+    lockTtlMinutes: r.int("lockTtlMinutes", 1, 1440, D.RELEASES_DEFAULTS.lockTtlMinutes),
+    minFreeMb: r.int("minFreeMb", 0, 1048576, D.RELEASES_DEFAULTS.minFreeMb),
+  };
+  r.finish(KNOWN_KEYS.releases);
+  return releases;
+}
+
+// ---------------------------------------------------------------------------
+// Secrets and rules spanning sections
+
+function checkSecrets(
+  issues: Issues,
+  secrets: SecretFacts,
+  host: PartialHost,
+  app: Partial<AppConfig>,
+): void {
+  const key = "apphost:sshPrivateKey";
+  if (!secrets.sshPrivateKey) {
+    issues.add(
+      key,
+      "missing; apphost deploys over SSH with this key (on ec2 too). " +
+        `Store it encrypted with: pulumi config set --secret ${key} < ~/.ssh/apphost_deploy`,
+    );
+  } else {
+    const info = secrets.sshPrivateKeyInfo;
+    if (info?.format === "unknown") {
+      issues.add(
+        key,
+        'expected an OpenSSH or PEM private key ("-----BEGIN OPENSSH PRIVATE KEY-----"); ' +
+          `store the private key file itself: pulumi config set --secret ${key} < ~/.ssh/apphost_deploy`,
+      );
+    } else if (info?.encrypted) {
+      issues.add(
+        key,
+        "the key is protected by a passphrase, and deploys run without a prompt; " +
+          'use a dedicated deploy key without one (ssh-keygen -t ed25519 -N "" -f ~/.ssh/apphost_deploy)',
+      );
+    } else if (
+      info?.publicKey &&
+      host.kind === "ec2" &&
+      host.sshPublicKey &&
+      keyIdentity(host.sshPublicKey) !== keyIdentity(info.publicKey)
+    ) {
+      issues.add(
+        "apphost:host.sshPublicKey",
+        `does not match ${key} (whose public half is ${show(info.publicKey)}), so the instance would only accept ` +
+          "a key the deployer does not hold; set it to the output of: ssh-keygen -y -f ~/.ssh/apphost_deploy",
+      );
+    }
+  }
+
+  const types = secrets.secretEnvTypes;
+  if (types === undefined) return;
+  if (typeof types === "string") {
+    issues.add(
+      "apphost:secretEnv",
+      `expected an object of environment variables, got ${types === "array" ? "a list" : `a ${types}`}; ` +
+        "set each variable with: pulumi config set --secret --path 'apphost:secretEnv.NAME' value",
+    );
+    return;
+  }
+  for (const [name, type] of Object.entries(types)) {
+    const problem = envProblem(name, type);
+    if (problem) {
+      issues.add(child("apphost:secretEnv", name), problem);
+    } else if (app.env && name in app.env) {
+      issues.add(
+        child("apphost:secretEnv", name),
+        `also set in apphost:app.env; keep it in one place (secretEnv if it is a secret)`,
+      );
+    }
+  }
+}
+
+interface Parsed {
+  host: PartialHost;
+  dns: Partial<DnsConfig>;
+  tls: Partial<TlsConfig>;
+  proxy: Partial<ProxyConfig>;
+  app: Partial<AppConfig>;
+}
+
+function checkCrossField(issues: Issues, { host, dns, tls, proxy, app }: Parsed): void {
+  const mode = tls.mode;
+  const names = dns.hostnames;
+
+  if (mode === "cloudflare-origin" && dns.provider && dns.provider !== "cloudflare") {
+    issues.add(
+      "apphost:tls.mode",
+      `"cloudflare-origin" needs apphost:dns.provider "cloudflare" (the Origin CA signs only for zones Cloudflare serves), ` +
+        `got ${show(dns.provider)}; set apphost:dns.provider to cloudflare or choose another tls.mode`,
+    );
+  }
+  if (mode === "cloudflare-origin" && dns.provider === "cloudflare" && names) {
+    // An Origin CA certificate is trusted by Cloudflare's edge only; browsers reaching the host directly would reject it.
+    names.forEach((h, i) => {
+      if (!h.proxied) {
+        issues.add(
+          `apphost:dns.hostnames[${i}]`,
+          `${show(h.name)} is not proxied, but tls.mode cloudflare-origin serves a certificate only Cloudflare trusts; ` +
+            `set proxied: true on it or choose tls.mode caddy-acme`,
+        );
+      }
+    });
+  }
+  if (mode === "certbot" && proxy.kind && proxy.kind !== "nginx") {
+    issues.add(
+      "apphost:tls.mode",
+      `"certbot" needs apphost:proxy.kind "nginx" (certbot's installer edits nginx), got ${show(proxy.kind)}; ` +
+        "set apphost:proxy.kind to nginx, or use tls.mode caddy-acme with Caddy",
+    );
+  }
+  if (mode === "caddy-acme" && proxy.kind && proxy.kind !== "caddy") {
+    issues.add(
+      "apphost:tls.mode",
+      `"caddy-acme" needs apphost:proxy.kind "caddy" (Caddy obtains the certificates itself), got ${show(proxy.kind)}; ` +
+        "set apphost:proxy.kind to caddy, or use tls.mode certbot with nginx",
+    );
+  }
+  if (mode === "internal" && proxy.kind && proxy.kind !== "caddy") {
+    issues.add(
+      "apphost:tls.mode",
+      `"internal" needs apphost:proxy.kind "caddy" (its local CA issues the certificate), got ${show(proxy.kind)}; ` +
+        "set apphost:proxy.kind to caddy, or use tls.mode off behind another TLS terminator",
+    );
+  }
+  const needsNames = mode === "caddy-acme" || mode === "certbot" || mode === "cloudflare-origin";
+  if (names?.length === 0 && dns.provider === "none") {
+    // (with provider cloudflare, parseDns already reported the missing hostnames)
+    issues.add(
+      "apphost:dns.hostnames",
+      needsNames
+        ? `missing; tls.mode ${mode} needs the names to put on the certificate; ` +
+            setHint("apphost:dns.hostnames[0].name", "example.com")
+        : "missing; the proxy serves only the names listed here (without DNS, list the host's public IPv4 address); " +
+            setHint("apphost:dns.hostnames[0].name", "203.0.113.10"),
+    );
+  }
+  names?.forEach((h, i) => {
+    if (!isIpv4(h.name)) return;
+    const path = `apphost:dns.hostnames[${i}]`;
+    if (dns.provider === "cloudflare") {
+      issues.add(
+        path,
+        `${show(h.name)} is an address, and DNS records need a name; use a name like "www.example.com"`,
+      );
+    } else if (needsNames) {
+      issues.add(
+        path,
+        `${show(h.name)} is an address, and tls.mode ${mode} needs a DNS name on the certificate; ` +
+          "use a name, or tls.mode internal or off",
+      );
+    }
+  });
+  if (dns.ipv6 === true && dns.provider === "cloudflare" && host.kind && host.kind !== "ec2") {
+    issues.add(
+      "apphost:dns.ipv6",
+      `AAAA records need the instance's IPv6 address, which apphost only knows for apphost:host.kind ec2 (got ${show(host.kind)}); remove it`,
+    );
+  }
+  if (host.kind === "existing" && dns.provider === "cloudflare" && host.address && !isIpv4(host.address)) {
+    issues.add(
+      "apphost:host.address",
+      `is a DNS name, but apphost:dns.provider cloudflare publishes A records and needs the server's IPv4 address; ` +
+        `${setHint("apphost:host.address", "203.0.113.10")}`,
+    );
+  }
+
+  // The two web ports must not collide with anything else listening on the host.
+  if (app.basePort !== undefined) {
+    const taken: Array<[number | undefined, string]> = [
+      [proxy.httpPort, "apphost:proxy.httpPort"],
+      [proxy.httpsPort, "apphost:proxy.httpsPort"],
+      [host.port, "apphost:host.port"],
+    ];
+    for (const [port, key] of taken) {
+      if (port === app.basePort || port === app.basePort + 1) {
+        issues.add(
+          "apphost:app.basePort",
+          `the web instances listen on ${app.basePort} and ${app.basePort + 1}, which collides with ${key} (${port}); ` +
+            setHint("apphost:app.basePort", String(D.APP_DEFAULTS.basePort)),
+        );
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Private key internals
+
+function readSshString(buf: Buffer, offset: number): [Buffer, number] {
+  if (offset + 4 > buf.length) throw new Error("truncated");
+  const len = buf.readUInt32BE(offset);
+  if (offset + 4 + len > buf.length) throw new Error("truncated");
+  return [buf.subarray(offset + 4, offset + 4 + len), offset + 4 + len];
+}
+
+/** The `openssh-key-v1` container: cipher, kdf, key count, then the public key in clear. */
+function inspectOpenSshKey(buf: Buffer): PrivateKeyInfo {
+  const magic = Buffer.from("openssh-key-v1\0", "latin1");
+  try {
+    if (!buf.subarray(0, magic.length).equals(magic)) throw new Error("magic");
+    const [cipher, afterCipher] = readSshString(buf, magic.length);
+    let off = afterCipher;
+    [, off] = readSshString(buf, off); // kdf name
+    [, off] = readSshString(buf, off); // kdf options
+    off += 4; // number of keys; apphost uses the first
+    const [pub] = readSshString(buf, off);
+    const [type] = readSshString(pub, 0);
+    return {
+      format: "openssh",
+      encrypted: cipher.toString("latin1") !== "none",
+      publicKey: `${type.toString("latin1")} ${pub.toString("base64")}`,
+    };
+  } catch {
+    return { format: "unknown", encrypted: false };
+  }
+}
+
+function sshString(data: Buffer | string): Buffer {
+  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+/** SSH mpint: big-endian, minimal, with a zero byte when the top bit is set. */
+function sshMpint(b64url: string): Buffer {
+  let bytes = Buffer.from(b64url, "base64url");
+  while (bytes.length > 1 && bytes[0] === 0) bytes = bytes.subarray(1);
+  if (bytes[0] & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
+  return sshString(bytes);
+}
+
+/** The OpenSSH public key line of an unencrypted PEM private key (RSA, EC P-256/384/521, Ed25519). */
+function opensshPublicKey(pem: string): string {
+  const jwk = createPublicKey({ key: pem, format: "pem" }).export({ format: "jwk" }) as Record<
+    string,
+    string
+  >;
+  let type: string;
+  let blob: Buffer;
+  if (jwk.kty === "RSA") {
+    type = "ssh-rsa";
+    blob = Buffer.concat([sshString(type), sshMpint(jwk.e), sshMpint(jwk.n)]);
+  } else if (jwk.kty === "OKP" && jwk.crv === "Ed25519") {
+    type = "ssh-ed25519";
+    blob = Buffer.concat([sshString(type), sshString(Buffer.from(jwk.x, "base64url"))]);
+  } else if (jwk.kty === "EC" && ["P-256", "P-384", "P-521"].includes(jwk.crv)) {
+    const curve = `nistp${jwk.crv.slice(2)}`;
+    type = `ecdsa-sha2-${curve}`;
+    const point = Buffer.concat([
+      Buffer.from([4]),
+      Buffer.from(jwk.x, "base64url"),
+      Buffer.from(jwk.y, "base64url"),
+    ]);
+    blob = Buffer.concat([sshString(type), sshString(curve), sshString(point)]);
+  } else {
+    throw new Error(`unsupported key type ${jwk.kty}`);
+  }
+  return `${type} ${blob.toString("base64")}`;
+}

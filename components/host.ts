@@ -1,0 +1,342 @@
+/**
+ * The one machine a stack deploys to: a new EC2 instance, or a server that
+ * already exists. Either way the rest of apphost sees the same two outputs,
+ * the public address (for DNS) and an SSH connection (for everything host-side).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { Ec2HostConfig, StackConfig } from "./config/types";
+import { hostLayout } from "./paths";
+import type { SshConnection } from "./remote/connection";
+
+export interface HostArgs {
+  /** The validated stack config (`loadStackConfig().config`). */
+  config: StackConfig;
+  /** `apphost:sshPrivateKey` (`loadStackConfig().sshPrivateKey`); the deployer logs in with it. */
+  sshPrivateKey: pulumi.Input<string>;
+}
+
+/** A security group rule, as data, so tests and docs can read the firewall without AWS. */
+export interface FirewallRule {
+  /** Suffix of the resource name, stable per port and CIDR so reordering the config replaces nothing */
+  id: string;
+  description: string;
+  ipProtocol: "tcp" | "-1";
+  fromPort?: number;
+  toPort?: number;
+  cidrIpv4?: string;
+  cidrIpv6?: string;
+}
+
+export class Host extends pulumi.ComponentResource {
+  /** The address DNS points to: the Elastic IP, the instance's public IP, or `apphost:host.address`. */
+  readonly publicIp: pulumi.Output<string>;
+  /** The instance's IPv6 address when `apphost:dns.ipv6` is on; undefined otherwise. */
+  readonly ipv6Address: pulumi.Output<string | undefined>;
+  /** How host-side components log in. Always a secret: it carries the private key. */
+  readonly connection: pulumi.Output<SshConnection>;
+  /** The EC2 instance id; undefined for an existing server. */
+  readonly instanceId: pulumi.Output<string | undefined>;
+  /** The underlying resources (none for an existing server), for tests and for `pulumi up --replace`. */
+  readonly nodes: {
+    keyPair?: aws.ec2.KeyPair;
+    securityGroup?: aws.ec2.SecurityGroup;
+    ingressRules: aws.vpc.SecurityGroupIngressRule[];
+    egressRules: aws.vpc.SecurityGroupEgressRule[];
+    instance?: aws.ec2.Instance;
+    eip?: aws.ec2.Eip;
+    eipAssociation?: aws.ec2.EipAssociation;
+  };
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("apphost:index:Host", name, {}, opts);
+    // Options of every child: hoisted helper functions below cannot use `this` themselves.
+    const childOpts = { parent: this };
+    const { config } = args;
+    const host = config.host;
+
+    if (host.kind === "ec2") {
+      const tags = resourceTags(config);
+      const ami = lookupAmi(host);
+      const vpcId = lookupVpcId(host);
+      const keyPair = createKeyPair(host);
+      const securityGroup = createSecurityGroup();
+      const { ingressRules, egressRules } = createFirewallRules(securityGroup);
+      const instance = createInstance(host, keyPair, securityGroup);
+      const elastic = host.elasticIp ? createElasticIp(instance) : undefined;
+
+      this.nodes = { keyPair, securityGroup, ingressRules, egressRules, instance, ...elastic };
+      this.publicIp = elastic
+        ? // Wait for the association: before it, the address does not reach the instance yet.
+          pulumi.all([elastic.eip.publicIp, elastic.eipAssociation.id]).apply(([ip]) => ip)
+        : instance.publicIp;
+      this.ipv6Address = config.dns.ipv6
+        ? instance.ipv6Addresses.apply((a) => a[0])
+        : pulumi.output(undefined);
+      this.instanceId = instance.id.apply((id) => id as string | undefined);
+
+      function lookupAmi(h: Ec2HostConfig) {
+        return aws.ec2.getAmiOutput(amiQuery(h.os, h.arch), childOpts);
+      }
+
+      function lookupVpcId(h: Ec2HostConfig): pulumi.Output<string> {
+        // The security group must live in the subnet's VPC; without a subnet the instance lands in the default VPC.
+        return h.subnetId
+          ? aws.ec2.getSubnetOutput({ id: h.subnetId }, childOpts).vpcId
+          : aws.ec2.getVpcOutput({ default: true }, childOpts).id;
+      }
+
+      function createKeyPair(h: Ec2HostConfig) {
+        return new aws.ec2.KeyPair(`${name}-key`, { publicKey: h.sshPublicKey, tags }, childOpts);
+      }
+
+      function createSecurityGroup() {
+        return new aws.ec2.SecurityGroup(
+          `${name}-sg`,
+          {
+            description: `apphost ${config.project}/${config.stack}: web from anywhere, SSH from apphost:host.sshAllowCidrs`,
+            vpcId,
+            tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id },
+          },
+          childOpts,
+        );
+      }
+
+      function createFirewallRules(sg: aws.ec2.SecurityGroup) {
+        // One resource per rule (the AWS provider's advice over inline rules): changing one CIDR touches one rule.
+        const rules = firewallRules(config);
+        return {
+          ingressRules: rules.ingress.map(
+            (rule) =>
+              new aws.vpc.SecurityGroupIngressRule(
+                `${name}-in-${rule.id}`,
+                { securityGroupId: sg.id, ...ruleArgs(rule), tags },
+                childOpts,
+              ),
+          ),
+          egressRules: rules.egress.map(
+            (rule) =>
+              new aws.vpc.SecurityGroupEgressRule(
+                `${name}-out-${rule.id}`,
+                { securityGroupId: sg.id, ...ruleArgs(rule), tags },
+                childOpts,
+              ),
+          ),
+        };
+      }
+
+      function createInstance(h: Ec2HostConfig, key: aws.ec2.KeyPair, sg: aws.ec2.SecurityGroup) {
+        return new aws.ec2.Instance(
+          `${name}-instance`,
+          {
+            ami: ami.id,
+            instanceType: h.instanceType,
+            keyName: key.keyName,
+            subnetId: h.subnetId,
+            vpcSecurityGroupIds: [sg.id],
+            associatePublicIpAddress: true,
+            ipv6AddressCount: config.dns.ipv6 ? 1 : undefined,
+            rootBlockDevice: {
+              volumeType: "gp3",
+              volumeSize: h.rootVolumeGb,
+              encrypted: true,
+              deleteOnTermination: true,
+              tags,
+            },
+            // IMDSv2 only: a request forged through the app (SSRF) cannot read instance credentials.
+            metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+            userData: userData(config),
+            userDataReplaceOnChange: false,
+            tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id },
+          },
+          {
+            ...childOpts,
+            // The instance holds the data (SQLite, uploads, backups), so nothing routine may replace it:
+            // - ami: a new Debian/Ubuntu image is published every few weeks; upgrades happen in place.
+            // - userData: cloud-init runs it at first boot only; changing it later would merely stop/start the machine.
+            // - keyName: the key pair only seeds authorized_keys at launch (rotation: docs/config.md).
+            // Replace on purpose with `pulumi up --replace <urn>`.
+            ignoreChanges: ["ami", "userData", "keyName"],
+          },
+        );
+      }
+
+      function createElasticIp(instance: aws.ec2.Instance) {
+        const eip = new aws.ec2.Eip(
+          `${name}-eip`,
+          { domain: "vpc", tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id } },
+          childOpts,
+        );
+        const eipAssociation = new aws.ec2.EipAssociation(
+          `${name}-eip-association`,
+          { instanceId: instance.id, allocationId: eip.allocationId },
+          childOpts,
+        );
+        return { eip, eipAssociation };
+      }
+    } else {
+      // An existing server: nothing to create, only an address to reach.
+      this.nodes = { ingressRules: [], egressRules: [] };
+      this.publicIp = pulumi.output(host.address);
+      this.ipv6Address = pulumi.output(undefined);
+      this.instanceId = pulumi.output(undefined);
+    }
+
+    this.connection = sshConnection(this.publicIp, host, args.sshPrivateKey);
+    this.registerOutputs({
+      publicIp: this.publicIp,
+      ipv6Address: this.ipv6Address,
+      connection: this.connection,
+      instanceId: this.instanceId,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pure helpers, exported for tests
+
+/** Owners and name patterns of the official images. */
+const IMAGES = {
+  // Debian's cloud team account. The arch is part of the pattern because "debian-12-backports-*"
+  // images share the "debian-12-" prefix and would otherwise win as "most recent".
+  "debian-12": { owner: "136693071363", name: (arch: string) => `debian-12-${arch}-*` },
+  // Canonical. hvm-ssd-gp3 is where Noble images are published.
+  "ubuntu-24.04": {
+    owner: "099720109477",
+    name: (arch: string) => `ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-${arch}-server-*`,
+  },
+} as const;
+
+/** Arguments of `aws.ec2.getAmi` for the configured OS on the instance type's architecture. */
+export function amiQuery(os: Ec2HostConfig["os"], arch: Ec2HostConfig["arch"]): aws.ec2.GetAmiOutputArgs {
+  const image = IMAGES[os];
+  const debArch = arch === "arm64" ? "arm64" : "amd64";
+  return {
+    owners: [image.owner],
+    mostRecent: true,
+    filters: [
+      { name: "name", values: [image.name(debArch)] },
+      { name: "architecture", values: [arch] },
+      { name: "virtualization-type", values: ["hvm"] },
+      { name: "root-device-type", values: ["ebs"] },
+    ],
+  };
+}
+
+/** Tags on every AWS resource, so a stack's resources can be found (and billed) together. */
+export function resourceTags(config: StackConfig): Record<string, string> {
+  return {
+    "apphost:project": config.project,
+    "apphost:stack": config.stack,
+    "apphost:app": config.app.name,
+  };
+}
+
+/**
+ * The firewall: HTTP and HTTPS from anywhere (IPv6 too when AAAA records are
+ * published), SSH only from the configured CIDRs, everything outbound (package
+ * mirrors, ACME, the app's own APIs).
+ */
+export function firewallRules(config: StackConfig): { ingress: FirewallRule[]; egress: FirewallRule[] } {
+  if (config.host.kind !== "ec2") return { ingress: [], egress: [] };
+  const ipv6 = config.dns.ipv6;
+  const web = (label: string, port: number): FirewallRule[] => [
+    {
+      id: `${label}-ipv4`,
+      description: `${label.toUpperCase()} from anywhere`,
+      ipProtocol: "tcp",
+      fromPort: port,
+      toPort: port,
+      cidrIpv4: "0.0.0.0/0",
+    },
+    ...(ipv6
+      ? [
+          {
+            id: `${label}-ipv6`,
+            description: `${label.toUpperCase()} from anywhere`,
+            ipProtocol: "tcp" as const,
+            fromPort: port,
+            toPort: port,
+            cidrIpv6: "::/0",
+          },
+        ]
+      : []),
+  ];
+  const ssh: FirewallRule[] = config.host.sshAllowCidrs.map((cidr) => ({
+    id: `ssh-${cidr.replace(/[./]/g, "-")}`,
+    description: "SSH for deploys (apphost:host.sshAllowCidrs)",
+    ipProtocol: "tcp",
+    fromPort: config.host.port,
+    toPort: config.host.port,
+    cidrIpv4: cidr,
+  }));
+  const egress: FirewallRule[] = [
+    { id: "all-ipv4", description: "All outbound traffic", ipProtocol: "-1", cidrIpv4: "0.0.0.0/0" },
+    ...(ipv6
+      ? [{ id: "all-ipv6", description: "All outbound traffic", ipProtocol: "-1" as const, cidrIpv6: "::/0" }]
+      : []),
+  ];
+  return {
+    ingress: [...web("http", config.proxy.httpPort), ...web("https", config.proxy.httpsPort), ...ssh],
+    egress,
+  };
+}
+
+/**
+ * First-boot script. Everything else is configured over SSH by the host
+ * baseline, so this stays small: it marks the machine with the stack it
+ * belongs to (a public IP freed by a stop/start can be handed to someone
+ * else's machine; the marker lets host-side steps check they reached ours)
+ * and moves sshd to `apphost:host.port` when that is not 22, because the
+ * deployer's very first connection already uses that port.
+ */
+export function userData(config: StackConfig): string {
+  const layout = hostLayout(config.app.name, config.stack);
+  const lines = [
+    "#!/bin/sh",
+    `# apphost first-boot bootstrap for ${config.project}/${config.stack}; cloud-init runs it once.`,
+    "set -eu",
+    "install -d -m 0755 /etc/apphost",
+    `printf '%s\\n' '${layout.id}' > /etc/apphost/host-id`,
+  ];
+  if (config.host.port !== 22) {
+    lines.push(
+      `printf 'Port %s\\n' '${config.host.port}' > /etc/ssh/sshd_config.d/10-apphost-port.conf`,
+      "/usr/sbin/sshd -t",
+      "systemctl daemon-reload",
+      "# Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
+      "if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi",
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+function ruleArgs(rule: FirewallRule) {
+  return {
+    description: rule.description,
+    ipProtocol: rule.ipProtocol,
+    fromPort: rule.fromPort,
+    toPort: rule.toPort,
+    cidrIpv4: rule.cidrIpv4,
+    cidrIpv6: rule.cidrIpv6,
+  };
+}
+
+function sshConnection(
+  address: pulumi.Output<string>,
+  host: StackConfig["host"],
+  privateKey: pulumi.Input<string>,
+): pulumi.Output<SshConnection> {
+  const hostKey = host.kind === "existing" ? host.hostKey : undefined;
+  // pulumi.secret() on top of the secret key: the whole object must stay encrypted in state,
+  // even if a caller passes the key as a plain string.
+  return pulumi.secret(
+    pulumi.all([address, privateKey]).apply(([addr, key]): SshConnection => ({
+      host: addr,
+      port: host.port,
+      user: host.user,
+      privateKey: key,
+      ...(hostKey ? { hostKey } : {}),
+    })),
+  );
+}

@@ -1,0 +1,393 @@
+/**
+ * The release artifact: the app directory as a content-addressed, byte-for-byte
+ * reproducible tar.gz.
+ *
+ * Why our own tar writer instead of the system `tar`: GNU tar's
+ * `--sort=name --mtime=@0 --owner=0` flags do not exist in bsdtar (macOS), and
+ * its output still carries the local umask and PAX timestamps of the build
+ * machine. Writing ustar headers ourselves takes ~80 lines and makes the bytes
+ * depend on nothing but the file tree.
+ *
+ * Exclude syntax (a subset of .gitignore, matched on `/`-separated path
+ * segments relative to the app directory):
+ *
+ *   - `name`       no slash: matches a file or directory with that name at any depth
+ *                  (`.git`, `__pycache__`, `*.pyc`).
+ *   - `name/`      trailing slash: like `name` but only directories (`data/`, `logs/`).
+ *   - `a/b`, `/a`  a slash at the start or in the middle anchors the pattern to the
+ *                  app root, matched segment by segment (`/data/` is only the top-level
+ *                  `data` directory, `static/build/*.map` only under `static/build`).
+ *   - `*` matches any run of characters inside one segment, `?` one character,
+ *     `[abc]` / `[a-z]` / `[!a]` a character class; `**` as a whole segment
+ *     matches zero or more segments (`**\/*.log`, `docs/**`).
+ *   - An excluded directory is not walked, so everything under it is excluded too.
+ *   - Negation (`!pattern`) is not supported and throws.
+ */
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { gzipSync } from "zlib";
+import type { AppConfig } from "../config/types";
+
+/** The excludes applied when `apphost:app.excludes` is not set (the config module owns the real default). */
+export const DEFAULT_EXCLUDES: readonly string[] = [
+  ".git",
+  "venv",
+  ".venv",
+  "node_modules",
+  "__pycache__",
+  "*.pyc",
+  ".env",
+  "data/",
+  "logs/",
+];
+
+export interface ArtifactEntry {
+  /** Relative path with `/` separators, no leading `./` */
+  path: string;
+  type: "file" | "dir" | "symlink";
+  /** Normalized mode: 0o755 for directories and executable files, 0o644 for other files, 0o777 for symlinks */
+  mode: number;
+  /** File size in bytes (0 for directories and symlinks) */
+  size: number;
+  /** sha256 of the content (files) or of the link target (symlinks); "" for directories */
+  sha256: string;
+  /** Symlink target */
+  target?: string;
+}
+
+export interface Artifact {
+  /** sha256 over every entry's type, path, mode and content hash: the identity of the release content */
+  contentHash: string;
+  /** Hash of the dependency manifest; the host reuses `venvs/<requirementsHash>` while it is unchanged */
+  requirementsHash: string;
+  /** The gzip-compressed ustar archive; equal trees give equal bytes */
+  tarGz: Buffer;
+  /** sha256 of `tarGz`, which `apphost-release deploy` can verify after the upload */
+  sha256: string;
+  /** Archived entries in archive order */
+  entries: ArtifactEntry[];
+  /** Paths that were neither file, directory nor symlink (sockets, fifos) and were left out */
+  skipped: string[];
+}
+
+// ------------------------------------------------------------------ excludes
+
+type Matcher = (relPath: string, isDir: boolean) => boolean;
+
+function segmentRegex(glob: string, pattern: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i + 2);
+      if (end < 0) throw new Error(`apphost:app.excludes: unclosed "[" in "${pattern}"`);
+      let cls = glob.slice(i + 1, end);
+      if (cls.startsWith("!")) cls = "^" + cls.slice(1);
+      re += `[${cls.replace(/\\/g, "\\\\")}]`;
+      i = end;
+    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function matchSegments(pattern: (RegExp | "**")[], segs: string[]): boolean {
+  if (pattern.length === 0) return segs.length === 0;
+  const [head, ...rest] = pattern;
+  if (head === "**") {
+    for (let skip = 0; skip <= segs.length; skip++) if (matchSegments(rest, segs.slice(skip))) return true;
+    return false;
+  }
+  return segs.length > 0 && head.test(segs[0]) && matchSegments(rest, segs.slice(1));
+}
+
+/**
+ * Compile exclude patterns (syntax in the module comment) into one predicate
+ * over a relative `/`-separated path. Throws on empty or negated patterns.
+ */
+export function compileExcludes(patterns: readonly string[]): Matcher {
+  const rules = patterns.map((raw) => {
+    const pattern = raw.trim();
+    if (pattern === "" || pattern === "/") throw new Error(`apphost:app.excludes: empty pattern`);
+    if (pattern.startsWith("!")) {
+      throw new Error(`apphost:app.excludes: negation is not supported ("${pattern}"); list what to exclude`);
+    }
+    const dirOnly = pattern.endsWith("/");
+    const body = dirOnly ? pattern.slice(0, -1) : pattern;
+    const anchored = body.includes("/");
+    const segs = body
+      .replace(/^\//, "")
+      .split("/")
+      .map((s) => (s === "**" ? ("**" as const) : segmentRegex(s, pattern)));
+    return { dirOnly, anchored, segs };
+  });
+  return (relPath, isDir) => {
+    const segs = relPath.split("/");
+    return rules.some((r) => {
+      if (r.dirOnly && !isDir) return false;
+      if (!r.anchored) return (r.segs[0] as RegExp).test(segs[segs.length - 1]);
+      return matchSegments(r.segs, segs);
+    });
+  };
+}
+
+// ---------------------------------------------------------------------- walk
+
+function sha256(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/**
+ * Walk `dir` in a fixed order (names compared as strings, directories before
+ * their contents), leaving out excluded paths.
+ */
+export function walkApp(
+  dir: string,
+  excludes: readonly string[],
+): { entries: ArtifactEntry[]; skipped: string[] } {
+  const excluded = compileExcludes(excludes);
+  const entries: ArtifactEntry[] = [];
+  const skipped: string[] = [];
+  const visit = (abs: string, rel: string) => {
+    const names = fs.readdirSync(abs).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const name of names) {
+      const childAbs = path.join(abs, name);
+      const childRel = rel ? `${rel}/${name}` : name;
+      const st = fs.lstatSync(childAbs);
+      if (excluded(childRel, st.isDirectory())) continue;
+      if (st.isDirectory()) {
+        entries.push({ path: childRel, type: "dir", mode: 0o755, size: 0, sha256: "" });
+        visit(childAbs, childRel);
+      } else if (st.isFile()) {
+        const content = fs.readFileSync(childAbs);
+        entries.push({
+          path: childRel,
+          type: "file",
+          mode: st.mode & 0o111 ? 0o755 : 0o644,
+          size: content.length,
+          sha256: sha256(content),
+        });
+      } else if (st.isSymbolicLink()) {
+        const target = fs.readlinkSync(childAbs);
+        entries.push({
+          path: childRel,
+          type: "symlink",
+          mode: 0o777,
+          size: 0,
+          sha256: sha256(target),
+          target,
+        });
+      } else {
+        skipped.push(childRel);
+      }
+    }
+  };
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`apphost:app.source: ${dir} is not a directory`);
+  visit(dir, "");
+  return { entries, skipped };
+}
+
+/** sha256 over type, mode, path and content hash of every entry, in order. */
+export function contentHashOf(entries: readonly ArtifactEntry[]): string {
+  const h = createHash("sha256");
+  h.update("apphost-artifact-v1\n");
+  for (const e of entries) {
+    h.update(`${e.type}\0${e.mode.toString(8)}\0${e.path}\0${e.sha256}\n`);
+  }
+  return h.digest("hex");
+}
+
+// ----------------------------------------------------------------------- tar
+
+const BLOCK = 512;
+
+function writeString(buf: Buffer, offset: number, length: number, value: string): void {
+  const bytes = Buffer.from(value, "utf8");
+  if (bytes.length > length) throw new Error(`tar: "${value}" does not fit in ${length} bytes`);
+  bytes.copy(buf, offset);
+}
+
+function writeOctal(buf: Buffer, offset: number, length: number, value: number): void {
+  const digits = value.toString(8);
+  if (digits.length > length - 1) throw new Error(`tar: ${value} does not fit in a ${length}-byte field`);
+  writeString(buf, offset, length, digits.padStart(length - 1, "0") + "\0");
+}
+
+function header(name: string, type: string, mode: number, size: number, linkname = "", prefix = ""): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  writeString(h, 0, 100, name);
+  writeOctal(h, 100, 8, mode);
+  writeOctal(h, 108, 8, 0); // uid
+  writeOctal(h, 116, 8, 0); // gid
+  writeOctal(h, 124, 12, size);
+  writeOctal(h, 136, 12, 0); // mtime: the epoch, always
+  h.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+  writeString(h, 156, 1, type);
+  writeString(h, 157, 100, linkname);
+  writeString(h, 257, 6, "ustar\0");
+  writeString(h, 263, 2, "00");
+  writeString(h, 345, 155, prefix);
+  let sum = 0;
+  for (const b of h) sum += b;
+  writeString(h, 148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
+  return h;
+}
+
+function pad(size: number): Buffer {
+  const rest = size % BLOCK;
+  return Buffer.alloc(rest === 0 ? 0 : BLOCK - rest);
+}
+
+/** A PAX record `"<len> key=value\n"` where len counts the whole record. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len)
+    len = String(len).length + Buffer.byteLength(body);
+  return `${len}${body}`;
+}
+
+/** Split a long path into ustar prefix + name, or undefined when it needs a PAX header. */
+function splitUstar(p: string): { prefix: string; name: string } | undefined {
+  if (Buffer.byteLength(p) <= 100) return { prefix: "", name: p };
+  for (let i = p.indexOf("/"); i >= 0; i = p.indexOf("/", i + 1)) {
+    const prefix = p.slice(0, i);
+    const name = p.slice(i + 1);
+    if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(name) <= 100 && name !== "")
+      return { prefix, name };
+  }
+  return undefined;
+}
+
+/**
+ * A ustar archive of `entries` read from `dir`: numeric owner 0:0, mtime 0,
+ * normalized modes, PAX headers only for paths or link targets too long for ustar.
+ */
+export function buildTar(dir: string, entries: readonly ArtifactEntry[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const name = e.type === "dir" ? `${e.path}/` : e.path;
+    const type = e.type === "dir" ? "5" : e.type === "symlink" ? "2" : "0";
+    const target = e.target ?? "";
+    let split = splitUstar(name);
+    const pax: string[] = [];
+    if (!split) pax.push(paxRecord("path", name));
+    if (Buffer.byteLength(target) > 100) pax.push(paxRecord("linkpath", target));
+    if (pax.length > 0) {
+      const body = Buffer.from(pax.join(""), "utf8");
+      parts.push(header("PaxHeader", "x", 0o644, body.length), body, pad(body.length));
+      // Readers without PAX support see a placeholder name; GNU tar and bsdtar use the PAX path.
+      if (!split) split = { prefix: "", name: `apphost-long-path-${sha256(name).slice(0, 16)}` };
+    }
+    const link = Buffer.byteLength(target) > 100 ? "" : target;
+    parts.push(header(split!.name, type, e.mode, e.type === "file" ? e.size : 0, link, split!.prefix));
+    if (e.type === "file") {
+      const content = fs.readFileSync(path.join(dir, ...e.path.split("/")));
+      if (content.length !== e.size || sha256(content) !== e.sha256) {
+        throw new Error(`artifact: ${e.path} changed while the artifact was being built; run again`);
+      }
+      parts.push(content, pad(content.length));
+    }
+  }
+  parts.push(Buffer.alloc(BLOCK * 2));
+  return Buffer.concat(parts);
+}
+
+/** gzip with a fixed header: no name, mtime 0, OS byte "Unix" whatever the build machine. */
+export function deterministicGzip(data: Buffer): Buffer {
+  const gz = gzipSync(data, { level: 9 });
+  gz[4] = gz[5] = gz[6] = gz[7] = 0; // MTIME
+  gz[9] = 3; // OS = Unix (zlib writes 19 on macOS)
+  return gz;
+}
+
+// -------------------------------------------------------------- requirements
+
+/** The dependency manifest that decides whether an installed environment can be reused. */
+export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements">): string {
+  if (app.requirements) return app.requirements;
+  return app.runtime === "node" ? "package-lock.json" : "requirements.txt";
+}
+
+/**
+ * 16 hex characters of sha256 over the runtime, the manifest's name and its
+ * content (a missing manifest hashes as missing, so it is stable too). The host
+ * keeps one venv per value under `venvs/`.
+ */
+export function requirementsHash(appDir: string, app: Pick<AppConfig, "runtime" | "requirements">): string {
+  const file = requirementsFile(app);
+  const abs = path.join(appDir, file);
+  const content = fs.existsSync(abs) ? fs.readFileSync(abs) : Buffer.from("\0missing\0");
+  const h = createHash("sha256");
+  h.update(`apphost-requirements-v1\0${app.runtime}\0${file}\0`);
+  h.update(content);
+  return h.digest("hex").slice(0, 16);
+}
+
+// ----------------------------------------------------------------- artifact
+
+/** Build the artifact of `appDir`. Pure apart from reading the directory. */
+export function buildArtifact(
+  appDir: string,
+  app: Pick<AppConfig, "runtime" | "requirements" | "excludes">,
+): Artifact {
+  const { entries, skipped } = walkApp(appDir, app.excludes ?? DEFAULT_EXCLUDES);
+  const tarGz = deterministicGzip(buildTar(appDir, entries));
+  return {
+    contentHash: contentHashOf(entries),
+    requirementsHash: requirementsHash(appDir, app),
+    tarGz,
+    sha256: sha256(tarGz),
+    entries,
+    skipped,
+  };
+}
+
+// ---------------------------------------------------------------- release id
+
+/** `YYYYMMDDHHMMSS-<8 hex>`: sorts by time as plain strings. */
+export const RELEASE_ID = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-([0-9a-f]{8})$/;
+
+/** The release id for content first seen at `at` (UTC, whole seconds). */
+export function releaseId(contentHash: string, at: Date): string {
+  if (!/^[0-9a-f]{8,}$/.test(contentHash))
+    throw new Error(`release id: "${contentHash}" is not a hex content hash`);
+  const t = at.toISOString(); // 2024-05-01T12:34:56.789Z
+  if (!/^\d{4}-/.test(t)) throw new Error(`release id: ${t} is outside years 0000-9999`);
+  const stamp = t.slice(0, 19).replace(/[-T:]/g, "");
+  return `${stamp}-${contentHash.slice(0, 8)}`;
+}
+
+/** The time encoded in a release id. */
+export function releaseIdTime(id: string): Date {
+  const m = RELEASE_ID.exec(id);
+  if (!m) throw new Error(`"${id}" is not a release id (YYYYMMDDHHMMSS-<8 hex>)`);
+  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+}
+
+/** Orders release ids by time (the same as comparing the strings). */
+export function compareReleaseIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The id to deploy `contentHash` under. Unchanged content keeps the previous id
+ * (the caller persists `{ id, contentHash }`, e.g. in Pulumi state), so an
+ * unchanged app means no remote work. New content gets `now`, moved past the
+ * previous id when the clock went backwards, so ids always sort in deploy order.
+ */
+export function nextReleaseId(
+  contentHash: string,
+  now: Date,
+  previous?: { id: string; contentHash: string },
+): string {
+  if (previous && previous.contentHash === contentHash) return previous.id;
+  let at = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  if (previous) {
+    const prev = releaseIdTime(previous.id);
+    if (at.getTime() <= prev.getTime()) at = new Date(prev.getTime() + 1000);
+  }
+  return releaseId(contentHash, at);
+}

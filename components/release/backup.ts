@@ -1,0 +1,334 @@
+/**
+ * Database backup and restore as data: the shell functions that
+ * `apphost-release` embeds (and the standalone scripts built from them for the
+ * doctor check and ad-hoc use). Pure functions of the typed config.
+ *
+ * Database stance: rolling code back never silently rolls the database back.
+ * The only automatic restore is the deploy's own failure path: a release whose
+ * deploy fails after its migration changed the schema or the revision gets the
+ * pre-migration backup back (see phases.ts). Everything else is explicit:
+ * `apphost-release restore <file>`, which first backs up what it replaces.
+ *
+ * SQLite is copied and restored through SQLite itself (`.backup`/`.restore`,
+ * the online backup API), never with `cp`: that is consistent while the live
+ * release keeps reading and writing, includes committed pages still in the WAL,
+ * and a restore is seen at once by the running processes instead of leaving
+ * them on an unlinked inode.
+ */
+import type { BackupsConfig, DatabaseConfig } from "../config/types";
+import type { HostLayout } from "../paths";
+import { shellQuote as q } from "../remote/ssh";
+
+/**
+ * Commands the release script calls that tests may replace (the renderer bakes
+ * them into the script text, so a production render contains exactly the
+ * defaults; nothing is read from the environment at run time).
+ */
+export interface HostTools {
+  /** @default "systemctl" */
+  systemctl: string;
+  /** @default "journalctl" */
+  journalctl: string;
+  /** Called as `<runuser> -u <user> -- <argv...>`. @default "runuser" */
+  runuser: string;
+  /** @default "nginx" */
+  nginx: string;
+  /** Refuse to run unless uid 0. @default true */
+  requireRoot: boolean;
+}
+
+export const PRODUCTION_TOOLS: HostTools = {
+  systemctl: "systemctl",
+  journalctl: "journalctl",
+  runuser: "runuser",
+  nginx: "nginx",
+  requireRoot: true,
+};
+
+export interface BackupInput {
+  layout: HostLayout;
+  database: DatabaseConfig;
+  backups: BackupsConfig;
+  /** Test hooks; omit in production */
+  tools?: Partial<HostTools>;
+}
+
+/** Seconds SQLite waits for a lock held by the live release before giving up. */
+export const SQLITE_BUSY_TIMEOUT_MS = 30000;
+
+const SAFE_PATH = /^\/[A-Za-z0-9_.@%+=:,/-]*$/;
+
+/** Paths are baked into shell and SQLite dot-commands unquoted; refuse anything that would need quoting. */
+export function assertSafePath(what: string, p: string): string {
+  if (!SAFE_PATH.test(p)) {
+    throw new Error(`${what} "${p}" must be an absolute path of letters, digits and _.@%+=:,/- only`);
+  }
+  return p;
+}
+
+export function toolsOf(tools?: Partial<HostTools>): HostTools {
+  return { ...PRODUCTION_TOOLS, ...tools };
+}
+
+/** `<layout.data>/<sqliteFile>` */
+export function sqlitePath(layout: HostLayout, database: DatabaseConfig): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(database.sqliteFile)) {
+    throw new Error(
+      `apphost:database.sqliteFile "${database.sqliteFile}" must be a plain file name (letters, digits, _.-)`,
+    );
+  }
+  return assertSafePath("database path", `${layout.data}/${database.sqliteFile}`);
+}
+
+/** Backup file names are `<stem>-<UTC stamp to the millisecond>-<label>.<ext>`, so a name sort is a time sort. */
+export function backupNaming(database: DatabaseConfig): { stem: string; ext: string } {
+  if (database.kind === "postgres") {
+    if (!/^[a-z_][a-z0-9_]*$/.test(database.postgresName)) {
+      throw new Error(
+        `apphost:database.postgresName "${database.postgresName}" must be lowercase letters, digits and _`,
+      );
+    }
+    return { stem: database.postgresName, ext: "pgdump" };
+  }
+  return { stem: database.sqliteFile.replace(/\.[^.]*$/, "") || "db", ext: "db" };
+}
+
+// ------------------------------------------------------------ single commands
+
+/** Online copy of a live SQLite database. */
+export function sqliteBackupCommand(db: string, target: string): string {
+  return `sqlite3 -bail -cmd '.timeout ${SQLITE_BUSY_TIMEOUT_MS}' ${db} ".backup '${target}'"`;
+}
+
+/** Online restore of `file` into the live SQLite database `db`. */
+export function sqliteRestoreCommand(db: string, file: string): string {
+  return `sqlite3 -bail -cmd '.timeout ${SQLITE_BUSY_TIMEOUT_MS}' ${db} ".restore '${file}'"`;
+}
+
+/** Prints `ok` when the database file is sound. */
+export function sqliteIntegrityCommand(file: string): string {
+  return `sqlite3 -bail -cmd '.timeout ${SQLITE_BUSY_TIMEOUT_MS}' ${file} 'PRAGMA integrity_check;'`;
+}
+
+/** Schema and user_version: what a migration changes, and what the live release's own writes do not. */
+export function sqliteSchemaCommand(db: string): string {
+  return (
+    `sqlite3 -bail -cmd '.timeout ${SQLITE_BUSY_TIMEOUT_MS}' ${db} ` +
+    `'PRAGMA user_version; SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name;'`
+  );
+}
+
+export function pgDumpCommand(tools: HostTools, name: string): string {
+  return `${tools.runuser} -u postgres -- pg_dump --format=custom --no-owner --dbname=${name}`;
+}
+
+export function pgRestoreCommand(tools: HostTools, name: string): string {
+  return (
+    `${tools.runuser} -u postgres -- pg_restore --clean --if-exists --single-transaction --no-owner ` +
+    `--role=${name} --dbname=${name}`
+  );
+}
+
+export function pgSchemaCommand(tools: HostTools, name: string): string {
+  return `${tools.runuser} -u postgres -- pg_dump --schema-only --no-owner --dbname=${name}`;
+}
+
+export function pgExistsCommand(tools: HostTools, name: string): string {
+  return `${tools.runuser} -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = '${name}'"`;
+}
+
+// ------------------------------------------------------------ function bodies
+
+/**
+ * Body of `db_backup <label>`: sets BACKUP_FILE to the new backup, or to ""
+ * when there is no database yet (logged, not an error).
+ */
+export function backupCommands(input: BackupInput): string[] {
+  const { layout, database } = input;
+  const tools = toolsOf(input.tools);
+  const backups = assertSafePath("backups directory", layout.backups);
+  const { stem, ext } = backupNaming(database);
+  const name = `${backups}/${stem}-"$stamp"-"$1"`;
+  if (database.kind === "none") {
+    return ['BACKUP_FILE=""', 'note "backup: apphost:database.kind is none; nothing to back up"'];
+  }
+  if (database.kind === "sqlite") {
+    const db = sqlitePath(layout, database);
+    return [
+      'local stamp check=""',
+      'BACKUP_FILE=""',
+      `if [ ! -f ${db} ]; then note "backup: no database yet at ${db}; nothing to back up"; return 0; fi`,
+      `install -d -m 0700 ${backups}`,
+      // The names sort by time, which pruning relies on.
+      "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
+      `BACKUP_FILE=${name}.${ext}`,
+      `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
+      'rm -f "$BACKUP_FILE.tmp"',
+      sqliteBackupCommand(db, "$BACKUP_FILE.tmp"),
+      "db_fix_owner",
+      `check=$(${sqliteIntegrityCommand('"$BACKUP_FILE.tmp"')} 2>&1) || true`,
+      'if [ "$check" != ok ]; then rm -f "$BACKUP_FILE.tmp"; fail "backup: integrity check of the copy failed: $check"; fi',
+      'chmod 0600 "$BACKUP_FILE.tmp"',
+      'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
+      'note "backup: database copied to $BACKUP_FILE (integrity ok)"',
+    ];
+  }
+  const pg = database.postgresName;
+  return [
+    'local stamp check=""',
+    'BACKUP_FILE=""',
+    `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then note "backup: no database ${pg} yet; nothing to back up"; return 0; fi`,
+    `install -d -m 0700 ${backups}`,
+    "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
+    `BACKUP_FILE=${name}.${ext}`,
+    `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
+    `(umask 077 && ${pgDumpCommand(tools, pg)} >"$BACKUP_FILE.tmp")`,
+    'if ! check=$(pg_restore --list "$BACKUP_FILE.tmp" 2>&1 >/dev/null); then rm -f "$BACKUP_FILE.tmp"; fail "backup: the dump is unreadable: $check"; fi',
+    'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
+    'note "backup: database dumped to $BACKUP_FILE"',
+  ];
+}
+
+/** Body of `db_restore <file>`: restores the live database from a backup, verified before and after. */
+export function restoreCommands(input: BackupInput): string[] {
+  const { layout, database } = input;
+  const tools = toolsOf(input.tools);
+  if (database.kind === "none") return ['fail "restore: apphost:database.kind is none"'];
+  const head = [
+    'local file=$1 check=""',
+    'if [ ! -f "$file" ]; then fail "restore: backup file $file does not exist"; fi',
+  ];
+  if (database.kind === "sqlite") {
+    const db = sqlitePath(layout, database);
+    return [
+      ...head,
+      `check=$(${sqliteIntegrityCommand('"$file"')} 2>&1) || true`,
+      'if [ "$check" != ok ]; then fail "restore: $file fails its integrity check: $check"; fi',
+      sqliteRestoreCommand(db, "$file"),
+      "db_fix_owner",
+      `check=$(${sqliteIntegrityCommand(db)} 2>&1) || true`,
+      `if [ "$check" != ok ]; then fail "restore: ${db} fails its integrity check after the restore: $check"; fi`,
+      'note "restore: database restored from $file"',
+    ];
+  }
+  const pg = database.postgresName;
+  return [
+    ...head,
+    'if ! check=$(pg_restore --list "$file" 2>&1 >/dev/null); then fail "restore: $file is not a readable dump: $check"; fi',
+    `${pgRestoreCommand(tools, pg)} <"$file"`,
+    'note "restore: database restored from $file"',
+  ];
+}
+
+/**
+ * Body of `db_fingerprint`: prints one sha256 of the schema (and user_version),
+ * or `absent`. Data written by the live release does not change it; a
+ * migration does.
+ */
+export function fingerprintCommands(input: BackupInput): string[] {
+  const { layout, database } = input;
+  const tools = toolsOf(input.tools);
+  if (database.kind === "none") return ["echo none"];
+  if (database.kind === "sqlite") {
+    const db = sqlitePath(layout, database);
+    return [
+      `if [ ! -f ${db} ]; then echo absent; return 0; fi`,
+      `${sqliteSchemaCommand(db)} | sha256sum | cut -d' ' -f1`,
+    ];
+  }
+  const pg = database.postgresName;
+  return [
+    `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then echo absent; return 0; fi`,
+    `${pgSchemaCommand(tools, pg)} | sha256sum | cut -d' ' -f1`,
+  ];
+}
+
+/**
+ * Body of `db_set_aside <release-id>`: after a failed first migration (there was
+ * no database before it), move what it created out of the way, never delete it.
+ */
+export function setAsideCommands(input: BackupInput): string[] {
+  const { layout, database } = input;
+  if (database.kind !== "sqlite") return ['note "restore: nothing to set aside for this database kind"'];
+  const db = sqlitePath(layout, database);
+  const backups = assertSafePath("backups directory", layout.backups);
+  return [
+    "local f",
+    `install -d -m 0700 ${backups}`,
+    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then mv -f "$f" ${backups}/"$(basename "$f")".failed-"$1"; fi; done`,
+    `note "restore: there was no database before the migration; what it created is in ${backups}/*.failed-$1"`,
+  ];
+}
+
+/** Body of `db_fix_owner`: SQLite files created by root (restore, WAL side files) go back to the app user. */
+export function fixOwnerCommands(input: BackupInput): string[] {
+  const { layout, database } = input;
+  if (database.kind !== "sqlite") return [":"];
+  const db = sqlitePath(layout, database);
+  return [
+    "local f",
+    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then chown ${q(layout.user)}: "$f"; fi; done`,
+  ];
+}
+
+/** Body of `db_prune_backups`: keep the `backups.keep` newest backups. */
+export function pruneBackupsCommands(input: BackupInput): string[] {
+  const { layout, database, backups } = input;
+  if (!Number.isInteger(backups.keep) || backups.keep < 1) {
+    throw new Error(`apphost:backups.keep must be a whole number >= 1, got ${backups.keep}`);
+  }
+  if (database.kind === "none") return [":"];
+  const dir = assertSafePath("backups directory", layout.backups);
+  const { stem, ext } = backupNaming(database);
+  return [
+    "local old",
+    `if [ ! -d ${dir} ]; then return 0; fi`,
+    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+  ];
+}
+
+/** `name() {\n  body\n}` */
+export function shellFunction(name: string, body: string[]): string {
+  return `${name}() {\n${body.map((l) => `  ${l.replace(/\n/g, "\n  ")}`).join("\n")}\n}\n`;
+}
+
+/** All database functions, for embedding in a script that defines `note` and `fail`. */
+export function databaseFunctions(input: BackupInput): string {
+  return [
+    shellFunction("db_fix_owner", fixOwnerCommands(input)),
+    shellFunction("db_backup", backupCommands(input)),
+    shellFunction("db_restore", restoreCommands(input)),
+    shellFunction("db_fingerprint", fingerprintCommands(input)),
+    shellFunction("db_set_aside", setAsideCommands(input)),
+    shellFunction("db_prune_backups", pruneBackupsCommands(input)),
+  ].join("\n");
+}
+
+const STANDALONE_PRELUDE = [
+  "#!/bin/bash",
+  "set -euo pipefail",
+  "umask 022",
+  'note() { printf "apphost: %s\\n" "$*" >&2; }',
+  'fail() { printf "apphost: %s\\n" "$*" >&2; exit 1; }',
+  "",
+].join("\n");
+
+/** A standalone script that backs up the database (label: `scheduled`, `manual`, ...) and prunes old backups. */
+export function backupScript(input: BackupInput, label = "manual"): string {
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(label)) throw new Error(`backup label "${label}" must be [a-z0-9.-]`);
+  if (input.database.kind === "none") {
+    return `${STANDALONE_PRELUDE}note "backup: apphost:database.kind is none; nothing to back up"\n`;
+  }
+  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_backup ${label}\ndb_prune_backups\n`;
+}
+
+/**
+ * A standalone script that restores the database from `file` after backing up
+ * what it replaces (label `pre-restore`), so a restore can itself be undone.
+ */
+export function restoreScript(input: BackupInput, file: string): string {
+  assertSafePath("backup file", file);
+  if (input.database.kind === "none")
+    throw new Error("restore: apphost:database.kind is none; there is no database");
+  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_backup pre-restore\ndb_restore ${file}\n`;
+}

@@ -1,0 +1,587 @@
+/**
+ * The release lifecycle as data: named phases, each a list of bash commands
+ * built by pure functions from the typed config (Capistrano's named phases,
+ * Kamal's commands-as-data). `script.ts` renders them into one script,
+ * `apphost-release`, which runs each phase as a function and provides the
+ * helpers the commands call (`note`, `die`, `as_app`, `lock_acquire`,
+ * `health_wait`, `db_backup`, ...; documented there).
+ *
+ * Deploy:   check → upload → install → backup → migrate → publish → health-gate → finish
+ * Mirror:   revert-traffic → restore-database → mark-failed   (run by the EXIT trap when a deploy fails)
+ * On purpose (`apphost-release rollback [id]`): choose → publish → health-gate → finish
+ *
+ * Runtime values are shell variables the script sets; `ReleaseRefs` names them
+ * (or, for a readable plan, holds literal values):
+ *   RELEASE_ID, REQ_HASH        argv of `deploy`
+ *   OLD_PORT, NEW_PORT          set by the check phase from active-port (blue = basePort, green = basePort + 1)
+ *   OLD_DIR                     release `current` pointed to before the deploy ("" on the first deploy)
+ *   BACKUP_FILE                 set by the backup phase ("" when there was no database yet)
+ *   DB_FP_BEFORE, REVISION_BEFORE, REVISION   set by migrate
+ *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
+ */
+import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
+import { unitName, type HostLayout } from "../paths";
+import { shellQuote as q } from "../remote/ssh";
+import { assertSafePath, toolsOf, type HostTools } from "./backup";
+import { requirementsFile } from "./artifact";
+import { renderCaddyUpstream } from "../render/caddy";
+import { renderNginxUpstream } from "../render/nginx";
+
+export type DeployPhaseName =
+  "check" | "upload" | "install" | "backup" | "migrate" | "publish" | "health-gate" | "finish";
+export type MirrorPhaseName = "revert-traffic" | "restore-database" | "mark-failed";
+export type RollbackPhaseName = "choose" | "publish" | "health-gate" | "finish";
+
+export interface Phase<N extends string = string> {
+  name: N;
+  description: string;
+  /** Exit status of `apphost-release` when this phase fails */
+  exitCode: number;
+  commands: string[];
+}
+
+/** Exit statuses of `apphost-release`. Each deploy phase has its own. */
+export const EXIT_CODES = {
+  ok: 0,
+  /** Bad arguments */
+  usage: 2,
+  check: 10,
+  upload: 11,
+  install: 12,
+  backup: 13,
+  migrate: 14,
+  publish: 15,
+  "health-gate": 16,
+  finish: 17,
+  /** Another deploy holds the lock (a check failure with its own status, so callers can retry) */
+  locked: 18,
+  /** `rollback` without a target: no older successfully deployed release on the host */
+  nothingToRollBack: 19,
+  /** A deploy failed AND its automatic rollback failed too: look at the host */
+  rollbackFailed: 20,
+  /** `restore` failed */
+  restore: 21,
+  /** `rollback` on purpose: the target release is unusable (missing, incomplete, already current) */
+  choose: 22,
+} as const;
+
+export interface ReleaseInput {
+  layout: HostLayout;
+  app: AppConfig;
+  database: DatabaseConfig;
+  releases: ReleasesConfig;
+  backups: BackupsConfig;
+  proxy: Pick<ProxyConfig, "kind">;
+  /** Shell words for the runtime values; default: the script's variables */
+  refs?: Partial<ReleaseRefs>;
+  /** Test hooks baked into the commands; omit in production */
+  tools?: Partial<HostTools>;
+}
+
+/** Text for the values only known on the host at run time: a `$VAR` or a literal of safe characters. */
+export interface ReleaseRefs {
+  id: string;
+  requirementsHash: string;
+  newPort: string;
+  oldPort: string;
+}
+
+/** The script's variables; every command uses a ref inside a double-quoted word. */
+export const SCRIPT_REFS: ReleaseRefs = {
+  id: "$RELEASE_ID",
+  requirementsHash: "$REQ_HASH",
+  newPort: "$NEW_PORT",
+  oldPort: "$OLD_PORT",
+};
+
+/** Literal refs, for a human-readable plan of one concrete release. */
+export function literalRefs(r: {
+  id: string;
+  requirementsHash: string;
+  newPort: number;
+  oldPort?: number;
+}): ReleaseRefs {
+  if (!/^\d{14}-[0-9a-f]{8}$/.test(r.id)) throw new Error(`"${r.id}" is not a release id`);
+  if (!/^[0-9a-f]{8,64}$/.test(r.requirementsHash)) throw new Error(`"${r.requirementsHash}" is not a hash`);
+  return {
+    id: r.id,
+    requirementsHash: r.requirementsHash,
+    newPort: String(r.newPort),
+    oldPort: r.oldPort === undefined ? "" : String(r.oldPort),
+  };
+}
+
+// --------------------------------------------------------------- host files
+
+/**
+ * Where the web instance on `port` finds its release: `<root>/instances/<port>`
+ * is a symlink to `releases/<id>`, switched before that instance starts, so
+ * the new instance runs the new release while `current` (and the old
+ * instance) still point at the old one. The web unit template uses
+ * `WorkingDirectory=<root>/instances/%i`.
+ */
+export function instanceDir(layout: HostLayout, port: number | string): string {
+  return `${layout.root}/instances/${port}`;
+}
+
+/** The proxy's upstream file and the body publish writes into it. */
+export function upstreamFile(layout: HostLayout, kind: ProxyConfig["kind"]): string {
+  return kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
+}
+
+/**
+ * Body of the upstream file for one port, from the proxy renderers (Caddy
+ * imports it inside the site block; nginx includes it inside the stack's
+ * `upstream` block).
+ */
+export function upstreamBody(kind: ProxyConfig["kind"], port: number): string {
+  return kind === "caddy" ? renderCaddyUpstream(port) : renderNginxUpstream(port);
+}
+
+/** Graceful reload of the proxy (validated first for nginx). */
+export function proxyReloadCommand(kind: ProxyConfig["kind"], tools?: Partial<HostTools>): string {
+  const t = toolsOf(tools);
+  return kind === "caddy" ? `${t.systemctl} reload caddy` : `${t.nginx} -t -q && ${t.systemctl} reload nginx`;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function webProcess(app: AppConfig): string | undefined {
+  const webs = app.processes.filter((p) => p.kind === "web");
+  if (webs.length > 1) {
+    throw new Error(
+      `apphost:app.processes: only one process can be kind "web" (it gets the two alternating ports); ` +
+        `found ${webs.map((p) => p.name).join(", ")}`,
+    );
+  }
+  return webs[0]?.name;
+}
+
+function workerUnits(input: ReleaseInput): string[] {
+  return input.app.processes
+    .filter((p) => p.kind === "worker")
+    .map((p) => unitName(input.layout, p.name, "worker"));
+}
+
+function refsOf(input: ReleaseInput): ReleaseRefs {
+  return { ...SCRIPT_REFS, ...input.refs };
+}
+
+function paths(input: ReleaseInput) {
+  const l = input.layout;
+  for (const [k, v] of Object.entries(l)) {
+    if (typeof v === "string" && v.startsWith("/")) assertSafePath(`layout.${k}`, v);
+  }
+  return l;
+}
+
+/** `apphost-x-web@"$NEW_PORT".service` */
+function webUnit(input: ReleaseInput, port: string): string {
+  const name = webProcess(input.app);
+  if (!name) throw new Error("no web process");
+  return unitName(input.layout, name, "web").replace("@.service", `@${port}.service`);
+}
+
+function validateReleases(r: ReleasesConfig): void {
+  const bad: string[] = [];
+  const whole = (k: keyof ReleasesConfig, min: number) => {
+    const v = r[k] as number;
+    if (!Number.isInteger(v) || v < min)
+      bad.push(`apphost:releases.${k} must be a whole number >= ${min}, got ${v}`);
+  };
+  whole("keep", 2);
+  whole("healthTimeoutSeconds", 1);
+  whole("drainSeconds", 0);
+  whole("lockTtlMinutes", 1);
+  whole("minFreeMb", 0);
+  if (bad.length) throw new Error(bad.join("\n"));
+}
+
+// --------------------------------------------------------------- the phases
+
+/** check: root, disk space, the deploy lock, host directories, which port is next. */
+export function checkPhase(input: ReleaseInput): Phase<"check"> {
+  const l = paths(input);
+  const r = input.releases;
+  validateReleases(r);
+  const user = q(l.user);
+  const base = input.app.basePort;
+  return {
+    name: "check",
+    description:
+      `At least ${r.minFreeMb} MiB free under ${l.root}; take the deploy lock (expires after ${r.lockTtlMinutes} min); ` +
+      `ensure the host directories; pick the inactive port (${base} or ${base + 1}).`,
+    exitCode: EXIT_CODES.check,
+    commands: [
+      `install -d -m 0755 ${l.root} ${l.releases} ${l.root}/instances ${l.venvs} ${l.shared} ${l.bin}`,
+      `install -d -m 0750 -o ${user} -g ${user} ${l.data} ${l.logs} ${l.root}/cache`,
+      `install -d -m 0700 ${l.backups}`,
+      `free_mb=$(df -Pm ${l.root} | awk 'NR == 2 { print $4 }')`,
+      `if [ "$free_mb" -lt ${r.minFreeMb} ]; then die "only $free_mb MiB free under ${l.root}; ${r.minFreeMb} MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi`,
+      `lock_acquire ${r.lockTtlMinutes}`,
+      "choose_ports",
+      `if [ -e ${l.current} ]; then OLD_DIR=$(readlink -f ${l.current}); else OLD_DIR=""; fi`,
+      `if [ ! -e ${l.envFile} ]; then note "warning: ${l.envFile} does not exist; processes start without the stack's environment"; fi`,
+    ],
+  };
+}
+
+/** upload: the artifact from stdin into releases/<id>.tmp, verified, then renamed; a complete release is reused. */
+export function uploadPhase(input: ReleaseInput): Phase<"upload"> {
+  const l = paths(input);
+  const id = refsOf(input).id;
+  const dir = `${l.releases}/${id}`;
+  return {
+    name: "upload",
+    description:
+      "Read the release tar.gz from stdin into releases/<id>.tmp (checksum and gzip verified), then rename it to " +
+      "releases/<id>; a release directory that already exists is complete (rename is atomic) and is reused.",
+    exitCode: EXIT_CODES.upload,
+    commands: [
+      `NEW_DIR="${dir}"`,
+      `if [ -d "$NEW_DIR" ]; then note "upload: release ${id} is already on the host; reusing it"; drain_stdin; return 0; fi`,
+      `rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"`,
+      `(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")`,
+      `if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi`,
+      `if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp" | cut -d' ' -f1); if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi`,
+      `if ! gzip -t "$NEW_DIR.tar.gz.tmp" 2>/dev/null; then die "the artifact on stdin is not a complete gzip stream (interrupted upload?)"; fi`,
+      `mkdir -m 0755 "$NEW_DIR.tmp"`,
+      `tar -xzf "$NEW_DIR.tar.gz.tmp" -C "$NEW_DIR.tmp" --no-same-owner`,
+      `printf 'id=%s\\nuploaded=%s\\n' "${id}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$NEW_DIR.tmp/.apphost-release"`,
+      `rm -f "$NEW_DIR.tar.gz.tmp"`,
+      `mv -T "$NEW_DIR.tmp" "$NEW_DIR"`,
+    ],
+  };
+}
+
+/** install: shared links, ownership, the venv (reused per requirements hash) or npm ci, the build. */
+export function installPhase(input: ReleaseInput): Phase<"install"> {
+  const l = paths(input);
+  const app = input.app;
+  const refs = refsOf(input);
+  const user = q(l.user);
+  const req = requirementsFile(app);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(req) || req.includes("..")) {
+    throw new Error(`apphost:app.requirements "${req}" must be a relative path inside the app`);
+  }
+  const commands = [
+    `NEW_DIR="${l.releases}/${refs.id}"`,
+    // data/ and logs/ are never in the artifact; the shared ones are linked in.
+    `rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"`,
+    `ln -sfn ${l.data} "$NEW_DIR/data"`,
+    `ln -sfn ${l.logs} "$NEW_DIR/logs"`,
+    `chown -hR ${user}: "$NEW_DIR"`,
+  ];
+  if (app.runtime === "python") {
+    const venv = `${l.venvs}/${refs.requirementsHash}`;
+    commands.push(
+      `VENV="${venv}"`,
+      `if [ -f "$VENV/.apphost-complete" ] && "$VENV/bin/python" -c '' 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/${req}" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=${l.root}/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${req}"; else note "install: no ${req}; the venv has no packages"; fi; touch "$VENV/.apphost-complete"; fi`,
+      `rm -rf "$NEW_DIR/.venv"`,
+      `ln -sfn "$VENV" "$NEW_DIR/.venv"`,
+      `chown -h ${user}: "$NEW_DIR/.venv"`,
+    );
+  }
+  const steps: string[] = [];
+  if (app.runtime === "node") steps.push(`as_app "$NEW_DIR" 'npm ci --no-audit --no-fund'`);
+  if (app.build) steps.push(`as_app "$NEW_DIR" ${q(app.build)}`);
+  if (steps.length > 0) {
+    commands.push(
+      `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; touch "$NEW_DIR/.apphost-installed"; fi`,
+    );
+  }
+  return {
+    name: "install",
+    description:
+      app.runtime === "python"
+        ? `Link shared data/ and logs/, chown to ${l.user}, then link .venv to venvs/<requirements hash>, ` +
+          `created with python3 -m venv + pip install -r ${req} unless it already exists complete.` +
+          (app.build ? " Then run the build command." : "")
+        : `Link shared data/ and logs/, chown to ${l.user}, then npm ci` +
+          (app.build ? " and the build command." : "."),
+    exitCode: EXIT_CODES.install,
+    commands,
+  };
+}
+
+/** backup: always before migrate; skipped (logged) only when there is no database yet. */
+export function backupPhase(input: ReleaseInput): Phase<"backup"> {
+  const refs = refsOf(input);
+  return {
+    name: "backup",
+    description:
+      input.database.kind === "none"
+        ? "No database configured (apphost:database.kind = none)."
+        : `Back up the ${input.database.kind} database (integrity-checked) before the migration; keep the ${input.backups.keep} newest backups.`,
+    exitCode: EXIT_CODES.backup,
+    commands: [`db_backup "pre-${refs.id}"`, "db_prune_backups"],
+  };
+}
+
+/** migrate: once, inside the new release, as the app user, env file loaded. */
+export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
+  const l = paths(input);
+  const db = input.database;
+  const refs = refsOf(input);
+  const log = `${l.logs}/apphost-migrate-${refs.id}.log`;
+  const revision = db.revision
+    ? [
+        `REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)})`,
+        'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
+      ]
+    : [];
+  if (db.kind === "none" || !db.migrate) {
+    return {
+      name: "migrate",
+      description: "No migration command configured (apphost:database.migrate); nothing to run.",
+      exitCode: EXIT_CODES.migrate,
+      commands: [
+        `NEW_DIR="${l.releases}/${refs.id}"`,
+        'note "migrate: no apphost:database.migrate command; skipping"',
+        ...(db.revision ? [`REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})`, ...revision] : []),
+      ],
+    };
+  }
+  return {
+    name: "migrate",
+    description:
+      `Run \`${db.migrate}\` once in the new release as ${l.user} with ${l.envFile} loaded; output goes to ` +
+      `shared/logs/apphost-migrate-<id>.log, its last 40 lines into the error on failure.`,
+    exitCode: EXIT_CODES.migrate,
+    commands: [
+      `NEW_DIR="${l.releases}/${refs.id}"`,
+      `MIGRATE_LOG="${log}"`,
+      db.revision ? `REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION_BEFORE=""',
+      "DB_FP_BEFORE=$(db_fingerprint)",
+      "MIGRATE_STARTED=1",
+      `if ! as_app "$NEW_DIR" ${q(db.migrate)} >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(tail -n 40 "$MIGRATE_LOG")"; fi`,
+      ...revision,
+    ],
+  };
+}
+
+/** publish: point instances/<new port> at the release and (re)start the web instance there. */
+export function publishPhase(
+  input: ReleaseInput,
+  dirWord = `${input.layout.releases}/${refsOf(input).id}`,
+): Phase<"publish"> {
+  const l = paths(input);
+  const t = toolsOf(input.tools);
+  const refs = refsOf(input);
+  const web = webProcess(input.app);
+  if (!web) {
+    return {
+      name: "publish",
+      description: "No web process: nothing to start before the switch.",
+      exitCode: EXIT_CODES.publish,
+      commands: ['note "publish: no web process in apphost:app.processes"'],
+    };
+  }
+  const unit = webUnit(input, refs.newPort);
+  return {
+    name: "publish",
+    description: `Link instances/<new port> to the release and start ${unitName(l, web, "web").replace("@.service", "@<new port>.service")} beside the live one.`,
+    exitCode: EXIT_CODES.publish,
+    commands: [
+      `atomic_link "${dirWord}" "${l.root}/instances/${refs.newPort}"`,
+      "PUBLISH_STARTED=$(date +%s)",
+      "NEW_STARTED=1",
+      `${t.systemctl} enable --quiet "${unit}"`,
+      `${t.systemctl} restart "${unit}"`,
+    ],
+  };
+}
+
+/** health-gate: poll the new instance; on success switch the proxy, active-port and current, drain, stop the old one. */
+export function healthGatePhase(
+  input: ReleaseInput,
+  dirWord = `${input.layout.releases}/${refsOf(input).id}`,
+): Phase<"health-gate"> {
+  const l = paths(input);
+  const t = toolsOf(input.tools);
+  const r = input.releases;
+  const refs = refsOf(input);
+  const web = webProcess(input.app);
+  const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
+  const restartWorkers = workerUnits(input).map((u) => `${t.systemctl} restart ${u}`);
+  if (!web) {
+    return {
+      name: "health-gate",
+      description: "No web process: switch current and restart the workers.",
+      exitCode: EXIT_CODES["health-gate"],
+      commands: [
+        `atomic_link "${dirWord}" ${l.current}`,
+        "SWITCHED=1",
+        ...workers,
+        ...restartWorkers,
+        "COMMITTED=1",
+      ],
+    };
+  }
+  const unit = webUnit(input, refs.newPort);
+  const oldUnit = webUnit(input, refs.oldPort);
+  const url = `http://127.0.0.1:${refs.newPort}${input.app.healthPath}`;
+  if (!/^\/[A-Za-z0-9_.~/?=&%-]*$/.test(input.app.healthPath)) {
+    throw new Error(`apphost:app.healthPath "${input.app.healthPath}" must be a URL path starting with /`);
+  }
+  return {
+    name: "health-gate",
+    description:
+      `Poll ${input.app.healthPath} on the new port until it answers 2xx (at most ${r.healthTimeoutSeconds}s); then point ` +
+      `the ${input.proxy.kind} upstream at it, reload gracefully, switch current, restart workers, ` +
+      `let the old instance drain ${r.drainSeconds}s and stop it.`,
+    exitCode: EXIT_CODES["health-gate"],
+    commands: [
+      `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} within ${r.healthTimeoutSeconds}s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
+      "SWITCHED=1",
+      `switch_upstream "${refs.newPort}"`,
+      `write_active_port "${refs.newPort}"`,
+      `atomic_link "${dirWord}" ${l.current}`,
+      ...workers,
+      ...restartWorkers,
+      `if [ -n "${refs.oldPort}" ]; then sleep ${r.drainSeconds}; ${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
+      "COMMITTED=1",
+    ],
+  };
+}
+
+/** finish: record the release, keep N, prune venvs. */
+export function finishPhase(
+  input: ReleaseInput,
+  outcome: "deployed" | "rolled-back" = "deployed",
+): Phase<"finish"> {
+  const l = paths(input);
+  const r = input.releases;
+  const refs = refsOf(input);
+  return {
+    name: "finish",
+    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases (never current nor the previous one); remove venvs no release uses.`,
+    exitCode: EXIT_CODES.finish,
+    commands: [`release_log "${refs.id}" "$REVISION" ${outcome}`, `prune_releases ${r.keep}`, "prune_venvs"],
+  };
+}
+
+/** The deploy, in order. */
+export function deployPhases(input: ReleaseInput): Phase<DeployPhaseName>[] {
+  return [
+    checkPhase(input),
+    uploadPhase(input),
+    installPhase(input),
+    backupPhase(input),
+    migratePhase(input),
+    publishPhase(input),
+    healthGatePhase(input),
+    finishPhase(input),
+  ];
+}
+
+/**
+ * The mirror, run when a deploy phase fails (by the EXIT trap). Each step reads
+ * the progress flags, so it undoes exactly what happened:
+ *   revert-traffic    the old instance serves again (started if it was already stopped), new instance stopped
+ *   restore-database  when the migration changed the schema or revision: restore the pre-migration backup
+ *                     (or set aside what a first migration created)
+ *   mark-failed       release log line `failed:<phase>`; temp files removed
+ * A failure after COMMITTED (finish) leaves the healthy new release serving.
+ */
+export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
+  const l = paths(input);
+  const t = toolsOf(input.tools);
+  const refs = refsOf(input);
+  const db = input.database;
+  const web = webProcess(input.app);
+  const workers = workerUnits(input).map((u) => `${t.systemctl} restart ${u}`);
+  const traffic: string[] = [];
+  if (web) {
+    const unit = webUnit(input, refs.newPort);
+    const oldUnit = webUnit(input, refs.oldPort);
+    const oldUrl = `http://127.0.0.1:${refs.oldPort}${input.app.healthPath}`;
+    traffic.push(
+      `if [ "$SWITCHED" = 1 ] && [ -n "${refs.oldPort}" ]; then ${t.systemctl} enable --quiet "${oldUnit}"; ${t.systemctl} start "${oldUnit}"; health_wait "${oldUrl}" "${oldUnit}" ${input.releases.healthTimeoutSeconds} || note "rollback: warning: ${oldUnit} is not healthy ($HEALTH_LAST)"; switch_upstream "${refs.oldPort}"; write_active_port "${refs.oldPort}"; fi`,
+      `if [ "$NEW_STARTED" = 1 ]; then ${t.systemctl} stop "${unit}"; ${t.systemctl} disable --quiet "${unit}"; fi`,
+    );
+  }
+  traffic.push(
+    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" ${l.current}; ${workers.join("; ") || ":"}; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f ${l.current} ${l.activePort}; fi`,
+  );
+  const database: string[] =
+    db.kind === "none"
+      ? ['note "rollback: no database"']
+      : [
+          'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
+          "fp_after=$(db_fingerprint)",
+          db.revision ? `rev_after=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'rev_after=""',
+          'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
+          `if [ -n "$BACKUP_FILE" ]; then db_restore "$BACKUP_FILE"; else db_set_aside "${refs.id}"; fi`,
+        ];
+  return [
+    {
+      name: "revert-traffic",
+      description: "Traffic back to the old port and release; the new instance stopped.",
+      exitCode: EXIT_CODES.rollbackFailed,
+      commands: traffic,
+    },
+    {
+      name: "restore-database",
+      description:
+        "If the migration changed the schema or the revision, restore the pre-migration backup (writes made " +
+        "between the backup and now are lost; see docs/releases.md).",
+      exitCode: EXIT_CODES.rollbackFailed,
+      commands: database,
+    },
+    {
+      name: "mark-failed",
+      description:
+        "Record failed:<phase> in the release log and remove temporary files; never recorded as deployed.",
+      exitCode: EXIT_CODES.rollbackFailed,
+      commands: [
+        ...(db.kind !== "none" && db.revision && db.migrate
+          ? [`if [ "$MIGRATE_STARTED" = 1 ]; then REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)}); fi`]
+          : []),
+        `release_log "${refs.id}" "$REVISION" "failed:$FAILED_PHASE"`,
+        `rm -rf "${l.releases}/${refs.id}.tmp" "${l.releases}/${refs.id}.tar.gz.tmp"`,
+      ],
+    },
+  ];
+}
+
+/**
+ * Rollback on purpose (`apphost-release rollback [id]`): the target serves
+ * through the same publish and health gate as a deploy. The database is not
+ * touched.
+ */
+export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] {
+  const l = paths(input);
+  const r = input.releases;
+  const db = input.database;
+  validateReleases(r);
+  const refs = { ...refsOf(input), id: "$RELEASE_ID" };
+  const inp = { ...input, refs };
+  return [
+    {
+      name: "choose",
+      description:
+        "Take the lock; the target is the given release, or the newest successfully deployed release older than current.",
+      exitCode: EXIT_CODES.choose,
+      commands: [
+        `lock_acquire ${r.lockTtlMinutes}`,
+        "choose_ports",
+        `if [ -e ${l.current} ]; then OLD_DIR=$(readlink -f ${l.current}); else OLD_DIR=""; fi`,
+        "choose_rollback_target",
+        `NEW_DIR="${l.releases}/$RELEASE_ID"`,
+        db.revision ? `REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION=""',
+      ],
+    },
+    publishPhase(inp),
+    healthGatePhase(inp),
+    {
+      ...finishPhase(inp, "rolled-back"),
+      description: `Append "rolled-back" to ${l.releaseLog}. The database is not touched: restoring is explicit (apphost-release restore <file>).`,
+      commands: [
+        `release_log "$RELEASE_ID" "$REVISION" rolled-back`,
+        'note "rollback: $RELEASE_ID serves now; the database was not changed (restore a backup explicitly with: apphost-release restore <file>)"',
+      ],
+    },
+  ];
+}

@@ -1,0 +1,616 @@
+/**
+ * Renders `apphost-release`, the one script on the host that releases the app.
+ * Installed at `<layout.bin>/apphost-release`, run as root over SSH:
+ *
+ *   apphost-release [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>]  < release.tar.gz
+ *   apphost-release [--owner NAME] rollback [<release-id>]
+ *   apphost-release status
+ *   apphost-release [--owner NAME] backup [<label>]
+ *   apphost-release [--owner NAME] restore <backup-file>
+ *   apphost-release unlock
+ *
+ * Progress and errors go to stderr (`apphost: phase <name>: start|ok`,
+ * `apphost: phase <name> failed: <reason>`); stdout carries only
+ * machine-readable `key=value` lines (the result of deploy/rollback/backup, and
+ * `status`). Exit statuses: EXIT_CODES in phases.ts.
+ *
+ * Test hooks: `tools` (HostTools) replaces systemctl/journalctl/runuser/nginx
+ * and the root check AT RENDER TIME. A production render (no `tools`) contains
+ * only the real commands and reads no hook from the environment, so it behaves
+ * the same whoever calls it.
+ */
+import type { HostLayout } from "../paths";
+import { shellQuote as q } from "../remote/ssh";
+import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
+import {
+  EXIT_CODES,
+  deployPhases,
+  mirrorPhases,
+  proxyReloadCommand,
+  rollbackPhases,
+  upstreamBody,
+  upstreamFile,
+  type Phase,
+  type ReleaseInput,
+} from "./phases";
+
+export type ScriptInput = Omit<ReleaseInput, "refs">;
+
+/** `<layout.bin>/apphost-release` */
+export function releaseScriptPath(layout: HostLayout): string {
+  return `${layout.bin}/apphost-release`;
+}
+
+/**
+ * The same layout moved under `root` (`/srv/<id>/x` → `<root>/srv/x`,
+ * `/etc/...` → `<root>/etc/...`), for running the script in a temp directory.
+ */
+export function relocateLayout(layout: HostLayout, root: string, user = layout.user): HostLayout {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(layout)) {
+    if (typeof v !== "string" || !v.startsWith("/")) out[k] = v;
+    else if (v === layout.root || v.startsWith(`${layout.root}/`))
+      out[k] = `${root}/srv${v.slice(layout.root.length)}`;
+    else out[k] = `${root}${v}`;
+  }
+  return { ...(out as unknown as HostLayout), user };
+}
+
+/** A bash ANSI-C quoted string (`$'...'`) holding `text` exactly. */
+export function ansiC(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if (ch === "\\") out += "\\\\";
+    else if (ch === "'") out += "\\'";
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else out += ch;
+  }
+  return `$'${out}'`;
+}
+
+function fnName(prefix: string, phase: string): string {
+  return `${prefix}_${phase.replace(/-/g, "_")}`;
+}
+
+function phaseFunction(prefix: string, p: Phase): string {
+  return `# ${p.name}: ${p.description.replace(/\n/g, " ")}\n${shellFunction(fnName(prefix, p.name), p.commands)}`;
+}
+
+/** Render the whole script. Pure. */
+export function renderReleaseScript(input: ScriptInput): string {
+  const l = input.layout;
+  for (const [k, v] of Object.entries(l)) {
+    if (typeof v === "string" && v.startsWith("/")) assertSafePath(`layout.${k}`, v);
+  }
+  const t = toolsOf(input.tools);
+  const deploy = deployPhases(input);
+  const mirror = mirrorPhases(input);
+  const rollback = rollbackPhases(input);
+  const base = input.app.basePort;
+  if (!Number.isInteger(base) || base < 1 || base > 65534) {
+    throw new Error(`apphost:app.basePort must be a port between 1 and 65534, got ${base}`);
+  }
+  const upstream = upstreamFile(l, input.proxy.kind);
+  // The renderer's body with the port as a placeholder the script fills in.
+  const sentinel = 65535;
+  const rendered = upstreamBody(input.proxy.kind, sentinel);
+  if (!rendered.includes(`127.0.0.1:${sentinel}`))
+    throw new Error("upstream body does not name 127.0.0.1:<port>");
+  const upstreamTemplate = rendered.split(`127.0.0.1:${sentinel}`).join("127.0.0.1:@PORT@");
+  const E = EXIT_CODES;
+
+  const header = `#!/bin/bash
+# apphost-release for ${l.id}: deploys, rolls back and backs up this app on this host.
+# Rendered by apphost (components/release/script.ts); the next \`pulumi up\` overwrites edits.
+#
+# usage: apphost-release [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] < release.tar.gz
+#        apphost-release [--owner NAME] rollback [<release-id>]
+#        apphost-release status
+#        apphost-release [--owner NAME] backup [<label>]
+#        apphost-release [--owner NAME] restore <backup-file>
+#        apphost-release unlock
+#
+# Progress and errors: stderr. Results: key=value lines on stdout.
+# Exit status: 0 ok, ${E.usage} usage, ${E.check} check, ${E.upload} upload, ${E.install} install, ${E.backup} backup,
+# ${E.migrate} migrate, ${E.publish} publish, ${E["health-gate"]} health-gate, ${E.finish} finish (the release is live), ${E.locked} locked,
+# ${E.nothingToRollBack} nothing to roll back to, ${E.rollbackFailed} the automatic rollback failed too, ${E.restore} restore, ${E.choose} rollback target unusable.
+set -Eeuo pipefail
+umask 022
+export LC_ALL=C
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+readonly ROOT=${l.root}
+readonly RELEASES=${l.releases}
+readonly CURRENT=${l.current}
+readonly INSTANCES=${l.root}/instances
+readonly VENVS=${l.venvs}
+${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readonly RELEASE_LOG=${l.releaseLog}
+readonly LOCK=${l.lock}
+readonly ACTIVE_PORT_FILE=${l.activePort}
+readonly ENV_FILE=${l.envFile}
+readonly UPSTREAM_FILE=${upstream}
+readonly UPSTREAM_TEMPLATE=${ansiC(upstreamTemplate)}
+readonly APP_USER=${q(l.user)}
+readonly BASE_PORT=${base}
+readonly RUNTIME=${input.app.runtime}
+readonly ID_RE='^[0-9]{14}-[0-9a-f]{8}$'
+
+PHASE=""
+PHASE_CODE=1
+FAILED_PHASE=""
+DEPLOYING=0
+LOCK_HELD=0
+LOCK_TTL_MINUTES=${input.releases.lockTtlMinutes}
+LOCK_OWNER=\${APPHOST_LOCK_OWNER:-}
+__STATE__`;
+
+  const helpers = [
+    shellFunction("note", ['printf "apphost: %s\\n" "$*" >&2']),
+    "# Fail the current phase: message on stderr, the phase's exit status, the EXIT trap rolls back.",
+    shellFunction("die", [
+      'if [ -n "$PHASE" ]; then FAILED_PHASE=$PHASE; printf "apphost: phase %s failed: %s\\n" "$PHASE" "$*" >&2; else printf "apphost: %s\\n" "$*" >&2; fi',
+      'exit "$PHASE_CODE"',
+    ]),
+    shellFunction("fail", ['die "$@"']),
+    shellFunction("usage_error", [
+      `printf "apphost: %s\\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock\\n" "$1" "$0" >&2`,
+      `exit ${E.usage}`,
+    ]),
+    "# A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.",
+    shellFunction("on_error", [
+      'if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi',
+      'die "\\`$2\\` exited with status $1"',
+    ]),
+    shellFunction("on_signal", ["trap '' PIPE", 'die "interrupted by SIG$1"']),
+    shellFunction("run_phase", [
+      "PHASE=$1 PHASE_CODE=$2",
+      "lock_refresh",
+      'note "phase $1: start"',
+      '"$3"',
+      'note "phase $1: ok"',
+      'PHASE=""',
+    ]),
+    "# Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.",
+    "# shellcheck disable=SC2016 # the inner script expands its own variables",
+    shellFunction("as_app", [
+      `${t.runuser} -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \\`,
+      '  APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" \\',
+      `  bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; eval "$APPHOST_CMD"' 3>&- 9>&-`,
+    ]),
+    "# Last non-empty stdout line of the revision command, or empty.",
+    shellFunction("app_revision", [
+      "local out",
+      'out=$(as_app "$1" "$2" 2>/dev/null) || true',
+      "printf '%s' \"$out\" | awk 'NF { line = $0 } END { print line }' | tr '\\t' ' '",
+    ]),
+    shellFunction("drain_stdin", ["if [ ! -t 0 ]; then cat >/dev/null; fi"]),
+    shellFunction("current_id", ['if [ -L "$CURRENT" ]; then basename "$(readlink "$CURRENT")"; fi']),
+    shellFunction("atomic_link", [
+      "# ln to a temp name, then rename over the old link: readers never see it missing.",
+      'ln -sfn "$1" "$2.tmp.$$"',
+      'mv -T -f "$2.tmp.$$" "$2"',
+    ]),
+    shellFunction("write_active_port", [
+      'printf "%s\\n" "$1" >"$ACTIVE_PORT_FILE.tmp.$$"',
+      'mv -f "$ACTIVE_PORT_FILE.tmp.$$" "$ACTIVE_PORT_FILE"',
+    ]),
+    shellFunction("choose_ports", [
+      'OLD_PORT=""',
+      'if [ -f "$ACTIVE_PORT_FILE" ]; then OLD_PORT=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi',
+      'case "$OLD_PORT" in',
+      '  "") NEW_PORT=$BASE_PORT ;;',
+      '  "$BASE_PORT") NEW_PORT=$((BASE_PORT + 1)) ;;',
+      '  "$((BASE_PORT + 1))") NEW_PORT=$BASE_PORT ;;',
+      '  *) NEW_PORT=$BASE_PORT; note "warning: the active port $OLD_PORT is neither $BASE_PORT nor $((BASE_PORT + 1)) (apphost:app.basePort changed?); moving to $NEW_PORT" ;;',
+      "esac",
+      'note "ports: live ${OLD_PORT:-none}, new $NEW_PORT"',
+    ]),
+    "# Point the proxy at a port and reload it gracefully; a refused reload puts the old file back.",
+    shellFunction("switch_upstream", [
+      'local prev="" out',
+      'install -d -m 0755 "$(dirname "$UPSTREAM_FILE")"',
+      'if [ -f "$UPSTREAM_FILE" ]; then prev=$(cat "$UPSTREAM_FILE"); fi',
+      'printf "%s" "${UPSTREAM_TEMPLATE//@PORT@/$1}" >"$UPSTREAM_FILE.tmp.$$"',
+      'mv -f "$UPSTREAM_FILE.tmp.$$" "$UPSTREAM_FILE"',
+      `if ! out=$(${proxyReloadCommand(input.proxy.kind, input.tools)} 2>&1); then`,
+      '  if [ -n "$prev" ]; then printf "%s\\n" "$prev" >"$UPSTREAM_FILE"; else rm -f "$UPSTREAM_FILE"; fi',
+      `  die "${input.proxy.kind} refused the reload for port $1 (upstream file restored): $out"`,
+      "fi",
+      'note "proxy: ${UPSTREAM_FILE} -> 127.0.0.1:$1, reloaded"',
+    ]),
+    "# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.",
+    shellFunction("health_wait", [
+      "local deadline=$((SECONDS + $3)) code state",
+      'HEALTH_LAST="nothing yet"',
+      "while :; do",
+      "  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \"$1\") || true",
+      '  HEALTH_LAST="HTTP ${code:-000}"',
+      '  case "$code" in 2[0-9][0-9]) note "health: $1 answered $code"; return 0 ;; esac',
+      `  state=$(${t.systemctl} is-active "$2" 2>/dev/null) || true`,
+      '  if [ "$state" = failed ]; then HEALTH_LAST="$HEALTH_LAST, $2 has failed"; return 1; fi',
+      '  if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi',
+      "  sleep 1",
+      "done",
+    ]),
+    shellFunction("journal_tail", [
+      `${t.journalctl} -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true`,
+    ]),
+    "# release_log <id> <revision> <outcome>: one tab-separated line per attempt.",
+    shellFunction("release_log", [
+      "local rev",
+      "rev=$(printf '%s' \"$2\" | tr '\\t\\n' '  ')",
+      'printf "%s\\t%s\\t%s\\t%s\\n" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${rev:--}" "$3" >>"$RELEASE_LOG"',
+    ]),
+    "# previous_release <id>: the newest release older than <id> that served successfully and is still here.",
+    shellFunction("previous_release", [
+      "local ids id",
+      'if [ ! -f "$RELEASE_LOG" ] || [ -z "$1" ]; then return 0; fi',
+      `ids=$(awk -F'\\t' '$4 == "deployed" || $4 == "rolled-back" { print $1 }' "$RELEASE_LOG" | sort -u -r)`,
+      "for id in $ids; do",
+      '  if [[ "$id" =~ $ID_RE ]] && [[ "$id" < "$1" ]] && [ -d "$RELEASES/$id" ]; then echo "$id"; return 0; fi',
+      "done",
+    ]),
+    shellFunction("release_ids", [
+      `find "$RELEASES" -mindepth 1 -maxdepth 1 -type d -printf '%f\\n' | grep -E "$ID_RE" | sort || true`,
+    ]),
+    "# prune_releases <keep>: keep the newest <keep>, and never current, the previous one, or an instance's.",
+    shellFunction("prune_releases", [
+      "local keep=$1 cur prev protected id n=0 link",
+      "cur=$(current_id)",
+      'prev=$(previous_release "$cur")',
+      'protected=" $cur $prev ${OLD_DIR##*/} "',
+      'for link in "$INSTANCES"/*; do if [ -L "$link" ]; then protected+="$(basename "$(readlink "$link")") "; fi; done',
+      "for id in $(release_ids | sort -r); do",
+      "  n=$((n + 1))",
+      '  if [ "$n" -le "$keep" ]; then continue; fi',
+      '  case "$protected" in *" $id "*) continue ;; esac',
+      '  rm -rf "${RELEASES:?}/$id"',
+      '  rm -f "${LOGS_DIR:?}/apphost-migrate-$id.log"',
+      '  note "finish: removed release $id (apphost:releases.keep = $keep)"',
+      "done",
+      `find "$RELEASES" -mindepth 1 -maxdepth 1 -name '*.tmp' -exec rm -rf {} +`,
+    ]),
+    "# prune_venvs: remove venvs no release links to.",
+    shellFunction("prune_venvs", [
+      'local used=" " link v',
+      'for link in "$RELEASES"/*/.venv; do if [ -L "$link" ]; then used+="$(readlink "$link") "; fi; done',
+      'for v in "$VENVS"/*; do',
+      '  if [ ! -d "$v" ]; then continue; fi',
+      '  case "$used" in *" $v "*) ;; *) rm -rf "$v"; note "finish: removed unused venv $v" ;; esac',
+      "done",
+    ]),
+    shellFunction("choose_rollback_target", [
+      "local cur",
+      "cur=$(current_id)",
+      'if [ -n "$ROLLBACK_TO" ]; then',
+      "  RELEASE_ID=$ROLLBACK_TO",
+      `  if [ ! -d "$RELEASES/$RELEASE_ID" ]; then die "release $RELEASE_ID is not on this host; releases here: $(release_ids | tr '\\n' ' ')"; fi`,
+      "else",
+      '  RELEASE_ID=$(previous_release "$cur")',
+      `  if [ -z "$RELEASE_ID" ]; then PHASE_CODE=${E.nothingToRollBack}; die "nothing to roll back to: current is \${cur:-none} and no older successfully deployed release is left on this host (releases here: $(release_ids | tr '\\n' ' '))"; fi`,
+      "fi",
+      `if [ "$RUNTIME" = python ] && [ ! -x "$RELEASES/$RELEASE_ID/.venv/bin/python" ]; then die "release $RELEASE_ID has no usable .venv (never installed, or its venv was pruned); deploy it instead"; fi`,
+      'note "rollback: $RELEASE_ID will replace ${cur:-nothing}"',
+    ]),
+  ];
+
+  const lock = [
+    "# The deploy lock: owner, pid and expiry in $LOCK; flock makes check-and-take atomic.",
+    shellFunction("lock_field", ['sed -n "s/^$1=//p" "$LOCK" 2>/dev/null | head -n 1']),
+    shellFunction("lock_holder_alive", [
+      '[ -n "$1" ] && kill -0 "$1" 2>/dev/null && tr "\\0" " " <"/proc/$1/cmdline" 2>/dev/null | grep -q apphost-release',
+    ]),
+    shellFunction("lock_describe", [
+      "local owner pid expires",
+      "owner=$(lock_field owner) pid=$(lock_field pid) expires=$(lock_field expires)",
+      'printf "%s (pid %s, %s, expires %s)" "${owner:-unknown}" "${pid:-?}" "$(lock_field command)" "$(date -u -d "@${expires:-0}" +%Y-%m-%dT%H:%M:%SZ)"',
+    ]),
+    shellFunction("lock_write", [
+      'printf "owner=%s\\npid=%s\\nexpires=%s\\ncommand=%s\\n" "$LOCK_OWNER" "$$" "$(( $(date +%s) + LOCK_TTL_MINUTES * 60 ))" "$1" >"$LOCK.tmp.$$"',
+      'mv -f "$LOCK.tmp.$$" "$LOCK"',
+    ]),
+    shellFunction("lock_acquire", [
+      "local now expires pid",
+      "LOCK_TTL_MINUTES=$1",
+      'if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@$(hostname)"; fi',
+      "LOCK_OWNER=$(printf '%s' \"$LOCK_OWNER\" | tr -cd '[:alnum:]@._ :/-' | cut -c1-100)",
+      'install -d -m 0755 "$(dirname "$LOCK")"',
+      'exec 9>>"$LOCK.flock"',
+      'if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi',
+      "now=$(date +%s)",
+      'if [ -f "$LOCK" ]; then',
+      "  expires=$(lock_field expires) pid=$(lock_field pid)",
+      '  if [ "${expires:-0}" -gt "$now" ] && lock_holder_alive "$pid"; then',
+      "    flock -u 9",
+      `    PHASE_CODE=${E.locked}`,
+      '    die "deploy lock held by $(lock_describe). Wait for that to finish; if it is stuck, kill it or clear the lock with: sudo $0 unlock"',
+      '  elif [ "${expires:-0}" -gt "$now" ]; then',
+      '    note "warning: taking over the deploy lock of $(lock_describe): its process is gone"',
+      "  else",
+      '    note "warning: taking over the expired deploy lock of $(lock_describe)"',
+      "  fi",
+      "fi",
+      'lock_write "${MAIN_COMMAND:-deploy} $RELEASE_ID"',
+      "LOCK_HELD=1",
+      "flock -u 9",
+      "exec 9>&-",
+      'note "lock: taken by $LOCK_OWNER (expires in $LOCK_TTL_MINUTES min without progress)"',
+    ]),
+    "# Each phase start pushes the expiry out: a lock expires only when its deploy makes no progress.",
+    shellFunction("lock_refresh", [
+      'if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then lock_write "$(lock_field command)"; fi',
+    ]),
+    shellFunction("lock_release", [
+      'if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi',
+      "LOCK_HELD=0",
+    ]),
+  ];
+
+  const mirrorRunner = [
+    "# The mirror: every step runs in a subshell with errexit, so one failing step does not skip the others.",
+    shellFunction("mirror_step", [
+      "local rc",
+      'note "rollback $1: start"',
+      `( PHASE=$1; PHASE_CODE=${E.rollbackFailed}; set -e; trap 'note "rollback $PHASE: \\\`$BASH_COMMAND\\\` failed"' ERR; "$2" )`,
+      "rc=$?",
+      'if [ "$rc" -eq 0 ]; then note "rollback $1: ok"; else note "rollback $1 failed (status $rc)"; MIRROR_OK=0; fi',
+    ]),
+    shellFunction("run_mirror", [
+      "MIRROR_OK=1",
+      'note "rollback: phase $FAILED_PHASE failed; undoing release $RELEASE_ID"',
+      ...mirror.map((p) => `mirror_step ${p.name} ${fnName("mirror", p.name)}`),
+      'if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; ${OLD_DIR:+$(basename "$OLD_DIR") keeps serving on port $OLD_PORT}"; return 0; fi',
+      `note "rollback: INCOMPLETE; look at the host (apphost-release status, journalctl -u '${l.unitPrefix}-*')"`,
+      "return 1",
+    ]),
+    shellFunction("on_exit", [
+      "local rc=$?",
+      "trap - ERR",
+      "set +e",
+      'if [ "$rc" -ne 0 ] && [ "$DEPLOYING" = 1 ] && [ "$LOCK_HELD" = 1 ]; then',
+      '  if [ "$COMMITTED" = 1 ]; then',
+      '    note "release $RELEASE_ID is live on port $NEW_PORT; only the $FAILED_PHASE phase failed, nothing was rolled back"',
+      "  elif ! run_mirror; then",
+      `    rc=${E.rollbackFailed}`,
+      "  fi",
+      "fi",
+      "lock_release",
+      'exit "$rc"',
+    ]),
+  ];
+
+  const phaseFns = [
+    ...deploy.map((p) => phaseFunction("deploy", p)),
+    ...mirror.map((p) => phaseFunction("mirror", p)),
+    ...rollback.map((p) => phaseFunction("rollback", p)),
+  ];
+
+  const commands = [
+    shellFunction("cmd_deploy", [
+      "RELEASE_ID=${1:-} REQ_HASH=${2:-} ARTIFACT_SHA256=${3:-}",
+      'if [[ ! "$RELEASE_ID" =~ $ID_RE ]]; then usage_error "deploy: \\"$RELEASE_ID\\" is not a release id (YYYYMMDDHHMMSS-<8 hex>)"; fi',
+      'if [[ ! "$REQ_HASH" =~ ^[0-9a-f]{8,64}$ ]]; then usage_error "deploy: \\"$REQ_HASH\\" is not a requirements hash"; fi',
+      'if [ -n "$ARTIFACT_SHA256" ] && [[ ! "$ARTIFACT_SHA256" =~ ^[0-9a-f]{64}$ ]]; then usage_error "deploy: \\"$ARTIFACT_SHA256\\" is not a sha256"; fi',
+      "DEPLOYING=1",
+      ...deploy.slice(0, 1).map((p) => `run_phase ${p.name} ${p.exitCode} ${fnName("deploy", p.name)}`),
+
+      ...deploy.slice(1).map((p) => `run_phase ${p.name} ${p.exitCode} ${fnName("deploy", p.name)}`),
+      'note "release $RELEASE_ID deployed on port $NEW_PORT"',
+      'printf "release=%s\\ncurrent=%s\\nport=%s\\nrevision=%s\\noutcome=deployed\\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3',
+    ]),
+    shellFunction("cmd_rollback", [
+      "ROLLBACK_TO=${1:-}",
+      'if [ -n "$ROLLBACK_TO" ] && [[ ! "$ROLLBACK_TO" =~ $ID_RE ]]; then usage_error "rollback: \\"$ROLLBACK_TO\\" is not a release id"; fi',
+      'if [ -n "$ROLLBACK_TO" ] && [ "$(current_id)" = "$ROLLBACK_TO" ]; then note "release $ROLLBACK_TO is already current; nothing to do"; printf "release=%s\\ncurrent=%s\\noutcome=unchanged\\n" "$ROLLBACK_TO" "$ROLLBACK_TO" >&3; return 0; fi',
+      "DEPLOYING=1",
+      ...rollback.map((p) => `run_phase ${p.name} ${p.exitCode} ${fnName("rollback", p.name)}`),
+      'printf "release=%s\\ncurrent=%s\\nport=%s\\nrevision=%s\\noutcome=rolled-back\\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3',
+    ]),
+    shellFunction("cmd_status", [
+      "local cur",
+      "cur=$(current_id)",
+      'printf "current=%s\\n" "$cur"',
+      'printf "active_port=%s\\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"',
+      'printf "previous=%s\\n" "$(previous_release "$cur")"',
+      'printf "releases=%s\\n" "$(release_ids | tr "\\n" " " | sed "s/ $//")"',
+      'if [ -f "$LOCK" ]; then printf "lock=%s\\n" "$(lock_describe)"; else printf "lock=\\n"; fi',
+      'if [ -f "$RELEASE_LOG" ]; then tail -n 10 "$RELEASE_LOG" | sed "s/^/log=/"; fi',
+    ]),
+    shellFunction("cmd_backup", [
+      "local label=${1:-manual}",
+      'if [[ ! "$label" =~ ^[a-z0-9][a-z0-9.-]*$ ]]; then usage_error "backup: label \\"$label\\" must be lowercase letters, digits, dots and dashes"; fi',
+      "PHASE=backup PHASE_CODE=" + E.backup,
+      'note "phase backup: start"',
+      'db_backup "$label"',
+      "db_prune_backups",
+      'note "phase backup: ok"',
+      'printf "backup=%s\\n" "$BACKUP_FILE" >&3',
+    ]),
+    shellFunction(
+      "cmd_restore",
+      input.database.kind === "none"
+        ? ['usage_error "restore: apphost:database.kind is none; there is no database to restore"']
+        : [
+            "local file=${1:-}",
+            'if [ -z "$file" ]; then usage_error "restore: which backup? Backups here: $(find "$BACKUPS" -maxdepth 1 -type f -printf "%f " 2>/dev/null)"; fi',
+            'case "$file" in /*) ;; *) file=$BACKUPS/$file ;; esac',
+            `if [[ ! "$file" =~ ^[A-Za-z0-9_./@%+=:,-]+$ ]]; then usage_error "restore: \\"$file\\" has characters a backup name never has"; fi`,
+            `PHASE=restore PHASE_CODE=${E.restore}`,
+            'note "phase restore: start"',
+            `lock_acquire ${input.releases.lockTtlMinutes}`,
+            "db_backup pre-restore",
+            'note "restore: what the restore replaces is saved in ${BACKUP_FILE:-(nothing: there was no database)}"',
+            'db_restore "$file"',
+            'note "phase restore: ok"',
+            'printf "restored=%s\\nsaved=%s\\n" "$file" "$BACKUP_FILE" >&3',
+          ],
+    ),
+    shellFunction("cmd_unlock", [
+      'if [ ! -f "$LOCK" ]; then note "no deploy lock at $LOCK"; return 0; fi',
+      'exec 9>>"$LOCK.flock"',
+      "flock -w 30 9",
+      'if lock_holder_alive "$(lock_field pid)"; then note "warning: the lock holder (pid $(lock_field pid)) is still running; it may fail when it next touches the host"; fi',
+      'note "removing the deploy lock of $(lock_describe)"',
+      'rm -f "$LOCK"',
+      "flock -u 9",
+    ]),
+    shellFunction("main", [
+      "while [ $# -gt 0 ]; do",
+      '  case "$1" in',
+      '    --owner) if [ $# -lt 2 ]; then usage_error "--owner needs a name"; fi; LOCK_OWNER=$2; shift 2 ;;',
+      "    --owner=*) LOCK_OWNER=${1#--owner=}; shift ;;",
+      '    -h | --help) usage_error "help" ;;',
+      '    -*) usage_error "unknown option $1" ;;',
+      "    *) break ;;",
+      "  esac",
+      "done",
+      "MAIN_COMMAND=${1:-}",
+      "shift || true",
+      ...(t.requireRoot
+        ? [
+            'if [ "$MAIN_COMMAND" != status ] && [ "$(id -u)" -ne 0 ]; then printf "apphost: %s must run as root: sudo %s %s\\n" "$MAIN_COMMAND" "$0" "$MAIN_COMMAND" >&2; exit ' +
+              E.usage +
+              "; fi",
+          ]
+        : []),
+      'case "$MAIN_COMMAND" in',
+      '  status) cmd_status "$@" ;;',
+      "  deploy | rollback | backup | restore | unlock)",
+      "    # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.",
+      "    exec 3>&1 1>&2",
+      '    if [ "$MAIN_COMMAND" = deploy ] && [ $# -gt 3 ]; then usage_error "deploy takes <release-id> <requirements-hash> [<artifact-sha256>]"; fi',
+      '    "cmd_$MAIN_COMMAND" "$@" ;;',
+      '  "") usage_error "missing command" ;;',
+      '  *) usage_error "unknown command $MAIN_COMMAND" ;;',
+      "esac",
+    ]),
+  ];
+
+  // Runtime state, declared only when this render's commands use it (shellcheck: no unused variables).
+  const state: [string, string][] = [
+    ["RELEASE_ID", '""'],
+    ["REQ_HASH", '""'],
+    ["ARTIFACT_SHA256", '""'],
+    ["ROLLBACK_TO", '""'],
+    ["OLD_PORT", '""'],
+    ["NEW_PORT", '""'],
+    ["OLD_DIR", '""'],
+    ["NEW_DIR", '""'],
+    ["VENV", '""'],
+    ["BACKUP_FILE", '""'],
+    ["DB_FP_BEFORE", '""'],
+    ["REVISION_BEFORE", '""'],
+    ["REVISION", '""'],
+    ["HEALTH_LAST", '""'],
+    ["PUBLISH_STARTED", "0"],
+    ["NEW_STARTED", "0"],
+    ["SWITCHED", "0"],
+    ["COMMITTED", "0"],
+    ["MIGRATE_STARTED", "0"],
+  ];
+  const body = [
+    ...helpers,
+    ...lock,
+    "# ---------------------------------------------------------------- database",
+    databaseFunctions(input),
+    "# ---------------------------------------------------------------- phases",
+    ...phaseFns,
+    ...mirrorRunner,
+    ...commands,
+  ].join("\n");
+  const used = state.filter(([name]) => new RegExp(`\\$\\{?${name}\\b`).test(body));
+  return [
+    header.replace("__STATE__", used.map(([k, v]) => `${k}=${v}\n`).join("")),
+    `readonly LOGS_DIR=${l.logs}\n`,
+    body,
+    "trap 'on_error $? \"$BASH_COMMAND\"' ERR",
+    "trap on_exit EXIT",
+    "trap 'on_signal INT' INT",
+    "trap 'on_signal TERM' TERM",
+    "trap 'on_signal HUP' HUP",
+    'main "$@"',
+    "",
+  ].join("\n");
+}
+
+// -------------------------------------------------------------- the caller
+
+/** argv (after the script path) of a deploy; the artifact goes on stdin. */
+export function deployArgs(r: {
+  releaseId: string;
+  requirementsHash: string;
+  artifactSha256?: string;
+  owner?: string;
+}): string[] {
+  return [
+    ...(r.owner ? [`--owner=${r.owner}`] : []),
+    "deploy",
+    r.releaseId,
+    r.requirementsHash,
+    ...(r.artifactSha256 ? [r.artifactSha256] : []),
+  ];
+}
+
+/** The remote command line the lead's provider runs (`sudo -n` unless it logs in as root). */
+export function releaseCommand(layout: HostLayout, args: string[], loginUser = "root"): string {
+  const line = [releaseScriptPath(layout), ...args].map(q).join(" ");
+  return loginUser === "root" ? line : `sudo -n ${line}`;
+}
+
+export interface ReleaseLogEntry {
+  id: string;
+  time: string;
+  revision: string;
+  outcome: string;
+}
+
+export interface ReleaseStatus {
+  current: string;
+  activePort?: number;
+  previous: string;
+  releases: string[];
+  /** Lock description, "" when free */
+  lock: string;
+  log: ReleaseLogEntry[];
+}
+
+/** Parse a release log line `id\ttime\trevision\toutcome`. */
+export function parseReleaseLogLine(line: string): ReleaseLogEntry | undefined {
+  const f = line.split("\t");
+  if (f.length !== 4) return undefined;
+  return { id: f[0], time: f[1], revision: f[2] === "-" ? "" : f[2], outcome: f[3] };
+}
+
+/** Parse the stdout of `apphost-release status`. */
+export function parseStatus(stdout: string): ReleaseStatus {
+  const st: ReleaseStatus = { current: "", previous: "", releases: [], lock: "", log: [] };
+  for (const line of stdout.split("\n")) {
+    const i = line.indexOf("=");
+    if (i < 0) continue;
+    const k = line.slice(0, i);
+    const v = line.slice(i + 1);
+    if (k === "current") st.current = v;
+    else if (k === "active_port") st.activePort = v ? Number(v) : undefined;
+    else if (k === "previous") st.previous = v;
+    else if (k === "releases") st.releases = v ? v.split(" ") : [];
+    else if (k === "lock") st.lock = v;
+    else if (k === "log") {
+      const e = parseReleaseLogLine(v);
+      if (e) st.log.push(e);
+    }
+  }
+  return st;
+}
+
+/** Parse the `key=value` result lines of deploy, rollback, backup and restore. */
+export function parseResult(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}

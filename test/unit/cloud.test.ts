@@ -1,0 +1,511 @@
+/**
+ * Host, Dns and OriginCertificate against the shared mocks: assertions on the
+ * inputs each resource was registered with (policy-style), and on outputs,
+ * always awaited before asserting.
+ */
+import { calls, MOCK, ofType, resetRecords, resources, settled, valueOf } from "./mocks"; // first: sets the mocks
+import * as assert from "assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import { Dns, recordSpecs } from "../../components/dns";
+import { amiQuery, firewallRules, Host, userData } from "../../components/host";
+import { OriginCertificate, renewalWindow } from "../../components/tls";
+import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
+
+const INSTANCE = "aws:ec2/instance:Instance";
+const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+const EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
+const EIP = "aws:ec2/eip:Eip";
+const EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation";
+const RECORD = "cloudflare:index/dnsRecord:DnsRecord";
+
+type Inputs = Record<string, unknown>;
+
+/** Builds a Host and waits until every resource it created is registered. */
+async function host(
+  name: string,
+  keys: Record<string, unknown> = {},
+  stack = "staging",
+  raw?: Record<string, unknown>,
+) {
+  const h = new Host(name, {
+    config: stackConfig(keys, stack, raw),
+    sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
+  });
+  const n = h.nodes;
+  await settled(
+    h,
+    n.keyPair,
+    n.securityGroup,
+    ...n.ingressRules,
+    ...n.egressRules,
+    n.instance,
+    n.eip,
+    n.eipAssociation,
+  );
+  await valueOf(h.connection);
+  return h;
+}
+
+function one(type: string, prefix: string): Inputs {
+  const found = ofType(type, prefix);
+  assert.equal(found.length, 1, `one ${type} named ${prefix}*`);
+  return found[0].inputs;
+}
+
+describe("Host (ec2)", () => {
+  beforeEach(resetRecords);
+
+  it("looks up the Debian 12 image for the instance type's architecture", async () => {
+    await host("arm");
+    const ami = calls.filter((c) => c.token === "aws:ec2/getAmi:getAmi");
+    assert.equal(ami.length, 1);
+    assert.deepEqual(ami[0].inputs.owners, ["136693071363"]);
+    assert.deepEqual(ami[0].inputs.filters, [
+      { name: "name", values: ["debian-12-arm64-*"] },
+      { name: "architecture", values: ["arm64"] },
+      { name: "virtualization-type", values: ["hvm"] },
+      { name: "root-device-type", values: ["ebs"] },
+    ]);
+    assert.equal(ami[0].inputs.mostRecent, true);
+    assert.equal(one(INSTANCE, "arm").ami, "ami-0arm64136693071363");
+  });
+
+  it("picks Ubuntu 24.04 on x86 for t3 with the ubuntu user", async () => {
+    const h = await host("ubuntu", { "host.os": "ubuntu-24.04", "host.instanceType": "t3.small" });
+    const ami = calls.find((c) => c.token === "aws:ec2/getAmi:getAmi");
+    assert.deepEqual(ami?.inputs.owners, ["099720109477"]);
+    assert.deepEqual((ami?.inputs.filters as Array<{ values: string[] }>)[0].values, [
+      "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+    ]);
+    assert.equal((await valueOf(h.connection)).user, "ubuntu");
+  });
+
+  it("requires IMDSv2 and an encrypted gp3 root volume", async () => {
+    await host("policy", { "host.rootVolumeGb": 30 });
+    const instance = one(INSTANCE, "policy");
+    assert.equal((instance.metadataOptions as Inputs).httpTokens, "required");
+    assert.equal((instance.metadataOptions as Inputs).httpPutResponseHopLimit, 1);
+    const root = instance.rootBlockDevice as Inputs;
+    assert.equal(root.volumeType, "gp3");
+    assert.equal(root.encrypted, true);
+    assert.equal(root.volumeSize, 30);
+    assert.equal(instance.instanceType, "t4g.small");
+    assert.equal(instance.userDataReplaceOnChange, false);
+    assert.equal(instance.associatePublicIpAddress, true);
+    assert.equal(instance.ipv6AddressCount, undefined);
+  });
+
+  it("never opens SSH to the world, and opens HTTP(S) to everyone", async () => {
+    await host("fw", { "host.sshAllowCidrs": ["203.0.113.7/32", "198.51.100.0/28"] });
+    const ingress = ofType(INGRESS, "fw").map((r) => r.inputs);
+    const ssh = ingress.filter((r) => r.fromPort === 22);
+    assert.deepEqual(ssh.map((r) => r.cidrIpv4).sort(), ["198.51.100.0/28", "203.0.113.7/32"]);
+    for (const rule of ingress) {
+      if (rule.cidrIpv4 === "0.0.0.0/0" || rule.cidrIpv6 === "::/0") {
+        assert.ok(rule.fromPort === 80 || rule.fromPort === 443, `port ${rule.fromPort} open to the world`);
+        assert.equal(rule.toPort, rule.fromPort);
+      }
+      assert.equal(rule.securityGroupId, "sg-0123456789abcdef0");
+    }
+    assert.deepEqual(
+      ingress
+        .filter((r) => r.cidrIpv4 === "0.0.0.0/0")
+        .map((r) => r.fromPort)
+        .sort(),
+      [443, 80],
+    );
+    assert.deepEqual(
+      ofType(EGRESS, "fw").map((r) => [r.inputs.ipProtocol, r.inputs.cidrIpv4]),
+      [["-1", "0.0.0.0/0"]],
+    );
+    assert.equal(one("aws:ec2/securityGroup:SecurityGroup", "fw").vpcId, MOCK.defaultVpcId);
+  });
+
+  it("puts the security group in the configured subnet's VPC", async () => {
+    await host("subnet", { "host.subnetId": "subnet-0123456789abcdef0" });
+    assert.equal(one("aws:ec2/securityGroup:SecurityGroup", "subnet").vpcId, MOCK.subnetVpcId);
+    assert.equal(one(INSTANCE, "subnet").subnetId, "subnet-0123456789abcdef0");
+    assert.ok(!calls.some((c) => c.token === "aws:ec2/getVpc:getVpc"), "no default VPC lookup");
+  });
+
+  it("creates no Elastic IP unless configured, and uses the instance's address", async () => {
+    const h = await host("noeip");
+    assert.equal(ofType(EIP, "noeip").length, 0);
+    assert.equal(ofType(EIP_ASSOCIATION, "noeip").length, 0);
+    assert.equal(h.nodes.eip, undefined);
+    assert.equal(await valueOf(h.publicIp), MOCK.instancePublicIp);
+  });
+
+  it("creates and associates an Elastic IP on prod, and publishes its address", async () => {
+    const h = await host("prodhost", {}, "prod");
+    assert.equal(one(EIP, "prodhost").domain, "vpc");
+    const association = one(EIP_ASSOCIATION, "prodhost");
+    assert.equal(association.instanceId, "i-0123456789abcdef0");
+    assert.equal(association.allocationId, "eipalloc-0123456789abcdef0");
+    assert.equal(await valueOf(h.publicIp), MOCK.elasticIp);
+    assert.equal((await valueOf(h.connection)).host, MOCK.elasticIp);
+  });
+
+  it("imports the configured public key and tags every AWS resource with project and stack", async () => {
+    await host("tags", {}, "prod");
+    assert.equal(one("aws:ec2/keyPair:KeyPair", "tags").publicKey, DEPLOY_KEY.publicKey);
+    // An EIP association is not a taggable AWS object; everything else is.
+    const aws = resources.filter(
+      (r) => r.type.startsWith("aws:") && r.name.startsWith("tags") && r.type !== EIP_ASSOCIATION,
+    );
+    assert.deepEqual(aws.map((r) => r.type).sort(), [
+      "aws:ec2/eip:Eip",
+      "aws:ec2/instance:Instance",
+      "aws:ec2/keyPair:KeyPair",
+      "aws:ec2/securityGroup:SecurityGroup",
+      EGRESS,
+      INGRESS,
+      INGRESS,
+      INGRESS,
+    ]);
+    for (const r of aws) {
+      const tags = r.inputs.tags as Record<string, string>;
+      assert.equal(tags["apphost:project"], "apphost", r.name);
+      assert.equal(tags["apphost:stack"], "prod", r.name);
+    }
+    const instance = one(INSTANCE, "tags");
+    assert.equal((instance.tags as Record<string, string>).Name, "apphost-prod");
+    assert.equal(
+      ((instance.rootBlockDevice as Inputs).tags as Record<string, string>)["apphost:stack"],
+      "prod",
+    );
+  });
+
+  it("makes the connection a secret holding the deploy key", async () => {
+    const h = await host("conn");
+    assert.equal(await pulumi.isSecret(h.connection), true);
+    assert.deepEqual(await valueOf(h.connection), {
+      host: MOCK.instancePublicIp,
+      port: 22,
+      user: "admin",
+      privateKey: DEPLOY_KEY.privateKey,
+    });
+  });
+
+  it("keeps the connection secret even when the key is passed in plain text", async () => {
+    const h = new Host("plain", { config: stackConfig(), sshPrivateKey: DEPLOY_KEY.privateKey });
+    assert.equal(await pulumi.isSecret(h.connection), true);
+  });
+
+  it("moves SSH to the configured port in the firewall and at first boot", async () => {
+    const h = await host("port", { "host.port": 2222 });
+    const ssh = ofType(INGRESS, "port").filter((r) => r.inputs.cidrIpv4 === "203.0.113.7/32");
+    assert.deepEqual(
+      ssh.map((r) => [r.inputs.fromPort, r.inputs.toPort]),
+      [[2222, 2222]],
+    );
+    assert.match(
+      one(INSTANCE, "port").userData as string,
+      /^printf 'Port %s\\n' '2222' > \/etc\/ssh\/sshd_config\.d\/10-apphost-port\.conf$/m,
+    );
+    assert.equal((await valueOf(h.connection)).port, 2222);
+  });
+
+  it("with dns.ipv6, asks for an IPv6 address, opens the web to ::/0 and exposes the address", async () => {
+    const h = await host("v6", { "dns.ipv6": true });
+    assert.equal(one(INSTANCE, "v6").ipv6AddressCount, 1);
+    const v6 = ofType(INGRESS, "v6").filter((r) => r.inputs.cidrIpv6 === "::/0");
+    assert.deepEqual(v6.map((r) => r.inputs.fromPort).sort(), [443, 80]);
+    assert.equal(ofType(EGRESS, "v6").length, 2);
+    assert.equal(await valueOf(h.ipv6Address), MOCK.instanceIpv6);
+  });
+});
+
+describe("Host (existing)", () => {
+  beforeEach(resetRecords);
+
+  it("creates no AWS resources and calls no AWS API", async () => {
+    const h = await host(
+      "old",
+      { "host.hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+      "staging",
+      existingRaw(),
+    );
+    await settled(h);
+    assert.deepEqual(
+      resources.filter((r) => r.type.startsWith("aws:")),
+      [],
+    );
+    assert.deepEqual(
+      calls.filter((c) => c.token.startsWith("aws:")),
+      [],
+    );
+    assert.deepEqual(
+      resources.map((r) => r.type),
+      ["apphost:index:Host"],
+    );
+    assert.equal(await valueOf(h.publicIp), "203.0.113.10");
+    assert.equal(await valueOf(h.instanceId), undefined);
+    assert.equal(await pulumi.isSecret(h.connection), true);
+    assert.deepEqual(await valueOf(h.connection), {
+      host: "203.0.113.10",
+      port: 22,
+      user: "deploy",
+      privateKey: DEPLOY_KEY.privateKey,
+      hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    });
+  });
+});
+
+describe("host helpers", () => {
+  it("renders the first-boot script exactly", () => {
+    assert.equal(
+      userData(stackConfig()),
+      [
+        "#!/bin/sh",
+        "# apphost first-boot bootstrap for apphost/staging; cloud-init runs it once.",
+        "set -eu",
+        "install -d -m 0755 /etc/apphost",
+        "printf '%s\\n' 'apphost-staging' > /etc/apphost/host-id",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(
+      userData(stackConfig({ "host.port": 2222 })),
+      [
+        "#!/bin/sh",
+        "# apphost first-boot bootstrap for apphost/staging; cloud-init runs it once.",
+        "set -eu",
+        "install -d -m 0755 /etc/apphost",
+        "printf '%s\\n' 'apphost-staging' > /etc/apphost/host-id",
+        "printf 'Port %s\\n' '2222' > /etc/ssh/sshd_config.d/10-apphost-port.conf",
+        "/usr/sbin/sshd -t",
+        "systemctl daemon-reload",
+        "# Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
+        "if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("names firewall rules after port and CIDR, so reordering the CIDRs replaces nothing", () => {
+    const rules = firewallRules(stackConfig({ "host.sshAllowCidrs": ["203.0.113.7/32", "198.51.100.0/28"] }));
+    assert.deepEqual(
+      rules.ingress.map((r) => r.id),
+      ["http-ipv4", "https-ipv4", "ssh-203-0-113-7-32", "ssh-198-51-100-0-28"],
+    );
+    const reordered = firewallRules(
+      stackConfig({ "host.sshAllowCidrs": ["198.51.100.0/28", "203.0.113.7/32"] }),
+    );
+    assert.deepEqual(new Set(reordered.ingress.map((r) => r.id)), new Set(rules.ingress.map((r) => r.id)));
+    assert.deepEqual(firewallRules(stackConfig({}, "staging", existingRaw())), { ingress: [], egress: [] });
+  });
+
+  it("queries images by OS and architecture", () => {
+    assert.deepEqual(amiQuery("debian-12", "x86_64").filters?.valueOf(), [
+      { name: "name", values: ["debian-12-amd64-*"] },
+      { name: "architecture", values: ["x86_64"] },
+      { name: "virtualization-type", values: ["hvm"] },
+      { name: "root-device-type", values: ["ebs"] },
+    ]);
+  });
+});
+
+describe("Dns", () => {
+  beforeEach(resetRecords);
+
+  async function dns(
+    name: string,
+    keys: Record<string, unknown>,
+    publicIp = pulumi.output("198.51.100.10"),
+    ipv6?: pulumi.Output<string | undefined>,
+  ) {
+    const d = new Dns(name, { config: stackConfig(keys), publicIp, ipv6Address: ipv6 });
+    await settled(d, ...d.nodes.records);
+    return d;
+  }
+
+  it("looks the zone up by name and points one A record per hostname at the host", async () => {
+    const d = await dns("dns", {
+      "dns.hostnames": [
+        { name: "staging.example.com", proxied: true },
+        { name: "api.example.com", proxied: true },
+      ],
+    });
+    const lookups = calls.filter((c) => c.token === "cloudflare:index/getZone:getZone");
+    assert.deepEqual(
+      lookups.map((c) => c.inputs.filter),
+      [{ name: "example.com" }],
+    );
+    assert.equal(await valueOf(d.zoneId), MOCK.zoneId);
+    assert.deepEqual(
+      ofType(RECORD, "dns").map((r) => r.inputs),
+      [
+        {
+          zoneId: MOCK.zoneId,
+          name: "staging.example.com",
+          type: "A",
+          content: "198.51.100.10",
+          proxied: true,
+          ttl: 1,
+          comment: "apphost apphost/staging",
+        },
+        {
+          zoneId: MOCK.zoneId,
+          name: "api.example.com",
+          type: "A",
+          content: "198.51.100.10",
+          proxied: true,
+          ttl: 1,
+          comment: "apphost apphost/staging",
+        },
+      ],
+    );
+  });
+
+  it("uses ttl 1 for proxied records and 300 for the others", async () => {
+    await dns("ttl", {
+      "tls.mode": "caddy-acme",
+      "dns.hostnames": [{ name: "example.com", proxied: true }, "www.example.com"],
+    });
+    const records = ofType(RECORD, "ttl").map((r) => r.inputs);
+    for (const r of records) assert.equal(r.ttl, r.proxied ? 1 : 300, String(r.name));
+    assert.deepEqual(
+      records.map((r) => [r.name, r.proxied, r.ttl]),
+      [
+        ["example.com", true, 1],
+        ["www.example.com", false, 300],
+      ],
+    );
+  });
+
+  it("uses a configured zone id without a lookup", async () => {
+    await dns("zid", { "dns.zone": undefined, "dns.zoneId": "023e105f4ecef8ad9ca31a8372d0c353" });
+    assert.equal(calls.filter((c) => c.token === "cloudflare:index/getZone:getZone").length, 0);
+    assert.equal(one(RECORD, "zid").zoneId, "023e105f4ecef8ad9ca31a8372d0c353");
+  });
+
+  it("publishes AAAA records only with dns.ipv6", async () => {
+    await dns("v4", {});
+    assert.deepEqual(
+      ofType(RECORD, "v4").map((r) => r.inputs.type),
+      ["A"],
+    );
+    await dns(
+      "v6",
+      { "dns.ipv6": true },
+      pulumi.output("198.51.100.10"),
+      pulumi.output<string | undefined>("2001:db8::10"),
+    );
+    assert.deepEqual(
+      ofType(RECORD, "v6").map((r) => [r.inputs.type, r.inputs.content]),
+      [
+        ["A", "198.51.100.10"],
+        ["AAAA", "2001:db8::10"],
+      ],
+    );
+  });
+
+  it("takes the address from the host, so an IP change reaches DNS in the same run", async () => {
+    resetRecords();
+    const config = stackConfig({ "dns.ipv6": true });
+    const h = new Host("flow", { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
+    const d = new Dns("flow-dns", { config, publicIp: h.publicIp, ipv6Address: h.ipv6Address });
+    await settled(...d.nodes.records);
+    assert.deepEqual(
+      ofType(RECORD, "flow-dns").map((r) => r.inputs.content),
+      [MOCK.instancePublicIp, MOCK.instanceIpv6],
+    );
+  });
+
+  it("creates nothing with provider none", async () => {
+    const config = stackConfig({}, "staging", existingRaw());
+    const d = new Dns("none", { config, publicIp: pulumi.output("203.0.113.10") });
+    await settled(d);
+    assert.equal(d.nodes.records.length, 0);
+    assert.equal(ofType(RECORD, "none").length, 0);
+    assert.equal(await valueOf(d.zoneId), undefined);
+    assert.deepEqual(recordSpecs(config), []);
+  });
+});
+
+describe("OriginCertificate", () => {
+  beforeEach(resetRecords);
+  const NOW = new Date("2026-11-25T12:00:00Z");
+
+  async function cert(
+    name: string,
+    keys: Record<string, unknown> = {},
+    extra: { keyAlgorithm?: "rsa" | "ecdsa"; now?: Date } = {},
+  ) {
+    const c = new OriginCertificate(name, {
+      config: stackConfig(keys),
+      zoneId: MOCK.zoneId,
+      now: NOW,
+      ...extra,
+    });
+    await settled(c, ...Object.values(c.nodes));
+    return c;
+  }
+
+  it("issues an ECC Origin CA certificate for every hostname from a P-256 key", async () => {
+    const c = await cert("cert", {
+      "dns.hostnames": [
+        { name: "staging.example.com", proxied: true },
+        { name: "api.example.com", proxied: true },
+      ],
+    });
+    assert.deepEqual(one("tls:index/privateKey:PrivateKey", "cert"), {
+      algorithm: "ECDSA",
+      ecdsaCurve: "P256",
+    });
+    const csr = one("tls:index/certRequest:CertRequest", "cert");
+    assert.deepEqual(csr.dnsNames, ["staging.example.com", "api.example.com"]);
+    const window = renewalWindow(NOW, 365, 30);
+    assert.deepEqual(csr.subject, {
+      commonName: "staging.example.com",
+      organizationalUnit: `apphost renewal window ${window}`,
+    });
+    const origin = one("cloudflare:index/originCaCertificate:OriginCaCertificate", "cert");
+    assert.deepEqual(origin.hostnames, ["staging.example.com", "api.example.com"]);
+    assert.equal(origin.requestType, "origin-ecc");
+    assert.equal(origin.requestedValidity, 365);
+    assert.match(origin.csr as string, /BEGIN CERTIFICATE REQUEST/);
+    assert.equal(c.renewalWindow, window);
+    assert.match(await valueOf(c.certificatePem), /BEGIN CERTIFICATE/);
+  });
+
+  it("uses RSA 2048 and origin-rsa when asked", async () => {
+    await cert("rsa", {}, { keyAlgorithm: "rsa" });
+    assert.deepEqual(one("tls:index/privateKey:PrivateKey", "rsa"), { algorithm: "RSA", rsaBits: 2048 });
+    assert.equal(
+      one("cloudflare:index/originCaCertificate:OriginCaCertificate", "rsa").requestType,
+      "origin-rsa",
+    );
+  });
+
+  it("sets the zone to Full (strict)", async () => {
+    await cert("ssl");
+    assert.deepEqual(one("cloudflare:index/zoneSetting:ZoneSetting", "ssl"), {
+      zoneId: MOCK.zoneId,
+      settingId: "ssl",
+      value: "strict",
+    });
+  });
+
+  it("keeps the private key secret", async () => {
+    const c = await cert("secret");
+    assert.equal(await pulumi.isSecret(c.privateKeyPem), true);
+    assert.match(await valueOf(c.privateKeyPem), /BEGIN PRIVATE KEY/);
+  });
+
+  it("renews by changing the CSR when pulumi up runs in the next window", async () => {
+    const validity = 90;
+    const renewBefore = 30;
+    const keys = { "tls.originValidityDays": validity, "tls.renewBeforeDays": renewBefore };
+    const windowMs = (validity - renewBefore) * 24 * 60 * 60 * 1000;
+    const start = Math.floor(NOW.getTime() / windowMs) * windowMs;
+    await cert("w1", keys, { now: new Date(start) });
+    await cert("w2", keys, { now: new Date(start + windowMs - 1) });
+    await cert("w3", keys, { now: new Date(start + windowMs) });
+    const ou = (prefix: string) =>
+      (one("tls:index/certRequest:CertRequest", prefix).subject as Inputs).organizationalUnit;
+    assert.equal(ou("w1"), ou("w2"), "same window, same certificate");
+    assert.notEqual(ou("w2"), ou("w3"), "next window, new certificate");
+  });
+});

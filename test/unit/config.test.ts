@@ -1,0 +1,1102 @@
+/**
+ * Stack config validation, Kamal-style: one known-good base config, one bad
+ * key per row, the exact message asserted. Then defaults, the pure helpers,
+ * the example stack files, and the docs listing every key.
+ */
+import "./mocks"; // first: loadStackConfig() below runs under the shared mocks
+import * as assert from "assert/strict";
+import { execFileSync } from "child_process";
+import { generateKeyPairSync } from "crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import * as fc from "fast-check";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  archOf,
+  ConfigError,
+  inspectPrivateKey,
+  ipv4CidrProblem,
+  isDnsName,
+  KNOWN_KEYS,
+  parseStackConfig,
+  SECTIONS,
+  type ParseContext,
+} from "../../components/config/validate";
+import { loadStackConfig } from "../../components/config";
+import type { StackConfig } from "../../components/config/types";
+import { renewalWindow } from "../../components/tls";
+import { baseCtx, baseRaw, DEPLOY_KEY, existingRaw, openSshKeyPair, withKeys } from "./fixtures";
+import { valueOf } from "./mocks";
+
+const ROOT = join(__dirname, "..", "..");
+
+function header(count: number, stack = "staging"): string {
+  return (
+    `apphost: ${count === 1 ? "1 problem" : `${count} problems`} in the configuration of stack "${stack}"; ` +
+    `no resources were changed. Fix them in Pulumi.${stack}.yaml or with \`pulumi config set --path\`, then run again:`
+  );
+}
+
+/** Parses and returns the ConfigError, failing the test when parsing succeeds. */
+function errorOf(raw: Record<string, unknown>, ctx: ParseContext): ConfigError {
+  try {
+    parseStackConfig(raw, ctx);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail("expected the config to be rejected");
+}
+
+interface Row {
+  /** keys set on the base config before parsing (undefined deletes) */
+  set: Record<string, unknown>;
+  /** the one expected line, "path: message" */
+  error: string;
+  base?: () => Record<string, unknown>;
+  ctx?: ParseContext;
+}
+
+const OTHER_KEY = openSshKeyPair("none", "someone-else", "00".repeat(31) + "02");
+const withSecrets = (secrets: ParseContext["secrets"]): ParseContext => ({
+  ...baseCtx(),
+  secrets: { ...baseCtx().secrets, ...secrets },
+});
+
+const ROWS: Row[] = [
+  // --- apphost:host
+  {
+    set: { host: undefined },
+    error:
+      "apphost:host: missing; expected an object (see docs/config.md for its keys); start with: pulumi config set --path 'apphost:host.kind' ec2",
+  },
+  {
+    set: { host: "ec2" },
+    error:
+      'apphost:host: expected an object (a YAML mapping under apphost:host in Pulumi.staging.yaml), got "ec2"; see docs/config.md for its keys',
+  },
+  {
+    set: { "host.kind": "lightsail" },
+    error:
+      'apphost:host.kind: expected one of "ec2", "existing", got "lightsail"; set it with: pulumi config set --path \'apphost:host.kind\' ec2',
+  },
+  {
+    set: { "host.kind": undefined },
+    error:
+      'apphost:host.kind: missing (which machine to deploy to); expected one of "ec2", "existing"; set it with: pulumi config set --path \'apphost:host.kind\' ec2',
+  },
+  {
+    set: { "host.instanceType": "t4g-small" },
+    error:
+      'apphost:host.instanceType: expected an EC2 instance type like "t4g.small", got "t4g-small"; set it with: pulumi config set --path \'apphost:host.instanceType\' t4g.small',
+  },
+  {
+    set: { "host.instanceType": undefined },
+    error:
+      "apphost:host.instanceType: missing; expected an EC2 instance type like \"t4g.small\"; set it with: pulumi config set --path 'apphost:host.instanceType' t4g.small",
+  },
+  {
+    set: { "host.port": 70000 },
+    error:
+      "apphost:host.port: expected an integer from 1 to 65535, got 70000; set it with: pulumi config set --path 'apphost:host.port' 22",
+  },
+  {
+    set: { "host.port": "ssh" },
+    error:
+      "apphost:host.port: expected an integer from 1 to 65535, got \"ssh\"; set it with: pulumi config set --path 'apphost:host.port' 22",
+  },
+  {
+    set: { "host.os": "debian-11" },
+    error:
+      'apphost:host.os: expected one of "debian-12", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
+  },
+  {
+    set: { "host.rootVolumeGb": 4 },
+    error:
+      "apphost:host.rootVolumeGb: expected an integer from 8 to 16384, got 4; set it with: pulumi config set --path 'apphost:host.rootVolumeGb' 20",
+  },
+  {
+    set: { "host.sshPublicKey": "ecdsa-sha2-nistp256 AAAAE2VjZHNh" },
+    error:
+      'apphost:host.sshPublicKey: expected an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop", ' +
+      'got "ecdsa-sha2-nistp256 AAAAE2VjZHNh"; set it with: pulumi config set --path \'apphost:host.sshPublicKey\' "$(cat ~/.ssh/apphost_deploy.pub)"',
+  },
+  {
+    set: { "host.sshAllowCidrs": undefined },
+    error:
+      "apphost:host.sshAllowCidrs: missing (SSH is closed to everyone else); expected a list of IPv4 CIDRs allowed to reach SSH; " +
+      "set it with: pulumi config set --path 'apphost:host.sshAllowCidrs[0]' 203.0.113.7/32",
+  },
+  {
+    set: { "host.sshAllowCidrs": [] },
+    error:
+      "apphost:host.sshAllowCidrs: expected at least one IPv4 CIDR, got an empty list; add the address you deploy from, e.g. [203.0.113.7/32] (curl -4 ifconfig.me)",
+  },
+  {
+    set: { "host.sshAllowCidrs": ["0.0.0.0/0"] },
+    error:
+      "apphost:host.sshAllowCidrs[0]: opens SSH to the whole internet; list the addresses you deploy from, " +
+      "or set apphost:host.allowSshFromAnywhere to true if you really mean it",
+  },
+  {
+    set: { "host.sshAllowCidrs": ["203.0.113.7/24"] },
+    error:
+      'apphost:host.sshAllowCidrs[0]: expected an IPv4 CIDR like "203.0.113.7/32", got "203.0.113.7/24" (host bits are set; the network is 203.0.113.0/24); fix the item',
+  },
+  {
+    set: { "host.sshAllowCidrs": ["203.0.113.7"] },
+    error:
+      'apphost:host.sshAllowCidrs[0]: expected an IPv4 CIDR like "203.0.113.7/32", got "203.0.113.7" (not an IPv4 CIDR); fix the item',
+  },
+  {
+    set: { "host.subnetId": "sub-123" },
+    error:
+      'apphost:host.subnetId: expected a subnet id like "subnet-0123456789abcdef0", got "sub-123"; set it with: pulumi config set --path \'apphost:host.subnetId\' subnet-0123456789abcdef0',
+  },
+  {
+    set: { "host.elasticIp": "yes" },
+    error:
+      "apphost:host.elasticIp: expected true or false, got \"yes\"; set it with: pulumi config set --path 'apphost:host.elasticIp' false",
+  },
+  {
+    set: { "host.address": "203.0.113.10" },
+    error:
+      "apphost:host.address: only used when apphost:host.kind is existing (ec2 gets its address from AWS); remove it",
+  },
+  {
+    set: { "host.instanceTyp": "t4g.small" },
+    error: 'apphost:host.instanceTyp: unknown key; did you mean "instanceType"? Rename or remove it',
+  },
+  // --- apphost:host, kind existing
+  {
+    base: existingRaw,
+    set: { "host.user": undefined },
+    error:
+      "apphost:host.user: missing (apphost cannot guess the login user of a server it did not create); " +
+      "expected a login user name with sudo rights; set it with: pulumi config set --path 'apphost:host.user' deploy",
+  },
+  {
+    base: existingRaw,
+    set: { "host.address": "not an address!" },
+    error:
+      'apphost:host.address: expected an IPv4 address or DNS name like "203.0.113.10", got "not an address!"; set it with: pulumi config set --path \'apphost:host.address\' 203.0.113.10',
+  },
+  {
+    base: existingRaw,
+    set: { "host.hostKey": "ssh-ed25519 nope" },
+    error:
+      'apphost:host.hostKey: expected the server\'s public host key line, like "ssh-ed25519 AAAA...", got "ssh-ed25519 nope"; ' +
+      "set it with: pulumi config set --path 'apphost:host.hostKey' \"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
+  },
+  {
+    base: existingRaw,
+    set: { "host.sshAllowCidrs": ["203.0.113.7/32"] },
+    error:
+      "apphost:host.sshAllowCidrs: only used when apphost:host.kind is ec2 (apphost does not manage the firewall of an existing server); remove it",
+  },
+  {
+    set: { host: { kind: "existing", address: "server.example.net", user: "deploy" } },
+    error:
+      "apphost:host.address: is a DNS name, but apphost:dns.provider cloudflare publishes A records and needs the server's IPv4 address; " +
+      "set it with: pulumi config set --path 'apphost:host.address' 203.0.113.10",
+  },
+  // --- apphost:dns
+  {
+    set: { "dns.provider": "route53" },
+    error:
+      'apphost:dns.provider: expected one of "cloudflare", "none", got "route53"; set it with: pulumi config set --path \'apphost:dns.provider\' cloudflare',
+  },
+  {
+    set: { "dns.zone": "exa mple" },
+    error:
+      'apphost:dns.zone: expected a Cloudflare zone name like "example.com", got "exa mple"; set it with: pulumi config set --path \'apphost:dns.zone\' example.com',
+  },
+  {
+    set: { "dns.zone": undefined },
+    error:
+      "apphost:dns.zone: missing (records are created in this zone); expected the Cloudflare zone name (or apphost:dns.zoneId); " +
+      "set it with: pulumi config set --path 'apphost:dns.zone' example.com",
+  },
+  {
+    set: { "dns.zoneId": "xyz" },
+    error:
+      'apphost:dns.zoneId: expected a Cloudflare zone id (32 hex characters, Overview page of the zone), got "xyz"; ' +
+      "set it with: pulumi config set --path 'apphost:dns.zoneId' 023e105f4ecef8ad9ca31a8372d0c353",
+  },
+  {
+    set: { "dns.hostnames": "staging.example.com" },
+    error:
+      'apphost:dns.hostnames: expected a list of hostnames, got "staging.example.com"; write it as a YAML list, e.g. ["example.com", "www.example.com"]',
+  },
+  {
+    set: { "dns.hostnames": [] },
+    error:
+      "apphost:dns.hostnames: expected at least one hostname, got an empty list; set it with: pulumi config set --path 'apphost:dns.hostnames[0].name' example.com",
+  },
+  {
+    set: { "dns.hostnames": undefined },
+    error:
+      "apphost:dns.hostnames: missing (one A record is created per hostname); expected at least one hostname; " +
+      "set it with: pulumi config set --path 'apphost:dns.hostnames[0].name' example.com",
+  },
+  {
+    set: { "dns.hostnames[0].name": "Staging.Example.com" },
+    error:
+      'apphost:dns.hostnames[0].name: expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ' +
+      "or, without DNS, the host's IPv4 address, " +
+      'got "Staging.Example.com"; write it in lowercase: staging.example.com',
+  },
+  {
+    set: { "dns.hostnames[0].name": "*.example.com" },
+    error:
+      'apphost:dns.hostnames[0].name: expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ' +
+      "or, without DNS, the host's IPv4 address, " +
+      'got "*.example.com"; wildcards need a DNS challenge apphost does not do, list each name',
+  },
+  {
+    set: { "dns.hostnames[0].name": "staging.example.org" },
+    error:
+      'apphost:dns.hostnames[0].name: "staging.example.org" is not in the zone "example.com"; use a name ending in .example.com or change apphost:dns.zone',
+  },
+  {
+    set: { "dns.hostnames[1]": { name: "staging.example.com", proxied: true } },
+    error: 'apphost:dns.hostnames[1].name: duplicate hostname "staging.example.com"; list each hostname once',
+  },
+  {
+    set: { "dns.hostnames[0].proxied": "yes" },
+    error:
+      "apphost:dns.hostnames[0].proxied: expected true or false, got \"yes\"; set it with: pulumi config set --path 'apphost:dns.hostnames[0].proxied' false",
+  },
+  {
+    set: { "dns.hostnames[0].ttl": 60 },
+    error:
+      "apphost:dns.hostnames[0].ttl: unknown key; the keys of apphost:dns.hostnames[0] are name, proxied. Remove it",
+  },
+  {
+    set: { host: { kind: "existing", address: "203.0.113.10", user: "deploy" }, "dns.ipv6": true },
+    error:
+      'apphost:dns.ipv6: AAAA records need the instance\'s IPv6 address, which apphost only knows for apphost:host.kind ec2 (got "existing"); remove it',
+  },
+  {
+    base: existingRaw,
+    set: { "dns.zone": "example.net" },
+    error:
+      'apphost:dns.zone: only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare',
+  },
+  {
+    base: existingRaw,
+    set: { "dns.hostnames[0]": { name: "shop.example.net", proxied: true } },
+    error:
+      'apphost:dns.hostnames[0].proxied: only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare',
+  },
+  // --- apphost:tls
+  {
+    set: { tls: undefined },
+    error:
+      "apphost:tls: missing; expected an object (see docs/config.md for its keys); start with: pulumi config set --path 'apphost:tls.mode' caddy-acme",
+  },
+  {
+    set: { "tls.mode": "letsencrypt" },
+    error:
+      'apphost:tls.mode: expected one of "caddy-acme", "certbot", "cloudflare-origin", "internal", "off", got "letsencrypt"; ' +
+      "set it with: pulumi config set --path 'apphost:tls.mode' caddy-acme",
+  },
+  {
+    set: { "tls.mode": "certbot" },
+    error:
+      'apphost:tls.mode: "certbot" needs apphost:proxy.kind "nginx" (certbot\'s installer edits nginx), got "caddy"; ' +
+      "set apphost:proxy.kind to nginx, or use tls.mode caddy-acme with Caddy",
+  },
+  {
+    set: { "tls.mode": "caddy-acme", "proxy.kind": "nginx" },
+    error:
+      'apphost:tls.mode: "caddy-acme" needs apphost:proxy.kind "caddy" (Caddy obtains the certificates itself), got "nginx"; ' +
+      "set apphost:proxy.kind to caddy, or use tls.mode certbot with nginx",
+  },
+  {
+    set: { dns: { provider: "none", hostnames: ["staging.example.com"] } },
+    error:
+      'apphost:tls.mode: "cloudflare-origin" needs apphost:dns.provider "cloudflare" (the Origin CA signs only for zones Cloudflare serves), ' +
+      'got "none"; set apphost:dns.provider to cloudflare or choose another tls.mode',
+  },
+  {
+    set: { "dns.hostnames[0].proxied": false },
+    error:
+      'apphost:dns.hostnames[0]: "staging.example.com" is not proxied, but tls.mode cloudflare-origin serves a certificate only Cloudflare trusts; ' +
+      "set proxied: true on it or choose tls.mode caddy-acme",
+  },
+  {
+    base: existingRaw,
+    set: { "dns.hostnames": undefined },
+    error:
+      "apphost:dns.hostnames: missing; tls.mode caddy-acme needs the names to put on the certificate; " +
+      "set it with: pulumi config set --path 'apphost:dns.hostnames[0].name' example.com",
+  },
+  {
+    base: existingRaw,
+    set: { "tls.mode": "off", "tls.email": undefined, "dns.hostnames": undefined },
+    error:
+      "apphost:dns.hostnames: missing; the proxy serves only the names listed here (without DNS, list the host's public IPv4 address); " +
+      "set it with: pulumi config set --path 'apphost:dns.hostnames[0].name' 203.0.113.10",
+  },
+  {
+    set: { "dns.hostnames[1]": { name: "203.0.113.10", proxied: true } },
+    error:
+      'apphost:dns.hostnames[1]: "203.0.113.10" is an address, and DNS records need a name; use a name like "www.example.com"',
+  },
+  {
+    base: existingRaw,
+    set: { "dns.hostnames[0]": "203.0.113.10" },
+    error:
+      'apphost:dns.hostnames[0]: "203.0.113.10" is an address, and tls.mode caddy-acme needs a DNS name on the certificate; ' +
+      "use a name, or tls.mode internal or off",
+  },
+  {
+    base: existingRaw,
+    set: { "tls.mode": "internal", "tls.email": undefined, "proxy.kind": "nginx" },
+    error:
+      'apphost:tls.mode: "internal" needs apphost:proxy.kind "caddy" (its local CA issues the certificate), got "nginx"; ' +
+      "set apphost:proxy.kind to caddy, or use tls.mode off behind another TLS terminator",
+  },
+  {
+    set: { "tls.originValidityDays": 100 },
+    error:
+      "apphost:tls.originValidityDays: expected one of 7, 30, 90, 365, 730, 1095, 5475 (the validities Cloudflare's Origin CA issues), got 100; " +
+      "set it with: pulumi config set --path 'apphost:tls.originValidityDays' 365",
+  },
+  {
+    set: { "tls.renewBeforeDays": 400 },
+    error:
+      "apphost:tls.renewBeforeDays: must be less than apphost:tls.originValidityDays (365), got 400; " +
+      "otherwise the certificate is renewed on every run. Lower it, e.g. to 30",
+  },
+  {
+    set: { "tls.email": "ops@example.com" },
+    error:
+      'apphost:tls.email: only used when apphost:tls.mode is caddy-acme or certbot (got "cloudflare-origin"); remove it',
+  },
+  {
+    set: { "tls.mode": "caddy-acme", "tls.email": "ops" },
+    error:
+      "apphost:tls.email: expected an e-mail address for the ACME account, got \"ops\"; set it with: pulumi config set --path 'apphost:tls.email' ops@example.com",
+  },
+  {
+    set: { "tls.mode": "caddy-acme", "tls.renewBeforeDays": 10 },
+    error:
+      'apphost:tls.renewBeforeDays: only used when apphost:tls.mode is cloudflare-origin (got "caddy-acme"); remove it',
+  },
+  // --- apphost:proxy
+  {
+    set: { proxy: "caddy" },
+    error:
+      'apphost:proxy: expected an object (a YAML mapping under apphost:proxy in Pulumi.staging.yaml), got "caddy"; see docs/config.md for its keys',
+  },
+  {
+    set: { "proxy.kind": "apache" },
+    error:
+      'apphost:proxy.kind: expected one of "caddy", "nginx", got "apache"; set it with: pulumi config set --path \'apphost:proxy.kind\' caddy',
+  },
+  {
+    set: { "proxy.maxBodySize": "25 MB" },
+    error:
+      'apphost:proxy.maxBodySize: expected a size in nginx syntax like "25m" (digits, then k, m or g), got "25 MB"; ' +
+      "set it with: pulumi config set --path 'apphost:proxy.maxBodySize' 25m",
+  },
+  {
+    set: { "proxy.httpsPort": 80 },
+    error:
+      "apphost:proxy.httpsPort: must differ from apphost:proxy.httpPort (both are 80); pick another port",
+  },
+  {
+    set: { "tls.mode": "off", "proxy.hsts": true },
+    error:
+      "apphost:proxy.hsts: HSTS tells browsers to insist on HTTPS, but apphost:tls.mode is off; remove it or turn TLS on",
+  },
+  // --- apphost:app
+  {
+    set: { app: undefined },
+    error:
+      "apphost:app: missing; expected an object (see docs/config.md for its keys); start with: pulumi config set --path 'apphost:app.source' app",
+  },
+  {
+    set: { "app.source": "/srv/app" },
+    error:
+      'apphost:app.source: expected a directory relative to the project, like "app", got "/srv/app"; set it with: pulumi config set --path \'apphost:app.source\' app',
+  },
+  {
+    set: { "app.runtime": "ruby" },
+    error:
+      'apphost:app.runtime: expected one of "python", "node", got "ruby"; set it with: pulumi config set --path \'apphost:app.runtime\' python',
+  },
+  {
+    set: { "app.name": "My App" },
+    error:
+      "apphost:app.name: expected lowercase letters, digits and dashes, starting with a letter, got \"My App\"; set it with: pulumi config set --path 'apphost:app.name' shop",
+  },
+  {
+    set: { "app.name": "a-very-long-application-name" },
+    error:
+      'apphost:app.name: "a-very-long-application-name-staging" is 36 characters; it names the Linux user on the host, which is limited to 31; ' +
+      "set it with: pulumi config set --path 'apphost:app.name' a-very-long-application",
+  },
+  {
+    set: { "app.processes": undefined },
+    error:
+      "apphost:app.processes: missing (what runs on the host); expected a map of process name to {command, kind}; " +
+      "set it with: pulumi config set --path 'apphost:app.processes.web.command' \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
+  },
+  {
+    set: { "app.processes.worker.kind": "web" },
+    error:
+      'apphost:app.processes: expected exactly one process of kind "web" (it receives HTTP on $PORT), got 2 (web, worker); ' +
+      "keep kind: web on one of them and make the others workers",
+  },
+  {
+    set: { "app.processes.web.kind": "worker" },
+    error:
+      'apphost:app.processes: expected exactly one process of kind "web" (it receives HTTP on $PORT), got none; set kind: web on the HTTP process',
+  },
+  {
+    set: { "app.processes.web.kind": "http" },
+    error:
+      'apphost:app.processes.web.kind: expected one of "web", "worker", got "http"; set it with: pulumi config set --path \'apphost:app.processes.web.kind\' web',
+  },
+  {
+    set: { "app.processes.web.command": "" },
+    error:
+      'apphost:app.processes.web.command: expected the command to run, e.g. "gunicorn app:app --bind 127.0.0.1:$PORT", got ""; ' +
+      "set it with: pulumi config set --path 'apphost:app.processes.web.command' \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
+  },
+  {
+    set: { 'app.processes["Web Server"]': { command: "x" } },
+    error:
+      'apphost:app.processes["Web Server"]: expected a process name of lowercase letters, digits and dashes, starting with a letter ' +
+      "(it becomes part of a systemd unit name); rename it",
+  },
+  {
+    set: { "app.env.PORT": "8000" },
+    error:
+      "apphost:app.env.PORT: PORT is set by apphost for each web instance (blue/green ports); remove it and read $PORT in the app",
+  },
+  {
+    set: { 'app.env["MY-VAR"]': "x" },
+    error:
+      'apphost:app.env["MY-VAR"]: expected an environment variable name (letters, digits and _, not starting with a digit); rename it',
+  },
+  {
+    set: { "app.env.NESTED": { a: 1 } },
+    error: "apphost:app.env.NESTED: expected a string value, got an object; quote the value",
+  },
+  {
+    set: { "proxy.httpsPort": 8443, "app.basePort": 8442 },
+    error:
+      "apphost:app.basePort: the web instances listen on 8442 and 8443, which collides with apphost:proxy.httpsPort (8443); " +
+      "set it with: pulumi config set --path 'apphost:app.basePort' 8000",
+  },
+  {
+    set: { "app.healthPath": "/health check" },
+    error:
+      'apphost:app.healthPath: expected a URL path starting with "/" (letters, digits and ._~/-), like "/healthz", got "/health check"; ' +
+      "set it with: pulumi config set --path 'apphost:app.healthPath' /healthz",
+  },
+  {
+    set: { "app.staticDir": "static", "app.staticPrefix": "/" },
+    error:
+      'apphost:app.staticPrefix: expected a URL prefix starting and ending with "/" (not "/" alone), like "/static/", got "/"; ' +
+      "set it with: pulumi config set --path 'apphost:app.staticPrefix' /static/",
+  },
+  {
+    set: { "app.staticPrefix": "/assets/" },
+    error: "apphost:app.staticPrefix: only used with apphost:app.staticDir; set staticDir or remove it",
+  },
+  // --- apphost:database, apphost:backups, apphost:releases
+  {
+    set: { "database.kind": "mysql" },
+    error:
+      'apphost:database.kind: expected one of "sqlite", "postgres", "none", got "mysql"; set it with: pulumi config set --path \'apphost:database.kind\' sqlite',
+  },
+  {
+    set: { "database.postgresName": "shop" },
+    error:
+      'apphost:database.postgresName: only used when apphost:database.kind is postgres (got "sqlite"); remove it',
+  },
+  {
+    set: { "database.sqliteFile": "data/app.db" },
+    error:
+      'apphost:database.sqliteFile: expected a file name like "app.db" (no directories; it lives in shared/data), got "data/app.db"; ' +
+      "set it with: pulumi config set --path 'apphost:database.sqliteFile' app.db",
+  },
+  {
+    set: { "database.revision": "alembic current" },
+    error:
+      "apphost:database.revision: reports the revision apphost:database.migrate reaches, but migrate is not set; set migrate or remove it",
+  },
+  {
+    set: { "backups.keep": 0 },
+    error:
+      "apphost:backups.keep: expected an integer from 1 to 1000, got 0; set it with: pulumi config set --path 'apphost:backups.keep' 7",
+  },
+  {
+    set: { "backups.schedule": "daily; rm -rf /" },
+    error:
+      'apphost:backups.schedule: expected a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00", got "daily; rm -rf /"; ' +
+      "set it with: pulumi config set --path 'apphost:backups.schedule' daily",
+  },
+  {
+    set: { "releases.keep": 1 },
+    error:
+      "apphost:releases.keep: expected an integer from 2 to 100, got 1; set it with: pulumi config set --path 'apphost:releases.keep' 5",
+  },
+  {
+    set: { "releases.drainSeconds": -1 },
+    error:
+      "apphost:releases.drainSeconds: expected an integer from 0 to 600, got -1; set it with: pulumi config set --path 'apphost:releases.drainSeconds' 5",
+  },
+  {
+    set: { "releases.rollbackTo": "../x" },
+    error:
+      'apphost:releases.rollbackTo: expected a release id from the host\'s releases.log, got "../x"; ' +
+      "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250101T120000Z-abc1234",
+  },
+  {
+    set: { databse: { kind: "sqlite" } },
+    error: "apphost:databse: unknown key; did you mean apphost:database? Rename or remove it",
+  },
+  // --- secrets (facts only: the values never reach the parser)
+  {
+    set: {},
+    ctx: { ...baseCtx(), secrets: {} },
+    error:
+      "apphost:sshPrivateKey: missing; apphost deploys over SSH with this key (on ec2 too). " +
+      "Store it encrypted with: pulumi config set --secret apphost:sshPrivateKey < ~/.ssh/apphost_deploy",
+  },
+  {
+    set: {},
+    ctx: withSecrets({ sshPrivateKeyInfo: inspectPrivateKey(openSshKeyPair("aes256-ctr").privateKey) }),
+    error:
+      "apphost:sshPrivateKey: the key is protected by a passphrase, and deploys run without a prompt; " +
+      'use a dedicated deploy key without one (ssh-keygen -t ed25519 -N "" -f ~/.ssh/apphost_deploy)',
+  },
+  {
+    set: {},
+    ctx: withSecrets({ sshPrivateKeyInfo: inspectPrivateKey("PuTTY-User-Key-File-3: ssh-ed25519") }),
+    error:
+      'apphost:sshPrivateKey: expected an OpenSSH or PEM private key ("-----BEGIN OPENSSH PRIVATE KEY-----"); ' +
+      "store the private key file itself: pulumi config set --secret apphost:sshPrivateKey < ~/.ssh/apphost_deploy",
+  },
+  {
+    set: { "host.sshPublicKey": OTHER_KEY.publicKey },
+    error:
+      'apphost:host.sshPublicKey: does not match apphost:sshPrivateKey (whose public half is "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEy1q/atefv1q7zK/MJp..."), ' +
+      "so the instance would only accept a key the deployer does not hold; set it to the output of: ssh-keygen -y -f ~/.ssh/apphost_deploy",
+  },
+  {
+    set: {},
+    ctx: withSecrets({ secretEnvTypes: "string" }),
+    error:
+      "apphost:secretEnv: expected an object of environment variables, got a string; " +
+      "set each variable with: pulumi config set --secret --path 'apphost:secretEnv.NAME' value",
+  },
+  {
+    set: {},
+    ctx: withSecrets({ secretEnvTypes: { DATABASE: "object" } }),
+    error: "apphost:secretEnv.DATABASE: expected a string value, got an object; quote the value",
+  },
+  {
+    set: {},
+    ctx: withSecrets({ secretEnvTypes: { PORT: "string" } }),
+    error:
+      "apphost:secretEnv.PORT: PORT is set by apphost for each web instance (blue/green ports); remove it and read $PORT in the app",
+  },
+  {
+    set: { "app.env.SECRET_KEY": "dev" },
+    ctx: withSecrets({ secretEnvTypes: { SECRET_KEY: "string" } }),
+    error:
+      "apphost:secretEnv.SECRET_KEY: also set in apphost:app.env; keep it in one place (secretEnv if it is a secret)",
+  },
+  // --- the stack name names the Linux user (components/paths.ts)
+  {
+    set: {},
+    ctx: { ...baseCtx("Prod_EU") },
+    error:
+      '(stack name): "Prod_EU" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ' +
+      "create the stack under such a name (pulumi stack rename)",
+  },
+];
+
+describe("stack config validation (one bad key per row)", () => {
+  it("accepts the base configs", () => {
+    assert.doesNotThrow(() => parseStackConfig(baseRaw(), baseCtx()));
+    assert.doesNotThrow(() => parseStackConfig(existingRaw(), baseCtx()));
+  });
+
+  for (const row of ROWS) {
+    const stack = row.ctx?.stack ?? "staging";
+    it(`${row.error.slice(0, row.error.indexOf(":", "apphost:".length))} <- ${JSON.stringify(row.set).slice(0, 90)}`, () => {
+      const error = errorOf(withKeys((row.base ?? baseRaw)(), row.set), row.ctx ?? baseCtx());
+      assert.equal(error.message, `${header(1, stack)}\n  1. ${row.error}`);
+    });
+  }
+
+  it("lists every offender in one error, in section order", () => {
+    const error = errorOf(
+      withKeys(baseRaw(), {
+        "tls.mode": "certbot",
+        "host.sshAllowCidrs": ["0.0.0.0/0", "198.51.100.0/24"],
+        "dns.zone": "Example.com",
+        "app.processes.worker.kind": "web",
+        "releases.keep": "many",
+        "proxy.kinds": "nginx",
+      }),
+      { ...baseCtx(), secrets: {} },
+    );
+    assert.deepEqual(
+      error.issues.map((i) => i.path),
+      [
+        "apphost:host.sshAllowCidrs[0]",
+        "apphost:dns.zone",
+        "apphost:proxy.kinds",
+        "apphost:app.processes",
+        "apphost:releases.keep",
+        "apphost:sshPrivateKey",
+        "apphost:tls.mode",
+      ],
+    );
+    const lines = error.message.split("\n");
+    assert.equal(lines[0], header(7));
+    assert.equal(lines.length, 8);
+    lines
+      .slice(1)
+      .forEach((line, i) => assert.ok(line.startsWith(`  ${i + 1}. ${error.issues[i].path}: `), line));
+    assert.equal(lines[3], '  3. apphost:proxy.kinds: unknown key; did you mean "kind"? Rename or remove it');
+  });
+
+  it("never quotes a secret: only facts about secrets reach the parser", () => {
+    const error = errorOf(withKeys(baseRaw(), { "host.sshPublicKey": OTHER_KEY.publicKey }), baseCtx());
+    assert.ok(!error.message.includes("PRIVATE KEY"));
+    assert.ok(!error.message.includes(DEPLOY_KEY.privateKey.split("\n")[1]));
+  });
+
+  it("accepts SSH from anywhere only when asked for explicitly", () => {
+    const config = parseStackConfig(
+      withKeys(baseRaw(), { "host.sshAllowCidrs": ["0.0.0.0/0"], "host.allowSshFromAnywhere": true }),
+      baseCtx(),
+    );
+    assert.equal(config.host.kind === "ec2" && config.host.allowSshFromAnywhere, true);
+  });
+});
+
+describe("stack config defaults", () => {
+  it("fills every default of a minimal ec2 staging stack", () => {
+    const expected: StackConfig = {
+      project: "apphost",
+      stack: "staging",
+      host: {
+        kind: "ec2",
+        instanceType: "t4g.small",
+        arch: "arm64",
+        os: "debian-12",
+        user: "admin",
+        port: 22,
+        swapMb: 0,
+        rootVolumeGb: 20,
+        sshPublicKey: DEPLOY_KEY.publicKey,
+        sshAllowCidrs: ["203.0.113.7/32"],
+        allowSshFromAnywhere: false,
+        elasticIp: false,
+        subnetId: undefined,
+      },
+      dns: {
+        provider: "cloudflare",
+        zone: "example.com",
+        zoneId: undefined,
+        hostnames: [{ name: "staging.example.com", proxied: true }],
+        ipv6: false,
+      },
+      tls: { mode: "cloudflare-origin", email: undefined, originValidityDays: 365, renewBeforeDays: 30 },
+      proxy: {
+        kind: "caddy",
+        maxBodySize: "25m",
+        hsts: true,
+        compression: true,
+        httpPort: 80,
+        httpsPort: 443,
+      },
+      app: {
+        name: "apphost",
+        source: "app",
+        excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+        runtime: "python",
+        requirements: "requirements.txt",
+        healthPath: "/healthz",
+        basePort: 8000,
+        env: {},
+        staticDir: undefined,
+        staticPrefix: "/static/",
+        build: undefined,
+        processes: [
+          { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },
+          { name: "worker", command: "python worker.py", kind: "worker" },
+        ],
+      },
+      database: {
+        kind: "sqlite",
+        sqliteFile: "app.db",
+        postgresName: "apphost_staging",
+        migrate: "",
+        revision: "",
+      },
+      backups: { schedule: "daily", keep: 7 },
+      releases: {
+        keep: 5,
+        rollbackTo: undefined,
+        healthTimeoutSeconds: 60,
+        drainSeconds: 5,
+        lockTtlMinutes: 30,
+        minFreeMb: 500,
+      },
+    };
+    assert.deepEqual(parseStackConfig(baseRaw(), baseCtx()), expected);
+  });
+
+  it("gives stacks named prod* an Elastic IP and 30 backups", () => {
+    const config = parseStackConfig(baseRaw(), baseCtx("prod"));
+    assert.equal(config.host.kind === "ec2" && config.host.elasticIp, true);
+    assert.equal(config.backups.keep, 30);
+    assert.equal(config.database.postgresName, "apphost_prod");
+  });
+
+  it("derives the login user, swap and requirements from other keys", () => {
+    const ubuntu = parseStackConfig(
+      withKeys(baseRaw(), { "host.os": "ubuntu-24.04", "host.instanceType": "t3.micro" }),
+      baseCtx(),
+    );
+    assert.equal(ubuntu.host.user, "ubuntu");
+    assert.equal(ubuntu.host.kind === "ec2" && ubuntu.host.arch, "x86_64");
+    assert.equal(ubuntu.host.swapMb, 1024, "1 GiB instances get swap");
+    const node = parseStackConfig(withKeys(baseRaw(), { "app.runtime": "node" }), baseCtx());
+    assert.equal(node.app.requirements, "package-lock.json");
+    const existing = parseStackConfig(existingRaw(), baseCtx());
+    assert.equal(existing.host.swapMb, 0, "an existing server is not resized");
+    assert.equal(existing.proxy.hsts, true);
+    assert.equal(parseStackConfig(withKeys(baseRaw(), { "tls.mode": "off" }), baseCtx()).proxy.hsts, false);
+  });
+
+  it("accepts the shorthands: bare hostnames, Procfile-style processes, scalars as strings", () => {
+    const config = parseStackConfig(
+      withKeys(existingRaw(), {
+        "dns.hostnames": ["shop.example.net", "www.shop.example.net"],
+        "app.processes": { web: "gunicorn app:app", mailer: "python mailer.py" },
+        "app.env": { WORKERS: 4, DEBUG: false, NAME: "shop" },
+        "host.port": "2222",
+        "proxy.compression": "false",
+      }),
+      baseCtx(),
+    );
+    assert.deepEqual(config.dns.hostnames, [
+      { name: "shop.example.net", proxied: false },
+      { name: "www.shop.example.net", proxied: false },
+    ]);
+    assert.deepEqual(config.app.processes, [
+      { name: "web", command: "gunicorn app:app", kind: "web" },
+      { name: "mailer", command: "python mailer.py", kind: "worker" },
+    ]);
+    assert.deepEqual(config.app.env, { WORKERS: "4", DEBUG: "false", NAME: "shop" });
+    assert.equal(config.host.port, 2222);
+    assert.equal(config.proxy.compression, false);
+  });
+
+  it("renews short certificates a third of their validity early", () => {
+    const config = parseStackConfig(withKeys(baseRaw(), { "tls.originValidityDays": 7 }), baseCtx());
+    assert.equal(config.tls.renewBeforeDays, 2);
+  });
+});
+
+describe("config helpers", () => {
+  it("derives the architecture from the instance family", () => {
+    const table: Array<[string, string | undefined]> = [
+      ["t4g.small", "arm64"],
+      ["t4g.medium", "arm64"],
+      ["m7g.large", "arm64"],
+      ["c7gn.xlarge", "arm64"],
+      ["r8g.2xlarge", "arm64"],
+      ["x2gd.medium", "arm64"],
+      ["im4gn.large", "arm64"],
+      ["is4gen.medium", "arm64"],
+      ["a1.medium", "arm64"],
+      ["t3.small", "x86_64"],
+      ["t3a.micro", "x86_64"],
+      ["m7i-flex.large", "x86_64"],
+      ["g5.xlarge", "x86_64"],
+      ["g4dn.xlarge", "x86_64"],
+      ["c5.metal", "x86_64"],
+      ["t4g", undefined],
+      ["T3.small", undefined],
+    ];
+    for (const [type, arch] of table) assert.equal(archOf(type), arch, type);
+  });
+
+  it("accepts DNS names built from valid labels and refuses uppercase", () => {
+    const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?$/);
+    const tld = fc.stringMatching(/^[a-z]{2,10}$/);
+    fc.assert(
+      fc.property(fc.array(label, { minLength: 1, maxLength: 4 }), tld, (labels, top) => {
+        const name = [...labels, top].join(".");
+        assert.equal(isDnsName(name), name.length <= 253);
+        if (/[a-z]/.test(name)) assert.equal(isDnsName(name.toUpperCase()), false);
+      }),
+    );
+    for (const bad of [
+      "example",
+      "-a.example.com",
+      "a-.example.com",
+      "a..example.com",
+      "10.0.0.1",
+      "*.example.com",
+    ]) {
+      assert.equal(isDnsName(bad), false, bad);
+    }
+  });
+
+  it("accepts exactly the canonical IPv4 CIDRs", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }), (ip, bits) => {
+        const size = 2 ** (32 - bits);
+        const network = ip - (ip % size);
+        const dotted = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+        assert.equal(ipv4CidrProblem(`${dotted(network)}/${bits}`), undefined);
+        if (ip !== network) {
+          assert.equal(
+            ipv4CidrProblem(`${dotted(ip)}/${bits}`),
+            `host bits are set; the network is ${dotted(network)}/${bits}`,
+          );
+        }
+      }),
+    );
+    assert.equal(ipv4CidrProblem("203.0.113.0/33"), "not an IPv4 CIDR");
+    assert.equal(ipv4CidrProblem("256.0.0.0/8"), "not an IPv4 CIDR");
+  });
+
+  it("renews an origin certificate at least renewBeforeDays before it expires", () => {
+    const day = 24 * 60 * 60 * 1000;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4_000_000_000_000 }),
+        fc.constantFrom(7, 30, 90, 365, 730, 1095, 5475),
+        fc.integer({ min: 1, max: 5474 }),
+        (issuedAt, validity, renewBefore) => {
+          fc.pre(renewBefore < validity);
+          const window = renewalWindow(new Date(issuedAt), validity, renewBefore);
+          // The first instant of the next window, when `pulumi up` replaces the certificate:
+          const nextWindowStart = (window + 1) * (validity - renewBefore) * day;
+          assert.equal(renewalWindow(new Date(nextWindowStart), validity, renewBefore), window + 1);
+          assert.equal(renewalWindow(new Date(nextWindowStart - 1), validity, renewBefore), window);
+          const expiresAt = issuedAt + validity * day;
+          assert.ok(expiresAt - nextWindowStart >= renewBefore * day);
+        },
+      ),
+    );
+  });
+
+  it("reads OpenSSH private keys: format, passphrase, public half", () => {
+    assert.deepEqual(inspectPrivateKey(DEPLOY_KEY.privateKey), {
+      format: "openssh",
+      encrypted: false,
+      publicKey: DEPLOY_KEY.publicKey.replace(/ apphost-test$/, ""),
+    });
+    const locked = inspectPrivateKey(openSshKeyPair("aes256-ctr").privateKey);
+    assert.equal(locked.format, "openssh");
+    assert.equal(locked.encrypted, true);
+    assert.deepEqual(
+      inspectPrivateKey("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"),
+      {
+        format: "unknown",
+        encrypted: false,
+      },
+    );
+  });
+
+  it("derives the public half of PEM keys the way ssh-keygen -y does", function () {
+    const keys = [
+      generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }),
+      generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }),
+    ].map(String);
+    const encrypted = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+      cipher: "aes-256-cbc",
+      passphrase: "secret",
+    });
+    assert.deepEqual(inspectPrivateKey(String(encrypted)), { format: "pem", encrypted: true });
+
+    let sshKeygen = true;
+    try {
+      execFileSync("ssh-keygen", ["-?"], { stdio: "ignore" });
+    } catch (e) {
+      sshKeygen = (e as { code?: string }).code !== "ENOENT";
+    }
+    if (!sshKeygen) this.skip();
+    const dir = mkdtempSync(join(tmpdir(), "apphost-key-"));
+    try {
+      for (const pem of [...keys, DEPLOY_KEY.privateKey]) {
+        const file = join(dir, "key");
+        writeFileSync(file, pem, { mode: 0o600 });
+        const expected = execFileSync("ssh-keygen", ["-y", "-f", file])
+          .toString()
+          .trim()
+          .split(" ")
+          .slice(0, 2)
+          .join(" ");
+        assert.equal(inspectPrivateKey(pem).publicKey, expected);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("loadStackConfig()", () => {
+  const saved = pulumi.runtime.allConfig();
+  afterEach(() => pulumi.runtime.setAllConfig(saved));
+
+  function setStackConfig(values: Record<string, unknown>, secretKeys: string[]): void {
+    pulumi.runtime.setAllConfig(
+      Object.fromEntries(
+        Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+      ),
+      secretKeys,
+    );
+  }
+
+  it("reads each apphost:<section>, parses it, and keeps the secrets secret", async () => {
+    const raw = baseRaw();
+    setStackConfig(
+      {
+        ...Object.fromEntries(Object.entries(raw).map(([k, v]) => [`apphost:${k}`, v])),
+        "apphost:sshPrivateKey": DEPLOY_KEY.privateKey,
+        "apphost:secretEnv": { SECRET_KEY: "s3cret", WORKERS: 4 },
+        "aws:region": "eu-central-1",
+      },
+      ["apphost:sshPrivateKey", "apphost:secretEnv"],
+    );
+    const loaded = loadStackConfig();
+    assert.deepEqual(loaded.config, parseStackConfig(raw, baseCtx()));
+    assert.equal(await pulumi.isSecret(loaded.sshPrivateKey), true);
+    assert.equal(await valueOf(loaded.sshPrivateKey), DEPLOY_KEY.privateKey);
+    assert.equal(await pulumi.isSecret(loaded.secretEnv), true);
+    assert.deepEqual(await valueOf(loaded.secretEnv), { SECRET_KEY: "s3cret", WORKERS: "4" });
+  });
+
+  it("reports misspelled sections and non-object values with everything else", () => {
+    setStackConfig(
+      {
+        ...Object.fromEntries(Object.entries(baseRaw()).map(([k, v]) => [`apphost:${k}`, v])),
+        "apphost:proxy": "caddy",
+        "apphost:relases": { keep: 3 },
+      },
+      [],
+    );
+    assert.throws(
+      () => loadStackConfig(),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.issues.map((i) => i.path).join(" ") === "apphost:relases apphost:proxy apphost:sshPrivateKey",
+    );
+  });
+});
+
+describe("stack files and docs", () => {
+  // js-yaml comes with mocha; it is only needed here, to read the stack files the CLI would read.
+  const yaml = require("js-yaml") as { load(text: string): unknown };
+  const read = (file: string) => yaml.load(readFileSync(join(ROOT, file), "utf8")) as Record<string, unknown>;
+
+  function parseStackFile(stack: string): StackConfig {
+    const config = read(`Pulumi.${stack}.yaml`).config as Record<string, unknown>;
+    const raw: Record<string, unknown> = {};
+    const secrets: ParseContext["secrets"] = {};
+    for (const [key, value] of Object.entries(config)) {
+      const [namespace, name] = key.split(":");
+      if (namespace !== "apphost") continue;
+      if (name === "sshPrivateKey") {
+        // An encrypted value (`secure: v1:...`), as `pulumi config set --secret` writes it.
+        assert.match((value as { secure: string }).secure, /^v1:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/);
+        secrets.sshPrivateKey = true;
+      } else if (name === "sshPrivateKeyFile") {
+        // The local stack names a key file instead; index.ts reads it at run time.
+        secrets.sshPrivateKey = true;
+      } else if (name === "secretEnv") {
+        const env = value as Record<string, { secure: string }>;
+        for (const v of Object.values(env)) assert.match(v.secure, /^v1:/);
+        secrets.secretEnvTypes = Object.fromEntries(Object.keys(env).map((k) => [k, "string"]));
+      } else {
+        raw[name] = value;
+      }
+    }
+    return parseStackConfig(raw, { project: "apphost", stack, secrets });
+  }
+
+  it("Pulumi.staging.yaml and Pulumi.prod.yaml are valid and differ where real stacks differ", () => {
+    const staging = parseStackFile("staging");
+    const prod = parseStackFile("prod");
+    assert.equal(staging.host.kind === "ec2" && staging.host.instanceType, "t4g.small");
+    assert.equal(prod.host.kind === "ec2" && prod.host.instanceType, "t4g.medium");
+    assert.deepEqual(
+      staging.dns.hostnames.map((h) => h.name),
+      ["staging.example.com"],
+    );
+    assert.deepEqual(
+      prod.dns.hostnames.map((h) => h.name),
+      ["example.com", "www.example.com"],
+    );
+    assert.equal(staging.host.kind === "ec2" && staging.host.elasticIp, false);
+    assert.equal(prod.host.kind === "ec2" && prod.host.elasticIp, true);
+    assert.equal(staging.backups.keep, 7);
+    assert.equal(prod.backups.keep, 30);
+    assert.equal(staging.tls.mode, "cloudflare-origin");
+    assert.equal(prod.tls.mode, "caddy-acme");
+  });
+
+  it("Pulumi.local.yaml (the sandbox stack) is valid", () => {
+    const local = parseStackFile("local");
+    assert.equal(local.host.kind, "existing");
+    assert.equal(local.dns.provider, "none");
+    assert.equal(local.tls.mode, "internal");
+  });
+
+  it("Pulumi.yaml documents every key, and types none of the object sections", () => {
+    const project = read("Pulumi.yaml");
+    assert.equal(project.name, "apphost");
+    const config = project.config as Record<
+      string,
+      { type?: string; description?: string; secret?: boolean }
+    >;
+    assert.deepEqual(
+      Object.keys(config).sort(),
+      [...SECTIONS, "sshPrivateKey", "sshPrivateKeyFile", "secretEnv"].sort(),
+    );
+    for (const section of SECTIONS) {
+      // Project config types are string/integer/boolean/array only: an object section must stay untyped.
+      assert.equal(config[section].type, undefined, section);
+      for (const key of KNOWN_KEYS[section]) {
+        assert.match(config[section].description ?? "", new RegExp(`\\b${key}\\b`), `${section}.${key}`);
+      }
+    }
+    // Typed and secret, so the CLI refuses a key stored in plaintext.
+    assert.deepEqual(
+      { type: config.sshPrivateKey.type, secret: config.sshPrivateKey.secret },
+      { type: "string", secret: true },
+    );
+  });
+
+  it("docs/config.md documents every key", () => {
+    const doc = readFileSync(join(ROOT, "docs", "config.md"), "utf8");
+    for (const section of SECTIONS) {
+      for (const key of KNOWN_KEYS[section])
+        assert.ok(doc.includes(`apphost:${section}.${key}`), `${section}.${key}`);
+    }
+    for (const key of ["apphost:sshPrivateKey", "apphost:sshPrivateKeyFile", "apphost:secretEnv"]) {
+      assert.ok(doc.includes(key), key);
+    }
+  });
+});

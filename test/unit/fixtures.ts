@@ -1,0 +1,156 @@
+/**
+ * Known-good raw stack config and a deploy key made for the tests, shared by
+ * config.test.ts and cloud.test.ts. Keys are built from Node's generator (or
+ * a fixed test seed); no key file is checked in.
+ */
+import { createPrivateKey, generateKeyPairSync, randomBytes } from "crypto";
+import { inspectPrivateKey, parseStackConfig, type ParseContext } from "../../components/config/validate";
+import type { StackConfig } from "../../components/config/types";
+
+/** DER header of a PKCS#8 Ed25519 private key; the 32-byte seed follows. */
+const PKCS8_ED25519_PREFIX = "302e020100300506032b657004220420";
+
+function sshString(data: Buffer | string): Buffer {
+  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+/**
+ * An Ed25519 key in OpenSSH's own container (what `ssh-keygen -t ed25519`
+ * writes), built from Node's key generator. `cipher` other than "none" makes
+ * a key that claims to be passphrase-protected.
+ */
+export function openSshKeyPair(
+  cipher = "none",
+  comment = "apphost-test",
+  seedHex?: string,
+): { privateKey: string; publicKey: string } {
+  // A fixed seed gives a fixed key, so messages that quote the public half can be asserted exactly.
+  const privateKey = seedHex
+    ? createPrivateKey({
+        key: Buffer.from(PKCS8_ED25519_PREFIX + seedHex, "hex"),
+        format: "der",
+        type: "pkcs8",
+      })
+    : generateKeyPairSync("ed25519").privateKey;
+  const jwk = privateKey.export({ format: "jwk" }) as { d: string; x: string };
+  const seed = Buffer.from(jwk.d, "base64url");
+  const pub = Buffer.from(jwk.x, "base64url");
+  const pubBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
+  const check = randomBytes(4);
+  let priv = Buffer.concat([
+    check,
+    check,
+    sshString("ssh-ed25519"),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(comment),
+  ]);
+  const pad: number[] = [];
+  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
+  priv = Buffer.concat([priv, Buffer.from(pad)]);
+  const body = Buffer.concat([
+    Buffer.from("openssh-key-v1\0", "latin1"),
+    sshString(cipher),
+    sshString(cipher === "none" ? "none" : "bcrypt"),
+    sshString(cipher === "none" ? Buffer.alloc(0) : randomBytes(24)),
+    Buffer.from([0, 0, 0, 1]),
+    sshString(pubBlob),
+    sshString(priv),
+  ]);
+  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n");
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `ssh-ed25519 ${pubBlob.toString("base64")} ${comment}`,
+  };
+}
+
+/** The deploy key of the base config: a fixed test seed, never used outside tests. */
+export const DEPLOY_KEY = openSshKeyPair("none", "apphost-test", "00".repeat(31) + "01");
+
+/** A staging stack on EC2 behind Cloudflare with an Origin CA certificate. */
+export function baseRaw(): Record<string, unknown> {
+  return {
+    host: {
+      kind: "ec2",
+      instanceType: "t4g.small",
+      sshPublicKey: DEPLOY_KEY.publicKey,
+      sshAllowCidrs: ["203.0.113.7/32"],
+    },
+    dns: {
+      provider: "cloudflare",
+      zone: "example.com",
+      hostnames: [{ name: "staging.example.com", proxied: true }],
+    },
+    tls: { mode: "cloudflare-origin" },
+    app: {
+      source: "app",
+      runtime: "python",
+      processes: {
+        web: { command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },
+        worker: { command: "python worker.py", kind: "worker" },
+      },
+    },
+  };
+}
+
+/** An existing server with DNS managed elsewhere and Caddy getting certificates. */
+export function existingRaw(): Record<string, unknown> {
+  return {
+    ...baseRaw(),
+    host: { kind: "existing", address: "203.0.113.10", user: "deploy" },
+    dns: { hostnames: ["shop.example.net"] },
+    tls: { mode: "caddy-acme", email: "ops@example.net" },
+  };
+}
+
+export function baseCtx(stack = "staging"): ParseContext {
+  return {
+    project: "apphost",
+    stack,
+    secrets: { sshPrivateKey: true, sshPrivateKeyInfo: inspectPrivateKey(DEPLOY_KEY.privateKey) },
+  };
+}
+
+/**
+ * A copy of `raw` with one key set (or deleted, for `undefined`). Keys use the
+ * config's own path syntax: `dns.hostnames[0].name`, `app.env["MY-VAR"]`.
+ */
+export function withKey(raw: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const copy = structuredClone(raw);
+  const parts = [...path.matchAll(/([^.[\]"]+)|\[(\d+)\]|\["([^"]+)"\]/g)].map((m) =>
+    m[2] !== undefined ? Number(m[2]) : (m[1] ?? m[3]),
+  );
+  let node: Record<string | number, unknown> = copy;
+  for (const part of parts.slice(0, -1)) {
+    if (node[part] === undefined || node[part] === null) node[part] = typeof part === "number" ? [] : {};
+    node = node[part] as Record<string | number, unknown>;
+  }
+  const last = parts[parts.length - 1];
+  if (value === undefined) {
+    if (Array.isArray(node) && typeof last === "number") node.splice(last, 1);
+    else delete node[last];
+  } else {
+    node[last] = value;
+  }
+  return copy;
+}
+
+/** Applies several keys, for rows that need a different mode before the one bad key. */
+export function withKeys(
+  raw: Record<string, unknown>,
+  keys: Record<string, unknown>,
+): Record<string, unknown> {
+  return Object.entries(keys).reduce((acc, [path, value]) => withKey(acc, path, value), raw);
+}
+
+/** A parsed config for the component tests. */
+export function stackConfig(
+  keys: Record<string, unknown> = {},
+  stack = "staging",
+  raw = baseRaw(),
+): StackConfig {
+  return parseStackConfig(withKeys(raw, keys), baseCtx(stack));
+}

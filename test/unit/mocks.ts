@@ -1,0 +1,124 @@
+/**
+ * The one `pulumi.runtime.setMocks` of the unit tests. Every `setMocks` call
+ * replaces the previous one, so test files import this module first and
+ * import components after it.
+ *
+ * Resource inputs and invokes are recorded so tests can assert on them
+ * (policy-style: "SSH is not open to the world"); computed outputs such as the
+ * instance's public IP are filled in the way AWS and Cloudflare would.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+export interface RecordedCall {
+  token: string;
+  inputs: Record<string, unknown>;
+}
+
+export const resources: RecordedResource[] = [];
+export const calls: RecordedCall[] = [];
+
+/** Public addresses the mocked cloud hands out. */
+export const MOCK = {
+  instancePublicIp: "198.51.100.10",
+  instanceIpv6: "2001:db8::10",
+  elasticIp: "203.0.113.50",
+  zoneId: "0123456789abcdef0123456789abcdef",
+  defaultVpcId: "vpc-0default0000000000",
+  subnetVpcId: "vpc-0custom00000000000",
+};
+
+/** Forgets what earlier tests recorded. */
+export function resetRecords(): void {
+  resources.length = 0;
+  calls.length = 0;
+}
+
+/** Records of one resource type, optionally only those whose name starts with `prefix`. */
+export function ofType(type: string, prefix = ""): RecordedResource[] {
+  return resources.filter((r) => r.type === type && r.name.startsWith(prefix));
+}
+
+/** An Output's value. Never assert inside an un-awaited apply: a failure there is lost. */
+export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply(resolve));
+}
+
+/** Waits until each resource is registered, so its inputs are recorded. */
+export async function settled(...all: Array<pulumi.Resource | undefined>): Promise<void> {
+  await Promise.all(all.filter((r): r is pulumi.Resource => r !== undefined).map((r) => valueOf(r.urn)));
+}
+
+function amiFor(inputs: Record<string, unknown>): Record<string, unknown> {
+  const filters = (inputs.filters ?? []) as Array<{ name: string; values: string[] }>;
+  const arch = filters.find((f) => f.name === "architecture")?.values[0] ?? "x86_64";
+  const pattern = filters.find((f) => f.name === "name")?.values[0] ?? "";
+  return {
+    id: `ami-${arch === "arm64" ? "0arm64" : "0amd64"}${(inputs.owners as string[])[0]}`,
+    architecture: arch,
+    name: pattern.replace("*", "20250101-1234"),
+  };
+}
+
+pulumi.runtime.setMocks(
+  {
+    call(args: pulumi.runtime.MockCallArgs) {
+      calls.push({ token: args.token, inputs: args.inputs });
+      switch (args.token) {
+        case "aws:ec2/getAmi:getAmi":
+          return amiFor(args.inputs);
+        case "aws:ec2/getVpc:getVpc":
+          return { id: MOCK.defaultVpcId, default: true, cidrBlock: "172.31.0.0/16" };
+        case "aws:ec2/getSubnet:getSubnet":
+          return { id: args.inputs.id, vpcId: MOCK.subnetVpcId };
+        case "cloudflare:index/getZone:getZone":
+          return { id: MOCK.zoneId, zoneId: MOCK.zoneId, name: args.inputs.filter?.name, status: "active" };
+        default:
+          return args.inputs;
+      }
+    },
+    newResource(args: pulumi.runtime.MockResourceArgs) {
+      resources.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, unknown> = { ...args.inputs };
+      let id = `${args.name}-id`;
+      switch (args.type) {
+        case "aws:ec2/instance:Instance":
+          id = "i-0123456789abcdef0";
+          state.publicIp = MOCK.instancePublicIp;
+          state.ipv6Addresses = args.inputs.ipv6AddressCount ? [MOCK.instanceIpv6] : [];
+          break;
+        case "aws:ec2/eip:Eip":
+          id = "eipalloc-0123456789abcdef0";
+          state.allocationId = id;
+          state.publicIp = MOCK.elasticIp;
+          break;
+        case "aws:ec2/keyPair:KeyPair":
+          state.keyName = `${args.name}-0123abc`;
+          break;
+        case "aws:ec2/securityGroup:SecurityGroup":
+          id = "sg-0123456789abcdef0";
+          break;
+        case "tls:index/privateKey:PrivateKey":
+          state.privateKeyPem = `-----BEGIN PRIVATE KEY-----\nmock-${args.name}\n-----END PRIVATE KEY-----\n`;
+          break;
+        case "tls:index/certRequest:CertRequest":
+          state.certRequestPem =
+            "-----BEGIN CERTIFICATE REQUEST-----\nmock\n-----END CERTIFICATE REQUEST-----\n";
+          break;
+        case "cloudflare:index/originCaCertificate:OriginCaCertificate":
+          state.certificate = "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n";
+          state.expiresOn = "2026-01-01T00:00:00Z";
+          break;
+      }
+      return { id, state };
+    },
+  },
+  "apphost",
+  "staging",
+  false,
+);

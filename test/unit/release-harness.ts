@@ -1,0 +1,296 @@
+/**
+ * Shared fixtures for the release tests, and a harness that runs the rendered
+ * `apphost-release` in a temp directory: the layout is relocated under it, and
+ * systemctl/journalctl (and runuser when not root) are replaced at render time
+ * by small scripts. The fake systemctl really starts and stops the web
+ * instances (a tiny Python HTTP server per port), so publish, the health gate,
+ * the switch and the rollback mirror all run for real.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { AppConfig, BackupsConfig, DatabaseConfig, ReleasesConfig } from "../../components/config/types";
+import { hostLayout, type HostLayout } from "../../components/paths";
+import { buildArtifact } from "../../components/release/artifact";
+import type { ReleaseInput } from "../../components/release/phases";
+import { relocateLayout, renderReleaseScript } from "../../components/release/script";
+
+export const baseApp: AppConfig = {
+  name: "shop",
+  source: "app",
+  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+  runtime: "python",
+  requirements: "requirements.txt",
+  healthPath: "/healthz",
+  basePort: 8000,
+  env: {},
+  staticPrefix: "/static/",
+  processes: [
+    { name: "web", command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
+    { name: "worker", command: "python worker.py", kind: "worker" },
+  ],
+};
+
+export const baseDatabase: DatabaseConfig = {
+  kind: "sqlite",
+  sqliteFile: "app.db",
+  postgresName: "shop_prod",
+  migrate: "alembic upgrade head",
+  revision: "alembic current",
+};
+
+export const baseReleases: ReleasesConfig = {
+  keep: 5,
+  healthTimeoutSeconds: 60,
+  drainSeconds: 5,
+  lockTtlMinutes: 30,
+  minFreeMb: 500,
+};
+
+export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7 };
+
+export function baseInput(overrides: Partial<ReleaseInput> = {}): ReleaseInput {
+  return {
+    layout: hostLayout("shop", "prod"),
+    app: baseApp,
+    database: baseDatabase,
+    releases: baseReleases,
+    backups: baseBackups,
+    proxy: { kind: "caddy" },
+    ...overrides,
+  };
+}
+
+export function mkTemp(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `apphost-${prefix}-`));
+}
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+const IS_ROOT = process.getuid?.() === 0;
+
+/** A host in a temp directory with the rendered script and fake systemd. */
+export class FakeHost {
+  readonly tmp: string;
+  readonly layout: HostLayout;
+  readonly script: string;
+  readonly basePort: number;
+  private readonly runDir: string;
+
+  constructor(
+    opts: {
+      releases?: Partial<ReleasesConfig>;
+      database?: Partial<DatabaseConfig>;
+      backupsKeep?: number;
+    } = {},
+  ) {
+    this.tmp = mkTemp("host");
+    this.runDir = path.join(this.tmp, "run");
+    fs.mkdirSync(this.runDir);
+    const user = os.userInfo().username;
+    this.layout = relocateLayout(hostLayout("shop", "test"), this.tmp, user);
+    // Two free-looking ports per host, so parallel runs do not collide.
+    this.basePort = 20000 + 2 * Math.floor(Math.random() * 10000);
+    const bin = path.join(this.tmp, "fakebin");
+    fs.mkdirSync(bin);
+    const systemctl = path.join(bin, "systemctl");
+    fs.writeFileSync(systemctl, fakeSystemctl(this.layout, this.runDir), { mode: 0o755 });
+    const journalctl = path.join(bin, "journalctl");
+    fs.writeFileSync(journalctl, `#!/bin/bash\ntail -n 40 ${this.runDir}/journal.log 2>/dev/null || true\n`, {
+      mode: 0o755,
+    });
+    let runuser = "runuser";
+    if (!IS_ROOT) {
+      runuser = path.join(bin, "runuser");
+      fs.writeFileSync(
+        runuser,
+        '#!/bin/bash\n[ "$1" = -u ] && shift 2\n[ "$1" = -- ] && shift\nexec "$@"\n',
+        {
+          mode: 0o755,
+        },
+      );
+    }
+    const input: ReleaseInput = {
+      layout: this.layout,
+      app: {
+        ...baseApp,
+        basePort: this.basePort,
+        processes: [
+          { name: "web", command: "python3 server.py", kind: "web" },
+          { name: "worker", command: "true", kind: "worker" },
+        ],
+      },
+      database: {
+        ...baseDatabase,
+        migrate: "python3 migrate.py",
+        revision: "python3 migrate.py --current",
+        ...opts.database,
+      },
+      releases: { ...baseReleases, healthTimeoutSeconds: 8, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
+      backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
+      proxy: { kind: "caddy" },
+      tools: { systemctl, journalctl, runuser, requireRoot: false },
+    };
+    this.script = path.join(this.layout.bin, "apphost-release");
+    fs.mkdirSync(this.layout.bin, { recursive: true });
+    fs.writeFileSync(this.script, renderReleaseScript(input), { mode: 0o755 });
+    fs.mkdirSync(path.dirname(this.layout.envFile), { recursive: true });
+    fs.writeFileSync(this.layout.envFile, "GREETING='hello from the env file'\n", { mode: 0o600 });
+  }
+
+  run(args: string[], stdin?: Buffer | string, env: NodeJS.ProcessEnv = {}): RunResult {
+    const r = spawnSync(this.script, args, {
+      input: stdin ?? "",
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      timeout: 120000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { status: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  }
+
+  /** Build the artifact of `appDir` and deploy it as `id`. */
+  deploy(appDir: string, id: string, owner?: string): RunResult {
+    const a = buildArtifact(appDir, {
+      runtime: "python",
+      requirements: "requirements.txt",
+      excludes: baseApp.excludes,
+    });
+    return this.run(
+      [...(owner ? ["--owner", owner] : []), "deploy", id, a.requirementsHash, a.sha256],
+      a.tarGz,
+    );
+  }
+
+  get db(): string {
+    return path.join(this.layout.data, "app.db");
+  }
+
+  read(p: string): string {
+    return fs.existsSync(p) ? fs.readFileSync(p, "utf8") : "";
+  }
+
+  releaseLog(): string[][] {
+    return this.read(this.layout.releaseLog)
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split("\t"));
+  }
+
+  calls(): string[] {
+    return this.read(path.join(this.runDir, "systemctl.log")).split("\n").filter(Boolean);
+  }
+
+  async get(port: number, p = "/"): Promise<{ status: number; body: string }> {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`);
+    return { status: res.status, body: await res.text() };
+  }
+
+  /** Stop every fake instance this host started (by pid) and remove the temp dir. */
+  cleanup(): void {
+    for (const f of fs.existsSync(this.runDir) ? fs.readdirSync(this.runDir) : []) {
+      if (!f.endsWith(".pid")) continue;
+      const pid = Number(fs.readFileSync(path.join(this.runDir, f), "utf8"));
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    }
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * systemctl for the harness: web instances `…-web@<port>.service` run
+ * `python3 server.py <port>` in `instances/<port>`; everything else is logged.
+ */
+function fakeSystemctl(layout: HostLayout, runDir: string): string {
+  return `#!/bin/bash
+set -u
+echo "$*" >>${runDir}/systemctl.log
+verb=$1; shift
+[ "$verb" = enable ] || [ "$verb" = disable ] && { [ "$1" = --quiet ] && shift; exit 0; }
+unit=$1
+case "$unit" in
+  *-web@*.service) port=\${unit##*@}; port=\${port%.service} ;;
+  *) exit 0 ;;
+esac
+pidfile=${runDir}/$port.pid
+alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+launch() { ( cd ${layout.root}/instances/$port && PORT=$port exec .venv/bin/python server.py "$port" ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- & echo $! >"$pidfile"; }
+stop() { if alive; then kill "$(cat "$pidfile")"; for _ in $(seq 50); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
+case "$verb" in
+  stop) stop ;;
+  start) alive || launch ;;
+  restart) stop; launch ;;
+  is-active) if alive; then echo active; else echo inactive; exit 3; fi ;;
+esac
+exit 0
+`;
+}
+
+/** The test app: a tiny HTTP server and a SQLite migration script, both Python stdlib only. */
+export function writeTestApp(
+  dir: string,
+  opts: {
+    version: string;
+    healthy?: boolean;
+    migrations?: string[];
+    failMigration?: boolean;
+    /** The migration copies this file (the deploy lock) to `copyLockTo`, to show who held it */
+    lockFile?: string;
+    copyLockTo?: string;
+  },
+): string {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dir, "server.py"),
+    `import http.server, json, os, sys
+VERSION = ${JSON.stringify(opts.version)}
+HEALTHY = ${opts.healthy === false ? "False" : "True"}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 200 if (self.path != "/healthz" or HEALTHY) else 500
+        body = json.dumps({"version": VERSION, "cwd": os.path.realpath("."), "port": sys.argv[1]}).encode()
+        self.send_response(code); self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a):
+        sys.stderr.write("server %s: %s\\n" % (VERSION, a[0] % a[1:]))
+if not HEALTHY:
+    sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+`,
+  );
+  const migrations = opts.migrations ?? [
+    "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)",
+  ];
+  fs.writeFileSync(
+    path.join(dir, "migrate.py"),
+    `import os, sqlite3, sys
+if sys.argv[1:] == ["--current"]:
+    # Read-only, like \`alembic current\`: never creates the file or a table.
+    if not os.path.exists("data/app.db"):
+        print("none"); sys.exit(0)
+    db = sqlite3.connect("file:data/app.db?mode=ro", uri=True)
+    has = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'revision'").fetchone()
+    row = db.execute("SELECT rev FROM revision").fetchone() if has else None
+    print(row[0] if row else "none")
+    sys.exit(0)
+db = sqlite3.connect("data/app.db", isolation_level=None)
+db.execute("CREATE TABLE IF NOT EXISTS revision (rev TEXT)")
+assert os.environ.get("GREETING") == "hello from the env file", "env file not loaded"
+${opts.lockFile ? `open(${JSON.stringify(opts.copyLockTo)}, "w").write(open(${JSON.stringify(opts.lockFile)}).read())` : ""}
+for stmt in ${JSON.stringify(migrations)}:
+    db.execute(stmt)
+db.execute("DELETE FROM revision")
+db.execute("INSERT INTO revision VALUES (?)", (${JSON.stringify(opts.version)},))
+${opts.failMigration ? 'sys.stderr.write("migration: boom, something went wrong\\n")\nsys.exit(3)' : "print('migrated to', " + JSON.stringify(opts.version) + ")"}
+`,
+  );
+  return dir;
+}

@@ -1,0 +1,231 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import assert from "assert/strict";
+import fc from "fast-check";
+import {
+  DEFAULT_EXCLUDES,
+  buildArtifact,
+  compareReleaseIds,
+  compileExcludes,
+  nextReleaseId,
+  releaseId,
+  releaseIdTime,
+  requirementsHash,
+  walkApp,
+} from "../../components/release/artifact";
+import { mkTemp } from "./release-harness";
+
+const app = { runtime: "python" as const, requirements: "requirements.txt", excludes: [...DEFAULT_EXCLUDES] };
+
+function writeTree(root: string, files: Record<string, string>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const abs = path.join(root, rel);
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    fs.writeFileSync(abs, content);
+  }
+}
+
+const TREE = {
+  "app/main.py": "print('hi')\n",
+  "app/__init__.py": "",
+  "requirements.txt": "fastapi==0.115.6\n",
+  "static/index.html": "<h1>hi</h1>\n",
+  "migrations/versions/0001.py": "# rev 1\n",
+  ".env": "SECRET=1\n",
+  ".git/HEAD": "ref: refs/heads/main\n",
+  "app/__pycache__/main.cpython-311.pyc": "bytecode",
+  "app/util.pyc": "bytecode",
+  "venv/bin/python": "#!",
+  "node_modules/x/index.js": "",
+  "data/app.db": "sqlite",
+  "logs/app.log": "log",
+};
+
+describe("release artifact: excludes", () => {
+  const cases: [string[], string, boolean, boolean][] = [
+    // patterns, path, isDir, excluded
+    [[".git"], ".git", true, true],
+    [[".git"], "sub/.git", true, true],
+    [["*.pyc"], "a/b/c.pyc", false, true],
+    [["*.pyc"], "a/b/c.py", false, false],
+    [["data/"], "data", true, true],
+    [["data/"], "data", false, false],
+    [["data/"], "app/data", true, true],
+    [["/data/"], "app/data", true, false],
+    [["/data/"], "data", true, true],
+    [["static/build/*.map"], "static/build/app.js.map", false, true],
+    [["static/build/*.map"], "other/static/build/app.js.map", false, false],
+    [["**/*.log"], "a/b/x.log", false, true],
+    [["**/*.log"], "x.log", false, true],
+    [["docs/**"], "docs/a/b.md", false, true],
+    [["file?.txt"], "file1.txt", false, true],
+    [["file?.txt"], "file10.txt", false, false],
+    [["[ab].txt"], "b.txt", false, true],
+    [["[!ab].txt"], "b.txt", false, false],
+    [["*.tar.gz"], "x.tar.gz", false, true],
+    [["a+b"], "a+b", false, true],
+    [["a+b"], "aab", false, false],
+  ];
+  for (const [patterns, p, isDir, want] of cases) {
+    it(`${JSON.stringify(patterns)} ${want ? "excludes" : "keeps"} ${p}${isDir ? "/" : ""}`, () => {
+      assert.equal(compileExcludes(patterns)(p, isDir), want);
+    });
+  }
+
+  it("refuses negation and empty patterns with the key in the message", () => {
+    assert.throws(() => compileExcludes(["!keep.pyc"]), /apphost:app.excludes: negation is not supported/);
+    assert.throws(() => compileExcludes([" "]), /apphost:app.excludes: empty pattern/);
+  });
+});
+
+describe("release artifact: content hash and tarball", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkTemp("artifact");
+    writeTree(path.join(dir, "a"), TREE);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("walks in a fixed order and leaves out the default excludes", () => {
+    const { entries } = walkApp(path.join(dir, "a"), DEFAULT_EXCLUDES);
+    assert.deepEqual(
+      entries.map((e) => `${e.type} ${e.path}`),
+      [
+        "dir app",
+        "file app/__init__.py",
+        "file app/main.py",
+        "dir migrations",
+        "dir migrations/versions",
+        "file migrations/versions/0001.py",
+        "file requirements.txt",
+        "dir static",
+        "file static/index.html",
+      ],
+    );
+  });
+
+  it("same tree ⇒ same bytes and hash, also from another directory and after touching mtimes", () => {
+    writeTree(path.join(dir, "b"), TREE);
+    const later = new Date(Date.now() + 3600_000);
+    fs.utimesSync(path.join(dir, "b", "app/main.py"), later, later);
+    const a = buildArtifact(path.join(dir, "a"), app);
+    const b = buildArtifact(path.join(dir, "b"), app);
+    assert.equal(a.contentHash, b.contentHash);
+    assert.ok(a.tarGz.equals(b.tarGz), "byte-identical tar.gz");
+    assert.equal(a.sha256, b.sha256);
+    assert.match(a.contentHash, /^[0-9a-f]{64}$/);
+  });
+
+  it("a change in an excluded file ⇒ same hash; a content, name or mode change ⇒ new hash", () => {
+    const root = path.join(dir, "a");
+    const h0 = buildArtifact(root, app).contentHash;
+    fs.writeFileSync(path.join(root, "data/app.db"), "changed");
+    fs.writeFileSync(path.join(root, ".env"), "SECRET=2\n");
+    fs.writeFileSync(path.join(root, "app/__pycache__/main.cpython-311.pyc"), "other");
+    assert.equal(buildArtifact(root, app).contentHash, h0);
+    fs.writeFileSync(path.join(root, "app/main.py"), "print('ho')\n");
+    const h1 = buildArtifact(root, app).contentHash;
+    assert.notEqual(h1, h0);
+    fs.chmodSync(path.join(root, "app/main.py"), 0o755);
+    const h2 = buildArtifact(root, app).contentHash;
+    assert.notEqual(h2, h1);
+    fs.renameSync(path.join(root, "app/main.py"), path.join(root, "app/main2.py"));
+    assert.notEqual(buildArtifact(root, app).contentHash, h2);
+  });
+
+  it("extracts with GNU tar: normalized modes, owner 0, mtime 0, symlinks and PAX long paths", () => {
+    const root = path.join(dir, "a");
+    const long = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(60)}/${"g".repeat(90)}.txt`;
+    writeTree(root, { [long]: "deep\n", "bin/run": "#!/bin/sh\n" });
+    fs.chmodSync(path.join(root, "bin/run"), 0o700);
+    fs.chmodSync(path.join(root, "app/main.py"), 0o600);
+    fs.symlinkSync("app/main.py", path.join(root, "entry.py"));
+    const a = buildArtifact(root, app);
+    const tgz = path.join(dir, "a.tar.gz");
+    fs.writeFileSync(tgz, a.tarGz);
+    const list = spawnSync("tar", ["-tzvf", tgz, "--numeric-owner", "--full-time"]).stdout.toString();
+    assert.match(list, /^-rwxr-xr-x 0\/0 +\d+ 1970-01-01 00:00:00 bin\/run$/m);
+    assert.match(list, /^-rw-r--r-- 0\/0 +\d+ 1970-01-01 00:00:00 app\/main\.py$/m);
+    assert.match(list, /^lrwxrwxrwx 0\/0 +0 1970-01-01 00:00:00 entry\.py -> app\/main\.py$/m);
+    assert.doesNotMatch(list, /\.env|\.git|pycache|venv|node_modules|data\/|logs\//);
+    const out = path.join(dir, "out");
+    fs.mkdirSync(out);
+    const x = spawnSync("tar", ["-xzf", tgz, "-C", out]);
+    assert.equal(x.status, 0, x.stderr.toString());
+    assert.equal(fs.readFileSync(path.join(out, long), "utf8"), "deep\n");
+    assert.equal(fs.readlinkSync(path.join(out, "entry.py")), "app/main.py");
+    assert.equal(buildArtifact(out, app).contentHash, a.contentHash, "the extracted tree hashes the same");
+  });
+
+  it("the requirements hash follows requirements.txt only", () => {
+    const root = path.join(dir, "a");
+    const r0 = requirementsHash(root, app);
+    assert.match(r0, /^[0-9a-f]{16}$/);
+    fs.writeFileSync(path.join(root, "app/main.py"), "changed");
+    assert.equal(requirementsHash(root, app), r0);
+    fs.writeFileSync(path.join(root, "requirements.txt"), "fastapi==0.115.7\n");
+    assert.notEqual(requirementsHash(root, app), r0);
+    assert.notEqual(requirementsHash(root, { runtime: "node", requirements: "requirements.txt" }), r0);
+    fs.rmSync(path.join(root, "requirements.txt"));
+    assert.equal(requirementsHash(root, app), requirementsHash(root, app), "a missing file is stable");
+  });
+
+  it("refuses a source that is not a directory", () => {
+    assert.throws(() => buildArtifact(path.join(dir, "a", "requirements.txt"), app), /is not a directory/);
+  });
+});
+
+describe("release ids", () => {
+  const hash = "0123456789abcdef".repeat(4);
+
+  it("are YYYYMMDDHHMMSS-<first 8 of the content hash>, in UTC", () => {
+    assert.equal(releaseId(hash, new Date("2025-03-04T05:06:07.890Z")), "20250304050607-01234567");
+    assert.deepEqual(releaseIdTime("20250304050607-01234567"), new Date("2025-03-04T05:06:07Z"));
+    assert.throws(() => releaseIdTime("2025-01"), /is not a release id/);
+    assert.throws(() => releaseId("xyz", new Date()), /not a hex content hash/);
+  });
+
+  it("sort by time (property)", () => {
+    const time = fc.date({
+      min: new Date("2000-01-01T00:00:00Z"),
+      max: new Date("2999-12-31T23:59:59Z"),
+      noInvalidDate: true,
+    });
+    const hex = fc.hexaString({ minLength: 8, maxLength: 8 }).map((h) => h.toLowerCase());
+    fc.assert(
+      fc.property(time, time, hex, hex, (t1, t2, h1, h2) => {
+        const s1 = Math.floor(t1.getTime() / 1000);
+        const s2 = Math.floor(t2.getTime() / 1000);
+        fc.pre(s1 !== s2);
+        const a = releaseId(h1, t1);
+        const b = releaseId(h2, t2);
+        return Math.sign(compareReleaseIds(a, b)) === Math.sign(s1 - s2) && a < b === s1 < s2;
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("unchanged content keeps its id; new content gets a later id even when the clock went back (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.date({
+          min: new Date("2020-01-01T00:00:00Z"),
+          max: new Date("2030-01-01T00:00:00Z"),
+          noInvalidDate: true,
+        }),
+        fc.integer({ min: -86400_000, max: 86400_000 }),
+        (first, skew) => {
+          const prev = { id: releaseId(hash, first), contentHash: hash };
+          const now = new Date(first.getTime() + skew);
+          const other = "fedcba98".repeat(8);
+          const same = nextReleaseId(hash, now, prev);
+          const next = nextReleaseId(other, now, prev);
+          return same === prev.id && next > prev.id && next.endsWith("-fedcba98");
+        },
+      ),
+      { numRuns: 300 },
+    );
+    assert.equal(nextReleaseId(hash, new Date("2025-01-01T00:00:00Z")), "20250101000000-01234567");
+  });
+});

@@ -1,0 +1,436 @@
+import assert from "assert/strict";
+import type { DatabaseConfig } from "../../components/config/types";
+import { hostLayout } from "../../components/paths";
+import {
+  backupCommands,
+  backupScript,
+  fingerprintCommands,
+  pruneBackupsCommands,
+  restoreCommands,
+  restoreScript,
+} from "../../components/release/backup";
+import {
+  EXIT_CODES,
+  deployPhases,
+  healthGatePhase,
+  installPhase,
+  literalRefs,
+  migratePhase,
+  mirrorPhases,
+  proxyReloadCommand,
+  publishPhase,
+  rollbackPhases,
+  upstreamBody,
+  upstreamFile,
+  type ReleaseInput,
+} from "../../components/release/phases";
+import { renderCaddyUpstream } from "../../components/render/caddy";
+import { renderNginxUpstream } from "../../components/render/nginx";
+import { baseApp, baseDatabase, baseInput, baseReleases } from "./release-harness";
+
+const ID = "20250101120000-abcdef12";
+const literal = literalRefs({ id: ID, requirementsHash: "0123456789abcdef", newPort: 8001, oldPort: 8000 });
+
+function phase(input: ReleaseInput, name: string) {
+  const p = deployPhases(input).find((x) => x.name === name);
+  assert.ok(p, name);
+  return p;
+}
+
+describe("release phases: the base input", () => {
+  it("deploys in the Capistrano order, each phase with its own exit status", () => {
+    const phases = deployPhases(baseInput());
+    assert.deepEqual(
+      phases.map((p) => [p.name, p.exitCode]),
+      [
+        ["check", 10],
+        ["upload", 11],
+        ["install", 12],
+        ["backup", 13],
+        ["migrate", 14],
+        ["publish", 15],
+        ["health-gate", 16],
+        ["finish", 17],
+      ],
+    );
+    const codes = Object.values(EXIT_CODES);
+    assert.equal(new Set(codes).size, codes.length, "exit statuses are distinct");
+    assert.deepEqual(
+      mirrorPhases(baseInput()).map((p) => p.name),
+      ["revert-traffic", "restore-database", "mark-failed"],
+    );
+    assert.deepEqual(
+      rollbackPhases(baseInput()).map((p) => p.name),
+      ["choose", "publish", "health-gate", "finish"],
+    );
+  });
+
+  it("check", () => {
+    assert.deepEqual(phase(baseInput(), "check").commands, [
+      "install -d -m 0755 /srv/shop-prod /srv/shop-prod/releases /srv/shop-prod/instances /srv/shop-prod/venvs /srv/shop-prod/shared /srv/shop-prod/bin",
+      "install -d -m 0750 -o shop-prod -g shop-prod /srv/shop-prod/shared/data /srv/shop-prod/shared/logs /srv/shop-prod/cache",
+      "install -d -m 0700 /srv/shop-prod/shared/backups",
+      "free_mb=$(df -Pm /srv/shop-prod | awk 'NR == 2 { print $4 }')",
+      'if [ "$free_mb" -lt 500 ]; then die "only $free_mb MiB free under /srv/shop-prod; 500 MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi',
+      "lock_acquire 30",
+      "choose_ports",
+      'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
+      'if [ ! -e /etc/apphost/shop-prod.env ]; then note "warning: /etc/apphost/shop-prod.env does not exist; processes start without the stack\'s environment"; fi',
+    ]);
+  });
+
+  it("upload (script refs)", () => {
+    assert.deepEqual(phase(baseInput(), "upload").commands, [
+      'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
+      'if [ -d "$NEW_DIR" ]; then note "upload: release $RELEASE_ID is already on the host; reusing it"; drain_stdin; return 0; fi',
+      'rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"',
+      '(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")',
+      'if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi',
+      'if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp" | cut -d\' \' -f1); if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi',
+      'if ! gzip -t "$NEW_DIR.tar.gz.tmp" 2>/dev/null; then die "the artifact on stdin is not a complete gzip stream (interrupted upload?)"; fi',
+      'mkdir -m 0755 "$NEW_DIR.tmp"',
+      'tar -xzf "$NEW_DIR.tar.gz.tmp" -C "$NEW_DIR.tmp" --no-same-owner',
+      'printf \'id=%s\\nuploaded=%s\\n\' "$RELEASE_ID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$NEW_DIR.tmp/.apphost-release"',
+      'rm -f "$NEW_DIR.tar.gz.tmp"',
+      'mv -T "$NEW_DIR.tmp" "$NEW_DIR"',
+    ]);
+  });
+
+  it("install (literal refs): shared links, chown, venv per requirements hash", () => {
+    assert.deepEqual(phase(baseInput({ refs: literal }), "install").commands, [
+      `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -hR shop-prod: "$NEW_DIR"',
+      'VENV="/srv/shop-prod/venvs/0123456789abcdef"',
+      'if [ -f "$VENV/.apphost-complete" ] && "$VENV/bin/python" -c \'\' 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else note "install: no requirements.txt; the venv has no packages"; fi; touch "$VENV/.apphost-complete"; fi',
+      'rm -rf "$NEW_DIR/.venv"',
+      'ln -sfn "$VENV" "$NEW_DIR/.venv"',
+      'chown -h shop-prod: "$NEW_DIR/.venv"',
+    ]);
+  });
+
+  it("backup, migrate, publish, health-gate, finish (literal refs)", () => {
+    const input = baseInput({ refs: literal });
+    assert.deepEqual(phase(input, "backup").commands, [`db_backup "pre-${ID}"`, "db_prune_backups"]);
+    assert.deepEqual(phase(input, "migrate").commands, [
+      `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
+      "REVISION_BEFORE=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      "DB_FP_BEFORE=$(db_fingerprint)",
+      "MIGRATE_STARTED=1",
+      'if ! as_app "$NEW_DIR" \'alembic upgrade head\' >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(tail -n 40 "$MIGRATE_LOG")"; fi',
+      "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
+    ]);
+    assert.deepEqual(phase(input, "publish").commands, [
+      `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
+      "PUBLISH_STARTED=$(date +%s)",
+      "NEW_STARTED=1",
+      'systemctl enable --quiet "apphost-shop-prod-web@8001.service"',
+      'systemctl restart "apphost-shop-prod-web@8001.service"',
+    ]);
+    assert.deepEqual(phase(input, "health-gate").commands, [
+      'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz within 60s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
+      "SWITCHED=1",
+      'switch_upstream "8001"',
+      'write_active_port "8001"',
+      `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
+      "systemctl enable --quiet apphost-shop-prod-worker.service",
+      "systemctl restart apphost-shop-prod-worker.service",
+      'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
+      "COMMITTED=1",
+    ]);
+    assert.deepEqual(phase(input, "finish").commands, [
+      `release_log "${ID}" "$REVISION" deployed`,
+      "prune_releases 5",
+      "prune_venvs",
+    ]);
+  });
+
+  it("the mirror undoes traffic, then the database, then marks the release failed", () => {
+    const [traffic, database, mark] = mirrorPhases(baseInput({ refs: literal }));
+    assert.deepEqual(traffic.commands, [
+      'if [ "$SWITCHED" = 1 ] && [ -n "8000" ]; then systemctl enable --quiet "apphost-shop-prod-web@8000.service"; systemctl start "apphost-shop-prod-web@8000.service"; health_wait "http://127.0.0.1:8000/healthz" "apphost-shop-prod-web@8000.service" 60 || note "rollback: warning: apphost-shop-prod-web@8000.service is not healthy ($HEALTH_LAST)"; switch_upstream "8000"; write_active_port "8000"; fi',
+      'if [ "$NEW_STARTED" = 1 ]; then systemctl stop "apphost-shop-prod-web@8001.service"; systemctl disable --quiet "apphost-shop-prod-web@8001.service"; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; systemctl restart apphost-shop-prod-worker.service; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f /srv/shop-prod/current /srv/shop-prod/active-port; fi',
+    ]);
+    assert.deepEqual(database.commands, [
+      'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
+      "fp_after=$(db_fingerprint)",
+      "rev_after=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
+      `if [ -n "$BACKUP_FILE" ]; then db_restore "$BACKUP_FILE"; else db_set_aside "${ID}"; fi`,
+    ]);
+    assert.deepEqual(mark.commands, [
+      'if [ "$MIGRATE_STARTED" = 1 ]; then REVISION=$(app_revision "$NEW_DIR" \'alembic current\'); fi',
+      `release_log "${ID}" "$REVISION" "failed:$FAILED_PHASE"`,
+      `rm -rf "/srv/shop-prod/releases/${ID}.tmp" "/srv/shop-prod/releases/${ID}.tar.gz.tmp"`,
+    ]);
+  });
+
+  it("rollback on purpose records rolled-back and never touches the database", () => {
+    const [choose, , , finish] = rollbackPhases(baseInput());
+    assert.deepEqual(choose.commands, [
+      "lock_acquire 30",
+      "choose_ports",
+      'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
+      "choose_rollback_target",
+      'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
+      "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
+    ]);
+    assert.deepEqual(finish.commands, [
+      'release_log "$RELEASE_ID" "$REVISION" rolled-back',
+      'note "rollback: $RELEASE_ID serves now; the database was not changed (restore a backup explicitly with: apphost-release restore <file>)"',
+    ]);
+    const all = rollbackPhases(baseInput())
+      .flatMap((p) => p.commands)
+      .join("\n");
+    assert.doesNotMatch(all, /db_restore|db_backup|as_app "\$NEW_DIR" 'alembic upgrade/);
+  });
+});
+
+describe("release phases: one key changed", () => {
+  it("apphost:proxy.kind nginx: upstream file, body and a validated reload", () => {
+    const l = hostLayout("shop", "prod");
+    assert.equal(upstreamFile(l, "caddy"), "/etc/caddy/apphost/shop-prod.upstream");
+    assert.equal(upstreamFile(l, "nginx"), "/etc/nginx/apphost/shop-prod.upstream");
+    assert.equal(upstreamBody("caddy", 8001), renderCaddyUpstream(8001));
+    assert.match(upstreamBody("caddy", 8001), /^reverse_proxy 127\.0\.0\.1:8001 \{$/m);
+    assert.equal(upstreamBody("nginx", 8001), renderNginxUpstream(8001));
+    assert.match(upstreamBody("nginx", 8001), /^server 127\.0\.0\.1:8001;$/m);
+    assert.equal(proxyReloadCommand("caddy"), "systemctl reload caddy");
+    assert.equal(proxyReloadCommand("nginx"), "nginx -t -q && systemctl reload nginx");
+    assert.match(healthGatePhase(baseInput({ proxy: { kind: "nginx" } })).description, /the nginx upstream/);
+  });
+
+  it("apphost:app.healthPath, apphost:releases.* numbers", () => {
+    const hg = healthGatePhase(
+      baseInput({
+        refs: literal,
+        app: { ...baseApp, healthPath: "/up" },
+        releases: { ...baseReleases, healthTimeoutSeconds: 90, drainSeconds: 0 },
+      }),
+    );
+    assert.match(
+      hg.commands[0],
+      /^if ! health_wait "http:\/\/127.0.0.1:8001\/up" "apphost-shop-prod-web@8001.service" 90; then/,
+    );
+    assert.match(hg.commands.at(-2)!, /then sleep 0; /);
+    assert.equal(
+      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[1],
+      "prune_releases 3",
+    );
+    assert.match(
+      phase(baseInput({ releases: { ...baseReleases, minFreeMb: 2048 } }), "check").commands[4],
+      /-lt 2048 \]/,
+    );
+    assert.equal(
+      phase(baseInput({ releases: { ...baseReleases, lockTtlMinutes: 5 } }), "check").commands[5],
+      "lock_acquire 5",
+    );
+  });
+
+  it("apphost:app.basePort moves both ports", () => {
+    assert.match(
+      phase(baseInput({ app: { ...baseApp, basePort: 9000 } }), "check").description,
+      /\(9000 or 9001\)/,
+    );
+  });
+
+  it("apphost:app.runtime node, with apphost:app.build", () => {
+    const cmds = installPhase(
+      baseInput({
+        refs: literal,
+        app: { ...baseApp, runtime: "node", requirements: "package-lock.json", build: "npm run build" },
+      }),
+    ).commands;
+    assert.deepEqual(cmds, [
+      `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -hR shop-prod: "$NEW_DIR"',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci --no-audit --no-fund\'; as_app "$NEW_DIR" \'npm run build\'; touch "$NEW_DIR/.apphost-installed"; fi',
+    ]);
+  });
+
+  it("apphost:app.build on a python app runs after the venv", () => {
+    const cmds = installPhase(
+      baseInput({ refs: literal, app: { ...baseApp, build: "npm ci && npm run build" } }),
+    ).commands;
+    assert.equal(
+      cmds.at(-1),
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci && npm run build\'; touch "$NEW_DIR/.apphost-installed"; fi',
+    );
+  });
+
+  it("apphost:database.migrate empty: migrate is skipped, logged", () => {
+    const m = migratePhase(
+      baseInput({ refs: literal, database: { ...baseDatabase, migrate: "", revision: "" } }),
+    );
+    assert.deepEqual(m.commands, [
+      `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      'note "migrate: no apphost:database.migrate command; skipping"',
+    ]);
+  });
+
+  it("apphost:database.revision empty: no revision before or after", () => {
+    const m = migratePhase(baseInput({ database: { ...baseDatabase, revision: "" } }));
+    assert.equal(m.commands[2], 'REVISION_BEFORE=""');
+    assert.ok(!m.commands.some((c) => c.includes("app_revision")));
+  });
+
+  it("apphost:database.kind none: no backup, no restore", () => {
+    const input = baseInput({ database: { ...baseDatabase, kind: "none", migrate: "" } });
+    assert.match(phase(input, "backup").description, /No database configured/);
+    assert.deepEqual(mirrorPhases(input)[1].commands, ['note "rollback: no database"']);
+  });
+
+  it("no web process: publish and the gate only switch current and restart workers", () => {
+    const input = baseInput({
+      app: { ...baseApp, processes: [{ name: "worker", command: "x", kind: "worker" }] },
+    });
+    assert.deepEqual(publishPhase(input).commands, [
+      'note "publish: no web process in apphost:app.processes"',
+    ]);
+    assert.deepEqual(healthGatePhase(input).commands, [
+      'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
+      "SWITCHED=1",
+      "systemctl enable --quiet apphost-shop-prod-worker.service",
+      "systemctl restart apphost-shop-prod-worker.service",
+      "COMMITTED=1",
+    ]);
+  });
+
+  it("test hooks replace the commands at render time", () => {
+    const p = publishPhase(baseInput({ refs: literal, tools: { systemctl: "/tmp/fake/systemctl" } }));
+    assert.equal(p.commands[3], '/tmp/fake/systemctl enable --quiet "apphost-shop-prod-web@8001.service"');
+  });
+});
+
+describe("release phases: refused input", () => {
+  it("names the key and the fix", () => {
+    assert.throws(
+      () => deployPhases(baseInput({ releases: { ...baseReleases, keep: 1, drainSeconds: -1 } })),
+      /apphost:releases.keep must be a whole number >= 2, got 1\napphost:releases.drainSeconds must be a whole number >= 0, got -1/,
+    );
+    assert.throws(
+      () =>
+        deployPhases(
+          baseInput({
+            app: {
+              ...baseApp,
+              processes: [
+                { name: "web", command: "a", kind: "web" },
+                { name: "api", command: "b", kind: "web" },
+              ],
+            },
+          }),
+        ),
+      /only one process can be kind "web" .*found web, api/,
+    );
+    assert.throws(
+      () => deployPhases(baseInput({ layout: { ...hostLayout("shop", "prod"), root: "/srv/my shop" } })),
+      /layout.root "\/srv\/my shop" must be an absolute path of letters/,
+    );
+    assert.throws(
+      () => deployPhases(baseInput({ app: { ...baseApp, requirements: "../x.txt" } })),
+      /apphost:app.requirements "..\/x.txt" must be a relative path inside the app/,
+    );
+    assert.throws(
+      () => healthGatePhase(baseInput({ app: { ...baseApp, healthPath: "healthz" } })),
+      /apphost:app.healthPath/,
+    );
+    assert.throws(
+      () => literalRefs({ id: "nope", requirementsHash: "00000000", newPort: 1 }),
+      /not a release id/,
+    );
+  });
+});
+
+describe("release backup commands", () => {
+  const input = (database: Partial<DatabaseConfig> = {}) => ({
+    layout: hostLayout("shop", "prod"),
+    database: { ...baseDatabase, ...database },
+    backups: { schedule: "daily", keep: 7 },
+  });
+
+  it("sqlite: online .backup, integrity check, atomic rename", () => {
+    assert.deepEqual(backupCommands(input()), [
+      'local stamp check=""',
+      'BACKUP_FILE=""',
+      'if [ ! -f /srv/shop-prod/shared/data/app.db ]; then note "backup: no database yet at /srv/shop-prod/shared/data/app.db; nothing to back up"; return 0; fi',
+      "install -d -m 0700 /srv/shop-prod/shared/backups",
+      "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
+      'BACKUP_FILE=/srv/shop-prod/shared/backups/app-"$stamp"-"$1".db',
+      'if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=/srv/shop-prod/shared/backups/app-"$stamp"-"$1"-$$.db; fi',
+      'rm -f "$BACKUP_FILE.tmp"',
+      "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".backup '$BACKUP_FILE.tmp'\"",
+      "db_fix_owner",
+      "check=$(sqlite3 -bail -cmd '.timeout 30000' \"$BACKUP_FILE.tmp\" 'PRAGMA integrity_check;' 2>&1) || true",
+      'if [ "$check" != ok ]; then rm -f "$BACKUP_FILE.tmp"; fail "backup: integrity check of the copy failed: $check"; fi',
+      'chmod 0600 "$BACKUP_FILE.tmp"',
+      'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
+      'note "backup: database copied to $BACKUP_FILE (integrity ok)"',
+    ]);
+    assert.deepEqual(restoreCommands(input()).slice(2, 5), [
+      "check=$(sqlite3 -bail -cmd '.timeout 30000' \"$file\" 'PRAGMA integrity_check;' 2>&1) || true",
+      'if [ "$check" != ok ]; then fail "restore: $file fails its integrity check: $check"; fi',
+      "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".restore '$file'\"",
+    ]);
+    assert.deepEqual(pruneBackupsCommands(input()), [
+      "local old",
+      "if [ ! -d /srv/shop-prod/shared/backups ]; then return 0; fi",
+      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
+    ]);
+  });
+
+  it("postgres: pg_dump -Fc as the postgres user, verified with pg_restore --list", () => {
+    const cmds = backupCommands(input({ kind: "postgres" }));
+    assert.equal(
+      cmds[2],
+      'if [ "$(runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = \'shop_prod\'")" != 1 ]; then note "backup: no database shop_prod yet; nothing to back up"; return 0; fi',
+    );
+    assert.ok(
+      cmds.includes(
+        '(umask 077 && runuser -u postgres -- pg_dump --format=custom --no-owner --dbname=shop_prod >"$BACKUP_FILE.tmp")',
+      ),
+    );
+    assert.ok(cmds.some((c) => c.startsWith('if ! check=$(pg_restore --list "$BACKUP_FILE.tmp"')));
+    assert.ok(
+      restoreCommands(input({ kind: "postgres" })).includes(
+        'runuser -u postgres -- pg_restore --clean --if-exists --single-transaction --no-owner --role=shop_prod --dbname=shop_prod <"$file"',
+      ),
+    );
+    assert.deepEqual(
+      fingerprintCommands(input({ kind: "postgres" }))[1],
+      "runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | sha256sum | cut -d' ' -f1",
+    );
+  });
+
+  it("the schema fingerprint ignores data written by the live release", () => {
+    assert.deepEqual(fingerprintCommands(input()), [
+      "if [ ! -f /srv/shop-prod/shared/data/app.db ]; then echo absent; return 0; fi",
+      "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db 'PRAGMA user_version; SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name;' | sha256sum | cut -d' ' -f1",
+    ]);
+  });
+
+  it("standalone scripts for the timer and the doctor", () => {
+    const s = backupScript(input(), "scheduled");
+    assert.match(s, /^#!\/bin\/bash\nset -euo pipefail\n/);
+    assert.match(s, /\ndb_backup scheduled\ndb_prune_backups\n$/);
+    assert.match(
+      restoreScript(input(), "/srv/shop-prod/shared/backups/app-x.db"),
+      /\ndb_backup pre-restore\ndb_restore \/srv\/shop-prod\/shared\/backups\/app-x.db\n$/,
+    );
+    assert.throws(() => backupScript(input(), "Bad Label"), /backup label/);
+    assert.throws(() => backupCommands(input({ sqliteFile: "../x.db" })), /apphost:database.sqliteFile/);
+    assert.throws(
+      () => pruneBackupsCommands({ ...input(), backups: { schedule: "daily", keep: 0 } }),
+      /apphost:backups.keep/,
+    );
+  });
+});

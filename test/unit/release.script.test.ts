@@ -1,0 +1,563 @@
+/**
+ * apphost-release, rendered and RUN: shellcheck on the production render, then
+ * deploys, the health gate, the rollback mirror, rollback on purpose, the lock,
+ * backups and keep-N in a temp directory with a fake systemctl that really
+ * starts and stops the web instances (see release-harness.ts).
+ */
+import { spawn, spawnSync, type ChildProcess } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import assert from "assert/strict";
+import { hostLayout } from "../../components/paths";
+import { backupScript, restoreScript } from "../../components/release/backup";
+import { EXIT_CODES } from "../../components/release/phases";
+import {
+  deployArgs,
+  parseResult,
+  parseStatus,
+  releaseCommand,
+  relocateLayout,
+  renderReleaseScript,
+} from "../../components/release/script";
+import { renderCaddyUpstream } from "../../components/render/caddy";
+import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
+
+function requireTool(tool: string, hint: string): void {
+  const r = spawnSync("sh", ["-c", `command -v ${tool}`]);
+  if (r.status !== 0) assert.fail(`${tool} is not installed; it is required by these tests: ${hint}`);
+}
+
+function sqlite(db: string, sql: string): string {
+  const r = spawnSync("sqlite3", ["-bail", db, sql]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  return r.stdout.toString();
+}
+
+/** Same database pages; only the header counters SQLite bumps on every write may differ. */
+function assertSameDatabase(actual: string, expected: string): void {
+  const a = fs.readFileSync(actual);
+  const b = fs.readFileSync(expected);
+  assert.equal(a.length, b.length, "database sizes differ");
+  const mask = (buf: Buffer) => {
+    const c = Buffer.from(buf);
+    c.fill(0, 24, 28); // file change counter
+    c.fill(0, 40, 44); // schema cookie
+    c.fill(0, 92, 100); // version-valid-for and SQLite version number
+    return c;
+  };
+  assert.ok(mask(a).equals(mask(b)), "database pages differ");
+  assert.equal(sqlite(actual, ".sha3sum --schema"), sqlite(expected, ".sha3sum --schema"));
+}
+
+describe("release script: static checks", () => {
+  it("passes shellcheck -s bash with no findings (production render, variants, standalone backup/restore)", function () {
+    this.timeout(60000);
+    requireTool("shellcheck", "apt-get install -y shellcheck");
+    const variants = [
+      baseInput(),
+      baseInput({ proxy: { kind: "nginx" } }),
+      baseInput({ database: { ...baseInput().database, kind: "postgres" } }),
+      baseInput({ database: { ...baseInput().database, kind: "none", migrate: "" } }),
+      baseInput({
+        app: {
+          ...baseInput().app,
+          runtime: "node",
+          requirements: "package-lock.json",
+          build: "npm run build",
+        },
+      }),
+      baseInput({
+        app: { ...baseInput().app, processes: [{ name: "worker", command: "x", kind: "worker" }] },
+      }),
+    ];
+    const dir = mkTemp("shellcheck");
+    const scripts = [
+      ...variants.map((v) => renderReleaseScript(v)),
+      ...variants.map((v) => backupScript(v, "scheduled")),
+      ...variants
+        .filter((v) => v.database.kind !== "none")
+        .map((v) => restoreScript(v, "/srv/x/backups/a.db")),
+    ];
+    try {
+      scripts.forEach((text, i) => {
+        const file = path.join(dir, `apphost-release-${i}`);
+        fs.writeFileSync(file, text);
+        const r = spawnSync("shellcheck", ["-s", "bash", file]);
+        assert.equal(r.status, 0, `variant ${i}:\n${r.stdout}${r.stderr}`);
+        assert.equal(r.stdout.toString(), "", `variant ${i}`);
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a production render contains no test hooks", () => {
+    const s = renderReleaseScript(baseInput());
+    assert.match(s, /^#!\/bin\/bash\n/);
+    assert.ok(s.includes('  runuser -u "$APP_USER" -- env -i'));
+    assert.ok(s.includes("systemctl reload caddy"));
+    assert.ok(s.includes('[ "$(id -u)" -ne 0 ]'), "requires root");
+    assert.ok(!/APPHOST_(SYSTEMCTL|JOURNALCTL|RUNUSER)/.test(s), "nothing read from the environment");
+  });
+
+  it("renders the same text for the same input", () => {
+    assert.equal(renderReleaseScript(baseInput()), renderReleaseScript(baseInput()));
+  });
+
+  it("builds the remote command line and parses results", () => {
+    const layout = hostLayout("shop", "prod");
+    const args = deployArgs({
+      releaseId: "20250101120000-abcdef12",
+      requirementsHash: "0123456789abcdef",
+      artifactSha256: "a".repeat(64),
+      owner: "alice@laptop",
+    });
+    assert.equal(
+      releaseCommand(layout, args, "admin"),
+      `sudo -n /srv/shop-prod/bin/apphost-release --owner=alice@laptop deploy 20250101120000-abcdef12 0123456789abcdef ${"a".repeat(64)}`,
+    );
+    assert.equal(releaseCommand(layout, ["status"]), "/srv/shop-prod/bin/apphost-release status");
+    assert.deepEqual(parseResult("release=x\nport=8001\noutcome=deployed\n"), {
+      release: "x",
+      port: "8001",
+      outcome: "deployed",
+    });
+  });
+
+  it("relocates every layout path under a temp root", () => {
+    const l = relocateLayout(hostLayout("shop", "prod"), "/tmp/x", "me");
+    assert.equal(l.root, "/tmp/x/srv");
+    assert.equal(l.releases, "/tmp/x/srv/releases");
+    assert.equal(l.envFile, "/tmp/x/etc/apphost/shop-prod.env");
+    assert.equal(l.caddyUpstream, "/tmp/x/etc/caddy/apphost/shop-prod.upstream");
+    assert.equal(l.user, "me");
+    assert.equal(l.unitPrefix, "apphost-shop-prod");
+  });
+});
+
+describe("release script: usage", () => {
+  let host: FakeHost;
+  before(() => {
+    host = new FakeHost();
+  });
+  after(() => host.cleanup());
+
+  it("rejects bad arguments with status 2 and the usage line", () => {
+    for (const args of [
+      [],
+      ["nope"],
+      ["deploy", "bad-id", "abcdef12"],
+      ["deploy", "20250101120000-abcdef12", "XYZ"],
+    ]) {
+      const r = host.run(args);
+      assert.equal(r.status, EXIT_CODES.usage, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /usage: /);
+    }
+  });
+
+  it("fails the upload phase with status 11 when no artifact arrives on stdin", () => {
+    const r = host.run(["deploy", "20250101120000-abcdef12", "0123456789abcdef"]);
+    assert.equal(r.status, EXIT_CODES.upload, r.stderr);
+    assert.match(r.stderr, /apphost: phase upload failed: no artifact on stdin/);
+    assert.match(r.stderr, /apphost: phase check: ok/);
+    assert.deepEqual(
+      host.releaseLog().map((l) => [l[0], l[3]]),
+      [["20250101120000-abcdef12", "failed:upload"]],
+    );
+    assert.ok(!fs.existsSync(host.layout.lock), "lock released");
+  });
+
+  it("refuses a truncated artifact (checksum mismatch)", () => {
+    const app = writeTestApp(path.join(host.tmp, "app-trunc"), { version: "t" });
+    const r = host.run(
+      ["deploy", "20250101120001-abcdef12", "0123456789abcdef", "b".repeat(64)],
+      "not a tarball",
+    );
+    assert.equal(r.status, EXIT_CODES.upload, r.stderr);
+    assert.match(r.stderr, /artifact checksum mismatch/);
+    assert.ok(!fs.existsSync(path.join(host.layout.releases, "20250101120001-abcdef12")));
+    assert.ok(fs.existsSync(app));
+  });
+});
+
+describe("release script: a deploy story (blue/green, health gate, mirror, rollback)", function () {
+  this.timeout(240000);
+  let host: FakeHost;
+  const ids = {
+    v1: "20250101120000-11111111",
+    v2: "20250102120000-22222222",
+    v3: "20250103120000-33333333",
+    v4: "20250104120000-44444444",
+  };
+  let blue: number;
+  let green: number;
+
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    requireTool("python3", "apt-get install -y python3 python3-venv");
+    host = new FakeHost();
+    blue = host.basePort;
+    green = blue + 1;
+  });
+  after(() => host.cleanup());
+
+  it("first deploy: uploads, installs a venv, migrates, serves on the blue port", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v1"), {
+      version: "v1",
+      migrations: ["CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)"],
+      copyLockTo: "data/lock-seen",
+      lockFile: host.layout.lock,
+    });
+    const r = host.deploy(app, ids.v1, "alice@laptop");
+    assert.equal(r.status, 0, r.stderr);
+    for (const phase of [
+      "check",
+      "upload",
+      "install",
+      "backup",
+      "migrate",
+      "publish",
+      "health-gate",
+      "finish",
+    ]) {
+      assert.match(
+        r.stderr,
+        new RegExp(`apphost: phase ${phase}: start\\n(.|\\n)*?apphost: phase ${phase}: ok`),
+      );
+    }
+    assert.match(r.stderr, /backup: no database yet/);
+    assert.deepEqual(parseResult(r.stdout), {
+      release: ids.v1,
+      current: ids.v1,
+      port: String(blue),
+      revision: "v1",
+      outcome: "deployed",
+    });
+    const served = JSON.parse((await host.get(blue)).body);
+    assert.equal(served.version, "v1");
+    assert.equal(served.cwd, path.join(host.layout.releases, ids.v1));
+    assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v1));
+    assert.equal(host.read(host.layout.activePort), `${blue}\n`);
+    assert.equal(host.read(host.layout.caddyUpstream), renderCaddyUpstream(blue));
+    assert.ok(fs.lstatSync(path.join(host.layout.releases, ids.v1, "data")).isSymbolicLink());
+    assert.equal(fs.readlinkSync(path.join(host.layout.releases, ids.v1, "data")), host.layout.data);
+    assert.match(
+      host.read(path.join(host.layout.data, "lock-seen")),
+      /^owner=alice@laptop\npid=\d+\nexpires=\d+\n/,
+    );
+    assert.ok(!fs.existsSync(host.layout.lock), "lock released after the deploy");
+    assert.deepEqual(
+      host.releaseLog().map((l) => [l[0], l[2], l[3]]),
+      [[ids.v1, "v1", "deployed"]],
+    );
+    assert.match(host.releaseLog()[0][1], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const calls = host.calls();
+    assert.ok(calls.includes(`restart apphost-shop-test-web@${blue}.service`));
+    assert.ok(calls.includes("reload caddy"));
+    assert.ok(calls.includes("restart apphost-shop-test-worker.service"));
+  });
+
+  it("second deploy: green port, the old instance drained and stopped, venv reused, DB backed up", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v2"), {
+      version: "v2",
+      migrations: ["CREATE TABLE IF NOT EXISTS tags (id INTEGER PRIMARY KEY)"],
+    });
+    sqlite(host.db, "INSERT INTO items (name) VALUES ('milk')");
+    const r = host.deploy(app, ids.v2);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /install: reusing .*venvs\//);
+    assert.match(
+      r.stderr,
+      /backup: database copied to .*app-\d{8}T\d{6}\.\d{3}Z-pre-20250102120000-22222222\.db \(integrity ok\)/,
+    );
+    assert.equal(parseResult(r.stdout).port, String(green));
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    await assert.rejects(host.get(blue), "the blue instance is stopped");
+    assert.equal(host.read(host.layout.caddyUpstream), renderCaddyUpstream(green));
+    assert.equal(host.read(host.layout.activePort), `${green}\n`);
+    const calls = host.calls();
+    const switched = calls.lastIndexOf("reload caddy");
+    const stopped = calls.lastIndexOf(`stop apphost-shop-test-web@${blue}.service`);
+    assert.ok(switched >= 0 && stopped > switched, "old instance stopped only after the proxy switched");
+  });
+
+  it("deploying the current release again re-publishes it on the other port (env or unit change)", async () => {
+    for (const port of [blue, green]) {
+      const r = host.deploy(path.join(host.tmp, "v2"), ids.v2);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /upload: release 20250102120000-22222222 is already on the host; reusing it/);
+      assert.equal(parseResult(r.stdout).port, String(port));
+      assert.equal(JSON.parse((await host.get(port)).body).version, "v2");
+    }
+    assert.deepEqual(
+      host.releaseLog().map((l) => [l[0], l[3]]),
+      [
+        [ids.v1, "deployed"],
+        [ids.v2, "deployed"],
+        [ids.v2, "deployed"],
+        [ids.v2, "deployed"],
+      ],
+    );
+  });
+
+  it("an unhealthy release fails the health gate (16): traffic stays on green, its migration is undone", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v3"), {
+      version: "v3",
+      healthy: false,
+      migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
+    });
+    const r = host.deploy(app, ids.v3);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /apphost: phase health-gate failed: apphost-shop-test-web@\d+\.service did not answer 2xx/,
+    );
+    assert.match(r.stderr, /last answer: HTTP 500/);
+    assert.match(r.stderr, /unhealthy on purpose/, "journal lines in the error");
+    assert.match(r.stderr, /rollback revert-traffic: ok/);
+    assert.match(r.stderr, /restore: database restored from/);
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    await assert.rejects(host.get(blue), "the failed instance is stopped");
+    assert.equal(host.read(host.layout.activePort), `${green}\n`);
+    assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v2));
+    assert.equal(sqlite(host.db, "SELECT rev FROM revision"), "v2\n");
+    assert.doesNotMatch(sqlite(host.db, "SELECT sql FROM sqlite_schema WHERE name = 'items'"), /done/);
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:health-gate"]);
+  });
+
+  it("a failed migration (14) restores the database from the pre-migration backup, byte for byte", async () => {
+    sqlite(host.db, "INSERT INTO items (name) VALUES ('eggs')");
+    const before = path.join(host.tmp, "before.db");
+    sqlite(host.db, `VACUUM INTO '${before}'`);
+    const app = writeTestApp(path.join(host.tmp, "v4"), {
+      version: "v4",
+      migrations: ["CREATE TABLE audit (id INTEGER PRIMARY KEY)", "DELETE FROM items"],
+      failMigration: true,
+    });
+    const r = host.deploy(app, ids.v4);
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+    assert.match(
+      r.stderr,
+      /apphost: phase migrate failed: the migration command failed: python3 migrate.py; last 40 lines/,
+    );
+    assert.match(r.stderr, /migration: boom, something went wrong/);
+    const m = /restore: database restored from (\S+)/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    const backup = m[1];
+    assert.match(path.basename(backup), /^app-\d{8}T\d{6}\.\d{3}Z-pre-20250104120000-44444444\.db$/);
+    assertSameDatabase(host.db, backup);
+    assert.equal(sqlite(host.db, ".sha3sum --schema"), sqlite(before, ".sha3sum --schema"));
+    assert.equal(sqlite(host.db, "SELECT name FROM items ORDER BY id"), "milk\neggs\n");
+    assert.equal(sqlite(host.db, "PRAGMA integrity_check"), "ok\n");
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:migrate"]);
+    assert.ok(!host.releaseLog().some((l) => l[0] === ids.v4 && l[3] === "deployed"));
+  });
+
+  it("status reports current, port, previous, releases and the log", () => {
+    const r = host.run(["status"]);
+    assert.equal(r.status, 0, r.stderr);
+    const st = parseStatus(r.stdout);
+    assert.equal(st.current, ids.v2);
+    assert.equal(st.activePort, green);
+    assert.equal(st.previous, ids.v1);
+    assert.deepEqual(st.releases, [ids.v1, ids.v2, ids.v3, ids.v4]);
+    assert.equal(st.lock, "");
+    assert.deepEqual(
+      st.log.map((e) => e.outcome),
+      ["deployed", "deployed", "deployed", "deployed", "failed:health-gate", "failed:migrate"],
+    );
+  });
+
+  it("rollback on purpose goes to the previous deployed release through the health gate; the DB is untouched", async () => {
+    const dbBefore = fs.readFileSync(host.db);
+    const r = host.run(["rollback"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(parseResult(r.stdout), {
+      release: ids.v1,
+      current: ids.v1,
+      port: String(blue),
+      revision: "v2",
+      outcome: "rolled-back",
+    });
+    assert.match(r.stderr, /the database was not changed/);
+    assert.equal(JSON.parse((await host.get(blue)).body).version, "v1");
+    await assert.rejects(host.get(green));
+    assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v1));
+    assert.ok(fs.readFileSync(host.db).equals(dbBefore), "rollback never touches the database");
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "rolled-back"]);
+  });
+
+  it("rollback refuses (19) when there is nothing older to roll back to", () => {
+    const r = host.run(["rollback"]);
+    assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
+    assert.match(r.stderr, /nothing to roll back to: current is 20250101120000-11111111/);
+    assert.ok(!fs.existsSync(host.layout.lock));
+  });
+
+  it("rollback <id> switches to that release; to the current one it is a no-op", async () => {
+    let r = host.run(["rollback", ids.v2]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    r = host.run(["rollback", ids.v2]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(parseResult(r.stdout).outcome, "unchanged");
+    r = host.run(["rollback", "20200101000000-deadbeef"]);
+    assert.equal(r.status, EXIT_CODES.choose, r.stderr);
+    assert.match(r.stderr, /release 20200101000000-deadbeef is not on this host; releases here: /);
+  });
+});
+
+describe("release script: keep N releases", function () {
+  this.timeout(240000);
+  let host: FakeHost;
+  before(() => {
+    host = new FakeHost({ releases: { keep: 2 } });
+  });
+  after(() => host.cleanup());
+
+  it("keeps the newest N, never current nor previous, and prunes unused venvs", () => {
+    const ids = [1, 2, 3, 4].map((i) => `2025010${i}120000-${String(i).repeat(8)}`);
+    ids.forEach((id, i) => {
+      const app = writeTestApp(path.join(host.tmp, `k${i}`), { version: `k${i}` });
+      // Release 3 and 4 have other requirements: a new venv; the first one becomes unused.
+      if (i >= 2) fs.writeFileSync(path.join(app, "requirements.txt"), "# no packages\n");
+      const r = host.deploy(app, id);
+      assert.equal(r.status, 0, r.stderr);
+    });
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), ids.slice(2));
+    assert.equal(fs.readdirSync(host.layout.venvs).length, 1, "the venv only releases 1 and 2 used is gone");
+    // Roll back to release 3, then deploy 5: 5 is newest, 4 is kept by count, 3 is current's previous... and protected.
+    let r = host.run(["rollback"]);
+    assert.equal(r.status, 0, r.stderr);
+    const id5 = "20250105120000-55555555";
+    const app5 = writeTestApp(path.join(host.tmp, "k5"), { version: "k5" });
+    fs.writeFileSync(path.join(app5, "requirements.txt"), "# no packages\n");
+    r = host.deploy(app5, id5);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5]);
+  });
+});
+
+describe("release script: the deploy lock", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  let holder: ChildProcess | undefined;
+  before(() => {
+    host = new FakeHost();
+  });
+  after(() => {
+    if (holder?.pid) process.kill(holder.pid, "SIGTERM");
+    host.cleanup();
+  });
+
+  const writeLock = (pid: number, expiresIn: number) => {
+    const expires = Math.floor(Date.now() / 1000) + expiresIn;
+    fs.mkdirSync(path.dirname(host.layout.lock), { recursive: true });
+    fs.writeFileSync(host.layout.lock, `owner=bob@desk\npid=${pid}\nexpires=${expires}\ncommand=deploy x\n`);
+  };
+
+  it("a live, unexpired lock refuses (18) naming the owner and how to clear it", async () => {
+    holder = spawn("bash", ["-c", "exec -a apphost-release sleep 60"], { stdio: "ignore" });
+    await new Promise((res) => setTimeout(res, 200));
+    writeLock(holder.pid!, 600);
+    const r = host.run(["--owner", "alice@laptop", "rollback"]);
+    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
+    assert.match(r.stderr, /deploy lock held by bob@desk \(pid \d+, deploy x, expires \d{4}-\d\d-\d\dT/);
+    assert.match(r.stderr, /apphost-release unlock/);
+    assert.match(host.read(host.layout.lock), /owner=bob@desk/, "the holder's lock is left alone");
+    assert.equal(host.releaseLog().length, 0);
+    const st = parseStatus(host.run(["status"]).stdout);
+    assert.match(st.lock, /^bob@desk/);
+  });
+
+  it("an expired lock is taken over with a warning", () => {
+    writeLock(holder!.pid!, -5);
+    const r = host.run(["--owner", "alice@laptop", "rollback"]);
+    assert.match(r.stderr, /warning: taking over the expired deploy lock of bob@desk/);
+    assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
+    assert.ok(!fs.existsSync(host.layout.lock), "released on exit");
+  });
+
+  it("an unexpired lock whose process is gone is taken over with a warning", () => {
+    writeLock(999999, 600);
+    const r = host.run(["rollback"]);
+    assert.match(r.stderr, /warning: taking over the deploy lock of bob@desk .*: its process is gone/);
+    assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
+  });
+
+  it("unlock removes a lock and says whose it was", () => {
+    writeLock(holder!.pid!, 600);
+    const r = host.run(["unlock"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: the lock holder \(pid \d+\) is still running/);
+    assert.match(r.stderr, /removing the deploy lock of bob@desk/);
+    assert.ok(!fs.existsSync(host.layout.lock));
+    assert.match(host.run(["unlock"]).stderr, /no deploy lock/);
+  });
+});
+
+describe("release script: backup and restore", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ backupsKeep: 3 });
+  });
+  after(() => host.cleanup());
+
+  it("with no database yet, backup logs it and succeeds", () => {
+    const r = host.run(["backup", "scheduled"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /backup: no database yet at .*app\.db; nothing to back up/);
+    assert.deepEqual(parseResult(r.stdout), { backup: "" });
+  });
+
+  it("copies a live WAL database online, integrity-checked, mode 0600, and keeps the newest N", () => {
+    fs.mkdirSync(host.layout.data, { recursive: true });
+    sqlite(host.db, "PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);");
+    // Hold the database open with uncheckpointed WAL content while the backup runs.
+    const writer = spawn("sqlite3", [host.db], { stdio: ["pipe", "ignore", "ignore"] });
+    writer.stdin!.write("PRAGMA wal_autocheckpoint=0; INSERT INTO t VALUES (3);\n");
+    const r = host.run(["backup", "scheduled"]);
+    writer.stdin!.end(".quit\n");
+    assert.equal(r.status, 0, r.stderr);
+    const file = parseResult(r.stdout).backup;
+    assert.match(path.basename(file), /^app-\d{8}T\d{6}\.\d{3}Z-scheduled\.db$/);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal(sqlite(file, "PRAGMA integrity_check"), "ok\n");
+    assert.match(sqlite(file, "SELECT count(*) FROM t"), /^[23]\n$/);
+    for (let i = 0; i < 4; i++) assert.equal(host.run(["backup", `manual-${i}`]).status, 0);
+    const left = fs.readdirSync(host.layout.backups).filter((f) => f.endsWith(".db"));
+    assert.equal(left.length, 3, left.join(" "));
+    assert.ok(
+      left.some((f) => f.includes("manual-3")),
+      "the newest is kept",
+    );
+  });
+
+  it("restore is explicit: it saves what it replaces first, then restores online", () => {
+    const file = parseResult(host.run(["backup", "before-change"]).stdout).backup;
+    sqlite(host.db, "DELETE FROM t; CREATE TABLE junk (y);");
+    const r = host.run(["restore", path.basename(file)]);
+    assert.equal(r.status, 0, r.stderr);
+    const res = parseResult(r.stdout);
+    assert.equal(res.restored, file);
+    assert.match(path.basename(res.saved), /-pre-restore\.db$/);
+    assert.equal(sqlite(res.saved, "SELECT count(*) FROM junk"), "0\n", "the replaced state is kept");
+    assertSameDatabase(host.db, file);
+    const missing = host.run(["restore", "nope.db"]);
+    assert.equal(missing.status, EXIT_CODES.restore);
+    assert.match(missing.stderr, /backup file .*nope\.db does not exist/);
+  });
+
+  it("refuses a corrupt backup without touching the live database", () => {
+    const bad = path.join(host.layout.backups, "app-20000101T000000Z-bad.db");
+    fs.writeFileSync(bad, "this is not a database");
+    const before = fs.readFileSync(host.db);
+    const r = host.run(["restore", bad]);
+    assert.equal(r.status, EXIT_CODES.restore, r.stderr);
+    assert.match(r.stderr, /fails its integrity check/);
+    assert.ok(fs.readFileSync(host.db).equals(before));
+  });
+});
