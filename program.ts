@@ -22,7 +22,9 @@ export async function program(): Promise<Record<string, unknown>> {
   const host = new Host("host", { config, sshPrivateKey });
   const dns = new Dns("dns", { config, publicIp: host.publicIp, ipv6Address: host.ipv6Address });
   const origin =
-    config.tls.mode === "cloudflare-origin" ? new OriginCertificate("tls", { config, zoneId: dns.zoneId.apply((id) => id ?? "") }) : undefined;
+    config.tls.mode === "cloudflare-origin"
+      ? new OriginCertificate("tls", { config, zoneId: dns.zoneId })
+      : undefined;
 
   // The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.
   const secretKey = new GeneratedSecret("secret-key", { length: 50 });

@@ -22,7 +22,12 @@ import { renderCaddySite, renderCaddyUpstream } from "./render/caddy";
 import { renderEnvFile } from "./render/env";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
 import { renderNginxSite, renderNginxUpstream } from "./render/nginx";
-import { backupUnitNames, renderBackupService, renderBackupTimer, renderProcessUnits } from "./render/systemd";
+import {
+  backupUnitNames,
+  renderBackupService,
+  renderBackupTimer,
+  renderProcessUnits,
+} from "./render/systemd";
 import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
 import { proxyCommands } from "./server";
 
@@ -47,7 +52,10 @@ function sha256(text: string | Buffer): string {
 export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
   const cmd = proxyCommands(config.proxy.kind);
   const upstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
-  const upstream = config.proxy.kind === "caddy" ? renderCaddyUpstream(config.app.basePort) : renderNginxUpstream(config.app.basePort);
+  const upstream =
+    config.proxy.kind === "caddy"
+      ? renderCaddyUpstream(config.app.basePort)
+      : renderNginxUpstream(config.app.basePort);
   const units = `${layout.unitPrefix}-*`;
   return {
     create: [
@@ -70,6 +78,8 @@ export function layoutCommands(layout: HostLayout, config: StackConfig): { creat
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,
       "systemctl daemon-reload",
+      // A timer whose service went first is left "failed"; forget it.
+      `systemctl reset-failed ${q(units)} 2>/dev/null || true`,
       `${cmd.validate} >/dev/null && ${cmd.reload}`,
       "",
     ].join("\n"),
@@ -106,7 +116,12 @@ export class App extends pulumi.ComponentResource {
     const cmds = layoutCommands(this.layout, args.config);
     return new HostCommand(
       `${name}-layout`,
-      { connection: args.connection, description: `layout of ${this.layout.id}`, create: cmds.create, delete: cmds.delete },
+      {
+        connection: args.connection,
+        description: `layout of ${this.layout.id}`,
+        create: cmds.create,
+        delete: cmds.delete,
+      },
       { parent: this, dependsOn: args.dependsOn },
     );
   }
@@ -133,7 +148,12 @@ export class App extends pulumi.ComponentResource {
     return [
       new HostFile(
         `${name}-origin-cert`,
-        { connection: args.connection, path: paths.cert, content: args.originCertificate.certificatePem, mode: "0644" },
+        {
+          connection: args.connection,
+          path: paths.cert,
+          content: args.originCertificate.certificatePem,
+          mode: "0644",
+        },
         { parent: this, dependsOn: [after] },
       ),
       new HostFile(
@@ -151,7 +171,11 @@ export class App extends pulumi.ComponentResource {
     ];
   }
 
-  private createEnvFile(name: string, { config, connection, secretEnv }: AppArgs, after: pulumi.Resource): HostFile {
+  private createEnvFile(
+    name: string,
+    { config, connection, secretEnv }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile {
     const content = pulumi.secret(
       pulumi.output(secretEnv).apply((secrets) =>
         renderEnvFile(this.layout, {
@@ -178,7 +202,10 @@ export class App extends pulumi.ComponentResource {
   }
 
   private createUnits(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile[] {
-    const units = renderProcessUnits(this.layout, { processes: config.app.processes, runtime: config.app.runtime });
+    const units = renderProcessUnits(this.layout, {
+      processes: config.app.processes,
+      runtime: config.app.runtime,
+    });
     const backup = backupUnitNames(this.layout);
     const backupExec = `${this.layout.bin}/apphost-backup`;
     const all = [
@@ -207,14 +234,20 @@ export class App extends pulumi.ComponentResource {
             reload: u.name.endsWith(".timer")
               ? `systemctl daemon-reload && systemctl enable --now ${q(u.name)}`
               : "systemctl daemon-reload",
-            onDelete: u.name.endsWith(".timer") ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload` : "systemctl daemon-reload",
+            onDelete: u.name.endsWith(".timer")
+              ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload`
+              : "systemctl daemon-reload",
           },
           { parent: this, dependsOn: [after] },
         ),
     );
   }
 
-  private createReleaseScript(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile {
+  private createReleaseScript(
+    name: string,
+    { config, connection }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile {
     const script = renderReleaseScript({
       layout: this.layout,
       app: config.app,
@@ -253,17 +286,31 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createHousekeeping(name: string, { config, connection }: AppArgs, after: pulumi.Resource[]): HostFile[] {
-    const backupWrapper = `#!/bin/sh\n# Managed by apphost: the scheduled backup.\nexec ${releaseScriptPath(this.layout)} backup\n`;
+  private createHousekeeping(
+    name: string,
+    { config, connection }: AppArgs,
+    after: pulumi.Resource[],
+  ): HostFile[] {
+    const backupWrapper = `#!/bin/sh\n# Managed by apphost: the scheduled backup.\nexec ${releaseScriptPath(this.layout)} backup scheduled\n`;
     return [
       new HostFile(
         `${name}-backup-script`,
-        { connection, path: `${this.layout.bin}/apphost-backup`, content: backupWrapper, mode: "0750", onDelete: "" },
+        {
+          connection,
+          path: `${this.layout.bin}/apphost-backup`,
+          content: backupWrapper,
+          mode: "0750",
+          onDelete: "",
+        },
         { parent: this, dependsOn: after },
       ),
       new HostFile(
         `${name}-logrotate`,
-        { connection, path: logrotatePath(this.layout), content: renderLogrotate(this.layout, { proxy: config.proxy }) },
+        {
+          connection,
+          path: logrotatePath(this.layout),
+          content: renderLogrotate(this.layout, { proxy: config.proxy }),
+        },
         { parent: this, dependsOn: after },
       ),
     ];
@@ -276,10 +323,15 @@ export class App extends pulumi.ComponentResource {
   ): Release {
     const source = path.resolve(projectDir, config.app.source);
     if (!fs.existsSync(source)) {
-      throw new Error(`apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`);
+      throw new Error(
+        `apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`,
+      );
     }
     const artifact = buildArtifact(source, config.app);
-    const cacheDir = path.join(process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"), "artifacts");
+    const cacheDir = path.join(
+      process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
+      "artifacts",
+    );
     fs.mkdirSync(cacheDir, { recursive: true });
     const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
     if (!fs.existsSync(artifactPath)) fs.writeFileSync(artifactPath, artifact.tarGz);

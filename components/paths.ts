@@ -86,7 +86,9 @@ export function hostLayout(app: string, stack: string): HostLayout {
 
 /** systemd unit for a process: the web process is a template instantiated per port. */
 export function unitName(layout: HostLayout, process: string, kind: "web" | "worker"): string {
-  return kind === "web" ? `${layout.unitPrefix}-${process}@.service` : `${layout.unitPrefix}-${process}.service`;
+  return kind === "web"
+    ? `${layout.unitPrefix}-${process}@.service`
+    : `${layout.unitPrefix}-${process}.service`;
 }
 
 /** The concrete web instance unit for one port, e.g. `apphost-shop-prod-web@8001.service`. */

@@ -45,7 +45,12 @@ export class Server extends pulumi.ComponentResource {
   private createBaseline(name: string, { config, connection }: ServerArgs): HostCommand {
     const script = renderBaseline({
       host: { swapMb: config.host.swapMb },
-      packages: runtimePackages({ proxy: config.proxy, app: config.app, tls: config.tls, database: config.database }),
+      packages: runtimePackages({
+        proxy: config.proxy,
+        app: config.app,
+        tls: config.tls,
+        database: config.database,
+      }),
     });
     return new HostCommand(
       `${name}-baseline`,
@@ -55,7 +60,11 @@ export class Server extends pulumi.ComponentResource {
     );
   }
 
-  private createSharedDirs(name: string, { config, connection }: ServerArgs, after: pulumi.Resource): HostFile {
+  private createSharedDirs(
+    name: string,
+    { config, connection }: ServerArgs,
+    after: pulumi.Resource,
+  ): HostFile {
     return new HostFile(
       `${name}-tmpfiles`,
       {
@@ -68,7 +77,11 @@ export class Server extends pulumi.ComponentResource {
     );
   }
 
-  private createProxyConfig(name: string, { config, connection }: ServerArgs, after: pulumi.Resource): pulumi.Resource[] {
+  private createProxyConfig(
+    name: string,
+    { config, connection }: ServerArgs,
+    after: pulumi.Resource,
+  ): pulumi.Resource[] {
     const cmd = proxyCommands(config.proxy.kind);
     if (config.proxy.kind === "caddy") {
       return [

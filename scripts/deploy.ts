@@ -19,7 +19,8 @@ const FLAGS = ["--refresh", "--diff", "--expect-no-changes", "--preview-only", "
 export function parseCli(argv: string[]): Cli {
   const errors: string[] = [];
   const [verb, ...rest] = argv;
-  if (!VERBS.includes(verb ?? "")) errors.push(`the first word must be one of ${VERBS.join(", ")}; got "${verb ?? ""}"`);
+  if (!VERBS.includes(verb ?? ""))
+    errors.push(`the first word must be one of ${VERBS.join(", ")}; got "${verb ?? ""}"`);
   let stack = "";
   const flags = new Set<string>();
   for (let i = 0; i < rest.length; i++) {
@@ -30,7 +31,8 @@ export function parseCli(argv: string[]): Cli {
     else errors.push(`unknown argument "${a}" (known: --stack <name>, ${FLAGS.join(", ")})`);
   }
   if (!stack) errors.push("--stack <name> is required (local, staging or prod)");
-  if (errors.length) throw new Error(`usage: npm run deploy -- <verb> --stack <name> [flags]\n  - ${errors.join("\n  - ")}`);
+  if (errors.length)
+    throw new Error(`usage: npm run deploy -- <verb> --stack <name> [flags]\n  - ${errors.join("\n  - ")}`);
   return { verb: verb!, stack, flags };
 }
 
@@ -42,7 +44,12 @@ async function main(): Promise<number> {
   const f = (name: string) => cli.flags.has(name);
   switch (cli.verb) {
     case "up":
-      await stack.up({ ...common, refresh: f("--refresh"), diff: f("--diff"), expectNoChanges: f("--expect-no-changes") });
+      await stack.up({
+        ...common,
+        refresh: f("--refresh"),
+        diff: f("--diff"),
+        expectNoChanges: f("--expect-no-changes"),
+      });
       break;
     case "preview":
       await stack.preview({
@@ -53,7 +60,11 @@ async function main(): Promise<number> {
       });
       break;
     case "refresh":
-      await stack.refresh({ ...common, previewOnly: f("--preview-only"), expectNoChanges: f("--expect-no-changes") });
+      await stack.refresh({
+        ...common,
+        previewOnly: f("--preview-only"),
+        expectNoChanges: f("--expect-no-changes"),
+      });
       break;
     case "destroy":
       await stack.destroy({ ...common });

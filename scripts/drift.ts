@@ -66,11 +66,18 @@ async function main(): Promise<number> {
     if (/no changes were expected/.test(String((e as Error).message)) && drift.length > 0) {
       console.log(`drift: ${stackName}: ${drift.length} resource(s) differ from the state:`);
       for (const d of drift) console.log(`  ${d.op}: ${d.name} (${d.type})`);
-      console.log("Run `npm run deploy -- up --refresh --stack " + stackName + "` to put the declared state back.");
+      console.log(
+        "Run `npm run deploy -- up --refresh --stack " + stackName + "` to put the declared state back.",
+      );
       return 1;
     }
     console.error(output.split("\n").slice(-30).join("\n"));
-    console.error(`drift: ${stackName}: could not check: ${String((e as Error).message).split("\n").slice(-5).join("\n")}`);
+    console.error(
+      `drift: ${stackName}: could not check: ${String((e as Error).message)
+        .split("\n")
+        .slice(-5)
+        .join("\n")}`,
+    );
     return 2;
   }
 }

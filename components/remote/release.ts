@@ -53,7 +53,14 @@ function newReleaseId(contentHash: string, previous?: string): string {
   let at = Math.floor(Date.now() / 1000) * 1000;
   if (previous && /^\d{14}-/.test(previous)) {
     const p = previous;
-    const prev = Date.UTC(+p.slice(0, 4), +p.slice(4, 6) - 1, +p.slice(6, 8), +p.slice(8, 10), +p.slice(10, 12), +p.slice(12, 14));
+    const prev = Date.UTC(
+      +p.slice(0, 4),
+      +p.slice(4, 6) - 1,
+      +p.slice(6, 8),
+      +p.slice(8, 10),
+      +p.slice(10, 12),
+      +p.slice(12, 14),
+    );
     if (at <= prev) at = prev + 1000;
   }
   const stamp = new Date(at).toISOString().slice(0, 19).replace(/[-T:]/g, "");
@@ -74,7 +81,14 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
   const crypto = require("crypto") as typeof import("crypto");
   const artifact = fs.readFileSync(inputs.artifact);
   const sha = crypto.createHash("sha256").update(artifact).digest("hex");
-  const words = [inputs.script, `--owner=${inputs.lockOwner}`, "deploy", releaseId, inputs.requirementsHash, sha];
+  const words = [
+    inputs.script,
+    `--owner=${inputs.lockOwner}`,
+    "deploy",
+    releaseId,
+    inputs.requirementsHash,
+    sha,
+  ];
   await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
     what: `release ${releaseId}`,
     stdin: artifact,
@@ -110,7 +124,8 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: Outputs, news: Inputs) {
-    const contentChanged = news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
+    const contentChanged =
+      news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
     const configChanged = news.configHash !== olds.configHash || news.script !== olds.script;
     const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
     if (!contentChanged && !configChanged && news.rollbackTo) {

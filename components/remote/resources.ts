@@ -168,7 +168,10 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
       secret: props.secret,
       sha256: actual.sha256,
     };
-    return { id, props: { ...props, ...actual, content: inputs.content }, inputs };
+    // The engine's protobuf encoding refuses `undefined`: drop unset keys.
+    const defined = <T extends object>(o: T): T =>
+      Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+    return { id, props: defined({ ...props, ...actual, content: inputs.content }), inputs: defined(inputs) };
   },
 
   async delete(_id: string, props: FileOutputs) {
@@ -247,7 +250,8 @@ async function runStep(c: CommandInputs, script: string, verb: string) {
 
 const hostCommandProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: CommandInputs, news: CommandInputs) {
-    if (hasUnknown([news.create, news.update, news.delete, news.triggers, news.stdin])) return { changes: true };
+    if (hasUnknown([news.create, news.update, news.delete, news.triggers, news.stdin]))
+      return { changes: true };
     const changes =
       news.create !== olds.create ||
       (news.update ?? "") !== (olds.update ?? "") ||
@@ -292,7 +296,10 @@ export class HostCommand extends pulumi.dynamic.Resource {
 const generatedSecretProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: { length: number }) {
     const crypto = require("crypto") as typeof import("crypto");
-    const value = crypto.randomBytes(Math.ceil((inputs.length * 3) / 4)).toString("base64url").slice(0, inputs.length);
+    const value = crypto
+      .randomBytes(Math.ceil((inputs.length * 3) / 4))
+      .toString("base64url")
+      .slice(0, inputs.length);
     return { id: crypto.randomUUID(), outs: { length: inputs.length, value } };
   },
   async diff(_id: string, olds: { length: number }, news: { length: number }) {

@@ -115,7 +115,11 @@ export interface RunOptions {
  * Kept free of imports other than Node built-ins, because Pulumi serializes
  * the dynamic providers that call it.
  */
-export async function runRemote(conn: SshConnection, script: string, opts: RunOptions): Promise<RemoteResult> {
+export async function runRemote(
+  conn: SshConnection,
+  script: string,
+  opts: RunOptions,
+): Promise<RemoteResult> {
   const fs = require("fs") as typeof import("fs");
   const os = require("os") as typeof import("os");
   const path = require("path") as typeof import("path");
@@ -152,7 +156,9 @@ export async function runRemote(conn: SshConnection, script: string, opts: RunOp
     if (result.code !== 0 && !opts.allowFailure) {
       const detail = redact(tail(result.stderr || result.stdout), [conn.privateKey, ...(opts.secrets ?? [])]);
       const reason =
-        result.code === 255 ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed` : `exit code ${result.code}`;
+        result.code === 255
+          ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed`
+          : `exit code ${result.code}`;
       throw new RemoteError(`${opts.what}: ${reason}\n${detail}`, result);
     }
     return result;

@@ -43,7 +43,8 @@ export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
     ...(opts.env ?? {}),
   };
-  const backend = opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? (local ? `file://${ROOT}/.pulumi-state` : undefined);
+  const backend =
+    opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? (local ? `file://${ROOT}/.pulumi-state` : undefined);
   if (backend) env.PULUMI_BACKEND_URL = backend;
   if (local) {
     // The local stack's passphrase protects nothing but sandbox state; real

@@ -9,23 +9,46 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as auto from "@pulumi/pulumi/automation";
+import * as yaml from "js-yaml";
+import { shellQuote } from "../../components/remote/ssh";
 import { openStack, ROOT } from "../../scripts/lib/automation";
 
 export interface Sandbox {
+  name: string;
+  subnet: string;
   host: string;
   user: string;
   port: number;
   key: string;
 }
 
+/**
+ * Which sandbox a spec file uses. Specs that may run at the same time as
+ * others (several developers, helpers) pick their own name and subnet.
+ */
+export interface SandboxSpec {
+  /** @default "apphost-sbx" */
+  name?: string;
+  /** First three octets. @default "10.77.0" */
+  subnet?: string;
+}
+
+let current: Required<SandboxSpec> = { name: "apphost-sbx", subnet: "10.77.0" };
+
+function sandboxEnv(spec: Required<SandboxSpec>): NodeJS.ProcessEnv {
+  return { ...process.env, SANDBOX_NAME: spec.name, SANDBOX_SUBNET: spec.subnet };
+}
+
 function sandboxScript(...args: string[]): string {
   return execFileSync("bash", [path.join(ROOT, "scripts", "sandbox"), ...args], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
+    env: sandboxEnv(current),
   });
 }
 
-export function sandboxUp(): Sandbox {
+export function sandboxUp(spec: SandboxSpec = {}): Sandbox {
+  current = { name: spec.name ?? "apphost-sbx", subnet: spec.subnet ?? "10.77.0" };
   sandboxScript("up");
   const env = Object.fromEntries(
     sandboxScript("env")
@@ -33,7 +56,13 @@ export function sandboxUp(): Sandbox {
       .split("\n")
       .map((l) => l.split("=", 2) as [string, string]),
   );
-  return { host: env.SANDBOX_HOST, user: env.SANDBOX_USER, port: Number(env.SANDBOX_PORT), key: env.SANDBOX_KEY };
+  return {
+    ...current,
+    host: env.SANDBOX_HOST,
+    user: env.SANDBOX_USER,
+    port: Number(env.SANDBOX_PORT),
+    key: env.SANDBOX_KEY,
+  };
 }
 
 export function sandboxDown(): void {
@@ -41,10 +70,15 @@ export function sandboxDown(): void {
 }
 
 /** Run a shell command on the sandbox as root; returns stdout, throws on failure. */
-export function onHost(command: string, opts: { allowFailure?: boolean } = {}): { code: number; stdout: string; stderr: string } {
-  const res = spawnSync("bash", [path.join(ROOT, "scripts", "sandbox"), "ssh", `sudo -n bash -c ${JSON.stringify(command)}`], {
-    encoding: "utf8",
-  });
+export function onHost(
+  command: string,
+  opts: { allowFailure?: boolean } = {},
+): { code: number; stdout: string; stderr: string } {
+  const res = spawnSync(
+    "bash",
+    [path.join(ROOT, "scripts", "sandbox"), "ssh", `sudo -n bash -c ${shellQuote(command)}`],
+    { encoding: "utf8", env: sandboxEnv(current) },
+  );
   const out = { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };
   if (out.code !== 0 && !opts.allowFailure) {
     throw new Error(`on host: ${command}\nexit ${out.code}\n${out.stderr}`);
@@ -59,7 +93,12 @@ export interface HttpAnswer {
 }
 
 /** An HTTP(S) request to the sandbox's proxy with a Host header (curl; -k for the internal CA). */
-export function http(sandbox: Sandbox, hostname: string, urlPath: string, scheme: "http" | "https" = "http"): HttpAnswer {
+export function http(
+  sandbox: Sandbox,
+  hostname: string,
+  urlPath: string,
+  scheme: "http" | "https" = "http",
+): HttpAnswer {
   const port = scheme === "http" ? 80 : 443;
   const res = spawnSync(
     "curl",
@@ -94,8 +133,37 @@ export function freshBackend(): string {
   return `file://${dir}`;
 }
 
-export async function localStack(backendUrl: string, stackName = "local"): Promise<auto.Stack> {
-  return openStack({ stack: stackName, backendUrl });
+export interface LocalStackOptions {
+  /** @default "local" */
+  stackName?: string;
+  /** The sandbox to target; its address replaces apphost:host.address */
+  sandbox?: Sandbox;
+  /** Config values set on top of Pulumi.local.yaml, by full key (`apphost:proxy`) */
+  config?: Record<string, unknown>;
+}
+
+/**
+ * A stack with Pulumi.local.yaml's settings plus overrides, kept in a config
+ * file of its own (`--config-file`), so the committed file never changes.
+ * Pass `stack.configFile` to every operation.
+ */
+export async function localStack(
+  backendUrl: string,
+  opts: LocalStackOptions = {},
+): Promise<auto.Stack & { configFile: string }> {
+  const base = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.local.yaml"), "utf8")) as {
+    config: Record<string, unknown>;
+    encryptionsalt?: string;
+  };
+  const config = { ...base.config, ...(opts.config ?? {}) };
+  if (opts.sandbox) {
+    config["apphost:host"] = { ...(config["apphost:host"] as object), address: opts.sandbox.host };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-config-"));
+  const configFile = path.join(dir, `Pulumi.${opts.stackName ?? "local"}.yaml`);
+  fs.writeFileSync(configFile, yaml.dump({ ...base, config }));
+  const stack = await openStack({ stack: opts.stackName ?? "local", backendUrl });
+  return Object.assign(stack, { configFile });
 }
 
 /** Count of resources that an update changed (everything but `same`). */
