@@ -11,6 +11,7 @@ import { HostCommand, HostFile } from "./remote/resources";
 import type { SshConnection } from "./remote/connection";
 import { renderBaseline, runtimePackages } from "./render/baseline";
 import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
+import { NGINX_HTTP_CONF_PATH, renderNginxHttpConf } from "./render/nginx";
 import { renderSharedTmpfiles, TMPFILES_SHARED_PATH } from "./render/tmpfiles";
 
 export interface ServerArgs {
@@ -18,15 +19,18 @@ export interface ServerArgs {
   connection: pulumi.Input<SshConnection>;
 }
 
-/** Commands the proxy resources run; kept together so app.ts uses the same ones. */
+/**
+ * Commands the proxy resources run; kept together so app.ts uses the same
+ * ones. A running proxy is reloaded, never restarted (open connections
+ * finish); one that is not running yet (first deploy, or a host that just
+ * switched proxies) is started.
+ */
 export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
+  const reload = (unit: string) =>
+    `if systemctl is-active --quiet ${unit}; then systemctl reload ${unit}; else systemctl enable --now ${unit}; fi`;
   return kind === "caddy"
-    ? {
-        validate: `caddy validate --adapter caddyfile --config ${CADDYFILE_PATH}`,
-        // `reload` re-reads the Caddyfile through the admin API; connections stay up.
-        reload: "systemctl reload caddy",
-      }
-    : { validate: "nginx -t", reload: "systemctl reload nginx" };
+    ? { validate: `caddy validate --adapter caddyfile --config ${CADDYFILE_PATH}`, reload: reload("caddy") }
+    : { validate: "nginx -t", reload: reload("nginx") };
 }
 
 export class Server extends pulumi.ComponentResource {
@@ -99,7 +103,19 @@ export class Server extends pulumi.ComponentResource {
       ];
     }
     // Debian's default site answers every unknown Host on :80; apphost's sites replace it.
+    const httpConf = new HostFile(
+      `${name}-nginx-conf`,
+      {
+        connection,
+        path: NGINX_HTTP_CONF_PATH,
+        content: renderNginxHttpConf(),
+        validate: cmd.validate,
+        reload: cmd.reload,
+      },
+      { parent: this, dependsOn: [after], retainOnDelete: true },
+    );
     return [
+      httpConf,
       new HostCommand(
         `${name}-nginx-default-off`,
         {
@@ -107,7 +123,7 @@ export class Server extends pulumi.ComponentResource {
           description: "disable nginx's default site",
           create: `rm -f /etc/nginx/sites-enabled/default && ${cmd.validate} && ${cmd.reload}`,
         },
-        { parent: this, dependsOn: [after], retainOnDelete: true },
+        { parent: this, dependsOn: [httpConf], retainOnDelete: true },
       ),
     ];
   }

@@ -85,14 +85,15 @@ export interface RemoteResult {
   stderr: string;
 }
 
-export class RemoteError extends Error {
-  constructor(
-    message: string,
-    public readonly result: RemoteResult,
-  ) {
-    super(message);
-    this.name = "RemoteError";
-  }
+/**
+ * A failed remote command. A plain Error with the result attached, not a
+ * subclass: Pulumi serializes the providers that throw it, and a serialized
+ * Error subclass loses its message.
+ */
+export type RemoteError = Error & { result: RemoteResult };
+
+export function remoteError(message: string, result: RemoteResult): RemoteError {
+  return Object.assign(new Error(message), { name: "RemoteError", result });
 }
 
 export interface RunOptions {
@@ -159,7 +160,7 @@ export async function runRemote(
         result.code === 255
           ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed`
           : `exit code ${result.code}`;
-      throw new RemoteError(`${opts.what}: ${reason}\n${detail}`, result);
+      throw remoteError(`${opts.what}: ${reason}\n${detail}`, result);
     }
     return result;
   } finally {

@@ -218,3 +218,22 @@ export function renderNginxUpstream(port: number): string {
   checkPort(port, "nginx upstream port");
   return `# ${managedBy("nginx.ts")}\nserver 127.0.0.1:${port};\n`;
 }
+
+/** Host-wide http-level settings, shared by every stack: `/etc/nginx/conf.d/apphost.conf`. */
+export const NGINX_HTTP_CONF_PATH = "/etc/nginx/conf.d/apphost.conf";
+
+/**
+ * Each stack adds a `map` variable named after it (`$<id>_connection_upgrade`),
+ * and long variable and host names overflow nginx's default 64-byte hash
+ * buckets ("could not build variables_hash"), so the buckets are raised once
+ * for the whole host.
+ */
+export function renderNginxHttpConf(): string {
+  return [
+    `# ${managedBy("nginx.ts")}`,
+    "# Shared by every apphost stack on this host.",
+    "variables_hash_bucket_size 128;",
+    "server_names_hash_bucket_size 128;",
+    "",
+  ].join("\n");
+}

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { NginxSiteInput, renderNginxSite, renderNginxUpstream } from "../../components/render/nginx";
+import {
+  NginxSiteInput,
+  renderNginxHttpConf,
+  renderNginxSite,
+  renderNginxUpstream,
+} from "../../components/render/nginx";
 import { baseSite, layout, lineDiff } from "./render.fixtures";
 
 const certbot = (): NginxSiteInput => ({ ...baseSite(), tls: { mode: "certbot" } });
@@ -312,5 +317,20 @@ server 127.0.0.1:8001;
       removed: ["server 127.0.0.1:8001;"],
       added: ["server 127.0.0.1:8000;"],
     });
+  });
+});
+
+describe("renderNginxHttpConf", () => {
+  it("raises the hash buckets once for the host", () => {
+    assert.equal(
+      renderNginxHttpConf(),
+      [
+        "# Managed by apphost (components/render/nginx.ts); edits are overwritten on the next deploy.",
+        "# Shared by every apphost stack on this host.",
+        "variables_hash_bucket_size 128;",
+        "server_names_hash_bucket_size 128;",
+        "",
+      ].join("\n"),
+    );
   });
 });

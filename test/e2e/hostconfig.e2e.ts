@@ -1,0 +1,143 @@
+/**
+ * Host configuration end to end: the baseline, validation of proxy config on
+ * the host before it goes live, a preview that shows a file's diff, two
+ * stacks side by side on one host, and Nginx as the proxy.
+ */
+import { strict as assert } from "assert";
+import type * as auto from "@pulumi/pulumi/automation";
+import * as yaml from "js-yaml";
+import * as fs from "fs";
+import * as path from "path";
+import { freshBackend, http, localStack, onHost, ROOT, sandboxUp, type Sandbox } from "./lib";
+
+type TestStack = auto.Stack & { configFile: string };
+
+const base = (
+  yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.local.yaml"), "utf8")) as {
+    config: Record<string, unknown>;
+  }
+).config;
+const baseApp = base["apphost:app"] as Record<string, unknown>;
+const log = (s: string) => process.stdout.write(s);
+
+describe("host configuration on the sandbox (real engine)", function () {
+  let sandbox: Sandbox;
+  let a: TestStack;
+  let b: TestStack;
+
+  before(async function () {
+    sandbox = sandboxUp();
+    const backend = freshBackend();
+    a = await localStack(backend, { sandbox, stackName: "local" });
+    // A second stack of the same app on the same host: its own hostname and ports.
+    b = await localStack(backend, {
+      sandbox,
+      stackName: "local-b",
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: "b.local.test" }] },
+        "apphost:app": { ...baseApp, basePort: 8100 },
+      },
+    });
+  });
+
+  after(async function () {
+    for (const s of [b, a]) {
+      if (s) await s.destroy({ configFile: s.configFile }).catch(() => undefined);
+    }
+  });
+
+  it("applies the host baseline: unattended upgrades, no SSH passwords, time sync", async function () {
+    await a.up({ onOutput: log, configFile: a.configFile });
+    assert.equal(
+      onHost("sshd -T | grep -i '^passwordauthentication'").stdout.trim(),
+      "passwordauthentication no",
+    );
+    assert.match(onHost("apt-config dump APT::Periodic::Unattended-Upgrade").stdout, /"1"/);
+    assert.equal(onHost("systemctl is-enabled systemd-timesyncd").stdout.trim(), "enabled");
+    assert.equal(
+      onHost("dpkg-query -W -f='${Status}' caddy python3-venv sqlite3").stdout.includes("not-installed"),
+      false,
+    );
+  });
+
+  it("previews a config change as the diff of the file it changes", async function () {
+    const cfg = yaml.load(fs.readFileSync(a.configFile, "utf8")) as { config: Record<string, unknown> };
+    cfg.config["apphost:proxy"] = { kind: "caddy", maxBodySize: "7m" };
+    const changed = a.configFile.replace(/\.yaml$/, ".bigger.yaml");
+    fs.writeFileSync(changed, yaml.dump(cfg));
+    const preview = await a.preview({ diff: true, configFile: changed });
+    assert.match(preview.stdout, /app-site/);
+    assert.match(preview.stdout, /max_size 7MiB/);
+    assert.equal(preview.changeSummary.update, 1, JSON.stringify(preview.changeSummary));
+  });
+
+  it("runs two stacks side by side, each with its own units, paths and site", async function () {
+    await b.up({ onOutput: log, configFile: b.configFile });
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+    assert.equal(onHost("cat /srv/sample-local-b/active-port").stdout.trim(), "8100");
+    const units = onHost(
+      "systemctl list-units --plain --no-legend 'apphost-*' | awk '{print $1}' | sort",
+    ).stdout;
+    assert.match(units, /apphost-sample-local-web@8000\.service/);
+    assert.match(units, /apphost-sample-local-b-web@8100\.service/);
+  });
+
+  it("refuses a proxy config the host's validator rejects, and the old config keeps serving", async function () {
+    // Stack b claims stack a's hostname too: Caddy refuses two sites with one address.
+    const cfg = yaml.load(fs.readFileSync(b.configFile, "utf8")) as { config: Record<string, unknown> };
+    cfg.config["apphost:dns"] = {
+      provider: "none",
+      hostnames: [{ name: "b.local.test" }, { name: "sample.local.test" }],
+    };
+    const clash = b.configFile.replace(/\.yaml$/, ".clash.yaml");
+    fs.writeFileSync(clash, yaml.dump(cfg));
+    const before = onHost("sha256sum /etc/caddy/apphost/sample-local-b.caddy").stdout;
+    await assert.rejects(b.up({ configFile: clash }), (e: Error) => {
+      assert.match(e.message, /was not installed: the validator refused it/);
+      assert.match(e.message, /ambiguous site definition|sample\.local\.test/);
+      return true;
+    });
+    assert.equal(onHost("sha256sum /etc/caddy/apphost/sample-local-b.caddy").stdout, before);
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+  });
+
+  it("destroying one stack leaves the other serving and its files untouched", async function () {
+    const aFiles = onHost(
+      "find /srv/sample-local /etc/caddy/apphost/sample-local.* -maxdepth 1 | sort | sha256sum",
+    ).stdout;
+    await b.destroy({ onOutput: log, configFile: b.configFile });
+    assert.equal(onHost("ls -d /srv/sample-local-b 2>/dev/null || true").stdout.trim(), "");
+    assert.equal(
+      onHost("find /srv/sample-local /etc/caddy/apphost/sample-local.* -maxdepth 1 | sort | sha256sum")
+        .stdout,
+      aFiles,
+    );
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+  });
+
+  it("serves through Nginx when apphost:proxy.kind is nginx", async function () {
+    await a.destroy({ onOutput: log, configFile: a.configFile });
+    const n = await localStack(freshBackend(), {
+      sandbox,
+      stackName: "local-nginx",
+      config: {
+        "apphost:proxy": { kind: "nginx" },
+        "apphost:tls": { mode: "off" },
+        "apphost:dns": { provider: "none", hostnames: [{ name: "n.local.test" }] },
+        "apphost:app": { ...baseApp, basePort: 8200 },
+      },
+    });
+    try {
+      onHost("systemctl stop caddy");
+      await n.up({ onOutput: log, configFile: n.configFile });
+      const home = http(sandbox, "n.local.test", "/healthz", "http");
+      assert.equal(home.status, 200, home.body);
+      assert.match(onHost("nginx -T 2>/dev/null | grep -c 'apphost'").stdout.trim(), /^[1-9]/);
+    } finally {
+      await n.destroy({ onOutput: log, configFile: n.configFile }).catch(() => undefined);
+      onHost("systemctl stop nginx; systemctl start caddy", { allowFailure: true });
+    }
+  });
+});
