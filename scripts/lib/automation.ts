@@ -31,6 +31,12 @@ export interface OpenOptions {
   backendUrl?: string;
   /** Extra environment for the engine */
   env?: Record<string, string>;
+  /**
+   * Select an existing stack only: a missing stack (or a backend that does
+   * not hold it) is an error instead of a new, empty stack. For commands that
+   * inspect a deployed stack (drift, doctor, releases).
+   */
+  mustExist?: boolean;
 }
 
 export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
@@ -53,15 +59,21 @@ export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
     // Nothing in the local stack uses AWS, Cloudflare or TLS resources.
     env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
   }
-  if (backend?.startsWith("file://")) {
+  if (backend?.startsWith("file://") && !opts.mustExist) {
     require("fs").mkdirSync(backend.slice("file://".length), { recursive: true });
   }
   const program = async () => {
     const { program: run } = await import("../../program");
     return run();
   };
-  return auto.LocalWorkspace.createOrSelectStack(
-    { stackName: opts.stack, projectName: "apphost", program },
-    { workDir: ROOT, pulumiCommand, envVars: env, secretsProvider: local ? "passphrase" : undefined },
-  );
+  const args = { stackName: opts.stack, projectName: "apphost", program };
+  const wsOpts = {
+    workDir: ROOT,
+    pulumiCommand,
+    envVars: env,
+    secretsProvider: local ? "passphrase" : undefined,
+  };
+  return opts.mustExist
+    ? auto.LocalWorkspace.selectStack(args, wsOpts)
+    : auto.LocalWorkspace.createOrSelectStack(args, wsOpts);
 }

@@ -692,6 +692,24 @@ describe("doctor: checks executed in a temp dir", function () {
       assert.match(r.detail, /malformed|in database main/);
     });
 
+    it("leaves no -wal/-shm next to a WAL-mode backup, and never takes side files for the newest", async () => {
+      // What `.backup` of the app's WAL database writes: a copy that is itself in WAL mode.
+      const db = at("backups", "app-1.db");
+      sqlite(db, "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+      for (const side of ["-wal", "-shm"]) fs.rmSync(db + side, { force: true });
+      assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+      assert.deepEqual(fs.readdirSync(at("backups")), ["app-1.db"]);
+      // Side files someone else left, newer than the backup, are not backups.
+      fs.writeFileSync(db + "-shm", "x".repeat(100));
+      fs.writeFileSync(db + "-wal", "");
+      assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+    });
+
+    it("reads a backup whose path has URI characters (% ? #)", async () => {
+      goodDb(at("backups", "app-%41?#.db"));
+      assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+    });
+
     it("reads gzip-compressed backups", async () => {
       goodDb(at("backups", "app.db"));
       const gz = spawnSync("gzip", [at("backups", "app.db")]);

@@ -1,0 +1,238 @@
+/**
+ * What the day-2 commands (`npm run drift`, `doctor`, `releases`) share:
+ * their command line, reading a deployed stack's config and outputs, and
+ * turning the config back into the typed `StackConfig` the program saw.
+ *
+ * Exit codes are the same for all three: 0 all good, 1 the check found
+ * something (drift, a failed doctor check), 2 could not check.
+ */
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import type * as auto from "@pulumi/pulumi/automation";
+import {
+  inspectPrivateKey,
+  parseStackConfig,
+  SECRET_KEYS,
+  SECTIONS,
+  type SecretFacts,
+  type StackConfig,
+} from "../../components/config";
+import type { SshConnection } from "../../components/remote/connection";
+
+/** Exit status of a command that could not do its check at all. */
+export const EXIT_CANNOT_CHECK = 2;
+
+export interface OpsArgs {
+  stack: string;
+  /** `--config-file <path>`: the stack's config file instead of Pulumi.<stack>.yaml */
+  configFile?: string;
+  /** Values of the command's own `--name <value>` options, by name without dashes */
+  options: Record<string, string>;
+}
+
+/**
+ * `--stack <name> [--config-file <path>] [--<option> <value>...]`, each also
+ * as `--name=value`; `-s` is `--stack`. Throws a usage message listing every
+ * problem.
+ */
+export function parseOpsArgs(command: string, argv: string[], options: string[] = []): OpsArgs {
+  const known = ["stack", "config-file", ...options];
+  const usage =
+    `usage: npm run ${command} -- --stack <name> [--config-file <path>]` +
+    options.map((o) => ` [--${o} <value>]`).join("");
+  const values: Record<string, string> = {};
+  const errors: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    let name: string;
+    let value: string | undefined;
+    if (arg === "-s") {
+      name = "stack";
+      value = argv[++i];
+    } else if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+      value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    } else {
+      errors.push(`unexpected argument "${arg}"`);
+      continue;
+    }
+    if (!known.includes(name)) {
+      errors.push(`unknown option "--${name}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
+      continue;
+    }
+    if (value === undefined || value === "" || (value.startsWith("-") && !arg.includes("="))) {
+      errors.push(`--${name} needs a value`);
+      if (value?.startsWith("-")) i--; // the next option is not this one's value
+      continue;
+    }
+    if (name in values) errors.push(`--${name} is given twice`);
+    values[name] = value;
+  }
+  if (!values.stack && !errors.some((e) => e.startsWith("--stack"))) {
+    errors.push("--stack <name> is required (local, staging or prod)");
+  }
+  if (errors.length > 0) throw new Error(`${usage}\n  - ${errors.join("\n  - ")}`);
+  const { stack, "config-file": configFile, ...rest } = values;
+  return { stack, ...(configFile !== undefined ? { configFile } : {}), options: rest };
+}
+
+/**
+ * The stack's config with secrets in clear (`pulumi config --show-secrets
+ * --json`), from `configFile` when given: the Automation API's getAllConfig
+ * has no config-file option, so that case runs the same engine command with
+ * the workspace's environment.
+ */
+export async function readStackConfig(stack: auto.Stack, configFile?: string): Promise<auto.ConfigMap> {
+  if (!configFile) return stack.getAllConfig();
+  const ws = stack.workspace as auto.LocalWorkspace;
+  const args = ["config", "--show-secrets", "--json", "--stack", stack.name, "--config-file", configFile];
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      ws.pulumiCommand.command,
+      [...args, "--non-interactive"],
+      { cwd: ws.workDir, env: { ...process.env, ...ws.envVars }, maxBuffer: 64 * 1024 * 1024 },
+      (err, out, errOut) =>
+        err ? reject(new Error(`pulumi ${args.join(" ")}: ${errOut.trim() || err.message}`)) : resolve(out),
+    );
+  });
+  return JSON.parse(stdout) as auto.ConfigMap;
+}
+
+/** `apphost:sshPrivateKeyFile`, read outside the pure parser (see components/config). */
+const KEY_FILE = "sshPrivateKeyFile";
+
+export interface ConfigFromMapOptions {
+  project: string;
+  stack: string;
+  /** Reads `apphost:sshPrivateKeyFile` (`~` already expanded). @default fs.readFileSync */
+  readFile?: (file: string) => string;
+}
+
+/**
+ * The typed config of a stack from its `pulumi config --json` map, parsed
+ * exactly as the program parses it (`loadStackConfig`): object values as
+ * JSON, the secrets seen only as facts. Throws the parser's ConfigError.
+ */
+export function stackConfigFromMap(map: auto.ConfigMap, opts: ConfigFromMapOptions): StackConfig {
+  const ns = opts.project;
+  const value = (key: string): unknown => {
+    // `pulumi config --json` also gives `objectValue` for structured values; the
+    // SDK's ConfigValue type does not declare it, and `value` holds the same JSON.
+    const entry = map[`${ns}:${key}`];
+    if (!entry) return undefined;
+    try {
+      return JSON.parse(entry.value);
+    } catch {
+      return entry.value;
+    }
+  };
+  const raw: Record<string, unknown> = {};
+  for (const section of SECTIONS) raw[section] = value(section);
+  for (const full of Object.keys(map)) {
+    const [namespace, key] = full.split(":", 2);
+    if (
+      namespace === ns &&
+      key &&
+      !(key in raw) &&
+      !(SECRET_KEYS as readonly string[]).includes(key) &&
+      key !== KEY_FILE
+    ) {
+      raw[key] = true; // an unknown key: the parser names it
+    }
+  }
+
+  const secrets: SecretFacts = {};
+  const keyFile = map[`${ns}:${KEY_FILE}`]?.value;
+  let key: string | undefined = map[`${ns}:sshPrivateKey`]?.value;
+  if (keyFile) {
+    const file = keyFile.replace(/^~(?=\/|$)/, os.homedir());
+    try {
+      key = (opts.readFile ?? ((f: string) => fs.readFileSync(f, "utf8")))(file);
+    } catch (e) {
+      throw new Error(
+        `${ns}:${KEY_FILE}: cannot read "${keyFile}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+  }
+  if (key !== undefined && key.trim() !== "") {
+    secrets.sshPrivateKey = true;
+    secrets.sshPrivateKeyInfo = inspectPrivateKey(key);
+  }
+  const env = map[`${ns}:secretEnv`];
+  if (env !== undefined) {
+    const v = value("secretEnv");
+    secrets.secretEnvTypes =
+      typeof v === "object" && v !== null && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).map(([name, x]) => [name, typeOf(x)]))
+        : typeOf(v);
+  }
+  return parseStackConfig(raw, { project: opts.project, stack: opts.stack, secrets });
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+/** The stack outputs the day-2 commands need; throws naming what is missing. */
+export interface DeployedStack {
+  connection: SshConnection;
+  releaseId: string;
+  hostId: string;
+  url?: string;
+}
+
+export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap): DeployedStack {
+  const conn = outputs.connection?.value as Partial<SshConnection> | undefined;
+  const missing: string[] = [];
+  if (!conn || typeof conn.host !== "string" || typeof conn.privateKey !== "string")
+    missing.push("connection");
+  const releaseId = outputs.releaseId?.value;
+  if (typeof releaseId !== "string" || releaseId === "") missing.push("releaseId");
+  const hostId = outputs.hostId?.value;
+  if (typeof hostId !== "string" || hostId === "") missing.push("hostId");
+  if (missing.length > 0) {
+    throw new Error(
+      `stack ${stackName} has no ${missing.join(", ")} output${missing.length > 1 ? "s" : ""}: ` +
+        "is it deployed? (`npm run deploy -- up --stack " +
+        stackName +
+        "`)",
+    );
+  }
+  return {
+    connection: { ...(conn as SshConnection), port: conn?.port ?? 22 },
+    releaseId: releaseId as string,
+    hostId: hostId as string,
+    ...(typeof outputs.url?.value === "string" ? { url: outputs.url.value } : {}),
+  };
+}
+
+/**
+ * An error message cut to what a person needs, for a one-screen "could not
+ * check": the engine's own `error:` lines when the Automation API wrapped a
+ * failed command (its message repeats stdout and stderr), else the last lines.
+ */
+export function shortError(e: unknown, lines = 6): string {
+  const text = (e instanceof Error ? e.message : String(e)).replace(/\s+$/, "");
+  const engine = [...new Set(text.split("\n").filter((l) => /^error: /.test(l)))];
+  if (engine.length > 0) return engine.slice(-lines).join("\n");
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+/**
+ * Runs `main` as a command: its resolved number is the exit code, and
+ * anything thrown (or an unhandled rejection) exits 2, never 1, so a crash
+ * is never mistaken for a finding.
+ */
+export function runCommand(name: string, main: () => Promise<number>): void {
+  const die = (e: unknown) => {
+    process.stderr.write(`${name}: could not check: ${shortError(e, 30)}\n`);
+    process.exit(EXIT_CANNOT_CHECK);
+  };
+  process.on("uncaughtException", die);
+  process.on("unhandledRejection", die);
+  main().then((code) => process.exit(code), die);
+}

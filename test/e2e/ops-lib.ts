@@ -1,0 +1,69 @@
+/**
+ * Helpers for the day-2 command specs (ops.e2e.ts): run a command the way a
+ * person or CI does (`npm run --silent <command> -- ...` as a child process),
+ * and stop or start the sandbox's sshd from outside it, which SSH itself
+ * cannot do once sshd is gone.
+ */
+import { execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import { ROOT } from "./lib";
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `npm run --silent <command> -- <args>` in the repository, with `env` on top
+ * of this process's environment. Echoes both streams so a failing spec shows
+ * what the command said.
+ */
+export function runCli(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npm", ["run", "--silent", command, "--", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString("utf8")));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const result = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      process.stdout.write(
+        `\n$ npm run ${command} -- ${args.join(" ")}  (exit ${result.code})\n${stdout}` +
+          (stderr ? `[stderr]\n${stderr}` : ""),
+      );
+      resolve(result);
+    });
+  });
+}
+
+/**
+ * The pid of the sandbox's init (systemd inside the container): the child of
+ * the systemd-nspawn that `scripts/sandbox` started, found from the wrapper
+ * pid file of the named sandbox only.
+ */
+function sandboxInit(name: string): string {
+  const wrapper = fs.readFileSync(`/var/lib/apphost-sandbox/${name}/wrapper.pid`, "utf8").trim();
+  const children = (pid: string) =>
+    execFileSync("pgrep", ["-P", pid], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  const nspawn = children(wrapper)[0];
+  const init = nspawn ? children(nspawn)[0] : undefined;
+  if (!init) throw new Error(`sandbox ${name}: no container init under wrapper ${wrapper}`);
+  return init;
+}
+
+/** `systemctl <verb> <unit>` inside the sandbox, entered from this machine (no SSH needed). */
+export function sandboxSystemctl(name: string, verb: "start" | "stop", unit: string): void {
+  execFileSync("nsenter", ["-t", sandboxInit(name), "-m", "-u", "-i", "-n", "-p", "systemctl", verb, unit], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+}

@@ -1,0 +1,268 @@
+/**
+ * The pure parts of `npm run doctor` and `npm run releases`: the stack config
+ * read back from `pulumi config --json`, the outputs they need, the doctor
+ * report, the releases view. samples/ops/ holds real output from the local
+ * stack on the sandbox: `pulumi config --show-secrets --json --config-file`
+ * (config-local.json) and `apphost-release status` (status.txt).
+ */
+import assert from "assert/strict";
+import * as fs from "fs";
+import * as path from "path";
+import type * as auto from "@pulumi/pulumi/automation";
+import { ConfigError } from "../../components/config";
+import { doctorChecks, doctorInputFromConfig } from "../../components/doctor";
+import { parseStatus } from "../../components/release/script";
+import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
+import { deployedFromOutputs, stackConfigFromMap } from "../../scripts/lib/ops";
+import { DEPLOY_KEY } from "./fixtures";
+import { historyRows, liveLine, parseReleasesArgs, renderReleases } from "../../scripts/releases";
+
+const SAMPLES = path.join(__dirname, "samples", "ops");
+const configMap = (): auto.ConfigMap =>
+  JSON.parse(fs.readFileSync(path.join(SAMPLES, "config-local.json"), "utf8")) as auto.ConfigMap;
+const status = () => parseStatus(fs.readFileSync(path.join(SAMPLES, "status.txt"), "utf8"));
+const KEY = DEPLOY_KEY.privateKey;
+
+describe("ops: the stack config from `pulumi config --json`", () => {
+  it("parses the local stack's real config as the program does, the key read from sshPrivateKeyFile", () => {
+    const read: string[] = [];
+    const config = stackConfigFromMap(configMap(), {
+      project: "apphost",
+      stack: "local-h6",
+      readFile: (f) => {
+        read.push(f);
+        return KEY;
+      },
+    });
+    assert.equal(read.length, 1);
+    assert.match(read[0], /\/\.cache\/apphost\/sandbox\/id_ed25519$/);
+    assert.ok(!read[0].startsWith("~"), "~ expands to the home directory");
+    assert.equal(config.stack, "local-h6");
+    assert.equal(config.app.name, "sample");
+    assert.deepEqual(config.host, { ...config.host, kind: "existing", address: "10.79.0.2", port: 22 });
+    assert.equal(config.tls.mode, "internal");
+    assert.equal(config.database.kind, "sqlite");
+    assert.equal(config.backups.schedule, "daily");
+  });
+
+  it("gives the doctor the same checks the deployed host needs", () => {
+    const config = stackConfigFromMap(configMap(), {
+      project: "apphost",
+      stack: "local-h6",
+      readFile: () => KEY,
+    });
+    const input = doctorInputFromConfig(config, { releaseId: "20261125160306-2d331be9" });
+    assert.deepEqual(input.units, ["caddy.service", "apphost-sample-local-h6-worker.service"]);
+    assert.deepEqual(input.database, {
+      file: "/srv/sample-local-h6/shared/data/app.db",
+      owner: "sample-local-h6",
+    });
+    assert.deepEqual(
+      doctorChecks(input).map((c) => c.name),
+      ["units", "health", "tls-certificate", "backup", "database-permissions", "disk", "memory", "release"],
+    );
+  });
+
+  it("a value that is not JSON stays a string, and the parser reports it with the rest", () => {
+    const map = {
+      ...configMap(),
+      "apphost:tls": { value: "internal", secret: false },
+      "apphost:dsn": { value: "x", secret: false },
+    };
+    assert.throws(
+      () => stackConfigFromMap(map, { project: "apphost", stack: "local-h6", readFile: () => KEY }),
+      (e: ConfigError) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(
+          e.issues.map((i) => i.path),
+          ["apphost:dsn", "apphost:tls"],
+        );
+        return true;
+      },
+    );
+  });
+
+  it("a key file that cannot be read is named, not a stack trace", () => {
+    assert.throws(
+      () =>
+        stackConfigFromMap(configMap(), {
+          project: "apphost",
+          stack: "local-h6",
+          readFile: () => {
+            throw Object.assign(new Error("nope"), { code: "ENOENT" });
+          },
+        }),
+      /apphost:sshPrivateKeyFile: cannot read "~\/\.cache\/apphost\/sandbox\/id_ed25519" \(ENOENT\)/,
+    );
+  });
+});
+
+describe("ops: the outputs doctor and releases need", () => {
+  const outputs = (o: Record<string, unknown>): auto.OutputMap =>
+    Object.fromEntries(Object.entries(o).map(([k, value]) => [k, { value, secret: k === "connection" }]));
+
+  it("connection, releaseId and hostId; port 22 unless given", () => {
+    const d = deployedFromOutputs(
+      "prod",
+      outputs({
+        connection: { host: "203.0.113.7", user: "admin", privateKey: KEY },
+        releaseId: "r1",
+        hostId: "shop-prod",
+        url: "https://shop.example.com",
+      }),
+    );
+    assert.deepEqual(d, {
+      connection: { host: "203.0.113.7", port: 22, user: "admin", privateKey: KEY },
+      releaseId: "r1",
+      hostId: "shop-prod",
+      url: "https://shop.example.com",
+    });
+  });
+
+  it("a stack that was never deployed (or destroyed) is named with what is missing", () => {
+    assert.throws(
+      () => deployedFromOutputs("prod", outputs({})),
+      /^Error: stack prod has no connection, releaseId, hostId outputs: is it deployed\?/,
+    );
+  });
+});
+
+describe("ops: doctor", () => {
+  it("options: --origin-ca-file, --backup-max-age in seconds", () => {
+    assert.deepEqual(parseDoctorArgs(["--stack", "prod", "--backup-max-age", "7200"]), {
+      stack: "prod",
+      options: { "backup-max-age": "7200" },
+    });
+    assert.throws(
+      () => parseDoctorArgs(["--stack", "prod", "--backup-max-age", "2h"]),
+      /whole number of seconds/,
+    );
+  });
+
+  it("prints one line per check in order, a check never reported fails, then the counts", () => {
+    const report = renderDoctorReport(
+      ["units", "health", "backup", "release"],
+      [
+        { name: "health", status: "pass", detail: "" },
+        { name: "units", status: "fail", detail: "apphost-x-worker.service is inactive" },
+        { name: "backup", status: "skip", detail: "n/a: no database" },
+      ],
+    );
+    assert.deepEqual(report.lines, [
+      "FAIL units: apphost-x-worker.service is inactive",
+      "PASS health",
+      "SKIP backup: n/a: no database",
+      "FAIL release: no result (the doctor script stopped early)",
+      "doctor: 1 passed, 2 failed, 1 skipped",
+    ]);
+    assert.equal(report.failed, 2);
+  });
+});
+
+describe("ops: releases", () => {
+  const history = [
+    {
+      version: 0,
+      kind: "update",
+      result: "succeeded",
+      startTime: new Date("2026-11-25T16:03:41.000Z"),
+      endTime: new Date("2026-11-25T16:03:49.000Z"),
+      resourceChanges: { same: 19, update: 2 },
+    },
+    {
+      version: 0,
+      kind: "update",
+      result: "succeeded",
+      startTime: new Date("2026-11-25T16:02:50.000Z"),
+      endTime: new Date("2026-11-25T16:03:27.000Z"),
+      resourceChanges: { create: 21 },
+    },
+  ] as unknown as auto.UpdateSummary[];
+
+  it("options: --limit", () => {
+    assert.deepEqual(parseReleasesArgs(["-s", "prod", "--limit", "5"]).options, { limit: "5" });
+    assert.throws(() => parseReleasesArgs(["-s", "prod", "--limit", "0"]), /positive whole number/);
+  });
+
+  it("history rows: a self-managed backend's version 0 is numbered by position", () => {
+    assert.deepEqual(historyRows(history), [
+      {
+        version: 2,
+        kind: "update",
+        result: "succeeded",
+        start: "2026-11-25T16:03:41Z",
+        end: "2026-11-25T16:03:49Z",
+        changes: "same 19, update 2",
+      },
+      {
+        version: 1,
+        kind: "update",
+        result: "succeeded",
+        start: "2026-11-25T16:02:50Z",
+        end: "2026-11-25T16:03:27Z",
+        changes: "create 21",
+      },
+    ]);
+    assert.equal(historyRows([{ ...history[0], version: 42 }])[0].version, 42);
+  });
+
+  it("the real status: what is live and since when, then the log and the history", () => {
+    const lines = renderReleases({
+      stack: "local-h6",
+      releaseId: "20261125160306-2d331be9",
+      logPath: "/srv/sample-local-h6/releases.log",
+      status: status(),
+      history: historyRows(history),
+    });
+    assert.deepEqual(lines, [
+      "live: 20261125160306-2d331be9 since 2026-11-25T16:03:27Z (deployed, migration 0002 (head)) on port 8000; matches the stack's releaseId",
+      "",
+      "host release log (/srv/sample-local-h6/releases.log, newest first):",
+      "     RELEASE                  TIME                  MIGRATION    OUTCOME",
+      "  *  20261125160306-2d331be9  2026-11-25T16:03:27Z  0002 (head)  deployed",
+      "",
+      "stack history (local-h6, newest first):",
+      "  VERSION  KIND    RESULT     STARTED               ENDED                 CHANGES",
+      "  2        update  succeeded  2026-11-25T16:03:41Z  2026-11-25T16:03:49Z  same 19, update 2",
+      "  1        update  succeeded  2026-11-25T16:02:50Z  2026-11-25T16:03:27Z  create 21",
+    ]);
+  });
+
+  it("since when: the newest line that made the current release live (a rollback counts)", () => {
+    const st = parseStatus(
+      [
+        "current=r1",
+        "active_port=8001",
+        "previous=",
+        "releases=r1 r2",
+        "lock=",
+        "log=r1\t2025-01-01T12:00:00Z\t0001\tdeployed",
+        "log=r2\t2025-01-02T12:00:00Z\t0002 (head)\tdeployed",
+        "log=r3\t2025-01-03T12:00:00Z\t-\tfailed:health-gate",
+        "log=r1\t2025-01-04T12:00:00Z\t0002 (head)\trolled-back",
+      ].join("\n"),
+    );
+    assert.equal(
+      liveLine({ stack: "prod", releaseId: "r2", status: st }),
+      "live: r1 since 2025-01-04T12:00:00Z (rolled-back, migration 0002 (head)) on port 8001; " +
+        "WARNING: the stack published r2; run npm run doctor, then `npm run deploy -- up --stack prod` to put it back or adopt the change",
+    );
+    const lines = renderReleases({ stack: "prod", releaseId: "r2", logPath: "/l", status: st, history: [] });
+    assert.deepEqual(lines.slice(3, 8), [
+      "     RELEASE  TIME                  MIGRATION    OUTCOME",
+      "  *  r1       2025-01-04T12:00:00Z  0002 (head)  rolled-back",
+      "     r3       2025-01-03T12:00:00Z  -            failed:health-gate",
+      "     r2       2025-01-02T12:00:00Z  0002 (head)  deployed",
+      "     r1       2025-01-01T12:00:00Z  0001         deployed",
+    ]);
+    assert.equal(lines.at(-1), "  (no updates)");
+  });
+
+  it("nothing live yet", () => {
+    const st = parseStatus("current=\nactive_port=\nprevious=\nreleases=\nlock=\n");
+    assert.equal(
+      liveLine({ stack: "prod", releaseId: "r1", status: st }),
+      "live: nothing (no current release on the host); the stack published r1",
+    );
+  });
+});
