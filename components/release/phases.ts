@@ -330,6 +330,15 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       ]
     : [];
+  // The script runs under umask 022, so a SQLite file the migration (or the
+  // revision command) creates would be world-readable; the app's own units
+  // use UMask=0027. Bring the file and its side files to 0640 at most.
+  const tighten =
+    db.kind === "sqlite"
+      ? [
+          `for f in ${[``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`)).join(" ")}; do if [ -e "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
+        ]
+      : [];
   if (db.kind === "none" || !db.migrate) {
     return {
       name: "migrate",
@@ -339,6 +348,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         `NEW_DIR="${l.releases}/${refs.id}"`,
         'note "migrate: no apphost:database.migrate command; skipping"',
         ...(db.revision ? [`REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})`, ...revision] : []),
+        ...(db.revision ? tighten : []),
       ],
     };
   }
@@ -356,6 +366,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       "MIGRATE_STARTED=1",
       `if ! as_app "$NEW_DIR" ${q(db.migrate)} >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(tail -n 40 "$MIGRATE_LOG")"; fi`,
       ...revision,
+      ...tighten,
     ],
   };
 }

@@ -11,7 +11,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
-import { runRemote, shellQuote } from "./ssh";
+import { redact, runRemote, shellQuote, tail, type RemoteResult } from "./ssh";
 
 export interface ReleaseArgs {
   connection: pulumi.Input<SshConnection>;
@@ -76,6 +76,59 @@ function parseKv(stdout: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The error of a failed `apphost-release deploy|rollback`: which phase failed
+ * and why (its `apphost: phase <name> failed: <reason>` line, else its exit
+ * status), then the tail of the script's output. A plain Error: Pulumi
+ * serializes this provider, and an Error subclass loses its message.
+ */
+export function releaseError(
+  what: string,
+  res: RemoteResult,
+  conn: Pick<SshConnection, "privateKey" | "user" | "host" | "port">,
+): Error {
+  // apphost-release's exit statuses (EXIT_CODES in components/release/phases.ts; kept in step by a unit test).
+  const byStatus: Record<number, string> = {
+    2: "usage",
+    10: "check",
+    11: "upload",
+    12: "install",
+    13: "backup",
+    14: "migrate",
+    15: "publish",
+    16: "health-gate",
+    17: "finish",
+    18: "check",
+    19: "choose",
+    21: "restore",
+    22: "choose",
+  };
+  const lines = res.stderr.split("\n");
+  // The first failure is the deploy's own; later ones come from the automatic rollback.
+  const failedLine = lines.find((l) => /^apphost: phase \S+ failed: /.test(l));
+  const failed = failedLine ? /^apphost: phase (\S+) failed: (.*)$/.exec(failedLine) : null;
+  const started = [...lines].reverse().find((l) => /^apphost: phase \S+: start$/.test(l));
+  const lastStarted = started ? /^apphost: phase (\S+): start$/.exec(started)![1] : undefined;
+  const phase = failed?.[1] ?? byStatus[res.code];
+  let head: string;
+  if (phase && res.code !== 255) {
+    head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
+    if (res.code === 20)
+      head += "; the automatic rollback failed too: look at the host (apphost-release status)";
+  } else if (res.code === 255 && !lastStarted) {
+    head = `${what}: ssh to ${conn.user}@${conn.host}:${conn.port} failed (exit status 255)`;
+  } else if (res.code === 255 || res.code >= 128) {
+    head =
+      `${what}: interrupted${lastStarted ? ` during phase ${lastStarted}` : ""} (exit status ${res.code}: ` +
+      `the SSH connection or apphost-release on the host was killed); the next \`pulumi up\` takes over its deploy lock and tries again`;
+  } else {
+    head = `${what}: exit status ${res.code}${lastStarted ? ` during phase ${lastStarted}` : ""}`;
+  }
+  const output = tail(res.stderr || res.stdout, 40);
+  const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
+  return new Error(redact(text, [conn.privateKey]));
+}
+
 async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
   const fs = require("fs") as typeof import("fs");
   const crypto = require("crypto") as typeof import("crypto");
@@ -89,11 +142,13 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
     inputs.requirementsHash,
     sha,
   ];
-  await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
+  const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
     what: `release ${releaseId}`,
     stdin: artifact,
     timeoutSeconds: 3600,
+    allowFailure: true,
   });
+  if (res.code !== 0) throw releaseError(`release ${releaseId}`, res, inputs.connection);
   let live = releaseId;
   if (inputs.rollbackTo) live = await rollback(inputs, inputs.rollbackTo);
   return { ...inputs, releaseId, live };
@@ -103,7 +158,9 @@ async function rollback(inputs: Inputs, target: string): Promise<string> {
   const words = [inputs.script, `--owner=${inputs.lockOwner}`, "rollback", target];
   const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
     what: `rollback to ${target}`,
+    allowFailure: true,
   });
+  if (res.code !== 0) throw releaseError(`rollback to ${target}`, res, inputs.connection);
   return parseKv(res.stdout).current || target;
 }
 

@@ -123,6 +123,7 @@ describe("release phases: the base input", () => {
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(tail -n 40 "$MIGRATE_LOG")"; fi',
       "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
+      'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -e "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
     ]);
     assert.deepEqual(phase(input, "publish").commands, [
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,

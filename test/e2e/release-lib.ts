@@ -1,0 +1,233 @@
+/**
+ * Helpers for the release specs (test/e2e/release.e2e.ts): app variants in a
+ * temp directory, the full `apphost:app` object pointing at one, a bounded
+ * HTTPS load against the sandbox's proxy, and the host's release status.
+ */
+import * as fs from "fs";
+import * as https from "https";
+import * as path from "path";
+import * as yaml from "js-yaml";
+import { parseStatus, type ReleaseStatus } from "../../components/release/script";
+import { onHost, ROOT, type Sandbox } from "./lib";
+
+/**
+ * Where app variants go: inside the project (apphost:app.source must be a
+ * relative path without `..`), in a directory git ignores.
+ */
+export const VARIANTS_DIR = path.join(ROOT, ".sandbox", "release-e2e");
+
+/** Pulumi.local.yaml's `apphost:app`, with `source` pointing at `dir` (relative to the project). */
+export function appConfig(dir: string): Record<string, unknown> {
+  const base = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.local.yaml"), "utf8")) as {
+    config: Record<string, Record<string, unknown>>;
+  };
+  const source = path.relative(ROOT, path.resolve(dir));
+  if (source.startsWith("..") || path.isAbsolute(source)) throw new Error(`${dir} is not inside ${ROOT}`);
+  return { ...base.config["apphost:app"], source };
+}
+
+/** Pulumi.local.yaml's `apphost:releases`, with overrides. */
+export function releasesConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.local.yaml"), "utf8")) as {
+    config: Record<string, Record<string, unknown>>;
+  };
+  return { ...base.config["apphost:releases"], ...overrides };
+}
+
+/**
+ * A copy of examples/sample-app under VARIANTS_DIR, changed by `edits`
+ * (relative path → new content, or a function of the old content).
+ */
+export function appVariant(edits: Record<string, string | ((old: string) => string)> = {}): string {
+  fs.mkdirSync(VARIANTS_DIR, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(VARIANTS_DIR, "app-"));
+  fs.cpSync(path.join(ROOT, "examples", "sample-app"), dir, { recursive: true });
+  for (const [rel, edit] of Object.entries(edits)) {
+    const file = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const old = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    const next = typeof edit === "function" ? edit(old) : edit;
+    if (typeof edit === "function" && next === old)
+      throw new Error(`appVariant: the edit of ${rel} changed nothing`);
+    fs.writeFileSync(file, next);
+  }
+  return dir;
+}
+
+/** `apphost-release status` on the sandbox, parsed. */
+export function hostStatus(id: string): ReleaseStatus {
+  return parseStatus(onHost(`/srv/${id}/bin/apphost-release status`).stdout);
+}
+
+export interface LoadOptions {
+  hostname: string;
+  paths: string[];
+  /** Clients with a keep-alive connection. @default 1 */
+  keepAliveClients?: number;
+  /** Clients that open a new connection per request. @default 1 */
+  freshClients?: number;
+  /** Stop after this many requests in all. */
+  maxRequests: number;
+  /** Stop after this many seconds. */
+  maxSeconds: number;
+  /** Pause between one client's requests. @default 25 */
+  pauseMs?: number;
+}
+
+export interface LoadReport {
+  requests: number;
+  failed: number;
+  /** GETs sent again because a kept-alive connection closed before any answer (see StaleConnection) */
+  resent: number;
+  /** The first few failures: `<path>: <status or error>` */
+  failures: string[];
+  worstMs: number;
+  worstPath: string;
+  seconds: number;
+  /** `release` fields seen in the answers to `/` and `/healthz`, in order of first appearance */
+  releases: string[];
+  /** Why it stopped: "stopped", "maxRequests" or "maxSeconds" */
+  endedBy: string;
+}
+
+export interface Load {
+  /** Stop (if still running) and wait for the in-flight requests. */
+  stop(): Promise<LoadReport>;
+  /** Resolves when the load ended by itself or by stop(). */
+  done: Promise<LoadReport>;
+  report: LoadReport;
+}
+
+/**
+ * A request on a kept-alive connection that the server closed before any
+ * response byte: the server saw no request. Caddy closes its idle
+ * connections when it reloads (every release does), and a request written at
+ * that moment meets the close. HTTP/1.1 lets a client send such a GET again
+ * on a new connection (RFC 9112, 9.3.1), which browsers and Go do; Node
+ * leaves it to the caller (`request.reusedSocket`).
+ */
+class StaleConnection extends Error {}
+
+function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, urlPath: string) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    let answered = false;
+    const req = https.request(
+      {
+        host: sandbox.host,
+        port: 443,
+        path: urlPath,
+        method: "GET",
+        servername: hostname,
+        headers: { Host: hostname },
+        // Caddy's internal CA: the test does not trust it.
+        rejectUnauthorized: false,
+        agent,
+        timeout: 10000,
+      },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out after 10s")));
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      const closed = e.code === "ECONNRESET" || /socket hang up/.test(e.message);
+      reject(req.reusedSocket && !answered && closed ? new StaleConnection(e.message) : e);
+    });
+    req.end();
+  });
+}
+
+/**
+ * A bounded steady load through the proxy: stops by itself after
+ * `maxRequests` requests or `maxSeconds`, whichever comes first.
+ */
+export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
+  const report: LoadReport = {
+    requests: 0,
+    failed: 0,
+    resent: 0,
+    failures: [],
+    worstMs: 0,
+    worstPath: "",
+    seconds: 0,
+    releases: [],
+    endedBy: "",
+  };
+  const started = Date.now();
+  let stopped = false;
+  const end = (why: string) => {
+    if (!report.endedBy) report.endedBy = why;
+    stopped = true;
+  };
+  const timer = setTimeout(() => end("maxSeconds"), opts.maxSeconds * 1000);
+  const client = async (agent: https.Agent | false, n: number) => {
+    let i = n;
+    while (!stopped) {
+      if (report.requests >= opts.maxRequests) {
+        end("maxRequests");
+        break;
+      }
+      const urlPath = opts.paths[i++ % opts.paths.length];
+      report.requests++;
+      const t0 = process.hrtime.bigint();
+      let problem = "";
+      try {
+        const res = await once(agent, sandbox, opts.hostname, urlPath).catch((e: Error) => {
+          if (!(e instanceof StaleConnection)) throw e;
+          // Sent again once, on a new connection; a second failure counts.
+          report.resent++;
+          return once(agent, sandbox, opts.hostname, urlPath);
+        });
+        if (res.status < 200 || res.status > 299) problem = `HTTP ${res.status} ${res.body.slice(0, 200)}`;
+        else {
+          const release = /"release":"([^"]+)"/.exec(res.body)?.[1];
+          if (release && !report.releases.includes(release)) report.releases.push(release);
+        }
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (ms > report.worstMs) {
+        report.worstMs = ms;
+        report.worstPath = urlPath;
+      }
+      if (problem) {
+        report.failed++;
+        if (report.failures.length < 10)
+          report.failures.push(`${new Date().toISOString()} ${urlPath}: ${problem}`);
+      }
+      await new Promise((r) => setTimeout(r, opts.pauseMs ?? 25));
+    }
+  };
+  const agents: (https.Agent | false)[] = [];
+  for (let k = 0; k < (opts.keepAliveClients ?? 1); k++)
+    agents.push(new https.Agent({ keepAlive: true, maxSockets: 1 }));
+  for (let k = 0; k < (opts.freshClients ?? 1); k++) agents.push(false);
+  const done = Promise.all(agents.map((a, k) => client(a, k))).then(() => {
+    clearTimeout(timer);
+    for (const a of agents) if (a) a.destroy();
+    report.seconds = (Date.now() - started) / 1000;
+    return report;
+  });
+  return {
+    report,
+    done,
+    stop: () => {
+      end("stopped");
+      return done;
+    },
+  };
+}
+
+/** One line for the test output. */
+export function describeLoad(r: LoadReport): string {
+  return (
+    `${r.requests} requests in ${r.seconds.toFixed(1)}s (ended by ${r.endedBy}), ${r.failed} failed, ` +
+    `${r.resent} resent after a kept-alive connection closed unanswered, ` +
+    `worst latency ${r.worstMs.toFixed(0)} ms (${r.worstPath}), releases seen: ${r.releases.join(", ") || "none"}`
+  );
+}

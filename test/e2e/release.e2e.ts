@@ -1,0 +1,517 @@
+/**
+ * Issue 5's acceptance, end to end: releases of the sample app to the sandbox
+ * host through the real engine, under a steady HTTPS load through the proxy.
+ * A code release drops no request; an unchanged app does no remote work; a
+ * migration is backed up first; a failed migration and a failed health check
+ * leave the previous release serving and the database intact; rollback on
+ * purpose and back; a killed deploy converges on the next `up`; the scheduled
+ * backup works.
+ *
+ * Runs in its own sandbox (apphost-h5, 10.78.0.x) and stack (local-h5), so it
+ * can run beside the other spec files. Run it alone with
+ *   npx mocha -r ts-node/register/transpile-only --bail --timeout 1800000 test/e2e/release.e2e.ts
+ * (`--config .mocharc.e2e.json <file>` adds the file to the config's glob: it
+ * runs every e2e spec, on their sandboxes too). About 4 minutes.
+ */
+import { strict as assert } from "assert";
+import type * as auto from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import * as path from "path";
+import {
+  changedCount,
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  ROOT,
+  sandboxDown,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
+import {
+  appConfig,
+  appVariant,
+  describeLoad,
+  hostStatus,
+  releasesConfig,
+  startLoad,
+  VARIANTS_DIR,
+  type Load,
+  type LoadReport,
+} from "./release-lib";
+
+const HOSTNAME = "sample.local.test";
+const STACK = "local-h5";
+const ID = `sample-${STACK}`;
+const SANDBOX = { name: "apphost-h5", subnet: "10.78.0" };
+/** Short enough that the failed health check costs little; long enough for gunicorn on two cores. */
+const HEALTH_TIMEOUT = 20;
+const DRAIN_SECONDS = 2;
+
+type Edits = Record<string, string | ((old: string) => string)>;
+
+/** The sample app with `"build": <build>` in its `/` answer, plus `extra` edits. */
+function variant(build: string, extra: Edits = {}): string {
+  const main = extra["app/main.py"];
+  return appVariant({
+    ...extra,
+    "app/main.py": (s) => {
+      const tagged = s.replace('"app": "sample"', `"app": "sample", "build": "${build}"`);
+      return typeof main === "function" ? main(tagged) : tagged;
+    },
+  });
+}
+
+function migration(rev: string, down: string, body: string): string {
+  return [
+    `"""e2e migration ${rev}"""`,
+    "",
+    "import sqlalchemy as sa",
+    "from alembic import op",
+    "",
+    `revision = "${rev}"`,
+    `down_revision = "${down}"`,
+    "branch_labels = None",
+    "depends_on = None",
+    "",
+    "",
+    "def upgrade() -> None:",
+    ...body.split("\n").map((l) => `    ${l}`),
+    "",
+    "",
+    "def downgrade() -> None:",
+    "    pass",
+    "",
+  ].join("\n");
+}
+
+/** 0003: a new table (expand-only, the live release keeps working). */
+const MIGRATION_3 = {
+  "migrations/versions/0003_add_notes.py": migration(
+    "0003",
+    "0002",
+    'op.create_table("notes", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("body", sa.Text()))',
+  ),
+};
+/** 0004 that creates a table, then fails. */
+const MIGRATION_4_BROKEN = {
+  "migrations/versions/0004_half_done.py": migration(
+    "0004",
+    "0003",
+    'op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))\n' +
+      'raise RuntimeError("migration 0004 failed on purpose after creating half_done")',
+  ),
+};
+/** 0004, fixed. */
+const MIGRATION_4 = {
+  "migrations/versions/0004_half_done.py": migration(
+    "0004",
+    "0003",
+    'op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))',
+  ),
+};
+const UNHEALTHY: Edits = {
+  "app/main.py": (s) =>
+    s.replace(
+      '    return {"status": "ok", "release": RELEASE}',
+      '    return JSONResponse({"status": "broken on purpose", "release": RELEASE}, status_code=500)',
+    ),
+};
+/** gunicorn imports the app before it binds (preload_app): the new instance needs ~8s to answer. */
+const SLOW_START: Edits = {
+  "app/main.py": (s) =>
+    s.replace(
+      "RELEASE = _release_id()\n",
+      "RELEASE = _release_id()\n\nimport time  # noqa: E402\n\ntime.sleep(8)\n",
+    ),
+};
+
+const sql = (query: string, file = `/srv/${ID}/shared/data/app.db`) =>
+  onHost(`sqlite3 -bail -cmd '.timeout 10000' ${file} ${JSON.stringify(query)}`).stdout.trim();
+const current = () => path.basename(onHost(`readlink /srv/${ID}/current`).stdout.trim());
+const servedRelease = () => JSON.parse(http(sandboxRef, HOSTNAME, "/", "https").body).release as string;
+const activePort = () => onHost(`cat /srv/${ID}/active-port`).stdout.trim();
+const unitState = (port: string) =>
+  onHost(`systemctl is-active apphost-${ID}-web@${port}.service`, { allowFailure: true }).stdout.trim();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let sandboxRef: Sandbox;
+/** The Release provider's error line in an `up` failure. */
+const providerError = (message: string) =>
+  /^\s*error: ((?:release|rollback) .*)$/m.exec(message)?.[1] ?? message.split("\n")[0];
+
+describe("releases: zero-downtime, failures, rollback, a killed deploy, backups (real engine)", function () {
+  let sandbox: Sandbox;
+  let backend: string;
+  let load: Load | undefined;
+  let lastUp: auto.UpResult;
+  const hadStackFile = fs.existsSync(path.join(ROOT, `Pulumi.${STACK}.yaml`));
+  const log = (s: string) => process.stdout.write(s);
+  const say = (s: string) => process.stdout.write(`      ${s}\n`);
+  const releases = (overrides: Record<string, unknown> = {}) =>
+    releasesConfig({ healthTimeoutSeconds: HEALTH_TIMEOUT, drainSeconds: DRAIN_SECONDS, ...overrides });
+
+  /** `pulumi up` with the app at `source` (a variant directory, or the sample app) and these releases settings. */
+  async function up(source: string, releasesOverrides: Record<string, unknown> = {}): Promise<auto.UpResult> {
+    const stack = await localStack(backend, {
+      stackName: STACK,
+      sandbox,
+      config: { "apphost:app": appConfig(source), "apphost:releases": releases(releasesOverrides) },
+    });
+    lastUp = await stack.up({ onOutput: log, configFile: stack.configFile });
+    return lastUp;
+  }
+
+  /** An `up` that must fail; returns its error text. */
+  async function failingUp(source: string, releasesOverrides: Record<string, unknown> = {}): Promise<string> {
+    let message = "";
+    await assert.rejects(
+      up(source, releasesOverrides).then(() => undefined),
+      (e: Error) => {
+        message = String(e.message ?? e);
+        return true;
+      },
+    );
+    return message;
+  }
+
+  function steadyLoad(maxSeconds = 90): Load {
+    load = startLoad(sandbox, {
+      hostname: HOSTNAME,
+      paths: ["/", "/healthz"],
+      keepAliveClients: 2,
+      freshClients: 1,
+      maxRequests: 6000,
+      maxSeconds,
+    });
+    return load;
+  }
+
+  async function endLoad(): Promise<LoadReport> {
+    const report = await load!.stop();
+    load = undefined;
+    say(`load: ${describeLoad(report)}`);
+    return report;
+  }
+
+  function assertNoFailures(report: LoadReport, minRequests: number): void {
+    assert.equal(report.failed, 0, `failed requests:\n${report.failures.join("\n")}`);
+    // At most one per kept-alive client and proxy reload; anything more is not the reload's close race.
+    assert.ok(report.resent <= 4, `${report.resent} requests met a closed kept-alive connection`);
+    assert.ok(report.requests >= minRequests, `only ${report.requests} requests ran`);
+    assert.notEqual(report.endedBy, "maxRequests", "the load ran out of requests before the release ended");
+    assert.notEqual(report.endedBy, "maxSeconds", "the load ran out of time before the release ended");
+  }
+
+  before(function () {
+    // A fresh host every run: what an earlier run left must not decide this one.
+    sandboxUp(SANDBOX);
+    sandboxDown();
+    sandbox = sandboxUp(SANDBOX);
+    sandboxRef = sandbox;
+    backend = freshBackend();
+    fs.rmSync(VARIANTS_DIR, { recursive: true, force: true });
+  });
+
+  afterEach(async function () {
+    if (load) await endLoad();
+  });
+
+  after(function () {
+    fs.rmSync(VARIANTS_DIR, { recursive: true, force: true });
+    if (!hadStackFile) fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
+  });
+
+  // Filled in as the story goes on.
+  let first = "";
+  let v2 = { dir: "", id: "" };
+
+  it("deploys the sample app (the release the next ones replace)", async function () {
+    const res = await up(path.join(ROOT, "examples", "sample-app"));
+    assert.equal(res.summary.result, "succeeded");
+    first = String(res.outputs.releaseId.value);
+    assert.match(first, /^\d{14}-[0-9a-f]{8}$/);
+    assert.equal(servedRelease(), first);
+  });
+
+  it("1. a code release under steady HTTPS load fails no request; the old instance stops after draining", async function () {
+    const oldPort = activePort();
+    v2 = { dir: variant("v2"), id: "" };
+    steadyLoad();
+    await sleep(1500);
+    const res = await up(v2.dir);
+    await sleep((DRAIN_SECONDS + 1) * 1000);
+    const report = await endLoad();
+    say(`worst latency during the release: ${report.worstMs.toFixed(0)} ms over ${report.requests} requests`);
+
+    assertNoFailures(report, 100);
+    v2.id = String(res.outputs.releaseId.value);
+    assert.notEqual(v2.id, first, "a new release id");
+    assert.equal(current(), v2.id);
+    assert.equal(servedRelease(), v2.id);
+    assert.equal(JSON.parse(http(sandbox, HOSTNAME, "/", "https").body).build, "v2");
+    assert.deepEqual(report.releases, [first, v2.id], "traffic moved once, from the old release to the new");
+
+    const newPort = activePort();
+    assert.notEqual(newPort, oldPort);
+    assert.equal(unitState(newPort), "active");
+    assert.equal(unitState(oldPort), "inactive", "the old web instance is stopped");
+    // Drained: the old instance was told to stop only drainSeconds after the proxy switched.
+    const switched = Number(onHost(`stat -c %.Y /etc/caddy/apphost/${ID}.upstream`).stdout.trim());
+    const stopping = Number(
+      onHost(
+        `journalctl --no-pager -o short-unix -u apphost-${ID}-web@${oldPort}.service | grep ' Stopping ' | tail -n 1 | cut -d' ' -f1`,
+      ).stdout.trim(),
+    );
+    assert.ok(stopping > 0, "no 'Stopping' line in the old instance's journal");
+    say(`old instance stopped ${(stopping - switched).toFixed(2)}s after the proxy switched`);
+    assert.ok(
+      stopping - switched >= DRAIN_SECONDS - 0.05,
+      `stopped ${stopping - switched}s after the switch`,
+    );
+  });
+
+  it("2. an unchanged app: a second `up` keeps the release id and runs no remote command", async function () {
+    const since = Number(onHost("date +%s").stdout.trim()) + 1;
+    await sleep(1100);
+    const res = await up(v2.dir);
+    assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+    // Every remote step runs through sudo, which logs it; only this query itself may appear.
+    const commands = onHost(
+      `journalctl --no-pager -o cat --since @${since} SYSLOG_IDENTIFIER=sudo | grep 'COMMAND=' | grep -v journalctl || true`,
+    ).stdout.trim();
+    assert.equal(commands, "", `remote commands during the no-op up:\n${commands}`);
+    assert.equal(String(res.outputs.releaseId.value), v2.id);
+    assert.equal(current(), v2.id);
+  });
+
+  let v3 = "";
+  it("3. a release with a migration backs the database up first; the backup passes integrity_check", async function () {
+    const dir = variant("v3", MIGRATION_3);
+    const res = await up(dir);
+    v3 = String(res.outputs.releaseId.value);
+    assert.notEqual(v3, v2.id);
+    assert.equal(current(), v3);
+    assert.match(sql("select version_num from alembic_version"), /^0003$/);
+    const backups = onHost(`ls -1 /srv/${ID}/shared/backups/`).stdout.trim().split("\n");
+    const mine = backups.filter((f) => f.endsWith(`-pre-${v3}.db`));
+    assert.equal(mine.length, 1, `backups: ${backups.join(", ")}`);
+    const file = `/srv/${ID}/shared/backups/${mine[0]}`;
+    assert.equal(sql("PRAGMA integrity_check", file), "ok");
+    assert.equal(sql("select version_num from alembic_version", file), "0002", "taken before the migration");
+    assert.equal(onHost(`stat -c '%a %U' ${file}`).stdout.trim(), "600 root");
+  });
+
+  let v4 = "";
+  let failedMigration = "";
+  it("4. a failed migration: `up` names the phase and shows the output; the old release serves on; the database is intact; the fix deploys", async function () {
+    const port = activePort();
+    for (const name of ["keep me", "and me"]) {
+      onHost(
+        `curl -sf -X POST -H 'content-type: application/json' -d '{"name": "${name}"}' http://127.0.0.1:${port}/items`,
+      );
+    }
+    const rowsBefore = sql("select id, name, done from items order by id");
+    assert.match(rowsBefore, /keep me/);
+
+    steadyLoad();
+    await sleep(1000);
+    const message = await failingUp(variant("v4-broken", { ...MIGRATION_3, ...MIGRATION_4_BROKEN }));
+    const report = await endLoad();
+    say(`error: ${providerError(message)}`);
+    assert.match(
+      message,
+      /phase migrate failed \(exit status 14\): the migration command failed: alembic upgrade head/,
+    );
+    assert.match(message, /RuntimeError: migration 0004 failed on purpose after creating half_done/);
+    failedMigration = /release (\d{14}-[0-9a-f]{8}): phase migrate failed/.exec(message)![1];
+
+    assertNoFailures(report, 20);
+    assert.deepEqual(report.releases, [v3], "only the previous release answered");
+    assert.equal(current(), v3);
+    assert.equal(servedRelease(), v3);
+    assert.equal(sql("select version_num from alembic_version"), "0003");
+    assert.equal(
+      sql("select count(*) from sqlite_schema where name = 'half_done'"),
+      "0",
+      "half_done is gone",
+    );
+    assert.equal(sql("select id, name, done from items order by id"), rowsBefore);
+    const releaseLog = onHost(`cat /srv/${ID}/releases.log`).stdout;
+    assert.match(releaseLog, new RegExp(`^${failedMigration}\\t[^\\t]+\\t[^\\t]*\\tfailed:migrate$`, "m"));
+    assert.doesNotMatch(releaseLog, new RegExp(`^${failedMigration}\\t.*\\tdeployed$`, "m"));
+
+    const res = await up(variant("v4", { ...MIGRATION_3, ...MIGRATION_4 }));
+    v4 = String(res.outputs.releaseId.value);
+    assert.ok(v4 !== v3 && v4 !== failedMigration);
+    assert.equal(current(), v4);
+    assert.equal(servedRelease(), v4);
+    assert.equal(sql("select version_num from alembic_version"), "0004");
+    assert.equal(sql("select id, name, done from items order by id"), rowsBefore);
+  });
+
+  let v5 = "";
+  let unhealthy = "";
+  it("5. a failed health check: `up` names health-gate; traffic stays on the previous release; the next `up` deploys", async function () {
+    const live = activePort();
+    const idle = String(8000 + 8001 - Number(live));
+    const migrations = { ...MIGRATION_3, ...MIGRATION_4 };
+    steadyLoad();
+    await sleep(1000);
+    const message = await failingUp(variant("v5-unhealthy", { ...migrations, ...UNHEALTHY }));
+    const report = await endLoad();
+    say(`error: ${providerError(message)}`);
+    assert.match(
+      message,
+      /phase health-gate failed \(exit status 16\): .* did not answer 2xx .* \(last answer: HTTP 500\)/,
+    );
+    unhealthy = /release (\d{14}-[0-9a-f]{8}): phase health-gate failed/.exec(message)![1];
+    assertNoFailures(report, 20);
+    assert.deepEqual(report.releases, [v4]);
+    assert.equal(current(), v4);
+    assert.equal(activePort(), live);
+    assert.equal(unitState(idle), "inactive", "the unhealthy instance was stopped");
+    assert.match(
+      onHost(`tail -n 1 /srv/${ID}/releases.log`).stdout.trim(),
+      new RegExp(`^${unhealthy}\\t.*\\tfailed:health-gate$`),
+    );
+
+    steadyLoad();
+    await sleep(1000);
+    const res = await up(variant("v5", migrations));
+    const report2 = await endLoad();
+    v5 = String(res.outputs.releaseId.value);
+    assert.ok(v5 !== v4 && v5 !== unhealthy);
+    assertNoFailures(report2, 20);
+    assert.equal(current(), v5);
+    assert.equal(servedRelease(), v5);
+    assert.equal(activePort(), idle);
+  });
+
+  it("6. rollback on purpose: `releases.rollbackTo` serves the previous release, unsetting it returns to the newest; unusable targets are refused", async function () {
+    const v5dir = variant("v5", { ...MIGRATION_3, ...MIGRATION_4 });
+    assert.equal(hostStatus(ID).previous, v4);
+
+    steadyLoad();
+    await sleep(1000);
+    let res = await up(v5dir, { rollbackTo: v4 });
+    let report = await endLoad();
+    assertNoFailures(report, 20);
+    assert.equal(String(res.outputs.liveRelease.value), v4);
+    assert.equal(String(res.outputs.releaseId.value), v5, "the newest release is still the declared one");
+    assert.equal(current(), v4);
+    assert.equal(servedRelease(), v4);
+    assert.match(
+      onHost(`tail -n 1 /srv/${ID}/releases.log`).stdout.trim(),
+      new RegExp(`^${v4}\\t.*\\trolled-back$`),
+    );
+    assert.equal(
+      sql("select version_num from alembic_version"),
+      "0004",
+      "a rollback never touches the database",
+    );
+
+    steadyLoad();
+    await sleep(1000);
+    res = await up(v5dir);
+    report = await endLoad();
+    assertNoFailures(report, 20);
+    assert.equal(String(res.outputs.liveRelease.value), v5);
+    assert.equal(current(), v5);
+    assert.equal(servedRelease(), v5);
+
+    const missing = "20200101000000-deadbeef";
+    let message = await failingUp(v5dir, { rollbackTo: missing });
+    say(`error: ${providerError(message)}`);
+    assert.match(
+      message,
+      new RegExp(
+        `rollback to ${missing}: phase choose failed \\(exit status 22\\): release ${missing} is not on this host`,
+      ),
+    );
+    message = await failingUp(v5dir, { rollbackTo: unhealthy });
+    say(`error: ${providerError(message)}`);
+    assert.match(
+      message,
+      new RegExp(
+        `rollback to ${unhealthy}: phase choose failed \\(exit status 22\\): release ${unhealthy} never served successfully \\(release log: failed:health-gate\\)`,
+      ),
+    );
+    assert.equal(current(), v5, "a refused rollback moves nothing");
+    assert.equal(servedRelease(), v5);
+    assert.doesNotMatch(
+      onHost(`cat /srv/${ID}/releases.log`).stdout,
+      new RegExp(`^(${missing}|${unhealthy})\\t.*choose`, "m"),
+    );
+    res = await up(v5dir);
+    assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+  });
+
+  it("7. a deploy killed on the host mid-way: the previous release serves throughout and the next `up` converges", async function () {
+    const live = activePort();
+    const idle = String(8000 + 8001 - Number(live));
+    const dir = variant("v6", { ...MIGRATION_3, ...MIGRATION_4, ...SLOW_START });
+    steadyLoad(150);
+    await sleep(1000);
+    const killed = up(dir).then(
+      () => "",
+      (e: Error) => String(e.message ?? e),
+    );
+    // Wait for the new instance to be starting (publish done, health gate polling), then kill the deploy.
+    let pid = "";
+    const deadline = Date.now() + 90000;
+    while (Date.now() < deadline) {
+      const probe = onHost(
+        `cat /srv/${ID}/deploy.lock 2>/dev/null; echo unit=$(systemctl is-active apphost-${ID}-web@${idle}.service)`,
+        { allowFailure: true },
+      ).stdout;
+      const lockPid = /^pid=(\d+)$/m.exec(probe)?.[1];
+      if (lockPid && /^command=deploy /m.test(probe) && /^unit=(active|activating)$/m.test(probe)) {
+        pid = lockPid;
+        break;
+      }
+      await sleep(200);
+    }
+    assert.ok(pid, "the deploy never reached the health gate");
+    onHost(`kill -KILL ${pid}`);
+    say(`killed apphost-release (pid ${pid}) during the health gate`);
+    const message = await killed;
+    say(`error: ${providerError(message)}`);
+    assert.match(message, /interrupted during phase health-gate/);
+    const stale = hostStatus(ID);
+    assert.match(stale.lock, new RegExp(`\\(pid ${pid}, deploy `), "the killed deploy's lock is left behind");
+    assert.equal(current(), v5);
+    assert.equal(servedRelease(), v5);
+
+    const res = await up(dir);
+    const report = await endLoad();
+    const v6 = String(res.outputs.releaseId.value);
+    assertNoFailures(report, 50);
+    assert.deepEqual(report.releases, [v5, v6], "the previous release served until the new one took over");
+    assert.equal(current(), v6);
+    assert.equal(servedRelease(), v6);
+    const status = hostStatus(ID);
+    assert.equal(status.lock, "", "the stale lock was taken over and released");
+    assert.equal(status.log.at(-1)?.id, v6);
+    assert.equal(status.log.at(-1)?.outcome, "deployed");
+    assert.equal(unitState(live), "inactive");
+  });
+
+  it("8. the scheduled backup: its service runs and writes a backup that passes integrity_check", async function () {
+    const since = onHost("date -u +%Y%m%dT%H%M%S").stdout.trim();
+    onHost(`systemctl start apphost-${ID}-backup.service`);
+    assert.equal(
+      onHost(`systemctl show -p Result --value apphost-${ID}-backup.service`).stdout.trim(),
+      "success",
+    );
+    const files = onHost(`ls -1 /srv/${ID}/shared/backups/`).stdout.trim().split("\n");
+    const scheduled = files.filter((f) => f.endsWith("-scheduled.db")).sort();
+    assert.ok(scheduled.length > 0, `backups: ${files.join(", ")}`);
+    const newest = scheduled.at(-1)!;
+    assert.ok(newest.slice("app-".length) >= since, `${newest} is older than ${since}`);
+    const file = `/srv/${ID}/shared/backups/${newest}`;
+    assert.equal(sql("PRAGMA integrity_check", file), "ok");
+    assert.equal(sql("select version_num from alembic_version", file), "0004");
+    assert.ok(files.length <= 3, `apphost:backups.keep = 3, found ${files.length}`);
+    assert.ok(lastUp);
+  });
+});
