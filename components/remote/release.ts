@@ -199,6 +199,13 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
       what: "release status",
       allowFailure: true,
     });
+    // An unreachable host is an error, not drift: only a host that answers
+    // (the script missing counts as "nothing live") says what is live.
+    if (res.code === 255) {
+      throw new Error(
+        `release status: ssh to ${props.connection.user}@${props.connection.host} failed\n${res.stderr.trim()}`,
+      );
+    }
     const live = res.code === 0 ? parseKv(res.stdout).current || "none" : "none";
     return { id, props: { ...props, live } };
   },
