@@ -60,7 +60,10 @@ export function renderCaddyfile(input: CaddyfileInput): string {
   if (email) global.push(`email ${email}`);
   // The admin API stays on loopback: `caddy reload` (ExecReload) talks to it.
   global.push("admin localhost:2019");
-  if (input.tls.mode === "internal") global.push("local_certs");
+  // The internal CA stays Caddy's own: installing its root into the host's
+  // trust store would need root, which Caddy does not have (it asks sudo on
+  // every reload and fails).
+  if (input.tls.mode === "internal") global.push("local_certs", "skip_install_trust");
   if (input.tls.mode === "off") global.push("auto_https off");
   if (input.proxy.httpPort !== 80) global.push(`http_port ${input.proxy.httpPort}`);
   if (input.proxy.httpsPort !== 443) global.push(`https_port ${input.proxy.httpsPort}`);

@@ -28,11 +28,11 @@ import /etc/caddy/apphost/*.caddy
     );
   });
 
-  it("tls internal adds local_certs", () => {
+  it("tls internal adds local_certs and keeps the CA out of the host's trust store", () => {
     const v = renderCaddyfile({ ...caddyfileInput(), tls: { mode: "internal", email: "ops@example.com" } });
     assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
       removed: [],
-      added: ["\tlocal_certs"],
+      added: ["\tlocal_certs", "\tskip_install_trust"],
     });
   });
 
