@@ -18,6 +18,7 @@ import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { originCertPaths } from "./render/common";
+import { certbotIssueScript } from "./render/certbot";
 import { renderCaddySite, renderCaddyUpstream } from "./render/caddy";
 import { renderEnvFile } from "./render/env";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
@@ -273,6 +274,26 @@ export class App extends pulumi.ComponentResource {
       app: config.app,
     };
     const caddy = config.proxy.kind === "caddy";
+    const deps = [...after];
+    if (config.tls.mode === "certbot") {
+      // The first certificate comes through the bootstrap site; then the full site replaces it.
+      deps.push(
+        new HostCommand(
+          `${name}-certbot`,
+          {
+            connection,
+            description: `certbot certificate for ${input.hostnames.join(", ")}`,
+            create: certbotIssueScript(this.layout, {
+              hostnames: input.hostnames,
+              email: config.tls.email,
+              bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
+            }),
+            timeoutSeconds: 600,
+          },
+          { parent: this, dependsOn: after },
+        ),
+      );
+    }
     return new HostFile(
       `${name}-site`,
       {
@@ -282,7 +303,7 @@ export class App extends pulumi.ComponentResource {
         validate: cmd.validate,
         reload: cmd.reload,
       },
-      { parent: this, dependsOn: after },
+      { parent: this, dependsOn: deps },
     );
   }
 

@@ -1,0 +1,59 @@
+/**
+ * certbot for `apphost:tls.mode: certbot` (Nginx): HTTP-01 through the
+ * stack's webroot, Debian's `certbot.timer` for renewal, and a deploy hook
+ * that reloads Nginx when a certificate was renewed.
+ *
+ * The first certificate cannot come from the full site (its 443 server names
+ * a certificate that does not exist yet, so `nginx -t` fails). The issue
+ * script therefore puts the bootstrap site (port 80: ACME webroot + app) in
+ * place, obtains the certificate, and the site resource then writes the full
+ * site over it.
+ */
+import type { HostLayout } from "../paths";
+import { acmeWebroot, managedBy } from "./common";
+import { certbotCertPaths } from "./nginx";
+import { shellQuote as q } from "../remote/ssh";
+
+export const CERTBOT_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/apphost-reload-nginx";
+
+export interface CertbotInput {
+  hostnames: string[];
+  email?: string;
+  /** The rendered bootstrap site (renderNginxSite with certbotBootstrap) */
+  bootstrapSite: string;
+}
+
+export function renderCertbotDeployHook(): string {
+  return [
+    "#!/bin/sh",
+    `# ${managedBy("certbot.ts")}`,
+    "# certbot runs this after a renewal: pick up the new certificate without dropping connections.",
+    "nginx -t -q && systemctl reload nginx",
+    "",
+  ].join("\n");
+}
+
+/** Idempotent: does nothing once the certificate exists (renewal is certbot.timer's job). */
+export function certbotIssueScript(layout: HostLayout, input: CertbotInput): string {
+  const primary = input.hostnames[0];
+  const cert = certbotCertPaths(primary).cert;
+  const domains = input.hostnames.map((h) => `-d ${q(h)}`).join(" ");
+  const account = input.email ? `--email ${q(input.email)}` : "--register-unsafely-without-email";
+  return [
+    "set -euo pipefail",
+    `install -d -m 0755 ${q(acmeWebroot(layout))} ${q("/etc/letsencrypt/renewal-hooks/deploy")}`,
+    `cat >${q(CERTBOT_DEPLOY_HOOK)} <<'APPHOST_EOF'`,
+    renderCertbotDeployHook().replace(/\n$/, ""),
+    "APPHOST_EOF",
+    `chmod 0755 ${q(CERTBOT_DEPLOY_HOOK)}`,
+    "systemctl enable --now certbot.timer",
+    `if [ -f ${q(cert)} ]; then exit 0; fi`,
+    `cat >${q(layout.nginxSite)} <<'APPHOST_EOF'`,
+    input.bootstrapSite.replace(/\n$/, ""),
+    "APPHOST_EOF",
+    "nginx -t",
+    "if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl enable --now nginx; fi",
+    `certbot certonly --webroot -w ${q(acmeWebroot(layout))} --cert-name ${q(primary)} ${domains} ${account} --agree-tos --non-interactive --keep-until-expiring`,
+    "",
+  ].join("\n");
+}
