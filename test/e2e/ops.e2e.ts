@@ -142,7 +142,7 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
           lines.filter((l) => l.startsWith("FAIL")),
           [`FAIL units: apphost-${ID}-worker.service is inactive`],
         );
-        assert.match(res.stdout, /^doctor: 7 passed, 1 failed, 0 skipped$/m);
+        assert.match(res.stdout, /^doctor: 8 checks: 7 pass, 1 fail, 0 skip$/m);
       } finally {
         onHost(`systemctl start apphost-${ID}-worker.service`);
       }

@@ -153,7 +153,7 @@ describe("ops: doctor", () => {
       "PASS health",
       "SKIP backup: n/a: no database",
       "FAIL release: no result (the doctor script stopped early)",
-      "doctor: 1 passed, 2 failed, 1 skipped",
+      "doctor: 4 checks: 1 pass, 2 fail, 1 skip",
     ]);
     assert.equal(report.failed, 2);
   });
