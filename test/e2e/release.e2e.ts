@@ -129,7 +129,7 @@ const SLOW_START: Edits = {
 const sql = (query: string, file = `/srv/${ID}/shared/data/app.db`) =>
   onHost(`sqlite3 -bail -cmd '.timeout 10000' ${file} ${JSON.stringify(query)}`).stdout.trim();
 const current = () => path.basename(onHost(`readlink /srv/${ID}/current`).stdout.trim());
-const servedRelease = () => JSON.parse(http(sandboxRef, HOSTNAME, "/", "https").body).release as string;
+const servedRelease = () => JSON.parse(http(sandboxRef, HOSTNAME, "/", "http").body).release as string;
 const activePort = () => onHost(`cat /srv/${ID}/active-port`).stdout.trim();
 const unitState = (port: string) =>
   onHost(`systemctl is-active apphost-${ID}-web@${port}.service`, { allowFailure: true }).stdout.trim();
@@ -155,7 +155,12 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     const stack = await localStack(backend, {
       stackName: STACK,
       sandbox,
-      config: { "apphost:app": appConfig(source), "apphost:releases": releases(releasesOverrides) },
+      config: {
+        "apphost:app": appConfig(source),
+        "apphost:releases": releases(releasesOverrides),
+        // Plain HTTP: see the comment in release-lib.ts's request function.
+        "apphost:tls": { mode: "off" },
+      },
     });
     lastUp = await stack.up({ onOutput: log, configFile: stack.configFile });
     return lastUp;
@@ -233,7 +238,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     assert.equal(servedRelease(), first);
   });
 
-  it("1. a code release under steady HTTPS load fails no request; the old instance stops after draining", async function () {
+  it("1. a code release under steady load fails no request; the old instance stops after draining", async function () {
     const oldPort = activePort();
     v2 = { dir: variant("v2"), id: "" };
     steadyLoad();
@@ -248,7 +253,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     assert.notEqual(v2.id, first, "a new release id");
     assert.equal(current(), v2.id);
     assert.equal(servedRelease(), v2.id);
-    assert.equal(JSON.parse(http(sandbox, HOSTNAME, "/", "https").body).build, "v2");
+    assert.equal(JSON.parse(http(sandbox, HOSTNAME, "/", "http").body).build, "v2");
     assert.deepEqual(report.releases, [first, v2.id], "traffic moved once, from the old release to the new");
 
     const newPort = activePort();
