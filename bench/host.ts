@@ -6,18 +6,10 @@
  */
 import { spawn, spawnSync } from "child_process";
 import * as path from "path";
+import { DEPLOY_PHASES } from "../components/release/phases";
 import { onHost, ROOT, type Sandbox } from "../test/e2e/lib";
 
-export const DEPLOY_PHASES = [
-  "check",
-  "upload",
-  "install",
-  "backup",
-  "migrate",
-  "publish",
-  "health-gate",
-  "finish",
-] as const;
+export { DEPLOY_PHASES };
 export type DeployPhase = (typeof DEPLOY_PHASES)[number];
 
 function sandboxEnv(sandbox: Sandbox): NodeJS.ProcessEnv {

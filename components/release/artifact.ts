@@ -27,20 +27,11 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { gzipSync } from "zlib";
+import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
 
-/** The excludes applied when `apphost:app.excludes` is not set (the config module owns the real default). */
-export const DEFAULT_EXCLUDES: readonly string[] = [
-  ".git",
-  "venv",
-  ".venv",
-  "node_modules",
-  "__pycache__",
-  "*.pyc",
-  ".env",
-  "data/",
-  "logs/",
-];
+/** The excludes applied when `apphost:app.excludes` is not set: the config module's default, not a copy. */
+export const DEFAULT_EXCLUDES: readonly string[] = APP_DEFAULTS.excludes;
 
 export interface ArtifactEntry {
   /** Relative path with `/` separators, no leading `./` */

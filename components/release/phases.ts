@@ -27,8 +27,18 @@ import { requirementsFile } from "./artifact";
 import { renderCaddyUpstream } from "../render/caddy";
 import { renderNginxUpstream } from "../render/nginx";
 
-export type DeployPhaseName =
-  "check" | "upload" | "install" | "backup" | "migrate" | "publish" | "health-gate" | "finish";
+/** The deploy phases, in order. */
+export const DEPLOY_PHASES = [
+  "check",
+  "upload",
+  "install",
+  "backup",
+  "migrate",
+  "publish",
+  "health-gate",
+  "finish",
+] as const;
+export type DeployPhaseName = (typeof DEPLOY_PHASES)[number];
 export type MirrorPhaseName = "revert-traffic" | "restore-database" | "mark-failed";
 export type RollbackPhaseName = "choose" | "publish" | "health-gate" | "finish";
 

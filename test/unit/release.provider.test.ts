@@ -3,7 +3,7 @@
  * script gave, and the tail of its output; interrupted deploys say so.
  */
 import assert from "assert/strict";
-import { EXIT_CODES } from "../../components/release/phases";
+import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { releaseError } from "../../components/remote/release";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
@@ -35,17 +35,7 @@ describe("release provider: error messages", () => {
   });
 
   it("knows every phase by its exit status when the script printed no reason", () => {
-    const phases = [
-      "check",
-      "upload",
-      "install",
-      "backup",
-      "migrate",
-      "publish",
-      "health-gate",
-      "finish",
-    ] as const;
-    for (const p of phases) {
+    for (const p of DEPLOY_PHASES) {
       const e = releaseError("release x", result(EXIT_CODES[p], "some output"), conn);
       assert.match(
         e.message,
