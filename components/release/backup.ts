@@ -221,6 +221,28 @@ export function restoreCommands(input: BackupInput): string[] {
 }
 
 /**
+ * Body of `db_verify_backup <file>`: fails unless the file is a readable backup
+ * (SQLite integrity_check ok, or a dump pg_restore can list). Changes nothing;
+ * a restore runs it before it stops anything.
+ */
+export function verifyBackupCommands(input: BackupInput): string[] {
+  const { database } = input;
+  if (database.kind === "none") return ['fail "restore: apphost:database.kind is none"'];
+  const head = ['local check=""', 'if [ ! -f "$1" ]; then fail "restore: backup file $1 does not exist"; fi'];
+  if (database.kind === "sqlite") {
+    return [
+      ...head,
+      `check=$(${sqliteIntegrityCommand('"$1"')} 2>&1) || true`,
+      'if [ "$check" != ok ]; then fail "restore: $1 fails its integrity check: $check"; fi',
+    ];
+  }
+  return [
+    ...head,
+    'if ! check=$(pg_restore --list "$1" 2>&1 >/dev/null); then fail "restore: $1 is not a readable dump: $check"; fi',
+  ];
+}
+
+/**
  * Body of `db_fingerprint`: prints one sha256 of the schema (and user_version),
  * or `absent`. Data written by the live release does not change it; a
  * migration does.
@@ -298,6 +320,7 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_fix_owner", fixOwnerCommands(input)),
     shellFunction("db_backup", backupCommands(input)),
     shellFunction("db_restore", restoreCommands(input)),
+    shellFunction("db_verify_backup", verifyBackupCommands(input)),
     shellFunction("db_fingerprint", fingerprintCommands(input)),
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),

@@ -547,8 +547,8 @@ describe("release script: backup and restore", function () {
     assert.equal(sqlite(res.saved, "SELECT count(*) FROM junk"), "0\n", "the replaced state is kept");
     assertSameDatabase(host.db, file);
     const missing = host.run(["restore", "nope.db"]);
-    assert.equal(missing.status, EXIT_CODES.restore);
-    assert.match(missing.stderr, /backup file .*nope\.db does not exist/);
+    assert.equal(missing.status, EXIT_CODES.usage);
+    assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: .*-pre-restore\.db/);
   });
 
   it("refuses a corrupt backup without touching the live database", () => {
@@ -559,5 +559,80 @@ describe("release script: backup and restore", function () {
     assert.equal(r.status, EXIT_CODES.restore, r.stderr);
     assert.match(r.stderr, /fails its integrity check/);
     assert.ok(fs.readFileSync(host.db).equals(before));
+  });
+});
+
+describe("release script: restore of a deployed app (stop, restore, start, health)", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  let port = 0;
+  const web = () => `apphost-shop-test-web@${port}.service`;
+  const worker = "apphost-shop-test-worker.service";
+  before(async () => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost();
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }),
+      "20250101120000-11111111",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    port = Number(parseResult(r.stdout).port);
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+  });
+  after(() => host.cleanup());
+
+  it("stops the worker and the live web instance, restores, starts them on the same port and health-checks", async () => {
+    sqlite(host.db, "INSERT INTO items (name) VALUES ('kept'), ('also kept')");
+    const backup = parseResult(host.run(["backup", "good"]).stdout).backup;
+    sqlite(host.db, "DELETE FROM items; INSERT INTO items (name) VALUES ('written after the backup')");
+    const callsBefore = host.calls().length;
+    const r = host.run(["restore", path.basename(backup)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(parseResult(r.stdout), {
+      restored: backup,
+      saved: parseResult(r.stdout).saved,
+      port: String(port),
+    });
+    assert.match(path.basename(parseResult(r.stdout).saved), /-pre-restore\.db$/);
+    assert.deepEqual(host.calls().slice(callsBefore, callsBefore + 4), [
+      `stop ${worker}`,
+      `stop ${web()}`,
+      `start ${web()}`,
+      `start ${worker}`,
+    ]);
+    assert.match(r.stderr, /apphost: phase restore: ok/);
+    assert.equal(sqlite(host.db, "SELECT name FROM items ORDER BY id"), "kept\nalso kept\n");
+    assert.equal(
+      sqlite(parseResult(r.stdout).saved, "SELECT name FROM items"),
+      "written after the backup\n",
+      "what the restore replaced is kept",
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+
+  it("a restored database the app is unhealthy on: the saved copy goes back, the app serves again, exit 21", async () => {
+    sqlite(host.db, "CREATE TABLE poisoned (x)");
+    const bad = parseResult(host.run(["backup", "poisoned"]).stdout).backup;
+    sqlite(host.db, "DROP TABLE poisoned; INSERT INTO items (name) VALUES ('live row')");
+    const live = path.join(host.tmp, "live.db");
+    sqlite(host.db, `VACUUM INTO '${live}'`);
+    const r = host.run(["restore", bad]);
+    assert.equal(r.status, EXIT_CODES.restore, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz within 8s after the restore \\(last answer: HTTP 500\\)`,
+      ),
+    );
+    assert.match(r.stderr, /restore: the database is back as it was \(from .*-pre-restore\.db\)/);
+    assert.match(r.stderr, /restore: the app serves again/);
+    assert.equal(sqlite(host.db, "SELECT count(*) FROM sqlite_master WHERE name = 'poisoned'"), "0\n");
+    assert.equal(
+      sqlite(host.db, "SELECT name FROM items ORDER BY id"),
+      sqlite(live, "SELECT name FROM items ORDER BY id"),
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
   });
 });
