@@ -15,19 +15,16 @@
  * as it was, unless the output says otherwise); 2 could not run (usage, the
  * stack, SSH).
  */
-import { hostLayout } from "../components/paths";
+import * as os from "os";
 import { EXIT_CODES } from "../components/release/phases";
 import { parseResult, releaseScriptPath } from "../components/release/script";
 import { runRemote, shellQuote } from "../components/remote/ssh";
-import { openStack } from "./lib/automation";
 import {
-  deployedFromOutputs,
+  deployedLayout,
   EXIT_CANNOT_CHECK,
+  openDeployedStack,
   parseOpsArgs,
-  readStackConfig,
   runCommand,
-  shortError,
-  stackConfigFromMap,
   type OpsArgs,
 } from "./lib/ops";
 
@@ -57,40 +54,20 @@ export function summaryLine(stack: string, result: Record<string, string>): stri
 }
 
 async function main(): Promise<number> {
-  let args: OpsArgs;
-  try {
-    args = parseRestoreArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    return EXIT_CANNOT_CHECK;
-  }
-  const cannot = (what: string, e: unknown) => {
-    console.error(`restore: ${args.stack}: could not run: ${what}: ${shortError(e)}`);
-    return EXIT_CANNOT_CHECK;
-  };
-  let stack;
-  try {
-    stack = await openStack({ stack: args.stack, mustExist: true });
-  } catch (e) {
-    return cannot("cannot open the stack", e);
-  }
-  let deployed;
+  const opened = await openDeployedStack("restore", parseRestoreArgs, process.argv.slice(2), "run");
+  if (typeof opened === "number") return opened;
+  const { args, deployed, cannot } = opened;
   let layout;
   try {
-    deployed = deployedFromOutputs(args.stack, await stack.outputs());
-    const suffix = `-${args.stack}`;
-    const app = deployed.hostId.endsWith(suffix)
-      ? deployed.hostId.slice(0, -suffix.length)
-      : stackConfigFromMap(await readStackConfig(stack, args.configFile), {
-          project: "apphost",
-          stack: args.stack,
-        }).app.name;
-    layout = hostLayout(app, args.stack);
+    layout = await deployedLayout(opened);
   } catch (e) {
     return cannot("reading the stack", e);
   }
   const conn = deployed.connection;
-  const owner = `${process.env.USER ?? "someone"}@npm-run-restore`.replace(/[^A-Za-z0-9@._:/-]/g, "");
+  const owner = `${os.userInfo().username}@${os.hostname()}:npm-run-restore`.replace(
+    /[^A-Za-z0-9@._:/-]/g,
+    "",
+  );
   const res = await runRemote(conn, restoreCommand(releaseScriptPath(layout), owner, args.options.backup), {
     what: `apphost-release restore on ${conn.user}@${conn.host}:${conn.port}`,
     timeoutSeconds: 3600,
