@@ -293,7 +293,7 @@ export function fixOwnerCommands(input: BackupInput): string[] {
   ];
 }
 
-/** Body of `db_prune_backups`: keep the `backups.keep` newest backups. */
+/** Body of `db_prune_backups`: keep the `backups.keep` newest backups, and the one taken before the live release's migration. */
 export function pruneBackupsCommands(input: BackupInput): string[] {
   const { layout, database, backups } = input;
   if (!Number.isInteger(backups.keep) || backups.keep < 1) {
@@ -302,10 +302,14 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   if (database.kind === "none") return [":"];
   const dir = assertSafePath("backups directory", layout.backups);
   const { stem, ext } = backupNaming(database);
+  const current = assertSafePath("current link", layout.current);
   return [
-    "local old",
+    'local old cur=""',
+    // The backup taken before the live release's migration is the one to go back to if that
+    // migration turns out wrong: never pruned, however many scheduled backups came after it.
+    `if [ -L ${current} ]; then cur=$(basename "$(readlink ${current})"); fi`,
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.${ext}" ]]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
   ];
 }
 

@@ -384,9 +384,10 @@ describe("release backup commands", () => {
       "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".restore '$file'\"",
     ]);
     assert.deepEqual(pruneBackupsCommands(input()), [
-      "local old",
+      'local old cur=""',
+      'if [ -L /srv/shop-prod/current ]; then cur=$(basename "$(readlink /srv/shop-prod/current)"); fi',
       "if [ ! -d /srv/shop-prod/shared/backups ]; then return 0; fi",
-      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
+      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.db" ]]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
     ]);
   });
 

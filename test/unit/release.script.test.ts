@@ -436,6 +436,20 @@ describe("release script: keep N releases", function () {
     r = host.deploy(app5, id5);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5]);
+    // A release that fails its health gate stays while it is the newest (a retry reuses it) ...
+    const id6 = "20250106120000-66666666";
+    r = host.deploy(writeTestApp(path.join(host.tmp, "k6"), { version: "k6", healthy: false }), id6);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5, id6]);
+    // ... and does not count toward keep: after the next good release, the two newest that served remain.
+    const id7 = "20250107120000-77777777";
+    const app7 = writeTestApp(path.join(host.tmp, "k7"), { version: "k7" });
+    fs.writeFileSync(path.join(app7, "requirements.txt"), "# no packages\n");
+    r = host.deploy(app7, id7);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [id5, id7]);
+    assert.match(r.stderr, new RegExp(`finish: removed release ${id6} \\(it never served\\)`));
+    assert.match(r.stderr, new RegExp(`finish: removed release ${ids[3]} \\(apphost:releases.keep = 2\\)`));
   });
 });
 
@@ -634,5 +648,38 @@ describe("release script: restore of a deployed app (stop, restore, start, healt
     );
     assert.equal((await host.get(port, "/healthz")).status, 200);
     assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+});
+
+describe("release script: backup retention keeps the live release's pre-migration backup", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ backupsKeep: 2 });
+  });
+  after(() => host.cleanup());
+
+  it("scheduled backups past apphost:backups.keep prune the older ones, never pre-<current release>", () => {
+    const v1 = "20250101120000-11111111";
+    const v2 = "20250102120000-22222222";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r.status, 0, r.stderr);
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), {
+        version: "v2",
+        migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
+      }),
+      v2,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    for (let i = 0; i < 3; i++) assert.equal(host.run(["backup", "scheduled"]).status, 0);
+    const left = fs.readdirSync(host.layout.backups).sort();
+    assert.equal(left.length, 3, left.join(" "));
+    assert.match(left[0], new RegExp(`-pre-${v2}\\.db$`), "the live release's pre-migration backup is kept");
+    assert.ok(
+      left.slice(1).every((f) => f.endsWith("-scheduled.db")),
+      left.join(" "),
+    );
   });
 });
