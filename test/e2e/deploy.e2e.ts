@@ -62,6 +62,25 @@ describe("local stack on the sandbox host (real engine)", function () {
     assert.match(rev.stdout.trim(), /^0002/);
   });
 
+  it("runs the Node process beside the Python app, from the same release, with the host's nodejs", async function () {
+    const releaseId = String(firstUp.outputs.releaseId.value);
+    const unit = `apphost-${ID}-heartbeat.service`;
+    assert.equal(onHost(`systemctl is-active ${unit}`).stdout.trim(), "active");
+    assert.match(
+      onHost(
+        `systemctl show -p ExecMainPID --value ${unit} | xargs -I{} readlink /proc/{}/exe`,
+      ).stdout.trim(),
+      /\/node(js)?$/,
+    );
+    const first = JSON.parse(http(sandbox, HOSTNAME, "/heartbeat", "https").body) as Record<string, unknown>;
+    assert.equal(first.release, releaseId);
+    assert.match(String(first.node), /^v\d+\.\d+\.\d+$/);
+    // HEARTBEAT_INTERVAL is 2 s in Pulumi.local.yaml: it keeps beating.
+    await new Promise((r) => setTimeout(r, 4500));
+    const later = JSON.parse(http(sandbox, HOSTNAME, "/heartbeat", "https").body) as Record<string, number>;
+    assert.ok(later.beats > (first.beats as number), `beats ${String(first.beats)} -> ${later.beats}`);
+  });
+
   it("laid out the release, the env file and the units as declared", function () {
     const releaseId = String(firstUp.outputs.releaseId.value);
     assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), `/srv/${ID}/releases/${releaseId}`);
