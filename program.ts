@@ -47,6 +47,7 @@ export async function program(): Promise<Record<string, unknown>> {
     publicIp: host.publicIp,
     releaseId: app.releaseId,
     liveRelease: app.liveRelease,
+    releasePhases: app.releasePhases,
     hostId: app.layout.id,
     // For `npm run doctor` and `npm run releases`: how to reach the host. Secret.
     connection: host.connection,

@@ -91,6 +91,8 @@ export class App extends pulumi.ComponentResource {
   readonly layout: HostLayout;
   readonly releaseId: pulumi.Output<string>;
   readonly liveRelease: pulumi.Output<string>;
+  /** Seconds per phase of the last deploy or rollback (`pulumi stack output releasePhases`) */
+  readonly releasePhases: pulumi.Output<Record<string, number>>;
   readonly url: string;
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -108,6 +110,7 @@ export class App extends pulumi.ComponentResource {
     const release = this.createRelease(name, args, { env, units, script, after: [site, ...housekeeping] });
     this.releaseId = release.releaseId;
     this.liveRelease = release.live;
+    this.releasePhases = release.phaseSeconds;
     const primary = config.dns.hostnames[0]?.name ?? "localhost";
     this.url = `${config.tls.mode === "off" ? "http" : "https"}://${primary}`;
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });

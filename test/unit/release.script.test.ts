@@ -159,7 +159,7 @@ describe("release script: usage", () => {
     const r = host.run(["deploy", "20250101120000-abcdef12", "0123456789abcdef"]);
     assert.equal(r.status, EXIT_CODES.upload, r.stderr);
     assert.match(r.stderr, /apphost: phase upload failed: no artifact on stdin/);
-    assert.match(r.stderr, /apphost: phase check: ok/);
+    assert.match(r.stderr, /apphost: phase check: ok \(\d+\.\d+s\)\n/);
     assert.deepEqual(
       host.releaseLog().map((l) => [l[0], l[3]]),
       [["20250101120000-abcdef12", "failed:upload"]],
@@ -222,9 +222,12 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     ]) {
       assert.match(
         r.stderr,
-        new RegExp(`apphost: phase ${phase}: start\\n(.|\\n)*?apphost: phase ${phase}: ok`),
+        new RegExp(
+          `apphost: phase ${phase}: start\\n(.|\\n)*?apphost: phase ${phase}: ok \\(\\d+\\.\\ds\\)\\n`,
+        ),
       );
     }
+    assert.equal((r.stderr.match(/^apphost: phase [a-z-]+: ok \(\d+\.\ds\)$/gm) ?? []).length, 8, r.stderr);
     assert.match(r.stderr, /backup: no database yet/);
     assert.deepEqual(parseResult(r.stdout), {
       release: ids.v1,
