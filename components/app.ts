@@ -13,7 +13,7 @@ import type { StackConfig } from "./config/types";
 import { hostLayout, type HostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostCommand, HostFile } from "./remote/resources";
-import { Release } from "./remote/release";
+import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
@@ -92,7 +92,7 @@ export class App extends pulumi.ComponentResource {
   readonly releaseId: pulumi.Output<string>;
   readonly liveRelease: pulumi.Output<string>;
   /** Seconds per phase of the last deploy or rollback (`pulumi stack output releasePhases`) */
-  readonly releasePhases: pulumi.Output<Record<string, number>>;
+  readonly releasePhases: pulumi.Output<PhaseTime[]>;
   readonly url: string;
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {

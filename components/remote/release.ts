@@ -46,15 +46,21 @@ interface Outputs extends Inputs {
   /** The release `current` points to, as last seen on the host */
   live: string;
   /** Seconds each phase of the last deploy (or rollback) took, in order, from its `phase <name>: ok (<s>s)` lines */
-  phaseSeconds?: Record<string, number>;
+  phaseSeconds?: PhaseTime[];
+}
+
+/** One phase and how long it took. A list, not a map: the state sorts map keys, and the order matters. */
+export interface PhaseTime {
+  phase: string;
+  seconds: number;
 }
 
 /** `apphost: phase <name>: ok (<seconds>s)` lines of the release script, in order. */
-export function phaseSeconds(stderr: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const m of stderr.matchAll(/^apphost: phase (\S+): ok \((\d+(?:\.\d+)?)s\)$/gm))
-    out[m[1]] = Number(m[2]);
-  return out;
+export function phaseSeconds(stderr: string): PhaseTime[] {
+  return [...stderr.matchAll(/^apphost: phase (\S+): ok \((\d+(?:\.\d+)?)s\)$/gm)].map((m) => ({
+    phase: m[1],
+    seconds: Number(m[2]),
+  }));
 }
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -169,7 +175,7 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
 async function rollback(
   inputs: Inputs,
   target: string,
-): Promise<{ live: string; phaseSeconds: Record<string, number> }> {
+): Promise<{ live: string; phaseSeconds: PhaseTime[] }> {
   const words = [inputs.script, `--owner=${inputs.lockOwner}`, "rollback", target];
   const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
     what: `rollback to ${target}`,
@@ -232,7 +238,7 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
 export class Release extends pulumi.dynamic.Resource {
   declare public readonly releaseId: pulumi.Output<string>;
   declare public readonly live: pulumi.Output<string>;
-  declare public readonly phaseSeconds: pulumi.Output<Record<string, number>>;
+  declare public readonly phaseSeconds: pulumi.Output<PhaseTime[]>;
 
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.CustomResourceOptions) {
     super(

@@ -7,6 +7,7 @@ import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
+import { DEPLOY_PHASES } from "../../components/release/phases";
 import { changedCount, freshBackend, http, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
 
 const HOSTNAME = "sample.local.test";
@@ -41,6 +42,17 @@ describe("local stack on the sandbox host (real engine)", function () {
       JSON.stringify(firstUp.summary.resourceChanges),
     );
     assert.match(String(firstUp.outputs.releaseId.value), /^\d{14}-[0-9a-f]{8}$/);
+    // How long each phase took, as a stack output: all eight, in order.
+    const phases = firstUp.outputs.releasePhases.value as { phase: string; seconds: number }[];
+    assert.deepEqual(
+      phases.map((p) => p.phase),
+      [...DEPLOY_PHASES],
+    );
+    assert.ok(
+      phases.every((p) => p.seconds >= 0 && p.seconds < 600),
+      JSON.stringify(phases),
+    );
+    log(`\n      phase seconds: ${JSON.stringify(phases)}\n`);
   });
 
   it("serves the app, its health path and its static files through the proxy over TLS", function () {
