@@ -48,7 +48,7 @@ export const PRODUCTION_TOOLS: HostTools = {
 export interface BackupInput {
   layout: HostLayout;
   database: DatabaseConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
   /** Test hooks; omit in production */
   tools?: Partial<HostTools>;
 }

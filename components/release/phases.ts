@@ -80,7 +80,7 @@ export interface ReleaseInput {
   app: AppConfig;
   database: DatabaseConfig;
   releases: ReleasesConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
   proxy: Pick<ProxyConfig, "kind">;
   /** Shell words for the runtime values; default: the script's variables */
   refs?: Partial<ReleaseRefs>;

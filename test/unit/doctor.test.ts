@@ -479,7 +479,7 @@ describe("doctor: from stack config", () => {
       ],
     },
     database: { kind: "sqlite", sqliteFile: "app.db", postgresName: "shop_prod", migrate: "", revision: "" },
-    backups: { schedule: "daily", keep: 30 },
+    backups: { schedule: "daily", keep: 30, s3: false, s3ExpireDays: 90 },
     releases: { keep: 5, healthTimeoutSeconds: 60, drainSeconds: 5, lockTtlMinutes: 30, minFreeMb: 500 },
   };
 

@@ -48,7 +48,7 @@ export const baseReleases: ReleasesConfig = {
   minFreeMb: 500,
 };
 
-export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7 };
+export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 };
 
 export function baseInput(overrides: Partial<ReleaseInput> = {}): ReleaseInput {
   return {
