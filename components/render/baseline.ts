@@ -8,7 +8,14 @@
  * 4. time sync (systemd-timesyncd, unless another NTP daemon is installed);
  * 5. a swap file of `apphost:host.swapMb` MiB.
  */
-import type { AppConfig, DatabaseConfig, HostConfig, ProxyConfig, TlsConfig } from "../config/types";
+import type {
+  AppConfig,
+  BackupsConfig,
+  DatabaseConfig,
+  HostConfig,
+  ProxyConfig,
+  TlsConfig,
+} from "../config/types";
 import { managedBy } from "./common";
 
 export interface BaselineInput {
@@ -23,6 +30,8 @@ export interface RuntimePackagesInput {
   app: Pick<AppConfig, "runtime" | "build">;
   tls: Pick<TlsConfig, "mode">;
   database: Pick<DatabaseConfig, "kind">;
+  /** `s3`: the backup copies to S3 with awscli */
+  backups: Pick<BackupsConfig, "s3">;
 }
 
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
@@ -37,6 +46,8 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
   if (input.tls.mode === "certbot") p.push("certbot");
+  // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
+  if (input.backups.s3) p.push("awscli");
   return [...new Set(p)];
 }
 
