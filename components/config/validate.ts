@@ -1218,9 +1218,9 @@ function parseReleases(r: Reader | undefined): Partial<ReleasesConfig> {
     // Two at least: the live release and the one a rollback goes back to.
     keep: r.int("keep", 2, 100, D.RELEASES_DEFAULTS.keep),
     rollbackTo: r.string("rollbackTo", {
-      expected: "a release id from the host's releases.log",
-      example: "20250101T120000Z-abc1234",
-      test: (s) => /^[A-Za-z0-9._-]+$/.test(s),
+      expected: "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
+      example: "20250102120000-1a2b3c4d",
+      test: (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
     }),
     healthTimeoutSeconds: r.int("healthTimeoutSeconds", 1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),
     drainSeconds: r.int("drainSeconds", 0, 600, D.RELEASES_DEFAULTS.drainSeconds),

@@ -234,6 +234,28 @@ export function restoreCommands(input: BackupInput): string[] {
 }
 
 /**
+ * Body of `db_verify_backup <file>`: fails unless the file is a readable backup
+ * (SQLite integrity_check ok, or a dump pg_restore can list). Changes nothing;
+ * a restore runs it before it stops anything.
+ */
+export function verifyBackupCommands(input: BackupInput): string[] {
+  const { database } = input;
+  if (database.kind === "none") return ['fail "restore: apphost:database.kind is none"'];
+  const head = ['local check=""', 'if [ ! -f "$1" ]; then fail "restore: backup file $1 does not exist"; fi'];
+  if (database.kind === "sqlite") {
+    return [
+      ...head,
+      `check=$(${sqliteIntegrityCommand('"$1"')} 2>&1) || true`,
+      'if [ "$check" != ok ]; then fail "restore: $1 fails its integrity check: $check"; fi',
+    ];
+  }
+  return [
+    ...head,
+    'if ! check=$(pg_restore --list "$1" 2>&1 >/dev/null); then fail "restore: $1 is not a readable dump: $check"; fi',
+  ];
+}
+
+/**
  * Body of `db_fingerprint`: prints one sha256 of the schema (and user_version),
  * or `absent`. Data written by the live release does not change it; a
  * migration does.
@@ -284,7 +306,7 @@ export function fixOwnerCommands(input: BackupInput): string[] {
   ];
 }
 
-/** Body of `db_prune_backups`: keep the `backups.keep` newest backups. */
+/** Body of `db_prune_backups`: keep the `backups.keep` newest backups, and the one taken before the live release's migration. */
 export function pruneBackupsCommands(input: BackupInput): string[] {
   const { layout, database, backups } = input;
   if (!Number.isInteger(backups.keep) || backups.keep < 1) {
@@ -293,10 +315,14 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   if (database.kind === "none") return [":"];
   const dir = assertSafePath("backups directory", layout.backups);
   const { stem, ext } = backupNaming(database);
+  const current = assertSafePath("current link", layout.current);
   return [
-    "local old",
+    'local old cur=""',
+    // The backup taken before the live release's migration is the one to go back to if that
+    // migration turns out wrong: never pruned, however many scheduled backups came after it.
+    `if [ -L ${current} ]; then cur=$(basename "$(readlink ${current})"); fi`,
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.${ext}" ]]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
   ];
 }
 
@@ -346,6 +372,7 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_fix_owner", fixOwnerCommands(input)),
     shellFunction("db_backup", backupCommands(input)),
     shellFunction("db_restore", restoreCommands(input)),
+    shellFunction("db_verify_backup", verifyBackupCommands(input)),
     shellFunction("db_fingerprint", fingerprintCommands(input)),
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),

@@ -487,7 +487,7 @@ export function finishPhase(
   const refs = refsOf(input);
   return {
     name: "finish",
-    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases (never current nor the previous one); remove venvs no release uses.`,
+    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
     exitCode: EXIT_CODES.finish,
     commands: [`release_log "${refs.id}" "$REVISION" ${outcome}`, `prune_releases ${r.keep}`, "prune_venvs"],
   };

@@ -13,9 +13,11 @@ import type {
   BackupsConfig,
   DatabaseConfig,
   HostConfig,
+  ProcessConfig,
   ProxyConfig,
   TlsConfig,
 } from "../config/types";
+import { processRuntime } from "./systemd";
 import { managedBy } from "./common";
 
 export interface BaselineInput {
@@ -27,7 +29,7 @@ export interface BaselineInput {
 
 export interface RuntimePackagesInput {
   proxy: Pick<ProxyConfig, "kind">;
-  app: Pick<AppConfig, "runtime" | "build">;
+  app: Pick<AppConfig, "runtime" | "build"> & { processes?: Pick<ProcessConfig, "command">[] };
   tls: Pick<TlsConfig, "mode">;
   database: Pick<DatabaseConfig, "kind">;
   /** `s3`: the backup copies to S3 with awscli */
@@ -43,6 +45,9 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   if (input.app.runtime === "python") p.push("python3", "python3-venv");
   // Node apps, and python apps with a frontend build step, need node and npm.
   if (input.app.runtime === "node" || input.app.build) p.push("nodejs", "npm");
+  // A Node process beside a Python app (`node heartbeat.js`) needs node only.
+  if ((input.app.processes ?? []).some((x) => processRuntime(x.command, input.app.runtime) === "node"))
+    p.push("nodejs");
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
   if (input.tls.mode === "certbot") p.push("certbot");

@@ -227,6 +227,20 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
   ].join("\n");
 }
 
+/**
+ * The runtime a process runs under: `node` when its command starts with node,
+ * nodejs, npm or npx (a small Node process beside a Python app), else the
+ * app's runtime. It picks the unit's PATH, environment and the two hardening
+ * settings V8 needs.
+ */
+export function processRuntime(command: string, appRuntime: AppConfig["runtime"]): AppConfig["runtime"] {
+  const first = command
+    .trim()
+    .replace(/^exec\s+/, "")
+    .split(/\s+/)[0];
+  return /^(node|nodejs|npm|npx)$/.test(first) ? "node" : appRuntime;
+}
+
 /** Every process unit of a stack, named with `unitName()`. */
 export function renderProcessUnits(
   layout: HostLayout,
@@ -239,7 +253,7 @@ export function renderProcessUnits(
       path: `${UNIT_DIR}/${name}`,
       content: renderProcessUnit(layout, {
         process,
-        runtime: input.runtime,
+        runtime: processRuntime(process.command, input.runtime),
         stopTimeoutSeconds: input.stopTimeoutSeconds,
       }),
     };

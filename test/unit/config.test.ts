@@ -589,8 +589,8 @@ const ROWS: Row[] = [
   {
     set: { "releases.rollbackTo": "../x" },
     error:
-      'apphost:releases.rollbackTo: expected a release id from the host\'s releases.log, got "../x"; ' +
-      "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250101T120000Z-abc1234",
+      'apphost:releases.rollbackTo: expected a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`, got "../x"; ' +
+      "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250102120000-1a2b3c4d",
   },
   {
     set: { databse: { kind: "sqlite" } },

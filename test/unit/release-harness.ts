@@ -273,12 +273,19 @@ export function writeTestApp(
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(
     path.join(dir, "server.py"),
-    `import http.server, json, os, sys
+    `import http.server, json, os, sqlite3, sys
 VERSION = ${JSON.stringify(opts.version)}
 HEALTHY = ${opts.healthy === false ? "False" : "True"}
+def poisoned():
+    # A database with a table named "poisoned" makes the app unhealthy (restore tests).
+    try:
+        db = sqlite3.connect("file:data/app.db?mode=ro", uri=True)
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'poisoned'").fetchone() is not None
+    except sqlite3.Error:
+        return False
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        code = 200 if (self.path != "/healthz" or HEALTHY) else 500
+        code = 200 if (self.path != "/healthz" or (HEALTHY and not poisoned())) else 500
         body = json.dumps({"version": VERSION, "cwd": os.path.realpath("."), "port": sys.argv[1]}).encode()
         self.send_response(code); self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)

@@ -27,6 +27,7 @@ import {
   upstreamFile,
   type ReleaseInput,
 } from "../../components/release/phases";
+import { cmdRestoreCommands, restoreStartCommands } from "../../components/release/restore";
 import { renderCaddyUpstream } from "../../components/render/caddy";
 import { renderNginxUpstream } from "../../components/render/nginx";
 import { baseApp, baseDatabase, baseInput, baseReleases } from "./release-harness";
@@ -393,9 +394,10 @@ describe("release backup commands", () => {
       "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".restore '$file'\"",
     ]);
     assert.deepEqual(pruneBackupsCommands(input()), [
-      "local old",
+      'local old cur=""',
+      'if [ -L /srv/shop-prod/current ]; then cur=$(basename "$(readlink /srv/shop-prod/current)"); fi',
       "if [ ! -d /srv/shop-prod/shared/backups ]; then return 0; fi",
-      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
+      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.db" ]]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
     ]);
   });
 
@@ -464,5 +466,45 @@ describe("release backup commands", () => {
     assert.throws(() => backupScript(input(), "Bad Label"), /backup label/);
     assert.throws(() => backupCommands(input({ sqliteFile: "../x.db" })), /apphost:database.sqliteFile/);
     assert.throws(() => pruneBackupsCommands({ ...input(), backups: { keep: 0 } }), /apphost:backups.keep/);
+  });
+});
+
+describe("restore of a deployed app (apphost-release restore)", () => {
+  const web = "apphost-shop-prod-web@${RESTORE_PORT}.service";
+  it("verifies the backup before it takes the lock or stops anything; stops the worker, then the web instance", () => {
+    const cmds = cmdRestoreCommands(baseInput());
+    const at = (c: string) => {
+      const i = cmds.indexOf(c);
+      assert.ok(i >= 0, `missing: ${c}`);
+      return i;
+    };
+    const verify = at('db_verify_backup "$file"');
+    const lock = at("lock_acquire 30");
+    const stopWorker = at("systemctl stop apphost-shop-prod-worker.service");
+    const stopWeb = at(`if [ -n "$RESTORE_PORT" ]; then systemctl stop "${web}"; fi`);
+    const save = at("db_backup pre-restore");
+    const restore = at('db_restore "$file"');
+    const start = at("restore_start");
+    assert.ok(verify < lock && lock < stopWorker && stopWorker < stopWeb && stopWeb < save && save < restore);
+    assert.ok(restore < start && start < at("RESTORING=0"));
+    assert.ok(
+      at("RESTORING=1") < stopWorker && at("UNITS_STOPPED=1") < save && at("DB_REPLACED=1") < restore,
+    );
+  });
+
+  it("starts the web instance on the port it stopped, then the workers, and gates on the health path", () => {
+    assert.deepEqual(restoreStartCommands(baseInput()), [
+      `if [ -n "$RESTORE_PORT" ]; then systemctl start "${web}"; fi`,
+      "systemctl start apphost-shop-prod-worker.service",
+      `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz within 60s after the restore (last answer: $HEALTH_LAST)"; fi`,
+    ]);
+  });
+
+  it("an app with only workers: no web instance to stop, start or health-check", () => {
+    const app = { ...baseApp, processes: baseApp.processes.filter((p) => p.kind === "worker") };
+    assert.deepEqual(restoreStartCommands(baseInput({ app })), [
+      "systemctl start apphost-shop-prod-worker.service",
+    ]);
+    assert.doesNotMatch(cmdRestoreCommands(baseInput({ app })).join("\n"), /web@/);
   });
 });

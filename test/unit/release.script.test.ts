@@ -458,6 +458,20 @@ describe("release script: keep N releases", function () {
     r = host.deploy(app5, id5);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5]);
+    // A release that fails its health gate stays while it is the newest (a retry reuses it) ...
+    const id6 = "20250106120000-66666666";
+    r = host.deploy(writeTestApp(path.join(host.tmp, "k6"), { version: "k6", healthy: false }), id6);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5, id6]);
+    // ... and does not count toward keep: after the next good release, the two newest that served remain.
+    const id7 = "20250107120000-77777777";
+    const app7 = writeTestApp(path.join(host.tmp, "k7"), { version: "k7" });
+    fs.writeFileSync(path.join(app7, "requirements.txt"), "# no packages\n");
+    r = host.deploy(app7, id7);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [id5, id7]);
+    assert.match(r.stderr, new RegExp(`finish: removed release ${id6} \\(it never served\\)`));
+    assert.match(r.stderr, new RegExp(`finish: removed release ${ids[3]} \\(apphost:releases.keep = 2\\)`));
   });
 });
 
@@ -632,8 +646,8 @@ describe("release script: backup and restore", function () {
     assert.equal(sqlite(res.saved, "SELECT count(*) FROM junk"), "0\n", "the replaced state is kept");
     assertSameDatabase(host.db, file);
     const missing = host.run(["restore", "nope.db"]);
-    assert.equal(missing.status, EXIT_CODES.restore);
-    assert.match(missing.stderr, /backup file .*nope\.db does not exist/);
+    assert.equal(missing.status, EXIT_CODES.usage);
+    assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: .*-pre-restore\.db/);
   });
 
   it("refuses a corrupt backup without touching the live database", () => {
@@ -644,5 +658,113 @@ describe("release script: backup and restore", function () {
     assert.equal(r.status, EXIT_CODES.restore, r.stderr);
     assert.match(r.stderr, /fails its integrity check/);
     assert.ok(fs.readFileSync(host.db).equals(before));
+  });
+});
+
+describe("release script: restore of a deployed app (stop, restore, start, health)", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  let port = 0;
+  const web = () => `apphost-shop-test-web@${port}.service`;
+  const worker = "apphost-shop-test-worker.service";
+  before(async () => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost();
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }),
+      "20250101120000-11111111",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    port = Number(parseResult(r.stdout).port);
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+  });
+  after(() => host.cleanup());
+
+  it("stops the worker and the live web instance, restores, starts them on the same port and health-checks", async () => {
+    sqlite(host.db, "INSERT INTO items (name) VALUES ('kept'), ('also kept')");
+    const backup = parseResult(host.run(["backup", "good"]).stdout).backup;
+    sqlite(host.db, "DELETE FROM items; INSERT INTO items (name) VALUES ('written after the backup')");
+    const callsBefore = host.calls().length;
+    const r = host.run(["restore", path.basename(backup)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(parseResult(r.stdout), {
+      restored: backup,
+      saved: parseResult(r.stdout).saved,
+      port: String(port),
+    });
+    assert.match(path.basename(parseResult(r.stdout).saved), /-pre-restore\.db$/);
+    assert.deepEqual(host.calls().slice(callsBefore, callsBefore + 4), [
+      `stop ${worker}`,
+      `stop ${web()}`,
+      `start ${web()}`,
+      `start ${worker}`,
+    ]);
+    assert.match(r.stderr, /apphost: phase restore: ok/);
+    assert.equal(sqlite(host.db, "SELECT name FROM items ORDER BY id"), "kept\nalso kept\n");
+    assert.equal(
+      sqlite(parseResult(r.stdout).saved, "SELECT name FROM items"),
+      "written after the backup\n",
+      "what the restore replaced is kept",
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+
+  it("a restored database the app is unhealthy on: the saved copy goes back, the app serves again, exit 21", async () => {
+    sqlite(host.db, "CREATE TABLE poisoned (x)");
+    const bad = parseResult(host.run(["backup", "poisoned"]).stdout).backup;
+    sqlite(host.db, "DROP TABLE poisoned; INSERT INTO items (name) VALUES ('live row')");
+    const live = path.join(host.tmp, "live.db");
+    sqlite(host.db, `VACUUM INTO '${live}'`);
+    const r = host.run(["restore", bad]);
+    assert.equal(r.status, EXIT_CODES.restore, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz within 8s after the restore \\(last answer: HTTP 500\\)`,
+      ),
+    );
+    assert.match(r.stderr, /restore: the database is back as it was \(from .*-pre-restore\.db\)/);
+    assert.match(r.stderr, /restore: the app serves again/);
+    assert.equal(sqlite(host.db, "SELECT count(*) FROM sqlite_master WHERE name = 'poisoned'"), "0\n");
+    assert.equal(
+      sqlite(host.db, "SELECT name FROM items ORDER BY id"),
+      sqlite(live, "SELECT name FROM items ORDER BY id"),
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+});
+
+describe("release script: backup retention keeps the live release's pre-migration backup", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ backupsKeep: 2 });
+  });
+  after(() => host.cleanup());
+
+  it("scheduled backups past apphost:backups.keep prune the older ones, never pre-<current release>", () => {
+    const v1 = "20250101120000-11111111";
+    const v2 = "20250102120000-22222222";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r.status, 0, r.stderr);
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), {
+        version: "v2",
+        migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
+      }),
+      v2,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    for (let i = 0; i < 3; i++) assert.equal(host.run(["backup", "scheduled"]).status, 0);
+    const left = fs.readdirSync(host.layout.backups).sort();
+    assert.equal(left.length, 3, left.join(" "));
+    assert.match(left[0], new RegExp(`-pre-${v2}\\.db$`), "the live release's pre-migration backup is kept");
+    assert.ok(
+      left.slice(1).every((f) => f.endsWith("-scheduled.db")),
+      left.join(" "),
+    );
   });
 });

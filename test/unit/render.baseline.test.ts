@@ -232,6 +232,20 @@ describe("render/baseline: runtimePackages", () => {
       ["caddy", "python3", "python3-venv", "nodejs", "npm"],
     ],
     [
+      "python with a Node process needs nodejs, not npm",
+      {
+        proxy: { kind: "caddy" },
+        app: {
+          runtime: "python",
+          processes: [{ command: "gunicorn app:app" }, { command: "node heartbeat.js" }],
+        },
+        tls: { mode: "internal" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["caddy", "python3", "python3-venv", "nodejs", "sqlite3"],
+    ],
+    [
       "node",
       {
         proxy: { kind: "caddy" },

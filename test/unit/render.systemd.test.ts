@@ -3,6 +3,7 @@ import {
   backupUnitNames,
   execStart,
   processDir,
+  processRuntime,
   renderBackupService,
   renderBackupTimer,
   renderProcessUnit,
@@ -163,6 +164,31 @@ WantedBy=multi-user.target
         ["apphost-shop-prod-web@.service", "/etc/systemd/system/apphost-shop-prod-web@.service"],
         ["apphost-shop-prod-jobs.service", "/etc/systemd/system/apphost-shop-prod-jobs.service"],
       ],
+    );
+  });
+
+  it("a Node process beside a Python app runs as node: renderProcessUnits picks the runtime per process", () => {
+    const heartbeat: ProcessConfig = { name: "heartbeat", kind: "worker", command: "node heartbeat.js" };
+    const [unit] = renderProcessUnits(layout, { runtime: "python", processes: [heartbeat] });
+    assert.equal(unit.content, renderProcessUnit(layout, { process: heartbeat, runtime: "node" }));
+    assert.match(unit.content, /^Environment=NODE_ENV=production$/m);
+    assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV/);
+  });
+
+  it("processRuntime: node, nodejs, npm and npx commands are node; anything else keeps the app's runtime", () => {
+    const cases: [string, "python" | "node", "python" | "node"][] = [
+      ["node heartbeat.js", "python", "node"],
+      ["  exec nodejs --max-old-space-size=128 clock.js", "python", "node"],
+      ["npm run worker", "python", "node"],
+      ["npx tsx jobs.ts", "python", "node"],
+      ["python worker.py", "python", "python"],
+      ["nodemon app.js", "python", "python"],
+      ["./node_modules/.bin/thing", "python", "python"],
+      ["gunicorn app:app", "node", "node"],
+    ];
+    assert.deepEqual(
+      cases.map(([c, app]) => processRuntime(c, app)),
+      cases.map(([, , want]) => want),
     );
   });
 
