@@ -16,6 +16,7 @@ import { HostCommand, HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
+import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
@@ -39,6 +40,8 @@ export interface AppArgs {
   secretEnv: pulumi.Input<Record<string, string>>;
   /** cloudflare-origin: the certificate and key installed for the proxy */
   originCertificate?: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
+  /** apphost:backups.s3: where each backup is copied (`BackupBucket.target`); absent: host only */
+  backupTarget?: pulumi.Input<S3Target>;
   /** Resources of the shared host setup that must exist first */
   dependsOn: pulumi.Input<pulumi.Resource>[];
   /** Project directory the app source is relative to */
@@ -205,7 +208,11 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createUnits(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile[] {
+  private createUnits(
+    name: string,
+    { config, connection, backupTarget }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile[] {
     const units = renderProcessUnits(this.layout, {
       processes: config.app.processes,
       runtime: config.app.runtime,
@@ -217,7 +224,12 @@ export class App extends pulumi.ComponentResource {
       {
         name: backup.service,
         path: `/etc/systemd/system/${backup.service}`,
-        content: renderBackupService(this.layout, { backups: config.backups, execStart: backupExec }),
+        content: renderBackupService(this.layout, {
+          backups: config.backups,
+          execStart: backupExec,
+          // The copy to S3 needs the network (and IMDS for the instance's credentials).
+          network: backupTarget !== undefined,
+        }),
       },
       {
         name: backup.timer,
@@ -249,17 +261,21 @@ export class App extends pulumi.ComponentResource {
 
   private createReleaseScript(
     name: string,
-    { config, connection }: AppArgs,
+    { config, connection, backupTarget }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
-    const script = renderReleaseScript({
-      layout: this.layout,
-      app: config.app,
-      database: config.database,
-      releases: config.releases,
-      backups: config.backups,
-      proxy: config.proxy,
-    });
+    const render = (s3?: S3Target) =>
+      renderReleaseScript({
+        layout: this.layout,
+        app: config.app,
+        database: config.database,
+        releases: config.releases,
+        backups: config.backups,
+        proxy: config.proxy,
+        s3,
+      });
+    // With S3 the script names the bucket, known once the bucket exists.
+    const script = backupTarget ? pulumi.output(backupTarget).apply(render) : render();
     const release = new HostFile(
       `${name}-release-script`,
       { connection, path: releaseScriptPath(this.layout), content: script, mode: "0750", onDelete: "" },

@@ -33,6 +33,8 @@ export interface HostTools {
   runuser: string;
   /** @default "nginx" */
   nginx: string;
+  /** The AWS CLI, for apphost:backups.s3. @default "aws" */
+  aws: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -42,13 +44,24 @@ export const PRODUCTION_TOOLS: HostTools = {
   journalctl: "journalctl",
   runuser: "runuser",
   nginx: "nginx",
+  aws: "aws",
   requireRoot: true,
 };
+
+/** Where a stack's backups are copied off the host (`apphost:backups.s3`): `s3://<bucket>/<prefix><file>`. */
+export interface S3Target {
+  bucket: string;
+  region: string;
+  /** `<app>/<stack>/` */
+  prefix: string;
+}
 
 export interface BackupInput {
   layout: HostLayout;
   database: DatabaseConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
+  /** Copy each new backup here (apphost:backups.s3); absent: backups stay on the host only */
+  s3?: S3Target;
   /** Test hooks; omit in production */
   tools?: Partial<HostTools>;
 }
@@ -313,6 +326,41 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   ];
 }
 
+/** Seconds one copy to S3 may take before it counts as failed (a deploy waits for it). */
+export const S3_COPY_TIMEOUT_SECONDS = 900;
+
+/** Bucket, region and prefix are baked into the script unquoted; refuse anything else. */
+export function assertS3Target(t: S3Target): S3Target {
+  const problems: string[] = [];
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(t.bucket)) problems.push(`bucket "${t.bucket}"`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(t.region)) problems.push(`region "${t.region}"`);
+  if (!/^([a-z0-9][a-z0-9-]*\/)+$/.test(t.prefix)) problems.push(`prefix "${t.prefix}"`);
+  if (problems.length > 0) throw new Error(`backup copy to S3: not a valid ${problems.join(", ")}`);
+  return t;
+}
+
+/**
+ * Body of `db_copy_offsite <file>`: copies one backup to S3 with the instance's
+ * role (awscli finds it through IMDSv2; no key on the host), encrypted at rest.
+ * Returns 1 after a warning when the copy fails; the caller decides whether
+ * that fails it (the scheduled backup) or not (a deploy).
+ */
+export function copyOffsiteCommands(target: S3Target, hostTools?: Partial<HostTools>): string[] {
+  const { bucket, region, prefix } = assertS3Target(target);
+  const tools = toolsOf(hostTools);
+  return [
+    'local file=$1 url out=""',
+    'if [ -z "$file" ]; then return 0; fi',
+    `url=s3://${bucket}/${prefix}"$(basename "$file")"`,
+    `if out=$(timeout ${S3_COPY_TIMEOUT_SECONDS} ${tools.aws} s3 cp --region ${region} --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 "$file" "$url" 2>&1); then`,
+    '  note "backup: copied to $url"',
+    "  return 0",
+    "fi",
+    'note "warning: backup: the copy of $file to $url failed (apphost:backups.s3): ${out:-timed out or no output}"',
+    "return 1",
+  ];
+}
+
 /** `name() {\n  body\n}` */
 export function shellFunction(name: string, body: string[]): string {
   return `${name}() {\n${body.map((l) => `  ${l.replace(/\n/g, "\n  ")}`).join("\n")}\n}\n`;
@@ -328,6 +376,9 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_fingerprint", fingerprintCommands(input)),
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),
+    ...(input.s3 && input.database.kind !== "none"
+      ? [shellFunction("db_copy_offsite", copyOffsiteCommands(input.s3, input.tools))]
+      : []),
   ].join("\n");
 }
 

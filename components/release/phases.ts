@@ -22,7 +22,7 @@
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
 import { unitName, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
-import { assertSafePath, toolsOf, type HostTools } from "./backup";
+import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
 import { renderCaddyUpstream } from "../render/caddy";
 import { renderNginxUpstream } from "../render/nginx";
@@ -80,7 +80,9 @@ export interface ReleaseInput {
   app: AppConfig;
   database: DatabaseConfig;
   releases: ReleasesConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
+  /** apphost:backups.s3: copy each backup there (BackupBucket.target) */
+  s3?: S3Target;
   proxy: Pick<ProxyConfig, "kind">;
   /** Shell words for the runtime values; default: the script's variables */
   refs?: Partial<ReleaseRefs>;
@@ -324,7 +326,16 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
         ? "No database configured (apphost:database.kind = none)."
         : `Back up the ${input.database.kind} database (integrity-checked) before the migration; keep the ${input.backups.keep} newest backups.`,
     exitCode: EXIT_CODES.backup,
-    commands: [`db_backup "pre-${refs.id}"`, "db_prune_backups"],
+    commands: [
+      `db_backup "pre-${refs.id}"`,
+      "db_prune_backups",
+      // The deploy needs the local backup only: a failed copy is a warning, never a failed deploy.
+      ...(input.s3 && input.database.kind !== "none"
+        ? [
+            'db_copy_offsite "$BACKUP_FILE" || note "warning: the deploy goes on with the backup on this host"',
+          ]
+        : []),
+    ],
   };
 }
 

@@ -448,6 +448,12 @@ __STATE__`;
       'note "phase backup: start"',
       'db_backup "$label"',
       "db_prune_backups",
+      ...(input.s3 && input.database.kind !== "none"
+        ? [
+            "# A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
+            'if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
+          ]
+        : []),
       'note "phase backup: ok"',
       'printf "backup=%s\\n" "$BACKUP_FILE" >&3',
     ]),

@@ -10,6 +10,7 @@
  */
 import type {
   AppConfig,
+  BackupsConfig,
   DatabaseConfig,
   HostConfig,
   ProcessConfig,
@@ -31,6 +32,8 @@ export interface RuntimePackagesInput {
   app: Pick<AppConfig, "runtime" | "build"> & { processes?: Pick<ProcessConfig, "command">[] };
   tls: Pick<TlsConfig, "mode">;
   database: Pick<DatabaseConfig, "kind">;
+  /** `s3`: the backup copies to S3 with awscli */
+  backups: Pick<BackupsConfig, "s3">;
 }
 
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
@@ -48,6 +51,8 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
   if (input.tls.mode === "certbot") p.push("certbot");
+  // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
+  if (input.backups.s3) p.push("awscli");
   return [...new Set(p)];
 }
 

@@ -13,6 +13,7 @@ import * as path from "path";
 import type { AppConfig, BackupsConfig, DatabaseConfig, ReleasesConfig } from "../../components/config/types";
 import { hostLayout, type HostLayout } from "../../components/paths";
 import { buildArtifact } from "../../components/release/artifact";
+import type { S3Target } from "../../components/release/backup";
 import type { ReleaseInput } from "../../components/release/phases";
 import { relocateLayout, renderReleaseScript } from "../../components/release/script";
 
@@ -48,7 +49,7 @@ export const baseReleases: ReleasesConfig = {
   minFreeMb: 500,
 };
 
-export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7 };
+export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 };
 
 export function baseInput(overrides: Partial<ReleaseInput> = {}): ReleaseInput {
   return {
@@ -87,6 +88,8 @@ export class FakeHost {
       releases?: Partial<ReleasesConfig>;
       database?: Partial<DatabaseConfig>;
       backupsKeep?: number;
+      /** apphost:backups.s3: the script copies with a fake `aws` (see awsCalls(), failAws()) */
+      s3?: S3Target;
     } = {},
   ) {
     this.tmp = mkTemp("host");
@@ -115,6 +118,13 @@ export class FakeHost {
         },
       );
     }
+    // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
+    const aws = path.join(bin, "aws");
+    fs.writeFileSync(
+      aws,
+      `#!/bin/bash\nif [ -f ${this.runDir}/aws.fail ]; then echo "upload failed: An error occurred (AccessDenied)" >&2; exit 1; fi\necho "$*" >>${this.runDir}/aws.log\n`,
+      { mode: 0o755 },
+    );
     const input: ReleaseInput = {
       layout: this.layout,
       app: {
@@ -134,7 +144,8 @@ export class FakeHost {
       releases: { ...baseReleases, healthTimeoutSeconds: 8, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
-      tools: { systemctl, journalctl, runuser, requireRoot: false },
+      s3: opts.s3,
+      tools: { systemctl, journalctl, runuser, aws, requireRoot: false },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -179,6 +190,18 @@ export class FakeHost {
       .split("\n")
       .filter(Boolean)
       .map((l) => l.split("\t"));
+  }
+
+  /** Argument lines the fake `aws` was called with. */
+  awsCalls(): string[] {
+    return this.read(path.join(this.runDir, "aws.log")).split("\n").filter(Boolean);
+  }
+
+  /** Makes the fake `aws` fail (true) or succeed (false). */
+  failAws(fail: boolean): void {
+    const flag = path.join(this.runDir, "aws.fail");
+    if (fail) fs.writeFileSync(flag, "");
+    else fs.rmSync(flag, { force: true });
   }
 
   calls(): string[] {

@@ -2,8 +2,11 @@ import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
 import {
+  assertS3Target,
   backupCommands,
   backupScript,
+  copyOffsiteCommands,
+  databaseFunctions,
   fingerprintCommands,
   pruneBackupsCommands,
   restoreCommands,
@@ -115,6 +118,13 @@ describe("release phases: the base input", () => {
   it("backup, migrate, publish, health-gate, finish (literal refs)", () => {
     const input = baseInput({ refs: literal });
     assert.deepEqual(phase(input, "backup").commands, [`db_backup "pre-${ID}"`, "db_prune_backups"]);
+    // apphost:backups.s3: a failed copy only warns; the deploy needs the local backup alone.
+    const s3 = { bucket: "shop-prod-20250101abcdef", region: "eu-central-1", prefix: "shop/prod/" };
+    assert.deepEqual(phase(baseInput({ refs: literal, s3 }), "backup").commands, [
+      `db_backup "pre-${ID}"`,
+      "db_prune_backups",
+      'db_copy_offsite "$BACKUP_FILE" || note "warning: the deploy goes on with the backup on this host"',
+    ]);
     assert.deepEqual(phase(input, "migrate").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
@@ -421,6 +431,30 @@ describe("release backup commands", () => {
     ]);
   });
 
+  it("apphost:backups.s3: copies the new backup with awscli, SSE, a timeout, and reports a failure", () => {
+    const target = { bucket: "shop-prod-20250101abcdef", region: "eu-central-1", prefix: "shop/prod/" };
+    assert.deepEqual(copyOffsiteCommands(target), [
+      'local file=$1 url out=""',
+      'if [ -z "$file" ]; then return 0; fi',
+      'url=s3://shop-prod-20250101abcdef/shop/prod/"$(basename "$file")"',
+      'if out=$(timeout 900 aws s3 cp --region eu-central-1 --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 "$file" "$url" 2>&1); then',
+      '  note "backup: copied to $url"',
+      "  return 0",
+      "fi",
+      'note "warning: backup: the copy of $file to $url failed (apphost:backups.s3): ${out:-timed out or no output}"',
+      "return 1",
+    ]);
+    // The function exists only when there is a bucket and a database.
+    assert.ok(databaseFunctions({ ...input(), s3: target }).includes("\ndb_copy_offsite() {\n"));
+    assert.ok(!databaseFunctions(input()).includes("db_copy_offsite"));
+    assert.ok(!databaseFunctions({ ...input({ kind: "none" }), s3: target }).includes("db_copy_offsite"));
+    // Baked into the script unquoted: anything but a real bucket, region and prefix is refused.
+    assert.throws(
+      () => assertS3Target({ bucket: "Bad_Bucket", region: "eu-central-1; rm -rf /", prefix: "../" }),
+      /not a valid bucket "Bad_Bucket", region "eu-central-1; rm -rf \/", prefix "\.\.\/"/,
+    );
+  });
+
   it("standalone scripts for the timer and the doctor", () => {
     const s = backupScript(input(), "scheduled");
     assert.match(s, /^#!\/bin\/bash\nset -euo pipefail\n/);
@@ -431,10 +465,7 @@ describe("release backup commands", () => {
     );
     assert.throws(() => backupScript(input(), "Bad Label"), /backup label/);
     assert.throws(() => backupCommands(input({ sqliteFile: "../x.db" })), /apphost:database.sqliteFile/);
-    assert.throws(
-      () => pruneBackupsCommands({ ...input(), backups: { schedule: "daily", keep: 0 } }),
-      /apphost:backups.keep/,
-    );
+    assert.throws(() => pruneBackupsCommands({ ...input(), backups: { keep: 0 } }), /apphost:backups.keep/);
   });
 });
 

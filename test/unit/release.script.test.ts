@@ -22,6 +22,9 @@ import {
 import { renderCaddyUpstream } from "../../components/render/caddy";
 import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
 
+/** apphost:backups.s3 as BackupBucket.target hands it to the script. */
+const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };
+
 function requireTool(tool: string, hint: string): void {
   const r = spawnSync("sh", ["-c", `command -v ${tool}`]);
   if (r.status !== 0) assert.fail(`${tool} is not installed; it is required by these tests: ${hint}`);
@@ -69,6 +72,8 @@ describe("release script: static checks", () => {
       baseInput({
         app: { ...baseInput().app, processes: [{ name: "worker", command: "x", kind: "worker" }] },
       }),
+      baseInput({ s3: S3 }),
+      baseInput({ s3: S3, database: { ...baseInput().database, kind: "postgres" } }),
     ];
     const dir = mkTemp("shellcheck");
     const scripts = [
@@ -89,6 +94,23 @@ describe("release script: static checks", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("apphost:backups.s3: the backup command copies after pruning, and a failed copy fails it", () => {
+    const s = renderReleaseScript(baseInput({ s3: S3 }));
+    assert.ok(
+      s.includes(
+        [
+          '  db_backup "$label"',
+          "  db_prune_backups",
+          "  # A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
+          '  if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
+          '  note "phase backup: ok"',
+        ].join("\n"),
+      ),
+    );
+    assert.ok(s.includes(" aws s3 cp --region eu-central-1 --sse AES256 "), "the real CLI in production");
+    assert.ok(!renderReleaseScript(baseInput()).includes("aws "), "no copy without apphost:backups.s3");
   });
 
   it("a production render contains no test hooks", () => {
@@ -511,6 +533,69 @@ describe("release script: the deploy lock", function () {
     assert.match(r.stderr, /removing the deploy lock of bob@desk/);
     assert.ok(!fs.existsSync(host.layout.lock));
     assert.match(host.run(["unlock"]).stderr, /no deploy lock/);
+  });
+});
+
+describe("release script: backups copied to S3 (fake aws)", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ s3: S3, backupsKeep: 2 });
+  });
+  after(() => host.cleanup());
+
+  it("with no database yet there is nothing to copy", () => {
+    const r = host.run(["backup", "scheduled"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(host.awsCalls(), []);
+  });
+
+  it("a scheduled backup is copied to s3://<bucket>/<app>/<stack>/<file> with SSE", () => {
+    fs.mkdirSync(host.layout.data, { recursive: true });
+    sqlite(host.db, "CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+    const r = host.run(["backup", "scheduled"]);
+    assert.equal(r.status, 0, r.stderr);
+    const file = parseResult(r.stdout).backup;
+    const url = `s3://${S3.bucket}/shop/test/${path.basename(file)}`;
+    assert.deepEqual(host.awsCalls(), [
+      `s3 cp --region eu-central-1 --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 ${file} ${url}`,
+    ]);
+    assert.match(r.stderr, new RegExp(`backup: copied to ${url.replace(/[.]/g, "\\.")}\n`));
+  });
+
+  it("a failed copy fails the scheduled backup (status 13), loudly, and keeps the local backup", () => {
+    host.failAws(true);
+    try {
+      const r = host.run(["backup", "scheduled"]);
+      assert.equal(r.status, EXIT_CODES.backup, r.stderr);
+      const file = parseResult(r.stdout).backup;
+      assert.ok(fs.existsSync(file), "the local backup is there");
+      assert.match(
+        r.stderr,
+        /warning: backup: the copy of .* failed \(apphost:backups\.s3\): upload failed: An error occurred \(AccessDenied\)/,
+      );
+      assert.match(
+        r.stderr,
+        /phase backup failed: the backup is on this host \(.*\), but its copy to S3 failed\n/,
+      );
+    } finally {
+      host.failAws(false);
+    }
+  });
+
+  it("a deploy whose pre-migration copy fails still deploys, with a warning", () => {
+    host.failAws(true);
+    try {
+      const app = writeTestApp(path.join(host.tmp, "app-s3"), { version: "v1" });
+      const r = host.deploy(app, "20250101120000-0000aaaa");
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(parseResult(r.stdout).outcome, "deployed");
+      assert.match(r.stderr, /warning: backup: the copy of .*-pre-20250101120000-0000aaaa\.db .* failed/);
+      assert.match(r.stderr, /warning: the deploy goes on with the backup on this host/);
+    } finally {
+      host.failAws(false);
+    }
   });
 });
 

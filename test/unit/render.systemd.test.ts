@@ -302,6 +302,20 @@ SystemCallErrorNumber=EPERM
     );
   });
 
+  it("with apphost:backups.s3 the backup service keeps the network (S3, IMDS) and nothing else changes", () => {
+    const plain = renderBackupService(layout, backup);
+    const s3 = renderBackupService(layout, { ...backup, network: true });
+    assert.equal(
+      s3,
+      plain.replace(
+        "PrivateNetwork=true\nRestrictAddressFamilies=AF_UNIX\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n",
+      ),
+    );
+    assert.notEqual(s3, plain);
+    assert.equal(renderBackupService(layout, { ...backup, network: false }), plain);
+  });
+
   it("renders the timer", () => {
     assert.equal(
       renderBackupTimer(layout, backup),
