@@ -46,6 +46,8 @@ export async function program(): Promise<Record<string, unknown>> {
     dependsOn: server.ready,
     projectDir: path.resolve(__dirname),
   });
+  // Cloudflare verifies the origin only once the host serves the new certificate.
+  origin?.requireStrictSsl([app]);
 
   return {
     url: app.url,

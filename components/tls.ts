@@ -1,7 +1,9 @@
 /**
  * `tls.mode: cloudflare-origin`: a Cloudflare Origin CA certificate for every
  * hostname, and the zone switched to Full (strict) so Cloudflare verifies it.
- * The host layer installs `certificatePem` and `privateKeyPem` for the proxy.
+ * The host layer installs `certificatePem` and `privateKeyPem` for the proxy;
+ * the program then calls `requireStrictSsl([app])`, so the zone turns strict
+ * only once the host serves this certificate (never 526 in between).
  *
  * Renewal. Cloudflare provider 6.x has no "renew N days before expiry"
  * property on OriginCaCertificate (4.x had `minDaysForRenewal`), so apphost
@@ -53,6 +55,7 @@ export function renewalWindow(now: Date, validityDays: number, renewBeforeDays: 
 }
 
 export class OriginCertificate extends pulumi.ComponentResource {
+  private readonly name: string;
   /** PEM of the Origin CA certificate */
   readonly certificatePem: pulumi.Output<string>;
   /** PEM of the private key; always a secret */
@@ -65,11 +68,12 @@ export class OriginCertificate extends pulumi.ComponentResource {
     privateKey: tls.PrivateKey;
     certRequest: tls.CertRequest;
     certificate: cloudflare.OriginCaCertificate;
-    sslMode: cloudflare.ZoneSetting;
   };
+  private readonly zoneId: pulumi.Output<string>;
 
   constructor(name: string, args: OriginCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:OriginCertificate", name, {}, opts);
+    this.name = name;
     // Options of every child: hoisted helper functions below cannot use `this` themselves.
     const childOpts = { parent: this };
     const { config } = args;
@@ -88,14 +92,14 @@ export class OriginCertificate extends pulumi.ComponentResource {
     const privateKey = createPrivateKey();
     const certRequest = createCertRequest();
     const certificate = createCertificate();
-    const sslMode = setStrictSslMode();
 
     this.renewalWindow = window;
     this.certificatePem = certificate.certificate;
     // The tls provider marks the key secret in real runs; say so explicitly so it holds everywhere.
     this.privateKeyPem = pulumi.secret(privateKey.privateKeyPem);
     this.expiresOn = certificate.expiresOn;
-    this.nodes = { privateKey, certRequest, certificate, sslMode };
+    this.nodes = { privateKey, certRequest, certificate };
+    this.zoneId = zoneId;
     this.registerOutputs({
       certificatePem: this.certificatePem,
       privateKeyPem: this.privateKeyPem,
@@ -140,21 +144,19 @@ export class OriginCertificate extends pulumi.ComponentResource {
         { ...childOpts, replaceOnChanges: ["csr", "hostnames", "requestType", "requestedValidity"] },
       );
     }
+  }
 
-    function setStrictSslMode() {
-      return new cloudflare.ZoneSetting(
-        `${name}-ssl-strict`,
-        { zoneId, settingId: "ssl", value: "strict" },
-        {
-          ...childOpts,
-          // After the certificate exists. On a zone moving from "full" to strict, Cloudflare rejects the origin's
-          // old self-signed certificate until the host layer installs this one later in the same run.
-          dependsOn: [certificate],
-          // The SSL mode is zone-wide and other stacks (staging and prod on one zone) rely on it too:
-          // destroying this stack must not flip the zone back.
-          retainOnDelete: true,
-        },
-      );
-    }
+  /**
+   * Switch the zone to Full (strict), after `after` (the App component: the
+   * host installs and serves this certificate first). Earlier, Cloudflare
+   * would refuse the origin's previous certificate with 526 until the install.
+   * Zone-wide and kept on destroy: other stacks on the zone rely on it too.
+   */
+  requireStrictSsl(after: pulumi.Input<pulumi.Resource>[]): cloudflare.ZoneSetting {
+    return new cloudflare.ZoneSetting(
+      `${this.name}-ssl-strict`,
+      { zoneId: this.zoneId, settingId: "ssl", value: "strict" },
+      { parent: this, dependsOn: [this.nodes.certificate, ...after], retainOnDelete: true },
+    );
   }
 }

@@ -706,8 +706,14 @@ describe("OriginCertificate", () => {
     );
   });
 
-  it("sets the zone to Full (strict)", async () => {
-    await cert("ssl");
+  it("sets the zone to Full (strict) only when asked, after what the program names (the host's install)", async () => {
+    const c = await cert("ssl");
+    assert.equal(
+      ofType("cloudflare:index/zoneSetting:ZoneSetting", "ssl").length,
+      0,
+      "not before requireStrictSsl",
+    );
+    await settled(c.requireStrictSsl([]));
     assert.deepEqual(one("cloudflare:index/zoneSetting:ZoneSetting", "ssl"), {
       zoneId: MOCK.zoneId,
       settingId: "ssl",
