@@ -1087,10 +1087,11 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
   const app: Partial<AppConfig> = {
     name,
     source: r.string("source", {
-      expected: 'a directory relative to the project, like "app"',
+      expected: 'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
       example: "app",
       required: "the app to deploy",
-      test: isRelativePath,
+      // The artifact is built from whatever directory this names; it only has to be a path.
+      test: (s) => s.trim() === s && s !== "" && !/[\0\n\r]/.test(s),
     }),
     excludes: r.stringList("excludes", [...D.APP_DEFAULTS.excludes], '".git", "node_modules"'),
     runtime,

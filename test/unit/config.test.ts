@@ -420,9 +420,9 @@ const ROWS: Row[] = [
       "apphost:app: missing; expected an object (see docs/config.md for its keys); start with: pulumi config set --path 'apphost:app.source' app",
   },
   {
-    set: { "app.source": "/srv/app" },
+    set: { "app.source": " app" },
     error:
-      'apphost:app.source: expected a directory relative to the project, like "app", got "/srv/app"; set it with: pulumi config set --path \'apphost:app.source\' app',
+      'apphost:app.source: expected a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute, got " app"; set it with: pulumi config set --path \'apphost:app.source\' app',
   },
   {
     set: { "app.runtime": "ruby" },
@@ -846,6 +846,15 @@ describe("stack config defaults", () => {
     assert.equal(existing.host.swapMb, 0, "an existing server is not resized");
     assert.equal(existing.proxy.hsts, true);
     assert.equal(parseStackConfig(withKeys(baseRaw(), { "tls.mode": "off" }), baseCtx()).proxy.hsts, false);
+  });
+
+  it("takes the app from a directory in the project, beside it (its own repository) or anywhere", () => {
+    for (const source of ["app", "../shop", "/home/ana/src/shop"]) {
+      assert.equal(
+        parseStackConfig(withKeys(baseRaw(), { "app.source": source }), baseCtx()).app.source,
+        source,
+      );
+    }
   });
 
   it("accepts the shorthands: bare hostnames, Procfile-style processes, scalars as strings", () => {
