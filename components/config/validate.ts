@@ -10,6 +10,7 @@
  */
 import { createPublicKey } from "crypto";
 import * as D from "./defaults";
+import { upstreamPort } from "../paths";
 import type {
   AppConfig,
   BackupsConfig,
@@ -1106,7 +1107,7 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
         example: "/healthz",
         test: (s) => URL_PATH.test(s),
       }) ?? (r.has("healthPath") ? undefined : D.APP_DEFAULTS.healthPath),
-    basePort: r.int("basePort", 1024, 65534, D.APP_DEFAULTS.basePort),
+    basePort: r.int("basePort", 1024, 65533, D.APP_DEFAULTS.basePort),
     env: parseEnv(r),
     staticDir: r.string("staticDir", {
       expected: 'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
@@ -1386,7 +1387,7 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app }: Parsed)
     );
   }
 
-  // The two web ports must not collide with anything else listening on the host.
+  // The two web ports and the upstream port must not collide with anything else listening on the host.
   if (app.basePort !== undefined) {
     const taken: Array<[number | undefined, string]> = [
       [proxy.httpPort, "apphost:proxy.httpPort"],
@@ -1394,10 +1395,10 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app }: Parsed)
       [host.port, "apphost:host.port"],
     ];
     for (const [port, key] of taken) {
-      if (port === app.basePort || port === app.basePort + 1) {
+      if (port !== undefined && port >= app.basePort && port <= upstreamPort(app.basePort)) {
         issues.add(
           "apphost:app.basePort",
-          `the web instances listen on ${app.basePort} and ${app.basePort + 1}, which collides with ${key} (${port}); ` +
+          `the web instances listen on ${app.basePort} and ${app.basePort + 1} and the proxy connects to ${upstreamPort(app.basePort)}, which collides with ${key} (${port}); ` +
             setHint("apphost:app.basePort", String(D.APP_DEFAULTS.basePort)),
         );
       }

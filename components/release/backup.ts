@@ -33,6 +33,8 @@ export interface HostTools {
   runuser: string;
   /** @default "nginx" */
   nginx: string;
+  /** Called as `<nft> -f -` with the stack's ruleset on stdin. @default "nft" */
+  nft: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -42,6 +44,7 @@ export const PRODUCTION_TOOLS: HostTools = {
   journalctl: "journalctl",
   runuser: "runuser",
   nginx: "nginx",
+  nft: "nft",
   requireRoot: true,
 };
 

@@ -491,7 +491,13 @@ const ROWS: Row[] = [
   {
     set: { "proxy.httpsPort": 8443, "app.basePort": 8442 },
     error:
-      "apphost:app.basePort: the web instances listen on 8442 and 8443, which collides with apphost:proxy.httpsPort (8443); " +
+      "apphost:app.basePort: the web instances listen on 8442 and 8443 and the proxy connects to 8444, which collides with apphost:proxy.httpsPort (8443); " +
+      "set it with: pulumi config set --path 'apphost:app.basePort' 8000",
+  },
+  {
+    set: { "proxy.httpsPort": 8443, "app.basePort": 8441 },
+    error:
+      "apphost:app.basePort: the web instances listen on 8441 and 8442 and the proxy connects to 8443, which collides with apphost:proxy.httpsPort (8443); " +
       "set it with: pulumi config set --path 'apphost:app.basePort' 8000",
   },
   {

@@ -206,7 +206,7 @@ describe("render/baseline: runtimePackages", () => {
         tls: { mode: "caddy-acme" },
         database: { kind: "sqlite" },
       },
-      ["caddy", "python3", "python3-venv", "sqlite3"],
+      ["caddy", "nftables", "python3", "python3-venv", "sqlite3"],
     ],
     [
       "nginx + certbot + postgres",
@@ -216,7 +216,7 @@ describe("render/baseline: runtimePackages", () => {
         tls: { mode: "certbot" },
         database: { kind: "postgres" },
       },
-      ["nginx", "python3", "python3-venv", "postgresql", "certbot"],
+      ["nginx", "nftables", "python3", "python3-venv", "postgresql", "certbot"],
     ],
     [
       "python with a frontend build needs node",
@@ -226,7 +226,7 @@ describe("render/baseline: runtimePackages", () => {
         tls: { mode: "off" },
         database: { kind: "none" },
       },
-      ["caddy", "python3", "python3-venv", "nodejs", "npm"],
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm"],
     ],
     [
       "node",
@@ -236,7 +236,7 @@ describe("render/baseline: runtimePackages", () => {
         tls: { mode: "internal" },
         database: { kind: "sqlite" },
       },
-      ["caddy", "nodejs", "npm", "sqlite3"],
+      ["caddy", "nftables", "nodejs", "npm", "sqlite3"],
     ],
   ];
   for (const [name, input, expected] of cases) {
