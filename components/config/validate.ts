@@ -972,6 +972,9 @@ function envProblem(name: string, type: string): string | undefined {
   return undefined;
 }
 
+/** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
+const RESERVED_PROCESS_NAMES = ["backup", "upstream"];
+
 function parseProcesses(r: Reader): ProcessConfig[] | undefined {
   const path = r.at("processes");
   const v = r.raw("processes");
@@ -1012,6 +1015,14 @@ function parseProcesses(r: Reader): ProcessConfig[] | undefined {
       r.issues.add(
         itemPath,
         "expected a process name of lowercase letters, digits and dashes, starting with a letter (it becomes part of a systemd unit name); rename it",
+      );
+      continue;
+    }
+    if (RESERVED_PROCESS_NAMES.includes(name)) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} are reserved); rename the process`,
       );
       continue;
     }

@@ -458,6 +458,11 @@ const ROWS: Row[] = [
       'apphost:app.processes: expected exactly one process of kind "web" (it receives HTTP on $PORT), got none; set kind: web on the HTTP process',
   },
   {
+    set: { "app.processes.upstream": { command: "python proxy.py", kind: "worker" } },
+    error:
+      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream are reserved); rename the process',
+  },
+  {
     set: { "app.processes.web.kind": "http" },
     error:
       'apphost:app.processes.web.kind: expected one of "web", "worker", got "http"; set it with: pulumi config set --path \'apphost:app.processes.web.kind\' web',
