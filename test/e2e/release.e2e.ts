@@ -136,8 +136,9 @@ const activePort = () => onHost(`cat /srv/${ID}/active-port`).stdout.trim();
 const NFT_TABLE = `apphost_${ID.replace(/-/g, "_")}`;
 /** The web port the stack's nftables rule sends the proxy's upstream port (8002) to. */
 const ruleTarget = () =>
-  /tcp dport 8002 dnat to 127\.0\.0\.1:(\d+)/.exec(onHost(`nft list table ip ${NFT_TABLE}`).stdout)?.[1] ??
-  "";
+  /tcp dport 8002 dnat to 127\.0\.0\.1:(\d+)/.exec(
+    onHost(`nft list table ip ${NFT_TABLE}`, { allowFailure: true }).stdout,
+  )?.[1] ?? "";
 
 /** Caddy's main process and the host's clock: what a release must leave alone. */
 interface ProxyMark {
@@ -567,6 +568,14 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     onHost(`nft delete table ip ${NFT_TABLE}`);
     onHost(`systemctl restart apphost-${ID}-upstream.service`);
     assert.equal(ruleTarget(), live);
+    // Debian's nftables.service flushes the whole ruleset when it (re)starts; the unit runs again after it.
+    onHost("systemctl restart nftables.service");
+    let target = "";
+    for (let i = 0; i < 20 && target !== live; i++) {
+      await sleep(500);
+      target = ruleTarget();
+    }
+    assert.equal(target, live, "the rule is back after nftables.service flushed the ruleset");
 
     const bootBefore = onHost("cat /proc/sys/kernel/random/boot_id").stdout.trim();
     onHost("systemctl reboot", { allowFailure: true });
