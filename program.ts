@@ -1,7 +1,8 @@
 /**
  * apphost's program: one stack, one host, one graph.
  *
- *   config -> host (ec2 | existing) -> DNS records (follow the host's address)
+ *   config -> backup bucket + instance role (apphost:backups.s3) -> host (ec2 | existing)
+ *          -> DNS records (follow the host's address)
  *          -> TLS (origin certificate) -> shared host setup -> the app and its release
  *
  * Everything is validated before the first resource is declared.
@@ -9,6 +10,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { App } from "./components/app";
+import { BackupBucket } from "./components/backups";
 import { loadStackConfig } from "./components/config";
 import { Dns } from "./components/dns";
 import { Host } from "./components/host";
@@ -19,7 +21,9 @@ import { OriginCertificate } from "./components/tls";
 export async function program(): Promise<Record<string, unknown>> {
   const { config, sshPrivateKey, secretEnv } = loadStackConfig();
 
-  const host = new Host("host", { config, sshPrivateKey });
+  // apphost:backups.s3 (ec2 only): the bucket, and the role the instance copies backups with.
+  const backups = BackupBucket.forStack("backups", config);
+  const host = new Host("host", { config, sshPrivateKey, instanceProfile: backups?.instanceProfileName });
   const dns = new Dns("dns", { config, publicIp: host.publicIp, ipv6Address: host.ipv6Address });
   const origin =
     config.tls.mode === "cloudflare-origin"
@@ -38,6 +42,7 @@ export async function program(): Promise<Record<string, unknown>> {
     connection: host.connection,
     secretEnv: pulumi.secret(env),
     originCertificate: origin,
+    backupTarget: backups?.target,
     dependsOn: server.ready,
     projectDir: path.resolve(__dirname),
   });
@@ -47,7 +52,10 @@ export async function program(): Promise<Record<string, unknown>> {
     publicIp: host.publicIp,
     releaseId: app.releaseId,
     liveRelease: app.liveRelease,
+    releasePhases: app.releasePhases,
     hostId: app.layout.id,
+    // Where the backups are copied to; absent unless apphost:backups.s3.
+    ...(backups ? { backupBucket: backups.bucketName } : {}),
     // For `npm run doctor` and `npm run releases`: how to reach the host. Secret.
     connection: host.connection,
   };

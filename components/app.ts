@@ -13,9 +13,10 @@ import type { StackConfig } from "./config/types";
 import { hostLayout, upstreamUnitName, type HostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostCommand, HostFile } from "./remote/resources";
-import { Release } from "./remote/release";
+import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
+import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
@@ -41,6 +42,8 @@ export interface AppArgs {
   secretEnv: pulumi.Input<Record<string, string>>;
   /** cloudflare-origin: the certificate and key installed for the proxy */
   originCertificate?: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
+  /** apphost:backups.s3: where each backup is copied (`BackupBucket.target`); absent: host only */
+  backupTarget?: pulumi.Input<S3Target>;
   /** Resources of the shared host setup that must exist first */
   dependsOn: pulumi.Input<pulumi.Resource>[];
   /** Project directory the app source is relative to */
@@ -90,6 +93,8 @@ export class App extends pulumi.ComponentResource {
   readonly layout: HostLayout;
   readonly releaseId: pulumi.Output<string>;
   readonly liveRelease: pulumi.Output<string>;
+  /** Seconds per phase of the last deploy or rollback (`pulumi stack output releasePhases`) */
+  readonly releasePhases: pulumi.Output<PhaseTime[]>;
   readonly url: string;
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -108,6 +113,7 @@ export class App extends pulumi.ComponentResource {
     const release = this.createRelease(name, args, { env, units, script, after: [site, ...housekeeping] });
     this.releaseId = release.releaseId;
     this.liveRelease = release.live;
+    this.releasePhases = release.phaseSeconds;
     const primary = config.dns.hostnames[0]?.name ?? "localhost";
     this.url = `${config.tls.mode === "off" ? "http" : "https"}://${primary}`;
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
@@ -202,7 +208,11 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createUnits(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile[] {
+  private createUnits(
+    name: string,
+    { config, connection, backupTarget }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile[] {
     const units = renderProcessUnits(this.layout, {
       processes: config.app.processes,
       runtime: config.app.runtime,
@@ -214,7 +224,12 @@ export class App extends pulumi.ComponentResource {
       {
         name: backup.service,
         path: `/etc/systemd/system/${backup.service}`,
-        content: renderBackupService(this.layout, { backups: config.backups, execStart: backupExec }),
+        content: renderBackupService(this.layout, {
+          backups: config.backups,
+          execStart: backupExec,
+          // The copy to S3 needs the network (and IMDS for the instance's credentials).
+          network: backupTarget !== undefined,
+        }),
       },
       {
         name: backup.timer,
@@ -246,17 +261,21 @@ export class App extends pulumi.ComponentResource {
 
   private createReleaseScript(
     name: string,
-    { config, connection }: AppArgs,
+    { config, connection, backupTarget }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
-    const script = renderReleaseScript({
-      layout: this.layout,
-      app: config.app,
-      database: config.database,
-      releases: config.releases,
-      backups: config.backups,
-      proxy: config.proxy,
-    });
+    const render = (s3?: S3Target) =>
+      renderReleaseScript({
+        layout: this.layout,
+        app: config.app,
+        database: config.database,
+        releases: config.releases,
+        backups: config.backups,
+        proxy: config.proxy,
+        s3,
+      });
+    // With S3 the script names the bucket, known once the bucket exists.
+    const script = backupTarget ? pulumi.output(backupTarget).apply(render) : render();
     const release = new HostFile(
       `${name}-release-script`,
       { connection, path: releaseScriptPath(this.layout), content: script, mode: "0750", onDelete: "" },

@@ -22,6 +22,7 @@
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, unitName, upstreamPort, upstreamUnitName } from "./paths";
+import { backupUnitNames } from "./render/systemd";
 
 export interface DoctorCheck {
   /** Lowercase id printed in the result line, e.g. `units`, `tls-certificate` */
@@ -94,6 +95,11 @@ export interface DoctorInput {
     sqliteIntegrity: boolean;
     /** Glob for backup file names; dot-files (partial writes) are always ignored. @default "*" */
     pattern?: string;
+    /**
+     * The scheduled backup unit, whose last run must not have failed. Set with
+     * apphost:backups.s3: a failed copy to S3 fails the unit while the local backup looks fine.
+     */
+    service?: string;
   };
   /** The SQLite database; absent for postgres or no database */
   database?: {
@@ -202,6 +208,7 @@ export function doctorInputFromConfig(
             dir: layout.backups,
             maxAgeSeconds: opts.backupMaxAgeSeconds ?? backupMaxAgeSeconds(config.backups.schedule),
             sqliteIntegrity: db.kind === "sqlite",
+            ...(config.backups.s3 ? { service: backupUnitNames(layout).service } : {}),
           },
     database:
       db.kind === "sqlite" ? { file: `${layout.data}/${db.sqliteFile}`, owner: layout.user } : undefined,
@@ -358,6 +365,14 @@ function backupCheck(input: DoctorInput): DoctorCheck {
   }
   const lines = [
     ...prelude("fail"),
+    ...(b.service
+      ? [
+          `service=${shq(b.service)}`,
+          `if [[ $(systemctl is-failed -- "$service" 2>/dev/null) == failed ]]; then`,
+          `  fail "the last run of $service failed (with apphost:backups.s3, often the copy to S3): journalctl -u $service"`,
+          `fi`,
+        ]
+      : []),
     `dir=${shq(b.dir)}`,
     `max_age=${b.maxAgeSeconds}`,
     `[[ -d $dir ]] || fail "backup directory $dir does not exist"`,
@@ -395,7 +410,8 @@ function backupCheck(input: DoctorInput): DoctorCheck {
   return {
     name,
     description:
-      `The newest backup in ${b.dir} is younger than ${duration(b.maxAgeSeconds)}` +
+      (b.service ? `The last run of ${b.service} did not fail; the` : "The") +
+      ` newest backup in ${b.dir} is younger than ${duration(b.maxAgeSeconds)}` +
       (b.sqliteIntegrity ? " and passes PRAGMA integrity_check." : "."),
     script: script(lines),
   };

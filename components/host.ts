@@ -14,6 +14,11 @@ export interface HostArgs {
   config: StackConfig;
   /** `apphost:sshPrivateKey` (`loadStackConfig().sshPrivateKey`); the deployer logs in with it. */
   sshPrivateKey: pulumi.Input<string>;
+  /**
+   * ec2: the IAM instance profile the instance runs with (`BackupBucket.instanceProfileName`
+   * when `apphost:backups.s3` is on). None by default: the instance gets no AWS permission.
+   */
+  instanceProfile?: pulumi.Input<string>;
 }
 
 /** A security group rule, as data, so tests and docs can read the firewall without AWS. */
@@ -134,6 +139,8 @@ export class Host extends pulumi.ComponentResource {
             keyName: key.keyName,
             subnetId: h.subnetId,
             vpcSecurityGroupIds: [sg.id],
+            // Attached and detached in place: turning apphost:backups.s3 on or off never replaces the instance.
+            iamInstanceProfile: args.instanceProfile,
             associatePublicIpAddress: true,
             ipv6AddressCount: config.dns.ipv6 ? 1 : undefined,
             rootBlockDevice: {

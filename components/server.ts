@@ -54,6 +54,7 @@ export class Server extends pulumi.ComponentResource {
         app: config.app,
         tls: config.tls,
         database: config.database,
+        backups: config.backups,
       }),
     });
     return new HostCommand(

@@ -22,14 +22,12 @@ import {
   type DoctorResult,
 } from "../components/doctor";
 import { runRemote } from "../components/remote/ssh";
-import { openStack } from "./lib/automation";
 import {
-  deployedFromOutputs,
   EXIT_CANNOT_CHECK,
+  openDeployedStack,
   parseOpsArgs,
   readStackConfig,
   runCommand,
-  shortError,
   stackConfigFromMap,
   type OpsArgs,
 } from "./lib/ops";
@@ -69,29 +67,12 @@ export function renderDoctorReport(
 }
 
 async function main(): Promise<number> {
-  let args: OpsArgs;
-  try {
-    args = parseDoctorArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    return EXIT_CANNOT_CHECK;
-  }
-  const cannot = (what: string, e: unknown) => {
-    console.error(`doctor: ${args.stack}: could not check: ${what}: ${shortError(e)}`);
-    return EXIT_CANNOT_CHECK;
-  };
-
-  let stack;
-  try {
-    stack = await openStack({ stack: args.stack, mustExist: true });
-  } catch (e) {
-    return cannot("cannot open the stack", e);
-  }
-  let deployed;
+  const opened = await openDeployedStack("doctor", parseDoctorArgs, process.argv.slice(2));
+  if (typeof opened === "number") return opened;
+  const { args, stack, deployed, cannot } = opened;
   let script: string;
   let names: string[];
   try {
-    deployed = deployedFromOutputs(args.stack, await stack.outputs());
     const config = stackConfigFromMap(await readStackConfig(stack, args.configFile), {
       project: "apphost",
       stack: args.stack,

@@ -13,20 +13,9 @@
  * the first line, and `npm run doctor` fails its `release` check for it.
  */
 import type * as auto from "@pulumi/pulumi/automation";
-import { hostLayout } from "../components/paths";
 import { releaseScriptPath, parseStatus, type ReleaseStatus } from "../components/release/script";
 import { runRemote, shellQuote } from "../components/remote/ssh";
-import { openStack } from "./lib/automation";
-import {
-  deployedFromOutputs,
-  EXIT_CANNOT_CHECK,
-  parseOpsArgs,
-  readStackConfig,
-  runCommand,
-  shortError,
-  stackConfigFromMap,
-  type OpsArgs,
-} from "./lib/ops";
+import { deployedLayout, openDeployedStack, parseOpsArgs, runCommand, type OpsArgs } from "./lib/ops";
 
 export function parseReleasesArgs(argv: string[]): OpsArgs {
   const args = parseOpsArgs("releases", argv, ["limit"]);
@@ -151,38 +140,14 @@ function isoTime(d: Date | string): string {
 }
 
 async function main(): Promise<number> {
-  let args: OpsArgs;
-  try {
-    args = parseReleasesArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    return EXIT_CANNOT_CHECK;
-  }
-  const cannot = (what: string, e: unknown) => {
-    console.error(`releases: ${args.stack}: could not read: ${what}: ${shortError(e)}`);
-    return EXIT_CANNOT_CHECK;
-  };
-  let stack;
-  try {
-    stack = await openStack({ stack: args.stack, mustExist: true });
-  } catch (e) {
-    return cannot("cannot open the stack", e);
-  }
-  let deployed;
+  const opened = await openDeployedStack("releases", parseReleasesArgs, process.argv.slice(2), "read");
+  if (typeof opened === "number") return opened;
+  const { args, stack, deployed, cannot } = opened;
   let history: auto.UpdateSummary[];
   let layout;
   try {
-    deployed = deployedFromOutputs(args.stack, await stack.outputs());
     history = await stack.history();
-    // hostId is `<app>-<stack>`; the config says the same, and is the fallback.
-    const suffix = `-${args.stack}`;
-    const app = deployed.hostId.endsWith(suffix)
-      ? deployed.hostId.slice(0, -suffix.length)
-      : stackConfigFromMap(await readStackConfig(stack, args.configFile), {
-          project: "apphost",
-          stack: args.stack,
-        }).app.name;
-    layout = hostLayout(app, args.stack);
+    layout = await deployedLayout(opened);
   } catch (e) {
     return cannot("reading the stack", e);
   }

@@ -117,10 +117,20 @@ export function defaultPostgresName(app: string, stack: string): string {
 
 export const BACKUPS_DEFAULTS = {
   schedule: "daily",
+  /** Off: the bucket costs money and needs IAM rights the deploy role may not have (docs/ci.md). */
+  s3: false,
 };
 
 export function defaultBackupsKeep(stack: string): number {
   return isProductionStack(stack) ? 30 : 7;
+}
+
+/**
+ * How long the bucket keeps a copy: a quarter for production (a problem noticed
+ * late can still be traced back), a month elsewhere.
+ */
+export function defaultBackupsS3ExpireDays(stack: string): number {
+  return isProductionStack(stack) ? 90 : 30;
 }
 
 export const RELEASES_DEFAULTS = {

@@ -149,6 +149,13 @@ export interface BackupsConfig {
   schedule: string;
   /** Backups kept. @default 7 (staging), 30 (prod) */
   keep: number;
+  /**
+   * Copy each backup (scheduled and pre-migration) to an S3 bucket the program
+   * creates, with the instance's role. ec2 hosts on debian-12 only. @default false
+   */
+  s3: boolean;
+  /** Days the bucket keeps a backup (and an overwritten version) before its lifecycle rule expires it. @default 30 (staging), 90 (prod) */
+  s3ExpireDays: number;
 }
 
 /** `apphost:releases` */

@@ -73,7 +73,7 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "processes",
   ],
   database: ["kind", "sqliteFile", "postgresName", "migrate", "revision"],
-  backups: ["schedule", "keep"],
+  backups: ["schedule", "keep", "s3", "s3ExpireDays"],
   releases: ["keep", "rollbackTo", "healthTimeoutSeconds", "drainSeconds", "lockTtlMinutes", "minFreeMb"],
 };
 
@@ -170,7 +170,7 @@ export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext
   const releases = parseReleases(section(issues, raw, "releases", false));
 
   checkSecrets(issues, ctx.secrets, host, app);
-  checkCrossField(issues, { host, dns, tls, proxy, app });
+  checkCrossField(issues, { host, dns, tls, proxy, app, database, backups });
 
   if (issues.list.length > 0) {
     throw new ConfigError(ctx.stack, issues.list);
@@ -1213,8 +1213,14 @@ function parseBackups(r: Reader | undefined, stack: string): Partial<BackupsConf
         test: (s) => /^[A-Za-z0-9*:,./~ -]+$/.test(s),
       }) ?? (r.has("schedule") ? undefined : D.BACKUPS_DEFAULTS.schedule),
     keep: r.int("keep", 1, 1000, D.defaultBackupsKeep(stack)),
+    s3: r.bool("s3", D.BACKUPS_DEFAULTS.s3),
+    // Up to ten years; S3 lifecycle rules count whole days from 1.
+    s3ExpireDays: r.int("s3ExpireDays", 1, 3650, D.defaultBackupsS3ExpireDays(stack)),
   };
   r.finish(KNOWN_KEYS.backups);
+  if (backups.s3 === false) {
+    r.notHere("s3ExpireDays", `only used when ${r.at("s3")} is true (no bucket is created otherwise)`);
+  }
   return backups;
 }
 
@@ -1224,9 +1230,9 @@ function parseReleases(r: Reader | undefined): Partial<ReleasesConfig> {
     // Two at least: the live release and the one a rollback goes back to.
     keep: r.int("keep", 2, 100, D.RELEASES_DEFAULTS.keep),
     rollbackTo: r.string("rollbackTo", {
-      expected: "a release id from the host's releases.log",
-      example: "20250101T120000Z-abc1234",
-      test: (s) => /^[A-Za-z0-9._-]+$/.test(s),
+      expected: "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
+      example: "20250102120000-1a2b3c4d",
+      test: (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
     }),
     healthTimeoutSeconds: r.int("healthTimeoutSeconds", 1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),
     drainSeconds: r.int("drainSeconds", 0, 600, D.RELEASES_DEFAULTS.drainSeconds),
@@ -1310,9 +1316,11 @@ interface Parsed {
   tls: Partial<TlsConfig>;
   proxy: Partial<ProxyConfig>;
   app: Partial<AppConfig>;
+  database: Partial<DatabaseConfig>;
+  backups: Partial<BackupsConfig>;
 }
 
-function checkCrossField(issues: Issues, { host, dns, tls, proxy, app }: Parsed): void {
+function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database, backups }: Parsed): void {
   const mode = tls.mode;
   const names = dns.hostnames;
 
@@ -1396,6 +1404,31 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app }: Parsed)
       `is a DNS name, but apphost:dns.provider cloudflare publishes A records and needs the server's IPv4 address; ` +
         `${setHint("apphost:host.address", "203.0.113.10")}`,
     );
+  }
+
+  // The S3 copy authenticates as the instance's IAM role (no keys on the host), which only an
+  // instance the program creates has; and it runs Debian 12's awscli package.
+  if (backups.s3 === true) {
+    const path = "apphost:backups.s3";
+    if (host.kind === "existing") {
+      issues.add(
+        path,
+        `needs apphost:host.kind ec2 (got "existing"): the copy authenticates with the IAM role of the instance apphost creates, ` +
+          "and apphost puts no AWS keys on a server it did not create; set it to false, or copy the backups directory with your own tooling",
+      );
+    } else if (host.kind === "ec2" && host.os === "ubuntu-24.04") {
+      issues.add(
+        path,
+        `needs apphost:host.os debian-12 (got "ubuntu-24.04"): the copy uses Debian 12's awscli package, ` +
+          "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-12 or set this to false",
+      );
+    }
+    if (database.kind === "none") {
+      issues.add(
+        path,
+        `there is nothing to back up when apphost:database.kind is none; set it to false or remove it`,
+      );
+    }
   }
 
   // The two web ports and the upstream port must not collide with anything else listening on the host.

@@ -35,6 +35,8 @@ export interface HostTools {
   nginx: string;
   /** Called as `<nft> -f -` with the stack's ruleset on stdin. @default "nft" */
   nft: string;
+  /** The AWS CLI, for apphost:backups.s3. @default "aws" */
+  aws: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -45,13 +47,24 @@ export const PRODUCTION_TOOLS: HostTools = {
   runuser: "runuser",
   nginx: "nginx",
   nft: "nft",
+  aws: "aws",
   requireRoot: true,
 };
+
+/** Where a stack's backups are copied off the host (`apphost:backups.s3`): `s3://<bucket>/<prefix><file>`. */
+export interface S3Target {
+  bucket: string;
+  region: string;
+  /** `<app>/<stack>/` */
+  prefix: string;
+}
 
 export interface BackupInput {
   layout: HostLayout;
   database: DatabaseConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
+  /** Copy each new backup here (apphost:backups.s3); absent: backups stay on the host only */
+  s3?: S3Target;
   /** Test hooks; omit in production */
   tools?: Partial<HostTools>;
 }
@@ -224,6 +237,28 @@ export function restoreCommands(input: BackupInput): string[] {
 }
 
 /**
+ * Body of `db_verify_backup <file>`: fails unless the file is a readable backup
+ * (SQLite integrity_check ok, or a dump pg_restore can list). Changes nothing;
+ * a restore runs it before it stops anything.
+ */
+export function verifyBackupCommands(input: BackupInput): string[] {
+  const { database } = input;
+  if (database.kind === "none") return ['fail "restore: apphost:database.kind is none"'];
+  const head = ['local check=""', 'if [ ! -f "$1" ]; then fail "restore: backup file $1 does not exist"; fi'];
+  if (database.kind === "sqlite") {
+    return [
+      ...head,
+      `check=$(${sqliteIntegrityCommand('"$1"')} 2>&1) || true`,
+      'if [ "$check" != ok ]; then fail "restore: $1 fails its integrity check: $check"; fi',
+    ];
+  }
+  return [
+    ...head,
+    'if ! check=$(pg_restore --list "$1" 2>&1 >/dev/null); then fail "restore: $1 is not a readable dump: $check"; fi',
+  ];
+}
+
+/**
  * Body of `db_fingerprint`: prints one sha256 of the schema (and user_version),
  * or `absent`. Data written by the live release does not change it; a
  * migration does.
@@ -274,7 +309,7 @@ export function fixOwnerCommands(input: BackupInput): string[] {
   ];
 }
 
-/** Body of `db_prune_backups`: keep the `backups.keep` newest backups. */
+/** Body of `db_prune_backups`: keep the `backups.keep` newest backups, and the one taken before the live release's migration. */
 export function pruneBackupsCommands(input: BackupInput): string[] {
   const { layout, database, backups } = input;
   if (!Number.isInteger(backups.keep) || backups.keep < 1) {
@@ -283,10 +318,49 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   if (database.kind === "none") return [":"];
   const dir = assertSafePath("backups directory", layout.backups);
   const { stem, ext } = backupNaming(database);
+  const current = assertSafePath("current link", layout.current);
   return [
-    "local old",
+    'local old cur=""',
+    // The backup taken before the live release's migration is the one to go back to if that
+    // migration turns out wrong: never pruned, however many scheduled backups came after it.
+    `if [ -L ${current} ]; then cur=$(basename "$(readlink ${current})"); fi`,
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.${ext}" ]]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+  ];
+}
+
+/** Seconds one copy to S3 may take before it counts as failed (a deploy waits for it). */
+export const S3_COPY_TIMEOUT_SECONDS = 900;
+
+/** Bucket, region and prefix are baked into the script unquoted; refuse anything else. */
+export function assertS3Target(t: S3Target): S3Target {
+  const problems: string[] = [];
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(t.bucket)) problems.push(`bucket "${t.bucket}"`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(t.region)) problems.push(`region "${t.region}"`);
+  if (!/^([a-z0-9][a-z0-9-]*\/)+$/.test(t.prefix)) problems.push(`prefix "${t.prefix}"`);
+  if (problems.length > 0) throw new Error(`backup copy to S3: not a valid ${problems.join(", ")}`);
+  return t;
+}
+
+/**
+ * Body of `db_copy_offsite <file>`: copies one backup to S3 with the instance's
+ * role (awscli finds it through IMDSv2; no key on the host), encrypted at rest.
+ * Returns 1 after a warning when the copy fails; the caller decides whether
+ * that fails it (the scheduled backup) or not (a deploy).
+ */
+export function copyOffsiteCommands(target: S3Target, hostTools?: Partial<HostTools>): string[] {
+  const { bucket, region, prefix } = assertS3Target(target);
+  const tools = toolsOf(hostTools);
+  return [
+    'local file=$1 url out=""',
+    'if [ -z "$file" ]; then return 0; fi',
+    `url=s3://${bucket}/${prefix}"$(basename "$file")"`,
+    `if out=$(timeout ${S3_COPY_TIMEOUT_SECONDS} ${tools.aws} s3 cp --region ${region} --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 "$file" "$url" 2>&1); then`,
+    '  note "backup: copied to $url"',
+    "  return 0",
+    "fi",
+    'note "warning: backup: the copy of $file to $url failed (apphost:backups.s3): ${out:-timed out or no output}"',
+    "return 1",
   ];
 }
 
@@ -301,9 +375,13 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_fix_owner", fixOwnerCommands(input)),
     shellFunction("db_backup", backupCommands(input)),
     shellFunction("db_restore", restoreCommands(input)),
+    shellFunction("db_verify_backup", verifyBackupCommands(input)),
     shellFunction("db_fingerprint", fingerprintCommands(input)),
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),
+    ...(input.s3 && input.database.kind !== "none"
+      ? [shellFunction("db_copy_offsite", copyOffsiteCommands(input.s3, input.tools))]
+      : []),
   ].join("\n");
 }
 

@@ -22,7 +22,7 @@
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
 import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
-import { assertSafePath, toolsOf, type HostTools } from "./backup";
+import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
 import { renderUpstreamRuleset } from "../render/nftables";
 
@@ -79,7 +79,9 @@ export interface ReleaseInput {
   app: AppConfig;
   database: DatabaseConfig;
   releases: ReleasesConfig;
-  backups: BackupsConfig;
+  backups: Pick<BackupsConfig, "keep">;
+  /** apphost:backups.s3: copy each backup there (BackupBucket.target) */
+  s3?: S3Target;
   proxy: Pick<ProxyConfig, "kind">;
   /** Shell words for the runtime values; default: the script's variables */
   refs?: Partial<ReleaseRefs>;
@@ -312,7 +314,16 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
         ? "No database configured (apphost:database.kind = none)."
         : `Back up the ${input.database.kind} database (integrity-checked) before the migration; keep the ${input.backups.keep} newest backups.`,
     exitCode: EXIT_CODES.backup,
-    commands: [`db_backup "pre-${refs.id}"`, "db_prune_backups"],
+    commands: [
+      `db_backup "pre-${refs.id}"`,
+      "db_prune_backups",
+      // The deploy needs the local backup only: a failed copy is a warning, never a failed deploy.
+      ...(input.s3 && input.database.kind !== "none"
+        ? [
+            'db_copy_offsite "$BACKUP_FILE" || note "warning: the deploy goes on with the backup on this host"',
+          ]
+        : []),
+    ],
   };
 }
 
@@ -465,7 +476,7 @@ export function finishPhase(
   const refs = refsOf(input);
   return {
     name: "finish",
-    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases (never current nor the previous one); remove venvs no release uses.`,
+    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
     exitCode: EXIT_CODES.finish,
     commands: [`release_log "${refs.id}" "$REVISION" ${outcome}`, `prune_releases ${r.keep}`, "prune_venvs"],
   };

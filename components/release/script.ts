@@ -32,6 +32,7 @@ import {
   type Phase,
   type ReleaseInput,
 } from "./phases";
+import { cmdRestoreCommands, restoreRecoverCommands, restoreStartCommands } from "./restore";
 
 export type ScriptInput = Omit<ReleaseInput, "refs">;
 
@@ -166,12 +167,14 @@ __STATE__`;
       'die "\\`$2\\` exited with status $1"',
     ]),
     shellFunction("on_signal", ["trap '' PIPE", 'die "interrupted by SIG$1"']),
+    "# run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.",
     shellFunction("run_phase", [
+      "local started=$EPOCHREALTIME",
       "PHASE=$1 PHASE_CODE=$2",
       "lock_refresh",
       'note "phase $1: start"',
       '"$3"',
-      'note "phase $1: ok"',
+      `note "phase $1: ok ($(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s)"`,
       'PHASE=""',
     ]),
     "# Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.",
@@ -253,20 +256,26 @@ __STATE__`;
     shellFunction("release_ids", [
       `find "$RELEASES" -mindepth 1 -maxdepth 1 -type d -printf '%f\\n' | grep -E "$ID_RE" | sort || true`,
     ]),
-    "# prune_releases <keep>: keep the newest <keep>, and never current, the previous one, or an instance's.",
+    "# prune_releases <keep>: keep the newest <keep> releases that served (deployed or rolled back to); a release",
+    "# that never served does not count and goes, unless it is the newest (the next `up` retries it). Never removed:",
+    "# current, the previous one, an instance's.",
     shellFunction("prune_releases", [
-      "local keep=$1 cur prev protected id n=0 link",
+      "local keep=$1 cur prev protected served newest id n=0 link why",
       "cur=$(current_id)",
       'prev=$(previous_release "$cur")',
       'protected=" $cur $prev ${OLD_DIR##*/} "',
       'for link in "$INSTANCES"/*; do if [ -L "$link" ]; then protected+="$(basename "$(readlink "$link")") "; fi; done',
+      'served=" $(served_releases | tr "\n" " ")"',
+      "newest=$(release_ids | tail -n 1)",
       "for id in $(release_ids | sort -r); do",
-      "  n=$((n + 1))",
-      '  if [ "$n" -le "$keep" ]; then continue; fi',
+      '  case "$served" in',
+      '    *" $id "*) n=$((n + 1)); if [ "$n" -le "$keep" ]; then continue; fi; why="apphost:releases.keep = $keep" ;;',
+      '    *) if [ "$id" = "$newest" ]; then continue; fi; why="it never served" ;;',
+      "  esac",
       '  case "$protected" in *" $id "*) continue ;; esac',
       '  rm -rf "${RELEASES:?}/$id"',
       '  rm -f "${LOGS_DIR:?}/apphost-migrate-$id.log"',
-      '  note "finish: removed release $id (apphost:releases.keep = $keep)"',
+      '  note "finish: removed release $id ($why)"',
       "done",
       `find "$RELEASES" -mindepth 1 -maxdepth 1 -name '*.tmp' -exec rm -rf {} +`,
     ]),
@@ -382,6 +391,9 @@ __STATE__`;
       `    rc=${E.rollbackFailed}`,
       "  fi",
       "fi",
+      'if [ "$rc" -ne 0 ] && [ "$RESTORING" = 1 ] && [ "$LOCK_HELD" = 1 ]; then',
+      `  if ! restore_recover; then rc=${E.rollbackFailed}; fi`,
+      "fi",
       "lock_release",
       'exit "$rc"',
     ]),
@@ -433,28 +445,28 @@ __STATE__`;
       'note "phase backup: start"',
       'db_backup "$label"',
       "db_prune_backups",
+      ...(input.s3 && input.database.kind !== "none"
+        ? [
+            "# A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
+            'if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
+          ]
+        : []),
       'note "phase backup: ok"',
       'printf "backup=%s\\n" "$BACKUP_FILE" >&3',
     ]),
-    shellFunction(
-      "cmd_restore",
-      input.database.kind === "none"
-        ? ['usage_error "restore: apphost:database.kind is none; there is no database to restore"']
-        : [
-            "local file=${1:-}",
-            'if [ -z "$file" ]; then usage_error "restore: which backup? Backups here: $(find "$BACKUPS" -maxdepth 1 -type f -printf "%f " 2>/dev/null)"; fi',
-            'case "$file" in /*) ;; *) file=$BACKUPS/$file ;; esac',
-            `if [[ ! "$file" =~ ^[A-Za-z0-9_./@%+=:,-]+$ ]]; then usage_error "restore: \\"$file\\" has characters a backup name never has"; fi`,
-            `PHASE=restore PHASE_CODE=${E.restore}`,
-            'note "phase restore: start"',
-            `lock_acquire ${input.releases.lockTtlMinutes}`,
-            "db_backup pre-restore",
-            'note "restore: what the restore replaces is saved in ${BACKUP_FILE:-(nothing: there was no database)}"',
-            'db_restore "$file"',
-            'note "phase restore: ok"',
-            'printf "restored=%s\\nsaved=%s\\n" "$file" "$BACKUP_FILE" >&3',
-          ],
-    ),
+    ...(input.database.kind === "none"
+      ? [
+          shellFunction("cmd_restore", [
+            'usage_error "restore: apphost:database.kind is none; there is no database to restore"',
+          ]),
+        ]
+      : [
+          "# restore_start: the units a restore stopped, then the health gate.",
+          shellFunction("restore_start", restoreStartCommands(input)),
+          "# restore_recover: after a failed restore, the saved database back and the units started (EXIT trap).",
+          shellFunction("restore_recover", restoreRecoverCommands(input)),
+          shellFunction("cmd_restore", cmdRestoreCommands(input)),
+        ]),
     "# At boot (apphost-<id>-upstream.service): the upstream port leads to the port in active-port again.",
     shellFunction("cmd_upstream", [
       'local port=""',
@@ -525,6 +537,11 @@ __STATE__`;
     ["SWITCHED", "0"],
     ["COMMITTED", "0"],
     ["MIGRATE_STARTED", "0"],
+    ["RESTORING", "0"],
+    ["RESTORE_PORT", '""'],
+    ["RESTORE_SAVED", '""'],
+    ["UNITS_STOPPED", "0"],
+    ["DB_REPLACED", "0"],
   ];
   const body = [
     ...helpers,

@@ -45,6 +45,22 @@ interface Outputs extends Inputs {
   releaseId: string;
   /** The release `current` points to, as last seen on the host */
   live: string;
+  /** Seconds each phase of the last deploy (or rollback) took, in order, from its `phase <name>: ok (<s>s)` lines */
+  phaseSeconds?: PhaseTime[];
+}
+
+/** One phase and how long it took. A list, not a map: the state sorts map keys, and the order matters. */
+export interface PhaseTime {
+  phase: string;
+  seconds: number;
+}
+
+/** `apphost: phase <name>: ok (<seconds>s)` lines of the release script, in order. */
+export function phaseSeconds(stderr: string): PhaseTime[] {
+  return [...stderr.matchAll(/^apphost: phase (\S+): ok \((\d+(?:\.\d+)?)s\)$/gm)].map((m) => ({
+    phase: m[1],
+    seconds: Number(m[2]),
+  }));
 }
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -149,19 +165,24 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
     allowFailure: true,
   });
   if (res.code !== 0) throw releaseError(`release ${releaseId}`, res, inputs.connection);
-  let live = releaseId;
-  if (inputs.rollbackTo) live = await rollback(inputs, inputs.rollbackTo);
-  return { ...inputs, releaseId, live };
+  if (inputs.rollbackTo) {
+    const back = await rollback(inputs, inputs.rollbackTo);
+    return { ...inputs, releaseId, ...back };
+  }
+  return { ...inputs, releaseId, live: releaseId, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
-async function rollback(inputs: Inputs, target: string): Promise<string> {
+async function rollback(
+  inputs: Inputs,
+  target: string,
+): Promise<{ live: string; phaseSeconds: PhaseTime[] }> {
   const words = [inputs.script, `--owner=${inputs.lockOwner}`, "rollback", target];
   const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
     what: `rollback to ${target}`,
     allowFailure: true,
   });
   if (res.code !== 0) throw releaseError(`rollback to ${target}`, res, inputs.connection);
-  return parseKv(res.stdout).current || target;
+  return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
 const releaseProvider: pulumi.dynamic.ResourceProvider = {
@@ -187,7 +208,7 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
     const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
     if (!contentChanged && !configChanged && news.rollbackTo) {
       // Rollback on purpose: only traffic moves; the database stays as it is.
-      return { outs: { ...news, releaseId, live: await rollback(news, news.rollbackTo) } };
+      return { outs: { ...news, releaseId, ...(await rollback(news, news.rollbackTo)) } };
     }
     // New code, or the same code with a new env file or units: publish it
     // through the same health-gated switch, so a config change drops nothing.
@@ -217,12 +238,19 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
 export class Release extends pulumi.dynamic.Resource {
   declare public readonly releaseId: pulumi.Output<string>;
   declare public readonly live: pulumi.Output<string>;
+  declare public readonly phaseSeconds: pulumi.Output<PhaseTime[]>;
 
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.CustomResourceOptions) {
     super(
       releaseProvider,
       name,
-      { ...args, connection: pulumi.secret(args.connection), releaseId: undefined, live: undefined },
+      {
+        ...args,
+        connection: pulumi.secret(args.connection),
+        releaseId: undefined,
+        live: undefined,
+        phaseSeconds: undefined,
+      },
       opts,
       "apphost",
       "Release",

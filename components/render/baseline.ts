@@ -8,7 +8,16 @@
  * 4. time sync (systemd-timesyncd, unless another NTP daemon is installed);
  * 5. a swap file of `apphost:host.swapMb` MiB.
  */
-import type { AppConfig, DatabaseConfig, HostConfig, ProxyConfig, TlsConfig } from "../config/types";
+import type {
+  AppConfig,
+  BackupsConfig,
+  DatabaseConfig,
+  HostConfig,
+  ProcessConfig,
+  ProxyConfig,
+  TlsConfig,
+} from "../config/types";
+import { processRuntime } from "./systemd";
 import { managedBy } from "./common";
 
 export interface BaselineInput {
@@ -20,9 +29,11 @@ export interface BaselineInput {
 
 export interface RuntimePackagesInput {
   proxy: Pick<ProxyConfig, "kind">;
-  app: Pick<AppConfig, "runtime" | "build">;
+  app: Pick<AppConfig, "runtime" | "build"> & { processes?: Pick<ProcessConfig, "command">[] };
   tls: Pick<TlsConfig, "mode">;
   database: Pick<DatabaseConfig, "kind">;
+  /** `s3`: the backup copies to S3 with awscli */
+  backups: Pick<BackupsConfig, "s3">;
 }
 
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
@@ -35,9 +46,14 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   if (input.app.runtime === "python") p.push("python3", "python3-venv");
   // Node apps, and python apps with a frontend build step, need node and npm.
   if (input.app.runtime === "node" || input.app.build) p.push("nodejs", "npm");
+  // A Node process beside a Python app (`node heartbeat.js`) needs node only.
+  if ((input.app.processes ?? []).some((x) => processRuntime(x.command, input.app.runtime) === "node"))
+    p.push("nodejs");
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
   if (input.tls.mode === "certbot") p.push("certbot");
+  // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
+  if (input.backups.s3) p.push("awscli");
   return [...new Set(p)];
 }
 

@@ -87,7 +87,11 @@ export function execStart(command: string): string {
 }
 
 /** The sandbox every apphost service gets; node loosens two settings. */
-function hardening(writable: string[], runtime: AppConfig["runtime"] | "backup"): string[] {
+function hardening(
+  writable: string[],
+  runtime: AppConfig["runtime"] | "backup",
+  opts: { network?: boolean } = {},
+): string[] {
   const lines = [
     "# Sandbox. Writable: only the paths below; /tmp is private.",
     `ReadWritePaths=${writable.join(" ")}`,
@@ -111,7 +115,11 @@ function hardening(writable: string[], runtime: AppConfig["runtime"] | "backup")
     // (apps size their cluster with it). CPython reads the CPU count from /sys.
     lines.push("ProcSubset=pid");
   }
-  if (runtime === "backup") {
+  if (runtime === "backup" && opts.network) {
+    // apphost:backups.s3: the copy reaches S3 and the instance metadata service (IMDSv2,
+    // for the role's credentials), so this backup keeps the host's network.
+    lines.push("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX");
+  } else if (runtime === "backup") {
     // SQLite is a file and postgres is dumped through its local socket (a path, which a
     // private network namespace still reaches): no network at all.
     lines.push("PrivateNetwork=true", "RestrictAddressFamilies=AF_UNIX");
@@ -219,6 +227,20 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
   ].join("\n");
 }
 
+/**
+ * The runtime a process runs under: `node` when its command starts with node,
+ * nodejs, npm or npx (a small Node process beside a Python app), else the
+ * app's runtime. It picks the unit's PATH, environment and the two hardening
+ * settings V8 needs.
+ */
+export function processRuntime(command: string, appRuntime: AppConfig["runtime"]): AppConfig["runtime"] {
+  const first = command
+    .trim()
+    .replace(/^exec\s+/, "")
+    .split(/\s+/)[0];
+  return /^(node|nodejs|npm|npx)$/.test(first) ? "node" : appRuntime;
+}
+
 /** Every process unit of a stack, named with `unitName()`. */
 export function renderProcessUnits(
   layout: HostLayout,
@@ -231,7 +253,7 @@ export function renderProcessUnits(
       path: `${UNIT_DIR}/${name}`,
       content: renderProcessUnit(layout, {
         process,
-        runtime: input.runtime,
+        runtime: processRuntime(process.command, input.runtime),
         stopTimeoutSeconds: input.stopTimeoutSeconds,
       }),
     };
@@ -243,6 +265,8 @@ export interface BackupUnitInput {
   backups: Pick<BackupsConfig, "schedule">;
   /** Absolute path of the backup program, e.g. `/srv/<id>/bin/backup` */
   execStart: string;
+  /** The backup copies to S3 (apphost:backups.s3), so it needs the network. @default false */
+  network?: boolean;
 }
 
 /** `<unitPrefix>-backup.service` and `.timer`. */
@@ -286,7 +310,7 @@ export function renderBackupService(layout: HostLayout, input: BackupUnitInput):
     "IOSchedulingClass=idle",
     "",
     "# Reading a SQLite database in WAL mode writes its -shm file, so data is writable too.",
-    ...hardening([layout.data, layout.backups], "backup"),
+    ...hardening([layout.data, layout.backups], "backup", { network: input.network }),
     "",
   ].join("\n");
 }

@@ -18,7 +18,9 @@ import {
   type SecretFacts,
   type StackConfig,
 } from "../../components/config";
+import { hostLayout, type HostLayout } from "../../components/paths";
 import type { SshConnection } from "../../components/remote/connection";
+import { openStack } from "./automation";
 
 /** Exit status of a command that could not do its check at all. */
 export const EXIT_CANNOT_CHECK = 2;
@@ -235,4 +237,64 @@ export function runCommand(name: string, main: () => Promise<number>): void {
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
   main().then((code) => process.exit(code), die);
+}
+
+/** A deployed stack a day-2 command works on. */
+export interface OpenedStack {
+  args: OpsArgs;
+  stack: auto.Stack;
+  deployed: DeployedStack;
+  /** Prints `<command>: <stack>: could not <verb>: <what>: <error>` and returns EXIT_CANNOT_CHECK */
+  cannot: (what: string, e: unknown) => number;
+}
+
+/**
+ * What every day-2 command does first: parse its arguments, open the stack
+ * (which must exist) and read the outputs of its last deploy. Returns the
+ * exit code (EXIT_CANNOT_CHECK, after printing why) when any step fails.
+ */
+export async function openDeployedStack(
+  command: string,
+  parse: (argv: string[]) => OpsArgs,
+  argv: string[],
+  verb = "check",
+): Promise<OpenedStack | number> {
+  let args: OpsArgs;
+  try {
+    args = parse(argv);
+  } catch (e) {
+    console.error((e as Error).message);
+    return EXIT_CANNOT_CHECK;
+  }
+  const cannot = (what: string, e: unknown) => {
+    console.error(`${command}: ${args.stack}: could not ${verb}: ${what}: ${shortError(e)}`);
+    return EXIT_CANNOT_CHECK;
+  };
+  let stack: auto.Stack;
+  try {
+    stack = await openStack({ stack: args.stack, mustExist: true });
+  } catch (e) {
+    return cannot("cannot open the stack", e);
+  }
+  try {
+    return { args, stack, deployed: deployedFromOutputs(args.stack, await stack.outputs()), cannot };
+  } catch (e) {
+    return cannot("reading the stack", e);
+  }
+}
+
+/**
+ * The host layout of a deployed stack: its hostId output is `<app>-<stack>`;
+ * the stack's config says the same and is the fallback.
+ */
+export async function deployedLayout(opened: OpenedStack): Promise<HostLayout> {
+  const { args, stack, deployed } = opened;
+  const suffix = `-${args.stack}`;
+  const app = deployed.hostId.endsWith(suffix)
+    ? deployed.hostId.slice(0, -suffix.length)
+    : stackConfigFromMap(await readStackConfig(stack, args.configFile), {
+        project: "apphost",
+        stack: args.stack,
+      }).app.name;
+  return hostLayout(app, args.stack);
 }

@@ -7,6 +7,7 @@ import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
+import { DEPLOY_PHASES } from "../../components/release/phases";
 import { changedCount, freshBackend, http, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
 
 const HOSTNAME = "sample.local.test";
@@ -41,6 +42,17 @@ describe("local stack on the sandbox host (real engine)", function () {
       JSON.stringify(firstUp.summary.resourceChanges),
     );
     assert.match(String(firstUp.outputs.releaseId.value), /^\d{14}-[0-9a-f]{8}$/);
+    // How long each phase took, as a stack output: all eight, in order.
+    const phases = firstUp.outputs.releasePhases.value as { phase: string; seconds: number }[];
+    assert.deepEqual(
+      phases.map((p) => p.phase),
+      [...DEPLOY_PHASES],
+    );
+    assert.ok(
+      phases.every((p) => p.seconds >= 0 && p.seconds < 600),
+      JSON.stringify(phases),
+    );
+    log(`\n      phase seconds: ${JSON.stringify(phases)}\n`);
   });
 
   it("serves the app, its health path and its static files through the proxy over TLS", function () {
@@ -60,6 +72,25 @@ describe("local stack on the sandbox host (real engine)", function () {
     assert.ok(Array.isArray(JSON.parse(items.body)), items.body);
     const rev = onHost(`sqlite3 /srv/${ID}/shared/data/app.db 'select version_num from alembic_version'`);
     assert.match(rev.stdout.trim(), /^0002/);
+  });
+
+  it("runs the Node process beside the Python app, from the same release, with the host's nodejs", async function () {
+    const releaseId = String(firstUp.outputs.releaseId.value);
+    const unit = `apphost-${ID}-heartbeat.service`;
+    assert.equal(onHost(`systemctl is-active ${unit}`).stdout.trim(), "active");
+    assert.match(
+      onHost(
+        `systemctl show -p ExecMainPID --value ${unit} | xargs -I{} readlink /proc/{}/exe`,
+      ).stdout.trim(),
+      /\/node(js)?$/,
+    );
+    const first = JSON.parse(http(sandbox, HOSTNAME, "/heartbeat", "https").body) as Record<string, unknown>;
+    assert.equal(first.release, releaseId);
+    assert.match(String(first.node), /^v\d+\.\d+\.\d+$/);
+    // HEARTBEAT_INTERVAL is 2 s in Pulumi.local.yaml: it keeps beating.
+    await new Promise((r) => setTimeout(r, 4500));
+    const later = JSON.parse(http(sandbox, HOSTNAME, "/heartbeat", "https").body) as Record<string, number>;
+    assert.ok(later.beats > (first.beats as number), `beats ${String(first.beats)} -> ${later.beats}`);
   });
 
   it("laid out the release, the env file and the units as declared", function () {

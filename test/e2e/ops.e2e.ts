@@ -8,13 +8,16 @@ import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
-import { freshBackend, localStack, onHost, ROOT, sandboxUp, type Sandbox } from "./lib";
+import { spawnSync } from "child_process";
+import { freshBackend, http, localStack, onHost, ROOT, sandboxUp, type Sandbox } from "./lib";
 import { runCli, sandboxSystemctl } from "./ops-lib";
 
 const SANDBOX = { name: "apphost-h6", subnet: "10.79.0" };
 const STACK = "local-h6";
 const ID = `sample-${STACK}`;
 const HOSTFILE = "pulumi-nodejs:dynamic/apphost:HostFile";
+const HOSTNAME = "sample.local.test";
+const BACKUPS = `/srv/${ID}/shared/backups`;
 
 describe("day-2 commands on the local stack: drift, doctor, releases (real engine)", function () {
   let sandbox: Sandbox;
@@ -187,6 +190,132 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       assert.match(history[1], /^ {2}2 +update +succeeded +\S+Z +\S+Z +.*update 2/);
       assert.match(history[2], /^ {2}1 +update +succeeded +\S+Z +\S+Z +create \d+$/);
     });
+  });
+
+  describe("npm run restore", function () {
+    const names = () =>
+      (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
+    const post = (name: string) => {
+      const res = spawnSync(
+        "curl",
+        [
+          "-sS",
+          "-k",
+          "--fail",
+          "--max-time",
+          "10",
+          "--resolve",
+          `${HOSTNAME}:443:${sandbox.host}`,
+          "-H",
+          "content-type: application/json",
+          "-d",
+          JSON.stringify({ name }),
+          `https://${HOSTNAME}/items`,
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(res.status, 0, `POST /items ${name}: ${res.stderr}`);
+    };
+    let backup = "";
+
+    it("restores a named backup: the app stops, gets the backup's data, starts, passes its health check, serves it", async function () {
+      post("in the backup");
+      const taken = onHost(`/srv/${ID}/bin/apphost-release --owner=e2e backup e2e-named`).stdout;
+      backup = /^backup=(.*)$/m.exec(taken)![1];
+      post("written after the backup");
+      assert.deepEqual(names().slice(-2), ["in the backup", "written after the backup"]);
+      const named = await runCliWith(["--backup", path.basename(backup)]);
+      assert.equal(named.code, 0, named.stderr);
+      const saved = new RegExp(
+        `^restore: ${STACK}: database restored from ${backup} \\(web instance on port 800[01] healthy\\); what it replaced is saved in (${BACKUPS}/app-\\S+-pre-restore\\.db)$`,
+      ).exec(named.stdout.trim());
+      assert.ok(saved, named.stdout);
+      assert.match(
+        named.stderr,
+        /apphost: restore: stopping apphost-sample-local-h6-heartbeat\.service apphost-sample-local-h6-worker\.service apphost-sample-local-h6-web@800[01]\.service/,
+      );
+      assert.match(named.stderr, /apphost: phase restore: ok/);
+      const items = names();
+      assert.equal(items.at(-1), "in the backup");
+      assert.ok(!items.includes("written after the backup"), items.join(", "));
+      const health = JSON.parse(http(sandbox, HOSTNAME, "/healthz", "https").body) as Record<string, string>;
+      assert.deepEqual([health.status, health.database, health.revision], ["ok", "ok", "0002"]);
+      // What the restore replaced is kept, with the row written after the backup.
+      assert.equal(
+        onHost(
+          `sqlite3 ${saved[1]} "select count(*) from items where name = 'written after the backup'"`,
+        ).stdout.trim(),
+        "1",
+      );
+    });
+
+    it("without --backup, or with a backup that is not there: exit 2, the backups listed, nothing changed", async function () {
+      const before = onHost(`sha256sum /srv/${ID}/shared/data/app.db`).stdout;
+      const none = await runCliWith([]);
+      assert.equal(none.code, 2, none.stderr);
+      assert.match(
+        none.stderr,
+        new RegExp(`restore: which backup\\? Backups here: .*${path.basename(backup)}`),
+      );
+      const missing = await runCliWith(["--backup", "app-20000101T000000.000Z-nope.db"]);
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /restore: there is no backup .*nope\.db/);
+      assert.match(missing.stderr, new RegExp(`restore: ${STACK}: nothing was changed`));
+      assert.equal(onHost(`sha256sum /srv/${ID}/shared/data/app.db`).stdout, before);
+    });
+
+    const runCliWith = (extra: string[]) =>
+      runCli("restore", ["--stack", STACK, "--config-file", stack.configFile, ...extra], {
+        PULUMI_BACKEND_URL: backend,
+      });
+  });
+
+  describe("a reboot of the host", function () {
+    it("brings the app back by itself: proxy, web instance and worker serve the same release", async function () {
+      const bootId = () => onHost("cat /proc/sys/kernel/random/boot_id").stdout.trim();
+      const before = bootId();
+      const rebootAt = Date.now();
+      onHost("systemd-run --on-active=1 systemctl reboot");
+      const deadline = Date.now() + 180_000;
+      let after = "";
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2000));
+        const res = onHost("cat /proc/sys/kernel/random/boot_id", { allowFailure: true });
+        if (res.code === 0 && res.stdout.trim() !== before) {
+          after = res.stdout.trim();
+          break;
+        }
+      }
+      assert.ok(after, "the host came back within 180 s");
+      const sinceReboot = (Date.now() - rebootAt) / 1000;
+      const initAge = Number(onHost("ps -o etimes= -p 1").stdout.trim());
+      assert.ok(
+        initAge <= sinceReboot + 1,
+        `PID 1 is ${initAge} s old: booted again after the reboot (${sinceReboot} s ago)`,
+      );
+      let health = { status: 0, body: "" };
+      while (Date.now() < deadline) {
+        try {
+          health = http(sandbox, HOSTNAME, "/healthz", "https");
+          if (health.status === 200) break;
+        } catch {
+          /* the proxy is not up yet */
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.equal(health.status, 200, health.body);
+      log(
+        `\n      the app served again ${((Date.now() - rebootAt) / 1000).toFixed(1)} s after the reboot request\n`,
+      );
+      assert.equal((JSON.parse(health.body) as { release: string }).release, releaseId);
+      assert.equal(
+        onHost(`systemctl is-active apphost-${ID}-worker.service caddy.service`).stdout.trim(),
+        "active\nactive",
+      );
+      assert.equal(names().at(-1), "in the backup", "the restored data survived the reboot");
+    });
+    const names = () =>
+      (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
   });
 
   // Mocha runs a suite's own tests before its nested suites: every step is in a suite, in order.

@@ -7,6 +7,8 @@ import { calls, MOCK, ofType, resetRecords, resources, settled, valueOf } from "
 import * as assert from "assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { Dns, recordSpecs } from "../../components/dns";
+import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../components/backups";
+import { ConfigError } from "../../components/config/validate";
 import { amiQuery, firewallRules, Host, userData } from "../../components/host";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
@@ -303,6 +305,231 @@ describe("host helpers", () => {
       { name: "virtualization-type", values: ["hvm"] },
       { name: "root-device-type", values: ["ebs"] },
     ]);
+  });
+});
+
+describe("BackupBucket (apphost:backups.s3)", () => {
+  beforeEach(resetRecords);
+
+  const BUCKET = "aws:s3/bucket:Bucket";
+  const S3 = "backups.s3";
+  type Statement = {
+    Sid?: string;
+    Effect: string;
+    Principal?: unknown;
+    Action: string | string[];
+    Resource?: string | string[];
+    Condition?: unknown;
+  };
+  const statements = (json: unknown): Statement[] =>
+    (JSON.parse(json as string) as { Statement: Statement[] }).Statement;
+  const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+  /** Builds the stack's bucket (when enabled) and waits until every resource it made is registered. */
+  async function backups(name: string, keys: Record<string, unknown> = { [S3]: true }, stack = "staging") {
+    const b = BackupBucket.forStack(name, stackConfig(keys, stack));
+    if (b) {
+      await settled(b, ...Object.values(b.nodes));
+      await valueOf(b.target);
+    }
+    return b;
+  }
+
+  it("creates nothing unless apphost:backups.s3 is true, and the instance gets no profile", async () => {
+    assert.equal(await backups("off", {}), undefined);
+    await host("noprofile");
+    assert.deepEqual(
+      resources.filter((r) => r.type.startsWith("aws:s3/") || r.type.startsWith("aws:iam/")),
+      [],
+    );
+    assert.equal(one(INSTANCE, "noprofile").iamInstanceProfile, undefined);
+  });
+
+  it("creates the bucket and its settings, the role and the profile, all children of the component", async () => {
+    const b = await backups("bk");
+    for (const node of Object.values(b!.nodes)) {
+      assert.match(await valueOf(node.urn), /::apphost:index:BackupBucket\$aws:(s3|iam)\//);
+    }
+    // Registration order follows the outputs each input waits for; compare as sets.
+    const byName = (a: string[], b: string[]) => a[1].localeCompare(b[1]);
+    assert.deepEqual(
+      resources
+        .filter((r) => r.name.startsWith("bk"))
+        .map((r) => [r.type, r.name])
+        .sort(byName),
+      [
+        ["apphost:index:BackupBucket", "bk"],
+        [BUCKET, "bk-bucket"],
+        ["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "bk-public-access-block"],
+        ["aws:s3/bucketOwnershipControls:BucketOwnershipControls", "bk-ownership"],
+        ["aws:s3/bucketVersioning:BucketVersioning", "bk-versioning"],
+        [
+          "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+          "bk-encryption",
+        ],
+        ["aws:iam/role:Role", "bk-role"],
+        ["aws:iam/instanceProfile:InstanceProfile", "bk-instance-profile"],
+        ["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "bk-lifecycle"],
+        ["aws:s3/bucketPolicy:BucketPolicy", "bk-policy"],
+        ["aws:iam/rolePolicy:RolePolicy", "bk-put-backups"],
+      ].sort(byName),
+    );
+  });
+
+  it("bucket: named after the stack, kept on destroy while it holds backups, tagged", async () => {
+    const b = await backups("named");
+    const bucket = one(BUCKET, "named");
+    assert.equal(bucket.bucketPrefix, "apphost-staging-");
+    assert.equal(bucket.bucket, undefined);
+    assert.equal(bucket.forceDestroy, false);
+    assert.equal((bucket.tags as Record<string, string>)["apphost:stack"], "staging");
+    assert.equal(await valueOf(b!.bucketName), "apphost-staging-20250101abcdef");
+  });
+
+  it("versioning is Enabled", async () => {
+    await backups("ver");
+    assert.deepEqual(one("aws:s3/bucketVersioning:BucketVersioning", "ver"), {
+      bucket: "apphost-staging-20250101abcdef",
+      versioningConfiguration: { status: "Enabled" },
+    });
+  });
+
+  it("every object is encrypted at rest by default (SSE-S3, AES256)", async () => {
+    await backups("sse");
+    assert.deepEqual(
+      one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "sse")
+        .rules,
+      [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
+    );
+  });
+
+  it("public access is blocked four times over, and ACLs are off (BucketOwnerEnforced)", async () => {
+    await backups("pab");
+    assert.deepEqual(one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "pab"), {
+      bucket: "apphost-staging-20250101abcdef",
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    assert.deepEqual(one("aws:s3/bucketOwnershipControls:BucketOwnershipControls", "pab").rule, {
+      objectOwnership: "BucketOwnerEnforced",
+    });
+  });
+
+  it("lifecycle: current and noncurrent versions expire after s3ExpireDays; stale uploads are aborted", async () => {
+    await backups("lc", { [S3]: true, "backups.s3ExpireDays": 14 });
+    assert.deepEqual(one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lc").rules, [
+      {
+        id: "expire-backups",
+        status: "Enabled",
+        filter: {},
+        expiration: { days: 14 },
+        noncurrentVersionExpiration: { noncurrentDays: 14 },
+        abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_INCOMPLETE_UPLOAD_DAYS },
+      },
+    ]);
+    await backups("lcprod", { [S3]: true }, "prod");
+    const rule = (
+      one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lcprod").rules as Inputs[]
+    )[0];
+    assert.deepEqual(
+      [rule.expiration, rule.noncurrentVersionExpiration],
+      [{ days: 90 }, { noncurrentDays: 90 }],
+    );
+  });
+
+  it("bucket policy: every request without TLS is denied, for everyone", async () => {
+    await backups("tls");
+    const policy = one("aws:s3/bucketPolicy:BucketPolicy", "tls");
+    assert.equal(policy.bucket, "apphost-staging-20250101abcdef");
+    assert.deepEqual(statements(policy.policy), [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: [
+          "arn:aws:s3:::apphost-staging-20250101abcdef",
+          "arn:aws:s3:::apphost-staging-20250101abcdef/*",
+        ],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ]);
+  });
+
+  it("instance role: EC2 only, and its one permission is s3:PutObject under <app>/<stack>/ of this bucket", async () => {
+    await backups("iam");
+    const role = one("aws:iam/role:Role", "iam");
+    assert.deepEqual(statements(role.assumeRolePolicy), [
+      { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
+    ]);
+    assert.equal(role.managedPolicyArns, undefined, "no managed policies");
+    assert.equal(role.path, "/apphost/apphost-staging/");
+    const rolePolicy = one("aws:iam/rolePolicy:RolePolicy", "iam");
+    assert.equal(rolePolicy.role, "iam-role-1a2b3c");
+    const granted = statements(rolePolicy.policy);
+    assert.deepEqual(granted, [
+      {
+        Sid: "PutBackups",
+        Effect: "Allow",
+        Action: ["s3:PutObject"],
+        Resource: ["arn:aws:s3:::apphost-staging-20250101abcdef/apphost/staging/*"],
+      },
+    ]);
+    // Policy-style, in case the statement grows: no wildcard action, no delete, nothing outside the prefix.
+    for (const st of granted) {
+      assert.equal(st.Effect, "Allow");
+      for (const action of list(st.Action)) {
+        assert.ok(!action.includes("*"), `wildcard action ${action}`);
+        assert.ok(!/delete/i.test(action), `delete action ${action}`);
+      }
+      for (const resource of list(st.Resource)) {
+        assert.ok(
+          resource.startsWith(`arn:aws:s3:::apphost-staging-20250101abcdef/${backupPrefix(stackConfig())}`),
+          resource,
+        );
+      }
+    }
+    const profile = one("aws:iam/instanceProfile:InstanceProfile", "iam");
+    assert.deepEqual([profile.role, profile.path], ["iam-role-1a2b3c", "/apphost/apphost-staging/"]);
+  });
+
+  it("the instance runs with the instance profile, and the host script gets bucket, region and prefix", async () => {
+    const config = stackConfig({ [S3]: true });
+    const b = new BackupBucket("prof", { config });
+    const h = new Host("prof-host", {
+      config,
+      sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
+      instanceProfile: b.instanceProfileName,
+    });
+    await settled(b, h, h.nodes.instance, ...Object.values(b.nodes));
+    assert.equal(one(INSTANCE, "prof-host").iamInstanceProfile, "prof-instance-profile-4d5e6f");
+    assert.deepEqual(await valueOf(b.target), {
+      bucket: "apphost-staging-20250101abcdef",
+      region: MOCK.region,
+      prefix: "apphost/staging/",
+    });
+  });
+
+  it("nothing with an existing host: the config refuses s3, and the component refuses to build", async () => {
+    assert.throws(
+      () => stackConfig({ [S3]: true }, "staging", existingRaw()),
+      (e: unknown) =>
+        e instanceof ConfigError && e.issues.length === 1 && e.issues[0].path === "apphost:backups.s3",
+    );
+    const existing = stackConfig({}, "staging", existingRaw());
+    assert.equal(BackupBucket.forStack("old", existing), undefined);
+    assert.throws(
+      () =>
+        new BackupBucket("forced", { config: { ...existing, backups: { ...existing.backups, s3: true } } }),
+      /needs apphost:backups.s3 true and apphost:host.kind ec2/,
+    );
+    await host("old-host", {}, "staging", existingRaw());
+    assert.deepEqual(
+      resources.filter((r) => r.type.startsWith("aws:")),
+      [],
+    );
   });
 });
 

@@ -555,6 +555,39 @@ const ROWS: Row[] = [
       "set it with: pulumi config set --path 'apphost:backups.schedule' daily",
   },
   {
+    set: { "backups.s3": "yes" },
+    error:
+      "apphost:backups.s3: expected true or false, got \"yes\"; set it with: pulumi config set --path 'apphost:backups.s3' false",
+  },
+  {
+    set: { "backups.s3": true, "backups.s3ExpireDays": 0 },
+    error:
+      "apphost:backups.s3ExpireDays: expected an integer from 1 to 3650, got 0; set it with: pulumi config set --path 'apphost:backups.s3ExpireDays' 30",
+  },
+  {
+    set: { "backups.s3ExpireDays": 60 },
+    error:
+      "apphost:backups.s3ExpireDays: only used when apphost:backups.s3 is true (no bucket is created otherwise); remove it",
+  },
+  {
+    set: { "backups.s3": true },
+    base: existingRaw,
+    error:
+      'apphost:backups.s3: needs apphost:host.kind ec2 (got "existing"): the copy authenticates with the IAM role of the instance apphost creates, ' +
+      "and apphost puts no AWS keys on a server it did not create; set it to false, or copy the backups directory with your own tooling",
+  },
+  {
+    set: { "backups.s3": true, "host.os": "ubuntu-24.04" },
+    error:
+      'apphost:backups.s3: needs apphost:host.os debian-12 (got "ubuntu-24.04"): the copy uses Debian 12\'s awscli package, ' +
+      "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-12 or set this to false",
+  },
+  {
+    set: { "backups.s3": true, "database.kind": "none" },
+    error:
+      "apphost:backups.s3: there is nothing to back up when apphost:database.kind is none; set it to false or remove it",
+  },
+  {
     set: { "releases.keep": 1 },
     error:
       "apphost:releases.keep: expected an integer from 2 to 100, got 1; set it with: pulumi config set --path 'apphost:releases.keep' 5",
@@ -567,8 +600,8 @@ const ROWS: Row[] = [
   {
     set: { "releases.rollbackTo": "../x" },
     error:
-      'apphost:releases.rollbackTo: expected a release id from the host\'s releases.log, got "../x"; ' +
-      "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250101T120000Z-abc1234",
+      'apphost:releases.rollbackTo: expected a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`, got "../x"; ' +
+      "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250102120000-1a2b3c4d",
   },
   {
     set: { databse: { kind: "sqlite" } },
@@ -683,6 +716,34 @@ describe("stack config validation (one bad key per row)", () => {
     assert.equal(lines[3], '  3. apphost:proxy.kinds: unknown key; did you mean "kind"? Rename or remove it');
   });
 
+  it("lists every offender of apphost:backups in one error, with the host and database it depends on", () => {
+    const error = errorOf(
+      withKeys(existingRaw(), {
+        "backups.s3": true,
+        "backups.s3ExpireDays": "forever",
+        "backups.keep": 0,
+        "database.kind": "none",
+      }),
+      baseCtx(),
+    );
+    assert.deepEqual(
+      error.issues.map((i) => i.path),
+      ["apphost:backups.keep", "apphost:backups.s3ExpireDays", "apphost:backups.s3", "apphost:backups.s3"],
+    );
+    const lines = error.message.split("\n");
+    assert.equal(lines[0], header(4));
+    assert.equal(
+      lines[2],
+      '  2. apphost:backups.s3ExpireDays: expected an integer from 1 to 3650, got "forever"; ' +
+        "set it with: pulumi config set --path 'apphost:backups.s3ExpireDays' 30",
+    );
+    assert.match(lines[3], /^ {2}3\. apphost:backups\.s3: needs apphost:host\.kind ec2 \(got "existing"\)/);
+    assert.match(
+      lines[4],
+      /^ {2}4\. apphost:backups\.s3: there is nothing to back up when apphost:database\.kind is none/,
+    );
+  });
+
   it("never quotes a secret: only facts about secrets reach the parser", () => {
     const error = errorOf(withKeys(baseRaw(), { "host.sshPublicKey": OTHER_KEY.publicKey }), baseCtx());
     assert.ok(!error.message.includes("PRIVATE KEY"));
@@ -758,7 +819,7 @@ describe("stack config defaults", () => {
         migrate: "",
         revision: "",
       },
-      backups: { schedule: "daily", keep: 7 },
+      backups: { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 },
       releases: {
         keep: 5,
         rollbackTo: undefined,
@@ -771,10 +832,14 @@ describe("stack config defaults", () => {
     assert.deepEqual(parseStackConfig(baseRaw(), baseCtx()), expected);
   });
 
-  it("gives stacks named prod* an Elastic IP and 30 backups", () => {
+  it("gives stacks named prod* an Elastic IP, 30 backups and 90 days in the backup bucket", () => {
     const config = parseStackConfig(baseRaw(), baseCtx("prod"));
     assert.equal(config.host.kind === "ec2" && config.host.elasticIp, true);
     assert.equal(config.backups.keep, 30);
+    assert.equal(config.backups.s3, false);
+    assert.equal(config.backups.s3ExpireDays, 90);
+    const s3 = parseStackConfig(withKeys(baseRaw(), { "backups.s3": "true" }), baseCtx("prod"));
+    assert.deepEqual(s3.backups, { schedule: "daily", keep: 30, s3: true, s3ExpireDays: 90 });
     assert.equal(config.database.postgresName, "apphost_prod");
   });
 

@@ -505,7 +505,7 @@ describe("doctor: from stack config", () => {
       ],
     },
     database: { kind: "sqlite", sqliteFile: "app.db", postgresName: "shop_prod", migrate: "", revision: "" },
-    backups: { schedule: "daily", keep: 30 },
+    backups: { schedule: "daily", keep: 30, s3: false, s3ExpireDays: 90 },
     releases: { keep: 5, healthTimeoutSeconds: 60, drainSeconds: 5, lockTtlMinutes: 30, minFreeMb: 500 },
   };
 
@@ -524,6 +524,16 @@ describe("doctor: from stack config", () => {
       disk: { paths: ["/", "/srv"], minFreePercent: 10 },
       memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
       release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+    });
+  });
+
+  it("with apphost:backups.s3 the backup check also looks at the backup unit's last run", () => {
+    const s3 = { ...config, backups: { ...config.backups, s3: true } };
+    assert.deepEqual(doctorInputFromConfig(s3, { releaseId: "r" }).backup, {
+      dir: "/srv/shop-prod/shared/backups",
+      maxAgeSeconds: 95040,
+      sqliteIntegrity: true,
+      service: "apphost-shop-prod-backup.service",
     });
   });
 
@@ -591,6 +601,17 @@ describe("doctor: shellcheck", () => {
           port: 443,
           path: "/healthz",
           caFile: "/etc/ssl/origin-ca.pem",
+        },
+      }),
+    ],
+    [
+      "backups copied to S3 (the backup unit is checked too)",
+      hostInput({
+        backup: {
+          dir: "/srv/shop-prod/shared/backups",
+          maxAgeSeconds: 3600,
+          sqliteIntegrity: true,
+          service: "apphost-shop-prod-backup.service",
         },
       }),
     ],
@@ -745,6 +766,30 @@ describe("doctor: checks executed in a temp dir", function () {
       const gz = spawnSync("gzip", [at("backups", "app.db")]);
       assert.equal(gz.status, 0);
       assert.equal((await runCheck(check(input(), "backup"))).status, "pass");
+    });
+
+    it("with a backup unit (apphost:backups.s3): fails when its last run failed, though the file is fine", async () => {
+      requireTool("sqlite3", "to build the SQLite backups the backup check reads");
+      goodDb(at("backups", "app.db"));
+      fs.mkdirSync(at("bin"));
+      // `systemctl is-failed -- UNIT`: prints the state in the file `state`, exits 0 only for failed.
+      fs.writeFileSync(
+        at("bin", "systemctl"),
+        `#!/usr/bin/env bash\nstate=$(cat ${JSON.stringify(at("state"))})\necho "$state"\n[[ $state == failed ]]\n`,
+        { mode: 0o755 },
+      );
+      const env = { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` };
+      const withUnit = input({ service: "apphost-shop-test-backup.service" });
+      fs.writeFileSync(at("state"), "failed");
+      assert.deepEqual(await runCheck(check(withUnit, "backup"), env), {
+        name: "backup",
+        status: "fail",
+        detail:
+          "the last run of apphost-shop-test-backup.service failed (with apphost:backups.s3, often the copy to S3): " +
+          "journalctl -u apphost-shop-test-backup.service",
+      });
+      fs.writeFileSync(at("state"), "inactive");
+      assert.equal((await runCheck(check(withUnit, "backup"), env)).status, "pass");
     });
 
     it("checks age only when the database is not SQLite", async () => {

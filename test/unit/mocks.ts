@@ -31,6 +31,8 @@ export const MOCK = {
   zoneId: "0123456789abcdef0123456789abcdef",
   defaultVpcId: "vpc-0default0000000000",
   subnetVpcId: "vpc-0custom00000000000",
+  region: "eu-central-1",
+  accountId: "123456789012",
 };
 
 /** Forgets what earlier tests recorded. */
@@ -102,6 +104,26 @@ pulumi.runtime.setMocks(
           break;
         case "aws:ec2/securityGroup:SecurityGroup":
           id = "sg-0123456789abcdef0";
+          break;
+        case "aws:s3/bucket:Bucket": {
+          // AWS appends a unique suffix to bucketPrefix.
+          const bucket =
+            (args.inputs.bucket as string) ?? `${args.inputs.bucketPrefix as string}20250101abcdef`;
+          id = bucket;
+          state.bucket = bucket;
+          state.arn = `arn:aws:s3:::${bucket}`;
+          state.region = (args.inputs.region as string) ?? MOCK.region;
+          break;
+        }
+        case "aws:iam/role:Role":
+          state.name = `${args.name}-1a2b3c`;
+          id = state.name as string;
+          state.arn = `arn:aws:iam::${MOCK.accountId}:role/${state.name as string}`;
+          break;
+        case "aws:iam/instanceProfile:InstanceProfile":
+          state.name = `${args.name}-4d5e6f`;
+          id = state.name as string;
+          state.arn = `arn:aws:iam::${MOCK.accountId}:instance-profile/${state.name as string}`;
           break;
         case "tls:index/privateKey:PrivateKey":
           state.privateKeyPem = `-----BEGIN PRIVATE KEY-----\nmock-${args.name}\n-----END PRIVATE KEY-----\n`;

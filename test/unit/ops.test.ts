@@ -16,6 +16,7 @@ import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
 import { deployedFromOutputs, stackConfigFromMap } from "../../scripts/lib/ops";
 import { DEPLOY_KEY } from "./fixtures";
 import { historyRows, liveLine, parseReleasesArgs, renderReleases } from "../../scripts/releases";
+import { parseRestoreArgs, restoreCommand, summaryLine } from "../../scripts/restore";
 
 const SAMPLES = path.join(__dirname, "samples", "ops");
 const configMap = (): auto.ConfigMap =>
@@ -272,6 +273,49 @@ describe("ops: releases", () => {
     assert.equal(
       liveLine({ stack: "prod", releaseId: "r1", status: st }),
       "live: nothing (no current release on the host); the stack published r1",
+    );
+  });
+});
+
+describe("ops: restore", () => {
+  it("options: --backup is a backup name; --stack is required; every problem is listed", () => {
+    assert.deepEqual(
+      parseRestoreArgs(["--stack", "prod", "--backup", "app-20261125T160341.123Z-scheduled.db"]),
+      {
+        stack: "prod",
+        options: { backup: "app-20261125T160341.123Z-scheduled.db" },
+      },
+    );
+    assert.throws(
+      () => parseRestoreArgs(["--stack", "prod", "--backup", "a b;rm -rf /"]),
+      /--backup: "a b;rm -rf \/" is not a backup name/,
+    );
+    assert.throws(
+      () => parseRestoreArgs(["--backup", "x.db", "--bogus", "1"]),
+      /usage: npm run restore -- --stack <name> \[--config-file <path>\] \[--backup <value>\]\n {2}- unknown option "--bogus".*\n {2}- --stack <name> is required/,
+    );
+  });
+
+  it("runs apphost-release restore on the host with the lock owner; quotes nothing it need not", () => {
+    assert.equal(
+      restoreCommand("/srv/sample-prod/bin/apphost-release", "ana@npm-run-restore", "app-x-scheduled.db"),
+      "exec /srv/sample-prod/bin/apphost-release --owner=ana@npm-run-restore restore app-x-scheduled.db",
+    );
+    assert.equal(
+      restoreCommand("/srv/sample-prod/bin/apphost-release", "ana@npm-run-restore"),
+      "exec /srv/sample-prod/bin/apphost-release --owner=ana@npm-run-restore restore",
+    );
+  });
+
+  it("its last line says what was restored, where the replaced database is, and that the app is healthy", () => {
+    assert.equal(
+      summaryLine("prod", {
+        restored: "/srv/sample-prod/shared/backups/app-a-scheduled.db",
+        saved: "/srv/sample-prod/shared/backups/app-b-pre-restore.db",
+        port: "8001",
+      }),
+      "restore: prod: database restored from /srv/sample-prod/shared/backups/app-a-scheduled.db (web instance on port 8001 healthy); " +
+        "what it replaced is saved in /srv/sample-prod/shared/backups/app-b-pre-restore.db",
     );
   });
 });

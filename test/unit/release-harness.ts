@@ -13,6 +13,7 @@ import * as path from "path";
 import type { AppConfig, BackupsConfig, DatabaseConfig, ReleasesConfig } from "../../components/config/types";
 import { hostLayout, type HostLayout } from "../../components/paths";
 import { buildArtifact } from "../../components/release/artifact";
+import type { S3Target } from "../../components/release/backup";
 import type { ReleaseInput } from "../../components/release/phases";
 import { relocateLayout, renderReleaseScript } from "../../components/release/script";
 
@@ -48,7 +49,7 @@ export const baseReleases: ReleasesConfig = {
   minFreeMb: 500,
 };
 
-export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7 };
+export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 };
 
 export function baseInput(overrides: Partial<ReleaseInput> = {}): ReleaseInput {
   return {
@@ -87,6 +88,8 @@ export class FakeHost {
       releases?: Partial<ReleasesConfig>;
       database?: Partial<DatabaseConfig>;
       backupsKeep?: number;
+      /** apphost:backups.s3: the script copies with a fake `aws` (see awsCalls(), failAws()) */
+      s3?: S3Target;
     } = {},
   ) {
     this.tmp = mkTemp("host");
@@ -122,6 +125,13 @@ export class FakeHost {
         },
       );
     }
+    // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
+    const aws = path.join(bin, "aws");
+    fs.writeFileSync(
+      aws,
+      `#!/bin/bash\nif [ -f ${this.runDir}/aws.fail ]; then echo "upload failed: An error occurred (AccessDenied)" >&2; exit 1; fi\necho "$*" >>${this.runDir}/aws.log\n`,
+      { mode: 0o755 },
+    );
     const input: ReleaseInput = {
       layout: this.layout,
       app: {
@@ -141,7 +151,8 @@ export class FakeHost {
       releases: { ...baseReleases, healthTimeoutSeconds: 8, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
-      tools: { systemctl, journalctl, runuser, nft, requireRoot: false },
+      s3: opts.s3,
+      tools: { systemctl, journalctl, runuser, nft, aws, requireRoot: false },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -191,6 +202,18 @@ export class FakeHost {
   /** The last ruleset the script gave `nft -f -` ("" if none). */
   ruleset(): string {
     return this.read(path.join(this.runDir, "nft.ruleset"));
+  }
+
+  /** Argument lines the fake `aws` was called with. */
+  awsCalls(): string[] {
+    return this.read(path.join(this.runDir, "aws.log")).split("\n").filter(Boolean);
+  }
+
+  /** Makes the fake `aws` fail (true) or succeed (false). */
+  failAws(fail: boolean): void {
+    const flag = path.join(this.runDir, "aws.fail");
+    if (fail) fs.writeFileSync(flag, "");
+    else fs.rmSync(flag, { force: true });
   }
 
   calls(): string[] {
@@ -262,12 +285,19 @@ export function writeTestApp(
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(
     path.join(dir, "server.py"),
-    `import http.server, json, os, sys
+    `import http.server, json, os, sqlite3, sys
 VERSION = ${JSON.stringify(opts.version)}
 HEALTHY = ${opts.healthy === false ? "False" : "True"}
+def poisoned():
+    # A database with a table named "poisoned" makes the app unhealthy (restore tests).
+    try:
+        db = sqlite3.connect("file:data/app.db?mode=ro", uri=True)
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'poisoned'").fetchone() is not None
+    except sqlite3.Error:
+        return False
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        code = 200 if (self.path != "/healthz" or HEALTHY) else 500
+        code = 200 if (self.path != "/healthz" or (HEALTHY and not poisoned())) else 500
         body = json.dumps({"version": VERSION, "cwd": os.path.realpath("."), "port": sys.argv[1]}).encode()
         self.send_response(code); self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)

@@ -2,8 +2,11 @@ import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
 import {
+  assertS3Target,
   backupCommands,
   backupScript,
+  copyOffsiteCommands,
+  databaseFunctions,
   fingerprintCommands,
   pruneBackupsCommands,
   restoreCommands,
@@ -22,6 +25,7 @@ import {
   upstreamRuleset,
   type ReleaseInput,
 } from "../../components/release/phases";
+import { cmdRestoreCommands, restoreStartCommands } from "../../components/release/restore";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
 import { baseApp, baseDatabase, baseInput, baseReleases } from "./release-harness";
 
@@ -111,6 +115,13 @@ describe("release phases: the base input", () => {
   it("backup, migrate, publish, health-gate, finish (literal refs)", () => {
     const input = baseInput({ refs: literal });
     assert.deepEqual(phase(input, "backup").commands, [`db_backup "pre-${ID}"`, "db_prune_backups"]);
+    // apphost:backups.s3: a failed copy only warns; the deploy needs the local backup alone.
+    const s3 = { bucket: "shop-prod-20250101abcdef", region: "eu-central-1", prefix: "shop/prod/" };
+    assert.deepEqual(phase(baseInput({ refs: literal, s3 }), "backup").commands, [
+      `db_backup "pre-${ID}"`,
+      "db_prune_backups",
+      'db_copy_offsite "$BACKUP_FILE" || note "warning: the deploy goes on with the backup on this host"',
+    ]);
     assert.deepEqual(phase(input, "migrate").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
@@ -382,9 +393,10 @@ describe("release backup commands", () => {
       "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".restore '$file'\"",
     ]);
     assert.deepEqual(pruneBackupsCommands(input()), [
-      "local old",
+      'local old cur=""',
+      'if [ -L /srv/shop-prod/current ]; then cur=$(basename "$(readlink /srv/shop-prod/current)"); fi',
       "if [ ! -d /srv/shop-prod/shared/backups ]; then return 0; fi",
-      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
+      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.db" ]]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
     ]);
   });
 
@@ -418,6 +430,30 @@ describe("release backup commands", () => {
     ]);
   });
 
+  it("apphost:backups.s3: copies the new backup with awscli, SSE, a timeout, and reports a failure", () => {
+    const target = { bucket: "shop-prod-20250101abcdef", region: "eu-central-1", prefix: "shop/prod/" };
+    assert.deepEqual(copyOffsiteCommands(target), [
+      'local file=$1 url out=""',
+      'if [ -z "$file" ]; then return 0; fi',
+      'url=s3://shop-prod-20250101abcdef/shop/prod/"$(basename "$file")"',
+      'if out=$(timeout 900 aws s3 cp --region eu-central-1 --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 "$file" "$url" 2>&1); then',
+      '  note "backup: copied to $url"',
+      "  return 0",
+      "fi",
+      'note "warning: backup: the copy of $file to $url failed (apphost:backups.s3): ${out:-timed out or no output}"',
+      "return 1",
+    ]);
+    // The function exists only when there is a bucket and a database.
+    assert.ok(databaseFunctions({ ...input(), s3: target }).includes("\ndb_copy_offsite() {\n"));
+    assert.ok(!databaseFunctions(input()).includes("db_copy_offsite"));
+    assert.ok(!databaseFunctions({ ...input({ kind: "none" }), s3: target }).includes("db_copy_offsite"));
+    // Baked into the script unquoted: anything but a real bucket, region and prefix is refused.
+    assert.throws(
+      () => assertS3Target({ bucket: "Bad_Bucket", region: "eu-central-1; rm -rf /", prefix: "../" }),
+      /not a valid bucket "Bad_Bucket", region "eu-central-1; rm -rf \/", prefix "\.\.\/"/,
+    );
+  });
+
   it("standalone scripts for the timer and the doctor", () => {
     const s = backupScript(input(), "scheduled");
     assert.match(s, /^#!\/bin\/bash\nset -euo pipefail\n/);
@@ -428,9 +464,46 @@ describe("release backup commands", () => {
     );
     assert.throws(() => backupScript(input(), "Bad Label"), /backup label/);
     assert.throws(() => backupCommands(input({ sqliteFile: "../x.db" })), /apphost:database.sqliteFile/);
-    assert.throws(
-      () => pruneBackupsCommands({ ...input(), backups: { schedule: "daily", keep: 0 } }),
-      /apphost:backups.keep/,
+    assert.throws(() => pruneBackupsCommands({ ...input(), backups: { keep: 0 } }), /apphost:backups.keep/);
+  });
+});
+
+describe("restore of a deployed app (apphost-release restore)", () => {
+  const web = "apphost-shop-prod-web@${RESTORE_PORT}.service";
+  it("verifies the backup before it takes the lock or stops anything; stops the worker, then the web instance", () => {
+    const cmds = cmdRestoreCommands(baseInput());
+    const at = (c: string) => {
+      const i = cmds.indexOf(c);
+      assert.ok(i >= 0, `missing: ${c}`);
+      return i;
+    };
+    const verify = at('db_verify_backup "$file"');
+    const lock = at("lock_acquire 30");
+    const stopWorker = at("systemctl stop apphost-shop-prod-worker.service");
+    const stopWeb = at(`if [ -n "$RESTORE_PORT" ]; then systemctl stop "${web}"; fi`);
+    const save = at("db_backup pre-restore");
+    const restore = at('db_restore "$file"');
+    const start = at("restore_start");
+    assert.ok(verify < lock && lock < stopWorker && stopWorker < stopWeb && stopWeb < save && save < restore);
+    assert.ok(restore < start && start < at("RESTORING=0"));
+    assert.ok(
+      at("RESTORING=1") < stopWorker && at("UNITS_STOPPED=1") < save && at("DB_REPLACED=1") < restore,
     );
+  });
+
+  it("starts the web instance on the port it stopped, then the workers, and gates on the health path", () => {
+    assert.deepEqual(restoreStartCommands(baseInput()), [
+      `if [ -n "$RESTORE_PORT" ]; then systemctl start "${web}"; fi`,
+      "systemctl start apphost-shop-prod-worker.service",
+      `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz within 60s after the restore (last answer: $HEALTH_LAST)"; fi`,
+    ]);
+  });
+
+  it("an app with only workers: no web instance to stop, start or health-check", () => {
+    const app = { ...baseApp, processes: baseApp.processes.filter((p) => p.kind === "worker") };
+    assert.deepEqual(restoreStartCommands(baseInput({ app })), [
+      "systemctl start apphost-shop-prod-worker.service",
+    ]);
+    assert.doesNotMatch(cmdRestoreCommands(baseInput({ app })).join("\n"), /web@/);
   });
 });

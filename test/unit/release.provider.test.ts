@@ -4,7 +4,7 @@
  */
 import assert from "assert/strict";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
-import { releaseError } from "../../components/remote/release";
+import { phaseSeconds, releaseError } from "../../components/remote/release";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
@@ -73,5 +73,24 @@ describe("release provider: error messages", () => {
   it("never shows the private key", () => {
     const e = releaseError("release x", result(11, `oops ${conn.privateKey} oops`), conn);
     assert.doesNotMatch(e.message, /secretsecret/);
+  });
+});
+
+describe("release provider: phase timings", () => {
+  it("reads `phase <name>: ok (<s>s)` lines in order; start, failed and rollback lines are not timings", () => {
+    const stderr = [
+      ...DEPLOY_PHASES.flatMap((p, i) => [
+        `apphost: phase ${p}: start`,
+        `apphost: phase ${p}: ok (${i}.${i}s)`,
+      ]),
+      "apphost: phase restore: ok",
+      "apphost: rollback revert-traffic: ok",
+      "apphost: phase migrate failed: x",
+    ].join("\n");
+    assert.deepEqual(
+      phaseSeconds(stderr),
+      DEPLOY_PHASES.map((phase, i) => ({ phase, seconds: Number(`${i}.${i}`) })),
+    );
+    assert.deepEqual(phaseSeconds(""), []);
   });
 });

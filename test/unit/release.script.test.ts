@@ -22,6 +22,9 @@ import {
 import { renderUpstreamRuleset } from "../../components/render/nftables";
 import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
 
+/** apphost:backups.s3 as BackupBucket.target hands it to the script. */
+const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };
+
 function requireTool(tool: string, hint: string): void {
   const r = spawnSync("sh", ["-c", `command -v ${tool}`]);
   if (r.status !== 0) assert.fail(`${tool} is not installed; it is required by these tests: ${hint}`);
@@ -69,6 +72,8 @@ describe("release script: static checks", () => {
       baseInput({
         app: { ...baseInput().app, processes: [{ name: "worker", command: "x", kind: "worker" }] },
       }),
+      baseInput({ s3: S3 }),
+      baseInput({ s3: S3, database: { ...baseInput().database, kind: "postgres" } }),
     ];
     const dir = mkTemp("shellcheck");
     const scripts = [
@@ -89,6 +94,23 @@ describe("release script: static checks", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("apphost:backups.s3: the backup command copies after pruning, and a failed copy fails it", () => {
+    const s = renderReleaseScript(baseInput({ s3: S3 }));
+    assert.ok(
+      s.includes(
+        [
+          '  db_backup "$label"',
+          "  db_prune_backups",
+          "  # A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
+          '  if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
+          '  note "phase backup: ok"',
+        ].join("\n"),
+      ),
+    );
+    assert.ok(s.includes(" aws s3 cp --region eu-central-1 --sse AES256 "), "the real CLI in production");
+    assert.ok(!renderReleaseScript(baseInput()).includes("aws "), "no copy without apphost:backups.s3");
   });
 
   it("a production render contains no test hooks", () => {
@@ -160,7 +182,7 @@ describe("release script: usage", () => {
     const r = host.run(["deploy", "20250101120000-abcdef12", "0123456789abcdef"]);
     assert.equal(r.status, EXIT_CODES.upload, r.stderr);
     assert.match(r.stderr, /apphost: phase upload failed: no artifact on stdin/);
-    assert.match(r.stderr, /apphost: phase check: ok/);
+    assert.match(r.stderr, /apphost: phase check: ok \(\d+\.\d+s\)\n/);
     assert.deepEqual(
       host.releaseLog().map((l) => [l[0], l[3]]),
       [["20250101120000-abcdef12", "failed:upload"]],
@@ -223,9 +245,12 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     ]) {
       assert.match(
         r.stderr,
-        new RegExp(`apphost: phase ${phase}: start\\n(.|\\n)*?apphost: phase ${phase}: ok`),
+        new RegExp(
+          `apphost: phase ${phase}: start\\n(.|\\n)*?apphost: phase ${phase}: ok \\(\\d+\\.\\ds\\)\\n`,
+        ),
       );
     }
+    assert.equal((r.stderr.match(/^apphost: phase [a-z-]+: ok \(\d+\.\ds\)$/gm) ?? []).length, 8, r.stderr);
     assert.match(r.stderr, /backup: no database yet/);
     assert.deepEqual(parseResult(r.stdout), {
       release: ids.v1,
@@ -454,6 +479,20 @@ describe("release script: keep N releases", function () {
     r = host.deploy(app5, id5);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5]);
+    // A release that fails its health gate stays while it is the newest (a retry reuses it) ...
+    const id6 = "20250106120000-66666666";
+    r = host.deploy(writeTestApp(path.join(host.tmp, "k6"), { version: "k6", healthy: false }), id6);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5, id6]);
+    // ... and does not count toward keep: after the next good release, the two newest that served remain.
+    const id7 = "20250107120000-77777777";
+    const app7 = writeTestApp(path.join(host.tmp, "k7"), { version: "k7" });
+    fs.writeFileSync(path.join(app7, "requirements.txt"), "# no packages\n");
+    r = host.deploy(app7, id7);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [id5, id7]);
+    assert.match(r.stderr, new RegExp(`finish: removed release ${id6} \\(it never served\\)`));
+    assert.match(r.stderr, new RegExp(`finish: removed release ${ids[3]} \\(apphost:releases.keep = 2\\)`));
   });
 });
 
@@ -515,6 +554,69 @@ describe("release script: the deploy lock", function () {
   });
 });
 
+describe("release script: backups copied to S3 (fake aws)", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ s3: S3, backupsKeep: 2 });
+  });
+  after(() => host.cleanup());
+
+  it("with no database yet there is nothing to copy", () => {
+    const r = host.run(["backup", "scheduled"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(host.awsCalls(), []);
+  });
+
+  it("a scheduled backup is copied to s3://<bucket>/<app>/<stack>/<file> with SSE", () => {
+    fs.mkdirSync(host.layout.data, { recursive: true });
+    sqlite(host.db, "CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+    const r = host.run(["backup", "scheduled"]);
+    assert.equal(r.status, 0, r.stderr);
+    const file = parseResult(r.stdout).backup;
+    const url = `s3://${S3.bucket}/shop/test/${path.basename(file)}`;
+    assert.deepEqual(host.awsCalls(), [
+      `s3 cp --region eu-central-1 --sse AES256 --only-show-errors --no-progress --cli-connect-timeout 10 ${file} ${url}`,
+    ]);
+    assert.match(r.stderr, new RegExp(`backup: copied to ${url.replace(/[.]/g, "\\.")}\n`));
+  });
+
+  it("a failed copy fails the scheduled backup (status 13), loudly, and keeps the local backup", () => {
+    host.failAws(true);
+    try {
+      const r = host.run(["backup", "scheduled"]);
+      assert.equal(r.status, EXIT_CODES.backup, r.stderr);
+      const file = parseResult(r.stdout).backup;
+      assert.ok(fs.existsSync(file), "the local backup is there");
+      assert.match(
+        r.stderr,
+        /warning: backup: the copy of .* failed \(apphost:backups\.s3\): upload failed: An error occurred \(AccessDenied\)/,
+      );
+      assert.match(
+        r.stderr,
+        /phase backup failed: the backup is on this host \(.*\), but its copy to S3 failed\n/,
+      );
+    } finally {
+      host.failAws(false);
+    }
+  });
+
+  it("a deploy whose pre-migration copy fails still deploys, with a warning", () => {
+    host.failAws(true);
+    try {
+      const app = writeTestApp(path.join(host.tmp, "app-s3"), { version: "v1" });
+      const r = host.deploy(app, "20250101120000-0000aaaa");
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(parseResult(r.stdout).outcome, "deployed");
+      assert.match(r.stderr, /warning: backup: the copy of .*-pre-20250101120000-0000aaaa\.db .* failed/);
+      assert.match(r.stderr, /warning: the deploy goes on with the backup on this host/);
+    } finally {
+      host.failAws(false);
+    }
+  });
+});
+
 describe("release script: backup and restore", function () {
   this.timeout(60000);
   let host: FakeHost;
@@ -565,8 +667,8 @@ describe("release script: backup and restore", function () {
     assert.equal(sqlite(res.saved, "SELECT count(*) FROM junk"), "0\n", "the replaced state is kept");
     assertSameDatabase(host.db, file);
     const missing = host.run(["restore", "nope.db"]);
-    assert.equal(missing.status, EXIT_CODES.restore);
-    assert.match(missing.stderr, /backup file .*nope\.db does not exist/);
+    assert.equal(missing.status, EXIT_CODES.usage);
+    assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: .*-pre-restore\.db/);
   });
 
   it("refuses a corrupt backup without touching the live database", () => {
@@ -577,5 +679,113 @@ describe("release script: backup and restore", function () {
     assert.equal(r.status, EXIT_CODES.restore, r.stderr);
     assert.match(r.stderr, /fails its integrity check/);
     assert.ok(fs.readFileSync(host.db).equals(before));
+  });
+});
+
+describe("release script: restore of a deployed app (stop, restore, start, health)", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  let port = 0;
+  const web = () => `apphost-shop-test-web@${port}.service`;
+  const worker = "apphost-shop-test-worker.service";
+  before(async () => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost();
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }),
+      "20250101120000-11111111",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    port = Number(parseResult(r.stdout).port);
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+  });
+  after(() => host.cleanup());
+
+  it("stops the worker and the live web instance, restores, starts them on the same port and health-checks", async () => {
+    sqlite(host.db, "INSERT INTO items (name) VALUES ('kept'), ('also kept')");
+    const backup = parseResult(host.run(["backup", "good"]).stdout).backup;
+    sqlite(host.db, "DELETE FROM items; INSERT INTO items (name) VALUES ('written after the backup')");
+    const callsBefore = host.calls().length;
+    const r = host.run(["restore", path.basename(backup)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(parseResult(r.stdout), {
+      restored: backup,
+      saved: parseResult(r.stdout).saved,
+      port: String(port),
+    });
+    assert.match(path.basename(parseResult(r.stdout).saved), /-pre-restore\.db$/);
+    assert.deepEqual(host.calls().slice(callsBefore, callsBefore + 4), [
+      `stop ${worker}`,
+      `stop ${web()}`,
+      `start ${web()}`,
+      `start ${worker}`,
+    ]);
+    assert.match(r.stderr, /apphost: phase restore: ok/);
+    assert.equal(sqlite(host.db, "SELECT name FROM items ORDER BY id"), "kept\nalso kept\n");
+    assert.equal(
+      sqlite(parseResult(r.stdout).saved, "SELECT name FROM items"),
+      "written after the backup\n",
+      "what the restore replaced is kept",
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+
+  it("a restored database the app is unhealthy on: the saved copy goes back, the app serves again, exit 21", async () => {
+    sqlite(host.db, "CREATE TABLE poisoned (x)");
+    const bad = parseResult(host.run(["backup", "poisoned"]).stdout).backup;
+    sqlite(host.db, "DROP TABLE poisoned; INSERT INTO items (name) VALUES ('live row')");
+    const live = path.join(host.tmp, "live.db");
+    sqlite(host.db, `VACUUM INTO '${live}'`);
+    const r = host.run(["restore", bad]);
+    assert.equal(r.status, EXIT_CODES.restore, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz within 8s after the restore \\(last answer: HTTP 500\\)`,
+      ),
+    );
+    assert.match(r.stderr, /restore: the database is back as it was \(from .*-pre-restore\.db\)/);
+    assert.match(r.stderr, /restore: the app serves again/);
+    assert.equal(sqlite(host.db, "SELECT count(*) FROM sqlite_master WHERE name = 'poisoned'"), "0\n");
+    assert.equal(
+      sqlite(host.db, "SELECT name FROM items ORDER BY id"),
+      sqlite(live, "SELECT name FROM items ORDER BY id"),
+    );
+    assert.equal((await host.get(port, "/healthz")).status, 200);
+    assert.ok(!fs.existsSync(host.layout.lock), "the lock is released");
+  });
+});
+
+describe("release script: backup retention keeps the live release's pre-migration backup", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ backupsKeep: 2 });
+  });
+  after(() => host.cleanup());
+
+  it("scheduled backups past apphost:backups.keep prune the older ones, never pre-<current release>", () => {
+    const v1 = "20250101120000-11111111";
+    const v2 = "20250102120000-22222222";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r.status, 0, r.stderr);
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), {
+        version: "v2",
+        migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
+      }),
+      v2,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    for (let i = 0; i < 3; i++) assert.equal(host.run(["backup", "scheduled"]).status, 0);
+    const left = fs.readdirSync(host.layout.backups).sort();
+    assert.equal(left.length, 3, left.join(" "));
+    assert.match(left[0], new RegExp(`-pre-${v2}\\.db$`), "the live release's pre-migration backup is kept");
+    assert.ok(
+      left.slice(1).every((f) => f.endsWith("-scheduled.db")),
+      left.join(" "),
+    );
   });
 });

@@ -205,6 +205,7 @@ describe("render/baseline: runtimePackages", () => {
         app: { runtime: "python" },
         tls: { mode: "caddy-acme" },
         database: { kind: "sqlite" },
+        backups: { s3: false },
       },
       ["caddy", "nftables", "python3", "python3-venv", "sqlite3"],
     ],
@@ -215,6 +216,7 @@ describe("render/baseline: runtimePackages", () => {
         app: { runtime: "python" },
         tls: { mode: "certbot" },
         database: { kind: "postgres" },
+        backups: { s3: false },
       },
       ["nginx", "nftables", "python3", "python3-venv", "postgresql", "certbot"],
     ],
@@ -225,8 +227,23 @@ describe("render/baseline: runtimePackages", () => {
         app: { runtime: "python", build: "npm ci && npm run build" },
         tls: { mode: "off" },
         database: { kind: "none" },
+        backups: { s3: false },
       },
       ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm"],
+    ],
+    [
+      "python with a Node process needs nodejs, not npm",
+      {
+        proxy: { kind: "caddy" },
+        app: {
+          runtime: "python",
+          processes: [{ command: "gunicorn app:app" }, { command: "node heartbeat.js" }],
+        },
+        tls: { mode: "internal" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "sqlite3"],
     ],
     [
       "node",
@@ -235,8 +252,20 @@ describe("render/baseline: runtimePackages", () => {
         app: { runtime: "node" },
         tls: { mode: "internal" },
         database: { kind: "sqlite" },
+        backups: { s3: false },
       },
       ["caddy", "nftables", "nodejs", "npm", "sqlite3"],
+    ],
+    [
+      "backups copied to S3 (awscli)",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "sqlite" },
+        backups: { s3: true },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "sqlite3", "awscli"],
     ],
   ];
   for (const [name, input, expected] of cases) {

@@ -3,6 +3,7 @@ import {
   backupUnitNames,
   execStart,
   processDir,
+  processRuntime,
   renderBackupService,
   renderBackupTimer,
   renderProcessUnit,
@@ -166,6 +167,31 @@ WantedBy=multi-user.target
     );
   });
 
+  it("a Node process beside a Python app runs as node: renderProcessUnits picks the runtime per process", () => {
+    const heartbeat: ProcessConfig = { name: "heartbeat", kind: "worker", command: "node heartbeat.js" };
+    const [unit] = renderProcessUnits(layout, { runtime: "python", processes: [heartbeat] });
+    assert.equal(unit.content, renderProcessUnit(layout, { process: heartbeat, runtime: "node" }));
+    assert.match(unit.content, /^Environment=NODE_ENV=production$/m);
+    assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV/);
+  });
+
+  it("processRuntime: node, nodejs, npm and npx commands are node; anything else keeps the app's runtime", () => {
+    const cases: [string, "python" | "node", "python" | "node"][] = [
+      ["node heartbeat.js", "python", "node"],
+      ["  exec nodejs --max-old-space-size=128 clock.js", "python", "node"],
+      ["npm run worker", "python", "node"],
+      ["npx tsx jobs.ts", "python", "node"],
+      ["python worker.py", "python", "python"],
+      ["nodemon app.js", "python", "python"],
+      ["./node_modules/.bin/thing", "python", "python"],
+      ["gunicorn app:app", "node", "node"],
+    ];
+    assert.deepEqual(
+      cases.map(([c, app]) => processRuntime(c, app)),
+      cases.map(([, , want]) => want),
+    );
+  });
+
   it("refuses a multi-line command and a bad process name, listing both", () => {
     assert.throws(
       () =>
@@ -274,6 +300,20 @@ SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
 `,
     );
+  });
+
+  it("with apphost:backups.s3 the backup service keeps the network (S3, IMDS) and nothing else changes", () => {
+    const plain = renderBackupService(layout, backup);
+    const s3 = renderBackupService(layout, { ...backup, network: true });
+    assert.equal(
+      s3,
+      plain.replace(
+        "PrivateNetwork=true\nRestrictAddressFamilies=AF_UNIX\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n",
+      ),
+    );
+    assert.notEqual(s3, plain);
+    assert.equal(renderBackupService(layout, { ...backup, network: false }), plain);
   });
 
   it("renders the timer", () => {

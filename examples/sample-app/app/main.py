@@ -1,5 +1,6 @@
-"""The sample web app: /, /healthz, /items, a websocket echo at /ws."""
+"""The sample web app: /, /healthz, /items, /heartbeat (from the Node process), a websocket echo at /ws."""
 
+import json
 import os
 from pathlib import Path
 
@@ -45,14 +46,27 @@ def index() -> dict:
 
 @app.get("/healthz")
 def healthz():
-    # Healthy means: the database answers and the migrated table is there.
+    # Healthy means: the database answers, the migrated table is there, and
+    # Alembic has stamped a revision (reported, so a person sees what schema serves).
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             conn.execute(text("SELECT count(*) FROM items"))
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except Exception as exc:  # noqa: BLE001 - any database error makes the instance unhealthy
-        return JSONResponse({"status": "unhealthy", "error": str(exc)[:200]}, status_code=503)
-    return {"status": "ok", "release": RELEASE}
+        return JSONResponse(
+            {"status": "unhealthy", "database": "error", "error": str(exc)[:200]}, status_code=503
+        )
+    return {"status": "ok", "release": RELEASE, "database": "ok", "revision": revision}
+
+
+@app.get("/heartbeat")
+def heartbeat():
+    # Written by the Node process (heartbeat.js) into shared data.
+    try:
+        return json.loads((ROOT / "data" / "heartbeat.json").read_text())
+    except (OSError, ValueError) as exc:
+        return JSONResponse({"error": f"no heartbeat yet: {exc}"[:200]}, status_code=503)
 
 
 @app.get("/items")
