@@ -59,7 +59,11 @@ function variant(build: string, extra: Edits = {}): string {
     ...extra,
     "app/main.py": (s) => {
       const tagged = s.replace('"app": "sample"', `"app": "sample", "build": "${build}"`);
-      return typeof main === "function" ? main(tagged) : tagged;
+      if (typeof main !== "function") return tagged;
+      const edited = main(tagged);
+      // A silent no-op would turn a failure spec into a plain release.
+      if (edited === tagged) throw new Error(`variant ${build}: the edit of app/main.py changed nothing`);
+      return edited;
     },
   });
 }
@@ -115,8 +119,8 @@ const MIGRATION_4 = {
 const UNHEALTHY: Edits = {
   "app/main.py": (s) =>
     s.replace(
-      '    return {"status": "ok", "release": RELEASE}',
-      '    return JSONResponse({"status": "broken on purpose", "release": RELEASE}, status_code=500)',
+      '    return {"status": "ok", "release": RELEASE',
+      '    return JSONResponse({"status": "broken on purpose", "release": RELEASE}, status_code=500)\n    return {"status": "ok", "release": RELEASE',
     ),
 };
 /** gunicorn imports the app before it binds (preload_app): the new instance needs ~8s to answer. */
@@ -419,6 +423,17 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
       onHost(`tail -n 1 /srv/${ID}/releases.log`).stdout.trim(),
       new RegExp(`^${unhealthy}\\t.*\\tfailed:health-gate$`),
     );
+    // Rolling back to it is refused while it is still on the host (the next deploy prunes
+    // a release that never served, see spec 6); a refusal changes nothing.
+    const refused = await failingUp(variant("v4", migrations), { rollbackTo: unhealthy });
+    say(`error: ${providerError(refused)}`);
+    assert.match(
+      refused,
+      new RegExp(
+        `rollback to ${unhealthy}: phase choose failed \\(exit status 22\\): release ${unhealthy} never served successfully \\(release log: failed:health-gate\\)`,
+      ),
+    );
+    assert.equal(current(), v4);
 
     steadyLoad();
     await sleep(1000);
@@ -474,12 +489,13 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
         `rollback to ${missing}: phase choose failed \\(exit status 22\\): release ${missing} is not on this host`,
       ),
     );
+    // The release whose health gate failed never served: v5's deploy pruned it (releases.keep counts served ones).
     message = await failingUp(v5dir, { rollbackTo: unhealthy });
     say(`error: ${providerError(message)}`);
     assert.match(
       message,
       new RegExp(
-        `rollback to ${unhealthy}: phase choose failed \\(exit status 22\\): release ${unhealthy} never served successfully \\(release log: failed:health-gate\\)`,
+        `rollback to ${unhealthy}: phase choose failed \\(exit status 22\\): release ${unhealthy} is not on this host`,
       ),
     );
     assert.equal(current(), v5, "a refused rollback moves nothing");
