@@ -250,19 +250,19 @@ export function renderReport(r: Results, chartPath?: string): string {
       );
     }
     out.push(
-      "**Retried** requests: every apphost release reloads Caddy (`systemctl reload caddy`) to move the " +
-        "upstream, and a Caddy reload closes the kept-alive client connections that are idle at that " +
-        "moment. A request written into such a connection just then dies within a few ms without an " +
-        'answer (ECONNRESET, "socket hang up"). Reproduced while writing the bench, with bare ' +
+      "**Retried** requests: a Caddy reload closes the kept-alive client connections that are idle at " +
+        "that moment, and a request written into such a connection just then dies within a few ms " +
+        'without an answer (ECONNRESET, "socket hang up"). Reproduced while writing the bench, with bare ' +
         "`systemctl reload caddy` once a second under the same client at 8 loops of 25 requests/s: " +
         "4 to 15 such failures per 20 to 30 reloads, every one on a reused connection, 1–4 ms after it " +
-        "was sent; at this bench's load, one in the first five releases measured, before the client " +
-        "retried. Browsers and most HTTP client libraries resend an idempotent request on a new connection " +
-        "then (RFC 9112, 9.3.1), and so does the bench's client; such requests are counted here and " +
-        "fail only if the retry fails. A client that does not retry would see them as errors.",
+        "was sent. apphost releases do not reload Caddy: the upstream moves with the stack's nftables " +
+        "rule (docs/releases.md), and the bench checks that no reload happened during them. Browsers and " +
+        "most HTTP client libraries resend an idempotent request on a new connection then (RFC 9112, " +
+        "9.3.1), and so does the bench's client; such requests are counted here and fail only if the " +
+        "retry fails. A client that does not retry would see them as errors.",
       "",
       "Caddy retries a request whose connection to the app fails for up to 10 s " +
-        "(`lb_try_duration 10s` in the upstream snippet), so a restart shows first as latency: a " +
+        "(`lb_try_duration 10s` in the site's `reverse_proxy`), so a restart shows first as latency: a " +
         "request waits while the port is closed, and fails only when the restart takes longer than that.",
       "",
     );
@@ -379,7 +379,7 @@ export function renderReport(r: Results, chartPath?: string): string {
         ],
       ),
       "",
-      "health-gate includes the proxy reload, the worker restart and `drainSeconds` (2 s in the local " +
+      "health-gate includes the upstream switch (one `nft -f`), the worker restart and `drainSeconds` (2 s in the local " +
         "stack) before the old instance stops.",
       "",
     );

@@ -454,6 +454,13 @@ async function downtime(ctx: HostCtx, args: Args, results: Results, check: Check
       `${aSum.failed} of ${aSum.requests} failed ${JSON.stringify(aSum.failures)}`,
     );
     if (ctx.app.visible) check(`apphost release ${i}: the new code answered`, aSwitch !== undefined);
+    // The upstream moves with nftables (docs/releases.md): a release never reloads the proxy.
+    const reloads = aEvents.filter((e) => e.what === "caddy reload").length;
+    check(
+      `apphost release ${i}: no proxy reload`,
+      reloads === 0,
+      `${reloads} caddy reload(s) during the release`,
+    );
 
     await sleep(2000);
     const bLabel = `runbook-${i}-${Date.now()}`;

@@ -10,7 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
-import { hostLayout, type HostLayout } from "./paths";
+import { hostLayout, upstreamUnitName, type HostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostCommand, HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
@@ -20,15 +20,17 @@ import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
-import { renderCaddySite, renderCaddyUpstream } from "./render/caddy";
+import { renderCaddySite } from "./render/caddy";
 import { renderEnvFile } from "./render/env";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
-import { renderNginxSite, renderNginxUpstream } from "./render/nginx";
+import { renderNginxSite } from "./render/nginx";
+import { deleteUpstreamTable } from "./render/nftables";
 import {
   backupUnitNames,
   renderBackupService,
   renderBackupTimer,
   renderProcessUnits,
+  renderUpstreamUnit,
 } from "./render/systemd";
 import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
 import { proxyCommands } from "./server";
@@ -55,11 +57,8 @@ function sha256(text: string | Buffer): string {
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
   const cmd = proxyCommands(config.proxy.kind);
-  const upstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
-  const upstream =
-    config.proxy.kind === "caddy"
-      ? renderCaddyUpstream(config.app.basePort)
-      : renderNginxUpstream(config.app.basePort);
+  // Written by apphost versions that switched by rewriting it and reloading the proxy.
+  const legacyUpstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
   const units = `${layout.unitPrefix}-*`;
   return {
     create: [
@@ -67,9 +66,7 @@ export function layoutCommands(layout: HostLayout, config: StackConfig): { creat
       `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
       `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
       "fi",
-      `install -d -m 0755 ${q(path.dirname(upstreamFile))} ${q(layout.root)} ${q(layout.bin)}`,
-      // The site imports the upstream file, so it must exist before the first release writes it.
-      `if [ ! -f ${q(upstreamFile)} ]; then printf '%s' ${q(upstream)} >${q(upstreamFile)}; fi`,
+      `install -d -m 0755 ${q(layout.root)} ${q(layout.bin)}`,
       "",
     ].join("\n"),
     delete: [
@@ -77,7 +74,9 @@ export function layoutCommands(layout: HostLayout, config: StackConfig): { creat
       `for unit in $(systemctl list-units --all --plain --no-legend ${q(units)} | awk '{print $1}'); do`,
       '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
       "done",
-      `rm -f ${q(upstreamFile)} ${q(layout.envFile)}`,
+      // The stack's nftables table (its upstream switch); only this stack's.
+      `if command -v nft >/dev/null; then nft ${deleteUpstreamTable(layout)} 2>/dev/null || true; fi`,
+      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)}`,
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,
@@ -108,7 +107,8 @@ export class App extends pulumi.ComponentResource {
     const env = this.createEnvFile(name, args, dirs);
     const units = this.createUnits(name, args, dirs);
     const script = this.createReleaseScript(name, args, dirs);
-    const site = this.createProxySite(name, args, [dirs, ...certs]);
+    const upstream = this.createUpstreamUnit(name, args, script);
+    const site = this.createProxySite(name, args, [dirs, upstream, ...certs]);
     const housekeeping = this.createHousekeeping(name, args, [script]);
     const release = this.createRelease(name, args, { env, units, script, after: [site, ...housekeeping] });
     this.releaseId = release.releaseId;
@@ -282,6 +282,26 @@ export class App extends pulumi.ComponentResource {
       { parent: this, dependsOn: [after] },
     );
     return release;
+  }
+
+  /**
+   * The unit that loads the stack's nftables rule at boot. Enabled and
+   * (re)started here, so the rule exists (from active-port, if a release
+   * served already) before the site points the proxy at the upstream port.
+   */
+  private createUpstreamUnit(name: string, { connection }: AppArgs, script: pulumi.Resource): HostFile {
+    const unit = upstreamUnitName(this.layout);
+    return new HostFile(
+      `${name}-unit-upstream`,
+      {
+        connection,
+        path: `/etc/systemd/system/${unit}`,
+        content: renderUpstreamUnit(this.layout, { script: releaseScriptPath(this.layout) }),
+        reload: `systemctl daemon-reload && systemctl enable --quiet ${q(unit)} && systemctl restart ${q(unit)}`,
+        onDelete: `systemctl disable --now ${q(unit)} || true; systemctl daemon-reload`,
+      },
+      { parent: this, dependsOn: [script] },
+    );
   }
 
   private createProxySite(name: string, { config, connection }: AppArgs, after: pulumi.Resource[]): HostFile {

@@ -21,7 +21,7 @@
 
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
-import { hostLayout, unitName } from "./paths";
+import { hostLayout, unitName, upstreamPort, upstreamUnitName } from "./paths";
 import { backupUnitNames } from "./render/systemd";
 
 export interface DoctorCheck {
@@ -54,6 +54,12 @@ export interface DoctorInput {
     templates: string[];
     /** File holding the active web port (`HostLayout.activePort`) */
     activePortFile: string;
+    /**
+     * The stack's nftables upstream switch: the rule in `table` must lead
+     * `port` (the stable upstream port the proxy connects to) to the active
+     * web port (components/render/nftables.ts); `unit` loads it at boot
+     */
+    upstream?: { table: string; port: number; unit: string };
   };
   /** The health endpoint, requested through the proxy on this host */
   health: {
@@ -171,10 +177,22 @@ export function doctorInputFromConfig(
     config.dns.hostnames[0]?.name ?? (config.host.kind === "existing" ? config.host.address : "localhost");
   const db = config.database;
   return {
-    units: [`${config.proxy.kind}.service`, ...workers.map((p) => unitName(layout, p.name, "worker"))],
+    units: [
+      `${config.proxy.kind}.service`,
+      ...(webs.length > 0 ? [upstreamUnitName(layout)] : []),
+      ...workers.map((p) => unitName(layout, p.name, "worker")),
+    ],
     web:
       webs.length > 0
-        ? { templates: webs.map((p) => unitName(layout, p.name, "web")), activePortFile: layout.activePort }
+        ? {
+            templates: webs.map((p) => unitName(layout, p.name, "web")),
+            activePortFile: layout.activePort,
+            upstream: {
+              table: layout.nftTable,
+              port: upstreamPort(config.app.basePort),
+              unit: upstreamUnitName(layout),
+            },
+          }
         : undefined,
     health: {
       hostname,
@@ -237,6 +255,23 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
     `  state=$(systemctl is-active -- "$unit" 2>/dev/null) || true`,
     `  [[ $state == active ]] || bad+=("$unit is \${state:-unknown}")`,
     `done`,
+  );
+  const up = input.web && input.web.templates.length > 0 ? input.web.upstream : undefined;
+  if (up) {
+    // The proxy connects to the upstream port; the stack's rule must lead it to the active port.
+    lines.push(
+      `table=${shq(up.table)}`,
+      `upstream_port=${up.port}`,
+      `if ! command -v nft >/dev/null; then`,
+      `  bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $upstream_port leads")`,
+      `elif ! rules=$(nft list table ip "$table" 2>&1); then`,
+      `  bad+=("no nftables table ip $table: the upstream port $upstream_port leads nowhere (systemctl restart ${up.unit})")`,
+      `elif [[ $rules != *"tcp dport $upstream_port dnat to 127.0.0.1:$port"* ]]; then`,
+      `  bad+=("the upstream port $upstream_port does not lead to the active port $port (systemctl restart ${up.unit})")`,
+      `fi`,
+    );
+  }
+  lines.push(
     `if ((\${#bad[@]} > 0)); then`,
     `  printf -v detail '%s; ' "\${bad[@]}"`,
     `  fail "\${detail%; }"`,
@@ -244,7 +279,9 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
   );
   return {
     name: "units",
-    description: "Every apphost unit, the proxy and the web instance on the active port are active.",
+    description:
+      "Every apphost unit, the proxy and the web instance on the active port are active; " +
+      "the upstream port leads to the active port.",
     script: script(lines),
   };
 }
@@ -592,6 +629,14 @@ function validate(input: DoctorInput): void {
   });
   if (input.web) {
     absolute("web.activePortFile", input.web.activePortFile);
+    const up = input.web.upstream;
+    if (up) {
+      if (!/^[a-z][a-z0-9_]{0,62}$/.test(up.table)) {
+        errors.push(`web.upstream.table: "${up.table}" is not an nftables table name`);
+      }
+      port("web.upstream.port", up.port);
+      if (!UNIT.test(up.unit)) errors.push(`web.upstream.unit: "${up.unit}" is not a systemd unit name`);
+    }
     input.web.templates.forEach((t, i) => {
       if (!UNIT.test(t) || !t.endsWith("@.service")) {
         errors.push(`web.templates[${i}]: "${t}" must be a template unit ending in "@.service"`);

@@ -32,19 +32,25 @@ export interface HostLayout {
   releaseLog: string;
   /** `/srv/<id>/deploy.lock`, the host-side deploy lock */
   lock: string;
-  /** `/srv/<id>/active-port`, the web port the proxy currently sends traffic to */
+  /** `/srv/<id>/active-port`, the web port the stack's upstream port currently leads to */
   activePort: string;
+  /**
+   * nftables table of the stack, `apphost_<id with _ for ->` (family ip): one
+   * nat rule that sends the proxy's connections to the stable upstream port on
+   * to the live web port (components/render/nftables.ts)
+   */
+  nftTable: string;
   /** `/etc/apphost/<id>.env`, mode 0600, owned by the app user */
   envFile: string;
   /** systemd unit name prefix, `apphost-<id>` */
   unitPrefix: string;
   /** Caddy: `/etc/caddy/apphost/<id>.caddy`, imported by the main Caddyfile */
   caddySite: string;
-  /** Caddy: `/etc/caddy/apphost/<id>.upstream`, rewritten by publish */
+  /** Caddy: `/etc/caddy/apphost/<id>.upstream`, written by apphost before the nftables switch; destroy removes a leftover */
   caddyUpstream: string;
   /** Nginx: `/etc/nginx/sites-enabled/apphost-<id>.conf` */
   nginxSite: string;
-  /** Nginx: `/etc/nginx/apphost/<id>.upstream`, rewritten by publish */
+  /** Nginx: `/etc/nginx/apphost/<id>.upstream`, written by apphost before the nftables switch; destroy removes a leftover */
   nginxUpstream: string;
 }
 
@@ -75,6 +81,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     releaseLog: `${root}/releases.log`,
     lock: `${root}/deploy.lock`,
     activePort: `${root}/active-port`,
+    nftTable: `apphost_${id.replace(/-/g, "_")}`,
     envFile: `/etc/apphost/${id}.env`,
     unitPrefix: `apphost-${id}`,
     caddySite: `/etc/caddy/apphost/${id}.caddy`,
@@ -94,4 +101,19 @@ export function unitName(layout: HostLayout, process: string, kind: "web" | "wor
 /** The concrete web instance unit for one port, e.g. `apphost-shop-prod-web@8001.service`. */
 export function webInstance(layout: HostLayout, process: string, port: number): string {
   return `${layout.unitPrefix}-${process}@${port}.service`;
+}
+
+/**
+ * The stack's stable upstream port: the proxy always connects to
+ * `127.0.0.1:<basePort + 2>`, and the stack's nftables rule sends each new
+ * connection on to the live web port (basePort or basePort + 1). The one place
+ * this port is derived; the config validation keeps all three ports free.
+ */
+export function upstreamPort(basePort: number): number {
+  return basePort + 2;
+}
+
+/** `apphost-<id>-upstream.service`: loads the nftables rule at boot, before the proxy starts. */
+export function upstreamUnitName(layout: HostLayout): string {
+  return `${layout.unitPrefix}-upstream.service`;
 }

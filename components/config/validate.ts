@@ -10,6 +10,7 @@
  */
 import { createPublicKey } from "crypto";
 import * as D from "./defaults";
+import { upstreamPort } from "../paths";
 import type {
   AppConfig,
   BackupsConfig,
@@ -971,6 +972,9 @@ function envProblem(name: string, type: string): string | undefined {
   return undefined;
 }
 
+/** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
+const RESERVED_PROCESS_NAMES = ["backup", "upstream"];
+
 function parseProcesses(r: Reader): ProcessConfig[] | undefined {
   const path = r.at("processes");
   const v = r.raw("processes");
@@ -1011,6 +1015,14 @@ function parseProcesses(r: Reader): ProcessConfig[] | undefined {
       r.issues.add(
         itemPath,
         "expected a process name of lowercase letters, digits and dashes, starting with a letter (it becomes part of a systemd unit name); rename it",
+      );
+      continue;
+    }
+    if (RESERVED_PROCESS_NAMES.includes(name)) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} are reserved); rename the process`,
       );
       continue;
     }
@@ -1107,7 +1119,7 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
         example: "/healthz",
         test: (s) => URL_PATH.test(s),
       }) ?? (r.has("healthPath") ? undefined : D.APP_DEFAULTS.healthPath),
-    basePort: r.int("basePort", 1024, 65534, D.APP_DEFAULTS.basePort),
+    basePort: r.int("basePort", 1024, 65533, D.APP_DEFAULTS.basePort),
     env: parseEnv(r),
     staticDir: r.string("staticDir", {
       expected: 'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
@@ -1420,7 +1432,7 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database,
     }
   }
 
-  // The two web ports must not collide with anything else listening on the host.
+  // The two web ports and the upstream port must not collide with anything else listening on the host.
   if (app.basePort !== undefined) {
     const taken: Array<[number | undefined, string]> = [
       [proxy.httpPort, "apphost:proxy.httpPort"],
@@ -1428,10 +1440,10 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database,
       [host.port, "apphost:host.port"],
     ];
     for (const [port, key] of taken) {
-      if (port === app.basePort || port === app.basePort + 1) {
+      if (port !== undefined && port >= app.basePort && port <= upstreamPort(app.basePort)) {
         issues.add(
           "apphost:app.basePort",
-          `the web instances listen on ${app.basePort} and ${app.basePort + 1}, which collides with ${key} (${port}); ` +
+          `the web instances listen on ${app.basePort} and ${app.basePort + 1} and the proxy connects to ${upstreamPort(app.basePort)}, which collides with ${key} (${port}); ` +
             setHint("apphost:app.basePort", String(D.APP_DEFAULTS.basePort)),
         );
       }

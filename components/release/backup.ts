@@ -33,6 +33,8 @@ export interface HostTools {
   runuser: string;
   /** @default "nginx" */
   nginx: string;
+  /** Called as `<nft> -f -` with the stack's ruleset on stdin. @default "nft" */
+  nft: string;
   /** The AWS CLI, for apphost:backups.s3. @default "aws" */
   aws: string;
   /** Refuse to run unless uid 0. @default true */
@@ -44,6 +46,7 @@ export const PRODUCTION_TOOLS: HostTools = {
   journalctl: "journalctl",
   runuser: "runuser",
   nginx: "nginx",
+  nft: "nft",
   aws: "aws",
   requireRoot: true,
 };

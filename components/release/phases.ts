@@ -20,12 +20,11 @@
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
-import { unitName, type HostLayout } from "../paths";
+import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
-import { renderCaddyUpstream } from "../render/caddy";
-import { renderNginxUpstream } from "../render/nginx";
+import { renderUpstreamRuleset } from "../render/nftables";
 
 /** The deploy phases, in order. */
 export const DEPLOY_PHASES = [
@@ -136,24 +135,13 @@ export function instanceDir(layout: HostLayout, port: number | string): string {
   return `${layout.root}/instances/${port}`;
 }
 
-/** The proxy's upstream file and the body publish writes into it. */
-export function upstreamFile(layout: HostLayout, kind: ProxyConfig["kind"]): string {
-  return kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
-}
-
 /**
- * Body of the upstream file for one port, from the proxy renderers (Caddy
- * imports it inside the site block; nginx includes it inside the stack's
- * `upstream` block).
+ * The nftables ruleset that points the stack's upstream port at `port`
+ * (`nft -f -` input; components/render/nftables.ts). The proxy's own
+ * configuration never changes per release.
  */
-export function upstreamBody(kind: ProxyConfig["kind"], port: number): string {
-  return kind === "caddy" ? renderCaddyUpstream(port) : renderNginxUpstream(port);
-}
-
-/** Graceful reload of the proxy (validated first for nginx). */
-export function proxyReloadCommand(kind: ProxyConfig["kind"], tools?: Partial<HostTools>): string {
-  const t = toolsOf(tools);
-  return kind === "caddy" ? `${t.systemctl} reload caddy` : `${t.nginx} -t -q && ${t.systemctl} reload nginx`;
+export function upstreamRuleset(layout: HostLayout, app: Pick<AppConfig, "basePort">, port: number): string {
+  return renderUpstreamRuleset(layout, { upstreamPort: upstreamPort(app.basePort), port });
 }
 
 // ------------------------------------------------------------------ helpers
@@ -424,7 +412,7 @@ export function publishPhase(
   };
 }
 
-/** health-gate: poll the new instance; on success switch the proxy, active-port and current, drain, stop the old one. */
+/** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
 export function healthGatePhase(
   input: ReleaseInput,
   dirWord = `${input.layout.releases}/${refsOf(input).id}`,
@@ -460,7 +448,8 @@ export function healthGatePhase(
     name: "health-gate",
     description:
       `Poll ${input.app.healthPath} on the new port until it answers 2xx (at most ${r.healthTimeoutSeconds}s); then point ` +
-      `the ${input.proxy.kind} upstream at it, reload gracefully, switch current, restart workers, ` +
+      `the upstream port ${upstreamPort(input.app.basePort)} at it (one nftables transaction; the ${input.proxy.kind} ` +
+      `configuration does not change and is not reloaded), switch current, restart workers, ` +
       `let the old instance drain ${r.drainSeconds}s and stop it.`,
     exitCode: EXIT_CODES["health-gate"],
     commands: [

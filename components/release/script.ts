@@ -8,6 +8,7 @@
  *   apphost-release [--owner NAME] backup [<label>]
  *   apphost-release [--owner NAME] restore <backup-file>
  *   apphost-release unlock
+ *   apphost-release upstream     (at boot: the upstream port leads to the active port again)
  *
  * Progress and errors go to stderr (`apphost: phase <name>: start|ok`,
  * `apphost: phase <name> failed: <reason>`); stdout carries only
@@ -19,17 +20,15 @@
  * only the real commands and reads no hook from the environment, so it behaves
  * the same whoever calls it.
  */
-import type { HostLayout } from "../paths";
+import { upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
 import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
   deployPhases,
   mirrorPhases,
-  proxyReloadCommand,
   rollbackPhases,
-  upstreamBody,
-  upstreamFile,
+  upstreamRuleset,
   type Phase,
   type ReleaseInput,
 } from "./phases";
@@ -91,16 +90,17 @@ export function renderReleaseScript(input: ScriptInput): string {
   const mirror = mirrorPhases(input);
   const rollback = rollbackPhases(input);
   const base = input.app.basePort;
-  if (!Number.isInteger(base) || base < 1 || base > 65534) {
-    throw new Error(`apphost:app.basePort must be a port between 1 and 65534, got ${base}`);
+  if (!Number.isInteger(base) || base < 1 || base > 65533) {
+    throw new Error(
+      `apphost:app.basePort must be a port between 1 and 65533 (basePort + 2 is the upstream port), got ${base}`,
+    );
   }
-  const upstream = upstreamFile(l, input.proxy.kind);
-  // The renderer's body with the port as a placeholder the script fills in.
+  // The renderer's ruleset with the web port as a placeholder the script fills in.
   const sentinel = 65535;
-  const rendered = upstreamBody(input.proxy.kind, sentinel);
-  if (!rendered.includes(`127.0.0.1:${sentinel}`))
-    throw new Error("upstream body does not name 127.0.0.1:<port>");
-  const upstreamTemplate = rendered.split(`127.0.0.1:${sentinel}`).join("127.0.0.1:@PORT@");
+  const rendered = upstreamRuleset(l, input.app, sentinel);
+  if (rendered.split(`dnat to 127.0.0.1:${sentinel}`).length !== 2)
+    throw new Error("the upstream ruleset does not name the web port exactly once");
+  const upstreamTemplate = rendered.replace(`dnat to 127.0.0.1:${sentinel}`, "dnat to 127.0.0.1:@PORT@");
   const E = EXIT_CODES;
 
   const header = `#!/bin/bash
@@ -113,6 +113,7 @@ export function renderReleaseScript(input: ScriptInput): string {
 #        apphost-release [--owner NAME] backup [<label>]
 #        apphost-release [--owner NAME] restore <backup-file>
 #        apphost-release unlock
+#        apphost-release upstream
 #
 # Progress and errors: stderr. Results: key=value lines on stdout.
 # Exit status: 0 ok, ${E.usage} usage, ${E.check} check, ${E.upload} upload, ${E.install} install, ${E.backup} backup,
@@ -132,7 +133,7 @@ ${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readon
 readonly LOCK=${l.lock}
 readonly ACTIVE_PORT_FILE=${l.activePort}
 readonly ENV_FILE=${l.envFile}
-readonly UPSTREAM_FILE=${upstream}
+readonly UPSTREAM_PORT=${upstreamPort(base)}
 readonly UPSTREAM_TEMPLATE=${ansiC(upstreamTemplate)}
 readonly APP_USER=${q(l.user)}
 readonly BASE_PORT=${base}
@@ -157,7 +158,7 @@ __STATE__`;
     ]),
     shellFunction("fail", ['die "$@"']),
     shellFunction("usage_error", [
-      `printf "apphost: %s\\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock\\n" "$1" "$0" >&2`,
+      `printf "apphost: %s\\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream\\n" "$1" "$0" >&2`,
       `exit ${E.usage}`,
     ]),
     "# A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.",
@@ -211,18 +212,14 @@ __STATE__`;
       "esac",
       'note "ports: live ${OLD_PORT:-none}, new $NEW_PORT"',
     ]),
-    "# Point the proxy at a port and reload it gracefully; a refused reload puts the old file back.",
+    "# Point the upstream port at a web port: the stack's nftables table replaced in one transaction.",
+    "# New connections go to that port at once; established ones stay where they are. The proxy is not reloaded.",
     shellFunction("switch_upstream", [
-      'local prev="" out',
-      'install -d -m 0755 "$(dirname "$UPSTREAM_FILE")"',
-      'if [ -f "$UPSTREAM_FILE" ]; then prev=$(cat "$UPSTREAM_FILE"); fi',
-      'printf "%s" "${UPSTREAM_TEMPLATE//@PORT@/$1}" >"$UPSTREAM_FILE.tmp.$$"',
-      'mv -f "$UPSTREAM_FILE.tmp.$$" "$UPSTREAM_FILE"',
-      `if ! out=$(${proxyReloadCommand(input.proxy.kind, input.tools)} 2>&1); then`,
-      '  if [ -n "$prev" ]; then printf "%s\\n" "$prev" >"$UPSTREAM_FILE"; else rm -f "$UPSTREAM_FILE"; fi',
-      `  die "${input.proxy.kind} refused the reload for port $1 (upstream file restored): $out"`,
+      "local out",
+      `if ! out=$(printf "%s" "\${UPSTREAM_TEMPLATE//@PORT@/$1}" | ${t.nft} -f - 2>&1); then`,
+      '  die "nft refused the upstream rule 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (the previous rule stays): $out"',
       "fi",
-      'note "proxy: ${UPSTREAM_FILE} -> 127.0.0.1:$1, reloaded"',
+      `note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip ${l.nftTable})"`,
     ]),
     "# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.",
     shellFunction("health_wait", [
@@ -470,6 +467,13 @@ __STATE__`;
           shellFunction("restore_recover", restoreRecoverCommands(input)),
           shellFunction("cmd_restore", cmdRestoreCommands(input)),
         ]),
+    "# At boot (apphost-<id>-upstream.service): the upstream port leads to the port in active-port again.",
+    shellFunction("cmd_upstream", [
+      'local port=""',
+      'if [ -f "$ACTIVE_PORT_FILE" ]; then port=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi',
+      'if [ -z "$port" ]; then note "upstream: no active port yet (no release served); nothing to load"; return 0; fi',
+      'switch_upstream "$port"',
+    ]),
     shellFunction("cmd_unlock", [
       'if [ ! -f "$LOCK" ]; then note "no deploy lock at $LOCK"; return 0; fi',
       'exec 9>>"$LOCK.flock"',
@@ -500,6 +504,7 @@ __STATE__`;
         : []),
       'case "$MAIN_COMMAND" in',
       '  status) cmd_status "$@" ;;',
+      "  upstream) cmd_upstream ;;",
       "  deploy | rollback | backup | restore | unlock)",
       "    # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.",
       "    exec 3>&1 1>&2",

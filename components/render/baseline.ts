@@ -41,7 +41,8 @@ export const BASE_PACKAGES = ["ca-certificates", "curl", "unattended-upgrades"];
 
 /** Debian 12 packages a stack needs, in a stable order. */
 export function runtimePackages(input: RuntimePackagesInput): string[] {
-  const p: string[] = [input.proxy.kind === "caddy" ? "caddy" : "nginx"];
+  // nft: each stack's upstream switch (components/render/nftables.ts).
+  const p: string[] = [input.proxy.kind === "caddy" ? "caddy" : "nginx", "nftables"];
   if (input.app.runtime === "python") p.push("python3", "python3-venv");
   // Node apps, and python apps with a frontend build step, need node and npm.
   if (input.app.runtime === "node" || input.app.build) p.push("nodejs", "npm");

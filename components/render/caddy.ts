@@ -3,11 +3,14 @@
  *
  * apphost owns `/etc/caddy/Caddyfile`: global options, then one `import` of
  * every stack's snippet, so two stacks on one host each contribute one file.
- * A stack's snippet imports its upstream file, which every release rewrites
- * before `systemctl reload caddy`.
+ * A stack's snippet proxies to its stable upstream port (basePort + 2); a
+ * release moves that port to the new web instance with nftables
+ * (components/render/nftables.ts), so Caddy is never reloaded for a release
+ * (a reload also reloads managed certificates, caddyserver/caddy#5589, and
+ * closes idle client connections).
  */
 import type { ProxyConfig, TlsConfig } from "../config/types";
-import type { HostLayout } from "../paths";
+import { upstreamPort, type HostLayout } from "../paths";
 import {
   HOST_DIRS,
   HostDirs,
@@ -143,13 +146,7 @@ export function renderCaddySite(
     );
   }
 
-  body.push(
-    "handle {",
-    "\t# reverse_proxy to the live web port; rewritten by every release.",
-    "\t# WebSocket upgrades pass through reverse_proxy as they are.",
-    `\timport ${layout.caddyUpstream}`,
-    "}",
-  );
+  body.push("handle {", ...caddyReverseProxy(upstreamPort(input.app.basePort)).map((l) => `\t${l}`), "}");
 
   return [
     `# apphost ${layout.id}: Caddy site, imported by ${CADDYFILE_PATH}.`,
@@ -162,22 +159,27 @@ export function renderCaddySite(
 }
 
 /**
- * The upstream snippet, `layout.caddyUpstream`: the only file a release
- * changes to move traffic to the new web instance.
+ * The site's `reverse_proxy` to the stack's stable upstream port, which the
+ * stack's nftables rule leads to the live web instance.
  */
-export function renderCaddyUpstream(port: number): string {
+export function caddyReverseProxy(port: number): string[] {
   checkPort(port, "caddy upstream port");
   return [
-    `# ${managedBy("caddy.ts")}`,
-    "# The live web instance; the release that switches traffic rewrites this file.",
+    "# The stable upstream port: nftables leads each new connection to the live",
+    "# web instance (apphost-release switches it; this file does not change).",
+    "# WebSocket upgrades pass through reverse_proxy as they are.",
     `reverse_proxy 127.0.0.1:${port} {`,
     "\t# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,",
     "\t# and passes Host through, so nothing is set here.",
     "\t# Requests whose connection to the app fails are retried for up to 10s,",
-    "\t# so an instance restart or a reload does not surface as a 502.",
+    "\t# so an instance restart does not surface as a 502.",
     "\tlb_try_duration 10s",
     "\tlb_try_interval 250ms",
+    "\t# A new upstream connection per request: a pooled one would stay on the old",
+    "\t# instance after a switch (nftables only redirects new connections).",
+    "\ttransport http {",
+    "\t\tkeepalive off",
+    "\t}",
     "}",
-    "",
-  ].join("\n");
+  ];
 }

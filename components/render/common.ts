@@ -79,7 +79,8 @@ export interface ProxySiteInput {
   hostnames: string[];
   tls: Pick<TlsConfig, "mode">;
   proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
-  app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix">;
+  /** `basePort` gives the stable upstream port the site proxies to (`upstreamPort()`) */
+  app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort">;
 }
 
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";

@@ -1,21 +1,21 @@
 /**
  * Nginx (Debian 12: 1.22). One site file per stack in sites-enabled, which
  * Debian's nginx.conf includes inside `http {}`; the site's upstream block
- * includes a one-line file that every release rewrites before
- * `systemctl reload nginx`.
+ * names the stack's stable upstream port (basePort + 2), which a release
+ * moves to the new web instance with nftables (components/render/nftables.ts):
+ * nginx is never reloaded for a release.
  *
  * Everything that lives at `http {}` level (the upstream and the maps) is
  * named after the stack, so two stacks on one host never define a name twice
  * and no shared file is needed.
  */
 import type { TlsConfig } from "../config/types";
-import type { HostLayout } from "../paths";
+import { upstreamPort, type HostLayout } from "../paths";
 import {
   HOST_DIRS,
   HostDirs,
   ProxySiteInput,
   acmeWebroot,
-  checkPort,
   checkSiteInput,
   managedBy,
   nginxLogs,
@@ -120,9 +120,9 @@ export function renderNginxSite(
     `proxy_set_header Connection $${varPrefix(layout)}_connection;`,
     "# WebSockets stay open while idle for up to 5 minutes.",
     "proxy_read_timeout 300s;",
-    "# A kept-alive connection the app closed under nginx is retried on a new one.",
-    "# A switch loses nothing: on reload the old workers finish their requests",
-    "# against the old instance, which drains before it is stopped.",
+    "# A connection to the app that fails (an instance restarting) is retried.",
+    "# A switch loses nothing: requests under way finish on the old instance,",
+    "# which drains before it is stopped.",
     "proxy_next_upstream error timeout;",
     "proxy_next_upstream_tries 3;",
     "proxy_next_upstream_timeout 10s;",
@@ -183,16 +183,16 @@ export function renderNginxSite(
     `# ${managedBy("nginx.ts")}`,
     "",
     `upstream ${upstream} {`,
-    "    # The live web instance; the release that switches traffic rewrites this file.",
-    `    include ${layout.nginxUpstream};`,
-    "    keepalive 16;",
+    "    # The stable upstream port: nftables leads each new connection to the live",
+    "    # web instance (apphost-release switches it; this file does not change).",
+    "    # No keepalive: a pooled connection would stay on the old instance after a switch.",
+    `    server 127.0.0.1:${upstreamPort(input.app.basePort)};`,
     "}",
     "",
-    "# WebSocket upgrades pass through; other requests send an empty Connection",
-    "# header so the upstream keepalive connection stays open.",
+    "# WebSocket upgrades pass through; other requests close their upstream connection.",
     `map $http_upgrade $${varPrefix(layout)}_connection {`,
     "    default upgrade;",
-    '    ""      "";',
+    '    ""      close;',
     "}",
     "",
     "# Security headers are defaults: when the app sets one itself, nginx adds none",
@@ -211,12 +211,6 @@ export function renderNginxSite(
   }
   out.push("");
   return out.join("\n");
-}
-
-/** The upstream file, `layout.nginxUpstream`: the only file a release changes to move traffic. */
-export function renderNginxUpstream(port: number): string {
-  checkPort(port, "nginx upstream port");
-  return `# ${managedBy("nginx.ts")}\nserver 127.0.0.1:${port};\n`;
 }
 
 /** Host-wide http-level settings, shared by every stack: `/etc/nginx/conf.d/apphost.conf`. */

@@ -334,3 +334,56 @@ export function renderBackupTimer(layout: HostLayout, input: BackupUnitInput): s
     "",
   ].join("\n");
 }
+
+export interface UpstreamUnitInput {
+  /** Absolute path of `apphost-release`; the unit runs `<script> upstream` */
+  script: string;
+}
+
+/**
+ * `apphost-<id>-upstream.service`: at boot, before the proxy starts, loads
+ * the stack's nftables rule (components/render/nftables.ts) pointing the
+ * upstream port at the port in `active-port`, through the same function a
+ * release switches with (`apphost-release upstream`). nftables rules live in
+ * the kernel only, so without this a reboot would leave the proxy's upstream
+ * port leading nowhere.
+ *
+ * Debian's nftables.service flushes the whole ruleset when it starts or
+ * reloads (`flush ruleset` in /etc/nftables.conf): PartOf= and
+ * ReloadPropagatedFrom= load the rule again after it. No ExecStop: stopping
+ * the unit (shutdown) leaves traffic flowing; destroy deletes the table.
+ */
+export function renderUpstreamUnit(layout: HostLayout, input: UpstreamUnitInput): string {
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(input.script)) {
+    throw new Error(`upstream unit: "${input.script}" must be an absolute path without spaces`);
+  }
+  return [
+    `# apphost ${layout.id}: the proxy's upstream port leads to the live web instance (nftables).`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} upstream switch (nftables)`,
+    "# Before the proxy, so it never connects to the upstream port with no rule behind it.",
+    "Before=caddy.service nginx.service",
+    "After=nftables.service",
+    "PartOf=nftables.service",
+    "ReloadPropagatedFrom=nftables.service",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=${input.script} upstream`,
+    `ExecReload=${input.script} upstream`,
+    `SyslogIdentifier=${layout.id}-upstream`,
+    "# Root for nft, but only CAP_NET_ADMIN, and nothing on disk is written.",
+    "CapabilityBoundingSet=CAP_NET_ADMIN",
+    "NoNewPrivileges=true",
+    "ProtectSystem=strict",
+    "ProtectHome=true",
+    "PrivateTmp=true",
+    "RestrictAddressFamilies=AF_NETLINK AF_UNIX",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}

@@ -458,6 +458,11 @@ const ROWS: Row[] = [
       'apphost:app.processes: expected exactly one process of kind "web" (it receives HTTP on $PORT), got none; set kind: web on the HTTP process',
   },
   {
+    set: { "app.processes.upstream": { command: "python proxy.py", kind: "worker" } },
+    error:
+      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream are reserved); rename the process',
+  },
+  {
     set: { "app.processes.web.kind": "http" },
     error:
       'apphost:app.processes.web.kind: expected one of "web", "worker", got "http"; set it with: pulumi config set --path \'apphost:app.processes.web.kind\' web',
@@ -491,7 +496,13 @@ const ROWS: Row[] = [
   {
     set: { "proxy.httpsPort": 8443, "app.basePort": 8442 },
     error:
-      "apphost:app.basePort: the web instances listen on 8442 and 8443, which collides with apphost:proxy.httpsPort (8443); " +
+      "apphost:app.basePort: the web instances listen on 8442 and 8443 and the proxy connects to 8444, which collides with apphost:proxy.httpsPort (8443); " +
+      "set it with: pulumi config set --path 'apphost:app.basePort' 8000",
+  },
+  {
+    set: { "proxy.httpsPort": 8443, "app.basePort": 8441 },
+    error:
+      "apphost:app.basePort: the web instances listen on 8441 and 8442 and the proxy connects to 8443, which collides with apphost:proxy.httpsPort (8443); " +
       "set it with: pulumi config set --path 'apphost:app.basePort' 8000",
   },
   {

@@ -197,6 +197,32 @@ describe("doctor: rendered checks", () => {
     );
   });
 
+  it("units, with the upstream switch: its rule must lead the upstream port to the active port", () => {
+    const input = hostInput({
+      web: {
+        templates: ["apphost-shop-prod-web@.service"],
+        activePortFile: "/srv/shop-prod/active-port",
+        upstream: { table: "apphost_shop_prod", port: 8002, unit: "apphost-shop-prod-upstream.service" },
+      },
+    });
+    const without = check(hostInput(), "units").script.split("\n");
+    const lines = check(input, "units").script.split("\n");
+    const at = without.indexOf("done") + 1;
+    assert.deepEqual(lines, [
+      ...without.slice(0, at),
+      "table=apphost_shop_prod",
+      "upstream_port=8002",
+      "if ! command -v nft >/dev/null; then",
+      '  bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $upstream_port leads")',
+      'elif ! rules=$(nft list table ip "$table" 2>&1); then',
+      '  bad+=("no nftables table ip $table: the upstream port $upstream_port leads nowhere (systemctl restart apphost-shop-prod-upstream.service)")',
+      'elif [[ $rules != *"tcp dport $upstream_port dnat to 127.0.0.1:$port"* ]]; then',
+      '  bad+=("the upstream port $upstream_port does not lead to the active port $port (systemctl restart apphost-shop-prod-upstream.service)")',
+      "fi",
+      ...without.slice(at),
+    ]);
+  });
+
   describe("health: one curl through the proxy, trust by TLS mode", () => {
     const curlLine = (input: DoctorInput) =>
       check(input, "health")
@@ -485,8 +511,12 @@ describe("doctor: from stack config", () => {
 
   it("derives units, paths and ports from the host layout", () => {
     assert.deepEqual(doctorInputFromConfig(config, { releaseId: "20250101T120000Z-abc123" }), {
-      units: ["caddy.service", "apphost-shop-prod-worker.service"],
-      web: { templates: ["apphost-shop-prod-web@.service"], activePortFile: "/srv/shop-prod/active-port" },
+      units: ["caddy.service", "apphost-shop-prod-upstream.service", "apphost-shop-prod-worker.service"],
+      web: {
+        templates: ["apphost-shop-prod-web@.service"],
+        activePortFile: "/srv/shop-prod/active-port",
+        upstream: { table: "apphost_shop_prod", port: 8002, unit: "apphost-shop-prod-upstream.service" },
+      },
       health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
       tlsMode: "caddy-acme",
       backup: { dir: "/srv/shop-prod/shared/backups", maxAgeSeconds: 95040, sqliteIntegrity: true },
@@ -926,6 +956,44 @@ describe("doctor: checks executed in a temp dir", function () {
       assert.equal(
         (await runCheck(check(input(), "units"), env)).detail,
         "apphost-shop-test-worker.service is failed; apphost-shop-test-web@8001.service is inactive",
+      );
+    });
+
+    it("with the upstream switch: passes when the rule leads to the active port, names it when not", async () => {
+      states({
+        "caddy.service": "active",
+        "apphost-shop-test-worker.service": "active",
+        "apphost-shop-test-web@8001.service": "active",
+      });
+      // `nft list table ip T`: prints the ruleset kept in a file, fails like nft when there is none.
+      fs.writeFileSync(
+        at("bin", "nft"),
+        `#!/usr/bin/env bash\ncat ${JSON.stringify(at("ruleset"))} 2>/dev/null || { echo "Error: No such file or directory" >&2; exit 1; }\n`,
+        { mode: 0o755 },
+      );
+      const withUpstream = () => {
+        const i = input();
+        return hostInput({
+          ...i,
+          web: {
+            ...i.web!,
+            upstream: { table: "apphost_shop_test", port: 8002, unit: "apphost-shop-test-upstream.service" },
+          },
+        });
+      };
+      const rule = (port: number) =>
+        `table ip apphost_shop_test {\n\tchain upstream {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tip daddr 127.0.0.1 tcp dport 8002 dnat to 127.0.0.1:${port}\n\t}\n}\n`;
+      fs.writeFileSync(at("ruleset"), rule(8001));
+      assert.equal((await runCheck(check(withUpstream(), "units"), env)).status, "pass");
+      fs.writeFileSync(at("ruleset"), rule(8000));
+      assert.equal(
+        (await runCheck(check(withUpstream(), "units"), env)).detail,
+        "the upstream port 8002 does not lead to the active port 8001 (systemctl restart apphost-shop-test-upstream.service)",
+      );
+      fs.rmSync(at("ruleset"));
+      assert.equal(
+        (await runCheck(check(withUpstream(), "units"), env)).detail,
+        "no nftables table ip apphost_shop_test: the upstream port 8002 leads nowhere (systemctl restart apphost-shop-test-upstream.service)",
       );
     });
 

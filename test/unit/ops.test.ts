@@ -53,7 +53,16 @@ describe("ops: the stack config from `pulumi config --json`", () => {
       readFile: () => KEY,
     });
     const input = doctorInputFromConfig(config, { releaseId: "20261125160306-2d331be9" });
-    assert.deepEqual(input.units, ["caddy.service", "apphost-sample-local-h6-worker.service"]);
+    assert.deepEqual(input.units, [
+      "caddy.service",
+      "apphost-sample-local-h6-upstream.service",
+      "apphost-sample-local-h6-worker.service",
+    ]);
+    assert.deepEqual(input.web?.upstream, {
+      table: "apphost_sample_local_h6",
+      port: 8002,
+      unit: "apphost-sample-local-h6-upstream.service",
+    });
     assert.deepEqual(input.database, {
       file: "/srv/sample-local-h6/shared/data/app.db",
       owner: "sample-local-h6",

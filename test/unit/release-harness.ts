@@ -97,8 +97,8 @@ export class FakeHost {
     fs.mkdirSync(this.runDir);
     const user = os.userInfo().username;
     this.layout = relocateLayout(hostLayout("shop", "test"), this.tmp, user);
-    // Two free-looking ports per host, so parallel runs do not collide.
-    this.basePort = 20000 + 2 * Math.floor(Math.random() * 10000);
+    // Three free-looking ports per host (two web, the upstream), so parallel runs do not collide.
+    this.basePort = 20000 + 3 * Math.floor(Math.random() * 10000);
     const bin = path.join(this.tmp, "fakebin");
     fs.mkdirSync(bin);
     const systemctl = path.join(bin, "systemctl");
@@ -107,6 +107,13 @@ export class FakeHost {
     fs.writeFileSync(journalctl, `#!/bin/bash\ntail -n 40 ${this.runDir}/journal.log 2>/dev/null || true\n`, {
       mode: 0o755,
     });
+    // nft: logs the call beside systemctl's (for ordering) and keeps the ruleset it was given.
+    const nft = path.join(bin, "nft");
+    fs.writeFileSync(
+      nft,
+      `#!/bin/bash\necho "nft $*" >>${this.runDir}/systemctl.log\ncat >${this.runDir}/nft.ruleset\n`,
+      { mode: 0o755 },
+    );
     let runuser = "runuser";
     if (!IS_ROOT) {
       runuser = path.join(bin, "runuser");
@@ -145,7 +152,7 @@ export class FakeHost {
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
-      tools: { systemctl, journalctl, runuser, aws, requireRoot: false },
+      tools: { systemctl, journalctl, runuser, nft, aws, requireRoot: false },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -190,6 +197,11 @@ export class FakeHost {
       .split("\n")
       .filter(Boolean)
       .map((l) => l.split("\t"));
+  }
+
+  /** The last ruleset the script gave `nft -f -` ("" if none). */
+  ruleset(): string {
+    return this.read(path.join(this.runDir, "nft.ruleset"));
   }
 
   /** Argument lines the fake `aws` was called with. */

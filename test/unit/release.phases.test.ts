@@ -20,16 +20,13 @@ import {
   literalRefs,
   migratePhase,
   mirrorPhases,
-  proxyReloadCommand,
   publishPhase,
   rollbackPhases,
-  upstreamBody,
-  upstreamFile,
+  upstreamRuleset,
   type ReleaseInput,
 } from "../../components/release/phases";
 import { cmdRestoreCommands, restoreStartCommands } from "../../components/release/restore";
-import { renderCaddyUpstream } from "../../components/render/caddy";
-import { renderNginxUpstream } from "../../components/render/nginx";
+import { renderUpstreamRuleset } from "../../components/render/nftables";
 import { baseApp, baseDatabase, baseInput, baseReleases } from "./release-harness";
 
 const ID = "20250101120000-abcdef12";
@@ -205,17 +202,19 @@ describe("release phases: the base input", () => {
 });
 
 describe("release phases: one key changed", () => {
-  it("apphost:proxy.kind nginx: upstream file, body and a validated reload", () => {
+  it("apphost:proxy.kind nginx: the same nftables switch, no proxy reload", () => {
     const l = hostLayout("shop", "prod");
-    assert.equal(upstreamFile(l, "caddy"), "/etc/caddy/apphost/shop-prod.upstream");
-    assert.equal(upstreamFile(l, "nginx"), "/etc/nginx/apphost/shop-prod.upstream");
-    assert.equal(upstreamBody("caddy", 8001), renderCaddyUpstream(8001));
-    assert.match(upstreamBody("caddy", 8001), /^reverse_proxy 127\.0\.0\.1:8001 \{$/m);
-    assert.equal(upstreamBody("nginx", 8001), renderNginxUpstream(8001));
-    assert.match(upstreamBody("nginx", 8001), /^server 127\.0\.0\.1:8001;$/m);
-    assert.equal(proxyReloadCommand("caddy"), "systemctl reload caddy");
-    assert.equal(proxyReloadCommand("nginx"), "nginx -t -q && systemctl reload nginx");
-    assert.match(healthGatePhase(baseInput({ proxy: { kind: "nginx" } })).description, /the nginx upstream/);
+    assert.equal(
+      upstreamRuleset(l, baseApp, 8001),
+      renderUpstreamRuleset(l, { upstreamPort: 8002, port: 8001 }),
+    );
+    assert.match(
+      upstreamRuleset(l, baseApp, 8001),
+      /^\t\tip daddr 127\.0\.0\.1 tcp dport 8002 dnat to 127\.0\.0\.1:8001$/m,
+    );
+    const nginx = healthGatePhase(baseInput({ proxy: { kind: "nginx" } }));
+    assert.match(nginx.description, /the nginx configuration does not change and is not reloaded/);
+    assert.deepEqual(nginx.commands, healthGatePhase(baseInput()).commands);
   });
 
   it("apphost:app.healthPath, apphost:releases.* numbers", () => {

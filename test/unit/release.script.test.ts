@@ -19,7 +19,7 @@ import {
   relocateLayout,
   renderReleaseScript,
 } from "../../components/release/script";
-import { renderCaddyUpstream } from "../../components/render/caddy";
+import { renderUpstreamRuleset } from "../../components/render/nftables";
 import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
 
 /** apphost:backups.s3 as BackupBucket.target hands it to the script. */
@@ -117,7 +117,8 @@ describe("release script: static checks", () => {
     const s = renderReleaseScript(baseInput());
     assert.match(s, /^#!\/bin\/bash\n/);
     assert.ok(s.includes('  runuser -u "$APP_USER" -- env -i'));
-    assert.ok(s.includes("systemctl reload caddy"));
+    assert.ok(s.includes("| nft -f - 2>&1); then"), "switches with the real nft");
+    assert.ok(!/reload (caddy|nginx)/.test(s), "never reloads the proxy");
     assert.ok(s.includes('[ "$(id -u)" -ne 0 ]'), "requires root");
     assert.ok(!/APPHOST_(SYSTEMCTL|JOURNALCTL|RUNUSER)/.test(s), "nothing read from the environment");
   });
@@ -263,7 +264,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(served.cwd, path.join(host.layout.releases, ids.v1));
     assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v1));
     assert.equal(host.read(host.layout.activePort), `${blue}\n`);
-    assert.equal(host.read(host.layout.caddyUpstream), renderCaddyUpstream(blue));
+    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { upstreamPort: blue + 2, port: blue }));
     assert.ok(fs.lstatSync(path.join(host.layout.releases, ids.v1, "data")).isSymbolicLink());
     assert.equal(fs.readlinkSync(path.join(host.layout.releases, ids.v1, "data")), host.layout.data);
     assert.match(
@@ -278,7 +279,8 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.match(host.releaseLog()[0][1], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     const calls = host.calls();
     assert.ok(calls.includes(`restart apphost-shop-test-web@${blue}.service`));
-    assert.ok(calls.includes("reload caddy"));
+    assert.ok(calls.includes("nft -f -"));
+    assert.ok(!calls.some((c) => /^reload /.test(c)), "no proxy reload");
     assert.ok(calls.includes("restart apphost-shop-test-worker.service"));
   });
 
@@ -298,12 +300,28 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(parseResult(r.stdout).port, String(green));
     assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
     await assert.rejects(host.get(blue), "the blue instance is stopped");
-    assert.equal(host.read(host.layout.caddyUpstream), renderCaddyUpstream(green));
+    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { upstreamPort: blue + 2, port: green }));
     assert.equal(host.read(host.layout.activePort), `${green}\n`);
     const calls = host.calls();
-    const switched = calls.lastIndexOf("reload caddy");
+    const switched = calls.lastIndexOf("nft -f -");
     const stopped = calls.lastIndexOf(`stop apphost-shop-test-web@${blue}.service`);
     assert.ok(switched >= 0 && stopped > switched, "old instance stopped only after the proxy switched");
+  });
+
+  it("`upstream` (the boot unit) loads the rule for the port in active-port again, and nothing else", () => {
+    fs.rmSync(path.join(host.tmp, "run", "nft.ruleset"));
+    const before = host.calls().length;
+    const r = host.run(["upstream"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `upstream: 127\\.0\\.0\\.1:${blue + 2} -> 127\\.0\\.0\\.1:${green} \\(nftables table ip apphost_shop_test\\)`,
+      ),
+    );
+    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { upstreamPort: blue + 2, port: green }));
+    assert.deepEqual(host.calls().slice(before), ["nft -f -"]);
   });
 
   it("deploying the current release again re-publishes it on the other port (env or unit change)", async () => {

@@ -207,7 +207,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "sqlite" },
         backups: { s3: false },
       },
-      ["caddy", "python3", "python3-venv", "sqlite3"],
+      ["caddy", "nftables", "python3", "python3-venv", "sqlite3"],
     ],
     [
       "nginx + certbot + postgres",
@@ -218,7 +218,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "postgres" },
         backups: { s3: false },
       },
-      ["nginx", "python3", "python3-venv", "postgresql", "certbot"],
+      ["nginx", "nftables", "python3", "python3-venv", "postgresql", "certbot"],
     ],
     [
       "python with a frontend build needs node",
@@ -229,7 +229,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "none" },
         backups: { s3: false },
       },
-      ["caddy", "python3", "python3-venv", "nodejs", "npm"],
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm"],
     ],
     [
       "python with a Node process needs nodejs, not npm",
@@ -243,7 +243,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "sqlite" },
         backups: { s3: false },
       },
-      ["caddy", "python3", "python3-venv", "nodejs", "sqlite3"],
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "sqlite3"],
     ],
     [
       "node",
@@ -254,7 +254,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "sqlite" },
         backups: { s3: false },
       },
-      ["caddy", "nodejs", "npm", "sqlite3"],
+      ["caddy", "nftables", "nodejs", "npm", "sqlite3"],
     ],
     [
       "backups copied to S3 (awscli)",
@@ -265,7 +265,7 @@ describe("render/baseline: runtimePackages", () => {
         database: { kind: "sqlite" },
         backups: { s3: true },
       },
-      ["caddy", "python3", "python3-venv", "sqlite3", "awscli"],
+      ["caddy", "nftables", "python3", "python3-venv", "sqlite3", "awscli"],
     ],
   ];
   for (const [name, input, expected] of cases) {

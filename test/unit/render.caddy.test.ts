@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import {
   caddySize,
   renderCaddySite,
-  renderCaddyUpstream,
+  caddyReverseProxy,
   renderCaddyfile,
 } from "../../components/render/caddy";
 import { baseSite, layout, lineDiff } from "./render.fixtures";
@@ -103,9 +103,22 @@ shop.example.com, www.shop.example.com {
 		file_server
 	}
 	handle {
-		# reverse_proxy to the live web port; rewritten by every release.
+		# The stable upstream port: nftables leads each new connection to the live
+		# web instance (apphost-release switches it; this file does not change).
 		# WebSocket upgrades pass through reverse_proxy as they are.
-		import /etc/caddy/apphost/shop-prod.upstream
+		reverse_proxy 127.0.0.1:8002 {
+			# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,
+			# and passes Host through, so nothing is set here.
+			# Requests whose connection to the app fails are retried for up to 10s,
+			# so an instance restart does not surface as a 502.
+			lb_try_duration 10s
+			lb_try_interval 250ms
+			# A new upstream connection per request: a pooled one would stay on the old
+			# instance after a switch (nftables only redirects new connections).
+			transport http {
+				keepalive off
+			}
+		}
 	}
 }
 `,
@@ -222,7 +235,7 @@ shop.example.com, www.shop.example.com {
           hostnames: ["ok.example.com", "bad host", "x}{"],
           tls: { mode: "off" },
           proxy: { maxBodySize: "25 MB", hsts: false, compression: true, httpPort: 0, httpsPort: 443 },
-          app: { healthPath: "healthz", staticDir: "../etc", staticPrefix: "/static" },
+          app: { healthPath: "healthz", staticDir: "../etc", staticPrefix: "/static", basePort: 8000 },
         }),
       {
         message:
@@ -247,33 +260,47 @@ shop.example.com, www.shop.example.com {
   });
 });
 
-describe("render/caddy: upstream", () => {
-  it("renders the reverse_proxy for the live port", () => {
+describe("render/caddy: reverse_proxy", () => {
+  it("proxies to the stable upstream port, without upstream keep-alive", () => {
     assert.equal(
-      renderCaddyUpstream(8001),
-      `# Managed by apphost (components/render/caddy.ts); edits are overwritten on the next deploy.
-# The live web instance; the release that switches traffic rewrites this file.
-reverse_proxy 127.0.0.1:8001 {
+      caddyReverseProxy(8002).join("\n"),
+      `# The stable upstream port: nftables leads each new connection to the live
+# web instance (apphost-release switches it; this file does not change).
+# WebSocket upgrades pass through reverse_proxy as they are.
+reverse_proxy 127.0.0.1:8002 {
 	# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,
 	# and passes Host through, so nothing is set here.
 	# Requests whose connection to the app fails are retried for up to 10s,
-	# so an instance restart or a reload does not surface as a 502.
+	# so an instance restart does not surface as a 502.
 	lb_try_duration 10s
 	lb_try_interval 250ms
-}
-`,
+	# A new upstream connection per request: a pooled one would stay on the old
+	# instance after a switch (nftables only redirects new connections).
+	transport http {
+		keepalive off
+	}
+}`,
     );
   });
 
-  it("a release changes only the address line", () => {
-    assert.deepEqual(lineDiff(renderCaddyUpstream(8001), renderCaddyUpstream(8000)), {
-      removed: ["reverse_proxy 127.0.0.1:8001 {"],
-      added: ["reverse_proxy 127.0.0.1:8000 {"],
+  it("the site proxies to basePort + 2, and basePort changes only that line", () => {
+    const site = renderCaddySite(layout, baseSite());
+    assert.ok(
+      site.includes(
+        `\thandle {\n${caddyReverseProxy(8002)
+          .map((l) => `\t\t${l}`)
+          .join("\n")}\n\t}\n`,
+      ),
+    );
+    const other = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, basePort: 9000 } });
+    assert.deepEqual(lineDiff(site, other), {
+      removed: ["\t\treverse_proxy 127.0.0.1:8002 {"],
+      added: ["\t\treverse_proxy 127.0.0.1:9002 {"],
     });
   });
 
   it("refuses a port out of range", () => {
-    assert.throws(() => renderCaddyUpstream(70000), {
+    assert.throws(() => caddyReverseProxy(70000), {
       message: "caddy upstream port: 70000 is not a TCP port (1-65535)",
     });
   });

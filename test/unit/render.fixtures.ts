@@ -10,7 +10,7 @@ export function baseSite(): ProxySiteInput {
     hostnames: ["shop.example.com", "www.shop.example.com"],
     tls: { mode: "caddy-acme" },
     proxy: { maxBodySize: "25m", hsts: true, compression: true, httpPort: 80, httpsPort: 443 },
-    app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/" },
+    app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/", basePort: 8000 },
   };
 }
 

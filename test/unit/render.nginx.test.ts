@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  NginxSiteInput,
-  renderNginxHttpConf,
-  renderNginxSite,
-  renderNginxUpstream,
-} from "../../components/render/nginx";
+import { NginxSiteInput, renderNginxHttpConf, renderNginxSite } from "../../components/render/nginx";
 import { baseSite, layout, lineDiff } from "./render.fixtures";
 
 const certbot = (): NginxSiteInput => ({ ...baseSite(), tls: { mode: "certbot" } });
@@ -27,16 +22,16 @@ describe("render/nginx: site", () => {
 # Managed by apphost (components/render/nginx.ts); edits are overwritten on the next deploy.
 
 upstream shop-prod_web {
-    # The live web instance; the release that switches traffic rewrites this file.
-    include /etc/nginx/apphost/shop-prod.upstream;
-    keepalive 16;
+    # The stable upstream port: nftables leads each new connection to the live
+    # web instance (apphost-release switches it; this file does not change).
+    # No keepalive: a pooled connection would stay on the old instance after a switch.
+    server 127.0.0.1:8002;
 }
 
-# WebSocket upgrades pass through; other requests send an empty Connection
-# header so the upstream keepalive connection stays open.
+# WebSocket upgrades pass through; other requests close their upstream connection.
 map $http_upgrade $apphost_shop_prod_connection {
     default upgrade;
-    ""      "";
+    ""      close;
 }
 
 # Security headers are defaults: when the app sets one itself, nginx adds none
@@ -116,9 +111,9 @@ server {
     proxy_set_header Connection $apphost_shop_prod_connection;
     # WebSockets stay open while idle for up to 5 minutes.
     proxy_read_timeout 300s;
-    # A kept-alive connection the app closed under nginx is retried on a new one.
-    # A switch loses nothing: on reload the old workers finish their requests
-    # against the old instance, which drains before it is stopped.
+    # A connection to the app that fails (an instance restarting) is retried.
+    # A switch loses nothing: requests under way finish on the old instance,
+    # which drains before it is stopped.
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries 3;
     proxy_next_upstream_timeout 10s;
@@ -278,10 +273,7 @@ server {
   });
 
   it("a second stack names every http-level block after itself", () => {
-    const v = renderNginxSite(
-      { ...layout, id: "shop-staging", nginxUpstream: "/etc/nginx/apphost/shop-staging.upstream" },
-      certbot(),
-    );
+    const v = renderNginxSite({ ...layout, id: "shop-staging" }, certbot());
     const httpLevel = (s: string) => s.split("\n").filter((l) => /^(upstream|map) /.test(l));
     assert.deepEqual(httpLevel(v), [
       "upstream shop-staging_web {",
@@ -303,20 +295,18 @@ server {
 });
 
 describe("render/nginx: upstream", () => {
-  it("renders one server line", () => {
-    assert.equal(
-      renderNginxUpstream(8001),
-      `# Managed by apphost (components/render/nginx.ts); edits are overwritten on the next deploy.
-server 127.0.0.1:8001;
-`,
-    );
+  it("basePort changes only the upstream's server line (basePort + 2)", () => {
+    const v = renderNginxSite(layout, { ...certbot(), app: { ...certbot().app, basePort: 9000 } });
+    assert.deepEqual(lineDiff(renderNginxSite(layout, certbot()), v), {
+      removed: ["    server 127.0.0.1:8002;"],
+      added: ["    server 127.0.0.1:9002;"],
+    });
   });
 
-  it("a release changes only the server line", () => {
-    assert.deepEqual(lineDiff(renderNginxUpstream(8001), renderNginxUpstream(8000)), {
-      removed: ["server 127.0.0.1:8001;"],
-      added: ["server 127.0.0.1:8000;"],
-    });
+  it("keeps no upstream connection open: no keepalive, Connection: close unless upgrading", () => {
+    const site = renderNginxSite(layout, certbot());
+    assert.doesNotMatch(site, /^\s*keepalive /m);
+    assert.match(site, /^ {4}"" {6}close;$/m);
   });
 });
 

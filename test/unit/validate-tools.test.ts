@@ -7,8 +7,7 @@
  * A missing tool fails its test with the command that installs it: these
  * checks are the reason the renderers can be trusted, so they never skip.
  *
- * Rendered files point at host paths (/var/log/caddy, /etc/letsencrypt, the
- * upstream file under /etc). The tests pass a HostLayout and HostDirs that
+ * Rendered files point at host paths (/var/log/caddy, /etc/letsencrypt). The tests pass a HostLayout and HostDirs that
  * point into a temp dir instead; the text is otherwise what the host gets.
  */
 import assert from "node:assert/strict";
@@ -19,7 +18,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { TlsConfig } from "../../components/config/types";
-import { HostLayout, hostLayout } from "../../components/paths";
+import { HostLayout, hostLayout, upstreamUnitName } from "../../components/paths";
 import {
   AUTO_UPGRADES_PATH,
   UNATTENDED_UPGRADES_PATH,
@@ -28,21 +27,17 @@ import {
   renderUnattendedUpgradesConf,
   runtimePackages,
 } from "../../components/render/baseline";
-import {
-  CADDY_TLS_MODES,
-  renderCaddySite,
-  renderCaddyUpstream,
-  renderCaddyfile,
-} from "../../components/render/caddy";
+import { CADDY_TLS_MODES, renderCaddySite, renderCaddyfile } from "../../components/render/caddy";
 import { HostDirs, ProxySiteInput, caddyAccessLog, nginxLogs } from "../../components/render/common";
 import { renderEnvFile } from "../../components/render/env";
 import { renderLogrotate } from "../../components/render/logrotate";
-import { NginxSiteInput, renderNginxSite, renderNginxUpstream } from "../../components/render/nginx";
+import { NginxSiteInput, renderNginxSite } from "../../components/render/nginx";
 import {
   backupUnitNames,
   renderBackupService,
   renderBackupTimer,
   renderProcessUnit,
+  renderUpstreamUnit,
 } from "../../components/render/systemd";
 import { renderSharedTmpfiles, renderTmpfiles } from "../../components/render/tmpfiles";
 
@@ -134,27 +129,20 @@ describe("validate-tools: real tools read the rendered files", () => {
     };
   }
 
-  /** Two stacks side by side, as on a shared host; upstream files live under `root`. */
-  function stacks(root: string): { layout: HostLayout; host: string; port: number }[] {
+  /** Two stacks side by side, as on a shared host, each with its own ports. */
+  function stacks(): { layout: HostLayout; host: string; basePort: number }[] {
     return [
-      { layout: hostLayout("shop", "prod"), host: "shop.example.com", port: 8001 },
-      { layout: hostLayout("shop", "staging"), host: "staging.shop.example.com", port: 8000 },
-    ].map((s) => ({
-      ...s,
-      layout: {
-        ...s.layout,
-        caddyUpstream: `${root}/caddy/${s.layout.id}.upstream`,
-        nginxUpstream: `${root}/nginx/${s.layout.id}.upstream`,
-      },
-    }));
+      { layout: hostLayout("shop", "prod"), host: "shop.example.com", basePort: 8000 },
+      { layout: hostLayout("shop", "staging"), host: "staging.shop.example.com", basePort: 8100 },
+    ];
   }
 
-  function site(host: string, mode: TlsConfig["mode"]): ProxySiteInput {
+  function site(host: string, mode: TlsConfig["mode"], basePort = 8000): ProxySiteInput {
     return {
       hostnames: [host, `www.${host}`],
       tls: { mode },
       proxy: { maxBodySize: "25m", hsts: true, compression: true, httpPort: 80, httpsPort: 443 },
-      app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/" },
+      app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/", basePort },
     };
   }
 
@@ -183,14 +171,16 @@ describe("validate-tools: real tools read the rendered files", () => {
           }),
         );
         files.push(caddyfile);
-        for (const s of stacks(root)) {
+        for (const s of stacks()) {
           if (mode === "cloudflare-origin") {
             makeCert(`${dirs.tls}/${s.layout.id}.crt`, `${dirs.tls}/${s.layout.id}.key`, s.host);
           }
           files.push(
-            write(`${root}/caddy/${s.layout.id}.caddy`, renderCaddySite(s.layout, site(s.host, mode), dirs)),
+            write(
+              `${root}/caddy/${s.layout.id}.caddy`,
+              renderCaddySite(s.layout, site(s.host, mode, s.basePort), dirs),
+            ),
           );
-          files.push(write(s.layout.caddyUpstream, renderCaddyUpstream(s.port)));
         }
         const out = ok(
           run("caddy", ["validate", "--adapter", "caddyfile", "--config", caddyfile], {
@@ -270,14 +260,18 @@ http {
         },
       ],
     ];
-    variants.forEach(([name, input], i) => {
+    variants.forEach(([name, input0], i) => {
+      const input = (h: string, basePort: number) => {
+        const v = input0(h);
+        return { ...v, app: { ...v.app, basePort } };
+      };
       it(`two stacks and Debian's default site, tls ${name}`, () => {
         const root = `${tmp}/nginx-${i}`;
         const dirs = dirsIn(root);
         write(`${root}/nginx.conf`, nginxConf(root));
         write(`${root}/sites-enabled/default`, DEBIAN_DEFAULT_SITE);
-        for (const s of stacks(root)) {
-          const siteInput = input(s.host);
+        for (const s of stacks()) {
+          const siteInput = input(s.host, s.basePort);
           if (siteInput.tls.mode === "certbot" && !siteInput.certbotBootstrap) {
             const live = `${dirs.letsencryptLive}/${s.host}`;
             makeCert(`${live}/fullchain.pem`, `${live}/privkey.pem`, s.host);
@@ -289,7 +283,6 @@ http {
             `${root}/sites-enabled/apphost-${s.layout.id}.conf`,
             renderNginxSite(s.layout, siteInput, dirs),
           );
-          write(s.layout.nginxUpstream, renderNginxUpstream(s.port));
         }
         const out = ok(run("nginx", ["-t", "-p", root, "-c", `${root}/nginx.conf`]), "nginx -t");
         assert.match(out, /test is successful/);
@@ -326,6 +319,7 @@ http {
         }),
         [names.service]: renderBackupService(layout, backup),
         [names.timer]: renderBackupTimer(layout, backup),
+        [upstreamUnitName(layout)]: renderUpstreamUnit(layout, { script: backupProgram }),
         // apphost:backups.s3: the same service with the network for the copy.
         [backupUnitNames(hostLayout("s3", "prod")).service]: renderBackupService(hostLayout("s3", "prod"), {
           ...backup,
@@ -657,18 +651,20 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
       const root = `${tmp}/serve-${proxy}`;
       const dirs = dirsIn(root);
       const [proxyPort, appPort] = [await freePort(), await freePort()];
-      const layout = {
-        ...hostLayout("shop", "prod"),
-        current: `${root}/current`,
-        caddyUpstream: `${root}/caddy/shop-prod.upstream`,
-        nginxUpstream: `${root}/nginx/shop-prod.upstream`,
-      };
+      const layout = { ...hostLayout("shop", "prod"), current: `${root}/current` };
       write(`${layout.current}/frontend/dist/app.js`, "console.log('static');\n");
       const input: ProxySiteInput = {
         hostnames: ["127.0.0.1"],
         tls: { mode: "off" },
         proxy: { maxBodySize: "1k", hsts: true, compression: true, httpPort: proxyPort, httpsPort: 443 },
-        app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/" },
+        // The proxy connects to basePort + 2, which nftables leads to the live
+        // instance on a host; here the app listens on that port itself.
+        app: {
+          healthPath: "/healthz",
+          staticDir: "frontend/dist",
+          staticPrefix: "/static/",
+          basePort: appPort - 2,
+        },
       };
       const children: ReturnType<typeof spawn>[] = [];
       const start = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) => {
@@ -681,7 +677,6 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         start("python3", ["-c", BACKEND, String(appPort)]);
         if (proxy === "caddy") {
           accessLog = caddyAccessLog(layout, dirs);
-          write(layout.caddyUpstream, renderCaddyUpstream(appPort));
           write(`${root}/caddy/shop-prod.caddy`, renderCaddySite(layout, input, dirs));
           // The main Caddyfile is checked above; here the admin API is off so a
           // Caddy already running on this machine (port 2019) is no obstacle.
@@ -692,7 +687,6 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
           start("caddy", ["run", "--adapter", "caddyfile", "--config", main], caddyEnv(root));
         } else {
           accessLog = nginxLogs(layout, dirs).access;
-          write(layout.nginxUpstream, renderNginxUpstream(appPort));
           write(`${root}/nginx.conf`, nginxConf(root));
           write(`${root}/sites-enabled/apphost-shop-prod.conf`, renderNginxSite(layout, input, dirs));
           start("nginx", ["-p", root, "-c", `${root}/nginx.conf`, "-g", "daemon off;"]);

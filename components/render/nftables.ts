@@ -1,0 +1,64 @@
+/**
+ * The stack's upstream switch: one nftables table per stack (family ip,
+ * `layout.nftTable`) with one nat rule on the output hook,
+ *
+ *   ip daddr 127.0.0.1 tcp dport <upstream port> dnat to 127.0.0.1:<live web port>
+ *
+ * The proxy always connects to `127.0.0.1:<upstream port>` (basePort + 2,
+ * `upstreamPort()`), so its configuration never changes per release and is
+ * never reloaded. A release replaces the table in one `nft -f` transaction:
+ * NAT is decided on a connection's first packet and kept by conntrack, so every
+ * new connection goes to the new instance at once while established ones
+ * finish on the old instance, which then drains and stops.
+ *
+ * The ruleset deletes and re-creates only this stack's table (`table` first,
+ * so the `delete` finds it on the first load too): another stack's table, the
+ * host's own firewall and Docker's rules are never touched.
+ */
+import type { HostLayout } from "../paths";
+import { checkPort, managedBy } from "./common";
+
+/** A table name nft accepts unquoted. */
+const TABLE = /^[a-z][a-z0-9_]{0,62}$/;
+
+export interface UpstreamRulesetInput {
+  /** The stable port the proxy connects to (`upstreamPort(basePort)`) */
+  upstreamPort: number;
+  /** The live web instance's port */
+  port: number;
+}
+
+/**
+ * Input for `nft -f -`: replaces the stack's table atomically (one
+ * transaction: `table` makes sure it exists, `delete` drops it with its old
+ * rule, the last block creates it again).
+ */
+export function renderUpstreamRuleset(layout: HostLayout, input: UpstreamRulesetInput): string {
+  const t = layout.nftTable;
+  if (!TABLE.test(t)) throw new Error(`nftables table "${t}": use lowercase letters, digits and _`);
+  checkPort(input.upstreamPort, "upstream port");
+  checkPort(input.port, "web port");
+  if (input.port === input.upstreamPort) {
+    throw new Error(`the web port ${input.port} cannot be the upstream port itself`);
+  }
+  return [
+    `# ${managedBy("nftables.ts")}`,
+    `# apphost ${layout.id}: the proxy's upstream 127.0.0.1:${input.upstreamPort} leads to the live web instance.`,
+    `table ip ${t} {}`,
+    `delete table ip ${t}`,
+    `table ip ${t} {`,
+    "\tchain upstream {",
+    // -100 is dstnat; nft 1.0.6 accepts the name only on prerouting.
+    "\t\ttype nat hook output priority -100; policy accept;",
+    `\t\tip daddr 127.0.0.1 tcp dport ${input.upstreamPort} dnat to 127.0.0.1:${input.port}`,
+    "\t}",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** `nft` arguments that remove the stack's table (destroy); fails when it does not exist. */
+export function deleteUpstreamTable(layout: HostLayout): string {
+  if (!TABLE.test(layout.nftTable)) throw new Error(`nftables table "${layout.nftTable}"`);
+  return `delete table ip ${layout.nftTable}`;
+}

@@ -1,0 +1,47 @@
+import { strict as assert } from "assert";
+import { layoutCommands } from "../../components/app";
+import { hostLayout } from "../../components/paths";
+import { stackConfig } from "./fixtures";
+
+describe("app: the stack's layout command and its mirror on destroy", () => {
+  const config = stackConfig({}, "prod");
+  const cmds = layoutCommands(hostLayout(config.app.name, config.stack), config);
+
+  it("creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
+    assert.equal(
+      cmds.create,
+      [
+        "set -euo pipefail",
+        "if ! id -u apphost-prod >/dev/null 2>&1; then",
+        "  useradd --system --user-group --home-dir /srv/apphost-prod --no-create-home --shell /usr/sbin/nologin apphost-prod",
+        "fi",
+        "install -d -m 0755 /srv/apphost-prod /srv/apphost-prod/bin",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("destroy stops the units, deletes only this stack's nftables table, and a leftover upstream file", () => {
+    assert.equal(
+      cmds.delete,
+      [
+        "set -euo pipefail",
+        "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-*' | awk '{print $1}'); do",
+        '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
+        "done",
+        "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; fi",
+        "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env",
+        "rm -rf --one-file-system /srv/apphost-prod",
+        "if id -u apphost-prod >/dev/null 2>&1; then userdel apphost-prod; fi",
+        "if getent group apphost-prod >/dev/null; then groupdel apphost-prod; fi",
+        "systemctl daemon-reload",
+        "systemctl reset-failed 'apphost-apphost-prod-*' 2>/dev/null || true",
+        "caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile >/dev/null && if systemctl is-active --quiet caddy; then systemctl reload caddy; else systemctl enable --now caddy; fi",
+        "",
+      ].join("\n"),
+    );
+    const other = layoutCommands(hostLayout(config.app.name, "staging"), { ...config, stack: "staging" });
+    assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
+    assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
+  });
+});
