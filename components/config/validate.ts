@@ -1099,7 +1099,8 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
   const app: Partial<AppConfig> = {
     name,
     source: r.string("source", {
-      expected: 'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
+      expected:
+        'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
       example: "app",
       required: "the app to deploy",
       // The artifact is built from whatever directory this names; it only has to be a path.
