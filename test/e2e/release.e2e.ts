@@ -93,10 +93,10 @@ function migration(rev: string, down: string, body: string): string {
 
 /** 0003: a new table (expand-only, the live release keeps working). */
 const MIGRATION_3 = {
-  "migrations/versions/0003_add_notes.py": migration(
+  "migrations/versions/0003_add_note.py": migration(
     "0003",
     "0002",
-    'op.create_table("notes", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("body", sa.Text()))',
+    'op.add_column("items", sa.Column("note", sa.Text(), nullable=True))',
   ),
 };
 /** 0004 that creates a table, then fails. */
@@ -333,13 +333,32 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
   });
 
   let v3 = "";
-  it("3. a release with a migration backs the database up first; the backup passes integrity_check", async function () {
+  it("3. a migration that adds a column runs before the switch, after a backup that passes integrity_check; existing rows are intact", async function () {
+    sql("insert into items (name, done) values ('written before 0003', 1), ('also before 0003', 0)");
+    const rowsBefore = sql("select id, name, done, created_at from items order by id");
     const dir = variant("v3", MIGRATION_3);
     const res = await up(dir);
     v3 = String(res.outputs.releaseId.value);
     assert.notEqual(v3, v2.id);
     assert.equal(current(), v3);
     assert.match(sql("select version_num from alembic_version"), /^0003$/);
+    // The column is there, every existing row is intact, and the new column is empty on them.
+    assert.match(sql("select sql from sqlite_schema where name = 'items'"), /\bnote TEXT\b/);
+    assert.equal(sql("select id, name, done, created_at from items order by id"), rowsBefore);
+    assert.equal(sql("select count(*) from items where note is not null"), "0");
+    // The migration ran before the switch: its log was complete before the new instance started.
+    const migrated = Number(
+      onHost(`stat -c %Y /srv/${ID}/shared/logs/apphost-migrate-${v3}.log`).stdout.trim(),
+    );
+    const started = Number(
+      onHost(
+        `date -d "$(systemctl show -p ActiveEnterTimestamp --value apphost-${ID}-web@${activePort()}.service)" +%s`,
+      ).stdout.trim(),
+    );
+    assert.ok(
+      migrated <= started,
+      `migration log written at ${migrated}, new instance started at ${started}`,
+    );
     const backups = onHost(`ls -1 /srv/${ID}/shared/backups/`).stdout.trim().split("\n");
     const mine = backups.filter((f) => f.endsWith(`-pre-${v3}.db`));
     assert.equal(mine.length, 1, `backups: ${backups.join(", ")}`);
