@@ -356,10 +356,10 @@ export function renderReport(r: Results, chartPath?: string): string {
         "repetition has a requirements hash the host has not seen and builds a new venv " +
         "(`python3 -m venv` + `pip install -r`, with the host's pip cache warm), as a real dependency change does.",
       "",
-      "Where the phase times come from: `apphost-release` prints `apphost: phase <name>: start|ok` on " +
-        "stderr, but the Release provider keeps a successful run's stderr to itself (it shows the tail " +
-        "only in a failure's error) and the script writes no log of its own, so the lines are not " +
-        "observable after a successful `pulumi up`. The bench watches the script's deploy lock instead: " +
+      "Where the phase times come from: `apphost-release` prints `apphost: phase <name>: ok (<s>s)` on " +
+        "stderr and the stack output `releasePhases` keeps those seconds for the last deploy, rounded " +
+        "to 0.1 s and without the gap from sudo to the first phase. The bench measures independently, " +
+        "from outside the script, by watching its deploy lock: " +
         "`run_phase` rewrites `deploy.lock` (temp file renamed over it) just before it prints each " +
         "`phase <name>: start`, the check phase takes it, and the script removes it on exit. A watcher " +
         "on the host (python3, inotify) timestamps the eight renames and the removal; check starts at " +
