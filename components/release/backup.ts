@@ -210,16 +210,11 @@ export function restoreCommands(input: BackupInput): string[] {
   const { layout, database } = input;
   const tools = toolsOf(input.tools);
   if (database.kind === "none") return ['fail "restore: apphost:database.kind is none"'];
-  const head = [
-    'local file=$1 check=""',
-    'if [ ! -f "$file" ]; then fail "restore: backup file $file does not exist"; fi',
-  ];
   if (database.kind === "sqlite") {
     const db = sqlitePath(layout, database);
     return [
-      ...head,
-      `check=$(${sqliteIntegrityCommand('"$file"')} 2>&1) || true`,
-      'if [ "$check" != ok ]; then fail "restore: $file fails its integrity check: $check"; fi',
+      'local file=$1 check=""',
+      'db_verify_backup "$file"',
       sqliteRestoreCommand(db, "$file"),
       "db_fix_owner",
       `check=$(${sqliteIntegrityCommand(db)} 2>&1) || true`,
@@ -229,8 +224,8 @@ export function restoreCommands(input: BackupInput): string[] {
   }
   const pg = database.postgresName;
   return [
-    ...head,
-    'if ! check=$(pg_restore --list "$file" 2>&1 >/dev/null); then fail "restore: $file is not a readable dump: $check"; fi',
+    "local file=$1",
+    'db_verify_backup "$file"',
     `${pgRestoreCommand(tools, pg)} <"$file"`,
     'note "restore: database restored from $file"',
   ];

@@ -146,7 +146,7 @@ export function upstreamRuleset(layout: HostLayout, app: Pick<AppConfig, "basePo
 
 // ------------------------------------------------------------------ helpers
 
-function webProcess(app: AppConfig): string | undefined {
+export function webProcess(app: AppConfig): string | undefined {
   const webs = app.processes.filter((p) => p.kind === "web");
   if (webs.length > 1) {
     throw new Error(
@@ -157,7 +157,7 @@ function webProcess(app: AppConfig): string | undefined {
   return webs[0]?.name;
 }
 
-function workerUnits(input: ReleaseInput): string[] {
+export function workerUnits(input: ReleaseInput): string[] {
   return input.app.processes
     .filter((p) => p.kind === "worker")
     .map((p) => unitName(input.layout, p.name, "worker"));
@@ -176,7 +176,7 @@ function paths(input: ReleaseInput) {
 }
 
 /** `apphost-x-web@"$NEW_PORT".service` */
-function webUnit(input: ReleaseInput, port: string): string {
+export function webUnit(input: ReleaseInput, port: string): string {
   const name = webProcess(input.app);
   if (!name) throw new Error("no web process");
   return unitName(input.layout, name, "web").replace("@.service", `@${port}.service`);

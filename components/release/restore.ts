@@ -16,20 +16,14 @@
  * then exits with EXIT_CODES.restore (EXIT_CODES.rollbackFailed when putting
  * things back failed too).
  */
-import { unitName } from "../paths";
-import { EXIT_CODES, type ReleaseInput } from "./phases";
+import { EXIT_CODES, webProcess, webUnit, workerUnits, type ReleaseInput } from "./phases";
 import { toolsOf } from "./backup";
 
 /** The units a restore stops and starts: the web instance (on `$RESTORE_PORT`) and every worker. */
 function restoreUnits(input: ReleaseInput): { web?: string; workers: string[] } {
-  const web = input.app.processes.find((p) => p.kind === "web");
   return {
-    ...(web
-      ? { web: unitName(input.layout, web.name, "web").replace("@.service", "@${RESTORE_PORT}.service") }
-      : {}),
-    workers: input.app.processes
-      .filter((p) => p.kind === "worker")
-      .map((p) => unitName(input.layout, p.name, "worker")),
+    ...(webProcess(input.app) ? { web: webUnit(input, "${RESTORE_PORT}") } : {}),
+    workers: workerUnits(input),
   };
 }
 

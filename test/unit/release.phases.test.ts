@@ -11,6 +11,7 @@ import {
   pruneBackupsCommands,
   restoreCommands,
   restoreScript,
+  verifyBackupCommands,
 } from "../../components/release/backup";
 import {
   EXIT_CODES,
@@ -387,9 +388,13 @@ describe("release backup commands", () => {
       'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
       'note "backup: database copied to $BACKUP_FILE (integrity ok)"',
     ]);
-    assert.deepEqual(restoreCommands(input()).slice(2, 5), [
-      "check=$(sqlite3 -bail -cmd '.timeout 30000' \"$file\" 'PRAGMA integrity_check;' 2>&1) || true",
-      'if [ "$check" != ok ]; then fail "restore: $file fails its integrity check: $check"; fi',
+    // db_restore verifies the backup with db_verify_backup (the same check a restore runs before it stops anything).
+    assert.deepEqual(verifyBackupCommands(input()).slice(2), [
+      "check=$(sqlite3 -bail -cmd '.timeout 30000' \"$1\" 'PRAGMA integrity_check;' 2>&1) || true",
+      'if [ "$check" != ok ]; then fail "restore: $1 fails its integrity check: $check"; fi',
+    ]);
+    assert.deepEqual(restoreCommands(input()).slice(1, 3), [
+      'db_verify_backup "$file"',
       "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db \".restore '$file'\"",
     ]);
     assert.deepEqual(pruneBackupsCommands(input()), [

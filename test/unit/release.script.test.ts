@@ -10,7 +10,7 @@ import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
 import { backupScript, restoreScript } from "../../components/release/backup";
-import { EXIT_CODES } from "../../components/release/phases";
+import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import {
   deployArgs,
   parseResult,
@@ -233,16 +233,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     });
     const r = host.deploy(app, ids.v1, "alice@laptop");
     assert.equal(r.status, 0, r.stderr);
-    for (const phase of [
-      "check",
-      "upload",
-      "install",
-      "backup",
-      "migrate",
-      "publish",
-      "health-gate",
-      "finish",
-    ]) {
+    for (const phase of DEPLOY_PHASES) {
       assert.match(
         r.stderr,
         new RegExp(
@@ -708,12 +699,11 @@ describe("release script: restore of a deployed app (stop, restore, start, healt
     const callsBefore = host.calls().length;
     const r = host.run(["restore", path.basename(backup)]);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(parseResult(r.stdout), {
-      restored: backup,
-      saved: parseResult(r.stdout).saved,
-      port: String(port),
-    });
-    assert.match(path.basename(parseResult(r.stdout).saved), /-pre-restore\.db$/);
+    const res = parseResult(r.stdout);
+    assert.deepEqual(Object.keys(res).sort(), ["port", "restored", "saved"]);
+    assert.equal(res.restored, backup);
+    assert.equal(res.port, String(port));
+    assert.match(path.basename(res.saved), /-pre-restore\.db$/);
     assert.deepEqual(host.calls().slice(callsBefore, callsBefore + 4), [
       `stop ${worker}`,
       `stop ${web()}`,
@@ -723,7 +713,7 @@ describe("release script: restore of a deployed app (stop, restore, start, healt
     assert.match(r.stderr, /apphost: phase restore: ok/);
     assert.equal(sqlite(host.db, "SELECT name FROM items ORDER BY id"), "kept\nalso kept\n");
     assert.equal(
-      sqlite(parseResult(r.stdout).saved, "SELECT name FROM items"),
+      sqlite(res.saved, "SELECT name FROM items"),
       "written after the backup\n",
       "what the restore replaced is kept",
     );
