@@ -47,18 +47,7 @@ export function loadStackConfig(): LoadedStackConfig {
     raw[section] = readObject(cfg, section);
   }
   // Report typos of whole sections (`apphost:databse`) instead of silently ignoring them.
-  for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
-    const [namespace, key] = fullKey.split(":", 2);
-    if (
-      namespace === NAMESPACE &&
-      key &&
-      !(key in raw) &&
-      !(SECRET_KEYS as readonly string[]).includes(key) &&
-      key !== KEY_FILE
-    ) {
-      raw[key] = true; // the value is irrelevant: the parser only names the key
-    }
-  }
+  markUnknownKeys(raw, Object.keys(pulumi.runtime.allConfig()), NAMESPACE);
 
   const config = parseStackConfig(raw, {
     project: pulumi.getProject(),
@@ -80,7 +69,32 @@ export function loadStackConfig(): LoadedStackConfig {
  * script generates; the content is read at run time and only ever held as a
  * secret Output.
  */
-const KEY_FILE = "sshPrivateKeyFile";
+export const KEY_FILE = "sshPrivateKeyFile";
+
+/**
+ * Sets `raw[key] = true` for every `<namespace>:<key>` in `fullKeys` that is
+ * not a section already in `raw`, a secret or the key file, so the parser
+ * names it as unknown (`apphost:databse`) with every other problem. The
+ * value is irrelevant: the parser only names the key.
+ */
+export function markUnknownKeys(
+  raw: Record<string, unknown>,
+  fullKeys: Iterable<string>,
+  namespace: string,
+): void {
+  for (const fullKey of fullKeys) {
+    const [ns, key] = fullKey.split(":", 2);
+    if (
+      ns === namespace &&
+      key &&
+      !(key in raw) &&
+      !(SECRET_KEYS as readonly string[]).includes(key) &&
+      key !== KEY_FILE
+    ) {
+      raw[key] = true;
+    }
+  }
+}
 
 function readKeyFile(file: string): string {
   const expanded = file.replace(/^~(?=\/|$)/, os.homedir());

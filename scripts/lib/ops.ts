@@ -12,8 +12,9 @@ import * as os from "os";
 import type * as auto from "@pulumi/pulumi/automation";
 import {
   inspectPrivateKey,
+  KEY_FILE,
+  markUnknownKeys,
   parseStackConfig,
-  SECRET_KEYS,
   SECTIONS,
   type SecretFacts,
   type StackConfig,
@@ -102,9 +103,6 @@ export async function readStackConfig(stack: auto.Stack, configFile?: string): P
   return JSON.parse(stdout) as auto.ConfigMap;
 }
 
-/** `apphost:sshPrivateKeyFile`, read outside the pure parser (see components/config). */
-const KEY_FILE = "sshPrivateKeyFile";
-
 export interface ConfigFromMapOptions {
   project: string;
   stack: string;
@@ -132,18 +130,7 @@ export function stackConfigFromMap(map: auto.ConfigMap, opts: ConfigFromMapOptio
   };
   const raw: Record<string, unknown> = {};
   for (const section of SECTIONS) raw[section] = value(section);
-  for (const full of Object.keys(map)) {
-    const [namespace, key] = full.split(":", 2);
-    if (
-      namespace === ns &&
-      key &&
-      !(key in raw) &&
-      !(SECRET_KEYS as readonly string[]).includes(key) &&
-      key !== KEY_FILE
-    ) {
-      raw[key] = true; // an unknown key: the parser names it
-    }
-  }
+  markUnknownKeys(raw, Object.keys(map), ns);
 
   const secrets: SecretFacts = {};
   const keyFile = map[`${ns}:${KEY_FILE}`]?.value;
