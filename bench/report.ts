@@ -147,6 +147,17 @@ export function renderReport(r: Results, chartPath?: string): string {
     const a = r.downtime.apphost;
     const b = r.downtime.runbook;
     const l = r.load;
+    // One table row per method: counts and latencies without decimals, wall time with one.
+    const downtimeRow = (method: string, rows: typeof a) => [
+      method,
+      ...(["failed", "retried", "requests", "worstMs", "p99Ms"] as const).map((k) =>
+        s(
+          rows.map((x) => x[k]),
+          0,
+        ),
+      ),
+      s(rows.map((x) => x.seconds)),
+    ];
     out.push(
       "## 1. Downtime during a code release under steady load",
       "",
@@ -174,56 +185,7 @@ export function renderReport(r: Results, chartPath?: string): string {
           "p99 (ms)",
           "release wall time (s)",
         ],
-        [
-          [
-            "apphost",
-            s(
-              a.map((x) => x.failed),
-              0,
-            ),
-            s(
-              a.map((x) => x.retried),
-              0,
-            ),
-            s(
-              a.map((x) => x.requests),
-              0,
-            ),
-            s(
-              a.map((x) => x.worstMs),
-              0,
-            ),
-            s(
-              a.map((x) => x.p99Ms),
-              0,
-            ),
-            s(a.map((x) => x.seconds)),
-          ],
-          [
-            "runbook",
-            s(
-              b.map((x) => x.failed),
-              0,
-            ),
-            s(
-              b.map((x) => x.retried),
-              0,
-            ),
-            s(
-              b.map((x) => x.requests),
-              0,
-            ),
-            s(
-              b.map((x) => x.worstMs),
-              0,
-            ),
-            s(
-              b.map((x) => x.p99Ms),
-              0,
-            ),
-            s(b.map((x) => x.seconds)),
-          ],
-        ],
+        [downtimeRow("apphost", a), downtimeRow("runbook", b)],
       ),
       "",
       `Ratio runbook / apphost (medians): worst latency ${ratio(
