@@ -31,6 +31,9 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       ...env,
     });
   const checkLines = (out: string) => out.split("\n").filter((l) => /^(PASS|FAIL|SKIP) /.test(l));
+  /** Names of the items the app serves through the proxy, oldest first. */
+  const names = () =>
+    (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
 
   before(async function () {
     sandbox = sandboxUp(SANDBOX);
@@ -193,8 +196,6 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
   });
 
   describe("npm run restore", function () {
-    const names = () =>
-      (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
     const post = (name: string) => {
       const res = spawnSync(
         "curl",
@@ -314,8 +315,6 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       );
       assert.equal(names().at(-1), "in the backup", "the restored data survived the reboot");
     });
-    const names = () =>
-      (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
   });
 
   // Mocha runs a suite's own tests before its nested suites: every step is in a suite, in order.
