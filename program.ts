@@ -9,12 +9,12 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { App } from "./components/app";
 import { BackupBucket } from "./components/backups";
 import { loadStackConfig } from "./components/config";
 import { Dns } from "./components/dns";
 import { Host } from "./components/host";
-import { GeneratedSecret } from "./components/remote/resources";
 import { Server } from "./components/server";
 import { OriginCertificate } from "./components/tls";
 
@@ -31,9 +31,10 @@ export async function program(): Promise<Record<string, unknown>> {
       : undefined;
 
   // The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.
-  const secretKey = new GeneratedSecret("secret-key", { length: 50 });
+  // Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
+  const secretKey = new random.RandomPassword("secret-key", { length: 50, special: false });
   const env = pulumi
-    .all([secretEnv, secretKey.value])
+    .all([secretEnv, secretKey.result])
     .apply(([given, generated]) => ({ SECRET_KEY: generated, ...given }));
 
   const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });

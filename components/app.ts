@@ -12,7 +12,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
 import { hostLayout, upstreamUnitName, type HostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
-import { HostCommand, HostFile } from "./remote/resources";
+import * as command from "@pulumi/command";
+import { hostStep } from "./remote/command";
+import { HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
@@ -119,9 +121,9 @@ export class App extends pulumi.ComponentResource {
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
   }
 
-  private createLayout(name: string, args: AppArgs): HostCommand {
+  private createLayout(name: string, args: AppArgs): command.remote.Command {
     const cmds = layoutCommands(this.layout, args.config);
-    return new HostCommand(
+    return hostStep(
       `${name}-layout`,
       {
         connection: args.connection,
@@ -317,7 +319,7 @@ export class App extends pulumi.ComponentResource {
     if (config.tls.mode === "certbot") {
       // The first certificate comes through the bootstrap site; then the full site replaces it.
       deps.push(
-        new HostCommand(
+        hostStep(
           `${name}-certbot`,
           {
             connection,
@@ -327,7 +329,7 @@ export class App extends pulumi.ComponentResource {
               email: config.tls.email,
               bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
             }),
-            timeoutSeconds: 600,
+            timeoutMinutes: 10,
           },
           { parent: this, dependsOn: after },
         ),

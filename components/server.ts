@@ -7,7 +7,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
-import { HostCommand, HostFile } from "./remote/resources";
+import * as command from "@pulumi/command";
+import { hostStep } from "./remote/command";
+import { HostFile } from "./remote/resources";
 import type { SshConnection } from "./remote/connection";
 import { renderBaseline, runtimePackages } from "./render/baseline";
 import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
@@ -46,7 +48,7 @@ export class Server extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  private createBaseline(name: string, { config, connection }: ServerArgs): HostCommand {
+  private createBaseline(name: string, { config, connection }: ServerArgs): command.remote.Command {
     const script = renderBaseline({
       host: { swapMb: config.host.swapMb },
       packages: runtimePackages({
@@ -57,9 +59,9 @@ export class Server extends pulumi.ComponentResource {
         backups: config.backups,
       }),
     });
-    return new HostCommand(
+    return hostStep(
       `${name}-baseline`,
-      { connection, description: "host baseline", create: script, timeoutSeconds: 1800 },
+      { connection, description: "host baseline", create: script, timeoutMinutes: 30 },
       // Shared by every stack on the host: a destroy leaves packages installed.
       { parent: this, retainOnDelete: true },
     );
@@ -117,7 +119,7 @@ export class Server extends pulumi.ComponentResource {
     );
     return [
       httpConf,
-      new HostCommand(
+      hostStep(
         `${name}-nginx-default-off`,
         {
           connection,

@@ -1,9 +1,10 @@
 /**
- * Drives the real Pulumi engine through the Automation API with apphost's
- * program run inline. Inline programs are served by @pulumi/pulumi's own
- * language server inside this process, so no `pulumi-language-nodejs`
- * binary is needed, and the engine asks for no provider plugins beyond the
- * ones the program actually registers.
+ * Drives the `pulumi` CLI on this project directory through the Automation
+ * API's LocalWorkspace: the same engine, language host (`pulumi-language-nodejs`
+ * running index.ts) and Pulumi.<stack>.yaml that a plain `pulumi up --stack
+ * <name>` uses. There is one way the program runs; the npm commands only add
+ * the local stacks' backend and passphrase defaults (`scripts/engine env`
+ * prints the same for a shell).
  */
 import { execFileSync } from "child_process";
 import * as path from "path";
@@ -56,19 +57,15 @@ export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
     // The local stack's passphrase protects nothing but sandbox state; real
     // stacks take theirs from the environment (see README, "Secrets").
     env.PULUMI_CONFIG_PASSPHRASE = process.env.PULUMI_CONFIG_PASSPHRASE ?? "apphost-local";
-    // Nothing in the local stack uses AWS, Cloudflare or TLS resources.
+    // Nothing in the local stack uses AWS, Cloudflare or TLS resources, and
+    // scripts/engine installed the command and random plugins.
     env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
   }
   if (backend?.startsWith("file://") && !opts.mustExist) {
     require("fs").mkdirSync(backend.slice("file://".length), { recursive: true });
   }
-  const program = async () => {
-    const { program: run } = await import("../../program");
-    return run();
-  };
-  const args = { stackName: opts.stack, projectName: "apphost", program };
+  const args = { stackName: opts.stack, workDir: ROOT };
   const wsOpts = {
-    workDir: ROOT,
     pulumiCommand,
     envVars: env,
     secretsProvider: local ? "passphrase" : undefined,

@@ -119,6 +119,31 @@ describe("local stack on the sandbox host (real engine)", function () {
     assert.ok(!state.includes("PRIVATE KEY"), "a private key is in the state in plain text");
   });
 
+  it("runs host steps as @pulumi/command and SECRET_KEY from @pulumi/random, their outputs secret", async function () {
+    const exported = await stack.exportStack();
+    type StateResource = {
+      urn: string;
+      type: string;
+      inputs: Record<string, unknown>;
+      outputs: Record<string, unknown>;
+    };
+    const resources = (exported.deployment as { resources: StateResource[] }).resources;
+    const commands = resources.filter((r) => r.type === "command:remote:Command");
+    assert.deepEqual(commands.map((r) => r.urn.split("::").pop()).sort(), ["app-layout", "server-baseline"]);
+    const passwords = resources.filter((r) => r.type === "random:index/randomPassword:RandomPassword");
+    assert.equal(passwords.length, 1);
+    // The export holds secrets as {"4dabf18193072939515e22adb298388d": ..., ciphertext} envelopes.
+    const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+    const isSecret = (v: unknown) => typeof v === "object" && v !== null && SECRET_SIG in v;
+    for (const c of commands) {
+      for (const out of ["stdout", "stderr", "connection"]) {
+        const v = out === "connection" ? c.inputs.connection : c.outputs[out];
+        if (v !== undefined) assert.ok(isSecret(v), `${c.urn}: ${out} is not secret`);
+      }
+    }
+    assert.ok(isSecret(passwords[0].outputs.result), "the RandomPassword's result is not secret");
+  });
+
   it("a second `pulumi up` changes nothing and runs no remote command", async function () {
     // journalctl's --since has whole seconds: start the window after this test's own commands.
     const since = Number(onHost("date +%s").stdout.trim()) + 1;

@@ -8,7 +8,7 @@ import type * as auto from "@pulumi/pulumi/automation";
 import * as yaml from "js-yaml";
 import * as fs from "fs";
 import * as path from "path";
-import { freshBackend, http, localStack, onHost, ROOT, sandboxUp, type Sandbox } from "./lib";
+import { freshBackend, http, localStack, onHost, pulumiCli, ROOT, sandboxUp, type Sandbox } from "./lib";
 
 type TestStack = auto.Stack & { configFile: string };
 
@@ -24,10 +24,11 @@ describe("host configuration on the sandbox (real engine)", function () {
   let sandbox: Sandbox;
   let a: TestStack;
   let b: TestStack;
+  let backend: string;
 
   before(async function () {
     sandbox = sandboxUp();
-    const backend = freshBackend();
+    backend = freshBackend();
     a = await localStack(backend, { sandbox, stackName: "local" });
     // A second stack of the same app on the same host: its own hostname and ports.
     b = await localStack(backend, {
@@ -60,15 +61,26 @@ describe("host configuration on the sandbox (real engine)", function () {
     );
   });
 
-  it("previews a config change as the diff of the file it changes", async function () {
+  it("`pulumi preview --diff` (the plain CLI) shows a config change as the changed line of the file", async function () {
     const cfg = yaml.load(fs.readFileSync(a.configFile, "utf8")) as { config: Record<string, unknown> };
     cfg.config["apphost:proxy"] = { kind: "caddy", maxBodySize: "7m" };
     const changed = a.configFile.replace(/\.yaml$/, ".bigger.yaml");
     fs.writeFileSync(changed, yaml.dump(cfg));
-    const preview = await a.preview({ diff: true, configFile: changed });
-    assert.match(preview.stdout, /app-site/);
-    assert.match(preview.stdout, /max_size 7MiB/);
-    assert.equal(preview.changeSummary.update, 1, JSON.stringify(preview.changeSummary));
+    const site = onHost("ls /etc/caddy/apphost/*.caddy").stdout.trim().split("\n")[0];
+    const before = onHost(`grep max_size ${site}`).stdout.trim();
+    const preview = pulumiCli(["preview", "--stack", "local", "--diff", "--config-file", changed], {
+      backendUrl: backend,
+    });
+    assert.equal(preview.code, 0, preview.stderr);
+    // The file by its resource name and its host path (a HostFile's id), then the line as it was and as it will be.
+    assert.match(
+      preview.stdout,
+      /~ pulumi-nodejs:dynamic\/apphost:HostFile: \(update\)[\s\S]*urn:pulumi:local::apphost::.*::app-site\]/,
+    );
+    assert.ok(preview.stdout.includes(`[id=${site}]`), `no [id=${site}] in:\n${preview.stdout}`);
+    assert.equal(before, "max_size 25MiB");
+    assert.match(preview.stdout, /-\s+max_size 25MiB\n\s*\+\s+max_size 7MiB\n/);
+    assert.match(preview.stdout, /~ 1 to update/);
   });
 
   it("runs two stacks side by side, each with its own units, paths and site", async function () {

@@ -1,6 +1,7 @@
 /**
  * End-to-end harness: the sandbox host (scripts/sandbox), a throwaway state
- * backend per run, the real engine through the Automation API, and helpers
+ * backend per run, the real engine on this project directory (the `pulumi`
+ * CLI, directly or through the Automation API's LocalWorkspace), and helpers
  * that look at the host over SSH and HTTP. Traffic goes only to the sandbox,
  * a network namespace this run made.
  */
@@ -11,7 +12,7 @@ import * as path from "path";
 import * as auto from "@pulumi/pulumi/automation";
 import * as yaml from "js-yaml";
 import { shellQuote } from "../../components/remote/ssh";
-import { openStack, ROOT } from "../../scripts/lib/automation";
+import { engineBin, openStack, ROOT } from "../../scripts/lib/automation";
 
 export interface Sandbox {
   name: string;
@@ -164,6 +165,30 @@ export async function localStack(
   fs.writeFileSync(configFile, yaml.dump({ ...base, config }));
   const stack = await openStack({ stack: opts.stackName ?? "local", backendUrl });
   return Object.assign(stack, { configFile });
+}
+
+/**
+ * The plain `pulumi` CLI in the project directory, as a user runs it after
+ * `eval "$(bash scripts/engine env)"`: the engine on PATH, the given backend,
+ * the local stacks' passphrase, no prompts.
+ */
+export function pulumiCli(
+  args: string[],
+  opts: { backendUrl: string },
+): { code: number; stdout: string; stderr: string } {
+  const res = spawnSync("pulumi", [...args, "--non-interactive"], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      PATH: `${engineBin()}:${process.env.PATH ?? ""}`,
+      PULUMI_BACKEND_URL: opts.backendUrl,
+      PULUMI_CONFIG_PASSPHRASE: "apphost-local",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    },
+  });
+  return { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };
 }
 
 /** Count of resources that an update changed (everything but `same`). */

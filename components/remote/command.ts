@@ -1,0 +1,86 @@
+/**
+ * Steps run on the host for their effect (the baseline, the app's layout,
+ * Nginx's default site, the first certbot certificate) are
+ * @pulumi/command's `remote.Command`: run on create, again when the script
+ * or the connection changes, the `delete` script on destroy, and nothing on
+ * an unchanged `pulumi up`.
+ *
+ * What it cannot do is read the host back, so files whose hand edits must
+ * show as drift stay `HostFile` (./resources.ts).
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "./connection";
+import { shellQuote } from "./ssh";
+
+export interface HostStepArgs {
+  connection: pulumi.Input<SshConnection>;
+  /** Script run as root on create, and again whenever it (or the connection) changes */
+  create: string;
+  /** Script run as root on destroy */
+  delete?: string;
+  /**
+   * Names the step for a reader of the state and the error: `host baseline`.
+   * Printed by the script before it starts, so it heads the step's log.
+   */
+  description: string;
+  /** Give up after this many minutes. @default 30 */
+  timeoutMinutes?: number;
+}
+
+/**
+ * The remote command line that runs `script` as root whoever logs in: root
+ * runs it directly, any other user through `sudo -n` (no password prompt;
+ * a missing sudo rule fails at once). The script text appears once, quoted.
+ */
+export function asRoot(script: string): string {
+  return `s=; [ "$(id -u)" -eq 0 ] || s='sudo -n'; $s bash -c ${shellQuote(script)}`;
+}
+
+/** apphost's connection as @pulumi/command's: the host key is pinned when one is known. */
+export function commandConnection(conn: SshConnection): command.types.input.remote.ConnectionArgs {
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    privateKey: conn.privateKey,
+    ...(conn.hostKey ? { hostKey: conn.hostKey } : {}),
+    // A host that does not answer fails the step within a minute, not ten.
+    dialErrorLimit: 4,
+    perDialTimeout: 15,
+  };
+}
+
+/** The script with a first line naming the step, so its log says what ran. */
+function described(description: string, script: string): string {
+  return `echo ${shellQuote(`apphost: ${description}`)} >&2\n${script}`;
+}
+
+/**
+ * A `remote.Command` that runs its scripts as root. Its stdout and stderr are
+ * secret outputs (encrypted in the state) and only stderr reaches the
+ * engine's log: no step prints a secret, and none can leak one into the state.
+ */
+export function hostStep(
+  name: string,
+  args: HostStepArgs,
+  opts: pulumi.CustomResourceOptions = {},
+): command.remote.Command {
+  const timeout = `${args.timeoutMinutes ?? 30}m`;
+  return new command.remote.Command(
+    name,
+    {
+      connection: pulumi.secret(pulumi.output(args.connection).apply(commandConnection)),
+      create: asRoot(described(args.description, args.create)),
+      ...(args.delete ? { delete: asRoot(described(`${args.description} (delete)`, args.delete)) } : {}),
+      logging: "stderr",
+      // Only works with sshd's AcceptEnv, and nothing here reads it.
+      addPreviousOutputInEnv: false,
+    },
+    {
+      ...opts,
+      additionalSecretOutputs: ["stdout", "stderr"],
+      customTimeouts: { create: timeout, update: timeout, delete: timeout },
+    },
+  );
+}
