@@ -1,0 +1,611 @@
+/**
+ * `npm run render`: every file a stack would put on its host, from the real
+ * program run under `pulumi.runtime.setMocks`, with no credentials, no state
+ * backend and no host.
+ *
+ * The pure parts (arguments, turning a stack file into the runtime config
+ * with placeholders for every secret, the mocks, picking the files out of the
+ * registered resources, writing them) are exported for tests. `renderStack`
+ * sets the process-global mocks and config, so it runs once per process: the
+ * command (scripts/render.ts) is that process.
+ */
+import { generateKeyPairSync, randomBytes } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseArgs } from "util";
+import * as yaml from "js-yaml";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Exit status when the stack's configuration is invalid (apphost's ConfigError). */
+export const EXIT_CONFIG = 1;
+/** Exit status when nothing could be rendered: usage, the stack file, the output directory, a crash. */
+export const EXIT_CANNOT_RENDER = 2;
+
+export const HOST_FILE_TYPE = "pulumi-nodejs:dynamic/apphost:HostFile";
+/** Scripts run on the host: apphost's own dynamic resource, and @pulumi/command's remote Command. */
+export const COMMAND_TYPES = ["pulumi-nodejs:dynamic/apphost:HostCommand", "command:remote:Command"];
+/** Where the commands' create scripts go under the output directory (not host paths). */
+export const COMMANDS_DIR = ".apphost/commands";
+
+/** The placeholder of a `secure:` value; `apphost:secretEnv.NAME` is `<secret:NAME>`. */
+export function secretPlaceholder(name: string): string {
+  return `<secret:${name}>`;
+}
+
+/** The placeholder of a value a resource generates at deploy time (SECRET_KEY: `<generated:secret-key>`). */
+export function generatedPlaceholder(resourceName: string): string {
+  return `<generated:${resourceName}>`;
+}
+
+/** Thrown for a usage, stack-file or output-directory problem: exit EXIT_CANNOT_RENDER. */
+export class RenderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RenderError";
+  }
+}
+
+// ------------------------------------------------------------------ arguments
+
+export const RENDER_USAGE = [
+  "usage: npm run render -- --stack <name> --out <dir> [--config-file <path>] [--force]",
+  "",
+  "Writes every file the stack would put on its host (proxy config, systemd units, env file,",
+  "release script, logrotate, tmpfiles, backup script, ...) under <dir> at its host path",
+  "(<dir>/etc/caddy/Caddyfile), with its declared mode, and each host command's script under",
+  `<dir>/${COMMANDS_DIR}/<resource>.sh. It runs the program under mocks: no credentials, no state`,
+  "backend, no host. Secrets are placeholders: <secret:NAME> for secure: values, <generated:NAME>",
+  "for values generated at deploy time; the SSH key is a throwaway one, never written.",
+  "",
+  "  --stack, -s <name>    the stack; its config is Pulumi.<name>.yaml in the repository root",
+  "  --out, -o <dir>       created when missing; it must be empty unless --force",
+  "  --config-file <path>  read this stack file instead of Pulumi.<name>.yaml (as drift, doctor do)",
+  "  --force               write into a non-empty <dir>: files at the same paths are replaced,",
+  "                        other files are left alone",
+  "",
+  "Exit: 0 written, 1 the stack's configuration is invalid, 2 could not render.",
+].join("\n");
+
+export interface RenderArgs {
+  stack: string;
+  out: string;
+  configFile?: string;
+  force: boolean;
+  help: boolean;
+}
+
+/** `--stack <name> --out <dir> [--config-file <path>] [--force]`; throws RenderError with the usage. */
+export function parseRenderArgs(argv: string[]): RenderArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        stack: { type: "string", short: "s" },
+        out: { type: "string", short: "o" },
+        "config-file": { type: "string" },
+        force: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    throw new RenderError(`render: ${(e as Error).message}\n${RENDER_USAGE}`);
+  }
+  const help = values.help === true;
+  const errors: string[] = [];
+  const stack = values.stack as string | undefined;
+  const out = values.out as string | undefined;
+  if (!help) {
+    if (!stack) errors.push("--stack <name> is required (local, staging or prod)");
+    else if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(stack))
+      errors.push(`--stack: "${stack}" is not a stack name`);
+    if (!out) errors.push("--out <dir> is required");
+    if (values["config-file"] === "") errors.push("--config-file needs a path");
+  }
+  if (errors.length > 0) throw new RenderError(`render: ${errors.join("; ")}\n${RENDER_USAGE}`);
+  return {
+    stack: stack ?? "",
+    out: out ?? "",
+    ...(values["config-file"] ? { configFile: values["config-file"] as string } : {}),
+    force: values.force === true,
+    help,
+  };
+}
+
+// ------------------------------------------------------------------ config
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The `config:` map of a stack file. Throws RenderError naming the file when it is missing or not YAML. */
+export function readStackFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT") {
+      throw new RenderError(`render: cannot read the stack file ${file} (${code ?? (e as Error).message})`);
+    }
+    const dir = path.dirname(file);
+    const stacks = (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+      .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .sort();
+    throw new RenderError(
+      `render: no stack file ${file}` +
+        (stacks.length > 0 ? ` (stack files there: ${stacks.join(", ")})` : ""),
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = yaml.load(text);
+  } catch (e) {
+    throw new RenderError(`render: ${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  if (doc === undefined || doc === null) return {};
+  if (!isObject(doc) || (doc.config !== undefined && doc.config !== null && !isObject(doc.config))) {
+    throw new RenderError(`render: ${file}: expected a mapping with a "config:" mapping`);
+  }
+  return (doc.config as Record<string, unknown> | undefined) ?? {};
+}
+
+/** The project's name and its config defaults (`<project>:<key>` -> default) from Pulumi.yaml. */
+export function readProject(root: string): { name: string; defaults: Record<string, unknown> } {
+  const file = path.join(root, "Pulumi.yaml");
+  const doc = yaml.load(fs.readFileSync(file, "utf8"));
+  if (!isObject(doc) || typeof doc.name !== "string") throw new RenderError(`render: ${file} has no name`);
+  const defaults: Record<string, unknown> = {};
+  for (const [key, decl] of Object.entries(isObject(doc.config) ? doc.config : {})) {
+    if (isObject(decl) && "default" in decl)
+      defaults[key.includes(":") ? key : `${doc.name}:${key}`] = decl.default;
+  }
+  return { name: doc.name, defaults };
+}
+
+export interface RuntimeConfig {
+  /** What `pulumi.runtime.setAllConfig` takes: `ns:key` -> string (objects JSON-encoded) */
+  config: Record<string, string>;
+  /** Keys held as secrets: every one that had a `secure:` value, and the deploy key */
+  secretKeys: string[];
+  /** Every placeholder put in, in the order found */
+  placeholders: string[];
+}
+
+/** `{secure: "v1:..."}`, what `pulumi config set --secret` writes. */
+function isSecure(v: unknown): v is { secure: string } {
+  return isObject(v) && Object.keys(v).length === 1 && typeof v.secure === "string";
+}
+
+/**
+ * A stack file's config as the program would see it, without decrypting
+ * anything: project defaults for unset keys, every `secure:` value a
+ * placeholder (`<secret:NAME>` for `apphost:secretEnv.NAME`, else
+ * `<secret:ns:key.path>`), and the deploy key (`apphost:sshPrivateKey`, or
+ * the file `apphost:sshPrivateKeyFile` names) replaced by `deployKey`, which
+ * gets the configured `apphost:host.sshPublicKey` (see throwawayDeployKey).
+ * A stack that sets no key keeps none, so the program reports it missing.
+ */
+export function runtimeConfig(
+  stackConfig: Record<string, unknown>,
+  project: { name: string; defaults: Record<string, unknown> },
+  deployKey: (sshPublicKey: string | undefined) => string,
+): RuntimeConfig {
+  const ns = project.name;
+  const placeholders: string[] = [];
+  const secretKeys = new Set<string>();
+  const values: Record<string, unknown> = {};
+  for (const [rawKey, value] of Object.entries(stackConfig)) {
+    const key = rawKey.includes(":") ? rawKey : `${ns}:${rawKey}`;
+    const hide = (v: unknown, at: string[]): unknown => {
+      if (isSecure(v)) {
+        secretKeys.add(key);
+        const name = key === `${ns}:secretEnv` && at.length === 1 ? at[0] : [key, ...at].join(".");
+        const placeholder = secretPlaceholder(name);
+        placeholders.push(placeholder);
+        return placeholder;
+      }
+      if (Array.isArray(v)) return v.map((item, i) => hide(item, [...at, String(i)]));
+      if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x, [...at, k])]));
+      return v;
+    };
+    values[key] = hide(value, []);
+  }
+  for (const [key, value] of Object.entries(project.defaults)) {
+    if (!(key in values)) values[key] = value;
+  }
+
+  const keyKey = `${ns}:sshPrivateKey`;
+  const fileKey = `${ns}:sshPrivateKeyFile`;
+  const isSet = (v: unknown) => v !== undefined && v !== null && v !== "";
+  if (isSet(values[keyKey]) || isSet(values[fileKey])) {
+    const host = values[`${ns}:host`];
+    const publicKey = isObject(host) && typeof host.sshPublicKey === "string" ? host.sshPublicKey : undefined;
+    values[keyKey] = deployKey(publicKey);
+    values[fileKey] = "";
+    secretKeys.add(keyKey);
+  }
+
+  const config: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined) continue;
+    config[key] = typeof value === "string" ? value : JSON.stringify(value as Json);
+  }
+  return { config, secretKeys: [...secretKeys].sort(), placeholders };
+}
+
+// ------------------------------------------------------------------ the throwaway key
+
+function sshString(data: Buffer | string): Buffer {
+  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+/** The key blob of an OpenSSH public key line, when it is one (its type inside matches the line's). */
+function publicKeyBlob(line: string | undefined): Buffer | undefined {
+  const m = /^\s*(\S+)\s+([A-Za-z0-9+/]+={0,2})(\s|$)/.exec(line ?? "");
+  if (!m) return undefined;
+  const blob = Buffer.from(m[2], "base64");
+  if (blob.length < 4) return undefined;
+  const len = blob.readUInt32BE(0);
+  return len <= blob.length - 4 && blob.subarray(4, 4 + len).toString("latin1") === m[1] ? blob : undefined;
+}
+
+/**
+ * A throwaway Ed25519 key in OpenSSH's container, generated in memory for one
+ * run and never written anywhere. It stands in for the stack's deploy key,
+ * which is encrypted (`secure:`) or a file that may not exist here.
+ *
+ * apphost checks that an ec2 stack's `apphost:host.sshPublicKey` is the
+ * public half of its deploy key. The real key cannot be read here, so that
+ * check cannot be made: given the configured public key, the container names
+ * it as its public half (the part apphost's check reads) while the private
+ * part stays the throwaway's. Nothing connects with the key under mocks.
+ */
+export function throwawayDeployKey(sshPublicKey?: string): string {
+  const jwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }) as { d: string; x: string };
+  const seed = Buffer.from(jwk.d, "base64url");
+  const pub = Buffer.from(jwk.x, "base64url");
+  const ownBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
+  const check = randomBytes(4);
+  let priv = Buffer.concat([
+    check,
+    check,
+    sshString("ssh-ed25519"),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString("apphost-render-throwaway"),
+  ]);
+  const pad: number[] = [];
+  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
+  priv = Buffer.concat([priv, Buffer.from(pad)]);
+  const body = Buffer.concat([
+    Buffer.from("openssh-key-v1\0", "latin1"),
+    sshString("none"),
+    sshString("none"),
+    sshString(Buffer.alloc(0)),
+    Buffer.from([0, 0, 0, 1]),
+    sshString(publicKeyBlob(sshPublicKey) ?? ownBlob),
+    sshString(priv),
+  ]);
+  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n");
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
+
+// ------------------------------------------------------------------ mocks
+
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+function pem(label: string, body: string): string {
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
+/**
+ * Mocks that record every registered resource into `records` and fill in
+ * what the cloud would compute (addresses, ids, names) with documentation
+ * values, and what is generated or issued at deploy time (keys,
+ * certificates, passwords) with placeholders, never key material.
+ */
+export function renderMocks(records: Registered[], opts: { region?: string } = {}): pulumi.runtime.Mocks {
+  const region = opts.region ?? "us-east-1";
+  return {
+    call(args: pulumi.runtime.MockCallArgs) {
+      const inputs = args.inputs as Record<string, unknown>;
+      switch (args.token) {
+        case "aws:ec2/getAmi:getAmi": {
+          const filters = (inputs.filters ?? []) as Array<{ name: string; values: string[] }>;
+          const arch = filters.find((f) => f.name === "architecture")?.values[0] ?? "x86_64";
+          const pattern = filters.find((f) => f.name === "name")?.values[0] ?? "";
+          return { id: `ami-0${arch}0000000000`, architecture: arch, name: pattern.replace("*", "latest") };
+        }
+        case "aws:ec2/getVpc:getVpc":
+          return { id: "vpc-0default0000000000", default: true, cidrBlock: "172.31.0.0/16" };
+        case "aws:ec2/getSubnet:getSubnet":
+          return { id: inputs.id, vpcId: "vpc-0subnet00000000000" };
+        case "aws:index/getRegion:getRegion":
+          return { id: region, name: region, region };
+        case "aws:index/getCallerIdentity:getCallerIdentity":
+          return { id: "000000000000", accountId: "000000000000", arn: "arn:aws:iam::000000000000:root" };
+        case "cloudflare:index/getZone:getZone": {
+          const filter = inputs.filter as { name?: string } | undefined;
+          const zoneId = "00000000000000000000000000000000";
+          return { id: zoneId, zoneId, name: filter?.name, status: "active" };
+        }
+        default:
+          return inputs;
+      }
+    },
+    newResource(args: pulumi.runtime.MockResourceArgs) {
+      const inputs = args.inputs as Record<string, unknown>;
+      // Secret inputs (the env file, the origin key) arrive wrapped; record them plain.
+      const plain = Object.fromEntries(
+        Object.entries(inputs).map(([k, v]) => [k, pulumi.runtime.unwrapRpcSecret(v)]),
+      );
+      records.push({ type: args.type, name: args.name, inputs: plain });
+      const state: Record<string, unknown> = { ...inputs };
+      let id = `${args.name}-id`;
+      switch (args.type) {
+        case "aws:ec2/instance:Instance":
+          id = "i-00000000000000000";
+          state.publicIp = "203.0.113.10";
+          state.ipv6Addresses = inputs.ipv6AddressCount ? ["2001:db8::10"] : [];
+          break;
+        case "aws:ec2/eip:Eip":
+          id = "eipalloc-00000000000000000";
+          state.allocationId = id;
+          state.publicIp = "203.0.113.20";
+          break;
+        case "aws:ec2/keyPair:KeyPair":
+          state.keyName = `${args.name}-0000000`;
+          break;
+        case "aws:ec2/securityGroup:SecurityGroup":
+          id = "sg-00000000000000000";
+          break;
+        case "aws:s3/bucket:Bucket": {
+          // AWS appends a unique suffix to bucketPrefix.
+          const bucket = (inputs.bucket as string) ?? `${inputs.bucketPrefix as string}unique-suffix`;
+          id = bucket;
+          state.bucket = bucket;
+          state.arn = `arn:aws:s3:::${bucket}`;
+          state.region = (inputs.region as string) ?? region;
+          break;
+        }
+        case "aws:iam/role:Role":
+          state.name = `${args.name}-0000000`;
+          id = state.name as string;
+          state.arn = `arn:aws:iam::000000000000:role/${id}`;
+          break;
+        case "aws:iam/instanceProfile:InstanceProfile":
+          state.name = `${args.name}-0000000`;
+          id = state.name as string;
+          state.arn = `arn:aws:iam::000000000000:instance-profile/${id}`;
+          break;
+        case "tls:index/privateKey:PrivateKey":
+          state.privateKeyPem = pem("PRIVATE KEY", generatedPlaceholder(args.name));
+          state.privateKeyPemPkcs8 = state.privateKeyPem;
+          state.privateKeyOpenssh = pem("OPENSSH PRIVATE KEY", generatedPlaceholder(args.name));
+          state.publicKeyPem = pem("PUBLIC KEY", generatedPlaceholder(args.name));
+          state.publicKeyOpenssh = `ssh-ed25519 ${generatedPlaceholder(args.name)}\n`;
+          break;
+        case "tls:index/certRequest:CertRequest":
+          state.certRequestPem = pem("CERTIFICATE REQUEST", generatedPlaceholder(args.name));
+          break;
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+          state.certPem = pem("CERTIFICATE", generatedPlaceholder(args.name));
+          break;
+        case "cloudflare:index/originCaCertificate:OriginCaCertificate": {
+          state.certificate = pem("CERTIFICATE", `<issued:${args.name}>`);
+          const days = typeof inputs.requestedValidity === "number" ? inputs.requestedValidity : 365;
+          state.expiresOn = new Date(Date.now() + days * 86400_000).toISOString().replace(/\.\d+Z$/, "Z");
+          break;
+        }
+        case "random:index/randomPassword:RandomPassword":
+        case "random:index/randomString:RandomString":
+          state.result = generatedPlaceholder(args.name);
+          state.bcryptHash = generatedPlaceholder(args.name);
+          break;
+        case "random:index/randomId:RandomId":
+          state.hex = "00000000";
+          state.b64Url = "AAAAAA";
+          state.b64Std = "AAAAAA==";
+          state.dec = "0";
+          break;
+        case "pulumi-nodejs:dynamic/apphost:GeneratedSecret":
+          state.value = generatedPlaceholder(args.name);
+          break;
+        case "pulumi-nodejs:dynamic/apphost:Release":
+          state.releaseId = "<release-id>";
+          state.live = "<release-id>";
+          state.phaseSeconds = [];
+          break;
+      }
+      return { id, state };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ files
+
+export interface RenderedFile {
+  /** The resource's name (`app-site`), or the command's */
+  resource: string;
+  /** Absolute host path, or `COMMANDS_DIR/<resource>.sh` for a command */
+  path: string;
+  content: string;
+  /** Four octal digits, `0644` */
+  mode: string;
+  owner: string;
+  group: string;
+}
+
+function fourDigits(mode: string): string {
+  return mode.length === 3 ? `0${mode}` : mode;
+}
+
+/**
+ * Every HostFile the program declared, sorted by path. Two resources with
+ * one path are an error unless they agree.
+ */
+export function hostFilesOf(records: Registered[]): RenderedFile[] {
+  const byPath = new Map<string, RenderedFile>();
+  for (const r of records.filter((x) => x.type === HOST_FILE_TYPE)) {
+    const { path: p, content, mode, owner, group } = r.inputs;
+    if (typeof p !== "string" || !p.startsWith("/") || typeof content !== "string") {
+      throw new Error(`HostFile ${r.name}: no absolute path or no content (path ${JSON.stringify(p)})`);
+    }
+    const file: RenderedFile = {
+      resource: r.name,
+      path: p,
+      content,
+      mode: fourDigits(typeof mode === "string" ? mode : "0644"),
+      owner: typeof owner === "string" ? owner : "root",
+      group: typeof group === "string" ? group : "root",
+    };
+    const seen = byPath.get(p);
+    if (seen && (seen.content !== file.content || seen.mode !== file.mode)) {
+      throw new Error(
+        `HostFile ${seen.resource} and ${r.name} both write ${p}, with different content or mode`,
+      );
+    }
+    byPath.set(p, file);
+  }
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * A command line that is one `... bash -c '<script>'` (apphost's run-as-root
+ * wrapper) as the script itself, after a comment with the wrapper; any other
+ * command line as it is.
+ */
+export function unwrapBashC(line: string): string {
+  const m = /^(.*?\bbash -c )'((?:[^']|'\\'')*)'\s*$/s.exec(line);
+  if (!m) return line;
+  const script = m[2].replace(/'\\''/g, "'");
+  return `# run as: ${m[1]}'<this script>'\n${script}${script.endsWith("\n") ? "" : "\n"}`;
+}
+
+/** The create script of every host command, as `COMMANDS_DIR/<resource>.sh`, sorted by name. */
+export function commandScriptsOf(records: Registered[]): RenderedFile[] {
+  return records
+    .filter((r) => COMMAND_TYPES.includes(r.type) && typeof r.inputs.create === "string")
+    .map((r) => ({
+      resource: r.name,
+      path: `${COMMANDS_DIR}/${r.name}.sh`,
+      content: unwrapBashC(r.inputs.create as string),
+      mode: "0644",
+      owner: "root",
+      group: "root",
+    }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * Checks the output directory before anything runs, without creating it:
+ * missing is fine (writeFiles creates it), non-empty is refused unless `force`.
+ */
+export function checkOutDir(out: string, force: boolean): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(out);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    throw new RenderError(
+      `render: --out ${out}: ${code === "ENOTDIR" ? "not a directory" : (e as Error).message}`,
+    );
+  }
+  if (entries.length > 0 && !force) {
+    throw new RenderError(
+      `render: --out ${out} is not empty; pass --force to write into it ` +
+        "(files at the same paths are replaced, others are left alone), or name a new directory",
+    );
+  }
+}
+
+/** Writes each file under `out` at its path with its mode; returns one line per file. */
+export function writeFiles(out: string, files: RenderedFile[]): string[] {
+  const root = path.resolve(out);
+  return files.map((f) => {
+    const rel = f.path.replace(/^\/+/, "");
+    const target = path.resolve(root, rel);
+    if (!target.startsWith(root + path.sep)) throw new Error(`${f.resource}: path ${f.path} leaves --out`);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.rmSync(target, { force: true });
+    const mode = parseInt(f.mode, 8);
+    fs.writeFileSync(target, f.content, { mode });
+    fs.chmodSync(target, mode); // the umask may have taken bits away
+    return `wrote ${rel} (${f.mode} ${f.owner}:${f.group})`;
+  });
+}
+
+// ------------------------------------------------------------------ the run
+
+export interface RenderOptions {
+  /** The repository root: Pulumi.yaml, the stack files, program.ts */
+  root: string;
+  stack: string;
+  /** The stack file to read instead of `<root>/Pulumi.<stack>.yaml` */
+  configFile?: string;
+}
+
+export interface RenderResult {
+  stackFile: string;
+  files: RenderedFile[];
+  commands: RenderedFile[];
+  placeholders: string[];
+  /** The throwaway deploy key, so the caller can make sure it reached no file */
+  deployKey?: string;
+}
+
+/**
+ * Runs the program for the stack under mocks and returns the files it
+ * declares. Sets process-global state (mocks, config, APPHOST_CACHE): once per
+ * process. Throws RenderError for the stack file, and whatever the program
+ * throws (apphost's ConfigError for an invalid configuration).
+ */
+export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
+  const stackFile = path.resolve(opts.configFile ?? path.join(opts.root, `Pulumi.${opts.stack}.yaml`));
+  const stackConfig = readStackFile(stackFile);
+  const project = readProject(opts.root);
+  let deployKey: string | undefined;
+  const runtime = runtimeConfig(stackConfig, project, (pub) => (deployKey = throwawayDeployKey(pub)));
+
+  const records: Registered[] = [];
+  const region = runtime.config["aws:region"];
+  pulumi.runtime.setMocks(renderMocks(records, region ? { region } : {}), project.name, opts.stack, false);
+  pulumi.runtime.setAllConfig(runtime.config, runtime.secretKeys);
+
+  // The program builds the app's artifact into APPHOST_CACHE; keep it out of the user's cache.
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-render-"));
+  const savedCache = process.env.APPHOST_CACHE;
+  process.env.APPHOST_CACHE = cache;
+  try {
+    const { program } = require(path.join(opts.root, "program")) as typeof import("../../program");
+    await pulumi.runtime.runInPulumiStack(program);
+    await pulumi.runtime.disconnect();
+  } finally {
+    if (savedCache === undefined) delete process.env.APPHOST_CACHE;
+    else process.env.APPHOST_CACHE = savedCache;
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+  return {
+    stackFile,
+    files: hostFilesOf(records),
+    commands: commandScriptsOf(records),
+    placeholders: runtime.placeholders,
+    ...(deployKey ? { deployKey } : {}),
+  };
+}
