@@ -23,8 +23,8 @@ export const EXIT_CONFIG = 1;
 export const EXIT_CANNOT_RENDER = 2;
 
 export const HOST_FILE_TYPE = "pulumi-nodejs:dynamic/apphost:HostFile";
-/** Scripts run on the host: apphost's own dynamic resource, and @pulumi/command's remote Command. */
-export const COMMAND_TYPES = ["pulumi-nodejs:dynamic/apphost:HostCommand", "command:remote:Command"];
+/** Scripts run on the host for their effect: @pulumi/command's remote Command. */
+export const COMMAND_TYPES = ["command:remote:Command"];
 /** Where the commands' create scripts go under the output directory (not host paths). */
 export const COMMANDS_DIR = ".apphost/commands";
 
@@ -422,9 +422,6 @@ export function renderMocks(records: Registered[], opts: { region?: string } = {
           state.b64Url = "AAAAAA";
           state.b64Std = "AAAAAA==";
           state.dec = "0";
-          break;
-        case "pulumi-nodejs:dynamic/apphost:GeneratedSecret":
-          state.value = generatedPlaceholder(args.name);
           break;
         case "pulumi-nodejs:dynamic/apphost:Release":
           state.releaseId = "<release-id>";
