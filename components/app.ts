@@ -340,6 +340,7 @@ export class App extends pulumi.ComponentResource {
               hostnames: input.hostnames,
               email: config.tls.email,
               bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
+              fullSite: renderNginxSite(this.layout, input),
             }),
             timeoutMinutes: 10,
           },
