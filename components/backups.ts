@@ -9,7 +9,8 @@
  * objects under `<app>/<stack>/`: no read, no list, no delete, so a
  * compromised host cannot erase the copies (an overwrite keeps the old version).
  */
-import * as aws from "@pulumi/aws";
+// Type-only at the top: the SDK is loaded where it is used, so stacks without a backup bucket start faster.
+import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
 import { resourceTags } from "./host";
@@ -107,6 +108,7 @@ export class BackupBucket extends pulumi.ComponentResource {
   }
 
   constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
+    const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
     super("apphost:index:BackupBucket", name, {}, opts);
     const { config } = args;
     if (!config.backups.s3 || config.host.kind !== "ec2") {

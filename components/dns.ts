@@ -6,7 +6,8 @@
  * address (an instance stop/start without an Elastic IP, picked up by
  * `pulumi up --refresh`) updates DNS in the same run.
  */
-import * as cloudflare from "@pulumi/cloudflare";
+// Type-only at the top: the SDK is loaded where it is used, so stacks without Cloudflare DNS start faster.
+import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { DNS_DEFAULTS } from "./config/defaults";
 import type { StackConfig } from "./config/types";
@@ -54,6 +55,7 @@ export class Dns extends pulumi.ComponentResource {
       return;
     }
 
+    const cloudflare = require("@pulumi/cloudflare") as typeof import("@pulumi/cloudflare");
     const zoneId = lookupZoneId();
     const records = createRecords(zoneId);
 

@@ -3,7 +3,8 @@
  * already exists. Either way the rest of apphost sees the same two outputs,
  * the public address (for DNS) and an SSH connection (for everything host-side).
  */
-import * as aws from "@pulumi/aws";
+// Type-only at the top: the SDK is loaded where it is used, so stacks without EC2 (the local stack) start faster.
+import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Ec2HostConfig, StackConfig } from "./config/types";
 import { hostLayout } from "./paths";
@@ -62,6 +63,7 @@ export class Host extends pulumi.ComponentResource {
     const host = config.host;
 
     if (host.kind === "ec2") {
+      const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
       const tags = resourceTags(config);
       const ami = lookupAmi(host);
       const vpcId = lookupVpcId(host);

@@ -14,9 +14,10 @@
  * k+1 starts (tested as a property), so renewal is never late as long as
  * `pulumi up` runs in that period. It can come up to one window early.
  */
-import * as cloudflare from "@pulumi/cloudflare";
+// Type-only at the top: the SDK is loaded where it is used, so stacks without an origin certificate start faster.
+import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import * as tls from "@pulumi/tls";
+import type * as tls from "@pulumi/tls";
 import type { StackConfig } from "./config/types";
 
 export interface OriginCertificateArgs {
@@ -73,6 +74,8 @@ export class OriginCertificate extends pulumi.ComponentResource {
 
   constructor(name: string, args: OriginCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:OriginCertificate", name, {}, opts);
+    const cloudflare = require("@pulumi/cloudflare") as typeof import("@pulumi/cloudflare");
+    const tls = require("@pulumi/tls") as typeof import("@pulumi/tls");
     this.name = name;
     // Options of every child: hoisted helper functions below cannot use `this` themselves.
     const childOpts = { parent: this };
@@ -153,6 +156,7 @@ export class OriginCertificate extends pulumi.ComponentResource {
    * Zone-wide and kept on destroy: other stacks on the zone rely on it too.
    */
   requireStrictSsl(after: pulumi.Input<pulumi.Resource>[]): cloudflare.ZoneSetting {
+    const cloudflare = require("@pulumi/cloudflare") as typeof import("@pulumi/cloudflare");
     return new cloudflare.ZoneSetting(
       `${this.name}-ssl-strict`,
       { zoneId: this.zoneId, settingId: "ssl", value: "strict" },
