@@ -150,34 +150,46 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
+  /**
+   * The origin certificate and its key. A renewal writes both, then checks the
+   * proxy's configuration with them and reloads it, so the new certificate is
+   * served at once (the site file does not change on a renewal, so nothing
+   * else would reload the proxy). The key goes second: the check then sees a
+   * matching pair, never a new certificate with the old key.
+   */
   private createCertificates(name: string, args: AppArgs, after: pulumi.Resource): HostFile[] {
     if (!args.originCertificate) return [];
     const paths = originCertPaths(this.layout);
+    const cmd = proxyCommands(args.config.proxy.kind);
     const group = args.config.proxy.kind === "caddy" ? "caddy" : "root";
-    return [
-      new HostFile(
-        `${name}-origin-cert`,
-        {
-          connection: args.connection,
-          path: paths.cert,
-          content: args.originCertificate.certificatePem,
-          mode: "0644",
-        },
-        { parent: this, dependsOn: [after] },
-      ),
-      new HostFile(
-        `${name}-origin-key`,
-        {
-          connection: args.connection,
-          path: paths.key,
-          content: pulumi.secret(args.originCertificate.privateKeyPem),
-          mode: "0640",
-          group,
-          secret: true,
-        },
-        { parent: this, dependsOn: [after] },
-      ),
-    ];
+    const cert = new HostFile(
+      `${name}-origin-cert`,
+      {
+        connection: args.connection,
+        path: paths.cert,
+        content: args.originCertificate.certificatePem,
+        mode: "0644",
+      },
+      { parent: this, dependsOn: [after] },
+    );
+    const key = new HostFile(
+      `${name}-origin-key`,
+      {
+        connection: args.connection,
+        path: paths.key,
+        // The certificate's hash rides along, so a renewal that kept the key still reloads.
+        content: pulumi.secret(args.originCertificate.privateKeyPem),
+        mode: "0640",
+        group,
+        secret: true,
+        validate: cmd.validate,
+        reload: pulumi
+          .output(args.originCertificate.certificatePem)
+          .apply((pem) => `${cmd.reload} # certificate sha256 ${sha256(pem)}`),
+      },
+      { parent: this, dependsOn: [cert] },
+    );
+    return [cert, key];
   }
 
   private createEnvFile(
@@ -328,6 +340,7 @@ export class App extends pulumi.ComponentResource {
               hostnames: input.hostnames,
               email: config.tls.email,
               bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
+              fullSite: renderNginxSite(this.layout, input),
             }),
             timeoutMinutes: 10,
           },

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Ec2HostConfig, StackConfig } from "./config/types";
 import { hostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
+import { HostConnection } from "./remote/resources";
 
 export interface HostArgs {
   /** The validated stack config (`loadStackConfig().config`). */
@@ -191,7 +192,13 @@ export class Host extends pulumi.ComponentResource {
       this.instanceId = pulumi.output(undefined);
     }
 
-    this.connection = sshConnection(this.publicIp, host, args.sshPrivateKey);
+    // Every resource on the host takes its connection from this one, which
+    // tells their providers where the host is in this run (remote/follow.ts).
+    this.connection = new HostConnection(
+      `${name}-connection`,
+      { connection: sshConnection(this.publicIp, host, args.sshPrivateKey, name) },
+      { parent: this },
+    ).connection;
     this.registerOutputs({
       publicIp: this.publicIp,
       ipv6Address: this.ipv6Address,
@@ -335,6 +342,7 @@ function sshConnection(
   address: pulumi.Output<string>,
   host: StackConfig["host"],
   privateKey: pulumi.Input<string>,
+  ref: string,
 ): pulumi.Output<SshConnection> {
   const hostKey = host.kind === "existing" ? host.hostKey : undefined;
   // pulumi.secret() on top of the secret key: the whole object must stay encrypted in state,
@@ -346,6 +354,7 @@ function sshConnection(
       user: host.user,
       privateKey: key,
       ...(hostKey ? { hostKey } : {}),
+      ref,
     })),
   );
 }

@@ -97,7 +97,7 @@ export class Server extends pulumi.ComponentResource {
           {
             connection,
             path: CADDYFILE_PATH,
-            content: renderCaddyfile({ tls: config.tls, proxy: config.proxy }),
+            content: renderCaddyfile({ proxy: config.proxy }),
             validate: cmd.validate,
             reload: cmd.reload,
           },

@@ -14,4 +14,10 @@ export interface SshConnection {
   privateKey: string;
   /** Optional pinned host key line; when absent, the first key seen is trusted */
   hostKey?: string;
+  /**
+   * Which host of the stack this is (the Host component's name). The
+   * resources on it look up the connection of the current program run by it
+   * (./follow.ts), so a moved host is read and deleted at its new address.
+   */
+  ref?: string;
 }

@@ -11,6 +11,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
+import { connectionChanged, currentConnection, PROVIDER_VERSION } from "./follow";
 import { redact, runRemote, shellQuote, tail, type RemoteResult } from "./ssh";
 
 export interface ReleaseArgs {
@@ -38,6 +39,8 @@ interface Inputs {
   configHash: string;
   rollbackTo?: string;
   lockOwner: string;
+  /** PROVIDER_VERSION of the code that last applied it; absent before version 2 */
+  providerVersion?: number;
 }
 
 interface Outputs extends Inputs {
@@ -185,14 +188,32 @@ async function rollback(
   return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
-const releaseProvider: pulumi.dynamic.ResourceProvider = {
+const RELEASE_KEYS: (keyof Inputs)[] = [
+  "contentHash",
+  "requirementsHash",
+  "configHash",
+  "rollbackTo",
+  "script",
+];
+
+/** The release on the host must change: new code, config or rollback target, or `current` switched by hand. */
+function releaseChanged(olds: Outputs, news: Inputs): boolean {
+  return (
+    RELEASE_KEYS.some((k) => (news[k] ?? "") !== (olds[k] ?? "")) ||
+    // Someone switched `current` by hand (seen by a refresh): put the declared release back.
+    (olds.live !== undefined && olds.live !== (news.rollbackTo || olds.releaseId))
+  );
+}
+
+export const releaseProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: Outputs, news: Inputs) {
-    const keys: (keyof Inputs)[] = ["contentHash", "requirementsHash", "configHash", "rollbackTo", "script"];
-    if (keys.some((k) => news[k] === UNKNOWN)) return { changes: true };
+    if (RELEASE_KEYS.some((k) => news[k] === UNKNOWN) || JSON.stringify(news.connection).includes(UNKNOWN))
+      return { changes: true };
     const changes =
-      keys.some((k) => (news[k] ?? "") !== (olds[k] ?? "")) ||
-      // Someone switched `current` by hand (seen by a refresh): put the declared release back.
-      (olds.live !== undefined && olds.live !== (news.rollbackTo || olds.releaseId));
+      releaseChanged(olds, news) ||
+      // Only the stored connection or provider code: an update with no remote work.
+      connectionChanged(olds.connection, news.connection) ||
+      (olds.providerVersion ?? 1) !== news.providerVersion;
     return { changes };
   },
 
@@ -202,6 +223,11 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: Outputs, news: Inputs) {
+    if (!releaseChanged(olds, news)) {
+      // The host moved, or apphost's provider code changed: the same release stays live.
+      const { releaseId, live, phaseSeconds } = olds;
+      return { outs: { ...news, releaseId, live, ...(phaseSeconds ? { phaseSeconds } : {}) } };
+    }
     const contentChanged =
       news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
     const configChanged = news.configHash !== olds.configHash || news.script !== olds.script;
@@ -216,16 +242,15 @@ const releaseProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async read(id: string, props: Outputs) {
-    const res = await runRemote(props.connection, `exec ${shellQuote(props.script)} status`, {
+    const conn = currentConnection(props.connection);
+    const res = await runRemote(conn, `exec ${shellQuote(props.script)} status`, {
       what: "release status",
       allowFailure: true,
     });
     // An unreachable host is an error, not drift: only a host that answers
     // (the script missing counts as "nothing live") says what is live.
     if (res.code === 255) {
-      throw new Error(
-        `release status: ssh to ${props.connection.user}@${props.connection.host} failed\n${res.stderr.trim()}`,
-      );
+      throw new Error(`release status: ssh to ${conn.user}@${conn.host} failed\n${res.stderr.trim()}`);
     }
     const live = res.code === 0 ? parseKv(res.stdout).current || "none" : "none";
     return { id, props: { ...props, live } };
@@ -247,6 +272,7 @@ export class Release extends pulumi.dynamic.Resource {
       {
         ...args,
         connection: pulumi.secret(args.connection),
+        providerVersion: PROVIDER_VERSION,
         releaseId: undefined,
         live: undefined,
         phaseSeconds: undefined,

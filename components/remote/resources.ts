@@ -10,6 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
+import { connectionChanged, currentConnection, PROVIDER_VERSION, rememberConnection } from "./follow";
 import { runRemote } from "./ssh";
 import {
   deleteFileScript,
@@ -71,6 +72,8 @@ interface FileInputs {
   secret: boolean;
   /** sha256 of `content` (inputs), of the file on the host (outputs, as last read) */
   sha256: string;
+  /** PROVIDER_VERSION of the code that last applied it; absent before version 2 */
+  providerVersion?: number;
 }
 
 interface FileOutputs extends FileInputs {
@@ -106,7 +109,19 @@ async function writeFile(f: FileInputs): Promise<FileOutputs> {
   };
 }
 
-const hostFileProvider: pulumi.dynamic.ResourceProvider = {
+/** What the host has differs from what the program declares (content, mode, owner, commands). */
+function fileChanged(olds: FileOutputs, news: FileInputs): boolean {
+  return (
+    news.sha256 !== olds.sha256 ||
+    normalizeMode(news.mode) !== olds.actualMode ||
+    news.owner !== olds.actualOwner ||
+    news.group !== olds.actualGroup ||
+    (news.validate ?? "") !== (olds.validate ?? "") ||
+    (news.reload ?? "") !== (olds.reload ?? "")
+  );
+}
+
+export const hostFileProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: FileInputs, news: FileInputs) {
     const failures: pulumi.dynamic.CheckFailure[] = [];
     if (typeof news.path === "string" && !news.path.startsWith("/")) {
@@ -123,12 +138,11 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
     const replaces = news.path !== olds.path ? ["path"] : [];
     const changes =
       replaces.length > 0 ||
-      news.sha256 !== olds.sha256 ||
-      normalizeMode(news.mode) !== olds.actualMode ||
-      news.owner !== olds.actualOwner ||
-      news.group !== olds.actualGroup ||
-      (news.validate ?? "") !== (olds.validate ?? "") ||
-      (news.reload ?? "") !== (olds.reload ?? "");
+      fileChanged(olds, news) ||
+      // Only the stored connection or provider code: an update with no remote work.
+      hasUnknown(news.connection) ||
+      connectionChanged(olds.connection, news.connection) ||
+      (olds.providerVersion ?? 1) !== news.providerVersion;
     return { changes, replaces, deleteBeforeReplace: false };
   },
 
@@ -137,7 +151,13 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
     return { id: inputs.path, outs };
   },
 
-  async update(_id: string, _olds: FileOutputs, news: FileInputs) {
+  async update(_id: string, olds: FileOutputs, news: FileInputs) {
+    if (!fileChanged(olds, news)) {
+      // The host moved, or apphost's provider code changed: keep what the
+      // host has, store the new connection and code.
+      const { actualMode, actualOwner, actualGroup } = olds;
+      return { outs: { ...news, sha256: olds.sha256, actualMode, actualOwner, actualGroup } };
+    }
     return { outs: await writeFile(news) };
   },
 
@@ -145,9 +165,13 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
   // next preview shows a hand edit as a diff of `content` (or, for secret
   // files, of `sha256`) against what the program declares.
   async read(id: string, props: FileOutputs) {
-    const res = await runRemote(props.connection, readFileScript(props.path, !props.secret), {
-      what: `reading ${props.path}`,
-    });
+    const res = await runRemote(
+      currentConnection(props.connection),
+      readFileScript(props.path, !props.secret),
+      {
+        what: `reading ${props.path}`,
+      },
+    );
     const state = parseFileState(res.stdout);
     const actual = {
       sha256: state.present ? state.sha256! : "absent",
@@ -175,7 +199,9 @@ const hostFileProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: FileOutputs) {
-    await runRemote(props.connection, deleteFileScript(fileSpec(props)), { what: `removing ${props.path}` });
+    await runRemote(currentConnection(props.connection), deleteFileScript(fileSpec(props)), {
+      what: `removing ${props.path}`,
+    });
   },
 };
 
@@ -199,6 +225,7 @@ export class HostFile extends pulumi.dynamic.Resource {
         secret: args.secret ?? pulumi.isSecret(pulumi.output(args.content)),
         connection: pulumi.secret(args.connection),
         sha256: pulumi.output(args.content).apply(sha256),
+        providerVersion: PROVIDER_VERSION,
         actualMode: undefined,
         actualOwner: undefined,
         actualGroup: undefined,
@@ -206,6 +233,60 @@ export class HostFile extends pulumi.dynamic.Resource {
       opts,
       "apphost",
       "HostFile",
+    );
+  }
+}
+
+// ---------------------------------------------------------- HostConnection
+
+interface ConnectionInputs {
+  connection: SshConnection;
+  providerVersion: number;
+}
+
+export const hostConnectionProvider: pulumi.dynamic.ResourceProvider = {
+  // check sees the current program's inputs, before any resource on the host
+  // is read, updated or deleted: record where the host is now.
+  async check(_olds: ConnectionInputs, news: ConnectionInputs) {
+    if (news.connection && !hasUnknown(news.connection)) rememberConnection(news.connection);
+    return { inputs: news };
+  },
+  async diff(_id: string, olds: ConnectionInputs, news: ConnectionInputs) {
+    return {
+      changes:
+        hasUnknown(news.connection) ||
+        connectionChanged(olds.connection, news.connection) ||
+        (olds.providerVersion ?? 1) !== news.providerVersion,
+    };
+  },
+  async create(inputs: ConnectionInputs) {
+    return { id: inputs.connection.ref ?? "host", outs: inputs };
+  },
+  async update(_id: string, _olds: ConnectionInputs, news: ConnectionInputs) {
+    return { outs: news };
+  },
+};
+
+/**
+ * How the host is reached in this program run, registered before every
+ * resource on the host (they take `connection` from here). No remote work:
+ * its provider records the connection for the other providers' read and
+ * delete (./follow.ts), and its state says where the host was last reached.
+ */
+export class HostConnection extends pulumi.dynamic.Resource {
+  declare public readonly connection: pulumi.Output<SshConnection>;
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<SshConnection> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      hostConnectionProvider,
+      name,
+      { connection: pulumi.secret(args.connection), providerVersion: PROVIDER_VERSION },
+      { ...opts, additionalSecretOutputs: ["connection"] },
+      "apphost",
+      "HostConnection",
     );
   }
 }

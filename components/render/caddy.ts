@@ -38,8 +38,6 @@ export const CADDY_TLS_MODES: readonly TlsConfig["mode"][] = [
 ];
 
 export interface CaddyfileInput {
-  /** `email` is the ACME account; `mode` picks `local_certs` (internal) or `auto_https off` (off) */
-  tls: Pick<TlsConfig, "mode" | "email">;
   /** Emitted as `http_port`/`https_port` only when they are not 80/443 */
   proxy: Pick<ProxyConfig, "httpPort" | "httpsPort">;
   /** @default CADDY_SITES_GLOB; tests point it at a temp dir */
@@ -47,27 +45,21 @@ export interface CaddyfileInput {
 }
 
 /**
- * The main Caddyfile. Its global options apply to every site on the host, so
- * `local_certs`/`auto_https off` are only right when every stack on the host
- * uses that TLS mode. Each snippet also says what it needs (`tls internal`,
- * `http://` addresses), so a site never depends on these globals.
+ * The main Caddyfile, shared by every stack on the host. Its global options
+ * apply to every site, so nothing in it depends on one stack's TLS mode: each
+ * snippet says what it needs (`tls internal`, `tls <email>`, `http://`
+ * addresses), and two stacks with different modes each keep their own issuer.
  */
 export function renderCaddyfile(input: CaddyfileInput): string {
   checkPort(input.proxy.httpPort, "apphost:proxy.httpPort");
   checkPort(input.proxy.httpsPort, "apphost:proxy.httpsPort");
-  const email = input.tls.email;
-  if (email !== undefined && !/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
-    throw new Error(`apphost:tls.email: "${email}" is not an e-mail address`);
-  }
   const global: string[] = [];
-  if (email) global.push(`email ${email}`);
   // The admin API stays on loopback: `caddy reload` (ExecReload) talks to it.
   global.push("admin localhost:2019");
-  // The internal CA stays Caddy's own: installing its root into the host's
+  // An internal CA stays Caddy's own: installing its root into the host's
   // trust store would need root, which Caddy does not have (it asks sudo on
-  // every reload and fails).
-  if (input.tls.mode === "internal") global.push("local_certs", "skip_install_trust");
-  if (input.tls.mode === "off") global.push("auto_https off");
+  // every reload and fails). Harmless for sites that use no internal CA.
+  global.push("skip_install_trust");
   if (input.proxy.httpPort !== 80) global.push(`http_port ${input.proxy.httpPort}`);
   if (input.proxy.httpsPort !== 443) global.push(`https_port ${input.proxy.httpsPort}`);
   return [
@@ -80,6 +72,14 @@ export function renderCaddyfile(input: CaddyfileInput): string {
     `import ${input.sitesGlob ?? CADDY_SITES_GLOB}`,
     "",
   ].join("\n");
+}
+
+/** An ACME account e-mail, refused when it would break the file. */
+function checkEmail(email: string): string {
+  if (!/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
+    throw new Error(`apphost:tls.email: "${email}" is not an e-mail address`);
+  }
+  return email;
 }
 
 /** nginx size syntax (`25m`, apphost:proxy.maxBodySize) to Caddy's (`25MiB`): nginx's m is 1024*1024. */
@@ -102,6 +102,8 @@ export function renderCaddySite(
   const body: string[] = [];
 
   if (mode === "internal") body.push("tls internal");
+  // The ACME account for this stack's certificates only (a global `email` would set every stack's).
+  if (mode === "caddy-acme" && input.tls.email !== undefined) body.push(`tls ${checkEmail(input.tls.email)}`);
   if (mode === "cloudflare-origin") {
     const { cert, key } = originCertPaths(layout, dirs);
     body.push(`tls ${cert} ${key}`);

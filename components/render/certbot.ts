@@ -21,6 +21,13 @@ export interface CertbotInput {
   email?: string;
   /** The rendered bootstrap site (renderNginxSite with certbotBootstrap) */
   bootstrapSite: string;
+  /**
+   * The rendered full site (renderNginxSite). When a hostname was added, it
+   * goes live before certbot runs: it still loads the existing certificate
+   * (same lineage path), and its port-80 server answers the new name's
+   * challenge, so HTTPS keeps serving while the certificate is expanded.
+   */
+  fullSite: string;
 }
 
 export function renderCertbotDeployHook(): string {
@@ -33,12 +40,24 @@ export function renderCertbotDeployHook(): string {
   ].join("\n");
 }
 
-/** Idempotent: does nothing once the certificate exists (renewal is certbot.timer's job). */
+/**
+ * Idempotent: obtains the first certificate through the bootstrap site; once
+ * it exists, does nothing while it covers every hostname, and expands it when
+ * a hostname was added (renewal is certbot.timer's job).
+ */
 export function certbotIssueScript(layout: HostLayout, input: CertbotInput): string {
   const primary = input.hostnames[0];
   const cert = certbotCertPaths(primary).cert;
   const domains = input.hostnames.map((h) => `-d ${q(h)}`).join(" ");
   const account = input.email ? `--email ${q(input.email)}` : "--register-unsafely-without-email";
+  const reload =
+    "if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl enable --now nginx; fi";
+  const certonly = `certbot certonly --webroot -w ${q(acmeWebroot(layout))} --cert-name ${q(primary)} ${domains} ${account} --agree-tos --non-interactive`;
+  const site = (text: string) => [
+    `cat >${q(layout.nginxSite)} <<'APPHOST_EOF'`,
+    text.replace(/\n$/, ""),
+    "APPHOST_EOF",
+  ];
   return [
     "set -euo pipefail",
     `install -d -m 0755 ${q(acmeWebroot(layout))} ${q("/etc/letsencrypt/renewal-hooks/deploy")}`,
@@ -47,13 +66,26 @@ export function certbotIssueScript(layout: HostLayout, input: CertbotInput): str
     "APPHOST_EOF",
     `chmod 0755 ${q(CERTBOT_DEPLOY_HOOK)}`,
     "systemctl enable --now certbot.timer",
-    `if [ -f ${q(cert)} ]; then exit 0; fi`,
-    `cat >${q(layout.nginxSite)} <<'APPHOST_EOF'`,
-    input.bootstrapSite.replace(/\n$/, ""),
-    "APPHOST_EOF",
+    `if [ -f ${q(cert)} ]; then`,
+    "  # The names the certificate holds, one per line (DNS:example.com).",
+    `  names=$(openssl x509 -in ${q(cert)} -noout -ext subjectAltName | tail -n +2 | tr -d ' ' | tr ',' '\\n')`,
+    "  missing=0",
+    `  wanted=(${input.hostnames.map(q).join(" ")})`,
+    '  for name in "${wanted[@]}"; do',
+    '    printf \'%s\\n\' "$names" | grep -Fxq "DNS:$name" || missing=1',
+    "  done",
+    '  if [ "$missing" = 0 ]; then exit 0; fi',
+    "  # A hostname was added: serve it on port 80 with the full site, then expand the certificate.",
+    ...site(input.fullSite),
+    "  nginx -t",
+    `  ${reload}`,
+    `  ${certonly} --expand`,
+    "  exit 0",
+    "fi",
+    ...site(input.bootstrapSite),
     "nginx -t",
-    "if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl enable --now nginx; fi",
-    `certbot certonly --webroot -w ${q(acmeWebroot(layout))} --cert-name ${q(primary)} ${domains} ${account} --agree-tos --non-interactive --keep-until-expiring`,
+    reload,
+    `${certonly} --keep-until-expiring`,
     "",
   ].join("\n");
 }

@@ -77,7 +77,8 @@ export function managedBy(renderer: string): string {
 export interface ProxySiteInput {
   /** `apphost:dns.hostnames[*].name`, the first is the primary (certbot names its directory after it) */
   hostnames: string[];
-  tls: Pick<TlsConfig, "mode">;
+  /** `email`: the ACME account of a caddy-acme site */
+  tls: Pick<TlsConfig, "mode" | "email">;
   proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
   /** `basePort` gives the stable upstream port the site proxies to (`upstreamPort()`) */
   app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort">;

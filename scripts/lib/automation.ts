@@ -48,6 +48,10 @@ export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
     PATH: `${bin}:${process.env.PATH ?? ""}`,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+    // Refresh and destroy run the program too, so they reach the host where
+    // the program says it is now, not where the state last saw it
+    // (components/remote/follow.ts).
+    PULUMI_RUN_PROGRAM: "true",
     ...(opts.env ?? {}),
   };
   const backend =

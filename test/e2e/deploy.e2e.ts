@@ -8,7 +8,19 @@ import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
 import { DEPLOY_PHASES } from "../../components/release/phases";
-import { changedCount, freshBackend, http, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
+import * as yaml from "js-yaml";
+import {
+  changedCount,
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  pulumiCli,
+  sandboxReaddress,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
+import { runCli } from "./ops-lib";
 
 const HOSTNAME = "sample.local.test";
 
@@ -33,6 +45,9 @@ describe("local stack on the sandbox host (real engine)", function () {
     backend = freshBackend();
     stack = await localStack(backend, { sandbox });
   });
+
+  // The other spec files use the sandbox at its usual address.
+  after(() => sandboxReaddress(2));
 
   it("a first `pulumi up` creates the host setup, the app and its release", async function () {
     firstUp = await stack.up({ onOutput: log, configFile: stack.configFile });
@@ -182,6 +197,50 @@ describe("local stack on the sandbox host (real engine)", function () {
       onOutput: log,
       configFile: stack.configFile,
     });
+  });
+
+  it("the host moves (stop/start without an Elastic IP): `pulumi up --refresh` with the new address follows it", async function () {
+    const releaseId = String(firstUp.outputs.releaseId.value);
+    const deployedLines = onHost(`grep -c deployed /srv/${ID}/releases.log`).stdout.trim();
+    const moved = sandboxReaddress(3);
+    assert.equal(moved.host, "10.77.0.3");
+    // The user changes only apphost:host.address, as a refreshed EC2 instance changes its public IP.
+    const cfg = yaml.load(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
+    cfg.config["apphost:host"] = { ...(cfg.config["apphost:host"] as object), address: moved.host };
+    fs.writeFileSync(stack.configFile, yaml.dump(cfg));
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      pulumiCli([...args, "--stack", "local", "--config-file", stack.configFile], {
+        backendUrl: backend,
+        env,
+      });
+
+    // The refresh reads every host resource at the new address, and the update stores it.
+    const up = cli(["up", "--refresh", "--yes"]);
+    assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+    log(up.stdout);
+    assert.match(up.stdout, /~ +pulumi-nodejs:dynamic\/apphost:HostConnection host-connection updated/);
+    assert.match(up.stdout, /~ +pulumi-nodejs:dynamic\/apphost:HostFile app-env updated/);
+    assert.match(up.stdout, /~ +pulumi-nodejs:dynamic\/apphost:Release app-release updated/);
+    // Same release, not deployed again; served at the new address.
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), `/srv/${ID}/releases/${releaseId}`);
+    assert.equal(onHost(`grep -c deployed /srv/${ID}/releases.log`).stdout.trim(), deployedLines);
+    assert.equal(http(moved, HOSTNAME, "/healthz", "https").status, 200);
+
+    // A plain `up` after it changes nothing.
+    const again = cli(["up", "--yes"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /Resources:\n +\d+ unchanged\n/);
+    // A refresh without the program reads at the stored connections: they are the new address now.
+    const stored = cli(["refresh", "--preview-only", "--expect-no-changes"], {
+      PULUMI_RUN_PROGRAM: "false",
+    });
+    assert.equal(stored.code, 0, `${stored.stdout}\n${stored.stderr}`);
+    const drift = await runCli("drift", ["--stack", "local", "--config-file", stack.configFile], {
+      PULUMI_BACKEND_URL: backend,
+    });
+    assert.equal(drift.code, 0, drift.stdout + drift.stderr);
+    sandbox = moved;
+    // `pulumi destroy` below removes everything at the new address.
   });
 
   it("`pulumi destroy` leaves the host clean and the proxy running", async function () {

@@ -51,6 +51,20 @@ function sandboxScript(...args: string[]): string {
 export function sandboxUp(spec: SandboxSpec = {}): Sandbox {
   current = { name: spec.name ?? "apphost-sbx", subnet: spec.subnet ?? "10.77.0" };
   sandboxScript("up");
+  return sandboxNow();
+}
+
+/**
+ * Moves the running sandbox to `<subnet>.<octet>` (`scripts/sandbox
+ * readdress`), as an EC2 stop/start moves an instance without an Elastic IP:
+ * the same host, files and keys at a new address.
+ */
+export function sandboxReaddress(octet: number): Sandbox {
+  sandboxScript("readdress", String(octet));
+  return sandboxNow();
+}
+
+function sandboxNow(): Sandbox {
   const env = Object.fromEntries(
     sandboxScript("env")
       .trim()
@@ -174,7 +188,7 @@ export async function localStack(
  */
 export function pulumiCli(
   args: string[],
-  opts: { backendUrl: string },
+  opts: { backendUrl: string; env?: Record<string, string> },
 ): { code: number; stdout: string; stderr: string } {
   const res = spawnSync("pulumi", [...args, "--non-interactive"], {
     cwd: ROOT,
@@ -185,7 +199,9 @@ export function pulumiCli(
       PULUMI_BACKEND_URL: opts.backendUrl,
       PULUMI_CONFIG_PASSPHRASE: "apphost-local",
       PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_RUN_PROGRAM: "true",
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      ...(opts.env ?? {}),
     },
   });
   return { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };

@@ -186,6 +186,7 @@ describe("Host (ec2)", () => {
       port: 22,
       user: "admin",
       privateKey: DEPLOY_KEY.privateKey,
+      ref: "conn",
     });
   });
 
@@ -237,9 +238,10 @@ describe("Host (existing)", () => {
       calls.filter((c) => c.token.startsWith("aws:")),
       [],
     );
+    // The component and the connection every resource on the host takes (no remote work).
     assert.deepEqual(
       resources.map((r) => r.type),
-      ["apphost:index:Host"],
+      ["apphost:index:Host", "pulumi-nodejs:dynamic/apphost:HostConnection"],
     );
     assert.equal(await valueOf(h.publicIp), "203.0.113.10");
     assert.equal(await valueOf(h.instanceId), undefined);
@@ -250,6 +252,7 @@ describe("Host (existing)", () => {
       user: "deploy",
       privateKey: DEPLOY_KEY.privateKey,
       hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+      ref: "old",
     });
   });
 });

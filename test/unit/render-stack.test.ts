@@ -195,7 +195,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
     it("the Caddyfile, the site, the units and the release script are exactly what the renderers make", () => {
       const c = config();
       const l = layout();
-      assert.equal(read(runs.prod, "etc/caddy/Caddyfile"), renderCaddyfile({ tls: c.tls, proxy: c.proxy }));
+      assert.equal(read(runs.prod, "etc/caddy/Caddyfile"), renderCaddyfile({ proxy: c.proxy }));
       assert.equal(read(runs.prod, l.caddySite), renderCaddySite(l, siteInput(c)));
       const units = renderProcessUnits(l, { processes: c.app.processes, runtime: c.app.runtime });
       assert.equal(units.length, 3);
@@ -257,7 +257,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
     const c = configOf("staging");
     const l = hostLayout("sample", "staging");
     assert.equal(c.tls.mode, "cloudflare-origin");
-    assert.equal(read(run, "etc/caddy/Caddyfile"), renderCaddyfile({ tls: c.tls, proxy: c.proxy }));
+    assert.equal(read(run, "etc/caddy/Caddyfile"), renderCaddyfile({ proxy: c.proxy }));
     assert.equal(read(run, l.caddySite), renderCaddySite(l, siteInput(c)));
     assert.ok(run.stdout.includes("\nwrote etc/apphost/tls/sample-staging.key (0640 root:caddy)\n"));
     assert.equal(modeOf(run, "etc/apphost/tls/sample-staging.key"), "0640");
@@ -277,7 +277,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
     ok(run);
     const c = configOf("local");
     const l = hostLayout("sample", "local");
-    assert.equal(read(run, "etc/caddy/Caddyfile"), renderCaddyfile({ tls: c.tls, proxy: c.proxy }));
+    assert.equal(read(run, "etc/caddy/Caddyfile"), renderCaddyfile({ proxy: c.proxy }));
     assert.match(read(run, "etc/caddy/Caddyfile"), /\tlocal_certs\n/);
     assert.equal(read(run, l.caddySite), renderCaddySite(l, siteInput(c)));
     assert.ok(read(run, l.envFile).includes('\nSECRET_KEY="<generated:secret-key>"\n'));

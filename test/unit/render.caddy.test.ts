@@ -8,7 +8,6 @@ import {
 import { baseSite, layout, lineDiff } from "./render.fixtures";
 
 const caddyfileInput = () => ({
-  tls: { mode: "caddy-acme" as const, email: "ops@example.com" },
   proxy: { httpPort: 80, httpsPort: 443 },
 });
 
@@ -19,8 +18,8 @@ describe("render/caddy: main Caddyfile", () => {
       `# Managed by apphost (components/render/caddy.ts); edits are overwritten on the next deploy.
 # Each apphost stack on this host adds one site snippet under /etc/caddy/apphost/.
 {
-	email ops@example.com
 	admin localhost:2019
+	skip_install_trust
 }
 
 import /etc/caddy/apphost/*.caddy
@@ -28,20 +27,9 @@ import /etc/caddy/apphost/*.caddy
     );
   });
 
-  it("tls internal adds local_certs and keeps the CA out of the host's trust store", () => {
-    const v = renderCaddyfile({ ...caddyfileInput(), tls: { mode: "internal", email: "ops@example.com" } });
-    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
-      removed: [],
-      added: ["\tlocal_certs", "\tskip_install_trust"],
-    });
-  });
-
-  it("tls off adds auto_https off", () => {
-    const v = renderCaddyfile({ ...caddyfileInput(), tls: { mode: "off" } });
-    assert.deepEqual(lineDiff(renderCaddyfile(caddyfileInput()), v), {
-      removed: ["\temail ops@example.com"],
-      added: ["\tauto_https off"],
-    });
+  it("holds nothing of one stack's TLS mode: no local_certs, auto_https or email that would apply to every stack", () => {
+    const text = renderCaddyfile(caddyfileInput());
+    assert.doesNotMatch(text, /local_certs|auto_https|email|acme_ca/);
   });
 
   it("non-default ports become http_port/https_port", () => {
@@ -58,13 +46,6 @@ import /etc/caddy/apphost/*.caddy
       removed: ["import /etc/caddy/apphost/*.caddy"],
       added: ["import /tmp/x/*.caddy"],
     });
-  });
-
-  it("refuses an e-mail that would break the file", () => {
-    assert.throws(
-      () => renderCaddyfile({ ...caddyfileInput(), tls: { mode: "caddy-acme", email: "ops@example.com }" } }),
-      { message: 'apphost:tls.email: "ops@example.com }" is not an e-mail address' },
-    );
   });
 });
 
@@ -122,6 +103,25 @@ shop.example.com, www.shop.example.com {
 	}
 }
 `,
+    );
+  });
+
+  it("caddy-acme with an e-mail names the ACME account in the site, for this stack only", () => {
+    const v = renderCaddySite(layout, {
+      ...baseSite(),
+      tls: { mode: "caddy-acme", email: "ops@example.com" },
+    });
+    assert.deepEqual(lineDiff(renderCaddySite(layout, baseSite()), v), {
+      removed: [],
+      added: ["\ttls ops@example.com"],
+    });
+  });
+
+  it("refuses an e-mail that would break the file", () => {
+    assert.throws(
+      () =>
+        renderCaddySite(layout, { ...baseSite(), tls: { mode: "caddy-acme", email: "ops@example.com }" } }),
+      { message: 'apphost:tls.email: "ops@example.com }" is not an e-mail address' },
     );
   });
 

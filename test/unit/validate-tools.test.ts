@@ -165,7 +165,6 @@ describe("validate-tools: real tools read the rendered files", () => {
         const caddyfile = write(
           `${root}/Caddyfile`,
           renderCaddyfile({
-            tls: { mode, email: "ops@example.com" },
             proxy: { httpPort: 80, httpsPort: 443 },
             sitesGlob: `${root}/caddy/*.caddy`,
           }),
@@ -200,6 +199,67 @@ describe("validate-tools: real tools read the rendered files", () => {
         }
       });
     }
+  });
+
+  describe("caddy adapt: stacks with different TLS modes on one host", () => {
+    it("each keeps its own issuer: ACME for the caddy-acme stack, the internal CA for the internal one, none for off", () => {
+      const root = `${tmp}/caddy-mixed`;
+      const caddyfile = write(
+        `${root}/Caddyfile`,
+        renderCaddyfile({ proxy: { httpPort: 80, httpsPort: 443 }, sitesGlob: `${root}/caddy/*.caddy` }),
+      );
+      const mixed: [string, TlsConfig["mode"], number][] = [
+        ["prod", "caddy-acme", 8000],
+        ["staging", "internal", 8100],
+        ["preview", "off", 8200],
+      ];
+      for (const [stack, mode, basePort] of mixed) {
+        const input = site(`${stack}.shop.example.com`, mode, basePort);
+        input.tls = { mode, email: "ops@example.com" };
+        write(
+          `${root}/caddy/shop-${stack}.caddy`,
+          renderCaddySite(hostLayout("shop", stack), input, dirsIn(root)),
+        );
+      }
+      const json = JSON.parse(
+        ok(
+          run("caddy", ["adapt", "--adapter", "caddyfile", "--config", caddyfile], { env: caddyEnv(root) }),
+          "caddy adapt",
+        ),
+      ) as {
+        apps: {
+          tls?: {
+            automation?: {
+              policies?: { subjects?: string[]; issuers?: { module: string; email?: string }[] }[];
+            };
+          };
+          http: {
+            servers: Record<string, { listen: string[]; routes?: { match?: { host?: string[] }[] }[] }>;
+          };
+        };
+      };
+      const policies = json.apps.tls?.automation?.policies ?? [];
+      const issuersOf = (host: string) =>
+        (policies.find((p) => p.subjects === undefined || p.subjects.includes(host))?.issuers ?? []).map(
+          (i) => `${i.module}:${i.email ?? ""}`,
+        );
+      // Caddy's ACME issuers (Let's Encrypt, then ZeroSSL), with this stack's account only.
+      assert.deepEqual(
+        issuersOf("prod.shop.example.com"),
+        ["acme:ops@example.com", "zerossl:ops@example.com"],
+        JSON.stringify(policies),
+      );
+      assert.deepEqual(issuersOf("staging.shop.example.com"), ["internal:"], JSON.stringify(policies));
+      // The off stack is served on :80 only.
+      const servers = Object.values(json.apps.http.servers);
+      const hostsOn = (port: string) =>
+        servers
+          .filter((srv) => srv.listen.some((l) => l.endsWith(port)))
+          .flatMap((srv) => (srv.routes ?? []).flatMap((r) => (r.match ?? []).flatMap((m) => m.host ?? [])));
+      assert.ok(hostsOn(":80").includes("preview.shop.example.com"), JSON.stringify(json.apps.http));
+      assert.ok(!hostsOn(":443").includes("preview.shop.example.com"), JSON.stringify(json.apps.http));
+      assert.ok(hostsOn(":443").includes("staging.shop.example.com"), JSON.stringify(json.apps.http));
+    });
   });
 
   /** nginx.conf shaped like Debian's (same http-level settings), with Debian's default site next to ours. */

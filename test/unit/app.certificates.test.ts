@@ -1,0 +1,82 @@
+/**
+ * The origin certificate on the host: a renewal (a new certificate, the key
+ * kept or new) must reach the proxy, so the key file, written after the
+ * certificate, validates the proxy's configuration and reloads it, and its
+ * reload command changes with the certificate.
+ */
+import { resetRecords, resources, settled, valueOf } from "./mocks"; // first: sets the mocks
+import * as assert from "assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { App } from "../../components/app";
+import { proxyCommands } from "../../components/server";
+import { stackConfig } from "./fixtures";
+
+const HOST_FILE = "pulumi-nodejs:dynamic/apphost:HostFile";
+const ROOT = path.join(__dirname, "..", "..");
+
+describe("App with a Cloudflare origin certificate", function () {
+  this.timeout(60000);
+  let cache: string;
+  const saved = process.env.APPHOST_CACHE;
+  before(() => {
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-cert-test-"));
+    process.env.APPHOST_CACHE = cache;
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.APPHOST_CACHE;
+    else process.env.APPHOST_CACHE = saved;
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+  beforeEach(resetRecords);
+
+  async function app(name: string, proxy: "caddy" | "nginx", certificatePem: string) {
+    const a = new App(name, {
+      config: stackConfig({
+        "app.source": "examples/sample-app",
+        "tls.mode": "cloudflare-origin",
+        "proxy.kind": proxy,
+      }),
+      connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
+      secretEnv: pulumi.secret({}),
+      originCertificate: { certificatePem, privateKeyPem: pulumi.secret("-----BEGIN PRIVATE KEY-----\nk\n") },
+      dependsOn: [],
+      projectDir: ROOT,
+    });
+    await settled(a);
+    await valueOf(a.releaseId);
+    const files = resources.filter((r) => r.type === HOST_FILE);
+    const byName = (n: string) => {
+      const found = files.filter((r) => r.name === `${name}-${n}`);
+      assert.equal(found.length, 1, n);
+      return found[0].inputs;
+    };
+    return { cert: byName("origin-cert"), key: byName("origin-key") };
+  }
+
+  for (const proxy of ["caddy", "nginx"] as const) {
+    it(`${proxy}: the key file validates and reloads the proxy; the certificate file alone does not`, async () => {
+      const { cert, key } = await app(`o-${proxy}`, proxy, "-----BEGIN CERTIFICATE-----\nfirst\n");
+      const cmd = proxyCommands(proxy);
+      assert.equal(cert.reload, undefined);
+      assert.equal(cert.validate, undefined);
+      assert.equal(key.validate, cmd.validate);
+      assert.match(
+        String(key.reload),
+        new RegExp(
+          `^${cmd.reload.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} # certificate sha256 [0-9a-f]{64}$`,
+        ),
+      );
+    });
+  }
+
+  it("a renewed certificate changes the key file's reload, so the update reloads the proxy", async () => {
+    const first = await app("r1", "caddy", "-----BEGIN CERTIFICATE-----\nfirst\n");
+    resetRecords();
+    const renewed = await app("r1", "caddy", "-----BEGIN CERTIFICATE-----\nrenewed\n");
+    assert.deepEqual(renewed.key.content, first.key.content, "the same key");
+    assert.notEqual(renewed.key.reload, first.key.reload);
+  });
+});
