@@ -20,7 +20,7 @@ import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
 import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
-import { originCertPaths } from "./render/common";
+import { acmeCaRootPath, originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
 import { renderCaddySite } from "./render/caddy";
 import { renderEnvFile } from "./render/env";
@@ -158,6 +158,25 @@ export class App extends pulumi.ComponentResource {
    * matching pair, never a new certificate with the old key.
    */
   private createCertificates(name: string, args: AppArgs, after: pulumi.Resource): HostFile[] {
+    const acmeRoot = args.config.tls.acmeCaRoot;
+    if (acmeRoot !== undefined) {
+      // apphost:tls.acmeCaRoot: the host trusts the ACME server (certbot through the
+      // system store; Caddy's site names the file as ca_root).
+      return [
+        new HostFile(
+          `${name}-acme-ca-root`,
+          {
+            connection: args.connection,
+            path: acmeCaRootPath(this.layout),
+            content: acmeRoot.trim() + "\n",
+            mode: "0644",
+            reload: "update-ca-certificates >/dev/null",
+            onDelete: "update-ca-certificates --fresh >/dev/null",
+          },
+          { parent: this, dependsOn: [after] },
+        ),
+      ];
+    }
     if (!args.originCertificate) return [];
     const paths = originCertPaths(this.layout);
     const cmd = proxyCommands(args.config.proxy.kind);
@@ -339,6 +358,7 @@ export class App extends pulumi.ComponentResource {
             create: certbotIssueScript(this.layout, {
               hostnames: input.hostnames,
               email: config.tls.email,
+              acmeDirectory: config.tls.acmeDirectory,
               bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
               fullSite: renderNginxSite(this.layout, input),
             }),

@@ -77,6 +77,17 @@ export interface TlsConfig {
   originValidityDays: number;
   /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30 */
   renewBeforeDays: number;
+  /**
+   * The ACME directory certificates come from (caddy-acme, certbot): Let's
+   * Encrypt staging, ZeroSSL, an internal step-ca. @default Let's Encrypt (Caddy: then ZeroSSL)
+   */
+  acmeDirectory?: string;
+  /**
+   * PEM root certificate the ACME server's own HTTPS certificate chains to,
+   * when the host does not trust it already (step-ca, Pebble). Installed into
+   * the host's trust store; needs acmeDirectory.
+   */
+  acmeCaRoot?: string;
 }
 
 /** `apphost:proxy` */

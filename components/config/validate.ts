@@ -56,7 +56,7 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "hostKey",
   ],
   dns: ["provider", "zone", "zoneId", "hostnames", "ipv6"],
-  tls: ["mode", "email", "originValidityDays", "renewBeforeDays"],
+  tls: ["mode", "email", "originValidityDays", "renewBeforeDays", "acmeDirectory", "acmeCaRoot"],
   proxy: ["kind", "maxBodySize", "hsts", "compression", "httpPort", "httpsPort"],
   app: [
     "name",
@@ -848,6 +848,18 @@ function parseTls(r: Reader | undefined): Partial<TlsConfig> {
     example: "ops@example.com",
     test: (s) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
   });
+  const acmeDirectory = r.string("acmeDirectory", {
+    expected: "the https:// URL of an ACME directory",
+    example: "https://acme-staging-v02.api.letsencrypt.org/directory",
+    test: (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
+  });
+  const acmeCaRoot = r.string("acmeCaRoot", {
+    expected:
+      "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
+    example: '"$(cat acme-root.pem)"',
+    test: (s) =>
+      /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/.test(s.trim()),
+  });
   const validity = r.raw("originValidityDays");
   let originValidityDays: number | undefined = D.TLS_DEFAULTS.originValidityDays;
   if (validity !== undefined) {
@@ -898,7 +910,23 @@ function parseTls(r: Reader | undefined): Partial<TlsConfig> {
       }
     }
   }
-  return { mode, email, originValidityDays, renewBeforeDays };
+  if (mode && mode !== "caddy-acme" && mode !== "certbot") {
+    for (const key of ["acmeDirectory", "acmeCaRoot"]) {
+      if (r.has(key)) {
+        r.issues.add(
+          r.at(key),
+          `only used when ${r.at("mode")} is caddy-acme or certbot (got ${show(mode)}); remove it`,
+        );
+      }
+    }
+  } else if (acmeCaRoot !== undefined && !r.has("acmeDirectory")) {
+    r.issues.add(
+      r.at("acmeCaRoot"),
+      `names the root of an ACME server, but ${r.at("acmeDirectory")} is not set (certificates would come from Let's Encrypt); ` +
+        `set it too, e.g. pulumi config set --path '${r.at("acmeDirectory")}' https://ca.internal:9000/acme/acme/directory, or remove acmeCaRoot`,
+    );
+  }
+  return { mode, email, originValidityDays, renewBeforeDays, acmeDirectory, acmeCaRoot };
 }
 
 function parseProxy(r: Reader | undefined, tlsMode: TlsConfig["mode"] | undefined): Partial<ProxyConfig> {

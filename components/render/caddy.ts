@@ -12,6 +12,7 @@
 import type { ProxyConfig, TlsConfig } from "../config/types";
 import { upstreamPort, type HostLayout } from "../paths";
 import {
+  acmeCaRootPath,
   HOST_DIRS,
   HostDirs,
   NGINX_SIZE,
@@ -74,6 +75,25 @@ export function renderCaddyfile(input: CaddyfileInput): string {
   ].join("\n");
 }
 
+/**
+ * This stack's ACME account and server, in its own site (global options would
+ * set every stack's): `tls <email>`, and a block naming the directory and the
+ * root its HTTPS certificate chains to when they are not Let's Encrypt's.
+ */
+function caddyAcme(layout: HostLayout, tls: ProxySiteInput["tls"], dirs: HostDirs): string[] {
+  const head = tls.email !== undefined ? `tls ${checkEmail(tls.email)}` : "tls";
+  if (tls.acmeDirectory === undefined) return tls.email !== undefined ? [head] : [];
+  if (!/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(tls.acmeDirectory)) {
+    throw new Error(`apphost:tls.acmeDirectory: "${tls.acmeDirectory}" is not an https:// URL`);
+  }
+  return [
+    `${head} {`,
+    `	ca ${tls.acmeDirectory}`,
+    ...(tls.acmeCaRoot !== undefined ? [`	ca_root ${acmeCaRootPath(layout, dirs)}`] : []),
+    "}",
+  ];
+}
+
 /** An ACME account e-mail, refused when it would break the file. */
 function checkEmail(email: string): string {
   if (!/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
@@ -102,8 +122,7 @@ export function renderCaddySite(
   const body: string[] = [];
 
   if (mode === "internal") body.push("tls internal");
-  // The ACME account for this stack's certificates only (a global `email` would set every stack's).
-  if (mode === "caddy-acme" && input.tls.email !== undefined) body.push(`tls ${checkEmail(input.tls.email)}`);
+  if (mode === "caddy-acme") body.push(...caddyAcme(layout, input.tls, dirs));
   if (mode === "cloudflare-origin") {
     const { cert, key } = originCertPaths(layout, dirs);
     body.push(`tls ${cert} ${key}`);

@@ -19,6 +19,8 @@ export const CERTBOT_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/apphos
 export interface CertbotInput {
   hostnames: string[];
   email?: string;
+  /** apphost:tls.acmeDirectory: certbot's `--server` (kept in the renewal config). @default Let's Encrypt */
+  acmeDirectory?: string;
   /** The rendered bootstrap site (renderNginxSite with certbotBootstrap) */
   bootstrapSite: string;
   /**
@@ -49,7 +51,10 @@ export function certbotIssueScript(layout: HostLayout, input: CertbotInput): str
   const primary = input.hostnames[0];
   const cert = certbotCertPaths(primary).cert;
   const domains = input.hostnames.map((h) => `-d ${q(h)}`).join(" ");
-  const account = input.email ? `--email ${q(input.email)}` : "--register-unsafely-without-email";
+  const account = [
+    input.email ? `--email ${q(input.email)}` : "--register-unsafely-without-email",
+    ...(input.acmeDirectory ? [`--server ${q(input.acmeDirectory)}`] : []),
+  ].join(" ");
   const reload =
     "if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl enable --now nginx; fi";
   const certonly = `certbot certonly --webroot -w ${q(acmeWebroot(layout))} --cert-name ${q(primary)} ${domains} ${account} --agree-tos --non-interactive`;

@@ -34,6 +34,8 @@ export interface HostDirs {
   tls: string;
   /** certbot's live certificate directory */
   letsencryptLive: string;
+  /** Local roots `update-ca-certificates` adds to the host's trust store (apphost:tls.acmeCaRoot) */
+  localCaCerts: string;
 }
 
 export const HOST_DIRS: HostDirs = {
@@ -42,7 +44,17 @@ export const HOST_DIRS: HostDirs = {
   acmeWebroot: "/var/www/acme",
   tls: "/etc/apphost/tls",
   letsencryptLive: "/etc/letsencrypt/live",
+  localCaCerts: "/usr/local/share/ca-certificates",
 };
+
+/**
+ * Where `apphost:tls.acmeCaRoot` goes: the host's local trust store
+ * (`update-ca-certificates` links `*.crt` here into /etc/ssl/certs), so
+ * certbot trusts the ACME server; Caddy's site also names it as `ca_root`.
+ */
+export function acmeCaRootPath(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string {
+  return `${dirs.localCaCerts}/apphost-${layout.id}-acme.crt`;
+}
 
 /** Certificate and key of a cloudflare-origin stack: `/etc/apphost/tls/<id>.crt|.key`. */
 export function originCertPaths(
@@ -77,8 +89,8 @@ export function managedBy(renderer: string): string {
 export interface ProxySiteInput {
   /** `apphost:dns.hostnames[*].name`, the first is the primary (certbot names its directory after it) */
   hostnames: string[];
-  /** `email`: the ACME account of a caddy-acme site */
-  tls: Pick<TlsConfig, "mode" | "email">;
+  /** `email`, `acmeDirectory`, `acmeCaRoot`: the ACME account and server of a caddy-acme site */
+  tls: Pick<TlsConfig, "mode" | "email" | "acmeDirectory" | "acmeCaRoot">;
   proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
   /** `basePort` gives the stable upstream port the site proxies to (`upstreamPort()`) */
   app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort">;

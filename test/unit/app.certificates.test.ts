@@ -79,4 +79,35 @@ describe("App with a Cloudflare origin certificate", function () {
     assert.deepEqual(renewed.key.content, first.key.content, "the same key");
     assert.notEqual(renewed.key.reload, first.key.reload);
   });
+
+  it("apphost:tls.acmeCaRoot goes into the host's trust store before the site and certbot", async () => {
+    const root = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+    const a = new App("acme", {
+      config: stackConfig({
+        "app.source": "examples/sample-app",
+        "tls.mode": "certbot",
+        "tls.email": "ops@example.com",
+        "tls.acmeDirectory": "https://ca.internal:9000/acme/acme/directory",
+        "tls.acmeCaRoot": root,
+        "proxy.kind": "nginx",
+      }),
+      connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
+      secretEnv: pulumi.secret({}),
+      dependsOn: [],
+      projectDir: ROOT,
+    });
+    await settled(a);
+    await valueOf(a.releaseId);
+    const file = resources.filter((r) => r.type === HOST_FILE && r.name === "acme-acme-ca-root");
+    assert.equal(file.length, 1);
+    assert.equal(file[0].inputs.path, "/usr/local/share/ca-certificates/apphost-apphost-staging-acme.crt");
+    assert.equal(file[0].inputs.content, `${root}\n`);
+    assert.equal(file[0].inputs.reload, "update-ca-certificates >/dev/null");
+    const certbot = resources.filter((r) => r.type === "command:remote:Command" && r.name === "acme-certbot");
+    assert.equal(certbot.length, 1);
+    assert.match(
+      String(certbot[0].inputs.create),
+      /--server https:\/\/ca\.internal:9000\/acme\/acme\/directory/,
+    );
+  });
 });

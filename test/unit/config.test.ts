@@ -386,6 +386,38 @@ const ROWS: Row[] = [
     error:
       'apphost:tls.renewBeforeDays: only used when apphost:tls.mode is cloudflare-origin (got "caddy-acme"); remove it',
   },
+  {
+    set: { "tls.mode": "caddy-acme", "tls.acmeDirectory": "http://ca.internal/directory" },
+    error:
+      'apphost:tls.acmeDirectory: expected the https:// URL of an ACME directory, got "http://ca.internal/directory"; ' +
+      "set it with: pulumi config set --path 'apphost:tls.acmeDirectory' https://acme-staging-v02.api.letsencrypt.org/directory",
+  },
+  {
+    set: { "tls.acmeDirectory": "https://ca.internal/directory" },
+    error:
+      'apphost:tls.acmeDirectory: only used when apphost:tls.mode is caddy-acme or certbot (got "cloudflare-origin"); remove it',
+  },
+  {
+    set: {
+      "tls.mode": "caddy-acme",
+      "tls.acmeCaRoot": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    },
+    error:
+      "apphost:tls.acmeCaRoot: names the root of an ACME server, but apphost:tls.acmeDirectory is not set (certificates would come from Let's Encrypt); " +
+      "set it too, e.g. pulumi config set --path 'apphost:tls.acmeDirectory' https://ca.internal:9000/acme/acme/directory, or remove acmeCaRoot",
+  },
+  {
+    set: {
+      "tls.mode": "certbot",
+      "proxy.kind": "nginx",
+      "tls.acmeDirectory": "https://ca.internal:9000/acme/acme/directory",
+      "tls.acmeCaRoot": "root.pem",
+    },
+    error:
+      "apphost:tls.acmeCaRoot: expected one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): " +
+      'the root the ACME server\'s HTTPS certificate chains to, got "root.pem"; ' +
+      "set it with: pulumi config set --path 'apphost:tls.acmeCaRoot' \"$(cat acme-root.pem)\"",
+  },
   // --- apphost:proxy
   {
     set: { proxy: "caddy" },
@@ -786,7 +818,14 @@ describe("stack config defaults", () => {
         hostnames: [{ name: "staging.example.com", proxied: true }],
         ipv6: false,
       },
-      tls: { mode: "cloudflare-origin", email: undefined, originValidityDays: 365, renewBeforeDays: 30 },
+      tls: {
+        mode: "cloudflare-origin",
+        email: undefined,
+        originValidityDays: 365,
+        renewBeforeDays: 30,
+        acmeDirectory: undefined,
+        acmeCaRoot: undefined,
+      },
       proxy: {
         kind: "caddy",
         maxBodySize: "25m",

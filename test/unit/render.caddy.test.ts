@@ -117,6 +117,35 @@ shop.example.com, www.shop.example.com {
     });
   });
 
+  it("caddy-acme with another ACME server: its directory and the root its HTTPS chains to, in this site only", () => {
+    const v = renderCaddySite(layout, {
+      ...baseSite(),
+      tls: {
+        mode: "caddy-acme",
+        email: "ops@example.com",
+        acmeDirectory: "https://ca.internal:9000/acme/acme/directory",
+        acmeCaRoot: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+      },
+    });
+    assert.deepEqual(lineDiff(renderCaddySite(layout, baseSite()), v), {
+      removed: [],
+      added: [
+        "\ttls ops@example.com {",
+        "\t\tca https://ca.internal:9000/acme/acme/directory",
+        "\t\tca_root /usr/local/share/ca-certificates/apphost-shop-prod-acme.crt",
+        "\t}",
+      ],
+    });
+    const noRoot = renderCaddySite(layout, {
+      ...baseSite(),
+      tls: { mode: "caddy-acme", acmeDirectory: "https://acme-staging-v02.api.letsencrypt.org/directory" },
+    });
+    assert.deepEqual(lineDiff(renderCaddySite(layout, baseSite()), noRoot), {
+      removed: [],
+      added: ["\ttls {", "\t\tca https://acme-staging-v02.api.letsencrypt.org/directory", "\t}"],
+    });
+  });
+
   it("refuses an e-mail that would break the file", () => {
     assert.throws(
       () =>

@@ -71,6 +71,19 @@ describe("certbot", () => {
     );
   });
 
+  it("another ACME server goes to certbot's --server (kept in the renewal config)", () => {
+    const script = certbotIssueScript(layout, {
+      hostnames: ["example.com"],
+      acmeDirectory: "https://ca.internal:9000/acme/acme/directory",
+      bootstrapSite: "x\n",
+      fullSite: "y\n",
+    });
+    assert.match(
+      script,
+      / -d example\.com --register-unsafely-without-email --server https:\/\/ca\.internal:9000\/acme\/acme\/directory --agree-tos --non-interactive --keep-until-expiring\n/,
+    );
+  });
+
   it("registers without an e-mail when none is configured", () => {
     const script = certbotIssueScript(layout, {
       hostnames: ["example.com"],

@@ -28,7 +28,13 @@ import {
   runtimePackages,
 } from "../../components/render/baseline";
 import { CADDY_TLS_MODES, renderCaddySite, renderCaddyfile } from "../../components/render/caddy";
-import { HostDirs, ProxySiteInput, caddyAccessLog, nginxLogs } from "../../components/render/common";
+import {
+  HostDirs,
+  ProxySiteInput,
+  acmeCaRootPath,
+  caddyAccessLog,
+  nginxLogs,
+} from "../../components/render/common";
 import { renderEnvFile } from "../../components/render/env";
 import { renderLogrotate } from "../../components/render/logrotate";
 import { NginxSiteInput, renderNginxSite } from "../../components/render/nginx";
@@ -126,6 +132,7 @@ describe("validate-tools: real tools read the rendered files", () => {
       acmeWebroot: `${root}/www/acme`,
       tls: `${root}/etc/apphost/tls`,
       letsencryptLive: `${root}/etc/letsencrypt/live`,
+      localCaCerts: `${root}/usr/local/share/ca-certificates`,
     };
   }
 
@@ -212,10 +219,22 @@ describe("validate-tools: real tools read the rendered files", () => {
         ["prod", "caddy-acme", 8000],
         ["staging", "internal", 8100],
         ["preview", "off", 8200],
+        ["qa", "caddy-acme", 8300],
       ];
+      // The qa stack gets its certificates from an internal ACME server whose HTTPS chains to a root of its own.
+      const qaRoot = acmeCaRootPath(hostLayout("shop", "qa"), dirsIn(root));
+      makeCert(qaRoot, `${root}/qa-root.key`, "ca.internal");
       for (const [stack, mode, basePort] of mixed) {
         const input = site(`${stack}.shop.example.com`, mode, basePort);
-        input.tls = { mode, email: "ops@example.com" };
+        input.tls =
+          stack === "qa"
+            ? {
+                mode,
+                email: "qa@example.com",
+                acmeDirectory: "https://ca.internal:9000/acme/acme/directory",
+                acmeCaRoot: fs.readFileSync(qaRoot, "utf8"),
+              }
+            : { mode, email: "ops@example.com" };
         write(
           `${root}/caddy/shop-${stack}.caddy`,
           renderCaddySite(hostLayout("shop", stack), input, dirsIn(root)),
@@ -230,7 +249,15 @@ describe("validate-tools: real tools read the rendered files", () => {
         apps: {
           tls?: {
             automation?: {
-              policies?: { subjects?: string[]; issuers?: { module: string; email?: string }[] }[];
+              policies?: {
+                subjects?: string[];
+                issuers?: {
+                  module: string;
+                  email?: string;
+                  ca?: string;
+                  trusted_roots_pem_files?: string[];
+                }[];
+              }[];
             };
           };
           http: {
@@ -247,6 +274,19 @@ describe("validate-tools: real tools read the rendered files", () => {
       assert.deepEqual(
         issuersOf("prod.shop.example.com"),
         ["acme:ops@example.com", "zerossl:ops@example.com"],
+        JSON.stringify(policies),
+      );
+      const qa = policies.find((p) => p.subjects?.includes("qa.shop.example.com"));
+      assert.deepEqual(
+        qa?.issuers,
+        [
+          {
+            module: "acme",
+            ca: "https://ca.internal:9000/acme/acme/directory",
+            email: "qa@example.com",
+            trusted_roots_pem_files: [qaRoot],
+          },
+        ],
         JSON.stringify(policies),
       );
       assert.deepEqual(issuersOf("staging.shop.example.com"), ["internal:"], JSON.stringify(policies));
