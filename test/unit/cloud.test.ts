@@ -643,6 +643,57 @@ describe("Dns", () => {
     );
   });
 
+  /** One program run after a refresh that saw the instance at `ip`: the A record's content and the connection's host. */
+  async function runAt(ip: string, keys: Record<string, unknown>, name: string) {
+    const saved = MOCK.instancePublicIp;
+    MOCK.instancePublicIp = ip;
+    try {
+      resetRecords();
+      const config = stackConfig(keys);
+      const h = new Host(name, { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
+      const d = new Dns(`${name}-dns`, { config, publicIp: h.publicIp, ipv6Address: h.ipv6Address });
+      await settled(...d.nodes.records);
+      const connection = await valueOf(h.connection);
+      // The HostConnection every host resource takes its connection from.
+      const beacon = ofType("pulumi-nodejs:dynamic/apphost:HostConnection", `${name}-connection`);
+      assert.equal(beacon.length, 1);
+      return {
+        records: ofType(RECORD, `${name}-dns`).map((r) => r.inputs.content),
+        connection: connection.host,
+        // A secret input is recorded in its envelope: {<secret sig>: ..., value}.
+        beacon: ((beacon[0].inputs.connection as { value?: { host: string } }).value ?? {}).host,
+      };
+    } finally {
+      MOCK.instancePublicIp = saved;
+    }
+  }
+
+  it("a stop/start without an Elastic IP: the refreshed publicIp moves DNS and the connection in the same run", async () => {
+    const before = await runAt("198.51.100.10", {}, "moved");
+    const after = await runAt("198.51.100.77", {}, "moved");
+    assert.deepEqual(before, {
+      records: ["198.51.100.10"],
+      connection: "198.51.100.10",
+      beacon: "198.51.100.10",
+    });
+    assert.deepEqual(after, {
+      records: ["198.51.100.77"],
+      connection: "198.51.100.77",
+      beacon: "198.51.100.77",
+    });
+  });
+
+  it("with an Elastic IP, a new instance address changes neither DNS nor the connection", async () => {
+    const before = await runAt("198.51.100.10", { "host.elasticIp": true }, "fixed");
+    const after = await runAt("198.51.100.77", { "host.elasticIp": true }, "fixed");
+    assert.deepEqual(before, {
+      records: [MOCK.elasticIp],
+      connection: MOCK.elasticIp,
+      beacon: MOCK.elasticIp,
+    });
+    assert.deepEqual(after, before);
+  });
+
   it("creates nothing with provider none", async () => {
     const config = stackConfig({}, "staging", existingRaw());
     const d = new Dns("none", { config, publicIp: pulumi.output("203.0.113.10") });
