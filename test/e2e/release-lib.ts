@@ -72,6 +72,8 @@ export interface LoadOptions {
   maxSeconds: number;
   /** Pause between one client's requests. @default 25 */
   pauseMs?: number;
+  /** Trust only this root and verify the chain (a real ACME chain). @default Caddy's internal CA, not verified */
+  ca?: string;
 }
 
 export interface LoadReport {
@@ -109,7 +111,7 @@ export interface Load {
  */
 class StaleConnection extends Error {}
 
-function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, urlPath: string) {
+function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, urlPath: string, ca?: string) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
     let answered = false;
     // HTTPS through Caddy's internal CA (apphost:tls.mode internal). A release
@@ -123,8 +125,8 @@ function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, ur
         method: "GET",
         servername: hostname,
         headers: { Host: hostname },
-        // Caddy's internal CA: the test does not trust it.
-        rejectUnauthorized: false,
+        // Caddy's internal CA: the test does not trust it; a given root is verified.
+        ...(ca ? { ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
         agent,
         timeout: 10000,
       },
@@ -180,11 +182,11 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
       const t0 = process.hrtime.bigint();
       let problem = "";
       try {
-        const res = await once(agent, sandbox, opts.hostname, urlPath).catch((e: Error) => {
+        const res = await once(agent, sandbox, opts.hostname, urlPath, opts.ca).catch((e: Error) => {
           if (!(e instanceof StaleConnection)) throw e;
           // Sent again once, on a new connection; a second failure counts.
           report.resent++;
-          return once(agent, sandbox, opts.hostname, urlPath);
+          return once(agent, sandbox, opts.hostname, urlPath, opts.ca);
         });
         if (res.status < 200 || res.status > 299) problem = `HTTP ${res.status} ${res.body.slice(0, 200)}`;
         else {
