@@ -191,6 +191,8 @@ export const hostFileProvider: pulumi.dynamic.ResourceProvider = {
       onDelete: props.onDelete,
       secret: props.secret,
       sha256: actual.sha256,
+      // As applied: a refresh must not show the code version as drift.
+      providerVersion: props.providerVersion,
     };
     // The engine's protobuf encoding refuses `undefined`: drop unset keys.
     const defined = <T extends object>(o: T): T =>

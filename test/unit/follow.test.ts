@@ -7,6 +7,9 @@
  * that tries SSH fails at once, naming the address it tried.
  */
 import assert from "assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import {
   connectionChanged,
   forgetConnections,
@@ -111,6 +114,31 @@ describe("connections that follow the host", () => {
       await hostConnectionProvider.check!({}, { connection: moved, providerVersion: PROVIDER_VERSION });
       await assert.rejects(hostFileProvider.read!("id", fileState), /ssh to admin@127\.0\.0\.9:1 failed/);
       await assert.rejects(hostFileProvider.delete!("id", fileState), /ssh to admin@127\.0\.0\.9:1 failed/);
+    });
+
+    it("a refresh reports the file as the host has it, and the provider version as applied (not drift)", async () => {
+      // A stand-in `ssh` that answers the read script like a host holding the declared file.
+      const bin = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-fake-ssh-"));
+      const content = Buffer.from(file.content).toString("base64");
+      fs.writeFileSync(
+        path.join(bin, "ssh"),
+        `#!/bin/sh\ncat >/dev/null\necho "present 0644 root root ${file.sha256}"\necho ${content}\n`,
+        {
+          mode: 0o755,
+        },
+      );
+      const saved = process.env.PATH;
+      process.env.PATH = `${bin}:${saved ?? ""}`;
+      try {
+        const res = await hostFileProvider.read!("id", fileState);
+        assert.equal(res.inputs?.providerVersion, PROVIDER_VERSION);
+        assert.equal(res.props?.providerVersion, PROVIDER_VERSION);
+        assert.equal(res.inputs?.content, file.content);
+        assert.equal((await hostFileProvider.diff!("id", res.props, file)).changes, false);
+      } finally {
+        process.env.PATH = saved;
+        fs.rmSync(bin, { recursive: true, force: true });
+      }
     });
 
     it("another host's current connection is not used", async () => {
