@@ -1,0 +1,206 @@
+/**
+ * Real ACME issuance on the sandbox, against Pebble (test/e2e/pebble.ts):
+ * `tls.mode: caddy-acme` with Caddy and `tls.mode: certbot` with Nginx each
+ * get their certificate through real HTTP-01 validation, serve Pebble's chain,
+ * put a hostname added to `dns.hostnames` on a served certificate after one
+ * `up`, and (certbot) serve a forced renewal without a failed request.
+ */
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import type * as auto from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import { describeLoad, startLoad } from "./release-lib";
+import { freshBackend, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
+import { startPebble, type Pebble } from "./pebble";
+
+const log = (s: string) => process.stdout.write(s);
+
+interface Served {
+  issuer: string;
+  serial: string;
+  names: string[];
+}
+
+/** The certificate the sandbox serves for `name` (SNI), read with openssl. */
+function served(sandbox: Sandbox, name: string): Served | undefined {
+  const res = spawnSync(
+    "sh",
+    [
+      "-c",
+      `openssl s_client -connect ${sandbox.host}:443 -servername ${name} </dev/null 2>/dev/null | ` +
+        "openssl x509 -noout -issuer -serial -ext subjectAltName",
+    ],
+    { encoding: "utf8", timeout: 15000 },
+  );
+  if (res.status !== 0 || !res.stdout.includes("issuer=")) return undefined;
+  return {
+    issuer: /^issuer=(.*)$/m.exec(res.stdout)![1],
+    serial: /^serial=(.*)$/m.exec(res.stdout)![1],
+    names: [...res.stdout.matchAll(/DNS:([^,\s]+)/g)].map((m) => m[1]),
+  };
+}
+
+/** Polls until `name` is served with a Pebble certificate naming it (Caddy obtains it after it starts). */
+async function servedByPebble(sandbox: Sandbox, name: string, seconds = 90): Promise<Served> {
+  const deadline = Date.now() + seconds * 1000;
+  let last: Served | undefined;
+  while (Date.now() < deadline) {
+    last = served(sandbox, name);
+    if (last && /Pebble/.test(last.issuer) && last.names.includes(name)) return last;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`no Pebble certificate for ${name} within ${seconds}s (last: ${JSON.stringify(last)})`);
+}
+
+/** HTTPS to the sandbox with Pebble's root as the only trusted one: the chain must verify. */
+function verifiedGet(
+  sandbox: Sandbox,
+  pebble: Pebble,
+  name: string,
+  urlPath: string,
+): { code: number; body: string } {
+  const res = spawnSync(
+    "curl",
+    [
+      "-sS",
+      "--max-time",
+      "10",
+      "--cacert",
+      pebble.issuerRootFile,
+      "--resolve",
+      `${name}:443:${sandbox.host}`,
+      `https://${name}${urlPath}`,
+    ],
+    { encoding: "utf8" },
+  );
+  return { code: res.status ?? 1, body: res.stdout + res.stderr };
+}
+
+describe("real ACME certificates from Pebble on the sandbox (real engine)", function () {
+  let sandbox: Sandbox;
+  let pebble: Pebble;
+  let backend: string;
+
+  before(async function () {
+    sandbox = sandboxUp();
+    backend = freshBackend();
+    // This machine's side of the sandbox's link: <subnet>.1.
+    pebble = await startPebble(sandbox.host.replace(/\.\d+$/, ".1"), sandbox.host);
+  });
+  after(() => pebble?.stop());
+
+  function acmeStack(stackName: string, proxy: "caddy" | "nginx", hostnames: string[]) {
+    return localStack(backend, {
+      stackName,
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: hostnames.map((name) => ({ name })) },
+        "apphost:proxy": { kind: proxy },
+        "apphost:tls": {
+          mode: proxy === "caddy" ? "caddy-acme" : "certbot",
+          email: "ops@example.com",
+          acmeDirectory: pebble.directory,
+          acmeCaRoot: pebble.listenerRoot,
+        },
+      },
+    });
+  }
+
+  /** Adds a hostname to the stack's config file. */
+  function addHostname(stack: auto.Stack & { configFile: string }, name: string): void {
+    const cfg = yaml.load(fs.readFileSync(stack.configFile, "utf8")) as {
+      config: { "apphost:dns": { hostnames: { name: string }[] } };
+    };
+    cfg.config["apphost:dns"].hostnames.push({ name });
+    fs.writeFileSync(stack.configFile, yaml.dump(cfg));
+  }
+
+  describe("tls.mode caddy-acme with Caddy", function () {
+    let stack: auto.Stack & { configFile: string };
+    before(async function () {
+      stack = await acmeStack("local-acme", "caddy", ["acme.local.test"]);
+    });
+    after(async () => {
+      await stack?.destroy({ onOutput: log, configFile: stack.configFile });
+    });
+
+    it("gets its certificate from Pebble through HTTP-01 and serves it with Pebble's chain", async function () {
+      await stack.up({ onOutput: log, configFile: stack.configFile });
+      const cert = await servedByPebble(sandbox, "acme.local.test");
+      assert.match(cert.issuer, /Pebble Intermediate CA/);
+      const health = verifiedGet(sandbox, pebble, "acme.local.test", "/healthz");
+      assert.equal(health.code, 0, health.body);
+      assert.match(health.body, /"status":"ok"/);
+    });
+
+    it("a hostname added to dns.hostnames is on a served certificate after one `up`", async function () {
+      addHostname(stack, "www.acme.local.test");
+      await stack.up({ onOutput: log, configFile: stack.configFile });
+      const cert = await servedByPebble(sandbox, "www.acme.local.test");
+      assert.match(cert.issuer, /Pebble/);
+      assert.equal(verifiedGet(sandbox, pebble, "www.acme.local.test", "/healthz").code, 0);
+    });
+  });
+
+  describe("tls.mode certbot with Nginx", function () {
+    let stack: auto.Stack & { configFile: string };
+    before(async function () {
+      stack = await acmeStack("local-certbot", "nginx", ["certbot.local.test"]);
+    });
+    after(async () => {
+      await stack?.destroy({ onOutput: log, configFile: stack.configFile });
+    });
+
+    it("certbot gets the certificate from Pebble through HTTP-01; Nginx serves it with Pebble's chain", async function () {
+      await stack.up({ onOutput: log, configFile: stack.configFile });
+      const cert = served(sandbox, "certbot.local.test");
+      assert.ok(cert, "nothing served on 443");
+      assert.match(cert.issuer, /Pebble Intermediate CA/);
+      assert.deepEqual(cert.names, ["certbot.local.test"]);
+      const health = verifiedGet(sandbox, pebble, "certbot.local.test", "/healthz");
+      assert.equal(health.code, 0, health.body);
+      // Renewal goes to the same server: certbot kept it in the renewal config.
+      assert.match(
+        onHost("cat /etc/letsencrypt/renewal/certbot.local.test.conf").stdout,
+        new RegExp(`server = ${pebble.directory}`),
+      );
+    });
+
+    it("a hostname added to dns.hostnames expands the certificate after one `up`", async function () {
+      addHostname(stack, "www.certbot.local.test");
+      await stack.up({ onOutput: log, configFile: stack.configFile });
+      const cert = served(sandbox, "www.certbot.local.test");
+      assert.ok(cert);
+      assert.deepEqual(cert.names.sort(), ["certbot.local.test", "www.certbot.local.test"]);
+      assert.equal(verifiedGet(sandbox, pebble, "www.certbot.local.test", "/healthz").code, 0);
+    });
+
+    it("a forced renewal through certbot's service is served without a failed request", async function () {
+      const before = served(sandbox, "certbot.local.test")!;
+      const load = startLoad(sandbox, {
+        hostname: "certbot.local.test",
+        paths: ["/healthz", "/"],
+        keepAliveClients: 1,
+        freshClients: 2,
+        maxRequests: 3000,
+        maxSeconds: 60,
+        ca: pebble.issuerRoot,
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+      // certbot.timer's service, with --force-renewal added for this one run.
+      onHost(
+        "systemd-run --wait --collect --unit=apphost-test-renew --property=Type=oneshot " +
+          "/usr/bin/certbot -q renew --force-renewal --no-random-sleep-on-renew",
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      const result = await load.stop();
+      const after = served(sandbox, "certbot.local.test")!;
+      assert.notEqual(after.serial, before.serial, "the renewed certificate is not served");
+      assert.match(after.issuer, /Pebble/);
+      log(`\n      renewal under load: ${describeLoad(result)}\n`);
+      assert.ok(result.requests > 20, describeLoad(result));
+      assert.equal(result.failed, 0, result.failures.join("\n"));
+    });
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Pebble, Let's Encrypt's ACME test server (Debian's `pebble` package), run
+ * by the spec itself on this machine: its ACME directory on the host side of
+ * the sandbox's link (the sandbox reaches it there), its management API and
+ * the challenge test server's DNS on loopback. Every name resolves to the
+ * sandbox, so Pebble's HTTP-01 validation goes to the sandbox's port 80,
+ * through the proxy apphost configured.
+ *
+ * Pebble ships no certificate for its own HTTPS listener: one is made here
+ * with openssl, under a throwaway root, which the stacks get as
+ * `apphost:tls.acmeCaRoot`.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export interface Pebble {
+  /** `https://<address>:14000/dir` */
+  directory: string;
+  /** PEM of the root the directory's HTTPS certificate chains to (apphost:tls.acmeCaRoot) */
+  listenerRoot: string;
+  /** PEM of the root Pebble signs certificates with (to verify what the sandbox serves) */
+  issuerRoot: string;
+  /** File holding issuerRoot, for curl --cacert */
+  issuerRootFile: string;
+  stop(): void;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+async function waitFor(what: string, check: () => boolean, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not come up within ${seconds}s`);
+}
+
+/** Starts challtestsrv and Pebble; `address` is this machine's side of the sandbox link. */
+export async function startPebble(address: string, sandboxHost: string): Promise<Pebble> {
+  for (const tool of ["pebble", "pebble-challtestsrv", "openssl"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      throw new Error(
+        `${tool} is missing: bash scripts/install-prereqs installs it (apt-get install -y pebble openssl)`,
+      );
+    }
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-pebble-"));
+  // The listener's certificate, under a root of its own.
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "root.key",
+      "-out",
+      "root.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=apphost test ACME listener root",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    dir,
+  );
+  openssl(
+    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=pebble"],
+    dir,
+  );
+  fs.writeFileSync(
+    path.join(dir, "leaf.ext"),
+    `subjectAltName=IP:${address},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n`,
+  );
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "leaf.csr",
+      "-CA",
+      "root.pem",
+      "-CAkey",
+      "root.key",
+      "-CAcreateserial",
+      "-out",
+      "cert.pem",
+      "-days",
+      "2",
+      "-extfile",
+      "leaf.ext",
+    ],
+    dir,
+  );
+  fs.writeFileSync(
+    path.join(dir, "pebble.json"),
+    JSON.stringify({
+      pebble: {
+        listenAddress: `${address}:14000`,
+        managementListenAddress: "127.0.0.1:15000",
+        certificate: path.join(dir, "cert.pem"),
+        privateKey: path.join(dir, "key.pem"),
+        // Validation goes through the proxy on the sandbox, not Pebble's default 5002.
+        httpPort: 80,
+        tlsPort: 443,
+        ocspResponderURL: "",
+        externalAccountBindingRequired: false,
+      },
+    }),
+  );
+  const children: ChildProcess[] = [];
+  const logFile = fs.openSync(path.join(dir, "pebble.log"), "a");
+  const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", logFile, logFile], env: { ...process.env, ...env } });
+    children.push(child);
+  };
+  // Every A query answers the sandbox's address; nothing else listens.
+  start("pebble-challtestsrv", [
+    "-defaultIPv4",
+    sandboxHost,
+    "-defaultIPv6",
+    "",
+    "-dns01",
+    "127.0.0.1:8053",
+    "-management",
+    "127.0.0.1:8055",
+    "-http01",
+    "",
+    "-https01",
+    "",
+    "-tlsalpn01",
+    "",
+  ]);
+  // No random sleeps before validation, no nonce rejections: the clients' retry paths are not under test.
+  start("pebble", ["-config", path.join(dir, "pebble.json"), "-dnsserver", "127.0.0.1:8053"], {
+    PEBBLE_VA_NOSLEEP: "1",
+    PEBBLE_WFE_NONCEREJECT: "0",
+  });
+  const stop = () => {
+    for (const c of children) c.kill("SIGTERM");
+    fs.closeSync(logFile);
+  };
+  const curl = (url: string) =>
+    spawnSync("curl", ["-sS", "--fail", "--max-time", "5", "--cacert", path.join(dir, "root.pem"), url], {
+      encoding: "utf8",
+    });
+  try {
+    await waitFor("pebble", () => curl(`https://${address}:14000/dir`).status === 0, 30);
+    const issuerRoot = curl("https://127.0.0.1:15000/roots/0").stdout;
+    if (!issuerRoot.includes("BEGIN CERTIFICATE")) throw new Error(`no root from pebble: ${issuerRoot}`);
+    const issuerRootFile = path.join(dir, "issuer-root.pem");
+    fs.writeFileSync(issuerRootFile, issuerRoot);
+    return {
+      directory: `https://${address}:14000/dir`,
+      listenerRoot: fs.readFileSync(path.join(dir, "root.pem"), "utf8"),
+      issuerRoot,
+      issuerRootFile,
+      stop,
+    };
+  } catch (e) {
+    stop();
+    throw new Error(`${(e as Error).message}\n${fs.readFileSync(path.join(dir, "pebble.log"), "utf8")}`);
+  }
+}
