@@ -429,7 +429,13 @@ export class App extends pulumi.ComponentResource {
     );
     fs.mkdirSync(cacheDir, { recursive: true });
     const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
-    if (!fs.existsSync(artifactPath)) fs.writeFileSync(artifactPath, artifact.tarGz);
+    if (!fs.existsSync(artifactPath)) {
+      // Written under a name of its own, then renamed: two programs building the
+      // same release at once (two stacks, parallel tests) never read half a file.
+      const partial = `${artifactPath}.${process.pid}.partial`;
+      fs.writeFileSync(partial, artifact.tarGz);
+      fs.renameSync(partial, artifactPath);
+    }
     // What the processes run with: a change re-publishes the same code.
     const configHash = pulumi
       .all([deps.env.sha256, ...deps.units.map((u) => u.sha256), deps.script.sha256])

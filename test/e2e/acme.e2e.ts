@@ -83,7 +83,8 @@ describe("real ACME certificates from Pebble on the sandbox (real engine)", func
   let backend: string;
 
   before(async function () {
-    sandbox = sandboxUp();
+    // A sandbox of its own: the other spec files may run at the same time (.mocharc.e2e.json).
+    sandbox = sandboxUp({ name: "apphost-h8", subnet: "10.81.0" });
     backend = freshBackend();
     // This machine's side of the sandbox's link: <subnet>.1.
     pebble = await startPebble(sandbox.host.replace(/\.\d+$/, ".1"), sandbox.host);

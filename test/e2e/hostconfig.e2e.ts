@@ -27,7 +27,8 @@ describe("host configuration on the sandbox (real engine)", function () {
   let backend: string;
 
   before(async function () {
-    sandbox = sandboxUp();
+    // A sandbox of its own: the other spec files may run at the same time (.mocharc.e2e.json).
+    sandbox = sandboxUp({ name: "apphost-h9", subnet: "10.82.0" });
     backend = freshBackend();
     a = await localStack(backend, { sandbox, stackName: "local" });
     // A second stack of the same app on the same host: its own hostname and ports.
