@@ -1,6 +1,6 @@
 /**
  * A small, bounded HTTPS load loop against the sandbox's proxy, run in a
- * child process of its own (so the engine and the inline program running in
+ * child process of its own (so the engine and the Automation API calls in
  * the bench's process cannot delay its timers).
  *
  * `workers` loops each send one request at a time, at most one every

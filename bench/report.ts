@@ -247,7 +247,7 @@ export function renderReport(r: Results, chartPath?: string): string {
       "",
       "The stack as the sections before left it: nothing changed in the source or the configuration " +
         "since its last `up`. Wall time of the Automation API call " +
-        "(engine start, inline program, every resource's diff). Remote commands: sudo's `COMMAND=` " +
+        "(engine start, the language host running index.ts, every resource's diff). Remote commands: sudo's `COMMAND=` " +
         "lines in the host's journal during the call, the probe's own `journalctl` left out " +
         "(as in test/e2e/deploy.e2e.ts).",
       "",

@@ -271,25 +271,28 @@ export class App extends pulumi.ComponentResource {
       },
     ];
     // A changed unit only needs a daemon-reload here: the release resource
-    // re-publishes the processes through the health-gated switch.
-    return all.map(
-      (u) =>
-        new HostFile(
-          `${name}-unit-${u.name.replace(/@?\.(service|timer)$/, "").replace(`${this.layout.unitPrefix}-`, "")}${u.name.endsWith(".timer") ? "-timer" : ""}`,
-          {
-            connection,
-            path: u.path,
-            content: u.content,
-            reload: u.name.endsWith(".timer")
-              ? `systemctl daemon-reload && systemctl enable --now ${q(u.name)}`
-              : "systemctl daemon-reload",
-            onDelete: u.name.endsWith(".timer")
-              ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload`
-              : "systemctl daemon-reload",
-          },
-          { parent: this, dependsOn: [after] },
-        ),
-    );
+    // re-publishes the processes through the health-gated switch. A timer is
+    // enabled once its service is on the host (`enable --now` of a timer whose
+    // service file is not there yet fails), so timers wait for the services.
+    const file = (u: (typeof all)[number], dependsOn: pulumi.Resource[]) =>
+      new HostFile(
+        `${name}-unit-${u.name.replace(/@?\.(service|timer)$/, "").replace(`${this.layout.unitPrefix}-`, "")}${u.name.endsWith(".timer") ? "-timer" : ""}`,
+        {
+          connection,
+          path: u.path,
+          content: u.content,
+          reload: u.name.endsWith(".timer")
+            ? `systemctl daemon-reload && systemctl enable --now ${q(u.name)}`
+            : "systemctl daemon-reload",
+          onDelete: u.name.endsWith(".timer")
+            ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload`
+            : "systemctl daemon-reload",
+        },
+        { parent: this, dependsOn },
+      );
+    const services = all.filter((u) => !u.name.endsWith(".timer")).map((u) => file(u, [after]));
+    const timers = all.filter((u) => u.name.endsWith(".timer")).map((u) => file(u, [after, ...services]));
+    return [...services, ...timers];
   }
 
   private createReleaseScript(
