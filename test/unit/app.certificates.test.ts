@@ -6,30 +6,18 @@
  */
 import { resetRecords, resources, settled, valueOf } from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
 import { proxyCommands } from "../../components/server";
-import { stackConfig } from "./fixtures";
+import { stackConfig, useTempArtifactCache } from "./fixtures";
 
 const HOST_FILE = "pulumi-nodejs:dynamic/apphost:HostFile";
 const ROOT = path.join(__dirname, "..", "..");
 
 describe("App with a Cloudflare origin certificate", function () {
   this.timeout(60000);
-  let cache: string;
-  const saved = process.env.APPHOST_CACHE;
-  before(() => {
-    cache = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-cert-test-"));
-    process.env.APPHOST_CACHE = cache;
-  });
-  after(() => {
-    if (saved === undefined) delete process.env.APPHOST_CACHE;
-    else process.env.APPHOST_CACHE = saved;
-    fs.rmSync(cache, { recursive: true, force: true });
-  });
+  useTempArtifactCache("apphost-cert-test-");
   beforeEach(resetRecords);
 
   async function app(name: string, proxy: "caddy" | "nginx", certificatePem: string) {

@@ -4,6 +4,9 @@
  * a fixed test seed); no key file is checked in.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { inspectPrivateKey, parseStackConfig, type ParseContext } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 
@@ -153,4 +156,22 @@ export function stackConfig(
   raw = baseRaw(),
 ): StackConfig {
   return parseStackConfig(withKeys(raw, keys), baseCtx(stack));
+}
+
+/**
+ * For the describe() it is called in: App builds its artifact into
+ * APPHOST_CACHE, so point that at a temp dir, and put things back after.
+ */
+export function useTempArtifactCache(prefix = "apphost-app-test-"): void {
+  let cache: string;
+  const saved = process.env.APPHOST_CACHE;
+  before(() => {
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    process.env.APPHOST_CACHE = cache;
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.APPHOST_CACHE;
+    else process.env.APPHOST_CACHE = saved;
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
 }
