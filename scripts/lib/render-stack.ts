@@ -9,13 +9,14 @@
  * sets the process-global mocks and config, so it runs once per process: the
  * command (scripts/render.ts) is that process.
  */
-import { generateKeyPairSync, randomBytes } from "crypto";
+import { generateKeyPairSync } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
+import { openSshPrivateKey } from "./openssh-key";
 
 /** Exit status when the stack's configuration is invalid (apphost's ConfigError). */
 export const EXIT_CONFIG = 1;
@@ -242,13 +243,6 @@ export function runtimeConfig(
 
 // ------------------------------------------------------------------ the throwaway key
 
-function sshString(data: Buffer | string): Buffer {
-  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
-}
-
 /** The key blob of an OpenSSH public key line, when it is one (its type inside matches the line's). */
 function publicKeyBlob(line: string | undefined): Buffer | undefined {
   const m = /^\s*(\S+)\s+([A-Za-z0-9+/]+={0,2})(\s|$)/.exec(line ?? "");
@@ -271,33 +265,10 @@ function publicKeyBlob(line: string | undefined): Buffer | undefined {
  * part stays the throwaway's. Nothing connects with the key under mocks.
  */
 export function throwawayDeployKey(sshPublicKey?: string): string {
-  const jwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }) as { d: string; x: string };
-  const seed = Buffer.from(jwk.d, "base64url");
-  const pub = Buffer.from(jwk.x, "base64url");
-  const ownBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
-  const check = randomBytes(4);
-  let priv = Buffer.concat([
-    check,
-    check,
-    sshString("ssh-ed25519"),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString("apphost-render-throwaway"),
-  ]);
-  const pad: number[] = [];
-  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-  priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([
-    Buffer.from("openssh-key-v1\0", "latin1"),
-    sshString("none"),
-    sshString("none"),
-    sshString(Buffer.alloc(0)),
-    Buffer.from([0, 0, 0, 1]),
-    sshString(publicKeyBlob(sshPublicKey) ?? ownBlob),
-    sshString(priv),
-  ]);
-  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n");
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  return openSshPrivateKey(generateKeyPairSync("ed25519").privateKey, {
+    comment: "apphost-render-throwaway",
+    publicBlob: publicKeyBlob(sshPublicKey),
+  }).pem;
 }
 
 // ------------------------------------------------------------------ mocks

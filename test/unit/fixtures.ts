@@ -3,22 +3,16 @@
  * config.test.ts and cloud.test.ts. Keys are built from Node's generator (or
  * a fixed test seed); no key file is checked in.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes } from "crypto";
+import { createPrivateKey, generateKeyPairSync } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { openSshPrivateKey } from "../../scripts/lib/openssh-key";
 import { inspectPrivateKey, parseStackConfig, type ParseContext } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 
 /** DER header of a PKCS#8 Ed25519 private key; the 32-byte seed follows. */
 const PKCS8_ED25519_PREFIX = "302e020100300506032b657004220420";
-
-function sshString(data: Buffer | string): Buffer {
-  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
-}
 
 /**
  * An Ed25519 key in OpenSSH's own container (what `ssh-keygen -t ed25519`
@@ -38,36 +32,8 @@ export function openSshKeyPair(
         type: "pkcs8",
       })
     : generateKeyPairSync("ed25519").privateKey;
-  const jwk = privateKey.export({ format: "jwk" }) as { d: string; x: string };
-  const seed = Buffer.from(jwk.d, "base64url");
-  const pub = Buffer.from(jwk.x, "base64url");
-  const pubBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
-  const check = randomBytes(4);
-  let priv = Buffer.concat([
-    check,
-    check,
-    sshString("ssh-ed25519"),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString(comment),
-  ]);
-  const pad: number[] = [];
-  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-  priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([
-    Buffer.from("openssh-key-v1\0", "latin1"),
-    sshString(cipher),
-    sshString(cipher === "none" ? "none" : "bcrypt"),
-    sshString(cipher === "none" ? Buffer.alloc(0) : randomBytes(24)),
-    Buffer.from([0, 0, 0, 1]),
-    sshString(pubBlob),
-    sshString(priv),
-  ]);
-  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n");
-  return {
-    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
-    publicKey: `ssh-ed25519 ${pubBlob.toString("base64")} ${comment}`,
-  };
+  const { pem, publicBlob } = openSshPrivateKey(privateKey, { comment, cipher });
+  return { privateKey: pem, publicKey: `ssh-ed25519 ${publicBlob.toString("base64")} ${comment}` };
 }
 
 /** The deploy key of the base config: a fixed test seed, never used outside tests. */
