@@ -223,7 +223,7 @@ __STATE__`;
     ]),
     "# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.",
     shellFunction("health_wait", [
-      "local deadline=$((SECONDS + $3)) code state",
+      "local deadline=$((SECONDS + $3)) code state tries=0",
       'HEALTH_LAST="nothing yet"',
       "while :; do",
       "  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \"$1\") || true",
@@ -232,7 +232,9 @@ __STATE__`;
       `  state=$(${t.systemctl} is-active "$2" 2>/dev/null) || true`,
       '  if [ "$state" = failed ]; then HEALTH_LAST="$HEALTH_LAST, $2 has failed"; return 1; fi',
       '  if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi',
-      "  sleep 1",
+      "  # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.",
+      '  case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac',
+      "  tries=$((tries + 1))",
       "done",
     ]),
     shellFunction("journal_tail", [

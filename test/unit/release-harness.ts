@@ -148,7 +148,7 @@ export class FakeHost {
         revision: "python3 migrate.py --current",
         ...opts.database,
       },
-      releases: { ...baseReleases, healthTimeoutSeconds: 8, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
+      releases: { ...baseReleases, healthTimeoutSeconds: 5, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
@@ -256,7 +256,8 @@ case "$unit" in
   *) exit 0 ;;
 esac
 pidfile=${runDir}/$port.pid
-alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# A killed instance is reparented to PID 1, which may reap it late: a zombie counts as stopped.
+alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$pidfile")/stat" 2>/dev/null; }
 launch() { ( cd ${layout.root}/instances/$port && PORT=$port exec .venv/bin/python server.py "$port" ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- & echo $! >"$pidfile"; }
 stop() { if alive; then kill "$(cat "$pidfile")"; for _ in $(seq 50); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
 case "$verb" in

@@ -732,7 +732,7 @@ describe("release script: restore of a deployed app (stop, restore, start, healt
     assert.match(
       r.stderr,
       new RegExp(
-        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz within 8s after the restore \\(last answer: HTTP 500\\)`,
+        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz within 5s after the restore \\(last answer: HTTP 500\\)`,
       ),
     );
     assert.match(r.stderr, /restore: the database is back as it was \(from .*-pre-restore\.db\)/);
