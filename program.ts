@@ -13,6 +13,7 @@ import * as random from "@pulumi/random";
 import { App } from "./components/app";
 import { BackupBucket } from "./components/backups";
 import { loadStackConfig } from "./components/config";
+import { Database } from "./components/database";
 import { Dns } from "./components/dns";
 import { Host } from "./components/host";
 import { Server } from "./components/server";
@@ -38,13 +39,20 @@ export async function program(): Promise<Record<string, unknown>> {
     .apply(([given, generated]) => ({ SECRET_KEY: generated, ...given }));
 
   const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });
+  // apphost:database.kind postgres: the role and database on the host, and their URL.
+  const database = Database.forStack("database", {
+    config,
+    connection: host.connection,
+    dependsOn: server.ready,
+  });
   const app = new App("app", {
     config,
     connection: host.connection,
     secretEnv: pulumi.secret(env),
+    databaseUrl: database?.url,
     originCertificate: origin,
     backupTarget: backups?.target,
-    dependsOn: server.ready,
+    dependsOn: [...server.ready, ...(database?.ready ?? [])],
     projectDir: path.resolve(__dirname),
   });
   // Cloudflare verifies the origin only once the host serves the new certificate.

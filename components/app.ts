@@ -42,6 +42,8 @@ export interface AppArgs {
   connection: pulumi.Input<SshConnection>;
   /** `apphost:secretEnv` plus generated secrets, merged into the env file */
   secretEnv: pulumi.Input<Record<string, string>>;
+  /** postgres: the stack's `DATABASE_URL` (components/database.ts), secret */
+  databaseUrl?: pulumi.Input<string>;
   /** cloudflare-origin: the certificate and key installed for the proxy */
   originCertificate?: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
   /** apphost:backups.s3: where each backup is copied (`BackupBucket.target`); absent: host only */
@@ -213,15 +215,16 @@ export class App extends pulumi.ComponentResource {
 
   private createEnvFile(
     name: string,
-    { config, connection, secretEnv }: AppArgs,
+    { config, connection, secretEnv, databaseUrl }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
     const content = pulumi.secret(
-      pulumi.output(secretEnv).apply((secrets) =>
+      pulumi.all([secretEnv, databaseUrl]).apply(([secrets, url]) =>
         renderEnvFile(this.layout, {
           stack: config.stack,
           env: { ...config.app.env, ...secrets },
           database: config.database,
+          databaseUrl: url,
         }),
       ),
     );

@@ -108,6 +108,13 @@ export interface DoctorInput {
     /** Owner the file, its directory and any -wal/-shm/-journal file must have */
     owner: string;
   };
+  /** Postgres on the host: the app's role must connect with the env file's DATABASE_URL */
+  postgres?: {
+    /** `HostLayout.envFile` */
+    envFile: string;
+    /** The stack's role and database (`apphost:database.postgresName`) */
+    name: string;
+  };
   disk: {
     /** @default ["/", "/srv"] */
     paths: string[];
@@ -212,6 +219,7 @@ export function doctorInputFromConfig(
           },
     database:
       db.kind === "sqlite" ? { file: `${layout.data}/${db.sqliteFile}`, owner: layout.user } : undefined,
+    ...(db.kind === "postgres" ? { postgres: { envFile: layout.envFile, name: db.postgresName } } : {}),
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },
     memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
     release: { current: layout.current, expectedId: opts.releaseId },
@@ -417,9 +425,41 @@ function backupCheck(input: DoctorInput): DoctorCheck {
   };
 }
 
+/**
+ * Postgres: the app's role connects with the credentials in the env file (as
+ * the app does, over TCP with its password), and no other role may connect to
+ * its database. The password goes to psql in PGPASSWORD, never in argv.
+ */
+function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): DoctorCheck {
+  return {
+    name: "database-permissions",
+    description: `The app's role connects to postgres database ${pg.name} with DATABASE_URL from ${pg.envFile}; PUBLIC may not connect.`,
+    script: script([
+      ...prelude("fail"),
+      `env_file=${shq(pg.envFile)}`,
+      `name=${shq(pg.name)}`,
+      `[[ -f $env_file ]] || fail "$env_file does not exist"`,
+      `# Read, never sourced: root does not run what the app user's file says.`,
+      `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' "$env_file" | tail -n 1)`,
+      `[[ $url == postgresql://*@*/* ]] || fail "DATABASE_URL in $env_file is not a postgresql://user:password@host:port/database URL"`,
+      `rest=\${url#postgresql://}; cred=\${rest%%@*}; where=\${rest#*@}`,
+      `user=\${cred%%:*}; password=\${cred#*:}; hostport=\${where%%/*}; db=\${where#*/}; db=\${db%%\\?*}`,
+      `host=\${hostport%:*}; port=\${hostport##*:}; [[ $port != "$hostport" ]] || port=5432`,
+      `# Percent-decoded, as libpq would.`,
+      `password=$(printf '%b' "\${password//%/\\\\x}")`,
+      `if ! who=$(PGPASSWORD=$password PGCONNECT_TIMEOUT=5 psql -X -At -h "$host" -p "$port" -U "$user" -d "$db" -c 'select current_user' 2>&1); then`,
+      `  fail "the app's role $user cannot connect to $db on $host:$port: $who"`,
+      `fi`,
+      `public=$(runuser -u postgres -- psql -X -At -d "$name" -c "select case when datacl is null then 1 else (select count(*) from aclexplode(datacl) a where a.grantee = 0 and a.privilege_type = 'CONNECT') end from pg_database where datname = current_database()" 2>&1) || fail "cannot read the privileges of $name: $public"`,
+      `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); the next pulumi up revokes it"`,
+    ]),
+  };
+}
+
 function databasePermissionsCheck(input: DoctorInput): DoctorCheck {
   const name = "database-permissions";
   const d = input.database;
+  if (input.postgres) return postgresConnectionCheck(input.postgres);
   if (!d) {
     return {
       name,

@@ -110,6 +110,25 @@ export const DATABASE_DEFAULTS = {
   revision: "",
 };
 
+/** `apphost:database.pool`: the runbook's SQLAlchemy pool settings. */
+export const DATABASE_POOL_DEFAULTS = {
+  size: 5,
+  maxOverflow: 10,
+  timeoutSeconds: 30,
+  recycleSeconds: 1800,
+};
+
+/**
+ * Dev-only switches that wipe the database when the app starts. Refused on
+ * stacks named `prod*` (in apphost:app.env and apphost:secretEnv).
+ */
+export const DEV_RESET_SWITCHES = ["DB_RESET_ON_STARTUP", "RESET_DB_ON_STARTUP", "DB_DROP_ON_STARTUP"] as const;
+
+/** A reset switch counts as on unless its value is empty, 0, false, no or off. */
+export function isSwitchOn(value: string): boolean {
+  return !/^(|0|false|no|off)$/i.test(value.trim());
+}
+
 /** Postgres identifiers cannot contain dashes, so `shop-prod` becomes `shop_prod`. */
 export function defaultPostgresName(app: string, stack: string): string {
   return `${app}_${stack}`.replace(/-/g, "_");

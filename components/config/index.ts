@@ -9,6 +9,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
+import { DEV_RESET_SWITCHES, isSwitchOn } from "./defaults";
 import type { StackConfig } from "./types";
 import { inspectPrivateKey, parseStackConfig, SECRET_KEYS, SECTIONS, type SecretFacts } from "./validate";
 
@@ -19,6 +20,7 @@ export {
   formatIssues,
   inspectPrivateKey,
   KNOWN_KEYS,
+  POOL_KEYS,
   parseStackConfig,
   SECRET_KEYS,
   SECTIONS,
@@ -144,10 +146,16 @@ function secretFacts(): SecretFacts {
     } catch {
       // a bare string: reported as "expected an object"
     }
-    facts.secretEnvTypes =
-      typeof value === "object" && value !== null && !Array.isArray(value)
-        ? Object.fromEntries(Object.entries(value).map(([name, v]) => [name, typeOf(v)]))
-        : typeOf(value);
+    const isMap = typeof value === "object" && value !== null && !Array.isArray(value);
+    facts.secretEnvTypes = isMap
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([name, v]) => [name, typeOf(v)]))
+      : typeOf(value);
+    // Only the names of reset switches that are on; never a value.
+    if (isMap) {
+      facts.secretEnvResetsOn = Object.entries(value as Record<string, unknown>)
+        .filter(([name, v]) => (DEV_RESET_SWITCHES as readonly string[]).includes(name) && isSwitchOn(String(v)))
+        .map(([name]) => name);
+    }
   }
   return facts;
 }

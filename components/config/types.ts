@@ -152,6 +152,20 @@ export interface DatabaseConfig {
   migrate: string;
   /** Command printing the current migration revision. @default "" */
   revision: string;
+  /** postgres: the app's connection pool, exported as DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE */
+  pool: DatabasePoolConfig;
+}
+
+/** `apphost:database.pool` (postgres only): SQLAlchemy's pool settings, the runbook's defaults. */
+export interface DatabasePoolConfig {
+  /** Connections kept open per process (DB_POOL_SIZE). @default 5 */
+  size: number;
+  /** Extra connections allowed under load (DB_MAX_OVERFLOW). @default 10 */
+  maxOverflow: number;
+  /** Seconds to wait for a free connection (DB_POOL_TIMEOUT). @default 30 */
+  timeoutSeconds: number;
+  /** Seconds after which a connection is replaced (DB_POOL_RECYCLE). @default 1800 */
+  recycleSeconds: number;
 }
 
 /** `apphost:backups` */

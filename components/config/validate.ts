@@ -72,10 +72,13 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "build",
     "processes",
   ],
-  database: ["kind", "sqliteFile", "postgresName", "migrate", "revision"],
+  database: ["kind", "sqliteFile", "postgresName", "migrate", "revision", "pool"],
   backups: ["schedule", "keep", "s3", "s3ExpireDays"],
   releases: ["keep", "rollbackTo", "healthTimeoutSeconds", "drainSeconds", "lockTtlMinutes", "minFreeMb"],
 };
+
+/** Keys of `apphost:database.pool`. */
+export const POOL_KEYS = ["size", "maxOverflow", "timeoutSeconds", "recycleSeconds"] as const;
 
 /** Validity periods Cloudflare's Origin CA issues, in days. */
 export const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
@@ -103,6 +106,8 @@ export interface SecretFacts {
    * is not an object. Absent when the key is not set.
    */
   secretEnvTypes?: Record<string, string> | string;
+  /** Names of `apphost:secretEnv` variables that are dev-only reset switches set on (DEV_RESET_SWITCHES) */
+  secretEnvResetsOn?: string[];
 }
 
 export interface ParseContext {
@@ -170,6 +175,7 @@ export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext
   const releases = parseReleases(section(issues, raw, "releases", false));
 
   checkSecrets(issues, ctx.secrets, host, app);
+  checkResetSwitches(issues, ctx, app);
   checkCrossField(issues, { host, dns, tls, proxy, app, database, backups });
 
   if (issues.list.length > 0) {
@@ -1214,7 +1220,21 @@ function parseDatabase(
       r.string("revision", { expected: "a shell command", example: '"alembic current"' }) ??
       (r.has("revision") ? undefined : D.DATABASE_DEFAULTS.revision),
   };
+  const poolReader = r.object("pool");
+  if (poolReader) {
+    db.pool = {
+      size: poolReader.int("size", 1, 1000, D.DATABASE_POOL_DEFAULTS.size),
+      maxOverflow: poolReader.int("maxOverflow", 0, 1000, D.DATABASE_POOL_DEFAULTS.maxOverflow),
+      timeoutSeconds: poolReader.int("timeoutSeconds", 1, 3600, D.DATABASE_POOL_DEFAULTS.timeoutSeconds),
+      recycleSeconds: poolReader.int("recycleSeconds", -1, 86400, D.DATABASE_POOL_DEFAULTS.recycleSeconds),
+    } as DatabaseConfig["pool"];
+    poolReader.finish(POOL_KEYS);
+  } else if (!r.has("pool")) {
+    db.pool = { ...D.DATABASE_POOL_DEFAULTS };
+  }
   r.finish(KNOWN_KEYS.database);
+  if (kind !== "postgres")
+    r.notHere("pool", `only used when ${r.at("kind")} is postgres (got ${show(kind)})`);
   if (kind !== "sqlite")
     r.notHere("sqliteFile", `only used when ${r.at("kind")} is sqlite (got ${show(kind)})`);
   if (kind !== "postgres")
@@ -1275,6 +1295,24 @@ function parseReleases(r: Reader | undefined): Partial<ReleasesConfig> {
 
 // ---------------------------------------------------------------------------
 // Secrets and rules spanning sections
+
+/**
+ * A dev-only switch that wipes the database at startup (DB_RESET_ON_STARTUP=true)
+ * must never reach a production stack: refused on stacks named prod*.
+ */
+function checkResetSwitches(issues: Issues, ctx: ParseContext, app: Partial<AppConfig>): void {
+  if (!D.isProductionStack(ctx.stack)) return;
+  const why =
+    `is a dev-only switch that wipes the database when the app starts; stack "${ctx.stack}" is a production stack ` +
+    "(named prod*), so apphost refuses it. Remove it, or set it to false";
+  for (const name of D.DEV_RESET_SWITCHES) {
+    const value = app.env?.[name];
+    if (value !== undefined && D.isSwitchOn(value)) issues.add(child("apphost:app.env", name), why);
+  }
+  for (const name of ctx.secrets.secretEnvResetsOn ?? []) {
+    issues.add(child("apphost:secretEnv", name), why);
+  }
+}
 
 function checkSecrets(
   issues: Issues,

@@ -138,15 +138,27 @@ export function pgDumpCommand(tools: HostTools, name: string): string {
   return `${tools.runuser} -u postgres -- pg_dump --format=custom --no-owner --dbname=${name}`;
 }
 
-export function pgRestoreCommand(tools: HostTools, name: string): string {
+/**
+ * Restores `file` into the stack's database exactly, in one transaction:
+ * everything the stack's role owns is dropped (tables, sequences, schemas and
+ * types a failed migration created included), then the dump is replayed as
+ * that role. `pg_restore --clean` would only drop what the dump knows and
+ * trip over what depends on the rest. Transactional DDL: the live release's
+ * queries wait on the locks for the moment it takes, and see either the old
+ * database or the restored one, never a half. COMMIT is only sent once
+ * pg_restore has read the whole dump: a dump that breaks half way leaves the
+ * transaction open when psql's input ends, and Postgres rolls it back.
+ */
+export function pgRestoreCommand(tools: HostTools, name: string, file: string): string {
   return (
-    `${tools.runuser} -u postgres -- pg_restore --clean --if-exists --single-transaction --no-owner ` +
-    `--role=${name} --dbname=${name}`
+    `{ printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' ${name}; pg_restore --no-owner --role=${name} --file=- ${file} && printf 'COMMIT;\\n'; } | ` +
+    `${tools.runuser} -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=${name}`
   );
 }
 
+/** The schema as text; pg_dump's `\restrict` lines carry a fresh random key each time, so they are left out. */
 export function pgSchemaCommand(tools: HostTools, name: string): string {
-  return `${tools.runuser} -u postgres -- pg_dump --schema-only --no-owner --dbname=${name}`;
+  return `${tools.runuser} -u postgres -- pg_dump --schema-only --no-owner --dbname=${name} | grep -Ev '^\\\\(un)?restrict '`;
 }
 
 export function pgExistsCommand(tools: HostTools, name: string): string {
@@ -224,9 +236,9 @@ export function restoreCommands(input: BackupInput): string[] {
   }
   const pg = database.postgresName;
   return [
-    "local file=$1",
+    'local file=$1 out=""',
     'db_verify_backup "$file"',
-    `${pgRestoreCommand(tools, pg)} <"$file"`,
+    `if ! out=$(${pgRestoreCommand(tools, pg, '"$file"')} 2>&1 >/dev/null); then fail "restore: pg_restore of $file into ${pg} failed (the database is as it was): $out"; fi`,
     'note "restore: database restored from $file"',
   ];
 }

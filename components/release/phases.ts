@@ -534,7 +534,12 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
           "fp_after=$(db_fingerprint)",
           db.revision ? `rev_after=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'rev_after=""',
           'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
-          `if [ -n "$BACKUP_FILE" ]; then db_restore "$BACKUP_FILE"; else db_set_aside "${refs.id}"; fi`,
+          `if [ -z "$BACKUP_FILE" ]; then db_set_aside "${refs.id}"; return 0; fi`,
+          'db_restore "$BACKUP_FILE"',
+          // The restore is only done when the schema is the one the migration started from.
+          "fp_after=$(db_fingerprint)",
+          'if [ "$fp_after" != "$DB_FP_BEFORE" ]; then fail "rollback: after restoring $BACKUP_FILE the schema fingerprint is $fp_after, not $DB_FP_BEFORE as before the migration"; fi',
+          'note "rollback: database restored from $BACKUP_FILE; its schema fingerprint matches the one before the migration"',
         ];
   return [
     {

@@ -26,6 +26,12 @@ export interface HostStepArgs {
   description: string;
   /** Give up after this many minutes. @default 30 */
   timeoutMinutes?: number;
+  /**
+   * Standard input of the create script: how a secret reaches the host. Never
+   * put one in `create`: @pulumi/command quotes the script in its error message.
+   * A change re-runs the script.
+   */
+  stdin?: pulumi.Input<string>;
 }
 
 /**
@@ -73,6 +79,7 @@ export function hostStep(
       connection: pulumi.secret(pulumi.output(args.connection).apply(commandConnection)),
       create: asRoot(described(args.description, args.create)),
       ...(args.delete ? { delete: asRoot(described(`${args.description} (delete)`, args.delete)) } : {}),
+      ...(args.stdin !== undefined ? { stdin: pulumi.secret(args.stdin) } : {}),
       logging: "stderr",
       // Only works with sshd's AcceptEnv, and nothing here reads it.
       addPreviousOutputInEnv: false,

@@ -8,6 +8,7 @@
  * also valid POSIX sh, so a release script may `set -a; . <file>` it to run
  * migrations with the same environment.
  */
+import { DATABASE_POOL_DEFAULTS } from "../config/defaults";
 import type { AppConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { HostFile, managedBy } from "./common";
@@ -17,7 +18,7 @@ export interface EnvFileInput {
   stack: string;
   /** `apphost:app.env` */
   env: AppConfig["env"];
-  database: Pick<DatabaseConfig, "kind" | "sqliteFile">;
+  database: Pick<DatabaseConfig, "kind" | "sqliteFile"> & Partial<Pick<DatabaseConfig, "pool">>;
   /** postgres: the connection URL (a secret the caller resolved). Ignored for other kinds */
   databaseUrl?: string;
 }
@@ -27,6 +28,23 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
+}
+
+const POOL_KEYS_BY_VAR: Record<string, string> = {
+  DB_POOL_SIZE: "size",
+  DB_MAX_OVERFLOW: "maxOverflow",
+  DB_POOL_TIMEOUT: "timeoutSeconds",
+  DB_POOL_RECYCLE: "recycleSeconds",
+};
+
+/** `apphost:database.pool` as the app sees it: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE. */
+export function poolEnv(pool: DatabaseConfig["pool"] = DATABASE_POOL_DEFAULTS): Record<string, string> {
+  return {
+    DB_POOL_SIZE: String(pool.size),
+    DB_MAX_OVERFLOW: String(pool.maxOverflow),
+    DB_POOL_TIMEOUT: String(pool.timeoutSeconds),
+    DB_POOL_RECYCLE: String(pool.recycleSeconds),
+  };
 }
 
 /** Double-quoted for systemd EnvironmentFile= and POSIX sh alike. */
@@ -57,6 +75,10 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
         `${path}: set by apphost from apphost:database (kind ${input.database.kind}); ` +
           `remove it, or set apphost:database.kind to none to bring your own`,
       );
+    } else if (key in POOL_KEYS_BY_VAR && input.database.kind === "postgres") {
+      problems.push(
+        `${path}: set by apphost from apphost:database.pool.${POOL_KEYS_BY_VAR[key]}; set that instead and remove this`,
+      );
     } else if (typeof value !== "string" || value.includes("\0")) {
       problems.push(`${path}: the value must be a string without NUL characters`);
     } else {
@@ -82,7 +104,13 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   if (!vars.has("APP_ENV")) vars.set("APP_ENV", input.stack);
   if (input.database.kind === "sqlite")
     vars.set("DATABASE_URL", sqliteUrl(layout, input.database.sqliteFile));
-  if (input.database.kind === "postgres" && input.databaseUrl) vars.set("DATABASE_URL", input.databaseUrl);
+  if (input.database.kind === "postgres" && input.databaseUrl) {
+    vars.set("DATABASE_URL", input.databaseUrl);
+    // apphost:database.pool, under the names the runbook's SQLAlchemy engine reads.
+    for (const [name, value] of Object.entries(poolEnv(input.database.pool))) {
+      vars.set(name, value);
+    }
+  }
 
   const keys = [...vars.keys()].sort();
   return [

@@ -8,7 +8,18 @@ import type * as auto from "@pulumi/pulumi/automation";
 import * as yaml from "js-yaml";
 import * as fs from "fs";
 import * as path from "path";
-import { freshBackend, http, localStack, onHost, pulumiCli, ROOT, sandboxUp, type Sandbox } from "./lib";
+import {
+  assertSpreadOverTime,
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  pulumiCli,
+  readEventStream,
+  ROOT,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
 
 type TestStack = auto.Stack & { configFile: string };
 
@@ -148,6 +159,16 @@ describe("host configuration on the sandbox (real engine)", function () {
       const home = http(sandbox, "n.local.test", "/healthz", "http");
       assert.equal(home.status, 200, home.body);
       assert.match(onHost("nginx -T 2>/dev/null | grep -c 'apphost'").stdout.trim(), /^[1-9]/);
+      // Server-Sent Events pass through unbuffered (the app sends X-Accel-Buffering: no).
+      const events = await readEventStream(
+        sandbox,
+        "n.local.test",
+        "/events?count=5&interval=0.8",
+        "http",
+        30,
+      );
+      assert.equal(String(events.headers["content-type"]).split(";")[0], "text/event-stream");
+      log(`      nginx: ${assertSpreadOverTime(events, 5, 800)}\n`);
     } finally {
       await n.destroy({ onOutput: log, configFile: n.configFile }).catch(() => undefined);
       onHost("systemctl stop nginx; systemctl start caddy", { allowFailure: true });

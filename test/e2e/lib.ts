@@ -7,6 +7,8 @@
  */
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as httpClient from "http";
+import * as httpsClient from "https";
 import * as os from "os";
 import * as path from "path";
 import * as auto from "@pulumi/pulumi/automation";
@@ -215,3 +217,111 @@ export function changedCount(summary: Record<string, number> | undefined): numbe
 }
 
 export { ROOT };
+
+export interface StreamEvent {
+  /** The event's `data:` line, parsed */
+  data: Record<string, unknown>;
+  /** Milliseconds after the request was sent that the event arrived */
+  atMs: number;
+}
+
+export interface StreamResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  events: StreamEvent[];
+  /** When it started and ended, epoch ms */
+  startedAt: number;
+  endedAt: number;
+  /** Set when the stream broke (reset, timeout) instead of ending */
+  error?: string;
+}
+
+/**
+ * Reads a Server-Sent Events stream through the sandbox's proxy and notes the
+ * arrival time of each event, so a spec can tell a stream from a buffered
+ * answer that arrives all at once at the end. Bounded by `maxSeconds`.
+ */
+export function readEventStream(
+  sandbox: Sandbox,
+  hostname: string,
+  urlPath: string,
+  scheme: "http" | "https",
+  maxSeconds = 60,
+): Promise<StreamResult> {
+  const client = scheme === "https" ? httpsClient : httpClient;
+  return new Promise((resolve) => {
+    const startedAt = Date.now();
+    const events: StreamEvent[] = [];
+    let buffered = "";
+    let status = 0;
+    let headers: StreamResult["headers"] = {};
+    let settled = false;
+    const finish = (error?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ status, headers, events, startedAt, endedAt: Date.now(), ...(error ? { error } : {}) });
+    };
+    const req = client.request(
+      {
+        host: sandbox.host,
+        port: scheme === "https" ? 443 : 80,
+        path: urlPath,
+        method: "GET",
+        servername: hostname,
+        headers: { Host: hostname, Accept: "text/event-stream" },
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (res) => {
+        status = res.statusCode ?? 0;
+        headers = res.headers;
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          let end: number;
+          while ((end = buffered.indexOf("\n\n")) >= 0) {
+            const block = buffered.slice(0, end);
+            buffered = buffered.slice(end + 2);
+            const data = block
+              .split("\n")
+              .filter((l) => l.startsWith("data: "))
+              .map((l) => l.slice(6))
+              .join("\n");
+            if (data)
+              events.push({
+                data: JSON.parse(data) as Record<string, unknown>,
+                atMs: Date.now() - startedAt,
+              });
+          }
+        });
+        res.on("end", () => finish());
+        res.on("error", (e) => finish(e.message));
+        res.on("aborted", () => finish("aborted"));
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`no end after ${maxSeconds}s`)), maxSeconds * 1000);
+    req.on("error", (e) => finish(e.message));
+    req.end();
+  });
+}
+
+/**
+ * Asserts that `r` is a stream of `count` events spread over time: the first
+ * arrives well before the last (a buffered answer arrives all at once), and
+ * consecutive events are at least `minGapMs` apart.
+ */
+export function assertSpreadOverTime(r: StreamResult, count: number, intervalMs: number): string {
+  if (r.error) throw new Error(`the stream broke after ${r.events.length} events: ${r.error}`);
+  if (r.status !== 200) throw new Error(`the stream answered HTTP ${r.status}`);
+  const times = r.events.map((e) => e.atMs);
+  if (times.length !== count) throw new Error(`expected ${count} events, got ${times.length}`);
+  const gaps = times.slice(1).map((t, i) => t - times[i]);
+  const spread = times[count - 1] - times[0];
+  // Each gap within a generous band of the interval: not bunched together at the end.
+  if (gaps.some((g) => g < intervalMs * 0.5))
+    throw new Error(`events bunched together: arrival ms ${times.join(", ")}`);
+  if (spread < intervalMs * (count - 1) * 0.8)
+    throw new Error(`events arrived within ${spread} ms: ${times.join(", ")}`);
+  return `${count} events at ${times.join(", ")} ms`;
+}

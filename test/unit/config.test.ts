@@ -19,6 +19,7 @@ import {
   ipv4CidrProblem,
   isDnsName,
   KNOWN_KEYS,
+  POOL_KEYS,
   parseStackConfig,
   SECTIONS,
   type ParseContext,
@@ -691,6 +692,40 @@ const ROWS: Row[] = [
     error:
       "apphost:secretEnv.SECRET_KEY: also set in apphost:app.env; keep it in one place (secretEnv if it is a secret)",
   },
+  // --- apphost:database.pool (postgres only) and dev-only reset switches (refused on prod*)
+  {
+    set: { "database.kind": "postgres", "database.pool": { size: 0 } },
+    error:
+      "apphost:database.pool.size: expected an integer from 1 to 1000, got 0; set it with: pulumi config set --path 'apphost:database.pool.size' 5",
+  },
+  {
+    set: { "database.kind": "postgres", "database.pool": { sizes: 3 } },
+    error: "apphost:database.pool.sizes: unknown key; did you mean \"size\"? Rename or remove it",
+  },
+  {
+    set: { "database.pool": { size: 3 } },
+    error:
+      'apphost:database.pool: only used when apphost:database.kind is postgres (got "sqlite"); remove it',
+  },
+  {
+    set: { "app.env.DB_RESET_ON_STARTUP": "true" },
+    ctx: { ...baseCtx("prod") },
+    error:
+      'apphost:app.env.DB_RESET_ON_STARTUP: is a dev-only switch that wipes the database when the app starts; stack "prod" is a production stack (named prod*), so apphost refuses it. Remove it, or set it to false',
+  },
+  {
+    set: {},
+    ctx: {
+      ...baseCtx("prod-eu"),
+      secrets: {
+        ...baseCtx().secrets,
+        secretEnvTypes: { DB_RESET_ON_STARTUP: "string" },
+        secretEnvResetsOn: ["DB_RESET_ON_STARTUP"],
+      },
+    },
+    error:
+      'apphost:secretEnv.DB_RESET_ON_STARTUP: is a dev-only switch that wipes the database when the app starts; stack "prod-eu" is a production stack (named prod*), so apphost refuses it. Remove it, or set it to false',
+  },
   // --- the stack name names the Linux user (components/paths.ts)
   {
     set: {},
@@ -857,6 +892,7 @@ describe("stack config defaults", () => {
         postgresName: "apphost_staging",
         migrate: "",
         revision: "",
+        pool: { size: 5, maxOverflow: 10, timeoutSeconds: 30, recycleSeconds: 1800 },
       },
       backups: { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 },
       releases: {
@@ -1206,6 +1242,9 @@ describe("stack files and docs", () => {
         assert.match(config[section].description ?? "", new RegExp(`\\b${key}\\b`), `${section}.${key}`);
       }
     }
+    for (const key of POOL_KEYS) {
+      assert.match(config.database.description ?? "", new RegExp(`\\b${key}\\b`), `database.pool.${key}`);
+    }
     // Optional (the local stack uses sshPrivateKeyFile). Declaring it `secret: true` makes
     // Pulumi 3.248 demand an encrypted value even when the default applies, so it is untyped;
     // the program reads it with requireSecret either way.
@@ -1225,6 +1264,7 @@ describe("stack files and docs", () => {
       for (const key of KNOWN_KEYS[section])
         assert.ok(doc.includes(`apphost:${section}.${key}`), `${section}.${key}`);
     }
+    for (const key of POOL_KEYS) assert.ok(doc.includes(`apphost:database.pool.${key}`), `database.pool.${key}`);
     for (const key of ["apphost:sshPrivateKey", "apphost:sshPrivateKeyFile", "apphost:secretEnv"]) {
       assert.ok(doc.includes(key), key);
     }

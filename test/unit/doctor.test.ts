@@ -504,7 +504,14 @@ describe("doctor: from stack config", () => {
         { name: "worker", command: "python worker.py", kind: "worker" },
       ],
     },
-    database: { kind: "sqlite", sqliteFile: "app.db", postgresName: "shop_prod", migrate: "", revision: "" },
+    database: {
+      kind: "sqlite",
+      sqliteFile: "app.db",
+      postgresName: "shop_prod",
+      migrate: "",
+      revision: "",
+      pool: { size: 5, maxOverflow: 10, timeoutSeconds: 30, recycleSeconds: 1800 },
+    },
     backups: { schedule: "daily", keep: 30, s3: false, s3ExpireDays: 90 },
     releases: { keep: 5, healthTimeoutSeconds: 60, drainSeconds: 5, lockTtlMinutes: 30, minFreeMb: 500 },
   };
@@ -614,6 +621,10 @@ describe("doctor: shellcheck", () => {
           service: "apphost-shop-prod-backup.service",
         },
       }),
+    ],
+    [
+      "postgres on the host",
+      hostInput({ database: undefined, postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod" } }),
     ],
     [
       "tls off, no database, no web",
@@ -803,6 +814,63 @@ describe("doctor: checks executed in a temp dir", function () {
       assert.equal(
         (await runCheck(check(input(), "backup"))).detail,
         `newest backup ${at("backups", "app.db")} is empty`,
+      );
+    });
+  });
+
+  describe("database-permissions on postgres (fake psql and runuser on PATH)", () => {
+    const input = () => hostInput({ postgres: { envFile: at("app.env"), name: "shop_prod" } });
+    const fakeBin = () => at("fakebin");
+    beforeEach(() => {
+      fs.writeFileSync(
+        at("app.env"),
+        'APP_ENV="prod"\nDATABASE_URL="postgresql://shop_prod:s3cr%40t@127.0.0.1:5432/shop_prod"\n',
+      );
+      fs.mkdirSync(fakeBin());
+      // psql logs its argv and the password it got; answers per the PSQL_* variables.
+      fs.writeFileSync(
+        path.join(fakeBin(), "psql"),
+        `#!/bin/bash\necho "argv: $*" >>${at("psql.log")}\necho "PGPASSWORD=\${PGPASSWORD:-}" >>${at("psql.log")}\n` +
+          'case "$*" in *current_user*) [ -n "${PSQL_REFUSE:-}" ] && { echo "FATAL:  password authentication failed" >&2; exit 2; }; echo shop_prod ;; *) echo "${PSQL_PUBLIC:-0}" ;; esac\n',
+        { mode: 0o755 },
+      );
+      fs.writeFileSync(path.join(fakeBin(), "runuser"), '#!/bin/bash\nshift 3\nexec "$@"\n', { mode: 0o755 });
+    });
+    const run = (env: Record<string, string> = {}) =>
+      runCheck(check(input(), "database-permissions"), {
+        ...process.env,
+        PATH: `${fakeBin()}:${process.env.PATH}`,
+        ...env,
+      });
+
+    it("passes when the role connects with the env file's password (decoded, in PGPASSWORD, never argv)", async () => {
+      const r = await run();
+      assert.equal(r.status, "pass", r.detail);
+      const log = fs.readFileSync(at("psql.log"), "utf8");
+      assert.match(
+        log,
+        /^argv: -X -At -h 127\.0\.0\.1 -p 5432 -U shop_prod -d shop_prod -c select current_user$/m,
+      );
+      assert.match(log, /^PGPASSWORD=s3cr@t$/m);
+      assert.equal(/^argv: .*s3cr/m.test(log), false, "the password is in psql's argv");
+    });
+
+    it("fails naming the role and psql's answer when the role cannot connect", async () => {
+      const r = await run({ PSQL_REFUSE: "1" });
+      assert.deepEqual(
+        [r.status, r.detail],
+        [
+          "fail",
+          "the app's role shop_prod cannot connect to shop_prod on 127.0.0.1:5432: FATAL:  password authentication failed",
+        ],
+      );
+    });
+
+    it("fails when every role may connect (PUBLIC has CONNECT)", async () => {
+      const r = await run({ PSQL_PUBLIC: "1" });
+      assert.deepEqual(
+        [r.status, r.detail],
+        ["fail", "every role may connect to shop_prod (PUBLIC has CONNECT); the next pulumi up revokes it"],
       );
     });
   });

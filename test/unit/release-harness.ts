@@ -39,6 +39,7 @@ export const baseDatabase: DatabaseConfig = {
   postgresName: "shop_prod",
   migrate: "alembic upgrade head",
   revision: "alembic current",
+  pool: { size: 5, maxOverflow: 10, timeoutSeconds: 30, recycleSeconds: 1800 },
 };
 
 export const baseReleases: ReleasesConfig = {

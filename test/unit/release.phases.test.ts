@@ -172,7 +172,11 @@ describe("release phases: the base input", () => {
       "fp_after=$(db_fingerprint)",
       "rev_after=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
-      `if [ -n "$BACKUP_FILE" ]; then db_restore "$BACKUP_FILE"; else db_set_aside "${ID}"; fi`,
+      `if [ -z "$BACKUP_FILE" ]; then db_set_aside "${ID}"; return 0; fi`,
+      'db_restore "$BACKUP_FILE"',
+      "fp_after=$(db_fingerprint)",
+      'if [ "$fp_after" != "$DB_FP_BEFORE" ]; then fail "rollback: after restoring $BACKUP_FILE the schema fingerprint is $fp_after, not $DB_FP_BEFORE as before the migration"; fi',
+      'note "rollback: database restored from $BACKUP_FILE; its schema fingerprint matches the one before the migration"',
     ]);
     assert.deepEqual(mark.commands, [
       'if [ "$MIGRATE_STARTED" = 1 ]; then REVISION=$(app_revision "$NEW_DIR" \'alembic current\'); fi',
@@ -417,14 +421,17 @@ describe("release backup commands", () => {
       ),
     );
     assert.ok(cmds.some((c) => c.startsWith('if ! check=$(pg_restore --list "$BACKUP_FILE.tmp"')));
-    assert.ok(
-      restoreCommands(input({ kind: "postgres" })).includes(
-        'runuser -u postgres -- pg_restore --clean --if-exists --single-transaction --no-owner --role=shop_prod --dbname=shop_prod <"$file"',
-      ),
-    );
+    // The restore drops everything the role owns and replays the dump in one transaction, COMMIT only after a whole dump.
+    assert.deepEqual(restoreCommands(input({ kind: "postgres" })), [
+      'local file=$1 out=""',
+      'db_verify_backup "$file"',
+      "if ! out=$({ printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' shop_prod; pg_restore --no-owner --role=shop_prod --file=- \"$file\" && printf 'COMMIT;\\n'; } | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=shop_prod 2>&1 >/dev/null); then fail \"restore: pg_restore of $file into shop_prod failed (the database is as it was): $out\"; fi",
+      'note "restore: database restored from $file"',
+    ]);
+    // pg_dump's \restrict lines carry a random key: left out, or every fingerprint would differ.
     assert.deepEqual(
       fingerprintCommands(input({ kind: "postgres" }))[1],
-      "runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | sha256sum | cut -d' ' -f1",
+      "runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | grep -Ev '^\\\\(un)?restrict ' | sha256sum | cut -d' ' -f1",
     );
   });
 

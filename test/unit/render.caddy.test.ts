@@ -94,6 +94,9 @@ shop.example.com, www.shop.example.com {
 			# so an instance restart does not surface as a 502.
 			lb_try_duration 10s
 			lb_try_interval 250ms
+			# Streams (Server-Sent Events, chunked answers) reach the client as the app
+			# writes them, never held in a buffer; Caddy sets no read timeout on them.
+			flush_interval -1
 			# A new upstream connection per request: a pooled one would stay on the old
 			# instance after a switch (nftables only redirects new connections).
 			transport http {
@@ -303,6 +306,9 @@ reverse_proxy 127.0.0.1:8002 {
 	# so an instance restart does not surface as a 502.
 	lb_try_duration 10s
 	lb_try_interval 250ms
+	# Streams (Server-Sent Events, chunked answers) reach the client as the app
+	# writes them, never held in a buffer; Caddy sets no read timeout on them.
+	flush_interval -1
 	# A new upstream connection per request: a pooled one would stay on the old
 	# instance after a switch (nftables only redirects new connections).
 	transport http {

@@ -42,7 +42,7 @@ SECRET_KEY="s3cr3t"
     assert.equal(quoteEnvValue(""), '""');
   });
 
-  it("postgres: DATABASE_URL from the resolved secret", () => {
+  it("postgres: DATABASE_URL from the resolved secret, and the pool with the runbook's defaults", () => {
     const v = renderEnvFile(layout, {
       ...input(),
       database: { kind: "postgres", sqliteFile: "app.db" },
@@ -50,8 +50,49 @@ SECRET_KEY="s3cr3t"
     });
     assert.deepEqual(lineDiff(base, v), {
       removed: ['DATABASE_URL="sqlite:////srv/shop-prod/shared/data/app.db"'],
-      added: ['DATABASE_URL="postgresql://shop_prod:pw@localhost/shop_prod"'],
+      added: [
+        'DATABASE_URL="postgresql://shop_prod:pw@localhost/shop_prod"',
+        'DB_MAX_OVERFLOW="10"',
+        'DB_POOL_RECYCLE="1800"',
+        'DB_POOL_SIZE="5"',
+        'DB_POOL_TIMEOUT="30"',
+      ],
     });
+  });
+
+  it("postgres: apphost:database.pool sets the pool variables", () => {
+    const v = renderEnvFile(layout, {
+      ...input(),
+      database: {
+        kind: "postgres",
+        sqliteFile: "app.db",
+        pool: { size: 20, maxOverflow: 0, timeoutSeconds: 5, recycleSeconds: -1 },
+      },
+      databaseUrl: "postgresql://u:p@127.0.0.1:5432/d",
+    });
+    assert.deepEqual(
+      v.split("\n").filter((l) => l.startsWith("DB_")),
+      ['DB_MAX_OVERFLOW="0"', 'DB_POOL_RECYCLE="-1"', 'DB_POOL_SIZE="20"', 'DB_POOL_TIMEOUT="5"'],
+    );
+  });
+
+  it("postgres: a pool variable in apphost:app.env is refused, naming the pool key to set", () => {
+    assert.throws(
+      () =>
+        renderEnvFile(layout, {
+          ...input(),
+          env: { DB_POOL_SIZE: "9", DB_POOL_RECYCLE: "60" },
+          database: { kind: "postgres", sqliteFile: "app.db" },
+          databaseUrl: "postgresql://u:p@127.0.0.1:5432/d",
+        }),
+      (e: Error) =>
+        e.message.includes(
+          "  - apphost:app.env.DB_POOL_SIZE: set by apphost from apphost:database.pool.size; set that instead and remove this",
+        ) &&
+        e.message.includes(
+          "  - apphost:app.env.DB_POOL_RECYCLE: set by apphost from apphost:database.pool.recycleSeconds; set that instead and remove this",
+        ),
+    );
   });
 
   it("database none: no DATABASE_URL unless the app brings its own", () => {

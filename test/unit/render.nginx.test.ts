@@ -109,7 +109,9 @@ server {
     proxy_set_header X-Forwarded-Host $host;
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $apphost_shop_prod_connection;
-    # WebSockets stay open while idle for up to 5 minutes.
+    # WebSockets and streams stay open while idle for up to 5 minutes.
+    # A streaming answer (Server-Sent Events) sent with X-Accel-Buffering: no
+    # passes through unbuffered (Nginx honors that header by default).
     proxy_read_timeout 300s;
     # A connection to the app that fails (an instance restarting) is retried.
     # A switch loses nothing: requests under way finish on the old instance,

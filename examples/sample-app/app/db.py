@@ -1,4 +1,9 @@
-"""Database access: SQLAlchemy over SQLite (shared/data/app.db through the release's data/ link)."""
+"""Database access: SQLAlchemy over DATABASE_URL, SQLite (shared/data/app.db) or Postgres.
+
+apphost writes DATABASE_URL into the env file; on Postgres also the pool
+settings DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT and DB_POOL_RECYCLE
+(apphost:database.pool).
+"""
 
 import os
 
@@ -8,7 +13,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 # Relative to the release directory, where data/ links to the shared data directory.
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///data/app.db")
 
-engine = create_engine(DATABASE_URL, pool_pre_ping=True)
+
+def _pool_settings() -> dict:
+    if DATABASE_URL.startswith("sqlite"):
+        return {}
+    return {
+        "pool_size": int(os.environ.get("DB_POOL_SIZE", "5")),
+        "max_overflow": int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+        "pool_timeout": int(os.environ.get("DB_POOL_TIMEOUT", "30")),
+        "pool_recycle": int(os.environ.get("DB_POOL_RECYCLE", "1800")),
+    }
+
+
+engine = create_engine(DATABASE_URL, pool_pre_ping=True, **_pool_settings())
 
 if engine.dialect.name == "sqlite":
 

@@ -1,11 +1,14 @@
-"""The sample web app: /, /healthz, /items, /heartbeat (from the Node process), a websocket echo at /ws."""
+"""The sample web app: /, /healthz, /items, /heartbeat (from the Node process), a websocket echo at /ws,
+and /events, a Server-Sent Events stream (what an AI endpoint streaming tokens looks like to the proxy)."""
 
+import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
@@ -92,6 +95,26 @@ def get_item(item_id: int) -> dict:
         if item is None:
             raise HTTPException(status_code=404, detail="no such item")
         return _item(item)
+
+
+@app.get("/events")
+async def events(
+    count: int = Query(5, ge=1, le=100), interval: float = Query(1.0, ge=0.0, le=10.0)
+) -> StreamingResponse:
+    # One event every `interval` seconds. X-Accel-Buffering tells Nginx not to
+    # buffer this response; Caddy flushes event streams as they come.
+    async def stream():
+        for n in range(1, count + 1):
+            payload = {"n": n, "of": count, "release": RELEASE, "sent": time.time()}
+            yield f"id: {n}\ndata: {json.dumps(payload)}\n\n"
+            if n < count:
+                await asyncio.sleep(interval)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @app.websocket("/ws")

@@ -1,0 +1,124 @@
+/**
+ * Postgres on the host (`apphost:database.kind: postgres`): the stack's role
+ * and database, as data. Pure functions; components/database.ts runs the
+ * script with @pulumi/command.
+ *
+ * - One role and one database per stack, both named `postgresName`; the
+ *   database is owned by the role and CONNECT is revoked from PUBLIC, so two
+ *   stacks on one host cannot open each other's databases.
+ * - The role logs in with a password over TCP on 127.0.0.1 (Debian's
+ *   pg_hba.conf: `host all all 127.0.0.1/32 scram-sha-256`; Postgres listens
+ *   on localhost only). The password never reaches the host in the clear
+ *   except inside the env file: the script gets a SCRAM-SHA-256 verifier,
+ *   computed here, on its standard input (never in argv, the state's plain
+ *   text or a server log).
+ * - Destroy keeps the database and the role: data is never dropped by
+ *   `pulumi destroy`. The delete script says how to drop them by hand.
+ */
+import * as crypto from "crypto";
+
+/** Postgres identifiers apphost creates: lowercase, digits and _, at most 63 characters. */
+export const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export const POSTGRES_PORT = 5432;
+
+function assertIdentifier(name: string): string {
+  if (!PG_IDENTIFIER.test(name)) {
+    throw new Error(
+      `apphost:database.postgresName "${name}" must be a Postgres identifier (lowercase letters, digits and _, up to 63 characters)`,
+    );
+  }
+  return name;
+}
+
+/**
+ * `postgresql://<role>:<password>@127.0.0.1:5432/<database>`: the form
+ * SQLAlchemy, Django (dj-database-url) and psql all read. The password is
+ * percent-encoded (a generated one is letters and digits only).
+ */
+export function postgresUrl(
+  name: string,
+  password: string,
+  host = "127.0.0.1",
+  port = POSTGRES_PORT,
+): string {
+  assertIdentifier(name);
+  return `postgresql://${name}:${encodeURIComponent(password)}@${host}:${port}/${name}`;
+}
+
+/** Iterations Postgres itself uses for SCRAM-SHA-256 verifiers (scram_iterations' default). */
+export const SCRAM_ITERATIONS = 4096;
+
+/**
+ * The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802/7677,
+ * the format of pg_authid.rolpassword): `ALTER ROLE ... PASSWORD '<verifier>'`
+ * sets the password without the server ever seeing it. The salt is derived
+ * from the password and the role, so the same password gives the same
+ * verifier (an unchanged `up` changes nothing) and two roles never share one.
+ */
+export function scramVerifier(role: string, password: string, iterations = SCRAM_ITERATIONS): string {
+  const salt = crypto
+    .createHmac("sha256", password)
+    .update(`apphost scram salt for ${role}`)
+    .digest()
+    .subarray(0, 16);
+  return scramVerifierWithSalt(password, salt, iterations);
+}
+
+/** The verifier for a given salt (what Postgres computes with a random one). */
+export function scramVerifierWithSalt(password: string, salt: Buffer, iterations = SCRAM_ITERATIONS): string {
+  const salted = crypto.pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
+  const clientKey = crypto.createHmac("sha256", salted).update("Client Key").digest();
+  const storedKey = crypto.createHash("sha256").update(clientKey).digest();
+  const serverKey = crypto.createHmac("sha256", salted).update("Server Key").digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
+export interface PostgresProvisionInput {
+  /** `apphost:database.postgresName`: the role and the database */
+  name: string;
+  /** Called as `<runuser> -u postgres -- psql ...`. @default "runuser" */
+  runuser?: string;
+}
+
+/**
+ * The provisioning script, run as root. Reads one line on stdin: the role's
+ * SCRAM verifier. Idempotent: creates what is missing, and puts the role's
+ * attributes, password, ownership and the database's grants back to what
+ * they must be.
+ */
+export function postgresProvisionScript(input: PostgresProvisionInput): string {
+  const name = assertIdentifier(input.name);
+  const runuser = input.runuser ?? "runuser";
+  return [
+    "set -euo pipefail",
+    "IFS= read -r verifier",
+    'case "$verifier" in SCRAM-SHA-256\\$*) ;; *) echo "apphost: expected a SCRAM-SHA-256 verifier on stdin" >&2; exit 2 ;; esac',
+    "systemctl enable --now postgresql >/dev/null 2>&1 || systemctl start postgresql",
+    "for _ in $(seq 60); do",
+    `  if ${runuser} -u postgres -- pg_isready -q; then break; fi`,
+    "  sleep 1",
+    "done",
+    `${runuser} -u postgres -- pg_isready >&2 || { echo "apphost: postgresql does not accept connections after 60 s (journalctl -u postgresql)" >&2; exit 1; }`,
+    // The verifier reaches psql through its environment (readable by root and postgres only), never argv.
+    `APPHOST_PG_VERIFIER="$verifier" ${runuser} -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -v name=${name} <<'SQL'`,
+    "\\getenv verifier APPHOST_PG_VERIFIER",
+    "SELECT format('CREATE ROLE %I', :'name') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'name') \\gexec",
+    "ALTER ROLE :\"name\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'verifier';",
+    "SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'name') \\gexec",
+    'ALTER DATABASE :"name" OWNER TO :"name";',
+    'REVOKE ALL ON DATABASE :"name" FROM PUBLIC;',
+    "SQL",
+    `echo "apphost: postgres role and database ${name} ready (scram-sha-256 on 127.0.0.1:${POSTGRES_PORT}; no other role may connect)" >&2`,
+    "",
+  ].join("\n");
+}
+
+/** On destroy: the data stays. Says so, and how to drop it. */
+export function postgresDeleteScript(input: PostgresProvisionInput): string {
+  const name = assertIdentifier(input.name);
+  return [
+    `echo "apphost: kept postgres database ${name} and its role (destroy never drops data); to drop them: runuser -u postgres -- dropdb ${name} && runuser -u postgres -- dropuser ${name}" >&2`,
+    "",
+  ].join("\n");
+}
