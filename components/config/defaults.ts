@@ -122,7 +122,11 @@ export const DATABASE_POOL_DEFAULTS = {
  * Dev-only switches that wipe the database when the app starts. Refused on
  * stacks named `prod*` (in apphost:app.env and apphost:secretEnv).
  */
-export const DEV_RESET_SWITCHES = ["DB_RESET_ON_STARTUP", "RESET_DB_ON_STARTUP", "DB_DROP_ON_STARTUP"] as const;
+export const DEV_RESET_SWITCHES = [
+  "DB_RESET_ON_STARTUP",
+  "RESET_DB_ON_STARTUP",
+  "DB_DROP_ON_STARTUP",
+] as const;
 
 /** A reset switch counts as on unless its value is empty, 0, false, no or off. */
 export function isSwitchOn(value: string): boolean {

@@ -148,12 +148,16 @@ function secretFacts(): SecretFacts {
     }
     const isMap = typeof value === "object" && value !== null && !Array.isArray(value);
     facts.secretEnvTypes = isMap
-      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([name, v]) => [name, typeOf(v)]))
+      ? Object.fromEntries(
+          Object.entries(value as Record<string, unknown>).map(([name, v]) => [name, typeOf(v)]),
+        )
       : typeOf(value);
     // Only the names of reset switches that are on; never a value.
     if (isMap) {
       facts.secretEnvResetsOn = Object.entries(value as Record<string, unknown>)
-        .filter(([name, v]) => (DEV_RESET_SWITCHES as readonly string[]).includes(name) && isSwitchOn(String(v)))
+        .filter(
+          ([name, v]) => (DEV_RESET_SWITCHES as readonly string[]).includes(name) && isSwitchOn(String(v)),
+        )
         .map(([name]) => name);
     }
   }

@@ -142,14 +142,23 @@ describe("postgres on the host: role, release, failed migration, backup and rest
   const names = () =>
     (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
 
+  /** `pulumi destroy` keeps the database (by design): a rerun on the same sandbox starts from none. */
+  const dropDatabase = () =>
+    onHost(
+      `if command -v dropdb >/dev/null; then runuser -u postgres -- dropdb --if-exists ${DB}; runuser -u postgres -- dropuser --if-exists ${DB}; runuser -u postgres -- dropuser --if-exists e2e_other; fi`,
+      { allowFailure: true },
+    );
+
   before(function () {
     sandbox = sandboxUp(SANDBOX);
     backend = freshBackend();
+    dropDatabase();
   });
 
   after(async function () {
     const stack = await stackFor(lastSource).catch(() => undefined);
     if (stack) await stack.destroy({ configFile: stack.configFile }).catch(() => undefined);
+    dropDatabase();
   });
 
   it("the first up creates the role and the database, migrates, and serves from Postgres; the password is never in plain text", async function () {

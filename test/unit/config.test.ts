@@ -700,7 +700,7 @@ const ROWS: Row[] = [
   },
   {
     set: { "database.kind": "postgres", "database.pool": { sizes: 3 } },
-    error: "apphost:database.pool.sizes: unknown key; did you mean \"size\"? Rename or remove it",
+    error: 'apphost:database.pool.sizes: unknown key; did you mean "size"? Rename or remove it',
   },
   {
     set: { "database.pool": { size: 3 } },
@@ -1264,7 +1264,8 @@ describe("stack files and docs", () => {
       for (const key of KNOWN_KEYS[section])
         assert.ok(doc.includes(`apphost:${section}.${key}`), `${section}.${key}`);
     }
-    for (const key of POOL_KEYS) assert.ok(doc.includes(`apphost:database.pool.${key}`), `database.pool.${key}`);
+    for (const key of POOL_KEYS)
+      assert.ok(doc.includes(`apphost:database.pool.${key}`), `database.pool.${key}`);
     for (const key of ["apphost:sshPrivateKey", "apphost:sshPrivateKeyFile", "apphost:secretEnv"]) {
       assert.ok(doc.includes(key), key);
     }

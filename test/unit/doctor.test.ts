@@ -624,7 +624,10 @@ describe("doctor: shellcheck", () => {
     ],
     [
       "postgres on the host",
-      hostInput({ database: undefined, postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod" } }),
+      hostInput({
+        database: undefined,
+        postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod" },
+      }),
     ],
     [
       "tls off, no database, no web",
@@ -870,7 +873,10 @@ describe("doctor: checks executed in a temp dir", function () {
       const r = await run({ PSQL_PUBLIC: "1" });
       assert.deepEqual(
         [r.status, r.detail],
-        ["fail", "every role may connect to shop_prod (PUBLIC has CONNECT); the next pulumi up revokes it"],
+        [
+          "fail",
+          'every role may connect to shop_prod (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c "REVOKE CONNECT ON DATABASE shop_prod FROM PUBLIC"',
+        ],
       );
     });
   });
