@@ -451,7 +451,7 @@ function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): Doct
       `  fail "the app's role $user cannot connect to $db on $host:$port: $who"`,
       `fi`,
       `public=$(runuser -u postgres -- psql -X -At -d "$name" -c "select case when datacl is null then 1 else (select count(*) from aclexplode(datacl) a where a.grantee = 0 and a.privilege_type = 'CONNECT') end from pg_database where datname = current_database()" 2>&1) || fail "cannot read the privileges of $name: $public"`,
-      `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c \"REVOKE CONNECT ON DATABASE $name FROM PUBLIC\""`,
+      `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c 'REVOKE CONNECT ON DATABASE $name FROM PUBLIC'"`,
     ]),
   };
 }

@@ -875,7 +875,7 @@ describe("doctor: checks executed in a temp dir", function () {
         [r.status, r.detail],
         [
           "fail",
-          'every role may connect to shop_prod (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c "REVOKE CONNECT ON DATABASE shop_prod FROM PUBLIC"',
+          "every role may connect to shop_prod (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c 'REVOKE CONNECT ON DATABASE shop_prod FROM PUBLIC'",
         ],
       );
     });
