@@ -44,6 +44,7 @@ export async function program(): Promise<Record<string, unknown>> {
     config,
     connection: host.connection,
     dependsOn: server.ready,
+    network: host.network,
   });
   const app = new App("app", {
     config,

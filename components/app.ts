@@ -263,8 +263,8 @@ export class App extends pulumi.ComponentResource {
         content: renderBackupService(this.layout, {
           backups: config.backups,
           execStart: backupExec,
-          // The copy to S3 needs the network (and IMDS for the instance's credentials).
-          network: backupTarget !== undefined,
+          // The copy to S3 needs the network (and IMDS for the instance's credentials); so does pg_dump of an RDS database.
+          network: backupTarget !== undefined || config.database.kind === "rds",
         }),
       },
       {

@@ -1,42 +1,118 @@
 /**
- * The stack's database server side, when apphost runs one
- * (`apphost:database.kind: postgres`): a generated password, the role and
- * the database on the host, and the `DATABASE_URL` the env file carries.
+ * The stack's database server side, when apphost runs one:
+ * - `postgres`: Postgres on the host; a generated password, the stack's role
+ *   and database (components/render/postgres.ts), its `DATABASE_URL`.
+ * - `rds`: managed Postgres beside an ec2 instance; an encrypted, private RDS
+ *   instance in the instance's VPC that only the instance's security group
+ *   reaches, automated backups, deletion protection and a final snapshot on
+ *   production stacks, its `DATABASE_URL`.
  * SQLite needs nothing here (its file lives in shared/data), and `none` means
  * the app brings its own.
  */
+// Type-only at the top: the AWS SDK is loaded only by rds stacks.
+import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { StackConfig } from "./config/types";
+import { isProductionStack } from "./config/defaults";
+import type { RdsConfig, StackConfig } from "./config/types";
+import { resourceTags } from "./host";
+import { hostLayout } from "./paths";
 import { hostStep } from "./remote/command";
 import type { SshConnection } from "./remote/connection";
-import { postgresDeleteScript, postgresProvisionScript, postgresUrl, scramVerifier } from "./render/postgres";
+import {
+  POSTGRES_PORT,
+  postgresDeleteScript,
+  postgresProvisionScript,
+  postgresUrl,
+  scramVerifier,
+} from "./render/postgres";
 
 export interface DatabaseArgs {
   config: StackConfig;
   connection: pulumi.Input<SshConnection>;
   /** Resources of the shared host setup that must exist first (the baseline installs postgresql) */
   dependsOn: pulumi.Input<pulumi.Resource>[];
+  /** rds: the instance's VPC and security group (`Host.network`) */
+  network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
+}
+
+/** The RDS instance's arguments, as data: what the policy tests read. */
+export function rdsInstanceArgs(
+  config: StackConfig,
+  rds: RdsConfig,
+  refs: {
+    password: pulumi.Input<string>;
+    securityGroupId: pulumi.Input<string>;
+    subnetGroupName?: pulumi.Input<string>;
+  },
+): aws.rds.InstanceArgs {
+  const name = config.database.postgresName;
+  const prod = isProductionStack(config.stack);
+  const id = hostLayout(config.app.name, config.stack).id;
+  return {
+    identifier: `apphost-${id}`,
+    engine: "postgres",
+    engineVersion: rds.engineVersion,
+    instanceClass: rds.instanceClass,
+    allocatedStorage: rds.allocatedStorageGb,
+    storageType: "gp3",
+    storageEncrypted: true,
+    publiclyAccessible: false,
+    multiAz: rds.multiAz,
+    dbName: name,
+    username: name,
+    password: refs.password,
+    port: POSTGRES_PORT,
+    vpcSecurityGroupIds: [refs.securityGroupId],
+    ...(refs.subnetGroupName ? { dbSubnetGroupName: refs.subnetGroupName } : {}),
+    backupRetentionPeriod: rds.backupRetentionDays,
+    copyTagsToSnapshot: true,
+    autoMinorVersionUpgrade: true,
+    // Changes wait for the maintenance window rather than restart the database under the app.
+    applyImmediately: false,
+    deletionProtection: prod,
+    skipFinalSnapshot: !prod,
+    ...(prod ? { finalSnapshotIdentifier: `apphost-${id}-final` } : {}),
+    tags: resourceTags(config),
+  };
 }
 
 export class Database extends pulumi.ComponentResource {
-  /** `postgresql://…@127.0.0.1:5432/<name>`, always secret */
+  /** `postgresql://…/<name>`, always secret */
   readonly url: pulumi.Output<string>;
   /** What the app's env file and release wait for */
   readonly ready: pulumi.Resource[];
+  /** rds: the underlying resources, for tests */
+  readonly nodes: {
+    securityGroup?: aws.ec2.SecurityGroup;
+    ingress?: aws.vpc.SecurityGroupIngressRule;
+    subnetGroup?: aws.rds.SubnetGroup;
+    instance?: aws.rds.Instance;
+  } = {};
 
   /** The stack's Database, or undefined when apphost runs none (sqlite, none). */
   static forStack(name: string, args: DatabaseArgs): Database | undefined {
-    return args.config.database.kind === "postgres" ? new Database(name, args) : undefined;
+    const kind = args.config.database.kind;
+    return kind === "postgres" || kind === "rds" ? new Database(name, args) : undefined;
   }
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:Database", name, {}, opts);
-    const dbName = args.config.database.postgresName;
+    const db = args.config.database;
     const password = this.createPassword(name);
-    const roleAndDatabase = this.createRoleAndDatabase(name, args, dbName, password);
-    this.url = pulumi.secret(password.apply((pw) => postgresUrl(dbName, pw)));
-    this.ready = [roleAndDatabase];
+    if (db.kind === "rds") {
+      const instance = this.createRds(name, args, password);
+      this.url = pulumi.secret(
+        pulumi
+          .all([instance.address, instance.port, password])
+          .apply(([host, port, pw]) => `${postgresUrl(db.postgresName, pw, host, port)}?sslmode=require`),
+      );
+      this.ready = [instance];
+    } else {
+      const roleAndDatabase = this.createRoleAndDatabase(name, args, db.postgresName, password);
+      this.url = pulumi.secret(password.apply((pw) => postgresUrl(db.postgresName, pw)));
+      this.ready = [roleAndDatabase];
+    }
     this.registerOutputs({});
   }
 
@@ -65,5 +141,62 @@ export class Database extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn },
     );
+  }
+
+  /** A security group only the instance's reaches, a subnet group when the VPC is not the default one, the instance. */
+  private createRds(name: string, { config, network }: DatabaseArgs, password: pulumi.Output<string>) {
+    const rds = config.database.rds;
+    if (!rds || !network) {
+      throw new Error("apphost:database.kind rds needs apphost:host.kind ec2 and apphost:database.rds");
+    }
+    const awsSdk = require("@pulumi/aws") as typeof import("@pulumi/aws");
+    const tags = resourceTags(config);
+    const id = hostLayout(config.app.name, config.stack).id;
+    const securityGroup = new awsSdk.ec2.SecurityGroup(
+      `${name}-sg`,
+      {
+        description: `apphost ${config.project}/${config.stack}: Postgres from the instance's security group only`,
+        vpcId: network.vpcId,
+        tags: { ...tags, Name: `${id}-database` },
+      },
+      { parent: this },
+    );
+    const ingress = new awsSdk.vpc.SecurityGroupIngressRule(
+      `${name}-in-postgres`,
+      {
+        securityGroupId: securityGroup.id,
+        description: "Postgres from the apphost instance",
+        ipProtocol: "tcp",
+        fromPort: POSTGRES_PORT,
+        toPort: POSTGRES_PORT,
+        referencedSecurityGroupId: network.securityGroupId,
+        tags,
+      },
+      { parent: this },
+    );
+    const subnetGroup = rds.subnetIds
+      ? new awsSdk.rds.SubnetGroup(
+          `${name}-subnets`,
+          { description: `apphost ${config.project}/${config.stack}`, subnetIds: rds.subnetIds, tags },
+          { parent: this },
+        )
+      : undefined;
+    const instance = new awsSdk.rds.Instance(
+      `${name}-instance`,
+      rdsInstanceArgs(config, rds, {
+        password: pulumi.secret(password),
+        securityGroupId: securityGroup.id,
+        subnetGroupName: subnetGroup?.name,
+      }),
+      {
+        parent: this,
+        dependsOn: [ingress],
+        additionalSecretOutputs: ["password"],
+        // Production data: `pulumi destroy` stops at deletion protection; a replace must never be silent.
+        ...(isProductionStack(config.stack) ? { protect: true } : {}),
+      },
+    );
+    Object.assign(this.nodes, { securityGroup, ingress, subnetGroup, instance });
+    return instance;
   }
 }

@@ -22,6 +22,7 @@
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, unitName, upstreamPort, upstreamUnitName } from "./paths";
+import { pgEnvFromUrlLines } from "./render/postgres";
 import { backupUnitNames } from "./render/systemd";
 
 export interface DoctorCheck {
@@ -114,6 +115,8 @@ export interface DoctorInput {
     envFile: string;
     /** The stack's role and database (`apphost:database.postgresName`) */
     name: string;
+    /** Postgres on this host (kind postgres): also check that PUBLIC may not connect. False for RDS */
+    onHost: boolean;
   };
   disk: {
     /** @default ["/", "/srv"] */
@@ -219,7 +222,9 @@ export function doctorInputFromConfig(
           },
     database:
       db.kind === "sqlite" ? { file: `${layout.data}/${db.sqliteFile}`, owner: layout.user } : undefined,
-    ...(db.kind === "postgres" ? { postgres: { envFile: layout.envFile, name: db.postgresName } } : {}),
+    ...(db.kind === "postgres" || db.kind === "rds"
+      ? { postgres: { envFile: layout.envFile, name: db.postgresName, onHost: db.kind === "postgres" } }
+      : {}),
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },
     memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
     release: { current: layout.current, expectedId: opts.releaseId },
@@ -439,19 +444,17 @@ function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): Doct
       `env_file=${shq(pg.envFile)}`,
       `name=${shq(pg.name)}`,
       `[[ -f $env_file ]] || fail "$env_file does not exist"`,
-      `# Read, never sourced: root does not run what the app user's file says.`,
-      `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' "$env_file" | tail -n 1)`,
-      `[[ $url == postgresql://*@*/* ]] || fail "DATABASE_URL in $env_file is not a postgresql://user:password@host:port/database URL"`,
-      `rest=\${url#postgresql://}; cred=\${rest%%@*}; where=\${rest#*@}`,
-      `user=\${cred%%:*}; password=\${cred#*:}; hostport=\${where%%/*}; db=\${where#*/}; db=\${db%%\\?*}`,
-      `host=\${hostport%:*}; port=\${hostport##*:}; [[ $port != "$hostport" ]] || port=5432`,
-      `# Percent-decoded, as libpq would.`,
-      `password=$(printf '%b' "\${password//%/\\\\x}")`,
-      `if ! who=$(PGPASSWORD=$password PGCONNECT_TIMEOUT=5 psql -X -At -h "$host" -p "$port" -U "$user" -d "$db" -c 'select current_user' 2>&1); then`,
-      `  fail "the app's role $user cannot connect to $db on $host:$port: $who"`,
+      ...pgEnvFromUrlLines(pg.envFile, "doctor"),
+      `if ! who=$(PGCONNECT_TIMEOUT=5 psql -X -At -c 'select current_user' 2>&1); then`,
+      `  fail "the app's role $PGUSER cannot connect to $PGDATABASE on $PGHOST:$PGPORT: $who"`,
       `fi`,
-      `public=$(runuser -u postgres -- psql -X -At -d "$name" -c "select case when datacl is null then 1 else (select count(*) from aclexplode(datacl) a where a.grantee = 0 and a.privilege_type = 'CONNECT') end from pg_database where datname = current_database()" 2>&1) || fail "cannot read the privileges of $name: $public"`,
-      `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c 'REVOKE CONNECT ON DATABASE $name FROM PUBLIC'"`,
+      ...(pg.onHost
+        ? [
+            "unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE",
+            `public=$(runuser -u postgres -- psql -X -At -d "$name" -c "select case when datacl is null then 1 else (select count(*) from aclexplode(datacl) a where a.grantee = 0 and a.privilege_type = 'CONNECT') end from pg_database where datname = current_database()" 2>&1) || fail "cannot read the privileges of $name: $public"`,
+            `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c 'REVOKE CONNECT ON DATABASE $name FROM PUBLIC'"`,
+          ]
+        : []),
     ]),
   };
 }

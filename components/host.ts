@@ -44,6 +44,8 @@ export class Host extends pulumi.ComponentResource {
   readonly connection: pulumi.Output<SshConnection>;
   /** The EC2 instance id; undefined for an existing server. */
   readonly instanceId: pulumi.Output<string | undefined>;
+  /** ec2: the instance's VPC and security group, for what only the instance may reach (apphost:database.kind rds). */
+  readonly network?: { vpcId: pulumi.Output<string>; securityGroupId: pulumi.Output<string> };
   /** The underlying resources (none for an existing server), for tests and for `pulumi up --replace`. */
   readonly nodes: {
     keyPair?: aws.ec2.KeyPair;
@@ -82,6 +84,7 @@ export class Host extends pulumi.ComponentResource {
         ? instance.ipv6Addresses.apply((a) => a[0])
         : pulumi.output(undefined);
       this.instanceId = instance.id.apply((id) => id as string | undefined);
+      this.network = { vpcId, securityGroupId: securityGroup.id };
 
       function lookupAmi(h: Ec2HostConfig) {
         return aws.ec2.getAmiOutput(amiQuery(h.os, h.arch), childOpts);

@@ -110,6 +110,19 @@ export const DATABASE_DEFAULTS = {
   revision: "",
 };
 
+/** `apphost:database.rds` */
+export const RDS_DEFAULTS = {
+  instanceClass: "db.t4g.micro",
+  allocatedStorageGb: 20,
+  engineVersion: "15",
+  multiAz: false,
+};
+
+/** Automated RDS backups: a month on production, a week elsewhere. */
+export function defaultRdsBackupRetentionDays(stack: string): number {
+  return isProductionStack(stack) ? 30 : 7;
+}
+
 /** `apphost:database.pool`: the runbook's SQLAlchemy pool settings. */
 export const DATABASE_POOL_DEFAULTS = {
   size: 5,

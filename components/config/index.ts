@@ -21,6 +21,7 @@ export {
   inspectPrivateKey,
   KNOWN_KEYS,
   POOL_KEYS,
+  RDS_KEYS,
   parseStackConfig,
   SECRET_KEYS,
   SECTIONS,

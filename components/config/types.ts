@@ -143,7 +143,7 @@ export interface AppConfig {
 /** `apphost:database` */
 export interface DatabaseConfig {
   /** @default "sqlite" */
-  kind: "sqlite" | "postgres" | "none";
+  kind: "sqlite" | "postgres" | "rds" | "none";
   /** SQLite file name inside shared/data. @default "app.db" */
   sqliteFile: string;
   /** Postgres database and role name. @default "<app>_<stack>" */
@@ -152,8 +152,26 @@ export interface DatabaseConfig {
   migrate: string;
   /** Command printing the current migration revision. @default "" */
   revision: string;
-  /** postgres: the app's connection pool, exported as DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE */
+  /** postgres, rds: the app's connection pool, exported as DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE */
   pool: DatabasePoolConfig;
+  /** rds: the managed instance; present exactly when kind is rds */
+  rds?: RdsConfig;
+}
+
+/** `apphost:database.rds` (kind rds, ec2 stacks only): managed Postgres beside the instance. */
+export interface RdsConfig {
+  /** @default "db.t4g.micro" */
+  instanceClass: string;
+  /** @default 20 */
+  allocatedStorageGb: number;
+  /** Postgres major version; 15 only, the pg_dump of Debian 12 that takes the pre-migration backups. @default "15" */
+  engineVersion: string;
+  /** Days of automated backups. @default 30 on stacks named prod*, else 7 */
+  backupRetentionDays: number;
+  /** A standby in a second availability zone. @default false */
+  multiAz: boolean;
+  /** Subnets of the DB subnet group (two availability zones at least); needed with apphost:host.subnetId. @default the default VPC's */
+  subnetIds?: string[];
 }
 
 /** `apphost:database.pool` (postgres only): SQLAlchemy's pool settings, the runbook's defaults. */

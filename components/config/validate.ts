@@ -15,6 +15,7 @@ import type {
   AppConfig,
   BackupsConfig,
   DatabaseConfig,
+  RdsConfig,
   DnsConfig,
   Ec2HostConfig,
   ExistingHostConfig,
@@ -72,10 +73,20 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "build",
     "processes",
   ],
-  database: ["kind", "sqliteFile", "postgresName", "migrate", "revision", "pool"],
+  database: ["kind", "sqliteFile", "postgresName", "migrate", "revision", "pool", "rds"],
   backups: ["schedule", "keep", "s3", "s3ExpireDays"],
   releases: ["keep", "rollbackTo", "healthTimeoutSeconds", "drainSeconds", "lockTtlMinutes", "minFreeMb"],
 };
+
+/** Keys of `apphost:database.rds`. */
+export const RDS_KEYS = [
+  "instanceClass",
+  "allocatedStorageGb",
+  "engineVersion",
+  "backupRetentionDays",
+  "multiAz",
+  "subnetIds",
+] as const;
 
 /** Keys of `apphost:database.pool`. */
 export const POOL_KEYS = ["size", "maxOverflow", "timeoutSeconds", "recycleSeconds"] as const;
@@ -1198,7 +1209,8 @@ function parseDatabase(
   stack: string,
 ): Partial<DatabaseConfig> {
   if (!r) return {};
-  const kind = r.oneOf("kind", ["sqlite", "postgres", "none"] as const, D.DATABASE_DEFAULTS.kind);
+  const kind = r.oneOf("kind", ["sqlite", "postgres", "rds", "none"] as const, D.DATABASE_DEFAULTS.kind);
+  const pg = kind === "postgres" || kind === "rds";
   const db: Partial<DatabaseConfig> = {
     kind,
     sqliteFile:
@@ -1232,13 +1244,14 @@ function parseDatabase(
   } else if (!r.has("pool")) {
     db.pool = { ...D.DATABASE_POOL_DEFAULTS };
   }
+  const rdsReader = kind === "rds" ? r.object("rds") : undefined;
+  if (kind === "rds" && (rdsReader || !r.has("rds"))) db.rds = parseRds(rdsReader, stack);
+  if (kind !== "rds") r.notHere("rds", `only used when ${r.at("kind")} is rds (got ${show(kind)})`);
   r.finish(KNOWN_KEYS.database);
-  if (kind !== "postgres")
-    r.notHere("pool", `only used when ${r.at("kind")} is postgres (got ${show(kind)})`);
+  if (!pg) r.notHere("pool", `only used when ${r.at("kind")} is postgres or rds (got ${show(kind)})`);
   if (kind !== "sqlite")
     r.notHere("sqliteFile", `only used when ${r.at("kind")} is sqlite (got ${show(kind)})`);
-  if (kind !== "postgres")
-    r.notHere("postgresName", `only used when ${r.at("kind")} is postgres (got ${show(kind)})`);
+  if (!pg) r.notHere("postgresName", `only used when ${r.at("kind")} is postgres or rds (got ${show(kind)})`);
   if (kind === "none") {
     r.notHere("migrate", `there is no database to migrate when ${r.at("kind")} is none`);
     r.notHere("revision", `there is no database to migrate when ${r.at("kind")} is none`);
@@ -1250,6 +1263,50 @@ function parseDatabase(
     );
   }
   return db;
+}
+
+/** `apphost:database.rds`; every key has a default, so an absent object is the defaults. */
+function parseRds(r: Reader | undefined, stack: string): RdsConfig | undefined {
+  const d = D.RDS_DEFAULTS;
+  if (!r) return { ...d, backupRetentionDays: D.defaultRdsBackupRetentionDays(stack) };
+  const rds = {
+    instanceClass:
+      r.string("instanceClass", {
+        expected: 'an RDS instance class like "db.t4g.micro"',
+        example: "db.t4g.micro",
+        test: (s) => /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
+      }) ?? (r.has("instanceClass") ? undefined : d.instanceClass),
+    allocatedStorageGb: r.int("allocatedStorageGb", 20, 65536, d.allocatedStorageGb),
+    // pg_dump refuses a server newer than itself: Debian 12 ships 15.
+    engineVersion:
+      r.string("engineVersion", {
+        expected:
+          'Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15)',
+        example: '"15"',
+        test: (s) => /^15(\.\d+)?$/.test(s),
+      }) ?? (r.has("engineVersion") ? undefined : d.engineVersion),
+    backupRetentionDays: r.int("backupRetentionDays", 1, 35, D.defaultRdsBackupRetentionDays(stack)),
+    multiAz: r.bool("multiAz", d.multiAz),
+    subnetIds: r.stringList("subnetIds", undefined, "subnet-0123456789abcdef0"),
+  };
+  if (rds.subnetIds) {
+    const bad = rds.subnetIds.filter((s) => !/^subnet-[0-9a-f]{8,17}$/.test(s));
+    if (bad.length > 0) {
+      r.issues.add(
+        r.at("subnetIds"),
+        `expected subnet ids like "subnet-0123456789abcdef0", got ${bad.map((b) => show(b)).join(", ")}`,
+      );
+    } else if (rds.subnetIds.length < 2) {
+      r.issues.add(
+        r.at("subnetIds"),
+        "RDS needs subnets in two availability zones at least; list two or more",
+      );
+    }
+  }
+  r.finish(RDS_KEYS);
+  const { subnetIds, ...required } = rds;
+  if (Object.values(required).some((v) => v === undefined)) return undefined;
+  return { ...(required as Omit<RdsConfig, "subnetIds">), ...(subnetIds ? { subnetIds } : {}) };
 }
 
 function parseBackups(r: Reader | undefined, stack: string): Partial<BackupsConfig> {
@@ -1391,6 +1448,27 @@ interface Parsed {
 function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database, backups }: Parsed): void {
   const mode = tls.mode;
   const names = dns.hostnames;
+
+  if (database.kind === "rds" && host.kind && host.kind !== "ec2") {
+    issues.add(
+      "apphost:database.kind",
+      `"rds" needs apphost:host.kind ec2 (got ${show(host.kind)}): the database goes in the instance's VPC, reachable from its security group only; ` +
+        'use "postgres" to run Postgres on this server',
+    );
+  }
+  if (
+    database.kind === "rds" &&
+    host.kind === "ec2" &&
+    host.subnetId &&
+    database.rds &&
+    !database.rds.subnetIds
+  ) {
+    issues.add(
+      "apphost:database.rds.subnetIds",
+      `missing: the instance is in ${host.subnetId} (apphost:host.subnetId), so the database needs a subnet group in that VPC; ` +
+        "list two or more of its subnets in different availability zones: pulumi config set --path 'apphost:database.rds.subnetIds[0]' subnet-...",
+    );
+  }
 
   if (mode === "cloudflare-origin" && dns.provider && dns.provider !== "cloudflare") {
     issues.add(

@@ -18,6 +18,7 @@
 import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
+import { pgEnvFromUrlLines } from "../render/postgres";
 
 /**
  * Commands the release script calls that tests may replace (the renderer bakes
@@ -98,7 +99,7 @@ export function sqlitePath(layout: HostLayout, database: DatabaseConfig): string
 
 /** Backup file names are `<stem>-<UTC stamp to the millisecond>-<label>.<ext>`, so a name sort is a time sort. */
 export function backupNaming(database: DatabaseConfig): { stem: string; ext: string } {
-  if (database.kind === "postgres") {
+  if (database.kind === "postgres" || database.kind === "rds") {
     if (!/^[a-z_][a-z0-9_]*$/.test(database.postgresName)) {
       throw new Error(
         `apphost:database.postgresName "${database.postgresName}" must be lowercase letters, digits and _`,
@@ -165,6 +166,43 @@ export function pgExistsCommand(tools: HostTools, name: string): string {
   return `${tools.runuser} -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = '${name}'"`;
 }
 
+/**
+ * RDS: commands connect as the app does, with the env file's DATABASE_URL
+ * (`db_pg_connect` sets libpq's PG* variables), inside a subshell so the
+ * password never outlives the command.
+ */
+export function rdsDumpCommand(): string {
+  return "(db_pg_connect && pg_dump --format=custom --no-owner)";
+}
+
+export function rdsSchemaCommand(): string {
+  return "(db_pg_connect && pg_dump --schema-only --no-owner) | grep -Ev '^\\\\(un)?restrict '";
+}
+
+/**
+ * RDS: the app's role owns the database but is no superuser, so instead of
+ * DROP OWNED (which also revokes grants RDS gave it) the restore drops the
+ * public schema and every schema the role owns, recreates public as Postgres
+ * 15 makes it, and replays the dump, in one transaction committed only after
+ * the whole dump was read.
+ */
+export const RDS_RESET_SQL = [
+  "BEGIN;",
+  "DROP SCHEMA public CASCADE;",
+  "CREATE SCHEMA public AUTHORIZATION pg_database_owner;",
+  "GRANT USAGE ON SCHEMA public TO PUBLIC;",
+  "COMMENT ON SCHEMA public IS 'standard public schema';",
+  "DO 'DECLARE s name; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole LOOP EXECUTE format(''DROP SCHEMA %I CASCADE'', s); END LOOP; END';",
+];
+
+export function rdsRestoreCommand(file: string): string {
+  const reset = RDS_RESET_SQL.map((l) => q(l)).join(" ");
+  return (
+    `(db_pg_connect && { printf '%s\\n' ${reset}; pg_restore --no-owner --file=- ${file} && printf 'COMMIT;\\n'; } | ` +
+    "psql -X -q -v ON_ERROR_STOP=1)"
+  );
+}
+
 // ------------------------------------------------------------ function bodies
 
 /**
@@ -201,6 +239,20 @@ export function backupCommands(input: BackupInput): string[] {
       'note "backup: database copied to $BACKUP_FILE (integrity ok)"',
     ];
   }
+  if (database.kind === "rds") {
+    return [
+      'local stamp check=""',
+      'BACKUP_FILE=""',
+      `install -d -m 0700 ${backups}`,
+      "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
+      `BACKUP_FILE=${name}.${ext}`,
+      `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
+      `(umask 077 && ${rdsDumpCommand()} >"$BACKUP_FILE.tmp")`,
+      'if ! check=$(pg_restore --list "$BACKUP_FILE.tmp" 2>&1 >/dev/null); then rm -f "$BACKUP_FILE.tmp"; fail "backup: the dump is unreadable: $check"; fi',
+      'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
+      'note "backup: database dumped to $BACKUP_FILE"',
+    ];
+  }
   const pg = database.postgresName;
   return [
     'local stamp check=""',
@@ -235,10 +287,12 @@ export function restoreCommands(input: BackupInput): string[] {
     ];
   }
   const pg = database.postgresName;
+  const restore =
+    database.kind === "rds" ? rdsRestoreCommand('"$file"') : pgRestoreCommand(tools, pg, '"$file"');
   return [
     'local file=$1 out=""',
     'db_verify_backup "$file"',
-    `if ! out=$(${pgRestoreCommand(tools, pg, '"$file"')} 2>&1 >/dev/null); then fail "restore: pg_restore of $file into ${pg} failed (the database is as it was): $out"; fi`,
+    `if ! out=$( ${restore} 2>&1 >/dev/null); then fail "restore: pg_restore of $file into ${pg} failed (the database is as it was): $out"; fi`,
     'note "restore: database restored from $file"',
   ];
 }
@@ -281,6 +335,7 @@ export function fingerprintCommands(input: BackupInput): string[] {
       `${sqliteSchemaCommand(db)} | sha256sum | cut -d' ' -f1`,
     ];
   }
+  if (database.kind === "rds") return [`${rdsSchemaCommand()} | sha256sum | cut -d' ' -f1`];
   const pg = database.postgresName;
   return [
     `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then echo absent; return 0; fi`,
@@ -379,6 +434,16 @@ export function shellFunction(name: string, body: string[]): string {
 /** All database functions, for embedding in a script that defines `note` and `fail`. */
 export function databaseFunctions(input: BackupInput): string {
   return [
+    ...(input.database.kind === "rds"
+      ? [
+          "# RDS: libpq's PG* variables from the env file's DATABASE_URL (call it in a subshell).",
+          shellFunction("db_pg_connect", [
+            "local url rest cred where hostport",
+            ...pgEnvFromUrlLines(assertSafePath("env file", input.layout.envFile), "backup"),
+            "export PGSSLMODE=require PGCONNECT_TIMEOUT=10",
+          ]),
+        ]
+      : []),
     shellFunction("db_fix_owner", fixOwnerCommands(input)),
     shellFunction("db_backup", backupCommands(input)),
     shellFunction("db_restore", restoreCommands(input)),

@@ -51,6 +51,8 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
     p.push("nodejs");
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
+  // RDS: pg_dump, pg_restore and psql for the pre-migration backups and restores.
+  if (input.database.kind === "rds") p.push("postgresql-client");
   if (input.tls.mode === "certbot") p.push("certbot");
   // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
   if (input.backups.s3) p.push("awscli");

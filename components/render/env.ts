@@ -30,6 +30,11 @@ export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
 }
 
+/** Postgres on the host or on RDS: DATABASE_URL comes from apphost, with the pool settings. */
+export function isPostgres(kind: DatabaseConfig["kind"]): boolean {
+  return kind === "postgres" || kind === "rds";
+}
+
 const POOL_KEYS_BY_VAR: Record<string, string> = {
   DB_POOL_SIZE: "size",
   DB_MAX_OVERFLOW: "maxOverflow",
@@ -75,7 +80,7 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
         `${path}: set by apphost from apphost:database (kind ${input.database.kind}); ` +
           `remove it, or set apphost:database.kind to none to bring your own`,
       );
-    } else if (key in POOL_KEYS_BY_VAR && input.database.kind === "postgres") {
+    } else if (key in POOL_KEYS_BY_VAR && isPostgres(input.database.kind)) {
       problems.push(
         `${path}: set by apphost from apphost:database.pool.${POOL_KEYS_BY_VAR[key]}; set that instead and remove this`,
       );
@@ -91,8 +96,8 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
       `apphost:database.sqliteFile: "${input.database.sqliteFile}" must be a file name, like app.db`,
     );
   }
-  if (input.database.kind === "postgres" && !input.databaseUrl) {
-    problems.push("databaseUrl: required when apphost:database.kind is postgres");
+  if (isPostgres(input.database.kind) && !input.databaseUrl) {
+    problems.push(`databaseUrl: required when apphost:database.kind is ${input.database.kind}`);
   }
   if (problems.length > 0) {
     throw new Error(
@@ -104,7 +109,7 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   if (!vars.has("APP_ENV")) vars.set("APP_ENV", input.stack);
   if (input.database.kind === "sqlite")
     vars.set("DATABASE_URL", sqliteUrl(layout, input.database.sqliteFile));
-  if (input.database.kind === "postgres" && input.databaseUrl) {
+  if (isPostgres(input.database.kind) && input.databaseUrl) {
     vars.set("DATABASE_URL", input.databaseUrl);
     // apphost:database.pool, under the names the runbook's SQLAlchemy engine reads.
     for (const [name, value] of Object.entries(poolEnv(input.database.pool))) {

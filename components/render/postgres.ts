@@ -122,3 +122,25 @@ export function postgresDeleteScript(input: PostgresProvisionInput): string {
     "",
   ].join("\n");
 }
+
+/**
+ * Bash lines that read DATABASE_URL from the env file (read, never sourced:
+ * root does not run what the app user's file says) and set PGHOST, PGPORT,
+ * PGUSER, PGPASSWORD (percent-decoded) and PGDATABASE, so psql, pg_dump and
+ * pg_restore connect as the app does with no password in their argv.
+ * `fail` is the script's error function; `envFile` an absolute path.
+ */
+export function pgEnvFromUrlLines(envFile: string, what: string): string[] {
+  if (!/^\/[A-Za-z0-9_.@%+=:,/-]*$/.test(envFile)) {
+    throw new Error(`env file path "${envFile}" must be an absolute path of letters, digits and _.@%+=:,/- only`);
+  }
+  return [
+    `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' ${envFile} | tail -n 1)`,
+    `[[ $url == postgresql://*@*/* ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql://user:password@host:port/database URL"`,
+    "rest=${url#postgresql://}; cred=${rest%%@*}; where=${rest#*@}; hostport=${where%%/*}",
+    "PGUSER=${cred%%:*}; PGPASSWORD=${cred#*:}; PGDATABASE=${where#*/}; PGDATABASE=${PGDATABASE%%\\?*}",
+    'PGHOST=${hostport%:*}; PGPORT=${hostport##*:}; [[ $PGPORT != "$hostport" ]] || PGPORT=5432',
+    "PGPASSWORD=$(printf '%b' \"${PGPASSWORD//%/\\\\x}\")",
+    "export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE",
+  ];
+}

@@ -265,7 +265,7 @@ export interface BackupUnitInput {
   backups: Pick<BackupsConfig, "schedule">;
   /** Absolute path of the backup program, e.g. `/srv/<id>/bin/backup` */
   execStart: string;
-  /** The backup copies to S3 (apphost:backups.s3), so it needs the network. @default false */
+  /** The backup copies to S3 (apphost:backups.s3) or dumps an RDS database, so it needs the network. @default false */
   network?: boolean;
 }
 

@@ -383,6 +383,10 @@ export function renderMocks(records: Registered[], opts: { region?: string } = {
           state.expiresOn = new Date(Date.now() + days * 86400_000).toISOString().replace(/\.\d+Z$/, "Z");
           break;
         }
+        case "aws:rds/instance:Instance":
+          // Known once AWS created it: DATABASE_URL shows where it goes.
+          state.address = `<endpoint:${args.name}>`;
+          break;
         case "random:index/randomPassword:RandomPassword":
         case "random:index/randomString:RandomString":
           state.result = generatedPlaceholder(args.name);

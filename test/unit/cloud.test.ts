@@ -3,12 +3,13 @@
  * inputs each resource was registered with (policy-style), and on outputs,
  * always awaited before asserting.
  */
-import { calls, MOCK, ofType, resetRecords, resources, settled, valueOf } from "./mocks"; // first: sets the mocks
+import { calls, MOCK, ofType, resetRecords, resources, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { Dns, recordSpecs } from "../../components/dns";
 import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../components/backups";
 import { ConfigError } from "../../components/config/validate";
+import { Database } from "../../components/database";
 import { amiQuery, firewallRules, Host, userData } from "../../components/host";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
@@ -107,7 +108,7 @@ describe("Host (ec2)", () => {
         assert.ok(rule.fromPort === 80 || rule.fromPort === 443, `port ${rule.fromPort} open to the world`);
         assert.equal(rule.toPort, rule.fromPort);
       }
-      assert.equal(rule.securityGroupId, "sg-0123456789abcdef0");
+      assert.equal(rule.securityGroupId, sgId("fw-sg"));
     }
     assert.deepEqual(
       ingress
@@ -794,5 +795,101 @@ describe("OriginCertificate", () => {
       (one("tls:index/certRequest:CertRequest", prefix).subject as Inputs).organizationalUnit;
     assert.equal(ou("w1"), ou("w2"), "same window, same certificate");
     assert.notEqual(ou("w2"), ou("w3"), "next window, new certificate");
+  });
+});
+
+describe("Database (apphost:database.kind rds)", () => {
+  beforeEach(resetRecords);
+  const RDS = "aws:rds/instance:Instance";
+
+  async function rds(name: string, keys: Record<string, unknown> = {}, stack = "staging") {
+    const config = stackConfig({ "database.kind": "rds", ...keys }, stack);
+    const h = await host(`${name}-host`, { "database.kind": "rds", ...keys }, stack);
+    const db = new Database(name, {
+      config,
+      connection: h.connection,
+      dependsOn: [],
+      network: h.network,
+    });
+    await settled(db, db.nodes.securityGroup, db.nodes.ingress, db.nodes.subnetGroup, db.nodes.instance);
+    return { db, h, instance: one(RDS, name) };
+  }
+
+  it("policy: encrypted, not publicly accessible, reachable on 5432 from the instance's security group only", async () => {
+    const { instance, h } = await rds("pol");
+    assert.equal(instance.storageEncrypted, true);
+    assert.equal(instance.publiclyAccessible, false);
+    assert.equal(instance.engine, "postgres");
+    assert.equal(instance.engineVersion, "15");
+    const dbSg = one("aws:ec2/securityGroup:SecurityGroup", "pol-sg");
+    assert.equal(dbSg.vpcId, MOCK.defaultVpcId, "in the instance's VPC");
+    assert.deepEqual(instance.vpcSecurityGroupIds, [sgId("pol-sg")]);
+    // Exactly one way in: Postgres, from the host's group; no CIDR anywhere.
+    const rules = ofType(INGRESS, "pol-in");
+    assert.deepEqual(
+      rules.map((r) => [r.inputs.securityGroupId, r.inputs.fromPort, r.inputs.toPort, r.inputs.ipProtocol]),
+      [[sgId("pol-sg"), 5432, 5432, "tcp"]],
+    );
+    assert.equal(rules[0].inputs.referencedSecurityGroupId, await valueOf(h.network!.securityGroupId));
+    assert.equal(rules[0].inputs.referencedSecurityGroupId, sgId("pol-host-sg"));
+    assert.equal(rules[0].inputs.cidrIpv4, undefined);
+    assert.equal(rules[0].inputs.cidrIpv6, undefined);
+    assert.equal(ofType(EGRESS, "pol").filter((r) => r.inputs.securityGroupId === sgId("pol-sg")).length, 0);
+  });
+
+  it("staging: 7 days of automated backups, no deletion protection, no final snapshot", async () => {
+    const { instance } = await rds("stg");
+    assert.equal(instance.backupRetentionPeriod, 7);
+    assert.equal(instance.deletionProtection, false);
+    assert.equal(instance.skipFinalSnapshot, true);
+    assert.equal(instance.finalSnapshotIdentifier, undefined);
+  });
+
+  it("prod*: 30 days of backups, deletion protection and a final snapshot", async () => {
+    const { instance } = await rds("prd", {}, "prod");
+    assert.equal(instance.backupRetentionPeriod, 30);
+    assert.equal(instance.deletionProtection, true);
+    assert.equal(instance.skipFinalSnapshot, false);
+    assert.equal(instance.finalSnapshotIdentifier, "apphost-apphost-prod-final");
+  });
+
+  it("the master password is a RandomPassword, secret in the inputs and in DATABASE_URL", async () => {
+    const { db } = await rds("sec");
+    assert.equal(ofType("random:index/randomPassword:RandomPassword", "sec-password").length, 1);
+    const url = db.url;
+    assert.equal(await pulumi.isSecret(url), true);
+    const value = await valueOf(url);
+    assert.match(
+      value,
+      /^postgresql:\/\/apphost_staging:[^@]*@apphost-apphost-staging\.c0abcdefghij\.eu-central-1\.rds\.amazonaws\.com:5432\/apphost_staging\?sslmode=require$/,
+    );
+    const instance = db.nodes.instance!;
+    assert.equal(await pulumi.isSecret(instance.password as pulumi.Output<string>), true);
+  });
+
+  it("with apphost:host.subnetId: a DB subnet group of the listed subnets, in that VPC", async () => {
+    const { instance } = await rds("sub", {
+      "host.subnetId": "subnet-0aaaaaaaaaaaaaaaa",
+      "database.rds": { subnetIds: ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"] },
+    });
+    assert.deepEqual(one("aws:rds/subnetGroup:SubnetGroup", "sub").subnetIds, [
+      "subnet-0aaaaaaaaaaaaaaaa",
+      "subnet-0bbbbbbbbbbbbbbbb",
+    ]);
+    assert.equal(instance.dbSubnetGroupName, "sub-subnets-7g8h9i");
+    assert.equal(one("aws:ec2/securityGroup:SecurityGroup", "sub-sg").vpcId, MOCK.subnetVpcId);
+  });
+
+  it("refuses rds on an existing server, and a subnetId without rds.subnetIds, before anything is created", () => {
+    assert.throws(
+      () => stackConfig({ "database.kind": "rds" }, "staging", existingRaw()),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        e.message.includes('apphost:database.kind: "rds" needs apphost:host.kind ec2 (got "existing")'),
+    );
+    assert.throws(
+      () => stackConfig({ "database.kind": "rds", "host.subnetId": "subnet-0aaaaaaaaaaaaaaaa" }),
+      (e: Error) => e instanceof ConfigError && e.message.includes("apphost:database.rds.subnetIds: missing"),
+    );
   });
 });

@@ -20,6 +20,7 @@ import {
   isDnsName,
   KNOWN_KEYS,
   POOL_KEYS,
+  RDS_KEYS,
   parseStackConfig,
   SECTIONS,
   type ParseContext,
@@ -558,12 +559,12 @@ const ROWS: Row[] = [
   {
     set: { "database.kind": "mysql" },
     error:
-      'apphost:database.kind: expected one of "sqlite", "postgres", "none", got "mysql"; set it with: pulumi config set --path \'apphost:database.kind\' sqlite',
+      'apphost:database.kind: expected one of "sqlite", "postgres", "rds", "none", got "mysql"; set it with: pulumi config set --path \'apphost:database.kind\' sqlite',
   },
   {
     set: { "database.postgresName": "shop" },
     error:
-      'apphost:database.postgresName: only used when apphost:database.kind is postgres (got "sqlite"); remove it',
+      'apphost:database.postgresName: only used when apphost:database.kind is postgres or rds (got "sqlite"); remove it',
   },
   {
     set: { "database.sqliteFile": "data/app.db" },
@@ -705,7 +706,7 @@ const ROWS: Row[] = [
   {
     set: { "database.pool": { size: 3 } },
     error:
-      'apphost:database.pool: only used when apphost:database.kind is postgres (got "sqlite"); remove it',
+      'apphost:database.pool: only used when apphost:database.kind is postgres or rds (got "sqlite"); remove it',
   },
   {
     set: { "app.env.DB_RESET_ON_STARTUP": "true" },
@@ -725,6 +726,20 @@ const ROWS: Row[] = [
     },
     error:
       'apphost:secretEnv.DB_RESET_ON_STARTUP: is a dev-only switch that wipes the database when the app starts; stack "prod-eu" is a production stack (named prod*), so apphost refuses it. Remove it, or set it to false',
+  },
+  {
+    set: { "database.kind": "rds", "database.rds": { engineVersion: "16" } },
+    error:
+      'apphost:database.rds.engineVersion: expected Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15), got "16"; set it with: pulumi config set --path \'apphost:database.rds.engineVersion\' "15"',
+  },
+  {
+    set: { "database.kind": "rds", "database.rds": { subnetIds: ["subnet-0aaaaaaaaaaaaaaaa"] } },
+    error:
+      "apphost:database.rds.subnetIds: RDS needs subnets in two availability zones at least; list two or more",
+  },
+  {
+    set: { "database.kind": "postgres", "database.rds": { multiAz: true } },
+    error: 'apphost:database.rds: only used when apphost:database.kind is rds (got "postgres"); remove it',
   },
   // --- the stack name names the Linux user (components/paths.ts)
   {
@@ -1242,7 +1257,7 @@ describe("stack files and docs", () => {
         assert.match(config[section].description ?? "", new RegExp(`\\b${key}\\b`), `${section}.${key}`);
       }
     }
-    for (const key of POOL_KEYS) {
+    for (const key of [...POOL_KEYS, ...RDS_KEYS]) {
       assert.match(config.database.description ?? "", new RegExp(`\\b${key}\\b`), `database.pool.${key}`);
     }
     // Optional (the local stack uses sshPrivateKeyFile). Declaring it `secret: true` makes
@@ -1264,6 +1279,7 @@ describe("stack files and docs", () => {
       for (const key of KNOWN_KEYS[section])
         assert.ok(doc.includes(`apphost:${section}.${key}`), `${section}.${key}`);
     }
+    for (const key of RDS_KEYS) assert.ok(doc.includes(`apphost:database.rds.${key}`), `database.rds.${key}`);
     for (const key of POOL_KEYS)
       assert.ok(doc.includes(`apphost:database.pool.${key}`), `database.pool.${key}`);
     for (const key of ["apphost:sshPrivateKey", "apphost:sshPrivateKeyFile", "apphost:secretEnv"]) {

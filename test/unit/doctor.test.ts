@@ -626,7 +626,7 @@ describe("doctor: shellcheck", () => {
       "postgres on the host",
       hostInput({
         database: undefined,
-        postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod" },
+        postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod", onHost: true },
       }),
     ],
     [
@@ -822,7 +822,7 @@ describe("doctor: checks executed in a temp dir", function () {
   });
 
   describe("database-permissions on postgres (fake psql and runuser on PATH)", () => {
-    const input = () => hostInput({ postgres: { envFile: at("app.env"), name: "shop_prod" } });
+    const input = () => hostInput({ postgres: { envFile: at("app.env"), name: "shop_prod", onHost: true } });
     const fakeBin = () => at("fakebin");
     beforeEach(() => {
       fs.writeFileSync(
@@ -833,7 +833,7 @@ describe("doctor: checks executed in a temp dir", function () {
       // psql logs its argv and the password it got; answers per the PSQL_* variables.
       fs.writeFileSync(
         path.join(fakeBin(), "psql"),
-        `#!/bin/bash\necho "argv: $*" >>${at("psql.log")}\necho "PGPASSWORD=\${PGPASSWORD:-}" >>${at("psql.log")}\n` +
+        `#!/bin/bash\necho "argv: $*" >>${at("psql.log")}\necho "PG: \${PGHOST:-}:\${PGPORT:-} \${PGUSER:-}/\${PGDATABASE:-} \${PGPASSWORD:-}" >>${at("psql.log")}\n` +
           'case "$*" in *current_user*) [ -n "${PSQL_REFUSE:-}" ] && { echo "FATAL:  password authentication failed" >&2; exit 2; }; echo shop_prod ;; *) echo "${PSQL_PUBLIC:-0}" ;; esac\n',
         { mode: 0o755 },
       );
@@ -850,11 +850,13 @@ describe("doctor: checks executed in a temp dir", function () {
       const r = await run();
       assert.equal(r.status, "pass", r.detail);
       const log = fs.readFileSync(at("psql.log"), "utf8");
+      // The app's connection from the env file's URL, through libpq's variables.
       assert.match(
         log,
-        /^argv: -X -At -h 127\.0\.0\.1 -p 5432 -U shop_prod -d shop_prod -c select current_user$/m,
+        /^argv: -X -At -c select current_user\nPG: 127\.0\.0\.1:5432 shop_prod\/shop_prod s3cr@t$/m,
       );
-      assert.match(log, /^PGPASSWORD=s3cr@t$/m);
+      // The PUBLIC check runs as postgres on the local socket, without the app's variables.
+      assert.match(log, /^argv: -X -At -d shop_prod -c select case when datacl is null .*\nPG: : \/ $/m);
       assert.equal(/^argv: .*s3cr/m.test(log), false, "the password is in psql's argv");
     });
 

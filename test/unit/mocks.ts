@@ -7,6 +7,7 @@
  * (policy-style: "SSH is not open to the world"); computed outputs such as the
  * instance's public IP are filled in the way AWS and Cloudflare would.
  */
+import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface RecordedResource {
@@ -34,6 +35,11 @@ export const MOCK = {
   region: "eu-central-1",
   accountId: "123456789012",
 };
+
+/** The id the mocked cloud gives the security group named `name`. */
+export function sgId(name: string): string {
+  return `sg-0${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
+}
 
 /** Forgets what earlier tests recorded. */
 export function resetRecords(): void {
@@ -103,7 +109,17 @@ pulumi.runtime.setMocks(
           state.keyName = `${args.name}-0123abc`;
           break;
         case "aws:ec2/securityGroup:SecurityGroup":
-          id = "sg-0123456789abcdef0";
+          // One id per group, so a rule's source group can be told from its own.
+          id = sgId(args.name);
+          break;
+        case "aws:rds/instance:Instance":
+          id = `db-${args.name}`;
+          state.address = `${args.inputs.identifier as string}.c0abcdefghij.${MOCK.region}.rds.amazonaws.com`;
+          state.endpoint = `${state.address as string}:${args.inputs.port as number}`;
+          break;
+        case "aws:rds/subnetGroup:SubnetGroup":
+          state.name = `${args.name}-7g8h9i`;
+          id = state.name as string;
           break;
         case "aws:s3/bucket:Bucket": {
           // AWS appends a unique suffix to bucketPrefix.

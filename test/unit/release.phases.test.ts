@@ -425,7 +425,7 @@ describe("release backup commands", () => {
     assert.deepEqual(restoreCommands(input({ kind: "postgres" })), [
       'local file=$1 out=""',
       'db_verify_backup "$file"',
-      "if ! out=$({ printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' shop_prod; pg_restore --no-owner --role=shop_prod --file=- \"$file\" && printf 'COMMIT;\\n'; } | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=shop_prod 2>&1 >/dev/null); then fail \"restore: pg_restore of $file into shop_prod failed (the database is as it was): $out\"; fi",
+      "if ! out=$( { printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' shop_prod; pg_restore --no-owner --role=shop_prod --file=- \"$file\" && printf 'COMMIT;\\n'; } | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=shop_prod 2>&1 >/dev/null); then fail \"restore: pg_restore of $file into shop_prod failed (the database is as it was): $out\"; fi",
       'note "restore: database restored from $file"',
     ]);
     // pg_dump's \restrict lines carry a random key: left out, or every fingerprint would differ.
@@ -433,6 +433,37 @@ describe("release backup commands", () => {
       fingerprintCommands(input({ kind: "postgres" }))[1],
       "runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | grep -Ev '^\\\\(un)?restrict ' | sha256sum | cut -d' ' -f1",
     );
+  });
+
+  it("rds: dumps, fingerprints and restores as the app's role, from the env file's DATABASE_URL, in subshells", () => {
+    const rds = input({ kind: "rds" });
+    assert.ok(
+      backupCommands(rds).includes(
+        '(umask 077 && (db_pg_connect && pg_dump --format=custom --no-owner) >"$BACKUP_FILE.tmp")',
+      ),
+    );
+    assert.equal(
+      backupCommands(rds).some((c) => c.includes("runuser")),
+      false,
+      "no local postgres user on an RDS stack",
+    );
+    assert.deepEqual(fingerprintCommands(rds), [
+      "(db_pg_connect && pg_dump --schema-only --no-owner) | grep -Ev '^\\\\(un)?restrict ' | sha256sum | cut -d' ' -f1",
+    ]);
+    assert.equal(
+      restoreCommands(rds)[2],
+      String.raw`if ! out=$( (db_pg_connect && { printf '%s\n' 'BEGIN;' 'DROP SCHEMA public CASCADE;' 'CREATE SCHEMA public AUTHORIZATION pg_database_owner;' 'GRANT USAGE ON SCHEMA public TO PUBLIC;' 'COMMENT ON SCHEMA public IS '\''standard public schema'\'';' 'DO '\''DECLARE s name; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole LOOP EXECUTE format('\'''\''DROP SCHEMA %I CASCADE'\'''\'', s); END LOOP; END'\'';'; pg_restore --no-owner --file=- "$file" && printf 'COMMIT;\n'; } | psql -X -q -v ON_ERROR_STOP=1) 2>&1 >/dev/null); then fail "restore: pg_restore of $file into shop_prod failed (the database is as it was): $out"; fi`,
+    );
+    // db_pg_connect reads the env file (never sources it) and exports libpq's variables.
+    const fns = databaseFunctions(rds);
+    assert.ok(
+      fns.includes(
+        "db_pg_connect() {\n  local url rest cred where hostport\n  url=$(sed -n 's/^DATABASE_URL=\"\\(.*\\)\"$/\\1/p' /etc/apphost/shop-prod.env | tail -n 1)\n",
+      ),
+      fns,
+    );
+    assert.ok(fns.includes("\n  export PGSSLMODE=require PGCONNECT_TIMEOUT=10\n"));
+    assert.equal(fns.includes(". /etc/apphost"), false, "the env file is sourced");
   });
 
   it("the schema fingerprint ignores data written by the live release", () => {
