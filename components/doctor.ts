@@ -442,7 +442,7 @@ function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): Doct
     script: script([
       ...prelude("fail"),
       `env_file=${shq(pg.envFile)}`,
-      `name=${shq(pg.name)}`,
+      ...(pg.onHost ? [`name=${shq(pg.name)}`] : []),
       `[[ -f $env_file ]] || fail "$env_file does not exist"`,
       ...pgEnvFromUrlLines(pg.envFile, "doctor"),
       `if ! who=$(PGCONNECT_TIMEOUT=5 psql -X -At -c 'select current_user' 2>&1); then`,

@@ -630,6 +630,13 @@ describe("doctor: shellcheck", () => {
       }),
     ],
     [
+      "rds",
+      hostInput({
+        database: undefined,
+        postgres: { envFile: "/etc/apphost/shop-prod.env", name: "shop_prod", onHost: false },
+      }),
+    ],
+    [
       "tls off, no database, no web",
       hostInput({ tlsMode: "off", backup: undefined, database: undefined, web: undefined }),
     ],

@@ -221,6 +221,17 @@ describe("render/baseline: runtimePackages", () => {
       ["nginx", "nftables", "python3", "python3-venv", "postgresql", "certbot"],
     ],
     [
+      "rds: the client tools only (pg_dump, pg_restore, psql)",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "rds" },
+        backups: { s3: true },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "postgresql-client", "awscli"],
+    ],
+    [
       "python with a frontend build needs node",
       {
         proxy: { kind: "caddy" },
