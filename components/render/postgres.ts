@@ -132,7 +132,9 @@ export function postgresDeleteScript(input: PostgresProvisionInput): string {
  */
 export function pgEnvFromUrlLines(envFile: string, what: string): string[] {
   if (!/^\/[A-Za-z0-9_.@%+=:,/-]*$/.test(envFile)) {
-    throw new Error(`env file path "${envFile}" must be an absolute path of letters, digits and _.@%+=:,/- only`);
+    throw new Error(
+      `env file path "${envFile}" must be an absolute path of letters, digits and _.@%+=:,/- only`,
+    );
   }
   return [
     `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' ${envFile} | tail -n 1)`,

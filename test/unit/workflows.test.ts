@@ -449,3 +449,22 @@ describe("workflows: drift job behaviour", function () {
     });
   });
 });
+
+describe("npm run test:e2e", () => {
+  it("names every spec file in test/e2e, longest first (three run at a time: the order decides the wall time)", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    const listed = pkg.scripts["test:e2e"].split(/\s+/).filter((w) => w.endsWith(".e2e.ts"));
+    const present = fs
+      .readdirSync(path.join(__dirname, "..", "e2e"))
+      .filter((f) => f.endsWith(".e2e.ts"))
+      .map((f) => `test/e2e/${f}`);
+    assert.deepEqual(
+      [...listed].sort(),
+      present.sort(),
+      "a spec file is missing from (or extra in) test:e2e",
+    );
+    assert.equal(new Set(listed).size, listed.length, "a spec file is listed twice");
+  });
+});
