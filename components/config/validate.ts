@@ -1319,7 +1319,8 @@ function parseBackups(r: Reader | undefined, stack: string): Partial<BackupsConf
         example: "daily",
         test: (s) => /^[A-Za-z0-9*:,./~ -]+$/.test(s),
       }) ?? (r.has("schedule") ? undefined : D.BACKUPS_DEFAULTS.schedule),
-    keep: r.int("keep", 1, 1000, D.defaultBackupsKeep(stack)),
+    // Two at least: the live release's pre-migration backup and the newest one.
+    keep: r.int("keep", 2, 1000, D.defaultBackupsKeep(stack)),
     s3: r.bool("s3", D.BACKUPS_DEFAULTS.s3),
     // Up to ten years; S3 lifecycle rules count whole days from 1.
     s3ExpireDays: r.int("s3ExpireDays", 1, 3650, D.defaultBackupsS3ExpireDays(stack)),

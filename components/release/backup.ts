@@ -371,11 +371,16 @@ export function fixOwnerCommands(input: BackupInput): string[] {
   ];
 }
 
-/** Body of `db_prune_backups`: keep the `backups.keep` newest backups, and the one taken before the live release's migration. */
+/**
+ * Body of `db_prune_backups`: keep the `backups.keep` newest backups, the one
+ * taken before the live release's migration, and every `pre-<id>` of a
+ * release newer than the live one (a deploy under way, or one that failed and
+ * will be retried: its backup is what its rollback restores).
+ */
 export function pruneBackupsCommands(input: BackupInput): string[] {
   const { layout, database, backups } = input;
-  if (!Number.isInteger(backups.keep) || backups.keep < 1) {
-    throw new Error(`apphost:backups.keep must be a whole number >= 1, got ${backups.keep}`);
+  if (!Number.isInteger(backups.keep) || backups.keep < 2) {
+    throw new Error(`apphost:backups.keep must be a whole number >= 2, got ${backups.keep}`);
   }
   if (database.kind === "none") return [":"];
   const dir = assertSafePath("backups directory", layout.backups);
@@ -387,7 +392,25 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
     // migration turns out wrong: never pruned, however many scheduled backups came after it.
     `if [ -L ${current} ]; then cur=$(basename "$(readlink ${current})"); fi`,
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.${ext}" ]]; then continue; fi; rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"; done`,
+    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do`,
+    `  if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi`,
+    `  if [[ "$old" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.${ext}$ ]] && ! [[ "\${BASH_REMATCH[1]}" < "$cur" ]]; then continue; fi`,
+    `  rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"`,
+    "done",
+  ];
+}
+
+/** Seconds a backup waits for another one on the same stack to finish. */
+export const BACKUP_LOCK_WAIT_SECONDS = 900;
+
+/** Body of `db_lock`: flock on `<backups>/.lock` (fd 8), so backups and their pruning never overlap. */
+export function lockCommands(input: BackupInput): string[] {
+  if (input.database.kind === "none") return [":"];
+  const dir = assertSafePath("backups directory", input.layout.backups);
+  return [
+    `install -d -m 0700 ${dir}`,
+    `exec 8>>${dir}/.lock`,
+    `if ! flock -w ${BACKUP_LOCK_WAIT_SECONDS} 8; then fail "backup: another backup of this stack held ${dir}/.lock for ${BACKUP_LOCK_WAIT_SECONDS}s"; fi`,
   ];
 }
 
@@ -444,6 +467,9 @@ export function databaseFunctions(input: BackupInput): string {
           ]),
         ]
       : []),
+    "# db_lock / db_unlock: one backup or prune at a time on this stack (a scheduled backup and a deploy's).",
+    shellFunction("db_lock", lockCommands(input)),
+    shellFunction("db_unlock", ["flock -u 8 2>/dev/null || true"]),
     shellFunction("db_fix_owner", fixOwnerCommands(input)),
     shellFunction("db_backup", backupCommands(input)),
     shellFunction("db_restore", restoreCommands(input)),
@@ -472,7 +498,7 @@ export function backupScript(input: BackupInput, label = "manual"): string {
   if (input.database.kind === "none") {
     return `${STANDALONE_PRELUDE}note "backup: apphost:database.kind is none; nothing to back up"\n`;
   }
-  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_backup ${label}\ndb_prune_backups\n`;
+  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_lock\ndb_backup ${label}\ndb_prune_backups\ndb_unlock\n`;
 }
 
 /**
@@ -483,5 +509,5 @@ export function restoreScript(input: BackupInput, file: string): string {
   assertSafePath("backup file", file);
   if (input.database.kind === "none")
     throw new Error("restore: apphost:database.kind is none; there is no database");
-  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_backup pre-restore\ndb_restore ${file}\n`;
+  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_lock\ndb_backup pre-restore\ndb_restore ${file}\ndb_unlock\n`;
 }

@@ -315,8 +315,10 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
         : `Back up the ${input.database.kind} database (integrity-checked) before the migration; keep the ${input.backups.keep} newest backups.`,
     exitCode: EXIT_CODES.backup,
     commands: [
+      "db_lock",
       `db_backup "pre-${refs.id}"`,
       "db_prune_backups",
+      "db_unlock",
       // The deploy needs the local backup only: a failed copy is a warning, never a failed deploy.
       ...(input.s3 && input.database.kind !== "none"
         ? [

@@ -445,8 +445,10 @@ __STATE__`;
       'if [[ ! "$label" =~ ^[a-z0-9][a-z0-9.-]*$ ]]; then usage_error "backup: label \\"$label\\" must be lowercase letters, digits, dots and dashes"; fi',
       "PHASE=backup PHASE_CODE=" + E.backup,
       'note "phase backup: start"',
+      "db_lock",
       'db_backup "$label"',
       "db_prune_backups",
+      "db_unlock",
       ...(input.s3 && input.database.kind !== "none"
         ? [
             "# A failed copy fails the command (and the scheduled unit), after the local backup is in place.",

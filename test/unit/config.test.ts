@@ -578,9 +578,9 @@ const ROWS: Row[] = [
       "apphost:database.revision: reports the revision apphost:database.migrate reaches, but migrate is not set; set migrate or remove it",
   },
   {
-    set: { "backups.keep": 0 },
+    set: { "backups.keep": 1 },
     error:
-      "apphost:backups.keep: expected an integer from 1 to 1000, got 0; set it with: pulumi config set --path 'apphost:backups.keep' 7",
+      "apphost:backups.keep: expected an integer from 2 to 1000, got 1; set it with: pulumi config set --path 'apphost:backups.keep' 7",
   },
   {
     set: { "backups.schedule": "daily; rm -rf /" },

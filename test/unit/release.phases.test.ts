@@ -115,12 +115,19 @@ describe("release phases: the base input", () => {
 
   it("backup, migrate, publish, health-gate, finish (literal refs)", () => {
     const input = baseInput({ refs: literal });
-    assert.deepEqual(phase(input, "backup").commands, [`db_backup "pre-${ID}"`, "db_prune_backups"]);
+    assert.deepEqual(phase(input, "backup").commands, [
+      "db_lock",
+      `db_backup "pre-${ID}"`,
+      "db_prune_backups",
+      "db_unlock",
+    ]);
     // apphost:backups.s3: a failed copy only warns; the deploy needs the local backup alone.
     const s3 = { bucket: "shop-prod-20250101abcdef", region: "eu-central-1", prefix: "shop/prod/" };
     assert.deepEqual(phase(baseInput({ refs: literal, s3 }), "backup").commands, [
+      "db_lock",
       `db_backup "pre-${ID}"`,
       "db_prune_backups",
+      "db_unlock",
       'db_copy_offsite "$BACKUP_FILE" || note "warning: the deploy goes on with the backup on this host"',
     ]);
     assert.deepEqual(phase(input, "migrate").commands, [
@@ -405,7 +412,12 @@ describe("release backup commands", () => {
       'local old cur=""',
       'if [ -L /srv/shop-prod/current ]; then cur=$(basename "$(readlink /srv/shop-prod/current)"); fi',
       "if [ ! -d /srv/shop-prod/shared/backups ]; then return 0; fi",
-      'find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name \'app-*.db\' -printf \'%f\\n\' | sort -r | tail -n +8 | while IFS= read -r old; do if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi; if [ -n "$cur" ] && [[ "$old" == *"-pre-$cur.db" ]]; then continue; fi; rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"; done',
+      "find /srv/shop-prod/shared/backups -maxdepth 1 -type f -name 'app-*.db' -printf '%f\\n' | sort -r | tail -n +8 | while IFS= read -r old; do",
+      '  if [ "/srv/shop-prod/shared/backups/$old" = "$BACKUP_FILE" ]; then continue; fi',
+      // pre-<id> of the live release or a newer one (a deploy under way, or failed and retried) stays.
+      '  if [[ "$old" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.db$ ]] && ! [[ "${BASH_REMATCH[1]}" < "$cur" ]]; then continue; fi',
+      '  rm -f -- /srv/shop-prod/shared/backups/"$old"; note "backup: pruned $old (apphost:backups.keep = 7)"',
+      "done",
     ]);
   });
 
@@ -500,14 +512,17 @@ describe("release backup commands", () => {
   it("standalone scripts for the timer and the doctor", () => {
     const s = backupScript(input(), "scheduled");
     assert.match(s, /^#!\/bin\/bash\nset -euo pipefail\n/);
-    assert.match(s, /\ndb_backup scheduled\ndb_prune_backups\n$/);
+    assert.match(s, /\ndb_lock\ndb_backup scheduled\ndb_prune_backups\ndb_unlock\n$/);
     assert.match(
       restoreScript(input(), "/srv/shop-prod/shared/backups/app-x.db"),
-      /\ndb_backup pre-restore\ndb_restore \/srv\/shop-prod\/shared\/backups\/app-x.db\n$/,
+      /\ndb_lock\ndb_backup pre-restore\ndb_restore \/srv\/shop-prod\/shared\/backups\/app-x.db\ndb_unlock\n$/,
     );
     assert.throws(() => backupScript(input(), "Bad Label"), /backup label/);
     assert.throws(() => backupCommands(input({ sqliteFile: "../x.db" })), /apphost:database.sqliteFile/);
-    assert.throws(() => pruneBackupsCommands({ ...input(), backups: { keep: 0 } }), /apphost:backups.keep/);
+    assert.throws(
+      () => pruneBackupsCommands({ ...input(), backups: { keep: 1 } }),
+      /apphost:backups.keep must be a whole number >= 2/,
+    );
   });
 });
 

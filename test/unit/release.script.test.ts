@@ -101,8 +101,10 @@ describe("release script: static checks", () => {
     assert.ok(
       s.includes(
         [
+          "  db_lock",
           '  db_backup "$label"',
           "  db_prune_backups",
+          "  db_unlock",
           "  # A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
           '  if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
           '  note "phase backup: ok"',
@@ -770,12 +772,36 @@ describe("release script: backup retention keeps the live release's pre-migratio
     );
     assert.equal(r.status, 0, r.stderr);
     for (let i = 0; i < 3; i++) assert.equal(host.run(["backup", "scheduled"]).status, 0);
-    const left = fs.readdirSync(host.layout.backups).sort();
+    // Dot-files (the backup lock) are not backups.
+    const left = fs
+      .readdirSync(host.layout.backups)
+      .filter((f) => !f.startsWith("."))
+      .sort();
     assert.equal(left.length, 3, left.join(" "));
     assert.match(left[0], new RegExp(`-pre-${v2}\\.db$`), "the live release's pre-migration backup is kept");
     assert.ok(
       left.slice(1).every((f) => f.endsWith("-scheduled.db")),
       left.join(" "),
+    );
+  });
+
+  it("a scheduled backup during a deploy never prunes that deploy's pre-<new release> backup", () => {
+    // As if the deploy of v3 took its backup and is migrating while the timer fires (keep = 2).
+    const v3 = "20250103120000-33333333";
+    const pre = path.join(host.layout.backups, `app-20250103T120000.000Z-pre-${v3}.db`);
+    fs.copyFileSync(host.db, pre);
+    // An older release's pre-migration backup is an ordinary one: pruned past keep.
+    const old = path.join(host.layout.backups, "app-20241231T120000.000Z-pre-20241231120000-00000000.db");
+    fs.copyFileSync(host.db, old);
+    for (let i = 0; i < 3; i++) {
+      const r = host.run(["backup", "scheduled"]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    assert.ok(fs.existsSync(pre), "the deploy's pre-migration backup was pruned");
+    assert.equal(fs.existsSync(old), false, "an older release's pre-migration backup was kept past keep");
+    assert.ok(
+      fs.readdirSync(host.layout.backups).some((f) => /-pre-20250102120000-22222222\.db$/.test(f)),
+      "the live release's pre-migration backup was pruned",
     );
   });
 });
