@@ -367,7 +367,8 @@ export function fixOwnerCommands(input: BackupInput): string[] {
   const db = sqlitePath(layout, database);
   return [
     "local f",
-    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then chown ${q(layout.user)}: "$f"; fi; done`,
+    // The data directory is the app's: a planted symlink must not hand root's chown to any file.
+    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ] && [ ! -L "$f" ]; then chown -h ${q(layout.user)}: "$f"; fi; done`,
   ];
 }
 

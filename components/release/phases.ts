@@ -276,7 +276,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     const venv = `${l.venvs}/${refs.requirementsHash}`;
     commands.push(
       `VENV="${venv}"`,
-      `if [ -f "$VENV/.apphost-complete" ] && "$VENV/bin/python" -c '' 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/${req}" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=${l.root}/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${req}"; else note "install: no ${req}; the venv has no packages"; fi; touch "$VENV/.apphost-complete"; fi`,
+      // The venv belongs to the app user (its packages' code may have changed it): probed and marked as that user, never run as root.
+      `if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c ''" 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/${req}" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=${l.root}/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${req}"; else note "install: no ${req}; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi`,
       `rm -rf "$NEW_DIR/.venv"`,
       `ln -sfn "$VENV" "$NEW_DIR/.venv"`,
       `chown -h ${user}: "$NEW_DIR/.venv"`,
@@ -287,7 +288,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   if (app.build) steps.push(`as_app "$NEW_DIR" ${q(app.build)}`);
   if (steps.length > 0) {
     commands.push(
-      `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; touch "$NEW_DIR/.apphost-installed"; fi`,
+      `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
   return {
@@ -333,6 +334,7 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const l = paths(input);
   const db = input.database;
+  const t = toolsOf(input.tools);
   const refs = refsOf(input);
   const log = `${l.logs}/apphost-migrate-${refs.id}.log`;
   const revision = db.revision
@@ -347,7 +349,8 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const tighten =
     db.kind === "sqlite"
       ? [
-          `for f in ${[``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`)).join(" ")}; do if [ -e "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
+          // chmod follows symlinks and the data directory is the app's: only regular files, never a link.
+          `for f in ${[``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`)).join(" ")}; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
         ]
       : [];
   if (db.kind === "none" || !db.migrate) {
@@ -375,7 +378,10 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       db.revision ? `REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION_BEFORE=""',
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
-      `if ! as_app "$NEW_DIR" ${q(db.migrate)} >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(tail -n 40 "$MIGRATE_LOG")"; fi`,
+      // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
+      // anywhere); the log is written and read back by the app user.
+      'rm -f "$MIGRATE_LOG"',
+      `if ! as_app "$NEW_DIR" ${q(db.migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")"; fi`,
       ...revision,
       ...tighten,
     ],

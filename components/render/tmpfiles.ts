@@ -101,9 +101,9 @@ export function renderTmpfiles(layout: HostLayout, input: TmpfilesInput, dirs: H
     {
       path: layout.backups,
       mode: "0700",
-      user: u,
-      group: u,
-      why: "Database copies, 0700 as the backup script (components/release/backup.ts) keeps it",
+      user: "root",
+      group: "root",
+      why: "Database copies, root's alone: the app cannot read, plant or remove a backup (components/release/backup.ts)",
     },
   ];
   if (input.tls.mode === "certbot") {

@@ -106,7 +106,7 @@ describe("release phases: the base input", () => {
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'VENV="/srv/shop-prod/venvs/0123456789abcdef"',
-      'if [ -f "$VENV/.apphost-complete" ] && "$VENV/bin/python" -c \'\' 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else note "install: no requirements.txt; the venv has no packages"; fi; touch "$VENV/.apphost-complete"; fi',
+      'if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c \'\'" 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else note "install: no requirements.txt; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/.venv"',
       'ln -sfn "$VENV" "$NEW_DIR/.venv"',
       'chown -h shop-prod: "$NEW_DIR/.venv"',
@@ -136,10 +136,11 @@ describe("release phases: the base input", () => {
       "REVISION_BEFORE=$(app_revision \"$NEW_DIR\" 'alembic current')",
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
-      'if ! as_app "$NEW_DIR" \'alembic upgrade head\' >"$MIGRATE_LOG" 2>&1; then die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(tail -n 40 "$MIGRATE_LOG")"; fi',
+      'rm -f "$MIGRATE_LOG"',
+      'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")"; fi',
       "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
-      'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -e "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
+      'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
     ]);
     assert.deepEqual(phase(input, "publish").commands, [
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
@@ -276,7 +277,7 @@ describe("release phases: one key changed", () => {
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
-      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci --no-audit --no-fund\'; as_app "$NEW_DIR" \'npm run build\'; touch "$NEW_DIR/.apphost-installed"; fi',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci --no-audit --no-fund\'; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     ]);
   });
 
@@ -286,7 +287,7 @@ describe("release phases: one key changed", () => {
     ).commands;
     assert.equal(
       cmds.at(-1),
-      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci && npm run build\'; touch "$NEW_DIR/.apphost-installed"; fi',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci && npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     );
   });
 

@@ -805,3 +805,59 @@ describe("release script: backup retention keeps the live release's pre-migratio
     );
   });
 });
+
+describe("release script: root never acts through a symlink the app user planted", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  let outside: string;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost();
+    outside = mkTemp("outside");
+  });
+  after(() => {
+    host.cleanup();
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+  /** A file outside the stack that a planted link points at: owned by uid 4242 when we can, mode 0666, known content. */
+  const target = (name: string) => {
+    const f = path.join(outside, name);
+    fs.writeFileSync(f, "precious\n");
+    fs.chmodSync(f, 0o666);
+    if (process.getuid?.() === 0) fs.chownSync(f, 4242, 4242);
+    return f;
+  };
+  const untouched = (f: string) => {
+    const st = fs.statSync(f);
+    assert.equal(fs.readFileSync(f, "utf8"), "precious\n", `${f} was written through the link`);
+    assert.equal(st.mode & 0o777, 0o666, `${f} was chmod-ed through the link`);
+    if (process.getuid?.() === 0) assert.equal(st.uid, 4242, `${f} was chown-ed through the link`);
+  };
+
+  it("the migration log, the SQLite side files: a deploy leaves the link targets as they were", () => {
+    const id = "20250101120000-51515151";
+    const log = target("log");
+    const wal = target("wal");
+    const shm = target("shm");
+    fs.mkdirSync(host.layout.logs, { recursive: true });
+    fs.mkdirSync(host.layout.data, { recursive: true });
+    fs.symlinkSync(log, path.join(host.layout.logs, `apphost-migrate-${id}.log`));
+    // A -wal link before the first migration: the chmod that tightens the SQLite files skips it.
+    fs.symlinkSync(wal, path.join(host.layout.data, "app.db-wal"));
+    const r = host.deploy(writeTestApp(path.join(host.tmp, "sym"), { version: "sym" }), id);
+    assert.equal(r.status, 0, r.stderr);
+    untouched(log);
+    untouched(wal);
+    // The log the migration wrote is a file of its own now.
+    assert.equal(
+      fs.lstatSync(path.join(host.layout.logs, `apphost-migrate-${id}.log`)).isSymbolicLink(),
+      false,
+    );
+    // A -shm link at the next backup: db_fix_owner's chown does not follow it.
+    fs.rmSync(path.join(host.layout.data, "app.db-shm"), { force: true });
+    fs.symlinkSync(shm, path.join(host.layout.data, "app.db-shm"));
+    const b = host.run(["backup", "scheduled"]);
+    assert.equal(b.status, 0, b.stderr);
+    untouched(shm);
+  });
+});

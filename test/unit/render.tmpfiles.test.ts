@@ -33,8 +33,8 @@ d /srv/shop-prod/shared               0755 root      root      -
 d /srv/shop-prod/shared/data          0750 shop-prod shop-prod -
 # The app's log files (rotated by logrotate)
 d /srv/shop-prod/shared/logs          0750 shop-prod shop-prod -
-# Database copies, 0700 as the backup script (components/release/backup.ts) keeps it
-d /srv/shop-prod/shared/backups       0700 shop-prod shop-prod -
+# Database copies, root's alone: the app cannot read, plant or remove a backup (components/release/backup.ts)
+d /srv/shop-prod/shared/backups       0700 root      root      -
 # Caddy's access log, owned by caddy before a \`caddy validate\` run as root can create it
 f /var/log/caddy/shop-prod.access.log 0640 caddy     caddy     -
 `,
@@ -64,8 +64,8 @@ d /srv/shop-prod/shared         0755 root      root      -
 d /srv/shop-prod/shared/data    0750 shop-prod shop-prod -
 # The app's log files (rotated by logrotate)
 d /srv/shop-prod/shared/logs    0750 shop-prod shop-prod -
-# Database copies, 0700 as the backup script (components/release/backup.ts) keeps it
-d /srv/shop-prod/shared/backups 0700 shop-prod shop-prod -
+# Database copies, root's alone: the app cannot read, plant or remove a backup (components/release/backup.ts)
+d /srv/shop-prod/shared/backups 0700 root      root      -
 # certbot --webroot writes challenges here; nginx (www-data) serves them
 d /var/www/acme/shop-prod       0755 root      root      -
 `,

@@ -512,7 +512,7 @@ http {
         ["/srv/shop-prod/shared", 0o755, 0, 0],
         ["/srv/shop-prod/shared/data", 0o750, 991, 991],
         ["/srv/shop-prod/shared/logs", 0o750, 991, 991],
-        ["/srv/shop-prod/shared/backups", 0o700, 991, 991],
+        ["/srv/shop-prod/shared/backups", 0o700, 0, 0],
         ["/var/www/acme/shop-prod", 0o755, 0, 0],
         ["/var/log/caddy/shop-prod.access.log", 0o640, 990, 990],
       ];
