@@ -23,7 +23,7 @@ import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { acmeCaRootPath, originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
 import { renderCaddySite } from "./render/caddy";
-import { renderEnvFile } from "./render/env";
+import { envFileOwnership, renderEnvFile } from "./render/env";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
 import { renderNginxSite } from "./render/nginx";
 import { deleteUpstreamTable } from "./render/nftables";
@@ -234,9 +234,7 @@ export class App extends pulumi.ComponentResource {
         connection,
         path: this.layout.envFile,
         content,
-        mode: "0600",
-        owner: this.layout.user,
-        group: this.layout.user,
+        ...envFileOwnership(this.layout),
         secret: true,
         onDelete: "",
       },

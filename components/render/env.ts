@@ -127,13 +127,16 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   ].join("\n");
 }
 
-/** The env file with the mode and owner the caller applies: 0600, the app user. */
+/**
+ * Who may read the env file: root:<app user> 0640. The app reads it (its units
+ * through systemd, migrations through the release script); it cannot rewrite
+ * what root's release script and the other units load.
+ */
+export function envFileOwnership(layout: HostLayout): Pick<HostFile, "mode" | "owner" | "group"> {
+  return { mode: "0640", owner: "root", group: layout.user };
+}
+
+/** The env file with the mode and owner the caller applies (envFileOwnership). */
 export function envFile(layout: HostLayout, input: EnvFileInput): HostFile {
-  return {
-    path: layout.envFile,
-    content: renderEnvFile(layout, input),
-    mode: "0600",
-    owner: layout.user,
-    group: layout.user,
-  };
+  return { path: layout.envFile, content: renderEnvFile(layout, input), ...envFileOwnership(layout) };
 }

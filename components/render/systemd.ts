@@ -11,8 +11,9 @@
  * 1.5 for the web unit, python and node alike (node goes without
  * MemoryDenyWriteExecute and ProcSubset=pid, see below), 1.5 for workers,
  * 1.7 for the backup service (root with five capabilities, no network).
- * Left out of the app units on purpose: PrivateNetwork and
- * IPAddressDeny (the app talks to its database and to APIs), PrivateUsers
+ * Left out of the app units on purpose: PrivateNetwork and an
+ * IPAddressDeny=any (the app talks to its database and to APIs; only the
+ * instance metadata service, 169.254.169.254, is denied), PrivateUsers
  * (not needed to reach the target; it remaps every other owner to nobody,
  * which surprises apps reading group-owned files).
  */
@@ -124,7 +125,12 @@ function hardening(
     // private network namespace still reaches): no network at all.
     lines.push("PrivateNetwork=true", "RestrictAddressFamilies=AF_UNIX");
   } else {
-    lines.push("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX");
+    lines.push(
+      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      // The instance metadata service hands out the instance role's credentials (the backup
+      // bucket's): the app never needs them, so a request forgery in the app cannot get them.
+      "IPAddressDeny=169.254.169.254",
+    );
   }
   lines.push(
     "RestrictNamespaces=true",

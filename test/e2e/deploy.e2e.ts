@@ -111,7 +111,7 @@ describe("local stack on the sandbox host (real engine)", function () {
   it("laid out the release, the env file and the units as declared", function () {
     const releaseId = String(firstUp.outputs.releaseId.value);
     assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), `/srv/${ID}/releases/${releaseId}`);
-    assert.equal(onHost(`stat -c '%a %U %G' /etc/apphost/${ID}.env`).stdout.trim(), `600 ${ID} ${ID}`);
+    assert.equal(onHost(`stat -c '%a %U %G' /etc/apphost/${ID}.env`).stdout.trim(), `640 root ${ID}`);
     assert.match(onHost(`cat /etc/apphost/${ID}.env`).stdout, /^SECRET_KEY=/m);
     const port = onHost(`cat /srv/${ID}/active-port`).stdout.trim();
     assert.equal(onHost(`systemctl is-active apphost-${ID}-web@${port}.service`).stdout.trim(), "active");

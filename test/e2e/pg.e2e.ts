@@ -190,7 +190,7 @@ describe("postgres on the host: role, release, failed migration, backup and rest
     ]) {
       assert.ok(env.includes(`\n${line}\n`), line);
     }
-    assert.match(env, /\n600 \S+\n$/, "the env file is 0600");
+    assert.match(env, /\n640 root\n$/, "the env file is root's, 0640");
 
     // Nowhere in plain text: the state export, the engine's output, the host's Postgres log.
     const exported = pulumiCli(["stack", "export", "--stack", STACK], { backendUrl: backend });

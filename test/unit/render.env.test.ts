@@ -25,12 +25,12 @@ SECRET_KEY="s3cr3t"
     );
   });
 
-  it("exports the file with mode 0600 owned by the app user", () => {
+  it("is root:<app user> 0640: the app reads it and cannot rewrite it", () => {
     assert.deepEqual(envFile(layout, input()), {
       path: "/etc/apphost/shop-prod.env",
       content: base,
-      mode: "0600",
-      owner: "shop-prod",
+      mode: "0640",
+      owner: "root",
       group: "shop-prod",
     });
   });

@@ -79,6 +79,7 @@ ProtectHostname=true
 ProtectProc=invisible
 ProcSubset=pid
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+IPAddressDeny=169.254.169.254
 RestrictNamespaces=true
 RestrictRealtime=true
 RestrictSUIDSGID=true
@@ -314,6 +315,19 @@ SystemCallErrorNumber=EPERM
     );
     assert.notEqual(s3, plain);
     assert.equal(renderBackupService(layout, { ...backup, network: false }), plain);
+  });
+
+  it("IMDS: every app unit denies 169.254.169.254; only the backup service with the network may reach it", () => {
+    const units = renderProcessUnits(layout, {
+      processes: [
+        { name: "web", command: "gunicorn app:app", kind: "web" },
+        { name: "worker", command: "node worker.js", kind: "worker" },
+      ],
+      runtime: "python",
+    });
+    assert.ok(units.length >= 2);
+    for (const u of units) assert.match(u.content, /^IPAddressDeny=169\.254\.169\.254$/m, u.name);
+    assert.doesNotMatch(renderBackupService(layout, { ...backup, network: true }), /IPAddressDeny/);
   });
 
   it("renders the timer", () => {
