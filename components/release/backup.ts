@@ -224,7 +224,7 @@ export function backupCommands(input: BackupInput): string[] {
       'local stamp check=""',
       'BACKUP_FILE=""',
       `if [ ! -f ${db} ]; then note "backup: no database yet at ${db}; nothing to back up"; return 0; fi`,
-      `install -d -m 0700 ${backups}`,
+      `[ -d ${backups} ] || install -d -m 0700 ${backups}`,
       // The names sort by time, which pruning relies on.
       "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
       `BACKUP_FILE=${name}.${ext}`,
@@ -243,7 +243,7 @@ export function backupCommands(input: BackupInput): string[] {
     return [
       'local stamp check=""',
       'BACKUP_FILE=""',
-      `install -d -m 0700 ${backups}`,
+      `[ -d ${backups} ] || install -d -m 0700 ${backups}`,
       "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
       `BACKUP_FILE=${name}.${ext}`,
       `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
@@ -258,7 +258,7 @@ export function backupCommands(input: BackupInput): string[] {
     'local stamp check=""',
     'BACKUP_FILE=""',
     `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then note "backup: no database ${pg} yet; nothing to back up"; return 0; fi`,
-    `install -d -m 0700 ${backups}`,
+    `[ -d ${backups} ] || install -d -m 0700 ${backups}`,
     "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
     `BACKUP_FILE=${name}.${ext}`,
     `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
@@ -354,7 +354,7 @@ export function setAsideCommands(input: BackupInput): string[] {
   const backups = assertSafePath("backups directory", layout.backups);
   return [
     "local f",
-    `install -d -m 0700 ${backups}`,
+    `[ -d ${backups} ] || install -d -m 0700 ${backups}`,
     `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then mv -f "$f" ${backups}/"$(basename "$f")".failed-"$1"; fi; done`,
     `note "restore: there was no database before the migration; what it created is in ${backups}/*.failed-$1"`,
   ];
@@ -409,7 +409,7 @@ export function lockCommands(input: BackupInput): string[] {
   if (input.database.kind === "none") return [":"];
   const dir = assertSafePath("backups directory", input.layout.backups);
   return [
-    `install -d -m 0700 ${dir}`,
+    `[ -d ${dir} ] || install -d -m 0700 ${dir}`,
     `exec 8>>${dir}/.lock`,
     `if ! flock -w ${BACKUP_LOCK_WAIT_SECONDS} 8; then fail "backup: another backup of this stack held ${dir}/.lock for ${BACKUP_LOCK_WAIT_SECONDS}s"; fi`,
   ];

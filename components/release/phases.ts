@@ -213,9 +213,10 @@ export function checkPhase(input: ReleaseInput): Phase<"check"> {
       `ensure the host directories; pick the inactive port (${base} or ${base + 1}).`,
     exitCode: EXIT_CODES.check,
     commands: [
-      `install -d -m 0755 ${l.root} ${l.releases} ${l.root}/instances ${l.venvs} ${l.shared} ${l.bin}`,
-      `install -d -m 0750 -o ${user} -g ${user} ${l.data} ${l.logs} ${l.root}/cache`,
-      `install -d -m 0700 ${l.backups}`,
+      // Missing directories only: an existing one keeps the mode and owner it has (tmpfiles.d sets them).
+      `ensure_dirs 0755 root ${l.root} ${l.releases} ${l.root}/instances ${l.venvs} ${l.shared} ${l.bin}`,
+      `ensure_dirs 0750 ${user} ${l.data} ${l.logs} ${l.root}/cache`,
+      `ensure_dirs 0700 root ${l.backups}`,
       `free_mb=$(df -Pm ${l.root} | awk 'NR == 2 { print $4 }')`,
       `if [ "$free_mb" -lt ${r.minFreeMb} ]; then die "only $free_mb MiB free under ${l.root}; ${r.minFreeMb} MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi`,
       `lock_acquire ${r.lockTtlMinutes}`,

@@ -179,6 +179,15 @@ __STATE__`;
     ]),
     "# Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.",
     "# shellcheck disable=SC2016 # the inner script expands its own variables",
+    "# ensure_dirs <mode> <owner> <dir>...: create the missing ones; never loosen or re-own an existing one.",
+    shellFunction("ensure_dirs", [
+      "local mode=$1 owner=$2 d",
+      "shift 2",
+      'for d in "$@"; do',
+      '  if [ -d "$d" ]; then continue; fi',
+      '  if [ "$owner" = root ]; then install -d -m "$mode" "$d"; else install -d -m "$mode" -o "$owner" -g "$owner" "$d"; fi',
+      "done",
+    ]),
     shellFunction("as_app", [
       `${t.runuser} -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \\`,
       '  APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" \\',

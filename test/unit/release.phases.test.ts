@@ -69,9 +69,9 @@ describe("release phases: the base input", () => {
 
   it("check", () => {
     assert.deepEqual(phase(baseInput(), "check").commands, [
-      "install -d -m 0755 /srv/shop-prod /srv/shop-prod/releases /srv/shop-prod/instances /srv/shop-prod/venvs /srv/shop-prod/shared /srv/shop-prod/bin",
-      "install -d -m 0750 -o shop-prod -g shop-prod /srv/shop-prod/shared/data /srv/shop-prod/shared/logs /srv/shop-prod/cache",
-      "install -d -m 0700 /srv/shop-prod/shared/backups",
+      "ensure_dirs 0755 root /srv/shop-prod /srv/shop-prod/releases /srv/shop-prod/instances /srv/shop-prod/venvs /srv/shop-prod/shared /srv/shop-prod/bin",
+      "ensure_dirs 0750 shop-prod /srv/shop-prod/shared/data /srv/shop-prod/shared/logs /srv/shop-prod/cache",
+      "ensure_dirs 0700 root /srv/shop-prod/shared/backups",
       "free_mb=$(df -Pm /srv/shop-prod | awk 'NR == 2 { print $4 }')",
       'if [ "$free_mb" -lt 500 ]; then die "only $free_mb MiB free under /srv/shop-prod; 500 MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi',
       "lock_acquire 30",
@@ -387,7 +387,7 @@ describe("release backup commands", () => {
       'local stamp check=""',
       'BACKUP_FILE=""',
       'if [ ! -f /srv/shop-prod/shared/data/app.db ]; then note "backup: no database yet at /srv/shop-prod/shared/data/app.db; nothing to back up"; return 0; fi',
-      "install -d -m 0700 /srv/shop-prod/shared/backups",
+      "[ -d /srv/shop-prod/shared/backups ] || install -d -m 0700 /srv/shop-prod/shared/backups",
       "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
       'BACKUP_FILE=/srv/shop-prod/shared/backups/app-"$stamp"-"$1".db',
       'if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=/srv/shop-prod/shared/backups/app-"$stamp"-"$1"-$$.db; fi',

@@ -806,6 +806,31 @@ describe("release script: backup retention keeps the live release's pre-migratio
   });
 });
 
+describe("release script: host directories", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost()));
+  after(() => host.cleanup());
+
+  it("a deploy creates the missing ones and never loosens an existing one's mode", () => {
+    // An operator tightened the data and logs directories.
+    fs.mkdirSync(host.layout.data, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(host.layout.logs, { recursive: true, mode: 0o700 });
+    fs.chmodSync(host.layout.data, 0o700);
+    fs.chmodSync(host.layout.logs, 0o700);
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "dirs"), { version: "dirs" }),
+      "20250101120000-d1d1d1d1",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.statSync(host.layout.data).mode & 0o777, 0o700, "data/ was loosened");
+    assert.equal(fs.statSync(host.layout.logs).mode & 0o777, 0o700, "logs/ was loosened");
+    // The ones that were missing exist with the modes apphost gives them.
+    assert.equal(fs.statSync(host.layout.backups).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(host.layout.releases).mode & 0o777, 0o755);
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;
