@@ -93,6 +93,28 @@ export function layoutCommands(layout: HostLayout, config: StackConfig): { creat
   };
 }
 
+/**
+ * The artifact in the local cache (`<cache>/<contentHash>.tar.gz`), which the
+ * Release reads when it deploys. A cached file is used only when its sha256 is
+ * the one just built (the build is deterministic); anything else (a truncated
+ * or edited file) is replaced. Written under a name of its own, then renamed:
+ * two programs building the same release at once (two stacks, parallel tests)
+ * never read half a file.
+ */
+export function cacheArtifact(
+  cacheDir: string,
+  artifact: { contentHash: string; sha256: string; tarGz: Buffer },
+): string {
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
+  if (fs.existsSync(artifactPath) && sha256(fs.readFileSync(artifactPath)) === artifact.sha256)
+    return artifactPath;
+  const partial = `${artifactPath}.${process.pid}.partial`;
+  fs.writeFileSync(partial, artifact.tarGz);
+  fs.renameSync(partial, artifactPath);
+  return artifactPath;
+}
+
 export class App extends pulumi.ComponentResource {
   readonly layout: HostLayout;
   readonly releaseId: pulumi.Output<string>;
@@ -431,15 +453,7 @@ export class App extends pulumi.ComponentResource {
       process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
       "artifacts",
     );
-    fs.mkdirSync(cacheDir, { recursive: true });
-    const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
-    if (!fs.existsSync(artifactPath)) {
-      // Written under a name of its own, then renamed: two programs building the
-      // same release at once (two stacks, parallel tests) never read half a file.
-      const partial = `${artifactPath}.${process.pid}.partial`;
-      fs.writeFileSync(partial, artifact.tarGz);
-      fs.renameSync(partial, artifactPath);
-    }
+    const artifactPath = cacheArtifact(cacheDir, artifact);
     // What the processes run with: a change re-publishes the same code.
     const configHash = pulumi
       .all([deps.env.sha256, ...deps.units.map((u) => u.sha256), deps.script.sha256])

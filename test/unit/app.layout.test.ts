@@ -1,5 +1,9 @@
 import { strict as assert } from "assert";
-import { layoutCommands } from "../../components/app";
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { cacheArtifact, layoutCommands } from "../../components/app";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
 
@@ -43,5 +47,34 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     const other = layoutCommands(hostLayout(config.app.name, "staging"), { ...config, stack: "staging" });
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
+  });
+});
+
+describe("app: the artifact cache", () => {
+  const tarGz = Buffer.from("the artifact's bytes");
+  const artifact = {
+    contentHash: "0123abcd",
+    sha256: createHash("sha256").update(tarGz).digest("hex"),
+    tarGz,
+  };
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-cache-"))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("writes the artifact under its content hash, with no partial file left", () => {
+    const p = cacheArtifact(dir, artifact);
+    assert.equal(p, path.join(dir, "0123abcd.tar.gz"));
+    assert.deepEqual(fs.readFileSync(p), tarGz);
+    assert.deepEqual(fs.readdirSync(dir), ["0123abcd.tar.gz"]);
+  });
+
+  it("replaces a cached file whose bytes are not the ones built (truncated or edited), and keeps a good one", () => {
+    const p = path.join(dir, "0123abcd.tar.gz");
+    fs.writeFileSync(p, "the artifact's by");
+    cacheArtifact(dir, artifact);
+    assert.deepEqual(fs.readFileSync(p), tarGz, "a truncated cache file was used");
+    const inode = fs.statSync(p).ino;
+    cacheArtifact(dir, artifact);
+    assert.equal(fs.statSync(p).ino, inode, "a good cache file was rewritten");
   });
 });
