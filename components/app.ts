@@ -115,6 +115,20 @@ export function cacheArtifact(
   return artifactPath;
 }
 
+/**
+ * What an error must never show: every apphost:secretEnv value (SECRET_KEY
+ * included), the database URL and its password.
+ */
+export function secretValues(env: Record<string, string>, databaseUrl?: string): string[] {
+  const values = Object.values(env);
+  if (databaseUrl) {
+    values.push(databaseUrl);
+    const password = /^[a-z+]+:\/\/[^:/@]*:([^@]*)@/.exec(databaseUrl)?.[1];
+    if (password) values.push(password, decodeURIComponent(password));
+  }
+  return [...new Set(values.filter((v) => v.length >= 4))];
+}
+
 export class App extends pulumi.ComponentResource {
   readonly layout: HostLayout;
   readonly releaseId: pulumi.Output<string>;
@@ -439,7 +453,7 @@ export class App extends pulumi.ComponentResource {
 
   private createRelease(
     name: string,
-    { config, connection, projectDir }: AppArgs,
+    { config, connection, projectDir, secretEnv, databaseUrl }: AppArgs,
     deps: { env: HostFile; units: HostFile[]; script: HostFile; after: pulumi.Resource[] },
   ): Release {
     const source = path.resolve(projectDir, config.app.source);
@@ -469,6 +483,9 @@ export class App extends pulumi.ComponentResource {
         configHash,
         rollbackTo: config.releases.rollbackTo,
         lockOwner: `${os.userInfo().username}@${os.hostname()}`,
+        redactions: pulumi.secret(
+          pulumi.all([secretEnv, databaseUrl]).apply(([env, url]) => secretValues(env, url)),
+        ),
       },
       { parent: this, dependsOn: [deps.env, ...deps.units, deps.script, ...deps.after] },
     );

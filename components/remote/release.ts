@@ -28,6 +28,13 @@ export interface ReleaseArgs {
   rollbackTo?: pulumi.Input<string | undefined>;
   /** Who holds the host's deploy lock, e.g. `pulumi@laptop` */
   lockOwner: pulumi.Input<string>;
+  /**
+   * Secret values (apphost:secretEnv, generated secrets, the database password)
+   * blanked out of the output an error carries, as the SSH key is: a failing
+   * migration that prints its settings must not put them in the engine's log.
+   * Never stored in the state's outputs.
+   */
+  redactions?: pulumi.Input<string[]>;
 }
 
 interface Inputs {
@@ -39,6 +46,7 @@ interface Inputs {
   configHash: string;
   rollbackTo?: string;
   lockOwner: string;
+  redactions?: string[];
   /** PROVIDER_VERSION of the code that last applied it; absent before version 2 */
   providerVersion?: number;
 }
@@ -105,6 +113,7 @@ export function releaseError(
   what: string,
   res: RemoteResult,
   conn: Pick<SshConnection, "privateKey" | "user" | "host" | "port">,
+  redactions: string[] = [],
 ): Error {
   // apphost-release's exit statuses (EXIT_CODES in components/release/phases.ts; kept in step by a unit test).
   const byStatus: Record<number, string> = {
@@ -145,7 +154,7 @@ export function releaseError(
   }
   const output = tail(res.stderr || res.stdout, 40);
   const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
-  return new Error(redact(text, [conn.privateKey]));
+  return new Error(redact(text, [conn.privateKey, ...redactions]));
 }
 
 async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
@@ -167,7 +176,7 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
     timeoutSeconds: 3600,
     allowFailure: true,
   });
-  if (res.code !== 0) throw releaseError(`release ${releaseId}`, res, inputs.connection);
+  if (res.code !== 0) throw releaseError(`release ${releaseId}`, res, inputs.connection, inputs.redactions);
   if (inputs.rollbackTo) {
     const back = await rollback(inputs, inputs.rollbackTo);
     return { ...inputs, releaseId, ...back };
@@ -184,7 +193,7 @@ async function rollback(
     what: `rollback to ${target}`,
     allowFailure: true,
   });
-  if (res.code !== 0) throw releaseError(`rollback to ${target}`, res, inputs.connection);
+  if (res.code !== 0) throw releaseError(`rollback to ${target}`, res, inputs.connection, inputs.redactions);
   return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
@@ -219,26 +228,11 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
 
   async create(inputs: Inputs) {
     const releaseId = newReleaseId(inputs.contentHash);
-    return { id: releaseId, outs: await deploy(inputs, releaseId) };
+    return { id: releaseId, outs: withoutRedactions(await deploy(inputs, releaseId)) };
   },
 
   async update(_id: string, olds: Outputs, news: Inputs) {
-    if (!releaseChanged(olds, news)) {
-      // The host moved, or apphost's provider code changed: the same release stays live.
-      const { releaseId, live, phaseSeconds } = olds;
-      return { outs: { ...news, releaseId, live, ...(phaseSeconds ? { phaseSeconds } : {}) } };
-    }
-    const contentChanged =
-      news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
-    const configChanged = news.configHash !== olds.configHash || news.script !== olds.script;
-    const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
-    if (!contentChanged && !configChanged && news.rollbackTo) {
-      // Rollback on purpose: only traffic moves; the database stays as it is.
-      return { outs: { ...news, releaseId, ...(await rollback(news, news.rollbackTo)) } };
-    }
-    // New code, or the same code with a new env file or units: publish it
-    // through the same health-gated switch, so a config change drops nothing.
-    return { outs: await deploy(news, releaseId) };
+    return { outs: withoutRedactions((await updateRelease(olds, news)).outs) };
   },
 
   async read(id: string, props: Outputs) {
@@ -260,6 +254,33 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
   async delete() {},
 };
 
+/** Update of a Release: no remote work, a rollback on purpose, or a deploy. */
+async function updateRelease(olds: Outputs, news: Inputs): Promise<{ outs: Outputs }> {
+  if (!releaseChanged(olds, news)) {
+    // The host moved, or apphost's provider code changed: the same release stays live.
+    const { releaseId, live, phaseSeconds } = olds;
+    return { outs: { ...news, releaseId, live, ...(phaseSeconds ? { phaseSeconds } : {}) } };
+  }
+  const contentChanged =
+    news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
+  const configChanged = news.configHash !== olds.configHash || news.script !== olds.script;
+  const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
+  if (!contentChanged && !configChanged && news.rollbackTo) {
+    // Rollback on purpose: only traffic moves; the database stays as it is.
+    return { outs: { ...news, releaseId, ...(await rollback(news, news.rollbackTo)) } };
+  }
+  // New code, or the same code with a new env file or units: publish it
+  // through the same health-gated switch, so a config change drops nothing.
+  return { outs: await deploy(news, releaseId) };
+}
+
+/** The outputs minus the redactions: secret values are not kept in the state for nothing. */
+function withoutRedactions(outs: Outputs): Outputs {
+  const rest = { ...outs };
+  delete rest.redactions;
+  return rest;
+}
+
 export class Release extends pulumi.dynamic.Resource {
   declare public readonly releaseId: pulumi.Output<string>;
   declare public readonly live: pulumi.Output<string>;
@@ -272,12 +293,13 @@ export class Release extends pulumi.dynamic.Resource {
       {
         ...args,
         connection: pulumi.secret(args.connection),
+        redactions: pulumi.secret(args.redactions ?? []),
         providerVersion: PROVIDER_VERSION,
         releaseId: undefined,
         live: undefined,
         phaseSeconds: undefined,
       },
-      opts,
+      { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "redactions"] },
       "apphost",
       "Release",
     );

@@ -4,6 +4,7 @@
  */
 import assert from "assert/strict";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
+import { secretValues } from "../../components/app";
 import { phaseSeconds, releaseError } from "../../components/remote/release";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
@@ -92,5 +93,27 @@ describe("release provider: phase timings", () => {
       DEPLOY_PHASES.map((phase, i) => ({ phase, seconds: Number(`${i}.${i}`) })),
     );
     assert.deepEqual(phaseSeconds(""), []);
+  });
+});
+
+describe("release errors never show a secret value", () => {
+  it("blanks the secretEnv values and the database password out of the output an error carries", () => {
+    const env = { SECRET_KEY: "s3cr3t-key-value-0123456789", STRIPE_KEY: "sk_live_abcdef", SHORT: "ab" };
+    const url = "postgresql://shop_prod:Pa55w0rdPa55w0rd@127.0.0.1:5432/shop_prod";
+    const redactions = secretValues(env, url);
+    const printed = [
+      "Traceback (most recent call last):",
+      `settings: SECRET_KEY=${env.SECRET_KEY} STRIPE_KEY=${env.STRIPE_KEY}`,
+      `sqlalchemy.exc.OperationalError: could not connect to ${url}`,
+      "password authentication failed for user shop_prod (password Pa55w0rdPa55w0rd)",
+    ].join("\n");
+    const e = releaseError("release x", result(14, printed), conn, redactions);
+    for (const secret of [env.SECRET_KEY, env.STRIPE_KEY, "Pa55w0rdPa55w0rd", url]) {
+      assert.equal(e.message.includes(secret), false, `${secret} is in the error`);
+    }
+    assert.match(e.message, /SECRET_KEY=\[secret\] STRIPE_KEY=\[secret\]/);
+    assert.match(e.message, /\(password \[secret\]\)/);
+    // Too short to blank without mangling the rest of the text.
+    assert.equal(redactions.includes("ab"), false);
   });
 });
