@@ -31,6 +31,16 @@ export interface SshFiles {
 /** The argv of `ssh` (without the program name) for one remote command. */
 export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: string): string[] {
   return [
+    // Not the deployer's ~/.ssh/config or /etc/ssh/ssh_config: a Host block there could
+    // forward their agent (every key it holds) or ports to the host, or swap the proxy.
+    "-F",
+    "none",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    "ForwardX11=no",
+    "-o",
+    "ClearAllForwardings=yes",
     "-i",
     files.identity,
     "-p",

@@ -1,0 +1,82 @@
+/**
+ * The ssh command line apphost runs: checked with OpenSSH itself (`ssh -G`
+ * prints the configuration a connection would use, without connecting).
+ */
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { sshArgv } from "../../components/remote/ssh";
+
+const conn = { host: "203.0.113.9", port: 2222, user: "admin", privateKey: "unused" };
+
+describe("remote/ssh: the ssh command line", () => {
+  let dir: string;
+  let userConfig: string;
+  before(() => {
+    // A deployer config that forwards the agent, X11 and a port to every host, and names another user.
+    // OpenSSH reads ~/.ssh/config from the passwd entry's home, so it is given with -F here.
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
+    userConfig = path.join(dir, "config");
+    fs.writeFileSync(
+      userConfig,
+      "Host *\n  ForwardAgent yes\n  ForwardX11 yes\n  LocalForward 5433 127.0.0.1:5432\n  User someoneelse\n",
+      { mode: 0o600 },
+    );
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** `ssh -G`: the configuration this command line would connect with, without connecting. */
+  const effective = (argv: string[]) => {
+    const r = spawnSync("ssh", ["-G", ...argv.slice(0, argv.indexOf("--"))], { encoding: "utf8" });
+    assert.ok(!r.error, `ssh is not installed: ${String(r.error)}`);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const argv = () => sshArgv(conn, { identity: "/tmp/id", knownHosts: "/tmp/kh" }, "true");
+  /** The command line with the deployer's config file in place of `-F none`. */
+  const withUserConfig = (a: string[]) =>
+    a.map((w, i) => (w === "none" && a[i - 1] === "-F" ? userConfig : w));
+
+  it("reads no ssh config file at all (-F none), and its own options win over one", () => {
+    assert.deepEqual(argv().slice(0, 2), ["-F", "none"]);
+    const cfg = effective(withUserConfig(argv()));
+    assert.match(cfg, /^forwardagent no$/m);
+    assert.match(cfg, /^forwardx11 no$/m);
+    assert.match(cfg, /^clearallforwardings yes$/m);
+    assert.match(cfg, /^user admin$/m);
+    assert.match(cfg, /^port 2222$/m);
+    assert.match(cfg, /^batchmode yes$/m);
+    assert.match(cfg, /^identitiesonly yes$/m);
+  });
+
+  it("without its forwarding options the same config would forward the agent: the test can fail", () => {
+    const a = withUserConfig(argv());
+    assert.deepEqual(a.slice(2, 8), [
+      "-o",
+      "ForwardAgent=no",
+      "-o",
+      "ForwardX11=no",
+      "-o",
+      "ClearAllForwardings=yes",
+    ]);
+    const cfg = effective([...a.slice(0, 2), ...a.slice(8)]);
+    assert.match(cfg, /^forwardagent yes$/m);
+    assert.match(cfg, /^localforward 5433 \[?127\.0\.0\.1\]?:5432$/m);
+  });
+
+  it("pins a known host key strictly; accepts the first one only when none is known", () => {
+    const pinned = effective(
+      sshArgv(
+        { ...conn, hostKey: "ssh-ed25519 AAAA" },
+        { identity: "/tmp/id", knownHosts: "/tmp/kh" },
+        "true",
+      ),
+    );
+    assert.match(pinned, /^stricthostkeychecking true$/m);
+    assert.match(pinned, /^userknownhostsfile \/tmp\/kh$/m);
+    const first = effective(sshArgv(conn, { identity: "/tmp/id", knownHosts: "/tmp/kh" }, "true"));
+    assert.match(first, /^stricthostkeychecking accept-new$/m);
+  });
+});
