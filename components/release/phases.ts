@@ -464,8 +464,9 @@ export function healthGatePhase(
     commands: [
       `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} within ${r.healthTimeoutSeconds}s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
       "SWITCHED=1",
-      `switch_upstream "${refs.newPort}"`,
+      // active-port first: whatever cuts the script short after it, a reboot restores the rule from it.
       `write_active_port "${refs.newPort}"`,
+      `switch_upstream "${refs.newPort}"`,
       `atomic_link "${dirWord}" ${l.current}`,
       ...workers,
       ...restartWorkers,

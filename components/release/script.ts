@@ -131,6 +131,7 @@ readonly INSTANCES=${l.root}/instances
 readonly VENVS=${l.venvs}
 ${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readonly RELEASE_LOG=${l.releaseLog}
 readonly LOCK=${l.lock}
+readonly DETACHED_LOG=${l.root}/release-output.log
 readonly ACTIVE_PORT_FILE=${l.activePort}
 readonly ENV_FILE=${l.envFile}
 readonly UPSTREAM_PORT=${upstreamPort(base)}
@@ -166,7 +167,14 @@ __STATE__`;
       'if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi',
       'die "\\`$2\\` exited with status $1"',
     ]),
-    shellFunction("on_signal", ["trap '' PIPE", 'die "interrupted by SIG$1"']),
+    "# A signal fails the phase; the EXIT trap rolls back. When the client went away (SIGPIPE: sshd closed",
+    "# the pipes; SIGHUP: the session ended), the rest of the output, rollback included, goes to",
+    "# $DETACHED_LOG instead: a write to the dead pipe must not cut the rollback short.",
+    shellFunction("on_signal", [
+      "trap '' PIPE",
+      'if [ "$1" = PIPE ] || [ "$1" = HUP ]; then exec >>"$DETACHED_LOG" 2>&1 3>&1; note "the client went away (SIG$1) at $(date -u +%Y-%m-%dT%H:%M:%SZ); finishing here"; fi',
+      'die "interrupted by SIG$1"',
+    ]),
     "# run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.",
     shellFunction("run_phase", [
       "local started=$EPOCHREALTIME",
@@ -576,6 +584,7 @@ __STATE__`;
     "trap 'on_signal INT' INT",
     "trap 'on_signal TERM' TERM",
     "trap 'on_signal HUP' HUP",
+    "trap 'on_signal PIPE' PIPE",
     'main "$@"',
     "",
   ].join("\n");

@@ -152,8 +152,8 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(input, "health-gate").commands, [
       'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz within 60s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
       "SWITCHED=1",
-      'switch_upstream "8001"',
       'write_active_port "8001"',
+      'switch_upstream "8001"',
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
       "systemctl restart apphost-shop-prod-worker.service",

@@ -20,6 +20,7 @@ import {
   renderReleaseScript,
 } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
+import { buildArtifact } from "../../components/release/artifact";
 import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
 
 /** apphost:backups.s3 as BackupBucket.target hands it to the script. */
@@ -884,5 +885,71 @@ describe("release script: root never acts through a symlink the app user planted
     const b = host.run(["backup", "scheduled"]);
     assert.equal(b.status, 0, b.stderr);
     untouched(shm);
+  });
+});
+
+describe("release script: the client goes away in the middle of a deploy", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost();
+  });
+  after(() => host.cleanup());
+
+  it("its pipes closed during a failing migration: the script still rolls back on the host, its output in release-output.log", async () => {
+    const v1 = "20250101120000-a1a1a1a1";
+    const v2 = "20250102120000-b2b2b2b2";
+    const r1 = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r1.status, 0, r1.stderr);
+    const tablesBefore = sqlite(host.db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    // v2's migration takes 3 s, creates a table, then fails: the client is gone by then.
+    const app = writeTestApp(path.join(host.tmp, "v2"), {
+      version: "v2",
+      migrations: ["CREATE TABLE half_done (x)"],
+      failMigration: true,
+    });
+    const migrate = path.join(app, "migrate.py");
+    fs.writeFileSync(
+      migrate,
+      fs
+        .readFileSync(migrate, "utf8")
+        .replace(
+          'db = sqlite3.connect("data/app.db", isolation_level=None)',
+          'import time\ntime.sleep(3)\ndb = sqlite3.connect("data/app.db", isolation_level=None)',
+        ),
+    );
+    const a = buildArtifact(app, { runtime: "python", requirements: "requirements.txt", excludes: [".git"] });
+    const child = spawn(host.script, ["deploy", v2, a.requirementsHash, a.sha256], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    child.stdin!.end(a.tarGz);
+    // Read until the migration starts, then close both pipes as a dropped SSH session does.
+    await new Promise<void>((resolve, reject) => {
+      let seen = "";
+      const timer = setTimeout(() => reject(new Error(`no migrate phase in: ${seen}`)), 60000);
+      child.stderr!.on("data", (b: Buffer) => {
+        seen += b.toString();
+        if (seen.includes("phase migrate: start")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    child.stdout!.destroy();
+    child.stderr!.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.equal(code, EXIT_CODES.migrate, "the script should end with the migrate phase's status");
+    const out = host.read(path.join(host.layout.root, "release-output.log"));
+    assert.match(out, /the client went away \(SIGPIPE\)/);
+    assert.match(out, /rollback: database restored from .*-pre-20250102120000-b2b2b2b2\.db/);
+    assert.deepEqual(host.releaseLog().at(-1)?.slice(0, 1), [v2]);
+    assert.equal(host.releaseLog().at(-1)?.[3], "failed:migrate");
+    assert.equal(
+      sqlite(host.db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+      tablesBefore,
+    );
+    assert.equal(fs.readlinkSync(host.layout.current).endsWith(v1), true, "current moved off v1");
   });
 });
