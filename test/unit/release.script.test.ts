@@ -522,10 +522,24 @@ describe("release script: the deploy lock", function () {
     assert.match(st.lock, /^bob@desk/);
   });
 
-  it("an expired lock is taken over with a warning", () => {
+  it("an expired lock whose process still runs is never taken over (a stuck or very long deploy)", () => {
     writeLock(holder!.pid!, -5);
     const r = host.run(["--owner", "alice@laptop", "rollback"]);
-    assert.match(r.stderr, /warning: taking over the expired deploy lock of bob@desk/);
+    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
+    assert.match(
+      r.stderr,
+      /deploy lock held by bob@desk \(pid \d+, deploy x, expires .*\): it expired, but its process still runs\. If it is stuck, kill pid \d+, or clear the lock with: sudo .* unlock/,
+    );
+    assert.match(host.read(host.layout.lock), /owner=bob@desk/, "the holder's lock is left alone");
+  });
+
+  it("an expired lock whose process is gone is taken over with a warning", () => {
+    writeLock(999999, -5);
+    const r = host.run(["--owner", "alice@laptop", "rollback"]);
+    assert.match(
+      r.stderr,
+      /warning: taking over the expired deploy lock of bob@desk .*: its process is gone/,
+    );
     assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
     assert.ok(!fs.existsSync(host.layout.lock), "released on exit");
   });
@@ -951,5 +965,63 @@ describe("release script: the client goes away in the middle of a deploy", funct
       tablesBefore,
     );
     assert.equal(fs.readlinkSync(host.layout.current).endsWith(v1), true, "current moved off v1");
+  });
+});
+
+describe("release script: the lock's heartbeat", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    // TTL 1 minute: the heartbeat renews every 3 s.
+    host = new FakeHost({ releases: { lockTtlMinutes: 1 } });
+  });
+  after(() => host.cleanup());
+
+  it("renews the lock during a long phase, and a deploy whose lock was taken stops before it switches", async () => {
+    const v1 = "20250101120000-c1c1c1c1";
+    const app = writeTestApp(path.join(host.tmp, "slow"), { version: "slow" });
+    const migrate = path.join(app, "migrate.py");
+    // A 10 s migration, and a marker when it starts.
+    fs.writeFileSync(
+      migrate,
+      fs
+        .readFileSync(migrate, "utf8")
+        .replace(
+          'db = sqlite3.connect("data/app.db", isolation_level=None)',
+          'open("data/migrating", "w").close()\nimport time\ntime.sleep(10)\ndb = sqlite3.connect("data/app.db", isolation_level=None)',
+        ),
+    );
+    const a = buildArtifact(app, { runtime: "python", requirements: "requirements.txt", excludes: [".git"] });
+    const child = spawn(host.script, ["deploy", v1, a.requirementsHash, a.sha256], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.resume();
+    child.stdin!.end(a.tarGz);
+    const marker = path.join(host.layout.data, "migrating");
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    for (let i = 0; i < 600 && !fs.existsSync(marker); i++) await sleep(100);
+    assert.ok(fs.existsSync(marker), `the migration never started:\n${stderr}`);
+    const expires = () => Number(/^expires=(\d+)$/m.exec(host.read(host.layout.lock))?.[1] ?? 0);
+    const first = expires();
+    await sleep(4500);
+    const renewed = expires();
+    assert.ok(renewed > first, `the lock was not renewed during the migration (${first} -> ${renewed})`);
+    // Someone clears the lock and another deploy takes it while this one migrates.
+    fs.writeFileSync(
+      host.layout.lock,
+      `owner=carol@desk\npid=${process.pid}\nexpires=${Math.floor(Date.now() / 1000) + 600}\ncommand=deploy other\n`,
+    );
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.equal(code, EXIT_CODES.locked, stderr);
+    assert.match(
+      stderr,
+      /the deploy lock is no longer this one's \(now carol@desk .*\); stopping before phase publish/,
+    );
+    assert.equal(fs.existsSync(host.layout.current), false, "it switched anyway");
+    assert.match(host.read(host.layout.lock), /owner=carol@desk/, "the other deploy's lock was touched");
   });
 });
