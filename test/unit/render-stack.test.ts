@@ -160,7 +160,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
       const run = runs.prod;
       ok(run);
       const expected: Array<[string, string]> = [
-        ["etc/apphost/sample-prod.env", "0600 sample-prod:sample-prod"],
+        ["etc/apphost/sample-prod.env", "0640 root:sample-prod"],
         ["etc/caddy/Caddyfile", "0644 root:root"],
         ["etc/caddy/apphost/sample-prod.caddy", "0644 root:root"],
         ["etc/logrotate.d/apphost-sample-prod", "0644 root:root"],
