@@ -58,6 +58,27 @@ function sha256(text: string | Buffer): string {
   return crypto.createHash("sha256").update(text).digest("hex");
 }
 
+/** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
+export const KEPT_DIR = "/var/lib/apphost/kept";
+
+/**
+ * On destroy: when shared/data or shared/backups holds anything, move shared/
+ * to KEPT_DIR under a dated name, owned by root (the app user is deleted next,
+ * and a later user could get its uid), and say where. Nothing is deleted.
+ */
+export function keepDataCommands(layout: HostLayout): string[] {
+  const shared = q(layout.shared);
+  return [
+    `if [ -n "$(find ${q(layout.data)} ${q(layout.backups)} -mindepth 1 -print -quit 2>/dev/null)" ]; then`,
+    `  kept=${KEPT_DIR}/${layout.id}-$(date -u +%Y%m%dT%H%M%SZ)`,
+    `  install -d -m 0700 ${KEPT_DIR}`,
+    `  mv ${shared} "$kept"`,
+    '  chown -R -h root:root "$kept"',
+    `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
+    "fi",
+  ];
+}
+
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
   const cmd = proxyCommands(config.proxy.kind);
@@ -81,6 +102,8 @@ export function layoutCommands(layout: HostLayout, config: StackConfig): { creat
       // The stack's nftables table (its upstream switch); only this stack's.
       `if command -v nft >/dev/null; then nft ${deleteUpstreamTable(layout)} 2>/dev/null || true; fi`,
       `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)}`,
+      // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
+      ...keepDataCommands(layout),
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,

@@ -250,6 +250,16 @@ describe("local stack on the sandbox host (real engine)", function () {
       `ls -d /srv/${ID} /etc/apphost/${ID}.env /etc/caddy/apphost/${ID}.* /etc/systemd/system/apphost-${ID}-* 2>/dev/null || true`,
     ).stdout.trim();
     assert.equal(leftovers, "", `left on the host:\n${leftovers}`);
+    // ... but not the data: the database and its backups are moved aside, root's alone.
+    const kept = onHost(`ls -d /var/lib/apphost/kept/${ID}-* | tail -n 1`).stdout.trim();
+    assert.match(kept, new RegExp(`^/var/lib/apphost/kept/${ID}-\\d{8}T\\d{6}Z$`));
+    assert.equal(
+      onHost(`sqlite3 ${kept}/data/app.db 'SELECT version_num FROM alembic_version'`).stdout.trim(),
+      "0002",
+      "the kept database is not the migrated one",
+    );
+    assert.equal(onHost(`stat -c '%U %a' ${kept}`).stdout.trim(), "root 755");
+    assert.match(onHost(`stat -c '%U %a' /var/lib/apphost/kept`).stdout.trim(), /^root 700$/);
     assert.equal(onHost(`id -u ${ID}`, { allowFailure: true }).code, 1, "the app user still exists");
     assert.equal(
       onHost(`systemctl list-units --all --plain --no-legend 'apphost-${ID}-*' | wc -l`).stdout.trim(),
