@@ -1584,6 +1584,9 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database,
       [proxy.httpPort, "apphost:proxy.httpPort"],
       [proxy.httpsPort, "apphost:proxy.httpsPort"],
       [host.port, "apphost:host.port"],
+      // The upstream rule redirects loopback connections to basePort+2 host-wide, and the web
+      // instances bind the other two: none may be a port a local service on the host uses.
+      ...LOCAL_SERVICE_PORTS.map(([port, what]): [number, string] => [port, what]),
     ];
     for (const [port, key] of taken) {
       if (port !== undefined && port >= app.basePort && port <= upstreamPort(app.basePort)) {
@@ -1596,6 +1599,15 @@ function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database,
     }
   }
 }
+
+/** Ports of services that listen on a host's loopback: apphost's own proxy and database, and the usual neighbours. */
+export const LOCAL_SERVICE_PORTS: ReadonlyArray<readonly [number, string]> = [
+  [2019, "Caddy's admin API"],
+  [3306, "MySQL"],
+  [5432, "Postgres (apphost:database.kind postgres)"],
+  [6379, "Redis"],
+  [11211, "memcached"],
+];
 
 // ---------------------------------------------------------------------------
 // Private key internals

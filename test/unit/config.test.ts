@@ -741,6 +741,16 @@ const ROWS: Row[] = [
     set: { "database.kind": "postgres", "database.rds": { multiAz: true } },
     error: 'apphost:database.rds: only used when apphost:database.kind is rds (got "postgres"); remove it',
   },
+  {
+    set: { "app.basePort": 2018 },
+    error:
+      "apphost:app.basePort: the web instances listen on 2018 and 2019 and the proxy connects to 2020, which collides with Caddy's admin API (2019); set it with: pulumi config set --path 'apphost:app.basePort' 8000",
+  },
+  {
+    set: { "app.basePort": 5430 },
+    error:
+      "apphost:app.basePort: the web instances listen on 5430 and 5431 and the proxy connects to 5432, which collides with Postgres (apphost:database.kind postgres) (5432); set it with: pulumi config set --path 'apphost:app.basePort' 8000",
+  },
   // --- the stack name names the Linux user (components/paths.ts)
   {
     set: {},
