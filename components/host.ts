@@ -7,6 +7,7 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Ec2HostConfig, StackConfig } from "./config/types";
+import { isProductionStack } from "./config/defaults";
 import { hostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostConnection } from "./remote/resources";
@@ -153,9 +154,12 @@ export class Host extends pulumi.ComponentResource {
               volumeType: "gp3",
               volumeSize: h.rootVolumeGb,
               encrypted: true,
-              deleteOnTermination: true,
+              // prod*: the root volume (the data, the backups) outlives even a terminated instance.
+              deleteOnTermination: !isProductionStack(config.stack),
               tags,
             },
+            // prod*: the EC2 API refuses to terminate it until this is turned off by hand.
+            disableApiTermination: isProductionStack(config.stack),
             // IMDSv2 only: a request forged through the app (SSRF) cannot read instance credentials.
             metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
             userData: userData(config),
@@ -170,6 +174,8 @@ export class Host extends pulumi.ComponentResource {
             // - keyName: the key pair only seeds authorized_keys at launch (rotation: docs/config.md).
             // Replace on purpose with `pulumi up --replace <urn>`.
             ignoreChanges: ["ami", "userData", "keyName"],
+            // prod*: `pulumi destroy` and a replace stop here until `pulumi state unprotect`.
+            ...(isProductionStack(config.stack) ? { protect: true } : {}),
           },
         );
       }

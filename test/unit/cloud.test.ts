@@ -98,6 +98,20 @@ describe("Host (ec2)", () => {
     assert.equal(instance.ipv6AddressCount, undefined);
   });
 
+  it("prod*: termination protection, a root volume that outlives the instance, and Pulumi's protect", async () => {
+    const prod = await host("prot", {}, "prod");
+    const instance = one(INSTANCE, "prot");
+    assert.equal(instance.disableApiTermination, true);
+    assert.equal((instance.rootBlockDevice as Inputs).deleteOnTermination, false);
+    assert.equal((prod.nodes.instance as unknown as { __protect: boolean }).__protect, true);
+    resetRecords();
+    const staging = await host("unprot", {}, "staging");
+    const other = one(INSTANCE, "unprot");
+    assert.equal(other.disableApiTermination, false);
+    assert.equal((other.rootBlockDevice as Inputs).deleteOnTermination, true);
+    assert.notEqual((staging.nodes.instance as unknown as { __protect?: boolean }).__protect, true);
+  });
+
   it("never opens SSH to the world, and opens HTTP(S) to everyone", async () => {
     await host("fw", { "host.sshAllowCidrs": ["203.0.113.7/32", "198.51.100.0/28"] });
     const ingress = ofType(INGRESS, "fw").map((r) => r.inputs);
