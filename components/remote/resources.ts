@@ -244,14 +244,49 @@ export class HostFile extends pulumi.dynamic.Resource {
 interface ConnectionInputs {
   connection: SshConnection;
   providerVersion: number;
+  /** The host key apphost trusts for this host: configured, or the first one seen, kept in the state */
+  pinnedHostKey?: string;
+}
+
+/**
+ * The host's ed25519 key, as `ssh-ed25519 AAAA...`, from `ssh-keyscan`; undefined
+ * when the host does not answer (a new instance still booting: the first
+ * connection then accepts its key, and the next run pins it).
+ */
+export async function scanHostKey(host: string, port: number, tries = 6): Promise<string | undefined> {
+  const { spawnSync } = require("child_process") as typeof import("child_process");
+  for (let i = 0; i < tries; i++) {
+    const r = spawnSync("ssh-keyscan", ["-T", "10", "-p", String(port), "-t", "ed25519", host], {
+      encoding: "utf8",
+      timeout: 20000,
+    });
+    const line = (r.stdout ?? "")
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .find((f) => f.length >= 3 && f[1] === "ssh-ed25519");
+    if (line) return `${line[1]} ${line[2]}`;
+    if (i < tries - 1) await new Promise((res) => setTimeout(res, 5000));
+  }
+  return undefined;
 }
 
 export const hostConnectionProvider: pulumi.dynamic.ResourceProvider = {
   // check sees the current program's inputs, before any resource on the host
-  // is read, updated or deleted: record where the host is now.
-  async check(_olds: ConnectionInputs, news: ConnectionInputs) {
-    if (news.connection && !hasUnknown(news.connection)) rememberConnection(news.connection);
-    return { inputs: news };
+  // is read, updated or deleted: pin the host key, and record where the host is now.
+  //   - apphost:host.hostKey, when configured, is the key;
+  //   - else the key pinned by an earlier run (kept in this resource's inputs);
+  //   - else the key the host shows now (trust on first use), from then on enforced.
+  // APPHOST_ACCEPT_NEW_HOST_KEY=1 replaces a pinned key with the one the host shows now.
+  async check(olds: ConnectionInputs | undefined, news: ConnectionInputs) {
+    if (!news.connection || hasUnknown(news.connection)) return { inputs: news };
+    const accept = process.env.APPHOST_ACCEPT_NEW_HOST_KEY === "1";
+    let pinned = news.connection.hostKey || (accept ? undefined : olds?.pinnedHostKey);
+    if (!pinned) pinned = await scanHostKey(news.connection.host, Number(news.connection.port));
+    const inputs = pinned
+      ? { ...news, pinnedHostKey: pinned, connection: { ...news.connection, hostKey: pinned } }
+      : news;
+    rememberConnection(inputs.connection);
+    return { inputs };
   },
   async diff(_id: string, olds: ConnectionInputs, news: ConnectionInputs) {
     return {

@@ -68,6 +68,20 @@ export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: str
   ];
 }
 
+/**
+ * When ssh refused the host's key: which key apphost pinned, and how to accept
+ * a new one on purpose. Nothing was sent to that host.
+ */
+export function hostKeyHint(stderr: string, conn: SshConnection): string {
+  if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .*differs/i.test(stderr)) return "";
+  const pinned = (conn.hostKey ?? "").trim().split(/\s+/).slice(0, 2).join(" ");
+  return (
+    `: the host's SSH key is not the one apphost pinned for ${conn.host} (${pinned.slice(0, 40)}...), so nothing was sent. ` +
+    "If the server was replaced or re-keyed on purpose, accept its new key with: APPHOST_ACCEPT_NEW_HOST_KEY=1 pulumi up " +
+    "(or pin it yourself in apphost:host.hostKey); otherwise someone else answers at that address"
+  );
+}
+
 /** The known_hosts line for a pinned host key. */
 export function knownHostsLine(conn: SshConnection): string {
   const name = conn.port === 22 ? conn.host : `[${conn.host}]:${conn.port}`;
@@ -168,7 +182,7 @@ export async function runRemote(
       const detail = redact(tail(result.stderr || result.stdout), [conn.privateKey, ...(opts.secrets ?? [])]);
       const reason =
         result.code === 255
-          ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed`
+          ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed${hostKeyHint(result.stderr, conn)}`
           : `exit code ${result.code}`;
       throw remoteError(`${opts.what}: ${reason}\n${detail}`, result);
     }

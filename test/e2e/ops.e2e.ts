@@ -317,6 +317,36 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
     });
   });
 
+  describe("the host's SSH key", function () {
+    it("a re-keyed host is refused, naming the pinned key and how to accept a new one; accepting it converges", async function () {
+      const pinned = onHost("cat /etc/ssh/ssh_host_ed25519_key.pub")
+        .stdout.trim()
+        .split(/\s+/)
+        .slice(0, 2)
+        .join(" ");
+      // The server is replaced (or someone else answers at its address): new host keys.
+      onHost("rm -f /etc/ssh/ssh_host_*; ssh-keygen -A >/dev/null; systemctl restart ssh");
+      const refused = await cli("drift");
+      assert.notEqual(refused.code, 0, refused.stdout);
+      const text = `${refused.stdout}\n${refused.stderr}`;
+      assert.match(text, /the host's SSH key is not the one apphost pinned for 10\.79\.0\.2/);
+      assert.ok(text.includes(`(${pinned.slice(0, 40)}`), `the pinned key is not named:\n${text}`);
+      assert.match(text, /nothing was sent/);
+      assert.match(text, /APPHOST_ACCEPT_NEW_HOST_KEY=1 pulumi up/);
+      // Accepting the new key on purpose: the next up pins it, and everything reads clean again.
+      process.env.APPHOST_ACCEPT_NEW_HOST_KEY = "1";
+      try {
+        const up = await stack.up({ onOutput: log, configFile: stack.configFile });
+        assert.equal(up.summary.result, "succeeded");
+      } finally {
+        delete process.env.APPHOST_ACCEPT_NEW_HOST_KEY;
+      }
+      const clean = await cli("drift");
+      assert.equal(clean.code, 0, clean.stderr);
+      assert.equal(http(sandbox, HOSTNAME, "/healthz", "https").status, 200);
+    });
+  });
+
   // Mocha runs a suite's own tests before its nested suites: every step is in a suite, in order.
   describe("teardown", function () {
     it("destroy leaves the host clean; the commands then say the stack is not deployed (exit 2)", async function () {

@@ -18,6 +18,7 @@ import {
 } from "../../components/remote/follow";
 import { releaseProvider } from "../../components/remote/release";
 import { hostConnectionProvider, hostFileProvider } from "../../components/remote/resources";
+import { hostKeyHint } from "../../components/remote/ssh";
 import type { SshConnection } from "../../components/remote/connection";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -111,7 +112,10 @@ describe("connections that follow the host", () => {
 
     it("read and delete use the stored connection, or the current run's once its HostConnection was checked", async () => {
       await assert.rejects(hostFileProvider.read!("id", fileState), /ssh to admin@127\.0\.0\.8:1 failed/);
-      await hostConnectionProvider.check!({}, { connection: moved, providerVersion: PROVIDER_VERSION });
+      await hostConnectionProvider.check!(
+        {},
+        { connection: { ...moved, hostKey: "ssh-ed25519 AAAAC3pinned" }, providerVersion: PROVIDER_VERSION },
+      );
       await assert.rejects(hostFileProvider.read!("id", fileState), /ssh to admin@127\.0\.0\.9:1 failed/);
       await assert.rejects(hostFileProvider.delete!("id", fileState), /ssh to admin@127\.0\.0\.9:1 failed/);
     });
@@ -188,7 +192,7 @@ describe("connections that follow the host", () => {
     it("check records the connection under its ref; a changed connection or version is an update", async () => {
       const checked = await hostConnectionProvider.check!(
         {},
-        { connection: moved, providerVersion: PROVIDER_VERSION },
+        { connection: { ...moved, hostKey: "ssh-ed25519 AAAAC3pinned" }, providerVersion: PROVIDER_VERSION },
       );
       assert.equal(checked.inputs.connection.host, "127.0.0.9");
       const stored = { connection: old, providerVersion: PROVIDER_VERSION };
@@ -198,6 +202,81 @@ describe("connections that follow the host", () => {
         true,
       );
       assert.equal((await hostConnectionProvider.diff!("host", { connection: old }, stored)).changes, true);
+    });
+
+    describe("the host key: pinned once, then enforced", () => {
+      // A stand-in ssh-keyscan that logs each call and shows the key in $FAKE_HOST_KEY.
+      let bin: string;
+      const savedPath = process.env.PATH;
+      before(() => {
+        bin = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-fake-keyscan-"));
+        fs.writeFileSync(
+          path.join(bin, "ssh-keyscan"),
+          `#!/bin/sh\necho "$*" >>${bin}/calls\necho "# $7:$5 SSH-2.0-OpenSSH_9.2"\necho "$7 $FAKE_HOST_KEY"\n`,
+          { mode: 0o755 },
+        );
+        process.env.PATH = `${bin}:${savedPath}`;
+      });
+      after(() => {
+        process.env.PATH = savedPath;
+        delete process.env.FAKE_HOST_KEY;
+        delete process.env.APPHOST_ACCEPT_NEW_HOST_KEY;
+        fs.rmSync(bin, { recursive: true, force: true });
+      });
+      const calls = () =>
+        fs.existsSync(path.join(bin, "calls")) ? fs.readFileSync(path.join(bin, "calls"), "utf8") : "";
+      const check = (olds: object | undefined, connection: SshConnection) =>
+        hostConnectionProvider.check!(olds ?? {}, { connection, providerVersion: PROVIDER_VERSION });
+
+      it("the first run pins the key the host shows (ed25519, port given); the connection carries it", async () => {
+        process.env.FAKE_HOST_KEY = "ssh-ed25519 AAAAC3first";
+        const first = await check(undefined, moved);
+        assert.equal(first.inputs.pinnedHostKey, "ssh-ed25519 AAAAC3first");
+        assert.equal(first.inputs.connection.hostKey, "ssh-ed25519 AAAAC3first");
+        assert.equal(calls().trim(), "-T 10 -p 1 -t ed25519 127.0.0.9");
+      });
+
+      it("later runs keep the pinned key without asking the host, even when it now shows another", async () => {
+        process.env.FAKE_HOST_KEY = "ssh-ed25519 AAAAC3impostor";
+        const before = calls();
+        const later = await check(
+          { connection: moved, pinnedHostKey: "ssh-ed25519 AAAAC3first" },
+          { ...moved, host: "127.0.0.10" },
+        );
+        assert.equal(later.inputs.connection.hostKey, "ssh-ed25519 AAAAC3first");
+        assert.equal(later.inputs.connection.host, "127.0.0.10", "the address may change, the key may not");
+        assert.equal(calls(), before, "the host was asked again");
+      });
+
+      it("a configured apphost:host.hostKey wins; APPHOST_ACCEPT_NEW_HOST_KEY=1 pins the key shown now", async () => {
+        const configured = await check(
+          { connection: moved, pinnedHostKey: "ssh-ed25519 AAAAC3first" },
+          {
+            ...moved,
+            hostKey: "ssh-ed25519 AAAAC3configured",
+          },
+        );
+        assert.equal(configured.inputs.pinnedHostKey, "ssh-ed25519 AAAAC3configured");
+        process.env.APPHOST_ACCEPT_NEW_HOST_KEY = "1";
+        process.env.FAKE_HOST_KEY = "ssh-ed25519 AAAAC3rekeyed";
+        const accepted = await check({ connection: moved, pinnedHostKey: "ssh-ed25519 AAAAC3first" }, moved);
+        assert.equal(accepted.inputs.pinnedHostKey, "ssh-ed25519 AAAAC3rekeyed");
+        delete process.env.APPHOST_ACCEPT_NEW_HOST_KEY;
+      });
+
+      it("ssh's refusal of a changed key says what was pinned and how to accept a new one", () => {
+        const hint = hostKeyHint(
+          "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed.\n",
+          {
+            ...moved,
+            hostKey: "ssh-ed25519 AAAAC3first",
+          },
+        );
+        assert.match(hint, /not the one apphost pinned for 127\.0\.0\.9 \(ssh-ed25519 AAAAC3first/);
+        assert.match(hint, /nothing was sent/);
+        assert.match(hint, /APPHOST_ACCEPT_NEW_HOST_KEY=1 pulumi up/);
+        assert.equal(hostKeyHint("Connection refused", moved), "");
+      });
     });
   });
 });
