@@ -73,7 +73,8 @@ export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: str
  * a new one on purpose. Nothing was sent to that host.
  */
 export function hostKeyHint(stderr: string, conn: SshConnection): string {
-  if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .*differs/i.test(stderr)) return "";
+  if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .*differs/i.test(stderr))
+    return "";
   const pinned = (conn.hostKey ?? "").trim().split(/\s+/).slice(0, 2).join(" ");
   return (
     `: the host's SSH key is not the one apphost pinned for ${conn.host} (${pinned.slice(0, 40)}...), so nothing was sent. ` +
