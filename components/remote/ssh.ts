@@ -75,12 +75,20 @@ export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: str
 export function hostKeyHint(stderr: string, conn: SshConnection): string {
   if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .*differs/i.test(stderr))
     return "";
-  const pinned = (conn.hostKey ?? "").trim().split(/\s+/).slice(0, 2).join(" ");
   return (
-    `: the host's SSH key is not the one apphost pinned for ${conn.host} (${pinned.slice(0, 40)}...), so nothing was sent. ` +
+    `: the host's SSH key is not the one apphost pinned for ${conn.host} (${hostKeyFingerprint(conn.hostKey ?? "")}), so nothing was sent. ` +
     "If the server was replaced or re-keyed on purpose, accept its new key with: APPHOST_ACCEPT_NEW_HOST_KEY=1 pulumi up " +
     "(or pin it yourself in apphost:host.hostKey); otherwise someone else answers at that address"
   );
+}
+
+/** `ED25519 SHA256:<base64>`, as `ssh-keygen -lf` and ssh's own warnings print a key. */
+export function hostKeyFingerprint(hostKey: string): string {
+  const [type, blob] = hostKey.trim().split(/\s+/);
+  if (!type || !blob) return "no key";
+  const { createHash } = require("crypto") as typeof import("crypto");
+  const digest = createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "");
+  return `${type.replace(/^ssh-/, "").toUpperCase()} SHA256:${digest}`;
 }
 
 /** The known_hosts line for a pinned host key. */
