@@ -13,7 +13,7 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { isProductionStack } from "./config/defaults";
+import { isPostgres, isProductionStack } from "./config/defaults";
 import type { RdsConfig, StackConfig } from "./config/types";
 import { resourceTags } from "./host";
 import { hostLayout } from "./paths";
@@ -92,8 +92,7 @@ export class Database extends pulumi.ComponentResource {
 
   /** The stack's Database, or undefined when apphost runs none (sqlite, none). */
   static forStack(name: string, args: DatabaseArgs): Database | undefined {
-    const kind = args.config.database.kind;
-    return kind === "postgres" || kind === "rds" ? new Database(name, args) : undefined;
+    return isPostgres(args.config.database.kind) ? new Database(name, args) : undefined;
   }
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {

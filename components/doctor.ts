@@ -22,6 +22,7 @@
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, unitName, upstreamPort, upstreamUnitName } from "./paths";
+import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
 import { backupUnitNames } from "./render/systemd";
 
@@ -222,7 +223,7 @@ export function doctorInputFromConfig(
           },
     database:
       db.kind === "sqlite" ? { file: `${layout.data}/${db.sqliteFile}`, owner: layout.user } : undefined,
-    ...(db.kind === "postgres" || db.kind === "rds"
+    ...(isPostgres(db.kind)
       ? { postgres: { envFile: layout.envFile, name: db.postgresName, onHost: db.kind === "postgres" } }
       : {}),
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },

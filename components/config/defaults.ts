@@ -110,6 +110,11 @@ export const DATABASE_DEFAULTS = {
   revision: "",
 };
 
+/** Postgres on the host or on RDS: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
+export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "none" | undefined): boolean {
+  return kind === "postgres" || kind === "rds";
+}
+
 /** `apphost:database.rds` */
 export const RDS_DEFAULTS = {
   instanceClass: "db.t4g.micro",

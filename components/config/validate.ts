@@ -1210,7 +1210,7 @@ function parseDatabase(
 ): Partial<DatabaseConfig> {
   if (!r) return {};
   const kind = r.oneOf("kind", ["sqlite", "postgres", "rds", "none"] as const, D.DATABASE_DEFAULTS.kind);
-  const pg = kind === "postgres" || kind === "rds";
+  const pg = D.isPostgres(kind);
   const db: Partial<DatabaseConfig> = {
     kind,
     sqliteFile:

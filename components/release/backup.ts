@@ -15,6 +15,7 @@
  * and a restore is seen at once by the running processes instead of leaving
  * them on an unlinked inode.
  */
+import { isPostgres } from "../config/defaults";
 import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
@@ -99,7 +100,7 @@ export function sqlitePath(layout: HostLayout, database: DatabaseConfig): string
 
 /** Backup file names are `<stem>-<UTC stamp to the millisecond>-<label>.<ext>`, so a name sort is a time sort. */
 export function backupNaming(database: DatabaseConfig): { stem: string; ext: string } {
-  if (database.kind === "postgres" || database.kind === "rds") {
+  if (isPostgres(database.kind)) {
     if (!/^[a-z_][a-z0-9_]*$/.test(database.postgresName)) {
       throw new Error(
         `apphost:database.postgresName "${database.postgresName}" must be lowercase letters, digits and _`,

@@ -8,7 +8,7 @@
  * also valid POSIX sh, so a release script may `set -a; . <file>` it to run
  * migrations with the same environment.
  */
-import { DATABASE_POOL_DEFAULTS } from "../config/defaults";
+import { DATABASE_POOL_DEFAULTS, isPostgres } from "../config/defaults";
 import type { AppConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { HostFile, managedBy } from "./common";
@@ -28,11 +28,6 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
-}
-
-/** Postgres on the host or on RDS: DATABASE_URL comes from apphost, with the pool settings. */
-export function isPostgres(kind: DatabaseConfig["kind"]): boolean {
-  return kind === "postgres" || kind === "rds";
 }
 
 const POOL_KEYS_BY_VAR: Record<string, string> = {

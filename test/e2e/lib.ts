@@ -144,6 +144,29 @@ export function http(
   return { status, body: rest.join("\r\n\r\n"), headers };
 }
 
+/** POST /items {name} to the sample app through the proxy over HTTPS (curl; -k for the internal CA); throws on failure. */
+export function postItem(sandbox: Sandbox, hostname: string, name: string): void {
+  const res = spawnSync(
+    "curl",
+    [
+      "-sS",
+      "-k",
+      "--fail",
+      "--max-time",
+      "10",
+      "--resolve",
+      `${hostname}:443:${sandbox.host}`,
+      "-H",
+      "content-type: application/json",
+      "-d",
+      JSON.stringify({ name }),
+      `https://${hostname}/items`,
+    ],
+    { encoding: "utf8" },
+  );
+  if (res.status !== 0) throw new Error(`POST /items ${name}: ${res.stderr}`);
+}
+
 /** A fresh state backend directory for one test run. */
 export function freshBackend(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-state-"));

@@ -8,8 +8,7 @@ import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
-import { spawnSync } from "child_process";
-import { freshBackend, http, localStack, onHost, ROOT, sandboxUp, type Sandbox } from "./lib";
+import { freshBackend, http, localStack, onHost, postItem, ROOT, sandboxUp, type Sandbox } from "./lib";
 import { runCli, sandboxSystemctl } from "./ops-lib";
 
 const SANDBOX = { name: "apphost-h6", subnet: "10.79.0" };
@@ -196,27 +195,7 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
   });
 
   describe("npm run restore", function () {
-    const post = (name: string) => {
-      const res = spawnSync(
-        "curl",
-        [
-          "-sS",
-          "-k",
-          "--fail",
-          "--max-time",
-          "10",
-          "--resolve",
-          `${HOSTNAME}:443:${sandbox.host}`,
-          "-H",
-          "content-type: application/json",
-          "-d",
-          JSON.stringify({ name }),
-          `https://${HOSTNAME}/items`,
-        ],
-        { encoding: "utf8" },
-      );
-      assert.equal(res.status, 0, `POST /items ${name}: ${res.stderr}`);
-    };
+    const post = (name: string) => postItem(sandbox, HOSTNAME, name);
     let backup = "";
 
     it("restores a named backup: the app stops, gets the backup's data, starts, passes its health check, serves it", async function () {

@@ -5,15 +5,16 @@
  * and a Server-Sent Events stream through Caddy that a release does not cut.
  */
 import { strict as assert } from "assert";
-import { spawnSync } from "child_process";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
+import { pgSchemaCommand, toolsOf } from "../../components/release/backup";
 import {
   assertSpreadOverTime,
   freshBackend,
   http,
   localStack,
   onHost,
+  postItem,
   pulumiCli,
   readEventStream,
   sandboxUp,
@@ -21,7 +22,7 @@ import {
   type StreamResult,
 } from "./lib";
 import { runCli } from "./ops-lib";
-import { appConfig, appVariant, describeLoad, releasesConfig, startLoad } from "./release-lib";
+import { appConfig, appVariant, describeLoad, migration, releasesConfig, startLoad } from "./release-lib";
 
 const SANDBOX = { name: "apphost-h10", subnet: "10.83.0" };
 const STACK = "local-pg";
@@ -30,29 +31,6 @@ const DB = "sample_local_pg";
 const HOSTNAME = "sample.local.test";
 /** Long enough that a stream opened before the switch is still going when the old instance is stopped. */
 const DRAIN_SECONDS = 15;
-
-function migration(rev: string, down: string, body: string): string {
-  return [
-    `"""e2e migration ${rev}"""`,
-    "",
-    "import sqlalchemy as sa",
-    "from alembic import op",
-    "",
-    `revision = "${rev}"`,
-    `down_revision = "${down}"`,
-    "branch_labels = None",
-    "depends_on = None",
-    "",
-    "",
-    "def upgrade() -> None:",
-    ...body.split("\n").map((l) => `    ${l}`),
-    "",
-    "",
-    "def downgrade() -> None:",
-    "    pass",
-    "",
-  ].join("\n");
-}
 
 /**
  * 0003 that fails half way: on Postgres a migration runs in one transaction,
@@ -77,11 +55,8 @@ const FIXED_0003 = migration(
 
 const sql = (query: string) =>
   onHost(`runuser -u postgres -- psql -X -At -d ${DB} -c ${JSON.stringify(query)}`).stdout.trim();
-/** The same fingerprint the release script takes: the schema, without pg_dump's random \restrict key. */
-const fingerprint = () =>
-  onHost(
-    `runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=${DB} | grep -Ev '^\\\\(un)?restrict ' | sha256sum`,
-  ).stdout.trim();
+/** The same fingerprint the release script takes (components/release/backup.ts). */
+const fingerprint = () => onHost(`${pgSchemaCommand(toolsOf(), DB)} | sha256sum`).stdout.trim();
 const rowCounts = () =>
   sql(
     "select string_agg(table_name || '=' || (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.' || quote_ident(table_name), false, true, '')))[1]::text, ',' order by table_name) from information_schema.tables where table_schema = 'public'",
@@ -118,27 +93,7 @@ describe("postgres on the host: role, release, failed migration, backup and rest
     const stack = await stackFor(source);
     return stack.up({ onOutput: log, configFile: stack.configFile });
   }
-  const post = (name: string) => {
-    const res = spawnSync(
-      "curl",
-      [
-        "-sS",
-        "-k",
-        "--fail",
-        "--max-time",
-        "10",
-        "--resolve",
-        `${HOSTNAME}:443:${sandbox.host}`,
-        "-H",
-        "content-type: application/json",
-        "-d",
-        JSON.stringify({ name }),
-        `https://${HOSTNAME}/items`,
-      ],
-      { encoding: "utf8" },
-    );
-    assert.equal(res.status, 0, `POST /items ${name}: ${res.stderr}`);
-  };
+  const post = (name: string) => postItem(sandbox, HOSTNAME, name);
   const names = () =>
     (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
 

@@ -54,6 +54,30 @@ export function appVariant(edits: Record<string, string | ((old: string) => stri
   return dir;
 }
 
+/** An Alembic migration file of the sample app: `rev` after `down`, `body` as upgrade(). */
+export function migration(rev: string, down: string, body: string): string {
+  return [
+    `"""e2e migration ${rev}"""`,
+    "",
+    "import sqlalchemy as sa",
+    "from alembic import op",
+    "",
+    `revision = "${rev}"`,
+    `down_revision = "${down}"`,
+    "branch_labels = None",
+    "depends_on = None",
+    "",
+    "",
+    "def upgrade() -> None:",
+    ...body.split("\n").map((l) => `    ${l}`),
+    "",
+    "",
+    "def downgrade() -> None:",
+    "    pass",
+    "",
+  ].join("\n");
+}
+
 /** `apphost-release status` on the sandbox, parsed. */
 export function hostStatus(id: string): ReleaseStatus {
   return parseStatus(onHost(`/srv/${id}/bin/apphost-release status`).stdout);

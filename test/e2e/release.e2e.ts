@@ -33,6 +33,7 @@ import {
 import {
   appConfig,
   appVariant,
+  migration,
   describeLoad,
   hostStatus,
   releasesConfig,
@@ -66,29 +67,6 @@ function variant(build: string, extra: Edits = {}): string {
       return edited;
     },
   });
-}
-
-function migration(rev: string, down: string, body: string): string {
-  return [
-    `"""e2e migration ${rev}"""`,
-    "",
-    "import sqlalchemy as sa",
-    "from alembic import op",
-    "",
-    `revision = "${rev}"`,
-    `down_revision = "${down}"`,
-    "branch_labels = None",
-    "depends_on = None",
-    "",
-    "",
-    "def upgrade() -> None:",
-    ...body.split("\n").map((l) => `    ${l}`),
-    "",
-    "",
-    "def downgrade() -> None:",
-    "    pass",
-    "",
-  ].join("\n");
 }
 
 /** 0003: a new table (expand-only, the live release keeps working). */

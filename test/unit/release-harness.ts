@@ -6,7 +6,7 @@
  * instances (a tiny Python HTTP server per port), so publish, the health gate,
  * the switch and the rollback mirror all run for real.
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -172,17 +172,32 @@ export class FakeHost {
     return { status: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   }
 
-  /** Build the artifact of `appDir` and deploy it as `id`. */
-  deploy(appDir: string, id: string, owner?: string): RunResult {
-    const a = buildArtifact(appDir, {
+  private artifact(appDir: string) {
+    return buildArtifact(appDir, {
       runtime: "python",
       requirements: "requirements.txt",
       excludes: baseApp.excludes,
     });
+  }
+
+  /** Build the artifact of `appDir` and deploy it as `id`. */
+  deploy(appDir: string, id: string, owner?: string): RunResult {
+    const a = this.artifact(appDir);
     return this.run(
       [...(owner ? ["--owner", owner] : []), "deploy", id, a.requirementsHash, a.sha256],
       a.tarGz,
     );
+  }
+
+  /** The same deploy, running in the background with its stdout and stderr as pipes the caller reads (or closes). */
+  spawnDeploy(appDir: string, id: string): ChildProcess {
+    const a = this.artifact(appDir);
+    const child = spawn(this.script, ["deploy", id, a.requirementsHash, a.sha256], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    child.stdin!.end(a.tarGz);
+    return child;
   }
 
   get db(): string {
@@ -279,6 +294,8 @@ export function writeTestApp(
     healthy?: boolean;
     migrations?: string[];
     failMigration?: boolean;
+    /** The migration touches data/migrating, then sleeps this long before it starts */
+    migrationDelaySeconds?: number;
     /** The migration copies this file (the deploy lock) to `copyLockTo`, to show who held it */
     lockFile?: string;
     copyLockTo?: string;
@@ -325,7 +342,7 @@ if sys.argv[1:] == ["--current"]:
     row = db.execute("SELECT rev FROM revision").fetchone() if has else None
     print(row[0] if row else "none")
     sys.exit(0)
-db = sqlite3.connect("data/app.db", isolation_level=None)
+${opts.migrationDelaySeconds ? `open("data/migrating", "w").close()\nimport time\ntime.sleep(${opts.migrationDelaySeconds})\n` : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
 db.execute("CREATE TABLE IF NOT EXISTS revision (rev TEXT)")
 assert os.environ.get("GREETING") == "hello from the env file", "env file not loaded"
 ${opts.lockFile ? `open(${JSON.stringify(opts.copyLockTo)}, "w").write(open(${JSON.stringify(opts.lockFile)}).read())` : ""}

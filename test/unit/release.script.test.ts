@@ -20,7 +20,6 @@ import {
   renderReleaseScript,
 } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
-import { buildArtifact } from "../../components/release/artifact";
 import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
 
 /** apphost:backups.s3 as BackupBucket.target hands it to the script. */
@@ -922,23 +921,9 @@ describe("release script: the client goes away in the middle of a deploy", funct
       version: "v2",
       migrations: ["CREATE TABLE half_done (x)"],
       failMigration: true,
+      migrationDelaySeconds: 3,
     });
-    const migrate = path.join(app, "migrate.py");
-    fs.writeFileSync(
-      migrate,
-      fs
-        .readFileSync(migrate, "utf8")
-        .replace(
-          'db = sqlite3.connect("data/app.db", isolation_level=None)',
-          'import time\ntime.sleep(3)\ndb = sqlite3.connect("data/app.db", isolation_level=None)',
-        ),
-    );
-    const a = buildArtifact(app, { runtime: "python", requirements: "requirements.txt", excludes: [".git"] });
-    const child = spawn(host.script, ["deploy", v2, a.requirementsHash, a.sha256], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    child.stdin!.end(a.tarGz);
+    const child = host.spawnDeploy(app, v2);
     // Read until the migration starts, then close both pipes as a dropped SSH session does.
     await new Promise<void>((resolve, reject) => {
       let seen = "";
@@ -980,27 +965,12 @@ describe("release script: the lock's heartbeat", function () {
 
   it("renews the lock during a long phase, and a deploy whose lock was taken stops before it switches", async () => {
     const v1 = "20250101120000-c1c1c1c1";
-    const app = writeTestApp(path.join(host.tmp, "slow"), { version: "slow" });
-    const migrate = path.join(app, "migrate.py");
     // A 10 s migration, and a marker when it starts.
-    fs.writeFileSync(
-      migrate,
-      fs
-        .readFileSync(migrate, "utf8")
-        .replace(
-          'db = sqlite3.connect("data/app.db", isolation_level=None)',
-          'open("data/migrating", "w").close()\nimport time\ntime.sleep(10)\ndb = sqlite3.connect("data/app.db", isolation_level=None)',
-        ),
-    );
-    const a = buildArtifact(app, { runtime: "python", requirements: "requirements.txt", excludes: [".git"] });
-    const child = spawn(host.script, ["deploy", v1, a.requirementsHash, a.sha256], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const app = writeTestApp(path.join(host.tmp, "slow"), { version: "slow", migrationDelaySeconds: 10 });
+    const child = host.spawnDeploy(app, v1);
     let stderr = "";
     child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
     child.stdout!.resume();
-    child.stdin!.end(a.tarGz);
     const marker = path.join(host.layout.data, "migrating");
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     for (let i = 0; i < 600 && !fs.existsSync(marker); i++) await sleep(100);
