@@ -43,6 +43,11 @@ export class Host extends pulumi.ComponentResource {
   readonly ipv6Address: pulumi.Output<string | undefined>;
   /** How host-side components log in. Always a secret: it carries the private key. */
   readonly connection: pulumi.Output<SshConnection>;
+  /**
+   * The host key every connection pins: ec2, the ed25519 key apphost generated and installed at launch
+   * (or apphost:host.hostKey); existing, apphost:host.hostKey, else undefined (the first key seen is pinned).
+   */
+  readonly hostKey: pulumi.Output<string | undefined>;
   /** The EC2 instance id; undefined for an existing server. */
   readonly instanceId: pulumi.Output<string | undefined>;
   /** ec2: the instance's VPC and security group, for what only the instance may reach (apphost:database.kind rds). */
@@ -50,6 +55,7 @@ export class Host extends pulumi.ComponentResource {
   /** The underlying resources (none for an existing server), for tests and for `pulumi up --replace`. */
   readonly nodes: {
     keyPair?: aws.ec2.KeyPair;
+    hostKey?: import("@pulumi/tls").PrivateKey;
     securityGroup?: aws.ec2.SecurityGroup;
     ingressRules: aws.vpc.SecurityGroupIngressRule[];
     egressRules: aws.vpc.SecurityGroupEgressRule[];
@@ -71,12 +77,17 @@ export class Host extends pulumi.ComponentResource {
       const ami = lookupAmi(host);
       const vpcId = lookupVpcId(host);
       const keyPair = createKeyPair(host);
+      const hostKey = createHostKey();
       const securityGroup = createSecurityGroup();
       const { ingressRules, egressRules } = createFirewallRules(securityGroup);
-      const instance = createInstance(host, keyPair, securityGroup);
+      const instance = createInstance(host, keyPair, hostKey, securityGroup);
       const elastic = host.elasticIp ? createElasticIp(instance) : undefined;
 
-      this.nodes = { keyPair, securityGroup, ingressRules, egressRules, instance, ...elastic };
+      this.nodes = { keyPair, hostKey, securityGroup, ingressRules, egressRules, instance, ...elastic };
+      // apphost:host.hostKey overrides the generated key (an instance launched without it).
+      this.hostKey = host.hostKey
+        ? pulumi.output(host.hostKey)
+        : hostKey.publicKeyOpenssh.apply((k) => k.trim());
       this.publicIp = elastic
         ? // Wait for the association: before it, the address does not reach the instance yet.
           pulumi.all([elastic.eip.publicIp, elastic.eipAssociation.id]).apply(([ip]) => ip)
@@ -100,6 +111,16 @@ export class Host extends pulumi.ComponentResource {
 
       function createKeyPair(h: Ec2HostConfig) {
         return new aws.ec2.KeyPair(`${name}-key`, { publicKey: h.sshPublicKey, tags }, childOpts);
+      }
+
+      function createHostKey() {
+        const tls = require("@pulumi/tls") as typeof import("@pulumi/tls");
+        // Replacing it would lock the deployer out of the running instance (its user data is not re-applied).
+        return new tls.PrivateKey(
+          `${name}-host-key`,
+          { algorithm: "ED25519" },
+          { ...childOpts, protect: isProductionStack(config.stack) },
+        );
       }
 
       function createSecurityGroup() {
@@ -137,7 +158,12 @@ export class Host extends pulumi.ComponentResource {
         };
       }
 
-      function createInstance(h: Ec2HostConfig, key: aws.ec2.KeyPair, sg: aws.ec2.SecurityGroup) {
+      function createInstance(
+        h: Ec2HostConfig,
+        key: aws.ec2.KeyPair,
+        hostKey: import("@pulumi/tls").PrivateKey,
+        sg: aws.ec2.SecurityGroup,
+      ) {
         return new aws.ec2.Instance(
           `${name}-instance`,
           {
@@ -162,7 +188,12 @@ export class Host extends pulumi.ComponentResource {
             disableApiTermination: isProductionStack(config.stack),
             // IMDSv2 only: a request forged through the app (SSRF) cannot read instance credentials.
             metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
-            userData: userData(config),
+            // Secret: it carries the host's private key.
+            userData: pulumi.secret(
+              pulumi
+                .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
+                .apply(([privateKey, publicKey]) => userData(config, { privateKey, publicKey })),
+            ),
             userDataReplaceOnChange: false,
             tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id },
           },
@@ -197,6 +228,7 @@ export class Host extends pulumi.ComponentResource {
       // An existing server: nothing to create, only an address to reach.
       this.nodes = { ingressRules: [], egressRules: [] };
       this.publicIp = pulumi.output(host.address);
+      this.hostKey = pulumi.output(host.hostKey);
       this.ipv6Address = pulumi.output(undefined);
       this.instanceId = pulumi.output(undefined);
     }
@@ -205,7 +237,7 @@ export class Host extends pulumi.ComponentResource {
     // tells their providers where the host is in this run (remote/follow.ts).
     this.connection = new HostConnection(
       `${name}-connection`,
-      { connection: sshConnection(this.publicIp, host, args.sshPrivateKey, name) },
+      { connection: sshConnection(this.publicIp, host, args.sshPrivateKey, name, this.hostKey) },
       { parent: this },
     ).connection;
     this.registerOutputs({
@@ -307,30 +339,57 @@ export function firewallRules(config: StackConfig): { ingress: FirewallRule[]; e
   };
 }
 
+/** The instance's SSH host key pair (OpenSSH formats), generated by apphost and installed at launch. */
+export interface HostKeyPair {
+  /** `-----BEGIN OPENSSH PRIVATE KEY-----...` */
+  privateKey: string;
+  /** `ssh-ed25519 AAAA...` */
+  publicKey: string;
+}
+
 /**
- * First-boot script. Everything else is configured over SSH by the host
- * baseline, so this stays small: it marks the machine with the stack it
- * belongs to (a public IP freed by a stop/start can be handed to someone
- * else's machine; the marker lets host-side steps check they reached ours)
- * and moves sshd to `apphost:host.port` when that is not 22, because the
- * deployer's very first connection already uses that port.
+ * First-boot cloud-config. Everything else is configured over SSH by the host
+ * baseline, so this stays small:
+ * - the SSH host key apphost generated (`ssh_keys`), and no other
+ *   (`ssh_deletekeys`; with keys given, cloud-init generates none): the very
+ *   first connection already checks the key apphost pins, so an address that
+ *   changed hands is refused before anything is sent;
+ * - a marker with the stack it belongs to (`/etc/apphost/host-id`);
+ * - sshd moved to `apphost:host.port` when that is not 22, because the
+ *   deployer's very first connection already uses that port.
+ * It carries a private key: the component passes it as a secret.
  */
-export function userData(config: StackConfig): string {
+export function userData(config: StackConfig, hostKey: HostKeyPair): string {
   const layout = hostLayout(config.app.name, config.stack);
+  const str = (s: string) => JSON.stringify(s);
+  const block = (text: string, indent: string) =>
+    text
+      .trim()
+      .split("\n")
+      .map((l) => `${indent}${l}`)
+      .join("\n");
   const lines = [
-    "#!/bin/sh",
-    `# apphost first-boot bootstrap for ${config.project}/${config.stack}; cloud-init runs it once.`,
-    "set -eu",
-    "install -d -m 0755 /etc/apphost",
-    `printf '%s\\n' '${layout.id}' > /etc/apphost/host-id`,
+    "#cloud-config",
+    `# apphost first boot for ${config.project}/${config.stack}; cloud-init applies it once.`,
+    "# The SSH host key apphost generated and pins: the only one this host offers.",
+    "ssh_deletekeys: true",
+    "ssh_keys:",
+    "  ed25519_private: |",
+    block(hostKey.privateKey, "    "),
+    `  ed25519_public: ${str(hostKey.publicKey.trim())}`,
+    "write_files:",
+    "  - path: /etc/apphost/host-id",
+    '    permissions: "0644"',
+    `    content: ${str(`${layout.id}\n`)}`,
   ];
   if (config.host.port !== 22) {
     lines.push(
-      `printf 'Port %s\\n' '${config.host.port}' > /etc/ssh/sshd_config.d/10-apphost-port.conf`,
-      "/usr/sbin/sshd -t",
-      "systemctl daemon-reload",
-      "# Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
-      "if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi",
+      "  - path: /etc/ssh/sshd_config.d/10-apphost-port.conf",
+      '    permissions: "0644"',
+      `    content: ${str(`Port ${config.host.port}\n`)}`,
+      "runcmd:",
+      "  # Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
+      `  - ${str("/usr/sbin/sshd -t && systemctl daemon-reload && if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi")}`,
     );
   }
   return lines.join("\n") + "\n";
@@ -352,17 +411,17 @@ function sshConnection(
   host: StackConfig["host"],
   privateKey: pulumi.Input<string>,
   ref: string,
+  hostKey: pulumi.Output<string | undefined>,
 ): pulumi.Output<SshConnection> {
-  const hostKey = host.kind === "existing" ? host.hostKey : undefined;
   // pulumi.secret() on top of the secret key: the whole object must stay encrypted in state,
   // even if a caller passes the key as a plain string.
   return pulumi.secret(
-    pulumi.all([address, privateKey]).apply(([addr, key]): SshConnection => ({
+    pulumi.all([address, privateKey, hostKey]).apply(([addr, key, pinned]): SshConnection => ({
       host: addr,
       port: host.port,
       user: host.user,
       privateKey: key,
-      ...(hostKey ? { hostKey } : {}),
+      ...(pinned ? { hostKey: pinned } : {}),
       ref,
     })),
   );

@@ -32,6 +32,11 @@ export interface HostLayout {
   releaseLog: string;
   /** `/srv/<id>/deploy.lock`, the host-side deploy lock */
   lock: string;
+  /**
+   * `/srv/<id>/jobs`, root-only: one directory per detached deploy or rollback
+   * (its argv, artifact, output and exit status), `latest` the newest
+   */
+  jobs: string;
   /** `/srv/<id>/active-port`, the web port the stack's upstream port currently leads to */
   activePort: string;
   /**
@@ -80,6 +85,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     bin: `${root}/bin`,
     releaseLog: `${root}/releases.log`,
     lock: `${root}/deploy.lock`,
+    jobs: `${root}/jobs`,
     activePort: `${root}/active-port`,
     nftTable: `apphost_${id.replace(/-/g, "_")}`,
     envFile: `/etc/apphost/${id}.env`,
@@ -111,6 +117,15 @@ export function webInstance(layout: HostLayout, process: string, port: number): 
  */
 export function upstreamPort(basePort: number): number {
   return basePort + 2;
+}
+
+/**
+ * `apphost-<id>-job.service`: the transient unit (systemd-run) a deploy or a
+ * rollback runs in, so the client's SSH connection does not decide its fate.
+ * One name per stack: systemd refuses a second one while it runs.
+ */
+export function jobUnitName(layout: HostLayout): string {
+  return `${layout.unitPrefix}-job.service`;
 }
 
 /** `apphost-<id>-upstream.service`: loads the nftables rule at boot, before the proxy starts. */

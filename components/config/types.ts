@@ -39,6 +39,12 @@ export interface Ec2HostConfig extends HostCommon {
   elasticIp: boolean;
   /** Optional subnet; the default VPC is used otherwise */
   subnetId?: string;
+  /**
+   * Pinned host key line. Unset (the normal case): apphost generates the
+   * instance's ed25519 host key (@pulumi/tls), installs it through user data
+   * at launch and pins it. Set it for an instance launched without that key.
+   */
+  hostKey?: string;
 }
 
 export interface ExistingHostConfig extends HostCommon {

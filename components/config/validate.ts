@@ -660,9 +660,15 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
         test: (s) => /^subnet-[0-9a-f]{8,17}$/.test(s),
       }),
     };
+    // Normally unset: the instance's key is generated here and installed at launch.
+    const ec2HostKey = r.string("hostKey", {
+      expected: 'the instance\'s public host key line, like "ssh-ed25519 AAAA..."',
+      example: "\"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
+      test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+    });
+    if (ec2HostKey) host.hostKey = ec2HostKey;
     r.finish(KNOWN_KEYS.host, {
       address: `only used when ${r.at("kind")} is existing (ec2 gets its address from AWS)`,
-      hostKey: `only used when ${r.at("kind")} is existing (a new instance's host key is not known in advance)`,
     });
     return host;
   }

@@ -31,6 +31,8 @@ export interface HostTools {
   systemctl: string;
   /** @default "journalctl" */
   journalctl: string;
+  /** Starts a deploy or rollback as a transient unit (`apphost-release start`). @default "systemd-run" */
+  systemdRun: string;
   /** Called as `<runuser> -u <user> -- <argv...>`. @default "runuser" */
   runuser: string;
   /** @default "nginx" */
@@ -46,6 +48,7 @@ export interface HostTools {
 export const PRODUCTION_TOOLS: HostTools = {
   systemctl: "systemctl",
   journalctl: "journalctl",
+  systemdRun: "systemd-run",
   runuser: "runuser",
   nginx: "nginx",
   nft: "nft",

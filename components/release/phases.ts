@@ -72,6 +72,8 @@ export const EXIT_CODES = {
   restore: 21,
   /** `rollback` on purpose: the target release is unusable (missing, incomplete, already current) */
   choose: 22,
+  /** A detached job (`start`) ended without an exit status: its unit was killed (OOM, `systemctl kill`, a reboot) */
+  jobLost: 23,
 } as const;
 
 export interface ReleaseInput {

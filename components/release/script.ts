@@ -20,7 +20,7 @@
  * only the real commands and reads no hook from the environment, so it behaves
  * the same whoever calls it.
  */
-import { upstreamPort, type HostLayout } from "../paths";
+import { jobUnitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
 import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
 import {
@@ -114,11 +114,18 @@ export function renderReleaseScript(input: ScriptInput): string {
 #        apphost-release [--owner NAME] restore <backup-file>
 #        apphost-release unlock
 #        apphost-release upstream
+#        apphost-release [--owner NAME] [--key KEY] start deploy|rollback <args...> [< release.tar.gz]
+#        apphost-release follow [<job-id>]
+#
+# start runs deploy or rollback detached, in the transient unit ${jobUnitName(l)}, and follows its
+# output: a lost SSH connection (or a killed client) no longer decides the fate of a deploy; the host
+# finishes or rolls back on its own, and \`follow\` reattaches to it. Jobs live in ${l.jobs}/<job-id>/.
 #
 # Progress and errors: stderr. Results: key=value lines on stdout.
 # Exit status: 0 ok, ${E.usage} usage, ${E.check} check, ${E.upload} upload, ${E.install} install, ${E.backup} backup,
 # ${E.migrate} migrate, ${E.publish} publish, ${E["health-gate"]} health-gate, ${E.finish} finish (the release is live), ${E.locked} locked,
-# ${E.nothingToRollBack} nothing to roll back to, ${E.rollbackFailed} the automatic rollback failed too, ${E.restore} restore, ${E.choose} rollback target unusable.
+# ${E.nothingToRollBack} nothing to roll back to, ${E.rollbackFailed} the automatic rollback failed too, ${E.restore} restore, ${E.choose} rollback target unusable,
+# ${E.jobLost} a detached job ended without an exit status (its unit was killed).
 set -Eeuo pipefail
 umask 022
 export LC_ALL=C
@@ -132,6 +139,9 @@ readonly VENVS=${l.venvs}
 ${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readonly RELEASE_LOG=${l.releaseLog}
 readonly LOCK=${l.lock}
 readonly DETACHED_LOG=${l.root}/release-output.log
+readonly JOBS=${l.jobs}
+readonly JOB_UNIT=${jobUnitName(l)}
+readonly JOB_RE='^[0-9]{8}T[0-9]{6}Z-[0-9]+$'
 readonly ACTIVE_PORT_FILE=${l.activePort}
 readonly ENV_FILE=${l.envFile}
 readonly UPSTREAM_PORT=${upstreamPort(base)}
@@ -148,6 +158,7 @@ DEPLOYING=0
 LOCK_HELD=0
 LOCK_TTL_MINUTES=${input.releases.lockTtlMinutes}
 LOCK_OWNER=\${APPHOST_LOCK_OWNER:-}
+JOB_KEY=""
 __STATE__`;
 
   const helpers = [
@@ -159,7 +170,7 @@ __STATE__`;
     ]),
     shellFunction("fail", ['die "$@"']),
     shellFunction("usage_error", [
-      `printf "apphost: %s\\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream\\n" "$1" "$0" >&2`,
+      `printf "apphost: %s\\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\\n" "$1" "$0" >&2`,
       `exit ${E.usage}`,
     ]),
     "# A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.",
@@ -346,11 +357,15 @@ __STATE__`;
       'printf "owner=%s\\npid=%s\\nexpires=%s\\ncommand=%s\\n" "$LOCK_OWNER" "$$" "$(( $(date +%s) + LOCK_TTL_MINUTES * 60 ))" "$1" >"$LOCK.tmp.$BASHPID"',
       'mv -f "$LOCK.tmp.$BASHPID" "$LOCK"',
     ]),
+    "# The lock owner (--owner, else <sudo user>@<host>), in characters safe to print.",
+    shellFunction("owner_default", [
+      'if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@$(hostname)"; fi',
+      "LOCK_OWNER=$(printf '%s' \"$LOCK_OWNER\" | tr -cd '[:alnum:]@._ :/-' | cut -c1-100)",
+    ]),
     shellFunction("lock_acquire", [
       "local now expires pid",
       "LOCK_TTL_MINUTES=$1",
-      'if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@$(hostname)"; fi',
-      "LOCK_OWNER=$(printf '%s' \"$LOCK_OWNER\" | tr -cd '[:alnum:]@._ :/-' | cut -c1-100)",
+      "owner_default",
       'install -d -m 0755 "$(dirname "$LOCK")"',
       'exec 9>>"$LOCK.flock"',
       'if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi',
@@ -402,6 +417,41 @@ __STATE__`;
       'if [ -n "${HEARTBEAT_PID:-}" ]; then pkill -P "$HEARTBEAT_PID" -x sleep 2>/dev/null || true; kill "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi',
       'if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi',
       "LOCK_HELD=0",
+    ]),
+  ];
+
+  const jobs = [
+    "# ---------------------------------------------------------------- detached jobs",
+    "# A deploy or rollback started with `start` runs in the transient unit $JOB_UNIT: stdin from",
+    "# $JOBS/<job>/in (the artifact), stdout (the result lines) to out, stderr (the progress) to err; the",
+    "# job-run wrapper records the pid and, at the end, the exit status in rc. The client only follows err.",
+    shellFunction("job_field", ['sed -n "s/^$2=//p" "$JOBS/$1/meta" 2>/dev/null | head -n 1']),
+    shellFunction("latest_job", ['if [ -L "$JOBS/latest" ]; then basename "$(readlink "$JOBS/latest")"; fi']),
+    "# job_running <job>: its wrapper still runs (pid alive, an apphost-release, no exit status yet).",
+    shellFunction("job_running", [
+      "local pid",
+      'pid=$(cat "$JOBS/$1/pid" 2>/dev/null) || return 1',
+      '[ ! -f "$JOBS/$1/rc" ] && lock_holder_alive "$pid"',
+    ]),
+    shellFunction("job_started", [
+      "# The unit started but the wrapper has not written its pid yet: wait for it (or for it to end).",
+      "local _",
+      "for _ in $(seq 100); do",
+      '  if [ -f "$JOBS/$1/pid" ] || [ -f "$JOBS/$1/rc" ]; then return 0; fi',
+      "  sleep 0.1",
+      "done",
+      "return 1",
+    ]),
+    shellFunction("job_describe", [
+      'printf "%s %s, started by %s at %s" "$(job_field "$1" command)" "$(job_field "$1" args)" "$(job_field "$1" owner)" "$(job_field "$1" started)"',
+    ]),
+    "# prune_jobs: keep the newest 10 jobs' records; never a running one.",
+    shellFunction("prune_jobs", [
+      "local job",
+      `for job in $(find "$JOBS" -mindepth 1 -maxdepth 1 -type d -printf '%f\\n' | grep -E "$JOB_RE" | sort -r | tail -n +11); do`,
+      '  if job_running "$job"; then continue; fi',
+      '  rm -rf "${JOBS:?}/$job"',
+      "done",
     ]),
   ];
 
@@ -511,6 +561,95 @@ __STATE__`;
           shellFunction("restore_recover", restoreRecoverCommands(input)),
           shellFunction("cmd_restore", cmdRestoreCommands(input)),
         ]),
+    "# start deploy|rollback <args>: run it detached (see the header), then follow it. A job still running",
+    "# refuses a second one: follow that one first (`follow`), then start again.",
+    shellFunction("cmd_start", [
+      "local command=${1:-} running job out started=0",
+      'case "$command" in deploy | rollback) ;; *) usage_error "start: runs deploy or rollback, not \\"$command\\"" ;; esac',
+      "owner_default",
+      "JOB_KEY=$(printf '%s' \"$JOB_KEY\" | tr -cd '[:alnum:]:._-' | cut -c1-100)",
+      'ensure_dirs 0700 root "$JOBS"',
+      "running=$(latest_job)",
+      'if [ -n "$running" ] && job_running "$running"; then',
+      "  drain_stdin",
+      `  PHASE_CODE=${E.locked}`,
+      '  die "a job is still running on this host: $(job_describe "$running") (job $running, unit $JOB_UNIT). Follow it with: sudo $0 follow $running"',
+      "fi",
+      'job="$(date -u +%Y%m%dT%H%M%SZ)-$$"',
+      'mkdir -m 0700 "$JOBS/$job"',
+      'if [ "$command" = deploy ] && [ ! -t 0 ]; then (umask 077 && cat >"$JOBS/$job/in"); else : >"$JOBS/$job/in"; fi',
+      'printf "command=%s\\nargs=%s\\nowner=%s\\nkey=%s\\nstarted=%s\\n" "$command" "${*:2}" "$LOCK_OWNER" "$JOB_KEY" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$JOBS/$job/meta"',
+      'atomic_link "$job" "$JOBS/latest"',
+      "prune_jobs",
+      "# First, so a client whose connection drops knows which job to follow again.",
+      'printf "job_id=%s\\n" "$job" >&3',
+      "# The previous job's unit may still be on its way out (deactivating): its name frees up within moments.",
+      "for _ in 1 2 3 4 5 6 7 8 9 10; do",
+      `  if out=$(${t.systemdRun} --unit="$JOB_UNIT" --description="apphost $command for ${l.id} (job $job)" --collect --quiet --service-type=exec \\`,
+      '      --property=StandardInput=file:"$JOBS/$job/in" --property=StandardOutput=file:"$JOBS/$job/out" --property=StandardError=file:"$JOBS/$job/err" \\',
+      '      --property=TimeoutStopSec=15min "$0" --owner="$LOCK_OWNER" job-run "$job" "$@" 2>&1); then started=1; break; fi',
+      '  if [[ "$out" != *"already exists"* ]]; then break; fi',
+      "  sleep 0.5",
+      "done",
+      'if [ "$started" = 0 ]; then',
+      '  printf "%s\\n" "$out" >"$JOBS/$job/err"',
+      `  printf "%s\\n" ${E.jobLost} >"$JOBS/$job/rc"`,
+      '  die "systemd-run could not start the $command as $JOB_UNIT: $out"',
+      "fi",
+      'if ! job_started "$job"; then die "job $job ($JOB_UNIT) did not start within 10s; see: journalctl -u $JOB_UNIT"; fi',
+      'follow_job "$job" stream',
+    ]),
+    "# follow [<job>]: the job's progress on stderr (as it happens while it runs), then its result lines and",
+    "# job_* lines on stdout, and its exit status as this command's. Without <job>: the latest job, streamed only",
+    "# while it runs (a finished one prints its result lines alone).",
+    shellFunction("cmd_follow", [
+      "local job=${1:-}",
+      'if [ -z "$job" ]; then',
+      "  job=$(latest_job)",
+      '  if [ -z "$job" ]; then printf "job_id=\\n" >&3; return 0; fi',
+      '  if job_running "$job"; then follow_job "$job" stream; else follow_job "$job" quiet; fi',
+      "fi",
+      'if [[ ! "$job" =~ $JOB_RE ]]; then usage_error "follow: \\"$job\\" is not a job id (YYYYMMDDTHHMMSSZ-<pid>)"; fi',
+      'if [ ! -d "$JOBS/$job" ]; then die "no job $job on this host (jobs: $(find "$JOBS" -mindepth 1 -maxdepth 1 -type d -printf "%f " 2>/dev/null))"; fi',
+      'follow_job "$job" stream',
+    ]),
+    shellFunction("follow_job", [
+      "local job=$1 how=$2 pid rc",
+      'printf "job_id=%s\\njob_command=%s\\njob_key=%s\\njob_owner=%s\\njob_started=%s\\n" "$job" "$(job_field "$job" command)" "$(job_field "$job" key)" "$(job_field "$job" owner)" "$(job_field "$job" started)" >&3',
+      'if [ "$how" = stream ]; then',
+      '  if job_running "$job"; then',
+      '    pid=$(cat "$JOBS/$job/pid")',
+      "    # Until the wrapper exits; tail then prints what is left. A dropped connection ends only this tail.",
+      '    tail -n +1 -f --pid="$pid" "$JOBS/$job/err" 2>/dev/null || true',
+      "  else",
+      '    cat "$JOBS/$job/err" 2>/dev/null || true',
+      "  fi",
+      "fi",
+      'if [ ! -f "$JOBS/$job/rc" ]; then',
+      '  if job_running "$job"; then die "job $job is still running"; fi',
+      `  PHASE_CODE=${E.jobLost}`,
+      '  die "job $job ($(job_describe "$job")) ended without an exit status: its unit was killed (OOM, systemctl kill or stop, a reboot). See: journalctl -u $JOB_UNIT; apphost-release status"',
+      "fi",
+      'rc=$(tr -dc 0-9 <"$JOBS/$job/rc")',
+      'cat "$JOBS/$job/out" >&3 2>/dev/null || true',
+      'printf "job_status=%s\\nlive=%s\\n" "${rc:-1}" "$(current_id)" >&3',
+      'exit "${rc:-1}"',
+    ]),
+    "# job-run <job> <command> <args> (the unit's command): runs it, then records its exit status. The wrapper",
+    "# outlives the command even when the unit is stopped: its TERM handler runs only after the command ended.",
+    shellFunction("cmd_job_run", [
+      "local job=${1:-} rc=0",
+      "shift",
+      'if [[ ! "$job" =~ $JOB_RE ]] || [ ! -d "$JOBS/$job" ]; then usage_error "job-run: no job \\"$job\\""; fi',
+      "trap : INT TERM HUP",
+      'printf "%s\\n" "$$" >"$JOBS/$job/pid.tmp"',
+      'mv -f "$JOBS/$job/pid.tmp" "$JOBS/$job/pid"',
+      '"$0" --owner="$LOCK_OWNER" "$@" || rc=$?',
+      'rm -f "$JOBS/$job/in"',
+      'printf "%s\\n" "$rc" >"$JOBS/$job/rc.tmp"',
+      'mv -f "$JOBS/$job/rc.tmp" "$JOBS/$job/rc"',
+      'exit "$rc"',
+    ]),
     "# At boot (apphost-<id>-upstream.service): the upstream port leads to the port in active-port again.",
     shellFunction("cmd_upstream", [
       'local port=""',
@@ -532,6 +671,8 @@ __STATE__`;
       '  case "$1" in',
       '    --owner) if [ $# -lt 2 ]; then usage_error "--owner needs a name"; fi; LOCK_OWNER=$2; shift 2 ;;',
       "    --owner=*) LOCK_OWNER=${1#--owner=}; shift ;;",
+      '    --key) if [ $# -lt 2 ]; then usage_error "--key needs a value"; fi; JOB_KEY=$2; shift 2 ;;',
+      "    --key=*) JOB_KEY=${1#--key=}; shift ;;",
       '    -h | --help) usage_error "help" ;;',
       '    -*) usage_error "unknown option $1" ;;',
       "    *) break ;;",
@@ -549,7 +690,8 @@ __STATE__`;
       'case "$MAIN_COMMAND" in',
       '  status) cmd_status "$@" ;;',
       "  upstream) cmd_upstream ;;",
-      "  deploy | rollback | backup | restore | unlock)",
+      '  job-run) cmd_job_run "$@" ;;',
+      "  deploy | rollback | backup | restore | unlock | start | follow)",
       "    # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.",
       "    exec 3>&1 1>&2",
       '    if [ "$MAIN_COMMAND" = deploy ] && [ $# -gt 3 ]; then usage_error "deploy takes <release-id> <requirements-hash> [<artifact-sha256>]"; fi',
@@ -590,6 +732,7 @@ __STATE__`;
   const body = [
     ...helpers,
     ...lock,
+    ...jobs,
     "# ---------------------------------------------------------------- database",
     databaseFunctions(input),
     "# ---------------------------------------------------------------- phases",

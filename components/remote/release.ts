@@ -131,6 +131,7 @@ export function releaseError(
     21: "restore",
     22: "choose",
   };
+  const job = /^job_id=(\S+)$/m.exec(res.stdout)?.[1];
   const lines = res.stderr.split("\n");
   // The first failure is the deploy's own; later ones come from the automatic rollback.
   const failedLine = lines.find((l) => /^apphost: phase \S+ failed: /.test(l));
@@ -145,6 +146,15 @@ export function releaseError(
       head += "; the automatic rollback failed too: look at the host (apphost-release status)";
   } else if (res.code === 255 && !lastStarted) {
     head = `${what}: ssh to ${conn.user}@${conn.host}:${conn.port} failed (exit status 255)`;
+  } else if (res.code === 23) {
+    head =
+      `${what}: its job on the host${job ? ` (${job})` : ""} was killed${lastStarted ? ` during phase ${lastStarted}` : ""} ` +
+      `before it could finish or roll back (exit status 23: OOM, systemctl kill or stop, a reboot); look at the host ` +
+      `(apphost-release status); the next \`pulumi up\` takes over its deploy lock and tries again`;
+  } else if ((res.code === 255 || res.code >= 128) && job && !/^job_status=/m.test(res.stdout)) {
+    head =
+      `${what}: lost the connection to its job ${job}${lastStarted ? ` during phase ${lastStarted}` : ""} (exit status ${res.code}); ` +
+      `the job goes on on the host, and the next \`pulumi up\` waits for it and adopts its release if it deployed this code`;
   } else if (res.code === 255 || res.code >= 128) {
     head =
       `${what}: interrupted${lastStarted ? ` during phase ${lastStarted}` : ""} (exit status ${res.code}: ` +
@@ -157,43 +167,156 @@ export function releaseError(
   return new Error(redact(text, [conn.privateKey, ...redactions]));
 }
 
+/** A job's report: the `key=value` lines `apphost-release start|follow` print on stdout (the last of each wins). */
+export function jobReport(stdout: string): {
+  id: string;
+  command: string;
+  key: string;
+  /** The job's exit status; absent when the job's end was not seen (connection lost) */
+  status?: number;
+  result: Record<string, string>;
+} {
+  const kv = parseKv(stdout);
+  return {
+    id: kv.job_id ?? "",
+    command: kv.job_command ?? "",
+    key: kv.job_key ?? "",
+    status: kv.job_status !== undefined && /^\d+$/.test(kv.job_status) ? Number(kv.job_status) : undefined,
+    result: kv,
+  };
+}
+
+/**
+ * The client lost the job rather than the job failing: ssh failed (255) or was
+ * killed (>= 128), and no `job_status` line came back. A job that itself
+ * ended with 137 (its deploy killed on the host) reports job_status=137.
+ */
+export function lostConnection(res: RemoteResult): boolean {
+  return (res.code === 255 || res.code >= 128) && jobReport(res.stdout).status === undefined;
+}
+
+/**
+ * What identifies a deploy's work, for adopting one whose client went away:
+ * the artifact, the requirements and the host configuration it ran with.
+ */
+export function deployKey(artifactSha256: string, requirementsHash: string, configHash: string): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  return crypto
+    .createHash("sha256")
+    .update(`${artifactSha256}\n${requirementsHash}\n${configHash}`)
+    .digest("hex")
+    .slice(0, 32);
+}
+
+/**
+ * Run `apphost-release start <args>` and follow it to its end. The deploy or
+ * rollback runs detached on the host (a transient systemd unit), so a lost
+ * connection only ends the following: the client reattaches (`follow <job>`)
+ * with backoff until the job's end is seen or the hour is up.
+ */
+async function runJob(
+  inputs: Inputs,
+  args: string[],
+  opts: { what: string; key: string; stdin?: Buffer },
+): Promise<RemoteResult> {
+  const deadline = Date.now() + 3600 * 1000;
+  const start = [inputs.script, `--owner=${inputs.lockOwner}`, `--key=${opts.key}`, "start", ...args];
+  let res = await runRemote(inputs.connection, `exec ${start.map(shellQuote).join(" ")}`, {
+    what: opts.what,
+    stdin: opts.stdin,
+    timeoutSeconds: 3600,
+    allowFailure: true,
+  });
+  const job = jobReport(res.stdout).id;
+  for (let attempt = 1; job && lostConnection(res) && attempt <= 30 && Date.now() < deadline; attempt++) {
+    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (attempt - 1), 15000)));
+    const again = await runRemote(
+      inputs.connection,
+      `exec ${[inputs.script, "follow", job].map(shellQuote).join(" ")}`,
+      {
+        what: `${opts.what} (following job ${job} again)`,
+        timeoutSeconds: Math.max(60, Math.floor((deadline - Date.now()) / 1000)),
+        allowFailure: true,
+      },
+    );
+    // A follow that never reached the host keeps the output seen so far.
+    res =
+      again.code === 255 && !again.stdout
+        ? { ...res, code: 255, stderr: `${res.stderr}\n${again.stderr}` }
+        : again;
+  }
+  if (job && lostConnection(res)) {
+    res = {
+      ...res,
+      stderr:
+        `${res.stderr}\napphost: lost the connection to job ${job} and could not follow it again; it goes on on the host. ` +
+        `The next \`pulumi up\` waits for it (and adopts its release if it deployed this same code); ` +
+        `on the host: sudo ${inputs.script} follow ${job}`,
+    };
+  }
+  return res;
+}
+
+/**
+ * Before a deploy: the host's latest job. One still running (a deploy whose
+ * client went away, or someone else's) is followed to its end first. A
+ * finished deploy of this same work that went live is adopted: the release it
+ * made is this one, and nothing runs again.
+ */
+async function latestJob(inputs: Inputs, what: string): Promise<ReturnType<typeof jobReport>> {
+  const res = await runRemote(inputs.connection, `exec ${shellQuote(inputs.script)} follow`, {
+    what: `${what}: the host's latest job`,
+    timeoutSeconds: 3600,
+    allowFailure: true,
+  });
+  if (res.code === 255 && !res.stdout) throw releaseError(what, res, inputs.connection, inputs.redactions);
+  return jobReport(res.stdout);
+}
+
 async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
   const fs = require("fs") as typeof import("fs");
   const crypto = require("crypto") as typeof import("crypto");
   const artifact = fs.readFileSync(inputs.artifact);
   const sha = crypto.createHash("sha256").update(artifact).digest("hex");
-  const words = [
-    inputs.script,
-    `--owner=${inputs.lockOwner}`,
-    "deploy",
-    releaseId,
-    inputs.requirementsHash,
-    sha,
-  ];
-  const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
-    what: `release ${releaseId}`,
-    stdin: artifact,
-    timeoutSeconds: 3600,
-    allowFailure: true,
-  });
-  if (res.code !== 0) throw releaseError(`release ${releaseId}`, res, inputs.connection, inputs.redactions);
+  const key = deployKey(sha, inputs.requirementsHash, inputs.configHash);
+  const what = `release ${releaseId}`;
+  const before = await latestJob(inputs, what);
+  let res: RemoteResult;
+  let deployed = releaseId;
+  if (
+    before.command === "deploy" &&
+    before.key === key &&
+    before.status === 0 &&
+    before.result.outcome === "deployed" &&
+    before.result.release &&
+    before.result.live === before.result.release
+  ) {
+    // Its client went away (a killed `pulumi up`, a lost connection); the host finished it.
+    deployed = before.result.release;
+    res = { code: 0, stdout: "", stderr: "" };
+  } else {
+    res = await runJob(inputs, ["deploy", releaseId, inputs.requirementsHash, sha], {
+      what,
+      key,
+      stdin: artifact,
+    });
+    if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
+  }
   if (inputs.rollbackTo) {
     const back = await rollback(inputs, inputs.rollbackTo);
-    return { ...inputs, releaseId, ...back };
+    return { ...inputs, releaseId: deployed, ...back };
   }
-  return { ...inputs, releaseId, live: releaseId, phaseSeconds: phaseSeconds(res.stderr) };
+  return { ...inputs, releaseId: deployed, live: deployed, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
 async function rollback(
   inputs: Inputs,
   target: string,
 ): Promise<{ live: string; phaseSeconds: PhaseTime[] }> {
-  const words = [inputs.script, `--owner=${inputs.lockOwner}`, "rollback", target];
-  const res = await runRemote(inputs.connection, `exec ${words.map(shellQuote).join(" ")}`, {
-    what: `rollback to ${target}`,
-    allowFailure: true,
-  });
-  if (res.code !== 0) throw releaseError(`rollback to ${target}`, res, inputs.connection, inputs.redactions);
+  const what = `rollback to ${target}`;
+  await latestJob(inputs, what);
+  const res = await runJob(inputs, ["rollback", target], { what, key: `rollback-${target}` });
+  if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
   return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 

@@ -17,6 +17,7 @@
  */
 import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import {
@@ -25,6 +26,7 @@ import {
   http,
   localStack,
   onHost,
+  pulumiCli,
   ROOT,
   sandboxDown,
   sandboxUp,
@@ -94,6 +96,14 @@ const MIGRATION_4 = {
     'op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))',
   ),
 };
+/** 0005: takes 10 s (time to kill the client during it), then adds a column. */
+const MIGRATION_5_SLOW = {
+  "migrations/versions/0005_slow.py": migration(
+    "0005",
+    "0004",
+    'import time\ntime.sleep(10)\nop.add_column("items", sa.Column("slow", sa.Text(), nullable=True))',
+  ),
+};
 const UNHEALTHY: Edits = {
   "app/main.py": (s) =>
     s.replace(
@@ -151,6 +161,20 @@ function assertProxyUntouched(mark: ProxyMark): string {
 const unitState = (port: string) =>
   onHost(`systemctl is-active apphost-${ID}-web@${port}.service`, { allowFailure: true }).stdout.trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The pids of the processes whose command line matches `pattern` (pgrep -f) and of all their descendants. */
+function processTree(pattern: string): number[] {
+  const pids = (args: string[]) =>
+    spawnSync("pgrep", args, { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
+  const all: number[] = [];
+  const queue = pids(["-f", pattern]);
+  while (queue.length) {
+    const pid = queue.shift()!;
+    if (all.includes(pid)) continue;
+    all.push(pid);
+    queue.push(...pids(["-P", String(pid)]));
+  }
+  return all;
+}
 let sandboxRef: Sandbox;
 /** The Release provider's error line in an `up` failure. */
 const providerError = (message: string) =>
@@ -558,6 +582,144 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     assert.equal(unitState(live), "inactive");
   });
 
+  it("7b. the SSH client killed mid-migration under load: the job goes on on the host, the client follows it again, the next `up` changes nothing", async function () {
+    const before = current();
+    // 0005: a migration that takes 10 s, so the client is killed while it runs.
+    const dir = variant("v7", {
+      ...MIGRATION_3,
+      ...MIGRATION_4,
+      ...MIGRATION_5_SLOW,
+    });
+    const jobBefore = onHost(`readlink /srv/${ID}/jobs/latest || true`).stdout.trim();
+    steadyLoad(150);
+    await sleep(1000);
+    const started = Date.now();
+    const deploying = up(dir);
+    // The new job's own log on the host says when the migration runs.
+    let migrating = false;
+    const deadline = Date.now() + 120000;
+    while (Date.now() < deadline && !migrating) {
+      migrating = onHost(
+        `[ "$(readlink /srv/${ID}/jobs/latest)" != "${jobBefore}" ] && grep -q 'phase migrate: start' /srv/${ID}/jobs/latest/err && echo yes`,
+        { allowFailure: true },
+      ).stdout.includes("yes");
+      if (!migrating) await sleep(200);
+    }
+    assert.ok(migrating, "the deploy never reached its migration");
+    // The deployer's ssh client (not the script): what a dropped connection or a closed laptop lid does.
+    const killed = spawnSync("pkill", ["-KILL", "-e", "-f", "^ssh .*apphost-release.* start deploy "], {
+      encoding: "utf8",
+    });
+    assert.equal(killed.status, 0, `no ssh client running the deploy to kill: ${killed.stderr}`);
+    say(
+      `killed the ssh client ${Math.round((Date.now() - started) / 1000)}s into the up: ${killed.stdout.trim()}`,
+    );
+    const res = await deploying;
+    const report = await endLoad();
+    const v7 = String(res.outputs.releaseId.value);
+    assertNoFailures(report, 50);
+    assert.deepEqual(
+      report.releases,
+      [before, v7],
+      "the previous release served until the new one took over",
+    );
+    assert.equal(current(), v7);
+    assert.equal(servedRelease(), v7);
+    assert.equal(sql("select version_num from alembic_version"), "0005");
+    // One job did the deploy, from start to end, on the host.
+    const job = onHost(`basename "$(readlink /srv/${ID}/jobs/latest)"`).stdout.trim();
+    assert.equal(onHost(`cat /srv/${ID}/jobs/${job}/rc`).stdout.trim(), "0");
+    const jobLog = onHost(`cat /srv/${ID}/jobs/${job}/err`).stdout;
+    assert.equal(jobLog.match(/phase migrate: start/g)?.length, 1, "the migration ran once");
+    assert.match(jobLog, new RegExp(`release ${v7} deployed`));
+    const status = hostStatus(ID);
+    assert.equal(status.lock, "");
+    assert.equal(status.log.at(-1)?.id, v7);
+    assert.equal(status.log.at(-1)?.outcome, "deployed");
+    // sudo's journal: after the first session was cut, the client ran `follow <job>` in a new one.
+    const follows = Number(
+      onHost(
+        `journalctl --no-pager -o cat -t sudo --since @${Math.floor(started / 1000)} | grep -c 'apphost-release follow ${job}' || true`,
+      ).stdout.trim(),
+    );
+    say(`job ${job} ran to its end on the host; the client followed it again in ${follows} new session(s)`);
+    assert.ok(follows >= 1, "the client never followed the job again");
+    const again = await up(dir);
+    assert.equal(
+      changedCount(again.summary.resourceChanges),
+      0,
+      JSON.stringify(again.summary.resourceChanges),
+    );
+  });
+
+  it("7c. the deploying machine goes away mid-migration (the whole `pulumi up` killed): the host finishes, the next `up` adopts its release", async function () {
+    const before = current();
+    const dir = variant("v8", {
+      ...MIGRATION_3,
+      ...MIGRATION_4,
+      ...MIGRATION_5_SLOW,
+      "migrations/versions/0006_slow.py": migration(
+        "0006",
+        "0005",
+        'import time\ntime.sleep(10)\nop.add_column("items", sa.Column("slower", sa.Text(), nullable=True))',
+      ),
+    });
+    const jobBefore = onHost(`readlink /srv/${ID}/jobs/latest || true`).stdout.trim();
+    steadyLoad(150);
+    await sleep(1000);
+    const interrupted = up(dir).then(
+      () => "",
+      (e: Error) => String(e.message ?? e),
+    );
+    let job = "";
+    const deadline = Date.now() + 120000;
+    while (Date.now() < deadline && !job) {
+      job = onHost(
+        `[ "$(readlink /srv/${ID}/jobs/latest)" != "${jobBefore}" ] && grep -q 'phase migrate: start' /srv/${ID}/jobs/latest/err && readlink /srv/${ID}/jobs/latest`,
+        { allowFailure: true },
+      ).stdout.trim();
+      if (!job) await sleep(200);
+    }
+    assert.ok(job, "the deploy never reached its migration");
+    // This stack's `pulumi up` and everything under it (language host, providers, ssh): SIGKILL, no goodbye.
+    const tree = processTree(`pulumi up .*--stack [^ ]*${STACK}( |$)`);
+    assert.ok(tree.length >= 3, `expected the CLI, its plugins and ssh, found: ${tree.join(", ")}`);
+    spawnSync("kill", ["-KILL", ...tree.map(String)]);
+    say(`killed \`pulumi up\` and its ${tree.length - 1} descendants during job ${job}'s migration`);
+    say(`the killed up: ${(await interrupted).split("\n")[0] || "(no error text)"}`);
+    // The host goes on alone: the job ends, the new release serves.
+    let rc = "";
+    while (Date.now() < deadline && !rc) {
+      rc = onHost(`cat /srv/${ID}/jobs/${job}/rc 2>/dev/null || true`).stdout.trim();
+      if (!rc) await sleep(500);
+    }
+    assert.equal(rc, "0", "the job did not finish on its own");
+    const made = /^release=(\S+)$/m.exec(onHost(`cat /srv/${ID}/jobs/${job}/out`).stdout)?.[1] ?? "";
+    assert.equal(current(), made);
+    // The killed CLI left its lock on the backend; the engine's error names `pulumi cancel`, which a user runs.
+    const cancel = pulumiCli(["cancel", "--yes", "--stack", STACK], { backendUrl: backend });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    say(`pulumi cancel: ${(cancel.stdout + cancel.stderr).trim().split("\n").at(-1)}`);
+    // The next `up`: it adopts that release; no second deploy, no second migration.
+    const res = await up(dir);
+    const report = await endLoad();
+    assertNoFailures(report, 50);
+    assert.deepEqual(report.releases, [before, made]);
+    assert.equal(String(res.outputs.releaseId.value), made, "the next up adopted the release the host made");
+    assert.equal(
+      onHost(`readlink /srv/${ID}/jobs/latest`).stdout.trim(),
+      job,
+      "the next up started another job",
+    );
+    assert.equal(sql("select version_num from alembic_version"), "0006");
+    const again = await up(dir);
+    assert.equal(
+      changedCount(again.summary.resourceChanges),
+      0,
+      JSON.stringify(again.summary.resourceChanges),
+    );
+  });
+
   it("8. the scheduled backup: its service runs and writes a backup that passes integrity_check", async function () {
     const since = onHost("date -u +%Y%m%dT%H%M%S").stdout.trim();
     onHost(`systemctl start apphost-${ID}-backup.service`);
@@ -572,7 +734,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     assert.ok(newest.slice("app-".length) >= since, `${newest} is older than ${since}`);
     const file = `/srv/${ID}/shared/backups/${newest}`;
     assert.equal(sql("PRAGMA integrity_check", file), "ok");
-    assert.equal(sql("select version_num from alembic_version", file), "0004");
+    assert.equal(sql("select version_num from alembic_version", file), "0006");
     assert.ok(files.length <= 3, `apphost:backups.keep = 3, found ${files.length}`);
     assert.ok(lastUp);
   });

@@ -3,8 +3,12 @@
  * inputs each resource was registered with (policy-style), and on outputs,
  * always awaited before asserting.
  */
-import { calls, MOCK, ofType, resetRecords, resources, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
+import { calls, ed25519, MOCK, ofType, resetRecords, resources, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Dns, recordSpecs } from "../../components/dns";
 import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../components/backups";
@@ -22,6 +26,45 @@ const EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation";
 const RECORD = "cloudflare:index/dnsRecord:DnsRecord";
 
 type Inputs = Record<string, unknown>;
+
+/** cloud-init's own schema of cloud-config (Debian 12's cloud-init), fetched by scripts/install-prereqs. */
+const CLOUD_INIT_SCHEMA = path.join(
+  process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"),
+  "apphost",
+  "cloud-init",
+  "schema-cloud-config-v1.json",
+);
+
+/**
+ * Validates user data as cloud-init would: its JSON schema (types and values
+ * of every module's keys), and every top-level key one that some module reads
+ * (the schema itself lets unknown keys through, and cloud-init ignores them).
+ */
+function assertValidCloudConfig(text: string): void {
+  assert.ok(
+    text.startsWith("#cloud-config\n"),
+    "cloud-init applies only user data that starts with #cloud-config",
+  );
+  if (!fs.existsSync(CLOUD_INIT_SCHEMA)) {
+    assert.fail(
+      `${CLOUD_INIT_SCHEMA} is missing: run bash scripts/install-prereqs (it extracts it from Debian's cloud-init package)`,
+    );
+  }
+  const check = [
+    "import json, sys, yaml, jsonschema",
+    "schema = json.load(open(sys.argv[1]))",
+    "config = yaml.safe_load(sys.stdin.read())",
+    "known = set()",
+    "for d in schema.get('$defs', {}).values():",
+    "    known.update(d.get('properties', {}).keys())",
+    "problems = [f\"{'/'.join(map(str, e.path))}: {e.message}\" for e in jsonschema.Draft4Validator(schema).iter_errors(config)]",
+    "problems += [f'{k}: no cloud-init module reads this key' for k in config if k not in known]",
+    "print('\\n'.join(problems))",
+    "sys.exit(1 if problems else 0)",
+  ].join("\n");
+  const r = spawnSync("python3", ["-c", check, CLOUD_INIT_SCHEMA], { input: text, encoding: "utf8" });
+  assert.equal(r.status, 0, `cloud-init's schema refuses the user data:\n${r.stdout}${r.stderr}\n${text}`);
+}
 
 /** Builds a Host and waits until every resource it created is registered. */
 async function host(
@@ -193,7 +236,7 @@ describe("Host (ec2)", () => {
     );
   });
 
-  it("makes the connection a secret holding the deploy key", async () => {
+  it("makes the connection a secret holding the deploy key and pinning the host key", async () => {
     const h = await host("conn");
     assert.equal(await pulumi.isSecret(h.connection), true);
     assert.deepEqual(await valueOf(h.connection), {
@@ -201,6 +244,7 @@ describe("Host (ec2)", () => {
       port: 22,
       user: "admin",
       privateKey: DEPLOY_KEY.privateKey,
+      hostKey: ed25519("conn-host-key").publicKeyOpenssh.trim(),
       ref: "conn",
     });
   });
@@ -217,11 +261,60 @@ describe("Host (ec2)", () => {
       ssh.map((r) => [r.inputs.fromPort, r.inputs.toPort]),
       [[2222, 2222]],
     );
+    const cloudConfig = (await valueOf(h.nodes.instance!.userData)) ?? "";
     assert.match(
-      one(INSTANCE, "port").userData as string,
-      /^printf 'Port %s\\n' '2222' > \/etc\/ssh\/sshd_config\.d\/10-apphost-port\.conf$/m,
+      cloudConfig,
+      /^  - path: \/etc\/ssh\/sshd_config\.d\/10-apphost-port\.conf\n    permissions: "0644"\n    content: "Port 2222\\n"$/m,
     );
     assert.equal((await valueOf(h.connection)).port, 2222);
+  });
+
+  it("generates the instance's ed25519 host key, installs it at first boot (user data, secret) and pins it", async () => {
+    const h = await host("hk", {});
+    const key = ofType("tls:index/privateKey:PrivateKey", "hk");
+    assert.deepEqual(
+      key.map((r) => [r.name, r.inputs.algorithm]),
+      [["hk-host-key", "ED25519"]],
+    );
+    const pair = ed25519("hk-host-key");
+    const conn = await valueOf(h.connection);
+    assert.equal(conn.hostKey, pair.publicKeyOpenssh.trim(), "the connection pins the generated key");
+    assert.equal(await valueOf(h.hostKey), pair.publicKeyOpenssh.trim());
+    const instance = h.nodes.instance!;
+    assert.equal(
+      await pulumi.isSecret(instance.userData),
+      true,
+      "the user data carries a private key: secret",
+    );
+    const cloudConfig = (await valueOf(instance.userData)) ?? "";
+    // The private key the instance installs is the public key's pair (ssh-keygen -y derives one from the other).
+    const installed = /^  ed25519_private: \|\n((?:    .*\n)+)/m
+      .exec(cloudConfig)?.[1]
+      .replace(/^    /gm, "");
+    assert.ok(installed, cloudConfig);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-hostkey-"));
+    try {
+      fs.writeFileSync(path.join(dir, "key"), installed, { mode: 0o600 });
+      const derived = spawnSync("ssh-keygen", ["-y", "-f", path.join(dir, "key")], { encoding: "utf8" });
+      assert.equal(derived.status, 0, derived.stderr);
+      assert.equal(derived.stdout.trim().split(" ").slice(0, 2).join(" "), conn.hostKey);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assert.match(
+      cloudConfig,
+      new RegExp(`^  ed25519_public: "${conn.hostKey!.replace(/[+/]/g, "\\$&")}"$`, "m"),
+    );
+    assertValidCloudConfig(cloudConfig);
+    assertValidCloudConfig(
+      (await valueOf((await host("hk-port", { "host.port": 2222 })).nodes.instance!.userData)) ?? "",
+    );
+  });
+
+  it("apphost:host.hostKey overrides the generated key (an instance launched without it)", async () => {
+    const pinned = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const h = await host("hk-set", { "host.hostKey": pinned });
+    assert.equal((await valueOf(h.connection)).hostKey, pinned);
   });
 
   it("with dns.ipv6, asks for an IPv6 address, opens the web to ::/0 and exposes the address", async () => {
@@ -273,31 +366,40 @@ describe("Host (existing)", () => {
 });
 
 describe("host helpers", () => {
-  it("renders the first-boot script exactly", () => {
+  it("renders the first-boot cloud-config exactly: the host key, the marker, the port", () => {
+    const key = {
+      privateKey:
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\nAAAA==\n-----END OPENSSH PRIVATE KEY-----\n",
+      publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB+/=\n",
+    };
+    const head = [
+      "#cloud-config",
+      "# apphost first boot for apphost/staging; cloud-init applies it once.",
+      "# The SSH host key apphost generated and pins: the only one this host offers.",
+      "ssh_deletekeys: true",
+      "ssh_keys:",
+      "  ed25519_private: |",
+      "    -----BEGIN OPENSSH PRIVATE KEY-----",
+      "    b3BlbnNzaA",
+      "    AAAA==",
+      "    -----END OPENSSH PRIVATE KEY-----",
+      '  ed25519_public: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB+/="',
+      "write_files:",
+      "  - path: /etc/apphost/host-id",
+      '    permissions: "0644"',
+      '    content: "apphost-staging\\n"',
+    ];
+    assert.equal(userData(stackConfig(), key), [...head, ""].join("\n"));
     assert.equal(
-      userData(stackConfig()),
+      userData(stackConfig({ "host.port": 2222 }), key),
       [
-        "#!/bin/sh",
-        "# apphost first-boot bootstrap for apphost/staging; cloud-init runs it once.",
-        "set -eu",
-        "install -d -m 0755 /etc/apphost",
-        "printf '%s\\n' 'apphost-staging' > /etc/apphost/host-id",
-        "",
-      ].join("\n"),
-    );
-    assert.equal(
-      userData(stackConfig({ "host.port": 2222 })),
-      [
-        "#!/bin/sh",
-        "# apphost first-boot bootstrap for apphost/staging; cloud-init runs it once.",
-        "set -eu",
-        "install -d -m 0755 /etc/apphost",
-        "printf '%s\\n' 'apphost-staging' > /etc/apphost/host-id",
-        "printf 'Port %s\\n' '2222' > /etc/ssh/sshd_config.d/10-apphost-port.conf",
-        "/usr/sbin/sshd -t",
-        "systemctl daemon-reload",
-        "# Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
-        "if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi",
+        ...head,
+        "  - path: /etc/ssh/sshd_config.d/10-apphost-port.conf",
+        '    permissions: "0644"',
+        '    content: "Port 2222\\n"',
+        "runcmd:",
+        "  # Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
+        '  - "/usr/sbin/sshd -t && systemctl daemon-reload && if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi"',
         "",
       ].join("\n"),
     );

@@ -7,7 +7,11 @@
  * (policy-style: "SSH is not open to the world"); computed outputs such as the
  * instance's public IP are filled in the way AWS and Cloudflare would.
  */
+import { spawnSync } from "child_process";
 import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface RecordedResource {
@@ -19,6 +23,29 @@ export interface RecordedResource {
 export interface RecordedCall {
   token: string;
   inputs: Record<string, unknown>;
+}
+
+/**
+ * A real ed25519 key pair in OpenSSH formats, as @pulumi/tls returns it
+ * (`privateKeyOpenssh`, `publicKeyOpenssh` with a trailing newline), one per
+ * resource name, so tests can check that what the instance installs is one pair.
+ */
+const ED25519_KEYS = new Map<string, { privateKeyOpenssh: string; publicKeyOpenssh: string }>();
+export function ed25519(name: string): { privateKeyOpenssh: string; publicKeyOpenssh: string } {
+  let pair = ED25519_KEYS.get(name);
+  if (!pair) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-mock-key-"));
+    const file = path.join(dir, "key");
+    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", file]);
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+    pair = {
+      privateKeyOpenssh: fs.readFileSync(file, "utf8"),
+      publicKeyOpenssh: `${fs.readFileSync(`${file}.pub`, "utf8").trim()}\n`,
+    };
+    fs.rmSync(dir, { recursive: true, force: true });
+    ED25519_KEYS.set(name, pair);
+  }
+  return pair;
 }
 
 export const resources: RecordedResource[] = [];
@@ -143,6 +170,7 @@ pulumi.runtime.setMocks(
           break;
         case "tls:index/privateKey:PrivateKey":
           state.privateKeyPem = `-----BEGIN PRIVATE KEY-----\nmock-${args.name}\n-----END PRIVATE KEY-----\n`;
+          if (args.inputs.algorithm === "ED25519") Object.assign(state, ed25519(args.name));
           break;
         case "tls:index/certRequest:CertRequest":
           state.certRequestPem =

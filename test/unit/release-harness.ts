@@ -126,6 +126,10 @@ export class FakeHost {
         },
       );
     }
+    // systemd-run: the transient unit of `apphost-release start` as a detached process (its own session,
+    // stdin/stdout/stderr from the --property=Standard*=file: options), logged beside systemctl's calls.
+    const systemdRun = path.join(bin, "systemd-run");
+    fs.writeFileSync(systemdRun, fakeSystemdRun(this.runDir), { mode: 0o755 });
     // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
     const aws = path.join(bin, "aws");
     fs.writeFileSync(
@@ -153,7 +157,7 @@ export class FakeHost {
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
-      tools: { systemctl, journalctl, runuser, nft, aws, requireRoot: false },
+      tools: { systemctl, journalctl, systemdRun, runuser, nft, aws, requireRoot: false },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -193,6 +197,26 @@ export class FakeHost {
   spawnDeploy(appDir: string, id: string): ChildProcess {
     const a = this.artifact(appDir);
     const child = spawn(this.script, ["deploy", id, a.requirementsHash, a.sha256], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    child.stdin!.end(a.tarGz);
+    return child;
+  }
+
+  /** `start deploy`: the same deploy detached (the fake systemd-run), followed to its end. */
+  start(appDir: string, id: string, key = ""): RunResult {
+    const a = this.artifact(appDir);
+    return this.run(
+      [...(key ? ["--key", key] : []), "start", "deploy", id, a.requirementsHash, a.sha256],
+      a.tarGz,
+    );
+  }
+
+  /** `start deploy` in the background, its pipes the caller's to read or close (a client that goes away). */
+  spawnStart(appDir: string, id: string): ChildProcess {
+    const a = this.artifact(appDir);
+    const child = spawn(this.script, ["start", "deploy", id, a.requirementsHash, a.sha256], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -282,6 +306,29 @@ case "$verb" in
   restart) stop; launch ;;
   is-active) if alive; then echo active; else echo inactive; exit 3; fi ;;
 esac
+exit 0
+`;
+}
+
+/** systemd-run for the harness: runs the unit's command detached, as systemd would, and logs the call. */
+function fakeSystemdRun(runDir: string): string {
+  return `#!/bin/bash
+set -u
+echo "systemd-run $*" >>${runDir}/systemctl.log
+in=/dev/null out=/dev/null err=/dev/null
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --property=StandardInput=file:*) in=\${1#--property=StandardInput=file:} ;;
+    --property=StandardOutput=file:*) out=\${1#--property=StandardOutput=file:} ;;
+    --property=StandardError=file:*) err=\${1#--property=StandardError=file:} ;;
+    -*) ;;
+    *) break ;;
+  esac
+  shift
+done
+if [ -f ${runDir}/systemd-run.fail ]; then echo "Failed to start transient service unit: Unit already exists." >&2; exit 1; fi
+setsid "$@" <"$in" >"$out" 2>"$err" 3>&- 9>&- &
+echo $! >${runDir}/job.pid
 exit 0
 `;
 }

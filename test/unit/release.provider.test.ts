@@ -5,7 +5,13 @@
 import assert from "assert/strict";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { secretValues } from "../../components/app";
-import { phaseSeconds, releaseError } from "../../components/remote/release";
+import {
+  deployKey,
+  jobReport,
+  lostConnection,
+  phaseSeconds,
+  releaseError,
+} from "../../components/remote/release";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
@@ -71,6 +77,42 @@ describe("release provider: error messages", () => {
     assert.match(refused.message, /Connection refused/);
   });
 
+  it("a lost connection to a detached job says it goes on and the next `up` adopts it; a killed job says so", () => {
+    const lost = releaseError(
+      "release x",
+      {
+        code: 255,
+        stdout: "job_id=20261130T120000Z-42\n",
+        stderr: "apphost: phase migrate: start\nclient_loop: send disconnect: Broken pipe\n",
+      },
+      conn,
+    );
+    assert.match(
+      lost.message,
+      /^release x: lost the connection to its job 20261130T120000Z-42 during phase migrate \(exit status 255\); the job goes on on the host, and the next `pulumi up` waits for it and adopts its release if it deployed this code\n/,
+    );
+    const killed = releaseError(
+      "release x",
+      {
+        code: EXIT_CODES.jobLost,
+        stdout: "job_id=20261130T120000Z-42\n",
+        stderr: "apphost: phase install: start\n",
+      },
+      conn,
+    );
+    assert.match(
+      killed.message,
+      /^release x: its job on the host \(20261130T120000Z-42\) was killed during phase install before it could finish or roll back \(exit status 23/,
+    );
+    // The job itself killed on the host (job_status seen): interrupted, not a lost connection.
+    const inner = releaseError(
+      "release x",
+      { code: 137, stdout: "job_id=j\njob_status=137\n", stderr: "apphost: phase health-gate: start\n" },
+      conn,
+    );
+    assert.match(inner.message, /^release x: interrupted during phase health-gate \(exit status 137/);
+  });
+
   it("never shows the private key", () => {
     const e = releaseError("release x", result(11, `oops ${conn.privateKey} oops`), conn);
     assert.doesNotMatch(e.message, /secretsecret/);
@@ -115,5 +157,36 @@ describe("release errors never show a secret value", () => {
     assert.match(e.message, /\(password \[secret\]\)/);
     // Too short to blank without mangling the rest of the text.
     assert.equal(redactions.includes("ab"), false);
+  });
+});
+
+describe("release provider: detached jobs", () => {
+  it("reads a job's report; the last job_id wins; no job_status means its end was not seen", () => {
+    const r = jobReport(
+      "job_id=a\njob_id=20261130T120000Z-42\njob_command=deploy\njob_key=k\nrelease=r1\noutcome=deployed\njob_status=0\nlive=r1\n",
+    );
+    assert.deepEqual(
+      { id: r.id, command: r.command, key: r.key, status: r.status, live: r.result.live },
+      { id: "20261130T120000Z-42", command: "deploy", key: "k", status: 0, live: "r1" },
+    );
+    assert.equal(jobReport("job_id=x\n").status, undefined);
+    assert.equal(jobReport("").id, "");
+  });
+
+  it("a lost connection is ssh's 255 or a killed client with no job_status; a job's own status is not", () => {
+    assert.equal(lostConnection({ code: 255, stdout: "job_id=j\n", stderr: "" }), true);
+    assert.equal(lostConnection({ code: 128, stdout: "", stderr: "" }), true);
+    assert.equal(lostConnection({ code: 137, stdout: "job_id=j\njob_status=137\n", stderr: "" }), false);
+    assert.equal(lostConnection({ code: 14, stdout: "job_id=j\njob_status=14\n", stderr: "" }), false);
+    assert.equal(lostConnection({ code: 0, stdout: "", stderr: "" }), false);
+  });
+
+  it("a deploy's key changes with the artifact, the requirements and the host configuration", () => {
+    const k = deployKey("a".repeat(64), "req1", "cfg1");
+    assert.match(k, /^[0-9a-f]{32}$/);
+    assert.equal(deployKey("a".repeat(64), "req1", "cfg1"), k);
+    assert.notEqual(deployKey("b".repeat(64), "req1", "cfg1"), k);
+    assert.notEqual(deployKey("a".repeat(64), "req2", "cfg1"), k);
+    assert.notEqual(deployKey("a".repeat(64), "req1", "cfg2"), k);
   });
 });
