@@ -20,11 +20,16 @@ import { Server } from "./components/server";
 import { OriginCertificate } from "./components/tls";
 
 export async function program(): Promise<Record<string, unknown>> {
-  const { config, sshPrivateKey, secretEnv } = loadStackConfig();
+  const { config, sshPrivateKey, secretEnv, jumpPrivateKey } = loadStackConfig();
 
   // apphost:backups.s3 (ec2 only): the bucket, and the role the instance copies backups with.
   const backups = BackupBucket.forStack("backups", config);
-  const host = new Host("host", { config, sshPrivateKey, instanceProfile: backups?.instanceProfileName });
+  const host = new Host("host", {
+    config,
+    sshPrivateKey,
+    jumpPrivateKey,
+    instanceProfile: backups?.instanceProfileName,
+  });
   const dns = new Dns("dns", { config, publicIp: host.publicIp, ipv6Address: host.ipv6Address });
   const origin =
     config.tls.mode === "cloudflare-origin"

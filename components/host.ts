@@ -17,6 +17,8 @@ export interface HostArgs {
   config: StackConfig;
   /** `apphost:sshPrivateKey` (`loadStackConfig().sshPrivateKey`); the deployer logs in with it. */
   sshPrivateKey: pulumi.Input<string>;
+  /** `apphost:jumpPrivateKey`: the jump host's key (apphost:host.via.jump); the deploy key when unset. */
+  jumpPrivateKey?: pulumi.Input<string>;
   /**
    * ec2: the IAM instance profile the instance runs with (`BackupBucket.instanceProfileName`
    * when `apphost:backups.s3` is on). None by default: the instance gets no AWS permission.
@@ -237,7 +239,16 @@ export class Host extends pulumi.ComponentResource {
     // tells their providers where the host is in this run (remote/follow.ts).
     this.connection = new HostConnection(
       `${name}-connection`,
-      { connection: sshConnection(this.publicIp, host, args.sshPrivateKey, name, this.hostKey) },
+      {
+        connection: sshConnection(
+          this.publicIp,
+          host,
+          args.sshPrivateKey,
+          name,
+          this.hostKey,
+          args.jumpPrivateKey ?? args.sshPrivateKey,
+        ),
+      },
       { parent: this },
     ).connection;
     this.registerOutputs({
@@ -412,17 +423,32 @@ function sshConnection(
   privateKey: pulumi.Input<string>,
   ref: string,
   hostKey: pulumi.Output<string | undefined>,
+  jumpPrivateKey: pulumi.Input<string>,
 ): pulumi.Output<SshConnection> {
-  // pulumi.secret() on top of the secret key: the whole object must stay encrypted in state,
-  // even if a caller passes the key as a plain string.
+  // pulumi.secret() on top of the secret keys: the whole object must stay encrypted in state,
+  // even if a caller passes a key as a plain string.
   return pulumi.secret(
-    pulumi.all([address, privateKey, hostKey]).apply(([addr, key, pinned]): SshConnection => ({
-      host: addr,
-      port: host.port,
-      user: host.user,
-      privateKey: key,
-      ...(pinned ? { hostKey: pinned } : {}),
-      ref,
-    })),
+    pulumi
+      .all([address, privateKey, hostKey, jumpPrivateKey])
+      .apply(([addr, key, pinned, jumpKey]): SshConnection => ({
+        host: addr,
+        port: host.port,
+        user: host.user,
+        privateKey: key,
+        ...(pinned ? { hostKey: pinned } : {}),
+        ref,
+        ...(host.via.kind === "jump"
+          ? {
+              proxy: {
+                kind: "jump",
+                host: host.via.address,
+                port: host.via.port,
+                user: host.via.user,
+                privateKey: jumpKey,
+                hostKey: host.via.hostKey.trim(),
+              },
+            }
+          : {}),
+      })),
   );
 }

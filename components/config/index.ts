@@ -37,6 +37,8 @@ export interface LoadedStackConfig {
   sshPrivateKey: pulumi.Output<string>;
   /** `apphost:secretEnv` with every value as a string, always a secret Output; `{}` when unset */
   secretEnv: pulumi.Output<Record<string, string>>;
+  /** `apphost:jumpPrivateKey`, the jump host's key when it is not the deploy key; a secret Output, or undefined */
+  jumpPrivateKey?: pulumi.Output<string>;
 }
 
 /**
@@ -63,7 +65,10 @@ export function loadStackConfig(): LoadedStackConfig {
   const secretEnv = (cfg.getSecretObject<Record<string, unknown>>("secretEnv") ?? pulumi.secret({})).apply(
     (env) => Object.fromEntries(Object.entries(env ?? {}).map(([name, value]) => [name, String(value)])),
   );
-  return { config, sshPrivateKey, secretEnv };
+  // Pulumi.yaml's default is "": unset and empty both mean the deploy key.
+  const jumpSet = (pulumi.runtime.getConfig(`${NAMESPACE}:jumpPrivateKey`) ?? "").trim() !== "";
+  const jumpPrivateKey = jumpSet ? cfg.requireSecret("jumpPrivateKey") : undefined;
+  return { config, sshPrivateKey, secretEnv, ...(jumpPrivateKey ? { jumpPrivateKey } : {}) };
 }
 
 /**
@@ -139,6 +144,8 @@ function secretFacts(): SecretFacts {
     facts.sshPrivateKey = true;
     facts.sshPrivateKeyInfo = inspectPrivateKey(key);
   }
+  const jump = pulumi.runtime.getConfig(`${NAMESPACE}:jumpPrivateKey`);
+  if (jump !== undefined && jump.trim() !== "") facts.jumpPrivateKeyInfo = inspectPrivateKey(jump);
   const env = pulumi.runtime.getConfig(`${NAMESPACE}:secretEnv`);
   if (env !== undefined) {
     let value: unknown = env;

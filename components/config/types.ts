@@ -15,8 +15,29 @@ interface HostCommon {
   user: string;
   /** SSH port. @default 22 */
   port: number;
+  /** How SSH reaches the host (`apphost:host.via`). @default { kind: "direct" } */
+  via: ViaConfig;
   /** Swap file size in MiB created by the host baseline; 0 disables. @default 1024 for instances with < 2 GiB, else 0 */
   swapMb: number;
+}
+
+/**
+ * `apphost:host.via`: `direct` (the default), or `{jump: {address, port, user,
+ * hostKey}}`, an SSH jump host (a bastion) every connection goes through:
+ * the host's sshd need not be reachable from the deployer at all.
+ */
+export type ViaConfig = { kind: "direct" } | JumpConfig;
+
+export interface JumpConfig {
+  kind: "jump";
+  /** The jump host's IPv4 address or DNS name */
+  address: string;
+  /** @default 22 */
+  port: number;
+  /** Login user on the jump host. @default the host's user */
+  user: string;
+  /** The jump host's public host key line, pinned (required: a bastion is known in advance) */
+  hostKey: string;
 }
 
 export interface Ec2HostConfig extends HostCommon {

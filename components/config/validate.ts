@@ -26,6 +26,7 @@ import type {
   ReleasesConfig,
   StackConfig,
   TlsConfig,
+  ViaConfig,
 } from "./types";
 
 // ---------------------------------------------------------------------------
@@ -36,7 +37,7 @@ export const SECTIONS = ["host", "dns", "tls", "proxy", "app", "database", "back
 export type Section = (typeof SECTIONS)[number];
 
 /** Top-level keys read outside the pure parser because they hold secrets. */
-export const SECRET_KEYS = ["sshPrivateKey", "secretEnv"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "secretEnv", "jumpPrivateKey"] as const;
 
 /** Every key each section accepts; docs and Pulumi.yaml are tested against this list. */
 export const KNOWN_KEYS: Record<Section, readonly string[]> = {
@@ -55,6 +56,7 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "subnetId",
     "address",
     "hostKey",
+    "via",
   ],
   dns: ["provider", "zone", "zoneId", "hostnames", "ipv6"],
   tls: ["mode", "email", "originValidityDays", "renewBeforeDays", "acmeDirectory", "acmeCaRoot"],
@@ -89,6 +91,9 @@ export const RDS_KEYS = [
 ] as const;
 
 /** Keys of `apphost:database.pool`. */
+/** The keys of `apphost:host.via.jump`. */
+export const JUMP_KEYS = ["address", "port", "user", "hostKey"] as const;
+
 export const POOL_KEYS = ["size", "maxOverflow", "timeoutSeconds", "recycleSeconds"] as const;
 
 /** Validity periods Cloudflare's Origin CA issues, in days. */
@@ -119,6 +124,8 @@ export interface SecretFacts {
   secretEnvTypes?: Record<string, string> | string;
   /** Names of `apphost:secretEnv` variables that are dev-only reset switches set on (DEV_RESET_SWITCHES) */
   secretEnvResetsOn?: string[];
+  /** `apphost:jumpPrivateKey` (the jump host's key, when it is not the deploy key): what it is, if set */
+  jumpPrivateKeyInfo?: PrivateKeyInfo;
 }
 
 export interface ParseContext {
@@ -582,10 +589,55 @@ function keyIdentity(line: string): string {
   return line.trim().split(/\s+/).slice(0, 2).join(" ");
 }
 
+/**
+ * `apphost:host.via`: absent or `direct`, or `{jump: {address, port, user, hostKey}}`.
+ * The jump user is "" when unset: parseHost fills in the host's login user.
+ */
+function parseVia(r: Reader): ViaConfig | undefined {
+  const v = r.raw("via");
+  const forms = "direct (the default), or {jump: {address, port, user, hostKey}} for an SSH jump host";
+  if (v === undefined || v === "direct") return { kind: "direct" };
+  if (!isObject(v) || !isObject(v.jump)) {
+    r.fail(
+      "via",
+      forms,
+      v,
+      `set it with: pulumi config set --path '${r.at("via")}.jump.address' 203.0.113.5 (and .hostKey)`,
+    );
+    return undefined;
+  }
+  const via = new Reader(r.issues, r.at("via"), v);
+  const j = via.object("jump");
+  via.finish(["jump"]);
+  if (!j) return undefined;
+  const address = j.string("address", {
+    expected: 'the jump host\'s IPv4 address or DNS name, like "203.0.113.5"',
+    example: "203.0.113.5",
+    required: "where the SSH connections go first",
+    test: (s) => isIpv4(s) || isDnsName(s),
+  });
+  const port = j.int("port", 1, 65535, 22);
+  const user = j.string("user", {
+    expected: "a login user name on the jump host",
+    example: "jump",
+    test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
+  });
+  const hostKey = j.string("hostKey", {
+    expected: 'the jump host\'s public host key line, like "ssh-ed25519 AAAA..."',
+    example: "\"$(ssh-keyscan -t ed25519 203.0.113.5 | cut -d' ' -f2-)\"",
+    required: "apphost pins the jump host's key too; it is known before the first connection",
+    test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+  });
+  j.finish(JUMP_KEYS);
+  if (!address || !port || !hostKey || (j.has("user") && !user)) return undefined;
+  return { kind: "jump", address, port, user: user ?? "", hostKey };
+}
+
 function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
   if (!r) return {};
   const kind = r.oneOf("kind", ["ec2", "existing"] as const, undefined, "which machine to deploy to");
   const port = r.int("port", 1, 65535, D.HOST_DEFAULTS.port);
+  const via = parseVia(r);
 
   if (kind === "ec2") {
     const instanceType = r.string("instanceType", {
@@ -642,6 +694,7 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
       os,
       user: user ?? (os ? D.defaultEc2User(os) : undefined),
       port,
+      via,
       swapMb: r.int("swapMb", 0, 65536, instanceType ? D.defaultEc2SwapMb(instanceType) : 0),
       rootVolumeGb: r.int("rootVolumeGb", 8, 16384, D.HOST_DEFAULTS.rootVolumeGb),
       sshPublicKey: r.string("sshPublicKey", {
@@ -670,6 +723,7 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
     r.finish(KNOWN_KEYS.host, {
       address: `only used when ${r.at("kind")} is existing (ec2 gets its address from AWS)`,
     });
+    if (host.via?.kind === "jump" && !host.via.user && host.user) host.via = { ...host.via, user: host.user };
     return host;
   }
 
@@ -689,6 +743,7 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
         test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
       }),
       port,
+      via,
       swapMb: r.int("swapMb", 0, 65536, D.HOST_DEFAULTS.existingSwapMb),
       hostKey: r.string("hostKey", {
         expected: 'the server\'s public host key line, like "ssh-ed25519 AAAA..."',
@@ -707,6 +762,7 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
       elasticIp: ec2Only,
       subnetId: ec2Only,
     });
+    if (host.via?.kind === "jump" && !host.via.user && host.user) host.via = { ...host.via, user: host.user };
     return host;
   }
   // Unknown kind: other keys cannot be judged, but typos still can.
@@ -1415,6 +1471,25 @@ function checkSecrets(
         "apphost:host.sshPublicKey",
         `does not match ${key} (whose public half is ${show(info.publicKey)}), so the instance would only accept ` +
           "a key the deployer does not hold; set it to the output of: ssh-keygen -y -f ~/.ssh/apphost_deploy",
+      );
+    }
+  }
+
+  const jump = secrets.jumpPrivateKeyInfo;
+  if (jump) {
+    const jumpKey = "apphost:jumpPrivateKey";
+    if (host.via && host.via.kind !== "jump") {
+      issues.add(jumpKey, "only used when apphost:host.via is a jump host ({jump: {...}}); remove it");
+    } else if (jump.format === "unknown") {
+      issues.add(
+        jumpKey,
+        'expected an OpenSSH or PEM private key ("-----BEGIN OPENSSH PRIVATE KEY-----"); ' +
+          `store the key file itself: pulumi config set --secret ${jumpKey} < ~/.ssh/apphost_jump`,
+      );
+    } else if (jump.encrypted) {
+      issues.add(
+        jumpKey,
+        "the key is protected by a passphrase, and deploys run without a prompt; use a key without one",
       );
     }
   }

@@ -43,7 +43,7 @@ export function asRoot(script: string): string {
   return `s=; [ "$(id -u)" -eq 0 ] || s='sudo -n'; $s bash -c ${shellQuote(script)}`;
 }
 
-/** apphost's connection as @pulumi/command's: the host key is pinned when one is known. */
+/** apphost's connection as @pulumi/command's: the host key is pinned when one is known; a jump host is its `proxy`. */
 export function commandConnection(conn: SshConnection): command.types.input.remote.ConnectionArgs {
   return {
     host: conn.host,
@@ -54,6 +54,20 @@ export function commandConnection(conn: SshConnection): command.types.input.remo
     // A host that does not answer fails the step within a minute, not ten.
     dialErrorLimit: 4,
     perDialTimeout: 15,
+    // apphost:host.via.jump: through the jump host, whose key is pinned too.
+    ...(conn.proxy
+      ? {
+          proxy: {
+            host: conn.proxy.host,
+            port: conn.proxy.port,
+            user: conn.proxy.user,
+            privateKey: conn.proxy.privateKey,
+            hostKey: conn.proxy.hostKey,
+            dialErrorLimit: 4,
+            perDialTimeout: 15,
+          },
+        }
+      : {}),
   };
 }
 

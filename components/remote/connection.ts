@@ -20,4 +20,18 @@ export interface SshConnection {
    * (./follow.ts), so a moved host is read and deleted at its new address.
    */
   ref?: string;
+  /** How to reach it when not directly (`apphost:host.via`): through this SSH jump host */
+  proxy?: SshJump;
+}
+
+/** An SSH jump host (a bastion): connections to the host are tunnelled through it (`ssh -W`). */
+export interface SshJump {
+  kind: "jump";
+  host: string;
+  port: number;
+  user: string;
+  /** Its private key: `apphost:jumpPrivateKey`, else the deploy key. Always a secret. */
+  privateKey: string;
+  /** Its pinned host key line (required) */
+  hostKey: string;
 }

@@ -59,7 +59,7 @@ export function forgetConnections(): void {
   registry().clear();
 }
 
-/** True when `next` reaches another host, port, user or key than `prev`, or pins another host key. */
+/** True when `next` reaches another host, port, user or key than `prev`, pins another host key, or goes another way (jump host). */
 export function connectionChanged(prev: SshConnection | undefined, next: SshConnection): boolean {
   if (!prev) return true;
   return (
@@ -68,6 +68,7 @@ export function connectionChanged(prev: SshConnection | undefined, next: SshConn
     prev.user !== next.user ||
     prev.privateKey !== next.privateKey ||
     (prev.hostKey ?? "") !== (next.hostKey ?? "") ||
-    (prev.ref ?? "") !== (next.ref ?? "")
+    (prev.ref ?? "") !== (next.ref ?? "") ||
+    JSON.stringify(prev.proxy ?? null) !== JSON.stringify(next.proxy ?? null)
   );
 }

@@ -12,7 +12,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION } from "./follow";
-import { redact, runRemote, shellQuote, tail, type RemoteResult } from "./ssh";
+import { redact, runRemote, shellQuote, sshFailure, tail, type RemoteResult } from "./ssh";
 
 export interface ReleaseArgs {
   connection: pulumi.Input<SshConnection>;
@@ -112,7 +112,7 @@ function parseKv(stdout: string): Record<string, string> {
 export function releaseError(
   what: string,
   res: RemoteResult,
-  conn: Pick<SshConnection, "privateKey" | "user" | "host" | "port">,
+  conn: Pick<SshConnection, "privateKey" | "user" | "host" | "port" | "proxy" | "hostKey">,
   redactions: string[] = [],
 ): Error {
   // apphost-release's exit statuses (EXIT_CODES in components/release/phases.ts; kept in step by a unit test).
@@ -145,7 +145,7 @@ export function releaseError(
     if (res.code === 20)
       head += "; the automatic rollback failed too: look at the host (apphost-release status)";
   } else if (res.code === 255 && !lastStarted) {
-    head = `${what}: ssh to ${conn.user}@${conn.host}:${conn.port} failed (exit status 255)`;
+    head = `${what}: ${sshFailure(conn as SshConnection, res.stderr)} (exit status 255)`;
   } else if (res.code === 23) {
     head =
       `${what}: its job on the host${job ? ` (${job})` : ""} was killed${lastStarted ? ` during phase ${lastStarted}` : ""} ` +
@@ -164,7 +164,9 @@ export function releaseError(
   }
   const output = tail(res.stderr || res.stdout, 40);
   const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
-  return new Error(redact(text, [conn.privateKey, ...redactions]));
+  return new Error(
+    redact(text, [conn.privateKey, ...(conn.proxy ? [conn.proxy.privateKey] : []), ...redactions]),
+  );
 }
 
 /** A job's report: the `key=value` lines `apphost-release start|follow` print on stdout (the last of each wins). */

@@ -11,7 +11,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION, rememberConnection } from "./follow";
-import { runRemote } from "./ssh";
+import { jumpKnownHostsLine, jumpProxyCommand, runRemote } from "./ssh";
 import {
   deleteFileScript,
   normalizeMode,
@@ -270,6 +270,75 @@ export async function scanHostKey(host: string, port: number, tries = 6): Promis
   return undefined;
 }
 
+/**
+ * The host's ed25519 key as seen through its jump host (ssh-keyscan cannot use
+ * a proxy): a connection that accepts the first key into a scratch known_hosts
+ * and offers no credential at all, so it ends right after the key exchange.
+ */
+export async function scanHostKeyViaJump(conn: SshConnection, tries = 6): Promise<string | undefined> {
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  const { spawnSync } = require("child_process") as typeof import("child_process");
+  if (!conn.proxy) return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-scan-"));
+  try {
+    const files = {
+      jumpIdentity: path.join(dir, "jump_id"),
+      jumpKnownHosts: path.join(dir, "jump_known_hosts"),
+    };
+    const key = conn.proxy.privateKey.endsWith("\n") ? conn.proxy.privateKey : `${conn.proxy.privateKey}\n`;
+    fs.writeFileSync(files.jumpIdentity, key, { mode: 0o600 });
+    fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
+    const knownHosts = path.join(dir, "known_hosts");
+    for (let i = 0; i < tries; i++) {
+      fs.writeFileSync(knownHosts, "", { mode: 0o600 });
+      spawnSync(
+        "ssh",
+        [
+          "-F",
+          "none",
+          "-p",
+          String(conn.port),
+          "-o",
+          `ProxyCommand=${jumpProxyCommand(conn.proxy, files)}`,
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "StrictHostKeyChecking=accept-new",
+          "-o",
+          `UserKnownHostsFile=${knownHosts}`,
+          "-o",
+          "HostKeyAlgorithms=ssh-ed25519",
+          "-o",
+          "PubkeyAuthentication=no",
+          "-o",
+          "PasswordAuthentication=no",
+          "-o",
+          "KbdInteractiveAuthentication=no",
+          "-o",
+          "ConnectTimeout=15",
+          "-o",
+          "LogLevel=ERROR",
+          `${conn.user}@${conn.host}`,
+          "true",
+        ],
+        { encoding: "utf8", timeout: 40000, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      const line = fs
+        .readFileSync(knownHosts, "utf8")
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/))
+        .find((f) => f.length >= 3 && f[1] === "ssh-ed25519");
+      if (line) return `${line[1]} ${line[2]}`;
+      if (i < tries - 1) await new Promise((res) => setTimeout(res, 5000));
+    }
+    return undefined;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const hostConnectionProvider: pulumi.dynamic.ResourceProvider = {
   // check sees the current program's inputs, before any resource on the host
   // is read, updated or deleted: pin the host key, and record where the host is now.
@@ -281,7 +350,11 @@ export const hostConnectionProvider: pulumi.dynamic.ResourceProvider = {
     if (!news.connection || hasUnknown(news.connection)) return { inputs: news };
     const accept = process.env.APPHOST_ACCEPT_NEW_HOST_KEY === "1";
     let pinned = news.connection.hostKey || (accept ? undefined : olds?.pinnedHostKey);
-    if (!pinned) pinned = await scanHostKey(news.connection.host, Number(news.connection.port));
+    if (!pinned) {
+      pinned = news.connection.proxy
+        ? await scanHostKeyViaJump(news.connection)
+        : await scanHostKey(news.connection.host, Number(news.connection.port));
+    }
     const inputs = pinned
       ? { ...news, pinnedHostKey: pinned, connection: { ...news.connection, hostKey: pinned } }
       : news;

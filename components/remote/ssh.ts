@@ -7,7 +7,7 @@
  * never in the script text, so it shows neither in `ps` on the host nor in
  * error messages.
  */
-import type { SshConnection } from "./connection";
+import type { SshConnection, SshJump } from "./connection";
 
 /** Quote one word for a POSIX shell. */
 export function shellQuote(word: string): string {
@@ -26,6 +26,58 @@ export interface SshFiles {
   identity: string;
   /** known_hosts file */
   knownHosts: string;
+  /** The jump host's private key file and known_hosts (`conn.proxy`) */
+  jumpIdentity?: string;
+  jumpKnownHosts?: string;
+}
+
+/**
+ * The `ProxyCommand` that tunnels a connection through the jump host: its own
+ * ssh, with no config file, the jump's key and pinned host key only
+ * (StrictHostKeyChecking=yes), no agent, and `-W %h:%p` to the host.
+ */
+export function jumpProxyCommand(
+  jump: SshJump,
+  files: Pick<SshFiles, "jumpIdentity" | "jumpKnownHosts">,
+): string {
+  if (!files.jumpIdentity || !files.jumpKnownHosts)
+    throw new Error("jumpProxyCommand: the jump host's key files are missing");
+  return [
+    "ssh",
+    "-F",
+    "none",
+    "-i",
+    files.jumpIdentity,
+    "-p",
+    String(jump.port),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${files.jumpKnownHosts}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    "ForwardX11=no",
+    "-o",
+    "ConnectTimeout=15",
+    "-o",
+    "LogLevel=ERROR",
+    "-W",
+    "%h:%p",
+    `${jump.user}@${jump.host}`,
+  ]
+    .map(shellQuote)
+    .join(" ");
+}
+
+/** The known_hosts line that pins the jump host's key. */
+export function jumpKnownHostsLine(jump: SshJump): string {
+  const name = jump.port === 22 ? jump.host : `[${jump.host}]:${jump.port}`;
+  return `${name} ${jump.hostKey.trim()}\n`;
 }
 
 /** The argv of `ssh` (without the program name) for one remote command. */
@@ -62,6 +114,7 @@ export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: str
     "ServerAliveCountMax=4",
     "-o",
     "LogLevel=ERROR",
+    ...(conn.proxy ? ["-o", `ProxyCommand=${jumpProxyCommand(conn.proxy, files)}`] : []),
     `${conn.user}@${conn.host}`,
     "--",
     remoteCommand,
@@ -80,6 +133,38 @@ export function hostKeyHint(stderr: string, conn: SshConnection): string {
     "If the server was replaced or re-keyed on purpose, accept its new key with: APPHOST_ACCEPT_NEW_HOST_KEY=1 pulumi up " +
     "(or pin it yourself in apphost:host.hostKey); otherwise someone else answers at that address"
   );
+}
+
+/** Where a connection failed (exit status 255): the jump host, when that is where, else the host. */
+export function sshFailure(conn: SshConnection, stderr: string): string {
+  const j = conn.proxy;
+  if (j) {
+    const at = `the jump host ${j.user}@${j.host}:${j.port} (apphost:host.via.jump)`;
+    const jumpHost = j.host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    if (
+      new RegExp(
+        `connect to host ${jumpHost} port ${j.port}|Could not resolve hostname ${jumpHost}`,
+        "i",
+      ).test(stderr)
+    )
+      return `ssh to ${conn.user}@${conn.host}:${conn.port} failed: ${at} could not be reached`;
+    if (
+      new RegExp(`Host key for (\\[)?${jumpHost}|Host key verification failed`, "i").test(stderr) &&
+      !/stdio forwarding failed/.test(stderr) &&
+      !stderr.includes(`Host key for ${conn.host}`) &&
+      !stderr.includes(`Host key for [${conn.host}]`)
+    )
+      return (
+        `ssh to ${conn.user}@${conn.host}:${conn.port} failed: ${at} showed another host key than the one pinned in ` +
+        `apphost:host.via.jump.hostKey (${hostKeyFingerprint(j.hostKey)}), so nothing was sent`
+      );
+    if (/stdio forwarding failed|channel \d+: open failed/i.test(stderr))
+      return `ssh to ${conn.user}@${conn.host}:${conn.port} through ${at} failed: the jump host could not reach ${conn.host}:${conn.port}`;
+    if (/Permission denied/.test(stderr) && !/Permission denied.*\n.*Permission denied/s.test(stderr))
+      return `ssh to ${conn.user}@${conn.host}:${conn.port} through ${at} failed: a login was refused (the jump host's, or the host's)`;
+    return `ssh to ${conn.user}@${conn.host}:${conn.port} through ${at} failed${hostKeyHint(stderr, conn)}`;
+  }
+  return `ssh to ${conn.user}@${conn.host}:${conn.port} failed${hostKeyHint(stderr, conn)}`;
 }
 
 /** `ED25519 SHA256:<base64>`, as `ssh-keygen -lf` and ssh's own warnings print a key. */
@@ -160,10 +245,19 @@ export async function runRemote(
   const cp = require("child_process") as typeof import("child_process");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
   try {
-    const files = { identity: path.join(dir, "id"), knownHosts: path.join(dir, "known_hosts") };
+    const files: SshFiles = { identity: path.join(dir, "id"), knownHosts: path.join(dir, "known_hosts") };
     const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
     fs.writeFileSync(files.identity, key, { mode: 0o600 });
     fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
+    if (conn.proxy) {
+      files.jumpIdentity = path.join(dir, "jump_id");
+      files.jumpKnownHosts = path.join(dir, "jump_known_hosts");
+      const jumpKey = conn.proxy.privateKey.endsWith("\n")
+        ? conn.proxy.privateKey
+        : `${conn.proxy.privateKey}\n`;
+      fs.writeFileSync(files.jumpIdentity, jumpKey, { mode: 0o600 });
+      fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
+    }
     const argv = sshArgv(conn, files, rootCommand(conn, script));
     const result = await new Promise<RemoteResult>((resolve, reject) => {
       const child = cp.spawn("ssh", argv, { stdio: ["pipe", "pipe", "pipe"] });
@@ -188,11 +282,12 @@ export async function runRemote(
       child.stdin.end(opts.stdin ?? "");
     });
     if (result.code !== 0 && !opts.allowFailure) {
-      const detail = redact(tail(result.stderr || result.stdout), [conn.privateKey, ...(opts.secrets ?? [])]);
-      const reason =
-        result.code === 255
-          ? `ssh to ${conn.user}@${conn.host}:${conn.port} failed${hostKeyHint(result.stderr, conn)}`
-          : `exit code ${result.code}`;
+      const detail = redact(tail(result.stderr || result.stdout), [
+        conn.privateKey,
+        ...(conn.proxy ? [conn.proxy.privateKey] : []),
+        ...(opts.secrets ?? []),
+      ]);
+      const reason = result.code === 255 ? sshFailure(conn, result.stderr) : `exit code ${result.code}`;
       throw remoteError(`${opts.what}: ${reason}\n${detail}`, result);
     }
     return result;

@@ -50,6 +50,15 @@ function sandboxScript(...args: string[]): string {
   });
 }
 
+/** `scripts/sandbox <args>` for the named sandbox (a spec with two sandboxes: `down`, `link`), not the current one. */
+export function sandboxCommand(spec: Required<SandboxSpec>, ...args: string[]): string {
+  return execFileSync("bash", [path.join(ROOT, "scripts", "sandbox"), ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    env: sandboxEnv(spec),
+  });
+}
+
 export function sandboxUp(spec: SandboxSpec = {}): Sandbox {
   current = { name: spec.name ?? "apphost-sbx", subnet: spec.subnet ?? "10.77.0" };
   sandboxScript("up");

@@ -61,6 +61,18 @@ function sandboxInit(name: string): string {
   return init;
 }
 
+/** A shell command as root inside the sandbox, entered from this machine (no SSH needed); its stdout. */
+export function inSandbox(name: string, command: string): string {
+  return execFileSync(
+    "nsenter",
+    ["-t", sandboxInit(name), "-m", "-u", "-i", "-n", "-p", "bash", "-c", command],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+}
+
 /** `systemctl <verb> <unit>` inside the sandbox, entered from this machine (no SSH needed). */
 export function sandboxSystemctl(name: string, verb: "start" | "stop", unit: string): void {
   execFileSync("nsenter", ["-t", sandboxInit(name), "-m", "-u", "-i", "-n", "-p", "systemctl", verb, unit], {

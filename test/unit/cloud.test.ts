@@ -365,6 +365,49 @@ describe("Host (existing)", () => {
   });
 });
 
+describe("Host (through a jump host)", () => {
+  beforeEach(resetRecords);
+  const bastionKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  const raw = () => ({
+    ...existingRaw(),
+    host: {
+      kind: "existing",
+      address: "10.0.1.20",
+      user: "deploy",
+      via: { jump: { address: "bastion.example.net", user: "jump", hostKey: bastionKey } },
+    },
+  });
+
+  it("the connection goes through the bastion, with the deploy key unless apphost:jumpPrivateKey is set; all secret", async () => {
+    const h = new Host("j1", {
+      config: stackConfig({}, "staging", raw()),
+      sshPrivateKey: DEPLOY_KEY.privateKey,
+    });
+    assert.equal(await pulumi.isSecret(h.connection), true);
+    assert.deepEqual((await valueOf(h.connection)).proxy, {
+      kind: "jump",
+      host: "bastion.example.net",
+      port: 22,
+      user: "jump",
+      privateKey: DEPLOY_KEY.privateKey,
+      hostKey: bastionKey,
+    });
+    const h2 = new Host("j2", {
+      config: stackConfig({}, "staging", raw()),
+      sshPrivateKey: DEPLOY_KEY.privateKey,
+      jumpPrivateKey: pulumi.secret(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\njump\n-----END OPENSSH PRIVATE KEY-----\n",
+      ),
+    });
+    assert.match((await valueOf(h2.connection)).proxy!.privateKey, /\njump\n/);
+    const direct = new Host("j3", {
+      config: stackConfig({}, "staging", existingRaw()),
+      sshPrivateKey: DEPLOY_KEY.privateKey,
+    });
+    assert.equal((await valueOf(direct.connection)).proxy, undefined);
+  });
+});
+
 describe("host helpers", () => {
   it("renders the first-boot cloud-config exactly: the host key, the marker, the port", () => {
     const key = {

@@ -18,12 +18,14 @@ import {
   inspectPrivateKey,
   ipv4CidrProblem,
   isDnsName,
+  JUMP_KEYS,
   KNOWN_KEYS,
   POOL_KEYS,
   RDS_KEYS,
   parseStackConfig,
   SECTIONS,
   type ParseContext,
+  type PrivateKeyInfo,
 } from "../../components/config/validate";
 import { loadStackConfig } from "../../components/config";
 import type { StackConfig } from "../../components/config/types";
@@ -751,6 +753,22 @@ const ROWS: Row[] = [
     error:
       "apphost:app.basePort: the web instances listen on 5430 and 5431 and the proxy connects to 5432, which collides with Postgres (apphost:database.kind postgres) (5432); set it with: pulumi config set --path 'apphost:app.basePort' 8000",
   },
+  // --- apphost:host.via
+  {
+    base: existingRaw,
+    set: { "host.via": "bastion" },
+    error:
+      'apphost:host.via: expected direct (the default), or {jump: {address, port, user, hostKey}} for an SSH jump host, got "bastion"; ' +
+      "set it with: pulumi config set --path 'apphost:host.via.jump.address' 203.0.113.5 (and .hostKey)",
+  },
+  {
+    base: existingRaw,
+    set: { "host.via": { jump: { address: "203.0.113.5" } } },
+    error:
+      "apphost:host.via.jump.hostKey: missing (apphost pins the jump host's key too; it is known before the first connection); " +
+      'expected the jump host\'s public host key line, like "ssh-ed25519 AAAA..."; ' +
+      "set it with: pulumi config set --path 'apphost:host.via.jump.hostKey' \"$(ssh-keyscan -t ed25519 203.0.113.5 | cut -d' ' -f2-)\"",
+  },
   // --- the stack name names the Linux user (components/paths.ts)
   {
     set: {},
@@ -842,6 +860,74 @@ describe("stack config validation (one bad key per row)", () => {
     assert.ok(!error.message.includes(DEPLOY_KEY.privateKey.split("\n")[1]));
   });
 
+  it("apphost:host.via.jump: every offender at once; the jump user defaults to the host's", () => {
+    const error = errorOf(
+      withKeys(existingRaw(), {
+        "host.via": {
+          jump: { address: "not an address!", port: 70000, hostKey: "ssh-ed25519 nope", colour: "red" },
+          x: 1,
+        },
+      }),
+      baseCtx(),
+    );
+    assert.deepEqual(
+      error.issues.map((i) => i.path),
+      [
+        "apphost:host.via.x",
+        "apphost:host.via.jump.address",
+        "apphost:host.via.jump.port",
+        "apphost:host.via.jump.hostKey",
+        "apphost:host.via.jump.colour",
+      ],
+    );
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const parsed = parseStackConfig(
+      withKeys(existingRaw(), { "host.via": { jump: { address: "bastion.example.net", hostKey: key } } }),
+      baseCtx(),
+    );
+    assert.deepEqual(parsed.host.via, {
+      kind: "jump",
+      address: "bastion.example.net",
+      port: 22,
+      user: "deploy",
+      hostKey: key,
+    });
+    assert.deepEqual(parseStackConfig(existingRaw(), baseCtx()).host.via, { kind: "direct" });
+    assert.deepEqual(
+      parseStackConfig(withKeys(existingRaw(), { "host.via": "direct" }), baseCtx()).host.via,
+      { kind: "direct" },
+    );
+  });
+
+  it("apphost:jumpPrivateKey: only with a jump host, and a usable key", () => {
+    const facts = (info: PrivateKeyInfo) => ({
+      ...baseCtx(),
+      secrets: { ...baseCtx().secrets, jumpPrivateKeyInfo: info },
+    });
+    const notHere = errorOf(existingRaw(), facts({ format: "openssh", encrypted: false }));
+    assert.equal(
+      notHere.message,
+      `${header(1)}\n  1. apphost:jumpPrivateKey: only used when apphost:host.via is a jump host ({jump: {...}}); remove it`,
+    );
+    const jumpRaw = withKeys(existingRaw(), {
+      "host.via": {
+        jump: {
+          address: "203.0.113.5",
+          hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        },
+      },
+    });
+    assert.doesNotThrow(() => parseStackConfig(jumpRaw, facts({ format: "openssh", encrypted: false })));
+    assert.match(
+      errorOf(jumpRaw, facts({ format: "openssh", encrypted: true })).message,
+      /apphost:jumpPrivateKey: the key is protected by a passphrase/,
+    );
+    assert.match(
+      errorOf(jumpRaw, facts({ format: "unknown", encrypted: false })).message,
+      /apphost:jumpPrivateKey: expected an OpenSSH or PEM private key/,
+    );
+  });
+
   it("accepts SSH from anywhere only when asked for explicitly", () => {
     const config = parseStackConfig(
       withKeys(baseRaw(), { "host.sshAllowCidrs": ["0.0.0.0/0"], "host.allowSshFromAnywhere": true }),
@@ -863,6 +949,7 @@ describe("stack config defaults", () => {
         os: "debian-12",
         user: "admin",
         port: 22,
+        via: { kind: "direct" },
         swapMb: 0,
         rootVolumeGb: 20,
         sshPublicKey: DEPLOY_KEY.publicKey,
@@ -1258,7 +1345,7 @@ describe("stack files and docs", () => {
     >;
     assert.deepEqual(
       Object.keys(config).sort(),
-      [...SECTIONS, "sshPrivateKey", "sshPrivateKeyFile", "secretEnv"].sort(),
+      [...SECTIONS, "sshPrivateKey", "sshPrivateKeyFile", "secretEnv", "jumpPrivateKey"].sort(),
     );
     for (const section of SECTIONS) {
       // Project config types are string/integer/boolean/array only: an object section must stay untyped.
@@ -1269,6 +1356,9 @@ describe("stack files and docs", () => {
     }
     for (const key of [...POOL_KEYS, ...RDS_KEYS]) {
       assert.match(config.database.description ?? "", new RegExp(`\\b${key}\\b`), `database.pool.${key}`);
+    }
+    for (const key of JUMP_KEYS) {
+      assert.match(config.host.description ?? "", new RegExp(`\\bjump\\.${key}\\b`), `host.via.jump.${key}`);
     }
     // Optional (the local stack uses sshPrivateKeyFile). Declaring it `secret: true` makes
     // Pulumi 3.248 demand an encrypted value even when the default applies, so it is untyped;

@@ -471,6 +471,7 @@ describe("doctor: from stack config", () => {
       kind: "ec2",
       user: "admin",
       port: 22,
+      via: { kind: "direct" },
       swapMb: 0,
       instanceType: "t3.small",
       arch: "x86_64",

@@ -7,7 +7,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { sshArgv } from "../../components/remote/ssh";
+import { commandConnection } from "../../components/remote/command";
+import type { SshConnection } from "../../components/remote/connection";
+import { jumpKnownHostsLine, jumpProxyCommand, sshArgv, sshFailure } from "../../components/remote/ssh";
 
 const conn = { host: "203.0.113.9", port: 2222, user: "admin", privateKey: "unused" };
 
@@ -78,5 +80,88 @@ describe("remote/ssh: the ssh command line", () => {
     assert.match(pinned, /^userknownhostsfile \/tmp\/kh$/m);
     const first = effective(sshArgv(conn, { identity: "/tmp/id", knownHosts: "/tmp/kh" }, "true"));
     assert.match(first, /^stricthostkeychecking accept-new$/m);
+  });
+});
+
+describe("remote/ssh: through a jump host (apphost:host.via.jump)", () => {
+  const jump = {
+    kind: "jump" as const,
+    host: "198.51.100.5",
+    port: 2200,
+    user: "jumper",
+    privateKey: "jump-key",
+    hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+  };
+  const viaJump: SshConnection = { ...conn, proxy: jump };
+  const files = {
+    identity: "/tmp/d/id",
+    knownHosts: "/tmp/d/kh",
+    jumpIdentity: "/tmp/d/jid",
+    jumpKnownHosts: "/tmp/d/jkh",
+  };
+
+  it("tunnels with the jump host's own ssh: no config, its key, its pinned host key, no agent, -W to the host", () => {
+    assert.equal(
+      jumpProxyCommand(jump, files),
+      "ssh -F none -i /tmp/d/jid -p 2200 -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=/tmp/d/jkh " +
+        "-o StrictHostKeyChecking=yes -o ForwardAgent=no -o ForwardX11=no -o ConnectTimeout=15 -o LogLevel=ERROR -W %h:%p jumper@198.51.100.5",
+    );
+    assert.equal(jumpKnownHostsLine(jump), `[198.51.100.5]:2200 ${jump.hostKey}\n`);
+    assert.equal(jumpKnownHostsLine({ ...jump, port: 22 }), `198.51.100.5 ${jump.hostKey}\n`);
+    const argv = sshArgv(viaJump, files, "true");
+    const i = argv.indexOf(`ProxyCommand=${jumpProxyCommand(jump, files)}`);
+    assert.ok(i > 0 && argv[i - 1] === "-o", argv.join(" "));
+    assert.equal(
+      sshArgv(conn, files, "true").some((w) => w.startsWith("ProxyCommand=")),
+      false,
+    );
+  });
+
+  it("OpenSSH reads it as the connection's proxy command, the host's options unchanged", () => {
+    const a = sshArgv(viaJump, files, "true");
+    const r = spawnSync("ssh", ["-G", ...a.slice(0, a.indexOf("--"))], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^proxycommand ssh -F none -i \/tmp\/d\/jid -p 2200 .* -W %h:%p jumper@198\.51\.100\.5$/m,
+    );
+    assert.match(r.stdout, /^hostname 203\.0\.113\.9$/m);
+    assert.match(r.stdout, /^port 2222$/m);
+    assert.match(r.stdout, /^forwardagent no$/m);
+  });
+
+  it("names the jump host when that is where it failed; the host otherwise", () => {
+    assert.equal(
+      sshFailure(
+        viaJump,
+        "ssh: connect to host 198.51.100.5 port 2200: Connection refused\r\nConnection closed by UNKNOWN port 65535\n",
+      ),
+      "ssh to admin@203.0.113.9:2222 failed: the jump host jumper@198.51.100.5:2200 (apphost:host.via.jump) could not be reached",
+    );
+    assert.equal(
+      sshFailure(
+        viaJump,
+        "channel 0: open failed: connect failed: No route to host\nstdio forwarding failed\n",
+      ),
+      "ssh to admin@203.0.113.9:2222 through the jump host jumper@198.51.100.5:2200 (apphost:host.via.jump) failed: the jump host could not reach 203.0.113.9:2222",
+    );
+    assert.equal(
+      sshFailure(conn, "ssh: connect to host 203.0.113.9 port 2222: Connection refused\n"),
+      "ssh to admin@203.0.113.9:2222 failed",
+    );
+  });
+
+  it("@pulumi/command steps go through the same jump host, its key pinned", () => {
+    const c = commandConnection(viaJump);
+    assert.deepEqual(c.proxy, {
+      host: "198.51.100.5",
+      port: 2200,
+      user: "jumper",
+      privateKey: "jump-key",
+      hostKey: jump.hostKey,
+      dialErrorLimit: 4,
+      perDialTimeout: 15,
+    });
+    assert.equal(commandConnection(conn).proxy, undefined);
   });
 });

@@ -1,0 +1,170 @@
+/**
+ * apphost:host.via.jump end to end: a second sandbox plays the bastion
+ * (apphost-jb, 10.84.0.2), and the app host (apphost-ja, 10.85.0.2) lets SSH
+ * in from the bastion's address only (iptables in its network namespace,
+ * REJECT with a TCP reset for everyone else, this machine included). A local
+ * stack that goes through the bastion deploys, shows a hand edit as drift,
+ * passes the doctor and destroys; with the bastion's sshd stopped, drift
+ * exits 2 and names the jump host.
+ *
+ * Run it alone with
+ *   npx mocha -r ts-node/register/transpile-only --bail --timeout 1800000 test/e2e/jump.e2e.ts
+ */
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import type * as auto from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import * as path from "path";
+import { freshBackend, http, localStack, ROOT, sandboxCommand, sandboxUp, type Sandbox } from "./lib";
+import { inSandbox, runCli, sandboxSystemctl } from "./ops-lib";
+
+const BASTION = { name: "apphost-jb", subnet: "10.84.0" };
+const APP = { name: "apphost-ja", subnet: "10.85.0" };
+const STACK = "local-jump";
+const ID = `sample-${STACK}`;
+const HOSTNAME = "sample.local.test";
+
+describe("an SSH jump host: the app host's sshd answers the bastion only (real engine)", function () {
+  let bastion: Sandbox;
+  let app: Sandbox;
+  let backend: string;
+  let stack: auto.Stack & { configFile: string };
+  let ruleSince = "";
+  const hadStackFile = fs.existsSync(path.join(ROOT, `Pulumi.${STACK}.yaml`));
+  const log = (s: string) => process.stdout.write(s);
+  const say = (s: string) => process.stdout.write(`      ${s}\n`);
+  /** A command as root on the app host, entered from this machine (SSH from here is refused). */
+  const onApp = (command: string) => inSandbox(APP.name, command);
+  const cli = (command: string) =>
+    runCli(command, ["--stack", STACK, "--config-file", stack.configFile], { PULUMI_BACKEND_URL: backend });
+  /** ssh from this machine straight to the app host, as the deployer would without the bastion. */
+  const directSsh = () =>
+    spawnSync(
+      "ssh",
+      [
+        "-F",
+        "none",
+        "-i",
+        app.key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=5",
+        `${app.user}@${app.host}`,
+        "true",
+      ],
+      { encoding: "utf8" },
+    );
+
+  before(async function () {
+    bastion = sandboxUp(BASTION);
+    // A fresh app host every run: what an earlier run left must not decide this one.
+    sandboxUp(APP);
+    sandboxCommand(APP, "down");
+    app = sandboxUp(APP);
+    // The bastion reaches the app host from its own address, as on one private network.
+    sandboxCommand(BASTION, "link", APP.subnet);
+    const only = `-p tcp --dport 22 ! -s ${bastion.host} -m addrtype ! --src-type LOCAL -j REJECT --reject-with tcp-reset`;
+    const ipt = (args: string) =>
+      spawnSync("bash", ["-c", `ip netns exec ${APP.name} iptables ${args}`], { encoding: "utf8" });
+    if (ipt(`-C INPUT ${only}`).status !== 0) {
+      const added = ipt(`-I INPUT ${only}`);
+      assert.equal(added.status, 0, added.stderr);
+    }
+    // From here on (scripts/sandbox up itself logged in from this machine to see the host was ready).
+    // The next whole second on the host's clock: journalctl --since counts whole seconds.
+    ruleSince = onApp("echo $(( $(date +%s) + 1 )); sleep 1.1").trim();
+    const refused = directSsh();
+    assert.notEqual(refused.status, 0, "the app host still answers SSH from this machine");
+    say(`direct ssh to ${app.host} refused: ${refused.stderr.trim().split("\n").at(-1)}`);
+    const scan = spawnSync("ssh-keyscan", ["-T", "10", "-t", "ed25519", bastion.host], { encoding: "utf8" });
+    const bastionKey = scan.stdout.trim().split(/\s+/).slice(1, 3).join(" ");
+    assert.match(bastionKey, /^ssh-ed25519 AAAA/, scan.stderr);
+    backend = freshBackend();
+    stack = await localStack(backend, {
+      stackName: STACK,
+      sandbox: app,
+      config: {
+        "apphost:host": {
+          kind: "existing",
+          port: 22,
+          user: "admin",
+          via: { jump: { address: bastion.host, user: bastion.user, hostKey: bastionKey } },
+        },
+      },
+    });
+  });
+
+  after(function () {
+    if (!hadStackFile) fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
+    sandboxCommand(BASTION, "down");
+    sandboxCommand(APP, "down");
+  });
+
+  it("`pulumi up` deploys through the bastion: the host setup, the release, HTTPS", async function () {
+    const up = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.equal(up.summary.result, "succeeded");
+    const release = String(up.outputs.releaseId.value);
+    const health = JSON.parse(http(app, HOSTNAME, "/healthz", "https").body) as { release: string };
+    assert.equal(health.release, release);
+    // Every session came from the bastion: the app host's sshd saw no other address.
+    const peers = onApp(
+      `journalctl -u ssh --no-pager -o cat --since @${ruleSince} | grep -oE 'Accepted publickey for [a-z]+ from [0-9.]+' | awk '{print $NF}' | sort -u`,
+    ).trim();
+    assert.equal(
+      peers,
+      bastion.host,
+      `sshd accepted logins from: ${JSON.stringify(peers)}, not only ${JSON.stringify(bastion.host)}`,
+    );
+    assert.notEqual(directSsh().status, 0, "the rule that keeps everyone but the bastion out is gone");
+  });
+
+  it("a second `up` changes nothing", async function () {
+    const up = await stack.up({ configFile: stack.configFile });
+    const changed = Object.entries(up.summary.resourceChanges ?? {}).filter(([k]) => k !== "same");
+    assert.deepEqual(changed, []);
+  });
+
+  it("`npm run drift` exits 1 on a hand edit, naming the resource, through the bastion", async function () {
+    onApp(`echo '# edited by hand' >> /etc/caddy/apphost/${ID}.caddy`);
+    const res = await cli("drift");
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stdout, /app-site/);
+  });
+
+  it("`npm run doctor` passes every check through the bastion", async function () {
+    await stack.up({ configFile: stack.configFile, refresh: true });
+    // The doctor wants a recent backup: the scheduled one, run now.
+    onApp(`systemctl start apphost-${ID}-backup.service`);
+    const res = await cli("doctor");
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.doesNotMatch(res.stdout, /^FAIL /m);
+  });
+
+  it("with the bastion's sshd down, drift exits 2 and names the jump host, not the app host", async function () {
+    sandboxSystemctl(BASTION.name, "stop", "ssh.service");
+    try {
+      const res = await cli("drift");
+      assert.equal(res.code, 2, res.stdout + res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `the jump host admin@${bastion.host.replace(/\./g, "\\.")}:22 \\(apphost:host\\.via\\.jump\\) could not be reached`,
+        ),
+      );
+    } finally {
+      sandboxSystemctl(BASTION.name, "start", "ssh.service");
+    }
+  });
+
+  it("`pulumi destroy` through the bastion leaves the app host clean", async function () {
+    const res = await stack.destroy({ onOutput: log, configFile: stack.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    assert.equal(onApp(`test -e /srv/${ID} && echo present || echo gone`).trim(), "gone");
+    assert.equal(onApp(`ls /etc/systemd/system | grep -c '^apphost-${ID}-' || true`).trim(), "0");
+  });
+});
