@@ -12,8 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
 import { hostLayout, upstreamUnitName, type HostLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
-import * as command from "@pulumi/command";
-import { hostStep } from "./remote/command";
+import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
@@ -182,12 +181,13 @@ export class App extends pulumi.ComponentResource {
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
   }
 
-  private createLayout(name: string, args: AppArgs): command.remote.Command {
+  private createLayout(name: string, args: AppArgs): pulumi.CustomResource {
     const cmds = layoutCommands(this.layout, args.config);
     return hostStep(
       `${name}-layout`,
       {
         connection: args.connection,
+        openSshOnly: hostNeedsOpenSsh(args.config.host),
         description: `layout of ${this.layout.id}`,
         create: cmds.create,
         delete: cmds.delete,
@@ -417,6 +417,7 @@ export class App extends pulumi.ComponentResource {
           `${name}-certbot`,
           {
             connection,
+            openSshOnly: hostNeedsOpenSsh(config.host),
             description: `certbot certificate for ${input.hostnames.join(", ")}`,
             create: certbotIssueScript(this.layout, {
               hostnames: input.hostnames,

@@ -17,7 +17,7 @@ import { isPostgres, isProductionStack } from "./config/defaults";
 import type { RdsConfig, StackConfig } from "./config/types";
 import { resourceTags } from "./host";
 import { hostLayout } from "./paths";
-import { hostStep } from "./remote/command";
+import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import type { SshConnection } from "./remote/connection";
 import {
   POSTGRES_PORT,
@@ -124,7 +124,7 @@ export class Database extends pulumi.ComponentResource {
   /** The role (its SCRAM verifier on stdin, never the password) and the database it owns. */
   private createRoleAndDatabase(
     name: string,
-    { connection, dependsOn }: DatabaseArgs,
+    { connection, dependsOn, config }: DatabaseArgs,
     dbName: string,
     password: pulumi.Output<string>,
   ): pulumi.Resource {
@@ -132,6 +132,7 @@ export class Database extends pulumi.ComponentResource {
       `${name}-role`,
       {
         connection,
+        openSshOnly: hostNeedsOpenSsh(config.host),
         description: `postgres role and database ${dbName}`,
         create: postgresProvisionScript({ name: dbName }),
         delete: postgresDeleteScript({ name: dbName }),

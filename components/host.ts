@@ -6,10 +6,10 @@
 // Type-only at the top: the SDK is loaded where it is used, so stacks without EC2 (the local stack) start faster.
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Ec2HostConfig, StackConfig } from "./config/types";
+import type { Ec2HostConfig, JumpConfig, StackConfig } from "./config/types";
 import { isProductionStack } from "./config/defaults";
 import { hostLayout } from "./paths";
-import type { SshConnection } from "./remote/connection";
+import type { SshConnection, SshProxy } from "./remote/connection";
 import { HostConnection } from "./remote/resources";
 
 export interface HostArgs {
@@ -64,6 +64,9 @@ export class Host extends pulumi.ComponentResource {
     instance?: aws.ec2.Instance;
     eip?: aws.ec2.Eip;
     eipAssociation?: aws.ec2.EipAssociation;
+    /** apphost:host.via instance-connect: the endpoint and its security group */
+    endpoint?: aws.ec2transitgateway.InstanceConnectEndpoint;
+    endpointSecurityGroup?: aws.ec2.SecurityGroup;
   };
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -72,6 +75,9 @@ export class Host extends pulumi.ComponentResource {
     const childOpts = { parent: this };
     const { config } = args;
     const host = config.host;
+    // Where SSH connects and how (a jump host, an Instance Connect Endpoint); by default the public address, directly.
+    let sshAddress: pulumi.Output<string> | undefined;
+    let sshProxy: pulumi.Output<SshProxy | undefined> = pulumi.output(undefined);
 
     if (host.kind === "ec2") {
       const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
@@ -84,8 +90,19 @@ export class Host extends pulumi.ComponentResource {
       const { ingressRules, egressRules } = createFirewallRules(securityGroup);
       const instance = createInstance(host, keyPair, hostKey, securityGroup);
       const elastic = host.elasticIp ? createElasticIp(instance) : undefined;
+      const endpoint =
+        host.via.kind === "instance-connect" ? createInstanceConnect(securityGroup, instance) : undefined;
 
-      this.nodes = { keyPair, hostKey, securityGroup, ingressRules, egressRules, instance, ...elastic };
+      this.nodes = {
+        keyPair,
+        hostKey,
+        securityGroup,
+        ingressRules: [...ingressRules, ...(endpoint ? [endpoint.ingress] : [])],
+        egressRules: [...egressRules, ...(endpoint ? [endpoint.egress] : [])],
+        instance,
+        ...elastic,
+        ...(endpoint ? { endpoint: endpoint.endpoint, endpointSecurityGroup: endpoint.securityGroup } : {}),
+      };
       // apphost:host.hostKey overrides the generated key (an instance launched without it).
       this.hostKey = host.hostKey
         ? pulumi.output(host.hostKey)
@@ -99,6 +116,67 @@ export class Host extends pulumi.ComponentResource {
         : pulumi.output(undefined);
       this.instanceId = instance.id.apply((id) => id as string | undefined);
       this.network = { vpcId, securityGroupId: securityGroup.id };
+      if (endpoint) {
+        // Through the endpoint, SSH reaches the instance's private address; the public one serves the web only.
+        sshAddress = instance.privateIp;
+        sshProxy = pulumi
+          .all([instance.id, endpoint.endpoint.id, endpoint.endpoint.region])
+          .apply(([instanceId, endpointId, region]): SshProxy => ({
+            kind: "instance-connect",
+            instanceId,
+            endpointId,
+            region,
+          }));
+      }
+
+      /**
+       * An EC2 Instance Connect Endpoint in the instance's subnet, with a
+       * security group of its own: it may reach the instance's SSH port, and
+       * the instance lets SSH in from that group only (no CIDR needed).
+       */
+      function createInstanceConnect(sg: aws.ec2.SecurityGroup, inst: aws.ec2.Instance) {
+        const endpointSg = new aws.ec2.SecurityGroup(
+          `${name}-eice-sg`,
+          {
+            description: `apphost ${config.project}/${config.stack}: the EC2 Instance Connect Endpoint, SSH to the instance only`,
+            vpcId,
+            tags: { ...tags, Name: `${hostLayout(config.app.name, config.stack).id}-eice` },
+          },
+          childOpts,
+        );
+        const egress = new aws.vpc.SecurityGroupEgressRule(
+          `${name}-eice-out-ssh`,
+          {
+            securityGroupId: endpointSg.id,
+            description: "SSH to the apphost instance",
+            ipProtocol: "tcp",
+            fromPort: host.port,
+            toPort: host.port,
+            referencedSecurityGroupId: sg.id,
+            tags,
+          },
+          childOpts,
+        );
+        const ingress = new aws.vpc.SecurityGroupIngressRule(
+          `${name}-in-ssh-eice`,
+          {
+            securityGroupId: sg.id,
+            description: "SSH from the EC2 Instance Connect Endpoint (apphost:host.via)",
+            ipProtocol: "tcp",
+            fromPort: host.port,
+            toPort: host.port,
+            referencedSecurityGroupId: endpointSg.id,
+            tags,
+          },
+          childOpts,
+        );
+        const eice = new aws.ec2transitgateway.InstanceConnectEndpoint(
+          `${name}-eice`,
+          { subnetId: inst.subnetId, securityGroupIds: [endpointSg.id], preserveClientIp: false, tags },
+          childOpts,
+        );
+        return { endpoint: eice, securityGroup: endpointSg, ingress, egress };
+      }
 
       function lookupAmi(h: Ec2HostConfig) {
         return aws.ec2.getAmiOutput(amiQuery(h.os, h.arch), childOpts);
@@ -241,12 +319,14 @@ export class Host extends pulumi.ComponentResource {
       `${name}-connection`,
       {
         connection: sshConnection(
-          this.publicIp,
+          sshAddress ?? this.publicIp,
           host,
           args.sshPrivateKey,
           name,
           this.hostKey,
-          args.jumpPrivateKey ?? args.sshPrivateKey,
+          host.via.kind === "jump"
+            ? jumpProxy(host.via, args.jumpPrivateKey ?? args.sshPrivateKey)
+            : sshProxy,
         ),
       },
       { parent: this },
@@ -423,32 +503,31 @@ function sshConnection(
   privateKey: pulumi.Input<string>,
   ref: string,
   hostKey: pulumi.Output<string | undefined>,
-  jumpPrivateKey: pulumi.Input<string>,
+  proxy: pulumi.Output<SshProxy | undefined>,
 ): pulumi.Output<SshConnection> {
   // pulumi.secret() on top of the secret keys: the whole object must stay encrypted in state,
   // even if a caller passes a key as a plain string.
   return pulumi.secret(
-    pulumi
-      .all([address, privateKey, hostKey, jumpPrivateKey])
-      .apply(([addr, key, pinned, jumpKey]): SshConnection => ({
-        host: addr,
-        port: host.port,
-        user: host.user,
-        privateKey: key,
-        ...(pinned ? { hostKey: pinned } : {}),
-        ref,
-        ...(host.via.kind === "jump"
-          ? {
-              proxy: {
-                kind: "jump",
-                host: host.via.address,
-                port: host.via.port,
-                user: host.via.user,
-                privateKey: jumpKey,
-                hostKey: host.via.hostKey.trim(),
-              },
-            }
-          : {}),
-      })),
+    pulumi.all([address, privateKey, hostKey, proxy]).apply(([addr, key, pinned, via]): SshConnection => ({
+      host: addr,
+      port: host.port,
+      user: host.user,
+      privateKey: key,
+      ...(pinned ? { hostKey: pinned } : {}),
+      ref,
+      ...(via ? { proxy: via } : {}),
+    })),
   );
+}
+
+/** apphost:host.via.jump as the connection's proxy, with its key (apphost:jumpPrivateKey, else the deploy key). */
+function jumpProxy(jump: JumpConfig, privateKey: pulumi.Input<string>): pulumi.Output<SshProxy | undefined> {
+  return pulumi.output(privateKey).apply((key): SshProxy => ({
+    kind: "jump",
+    host: jump.address,
+    port: jump.port,
+    user: jump.user,
+    privateKey: key,
+    hostKey: jump.hostKey.trim(),
+  }));
 }

@@ -7,8 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
-import * as command from "@pulumi/command";
-import { hostStep } from "./remote/command";
+import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import type { SshConnection } from "./remote/connection";
 import { renderBaseline, runtimePackages } from "./render/baseline";
@@ -48,7 +47,7 @@ export class Server extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  private createBaseline(name: string, { config, connection }: ServerArgs): command.remote.Command {
+  private createBaseline(name: string, { config, connection }: ServerArgs): pulumi.CustomResource {
     const script = renderBaseline({
       host: { swapMb: config.host.swapMb },
       packages: runtimePackages({
@@ -61,7 +60,13 @@ export class Server extends pulumi.ComponentResource {
     });
     return hostStep(
       `${name}-baseline`,
-      { connection, description: "host baseline", create: script, timeoutMinutes: 30 },
+      {
+        connection,
+        openSshOnly: hostNeedsOpenSsh(config.host),
+        description: "host baseline",
+        create: script,
+        timeoutMinutes: 30,
+      },
       // Shared by every stack on the host: a destroy leaves packages installed.
       { parent: this, retainOnDelete: true },
     );
@@ -123,6 +128,7 @@ export class Server extends pulumi.ComponentResource {
         `${name}-nginx-default-off`,
         {
           connection,
+          openSshOnly: hostNeedsOpenSsh(config.host),
           description: "disable nginx's default site",
           create: `rm -f /etc/nginx/sites-enabled/default && ${cmd.validate} && ${cmd.reload}`,
         },

@@ -22,11 +22,14 @@ interface HostCommon {
 }
 
 /**
- * `apphost:host.via`: `direct` (the default), or `{jump: {address, port, user,
- * hostKey}}`, an SSH jump host (a bastion) every connection goes through:
- * the host's sshd need not be reachable from the deployer at all.
+ * `apphost:host.via`: `direct` (the default); `instance-connect` (ec2): an
+ * EC2 Instance Connect Endpoint the program creates, reached with `aws
+ * ec2-instance-connect open-tunnel` (IAM decides who may open a tunnel); or
+ * `{jump: {address, port, user, hostKey}}`, an SSH jump host (a bastion) every
+ * connection goes through. With either of the last two the host's sshd need
+ * not be reachable from the deployer at all.
  */
-export type ViaConfig = { kind: "direct" } | JumpConfig;
+export type ViaConfig = { kind: "direct" } | { kind: "instance-connect" } | JumpConfig;
 
 export interface JumpConfig {
   kind: "jump";

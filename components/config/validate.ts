@@ -590,13 +590,25 @@ function keyIdentity(line: string): string {
 }
 
 /**
- * `apphost:host.via`: absent or `direct`, or `{jump: {address, port, user, hostKey}}`.
+ * `apphost:host.via`: absent or `direct`, `instance-connect` (ec2), or `{jump: {address, port, user, hostKey}}`.
  * The jump user is "" when unset: parseHost fills in the host's login user.
  */
-function parseVia(r: Reader): ViaConfig | undefined {
+function parseVia(r: Reader, kind: HostConfig["kind"] | undefined): ViaConfig | undefined {
   const v = r.raw("via");
-  const forms = "direct (the default), or {jump: {address, port, user, hostKey}} for an SSH jump host";
+  const forms =
+    "direct (the default), instance-connect (ec2: an EC2 Instance Connect Endpoint), " +
+    "or {jump: {address, port, user, hostKey}} for an SSH jump host";
   if (v === undefined || v === "direct") return { kind: "direct" };
+  if (v === "instance-connect") {
+    if (kind === "existing") {
+      r.issues.add(
+        r.at("via"),
+        `instance-connect needs an EC2 instance (${r.at("kind")} is existing); use {jump: {...}} to reach a server behind a bastion, or direct`,
+      );
+      return undefined;
+    }
+    return { kind: "instance-connect" };
+  }
   if (!isObject(v) || !isObject(v.jump)) {
     r.fail(
       "via",
@@ -637,7 +649,7 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
   if (!r) return {};
   const kind = r.oneOf("kind", ["ec2", "existing"] as const, undefined, "which machine to deploy to");
   const port = r.int("port", 1, 65535, D.HOST_DEFAULTS.port);
-  const via = parseVia(r);
+  const via = parseVia(r, kind);
 
   if (kind === "ec2") {
     const instanceType = r.string("instanceType", {
@@ -653,8 +665,12 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
       example: "admin",
       test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
     });
-    const sshAllowCidrs = r.stringList("sshAllowCidrs", undefined, "203.0.113.0/24");
-    if (!r.has("sshAllowCidrs")) {
+    // Through an Instance Connect Endpoint, SSH needs no CIDR at all: the endpoint's security group is the way in.
+    const viaEndpoint = via?.kind === "instance-connect";
+    const sshAllowCidrs = r.stringList("sshAllowCidrs", viaEndpoint ? [] : undefined, "203.0.113.0/24");
+    if (viaEndpoint) {
+      // Any list, empty included.
+    } else if (!r.has("sshAllowCidrs")) {
       r.missing(
         "sshAllowCidrs",
         "a list of IPv4 CIDRs allowed to reach SSH",

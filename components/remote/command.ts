@@ -11,6 +11,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
+import { HostScript } from "./resources";
 import { shellQuote } from "./ssh";
 
 export interface HostStepArgs {
@@ -32,6 +33,19 @@ export interface HostStepArgs {
    * A change re-runs the script.
    */
   stdin?: pulumi.Input<string>;
+  /**
+   * The connection goes through an EC2 Instance Connect Endpoint
+   * (`hostNeedsOpenSsh(config.host)`): @pulumi/command's SSH client can only
+   * tunnel through an SSH proxy, so the step is an apphost `HostScript`, the
+   * same scripts run by OpenSSH with `aws ec2-instance-connect open-tunnel` as
+   * its ProxyCommand.
+   */
+  openSshOnly?: boolean;
+}
+
+/** True when only OpenSSH can reach the host: `apphost:host.via` is instance-connect. */
+export function hostNeedsOpenSsh(host: { via: { kind: string } }): boolean {
+  return host.via.kind === "instance-connect";
 }
 
 /**
@@ -55,7 +69,7 @@ export function commandConnection(conn: SshConnection): command.types.input.remo
     dialErrorLimit: 4,
     perDialTimeout: 15,
     // apphost:host.via.jump: through the jump host, whose key is pinned too.
-    ...(conn.proxy
+    ...(conn.proxy?.kind === "jump"
       ? {
           proxy: {
             host: conn.proxy.host,
@@ -85,8 +99,22 @@ export function hostStep(
   name: string,
   args: HostStepArgs,
   opts: pulumi.CustomResourceOptions = {},
-): command.remote.Command {
+): pulumi.CustomResource {
   const timeout = `${args.timeoutMinutes ?? 30}m`;
+  if (args.openSshOnly) {
+    return new HostScript(
+      name,
+      {
+        connection: args.connection,
+        create: described(args.description, args.create),
+        ...(args.delete ? { delete: described(`${args.description} (delete)`, args.delete) } : {}),
+        ...(args.stdin !== undefined ? { stdin: args.stdin } : {}),
+        description: args.description,
+        timeoutSeconds: (args.timeoutMinutes ?? 30) * 60,
+      },
+      opts,
+    );
+  }
   return new command.remote.Command(
     name,
     {

@@ -20,8 +20,23 @@ export interface SshConnection {
    * (./follow.ts), so a moved host is read and deleted at its new address.
    */
   ref?: string;
-  /** How to reach it when not directly (`apphost:host.via`): through this SSH jump host */
-  proxy?: SshJump;
+  /** How to reach it when not directly (`apphost:host.via`): an SSH jump host, or an EC2 Instance Connect Endpoint */
+  proxy?: SshProxy;
+}
+
+export type SshProxy = SshJump | SshInstanceConnect;
+
+/**
+ * An EC2 Instance Connect Endpoint: OpenSSH's ProxyCommand is `aws
+ * ec2-instance-connect open-tunnel` (AWS CLI v2.12+, credentials with
+ * `ec2-instance-connect:OpenTunnel` on the endpoint). `host` is then the
+ * instance's private address, a name for its pinned key only.
+ */
+export interface SshInstanceConnect {
+  kind: "instance-connect";
+  instanceId: string;
+  endpointId: string;
+  region: string;
 }
 
 /** An SSH jump host (a bastion): connections to the host are tunnelled through it (`ssh -W`). */

@@ -165,7 +165,11 @@ export function releaseError(
   const output = tail(res.stderr || res.stdout, 40);
   const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
   return new Error(
-    redact(text, [conn.privateKey, ...(conn.proxy ? [conn.proxy.privateKey] : []), ...redactions]),
+    redact(text, [
+      conn.privateKey,
+      ...(conn.proxy?.kind === "jump" ? [conn.proxy.privateKey] : []),
+      ...redactions,
+    ]),
   );
 }
 

@@ -11,7 +11,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION, rememberConnection } from "./follow";
-import { jumpKnownHostsLine, jumpProxyCommand, runRemote } from "./ssh";
+import { jumpKnownHostsLine, proxyCommand, runRemote } from "./ssh";
 import {
   deleteFileScript,
   normalizeMode,
@@ -271,11 +271,11 @@ export async function scanHostKey(host: string, port: number, tries = 6): Promis
 }
 
 /**
- * The host's ed25519 key as seen through its jump host (ssh-keyscan cannot use
- * a proxy): a connection that accepts the first key into a scratch known_hosts
+ * The host's ed25519 key as seen through its jump host or Instance Connect
+ * Endpoint (ssh-keyscan cannot use a proxy): a connection that accepts the first key into a scratch known_hosts
  * and offers no credential at all, so it ends right after the key exchange.
  */
-export async function scanHostKeyViaJump(conn: SshConnection, tries = 6): Promise<string | undefined> {
+export async function scanHostKeyViaProxy(conn: SshConnection, tries = 6): Promise<string | undefined> {
   const fs = require("fs") as typeof import("fs");
   const os = require("os") as typeof import("os");
   const path = require("path") as typeof import("path");
@@ -287,9 +287,11 @@ export async function scanHostKeyViaJump(conn: SshConnection, tries = 6): Promis
       jumpIdentity: path.join(dir, "jump_id"),
       jumpKnownHosts: path.join(dir, "jump_known_hosts"),
     };
-    const key = conn.proxy.privateKey.endsWith("\n") ? conn.proxy.privateKey : `${conn.proxy.privateKey}\n`;
-    fs.writeFileSync(files.jumpIdentity, key, { mode: 0o600 });
-    fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
+    if (conn.proxy.kind === "jump") {
+      const key = conn.proxy.privateKey.endsWith("\n") ? conn.proxy.privateKey : `${conn.proxy.privateKey}\n`;
+      fs.writeFileSync(files.jumpIdentity, key, { mode: 0o600 });
+      fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
+    }
     const knownHosts = path.join(dir, "known_hosts");
     for (let i = 0; i < tries; i++) {
       fs.writeFileSync(knownHosts, "", { mode: 0o600 });
@@ -301,7 +303,7 @@ export async function scanHostKeyViaJump(conn: SshConnection, tries = 6): Promis
           "-p",
           String(conn.port),
           "-o",
-          `ProxyCommand=${jumpProxyCommand(conn.proxy, files)}`,
+          `ProxyCommand=${proxyCommand(conn, files)}`,
           "-o",
           "BatchMode=yes",
           "-o",
@@ -352,7 +354,7 @@ export const hostConnectionProvider: pulumi.dynamic.ResourceProvider = {
     let pinned = news.connection.hostKey || (accept ? undefined : olds?.pinnedHostKey);
     if (!pinned) {
       pinned = news.connection.proxy
-        ? await scanHostKeyViaJump(news.connection)
+        ? await scanHostKeyViaProxy(news.connection)
         : await scanHostKey(news.connection.host, Number(news.connection.port));
     }
     const inputs = pinned
@@ -397,6 +399,104 @@ export class HostConnection extends pulumi.dynamic.Resource {
       { ...opts, additionalSecretOutputs: ["connection"] },
       "apphost",
       "HostConnection",
+    );
+  }
+}
+
+// ---------------------------------------------------------------- HostScript
+
+interface ScriptInputs {
+  connection: SshConnection;
+  /** Run as root on create, and again when it, stdin or the connection changes */
+  create: string;
+  /** Run as root on destroy */
+  delete?: string;
+  stdin?: string;
+  description: string;
+  timeoutSeconds: number;
+  providerVersion: number;
+}
+
+/**
+ * A host step run by OpenSSH: what `hostStep` is for a host that only
+ * OpenSSH reaches (EC2 Instance Connect, see `HostStepArgs.openSshOnly`).
+ * The same contract as @pulumi/command's `remote.Command`: `create` on create
+ * and whenever it, its stdin or the connection changes; `delete` on destroy,
+ * at the host's current address; nothing on an unchanged `up`. Its output is
+ * not kept: only an error carries its tail, with every secret blanked out.
+ */
+export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: ScriptInputs, news: ScriptInputs) {
+    const rerun =
+      hasUnknown(news) ||
+      olds.create !== news.create ||
+      (olds.stdin ?? "") !== (news.stdin ?? "") ||
+      connectionChanged(olds.connection, news.connection);
+    return {
+      changes:
+        rerun ||
+        (olds.delete ?? "") !== (news.delete ?? "") ||
+        (olds.providerVersion ?? 1) !== news.providerVersion,
+    };
+  },
+  async create(inputs: ScriptInputs) {
+    await runRemote(inputs.connection, inputs.create, {
+      what: inputs.description,
+      stdin: inputs.stdin,
+      secrets: inputs.stdin ? [inputs.stdin] : [],
+      timeoutSeconds: inputs.timeoutSeconds,
+    });
+    return { id: inputs.description.replace(/[^A-Za-z0-9.-]+/g, "-"), outs: inputs };
+  },
+  async update(_id: string, olds: ScriptInputs, news: ScriptInputs) {
+    if (
+      olds.create !== news.create ||
+      (olds.stdin ?? "") !== (news.stdin ?? "") ||
+      connectionChanged(olds.connection, news.connection)
+    ) {
+      await runRemote(news.connection, news.create, {
+        what: news.description,
+        stdin: news.stdin,
+        secrets: news.stdin ? [news.stdin] : [],
+        timeoutSeconds: news.timeoutSeconds,
+      });
+    }
+    return { outs: news };
+  },
+  async delete(_id: string, olds: ScriptInputs) {
+    if (!olds.delete) return;
+    await runRemote(currentConnection(olds.connection), olds.delete, {
+      what: `${olds.description} (delete)`,
+      timeoutSeconds: olds.timeoutSeconds,
+    });
+  },
+};
+
+export class HostScript extends pulumi.dynamic.Resource {
+  constructor(
+    name: string,
+    args: {
+      connection: pulumi.Input<SshConnection>;
+      create: pulumi.Input<string>;
+      delete?: pulumi.Input<string>;
+      stdin?: pulumi.Input<string>;
+      description: string;
+      timeoutSeconds: number;
+    },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      hostScriptProvider,
+      name,
+      {
+        ...args,
+        connection: pulumi.secret(args.connection),
+        ...(args.stdin !== undefined ? { stdin: pulumi.secret(args.stdin) } : {}),
+        providerVersion: PROVIDER_VERSION,
+      },
+      { ...opts, additionalSecretOutputs: ["connection", "stdin"] },
+      "apphost",
+      "HostScript",
     );
   }
 }

@@ -7,7 +7,7 @@
  * never in the script text, so it shows neither in `ps` on the host nor in
  * error messages.
  */
-import type { SshConnection, SshJump } from "./connection";
+import type { SshConnection, SshInstanceConnect, SshJump } from "./connection";
 
 /** Quote one word for a POSIX shell. */
 export function shellQuote(word: string): string {
@@ -74,6 +74,36 @@ export function jumpProxyCommand(
     .join(" ");
 }
 
+/** The `ProxyCommand` that opens a tunnel to the instance's SSH port through its EC2 Instance Connect Endpoint. */
+export function instanceConnectProxyCommand(p: SshInstanceConnect, port: number): string {
+  return [
+    "aws",
+    "ec2-instance-connect",
+    "open-tunnel",
+    "--instance-id",
+    p.instanceId,
+    "--instance-connect-endpoint-id",
+    p.endpointId,
+    "--remote-port",
+    String(port),
+    "--region",
+    p.region,
+  ]
+    .map(shellQuote)
+    .join(" ");
+}
+
+/** The ProxyCommand of a connection that does not go straight to the host, else undefined. */
+export function proxyCommand(
+  conn: SshConnection,
+  files: Pick<SshFiles, "jumpIdentity" | "jumpKnownHosts">,
+): string | undefined {
+  if (!conn.proxy) return undefined;
+  return conn.proxy.kind === "jump"
+    ? jumpProxyCommand(conn.proxy, files)
+    : instanceConnectProxyCommand(conn.proxy, conn.port);
+}
+
 /** The known_hosts line that pins the jump host's key. */
 export function jumpKnownHostsLine(jump: SshJump): string {
   const name = jump.port === 22 ? jump.host : `[${jump.host}]:${jump.port}`;
@@ -114,7 +144,7 @@ export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: str
     "ServerAliveCountMax=4",
     "-o",
     "LogLevel=ERROR",
-    ...(conn.proxy ? ["-o", `ProxyCommand=${jumpProxyCommand(conn.proxy, files)}`] : []),
+    ...(conn.proxy ? ["-o", `ProxyCommand=${proxyCommand(conn, files)}`] : []),
     `${conn.user}@${conn.host}`,
     "--",
     remoteCommand,
@@ -138,6 +168,19 @@ export function hostKeyHint(stderr: string, conn: SshConnection): string {
 /** Where a connection failed (exit status 255): the jump host, when that is where, else the host. */
 export function sshFailure(conn: SshConnection, stderr: string): string {
   const j = conn.proxy;
+  if (j?.kind === "instance-connect") {
+    const at = `EC2 Instance Connect Endpoint ${j.endpointId} (apphost:host.via instance-connect, instance ${j.instanceId}, ${j.region})`;
+    if (
+      /aws: (command )?not found|No such file or directory.*aws|Unable to locate credentials|AccessDenied|UnauthorizedOperation|error occurred/i.test(
+        stderr,
+      )
+    )
+      return (
+        `ssh to ${conn.user}@${conn.host}:${conn.port} through ${at} failed: the tunnel was refused or could not start ` +
+        "(AWS CLI v2.12+ on PATH, credentials allowed ec2-instance-connect:OpenTunnel on the endpoint; docs/ci.md)"
+      );
+    return `ssh to ${conn.user}@${conn.host}:${conn.port} through ${at} failed${hostKeyHint(stderr, conn)}`;
+  }
   if (j) {
     const at = `the jump host ${j.user}@${j.host}:${j.port} (apphost:host.via.jump)`;
     const jumpHost = j.host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -249,7 +292,7 @@ export async function runRemote(
     const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
     fs.writeFileSync(files.identity, key, { mode: 0o600 });
     fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
-    if (conn.proxy) {
+    if (conn.proxy?.kind === "jump") {
       files.jumpIdentity = path.join(dir, "jump_id");
       files.jumpKnownHosts = path.join(dir, "jump_known_hosts");
       const jumpKey = conn.proxy.privateKey.endsWith("\n")
@@ -284,7 +327,7 @@ export async function runRemote(
     if (result.code !== 0 && !opts.allowFailure) {
       const detail = redact(tail(result.stderr || result.stdout), [
         conn.privateKey,
-        ...(conn.proxy ? [conn.proxy.privateKey] : []),
+        ...(conn.proxy?.kind === "jump" ? [conn.proxy.privateKey] : []),
         ...(opts.secrets ?? []),
       ]);
       const reason = result.code === 255 ? sshFailure(conn, result.stderr) : `exit code ${result.code}`;

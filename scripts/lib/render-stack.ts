@@ -24,8 +24,11 @@ export const EXIT_CONFIG = 1;
 export const EXIT_CANNOT_RENDER = 2;
 
 export const HOST_FILE_TYPE = "pulumi-nodejs:dynamic/apphost:HostFile";
-/** Scripts run on the host for their effect: @pulumi/command's remote Command. */
-export const COMMAND_TYPES = ["command:remote:Command"];
+/**
+ * Scripts run on the host for their effect: @pulumi/command's remote Command,
+ * or apphost's HostScript where only OpenSSH reaches the host (EC2 Instance Connect).
+ */
+export const COMMAND_TYPES = ["command:remote:Command", "pulumi-nodejs:dynamic/apphost:HostScript"];
 /** Where the commands' create scripts go under the output directory (not host paths). */
 export const COMMANDS_DIR = ".apphost/commands";
 

@@ -5,7 +5,9 @@
  * REJECT with a TCP reset for everyone else, this machine included). A local
  * stack that goes through the bastion deploys, shows a hand edit as drift,
  * passes the doctor and destroys; with the bastion's sshd stopped, drift
- * exits 2 and names the jump host.
+ * exits 2 and names the jump host. A stand-in `aws` that tunnels through the
+ * bastion plays an EC2 Instance Connect Endpoint for OpenSSH's ProxyCommand
+ * (open-tunnel's exact arguments) and the HostScript steps it needs.
  *
  * Run it alone with
  *   npx mocha -r ts-node/register/transpile-only --bail --timeout 1800000 test/e2e/jump.e2e.ts
@@ -14,7 +16,10 @@ import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
+import type { SshConnection } from "../../components/remote/connection";
+import { hostScriptProvider, scanHostKeyViaProxy } from "../../components/remote/resources";
 import { freshBackend, http, localStack, ROOT, sandboxCommand, sandboxUp, type Sandbox } from "./lib";
 import { inSandbox, runCli, sandboxSystemctl } from "./ops-lib";
 
@@ -143,6 +148,80 @@ describe("an SSH jump host: the app host's sshd answers the bastion only (real e
     const res = await cli("doctor");
     assert.equal(res.code, 0, res.stdout + res.stderr);
     assert.doesNotMatch(res.stdout, /^FAIL /m);
+  });
+
+  it("an EC2 Instance Connect tunnel (a stand-in `aws` that tunnels through the bastion): host scripts and the key scan over OpenSSH", async function () {
+    // `aws ec2-instance-connect open-tunnel ...` as OpenSSH's ProxyCommand: the stand-in logs its
+    // arguments and carries the connection to the app host's port 22 through the bastion.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-fake-aws-"));
+    const argsLog = path.join(bin, "args.log");
+    fs.writeFileSync(
+      path.join(bin, "aws"),
+      `#!/bin/bash\necho "$*" >>${argsLog}\n` +
+        `exec ssh -F none -i ${app.key} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ` +
+        `-o LogLevel=ERROR -W ${app.host}:22 ${bastion.user}@${bastion.host}\n`,
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath}`;
+    try {
+      const base: SshConnection = {
+        host: app.host,
+        port: 22,
+        user: app.user,
+        privateKey: fs.readFileSync(app.key, "utf8"),
+        proxy: {
+          kind: "instance-connect",
+          instanceId: "i-0e2e",
+          endpointId: "eice-0e2e",
+          region: "eu-central-1",
+        },
+      };
+      // The scan trusts nothing: it learns the key through the tunnel, with no credential offered.
+      const key = await scanHostKeyViaProxy(base, 1);
+      assert.equal(key, onApp("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub").trim());
+      const conn = { ...base, hostKey: key };
+      const marker = `/root/apphost-e2e-hostscript`;
+      const inputs = {
+        connection: conn,
+        create: `printf '%s' "$(cat)" > ${marker}`,
+        delete: `rm -f ${marker}`,
+        stdin: "from stdin, not the script",
+        description: "e2e host script",
+        timeoutSeconds: 60,
+        providerVersion: 2,
+      };
+      await hostScriptProvider.create!(inputs);
+      assert.equal(onApp(`cat ${marker}`), "from stdin, not the script");
+      const changed = { ...inputs, stdin: "changed" };
+      assert.equal((await hostScriptProvider.diff!("x", inputs, changed)).changes, true);
+      assert.equal((await hostScriptProvider.diff!("x", inputs, { ...inputs })).changes, false);
+      await hostScriptProvider.update!("x", inputs, changed);
+      assert.equal(onApp(`cat ${marker}`), "changed");
+      // A failing script: the error names the step and the endpoint, and never shows its stdin.
+      let message = "";
+      await hostScriptProvider.create!({
+        ...inputs,
+        create: "cat >/dev/null; echo boom >&2; exit 3",
+        stdin: "top-s3cret-value",
+      }).catch((e: Error) => (message = e.message));
+      assert.match(message, /^e2e host script: exit code 3\n/);
+      assert.doesNotMatch(message, /top-s3cret-value/);
+      await hostScriptProvider.delete!("x", changed);
+      assert.equal(onApp(`test -e ${marker} && echo present || echo gone`).trim(), "gone");
+      const calls = fs.readFileSync(argsLog, "utf8").trim().split("\n");
+      assert.ok(calls.length >= 4, calls.join("\n"));
+      for (const call of calls) {
+        assert.equal(
+          call,
+          "ec2-instance-connect open-tunnel --instance-id i-0e2e --instance-connect-endpoint-id eice-0e2e --remote-port 22 --region eu-central-1",
+        );
+      }
+      say(`${calls.length} tunnels opened with: aws ${calls[0]}`);
+    } finally {
+      process.env.PATH = savedPath;
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it("with the bastion's sshd down, drift exits 2 and names the jump host, not the app host", async function () {

@@ -15,6 +15,7 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import { Database } from "../../components/database";
 import { amiQuery, firewallRules, Host, userData } from "../../components/host";
+import { hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
 
@@ -87,6 +88,8 @@ async function host(
     n.instance,
     n.eip,
     n.eipAssociation,
+    n.endpoint,
+    n.endpointSecurityGroup,
   );
   await valueOf(h.connection);
   return h;
@@ -365,6 +368,88 @@ describe("Host (existing)", () => {
   });
 });
 
+describe("Host (ec2 through an EC2 Instance Connect Endpoint)", () => {
+  beforeEach(resetRecords);
+
+  it("creates the endpoint in the instance's subnet; SSH comes in from the endpoint's group only, from no CIDR", async () => {
+    const h = await host("ic", { "host.via": "instance-connect", "host.sshAllowCidrs": [] });
+    const endpoint = one("aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint", "ic");
+    assert.equal(endpoint.subnetId, "subnet-0default0000000001", "the instance's own subnet");
+    assert.equal(endpoint.preserveClientIp, false);
+    assert.deepEqual(endpoint.securityGroupIds, [sgId("ic-eice-sg")]);
+    // Policy: no ingress rule opens the SSH port to an address range; one rule lets the endpoint's group in.
+    const ssh = ofType(INGRESS, "ic").filter((r) => r.inputs.fromPort === 22);
+    assert.deepEqual(
+      ssh.map((r) => [r.inputs.cidrIpv4, r.inputs.cidrIpv6, r.inputs.referencedSecurityGroupId]),
+      [[undefined, undefined, sgId("ic-eice-sg")]],
+    );
+    assert.equal(ssh[0].inputs.securityGroupId, sgId("ic-sg"));
+    const out = ofType(EGRESS, "ic-eice");
+    assert.deepEqual(
+      out.map((r) => [
+        r.inputs.securityGroupId,
+        r.inputs.fromPort,
+        r.inputs.toPort,
+        r.inputs.referencedSecurityGroupId,
+      ]),
+      [[sgId("ic-eice-sg"), 22, 22, sgId("ic-sg")]],
+    );
+    for (const rule of ofType(INGRESS, "ic")) {
+      const port = rule.inputs.fromPort as number | undefined;
+      const opensSsh =
+        rule.inputs.ipProtocol === "-1" ||
+        (port !== undefined && port <= 22 && 22 <= (rule.inputs.toPort as number));
+      assert.ok(
+        !(opensSsh && (rule.inputs.cidrIpv4 || rule.inputs.cidrIpv6)),
+        `${rule.name} opens SSH to a CIDR`,
+      );
+    }
+    // The connection: the private address, through the endpoint, the generated host key pinned.
+    const conn = await valueOf(h.connection);
+    assert.equal(conn.host, MOCK.instancePrivateIp);
+    assert.deepEqual(conn.proxy, {
+      kind: "instance-connect",
+      instanceId: "i-0123456789abcdef0",
+      endpointId: "eice-0123456789abcdef0",
+      region: MOCK.region,
+    });
+    assert.equal(conn.hostKey, ed25519("ic-host-key").publicKeyOpenssh.trim());
+    assert.equal(await valueOf(h.publicIp), MOCK.instancePublicIp, "DNS still points at the public address");
+  });
+
+  it("host steps become apphost HostScripts (OpenSSH with open-tunnel), their stdin secret; direct stacks keep @pulumi/command", async () => {
+    const conn = pulumi.secret({
+      host: "172.31.5.10",
+      port: 22,
+      user: "admin",
+      privateKey: DEPLOY_KEY.privateKey,
+      proxy: {
+        kind: "instance-connect" as const,
+        instanceId: "i-1",
+        endpointId: "eice-1",
+        region: "eu-central-1",
+      },
+    });
+    const step = hostStep("ic-step", {
+      connection: conn,
+      description: "a step",
+      create: "echo hi",
+      delete: "echo bye",
+      stdin: "s3cret",
+      openSshOnly: true,
+    });
+    await settled(step);
+    const rec = resources.find((r) => r.name === "ic-step")!;
+    assert.equal(rec.type, "pulumi-nodejs:dynamic/apphost:HostScript");
+    assert.equal(rec.inputs.create, "echo 'apphost: a step' >&2\necho hi");
+    assert.equal(rec.inputs.delete, "echo 'apphost: a step (delete)' >&2\necho bye");
+    assert.equal(await pulumi.isSecret((step as unknown as { stdin: pulumi.Output<string> }).stdin), true);
+    const plain = hostStep("ic-plain", { connection: conn, description: "a step", create: "echo hi" });
+    await settled(plain);
+    assert.equal(resources.find((r) => r.name === "ic-plain")!.type, "command:remote:Command");
+  });
+});
+
 describe("Host (through a jump host)", () => {
   beforeEach(resetRecords);
   const bastionKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -399,7 +484,9 @@ describe("Host (through a jump host)", () => {
         "-----BEGIN OPENSSH PRIVATE KEY-----\njump\n-----END OPENSSH PRIVATE KEY-----\n",
       ),
     });
-    assert.match((await valueOf(h2.connection)).proxy!.privateKey, /\njump\n/);
+    const proxy = (await valueOf(h2.connection)).proxy;
+    assert.ok(proxy?.kind === "jump");
+    assert.match(proxy.privateKey, /\njump\n/);
     const direct = new Host("j3", {
       config: stackConfig({}, "staging", existingRaw()),
       sshPrivateKey: DEPLOY_KEY.privateKey,

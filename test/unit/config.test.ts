@@ -758,7 +758,7 @@ const ROWS: Row[] = [
     base: existingRaw,
     set: { "host.via": "bastion" },
     error:
-      'apphost:host.via: expected direct (the default), or {jump: {address, port, user, hostKey}} for an SSH jump host, got "bastion"; ' +
+      'apphost:host.via: expected direct (the default), instance-connect (ec2: an EC2 Instance Connect Endpoint), or {jump: {address, port, user, hostKey}} for an SSH jump host, got "bastion"; ' +
       "set it with: pulumi config set --path 'apphost:host.via.jump.address' 203.0.113.5 (and .hostKey)",
   },
   {
@@ -768,6 +768,12 @@ const ROWS: Row[] = [
       "apphost:host.via.jump.hostKey: missing (apphost pins the jump host's key too; it is known before the first connection); " +
       'expected the jump host\'s public host key line, like "ssh-ed25519 AAAA..."; ' +
       "set it with: pulumi config set --path 'apphost:host.via.jump.hostKey' \"$(ssh-keyscan -t ed25519 203.0.113.5 | cut -d' ' -f2-)\"",
+  },
+  {
+    base: existingRaw,
+    set: { "host.via": "instance-connect" },
+    error:
+      "apphost:host.via: instance-connect needs an EC2 instance (apphost:host.kind is existing); use {jump: {...}} to reach a server behind a bastion, or direct",
   },
   // --- the stack name names the Linux user (components/paths.ts)
   {
@@ -896,6 +902,23 @@ describe("stack config validation (one bad key per row)", () => {
     assert.deepEqual(
       parseStackConfig(withKeys(existingRaw(), { "host.via": "direct" }), baseCtx()).host.via,
       { kind: "direct" },
+    );
+  });
+
+  it("apphost:host.via instance-connect (ec2): sshAllowCidrs may be empty or absent", () => {
+    for (const cidrs of [[], undefined]) {
+      const parsed = parseStackConfig(
+        withKeys(baseRaw(), { "host.via": "instance-connect", "host.sshAllowCidrs": cidrs }),
+        baseCtx(),
+      );
+      assert.equal(parsed.host.kind, "ec2");
+      assert.deepEqual(parsed.host.via, { kind: "instance-connect" });
+      assert.deepEqual(parsed.host.kind === "ec2" && parsed.host.sshAllowCidrs, []);
+    }
+    // Without it, an empty list is still refused.
+    assert.match(
+      errorOf(withKeys(baseRaw(), { "host.sshAllowCidrs": [] }), baseCtx()).message,
+      /apphost:host.sshAllowCidrs: expected at least one IPv4 CIDR/,
     );
   });
 

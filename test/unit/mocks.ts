@@ -54,6 +54,7 @@ export const calls: RecordedCall[] = [];
 /** Public addresses the mocked cloud hands out. */
 export const MOCK = {
   instancePublicIp: "198.51.100.10",
+  instancePrivateIp: "172.31.5.10",
   instanceIpv6: "2001:db8::10",
   elasticIp: "203.0.113.50",
   zoneId: "0123456789abcdef0123456789abcdef",
@@ -125,7 +126,14 @@ pulumi.runtime.setMocks(
         case "aws:ec2/instance:Instance":
           id = "i-0123456789abcdef0";
           state.publicIp = MOCK.instancePublicIp;
+          state.privateIp = MOCK.instancePrivateIp;
+          state.subnetId = args.inputs.subnetId ?? "subnet-0default0000000001";
           state.ipv6Addresses = args.inputs.ipv6AddressCount ? [MOCK.instanceIpv6] : [];
+          break;
+        case "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint":
+          id = "eice-0123456789abcdef0";
+          state.region = MOCK.region;
+          state.dnsName = `${id}.ec2-instance-connect-endpoint.${MOCK.region}.amazonaws.com`;
           break;
         case "aws:ec2/eip:Eip":
           id = "eipalloc-0123456789abcdef0";
