@@ -468,3 +468,58 @@ describe("npm run test:e2e", () => {
     assert.equal(new Set(listed).size, listed.length, "a spec file is listed twice");
   });
 });
+
+describe("scripts/check-aws-cli (apphost:host.via instance-connect in CI)", () => {
+  let dir: string;
+  before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-awscli-"))));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** Runs the script with only a stand-in `aws` printing `version` (none when null) on PATH. */
+  const run = (version: string | null) => {
+    const bin = fs.mkdtempSync(path.join(dir, "bin-"));
+    if (version !== null) {
+      fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\necho '${version}'\n`, { mode: 0o755 });
+    }
+    return spawnSync("bash", [path.join(root, "scripts", "check-aws-cli")], {
+      encoding: "utf8",
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+    });
+  };
+
+  it("passes v2.12.0 and later, naming the version", () => {
+    for (const v of [
+      "aws-cli/2.12.0 Python/3.11.4 Linux/6.5 exe/x86_64.ubuntu.24",
+      "aws-cli/2.22.35 Python/3.12.6",
+    ]) {
+      const r = run(v);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /^check-aws-cli: aws-cli\/2\.\d+\.\d+ \(open-tunnel needs 2\.12\.0 or later\)\n$/,
+      );
+    }
+  });
+
+  it("refuses v1, an older v2, a missing aws and an unreadable version, saying what to do", () => {
+    assert.match(
+      run("aws-cli/1.29.0 Python/3.8").stderr,
+      /aws-cli\/1\.29\.0 is too old .*AWS CLI v1 has none/,
+    );
+    assert.match(run("aws-cli/2.11.27 Python/3.11").stderr, /aws-cli\/2\.11\.27 is too old/);
+    assert.match(run(null).stderr, /no aws on PATH; .*AWS CLI v2\.12\.0 or later/);
+    assert.match(run("something else").stderr, /cannot read the version/);
+    for (const v of ["aws-cli/1.29.0", "aws-cli/2.11.27", null, "x"]) assert.equal(run(v).status, 1);
+  });
+
+  it("runs in every workflow after the AWS credentials, before Pulumi reaches a host", () => {
+    for (const file of fs.readdirSync(path.join(root, ".github", "workflows"))) {
+      const text = fs.readFileSync(path.join(root, ".github", "workflows", file), "utf8");
+      const creds = text.indexOf("aws-actions/configure-aws-credentials");
+      const check = text.indexOf("run: bash scripts/check-aws-cli");
+      // The step that runs Pulumi: the action, or the drift script (not a comment that names it).
+      const reach = Math.max(text.indexOf("uses: pulumi/actions@"), text.indexOf("npm run --silent drift"));
+      assert.ok(reach > 0, `${file}: no step runs Pulumi`);
+      assert.ok(creds > 0 && check > creds, `${file}: the check is not after the credentials`);
+      assert.ok(reach < 0 || check < reach, `${file}: the check comes after the step that reaches the host`);
+    }
+  });
+});
