@@ -373,7 +373,7 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
     // An unreachable host is an error, not drift: only a host that answers
     // (the script missing counts as "nothing live") says what is live.
     if (res.code === 255) {
-      throw new Error(`release status: ssh to ${conn.user}@${conn.host} failed\n${res.stderr.trim()}`);
+      throw new Error(`release status: ${sshFailure(conn, res.stderr)}\n${res.stderr.trim()}`);
     }
     const live = res.code === 0 ? parseKv(res.stdout).current || "none" : "none";
     return { id, props: { ...props, live } };

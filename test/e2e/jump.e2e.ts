@@ -150,6 +150,29 @@ describe("an SSH jump host: the app host's sshd answers the bastion only (real e
     assert.doesNotMatch(res.stdout, /^FAIL /m);
   });
 
+  it("`npm run releases` and `npm run restore` reach the host through the bastion too", async function () {
+    const live = await cli("releases");
+    assert.equal(live.code, 0, live.stderr);
+    assert.match(
+      live.stdout.split("\n")[0],
+      /^live: \d{14}-[0-9a-f]{8} since .*matches the stack's releaseId$/,
+    );
+    const backup = onApp(`ls -1 /srv/${ID}/shared/backups/ | grep -- '-scheduled\\.db$' | tail -n 1`).trim();
+    assert.ok(backup, "no scheduled backup to restore");
+    const restored = await runCli(
+      "restore",
+      ["--stack", STACK, "--config-file", stack.configFile, "--backup", backup],
+      {
+        PULUMI_BACKEND_URL: backend,
+      },
+    );
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    assert.match(
+      restored.stdout,
+      new RegExp(`^restore: ${STACK}: database restored from \\S+${backup.replace(/\./g, "\\.")} `, "m"),
+    );
+  });
+
   it("an EC2 Instance Connect tunnel (a stand-in `aws` that tunnels through the bastion): host scripts and the key scan over OpenSSH", async function () {
     // `aws ec2-instance-connect open-tunnel ...` as OpenSSH's ProxyCommand: the stand-in logs its
     // arguments and carries the connection to the app host's port 22 through the bastion.
