@@ -227,6 +227,8 @@ export function pulumiCli(
   const res = spawnSync("pulumi", [...args, "--non-interactive"], {
     cwd: ROOT,
     encoding: "utf8",
+    // A state export holds every dynamic provider's serialized code, one copy per resource: megabytes.
+    maxBuffer: 256 * 1024 * 1024,
     env: {
       ...process.env,
       PATH: `${engineBin()}:${process.env.PATH ?? ""}`,
@@ -238,6 +240,7 @@ export function pulumiCli(
       ...(opts.env ?? {}),
     },
   });
+  if (res.error) throw new Error(`pulumi ${args.join(" ")}: ${res.error.message}`);
   return { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };
 }
 

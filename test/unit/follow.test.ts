@@ -184,7 +184,7 @@ describe("connections that follow the host", () => {
 
     it("read asks the current run's address", async () => {
       rememberConnection(moved);
-      await assert.rejects(releaseProvider.read!("id", releaseState), /ssh to admin@127\.0\.0\.9 failed/);
+      await assert.rejects(releaseProvider.read!("id", releaseState), /ssh to admin@127\.0\.0\.9:1 failed/);
     });
   });
 
