@@ -607,9 +607,19 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     }
     assert.ok(migrating, "the deploy never reached its migration");
     // The deployer's ssh client (not the script): what a dropped connection or a closed laptop lid does.
-    const killed = spawnSync("pkill", ["-KILL", "-e", "-f", "^ssh .*apphost-release.* start deploy "], {
-      encoding: "utf8",
-    });
+    // Only this stack's: other specs may be deploying to their own sandboxes at the same moment.
+    const killed = spawnSync(
+      "pkill",
+      [
+        "-KILL",
+        "-e",
+        "-f",
+        `^ssh .* ${sandbox.user}@${sandbox.host.replace(/\./g, "\\.")} -- .*apphost-release.* start deploy `,
+      ],
+      {
+        encoding: "utf8",
+      },
+    );
     assert.equal(killed.status, 0, `no ssh client running the deploy to kill: ${killed.stderr}`);
     say(
       `killed the ssh client ${Math.round((Date.now() - started) / 1000)}s into the up: ${killed.stdout.trim()}`,
