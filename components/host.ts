@@ -77,7 +77,11 @@ export class Host extends pulumi.ComponentResource {
     const host = config.host;
     // Where SSH connects and how (a jump host, an Instance Connect Endpoint); by default the public address, directly.
     let sshAddress: pulumi.Output<string> | undefined;
-    let sshProxy: pulumi.Output<SshProxy | undefined> = pulumi.output(undefined);
+    // A jump host is known from the config; an Instance Connect Endpoint once created (below).
+    let sshProxy: pulumi.Output<SshProxy | undefined> =
+      host.via.kind === "jump"
+        ? jumpProxy(host.via, args.jumpPrivateKey ?? args.sshPrivateKey)
+        : pulumi.output(undefined);
 
     if (host.kind === "ec2") {
       const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
@@ -324,9 +328,7 @@ export class Host extends pulumi.ComponentResource {
           args.sshPrivateKey,
           name,
           this.hostKey,
-          host.via.kind === "jump"
-            ? jumpProxy(host.via, args.jumpPrivateKey ?? args.sshPrivateKey)
-            : sshProxy,
+          sshProxy,
         ),
       },
       { parent: this },

@@ -11,7 +11,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION, rememberConnection } from "./follow";
-import { jumpKnownHostsLine, proxyCommand, runRemote } from "./ssh";
+import { ed25519KeyIn, proxyCommand, runRemote, writeJumpFiles } from "./ssh";
 import {
   deleteFileScript,
   normalizeMode,
@@ -260,11 +260,8 @@ export async function scanHostKey(host: string, port: number, tries = 6): Promis
       encoding: "utf8",
       timeout: 20000,
     });
-    const line = (r.stdout ?? "")
-      .split("\n")
-      .map((l) => l.trim().split(/\s+/))
-      .find((f) => f.length >= 3 && f[1] === "ssh-ed25519");
-    if (line) return `${line[1]} ${line[2]}`;
+    const key = ed25519KeyIn(r.stdout ?? "");
+    if (key) return key;
     if (i < tries - 1) await new Promise((res) => setTimeout(res, 5000));
   }
   return undefined;
@@ -272,8 +269,9 @@ export async function scanHostKey(host: string, port: number, tries = 6): Promis
 
 /**
  * The host's ed25519 key as seen through its jump host or Instance Connect
- * Endpoint (ssh-keyscan cannot use a proxy): a connection that accepts the first key into a scratch known_hosts
- * and offers no credential at all, so it ends right after the key exchange.
+ * Endpoint (ssh-keyscan cannot use a proxy): a connection that accepts the
+ * first key into a scratch known_hosts and offers no credential at all, so it
+ * ends right after the key exchange.
  */
 export async function scanHostKeyViaProxy(conn: SshConnection, tries = 6): Promise<string | undefined> {
   const fs = require("fs") as typeof import("fs");
@@ -283,15 +281,7 @@ export async function scanHostKeyViaProxy(conn: SshConnection, tries = 6): Promi
   if (!conn.proxy) return undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-scan-"));
   try {
-    const files = {
-      jumpIdentity: path.join(dir, "jump_id"),
-      jumpKnownHosts: path.join(dir, "jump_known_hosts"),
-    };
-    if (conn.proxy.kind === "jump") {
-      const key = conn.proxy.privateKey.endsWith("\n") ? conn.proxy.privateKey : `${conn.proxy.privateKey}\n`;
-      fs.writeFileSync(files.jumpIdentity, key, { mode: 0o600 });
-      fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
-    }
+    const files = writeJumpFiles(conn, dir);
     const knownHosts = path.join(dir, "known_hosts");
     for (let i = 0; i < tries; i++) {
       fs.writeFileSync(knownHosts, "", { mode: 0o600 });
@@ -327,12 +317,8 @@ export async function scanHostKeyViaProxy(conn: SshConnection, tries = 6): Promi
         ],
         { encoding: "utf8", timeout: 40000, stdio: ["ignore", "ignore", "pipe"] },
       );
-      const line = fs
-        .readFileSync(knownHosts, "utf8")
-        .split("\n")
-        .map((l) => l.trim().split(/\s+/))
-        .find((f) => f.length >= 3 && f[1] === "ssh-ed25519");
-      if (line) return `${line[1]} ${line[2]}`;
+      const key = ed25519KeyIn(fs.readFileSync(knownHosts, "utf8"));
+      if (key) return key;
       if (i < tries - 1) await new Promise((res) => setTimeout(res, 5000));
     }
     return undefined;
@@ -425,42 +411,40 @@ interface ScriptInputs {
  * at the host's current address; nothing on an unchanged `up`. Its output is
  * not kept: only an error carries its tail, with every secret blanked out.
  */
+/** The step's create script must run again: it, its stdin or the connection changed. */
+function mustRerun(olds: ScriptInputs, news: ScriptInputs): boolean {
+  return (
+    olds.create !== news.create ||
+    (olds.stdin ?? "") !== (news.stdin ?? "") ||
+    connectionChanged(olds.connection, news.connection)
+  );
+}
+
+function runCreate(inputs: ScriptInputs): Promise<unknown> {
+  return runRemote(inputs.connection, inputs.create, {
+    what: inputs.description,
+    stdin: inputs.stdin,
+    secrets: inputs.stdin ? [inputs.stdin] : [],
+    timeoutSeconds: inputs.timeoutSeconds,
+  });
+}
+
 export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ScriptInputs, news: ScriptInputs) {
-    const rerun =
-      hasUnknown(news) ||
-      olds.create !== news.create ||
-      (olds.stdin ?? "") !== (news.stdin ?? "") ||
-      connectionChanged(olds.connection, news.connection);
     return {
       changes:
-        rerun ||
+        hasUnknown(news) ||
+        mustRerun(olds, news) ||
         (olds.delete ?? "") !== (news.delete ?? "") ||
         (olds.providerVersion ?? 1) !== news.providerVersion,
     };
   },
   async create(inputs: ScriptInputs) {
-    await runRemote(inputs.connection, inputs.create, {
-      what: inputs.description,
-      stdin: inputs.stdin,
-      secrets: inputs.stdin ? [inputs.stdin] : [],
-      timeoutSeconds: inputs.timeoutSeconds,
-    });
+    await runCreate(inputs);
     return { id: inputs.description.replace(/[^A-Za-z0-9.-]+/g, "-"), outs: inputs };
   },
   async update(_id: string, olds: ScriptInputs, news: ScriptInputs) {
-    if (
-      olds.create !== news.create ||
-      (olds.stdin ?? "") !== (news.stdin ?? "") ||
-      connectionChanged(olds.connection, news.connection)
-    ) {
-      await runRemote(news.connection, news.create, {
-        what: news.description,
-        stdin: news.stdin,
-        secrets: news.stdin ? [news.stdin] : [],
-        timeoutSeconds: news.timeoutSeconds,
-      });
-    }
+    if (mustRerun(olds, news)) await runCreate(news);
     return { outs: news };
   },
   async delete(_id: string, olds: ScriptInputs) {

@@ -104,6 +104,37 @@ export function proxyCommand(
     : instanceConnectProxyCommand(conn.proxy, conn.port);
 }
 
+/**
+ * Writes the jump host's key and pinned known_hosts line into `dir` (mode
+ * 0600) when the connection goes through one, and returns their paths for
+ * `proxyCommand`; nothing for other connections.
+ */
+export function writeJumpFiles(
+  conn: SshConnection,
+  dir: string,
+): Pick<SshFiles, "jumpIdentity" | "jumpKnownHosts"> {
+  if (conn.proxy?.kind !== "jump") return {};
+  const fs = require("fs") as typeof import("fs");
+  const path = require("path") as typeof import("path");
+  const files = {
+    jumpIdentity: path.join(dir, "jump_id"),
+    jumpKnownHosts: path.join(dir, "jump_known_hosts"),
+  };
+  const key = conn.proxy.privateKey.endsWith("\n") ? conn.proxy.privateKey : `${conn.proxy.privateKey}\n`;
+  fs.writeFileSync(files.jumpIdentity, key, { mode: 0o600 });
+  fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
+  return files;
+}
+
+/** The `ssh-ed25519 AAAA...` key of the first ed25519 line of ssh-keyscan output or a known_hosts file. */
+export function ed25519KeyIn(text: string): string | undefined {
+  const f = text
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .find((fields) => fields.length >= 3 && fields[1] === "ssh-ed25519");
+  return f ? `${f[1]} ${f[2]}` : undefined;
+}
+
 /** The known_hosts line that pins the jump host's key. */
 export function jumpKnownHostsLine(jump: SshJump): string {
   const name = jump.port === 22 ? jump.host : `[${jump.host}]:${jump.port}`;
@@ -292,15 +323,7 @@ export async function runRemote(
     const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
     fs.writeFileSync(files.identity, key, { mode: 0o600 });
     fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
-    if (conn.proxy?.kind === "jump") {
-      files.jumpIdentity = path.join(dir, "jump_id");
-      files.jumpKnownHosts = path.join(dir, "jump_known_hosts");
-      const jumpKey = conn.proxy.privateKey.endsWith("\n")
-        ? conn.proxy.privateKey
-        : `${conn.proxy.privateKey}\n`;
-      fs.writeFileSync(files.jumpIdentity, jumpKey, { mode: 0o600 });
-      fs.writeFileSync(files.jumpKnownHosts, jumpKnownHostsLine(conn.proxy), { mode: 0o600 });
-    }
+    Object.assign(files, writeJumpFiles(conn, dir));
     const argv = sshArgv(conn, files, rootCommand(conn, script));
     const result = await new Promise<RemoteResult>((resolve, reject) => {
       const child = cp.spawn("ssh", argv, { stdio: ["pipe", "pipe", "pipe"] });

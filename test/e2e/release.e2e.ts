@@ -161,6 +161,22 @@ function assertProxyUntouched(mark: ProxyMark): string {
 const unitState = (port: string) =>
   onHost(`systemctl is-active apphost-${ID}-web@${port}.service`, { allowFailure: true }).stdout.trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * The id of the stack's newest deploy job once it is another than `before` and
+ * its own log on the host says the migration started; fails after two minutes.
+ */
+async function newJobMigrating(before: string): Promise<string> {
+  const deadline = Date.now() + 120000;
+  while (Date.now() < deadline) {
+    const job = onHost(
+      `[ "$(readlink /srv/${ID}/jobs/latest)" != "${before}" ] && grep -q 'phase migrate: start' /srv/${ID}/jobs/latest/err && readlink /srv/${ID}/jobs/latest`,
+      { allowFailure: true },
+    ).stdout.trim();
+    if (job) return job;
+    await sleep(200);
+  }
+  assert.fail("the deploy never reached its migration");
+}
 /** The pids of the processes whose command line matches `pattern` (pgrep -f) and of all their descendants. */
 function processTree(pattern: string): number[] {
   const pids = (args: string[]) =>
@@ -595,17 +611,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     await sleep(1000);
     const started = Date.now();
     const deploying = up(dir);
-    // The new job's own log on the host says when the migration runs.
-    let migrating = false;
-    const deadline = Date.now() + 120000;
-    while (Date.now() < deadline && !migrating) {
-      migrating = onHost(
-        `[ "$(readlink /srv/${ID}/jobs/latest)" != "${jobBefore}" ] && grep -q 'phase migrate: start' /srv/${ID}/jobs/latest/err && echo yes`,
-        { allowFailure: true },
-      ).stdout.includes("yes");
-      if (!migrating) await sleep(200);
-    }
-    assert.ok(migrating, "the deploy never reached its migration");
+    await newJobMigrating(jobBefore);
     // The deployer's ssh client (not the script): what a dropped connection or a closed laptop lid does.
     // Only this stack's: other specs may be deploying to their own sandboxes at the same moment.
     const killed = spawnSync(
@@ -681,16 +687,8 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
       () => "",
       (e: Error) => String(e.message ?? e),
     );
-    let job = "";
+    const job = await newJobMigrating(jobBefore);
     const deadline = Date.now() + 120000;
-    while (Date.now() < deadline && !job) {
-      job = onHost(
-        `[ "$(readlink /srv/${ID}/jobs/latest)" != "${jobBefore}" ] && grep -q 'phase migrate: start' /srv/${ID}/jobs/latest/err && readlink /srv/${ID}/jobs/latest`,
-        { allowFailure: true },
-      ).stdout.trim();
-      if (!job) await sleep(200);
-    }
-    assert.ok(job, "the deploy never reached its migration");
     // This stack's `pulumi up` and everything under it (language host, providers, ssh): SIGKILL, no goodbye.
     const tree = processTree(`pulumi up .*--stack [^ ]*${STACK}( |$)`);
     assert.ok(tree.length >= 3, `expected the CLI, its plugins and ssh, found: ${tree.join(", ")}`);

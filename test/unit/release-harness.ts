@@ -310,6 +310,21 @@ exit 0
 `;
 }
 
+/** Resolves once `child`'s stderr has printed `text` (a phase line); rejects after `ms` with what it saw. */
+export function untilStderr(child: ChildProcess, text: string, ms = 60000): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`no "${text}" in: ${seen}`)), ms);
+    child.stderr!.on("data", (b: Buffer) => {
+      seen += b.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
 /** systemd-run for the harness: runs the unit's command detached, as systemd would, and logs the call. */
 function fakeSystemdRun(runDir: string): string {
   return `#!/bin/bash

@@ -20,7 +20,7 @@ import {
   renderReleaseScript,
 } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
-import { FakeHost, baseInput, mkTemp, writeTestApp } from "./release-harness";
+import { FakeHost, baseInput, mkTemp, untilStderr, writeTestApp } from "./release-harness";
 
 /** apphost:backups.s3 as BackupBucket.target hands it to the script. */
 const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };
@@ -925,17 +925,7 @@ describe("release script: the client goes away in the middle of a deploy", funct
     });
     const child = host.spawnDeploy(app, v2);
     // Read until the migration starts, then close both pipes as a dropped SSH session does.
-    await new Promise<void>((resolve, reject) => {
-      let seen = "";
-      const timer = setTimeout(() => reject(new Error(`no migrate phase in: ${seen}`)), 60000);
-      child.stderr!.on("data", (b: Buffer) => {
-        seen += b.toString();
-        if (seen.includes("phase migrate: start")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    await untilStderr(child, "phase migrate: start");
     child.stdout!.destroy();
     child.stderr!.destroy();
     const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
@@ -1044,17 +1034,7 @@ describe("release script: detached jobs (start, follow)", function () {
     const child = host.spawnStart(app, v2);
     let out = "";
     child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    await new Promise<void>((resolve, reject) => {
-      let seen = "";
-      const timer = setTimeout(() => reject(new Error(`no migrate phase in: ${seen}`)), 60000);
-      child.stderr!.on("data", (b: Buffer) => {
-        seen += b.toString();
-        if (seen.includes("phase migrate: start")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    await untilStderr(child, "phase migrate: start");
     // A lost SSH session: the client's pipes close and it is killed.
     child.stdout!.destroy();
     child.stderr!.destroy();
