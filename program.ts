@@ -10,17 +10,25 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { App } from "./components/app";
+import { App, lockOwner, secretValues, stackArtifact } from "./components/app";
+import { Balancer } from "./components/balancer";
 import { BackupBucket } from "./components/backups";
-import { loadStackConfig } from "./components/config";
+import { loadStackConfig, type LoadedStackConfig, type StackConfig } from "./components/config";
+import { maintenanceFiles } from "./components/paths";
+import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
+import type { S3Target } from "./components/release/backup";
 import { Database } from "./components/database";
 import { Dns } from "./components/dns";
 import { Host } from "./components/host";
+import { LoadBalancer } from "./components/loadbalancer";
 import { Server } from "./components/server";
 import { OriginCertificate } from "./components/tls";
 
 export async function program(): Promise<Record<string, unknown>> {
-  const { config, sshPrivateKey, secretEnv, jumpPrivateKey } = loadStackConfig();
+  const loaded = loadStackConfig(path.resolve(__dirname));
+  if (loaded.config.lb) return behindBalancer(loaded);
+  if (loaded.config.host.kind === "ec2" && loaded.config.host.count > 1) return behindLoadBalancer(loaded);
+  const { config, sshPrivateKey, secretEnv, jumpPrivateKey, alertWebhook, databaseUrl } = loaded;
 
   // apphost:backups.s3 (ec2 only): the bucket, and the role the instance copies backups with.
   const backups = BackupBucket.forStack("backups", config);
@@ -38,10 +46,7 @@ export async function program(): Promise<Record<string, unknown>> {
 
   // The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.
   // Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
-  const secretKey = new random.RandomPassword("secret-key", { length: 50, special: false });
-  const env = pulumi
-    .all([secretEnv, secretKey.result])
-    .apply(([given, generated]) => ({ SECRET_KEY: generated, ...given }));
+  const env = appSecrets(secretEnv);
 
   const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });
   // apphost:database.kind postgres: the role and database on the host, and their URL.
@@ -50,6 +55,7 @@ export async function program(): Promise<Record<string, unknown>> {
     connection: host.connection,
     dependsOn: server.ready,
     network: host.network,
+    externalUrl: databaseUrl,
   });
   const app = new App("app", {
     config,
@@ -58,6 +64,7 @@ export async function program(): Promise<Record<string, unknown>> {
     databaseUrl: database?.url,
     originCertificate: origin,
     backupTarget: backups?.target,
+    alertWebhook,
     dependsOn: [...server.ready, ...(database?.ready ?? [])],
     projectDir: path.resolve(__dirname),
   });
@@ -75,5 +82,292 @@ export async function program(): Promise<Record<string, unknown>> {
     ...(backups ? { backupBucket: backups.bucketName } : {}),
     // For `npm run doctor` and `npm run releases`: how to reach the host. Secret.
     connection: host.connection,
+  };
+}
+
+/**
+ * The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.
+ * Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
+ */
+function appSecrets(secretEnv: pulumi.Output<Record<string, string>>): pulumi.Output<Record<string, string>> {
+  const secretKey = new random.RandomPassword("secret-key", { length: 50, special: false });
+  return pulumi
+    .all([secretEnv, secretKey.result])
+    .apply(([given, generated]): Record<string, string> => ({ SECRET_KEY: generated, ...given }));
+}
+
+/** The stack's config as one app host sees it: that host's address and key. */
+function onHost(config: StackConfig, address: { address: string; hostKey?: string }): StackConfig {
+  if (config.host.kind !== "existing") return config;
+  const host = { ...config.host, address: address.address, addresses: [address] };
+  delete host.hostKey;
+  if (address.hostKey) host.hostKey = address.hostKey;
+  return { ...config, host };
+}
+
+/**
+ * apphost:host.addresses behind apphost:lb: every app host gets the same
+ * setup, env file and secrets; the balancer host runs Caddy in front of them;
+ * one Rollout releases host by host (the first migrates, once), and the
+ * balancer lists a host once the release reached it.
+ *
+ *   config -> balancer host (Caddy) -> DNS (the balancer's address)
+ *          -> app host 1..N (setup, app) -> rolling release -> the balancer's host list
+ */
+async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string, unknown>> {
+  const { config, sshPrivateKey, secretEnv, jumpPrivateKey, databaseUrl } = loaded;
+  const lb = config.lb!;
+  if (config.host.kind !== "existing") throw new Error("apphost:lb needs apphost:host.kind existing");
+
+  const lbConfig = onHost(config, { address: lb.address, ...(lb.hostKey ? { hostKey: lb.hostKey } : {}) });
+  lbConfig.host = { ...lbConfig.host, user: lb.user, port: lb.port, swapMb: 0 };
+  const lbHost = new Host("lb-host", { config: lbConfig, sshPrivateKey, jumpPrivateKey });
+  const lbServer = new Server(
+    "lb-server",
+    { config: lbConfig, connection: lbHost.connection, role: "balancer" },
+    { dependsOn: [lbHost] },
+  );
+  const addresses = config.host.addresses;
+  const balancer = new Balancer("lb", {
+    config,
+    connection: lbHost.connection,
+    upstreams: addresses.map((a) => a.address),
+    dependsOn: lbServer.ready,
+  });
+  const dns = new Dns("dns", { config, publicIp: lbHost.publicIp, ipv6Address: lbHost.ipv6Address });
+  void dns;
+
+  const env = appSecrets(secretEnv);
+  const hosts = addresses.map((address, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    const hostConfig = onHost(config, address);
+    const host = new Host(`host${suffix}`, { config: hostConfig, sshPrivateKey, jumpPrivateKey });
+    const server = new Server(
+      `server${suffix}`,
+      { config: hostConfig, connection: host.connection },
+      { dependsOn: [host] },
+    );
+    return { name: `app${suffix}`, address: address.address, config: hostConfig, host, server };
+  });
+  // external (or none): nothing on any host; its URL goes into every env file.
+  const database = Database.forStack("database", {
+    config,
+    connection: hosts[0].host.connection,
+    dependsOn: hosts[0].server.ready,
+    externalUrl: databaseUrl,
+  });
+  const { rollout, outputs } = rollOut(loaded, {
+    hosts: hosts.map((h) => ({ ...h, upstream: h.address })),
+    env,
+    database,
+    balancer: { address: lb.privateAddress },
+    rolloutBalancer: lbHost.connection.apply((connection) => ({
+      connection,
+      script: balancer.layout.script,
+      drainSeconds: config.releases.drainSeconds,
+      healthTimeoutSeconds: config.releases.healthTimeoutSeconds,
+      healthIntervalSeconds: lb.healthIntervalSeconds,
+    })),
+    after: balancer.ready,
+  });
+  balancer.listUpstreams([rollout]);
+  return {
+    ...outputs,
+    publicIp: lbHost.publicIp,
+    balancer: pulumi.secret(
+      lbHost.connection.apply((connection) => ({ connection, script: balancer.layout.script })),
+    ),
+  };
+}
+
+/**
+ * apphost:host.count > 1 on ec2: the instances behind an Application Load
+ * Balancer, spread over the subnets of two availability zones at least, the
+ * database on none of them (RDS, or external). One Rollout releases them one
+ * by one (the first migrates, once); an instance joins the target group once
+ * the release reached it.
+ *
+ *   config -> network (VPC, subnets) -> load balancer (ACM, Cloudflare records)
+ *          -> instances 1..N (HTTP from the load balancer only) -> database
+ *          -> setup, app on each -> rolling release -> target group attachments
+ */
+async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<string, unknown>> {
+  const { config, sshPrivateKey, secretEnv, jumpPrivateKey, databaseUrl } = loaded;
+  if (config.host.kind !== "ec2") throw new Error("apphost:host.count > 1 needs apphost:host.kind ec2");
+  const ec2 = config.host;
+  const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
+
+  // Two availability zones at least: the given subnets, else the default VPC's default subnet of each zone.
+  const vpcId = ec2.subnetIds
+    ? aws.ec2.getSubnetOutput({ id: ec2.subnetIds[0] }).vpcId
+    : aws.ec2.getVpcOutput({ default: true }).id;
+  const subnetIds = ec2.subnetIds
+    ? pulumi.output(ec2.subnetIds)
+    : aws.ec2
+        .getSubnetsOutput({
+          filters: [
+            { name: "vpc-id", values: [vpcId] },
+            { name: "default-for-az", values: ["true"] },
+          ],
+        })
+        .ids.apply((ids) => [...ids].sort());
+  const backups = BackupBucket.forStack("backups", config);
+  const dns = new Dns("dns", { config: { ...config, dns: { ...config.dns, hostnames: [] } }, publicIp: "" });
+  const lb = new LoadBalancer("alb", { config, vpcId, subnetIds, zoneId: dns.zoneId });
+
+  const env = appSecrets(secretEnv);
+  const hosts = Array.from({ length: ec2.count }, (_, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    const host = new Host(`host${suffix}`, {
+      config,
+      sshPrivateKey,
+      jumpPrivateKey,
+      instanceProfile: backups?.instanceProfileName,
+      behindLoadBalancer: {
+        vpcId,
+        subnetId: subnetIds.apply((ids) => {
+          if (ids.length < 2) {
+            throw new Error(
+              `apphost:host.count ${ec2.count}: the load balancer needs subnets in two availability zones, and the VPC has ${ids.length}; list them in apphost:host.subnetIds`,
+            );
+          }
+          return ids[i % ids.length];
+        }),
+        securityGroupId: lb.securityGroupId,
+      },
+    });
+    const server = new Server(
+      `server${suffix}`,
+      { config, connection: host.connection },
+      { dependsOn: [host] },
+    );
+    return { name: `app${suffix}`, host, server };
+  });
+  // RDS admits every instance's security group; external is given.
+  const database = Database.forStack("database", {
+    config,
+    connection: hosts[0].host.connection,
+    dependsOn: hosts[0].server.ready,
+    network: hosts[0].host.network,
+    extraSecurityGroupIds: hosts.slice(1).map((h) => h.host.network!.securityGroupId),
+    externalUrl: databaseUrl,
+  });
+  const { rollout, outputs } = rollOut(loaded, {
+    hosts: hosts.map((h) => ({ ...h, config, upstream: h.host.publicIp })),
+    env,
+    database,
+    backupTarget: backups?.target,
+    balancer: {},
+    after: [],
+  });
+  hosts.forEach((h) =>
+    lb.attach(
+      h.name,
+      h.host.instanceId.apply((id) => id ?? ""),
+      [rollout],
+    ),
+  );
+  return {
+    ...outputs,
+    publicIp: lb.dnsName,
+    ...(backups ? { backupBucket: backups.bucketName } : {}),
+  };
+}
+
+/**
+ * Several app hosts, either balancer: the same app on each (the first one
+ * primary: it backs up, migrates and runs the scheduled jobs), one Rollout
+ * across them, and the outputs the day-2 commands read (every host's
+ * connection, secret).
+ */
+function rollOut(
+  loaded: LoadedStackConfig,
+  opts: {
+    hosts: {
+      name: string;
+      config: StackConfig;
+      host: Host;
+      server: Server;
+      upstream: pulumi.Input<string>;
+    }[];
+    env: pulumi.Output<Record<string, string>>;
+    database?: Database;
+    backupTarget?: pulumi.Input<S3Target>;
+    /** What each host's proxy admits (App.balancer) */
+    balancer: { address?: string };
+    /** apphost:lb's balancer host, drained around each host; none behind the EC2 load balancer */
+    rolloutBalancer?: pulumi.Output<RolloutBalancer>;
+    /** What the roll waits for besides the apps */
+    after: pulumi.Resource[];
+  },
+): { apps: App[]; rollout: Rollout; outputs: Record<string, unknown> } {
+  const { config, alertWebhook } = loaded;
+  const { hosts, env, database } = opts;
+  const projectDir = path.resolve(__dirname);
+  const apps = hosts.map(
+    (h, i) =>
+      new App(h.name, {
+        config: h.config,
+        connection: h.host.connection,
+        secretEnv: pulumi.secret(env),
+        databaseUrl: database?.url,
+        ...(opts.backupTarget ? { backupTarget: opts.backupTarget } : {}),
+        alertWebhook,
+        dependsOn: [...h.server.ready, ...(database?.ready ?? [])],
+        projectDir,
+        role: i === 0 ? "primary" : "follower",
+        balancer: opts.balancer,
+        rolledOut: true,
+      }),
+  );
+  const artifact = stackArtifact(config, projectDir);
+  const rollout = new Rollout(
+    "release",
+    {
+      // One Output of plain values: secrets nested inside a list reach a dynamic provider still wrapped.
+      hosts: pulumi.all(
+        apps.map((app, i) =>
+          pulumi
+            .all([hosts[i].host.connection, app.rolloutTarget!.configHash, hosts[i].upstream])
+            .apply(([connection, configHash, address]) => ({
+              name: hosts[i].name,
+              connection,
+              script: app.rolloutTarget!.script,
+              configHash,
+              upstream: `${address}:${config.proxy.httpPort}`,
+              ...(opts.rolloutBalancer ? { drainFile: maintenanceFiles(app.layout).drain } : {}),
+            })),
+        ),
+      ),
+      ...(opts.rolloutBalancer ? { balancer: opts.rolloutBalancer } : {}),
+      artifact: artifact.path,
+      contentHash: artifact.contentHash,
+      requirementsHash: artifact.requirementsHash,
+      rollbackTo: config.releases.rollbackTo,
+      lockOwner: lockOwner(),
+      batchSize: config.releases.batchSize,
+      redactions: pulumi.secret(pulumi.all([env, database?.url]).apply(([e, url]) => secretValues(e, url))),
+    },
+    { dependsOn: [...apps.flatMap((a) => a.rolloutTarget!.after), ...opts.after] },
+  );
+  apps[0].scheduleAfter([rollout]);
+  return {
+    apps,
+    rollout,
+    outputs: {
+      url: apps[0].url,
+      releaseId: rollout.releaseId,
+      liveRelease: rollout.live.apply((l) => l?.[0]?.live ?? "none"),
+      hostsLive: rollout.live,
+      releasePhases: rollout.phaseSeconds,
+      hostId: apps[0].layout.id,
+      // For `npm run doctor`, `releases`, `logs`, `exec`: the first app host, and every app host. Secret.
+      connection: hosts[0].host.connection,
+      hosts: pulumi.secret(
+        pulumi
+          .all(hosts.map((h) => h.host.connection))
+          .apply((conns) => conns.map((connection, i) => ({ name: hosts[i].name, connection }))),
+      ),
+    },
   };
 }

@@ -9,8 +9,17 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { isRemotePostgres } from "./config/defaults";
 import type { StackConfig } from "./config/types";
-import { hostLayout, upstreamUnitName, type HostLayout } from "./paths";
+import {
+  alertScriptPath,
+  alertUnitName,
+  hostLayout,
+  maintenanceFiles,
+  scheduleUnitNames,
+  upstreamUnitName,
+  type HostLayout,
+} from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
@@ -19,19 +28,25 @@ import { shellQuote as q } from "./remote/ssh";
 import { buildArtifact } from "./release/artifact";
 import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
+import { renderAlertCurlConfig, renderAlertScript } from "./render/alert";
 import { acmeCaRootPath, originCertPaths } from "./render/common";
 import { certbotIssueScript } from "./render/certbot";
 import { renderCaddySite } from "./render/caddy";
 import { envFileOwnership, renderEnvFile } from "./render/env";
+import { layoutCommands } from "./render/layout";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
+import { defaultMaintenancePage } from "./render/maintenance";
 import { renderNginxSite } from "./render/nginx";
-import { deleteUpstreamTable } from "./render/nftables";
 import {
   backupUnitNames,
   renderBackupService,
+  renderAlertUnit,
   renderBackupTimer,
   renderProcessUnits,
+  renderScheduleService,
+  renderScheduleTimer,
   renderUpstreamUnit,
+  UNIT_DIR,
 } from "./render/systemd";
 import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
 import { proxyCommands } from "./server";
@@ -47,72 +62,42 @@ export interface AppArgs {
   originCertificate?: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
   /** apphost:backups.s3: where each backup is copied (`BackupBucket.target`); absent: host only */
   backupTarget?: pulumi.Input<S3Target>;
+  /** apphost:alerts.webhook, secret: where a failed unit is reported; absent: no alerts */
+  alertWebhook?: pulumi.Input<string>;
   /** Resources of the shared host setup that must exist first */
   dependsOn: pulumi.Input<pulumi.Resource>[];
   /** Project directory the app source is relative to */
   projectDir: string;
+  /**
+   * Several app hosts (apphost:host.addresses): `follower` for every host but
+   * the first, which alone backs up, migrates and runs the scheduled backups
+   * and jobs. @default "primary"
+   */
+  role?: "primary" | "follower";
+  /**
+   * Behind a balancer: apphost:lb's address, the only one this host's proxy
+   * answers; `{}` behind the EC2 load balancer (its security group admits it alone).
+   * The proxy serves plain HTTP either way.
+   */
+  balancer?: { address?: string };
+  /**
+   * The release is the program's `Rollout` across every host, not this
+   * component's own `Release`: `rolloutTarget` says what it needs.
+   */
+  rolledOut?: boolean;
+}
+
+/** What a `Rollout` needs of one app host. */
+export interface RolloutTarget {
+  script: string;
+  /** Hash of the env file, the units and the release script */
+  configHash: pulumi.Output<string>;
+  /** Everything on the host the release needs first */
+  after: pulumi.Resource[];
 }
 
 function sha256(text: string | Buffer): string {
   return crypto.createHash("sha256").update(text).digest("hex");
-}
-
-/** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
-export const KEPT_DIR = "/var/lib/apphost/kept";
-
-/**
- * On destroy: when shared/data or shared/backups holds anything, move shared/
- * to KEPT_DIR under a dated name, owned by root (the app user is deleted next,
- * and a later user could get its uid), and say where. Nothing is deleted.
- */
-export function keepDataCommands(layout: HostLayout): string[] {
-  const shared = q(layout.shared);
-  return [
-    `if [ -n "$(find ${q(layout.data)} ${q(layout.backups)} -mindepth 1 -print -quit 2>/dev/null)" ]; then`,
-    `  kept=${KEPT_DIR}/${layout.id}-$(date -u +%Y%m%dT%H%M%SZ)`,
-    `  install -d -m 0700 ${KEPT_DIR}`,
-    `  mv ${shared} "$kept"`,
-    '  chown -R -h root:root "$kept"',
-    `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
-    "fi",
-  ];
-}
-
-/** The command that creates the stack's user and layout, and its exact mirror for destroy. */
-export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
-  const cmd = proxyCommands(config.proxy.kind);
-  // Written by apphost versions that switched by rewriting it and reloading the proxy.
-  const legacyUpstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
-  const units = `${layout.unitPrefix}-*`;
-  return {
-    create: [
-      "set -euo pipefail",
-      `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
-      `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
-      "fi",
-      `install -d -m 0755 ${q(layout.root)} ${q(layout.bin)}`,
-      "",
-    ].join("\n"),
-    delete: [
-      "set -euo pipefail",
-      `for unit in $(systemctl list-units --all --plain --no-legend ${q(units)} | awk '{print $1}'); do`,
-      '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
-      "done",
-      // The stack's nftables table (its upstream switch); only this stack's.
-      `if command -v nft >/dev/null; then nft ${deleteUpstreamTable(layout)} 2>/dev/null || true; fi`,
-      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)}`,
-      // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
-      ...keepDataCommands(layout),
-      `rm -rf --one-file-system ${q(layout.root)}`,
-      `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
-      `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,
-      "systemctl daemon-reload",
-      // A timer whose service went first is left "failed"; forget it.
-      `systemctl reset-failed ${q(units)} 2>/dev/null || true`,
-      `${cmd.validate} >/dev/null && ${cmd.reload}`,
-      "",
-    ].join("\n"),
-  };
 }
 
 /**
@@ -151,31 +136,81 @@ export function secretValues(env: Record<string, string>, databaseUrl?: string):
   return [...new Set(values.filter((v) => v.length >= 4))];
 }
 
+/**
+ * The artifact of the stack's app, built from apphost:app.source and kept in
+ * the local cache, where a Release or Rollout reads it.
+ */
+export function stackArtifact(
+  config: StackConfig,
+  projectDir: string,
+): { path: string; contentHash: string; requirementsHash: string } {
+  const source = path.resolve(projectDir, config.app.source);
+  if (!fs.existsSync(source)) {
+    throw new Error(
+      `apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`,
+    );
+  }
+  const artifact = buildArtifact(source, config.app);
+  const cacheDir = path.join(
+    process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
+    "artifacts",
+  );
+  return {
+    path: cacheArtifact(cacheDir, artifact),
+    contentHash: artifact.contentHash,
+    requirementsHash: artifact.requirementsHash,
+  };
+}
+
+/** Who holds a deploy lock this run takes, e.g. `ci@runner-1`. */
+export function lockOwner(): string {
+  return `${os.userInfo().username}@${os.hostname()}`;
+}
+
 export class App extends pulumi.ComponentResource {
   readonly layout: HostLayout;
-  readonly releaseId: pulumi.Output<string>;
-  readonly liveRelease: pulumi.Output<string>;
+  /** Undefined when the program's Rollout releases (apphost:lb) */
+  readonly releaseId?: pulumi.Output<string>;
+  readonly liveRelease?: pulumi.Output<string>;
   /** Seconds per phase of the last deploy or rollback (`pulumi stack output releasePhases`) */
-  readonly releasePhases: pulumi.Output<PhaseTime[]>;
+  readonly releasePhases?: pulumi.Output<PhaseTime[]>;
+  /** With `rolledOut`: what the Rollout needs of this host */
+  readonly rolloutTarget?: RolloutTarget;
   readonly url: string;
+  private readonly args: AppArgs;
+  private readonly name: string;
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:App", name, {}, opts);
     const { config } = args;
+    this.args = args;
+    this.name = name;
     this.layout = hostLayout(config.app.name, config.stack);
     const base = this.createLayout(name, args);
     const dirs = this.createDirectories(name, args, base);
     const certs = this.createCertificates(name, args, base);
     const env = this.createEnvFile(name, args, dirs);
-    const units = this.createUnits(name, args, dirs);
+    const alerts = this.createAlerts(name, args, dirs);
+    const units = this.createUnits(name, args, [dirs, ...alerts]);
     const script = this.createReleaseScript(name, args, dirs);
     const upstream = this.createUpstreamUnit(name, args, script);
-    const site = this.createProxySite(name, args, [dirs, upstream, ...certs]);
+    const maintenance = this.createMaintenance(name, args, dirs);
+    const site = this.createProxySite(name, args, [dirs, upstream, ...certs, ...maintenance]);
     const housekeeping = this.createHousekeeping(name, args, [script]);
-    const release = this.createRelease(name, args, { env, units, script, after: [site, ...housekeeping] });
-    this.releaseId = release.releaseId;
-    this.liveRelease = release.live;
-    this.releasePhases = release.phaseSeconds;
+    const deps = { env, units, script, after: [site, ...housekeeping] };
+    if (args.rolledOut) {
+      this.rolloutTarget = {
+        script: releaseScriptPath(this.layout),
+        configHash: this.configHash(deps),
+        after: [deps.env, ...deps.units, deps.script, ...deps.after, ...alerts],
+      };
+    } else {
+      const release = this.createRelease(name, args, deps);
+      this.createSchedules(name, args, [release, ...alerts]);
+      this.releaseId = release.releaseId;
+      this.liveRelease = release.live;
+      this.releasePhases = release.phaseSeconds;
+    }
     const primary = config.dns.hostnames[0]?.name ?? "localhost";
     this.url = `${config.tls.mode === "off" ? "http" : "https"}://${primary}`;
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
@@ -281,7 +316,11 @@ export class App extends pulumi.ComponentResource {
       pulumi.all([secretEnv, databaseUrl]).apply(([secrets, url]) =>
         renderEnvFile(this.layout, {
           stack: config.stack,
-          env: { ...config.app.env, ...secrets },
+          env: config.app.env,
+          secretEnv: secrets,
+          secretKey: secrets.SECRET_KEY,
+          hostnames: config.dns.hostnames.map((h) => h.name),
+          scheme: config.tls.mode === "off" ? "http" : "https",
           database: config.database,
           databaseUrl: url,
         }),
@@ -301,34 +340,183 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createUnits(
+  /**
+   * apphost:alerts: the webhook (a root-only curl config), the script that
+   * posts, and the unit every other apphost unit's OnFailure= starts. None of
+   * them without a webhook (removing it deletes them).
+   */
+  private createAlerts(
     name: string,
-    { config, connection, backupTarget }: AppArgs,
+    { config, connection, alertWebhook }: AppArgs,
     after: pulumi.Resource,
   ): HostFile[] {
+    if (!alertWebhook) return [];
+    const unit = alertUnitName(this.layout);
+    const webhook = new HostFile(
+      `${name}-alert-webhook`,
+      {
+        connection,
+        path: this.layout.alertFile,
+        content: pulumi.secret(pulumi.output(alertWebhook).apply(renderAlertCurlConfig)),
+        mode: "0600",
+        secret: true,
+        onDelete: "",
+      },
+      { parent: this, dependsOn: [after] },
+    );
+    const script = new HostFile(
+      `${name}-alert-script`,
+      {
+        connection,
+        path: alertScriptPath(this.layout),
+        content: renderAlertScript(this.layout, { app: config.app.name, stack: config.stack }),
+        mode: "0750",
+        onDelete: "",
+      },
+      { parent: this, dependsOn: [after] },
+    );
+    const service = new HostFile(
+      `${name}-unit-alert`,
+      {
+        connection,
+        path: `${UNIT_DIR}/${unit}`,
+        content: renderAlertUnit(this.layout),
+        reload: "systemctl daemon-reload",
+        onDelete: "systemctl daemon-reload",
+      },
+      { parent: this, dependsOn: [webhook, script] },
+    );
+    return [webhook, script, service];
+  }
+
+  /**
+   * Maintenance mode: the page (apphost:app.maintenancePage or apphost's own)
+   * and, while apphost:app.maintenance is true, the config's switch file. The
+   * proxy tests the switch per request, so neither reloads anything; the
+   * manual switch (`npm run maintenance`) is another file, outside the state.
+   */
+  private createMaintenance(
+    name: string,
+    { config, connection, projectDir }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile[] {
+    const files = maintenanceFiles(this.layout);
+    let page = defaultMaintenancePage(config.app.name);
+    if (config.app.maintenancePage !== undefined) {
+      const file = path.resolve(projectDir, config.app.maintenancePage);
+      try {
+        page = fs.readFileSync(file, "utf8");
+      } catch (e) {
+        throw new Error(
+          `apphost:app.maintenancePage: cannot read "${config.app.maintenancePage}" (resolved to ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); point it at an HTML file in the project`,
+        );
+      }
+    }
+    const out = [
+      new HostFile(
+        `${name}-maintenance-page`,
+        { connection, path: files.page, content: page, mode: "0644", onDelete: "" },
+        { parent: this, dependsOn: [after] },
+      ),
+    ];
+    if (config.app.maintenance) {
+      out.push(
+        new HostFile(
+          `${name}-maintenance-on`,
+          {
+            connection,
+            path: files.config,
+            content: "apphost:app.maintenance is true: the proxy serves the maintenance page.\n",
+            mode: "0644",
+            onDelete: "",
+          },
+          { parent: this, dependsOn: [after] },
+        ),
+      );
+    }
+    return out;
+  }
+
+  /**
+   * apphost:app.schedules: each job's service and timer. After the release,
+   * so the first run finds `current`; not part of the release's config hash
+   * (a changed schedule needs no restart of the processes).
+   */
+  /** The scheduled jobs, after the Rollout reached this host (the first one runs them). */
+  scheduleAfter(after: pulumi.Resource[]): void {
+    this.createSchedules(this.name, this.args, after);
+  }
+
+  private createSchedules(
+    name: string,
+    { config, connection, alertWebhook, role }: AppArgs,
+    after: pulumi.Resource[],
+  ): void {
+    // Several app hosts: a job runs once per stack, on the first host.
+    if (role === "follower") return;
+    for (const schedule of config.app.schedules) {
+      const units = scheduleUnitNames(this.layout, schedule.name);
+      const input = { schedule, runtime: config.app.runtime, alerts: alertWebhook !== undefined };
+      const service = new HostFile(
+        `${name}-schedule-${schedule.name}`,
+        {
+          connection,
+          path: `${UNIT_DIR}/${units.service}`,
+          content: renderScheduleService(this.layout, input),
+          reload: "systemctl daemon-reload",
+          onDelete: `systemctl stop ${q(units.service)} 2>/dev/null || true; systemctl daemon-reload`,
+        },
+        { parent: this, dependsOn: after },
+      );
+      new HostFile(
+        `${name}-schedule-${schedule.name}-timer`,
+        {
+          connection,
+          path: `${UNIT_DIR}/${units.timer}`,
+          content: renderScheduleTimer(this.layout, input),
+          reload: `systemctl daemon-reload && systemctl enable --quiet ${q(units.timer)} && systemctl restart ${q(units.timer)}`,
+          onDelete: `systemctl disable --now ${q(units.timer)} || true; systemctl daemon-reload`,
+        },
+        { parent: this, dependsOn: [service] },
+      );
+    }
+  }
+
+  private createUnits(
+    name: string,
+    { config, connection, backupTarget, alertWebhook, role }: AppArgs,
+    after: pulumi.Resource[],
+  ): HostFile[] {
+    const alerts = alertWebhook !== undefined;
+    // Several app hosts: the scheduled backup runs once per stack, on the first host.
+    const backupUnits = role === "follower" ? [] : null;
     const units = renderProcessUnits(this.layout, {
       processes: config.app.processes,
       runtime: config.app.runtime,
+      alerts,
     });
     const backup = backupUnitNames(this.layout);
     const backupExec = `${this.layout.bin}/apphost-backup`;
     const all = [
       ...units,
-      {
-        name: backup.service,
-        path: `/etc/systemd/system/${backup.service}`,
-        content: renderBackupService(this.layout, {
-          backups: config.backups,
-          execStart: backupExec,
-          // The copy to S3 needs the network (and IMDS for the instance's credentials); so does pg_dump of an RDS database.
-          network: backupTarget !== undefined || config.database.kind === "rds",
-        }),
-      },
-      {
-        name: backup.timer,
-        path: `/etc/systemd/system/${backup.timer}`,
-        content: renderBackupTimer(this.layout, { backups: config.backups, execStart: backupExec }),
-      },
+      ...(backupUnits ?? [
+        {
+          name: backup.service,
+          path: `${UNIT_DIR}/${backup.service}`,
+          content: renderBackupService(this.layout, {
+            backups: config.backups,
+            execStart: backupExec,
+            // The copy to S3 needs the network (and IMDS for the instance's credentials); so does pg_dump of an RDS database.
+            network: backupTarget !== undefined || isRemotePostgres(config.database.kind),
+            alerts,
+          }),
+        },
+        {
+          name: backup.timer,
+          path: `${UNIT_DIR}/${backup.timer}`,
+          content: renderBackupTimer(this.layout, { backups: config.backups, execStart: backupExec }),
+        },
+      ]),
     ];
     // A changed unit only needs a daemon-reload here: the release resource
     // re-publishes the processes through the health-gated switch. A timer is
@@ -350,14 +538,14 @@ export class App extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn },
       );
-    const services = all.filter((u) => !u.name.endsWith(".timer")).map((u) => file(u, [after]));
-    const timers = all.filter((u) => u.name.endsWith(".timer")).map((u) => file(u, [after, ...services]));
+    const services = all.filter((u) => !u.name.endsWith(".timer")).map((u) => file(u, after));
+    const timers = all.filter((u) => u.name.endsWith(".timer")).map((u) => file(u, [...after, ...services]));
     return [...services, ...timers];
   }
 
   private createReleaseScript(
     name: string,
-    { config, connection, backupTarget }: AppArgs,
+    { config, connection, backupTarget, role }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
     const render = (s3?: S3Target) =>
@@ -365,10 +553,19 @@ export class App extends pulumi.ComponentResource {
         layout: this.layout,
         app: config.app,
         database: config.database,
+        ...(role === "follower" ? { follower: true } : {}),
         releases: config.releases,
         backups: config.backups,
         proxy: config.proxy,
         s3,
+        ...(config.dns.hostnames[0]
+          ? {
+              health: {
+                host: config.dns.hostnames[0].name,
+                proto: config.tls.mode === "off" ? "http" : "https",
+              },
+            }
+          : {}),
       });
     // With S3 the script names the bucket, known once the bucket exists.
     const script = backupTarget ? pulumi.output(backupTarget).apply(render) : render();
@@ -391,7 +588,7 @@ export class App extends pulumi.ComponentResource {
       `${name}-unit-upstream`,
       {
         connection,
-        path: `/etc/systemd/system/${unit}`,
+        path: `${UNIT_DIR}/${unit}`,
         content: renderUpstreamUnit(this.layout, { script: releaseScriptPath(this.layout) }),
         reload: `systemctl daemon-reload && systemctl enable --quiet ${q(unit)} && systemctl restart ${q(unit)}`,
         onDelete: `systemctl disable --now ${q(unit)} || true; systemctl daemon-reload`,
@@ -400,13 +597,19 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createProxySite(name: string, { config, connection }: AppArgs, after: pulumi.Resource[]): HostFile {
+  private createProxySite(
+    name: string,
+    { config, connection, balancer }: AppArgs,
+    after: pulumi.Resource[],
+  ): HostFile {
     const cmd = proxyCommands(config.proxy.kind);
     const input = {
       hostnames: config.dns.hostnames.map((h) => h.name),
-      tls: config.tls,
+      // Behind a balancer the proxy serves plain HTTP; the balancer holds the certificate.
+      tls: balancer ? { ...config.tls, mode: "off" as const } : config.tls,
       proxy: config.proxy,
       app: config.app,
+      ...(balancer ? { balancer } : {}),
     };
     const caddy = config.proxy.kind === "caddy";
     const deps = [...after];
@@ -475,38 +678,30 @@ export class App extends pulumi.ComponentResource {
     ];
   }
 
+  /** What the processes run with: a change re-publishes the same code. */
+  private configHash(deps: { env: HostFile; units: HostFile[]; script: HostFile }): pulumi.Output<string> {
+    return pulumi
+      .all([deps.env.sha256, ...deps.units.map((u) => u.sha256), deps.script.sha256])
+      .apply((hashes) => sha256(hashes.join("\n")));
+  }
+
   private createRelease(
     name: string,
     { config, connection, projectDir, secretEnv, databaseUrl }: AppArgs,
     deps: { env: HostFile; units: HostFile[]; script: HostFile; after: pulumi.Resource[] },
   ): Release {
-    const source = path.resolve(projectDir, config.app.source);
-    if (!fs.existsSync(source)) {
-      throw new Error(
-        `apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`,
-      );
-    }
-    const artifact = buildArtifact(source, config.app);
-    const cacheDir = path.join(
-      process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
-      "artifacts",
-    );
-    const artifactPath = cacheArtifact(cacheDir, artifact);
-    // What the processes run with: a change re-publishes the same code.
-    const configHash = pulumi
-      .all([deps.env.sha256, ...deps.units.map((u) => u.sha256), deps.script.sha256])
-      .apply((hashes) => sha256(hashes.join("\n")));
+    const artifact = stackArtifact(config, projectDir);
     return new Release(
       `${name}-release`,
       {
         connection,
         script: releaseScriptPath(this.layout),
-        artifact: artifactPath,
+        artifact: artifact.path,
         contentHash: artifact.contentHash,
         requirementsHash: artifact.requirementsHash,
-        configHash,
+        configHash: this.configHash(deps),
         rollbackTo: config.releases.rollbackTo,
-        lockOwner: `${os.userInfo().username}@${os.hostname()}`,
+        lockOwner: lockOwner(),
         redactions: pulumi.secret(
           pulumi.all([secretEnv, databaseUrl]).apply(([env, url]) => secretValues(env, url)),
         ),

@@ -34,6 +34,10 @@ export interface DatabaseArgs {
   dependsOn: pulumi.Input<pulumi.Resource>[];
   /** rds: the instance's VPC and security group (`Host.network`) */
   network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
+  /** rds with several instances (apphost:host.count): the other instances' security groups, admitted too */
+  extraSecurityGroupIds?: pulumi.Input<string>[];
+  /** external: `apphost:databaseUrl`, secret; apphost creates nothing, the app and the backups use it */
+  externalUrl?: pulumi.Input<string>;
 }
 
 /** The RDS instance's arguments, as data: what the policy tests read. */
@@ -98,6 +102,16 @@ export class Database extends pulumi.ComponentResource {
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:Database", name, {}, opts);
     const db = args.config.database;
+    if (db.kind === "external") {
+      if (args.externalUrl === undefined) {
+        throw new Error("apphost:database.kind external needs apphost:databaseUrl");
+      }
+      // A Postgres that lives on none of the app hosts: nothing to create, its URL is given.
+      this.url = pulumi.secret(pulumi.output(args.externalUrl));
+      this.ready = [];
+      this.registerOutputs({});
+      return;
+    }
     const password = this.createPassword(name);
     if (db.kind === "rds") {
       const instance = this.createRds(name, args, password);
@@ -144,7 +158,11 @@ export class Database extends pulumi.ComponentResource {
   }
 
   /** A security group only the instance's reaches, a subnet group when the VPC is not the default one, the instance. */
-  private createRds(name: string, { config, network }: DatabaseArgs, password: pulumi.Output<string>) {
+  private createRds(
+    name: string,
+    { config, network, extraSecurityGroupIds }: DatabaseArgs,
+    password: pulumi.Output<string>,
+  ) {
     const rds = config.database.rds;
     if (!rds || !network) {
       throw new Error("apphost:database.kind rds needs apphost:host.kind ec2 and apphost:database.rds");
@@ -174,6 +192,23 @@ export class Database extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    // Several instances behind the load balancer: each one's group is admitted, by its own rule.
+    const extra = (extraSecurityGroupIds ?? []).map(
+      (sg, i) =>
+        new awsSdk.vpc.SecurityGroupIngressRule(
+          `${name}-in-postgres-${i + 2}`,
+          {
+            securityGroupId: securityGroup.id,
+            description: `Postgres from apphost instance ${i + 2}`,
+            ipProtocol: "tcp",
+            fromPort: POSTGRES_PORT,
+            toPort: POSTGRES_PORT,
+            referencedSecurityGroupId: sg,
+            tags,
+          },
+          { parent: this },
+        ),
+    );
     const subnetGroup = rds.subnetIds
       ? new awsSdk.rds.SubnetGroup(
           `${name}-subnets`,
@@ -190,7 +225,7 @@ export class Database extends pulumi.ComponentResource {
       }),
       {
         parent: this,
-        dependsOn: [ingress],
+        dependsOn: [ingress, ...extra],
         additionalSecretOutputs: ["password"],
         // Production data: `pulumi destroy` stops at deletion protection; a replace must never be silent.
         ...(isProductionStack(config.stack) ? { protect: true } : {}),

@@ -21,9 +21,10 @@
 
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
-import { hostLayout, unitName, upstreamPort, upstreamUnitName } from "./paths";
+import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
 import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
+import { isHostName, shellQuote } from "./shell";
 import { backupUnitNames } from "./render/systemd";
 
 export interface DoctorCheck {
@@ -63,6 +64,8 @@ export interface DoctorInput {
      */
     upstream?: { table: string; port: number; unit: string };
   };
+  /** apphost:app.schedules: each job's units, checked one by one (`schedule-<name>`) */
+  schedules?: { name: string; service: string; timer: string }[];
   /** The health endpoint, requested through the proxy on this host */
   health: {
     /** Public hostname the proxy serves; resolved to 127.0.0.1 with `curl --resolve` */
@@ -110,6 +113,8 @@ export interface DoctorInput {
     /** Owner the file, its directory and any -wal/-shm/-journal file must have */
     owner: string;
   };
+  /** One of several app hosts but the first: the backup check is skipped, naming the host that keeps them */
+  backupElsewhere?: boolean;
   /** Postgres on the host: the app's role must connect with the env file's DATABASE_URL */
   postgres?: {
     /** `HostLayout.envFile` */
@@ -179,8 +184,20 @@ export function backupMaxAgeSeconds(schedule: string): number {
  */
 export function doctorInputFromConfig(
   config: StackConfig,
-  opts: { releaseId: string; backupMaxAgeSeconds?: number; originCaFile?: string },
+  opts: {
+    releaseId: string;
+    backupMaxAgeSeconds?: number;
+    originCaFile?: string;
+    /**
+     * Several app hosts (apphost:lb): `follower` for every host but the first,
+     * which alone keeps the backups and runs the scheduled jobs. @default "primary"
+     */
+    role?: "primary" | "follower";
+  },
 ): DoctorInput {
+  // Behind apphost:lb an app host's proxy serves plain HTTP; the balancer holds the certificate.
+  if (config.lb || config.tls.mode === "acm") config = { ...config, tls: { ...config.tls, mode: "off" } };
+  const follower = opts.role === "follower";
   const layout = hostLayout(config.app.name, config.stack);
   const workers = config.app.processes.filter((p) => p.kind === "worker");
   const webs = config.app.processes.filter((p) => p.kind === "web");
@@ -213,7 +230,7 @@ export function doctorInputFromConfig(
     },
     tlsMode: config.tls.mode,
     backup:
-      db.kind === "none"
+      db.kind === "none" || follower
         ? undefined
         : {
             dir: layout.backups,
@@ -229,6 +246,10 @@ export function doctorInputFromConfig(
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },
     memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
     release: { current: layout.current, expectedId: opts.releaseId },
+    ...(follower && db.kind !== "none" ? { backupElsewhere: true } : {}),
+    schedules: follower
+      ? []
+      : config.app.schedules.map((j) => ({ name: j.name, ...scheduleUnitNames(layout, j.name) })),
   };
 }
 
@@ -247,18 +268,48 @@ export function doctorChecks(input: DoctorInput): DoctorCheck[] {
     diskCheck(input),
     memoryCheck(input),
     releaseCheck(input),
+    ...(input.schedules ?? []).map(scheduleCheck),
   ];
 }
 
+/**
+ * One check per scheduled job (apphost:app.schedules): its timer is active
+ * and its last run, if any, succeeded. A pass shows the last result and the
+ * next run (`info:` line).
+ */
+function scheduleCheck(job: NonNullable<DoctorInput["schedules"]>[number]): DoctorCheck {
+  return {
+    name: `schedule-${job.name}`,
+    description: `The timer of scheduled job ${job.name} is active and its last run succeeded.`,
+    script: script([
+      ...prelude("fail"),
+      `service=${shellQuote(job.service)}`,
+      `timer=${shellQuote(job.timer)}`,
+      `state=$(systemctl is-active -- "$timer" 2>/dev/null) || true`,
+      `next=$(systemctl show -p NextElapseUSecRealtime --value -- "$timer" 2>/dev/null) || true`,
+      `result=$(systemctl show -p Result --value -- "$service" 2>/dev/null) || true`,
+      `status=$(systemctl show -p ExecMainStatus --value -- "$service" 2>/dev/null) || true`,
+      `ended=$(systemctl show -p ExecMainExitTimestamp --value -- "$service" 2>/dev/null) || true`,
+      `[[ $state == active ]] || fail "timer $timer is \${state:-unknown}: the job does not run (systemctl enable --now $timer)"`,
+      `if [[ -z $ended ]]; then`,
+      `  printf 'info: not run yet; next run %s\n' "\${next:-unknown}"`,
+      `  exit 0`,
+      `fi`,
+      `[[ $result == success ]] || fail "last run failed ($ended): result $result, exit status $status; see npm run logs -- --process ${job.name}"`,
+      `printf 'info: last run %s: success; next run %s\n' "$ended" "\${next:-unknown}"`,
+    ]),
+  };
+}
+
 function unitsCheck(input: DoctorInput): DoctorCheck {
-  const lines = [...prelude("fail"), `units=(${input.units.map(shq).join(" ")})`];
+  const lines = [...prelude("fail"), `units=(${input.units.map(shellQuote).join(" ")})`];
   if (input.web && input.web.templates.length > 0) {
     lines.push(
-      `port_file=${shq(input.web.activePortFile)}`,
+      `port_file=${shellQuote(input.web.activePortFile)}`,
       `port=$(cat -- "$port_file" 2>/dev/null) || fail "cannot read the active web port from $port_file"`,
       `[[ $port =~ ^[0-9]+$ ]] || fail "active web port in $port_file is not a number: $port"`,
       ...input.web.templates.map(
-        (t) => `units+=(${shq(t.slice(0, -"@.service".length) + "@")}"$port".service)`,
+        (t) => `units+=(${shellQuote(t.slice(0, -"@.service".length) + "@")}"$port".service)`,
       ),
     );
   }
@@ -274,7 +325,7 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
   if (up) {
     // The proxy connects to the upstream port; the stack's rule must lead it to the active port.
     lines.push(
-      `table=${shq(up.table)}`,
+      `table=${shellQuote(up.table)}`,
       `upstream_port=${up.port}`,
       `if ! command -v nft >/dev/null; then`,
       `  bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $upstream_port leads")`,
@@ -308,13 +359,13 @@ function healthCheck(input: DoctorInput): DoctorCheck {
     input.tlsMode === "internal"
       ? ["-k"] // internal CA: not in the system store, and that is the point of `internal`
       : input.tlsMode === "cloudflare-origin"
-        ? ["--cacert", shq(input.health.caFile as string)]
+        ? ["--cacert", shellQuote(input.health.caFile as string)]
         : [];
   const curl = [
     "curl --silent --output /dev/null",
     `--write-out '%{http_code} %{errormsg}'`,
     `--max-time ${input.health.timeoutSeconds ?? 10}`,
-    `--resolve ${shq(`${hostname}:${port}:127.0.0.1`)}`,
+    `--resolve ${shellQuote(`${hostname}:${port}:127.0.0.1`)}`,
     ...trust,
   ].join(" ");
   return {
@@ -322,7 +373,7 @@ function healthCheck(input: DoctorInput): DoctorCheck {
     description: `${url} answers 2xx through the proxy on this host.`,
     script: script([
       ...prelude("fail"),
-      `url=${shq(url)}`,
+      `url=${shellQuote(url)}`,
       `out=$(${curl} "$url" 2>/dev/null) || true`,
       `code=\${out%% *}`,
       `if [[ $code == 000 || -z $code ]]; then`,
@@ -352,8 +403,8 @@ function certificateCheck(input: DoctorInput): DoctorCheck {
     description: `The certificate served for ${hostname} on port ${port} covers that name and stays valid for ${duration(min)} or more.`,
     script: script([
       ...prelude("fail"),
-      `host=${shq(hostname)}`,
-      `endpoint=${shq(endpoint)}`,
+      `host=${shellQuote(hostname)}`,
+      `endpoint=${shellQuote(endpoint)}`,
       `command -v openssl >/dev/null || fail "openssl is not installed"`,
       `served=$(timeout 15 openssl s_client -connect "$endpoint" -servername "$host" </dev/null 2>&1) || true`,
       `pem=$(openssl x509 <<<"$served" 2>/dev/null) || fail "no certificate served on $endpoint for $host"`,
@@ -371,27 +422,28 @@ function backupCheck(input: DoctorInput): DoctorCheck {
   const name = "backup";
   const b = input.backup;
   if (!b) {
+    const why = input.backupElsewhere ? "the first app host keeps the backups" : "no database";
     return {
       name,
-      description: "Not applicable: the stack has no database.",
-      script: script([...prelude("skip"), `skip "n/a: no database"`]),
+      description: `Not applicable: ${why}.`,
+      script: script([...prelude("skip"), `skip "n/a: ${why}"`]),
     };
   }
   const lines = [
     ...prelude("fail"),
     ...(b.service
       ? [
-          `service=${shq(b.service)}`,
+          `service=${shellQuote(b.service)}`,
           `if [[ $(systemctl is-failed -- "$service" 2>/dev/null) == failed ]]; then`,
           `  fail "the last run of $service failed (with apphost:backups.s3, often the copy to S3): journalctl -u $service"`,
           `fi`,
         ]
       : []),
-    `dir=${shq(b.dir)}`,
+    `dir=${shellQuote(b.dir)}`,
     `max_age=${b.maxAgeSeconds}`,
     `[[ -d $dir ]] || fail "backup directory $dir does not exist"`,
     `# SQLite side files (-wal, -shm, -journal) are not backups, whoever left them there.`,
-    `newest=$(find "$dir" -maxdepth 1 -type f -name ${shq(b.pattern ?? "*")} ! -name '.*' ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -printf '%T@ %p\\n' | sort -n | tail -n 1)`,
+    `newest=$(find "$dir" -maxdepth 1 -type f -name ${shellQuote(b.pattern ?? "*")} ! -name '.*' ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -printf '%T@ %p\\n' | sort -n | tail -n 1)`,
     `[[ -n $newest ]] || fail "no backup in $dir"`,
     `stamp=\${newest%% *}`,
     `file=\${newest#* }`,
@@ -442,8 +494,8 @@ function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): Doct
     description: `The app's role connects to postgres database ${pg.name} with DATABASE_URL from ${pg.envFile}; PUBLIC may not connect.`,
     script: script([
       ...prelude("fail"),
-      `env_file=${shq(pg.envFile)}`,
-      ...(pg.onHost ? [`name=${shq(pg.name)}`] : []),
+      `env_file=${shellQuote(pg.envFile)}`,
+      ...(pg.onHost ? [`name=${shellQuote(pg.name)}`] : []),
       `[[ -f $env_file ]] || fail "$env_file does not exist"`,
       ...pgEnvFromUrlLines(pg.envFile, "doctor"),
       `if ! who=$(PGCONNECT_TIMEOUT=5 psql -X -At -c 'select current_user' 2>&1); then`,
@@ -477,9 +529,9 @@ function databasePermissionsCheck(input: DoctorInput): DoctorCheck {
     description: `${d.file} is owned by ${d.owner} with mode 0640 or 0600, its directory by ${d.owner} with mode 0750.`,
     script: script([
       ...prelude("fail"),
-      `file=${shq(d.file)}`,
-      `dir=${shq(dir)}`,
-      `owner=${shq(d.owner)}`,
+      `file=${shellQuote(d.file)}`,
+      `dir=${shellQuote(dir)}`,
+      `owner=${shellQuote(d.owner)}`,
       `[[ -f $file ]] || fail "$file does not exist"`,
       `bad=()`,
       `read -r file_owner file_mode < <(stat -c '%U %a' -- "$file")`,
@@ -511,7 +563,7 @@ function diskCheck(input: DoctorInput): DoctorCheck {
       ...prelude("fail"),
       `min=${min}`,
       `bad=()`,
-      `for path in ${paths.map(shq).join(" ")}; do`,
+      `for path in ${paths.map(shellQuote).join(" ")}; do`,
       `  if ! line=$(df -Pk -- "$path" 2>/dev/null | awk 'NR == 2 { print $2, $4 }') || [[ -z $line ]]; then`,
       `    bad+=("cannot read the free space of $path")`,
       `    continue`,
@@ -535,7 +587,7 @@ function memoryCheck(input: DoctorInput): DoctorCheck {
     description: `MemAvailable is ${min}% or more of MemTotal.`,
     script: script([
       ...prelude("fail"),
-      `meminfo=${shq(meminfo)}`,
+      `meminfo=${shellQuote(meminfo)}`,
       `min=${min}`,
       `total=$(awk '$1 == "MemTotal:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
       `avail=$(awk '$1 == "MemAvailable:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
@@ -554,8 +606,8 @@ function releaseCheck(input: DoctorInput): DoctorCheck {
     description: `${current} points to release ${expectedId}.`,
     script: script([
       ...prelude("fail"),
-      `current=${shq(current)}`,
-      `expected=${shq(expectedId)}`,
+      `current=${shellQuote(current)}`,
+      `expected=${shellQuote(expectedId)}`,
       `target=$(readlink -- "$current") || fail "$current is not a symlink"`,
       `live=$(basename -- "$target")`,
       `[[ $live == "$expected" ]] || fail "live release is $live, expected $expected"`,
@@ -595,7 +647,7 @@ export function renderDoctorScript(checks: DoctorCheck[], opts: RenderDoctorOpti
     `}`,
     ``,
   ]);
-  const runs = checks.map((c, i) => `apphost_doctor_run ${shq(c.name)} apphost_check_${i}`);
+  const runs = checks.map((c, i) => `apphost_doctor_run ${shellQuote(c.name)} apphost_check_${i}`);
   return [
     `#!/usr/bin/env bash`,
     `# apphost doctor: one line per check, "PASS <name>", "FAIL <name>: <detail>"`,
@@ -613,7 +665,7 @@ export function renderDoctorScript(checks: DoctorCheck[], opts: RenderDoctorOpti
     `  detail=$(tr -d '\\r' <<<"$out" | awk 'NF { line = $0 } END { print line }')`,
     `  detail=\${detail:0:400}`,
     `  case $rc in`,
-    `    0) printf 'PASS %s\\n' "$name" ;;`,
+    `    0) if [[ $detail == "info: "* ]]; then printf 'PASS %s: %s\\n' "$name" "\${detail#info: }"; else printf 'PASS %s\\n' "$name"; fi ;;`,
     `    ${SKIP_EXIT}) printf 'SKIP %s: %s\\n' "$name" "\${detail:-skipped}" ;;`,
     `    124) printf 'FAIL %s: timed out after ${timeout}s\\n' "$name" && failed=1 ;;`,
     `    *) printf 'FAIL %s: %s\\n' "$name" "\${detail:-exit status $rc}" && failed=1 ;;`,
@@ -651,8 +703,6 @@ export function parseDoctorOutput(text: string): DoctorResult[] {
 
 const CHECK_NAME = /^[a-z0-9][a-z0-9-]*$/;
 const UNIT = /^[A-Za-z0-9:_.@-]+\.(service|timer|socket|target|path|mount)$/;
-const HOSTNAME =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
@@ -687,7 +737,7 @@ function validate(input: DoctorInput): void {
       }
     });
   }
-  if (!HOSTNAME.test(input.health.hostname)) {
+  if (!isHostName(input.health.hostname)) {
     errors.push(`health.hostname: "${input.health.hostname}" is not a hostname`);
   }
   port("health.port", input.health.port);
@@ -740,11 +790,6 @@ function validate(input: DoctorInput): void {
   }
 }
 
-/** Quote for bash: one word, no expansion. */
-export function shq(s: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 function prelude(...helpers: ("fail" | "skip")[]): string[] {
   return [
     "set -euo pipefail",
@@ -765,4 +810,29 @@ function duration(seconds: number): string {
   if (seconds > 0 && seconds % 86400 === 0) return unit(seconds / 86400, "day");
   if (seconds > 0 && seconds % 3600 === 0) return unit(seconds / 3600, "hour");
   return unit(seconds, "second");
+}
+
+/**
+ * The `balancer` check of a stack behind apphost:lb, from `apphost-lb status`
+ * (`host=<h:p> state=serving|drained health=<HTTP status>` per app host):
+ * every app host serving and answering its health path with 2xx.
+ */
+export function balancerCheck(statusOutput: string): DoctorResult {
+  const hosts = [...statusOutput.matchAll(/^host=(\S+) state=(\S+) health=(\S*)$/gm)].map((m) => ({
+    host: m[1],
+    state: m[2],
+    health: m[3],
+  }));
+  if (hosts.length === 0) {
+    return { name: "balancer", status: "fail", detail: "apphost-lb status listed no app host" };
+  }
+  const bad = hosts
+    .filter((h) => h.state !== "serving" || !/^2\d\d$/.test(h.health))
+    .map(
+      (h) =>
+        `${h.host} ${h.state !== "serving" ? h.state : `answers its health path with ${h.health || "nothing"}`}`,
+    );
+  return bad.length === 0
+    ? { name: "balancer", status: "pass", detail: "" }
+    : { name: "balancer", status: "fail", detail: `${bad.join("; ")} (of ${hosts.length} app hosts)` };
 }

@@ -24,6 +24,16 @@ export interface HostArgs {
    * when `apphost:backups.s3` is on). None by default: the instance gets no AWS permission.
    */
   instanceProfile?: pulumi.Input<string>;
+  /**
+   * ec2 behind the load balancer (apphost:host.count > 1): the instance's
+   * subnet and VPC (spread over availability zones by the program), and the
+   * load balancer's security group, the only source of HTTP it admits.
+   */
+  behindLoadBalancer?: {
+    subnetId: pulumi.Input<string>;
+    vpcId: pulumi.Input<string>;
+    securityGroupId: pulumi.Input<string>;
+  };
 }
 
 /** A security group rule, as data, so tests and docs can read the firewall without AWS. */
@@ -36,6 +46,8 @@ export interface FirewallRule {
   toPort?: number;
   cidrIpv4?: string;
   cidrIpv6?: string;
+  /** From the load balancer's security group (apphost:host.count > 1) instead of a CIDR */
+  fromLoadBalancer?: true;
 }
 
 export class Host extends pulumi.ComponentResource {
@@ -87,7 +99,9 @@ export class Host extends pulumi.ComponentResource {
       const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
       const tags = resourceTags(config);
       const ami = lookupAmi(host);
-      const vpcId = lookupVpcId(host);
+      const vpcId = args.behindLoadBalancer
+        ? pulumi.output(args.behindLoadBalancer.vpcId)
+        : lookupVpcId(host);
       const keyPair = createKeyPair(host);
       const hostKey = createHostKey();
       const securityGroup = createSecurityGroup();
@@ -221,13 +235,20 @@ export class Host extends pulumi.ComponentResource {
 
       function createFirewallRules(sg: aws.ec2.SecurityGroup) {
         // One resource per rule (the AWS provider's advice over inline rules): changing one CIDR touches one rule.
-        const rules = firewallRules(config);
+        const rules = firewallRules(config, args.behindLoadBalancer !== undefined);
         return {
           ingressRules: rules.ingress.map(
             (rule) =>
               new aws.vpc.SecurityGroupIngressRule(
                 `${name}-in-${rule.id}`,
-                { securityGroupId: sg.id, ...ruleArgs(rule), tags },
+                {
+                  securityGroupId: sg.id,
+                  ...ruleArgs(rule),
+                  ...(rule.fromLoadBalancer
+                    ? { referencedSecurityGroupId: args.behindLoadBalancer!.securityGroupId }
+                    : {}),
+                  tags,
+                },
                 childOpts,
               ),
           ),
@@ -254,7 +275,7 @@ export class Host extends pulumi.ComponentResource {
             ami: ami.id,
             instanceType: h.instanceType,
             keyName: key.keyName,
-            subnetId: h.subnetId,
+            subnetId: args.behindLoadBalancer?.subnetId ?? h.subnetId,
             vpcSecurityGroupIds: [sg.id],
             // Attached and detached in place: turning apphost:backups.s3 on or off never replaces the instance.
             iamInstanceProfile: args.instanceProfile,
@@ -387,7 +408,10 @@ export function resourceTags(config: StackConfig): Record<string, string> {
  * published), SSH only from the configured CIDRs, everything outbound (package
  * mirrors, ACME, the app's own APIs).
  */
-export function firewallRules(config: StackConfig): { ingress: FirewallRule[]; egress: FirewallRule[] } {
+export function firewallRules(
+  config: StackConfig,
+  behindLoadBalancer = false,
+): { ingress: FirewallRule[]; egress: FirewallRule[] } {
   if (config.host.kind !== "ec2") return { ingress: [], egress: [] };
   const ipv6 = config.dns.ipv6;
   const web = (label: string, port: number): FirewallRule[] => [
@@ -426,8 +450,21 @@ export function firewallRules(config: StackConfig): { ingress: FirewallRule[]; e
       ? [{ id: "all-ipv6", description: "All outbound traffic", ipProtocol: "-1" as const, cidrIpv6: "::/0" }]
       : []),
   ];
+  // Behind the load balancer: HTTP from its security group alone, no HTTPS (it holds the certificate).
+  const fromLb: FirewallRule[] = [
+    {
+      id: "http-from-lb",
+      description: "HTTP from the load balancer only",
+      ipProtocol: "tcp",
+      fromPort: config.proxy.httpPort,
+      toPort: config.proxy.httpPort,
+      fromLoadBalancer: true,
+    },
+  ];
   return {
-    ingress: [...web("http", config.proxy.httpPort), ...web("https", config.proxy.httpsPort), ...ssh],
+    ingress: behindLoadBalancer
+      ? [...fromLb, ...ssh]
+      : [...web("http", config.proxy.httpPort), ...web("https", config.proxy.httpsPort), ...ssh],
     egress,
   };
 }

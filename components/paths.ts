@@ -5,6 +5,25 @@
  * directory, unit, user, port and proxy snippet carries `<app>-<stack>`.
  */
 
+/**
+ * Host-wide, shared by every stack on the host: pinned tools apphost installs
+ * (uv, Poetry, uv-managed Pythons), one directory per tool version, root-owned.
+ */
+export const HOST_TOOLS_DIR = "/var/lib/apphost/tools";
+
+/** systemd's directory for the units apphost writes. */
+export const UNIT_DIR = "/etc/systemd/system";
+/** The main Caddyfile apphost owns (render/caddy.ts), shared by every stack on the host. */
+export const CADDYFILE_PATH = "/etc/caddy/Caddyfile";
+/** One Caddy site snippet per stack (`HostLayout.caddySite`), imported by the Caddyfile. */
+export const CADDY_SITES_DIR = "/etc/caddy/apphost";
+/** Host-wide nginx http settings (render/nginx.ts). */
+export const NGINX_HTTP_CONF_PATH = "/etc/nginx/conf.d/apphost.conf";
+/** Legacy nginx upstream files (`HostLayout.nginxUpstream`). */
+export const NGINX_UPSTREAM_DIR = "/etc/nginx/apphost";
+/** Debian's default nginx site, which apphost's sites replace. */
+export const NGINX_DEFAULT_SITE = "/etc/nginx/sites-enabled/default";
+
 export interface HostLayout {
   /** `<app>-<stack>`, the id every other name is built from */
   id: string;
@@ -14,6 +33,8 @@ export interface HostLayout {
   root: string;
   /** `/srv/<id>/releases`, one directory per release id */
   releases: string;
+  /** `/srv/<id>/instances`, one link per web port to the release that instance runs */
+  instances: string;
   /** `/srv/<id>/current`, symlink to the live release */
   current: string;
   /** `/srv/<id>/shared`, survives every release */
@@ -47,6 +68,15 @@ export interface HostLayout {
   nftTable: string;
   /** `/etc/apphost/<id>.env`, mode 0600, owned by the app user */
   envFile: string;
+  /** `/etc/apphost/<id>.alert`, root-only (0600): curl config naming the alert webhook (apphost:alerts) */
+  alertFile: string;
+  /**
+   * `/srv/<id>/maintenance`, root-owned, readable by the proxy: `page.html`
+   * (the 503 page), and the two switches the proxy tests on each request:
+   * `on-config` (apphost:app.maintenance, written by pulumi up) and `on`
+   * (`npm run maintenance`, outside the state). Either one turns it on.
+   */
+  maintenance: string;
   /** systemd unit name prefix, `apphost-<id>` */
   unitPrefix: string;
   /** Caddy: `/etc/caddy/apphost/<id>.caddy`, imported by the main Caddyfile */
@@ -76,6 +106,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     user: id,
     root,
     releases: `${root}/releases`,
+    instances: `${root}/instances`,
     current: `${root}/current`,
     shared,
     data: `${shared}/data`,
@@ -89,11 +120,13 @@ export function hostLayout(app: string, stack: string): HostLayout {
     activePort: `${root}/active-port`,
     nftTable: `apphost_${id.replace(/-/g, "_")}`,
     envFile: `/etc/apphost/${id}.env`,
+    alertFile: `/etc/apphost/${id}.alert`,
+    maintenance: `${root}/maintenance`,
     unitPrefix: `apphost-${id}`,
-    caddySite: `/etc/caddy/apphost/${id}.caddy`,
-    caddyUpstream: `/etc/caddy/apphost/${id}.upstream`,
+    caddySite: `${CADDY_SITES_DIR}/${id}.caddy`,
+    caddyUpstream: `${CADDY_SITES_DIR}/${id}.upstream`,
     nginxSite: `/etc/nginx/sites-enabled/apphost-${id}.conf`,
-    nginxUpstream: `/etc/nginx/apphost/${id}.upstream`,
+    nginxUpstream: `${NGINX_UPSTREAM_DIR}/${id}.upstream`,
   };
 }
 
@@ -131,4 +164,70 @@ export function jobUnitName(layout: HostLayout): string {
 /** `apphost-<id>-upstream.service`: loads the nftables rule at boot, before the proxy starts. */
 export function upstreamUnitName(layout: HostLayout): string {
   return `${layout.unitPrefix}-upstream.service`;
+}
+
+/** The two maintenance switches (either turns it on) and the page, inside `layout.maintenance`. */
+export function maintenanceFiles(layout: HostLayout): {
+  config: string;
+  manual: string;
+  page: string;
+  drain: string;
+} {
+  return {
+    config: `${layout.maintenance}/on-config`,
+    manual: `${layout.maintenance}/on`,
+    page: `${layout.maintenance}/page.html`,
+    // Behind apphost:lb: while it exists the health path answers 503, so the balancer stops sending new requests.
+    drain: `${layout.maintenance}/drain`,
+  };
+}
+
+/** A scheduled job's units (apphost:app.schedules.<name>): `apphost-<id>-schedule-<name>.service` and `.timer`. */
+export function scheduleUnitNames(layout: HostLayout, name: string): { service: string; timer: string } {
+  const base = `${layout.unitPrefix}-schedule-${name}`;
+  return { service: `${base}.service`, timer: `${base}.timer` };
+}
+
+/**
+ * `apphost-<id>-alert@.service`: started as `alert@<failed unit>` by the
+ * `OnFailure=` of every apphost unit when apphost:alerts is set.
+ */
+export function alertUnitName(layout: HostLayout): string {
+  return `${layout.unitPrefix}-alert@.service`;
+}
+
+/** `/srv/<id>/bin/apphost-alert`: posts one message about a failed unit. */
+export function alertScriptPath(layout: HostLayout): string {
+  return `${layout.bin}/apphost-alert`;
+}
+
+/** Where a stack's balancer lives on the `apphost:lb` host (components/render/balancer.ts). */
+export interface BalancerLayout {
+  id: string;
+  /** `/var/lib/apphost/lb/<id>`, root-only: the site template, the app hosts, the drained ones, the script */
+  dir: string;
+  /** Every app host (`address:port`), one per line, as the stack declares them */
+  upstreams: string;
+  /** App hosts taken out for a release or before their removal, one per line */
+  drained: string;
+  /** The site with `@UPSTREAMS@` where the serving hosts go */
+  template: string;
+  /** `apphost-lb`: apply, drain, undrain, wait-healthy, status */
+  script: string;
+  /** `/etc/caddy/apphost/<id>-lb.caddy`, imported by the balancer's Caddyfile */
+  site: string;
+}
+
+export function balancerLayout(app: string, stack: string): BalancerLayout {
+  const { id } = hostLayout(app, stack);
+  const dir = `/var/lib/apphost/lb/${id}`;
+  return {
+    id,
+    dir,
+    upstreams: `${dir}/upstreams`,
+    drained: `${dir}/drained`,
+    template: `${dir}/site.caddy.in`,
+    script: `${dir}/apphost-lb`,
+    site: `${CADDY_SITES_DIR}/${id}-lb.caddy`,
+  };
 }

@@ -10,6 +10,7 @@ import type { StackConfig } from "./config/types";
 import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import type { SshConnection } from "./remote/connection";
+import { NGINX_DEFAULT_SITE } from "./paths";
 import { renderBaseline, runtimePackages } from "./render/baseline";
 import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
 import { NGINX_HTTP_CONF_PATH, renderNginxHttpConf } from "./render/nginx";
@@ -18,6 +19,8 @@ import { renderSharedTmpfiles, TMPFILES_SHARED_PATH } from "./render/tmpfiles";
 export interface ServerArgs {
   config: StackConfig;
   connection: pulumi.Input<SshConnection>;
+  /** `balancer`: the apphost:lb host, which runs Caddy and nothing of the app. @default "app" */
+  role?: "app" | "balancer";
 }
 
 /**
@@ -47,16 +50,19 @@ export class Server extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  private createBaseline(name: string, { config, connection }: ServerArgs): pulumi.CustomResource {
+  private createBaseline(name: string, { config, connection, role }: ServerArgs): pulumi.CustomResource {
     const script = renderBaseline({
       host: { swapMb: config.host.swapMb },
-      packages: runtimePackages({
-        proxy: config.proxy,
-        app: config.app,
-        tls: config.tls,
-        database: config.database,
-        backups: config.backups,
-      }),
+      packages:
+        role === "balancer"
+          ? ["caddy", "curl"]
+          : runtimePackages({
+              proxy: config.proxy,
+              app: config.app,
+              tls: config.tls,
+              database: config.database,
+              backups: config.backups,
+            }),
     });
     return hostStep(
       `${name}-baseline`,
@@ -130,7 +136,7 @@ export class Server extends pulumi.ComponentResource {
           connection,
           openSshOnly: hostNeedsOpenSsh(config.host),
           description: "disable nginx's default site",
-          create: `rm -f /etc/nginx/sites-enabled/default && ${cmd.validate} && ${cmd.reload}`,
+          create: `rm -f ${NGINX_DEFAULT_SITE} && ${cmd.validate} && ${cmd.reload}`,
         },
         { parent: this, dependsOn: [httpConf], retainOnDelete: true },
       ),

@@ -15,27 +15,88 @@
  * check (no such stack, not deployed, bad config, SSH failed).
  */
 import {
+  balancerCheck,
   doctorChecks,
   doctorInputFromConfig,
   parseDoctorOutput,
   renderDoctorScript,
   type DoctorResult,
 } from "../components/doctor";
-import { runRemote } from "../components/remote/ssh";
+import type { StackConfig } from "../components/config/types";
+import type { SshConnection } from "../components/remote/connection";
+import { runRemote, shellQuote } from "../components/remote/ssh";
 import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
   parseOpsArgs,
   readStackConfig,
   runCommand,
+  splitCommandLine,
   stackConfigFromMap,
+  openedStackConfig,
+  type OpenedStack,
   type OpsArgs,
 } from "./lib/ops";
+import { alertTestScript } from "../components/remote/day2";
+import { hostLayout } from "../components/paths";
+
+/**
+ * `--alert-test`: the host posts a test message to apphost:alerts.webhook
+ * with the same script a failed unit uses. Exit 0 sent, 1 the webhook refused
+ * it or could not be reached, 2 alerts are not set (or could not run).
+ */
+async function alertTest(opened: OpenedStack): Promise<number> {
+  const { args, deployed, cannot } = opened;
+  let script: string;
+  try {
+    const config = await openedStackConfig(opened);
+    if (!config.alerts.enabled) {
+      console.error(
+        `doctor: ${args.stack}: --alert-test: apphost:alerts is not set; set it with pulumi config set --secret --path 'apphost:alerts.webhook' <URL>, then pulumi up`,
+      );
+      return EXIT_CANNOT_CHECK;
+    }
+    script = alertTestScript(hostLayout(config.app.name, config.stack));
+  } catch (e) {
+    return cannot("reading the stack", e);
+  }
+  let res;
+  try {
+    res = await runRemote(deployed.connection, script, {
+      what: "alert test",
+      allowFailure: true,
+      timeoutSeconds: 120,
+    });
+  } catch (e) {
+    return cannot("sending the test alert", e);
+  }
+  const text = (res.stdout + res.stderr).trim();
+  if (res.code === 0) {
+    console.log(`doctor: ${args.stack}: alert-test: sent (${text.split("\n").pop()})`);
+    return 0;
+  }
+  console.error(
+    `doctor: ${args.stack}: alert-test: ${res.code === 255 ? "ssh failed" : "not sent"}: ${text}`,
+  );
+  return res.code === 1 ? 1 : EXIT_CANNOT_CHECK;
+}
 
 export const DOCTOR_OPTIONS = ["origin-ca-file", "backup-max-age"];
 
-export function parseDoctorArgs(argv: string[]): OpsArgs {
-  const args = parseOpsArgs("doctor", argv, DOCTOR_OPTIONS);
+export interface DoctorArgs extends OpsArgs {
+  /** `--alert-test`: send a test message through apphost:alerts instead of the checks */
+  alertTest: boolean;
+}
+
+export function parseDoctorArgs(argv: string[]): DoctorArgs {
+  const split = splitCommandLine(argv, ["--alert-test"]);
+  if (split.words.length > 0 || split.command.length > 0) {
+    throw new Error(`doctor: unexpected argument "${[...split.words, ...split.command].join(" ")}"`);
+  }
+  const args = {
+    ...parseOpsArgs("doctor", split.options, DOCTOR_OPTIONS),
+    alertTest: split.flags.has("--alert-test"),
+  };
   const age = args.options["backup-max-age"];
   if (age !== undefined && !/^[1-9][0-9]*$/.test(age)) {
     throw new Error(`--backup-max-age: "${age}" must be a whole number of seconds`);
@@ -57,7 +118,9 @@ export function renderDoctorReport(
       byName.get(name) ?? { name, status: "fail", detail: "no result (the doctor script stopped early)" },
   );
   const lines = all.map((r) =>
-    r.status === "pass" ? `PASS ${r.name}` : `${r.status.toUpperCase()} ${r.name}: ${r.detail}`,
+    r.status === "pass" && r.detail === ""
+      ? `PASS ${r.name}`
+      : `${r.status.toUpperCase()} ${r.name}: ${r.detail}`,
   );
   const count = (s: string) => all.filter((r) => r.status === s).length;
   const failed = count("fail");
@@ -70,17 +133,48 @@ async function main(): Promise<number> {
   const opened = await openDeployedStack("doctor", parseDoctorArgs, process.argv.slice(2));
   if (typeof opened === "number") return opened;
   const { args, stack, deployed, cannot } = opened;
-  let script: string;
-  let names: string[];
+  if ((args as DoctorArgs).alertTest) return alertTest(opened);
+  let config: StackConfig;
   try {
-    const config = stackConfigFromMap(await readStackConfig(stack, args.configFile), {
+    config = stackConfigFromMap(await readStackConfig(stack, args.configFile), {
       project: "apphost",
       stack: args.stack,
     });
+  } catch (e) {
+    return cannot("reading the stack", e);
+  }
+  // One host, or every app host behind apphost:lb (the first keeps the backups), then the balancer.
+  const targets = deployed.hosts ?? [{ name: "", connection: deployed.connection }];
+  let failed = 0;
+  for (const [i, target] of targets.entries()) {
+    const code = await checkHost(opened, config, target, i === 0 ? "primary" : "follower");
+    if (code === EXIT_CANNOT_CHECK) return code;
+    failed += code;
+  }
+  if (deployed.balancer) {
+    const code = await checkBalancer(opened, deployed.balancer);
+    if (code === EXIT_CANNOT_CHECK) return code;
+    failed += code;
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+/** The checks on one app host; 0 every check passed, 1 one failed, 2 could not check. */
+async function checkHost(
+  opened: OpenedStack,
+  config: StackConfig,
+  target: { name: string; connection: SshConnection },
+  role: "primary" | "follower",
+): Promise<number> {
+  const { args, deployed, cannot } = opened;
+  let script: string;
+  let names: string[];
+  try {
     const age = args.options["backup-max-age"];
     const checks = doctorChecks(
       doctorInputFromConfig(config, {
         releaseId: deployed.releaseId,
+        role,
         ...(age !== undefined ? { backupMaxAgeSeconds: Number(age) } : {}),
         ...(args.options["origin-ca-file"] !== undefined
           ? { originCaFile: args.options["origin-ca-file"] }
@@ -93,9 +187,9 @@ async function main(): Promise<number> {
     return cannot("reading the stack", e);
   }
 
-  const { connection: conn } = deployed;
+  const conn = target.connection;
   console.log(
-    `doctor: ${args.stack}: ${deployed.hostId} on ${conn.user}@${conn.host}:${conn.port}, release ${deployed.releaseId}`,
+    `doctor: ${args.stack}: ${target.name ? `${target.name} (${deployed.hostId})` : deployed.hostId} on ${conn.user}@${conn.host}:${conn.port}, release ${deployed.releaseId}`,
   );
   let res;
   try {
@@ -121,6 +215,35 @@ async function main(): Promise<number> {
     return EXIT_CANNOT_CHECK;
   }
   const report = renderDoctorReport(names, results);
+  console.log(report.lines.join("\n"));
+  return report.failed > 0 ? 1 : 0;
+}
+
+/** apphost:lb: every app host listed, serving and healthy as the balancer sees it. */
+async function checkBalancer(
+  opened: OpenedStack,
+  balancer: { connection: SshConnection; script: string },
+): Promise<number> {
+  const { args, cannot } = opened;
+  const conn = balancer.connection;
+  console.log(`doctor: ${args.stack}: balancer on ${conn.user}@${conn.host}:${conn.port}`);
+  let res;
+  try {
+    res = await runRemote(conn, `exec ${shellQuote(balancer.script)} status`, {
+      what: "doctor: balancer",
+      allowFailure: true,
+      timeoutSeconds: 120,
+    });
+  } catch (e) {
+    return cannot("checking the balancer", e);
+  }
+  if (res.code !== 0) {
+    console.error(
+      `doctor: ${args.stack}: could not check the balancer: ${res.code === 255 ? "ssh failed" : `apphost-lb status exited ${res.code}`}: ${res.stderr.trim()}`,
+    );
+    return EXIT_CANNOT_CHECK;
+  }
+  const report = renderDoctorReport(["balancer"], [balancerCheck(res.stdout)]);
   console.log(report.lines.join("\n"));
   return report.failed > 0 ? 1 : 0;
 }

@@ -15,7 +15,15 @@
 import type * as auto from "@pulumi/pulumi/automation";
 import { releaseScriptPath, parseStatus, type ReleaseStatus } from "../components/release/script";
 import { runRemote, shellQuote } from "../components/remote/ssh";
-import { deployedLayout, openDeployedStack, parseOpsArgs, runCommand, type OpsArgs } from "./lib/ops";
+import { parseScheduleStatus, scheduleStatusScript, type ScheduleStatus } from "../components/remote/day2";
+import {
+  deployedLayout,
+  openDeployedStack,
+  openedStackConfig,
+  parseOpsArgs,
+  runCommand,
+  type OpsArgs,
+} from "./lib/ops";
 
 export function parseReleasesArgs(argv: string[]): OpsArgs {
   const args = parseOpsArgs("releases", argv, ["limit"]);
@@ -63,6 +71,8 @@ export interface ReleasesView {
   logPath: string;
   status: ReleaseStatus;
   history: HistoryRow[];
+  /** apphost:app.schedules as the host reports them (they run in the live release) */
+  schedules?: (ScheduleStatus & { onCalendar: string })[];
 }
 
 /** The first line: what is live and since when. */
@@ -110,6 +120,21 @@ export function renderReleases(v: ReleasesView): string[] {
     );
   }
   if (v.status.lock) lines.push(`  deploy lock held: ${v.status.lock}`);
+  if (v.schedules && v.schedules.length > 0) {
+    lines.push("", "scheduled jobs (each run uses the live release):");
+    lines.push(
+      ...table(
+        ["JOB", "ON CALENDAR", "LAST RUN", "RESULT", "NEXT RUN"],
+        v.schedules.map((s) => [
+          s.name,
+          s.onCalendar,
+          s.lastRun || "never",
+          s.lastRun ? (s.result === "success" ? "success" : `${s.result} (exit ${s.status})`) : "-",
+          s.nextRun || "timer not active",
+        ]),
+      ),
+    );
+  }
   lines.push("", `stack history (${v.stack}, newest first):`);
   if (v.history.length === 0) lines.push("  (no updates)");
   else {
@@ -162,6 +187,23 @@ async function main(): Promise<number> {
   } catch (e) {
     return cannot("the host's release log", e);
   }
+  let schedules: ReleasesView["schedules"];
+  try {
+    const jobs = (await openedStackConfig(opened)).app.schedules;
+    if (jobs.length > 0) {
+      const res = await runRemote(conn, scheduleStatusScript(layout, jobs), {
+        what: `scheduled jobs on ${conn.user}@${conn.host}:${conn.port}`,
+        timeoutSeconds: 60,
+      });
+      const byName = new Map(parseScheduleStatus(res.stdout).map((s) => [s.name, s]));
+      schedules = jobs.map((j) => ({
+        ...(byName.get(j.name) ?? { name: j.name, lastRun: "", result: "", status: "", nextRun: "" }),
+        onCalendar: j.onCalendar,
+      }));
+    }
+  } catch (e) {
+    return cannot("the scheduled jobs", e);
+  }
   const limit = Number(args.options.limit ?? 20);
   console.log(
     renderReleases({
@@ -170,8 +212,39 @@ async function main(): Promise<number> {
       logPath: layout.releaseLog,
       status,
       history: historyRows(history).slice(0, limit),
+      ...(schedules ? { schedules } : {}),
     }).join("\n"),
   );
+  if (deployed.hosts) {
+    // Several app hosts (apphost:lb): what each one serves; the history above is the first host's.
+    console.log("\napp hosts (the first keeps the release log above, the backups and the scheduled jobs):");
+    const rows: string[][] = [];
+    for (const host of deployed.hosts) {
+      const c = host.connection;
+      try {
+        const res = await runRemote(c, `exec ${shellQuote(releaseScriptPath(layout))} status`, {
+          what: `apphost-release status on ${host.name}`,
+          timeoutSeconds: 120,
+        });
+        const kv = Object.fromEntries(
+          res.stdout
+            .split("\n")
+            .filter((l) => /^(current|previous|web)=/.test(l))
+            .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+        );
+        rows.push([
+          host.name,
+          `${c.user}@${c.host}:${c.port}`,
+          kv.current || "none",
+          kv.previous || "-",
+          kv.web || "-",
+        ]);
+      } catch (e) {
+        return cannot(`the release status of ${host.name}`, e);
+      }
+    }
+    console.log(table(["HOST", "SSH", "CURRENT", "PREVIOUS", "WEB"], rows).join("\n"));
+  }
   return 0;
 }
 

@@ -91,7 +91,17 @@ export const APP_DEFAULTS = {
   healthPath: "/healthz",
   basePort: 8000,
   staticPrefix: "/static/",
+  maintenance: false,
+  python: "system" as const,
 };
+
+/** `apphost:app.schedules.<name>`: a job that runs longer than an hour is stopped and counts as failed. */
+export const SCHEDULE_DEFAULTS = {
+  timeoutSeconds: 3600,
+};
+
+/** The `Retry-After` seconds of the maintenance page: clients and crawlers come back in two minutes. */
+export const MAINTENANCE_RETRY_AFTER_SECONDS = 120;
 
 /** The dependency manifest whose hash decides whether a release can reuse the previous environment. */
 export function defaultRequirements(runtime: "python" | "node"): string {
@@ -110,9 +120,20 @@ export const DATABASE_DEFAULTS = {
   revision: "",
 };
 
-/** Postgres on the host or on RDS: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
-export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "none" | undefined): boolean {
-  return kind === "postgres" || kind === "rds";
+/** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
+export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "external" | "none" | undefined): boolean {
+  return kind === "postgres" || kind === "rds" || kind === "external";
+}
+
+/**
+ * A Postgres that lives on no app host (RDS, or `external`: one whose URL the
+ * stack is given): reached over the network with DATABASE_URL, dumped with
+ * pg_dump through it, never provisioned by apphost's host commands.
+ */
+export function isRemotePostgres(
+  kind: "sqlite" | "postgres" | "rds" | "external" | "none" | undefined,
+): boolean {
+  return kind === "rds" || kind === "external";
 }
 
 /** `apphost:database.rds` */
@@ -127,6 +148,14 @@ export const RDS_DEFAULTS = {
 export function defaultRdsBackupRetentionDays(stack: string): number {
   return isProductionStack(stack) ? 30 : 7;
 }
+
+/** The variables apphost exports from `apphost:database.pool`, and the key each comes from. */
+export const POOL_VARS: Record<string, string> = {
+  DB_POOL_SIZE: "size",
+  DB_MAX_OVERFLOW: "maxOverflow",
+  DB_POOL_TIMEOUT: "timeoutSeconds",
+  DB_POOL_RECYCLE: "recycleSeconds",
+};
 
 /** `apphost:database.pool`: the runbook's SQLAlchemy pool settings. */
 export const DATABASE_POOL_DEFAULTS = {
@@ -180,4 +209,11 @@ export const RELEASES_DEFAULTS = {
   drainSeconds: 5,
   lockTtlMinutes: 30,
   minFreeMb: 500,
+  batchSize: 1,
+};
+
+/** `apphost:lb` */
+export const LB_DEFAULTS = {
+  port: 22,
+  healthIntervalSeconds: 1,
 };

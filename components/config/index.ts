@@ -9,24 +9,38 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
+import { readAppFiles } from "./appfiles";
 import { DEV_RESET_SWITCHES, isSwitchOn } from "./defaults";
 import type { StackConfig } from "./types";
-import { inspectPrivateKey, parseStackConfig, SECRET_KEYS, SECTIONS, type SecretFacts } from "./validate";
+import {
+  inspectAlerts,
+  inspectDatabaseUrl,
+  inspectPrivateKey,
+  parseStackConfig,
+  SECRET_KEYS,
+  SECTIONS,
+  type SecretFacts,
+} from "./validate";
 
 export * from "./types";
 export {
+  ALERTS_KEYS,
   archOf,
+  inspectAlerts,
+  inspectDatabaseUrl,
   ConfigError,
   formatIssues,
   inspectPrivateKey,
   KNOWN_KEYS,
   POOL_KEYS,
+  SCHEDULE_KEYS,
   RDS_KEYS,
   parseStackConfig,
   SECRET_KEYS,
   SECTIONS,
 } from "./validate";
-export type { ConfigIssue, ParseContext, PrivateKeyInfo, SecretFacts, Section } from "./validate";
+export { readAppFiles } from "./appfiles";
+export type { AppFiles, ConfigIssue, ParseContext, PrivateKeyInfo, SecretFacts, Section } from "./validate";
 
 /** The config namespace: the Pulumi project name in Pulumi.yaml. */
 export const NAMESPACE = "apphost";
@@ -39,13 +53,17 @@ export interface LoadedStackConfig {
   secretEnv: pulumi.Output<Record<string, string>>;
   /** `apphost:jumpPrivateKey`, the jump host's key when it is not the deploy key; a secret Output, or undefined */
   jumpPrivateKey?: pulumi.Output<string>;
+  /** `apphost:alerts.webhook`, a secret Output, when alerts are on */
+  alertWebhook?: pulumi.Output<string>;
+  /** `apphost:databaseUrl` (database.kind external), a secret Output, `postgres://` spelled `postgresql://` */
+  databaseUrl?: pulumi.Output<string>;
 }
 
 /**
  * Loads and validates the whole stack configuration. Throws one `ConfigError`
  * listing every problem, before any resource is declared.
  */
-export function loadStackConfig(): LoadedStackConfig {
+export function loadStackConfig(projectDir = process.cwd()): LoadedStackConfig {
   const cfg = new pulumi.Config(NAMESPACE);
   const raw: Record<string, unknown> = {};
   for (const section of SECTIONS) {
@@ -58,6 +76,7 @@ export function loadStackConfig(): LoadedStackConfig {
     project: pulumi.getProject(),
     stack: pulumi.getStack(),
     secrets: secretFacts(),
+    appFiles: readAppFiles(raw.app, projectDir),
   });
 
   const keyFile = cfg.get(KEY_FILE) || undefined;
@@ -68,7 +87,21 @@ export function loadStackConfig(): LoadedStackConfig {
   // Pulumi.yaml's default is "": unset and empty both mean the deploy key.
   const jumpSet = (pulumi.runtime.getConfig(`${NAMESPACE}:jumpPrivateKey`) ?? "").trim() !== "";
   const jumpPrivateKey = jumpSet ? cfg.requireSecret("jumpPrivateKey") : undefined;
-  return { config, sshPrivateKey, secretEnv, ...(jumpPrivateKey ? { jumpPrivateKey } : {}) };
+  const alertWebhook = config.alerts.enabled
+    ? cfg.requireSecretObject<{ webhook: string }>("alerts").apply((a) => a.webhook)
+    : undefined;
+  const databaseUrl =
+    config.database.kind === "external"
+      ? cfg.requireSecret("databaseUrl").apply((u) => u.trim().replace(/^postgres:\/\//, "postgresql://"))
+      : undefined;
+  return {
+    config,
+    sshPrivateKey,
+    secretEnv,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(jumpPrivateKey ? { jumpPrivateKey } : {}),
+    ...(alertWebhook ? { alertWebhook } : {}),
+  };
 }
 
 /**
@@ -146,6 +179,14 @@ function secretFacts(): SecretFacts {
   }
   const jump = pulumi.runtime.getConfig(`${NAMESPACE}:jumpPrivateKey`);
   if (jump !== undefined && jump.trim() !== "") facts.jumpPrivateKeyInfo = inspectPrivateKey(jump);
+  const alerts = pulumi.runtime.getConfig(`${NAMESPACE}:alerts`);
+  if (alerts !== undefined) {
+    facts.alertsInfo = inspectAlerts(parseJson(alerts), isSecretConfig(`${NAMESPACE}:alerts`));
+  }
+  const url = pulumi.runtime.getConfig(`${NAMESPACE}:databaseUrl`);
+  if (url !== undefined && url.trim() !== "") {
+    facts.databaseUrlInfo = inspectDatabaseUrl(parseJson(url), isSecretConfig(`${NAMESPACE}:databaseUrl`));
+  }
   const env = pulumi.runtime.getConfig(`${NAMESPACE}:secretEnv`);
   if (env !== undefined) {
     let value: unknown = env;
@@ -170,6 +211,20 @@ function secretFacts(): SecretFacts {
     }
   }
   return facts;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Is the key stored as a secret? (`pulumi.runtime.isConfigSecret`, untyped in this SDK version) */
+function isSecretConfig(key: string): boolean {
+  const rt = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
+  return rt.isConfigSecret ? rt.isConfigSecret(key) : true;
 }
 
 function typeOf(v: unknown): string {

@@ -6,6 +6,7 @@
  * Keys on the stack are `apphost:<section>` objects, e.g. `apphost:proxy` with
  * `{ kind: caddy }`; error messages name them as `apphost:proxy.kind`.
  */
+import type { PythonDeps, PythonSource } from "../release/python";
 
 /** `apphost:host` */
 export type HostConfig = Ec2HostConfig | ExistingHostConfig;
@@ -64,6 +65,14 @@ export interface Ec2HostConfig extends HostCommon {
   /** Optional subnet; the default VPC is used otherwise */
   subnetId?: string;
   /**
+   * `apphost:host.count`: app instances. More than one serve behind an
+   * Application Load Balancer (components/loadbalancer.ts), spread over the
+   * subnets of two availability zones at least. @default 1
+   */
+  count: number;
+  /** With count > 1: the subnets (two availability zones at least); @default the default VPC's default subnets */
+  subnetIds?: string[];
+  /**
    * Pinned host key line. Unset (the normal case): apphost generates the
    * instance's ed25519 host key (@pulumi/tls), installs it through user data
    * at launch and pins it. Set it for an instance launched without that key.
@@ -73,10 +82,48 @@ export interface Ec2HostConfig extends HostCommon {
 
 export interface ExistingHostConfig extends HostCommon {
   kind: "existing";
-  /** IPv4 address or DNS name */
+  /** IPv4 address or DNS name (the first of `addresses`) */
   address: string;
   /** Pinned host key line (`ssh-ed25519 AAAA...`); when absent the first key seen is trusted */
   hostKey?: string;
+  /**
+   * Every app host, in order: `apphost:host.address` alone, or
+   * `apphost:host.addresses` (two or more serve behind `apphost:lb`).
+   * The first one runs the migrations and the scheduled jobs.
+   */
+  addresses: HostAddress[];
+}
+
+/** One app host of `apphost:host.addresses`. */
+export interface HostAddress {
+  /** IPv4 address or DNS name */
+  address: string;
+  /** Pinned host key line; when absent the first key seen is trusted */
+  hostKey?: string;
+}
+
+/**
+ * `apphost:lb`: the load-balancer host in front of several existing app hosts,
+ * itself an existing server reached over SSH like them. apphost runs Caddy on
+ * it: TLS for the stack's hostnames, active health checks against every app
+ * host, hosts taken out and put back with a graceful reload.
+ */
+export interface LbConfig {
+  /** IPv4 address or DNS name */
+  address: string;
+  /** SSH login user with sudo rights. @default apphost:host.user */
+  user: string;
+  /** SSH port. @default 22 */
+  port: number;
+  /** Pinned host key line; when absent the first key seen is trusted */
+  hostKey?: string;
+  /**
+   * The address the app hosts see the balancer's requests come from (their
+   * proxies answer it alone). @default address, when it is an IPv4 address
+   */
+  privateAddress: string;
+  /** Seconds between the balancer's health checks of each app host. @default 1 */
+  healthIntervalSeconds: number;
 }
 
 /** `apphost:dns` */
@@ -100,7 +147,8 @@ export interface HostnameConfig {
 
 /** `apphost:tls` */
 export interface TlsConfig {
-  mode: "caddy-acme" | "certbot" | "cloudflare-origin" | "internal" | "off";
+  /** `acm`: the load balancer's ACM certificate (apphost:host.count > 1 on ec2) */
+  mode: "caddy-acme" | "certbot" | "cloudflare-origin" | "internal" | "off" | "acm";
   /** ACME account e-mail (caddy-acme, certbot) */
   email?: string;
   /** Origin certificate validity in days (cloudflare-origin). @default 365 */
@@ -135,7 +183,7 @@ export interface ProxyConfig {
   httpsPort: number;
 }
 
-/** One entry of `apphost:processes` (Procfile-like). */
+/** One entry of `apphost:app.processes` (Procfile-like). */
 export interface ProcessConfig {
   name: string;
   /** Command run inside the release directory, with the venv/node_modules on PATH */
@@ -153,8 +201,18 @@ export interface AppConfig {
   /** @default ".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/" */
   excludes: string[];
   runtime: "python" | "node";
-  /** @default "requirements.txt" (python) */
-  requirements: string;
+  /**
+   * pip requirements file that overrides detection (python), or the node
+   * lock file. @default python: detected (components/release/python.ts); node: "package-lock.json"
+   */
+  requirements?: string;
+  /**
+   * `apphost:app.python`: the host's python3 (`system`) or a Python that uv
+   * installs to match the app's requirement (`managed`). @default "system"
+   */
+  python?: PythonSource;
+  /** python: how the dependencies install, detected from the app's files when the config is read */
+  pythonDeps?: PythonDeps;
   /** @default "/healthz" */
   healthPath: string;
   /** First of the two web ports (blue = base, green = base+1). @default 8000 */
@@ -168,12 +226,33 @@ export interface AppConfig {
   /** Optional frontend build command run at install (`npm ci && npm run build`) */
   build?: string;
   processes: ProcessConfig[];
+  /** `apphost:app.schedules`: jobs run by systemd timers in the live release. @default [] */
+  schedules: ScheduleConfig[];
+  /**
+   * Maintenance mode from the config: the proxy answers everything but the
+   * health path with the maintenance page (503, Retry-After). `npm run
+   * maintenance` switches it outside the state. @default false
+   */
+  maintenance: boolean;
+  /** HTML file (relative to the project) served as the maintenance page. @default apphost's own page */
+  maintenancePage?: string;
+}
+
+/** One entry of `apphost:app.schedules`: a command run by a systemd timer. */
+export interface ScheduleConfig {
+  name: string;
+  /** Run in the live release, like a worker (same PATH, env file, user and sandbox) */
+  command: string;
+  /** systemd OnCalendar expression (`hourly`, `Mon..Fri 09:00`, `*:0/15`) */
+  onCalendar: string;
+  /** The run is stopped (and fails) after this many seconds. @default 3600 */
+  timeoutSeconds: number;
 }
 
 /** `apphost:database` */
 export interface DatabaseConfig {
   /** @default "sqlite" */
-  kind: "sqlite" | "postgres" | "rds" | "none";
+  kind: "sqlite" | "postgres" | "rds" | "external" | "none";
   /** SQLite file name inside shared/data. @default "app.db" */
   sqliteFile: string;
   /** Postgres database and role name. @default "<app>_<stack>" */
@@ -245,6 +324,17 @@ export interface ReleasesConfig {
   lockTtlMinutes: number;
   /** Free disk space required by the check phase, MiB. @default 500 */
   minFreeMb: number;
+  /** Several app hosts: how many release at once, out of the balancer together. @default 1 */
+  batchSize: number;
+}
+
+/**
+ * `apphost:alerts` (a secret): where a failed apphost unit is reported. Only
+ * facts reach the typed config; the webhook URL stays a secret Output.
+ */
+export interface AlertsConfig {
+  /** A webhook URL is set (`apphost:alerts.webhook`) */
+  enabled: boolean;
 }
 
 export interface StackConfig {
@@ -258,4 +348,7 @@ export interface StackConfig {
   database: DatabaseConfig;
   backups: BackupsConfig;
   releases: ReleasesConfig;
+  alerts: AlertsConfig;
+  /** `apphost:lb`: present exactly when existing app hosts serve behind a balancer host */
+  lb?: LbConfig;
 }

@@ -10,8 +10,14 @@
  */
 import { createPublicKey } from "crypto";
 import * as D from "./defaults";
+import { isUrlPath } from "../shell";
 import { upstreamPort } from "../paths";
+import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
+import { chainedParts, parseProcfile } from "./procfile";
+import { envReferences, referenceProblem } from "./envrefs";
+import { detectPythonDeps, PythonDepsError, type PythonDeps, type PythonFacts } from "../release/python";
 import type {
+  AlertsConfig,
   AppConfig,
   BackupsConfig,
   DatabaseConfig,
@@ -19,11 +25,14 @@ import type {
   DnsConfig,
   Ec2HostConfig,
   ExistingHostConfig,
+  HostAddress,
   HostConfig,
   HostnameConfig,
+  LbConfig,
   ProcessConfig,
   ProxyConfig,
   ReleasesConfig,
+  ScheduleConfig,
   StackConfig,
   TlsConfig,
   ViaConfig,
@@ -33,11 +42,27 @@ import type {
 // Public surface
 
 /** The `apphost:<section>` objects, in the order problems are reported. */
-export const SECTIONS = ["host", "dns", "tls", "proxy", "app", "database", "backups", "releases"] as const;
+export const SECTIONS = [
+  "host",
+  "dns",
+  "tls",
+  "proxy",
+  "app",
+  "database",
+  "backups",
+  "releases",
+  "lb",
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** Top-level keys read outside the pure parser because they hold secrets. */
-export const SECRET_KEYS = ["sshPrivateKey", "secretEnv", "jumpPrivateKey"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "secretEnv", "jumpPrivateKey", "alerts", "databaseUrl"] as const;
+
+/** Keys of `apphost:alerts` (a secret object). */
+export const ALERTS_KEYS = ["webhook"] as const;
+
+/** Keys of each `apphost:app.schedules.<name>`. */
+export const SCHEDULE_KEYS = ["command", "onCalendar", "timeoutSeconds"] as const;
 
 /** Every key each section accepts; docs and Pulumi.yaml are tested against this list. */
 export const KNOWN_KEYS: Record<Section, readonly string[]> = {
@@ -54,7 +79,10 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "allowSshFromAnywhere",
     "elasticIp",
     "subnetId",
+    "count",
+    "subnetIds",
     "address",
+    "addresses",
     "hostKey",
     "via",
   ],
@@ -67,6 +95,7 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "excludes",
     "runtime",
     "requirements",
+    "python",
     "healthPath",
     "basePort",
     "env",
@@ -74,10 +103,22 @@ export const KNOWN_KEYS: Record<Section, readonly string[]> = {
     "staticPrefix",
     "build",
     "processes",
+    "schedules",
+    "maintenance",
+    "maintenancePage",
   ],
   database: ["kind", "sqliteFile", "postgresName", "migrate", "revision", "pool", "rds"],
   backups: ["schedule", "keep", "s3", "s3ExpireDays"],
-  releases: ["keep", "rollbackTo", "healthTimeoutSeconds", "drainSeconds", "lockTtlMinutes", "minFreeMb"],
+  releases: [
+    "keep",
+    "rollbackTo",
+    "healthTimeoutSeconds",
+    "drainSeconds",
+    "lockTtlMinutes",
+    "minFreeMb",
+    "batchSize",
+  ],
+  lb: ["address", "user", "port", "hostKey", "privateAddress", "healthIntervalSeconds"],
 };
 
 /** Keys of `apphost:database.rds`. */
@@ -126,12 +167,65 @@ export interface SecretFacts {
   secretEnvResetsOn?: string[];
   /** `apphost:jumpPrivateKey` (the jump host's key, when it is not the deploy key): what it is, if set */
   jumpPrivateKeyInfo?: PrivateKeyInfo;
+  /** `apphost:alerts`, when set: its shape, never the URL */
+  alertsInfo?: AlertsInfo;
+  /** `apphost:databaseUrl` (database.kind external), when set: its shape, never the URL */
+  databaseUrlInfo?: DatabaseUrlInfo;
+}
+
+/** What the parser learns of `apphost:databaseUrl` without the URL (and its password). */
+export interface DatabaseUrlInfo {
+  /** `typeof` the value */
+  type: string;
+  /** postgresql://user:password@host[:port]/database[?params], nothing else */
+  isPostgresUrl: boolean;
+  /** The host part, when it parsed (an address or name, no secret) */
+  host?: string;
+  /** Stored as a Pulumi secret */
+  secret: boolean;
+}
+
+/** Facts about `apphost:databaseUrl`; the URL itself stays outside the parser. */
+export function inspectDatabaseUrl(value: unknown, secret: boolean): DatabaseUrlInfo {
+  if (typeof value !== "string")
+    return { type: Array.isArray(value) ? "array" : typeof value, isPostgresUrl: false, secret };
+  const m =
+    /^postgres(?:ql)?:\/\/([^:@/\s]+):([^@\s]+)@([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?\/([A-Za-z0-9_$-]+)(\?[A-Za-z0-9_=&.-]*)?$/.exec(
+      value.trim(),
+    );
+  return { type: "string", isPostgresUrl: m !== null, ...(m ? { host: m[3] } : {}), secret };
+}
+
+/** What the parser learns of `apphost:alerts` without the webhook URL itself. */
+export interface AlertsInfo {
+  /** `typeof` the whole value (`"object"` when it is a map) */
+  type: string;
+  /** Its keys, when it is a map */
+  keys: string[];
+  /** `typeof` its `webhook` value, when present */
+  webhookType?: string;
+  /** The webhook is an http(s) URL with a host, and no whitespace or quotes */
+  webhookIsUrl?: boolean;
+  /** The webhook is plain http to something other than loopback or a private address */
+  webhookPlainHttp?: boolean;
+  /** The value is stored as a Pulumi secret */
+  secret: boolean;
 }
 
 export interface ParseContext {
   project: string;
   stack: string;
   secrets: SecretFacts;
+  /** Files read from the app directory (apphost:app.source); absent when it could not be read */
+  appFiles?: AppFiles;
+}
+
+/** What the parser needs from the app directory: the Procfile and the files that decide the Python install. */
+export interface AppFiles {
+  /** The directory, as resolved, for messages */
+  dir: string;
+  procfile?: string;
+  python: PythonFacts;
 }
 
 export interface ConfigIssue {
@@ -188,13 +282,26 @@ export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext
   const tls = parseTls(section(issues, raw, "tls", true));
   const proxy = parseProxy(section(issues, raw, "proxy", false), tls.mode);
   const app = parseApp(section(issues, raw, "app", true), ctx);
-  const database = parseDatabase(section(issues, raw, "database", false), app.name, ctx.stack);
+  const database = parseDatabase(
+    section(issues, raw, "database", false),
+    app.name,
+    ctx.stack,
+    procfileRelease(raw, ctx),
+  );
   const backups = parseBackups(section(issues, raw, "backups", false), ctx.stack);
   const releases = parseReleases(section(issues, raw, "releases", false));
+  // Pulumi.yaml's default is {}: an empty object is no balancer.
+  const lbAbsent =
+    raw.lb === undefined || raw.lb === null || (isObject(raw.lb) && Object.keys(raw.lb).length === 0);
+  const lb = lbAbsent ? undefined : parseLb(section(issues, raw, "lb", false), host);
 
+  checkEnvReferences(issues, app, database);
+  checkReservedEnv(issues, app, database, ctx.secrets.secretEnvTypes);
   checkSecrets(issues, ctx.secrets, host, app);
+  const alerts = checkAlerts(issues, ctx.secrets.alertsInfo);
   checkResetSwitches(issues, ctx, app);
   checkCrossField(issues, { host, dns, tls, proxy, app, database, backups });
+  checkHosts(issues, { host, tls, proxy, database, dns, lb }, ctx.secrets.databaseUrlInfo);
 
   if (issues.list.length > 0) {
     throw new ConfigError(ctx.stack, issues.list);
@@ -211,7 +318,76 @@ export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext
     database: database as DatabaseConfig,
     backups: backups as BackupsConfig,
     releases: releases as ReleasesConfig,
+    alerts,
+    ...(lb ? { lb: lb as LbConfig } : {}),
   };
+}
+
+/**
+ * `apphost:alerts`: a secret object `{webhook: <https URL>}`. Only facts about
+ * it arrive here (AlertsInfo), so the URL (which is itself a credential: anyone
+ * holding it can post) never reaches a message.
+ */
+function checkAlerts(issues: Issues, info: AlertsInfo | undefined): AlertsConfig {
+  const key = "apphost:alerts";
+  const set = `pulumi config set --secret --path '${key}.webhook' https://hooks.slack.com/services/...`;
+  // Pulumi.yaml's default is {}: no webhook, no alerts.
+  if (!info || (info.type === "object" && info.keys.length === 0)) return { enabled: false };
+  if (info.type !== "object") {
+    issues.add(key, `expected an object {webhook: <URL>}, got a ${info.type}; set it with: ${set}`);
+    return { enabled: false };
+  }
+  for (const k of info.keys.filter((k) => !(ALERTS_KEYS as readonly string[]).includes(k))) {
+    issues.add(`${key}.${k}`, `unknown key; the keys of ${key} are ${ALERTS_KEYS.join(", ")}. Remove it`);
+  }
+  if (info.webhookType === undefined) {
+    issues.add(`${key}.webhook`, `missing; expected the webhook URL alerts are posted to; ${set}`);
+  } else if (info.webhookType !== "string" || !info.webhookIsUrl) {
+    issues.add(
+      `${key}.webhook`,
+      "expected an http(s) URL (Slack, Discord or any endpoint taking a JSON POST), without spaces or quotes; " +
+        `the value is not shown because it is a secret; ${set}`,
+    );
+  } else if (info.webhookPlainHttp) {
+    issues.add(
+      `${key}.webhook`,
+      "is a plain http:// URL to a public address: the URL and every alert would cross the internet unencrypted; use https://",
+    );
+  }
+  if (!info.secret) {
+    issues.add(
+      key,
+      `is stored in plain text in the stack file, and the webhook URL is a credential (whoever has it can post); ` +
+        `remove it (pulumi config rm ${key}) and set it again as a secret: ${set}`,
+    );
+  }
+  return { enabled: info.webhookType === "string" && info.webhookIsUrl === true };
+}
+
+/** Facts about `apphost:alerts` for the parser: shape, URL-ness, secrecy; never the URL. */
+export function inspectAlerts(value: unknown, secret: boolean): AlertsInfo {
+  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+  if (type !== "object") return { type, keys: [], secret };
+  const obj = value as Record<string, unknown>;
+  const info: AlertsInfo = { type, keys: Object.keys(obj), secret };
+  if ("webhook" in obj) {
+    const w = obj.webhook;
+    info.webhookType = w === null ? "null" : Array.isArray(w) ? "array" : typeof w;
+    if (typeof w === "string") {
+      let url: URL | undefined;
+      try {
+        url = new URL(w);
+      } catch {
+        url = undefined;
+      }
+      info.webhookIsUrl =
+        url !== undefined && /^https?:$/.test(url.protocol) && url.hostname !== "" && !/[\s"'\\]/.test(w);
+      info.webhookPlainHttp =
+        url?.protocol === "http:" &&
+        !/^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[::1\])/.test(url.hostname);
+    }
+  }
+  return info;
 }
 
 // ---------------------------------------------------------------------------
@@ -728,7 +904,18 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
         example: "subnet-0123456789abcdef0",
         test: (s) => /^subnet-[0-9a-f]{8,17}$/.test(s),
       }),
+      count: r.int("count", 1, 20, 1),
     };
+    const subnetIds = r.stringList("subnetIds", undefined, "subnet-0123456789abcdef0");
+    subnetIds?.forEach((id, i) => {
+      if (!/^subnet-[0-9a-f]{8,17}$/.test(id)) {
+        r.issues.add(
+          child(r.at("subnetIds"), i),
+          `expected a subnet id like "subnet-0123456789abcdef0", got ${show(id)}; fix the item`,
+        );
+      }
+    });
+    if (subnetIds) host.subnetIds = subnetIds;
     // Normally unset: the instance's key is generated here and installed at launch.
     const ec2HostKey = r.string("hostKey", {
       expected: 'the instance\'s public host key line, like "ssh-ed25519 AAAA..."',
@@ -738,20 +925,33 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
     if (ec2HostKey) host.hostKey = ec2HostKey;
     r.finish(KNOWN_KEYS.host, {
       address: `only used when ${r.at("kind")} is existing (ec2 gets its address from AWS)`,
+      addresses: `only used when ${r.at("kind")} is existing (ec2 gets its address from AWS)`,
     });
     if (host.via?.kind === "jump" && !host.via.user && host.user) host.via = { ...host.via, user: host.user };
     return host;
   }
 
   if (kind === "existing") {
+    const addresses = r.has("addresses") ? parseAddresses(r) : undefined;
+    if (addresses && (r.has("address") || r.has("hostKey"))) {
+      for (const key of ["address", "hostKey"].filter((k) => r.has(k))) {
+        r.raw(key);
+        r.issues.add(
+          r.at(key),
+          `set with ${r.at("addresses")} too; give every host in addresses (a host key as {address, hostKey}) and remove ${key}`,
+        );
+      }
+    }
     const host: PartialHost = {
       kind,
-      address: r.string("address", {
-        expected: 'an IPv4 address or DNS name like "203.0.113.10"',
-        example: "203.0.113.10",
-        required: "where to SSH to",
-        test: (s) => isIpv4(s) || isDnsName(s),
-      }),
+      address: r.has("addresses")
+        ? addresses?.[0]?.address
+        : r.string("address", {
+            expected: 'an IPv4 address or DNS name like "203.0.113.10"',
+            example: "203.0.113.10",
+            required: "where to SSH to (or apphost:host.addresses, a list, for several app hosts)",
+            test: (s) => isIpv4(s) || isDnsName(s),
+          }),
       user: r.string("user", {
         expected: "a login user name with sudo rights",
         example: "deploy",
@@ -761,12 +961,18 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
       port,
       via,
       swapMb: r.int("swapMb", 0, 65536, D.HOST_DEFAULTS.existingSwapMb),
-      hostKey: r.string("hostKey", {
-        expected: 'the server\'s public host key line, like "ssh-ed25519 AAAA..."',
-        example: "\"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
-        test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
-      }),
+      hostKey: r.has("addresses")
+        ? addresses?.[0]?.hostKey
+        : r.string("hostKey", {
+            expected: 'the server\'s public host key line, like "ssh-ed25519 AAAA..."',
+            example: "\"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
+            test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+          }),
     };
+    if (host.hostKey === undefined) delete host.hostKey;
+    if (addresses) host.addresses = addresses;
+    else if (host.address)
+      host.addresses = [{ address: host.address, ...(host.hostKey ? { hostKey: host.hostKey } : {}) }];
     const ec2Only = `only used when ${r.at("kind")} is ec2`;
     r.finish(KNOWN_KEYS.host, {
       instanceType: ec2Only,
@@ -777,6 +983,8 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
       allowSshFromAnywhere: ec2Only,
       elasticIp: ec2Only,
       subnetId: ec2Only,
+      count: `${ec2Only} (list several existing servers in apphost:host.addresses)`,
+      subnetIds: ec2Only,
     });
     if (host.via?.kind === "jump" && !host.via.user && host.user) host.via = { ...host.via, user: host.user };
     return host;
@@ -785,6 +993,106 @@ function parseHost(r: Reader | undefined, ctx: ParseContext): PartialHost {
   for (const key of KNOWN_KEYS.host) r.raw(key);
   r.finish(KNOWN_KEYS.host);
   return {};
+}
+
+/**
+ * `apphost:host.addresses`: the app hosts, each an address or
+ * `{address, hostKey}`. Every bad item is reported; duplicates too.
+ */
+function parseAddresses(r: Reader): HostAddress[] | undefined {
+  const v = r.raw("addresses");
+  const key = r.at("addresses");
+  if (!Array.isArray(v) || v.length === 0) {
+    return r.fail(
+      "addresses",
+      "a non-empty list of app hosts, each an address or {address, hostKey}",
+      v,
+      `e.g. pulumi config set --path '${key}[0]' 203.0.113.10`,
+    );
+  }
+  const out: HostAddress[] = [];
+  let ok = true;
+  const seen = new Map<string, number>();
+  v.forEach((item, i) => {
+    const at = child(key, i);
+    const obj = typeof item === "string" ? { address: item } : isObject(item) ? item : undefined;
+    if (!obj) {
+      ok = false;
+      r.issues.add(at, `expected an address or {address, hostKey}, got ${show(item)}; fix the item`);
+      return;
+    }
+    const item_ = new Reader(r.issues, at, obj as Obj);
+    const address = item_.string("address", {
+      expected: 'an IPv4 address or DNS name like "203.0.113.10"',
+      example: "203.0.113.10",
+      required: true,
+      test: (s) => isIpv4(s) || isDnsName(s),
+    });
+    const hostKey = item_.string("hostKey", {
+      expected: 'the server\'s public host key line, like "ssh-ed25519 AAAA..."',
+      example: "\"$(ssh-keyscan -t ed25519 203.0.113.10 | cut -d' ' -f2-)\"",
+      test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+    });
+    item_.finish(["address", "hostKey"]);
+    if (!address) {
+      ok = false;
+      return;
+    }
+    const first = seen.get(address.toLowerCase());
+    if (first !== undefined) {
+      ok = false;
+      r.issues.add(at, `${show(address)} is already ${child(key, first)}; list each app host once`);
+      return;
+    }
+    seen.set(address.toLowerCase(), i);
+    out.push({ address, ...(hostKey ? { hostKey } : {}) });
+  });
+  return ok ? out : undefined;
+}
+
+/** `apphost:lb`: the balancer host in front of existing app hosts. */
+function parseLb(r: Reader | undefined, host: PartialHost): Partial<LbConfig> {
+  if (!r) return {};
+  const address = r.string("address", {
+    expected: 'an IPv4 address or DNS name like "203.0.113.20"',
+    example: "203.0.113.20",
+    required: "the balancer host apphost configures over SSH",
+    test: (s) => isIpv4(s) || isDnsName(s),
+  });
+  const privateAddress = r.string("privateAddress", {
+    expected: "the IPv4 address the app hosts see the balancer's requests come from",
+    example: "10.0.0.20",
+    test: isIpv4,
+  });
+  const lb: Partial<LbConfig> = {
+    address,
+    user:
+      r.string("user", {
+        expected: "a login user name with sudo rights",
+        example: "deploy",
+        test: (s) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s),
+      }) ?? (r.has("user") ? undefined : host.user),
+    port: r.int("port", 1, 65535, D.LB_DEFAULTS.port),
+    privateAddress:
+      privateAddress ?? (address && isIpv4(address) && !r.has("privateAddress") ? address : undefined),
+    healthIntervalSeconds: r.int("healthIntervalSeconds", 1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
+  };
+  const hostKey = r.string("hostKey", {
+    expected: 'the balancer\'s public host key line, like "ssh-ed25519 AAAA..."',
+    example: "\"$(ssh-keyscan -t ed25519 203.0.113.20 | cut -d' ' -f2-)\"",
+    test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+  });
+  if (hostKey) lb.hostKey = hostKey;
+  if (address && !isIpv4(address) && !r.has("privateAddress")) {
+    r.missing(
+      "privateAddress",
+      "the balancer's IPv4 address as the app hosts see it",
+      "10.0.0.20",
+      `${show(address)} is a name, and the app hosts' proxies admit one address`,
+    );
+  }
+  r.finish(KNOWN_KEYS.lb);
+  return lb;
 }
 
 function parseHostnames(r: Reader): HostnameConfig[] | undefined {
@@ -934,7 +1242,7 @@ function parseTls(r: Reader | undefined): Partial<TlsConfig> {
   if (!r) return {};
   const mode = r.oneOf(
     "mode",
-    ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off"] as const,
+    ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off", "acm"] as const,
     undefined,
     "how HTTPS certificates are obtained",
   );
@@ -1056,7 +1364,6 @@ function parseProxy(r: Reader | undefined, tlsMode: TlsConfig["mode"] | undefine
 }
 
 /** URL paths and release directories land unquoted in proxy configs: the same narrow charset as render/common.ts. */
-const URL_PATH = /^\/[A-Za-z0-9._~/-]*$/;
 const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
 
 /** Relative path inside the project (or release); `..` could escape it. */
@@ -1095,18 +1402,59 @@ function envProblem(name: string, type: string): string | undefined {
   return undefined;
 }
 
-/** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
-const RESERVED_PROCESS_NAMES = ["backup", "upstream"];
+/**
+ * Variables apphost sets itself, refused here (before any resource) in
+ * apphost:app.env and apphost:secretEnv alike: PATH (the units put the venv or
+ * node_modules/.bin first), DATABASE_URL (from apphost:database unless its
+ * kind is none) and, with Postgres, the pool variables. PORT is refused with
+ * the other name rules (envProblem).
+ */
+function checkReservedEnv(
+  issues: Issues,
+  app: Partial<AppConfig>,
+  database: Partial<DatabaseConfig>,
+  secretEnvTypes: SecretFacts["secretEnvTypes"],
+): void {
+  const names = [
+    ...Object.keys(app.env ?? {}).map((n) => [child("apphost:app.env", n), n] as const),
+    ...(typeof secretEnvTypes === "object" ? Object.keys(secretEnvTypes) : []).map(
+      (n) => [child("apphost:secretEnv", n), n] as const,
+    ),
+  ];
+  for (const [path, name] of names) {
+    if (name === "PATH") {
+      issues.add(
+        path,
+        "PATH is set by apphost: the units put the release's venv or node_modules/.bin first; remove it",
+      );
+    } else if (name === "DATABASE_URL" && database.kind && database.kind !== "none") {
+      issues.add(
+        path,
+        `DATABASE_URL is set by apphost from apphost:database (kind ${database.kind}); remove it, or set apphost:database.kind to none to bring your own`,
+      );
+    } else if (name in D.POOL_VARS && D.isPostgres(database.kind)) {
+      issues.add(
+        path,
+        `${name} is set by apphost from apphost:database.pool.${D.POOL_VARS[name]}; set that instead and remove this`,
+      );
+    }
+  }
+}
 
-function parseProcesses(r: Reader): ProcessConfig[] | undefined {
-  const path = r.at("processes");
-  const v = r.raw("processes");
+/** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
+const RESERVED_PROCESS_NAMES = ["backup", "upstream", "job", "alert"];
+
+function parseProcesses(r: Reader, files: AppFiles | undefined): ProcessConfig[] | undefined {
+  const procfile = r.raw("processes") === undefined ? procfileProcesses(r, files) : undefined;
+  if (procfile === null) return undefined;
+  const path = procfile ? `${r.at("processes")} (from ${files?.dir}/Procfile)` : r.at("processes");
+  const v = procfile ?? r.raw("processes");
   if (v === undefined) {
     r.missing(
       "processes",
       "a map of process name to {command, kind}",
       '"gunicorn app:app --bind 127.0.0.1:$PORT"',
-      "what runs on the host",
+      `what runs on the host; ${files ? `${files.dir} has` : "the app has"} no Procfile to take it from`,
       "processes.web.command",
     );
     return undefined;
@@ -1141,11 +1489,11 @@ function parseProcesses(r: Reader): ProcessConfig[] | undefined {
       );
       continue;
     }
-    if (RESERVED_PROCESS_NAMES.includes(name)) {
+    if (RESERVED_PROCESS_NAMES.includes(name) || name.startsWith("schedule-")) {
       ok = false;
       r.issues.add(
         itemPath,
-        `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} are reserved); rename the process`,
+        `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} and schedule-* are reserved); rename the process`,
       );
       continue;
     }
@@ -1193,6 +1541,136 @@ function parseProcesses(r: Reader): ProcessConfig[] | undefined {
   return ok ? out : undefined;
 }
 
+/**
+ * The app's Procfile as a raw `processes` map (name -> command), without its
+ * `release:` line; undefined without a Procfile, null after reporting its
+ * problems (a bad line, a web line that chains commands).
+ */
+function procfileProcesses(
+  r: Reader,
+  files: AppFiles | undefined,
+): Record<string, string> | undefined | null {
+  if (files?.procfile === undefined) return undefined;
+  const where = `${files.dir}/Procfile`;
+  const { entries, bad } = parseProcfile(files.procfile);
+  let ok = true;
+  for (const b of bad) {
+    ok = false;
+    r.issues.add(
+      `${r.at("processes")} (from ${where})`,
+      `line ${b.line} "${b.text}" is not "name: command"; fix the line, or set apphost:app.processes in the stack`,
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    if (e.name === "release") continue;
+    const parts = e.name === "web" ? chainedParts(e.command) : undefined;
+    if (parts) {
+      ok = false;
+      const server = parts[parts.length - 1];
+      const before = parts.slice(0, -1).join(" && ");
+      r.issues.add(
+        `${r.at("processes")} (from ${where})`,
+        `line ${e.line}: the web process chains commands ("${e.command}"); apphost runs the migration once per release, ` +
+          `before traffic moves, so split it: "release: ${before}" and "web: ${server}" in the Procfile, ` +
+          `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${before}"`,
+      );
+      continue;
+    }
+    out[e.name] = e.command;
+  }
+  if (ok && Object.keys(out).length === 0) {
+    r.issues.add(
+      `${r.at("processes")} (from ${where})`,
+      "the Procfile names no process; add a web: line or set apphost:app.processes in the stack",
+    );
+    return null;
+  }
+  return ok ? out : null;
+}
+
+/** The Procfile's `release:` command, the migrate default, when the stack takes its processes from the Procfile. */
+function procfileRelease(raw: Record<string, unknown>, ctx: ParseContext): string | undefined {
+  const app = raw.app;
+  if (!isObject(app) || app.processes !== undefined || ctx.appFiles?.procfile === undefined) return undefined;
+  return parseProcfile(ctx.appFiles.procfile).entries.find((e) => e.name === "release")?.command;
+}
+
+/** `apphost:app.schedules`: name -> {command, onCalendar, timeoutSeconds}. */
+function parseSchedules(r: Reader): ScheduleConfig[] | undefined {
+  const v = r.raw("schedules");
+  if (v === undefined) return [];
+  const path = r.at("schedules");
+  if (!isObject(v)) {
+    r.fail(
+      "schedules",
+      "a map of job name to {command, onCalendar, timeoutSeconds}",
+      v,
+      'write e.g. schedules: {cleanup: {command: "flask purge-sessions", onCalendar: hourly}}',
+    );
+    return undefined;
+  }
+  const out: ScheduleConfig[] = [];
+  let ok = true;
+  for (const [name, item] of Object.entries(v)) {
+    const itemPath = child(path, name);
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        "expected a job name of lowercase letters, digits and dashes, starting with a letter (it names the systemd timer apphost-<app>-<stack>-schedule-<name>); rename it",
+      );
+      continue;
+    }
+    if (!isObject(item)) {
+      ok = false;
+      r.issues.add(
+        itemPath,
+        `expected {command, onCalendar, timeoutSeconds}, got ${show(item)}; write e.g. {command: "flask purge-sessions", onCalendar: hourly}`,
+      );
+      continue;
+    }
+    const reader = new Reader(r.issues, itemPath, item);
+    const command = reader.string("command", {
+      expected: "one line of shell, run in the live release with the app's environment",
+      example: '"flask purge-sessions"',
+      required: true,
+      test: (s) => !/[\n\r\0]/.test(s),
+    });
+    const onCalendar = reader.string("onCalendar", {
+      expected: `a systemd OnCalendar expression (man systemd.time), e.g. ${CALENDAR_EXAMPLES.map((e) => `"${e}"`).join(", ")}`,
+      example: "hourly",
+      required: true,
+    });
+    let calendarOk = onCalendar !== undefined;
+    if (onCalendar !== undefined) {
+      const problem = calendarProblem(onCalendar);
+      if (problem) {
+        calendarOk = false;
+        r.issues.add(
+          reader.at("onCalendar"),
+          `${show(onCalendar)} is not a systemd OnCalendar expression: ${problem}; ` +
+            `write e.g. ${CALENDAR_EXAMPLES.map((e) => `"${e}"`).join(", ")} (check one with: systemd-analyze calendar '<expression>')`,
+        );
+      }
+    }
+    const timeoutSeconds = reader.int(
+      "timeoutSeconds",
+      1,
+      7 * 24 * 3600,
+      D.SCHEDULE_DEFAULTS.timeoutSeconds,
+      600,
+    );
+    reader.finish(SCHEDULE_KEYS);
+    if (command === undefined || onCalendar === undefined || !calendarOk || timeoutSeconds === undefined) {
+      ok = false;
+      continue;
+    }
+    out.push({ name, command, onCalendar, timeoutSeconds });
+  }
+  return ok ? out : undefined;
+}
+
 function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> {
   if (!r) return {};
   const appName = /^[a-z][a-z0-9-]{0,30}$/;
@@ -1236,12 +1714,13 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
         expected: "a file path relative to apphost:app.source",
         example: "requirements.txt",
         test: isRelativePath,
-      }) ?? (r.has("requirements") || !runtime ? undefined : D.defaultRequirements(runtime)),
+      }) ?? (r.has("requirements") || runtime !== "node" ? undefined : D.defaultRequirements(runtime)),
+    python: r.oneOf("python", ["system", "managed"] as const, D.APP_DEFAULTS.python),
     healthPath:
       r.string("healthPath", {
         expected: 'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
         example: "/healthz",
-        test: (s) => URL_PATH.test(s),
+        test: (s) => isUrlPath(s),
       }) ?? (r.has("healthPath") ? undefined : D.APP_DEFAULTS.healthPath),
     basePort: r.int("basePort", 1024, 65533, D.APP_DEFAULTS.basePort),
     env: parseEnv(r),
@@ -1254,12 +1733,24 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
       r.string("staticPrefix", {
         expected: 'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
         example: "/static/",
-        test: (s) => URL_PATH.test(s) && s.endsWith("/") && s !== "/",
+        test: (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
       }) ?? (r.has("staticPrefix") ? undefined : D.APP_DEFAULTS.staticPrefix),
     build: r.string("build", { expected: "a shell command", example: '"npm ci && npm run build"' }),
-    processes: parseProcesses(r),
+    processes: parseProcesses(r, ctx.appFiles),
+    schedules: parseSchedules(r),
+    maintenance: r.bool("maintenance", D.APP_DEFAULTS.maintenance),
+    maintenancePage: r.string("maintenancePage", {
+      expected: "an HTML file, relative to the project or absolute",
+      example: "maintenance.html",
+      test: (s) => s.trim() === s && !/[\0\n\r]/.test(s),
+    }),
   };
   r.finish(KNOWN_KEYS.app);
+  if (runtime === "python" && ctx.appFiles && !(r.has("requirements") && app.requirements === undefined)) {
+    app.pythonDeps = pythonDepsOf(r, ctx.appFiles, app.requirements);
+  } else if (runtime !== "python" && r.has("python")) {
+    r.issues.add(r.at("python"), `only used with ${r.at("runtime")} python; remove it`);
+  }
 
   // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(ctx.stack)) {
@@ -1281,13 +1772,43 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
   return app;
 }
 
+/** `${...}` references in apphost:app.env: known names, and a database that has the part. */
+function checkEnvReferences(
+  issues: Issues,
+  app: Partial<AppConfig>,
+  database: Partial<DatabaseConfig>,
+): void {
+  for (const [name, value] of Object.entries(app.env ?? {})) {
+    for (const ref of envReferences(value)) {
+      const problem = referenceProblem(ref, database.kind);
+      if (problem) issues.add(child("apphost:app.env", name), problem);
+    }
+  }
+}
+
+/** How the app's Python dependencies install (release/python.ts); a lock file apphost cannot use is an issue. */
+function pythonDepsOf(r: Reader, files: AppFiles, requirements: string | undefined): PythonDeps | undefined {
+  try {
+    return detectPythonDeps(files.python, requirements);
+  } catch (e) {
+    if (!(e instanceof PythonDepsError)) throw e;
+    r.issues.add(r.at("requirements"), `${files.dir}: ${e.message}`);
+    return undefined;
+  }
+}
+
 function parseDatabase(
   r: Reader | undefined,
   app: string | undefined,
   stack: string,
+  procfileRelease?: string,
 ): Partial<DatabaseConfig> {
   if (!r) return {};
-  const kind = r.oneOf("kind", ["sqlite", "postgres", "rds", "none"] as const, D.DATABASE_DEFAULTS.kind);
+  const kind = r.oneOf(
+    "kind",
+    ["sqlite", "postgres", "rds", "external", "none"] as const,
+    D.DATABASE_DEFAULTS.kind,
+  );
   const pg = D.isPostgres(kind);
   const db: Partial<DatabaseConfig> = {
     kind,
@@ -1305,7 +1826,11 @@ function parseDatabase(
       }) ?? (r.has("postgresName") ? undefined : app ? D.defaultPostgresName(app, stack) : undefined),
     migrate:
       r.string("migrate", { expected: "a shell command", example: '"alembic upgrade head"' }) ??
-      (r.has("migrate") ? undefined : D.DATABASE_DEFAULTS.migrate),
+      (r.has("migrate")
+        ? undefined
+        : kind !== "none" && procfileRelease
+          ? procfileRelease
+          : D.DATABASE_DEFAULTS.migrate),
     revision:
       r.string("revision", { expected: "a shell command", example: '"alembic current"' }) ??
       (r.has("revision") ? undefined : D.DATABASE_DEFAULTS.revision),
@@ -1326,10 +1851,15 @@ function parseDatabase(
   if (kind === "rds" && (rdsReader || !r.has("rds"))) db.rds = parseRds(rdsReader, stack);
   if (kind !== "rds") r.notHere("rds", `only used when ${r.at("kind")} is rds (got ${show(kind)})`);
   r.finish(KNOWN_KEYS.database);
-  if (!pg) r.notHere("pool", `only used when ${r.at("kind")} is postgres or rds (got ${show(kind)})`);
+  if (!pg)
+    r.notHere("pool", `only used when ${r.at("kind")} is postgres, rds or external (got ${show(kind)})`);
   if (kind !== "sqlite")
     r.notHere("sqliteFile", `only used when ${r.at("kind")} is sqlite (got ${show(kind)})`);
-  if (!pg) r.notHere("postgresName", `only used when ${r.at("kind")} is postgres or rds (got ${show(kind)})`);
+  if (!pg || kind === "external")
+    r.notHere(
+      "postgresName",
+      `only used when ${r.at("kind")} is postgres or rds (got ${show(kind)}${kind === "external" ? ": the name is in apphost:databaseUrl" : ""})`,
+    );
   if (kind === "none") {
     r.notHere("migrate", `there is no database to migrate when ${r.at("kind")} is none`);
     r.notHere("revision", `there is no database to migrate when ${r.at("kind")} is none`);
@@ -1424,6 +1954,7 @@ function parseReleases(r: Reader | undefined): Partial<ReleasesConfig> {
     drainSeconds: r.int("drainSeconds", 0, 600, D.RELEASES_DEFAULTS.drainSeconds),
     lockTtlMinutes: r.int("lockTtlMinutes", 1, 1440, D.RELEASES_DEFAULTS.lockTtlMinutes),
     minFreeMb: r.int("minFreeMb", 0, 1048576, D.RELEASES_DEFAULTS.minFreeMb),
+    batchSize: r.int("batchSize", 1, 100, D.RELEASES_DEFAULTS.batchSize),
   };
   r.finish(KNOWN_KEYS.releases);
   return releases;
@@ -1708,6 +2239,182 @@ export const LOCAL_SERVICE_PORTS: ReadonlyArray<readonly [number, string]> = [
 
 // ---------------------------------------------------------------------------
 // Private key internals
+
+/**
+ * Several app hosts, the balancer and the database that must live on none of
+ * them; apphost:databaseUrl for database.kind external.
+ */
+function checkHosts(
+  issues: Issues,
+  {
+    host,
+    tls,
+    proxy,
+    database,
+    dns,
+    lb,
+  }: {
+    host: PartialHost;
+    tls: Partial<TlsConfig>;
+    proxy: Partial<ProxyConfig>;
+    database: Partial<DatabaseConfig>;
+    dns: Partial<DnsConfig>;
+    lb?: Partial<LbConfig>;
+  },
+  url: DatabaseUrlInfo | undefined,
+): void {
+  const count = host.kind === "existing" ? (host.addresses?.length ?? 1) : (host.count ?? 1);
+  const many = count > 1;
+  const list = host.kind === "ec2" ? "apphost:host.count" : "apphost:host.addresses";
+  if (many && (database.kind === "sqlite" || database.kind === "postgres")) {
+    issues.add(
+      "apphost:database.kind",
+      `${show(database.kind)} keeps the data on one app host, and ${list} lists ${count}; ` +
+        'use "external" with the URL of a Postgres that lives on none of them ' +
+        "(pulumi config set --secret apphost:databaseUrl postgresql://user:password@host:5432/name)" +
+        (host.kind === "ec2" ? ', or "rds"' : ""),
+    );
+  }
+  if (host.kind === "ec2") checkAlb(issues, { host, tls, proxy, dns }, count);
+  if (many && !lb && host.kind === "existing") {
+    issues.add(
+      "apphost:lb",
+      `missing: ${list} lists ${count} app hosts, and they serve behind a balancer host; ` +
+        "set apphost:lb.address (an existing server apphost runs Caddy on), or list one address",
+    );
+  }
+  if (lb) {
+    if (host.kind && host.kind !== "existing") {
+      issues.add(
+        "apphost:lb",
+        `only used when apphost:host.kind is existing (got ${show(host.kind)}); remove it`,
+      );
+    } else if (!many && host.kind === "existing" && host.addresses) {
+      issues.add(
+        "apphost:lb",
+        `${list} lists one app host; a balancer needs two or more (add them), or remove apphost:lb`,
+      );
+    }
+    if (proxy.kind && proxy.kind !== "caddy") {
+      issues.add(
+        "apphost:proxy.kind",
+        `behind apphost:lb the app hosts run Caddy (it admits only the balancer's address and trusts its X-Forwarded-* headers); got ${show(proxy.kind)}, set "caddy"`,
+      );
+    }
+    if (tls.mode && !["caddy-acme", "internal", "off"].includes(tls.mode)) {
+      issues.add(
+        "apphost:tls.mode",
+        `behind apphost:lb the balancer's Caddy serves TLS: one of "caddy-acme", "internal", "off"; got ${show(tls.mode)}`,
+      );
+    }
+    const addresses = new Set((host.addresses ?? []).map((a: HostAddress) => a.address.toLowerCase()));
+    if (lb.address && addresses.has(lb.address.toLowerCase())) {
+      issues.add(
+        "apphost:lb.address",
+        `${show(lb.address)} is also an app host (${list}); the balancer is a host of its own`,
+      );
+    }
+  }
+  const key = "apphost:databaseUrl";
+  if (database.kind === "external") {
+    if (!url) {
+      issues.add(
+        key,
+        "missing (apphost:database.kind is external); store the URL encrypted: " +
+          `pulumi config set --secret ${key} postgresql://user:password@host:5432/name`,
+      );
+    } else if (!url.secret) {
+      issues.add(key, `stored in plain text; it holds a password: pulumi config set --secret ${key} <url>`);
+    } else if (!url.isPostgresUrl) {
+      issues.add(
+        key,
+        `expected a postgresql://user:password@host[:port]/database URL (a ${url.type}, not one); ` +
+          `set it again: pulumi config set --secret ${key} postgresql://...`,
+      );
+    } else if (
+      url.host &&
+      (host.addresses ?? []).some((a) => a.address.toLowerCase() === url.host!.toLowerCase()) &&
+      many
+    ) {
+      issues.add(
+        key,
+        `its host ${show(url.host)} is one of the app hosts (${list}); the database must live on none of them`,
+      );
+    }
+  } else if (url) {
+    issues.add(
+      key,
+      `only used when apphost:database.kind is external (got ${show(database.kind)}); remove it`,
+    );
+  }
+}
+
+/**
+ * apphost:host.count > 1 on ec2: the instances serve behind an Application
+ * Load Balancer with an ACM certificate validated through Cloudflare records.
+ */
+function checkAlb(
+  issues: Issues,
+  {
+    host,
+    tls,
+    proxy,
+    dns,
+  }: { host: PartialHost; tls: Partial<TlsConfig>; proxy: Partial<ProxyConfig>; dns: Partial<DnsConfig> },
+  count: number,
+): void {
+  if (count <= 1) {
+    if (tls.mode === "acm") {
+      issues.add(
+        "apphost:tls.mode",
+        '"acm" is the load balancer\'s certificate, used with apphost:host.count > 1; with one instance use "caddy-acme" or "cloudflare-origin"',
+      );
+    }
+    if (host.subnetIds) {
+      issues.add(
+        "apphost:host.subnetIds",
+        "only used with apphost:host.count > 1 (use subnetId for one instance); remove it",
+      );
+    }
+    return;
+  }
+  if (tls.mode && tls.mode !== "acm") {
+    issues.add(
+      "apphost:tls.mode",
+      `with apphost:host.count ${count} the load balancer serves TLS with an ACM certificate: set "acm" (got ${show(tls.mode)})`,
+    );
+  }
+  if (dns.provider !== "cloudflare") {
+    issues.add(
+      "apphost:dns.provider",
+      `with apphost:host.count ${count} the ACM certificate is validated through DNS records apphost creates, and the hostnames point at the load balancer: set "cloudflare" (got ${show(dns.provider ?? "none")})`,
+    );
+  }
+  if (proxy.kind && proxy.kind !== "caddy") {
+    issues.add(
+      "apphost:proxy.kind",
+      `behind the load balancer the instances run Caddy; got ${show(proxy.kind)}, set "caddy"`,
+    );
+  }
+  if (host.subnetId) {
+    issues.add(
+      "apphost:host.subnetId",
+      `one subnet for ${count} instances; list two subnets in different availability zones at least in apphost:host.subnetIds (or neither, for the default VPC's), and remove subnetId`,
+    );
+  }
+  if (host.subnetIds && host.subnetIds.length < 2) {
+    issues.add(
+      "apphost:host.subnetIds",
+      "the load balancer needs subnets in two availability zones at least; list two or more",
+    );
+  }
+  if (host.via?.kind === "instance-connect") {
+    issues.add(
+      "apphost:host.via",
+      `"instance-connect" creates one endpoint per instance, and a VPC holds one; with apphost:host.count ${count} use direct or a jump host`,
+    );
+  }
+}
 
 function readSshString(buf: Buffer, offset: number): [Buffer, number] {
   if (offset + 4 > buf.length) throw new Error("truncated");

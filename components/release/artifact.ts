@@ -29,6 +29,7 @@ import * as path from "path";
 import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
+import { pythonDepsOf, workspaceMembers, WORKSPACE_DIR, type UvWorkspace } from "./python";
 
 /** The excludes applied when `apphost:app.excludes` is not set: the config module's default, not a copy. */
 export const DEFAULT_EXCLUDES: readonly string[] = APP_DEFAULTS.excludes;
@@ -45,6 +46,8 @@ export interface ArtifactEntry {
   sha256: string;
   /** Symlink target */
   target?: string;
+  /** Where the content is read from when it is not `<app dir>/<path>` (a uv workspace's files) */
+  source?: string;
 }
 
 export interface Artifact {
@@ -275,7 +278,7 @@ export function buildTar(dir: string, entries: readonly ArtifactEntry[]): Buffer
     const link = Buffer.byteLength(target) > 100 ? "" : target;
     parts.push(header(split!.name, type, e.mode, e.type === "file" ? e.size : 0, link, split!.prefix));
     if (e.type === "file") {
-      const content = fs.readFileSync(path.join(dir, ...e.path.split("/")));
+      const content = fs.readFileSync(e.source ?? path.join(dir, ...e.path.split("/")));
       if (content.length !== e.size || sha256(content) !== e.sha256) {
         throw new Error(`artifact: ${e.path} changed while the artifact was being built; run again`);
       }
@@ -296,25 +299,101 @@ export function deterministicGzip(data: Buffer): Buffer {
 
 // -------------------------------------------------------------- requirements
 
-/** The dependency manifest that decides whether an installed environment can be reused. */
-export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements">): string {
-  if (app.requirements) return app.requirements;
-  return app.runtime === "node" ? "package-lock.json" : "requirements.txt";
+/** The dependency manifest that decides whether an installed environment can be reused ("" for none). */
+export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps">): string {
+  if (app.runtime === "node") return app.requirements ?? "package-lock.json";
+  return pythonDepsOf(app).manifest;
 }
 
 /**
- * 16 hex characters of sha256 over the runtime, the manifest's name and its
- * content (a missing manifest hashes as missing, so it is stable too). The host
- * keeps one venv per value under `venvs/`.
+ * 16 hex characters of sha256 over the runtime, the manager and manifest's
+ * name and its content (a missing manifest hashes as missing, so it is stable
+ * too). The host keeps one venv per value (and Python version) under `venvs/`.
  */
-export function requirementsHash(appDir: string, app: Pick<AppConfig, "runtime" | "requirements">): string {
+export function requirementsHash(
+  appDir: string,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps">,
+  workspaceEntries: readonly ArtifactEntry[] = [],
+): string {
   const file = requirementsFile(app);
-  const abs = path.join(appDir, file);
-  const content = fs.existsSync(abs) ? fs.readFileSync(abs) : Buffer.from("\0missing\0");
+  const deps = app.runtime === "python" ? pythonDepsOf(app) : undefined;
+  const manager = deps ? deps.manager : "npm";
+  // pip and npm keep the label they always had, so an upgrade does not rebuild their venvs.
+  const label = manager === "pip" || manager === "npm" ? file : `${manager}:${file}`;
   const h = createHash("sha256");
-  h.update(`apphost-requirements-v1\0${app.runtime}\0${file}\0`);
+  h.update(`apphost-requirements-v1\0${app.runtime}\0${label}\0`);
+  if (deps?.workspace) {
+    // The workspace's lock, the package installed, and the other members' code (installed as copies).
+    h.update(`${deps.workspace.package}\0`);
+    for (const e of workspaceEntries) h.update(`${e.type}\0${e.path}\0${e.sha256}\0`);
+    return h.digest("hex").slice(0, 16);
+  }
+  const abs = path.join(appDir, file);
+  const content =
+    file !== "" && fs.existsSync(abs) && fs.statSync(abs).isFile()
+      ? fs.readFileSync(abs)
+      : Buffer.from("\0missing\0");
   h.update(content);
   return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * A uv workspace's files for the release, under WORKSPACE_DIR at their
+ * root-relative paths: the root's pyproject.toml and uv.lock, the app
+ * member's pyproject.toml, and every other member whole (minus the excludes).
+ */
+export function workspaceEntries(
+  appDir: string,
+  ws: UvWorkspace,
+  excludes: readonly string[],
+): ArtifactEntry[] {
+  const root = path.resolve(appDir, ws.root);
+  const out: ArtifactEntry[] = [];
+  const dirs = new Set<string>();
+  const addDirs = (rel: string) => {
+    const parts = rel.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join("/");
+      if (!dirs.has(d)) {
+        dirs.add(d);
+        out.push({ path: `${WORKSPACE_DIR}/${d}`, type: "dir", mode: 0o755, size: 0, sha256: "" });
+      }
+    }
+  };
+  const addFile = (rel: string) => {
+    const abs = path.join(root, ...rel.split("/"));
+    const content = fs.readFileSync(abs);
+    addDirs(rel);
+    out.push({
+      path: `${WORKSPACE_DIR}/${rel}`,
+      type: "file",
+      mode: 0o644,
+      size: content.length,
+      sha256: sha256(content),
+      source: abs,
+    });
+  };
+  out.push({ path: WORKSPACE_DIR, type: "dir", mode: 0o755, size: 0, sha256: "" });
+  addFile("pyproject.toml");
+  addFile("uv.lock");
+  const toml = fs.readFileSync(path.join(root, "pyproject.toml"), "utf8");
+  for (const member of workspaceMembers(root, toml)) {
+    if (member === ws.member) {
+      addFile(`${member}/pyproject.toml`);
+      continue;
+    }
+    addDirs(`${member}/x`);
+    for (const e of walkApp(path.join(root, ...member.split("/")), excludes).entries) {
+      const rel = `${member}/${e.path}`;
+      if (e.type === "dir") dirs.add(rel);
+      out.push({
+        ...e,
+        path: `${WORKSPACE_DIR}/${rel}`,
+        ...(e.type === "file" ? { source: path.join(root, ...rel.split("/")) } : {}),
+      });
+    }
+  }
+  return out;
 }
 
 // ----------------------------------------------------------------- artifact
@@ -322,17 +401,30 @@ export function requirementsHash(appDir: string, app: Pick<AppConfig, "runtime" 
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
 export function buildArtifact(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "excludes">,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "excludes">,
 ): Artifact {
-  const { entries, skipped } = walkApp(appDir, app.excludes ?? DEFAULT_EXCLUDES);
+  const excludes = app.excludes ?? DEFAULT_EXCLUDES;
+  const walked = walkApp(appDir, excludes);
+  const ws = app.runtime === "python" ? pythonDepsOf(app).workspace : undefined;
+  const extra = ws ? workspaceEntries(appDir, ws, excludes) : [];
+  if (
+    extra.length > 0 &&
+    walked.entries.some((e) => e.path === WORKSPACE_DIR || e.path.startsWith(`${WORKSPACE_DIR}/`))
+  ) {
+    throw new Error(
+      `apphost:app.source: ${appDir} has its own ${WORKSPACE_DIR}, the name apphost gives a uv workspace's files in a release; rename it`,
+    );
+  }
+  const entries = [...walked.entries, ...extra];
   const tarGz = deterministicGzip(buildTar(appDir, entries));
   return {
     contentHash: contentHashOf(entries),
-    requirementsHash: requirementsHash(appDir, app),
+    // A workspace: its lock, and every file of it the release carries (other members are installed as copies).
+    requirementsHash: requirementsHash(appDir, app, extra),
     tarGz,
     sha256: sha256(tarGz),
     entries,
-    skipped,
+    skipped: walked.skipped,
   };
 }
 
@@ -361,24 +453,4 @@ export function releaseIdTime(id: string): Date {
 /** Orders release ids by time (the same as comparing the strings). */
 export function compareReleaseIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * The id to deploy `contentHash` under. Unchanged content keeps the previous id
- * (the caller persists `{ id, contentHash }`, e.g. in Pulumi state), so an
- * unchanged app means no remote work. New content gets `now`, moved past the
- * previous id when the clock went backwards, so ids always sort in deploy order.
- */
-export function nextReleaseId(
-  contentHash: string,
-  now: Date,
-  previous?: { id: string; contentHash: string },
-): string {
-  if (previous && previous.contentHash === contentHash) return previous.id;
-  let at = new Date(Math.floor(now.getTime() / 1000) * 1000);
-  if (previous) {
-    const prev = releaseIdTime(previous.id);
-    if (at.getTime() <= prev.getTime()) at = new Date(prev.getTime() + 1000);
-  }
-  return releaseId(contentHash, at);
 }

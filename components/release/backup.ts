@@ -15,7 +15,7 @@
  * and a restore is seen at once by the running processes instead of leaving
  * them on an unlinked inode.
  */
-import { isPostgres } from "../config/defaults";
+import { isPostgres, isRemotePostgres } from "../config/defaults";
 import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
@@ -243,7 +243,7 @@ export function backupCommands(input: BackupInput): string[] {
       'note "backup: database copied to $BACKUP_FILE (integrity ok)"',
     ];
   }
-  if (database.kind === "rds") {
+  if (isRemotePostgres(database.kind)) {
     return [
       'local stamp check=""',
       'BACKUP_FILE=""',
@@ -291,8 +291,9 @@ export function restoreCommands(input: BackupInput): string[] {
     ];
   }
   const pg = database.postgresName;
-  const restore =
-    database.kind === "rds" ? rdsRestoreCommand('"$file"') : pgRestoreCommand(tools, pg, '"$file"');
+  const restore = isRemotePostgres(database.kind)
+    ? rdsRestoreCommand('"$file"')
+    : pgRestoreCommand(tools, pg, '"$file"');
   return [
     'local file=$1 out=""',
     'db_verify_backup "$file"',
@@ -339,7 +340,7 @@ export function fingerprintCommands(input: BackupInput): string[] {
       `${sqliteSchemaCommand(db)} | sha256sum | cut -d' ' -f1`,
     ];
   }
-  if (database.kind === "rds") return [`${rdsSchemaCommand()} | sha256sum | cut -d' ' -f1`];
+  if (isRemotePostgres(database.kind)) return [`${rdsSchemaCommand()} | sha256sum | cut -d' ' -f1`];
   const pg = database.postgresName;
   return [
     `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then echo absent; return 0; fi`,
@@ -462,13 +463,20 @@ export function shellFunction(name: string, body: string[]): string {
 /** All database functions, for embedding in a script that defines `note` and `fail`. */
 export function databaseFunctions(input: BackupInput): string {
   return [
-    ...(input.database.kind === "rds"
+    ...(isRemotePostgres(input.database.kind)
       ? [
-          "# RDS: libpq's PG* variables from the env file's DATABASE_URL (call it in a subshell).",
+          "# RDS or an external Postgres: libpq's PG* variables from the env file's DATABASE_URL (call it in a subshell).",
           shellFunction("db_pg_connect", [
             "local url rest cred where hostport",
             ...pgEnvFromUrlLines(assertSafePath("env file", input.layout.envFile), "backup"),
-            "export PGSSLMODE=require PGCONNECT_TIMEOUT=10",
+            ...(input.database.kind === "rds"
+              ? ["export PGSSLMODE=require PGCONNECT_TIMEOUT=10"]
+              : [
+                  "# external: the URL's sslmode, else libpq's default (prefer).",
+                  "local sslmode_re='[?&]sslmode=([a-z-]+)'",
+                  "PGSSLMODE=prefer; if [[ $url =~ $sslmode_re ]]; then PGSSLMODE=${BASH_REMATCH[1]}; fi",
+                  "export PGSSLMODE PGCONNECT_TIMEOUT=10",
+                ]),
           ]),
         ]
       : []),

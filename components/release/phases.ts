@@ -24,6 +24,13 @@ import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
+import {
+  pythonDepsOf,
+  pythonInstallCommands,
+  pythonInstallLabel,
+  pythonInterpreterCommands,
+  pythonVersionCheck,
+} from "./python";
 import { renderUpstreamRuleset } from "../render/nftables";
 
 /** The deploy phases, in order. */
@@ -85,6 +92,19 @@ export interface ReleaseInput {
   /** apphost:backups.s3: copy each backup there (BackupBucket.target) */
   s3?: S3Target;
   proxy: Pick<ProxyConfig, "kind">;
+  /**
+   * What the health gate's requests carry, as the proxy's would: the stack's
+   * first hostname as Host and its scheme as X-Forwarded-Proto, so an app that
+   * checks its host (Django's ALLOWED_HOSTS) or redirects plain http answers
+   * the gate as it answers users. Absent: curl's own Host (127.0.0.1:<port>).
+   */
+  health?: { host: string; proto: "http" | "https" };
+  /**
+   * One of several app hosts that is not the first (apphost:host.addresses):
+   * the first host backs the database up and migrates it, once per release,
+   * before any other host gets the new code; this one does neither.
+   */
+  follower?: boolean;
   /** Shell words for the runtime values; default: the script's variables */
   refs?: Partial<ReleaseRefs>;
   /** Test hooks baked into the commands; omit in production */
@@ -134,7 +154,7 @@ export function literalRefs(r: {
  * `WorkingDirectory=<root>/instances/%i`.
  */
 export function instanceDir(layout: HostLayout, port: number | string): string {
-  return `${layout.root}/instances/${port}`;
+  return `${layout.instances}/${port}`;
 }
 
 /**
@@ -215,8 +235,12 @@ export function checkPhase(input: ReleaseInput): Phase<"check"> {
       `ensure the host directories; pick the inactive port (${base} or ${base + 1}).`,
     exitCode: EXIT_CODES.check,
     commands: [
+      // The app's Python requirement first: a host that cannot run it is refused before anything changes.
+      ...(input.app.runtime === "python"
+        ? pythonVersionCheck(pythonDepsOf(input.app), input.app.python ?? "system")
+        : []),
       // Missing directories only: an existing one keeps the mode and owner it has (tmpfiles.d sets them).
-      `ensure_dirs 0755 root ${l.root} ${l.releases} ${l.root}/instances ${l.venvs} ${l.shared} ${l.bin}`,
+      `ensure_dirs 0755 root ${l.root} ${l.releases} ${l.instances} ${l.venvs} ${l.shared} ${l.bin}`,
       `ensure_dirs 0750 ${user} ${l.data} ${l.logs} ${l.root}/cache`,
       `ensure_dirs 0700 root ${l.backups}`,
       `free_mb=$(df -Pm ${l.root} | awk 'NR == 2 { print $4 }')`,
@@ -257,6 +281,14 @@ export function uploadPhase(input: ReleaseInput): Phase<"upload"> {
   };
 }
 
+/**
+ * npm's environment on the host: its cache under the stack's root, and the
+ * host's CA store (Node trusts only its bundled roots otherwise, so a host
+ * behind a TLS-inspecting proxy could apt and pip but not npm).
+ */
+export const NPM_ENV = (root: string): string =>
+  `npm_config_cache=${root}/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt`;
+
 /** install: shared links, ownership, the venv (reused per requirements hash) or npm ci, the build. */
 export function installPhase(input: ReleaseInput): Phase<"install"> {
   const l = paths(input);
@@ -264,7 +296,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   const refs = refsOf(input);
   const user = q(l.user);
   const req = requirementsFile(app);
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(req) || req.includes("..")) {
+  if (req !== "" && (!/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(req) || req.includes(".."))) {
     throw new Error(`apphost:app.requirements "${req}" must be a relative path inside the app`);
   }
   const commands = [
@@ -276,18 +308,36 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     `chown -hR ${user}: "$NEW_DIR"`,
   ];
   if (app.runtime === "python") {
-    const venv = `${l.venvs}/${refs.requirementsHash}`;
+    const deps = pythonDepsOf(app);
+    const cache = `${l.root}/cache`;
     commands.push(
-      `VENV="${venv}"`,
+      ...pythonInterpreterCommands(deps, app.python ?? "system", cache),
+      // One venv per lock file and Python version, reused by every release that has both.
+      `VENV="${l.venvs}/${refs.requirementsHash}-py$PY_MM"`,
       // The venv belongs to the app user (its packages' code may have changed it): probed and marked as that user, never run as root.
-      `if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c ''" 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/${req}" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=${l.root}/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${req}"; else note "install: no ${req}; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi`,
+      `if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c ''" 2>/dev/null; then note "install: reusing $VENV"; else ` +
+        `note ${q(`install: ${pythonInstallLabel(deps)} into`)}" $VENV"; rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; ` +
+        `${pythonInstallCommands(deps, cache).join("; ")}; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi`,
       `rm -rf "$NEW_DIR/.venv"`,
       `ln -sfn "$VENV" "$NEW_DIR/.venv"`,
       `chown -h ${user}: "$NEW_DIR/.venv"`,
     );
   }
+  if (app.runtime === "node") {
+    const lock = requirementsFile(app);
+    commands.push(
+      // One node_modules per lock file, reused by every release that has it (npm ci takes the time).
+      `NODE_DIR="${l.venvs}/${refs.requirementsHash}-node"`,
+      `if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else ` +
+        `note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR"; ` +
+        `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/package.json" "$NEW_DIR/${lock}" "$NODE_DIR/"; ` +
+        `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
+      `rm -rf "$NEW_DIR/node_modules"`,
+      `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
+      `chown -h ${user}: "$NEW_DIR/node_modules"`,
+    );
+  }
   const steps: string[] = [];
-  if (app.runtime === "node") steps.push(`as_app "$NEW_DIR" 'npm ci --no-audit --no-fund'`);
   if (app.build) steps.push(`as_app "$NEW_DIR" ${q(app.build)}`);
   if (steps.length > 0) {
     commands.push(
@@ -298,11 +348,12 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     name: "install",
     description:
       app.runtime === "python"
-        ? `Link shared data/ and logs/, chown to ${l.user}, then link .venv to venvs/<requirements hash>, ` +
-          `created with python3 -m venv + pip install -r ${req} unless it already exists complete.` +
+        ? `Link shared data/ and logs/, chown to ${l.user}, then link .venv to venvs/<requirements hash>-py<X.Y>, ` +
+          `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.` +
           (app.build ? " Then run the build command." : "")
-        : `Link shared data/ and logs/, chown to ${l.user}, then npm ci` +
-          (app.build ? " and the build command." : "."),
+        : `Link shared data/ and logs/, chown to ${l.user}, then link node_modules to venvs/<lock hash>-node/node_modules, ` +
+          `created with npm ci unless it already exists complete.` +
+          (app.build ? " Then run the build command." : ""),
     exitCode: EXIT_CODES.install,
     commands,
   };
@@ -311,6 +362,15 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
 /** backup: always before migrate; skipped (logged) only when there is no database yet. */
 export function backupPhase(input: ReleaseInput): Phase<"backup"> {
   const refs = refsOf(input);
+  if (input.follower && input.database.kind !== "none") {
+    return {
+      name: "backup",
+      description:
+        "The first app host backed the database up before its migration; nothing to do on this one.",
+      exitCode: EXIT_CODES.backup,
+      commands: ['note "backup: the first app host backs the database up before the migration; none here"'],
+    };
+  }
   return {
     name: "backup",
     description:
@@ -356,14 +416,18 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
           `for f in ${[``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`)).join(" ")}; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
         ]
       : [];
-  if (db.kind === "none" || !db.migrate) {
+  if (db.kind === "none" || !db.migrate || input.follower) {
     return {
       name: "migrate",
-      description: "No migration command configured (apphost:database.migrate); nothing to run.",
+      description: input.follower
+        ? "The first app host ran the migration before any other host got this release; nothing to run here."
+        : "No migration command configured (apphost:database.migrate); nothing to run.",
       exitCode: EXIT_CODES.migrate,
       commands: [
         `NEW_DIR="${l.releases}/${refs.id}"`,
-        'note "migrate: no apphost:database.migrate command; skipping"',
+        input.follower
+          ? 'note "migrate: the first app host ran it; none here"'
+          : 'note "migrate: no apphost:database.migrate command; skipping"',
         ...(db.revision ? [`REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})`, ...revision] : []),
         ...(db.revision ? tighten : []),
       ],
@@ -414,13 +478,22 @@ export function publishPhase(
     description: `Link instances/<new port> to the release and start ${unitName(l, web, "web").replace("@.service", "@<new port>.service")} beside the live one.`,
     exitCode: EXIT_CODES.publish,
     commands: [
-      `atomic_link "${dirWord}" "${l.root}/instances/${refs.newPort}"`,
+      `atomic_link "${dirWord}" "${l.instances}/${refs.newPort}"`,
       "PUBLISH_STARTED=$(date +%s)",
       "NEW_STARTED=1",
       `${t.systemctl} enable --quiet "${unit}"`,
-      `${t.systemctl} restart "${unit}"`,
+      restartUnit(t, `"${unit}"`),
     ],
   };
+}
+
+/**
+ * Restart a unit, first clearing a "failed" state: a process that crash-looped
+ * until systemd gave up (StartLimitBurst, components/render/systemd.ts) refuses
+ * every start, the release's included, until its failure is reset.
+ */
+export function restartUnit(t: { systemctl: string }, unit: string): string {
+  return `${t.systemctl} reset-failed ${unit} 2>/dev/null || true; ${t.systemctl} restart ${unit}`;
 }
 
 /** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
@@ -434,7 +507,7 @@ export function healthGatePhase(
   const refs = refsOf(input);
   const web = webProcess(input.app);
   const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
-  const restartWorkers = workerUnits(input).map((u) => `${t.systemctl} restart ${u}`);
+  const restartWorkers = workerUnits(input).map((u) => restartUnit(t, u));
   if (!web) {
     return {
       name: "health-gate",
@@ -523,7 +596,7 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
   const refs = refsOf(input);
   const db = input.database;
   const web = webProcess(input.app);
-  const workers = workerUnits(input).map((u) => `${t.systemctl} restart ${u}`);
+  const workers = workerUnits(input).map((u) => restartUnit(t, u));
   const traffic: string[] = [];
   if (web) {
     const unit = webUnit(input, refs.newPort);

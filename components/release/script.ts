@@ -21,7 +21,7 @@
  * the same whoever calls it.
  */
 import { jobUnitName, upstreamPort, type HostLayout } from "../paths";
-import { shellQuote as q } from "../remote/ssh";
+import { ansiC, shellQuote as q } from "../remote/ssh";
 import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -31,6 +31,8 @@ import {
   upstreamRuleset,
   type Phase,
   type ReleaseInput,
+  webProcess,
+  webUnit,
 } from "./phases";
 import { cmdRestoreCommands, restoreRecoverCommands, restoreStartCommands } from "./restore";
 
@@ -54,21 +56,6 @@ export function relocateLayout(layout: HostLayout, root: string, user = layout.u
     else out[k] = `${root}${v}`;
   }
   return { ...(out as unknown as HostLayout), user };
-}
-
-/** A bash ANSI-C quoted string (`$'...'`) holding `text` exactly. */
-export function ansiC(text: string): string {
-  let out = "";
-  for (const ch of text) {
-    const c = ch.codePointAt(0)!;
-    if (ch === "\\") out += "\\\\";
-    else if (ch === "'") out += "\\'";
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\t") out += "\\t";
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else out += ch;
-  }
-  return `$'${out}'`;
 }
 
 function fnName(prefix: string, phase: string): string {
@@ -134,7 +121,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly ROOT=${l.root}
 readonly RELEASES=${l.releases}
 readonly CURRENT=${l.current}
-readonly INSTANCES=${l.root}/instances
+readonly INSTANCES=${l.instances}
 readonly VENVS=${l.venvs}
 ${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readonly RELEASE_LOG=${l.releaseLog}
 readonly LOCK=${l.lock}
@@ -149,6 +136,8 @@ readonly UPSTREAM_TEMPLATE=${ansiC(upstreamTemplate)}
 readonly APP_USER=${q(l.user)}
 readonly BASE_PORT=${base}
 readonly RUNTIME=${input.app.runtime}
+readonly HEALTH_HOST=${q(input.health?.host ?? "")}
+readonly HEALTH_PROTO=${q(input.health?.proto ?? "")}
 readonly ID_RE='^[0-9]{14}-[0-9a-f]{8}$'
 
 PHASE=""
@@ -250,11 +239,13 @@ __STATE__`;
       `note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip ${l.nftTable})"`,
     ]),
     "# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.",
+    "# The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).",
     shellFunction("health_wait", [
-      "local deadline=$((SECONDS + $3)) code state tries=0",
+      "local deadline=$((SECONDS + $3)) code state tries=0 headers=()",
+      'if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi',
       'HEALTH_LAST="nothing yet"',
       "while :; do",
-      "  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \"$1\") || true",
+      '  code=$(curl -s -o /dev/null -w \'%{http_code}\' --max-time 5 "${headers[@]}" "$1") || true',
       '  HEALTH_LAST="HTTP ${code:-000}"',
       '  case "$code" in 2[0-9][0-9]) note "health: $1 answered $code"; return 0 ;; esac',
       `  state=$(${t.systemctl} is-active "$2" 2>/dev/null) || true`,
@@ -309,10 +300,11 @@ __STATE__`;
       "done",
       `find "$RELEASES" -mindepth 1 -maxdepth 1 -name '*.tmp' -exec rm -rf {} +`,
     ]),
-    "# prune_venvs: remove venvs no release links to.",
+    "# prune_venvs: remove venvs and node_modules directories no release links to.",
     shellFunction("prune_venvs", [
-      'local used=" " link v',
-      'for link in "$RELEASES"/*/.venv; do if [ -L "$link" ]; then used+="$(readlink "$link") "; fi; done',
+      'local used=" " link v t',
+      // .venv links to a venv, node_modules to <dir>/node_modules: both name the directory under venvs/.
+      'for link in "$RELEASES"/*/.venv "$RELEASES"/*/node_modules; do if [ -L "$link" ]; then t=$(readlink "$link"); used+="${t%/node_modules} "; fi; done',
       'for v in "$VENVS"/*; do',
       '  if [ ! -d "$v" ]; then continue; fi',
       '  case "$used" in *" $v "*) ;; *) rm -rf "$v"; note "finish: removed unused venv $v" ;; esac',
@@ -521,10 +513,17 @@ __STATE__`;
       'printf "release=%s\\ncurrent=%s\\nport=%s\\nrevision=%s\\noutcome=rolled-back\\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3',
     ]),
     shellFunction("cmd_status", [
-      "local cur",
+      "local cur port",
       "cur=$(current_id)",
       'printf "current=%s\\n" "$cur"',
       'printf "active_port=%s\\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"',
+      // The live web instance's unit state: a host whose app was stopped by hand shows as such (a refresh sees it).
+      ...(webProcess(input.app)
+        ? [
+            'port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)',
+            `if [ -n "$port" ]; then printf "web=%s\\n" "$(systemctl is-active ${webUnit(input, '"$port"')} 2>/dev/null || true)"; else printf "web=\\n"; fi`,
+          ]
+        : []),
       'printf "previous=%s\\n" "$(previous_release "$cur")"',
       'printf "releases=%s\\n" "$(release_ids | tr "\\n" " " | sed "s/ $//")"',
       'if [ -f "$LOCK" ]; then printf "lock=%s\\n" "$(lock_describe)"; else printf "lock=\\n"; fi',
@@ -757,28 +756,6 @@ __STATE__`;
 }
 
 // -------------------------------------------------------------- the caller
-
-/** argv (after the script path) of a deploy; the artifact goes on stdin. */
-export function deployArgs(r: {
-  releaseId: string;
-  requirementsHash: string;
-  artifactSha256?: string;
-  owner?: string;
-}): string[] {
-  return [
-    ...(r.owner ? [`--owner=${r.owner}`] : []),
-    "deploy",
-    r.releaseId,
-    r.requirementsHash,
-    ...(r.artifactSha256 ? [r.artifactSha256] : []),
-  ];
-}
-
-/** The remote command line the lead's provider runs (`sudo -n` unless it logs in as root). */
-export function releaseCommand(layout: HostLayout, args: string[], loginUser = "root"): string {
-  const line = [releaseScriptPath(layout), ...args].map(q).join(" ");
-  return loginUser === "root" ? line : `sudo -n ${line}`;
-}
 
 export interface ReleaseLogEntry {
   id: string;

@@ -37,7 +37,7 @@ export interface ReleaseArgs {
   redactions?: pulumi.Input<string[]>;
 }
 
-interface Inputs {
+export interface ReleaseInputs {
   connection: SshConnection;
   script: string;
   artifact: string;
@@ -51,7 +51,7 @@ interface Inputs {
   providerVersion?: number;
 }
 
-interface Outputs extends Inputs {
+interface Outputs extends ReleaseInputs {
   /** The release built from `contentHash` (`YYYYMMDDHHMMSS-<hash8>`) */
   releaseId: string;
   /** The release `current` points to, as last seen on the host */
@@ -76,8 +76,13 @@ export function phaseSeconds(stderr: string): PhaseTime[] {
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-function newReleaseId(contentHash: string, previous?: string): string {
-  let at = Math.floor(Date.now() / 1000) * 1000;
+/**
+ * The id a new release of `contentHash` deploys under: `YYYYMMDDHHMMSS-<hash8>`
+ * at `now`, moved past `previous` when the clock went back, so ids always sort
+ * in deploy order. (Unchanged content keeps its id: the providers do not call this then.)
+ */
+export function newReleaseId(contentHash: string, previous?: string, now = Date.now()): string {
+  let at = Math.floor(now / 1000) * 1000;
   if (previous && /^\d{14}-/.test(previous)) {
     const p = previous;
     const prev = Date.UTC(
@@ -94,7 +99,7 @@ function newReleaseId(contentHash: string, previous?: string): string {
   return `${stamp}-${contentHash.slice(0, 8)}`;
 }
 
-function parseKv(stdout: string): Record<string, string> {
+export function parseKv(stdout: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of stdout.split("\n")) {
     const i = line.indexOf("=");
@@ -221,7 +226,7 @@ export function deployKey(artifactSha256: string, requirementsHash: string, conf
  * with backoff until the job's end is seen or the hour is up.
  */
 async function runJob(
-  inputs: Inputs,
+  inputs: ReleaseInputs,
   args: string[],
   opts: { what: string; key: string; stdin?: Buffer },
 ): Promise<RemoteResult> {
@@ -269,7 +274,7 @@ async function runJob(
  * finished deploy of this same work that went live is adopted: the release it
  * made is this one, and nothing runs again.
  */
-async function latestJob(inputs: Inputs, what: string): Promise<ReturnType<typeof jobReport>> {
+async function latestJob(inputs: ReleaseInputs, what: string): Promise<ReturnType<typeof jobReport>> {
   const res = await runRemote(inputs.connection, `exec ${shellQuote(inputs.script)} follow`, {
     what: `${what}: the host's latest job`,
     timeoutSeconds: 3600,
@@ -279,7 +284,11 @@ async function latestJob(inputs: Inputs, what: string): Promise<ReturnType<typeo
   return jobReport(res.stdout);
 }
 
-async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
+export async function deploy(
+  inputs: ReleaseInputs,
+  releaseId: string,
+  opts: { adopt?: boolean } = {},
+): Promise<Outputs> {
   const fs = require("fs") as typeof import("fs");
   const crypto = require("crypto") as typeof import("crypto");
   const artifact = fs.readFileSync(inputs.artifact);
@@ -290,6 +299,7 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
   let res: RemoteResult;
   let deployed = releaseId;
   if (
+    opts.adopt !== false &&
     before.command === "deploy" &&
     before.key === key &&
     before.status === 0 &&
@@ -315,8 +325,8 @@ async function deploy(inputs: Inputs, releaseId: string): Promise<Outputs> {
   return { ...inputs, releaseId: deployed, live: deployed, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
-async function rollback(
-  inputs: Inputs,
+export async function rollback(
+  inputs: ReleaseInputs,
   target: string,
 ): Promise<{ live: string; phaseSeconds: PhaseTime[] }> {
   const what = `rollback to ${target}`;
@@ -326,7 +336,7 @@ async function rollback(
   return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 
-const RELEASE_KEYS: (keyof Inputs)[] = [
+const RELEASE_KEYS: (keyof ReleaseInputs)[] = [
   "contentHash",
   "requirementsHash",
   "configHash",
@@ -335,7 +345,7 @@ const RELEASE_KEYS: (keyof Inputs)[] = [
 ];
 
 /** The release on the host must change: new code, config or rollback target, or `current` switched by hand. */
-function releaseChanged(olds: Outputs, news: Inputs): boolean {
+function releaseChanged(olds: Outputs, news: ReleaseInputs): boolean {
   return (
     RELEASE_KEYS.some((k) => (news[k] ?? "") !== (olds[k] ?? "")) ||
     // Someone switched `current` by hand (seen by a refresh): put the declared release back.
@@ -344,7 +354,7 @@ function releaseChanged(olds: Outputs, news: Inputs): boolean {
 }
 
 export const releaseProvider: pulumi.dynamic.ResourceProvider = {
-  async diff(_id: string, olds: Outputs, news: Inputs) {
+  async diff(_id: string, olds: Outputs, news: ReleaseInputs) {
     if (RELEASE_KEYS.some((k) => news[k] === UNKNOWN) || JSON.stringify(news.connection).includes(UNKNOWN))
       return { changes: true };
     const changes =
@@ -355,12 +365,12 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
     return { changes };
   },
 
-  async create(inputs: Inputs) {
+  async create(inputs: ReleaseInputs) {
     const releaseId = newReleaseId(inputs.contentHash);
     return { id: releaseId, outs: withoutRedactions(await deploy(inputs, releaseId)) };
   },
 
-  async update(_id: string, olds: Outputs, news: Inputs) {
+  async update(_id: string, olds: Outputs, news: ReleaseInputs) {
     return { outs: withoutRedactions((await updateRelease(olds, news)).outs) };
   },
 
@@ -384,7 +394,7 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 /** Update of a Release: no remote work, a rollback on purpose, or a deploy. */
-async function updateRelease(olds: Outputs, news: Inputs): Promise<{ outs: Outputs }> {
+async function updateRelease(olds: Outputs, news: ReleaseInputs): Promise<{ outs: Outputs }> {
   if (!releaseChanged(olds, news)) {
     // The host moved, or apphost's provider code changed: the same release stays live.
     const { releaseId, live, phaseSeconds } = olds;

@@ -8,12 +8,10 @@
  * error messages.
  */
 import type { SshConnection, SshInstanceConnect, SshJump } from "./connection";
+import { shellQuote } from "../shell";
 
-/** Quote one word for a POSIX shell. */
-export function shellQuote(word: string): string {
-  if (word !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
+// Quoting lives in ../shell.ts; re-exported for the modules that import it from here.
+export { ansiC, shellQuote } from "../shell";
 
 /** The remote command line that runs `script` as root. */
 export function rootCommand(conn: Pick<SshConnection, "user">, script: string): string {
@@ -126,6 +124,20 @@ export function writeJumpFiles(
   return files;
 }
 
+/**
+ * Writes the deploy key and the pinned known_hosts line into `dir` (mode
+ * 0600), and the jump host's when there is one: every file `sshArgv` names.
+ */
+export function writeSshFiles(conn: SshConnection, dir: string): SshFiles {
+  const fs = require("fs") as typeof import("fs");
+  const path = require("path") as typeof import("path");
+  const files: SshFiles = { identity: path.join(dir, "id"), knownHosts: path.join(dir, "known_hosts") };
+  const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
+  fs.writeFileSync(files.identity, key, { mode: 0o600 });
+  fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
+  return { ...files, ...writeJumpFiles(conn, dir) };
+}
+
 /** The `ssh-ed25519 AAAA...` key of the first ed25519 line of ssh-keyscan output or a known_hosts file. */
 export function ed25519KeyIn(text: string): string | undefined {
   const f = text
@@ -141,9 +153,18 @@ export function jumpKnownHostsLine(jump: SshJump): string {
   return `${name} ${jump.hostKey.trim()}\n`;
 }
 
-/** The argv of `ssh` (without the program name) for one remote command. */
-export function sshArgv(conn: SshConnection, files: SshFiles, remoteCommand: string): string[] {
+/**
+ * The argv of `ssh` (without the program name) for one remote command; `tty`
+ * forces a terminal (`-tt`), for an interactive `npm run exec -- --tty`.
+ */
+export function sshArgv(
+  conn: SshConnection,
+  files: SshFiles,
+  remoteCommand: string,
+  opts: { tty?: boolean } = {},
+): string[] {
   return [
+    ...(opts.tty ? ["-tt"] : []),
     // Not the deployer's ~/.ssh/config or /etc/ssh/ssh_config: a Host block there could
     // forward their agent (every key it holds) or ports to the host, or swap the proxy.
     "-F",
@@ -319,11 +340,7 @@ export async function runRemote(
   const cp = require("child_process") as typeof import("child_process");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
   try {
-    const files: SshFiles = { identity: path.join(dir, "id"), knownHosts: path.join(dir, "known_hosts") };
-    const key = conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`;
-    fs.writeFileSync(files.identity, key, { mode: 0o600 });
-    fs.writeFileSync(files.knownHosts, knownHostsLine(conn), { mode: 0o600 });
-    Object.assign(files, writeJumpFiles(conn, dir));
+    const files = writeSshFiles(conn, dir);
     const argv = sshArgv(conn, files, rootCommand(conn, script));
     const result = await new Promise<RemoteResult>((resolve, reject) => {
       const child = cp.spawn("ssh", argv, { stdio: ["pipe", "pipe", "pipe"] });
@@ -357,6 +374,64 @@ export async function runRemote(
       throw remoteError(`${opts.what}: ${reason}\n${detail}`, result);
     }
     return result;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface SpawnRemoteOptions {
+  /** Give the remote command a terminal (interactive shells, REPLs); stdin, stdout and stderr are this process's */
+  tty?: boolean;
+  /**
+   * Keep ssh's stdin open (never at EOF) until ssh exits, instead of passing
+   * this process's stdin: a remote `cat >/dev/null` then ends exactly when the
+   * client goes away (`npm run logs -f` stops its journalctl that way).
+   */
+  holdStdin?: boolean;
+}
+
+/**
+ * Runs `script` as root on the host with this process's stdout and stderr
+ * (streamed as they come, nothing kept) and resolves with ssh's exit status
+ * (the script's, or 255 when ssh itself failed) and whether Ctrl-C (SIGINT)
+ * ended it. For the interactive day-2 commands (`logs -f`, `exec`);
+ * everything else uses `runRemote`.
+ */
+export async function spawnRemote(
+  conn: SshConnection,
+  script: string,
+  opts: SpawnRemoteOptions = {},
+): Promise<{ code: number; interrupted: boolean }> {
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  const cp = require("child_process") as typeof import("child_process");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
+  try {
+    const files = writeSshFiles(conn, dir);
+    const argv = sshArgv(conn, files, rootCommand(conn, script), { tty: opts.tty });
+    return await new Promise<{ code: number; interrupted: boolean }>((resolve, reject) => {
+      const child = cp.spawn("ssh", argv, {
+        stdio: [opts.holdStdin && !opts.tty ? "pipe" : "inherit", "inherit", "inherit"],
+      });
+      // Ctrl-C reaches ssh (same process group), which ends the remote side; this process waits for it.
+      let interrupted = false;
+      const ignore = () => {
+        interrupted = true;
+      };
+      process.on("SIGINT", ignore);
+      child.on("error", (e) => {
+        process.off("SIGINT", ignore);
+        reject(new Error(`could not start ssh: ${e.message}`));
+      });
+      child.on("close", (code, signal) => {
+        // ssh may end on the same Ctrl-C before this process's SIGINT event is handled: wait one turn for it.
+        setImmediate(() => {
+          process.off("SIGINT", ignore);
+          resolve({ code: code ?? (signal ? 128 : 1), interrupted: interrupted || signal === "SIGINT" });
+        });
+      });
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

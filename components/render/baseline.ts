@@ -17,6 +17,7 @@ import type {
   ProxyConfig,
   TlsConfig,
 } from "../config/types";
+import { isRemotePostgres } from "../config/defaults";
 import { processRuntime } from "./systemd";
 import { managedBy } from "./common";
 
@@ -39,20 +40,24 @@ export interface RuntimePackagesInput {
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
 export const BASE_PACKAGES = ["ca-certificates", "curl", "unattended-upgrades"];
 
+/** A build command that runs node tools (`npm ci && npm run build`, `npx vite build`, `yarn build`). */
+const NODE_TOOLS = /(^|[\s;&|(])(npm|npx|node|yarn|pnpm|corepack)(\s|$)/;
+
 /** Debian 12 packages a stack needs, in a stable order. */
 export function runtimePackages(input: RuntimePackagesInput): string[] {
   // nft: each stack's upstream switch (components/render/nftables.ts).
   const p: string[] = [input.proxy.kind === "caddy" ? "caddy" : "nginx", "nftables"];
   if (input.app.runtime === "python") p.push("python3", "python3-venv");
-  // Node apps, and python apps with a frontend build step, need node and npm.
-  if (input.app.runtime === "node" || input.app.build) p.push("nodejs", "npm");
+  // Node apps, and python apps whose build step runs node tools (a frontend), need node and npm.
+  if (input.app.runtime === "node" || (input.app.build && NODE_TOOLS.test(input.app.build)))
+    p.push("nodejs", "npm");
   // A Node process beside a Python app (`node heartbeat.js`) needs node only.
   if ((input.app.processes ?? []).some((x) => processRuntime(x.command, input.app.runtime) === "node"))
     p.push("nodejs");
   if (input.database.kind === "sqlite") p.push("sqlite3");
   if (input.database.kind === "postgres") p.push("postgresql");
   // RDS: pg_dump, pg_restore and psql for the pre-migration backups and restores.
-  if (input.database.kind === "rds") p.push("postgresql-client");
+  if (isRemotePostgres(input.database.kind)) p.push("postgresql-client");
   if (input.tls.mode === "certbot") p.push("certbot");
   // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
   if (input.backups.s3) p.push("awscli");

@@ -10,7 +10,8 @@
  * closes idle client connections).
  */
 import type { ProxyConfig, TlsConfig } from "../config/types";
-import { upstreamPort, type HostLayout } from "../paths";
+import { CADDY_SITES_DIR, CADDYFILE_PATH, maintenanceFiles, upstreamPort, type HostLayout } from "../paths";
+import { MAINTENANCE_RETRY_AFTER_SECONDS } from "./maintenance";
 import {
   acmeCaRootPath,
   HOST_DIRS,
@@ -26,9 +27,9 @@ import {
   staticRoot,
 } from "./common";
 
-export const CADDYFILE_PATH = "/etc/caddy/Caddyfile";
+export { CADDYFILE_PATH };
 /** Matches every stack's `layout.caddySite` */
-export const CADDY_SITES_GLOB = "/etc/caddy/apphost/*.caddy";
+export const CADDY_SITES_GLOB = `${CADDY_SITES_DIR}/*.caddy`;
 
 /** TLS modes a Caddy site can serve. certbot is for nginx; Caddy obtains certificates itself. */
 export const CADDY_TLS_MODES: readonly TlsConfig["mode"][] = [
@@ -65,7 +66,7 @@ export function renderCaddyfile(input: CaddyfileInput): string {
   if (input.proxy.httpsPort !== 443) global.push(`https_port ${input.proxy.httpsPort}`);
   return [
     `# ${managedBy("caddy.ts")}`,
-    "# Each apphost stack on this host adds one site snippet under /etc/caddy/apphost/.",
+    `# Each apphost stack on this host adds one site snippet under ${CADDY_SITES_DIR}/.`,
     "{",
     ...global.map((l) => `\t${l}`),
     "}",
@@ -94,6 +95,15 @@ function caddyAcme(layout: HostLayout, tls: ProxySiteInput["tls"], dirs: HostDir
   ];
 }
 
+/** The ACME lines of a caddy-acme site (the balancer's too). */
+export function caddyAcmeLines(
+  layout: HostLayout,
+  tls: ProxySiteInput["tls"],
+  dirs: HostDirs = HOST_DIRS,
+): string[] {
+  return caddyAcme(layout, tls, dirs);
+}
+
 /** An ACME account e-mail, refused when it would break the file. */
 function checkEmail(email: string): string {
   if (!/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
@@ -117,9 +127,16 @@ export function renderCaddySite(
   dirs: HostDirs = HOST_DIRS,
 ): string {
   checkSiteInput(input, CADDY_TLS_MODES, "caddy");
-  const mode = input.tls.mode;
-  const addresses = input.hostnames.map((h) => (mode === "off" ? `http://${h}` : h)).join(", ");
+  // Behind apphost:lb the balancer serves TLS; this host answers it alone, over HTTP.
+  const lb = input.balancer;
+  const mode = lb ? "off" : input.tls.mode;
+  const addresses =
+    lb && lb.address === undefined
+      ? `:${input.proxy.httpPort}`
+      : input.hostnames.map((h) => (mode === "off" ? `http://${h}` : h)).join(", ");
   const body: string[] = [];
+  if (lb?.address !== undefined)
+    body.push(...caddyBalancerGuard(lb.address), ...caddyDrain(layout, input.app.healthPath));
 
   if (mode === "internal") body.push("tls internal");
   if (mode === "caddy-acme") body.push(...caddyAcme(layout, input.tls, dirs));
@@ -158,6 +175,8 @@ export function renderCaddySite(
     ...securityHeaders(input).map(([name, value]) => `header ?${name} "${value}"`),
   );
 
+  body.push(...caddyMaintenance(layout, input.app.healthPath));
+
   if (input.app.staticDir !== undefined) {
     body.push(
       `handle_path ${input.app.staticPrefix}* {`,
@@ -167,7 +186,24 @@ export function renderCaddySite(
     );
   }
 
-  body.push("handle {", ...caddyReverseProxy(upstreamPort(input.app.basePort)).map((l) => `\t${l}`), "}");
+  body.push(
+    "handle {",
+    ...caddyReverseProxy(
+      upstreamPort(input.app.basePort),
+      lb ? (lb.address ?? "private_ranges") : undefined,
+    ).map((l) => `\t${l}`),
+    "}",
+  );
+  if (lb) {
+    body.push(
+      "# The app did not answer (it is down): close the connection unanswered, so the",
+      "# balancer tries the request on another host instead of passing on a 502.",
+      "handle_errors {",
+      "\t@down expression {err.status_code} == 502",
+      "\tabort @down",
+      "}",
+    );
+  }
 
   return [
     `# apphost ${layout.id}: Caddy site, imported by ${CADDYFILE_PATH}.`,
@@ -180,21 +216,106 @@ export function renderCaddySite(
 }
 
 /**
+ * Behind apphost:lb, a host being released is drained without touching the
+ * balancer's configuration (a Caddy reload there would drop handshakes and
+ * idle connections): while the drain file exists, the health path answers
+ * 503, the balancer's active check takes the host out within one interval,
+ * and the requests that still arrive are served as usual.
+ */
+function caddyDrain(layout: HostLayout, healthPath: string): string[] {
+  const files = maintenanceFiles(layout);
+  return [
+    "# Drained for a rolling release: the balancer's health check fails, every other request is served.",
+    "@drained {",
+    `\tpath ${healthPath}`,
+    `\theader ${BALANCER_CHECK_HEADER} 1`,
+    "\tfile {",
+    `\t\troot ${layout.maintenance}`,
+    `\t\ttry_files ${files.drain.slice(layout.maintenance.length)}`,
+    "\t}",
+    "}",
+    "handle @drained {",
+    '\trespond "draining" 503',
+    "}",
+  ];
+}
+
+/** The header the balancer's active health check carries: a drained host fails that check only. */
+export const BALANCER_CHECK_HEADER = "X-Apphost-Balancer-Check";
+
+/** Behind apphost:lb: only the balancer (and this host itself) is answered; anyone else's connection is closed. */
+function caddyBalancerGuard(address: string): string[] {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) {
+    throw new Error(`apphost:lb.privateAddress: "${address}" is not an IPv4 address`);
+  }
+  return [
+    "# Behind apphost:lb: requests come from the balancer alone.",
+    `@outside not remote_ip ${address}/32 127.0.0.0/8 ::1`,
+    "handle @outside {",
+    "\tabort",
+    "}",
+  ];
+}
+
+/**
+ * Maintenance mode: while either switch file exists (`file` tests it on each
+ * request), everything but the health path gets the maintenance page with 503
+ * and Retry-After. Switching is a file written or removed: no reload.
+ */
+export function caddyMaintenance(layout: HostLayout, healthPath: string): string[] {
+  const files = maintenanceFiles(layout);
+  const name = (p: string) => p.slice(layout.maintenance.length);
+  return [
+    "# Maintenance mode (apphost:app.maintenance, npm run maintenance): tested per request,",
+    "# so switching it needs no reload and no app restart. The health path still reaches the app.",
+    "@maintenance {",
+    `	not path ${healthPath}`,
+    "	file {",
+    `		root ${layout.maintenance}`,
+    `		try_files ${name(files.manual)} ${name(files.config)}`,
+    "	}",
+    "}",
+    "handle @maintenance {",
+    `	header Retry-After ${MAINTENANCE_RETRY_AFTER_SECONDS}`,
+    "	header Cache-Control no-store",
+    `	root * ${layout.maintenance}`,
+    `	rewrite * ${name(files.page)}`,
+    "	file_server {",
+    "		status 503",
+    "	}",
+    "}",
+  ];
+}
+
+/**
  * The site's `reverse_proxy` to the stack's stable upstream port, which the
  * stack's nftables rule leads to the live web instance.
  */
-export function caddyReverseProxy(port: number): string[] {
+export function caddyReverseProxy(port: number, balancer?: string): string[] {
   checkPort(port, "caddy upstream port");
+  if (balancer !== undefined && balancer !== "private_ranges" && !/^\d{1,3}(\.\d{1,3}){3}$/.test(balancer)) {
+    throw new Error(`apphost:lb.privateAddress: "${balancer}" is not an IPv4 address`);
+  }
+  const behind = balancer
+    ? [
+        "\t# Behind the balancer: its X-Forwarded-* headers (the client, https) are kept;",
+        "\t# the retries are short, the balancer has other hosts to try.",
+        `\ttrusted_proxies ${balancer === "private_ranges" ? balancer : `${balancer}/32`}`,
+        "\tlb_try_duration 1s",
+      ]
+    : [
+        "\t# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,",
+        "\t# and passes Host through, so nothing is set here.",
+        "\t# Requests whose connection to the app fails are retried for up to 10s,",
+        "\t# so an instance restart does not surface as a 502.",
+        "\tlb_try_duration 10s",
+      ];
   return [
     "# The stable upstream port: nftables leads each new connection to the live",
     "# web instance (apphost-release switches it; this file does not change).",
     "# WebSocket upgrades pass through reverse_proxy as they are.",
     `reverse_proxy 127.0.0.1:${port} {`,
-    "\t# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,",
-    "\t# and passes Host through, so nothing is set here.",
-    "\t# Requests whose connection to the app fails are retried for up to 10s,",
-    "\t# so an instance restart does not surface as a 502.",
-    "\tlb_try_duration 10s",
+    ...behind,
     "\tlb_try_interval 250ms",
     "\t# Streams (Server-Sent Events, chunked answers) reach the client as the app",
     "\t# writes them, never held in a buffer; Caddy sets no read timeout on them.",

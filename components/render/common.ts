@@ -7,6 +7,7 @@
  */
 import type { AppConfig, ProxyConfig, TlsConfig } from "../config/types";
 import type { HostLayout } from "../paths";
+import { isHostName, isUrlPath } from "../shell";
 
 /** A file to write on the host, with the ownership and mode it must have. */
 export interface HostFile {
@@ -94,12 +95,16 @@ export interface ProxySiteInput {
   proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
   /** `basePort` gives the stable upstream port the site proxies to (`upstreamPort()`) */
   app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort">;
+  /**
+   * Behind a balancer the site is plain HTTP. `apphost:lb`: its address, the
+   * only one answered. The EC2 load balancer (no address): every Host on the
+   * HTTP port (its health checks name the instance's IP), X-Forwarded-* trusted
+   * from private addresses; its security group admits the load balancer alone.
+   */
+  balancer?: { address?: string };
 }
 
-const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
-const HOSTNAME = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)*${LABEL}$`, "i");
 /** Deliberately narrow: these paths land unquoted in Caddy and nginx configuration files. */
-const URL_PATH = /^\/[A-Za-z0-9._~/-]*$/;
 const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
 /** nginx size syntax: bytes, or k/m/g suffix */
 export const NGINX_SIZE = /^(\d+)([kKmMgG]?)$/;
@@ -120,8 +125,7 @@ export function checkSiteInput(
     );
   }
   input.hostnames.forEach((h, i) => {
-    const ipv4 = /^\d{1,3}(?:\.\d{1,3}){3}$/.test(h);
-    if (!ipv4 && !HOSTNAME.test(h)) problems.push(`apphost:dns.hostnames[${i}]: "${h}" is not a host name`);
+    if (!isHostName(h)) problems.push(`apphost:dns.hostnames[${i}]: "${h}" is not a host name`);
   });
   if (!supportedModes.includes(input.tls.mode)) {
     problems.push(
@@ -138,7 +142,7 @@ export function checkSiteInput(
     if (!Number.isInteger(p) || p < 1 || p > 65535)
       problems.push(`apphost:proxy.${key}: ${p} is not a TCP port`);
   }
-  if (!URL_PATH.test(input.app.healthPath)) {
+  if (!isUrlPath(input.app.healthPath)) {
     problems.push(`apphost:app.healthPath: "${input.app.healthPath}" must be a URL path starting with /`);
   }
   if (input.app.staticDir !== undefined) {
@@ -149,7 +153,7 @@ export function checkSiteInput(
       );
     }
     const p = input.app.staticPrefix;
-    if (!URL_PATH.test(p) || !p.endsWith("/") || p === "/") {
+    if (!isUrlPath(p) || !p.endsWith("/") || p === "/") {
       problems.push(
         `apphost:app.staticPrefix: "${p}" must be a URL path that starts and ends with /, like /static/`,
       );

@@ -8,16 +8,31 @@
  * also valid POSIX sh, so a release script may `set -a; . <file>` it to run
  * migrations with the same environment.
  */
-import { DATABASE_POOL_DEFAULTS, isPostgres } from "../config/defaults";
+import { DATABASE_POOL_DEFAULTS, isPostgres, POOL_VARS } from "../config/defaults";
 import type { AppConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { HostFile, managedBy } from "./common";
+import {
+  databaseParts,
+  envReferences,
+  referenceProblem,
+  resolveEnvValue,
+  type EnvReference,
+} from "../config/envrefs";
 
 export interface EnvFileInput {
   /** Stack name, exported as APP_ENV */
   stack: string;
-  /** `apphost:app.env` */
+  /** `apphost:app.env`; its `${database.*}` and `${secretKey}` references are resolved here */
   env: AppConfig["env"];
+  /** `apphost:secretEnv` (with the generated SECRET_KEY), written as given */
+  secretEnv?: Record<string, string>;
+  /** What `${secretKey}` stands for: the app's SECRET_KEY */
+  secretKey?: string;
+  /** `apphost:dns.hostnames`, for `${hostnames}` and `${origins}` */
+  hostnames?: string[];
+  /** The scheme of `${origins}`: http when apphost:tls.mode is off. @default "https" */
+  scheme?: "http" | "https";
   database: Pick<DatabaseConfig, "kind" | "sqliteFile"> & Partial<Pick<DatabaseConfig, "pool">>;
   /** postgres: the connection URL (a secret the caller resolved). Ignored for other kinds */
   databaseUrl?: string;
@@ -29,13 +44,6 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
 }
-
-const POOL_KEYS_BY_VAR: Record<string, string> = {
-  DB_POOL_SIZE: "size",
-  DB_MAX_OVERFLOW: "maxOverflow",
-  DB_POOL_TIMEOUT: "timeoutSeconds",
-  DB_POOL_RECYCLE: "recycleSeconds",
-};
 
 /** `apphost:database.pool` as the app sees it: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE. */
 export function poolEnv(pool: DatabaseConfig["pool"] = DATABASE_POOL_DEFAULTS): Record<string, string> {
@@ -64,8 +72,20 @@ const UNIT_KEYS: Record<string, string> = {
 export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   const problems: string[] = [];
   const vars = new Map<string, string>();
+  const refs = referenceValues(layout, input);
+  const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(input.env)) {
-    const path = `apphost:app.env.${key}`;
+    const bad = typeof value === "string" ? envReferences(value).filter((n) => !(n in refs)) : [];
+    for (const name of bad) {
+      problems.push(
+        `apphost:app.env.${key}: ${referenceProblem(name, input.database.kind) ?? `\${${name}} has no value`}`,
+      );
+    }
+    env[key] = bad.length === 0 && typeof value === "string" ? resolveEnvValue(value, refs) : value;
+  }
+  for (const [key, value] of Object.entries({ ...env, ...input.secretEnv })) {
+    // Each variable by the key it was set with: a secret one is apphost:secretEnv's.
+    const path = key in (input.secretEnv ?? {}) ? `apphost:secretEnv.${key}` : `apphost:app.env.${key}`;
     if (!KEY.test(key)) {
       problems.push(`${path}: not a valid variable name (letters, digits and _, not starting with a digit)`);
     } else if (UNIT_KEYS[key]) {
@@ -75,9 +95,9 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
         `${path}: set by apphost from apphost:database (kind ${input.database.kind}); ` +
           `remove it, or set apphost:database.kind to none to bring your own`,
       );
-    } else if (key in POOL_KEYS_BY_VAR && isPostgres(input.database.kind)) {
+    } else if (key in POOL_VARS && isPostgres(input.database.kind)) {
       problems.push(
-        `${path}: set by apphost from apphost:database.pool.${POOL_KEYS_BY_VAR[key]}; set that instead and remove this`,
+        `${path}: set by apphost from apphost:database.pool.${POOL_VARS[key]}; set that instead and remove this`,
       );
     } else if (typeof value !== "string" || value.includes("\0")) {
       problems.push(`${path}: the value must be a string without NUL characters`);
@@ -122,6 +142,21 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   ].join("\n");
 }
 
+/** The values references resolve to: the database's URL and parts, the secret key. */
+function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Record<EnvReference, string>> {
+  const out: Partial<Record<EnvReference, string>> = {};
+  if (input.database.kind === "sqlite") out["database.url"] = sqliteUrl(layout, input.database.sqliteFile);
+  if (isPostgres(input.database.kind) && input.databaseUrl) {
+    Object.assign(out, databaseParts(input.databaseUrl));
+  }
+  if (input.secretKey !== undefined) out.secretKey = input.secretKey;
+  if (input.hostnames) {
+    out.hostnames = input.hostnames.join(",");
+    out.origins = input.hostnames.map((h) => `${input.scheme ?? "https"}://${h}`).join(",");
+  }
+  return out;
+}
+
 /**
  * Who may read the env file: root:<app user> 0640. The app reads it (its units
  * through systemd, migrations through the release script); it cannot rewrite
@@ -129,9 +164,4 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
  */
 export function envFileOwnership(layout: HostLayout): Pick<HostFile, "mode" | "owner" | "group"> {
   return { mode: "0640", owner: "root", group: layout.user };
-}
-
-/** The env file with the mode and owner the caller applies (envFileOwnership). */
-export function envFile(layout: HostLayout, input: EnvFileInput): HostFile {
-  return { path: layout.envFile, content: renderEnvFile(layout, input), ...envFileOwnership(layout) };
 }

@@ -10,7 +10,8 @@
  * and no shared file is needed.
  */
 import type { TlsConfig } from "../config/types";
-import { upstreamPort, type HostLayout } from "../paths";
+import { maintenanceFiles, NGINX_HTTP_CONF_PATH, upstreamPort, type HostLayout } from "../paths";
+import { MAINTENANCE_RETRY_AFTER_SECONDS } from "./maintenance";
 import {
   HOST_DIRS,
   HostDirs,
@@ -130,9 +131,12 @@ export function renderNginxSite(
     "proxy_next_upstream_timeout 10s;",
     "",
   );
+  const maintenance = nginxMaintenance(layout);
+  app.push(...maintenance.server, "");
   if (input.app.staticDir !== undefined) {
     app.push(
       `location ${input.app.staticPrefix} {`,
+      ...maintenance.check.map((l) => `    ${l}`),
       `    alias ${staticRoot(layout, input.app.staticDir)}/;`,
       "    access_log off;",
       "}",
@@ -147,6 +151,7 @@ export function renderNginxSite(
     "}",
     "",
     "location / {",
+    ...maintenance.check.map((l) => `    ${l}`),
     `    proxy_pass http://${upstream};`,
     "}",
   );
@@ -215,8 +220,33 @@ export function renderNginxSite(
   return out.join("\n");
 }
 
+/**
+ * Maintenance mode: `check` goes first in every location but the health
+ * path's (nginx tests the switch files per request, so switching needs no
+ * reload), and `server` turns that 503 into the maintenance page. A 503 from
+ * the app itself passes through untouched (proxy_intercept_errors is off).
+ */
+export function nginxMaintenance(layout: HostLayout): { check: string[]; server: string[] } {
+  const files = maintenanceFiles(layout);
+  const named = `@${varPrefix(layout)}_maintenance`;
+  return {
+    check: [`if (-f ${files.manual}) { return 503; }`, `if (-f ${files.config}) { return 503; }`],
+    server: [
+      "# Maintenance mode (apphost:app.maintenance, npm run maintenance): each location but the",
+      "# health path answers 503 while a switch file exists; this serves the page with it.",
+      `error_page 503 ${named};`,
+      `location ${named} {`,
+      `    root ${layout.maintenance};`,
+      `    add_header Retry-After ${MAINTENANCE_RETRY_AFTER_SECONDS} always;`,
+      "    add_header Cache-Control no-store always;",
+      `    try_files ${files.page.slice(layout.maintenance.length)} =503;`,
+      "}",
+    ],
+  };
+}
+
 /** Host-wide http-level settings, shared by every stack: `/etc/nginx/conf.d/apphost.conf`. */
-export const NGINX_HTTP_CONF_PATH = "/etc/nginx/conf.d/apphost.conf";
+export { NGINX_HTTP_CONF_PATH };
 
 /**
  * Each stack adds a `map` variable named after it (`$<id>_connection_upgrade`),

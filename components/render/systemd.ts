@@ -1,5 +1,5 @@
 /**
- * systemd units: one per `apphost:processes` entry, and the backup
+ * systemd units: one per `apphost:app.processes` entry, and the backup
  * service/timer pair.
  *
  * The web process is a template unit (`apphost-<id>-web@.service`), started
@@ -17,11 +17,11 @@
  * (not needed to reach the target; it remaps every other owner to nobody,
  * which surprises apps reading group-owned files).
  */
-import type { AppConfig, BackupsConfig, ProcessConfig } from "../config/types";
-import { HostLayout, unitName } from "../paths";
+import type { AppConfig, BackupsConfig, ProcessConfig, ScheduleConfig } from "../config/types";
+import { alertScriptPath, alertUnitName, HostLayout, scheduleUnitNames, UNIT_DIR, unitName } from "../paths";
 import { managedBy } from "./common";
 
-export const UNIT_DIR = "/etc/systemd/system";
+export { UNIT_DIR };
 
 /**
  * Name of the virtualenv link inside a release directory: the release links
@@ -35,6 +35,27 @@ export interface ProcessUnitInput {
   runtime: AppConfig["runtime"];
   /** Seconds between SIGTERM and SIGKILL when the unit stops. @default 30 */
   stopTimeoutSeconds?: number;
+  /** apphost:alerts is set: a failure starts the stack's alert unit (OnFailure=). @default false */
+  alerts?: boolean;
+}
+
+/**
+ * How long a crash loop lasts before systemd gives up on a process: more than
+ * START_LIMIT_BURST starts within START_LIMIT_INTERVAL_SECONDS (with
+ * RestartSec=2, about two minutes of crashing) leave the unit "failed", which
+ * is what OnFailure= (apphost:alerts) reports. A release resets the failure
+ * before it restarts a unit (phases.ts `restartUnit`).
+ */
+export const START_LIMIT_INTERVAL_SECONDS = 300;
+export const START_LIMIT_BURST = 30;
+
+/** `OnFailure=` of an apphost unit when apphost:alerts is set: the alert unit, told which unit failed. */
+export function onFailure(layout: HostLayout, alerts: boolean | undefined): string[] {
+  if (!alerts) return [];
+  return [
+    "# apphost:alerts: a failure of this unit posts one message (components/render/alert.ts).",
+    `OnFailure=${alertUnitName(layout).replace("@.service", "@%n.service")}`,
+  ];
 }
 
 export interface UnitFile {
@@ -53,12 +74,28 @@ export interface UnitFile {
  * stay on the old one until the switch.
  */
 export function webInstanceDir(layout: HostLayout): string {
-  return `${layout.root}/instances/%i`;
+  return `${layout.instances}/%i`;
 }
 
 /** Release directory of a process: the instance link for web, `current` for workers. */
 export function processDir(layout: HostLayout, kind: ProcessConfig["kind"]): string {
   return kind === "web" ? webInstanceDir(layout) : layout.current;
+}
+
+/**
+ * The environment systemd gives an app process besides its env file, as
+ * `NAME=value` (the unit's `Environment=` lines; `npm run exec` passes the
+ * same with `systemd-run -E`).
+ */
+export function processEnvironment(dir: string, runtime: AppConfig["runtime"], web: boolean): string[] {
+  const env = [`PATH=${processPath(dir, runtime)}`];
+  if (runtime === "python") {
+    env.push(`VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, "PYTHONUNBUFFERED=1");
+  } else {
+    env.push("NODE_ENV=production");
+  }
+  if (web) env.push("PORT=%i");
+  return env;
 }
 
 /** PATH of an app process: its release's venv or node_modules/.bin, then the system. */
@@ -85,6 +122,14 @@ export function execStart(command: string): string {
     .replace(/%/g, "%%")
     .replace(/\$/g, "$$$$");
   return `/bin/sh -c "${escaped}"`;
+}
+
+/**
+ * A worker's sandbox as unit properties without comments (`Key=value`), for a
+ * transient unit (`systemd-run --property=`, `npm run exec`).
+ */
+export function sandboxProperties(writable: string[], runtime: AppConfig["runtime"]): string[] {
+  return hardening(writable, runtime).filter((l) => !l.startsWith("#"));
 }
 
 /** The sandbox every apphost service gets; node loosens two settings. */
@@ -169,10 +214,10 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
   const stop = input.stopTimeoutSeconds ?? 30;
   const problems: string[] = [];
   if (!PROCESS_NAME.test(process.name)) {
-    problems.push(`apphost:processes.${process.name}.name: use lowercase letters, digits and dashes`);
+    problems.push(`apphost:app.processes.${process.name}.name: use lowercase letters, digits and dashes`);
   }
   if (process.command.trim() === "" || /[\n\r\0]/.test(process.command)) {
-    problems.push(`apphost:processes.${process.name}.command: must be one non-empty line`);
+    problems.push(`apphost:app.processes.${process.name}.command: must be one non-empty line`);
   }
   if (!Number.isInteger(stop) || stop < 1) {
     problems.push(`stopTimeoutSeconds: ${stop} must be a whole number of seconds >= 1`);
@@ -182,13 +227,7 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
 
   const web = process.kind === "web";
   const dir = processDir(layout, process.kind);
-  const env = [`Environment=PATH=${processPath(dir, runtime)}`];
-  if (runtime === "python") {
-    env.push(`Environment=VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, "Environment=PYTHONUNBUFFERED=1");
-  } else {
-    env.push("Environment=NODE_ENV=production");
-  }
-  if (web) env.push("Environment=PORT=%i");
+  const env = processEnvironment(dir, runtime, web).map((e) => `Environment=${e}`);
 
   return [
     web
@@ -201,8 +240,11 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
       : `Description=apphost ${layout.id} ${process.name}`,
     "After=network-online.target",
     "Wants=network-online.target",
-    "# Keep restarting a crashing app rather than giving up after five tries.",
-    "StartLimitIntervalSec=0",
+    `# Keep restarting a crashing app (systemd's default gives up after five tries in 10s), but after`,
+    `# ${START_LIMIT_BURST} starts within ${START_LIMIT_INTERVAL_SECONDS}s leave it failed, which apphost:alerts reports.`,
+    `StartLimitIntervalSec=${START_LIMIT_INTERVAL_SECONDS}`,
+    `StartLimitBurst=${START_LIMIT_BURST}`,
+    ...onFailure(layout, input.alerts),
     "",
     "[Service]",
     "Type=exec",
@@ -250,7 +292,12 @@ export function processRuntime(command: string, appRuntime: AppConfig["runtime"]
 /** Every process unit of a stack, named with `unitName()`. */
 export function renderProcessUnits(
   layout: HostLayout,
-  input: { processes: ProcessConfig[]; runtime: AppConfig["runtime"]; stopTimeoutSeconds?: number },
+  input: {
+    processes: ProcessConfig[];
+    runtime: AppConfig["runtime"];
+    stopTimeoutSeconds?: number;
+    alerts?: boolean;
+  },
 ): UnitFile[] {
   return input.processes.map((process) => {
     const name = unitName(layout, process.name, process.kind);
@@ -261,6 +308,7 @@ export function renderProcessUnits(
         process,
         runtime: processRuntime(process.command, input.runtime),
         stopTimeoutSeconds: input.stopTimeoutSeconds,
+        alerts: input.alerts,
       }),
     };
   });
@@ -273,6 +321,8 @@ export interface BackupUnitInput {
   execStart: string;
   /** The backup copies to S3 (apphost:backups.s3) or dumps an RDS database, so it needs the network. @default false */
   network?: boolean;
+  /** apphost:alerts is set: a failed backup (or its S3 copy) posts an alert. @default false */
+  alerts?: boolean;
 }
 
 /** `<unitPrefix>-backup.service` and `.timer`. */
@@ -303,6 +353,7 @@ export function renderBackupService(layout: HostLayout, input: BackupUnitInput):
     `Description=apphost ${layout.id} backup`,
     "After=network-online.target",
     "Wants=network-online.target",
+    ...onFailure(layout, input.alerts),
     "",
     "[Service]",
     "Type=oneshot",
@@ -390,6 +441,117 @@ export function renderUpstreamUnit(layout: HostLayout, input: UpstreamUnitInput)
     "",
     "[Install]",
     "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+export interface ScheduleUnitInput {
+  schedule: ScheduleConfig;
+  runtime: AppConfig["runtime"];
+  /** apphost:alerts is set: a failed run posts an alert. @default false */
+  alerts?: boolean;
+}
+
+/**
+ * A scheduled job's service (apphost:app.schedules.<name>): a oneshot run in
+ * `current`, so it moves with the release, as the app user with the env file,
+ * the same PATH and the same sandbox as a worker. The run is stopped and fails
+ * after timeoutSeconds.
+ */
+export function renderScheduleService(layout: HostLayout, input: ScheduleUnitInput): string {
+  const { schedule } = input;
+  const runtime = processRuntime(schedule.command, input.runtime);
+  const dir = layout.current;
+  const names = scheduleUnitNames(layout, schedule.name);
+  return [
+    `# apphost ${layout.id}: scheduled job ${schedule.name}, started by ${names.timer} (apphost:app.schedules.${schedule.name}).`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} scheduled job ${schedule.name}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    ...onFailure(layout, input.alerts),
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `User=${layout.user}`,
+    `Group=${layout.user}`,
+    "# `current` is resolved at each start: every run uses the live release.",
+    `WorkingDirectory=${dir}`,
+    `EnvironmentFile=${layout.envFile}`,
+    ...processEnvironment(dir, runtime, false).map((e) => `Environment=${e}`),
+    `ExecStart=${execStart(schedule.command)}`,
+    `SyslogIdentifier=${layout.id}-schedule-${schedule.name}`,
+    `# A run still going after ${schedule.timeoutSeconds}s is stopped and counts as failed.`,
+    `TimeoutStartSec=${schedule.timeoutSeconds}`,
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=30",
+    "Nice=5",
+    "",
+    ...hardening([layout.data, layout.logs], runtime),
+    "",
+  ].join("\n");
+}
+
+/** The timer of a scheduled job: its OnCalendar, and no catch-up storm after downtime. */
+export function renderScheduleTimer(layout: HostLayout, input: ScheduleUnitInput): string {
+  const { schedule } = input;
+  const names = scheduleUnitNames(layout, schedule.name);
+  if (schedule.onCalendar.trim() === "" || /[\n\r\0]/.test(schedule.onCalendar)) {
+    throw new Error(
+      `apphost:app.schedules.${schedule.name}.onCalendar: "${schedule.onCalendar}" must be one systemd OnCalendar expression`,
+    );
+  }
+  return [
+    `# apphost ${layout.id}: schedule of job ${schedule.name} (apphost:app.schedules.${schedule.name}.onCalendar).`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} schedule of ${schedule.name}`,
+    "",
+    "[Timer]",
+    `OnCalendar=${schedule.onCalendar}`,
+    "# Seconds matter (*:*:0/10): systemd's default accuracy is a minute.",
+    "AccuracySec=1s",
+    "# A run missed while the host was off happens once at the next boot.",
+    "Persistent=true",
+    `Unit=${names.service}`,
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+    "",
+  ].join("\n");
+}
+
+/**
+ * `apphost-<id>-alert@.service`: started by `OnFailure=` with the failed
+ * unit's name as its instance; runs the alert script as root (it alone reads
+ * the webhook file), with the network and little else.
+ */
+export function renderAlertUnit(layout: HostLayout, input: { script?: string } = {}): string {
+  return [
+    `# apphost ${layout.id}: posts one alert when an apphost unit fails (apphost:alerts); %i is the failed unit.`,
+    `# ${managedBy("systemd.ts")}`,
+    "[Unit]",
+    `Description=apphost ${layout.id} alert for %i`,
+    "After=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `ExecStart=${input.script ?? alertScriptPath(layout)} %i`,
+    `SyslogIdentifier=${layout.id}-alert`,
+    "TimeoutStartSec=60",
+    "# Root for its own (root-only) webhook file and systemctl show; no capabilities.",
+    "CapabilityBoundingSet=",
+    "NoNewPrivileges=true",
+    "ProtectSystem=strict",
+    "ProtectHome=true",
+    "PrivateTmp=true",
+    "PrivateDevices=true",
+    "ProtectKernelTunables=true",
+    "ProtectKernelModules=true",
+    "ProtectControlGroups=true",
+    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    "IPAddressDeny=169.254.169.254",
     "",
   ].join("\n");
 }

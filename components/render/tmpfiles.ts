@@ -12,7 +12,7 @@
  * tmpfiles refuses unknown users.
  */
 import type { ProxyConfig, TlsConfig } from "../config/types";
-import type { HostLayout } from "../paths";
+import { CADDY_SITES_DIR, NGINX_UPSTREAM_DIR, type HostLayout } from "../paths";
 import { HOST_DIRS, HostDirs, acmeWebroot, caddyAccessLog, managedBy } from "./common";
 
 export const TMPFILES_SHARED_PATH = "/etc/tmpfiles.d/apphost.conf";
@@ -68,7 +68,7 @@ export function renderTmpfiles(layout: HostLayout, input: TmpfilesInput, dirs: H
       why: "One directory per release (the deploy chowns each to the app user); the proxy reads static files there",
     },
     {
-      path: `${layout.root}/instances`,
+      path: layout.instances,
       mode: "0755",
       user: "root",
       group: "root",
@@ -165,13 +165,13 @@ export function renderSharedTmpfiles(input: SharedTmpfilesInput, dirs: HostDirs 
         },
     caddy
       ? {
-          path: "/etc/caddy/apphost",
+          path: CADDY_SITES_DIR,
           mode: "0755",
           user: "root",
           group: "root",
           why: "Site and upstream snippets",
         }
-      : { path: "/etc/nginx/apphost", mode: "0755", user: "root", group: "root", why: "Upstream files" },
+      : { path: NGINX_UPSTREAM_DIR, mode: "0755", user: "root", group: "root", why: "Upstream files" },
   ];
   if (!caddy) {
     entries.push({

@@ -11,10 +11,13 @@ import * as fs from "fs";
 import * as os from "os";
 import type * as auto from "@pulumi/pulumi/automation";
 import {
+  inspectAlerts,
+  inspectDatabaseUrl,
   inspectPrivateKey,
   KEY_FILE,
   markUnknownKeys,
   parseStackConfig,
+  readAppFiles,
   SECTIONS,
   type SecretFacts,
   type StackConfig,
@@ -108,6 +111,8 @@ export interface ConfigFromMapOptions {
   stack: string;
   /** Reads `apphost:sshPrivateKeyFile` (`~` already expanded). @default fs.readFileSync */
   readFile?: (file: string) => string;
+  /** Where apphost:app.source is resolved from. @default process.cwd() (npm run runs in the project) */
+  projectDir?: string;
 }
 
 /**
@@ -149,6 +154,13 @@ export function stackConfigFromMap(map: auto.ConfigMap, opts: ConfigFromMapOptio
     secrets.sshPrivateKey = true;
     secrets.sshPrivateKeyInfo = inspectPrivateKey(key);
   }
+  const alerts = map[`${ns}:alerts`];
+  if (alerts !== undefined) secrets.alertsInfo = inspectAlerts(value("alerts"), alerts.secret === true);
+  const url = map[`${ns}:databaseUrl`];
+  if (url !== undefined && url.value.trim() !== "") {
+    // Facts only, as the program learns them (components/config/index.ts): never the URL.
+    secrets.databaseUrlInfo = inspectDatabaseUrl(url.value, url.secret === true);
+  }
   const env = map[`${ns}:secretEnv`];
   if (env !== undefined) {
     const v = value("secretEnv");
@@ -157,7 +169,12 @@ export function stackConfigFromMap(map: auto.ConfigMap, opts: ConfigFromMapOptio
         ? Object.fromEntries(Object.entries(v).map(([name, x]) => [name, typeOf(x)]))
         : typeOf(v);
   }
-  return parseStackConfig(raw, { project: opts.project, stack: opts.stack, secrets });
+  return parseStackConfig(raw, {
+    project: opts.project,
+    stack: opts.stack,
+    secrets,
+    appFiles: readAppFiles(raw.app, opts.projectDir ?? process.cwd()),
+  });
 }
 
 function typeOf(v: unknown): string {
@@ -172,6 +189,13 @@ export interface DeployedStack {
   releaseId: string;
   hostId: string;
   url?: string;
+  /**
+   * Several app hosts (apphost:lb): each by its component name (`app`,
+   * `app2`, ...), the first one first; absent on a one-host stack.
+   */
+  hosts?: { name: string; connection: SshConnection }[];
+  /** apphost:lb: the balancer host and its `apphost-lb` */
+  balancer?: { connection: SshConnection; script: string };
 }
 
 export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap): DeployedStack {
@@ -196,6 +220,15 @@ export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap):
     releaseId: releaseId as string,
     hostId: hostId as string,
     ...(typeof outputs.url?.value === "string" ? { url: outputs.url.value } : {}),
+    ...(Array.isArray(outputs.hosts?.value)
+      ? {
+          hosts: (outputs.hosts.value as { name: string; connection: SshConnection }[]).map((h) => ({
+            name: h.name,
+            connection: { ...h.connection, port: h.connection.port ?? 22 },
+          })),
+        }
+      : {}),
+    ...(outputs.balancer?.value ? { balancer: outputs.balancer.value as DeployedStack["balancer"] } : {}),
   };
 }
 
@@ -284,4 +317,38 @@ export async function deployedLayout(opened: OpenedStack): Promise<HostLayout> {
         stack: args.stack,
       }).app.name;
   return hostLayout(app, args.stack);
+}
+
+/**
+ * Splits a day-2 command line before `parseOpsArgs`: the boolean `flags` it
+ * knows (`-f`, `--tty`), the words after a lone `--` (a command to run), and
+ * bare words (`on`, `off`), leaving the `--name value` options in `options`.
+ */
+export function splitCommandLine(
+  argv: string[],
+  flags: string[],
+): { options: string[]; flags: Set<string>; words: string[]; command: string[] } {
+  const dash = argv.indexOf("--");
+  const head = dash >= 0 ? argv.slice(0, dash) : argv;
+  const command = dash >= 0 ? argv.slice(dash + 1) : [];
+  const options: string[] = [];
+  const set = new Set<string>();
+  const words: string[] = [];
+  for (let i = 0; i < head.length; i++) {
+    const a = head[i];
+    if (flags.includes(a)) set.add(a);
+    else if (a.startsWith("-")) {
+      options.push(a);
+      if (!a.includes("=") && i + 1 < head.length && !head[i + 1].startsWith("-")) options.push(head[++i]);
+    } else words.push(a);
+  }
+  return { options, flags: set, words, command };
+}
+
+/** The typed config of an opened stack (its config file when `--config-file` was given). */
+export async function openedStackConfig(opened: OpenedStack): Promise<StackConfig> {
+  return stackConfigFromMap(await readStackConfig(opened.stack, opened.args.configFile), {
+    project: "apphost",
+    stack: opened.args.stack,
+  });
 }

@@ -213,6 +213,9 @@ export function runtimeConfig(
         const name = key === `${ns}:secretEnv` && at.length === 1 ? at[0] : [key, ...at].join(".");
         const placeholder = secretPlaceholder(name);
         placeholders.push(placeholder);
+        // The alert webhook must look like a URL to pass validation; it lands only in its curl config.
+        if (key === `${ns}:alerts` && at.join(".") === "webhook")
+          return `https://secret.invalid/${placeholder}`;
         return placeholder;
       }
       if (Array.isArray(v)) return v.map((item, i) => hide(item, [...at, String(i)]));

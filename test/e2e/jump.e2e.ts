@@ -173,6 +173,36 @@ describe("an SSH jump host: the app host's sshd answers the bastion only (real e
     );
   });
 
+  it("`npm run logs`, `exec` and `maintenance` go through the bastion too", async function () {
+    const exec = await runCli(
+      "exec",
+      ["--stack", STACK, "--config-file", stack.configFile, "--", "id -un; hostname"],
+      {
+        PULUMI_BACKEND_URL: backend,
+      },
+    );
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(exec.stdout.trim().split("\n")[0], ID);
+    const logs = await runCli(
+      "logs",
+      ["--stack", STACK, "--config-file", stack.configFile, "--process", "web", "--since", "30m"],
+      {
+        PULUMI_BACKEND_URL: backend,
+      },
+    );
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, new RegExp(` ${ID}-web\\[\\d+\\]: `));
+    const status = await runCli(
+      "maintenance",
+      ["--stack", STACK, "--config-file", stack.configFile, "status"],
+      {
+        PULUMI_BACKEND_URL: backend,
+      },
+    );
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`^maintenance: ${STACK}: off$`, "m"));
+  });
+
   it("an EC2 Instance Connect tunnel (a stand-in `aws` that tunnels through the bastion): host scripts and the key scan over OpenSSH", async function () {
     // `aws ec2-instance-connect open-tunnel ...` as OpenSSH's ProxyCommand: the stand-in logs its
     // arguments and carries the connection to the app host's port 22 through the bastion.

@@ -153,8 +153,11 @@ export function http(
   return { status, body: rest.join("\r\n\r\n"), headers };
 }
 
-/** POST /items {name} to the sample app through the proxy over HTTPS (curl; -k for the internal CA); throws on failure. */
-export function postItem(sandbox: Sandbox, hostname: string, name: string): void {
+/**
+ * curl over HTTPS to the sandbox's proxy with the given hostname (-k for the
+ * internal CA; --fail, so an HTTP error throws); returns the body.
+ */
+export function curlHttps(sandbox: Sandbox, hostname: string, urlPath: string, args: string[] = []): string {
   const res = spawnSync(
     "curl",
     [
@@ -165,15 +168,31 @@ export function postItem(sandbox: Sandbox, hostname: string, name: string): void
       "10",
       "--resolve",
       `${hostname}:443:${sandbox.host}`,
-      "-H",
-      "content-type: application/json",
-      "-d",
-      JSON.stringify({ name }),
-      `https://${hostname}/items`,
+      ...args,
+      `https://${hostname}${urlPath}`,
     ],
     { encoding: "utf8" },
   );
-  if (res.status !== 0) throw new Error(`POST /items ${name}: ${res.stderr}`);
+  if (res.status !== 0) throw new Error(`curl https://${hostname}${urlPath}: ${res.stderr}`);
+  return res.stdout;
+}
+
+/** POST /items {name} to the sample app through the proxy over HTTPS; throws on failure. */
+export function postItem(sandbox: Sandbox, hostname: string, name: string): void {
+  curlHttps(sandbox, hostname, "/items", [
+    "-H",
+    "content-type: application/json",
+    "-d",
+    JSON.stringify({ name }),
+  ]);
+}
+
+/** Drops a stack's Postgres database and role on the sandbox, if Postgres is there (`pulumi destroy` keeps both). */
+export function dropPostgres(name: string): void {
+  onHost(
+    `if command -v dropdb >/dev/null; then runuser -u postgres -- dropdb --if-exists ${name}; runuser -u postgres -- dropuser --if-exists ${name}; fi`,
+    { allowFailure: true },
+  );
 }
 
 /** A fresh state backend directory for one test run. */

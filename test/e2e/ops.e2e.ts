@@ -6,9 +6,22 @@
  */
 import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as nodeHttp from "http";
+import * as yaml from "js-yaml";
 import * as path from "path";
-import { freshBackend, http, localStack, onHost, postItem, ROOT, sandboxUp, type Sandbox } from "./lib";
+import {
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  postItem,
+  pulumiCli,
+  ROOT,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
 import { runCli, sandboxSystemctl } from "./ops-lib";
 
 const SANDBOX = { name: "apphost-h6", subnet: "10.79.0" };
@@ -320,6 +333,314 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       const clean = await cli("drift");
       assert.equal(clean.code, 0, clean.stderr);
       assert.equal(http(sandbox, HOSTNAME, "/healthz", "https").status, 200);
+    });
+  });
+
+  describe("day-2: logs, exec, scheduled jobs, maintenance mode, failure alerts (issue 19)", function () {
+    const TOKEN = `T${process.pid}x${Date.now().toString(36)}`;
+    const received: { at: number; body: Record<string, unknown> }[] = [];
+    let receiver: nodeHttp.Server;
+    const outputs: string[] = [];
+    const cli19 = async (command: string, extra: string[]) => {
+      const res = await runCli(command, ["--stack", STACK, "--config-file", stack.configFile, ...extra], {
+        PULUMI_BACKEND_URL: backend,
+      });
+      outputs.push(res.stdout, res.stderr);
+      return res;
+    };
+    const up19 = async () => {
+      let text = "";
+      const up = await stack.up({ onOutput: (s) => ((text += s), log(s)), configFile: stack.configFile });
+      outputs.push(text);
+      assert.equal(up.summary.result, "succeeded");
+      return up;
+    };
+    const editConfig = (edit: (config: Record<string, Record<string, unknown>>) => void) => {
+      const doc = yaml.load(fs.readFileSync(stack.configFile, "utf8")) as {
+        config: Record<string, Record<string, unknown>>;
+      };
+      edit(doc.config);
+      fs.writeFileSync(stack.configFile, yaml.dump(doc));
+    };
+    const tickRuns = () =>
+      onHost(`journalctl --no-pager -o cat -u apphost-${ID}-schedule-tick.service`)
+        .stdout.split("\n")
+        .filter((l) => l.startsWith("tick secret-set=True"));
+    /** Start times of the web instance, the worker and the proxy: a restart changes one of them. */
+    const startTimes = () =>
+      onHost(
+        `port=$(cat /srv/${ID}/active-port); systemctl show -p ActiveEnterTimestampMonotonic --value ` +
+          `apphost-${ID}-web@$port.service apphost-${ID}-worker.service caddy.service`,
+      ).stdout.trim();
+
+    before(async function () {
+      receiver = nodeHttp.createServer((req, res) => {
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          if (req.url === `/hook/${TOKEN}`) received.push({ at: Date.now(), body: JSON.parse(body) });
+          res.writeHead(req.url === `/hook/${TOKEN}` ? 200 : 404);
+          res.end();
+        });
+      });
+      // The host side of the sandbox's own link: only the sandbox reaches it.
+      await new Promise<void>((r) => receiver.listen(0, `${SANDBOX.subnet}.1`, r));
+    });
+    after(() => receiver.close());
+
+    it("setup: a job every 10 s and a webhook (a secret) in the stack's config; up installs them", async function () {
+      editConfig((c) => {
+        (c["apphost:app"] as Record<string, unknown>).schedules = {
+          tick: {
+            // Fails while shared/data/fail-tick exists, to test the alert.
+            command: `python -c "import os,sys; print('tick secret-set=' + str(os.environ['SECRET_KEY'] != '')); sys.exit(3 if os.path.exists('data/fail-tick') else 0)"`,
+            onCalendar: "*:*:0/10",
+            timeoutSeconds: 60,
+          },
+        };
+      });
+      const port = (receiver.address() as { port: number }).port;
+      const url = `http://${SANDBOX.subnet}.1:${port}/hook/${TOKEN}`;
+      const set = pulumiCli(
+        [
+          "config",
+          "set",
+          "--secret",
+          "--path",
+          "apphost:alerts.webhook",
+          url,
+          "--stack",
+          STACK,
+          "--config-file",
+          stack.configFile,
+        ],
+        { backendUrl: backend },
+      );
+      assert.equal(set.code, 0, set.stderr);
+      assert.ok(
+        !fs.readFileSync(stack.configFile, "utf8").includes(TOKEN),
+        "the stack file holds it encrypted",
+      );
+      await up19();
+      assert.equal(onHost(`systemctl is-active apphost-${ID}-schedule-tick.timer`).stdout.trim(), "active");
+      assert.equal(onHost(`stat -c '%a %U' /etc/apphost/${ID}.alert`).stdout.trim(), "600 root");
+    });
+
+    it("logs -f shows the line the app logs on a request within 2 s; Ctrl-C ends it and its journalctl", async function () {
+      const marker = `probe-${Date.now().toString(36)}`;
+      const child = spawn(
+        "npm",
+        [
+          "run",
+          "--silent",
+          "logs",
+          "--",
+          "--stack",
+          STACK,
+          "--config-file",
+          stack.configFile,
+          "--process",
+          "web",
+          "-f",
+        ],
+        {
+          cwd: ROOT,
+          env: { ...process.env, PULUMI_BACKEND_URL: backend },
+          stdio: ["pipe", "pipe", "pipe"],
+          detached: true,
+        },
+      );
+      let out = "";
+      let seenAt = 0;
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (!seenAt && out.includes(marker)) seenAt = Date.now();
+      });
+      child.stderr.on("data", (b: Buffer) => (out += b.toString()));
+      const exited = new Promise<number>((r) => child.on("close", (code) => r(code ?? 128)));
+      try {
+        // Following: the journal's last lines arrive first.
+        const start = Date.now();
+        while (!/ sample-local-h6-web\[\d+\]: /.test(out) && Date.now() - start < 60_000)
+          await new Promise((r) => setTimeout(r, 200));
+        assert.match(out, / sample-local-h6-web\[\d+\]: /, out);
+        const sent = Date.now();
+        http(sandbox, HOSTNAME, `/items?marker=${marker}`, "https");
+        while (!seenAt && Date.now() - sent < 10_000) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(seenAt, `no line with ${marker} within 10 s:\n${out.slice(-2000)}`);
+        log(`\n      the request's log line arrived ${seenAt - sent} ms after the request\n`);
+        assert.ok(seenAt - sent <= 2000, `${seenAt - sent} ms`);
+      } finally {
+        process.kill(-child.pid!, "SIGINT");
+      }
+      await exited;
+      // The command's own error line (`logs: <stack>: could not ...`), not whatever the app's journal says.
+      assert.doesNotMatch(
+        out,
+        /^logs: .*could not/m,
+        `Ctrl-C ends a follow without an error:\n${out.slice(-3000)}`,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      const left = onHost("pgrep -ax journalctl || true")
+        .stdout.split("\n")
+        .filter((l) => l.includes(ID));
+      assert.deepEqual(left, [], "the remote journalctl ended with the client");
+      outputs.push(out);
+    });
+
+    it("logs without -f: every unit, labelled by process, in time order; an unknown process is refused (exit 2)", async function () {
+      const res = await cli19("logs", ["--since", "10m"]);
+      assert.equal(res.code, 0, res.stderr);
+      const labels = new Set(
+        [...res.stdout.matchAll(/ (sample-local-h6-[a-z-]+)\[\d+\]: /g)].map((m) => m[1]),
+      );
+      for (const l of ["sample-local-h6-web", "sample-local-h6-worker", "sample-local-h6-schedule-tick"])
+        assert.ok(labels.has(l), `${l} in ${[...labels].join(", ")}`);
+      const times = res.stdout
+        .split("\n")
+        .filter((l) => /^\d{4}-/.test(l))
+        .map((l) => l.split(" ")[0]);
+      assert.deepEqual(times, [...times].sort(), "merged in time order");
+      const migrate = await cli19("logs", ["--process", "migrate"]);
+      assert.equal(migrate.code, 0, migrate.stderr);
+      assert.match(migrate.stderr, /==> \/srv\/sample-local-h6\/shared\/logs\/apphost-migrate-.*\.log <==/);
+      const bad = await cli19("logs", ["--process", "wbe"]);
+      assert.equal(bad.code, 2);
+      assert.match(
+        bad.stderr,
+        /"wbe" is not a process of this stack; choose one of heartbeat, web, worker, tick, backup, migrate/,
+      );
+    });
+
+    it("exec runs in the live release as the app user with the env file; the secret appears in no output", async function () {
+      const secret = onHost(`sed -n 's/^SECRET_KEY=//p' /etc/apphost/${ID}.env`)
+        .stdout.trim()
+        .replace(/^['"]|['"]$/g, "");
+      assert.ok(secret.length >= 20, "the env file has a SECRET_KEY");
+      const res = await cli19("exec", [
+        "--",
+        "python",
+        "-c",
+        'import os; print(os.environ["SECRET_KEY"] != "")',
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout.trim(), "True");
+      const who = await cli19("exec", ["--", "sh -c 'id -un; pwd -P; command -v python'"]);
+      assert.equal(who.code, 0, who.stderr);
+      const [user, dir, python] = who.stdout.trim().split("\n");
+      assert.equal(user, ID);
+      assert.equal(
+        dir,
+        `/srv/${ID}/releases/${JSON.parse(http(sandbox, HOSTNAME, "/healthz", "https").body).release}`,
+      );
+      assert.equal(python, `/srv/${ID}/current/.venv/bin/python`);
+      // --tty: a terminal on the host (script(1) gives this side one, as a person's shell would).
+      const tty = spawnSync(
+        "script",
+        [
+          "-qec",
+          `npm run --silent exec -- --stack ${STACK} --config-file ${stack.configFile} --tty -- 'tty; id -un'`,
+          "/dev/null",
+        ],
+        {
+          cwd: ROOT,
+          env: { ...process.env, PULUMI_BACKEND_URL: backend },
+          encoding: "utf8",
+          timeout: 120_000,
+        },
+      );
+      assert.equal(tty.status, 0, tty.stdout + tty.stderr);
+      assert.match(tty.stdout, /\/dev\/pts\/\d+\r?\n/);
+      assert.match(tty.stdout, new RegExp(`^${ID}\\r?$`, "m"));
+      outputs.push(tty.stdout, tty.stderr);
+      const failed = await cli19("exec", ["--", "exit 7"]);
+      assert.equal(failed.code, 7, "the command's own exit status");
+      for (const o of outputs) assert.ok(!o.includes(secret), "SECRET_KEY in an output");
+    });
+
+    it("the job runs every 10 s with the release's env (at least twice in 30 s); doctor shows its last result", async function () {
+      const before = tickRuns().length;
+      await new Promise((r) => setTimeout(r, 30_000));
+      const runs = tickRuns().length - before;
+      log(`\n      the job ran ${runs} times in 30 s\n`);
+      assert.ok(runs >= 2, `${runs} runs`);
+      const doctor = await cli19("doctor", []);
+      assert.equal(doctor.code, 0, doctor.stdout);
+      assert.match(doctor.stdout, /^PASS schedule-tick: last run .+: success; next run .+$/m);
+      const releases = await cli19("releases", []);
+      assert.equal(releases.code, 0, releases.stderr);
+      assert.match(releases.stdout, /^scheduled jobs \(each run uses the live release\):$/m);
+      assert.match(releases.stdout, /^ {2}tick +\*:\*:0\/10 +\S.* UTC +success +\S.* UTC$/m);
+    });
+
+    it("maintenance on: / answers 503 with the page, /healthz 200; off: / 200; nothing restarted", async function () {
+      const started = startTimes();
+      const on = await cli19("maintenance", ["on"]);
+      assert.equal(on.code, 0, on.stderr);
+      assert.match(on.stdout, /maintenance: local-h6: on/);
+      const page = http(sandbox, HOSTNAME, "/", "https");
+      assert.equal(page.status, 503);
+      assert.match(page.body, /sample is down for maintenance/);
+      assert.equal(page.headers["retry-after"], "120");
+      assert.equal(http(sandbox, HOSTNAME, "/items", "https").status, 503);
+      assert.equal(http(sandbox, HOSTNAME, "/healthz", "https").status, 200);
+      const off = await cli19("maintenance", ["off"]);
+      assert.equal(off.code, 0, off.stderr);
+      assert.equal(http(sandbox, HOSTNAME, "/", "https").status, 200);
+      assert.equal(startTimes(), started, "no web instance, worker or proxy restarted");
+    });
+
+    it("apphost:app.maintenance: true holds it on through a release (env change); maintenance off then exits 1", async function () {
+      const release = JSON.parse(http(sandbox, HOSTNAME, "/healthz", "https").body).release as string;
+      editConfig((c) => {
+        const app = c["apphost:app"] as Record<string, unknown>;
+        app.maintenance = true;
+        app.env = { ...(app.env as object), MAINTENANCE_TEST: "1" };
+      });
+      const up = await up19();
+      assert.deepEqual(
+        (up.outputs.releasePhases.value as { phase: string }[]).map((p) => p.phase).includes("health-gate"),
+        true,
+        "the env change re-published the release through the health gate",
+      );
+      assert.equal(JSON.parse(http(sandbox, HOSTNAME, "/healthz", "https").body).release, release);
+      assert.equal(http(sandbox, HOSTNAME, "/", "https").status, 503);
+      const off = await cli19("maintenance", ["off"]);
+      assert.equal(off.code, 1);
+      assert.match(off.stderr, /still on: apphost:app\.maintenance is true/);
+      editConfig((c) => {
+        (c["apphost:app"] as Record<string, unknown>).maintenance = false;
+      });
+      await up19();
+      assert.equal(http(sandbox, HOSTNAME, "/", "https").status, 200);
+    });
+
+    it("alerts: --alert-test posts; a failing job posts one message naming it; the URL appears in no output", async function () {
+      const test = await cli19("doctor", ["--alert-test"]);
+      assert.equal(test.code, 0, test.stderr);
+      assert.equal(received.length, 1);
+      assert.equal((received[0].body.apphost as { test: boolean }).test, true);
+      onHost(`install -o ${ID} -g ${ID} /dev/null /srv/${ID}/shared/data/fail-tick`);
+      const start = Date.now();
+      while (received.length < 2 && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 500));
+      onHost(`rm -f /srv/${ID}/shared/data/fail-tick`);
+      assert.ok(received.length >= 2, "no alert within 60 s");
+      const alert = received[1].body as { text: string; apphost: Record<string, unknown> };
+      assert.equal(alert.apphost.unit, `apphost-${ID}-schedule-tick.service`);
+      assert.equal(alert.apphost.stack, STACK);
+      assert.equal(alert.apphost.status, "3");
+      assert.match(alert.text, new RegExp(`apphost-${ID}-schedule-tick\\.service failed on `));
+      const doctor = await cli19("doctor", []);
+      const exported = pulumiCli(["stack", "export", "--stack", STACK], { backendUrl: backend });
+      assert.equal(exported.code, 0, exported.stderr);
+      const journal = onHost(`journalctl --no-pager -u 'apphost-${ID}-*'`).stdout;
+      for (const [what, text] of [
+        ["the state", exported.stdout],
+        ["the host's journal", journal],
+        ["the commands and ups", outputs.join("\n")],
+        ["doctor", doctor.stdout + doctor.stderr],
+      ] as const)
+        assert.ok(!text.includes(TOKEN), `the webhook URL in ${what}`);
     });
   });
 

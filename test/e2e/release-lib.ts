@@ -112,6 +112,8 @@ export interface LoadReport {
   seconds: number;
   /** `release` fields seen in the answers to `/` and `/healthz`, in order of first appearance */
   releases: string[];
+  /** `host` fields seen in the answers to `/` (which app host answered), in order of first appearance */
+  hosts: string[];
   /** Why it stopped: "stopped", "maxRequests" or "maxSeconds" */
   endedBy: string;
 }
@@ -185,6 +187,7 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
     worstPath: "",
     seconds: 0,
     releases: [],
+    hosts: [],
     endedBy: "",
   };
   const started = Date.now();
@@ -216,6 +219,8 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
         else {
           const release = /"release":"([^"]+)"/.exec(res.body)?.[1];
           if (release && !report.releases.includes(release)) report.releases.push(release);
+          const host = /"host":"([^"]+)"/.exec(res.body)?.[1];
+          if (host && !report.hosts.includes(host)) report.hosts.push(host);
         }
       } catch (e) {
         problem = (e as Error).message;

@@ -30,7 +30,7 @@ describe("App with apphost:backups.s3", function () {
       projectDir: ROOT,
     });
     await settled(a);
-    await valueOf(a.releaseId);
+    await valueOf(a.releaseId!);
     return a;
   }
 

@@ -34,7 +34,7 @@ describe("App with a Cloudflare origin certificate", function () {
       projectDir: ROOT,
     });
     await settled(a);
-    await valueOf(a.releaseId);
+    await valueOf(a.releaseId!);
     const files = resources.filter((r) => r.type === HOST_FILE);
     const byName = (n: string) => {
       const found = files.filter((r) => r.name === `${name}-${n}`);
@@ -85,7 +85,7 @@ describe("App with a Cloudflare origin certificate", function () {
       projectDir: ROOT,
     });
     await settled(a);
-    await valueOf(a.releaseId);
+    await valueOf(a.releaseId!);
     const file = resources.filter((r) => r.type === HOST_FILE && r.name === "acme-acme-ca-root");
     assert.equal(file.length, 1);
     assert.equal(file[0].inputs.path, "/usr/local/share/ca-certificates/apphost-apphost-staging-acme.crt");

@@ -303,7 +303,7 @@ const ROWS: Row[] = [
   {
     set: { "tls.mode": "letsencrypt" },
     error:
-      'apphost:tls.mode: expected one of "caddy-acme", "certbot", "cloudflare-origin", "internal", "off", got "letsencrypt"; ' +
+      'apphost:tls.mode: expected one of "caddy-acme", "certbot", "cloudflare-origin", "internal", "off", "acm", got "letsencrypt"; ' +
       "set it with: pulumi config set --path 'apphost:tls.mode' caddy-acme",
   },
   {
@@ -479,7 +479,7 @@ const ROWS: Row[] = [
   {
     set: { "app.processes": undefined },
     error:
-      "apphost:app.processes: missing (what runs on the host); expected a map of process name to {command, kind}; " +
+      "apphost:app.processes: missing (what runs on the host; the app has no Procfile to take it from); expected a map of process name to {command, kind}; " +
       "set it with: pulumi config set --path 'apphost:app.processes.web.command' \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
   },
   {
@@ -496,7 +496,7 @@ const ROWS: Row[] = [
   {
     set: { "app.processes.upstream": { command: "python proxy.py", kind: "worker" } },
     error:
-      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream are reserved); rename the process',
+      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream, job, alert and schedule-* are reserved); rename the process',
   },
   {
     set: { "app.processes.web.kind": "http" },
@@ -561,7 +561,28 @@ const ROWS: Row[] = [
   {
     set: { "database.kind": "mysql" },
     error:
-      'apphost:database.kind: expected one of "sqlite", "postgres", "rds", "none", got "mysql"; set it with: pulumi config set --path \'apphost:database.kind\' sqlite',
+      'apphost:database.kind: expected one of "sqlite", "postgres", "rds", "external", "none", got "mysql"; set it with: pulumi config set --path \'apphost:database.kind\' sqlite',
+  },
+  {
+    set: { "app.env.PATH": "/usr/local/bin:/usr/bin" },
+    error:
+      "apphost:app.env.PATH: PATH is set by apphost: the units put the release's venv or node_modules/.bin first; remove it",
+  },
+  {
+    set: { "app.env.DATABASE_URL": "sqlite:///x.db" },
+    error:
+      "apphost:app.env.DATABASE_URL: DATABASE_URL is set by apphost from apphost:database (kind sqlite); remove it, or set apphost:database.kind to none to bring your own",
+  },
+  {
+    set: { "database.kind": "postgres", "app.env.DB_POOL_SIZE": "3" },
+    error:
+      "apphost:app.env.DB_POOL_SIZE: DB_POOL_SIZE is set by apphost from apphost:database.pool.size; set that instead and remove this",
+  },
+  {
+    set: {},
+    ctx: { ...baseCtx(), secrets: { ...baseCtx().secrets, secretEnvTypes: { PATH: "string" } } },
+    error:
+      "apphost:secretEnv.PATH: PATH is set by apphost: the units put the release's venv or node_modules/.bin first; remove it",
   },
   {
     set: { "database.postgresName": "shop" },
@@ -708,7 +729,7 @@ const ROWS: Row[] = [
   {
     set: { "database.pool": { size: 3 } },
     error:
-      'apphost:database.pool: only used when apphost:database.kind is postgres or rds (got "sqlite"); remove it',
+      'apphost:database.pool: only used when apphost:database.kind is postgres, rds or external (got "sqlite"); remove it',
   },
   {
     set: { "app.env.DB_RESET_ON_STARTUP": "true" },
@@ -789,6 +810,13 @@ describe("stack config validation (one bad key per row)", () => {
   it("accepts the base configs", () => {
     assert.doesNotThrow(() => parseStackConfig(baseRaw(), baseCtx()));
     assert.doesNotThrow(() => parseStackConfig(existingRaw(), baseCtx()));
+    // With database.kind none the app brings its own DATABASE_URL and pool.
+    const own = withKeys(baseRaw(), {
+      "database.kind": "none",
+      "app.env.DATABASE_URL": "postgresql://u:p@db/x",
+      "app.env.DB_POOL_SIZE": "3",
+    });
+    assert.doesNotThrow(() => parseStackConfig(own, baseCtx()));
   });
 
   for (const row of ROWS) {
@@ -980,6 +1008,7 @@ describe("stack config defaults", () => {
         allowSshFromAnywhere: false,
         elasticIp: false,
         subnetId: undefined,
+        count: 1,
       },
       dns: {
         provider: "cloudflare",
@@ -1009,7 +1038,8 @@ describe("stack config defaults", () => {
         source: "app",
         excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
         runtime: "python",
-        requirements: "requirements.txt",
+        requirements: undefined,
+        python: "system",
         healthPath: "/healthz",
         basePort: 8000,
         env: {},
@@ -1020,6 +1050,9 @@ describe("stack config defaults", () => {
           { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },
           { name: "worker", command: "python worker.py", kind: "worker" },
         ],
+        schedules: [],
+        maintenance: false,
+        maintenancePage: undefined,
       },
       database: {
         kind: "sqlite",
@@ -1037,7 +1070,9 @@ describe("stack config defaults", () => {
         drainSeconds: 5,
         lockTtlMinutes: 30,
         minFreeMb: 500,
+        batchSize: 1,
       },
+      alerts: { enabled: false },
     };
     assert.deepEqual(parseStackConfig(baseRaw(), baseCtx()), expected);
   });
@@ -1368,7 +1403,15 @@ describe("stack files and docs", () => {
     >;
     assert.deepEqual(
       Object.keys(config).sort(),
-      [...SECTIONS, "sshPrivateKey", "sshPrivateKeyFile", "secretEnv", "jumpPrivateKey"].sort(),
+      [
+        ...SECTIONS,
+        "sshPrivateKey",
+        "sshPrivateKeyFile",
+        "secretEnv",
+        "jumpPrivateKey",
+        "alerts",
+        "databaseUrl",
+      ].sort(),
     );
     for (const section of SECTIONS) {
       // Project config types are string/integer/boolean/array only: an object section must stay untyped.
@@ -1405,7 +1448,12 @@ describe("stack files and docs", () => {
     for (const key of RDS_KEYS) assert.ok(doc.includes(`apphost:database.rds.${key}`), `database.rds.${key}`);
     for (const key of POOL_KEYS)
       assert.ok(doc.includes(`apphost:database.pool.${key}`), `database.pool.${key}`);
-    for (const key of ["apphost:sshPrivateKey", "apphost:sshPrivateKeyFile", "apphost:secretEnv"]) {
+    for (const key of [
+      "apphost:sshPrivateKey",
+      "apphost:sshPrivateKeyFile",
+      "apphost:secretEnv",
+      "apphost:alerts.webhook",
+    ]) {
       assert.ok(doc.includes(key), key);
     }
   });

@@ -371,7 +371,7 @@ describe("doctor: the runner script", () => {
         `  detail=$(tr -d '\\r' <<<"$out" | awk 'NF { line = $0 } END { print line }')`,
         "  detail=${detail:0:400}",
         "  case $rc in",
-        `    0) printf 'PASS %s\\n' "$name" ;;`,
+        `    0) if [[ $detail == "info: "* ]]; then printf 'PASS %s: %s\\n' "$name" "\${detail#info: }"; else printf 'PASS %s\\n' "$name"; fi ;;`,
         `    3) printf 'SKIP %s: %s\\n' "$name" "\${detail:-skipped}" ;;`,
         `    124) printf 'FAIL %s: timed out after 30s\\n' "$name" && failed=1 ;;`,
         `    *) printf 'FAIL %s: %s\\n' "$name" "\${detail:-exit status $rc}" && failed=1 ;;`,
@@ -481,6 +481,7 @@ describe("doctor: from stack config", () => {
       sshAllowCidrs: ["203.0.113.0/24"],
       allowSshFromAnywhere: false,
       elasticIp: true,
+      count: 1,
     },
     dns: {
       provider: "cloudflare",
@@ -504,6 +505,8 @@ describe("doctor: from stack config", () => {
         { name: "web", command: "gunicorn app:app", kind: "web" },
         { name: "worker", command: "python worker.py", kind: "worker" },
       ],
+      schedules: [],
+      maintenance: false,
     },
     database: {
       kind: "sqlite",
@@ -514,7 +517,15 @@ describe("doctor: from stack config", () => {
       pool: { size: 5, maxOverflow: 10, timeoutSeconds: 30, recycleSeconds: 1800 },
     },
     backups: { schedule: "daily", keep: 30, s3: false, s3ExpireDays: 90 },
-    releases: { keep: 5, healthTimeoutSeconds: 60, drainSeconds: 5, lockTtlMinutes: 30, minFreeMb: 500 },
+    releases: {
+      keep: 5,
+      healthTimeoutSeconds: 60,
+      drainSeconds: 5,
+      lockTtlMinutes: 30,
+      minFreeMb: 500,
+      batchSize: 1,
+    },
+    alerts: { enabled: false },
   };
 
   it("derives units, paths and ports from the host layout", () => {
@@ -532,6 +543,7 @@ describe("doctor: from stack config", () => {
       disk: { paths: ["/", "/srv"], minFreePercent: 10 },
       memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
       release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+      schedules: [],
     });
   });
 

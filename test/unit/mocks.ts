@@ -112,6 +112,11 @@ pulumi.runtime.setMocks(
           return { id: MOCK.defaultVpcId, default: true, cidrBlock: "172.31.0.0/16" };
         case "aws:ec2/getSubnet:getSubnet":
           return { id: args.inputs.id, vpcId: MOCK.subnetVpcId };
+        case "aws:ec2/getSubnets:getSubnets":
+          // The default VPC's default subnet of each availability zone.
+          return {
+            ids: ["subnet-0default0000000002", "subnet-0default0000000001", "subnet-0default0000000003"],
+          };
         case "cloudflare:index/getZone:getZone":
           return { id: MOCK.zoneId, zoneId: MOCK.zoneId, name: args.inputs.filter?.name, status: "active" };
         default:
@@ -183,6 +188,35 @@ pulumi.runtime.setMocks(
         case "tls:index/certRequest:CertRequest":
           state.certRequestPem =
             "-----BEGIN CERTIFICATE REQUEST-----\nmock\n-----END CERTIFICATE REQUEST-----\n";
+          break;
+        case "aws:lb/loadBalancer:LoadBalancer":
+          state.arn = `arn:aws:elasticloadbalancing:${MOCK.region}:${MOCK.accountId}:loadbalancer/app/${args.name}/50dc6c495c0c9188`;
+          state.dnsName = `${args.name}-1234567890.${MOCK.region}.elb.amazonaws.com`;
+          break;
+        case "aws:lb/targetGroup:TargetGroup":
+          state.arn = `arn:aws:elasticloadbalancing:${MOCK.region}:${MOCK.accountId}:targetgroup/${args.name}/73e2d6bc24d8a067`;
+          break;
+        case "aws:acm/certificate:Certificate": {
+          state.arn = `arn:aws:acm:${MOCK.region}:${MOCK.accountId}:certificate/${args.name}`;
+          const names = [
+            args.inputs.domainName as string,
+            ...((args.inputs.subjectAlternativeNames as string[]) ?? []),
+          ];
+          // ACM keeps its own order: reversed here, so a test catches code that relies on it.
+          state.domainValidationOptions = names.reverse().map((n) => ({
+            domainName: n,
+            resourceRecordName: `_x1.${n}.`,
+            resourceRecordType: "CNAME",
+            resourceRecordValue: `_y1.${n.replace(/\./g, "-")}.acm-validations.aws.`,
+          }));
+          break;
+        }
+        case "aws:acm/certificateValidation:CertificateValidation":
+          state.certificateArn = args.inputs.certificateArn;
+          break;
+        case "random:index/randomPassword:RandomPassword":
+          // Letters and digits, as the real provider makes with special: false.
+          state.result = "Mock0pw".repeat(10).slice(0, (args.inputs.length as number) ?? 16);
           break;
         case "cloudflare:index/originCaCertificate:OriginCaCertificate":
           state.certificate = "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n";

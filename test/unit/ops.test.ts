@@ -46,6 +46,27 @@ describe("ops: the stack config from `pulumi config --json`", () => {
     assert.equal(config.backups.schedule, "daily");
   });
 
+  it("several app hosts with an external database: apphost:databaseUrl's facts, never its value, reach the parser", () => {
+    const map = configMap();
+    map["apphost:host"] = {
+      value: JSON.stringify({ kind: "existing", user: "admin", addresses: ["10.88.0.2", "10.89.0.2"] }),
+      secret: false,
+    };
+    map["apphost:lb"] = { value: JSON.stringify({ address: "10.87.0.2" }), secret: false };
+    map["apphost:database"] = { value: JSON.stringify({ kind: "external" }), secret: false };
+    map["apphost:databaseUrl"] = { value: "postgresql://app:s3cret@10.87.0.2:5432/app", secret: true };
+    const config = stackConfigFromMap(map, { project: "apphost", stack: "local-mh", readFile: () => KEY });
+    assert.equal(config.database.kind, "external");
+    assert.equal(config.lb?.address, "10.87.0.2");
+    assert.ok(!JSON.stringify(config).includes("s3cret"));
+    map["apphost:databaseUrl"] = { value: "postgresql://app:s3cret@10.87.0.2:5432/app", secret: false };
+    assert.throws(
+      () => stackConfigFromMap(map, { project: "apphost", stack: "local-mh", readFile: () => KEY }),
+      (e: Error) =>
+        /apphost:databaseUrl: stored in plain text/.test(e.message) && !e.message.includes("s3cret"),
+    );
+  });
+
   it("gives the doctor the same checks the deployed host needs", () => {
     const config = stackConfigFromMap(configMap(), {
       project: "apphost",
@@ -142,6 +163,7 @@ describe("ops: doctor", () => {
     assert.deepEqual(parseDoctorArgs(["--stack", "prod", "--backup-max-age", "7200"]), {
       stack: "prod",
       options: { "backup-max-age": "7200" },
+      alertTest: false,
     });
     assert.throws(
       () => parseDoctorArgs(["--stack", "prod", "--backup-max-age", "2h"]),

@@ -31,6 +31,8 @@ export const baseApp: AppConfig = {
     { name: "web", command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
     { name: "worker", command: "python worker.py", kind: "worker" },
   ],
+  schedules: [],
+  maintenance: false,
 };
 
 export const baseDatabase: DatabaseConfig = {
@@ -48,6 +50,7 @@ export const baseReleases: ReleasesConfig = {
   drainSeconds: 5,
   lockTtlMinutes: 30,
   minFreeMb: 500,
+  batchSize: 1,
 };
 
 export const baseBackups: BackupsConfig = { schedule: "daily", keep: 7, s3: false, s3ExpireDays: 30 };

@@ -8,12 +8,12 @@ import {
   buildArtifact,
   compareReleaseIds,
   compileExcludes,
-  nextReleaseId,
   releaseId,
   releaseIdTime,
   requirementsHash,
   walkApp,
 } from "../../components/release/artifact";
+import { newReleaseId } from "../../components/remote/release";
 import { mkTemp } from "./release-harness";
 
 const app = { runtime: "python" as const, requirements: "requirements.txt", excludes: [...DEFAULT_EXCLUDES] };
@@ -206,7 +206,7 @@ describe("release ids", () => {
     );
   });
 
-  it("unchanged content keeps its id; new content gets a later id even when the clock went back (property)", () => {
+  it("a new release's id sorts after the previous one even when the clock went back (newReleaseId, property)", () => {
     fc.assert(
       fc.property(
         fc.date({
@@ -216,16 +216,22 @@ describe("release ids", () => {
         }),
         fc.integer({ min: -86400_000, max: 86400_000 }),
         (first, skew) => {
-          const prev = { id: releaseId(hash, first), contentHash: hash };
-          const now = new Date(first.getTime() + skew);
+          const prev = releaseId(hash, first);
           const other = "fedcba98".repeat(8);
-          const same = nextReleaseId(hash, now, prev);
-          const next = nextReleaseId(other, now, prev);
-          return same === prev.id && next > prev.id && next.endsWith("-fedcba98");
+          const next = newReleaseId(other, prev, first.getTime() + skew);
+          return next > prev && compareReleaseIds(next, prev) > 0 && next.endsWith("-fedcba98");
         },
       ),
       { numRuns: 300 },
     );
-    assert.equal(nextReleaseId(hash, new Date("2025-01-01T00:00:00Z")), "20250101000000-01234567");
+    assert.equal(
+      newReleaseId(hash, undefined, Date.parse("2025-01-01T00:00:00.700Z")),
+      "20250101000000-01234567",
+    );
+    // The same second as the previous release: one second later.
+    assert.equal(
+      newReleaseId(hash, "20250101000000-01234567", Date.parse("2025-01-01T00:00:00Z")),
+      "20250101000001-01234567",
+    );
   });
 });

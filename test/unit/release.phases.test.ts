@@ -105,8 +105,10 @@ describe("release phases: the base input", () => {
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
-      'VENV="/srv/shop-prod/venvs/0123456789abcdef"',
-      'if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c \'\'" 2>/dev/null; then note "install: reusing $VENV"; else rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; as_app "$NEW_DIR" "python3 -m venv $VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else note "install: no requirements.txt; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi',
+      "PYTHON=python3",
+      `PY_MM=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+      'VENV="/srv/shop-prod/venvs/0123456789abcdef-py$PY_MM"',
+      'if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c \'\'" 2>/dev/null; then note "install: reusing $VENV"; else note \'install: pip install -r requirements.txt into\'" $VENV"; rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else note "install: no requirements.txt; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/.venv"',
       'ln -sfn "$VENV" "$NEW_DIR/.venv"',
       'chown -h shop-prod: "$NEW_DIR/.venv"',
@@ -147,7 +149,7 @@ describe("release phases: the base input", () => {
       "PUBLISH_STARTED=$(date +%s)",
       "NEW_STARTED=1",
       'systemctl enable --quiet "apphost-shop-prod-web@8001.service"',
-      'systemctl restart "apphost-shop-prod-web@8001.service"',
+      'systemctl reset-failed "apphost-shop-prod-web@8001.service" 2>/dev/null || true; systemctl restart "apphost-shop-prod-web@8001.service"',
     ]);
     assert.deepEqual(phase(input, "health-gate").commands, [
       'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz within 60s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
@@ -156,7 +158,7 @@ describe("release phases: the base input", () => {
       'switch_upstream "8001"',
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
-      "systemctl restart apphost-shop-prod-worker.service",
+      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
       "COMMITTED=1",
     ]);
@@ -172,7 +174,7 @@ describe("release phases: the base input", () => {
     assert.deepEqual(traffic.commands, [
       'if [ "$SWITCHED" = 1 ] && [ -n "8000" ]; then systemctl enable --quiet "apphost-shop-prod-web@8000.service"; systemctl start "apphost-shop-prod-web@8000.service"; health_wait "http://127.0.0.1:8000/healthz" "apphost-shop-prod-web@8000.service" 60 || note "rollback: warning: apphost-shop-prod-web@8000.service is not healthy ($HEALTH_LAST)"; switch_upstream "8000"; write_active_port "8000"; fi',
       'if [ "$NEW_STARTED" = 1 ]; then systemctl stop "apphost-shop-prod-web@8001.service"; systemctl disable --quiet "apphost-shop-prod-web@8001.service"; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; systemctl restart apphost-shop-prod-worker.service; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service; fi',
       'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f /srv/shop-prod/current /srv/shop-prod/active-port; fi',
     ]);
     assert.deepEqual(database.commands, [
@@ -277,7 +279,12 @@ describe("release phases: one key changed", () => {
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
-      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci --no-audit --no-fund\'; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+      'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'rm -rf "$NEW_DIR/node_modules"',
+      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
+      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     ]);
   });
 
@@ -324,7 +331,7 @@ describe("release phases: one key changed", () => {
       'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "SWITCHED=1",
       "systemctl enable --quiet apphost-shop-prod-worker.service",
-      "systemctl restart apphost-shop-prod-worker.service",
+      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       "COMMITTED=1",
     ]);
   });

@@ -12,10 +12,8 @@ import { hostLayout } from "../../components/paths";
 import { backupScript, restoreScript } from "../../components/release/backup";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import {
-  deployArgs,
   parseResult,
   parseStatus,
-  releaseCommand,
   relocateLayout,
   renderReleaseScript,
 } from "../../components/release/script";
@@ -74,6 +72,10 @@ describe("release script: static checks", () => {
       }),
       baseInput({ s3: S3 }),
       baseInput({ s3: S3, database: { ...baseInput().database, kind: "postgres" } }),
+      baseInput({ database: { ...baseInput().database, kind: "rds" } }),
+      // Several app hosts: an external Postgres, the first host and one after it.
+      baseInput({ database: { ...baseInput().database, kind: "external" } }),
+      baseInput({ database: { ...baseInput().database, kind: "external" }, follower: true }),
     ];
     const dir = mkTemp("shellcheck");
     const scripts = [
@@ -129,19 +131,7 @@ describe("release script: static checks", () => {
     assert.equal(renderReleaseScript(baseInput()), renderReleaseScript(baseInput()));
   });
 
-  it("builds the remote command line and parses results", () => {
-    const layout = hostLayout("shop", "prod");
-    const args = deployArgs({
-      releaseId: "20250101120000-abcdef12",
-      requirementsHash: "0123456789abcdef",
-      artifactSha256: "a".repeat(64),
-      owner: "alice@laptop",
-    });
-    assert.equal(
-      releaseCommand(layout, args, "admin"),
-      `sudo -n /srv/shop-prod/bin/apphost-release --owner=alice@laptop deploy 20250101120000-abcdef12 0123456789abcdef ${"a".repeat(64)}`,
-    );
-    assert.equal(releaseCommand(layout, ["status"]), "/srv/shop-prod/bin/apphost-release status");
+  it("parses results", () => {
     assert.deepEqual(parseResult("release=x\nport=8001\noutcome=deployed\n"), {
       release: "x",
       port: "8001",

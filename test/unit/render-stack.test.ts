@@ -174,6 +174,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
         ["etc/tmpfiles.d/apphost.conf", "0644 root:root"],
         ["srv/sample-prod/bin/apphost-backup", "0750 root:root"],
         ["srv/sample-prod/bin/apphost-release", "0750 root:root"],
+        ["srv/sample-prod/maintenance/page.html", "0644 root:root"],
       ];
       const lines = run.stdout.trimEnd().split("\n");
       const hostLines = lines.filter((l) => !l.startsWith("wrote .apphost/"));
@@ -188,7 +189,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
       );
       assert.match(
         lines[lines.length - 1],
-        /^render: prod: 14 host files and \d+ command scripts from Pulumi\.prod\.yaml in .*; placeholders: <generated:secret-key>, <secret:SENTRY_DSN>; owners are not applied; nothing was deployed$/,
+        /^render: prod: 15 host files and \d+ command scripts from Pulumi\.prod\.yaml in .*; placeholders: <generated:secret-key>, <secret:SENTRY_DSN>; owners are not applied; nothing was deployed$/,
       );
     });
 
@@ -213,6 +214,7 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
           releases: c.releases,
           backups: c.backups,
           proxy: c.proxy,
+          health: { host: c.dns.hostnames[0].name, proto: "https" },
         }),
       );
     });

@@ -199,6 +199,28 @@ log "done"
 describe("render/baseline: runtimePackages", () => {
   const cases: [string, Parameters<typeof runtimePackages>[0], string[]][] = [
     [
+      "a python build that runs no node tool (Django's collectstatic) pulls in no npm",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python", build: "python manage.py collectstatic --noinput" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "sqlite3"],
+    ],
+    [
+      "a python build that runs npm gets node and npm",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python", build: "cd frontend && npm ci && npm run build" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm", "sqlite3"],
+    ],
+    [
       "caddy + python + sqlite",
       {
         proxy: { kind: "caddy" },

@@ -79,6 +79,24 @@ shop.example.com, www.shop.example.com {
 	header ?X-Content-Type-Options "nosniff"
 	header ?Referrer-Policy "strict-origin-when-cross-origin"
 	header ?X-Frame-Options "SAMEORIGIN"
+	# Maintenance mode (apphost:app.maintenance, npm run maintenance): tested per request,
+	# so switching it needs no reload and no app restart. The health path still reaches the app.
+	@maintenance {
+		not path /healthz
+		file {
+			root /srv/shop-prod/maintenance
+			try_files /on /on-config
+		}
+	}
+	handle @maintenance {
+		header Retry-After 120
+		header Cache-Control no-store
+		root * /srv/shop-prod/maintenance
+		rewrite * /page.html
+		file_server {
+			status 503
+		}
+	}
 	handle_path /static/* {
 		root * /srv/shop-prod/current/frontend/dist
 		file_server
@@ -239,8 +257,8 @@ shop.example.com, www.shop.example.com {
   it("healthPath changes the unlogged matcher", () => {
     const v = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, healthPath: "/up" } });
     assert.deepEqual(lineDiff(base, v), {
-      removed: ["\t@health path /healthz"],
-      added: ["\t@health path /up"],
+      removed: ["\t@health path /healthz", "\t\tnot path /healthz"],
+      added: ["\t@health path /up", "\t\tnot path /up"],
     });
   });
 

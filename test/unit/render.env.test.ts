@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { EnvFileInput, envFile, quoteEnvValue, renderEnvFile, sqliteUrl } from "../../components/render/env";
+import {
+  EnvFileInput,
+  envFileOwnership,
+  quoteEnvValue,
+  renderEnvFile,
+  sqliteUrl,
+} from "../../components/render/env";
 import { layout, lineDiff } from "./render.fixtures";
 
 const input = (): EnvFileInput => ({
@@ -26,13 +32,8 @@ SECRET_KEY="s3cr3t"
   });
 
   it("is root:<app user> 0640: the app reads it and cannot rewrite it", () => {
-    assert.deepEqual(envFile(layout, input()), {
-      path: "/etc/apphost/shop-prod.env",
-      content: base,
-      mode: "0640",
-      owner: "root",
-      group: "shop-prod",
-    });
+    assert.deepEqual(envFileOwnership(layout), { mode: "0640", owner: "root", group: "shop-prod" });
+    assert.equal(renderEnvFile(layout, input()), base);
   });
 
   it("escapes what systemd and sh unescape inside double quotes", () => {
@@ -142,6 +143,22 @@ SECRET_KEY="s3cr3t"
     );
   });
 
+  it("names a secret variable by apphost:secretEnv, the key it was set with", () => {
+    assert.throws(
+      () =>
+        renderEnvFile(layout, {
+          ...input(),
+          secretEnv: { ...input().secretEnv, PATH: "/x", "bad-name": "y" },
+        }),
+      {
+        message:
+          "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
+          "  - apphost:secretEnv.PATH: set by apphost, remove it: the units put the release's venv or node_modules/.bin first on PATH\n" +
+          "  - apphost:secretEnv.bad-name: not a valid variable name (letters, digits and _, not starting with a digit)",
+      },
+    );
+  });
+
   it("postgres without a URL is refused", () => {
     assert.throws(
       () => renderEnvFile(layout, { ...input(), database: { kind: "postgres", sqliteFile: "app.db" } }),
@@ -151,5 +168,59 @@ SECRET_KEY="s3cr3t"
           "  - databaseUrl: required when apphost:database.kind is postgres",
       },
     );
+  });
+
+  it("resolves ${database.*} and ${secretKey} in apphost:app.env; secretEnv values are written as given", () => {
+    const v = renderEnvFile(layout, {
+      stack: "prod",
+      env: {
+        SQLALCHEMY_DATABASE_URI: "${database.url}",
+        POSTGRES_SERVER: "${database.host}",
+        POSTGRES_PORT: "${database.port}",
+        POSTGRES_USER: "${database.user}",
+        POSTGRES_PASSWORD: "${database.password}",
+        POSTGRES_DB: "${database.name}",
+        DJANGO_SECRET: "${secretKey}",
+        ASYNC_URL:
+          "postgresql+asyncpg://${database.user}:${database.password}@${database.host}/${database.name}",
+        LITERAL: "$${HOME} and $$ and ${secretKey}x",
+        DJANGO_ALLOWED_HOSTS: "${hostnames}",
+        DJANGO_CSRF_TRUSTED_ORIGINS: "${origins}",
+      },
+      hostnames: ["shop.example.com", "www.example.com"],
+      secretEnv: { SECRET_KEY: "k3y", OTHER: "${database.password}" },
+      secretKey: "k3y",
+      database: { kind: "rds", sqliteFile: "app.db" },
+      databaseUrl: "postgresql://shop_prod:p%40ss@db.example.com:5433/shop_prod?sslmode=require",
+    });
+    assert.deepEqual(
+      v.split("\n").filter((l) => /^(SQLALCHEMY|POSTGRES|DJANGO|ASYNC|LITERAL|OTHER|SECRET)/.test(l)),
+      [
+        'ASYNC_URL="postgresql+asyncpg://shop_prod:p@ss@db.example.com/shop_prod"',
+        'DJANGO_ALLOWED_HOSTS="shop.example.com,www.example.com"',
+        'DJANGO_CSRF_TRUSTED_ORIGINS="https://shop.example.com,https://www.example.com"',
+        'DJANGO_SECRET="k3y"',
+        'LITERAL="\\${HOME} and \\$\\$ and k3yx"',
+        'OTHER="\\${database.password}"',
+        'POSTGRES_DB="shop_prod"',
+        'POSTGRES_PASSWORD="p@ss"',
+        'POSTGRES_PORT="5433"',
+        'POSTGRES_SERVER="db.example.com"',
+        'POSTGRES_USER="shop_prod"',
+        'SECRET_KEY="k3y"',
+        'SQLALCHEMY_DATABASE_URI="postgresql://shop_prod:p%40ss@db.example.com:5433/shop_prod?sslmode=require"',
+      ],
+    );
+  });
+
+  it("sqlite: ${database.url} is the file's URL; a part SQLite lacks is refused with every other", () => {
+    const v = renderEnvFile(layout, { ...input(), env: { DB: "${database.url}" } });
+    assert.ok(v.includes('DB="sqlite:////srv/shop-prod/shared/data/app.db"'));
+    assert.throws(() => renderEnvFile(layout, { ...input(), env: { A: "${database.host}", B: "${nope}" } }), {
+      message:
+        "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
+        "  - apphost:app.env.A: ${database.host}: a SQLite database has no host; only ${database.url} (sqlite:///...) is set\n" +
+        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, or write $${ for a literal ${",
+    });
   });
 });

@@ -120,7 +120,19 @@ server {
     proxy_next_upstream_tries 3;
     proxy_next_upstream_timeout 10s;
 
+    # Maintenance mode (apphost:app.maintenance, npm run maintenance): each location but the
+    # health path answers 503 while a switch file exists; this serves the page with it.
+    error_page 503 @apphost_shop_prod_maintenance;
+    location @apphost_shop_prod_maintenance {
+        root /srv/shop-prod/maintenance;
+        add_header Retry-After 120 always;
+        add_header Cache-Control no-store always;
+        try_files /page.html =503;
+    }
+
     location /static/ {
+        if (-f /srv/shop-prod/maintenance/on) { return 503; }
+        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }
         alias /srv/shop-prod/current/frontend/dist/;
         access_log off;
     }
@@ -132,6 +144,8 @@ server {
     }
 
     location / {
+        if (-f /srv/shop-prod/maintenance/on) { return 503; }
+        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }
         proxy_pass http://shop-prod_web;
     }
 }
@@ -257,6 +271,8 @@ server {
     assert.deepEqual(lineDiff(base, v), {
       removed: [
         "    location /static/ {",
+        "        if (-f /srv/shop-prod/maintenance/on) { return 503; }",
+        "        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }",
         "        alias /srv/shop-prod/current/frontend/dist/;",
         "        access_log off;",
         "    }",

@@ -36,8 +36,10 @@ describe("render/systemd: process units", () => {
 Description=apphost shop-prod web on port %i
 After=network-online.target
 Wants=network-online.target
-# Keep restarting a crashing app rather than giving up after five tries.
-StartLimitIntervalSec=0
+# Keep restarting a crashing app (systemd's default gives up after five tries in 10s), but after
+# 30 starts within 300s leave it failed, which apphost:alerts reports.
+StartLimitIntervalSec=300
+StartLimitBurst=30
 
 [Service]
 Type=exec
@@ -203,8 +205,8 @@ WantedBy=multi-user.target
       {
         message:
           "systemd unit: fix these settings:\n" +
-          "  - apphost:processes.Web_1.name: use lowercase letters, digits and dashes\n" +
-          "  - apphost:processes.Web_1.command: must be one non-empty line",
+          "  - apphost:app.processes.Web_1.name: use lowercase letters, digits and dashes\n" +
+          "  - apphost:app.processes.Web_1.command: must be one non-empty line",
       },
     );
   });

@@ -18,7 +18,15 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { TlsConfig } from "../../components/config/types";
-import { HostLayout, hostLayout, upstreamUnitName } from "../../components/paths";
+import {
+  alertUnitName,
+  HostLayout,
+  hostLayout,
+  scheduleUnitNames,
+  upstreamUnitName,
+} from "../../components/paths";
+import { alertTestScript, execScript, logsScript, maintenanceScript } from "../../components/remote/day2";
+import { renderAlertScript } from "../../components/render/alert";
 import {
   AUTO_UPGRADES_PATH,
   UNATTENDED_UPGRADES_PATH,
@@ -44,6 +52,9 @@ import {
   renderBackupTimer,
   renderProcessUnit,
   renderUpstreamUnit,
+  renderAlertUnit,
+  renderScheduleService,
+  renderScheduleTimer,
 } from "../../components/render/systemd";
 import { renderSharedTmpfiles, renderTmpfiles } from "../../components/render/tmpfiles";
 
@@ -425,8 +436,30 @@ http {
           ...backup,
           network: true,
         }),
+        // apphost:alerts: OnFailure= on a worker, a scheduled job, the alert unit itself.
+        "apphost-alrt-prod-worker.service": renderProcessUnit(hostLayout("alrt", "prod"), {
+          process: { name: "worker", kind: "worker", command: "python -m app.worker" },
+          runtime: "python",
+          alerts: true,
+        }),
+        [scheduleUnitNames(layout, "cleanup").service]: renderScheduleService(layout, {
+          schedule,
+          runtime: "python",
+          alerts: true,
+        }),
+        [scheduleUnitNames(layout, "cleanup").timer]: renderScheduleTimer(layout, {
+          schedule,
+          runtime: "python",
+        }),
+        [alertUnitName(layout)]: renderAlertUnit(layout, { script: backupProgram }),
       };
     }
+    const schedule = {
+      name: "cleanup",
+      command: "flask purge-sessions",
+      onCalendar: "*:*:0/10",
+      timeoutSeconds: 600,
+    };
 
     it("verify: every unit parses with no warning", () => {
       const root = `${tmp}/systemd-verify`;
@@ -453,6 +486,7 @@ http {
       ["apphost-shop-prod-worker.service", 2.0],
       ["apphost-shop-prod-backup.service", 2.0],
       ["apphost-s3-prod-backup.service", 2.5],
+      ["apphost-shop-prod-schedule-cleanup.service", 2.0],
     ] as const) {
       it(`security: ${name} exposure <= ${limit.toFixed(1)}`, () => {
         const root = `${tmp}/systemd-security`;
@@ -630,6 +664,35 @@ http {
     });
   });
 
+  describe("validate: shellcheck + bash -n on the alert script and the day-2 scripts", () => {
+    const layout = hostLayout("shop", "prod");
+    const scripts: [string, string][] = [
+      ["alert", renderAlertScript(layout, { app: "shop", stack: "prod" })],
+      ["logs", logsScript(layout, { app: { processes: [], schedules: [] }, follow: false })],
+      ["logs -f", logsScript(layout, { app: { processes: [], schedules: [] }, follow: true, since: "1h" })],
+      [
+        "logs migrate",
+        logsScript(layout, { app: { processes: [], schedules: [] }, follow: false, process: "migrate" }),
+      ],
+      ["exec", execScript(layout, { runtime: "python", argv: ["python", "-c", "print(1)"], tty: false })],
+      ["exec --tty", execScript(layout, { runtime: "python", argv: ["bash"], tty: true })],
+      ["maintenance on", maintenanceScript(layout, "on")],
+      ["maintenance off", maintenanceScript(layout, "off")],
+      ["alert test", alertTestScript(layout)],
+    ];
+    scripts.forEach(([name, text], i) => {
+      it(name, () => {
+        const file = write(
+          `${tmp}/day2-${i}.sh`,
+          text.startsWith("#!") ? text : `#!/bin/bash\n${text}`,
+          0o755,
+        );
+        ok(run("shellcheck", ["-s", "bash", "-S", "style", file]), "shellcheck");
+        ok(run("bash", ["-n", file]), "bash -n");
+      });
+    });
+  });
+
   describe("validate: the env file is valid POSIX sh too", () => {
     it("sourcing it yields every value byte for byte", () => {
       const layout = hostLayout("shop", "prod");
@@ -645,7 +708,13 @@ http {
       };
       const file = write(
         `${tmp}/env/shop-prod.env`,
-        renderEnvFile(layout, { stack: "prod", env, database: { kind: "sqlite", sqliteFile: "app.db" } }),
+        // As secretEnv: written as given (apphost:app.env would read ${PATH} as a reference).
+        renderEnvFile(layout, {
+          stack: "prod",
+          env: {},
+          secretEnv: env,
+          database: { kind: "sqlite", sqliteFile: "app.db" },
+        }),
       );
       const keys = [...Object.keys(env), "APP_ENV", "DATABASE_URL"];
       const r = ok(
@@ -751,8 +820,13 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
       const root = `${tmp}/serve-${proxy}`;
       const dirs = dirsIn(root);
       const [proxyPort, appPort] = [await freePort(), await freePort()];
-      const layout = { ...hostLayout("shop", "prod"), current: `${root}/current` };
+      const layout = {
+        ...hostLayout("shop", "prod"),
+        current: `${root}/current`,
+        maintenance: `${root}/maintenance`,
+      };
       write(`${layout.current}/frontend/dist/app.js`, "console.log('static');\n");
+      write(`${layout.maintenance}/page.html`, "<h1>back soon</h1>\n");
       const input: ProxySiteInput = {
         hostnames: ["127.0.0.1"],
         tls: { mode: "off" },
@@ -815,6 +889,22 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         assert.ok([413, 502].includes(big.status), `a 4k body passed the 1k limit: ${big.status}`);
         const small = await request(proxyPort, "/upload", { method: "POST", body: Buffer.alloc(100, 97) });
         assert.equal(small.status, 200);
+
+        // Maintenance: either switch file turns it on at once (no reload), for
+        // every path but the health path; removing both turns it off.
+        for (const flag of ["on", "on-config"]) {
+          const file = write(`${layout.maintenance}/${flag}`, "x\n");
+          for (const p of ["/plain", "/static/app.js"]) {
+            const m = await request(proxyPort, p);
+            assert.equal(m.status, 503, `${flag} ${p}`);
+            assert.equal(m.body, "<h1>back soon</h1>\n", `${flag} ${p}`);
+            assert.equal(m.headers["retry-after"], "120", `${flag} ${p}`);
+          }
+          const health = await request(proxyPort, "/healthz");
+          assert.equal(health.status, 200, `${flag}: the health path reaches the app`);
+          fs.rmSync(file);
+        }
+        assert.equal((await request(proxyPort, "/plain")).status, 200, "off again");
 
         await request(proxyPort, "/healthz");
         const logged = fs.readFileSync(accessLog, "utf8");

@@ -4,6 +4,7 @@ and /events, a Server-Sent Events stream (what an AI endpoint streaming tokens l
 import asyncio
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def _item(i: Item) -> dict:
 
 @app.get("/")
 def index() -> dict:
-    return {"app": "sample", "release": RELEASE, "port": os.environ.get("PORT", "")}
+    # host: which machine answered (several app hosts behind a balancer).
+    return {"app": "sample", "release": RELEASE, "port": os.environ.get("PORT", ""), "host": socket.gethostname()}
 
 
 @app.get("/healthz")

@@ -1,0 +1,130 @@
+/**
+ * The balancer host of `apphost:lb`: Caddy in front of every app host
+ * (components/render/balancer.ts). Its site template and `apphost-lb` come
+ * first; the list of app hosts is written after the release reached them
+ * (`after`), so a host being added joins the balancer only once it serves
+ * the live release, and a host being removed leaves it before its own
+ * resources are deleted.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config/types";
+import { balancerLayout, hostLayout, type BalancerLayout } from "./paths";
+import type { SshConnection } from "./remote/connection";
+import { HostFile } from "./remote/resources";
+import { shellQuote as q } from "./remote/ssh";
+import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "./render/balancer";
+import { acmeCaRootPath } from "./render/common";
+import { proxyCommands } from "./server";
+
+export interface BalancerArgs {
+  config: StackConfig;
+  /** The balancer host's connection (its own Host component) */
+  connection: pulumi.Input<SshConnection>;
+  /** The app hosts' addresses as the balancer reaches them, in order */
+  upstreams: string[];
+  /** The balancer host's shared setup (Server.ready) */
+  dependsOn: pulumi.Resource[];
+}
+
+export class Balancer extends pulumi.ComponentResource {
+  readonly layout: BalancerLayout;
+  /** `apphost-lb` and the site template: what the rolling release drains and undrains with */
+  readonly ready: pulumi.Resource[];
+  private readonly args: BalancerArgs;
+  private readonly name: string;
+
+  constructor(name: string, args: BalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("apphost:index:Balancer", name, {}, opts);
+    this.args = args;
+    this.name = name;
+    this.layout = balancerLayout(args.config.app.name, args.config.stack);
+    const ca = this.createAcmeCaRoot(name, args);
+    const script = this.createScript(name, args);
+    const template = this.createTemplate(name, args, [script, ...ca]);
+    this.ready = [script, template];
+    this.registerOutputs({});
+  }
+
+  /**
+   * The list of app hosts, written after `after` (the release on every host):
+   * `apphost-lb apply` then serves exactly them. Called once by the program.
+   */
+  listUpstreams(after: pulumi.Resource[]): HostFile {
+    const { config, connection } = this.args;
+    return new HostFile(
+      `${this.name}-upstreams`,
+      {
+        connection,
+        path: this.layout.upstreams,
+        content: renderUpstreams(this.args.upstreams, config.proxy.httpPort),
+        mode: "0600",
+        reload: `${q(this.layout.script)} apply`,
+        onDelete: `rm -f ${q(this.layout.site)} ${q(this.layout.drained)}; ${proxyCommands("caddy").validate} >/dev/null && ${proxyCommands("caddy").reload}`,
+      },
+      { parent: this, dependsOn: [...this.ready, ...after] },
+    );
+  }
+
+  private createAcmeCaRoot(name: string, { config, connection, dependsOn }: BalancerArgs): HostFile[] {
+    if (config.tls.acmeCaRoot === undefined) return [];
+    return [
+      new HostFile(
+        `${name}-acme-ca-root`,
+        {
+          connection,
+          path: acmeCaRootPath(hostLayout(config.app.name, config.stack)),
+          content: config.tls.acmeCaRoot.trim() + "\n",
+          mode: "0644",
+          reload: "update-ca-certificates >/dev/null",
+          onDelete: "update-ca-certificates --fresh >/dev/null",
+        },
+        { parent: this, dependsOn },
+      ),
+    ];
+  }
+
+  private createScript(name: string, { config, connection, dependsOn }: BalancerArgs): HostFile {
+    return new HostFile(
+      `${name}-script`,
+      {
+        connection,
+        path: this.layout.script,
+        content: renderBalancerScript(this.layout, {
+          host: config.dns.hostnames[0]?.name ?? "localhost",
+          healthPath: config.app.healthPath,
+          https: config.tls.mode !== "off",
+          healthIntervalSeconds: config.lb?.healthIntervalSeconds ?? 1,
+        }),
+        mode: "0750",
+        onDelete: "",
+      },
+      { parent: this, dependsOn },
+    );
+  }
+
+  private createTemplate(
+    name: string,
+    { config, connection }: BalancerArgs,
+    after: pulumi.Resource[],
+  ): HostFile {
+    const layout = hostLayout(config.app.name, config.stack);
+    return new HostFile(
+      `${name}-site`,
+      {
+        connection,
+        path: this.layout.template,
+        content: renderBalancerSite(layout, this.layout, {
+          hostnames: config.dns.hostnames.map((h) => h.name),
+          tls: config.tls,
+          healthPath: config.app.healthPath,
+          healthIntervalSeconds: config.lb?.healthIntervalSeconds ?? 1,
+        }),
+        mode: "0600",
+        // A changed site applies at once when the hosts are listed already (not on the first up).
+        reload: `if [ -f ${q(this.layout.upstreams)} ]; then ${q(this.layout.script)} apply; fi`,
+        onDelete: "",
+      },
+      { parent: this, dependsOn: after },
+    );
+  }
+}

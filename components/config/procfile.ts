@@ -1,0 +1,81 @@
+/**
+ * The app's `Procfile`, as Heroku, Dokku and foreman read it: one
+ * `name: command` per line, `#` comments. When the stack sets no
+ * `apphost:app.processes`, they come from here: `web` is the web process,
+ * every other entry a worker, and `release:` is the migrate command when
+ * `apphost:database.migrate` is unset.
+ *
+ * Pure: the caller reads the file.
+ */
+
+export interface ProcfileEntry {
+  name: string;
+  command: string;
+  /** 1-based line number, for messages */
+  line: number;
+}
+
+export interface Procfile {
+  entries: ProcfileEntry[];
+  /** Lines that are neither `name: command`, a comment nor blank */
+  bad: { line: number; text: string }[];
+}
+
+const LINE = /^([A-Za-z0-9_-]+)\s*:\s*(.*)$/;
+
+export function parseProcfile(text: string): Procfile {
+  const entries: ProcfileEntry[] = [];
+  const bad: Procfile["bad"] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const m = LINE.exec(line);
+    if (!m || m[2].trim() === "") bad.push({ line: i + 1, text: line });
+    else entries.push({ name: m[1], command: m[2].trim(), line: i + 1 });
+  });
+  return { entries, bad };
+}
+
+/**
+ * Where a command chains several (`a && b`, `a; b`, `a || b`) outside
+ * quotes: the parts, else undefined. A web process has to be the server
+ * alone: apphost runs migrations once per release, before traffic moves,
+ * never in each web instance.
+ */
+export function chainedParts(command: string): string[] | undefined {
+  const parts: string[] = [];
+  let cur = "";
+  let quote: string | undefined;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i];
+    if (quote) {
+      if (c === "\\" && quote === '"' && i + 1 < command.length) {
+        cur += c + command[++i];
+        continue;
+      }
+      if (c === quote) quote = undefined;
+      cur += c;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      quote = c;
+      cur += c;
+      continue;
+    }
+    if (c === "\\" && i + 1 < command.length) {
+      cur += c + command[++i];
+      continue;
+    }
+    const two = command.slice(i, i + 2);
+    if (two === "&&" || two === "||" || c === ";") {
+      parts.push(cur.trim());
+      cur = "";
+      if (c !== ";") i++;
+      continue;
+    }
+    cur += c;
+  }
+  parts.push(cur.trim());
+  const real = parts.filter((p) => p !== "");
+  return real.length > 1 ? real : undefined;
+}

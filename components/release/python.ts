@@ -1,0 +1,509 @@
+/**
+ * Python apps as their authors wrote them: which dependency manager installs
+ * them (read from the files in the app directory), which Python they need,
+ * and the install phase's commands for each manager.
+ *
+ *   uv.lock            -> uv sync --frozen --no-dev --no-install-project (uv from PyPI, pinned)
+ *   poetry.lock        -> poetry install --only main --no-root (Poetry from PyPI, pinned; the lock must match)
+ *   requirements.txt   -> pip install -r requirements.txt (as before)
+ *   pyproject.toml     -> pip install . (no lock: the versions are whatever resolves today)
+ *   pdm.lock, Pipfile.lock -> refused, with the export command that makes a requirements.txt
+ *
+ * `apphost:app.requirements` overrides the detection (pip install -r <file>).
+ *
+ * The tools live in one host-wide directory (`HOST_TOOLS_DIR`), one venv per
+ * tool version, installed by the release script the first time a release
+ * needs them and reused after. The app's own project is never installed
+ * into the venv (`--no-install-project`, `--no-root`): the venv is shared by
+ * every release with the same lock file, and the code runs from the release
+ * directory (the working directory of every unit).
+ *
+ * Pure: reading the app directory is done by the caller (`readPythonFacts`
+ * takes a file reader), so tests pass file contents.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { HOST_TOOLS_DIR } from "../paths";
+import { ansiC, shellQuote as q } from "../remote/ssh";
+
+/** uv from PyPI, installed into `<tools>/uv-<version>`. */
+export const UV_VERSION = "0.13.9";
+/** Poetry from PyPI, installed into `<tools>/poetry-<version>`. */
+export const POETRY_VERSION = "2.5.1";
+
+export type PythonManager = "uv" | "poetry" | "pip" | "pip-project" | "none";
+
+/** `apphost:app.python`: the host's python3 (`system`) or a uv-managed Python matching the app's requirement. */
+export type PythonSource = "system" | "managed";
+
+/** How the app's dependencies install, as detected from its files (or the override). */
+export interface PythonDeps {
+  manager: PythonManager;
+  /** The file (relative to apphost:app.source) whose content keys the venv; "" for none */
+  manifest: string;
+  /** The Python versions the app accepts, PEP 440 clauses (`>=3.10,<4`; `||` between alternatives); "" for any */
+  requiresPython: string;
+  /** Where requiresPython came from, for messages (`pyproject.toml requires-python`) */
+  requiresPythonFrom: string;
+  /** uv: the workspace the app is a member of, when its uv.lock is in a parent directory */
+  workspace?: UvWorkspace;
+}
+
+/**
+ * A uv workspace the app directory is a member of (uv finds it the same way:
+ * upwards, a pyproject.toml with [tool.uv.workspace] beside uv.lock). The
+ * release carries the workspace's lock and pyproject.toml files, and the other
+ * members' code, under WORKSPACE_DIR; uv installs the app's dependencies, the
+ * other members among them, into the venv (not editable).
+ */
+export interface UvWorkspace {
+  /** From the app directory up to the workspace root, `/`-separated (`..`) */
+  root: string;
+  /** From the workspace root down to the app directory (`backend`) */
+  member: string;
+  /** The app's [project] name, for `uv sync --package` */
+  package: string;
+}
+
+/** Where a release keeps the workspace's files (relative to the release). */
+export const WORKSPACE_DIR = ".apphost-workspace";
+
+/**
+ * The app's Python install: the detected one, else (a config built without
+ * reading the app directory, as in unit tests) pip with apphost:app.requirements
+ * or requirements.txt.
+ */
+export function pythonDepsOf(app: { requirements?: string; pythonDeps?: PythonDeps }): PythonDeps {
+  return (
+    app.pythonDeps ?? {
+      manager: "pip",
+      manifest: app.requirements ?? "requirements.txt",
+      requiresPython: "",
+      requiresPythonFrom: "",
+    }
+  );
+}
+
+/** The files detection looks at, relative to the app directory. */
+export const PYTHON_FILES = [
+  "uv.lock",
+  "poetry.lock",
+  "pdm.lock",
+  "Pipfile.lock",
+  "requirements.txt",
+  "pyproject.toml",
+  ".python-version",
+] as const;
+export type PythonFile = (typeof PYTHON_FILES)[number];
+
+/** The contents of the files detection reads (absent files are undefined), and the uv workspace found above. */
+export type PythonFacts = Partial<Record<PythonFile, string>> & { workspace?: UvWorkspace };
+
+/** Reads PYTHON_FILES from `dir` (absent or unreadable files are left out), and the uv workspace it belongs to. */
+export function readPythonFacts(dir: string): PythonFacts {
+  const facts: PythonFacts = {};
+  for (const f of PYTHON_FILES) {
+    try {
+      facts[f] = fs.readFileSync(path.join(dir, f), "utf8");
+    } catch {
+      // absent
+    }
+  }
+  if (facts["uv.lock"] === undefined && facts["pyproject.toml"] !== undefined) {
+    const found = findUvWorkspace(dir, facts["pyproject.toml"]);
+    if (found) {
+      facts["uv.lock"] = found.lock;
+      facts.workspace = found.workspace;
+    }
+  }
+  return facts;
+}
+
+/** How many directories up a workspace root is looked for. */
+const WORKSPACE_LEVELS = 4;
+
+/** The uv workspace whose root is above `dir` and lists it as a member, with its uv.lock. */
+export function findUvWorkspace(
+  dir: string,
+  pyproject: string,
+): { workspace: UvWorkspace; lock: string } | undefined {
+  const name = tomlString(pyproject, "project", "name");
+  let root = path.resolve(dir);
+  for (let i = 0; i < WORKSPACE_LEVELS; i++) {
+    const up = path.dirname(root);
+    if (up === root) return undefined;
+    root = up;
+    let toml: string;
+    let lock: string;
+    try {
+      toml = fs.readFileSync(path.join(root, "pyproject.toml"), "utf8");
+      lock = fs.readFileSync(path.join(root, "uv.lock"), "utf8");
+    } catch {
+      continue;
+    }
+    const member = path.relative(root, path.resolve(dir)).split(path.sep).join("/");
+    if (!workspaceMembers(root, toml).includes(member)) return undefined;
+    if (!name) return undefined;
+    const rootRel = path.relative(path.resolve(dir), root).split(path.sep).join("/");
+    return { workspace: { root: rootRel, member, package: name }, lock };
+  }
+  return undefined;
+}
+
+/** `[tool.uv.workspace] members` of the root pyproject, globs expanded (`packages/*`), as root-relative paths. */
+export function workspaceMembers(root: string, toml: string): string[] {
+  const table = /^\[\s*tool\.uv\.workspace\s*\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml)?.[1] ?? "";
+  const list = /^\s*members\s*=\s*\[([\s\S]*?)\]/m.exec(table)?.[1] ?? "";
+  const globs = [...list.matchAll(/"([^"]*)"|'([^']*)'/g)].map((m) => m[1] ?? m[2]);
+  const out: string[] = [];
+  for (const g of globs) {
+    let paths = [""];
+    for (const seg of g.split("/").filter((x) => x !== "" && x !== ".")) {
+      const re = new RegExp(
+        `^${seg
+          .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+          .replace(/\*/g, "[^/]*")
+          .replace(/\?/g, "[^/]")}$`,
+      );
+      paths = paths.flatMap((p) => {
+        if (!/[*?]/.test(seg)) return [p ? `${p}/${seg}` : seg];
+        try {
+          return fs
+            .readdirSync(path.join(root, p), { withFileTypes: true })
+            .filter((d) => d.isDirectory() && re.test(d.name))
+            .map((d) => (p ? `${p}/${d.name}` : d.name));
+        } catch {
+          return [];
+        }
+      });
+    }
+    for (const p of paths) if (fs.existsSync(path.join(root, p, "pyproject.toml"))) out.push(p);
+  }
+  return [...new Set(out)].sort();
+}
+
+/** A refusal: what is wrong and what to do, for the config error of `apphost:app.requirements`. */
+export class PythonDepsError extends Error {}
+
+/**
+ * The manager for the app's files. `requirements` is `apphost:app.requirements`
+ * when set (it wins over detection). Throws PythonDepsError for a lock file
+ * apphost cannot install from.
+ */
+export function detectPythonDeps(facts: PythonFacts, requirements?: string): PythonDeps {
+  const { spec, from } = requiresPythonOf(facts);
+  const deps = (manager: PythonManager, manifest: string): PythonDeps => ({
+    manager,
+    manifest,
+    requiresPython: spec,
+    requiresPythonFrom: from,
+  });
+  if (requirements) return deps("pip", requirements);
+  if (facts["uv.lock"] !== undefined) {
+    return facts.workspace
+      ? { ...deps("uv", `${WORKSPACE_DIR}/uv.lock`), workspace: facts.workspace }
+      : deps("uv", "uv.lock");
+  }
+  if (facts["poetry.lock"] !== undefined) return deps("poetry", "poetry.lock");
+  if (facts["requirements.txt"] !== undefined) return deps("pip", "requirements.txt");
+  const exportHint = (cmd: string, lock: string) =>
+    `the app installs with ${lock}, which apphost cannot install from; export it once and commit the file: ` +
+    `\`${cmd}\`, then set apphost:app.requirements to requirements.txt`;
+  if (facts["pdm.lock"] !== undefined) {
+    throw new PythonDepsError(
+      exportHint("pdm export --prod --without-hashes -o requirements.txt", "pdm.lock"),
+    );
+  }
+  if (facts["Pipfile.lock"] !== undefined) {
+    throw new PythonDepsError(exportHint("pipenv requirements > requirements.txt", "Pipfile.lock"));
+  }
+  if (facts["pyproject.toml"] !== undefined) return deps("pip-project", "pyproject.toml");
+  return deps("none", "");
+}
+
+// ------------------------------------------------------------ the Python version
+
+/**
+ * The Python requirement from `[project] requires-python`, else Poetry's
+ * `[tool.poetry.dependencies] python`, plus `.python-version` (what uv
+ * would pick), joined with a comma when both are present.
+ */
+export function requiresPythonOf(facts: PythonFacts): { spec: string; from: string } {
+  const parts: string[] = [];
+  const from: string[] = [];
+  const toml = facts["pyproject.toml"];
+  if (toml !== undefined) {
+    const project = tomlString(toml, "project", "requires-python");
+    const poetry = project === undefined ? tomlString(toml, "tool.poetry.dependencies", "python") : undefined;
+    if (project !== undefined && project.trim() !== "") {
+      parts.push(normalizeSpec(project));
+      from.push("pyproject.toml requires-python");
+    } else if (poetry !== undefined && poetry.trim() !== "" && poetry.trim() !== "*") {
+      parts.push(poetryToPep440(poetry));
+      from.push("pyproject.toml [tool.poetry.dependencies] python");
+    }
+  }
+  const pin = facts[".python-version"]
+    ?.split("\n")
+    .map((l) => l.trim())
+    .find((l) => l !== "" && !l.startsWith("#"));
+  if (pin !== undefined && /^\d+(\.\d+){0,2}$/.test(pin)) {
+    parts.push(pin.split(".").length === 3 ? `==${pin}` : `==${pin}.*`);
+    from.push(".python-version");
+  }
+  if (parts.some((p) => p.includes("||")) && parts.length > 1) {
+    // (a || b), c: distribute c over the alternatives.
+    const [first, ...rest] = parts;
+    return {
+      spec: first
+        .split("||")
+        .map((alt) => [alt, ...rest].join(","))
+        .join("||"),
+      from: from.join(" and "),
+    };
+  }
+  return { spec: parts.join(","), from: from.join(" and ") };
+}
+
+/** `>= 3.10, <4` -> `>=3.10,<4`. */
+function normalizeSpec(spec: string): string {
+  return spec
+    .split(",")
+    .map((c) => c.replace(/\s+/g, ""))
+    .filter((c) => c !== "")
+    .join(",");
+}
+
+/** Poetry's constraint syntax in PEP 440 clauses: `^3.10` -> `>=3.10,<4.0`, `~3.10` -> `>=3.10,<3.11`. */
+export function poetryToPep440(constraint: string): string {
+  return constraint
+    .split("||")
+    .map((alt) =>
+      alt
+        .split(/,|\s+(?=[<>=!~^])/)
+        .map((c) => c.trim())
+        .filter((c) => c !== "" && c !== "*")
+        .map(poetryClause)
+        .join(","),
+    )
+    .join("||");
+}
+
+function poetryClause(c: string): string {
+  const m = /^(\^|~(?!=))\s*(\d+(?:\.\d+)*)$/.exec(c);
+  if (m) {
+    const nums = m[2].split(".").map(Number);
+    let upper: number[];
+    if (m[1] === "^") {
+      // The first non-zero part is the one that may not change.
+      const i = nums.findIndex((n) => n !== 0);
+      const keep = i < 0 ? nums.length - 1 : i;
+      upper = [...nums.slice(0, keep), nums[keep] + 1];
+    } else {
+      upper = nums.length === 1 ? [nums[0] + 1] : [nums[0], nums[1] + 1];
+    }
+    return `>=${m[2]},<${upper.join(".")}`;
+  }
+  if (/^\d+(\.\d+)*(\.\*)?$/.test(c)) return `==${c}`;
+  return c.replace(/\s+/g, "");
+}
+
+/**
+ * The string value of `key` in TOML table `[table]`: enough TOML for the two
+ * keys we read (a basic or literal string on one line).
+ */
+export function tomlString(toml: string, table: string, key: string): string | undefined {
+  let current = "";
+  for (const raw of toml.split("\n")) {
+    const line = raw.trim();
+    const header = /^\[\s*([^\]]+?)\s*\]\s*(#.*)?$/.exec(line);
+    if (header && !line.startsWith("[[")) {
+      current = header[1].replace(/\s+/g, "");
+      continue;
+    }
+    if (line.startsWith("[[")) {
+      current = "";
+      continue;
+    }
+    if (current !== table) continue;
+    const m = new RegExp(
+      `^"?${key.replace(/[-.]/g, "\\$&")}"?\\s*=\\s*("([^"\\\\]*(?:\\\\.[^"\\\\]*)*)"|'([^']*)')`,
+    ).exec(line);
+    if (m) return m[2] !== undefined ? m[2].replace(/\\(.)/g, "$1") : m[3];
+  }
+  return undefined;
+}
+
+/**
+ * Python (stdlib only, any 3.x) that exits 0 when its own version satisfies
+ * argv[1] (PEP 440 clauses joined by `,`, alternatives by `||`), else 1.
+ * Prints nothing.
+ */
+export const SPEC_CHECK_PY = [
+  "import re, sys",
+  "v = tuple(sys.version_info[:3])",
+  "def nums(s):",
+  "    return tuple(int(re.match(r'\\d+', p).group()) for p in s.split('.'))",
+  "def pad(t):",
+  "    return (t + (0, 0, 0))[:3]",
+  "def ok(c):",
+  "    m = re.match(r'^(===|~=|==|!=|<=|>=|<|>)?\\s*([0-9][0-9a-z.*]*)$', c)",
+  "    if not m:",
+  "        sys.exit(2)",
+  "    op, ver = m.group(1) or '==', m.group(2)",
+  "    if op == '===':",
+  "        return '.'.join(map(str, v)) == ver",
+  "    if ver.endswith('.*'):",
+  "        t = nums(ver[:-2])",
+  "        same = v[:len(t)] == t",
+  "        return same if op == '==' else (not same) if op == '!=' else sys.exit(2)",
+  "    t = nums(ver)",
+  "    if op == '~=':",
+  "        return v >= pad(t) and v[:len(t) - 1] == t[:-1]",
+  "    a, b = v, pad(t)",
+  "    return {'==': a == b, '!=': a != b, '<=': a <= b, '>=': a >= b, '<': a < b, '>': a > b}[op]",
+  "spec = sys.argv[1].replace(' ', '')",
+  "sys.exit(0 if any(all(ok(c) for c in alt.split(',') if c) for alt in spec.split('||')) else 1)",
+].join("\n");
+
+/** The host's choices when its Python is too old, for the check phase's message. */
+export const PYTHON_CHOICES =
+  "pick an apphost:host.os with a newer Python (ubuntu-24.04 has 3.12), or let uv install a matching Python " +
+  "with apphost:app.python set to managed (the host must reach github.com to download it)";
+
+/**
+ * check phase: fail before anything changes when the host's python3 does not
+ * satisfy the app's requirement. Sets PY_VERSION. Nothing for a managed
+ * Python (uv finds or installs one at install) or an app without a requirement.
+ */
+export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): string[] {
+  if (source === "managed" || deps.requiresPython === "") return [];
+  return [
+    `PY_VERSION=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
+    // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
+    `if ! python3 -c ${ansiC(SPEC_CHECK_PY)} ${q(deps.requiresPython)}; then die ${q(
+      `the app needs Python ${deps.requiresPython} (${deps.requiresPythonFrom}) and the host has Python `,
+    )}"$PY_VERSION"${q(`; ${PYTHON_CHOICES}`)}; fi`,
+  ];
+}
+
+/**
+ * The host's CA store, as pip uses it: uv otherwise trusts only its bundled
+ * roots and Poetry certifi's, so a host behind a TLS-inspecting proxy (its CA
+ * added with update-ca-certificates) could install with pip and not with them.
+ */
+export const HOST_TLS = {
+  uv: "UV_NATIVE_TLS=1",
+  poetry: "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+};
+
+/** Where a pinned tool lives on the host. */
+export function toolDir(tool: "uv" | "poetry"): string {
+  return `${HOST_TOOLS_DIR}/${tool}-${tool === "uv" ? UV_VERSION : POETRY_VERSION}`;
+}
+
+/**
+ * Installs a pinned tool from PyPI into its own venv under HOST_TOOLS_DIR
+ * once (built in a temporary directory, renamed into place: a concurrent or
+ * interrupted install never leaves half a tool).
+ */
+export function toolInstallCommand(tool: "uv" | "poetry", cacheDir: string): string {
+  const dir = toolDir(tool);
+  const version = tool === "uv" ? UV_VERSION : POETRY_VERSION;
+  return (
+    `if [ ! -x ${dir}/bin/${tool} ]; then ` +
+    `note "install: ${tool} ${version} from PyPI into ${dir}"; ` +
+    `install -d -m 0755 ${HOST_TOOLS_DIR}; rm -rf ${dir}.tmp.$$; ` +
+    `if python3 -m venv ${dir}.tmp.$$ && ` +
+    `PIP_CACHE_DIR=${cacheDir}/pip-tools ${dir}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet ${tool}==${version}; ` +
+    // A concurrent deploy of another stack may have won the rename: its copy is as good.
+    `then mv -T ${dir}.tmp.$$ ${dir} 2>/dev/null || rm -rf ${dir}.tmp.$$; ` +
+    `else rm -rf ${dir}.tmp.$$; die "could not install ${tool} ${version} from PyPI"; fi; fi`
+  );
+}
+
+/**
+ * The install phase's Python part, run only when the venv is not there yet:
+ * sets PYTHON (the interpreter) first (PY_MM names the venv, so it is set
+ * before), then creates "$VENV" and installs the dependencies into it as the
+ * app user. `req` is checked by the caller.
+ */
+export function pythonInterpreterCommands(
+  deps: PythonDeps,
+  source: PythonSource,
+  cacheDir: string,
+): string[] {
+  if (source === "system") {
+    return [`PYTHON=python3`, `PY_MM=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')`];
+  }
+  const uv = `${toolDir("uv")}/bin/uv`;
+  const spec = deps.requiresPython === "" ? "3" : deps.requiresPython.split("||")[0];
+  const env = `UV_PYTHON_INSTALL_DIR=${HOST_TOOLS_DIR}/python UV_CACHE_DIR=${cacheDir}/uv-python ${HOST_TLS.uv}`;
+  return [
+    toolInstallCommand("uv", cacheDir),
+    `PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)} 2>/dev/null) || { note "install: uv installs a Python for ${spec}"; ${env} ${uv} python install ${q(spec)} >&2 && PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)}); } || die ${q(
+      `uv could not provide a Python for ${spec} (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system`,
+    )}`,
+    `PY_MM=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+  ];
+}
+
+/** Creates "$VENV" with "$PYTHON" and installs the app's dependencies into it, as the app user. */
+export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): string[] {
+  const venv = `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"`;
+  switch (deps.manager) {
+    case "uv": {
+      const uv = `${toolDir("uv")}/bin/uv`;
+      const env = `UV_CACHE_DIR=${cacheDir}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 ${HOST_TLS.uv} UV_PROJECT_ENVIRONMENT=$VENV`;
+      const ws = deps.workspace;
+      // In a workspace: from the member's copy, that package's dependencies, the other members installed as copies.
+      const dir = ws ? `"$NEW_DIR/${WORKSPACE_DIR}/${ws.member}"` : `"$NEW_DIR"`;
+      const only = ws ? ` --no-editable --package ${q(ws.package)}` : "";
+      return [
+        toolInstallCommand("uv", cacheDir),
+        `as_app ${dir} "${env} ${uv} venv --allow-existing --python \\"$PYTHON\\" $VENV"`,
+        `as_app ${dir} "${env} ${uv} sync --frozen --no-dev --no-install-project${only} --python \\"$PYTHON\\""`,
+      ];
+    }
+    case "poetry": {
+      const poetry = `${toolDir("poetry")}/bin/poetry`;
+      const env = `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false ${HOST_TLS.poetry} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      return [
+        toolInstallCommand("poetry", cacheDir),
+        venv,
+        `as_app "$NEW_DIR" "${env} ${poetry} install --only main --no-root --no-interaction --no-ansi"`,
+      ];
+    }
+    case "pip":
+      return [
+        venv,
+        `if [ -f "$NEW_DIR/${deps.manifest}" ]; then as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${deps.manifest}"; else note "install: no ${deps.manifest}; the venv has no packages"; fi`,
+      ];
+    case "pip-project":
+      return [
+        venv,
+        `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
+      ];
+    case "none":
+      return [
+        venv,
+        `note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"`,
+      ];
+  }
+}
+
+/** One line for the install phase's description. */
+export function pythonInstallLabel(deps: PythonDeps): string {
+  switch (deps.manager) {
+    case "uv":
+      return `uv ${UV_VERSION} sync --frozen from uv.lock`;
+    case "poetry":
+      return `poetry ${POETRY_VERSION} install from poetry.lock`;
+    case "pip":
+      return `pip install -r ${deps.manifest}`;
+    case "pip-project":
+      return "pip install . (pyproject.toml, no lock file)";
+    case "none":
+      return "no packages";
+  }
+}

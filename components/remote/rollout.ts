@@ -1,0 +1,399 @@
+/**
+ * The release on several app hosts behind a balancer (`apphost:lb`): one
+ * resource, so the roll is all or nothing in the state.
+ *
+ * A new release rolls host by host: the first host (it runs the migration,
+ * once, before any other host has the new code) alone, then the others
+ * `apphost:releases.batchSize` at a time. For each host:
+ *   1. drain: the balancer leaves it out (`apphost-lb drain`), then
+ *      `drainSeconds` for the requests in flight;
+ *   2. deploy: `apphost-release` with today's health-gated phases (the same
+ *      detached job, followed and adopted as on one host: ./release.ts);
+ *   3. undrain, and wait until the host answers its health check from the
+ *      balancer (`apphost-lb wait-healthy`).
+ * A failure on any host stops the roll: that host's own deploy rolled itself
+ * back, the hosts already done are rolled back to the release they served,
+ * every host goes back into the balancer, and the error names them all.
+ *
+ * A host added with the same code gets the live release before the balancer
+ * lists it (the balancer's upstream file waits for this resource); a removed
+ * host leaves the balancer in the same `up` (before its resources go).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "./connection";
+import { connectionChanged, currentConnection, PROVIDER_VERSION } from "./follow";
+import { deploy, newReleaseId, parseKv, rollback, type PhaseTime, type ReleaseInputs } from "./release";
+import { redact, runRemote, shellQuote, sshFailure } from "./ssh";
+
+/** One app host of the roll. */
+export interface RolloutHost {
+  /** The host's component name (`app`, `app2`, ...): stable across runs, the key of `live` */
+  name: string;
+  connection: SshConnection;
+  /** `/srv/<id>/bin/apphost-release` */
+  script: string;
+  /** Hash of what the host's processes run with (env file, units, script) */
+  configHash: string;
+  /** `address:port` of its proxy in the balancer's upstream list */
+  upstream: string;
+  /** Behind apphost:lb: the file whose presence fails the host's health path for the balancer (drained) */
+  drainFile?: string;
+}
+
+export interface RolloutBalancer {
+  connection: SshConnection;
+  /** `apphost-lb` on the balancer host */
+  script: string;
+  /** apphost:releases.drainSeconds: how long a drained host finishes its requests */
+  drainSeconds: number;
+  /** apphost:releases.healthTimeoutSeconds: how long an undrained host may take to answer */
+  healthTimeoutSeconds: number;
+  /** apphost:lb.healthIntervalSeconds: the balancer notices a drained host within one */
+  healthIntervalSeconds?: number;
+}
+
+interface Inputs {
+  hosts: RolloutHost[];
+  /**
+   * apphost:lb's balancer host, drained and undrained around each host. Absent
+   * behind the EC2 load balancer: each host's own health-gated switch drops
+   * nothing, and the target group's health check takes a failed host out.
+   */
+  balancer?: RolloutBalancer;
+  artifact: string;
+  contentHash: string;
+  requirementsHash: string;
+  rollbackTo?: string;
+  lockOwner: string;
+  batchSize: number;
+  redactions?: string[];
+  providerVersion?: number;
+}
+
+/** What one host serves. A list, not a map: the state sorts map keys. */
+export interface HostLive {
+  name: string;
+  live: string;
+}
+
+interface Outputs extends Inputs {
+  releaseId: string;
+  /** The release each host serves, as last seen */
+  live: HostLive[];
+  /** The first host's phases (it runs the migration) */
+  phaseSeconds?: PhaseTime[];
+}
+
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const KEYS: (keyof Inputs)[] = ["contentHash", "requirementsHash", "rollbackTo"];
+
+/** The first host alone, then the rest `size` at a time. */
+export function rollBatches<T>(hosts: T[], size: number): T[][] {
+  if (hosts.length === 0) return [];
+  const out: T[][] = [[hosts[0]]];
+  // Never every host at once: one must stay in the balancer.
+  const n = Math.max(1, Math.min(size, hosts.length - 1));
+  for (let i = 1; i < hosts.length; i += n) out.push(hosts.slice(i, i + n));
+  return out;
+}
+
+/** Which hosts need the release deployed: all when the code, config or target changed; else the new ones and the drifted. */
+export function hostsToDeploy(olds: Outputs | undefined, news: Inputs): RolloutHost[] {
+  if (!olds) return news.hosts;
+  const everything = KEYS.some((k) => (news[k] ?? "") !== (olds[k] ?? ""));
+  if (everything) return news.hosts;
+  const before = new Map((olds.hosts ?? []).map((h) => [h.name, h]));
+  const live = new Map((olds.live ?? []).map((h) => [h.name, h.live]));
+  const target = olds.rollbackTo || olds.releaseId;
+  return news.hosts.filter((h) => {
+    const old = before.get(h.name);
+    return (
+      !old ||
+      old.configHash !== h.configHash ||
+      old.script !== h.script ||
+      (live.has(h.name) && live.get(h.name) !== target) ||
+      // The same name on another machine: a new host.
+      old.connection.host !== h.connection.host
+    );
+  });
+}
+
+function hostInputs(inputs: Inputs, host: RolloutHost): ReleaseInputs {
+  return {
+    connection: host.connection,
+    script: host.script,
+    artifact: inputs.artifact,
+    contentHash: inputs.contentHash,
+    requirementsHash: inputs.requirementsHash,
+    configHash: host.configHash,
+    ...(inputs.rollbackTo ? { rollbackTo: inputs.rollbackTo } : {}),
+    lockOwner: inputs.lockOwner,
+    redactions: inputs.redactions ?? [],
+  };
+}
+
+async function balancerRun(inputs: Inputs, args: string[], what: string): Promise<void> {
+  const b = inputs.balancer;
+  if (!b) return;
+  const res = await runRemote(b.connection, `exec ${[b.script, ...args].map(shellQuote).join(" ")}`, {
+    what,
+    timeoutSeconds: Math.max(120, b.healthTimeoutSeconds + 60),
+    allowFailure: true,
+  });
+  if (res.code !== 0) {
+    const why =
+      res.code === 255
+        ? sshFailure(b.connection, res.stderr)
+        : res.stderr.trim().split("\n").slice(-5).join("\n");
+    throw new Error(
+      redact(`${what}: the balancer answered exit status ${res.code}: ${why}`, [b.connection.privateKey]),
+    );
+  }
+}
+
+/**
+ * Out of the balancer or back in, on the host itself: its drain file makes its
+ * health path fail for the balancer's active check (render/caddy.ts), so the
+ * balancer's configuration never changes (no reload) during a release.
+ */
+async function drain(inputs: Inputs, host: RolloutHost, on: boolean): Promise<void> {
+  if (!inputs.balancer || !host.drainFile) return;
+  const file = shellQuote(host.drainFile);
+  const command = on ? `install -m 0644 /dev/null ${file}` : `rm -f ${file}`;
+  const res = await runRemote(host.connection, command, {
+    what: `${host.name}: ${on ? "drain" : "undrain"}`,
+    allowFailure: true,
+    timeoutSeconds: 60,
+  });
+  if (res.code !== 0) {
+    throw new Error(
+      redact(
+        `${host.name}: ${on ? "drain" : "undrain"} (${host.drainFile}): exit status ${res.code}: ${res.code === 255 ? sshFailure(host.connection, res.stderr) : res.stderr.trim()}`,
+        [host.connection.privateKey],
+      ),
+    );
+  }
+}
+
+/** One host: out of the balancer, deployed, back in and healthy. */
+async function rollHost(
+  inputs: Inputs,
+  host: RolloutHost,
+  releaseId: string,
+  log: (s: string) => void,
+  /** What the state last saw live on the host */
+  seen?: string,
+): Promise<{ live: string; phaseSeconds?: PhaseTime[] }> {
+  const b = inputs.balancer;
+  await drain(inputs, host, true);
+  if (b) {
+    // Two health-check intervals (the balancer saw the 503), then the requests in flight finish.
+    const wait = 2 * (b.healthIntervalSeconds ?? 1) + b.drainSeconds;
+    await new Promise((r) => setTimeout(r, wait * 1000));
+  }
+  log(`${host.name} (${host.upstream}): out of the balancer; deploying ${releaseId}`);
+  let outs;
+  try {
+    // The host's last job deployed this same work, but the state saw that release live already: it is
+    // not a deploy whose client went away (adopted as it is), it is one that stopped serving: run it again.
+    const adopt = !(seen !== undefined && seen.startsWith(`${releaseId} `));
+    outs = await deploy(hostInputs(inputs, host), releaseId, { adopt });
+  } finally {
+    // Its deploy rolled itself back on failure: it serves the old release, so it goes back in either way.
+    await drain(inputs, host, false);
+  }
+  await balancerRun(
+    inputs,
+    ["wait-healthy", host.upstream, String(b?.healthTimeoutSeconds ?? 0)],
+    `${host.name}: wait until ${host.upstream} is healthy in the balancer`,
+  );
+  log(`${host.name} (${host.upstream}): back in the balancer, serving ${outs.live}`);
+  return { live: outs.live, phaseSeconds: outs.phaseSeconds };
+}
+
+async function roll(olds: Outputs | undefined, news: Inputs, releaseId: string): Promise<Outputs> {
+  const todo = hostsToDeploy(olds, news);
+  const names = new Set(todo.map((h) => h.name));
+  const before = new Map((olds?.live ?? []).map((h) => [h.name, h.live]));
+  const live = new Map(before);
+  let phaseSeconds = olds?.phaseSeconds;
+  const done: RolloutHost[] = [];
+  const messages: string[] = [];
+  const log = (s: string) => messages.push(s);
+  // Keep the first host first: it runs the migration.
+  const ordered = news.hosts.filter((h) => names.has(h.name));
+  for (const batch of rollBatches(ordered, news.batchSize)) {
+    const results = await Promise.allSettled(
+      batch.map((h) => rollHost(news, h, releaseId, log, before.get(h.name))),
+    );
+    const failed: string[] = [];
+    results.forEach((r, i) => {
+      const host = batch[i];
+      if (r.status === "fulfilled") {
+        live.set(host.name, r.value.live);
+        done.push(host);
+        if (host.name === news.hosts[0].name) phaseSeconds = r.value.phaseSeconds;
+      } else {
+        failed.push(`${host.name} (${host.upstream}): ${(r.reason as Error).message}`);
+      }
+    });
+    if (failed.length === 0) continue;
+    // Stop the roll; the hosts already done go back to what they served.
+    const back: string[] = [];
+    for (const host of done) {
+      const previous = before.get(host.name);
+      if (!previous || previous === "none" || previous === releaseId) {
+        back.push(`${host.name}: no earlier release to go back to; it keeps ${live.get(host.name)}`);
+        continue;
+      }
+      try {
+        await drain(news, host, true);
+        const r = await rollback(hostInputs(news, host), previous);
+        await drain(news, host, false);
+        back.push(`${host.name}: rolled back to ${r.live}`);
+      } catch (e) {
+        back.push(
+          `${host.name}: its rollback to ${previous} failed too: ${(e as Error).message.split("\n")[0]}`,
+        );
+        await drain(news, host, false).catch(() => undefined);
+      }
+    }
+    throw new Error(
+      `rolling release ${releaseId} stopped: ${failed.join("\n")}\n` +
+        (back.length
+          ? `hosts already done: ${back.join("; ")}\n`
+          : "it failed on the first host; no other host was touched\n") +
+        (messages.length ? `--- the roll so far ---\n${messages.join("\n")}` : ""),
+    );
+  }
+  return {
+    ...news,
+    releaseId,
+    live: news.hosts.map((h) => ({ name: h.name, live: live.get(h.name) ?? "none" })),
+    ...(phaseSeconds ? { phaseSeconds } : {}),
+  };
+}
+
+function changed(olds: Outputs, news: Inputs): boolean {
+  return (
+    hostsToDeploy(olds, news).length > 0 ||
+    news.hosts.length !== (olds.hosts ?? []).length ||
+    news.hosts.some((h, i) => connectionChanged(olds.hosts?.[i]?.connection, h.connection)) ||
+    (news.balancer
+      ? connectionChanged(olds.balancer?.connection, news.balancer.connection)
+      : !!olds.balancer) ||
+    news.batchSize !== olds.batchSize ||
+    (olds.providerVersion ?? 1) !== news.providerVersion
+  );
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Values with any secret wrapper a nested secret may still carry (`{<sig>: ..., value}`) taken off. */
+export function plain<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(plain) as T;
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (SECRET_SIG in o) return plain(o.value) as T;
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, plain(v)])) as T;
+  }
+  return value;
+}
+
+export const rolloutProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: Outputs, news: Inputs) {
+    // Not JSON.stringify(news): news carries this provider's own serialized code, UNKNOWN's text included.
+    const data = [news.hosts, news.balancer, ...KEYS.map((k) => news[k]), news.batchSize];
+    if (JSON.stringify(data).includes(UNKNOWN)) return { changes: true };
+    return { changes: changed(plain(olds), plain(news)) };
+  },
+
+  async create(raw: Inputs) {
+    const inputs = plain(raw);
+    const releaseId = newReleaseId(inputs.contentHash);
+    const outs = await roll(undefined, inputs, releaseId);
+    return { id: releaseId, outs: withoutRedactions(outs) };
+  },
+
+  async update(_id: string, rawOlds: Outputs, rawNews: Inputs) {
+    const olds = plain(rawOlds);
+    const news = plain(rawNews);
+    const contentChanged =
+      news.contentHash !== olds.contentHash || news.requirementsHash !== olds.requirementsHash;
+    const releaseId = contentChanged ? newReleaseId(news.contentHash, olds.releaseId) : olds.releaseId;
+    if (hostsToDeploy(olds, news).length === 0) {
+      // Only the stored connections, the batch size or the provider code: nothing runs on a host.
+      return {
+        outs: withoutRedactions({ ...news, releaseId, live: olds.live, phaseSeconds: olds.phaseSeconds }),
+      };
+    }
+    return { outs: withoutRedactions(await roll(olds, news, releaseId)) };
+  },
+
+  async read(id: string, props: Outputs) {
+    const live: HostLive[] = [];
+    for (const host of props.hosts ?? []) {
+      const conn = currentConnection(host.connection);
+      const res = await runRemote(conn, `exec ${shellQuote(host.script)} status`, {
+        what: `release status on ${host.name}`,
+        allowFailure: true,
+      });
+      if (res.code === 255)
+        throw new Error(`release status on ${host.name}: ${sshFailure(conn, res.stderr)}`);
+      const kv = res.code === 0 ? parseKv(res.stdout) : {};
+      const current = kv.current || "none";
+      // A live release whose web instance is down (stopped by hand, or given up by systemd) is not served:
+      // the next `up --refresh` deploys it to that host again.
+      const down = current !== "none" && kv.web !== undefined && kv.web !== "active";
+      live.push({ name: host.name, live: down ? `${current} (web ${kv.web || "unknown"})` : current });
+    }
+    return { id, props: { ...props, live } };
+  },
+
+  // The app components' teardown removes /srv/<id> on each host.
+  async delete() {},
+};
+
+function withoutRedactions(outs: Outputs): Outputs {
+  const rest = { ...outs };
+  delete rest.redactions;
+  return rest;
+}
+
+export interface RolloutArgs {
+  hosts: pulumi.Input<pulumi.Input<RolloutHost>[]>;
+  balancer?: pulumi.Input<RolloutBalancer>;
+  artifact: pulumi.Input<string>;
+  contentHash: pulumi.Input<string>;
+  requirementsHash: pulumi.Input<string>;
+  rollbackTo?: pulumi.Input<string | undefined>;
+  lockOwner: pulumi.Input<string>;
+  batchSize: pulumi.Input<number>;
+  redactions?: pulumi.Input<string[]>;
+}
+
+export class Rollout extends pulumi.dynamic.Resource {
+  declare public readonly releaseId: pulumi.Output<string>;
+  declare public readonly live: pulumi.Output<HostLive[]>;
+  declare public readonly phaseSeconds: pulumi.Output<PhaseTime[]>;
+
+  constructor(name: string, args: RolloutArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      rolloutProvider,
+      name,
+      {
+        ...args,
+        hosts: pulumi.secret(args.hosts),
+        ...(args.balancer ? { balancer: pulumi.secret(args.balancer) } : {}),
+        redactions: pulumi.secret(args.redactions ?? []),
+        providerVersion: PROVIDER_VERSION,
+        releaseId: undefined,
+        live: undefined,
+        phaseSeconds: undefined,
+      },
+      { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "redactions"] },
+      "apphost",
+      "Rollout",
+    );
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * `npm run exec -- --stack <name> [--tty] -- <command…>`
+ *
+ * Runs a one-off command on the host in the live release's directory, as the
+ * app user, with the env file (its secrets included) loaded by systemd as the
+ * units load it, the units' PATH and a worker's sandbox: a shell, `flask
+ * shell`, `python manage.py createsuperuser`, a data fix. One word is shell
+ * text (`-- 'flask routes | head'`), several are an argv. `--tty` gives an
+ * interactive terminal. Nothing of the env file is printed.
+ *
+ * Exit: the command's own status; 2 when it could not run (bad arguments,
+ * stack not deployed, SSH failed; also a command that itself exits 2).
+ */
+import { execScript } from "../components/remote/day2";
+import { spawnRemote } from "../components/remote/ssh";
+import { hostLayout } from "../components/paths";
+import {
+  EXIT_CANNOT_CHECK,
+  openDeployedStack,
+  openedStackConfig,
+  parseOpsArgs,
+  runCommand,
+  splitCommandLine,
+  type OpsArgs,
+} from "./lib/ops";
+
+export interface ExecArgs extends OpsArgs {
+  tty: boolean;
+  command: string[];
+}
+
+export function parseExecArgs(argv: string[]): ExecArgs {
+  const split = splitCommandLine(argv, ["--tty", "-t"]);
+  const problems: string[] = [];
+  if (split.words.length > 0)
+    problems.push(`unexpected argument "${split.words.join(" ")}": put the command after --`);
+  if (split.command.length === 0)
+    problems.push("no command: give it after --, e.g. npm run exec -- --stack local -- flask shell");
+  let args: OpsArgs | undefined;
+  try {
+    args = parseOpsArgs("exec", split.options);
+  } catch (e) {
+    problems.unshift((e as Error).message);
+  }
+  if (problems.length > 0 || !args) throw new Error(problems.join("\n  - ") + "\n  ([--tty] -- <command…>)");
+  return { ...args, tty: split.flags.has("--tty") || split.flags.has("-t"), command: split.command };
+}
+
+async function main(): Promise<number> {
+  const opened = await openDeployedStack("exec", parseExecArgs, process.argv.slice(2), "run the command");
+  if (typeof opened === "number") return opened;
+  const args = opened.args as ExecArgs;
+  let script: string;
+  try {
+    const config = await openedStackConfig(opened);
+    script = execScript(hostLayout(config.app.name, config.stack), {
+      runtime: config.app.runtime,
+      argv: args.command,
+      tty: args.tty,
+    });
+  } catch (e) {
+    return opened.cannot("reading the stack", e);
+  }
+  const { code } = await spawnRemote(opened.deployed.connection, script, { tty: args.tty });
+  if (code === 255) {
+    const c = opened.deployed.connection;
+    console.error(
+      `exec: ${args.stack}: ssh to ${c.user}@${c.host}:${c.port} failed (or the command exited 255)`,
+    );
+    return EXIT_CANNOT_CHECK;
+  }
+  return code;
+}
+
+if (require.main === module) {
+  runCommand("exec", main);
+}

@@ -1,0 +1,75 @@
+/**
+ * `npm run logs -- --stack <name> [--process web|<worker>|<schedule>|backup|migrate] [--since 1h] [-f]`
+ *
+ * The journal of the stack's units on its host, merged in time order, each
+ * line labelled by its process (`<app>-<stack>-<process>[pid]`); `migrate`
+ * prints the last migration's log. `-f` follows until Ctrl-C. Runs over the
+ * deploy's own connection (a jump host or Instance Connect included).
+ *
+ * Exit: 0 printed (or followed until stopped), 1 nothing to show (no
+ * migration log yet), 2 could not run (bad arguments, stack not deployed, SSH failed).
+ */
+import { logsScript } from "../components/remote/day2";
+import { spawnRemote } from "../components/remote/ssh";
+import { hostLayout } from "../components/paths";
+import {
+  EXIT_CANNOT_CHECK,
+  openDeployedStack,
+  openedStackConfig,
+  parseOpsArgs,
+  runCommand,
+  splitCommandLine,
+  type OpsArgs,
+} from "./lib/ops";
+
+export interface LogsArgs extends OpsArgs {
+  follow: boolean;
+}
+
+export function parseLogsArgs(argv: string[]): LogsArgs {
+  const split = splitCommandLine(argv, ["-f", "--follow"]);
+  const problems: string[] = [];
+  if (split.words.length > 0) problems.push(`unexpected argument "${split.words.join(" ")}"`);
+  if (split.command.length > 0) problems.push(`unexpected "-- ${split.command.join(" ")}"`);
+  let args: OpsArgs | undefined;
+  try {
+    args = parseOpsArgs("logs", split.options, ["process", "since"]);
+  } catch (e) {
+    problems.unshift((e as Error).message);
+  }
+  if (problems.length > 0 || !args) throw new Error(problems.join("\n  - ") + "\n  (and [-f] to follow)");
+  return { ...args, follow: split.flags.has("-f") || split.flags.has("--follow") };
+}
+
+async function main(): Promise<number> {
+  const opened = await openDeployedStack("logs", parseLogsArgs, process.argv.slice(2), "show logs");
+  if (typeof opened === "number") return opened;
+  const args = opened.args as LogsArgs;
+  let script: string;
+  try {
+    const config = await openedStackConfig(opened);
+    script = logsScript(hostLayout(config.app.name, config.stack), {
+      app: config.app,
+      process: args.options.process,
+      since: args.options.since,
+      follow: args.follow,
+    });
+  } catch (e) {
+    return opened.cannot("reading the stack", e);
+  }
+  const { code, interrupted } = await spawnRemote(opened.deployed.connection, script, {
+    holdStdin: args.follow,
+  });
+  // Ctrl-C is how a follow ends: not a failure.
+  if (interrupted && args.follow) return 0;
+  if (code === 255) {
+    const c = opened.deployed.connection;
+    console.error(`logs: ${args.stack}: could not show logs: ssh to ${c.user}@${c.host}:${c.port} failed`);
+    return EXIT_CANNOT_CHECK;
+  }
+  return code === 0 ? 0 : code === 1 ? 1 : EXIT_CANNOT_CHECK;
+}
+
+if (require.main === module) {
+  runCommand("logs", main);
+}

@@ -1,0 +1,420 @@
+/**
+ * Apps as their authors wrote them, end to end on a sandbox of their own:
+ * examples/fastapi-notes (pyproject.toml + uv.lock, Alembic, Postgres read
+ * in parts, a Procfile) deployed from its own directory with no file added,
+ * its processes and migration taken from the Procfile and its settings from
+ * `${database.*}` references; a second `up` changes nothing; an app whose
+ * requires-python the host cannot meet is refused at `check` while the
+ * previous release keeps serving. Then examples/django-polls (startproject
+ * layout, requirements.txt, Procfile) beside it on the same host:
+ * collectstatic as the build, migrate from the Procfile, static files from the
+ * proxy, ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS from the stack's hostnames.
+ * Then examples/node-todo (Express, package-lock.json, node-pg-migrate, a
+ * build step): npm ci once per lock file, reused by the next release.
+ */
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type * as auto from "@pulumi/pulumi/automation";
+import { UV_VERSION } from "../../components/release/python";
+import {
+  changedCount,
+  curlHttps,
+  dropPostgres,
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  pulumiCli,
+  ROOT,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
+
+const SANDBOX = { name: "apphost-ap", subnet: "10.86.0" };
+const STACK = "local-ap";
+const APP = "notes";
+const ID = `${APP}-${STACK}`;
+const DB = "notes_local_ap";
+const HOSTNAME = "notes.local.test";
+const SOURCE = path.join(ROOT, "examples", "fastapi-notes");
+const NODE = {
+  stack: "local-nd",
+  id: "todo-local-nd",
+  db: "todo_local_nd",
+  hostname: "todo.local.test",
+  source: path.join(ROOT, "examples", "node-todo"),
+};
+const DJANGO = {
+  stack: "local-dj",
+  id: "polls-local-dj",
+  hostname: "polls.local.test",
+  source: path.join(ROOT, "examples", "django-polls"),
+};
+
+describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postgres in parts (real engine)", function () {
+  let sandbox: Sandbox;
+  let backend: string;
+  let engineOutput = "";
+  const log = (s: string) => {
+    engineOutput += s;
+    process.stdout.write(s);
+  };
+
+  async function stackFor(source: string): Promise<auto.Stack & { configFile: string }> {
+    return localStack(backend, {
+      stackName: STACK,
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: HOSTNAME }] },
+        // No processes, no migrate: the app's Procfile has them.
+        "apphost:app": {
+          name: APP,
+          source,
+          runtime: "python",
+          healthPath: "/api/health",
+          basePort: 8300,
+          env: {
+            POSTGRES_SERVER: "${database.host}",
+            POSTGRES_PORT: "${database.port}",
+            POSTGRES_USER: "${database.user}",
+            POSTGRES_PASSWORD: "${database.password}",
+            POSTGRES_DB: "${database.name}",
+          },
+        },
+        "apphost:database": { kind: "postgres" },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+  }
+  let lastSource = SOURCE;
+  async function up(source: string): Promise<auto.UpResult> {
+    lastSource = source;
+    const stack = await stackFor(source);
+    return stack.up({ onOutput: log, configFile: stack.configFile });
+  }
+  const health = () => http(sandbox, HOSTNAME, "/api/health", "https");
+  const dropDatabase = () => dropPostgres(DB);
+
+  before(function () {
+    sandbox = sandboxUp(SANDBOX);
+    backend = freshBackend();
+    dropDatabase();
+  });
+
+  after(async function () {
+    const stack = await stackFor(lastSource).catch(() => undefined);
+    if (stack) await stack.destroy({ configFile: stack.configFile }).catch(() => undefined);
+    const dj = await djangoStack().catch(() => undefined);
+    if (dj) await dj.destroy({ configFile: dj.configFile }).catch(() => undefined);
+    const nd = await nodeStack(NODE.source).catch(() => undefined);
+    if (nd) await nd.destroy({ configFile: nd.configFile }).catch(() => undefined);
+    dropDatabase();
+  });
+
+  /** The Node example: Postgres through DATABASE_URL, the Procfile's web and release lines, the build's public/. */
+  async function nodeStack(source: string): Promise<auto.Stack & { configFile: string }> {
+    return localStack(backend, {
+      stackName: NODE.stack,
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: NODE.hostname }] },
+        "apphost:app": {
+          name: "todo",
+          source,
+          runtime: "node",
+          healthPath: "/api/health",
+          basePort: 8500,
+          build: "npm run build",
+          staticDir: "public",
+          staticPrefix: "/assets/",
+        },
+        "apphost:database": { kind: "postgres" },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+  }
+
+  /** The Django example as its authors wrote it; the stack adds only what a host needs to know. */
+  async function djangoStack(): Promise<auto.Stack & { configFile: string }> {
+    return localStack(backend, {
+      stackName: DJANGO.stack,
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: DJANGO.hostname }] },
+        "apphost:app": {
+          name: "polls",
+          source: DJANGO.source,
+          runtime: "python",
+          healthPath: "/health/",
+          basePort: 8400,
+          build: "python manage.py collectstatic --noinput",
+          staticDir: "staticfiles",
+          staticPrefix: "/static/",
+          env: { DJANGO_ALLOWED_HOSTS: "${hostnames}", DJANGO_CSRF_TRUSTED_ORIGINS: "${origins}" },
+        },
+        // The Procfile's release line migrates; the revision is the last applied migration.
+        "apphost:database": {
+          kind: "sqlite",
+          revision: "python manage.py showmigrations polls | grep -F '[X]' | tail -n 1",
+        },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+  }
+
+  it("deploys from the app's own directory: uv sync from uv.lock, processes and migration from the Procfile", async function () {
+    const res = await up(SOURCE);
+    assert.equal(res.summary.result, "succeeded");
+    const h = health();
+    assert.equal(h.status, 200, h.body);
+    assert.deepEqual(JSON.parse(h.body), { ok: true, revision: "0001" });
+    const created = curlHttps(sandbox, HOSTNAME, "/api/notes", [
+      "-X",
+      "POST",
+      "-H",
+      "content-type: application/json",
+      "-d",
+      '{"body":"first"}',
+    ]);
+    assert.deepEqual(JSON.parse(created), { id: 1, body: "first" });
+
+    // uv from PyPI at the pinned version, in the host's tool directory; the venv is keyed by lock and Python version.
+    assert.equal(
+      onHost(`/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv --version`)
+        .stdout.trim()
+        .split(" ")
+        .slice(0, 2)
+        .join(" "),
+      `uv ${UV_VERSION}`,
+    );
+    const venv = onHost(`readlink /srv/${ID}/current/.venv`).stdout.trim();
+    assert.match(venv, new RegExp(`^/srv/${ID}/venvs/[0-9a-f]{16}-py3\\.\\d+$`));
+    // Exactly what uv.lock pins: the lock's fastapi version is the one installed.
+    const locked = /name = "fastapi"\nversion = "([^"]+)"/.exec(
+      fs.readFileSync(path.join(SOURCE, "uv.lock"), "utf8"),
+    )?.[1];
+    assert.ok(locked);
+    assert.equal(
+      onHost(`${venv}/bin/python -c 'import fastapi; print(fastapi.__version__)'`).stdout.trim(),
+      locked,
+    );
+    // No dev group (pytest) in the venv.
+    assert.equal(onHost(`${venv}/bin/python -c 'import pytest'`, { allowFailure: true }).code, 1);
+
+    // The Procfile's web line is the web unit; its release line ran as the migration.
+    const unit = onHost(`systemctl cat apphost-${ID}-web@.service`).stdout;
+    assert.match(unit, /uvicorn notes\.main:app --host 127\.0\.0\.1 --port \$\$PORT --proxy-headers/);
+    assert.match(
+      onHost(`cat /srv/${ID}/shared/logs/apphost-migrate-*.log`).stdout,
+      /Running upgrade {2}-> 0001/,
+    );
+
+    // The split settings resolved into the env file only.
+    const env = onHost(`cat /etc/apphost/${ID}.env`).stdout;
+    const password = /^POSTGRES_PASSWORD="([A-Za-z0-9]{32})"$/m.exec(env)?.[1];
+    assert.ok(password, "POSTGRES_PASSWORD is the generated password");
+    assert.match(env, /^POSTGRES_SERVER="127\.0\.0\.1"$/m);
+    assert.match(env, new RegExp(`^POSTGRES_DB="${DB}"$`, "m"));
+    assert.match(env, new RegExp(`^POSTGRES_USER="${DB}"$`, "m"));
+
+    // ${database.password} never in plain text: not in the state, not in the engine's output.
+    const exported = pulumiCli(["stack", "export", "--stack", STACK], { backendUrl: backend });
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.ok(exported.stdout.length > 1000);
+    assert.equal(exported.stdout.includes(password), false, "the password is in the state export");
+    assert.equal(engineOutput.includes(password), false, "the password is in the engine output");
+  });
+
+  it("a second up with nothing changed changes nothing", async function () {
+    const res = await up(SOURCE);
+    assert.equal(res.summary.result, "succeeded");
+    assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+  });
+
+  it("an app needing a newer Python is refused at check, naming the host's version; the previous release keeps serving", async function () {
+    // The same app with requires-python >=3.14 (the sandbox's Debian 12 has 3.11), in a directory of its own.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-py314-"));
+    fs.cpSync(SOURCE, dir, { recursive: true });
+    const toml = path.join(dir, "pyproject.toml");
+    fs.writeFileSync(
+      toml,
+      fs.readFileSync(toml, "utf8").replace('requires-python = ">=3.11"', 'requires-python = ">=3.14"'),
+    );
+    const live = onHost(`readlink /srv/${ID}/current`).stdout.trim();
+    const hostPython = onHost(
+      `python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'`,
+    ).stdout.trim();
+    await assert.rejects(up(dir), (e: Error) => {
+      assert.match(e.message, /phase check failed/);
+      assert.ok(
+        e.message.includes(
+          `the app needs Python >=3.14 (pyproject.toml requires-python) and the host has Python ${hostPython}; ` +
+            "pick an apphost:host.os with a newer Python (ubuntu-24.04 has 3.12), or let uv install a matching Python " +
+            "with apphost:app.python set to managed",
+        ),
+        e.message,
+      );
+      return true;
+    });
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), live);
+    assert.equal(health().status, 200);
+    assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    lastSource = SOURCE;
+  });
+
+  it("Django: collectstatic as the build, migrate from the Procfile, static files from the proxy, hosts from the stack", async function () {
+    const dj = await djangoStack();
+    const res = await dj.up({ onOutput: log, configFile: dj.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    const h = http(sandbox, DJANGO.hostname, "/health/", "https");
+    assert.equal(h.status, 200, h.body);
+    assert.deepEqual(JSON.parse(h.body), { ok: true, polls: ["0001_initial"] });
+    const created = curlHttps(sandbox, DJANGO.hostname, "/polls/", [
+      "-X",
+      "POST",
+      "-d",
+      '{"text":"Which framework?"}',
+    ]);
+    assert.deepEqual(JSON.parse(created), { id: 1, text: "Which framework?" });
+    assert.match(
+      onHost(`cat /srv/${DJANGO.id}/shared/logs/apphost-migrate-*.log`).stdout,
+      /Applying polls\.0001_initial\.\.\. OK/,
+    );
+    // The admin's stylesheet, collected at install, is served by Caddy from the release (DEBUG is off: Django would 404).
+    const css = http(sandbox, DJANGO.hostname, "/static/admin/css/base.css", "https");
+    assert.equal(css.status, 200);
+    assert.match(css.headers["content-type"] ?? "", /^text\/css/);
+    assert.equal(css.headers.server, "Caddy");
+    // ALLOWED_HOSTS is the stack's hostname: another Host is refused by Django itself.
+    const port = onHost(`cat /srv/${DJANGO.id}/active-port`).stdout.trim();
+    assert.equal(
+      onHost(
+        `curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://127.0.0.1:${port}/health/`,
+      ).stdout,
+      "400",
+    );
+    const env = onHost(`cat /etc/apphost/${DJANGO.id}.env`).stdout;
+    assert.match(env, /^DJANGO_ALLOWED_HOSTS="polls\.local\.test"$/m);
+    assert.match(env, /^DJANGO_CSRF_TRUSTED_ORIGINS="https:\/\/polls\.local\.test"$/m);
+    // The release log records the revision command's answer.
+    assert.match(onHost(`cat /srv/${DJANGO.id}/releases.log`).stdout, /\[X\] 0001_initial\tdeployed/);
+    // The notes app beside it still serves.
+    assert.equal(health().status, 200);
+  });
+
+  it("Django: a second up with nothing changed changes nothing", async function () {
+    const dj = await djangoStack();
+    const res = await dj.up({ onOutput: log, configFile: dj.configFile });
+    assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+  });
+
+  it("Node: npm ci, the build, node-pg-migrate from the Procfile; serves its API and its built assets", async function () {
+    dropPostgres(NODE.db);
+    const nd = await nodeStack(NODE.source);
+    const res = await nd.up({ onOutput: log, configFile: nd.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    const h = http(sandbox, NODE.hostname, "/api/health", "https");
+    assert.equal(h.status, 200, h.body);
+    assert.deepEqual(JSON.parse(h.body), { ok: true, migration: "1700000000000_todos" });
+    assert.deepEqual(
+      JSON.parse(
+        curlHttps(sandbox, NODE.hostname, "/api/todos", [
+          "-H",
+          "content-type: application/json",
+          "-d",
+          '{"title":"ship it"}',
+        ]),
+      ),
+      {
+        id: 1,
+        title: "ship it",
+      },
+    );
+    // The build's page and its hashed script, from the proxy.
+    const page = http(sandbox, NODE.hostname, "/assets/index.html", "https");
+    assert.equal(page.status, 200);
+    const script = /src="(\/assets\/app\.[0-9a-f]{8}\.js)"/.exec(page.body)?.[1];
+    assert.ok(script, page.body);
+    assert.equal(http(sandbox, NODE.hostname, script, "https").status, 200);
+    // node_modules is the shared one for this lock file.
+    assert.match(
+      onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim(),
+      new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`),
+    );
+    const again = await nd.up({ onOutput: log, configFile: nd.configFile });
+    assert.equal(
+      changedCount(again.summary.resourceChanges),
+      0,
+      JSON.stringify(again.summary.resourceChanges),
+    );
+  });
+
+  it("Node: a code change reuses node_modules (the lock file did not change)", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-todo-"));
+    fs.cpSync(NODE.source, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
+    const server = path.join(dir, "src", "server.js");
+    fs.writeFileSync(
+      server,
+      fs.readFileSync(server, "utf8").replace("res.json({ ok: true,", "res.json({ ok: true, v: 2,"),
+    );
+    const before = onHost(
+      `readlink /srv/${NODE.id}/current/node_modules; readlink /srv/${NODE.id}/current`,
+    ).stdout.split("\n");
+    const nd = await nodeStack(dir);
+    const res = await nd.up({ onOutput: log, configFile: nd.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    const after = onHost(
+      `readlink /srv/${NODE.id}/current/node_modules; readlink /srv/${NODE.id}/current`,
+    ).stdout.split("\n");
+    assert.notEqual(after[1], before[1], "a new release");
+    assert.equal(after[0], before[0], "the same node_modules");
+    const phases = res.outputs.releasePhases.value as { phase: string; seconds: number }[];
+    const install = phases.find((p) => p.phase === "install")?.seconds ?? NaN;
+    process.stdout.write(`      install phase with node_modules reused: ${install} s\n`);
+    assert.equal(JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body).v, 2);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a uv workspace: the app in backend/, the lock and a shared library above it", async function () {
+    const ws = await localStack(backend, {
+      stackName: "local-ws",
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: "ws.local.test" }] },
+        "apphost:app": {
+          name: "ws",
+          source: path.join(ROOT, "examples", "uv-workspace", "backend"),
+          runtime: "python",
+          healthPath: "/health",
+          basePort: 8700,
+        },
+        "apphost:database": { kind: "none" },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+    try {
+      const res = await ws.up({ onOutput: log, configFile: ws.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      const h = http(sandbox, "ws.local.test", "/health", "https");
+      assert.equal(h.status, 200, h.body);
+      assert.deepEqual(JSON.parse(h.body), { ok: true, greeting: "hello, apphost" });
+      // The library is installed into the venv as a copy, not as a link back into a release.
+      const venv = onHost("readlink /srv/ws-local-ws/current/.venv").stdout.trim();
+      assert.match(
+        onHost(`${venv}/bin/python -c 'import greeting; print(greeting.__file__)'`).stdout.trim(),
+        new RegExp(`^${venv}/lib/python3\\.\\d+/site-packages/greeting/__init__\\.py$`),
+      );
+      const again = await ws.up({ onOutput: log, configFile: ws.configFile });
+      assert.equal(
+        changedCount(again.summary.resourceChanges),
+        0,
+        JSON.stringify(again.summary.resourceChanges),
+      );
+    } finally {
+      await ws.destroy({ configFile: ws.configFile }).catch(() => undefined);
+    }
+  });
+});

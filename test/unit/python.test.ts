@@ -1,0 +1,534 @@
+/**
+ * Python apps as their authors wrote them (components/release/python.ts,
+ * components/config/procfile.ts): detection of the dependency manager, the
+ * Python requirement and its check (run with the real python3 and bash), the
+ * install commands per manager, and the Procfile defaults through the parser.
+ */
+import * as assert from "assert/strict";
+import { execFileSync, spawnSync } from "child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import { chainedParts, parseProcfile } from "../../components/config/procfile";
+import { ConfigError, parseStackConfig, type AppFiles } from "../../components/config/validate";
+import { readAppFiles } from "../../components/config/appfiles";
+import { buildArtifact, requirementsHash } from "../../components/release/artifact";
+import {
+  detectPythonDeps,
+  poetryToPep440,
+  PYTHON_CHOICES,
+  pythonDepsOf,
+  readPythonFacts,
+  pythonInstallCommands,
+  pythonInterpreterCommands,
+  pythonVersionCheck,
+  requiresPythonOf,
+  SPEC_CHECK_PY,
+  tomlString,
+  UV_VERSION,
+  POETRY_VERSION,
+  type PythonDeps,
+} from "../../components/release/python";
+import { baseCtx, baseRaw, withKeys } from "./fixtures";
+
+const UV_PYPROJECT = `[project]
+name = "notes"
+version = "0.1.0"
+requires-python = ">= 3.10, <4"
+dependencies = ["fastapi>=0.110"]
+
+[dependency-groups]
+dev = ["pytest"]
+`;
+
+describe("python: which manager installs the app", () => {
+  it("picks uv.lock, then poetry.lock, then requirements.txt, then pyproject.toml", () => {
+    const all = { "uv.lock": "", "poetry.lock": "", "requirements.txt": "", "pyproject.toml": UV_PYPROJECT };
+    assert.deepEqual(
+      [
+        detectPythonDeps(all).manager,
+        detectPythonDeps({ ...all, "uv.lock": undefined }).manager,
+        detectPythonDeps({ "requirements.txt": "", "pyproject.toml": UV_PYPROJECT }).manager,
+        detectPythonDeps({ "pyproject.toml": UV_PYPROJECT }).manager,
+        detectPythonDeps({}).manager,
+      ],
+      ["uv", "poetry", "pip", "pip-project", "none"],
+    );
+  });
+
+  it("apphost:app.requirements wins over every lock file", () => {
+    assert.deepEqual(detectPythonDeps({ "uv.lock": "", "pyproject.toml": UV_PYPROJECT }, "reqs/prod.txt"), {
+      manager: "pip",
+      manifest: "reqs/prod.txt",
+      requiresPython: ">=3.10,<4",
+      requiresPythonFrom: "pyproject.toml requires-python",
+    });
+  });
+
+  it("refuses pdm.lock and Pipfile.lock with the export command", () => {
+    assert.throws(
+      () => detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT }),
+      /pdm\.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements\.txt`, then set apphost:app\.requirements to requirements\.txt/,
+    );
+    assert.throws(
+      () => detectPythonDeps({ "Pipfile.lock": "{}" }),
+      /`pipenv requirements > requirements\.txt`/,
+    );
+  });
+
+  it("a config read without the app directory installs with pip from requirements.txt, as before", () => {
+    assert.deepEqual(pythonDepsOf({}), {
+      manager: "pip",
+      manifest: "requirements.txt",
+      requiresPython: "",
+      requiresPythonFrom: "",
+    });
+  });
+
+  it("keys the venv by manager and lock content; pip keeps its old key", () => {
+    const dir = mkdtempSync(join(tmpdir(), "apphost-py-"));
+    try {
+      writeFileSync(join(dir, "uv.lock"), "version = 1\n");
+      writeFileSync(join(dir, "requirements.txt"), "flask\n");
+      const uv = detectPythonDeps({ "uv.lock": "" });
+      const a = requirementsHash(dir, { runtime: "python", pythonDeps: uv });
+      writeFileSync(join(dir, "uv.lock"), "version = 1\n# changed\n");
+      const b = requirementsHash(dir, { runtime: "python", pythonDeps: uv });
+      assert.notEqual(a, b);
+      assert.equal(
+        requirementsHash(dir, {
+          runtime: "python",
+          pythonDeps: detectPythonDeps({ "requirements.txt": "" }),
+        }),
+        requirementsHash(dir, { runtime: "python", requirements: "requirements.txt" }),
+      );
+      assert.match(
+        requirementsHash(dir, { runtime: "python", pythonDeps: detectPythonDeps({}) }),
+        /^[0-9a-f]{16}$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("python: the version the app needs", () => {
+  it("reads requires-python, Poetry's python and .python-version", () => {
+    assert.deepEqual(requiresPythonOf({ "pyproject.toml": UV_PYPROJECT }), {
+      spec: ">=3.10,<4",
+      from: "pyproject.toml requires-python",
+    });
+    assert.deepEqual(
+      requiresPythonOf({
+        "pyproject.toml":
+          '[tool.poetry]\nname = "x"\n\n[tool.poetry.dependencies]\npython = "^3.11"\nflask = "^3"\n',
+      }),
+      { spec: ">=3.11,<4", from: "pyproject.toml [tool.poetry.dependencies] python" },
+    );
+    assert.deepEqual(requiresPythonOf({ "pyproject.toml": UV_PYPROJECT, ".python-version": "3.12\n" }), {
+      spec: ">=3.10,<4,==3.12.*",
+      from: "pyproject.toml requires-python and .python-version",
+    });
+    assert.deepEqual(requiresPythonOf({ ".python-version": "# pinned\n3.11.7\n" }), {
+      spec: "==3.11.7",
+      from: ".python-version",
+    });
+    assert.deepEqual(requiresPythonOf({ "pyproject.toml": '[project]\nname = "x"\n' }), {
+      spec: "",
+      from: "",
+    });
+  });
+
+  it("reads only the named table's key (not one in another table or an array of tables)", () => {
+    const toml = `[tool.other]\nrequires-python = ">=9"\n[[tool.x]]\nrequires-python = ">=8"\n[ project ]\nrequires-python = '>=3.9'  # ok\n`;
+    assert.equal(tomlString(toml, "project", "requires-python"), ">=3.9");
+    assert.equal(tomlString("[project]\nname = 'x'\n", "project", "requires-python"), undefined);
+  });
+
+  it("translates Poetry constraints into PEP 440 clauses", () => {
+    const rows: [string, string][] = [
+      ["^3.10", ">=3.10,<4"],
+      ["^3.10.2", ">=3.10.2,<4"],
+      ["^0.2.3", ">=0.2.3,<0.3"],
+      ["~3.10", ">=3.10,<3.11"],
+      ["~3.10.4", ">=3.10.4,<3.11"],
+      [">=3.9,<3.13", ">=3.9,<3.13"],
+      [">=3.9 <3.13", ">=3.9,<3.13"],
+      ["3.11.*", "==3.11.*"],
+      ["~3.9 || ^3.11", ">=3.9,<3.10||>=3.11,<4"],
+      ["~=3.10", "~=3.10"],
+    ];
+    assert.deepEqual(
+      rows.map(([c]) => [c, poetryToPep440(c)]),
+      rows,
+    );
+  });
+
+  // The checker runs on the host's python3; here it runs on this machine's, against its real version.
+  const local = execFileSync("python3", ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"], {
+    encoding: "utf8",
+  }).trim();
+  const [maj, min, mic] = local.split(".").map(Number);
+  const check = (spec: string) => spawnSync("python3", ["-c", SPEC_CHECK_PY, spec]).status;
+
+  it(`decides PEP 440 clauses like pip does (against this machine's Python ${local})`, function () {
+    this.timeout(60_000); // one python3 per row
+    const rows: [string, number][] = [
+      [`>=${maj}.${min}`, 0],
+      [`>=${maj}.${min + 1}`, 1],
+      [`<${maj}.${min}`, 1],
+      [`<=${maj}.${min}`, mic === 0 ? 0 : 1],
+      [`>${maj}.${min}`, mic === 0 ? 1 : 0],
+      [`==${maj}.${min}.*`, 0],
+      [`!=${maj}.${min}.*`, 1],
+      [`==${maj}.${min}.${mic}`, 0],
+      [`===${maj}.${min}.${mic}`, 0],
+      [`~=${maj}.${min - 1}`, 0],
+      [`~=${maj}.${min}.${mic + 1}`, 1],
+      [`>=3.14`, maj > 3 || min >= 14 ? 0 : 1],
+      [`>= 3.8, < 4`, 0],
+      [`>=${maj}.${min + 1}||==${maj}.${min}.*`, 0],
+      [`>=${maj}.${min + 1}||<3`, 1],
+      [`bogus`, 2],
+    ];
+    assert.deepEqual(
+      rows.map(([spec]) => [spec, check(spec)]),
+      rows,
+    );
+  });
+
+  it("check refuses the host's Python, naming its version, the requirement and the choices (real bash)", function () {
+    this.timeout(30_000);
+    const deps: PythonDeps = {
+      manager: "uv",
+      manifest: "uv.lock",
+      requiresPython: ">=3.14",
+      requiresPythonFrom: "pyproject.toml requires-python",
+    };
+    const cmds = pythonVersionCheck(deps, "system");
+    // Inside a function, indented, as the release script renders a phase.
+    const script = `die() { echo "$*" >&2; exit 10; }\ncheck() {\n${cmds.map((c) => `    ${c}`).join("\n")}\n}\ncheck\necho ok\n`;
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    if (maj === 3 && min < 14) {
+      assert.equal(r.status, 10);
+      assert.equal(
+        r.stderr.trim(),
+        `the app needs Python >=3.14 (pyproject.toml requires-python) and the host has Python ${local}; ${PYTHON_CHOICES}`,
+      );
+    } else {
+      assert.equal(r.stdout.trim(), "ok");
+    }
+    const ok = spawnSync(
+      "bash",
+      [
+        "-c",
+        `die() { exit 10; }\n${pythonVersionCheck({ ...deps, requiresPython: ">=3.8" }, "system").join("\n")}\necho ok`,
+      ],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(ok.stdout.trim(), "ok");
+    assert.deepEqual(pythonVersionCheck(deps, "managed"), [], "uv provides the Python at install");
+    assert.deepEqual(pythonVersionCheck({ ...deps, requiresPython: "" }, "system"), []);
+  });
+});
+
+describe("python: install commands per manager", () => {
+  const cache = "/srv/shop-prod/cache";
+  const deps = (manager: PythonDeps["manager"], manifest: string): PythonDeps => ({
+    manager,
+    manifest,
+    requiresPython: ">=3.10",
+    requiresPythonFrom: "pyproject.toml requires-python",
+  });
+  const uvInstall =
+    `if [ ! -x /var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv ]; then note "install: uv ${UV_VERSION} from PyPI into /var/lib/apphost/tools/uv-${UV_VERSION}"; ` +
+    `install -d -m 0755 /var/lib/apphost/tools; rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; ` +
+    `if python3 -m venv /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$ && ` +
+    `PIP_CACHE_DIR=/srv/shop-prod/cache/pip-tools /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet uv==${UV_VERSION}; ` +
+    `then mv -T /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$ /var/lib/apphost/tools/uv-${UV_VERSION} 2>/dev/null || rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; ` +
+    `else rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; die "could not install uv ${UV_VERSION} from PyPI"; fi; fi`;
+
+  it("uv: the pinned uv, then a frozen sync without dev dependencies or the project itself", () => {
+    const uv = `/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv`;
+    const env = `UV_CACHE_DIR=${cache}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 UV_NATIVE_TLS=1 UV_PROJECT_ENVIRONMENT=$VENV`;
+    assert.deepEqual(pythonInstallCommands(deps("uv", "uv.lock"), cache), [
+      uvInstall,
+      `as_app "$NEW_DIR" "${env} ${uv} venv --allow-existing --python \\"$PYTHON\\" $VENV"`,
+      `as_app "$NEW_DIR" "${env} ${uv} sync --frozen --no-dev --no-install-project --python \\"$PYTHON\\""`,
+    ]);
+  });
+
+  it("poetry: the pinned Poetry installing the main group into the venv", () => {
+    const cmds = pythonInstallCommands(deps("poetry", "poetry.lock"), cache);
+    assert.equal(cmds.length, 3);
+    assert.match(
+      cmds[0],
+      new RegExp(`pip install --disable-pip-version-check --no-input --quiet poetry==${POETRY_VERSION}`),
+    );
+    assert.deepEqual(cmds.slice(1), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+      `as_app "$NEW_DIR" "POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH /var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/poetry install --only main --no-root --no-interaction --no-ansi"`,
+    ]);
+  });
+
+  it("pip-project and none", () => {
+    assert.deepEqual(pythonInstallCommands(deps("pip-project", "pyproject.toml"), cache), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+      `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
+    ]);
+    assert.equal(pythonInstallCommands(deps("none", ""), cache).length, 2);
+  });
+
+  it("managed Python: uv finds or installs one matching the requirement, downloads only here", () => {
+    const uv = `/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv`;
+    const env = `UV_PYTHON_INSTALL_DIR=/var/lib/apphost/tools/python UV_CACHE_DIR=${cache}/uv-python UV_NATIVE_TLS=1`;
+    assert.deepEqual(pythonInterpreterCommands(deps("uv", "uv.lock"), "managed", cache), [
+      uvInstall,
+      `PYTHON=$(${env} ${uv} python find --managed-python '>=3.10' 2>/dev/null) || { note "install: uv installs a Python for >=3.10"; ${env} ${uv} python install '>=3.10' >&2 && PYTHON=$(${env} ${uv} python find --managed-python '>=3.10'); } || die 'uv could not provide a Python for >=3.10 (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system'`,
+      `PY_MM=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+    ]);
+    assert.deepEqual(pythonInterpreterCommands(deps("uv", "uv.lock"), "system", cache), [
+      "PYTHON=python3",
+      `PY_MM=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+    ]);
+  });
+
+  it("the install commands pass shellcheck as one script", function () {
+    const which = spawnSync("sh", ["-c", "command -v shellcheck"]);
+    if (which.status !== 0) throw new Error("shellcheck is not installed: run bash scripts/install-prereqs");
+    const all = (["uv", "poetry", "pip", "pip-project", "none"] as const).flatMap((m) => [
+      ...pythonInterpreterCommands(deps(m, "x"), "managed", cache),
+      ...pythonInstallCommands(deps(m, m === "pip" ? "requirements.txt" : "x"), cache),
+      ...pythonVersionCheck(deps(m, "x"), "system"),
+    ]);
+    const script = `#!/bin/bash\nnote() { :; }\ndie() { exit 1; }\nas_app() { :; }\nNEW_DIR=/x\nVENV=/v\n${all.join("\n")}\necho "$PYTHON $PY_MM $PY_VERSION"\n`;
+    const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: script, encoding: "utf8" });
+    assert.equal(r.stdout + r.stderr, "");
+    assert.equal(r.status, 0);
+  });
+});
+
+describe("Procfile", () => {
+  it("parses name: command lines, skipping comments and blanks, and reports bad lines", () => {
+    assert.deepEqual(
+      parseProcfile(
+        "# app\nweb: gunicorn app:app --bind 127.0.0.1:$PORT\n\nworker:python w.py\nnonsense\nrelease:\n",
+      ),
+      {
+        entries: [
+          { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", line: 2 },
+          { name: "worker", command: "python w.py", line: 4 },
+        ],
+        bad: [
+          { line: 5, text: "nonsense" },
+          { line: 6, text: "release:" },
+        ],
+      },
+    );
+  });
+
+  it("finds chained commands outside quotes only", () => {
+    assert.deepEqual(chainedParts("flask db upgrade && gunicorn app:app"), [
+      "flask db upgrade",
+      "gunicorn app:app",
+    ]);
+    assert.deepEqual(chainedParts("a; b || c"), ["a", "b", "c"]);
+    assert.equal(chainedParts(`sh -c 'a && b'`), undefined);
+    assert.equal(chainedParts(`gunicorn "app:create_app()" --bind 127.0.0.1:$PORT`), undefined);
+    assert.equal(chainedParts("echo a\\;b"), undefined);
+  });
+
+  const files = (procfile: string, python: AppFiles["python"] = {}): AppFiles => ({
+    dir: "../notes",
+    procfile,
+    python,
+  });
+  const noProcesses = () => withKeys(baseRaw(), { "app.processes": undefined });
+
+  it("gives the processes and the migrate command when the stack sets neither", () => {
+    const c = parseStackConfig(noProcesses(), {
+      ...baseCtx(),
+      appFiles: files(
+        "release: alembic upgrade head\nweb: uvicorn notes.main:app --port $PORT\nworker: python -m notes.worker\n",
+      ),
+    });
+    assert.deepEqual(c.app.processes, [
+      { name: "web", command: "uvicorn notes.main:app --port $PORT", kind: "web" },
+      { name: "worker", command: "python -m notes.worker", kind: "worker" },
+    ]);
+    assert.equal(c.database.migrate, "alembic upgrade head");
+  });
+
+  it("the stack's processes and migrate win over the Procfile", () => {
+    const c = parseStackConfig(withKeys(baseRaw(), { "database.migrate": "make migrate" }), {
+      ...baseCtx(),
+      appFiles: files("release: alembic upgrade head\nweb: other\n"),
+    });
+    assert.equal(c.app.processes[0].command, "gunicorn app:app --bind 127.0.0.1:$PORT");
+    assert.equal(c.database.migrate, "make migrate");
+  });
+
+  it("refuses a chained web line with the split to make, and every other problem with it", () => {
+    try {
+      parseStackConfig(noProcesses(), {
+        ...baseCtx(),
+        appFiles: files("web: flask db upgrade && gunicorn app:app\nbad line\nbackup: x\n", {
+          "pdm.lock": "",
+        }),
+      });
+      assert.fail("no error");
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(
+        e.issues.map((i) => `${i.path}: ${i.message}`),
+        [
+          'apphost:app.processes (from ../notes/Procfile): line 2 "bad line" is not "name: command"; fix the line, or set apphost:app.processes in the stack',
+          'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade"',
+          "apphost:app.requirements: ../notes: the app installs with pdm.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements.txt`, then set apphost:app.requirements to requirements.txt",
+        ],
+      );
+    }
+  });
+
+  it("checks Procfile names like the stack's (reserved names, one web)", () => {
+    assert.throws(
+      () => parseStackConfig(noProcesses(), { ...baseCtx(), appFiles: files("worker: python w.py\n") }),
+      /apphost:app\.processes \(from \.\.\/notes\/Procfile\): expected exactly one process of kind "web"/,
+    );
+    assert.throws(
+      () => parseStackConfig(noProcesses(), { ...baseCtx(), appFiles: files("web: x\nbackup: y\n") }),
+      /apphost:app\.processes \(from \.\.\/notes\/Procfile\)\.backup: "backup" is taken/,
+    );
+  });
+
+  it("readAppFiles reads the Procfile and the Python files of apphost:app.source", () => {
+    const dir = mkdtempSync(join(tmpdir(), "apphost-app-"));
+    try {
+      writeFileSync(join(dir, "Procfile"), "web: x\n");
+      writeFileSync(join(dir, "uv.lock"), "lock\n");
+      const f = readAppFiles({ source: "." }, dir);
+      assert.deepEqual(f, { dir: ".", procfile: "web: x\n", python: { "uv.lock": "lock\n" } });
+      assert.equal(readAppFiles({ source: "missing" }, dir), undefined);
+      assert.equal(readAppFiles(undefined, dir), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("apphost:app.env references", () => {
+  it("accepts the known names, and lists every unknown one or one the database lacks", () => {
+    const ok = parseStackConfig(
+      withKeys(baseRaw(), {
+        "database.kind": "postgres",
+        "app.env.POSTGRES_PASSWORD": "${database.password}",
+        "app.env.KEY": "${secretKey}",
+        "app.env.LIT": "$${NOT_A_REF}",
+      }),
+      baseCtx(),
+    );
+    assert.equal(
+      ok.app.env.POSTGRES_PASSWORD,
+      "${database.password}",
+      "kept as written; resolved into the env file only",
+    );
+    try {
+      parseStackConfig(
+        withKeys(baseRaw(), {
+          "app.env.A": "${database.user}",
+          "app.env.B": "x${secretkey}y${database.port}",
+        }),
+        baseCtx(),
+      );
+      assert.fail("no error");
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(
+        e.issues.map((i) => `${i.path}: ${i.message}`),
+        [
+          "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) is set",
+          "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, or write $${ for a literal ${",
+          "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) is set",
+        ],
+      );
+    }
+  });
+});
+
+describe("python: a uv workspace above the app (examples/uv-workspace)", () => {
+  const backend = join(__dirname, "..", "..", "examples", "uv-workspace", "backend");
+
+  it("is found upwards, as uv finds it, with the lock file and the app's package name", () => {
+    const facts = readPythonFacts(backend);
+    assert.deepEqual(facts.workspace, { root: "..", member: "backend", package: "backend" });
+    const deps = detectPythonDeps(facts);
+    assert.equal(deps.manager, "uv");
+    assert.equal(deps.manifest, ".apphost-workspace/uv.lock");
+    assert.equal(deps.requiresPython, ">=3.10");
+  });
+
+  it("the release carries the lock, the members' pyproject.toml and the other members' code, not the app twice", () => {
+    const deps = detectPythonDeps(readPythonFacts(backend));
+    const a = buildArtifact(backend, {
+      runtime: "python",
+      pythonDeps: deps,
+      excludes: [".venv", "__pycache__"],
+    });
+    const ws = a.entries
+      .filter((e) => e.path.startsWith(".apphost-workspace"))
+      .map((e) => `${e.type} ${e.path}`);
+    assert.deepEqual(ws, [
+      "dir .apphost-workspace",
+      "file .apphost-workspace/pyproject.toml",
+      "file .apphost-workspace/uv.lock",
+      "dir .apphost-workspace/backend",
+      "file .apphost-workspace/backend/pyproject.toml",
+      "dir .apphost-workspace/libs",
+      "dir .apphost-workspace/libs/greeting",
+      "file .apphost-workspace/libs/greeting/pyproject.toml",
+      "dir .apphost-workspace/libs/greeting/src",
+      "dir .apphost-workspace/libs/greeting/src/greeting",
+      "file .apphost-workspace/libs/greeting/src/greeting/__init__.py",
+    ]);
+    assert.ok(a.entries.some((e) => e.path === "app/main.py"));
+    // The tar holds the workspace files' bytes.
+    const dir = mkdtempSync(join(tmpdir(), "apphost-ws-"));
+    try {
+      writeFileSync(join(dir, "a.tgz"), a.tarGz);
+      execFileSync("tar", ["-xzf", "a.tgz"], { cwd: dir });
+      assert.equal(
+        execFileSync(
+          "cat",
+          [join(dir, ".apphost-workspace", "libs", "greeting", "src", "greeting", "__init__.py")],
+          {
+            encoding: "utf8",
+          },
+        ),
+        'def hello(name: str) -> str:\n    return f"hello, {name}"\n',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("installs from the member's copy: that package, the other members as copies", () => {
+    const deps = detectPythonDeps(readPythonFacts(backend));
+    const cmds = pythonInstallCommands(deps, "/srv/x/cache");
+    assert.match(cmds[1], /^as_app "\$NEW_DIR\/\.apphost-workspace\/backend" ".* venv --allow-existing/);
+    assert.match(
+      cmds[2],
+      /^as_app "\$NEW_DIR\/\.apphost-workspace\/backend" ".* sync --frozen --no-dev --no-install-project --no-editable --package backend --python/,
+    );
+  });
+
+  it("the venv key follows the lock and the other members' code", () => {
+    const deps = detectPythonDeps(readPythonFacts(backend));
+    const a = buildArtifact(backend, { runtime: "python", pythonDeps: deps, excludes: [] });
+    const same = buildArtifact(backend, { runtime: "python", pythonDeps: deps, excludes: [] });
+    assert.equal(a.requirementsHash, same.requirementsHash);
+    const other = requirementsHash(backend, { runtime: "python", pythonDeps: deps }, []);
+    assert.notEqual(a.requirementsHash, other);
+  });
+});
