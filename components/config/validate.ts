@@ -8,7 +8,8 @@
  * on the stack (`apphost:dns.zone`, `apphost:dns.hostnames[1].name`), says what
  * was expected and what to do, in the spirit of Kamal's config validation.
  */
-import { createPublicKey } from "crypto";
+import { isIPv4 } from "node:net";
+import * as sshpk from "sshpk";
 import * as D from "./defaults";
 import { isUrlPath } from "../shell";
 import { upstreamPort } from "../paths";
@@ -416,8 +417,7 @@ export function isDnsName(name: string): boolean {
 }
 
 export function isIpv4(value: string): boolean {
-  const octet = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
-  return new RegExp(`^${octet}(\\.${octet}){3}$`).test(value);
+  return isIPv4(value);
 }
 
 /** `a.b.c.d/n` with the host bits zero (AWS stores the network address; anything else diffs forever). */
@@ -442,24 +442,25 @@ export function ipv4CidrProblem(cidr: string): string | undefined {
  */
 export function inspectPrivateKey(text: string): PrivateKeyInfo {
   const trimmed = text.trim();
-  const openssh =
-    /^-----BEGIN OPENSSH PRIVATE KEY-----\s+([A-Za-z0-9+/=\s]+?)\s*-----END OPENSSH PRIVATE KEY-----$/.exec(
-      trimmed,
-    );
-  if (openssh) {
-    return inspectOpenSshKey(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"));
+  const format = /^-----BEGIN OPENSSH PRIVATE KEY-----/.test(trimmed)
+    ? "openssh"
+    : /^-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(trimmed)
+      ? "pem"
+      : undefined;
+  if (format === undefined) return { format: "unknown", encrypted: false };
+  if (
+    format === "pem" &&
+    (/^-----BEGIN ENCRYPTED/.test(trimmed) || /Proc-Type:\s*4,ENCRYPTED/.test(trimmed))
+  ) {
+    return { format, encrypted: true };
   }
-  if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(trimmed) || /Proc-Type:\s*4,ENCRYPTED/.test(trimmed)) {
-    return { format: "pem", encrypted: true };
+  try {
+    const key = sshpk.parsePrivateKey(trimmed, format === "openssh" ? "ssh" : "pem");
+    return { format, encrypted: false, publicKey: keyIdentity(key.toPublic().toString("ssh")) };
+  } catch (e) {
+    if (e instanceof sshpk.KeyEncryptedError) return { format, encrypted: true };
+    return { format: "unknown", encrypted: false };
   }
-  if (/^-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(trimmed)) {
-    try {
-      return { format: "pem", encrypted: false, publicKey: opensshPublicKey(trimmed) };
-    } catch {
-      return { format: "unknown", encrypted: false };
-    }
-  }
-  return { format: "unknown", encrypted: false };
 }
 
 // ---------------------------------------------------------------------------
@@ -750,14 +751,15 @@ const HOST_KEY_TYPES = [
   "ssh-rsa",
 ];
 
-/** `type base64 [comment]` where the base64 blob really starts with `type`. */
+/** `type base64 [comment]` where the blob parses as a key of that same `type`. */
 function isOpenSshPublicKey(line: string, types: readonly string[]): boolean {
-  const m = /^(\S+) (AAAA[A-Za-z0-9+/]+={0,2})(?: .*)?$/.exec(line.trim());
-  if (!m || !types.includes(m[1])) return false;
-  const blob = Buffer.from(m[2], "base64");
-  if (blob.length < 4) return false;
-  const len = blob.readUInt32BE(0);
-  return blob.subarray(4, 4 + len).toString("latin1") === m[1];
+  const type = line.trim().split(/\s+/)[0];
+  if (!types.includes(type)) return false;
+  try {
+    return sshpk.parseKey(line.trim(), "ssh").toString("ssh").split(" ")[0] === type;
+  } catch {
+    return false;
+  }
 }
 
 /** `type base64`, without the comment, for comparing keys. */
@@ -2414,77 +2416,4 @@ function checkAlb(
       `"instance-connect" creates one endpoint per instance, and a VPC holds one; with apphost:host.count ${count} use direct or a jump host`,
     );
   }
-}
-
-function readSshString(buf: Buffer, offset: number): [Buffer, number] {
-  if (offset + 4 > buf.length) throw new Error("truncated");
-  const len = buf.readUInt32BE(offset);
-  if (offset + 4 + len > buf.length) throw new Error("truncated");
-  return [buf.subarray(offset + 4, offset + 4 + len), offset + 4 + len];
-}
-
-/** The `openssh-key-v1` container: cipher, kdf, key count, then the public key in clear. */
-function inspectOpenSshKey(buf: Buffer): PrivateKeyInfo {
-  const magic = Buffer.from("openssh-key-v1\0", "latin1");
-  try {
-    if (!buf.subarray(0, magic.length).equals(magic)) throw new Error("magic");
-    const [cipher, afterCipher] = readSshString(buf, magic.length);
-    let off = afterCipher;
-    [, off] = readSshString(buf, off); // kdf name
-    [, off] = readSshString(buf, off); // kdf options
-    off += 4; // number of keys; apphost uses the first
-    const [pub] = readSshString(buf, off);
-    const [type] = readSshString(pub, 0);
-    return {
-      format: "openssh",
-      encrypted: cipher.toString("latin1") !== "none",
-      publicKey: `${type.toString("latin1")} ${pub.toString("base64")}`,
-    };
-  } catch {
-    return { format: "unknown", encrypted: false };
-  }
-}
-
-function sshString(data: Buffer | string): Buffer {
-  const body = typeof data === "string" ? Buffer.from(data, "latin1") : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
-}
-
-/** SSH mpint: big-endian, minimal, with a zero byte when the top bit is set. */
-function sshMpint(b64url: string): Buffer {
-  let bytes = Buffer.from(b64url, "base64url");
-  while (bytes.length > 1 && bytes[0] === 0) bytes = bytes.subarray(1);
-  if (bytes[0] & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
-  return sshString(bytes);
-}
-
-/** The OpenSSH public key line of an unencrypted PEM private key (RSA, EC P-256/384/521, Ed25519). */
-function opensshPublicKey(pem: string): string {
-  const jwk = createPublicKey({ key: pem, format: "pem" }).export({ format: "jwk" }) as Record<
-    string,
-    string
-  >;
-  let type: string;
-  let blob: Buffer;
-  if (jwk.kty === "RSA") {
-    type = "ssh-rsa";
-    blob = Buffer.concat([sshString(type), sshMpint(jwk.e), sshMpint(jwk.n)]);
-  } else if (jwk.kty === "OKP" && jwk.crv === "Ed25519") {
-    type = "ssh-ed25519";
-    blob = Buffer.concat([sshString(type), sshString(Buffer.from(jwk.x, "base64url"))]);
-  } else if (jwk.kty === "EC" && ["P-256", "P-384", "P-521"].includes(jwk.crv)) {
-    const curve = `nistp${jwk.crv.slice(2)}`;
-    type = `ecdsa-sha2-${curve}`;
-    const point = Buffer.concat([
-      Buffer.from([4]),
-      Buffer.from(jwk.x, "base64url"),
-      Buffer.from(jwk.y, "base64url"),
-    ]);
-    blob = Buffer.concat([sshString(type), sshString(curve), sshString(point)]);
-  } else {
-    throw new Error(`unsupported key type ${jwk.kty}`);
-  }
-  return `${type} ${blob.toString("base64")}`;
 }

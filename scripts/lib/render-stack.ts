@@ -9,14 +9,13 @@
  * sets the process-global mocks and config, so it runs once per process: the
  * command (scripts/render.ts) is that process.
  */
-import { generateKeyPairSync } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { openSshPrivateKey } from "./openssh-key";
+import * as sshpk from "sshpk";
 
 /** Exit status when the stack's configuration is invalid (apphost's ConfigError). */
 export const EXIT_CONFIG = 1;
@@ -192,14 +191,15 @@ function isSecure(v: unknown): v is { secure: string } {
  * anything: project defaults for unset keys, every `secure:` value a
  * placeholder (`<secret:NAME>` for `apphost:secretEnv.NAME`, else
  * `<secret:ns:key.path>`), and the deploy key (`apphost:sshPrivateKey`, or
- * the file `apphost:sshPrivateKeyFile` names) replaced by `deployKey`, which
- * gets the configured `apphost:host.sshPublicKey` (see throwawayDeployKey).
+ * the file `apphost:sshPrivateKeyFile` names) replaced by a throwaway key, and
+ * a valid `apphost:host.sshPublicKey` by that key's public line (see
+ * throwawayDeployKey).
  * A stack that sets no key keeps none, so the program reports it missing.
  */
 export function runtimeConfig(
   stackConfig: Record<string, unknown>,
   project: { name: string; defaults: Record<string, unknown> },
-  deployKey: (sshPublicKey: string | undefined) => string,
+  deployKey: () => ThrowawayKey,
 ): RuntimeConfig {
   const ns = project.name;
   const placeholders: string[] = [];
@@ -232,9 +232,12 @@ export function runtimeConfig(
   const fileKey = `${ns}:sshPrivateKeyFile`;
   const isSet = (v: unknown) => v !== undefined && v !== null && v !== "";
   if (isSet(values[keyKey]) || isSet(values[fileKey])) {
+    const key = deployKey();
     const host = values[`${ns}:host`];
-    const publicKey = isObject(host) && typeof host.sshPublicKey === "string" ? host.sshPublicKey : undefined;
-    values[keyKey] = deployKey(publicKey);
+    if (isObject(host) && typeof host.sshPublicKey === "string" && isPublicKeyLine(host.sshPublicKey)) {
+      values[`${ns}:host`] = { ...host, sshPublicKey: key.publicKey };
+    }
+    values[keyKey] = key.privateKey;
     values[fileKey] = "";
     secretKeys.add(keyKey);
   }
@@ -249,32 +252,37 @@ export function runtimeConfig(
 
 // ------------------------------------------------------------------ the throwaway key
 
-/** The key blob of an OpenSSH public key line, when it is one (its type inside matches the line's). */
-function publicKeyBlob(line: string | undefined): Buffer | undefined {
-  const m = /^\s*(\S+)\s+([A-Za-z0-9+/]+={0,2})(\s|$)/.exec(line ?? "");
-  if (!m) return undefined;
-  const blob = Buffer.from(m[2], "base64");
-  if (blob.length < 4) return undefined;
-  const len = blob.readUInt32BE(0);
-  return len <= blob.length - 4 && blob.subarray(4, 4 + len).toString("latin1") === m[1] ? blob : undefined;
+/** An OpenSSH public key line whose blob parses (an invalid one is left for the program to report). */
+function isPublicKeyLine(line: string): boolean {
+  try {
+    sshpk.parseKey(line, "ssh");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface ThrowawayKey {
+  /** The key file, OpenSSH's container, unencrypted. */
+  privateKey: string;
+  /** Its public line (`ssh-ed25519 AAAA... apphost-render-throwaway`). */
+  publicKey: string;
 }
 
 /**
- * A throwaway Ed25519 key in OpenSSH's container, generated in memory for one
- * run and never written anywhere. It stands in for the stack's deploy key,
- * which is encrypted (`secure:`) or a file that may not exist here.
+ * A throwaway Ed25519 key, generated in memory for one run and never written
+ * anywhere. It stands in for the stack's deploy key, which is encrypted
+ * (`secure:`) or a file that may not exist here.
  *
  * apphost checks that an ec2 stack's `apphost:host.sshPublicKey` is the
- * public half of its deploy key. The real key cannot be read here, so that
- * check cannot be made: given the configured public key, the container names
- * it as its public half (the part apphost's check reads) while the private
- * part stays the throwaway's. Nothing connects with the key under mocks.
+ * public half of its deploy key; the real key cannot be read here, so the
+ * configured public key is replaced by the throwaway's (it lands in no host
+ * file). Nothing connects with the key under mocks.
  */
-export function throwawayDeployKey(sshPublicKey?: string): string {
-  return openSshPrivateKey(generateKeyPairSync("ed25519").privateKey, {
-    comment: "apphost-render-throwaway",
-    publicBlob: publicKeyBlob(sshPublicKey),
-  }).pem;
+export function throwawayDeployKey(): ThrowawayKey {
+  const key = sshpk.generatePrivateKey("ed25519");
+  key.comment = "apphost-render-throwaway";
+  return { privateKey: key.toString("ssh"), publicKey: key.toPublic().toString("ssh") };
 }
 
 // ------------------------------------------------------------------ mocks
@@ -559,7 +567,11 @@ export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
   const stackConfig = readStackFile(stackFile);
   const project = readProject(opts.root);
   let deployKey: string | undefined;
-  const runtime = runtimeConfig(stackConfig, project, (pub) => (deployKey = throwawayDeployKey(pub)));
+  const runtime = runtimeConfig(stackConfig, project, () => {
+    const key = throwawayDeployKey();
+    deployKey = key.privateKey;
+    return key;
+  });
 
   const records: Registered[] = [];
   const region = runtime.config["aws:region"];

@@ -3,11 +3,12 @@
  * config.test.ts and cloud.test.ts. Keys are built from Node's generator (or
  * a fixed test seed); no key file is checked in.
  */
-import { createPrivateKey, generateKeyPairSync } from "crypto";
+import { execFileSync } from "child_process";
+import { createPrivateKey } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { openSshPrivateKey } from "../../scripts/lib/openssh-key";
+import * as sshpk from "sshpk";
 import { inspectPrivateKey, parseStackConfig, type ParseContext } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 
@@ -16,28 +17,34 @@ const PKCS8_ED25519_PREFIX = "302e020100300506032b657004220420";
 
 /**
  * An Ed25519 key in OpenSSH's own container (what `ssh-keygen -t ed25519`
- * writes), built from Node's key generator. `cipher` other than "none" makes
- * a key that claims to be passphrase-protected.
+ * writes) and its public line. A fixed seed gives a fixed key, so messages
+ * that quote the public half can be asserted exactly.
  */
-export function openSshKeyPair(
-  cipher = "none",
-  comment = "apphost-test",
-  seedHex?: string,
-): { privateKey: string; publicKey: string } {
-  // A fixed seed gives a fixed key, so messages that quote the public half can be asserted exactly.
-  const privateKey = seedHex
-    ? createPrivateKey({
-        key: Buffer.from(PKCS8_ED25519_PREFIX + seedHex, "hex"),
-        format: "der",
-        type: "pkcs8",
-      })
-    : generateKeyPairSync("ed25519").privateKey;
-  const { pem, publicBlob } = openSshPrivateKey(privateKey, { comment, cipher });
-  return { privateKey: pem, publicKey: `ssh-ed25519 ${publicBlob.toString("base64")} ${comment}` };
+export function openSshKeyPair(comment: string, seedHex: string): { privateKey: string; publicKey: string } {
+  const pkcs8 = createPrivateKey({
+    key: Buffer.from(PKCS8_ED25519_PREFIX + seedHex, "hex"),
+    format: "der",
+    type: "pkcs8",
+  }).export({ type: "pkcs8", format: "pem" });
+  const key = sshpk.parsePrivateKey(pkcs8, "pkcs8");
+  key.comment = comment;
+  return { privateKey: key.toString("ssh"), publicKey: key.toPublic().toString("ssh") };
+}
+
+/** An ed25519 key file protected by a passphrase, as `ssh-keygen -N <passphrase>` writes it. */
+export function lockedOpenSshKey(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-locked-key-"));
+  try {
+    const file = path.join(dir, "key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-C", "locked", "-f", file]);
+    return fs.readFileSync(file, "utf8");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The deploy key of the base config: a fixed test seed, never used outside tests. */
-export const DEPLOY_KEY = openSshKeyPair("none", "apphost-test", "00".repeat(31) + "01");
+export const DEPLOY_KEY = openSshKeyPair("apphost-test", "00".repeat(31) + "01");
 
 /** A staging stack on EC2 behind Cloudflare with an Origin CA certificate. */
 export function baseRaw(): Record<string, unknown> {
