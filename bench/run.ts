@@ -38,6 +38,7 @@ import {
   sandboxUp,
 } from "../test/e2e/lib";
 import type { Sandbox } from "../test/e2e/lib";
+import { readCommandLine, usageError } from "../scripts/lib/cli";
 import { latencyChart, type Panel } from "./chart";
 import {
   deployCommandTimes,
@@ -72,42 +73,32 @@ interface Args {
   publish: boolean;
 }
 
+const SECTIONS = ["downtime", "noop", "release", "test"];
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
-    quick: false,
-    reps: 5,
-    testReps: -1,
-    only: new Set(["downtime", "noop", "release", "test"]),
-    keepSandbox: false,
-    publish: false,
+  const line = readCommandLine(argv, {
+    values: ["reps", "test-reps", "only"],
+    flags: ["quick", "keep-sandbox", "publish", "no-publish"],
+  });
+  const problems = [...line.problems];
+  const quick = line.flags.has("quick");
+  const count = (name: string, fallback: number): number => {
+    const given = line.values[name];
+    if (given === undefined) return fallback;
+    const n = Number(given);
+    if (!Number.isInteger(n) || n < 1 || n > 20) problems.push(`--${name} takes 1..20, got "${given}"`);
+    return n;
   };
-  let publish: boolean | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const v = argv[i];
-    const next = () => {
-      const n = argv[++i];
-      if (n === undefined) throw new Error(`${v} needs a value`);
-      return n;
-    };
-    if (v === "--quick") a.quick = true;
-    else if (v === "--reps") a.reps = Number(next());
-    else if (v === "--test-reps") a.testReps = Number(next());
-    else if (v === "--only") a.only = new Set(next().split(","));
-    else if (v === "--keep-sandbox") a.keepSandbox = true;
-    else if (v === "--publish") publish = true;
-    else if (v === "--no-publish") publish = false;
-    else throw new Error(`unknown option ${v}; see the header of bench/run.ts`);
-  }
-  if (a.quick) a.reps = 1;
-  if (a.testReps < 0) a.testReps = a.reps;
-  for (const n of [a.reps, a.testReps]) {
-    if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error("--reps and --test-reps take 1..20");
-  }
-  for (const s of a.only) {
-    if (!["downtime", "noop", "release", "test"].includes(s)) throw new Error(`--only: unknown section ${s}`);
-  }
-  a.publish = publish ?? !a.quick;
-  return a;
+  const reps = quick ? 1 : count("reps", 5);
+  const testReps = count("test-reps", reps);
+  const only = new Set(line.values.only?.split(",") ?? SECTIONS);
+  for (const s of only) if (!SECTIONS.includes(s)) problems.push(`--only: unknown section "${s}"`);
+  if (line.flags.has("publish") && line.flags.has("no-publish"))
+    problems.push("--publish and --no-publish both given");
+  if (problems.length > 0)
+    throw usageError("npm run bench -- [options]; see the header of bench/run.ts", problems);
+  const publish = line.flags.has("publish") || (!line.flags.has("no-publish") && !quick);
+  return { quick, reps, testReps, only, keepSandbox: line.flags.has("keep-sandbox"), publish };
 }
 
 const started = Date.now();

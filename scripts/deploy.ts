@@ -6,6 +6,7 @@
  * --preview-only (refresh), --yes is implied (the Automation API never prompts).
  */
 import { openStack } from "./lib/automation";
+import { readCommandLine, usageError } from "./lib/cli";
 
 interface Cli {
   verb: string;
@@ -14,26 +15,26 @@ interface Cli {
 }
 
 const VERBS = ["up", "preview", "refresh", "destroy", "outputs"];
-const FLAGS = ["--refresh", "--diff", "--expect-no-changes", "--preview-only", "--yes", "--json"];
+const FLAGS = ["refresh", "diff", "expect-no-changes", "preview-only", "yes", "json"];
 
 export function parseCli(argv: string[]): Cli {
-  const errors: string[] = [];
-  const [verb, ...rest] = argv;
-  if (!VERBS.includes(verb ?? ""))
-    errors.push(`the first word must be one of ${VERBS.join(", ")}; got "${verb ?? ""}"`);
-  let stack = "";
-  const flags = new Set<string>();
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === "--stack" || a === "-s") stack = rest[++i] ?? "";
-    else if (a.startsWith("--stack=")) stack = a.slice("--stack=".length);
-    else if (FLAGS.includes(a)) flags.add(a);
-    else errors.push(`unknown argument "${a}" (known: --stack <name>, ${FLAGS.join(", ")})`);
+  const line = readCommandLine(argv, { values: ["stack"], flags: FLAGS, short: { s: "stack" }, words: true });
+  const [verb, ...extra] = line.words;
+  const problems = [...line.problems];
+  if (!VERBS.includes(verb ?? "")) {
+    problems.unshift(`the first word must be one of ${VERBS.join(", ")}; got "${verb ?? ""}"`);
   }
-  if (!stack) errors.push("--stack <name> is required (local, staging or prod)");
-  if (errors.length)
-    throw new Error(`usage: npm run deploy -- <verb> --stack <name> [flags]\n  - ${errors.join("\n  - ")}`);
-  return { verb: verb!, stack, flags };
+  if (extra.length > 0) problems.push(`unexpected argument "${extra.join(" ")}"`);
+  if (!line.values.stack && !problems.some((p) => p.startsWith("--stack"))) {
+    problems.push("--stack <name> is required (local, staging or prod)");
+  }
+  if (problems.length > 0) {
+    throw usageError(
+      `npm run deploy -- <${VERBS.join("|")}> --stack <name> [--${FLAGS.join("] [--")}]`,
+      problems,
+    );
+  }
+  return { verb: verb!, stack: line.values.stack, flags: line.flags };
 }
 
 async function main(): Promise<number> {
@@ -41,7 +42,7 @@ async function main(): Promise<number> {
   const stack = await openStack({ stack: cli.stack });
   const onOutput = (s: string) => process.stdout.write(s);
   const common = { onOutput, color: "auto" as const };
-  const f = (name: string) => cli.flags.has(name);
+  const f = (name: string) => cli.flags.has(name.replace(/^--/, ""));
   switch (cli.verb) {
     case "up":
       await stack.up({

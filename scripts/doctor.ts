@@ -28,10 +28,11 @@ import { runRemote, shellQuote } from "../components/remote/ssh";
 import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
-  parseOpsArgs,
+  opsUsageError,
+  readOpsArgs,
+  type OpsCommandLine,
   readStackConfig,
   runCommand,
-  splitCommandLine,
   stackConfigFromMap,
   openedStackConfig,
   type OpenedStack,
@@ -88,20 +89,20 @@ export interface DoctorArgs extends OpsArgs {
   alertTest: boolean;
 }
 
+const DOCTOR_COMMAND_LINE: OpsCommandLine = {
+  options: DOCTOR_OPTIONS,
+  flags: ["alert-test"],
+  usage: "[--alert-test]",
+};
+
 export function parseDoctorArgs(argv: string[]): DoctorArgs {
-  const split = splitCommandLine(argv, ["--alert-test"]);
-  if (split.words.length > 0 || split.command.length > 0) {
-    throw new Error(`doctor: unexpected argument "${[...split.words, ...split.command].join(" ")}"`);
-  }
-  const args = {
-    ...parseOpsArgs("doctor", split.options, DOCTOR_OPTIONS),
-    alertTest: split.flags.has("--alert-test"),
-  };
+  const { args, line, problems } = readOpsArgs(argv, DOCTOR_COMMAND_LINE);
   const age = args.options["backup-max-age"];
   if (age !== undefined && !/^[1-9][0-9]*$/.test(age)) {
-    throw new Error(`--backup-max-age: "${age}" must be a whole number of seconds`);
+    problems.push(`--backup-max-age: "${age}" must be a whole number of seconds`);
   }
-  return args;
+  if (problems.length > 0) throw opsUsageError("doctor", DOCTOR_COMMAND_LINE, problems);
+  return { ...args, alertTest: line.flags.has("alert-test") };
 }
 
 /**

@@ -18,9 +18,10 @@ import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
   openedStackConfig,
-  parseOpsArgs,
+  opsUsageError,
+  readOpsArgs,
+  type OpsCommandLine,
   runCommand,
-  splitCommandLine,
   type OpsArgs,
 } from "./lib/ops";
 
@@ -29,21 +30,21 @@ export interface ExecArgs extends OpsArgs {
   command: string[];
 }
 
+const EXEC_COMMAND_LINE: OpsCommandLine = {
+  flags: ["tty"],
+  short: { t: "tty" },
+  rest: true,
+  usage: "[--tty] -- <command…>",
+};
+
 export function parseExecArgs(argv: string[]): ExecArgs {
-  const split = splitCommandLine(argv, ["--tty", "-t"]);
-  const problems: string[] = [];
-  if (split.words.length > 0)
-    problems.push(`unexpected argument "${split.words.join(" ")}": put the command after --`);
-  if (split.command.length === 0)
+  const { args, line, problems } = readOpsArgs(argv, EXEC_COMMAND_LINE);
+  const command = line.rest ?? [];
+  if (command.length === 0) {
     problems.push("no command: give it after --, e.g. npm run exec -- --stack local -- flask shell");
-  let args: OpsArgs | undefined;
-  try {
-    args = parseOpsArgs("exec", split.options);
-  } catch (e) {
-    problems.unshift((e as Error).message);
   }
-  if (problems.length > 0 || !args) throw new Error(problems.join("\n  - ") + "\n  ([--tty] -- <command…>)");
-  return { ...args, tty: split.flags.has("--tty") || split.flags.has("-t"), command: split.command };
+  if (problems.length > 0) throw opsUsageError("exec", EXEC_COMMAND_LINE, problems);
+  return { ...args, tty: line.flags.has("tty"), command };
 }
 
 async function main(): Promise<number> {

@@ -16,9 +16,10 @@ import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
   openedStackConfig,
-  parseOpsArgs,
+  opsUsageError,
+  readOpsArgs,
+  type OpsCommandLine,
   runCommand,
-  splitCommandLine,
   type OpsArgs,
 } from "./lib/ops";
 
@@ -26,19 +27,17 @@ export interface LogsArgs extends OpsArgs {
   follow: boolean;
 }
 
+const LOGS_COMMAND_LINE: OpsCommandLine = {
+  options: ["process", "since"],
+  flags: ["follow"],
+  short: { f: "follow" },
+  usage: "[-f|--follow]",
+};
+
 export function parseLogsArgs(argv: string[]): LogsArgs {
-  const split = splitCommandLine(argv, ["-f", "--follow"]);
-  const problems: string[] = [];
-  if (split.words.length > 0) problems.push(`unexpected argument "${split.words.join(" ")}"`);
-  if (split.command.length > 0) problems.push(`unexpected "-- ${split.command.join(" ")}"`);
-  let args: OpsArgs | undefined;
-  try {
-    args = parseOpsArgs("logs", split.options, ["process", "since"]);
-  } catch (e) {
-    problems.unshift((e as Error).message);
-  }
-  if (problems.length > 0 || !args) throw new Error(problems.join("\n  - ") + "\n  (and [-f] to follow)");
-  return { ...args, follow: split.flags.has("-f") || split.flags.has("--follow") };
+  const { args, line, problems } = readOpsArgs(argv, LOGS_COMMAND_LINE);
+  if (problems.length > 0) throw opsUsageError("logs", LOGS_COMMAND_LINE, problems);
+  return { ...args, follow: line.flags.has("follow") };
 }
 
 async function main(): Promise<number> {

@@ -17,9 +17,10 @@ import { runRemote } from "../components/remote/ssh";
 import {
   openDeployedStack,
   openedStackConfig,
-  parseOpsArgs,
+  opsUsageError,
+  readOpsArgs,
+  type OpsCommandLine,
   runCommand,
-  splitCommandLine,
   type OpsArgs,
 } from "./lib/ops";
 
@@ -27,20 +28,15 @@ export interface MaintenanceArgs extends OpsArgs {
   action: MaintenanceAction;
 }
 
+const MAINTENANCE_COMMAND_LINE: OpsCommandLine = { words: true, usage: "on|off|status" };
+
 export function parseMaintenanceArgs(argv: string[]): MaintenanceArgs {
-  const split = splitCommandLine(argv, []);
-  const problems: string[] = [];
-  const [action, ...extra] = split.words;
+  const { args, line, problems } = readOpsArgs(argv, MAINTENANCE_COMMAND_LINE);
+  const [action, ...extra] = line.words;
   if (action === undefined) problems.push("on, off or status is required");
   else if (!["on", "off", "status"].includes(action)) problems.push(`"${action}" is not on, off or status`);
   if (extra.length > 0) problems.push(`unexpected argument "${extra.join(" ")}"`);
-  let args: OpsArgs | undefined;
-  try {
-    args = parseOpsArgs("maintenance", split.options);
-  } catch (e) {
-    problems.unshift((e as Error).message);
-  }
-  if (problems.length > 0 || !args) throw new Error(problems.join("\n  - ") + "\n  (on|off|status)");
+  if (problems.length > 0) throw opsUsageError("maintenance", MAINTENANCE_COMMAND_LINE, problems);
   return { ...args, action: action as MaintenanceAction };
 }
 

@@ -25,6 +25,7 @@ import {
 import { hostLayout, type HostLayout } from "../../components/paths";
 import type { SshConnection } from "../../components/remote/connection";
 import { openStack } from "./automation";
+import { readCommandLine, usageError, type CommandLine } from "./cli";
 
 /** Exit status of a command that could not do its check at all. */
 export const EXIT_CANNOT_CHECK = 2;
@@ -37,51 +38,65 @@ export interface OpsArgs {
   options: Record<string, string>;
 }
 
+/** What a day-2 command reads beyond `--stack` and `--config-file`. */
+export interface OpsCommandLine {
+  /** Its own `--name <value>` options. @default none */
+  options?: readonly string[];
+  /** Its options without a value (`--tty`), with one-letter aliases in `short`. @default none */
+  flags?: readonly string[];
+  /** One-letter aliases of `flags`: `{ f: "follow" }` (`-s` is always `--stack`). @default none */
+  short?: Readonly<Record<string, string>>;
+  /** Whether bare words may follow (`on`, `off`). @default false */
+  words?: boolean;
+  /** Whether a command may follow a lone `--`. @default false */
+  rest?: boolean;
+  /** The usage after the options, e.g. `[--tty] -- <command…>`. @default "" */
+  usage?: string;
+}
+
 /**
- * `--stack <name> [--config-file <path>] [--<option> <value>...]`, each also
- * as `--name=value`; `-s` is `--stack`. Throws a usage message listing every
- * problem.
+ * `--stack <name> [--config-file <path>]` and the command's own options, each
+ * also as `--name=value`; `-s` is `--stack`. Returns the arguments, the flags,
+ * words and rest the command allows, and every problem with them (the command
+ * adds its own, then throws `opsUsageError`).
  */
-export function parseOpsArgs(command: string, argv: string[], options: string[] = []): OpsArgs {
-  const known = ["stack", "config-file", ...options];
+export function readOpsArgs(
+  argv: readonly string[],
+  spec: OpsCommandLine = {},
+): { args: OpsArgs; line: CommandLine; problems: string[] } {
+  const line = readCommandLine(argv, {
+    values: ["stack", "config-file", ...(spec.options ?? [])],
+    flags: spec.flags,
+    short: { s: "stack", ...spec.short },
+    words: spec.words,
+    rest: spec.rest,
+  });
+  const problems = [...line.problems];
+  if (!line.values.stack && !problems.some((p) => p.startsWith("--stack"))) {
+    problems.push("--stack <name> is required (local, staging or prod)");
+  }
+  const { stack = "", "config-file": configFile, ...options } = line.values;
+  return { args: { stack, ...(configFile !== undefined ? { configFile } : {}), options }, line, problems };
+}
+
+/** The usage line of a day-2 command and its problems, as one error. */
+export function opsUsageError(command: string, spec: OpsCommandLine, problems: readonly string[]): Error {
   const usage =
-    `usage: npm run ${command} -- --stack <name> [--config-file <path>]` +
-    options.map((o) => ` [--${o} <value>]`).join("");
-  const values: Record<string, string> = {};
-  const errors: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    let name: string;
-    let value: string | undefined;
-    if (arg === "-s") {
-      name = "stack";
-      value = argv[++i];
-    } else if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-      value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    } else {
-      errors.push(`unexpected argument "${arg}"`);
-      continue;
-    }
-    if (!known.includes(name)) {
-      errors.push(`unknown option "--${name}" (known: ${known.map((k) => `--${k}`).join(", ")})`);
-      continue;
-    }
-    if (value === undefined || value === "" || (value.startsWith("-") && !arg.includes("="))) {
-      errors.push(`--${name} needs a value`);
-      if (value?.startsWith("-")) i--; // the next option is not this one's value
-      continue;
-    }
-    if (name in values) errors.push(`--${name} is given twice`);
-    values[name] = value;
-  }
-  if (!values.stack && !errors.some((e) => e.startsWith("--stack"))) {
-    errors.push("--stack <name> is required (local, staging or prod)");
-  }
-  if (errors.length > 0) throw new Error(`${usage}\n  - ${errors.join("\n  - ")}`);
-  const { stack, "config-file": configFile, ...rest } = values;
-  return { stack, ...(configFile !== undefined ? { configFile } : {}), options: rest };
+    `npm run ${command} -- --stack <name> [--config-file <path>]` +
+    (spec.options ?? []).map((o) => ` [--${o} <value>]`).join("") +
+    (spec.usage ? ` ${spec.usage}` : "");
+  return usageError(usage, problems);
+}
+
+/** `readOpsArgs` for a command with options alone; throws every problem with the usage line. */
+export function parseOpsArgs(
+  command: string,
+  argv: readonly string[],
+  options: readonly string[] = [],
+): OpsArgs {
+  const { args, problems } = readOpsArgs(argv, { options });
+  if (problems.length > 0) throw opsUsageError(command, { options }, problems);
+  return args;
 }
 
 /**
@@ -317,32 +332,6 @@ export async function deployedLayout(opened: OpenedStack): Promise<HostLayout> {
         stack: args.stack,
       }).app.name;
   return hostLayout(app, args.stack);
-}
-
-/**
- * Splits a day-2 command line before `parseOpsArgs`: the boolean `flags` it
- * knows (`-f`, `--tty`), the words after a lone `--` (a command to run), and
- * bare words (`on`, `off`), leaving the `--name value` options in `options`.
- */
-export function splitCommandLine(
-  argv: string[],
-  flags: string[],
-): { options: string[]; flags: Set<string>; words: string[]; command: string[] } {
-  const dash = argv.indexOf("--");
-  const head = dash >= 0 ? argv.slice(0, dash) : argv;
-  const command = dash >= 0 ? argv.slice(dash + 1) : [];
-  const options: string[] = [];
-  const set = new Set<string>();
-  const words: string[] = [];
-  for (let i = 0; i < head.length; i++) {
-    const a = head[i];
-    if (flags.includes(a)) set.add(a);
-    else if (a.startsWith("-")) {
-      options.push(a);
-      if (!a.includes("=") && i + 1 < head.length && !head[i + 1].startsWith("-")) options.push(head[++i]);
-    } else words.push(a);
-  }
-  return { options, flags: set, words, command };
 }
 
 /** The typed config of an opened stack (its config file when `--config-file` was given). */

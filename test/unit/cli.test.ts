@@ -1,0 +1,108 @@
+import * as assert from "assert/strict";
+import { readCommandLine } from "../../scripts/lib/cli";
+import { parseCli } from "../../scripts/deploy";
+import { parseExecArgs } from "../../scripts/exec";
+import { parseLogsArgs } from "../../scripts/logs";
+import { parseMaintenanceArgs } from "../../scripts/maintenance";
+import { parseDoctorArgs } from "../../scripts/doctor";
+
+const SPEC = { values: ["stack", "since"], flags: ["follow"], short: { s: "stack", f: "follow" } };
+
+describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
+  it("reads --name value, --name=value, -s value and flags", () => {
+    assert.deepEqual(readCommandLine(["-s", "prod", "--since=1h", "-f"], SPEC), {
+      values: { stack: "prod", since: "1h" },
+      flags: new Set(["follow"]),
+      words: [],
+      problems: [],
+    });
+  });
+
+  it("names every problem in the order given", () => {
+    const line = readCommandLine(
+      ["--stak", "prod", "word", "--since", "--stack", "a", "--stack", "b", "--follow=yes", "--"],
+      SPEC,
+    );
+    assert.deepEqual(line.problems, [
+      'unknown option "--stak" (known: --stack, --since, --follow)',
+      'unexpected argument "word"',
+      "--since needs a value",
+      "--stack is given twice",
+      "--follow takes no value",
+      'unexpected "--"',
+    ]);
+    // The option after a value-less one is read as an option, not as the value.
+    assert.equal(line.values.stack, "b");
+  });
+
+  it("keeps the words after a lone -- as they are, options included, where allowed", () => {
+    const line = readCommandLine(["-s", "a", "--", "ls", "-l", "--stack", "x"], { ...SPEC, rest: true });
+    assert.deepEqual(line.rest, ["ls", "-l", "--stack", "x"]);
+    assert.deepEqual(line.values, { stack: "a" });
+    assert.deepEqual(line.problems, []);
+    assert.equal(readCommandLine(["-s", "a"], { ...SPEC, rest: true }).rest, undefined);
+  });
+
+  it("npm run deploy: the verb first, the engine's flags", () => {
+    assert.deepEqual(parseCli(["up", "--stack", "prod", "--refresh", "--diff"]), {
+      verb: "up",
+      stack: "prod",
+      flags: new Set(["refresh", "diff"]),
+    });
+    assert.throws(
+      () => parseCli(["deploy", "extra", "--refresh", "--fast"]),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          [
+            "usage: npm run deploy -- <up|preview|refresh|destroy|outputs> --stack <name> [--refresh] [--diff] [--expect-no-changes] [--preview-only] [--yes] [--json]",
+            '  - the first word must be one of up, preview, refresh, destroy, outputs; got "deploy"',
+            '  - unknown option "--fast" (known: --stack, --refresh, --diff, --expect-no-changes, --preview-only, --yes, --json)',
+            '  - unexpected argument "extra"',
+            "  - --stack <name> is required (local, staging or prod)",
+          ].join("\n"),
+        );
+        return true;
+      },
+    );
+  });
+
+  it("day-2 commands: their flags, words and command after --, with one usage line", () => {
+    assert.deepEqual(parseExecArgs(["-s", "local", "-t", "--", "flask", "--app", "x", "shell"]), {
+      stack: "local",
+      options: {},
+      tty: true,
+      command: ["flask", "--app", "x", "shell"],
+    });
+    assert.throws(
+      () => parseExecArgs(["--stack", "local", "flask"]),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          [
+            "usage: npm run exec -- --stack <name> [--config-file <path>] [--tty] -- <command…>",
+            '  - unexpected argument "flask"',
+            "  - no command: give it after --, e.g. npm run exec -- --stack local -- flask shell",
+          ].join("\n"),
+        );
+        return true;
+      },
+    );
+    assert.throws(() => parseLogsArgs(["-s", "local", "--", "x"]), /unexpected "-- x"/);
+    assert.throws(
+      () => parseMaintenanceArgs(["--stack", "local", "on", "now"]),
+      /usage: npm run maintenance -- --stack <name> \[--config-file <path>\] on\|off\|status\n {2}- unexpected argument "now"/,
+    );
+    assert.throws(
+      () => parseDoctorArgs(["--alert-test=1", "--backup-max-age", "2h"]),
+      (e: Error) => {
+        assert.deepEqual(e.message.split("\n").slice(1), [
+          "  - --alert-test takes no value",
+          "  - --stack <name> is required (local, staging or prod)",
+          '  - --backup-max-age: "2h" must be a whole number of seconds',
+        ]);
+        return true;
+      },
+    );
+  });
+});
