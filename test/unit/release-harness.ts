@@ -6,6 +6,7 @@
  * instances (a tiny Python HTTP server per port), so publish, the health gate,
  * the switch and the rollback mirror all run for real.
  */
+import assert from "assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -419,4 +420,34 @@ ${opts.failMigration ? 'sys.stderr.write("migration: boom, something went wrong\
 `,
   );
   return dir;
+}
+
+/** apphost:backups.s3 as BackupBucket.target hands it to the script. */
+export const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };
+
+export function requireTool(tool: string, hint: string): void {
+  const r = spawnSync("sh", ["-c", `command -v ${tool}`]);
+  if (r.status !== 0) assert.fail(`${tool} is not installed; it is required by these tests: ${hint}`);
+}
+
+export function sqlite(db: string, sql: string): string {
+  const r = spawnSync("sqlite3", ["-bail", db, sql]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  return r.stdout.toString();
+}
+
+/** Same database pages; only the header counters SQLite bumps on every write may differ. */
+export function assertSameDatabase(actual: string, expected: string): void {
+  const a = fs.readFileSync(actual);
+  const b = fs.readFileSync(expected);
+  assert.equal(a.length, b.length, "database sizes differ");
+  const mask = (buf: Buffer) => {
+    const c = Buffer.from(buf);
+    c.fill(0, 24, 28); // file change counter
+    c.fill(0, 40, 44); // schema cookie
+    c.fill(0, 92, 100); // version-valid-for and SQLite version number
+    return c;
+  };
+  assert.ok(mask(a).equals(mask(b)), "database pages differ");
+  assert.equal(sqlite(actual, ".sha3sum --schema"), sqlite(expected, ".sha3sum --schema"));
 }

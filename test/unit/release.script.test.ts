@@ -1,10 +1,14 @@
 /**
  * apphost-release, rendered and RUN: shellcheck on the production render, then
- * deploys, the health gate, the rollback mirror, rollback on purpose, the lock,
- * backups and keep-N in a temp directory with a fake systemctl that really
- * starts and stops the web instances (see release-harness.ts).
+ * deploys, the health gate, the rollback mirror, rollback on purpose, backups,
+ * restores and the host's directories in a temp directory with a fake
+ * systemctl that really starts and stops the web instances (see
+ * release-harness.ts). The lock, keep-N and detached jobs are in
+ * release.lock.test.ts and release.jobs.test.ts, so that mocha's workers run
+ * them beside this file.
  */
-import { spawn, spawnSync, type ChildProcess } from "child_process";
+
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
@@ -18,37 +22,16 @@ import {
   renderReleaseScript,
 } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
-import { FakeHost, baseInput, mkTemp, untilStderr, writeTestApp } from "./release-harness";
-
-/** apphost:backups.s3 as BackupBucket.target hands it to the script. */
-const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };
-
-function requireTool(tool: string, hint: string): void {
-  const r = spawnSync("sh", ["-c", `command -v ${tool}`]);
-  if (r.status !== 0) assert.fail(`${tool} is not installed; it is required by these tests: ${hint}`);
-}
-
-function sqlite(db: string, sql: string): string {
-  const r = spawnSync("sqlite3", ["-bail", db, sql]);
-  assert.equal(r.status, 0, r.stderr.toString());
-  return r.stdout.toString();
-}
-
-/** Same database pages; only the header counters SQLite bumps on every write may differ. */
-function assertSameDatabase(actual: string, expected: string): void {
-  const a = fs.readFileSync(actual);
-  const b = fs.readFileSync(expected);
-  assert.equal(a.length, b.length, "database sizes differ");
-  const mask = (buf: Buffer) => {
-    const c = Buffer.from(buf);
-    c.fill(0, 24, 28); // file change counter
-    c.fill(0, 40, 44); // schema cookie
-    c.fill(0, 92, 100); // version-valid-for and SQLite version number
-    return c;
-  };
-  assert.ok(mask(a).equals(mask(b)), "database pages differ");
-  assert.equal(sqlite(actual, ".sha3sum --schema"), sqlite(expected, ".sha3sum --schema"));
-}
+import {
+  assertSameDatabase,
+  baseInput,
+  FakeHost,
+  mkTemp,
+  requireTool,
+  S3,
+  sqlite,
+  writeTestApp,
+} from "./release-harness";
 
 describe("release script: static checks", () => {
   it("passes shellcheck -s bash with no findings (production render, variants, standalone backup/restore)", function () {
@@ -434,123 +417,6 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
   });
 });
 
-describe("release script: keep N releases", function () {
-  this.timeout(240000);
-  let host: FakeHost;
-  before(() => {
-    host = new FakeHost({ releases: { keep: 2 } });
-  });
-  after(() => host.cleanup());
-
-  it("keeps the newest N, never current nor previous, and prunes unused venvs", () => {
-    const ids = [1, 2, 3, 4].map((i) => `2025010${i}120000-${String(i).repeat(8)}`);
-    ids.forEach((id, i) => {
-      const app = writeTestApp(path.join(host.tmp, `k${i}`), { version: `k${i}` });
-      // Release 3 and 4 have other requirements: a new venv; the first one becomes unused.
-      if (i >= 2) fs.writeFileSync(path.join(app, "requirements.txt"), "# no packages\n");
-      const r = host.deploy(app, id);
-      assert.equal(r.status, 0, r.stderr);
-    });
-    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), ids.slice(2));
-    assert.equal(fs.readdirSync(host.layout.venvs).length, 1, "the venv only releases 1 and 2 used is gone");
-    // Roll back to release 3, then deploy 5: 5 is newest, 4 is kept by count, 3 is current's previous... and protected.
-    let r = host.run(["rollback"]);
-    assert.equal(r.status, 0, r.stderr);
-    const id5 = "20250105120000-55555555";
-    const app5 = writeTestApp(path.join(host.tmp, "k5"), { version: "k5" });
-    fs.writeFileSync(path.join(app5, "requirements.txt"), "# no packages\n");
-    r = host.deploy(app5, id5);
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5]);
-    // A release that fails its health gate stays while it is the newest (a retry reuses it) ...
-    const id6 = "20250106120000-66666666";
-    r = host.deploy(writeTestApp(path.join(host.tmp, "k6"), { version: "k6", healthy: false }), id6);
-    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
-    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [ids[2], ids[3], id5, id6]);
-    // ... and does not count toward keep: after the next good release, the two newest that served remain.
-    const id7 = "20250107120000-77777777";
-    const app7 = writeTestApp(path.join(host.tmp, "k7"), { version: "k7" });
-    fs.writeFileSync(path.join(app7, "requirements.txt"), "# no packages\n");
-    r = host.deploy(app7, id7);
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), [id5, id7]);
-    assert.match(r.stderr, new RegExp(`finish: removed release ${id6} \\(it never served\\)`));
-    assert.match(r.stderr, new RegExp(`finish: removed release ${ids[3]} \\(apphost:releases.keep = 2\\)`));
-  });
-});
-
-describe("release script: the deploy lock", function () {
-  this.timeout(60000);
-  let host: FakeHost;
-  let holder: ChildProcess | undefined;
-  before(() => {
-    host = new FakeHost();
-  });
-  after(() => {
-    if (holder?.pid) process.kill(holder.pid, "SIGTERM");
-    host.cleanup();
-  });
-
-  const writeLock = (pid: number, expiresIn: number) => {
-    const expires = Math.floor(Date.now() / 1000) + expiresIn;
-    fs.mkdirSync(path.dirname(host.layout.lock), { recursive: true });
-    fs.writeFileSync(host.layout.lock, `owner=bob@desk\npid=${pid}\nexpires=${expires}\ncommand=deploy x\n`);
-  };
-
-  it("a live, unexpired lock refuses (18) naming the owner and how to clear it", async () => {
-    holder = spawn("bash", ["-c", "exec -a apphost-release sleep 60"], { stdio: "ignore" });
-    await new Promise((res) => setTimeout(res, 200));
-    writeLock(holder.pid!, 600);
-    const r = host.run(["--owner", "alice@laptop", "rollback"]);
-    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
-    assert.match(r.stderr, /deploy lock held by bob@desk \(pid \d+, deploy x, expires \d{4}-\d\d-\d\dT/);
-    assert.match(r.stderr, /apphost-release unlock/);
-    assert.match(host.read(host.layout.lock), /owner=bob@desk/, "the holder's lock is left alone");
-    assert.equal(host.releaseLog().length, 0);
-    const st = parseStatus(host.run(["status"]).stdout);
-    assert.match(st.lock, /^bob@desk/);
-  });
-
-  it("an expired lock whose process still runs is never taken over (a stuck or very long deploy)", () => {
-    writeLock(holder!.pid!, -5);
-    const r = host.run(["--owner", "alice@laptop", "rollback"]);
-    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
-    assert.match(
-      r.stderr,
-      /deploy lock held by bob@desk \(pid \d+, deploy x, expires .*\): it expired, but its process still runs\. If it is stuck, kill pid \d+, or clear the lock with: sudo .* unlock/,
-    );
-    assert.match(host.read(host.layout.lock), /owner=bob@desk/, "the holder's lock is left alone");
-  });
-
-  it("an expired lock whose process is gone is taken over with a warning", () => {
-    writeLock(999999, -5);
-    const r = host.run(["--owner", "alice@laptop", "rollback"]);
-    assert.match(
-      r.stderr,
-      /warning: taking over the expired deploy lock of bob@desk .*: its process is gone/,
-    );
-    assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
-    assert.ok(!fs.existsSync(host.layout.lock), "released on exit");
-  });
-
-  it("an unexpired lock whose process is gone is taken over with a warning", () => {
-    writeLock(999999, 600);
-    const r = host.run(["rollback"]);
-    assert.match(r.stderr, /warning: taking over the deploy lock of bob@desk .*: its process is gone/);
-    assert.equal(r.status, EXIT_CODES.nothingToRollBack, r.stderr);
-  });
-
-  it("unlock removes a lock and says whose it was", () => {
-    writeLock(holder!.pid!, 600);
-    const r = host.run(["unlock"]);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /warning: the lock holder \(pid \d+\) is still running/);
-    assert.match(r.stderr, /removing the deploy lock of bob@desk/);
-    assert.ok(!fs.existsSync(host.layout.lock));
-    assert.match(host.run(["unlock"]).stderr, /no deploy lock/);
-  });
-});
-
 describe("release script: backups copied to S3 (fake aws)", function () {
   this.timeout(120000);
   let host: FakeHost;
@@ -888,252 +754,5 @@ describe("release script: root never acts through a symlink the app user planted
     const b = host.run(["backup", "scheduled"]);
     assert.equal(b.status, 0, b.stderr);
     untouched(shm);
-  });
-});
-
-describe("release script: the client goes away in the middle of a deploy", function () {
-  this.timeout(120000);
-  let host: FakeHost;
-  before(() => {
-    requireTool("sqlite3", "apt-get install -y sqlite3");
-    host = new FakeHost();
-  });
-  after(() => host.cleanup());
-
-  it("its pipes closed during a failing migration: the script still rolls back on the host, its output in release-output.log", async () => {
-    const v1 = "20250101120000-a1a1a1a1";
-    const v2 = "20250102120000-b2b2b2b2";
-    const r1 = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
-    assert.equal(r1.status, 0, r1.stderr);
-    const tablesBefore = sqlite(host.db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    // v2's migration takes 3 s, creates a table, then fails: the client is gone by then.
-    const app = writeTestApp(path.join(host.tmp, "v2"), {
-      version: "v2",
-      migrations: ["CREATE TABLE half_done (x)"],
-      failMigration: true,
-      migrationDelaySeconds: 3,
-    });
-    const child = host.spawnDeploy(app, v2);
-    // Read until the migration starts, then close both pipes as a dropped SSH session does.
-    await untilStderr(child, "phase migrate: start");
-    child.stdout!.destroy();
-    child.stderr!.destroy();
-    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    assert.equal(code, EXIT_CODES.migrate, "the script should end with the migrate phase's status");
-    const out = host.read(path.join(host.layout.root, "release-output.log"));
-    assert.match(out, /the client went away \(SIGPIPE\)/);
-    assert.match(out, /rollback: database restored from .*-pre-20250102120000-b2b2b2b2\.db/);
-    assert.deepEqual(host.releaseLog().at(-1)?.slice(0, 1), [v2]);
-    assert.equal(host.releaseLog().at(-1)?.[3], "failed:migrate");
-    assert.equal(
-      sqlite(host.db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-      tablesBefore,
-    );
-    assert.equal(fs.readlinkSync(host.layout.current).endsWith(v1), true, "current moved off v1");
-  });
-});
-
-describe("release script: the lock's heartbeat", function () {
-  this.timeout(120000);
-  let host: FakeHost;
-  before(() => {
-    requireTool("sqlite3", "apt-get install -y sqlite3");
-    // TTL 1 minute: the heartbeat renews every 3 s.
-    host = new FakeHost({ releases: { lockTtlMinutes: 1 } });
-  });
-  after(() => host.cleanup());
-
-  it("renews the lock during a long phase, and a deploy whose lock was taken stops before it switches", async () => {
-    const v1 = "20250101120000-c1c1c1c1";
-    // A 10 s migration, and a marker when it starts.
-    const app = writeTestApp(path.join(host.tmp, "slow"), { version: "slow", migrationDelaySeconds: 10 });
-    const child = host.spawnDeploy(app, v1);
-    let stderr = "";
-    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-    child.stdout!.resume();
-    const marker = path.join(host.layout.data, "migrating");
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    for (let i = 0; i < 600 && !fs.existsSync(marker); i++) await sleep(100);
-    assert.ok(fs.existsSync(marker), `the migration never started:\n${stderr}`);
-    const expires = () => Number(/^expires=(\d+)$/m.exec(host.read(host.layout.lock))?.[1] ?? 0);
-    const first = expires();
-    await sleep(4500);
-    const renewed = expires();
-    assert.ok(renewed > first, `the lock was not renewed during the migration (${first} -> ${renewed})`);
-    // Someone clears the lock and another deploy takes it while this one migrates.
-    fs.writeFileSync(
-      host.layout.lock,
-      `owner=carol@desk\npid=${process.pid}\nexpires=${Math.floor(Date.now() / 1000) + 600}\ncommand=deploy other\n`,
-    );
-    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    assert.equal(code, EXIT_CODES.locked, stderr);
-    assert.match(
-      stderr,
-      /the deploy lock is no longer this one's \(now carol@desk .*\); stopping before phase publish/,
-    );
-    assert.equal(fs.existsSync(host.layout.current), false, "it switched anyway");
-    assert.match(host.read(host.layout.lock), /owner=carol@desk/, "the other deploy's lock was touched");
-  });
-});
-
-describe("release script: detached jobs (start, follow)", function () {
-  this.timeout(120000);
-  let host: FakeHost;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const jobDir = (id: string) => path.join(host.layout.jobs, id);
-  before(() => {
-    requireTool("sqlite3", "apt-get install -y sqlite3");
-    host = new FakeHost();
-  });
-  after(() => host.cleanup());
-
-  it("start deploy runs the deploy in the job unit with the artifact as its stdin, and reports it like deploy", () => {
-    const v1 = "20250101120000-d1d1d1d1";
-    const r = host.start(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1, "key-v1");
-    assert.equal(r.status, 0, r.stderr);
-    const res = parseResult(r.stdout);
-    assert.equal(res.release, v1);
-    assert.equal(res.outcome, "deployed");
-    assert.equal(res.job_key, "key-v1");
-    assert.equal(res.job_command, "deploy");
-    assert.equal(res.job_status, "0");
-    assert.equal(res.live, v1);
-    assert.match(r.stderr, /apphost: phase migrate: ok/, "the job's progress reaches the client");
-    const run = host.calls().find((c) => c.startsWith("systemd-run "));
-    assert.ok(run, "systemd-run was not called");
-    assert.match(run, /--unit=apphost-shop-test-job\.service /);
-    assert.match(run, new RegExp(`--property=StandardInput=file:${jobDir(res.job_id)}/in `));
-    assert.match(run, new RegExp(` job-run ${res.job_id} deploy ${v1} `));
-    assert.equal(fs.statSync(host.layout.jobs).mode & 0o777, 0o700, "jobs/ is root-only");
-    assert.equal(
-      fs.existsSync(path.join(jobDir(res.job_id), "in")),
-      false,
-      "the artifact copy was not removed",
-    );
-    assert.equal(host.read(path.join(jobDir(res.job_id), "rc")).trim(), "0");
-    assert.equal(fs.readlinkSync(host.layout.current).endsWith(v1), true);
-  });
-
-  it("the client goes away mid-migration: the job finishes on the host, and `follow <job>` reattaches to its whole output", async () => {
-    const v2 = "20250102120000-d2d2d2d2";
-    const app = writeTestApp(path.join(host.tmp, "v2"), {
-      version: "v2",
-      migrations: ["CREATE TABLE added_by_v2 (x)"],
-      migrationDelaySeconds: 3,
-    });
-    const child = host.spawnStart(app, v2);
-    let out = "";
-    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    await untilStderr(child, "phase migrate: start");
-    // A lost SSH session: the client's pipes close and it is killed.
-    child.stdout!.destroy();
-    child.stderr!.destroy();
-    child.kill("SIGKILL");
-    await new Promise((resolve) => child.on("exit", resolve));
-    const job = /^job_id=(\S+)$/m.exec(out)?.[1];
-    assert.ok(job, `start printed no job id first: ${out}`);
-    assert.notEqual(
-      fs.readlinkSync(host.layout.current).endsWith(v2),
-      true,
-      "it went live before the migration ended",
-    );
-    const again = host.run(["follow", job]);
-    assert.equal(again.status, 0, again.stderr);
-    assert.match(
-      again.stderr,
-      /apphost: phase check: start[\s\S]*phase migrate: ok[\s\S]*release 20250102120000-d2d2d2d2 deployed/,
-    );
-    const res = parseResult(again.stdout);
-    assert.equal(res.release, v2);
-    assert.equal(res.job_status, "0");
-    assert.equal(fs.readlinkSync(host.layout.current).endsWith(v2), true);
-    assert.equal(
-      sqlite(host.db, "SELECT count(*) FROM sqlite_master WHERE name = 'added_by_v2'").trim(),
-      "1",
-    );
-    // Without a job id: the latest job's result alone, not its output again.
-    const latest = host.run(["follow"]);
-    assert.equal(latest.status, 0, latest.stderr);
-    assert.equal(latest.stderr, "");
-    assert.equal(parseResult(latest.stdout).job_id, job);
-    assert.equal(parseResult(latest.stdout).outcome, "deployed");
-  });
-
-  it("a failed deploy's exit status is follow's, after the job rolled back on its own", () => {
-    const v3 = "20250103120000-d3d3d3d3";
-    const r = host.start(writeTestApp(path.join(host.tmp, "v3"), { version: "v3", failMigration: true }), v3);
-    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
-    assert.match(r.stderr, /apphost: phase migrate failed: /);
-    assert.match(r.stderr, /apphost: rollback: done/);
-    assert.equal(parseResult(r.stdout).job_status, String(EXIT_CODES.migrate));
-    assert.equal(fs.readlinkSync(host.layout.current).endsWith("20250102120000-d2d2d2d2"), true);
-  });
-
-  it("a second start while a job runs is refused, naming the job and how to follow it; its stdin is drained", async () => {
-    const v4 = "20250104120000-d4d4d4d4";
-    const child = host.spawnStart(
-      writeTestApp(path.join(host.tmp, "v4"), { version: "v4", migrationDelaySeconds: 3 }),
-      v4,
-    );
-    let out = "";
-    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr!.resume();
-    for (let i = 0; i < 300 && !/^job_id=/m.test(out); i++) await sleep(100);
-    const job = /^job_id=(\S+)$/m.exec(out)?.[1];
-    assert.ok(job, "no job id");
-    const r = host.start(
-      writeTestApp(path.join(host.tmp, "v5"), { version: "v5" }),
-      "20250105120000-d5d5d5d5",
-    );
-    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
-    assert.match(
-      r.stderr,
-      new RegExp(
-        `a job is still running on this host: deploy ${v4} .*started by .* \\(job ${job}, unit apphost-shop-test-job\\.service\\)\\. Follow it with: sudo \\S+ follow ${job}`,
-      ),
-    );
-    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    assert.equal(code, 0);
-  });
-
-  it("a job killed outright (no exit status) is reported as lost, with where to look", async () => {
-    const v6 = "20250106120000-d6d6d6d6";
-    const child = host.spawnStart(
-      writeTestApp(path.join(host.tmp, "v6"), { version: "v6", migrationDelaySeconds: 5 }),
-      v6,
-    );
-    let out = "";
-    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr!.resume();
-    const marker = path.join(host.layout.data, "migrating");
-    fs.rmSync(marker, { force: true });
-    for (let i = 0; i < 600 && !fs.existsSync(marker); i++) await sleep(100);
-    const job = /^job_id=(\S+)$/m.exec(out)?.[1];
-    assert.ok(job && fs.existsSync(marker), "the job never reached its migration");
-    // The whole unit killed with SIGKILL (what an OOM kill or `systemctl kill -s KILL` does): its session.
-    const wrapper = Number(host.read(path.join(jobDir(job), "pid")));
-    process.kill(-wrapper, "SIGKILL");
-    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    assert.equal(code, EXIT_CODES.jobLost);
-    const r = host.run(["follow", job]);
-    assert.equal(r.status, EXIT_CODES.jobLost);
-    assert.match(
-      r.stderr,
-      new RegExp(`job ${job} \\(deploy ${v6} .*\\) ended without an exit status: its unit was killed`),
-    );
-    host.run(["unlock"]);
-  });
-
-  it("keeps the newest 10 jobs' records", () => {
-    for (let i = 0; i < 11; i++) {
-      fs.mkdirSync(path.join(host.layout.jobs, `20240101T0000${String(i).padStart(2, "0")}Z-1`), {
-        recursive: true,
-      });
-    }
-    const r = host.run(["start", "rollback"]);
-    assert.equal(r.status, 0, r.stderr);
-    const left = fs.readdirSync(host.layout.jobs).filter((f) => /^\d{8}T\d{6}Z-\d+$/.test(f));
-    assert.equal(left.length, 10, left.join(" "));
-    assert.ok(!left.some((f) => f.startsWith("20240101T000000Z")), "the oldest was kept");
   });
 });
