@@ -16,6 +16,7 @@ import { upstreamPort } from "../paths";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { chainedParts, parseProcfile } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
+import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps, type PythonFacts } from "../release/python";
 import type {
   AlertsConfig,
@@ -1709,7 +1710,10 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
       // The artifact is built from whatever directory this names; it only has to be a path.
       test: (s) => s.trim() === s && s !== "" && !/[\0\n\r]/.test(s),
     }),
-    excludes: r.stringList("excludes", [...D.APP_DEFAULTS.excludes], '".git", "node_modules"'),
+    excludes: checkExcludes(
+      r,
+      r.stringList("excludes", [...D.APP_DEFAULTS.excludes], '".git", "node_modules"'),
+    ),
     runtime,
     requirements:
       r.string("requirements", {
@@ -1775,6 +1779,22 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
 }
 
 /** `${...}` references in apphost:app.env: known names, and a database that has the part. */
+/** Each `apphost:app.excludes` pattern as the artifact builder compiles it; every bad one reported. */
+function checkExcludes(r: Reader, excludes: string[] | undefined): string[] | undefined {
+  if (excludes === undefined) return undefined;
+  let ok = true;
+  excludes.forEach((pattern, i) => {
+    try {
+      compileExcludes([pattern]);
+    } catch (e) {
+      ok = false;
+      const why = (e as Error).message.replace(/^apphost:app\.excludes: /, "");
+      r.issues.add(child(r.at("excludes"), i), `${why}; fix or remove the pattern`);
+    }
+  });
+  return ok ? excludes : undefined;
+}
+
 function checkEnvReferences(
   issues: Issues,
   app: Partial<AppConfig>,

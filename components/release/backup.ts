@@ -20,6 +20,7 @@ import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../remote/ssh";
 import { pgEnvFromUrlLines } from "../render/postgres";
+import { assertSafe, SAFE } from "../shell";
 
 /**
  * Commands the release script calls that tests may replace (the renderer bakes
@@ -77,13 +78,9 @@ export interface BackupInput {
 /** Seconds SQLite waits for a lock held by the live release before giving up. */
 export const SQLITE_BUSY_TIMEOUT_MS = 30000;
 
-const SAFE_PATH = /^\/[A-Za-z0-9_.@%+=:,/-]*$/;
-
 /** Paths are baked into shell and SQLite dot-commands unquoted; refuse anything that would need quoting. */
 export function assertSafePath(what: string, p: string): string {
-  if (!SAFE_PATH.test(p)) {
-    throw new Error(`${what} "${p}" must be an absolute path of letters, digits and _.@%+=:,/- only`);
-  }
+  assertSafe("host path", [[what, p, SAFE.hostPath]]);
   return p;
 }
 
@@ -425,11 +422,11 @@ export const S3_COPY_TIMEOUT_SECONDS = 900;
 
 /** Bucket, region and prefix are baked into the script unquoted; refuse anything else. */
 export function assertS3Target(t: S3Target): S3Target {
-  const problems: string[] = [];
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(t.bucket)) problems.push(`bucket "${t.bucket}"`);
-  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(t.region)) problems.push(`region "${t.region}"`);
-  if (!/^([a-z0-9][a-z0-9-]*\/)+$/.test(t.prefix)) problems.push(`prefix "${t.prefix}"`);
-  if (problems.length > 0) throw new Error(`backup copy to S3: not a valid ${problems.join(", ")}`);
+  assertSafe("backup copy to S3", [
+    ["apphost:backups.s3 bucket", t.bucket, SAFE.s3Bucket],
+    ["the AWS region", t.region, SAFE.awsRegion],
+    ["the key prefix", t.prefix, SAFE.s3Prefix],
+  ]);
   return t;
 }
 

@@ -32,6 +32,7 @@ import {
   pythonVersionCheck,
 } from "./python";
 import { renderUpstreamRuleset } from "../render/nftables";
+import { assertSafe, SAFE } from "../shell";
 
 /** The deploy phases, in order. */
 export const DEPLOY_PHASES = [
@@ -296,9 +297,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   const refs = refsOf(input);
   const user = q(l.user);
   const req = requirementsFile(app);
-  if (req !== "" && (!/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(req) || req.includes(".."))) {
-    throw new Error(`apphost:app.requirements "${req}" must be a relative path inside the app`);
-  }
+  if (req !== "") assertSafe("install phase", [["apphost:app.requirements", req, SAFE.relativeFile]]);
   const commands = [
     `NEW_DIR="${l.releases}/${refs.id}"`,
     // data/ and logs/ are never in the artifact; the shared ones are linked in.
@@ -525,9 +524,7 @@ export function healthGatePhase(
   const unit = webUnit(input, refs.newPort);
   const oldUnit = webUnit(input, refs.oldPort);
   const url = `http://127.0.0.1:${refs.newPort}${input.app.healthPath}`;
-  if (!/^\/[A-Za-z0-9_.~/?=&%-]*$/.test(input.app.healthPath)) {
-    throw new Error(`apphost:app.healthPath "${input.app.healthPath}" must be a URL path starting with /`);
-  }
+  assertSafe("health gate", [["apphost:app.healthPath", input.app.healthPath, SAFE.urlPath]]);
   return {
     name: "health-gate",
     description:

@@ -12,12 +12,11 @@
  */
 import { alertScriptPath, type HostLayout } from "../paths";
 import { managedBy } from "./common";
+import { assertSafe, SAFE } from "../shell";
 
 /** The curl config naming the webhook: one `url = "…"` line (the URL was checked: no quotes, spaces or backslashes). */
 export function renderAlertCurlConfig(webhook: string): string {
-  if (!/^https?:\/\/[^\s"'\\]+$/.test(webhook)) {
-    throw new Error("apphost:alerts.webhook: expected an http(s) URL without spaces, quotes or backslashes");
-  }
+  assertSafe("alert curl config", [["apphost:alerts.webhook", webhook, SAFE.quotableUrl]]);
   return `# ${managedBy("alert.ts")}\nurl = "${webhook}"\n`;
 }
 

@@ -15,7 +15,7 @@
 import type { TlsConfig } from "../config/types";
 import { BALANCER_CHECK_HEADER, CADDYFILE_PATH, caddyAcmeLines } from "./caddy";
 import { managedBy } from "./common";
-import { isHostName, isUrlPath } from "../shell";
+import { assertSafe, SAFE } from "../shell";
 import type { BalancerLayout, HostLayout } from "../paths";
 
 export const UPSTREAMS_TOKEN = "@UPSTREAMS@";
@@ -29,23 +29,17 @@ export interface BalancerSiteInput {
   healthIntervalSeconds: number;
 }
 
-const UPSTREAM = /^[A-Za-z0-9.-]+:\d{1,5}$/;
-
 function check(input: BalancerSiteInput): void {
-  const problems: string[] = [];
-  input.hostnames.forEach((h, i) => {
-    if (!isHostName(h)) problems.push(`apphost:dns.hostnames[${i}]: "${h}" is not a host name`);
-  });
-  if (input.hostnames.length === 0)
-    problems.push("apphost:dns.hostnames: the balancer serves at least one name");
-  if (!isUrlPath(input.healthPath))
-    problems.push(`apphost:app.healthPath: "${input.healthPath}" is not a URL path`);
   if (!["caddy-acme", "internal", "off"].includes(input.tls.mode)) {
-    problems.push(
-      `apphost:tls.mode: the balancer serves caddy-acme, internal or off, not "${input.tls.mode}"`,
+    throw new Error(
+      `balancer site: apphost:tls.mode "${input.tls.mode}": the balancer serves caddy-acme, internal or off`,
     );
   }
-  if (problems.length) throw new Error(`balancer site: ${problems.join("; ")}`);
+  assertSafe("balancer site", [
+    ...input.hostnames.map((h, i) => [`apphost:dns.hostnames[${i}]`, h, SAFE.hostName] as const),
+    ["apphost:app.healthPath", input.healthPath, SAFE.urlPath],
+    ["apphost:lb.healthIntervalSeconds", input.healthIntervalSeconds, SAFE.seconds],
+  ]);
 }
 
 /** The balancer's site template (`BalancerLayout.template`). */
@@ -99,10 +93,11 @@ export function renderBalancerSite(layout: HostLayout, lb: BalancerLayout, input
 
 /** `BalancerLayout.upstreams`: each app host's proxy, `address:port`, one per line. */
 export function renderUpstreams(addresses: string[], port: number): string {
-  const lines = addresses.map((a) => `${a}:${port}`);
-  const bad = lines.filter((l) => !UPSTREAM.test(l));
-  if (bad.length) throw new Error(`balancer upstreams: not address:port: ${bad.join(", ")}`);
-  return lines.join("\n") + "\n";
+  assertSafe("balancer upstreams", [
+    ...addresses.map((a, i) => [`app host ${i + 1}`, a, SAFE.hostName] as const),
+    ["the app hosts' proxy port", port, SAFE.port],
+  ]);
+  return addresses.map((a) => `${a}:${port}\n`).join("");
 }
 
 export interface BalancerScriptInput {
@@ -122,9 +117,11 @@ export interface BalancerScriptInput {
  *   status                one line per app host: host=, state=serving|drained, health=<HTTP status>
  */
 export function renderBalancerScript(lb: BalancerLayout, input: BalancerScriptInput): string {
-  if (!isHostName(input.host) || !isUrlPath(input.healthPath)) {
-    throw new Error(`balancer script: bad host "${input.host}" or health path "${input.healthPath}"`);
-  }
+  assertSafe("apphost-lb", [
+    ["apphost:dns.hostnames[0]", input.host, SAFE.hostName],
+    ["apphost:app.healthPath", input.healthPath, SAFE.urlPath],
+    ["apphost:lb.healthIntervalSeconds", input.healthIntervalSeconds, SAFE.seconds],
+  ]);
   const settle = input.healthIntervalSeconds * 2;
   return `#!/bin/bash
 # apphost-lb for ${lb.id}. ${managedBy("balancer.ts")}

@@ -20,6 +20,7 @@ import type {
 import { isRemotePostgres } from "../config/defaults";
 import { processRuntime } from "./systemd";
 import { managedBy } from "./common";
+import { assertSafe, SAFE } from "../shell";
 
 export interface BaselineInput {
   /** `swapMb`: size of /swapfile in MiB; 0 creates none (and removes nothing) */
@@ -110,8 +111,6 @@ export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-apphost.conf";
 export const AUTO_UPGRADES_PATH = "/etc/apt/apt.conf.d/21apphost-auto-upgrades";
 export const UNATTENDED_UPGRADES_PATH = "/etc/apt/apt.conf.d/52apphost-unattended-upgrades";
 
-const PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
-
 /** A quoted heredoc never expands anything, so the file lands byte for byte. */
 function heredoc(content: string): string[] {
   if (content.split("\n").includes("APPHOST_EOF")) throw new Error("heredoc terminator inside content");
@@ -119,16 +118,11 @@ function heredoc(content: string): string[] {
 }
 
 export function renderBaseline(input: BaselineInput): string {
-  const problems: string[] = [];
   const swapMb = input.host.swapMb;
-  if (!Number.isInteger(swapMb) || swapMb < 0) {
-    problems.push(`apphost:host.swapMb: ${swapMb} must be a whole number of MiB, 0 for no swap`);
-  }
-  input.packages.forEach((p, i) => {
-    if (!PACKAGE.test(p)) problems.push(`packages[${i}]: "${p}" is not a Debian package name`);
-  });
-  if (problems.length > 0)
-    throw new Error(`host baseline: fix these settings:\n  - ${problems.join("\n  - ")}`);
+  assertSafe("host baseline", [
+    ["apphost:host.swapMb", swapMb, SAFE.count],
+    ...input.packages.map((p, i) => [`packages[${i}]`, p, SAFE.debianPackage] as const),
+  ]);
   const packages = [...new Set([...BASE_PACKAGES, ...input.packages])];
 
   return [

@@ -12,6 +12,7 @@
 import type { ProxyConfig, TlsConfig } from "../config/types";
 import { CADDY_SITES_DIR, CADDYFILE_PATH, maintenanceFiles, upstreamPort, type HostLayout } from "../paths";
 import { MAINTENANCE_RETRY_AFTER_SECONDS } from "./maintenance";
+import { assertSafe, SAFE } from "../shell";
 import {
   acmeCaRootPath,
   HOST_DIRS,
@@ -19,7 +20,6 @@ import {
   NGINX_SIZE,
   ProxySiteInput,
   caddyAccessLog,
-  checkPort,
   checkSiteInput,
   managedBy,
   originCertPaths,
@@ -53,8 +53,10 @@ export interface CaddyfileInput {
  * addresses), and two stacks with different modes each keep their own issuer.
  */
 export function renderCaddyfile(input: CaddyfileInput): string {
-  checkPort(input.proxy.httpPort, "apphost:proxy.httpPort");
-  checkPort(input.proxy.httpsPort, "apphost:proxy.httpsPort");
+  assertSafe("Caddyfile", [
+    ["apphost:proxy.httpPort", input.proxy.httpPort, SAFE.port],
+    ["apphost:proxy.httpsPort", input.proxy.httpsPort, SAFE.port],
+  ]);
   const global: string[] = [];
   // The admin API stays on loopback: `caddy reload` (ExecReload) talks to it.
   global.push("admin localhost:2019");
@@ -82,11 +84,14 @@ export function renderCaddyfile(input: CaddyfileInput): string {
  * root its HTTPS certificate chains to when they are not Let's Encrypt's.
  */
 function caddyAcme(layout: HostLayout, tls: ProxySiteInput["tls"], dirs: HostDirs): string[] {
-  const head = tls.email !== undefined ? `tls ${checkEmail(tls.email)}` : "tls";
+  assertSafe("caddy site", [
+    ...(tls.email !== undefined ? [["apphost:tls.email", tls.email, SAFE.email] as const] : []),
+    ...(tls.acmeDirectory !== undefined
+      ? [["apphost:tls.acmeDirectory", tls.acmeDirectory, SAFE.httpsUrl] as const]
+      : []),
+  ]);
+  const head = tls.email !== undefined ? `tls ${tls.email}` : "tls";
   if (tls.acmeDirectory === undefined) return tls.email !== undefined ? [head] : [];
-  if (!/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(tls.acmeDirectory)) {
-    throw new Error(`apphost:tls.acmeDirectory: "${tls.acmeDirectory}" is not an https:// URL`);
-  }
   return [
     `${head} {`,
     `	ca ${tls.acmeDirectory}`,
@@ -104,18 +109,10 @@ export function caddyAcmeLines(
   return caddyAcme(layout, tls, dirs);
 }
 
-/** An ACME account e-mail, refused when it would break the file. */
-function checkEmail(email: string): string {
-  if (!/^[^\s@{}"]+@[^\s@{}"]+$/.test(email)) {
-    throw new Error(`apphost:tls.email: "${email}" is not an e-mail address`);
-  }
-  return email;
-}
-
 /** nginx size syntax (`25m`, apphost:proxy.maxBodySize) to Caddy's (`25MiB`): nginx's m is 1024*1024. */
 export function caddySize(nginxSize: string): string {
-  const m = NGINX_SIZE.exec(nginxSize);
-  if (!m) throw new Error(`apphost:proxy.maxBodySize: "${nginxSize}" must be a size like 25m, 512k or 1g`);
+  assertSafe("caddy site", [["apphost:proxy.maxBodySize", nginxSize, SAFE.size]]);
+  const m = NGINX_SIZE.exec(nginxSize)!;
   const unit = { "": "", k: "KiB", m: "MiB", g: "GiB" }[m[2].toLowerCase() as "" | "k" | "m" | "g"];
   return `${m[1]}${unit}`;
 }
@@ -245,9 +242,7 @@ export const BALANCER_CHECK_HEADER = "X-Apphost-Balancer-Check";
 
 /** Behind apphost:lb: only the balancer (and this host itself) is answered; anyone else's connection is closed. */
 function caddyBalancerGuard(address: string): string[] {
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) {
-    throw new Error(`apphost:lb.privateAddress: "${address}" is not an IPv4 address`);
-  }
+  assertSafe("caddy site", [["apphost:lb.privateAddress", address, SAFE.ipv4]]);
   return [
     "# Behind apphost:lb: requests come from the balancer alone.",
     `@outside not remote_ip ${address}/32 127.0.0.0/8 ::1`,
@@ -292,10 +287,12 @@ export function caddyMaintenance(layout: HostLayout, healthPath: string): string
  * stack's nftables rule leads to the live web instance.
  */
 export function caddyReverseProxy(port: number, balancer?: string): string[] {
-  checkPort(port, "caddy upstream port");
-  if (balancer !== undefined && balancer !== "private_ranges" && !/^\d{1,3}(\.\d{1,3}){3}$/.test(balancer)) {
-    throw new Error(`apphost:lb.privateAddress: "${balancer}" is not an IPv4 address`);
-  }
+  assertSafe("caddy site", [
+    ["the upstream port", port, SAFE.port],
+    ...(balancer !== undefined && balancer !== "private_ranges"
+      ? [["apphost:lb.privateAddress", balancer, SAFE.ipv4] as const]
+      : []),
+  ]);
   const behind = balancer
     ? [
         "\t# Behind the balancer: its X-Forwarded-* headers (the client, https) are kept;",

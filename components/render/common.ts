@@ -7,7 +7,7 @@
  */
 import type { AppConfig, ProxyConfig, TlsConfig } from "../config/types";
 import type { HostLayout } from "../paths";
-import { isHostName, isUrlPath } from "../shell";
+import { assertSafe, SAFE } from "../shell";
 
 /** A file to write on the host, with the ownership and mode it must have. */
 export interface HostFile {
@@ -104,64 +104,42 @@ export interface ProxySiteInput {
   balancer?: { address?: string };
 }
 
-/** Deliberately narrow: these paths land unquoted in Caddy and nginx configuration files. */
-const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
 /** nginx size syntax: bytes, or k/m/g suffix */
 export const NGINX_SIZE = /^(\d+)([kKmMgG]?)$/;
 
 /**
- * Checks the site input and throws one error listing every offending key, so
- * a broken value can never reach a proxy configuration file.
+ * The proxy renderers' preconditions: a TLS mode this proxy serves, and
+ * values safe to write unquoted into its files (assertSafe).
  */
 export function checkSiteInput(
   input: ProxySiteInput,
   supportedModes: readonly TlsConfig["mode"][],
   proxy: string,
 ): void {
-  const problems: string[] = [];
-  if (input.hostnames.length === 0) {
-    problems.push(
-      "apphost:dns.hostnames: the proxy needs at least one host name; without DNS use the host's public IP address",
-    );
-  }
-  input.hostnames.forEach((h, i) => {
-    if (!isHostName(h)) problems.push(`apphost:dns.hostnames[${i}]: "${h}" is not a host name`);
-  });
   if (!supportedModes.includes(input.tls.mode)) {
-    problems.push(
-      `apphost:tls.mode: "${input.tls.mode}" does not work with ${proxy}; use one of ${supportedModes.join(", ")}`,
+    throw new Error(
+      `${proxy} site: apphost:tls.mode "${input.tls.mode}" does not work with ${proxy}; use one of ${supportedModes.join(", ")}`,
     );
   }
-  if (!NGINX_SIZE.test(input.proxy.maxBodySize)) {
-    problems.push(
-      `apphost:proxy.maxBodySize: "${input.proxy.maxBodySize}" must be a size like 25m, 512k or 1g`,
+  if (input.hostnames.length === 0) {
+    throw new Error(
+      `${proxy} site: fix these settings:\n  - apphost:dns.hostnames: the proxy needs at least one host name; without DNS use the host's public IP address`,
     );
   }
-  for (const key of ["httpPort", "httpsPort"] as const) {
-    const p = input.proxy[key];
-    if (!Number.isInteger(p) || p < 1 || p > 65535)
-      problems.push(`apphost:proxy.${key}: ${p} is not a TCP port`);
-  }
-  if (!isUrlPath(input.app.healthPath)) {
-    problems.push(`apphost:app.healthPath: "${input.app.healthPath}" must be a URL path starting with /`);
-  }
-  if (input.app.staticDir !== undefined) {
-    const d = input.app.staticDir;
-    if (!REL_DIR.test(d) || d.split("/").some((s) => s === "..")) {
-      problems.push(
-        `apphost:app.staticDir: "${d}" must be a directory inside the release, like frontend/dist`,
-      );
-    }
-    const p = input.app.staticPrefix;
-    if (!isUrlPath(p) || !p.endsWith("/") || p === "/") {
-      problems.push(
-        `apphost:app.staticPrefix: "${p}" must be a URL path that starts and ends with /, like /static/`,
-      );
-    }
-  }
-  if (problems.length > 0) {
-    throw new Error(`${proxy} site: fix these settings:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-  }
+  const { app } = input;
+  assertSafe(`${proxy} site`, [
+    ...input.hostnames.map((h, i) => [`apphost:dns.hostnames[${i}]`, h, SAFE.hostName] as const),
+    ["apphost:proxy.maxBodySize", input.proxy.maxBodySize, SAFE.size],
+    ["apphost:proxy.httpPort", input.proxy.httpPort, SAFE.port],
+    ["apphost:proxy.httpsPort", input.proxy.httpsPort, SAFE.port],
+    ["apphost:app.healthPath", app.healthPath, SAFE.urlPath],
+    ...(app.staticDir !== undefined
+      ? ([
+          ["apphost:app.staticDir", app.staticDir, SAFE.relativeDir],
+          ["apphost:app.staticPrefix", app.staticPrefix, SAFE.urlPrefix],
+        ] as const)
+      : []),
+  ]);
 }
 
 /** `frontend/dist/` → `frontend/dist`, the release-relative static directory without a trailing slash. */
@@ -186,7 +164,5 @@ export function securityHeaders(input: ProxySiteInput): [string, string][] {
 }
 
 export function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`${what}: ${port} is not a TCP port (1-65535)`);
-  }
+  assertSafe("port", [[what, port, SAFE.port]]);
 }

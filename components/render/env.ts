@@ -8,10 +8,11 @@
  * also valid POSIX sh, so a release script may `set -a; . <file>` it to run
  * migrations with the same environment.
  */
-import { DATABASE_POOL_DEFAULTS, isPostgres, POOL_VARS } from "../config/defaults";
+import { DATABASE_POOL_DEFAULTS, isPostgres } from "../config/defaults";
 import type { AppConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { HostFile, managedBy } from "./common";
+import { assertSafe, SAFE } from "../shell";
 import {
   databaseParts,
   envReferences,
@@ -38,8 +39,6 @@ export interface EnvFileInput {
   databaseUrl?: string;
 }
 
-const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
@@ -60,15 +59,6 @@ export function quoteEnvValue(value: string): string {
   return `"${value.replace(/[\\"`$]/g, (c) => `\\${c}`)}"`;
 }
 
-/**
- * Keys the units set themselves: the env file overrides Environment= in a
- * unit, so a PORT here would send both blue and green to one port.
- */
-const UNIT_KEYS: Record<string, string> = {
-  PORT: "each web instance gets its own port from its unit (PORT=%i)",
-  PATH: "the units put the release's venv or node_modules/.bin first on PATH",
-};
-
 export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
   const problems: string[] = [];
   const vars = new Map<string, string>();
@@ -83,34 +73,21 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
     }
     env[key] = bad.length === 0 && typeof value === "string" ? resolveEnvValue(value, refs) : value;
   }
-  for (const [key, value] of Object.entries({ ...env, ...input.secretEnv })) {
-    // Each variable by the key it was set with: a secret one is apphost:secretEnv's.
-    const path = key in (input.secretEnv ?? {}) ? `apphost:secretEnv.${key}` : `apphost:app.env.${key}`;
-    if (!KEY.test(key)) {
-      problems.push(`${path}: not a valid variable name (letters, digits and _, not starting with a digit)`);
-    } else if (UNIT_KEYS[key]) {
-      problems.push(`${path}: set by apphost, remove it: ${UNIT_KEYS[key]}`);
-    } else if (key === "DATABASE_URL" && input.database.kind !== "none") {
-      problems.push(
-        `${path}: set by apphost from apphost:database (kind ${input.database.kind}); ` +
-          `remove it, or set apphost:database.kind to none to bring your own`,
-      );
-    } else if (key in POOL_VARS && isPostgres(input.database.kind)) {
-      problems.push(
-        `${path}: set by apphost from apphost:database.pool.${POOL_VARS[key]}; set that instead and remove this`,
-      );
-    } else if (typeof value !== "string" || value.includes("\0")) {
-      problems.push(`${path}: the value must be a string without NUL characters`);
-    } else {
-      vars.set(key, value);
-    }
-  }
-  if (!/^[a-z][a-z0-9-]*$/.test(input.stack)) problems.push(`stack: "${input.stack}" is not a stack name`);
-  if (input.database.kind === "sqlite" && !/^[A-Za-z0-9._-]+$/.test(input.database.sqliteFile)) {
-    problems.push(
-      `apphost:database.sqliteFile: "${input.database.sqliteFile}" must be a file name, like app.db`,
-    );
-  }
+  const all = Object.entries({ ...env, ...input.secretEnv });
+  // Each variable by the key it was set with: a secret one is apphost:secretEnv's.
+  const at = (key: string) =>
+    key in (input.secretEnv ?? {}) ? `apphost:secretEnv.${key}` : `apphost:app.env.${key}`;
+  assertSafe(`env file ${layout.envFile}`, [
+    ...all.flatMap(([key, value]) => [
+      [at(key), key, SAFE.envName] as const,
+      [at(key), value, SAFE.envValue] as const,
+    ]),
+    ["the stack", input.stack, SAFE.name],
+    ...(input.database.kind === "sqlite"
+      ? [["apphost:database.sqliteFile", input.database.sqliteFile, SAFE.fileName] as const]
+      : []),
+  ]);
+  for (const [key, value] of all) vars.set(key, value);
   if (isPostgres(input.database.kind) && !input.databaseUrl) {
     problems.push(`databaseUrl: required when apphost:database.kind is ${input.database.kind}`);
   }

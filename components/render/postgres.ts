@@ -16,6 +16,7 @@
  *   `pulumi destroy`. The delete script says how to drop them by hand.
  */
 import * as crypto from "crypto";
+import { assertSafe, SAFE } from "../shell";
 
 /** Postgres identifiers apphost creates: lowercase, digits and _, at most 63 characters. */
 export const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -23,11 +24,7 @@ export const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 export const POSTGRES_PORT = 5432;
 
 function assertIdentifier(name: string): string {
-  if (!PG_IDENTIFIER.test(name)) {
-    throw new Error(
-      `apphost:database.postgresName "${name}" must be a Postgres identifier (lowercase letters, digits and _, up to 63 characters)`,
-    );
-  }
+  assertSafe("postgres", [["apphost:database.postgresName", name, SAFE.pgIdentifier]]);
   return name;
 }
 
@@ -131,11 +128,7 @@ export function postgresDeleteScript(input: PostgresProvisionInput): string {
  * `fail` is the script's error function; `envFile` an absolute path.
  */
 export function pgEnvFromUrlLines(envFile: string, what: string): string[] {
-  if (!/^\/[A-Za-z0-9_.@%+=:,/-]*$/.test(envFile)) {
-    throw new Error(
-      `env file path "${envFile}" must be an absolute path of letters, digits and _.@%+=:,/- only`,
-    );
-  }
+  assertSafe("postgres", [["the env file", envFile, SAFE.absolutePath]]);
   return [
     `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' ${envFile} | tail -n 1)`,
     `[[ $url == postgresql://*@*/* ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql://user:password@host:port/database URL"`,

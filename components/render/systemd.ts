@@ -20,6 +20,7 @@
 import type { AppConfig, BackupsConfig, ProcessConfig, ScheduleConfig } from "../config/types";
 import { alertScriptPath, alertUnitName, HostLayout, scheduleUnitNames, UNIT_DIR, unitName } from "../paths";
 import { managedBy } from "./common";
+import { assertSafe, SAFE } from "../shell";
 
 export { UNIT_DIR };
 
@@ -206,24 +207,15 @@ function hardening(
   return lines;
 }
 
-const PROCESS_NAME = /^[a-z][a-z0-9-]{0,30}$/;
-
 /** The unit file of one process. */
 export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): string {
   const { process, runtime } = input;
   const stop = input.stopTimeoutSeconds ?? 30;
-  const problems: string[] = [];
-  if (!PROCESS_NAME.test(process.name)) {
-    problems.push(`apphost:app.processes.${process.name}.name: use lowercase letters, digits and dashes`);
-  }
-  if (process.command.trim() === "" || /[\n\r\0]/.test(process.command)) {
-    problems.push(`apphost:app.processes.${process.name}.command: must be one non-empty line`);
-  }
-  if (!Number.isInteger(stop) || stop < 1) {
-    problems.push(`stopTimeoutSeconds: ${stop} must be a whole number of seconds >= 1`);
-  }
-  if (problems.length > 0)
-    throw new Error(`systemd unit: fix these settings:\n  - ${problems.join("\n  - ")}`);
+  assertSafe("systemd unit", [
+    [`apphost:app.processes.${process.name}`, process.name, SAFE.name],
+    [`apphost:app.processes.${process.name}.command`, process.command, SAFE.oneLine],
+    ["the stop timeout", stop, SAFE.seconds],
+  ]);
 
   const web = process.kind === "web";
   const dir = processDir(layout, process.kind);
@@ -331,16 +323,10 @@ export function backupUnitNames(layout: HostLayout): { service: string; timer: s
 }
 
 function checkBackupInput(input: BackupUnitInput): void {
-  const problems: string[] = [];
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(input.execStart)) {
-    problems.push(`backup execStart: "${input.execStart}" must be an absolute path without spaces`);
-  }
-  const s = input.backups.schedule;
-  if (s.trim() === "" || /[\n\r\0]/.test(s)) {
-    problems.push(`apphost:backups.schedule: "${s}" must be one systemd OnCalendar expression, like daily`);
-  }
-  if (problems.length > 0)
-    throw new Error(`backup units: fix these settings:\n  - ${problems.join("\n  - ")}`);
+  assertSafe("backup units", [
+    ["the backup script", input.execStart, SAFE.absolutePath],
+    ["apphost:backups.schedule", input.backups.schedule, SAFE.oneLine],
+  ]);
 }
 
 /** The backup service, run by the timer (and by hand: `systemctl start <prefix>-backup`). */
@@ -411,9 +397,7 @@ export interface UpstreamUnitInput {
  * the unit (shutdown) leaves traffic flowing; destroy deletes the table.
  */
 export function renderUpstreamUnit(layout: HostLayout, input: UpstreamUnitInput): string {
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(input.script)) {
-    throw new Error(`upstream unit: "${input.script}" must be an absolute path without spaces`);
-  }
+  assertSafe("upstream unit", [["the release script", input.script, SAFE.absolutePath]]);
   return [
     `# apphost ${layout.id}: the proxy's upstream port leads to the live web instance (nftables).`,
     `# ${managedBy("systemd.ts")}`,
@@ -497,11 +481,9 @@ export function renderScheduleService(layout: HostLayout, input: ScheduleUnitInp
 export function renderScheduleTimer(layout: HostLayout, input: ScheduleUnitInput): string {
   const { schedule } = input;
   const names = scheduleUnitNames(layout, schedule.name);
-  if (schedule.onCalendar.trim() === "" || /[\n\r\0]/.test(schedule.onCalendar)) {
-    throw new Error(
-      `apphost:app.schedules.${schedule.name}.onCalendar: "${schedule.onCalendar}" must be one systemd OnCalendar expression`,
-    );
-  }
+  assertSafe("schedule timer", [
+    [`apphost:app.schedules.${schedule.name}.onCalendar`, schedule.onCalendar, SAFE.oneLine],
+  ]);
   return [
     `# apphost ${layout.id}: schedule of job ${schedule.name} (apphost:app.schedules.${schedule.name}.onCalendar).`,
     `# ${managedBy("systemd.ts")}`,

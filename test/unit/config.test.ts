@@ -524,6 +524,15 @@ const ROWS: Row[] = [
       "(it becomes part of a systemd unit name); rename it",
   },
   {
+    set: { "app.excludes": ["*.log", "!keep.log"] },
+    error:
+      'apphost:app.excludes[1]: negation is not supported ("!keep.log"); list what to exclude; fix or remove the pattern',
+  },
+  {
+    set: { "app.excludes": ["data/[abc"] },
+    error: 'apphost:app.excludes[0]: unclosed "[" in "data/[abc"; fix or remove the pattern',
+  },
+  {
     set: { "app.env.PORT": "8000" },
     error:
       "apphost:app.env.PORT: PORT is set by apphost for each web instance (blue/green ports); remove it and read $PORT in the app",

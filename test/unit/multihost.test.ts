@@ -179,7 +179,7 @@ describe("the balancer (render/balancer.ts)", () => {
     ])
       assert.ok(site.includes(`${line}\n`), line);
     assert.equal(renderUpstreams(["10.0.0.11", "10.0.0.12"], 80), "10.0.0.11:80\n10.0.0.12:80\n");
-    assert.throws(() => renderUpstreams(["a b"], 80), /not address:port: a b:80/);
+    assert.throws(() => renderUpstreams(["a b"], 80), /app host 1: "a b" is not a host name/);
   });
 
   it("the filled-in site validates with the real caddy", function () {

@@ -365,11 +365,11 @@ describe("release phases: refused input", () => {
     );
     assert.throws(
       () => deployPhases(baseInput({ layout: { ...hostLayout("shop", "prod"), root: "/srv/my shop" } })),
-      /layout.root "\/srv\/my shop" must be an absolute path of letters/,
+      /layout.root: "\/srv\/my shop" is not an absolute path of letters/,
     );
     assert.throws(
       () => deployPhases(baseInput({ app: { ...baseApp, requirements: "../x.txt" } })),
-      /apphost:app.requirements "..\/x.txt" must be a relative path inside the app/,
+      /apphost:app.requirements: "..\/x.txt" is not a relative path inside the app/,
     );
     assert.throws(
       () => healthGatePhase(baseInput({ app: { ...baseApp, healthPath: "healthz" } })),
@@ -513,7 +513,7 @@ describe("release backup commands", () => {
     // Baked into the script unquoted: anything but a real bucket, region and prefix is refused.
     assert.throws(
       () => assertS3Target({ bucket: "Bad_Bucket", region: "eu-central-1; rm -rf /", prefix: "../" }),
-      /not a valid bucket "Bad_Bucket", region "eu-central-1; rm -rf \/", prefix "\.\.\/"/,
+      /bucket: "Bad_Bucket" is not an S3 bucket name\n {2}- the AWS region: "eu-central-1; rm -rf \/" is not an AWS region\n {2}- the key prefix: "\.\.\/" is not an S3 key prefix/,
     );
   });
 

@@ -188,8 +188,8 @@ log "done"
   it("lists every bad input", () => {
     assert.throws(() => renderBaseline({ host: { swapMb: -1 }, packages: ["ok", "rm -rf /", "X"] }), {
       message:
-        "host baseline: fix these settings:\n" +
-        "  - apphost:host.swapMb: -1 must be a whole number of MiB, 0 for no swap\n" +
+        "host baseline: not safe to write (apphost's config check should have refused it; please report this):\n" +
+        "  - apphost:host.swapMb: -1 is not a whole number >= 0\n" +
         '  - packages[1]: "rm -rf /" is not a Debian package name\n' +
         '  - packages[2]: "X" is not a Debian package name',
     });

@@ -171,7 +171,11 @@ shop.example.com, www.shop.example.com {
     assert.throws(
       () =>
         renderCaddySite(layout, { ...baseSite(), tls: { mode: "caddy-acme", email: "ops@example.com }" } }),
-      { message: 'apphost:tls.email: "ops@example.com }" is not an e-mail address' },
+      {
+        message:
+          "caddy site: not safe to write (apphost's config check should have refused it; please report this):\n" +
+          '  - apphost:tls.email: "ops@example.com }" is not an e-mail address',
+      },
     );
   });
 
@@ -273,8 +277,7 @@ shop.example.com, www.shop.example.com {
   it("refuses certbot: Caddy gets its own certificates", () => {
     assert.throws(() => renderCaddySite(layout, { ...baseSite(), tls: { mode: "certbot" } }), {
       message:
-        "caddy site: fix these settings:\n" +
-        '  - apphost:tls.mode: "certbot" does not work with caddy; use one of caddy-acme, internal, cloudflare-origin, off',
+        'caddy site: apphost:tls.mode "certbot" does not work with caddy; use one of caddy-acme, internal, cloudflare-origin, off',
     });
   });
 
@@ -289,14 +292,14 @@ shop.example.com, www.shop.example.com {
         }),
       {
         message:
-          "caddy site: fix these settings:\n" +
+          "caddy site: not safe to write (apphost's config check should have refused it; please report this):\n" +
           '  - apphost:dns.hostnames[1]: "bad host" is not a host name\n' +
           '  - apphost:dns.hostnames[2]: "x}{" is not a host name\n' +
-          '  - apphost:proxy.maxBodySize: "25 MB" must be a size like 25m, 512k or 1g\n' +
-          "  - apphost:proxy.httpPort: 0 is not a TCP port\n" +
-          '  - apphost:app.healthPath: "healthz" must be a URL path starting with /\n' +
-          '  - apphost:app.staticDir: "../etc" must be a directory inside the release, like frontend/dist\n' +
-          '  - apphost:app.staticPrefix: "/static" must be a URL path that starts and ends with /, like /static/',
+          '  - apphost:proxy.maxBodySize: "25 MB" is not a size like 25m, 512k or 1g\n' +
+          "  - apphost:proxy.httpPort: 0 is not a TCP port (1-65535)\n" +
+          '  - apphost:app.healthPath: "healthz" is not a URL path (/ then letters, digits, ._~/-)\n' +
+          '  - apphost:app.staticDir: "../etc" is not a directory inside the release, like frontend/dist\n' +
+          '  - apphost:app.staticPrefix: "/static" is not a URL path that starts and ends with /, like /static/',
       },
     );
   });
@@ -354,7 +357,8 @@ reverse_proxy 127.0.0.1:8002 {
 
   it("refuses a port out of range", () => {
     assert.throws(() => caddyReverseProxy(70000), {
-      message: "caddy upstream port: 70000 is not a TCP port (1-65535)",
+      message:
+        "caddy site: not safe to write (apphost's config check should have refused it; please report this):\n  - the upstream port: 70000 is not a TCP port (1-65535)",
     });
   });
 });

@@ -50,7 +50,8 @@ table ip apphost_shop_prod {
       message: "the web port 8002 cannot be the upstream port itself",
     });
     assert.throws(() => renderUpstreamRuleset(layout, { upstreamPort: 70000, port: 8001 }), {
-      message: "upstream port: 70000 is not a TCP port (1-65535)",
+      message:
+        "port: not safe to write (apphost's config check should have refused it; please report this):\n  - upstream port: 70000 is not a TCP port (1-65535)",
     });
   });
 });
@@ -92,7 +93,9 @@ WantedBy=multi-user.target
 
   it("refuses a script path with spaces", () => {
     assert.throws(() => renderUpstreamUnit(layout, { script: "/srv/a b/apphost-release" }), {
-      message: 'upstream unit: "/srv/a b/apphost-release" must be an absolute path without spaces',
+      message:
+        "upstream unit: not safe to write (apphost's config check should have refused it; please report this):\n" +
+        '  - the release script: "/srv/a b/apphost-release" is not an absolute path without spaces',
     });
   });
 });

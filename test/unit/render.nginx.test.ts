@@ -306,8 +306,7 @@ server {
   it("refuses TLS modes nginx cannot serve", () => {
     assert.throws(() => renderNginxSite(layout, { ...baseSite(), tls: { mode: "internal" } }), {
       message:
-        "nginx site: fix these settings:\n" +
-        '  - apphost:tls.mode: "internal" does not work with nginx; use one of certbot, cloudflare-origin, off',
+        'nginx site: apphost:tls.mode "internal" does not work with nginx; use one of certbot, cloudflare-origin, off',
     });
   });
 });

@@ -40,7 +40,7 @@ describe("render/postgres: the stack's role and database", () => {
     for (const bad of ["Shop", "shop-prod", "1shop", 'x"; DROP', "a".repeat(64)]) {
       assert.throws(
         () => postgresProvisionScript({ name: bad }),
-        /apphost:database\.postgresName ".*" must be a Postgres identifier/,
+        /apphost:database\.postgresName: ".*" is not a Postgres identifier/,
       );
       assert.throws(() => postgresUrl(bad, "pw"), /apphost:database\.postgresName/);
     }

@@ -204,9 +204,9 @@ WantedBy=multi-user.target
         }),
       {
         message:
-          "systemd unit: fix these settings:\n" +
-          "  - apphost:app.processes.Web_1.name: use lowercase letters, digits and dashes\n" +
-          "  - apphost:app.processes.Web_1.command: must be one non-empty line",
+          "systemd unit: not safe to write (apphost's config check should have refused it; please report this):\n" +
+          '  - apphost:app.processes.Web_1: "Web_1" is not a name of lowercase letters, digits and dashes\n' +
+          '  - apphost:app.processes.Web_1.command: "a\\nb" is not one non-empty line',
       },
     );
   });
@@ -365,9 +365,9 @@ WantedBy=timers.target
       () => renderBackupService(layout, { backups: { schedule: " " }, execStart: "bin/backup" }),
       {
         message:
-          "backup units: fix these settings:\n" +
-          '  - backup execStart: "bin/backup" must be an absolute path without spaces\n' +
-          '  - apphost:backups.schedule: " " must be one systemd OnCalendar expression, like daily',
+          "backup units: not safe to write (apphost's config check should have refused it; please report this):\n" +
+          '  - the backup script: "bin/backup" is not an absolute path without spaces\n' +
+          '  - apphost:backups.schedule: " " is not one non-empty line',
       },
     );
   });
