@@ -137,11 +137,6 @@ export function unitName(layout: HostLayout, process: string, kind: "web" | "wor
     : `${layout.unitPrefix}-${process}.service`;
 }
 
-/** The concrete web instance unit for one port, e.g. `apphost-shop-prod-web@8001.service`. */
-export function webInstance(layout: HostLayout, process: string, port: number): string {
-  return `${layout.unitPrefix}-${process}@${port}.service`;
-}
-
 /**
  * The stack's stable upstream port: the proxy always connects to
  * `127.0.0.1:<basePort + 2>`, and the stack's nftables rule sends each new

@@ -442,15 +442,3 @@ export function releaseId(contentHash: string, at: Date): string {
   const stamp = t.slice(0, 19).replace(/[-T:]/g, "");
   return `${stamp}-${contentHash.slice(0, 8)}`;
 }
-
-/** The time encoded in a release id. */
-export function releaseIdTime(id: string): Date {
-  const m = RELEASE_ID.exec(id);
-  if (!m) throw new Error(`"${id}" is not a release id (YYYYMMDDHHMMSS-<8 hex>)`);
-  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
-}
-
-/** Orders release ids by time (the same as comparing the strings). */
-export function compareReleaseIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

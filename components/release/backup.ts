@@ -492,32 +492,3 @@ export function databaseFunctions(input: BackupInput): string {
       : []),
   ].join("\n");
 }
-
-const STANDALONE_PRELUDE = [
-  "#!/bin/bash",
-  "set -euo pipefail",
-  "umask 022",
-  'note() { printf "apphost: %s\\n" "$*" >&2; }',
-  'fail() { printf "apphost: %s\\n" "$*" >&2; exit 1; }',
-  "",
-].join("\n");
-
-/** A standalone script that backs up the database (label: `scheduled`, `manual`, ...) and prunes old backups. */
-export function backupScript(input: BackupInput, label = "manual"): string {
-  if (!/^[a-z0-9][a-z0-9.-]*$/.test(label)) throw new Error(`backup label "${label}" must be [a-z0-9.-]`);
-  if (input.database.kind === "none") {
-    return `${STANDALONE_PRELUDE}note "backup: apphost:database.kind is none; nothing to back up"\n`;
-  }
-  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_lock\ndb_backup ${label}\ndb_prune_backups\ndb_unlock\n`;
-}
-
-/**
- * A standalone script that restores the database from `file` after backing up
- * what it replaces (label `pre-restore`), so a restore can itself be undone.
- */
-export function restoreScript(input: BackupInput, file: string): string {
-  assertSafePath("backup file", file);
-  if (input.database.kind === "none")
-    throw new Error("restore: apphost:database.kind is none; there is no database");
-  return `${STANDALONE_PRELUDE}${databaseFunctions(input)}\ndb_lock\ndb_backup pre-restore\ndb_restore ${file}\ndb_unlock\n`;
-}

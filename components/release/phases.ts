@@ -128,23 +128,6 @@ export const SCRIPT_REFS: ReleaseRefs = {
   oldPort: "$OLD_PORT",
 };
 
-/** Literal refs, for a human-readable plan of one concrete release. */
-export function literalRefs(r: {
-  id: string;
-  requirementsHash: string;
-  newPort: number;
-  oldPort?: number;
-}): ReleaseRefs {
-  if (!/^\d{14}-[0-9a-f]{8}$/.test(r.id)) throw new Error(`"${r.id}" is not a release id`);
-  if (!/^[0-9a-f]{8,64}$/.test(r.requirementsHash)) throw new Error(`"${r.requirementsHash}" is not a hash`);
-  return {
-    id: r.id,
-    requirementsHash: r.requirementsHash,
-    newPort: String(r.newPort),
-    oldPort: r.oldPort === undefined ? "" : String(r.oldPort),
-  };
-}
-
 // --------------------------------------------------------------- host files
 
 /**

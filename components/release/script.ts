@@ -43,21 +43,6 @@ export function releaseScriptPath(layout: HostLayout): string {
   return `${layout.bin}/apphost-release`;
 }
 
-/**
- * The same layout moved under `root` (`/srv/<id>/x` → `<root>/srv/x`,
- * `/etc/...` → `<root>/etc/...`), for running the script in a temp directory.
- */
-export function relocateLayout(layout: HostLayout, root: string, user = layout.user): HostLayout {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(layout)) {
-    if (typeof v !== "string" || !v.startsWith("/")) out[k] = v;
-    else if (v === layout.root || v.startsWith(`${layout.root}/`))
-      out[k] = `${root}/srv${v.slice(layout.root.length)}`;
-    else out[k] = `${root}${v}`;
-  }
-  return { ...(out as unknown as HostLayout), user };
-}
-
 function fnName(prefix: string, phase: string): string {
   return `${prefix}_${phase.replace(/-/g, "_")}`;
 }

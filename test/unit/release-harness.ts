@@ -16,7 +16,7 @@ import { hostLayout, type HostLayout } from "../../components/paths";
 import { buildArtifact } from "../../components/release/artifact";
 import type { S3Target } from "../../components/release/backup";
 import type { ReleaseInput } from "../../components/release/phases";
-import { relocateLayout, renderReleaseScript } from "../../components/release/script";
+import { renderReleaseScript } from "../../components/release/script";
 
 export const baseApp: AppConfig = {
   name: "shop",
@@ -450,4 +450,19 @@ export function assertSameDatabase(actual: string, expected: string): void {
   };
   assert.ok(mask(a).equals(mask(b)), "database pages differ");
   assert.equal(sqlite(actual, ".sha3sum --schema"), sqlite(expected, ".sha3sum --schema"));
+}
+
+/**
+ * The same layout moved under `root` (`/srv/<id>/x` → `<root>/srv/x`,
+ * `/etc/...` → `<root>/etc/...`), for running the script in a temp directory.
+ */
+export function relocateLayout(layout: HostLayout, root: string, user = layout.user): HostLayout {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(layout)) {
+    if (typeof v !== "string" || !v.startsWith("/")) out[k] = v;
+    else if (v === layout.root || v.startsWith(`${layout.root}/`))
+      out[k] = `${root}/srv${v.slice(layout.root.length)}`;
+    else out[k] = `${root}${v}`;
+  }
+  return { ...(out as unknown as HostLayout), user };
 }

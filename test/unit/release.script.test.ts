@@ -13,14 +13,8 @@ import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
-import { backupScript, restoreScript } from "../../components/release/backup";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
-import {
-  parseResult,
-  parseStatus,
-  relocateLayout,
-  renderReleaseScript,
-} from "../../components/release/script";
+import { parseResult, parseStatus, renderReleaseScript } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
 import {
   assertSameDatabase,
@@ -28,6 +22,7 @@ import {
   FakeHost,
   mkTemp,
   requireTool,
+  relocateLayout,
   S3,
   sqlite,
   writeTestApp,
@@ -61,13 +56,7 @@ describe("release script: static checks", () => {
       baseInput({ database: { ...baseInput().database, kind: "external" }, follower: true }),
     ];
     const dir = mkTemp("shellcheck");
-    const scripts = [
-      ...variants.map((v) => renderReleaseScript(v)),
-      ...variants.map((v) => backupScript(v, "scheduled")),
-      ...variants
-        .filter((v) => v.database.kind !== "none")
-        .map((v) => restoreScript(v, "/srv/x/backups/a.db")),
-    ];
+    const scripts = [...variants.map((v) => renderReleaseScript(v))];
     try {
       scripts.forEach((text, i) => {
         const file = path.join(dir, `apphost-release-${i}`);
