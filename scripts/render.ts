@@ -4,7 +4,8 @@
  * Writes every file the stack would put on its host (each HostFile the
  * program declares: proxy config, systemd units, env file, release script,
  * logrotate, tmpfiles, backup script, ...) under <dir> at its host path, and
- * each host command's create script under <dir>/.apphost/commands/, by running
+ * each host command's create script under <dir>/.apphost/commands/, and the
+ * URN of every resource in <dir>/.apphost/resources.txt, by running
  * the real program under mocks (scripts/lib/render-stack.ts): no credentials,
  * no state backend, no host. Secrets are placeholders.
  *
@@ -25,7 +26,9 @@ import {
   checkOutDir,
   RENDER_USAGE,
   RenderError,
+  RESOURCES_FILE,
   renderStack,
+  type RenderedFile,
   writeFiles,
 } from "./lib/render-stack";
 
@@ -66,7 +69,15 @@ async function main(): Promise<number> {
   const leak = all.find((f) => keyLines.some((l) => f.content.includes(l)));
   if (leak) throw new Error(`${leak.path} would contain the throwaway deploy key; nothing was written`);
 
-  for (const line of writeFiles(out, all)) console.log(line);
+  const resources: RenderedFile = {
+    resource: "render",
+    path: RESOURCES_FILE,
+    content: result.resources.join("\n") + "\n",
+    mode: "0644",
+    owner: "root",
+    group: "root",
+  };
+  for (const line of writeFiles(out, [...all, resources])) console.log(line);
   const placeholders = [
     ...new Set(all.flatMap((f) => f.content.match(/<(?:secret|generated|issued):[^>\s]+>/g) ?? [])),
   ];

@@ -15,6 +15,7 @@ import * as path from "path";
 import { parseArgs } from "util";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
+import * as settings from "@pulumi/pulumi/runtime/settings";
 import * as sshpk from "sshpk";
 
 /** Exit status when the stack's configuration is invalid (apphost's ConfigError). */
@@ -30,6 +31,8 @@ export const HOST_FILE_TYPE = "pulumi-nodejs:dynamic/apphost:HostFile";
 export const COMMAND_TYPES = ["command:remote:Command", "pulumi-nodejs:dynamic/apphost:HostScript"];
 /** Where the commands' create scripts go under the output directory (not host paths). */
 export const COMMANDS_DIR = ".apphost/commands";
+/** Where `npm run render` lists the URN of every resource the stack declares. */
+export const RESOURCES_FILE = ".apphost/resources.txt";
 
 /** The placeholder of a `secure:` value; `apphost:secretEnv.NAME` is `<secret:NAME>`. */
 export function secretPlaceholder(name: string): string {
@@ -554,6 +557,13 @@ export interface RenderResult {
   placeholders: string[];
   /** The throwaway deploy key, so the caller can make sure it reached no file */
   deployKey?: string;
+  /**
+   * The URN of every resource the program registered, sorted. Pulumi's mocks
+   * name only the nearest parent's type in a child's URN (`App$apphost:HostFile`,
+   * where the engine writes the whole chain), so renames and moves show, and
+   * the list is a pin, not the engine's exact URNs.
+   */
+  resources: string[];
 }
 
 /**
@@ -574,6 +584,7 @@ export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
   });
 
   const records: Registered[] = [];
+  let resources: string[] = [];
   const region = runtime.config["aws:region"];
   pulumi.runtime.setMocks(renderMocks(records, region ? { region } : {}), project.name, opts.stack, false);
   pulumi.runtime.setAllConfig(runtime.config, runtime.secretKeys);
@@ -586,6 +597,8 @@ export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
     const { program } = require(path.join(opts.root, "program")) as typeof import("../../program");
     await pulumi.runtime.runInPulumiStack(program);
     await pulumi.runtime.disconnect();
+    const monitor = settings.getMonitor() as unknown as { getRegisteredResources(): Map<string, unknown> };
+    resources = [...monitor.getRegisteredResources().keys()].sort();
   } finally {
     if (savedCache === undefined) delete process.env.APPHOST_CACHE;
     else process.env.APPHOST_CACHE = savedCache;
@@ -597,5 +610,6 @@ export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
     commands: commandScriptsOf(records),
     placeholders: runtime.placeholders,
     ...(deployKey ? { deployKey } : {}),
+    resources,
   };
 }

@@ -243,15 +243,51 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
       }
     });
 
-    it("writes the host commands' scripts for review under .apphost/commands", () => {
+    it("writes the host commands' scripts for review under .apphost/commands, and the resources' URNs", () => {
       const files = listFiles(runs.prod.out).filter((f) => f.startsWith(".apphost"));
-      assert.deepEqual(files, [".apphost/commands/app-layout.sh", ".apphost/commands/server-baseline.sh"]);
+      assert.deepEqual(files, [
+        ".apphost/commands/app-layout.sh",
+        ".apphost/commands/server-baseline.sh",
+        ".apphost/resources.txt",
+      ]);
       const baseline = read(runs.prod, ".apphost/commands/server-baseline.sh");
       assert.ok(
         baseline.includes("\n#!/bin/bash\n") || baseline.startsWith("#!/bin/bash\n"),
         baseline.slice(0, 200),
       );
     });
+  });
+
+  it("the URN of every resource is pinned (test/unit/urns/<stack>.txt): a rename needs an alias", () => {
+    const problems: string[] = [];
+    for (const stack of ["local", "staging", "prod"] as const) {
+      const run = runs[stack];
+      ok(run);
+      const now = fs
+        .readFileSync(path.join(run.out, ".apphost", "resources.txt"), "utf8")
+        .trimEnd()
+        .split("\n");
+      const pinned = fs
+        .readFileSync(path.join(__dirname, "urns", `${stack}.txt`), "utf8")
+        .trimEnd()
+        .split("\n");
+      const gone = pinned.filter((u) => !now.includes(u));
+      const added = now.filter((u) => !pinned.includes(u));
+      if (gone.length > 0 || added.length > 0) {
+        problems.push(
+          `${stack}: ${[...gone.map((u) => `- ${u}`), ...added.map((u) => `+ ${u}`)].join("\n  ")}`,
+        );
+      }
+    }
+    assert.equal(
+      problems.join("\n"),
+      "",
+      "The program's resources changed. A resource whose URN changes (renamed, moved to another parent) is " +
+        "deleted and created again by the next pulumi up: a host file removed and rewritten, a release deployed " +
+        "again. Give a renamed resource `aliases: [{ name: <old name> }]` (or `{ parent }`) so it keeps its " +
+        "identity; then copy the new list from `npm run render -- --stack <stack> --out <dir>` " +
+        "(<dir>/.apphost/resources.txt) into test/unit/urns/<stack>.txt.",
+    );
   });
 
   it("--stack staging: the Cloudflare origin certificate and key are placeholders", () => {
