@@ -10,7 +10,8 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { App, lockOwner, secretValues, stackArtifact } from "./components/app";
+import { App, lockOwner, secretValues } from "./components/app";
+import { stackArtifact } from "./components/release/cache";
 import { Balancer } from "./components/balancer";
 import { BackupBucket } from "./components/backups";
 import { loadStackConfig, type LoadedStackConfig, type StackConfig } from "./components/config";
@@ -23,6 +24,9 @@ import { Host } from "./components/host";
 import { LoadBalancer } from "./components/loadbalancer";
 import { Server } from "./components/server";
 import { OriginCertificate } from "./components/tls";
+
+/** apphost:app.source and apphost:app.maintenancePage are relative to the project. */
+const PROJECT_DIR = path.resolve(__dirname);
 
 export async function program(): Promise<Record<string, unknown>> {
   const loaded = loadStackConfig(path.resolve(__dirname));
@@ -66,7 +70,8 @@ export async function program(): Promise<Record<string, unknown>> {
     backupTarget: backups?.target,
     alertWebhook,
     dependsOn: [...server.ready, ...(database?.ready ?? [])],
-    projectDir: path.resolve(__dirname),
+    projectDir: PROJECT_DIR,
+    artifact: stackArtifact(config, PROJECT_DIR),
   });
   // Cloudflare verifies the origin only once the host serves the new certificate.
   origin?.requireStrictSsl([app]);
@@ -303,7 +308,7 @@ function rollOut(
 ): { apps: App[]; rollout: Rollout; outputs: Record<string, unknown> } {
   const { config, alertWebhook } = loaded;
   const { hosts, env, database } = opts;
-  const projectDir = path.resolve(__dirname);
+  const artifact = stackArtifact(config, PROJECT_DIR);
   const apps = hosts.map(
     (h, i) =>
       new App(h.name, {
@@ -314,13 +319,12 @@ function rollOut(
         ...(opts.backupTarget ? { backupTarget: opts.backupTarget } : {}),
         alertWebhook,
         dependsOn: [...h.server.ready, ...(database?.ready ?? [])],
-        projectDir,
+        projectDir: PROJECT_DIR,
         role: i === 0 ? "primary" : "follower",
         balancer: opts.balancer,
         rolledOut: true,
       }),
   );
-  const artifact = stackArtifact(config, projectDir);
   const rollout = new Rollout(
     "release",
     {

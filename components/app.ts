@@ -25,7 +25,7 @@ import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
-import { buildArtifact } from "./release/artifact";
+import type { StackArtifact } from "./release/cache";
 import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { renderAlertCurlConfig, renderAlertScript } from "./render/alert";
@@ -66,8 +66,14 @@ export interface AppArgs {
   alertWebhook?: pulumi.Input<string>;
   /** Resources of the shared host setup that must exist first */
   dependsOn: pulumi.Input<pulumi.Resource>[];
-  /** Project directory the app source is relative to */
+  /** Project directory apphost:app.maintenancePage is relative to */
   projectDir: string;
+  /**
+   * The app's artifact, built once by the program (release/cache.ts
+   * `stackArtifact`); what this component's Release deploys. Unused when
+   * `rolledOut`.
+   */
+  artifact?: StackArtifact;
   /**
    * Several app hosts (apphost:host.addresses): `follower` for every host but
    * the first, which alone backs up, migrates and runs the scheduled backups
@@ -101,28 +107,6 @@ function sha256(text: string | Buffer): string {
 }
 
 /**
- * The artifact in the local cache (`<cache>/<contentHash>.tar.gz`), which the
- * Release reads when it deploys. A cached file is used only when its sha256 is
- * the one just built (the build is deterministic); anything else (a truncated
- * or edited file) is replaced. Written under a name of its own, then renamed:
- * two programs building the same release at once (two stacks, parallel tests)
- * never read half a file.
- */
-export function cacheArtifact(
-  cacheDir: string,
-  artifact: { contentHash: string; sha256: string; tarGz: Buffer },
-): string {
-  fs.mkdirSync(cacheDir, { recursive: true });
-  const artifactPath = path.join(cacheDir, `${artifact.contentHash}.tar.gz`);
-  if (fs.existsSync(artifactPath) && sha256(fs.readFileSync(artifactPath)) === artifact.sha256)
-    return artifactPath;
-  const partial = `${artifactPath}.${process.pid}.partial`;
-  fs.writeFileSync(partial, artifact.tarGz);
-  fs.renameSync(partial, artifactPath);
-  return artifactPath;
-}
-
-/**
  * What an error must never show: every apphost:secretEnv value (SECRET_KEY
  * included), the database URL and its password.
  */
@@ -134,32 +118,6 @@ export function secretValues(env: Record<string, string>, databaseUrl?: string):
     if (password) values.push(password, decodeURIComponent(password));
   }
   return [...new Set(values.filter((v) => v.length >= 4))];
-}
-
-/**
- * The artifact of the stack's app, built from apphost:app.source and kept in
- * the local cache, where a Release or Rollout reads it.
- */
-export function stackArtifact(
-  config: StackConfig,
-  projectDir: string,
-): { path: string; contentHash: string; requirementsHash: string } {
-  const source = path.resolve(projectDir, config.app.source);
-  if (!fs.existsSync(source)) {
-    throw new Error(
-      `apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`,
-    );
-  }
-  const artifact = buildArtifact(source, config.app);
-  const cacheDir = path.join(
-    process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
-    "artifacts",
-  );
-  return {
-    path: cacheArtifact(cacheDir, artifact),
-    contentHash: artifact.contentHash,
-    requirementsHash: artifact.requirementsHash,
-  };
 }
 
 /** Who holds a deploy lock this run takes, e.g. `ci@runner-1`. */
@@ -687,10 +645,10 @@ export class App extends pulumi.ComponentResource {
 
   private createRelease(
     name: string,
-    { config, connection, projectDir, secretEnv, databaseUrl }: AppArgs,
+    { config, connection, artifact, secretEnv, databaseUrl }: AppArgs,
     deps: { env: HostFile; units: HostFile[]; script: HostFile; after: pulumi.Resource[] },
   ): Release {
-    const artifact = stackArtifact(config, projectDir);
+    if (!artifact) throw new Error(`${name}: App needs the artifact unless the release is rolled out`);
     return new Release(
       `${name}-release`,
       {

@@ -11,6 +11,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
 import type { S3Target } from "../../components/release/backup";
 import { stackConfig, useTempArtifactCache } from "./fixtures";
+import { stackArtifact } from "../../components/release/cache";
+
+/** The sample app's artifact, as the program builds it before the components. */
+const sampleArtifact = () => stackArtifact(stackConfig({ "app.source": "examples/sample-app" }), ROOT);
 
 const HOST_FILE = "pulumi-nodejs:dynamic/apphost:HostFile";
 const ROOT = path.join(__dirname, "..", "..");
@@ -28,6 +32,7 @@ describe("App with apphost:backups.s3", function () {
       backupTarget,
       dependsOn: [],
       projectDir: ROOT,
+      artifact: sampleArtifact(),
     });
     await settled(a);
     await valueOf(a.releaseId!);

@@ -11,6 +11,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
 import { proxyCommands } from "../../components/server";
 import { stackConfig, useTempArtifactCache } from "./fixtures";
+import { stackArtifact } from "../../components/release/cache";
+
+/** The sample app's artifact, as the program builds it before the components. */
+const sampleArtifact = () => stackArtifact(stackConfig({ "app.source": "examples/sample-app" }), ROOT);
 
 const HOST_FILE = "pulumi-nodejs:dynamic/apphost:HostFile";
 const ROOT = path.join(__dirname, "..", "..");
@@ -32,6 +36,7 @@ describe("App with a Cloudflare origin certificate", function () {
       originCertificate: { certificatePem, privateKeyPem: pulumi.secret("-----BEGIN PRIVATE KEY-----\nk\n") },
       dependsOn: [],
       projectDir: ROOT,
+      artifact: sampleArtifact(),
     });
     await settled(a);
     await valueOf(a.releaseId!);
@@ -83,6 +88,7 @@ describe("App with a Cloudflare origin certificate", function () {
       secretEnv: pulumi.secret({}),
       dependsOn: [],
       projectDir: ROOT,
+      artifact: sampleArtifact(),
     });
     await settled(a);
     await valueOf(a.releaseId!);

@@ -3,7 +3,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { cacheArtifact } from "../../components/app";
+import { cacheArtifact } from "../../components/release/cache";
 import { layoutCommands } from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
