@@ -176,6 +176,29 @@ describe("local stack on the sandbox host (real engine)", function () {
     assert.equal(commands, "", `remote commands during the no-op up:\n${commands}`);
   });
 
+  it("a bad configuration: the CLI prints every problem with what to do, no stack trace, and changes nothing", function () {
+    const cfg = yaml.load(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
+    const app = cfg.config["apphost:app"] as Record<string, unknown>;
+    cfg.config["apphost:app"] = { ...app, healthPath: "healthz" };
+    cfg.config["apphost:proxy"] = { kind: "traefik" };
+    const bad = path.join(path.dirname(stack.configFile), "bad", "Pulumi.local.yaml");
+    fs.mkdirSync(path.dirname(bad), { recursive: true });
+    fs.writeFileSync(bad, yaml.dump(cfg));
+    const before = onHost(`readlink /srv/${ID}/current`).stdout.trim();
+    const up = pulumiCli(["up", "--yes", "--stack", "local", "--config-file", bad], { backendUrl: backend });
+    const text = `${up.stdout}\n${up.stderr}`;
+    assert.notEqual(up.code, 0, text);
+    assert.match(
+      text,
+      /apphost: 2 problems in the configuration of stack "local"; no resources were changed/,
+    );
+    assert.match(text, /apphost:proxy\.kind: expected one of "caddy", "nginx", got "traefik"/);
+    assert.match(text, /apphost:app\.healthPath: /);
+    assert.doesNotMatch(text, /unhandled exception|ConfigError|at parseStackConfig|PromiseRejection/);
+    assert.match(text, /Resources:\n +\d+ unchanged\n/);
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), before);
+  });
+
   it("shows a hand edit of a managed file as drift, and `up --refresh` puts it back", async function () {
     const site = `/etc/caddy/apphost/${ID}.caddy`;
     const declared = onHost(`sha256sum ${site}`).stdout.split(" ")[0];
