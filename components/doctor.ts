@@ -101,6 +101,12 @@ export interface DoctorInput {
     /** Glob for backup file names; dot-files (partial writes) are always ignored. @default "*" */
     pattern?: string;
     /**
+     * The scheduled backup's service: with no backup yet (a first deploy makes
+     * none, there was no database before it), the failure says how to take the
+     * first one now. @default not named
+     */
+    startUnit?: string;
+    /**
      * The scheduled backup unit, whose last run must not have failed. Set with
      * apphost:backups.s3: a failed copy to S3 fails the unit while the local backup looks fine.
      */
@@ -236,6 +242,7 @@ export function doctorInputFromConfig(
             dir: layout.backups,
             maxAgeSeconds: opts.backupMaxAgeSeconds ?? backupMaxAgeSeconds(config.backups.schedule),
             sqliteIntegrity: db.kind === "sqlite",
+            startUnit: backupUnitNames(layout).service,
             ...(config.backups.s3 ? { service: backupUnitNames(layout).service } : {}),
           },
     database:
@@ -444,7 +451,11 @@ function backupCheck(input: DoctorInput): DoctorCheck {
     `[[ -d $dir ]] || fail "backup directory $dir does not exist"`,
     `# SQLite side files (-wal, -shm, -journal) are not backups, whoever left them there.`,
     `newest=$(find "$dir" -maxdepth 1 -type f -name ${shellQuote(b.pattern ?? "*")} ! -name '.*' ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -printf '%T@ %p\\n' | sort -n | tail -n 1)`,
-    `[[ -n $newest ]] || fail "no backup in $dir"`,
+    `[[ -n $newest ]] || fail "no backup in $dir yet${
+      b.startUnit
+        ? `; take the first one now: sudo systemctl start ${b.startUnit} (apphost:backups.schedule takes the next ones)`
+        : ""
+    }"`,
     `stamp=\${newest%% *}`,
     `file=\${newest#* }`,
     `age=$(($(date +%s) - \${stamp%.*}))`,

@@ -538,7 +538,12 @@ describe("doctor: from stack config", () => {
       },
       health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
       tlsMode: "caddy-acme",
-      backup: { dir: "/srv/shop-prod/shared/backups", maxAgeSeconds: 95040, sqliteIntegrity: true },
+      backup: {
+        dir: "/srv/shop-prod/shared/backups",
+        maxAgeSeconds: 95040,
+        sqliteIntegrity: true,
+        startUnit: "apphost-shop-prod-backup.service",
+      },
       database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
       disk: { paths: ["/", "/srv"], minFreePercent: 10 },
       memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
@@ -553,6 +558,7 @@ describe("doctor: from stack config", () => {
       dir: "/srv/shop-prod/shared/backups",
       maxAgeSeconds: 95040,
       sqliteIntegrity: true,
+      startUnit: "apphost-shop-prod-backup.service",
       service: "apphost-shop-prod-backup.service",
     });
   });
@@ -573,6 +579,7 @@ describe("doctor: from stack config", () => {
       dir: "/srv/shop-prod/shared/backups",
       maxAgeSeconds: 7200,
       sqliteIntegrity: false,
+      startUnit: "apphost-shop-prod-backup.service",
     });
     assert.equal(input.database, undefined);
   });
@@ -832,7 +839,12 @@ describe("doctor: checks executed in a temp dir", function () {
     });
 
     it("fails when there is no backup or it is empty", async () => {
-      assert.equal((await runCheck(check(input(), "backup"))).detail, `no backup in ${at("backups")}`);
+      assert.equal((await runCheck(check(input(), "backup"))).detail, `no backup in ${at("backups")} yet`);
+      assert.equal(
+        (await runCheck(check(input({ startUnit: "apphost-shop-test-backup.service" }), "backup"))).detail,
+        `no backup in ${at("backups")} yet; take the first one now: ` +
+          "sudo systemctl start apphost-shop-test-backup.service (apphost:backups.schedule takes the next ones)",
+      );
       fs.writeFileSync(at("backups", "app.db"), "");
       assert.equal(
         (await runCheck(check(input(), "backup"))).detail,
