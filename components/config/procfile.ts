@@ -79,3 +79,22 @@ export function chainedParts(command: string): string[] | undefined {
   const real = parts.filter((p) => p !== "");
   return real.length > 1 ? real : undefined;
 }
+
+/** Commands that change the database schema: the ones a release runs once, before traffic moves. */
+const MIGRATION =
+  /\b(alembic|migrate|migrations?|db\s+upgrade|db:migrate|node-pg-migrate|knex\s+migrate|prisma\s+migrate|rake\s+db:)\b/i;
+
+/**
+ * The parts before a chained web command's server, sorted by where apphost
+ * runs them: `migrate` once per release before traffic moves
+ * (apphost:database.migrate, a Procfile `release:` line), `build` in every
+ * release on every host (apphost:app.build, e.g. compiling translations).
+ */
+export function splitChain(parts: readonly string[]): { migrate: string[]; build: string[]; server: string } {
+  const before = parts.slice(0, -1);
+  return {
+    migrate: before.filter((p) => MIGRATION.test(p)),
+    build: before.filter((p) => !MIGRATION.test(p)),
+    server: parts[parts.length - 1],
+  };
+}

@@ -14,7 +14,7 @@ import * as D from "./defaults";
 import { isUrlPath } from "../shell";
 import { upstreamPort } from "../paths";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
-import { chainedParts, parseProcfile } from "./procfile";
+import { chainedParts, parseProcfile, splitChain } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps, type PythonFacts } from "../release/python";
@@ -1570,13 +1570,21 @@ function procfileProcesses(
     const parts = e.name === "web" ? chainedParts(e.command) : undefined;
     if (parts) {
       ok = false;
-      const server = parts[parts.length - 1];
-      const before = parts.slice(0, -1).join(" && ");
+      const { migrate, build, server } = splitChain(parts);
+      const m = migrate.join(" && ");
+      const b = build.join(" && ");
       r.issues.add(
         `${r.at("processes")} (from ${where})`,
-        `line ${e.line}: the web process chains commands ("${e.command}"); apphost runs the migration once per release, ` +
-          `before traffic moves, so split it: "release: ${before}" and "web: ${server}" in the Procfile, ` +
-          `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${before}"`,
+        build.length === 0
+          ? `line ${e.line}: the web process chains commands ("${e.command}"); apphost runs the migration once per release, ` +
+              `before traffic moves, so split it: "release: ${m}" and "web: ${server}" in the Procfile, ` +
+              `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${m}"`
+          : `line ${e.line}: the web process chains commands ("${e.command}"); split it: ` +
+              (migrate.length > 0
+                ? `the migration "${m}" runs once per release, before traffic moves ("release: ${m}" in the Procfile, or apphost:database.migrate); `
+                : "") +
+              `"${b}" prepares the code, so it belongs in every release on every host (apphost:app.build); ` +
+              `the web process is "web: ${server}" (or apphost:app.processes.web)`,
       );
       continue;
     }

@@ -392,6 +392,29 @@ describe("Procfile", () => {
     }
   });
 
+  it("a chained web line: migrations go to release:, the steps that prepare the code to app.build (microblog's Procfile)", () => {
+    try {
+      parseStackConfig(noProcesses(), {
+        ...baseCtx(),
+        appFiles: files("web: flask db upgrade; flask translate compile; gunicorn microblog:app\n", {
+          "requirements.txt": "flask\n",
+        }),
+      });
+      assert.fail("no error");
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(
+        e.issues.map((i) => `${i.path}: ${i.message}`),
+        [
+          'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade; flask translate compile; gunicorn microblog:app"); split it: ' +
+            'the migration "flask db upgrade" runs once per release, before traffic moves ("release: flask db upgrade" in the Procfile, or apphost:database.migrate); ' +
+            '"flask translate compile" prepares the code, so it belongs in every release on every host (apphost:app.build); ' +
+            'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web)',
+        ],
+      );
+    }
+  });
+
   it("checks Procfile names like the stack's (reserved names, one web)", () => {
     assert.throws(
       () => parseStackConfig(noProcesses(), { ...baseCtx(), appFiles: files("worker: python w.py\n") }),
