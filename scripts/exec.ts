@@ -18,6 +18,7 @@ import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
   openedStackConfig,
+  pickHost,
   opsUsageError,
   readOpsArgs,
   type OpsCommandLine,
@@ -31,6 +32,7 @@ export interface ExecArgs extends OpsArgs {
 }
 
 const EXEC_COMMAND_LINE: OpsCommandLine = {
+  options: ["host"],
   flags: ["tty"],
   short: { t: "tty" },
   rest: true,
@@ -52,7 +54,9 @@ async function main(): Promise<number> {
   if (typeof opened === "number") return opened;
   const args = opened.args as ExecArgs;
   let script: string;
+  let host: ReturnType<typeof pickHost>;
   try {
+    host = pickHost(opened.deployed, args.options.host);
     const config = await openedStackConfig(opened);
     script = execScript(hostLayout(config.app.name, config.stack), {
       runtime: config.app.runtime,
@@ -62,9 +66,9 @@ async function main(): Promise<number> {
   } catch (e) {
     return opened.cannot("reading the stack", e);
   }
-  const { code } = await spawnRemote(opened.deployed.connection, script, { tty: args.tty });
+  const { code } = await spawnRemote(host.connection, script, { tty: args.tty });
   if (code === 255) {
-    const c = opened.deployed.connection;
+    const c = host.connection;
     console.error(
       `exec: ${args.stack}: ssh to ${c.user}@${c.host}:${c.port} failed (or the command exited 255)`,
     );

@@ -16,6 +16,7 @@ import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
   openedStackConfig,
+  pickHost,
   opsUsageError,
   readOpsArgs,
   type OpsCommandLine,
@@ -28,7 +29,7 @@ export interface LogsArgs extends OpsArgs {
 }
 
 const LOGS_COMMAND_LINE: OpsCommandLine = {
-  options: ["process", "since"],
+  options: ["process", "since", "host"],
   flags: ["follow"],
   short: { f: "follow" },
   usage: "[-f|--follow]",
@@ -45,7 +46,9 @@ async function main(): Promise<number> {
   if (typeof opened === "number") return opened;
   const args = opened.args as LogsArgs;
   let script: string;
+  let host: ReturnType<typeof pickHost>;
   try {
+    host = pickHost(opened.deployed, args.options.host);
     const config = await openedStackConfig(opened);
     script = logsScript(hostLayout(config.app.name, config.stack), {
       app: config.app,
@@ -56,13 +59,13 @@ async function main(): Promise<number> {
   } catch (e) {
     return opened.cannot("reading the stack", e);
   }
-  const { code, interrupted } = await spawnRemote(opened.deployed.connection, script, {
+  const { code, interrupted } = await spawnRemote(host.connection, script, {
     holdStdin: args.follow,
   });
   // Ctrl-C is how a follow ends: not a failure.
   if (interrupted && args.follow) return 0;
   if (code === 255) {
-    const c = opened.deployed.connection;
+    const c = host.connection;
     console.error(`logs: ${args.stack}: could not show logs: ssh to ${c.user}@${c.host}:${c.port} failed`);
     return EXIT_CANNOT_CHECK;
   }

@@ -213,6 +213,25 @@ export interface DeployedStack {
   balancer?: { connection: SshConnection; script: string };
 }
 
+/**
+ * The app host a command works on: `--host <name|address>` (`app`, `app2`,
+ * or its address) among the stack's app hosts, else the first one. Throws
+ * naming the hosts there are.
+ */
+export function pickHost(
+  deployed: DeployedStack,
+  wanted: string | undefined,
+): { name: string; connection: SshConnection } {
+  const hosts = deployed.hosts ?? [{ name: "app", connection: deployed.connection }];
+  if (wanted === undefined) return hosts[0];
+  const found = hosts.find((h) => h.name === wanted || h.connection.host === wanted);
+  if (found) return found;
+  throw new Error(
+    `--host ${wanted}: not an app host of this stack; its app hosts are ` +
+      hosts.map((h) => `${h.name} (${h.connection.host})`).join(", "),
+  );
+}
+
 export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap): DeployedStack {
   const conn = outputs.connection?.value as Partial<SshConnection> | undefined;
   const missing: string[] = [];

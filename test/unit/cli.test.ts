@@ -80,7 +80,7 @@ describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
         assert.equal(
           e.message,
           [
-            "usage: npm run exec -- --stack <name> [--config-file <path>] [--tty] -- <command…>",
+            "usage: npm run exec -- --stack <name> [--config-file <path>] [--host <value>] [--tty] -- <command…>",
             '  - unexpected argument "flask"',
             "  - no command: give it after --, e.g. npm run exec -- --stack local -- flask shell",
           ].join("\n"),

@@ -13,7 +13,7 @@ import { ConfigError } from "../../components/config";
 import { doctorChecks, doctorInputFromConfig } from "../../components/doctor";
 import { parseStatus } from "../../components/release/script";
 import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
-import { deployedFromOutputs, stackConfigFromMap } from "../../scripts/lib/ops";
+import { deployedFromOutputs, pickHost, stackConfigFromMap } from "../../scripts/lib/ops";
 import { DEPLOY_KEY } from "./fixtures";
 import { historyRows, liveLine, parseReleasesArgs, renderReleases } from "../../scripts/releases";
 import { parseRestoreArgs, restoreCommand, summaryLine } from "../../scripts/restore";
@@ -339,5 +339,32 @@ describe("ops: restore", () => {
       "restore: prod: database restored from /srv/sample-prod/shared/backups/app-a-scheduled.db (web instance on port 8001 healthy); " +
         "what it replaced is saved in /srv/sample-prod/shared/backups/app-b-pre-restore.db",
     );
+  });
+});
+
+describe("--host: the app host a day-2 command works on", () => {
+  const conn = (host: string) => ({ host, port: 22, user: "admin", privateKey: "k" });
+  const one = { connection: conn("10.0.0.11"), releaseId: "r", hostId: "shop-prod" };
+  const several = {
+    ...one,
+    hosts: [
+      { name: "app", connection: conn("10.0.0.11") },
+      { name: "app2", connection: conn("10.0.0.12") },
+    ],
+  };
+
+  it("the first host by default, another by name or address", () => {
+    assert.equal(pickHost(one, undefined).connection.host, "10.0.0.11");
+    assert.equal(pickHost(several, undefined).name, "app");
+    assert.equal(pickHost(several, "app2").connection.host, "10.0.0.12");
+    assert.equal(pickHost(several, "10.0.0.12").name, "app2");
+    assert.equal(pickHost(one, "app").connection.host, "10.0.0.11");
+  });
+
+  it("an unknown host is refused, naming the stack's app hosts", () => {
+    assert.throws(() => pickHost(several, "app3"), {
+      message:
+        "--host app3: not an app host of this stack; its app hosts are app (10.0.0.11), app2 (10.0.0.12)",
+    });
   });
 });
