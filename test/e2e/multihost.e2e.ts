@@ -162,14 +162,15 @@ describe("several app hosts behind a balancer host, the database on none of them
    * A change of the app hosts (2 -> 3, 3 -> 2) rewrites the balancer's site,
    * and Caddy 2.6.2 (Debian 12's) cancels the proxied requests in flight at
    * a config reload ("transport connection broken: request canceled", a 502;
-   * seen in its journal). Until membership changes need no reload, such a
-   * change may fail the requests in flight at that instant: at most one
-   * here, a 502, and nothing else fails.
+   * seen in its journal), and a connection it accepts at that instant may be
+   * closed unanswered. Until membership changes need no reload, such a change
+   * may fail what is in flight at that instant: at most two requests here,
+   * each a 502 or a closed connection, and nothing else fails.
    */
   function assertOnlyReloadFailures(r: LoadReport, what: string): void {
     say(`load (${what}): ${describeLoad(r)}; hosts seen: ${r.hosts.join(", ")}`);
-    assert.ok(r.failed <= 1, r.failures.join("\n"));
-    for (const f of r.failures) assert.match(f, /: HTTP 502 ?$/, r.failures.join("\n"));
+    assert.ok(r.failed <= 2, r.failures.join("\n"));
+    for (const f of r.failures) assert.match(f, /: (HTTP 502 ?|socket hang up)$/, r.failures.join("\n"));
     assert.ok(r.requests > 50, `only ${r.requests} requests`);
   }
 
