@@ -282,7 +282,8 @@ export function doctorChecks(input: DoctorInput): DoctorCheck[] {
 /**
  * One check per scheduled job (apphost:app.schedules): its timer is active
  * and its last run, if any, succeeded. A pass shows the last result and the
- * next run (`info:` line).
+ * next run (`info:` line), or that a run is going on (systemd keeps no last
+ * result while it runs).
  */
 function scheduleCheck(job: NonNullable<DoctorInput["schedules"]>[number]): DoctorCheck {
   return {
@@ -298,6 +299,13 @@ function scheduleCheck(job: NonNullable<DoctorInput["schedules"]>[number]): Doct
       `status=$(systemctl show -p ExecMainStatus --value -- "$service" 2>/dev/null) || true`,
       `ended=$(systemctl show -p ExecMainExitTimestamp --value -- "$service" 2>/dev/null) || true`,
       `[[ $state == active ]] || fail "timer $timer is \${state:-unknown}: the job does not run (systemctl enable --now $timer)"`,
+      // While a run goes on, systemd has reset the last run's exit and the timer's next elapse.
+      `running=$(systemctl is-active -- "$service" 2>/dev/null) || true`,
+      `if [[ $running == activating || $running == active || $running == deactivating ]]; then`,
+      `  started=$(systemctl show -p ExecMainStartTimestamp --value -- "$service" 2>/dev/null) || true`,
+      `  printf 'info: running now (started %s); its result shows once it ends\n' "\${started:-just now}"`,
+      `  exit 0`,
+      `fi`,
       `if [[ -z $ended ]]; then`,
       `  printf 'info: not run yet; next run %s\n' "\${next:-unknown}"`,
       `  exit 0`,

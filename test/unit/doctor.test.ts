@@ -1012,6 +1012,76 @@ describe("doctor: checks executed in a temp dir", function () {
     });
   });
 
+  describe("a scheduled job (with a stand-in systemctl)", () => {
+    const job = {
+      name: "tick",
+      service: "apphost-shop-test-tick.service",
+      timer: "apphost-shop-test-tick.timer",
+    };
+    /** `systemctl is-active -- UNIT` and `systemctl show -p PROP --value -- UNIT`, from files named after them. */
+    const fake = (props: Record<string, string>) => {
+      fs.mkdirSync(at("bin"), { recursive: true });
+      for (const [k, v] of Object.entries(props)) fs.writeFileSync(at(k), v);
+      fs.writeFileSync(
+        at("bin", "systemctl"),
+        [
+          "#!/usr/bin/env bash",
+          "unit=${!#}",
+          `dir=${JSON.stringify(tmp)}`,
+          'if [[ $1 == is-active ]]; then s=$(cat "$dir/$unit.state" 2>/dev/null); echo "${s:-inactive}"; [[ $s == active ]]; exit; fi',
+          'cat "$dir/$unit.$3" 2>/dev/null || true',
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      return { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` };
+    };
+    const run = (env: NodeJS.ProcessEnv) =>
+      runCheck(check(hostInput({ schedules: [job] }), "schedule-tick"), env);
+
+    it("shows the last run and the next one", async () => {
+      const env = fake({
+        [`${job.timer}.state`]: "active",
+        [`${job.timer}.NextElapseUSecRealtime`]: "Mon 2026-12-01 12:00:10 UTC",
+        [`${job.service}.Result`]: "success",
+        [`${job.service}.ExecMainStatus`]: "0",
+        [`${job.service}.ExecMainExitTimestamp`]: "Mon 2026-12-01 12:00:00 UTC",
+      });
+      assert.deepEqual(await run(env), {
+        name: "schedule-tick",
+        status: "pass",
+        detail: "last run Mon 2026-12-01 12:00:00 UTC: success; next run Mon 2026-12-01 12:00:10 UTC",
+      });
+    });
+
+    it("while a run goes on (systemd then keeps no last result), says so instead of 'not run yet'", async () => {
+      const env = fake({
+        [`${job.timer}.state`]: "active",
+        [`${job.service}.state`]: "activating",
+        [`${job.service}.ExecMainStartTimestamp`]: "Mon 2026-12-01 12:00:20 UTC",
+      });
+      assert.deepEqual(await run(env), {
+        name: "schedule-tick",
+        status: "pass",
+        detail: "running now (started Mon 2026-12-01 12:00:20 UTC); its result shows once it ends",
+      });
+    });
+
+    it("fails when the last run failed, and when the timer is not active", async () => {
+      const env = fake({
+        [`${job.timer}.state`]: "active",
+        [`${job.service}.Result`]: "exit-code",
+        [`${job.service}.ExecMainStatus`]: "3",
+        [`${job.service}.ExecMainExitTimestamp`]: "Mon 2026-12-01 12:00:00 UTC",
+      });
+      assert.equal((await run(env)).status, "fail");
+      fs.writeFileSync(at(`${job.timer}.state`), "inactive");
+      assert.match(
+        (await run(env)).detail,
+        /^timer apphost-shop-test-tick.timer is inactive: the job does not run/,
+      );
+    });
+  });
+
   describe("units (with a stand-in systemctl)", () => {
     let env: NodeJS.ProcessEnv;
     const states = (lines: Record<string, string>) =>
