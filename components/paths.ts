@@ -4,6 +4,7 @@
  * Two stacks may share a host (staging and prod side by side), so every
  * directory, unit, user, port and proxy snippet carries `<app>-<stack>`.
  */
+import { isName } from "./shell";
 
 /**
  * Host-wide, shared by every stack on the host: pinned tools apphost installs
@@ -89,11 +90,9 @@ export interface HostLayout {
   nginxUpstream: string;
 }
 
-const NAME = /^[a-z][a-z0-9-]{0,30}$/;
-
 export function hostLayout(app: string, stack: string): HostLayout {
   const id = `${app}-${stack}`;
-  if (!NAME.test(app) || !NAME.test(stack) || id.length > 31) {
+  if (!isName(app) || !isName(stack) || id.length > 31) {
     throw new Error(
       `host layout: app "${app}" and stack "${stack}" must be lowercase letters, digits and dashes, ` +
         `start with a letter, and "<app>-<stack>" must fit in 31 characters (a Linux user name limit)`,

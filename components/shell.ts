@@ -48,6 +48,15 @@ export function isHostName(value: string): boolean {
   return HOST_NAME.test(value);
 }
 
+/**
+ * App, stack, process and job names: lowercase letters, digits and dashes,
+ * starting with a letter, at most 31 characters. They become systemd unit,
+ * Linux user and path names.
+ */
+export function isName(value: string): boolean {
+  return /^[a-z][a-z0-9-]{0,30}$/.test(value);
+}
+
 /** A rule of `assertSafe`: what the value must be, for the message, and its test. */
 export interface SafeRule {
   readonly what: string;
@@ -122,7 +131,10 @@ export const SAFE = {
     test: (v) => typeof v === "string" && v.trim() !== "" && !/[\n\r\0]/.test(v),
   },
   /** Process, schedule and stack names: they become unit and file names. */
-  name: { what: "a name of lowercase letters, digits and dashes", test: matches(/^[a-z][a-z0-9-]{0,30}$/) },
+  name: {
+    what: "a name of lowercase letters, digits and dashes",
+    test: (v) => typeof v === "string" && isName(v),
+  },
   /** An environment variable's name: what systemd's EnvironmentFile= and a shell both read. */
   envName: {
     what: "a variable name (letters, digits and _, not starting with a digit)",

@@ -11,7 +11,7 @@
 import { isIPv4 } from "node:net";
 import * as sshpk from "sshpk";
 import * as D from "./defaults";
-import { isUrlPath } from "../shell";
+import { isName, isUrlPath } from "../shell";
 import { upstreamPort } from "../paths";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { chainedParts, parseProcfile, splitChain } from "./procfile";
@@ -1484,7 +1484,7 @@ function parseProcesses(r: Reader, files: AppFiles | undefined): ProcessConfig[]
   let ok = true;
   for (const [name, item] of Object.entries(v)) {
     const itemPath = child(path, name);
-    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+    if (!isName(name)) {
       ok = false;
       r.issues.add(
         itemPath,
@@ -1625,7 +1625,7 @@ function parseSchedules(r: Reader): ScheduleConfig[] | undefined {
   let ok = true;
   for (const [name, item] of Object.entries(v)) {
     const itemPath = child(path, name);
-    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+    if (!isName(name)) {
       ok = false;
       r.issues.add(
         itemPath,
@@ -1684,14 +1684,13 @@ function parseSchedules(r: Reader): ScheduleConfig[] | undefined {
 
 function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> {
   if (!r) return {};
-  const appName = /^[a-z][a-z0-9-]{0,30}$/;
   let name = r.string("name", {
     expected: "lowercase letters, digits and dashes, starting with a letter",
     example: "shop",
-    test: (s) => appName.test(s),
+    test: isName,
   });
   if (!r.has("name")) {
-    if (appName.test(ctx.project)) {
+    if (isName(ctx.project)) {
       name = ctx.project;
     } else {
       r.missing(
@@ -1767,7 +1766,7 @@ function parseApp(r: Reader | undefined, ctx: ParseContext): Partial<AppConfig> 
   }
 
   // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
-  if (!/^[a-z][a-z0-9-]{0,30}$/.test(ctx.stack)) {
+  if (!isName(ctx.stack)) {
     r.issues.add(
       "(stack name)",
       `"${ctx.stack}" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ` +
