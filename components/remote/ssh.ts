@@ -425,11 +425,16 @@ export async function spawnRemote(
         reject(new Error(`could not start ssh: ${e.message}`));
       });
       child.on("close", (code, signal) => {
-        // ssh may end on the same Ctrl-C before this process's SIGINT event is handled: wait one turn for it.
-        setImmediate(() => {
+        // ssh may end on the same Ctrl-C (exit 255) before this process's SIGINT event is handled, and
+        // one event-loop turn is not always enough for it: after a 255, wait up to half a second for it.
+        const done = () => {
           process.off("SIGINT", ignore);
           resolve({ code: code ?? (signal ? 128 : 1), interrupted: interrupted || signal === "SIGINT" });
-        });
+        };
+        if (code !== 255) return void setImmediate(done);
+        const started = Date.now();
+        const wait = () => (interrupted || Date.now() - started >= 500 ? done() : setTimeout(wait, 20));
+        setImmediate(wait);
       });
     });
   } finally {
