@@ -489,6 +489,8 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
     });
 
     it("logs without -f: every unit, labelled by process, in time order; an unknown process is refused (exit 2)", async function () {
+      // The job runs every 10 s from setup on: in a fast run this test may come before its first run.
+      for (let i = 0; i < 30 && tickRuns().length === 0; i++) await new Promise((r) => setTimeout(r, 1000));
       const res = await cli19("logs", ["--since", "10m"]);
       assert.equal(res.code, 0, res.stderr);
       const labels = new Set(
