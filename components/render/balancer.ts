@@ -75,8 +75,10 @@ export function renderBalancerSite(layout: HostLayout, lb: BalancerLayout, input
     `\t\t${BALANCER_CHECK_HEADER} 1`,
     "\t}",
     "\t# Caddy passes Host through and sets X-Forwarded-For/-Proto/-Host; the app",
-    "\t# hosts' proxies trust them from this host only.",
-    "\tflush_interval -1",
+    "\t# hosts' proxies trust them from this host only. No flush_interval -1:",
+    "\t# with it, Caddy 2.6 ties each proxied request to the handler's life, and",
+    "\t# the reload that adds or removes a host cancels the requests in flight",
+    "\t# (caddyserver/caddy#5663). Streams are flushed as written without it.",
     "}",
   );
   const addresses = input.hostnames.map((h) => (off ? `http://${h}` : h)).join(", ");

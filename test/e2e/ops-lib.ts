@@ -4,7 +4,8 @@
  * and stop or start the sandbox's sshd from outside it, which SSH itself
  * cannot do once sshd is gone.
  */
-import { execFileSync, spawn } from "child_process";
+import { execFile, execFileSync, spawn } from "child_process";
+import { promisify } from "util";
 import * as fs from "fs";
 import { ROOT } from "./lib";
 
@@ -61,16 +62,31 @@ function sandboxInit(name: string): string {
   return init;
 }
 
+const enter = (name: string, command: string) => [
+  "-t",
+  sandboxInit(name),
+  "-m",
+  "-u",
+  "-i",
+  "-n",
+  "-p",
+  "bash",
+  "-c",
+  command,
+];
+
 /** A shell command as root inside the sandbox, entered from this machine (no SSH needed); its stdout. */
 export function inSandbox(name: string, command: string): string {
-  return execFileSync(
-    "nsenter",
-    ["-t", sandboxInit(name), "-m", "-u", "-i", "-n", "-p", "bash", "-c", command],
-    {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  return execFileSync("nsenter", enter(name, command), {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+}
+
+/** `inSandbox` without blocking this process (a load running here keeps going); its stdout. */
+export async function inSandboxAsync(name: string, command: string): Promise<string> {
+  const { stdout } = await promisify(execFile)("nsenter", enter(name, command), { encoding: "utf8" });
+  return stdout;
 }
 
 /** `systemctl <verb> <unit>` inside the sandbox, entered from this machine (no SSH needed). */

@@ -215,7 +215,11 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
           report.resent++;
           return once(agent, sandbox, opts.hostname, urlPath, opts.ca);
         });
+        // An event stream cut short still has its 200: it must end with its last event.
+        const events = urlPath.startsWith("/events") ? (/count=(\d+)/.exec(urlPath)?.[1] ?? "5") : undefined;
         if (res.status < 200 || res.status > 299) problem = `HTTP ${res.status} ${res.body.slice(0, 200)}`;
+        else if (events && !res.body.includes(`id: ${events}\n`))
+          problem = `event stream cut short: ${JSON.stringify(res.body.slice(-120))}`;
         else {
           const release = /"release":"([^"]+)"/.exec(res.body)?.[1];
           if (release && !report.releases.includes(release)) report.releases.push(release);

@@ -178,6 +178,8 @@ describe("the balancer (render/balancer.ts)", () => {
       "\t\t\tX-Apphost-Balancer-Check 1",
     ])
       assert.ok(site.includes(`${line}\n`), line);
+    // flush_interval -1 would let the reload that adds or removes a host cancel the requests in flight.
+    assert.doesNotMatch(site, /^\s*flush_interval/m);
     assert.equal(renderUpstreams(["10.0.0.11", "10.0.0.12"], 80), "10.0.0.11:80\n10.0.0.12:80\n");
     assert.throws(() => renderUpstreams(["a b"], 80), /app host 1: "a b" is not a host name/);
   });

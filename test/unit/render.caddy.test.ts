@@ -113,8 +113,9 @@ shop.example.com, www.shop.example.com {
 			lb_try_duration 10s
 			lb_try_interval 250ms
 			# Streams (Server-Sent Events, chunked answers) reach the client as the app
-			# writes them, never held in a buffer; Caddy sets no read timeout on them.
-			flush_interval -1
+			# writes them: Caddy flushes those at once. No flush_interval -1: Caddy 2.6
+			# then ties each request to the handler's life, and a reload cancels the
+			# requests in flight (caddyserver/caddy#5663).
 			# A new upstream connection per request: a pooled one would stay on the old
 			# instance after a switch (nftables only redirects new connections).
 			transport http {
@@ -328,8 +329,9 @@ reverse_proxy 127.0.0.1:8002 {
 	lb_try_duration 10s
 	lb_try_interval 250ms
 	# Streams (Server-Sent Events, chunked answers) reach the client as the app
-	# writes them, never held in a buffer; Caddy sets no read timeout on them.
-	flush_interval -1
+	# writes them: Caddy flushes those at once. No flush_interval -1: Caddy 2.6
+	# then ties each request to the handler's life, and a reload cancels the
+	# requests in flight (caddyserver/caddy#5663).
 	# A new upstream connection per request: a pooled one would stay on the old
 	# instance after a switch (nftables only redirects new connections).
 	transport http {
