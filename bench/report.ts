@@ -388,3 +388,26 @@ export function renderReport(r: Results, chartPath?: string): string {
   }
   return out.join("\n");
 }
+
+const MARKED = /<!-- ([a-z]+): begin[^>]*-->\n[\s\S]*?<!-- \1: end -->\n/g;
+
+/**
+ * `text` with the section between `name`'s markers replaced by `section`, or
+ * with it appended (markers included) when there is none yet: a bench that
+ * writes one section of BENCHMARKS.md leaves the rest as it is.
+ */
+export function replaceMarkedSection(text: string, name: string, section: string): string {
+  const block = `<!-- ${name}: begin (written by bench/${name}.ts) -->\n${section.replace(/\n*$/, "\n")}<!-- ${name}: end -->\n`;
+  let found = false;
+  const out = text.replace(MARKED, (whole, n: string) => {
+    if (n !== name) return whole;
+    found = true;
+    return block;
+  });
+  return found ? out : `${text.replace(/\n*$/, "\n")}\n${block}`;
+}
+
+/** The marked sections of `text`, markers included: what `npm run bench` keeps when it rewrites the file. */
+export function markedSections(text: string): string {
+  return (text.match(MARKED) ?? []).join("\n");
+}

@@ -53,7 +53,7 @@ import {
   type PhaseTimes,
 } from "./host";
 import { startLoad, type LoadOptions, type LoadRun, type Sample } from "./load";
-import { renderReport, type Results } from "./report";
+import { markedSections, renderReport, type Results } from "./report";
 import { fmtSpread, spread, summarize } from "./stats";
 
 // The bench's own sandbox and stack: others run theirs on 10.77-10.79 at the same time.
@@ -320,7 +320,10 @@ async function main(): Promise<number> {
   const report = renderReport(results, svg ? "docs/bench-latency.svg" : undefined);
   fs.writeFileSync(path.join(OUT, "report.md"), report);
   if (args.publish) {
-    fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), report);
+    // Sections other benches wrote (bench/rolling.ts) stay as they are.
+    const file = path.join(ROOT, "BENCHMARKS.md");
+    const kept = fs.existsSync(file) ? markedSections(fs.readFileSync(file, "utf8")) : "";
+    fs.writeFileSync(file, kept ? `${report.replace(/\n*$/, "\n")}\n${kept}` : report);
     if (svg) fs.writeFileSync(path.join(ROOT, "docs", "bench-latency.svg"), svg);
     log("wrote BENCHMARKS.md and docs/bench-latency.svg");
   }

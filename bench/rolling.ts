@@ -1,0 +1,212 @@
+/**
+ * `npm run bench:rolling [-- --reps N] [--no-publish] [--keep-sandbox]`: the
+ * wall time of a rolling code release over 2 and over 3 app hosts behind a
+ * balancer host (apphost:host.addresses + apphost:lb), on four sandboxes of
+ * its own (test/e2e/multihost-lib.ts, as the multihost e2e builds them).
+ *
+ * Each repetition changes the sample app's code in a temp copy and runs one
+ * `pulumi up` under a steady, bounded load through the balancer; the release
+ * goes host by host (drain, health-gated release, back in, healthy). The
+ * time between the two host counts is one `up` that adds the third host (not
+ * a code release; reported for context). Every release must fail 0 requests.
+ *
+ * Results: bench/out/rolling.json, and (unless --no-publish) the section
+ * between the `rolling` markers of BENCHMARKS.md, which `npm run bench`
+ * keeps when it rewrites the rest of the file.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { readCommandLine, usageError } from "../scripts/lib/cli";
+import { ROOT } from "../test/e2e/lib";
+import { Cluster } from "../test/e2e/multihost-lib";
+import { describeLoad } from "../test/e2e/release-lib";
+import { replaceMarkedSection } from "./report";
+import { fmtSpread, spread } from "./stats";
+
+const OUT = path.join(ROOT, "bench", "out");
+
+interface Args {
+  reps: number;
+  publish: boolean;
+  keepSandbox: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const line = readCommandLine(argv, { values: ["reps"], flags: ["no-publish", "keep-sandbox"] });
+  const problems = [...line.problems];
+  const reps = Number(line.values.reps ?? "3");
+  if (!Number.isInteger(reps) || reps < 1 || reps > 10)
+    problems.push(`--reps takes 1..10, got "${line.values.reps}"`);
+  if (problems.length > 0)
+    throw usageError("npm run bench:rolling -- [--reps N] [--no-publish] [--keep-sandbox]", problems);
+  return { reps, publish: !line.flags.has("no-publish"), keepSandbox: line.flags.has("keep-sandbox") };
+}
+
+interface Rep {
+  hosts: number;
+  seconds: number;
+  requests: number;
+  failed: number;
+  failures: string[];
+  /** Every app host serves the new release afterwards */
+  allLive: boolean;
+}
+
+export interface RollingResults {
+  startedAt: string;
+  command: string;
+  machine: string;
+  loadAtStart: string;
+  loadAtEnd: string;
+  versions: Record<string, string>;
+  firstUpSeconds: number;
+  scaleUpSeconds: number;
+  reps: Rep[];
+}
+
+const started = Date.now();
+const log = (msg: string) =>
+  process.stderr.write(`bench:rolling [${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+
+export function renderRolling(r: RollingResults): string {
+  const row = (hosts: number) => {
+    const reps = r.reps.filter((x) => x.hosts === hosts);
+    const failed = reps.reduce((n, x) => n + x.failed, 0);
+    const requests = reps.reduce((n, x) => n + x.requests, 0);
+    return `| ${hosts} | ${fmtSpread(spread(reps.map((x) => x.seconds)))} | ${fmtSpread(spread(reps.map((x) => x.seconds / hosts)))} | ${reps.length} | ${failed} of ${requests} |`;
+  };
+  return [
+    "## 5. A rolling release over 2 and 3 app hosts",
+    "",
+    `\`${r.command}\`, started ${r.startedAt}, on ${r.machine}; load at start: ${r.loadAtStart}; at end: ${r.loadAtEnd}.`,
+    `Engine: ${r.versions.pulumi}; the sandboxes: Debian 12 under systemd-nspawn, Caddy ${r.versions.caddy} on the balancer and the app hosts.`,
+    "",
+    "Four sandboxes of the bench's own: a balancer host (Caddy, active health checks every 1 s, which also runs the Postgres the app hosts share) and three app hosts, as `test/e2e/multihost.e2e.ts` builds them. Each repetition changes the sample app's code and runs one `pulumi up`, which rolls the release one host at a time: drain the host at the balancer, the health-gated release (upload, install, migrate on the first host only, start, health gate, switch), put it back and wait until the balancer sees it healthy. A steady load runs through the balancer meanwhile (one keep-alive client and one that opens a connection per request, alternating `/` and `/healthz`). Cells are **median (min–max)** in seconds.",
+    "",
+    "| app hosts | `pulumi up` wall time | per host | releases | failed requests |",
+    "| --- | --- | --- | --- | --- |",
+    row(2),
+    row(3),
+    "",
+    `Not code releases, for context: the first \`up\` (both hosts set up, Postgres migrated, the balancer) took ${r.firstUpSeconds.toFixed(1)} s; the \`up\` that added the third host (set up, given the live release, then let into the balancer) took ${r.scaleUpSeconds.toFixed(1)} s.`,
+    "",
+  ].join("\n");
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(OUT, { recursive: true });
+  const engineLog = fs.createWriteStream(path.join(OUT, "rolling-engine.log"));
+  const c = new Cluster(
+    {
+      lb: { name: "apphost-rlb", subnet: "10.92.0" },
+      apps: [
+        { name: "apphost-r1", subnet: "10.93.0" },
+        { name: "apphost-r2", subnet: "10.94.0" },
+        { name: "apphost-r3", subnet: "10.95.0" },
+      ],
+      stack: "local-roll",
+      db: { name: "sample_roll", user: "sample_roll", password: "roll-bench-pw-41d7" },
+    },
+    (s) => engineLog.write(s),
+  );
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-rolling-src-"));
+  fs.cpSync(path.join(ROOT, "examples", "sample-app"), copy, { recursive: true });
+  const main = path.join(copy, "app", "main.py");
+  const original = fs.readFileSync(main, "utf8");
+  c.source = copy;
+  const results: RollingResults = {
+    startedAt: new Date().toISOString(),
+    command: `npm run bench:rolling${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    loadAtStart: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", "),
+    loadAtEnd: "",
+    versions: {},
+    firstUpSeconds: NaN,
+    scaleUpSeconds: NaN,
+    reps: [],
+  };
+  let failedChecks = 0;
+  const timed = async () => {
+    const t0 = Date.now();
+    const res = await c.up();
+    return { res, seconds: (Date.now() - t0) / 1000 };
+  };
+  try {
+    log("four sandboxes and the shared Postgres");
+    c.prepare();
+    log("first up: 2 app hosts and the balancer (not measured as a release)");
+    results.firstUpSeconds = (await timed()).seconds;
+    const { execFileSync } = await import("child_process");
+    results.versions.pulumi = execFileSync("pulumi", ["version"], { encoding: "utf8" }).trim();
+    const { inSandbox } = await import("../test/e2e/ops-lib");
+    results.versions.caddy = inSandbox(c.spec.lb.name, "caddy version").trim().split(" ")[0];
+    for (const hosts of [2, 3]) {
+      if (hosts === 3) {
+        log("scale to 3 app hosts (not measured as a release)");
+        c.count = 3;
+        results.scaleUpSeconds = (await timed()).seconds;
+      }
+      for (let i = 1; i <= args.reps; i++) {
+        fs.writeFileSync(main, `${original}\n# rolling bench: ${hosts} hosts, repetition ${i}\n`);
+        const l = c.load();
+        await new Promise((r) => setTimeout(r, 2000));
+        const { res, seconds } = await timed();
+        await new Promise((r) => setTimeout(r, 2000));
+        const load = await l.stop();
+        const live = res.outputs.hostsLive.value as { name: string; live: string }[];
+        const rep: Rep = {
+          hosts,
+          seconds,
+          requests: load.requests,
+          failed: load.failed,
+          failures: load.failures,
+          allLive: live.length === hosts && live.every((h) => h.live === res.outputs.releaseId.value),
+        };
+        results.reps.push(rep);
+        const ok = rep.failed === 0 && rep.allLive && res.summary.result === "succeeded";
+        if (!ok) failedChecks++;
+        log(
+          `${ok ? "ok  " : "FAIL"} ${hosts} hosts, repetition ${i}: ${seconds.toFixed(1)} s; load: ${describeLoad(load)}; ` +
+            `live: ${live.map((h) => `${h.name}=${h.live}`).join(" ")}`,
+        );
+      }
+    }
+  } catch (e) {
+    failedChecks++;
+    log(`FAIL the bench ran to the end: ${(e as Error).stack ?? String(e)}`);
+  } finally {
+    if (!args.keepSandbox)
+      await c.down().catch((e) => log(`could not take the sandboxes down: ${String(e)}`));
+    fs.rmSync(copy, { recursive: true, force: true });
+    engineLog.end();
+  }
+  results.loadAtEnd = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
+  fs.writeFileSync(path.join(OUT, "rolling.json"), JSON.stringify(results, null, 2));
+  const section = renderRolling(results);
+  process.stdout.write(`\n${section}\n`);
+  if (args.publish && failedChecks === 0) {
+    const file = path.join(ROOT, "BENCHMARKS.md");
+    fs.writeFileSync(file, replaceMarkedSection(fs.readFileSync(file, "utf8"), "rolling", section));
+    log("wrote its section of BENCHMARKS.md");
+  }
+  log(failedChecks === 0 ? "all releases failed 0 requests" : `${failedChecks} check(s) failed`);
+  return failedChecks === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`bench:rolling: ${(e as Error).message}\n`);
+      process.exit(2);
+    },
+  );
+}
