@@ -162,30 +162,24 @@ export class Host extends pulumi.ComponentResource {
           },
           childOpts,
         );
+        /** SSH on the host's port, from one group to the other */
+        const ssh = (own: pulumi.Input<string>, other: pulumi.Input<string>, description: string) => ({
+          securityGroupId: own,
+          description,
+          ipProtocol: "tcp",
+          fromPort: host.port,
+          toPort: host.port,
+          referencedSecurityGroupId: other,
+          tags,
+        });
         const egress = new aws.vpc.SecurityGroupEgressRule(
           `${name}-eice-out-ssh`,
-          {
-            securityGroupId: endpointSg.id,
-            description: "SSH to the apphost instance",
-            ipProtocol: "tcp",
-            fromPort: host.port,
-            toPort: host.port,
-            referencedSecurityGroupId: sg.id,
-            tags,
-          },
+          ssh(endpointSg.id, sg.id, "SSH to the apphost instance"),
           childOpts,
         );
         const ingress = new aws.vpc.SecurityGroupIngressRule(
           `${name}-in-ssh-eice`,
-          {
-            securityGroupId: sg.id,
-            description: "SSH from the EC2 Instance Connect Endpoint (apphost:host.via)",
-            ipProtocol: "tcp",
-            fromPort: host.port,
-            toPort: host.port,
-            referencedSecurityGroupId: endpointSg.id,
-            tags,
-          },
+          ssh(sg.id, endpointSg.id, "SSH from the EC2 Instance Connect Endpoint (apphost:host.via)"),
           childOpts,
         );
         const eice = new aws.ec2transitgateway.InstanceConnectEndpoint(

@@ -13,12 +13,10 @@
  */
 import { execScript } from "../components/remote/day2";
 import { spawnRemote } from "../components/remote/ssh";
-import { hostLayout } from "../components/paths";
 import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
-  openedStackConfig,
-  pickHost,
+  hostScript,
   opsUsageError,
   readOpsArgs,
   type OpsCommandLine,
@@ -53,19 +51,11 @@ async function main(): Promise<number> {
   const opened = await openDeployedStack("exec", parseExecArgs, process.argv.slice(2), "run the command");
   if (typeof opened === "number") return opened;
   const args = opened.args as ExecArgs;
-  let script: string;
-  let host: ReturnType<typeof pickHost>;
-  try {
-    host = pickHost(opened.deployed, args.options.host);
-    const config = await openedStackConfig(opened);
-    script = execScript(hostLayout(config.app.name, config.stack), {
-      runtime: config.app.runtime,
-      argv: args.command,
-      tty: args.tty,
-    });
-  } catch (e) {
-    return opened.cannot("reading the stack", e);
-  }
+  const picked = await hostScript(opened, (layout, config) =>
+    execScript(layout, { runtime: config.app.runtime, argv: args.command, tty: args.tty }),
+  );
+  if (typeof picked === "number") return picked;
+  const { host, script } = picked;
   const { code } = await spawnRemote(host.connection, script, { tty: args.tty });
   if (code === 255) {
     const c = host.connection;

@@ -11,12 +11,10 @@
  */
 import { logsScript } from "../components/remote/day2";
 import { spawnRemote } from "../components/remote/ssh";
-import { hostLayout } from "../components/paths";
 import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,
-  openedStackConfig,
-  pickHost,
+  hostScript,
   opsUsageError,
   readOpsArgs,
   type OpsCommandLine,
@@ -45,20 +43,16 @@ async function main(): Promise<number> {
   const opened = await openDeployedStack("logs", parseLogsArgs, process.argv.slice(2), "show logs");
   if (typeof opened === "number") return opened;
   const args = opened.args as LogsArgs;
-  let script: string;
-  let host: ReturnType<typeof pickHost>;
-  try {
-    host = pickHost(opened.deployed, args.options.host);
-    const config = await openedStackConfig(opened);
-    script = logsScript(hostLayout(config.app.name, config.stack), {
+  const picked = await hostScript(opened, (layout, config) =>
+    logsScript(layout, {
       app: config.app,
       process: args.options.process,
       since: args.options.since,
       follow: args.follow,
-    });
-  } catch (e) {
-    return opened.cannot("reading the stack", e);
-  }
+    }),
+  );
+  if (typeof picked === "number") return picked;
+  const { host, script } = picked;
   const { code, interrupted } = await spawnRemote(host.connection, script, {
     holdStdin: args.follow,
   });

@@ -360,3 +360,21 @@ export async function openedStackConfig(opened: OpenedStack): Promise<StackConfi
     stack: opened.args.stack,
   });
 }
+
+/**
+ * The app host a command runs on (`--host`) and the script it runs there,
+ * built from the stack's config and host layout; the exit code when either
+ * cannot be had (the reason printed).
+ */
+export async function hostScript(
+  opened: OpenedStack,
+  build: (layout: HostLayout, config: StackConfig) => string,
+): Promise<{ host: { name: string; connection: SshConnection }; script: string } | number> {
+  try {
+    const host = pickHost(opened.deployed, opened.args.options.host);
+    const config = await openedStackConfig(opened);
+    return { host, script: build(hostLayout(config.app.name, config.stack), config) };
+  } catch (e) {
+    return opened.cannot("reading the stack", e);
+  }
+}
