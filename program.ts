@@ -19,7 +19,7 @@ import { maintenanceFiles } from "./components/paths";
 import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
 import type { S3Target } from "./components/release/backup";
 import { Database } from "./components/database";
-import { Dns } from "./components/dns";
+import { Dns, recordOwner } from "./components/dns";
 import { Host } from "./components/host";
 import { LoadBalancer } from "./components/loadbalancer";
 import { Server } from "./components/server";
@@ -42,7 +42,12 @@ export async function program(): Promise<Record<string, unknown>> {
     jumpPrivateKey,
     instanceProfile: backups?.instanceProfileName,
   });
-  const dns = new Dns("dns", { config, publicIp: host.publicIp, ipv6Address: host.ipv6Address });
+  const dns = new Dns("dns", {
+    dns: config.dns,
+    owner: recordOwner(config),
+    publicIp: host.publicIp,
+    ipv6Address: host.ipv6Address,
+  });
   const origin =
     config.tls.mode === "cloudflare-origin"
       ? new OriginCertificate("tls", { config, zoneId: dns.zoneId })
@@ -139,7 +144,12 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
     upstreams: addresses.map((a) => a.address),
     dependsOn: lbServer.ready,
   });
-  const dns = new Dns("dns", { config, publicIp: lbHost.publicIp, ipv6Address: lbHost.ipv6Address });
+  const dns = new Dns("dns", {
+    dns: config.dns,
+    owner: recordOwner(config),
+    publicIp: lbHost.publicIp,
+    ipv6Address: lbHost.ipv6Address,
+  });
   void dns;
 
   const env = appSecrets(secretEnv);
@@ -217,7 +227,11 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
         })
         .ids.apply((ids) => [...ids].sort());
   const backups = BackupBucket.forStack("backups", config);
-  const dns = new Dns("dns", { config: { ...config, dns: { ...config.dns, hostnames: [] } }, publicIp: "" });
+  const dns = new Dns("dns", {
+    dns: { ...config.dns, hostnames: [] },
+    owner: recordOwner(config),
+    publicIp: "",
+  });
   const lb = new LoadBalancer("alb", { config, vpcId, subnetIds, zoneId: dns.zoneId });
 
   const env = appSecrets(secretEnv);

@@ -10,15 +10,22 @@
 import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { DNS_DEFAULTS } from "./config/defaults";
-import type { StackConfig } from "./config/types";
+import type { DnsConfig } from "./config/types";
 
 export interface DnsArgs {
-  /** The validated stack config (`loadStackConfig().config`). */
-  config: StackConfig;
+  /** apphost:dns, validated: the provider, the zone and the hostnames */
+  dns: DnsConfig;
+  /** Who owns the records, `<project>/<stack>`: each record's comment names it */
+  owner: string;
   /** `Host.publicIp` */
   publicIp: pulumi.Input<string>;
   /** `Host.ipv6Address`; required when `apphost:dns.ipv6` is on. */
   ipv6Address?: pulumi.Input<string | undefined>;
+}
+
+/** `DnsArgs.owner` of a stack: `<project>/<stack>`. */
+export function recordOwner(stack: { project: string; stack: string }): string {
+  return `${stack.project}/${stack.stack}`;
 }
 
 /** One record, as data, so tests can check names, TTLs and proxying without Cloudflare. */
@@ -43,12 +50,12 @@ export class Dns extends pulumi.ComponentResource {
     super("apphost:index:Dns", name, {}, opts);
     // Options of every child: hoisted helper functions below cannot use `this` themselves.
     const childOpts = { parent: this };
-    const { config } = args;
-    this.hostnames = config.dns.hostnames.map((h) => h.name);
+    const { dns } = args;
+    this.hostnames = dns.hostnames.map((h) => h.name);
 
     // provider "none": DNS is managed elsewhere. Nothing is created, so the
     // program can construct this component unconditionally.
-    if (config.dns.provider !== "cloudflare") {
+    if (dns.provider !== "cloudflare") {
       this.zoneId = pulumi.output(undefined);
       this.nodes = { records: [] };
       this.registerOutputs({ zoneId: this.zoneId });
@@ -64,13 +71,13 @@ export class Dns extends pulumi.ComponentResource {
     this.registerOutputs({ zoneId: this.zoneId, hostnames: this.hostnames });
 
     function lookupZoneId(): pulumi.Output<string> {
-      if (config.dns.zoneId) return pulumi.output(config.dns.zoneId);
+      if (dns.zoneId) return pulumi.output(dns.zoneId);
       // Validation guarantees a zone name when there is no id.
-      return cloudflare.getZoneOutput({ filter: { name: config.dns.zone as string } }, childOpts).id;
+      return cloudflare.getZoneOutput({ filter: { name: dns.zone as string } }, childOpts).id;
     }
 
     function createRecords(zone: pulumi.Output<string>): cloudflare.DnsRecord[] {
-      return recordSpecs(config).map(
+      return recordSpecs(dns, args.owner).map(
         (spec) =>
           new cloudflare.DnsRecord(
             `${name}-${spec.id}`,
@@ -94,10 +101,10 @@ export class Dns extends pulumi.ComponentResource {
  * The records of a stack. Resource names come from the hostname, not its
  * position, so reordering `apphost:dns.hostnames` replaces nothing.
  */
-export function recordSpecs(config: StackConfig): RecordSpec[] {
-  if (config.dns.provider !== "cloudflare") return [];
-  const types: Array<"A" | "AAAA"> = config.dns.ipv6 ? ["A", "AAAA"] : ["A"];
-  return config.dns.hostnames.flatMap((h) =>
+export function recordSpecs(dns: DnsConfig, owner: string): RecordSpec[] {
+  if (dns.provider !== "cloudflare") return [];
+  const types: Array<"A" | "AAAA"> = dns.ipv6 ? ["A", "AAAA"] : ["A"];
+  return dns.hostnames.flatMap((h) =>
     types.map((type) => ({
       id: `${h.name.replace(/\./g, "-")}-${type.toLowerCase()}`,
       hostname: h.name,
@@ -105,7 +112,7 @@ export function recordSpecs(config: StackConfig): RecordSpec[] {
       proxied: h.proxied,
       // Cloudflare only accepts "automatic" (1) on proxied records; visitors see Cloudflare's addresses anyway.
       ttl: h.proxied ? DNS_DEFAULTS.proxiedTtl : DNS_DEFAULTS.ttl,
-      comment: `apphost ${config.project}/${config.stack}`,
+      comment: `apphost ${owner}`,
     })),
   );
 }

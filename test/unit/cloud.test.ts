@@ -10,9 +10,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { Dns, recordSpecs } from "../../components/dns";
+import { Dns, recordOwner, recordSpecs } from "../../components/dns";
 import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../components/backups";
 import { ConfigError } from "../../components/config/validate";
+import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
 import { amiQuery, firewallRules, Host, userData } from "../../components/host";
 import { hostStep } from "../../components/remote/command";
@@ -100,6 +101,9 @@ function one(type: string, prefix: string): Inputs {
   assert.equal(found.length, 1, `one ${type} named ${prefix}*`);
   return found[0].inputs;
 }
+
+/** The Dns component's args from a whole stack config. */
+const dnsArgs = (config: StackConfig) => ({ dns: config.dns, owner: recordOwner(config) });
 
 describe("Host (ec2)", () => {
   beforeEach(resetRecords);
@@ -792,7 +796,7 @@ describe("Dns", () => {
     publicIp = pulumi.output("198.51.100.10"),
     ipv6?: pulumi.Output<string | undefined>,
   ) {
-    const d = new Dns(name, { config: stackConfig(keys), publicIp, ipv6Address: ipv6 });
+    const d = new Dns(name, { ...dnsArgs(stackConfig(keys)), publicIp, ipv6Address: ipv6 });
     await settled(d, ...d.nodes.records);
     return d;
   }
@@ -882,7 +886,7 @@ describe("Dns", () => {
     resetRecords();
     const config = stackConfig({ "dns.ipv6": true });
     const h = new Host("flow", { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
-    const d = new Dns("flow-dns", { config, publicIp: h.publicIp, ipv6Address: h.ipv6Address });
+    const d = new Dns("flow-dns", { ...dnsArgs(config), publicIp: h.publicIp, ipv6Address: h.ipv6Address });
     await settled(...d.nodes.records);
     assert.deepEqual(
       ofType(RECORD, "flow-dns").map((r) => r.inputs.content),
@@ -898,7 +902,11 @@ describe("Dns", () => {
       resetRecords();
       const config = stackConfig(keys);
       const h = new Host(name, { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
-      const d = new Dns(`${name}-dns`, { config, publicIp: h.publicIp, ipv6Address: h.ipv6Address });
+      const d = new Dns(`${name}-dns`, {
+        ...dnsArgs(config),
+        publicIp: h.publicIp,
+        ipv6Address: h.ipv6Address,
+      });
       await settled(...d.nodes.records);
       const connection = await valueOf(h.connection);
       // The HostConnection every host resource takes its connection from.
@@ -943,12 +951,12 @@ describe("Dns", () => {
 
   it("creates nothing with provider none", async () => {
     const config = stackConfig({}, "staging", existingRaw());
-    const d = new Dns("none", { config, publicIp: pulumi.output("203.0.113.10") });
+    const d = new Dns("none", { ...dnsArgs(config), publicIp: pulumi.output("203.0.113.10") });
     await settled(d);
     assert.equal(d.nodes.records.length, 0);
     assert.equal(ofType(RECORD, "none").length, 0);
     assert.equal(await valueOf(d.zoneId), undefined);
-    assert.deepEqual(recordSpecs(config), []);
+    assert.deepEqual(recordSpecs(config.dns, "apphost/none"), []);
   });
 });
 
