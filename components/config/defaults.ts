@@ -6,7 +6,6 @@
  * backup count on the stack name) are small functions here, so the rule and
  * its reason stay next to each other.
  */
-import type { Ec2HostConfig } from "./types";
 
 /** Stacks named like this get production defaults (Elastic IP, 30 backups). */
 export function isProductionStack(stack: string): boolean {
@@ -15,7 +14,7 @@ export function isProductionStack(stack: string): boolean {
 
 export const HOST_DEFAULTS = {
   port: 22,
-  os: "debian-12" as Ec2HostConfig["os"],
+  os: "debian-12" as const,
   /** 20 GiB leaves room for releases, venvs and backups on top of the ~2 GiB OS image. */
   rootVolumeGb: 20,
   allowSshFromAnywhere: false,
@@ -29,7 +28,7 @@ export const HOST_DEFAULTS = {
 };
 
 /** The login user baked into the official cloud images. */
-export function defaultEc2User(os: Ec2HostConfig["os"]): string {
+export function defaultEc2User(os: "debian-12" | "ubuntu-24.04"): string {
   return os === "ubuntu-24.04" ? "ubuntu" : "admin";
 }
 

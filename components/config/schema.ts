@@ -1,0 +1,1326 @@
+/**
+ * The stack config as a zod 4 schema: one object per `apphost:<section>`, its
+ * defaults (from defaults.ts) and the rules within a section beside it. The
+ * types in types.ts are inferred from it.
+ *
+ * Every leaf carries its own error function, so each issue names what was
+ * expected and how to set it; zod hands that function the full path, which
+ * `keyOf` spells as the stack does (`apphost:dns.hostnames[1].name`).
+ * Section rules are refinements that run even when a field failed, over the
+ * fields that passed, so one run reports every offender without follow-ups.
+ */
+import { isIPv4 } from "node:net";
+import * as sshpk from "sshpk";
+import { z } from "zod";
+import * as D from "./defaults";
+import { isName, isUrlPath } from "../shell";
+import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
+import { compileExcludes } from "../release/artifact";
+import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
+import type { ParseContext } from "./validate";
+
+// ---------------------------------------------------------------------------
+// Pure helpers
+
+export type Obj = Record<string, unknown>;
+type Path = readonly PropertyKey[];
+type Issue = z.core.$ZodRawIssue;
+
+export function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** How a value is quoted in messages: short, JSON-like, `nothing` when absent. */
+export function show(v: unknown): string {
+  if (v === undefined || v === null) return "nothing";
+  if (Array.isArray(v)) return v.length === 0 ? "an empty list" : "a list";
+  if (isObject(v)) return "an object";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}..."` : s;
+}
+
+/** `.key` for identifiers, `["key"]` otherwise, as `pulumi config set --path` spells it. */
+export function child(path: string, key: PropertyKey): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  const k = String(key);
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `${path}.${k}` : `${path}["${k}"]`;
+}
+
+/** The stack's spelling of a zod path: `["dns", "hostnames", 1]` is `apphost:dns.hostnames[1]`. */
+export function keyOf(path: Path): string {
+  return path.slice(1).reduce<string>((acc, k) => child(acc, k), `apphost:${String(path[0])}`);
+}
+
+export function setHint(path: string, example: string): string {
+  return `set it with: pulumi config set --path '${path}' ${example}`;
+}
+
+/** Levenshtein distance, to suggest the key a typo meant. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate a typo meant: two edits away at most (more is a different word). */
+export function closest(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const dist = distance(key, c);
+    if (dist < bestDistance) [best, bestDistance] = [c, dist];
+  }
+  return best;
+}
+
+export function isIpv4(value: string): boolean {
+  return isIPv4(value);
+}
+
+/** A public DNS name as Cloudflare and ACME accept it: lowercase labels, at least two, no wildcard. */
+export function isDnsName(name: string): boolean {
+  if (name.length > 253) return false;
+  const labels = name.split(".");
+  if (labels.length < 2) return false;
+  if (/^\d+$/.test(labels[labels.length - 1])) return false; // "10.0.0.1" is an address, not a name
+  return labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+}
+
+const isAddress = (s: string) => isIpv4(s) || isDnsName(s);
+const isUser = (s: string) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s);
+const isSubnetId = (s: string) => /^subnet-[0-9a-f]{8,17}$/.test(s);
+const isRelativePath = (s: string) =>
+  !s.startsWith("/") && !s.split("/").includes("..") && !/^[A-Za-z]:/.test(s);
+/** URL paths and release directories land unquoted in proxy configs: the same narrow charset as render/common.ts. */
+const REL_DIR = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*\/?$/;
+
+/**
+ * Graviton instance families carry a `g` after the generation number
+ * (t4g, m7g, c7gn, r8g, x2gd, im4gn, is4gen, hpc7g) or are the first-generation `a1`.
+ * Returns undefined for strings that are not instance types.
+ */
+export function archOf(instanceType: string): "x86_64" | "arm64" | undefined {
+  const m = /^([a-z]+)(\d+)([a-z-]*)\.([a-z0-9-]+)$/.exec(instanceType);
+  if (!m) return undefined;
+  const [, prefix, , suffix] = m;
+  return prefix === "a" || /g/.test(suffix.replace(/-flex$/, "")) ? "arm64" : "x86_64";
+}
+
+/** `a.b.c.d/n` with the host bits zero (AWS stores the network address; anything else diffs forever). */
+export function ipv4CidrProblem(cidr: string): string | undefined {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
+  if (!m || !isIpv4(m[1]) || Number(m[2]) > 32) return "not an IPv4 CIDR";
+  const bits = Number(m[2]);
+  const ip = m[1].split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const network = ip - (ip % 2 ** (32 - bits));
+  if (network === ip) return undefined;
+  return `host bits are set; the network is ${[24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join(".")}/${bits}`;
+}
+
+const SSH_KEY_TYPES_EC2 = ["ssh-ed25519", "ssh-rsa"];
+const HOST_KEY_TYPES = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "ssh-rsa",
+];
+
+/** `type base64 [comment]` where the blob parses as a key of that same `type`. */
+function isOpenSshPublicKey(line: string, types: readonly string[]): boolean {
+  const type = line.trim().split(/\s+/)[0];
+  if (!types.includes(type)) return false;
+  try {
+    return sshpk.parseKey(line.trim(), "ssh").toString("ssh").split(" ")[0] === type;
+  } catch {
+    return false;
+  }
+}
+
+/** `type base64`, without the comment, for comparing keys. */
+export function keyIdentity(line: string): string {
+  return line.trim().split(/\s+/).slice(0, 2).join(" ");
+}
+
+/** Validity periods Cloudflare's Origin CA issues, in days. */
+export const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
+
+/** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
+const RESERVED_PROCESS_NAMES = ["backup", "upstream", "job", "alert"];
+
+// ---------------------------------------------------------------------------
+// Leaves: each schema's error function says what was expected and how to set it
+
+interface Spec {
+  expected: string;
+  example?: string;
+  /** Why the key is needed, in the `missing` message */
+  why?: string;
+  /** What the missing message's example sets, after the key (`[0].name`) */
+  hint?: string;
+  /** Instead of the `set it with` hint for a wrong value */
+  todo?: string | ((key: string) => string);
+}
+
+/** `missing (why); expected ...; set it with ...` or `expected ..., got ...; set it with ...` */
+function says(s: Spec) {
+  return (iss: Issue) => {
+    const key = keyOf(iss.path ?? []);
+    if (iss.input === undefined) {
+      const why = s.why ? ` (${s.why})` : "";
+      return `missing${why}; expected ${s.expected}; ${setHint(key + (s.hint ?? ""), s.example ?? "")}`;
+    }
+    const todo = typeof s.todo === "function" ? s.todo(key) : (s.todo ?? setHint(key, s.example ?? ""));
+    return `expected ${s.expected}, got ${show(iss.input)}; ${todo}`;
+  };
+}
+
+/** A non-blank string passing `test`. */
+const str = (s: Spec & { test?: (v: string) => boolean }) =>
+  z.string({ error: says(s) }).refine((v) => v.trim() !== "" && (s.test?.(v) ?? true));
+
+/** Strings of digits count: `pulumi config set --path` stores values as strings unless told otherwise. */
+const digits = (v: unknown) => (typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
+const int = (min: number, max: number, example: number) =>
+  z.preprocess(
+    digits,
+    z
+      .number({ error: says({ expected: `an integer from ${min} to ${max}`, example: String(example) }) })
+      .int()
+      .min(min)
+      .max(max),
+  );
+/** An integer with a default, which is also the example the message suggests unless one is given. */
+const num = (min: number, max: number, dflt: number, example = dflt) => int(min, max, example).default(dflt);
+
+const flag = (example: boolean) =>
+  z.preprocess(
+    (v) => (v === "true" ? true : v === "false" ? false : v),
+    z.boolean({ error: says({ expected: "true or false", example: String(example) }) }),
+  );
+const bool = (dflt: boolean) => flag(dflt).default(dflt);
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T, why?: string) =>
+  z.enum(values, {
+    error: says({ expected: `one of ${values.map((x) => `"${x}"`).join(", ")}`, example: values[0], why }),
+  });
+
+/** A list of non-empty strings, each bad item reported at its index. */
+const list = (example: string) =>
+  z.array(
+    z
+      .string({
+        error: (iss) => `expected a non-empty string, got ${show(iss.input)}; fix or remove the item`,
+      })
+      .refine((s) => s.trim() !== ""),
+    { error: says({ expected: "a list of strings", todo: `write it as a YAML list, e.g. [${example}]` }) },
+  );
+
+const address = (example: string, why?: string) =>
+  str({ expected: `an IPv4 address or DNS name like "${example}"`, example, why, test: isAddress });
+const hostKey = (whose: string, at: string, why?: string) =>
+  str({
+    expected: `${whose} public host key line, like "ssh-ed25519 AAAA..."`,
+    example: `"$(ssh-keyscan -t ed25519 ${at} | cut -d' ' -f2-)"`,
+    why,
+    test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
+  });
+const user = (expected: string, example: string, why?: string) =>
+  str({ expected, example, why, test: isUser });
+const subnetId = () =>
+  str({
+    expected: 'a subnet id like "subnet-0123456789abcdef0"',
+    example: "subnet-0123456789abcdef0",
+    test: isSubnetId,
+  });
+const command = (example: string) => str({ expected: "a shell command", example });
+
+// ---------------------------------------------------------------------------
+// Objects: every unknown key named, with the key a typo meant
+
+/** The message for a key an object does not have: one that belongs to another mode, a typo, or neither. */
+function unknownKey(
+  parent: string,
+  key: string,
+  known: readonly string[],
+  notHere: Record<string, string>,
+): string {
+  if (notHere[key]) return `${notHere[key]}; remove it`;
+  const near = closest(key, known);
+  return near
+    ? `unknown key; did you mean "${near}"? Rename or remove it`
+    : `unknown key; the keys of ${parent} are ${known.join(", ")}. Remove it`;
+}
+
+interface ObjOptions {
+  /** Keys valid in another mode, and why they are not here */
+  notHere?: Record<string, string>;
+  /** The keys a typo is matched against (default: the shape's) */
+  known?: readonly string[];
+  /** The message when the value is not an object at all */
+  type?: (iss: Issue) => string;
+}
+
+/**
+ * A strict object. zod reports all unknown keys of one object as one issue;
+ * its message carries one line per key, which `toIssues` splits.
+ */
+function obj<S extends z.core.$ZodLooseShape>(shape: S, o: ObjOptions = {}) {
+  const known = o.known ?? Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === "unrecognized_keys"
+        ? iss.keys.map((k) => unknownKey(keyOf(iss.path ?? []), k, known, o.notHere ?? {})).join("\n")
+        : o.type
+          ? o.type(iss)
+          : `expected an object (a YAML mapping), got ${show(iss.input)}; see docs/config.md for the keys of ${keyOf(iss.path ?? [])}`,
+  });
+}
+
+/** Adds an issue at a path below the object, or at a key of its own spelling (`(stack name)`). */
+export type Add = (path: PropertyKey[] | string, message: string) => void;
+
+/**
+ * A refinement of an object that runs even when some of its fields failed;
+ * those fields are undefined in what it sees, so it never follows up on them.
+ */
+function rules<T>(
+  fn: (v: Partial<T>, add: Add) => void,
+): [(v: T, ctx: z.RefinementCtx<T>) => void, { when: () => true }] {
+  return [
+    (v, ctx) => {
+      if (!isObject(v)) return;
+      const failed = new Set(ctx.issues.map((i) => i.path?.[0]));
+      const partial = Object.fromEntries(
+        Object.entries(v).map(([k, x]) => [k, failed.has(k) ? undefined : x]),
+      );
+      fn(partial as Partial<T>, (path, message) =>
+        ctx.addIssue({
+          code: "custom",
+          message,
+          input: undefined,
+          ...(typeof path === "string"
+            ? { params: { key: path, rule: true } }
+            : { path, params: { rule: true } }),
+        }),
+      );
+    },
+    { when: () => true },
+  ];
+}
+
+/** A process or job name: it becomes part of a systemd unit name. */
+function nameProblem(name: string, what: "process" | "job"): string | undefined {
+  if (!isName(name)) {
+    const why =
+      what === "process"
+        ? "it becomes part of a systemd unit name"
+        : "it names the systemd timer apphost-<app>-<stack>-schedule-<name>";
+    return `expected a ${what} name of lowercase letters, digits and dashes, starting with a letter (${why}); rename it`;
+  }
+  if (what === "process" && (RESERVED_PROCESS_NAMES.includes(name) || name.startsWith("schedule-"))) {
+    return `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} and schedule-* are reserved); rename the process`;
+  }
+  return undefined;
+}
+
+/** A map of named units; an entry with a bad name is reported instead of read. */
+function units<V extends z.core.$ZodType>(what: "process" | "job", value: V, spec: Spec) {
+  return z.record(
+    z.string().refine((name) => nameProblem(name, what) === undefined),
+    value,
+    { error: (iss) => (iss.code === "invalid_key" ? nameProblem(String(iss.input), what) : says(spec)(iss)) },
+  );
+}
+
+/** One rule for env and secretEnv: shell-safe names, scalar values, PORT reserved. */
+export function envProblem(name: string, type: string): string | undefined {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    return "expected an environment variable name (letters, digits and _, not starting with a digit); rename it";
+  }
+  if (name === "PORT") {
+    return "PORT is set by apphost for each web instance (blue/green ports); remove it and read $PORT in the app";
+  }
+  if (!["string", "number", "boolean"].includes(type)) {
+    return `expected a string value, got ${type === "array" ? "a list" : type === "object" ? "an object" : type}; quote the value`;
+  }
+  return undefined;
+}
+
+export function typeName(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+// ---------------------------------------------------------------------------
+// Sections
+
+/** The `apphost:<section>` objects, in the order problems are reported. */
+export const SECTIONS = [
+  "host",
+  "dns",
+  "tls",
+  "proxy",
+  "app",
+  "database",
+  "backups",
+  "releases",
+  "lb",
+] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** What the schema needs besides the stack's own keys. */
+export interface Prepared {
+  /** The input, with YAML's empty values (`key:`) removed: they count as absent */
+  raw: Obj;
+  /** The app's Procfile, when the stack takes its processes from it */
+  procfile?: { where: string; problems: string[]; release?: string };
+}
+
+/** The first key to set for each required section. */
+const REQUIRED_START: Partial<Record<Section, string>> = {
+  host: "pulumi config set --path 'apphost:host.kind' ec2",
+  tls: "pulumi config set --path 'apphost:tls.mode' caddy-acme",
+  app: "pulumi config set --path 'apphost:app.source' app",
+};
+
+const VIA_FORMS =
+  "direct (the default), instance-connect (ec2: an EC2 Instance Connect Endpoint), " +
+  "or {jump: {address, port, user, hostKey}} for an SSH jump host";
+
+/** `apphost:host.via`: absent or `direct`, `instance-connect` (ec2), or `{jump: {address, port, user, hostKey}}`. */
+const Via = z.preprocess(
+  (v, ctx) => {
+    if (v === undefined || v === "direct" || v === "instance-connect") return { kind: v ?? "direct" };
+    if (!isObject(v) || !isObject(v.jump)) {
+      ctx.addIssue({
+        code: "custom",
+        input: v,
+        message: `expected ${VIA_FORMS}, got ${show(v)}; set it with: pulumi config set --path 'apphost:host.via.jump.address' 203.0.113.5 (and .hostKey)`,
+      });
+      return v;
+    }
+    // Reported before the jump host's keys, as a zod issue that lets the pipe go on.
+    for (const k of Object.keys(v).filter((k) => k !== "jump")) {
+      ctx.addIssue({
+        code: "unrecognized_keys",
+        keys: [k],
+        input: v,
+        message: unknownKey("apphost:host.via", k, ["jump"], {}),
+      });
+    }
+    return { kind: "jump", jump: v.jump };
+  },
+  z.discriminatedUnion("kind", [
+    z.object({ kind: z.literal("direct") }),
+    z.object({ kind: z.literal("instance-connect") }),
+    z
+      .object({
+        kind: z.literal("jump"),
+        jump: obj({
+          address: str({
+            expected: 'the jump host\'s IPv4 address or DNS name, like "203.0.113.5"',
+            example: "203.0.113.5",
+            why: "where the SSH connections go first",
+            test: isAddress,
+          }),
+          port: num(1, 65535, D.HOST_DEFAULTS.port),
+          /** @default the host's user */
+          user: user("a login user name on the jump host", "jump").optional(),
+          hostKey: hostKey(
+            "the jump host's",
+            "203.0.113.5",
+            "apphost pins the jump host's key too; it is known before the first connection",
+          ),
+        }),
+      })
+      // The jump user is "" here when unset: the host fills in its own login user.
+      .transform(({ jump }) => ({ kind: "jump" as const, ...jump, user: jump.user ?? "" })),
+  ]),
+);
+
+/** Keeps `keys` in the output as `undefined` when unset (the normalized config lists them), still optional in its type. */
+function explicit<T extends object>(o: T, ...keys: (keyof T)[]): T {
+  return { ...Object.fromEntries(keys.map((k) => [k, undefined])), ...o };
+}
+
+function withJumpUser<V extends { kind: string; user?: string }>(via: V, hostUser: string): V {
+  return via.kind === "jump" && !via.user ? { ...via, user: hostUser } : via;
+}
+
+/**
+ * The schema of one parse: some defaults and messages depend on the stack
+ * (its name, the project, the app's files), and a few rules on whether a key
+ * was set at all, which only the input knows.
+ */
+export function sections(ctx: ParseContext, p: Prepared) {
+  const has = (section: Section, key: string) =>
+    isObject(p.raw[section]) && p.raw[section][key] !== undefined;
+  const sectionError = (name: Section) => (iss: Issue) =>
+    iss.input === undefined
+      ? `missing; expected an object (see docs/config.md for its keys); start with: ${REQUIRED_START[name]}`
+      : `expected an object (a YAML mapping under apphost:${name} in Pulumi.${ctx.stack}.yaml), got ${show(iss.input)}; ` +
+        "see docs/config.md for its keys";
+  const section = <S extends z.core.$ZodLooseShape>(name: Section, shape: S, o: ObjOptions = {}) =>
+    obj(shape, { type: sectionError(name), ...o });
+
+  // --- apphost:host: an EC2 instance apphost creates, or servers that exist
+  const seen = new Map<string, number>();
+  let item = 0;
+  const common = { port: num(1, 65535, D.HOST_DEFAULTS.port), via: Via };
+  const ec2 = {
+    kind: z.literal("ec2"),
+    /** @default "admin" on Debian, "ubuntu" on Ubuntu */
+    user: user("a login user name", "admin").optional(),
+    ...common,
+    /** @default 1024 for instances with < 2 GiB, else 0 */
+    swapMb: int(0, 65536, 0).optional(),
+    instanceType: str({
+      expected: 'an EC2 instance type like "t4g.small"',
+      example: "t4g.small",
+      test: (s) => archOf(s) !== undefined,
+    }),
+    os: oneOf(["debian-12", "ubuntu-24.04"]).default(D.HOST_DEFAULTS.os),
+    rootVolumeGb: num(8, 16384, D.HOST_DEFAULTS.rootVolumeGb),
+    sshPublicKey: str({
+      expected:
+        'an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop"',
+      example: '"$(cat ~/.ssh/apphost_deploy.pub)"',
+      why: "the EC2 key pair is made from it",
+      test: (s) => isOpenSshPublicKey(s, SSH_KEY_TYPES_EC2),
+    }),
+    /** Required unless via is instance-connect; 0.0.0.0/0 only with allowSshFromAnywhere */
+    sshAllowCidrs: list("203.0.113.0/24").optional(),
+    allowSshFromAnywhere: bool(D.HOST_DEFAULTS.allowSshFromAnywhere),
+    elasticIp: bool(D.defaultElasticIp(ctx.stack)),
+    subnetId: subnetId().optional(),
+    count: num(1, 20, 1),
+    subnetIds: list("subnet-0123456789abcdef0").optional(),
+    hostKey: hostKey("the instance's", "203.0.113.10").optional(),
+  };
+  const existing = {
+    kind: z.literal("existing"),
+    user: user(
+      "a login user name with sudo rights",
+      "deploy",
+      "apphost cannot guess the login user of a server it did not create",
+    ),
+    ...common,
+    swapMb: num(0, 65536, D.HOST_DEFAULTS.existingSwapMb),
+    address: address("203.0.113.10").optional(),
+    hostKey: hostKey("the server's", "203.0.113.10").optional(),
+    /** Every app host; two or more serve behind apphost:lb */
+    addresses: z
+      .array(
+        z.preprocess(
+          (v) => (typeof v === "string" ? { address: v } : v),
+          obj(
+            { address: address("203.0.113.10"), hostKey: hostKey("the server's", "203.0.113.10").optional() },
+            {
+              type: (iss) =>
+                `expected an address or {address, hostKey}, got ${show(iss.input)}; fix the item`,
+            },
+          ).superRefine(
+            // Items are read in order, once per parse: a repeat is reported with the item itself.
+            (a, c) => {
+              const i = item++;
+              const key =
+                isObject(a) && !c.issues.some((x) => x.path?.[0] === "address") && a.address.toLowerCase();
+              if (!key) return;
+              if (!seen.has(key)) return void seen.set(key, i);
+              c.addIssue({
+                code: "custom",
+                input: a,
+                message: `${show(a.address)} is already apphost:host.addresses[${seen.get(key)}]; list each app host once`,
+              });
+            },
+            { when: () => true },
+          ),
+        ),
+        {
+          error: says({
+            expected: "a non-empty list of app hosts, each an address or {address, hostKey}",
+            todo: (key) => `e.g. pulumi config set --path '${key}[0]' 203.0.113.10`,
+          }),
+        },
+      )
+      .min(1)
+      .optional(),
+  };
+  const hostKeys = [...new Set([...Object.keys(ec2), ...Object.keys(existing)])];
+  const ec2Only = "only used when apphost:host.kind is ec2";
+  const existingOnly = "only used when apphost:host.kind is existing (ec2 gets its address from AWS)";
+
+  const Ec2 = section("host", ec2, {
+    known: hostKeys,
+    notHere: { address: existingOnly, addresses: existingOnly },
+  })
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof ec2>>>((h, add) => {
+        const viaEndpoint = h.via?.kind === "instance-connect";
+        if (!viaEndpoint && !has("host", "sshAllowCidrs")) {
+          add(
+            ["sshAllowCidrs"],
+            "missing (SSH is closed to everyone else); expected a list of IPv4 CIDRs allowed to reach SSH; " +
+              setHint("apphost:host.sshAllowCidrs[0]", "203.0.113.7/32"),
+          );
+        } else if (!viaEndpoint && h.sshAllowCidrs?.length === 0) {
+          add(
+            ["sshAllowCidrs"],
+            "expected at least one IPv4 CIDR, got an empty list; add the address you deploy from, e.g. [203.0.113.7/32] (curl -4 ifconfig.me)",
+          );
+        }
+        h.sshAllowCidrs?.forEach((cidr, i) => {
+          const problem = ipv4CidrProblem(cidr);
+          if (problem) {
+            add(
+              ["sshAllowCidrs", i],
+              `expected an IPv4 CIDR like "203.0.113.7/32", got ${show(cidr)} (${problem}); fix the item`,
+            );
+          } else if (cidr === "0.0.0.0/0" && h.allowSshFromAnywhere !== true) {
+            add(
+              ["sshAllowCidrs", i],
+              "opens SSH to the whole internet; list the addresses you deploy from, " +
+                "or set apphost:host.allowSshFromAnywhere to true if you really mean it",
+            );
+          }
+        });
+        h.subnetIds?.forEach((id, i) => {
+          if (!isSubnetId(id)) {
+            add(
+              ["subnetIds", i],
+              `expected a subnet id like "subnet-0123456789abcdef0", got ${show(id)}; fix the item`,
+            );
+          }
+        });
+      }),
+    )
+    .transform((h) => {
+      const login = h.user ?? D.defaultEc2User(h.os);
+      return {
+        ...explicit(h, "subnetId"),
+        arch: archOf(h.instanceType) as "x86_64" | "arm64",
+        user: login,
+        swapMb: h.swapMb ?? D.defaultEc2SwapMb(h.instanceType),
+        sshAllowCidrs: h.sshAllowCidrs ?? [],
+        via: withJumpUser(h.via, login),
+      };
+    });
+
+  const Existing = section("host", existing, {
+    known: hostKeys,
+    notHere: {
+      instanceType: ec2Only,
+      os: `${ec2Only} (an existing server keeps its OS)`,
+      rootVolumeGb: ec2Only,
+      sshPublicKey: `${ec2Only} (install the key on the server yourself)`,
+      sshAllowCidrs: `${ec2Only} (apphost does not manage the firewall of an existing server)`,
+      allowSshFromAnywhere: ec2Only,
+      elasticIp: ec2Only,
+      subnetId: ec2Only,
+      count: `${ec2Only} (list several existing servers in apphost:host.addresses)`,
+      subnetIds: ec2Only,
+    },
+  })
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof existing>>>((h, add) => {
+        if (h.via?.kind === "instance-connect") {
+          add(
+            ["via"],
+            "instance-connect needs an EC2 instance (apphost:host.kind is existing); use {jump: {...}} to reach a server behind a bastion, or direct",
+          );
+        }
+        if (has("host", "addresses")) {
+          for (const key of ["address", "hostKey"].filter((k) => has("host", k))) {
+            add(
+              [key],
+              `set with apphost:host.addresses too; give every host in addresses (a host key as {address, hostKey}) and remove ${key}`,
+            );
+          }
+        } else if (!has("host", "address")) {
+          add(
+            ["address"],
+            'missing (where to SSH to (or apphost:host.addresses, a list, for several app hosts)); expected an IPv4 address or DNS name like "203.0.113.10"; ' +
+              setHint("apphost:host.address", "203.0.113.10"),
+          );
+        }
+      }),
+    )
+    .transform(({ address: one, hostKey: key, addresses: list, ...h }) => {
+      const addresses = list ?? [{ address: one as string, ...(key ? { hostKey: key } : {}) }];
+      const first: { address: string; hostKey?: string } = addresses[0];
+      return {
+        ...h,
+        address: first.address,
+        ...(first.hostKey ? { hostKey: first.hostKey } : {}),
+        addresses,
+        via: withJumpUser(h.via, h.user),
+      };
+    });
+
+  const kindError = says({
+    expected: 'one of "ec2", "existing"',
+    example: "ec2",
+    why: "which machine to deploy to",
+  });
+  const Host = z.discriminatedUnion("kind", [Ec2, Existing], {
+    error: (iss) =>
+      iss.code === "invalid_union"
+        ? kindError({ ...iss, input: isObject(iss.input) ? iss.input.kind : undefined })
+        : sectionError("host")(iss),
+  });
+
+  // --- apphost:dns
+  const hostnamePath = (i: number) => {
+    const dns = p.raw.dns;
+    return isObject(dns) && Array.isArray(dns.hostnames) && typeof dns.hostnames[i] === "string"
+      ? ["hostnames", i]
+      : ["hostnames", i, "name"];
+  };
+  const hostname = z.preprocess(
+    (v) => (typeof v === "string" ? { name: v } : v),
+    obj(
+      {
+        // An IPv4 address stands in for a name on stacks without DNS (the proxy serves it); the cross-field
+        // rules refuse it where a record or a public certificate needs a real name.
+        name: z
+          .string({
+            error: (iss) => {
+              const raw = iss.input;
+              const lower =
+                typeof raw === "string" && isDnsName(raw.toLowerCase())
+                  ? `; write it in lowercase: ${raw.toLowerCase()}`
+                  : "";
+              const wildcard =
+                typeof raw === "string" && raw.startsWith("*.")
+                  ? "; wildcards need a DNS challenge apphost does not do, list each name"
+                  : "";
+              return (
+                'expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ' +
+                `or, without DNS, the host's IPv4 address, got ${show(raw)}${lower || wildcard || "; fix the name"}`
+              );
+            },
+          })
+          .refine((s) => isDnsName(s) || isIpv4(s)),
+        /** Orange-cloud through Cloudflare (forces ttl 1) */
+        proxied: bool(D.DNS_DEFAULTS.proxied),
+      },
+      {
+        type: (iss) =>
+          `expected a hostname or {name, proxied}, got ${show(iss.input)}; write e.g. "www.example.com" or {name: www.example.com, proxied: true}`,
+      },
+    ),
+  );
+  const dns = {
+    provider: oneOf(["cloudflare", "none"]).default(D.DNS_DEFAULTS.provider),
+    /** Looked up when zoneId is absent */
+    zone: str({
+      expected: 'a Cloudflare zone name like "example.com"',
+      example: "example.com",
+      test: isDnsName,
+    }).optional(),
+    zoneId: str({
+      expected: "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
+      example: "023e105f4ecef8ad9ca31a8372d0c353",
+      test: (s) => /^[0-9a-f]{32}$/.test(s),
+    }).optional(),
+    /** The first is the primary */
+    hostnames: z
+      .array(hostname, {
+        error: says({
+          expected: "a list of hostnames",
+          todo: 'write it as a YAML list, e.g. ["example.com", "www.example.com"]',
+        }),
+      })
+      .superRefine((names, c) => {
+        const seen = new Set<string>();
+        names.forEach((h, i) => {
+          if (seen.has(h.name))
+            c.addIssue({
+              code: "custom",
+              path: hostnamePath(i).slice(1),
+              message: `duplicate hostname ${show(h.name)}; list each hostname once`,
+            });
+          seen.add(h.name);
+        });
+      })
+      .default(() => []),
+    /** Also publish AAAA records (ec2 only) */
+    ipv6: bool(D.DNS_DEFAULTS.ipv6),
+  };
+  const Dns = section("dns", dns)
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof dns>>>((d, add) => {
+        if (d.provider === "cloudflare") {
+          if (!has("dns", "zone") && !has("dns", "zoneId")) {
+            add(
+              ["zone"],
+              "missing (records are created in this zone); expected the Cloudflare zone name (or apphost:dns.zoneId); " +
+                setHint("apphost:dns.zone", "example.com"),
+            );
+          }
+          const example = setHint("apphost:dns.hostnames[0].name", "example.com");
+          if (d.hostnames?.length === 0) {
+            add(
+              ["hostnames"],
+              has("dns", "hostnames")
+                ? `expected at least one hostname, got an empty list; ${example}`
+                : `missing (one A record is created per hostname); expected at least one hostname; ${example}`,
+            );
+          }
+          const zone = d.zone;
+          d.hostnames?.forEach((h, i) => {
+            if (zone && !isIpv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
+              add(
+                hostnamePath(i),
+                `${show(h.name)} is not in the zone ${show(zone)}; use a name ending in .${zone} or change apphost:dns.zone`,
+              );
+            }
+          });
+        }
+        if (d.provider === "none") {
+          const why =
+            'only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare';
+          for (const key of ["zone", "zoneId"]) if (has("dns", key)) add([key], why);
+          if (d.ipv6 === true) add(["ipv6"], why);
+          const items = isObject(p.raw.dns) && Array.isArray(p.raw.dns.hostnames) ? p.raw.dns.hostnames : [];
+          items.forEach((item, i) => {
+            if (isObject(item) && (item.proxied === true || item.proxied === "true"))
+              add(["hostnames", i, "proxied"], why);
+          });
+        }
+      }),
+    )
+    .transform((d) => explicit(d, "zone", "zoneId"));
+
+  // --- apphost:tls
+  const tls = {
+    /** `acm`: the load balancer's ACM certificate (apphost:host.count > 1 on ec2) */
+    mode: oneOf(
+      ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off", "acm"],
+      "how HTTPS certificates are obtained",
+    ),
+    /** ACME account e-mail (caddy-acme, certbot) */
+    email: str({
+      expected: "an e-mail address for the ACME account",
+      example: "ops@example.com",
+      test: (s) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
+    }).optional(),
+    /** Origin certificate validity in days (cloudflare-origin) */
+    originValidityDays: z
+      .preprocess(
+        digits,
+        z
+          .number({
+            error: says({
+              expected: `one of ${ORIGIN_VALIDITY_DAYS.join(", ")} (the validities Cloudflare's Origin CA issues)`,
+              example: "365",
+            }),
+          })
+          .refine((n) => (ORIGIN_VALIDITY_DAYS as readonly number[]).includes(n)),
+      )
+      .default(D.TLS_DEFAULTS.originValidityDays),
+    /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30, a third of short validities */
+    renewBeforeDays: int(1, 5474, 30).optional(),
+    /** The ACME directory certificates come from (caddy-acme, certbot). @default Let's Encrypt (Caddy: then ZeroSSL) */
+    acmeDirectory: str({
+      expected: "the https:// URL of an ACME directory",
+      example: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      test: (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
+    }).optional(),
+    /** PEM root the ACME server's own HTTPS certificate chains to (step-ca, Pebble); needs acmeDirectory */
+    acmeCaRoot: str({
+      expected:
+        "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
+      example: '"$(cat acme-root.pem)"',
+      test: (s) =>
+        /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/.test(s.trim()),
+    }).optional(),
+  };
+  const Tls = section("tls", tls)
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof tls>>>((t, add) => {
+        const validity = t.originValidityDays;
+        if (validity !== undefined && t.renewBeforeDays !== undefined && t.renewBeforeDays >= validity) {
+          add(
+            ["renewBeforeDays"],
+            `must be less than apphost:tls.originValidityDays (${validity}), got ${t.renewBeforeDays}; ` +
+              `otherwise the certificate is renewed on every run. Lower it, e.g. to ${D.defaultRenewBeforeDays(validity)}`,
+          );
+        }
+        if (!t.mode) return;
+        const acme = t.mode === "caddy-acme" || t.mode === "certbot";
+        const onlyWith = (modes: string) =>
+          `only used when apphost:tls.mode is ${modes} (got ${show(t.mode)}); remove it`;
+        if (!acme && t.email !== undefined) add(["email"], onlyWith("caddy-acme or certbot"));
+        if (t.mode !== "cloudflare-origin") {
+          for (const key of ["originValidityDays", "renewBeforeDays"])
+            if (has("tls", key)) add([key], onlyWith("cloudflare-origin"));
+        }
+        if (!acme) {
+          for (const key of ["acmeDirectory", "acmeCaRoot"])
+            if (has("tls", key)) add([key], onlyWith("caddy-acme or certbot"));
+        } else if (t.acmeCaRoot !== undefined && !has("tls", "acmeDirectory")) {
+          add(
+            ["acmeCaRoot"],
+            "names the root of an ACME server, but apphost:tls.acmeDirectory is not set (certificates would come from Let's Encrypt); " +
+              "set it too, e.g. pulumi config set --path 'apphost:tls.acmeDirectory' https://ca.internal:9000/acme/acme/directory, or remove acmeCaRoot",
+          );
+        }
+      }),
+    )
+    .transform((t) => ({
+      ...explicit(t, "email", "acmeDirectory", "acmeCaRoot"),
+      renewBeforeDays: t.renewBeforeDays ?? D.defaultRenewBeforeDays(t.originValidityDays),
+    }));
+
+  // --- apphost:proxy
+  const proxy = {
+    kind: oneOf(["caddy", "nginx"]).default(D.PROXY_DEFAULTS.kind),
+    /** Maximum request body, nginx syntax */
+    maxBodySize: str({
+      expected: 'a size in nginx syntax like "25m" (digits, then k, m or g)',
+      example: "25m",
+      test: (s) => /^\d+[kmg]?$/i.test(s),
+    }).default(D.PROXY_DEFAULTS.maxBodySize),
+    /** @default true when TLS is on (D.defaultHsts) */
+    hsts: flag(true).optional(),
+    /** gzip/zstd responses */
+    compression: bool(D.PROXY_DEFAULTS.compression),
+    httpPort: num(1, 65535, D.PROXY_DEFAULTS.httpPort),
+    httpsPort: num(1, 65535, D.PROXY_DEFAULTS.httpsPort),
+  };
+  const Proxy = section("proxy", proxy).superRefine(
+    ...rules<z.output<z.ZodObject<typeof proxy>>>((x, add) => {
+      if (x.httpPort !== undefined && x.httpPort === x.httpsPort) {
+        add(
+          ["httpsPort"],
+          `must differ from apphost:proxy.httpPort (both are ${x.httpPort}); pick another port`,
+        );
+      }
+      if (x.hsts === true && has("proxy", "hsts") && isObject(p.raw.tls) && p.raw.tls.mode === "off") {
+        add(
+          ["hsts"],
+          "HSTS tells browsers to insist on HTTPS, but apphost:tls.mode is off; remove it or turn TLS on",
+        );
+      }
+    }),
+  );
+
+  // --- apphost:app
+  const files = ctx.appFiles;
+  const webCommand = '"gunicorn app:app --bind 127.0.0.1:$PORT"';
+  const process = z.preprocess(
+    // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
+    (v) => (typeof v === "string" ? { command: v } : v),
+    obj(
+      {
+        /** Run inside the release directory, with the venv/node_modules on PATH */
+        command: str({ expected: `the command to run, e.g. ${webCommand}`, example: webCommand }),
+        /** `web` receives HTTP on $PORT (two alternating instances); `worker` does not. @default web for `web` */
+        kind: oneOf(["web", "worker"]).optional(),
+      },
+      {
+        type: (iss) =>
+          `expected {command, kind} or a command string, got ${show(iss.input)}; write e.g. {command: "python worker.py", kind: worker}`,
+      },
+    ),
+  );
+  const processes = units("process", process, {
+    expected: "a map of process name to {command, kind}",
+    example: webCommand,
+    why: `what runs on the host; ${files ? `${files.dir} has` : "the app has"} no Procfile to take it from`,
+    hint: ".web.command",
+    todo: "write e.g. processes: {web: {command: ..., kind: web}}",
+  })
+    .refine(
+      (m) => Object.keys(m).length > 0,
+      "expected at least one process, got an object; add the web process, e.g. web: {command: ..., kind: web}",
+    )
+    .transform((m, c) => {
+      const out = Object.entries(m).map(([name, x]) => ({
+        name,
+        command: x.command,
+        kind: x.kind ?? D.defaultProcessKind(name),
+      }));
+      const web = out.filter((x) => x.kind === "web").map((x) => x.name);
+      if (web.length !== 1) {
+        c.addIssue({
+          code: "custom",
+          input: m,
+          message:
+            `expected exactly one process of kind "web" (it receives HTTP on $PORT), got ${web.length === 0 ? "none" : `${web.length} (${web.join(", ")})`}; ` +
+            (web.length === 0
+              ? "set kind: web on the HTTP process"
+              : "keep kind: web on one of them and make the others workers"),
+        });
+      }
+      return out;
+    });
+  const calendarExamples = CALENDAR_EXAMPLES.map((e) => `"${e}"`).join(", ");
+  const schedule = obj(
+    {
+      /** Run in the live release, like a worker (same PATH, env file, user and sandbox) */
+      command: str({
+        expected: "one line of shell, run in the live release with the app's environment",
+        example: '"flask purge-sessions"',
+        test: (s) => !/[\n\r\0]/.test(s),
+      }),
+      onCalendar: str({
+        expected: `a systemd OnCalendar expression (man systemd.time), e.g. ${calendarExamples}`,
+        example: "hourly",
+      }).refine((s) => s.trim() === "" || calendarProblem(s) === undefined, {
+        error: (iss) =>
+          `${show(iss.input)} is not a systemd OnCalendar expression: ${calendarProblem(String(iss.input))}; ` +
+          `write e.g. ${calendarExamples} (check one with: systemd-analyze calendar '<expression>')`,
+      }),
+      /** The run is stopped (and fails) after this many seconds */
+      timeoutSeconds: num(1, 7 * 24 * 3600, D.SCHEDULE_DEFAULTS.timeoutSeconds, 600),
+    },
+    {
+      type: (iss) =>
+        `expected {command, onCalendar, timeoutSeconds}, got ${show(iss.input)}; write e.g. {command: "flask purge-sessions", onCalendar: hourly}`,
+    },
+  );
+  const appName = (why?: string) =>
+    str({
+      expected: "lowercase letters, digits and dashes, starting with a letter",
+      example: "shop",
+      why,
+      test: isName,
+    });
+  const app = {
+    /** Short name used in unit, user, path and proxy names. @default the Pulumi project name */
+    name: isName(ctx.project)
+      ? appName().default(ctx.project)
+      : appName(`the default, the project name "${ctx.project}", cannot name a Linux user`),
+    /** The app's directory: relative to the project, or absolute. The artifact is built from it. */
+    source: str({
+      expected:
+        'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
+      example: "app",
+      why: "the app to deploy",
+      test: (s) => s.trim() === s && !/[\0\n\r]/.test(s),
+    }),
+    excludes: list('".git", "node_modules"')
+      .superRefine((patterns, c) =>
+        patterns.forEach((pattern, i) => {
+          try {
+            compileExcludes([pattern]);
+          } catch (e) {
+            const why = (e as Error).message.replace(/^apphost:app\.excludes: /, "");
+            c.addIssue({
+              code: "custom",
+              path: [i],
+              input: pattern,
+              message: `${why}; fix or remove the pattern`,
+            });
+          }
+        }),
+      )
+      .default(() => [...D.APP_DEFAULTS.excludes]),
+    runtime: oneOf(["python", "node"], "how dependencies are installed"),
+    /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
+    requirements: str({
+      expected: "a file path relative to apphost:app.source",
+      example: "requirements.txt",
+      test: isRelativePath,
+    }).optional(),
+    /** The host's python3 (`system`) or a Python uv installs to match the app's requirement (`managed`) */
+    python: oneOf(["system", "managed"]).default(D.APP_DEFAULTS.python),
+    healthPath: str({
+      expected: 'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
+      example: "/healthz",
+      test: isUrlPath,
+    }).default(D.APP_DEFAULTS.healthPath),
+    /** First of the two web ports (blue = base, green = base+1) */
+    basePort: num(1024, 65533, D.APP_DEFAULTS.basePort),
+    /** Plain environment for every process */
+    env: z
+      .record(z.string(), z.unknown(), {
+        error: (iss) =>
+          `expected an object (a YAML mapping), got ${show(iss.input)}; see docs/config.md for the keys of apphost:app.env`,
+      })
+      .superRefine((env, c) => {
+        for (const [name, value] of Object.entries(env)) {
+          const problem = envProblem(name, typeName(value));
+          if (problem) c.addIssue({ code: "custom", path: [name], input: value, message: problem });
+        }
+      })
+      .transform((env) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])))
+      .default(() => ({})),
+    /** Built frontend directory inside the release, served by the proxy as static files */
+    staticDir: str({
+      expected: 'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
+      example: "frontend/dist",
+      test: (s) => REL_DIR.test(s) && isRelativePath(s),
+    }).optional(),
+    staticPrefix: str({
+      expected: 'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
+      example: "/static/",
+      test: (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
+    }).default(D.APP_DEFAULTS.staticPrefix),
+    /** Frontend build command run at install (`npm ci && npm run build`) */
+    build: command('"npm ci && npm run build"').optional(),
+    /** A Procfile's problems are reported on their own; its processes are then left out. */
+    processes: p.procfile?.problems.length ? processes.catch([]) : processes,
+    /** Jobs run by systemd timers in the live release */
+    schedules: units("job", schedule, {
+      expected: "a map of job name to {command, onCalendar, timeoutSeconds}",
+      todo: 'write e.g. schedules: {cleanup: {command: "flask purge-sessions", onCalendar: hourly}}',
+    })
+      .transform((m) => Object.entries(m).map(([name, s]) => ({ name, ...s })))
+      .default(() => []),
+    /** The proxy answers everything but the health path with the maintenance page (503, Retry-After) */
+    maintenance: bool(D.APP_DEFAULTS.maintenance),
+    /** HTML file (relative to the project) served as the maintenance page. @default apphost's own page */
+    maintenancePage: str({
+      expected: "an HTML file, relative to the project or absolute",
+      example: "maintenance.html",
+      test: (s) => s.trim() === s && !/[\0\n\r]/.test(s),
+    }).optional(),
+  };
+  const pythonDeps = (requirements: string | undefined) =>
+    files ? detectPythonDeps(files.python, requirements) : undefined;
+  const App = section("app", app)
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof app>>>((a, add) => {
+        for (const problem of p.procfile?.problems ?? []) add(["processes"], problem);
+        if (
+          a.runtime === "python" &&
+          files &&
+          !(has("app", "requirements") && a.requirements === undefined)
+        ) {
+          try {
+            pythonDeps(a.requirements);
+          } catch (e) {
+            if (!(e instanceof PythonDepsError)) throw e;
+            add(["requirements"], `${files.dir}: ${e.message}`);
+          }
+        } else if (a.runtime !== "python" && has("app", "python")) {
+          add(["python"], "only used with apphost:app.runtime python; remove it");
+        }
+        // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
+        if (!isName(ctx.stack)) {
+          add(
+            "(stack name)",
+            `"${ctx.stack}" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ` +
+              "create the stack under such a name (pulumi stack rename)",
+          );
+        } else if (a.name && `${a.name}-${ctx.stack}`.length > 31) {
+          const shorter = a.name.slice(0, Math.max(1, 30 - ctx.stack.length)).replace(/-+$/, "");
+          add(
+            ["name"],
+            `"${a.name}-${ctx.stack}" is ${a.name.length + ctx.stack.length + 1} characters; it names the Linux user on the host, ` +
+              `which is limited to 31; ${setHint("apphost:app.name", shorter)}`,
+          );
+        }
+        if (a.staticDir === undefined && has("app", "staticPrefix")) {
+          add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
+        }
+      }),
+    )
+    .transform(({ python, ...a }) => {
+      // python is optional in the type (hand-built configs in tests leave it out); the parser always sets it.
+      const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
+        ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
+        python,
+      };
+      if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
+      if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
+      return out;
+    });
+
+  // --- apphost:database
+  const pool = obj({
+    /** Connections kept open per process (DB_POOL_SIZE) */
+    size: num(1, 1000, D.DATABASE_POOL_DEFAULTS.size),
+    /** Extra connections allowed under load (DB_MAX_OVERFLOW) */
+    maxOverflow: num(0, 1000, D.DATABASE_POOL_DEFAULTS.maxOverflow),
+    /** Seconds to wait for a free connection (DB_POOL_TIMEOUT) */
+    timeoutSeconds: num(1, 3600, D.DATABASE_POOL_DEFAULTS.timeoutSeconds),
+    /** Seconds after which a connection is replaced (DB_POOL_RECYCLE) */
+    recycleSeconds: num(-1, 86400, D.DATABASE_POOL_DEFAULTS.recycleSeconds),
+  });
+  const rds = obj({
+    instanceClass: str({
+      expected: 'an RDS instance class like "db.t4g.micro"',
+      example: "db.t4g.micro",
+      test: (s) => /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
+    }).default(D.RDS_DEFAULTS.instanceClass),
+    allocatedStorageGb: num(20, 65536, D.RDS_DEFAULTS.allocatedStorageGb),
+    // pg_dump refuses a server newer than itself: Debian 12 ships 15.
+    engineVersion: str({
+      expected:
+        'Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15)',
+      example: '"15"',
+      test: (s) => /^15(\.\d+)?$/.test(s),
+    }).default(D.RDS_DEFAULTS.engineVersion),
+    /** Days of automated backups */
+    backupRetentionDays: num(1, 35, D.defaultRdsBackupRetentionDays(ctx.stack)),
+    /** A standby in a second availability zone */
+    multiAz: bool(D.RDS_DEFAULTS.multiAz),
+    /** The DB subnet group (two availability zones at least); needed with apphost:host.subnetId. @default the default VPC's */
+    subnetIds: list("subnet-0123456789abcdef0")
+      .superRefine((ids, c) => {
+        const bad = ids.filter((s) => !isSubnetId(s));
+        const message =
+          bad.length > 0
+            ? `expected subnet ids like "subnet-0123456789abcdef0", got ${bad.map((b) => show(b)).join(", ")}`
+            : ids.length < 2
+              ? "RDS needs subnets in two availability zones at least; list two or more"
+              : undefined;
+        if (message) c.addIssue({ code: "custom", input: ids, message });
+      })
+      .optional(),
+  });
+  const migrateOf = (kind: string | undefined, migrate: string | undefined) =>
+    migrate ?? (kind !== "none" && p.procfile?.release ? p.procfile.release : D.DATABASE_DEFAULTS.migrate);
+  const database = {
+    kind: oneOf(["sqlite", "postgres", "rds", "external", "none"]).default(D.DATABASE_DEFAULTS.kind),
+    /** SQLite file name inside shared/data */
+    sqliteFile: str({
+      expected: 'a file name like "app.db" (no directories; it lives in shared/data)',
+      example: "app.db",
+      test: (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
+    }).default(D.DATABASE_DEFAULTS.sqliteFile),
+    /** Postgres database and role name. @default "<app>_<stack>" */
+    postgresName: str({
+      expected: "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
+      example: "shop_prod",
+      test: (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
+    }).optional(),
+    /** Migration command run inside the new release. @default the Procfile's release:, else none */
+    migrate: command('"alembic upgrade head"').optional(),
+    /** Command printing the current migration revision */
+    revision: command('"alembic current"').default(D.DATABASE_DEFAULTS.revision),
+    /** postgres, rds, external: the app's connection pool (DB_POOL_SIZE, ...) */
+    pool: pool.prefault({}),
+    /** rds: the managed instance; present exactly when kind is rds */
+    rds: rds.prefault({}),
+  };
+  const Database = section("database", database)
+    .superRefine(
+      ...rules<z.output<z.ZodObject<typeof database>>>((d, add) => {
+        const onlyWhen = (kinds: string, extra = "") =>
+          `only used when apphost:database.kind is ${kinds} (got ${show(d.kind)}${extra})`;
+        if (d.kind !== "rds" && has("database", "rds")) add(["rds"], `${onlyWhen("rds")}; remove it`);
+        if (!D.isPostgres(d.kind) && has("database", "pool"))
+          add(["pool"], `${onlyWhen("postgres, rds or external")}; remove it`);
+        if (d.kind !== "sqlite" && has("database", "sqliteFile"))
+          add(["sqliteFile"], `${onlyWhen("sqlite")}; remove it`);
+        if ((!D.isPostgres(d.kind) || d.kind === "external") && has("database", "postgresName")) {
+          const extra = d.kind === "external" ? ": the name is in apphost:databaseUrl" : "";
+          add(["postgresName"], `${onlyWhen("postgres or rds", extra)}; remove it`);
+        }
+        if (d.kind === "none") {
+          for (const key of ["migrate", "revision"]) {
+            if (has("database", key))
+              add([key], "there is no database to migrate when apphost:database.kind is none; remove it");
+          }
+        }
+        if (d.revision && !migrateOf(d.kind, d.migrate)) {
+          add(
+            ["revision"],
+            "reports the revision apphost:database.migrate reaches, but migrate is not set; set migrate or remove it",
+          );
+        }
+      }),
+    )
+    .transform(({ rds: managed, ...d }) => {
+      const out: typeof d & { rds?: typeof managed } = { ...d, migrate: migrateOf(d.kind, d.migrate) };
+      if (d.kind === "rds") out.rds = managed;
+      return out;
+    });
+
+  // --- apphost:backups, apphost:releases
+  const backups = {
+    // A full OnCalendar check needs systemd-analyze on the host; this catches shell metacharacters and typos of the shorthands.
+    schedule: str({
+      expected: 'a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"',
+      example: "daily",
+      test: (s) => /^[A-Za-z0-9*:,./~ -]+$/.test(s),
+    }).default(D.BACKUPS_DEFAULTS.schedule),
+    // Two at least: the live release's pre-migration backup and the newest one.
+    keep: num(2, 1000, D.defaultBackupsKeep(ctx.stack)),
+    /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on debian-12) */
+    s3: bool(D.BACKUPS_DEFAULTS.s3),
+    // Up to ten years; S3 lifecycle rules count whole days from 1.
+    s3ExpireDays: num(1, 3650, D.defaultBackupsS3ExpireDays(ctx.stack)),
+  };
+  const Backups = section("backups", backups).superRefine(
+    ...rules<z.output<z.ZodObject<typeof backups>>>((b, add) => {
+      if (b.s3 === false && has("backups", "s3ExpireDays")) {
+        add(
+          ["s3ExpireDays"],
+          "only used when apphost:backups.s3 is true (no bucket is created otherwise); remove it",
+        );
+      }
+    }),
+  );
+  const Releases = section("releases", {
+    // Two at least: the live release and the one a rollback goes back to.
+    keep: num(2, 100, D.RELEASES_DEFAULTS.keep),
+    /** Serve this release id instead of the newest (rollback on purpose) */
+    rollbackTo: str({
+      expected: "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
+      example: "20250102120000-1a2b3c4d",
+      test: (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
+    }).optional(),
+    /** Seconds the health gate waits for the new instance */
+    healthTimeoutSeconds: num(1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),
+    /** Seconds the old instance drains after the switch */
+    drainSeconds: num(0, 600, D.RELEASES_DEFAULTS.drainSeconds),
+    /** Deploy lock expiry in minutes */
+    lockTtlMinutes: num(1, 1440, D.RELEASES_DEFAULTS.lockTtlMinutes),
+    /** Free disk space required by the check phase, MiB */
+    minFreeMb: num(0, 1048576, D.RELEASES_DEFAULTS.minFreeMb),
+    /** Several app hosts: how many release at once, out of the balancer together */
+    batchSize: num(1, 100, D.RELEASES_DEFAULTS.batchSize),
+  }).transform((r) => explicit(r, "rollbackTo"));
+
+  // --- apphost:lb: the balancer host in front of existing app hosts
+  const lb = {
+    address: address("203.0.113.20", "the balancer host apphost configures over SSH"),
+    /** SSH login user with sudo rights. @default apphost:host.user */
+    user: user("a login user name with sudo rights", "deploy").optional(),
+    port: num(1, 65535, D.LB_DEFAULTS.port),
+    hostKey: hostKey("the balancer's", "203.0.113.20").optional(),
+    /** The address the app hosts see the balancer's requests come from. @default address, when it is an IPv4 address */
+    privateAddress: str({
+      expected: "the IPv4 address the app hosts see the balancer's requests come from",
+      example: "10.0.0.20",
+      test: isIpv4,
+    }).optional(),
+    /** Seconds between the balancer's health checks of each app host */
+    healthIntervalSeconds: num(1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
+  };
+  const Lb = section("lb", lb).superRefine(
+    ...rules<z.output<z.ZodObject<typeof lb>>>((l, add) => {
+      if (l.address && !isIpv4(l.address) && !has("lb", "privateAddress")) {
+        add(
+          ["privateAddress"],
+          `missing (${show(l.address)} is a name, and the app hosts' proxies admit one address); ` +
+            `expected the balancer's IPv4 address as the app hosts see it; ${setHint("apphost:lb.privateAddress", "10.0.0.20")}`,
+        );
+      }
+    }),
+  );
+
+  return {
+    host: Host,
+    dns: Dns.prefault({}),
+    tls: Tls,
+    proxy: Proxy.prefault({}),
+    app: App,
+    database: Database.prefault({}),
+    backups: Backups.prefault({}),
+    releases: Releases.prefault({}),
+    lb: Lb.optional(),
+  };
+}
