@@ -28,7 +28,7 @@ export function ansiC(text: string): string {
 /**
  * The safe-word checks every renderer asserts, through `assertSafe`, before a
  * value lands unquoted in a proxy file, a unit or a script. The config
- * boundary (components/config/validate.ts) does the validation: it is
+ * boundary (components/config/schema.ts, validate.ts) does the validation: it is
  * stricter, names every offender and says what to do. These only keep a
  * value the config check let through by mistake out of a file.
  */

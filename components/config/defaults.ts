@@ -1,5 +1,5 @@
 /**
- * Every default of the stack configuration, in one place. `validate.ts` applies
+ * Every default of the stack configuration, in one place. The schema (schema.ts) applies
  * them; nothing else in apphost may invent a default for a config key.
  *
  * Defaults that depend on other keys (the SSH user depends on the OS, the
