@@ -181,9 +181,9 @@ function says(s: Spec) {
   };
 }
 
-/** A non-blank string passing `test`. */
-const str = (s: Spec & { test?: (v: string) => boolean }) =>
-  z.string({ error: says(s) }).refine((v) => v.trim() !== "" && (s.test?.(v) ?? true));
+/** A non-blank string passing `test`; `why` says, when it is missing, what it is for. */
+const str = (expected: string, example: string, test: (v: string) => boolean = () => true, why?: string) =>
+  z.string({ error: says({ expected, example, why }) }).refine((v) => v.trim() !== "" && test(v));
 
 /** Strings of digits count: `pulumi config set --path` stores values as strings unless told otherwise. */
 const digits = (v: unknown) => (typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
@@ -223,23 +223,18 @@ const list = (example: string) =>
   );
 
 const address = (example: string, why?: string) =>
-  str({ expected: `an IPv4 address or DNS name like "${example}"`, example, why, test: isAddress });
+  str(`an IPv4 address or DNS name like "${example}"`, example, isAddress, why);
 const hostKey = (whose: string, at: string, why?: string) =>
-  str({
-    expected: `${whose} public host key line, like "ssh-ed25519 AAAA..."`,
-    example: `"$(ssh-keyscan -t ed25519 ${at} | cut -d' ' -f2-)"`,
+  str(
+    `${whose} public host key line, like "ssh-ed25519 AAAA..."`,
+    `"$(ssh-keyscan -t ed25519 ${at} | cut -d' ' -f2-)"`,
+    (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
     why,
-    test: (s) => isOpenSshPublicKey(s, HOST_KEY_TYPES),
-  });
-const user = (expected: string, example: string, why?: string) =>
-  str({ expected, example, why, test: isUser });
+  );
+const user = (expected: string, example: string, why?: string) => str(expected, example, isUser, why);
 const subnetId = () =>
-  str({
-    expected: 'a subnet id like "subnet-0123456789abcdef0"',
-    example: "subnet-0123456789abcdef0",
-    test: isSubnetId,
-  });
-const command = (example: string) => str({ expected: "a shell command", example });
+  str('a subnet id like "subnet-0123456789abcdef0"', "subnet-0123456789abcdef0", isSubnetId);
+const command = (example: string) => str("a shell command", example);
 
 // ---------------------------------------------------------------------------
 // Objects: every unknown key named, with the key a typo meant
@@ -423,12 +418,12 @@ const Via = z.preprocess(
       .object({
         kind: z.literal("jump"),
         jump: obj({
-          address: str({
-            expected: 'the jump host\'s IPv4 address or DNS name, like "203.0.113.5"',
-            example: "203.0.113.5",
-            why: "where the SSH connections go first",
-            test: isAddress,
-          }),
+          address: str(
+            'the jump host\'s IPv4 address or DNS name, like "203.0.113.5"',
+            "203.0.113.5",
+            isAddress,
+            "where the SSH connections go first",
+          ),
           port: num(1, 65535, D.HOST_DEFAULTS.port),
           /** @default the host's user */
           user: user("a login user name on the jump host", "jump").optional(),
@@ -480,20 +475,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
     ...common,
     /** @default 1024 for instances with < 2 GiB, else 0 */
     swapMb: int(0, 65536, 0).optional(),
-    instanceType: str({
-      expected: 'an EC2 instance type like "t4g.small"',
-      example: "t4g.small",
-      test: (s) => archOf(s) !== undefined,
-    }),
+    instanceType: str('an EC2 instance type like "t4g.small"', "t4g.small", (s) => archOf(s) !== undefined),
     os: oneOf(["debian-12", "ubuntu-24.04"]).default(D.HOST_DEFAULTS.os),
     rootVolumeGb: num(8, 16384, D.HOST_DEFAULTS.rootVolumeGb),
-    sshPublicKey: str({
-      expected:
-        'an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop"',
-      example: '"$(cat ~/.ssh/apphost_deploy.pub)"',
-      why: "the EC2 key pair is made from it",
-      test: (s) => isOpenSshPublicKey(s, SSH_KEY_TYPES_EC2),
-    }),
+    sshPublicKey: str(
+      'an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop"',
+      '"$(cat ~/.ssh/apphost_deploy.pub)"',
+      (s) => isOpenSshPublicKey(s, SSH_KEY_TYPES_EC2),
+      "the EC2 key pair is made from it",
+    ),
     /** Required unless via is instance-connect; 0.0.0.0/0 only with allowSshFromAnywhere */
     sshAllowCidrs: list("203.0.113.0/24").optional(),
     allowSshFromAnywhere: bool(D.HOST_DEFAULTS.allowSshFromAnywhere),
@@ -668,12 +658,27 @@ export function sections(ctx: ParseContext, p: Prepared) {
     example: "ec2",
     why: "which machine to deploy to",
   });
-  const Host = z.discriminatedUnion("kind", [Ec2, Existing], {
-    error: (iss) =>
-      iss.code === "invalid_union"
-        ? kindError({ ...iss, input: isObject(iss.input) ? iss.input.kind : undefined })
-        : sectionError("host")(iss),
-  });
+  const Host = z.preprocess(
+    // With a kind that is neither, the other keys cannot be judged, but typos still can.
+    (v, c) => {
+      if (!isObject(v) || v.kind === "ec2" || v.kind === "existing") return v;
+      for (const k of Object.keys(v).filter((k) => !hostKeys.includes(k))) {
+        c.addIssue({
+          code: "unrecognized_keys",
+          keys: [k],
+          input: v,
+          message: unknownKey("", k, hostKeys, {}),
+        });
+      }
+      return v;
+    },
+    z.discriminatedUnion("kind", [Ec2, Existing], {
+      error: (iss) =>
+        iss.code === "invalid_union"
+          ? kindError({ ...iss, input: isObject(iss.input) ? iss.input.kind : undefined })
+          : sectionError("host")(iss),
+    }),
+  );
 
   // --- apphost:dns
   const hostnamePath = (i: number) => {
@@ -682,31 +687,33 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ? ["hostnames", i]
       : ["hostnames", i, "name"];
   };
+  const isHostname = (s: string) => isDnsName(s) || isIpv4(s);
+  const hostnameError = (raw: unknown) => {
+    const lower =
+      typeof raw === "string" && isDnsName(raw.toLowerCase())
+        ? `; write it in lowercase: ${raw.toLowerCase()}`
+        : "";
+    const wildcard =
+      typeof raw === "string" && raw.startsWith("*.")
+        ? "; wildcards need a DNS challenge apphost does not do, list each name"
+        : "";
+    return (
+      'expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ' +
+      `or, without DNS, the host's IPv4 address, got ${show(raw)}${lower || wildcard || "; fix the name"}`
+    );
+  };
   const hostname = z.preprocess(
-    (v) => (typeof v === "string" ? { name: v } : v),
+    // A bare name is {name, proxied: false}; a bad one is reported at the item itself.
+    (v, c) => {
+      if (typeof v !== "string" || isHostname(v)) return typeof v === "string" ? { name: v } : v;
+      c.addIssue({ code: "custom", input: v, message: hostnameError(v) });
+      return v;
+    },
     obj(
       {
         // An IPv4 address stands in for a name on stacks without DNS (the proxy serves it); the cross-field
         // rules refuse it where a record or a public certificate needs a real name.
-        name: z
-          .string({
-            error: (iss) => {
-              const raw = iss.input;
-              const lower =
-                typeof raw === "string" && isDnsName(raw.toLowerCase())
-                  ? `; write it in lowercase: ${raw.toLowerCase()}`
-                  : "";
-              const wildcard =
-                typeof raw === "string" && raw.startsWith("*.")
-                  ? "; wildcards need a DNS challenge apphost does not do, list each name"
-                  : "";
-              return (
-                'expected a DNS name like "www.example.com" (lowercase letters, digits and dashes, at least two labels) ' +
-                `or, without DNS, the host's IPv4 address, got ${show(raw)}${lower || wildcard || "; fix the name"}`
-              );
-            },
-          })
-          .refine((s) => isDnsName(s) || isIpv4(s)),
+        name: z.string({ error: (iss) => hostnameError(iss.input) }).refine(isHostname),
         /** Orange-cloud through Cloudflare (forces ttl 1) */
         proxied: bool(D.DNS_DEFAULTS.proxied),
       },
@@ -719,16 +726,12 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const dns = {
     provider: oneOf(["cloudflare", "none"]).default(D.DNS_DEFAULTS.provider),
     /** Looked up when zoneId is absent */
-    zone: str({
-      expected: 'a Cloudflare zone name like "example.com"',
-      example: "example.com",
-      test: isDnsName,
-    }).optional(),
-    zoneId: str({
-      expected: "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
-      example: "023e105f4ecef8ad9ca31a8372d0c353",
-      test: (s) => /^[0-9a-f]{32}$/.test(s),
-    }).optional(),
+    zone: str('a Cloudflare zone name like "example.com"', "example.com", isDnsName).optional(),
+    zoneId: str(
+      "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
+      "023e105f4ecef8ad9ca31a8372d0c353",
+      (s) => /^[0-9a-f]{32}$/.test(s),
+    ).optional(),
     /** The first is the primary */
     hostnames: z
       .array(hostname, {
@@ -806,11 +809,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
       "how HTTPS certificates are obtained",
     ),
     /** ACME account e-mail (caddy-acme, certbot) */
-    email: str({
-      expected: "an e-mail address for the ACME account",
-      example: "ops@example.com",
-      test: (s) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
-    }).optional(),
+    email: str("an e-mail address for the ACME account", "ops@example.com", (s) =>
+      /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
+    ).optional(),
     /** Origin certificate validity in days (cloudflare-origin) */
     originValidityDays: z
       .preprocess(
@@ -828,19 +829,18 @@ export function sections(ctx: ParseContext, p: Prepared) {
     /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30, a third of short validities */
     renewBeforeDays: int(1, 5474, 30).optional(),
     /** The ACME directory certificates come from (caddy-acme, certbot). @default Let's Encrypt (Caddy: then ZeroSSL) */
-    acmeDirectory: str({
-      expected: "the https:// URL of an ACME directory",
-      example: "https://acme-staging-v02.api.letsencrypt.org/directory",
-      test: (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
-    }).optional(),
+    acmeDirectory: str(
+      "the https:// URL of an ACME directory",
+      "https://acme-staging-v02.api.letsencrypt.org/directory",
+      (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
+    ).optional(),
     /** PEM root the ACME server's own HTTPS certificate chains to (step-ca, Pebble); needs acmeDirectory */
-    acmeCaRoot: str({
-      expected:
-        "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
-      example: '"$(cat acme-root.pem)"',
-      test: (s) =>
+    acmeCaRoot: str(
+      "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
+      '"$(cat acme-root.pem)"',
+      (s) =>
         /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/.test(s.trim()),
-    }).optional(),
+    ).optional(),
   };
   const Tls = section("tls", tls)
     .superRefine(
@@ -883,11 +883,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const proxy = {
     kind: oneOf(["caddy", "nginx"]).default(D.PROXY_DEFAULTS.kind),
     /** Maximum request body, nginx syntax */
-    maxBodySize: str({
-      expected: 'a size in nginx syntax like "25m" (digits, then k, m or g)',
-      example: "25m",
-      test: (s) => /^\d+[kmg]?$/i.test(s),
-    }).default(D.PROXY_DEFAULTS.maxBodySize),
+    maxBodySize: str('a size in nginx syntax like "25m" (digits, then k, m or g)', "25m", (s) =>
+      /^\d+[kmg]?$/i.test(s),
+    ).default(D.PROXY_DEFAULTS.maxBodySize),
     /** @default true when TLS is on (D.defaultHsts) */
     hsts: flag(true).optional(),
     /** gzip/zstd responses */
@@ -921,7 +919,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     obj(
       {
         /** Run inside the release directory, with the venv/node_modules on PATH */
-        command: str({ expected: `the command to run, e.g. ${webCommand}`, example: webCommand }),
+        command: str(`the command to run, e.g. ${webCommand}`, webCommand),
         /** `web` receives HTTP on $PORT (two alternating instances); `worker` does not. @default web for `web` */
         kind: oneOf(["web", "worker"]).optional(),
       },
@@ -966,15 +964,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const schedule = obj(
     {
       /** Run in the live release, like a worker (same PATH, env file, user and sandbox) */
-      command: str({
-        expected: "one line of shell, run in the live release with the app's environment",
-        example: '"flask purge-sessions"',
-        test: (s) => !/[\n\r\0]/.test(s),
-      }),
-      onCalendar: str({
-        expected: `a systemd OnCalendar expression (man systemd.time), e.g. ${calendarExamples}`,
-        example: "hourly",
-      }).refine((s) => s.trim() === "" || calendarProblem(s) === undefined, {
+      command: str(
+        "one line of shell, run in the live release with the app's environment",
+        '"flask purge-sessions"',
+        (s) => !/[\n\r\0]/.test(s),
+      ),
+      onCalendar: str(
+        `a systemd OnCalendar expression (man systemd.time), e.g. ${calendarExamples}`,
+        "hourly",
+      ).refine((s) => s.trim() === "" || calendarProblem(s) === undefined, {
         error: (iss) =>
           `${show(iss.input)} is not a systemd OnCalendar expression: ${calendarProblem(String(iss.input))}; ` +
           `write e.g. ${calendarExamples} (check one with: systemd-analyze calendar '<expression>')`,
@@ -988,25 +986,19 @@ export function sections(ctx: ParseContext, p: Prepared) {
     },
   );
   const appName = (why?: string) =>
-    str({
-      expected: "lowercase letters, digits and dashes, starting with a letter",
-      example: "shop",
-      why,
-      test: isName,
-    });
+    str("lowercase letters, digits and dashes, starting with a letter", "shop", isName, why);
   const app = {
     /** Short name used in unit, user, path and proxy names. @default the Pulumi project name */
     name: isName(ctx.project)
       ? appName().default(ctx.project)
       : appName(`the default, the project name "${ctx.project}", cannot name a Linux user`),
     /** The app's directory: relative to the project, or absolute. The artifact is built from it. */
-    source: str({
-      expected:
-        'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
-      example: "app",
-      why: "the app to deploy",
-      test: (s) => s.trim() === s && !/[\0\n\r]/.test(s),
-    }),
+    source: str(
+      'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
+      "app",
+      (s) => s.trim() === s && !/[\0\n\r]/.test(s),
+      "the app to deploy",
+    ),
     excludes: list('".git", "node_modules"')
       .superRefine((patterns, c) =>
         patterns.forEach((pattern, i) => {
@@ -1026,18 +1018,18 @@ export function sections(ctx: ParseContext, p: Prepared) {
       .default(() => [...D.APP_DEFAULTS.excludes]),
     runtime: oneOf(["python", "node"], "how dependencies are installed"),
     /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
-    requirements: str({
-      expected: "a file path relative to apphost:app.source",
-      example: "requirements.txt",
-      test: isRelativePath,
-    }).optional(),
+    requirements: str(
+      "a file path relative to apphost:app.source",
+      "requirements.txt",
+      isRelativePath,
+    ).optional(),
     /** The host's python3 (`system`) or a Python uv installs to match the app's requirement (`managed`) */
     python: oneOf(["system", "managed"]).default(D.APP_DEFAULTS.python),
-    healthPath: str({
-      expected: 'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
-      example: "/healthz",
-      test: isUrlPath,
-    }).default(D.APP_DEFAULTS.healthPath),
+    healthPath: str(
+      'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
+      "/healthz",
+      isUrlPath,
+    ).default(D.APP_DEFAULTS.healthPath),
     /** First of the two web ports (blue = base, green = base+1) */
     basePort: num(1024, 65533, D.APP_DEFAULTS.basePort),
     /** Plain environment for every process */
@@ -1055,16 +1047,16 @@ export function sections(ctx: ParseContext, p: Prepared) {
       .transform((env) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])))
       .default(() => ({})),
     /** Built frontend directory inside the release, served by the proxy as static files */
-    staticDir: str({
-      expected: 'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
-      example: "frontend/dist",
-      test: (s) => REL_DIR.test(s) && isRelativePath(s),
-    }).optional(),
-    staticPrefix: str({
-      expected: 'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
-      example: "/static/",
-      test: (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
-    }).default(D.APP_DEFAULTS.staticPrefix),
+    staticDir: str(
+      'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
+      "frontend/dist",
+      (s) => REL_DIR.test(s) && isRelativePath(s),
+    ).optional(),
+    staticPrefix: str(
+      'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
+      "/static/",
+      (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
+    ).default(D.APP_DEFAULTS.staticPrefix),
     /** Frontend build command run at install (`npm ci && npm run build`) */
     build: command('"npm ci && npm run build"').optional(),
     /** A Procfile's problems are reported on their own; its processes are then left out. */
@@ -1079,11 +1071,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
     /** The proxy answers everything but the health path with the maintenance page (503, Retry-After) */
     maintenance: bool(D.APP_DEFAULTS.maintenance),
     /** HTML file (relative to the project) served as the maintenance page. @default apphost's own page */
-    maintenancePage: str({
-      expected: "an HTML file, relative to the project or absolute",
-      example: "maintenance.html",
-      test: (s) => s.trim() === s && !/[\0\n\r]/.test(s),
-    }).optional(),
+    maintenancePage: str(
+      "an HTML file, relative to the project or absolute",
+      "maintenance.html",
+      (s) => s.trim() === s && !/[\0\n\r]/.test(s),
+    ).optional(),
   };
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
@@ -1148,19 +1140,16 @@ export function sections(ctx: ParseContext, p: Prepared) {
     recycleSeconds: num(-1, 86400, D.DATABASE_POOL_DEFAULTS.recycleSeconds),
   });
   const rds = obj({
-    instanceClass: str({
-      expected: 'an RDS instance class like "db.t4g.micro"',
-      example: "db.t4g.micro",
-      test: (s) => /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
-    }).default(D.RDS_DEFAULTS.instanceClass),
+    instanceClass: str('an RDS instance class like "db.t4g.micro"', "db.t4g.micro", (s) =>
+      /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
+    ).default(D.RDS_DEFAULTS.instanceClass),
     allocatedStorageGb: num(20, 65536, D.RDS_DEFAULTS.allocatedStorageGb),
     // pg_dump refuses a server newer than itself: Debian 12 ships 15.
-    engineVersion: str({
-      expected:
-        'Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15)',
-      example: '"15"',
-      test: (s) => /^15(\.\d+)?$/.test(s),
-    }).default(D.RDS_DEFAULTS.engineVersion),
+    engineVersion: str(
+      'Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15)',
+      '"15"',
+      (s) => /^15(\.\d+)?$/.test(s),
+    ).default(D.RDS_DEFAULTS.engineVersion),
     /** Days of automated backups */
     backupRetentionDays: num(1, 35, D.defaultRdsBackupRetentionDays(ctx.stack)),
     /** A standby in a second availability zone */
@@ -1184,17 +1173,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const database = {
     kind: oneOf(["sqlite", "postgres", "rds", "external", "none"]).default(D.DATABASE_DEFAULTS.kind),
     /** SQLite file name inside shared/data */
-    sqliteFile: str({
-      expected: 'a file name like "app.db" (no directories; it lives in shared/data)',
-      example: "app.db",
-      test: (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
-    }).default(D.DATABASE_DEFAULTS.sqliteFile),
+    sqliteFile: str(
+      'a file name like "app.db" (no directories; it lives in shared/data)',
+      "app.db",
+      (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
+    ).default(D.DATABASE_DEFAULTS.sqliteFile),
     /** Postgres database and role name. @default "<app>_<stack>" */
-    postgresName: str({
-      expected: "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
-      example: "shop_prod",
-      test: (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
-    }).optional(),
+    postgresName: str(
+      "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
+      "shop_prod",
+      (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
+    ).optional(),
     /** Migration command run inside the new release. @default the Procfile's release:, else none */
     migrate: command('"alembic upgrade head"').optional(),
     /** Command printing the current migration revision */
@@ -1241,11 +1230,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
   // --- apphost:backups, apphost:releases
   const backups = {
     // A full OnCalendar check needs systemd-analyze on the host; this catches shell metacharacters and typos of the shorthands.
-    schedule: str({
-      expected: 'a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"',
-      example: "daily",
-      test: (s) => /^[A-Za-z0-9*:,./~ -]+$/.test(s),
-    }).default(D.BACKUPS_DEFAULTS.schedule),
+    schedule: str('a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"', "daily", (s) =>
+      /^[A-Za-z0-9*:,./~ -]+$/.test(s),
+    ).default(D.BACKUPS_DEFAULTS.schedule),
     // Two at least: the live release's pre-migration backup and the newest one.
     keep: num(2, 1000, D.defaultBackupsKeep(ctx.stack)),
     /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on debian-12) */
@@ -1267,11 +1254,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
     // Two at least: the live release and the one a rollback goes back to.
     keep: num(2, 100, D.RELEASES_DEFAULTS.keep),
     /** Serve this release id instead of the newest (rollback on purpose) */
-    rollbackTo: str({
-      expected: "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
-      example: "20250102120000-1a2b3c4d",
-      test: (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
-    }).optional(),
+    rollbackTo: str(
+      "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
+      "20250102120000-1a2b3c4d",
+      (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
+    ).optional(),
     /** Seconds the health gate waits for the new instance */
     healthTimeoutSeconds: num(1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),
     /** Seconds the old instance drains after the switch */
@@ -1292,11 +1279,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
     port: num(1, 65535, D.LB_DEFAULTS.port),
     hostKey: hostKey("the balancer's", "203.0.113.20").optional(),
     /** The address the app hosts see the balancer's requests come from. @default address, when it is an IPv4 address */
-    privateAddress: str({
-      expected: "the IPv4 address the app hosts see the balancer's requests come from",
-      example: "10.0.0.20",
-      test: isIpv4,
-    }).optional(),
+    privateAddress: str(
+      "the IPv4 address the app hosts see the balancer's requests come from",
+      "10.0.0.20",
+      isIpv4,
+    ).optional(),
     /** Seconds between the balancer's health checks of each app host */
     healthIntervalSeconds: num(1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
   };

@@ -422,6 +422,8 @@ function prepare(raw: Record<string, unknown>, ctx: ParseContext): Prepared {
   for (const key of SECRET_KEYS) delete input[key];
   // Pulumi.yaml's default is {}: an empty object is no balancer.
   if (isObject(input.lb) && Object.keys(input.lb).length === 0) delete input.lb;
+  // An empty value in apphost:app.env is reported (a string value is expected), not dropped.
+  if (isObject(raw.app) && isObject(raw.app.env) && isObject(input.app)) input.app.env = raw.app.env;
   const files = ctx.appFiles;
   if (!isObject(input.app) || input.app.processes !== undefined || files?.procfile === undefined)
     return { raw: input };
@@ -653,16 +655,6 @@ function checkSecrets(
       );
     }
   }
-}
-
-interface Parsed {
-  host: PartialHost;
-  dns: Partial<DnsConfig>;
-  tls: Partial<TlsConfig>;
-  proxy: Partial<ProxyConfig>;
-  app: Partial<AppConfig>;
-  database: Partial<DatabaseConfig>;
-  backups: Partial<BackupsConfig>;
 }
 
 function checkCrossField(issues: Issues, { host, dns, tls, proxy, app, database, backups }: Parsed): void {
