@@ -887,7 +887,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       /^\d+[kmg]?$/i.test(s),
     ).default(D.PROXY_DEFAULTS.maxBodySize),
     /** @default true when TLS is on (D.defaultHsts) */
-    hsts: flag(true).optional(),
+    hsts: flag(D.defaultHsts(isObject(p.raw.tls) ? String(p.raw.tls.mode) : "off")).optional(),
     /** gzip/zstd responses */
     compression: bool(D.PROXY_DEFAULTS.compression),
     httpPort: num(1, 65535, D.PROXY_DEFAULTS.httpPort),
