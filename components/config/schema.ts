@@ -282,6 +282,20 @@ function obj<S extends z.core.$ZodLooseShape>(shape: S, o: ObjOptions = {}) {
 export type Add = (path: PropertyKey[] | string, message: string) => void;
 
 /**
+ * The fields of `v` as far as they passed: one with an issue at `path[depth]`
+ * is undefined. Unknown keys and the issues of rules do not count: they leave
+ * the value as it was read.
+ */
+export function passedFields(v: Obj, issues: readonly Issue[], depth = 0): Obj {
+  const failed = new Set(
+    issues
+      .filter((i) => i.code !== "unrecognized_keys" && !(i.params as Obj | undefined)?.rule)
+      .map((i) => i.path?.[depth]),
+  );
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, failed.has(k) ? undefined : x]));
+}
+
+/**
  * A refinement of an object that runs even when some of its fields failed;
  * those fields are undefined in what it sees, so it never follows up on them.
  */
@@ -291,11 +305,7 @@ function rules<T>(
   return [
     (v, ctx) => {
       if (!isObject(v)) return;
-      const failed = new Set(ctx.issues.map((i) => i.path?.[0]));
-      const partial = Object.fromEntries(
-        Object.entries(v).map(([k, x]) => [k, failed.has(k) ? undefined : x]),
-      );
-      fn(partial as Partial<T>, (path, message) =>
+      fn(passedFields(v, ctx.issues) as Partial<T>, (path, message) =>
         ctx.addIssue({
           code: "custom",
           message,

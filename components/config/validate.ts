@@ -23,6 +23,7 @@ import {
   isObject,
   keyIdentity,
   keyOf,
+  passedFields,
   sections,
   SECTIONS,
   setHint,
@@ -492,18 +493,10 @@ function passed(v: unknown, issues: readonly z.core.$ZodRawIssue[]): Parsed {
   const out: Obj = {};
   for (const name of SECTIONS) {
     const section = isObject(v) ? v[name] : undefined;
-    const own = issues.filter(
-      (i) => i.path?.[0] === name && i.code !== "unrecognized_keys" && !(i.params as Obj | undefined)?.rule,
-    );
+    const own = issues.filter((i) => i.path?.[0] === name && i.code !== "unrecognized_keys");
     const whole = own.some((i) => i.path?.length === 1 || (name === "host" && i.path?.[1] === "kind"));
-    if (!isObject(section) || whole) {
-      if (name !== "lb" || section !== undefined) out[name] = {};
-      continue;
-    }
-    const failed = new Set(own.map((i) => i.path?.[1]));
-    out[name] = Object.fromEntries(
-      Object.entries(section).map(([k, x]) => [k, failed.has(k) ? undefined : x]),
-    );
+    if (isObject(section) && !whole) out[name] = passedFields(section, own, 1);
+    else if (name !== "lb" || section !== undefined) out[name] = {};
   }
   return out as unknown as Parsed;
 }
