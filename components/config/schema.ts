@@ -185,11 +185,16 @@ function says(s: Spec) {
 const str = (expected: string, example: string, test: (v: string) => boolean = () => true, why?: string) =>
   z.string({ error: says({ expected, example, why }) }).refine((v) => v.trim() !== "" && test(v));
 
-/** Strings of digits count: `pulumi config set --path` stores values as strings unless told otherwise. */
-const digits = (v: unknown) => (typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
+/**
+ * Strings of digits count: `pulumi config set --path` stores values as strings unless told otherwise.
+ * A string out of range stays a string, so the message quotes it as written.
+ */
 const int = (min: number, max: number, example: number) =>
   z.preprocess(
-    digits,
+    (v) => {
+      const n = typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+      return typeof n === "number" && n >= min && n <= max ? n : v;
+    },
     z
       .number({ error: says({ expected: `an integer from ${min} to ${max}`, example: String(example) }) })
       .int()
@@ -825,7 +830,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     /** Origin certificate validity in days (cloudflare-origin) */
     originValidityDays: z
       .preprocess(
-        digits,
+        (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
         z
           .number({
             error: says({
