@@ -50,7 +50,12 @@ export async function program(): Promise<Record<string, unknown>> {
   });
   const origin =
     config.tls.mode === "cloudflare-origin"
-      ? new OriginCertificate("tls", { config, zoneId: dns.zoneId })
+      ? new OriginCertificate("tls", {
+          hostnames: dns.hostnames,
+          validityDays: config.tls.originValidityDays,
+          renewBeforeDays: config.tls.renewBeforeDays,
+          zoneId: dns.zoneId,
+        })
       : undefined;
 
   // The app's SECRET_KEY unless the stack sets one: generated once, kept encrypted in the state.

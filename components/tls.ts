@@ -18,11 +18,14 @@
 import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
-import type { StackConfig } from "./config/types";
 
 export interface OriginCertificateArgs {
-  /** The validated stack config; uses `dns.hostnames` and `tls.originValidityDays` / `tls.renewBeforeDays`. */
-  config: StackConfig;
+  /** The names the certificate covers (apphost:dns.hostnames), the first as its common name */
+  hostnames: string[];
+  /** apphost:tls.originValidityDays: what the certificate is requested for */
+  validityDays: number;
+  /** apphost:tls.renewBeforeDays: a new certificate is issued this long before the old one expires */
+  renewBeforeDays: number;
   /** `Dns.zoneId`; validation guarantees a zone for tls.mode cloudflare-origin. */
   zoneId: pulumi.Input<string | undefined>;
   /**
@@ -79,11 +82,10 @@ export class OriginCertificate extends pulumi.ComponentResource {
     this.name = name;
     // Options of every child: hoisted helper functions below cannot use `this` themselves.
     const childOpts = { parent: this };
-    const { config } = args;
-    const hostnames = config.dns.hostnames.map((h) => h.name);
+    const { hostnames } = args;
     const algorithm = args.keyAlgorithm ?? "ecdsa";
-    const validity = config.tls.originValidityDays;
-    const window = renewalWindow(args.now ?? new Date(), validity, config.tls.renewBeforeDays);
+    const validity = args.validityDays;
+    const window = renewalWindow(args.now ?? new Date(), validity, args.renewBeforeDays);
     const zoneId = pulumi.output(args.zoneId).apply((id) => {
       if (!id)
         throw new Error(

@@ -969,8 +969,11 @@ describe("OriginCertificate", () => {
     keys: Record<string, unknown> = {},
     extra: { keyAlgorithm?: "rsa" | "ecdsa"; now?: Date } = {},
   ) {
+    const config = stackConfig(keys);
     const c = new OriginCertificate(name, {
-      config: stackConfig(keys),
+      hostnames: config.dns.hostnames.map((h) => h.name),
+      validityDays: config.tls.originValidityDays,
+      renewBeforeDays: config.tls.renewBeforeDays,
       zoneId: MOCK.zoneId,
       now: NOW,
       ...extra,
