@@ -64,25 +64,31 @@ export async function program(): Promise<Record<string, unknown>> {
 
   const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });
   // apphost:database.kind postgres: the role and database on the host, and their URL.
-  const database = Database.forStack("database", {
-    config,
-    connection: host.connection,
-    dependsOn: server.ready,
-    network: host.network,
-    externalUrl: databaseUrl,
-  });
-  const app = new App("app", {
-    config,
-    connection: host.connection,
-    secretEnv: pulumi.secret(env),
-    databaseUrl: database?.url,
-    originCertificate: origin,
-    backupTarget: backups?.target,
-    alertWebhook,
-    dependsOn: [...server.ready, ...(database?.ready ?? [])],
-    projectDir: PROJECT_DIR,
-    artifact: stackArtifact(config, PROJECT_DIR),
-  });
+  const database = Database.forStack(
+    "database",
+    {
+      config,
+      connection: host.connection,
+      network: host.network,
+      externalUrl: databaseUrl,
+    },
+    { dependsOn: server.ready },
+  );
+  const app = new App(
+    "app",
+    {
+      config,
+      connection: host.connection,
+      secretEnv: pulumi.secret(env),
+      databaseUrl: database?.url,
+      originCertificate: origin,
+      backupTarget: backups?.target,
+      alertWebhook,
+      projectDir: PROJECT_DIR,
+      artifact: stackArtifact(config, PROJECT_DIR),
+    },
+    { dependsOn: [...server.ready, ...(database?.ready ?? [])] },
+  );
   // Cloudflare verifies the origin only once the host serves the new certificate.
   origin?.requireStrictSsl([app]);
 
@@ -143,12 +149,11 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
     { dependsOn: [lbHost] },
   );
   const addresses = config.host.addresses;
-  const balancer = new Balancer("lb", {
-    config,
-    connection: lbHost.connection,
-    upstreams: addresses.map((a) => a.address),
-    dependsOn: lbServer.ready,
-  });
+  const balancer = new Balancer(
+    "lb",
+    { config, connection: lbHost.connection, upstreams: addresses.map((a) => a.address) },
+    { dependsOn: lbServer.ready },
+  );
   const dns = new Dns("dns", {
     dns: config.dns,
     owner: recordOwner(config),
@@ -170,12 +175,15 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
     return { name: `app${suffix}`, address: address.address, config: hostConfig, host, server };
   });
   // external (or none): nothing on any host; its URL goes into every env file.
-  const database = Database.forStack("database", {
-    config,
-    connection: hosts[0].host.connection,
-    dependsOn: hosts[0].server.ready,
-    externalUrl: databaseUrl,
-  });
+  const database = Database.forStack(
+    "database",
+    {
+      config,
+      connection: hosts[0].host.connection,
+      externalUrl: databaseUrl,
+    },
+    { dependsOn: hosts[0].server.ready },
+  );
   const { rollout, outputs } = rollOut(loaded, {
     hosts: hosts.map((h) => ({ ...h, upstream: h.address })),
     env,
@@ -268,14 +276,17 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
     return { name: `app${suffix}`, host, server };
   });
   // RDS admits every instance's security group; external is given.
-  const database = Database.forStack("database", {
-    config,
-    connection: hosts[0].host.connection,
-    dependsOn: hosts[0].server.ready,
-    network: hosts[0].host.network,
-    extraSecurityGroupIds: hosts.slice(1).map((h) => h.host.network!.securityGroupId),
-    externalUrl: databaseUrl,
-  });
+  const database = Database.forStack(
+    "database",
+    {
+      config,
+      connection: hosts[0].host.connection,
+      network: hosts[0].host.network,
+      extraSecurityGroupIds: hosts.slice(1).map((h) => h.host.network!.securityGroupId),
+      externalUrl: databaseUrl,
+    },
+    { dependsOn: hosts[0].server.ready },
+  );
   const { rollout, outputs } = rollOut(loaded, {
     hosts: hosts.map((h) => ({ ...h, config, upstream: h.host.publicIp })),
     env,
@@ -330,19 +341,22 @@ function rollOut(
   const artifact = stackArtifact(config, PROJECT_DIR);
   const apps = hosts.map(
     (h, i) =>
-      new App(h.name, {
-        config: h.config,
-        connection: h.host.connection,
-        secretEnv: pulumi.secret(env),
-        databaseUrl: database?.url,
-        ...(opts.backupTarget ? { backupTarget: opts.backupTarget } : {}),
-        alertWebhook,
-        dependsOn: [...h.server.ready, ...(database?.ready ?? [])],
-        projectDir: PROJECT_DIR,
-        role: i === 0 ? "primary" : "follower",
-        balancer: opts.balancer,
-        rolledOut: true,
-      }),
+      new App(
+        h.name,
+        {
+          config: h.config,
+          connection: h.host.connection,
+          secretEnv: pulumi.secret(env),
+          databaseUrl: database?.url,
+          ...(opts.backupTarget ? { backupTarget: opts.backupTarget } : {}),
+          alertWebhook,
+          projectDir: PROJECT_DIR,
+          role: i === 0 ? "primary" : "follower",
+          balancer: opts.balancer,
+          rolledOut: true,
+        },
+        { dependsOn: [...h.server.ready, ...(database?.ready ?? [])] },
+      ),
   );
   const rollout = new Rollout(
     "release",

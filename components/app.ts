@@ -64,8 +64,6 @@ export interface AppArgs {
   backupTarget?: pulumi.Input<S3Target>;
   /** apphost:alerts.webhook, secret: where a failed unit is reported; absent: no alerts */
   alertWebhook?: pulumi.Input<string>;
-  /** Resources of the shared host setup that must exist first */
-  dependsOn: pulumi.Input<pulumi.Resource>[];
   /** Project directory apphost:app.maintenancePage is relative to */
   projectDir: string;
   /**
@@ -144,7 +142,8 @@ export class App extends pulumi.ComponentResource {
     this.args = args;
     this.name = name;
     this.layout = hostLayout(config.app.name, config.stack);
-    const base = this.createLayout(name, args);
+    // The shared host setup (Server.ready) comes as opts.dependsOn: the first host step waits for it.
+    const base = this.createLayout(name, args, opts?.dependsOn);
     const dirs = this.createDirectories(name, args, base);
     const certs = this.createCertificates(name, args, base);
     const env = this.createEnvFile(name, args, dirs);
@@ -174,7 +173,11 @@ export class App extends pulumi.ComponentResource {
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
   }
 
-  private createLayout(name: string, args: AppArgs): pulumi.CustomResource {
+  private createLayout(
+    name: string,
+    args: AppArgs,
+    after: pulumi.ComponentResourceOptions["dependsOn"],
+  ): pulumi.CustomResource {
     const cmds = layoutCommands(this.layout, args.config);
     return hostStep(
       `${name}-layout`,
@@ -185,7 +188,7 @@ export class App extends pulumi.ComponentResource {
         create: cmds.create,
         delete: cmds.delete,
       },
-      { parent: this, dependsOn: args.dependsOn },
+      { parent: this, dependsOn: after },
     );
   }
 

@@ -22,8 +22,6 @@ export interface BalancerArgs {
   connection: pulumi.Input<SshConnection>;
   /** The app hosts' addresses as the balancer reaches them, in order */
   upstreams: string[];
-  /** The balancer host's shared setup (Server.ready) */
-  dependsOn: pulumi.Resource[];
 }
 
 export class Balancer extends pulumi.ComponentResource {
@@ -38,8 +36,10 @@ export class Balancer extends pulumi.ComponentResource {
     this.args = args;
     this.name = name;
     this.layout = balancerLayout(args.config.app.name, args.config.stack);
-    const ca = this.createAcmeCaRoot(name, args);
-    const script = this.createScript(name, args);
+    // The balancer host's shared setup (Server.ready) comes as opts.dependsOn.
+    const after = opts?.dependsOn;
+    const ca = this.createAcmeCaRoot(name, args, after);
+    const script = this.createScript(name, args, after);
     const template = this.createTemplate(name, args, [script, ...ca]);
     this.ready = [script, template];
     this.registerOutputs({});
@@ -65,7 +65,11 @@ export class Balancer extends pulumi.ComponentResource {
     );
   }
 
-  private createAcmeCaRoot(name: string, { config, connection, dependsOn }: BalancerArgs): HostFile[] {
+  private createAcmeCaRoot(
+    name: string,
+    { config, connection }: BalancerArgs,
+    dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
+  ): HostFile[] {
     if (config.tls.acmeCaRoot === undefined) return [];
     return [
       new HostFile(
@@ -83,7 +87,11 @@ export class Balancer extends pulumi.ComponentResource {
     ];
   }
 
-  private createScript(name: string, { config, connection, dependsOn }: BalancerArgs): HostFile {
+  private createScript(
+    name: string,
+    { config, connection }: BalancerArgs,
+    dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
+  ): HostFile {
     return new HostFile(
       `${name}-script`,
       {

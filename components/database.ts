@@ -30,8 +30,6 @@ import {
 export interface DatabaseArgs {
   config: StackConfig;
   connection: pulumi.Input<SshConnection>;
-  /** Resources of the shared host setup that must exist first (the baseline installs postgresql) */
-  dependsOn: pulumi.Input<pulumi.Resource>[];
   /** rds: the instance's VPC and security group (`Host.network`) */
   network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
   /** rds with several instances (apphost:host.count): the other instances' security groups, admitted too */
@@ -94,9 +92,16 @@ export class Database extends pulumi.ComponentResource {
     instance?: aws.rds.Instance;
   } = {};
 
-  /** The stack's Database, or undefined when apphost runs none (sqlite, none). */
-  static forStack(name: string, args: DatabaseArgs): Database | undefined {
-    return isPostgres(args.config.database.kind) ? new Database(name, args) : undefined;
+  /**
+   * The stack's Database, or undefined when apphost runs none (sqlite, none).
+   * `opts.dependsOn`: the shared host setup (Server.ready; its baseline installs postgresql).
+   */
+  static forStack(
+    name: string,
+    args: DatabaseArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ): Database | undefined {
+    return isPostgres(args.config.database.kind) ? new Database(name, args, opts) : undefined;
   }
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -122,7 +127,13 @@ export class Database extends pulumi.ComponentResource {
       );
       this.ready = [instance];
     } else {
-      const roleAndDatabase = this.createRoleAndDatabase(name, args, db.postgresName, password);
+      const roleAndDatabase = this.createRoleAndDatabase(
+        name,
+        args,
+        db.postgresName,
+        password,
+        opts?.dependsOn,
+      );
       this.url = pulumi.secret(password.apply((pw) => postgresUrl(db.postgresName, pw)));
       this.ready = [roleAndDatabase];
     }
@@ -138,9 +149,10 @@ export class Database extends pulumi.ComponentResource {
   /** The role (its SCRAM verifier on stdin, never the password) and the database it owns. */
   private createRoleAndDatabase(
     name: string,
-    { connection, dependsOn, config }: DatabaseArgs,
+    { connection, config }: DatabaseArgs,
     dbName: string,
     password: pulumi.Output<string>,
+    dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
   ): pulumi.Resource {
     return hostStep(
       `${name}-role`,

@@ -30,7 +30,6 @@ describe("App with apphost:backups.s3", function () {
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
       backupTarget,
-      dependsOn: [],
       projectDir: ROOT,
       artifact: sampleArtifact(),
     });

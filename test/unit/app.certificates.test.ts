@@ -34,7 +34,6 @@ describe("App with a Cloudflare origin certificate", function () {
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
       originCertificate: { certificatePem, privateKeyPem: pulumi.secret("-----BEGIN PRIVATE KEY-----\nk\n") },
-      dependsOn: [],
       projectDir: ROOT,
       artifact: sampleArtifact(),
     });
@@ -86,7 +85,6 @@ describe("App with a Cloudflare origin certificate", function () {
       }),
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
-      dependsOn: [],
       projectDir: ROOT,
       artifact: sampleArtifact(),
     });

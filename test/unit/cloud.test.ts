@@ -1065,7 +1065,6 @@ describe("Database (apphost:database.kind rds)", () => {
     const db = new Database(name, {
       config,
       connection: h.connection,
-      dependsOn: [],
       network: h.network,
     });
     await settled(db, db.nodes.securityGroup, db.nodes.ingress, db.nodes.subnetGroup, db.nodes.instance);
