@@ -70,6 +70,24 @@ describe("release script: static checks", () => {
     }
   });
 
+  it("release.sh, the static part, passes shellcheck as it is; the render carries none of its preamble", () => {
+    requireTool("shellcheck", "apt-get install -y shellcheck");
+    const file = path.join(__dirname, "../../components/release/release.sh");
+    const text = fs.readFileSync(file, "utf8");
+    assert.match(text, /^# shellcheck shell=bash$/m, "shellcheck must know the shell without -s");
+    const r = spawnSync("shellcheck", ["-S", "style", file], { encoding: "utf8" });
+    assert.equal(r.error, undefined, String(r.error));
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(r.stdout, "");
+    const s = renderReleaseScript(baseInput());
+    assert.ok(
+      !s.includes("# shellcheck disable=SC2034"),
+      "the preamble's file-wide directives were rendered",
+    );
+    assert.ok(!s.includes("# shellcheck shell=bash"));
+    assert.ok(s.endsWith(text.slice(text.indexOf("\nnote() {") + 1)), "the render ends with release.sh");
+  });
+
   it("apphost:backups.s3: the backup command copies after pruning, and a failed copy fails it", () => {
     const s = renderReleaseScript(baseInput({ s3: S3 }));
     assert.ok(
@@ -80,22 +98,37 @@ describe("release script: static checks", () => {
           "  db_prune_backups",
           "  db_unlock",
           "  # A failed copy fails the command (and the scheduled unit), after the local backup is in place.",
-          '  if ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
+          '  if [ "$S3_COPY" = 1 ] && ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi',
           '  note "phase backup: ok"',
         ].join("\n"),
       ),
     );
+    assert.match(s, /^readonly S3_COPY=1$/m);
     assert.ok(s.includes(" aws s3 cp --region eu-central-1 --sse AES256 "), "the real CLI in production");
     assert.ok(!renderReleaseScript(baseInput()).includes("aws "), "no copy without apphost:backups.s3");
+    assert.match(renderReleaseScript(baseInput()), /^readonly S3_COPY=0$/m);
   });
 
   it("a production render contains no test hooks", () => {
     const s = renderReleaseScript(baseInput());
     assert.match(s, /^#!\/bin\/bash\n/);
-    assert.ok(s.includes('  runuser -u "$APP_USER" -- env -i'));
-    assert.ok(s.includes("| nft -f - 2>&1); then"), "switches with the real nft");
+    // The commands are readonly values of the header; release.sh calls them through these.
+    for (const [name, command] of [
+      ["SYSTEMCTL", "systemctl"],
+      ["JOURNALCTL", "journalctl"],
+      ["SYSTEMD_RUN", "systemd-run"],
+      ["RUNUSER", "runuser"],
+      ["NFT", "nft"],
+    ]) {
+      assert.match(s, new RegExp(`^readonly ${name}=${command}$`, "m"), name);
+    }
+    assert.ok(s.includes('  "$RUNUSER" -u "$APP_USER" -- env -i'));
+    assert.ok(s.includes('| "$NFT" -f - 2>&1); then'), "switches with the real nft");
     assert.ok(!/reload (caddy|nginx)/.test(s), "never reloads the proxy");
-    assert.ok(s.includes('[ "$(id -u)" -ne 0 ]'), "requires root");
+    assert.match(s, /^readonly REQUIRE_ROOT=1$/m, "requires root");
+    assert.ok(
+      s.includes('if [ "$REQUIRE_ROOT" = 1 ] && [ "$MAIN_COMMAND" != status ] && [ "$(id -u)" -ne 0 ]'),
+    );
     assert.ok(!/APPHOST_(SYSTEMCTL|JOURNALCTL|RUNUSER)/.test(s), "nothing read from the environment");
   });
 

@@ -1,0 +1,593 @@
+# shellcheck shell=bash
+# The static part of apphost-release (see components/release/script.ts). The renderer writes the
+# header (the stack's readonly values, the runtime state) and the per-stack functions (the phases,
+# their runners deploy_phases, rollback_choose_phase, rollback_phases and mirror_phases, the database
+# and restore functions), then appends this file from the line after the preamble's last line.
+#
+# For shellcheck reading this file alone; the rendered script is checked whole, without these:
+#   SC2034: a value set here is read by the generated functions (OLD_PORT, NEW_PORT, HEALTH_LAST, ...).
+#   SC2154: the header assigns the readonly values (ROOT, LOCK, SYSTEMCTL, EXIT_*, ...) and the state.
+#   SC2153: the same, where one of those names looks like a misspelling of another (JOB_UNIT, WEB_UNIT).
+#   SC2317: the generated functions call these helpers (lock_acquire, choose_ports, health_wait, ...).
+# shellcheck disable=SC2034,SC2153,SC2154,SC2317
+# ---- end of the preamble (not rendered) ----
+
+note() {
+  printf "apphost: %s\n" "$*" >&2
+}
+
+# Fail the current phase: message on stderr, the phase's exit status, the EXIT trap rolls back.
+die() {
+  if [ -n "$PHASE" ]; then FAILED_PHASE=$PHASE; printf "apphost: phase %s failed: %s\n" "$PHASE" "$*" >&2; else printf "apphost: %s\n" "$*" >&2; fi
+  exit "$PHASE_CODE"
+}
+
+fail() {
+  die "$@"
+}
+
+usage_error() {
+  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
+  exit "$EXIT_USAGE"
+}
+
+# A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
+on_error() {
+  if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
+  die "\`$2\` exited with status $1"
+}
+
+# A signal fails the phase; the EXIT trap rolls back. When the client went away (SIGPIPE: sshd closed
+# the pipes; SIGHUP: the session ended), the rest of the output, rollback included, goes to
+# $DETACHED_LOG instead: a write to the dead pipe must not cut the rollback short.
+on_signal() {
+  trap '' PIPE
+  if [ "$1" = PIPE ] || [ "$1" = HUP ]; then exec >>"$DETACHED_LOG" 2>&1 3>&1; note "the client went away (SIG$1) at $(date -u +%Y-%m-%dT%H:%M:%SZ); finishing here"; fi
+  die "interrupted by SIG$1"
+}
+
+# run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.
+run_phase() {
+  local started=$EPOCHREALTIME
+  PHASE=$1 PHASE_CODE=$2
+  lock_refresh
+  note "phase $1: start"
+  "$3"
+  note "phase $1: ok ($(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s)"
+  PHASE=""
+}
+
+# ensure_dirs <mode> <owner> <dir>...: create the missing ones; never loosen or re-own an existing one.
+ensure_dirs() {
+  local mode=$1 owner=$2 d
+  shift 2
+  for d in "$@"; do
+    if [ -d "$d" ]; then continue; fi
+    if [ "$owner" = root ]; then install -d -m "$mode" "$d"; else install -d -m "$mode" -o "$owner" -g "$owner" "$d"; fi
+  done
+}
+
+# Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.
+# shellcheck disable=SC2016 # the inner script expands its own variables
+as_app() {
+  "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
+    APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" \
+    bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; eval "$APPHOST_CMD"' 3>&- 9>&-
+}
+
+# Last non-empty stdout line of the revision command, or empty.
+app_revision() {
+  local out
+  out=$(as_app "$1" "$2" 2>/dev/null) || true
+  printf '%s' "$out" | awk 'NF { line = $0 } END { print line }' | tr '\t' ' '
+}
+
+drain_stdin() {
+  if [ ! -t 0 ]; then cat >/dev/null; fi
+}
+
+current_id() {
+  if [ -L "$CURRENT" ]; then basename "$(readlink "$CURRENT")"; fi
+}
+
+atomic_link() {
+  # ln to a temp name, then rename over the old link: readers never see it missing.
+  ln -sfn "$1" "$2.tmp.$$"
+  mv -T -f "$2.tmp.$$" "$2"
+}
+
+write_active_port() {
+  printf "%s\n" "$1" >"$ACTIVE_PORT_FILE.tmp.$$"
+  mv -f "$ACTIVE_PORT_FILE.tmp.$$" "$ACTIVE_PORT_FILE"
+}
+
+choose_ports() {
+  OLD_PORT=""
+  if [ -f "$ACTIVE_PORT_FILE" ]; then OLD_PORT=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi
+  case "$OLD_PORT" in
+    "") NEW_PORT=$BASE_PORT ;;
+    "$BASE_PORT") NEW_PORT=$((BASE_PORT + 1)) ;;
+    "$((BASE_PORT + 1))") NEW_PORT=$BASE_PORT ;;
+    *) NEW_PORT=$BASE_PORT; note "warning: the active port $OLD_PORT is neither $BASE_PORT nor $((BASE_PORT + 1)) (apphost:app.basePort changed?); moving to $NEW_PORT" ;;
+  esac
+  note "ports: live ${OLD_PORT:-none}, new $NEW_PORT"
+}
+
+# Point the upstream port at a web port: the stack's nftables table replaced in one transaction.
+# New connections go to that port at once; established ones stay where they are. The proxy is not reloaded.
+switch_upstream() {
+  local out
+  if ! out=$(printf "%s" "${UPSTREAM_TEMPLATE//@PORT@/$1}" | "$NFT" -f - 2>&1); then
+    die "nft refused the upstream rule 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (the previous rule stays): $out"
+  fi
+  note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
+}
+
+# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.
+# The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
+health_wait() {
+  local deadline=$((SECONDS + $3)) code state tries=0 headers=()
+  if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
+  HEALTH_LAST="nothing yet"
+  while :; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${headers[@]}" "$1") || true
+    HEALTH_LAST="HTTP ${code:-000}"
+    case "$code" in 2[0-9][0-9]) note "health: $1 answered $code"; return 0 ;; esac
+    state=$("$SYSTEMCTL" is-active "$2" 2>/dev/null) || true
+    if [ "$state" = failed ]; then HEALTH_LAST="$HEALTH_LAST, $2 has failed"; return 1; fi
+    if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
+    # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
+    case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
+    tries=$((tries + 1))
+  done
+}
+
+journal_tail() {
+  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true
+}
+
+# release_log <id> <revision> <outcome>: one tab-separated line per attempt.
+release_log() {
+  local rev
+  rev=$(printf '%s' "$2" | tr '\t\n' '  ')
+  printf "%s\t%s\t%s\t%s\n" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${rev:--}" "$3" >>"$RELEASE_LOG"
+}
+
+# previous_release <id>: the newest release older than <id> that served successfully and is still here.
+previous_release() {
+  local ids id
+  if [ ! -f "$RELEASE_LOG" ] || [ -z "$1" ]; then return 0; fi
+  ids=$(awk -F'\t' '$4 == "deployed" || $4 == "rolled-back" { print $1 }' "$RELEASE_LOG" | sort -u -r)
+  for id in $ids; do
+    if [[ "$id" =~ $ID_RE ]] && [[ "$id" < "$1" ]] && [ -d "$RELEASES/$id" ]; then echo "$id"; return 0; fi
+  done
+}
+
+release_ids() {
+  find "$RELEASES" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | grep -E "$ID_RE" | sort || true
+}
+
+# prune_releases <keep>: keep the newest <keep> releases that served (deployed or rolled back to); a release
+# that never served does not count and goes, unless it is the newest (the next `up` retries it). Never removed:
+# current, the previous one, an instance's.
+prune_releases() {
+  local keep=$1 cur prev protected served newest id n=0 link why
+  cur=$(current_id)
+  prev=$(previous_release "$cur")
+  protected=" $cur $prev ${OLD_DIR##*/} "
+  for link in "$INSTANCES"/*; do if [ -L "$link" ]; then protected+="$(basename "$(readlink "$link")") "; fi; done
+  served=" $(served_releases | tr "
+  " " ")"
+  newest=$(release_ids | tail -n 1)
+  for id in $(release_ids | sort -r); do
+    case "$served" in
+      *" $id "*) n=$((n + 1)); if [ "$n" -le "$keep" ]; then continue; fi; why="apphost:releases.keep = $keep" ;;
+      *) if [ "$id" = "$newest" ]; then continue; fi; why="it never served" ;;
+    esac
+    case "$protected" in *" $id "*) continue ;; esac
+    rm -rf "${RELEASES:?}/$id"
+    rm -f "${LOGS_DIR:?}/apphost-migrate-$id.log"
+    note "finish: removed release $id ($why)"
+  done
+  find "$RELEASES" -mindepth 1 -maxdepth 1 -name '*.tmp' -exec rm -rf {} +
+}
+
+# prune_venvs: remove venvs and node_modules directories no release links to.
+prune_venvs() {
+  local used=" " link v t
+  # .venv links to a venv, node_modules to <dir>/node_modules: both name the directory under venvs/.
+  for link in "$RELEASES"/*/.venv "$RELEASES"/*/node_modules; do if [ -L "$link" ]; then t=$(readlink "$link"); used+="${t%/node_modules} "; fi; done
+  for v in "$VENVS"/*; do
+    if [ ! -d "$v" ]; then continue; fi
+    case "$used" in *" $v "*) ;; *) rm -rf "$v"; note "finish: removed unused venv $v" ;; esac
+  done
+}
+
+# served_releases: releases still on this host that served successfully (deployed or rolled back to), newest first.
+served_releases() {
+  local id
+  if [ ! -f "$RELEASE_LOG" ]; then return 0; fi
+  awk -F'\t' '$4 == "deployed" || $4 == "rolled-back" { print $1 }' "$RELEASE_LOG" | sort -u -r | while IFS= read -r id; do if [[ "$id" =~ $ID_RE ]] && [ -d "$RELEASES/$id" ]; then echo "$id"; fi; done
+}
+
+choose_rollback_target() {
+  local cur outcome
+  cur=$(current_id)
+  if [ -n "$ROLLBACK_TO" ]; then
+    RELEASE_ID=$ROLLBACK_TO
+    if [ ! -d "$RELEASES/$RELEASE_ID" ]; then die "release $RELEASE_ID is not on this host; releases here: $(release_ids | tr '\n' ' ')(of these, you can roll back to: $(served_releases | tr '\n' ' '))"; fi
+    # A release whose deploy failed never served: its code may need a migration that was undone.
+    if ! grep -qx "$RELEASE_ID" <<<"$(served_releases)"; then outcome=$(awk -F'\t' -v id="$RELEASE_ID" '$1 == id { o = $4 } END { print o }' "$RELEASE_LOG" 2>/dev/null || true); die "release $RELEASE_ID never served successfully (release log: ${outcome:-no entry}); releases you can roll back to: $(served_releases | tr '\n' ' ')"; fi
+  else
+    RELEASE_ID=$(previous_release "$cur")
+    if [ -z "$RELEASE_ID" ]; then PHASE_CODE=$EXIT_NOTHING_TO_ROLL_BACK; die "nothing to roll back to: current is ${cur:-none} and no older successfully deployed release is left on this host (releases here: $(release_ids | tr '\n' ' '))"; fi
+  fi
+  if [ "$RUNTIME" = python ] && [ ! -x "$RELEASES/$RELEASE_ID/.venv/bin/python" ]; then die "release $RELEASE_ID has no usable .venv (never installed, or its venv was pruned); deploy it instead"; fi
+  note "rollback: $RELEASE_ID will replace ${cur:-nothing}"
+}
+
+# The deploy lock: owner, pid and expiry in $LOCK; flock makes check-and-take atomic.
+lock_field() {
+  sed -n "s/^$1=//p" "$LOCK" 2>/dev/null | head -n 1
+}
+
+lock_holder_alive() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null && tr "\0" " " <"/proc/$1/cmdline" 2>/dev/null | grep -q apphost-release
+}
+
+lock_describe() {
+  local owner pid expires
+  owner=$(lock_field owner) pid=$(lock_field pid) expires=$(lock_field expires)
+  printf "%s (pid %s, %s, expires %s)" "${owner:-unknown}" "${pid:-?}" "$(lock_field command)" "$(date -u -d "@${expires:-0}" +%Y-%m-%dT%H:%M:%SZ)"
+}
+
+lock_write() {
+  # $BASHPID: the heartbeat (a subshell, same $$) may write at the same moment as the script.
+  printf "owner=%s\npid=%s\nexpires=%s\ncommand=%s\n" "$LOCK_OWNER" "$$" "$(( $(date +%s) + LOCK_TTL_MINUTES * 60 ))" "$1" >"$LOCK.tmp.$BASHPID"
+  mv -f "$LOCK.tmp.$BASHPID" "$LOCK"
+}
+
+# The lock owner (--owner, else <sudo user>@<host>), in characters safe to print.
+owner_default() {
+  if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@$(hostname)"; fi
+  LOCK_OWNER=$(printf '%s' "$LOCK_OWNER" | tr -cd '[:alnum:]@._ :/-' | cut -c1-100)
+}
+
+lock_acquire() {
+  local now expires pid
+  LOCK_TTL_MINUTES=$1
+  owner_default
+  install -d -m 0755 "$(dirname "$LOCK")"
+  exec 9>>"$LOCK.flock"
+  if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi
+  now=$(date +%s)
+  if [ -f "$LOCK" ]; then
+    expires=$(lock_field expires) pid=$(lock_field pid)
+    if [ "${expires:-0}" -gt "$now" ] && lock_holder_alive "$pid"; then
+      flock -u 9
+      PHASE_CODE=$EXIT_LOCKED
+      die "deploy lock held by $(lock_describe). Wait for that to finish; if it is stuck, kill it or clear the lock with: sudo $0 unlock"
+    elif lock_holder_alive "$pid"; then
+      # Expired, but its process still runs (a stuck or very long phase): never taken from a live deploy.
+      flock -u 9
+      PHASE_CODE=$EXIT_LOCKED
+      die "deploy lock held by $(lock_describe): it expired, but its process still runs. If it is stuck, kill pid $pid, or clear the lock with: sudo $0 unlock"
+    elif [ "${expires:-0}" -gt "$now" ]; then
+      note "warning: taking over the deploy lock of $(lock_describe): its process is gone"
+    else
+      note "warning: taking over the expired deploy lock of $(lock_describe): its process is gone"
+    fi
+  fi
+  lock_write "${MAIN_COMMAND:-deploy} $RELEASE_ID"
+  LOCK_HELD=1
+  flock -u 9
+  exec 9>&-
+  lock_heartbeat </dev/null >/dev/null 2>&1 3>&- &
+  HEARTBEAT_PID=$!
+  note "lock: taken by $LOCK_OWNER (expires in $LOCK_TTL_MINUTES min unless renewed; renewed every $((LOCK_TTL_MINUTES * 3))s while this runs)"
+}
+
+# lock_heartbeat: while this script lives, push the expiry out every TTL/20 (a long pip install is progress).
+# It ends with the script, even a killed one: it checks the script's pid each time.
+lock_heartbeat() {
+  trap - ERR EXIT INT TERM HUP PIPE
+  set +e
+  while sleep "$((LOCK_TTL_MINUTES * 3))" && kill -0 "$$" 2>/dev/null; do
+    if [ "$(lock_field pid)" != "$$" ]; then exit 0; fi
+    lock_write "$(lock_field command)"
+  done
+}
+
+# At each phase start: the lock must still be this script's (a deploy whose lock was taken stops before it
+# switches anything), and its expiry moves out.
+lock_refresh() {
+  if [ "$LOCK_HELD" != 1 ]; then return 0; fi
+  if [ "$(lock_field pid)" != "$$" ]; then LOCK_HELD=0; PHASE_CODE=$EXIT_LOCKED; die "the deploy lock is no longer this one's (now $(lock_describe)); stopping before phase $PHASE"; fi
+  lock_write "$(lock_field command)"
+}
+
+lock_release() {
+  # Its sleep first: the loop then ends by itself (a killed bash would wait for the sleep to finish).
+  if [ -n "${HEARTBEAT_PID:-}" ]; then pkill -P "$HEARTBEAT_PID" -x sleep 2>/dev/null || true; kill "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
+  if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi
+  LOCK_HELD=0
+}
+
+# ---------------------------------------------------------------- detached jobs
+# A deploy or rollback started with `start` runs in the transient unit $JOB_UNIT: stdin from
+# $JOBS/<job>/in (the artifact), stdout (the result lines) to out, stderr (the progress) to err; the
+# job-run wrapper records the pid and, at the end, the exit status in rc. The client only follows err.
+job_field() {
+  sed -n "s/^$2=//p" "$JOBS/$1/meta" 2>/dev/null | head -n 1
+}
+
+latest_job() {
+  if [ -L "$JOBS/latest" ]; then basename "$(readlink "$JOBS/latest")"; fi
+}
+
+# job_running <job>: its wrapper still runs (pid alive, an apphost-release, no exit status yet).
+job_running() {
+  local pid
+  pid=$(cat "$JOBS/$1/pid" 2>/dev/null) || return 1
+  [ ! -f "$JOBS/$1/rc" ] && lock_holder_alive "$pid"
+}
+
+job_started() {
+  # The unit started but the wrapper has not written its pid yet: wait for it (or for it to end).
+  local _
+  for _ in $(seq 100); do
+    if [ -f "$JOBS/$1/pid" ] || [ -f "$JOBS/$1/rc" ]; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+job_describe() {
+  printf "%s %s, started by %s at %s" "$(job_field "$1" command)" "$(job_field "$1" args)" "$(job_field "$1" owner)" "$(job_field "$1" started)"
+}
+
+# prune_jobs: keep the newest 10 jobs' records; never a running one.
+prune_jobs() {
+  local job
+  for job in $(find "$JOBS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | grep -E "$JOB_RE" | sort -r | tail -n +11); do
+    if job_running "$job"; then continue; fi
+    rm -rf "${JOBS:?}/$job"
+  done
+}
+
+# The mirror: every step runs in a subshell with errexit, so one failing step does not skip the others.
+mirror_step() {
+  local rc
+  note "rollback $1: start"
+  ( PHASE=$1; PHASE_CODE=$EXIT_ROLLBACK_FAILED; set -e; trap 'note "rollback $PHASE: \`$BASH_COMMAND\` failed"' ERR; "$2" )
+  rc=$?
+  if [ "$rc" -eq 0 ]; then note "rollback $1: ok"; else note "rollback $1 failed (status $rc)"; MIRROR_OK=0; fi
+}
+
+run_mirror() {
+  MIRROR_OK=1
+  note "rollback: phase $FAILED_PHASE failed; undoing release $RELEASE_ID"
+  mirror_phases
+  if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; ${OLD_DIR:+$(basename "$OLD_DIR") keeps serving on port $OLD_PORT}"; return 0; fi
+  note "rollback: INCOMPLETE; look at the host (apphost-release status, journalctl -u '$UNIT_PREFIX-*')"
+  return 1
+}
+
+on_exit() {
+  local rc=$?
+  trap - ERR
+  set +e
+  if [ "$rc" -ne 0 ] && [ "$DEPLOYING" = 1 ] && [ "$LOCK_HELD" = 1 ]; then
+    if [ "$COMMITTED" = 1 ]; then
+      note "release $RELEASE_ID is live on port $NEW_PORT; only the $FAILED_PHASE phase failed, nothing was rolled back"
+    elif ! run_mirror; then
+      rc=$EXIT_ROLLBACK_FAILED
+    fi
+  fi
+  if [ "$rc" -ne 0 ] && [ "$RESTORING" = 1 ] && [ "$LOCK_HELD" = 1 ]; then
+    if ! restore_recover; then rc=$EXIT_ROLLBACK_FAILED; fi
+  fi
+  lock_release
+  exit "$rc"
+}
+
+cmd_deploy() {
+  RELEASE_ID=${1:-} REQ_HASH=${2:-} ARTIFACT_SHA256=${3:-}
+  if [[ ! "$RELEASE_ID" =~ $ID_RE ]]; then usage_error "deploy: \"$RELEASE_ID\" is not a release id (YYYYMMDDHHMMSS-<8 hex>)"; fi
+  if [[ ! "$REQ_HASH" =~ ^[0-9a-f]{8,64}$ ]]; then usage_error "deploy: \"$REQ_HASH\" is not a requirements hash"; fi
+  if [ -n "$ARTIFACT_SHA256" ] && [[ ! "$ARTIFACT_SHA256" =~ ^[0-9a-f]{64}$ ]]; then usage_error "deploy: \"$ARTIFACT_SHA256\" is not a sha256"; fi
+  DEPLOYING=1
+  deploy_phases
+  note "release $RELEASE_ID deployed on port $NEW_PORT"
+  printf "release=%s\ncurrent=%s\nport=%s\nrevision=%s\noutcome=deployed\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3
+}
+
+cmd_rollback() {
+  ROLLBACK_TO=${1:-}
+  if [ -n "$ROLLBACK_TO" ] && [[ ! "$ROLLBACK_TO" =~ $ID_RE ]]; then usage_error "rollback: \"$ROLLBACK_TO\" is not a release id"; fi
+  if [ -n "$ROLLBACK_TO" ] && [ "$(current_id)" = "$ROLLBACK_TO" ]; then note "release $ROLLBACK_TO is already current; nothing to do"; printf "release=%s\ncurrent=%s\noutcome=unchanged\n" "$ROLLBACK_TO" "$ROLLBACK_TO" >&3; return 0; fi
+  # choose changes nothing: a refusal there needs no mirror (and leaves no line in the release log).
+  rollback_choose_phase
+  DEPLOYING=1
+  rollback_phases
+  printf "release=%s\ncurrent=%s\nport=%s\nrevision=%s\noutcome=rolled-back\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3
+}
+
+cmd_status() {
+  local cur port
+  cur=$(current_id)
+  printf "current=%s\n" "$cur"
+  printf "active_port=%s\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"
+  # The live web instance's unit state: a host whose app was stopped by hand shows as such (a refresh sees it).
+  if [ -n "$WEB_UNIT" ]; then
+    port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)
+    if [ -n "$port" ]; then printf "web=%s\n" "$(systemctl is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)"; else printf "web=\n"; fi
+  fi
+  printf "previous=%s\n" "$(previous_release "$cur")"
+  printf "releases=%s\n" "$(release_ids | tr "\n" " " | sed "s/ $//")"
+  if [ -f "$LOCK" ]; then printf "lock=%s\n" "$(lock_describe)"; else printf "lock=\n"; fi
+  if [ -f "$RELEASE_LOG" ]; then tail -n 10 "$RELEASE_LOG" | sed "s/^/log=/"; fi
+}
+
+cmd_backup() {
+  local label=${1:-manual}
+  if [[ ! "$label" =~ ^[a-z0-9][a-z0-9.-]*$ ]]; then usage_error "backup: label \"$label\" must be lowercase letters, digits, dots and dashes"; fi
+  PHASE=backup PHASE_CODE=$EXIT_BACKUP
+  note "phase backup: start"
+  db_lock
+  db_backup "$label"
+  db_prune_backups
+  db_unlock
+  # A failed copy fails the command (and the scheduled unit), after the local backup is in place.
+  if [ "$S3_COPY" = 1 ] && ! db_copy_offsite "$BACKUP_FILE"; then printf "backup=%s\n" "$BACKUP_FILE" >&3; die "the backup is on this host ($BACKUP_FILE), but its copy to S3 failed"; fi
+  note "phase backup: ok"
+  printf "backup=%s\n" "$BACKUP_FILE" >&3
+}
+
+# start deploy|rollback <args>: run it detached (see the header), then follow it. A job still running
+# refuses a second one: follow that one first (`follow`), then start again.
+cmd_start() {
+  local command=${1:-} running job out started=0
+  case "$command" in deploy | rollback) ;; *) usage_error "start: runs deploy or rollback, not \"$command\"" ;; esac
+  owner_default
+  JOB_KEY=$(printf '%s' "$JOB_KEY" | tr -cd '[:alnum:]:._-' | cut -c1-100)
+  ensure_dirs 0700 root "$JOBS"
+  running=$(latest_job)
+  if [ -n "$running" ] && job_running "$running"; then
+    drain_stdin
+    PHASE_CODE=$EXIT_LOCKED
+    die "a job is still running on this host: $(job_describe "$running") (job $running, unit $JOB_UNIT). Follow it with: sudo $0 follow $running"
+  fi
+  job="$(date -u +%Y%m%dT%H%M%SZ)-$$"
+  mkdir -m 0700 "$JOBS/$job"
+  if [ "$command" = deploy ] && [ ! -t 0 ]; then (umask 077 && cat >"$JOBS/$job/in"); else : >"$JOBS/$job/in"; fi
+  printf "command=%s\nargs=%s\nowner=%s\nkey=%s\nstarted=%s\n" "$command" "${*:2}" "$LOCK_OWNER" "$JOB_KEY" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$JOBS/$job/meta"
+  atomic_link "$job" "$JOBS/latest"
+  prune_jobs
+  # First, so a client whose connection drops knows which job to follow again.
+  printf "job_id=%s\n" "$job" >&3
+  # The previous job's unit may still be on its way out (deactivating): its name frees up within moments.
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if out=$("$SYSTEMD_RUN" --unit="$JOB_UNIT" --description="apphost $command for $APP_ID (job $job)" --collect --quiet --service-type=exec \
+        --property=StandardInput=file:"$JOBS/$job/in" --property=StandardOutput=file:"$JOBS/$job/out" --property=StandardError=file:"$JOBS/$job/err" \
+        --property=TimeoutStopSec=15min "$0" --owner="$LOCK_OWNER" job-run "$job" "$@" 2>&1); then started=1; break; fi
+    if [[ "$out" != *"already exists"* ]]; then break; fi
+    sleep 0.5
+  done
+  if [ "$started" = 0 ]; then
+    printf "%s\n" "$out" >"$JOBS/$job/err"
+    printf "%s\n" 23 >"$JOBS/$job/rc"
+    die "systemd-run could not start the $command as $JOB_UNIT: $out"
+  fi
+  if ! job_started "$job"; then die "job $job ($JOB_UNIT) did not start within 10s; see: journalctl -u $JOB_UNIT"; fi
+  follow_job "$job" stream
+}
+
+# follow [<job>]: the job's progress on stderr (as it happens while it runs), then its result lines and
+# job_* lines on stdout, and its exit status as this command's. Without <job>: the latest job, streamed only
+# while it runs (a finished one prints its result lines alone).
+cmd_follow() {
+  local job=${1:-}
+  if [ -z "$job" ]; then
+    job=$(latest_job)
+    if [ -z "$job" ]; then printf "job_id=\n" >&3; return 0; fi
+    if job_running "$job"; then follow_job "$job" stream; else follow_job "$job" quiet; fi
+  fi
+  if [[ ! "$job" =~ $JOB_RE ]]; then usage_error "follow: \"$job\" is not a job id (YYYYMMDDTHHMMSSZ-<pid>)"; fi
+  if [ ! -d "$JOBS/$job" ]; then die "no job $job on this host (jobs: $(find "$JOBS" -mindepth 1 -maxdepth 1 -type d -printf "%f " 2>/dev/null))"; fi
+  follow_job "$job" stream
+}
+
+follow_job() {
+  local job=$1 how=$2 pid rc
+  printf "job_id=%s\njob_command=%s\njob_key=%s\njob_owner=%s\njob_started=%s\n" "$job" "$(job_field "$job" command)" "$(job_field "$job" key)" "$(job_field "$job" owner)" "$(job_field "$job" started)" >&3
+  if [ "$how" = stream ]; then
+    if job_running "$job"; then
+      pid=$(cat "$JOBS/$job/pid")
+      # Until the wrapper exits; tail then prints what is left. A dropped connection ends only this tail.
+      tail -n +1 -f --pid="$pid" "$JOBS/$job/err" 2>/dev/null || true
+    else
+      cat "$JOBS/$job/err" 2>/dev/null || true
+    fi
+  fi
+  if [ ! -f "$JOBS/$job/rc" ]; then
+    if job_running "$job"; then die "job $job is still running"; fi
+    PHASE_CODE=$EXIT_JOB_LOST
+    die "job $job ($(job_describe "$job")) ended without an exit status: its unit was killed (OOM, systemctl kill or stop, a reboot). See: journalctl -u $JOB_UNIT; apphost-release status"
+  fi
+  rc=$(tr -dc 0-9 <"$JOBS/$job/rc")
+  cat "$JOBS/$job/out" >&3 2>/dev/null || true
+  printf "job_status=%s\nlive=%s\n" "${rc:-1}" "$(current_id)" >&3
+  exit "${rc:-1}"
+}
+
+# job-run <job> <command> <args> (the unit's command): runs it, then records its exit status. The wrapper
+# outlives the command even when the unit is stopped: its TERM handler runs only after the command ended.
+cmd_job_run() {
+  local job=${1:-} rc=0
+  shift
+  if [[ ! "$job" =~ $JOB_RE ]] || [ ! -d "$JOBS/$job" ]; then usage_error "job-run: no job \"$job\""; fi
+  trap : INT TERM HUP
+  printf "%s\n" "$$" >"$JOBS/$job/pid.tmp"
+  mv -f "$JOBS/$job/pid.tmp" "$JOBS/$job/pid"
+  "$0" --owner="$LOCK_OWNER" "$@" || rc=$?
+  rm -f "$JOBS/$job/in"
+  printf "%s\n" "$rc" >"$JOBS/$job/rc.tmp"
+  mv -f "$JOBS/$job/rc.tmp" "$JOBS/$job/rc"
+  exit "$rc"
+}
+
+# At boot (apphost-<id>-upstream.service): the upstream port leads to the port in active-port again.
+cmd_upstream() {
+  local port=""
+  if [ -f "$ACTIVE_PORT_FILE" ]; then port=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi
+  if [ -z "$port" ]; then note "upstream: no active port yet (no release served); nothing to load"; return 0; fi
+  switch_upstream "$port"
+}
+
+cmd_unlock() {
+  if [ ! -f "$LOCK" ]; then note "no deploy lock at $LOCK"; return 0; fi
+  exec 9>>"$LOCK.flock"
+  flock -w 30 9
+  if lock_holder_alive "$(lock_field pid)"; then note "warning: the lock holder (pid $(lock_field pid)) is still running; it may fail when it next touches the host"; fi
+  note "removing the deploy lock of $(lock_describe)"
+  rm -f "$LOCK"
+  flock -u 9
+}
+
+main() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --owner) if [ $# -lt 2 ]; then usage_error "--owner needs a name"; fi; LOCK_OWNER=$2; shift 2 ;;
+      --owner=*) LOCK_OWNER=${1#--owner=}; shift ;;
+      --key) if [ $# -lt 2 ]; then usage_error "--key needs a value"; fi; JOB_KEY=$2; shift 2 ;;
+      --key=*) JOB_KEY=${1#--key=}; shift ;;
+      -h | --help) usage_error "help" ;;
+      -*) usage_error "unknown option $1" ;;
+      *) break ;;
+    esac
+  done
+  MAIN_COMMAND=${1:-}
+  shift || true
+  if [ "$REQUIRE_ROOT" = 1 ] && [ "$MAIN_COMMAND" != status ] && [ "$(id -u)" -ne 0 ]; then printf "apphost: %s must run as root: sudo %s %s\n" "$MAIN_COMMAND" "$0" "$MAIN_COMMAND" >&2; exit "$EXIT_USAGE"; fi
+  case "$MAIN_COMMAND" in
+    status) cmd_status "$@" ;;
+    upstream) cmd_upstream ;;
+    job-run) cmd_job_run "$@" ;;
+    deploy | rollback | backup | restore | unlock | start | follow)
+      # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.
+      exec 3>&1 1>&2
+      if [ "$MAIN_COMMAND" = deploy ] && [ $# -gt 3 ]; then usage_error "deploy takes <release-id> <requirements-hash> [<artifact-sha256>]"; fi
+      "cmd_$MAIN_COMMAND" "$@" ;;
+    "") usage_error "missing command" ;;
+    *) usage_error "unknown command $MAIN_COMMAND" ;;
+  esac
+}
+
+trap 'on_error $? "$BASH_COMMAND"' ERR
+trap on_exit EXIT
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
+trap 'on_signal PIPE' PIPE
+main "$@"
