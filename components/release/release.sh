@@ -284,15 +284,16 @@ lock_acquire() {
   exec 9>&-
   lock_heartbeat </dev/null >/dev/null 2>&1 3>&- &
   HEARTBEAT_PID=$!
-  note "lock: taken by $LOCK_OWNER (expires in $LOCK_TTL_MINUTES min unless renewed; renewed every $((LOCK_TTL_MINUTES * 3))s while this runs)"
+  note "lock: taken by $LOCK_OWNER (expires in $LOCK_TTL_MINUTES min unless renewed; renewed every ${LOCK_RENEW_SECONDS}s while this runs)"
 }
 
-# lock_heartbeat: while this script lives, push the expiry out every TTL/20 (a long pip install is progress).
+# lock_heartbeat: while this script lives, push the expiry out every LOCK_RENEW_SECONDS (TTL/20; a long pip
+# install is progress).
 # It ends with the script, even a killed one: it checks the script's pid each time.
 lock_heartbeat() {
   trap - ERR EXIT INT TERM HUP PIPE
   set +e
-  while sleep "$((LOCK_TTL_MINUTES * 3))" && kill -0 "$$" 2>/dev/null; do
+  while sleep "$LOCK_RENEW_SECONDS" && kill -0 "$$" 2>/dev/null; do
     if [ "$(lock_field pid)" != "$$" ]; then exit 0; fi
     lock_write "$(lock_field command)"
   done
@@ -504,8 +505,9 @@ follow_job() {
   if [ "$how" = stream ]; then
     if job_running "$job"; then
       pid=$(cat "$JOBS/$job/pid")
-      # Until the wrapper exits; tail then prints what is left. A dropped connection ends only this tail.
-      tail -n +1 -f --pid="$pid" "$JOBS/$job/err" 2>/dev/null || true
+      # Until the wrapper exits (tail checks every FOLLOW_POLL_SECONDS); tail then prints what is left. A dropped
+      # connection ends only this tail.
+      tail -n +1 -f -s "$FOLLOW_POLL_SECONDS" --pid="$pid" "$JOBS/$job/err" 2>/dev/null || true
     else
       cat "$JOBS/$job/err" 2>/dev/null || true
     fi

@@ -41,7 +41,31 @@ import {
 } from "./phases";
 import { cmdRestoreCommands, restoreRecoverCommands, restoreStartCommands } from "./restore";
 
-export type ScriptInput = Omit<ReleaseInput, "refs">;
+export interface ScriptInput extends Omit<ReleaseInput, "refs"> {
+  /** Test hooks: shorter waits, baked into the header; omit in production */
+  timing?: Partial<ScriptTiming>;
+}
+
+/** How often the script looks again while it waits. */
+export interface ScriptTiming {
+  /** Seconds between the lock heartbeat's renewals. @default apphost:releases.lockTtlMinutes * 3 (a twentieth of the TTL) */
+  lockRenewSeconds: number;
+  /** Seconds between `follow`'s checks that a job's wrapper still runs (`tail -s`). @default 1 (tail's own) */
+  followPollSeconds: number;
+}
+
+function timingOf(input: ScriptInput): ScriptTiming {
+  const t: ScriptTiming = {
+    lockRenewSeconds: input.releases.lockTtlMinutes * 3,
+    followPollSeconds: 1,
+    ...input.timing,
+  };
+  for (const [k, v] of Object.entries(t)) {
+    if (!Number.isFinite(v) || v <= 0)
+      throw new Error(`timing.${k} must be a positive number of seconds, got ${v}`);
+  }
+  return t;
+}
 
 /** `<layout.bin>/apphost-release` */
 export function releaseScriptPath(layout: HostLayout): string {
@@ -110,6 +134,7 @@ export function renderReleaseScript(input: ScriptInput): string {
     throw new Error("the upstream ruleset does not name the web port exactly once");
   const upstreamTemplate = rendered.replace(`dnat to 127.0.0.1:${sentinel}`, "dnat to 127.0.0.1:@PORT@");
   const web = webProcess(input.app);
+  const timing = timingOf(input);
   const E = EXIT_CODES;
 
   const header = `#!/bin/bash
@@ -174,6 +199,8 @@ readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
+readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
+readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 
 PHASE=""
 PHASE_CODE=1
