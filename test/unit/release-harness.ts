@@ -8,6 +8,7 @@
  */
 import assert from "assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -16,7 +17,7 @@ import { hostLayout, type HostLayout } from "../../components/paths";
 import { buildArtifact } from "../../components/release/artifact";
 import type { S3Target } from "../../components/release/backup";
 import type { ReleaseInput } from "../../components/release/phases";
-import { renderReleaseScript } from "../../components/release/script";
+import { renderReleaseScript, type ScriptInput, type ScriptTiming } from "../../components/release/script";
 
 export const baseApp: AppConfig = {
   name: "shop",
@@ -80,6 +81,54 @@ export interface RunResult {
 
 const IS_ROOT = process.getuid?.() === 0;
 
+/**
+ * apphost:releases.healthTimeoutSeconds on the fake hosts: what an unhealthy release waits before its
+ * gate fails. A healthy test server answers within half a second; the gate allows 2 to 3 s (bash's
+ * SECONDS counts whole seconds).
+ */
+export const HARNESS_HEALTH_TIMEOUT_SECONDS = 3;
+
+let venvTemplate: { dir: string; pyMM: string } | undefined;
+
+/**
+ * A venv made the way the install phase makes one for an app without
+ * requirements.txt (`python3 -m venv`, then `.apphost-complete`), built once
+ * for this machine's python3 and kept under the temp directory (keyed by its
+ * version and path, checked before each use): hosts with `sharedVenv` get a
+ * copy instead of building their own, 2-3 s of CPU each.
+ */
+function sharedVenvTemplate(): { dir: string; pyMM: string } {
+  if (venvTemplate) return venvTemplate;
+  const probe = spawnSync("python3", [
+    "-c",
+    'import sys; print("%d.%d" % sys.version_info[:2]); print(sys.version); print(sys.executable)',
+  ]);
+  assert.equal(probe.status, 0, `python3: ${probe.stderr}`);
+  const pyMM = probe.stdout.toString().split("\n")[0];
+  const key = createHash("sha256").update(`venv v1\n${probe.stdout}`).digest("hex").slice(0, 16);
+  const dir = path.join(os.tmpdir(), `apphost-test-venv-${key}`);
+  const usable = () =>
+    fs.existsSync(path.join(dir, ".apphost-complete")) &&
+    spawnSync(path.join(dir, "bin", "python"), ["-c", ""]).status === 0;
+  if (!usable()) {
+    // Built beside it, then renamed into place: a parallel worker sees all of it or none.
+    const tmp = fs.mkdtempSync(`${dir}.tmp-`);
+    fs.chmodSync(tmp, 0o755); // as the install phase makes it (install -d -m 0755)
+    const made = spawnSync("python3", ["-m", "venv", tmp]);
+    assert.equal(made.status, 0, `python3 -m venv: ${made.stderr}`);
+    fs.writeFileSync(path.join(tmp, ".apphost-complete"), "");
+    if (fs.existsSync(dir) && !usable()) fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      fs.renameSync(tmp, dir);
+    } catch {
+      fs.rmSync(tmp, { recursive: true, force: true }); // another worker's is in place
+    }
+    assert.ok(usable(), `the shared venv ${dir} is not usable`);
+  }
+  venvTemplate = { dir, pyMM };
+  return venvTemplate;
+}
+
 /** A host in a temp directory with the rendered script and fake systemd. */
 export class FakeHost {
   readonly tmp: string;
@@ -87,6 +136,7 @@ export class FakeHost {
   readonly script: string;
   readonly basePort: number;
   private readonly runDir: string;
+  private readonly sharedVenv: boolean;
 
   constructor(
     opts: {
@@ -95,8 +145,16 @@ export class FakeHost {
       backupsKeep?: number;
       /** apphost:backups.s3: the script copies with a fake `aws` (see awsCalls(), failAws()) */
       s3?: S3Target;
+      /**
+       * Deploys of an app without requirements.txt find its venv already complete (a copy of one built
+       * once, see sharedVenvTemplate) and reuse it. For the tests that are not about the install phase.
+       */
+      sharedVenv?: boolean;
+      /** Shorter waits; `follow` looks every 0.1 s unless this says otherwise */
+      timing?: Partial<ScriptTiming>;
     } = {},
   ) {
+    this.sharedVenv = opts.sharedVenv ?? false;
     this.tmp = mkTemp("host");
     this.runDir = path.join(this.tmp, "run");
     fs.mkdirSync(this.runDir);
@@ -141,7 +199,7 @@ export class FakeHost {
       `#!/bin/bash\nif [ -f ${this.runDir}/aws.fail ]; then echo "upload failed: An error occurred (AccessDenied)" >&2; exit 1; fi\necho "$*" >>${this.runDir}/aws.log\n`,
       { mode: 0o755 },
     );
-    const input: ReleaseInput = {
+    const input: ScriptInput = {
       layout: this.layout,
       app: {
         ...baseApp,
@@ -157,11 +215,18 @@ export class FakeHost {
         revision: "python3 migrate.py --current",
         ...opts.database,
       },
-      releases: { ...baseReleases, healthTimeoutSeconds: 5, drainSeconds: 0, minFreeMb: 1, ...opts.releases },
+      releases: {
+        ...baseReleases,
+        healthTimeoutSeconds: HARNESS_HEALTH_TIMEOUT_SECONDS,
+        drainSeconds: 0,
+        minFreeMb: 1,
+        ...opts.releases,
+      },
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
       tools: { systemctl, journalctl, systemdRun, runuser, nft, aws, requireRoot: false },
+      timing: { followPollSeconds: 0.1, ...opts.timing },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -181,11 +246,31 @@ export class FakeHost {
   }
 
   private artifact(appDir: string) {
-    return buildArtifact(appDir, {
+    const a = buildArtifact(appDir, {
       runtime: "python",
       requirements: "requirements.txt",
       excludes: baseApp.excludes,
     });
+    // The shared venv is what the install phase builds for an app without requirements.txt only.
+    if (this.sharedVenv && !fs.existsSync(path.join(appDir, "requirements.txt")))
+      this.seedVenv(a.requirementsHash);
+    return a;
+  }
+
+  /** The shared venv where the install phase looks for this requirements hash, unless one is there. */
+  private seedVenv(requirementsHash: string): void {
+    const t = sharedVenvTemplate();
+    const dest = path.join(this.layout.venvs, `${requirementsHash}-py${t.pyMM}`);
+    if (fs.existsSync(dest)) return;
+    fs.mkdirSync(this.layout.venvs, { recursive: true, mode: 0o755 });
+    const r = spawnSync("cp", ["-a", t.dir, dest]);
+    assert.equal(r.status, 0, `cp -a ${t.dir} ${dest}: ${r.stderr}`);
+  }
+
+  /** Lets a migration written with `migrationGate` go on (it waits for data/proceed, then removes it). */
+  proceed(): void {
+    fs.mkdirSync(this.layout.data, { recursive: true });
+    fs.writeFileSync(path.join(this.layout.data, "proceed"), "");
   }
 
   /** Build the artifact of `appDir` and deploy it as `id`. */
@@ -360,8 +445,11 @@ export function writeTestApp(
     healthy?: boolean;
     migrations?: string[];
     failMigration?: boolean;
-    /** The migration touches data/migrating, then sleeps this long before it starts */
-    migrationDelaySeconds?: number;
+    /**
+     * The migration touches data/migrating, then waits until the test lets it go on (FakeHost.proceed(),
+     * which writes data/proceed; at most 60 s) before it starts
+     */
+    migrationGate?: boolean;
     /** The migration copies this file (the deploy lock) to `copyLockTo`, to show who held it */
     lockFile?: string;
     copyLockTo?: string;
@@ -408,7 +496,7 @@ if sys.argv[1:] == ["--current"]:
     row = db.execute("SELECT rev FROM revision").fetchone() if has else None
     print(row[0] if row else "none")
     sys.exit(0)
-${opts.migrationDelaySeconds ? `open("data/migrating", "w").close()\nimport time\ntime.sleep(${opts.migrationDelaySeconds})\n` : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
+${opts.migrationGate ? GATE : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
 db.execute("CREATE TABLE IF NOT EXISTS revision (rev TEXT)")
 assert os.environ.get("GREETING") == "hello from the env file", "env file not loaded"
 ${opts.lockFile ? `open(${JSON.stringify(opts.copyLockTo)}, "w").write(open(${JSON.stringify(opts.lockFile)}).read())` : ""}
@@ -421,6 +509,16 @@ ${opts.failMigration ? 'sys.stderr.write("migration: boom, something went wrong\
   );
   return dir;
 }
+
+/** migrate.py with `migrationGate`: data/migrating, then wait for data/proceed and consume it. */
+const GATE = `open("data/migrating", "w").close()
+import time
+for _ in range(1200):
+    if os.path.exists("data/proceed"):
+        os.remove("data/proceed")
+        break
+    time.sleep(0.05)
+`;
 
 /** apphost:backups.s3 as BackupBucket.target hands it to the script. */
 export const S3 = { bucket: "shop-test-20250101abcdef", region: "eu-central-1", prefix: "shop/test/" };

@@ -1,0 +1,91 @@
+/**
+ * apphost-release run in a temp directory (see release-harness.ts): the
+ * host's directories, and root never acting through a symlink the app user
+ * planted.
+ */
+
+import * as fs from "fs";
+import * as path from "path";
+import assert from "assert/strict";
+import { FakeHost, mkTemp, requireTool, writeTestApp } from "./release-harness";
+
+describe("release script: host directories", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  it("a deploy creates the missing ones and never loosens an existing one's mode", () => {
+    // An operator tightened the data and logs directories.
+    fs.mkdirSync(host.layout.data, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(host.layout.logs, { recursive: true, mode: 0o700 });
+    fs.chmodSync(host.layout.data, 0o700);
+    fs.chmodSync(host.layout.logs, 0o700);
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "dirs"), { version: "dirs" }),
+      "20250101120000-d1d1d1d1",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.statSync(host.layout.data).mode & 0o777, 0o700, "data/ was loosened");
+    assert.equal(fs.statSync(host.layout.logs).mode & 0o777, 0o700, "logs/ was loosened");
+    // The ones that were missing exist with the modes apphost gives them.
+    assert.equal(fs.statSync(host.layout.backups).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(host.layout.releases).mode & 0o777, 0o755);
+  });
+});
+
+describe("release script: root never acts through a symlink the app user planted", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  let outside: string;
+  before(() => {
+    requireTool("sqlite3", "apt-get install -y sqlite3");
+    host = new FakeHost({ sharedVenv: true });
+    outside = mkTemp("outside");
+  });
+  after(() => {
+    host.cleanup();
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+  /** A file outside the stack that a planted link points at: owned by uid 4242 when we can, mode 0666, known content. */
+  const target = (name: string) => {
+    const f = path.join(outside, name);
+    fs.writeFileSync(f, "precious\n");
+    fs.chmodSync(f, 0o666);
+    if (process.getuid?.() === 0) fs.chownSync(f, 4242, 4242);
+    return f;
+  };
+  const untouched = (f: string) => {
+    const st = fs.statSync(f);
+    assert.equal(fs.readFileSync(f, "utf8"), "precious\n", `${f} was written through the link`);
+    assert.equal(st.mode & 0o777, 0o666, `${f} was chmod-ed through the link`);
+    if (process.getuid?.() === 0) assert.equal(st.uid, 4242, `${f} was chown-ed through the link`);
+  };
+
+  it("the migration log, the SQLite side files: a deploy leaves the link targets as they were", () => {
+    const id = "20250101120000-51515151";
+    const log = target("log");
+    const wal = target("wal");
+    const shm = target("shm");
+    fs.mkdirSync(host.layout.logs, { recursive: true });
+    fs.mkdirSync(host.layout.data, { recursive: true });
+    fs.symlinkSync(log, path.join(host.layout.logs, `apphost-migrate-${id}.log`));
+    // A -wal link before the first migration: the chmod that tightens the SQLite files skips it.
+    fs.symlinkSync(wal, path.join(host.layout.data, "app.db-wal"));
+    const r = host.deploy(writeTestApp(path.join(host.tmp, "sym"), { version: "sym" }), id);
+    assert.equal(r.status, 0, r.stderr);
+    untouched(log);
+    untouched(wal);
+    // The log the migration wrote is a file of its own now.
+    assert.equal(
+      fs.lstatSync(path.join(host.layout.logs, `apphost-migrate-${id}.log`)).isSymbolicLink(),
+      false,
+    );
+    // A -shm link at the next backup: db_fix_owner's chown does not follow it.
+    fs.rmSync(path.join(host.layout.data, "app.db-shm"), { force: true });
+    fs.symlinkSync(shm, path.join(host.layout.data, "app.db-shm"));
+    const b = host.run(["backup", "scheduled"]);
+    assert.equal(b.status, 0, b.stderr);
+    untouched(shm);
+  });
+});
