@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ConfigError, inspectAlerts, parseStackConfig } from "../../components/config/validate";
+import { inspectAlerts, parseStackConfig } from "../../components/config/validate";
 import { hostLayout } from "../../components/paths";
 import {
   execCommandText,
@@ -33,7 +33,7 @@ import { parseExecArgs } from "../../scripts/exec";
 import { parseLogsArgs } from "../../scripts/logs";
 import { parseMaintenanceArgs } from "../../scripts/maintenance";
 import { parseDoctorArgs } from "../../scripts/doctor";
-import { baseCtx, baseRaw } from "./fixtures";
+import { baseCtx, configProblems, baseRaw } from "./fixtures";
 import { lineDiff } from "./render.fixtures";
 
 const layout = hostLayout("shop", "prod");
@@ -52,16 +52,6 @@ function withApp(extra: Record<string, unknown>): Record<string, unknown> {
   return { ...raw, app: { ...(raw.app as object), ...extra } };
 }
 
-function problems(raw: Record<string, unknown>, ctx = baseCtx()): string[] {
-  try {
-    parseStackConfig(raw, ctx);
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  return assert.fail("expected the config to be rejected");
-}
-
 describe("day-2 config: apphost:app.schedules, maintenance, apphost:alerts", () => {
   it("parses schedules with the default timeout; maintenance defaults to off", () => {
     const config = parseStackConfig(
@@ -76,7 +66,7 @@ describe("day-2 config: apphost:app.schedules, maintenance, apphost:alerts", () 
   });
 
   it("lists every bad schedule at once: name, calendar, missing command, timeout, unknown key", () => {
-    const found = problems(
+    const found = configProblems(
       withApp({
         schedules: {
           Bad_Name: { command: "x", onCalendar: "daily" },
@@ -101,7 +91,7 @@ describe("day-2 config: apphost:app.schedules, maintenance, apphost:alerts", () 
   });
 
   it("a process may not take a name of apphost's own units (schedule-*, job, alert)", () => {
-    const found = problems(
+    const found = configProblems(
       withApp({ processes: { web: "gunicorn app:app", "schedule-x": "python x.py", alert: "python a.py" } }),
     );
     assert.equal(found.length, 2, found.join("\n"));
@@ -115,7 +105,7 @@ describe("day-2 config: apphost:app.schedules, maintenance, apphost:alerts", () 
       secrets: { ...baseCtx().secrets, alertsInfo: inspectAlerts({ webhook: url }, true) },
     });
     assert.deepEqual(ok.alerts, { enabled: true });
-    const bad = problems(baseRaw(), {
+    const bad = configProblems(baseRaw(), {
       ...baseCtx(),
       secrets: {
         ...baseCtx().secrets,
@@ -130,7 +120,7 @@ describe("day-2 config: apphost:app.schedules, maintenance, apphost:alerts", () 
       /^apphost:alerts: is stored in plain text .* pulumi config set --secret --path 'apphost:alerts\.webhook'/,
     );
     assert.ok(bad.every((b) => !b.includes("SECRETTOKEN")));
-    const notUrl = problems(baseRaw(), {
+    const notUrl = configProblems(baseRaw(), {
       ...baseCtx(),
       secrets: {
         ...baseCtx().secrets,

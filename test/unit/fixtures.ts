@@ -9,7 +9,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as sshpk from "sshpk";
-import { inspectPrivateKey, parseStackConfig, type ParseContext } from "../../components/config/validate";
+import * as assert from "assert/strict";
+import {
+  ConfigError,
+  inspectPrivateKey,
+  parseStackConfig,
+  type ParseContext,
+} from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 
 /** DER header of a PKCS#8 Ed25519 private key; the 32-byte seed follows. */
@@ -88,6 +94,17 @@ export function baseCtx(stack = "staging"): ParseContext {
     stack,
     secrets: { sshPrivateKey: true, sshPrivateKeyInfo: inspectPrivateKey(DEPLOY_KEY.privateKey) },
   };
+}
+
+/** Every problem the parser reports for `raw`, as `<key>: <message>`; fails when it accepts the config. */
+export function configProblems(raw: Record<string, unknown>, ctx: ParseContext = baseCtx()): string[] {
+  try {
+    parseStackConfig(raw, ctx);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  return assert.fail("expected the config to be rejected");
 }
 
 /**

@@ -6,12 +6,11 @@
 import { MOCK, ofType, resetRecords, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, parseStackConfig } from "../../components/config/validate";
 import { firewallRules, Host } from "../../components/host";
 import { ALB_SSL_POLICY, LoadBalancer } from "../../components/loadbalancer";
 import { renderCaddySite } from "../../components/render/caddy";
 import { hostLayout } from "../../components/paths";
-import { baseCtx, baseRaw, DEPLOY_KEY, stackConfig, withKeys } from "./fixtures";
+import { configProblems, baseRaw, DEPLOY_KEY, stackConfig, withKeys } from "./fixtures";
 
 type Inputs = Record<string, unknown>;
 
@@ -22,15 +21,7 @@ const MULTI = {
   "dns.hostnames": [{ name: "shop.example.com", proxied: true }, { name: "www.shop.example.com" }],
 };
 
-function problems(keys: Record<string, unknown>): string[] {
-  try {
-    parseStackConfig(withKeys(baseRaw(), keys), baseCtx());
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  return assert.fail("expected the config to be rejected");
-}
+const problems = (keys: Record<string, unknown>) => configProblems(withKeys(baseRaw(), keys));
 
 describe("apphost:host.count (config)", () => {
   it("parses three instances with the ALB's certificate and RDS", () => {

@@ -8,19 +8,14 @@ import { execFileSync, spawnSync } from "child_process";
 import { mkdtempSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import {
-  ConfigError,
-  inspectDatabaseUrl,
-  parseStackConfig,
-  type ParseContext,
-} from "../../components/config/validate";
+import { inspectDatabaseUrl, parseStackConfig, type ParseContext } from "../../components/config/validate";
 import { balancerCheck, doctorInputFromConfig } from "../../components/doctor";
 import { balancerLayout, hostLayout } from "../../components/paths";
 import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "../../components/render/balancer";
 import { renderCaddySite } from "../../components/render/caddy";
 import { hostsToDeploy, rollBatches, type RolloutHost } from "../../components/remote/rollout";
 import { backupPhase, migratePhase } from "../../components/release/phases";
-import { baseCtx, baseRaw, existingRaw, withKeys } from "./fixtures";
+import { baseCtx, configProblems, baseRaw, existingRaw, withKeys } from "./fixtures";
 
 const URL_OK = inspectDatabaseUrl("postgresql://app:s3cret@10.0.0.5:5432/app", true);
 
@@ -38,15 +33,7 @@ function ctx(url = URL_OK): ParseContext {
   return { ...baseCtx(), secrets: { ...baseCtx().secrets, databaseUrlInfo: url } };
 }
 
-function problems(raw: Record<string, unknown>, c: ParseContext = ctx()): string[] {
-  try {
-    parseStackConfig(raw, c);
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  return assert.fail("expected the config to be rejected");
-}
+const problems = (raw: Record<string, unknown>, c: ParseContext = ctx()) => configProblems(raw, c);
 
 describe("apphost:host.addresses and apphost:lb (config)", () => {
   it("parses two app hosts, the balancer with its defaults, an external database and batchSize", () => {

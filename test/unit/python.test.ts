@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { chainedParts, parseProcfile } from "../../components/config/procfile";
-import { ConfigError, parseStackConfig, type AppFiles } from "../../components/config/validate";
+import { parseStackConfig, type AppFiles } from "../../components/config/validate";
 import { readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
@@ -29,7 +29,7 @@ import {
   POETRY_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
-import { baseCtx, baseRaw, withKeys } from "./fixtures";
+import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
 
 const UV_PYPROJECT = `[project]
 name = "notes"
@@ -371,48 +371,36 @@ describe("Procfile", () => {
   });
 
   it("refuses a chained web line with the split to make, and every other problem with it", () => {
-    try {
-      parseStackConfig(noProcesses(), {
+    assert.deepEqual(
+      configProblems(noProcesses(), {
         ...baseCtx(),
         appFiles: files("web: flask db upgrade && gunicorn app:app\nbad line\nbackup: x\n", {
           "pdm.lock": "",
         }),
-      });
-      assert.fail("no error");
-    } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(
-        e.issues.map((i) => `${i.path}: ${i.message}`),
-        [
-          'apphost:app.processes (from ../notes/Procfile): line 2 "bad line" is not "name: command"; fix the line, or set apphost:app.processes in the stack',
-          'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade"',
-          "apphost:app.requirements: ../notes: the app installs with pdm.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements.txt`, then set apphost:app.requirements to requirements.txt",
-        ],
-      );
-    }
+      }),
+      [
+        'apphost:app.processes (from ../notes/Procfile): line 2 "bad line" is not "name: command"; fix the line, or set apphost:app.processes in the stack',
+        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade"',
+        "apphost:app.requirements: ../notes: the app installs with pdm.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements.txt`, then set apphost:app.requirements to requirements.txt",
+      ],
+    );
   });
 
   it("a chained web line: migrations go to release:, the steps that prepare the code to app.build (microblog's Procfile)", () => {
-    try {
-      parseStackConfig(noProcesses(), {
+    assert.deepEqual(
+      configProblems(noProcesses(), {
         ...baseCtx(),
         appFiles: files("web: flask db upgrade; flask translate compile; gunicorn microblog:app\n", {
           "requirements.txt": "flask\n",
         }),
-      });
-      assert.fail("no error");
-    } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(
-        e.issues.map((i) => `${i.path}: ${i.message}`),
-        [
-          'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade; flask translate compile; gunicorn microblog:app"); split it: ' +
-            'the migration "flask db upgrade" runs once per release, before traffic moves ("release: flask db upgrade" in the Procfile, or apphost:database.migrate); ' +
-            '"flask translate compile" prepares the code, so it belongs in every release on every host (apphost:app.build); ' +
-            'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web)',
-        ],
-      );
-    }
+      }),
+      [
+        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade; flask translate compile; gunicorn microblog:app"); split it: ' +
+          'the migration "flask db upgrade" runs once per release, before traffic moves ("release: flask db upgrade" in the Procfile, or apphost:database.migrate); ' +
+          '"flask translate compile" prepares the code, so it belongs in every release on every host (apphost:app.build); ' +
+          'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web)',
+      ],
+    );
   });
 
   it("checks Procfile names like the stack's (reserved names, one web)", () => {
@@ -457,26 +445,20 @@ describe("apphost:app.env references", () => {
       "${database.password}",
       "kept as written; resolved into the env file only",
     );
-    try {
-      parseStackConfig(
+    assert.deepEqual(
+      configProblems(
         withKeys(baseRaw(), {
           "app.env.A": "${database.user}",
           "app.env.B": "x${secretkey}y${database.port}",
         }),
         baseCtx(),
-      );
-      assert.fail("no error");
-    } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(
-        e.issues.map((i) => `${i.path}: ${i.message}`),
-        [
-          "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) is set",
-          "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, or write $${ for a literal ${",
-          "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) is set",
-        ],
-      );
-    }
+      ),
+      [
+        "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) is set",
+        "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, or write $${ for a literal ${",
+        "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) is set",
+      ],
+    );
   });
 });
 
