@@ -14,12 +14,15 @@
  * between the `rolling` markers of BENCHMARKS.md, which `npm run bench`
  * keeps when it rewrites the rest of the file.
  */
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { engineBin } from "../scripts/lib/automation";
 import { readCommandLine, usageError } from "../scripts/lib/cli";
 import { ROOT } from "../test/e2e/lib";
 import { Cluster } from "../test/e2e/multihost-lib";
+import { inSandbox } from "../test/e2e/ops-lib";
 import { describeLoad } from "../test/e2e/release-lib";
 import { replaceMarkedSection } from "./report";
 import { fmtSpread, spread } from "./stats";
@@ -53,7 +56,7 @@ interface Rep {
   allLive: boolean;
 }
 
-export interface RollingResults {
+interface RollingResults {
   startedAt: string;
   command: string;
   machine: string;
@@ -69,7 +72,7 @@ const started = Date.now();
 const log = (msg: string) =>
   process.stderr.write(`bench:rolling [${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
 
-export function renderRolling(r: RollingResults): string {
+function renderRolling(r: RollingResults): string {
   const row = (hosts: number) => {
     const reps = r.reps.filter((x) => x.hosts === hosts);
     const failed = reps.reduce((n, x) => n + x.failed, 0);
@@ -141,9 +144,9 @@ async function main(): Promise<number> {
     c.prepare();
     log("first up: 2 app hosts and the balancer (not measured as a release)");
     results.firstUpSeconds = (await timed()).seconds;
-    const { execFileSync } = await import("child_process");
-    results.versions.pulumi = execFileSync("pulumi", ["version"], { encoding: "utf8" }).trim();
-    const { inSandbox } = await import("../test/e2e/ops-lib");
+    results.versions.pulumi = execFileSync(path.join(engineBin(), "pulumi"), ["version"], {
+      encoding: "utf8",
+    }).trim();
     results.versions.caddy = inSandbox(c.spec.lb.name, "caddy version").trim().split(" ")[0];
     for (const hosts of [2, 3]) {
       if (hosts === 3) {

@@ -369,7 +369,7 @@ export async function openedStackConfig(opened: OpenedStack): Promise<StackConfi
 export async function hostScript(
   opened: OpenedStack,
   build: (layout: HostLayout, config: StackConfig) => string,
-): Promise<{ host: { name: string; connection: SshConnection }; script: string } | number> {
+): Promise<{ host: ReturnType<typeof pickHost>; script: string } | number> {
   try {
     const host = pickHost(opened.deployed, opened.args.options.host);
     const config = await openedStackConfig(opened);
