@@ -18,29 +18,22 @@ import {
   inspectPrivateKey,
   parseStackConfig,
   SECRET_KEYS,
-  SECTIONS,
   type SecretFacts,
 } from "./validate";
+import { SECTIONS, typeName } from "./schema";
 
 export * from "./types";
 export {
-  ALERTS_KEYS,
-  archOf,
   inspectAlerts,
   inspectDatabaseUrl,
   ConfigError,
-  formatIssues,
   inspectPrivateKey,
-  KNOWN_KEYS,
-  POOL_KEYS,
-  SCHEDULE_KEYS,
-  RDS_KEYS,
   parseStackConfig,
   SECRET_KEYS,
-  SECTIONS,
 } from "./validate";
+export { SECTIONS, type Section } from "./schema";
 export { readAppFiles } from "./appfiles";
-export type { AppFiles, ConfigIssue, ParseContext, PrivateKeyInfo, SecretFacts, Section } from "./validate";
+export type { AppFiles, ConfigIssue, ParseContext, PrivateKeyInfo, SecretFacts } from "./validate";
 
 /** The config namespace: the Pulumi project name in Pulumi.yaml. */
 export const NAMESPACE = "apphost";
@@ -198,9 +191,9 @@ function secretFacts(): SecretFacts {
     const isMap = typeof value === "object" && value !== null && !Array.isArray(value);
     facts.secretEnvTypes = isMap
       ? Object.fromEntries(
-          Object.entries(value as Record<string, unknown>).map(([name, v]) => [name, typeOf(v)]),
+          Object.entries(value as Record<string, unknown>).map(([name, v]) => [name, typeName(v)]),
         )
-      : typeOf(value);
+      : typeName(value);
     // Only the names of reset switches that are on; never a value.
     if (isMap) {
       facts.secretEnvResetsOn = Object.entries(value as Record<string, unknown>)
@@ -225,10 +218,4 @@ function parseJson(text: string): unknown {
 function isSecretConfig(key: string): boolean {
   const rt = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
   return rt.isConfigSecret ? rt.isConfigSecret(key) : true;
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "array";
-  return typeof v;
 }

@@ -79,10 +79,6 @@ export function closest(key: string, candidates: readonly string[]): string | un
   return best;
 }
 
-export function isIpv4(value: string): boolean {
-  return isIPv4(value);
-}
-
 /** A public DNS name as Cloudflare and ACME accept it: lowercase labels, at least two, no wildcard. */
 export function isDnsName(name: string): boolean {
   if (name.length > 253) return false;
@@ -92,7 +88,7 @@ export function isDnsName(name: string): boolean {
   return labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
 }
 
-const isAddress = (s: string) => isIpv4(s) || isDnsName(s);
+const isAddress = (s: string) => isIPv4(s) || isDnsName(s);
 const isUser = (s: string) => /^[a-z_][a-z0-9_-]{0,31}$/.test(s);
 const isSubnetId = (s: string) => /^subnet-[0-9a-f]{8,17}$/.test(s);
 const isRelativePath = (s: string) =>
@@ -115,7 +111,7 @@ export function archOf(instanceType: string): "x86_64" | "arm64" | undefined {
 /** `a.b.c.d/n` with the host bits zero (AWS stores the network address; anything else diffs forever). */
 export function ipv4CidrProblem(cidr: string): string | undefined {
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
-  if (!m || !isIpv4(m[1]) || Number(m[2]) > 32) return "not an IPv4 CIDR";
+  if (!m || !isIPv4(m[1]) || Number(m[2]) > 32) return "not an IPv4 CIDR";
   const bits = Number(m[2]);
   const ip = m[1].split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
   const network = ip - (ip % 2 ** (32 - bits));
@@ -149,7 +145,7 @@ export function keyIdentity(line: string): string {
 }
 
 /** Validity periods Cloudflare's Origin CA issues, in days. */
-export const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
+const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
 
 /** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
 const RESERVED_PROCESS_NAMES = ["backup", "upstream", "job", "alert"];
@@ -244,18 +240,21 @@ const command = (example: string) => str("a shell command", example);
 // ---------------------------------------------------------------------------
 // Objects: every unknown key named, with the key a typo meant
 
-/** The message for a key an object does not have: one that belongs to another mode, a typo, or neither. */
-function unknownKey(
-  parent: string,
+/**
+ * The message for a key an object does not have: one that belongs to another mode, a typo, or neither.
+ * `parent` is undefined for the stack's own keys, spelled `apphost:<key>`.
+ */
+export function unknownKey(
+  parent: string | undefined,
   key: string,
   known: readonly string[],
-  notHere: Record<string, string>,
+  notHere: Record<string, string> = {},
 ): string {
   if (notHere[key]) return `${notHere[key]}; remove it`;
+  const spell = (k: string) => (parent ? k : `apphost:${k}`);
   const near = closest(key, known);
-  return near
-    ? `unknown key; did you mean "${near}"? Rename or remove it`
-    : `unknown key; the keys of ${parent} are ${known.join(", ")}. Remove it`;
+  if (near) return `unknown key; did you mean ${parent ? `"${near}"` : spell(near)}? Rename or remove it`;
+  return `unknown key; ${parent ? `the keys of ${parent} are` : "apphost reads"} ${known.map(spell).join(", ")}. Remove it`;
 }
 
 interface ObjOptions {
@@ -421,7 +420,7 @@ const Via = z.preprocess(
         code: "unrecognized_keys",
         keys: [k],
         input: v,
-        message: unknownKey("apphost:host.via", k, ["jump"], {}),
+        message: unknownKey("apphost:host.via", k, ["jump"]),
       });
     }
     return { kind: "jump", jump: v.jump };
@@ -682,7 +681,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
           code: "unrecognized_keys",
           keys: [k],
           input: v,
-          message: unknownKey("", k, hostKeys, {}),
+          message: unknownKey("apphost:host", k, hostKeys),
         });
       }
       return v;
@@ -702,7 +701,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ? ["hostnames", i]
       : ["hostnames", i, "name"];
   };
-  const isHostname = (s: string) => isDnsName(s) || isIpv4(s);
+  const isHostname = (s: string) => isDnsName(s) || isIPv4(s);
   const hostnameError = (raw: unknown) => {
     const lower =
       typeof raw === "string" && isDnsName(raw.toLowerCase())
@@ -793,7 +792,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
           }
           const zone = d.zone;
           d.hostnames?.forEach((h, i) => {
-            if (zone && !isIpv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
+            if (zone && !isIPv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
               add(
                 hostnamePath(i),
                 `${show(h.name)} is not in the zone ${show(zone)}; use a name ending in .${zone} or change apphost:dns.zone`,
@@ -1297,14 +1296,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
     privateAddress: str(
       "the IPv4 address the app hosts see the balancer's requests come from",
       "10.0.0.20",
-      isIpv4,
+      isIPv4,
     ).optional(),
     /** Seconds between the balancer's health checks of each app host */
     healthIntervalSeconds: num(1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
   };
   const Lb = section("lb", lb).superRefine(
     ...rules<z.output<z.ZodObject<typeof lb>>>((l, add) => {
-      if (l.address && !isIpv4(l.address) && !has("lb", "privateAddress")) {
+      if (l.address && !isIPv4(l.address) && !has("lb", "privateAddress")) {
         add(
           ["privateAddress"],
           `missing (${show(l.address)} is a name, and the app hosts' proxies admit one address); ` +

@@ -7,18 +7,20 @@ import * as assert from "assert/strict";
 import { readFileSync } from "fs";
 import { join } from "path";
 import * as yaml from "js-yaml";
+import { inspectDatabaseUrl, parseStackConfig, type ParseContext } from "../../components/config/validate";
+import { SECTIONS } from "../../components/config/schema";
 import {
-  inspectDatabaseUrl,
+  baseCtx,
+  baseRaw,
+  DEPLOY_KEY,
+  existingRaw,
   JUMP_KEYS,
   KNOWN_KEYS,
-  parseStackConfig,
   POOL_KEYS,
   RDS_KEYS,
   SCHEDULE_KEYS,
-  SECTIONS,
-  type ParseContext,
-} from "../../components/config/validate";
-import { baseCtx, baseRaw, DEPLOY_KEY, existingRaw, withKeys } from "./fixtures";
+  withKeys,
+} from "./fixtures";
 
 const ROOT = join(__dirname, "..", "..");
 

@@ -13,20 +13,13 @@ import { join } from "path";
 import * as fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
 import {
-  archOf,
   ConfigError,
   inspectPrivateKey,
-  ipv4CidrProblem,
-  isDnsName,
-  JUMP_KEYS,
-  KNOWN_KEYS,
-  POOL_KEYS,
-  RDS_KEYS,
   parseStackConfig,
-  SECTIONS,
   type ParseContext,
   type PrivateKeyInfo,
 } from "../../components/config/validate";
+import { archOf, ipv4CidrProblem, isDnsName, SECTIONS } from "../../components/config/schema";
 import { loadStackConfig } from "../../components/config";
 import type { StackConfig } from "../../components/config/types";
 import { renewalWindow } from "../../components/tls";
@@ -35,8 +28,12 @@ import {
   baseRaw,
   DEPLOY_KEY,
   existingRaw,
+  JUMP_KEYS,
+  KNOWN_KEYS,
   lockedOpenSshKey,
   openSshKeyPair,
+  POOL_KEYS,
+  RDS_KEYS,
   withKeys,
 } from "./fixtures";
 import { valueOf } from "./mocks";

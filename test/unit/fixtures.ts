@@ -10,12 +10,14 @@ import * as os from "os";
 import * as path from "path";
 import * as sshpk from "sshpk";
 import * as assert from "assert/strict";
+import type { z } from "zod";
 import {
   ConfigError,
   inspectPrivateKey,
   parseStackConfig,
   type ParseContext,
 } from "../../components/config/validate";
+import { sections, SECTIONS, type Section } from "../../components/config/schema";
 import type { StackConfig } from "../../components/config/types";
 
 /** DER header of a PKCS#8 Ed25519 private key; the 32-byte seed follows. */
@@ -165,3 +167,48 @@ export function useTempArtifactCache(prefix = "apphost-app-test-"): void {
     fs.rmSync(cache, { recursive: true, force: true });
   });
 }
+
+/** Where a key's object is in a schema: through defaults, pipes, records and unions. */
+interface SchemaDef {
+  shape?: Record<string, z.core.$ZodType>;
+  options?: z.core.$ZodType[];
+  valueType?: z.core.$ZodType;
+  in?: z.core.$ZodType;
+  out?: z.core.$ZodType;
+  innerType?: z.core.$ZodType;
+}
+function objectOf(s: z.core.$ZodType): SchemaDef | undefined {
+  const def = s._zod.def as SchemaDef;
+  if (def.shape || def.options || def.valueType) return def;
+  for (const next of [def.in, def.out, def.innerType]) {
+    const found = next && objectOf(next);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The keys of the object at `path` in a schema (a map's entries are its values). */
+function keysAt(s: z.core.$ZodType, ...path: string[]): string[] {
+  const def = objectOf(s) as SchemaDef;
+  if (def.valueType) return keysAt(def.valueType, ...path);
+  if (def.options) {
+    if (path.length === 0) return [...new Set(def.options.flatMap((o) => keysAt(o)))];
+    return keysAt(def.options.find((o) => keysAt(o).includes(path[0])) as z.core.$ZodType, ...path);
+  }
+  const shape = def.shape as Record<string, z.core.$ZodType>;
+  return path.length === 0 ? Object.keys(shape) : keysAt(shape[path[0]], ...path.slice(1));
+}
+
+/** The schema as the docs describe it: its keys do not depend on the stack. */
+const DOC = sections({ project: "apphost", stack: "dev", secrets: {} }, { raw: {} });
+
+/** Every key each section accepts; docs/config.md and Pulumi.yaml are tested against these lists. */
+export const KNOWN_KEYS = Object.fromEntries(SECTIONS.map((s) => [s, keysAt(DOC[s])])) as unknown as Record<
+  Section,
+  readonly string[]
+>;
+/** Keys of `apphost:database.rds`, `.pool`, `apphost:host.via.jump` and each `apphost:app.schedules.<name>`. */
+export const RDS_KEYS = keysAt(DOC.database, "rds");
+export const POOL_KEYS = keysAt(DOC.database, "pool");
+export const JUMP_KEYS = keysAt(DOC.host, "via", "jump");
+export const SCHEDULE_KEYS = keysAt(DOC.app, "schedules");

@@ -116,8 +116,8 @@ describe("apphost:host.addresses and apphost:lb (config)", () => {
     );
     assert.ok(!bad.join("\n").includes("hunter2"));
     assert.equal(
-      inspectDatabaseUrl("postgres://u:p@db.internal:6432/x?sslmode=require", true).isPostgresUrl,
-      true,
+      inspectDatabaseUrl("postgres://u:p@db.internal:6432/x?sslmode=require", true).problem,
+      undefined,
     );
   });
 
