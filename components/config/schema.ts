@@ -212,16 +212,24 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T, why?: 
     error: says({ expected: `one of ${values.map((x) => `"${x}"`).join(", ")}`, example: values[0], why }),
   });
 
-/** A list of non-empty strings, each bad item reported at its index. */
-const list = (example: string) =>
+/**
+ * A list of non-empty strings, each bad item reported at its index; `problem`
+ * says what is wrong with an item beyond that (undefined when nothing is).
+ */
+const list = (example: string, problem: (item: string) => string | undefined = () => undefined) =>
   z.array(
     z
       .string({
-        error: (iss) => `expected a non-empty string, got ${show(iss.input)}; fix or remove the item`,
+        error: (iss) =>
+          (typeof iss.input === "string" && iss.input.trim() !== "" && problem(iss.input)) ||
+          `expected a non-empty string, got ${show(iss.input)}; fix or remove the item`,
       })
-      .refine((s) => s.trim() !== ""),
+      .refine((s) => s.trim() !== "" && problem(s) === undefined),
     { error: says({ expected: "a list of strings", todo: `write it as a YAML list, e.g. [${example}]` }) },
   );
+/** The `problem` of a list item that must pass `test`. */
+const each = (test: (s: string) => boolean, expected: string) => (s: string) =>
+  test(s) ? undefined : `expected ${expected}, got ${show(s)}; fix the item`;
 
 const address = (example: string, why?: string) =>
   str(`an IPv4 address or DNS name like "${example}"`, example, isAddress, why);
@@ -233,9 +241,11 @@ const hostKey = (whose: string, at: string, why?: string) =>
     why,
   );
 const user = (expected: string, example: string, why?: string) => str(expected, example, isUser, why);
-const subnetId = () =>
-  str('a subnet id like "subnet-0123456789abcdef0"', "subnet-0123456789abcdef0", isSubnetId);
+const SUBNET = "subnet-0123456789abcdef0";
+const subnetIds = () => list(SUBNET, each(isSubnetId, `a subnet id like "${SUBNET}"`));
 const command = (example: string) => str("a shell command", example);
+/** A path written as is (relative to the project, or absolute): no surrounding blanks or line breaks. */
+const isPath = (s: string) => s.trim() === s && !/[\0\n\r]/.test(s);
 
 // ---------------------------------------------------------------------------
 // Objects: every unknown key named, with the key a typo meant
@@ -268,22 +278,19 @@ interface ObjOptions {
 
 /**
  * A strict object. zod reports all unknown keys of one object as one issue;
- * its message carries one line per key, which `toIssues` splits.
+ * its message carries one line per key, which parseStackConfig splits.
  */
 function obj<S extends z.core.$ZodLooseShape>(shape: S, o: ObjOptions = {}) {
   const known = o.known ?? Object.keys(shape);
   return z.strictObject(shape, {
     error: (iss) =>
       iss.code === "unrecognized_keys"
-        ? iss.keys.map((k) => unknownKey(keyOf(iss.path ?? []), k, known, o.notHere ?? {})).join("\n")
+        ? iss.keys.map((k) => unknownKey(keyOf(iss.path ?? []), k, known, o.notHere)).join("\n")
         : o.type
           ? o.type(iss)
           : `expected an object (a YAML mapping), got ${show(iss.input)}; see docs/config.md for the keys of ${keyOf(iss.path ?? [])}`,
   });
 }
-
-/** Adds an issue at a path below the object, or at a key of its own spelling (`(stack name)`). */
-export type Add = (path: PropertyKey[] | string, message: string) => void;
 
 /**
  * The fields of `v` as far as they passed: one with an issue at `path[depth]`
@@ -299,29 +306,14 @@ export function passedFields(v: Obj, issues: readonly Issue[], depth = 0): Obj {
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, failed.has(k) ? undefined : x]));
 }
 
-/**
- * A refinement of an object that runs even when some of its fields failed;
- * those fields are undefined in what it sees, so it never follows up on them.
- */
-function rules<T>(
-  fn: (v: Partial<T>, add: Add) => void,
-): [(v: T, ctx: z.RefinementCtx<T>) => void, { when: () => true }] {
-  return [
-    (v, ctx) => {
-      if (!isObject(v)) return;
-      fn(passedFields(v, ctx.issues) as Partial<T>, (path, message) =>
-        ctx.addIssue({
-          code: "custom",
-          message,
-          input: undefined,
-          ...(typeof path === "string"
-            ? { params: { key: path, rule: true } }
-            : { path, params: { rule: true } }),
-        }),
-      );
-    },
-    { when: () => true },
-  ];
+/** What a section's rules are handed besides the fields that passed. */
+interface RuleKit {
+  /** Adds an issue at a path below the section, or at a key of its own spelling (`(stack name)`) */
+  add(path: PropertyKey[] | string, message: string): void;
+  /** The key was set at all (a default does not count) */
+  has(key: string): boolean;
+  /** Each key of `only` that is set while `field` is none of its values: `only used when ...; remove it` */
+  only(field: string, only: Record<string, readonly string[]>, note?: string): void;
 }
 
 /** A process or job name: it becomes part of a systemd unit name. */
@@ -462,25 +454,66 @@ function withJumpUser<V extends { kind: string; user?: string }>(via: V, hostUse
   return via.kind === "jump" && !via.user ? { ...via, user: hostUser } : via;
 }
 
+/** `a, b or c` */
+const orList = (values: readonly string[]) =>
+  values.length === 1 ? values[0] : `${values.slice(0, -1).join(", ")} or ${values[values.length - 1]}`;
+
 /**
  * The schema of one parse: some defaults and messages depend on the stack
  * (its name, the project, the app's files), and a few rules on whether a key
  * was set at all, which only the input knows.
  */
 export function sections(ctx: ParseContext, p: Prepared) {
-  const has = (section: Section, key: string) =>
-    isObject(p.raw[section]) && p.raw[section][key] !== undefined;
+  const raw = (name: Section): Obj => (isObject(p.raw[name]) ? p.raw[name] : {});
   const sectionError = (name: Section) => (iss: Issue) =>
     iss.input === undefined
       ? `missing; expected an object (see docs/config.md for its keys); start with: ${REQUIRED_START[name]}`
       : `expected an object (a YAML mapping under apphost:${name} in Pulumi.${ctx.stack}.yaml), got ${show(iss.input)}; ` +
         "see docs/config.md for its keys";
-  const section = <S extends z.core.$ZodLooseShape>(name: Section, shape: S, o: ObjOptions = {}) =>
-    obj(shape, { type: sectionError(name), ...o });
+  /**
+   * A section, and its rules: a refinement that runs even when some of its
+   * fields failed; those fields are undefined in what it sees, so it never
+   * follows up on them.
+   */
+  const section = <S extends z.core.$ZodLooseShape>(
+    name: Section,
+    shape: S,
+    rules: (v: Partial<z.output<z.ZodObject<S, z.core.$strict>>>, kit: RuleKit) => void = () => {},
+    o: ObjOptions = {},
+  ) =>
+    obj(shape, { type: sectionError(name), ...o }).superRefine(
+      (v, c) => {
+        if (!isObject(v)) return;
+        const fields = passedFields(v, c.issues) as Partial<z.output<z.ZodObject<S, z.core.$strict>>>;
+        const add: RuleKit["add"] = (path, message) =>
+          c.addIssue({
+            code: "custom",
+            message,
+            input: undefined,
+            ...(typeof path === "string"
+              ? { params: { key: path, rule: true } }
+              : { path, params: { rule: true } }),
+          });
+        const has = (key: string) => raw(name)[key] !== undefined;
+        const only: RuleKit["only"] = (field, table, note = "") => {
+          const mode = (fields as Obj)[field];
+          for (const [key, modes] of Object.entries(table)) {
+            if (typeof mode === "string" && !modes.includes(mode) && has(key))
+              add(
+                [key],
+                `only used when apphost:${name}.${field} is ${orList(modes)} (got ${show(mode)}${note}); remove it`,
+              );
+          }
+        };
+        rules(fields, { add, has, only });
+      },
+      { when: () => true },
+    );
 
   // --- apphost:host: an EC2 instance apphost creates, or servers that exist
   const seen = new Map<string, number>();
   let item = 0;
+  const anywhere = [true, "true"].includes(raw("host").allowSshFromAnywhere as boolean);
   const common = { port: num(1, 65535, D.HOST_DEFAULTS.port), via: Via };
   const ec2 = {
     kind: z.literal("ec2"),
@@ -499,12 +532,21 @@ export function sections(ctx: ParseContext, p: Prepared) {
       "the EC2 key pair is made from it",
     ),
     /** Required unless via is instance-connect; 0.0.0.0/0 only with allowSshFromAnywhere */
-    sshAllowCidrs: list("203.0.113.0/24").optional(),
+    sshAllowCidrs: list("203.0.113.0/24", (cidr) => {
+      const problem = ipv4CidrProblem(cidr);
+      if (problem)
+        return `expected an IPv4 CIDR like "203.0.113.7/32", got ${show(cidr)} (${problem}); fix the item`;
+      if (cidr !== "0.0.0.0/0" || anywhere) return undefined;
+      return (
+        "opens SSH to the whole internet; list the addresses you deploy from, " +
+        "or set apphost:host.allowSshFromAnywhere to true if you really mean it"
+      );
+    }).optional(),
     allowSshFromAnywhere: bool(D.HOST_DEFAULTS.allowSshFromAnywhere),
     elasticIp: bool(D.defaultElasticIp(ctx.stack)),
-    subnetId: subnetId().optional(),
+    subnetId: str(`a subnet id like "${SUBNET}"`, SUBNET, isSubnetId).optional(),
     count: num(1, 20, 1),
-    subnetIds: list("subnet-0123456789abcdef0").optional(),
+    subnetIds: subnetIds().optional(),
     hostKey: hostKey("the instance's", "203.0.113.10").optional(),
   };
   const existing = {
@@ -560,112 +602,88 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const ec2Only = "only used when apphost:host.kind is ec2";
   const existingOnly = "only used when apphost:host.kind is existing (ec2 gets its address from AWS)";
 
-  const Ec2 = section("host", ec2, {
-    known: hostKeys,
-    notHere: { address: existingOnly, addresses: existingOnly },
-  })
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof ec2>>>((h, add) => {
-        const viaEndpoint = h.via?.kind === "instance-connect";
-        if (!viaEndpoint && !has("host", "sshAllowCidrs")) {
-          add(
-            ["sshAllowCidrs"],
-            "missing (SSH is closed to everyone else); expected a list of IPv4 CIDRs allowed to reach SSH; " +
-              setHint("apphost:host.sshAllowCidrs[0]", "203.0.113.7/32"),
-          );
-        } else if (!viaEndpoint && h.sshAllowCidrs?.length === 0) {
-          add(
-            ["sshAllowCidrs"],
-            "expected at least one IPv4 CIDR, got an empty list; add the address you deploy from, e.g. [203.0.113.7/32] (curl -4 ifconfig.me)",
-          );
-        }
-        h.sshAllowCidrs?.forEach((cidr, i) => {
-          const problem = ipv4CidrProblem(cidr);
-          if (problem) {
-            add(
-              ["sshAllowCidrs", i],
-              `expected an IPv4 CIDR like "203.0.113.7/32", got ${show(cidr)} (${problem}); fix the item`,
-            );
-          } else if (cidr === "0.0.0.0/0" && h.allowSshFromAnywhere !== true) {
-            add(
-              ["sshAllowCidrs", i],
-              "opens SSH to the whole internet; list the addresses you deploy from, " +
-                "or set apphost:host.allowSshFromAnywhere to true if you really mean it",
-            );
-          }
-        });
-        h.subnetIds?.forEach((id, i) => {
-          if (!isSubnetId(id)) {
-            add(
-              ["subnetIds", i],
-              `expected a subnet id like "subnet-0123456789abcdef0", got ${show(id)}; fix the item`,
-            );
-          }
-        });
-      }),
-    )
-    .transform((h) => {
-      const login = h.user ?? D.defaultEc2User(h.os);
-      return {
-        ...explicit(h, "subnetId"),
-        arch: archOf(h.instanceType) as "x86_64" | "arm64",
-        user: login,
-        swapMb: h.swapMb ?? D.defaultEc2SwapMb(h.instanceType),
-        sshAllowCidrs: h.sshAllowCidrs ?? [],
-        via: withJumpUser(h.via, login),
-      };
-    });
-
-  const Existing = section("host", existing, {
-    known: hostKeys,
-    notHere: {
-      instanceType: ec2Only,
-      os: `${ec2Only} (an existing server keeps its OS)`,
-      rootVolumeGb: ec2Only,
-      sshPublicKey: `${ec2Only} (install the key on the server yourself)`,
-      sshAllowCidrs: `${ec2Only} (apphost does not manage the firewall of an existing server)`,
-      allowSshFromAnywhere: ec2Only,
-      elasticIp: ec2Only,
-      subnetId: ec2Only,
-      count: `${ec2Only} (list several existing servers in apphost:host.addresses)`,
-      subnetIds: ec2Only,
+  const Ec2 = section(
+    "host",
+    ec2,
+    (h, { add, has }) => {
+      if (h.via?.kind === "instance-connect") return;
+      if (!has("sshAllowCidrs")) {
+        add(
+          ["sshAllowCidrs"],
+          "missing (SSH is closed to everyone else); expected a list of IPv4 CIDRs allowed to reach SSH; " +
+            setHint("apphost:host.sshAllowCidrs[0]", "203.0.113.7/32"),
+        );
+      } else if (h.sshAllowCidrs?.length === 0) {
+        add(
+          ["sshAllowCidrs"],
+          "expected at least one IPv4 CIDR, got an empty list; add the address you deploy from, e.g. [203.0.113.7/32] (curl -4 ifconfig.me)",
+        );
+      }
     },
-  })
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof existing>>>((h, add) => {
-        if (h.via?.kind === "instance-connect") {
+    { known: hostKeys, notHere: { address: existingOnly, addresses: existingOnly } },
+  ).transform((h) => {
+    const login = h.user ?? D.defaultEc2User(h.os);
+    return {
+      ...explicit(h, "subnetId"),
+      arch: archOf(h.instanceType) as "x86_64" | "arm64",
+      user: login,
+      swapMb: h.swapMb ?? D.defaultEc2SwapMb(h.instanceType),
+      sshAllowCidrs: h.sshAllowCidrs ?? [],
+      via: withJumpUser(h.via, login),
+    };
+  });
+
+  const Existing = section(
+    "host",
+    existing,
+    (h, { add, has }) => {
+      if (h.via?.kind === "instance-connect") {
+        add(
+          ["via"],
+          "instance-connect needs an EC2 instance (apphost:host.kind is existing); use {jump: {...}} to reach a server behind a bastion, or direct",
+        );
+      }
+      if (has("addresses")) {
+        for (const key of ["address", "hostKey"].filter(has)) {
           add(
-            ["via"],
-            "instance-connect needs an EC2 instance (apphost:host.kind is existing); use {jump: {...}} to reach a server behind a bastion, or direct",
+            [key],
+            `set with apphost:host.addresses too; give every host in addresses (a host key as {address, hostKey}) and remove ${key}`,
           );
         }
-        if (has("host", "addresses")) {
-          for (const key of ["address", "hostKey"].filter((k) => has("host", k))) {
-            add(
-              [key],
-              `set with apphost:host.addresses too; give every host in addresses (a host key as {address, hostKey}) and remove ${key}`,
-            );
-          }
-        } else if (!has("host", "address")) {
-          add(
-            ["address"],
-            'missing (where to SSH to (or apphost:host.addresses, a list, for several app hosts)); expected an IPv4 address or DNS name like "203.0.113.10"; ' +
-              setHint("apphost:host.address", "203.0.113.10"),
-          );
-        }
-      }),
-    )
-    .transform(({ address: one, hostKey: key, addresses: list, ...h }) => {
-      const addresses = list ?? [{ address: one as string, ...(key ? { hostKey: key } : {}) }];
-      const first: { address: string; hostKey?: string } = addresses[0];
-      return {
-        ...h,
-        address: first.address,
-        ...(first.hostKey ? { hostKey: first.hostKey } : {}),
-        addresses,
-        via: withJumpUser(h.via, h.user),
-      };
-    });
+      } else if (!has("address")) {
+        add(
+          ["address"],
+          'missing (where to SSH to (or apphost:host.addresses, a list, for several app hosts)); expected an IPv4 address or DNS name like "203.0.113.10"; ' +
+            setHint("apphost:host.address", "203.0.113.10"),
+        );
+      }
+    },
+    {
+      known: hostKeys,
+      notHere: {
+        instanceType: ec2Only,
+        os: `${ec2Only} (an existing server keeps its OS)`,
+        rootVolumeGb: ec2Only,
+        sshPublicKey: `${ec2Only} (install the key on the server yourself)`,
+        sshAllowCidrs: `${ec2Only} (apphost does not manage the firewall of an existing server)`,
+        allowSshFromAnywhere: ec2Only,
+        elasticIp: ec2Only,
+        subnetId: ec2Only,
+        count: `${ec2Only} (list several existing servers in apphost:host.addresses)`,
+        subnetIds: ec2Only,
+      },
+    },
+  ).transform(({ address: one, hostKey: key, addresses: list, ...h }) => {
+    const addresses = list ?? [{ address: one as string, ...(key ? { hostKey: key } : {}) }];
+    const first: { address: string; hostKey?: string } = addresses[0];
+    return {
+      ...h,
+      address: first.address,
+      ...(first.hostKey ? { hostKey: first.hostKey } : {}),
+      addresses,
+      via: withJumpUser(h.via, h.user),
+    };
+  });
 
   const kindError = says({
     expected: 'one of "ec2", "existing"',
@@ -695,12 +713,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
   );
 
   // --- apphost:dns
-  const hostnamePath = (i: number) => {
-    const dns = p.raw.dns;
-    return isObject(dns) && Array.isArray(dns.hostnames) && typeof dns.hostnames[i] === "string"
-      ? ["hostnames", i]
-      : ["hostnames", i, "name"];
-  };
+  const rawNames = Array.isArray(raw("dns").hostnames) ? (raw("dns").hostnames as unknown[]) : [];
+  const hostnamePath = (i: number) =>
+    typeof rawNames[i] === "string" ? ["hostnames", i] : ["hostnames", i, "name"];
   const isHostname = (s: string) => isDnsName(s) || isIPv4(s);
   const hostnameError = (raw: unknown) => {
     const lower =
@@ -737,191 +752,186 @@ export function sections(ctx: ParseContext, p: Prepared) {
       },
     ),
   );
-  const dns = {
-    provider: oneOf(["cloudflare", "none"]).default(D.DNS_DEFAULTS.provider),
-    /** Looked up when zoneId is absent */
-    zone: str('a Cloudflare zone name like "example.com"', "example.com", isDnsName).optional(),
-    zoneId: str(
-      "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
-      "023e105f4ecef8ad9ca31a8372d0c353",
-      (s) => /^[0-9a-f]{32}$/.test(s),
-    ).optional(),
-    /** The first is the primary */
-    hostnames: z
-      .array(hostname, {
-        error: says({
-          expected: "a list of hostnames",
-          todo: 'write it as a YAML list, e.g. ["example.com", "www.example.com"]',
-        }),
-      })
-      .superRefine((names, c) => {
-        const seen = new Set<string>();
-        names.forEach((h, i) => {
-          if (seen.has(h.name))
-            c.addIssue({
-              code: "custom",
-              path: hostnamePath(i).slice(1),
-              message: `duplicate hostname ${show(h.name)}; list each hostname once`,
-            });
-          seen.add(h.name);
+  const Dns = section(
+    "dns",
+    {
+      provider: oneOf(["cloudflare", "none"]).default(D.DNS_DEFAULTS.provider),
+      /** Looked up when zoneId is absent */
+      zone: str('a Cloudflare zone name like "example.com"', "example.com", isDnsName).optional(),
+      zoneId: str(
+        "a Cloudflare zone id (32 hex characters, Overview page of the zone)",
+        "023e105f4ecef8ad9ca31a8372d0c353",
+        (s) => /^[0-9a-f]{32}$/.test(s),
+      ).optional(),
+      /** The first is the primary */
+      hostnames: z
+        .array(hostname, {
+          error: says({
+            expected: "a list of hostnames",
+            todo: 'write it as a YAML list, e.g. ["example.com", "www.example.com"]',
+          }),
+        })
+        .superRefine((names, c) => {
+          const seen = new Set<string>();
+          names.forEach((h, i) => {
+            if (seen.has(h.name))
+              c.addIssue({
+                code: "custom",
+                path: hostnamePath(i).slice(1),
+                message: `duplicate hostname ${show(h.name)}; list each hostname once`,
+              });
+            seen.add(h.name);
+          });
+        })
+        .default(() => []),
+      /** Also publish AAAA records (ec2 only) */
+      ipv6: bool(D.DNS_DEFAULTS.ipv6),
+    },
+    (d, { add, has }) => {
+      if (d.provider === "cloudflare") {
+        if (!has("zone") && !has("zoneId")) {
+          add(
+            ["zone"],
+            "missing (records are created in this zone); expected the Cloudflare zone name (or apphost:dns.zoneId); " +
+              setHint("apphost:dns.zone", "example.com"),
+          );
+        }
+        const example = setHint("apphost:dns.hostnames[0].name", "example.com");
+        if (d.hostnames?.length === 0) {
+          add(
+            ["hostnames"],
+            has("hostnames")
+              ? `expected at least one hostname, got an empty list; ${example}`
+              : `missing (one A record is created per hostname); expected at least one hostname; ${example}`,
+          );
+        }
+        const zone = d.zone;
+        d.hostnames?.forEach((h, i) => {
+          if (zone && !isIPv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
+            add(
+              hostnamePath(i),
+              `${show(h.name)} is not in the zone ${show(zone)}; use a name ending in .${zone} or change apphost:dns.zone`,
+            );
+          }
         });
-      })
-      .default(() => []),
-    /** Also publish AAAA records (ec2 only) */
-    ipv6: bool(D.DNS_DEFAULTS.ipv6),
-  };
-  const Dns = section("dns", dns)
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof dns>>>((d, add) => {
-        if (d.provider === "cloudflare") {
-          if (!has("dns", "zone") && !has("dns", "zoneId")) {
-            add(
-              ["zone"],
-              "missing (records are created in this zone); expected the Cloudflare zone name (or apphost:dns.zoneId); " +
-                setHint("apphost:dns.zone", "example.com"),
-            );
-          }
-          const example = setHint("apphost:dns.hostnames[0].name", "example.com");
-          if (d.hostnames?.length === 0) {
-            add(
-              ["hostnames"],
-              has("dns", "hostnames")
-                ? `expected at least one hostname, got an empty list; ${example}`
-                : `missing (one A record is created per hostname); expected at least one hostname; ${example}`,
-            );
-          }
-          const zone = d.zone;
-          d.hostnames?.forEach((h, i) => {
-            if (zone && !isIPv4(h.name) && h.name !== zone && !h.name.endsWith(`.${zone}`)) {
-              add(
-                hostnamePath(i),
-                `${show(h.name)} is not in the zone ${show(zone)}; use a name ending in .${zone} or change apphost:dns.zone`,
-              );
-            }
-          });
-        }
-        if (d.provider === "none") {
-          const why =
-            'only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare';
-          for (const key of ["zone", "zoneId"]) if (has("dns", key)) add([key], why);
-          if (d.ipv6 === true) add(["ipv6"], why);
-          const items = isObject(p.raw.dns) && Array.isArray(p.raw.dns.hostnames) ? p.raw.dns.hostnames : [];
-          items.forEach((item, i) => {
-            if (isObject(item) && (item.proxied === true || item.proxied === "true"))
-              add(["hostnames", i, "proxied"], why);
-          });
-        }
-      }),
-    )
-    .transform((d) => explicit(d, "zone", "zoneId"));
+      }
+      if (d.provider === "none") {
+        const why =
+          'only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare';
+        for (const key of ["zone", "zoneId"]) if (has(key)) add([key], why);
+        if (d.ipv6 === true) add(["ipv6"], why);
+        rawNames.forEach((item, i) => {
+          if (isObject(item) && (item.proxied === true || item.proxied === "true"))
+            add(["hostnames", i, "proxied"], why);
+        });
+      }
+    },
+  ).transform((d) => explicit(d, "zone", "zoneId"));
 
   // --- apphost:tls
-  const tls = {
-    /** `acm`: the load balancer's ACM certificate (apphost:host.count > 1 on ec2) */
-    mode: oneOf(
-      ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off", "acm"],
-      "how HTTPS certificates are obtained",
-    ),
-    /** ACME account e-mail (caddy-acme, certbot) */
-    email: str("an e-mail address for the ACME account", "ops@example.com", (s) =>
-      /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
-    ).optional(),
-    /** Origin certificate validity in days (cloudflare-origin) */
-    originValidityDays: z
-      .preprocess(
-        (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
-        z
-          .number({
-            error: says({
-              expected: `one of ${ORIGIN_VALIDITY_DAYS.join(", ")} (the validities Cloudflare's Origin CA issues)`,
-              example: "365",
-            }),
-          })
-          .refine((n) => (ORIGIN_VALIDITY_DAYS as readonly number[]).includes(n)),
-      )
-      .default(D.TLS_DEFAULTS.originValidityDays),
-    /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30, a third of short validities */
-    renewBeforeDays: int(1, 5474, 30).optional(),
-    /** The ACME directory certificates come from (caddy-acme, certbot). @default Let's Encrypt (Caddy: then ZeroSSL) */
-    acmeDirectory: str(
-      "the https:// URL of an ACME directory",
-      "https://acme-staging-v02.api.letsencrypt.org/directory",
-      (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
-    ).optional(),
-    /** PEM root the ACME server's own HTTPS certificate chains to (step-ca, Pebble); needs acmeDirectory */
-    acmeCaRoot: str(
-      "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
-      '"$(cat acme-root.pem)"',
-      (s) =>
-        /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/.test(s.trim()),
-    ).optional(),
-  };
-  const Tls = section("tls", tls)
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof tls>>>((t, add) => {
-        const validity = t.originValidityDays;
-        if (validity !== undefined && t.renewBeforeDays !== undefined && t.renewBeforeDays >= validity) {
-          add(
-            ["renewBeforeDays"],
-            `must be less than apphost:tls.originValidityDays (${validity}), got ${t.renewBeforeDays}; ` +
-              `otherwise the certificate is renewed on every run. Lower it, e.g. to ${D.defaultRenewBeforeDays(validity)}`,
-          );
-        }
-        if (!t.mode) return;
-        const acme = t.mode === "caddy-acme" || t.mode === "certbot";
-        const onlyWith = (modes: string) =>
-          `only used when apphost:tls.mode is ${modes} (got ${show(t.mode)}); remove it`;
-        if (!acme && t.email !== undefined) add(["email"], onlyWith("caddy-acme or certbot"));
-        if (t.mode !== "cloudflare-origin") {
-          for (const key of ["originValidityDays", "renewBeforeDays"])
-            if (has("tls", key)) add([key], onlyWith("cloudflare-origin"));
-        }
-        if (!acme) {
-          for (const key of ["acmeDirectory", "acmeCaRoot"])
-            if (has("tls", key)) add([key], onlyWith("caddy-acme or certbot"));
-        } else if (t.acmeCaRoot !== undefined && !has("tls", "acmeDirectory")) {
-          add(
-            ["acmeCaRoot"],
-            "names the root of an ACME server, but apphost:tls.acmeDirectory is not set (certificates would come from Let's Encrypt); " +
-              "set it too, e.g. pulumi config set --path 'apphost:tls.acmeDirectory' https://ca.internal:9000/acme/acme/directory, or remove acmeCaRoot",
-          );
-        }
-      }),
-    )
-    .transform((t) => ({
-      ...explicit(t, "email", "acmeDirectory", "acmeCaRoot"),
-      renewBeforeDays: t.renewBeforeDays ?? D.defaultRenewBeforeDays(t.originValidityDays),
-    }));
+  const ACME = ["caddy-acme", "certbot"];
+  const Tls = section(
+    "tls",
+    {
+      /** `acm`: the load balancer's ACM certificate (apphost:host.count > 1 on ec2) */
+      mode: oneOf(
+        ["caddy-acme", "certbot", "cloudflare-origin", "internal", "off", "acm"],
+        "how HTTPS certificates are obtained",
+      ),
+      /** ACME account e-mail (caddy-acme, certbot) */
+      email: str("an e-mail address for the ACME account", "ops@example.com", (s) =>
+        /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s),
+      ).optional(),
+      /** Origin certificate validity in days (cloudflare-origin) */
+      originValidityDays: z
+        .preprocess(
+          (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+          z
+            .number({
+              error: says({
+                expected: `one of ${ORIGIN_VALIDITY_DAYS.join(", ")} (the validities Cloudflare's Origin CA issues)`,
+                example: "365",
+              }),
+            })
+            .refine((n) => (ORIGIN_VALIDITY_DAYS as readonly number[]).includes(n)),
+        )
+        .default(D.TLS_DEFAULTS.originValidityDays),
+      /** Renew the origin certificate through `pulumi up` this many days before expiry. @default 30, a third of short validities */
+      renewBeforeDays: int(1, 5474, 30).optional(),
+      /** The ACME directory certificates come from (caddy-acme, certbot). @default Let's Encrypt (Caddy: then ZeroSSL) */
+      acmeDirectory: str(
+        "the https:// URL of an ACME directory",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+        (s) => /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/.test(s),
+      ).optional(),
+      /** PEM root the ACME server's own HTTPS certificate chains to (step-ca, Pebble); needs acmeDirectory */
+      acmeCaRoot: str(
+        "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----): the root the ACME server's HTTPS certificate chains to",
+        '"$(cat acme-root.pem)"',
+        (s) =>
+          /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/.test(s.trim()),
+      ).optional(),
+    },
+    (t, { add, has, only }) => {
+      const validity = t.originValidityDays;
+      if (validity !== undefined && t.renewBeforeDays !== undefined && t.renewBeforeDays >= validity) {
+        add(
+          ["renewBeforeDays"],
+          `must be less than apphost:tls.originValidityDays (${validity}), got ${t.renewBeforeDays}; ` +
+            `otherwise the certificate is renewed on every run. Lower it, e.g. to ${D.defaultRenewBeforeDays(validity)}`,
+        );
+      }
+      const origin = ["cloudflare-origin"];
+      only("mode", {
+        email: ACME,
+        originValidityDays: origin,
+        renewBeforeDays: origin,
+        acmeDirectory: ACME,
+        acmeCaRoot: ACME,
+      });
+      if (t.mode && ACME.includes(t.mode) && t.acmeCaRoot !== undefined && !has("acmeDirectory")) {
+        add(
+          ["acmeCaRoot"],
+          "names the root of an ACME server, but apphost:tls.acmeDirectory is not set (certificates would come from Let's Encrypt); " +
+            "set it too, e.g. pulumi config set --path 'apphost:tls.acmeDirectory' https://ca.internal:9000/acme/acme/directory, or remove acmeCaRoot",
+        );
+      }
+    },
+  ).transform((t) => ({
+    ...explicit(t, "email", "acmeDirectory", "acmeCaRoot"),
+    renewBeforeDays: t.renewBeforeDays ?? D.defaultRenewBeforeDays(t.originValidityDays),
+  }));
 
   // --- apphost:proxy
-  const proxy = {
-    kind: oneOf(["caddy", "nginx"]).default(D.PROXY_DEFAULTS.kind),
-    /** Maximum request body, nginx syntax */
-    maxBodySize: str('a size in nginx syntax like "25m" (digits, then k, m or g)', "25m", (s) =>
-      /^\d+[kmg]?$/i.test(s),
-    ).default(D.PROXY_DEFAULTS.maxBodySize),
-    /** @default true when TLS is on (D.defaultHsts) */
-    hsts: flag(D.defaultHsts(isObject(p.raw.tls) ? String(p.raw.tls.mode) : "off")).optional(),
-    /** gzip/zstd responses */
-    compression: bool(D.PROXY_DEFAULTS.compression),
-    httpPort: num(1, 65535, D.PROXY_DEFAULTS.httpPort),
-    httpsPort: num(1, 65535, D.PROXY_DEFAULTS.httpsPort),
-  };
-  const Proxy = section("proxy", proxy).superRefine(
-    ...rules<z.output<z.ZodObject<typeof proxy>>>((x, add) => {
+  const Proxy = section(
+    "proxy",
+    {
+      kind: oneOf(["caddy", "nginx"]).default(D.PROXY_DEFAULTS.kind),
+      /** Maximum request body, nginx syntax */
+      maxBodySize: str('a size in nginx syntax like "25m" (digits, then k, m or g)', "25m", (s) =>
+        /^\d+[kmg]?$/i.test(s),
+      ).default(D.PROXY_DEFAULTS.maxBodySize),
+      /** @default true when TLS is on (D.defaultHsts) */
+      hsts: flag(D.defaultHsts(String(isObject(p.raw.tls) ? p.raw.tls.mode : "off"))).optional(),
+      /** gzip/zstd responses */
+      compression: bool(D.PROXY_DEFAULTS.compression),
+      httpPort: num(1, 65535, D.PROXY_DEFAULTS.httpPort),
+      httpsPort: num(1, 65535, D.PROXY_DEFAULTS.httpsPort),
+    },
+    (x, { add, has }) => {
       if (x.httpPort !== undefined && x.httpPort === x.httpsPort) {
         add(
           ["httpsPort"],
           `must differ from apphost:proxy.httpPort (both are ${x.httpPort}); pick another port`,
         );
       }
-      if (x.hsts === true && has("proxy", "hsts") && isObject(p.raw.tls) && p.raw.tls.mode === "off") {
+      if (x.hsts === true && has("hsts") && raw("tls").mode === "off") {
         add(
           ["hsts"],
           "HSTS tells browsers to insist on HTTPS, but apphost:tls.mode is off; remove it or turn TLS on",
         );
       }
-    }),
+    },
   );
 
   // --- apphost:app
@@ -1001,146 +1011,132 @@ export function sections(ctx: ParseContext, p: Prepared) {
   );
   const appName = (why?: string) =>
     str("lowercase letters, digits and dashes, starting with a letter", "shop", isName, why);
-  const app = {
-    /** Short name used in unit, user, path and proxy names. @default the Pulumi project name */
-    name: isName(ctx.project)
-      ? appName().default(ctx.project)
-      : appName(`the default, the project name "${ctx.project}", cannot name a Linux user`),
-    /** The app's directory: relative to the project, or absolute. The artifact is built from it. */
-    source: str(
-      'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
-      "app",
-      (s) => s.trim() === s && !/[\0\n\r]/.test(s),
-      "the app to deploy",
-    ),
-    excludes: list('".git", "node_modules"')
-      .superRefine((patterns, c) =>
-        patterns.forEach((pattern, i) => {
-          try {
-            compileExcludes([pattern]);
-          } catch (e) {
-            const why = (e as Error).message.replace(/^apphost:app\.excludes: /, "");
-            c.addIssue({
-              code: "custom",
-              path: [i],
-              input: pattern,
-              message: `${why}; fix or remove the pattern`,
-            });
-          }
-        }),
-      )
-      .default(() => [...D.APP_DEFAULTS.excludes]),
-    runtime: oneOf(["python", "node"], "how dependencies are installed"),
-    /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
-    requirements: str(
-      "a file path relative to apphost:app.source",
-      "requirements.txt",
-      isRelativePath,
-    ).optional(),
-    /** The host's python3 (`system`) or a Python uv installs to match the app's requirement (`managed`) */
-    python: oneOf(["system", "managed"]).default(D.APP_DEFAULTS.python),
-    healthPath: str(
-      'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
-      "/healthz",
-      isUrlPath,
-    ).default(D.APP_DEFAULTS.healthPath),
-    /** First of the two web ports (blue = base, green = base+1) */
-    basePort: num(1024, 65533, D.APP_DEFAULTS.basePort),
-    /** Plain environment for every process */
-    env: z
-      .record(z.string(), z.unknown(), {
-        error: (iss) =>
-          `expected an object (a YAML mapping), got ${show(iss.input)}; see docs/config.md for the keys of apphost:app.env`,
-      })
-      .superRefine((env, c) => {
-        for (const [name, value] of Object.entries(env)) {
-          const problem = envProblem(name, typeName(value));
-          if (problem) c.addIssue({ code: "custom", path: [name], input: value, message: problem });
-        }
-      })
-      .transform((env) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])))
-      .default(() => ({})),
-    /** Built frontend directory inside the release, served by the proxy as static files */
-    staticDir: str(
-      'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
-      "frontend/dist",
-      (s) => REL_DIR.test(s) && isRelativePath(s),
-    ).optional(),
-    staticPrefix: str(
-      'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
-      "/static/",
-      (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
-    ).default(D.APP_DEFAULTS.staticPrefix),
-    /** Frontend build command run at install (`npm ci && npm run build`) */
-    build: command('"npm ci && npm run build"').optional(),
-    /** A Procfile's problems are reported on their own; its processes are then left out. */
-    processes: p.procfile?.problems.length ? processes.catch([]) : processes,
-    /** Jobs run by systemd timers in the live release */
-    schedules: units("job", schedule, {
-      expected: "a map of job name to {command, onCalendar, timeoutSeconds}",
-      todo: 'write e.g. schedules: {cleanup: {command: "flask purge-sessions", onCalendar: hourly}}',
-    })
-      .transform((m) => Object.entries(m).map(([name, s]) => ({ name, ...s })))
-      .default(() => []),
-    /** The proxy answers everything but the health path with the maintenance page (503, Retry-After) */
-    maintenance: bool(D.APP_DEFAULTS.maintenance),
-    /** HTML file (relative to the project) served as the maintenance page. @default apphost's own page */
-    maintenancePage: str(
-      "an HTML file, relative to the project or absolute",
-      "maintenance.html",
-      (s) => s.trim() === s && !/[\0\n\r]/.test(s),
-    ).optional(),
-  };
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
-  const App = section("app", app)
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof app>>>((a, add) => {
-        for (const problem of p.procfile?.problems ?? []) add(["processes"], problem);
-        if (
-          a.runtime === "python" &&
-          files &&
-          !(has("app", "requirements") && a.requirements === undefined)
-        ) {
-          try {
-            pythonDeps(a.requirements);
-          } catch (e) {
-            if (!(e instanceof PythonDepsError)) throw e;
-            add(["requirements"], `${files.dir}: ${e.message}`);
+  const App = section(
+    "app",
+    {
+      /** Short name used in unit, user, path and proxy names. @default the Pulumi project name */
+      name: isName(ctx.project)
+        ? appName().default(ctx.project)
+        : appName(`the default, the project name "${ctx.project}", cannot name a Linux user`),
+      /** The app's directory: relative to the project, or absolute. The artifact is built from it. */
+      source: str(
+        'a directory: relative to the project ("app", "../shop" for an app in its own repository) or absolute',
+        "app",
+        isPath,
+        "the app to deploy",
+      ),
+      excludes: list('".git", "node_modules"', (pattern) => {
+        try {
+          compileExcludes([pattern]);
+          return undefined;
+        } catch (e) {
+          return `${(e as Error).message.replace(/^apphost:app\.excludes: /, "")}; fix or remove the pattern`;
+        }
+      }).default(() => [...D.APP_DEFAULTS.excludes]),
+      runtime: oneOf(["python", "node"], "how dependencies are installed"),
+      /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
+      requirements: str(
+        "a file path relative to apphost:app.source",
+        "requirements.txt",
+        isRelativePath,
+      ).optional(),
+      /** The host's python3 (`system`) or a Python uv installs to match the app's requirement (`managed`) */
+      python: oneOf(["system", "managed"]).default(D.APP_DEFAULTS.python),
+      healthPath: str(
+        'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
+        "/healthz",
+        isUrlPath,
+      ).default(D.APP_DEFAULTS.healthPath),
+      /** First of the two web ports (blue = base, green = base+1) */
+      basePort: num(1024, 65533, D.APP_DEFAULTS.basePort),
+      /** Plain environment for every process */
+      env: z
+        .record(z.string(), z.unknown(), {
+          error: (iss) =>
+            `expected an object (a YAML mapping), got ${show(iss.input)}; see docs/config.md for the keys of apphost:app.env`,
+        })
+        .superRefine((env, c) => {
+          for (const [name, value] of Object.entries(env)) {
+            const problem = envProblem(name, typeName(value));
+            if (problem) c.addIssue({ code: "custom", path: [name], input: value, message: problem });
           }
-        } else if (a.runtime !== "python" && has("app", "python")) {
-          add(["python"], "only used with apphost:app.runtime python; remove it");
+        })
+        .transform((env) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])))
+        .default(() => ({})),
+      /** Built frontend directory inside the release, served by the proxy as static files */
+      staticDir: str(
+        'a directory relative to the release (letters, digits and ._-), like "frontend/dist"',
+        "frontend/dist",
+        (s) => REL_DIR.test(s) && isRelativePath(s),
+      ).optional(),
+      staticPrefix: str(
+        'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
+        "/static/",
+        (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
+      ).default(D.APP_DEFAULTS.staticPrefix),
+      /** Frontend build command run at install (`npm ci && npm run build`) */
+      build: command('"npm ci && npm run build"').optional(),
+      /** A Procfile's problems are reported on their own; its processes are then left out. */
+      processes: p.procfile?.problems.length ? processes.catch([]) : processes,
+      /** Jobs run by systemd timers in the live release */
+      schedules: units("job", schedule, {
+        expected: "a map of job name to {command, onCalendar, timeoutSeconds}",
+        todo: 'write e.g. schedules: {cleanup: {command: "flask purge-sessions", onCalendar: hourly}}',
+      })
+        .transform((m) => Object.entries(m).map(([name, s]) => ({ name, ...s })))
+        .default(() => []),
+      /** The proxy answers everything but the health path with the maintenance page (503, Retry-After) */
+      maintenance: bool(D.APP_DEFAULTS.maintenance),
+      /** HTML file (relative to the project) served as the maintenance page. @default apphost's own page */
+      maintenancePage: str(
+        "an HTML file, relative to the project or absolute",
+        "maintenance.html",
+        isPath,
+      ).optional(),
+    },
+    (a, { add, has }) => {
+      for (const problem of p.procfile?.problems ?? []) add(["processes"], problem);
+      if (a.runtime === "python" && files && !(has("requirements") && a.requirements === undefined)) {
+        try {
+          pythonDeps(a.requirements);
+        } catch (e) {
+          if (!(e instanceof PythonDepsError)) throw e;
+          add(["requirements"], `${files.dir}: ${e.message}`);
         }
-        // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
-        if (!isName(ctx.stack)) {
-          add(
-            "(stack name)",
-            `"${ctx.stack}" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ` +
-              "create the stack under such a name (pulumi stack rename)",
-          );
-        } else if (a.name && `${a.name}-${ctx.stack}`.length > 31) {
-          const shorter = a.name.slice(0, Math.max(1, 30 - ctx.stack.length)).replace(/-+$/, "");
-          add(
-            ["name"],
-            `"${a.name}-${ctx.stack}" is ${a.name.length + ctx.stack.length + 1} characters; it names the Linux user on the host, ` +
-              `which is limited to 31; ${setHint("apphost:app.name", shorter)}`,
-          );
-        }
-        if (a.staticDir === undefined && has("app", "staticPrefix")) {
-          add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
-        }
-      }),
-    )
-    .transform(({ python, ...a }) => {
-      // python is optional in the type (hand-built configs in tests leave it out); the parser always sets it.
-      const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
-        ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
-        python,
-      };
-      if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
-      if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
-      return out;
-    });
+      } else if (a.runtime !== "python" && has("python")) {
+        add(["python"], "only used with apphost:app.runtime python; remove it");
+      }
+      // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
+      if (!isName(ctx.stack)) {
+        add(
+          "(stack name)",
+          `"${ctx.stack}" must be lowercase letters, digits and dashes, starting with a letter, because it names the Linux user and paths on the host; ` +
+            "create the stack under such a name (pulumi stack rename)",
+        );
+      } else if (a.name && `${a.name}-${ctx.stack}`.length > 31) {
+        const shorter = a.name.slice(0, Math.max(1, 30 - ctx.stack.length)).replace(/-+$/, "");
+        add(
+          ["name"],
+          `"${a.name}-${ctx.stack}" is ${a.name.length + ctx.stack.length + 1} characters; it names the Linux user on the host, ` +
+            `which is limited to 31; ${setHint("apphost:app.name", shorter)}`,
+        );
+      }
+      if (a.staticDir === undefined && has("staticPrefix")) {
+        add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
+      }
+    },
+  ).transform(({ python, ...a }) => {
+    // python is optional in the type (hand-built configs in tests leave it out); the parser always sets it.
+    const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
+      ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
+      python,
+    };
+    if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
+    if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
+    return out;
+  });
 
   // --- apphost:database
   const pool = obj({
@@ -1169,100 +1165,86 @@ export function sections(ctx: ParseContext, p: Prepared) {
     /** A standby in a second availability zone */
     multiAz: bool(D.RDS_DEFAULTS.multiAz),
     /** The DB subnet group (two availability zones at least); needed with apphost:host.subnetId. @default the default VPC's */
-    subnetIds: list("subnet-0123456789abcdef0")
-      .superRefine((ids, c) => {
-        const bad = ids.filter((s) => !isSubnetId(s));
-        const message =
-          bad.length > 0
-            ? `expected subnet ids like "subnet-0123456789abcdef0", got ${bad.map((b) => show(b)).join(", ")}`
-            : ids.length < 2
-              ? "RDS needs subnets in two availability zones at least; list two or more"
-              : undefined;
-        if (message) c.addIssue({ code: "custom", input: ids, message });
-      })
+    subnetIds: subnetIds()
+      .refine(
+        (ids) => ids.length >= 2,
+        "RDS needs subnets in two availability zones at least; list two or more",
+      )
       .optional(),
   });
   const migrateOf = (kind: string | undefined, migrate: string | undefined) =>
     migrate ?? (kind !== "none" && p.procfile?.release ? p.procfile.release : D.DATABASE_DEFAULTS.migrate);
-  const database = {
-    kind: oneOf(["sqlite", "postgres", "rds", "external", "none"]).default(D.DATABASE_DEFAULTS.kind),
-    /** SQLite file name inside shared/data */
-    sqliteFile: str(
-      'a file name like "app.db" (no directories; it lives in shared/data)',
-      "app.db",
-      (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
-    ).default(D.DATABASE_DEFAULTS.sqliteFile),
-    /** Postgres database and role name. @default "<app>_<stack>" */
-    postgresName: str(
-      "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
-      "shop_prod",
-      (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
-    ).optional(),
-    /** Migration command run inside the new release. @default the Procfile's release:, else none */
-    migrate: command('"alembic upgrade head"').optional(),
-    /** Command printing the current migration revision */
-    revision: command('"alembic current"').default(D.DATABASE_DEFAULTS.revision),
-    /** postgres, rds, external: the app's connection pool (DB_POOL_SIZE, ...) */
-    pool: pool.prefault({}),
-    /** rds: the managed instance; present exactly when kind is rds */
-    rds: rds.prefault({}),
-  };
-  const Database = section("database", database)
-    .superRefine(
-      ...rules<z.output<z.ZodObject<typeof database>>>((d, add) => {
-        const onlyWhen = (kinds: string, extra = "") =>
-          `only used when apphost:database.kind is ${kinds} (got ${show(d.kind)}${extra})`;
-        if (d.kind !== "rds" && has("database", "rds")) add(["rds"], `${onlyWhen("rds")}; remove it`);
-        if (!D.isPostgres(d.kind) && has("database", "pool"))
-          add(["pool"], `${onlyWhen("postgres, rds or external")}; remove it`);
-        if (d.kind !== "sqlite" && has("database", "sqliteFile"))
-          add(["sqliteFile"], `${onlyWhen("sqlite")}; remove it`);
-        if ((!D.isPostgres(d.kind) || d.kind === "external") && has("database", "postgresName")) {
-          const extra = d.kind === "external" ? ": the name is in apphost:databaseUrl" : "";
-          add(["postgresName"], `${onlyWhen("postgres or rds", extra)}; remove it`);
-        }
-        if (d.kind === "none") {
-          for (const key of ["migrate", "revision"]) {
-            if (has("database", key))
-              add([key], "there is no database to migrate when apphost:database.kind is none; remove it");
-          }
-        }
-        if (d.revision && !migrateOf(d.kind, d.migrate)) {
-          add(
-            ["revision"],
-            "reports the revision apphost:database.migrate reaches, but migrate is not set; set migrate or remove it",
-          );
-        }
-      }),
-    )
-    .transform(({ rds: managed, ...d }) => {
-      const out: typeof d & { rds?: typeof managed } = { ...d, migrate: migrateOf(d.kind, d.migrate) };
-      if (d.kind === "rds") out.rds = managed;
-      return out;
-    });
+  const Database = section(
+    "database",
+    {
+      kind: oneOf(["sqlite", "postgres", "rds", "external", "none"]).default(D.DATABASE_DEFAULTS.kind),
+      /** SQLite file name inside shared/data */
+      sqliteFile: str(
+        'a file name like "app.db" (no directories; it lives in shared/data)',
+        "app.db",
+        (s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== "..",
+      ).default(D.DATABASE_DEFAULTS.sqliteFile),
+      /** Postgres database and role name. @default "<app>_<stack>" */
+      postgresName: str(
+        "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
+        "shop_prod",
+        (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
+      ).optional(),
+      /** Migration command run inside the new release. @default the Procfile's release:, else none */
+      migrate: command('"alembic upgrade head"').optional(),
+      /** Command printing the current migration revision */
+      revision: command('"alembic current"').default(D.DATABASE_DEFAULTS.revision),
+      /** postgres, rds, external: the app's connection pool (DB_POOL_SIZE, ...) */
+      pool: pool.prefault({}),
+      /** rds: the managed instance; present exactly when kind is rds */
+      rds: rds.prefault({}),
+    },
+    (d, { add, has, only }) => {
+      only("kind", { rds: ["rds"], pool: ["postgres", "rds", "external"], sqliteFile: ["sqlite"] });
+      only(
+        "kind",
+        { postgresName: ["postgres", "rds"] },
+        d.kind === "external" ? ": the name is in apphost:databaseUrl" : "",
+      );
+      for (const key of d.kind === "none" ? ["migrate", "revision"].filter(has) : []) {
+        add([key], "there is no database to migrate when apphost:database.kind is none; remove it");
+      }
+      if (d.revision && !migrateOf(d.kind, d.migrate)) {
+        add(
+          ["revision"],
+          "reports the revision apphost:database.migrate reaches, but migrate is not set; set migrate or remove it",
+        );
+      }
+    },
+  ).transform(({ rds: managed, ...d }) => {
+    const out: typeof d & { rds?: typeof managed } = { ...d, migrate: migrateOf(d.kind, d.migrate) };
+    if (d.kind === "rds") out.rds = managed;
+    return out;
+  });
 
   // --- apphost:backups, apphost:releases
-  const backups = {
-    // A full OnCalendar check needs systemd-analyze on the host; this catches shell metacharacters and typos of the shorthands.
-    schedule: str('a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"', "daily", (s) =>
-      /^[A-Za-z0-9*:,./~ -]+$/.test(s),
-    ).default(D.BACKUPS_DEFAULTS.schedule),
-    // Two at least: the live release's pre-migration backup and the newest one.
-    keep: num(2, 1000, D.defaultBackupsKeep(ctx.stack)),
-    /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on debian-12) */
-    s3: bool(D.BACKUPS_DEFAULTS.s3),
-    // Up to ten years; S3 lifecycle rules count whole days from 1.
-    s3ExpireDays: num(1, 3650, D.defaultBackupsS3ExpireDays(ctx.stack)),
-  };
-  const Backups = section("backups", backups).superRefine(
-    ...rules<z.output<z.ZodObject<typeof backups>>>((b, add) => {
-      if (b.s3 === false && has("backups", "s3ExpireDays")) {
+  const Backups = section(
+    "backups",
+    {
+      // A full OnCalendar check needs systemd-analyze on the host; this catches shell metacharacters and typos of the shorthands.
+      schedule: str('a systemd OnCalendar expression like "daily" or "*-*-* 03:30:00"', "daily", (s) =>
+        /^[A-Za-z0-9*:,./~ -]+$/.test(s),
+      ).default(D.BACKUPS_DEFAULTS.schedule),
+      // Two at least: the live release's pre-migration backup and the newest one.
+      keep: num(2, 1000, D.defaultBackupsKeep(ctx.stack)),
+      /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on debian-12) */
+      s3: bool(D.BACKUPS_DEFAULTS.s3),
+      // Up to ten years; S3 lifecycle rules count whole days from 1.
+      s3ExpireDays: num(1, 3650, D.defaultBackupsS3ExpireDays(ctx.stack)),
+    },
+    (b, { add, has }) => {
+      if (b.s3 === false && has("s3ExpireDays")) {
         add(
           ["s3ExpireDays"],
           "only used when apphost:backups.s3 is true (no bucket is created otherwise); remove it",
         );
       }
-    }),
+    },
   );
   const Releases = section("releases", {
     // Two at least: the live release and the one a rollback goes back to.
@@ -1286,31 +1268,32 @@ export function sections(ctx: ParseContext, p: Prepared) {
   }).transform((r) => explicit(r, "rollbackTo"));
 
   // --- apphost:lb: the balancer host in front of existing app hosts
-  const lb = {
-    address: address("203.0.113.20", "the balancer host apphost configures over SSH"),
-    /** SSH login user with sudo rights. @default apphost:host.user */
-    user: user("a login user name with sudo rights", "deploy").optional(),
-    port: num(1, 65535, D.LB_DEFAULTS.port),
-    hostKey: hostKey("the balancer's", "203.0.113.20").optional(),
-    /** The address the app hosts see the balancer's requests come from. @default address, when it is an IPv4 address */
-    privateAddress: str(
-      "the IPv4 address the app hosts see the balancer's requests come from",
-      "10.0.0.20",
-      isIPv4,
-    ).optional(),
-    /** Seconds between the balancer's health checks of each app host */
-    healthIntervalSeconds: num(1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
-  };
-  const Lb = section("lb", lb).superRefine(
-    ...rules<z.output<z.ZodObject<typeof lb>>>((l, add) => {
-      if (l.address && !isIPv4(l.address) && !has("lb", "privateAddress")) {
+  const Lb = section(
+    "lb",
+    {
+      address: address("203.0.113.20", "the balancer host apphost configures over SSH"),
+      /** SSH login user with sudo rights. @default apphost:host.user */
+      user: user("a login user name with sudo rights", "deploy").optional(),
+      port: num(1, 65535, D.LB_DEFAULTS.port),
+      hostKey: hostKey("the balancer's", "203.0.113.20").optional(),
+      /** The address the app hosts see the balancer's requests come from. @default address, when it is an IPv4 address */
+      privateAddress: str(
+        "the IPv4 address the app hosts see the balancer's requests come from",
+        "10.0.0.20",
+        isIPv4,
+      ).optional(),
+      /** Seconds between the balancer's health checks of each app host */
+      healthIntervalSeconds: num(1, 300, D.LB_DEFAULTS.healthIntervalSeconds),
+    },
+    (l, { add, has }) => {
+      if (l.address && !isIPv4(l.address) && !has("privateAddress")) {
         add(
           ["privateAddress"],
           `missing (${show(l.address)} is a name, and the app hosts' proxies admit one address); ` +
             `expected the balancer's IPv4 address as the app hosts see it; ${setHint("apphost:lb.privateAddress", "10.0.0.20")}`,
         );
       }
-    }),
+    },
   );
 
   return {
