@@ -249,7 +249,12 @@ export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext
     .flatMap((iss) =>
       iss.code === "unrecognized_keys"
         ? iss.keys.map((k, i) => ({ path: S.keyOf([...iss.path, k]), message: iss.message.split("\n")[i] }))
-        : [{ path: (iss.code === "custom" && (iss.params?.key as string)) || S.keyOf(iss.path), message: iss.message }],
+        : [
+            {
+              path: (iss.code === "custom" && (iss.params?.key as string)) || S.keyOf(iss.path),
+              message: iss.message,
+            },
+          ],
     )
     .map(({ path, message }) => ({
       path: p.procfile ? path.replace(/^apphost:app\.processes/, `$& (from ${p.procfile.where})`) : path,
@@ -383,17 +388,18 @@ function keyProblem(
   info: PrivateKeyInfo | undefined,
   key: string,
   file: string,
-  what: string,
-  instead: string,
-) {
+  what = "key file",
+  instead = "a key without one",
+): string | undefined {
   if (info?.format === "unknown") {
     return (
       'expected an OpenSSH or PEM private key ("-----BEGIN OPENSSH PRIVATE KEY-----"); ' +
       `store the ${what} itself: pulumi config set --secret ${key} < ~/.ssh/${file}`
     );
   }
-  if (info?.encrypted)
+  if (info?.encrypted) {
     return `the key is protected by a passphrase, and deploys run without a prompt; use ${instead}`;
+  }
   return undefined;
 }
 
@@ -420,41 +426,33 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
     ...Object.keys(secretTypes).map((n) => [secretEnv(n), n]),
   ];
   for (const [path, name] of envNames) {
+    const setBy = `${name} is set by apphost`;
     if (name === "PATH") {
-      add(
-        path,
-        "PATH is set by apphost: the units put the release's venv or node_modules/.bin first; remove it",
-      );
+      add(path, `${setBy}: the units put the release's venv or node_modules/.bin first; remove it`);
     } else if (name === "DATABASE_URL" && database.kind && database.kind !== "none") {
       add(
         path,
-        `DATABASE_URL is set by apphost from apphost:database (kind ${database.kind}); remove it, or set apphost:database.kind to none to bring your own`,
+        `${setBy} from apphost:database (kind ${database.kind}); remove it, or set apphost:database.kind to none to bring your own`,
       );
     } else if (name in D.POOL_VARS && D.isPostgres(database.kind)) {
-      add(
-        path,
-        `${name} is set by apphost from apphost:database.pool.${D.POOL_VARS[name]}; set that instead and remove this`,
-      );
+      add(path, `${setBy} from apphost:database.pool.${D.POOL_VARS[name]}; set that instead and remove this`);
     }
   }
 
   // The secrets
   const sshKey = "apphost:sshPrivateKey";
   const info = secrets.sshPrivateKeyInfo;
-  const sshProblem = keyProblem(
-    info,
-    sshKey,
-    "apphost_deploy",
-    "private key file",
-    'a dedicated deploy key without one (ssh-keygen -t ed25519 -N "" -f ~/.ssh/apphost_deploy)',
-  );
-  if (!secrets.sshPrivateKey) {
-    add(
-      sshKey,
-      "missing; apphost deploys over SSH with this key (on ec2 too). " +
-        `Store it encrypted with: pulumi config set --secret ${sshKey} < ~/.ssh/apphost_deploy`,
-    );
-  } else if (sshProblem) {
+  const sshProblem = !secrets.sshPrivateKey
+    ? "missing; apphost deploys over SSH with this key (on ec2 too). " +
+      `Store it encrypted with: pulumi config set --secret ${sshKey} < ~/.ssh/apphost_deploy`
+    : keyProblem(
+        info,
+        sshKey,
+        "apphost_deploy",
+        "private key file",
+        'a dedicated deploy key without one (ssh-keygen -t ed25519 -N "" -f ~/.ssh/apphost_deploy)',
+      );
+  if (sshProblem) {
     add(sshKey, sshProblem);
   } else if (
     info?.publicKey &&
@@ -470,12 +468,11 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
   }
   const jumpKey = "apphost:jumpPrivateKey";
   const jump = secrets.jumpPrivateKeyInfo;
-  const jumpProblem = keyProblem(jump, jumpKey, "apphost_jump", "key file", "a key without one");
-  if (jump && host.via && host.via.kind !== "jump") {
-    add(jumpKey, "only used when apphost:host.via is a jump host ({jump: {...}}); remove it");
-  } else if (jumpProblem) {
-    add(jumpKey, jumpProblem);
-  }
+  const jumpProblem =
+    jump && host.via && host.via.kind !== "jump"
+      ? "only used when apphost:host.via is a jump host ({jump: {...}}); remove it"
+      : keyProblem(jump, jumpKey, "apphost_jump");
+  if (jumpProblem) add(jumpKey, jumpProblem);
   if (typeof types === "string") {
     add(
       "apphost:secretEnv",
@@ -492,15 +489,16 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
   }
   for (const issue of secrets.alertsInfo?.problems ?? []) add(issue.path, issue.message);
   // A dev-only switch that wipes the database at startup must never reach a stack named prod*.
-  if (D.isProductionStack(ctx.stack)) {
-    const why =
+  const resets = [
+    ...D.DEV_RESET_SWITCHES.filter((n) => app.env?.[n] !== undefined && D.isSwitchOn(app.env[n])).map(appEnv),
+    ...(secrets.secretEnvResetsOn ?? []).map(secretEnv),
+  ];
+  for (const key of D.isProductionStack(ctx.stack) ? resets : []) {
+    add(
+      key,
       `is a dev-only switch that wipes the database when the app starts; stack "${ctx.stack}" is a production stack ` +
-      "(named prod*), so apphost refuses it. Remove it, or set it to false";
-    for (const name of D.DEV_RESET_SWITCHES) {
-      const value = app.env?.[name];
-      if (value !== undefined && D.isSwitchOn(value)) add(appEnv(name), why);
-    }
-    for (const name of secrets.secretEnvResetsOn ?? []) add(secretEnv(name), why);
+        "(named prod*), so apphost refuses it. Remove it, or set it to false",
+    );
   }
 
   // The machine, the database, the names and the certificates
