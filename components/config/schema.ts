@@ -69,7 +69,7 @@ function distance(a: string, b: string): number {
 }
 
 /** The candidate a typo meant: two edits away at most (more is a different word). */
-export function closest(key: string, candidates: readonly string[]): string | undefined {
+function closest(key: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
   for (const c of candidates) {
