@@ -30,6 +30,8 @@ import {
 
 const ROOT = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(ROOT, "scripts", "render.ts");
+/** ts-node with SWC, as the unit specs themselves run (test/register.js) */
+const REGISTER = path.join(ROOT, "test", "register.js");
 
 interface Run {
   code: number;
@@ -50,7 +52,7 @@ function render(name: string, args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["-r", "ts-node/register/transpile-only", SCRIPT, ...args, "--out", out],
+      ["-r", REGISTER, SCRIPT, ...args, "--out", out],
       { cwd: ROOT, env, timeout: 120000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
