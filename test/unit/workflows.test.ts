@@ -469,6 +469,20 @@ describe("npm run test:e2e", () => {
   });
 });
 
+describe("npm test (.mocharc.unit.json)", () => {
+  it("names every spec file in test/unit once, longest first (four workers: the order decides the wall time)", () => {
+    const rc = JSON.parse(fs.readFileSync(path.join(root, ".mocharc.unit.json"), "utf8")) as {
+      spec: string[];
+    };
+    const present = fs
+      .readdirSync(path.join(__dirname))
+      .filter((f) => f.endsWith(".test.ts"))
+      .map((f) => `test/unit/${f}`);
+    assert.deepEqual([...rc.spec].sort(), present.sort(), "a spec file is missing from (or extra in) spec");
+    assert.equal(new Set(rc.spec).size, rc.spec.length, "a spec file is listed twice");
+  });
+});
+
 describe("scripts/check-aws-cli (apphost:host.via instance-connect in CI)", () => {
   let dir: string;
   before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-awscli-"))));
