@@ -7,7 +7,6 @@
  * side by side.
  */
 
-import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -15,31 +14,8 @@ import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult, renderReleaseScript } from "../../components/release/script";
-import {
-  baseInput,
-  FakeHost,
-  mkTemp,
-  requireTool,
-  relocateLayout,
-  S3,
-  writeTestApp,
-} from "./release-harness";
-
-/** `cmd args` to its end, asynchronously: its status and output. */
-function run(
-  cmd: string,
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+import { shellcheck, shellcheckSync } from "./shellcheck";
+import { baseInput, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
 
 /** `fn` over `items`, `n` at a time; the results in the order of `items`. */
 async function inBatches<T, R>(items: T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -58,7 +34,6 @@ async function inBatches<T, R>(items: T[], n: number, fn: (item: T) => Promise<R
 describe("release script: static checks", () => {
   it("passes shellcheck -s bash with no findings (production render, variants, standalone backup/restore)", async function () {
     this.timeout(60000);
-    requireTool("shellcheck", "apt-get install -y shellcheck");
     const variants = [
       baseInput(),
       baseInput({ proxy: { kind: "nginx" } }),
@@ -82,36 +57,20 @@ describe("release script: static checks", () => {
       baseInput({ database: { ...baseInput().database, kind: "external" } }),
       baseInput({ database: { ...baseInput().database, kind: "external" }, follower: true }),
     ];
-    const dir = mkTemp("shellcheck");
-    const scripts = [...variants.map((v) => renderReleaseScript(v))];
-    try {
-      const files = scripts.map((text, i) => {
-        const file = path.join(dir, `apphost-release-${i}`);
-        fs.writeFileSync(file, text);
-        return file;
-      });
-      // A second of CPU each: as many at once as there are cores.
-      const results = await inBatches(files, os.cpus().length, (file) =>
-        run("shellcheck", ["-s", "bash", file]),
-      );
-      results.forEach((r, i) => {
-        assert.equal(r.status, 0, `variant ${i}:\n${r.stdout}${r.stderr}`);
-        assert.equal(r.stdout, "", `variant ${i}`);
-      });
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    // A second of CPU each: as many at once as there are cores.
+    const results = await inBatches(
+      variants.map((v) => renderReleaseScript(v)),
+      os.cpus().length,
+      (text) => shellcheck(text, ["-s", "bash"]),
+    );
+    results.forEach((r, i) => assert.deepEqual([r.status, r.output], [0, ""], `variant ${i}:\n${r.output}`));
   });
 
   it("release.sh, the static part, passes shellcheck as it is; the render carries none of its preamble", () => {
-    requireTool("shellcheck", "apt-get install -y shellcheck");
-    const file = path.join(__dirname, "../../components/release/release.sh");
-    const text = fs.readFileSync(file, "utf8");
+    const text = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
     assert.match(text, /^# shellcheck shell=bash$/m, "shellcheck must know the shell without -s");
-    const r = spawnSync("shellcheck", ["-S", "style", file], { encoding: "utf8" });
-    assert.equal(r.error, undefined, String(r.error));
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    assert.equal(r.stdout, "");
+    const r = shellcheckSync(text, ["-S", "style"]);
+    assert.deepEqual([r.status, r.output], [0, ""], r.output);
     const s = renderReleaseScript(baseInput());
     assert.ok(
       !s.includes("# shellcheck disable=SC2034"),
@@ -248,5 +207,37 @@ describe("release script: usage", () => {
     assert.match(r.stderr, /artifact checksum mismatch/);
     assert.ok(!fs.existsSync(path.join(host.layout.releases, "20250101120001-abcdef12")));
     assert.ok(fs.existsSync(app));
+  });
+});
+
+describe("shellcheck's clean verdicts are remembered (test/unit/shellcheck.ts)", () => {
+  const fresh = process.env.APPHOST_TEST_FRESH;
+  afterEach(() => {
+    if (fresh === undefined) delete process.env.APPHOST_TEST_FRESH;
+    else process.env.APPHOST_TEST_FRESH = fresh;
+  });
+  /** A script no earlier run has seen. */
+  const unique = (body: string) => `# ${process.pid} ${Date.now()} ${Math.random()}\n${body}`;
+
+  it("a clean script is checked once, then remembered; a script with findings is checked every time", () => {
+    delete process.env.APPHOST_TEST_FRESH;
+    const clean = unique('x=$1\necho "$x"\n');
+    assert.deepEqual(shellcheckSync(clean, ["-s", "bash"]), { status: 0, output: "", remembered: false });
+    assert.deepEqual(shellcheckSync(clean, ["-s", "bash"]), { status: 0, output: "", remembered: true });
+    // Other arguments are another verdict.
+    assert.equal(shellcheckSync(clean, ["-s", "sh"]).remembered, false);
+    const dirty = unique("x=$1\necho $x\n");
+    for (let i = 0; i < 2; i++) {
+      const r = shellcheckSync(dirty, ["-s", "bash"]);
+      assert.equal(r.status, 1);
+      assert.match(r.output, /SC2086/);
+      assert.equal(r.remembered, false);
+    }
+  });
+
+  it("APPHOST_TEST_FRESH=1 checks every script afresh", () => {
+    process.env.APPHOST_TEST_FRESH = "1";
+    const clean = unique("true\n");
+    for (let i = 0; i < 2; i++) assert.equal(shellcheckSync(clean, ["-s", "bash"]).remembered, false);
   });
 });
