@@ -8,24 +8,17 @@
  * machine. Writing ustar headers ourselves takes ~80 lines and makes the bytes
  * depend on nothing but the file tree.
  *
- * Exclude syntax (a subset of .gitignore, matched on `/`-separated path
- * segments relative to the app directory):
- *
- *   - `name`       no slash: matches a file or directory with that name at any depth
- *                  (`.git`, `__pycache__`, `*.pyc`).
- *   - `name/`      trailing slash: like `name` but only directories (`data/`, `logs/`).
- *   - `a/b`, `/a`  a slash at the start or in the middle anchors the pattern to the
- *                  app root, matched segment by segment (`/data/` is only the top-level
- *                  `data` directory, `static/build/*.map` only under `static/build`).
- *   - `*` matches any run of characters inside one segment, `?` one character,
- *     `[abc]` / `[a-z]` / `[!a]` a character class; `**` as a whole segment
- *     matches zero or more segments (`**\/*.log`, `docs/**`).
- *   - An excluded directory is not walked, so everything under it is excluded too.
- *   - Negation (`!pattern`) is not supported and throws.
+ * Exclude syntax: .gitignore's, as the `ignore` package reads it (the one
+ * eslint and prettier use), on `/`-separated paths relative to the app
+ * directory: `name` at any depth, `name/` directories only, `/name` and `a/b`
+ * anchored at the app root, `*`, `?`, `[a-z]`, `**`, and `!pattern` to keep
+ * what an earlier pattern left out. An excluded directory is not walked, so a
+ * `!` cannot bring back a file under it (as in git).
  */
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import ignore from "ignore";
 import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
@@ -69,62 +62,24 @@ export interface Artifact {
 
 type Matcher = (relPath: string, isDir: boolean) => boolean;
 
-function segmentRegex(glob: string, pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i + 2);
-      if (end < 0) throw new Error(`apphost:app.excludes: unclosed "[" in "${pattern}"`);
-      let cls = glob.slice(i + 1, end);
-      if (cls.startsWith("!")) cls = "^" + cls.slice(1);
-      re += `[${cls.replace(/\\/g, "\\\\")}]`;
-      i = end;
-    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
-
-function matchSegments(pattern: (RegExp | "**")[], segs: string[]): boolean {
-  if (pattern.length === 0) return segs.length === 0;
-  const [head, ...rest] = pattern;
-  if (head === "**") {
-    for (let skip = 0; skip <= segs.length; skip++) if (matchSegments(rest, segs.slice(skip))) return true;
-    return false;
-  }
-  return segs.length > 0 && head.test(segs[0]) && matchSegments(rest, segs.slice(1));
-}
-
 /**
  * Compile exclude patterns (syntax in the module comment) into one predicate
- * over a relative `/`-separated path. Throws on empty or negated patterns.
+ * over a relative `/`-separated path. Throws on a pattern that excludes
+ * nothing by mistake: empty, `/` alone, or a `[` never closed (git reads it as
+ * a class that matches no name).
  */
 export function compileExcludes(patterns: readonly string[]): Matcher {
-  const rules = patterns.map((raw) => {
+  for (const raw of patterns) {
     const pattern = raw.trim();
-    if (pattern === "" || pattern === "/") throw new Error(`apphost:app.excludes: empty pattern`);
-    if (pattern.startsWith("!")) {
-      throw new Error(`apphost:app.excludes: negation is not supported ("${pattern}"); list what to exclude`);
+    if (pattern === "" || pattern === "/" || pattern === "!") {
+      throw new Error(`apphost:app.excludes: empty pattern`);
     }
-    const dirOnly = pattern.endsWith("/");
-    const body = dirOnly ? pattern.slice(0, -1) : pattern;
-    const anchored = body.includes("/");
-    const segs = body
-      .replace(/^\//, "")
-      .split("/")
-      .map((s) => (s === "**" ? ("**" as const) : segmentRegex(s, pattern)));
-    return { dirOnly, anchored, segs };
-  });
-  return (relPath, isDir) => {
-    const segs = relPath.split("/");
-    return rules.some((r) => {
-      if (r.dirOnly && !isDir) return false;
-      if (!r.anchored) return (r.segs[0] as RegExp).test(segs[segs.length - 1]);
-      return matchSegments(r.segs, segs);
-    });
-  };
+    if (/\[(?![^\]]+\])/.test(pattern.replace(/\\./g, ""))) {
+      throw new Error(`apphost:app.excludes: unclosed "[" in "${pattern}"`);
+    }
+  }
+  const ig = ignore().add(patterns.map((p) => p.trim()));
+  return (relPath, isDir) => ig.ignores(isDir ? `${relPath}/` : relPath);
 }
 
 // ---------------------------------------------------------------------- walk

@@ -521,9 +521,8 @@ const ROWS: Row[] = [
       "(it becomes part of a systemd unit name); rename it",
   },
   {
-    set: { "app.excludes": ["*.log", "!keep.log"] },
-    error:
-      'apphost:app.excludes[1]: negation is not supported ("!keep.log"); list what to exclude; fix or remove the pattern',
+    set: { "app.excludes": ["*.log", "!"] },
+    error: "apphost:app.excludes[1]: empty pattern; fix or remove the pattern",
   },
   {
     set: { "app.excludes": ["data/[abc"] },

@@ -64,6 +64,12 @@ describe("release artifact: excludes", () => {
     [["*.tar.gz"], "x.tar.gz", false, true],
     [["a+b"], "a+b", false, true],
     [["a+b"], "aab", false, false],
+    // gitignore's negation: a later `!pattern` keeps what an earlier one left out
+    [["*.log", "!keep.log"], "keep.log", false, false],
+    [["*.log", "!keep.log"], "x.log", false, true],
+    [["*.log", "!keep.log", "keep.log"], "keep.log", false, true],
+    [["/static/*", "!/static/dist/"], "static/dist", true, false],
+    [["/static/*", "!/static/dist/"], "static/src", true, true],
   ];
   for (const [patterns, p, isDir, want] of cases) {
     it(`${JSON.stringify(patterns)} ${want ? "excludes" : "keeps"} ${p}${isDir ? "/" : ""}`, () => {
@@ -71,9 +77,29 @@ describe("release artifact: excludes", () => {
     });
   }
 
-  it("refuses negation and empty patterns with the key in the message", () => {
-    assert.throws(() => compileExcludes(["!keep.pyc"]), /apphost:app.excludes: negation is not supported/);
-    assert.throws(() => compileExcludes([" "]), /apphost:app.excludes: empty pattern/);
+  it("refuses empty patterns and an unclosed [ with the key in the message", () => {
+    for (const p of [" ", "/", "!"]) {
+      assert.throws(() => compileExcludes(["*.pyc", p]), /^Error: apphost:app.excludes: empty pattern$/);
+    }
+    assert.throws(
+      () => compileExcludes(["data/[abc"]),
+      /apphost:app.excludes: unclosed "\[" in "data\/\[abc"/,
+    );
+    assert.doesNotThrow(() => compileExcludes(["data/[abc]", "\\[literal"]));
+  });
+
+  it("a file under an excluded directory stays out, whatever a later ! says (the walk never enters it)", () => {
+    const dir = mkTemp("excl");
+    try {
+      writeTree(dir, { "build/keep.txt": "k", "build/x.txt": "x", "app.py": "" });
+      const { entries } = walkApp(dir, ["build/", "!build/keep.txt"]);
+      assert.deepEqual(
+        entries.map((e) => e.path),
+        ["app.py"],
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
