@@ -26,9 +26,6 @@ export const ENV_REFERENCES = [
 ] as const;
 export type EnvReference = (typeof ENV_REFERENCES)[number];
 
-/** The references whose values are secrets. */
-export const SECRET_REFERENCES: readonly EnvReference[] = ["database.url", "database.password", "secretKey"];
-
 const TOKEN = /\$\$\{|\$\{([^}]*)\}/g;
 
 /** The names a value references, in order (`$${` escapes are not references). */

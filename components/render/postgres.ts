@@ -18,9 +18,6 @@
 import * as crypto from "crypto";
 import { assertSafe, SAFE } from "../shell";
 
-/** Postgres identifiers apphost creates: lowercase, digits and _, at most 63 characters. */
-export const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-
 export const POSTGRES_PORT = 5432;
 
 function assertIdentifier(name: string): string {
