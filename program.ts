@@ -20,7 +20,7 @@ import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
 import type { S3Target } from "./components/release/backup";
 import { Database } from "./components/database";
 import { Dns, recordOwner } from "./components/dns";
-import { Host } from "./components/host";
+import { Host, stackIdentity, type HostArgs } from "./components/host";
 import { LoadBalancer } from "./components/loadbalancer";
 import { Server } from "./components/server";
 import { OriginCertificate } from "./components/tls";
@@ -37,7 +37,7 @@ export async function program(): Promise<Record<string, unknown>> {
   // apphost:backups.s3 (ec2 only): the bucket, and the role the instance copies backups with.
   const backups = BackupBucket.forStack("backups", config);
   const host = new Host("host", {
-    config,
+    ...hostArgs(config),
     sshPrivateKey,
     jumpPrivateKey,
     instanceProfile: backups?.instanceProfileName,
@@ -117,6 +117,16 @@ function appSecrets(secretEnv: pulumi.Output<Record<string, string>>): pulumi.Ou
     .apply(([given, generated]): Record<string, string> => ({ SECRET_KEY: generated, ...given }));
 }
 
+/** Host's args from the stack's config: whose host, apphost:host, the web ports and apphost:dns.ipv6. */
+function hostArgs(config: StackConfig): Pick<HostArgs, "identity" | "host" | "webPorts" | "ipv6"> {
+  return {
+    identity: stackIdentity(config),
+    host: config.host,
+    webPorts: config.proxy,
+    ipv6: config.dns.ipv6,
+  };
+}
+
 /** The stack's config as one app host sees it: that host's address and key. */
 function onHost(config: StackConfig, address: { address: string; hostKey?: string }): StackConfig {
   if (config.host.kind !== "existing") return config;
@@ -142,7 +152,7 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
 
   const lbConfig = onHost(config, { address: lb.address, ...(lb.hostKey ? { hostKey: lb.hostKey } : {}) });
   lbConfig.host = { ...lbConfig.host, user: lb.user, port: lb.port, swapMb: 0 };
-  const lbHost = new Host("lb-host", { config: lbConfig, sshPrivateKey, jumpPrivateKey });
+  const lbHost = new Host("lb-host", { ...hostArgs(lbConfig), sshPrivateKey, jumpPrivateKey });
   const lbServer = new Server(
     "lb-server",
     { config: lbConfig, connection: lbHost.connection, role: "balancer" },
@@ -166,7 +176,7 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
   const hosts = addresses.map((address, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
     const hostConfig = onHost(config, address);
-    const host = new Host(`host${suffix}`, { config: hostConfig, sshPrivateKey, jumpPrivateKey });
+    const host = new Host(`host${suffix}`, { ...hostArgs(hostConfig), sshPrivateKey, jumpPrivateKey });
     const server = new Server(
       `server${suffix}`,
       { config: hostConfig, connection: host.connection },
@@ -251,7 +261,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
   const hosts = Array.from({ length: ec2.count }, (_, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
     const host = new Host(`host${suffix}`, {
-      config,
+      ...hostArgs(config),
       sshPrivateKey,
       jumpPrivateKey,
       instanceProfile: backups?.instanceProfileName,

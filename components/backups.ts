@@ -13,7 +13,7 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config/types";
-import { resourceTags } from "./host";
+import { resourceTags, stackIdentity } from "./host";
 import { hostLayout } from "./paths";
 import type { S3Target } from "./release/backup";
 
@@ -116,7 +116,7 @@ export class BackupBucket extends pulumi.ComponentResource {
       throw new Error("BackupBucket: needs apphost:backups.s3 true and apphost:host.kind ec2");
     }
     const parent = { parent: this };
-    const tags = resourceTags(config);
+    const tags = resourceTags(stackIdentity(config));
     const prefix = backupPrefix(config);
     const days = config.backups.s3ExpireDays;
     const id = hostLayout(config.app.name, config.stack).id;

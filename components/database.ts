@@ -15,7 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { isPostgres, isProductionStack } from "./config/defaults";
 import type { RdsConfig, StackConfig } from "./config/types";
-import { resourceTags } from "./host";
+import { resourceTags, stackIdentity } from "./host";
 import { hostLayout } from "./paths";
 import { hostNeedsOpenSsh, hostStep } from "./remote/command";
 import type { SshConnection } from "./remote/connection";
@@ -75,7 +75,7 @@ export function rdsInstanceArgs(
     deletionProtection: prod,
     skipFinalSnapshot: !prod,
     ...(prod ? { finalSnapshotIdentifier: `apphost-${id}-final` } : {}),
-    tags: resourceTags(config),
+    tags: resourceTags(stackIdentity(config)),
   };
 }
 
@@ -180,7 +180,7 @@ export class Database extends pulumi.ComponentResource {
       throw new Error("apphost:database.kind rds needs apphost:host.kind ec2 and apphost:database.rds");
     }
     const awsSdk = require("@pulumi/aws") as typeof import("@pulumi/aws");
-    const tags = resourceTags(config);
+    const tags = resourceTags(stackIdentity(config));
     const id = hostLayout(config.app.name, config.stack).id;
     const securityGroup = new awsSdk.ec2.SecurityGroup(
       `${name}-sg`,

@@ -6,15 +6,43 @@
 // Type-only at the top: the SDK is loaded where it is used, so stacks without EC2 (the local stack) start faster.
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Ec2HostConfig, JumpConfig, StackConfig } from "./config/types";
+import type { Ec2HostConfig, HostConfig, JumpConfig, ProxyConfig } from "./config/types";
 import { isProductionStack } from "./config/defaults";
 import { hostLayout } from "./paths";
 import type { SshConnection, SshProxy } from "./remote/connection";
 import { HostConnection } from "./remote/resources";
 
+/** Whose resources these are: the AWS tags, names and descriptions carry it (`stackIdentity`). */
+export interface StackIdentity {
+  /** The Pulumi project */
+  project: string;
+  /** The Pulumi stack; a `prod*` stack's instance and data are protected */
+  stack: string;
+  /** apphost:app.name */
+  app: string;
+}
+
+/** The `StackIdentity` of a stack's config. */
+export function stackIdentity(config: {
+  project: string;
+  stack: string;
+  app: { name: string };
+}): StackIdentity {
+  return { project: config.project, stack: config.stack, app: config.app.name };
+}
+
 export interface HostArgs {
-  /** The validated stack config (`loadStackConfig().config`). */
-  config: StackConfig;
+  /** Whose host (`stackIdentity(config)`): it names, tags and describes the AWS resources; prod* stacks protect them */
+  identity: StackIdentity;
+  /**
+   * apphost:host, validated: an EC2 instance to create (ec2), or a server's
+   * address (existing); SSH's port, user and route (`via`) either way.
+   */
+  host: HostConfig;
+  /** apphost:proxy's ports (ec2): the firewall opens them to the web, or HTTP alone to the load balancer */
+  webPorts: Pick<ProxyConfig, "httpPort" | "httpsPort">;
+  /** apphost:dns.ipv6 (ec2): the instance gets an IPv6 address, and the firewall admits IPv6 too. @default false */
+  ipv6?: boolean;
   /** `apphost:sshPrivateKey` (`loadStackConfig().sshPrivateKey`); the deployer logs in with it. */
   sshPrivateKey: pulumi.Input<string>;
   /** `apphost:jumpPrivateKey`: the jump host's key (apphost:host.via.jump); the deploy key when unset. */
@@ -85,8 +113,8 @@ export class Host extends pulumi.ComponentResource {
     super("apphost:index:Host", name, {}, opts);
     // Options of every child: hoisted helper functions below cannot use `this` themselves.
     const childOpts = { parent: this };
-    const { config } = args;
-    const host = config.host;
+    const { identity, host } = args;
+    const ipv6 = args.ipv6 ?? false;
     // Where SSH connects and how (a jump host, an Instance Connect Endpoint); by default the public address, directly.
     let sshAddress: pulumi.Output<string> | undefined;
     // A jump host is known from the config; an Instance Connect Endpoint once created (below).
@@ -97,7 +125,7 @@ export class Host extends pulumi.ComponentResource {
 
     if (host.kind === "ec2") {
       const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
-      const tags = resourceTags(config);
+      const tags = resourceTags(identity);
       const ami = lookupAmi(host);
       const vpcId = args.behindLoadBalancer
         ? pulumi.output(args.behindLoadBalancer.vpcId)
@@ -129,9 +157,7 @@ export class Host extends pulumi.ComponentResource {
         ? // Wait for the association: before it, the address does not reach the instance yet.
           pulumi.all([elastic.eip.publicIp, elastic.eipAssociation.id]).apply(([ip]) => ip)
         : instance.publicIp;
-      this.ipv6Address = config.dns.ipv6
-        ? instance.ipv6Addresses.apply((a) => a[0])
-        : pulumi.output(undefined);
+      this.ipv6Address = ipv6 ? instance.ipv6Addresses.apply((a) => a[0]) : pulumi.output(undefined);
       this.instanceId = instance.id.apply((id) => id as string | undefined);
       this.network = { vpcId, securityGroupId: securityGroup.id };
       if (endpoint) {
@@ -156,9 +182,9 @@ export class Host extends pulumi.ComponentResource {
         const endpointSg = new aws.ec2.SecurityGroup(
           `${name}-eice-sg`,
           {
-            description: `apphost ${config.project}/${config.stack}: the EC2 Instance Connect Endpoint, SSH to the instance only`,
+            description: `apphost ${identity.project}/${identity.stack}: the EC2 Instance Connect Endpoint, SSH to the instance only`,
             vpcId,
-            tags: { ...tags, Name: `${hostLayout(config.app.name, config.stack).id}-eice` },
+            tags: { ...tags, Name: `${hostLayout(identity.app, identity.stack).id}-eice` },
           },
           childOpts,
         );
@@ -211,7 +237,7 @@ export class Host extends pulumi.ComponentResource {
         return new tls.PrivateKey(
           `${name}-host-key`,
           { algorithm: "ED25519" },
-          { ...childOpts, protect: isProductionStack(config.stack) },
+          { ...childOpts, protect: isProductionStack(identity.stack) },
         );
       }
 
@@ -219,9 +245,9 @@ export class Host extends pulumi.ComponentResource {
         return new aws.ec2.SecurityGroup(
           `${name}-sg`,
           {
-            description: `apphost ${config.project}/${config.stack}: web from anywhere, SSH from apphost:host.sshAllowCidrs`,
+            description: `apphost ${identity.project}/${identity.stack}: web from anywhere, SSH from apphost:host.sshAllowCidrs`,
             vpcId,
-            tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id },
+            tags: { ...tags, Name: hostLayout(identity.app, identity.stack).id },
           },
           childOpts,
         );
@@ -229,7 +255,7 @@ export class Host extends pulumi.ComponentResource {
 
       function createFirewallRules(sg: aws.ec2.SecurityGroup) {
         // One resource per rule (the AWS provider's advice over inline rules): changing one CIDR touches one rule.
-        const rules = firewallRules(config, args.behindLoadBalancer !== undefined);
+        const rules = firewallRules(args, args.behindLoadBalancer !== undefined);
         return {
           ingressRules: rules.ingress.map(
             (rule) =>
@@ -274,27 +300,27 @@ export class Host extends pulumi.ComponentResource {
             // Attached and detached in place: turning apphost:backups.s3 on or off never replaces the instance.
             iamInstanceProfile: args.instanceProfile,
             associatePublicIpAddress: true,
-            ipv6AddressCount: config.dns.ipv6 ? 1 : undefined,
+            ipv6AddressCount: ipv6 ? 1 : undefined,
             rootBlockDevice: {
               volumeType: "gp3",
               volumeSize: h.rootVolumeGb,
               encrypted: true,
               // prod*: the root volume (the data, the backups) outlives even a terminated instance.
-              deleteOnTermination: !isProductionStack(config.stack),
+              deleteOnTermination: !isProductionStack(identity.stack),
               tags,
             },
             // prod*: the EC2 API refuses to terminate it until this is turned off by hand.
-            disableApiTermination: isProductionStack(config.stack),
+            disableApiTermination: isProductionStack(identity.stack),
             // IMDSv2 only: a request forged through the app (SSRF) cannot read instance credentials.
             metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
             // Secret: it carries the host's private key.
             userData: pulumi.secret(
               pulumi
                 .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
-                .apply(([privateKey, publicKey]) => userData(config, { privateKey, publicKey })),
+                .apply(([privateKey, publicKey]) => userData(identity, host.port, { privateKey, publicKey })),
             ),
             userDataReplaceOnChange: false,
-            tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id },
+            tags: { ...tags, Name: hostLayout(identity.app, identity.stack).id },
           },
           {
             ...childOpts,
@@ -305,7 +331,7 @@ export class Host extends pulumi.ComponentResource {
             // Replace on purpose with `pulumi up --replace <urn>`.
             ignoreChanges: ["ami", "userData", "keyName"],
             // prod*: `pulumi destroy` and a replace stop here until `pulumi state unprotect`.
-            ...(isProductionStack(config.stack) ? { protect: true } : {}),
+            ...(isProductionStack(identity.stack) ? { protect: true } : {}),
           },
         );
       }
@@ -313,7 +339,7 @@ export class Host extends pulumi.ComponentResource {
       function createElasticIp(instance: aws.ec2.Instance) {
         const eip = new aws.ec2.Eip(
           `${name}-eip`,
-          { domain: "vpc", tags: { ...tags, Name: hostLayout(config.app.name, config.stack).id } },
+          { domain: "vpc", tags: { ...tags, Name: hostLayout(identity.app, identity.stack).id } },
           childOpts,
         );
         const eipAssociation = new aws.ec2.EipAssociation(
@@ -389,11 +415,11 @@ export function amiQuery(os: Ec2HostConfig["os"], arch: Ec2HostConfig["arch"]): 
 }
 
 /** Tags on every AWS resource, so a stack's resources can be found (and billed) together. */
-export function resourceTags(config: StackConfig): Record<string, string> {
+export function resourceTags(identity: StackIdentity): Record<string, string> {
   return {
-    "apphost:project": config.project,
-    "apphost:stack": config.stack,
-    "apphost:app": config.app.name,
+    "apphost:project": identity.project,
+    "apphost:stack": identity.stack,
+    "apphost:app": identity.app,
   };
 }
 
@@ -403,11 +429,12 @@ export function resourceTags(config: StackConfig): Record<string, string> {
  * mirrors, ACME, the app's own APIs).
  */
 export function firewallRules(
-  config: StackConfig,
+  input: Pick<HostArgs, "host" | "webPorts" | "ipv6">,
   behindLoadBalancer = false,
 ): { ingress: FirewallRule[]; egress: FirewallRule[] } {
-  if (config.host.kind !== "ec2") return { ingress: [], egress: [] };
-  const ipv6 = config.dns.ipv6;
+  const { host, webPorts } = input;
+  if (host.kind !== "ec2") return { ingress: [], egress: [] };
+  const ipv6 = input.ipv6 ?? false;
   const web = (label: string, port: number): FirewallRule[] => [
     {
       id: `${label}-ipv4`,
@@ -430,12 +457,12 @@ export function firewallRules(
         ]
       : []),
   ];
-  const ssh: FirewallRule[] = config.host.sshAllowCidrs.map((cidr) => ({
+  const ssh: FirewallRule[] = host.sshAllowCidrs.map((cidr) => ({
     id: `ssh-${cidr.replace(/[./]/g, "-")}`,
     description: "SSH for deploys (apphost:host.sshAllowCidrs)",
     ipProtocol: "tcp",
-    fromPort: config.host.port,
-    toPort: config.host.port,
+    fromPort: host.port,
+    toPort: host.port,
     cidrIpv4: cidr,
   }));
   const egress: FirewallRule[] = [
@@ -450,15 +477,15 @@ export function firewallRules(
       id: "http-from-lb",
       description: "HTTP from the load balancer only",
       ipProtocol: "tcp",
-      fromPort: config.proxy.httpPort,
-      toPort: config.proxy.httpPort,
+      fromPort: webPorts.httpPort,
+      toPort: webPorts.httpPort,
       fromLoadBalancer: true,
     },
   ];
   return {
     ingress: behindLoadBalancer
       ? [...fromLb, ...ssh]
-      : [...web("http", config.proxy.httpPort), ...web("https", config.proxy.httpsPort), ...ssh],
+      : [...web("http", webPorts.httpPort), ...web("https", webPorts.httpsPort), ...ssh],
     egress,
   };
 }
@@ -483,8 +510,8 @@ export interface HostKeyPair {
  *   deployer's very first connection already uses that port.
  * It carries a private key: the component passes it as a secret.
  */
-export function userData(config: StackConfig, hostKey: HostKeyPair): string {
-  const layout = hostLayout(config.app.name, config.stack);
+export function userData(identity: StackIdentity, sshPort: number, hostKey: HostKeyPair): string {
+  const layout = hostLayout(identity.app, identity.stack);
   const str = (s: string) => JSON.stringify(s);
   const block = (text: string, indent: string) =>
     text
@@ -494,7 +521,7 @@ export function userData(config: StackConfig, hostKey: HostKeyPair): string {
       .join("\n");
   const lines = [
     "#cloud-config",
-    `# apphost first boot for ${config.project}/${config.stack}; cloud-init applies it once.`,
+    `# apphost first boot for ${identity.project}/${identity.stack}; cloud-init applies it once.`,
     "# The SSH host key apphost generated and pins: the only one this host offers.",
     "ssh_deletekeys: true",
     "ssh_keys:",
@@ -506,11 +533,11 @@ export function userData(config: StackConfig, hostKey: HostKeyPair): string {
     '    permissions: "0644"',
     `    content: ${str(`${layout.id}\n`)}`,
   ];
-  if (config.host.port !== 22) {
+  if (sshPort !== 22) {
     lines.push(
       "  - path: /etc/ssh/sshd_config.d/10-apphost-port.conf",
       '    permissions: "0644"',
-      `    content: ${str(`Port ${config.host.port}\n`)}`,
+      `    content: ${str(`Port ${sshPort}\n`)}`,
       "runcmd:",
       "  # Ubuntu 24.04 starts sshd from ssh.socket, whose port a generator takes from sshd_config.",
       `  - ${str("/usr/sbin/sshd -t && systemctl daemon-reload && if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then systemctl restart ssh.socket; else systemctl restart ssh.service; fi")}`,
@@ -532,7 +559,7 @@ function ruleArgs(rule: FirewallRule) {
 
 function sshConnection(
   address: pulumi.Output<string>,
-  host: StackConfig["host"],
+  host: Pick<HostConfig, "port" | "user">,
   privateKey: pulumi.Input<string>,
   ref: string,
   hostKey: pulumi.Output<string | undefined>,

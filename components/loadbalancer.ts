@@ -12,7 +12,7 @@ import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { DNS_DEFAULTS, isProductionStack } from "./config/defaults";
 import type { StackConfig } from "./config/types";
-import { resourceTags } from "./host";
+import { resourceTags, stackIdentity } from "./host";
 import { hostLayout } from "./paths";
 
 /** TLS 1.3 and 1.2 only, AWS's recommended policy for new listeners. */
@@ -57,7 +57,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     const cf = require("@pulumi/cloudflare") as typeof import("@pulumi/cloudflare");
     const { config } = args;
     const childOpts = { parent: this };
-    const tags = resourceTags(config);
+    const tags = resourceTags(stackIdentity(config));
     const id = hostLayout(config.app.name, config.stack).id;
     const prod = isProductionStack(config.stack);
 

@@ -15,7 +15,7 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
-import { amiQuery, firewallRules, Host, userData } from "../../components/host";
+import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../components/host";
 import { hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
@@ -76,7 +76,7 @@ async function host(
   raw?: Record<string, unknown>,
 ) {
   const h = new Host(name, {
-    config: stackConfig(keys, stack, raw),
+    ...hostArgs(stackConfig(keys, stack, raw)),
     sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
   });
   const n = h.nodes;
@@ -104,6 +104,14 @@ function one(type: string, prefix: string): Inputs {
 
 /** The Dns component's args from a whole stack config. */
 const dnsArgs = (config: StackConfig) => ({ dns: config.dns, owner: recordOwner(config) });
+
+/** The Host component's args from a whole stack config, as the program derives them. */
+const hostArgs = (config: StackConfig) => ({
+  identity: stackIdentity(config),
+  host: config.host,
+  webPorts: config.proxy,
+  ipv6: config.dns.ipv6,
+});
 
 describe("Host (ec2)", () => {
   beforeEach(resetRecords);
@@ -257,7 +265,7 @@ describe("Host (ec2)", () => {
   });
 
   it("keeps the connection secret even when the key is passed in plain text", async () => {
-    const h = new Host("plain", { config: stackConfig(), sshPrivateKey: DEPLOY_KEY.privateKey });
+    const h = new Host("plain", { ...hostArgs(stackConfig()), sshPrivateKey: DEPLOY_KEY.privateKey });
     assert.equal(await pulumi.isSecret(h.connection), true);
   });
 
@@ -469,7 +477,7 @@ describe("Host (through a jump host)", () => {
 
   it("the connection goes through the bastion, with the deploy key unless apphost:jumpPrivateKey is set; all secret", async () => {
     const h = new Host("j1", {
-      config: stackConfig({}, "staging", raw()),
+      ...hostArgs(stackConfig({}, "staging", raw())),
       sshPrivateKey: DEPLOY_KEY.privateKey,
     });
     assert.equal(await pulumi.isSecret(h.connection), true);
@@ -482,7 +490,7 @@ describe("Host (through a jump host)", () => {
       hostKey: bastionKey,
     });
     const h2 = new Host("j2", {
-      config: stackConfig({}, "staging", raw()),
+      ...hostArgs(stackConfig({}, "staging", raw())),
       sshPrivateKey: DEPLOY_KEY.privateKey,
       jumpPrivateKey: pulumi.secret(
         "-----BEGIN OPENSSH PRIVATE KEY-----\njump\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -492,7 +500,7 @@ describe("Host (through a jump host)", () => {
     assert.ok(proxy?.kind === "jump");
     assert.match(proxy.privateKey, /\njump\n/);
     const direct = new Host("j3", {
-      config: stackConfig({}, "staging", existingRaw()),
+      ...hostArgs(stackConfig({}, "staging", existingRaw())),
       sshPrivateKey: DEPLOY_KEY.privateKey,
     });
     assert.equal((await valueOf(direct.connection)).proxy, undefined);
@@ -523,9 +531,10 @@ describe("host helpers", () => {
       '    permissions: "0644"',
       '    content: "apphost-staging\\n"',
     ];
-    assert.equal(userData(stackConfig(), key), [...head, ""].join("\n"));
+    const identity = stackIdentity(stackConfig());
+    assert.equal(userData(identity, 22, key), [...head, ""].join("\n"));
     assert.equal(
-      userData(stackConfig({ "host.port": 2222 }), key),
+      userData(identity, 2222, key),
       [
         ...head,
         "  - path: /etc/ssh/sshd_config.d/10-apphost-port.conf",
@@ -540,16 +549,21 @@ describe("host helpers", () => {
   });
 
   it("names firewall rules after port and CIDR, so reordering the CIDRs replaces nothing", () => {
-    const rules = firewallRules(stackConfig({ "host.sshAllowCidrs": ["203.0.113.7/32", "198.51.100.0/28"] }));
+    const rules = firewallRules(
+      hostArgs(stackConfig({ "host.sshAllowCidrs": ["203.0.113.7/32", "198.51.100.0/28"] })),
+    );
     assert.deepEqual(
       rules.ingress.map((r) => r.id),
       ["http-ipv4", "https-ipv4", "ssh-203-0-113-7-32", "ssh-198-51-100-0-28"],
     );
     const reordered = firewallRules(
-      stackConfig({ "host.sshAllowCidrs": ["198.51.100.0/28", "203.0.113.7/32"] }),
+      hostArgs(stackConfig({ "host.sshAllowCidrs": ["198.51.100.0/28", "203.0.113.7/32"] })),
     );
     assert.deepEqual(new Set(reordered.ingress.map((r) => r.id)), new Set(rules.ingress.map((r) => r.id)));
-    assert.deepEqual(firewallRules(stackConfig({}, "staging", existingRaw())), { ingress: [], egress: [] });
+    assert.deepEqual(firewallRules(hostArgs(stackConfig({}, "staging", existingRaw()))), {
+      ingress: [],
+      egress: [],
+    });
   });
 
   it("queries images by OS and architecture", () => {
@@ -753,7 +767,7 @@ describe("BackupBucket (apphost:backups.s3)", () => {
     const config = stackConfig({ [S3]: true });
     const b = new BackupBucket("prof", { config });
     const h = new Host("prof-host", {
-      config,
+      ...hostArgs(config),
       sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
       instanceProfile: b.instanceProfileName,
     });
@@ -885,7 +899,7 @@ describe("Dns", () => {
   it("takes the address from the host, so an IP change reaches DNS in the same run", async () => {
     resetRecords();
     const config = stackConfig({ "dns.ipv6": true });
-    const h = new Host("flow", { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
+    const h = new Host("flow", { ...hostArgs(config), sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
     const d = new Dns("flow-dns", { ...dnsArgs(config), publicIp: h.publicIp, ipv6Address: h.ipv6Address });
     await settled(...d.nodes.records);
     assert.deepEqual(
@@ -901,7 +915,7 @@ describe("Dns", () => {
     try {
       resetRecords();
       const config = stackConfig(keys);
-      const h = new Host(name, { config, sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
+      const h = new Host(name, { ...hostArgs(config), sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey) });
       const d = new Dns(`${name}-dns`, {
         ...dnsArgs(config),
         publicIp: h.publicIp,

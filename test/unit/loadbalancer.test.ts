@@ -6,7 +6,7 @@
 import { MOCK, ofType, resetRecords, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { firewallRules, Host } from "../../components/host";
+import { firewallRules, Host, stackIdentity } from "../../components/host";
 import { ALB_SSL_POLICY, LoadBalancer } from "../../components/loadbalancer";
 import { renderCaddySite } from "../../components/render/caddy";
 import { hostLayout } from "../../components/paths";
@@ -65,6 +65,12 @@ describe("the load balancer and the instances behind it (mocks)", () => {
   let lb: LoadBalancer;
   let host: Host;
   const config = stackConfig(MULTI);
+  const hostArgs = {
+    identity: stackIdentity(config),
+    host: config.host,
+    webPorts: config.proxy,
+    ipv6: config.dns.ipv6,
+  };
 
   before(async () => {
     resetRecords();
@@ -75,7 +81,7 @@ describe("the load balancer and the instances behind it (mocks)", () => {
       zoneId: MOCK.zoneId,
     });
     host = new Host("host2", {
-      config,
+      ...hostArgs,
       sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
       behindLoadBalancer: {
         vpcId: MOCK.defaultVpcId,
@@ -110,7 +116,7 @@ describe("the load balancer and the instances behind it (mocks)", () => {
     const instance = ofType("aws:ec2/instance:Instance", "host2")[0];
     assert.equal(instance.inputs.subnetId, "subnet-0default0000000002");
     assert.deepEqual(
-      firewallRules(config, true).ingress.map((r) => r.id),
+      firewallRules(hostArgs, true).ingress.map((r) => r.id),
       ["http-from-lb", "ssh-203-0-113-7-32"],
     );
   });
