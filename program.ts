@@ -13,7 +13,7 @@ import * as random from "@pulumi/random";
 import { App, lockOwner, secretValues } from "./components/app";
 import { stackArtifact } from "./components/release/cache";
 import { Balancer } from "./components/balancer";
-import { BackupBucket } from "./components/backups";
+import { BackupBucket, type BackupBucketArgs } from "./components/backups";
 import { loadStackConfig, type LoadedStackConfig, type StackConfig } from "./components/config";
 import { maintenanceFiles } from "./components/paths";
 import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
@@ -35,7 +35,7 @@ export async function program(): Promise<Record<string, unknown>> {
   const { config, sshPrivateKey, secretEnv, jumpPrivateKey, alertWebhook, databaseUrl } = loaded;
 
   // apphost:backups.s3 (ec2 only): the bucket, and the role the instance copies backups with.
-  const backups = BackupBucket.forStack("backups", config);
+  const backups = BackupBucket.forStack("backups", backupBucketArgs(config));
   const host = new Host("host", {
     ...hostArgs(config),
     sshPrivateKey,
@@ -115,6 +115,11 @@ function appSecrets(secretEnv: pulumi.Output<Record<string, string>>): pulumi.Ou
   return pulumi
     .all([secretEnv, secretKey.result])
     .apply(([given, generated]): Record<string, string> => ({ SECRET_KEY: generated, ...given }));
+}
+
+/** BackupBucket's args from the stack's config: whose backups, apphost:backups, the host's kind. */
+function backupBucketArgs(config: StackConfig): BackupBucketArgs {
+  return { identity: stackIdentity(config), backups: config.backups, hostKind: config.host.kind };
 }
 
 /** Host's args from the stack's config: whose host, apphost:host, the web ports and apphost:dns.ipv6. */
@@ -249,7 +254,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
           ],
         })
         .ids.apply((ids) => [...ids].sort());
-  const backups = BackupBucket.forStack("backups", config);
+  const backups = BackupBucket.forStack("backups", backupBucketArgs(config));
   const dns = new Dns("dns", {
     dns: { ...config.dns, hostnames: [] },
     owner: recordOwner(config),

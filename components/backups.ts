@@ -12,8 +12,8 @@
 // Type-only at the top: the SDK is loaded where it is used, so stacks without a backup bucket start faster.
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config/types";
-import { resourceTags, stackIdentity } from "./host";
+import type { BackupsConfig, HostConfig } from "./config/types";
+import { resourceTags, type StackIdentity } from "./host";
 import { hostLayout } from "./paths";
 import type { S3Target } from "./release/backup";
 
@@ -23,8 +23,8 @@ export type { S3Target };
 export const ABORT_INCOMPLETE_UPLOAD_DAYS = 7;
 
 /** `<app>/<stack>/`: the key prefix of a stack's copies, and the only place its role may write. */
-export function backupPrefix(config: Pick<StackConfig, "app" | "stack">): string {
-  return `${config.app.name}/${config.stack}/`;
+export function backupPrefix(identity: Pick<StackIdentity, "app" | "stack">): string {
+  return `${identity.app}/${identity.stack}/`;
 }
 
 type PolicyDocument = {
@@ -79,7 +79,16 @@ export function ec2AssumeRolePolicy(): PolicyDocument {
 }
 
 export interface BackupBucketArgs {
-  config: StackConfig;
+  /**
+   * Whose backups (`stackIdentity(config)`): `<app>-<stack>` names the bucket
+   * and the role's IAM path, `<app>/<stack>/` is the prefix the role may write
+   * to, and every resource is tagged with it.
+   */
+  identity: StackIdentity;
+  /** apphost:backups: `s3` must be on; `s3ExpireDays` is how long a copy (and an overwritten version) is kept */
+  backups: Pick<BackupsConfig, "s3" | "s3ExpireDays">;
+  /** apphost:host.kind: only an ec2 instance can write to the bucket (with the instance role) */
+  hostKind: HostConfig["kind"];
 }
 
 export class BackupBucket extends pulumi.ComponentResource {
@@ -103,23 +112,23 @@ export class BackupBucket extends pulumi.ComponentResource {
   };
 
   /** The stack's backup bucket, or undefined when `apphost:backups.s3` is off. */
-  static forStack(name: string, config: StackConfig): BackupBucket | undefined {
-    return config.backups.s3 ? new BackupBucket(name, { config }) : undefined;
+  static forStack(name: string, args: BackupBucketArgs): BackupBucket | undefined {
+    return args.backups.s3 ? new BackupBucket(name, args) : undefined;
   }
 
   constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
     super("apphost:index:BackupBucket", name, {}, opts);
-    const { config } = args;
-    if (!config.backups.s3 || config.host.kind !== "ec2") {
+    const { identity } = args;
+    if (!args.backups.s3 || args.hostKind !== "ec2") {
       // The config refuses this; a direct caller must not get a bucket no host can write to.
       throw new Error("BackupBucket: needs apphost:backups.s3 true and apphost:host.kind ec2");
     }
     const parent = { parent: this };
-    const tags = resourceTags(stackIdentity(config));
-    const prefix = backupPrefix(config);
-    const days = config.backups.s3ExpireDays;
-    const id = hostLayout(config.app.name, config.stack).id;
+    const tags = resourceTags(identity);
+    const prefix = backupPrefix(identity);
+    const days = args.backups.s3ExpireDays;
+    const id = hostLayout(identity.app, identity.stack).id;
     const iamPath = `/apphost/${id}/`;
 
     const bucket = new aws.s3.Bucket(
@@ -191,7 +200,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     const role = new aws.iam.Role(
       `${name}-role`,
       {
-        description: `apphost ${config.project}/${config.stack}: the instance copies backups to S3`,
+        description: `apphost ${identity.project}/${identity.stack}: the instance copies backups to S3`,
         // A path per stack, so the deploy role's IAM rights can be scoped to it (docs/ci.md).
         path: iamPath,
         assumeRolePolicy: JSON.stringify(ec2AssumeRolePolicy()),

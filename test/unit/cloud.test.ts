@@ -593,9 +593,16 @@ describe("BackupBucket (apphost:backups.s3)", () => {
     (JSON.parse(json as string) as { Statement: Statement[] }).Statement;
   const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
+  /** BackupBucket's args from a whole stack config, as the program derives them. */
+  const bucketArgs = (config: StackConfig) => ({
+    identity: stackIdentity(config),
+    backups: config.backups,
+    hostKind: config.host.kind,
+  });
+
   /** Builds the stack's bucket (when enabled) and waits until every resource it made is registered. */
   async function backups(name: string, keys: Record<string, unknown> = { [S3]: true }, stack = "staging") {
-    const b = BackupBucket.forStack(name, stackConfig(keys, stack));
+    const b = BackupBucket.forStack(name, bucketArgs(stackConfig(keys, stack)));
     if (b) {
       await settled(b, ...Object.values(b.nodes));
       await valueOf(b.target);
@@ -754,7 +761,9 @@ describe("BackupBucket (apphost:backups.s3)", () => {
       }
       for (const resource of list(st.Resource)) {
         assert.ok(
-          resource.startsWith(`arn:aws:s3:::apphost-staging-20250101abcdef/${backupPrefix(stackConfig())}`),
+          resource.startsWith(
+            `arn:aws:s3:::apphost-staging-20250101abcdef/${backupPrefix(stackIdentity(stackConfig()))}`,
+          ),
           resource,
         );
       }
@@ -765,7 +774,7 @@ describe("BackupBucket (apphost:backups.s3)", () => {
 
   it("the instance runs with the instance profile, and the host script gets bucket, region and prefix", async () => {
     const config = stackConfig({ [S3]: true });
-    const b = new BackupBucket("prof", { config });
+    const b = new BackupBucket("prof", bucketArgs(config));
     const h = new Host("prof-host", {
       ...hostArgs(config),
       sshPrivateKey: pulumi.secret(DEPLOY_KEY.privateKey),
@@ -787,10 +796,10 @@ describe("BackupBucket (apphost:backups.s3)", () => {
         e instanceof ConfigError && e.issues.length === 1 && e.issues[0].path === "apphost:backups.s3",
     );
     const existing = stackConfig({}, "staging", existingRaw());
-    assert.equal(BackupBucket.forStack("old", existing), undefined);
+    assert.equal(BackupBucket.forStack("old", bucketArgs(existing)), undefined);
     assert.throws(
       () =>
-        new BackupBucket("forced", { config: { ...existing, backups: { ...existing.backups, s3: true } } }),
+        new BackupBucket("forced", { ...bucketArgs(existing), backups: { ...existing.backups, s3: true } }),
       /needs apphost:backups.s3 true and apphost:host.kind ec2/,
     );
     await host("old-host", {}, "staging", existingRaw());
