@@ -12,9 +12,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { App, lockOwner, secretValues } from "./components/app";
 import { stackArtifact } from "./components/release/cache";
-import { Balancer } from "./components/balancer";
+import { Balancer, BALANCER_PACKAGES } from "./components/balancer";
 import { BackupBucket, type BackupBucketArgs } from "./components/backups";
 import { loadStackConfig, type LoadedStackConfig, type StackConfig } from "./components/config";
+import type { ExistingHostConfig, HostConfig } from "./components/config/types";
 import { maintenanceFiles } from "./components/paths";
 import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
 import type { S3Target } from "./components/release/backup";
@@ -22,7 +23,9 @@ import { Database } from "./components/database";
 import { Dns, recordOwner } from "./components/dns";
 import { Host, stackIdentity, type HostArgs } from "./components/host";
 import { LoadBalancer } from "./components/loadbalancer";
-import { Server } from "./components/server";
+import { hostNeedsOpenSsh } from "./components/remote/command";
+import { runtimePackages } from "./components/render/baseline";
+import { Server, type ServerArgs } from "./components/server";
 import { OriginCertificate } from "./components/tls";
 
 /** apphost:app.source and apphost:app.maintenancePage are relative to the project. */
@@ -62,7 +65,11 @@ export async function program(): Promise<Record<string, unknown>> {
   // Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
   const env = appSecrets(secretEnv);
 
-  const server = new Server("server", { config, connection: host.connection }, { dependsOn: [host] });
+  const server = new Server(
+    "server",
+    { ...serverArgs(config), connection: host.connection },
+    { dependsOn: [host] },
+  );
   // apphost:database.kind postgres: the role and database on the host, and their URL.
   const database = Database.forStack(
     "database",
@@ -122,23 +129,41 @@ function backupBucketArgs(config: StackConfig): BackupBucketArgs {
   return { identity: stackIdentity(config), backups: config.backups, hostKind: config.host.kind };
 }
 
-/** Host's args from the stack's config: whose host, apphost:host, the web ports and apphost:dns.ipv6. */
-function hostArgs(config: StackConfig): Pick<HostArgs, "identity" | "host" | "webPorts" | "ipv6"> {
+/**
+ * Host's args from the stack's config: whose host, apphost:host (or one host
+ * of it, `host`), the web ports and apphost:dns.ipv6.
+ */
+function hostArgs(
+  config: StackConfig,
+  host: HostConfig = config.host,
+): Pick<HostArgs, "identity" | "host" | "webPorts" | "ipv6"> {
   return {
     identity: stackIdentity(config),
-    host: config.host,
+    host,
     webPorts: config.proxy,
     ipv6: config.dns.ipv6,
   };
 }
 
-/** The stack's config as one app host sees it: that host's address and key. */
-function onHost(config: StackConfig, address: { address: string; hostKey?: string }): StackConfig {
-  if (config.host.kind !== "existing") return config;
-  const host = { ...config.host, address: address.address, addresses: [address] };
-  delete host.hostKey;
-  if (address.hostKey) host.hostKey = address.hostKey;
-  return { ...config, host };
+/** Server's args on an app host of the stack: the proxy, the packages the stack needs, swap, the SSH route. */
+function serverArgs(config: StackConfig): Omit<ServerArgs, "connection"> {
+  return {
+    proxy: config.proxy,
+    packages: runtimePackages(config),
+    swapMb: config.host.swapMb,
+    openSshOnly: hostNeedsOpenSsh(config.host),
+  };
+}
+
+/** apphost:host as one of its hosts sees it: that host's address and key. */
+function onHost(
+  host: ExistingHostConfig,
+  address: { address: string; hostKey?: string },
+): ExistingHostConfig {
+  const one = { ...host, address: address.address, addresses: [address] };
+  delete one.hostKey;
+  if (address.hostKey) one.hostKey = address.hostKey;
+  return one;
 }
 
 /**
@@ -154,16 +179,23 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
   const { config, sshPrivateKey, secretEnv, jumpPrivateKey, databaseUrl } = loaded;
   const lb = config.lb!;
   if (config.host.kind !== "existing") throw new Error("apphost:lb needs apphost:host.kind existing");
+  const appHosts = config.host;
 
-  const lbConfig = onHost(config, { address: lb.address, ...(lb.hostKey ? { hostKey: lb.hostKey } : {}) });
-  lbConfig.host = { ...lbConfig.host, user: lb.user, port: lb.port, swapMb: 0 };
-  const lbHost = new Host("lb-host", { ...hostArgs(lbConfig), sshPrivateKey, jumpPrivateKey });
+  const lbAddress = { address: lb.address, ...(lb.hostKey ? { hostKey: lb.hostKey } : {}) };
+  const lbHostConfig = { ...onHost(appHosts, lbAddress), user: lb.user, port: lb.port };
+  const lbHost = new Host("lb-host", { ...hostArgs(config, lbHostConfig), sshPrivateKey, jumpPrivateKey });
+  // Caddy and nothing of the app; no swap.
   const lbServer = new Server(
     "lb-server",
-    { config: lbConfig, connection: lbHost.connection, role: "balancer" },
+    {
+      connection: lbHost.connection,
+      proxy: config.proxy,
+      packages: BALANCER_PACKAGES,
+      openSshOnly: hostNeedsOpenSsh(lbHostConfig),
+    },
     { dependsOn: [lbHost] },
   );
-  const addresses = config.host.addresses;
+  const addresses = appHosts.addresses;
   const balancer = new Balancer(
     "lb",
     { config, connection: lbHost.connection, upstreams: addresses.map((a) => a.address) },
@@ -180,14 +212,17 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
   const env = appSecrets(secretEnv);
   const hosts = addresses.map((address, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
-    const hostConfig = onHost(config, address);
-    const host = new Host(`host${suffix}`, { ...hostArgs(hostConfig), sshPrivateKey, jumpPrivateKey });
+    const host = new Host(`host${suffix}`, {
+      ...hostArgs(config, onHost(appHosts, address)),
+      sshPrivateKey,
+      jumpPrivateKey,
+    });
     const server = new Server(
       `server${suffix}`,
-      { config: hostConfig, connection: host.connection },
+      { ...serverArgs(config), connection: host.connection },
       { dependsOn: [host] },
     );
-    return { name: `app${suffix}`, address: address.address, config: hostConfig, host, server };
+    return { name: `app${suffix}`, address: address.address, config, host, server };
   });
   // external (or none): nothing on any host; its URL goes into every env file.
   const database = Database.forStack(
@@ -285,7 +320,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
     });
     const server = new Server(
       `server${suffix}`,
-      { config, connection: host.connection },
+      { ...serverArgs(config), connection: host.connection },
       { dependsOn: [host] },
     );
     return { name: `app${suffix}`, host, server };

@@ -16,6 +16,9 @@ import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "./ren
 import { acmeCaRootPath } from "./render/common";
 import { proxyCommands } from "./server";
 
+/** What apphost:lb's balancer host installs besides the baseline (`ServerArgs.packages`): Caddy, and curl for `apphost-lb`'s health checks. */
+export const BALANCER_PACKAGES = ["caddy", "curl"];
+
 export interface BalancerArgs {
   config: StackConfig;
   /** The balancer host's connection (its own Host component) */

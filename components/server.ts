@@ -6,21 +6,34 @@
  * pulls the proxy out from under the other.
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config/types";
-import { hostNeedsOpenSsh, hostStep } from "./remote/command";
+import type { ProxyConfig } from "./config/types";
+import { hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import type { SshConnection } from "./remote/connection";
 import { NGINX_DEFAULT_SITE } from "./paths";
-import { renderBaseline, runtimePackages } from "./render/baseline";
+import { renderBaseline } from "./render/baseline";
 import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
 import { NGINX_HTTP_CONF_PATH, renderNginxHttpConf } from "./render/nginx";
 import { renderSharedTmpfiles, TMPFILES_SHARED_PATH } from "./render/tmpfiles";
 
 export interface ServerArgs {
-  config: StackConfig;
+  /** The host's connection (`Host.connection`) */
   connection: pulumi.Input<SshConnection>;
-  /** `balancer`: the apphost:lb host, which runs Caddy and nothing of the app. @default "app" */
-  role?: "app" | "balancer";
+  /** apphost:proxy: the proxy the host runs (`kind`), and its ports in the main Caddyfile */
+  proxy: Pick<ProxyConfig, "kind" | "httpPort" | "httpsPort">;
+  /**
+   * The Debian packages the host needs besides the baseline's own:
+   * `runtimePackages(config)` on an app host, `BALANCER_PACKAGES` on
+   * apphost:lb's balancer host (Caddy, nothing of the app).
+   */
+  packages: string[];
+  /** apphost:host.swapMb: the size of /swapfile in MiB; 0 creates none. @default 0 */
+  swapMb?: number;
+  /**
+   * apphost:host.via is instance-connect (`hostNeedsOpenSsh`): the host
+   * steps run through OpenSSH. @default false
+   */
+  openSshOnly?: boolean;
 }
 
 /**
@@ -50,25 +63,16 @@ export class Server extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  private createBaseline(name: string, { config, connection, role }: ServerArgs): pulumi.CustomResource {
-    const script = renderBaseline({
-      host: { swapMb: config.host.swapMb },
-      packages:
-        role === "balancer"
-          ? ["caddy", "curl"]
-          : runtimePackages({
-              proxy: config.proxy,
-              app: config.app,
-              tls: config.tls,
-              database: config.database,
-              backups: config.backups,
-            }),
-    });
+  private createBaseline(
+    name: string,
+    { connection, packages, swapMb, openSshOnly }: ServerArgs,
+  ): pulumi.CustomResource {
+    const script = renderBaseline({ host: { swapMb: swapMb ?? 0 }, packages });
     return hostStep(
       `${name}-baseline`,
       {
         connection,
-        openSshOnly: hostNeedsOpenSsh(config.host),
+        openSshOnly: openSshOnly ?? false,
         description: "host baseline",
         create: script,
         timeoutMinutes: 30,
@@ -80,7 +84,7 @@ export class Server extends pulumi.ComponentResource {
 
   private createSharedDirs(
     name: string,
-    { config, connection }: ServerArgs,
+    { proxy, connection }: ServerArgs,
     after: pulumi.Resource,
   ): HostFile {
     return new HostFile(
@@ -88,7 +92,7 @@ export class Server extends pulumi.ComponentResource {
       {
         connection,
         path: TMPFILES_SHARED_PATH,
-        content: renderSharedTmpfiles({ proxy: config.proxy }),
+        content: renderSharedTmpfiles({ proxy }),
         reload: `systemd-tmpfiles --create ${TMPFILES_SHARED_PATH}`,
       },
       { parent: this, dependsOn: [after], retainOnDelete: true },
@@ -97,18 +101,18 @@ export class Server extends pulumi.ComponentResource {
 
   private createProxyConfig(
     name: string,
-    { config, connection }: ServerArgs,
+    { proxy, connection, openSshOnly }: ServerArgs,
     after: pulumi.Resource,
   ): pulumi.Resource[] {
-    const cmd = proxyCommands(config.proxy.kind);
-    if (config.proxy.kind === "caddy") {
+    const cmd = proxyCommands(proxy.kind);
+    if (proxy.kind === "caddy") {
       return [
         new HostFile(
           `${name}-caddyfile`,
           {
             connection,
             path: CADDYFILE_PATH,
-            content: renderCaddyfile({ proxy: config.proxy }),
+            content: renderCaddyfile({ proxy }),
             validate: cmd.validate,
             reload: cmd.reload,
           },
@@ -134,7 +138,7 @@ export class Server extends pulumi.ComponentResource {
         `${name}-nginx-default-off`,
         {
           connection,
-          openSshOnly: hostNeedsOpenSsh(config.host),
+          openSshOnly: openSshOnly ?? false,
           description: "disable nginx's default site",
           create: `rm -f ${NGINX_DEFAULT_SITE} && ${cmd.validate} && ${cmd.reload}`,
         },
