@@ -198,7 +198,16 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
   const addresses = appHosts.addresses;
   const balancer = new Balancer(
     "lb",
-    { config, connection: lbHost.connection, upstreams: addresses.map((a) => a.address) },
+    {
+      identity: stackIdentity(config),
+      connection: lbHost.connection,
+      upstreams: addresses.map((a) => a.address),
+      upstreamPort: config.proxy.httpPort,
+      hostnames: config.dns.hostnames.map((h) => h.name),
+      tls: config.tls,
+      healthPath: config.app.healthPath,
+      healthIntervalSeconds: lb.healthIntervalSeconds,
+    },
     { dependsOn: lbServer.ready },
   );
   const dns = new Dns("dns", {

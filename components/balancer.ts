@@ -7,7 +7,8 @@
  * resources are deleted.
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config/types";
+import type { TlsConfig } from "./config/types";
+import type { StackIdentity } from "./host";
 import { balancerLayout, hostLayout, type BalancerLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostFile } from "./remote/resources";
@@ -16,15 +17,29 @@ import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "./ren
 import { acmeCaRootPath } from "./render/common";
 import { proxyCommands } from "./server";
 
-/** What apphost:lb's balancer host installs besides the baseline (`ServerArgs.packages`): Caddy, and curl for `apphost-lb`'s health checks. */
+/**
+ * What apphost:lb's balancer host installs besides the baseline
+ * (`ServerArgs.packages`): Caddy, and curl for `apphost-lb`'s health checks.
+ */
 export const BALANCER_PACKAGES = ["caddy", "curl"];
 
 export interface BalancerArgs {
-  config: StackConfig;
+  /** Whose balancer (`stackIdentity(config)`): `<app>-<stack>` names its files on the host */
+  identity: Pick<StackIdentity, "app" | "stack">;
   /** The balancer host's connection (its own Host component) */
   connection: pulumi.Input<SshConnection>;
   /** The app hosts' addresses as the balancer reaches them, in order */
   upstreams: string[];
+  /** apphost:proxy.httpPort: where the app hosts' proxies answer the balancer */
+  upstreamPort: number;
+  /** apphost:dns.hostnames' names: the sites it serves; the first is the Host of `apphost-lb`'s health checks */
+  hostnames: string[];
+  /** apphost:tls: how the balancer gets its certificate (caddy-acme, internal or off), and the ACME server's root it trusts */
+  tls: Pick<TlsConfig, "mode" | "email" | "acmeDirectory" | "acmeCaRoot">;
+  /** apphost:app.healthPath: what the health checks request of each app host */
+  healthPath: string;
+  /** apphost:lb.healthIntervalSeconds: seconds between two health checks of each app host. @default 1 */
+  healthIntervalSeconds?: number;
 }
 
 export class Balancer extends pulumi.ComponentResource {
@@ -38,7 +53,7 @@ export class Balancer extends pulumi.ComponentResource {
     super("apphost:index:Balancer", name, {}, opts);
     this.args = args;
     this.name = name;
-    this.layout = balancerLayout(args.config.app.name, args.config.stack);
+    this.layout = balancerLayout(args.identity.app, args.identity.stack);
     // The balancer host's shared setup (Server.ready) comes as opts.dependsOn.
     const after = opts?.dependsOn;
     const ca = this.createAcmeCaRoot(name, args, after);
@@ -53,13 +68,13 @@ export class Balancer extends pulumi.ComponentResource {
    * `apphost-lb apply` then serves exactly them. Called once by the program.
    */
   listUpstreams(after: pulumi.Resource[]): HostFile {
-    const { config, connection } = this.args;
+    const { connection, upstreams, upstreamPort } = this.args;
     return new HostFile(
       `${this.name}-upstreams`,
       {
         connection,
         path: this.layout.upstreams,
-        content: renderUpstreams(this.args.upstreams, config.proxy.httpPort),
+        content: renderUpstreams(upstreams, upstreamPort),
         mode: "0600",
         reload: `${q(this.layout.script)} apply`,
         onDelete: `rm -f ${q(this.layout.site)} ${q(this.layout.drained)}; ${proxyCommands("caddy").validate} >/dev/null && ${proxyCommands("caddy").reload}`,
@@ -70,17 +85,17 @@ export class Balancer extends pulumi.ComponentResource {
 
   private createAcmeCaRoot(
     name: string,
-    { config, connection }: BalancerArgs,
+    { identity, connection, tls }: BalancerArgs,
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
   ): HostFile[] {
-    if (config.tls.acmeCaRoot === undefined) return [];
+    if (tls.acmeCaRoot === undefined) return [];
     return [
       new HostFile(
         `${name}-acme-ca-root`,
         {
           connection,
-          path: acmeCaRootPath(hostLayout(config.app.name, config.stack)),
-          content: config.tls.acmeCaRoot.trim() + "\n",
+          path: acmeCaRootPath(hostLayout(identity.app, identity.stack)),
+          content: tls.acmeCaRoot.trim() + "\n",
           mode: "0644",
           reload: "update-ca-certificates >/dev/null",
           onDelete: "update-ca-certificates --fresh >/dev/null",
@@ -92,7 +107,7 @@ export class Balancer extends pulumi.ComponentResource {
 
   private createScript(
     name: string,
-    { config, connection }: BalancerArgs,
+    { connection, hostnames, healthPath, tls, healthIntervalSeconds }: BalancerArgs,
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
   ): HostFile {
     return new HostFile(
@@ -101,10 +116,10 @@ export class Balancer extends pulumi.ComponentResource {
         connection,
         path: this.layout.script,
         content: renderBalancerScript(this.layout, {
-          host: config.dns.hostnames[0]?.name ?? "localhost",
-          healthPath: config.app.healthPath,
-          https: config.tls.mode !== "off",
-          healthIntervalSeconds: config.lb?.healthIntervalSeconds ?? 1,
+          host: hostnames[0] ?? "localhost",
+          healthPath,
+          https: tls.mode !== "off",
+          healthIntervalSeconds: healthIntervalSeconds ?? 1,
         }),
         mode: "0750",
         onDelete: "",
@@ -115,20 +130,20 @@ export class Balancer extends pulumi.ComponentResource {
 
   private createTemplate(
     name: string,
-    { config, connection }: BalancerArgs,
+    { identity, connection, hostnames, tls, healthPath, healthIntervalSeconds }: BalancerArgs,
     after: pulumi.Resource[],
   ): HostFile {
-    const layout = hostLayout(config.app.name, config.stack);
+    const layout = hostLayout(identity.app, identity.stack);
     return new HostFile(
       `${name}-site`,
       {
         connection,
         path: this.layout.template,
         content: renderBalancerSite(layout, this.layout, {
-          hostnames: config.dns.hostnames.map((h) => h.name),
-          tls: config.tls,
-          healthPath: config.app.healthPath,
-          healthIntervalSeconds: config.lb?.healthIntervalSeconds ?? 1,
+          hostnames,
+          tls,
+          healthPath,
+          healthIntervalSeconds: healthIntervalSeconds ?? 1,
         }),
         mode: "0600",
         // A changed site applies at once when the hosts are listed already (not on the first up).
