@@ -10,7 +10,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { App, lockOwner, secretValues } from "./components/app";
+import { App, lockOwner, secretValues, type AppArgs } from "./components/app";
 import { stackArtifact } from "./components/release/cache";
 import { Balancer, BALANCER_PACKAGES } from "./components/balancer";
 import { BackupBucket, type BackupBucketArgs } from "./components/backups";
@@ -84,7 +84,7 @@ export async function program(): Promise<Record<string, unknown>> {
   const app = new App(
     "app",
     {
-      config,
+      ...appArgs(config),
       connection: host.connection,
       secretEnv: pulumi.secret(env),
       databaseUrl: database?.url,
@@ -122,6 +122,19 @@ function appSecrets(secretEnv: pulumi.Output<Record<string, string>>): pulumi.Ou
   return pulumi
     .all([secretEnv, secretKey.result])
     .apply(([given, generated]): Record<string, string> => ({ SECRET_KEY: generated, ...given }));
+}
+
+/** App's args from the stack's config: the sections it renders from, its hostnames, the SSH route. */
+function appArgs(
+  config: StackConfig,
+): Pick<
+  AppArgs,
+  "stack" | "app" | "hostnames" | "tls" | "proxy" | "database" | "backups" | "releases" | "openSshOnly"
+> {
+  const { stack, app, tls, proxy, database, backups, releases } = config;
+  const hostnames = config.dns.hostnames.map((h) => h.name);
+  const openSshOnly = hostNeedsOpenSsh(config.host);
+  return { stack, app, hostnames, tls, proxy, database, backups, releases, openSshOnly };
 }
 
 /** BackupBucket's args from the stack's config: whose backups, apphost:backups, the host's kind. */
@@ -231,7 +244,7 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
       { ...serverArgs(config), connection: host.connection },
       { dependsOn: [host] },
     );
-    return { name: `app${suffix}`, address: address.address, config, host, server };
+    return { name: `app${suffix}`, address: address.address, host, server };
   });
   // external (or none): nothing on any host; its URL goes into every env file.
   const database = Database.forStack(
@@ -347,7 +360,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
     { dependsOn: hosts[0].server.ready },
   );
   const { rollout, outputs } = rollOut(loaded, {
-    hosts: hosts.map((h) => ({ ...h, config, upstream: h.host.publicIp })),
+    hosts: hosts.map((h) => ({ ...h, upstream: h.host.publicIp })),
     env,
     database,
     backupTarget: backups?.target,
@@ -379,7 +392,6 @@ function rollOut(
   opts: {
     hosts: {
       name: string;
-      config: StackConfig;
       host: Host;
       server: Server;
       upstream: pulumi.Input<string>;
@@ -403,7 +415,7 @@ function rollOut(
       new App(
         h.name,
         {
-          config: h.config,
+          ...appArgs(config),
           connection: h.host.connection,
           secretEnv: pulumi.secret(env),
           databaseUrl: database?.url,

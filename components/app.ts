@@ -10,7 +10,14 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { isRemotePostgres } from "./config/defaults";
-import type { StackConfig } from "./config/types";
+import type {
+  AppConfig,
+  BackupsConfig,
+  DatabaseConfig,
+  ProxyConfig,
+  ReleasesConfig,
+  TlsConfig,
+} from "./config/types";
 import {
   alertScriptPath,
   alertUnitName,
@@ -21,7 +28,7 @@ import {
   type HostLayout,
 } from "./paths";
 import type { SshConnection } from "./remote/connection";
-import { hostNeedsOpenSsh, hostStep } from "./remote/command";
+import { hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./remote/ssh";
@@ -52,7 +59,28 @@ import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
 import { proxyCommands } from "./server";
 
 export interface AppArgs {
-  config: StackConfig;
+  /** The Pulumi stack: with apphost:app.name it names every file and unit (`<app>-<stack>`); the env file's APP_ENV */
+  stack: string;
+  /** apphost:app: the processes, env, schedules, health path, static files and maintenance page */
+  app: AppConfig;
+  /** apphost:dns.hostnames' names: the site serves them; the first makes `url` and the health gate's Host */
+  hostnames: string[];
+  /** apphost:tls: the site's certificates (mode, ACME account and server); `off` makes `url` http */
+  tls: Pick<TlsConfig, "mode" | "email" | "acmeDirectory" | "acmeCaRoot">;
+  /** apphost:proxy: which proxy serves the site, and how */
+  proxy: ProxyConfig;
+  /** apphost:database: the env file's database settings, the release's migrations and backups */
+  database: DatabaseConfig;
+  /** apphost:backups: the scheduled backup's timer (`schedule`) and how many the release keeps (`keep`) */
+  backups: Pick<BackupsConfig, "schedule" | "keep">;
+  /** apphost:releases: how the release script deploys, keeps and rolls back releases */
+  releases: ReleasesConfig;
+  /**
+   * apphost:host.via is instance-connect (`hostNeedsOpenSsh`): the host
+   * steps run through OpenSSH. @default false
+   */
+  openSshOnly?: boolean;
+  /** The host's connection (`Host.connection`) */
   connection: pulumi.Input<SshConnection>;
   /** `apphost:secretEnv` plus generated secrets, merged into the env file */
   secretEnv: pulumi.Input<Record<string, string>>;
@@ -138,10 +166,9 @@ export class App extends pulumi.ComponentResource {
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:App", name, {}, opts);
-    const { config } = args;
     this.args = args;
     this.name = name;
-    this.layout = hostLayout(config.app.name, config.stack);
+    this.layout = hostLayout(args.app.name, args.stack);
     // The shared host setup (Server.ready) comes as opts.dependsOn: the first host step waits for it.
     const base = this.createLayout(name, args, opts?.dependsOn);
     const dirs = this.createDirectories(name, args, base);
@@ -168,8 +195,8 @@ export class App extends pulumi.ComponentResource {
       this.liveRelease = release.live;
       this.releasePhases = release.phaseSeconds;
     }
-    const primary = config.dns.hostnames[0]?.name ?? "localhost";
-    this.url = `${config.tls.mode === "off" ? "http" : "https"}://${primary}`;
+    const primary = args.hostnames[0] ?? "localhost";
+    this.url = `${args.tls.mode === "off" ? "http" : "https"}://${primary}`;
     this.registerOutputs({ releaseId: this.releaseId, url: this.url });
   }
 
@@ -178,12 +205,12 @@ export class App extends pulumi.ComponentResource {
     args: AppArgs,
     after: pulumi.ComponentResourceOptions["dependsOn"],
   ): pulumi.CustomResource {
-    const cmds = layoutCommands(this.layout, args.config);
+    const cmds = layoutCommands(this.layout, { proxy: args.proxy });
     return hostStep(
       `${name}-layout`,
       {
         connection: args.connection,
-        openSshOnly: hostNeedsOpenSsh(args.config.host),
+        openSshOnly: args.openSshOnly ?? false,
         description: `layout of ${this.layout.id}`,
         create: cmds.create,
         delete: cmds.delete,
@@ -192,14 +219,18 @@ export class App extends pulumi.ComponentResource {
     );
   }
 
-  private createDirectories(name: string, { config, connection }: AppArgs, after: pulumi.Resource): HostFile {
+  private createDirectories(
+    name: string,
+    { proxy, tls, connection }: AppArgs,
+    after: pulumi.Resource,
+  ): HostFile {
     const file = tmpfilesPath(this.layout);
     return new HostFile(
       `${name}-tmpfiles`,
       {
         connection,
         path: file,
-        content: renderTmpfiles(this.layout, { proxy: config.proxy, tls: config.tls }),
+        content: renderTmpfiles(this.layout, { proxy, tls }),
         reload: `systemd-tmpfiles --create ${q(file)}`,
         onDelete: "",
       },
@@ -215,7 +246,7 @@ export class App extends pulumi.ComponentResource {
    * matching pair, never a new certificate with the old key.
    */
   private createCertificates(name: string, args: AppArgs, after: pulumi.Resource): HostFile[] {
-    const acmeRoot = args.config.tls.acmeCaRoot;
+    const acmeRoot = args.tls.acmeCaRoot;
     if (acmeRoot !== undefined) {
       // apphost:tls.acmeCaRoot: the host trusts the ACME server (certbot through the
       // system store; Caddy's site names the file as ca_root).
@@ -236,8 +267,8 @@ export class App extends pulumi.ComponentResource {
     }
     if (!args.originCertificate) return [];
     const paths = originCertPaths(this.layout);
-    const cmd = proxyCommands(args.config.proxy.kind);
-    const group = args.config.proxy.kind === "caddy" ? "caddy" : "root";
+    const cmd = proxyCommands(args.proxy.kind);
+    const group = args.proxy.kind === "caddy" ? "caddy" : "root";
     const cert = new HostFile(
       `${name}-origin-cert`,
       {
@@ -270,19 +301,19 @@ export class App extends pulumi.ComponentResource {
 
   private createEnvFile(
     name: string,
-    { config, connection, secretEnv, databaseUrl }: AppArgs,
+    { stack, app, hostnames, tls, database, connection, secretEnv, databaseUrl }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
     const content = pulumi.secret(
       pulumi.all([secretEnv, databaseUrl]).apply(([secrets, url]) =>
         renderEnvFile(this.layout, {
-          stack: config.stack,
-          env: config.app.env,
+          stack,
+          env: app.env,
           secretEnv: secrets,
           secretKey: secrets.SECRET_KEY,
-          hostnames: config.dns.hostnames.map((h) => h.name),
-          scheme: config.tls.mode === "off" ? "http" : "https",
-          database: config.database,
+          hostnames,
+          scheme: tls.mode === "off" ? "http" : "https",
+          database,
           databaseUrl: url,
         }),
       ),
@@ -308,7 +339,7 @@ export class App extends pulumi.ComponentResource {
    */
   private createAlerts(
     name: string,
-    { config, connection, alertWebhook }: AppArgs,
+    { stack, app, connection, alertWebhook }: AppArgs,
     after: pulumi.Resource,
   ): HostFile[] {
     if (!alertWebhook) return [];
@@ -330,7 +361,7 @@ export class App extends pulumi.ComponentResource {
       {
         connection,
         path: alertScriptPath(this.layout),
-        content: renderAlertScript(this.layout, { app: config.app.name, stack: config.stack }),
+        content: renderAlertScript(this.layout, { app: app.name, stack }),
         mode: "0750",
         onDelete: "",
       },
@@ -358,18 +389,18 @@ export class App extends pulumi.ComponentResource {
    */
   private createMaintenance(
     name: string,
-    { config, connection, projectDir }: AppArgs,
+    { app, connection, projectDir }: AppArgs,
     after: pulumi.Resource,
   ): HostFile[] {
     const files = maintenanceFiles(this.layout);
-    let page = defaultMaintenancePage(config.app.name);
-    if (config.app.maintenancePage !== undefined) {
-      const file = path.resolve(projectDir, config.app.maintenancePage);
+    let page = defaultMaintenancePage(app.name);
+    if (app.maintenancePage !== undefined) {
+      const file = path.resolve(projectDir, app.maintenancePage);
       try {
         page = fs.readFileSync(file, "utf8");
       } catch (e) {
         throw new Error(
-          `apphost:app.maintenancePage: cannot read "${config.app.maintenancePage}" (resolved to ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); point it at an HTML file in the project`,
+          `apphost:app.maintenancePage: cannot read "${app.maintenancePage}" (resolved to ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); point it at an HTML file in the project`,
         );
       }
     }
@@ -380,7 +411,7 @@ export class App extends pulumi.ComponentResource {
         { parent: this, dependsOn: [after] },
       ),
     ];
-    if (config.app.maintenance) {
+    if (app.maintenance) {
       out.push(
         new HostFile(
           `${name}-maintenance-on`,
@@ -410,14 +441,14 @@ export class App extends pulumi.ComponentResource {
 
   private createSchedules(
     name: string,
-    { config, connection, alertWebhook, role }: AppArgs,
+    { app, connection, alertWebhook, role }: AppArgs,
     after: pulumi.Resource[],
   ): void {
     // Several app hosts: a job runs once per stack, on the first host.
     if (role === "follower") return;
-    for (const schedule of config.app.schedules) {
+    for (const schedule of app.schedules) {
       const units = scheduleUnitNames(this.layout, schedule.name);
-      const input = { schedule, runtime: config.app.runtime, alerts: alertWebhook !== undefined };
+      const input = { schedule, runtime: app.runtime, alerts: alertWebhook !== undefined };
       const service = new HostFile(
         `${name}-schedule-${schedule.name}`,
         {
@@ -445,15 +476,15 @@ export class App extends pulumi.ComponentResource {
 
   private createUnits(
     name: string,
-    { config, connection, backupTarget, alertWebhook, role }: AppArgs,
+    { app, database, backups, connection, backupTarget, alertWebhook, role }: AppArgs,
     after: pulumi.Resource[],
   ): HostFile[] {
     const alerts = alertWebhook !== undefined;
     // Several app hosts: the scheduled backup runs once per stack, on the first host.
     const backupUnits = role === "follower" ? [] : null;
     const units = renderProcessUnits(this.layout, {
-      processes: config.app.processes,
-      runtime: config.app.runtime,
+      processes: app.processes,
+      runtime: app.runtime,
       alerts,
     });
     const backup = backupUnitNames(this.layout);
@@ -465,17 +496,17 @@ export class App extends pulumi.ComponentResource {
           name: backup.service,
           path: `${UNIT_DIR}/${backup.service}`,
           content: renderBackupService(this.layout, {
-            backups: config.backups,
+            backups: backups,
             execStart: backupExec,
             // The copy to S3 needs the network (and IMDS for the instance's credentials); so does pg_dump of an RDS database.
-            network: backupTarget !== undefined || isRemotePostgres(config.database.kind),
+            network: backupTarget !== undefined || isRemotePostgres(database.kind),
             alerts,
           }),
         },
         {
           name: backup.timer,
           path: `${UNIT_DIR}/${backup.timer}`,
-          content: renderBackupTimer(this.layout, { backups: config.backups, execStart: backupExec }),
+          content: renderBackupTimer(this.layout, { backups: backups, execStart: backupExec }),
         },
       ]),
     ];
@@ -506,24 +537,24 @@ export class App extends pulumi.ComponentResource {
 
   private createReleaseScript(
     name: string,
-    { config, connection, backupTarget, role }: AppArgs,
+    { app, database, releases, backups, proxy, hostnames, tls, connection, backupTarget, role }: AppArgs,
     after: pulumi.Resource,
   ): HostFile {
     const render = (s3?: S3Target) =>
       renderReleaseScript({
         layout: this.layout,
-        app: config.app,
-        database: config.database,
+        app,
+        database,
         ...(role === "follower" ? { follower: true } : {}),
-        releases: config.releases,
-        backups: config.backups,
-        proxy: config.proxy,
+        releases,
+        backups,
+        proxy,
         s3,
-        ...(config.dns.hostnames[0]
+        ...(hostnames[0]
           ? {
               health: {
-                host: config.dns.hostnames[0].name,
-                proto: config.tls.mode === "off" ? "http" : "https",
+                host: hostnames[0],
+                proto: tls.mode === "off" ? "http" : "https",
               },
             }
           : {}),
@@ -560,33 +591,33 @@ export class App extends pulumi.ComponentResource {
 
   private createProxySite(
     name: string,
-    { config, connection, balancer }: AppArgs,
+    { hostnames, tls, proxy, app, openSshOnly, connection, balancer }: AppArgs,
     after: pulumi.Resource[],
   ): HostFile {
-    const cmd = proxyCommands(config.proxy.kind);
+    const cmd = proxyCommands(proxy.kind);
     const input = {
-      hostnames: config.dns.hostnames.map((h) => h.name),
+      hostnames,
       // Behind a balancer the proxy serves plain HTTP; the balancer holds the certificate.
-      tls: balancer ? { ...config.tls, mode: "off" as const } : config.tls,
-      proxy: config.proxy,
-      app: config.app,
+      tls: balancer ? { ...tls, mode: "off" as const } : tls,
+      proxy,
+      app,
       ...(balancer ? { balancer } : {}),
     };
-    const caddy = config.proxy.kind === "caddy";
+    const caddy = proxy.kind === "caddy";
     const deps = [...after];
-    if (config.tls.mode === "certbot") {
+    if (tls.mode === "certbot") {
       // The first certificate comes through the bootstrap site; then the full site replaces it.
       deps.push(
         hostStep(
           `${name}-certbot`,
           {
             connection,
-            openSshOnly: hostNeedsOpenSsh(config.host),
+            openSshOnly: openSshOnly ?? false,
             description: `certbot certificate for ${input.hostnames.join(", ")}`,
             create: certbotIssueScript(this.layout, {
               hostnames: input.hostnames,
-              email: config.tls.email,
-              acmeDirectory: config.tls.acmeDirectory,
+              email: tls.email,
+              acmeDirectory: tls.acmeDirectory,
               bootstrapSite: renderNginxSite(this.layout, { ...input, certbotBootstrap: true }),
               fullSite: renderNginxSite(this.layout, input),
             }),
@@ -611,7 +642,7 @@ export class App extends pulumi.ComponentResource {
 
   private createHousekeeping(
     name: string,
-    { config, connection }: AppArgs,
+    { proxy, connection }: AppArgs,
     after: pulumi.Resource[],
   ): HostFile[] {
     const backupWrapper = `#!/bin/sh\n# Managed by apphost: the scheduled backup.\nexec ${releaseScriptPath(this.layout)} backup scheduled\n`;
@@ -632,7 +663,7 @@ export class App extends pulumi.ComponentResource {
         {
           connection,
           path: logrotatePath(this.layout),
-          content: renderLogrotate(this.layout, { proxy: config.proxy }),
+          content: renderLogrotate(this.layout, { proxy }),
         },
         { parent: this, dependsOn: after },
       ),
@@ -648,7 +679,7 @@ export class App extends pulumi.ComponentResource {
 
   private createRelease(
     name: string,
-    { config, connection, artifact, secretEnv, databaseUrl }: AppArgs,
+    { releases, connection, artifact, secretEnv, databaseUrl }: AppArgs,
     deps: { env: HostFile; units: HostFile[]; script: HostFile; after: pulumi.Resource[] },
   ): Release {
     if (!artifact) throw new Error(`${name}: App needs the artifact unless the release is rolled out`);
@@ -661,7 +692,7 @@ export class App extends pulumi.ComponentResource {
         contentHash: artifact.contentHash,
         requirementsHash: artifact.requirementsHash,
         configHash: this.configHash(deps),
-        rollbackTo: config.releases.rollbackTo,
+        rollbackTo: releases.rollbackTo,
         lockOwner: lockOwner(),
         redactions: pulumi.secret(
           pulumi.all([secretEnv, databaseUrl]).apply(([env, url]) => secretValues(env, url)),

@@ -3,7 +3,7 @@
  * them, and its exact mirror for destroy, which keeps the data and backups
  * (moved aside, never deleted). Pure: commands as text, run by App's layout step.
  */
-import type { StackConfig } from "../config/types";
+import type { ProxyConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
@@ -31,10 +31,13 @@ export function keepDataCommands(layout: HostLayout): string[] {
 }
 
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
-export function layoutCommands(layout: HostLayout, config: StackConfig): { create: string; delete: string } {
-  const cmd = proxyCommands(config.proxy.kind);
+export function layoutCommands(
+  layout: HostLayout,
+  input: { proxy: Pick<ProxyConfig, "kind"> },
+): { create: string; delete: string } {
+  const cmd = proxyCommands(input.proxy.kind);
   // Written by apphost versions that switched by rewriting it and reloading the proxy.
-  const legacyUpstreamFile = config.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
+  const legacyUpstreamFile = input.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
   const units = `${layout.unitPrefix}-*`;
   return {
     create: [

@@ -10,7 +10,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
 import type { S3Target } from "../../components/release/backup";
-import { stackConfig, useTempArtifactCache } from "./fixtures";
+import { appArgs, stackConfig, useTempArtifactCache } from "./fixtures";
 import { stackArtifact } from "../../components/release/cache";
 
 /** The sample app's artifact, as the program builds it before the components. */
@@ -26,7 +26,7 @@ describe("App with apphost:backups.s3", function () {
 
   async function app(name: string, keys: Record<string, unknown>, backupTarget?: pulumi.Input<S3Target>) {
     const a = new App(name, {
-      config: stackConfig({ "app.source": "examples/sample-app", ...keys }),
+      ...appArgs(stackConfig({ "app.source": "examples/sample-app", ...keys })),
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
       backupTarget,

@@ -10,7 +10,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
 import { proxyCommands } from "../../components/server";
-import { stackConfig, useTempArtifactCache } from "./fixtures";
+import { appArgs, stackConfig, useTempArtifactCache } from "./fixtures";
 import { stackArtifact } from "../../components/release/cache";
 
 /** The sample app's artifact, as the program builds it before the components. */
@@ -26,11 +26,13 @@ describe("App with a Cloudflare origin certificate", function () {
 
   async function app(name: string, proxy: "caddy" | "nginx", certificatePem: string) {
     const a = new App(name, {
-      config: stackConfig({
-        "app.source": "examples/sample-app",
-        "tls.mode": "cloudflare-origin",
-        "proxy.kind": proxy,
-      }),
+      ...appArgs(
+        stackConfig({
+          "app.source": "examples/sample-app",
+          "tls.mode": "cloudflare-origin",
+          "proxy.kind": proxy,
+        }),
+      ),
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
       originCertificate: { certificatePem, privateKeyPem: pulumi.secret("-----BEGIN PRIVATE KEY-----\nk\n") },
@@ -75,14 +77,16 @@ describe("App with a Cloudflare origin certificate", function () {
   it("apphost:tls.acmeCaRoot goes into the host's trust store before the site and certbot", async () => {
     const root = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
     const a = new App("acme", {
-      config: stackConfig({
-        "app.source": "examples/sample-app",
-        "tls.mode": "certbot",
-        "tls.email": "ops@example.com",
-        "tls.acmeDirectory": "https://ca.internal:9000/acme/acme/directory",
-        "tls.acmeCaRoot": root,
-        "proxy.kind": "nginx",
-      }),
+      ...appArgs(
+        stackConfig({
+          "app.source": "examples/sample-app",
+          "tls.mode": "certbot",
+          "tls.email": "ops@example.com",
+          "tls.acmeDirectory": "https://ca.internal:9000/acme/acme/directory",
+          "tls.acmeCaRoot": root,
+          "proxy.kind": "nginx",
+        }),
+      ),
       connection: pulumi.secret({ host: "198.51.100.10", port: 22, user: "admin", privateKey: "k" }),
       secretEnv: pulumi.secret({}),
       projectDir: ROOT,

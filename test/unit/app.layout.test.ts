@@ -10,7 +10,7 @@ import { stackConfig } from "./fixtures";
 
 describe("app: the stack's layout command and its mirror on destroy", () => {
   const config = stackConfig({}, "prod");
-  const cmds = layoutCommands(hostLayout(config.app.name, config.stack), config);
+  const cmds = layoutCommands(hostLayout(config.app.name, config.stack), { proxy: config.proxy });
 
   it("creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
     assert.equal(
@@ -53,7 +53,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "",
       ].join("\n"),
     );
-    const other = layoutCommands(hostLayout(config.app.name, "staging"), { ...config, stack: "staging" });
+    const other = layoutCommands(hostLayout(config.app.name, "staging"), { proxy: config.proxy });
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
   });

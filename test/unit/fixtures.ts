@@ -151,6 +151,16 @@ export function stackConfig(
 }
 
 /**
+ * App's args from a parsed config, as the program derives them (the tests'
+ * hosts are reached directly: no openSshOnly).
+ */
+export function appArgs(config: StackConfig) {
+  const { stack, app, tls, proxy, database, backups, releases } = config;
+  const hostnames = config.dns.hostnames.map((h) => h.name);
+  return { stack, app, hostnames, tls, proxy, database, backups, releases };
+}
+
+/**
  * For the describe() it is called in: App builds its artifact into
  * APPHOST_CACHE, so point that at a temp dir, and put things back after.
  */
