@@ -2,38 +2,57 @@
  * The deployment health check ("doctor") as data.
  *
  * `doctorChecks` turns what a deployed stack should look like into a list of
- * small bash programs, one per check, to run on the host as root over SSH.
- * `renderDoctorScript` joins them into one script that runs every check and
- * prints one line each:
+ * checks, each a function of doctor.sh (beside this file) with the values it
+ * reads. `renderDoctorScript` makes one script of them, to run on the host as
+ * root over SSH: a header of `readonly` values, doctor.sh, then one line per
+ * check. It runs every check and prints one line each:
  *
  *     PASS <name>
  *     FAIL <name>: <detail>
  *     SKIP <name>: <reason>
  *
  * and exits 1 when any check failed. `parseDoctorOutput` reads those lines
- * back. Nothing here does I/O: the caller decides where the script runs.
+ * back. Nothing here does I/O but reading doctor.sh once, when the module
+ * loads: the caller decides where the script runs.
  *
- * Contract of one check's `script`: a self-contained bash program (it sets its
- * own `set -euo pipefail`) that exits 0 for pass, 1 for fail and 3 for skip,
- * with the detail or reason as the last line it prints. It reads nothing from
- * stdin, so it can be fed to `bash -s` over SSH.
+ * The static bash is doctor.sh (shellcheck reads it as it is); this module
+ * renders only what differs per stack: the values, the functions made for the
+ * stack (the postgres check's `pg_env_from_url`) and which checks run with what
+ * arguments. The script reads nothing from stdin, so it can be fed to `bash -s`
+ * over SSH.
  */
 
+import * as fs from "fs";
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
 import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
+import { shellFunction } from "./release/backup";
 import { isHostName, shellQuote } from "./shell";
 import { backupUnitNames } from "./render/systemd";
+
+/** A header value: `readonly NAME=<word>`, or `readonly NAME=(<word>...)` for a list. */
+export type DoctorValue = string | number | string[];
 
 export interface DoctorCheck {
   /** Lowercase id printed in the result line, e.g. `units`, `tls-certificate` */
   name: string;
   /** One sentence: what a PASS guarantees */
   description: string;
-  /** Self-contained bash run as root on the host: exit 0 pass, 1 fail, 3 skip; last output line = detail */
-  script: string;
+  /**
+   * What runs, in its own bash (set -euo pipefail, stdin closed, a timeout):
+   * a function of doctor.sh (`check_units`, `skip`) or any command, then its
+   * arguments. Exit 0 pass, 1 fail, 3 skip; the last output line is the detail.
+   */
+  command: string[];
+  /**
+   * The header values the command reads (`readonly NAME=value`). Checks that
+   * name the same value must agree on it. @default none
+   */
+  values?: Record<string, DoctorValue>;
+  /** Bash functions made for this stack that the command calls, rendered before doctor.sh. @default none */
+  functions?: string;
 }
 
 export type DoctorStatus = "pass" | "fail" | "skip";
@@ -154,8 +173,6 @@ export interface DoctorInput {
 export const DEFAULT_CERT_MIN_SECONDS = 14 * 86400;
 /** `tls internal` leaf certificates live 12 hours in Caddy and are renewed at two thirds. */
 export const INTERNAL_CERT_MIN_SECONDS = 3600;
-
-const SKIP_EXIT = 3;
 
 // ---------------------------------------------------------------------------
 // From stack config
@@ -279,6 +296,11 @@ export function doctorChecks(input: DoctorInput): DoctorCheck[] {
   ];
 }
 
+/** A check that does not apply to this stack: SKIP with `reason`. */
+function skipCheck(name: string, description: string, reason: string): DoctorCheck {
+  return { name, description, command: ["skip", reason] };
+}
+
 /**
  * One check per scheduled job (apphost:app.schedules): its timer is active
  * and its last run, if any, succeeded. A pass shows the last result and the
@@ -289,80 +311,28 @@ function scheduleCheck(job: NonNullable<DoctorInput["schedules"]>[number]): Doct
   return {
     name: `schedule-${job.name}`,
     description: `The timer of scheduled job ${job.name} is active and its last run succeeded.`,
-    script: script([
-      ...prelude("fail"),
-      `service=${shellQuote(job.service)}`,
-      `timer=${shellQuote(job.timer)}`,
-      `state=$(systemctl is-active -- "$timer" 2>/dev/null) || true`,
-      `next=$(systemctl show -p NextElapseUSecRealtime --value -- "$timer" 2>/dev/null) || true`,
-      `result=$(systemctl show -p Result --value -- "$service" 2>/dev/null) || true`,
-      `status=$(systemctl show -p ExecMainStatus --value -- "$service" 2>/dev/null) || true`,
-      `ended=$(systemctl show -p ExecMainExitTimestamp --value -- "$service" 2>/dev/null) || true`,
-      `[[ $state == active ]] || fail "timer $timer is \${state:-unknown}: the job does not run (systemctl enable --now $timer)"`,
-      // While a run goes on, systemd has reset the last run's exit and the timer's next elapse.
-      `running=$(systemctl is-active -- "$service" 2>/dev/null) || true`,
-      `if [[ $running == activating || $running == active || $running == deactivating ]]; then`,
-      `  started=$(systemctl show -p ExecMainStartTimestamp --value -- "$service" 2>/dev/null) || true`,
-      `  printf 'info: running now (started %s); its result shows once it ends\n' "\${started:-just now}"`,
-      `  exit 0`,
-      `fi`,
-      `if [[ -z $ended ]]; then`,
-      `  printf 'info: not run yet; next run %s\n' "\${next:-unknown}"`,
-      `  exit 0`,
-      `fi`,
-      `[[ $result == success ]] || fail "last run failed ($ended): result $result, exit status $status; see npm run logs -- --process ${job.name}"`,
-      `printf 'info: last run %s: success; next run %s\n' "$ended" "\${next:-unknown}"`,
-    ]),
+    command: ["check_schedule", job.name, job.service, job.timer],
   };
 }
 
 function unitsCheck(input: DoctorInput): DoctorCheck {
-  const lines = [...prelude("fail"), `units=(${input.units.map(shellQuote).join(" ")})`];
-  if (input.web && input.web.templates.length > 0) {
-    lines.push(
-      `port_file=${shellQuote(input.web.activePortFile)}`,
-      `port=$(cat -- "$port_file" 2>/dev/null) || fail "cannot read the active web port from $port_file"`,
-      `[[ $port =~ ^[0-9]+$ ]] || fail "active web port in $port_file is not a number: $port"`,
-      ...input.web.templates.map(
-        (t) => `units+=(${shellQuote(t.slice(0, -"@.service".length) + "@")}"$port".service)`,
-      ),
-    );
-  }
-  lines.push(
-    `command -v systemctl >/dev/null || fail "systemctl not found"`,
-    `bad=()`,
-    `for unit in "\${units[@]}"; do`,
-    `  state=$(systemctl is-active -- "$unit" 2>/dev/null) || true`,
-    `  [[ $state == active ]] || bad+=("$unit is \${state:-unknown}")`,
-    `done`,
-  );
-  const up = input.web && input.web.templates.length > 0 ? input.web.upstream : undefined;
-  if (up) {
-    // The proxy connects to the upstream port; the stack's rule must lead it to the active port.
-    lines.push(
-      `table=${shellQuote(up.table)}`,
-      `upstream_port=${up.port}`,
-      `if ! command -v nft >/dev/null; then`,
-      `  bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $upstream_port leads")`,
-      `elif ! rules=$(nft list table ip "$table" 2>&1); then`,
-      `  bad+=("no nftables table ip $table: the upstream port $upstream_port leads nowhere (systemctl restart ${up.unit})")`,
-      `elif [[ $rules != *"tcp dport $upstream_port dnat to 127.0.0.1:$port"* ]]; then`,
-      `  bad+=("the upstream port $upstream_port does not lead to the active port $port (systemctl restart ${up.unit})")`,
-      `fi`,
-    );
-  }
-  lines.push(
-    `if ((\${#bad[@]} > 0)); then`,
-    `  printf -v detail '%s; ' "\${bad[@]}"`,
-    `  fail "\${detail%; }"`,
-    `fi`,
-  );
+  const web = input.web && input.web.templates.length > 0 ? input.web : undefined;
+  // The proxy connects to the upstream port; the stack's rule must lead it to the active port.
+  const up = web?.upstream;
   return {
     name: "units",
     description:
       "Every apphost unit, the proxy and the web instance on the active port are active; " +
       "the upstream port leads to the active port.",
-    script: script(lines),
+    command: ["check_units"],
+    values: {
+      UNITS: input.units,
+      WEB_TEMPLATES: web?.templates ?? [],
+      ACTIVE_PORT_FILE: web?.activePortFile ?? "",
+      UPSTREAM_TABLE: up?.table ?? "",
+      UPSTREAM_PORT: up?.port ?? "",
+      UPSTREAM_UNIT: up?.unit ?? "",
+    },
   };
 }
 
@@ -374,28 +344,19 @@ function healthCheck(input: DoctorInput): DoctorCheck {
     input.tlsMode === "internal"
       ? ["-k"] // internal CA: not in the system store, and that is the point of `internal`
       : input.tlsMode === "cloudflare-origin"
-        ? ["--cacert", shellQuote(input.health.caFile as string)]
+        ? ["--cacert", input.health.caFile as string]
         : [];
-  const curl = [
-    "curl --silent --output /dev/null",
-    `--write-out '%{http_code} %{errormsg}'`,
-    `--max-time ${input.health.timeoutSeconds ?? 10}`,
-    `--resolve ${shellQuote(`${hostname}:${port}:127.0.0.1`)}`,
-    ...trust,
-  ].join(" ");
   return {
     name: "health",
     description: `${url} answers 2xx through the proxy on this host.`,
-    script: script([
-      ...prelude("fail"),
-      `url=${shellQuote(url)}`,
-      `out=$(${curl} "$url" 2>/dev/null) || true`,
-      `code=\${out%% *}`,
-      `if [[ $code == 000 || -z $code ]]; then`,
-      `  fail "no answer from $url via 127.0.0.1:${port}: \${out#* }"`,
-      `fi`,
-      `[[ $code == 2?? ]] || fail "HTTP $code from $url"`,
-    ]),
+    command: ["check_health"],
+    values: {
+      HEALTH_URL: url,
+      HEALTH_HOST: hostname,
+      HEALTH_PORT: port,
+      HEALTH_MAX_TIME: input.health.timeoutSeconds ?? 10,
+      HEALTH_TRUST: trust,
+    },
   };
 }
 
@@ -405,31 +366,12 @@ function certificateCheck(input: DoctorInput): DoctorCheck {
     input.certMinSeconds ??
     (input.tlsMode === "internal" ? INTERNAL_CERT_MIN_SECONDS : DEFAULT_CERT_MIN_SECONDS);
   const name = "tls-certificate";
-  if (input.tlsMode === "off") {
-    return {
-      name,
-      description: "Not applicable: TLS is off.",
-      script: script([...prelude("skip"), `skip "n/a: tls off"`]),
-    };
-  }
-  const endpoint = `127.0.0.1:${port}`;
+  if (input.tlsMode === "off") return skipCheck(name, "Not applicable: TLS is off.", "n/a: tls off");
   return {
     name,
     description: `The certificate served for ${hostname} on port ${port} covers that name and stays valid for ${duration(min)} or more.`,
-    script: script([
-      ...prelude("fail"),
-      `host=${shellQuote(hostname)}`,
-      `endpoint=${shellQuote(endpoint)}`,
-      `command -v openssl >/dev/null || fail "openssl is not installed"`,
-      `served=$(timeout 15 openssl s_client -connect "$endpoint" -servername "$host" </dev/null 2>&1) || true`,
-      `pem=$(openssl x509 <<<"$served" 2>/dev/null) || fail "no certificate served on $endpoint for $host"`,
-      `end=$(openssl x509 -noout -enddate <<<"$pem")`,
-      `end=\${end#notAfter=}`,
-      `openssl x509 -noout -checkend ${min} <<<"$pem" >/dev/null ||`,
-      `  fail "certificate for $host expires $end, less than ${duration(min)} from now"`,
-      `match=$(openssl x509 -noout -checkhost "$host" <<<"$pem")`,
-      `[[ $match == *"does match"* ]] || fail "certificate served on $endpoint does not cover $host"`,
-    ]),
+    command: ["check_tls_certificate"],
+    values: { HEALTH_HOST: hostname, HEALTH_PORT: port, CERT_MIN_SECONDS: min, CERT_MIN: duration(min) },
   };
 }
 
@@ -438,59 +380,7 @@ function backupCheck(input: DoctorInput): DoctorCheck {
   const b = input.backup;
   if (!b) {
     const why = input.backupElsewhere ? "the first app host keeps the backups" : "no database";
-    return {
-      name,
-      description: `Not applicable: ${why}.`,
-      script: script([...prelude("skip"), `skip "n/a: ${why}"`]),
-    };
-  }
-  const lines = [
-    ...prelude("fail"),
-    ...(b.service
-      ? [
-          `service=${shellQuote(b.service)}`,
-          `if [[ $(systemctl is-failed -- "$service" 2>/dev/null) == failed ]]; then`,
-          `  fail "the last run of $service failed (with apphost:backups.s3, often the copy to S3): journalctl -u $service"`,
-          `fi`,
-        ]
-      : []),
-    `dir=${shellQuote(b.dir)}`,
-    `max_age=${b.maxAgeSeconds}`,
-    `[[ -d $dir ]] || fail "backup directory $dir does not exist"`,
-    `# SQLite side files (-wal, -shm, -journal) are not backups, whoever left them there.`,
-    `newest=$(find "$dir" -maxdepth 1 -type f -name ${shellQuote(b.pattern ?? "*")} ! -name '.*' ! -name '*-wal' ! -name '*-shm' ! -name '*-journal' -printf '%T@ %p\\n' | sort -n | tail -n 1)`,
-    `[[ -n $newest ]] || fail "no backup in $dir yet${
-      b.startUnit
-        ? `; take the first one now: sudo systemctl start ${b.startUnit} (apphost:backups.schedule takes the next ones)`
-        : ""
-    }"`,
-    `stamp=\${newest%% *}`,
-    `file=\${newest#* }`,
-    `age=$(($(date +%s) - \${stamp%.*}))`,
-    `((age <= max_age)) ||`,
-    `  fail "newest backup $file is $((age / 3600))h old ($age s), older than the $((max_age / 3600))h ($max_age s) the schedule allows"`,
-    `[[ -s $file ]] || fail "newest backup $file is empty"`,
-  ];
-  if (b.sqliteIntegrity) {
-    lines.push(
-      `command -v sqlite3 >/dev/null || fail "sqlite3 is not installed; cannot run PRAGMA integrity_check on $file"`,
-      `db=$file`,
-      `case $file in`,
-      `  *.gz | *.zst)`,
-      `    db=$(mktemp)`,
-      `    trap 'rm -f "$db"' EXIT`,
-      `    if [[ $file == *.gz ]]; then unpack=(gzip -dc); else unpack=(zstd -q -dc); fi`,
-      `    "\${unpack[@]}" -- "$file" >"$db" 2>/dev/null || fail "cannot decompress $file"`,
-      `    ;;`,
-      `esac`,
-      `# immutable=1: no locks, and no -wal/-shm next to the backup (a WAL-mode copy would get both, even read-only).`,
-      `uri=\${db//%/%25}`,
-      `uri=\${uri//\\?/%3f}`,
-      `uri=\${uri//#/%23}`,
-      `result=$(sqlite3 -readonly "file:$uri?immutable=1" 'PRAGMA integrity_check;' 2>&1) ||`,
-      `  fail "integrity_check on $file failed: $(head -n 1 <<<"$result")"`,
-      `[[ $result == ok ]] || fail "integrity_check on $file: $(head -n 1 <<<"$result")"`,
-    );
+    return skipCheck(name, `Not applicable: ${why}.`, `n/a: ${why}`);
   }
   return {
     name,
@@ -498,7 +388,15 @@ function backupCheck(input: DoctorInput): DoctorCheck {
       (b.service ? `The last run of ${b.service} did not fail; the` : "The") +
       ` newest backup in ${b.dir} is younger than ${duration(b.maxAgeSeconds)}` +
       (b.sqliteIntegrity ? " and passes PRAGMA integrity_check." : "."),
-    script: script(lines),
+    command: ["check_backup"],
+    values: {
+      BACKUP_DIR: b.dir,
+      BACKUP_MAX_AGE: b.maxAgeSeconds,
+      BACKUP_PATTERN: b.pattern ?? "*",
+      BACKUP_SQLITE: b.sqliteIntegrity ? 1 : 0,
+      BACKUP_SERVICE: b.service ?? "",
+      BACKUP_START_UNIT: b.startUnit ?? "",
+    },
   };
 }
 
@@ -511,23 +409,15 @@ function postgresConnectionCheck(pg: NonNullable<DoctorInput["postgres"]>): Doct
   return {
     name: "database-permissions",
     description: `The app's role connects to postgres database ${pg.name} with DATABASE_URL from ${pg.envFile}; PUBLIC may not connect.`,
-    script: script([
-      ...prelude("fail"),
-      `env_file=${shellQuote(pg.envFile)}`,
-      ...(pg.onHost ? [`name=${shellQuote(pg.name)}`] : []),
-      `[[ -f $env_file ]] || fail "$env_file does not exist"`,
-      ...pgEnvFromUrlLines(pg.envFile, "doctor"),
-      `if ! who=$(PGCONNECT_TIMEOUT=5 psql -X -At -c 'select current_user' 2>&1); then`,
-      `  fail "the app's role $PGUSER cannot connect to $PGDATABASE on $PGHOST:$PGPORT: $who"`,
-      `fi`,
-      ...(pg.onHost
-        ? [
-            "unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE",
-            `public=$(runuser -u postgres -- psql -X -At -d "$name" -c "select case when datacl is null then 1 else (select count(*) from aclexplode(datacl) a where a.grantee = 0 and a.privilege_type = 'CONNECT') end from pg_database where datname = current_database()" 2>&1) || fail "cannot read the privileges of $name: $public"`,
-            `[[ $public == 0 ]] || fail "every role may connect to $name (PUBLIC has CONNECT); revoke it: runuser -u postgres -- psql -c 'REVOKE CONNECT ON DATABASE $name FROM PUBLIC'"`,
-          ]
-        : []),
-    ]),
+    command: ["check_postgres"],
+    values: { PG_ENV_FILE: pg.envFile, PG_NAME: pg.name, PG_ON_HOST: pg.onHost ? 1 : 0 },
+    functions:
+      `# pg_env_from_url: libpq's PG* variables from DATABASE_URL in ${pg.envFile}.\n` +
+      "# shellcheck disable=SC2317 # called by check_postgres, which apphost_doctor_run calls\n" +
+      shellFunction("pg_env_from_url", [
+        "local url rest cred where hostport",
+        ...pgEnvFromUrlLines(pg.envFile, "doctor"),
+      ]),
   };
 }
 
@@ -536,40 +426,13 @@ function databasePermissionsCheck(input: DoctorInput): DoctorCheck {
   const d = input.database;
   if (input.postgres) return postgresConnectionCheck(input.postgres);
   if (!d) {
-    return {
-      name,
-      description: "Not applicable: the stack has no SQLite database.",
-      script: script([...prelude("skip"), `skip "n/a: no sqlite database"`]),
-    };
+    return skipCheck(name, "Not applicable: the stack has no SQLite database.", "n/a: no sqlite database");
   }
-  const dir = path.posix.dirname(d.file);
   return {
     name,
     description: `${d.file} is owned by ${d.owner} with mode 0640 or 0600, its directory by ${d.owner} with mode 0750.`,
-    script: script([
-      ...prelude("fail"),
-      `file=${shellQuote(d.file)}`,
-      `dir=${shellQuote(dir)}`,
-      `owner=${shellQuote(d.owner)}`,
-      `[[ -f $file ]] || fail "$file does not exist"`,
-      `bad=()`,
-      `read -r file_owner file_mode < <(stat -c '%U %a' -- "$file")`,
-      `[[ $file_owner == "$owner" ]] || bad+=("$file is owned by $file_owner, not $owner")`,
-      `[[ $file_mode == 640 || $file_mode == 600 ]] || bad+=("$file has mode 0$file_mode, not 0640 or 0600")`,
-      `read -r dir_owner dir_mode < <(stat -c '%U %a' -- "$dir")`,
-      `[[ $dir_owner == "$owner" ]] || bad+=("$dir is owned by $dir_owner, not $owner")`,
-      `[[ $dir_mode == 750 ]] || bad+=("$dir has mode 0$dir_mode, not 0750")`,
-      `# A sqlite3 shell run as root leaves root-owned side files the app then cannot write.`,
-      `for side in "$file-wal" "$file-shm" "$file-journal"; do`,
-      `  [[ -e $side ]] || continue`,
-      `  side_owner=$(stat -c '%U' -- "$side")`,
-      `  [[ $side_owner == "$owner" ]] || bad+=("$side is owned by $side_owner, not $owner")`,
-      `done`,
-      `if ((\${#bad[@]} > 0)); then`,
-      `  printf -v detail '%s; ' "\${bad[@]}"`,
-      `  fail "\${detail%; }"`,
-      `fi`,
-    ]),
+    command: ["check_sqlite_permissions"],
+    values: { DB_FILE: d.file, DB_DIR: path.posix.dirname(d.file), DB_OWNER: d.owner },
   };
 }
 
@@ -578,24 +441,8 @@ function diskCheck(input: DoctorInput): DoctorCheck {
   return {
     name: "disk",
     description: `${paths.join(" and ")} each have ${min}% or more of their space available.`,
-    script: script([
-      ...prelude("fail"),
-      `min=${min}`,
-      `bad=()`,
-      `for path in ${paths.map(shellQuote).join(" ")}; do`,
-      `  if ! line=$(df -Pk -- "$path" 2>/dev/null | awk 'NR == 2 { print $2, $4 }') || [[ -z $line ]]; then`,
-      `    bad+=("cannot read the free space of $path")`,
-      `    continue`,
-      `  fi`,
-      `  read -r size avail <<<"$line"`,
-      `  free=$((avail * 100 / size))`,
-      `  ((free >= min)) || bad+=("$path has $free% free ($((avail / 1024)) MiB), below $min%")`,
-      `done`,
-      `if ((\${#bad[@]} > 0)); then`,
-      `  printf -v detail '%s; ' "\${bad[@]}"`,
-      `  fail "\${detail%; }"`,
-      `fi`,
-    ]),
+    command: ["check_disk"],
+    values: { DISK_PATHS: paths, DISK_MIN_FREE: min },
   };
 }
 
@@ -604,17 +451,8 @@ function memoryCheck(input: DoctorInput): DoctorCheck {
   return {
     name: "memory",
     description: `MemAvailable is ${min}% or more of MemTotal.`,
-    script: script([
-      ...prelude("fail"),
-      `meminfo=${shellQuote(meminfo)}`,
-      `min=${min}`,
-      `total=$(awk '$1 == "MemTotal:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
-      `avail=$(awk '$1 == "MemAvailable:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
-      `[[ $total =~ ^[1-9][0-9]*$ && $avail =~ ^[0-9]+$ ]] || fail "cannot read MemTotal and MemAvailable from $meminfo"`,
-      `pct=$((avail * 100 / total))`,
-      `((pct >= min)) ||`,
-      `  fail "MemAvailable is $pct% of MemTotal ($((avail / 1024)) of $((total / 1024)) MiB), below $min%"`,
-    ]),
+    command: ["check_memory"],
+    values: { MEMINFO: meminfo, MEMORY_MIN_AVAILABLE: min },
   };
 }
 
@@ -623,15 +461,8 @@ function releaseCheck(input: DoctorInput): DoctorCheck {
   return {
     name: "release",
     description: `${current} points to release ${expectedId}.`,
-    script: script([
-      ...prelude("fail"),
-      `current=${shellQuote(current)}`,
-      `expected=${shellQuote(expectedId)}`,
-      `target=$(readlink -- "$current") || fail "$current is not a symlink"`,
-      `live=$(basename -- "$target")`,
-      `[[ $live == "$expected" ]] || fail "live release is $live, expected $expected"`,
-      `[[ -d $current/ ]] || fail "$current points to $target, which does not exist"`,
-    ]),
+    command: ["check_release"],
+    values: { RELEASE_CURRENT: current, RELEASE_EXPECTED: expectedId },
   };
 }
 
@@ -643,55 +474,75 @@ export interface RenderDoctorOptions {
   timeoutSeconds?: number;
 }
 
+/** The static part, doctor.sh beside this file: everything after its shellcheck preamble. */
+const PREAMBLE_END = "# ---- end of the preamble (not rendered) ----\n";
+
+/** doctor.sh, read once when the module loads (the render itself does no I/O). */
+export const DOCTOR_SH: string = (() => {
+  const file = path.join(__dirname, "doctor.sh");
+  const text = fs.readFileSync(file, "utf8");
+  const at = text.indexOf(PREAMBLE_END);
+  if (at < 0) throw new Error(`${file}: no line "${PREAMBLE_END.trim()}"`);
+  return text.slice(at + PREAMBLE_END.length).replace(/^\n+/, "");
+})();
+
+/** A header value's name: uppercase; the DOCTOR_ prefix is the runner's own. */
+const VALUE_NAME = /^(?!DOCTOR_)[A-Z][A-Z0-9_]*$/;
+
+function valueWord(v: DoctorValue): string {
+  return Array.isArray(v) ? `(${v.map(shellQuote).join(" ")})` : shellQuote(String(v));
+}
+
 /**
  * One bash script that runs every check in its own process (with a timeout
  * and stdin closed), prints one result line per check and exits 1 when any
- * check failed, 0 otherwise.
+ * check failed, 0 otherwise. The text is the header (the checks' values),
+ * the functions made for the stack, doctor.sh, then one line per check.
  */
 export function renderDoctorScript(checks: DoctorCheck[], opts: RenderDoctorOptions = {}): string {
   const seen = new Set<string>();
+  const values = new Map<string, string>();
   for (const c of checks) {
     if (!CHECK_NAME.test(c.name)) {
       throw new Error(`doctor: check name "${c.name}" must match ${CHECK_NAME} (it is printed before ": ")`);
     }
     if (seen.has(c.name)) throw new Error(`doctor: check name "${c.name}" is used twice`);
     seen.add(c.name);
+    if (c.command.length === 0) throw new Error(`doctor: check "${c.name}" has no command`);
+    for (const [k, v] of Object.entries(c.values ?? {})) {
+      if (!VALUE_NAME.test(k))
+        throw new Error(`doctor: check "${c.name}": value name "${k}" must match ${VALUE_NAME}`);
+      const word = valueWord(v);
+      if (values.has(k) && values.get(k) !== word) {
+        throw new Error(
+          `doctor: check "${c.name}" sets ${k}=${word}, an earlier check ${k}=${values.get(k)}`,
+        );
+      }
+      values.set(k, word);
+    }
   }
   const timeout = opts.timeoutSeconds ?? 60;
-  const functions = checks.flatMap((c, i) => [
-    `# ${c.name}: ${c.description.replace(/\n/g, " ")}`,
-    `# shellcheck disable=SC2317 # called through apphost_doctor_run`,
-    `apphost_check_${i}() {`,
-    c.script.trimEnd(),
-    `}`,
-    ``,
-  ]);
-  const runs = checks.map((c, i) => `apphost_doctor_run ${shellQuote(c.name)} apphost_check_${i}`);
+  const functions = [...new Set(checks.flatMap((c) => (c.functions ? [c.functions.trimEnd()] : [])))];
   return [
     `#!/usr/bin/env bash`,
     `# apphost doctor: one line per check, "PASS <name>", "FAIL <name>: <detail>"`,
     `# or "SKIP <name>: <reason>"; exits 1 when any check failed.`,
+    `# Rendered by apphost: the values and the checks that run (components/doctor.ts), the checks themselves (components/doctor.sh).`,
     `set -uo pipefail`,
     ``,
-    ...functions,
+    `readonly DOCTOR_TIMEOUT=${timeout}`,
+    ...[...values].map(([k, word]) => `readonly ${k}=${word}`),
+    `# The values each check's bash gets (apphost_doctor_run).`,
+    `readonly DOCTOR_VALUES=(${[...values.keys()].join(" ")})`,
+    ``,
+    ...functions.flatMap((f) => [f, ""]),
+    DOCTOR_SH.trimEnd(),
+    ``,
     `failed=0`,
-    ``,
-    `apphost_doctor_run() {`,
-    `  local name=$1 fn=$2 out rc detail`,
-    `  export -f "\${fn?}"`,
-    `  out=$(timeout ${timeout} bash -c "$fn" </dev/null 2>&1)`,
-    `  rc=$?`,
-    `  detail=$(tr -d '\\r' <<<"$out" | awk 'NF { line = $0 } END { print line }')`,
-    `  detail=\${detail:0:400}`,
-    `  case $rc in`,
-    `    0) if [[ $detail == "info: "* ]]; then printf 'PASS %s: %s\\n' "$name" "\${detail#info: }"; else printf 'PASS %s\\n' "$name"; fi ;;`,
-    `    ${SKIP_EXIT}) printf 'SKIP %s: %s\\n' "$name" "\${detail:-skipped}" ;;`,
-    `    124) printf 'FAIL %s: timed out after ${timeout}s\\n' "$name" && failed=1 ;;`,
-    `    *) printf 'FAIL %s: %s\\n' "$name" "\${detail:-exit status $rc}" && failed=1 ;;`,
-    `  esac`,
-    `}`,
-    ``,
-    ...runs,
+    ...checks.flatMap((c) => [
+      `# ${c.name}: ${c.description.replace(/\n/g, " ")}`,
+      `apphost_doctor_run ${shellQuote(c.name)} ${c.command.map(shellQuote).join(" ")}`,
+    ]),
     `exit "$failed"`,
     ``,
   ].join("\n");
@@ -807,21 +658,6 @@ function validate(input: DoctorInput): void {
   if (errors.length > 0) {
     throw new Error(`doctor: invalid input:\n${errors.map((e, i) => `  ${i + 1}. ${e}`).join("\n")}`);
   }
-}
-
-function prelude(...helpers: ("fail" | "skip")[]): string[] {
-  return [
-    "set -euo pipefail",
-    ...helpers.map((h) =>
-      h === "fail"
-        ? `fail() { printf '%s\\n' "$*"; exit 1; }`
-        : `skip() { printf '%s\\n' "$*"; exit ${SKIP_EXIT}; }`,
-    ),
-  ];
-}
-
-function script(lines: string[]): string {
-  return lines.join("\n") + "\n";
 }
 
 function duration(seconds: number): string {

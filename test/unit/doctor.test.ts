@@ -10,6 +10,7 @@ import {
   backupMaxAgeSeconds,
   DoctorCheck,
   doctorChecks,
+  DOCTOR_SH,
   DoctorInput,
   doctorInputFromConfig,
   DoctorResult,
@@ -40,6 +41,17 @@ function check(input: DoctorInput, name: string): DoctorCheck {
   const found = doctorChecks(input).find((c) => c.name === name);
   assert.ok(found, `no check named ${name}`);
   return found;
+}
+
+/** What a check adds to the rendered script: its header values, then its run line. */
+function rendered(c: DoctorCheck): string[] {
+  return renderDoctorScript([c])
+    .split("\n")
+    .filter(
+      (l) =>
+        (l.startsWith("readonly ") && !l.startsWith("readonly DOCTOR_")) ||
+        l.startsWith("apphost_doctor_run "),
+    );
 }
 
 interface Run {
@@ -84,11 +96,9 @@ function sqlite(file: string, sql: string): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-function shellcheck(source: string, label: string): void {
-  const r = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], {
-    input: source,
-    encoding: "utf8",
-  });
+/** Runs shellcheck on `args` (files, or `-` with `input`); fails loudly when it is not installed. */
+function runShellcheck(args: string[], label: string, input?: string): void {
+  const r = spawnSync("shellcheck", ["--severity=style", ...args], { input, encoding: "utf8" });
   if (r.error) {
     assert.fail(
       `shellcheck is not installed (${(r.error as NodeJS.ErrnoException).code}); ` +
@@ -96,6 +106,16 @@ function shellcheck(source: string, label: string): void {
     );
   }
   assert.equal(r.status, 0, `shellcheck findings in ${label}:\n${r.stdout}${r.stderr}`);
+  assert.equal(r.stdout, "");
+}
+
+/** Rendered scripts shellcheck passed: the variants share many checks, and every render carries doctor.sh. */
+const shellchecked = new Set<string>();
+
+function shellcheck(source: string, label: string): void {
+  if (shellchecked.has(source)) return;
+  runShellcheck(["--shell=bash", "-"], label, source);
+  shellchecked.add(source);
 }
 
 function freePort(): Promise<number> {
@@ -136,65 +156,31 @@ describe("doctor: rendered checks", () => {
   });
 
   it("release: compares the target of current with the expected id", () => {
-    assert.equal(
-      check(hostInput(), "release").script,
-      [
-        "set -euo pipefail",
-        `fail() { printf '%s\\n' "$*"; exit 1; }`,
-        "current=/srv/shop-prod/current",
-        "expected=20250101T120000Z-abc123",
-        `target=$(readlink -- "$current") || fail "$current is not a symlink"`,
-        `live=$(basename -- "$target")`,
-        `[[ $live == "$expected" ]] || fail "live release is $live, expected $expected"`,
-        `[[ -d $current/ ]] || fail "$current points to $target, which does not exist"`,
-        "",
-      ].join("\n"),
-    );
+    assert.deepEqual(rendered(check(hostInput(), "release")), [
+      "readonly RELEASE_CURRENT=/srv/shop-prod/current",
+      "readonly RELEASE_EXPECTED=20250101T120000Z-abc123",
+      "apphost_doctor_run release check_release",
+    ]);
   });
 
   it("memory: MemAvailable against MemTotal", () => {
-    assert.equal(
-      check(hostInput(), "memory").script,
-      [
-        "set -euo pipefail",
-        `fail() { printf '%s\\n' "$*"; exit 1; }`,
-        "meminfo=/proc/meminfo",
-        "min=10",
-        `total=$(awk '$1 == "MemTotal:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
-        `avail=$(awk '$1 == "MemAvailable:" { print $2 }' "$meminfo" 2>/dev/null) || true`,
-        `[[ $total =~ ^[1-9][0-9]*$ && $avail =~ ^[0-9]+$ ]] || fail "cannot read MemTotal and MemAvailable from $meminfo"`,
-        "pct=$((avail * 100 / total))",
-        "((pct >= min)) ||",
-        `  fail "MemAvailable is $pct% of MemTotal ($((avail / 1024)) of $((total / 1024)) MiB), below $min%"`,
-        "",
-      ].join("\n"),
-    );
+    assert.deepEqual(rendered(check(hostInput(), "memory")), [
+      "readonly MEMINFO=/proc/meminfo",
+      "readonly MEMORY_MIN_AVAILABLE=10",
+      "apphost_doctor_run memory check_memory",
+    ]);
   });
 
   it("units: fixed units plus the web template on the active port", () => {
-    assert.equal(
-      check(hostInput(), "units").script,
-      [
-        "set -euo pipefail",
-        `fail() { printf '%s\\n' "$*"; exit 1; }`,
-        "units=(caddy.service apphost-shop-prod-worker.service)",
-        "port_file=/srv/shop-prod/active-port",
-        `port=$(cat -- "$port_file" 2>/dev/null) || fail "cannot read the active web port from $port_file"`,
-        `[[ $port =~ ^[0-9]+$ ]] || fail "active web port in $port_file is not a number: $port"`,
-        `units+=(apphost-shop-prod-web@"$port".service)`,
-        `command -v systemctl >/dev/null || fail "systemctl not found"`,
-        "bad=()",
-        `for unit in "\${units[@]}"; do`,
-        `  state=$(systemctl is-active -- "$unit" 2>/dev/null) || true`,
-        `  [[ $state == active ]] || bad+=("$unit is \${state:-unknown}")`,
-        "done",
-        "if ((${#bad[@]} > 0)); then",
-        `  printf -v detail '%s; ' "\${bad[@]}"`,
-        `  fail "\${detail%; }"`,
-        "fi",
-        "",
-      ].join("\n"),
-    );
+    assert.deepEqual(rendered(check(hostInput(), "units")), [
+      "readonly UNITS=(caddy.service apphost-shop-prod-worker.service)",
+      "readonly WEB_TEMPLATES=(apphost-shop-prod-web@.service)",
+      "readonly ACTIVE_PORT_FILE=/srv/shop-prod/active-port",
+      "readonly UPSTREAM_TABLE=''",
+      "readonly UPSTREAM_PORT=''",
+      "readonly UPSTREAM_UNIT=''",
+      "apphost_doctor_run units check_units",
+    ]);
   });
 
   it("units, with the upstream switch: its rule must lead the upstream port to the active port", () => {
@@ -205,45 +191,42 @@ describe("doctor: rendered checks", () => {
         upstream: { table: "apphost_shop_prod", port: 8002, unit: "apphost-shop-prod-upstream.service" },
       },
     });
-    const without = check(hostInput(), "units").script.split("\n");
-    const lines = check(input, "units").script.split("\n");
-    const at = without.indexOf("done") + 1;
-    assert.deepEqual(lines, [
+    const without = rendered(check(hostInput(), "units"));
+    const at = without.indexOf("readonly UPSTREAM_TABLE=''");
+    assert.deepEqual(rendered(check(input, "units")), [
       ...without.slice(0, at),
-      "table=apphost_shop_prod",
-      "upstream_port=8002",
-      "if ! command -v nft >/dev/null; then",
-      '  bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $upstream_port leads")',
-      'elif ! rules=$(nft list table ip "$table" 2>&1); then',
-      '  bad+=("no nftables table ip $table: the upstream port $upstream_port leads nowhere (systemctl restart apphost-shop-prod-upstream.service)")',
-      'elif [[ $rules != *"tcp dport $upstream_port dnat to 127.0.0.1:$port"* ]]; then',
-      '  bad+=("the upstream port $upstream_port does not lead to the active port $port (systemctl restart apphost-shop-prod-upstream.service)")',
-      "fi",
-      ...without.slice(at),
+      "readonly UPSTREAM_TABLE=apphost_shop_prod",
+      "readonly UPSTREAM_PORT=8002",
+      "readonly UPSTREAM_UNIT=apphost-shop-prod-upstream.service",
+      ...without.slice(at + 3),
     ]);
   });
 
   describe("health: one curl through the proxy, trust by TLS mode", () => {
-    const curlLine = (input: DoctorInput) =>
-      check(input, "health")
-        .script.split("\n")
-        .filter((l) => l.startsWith("url=") || l.startsWith("out="));
-    const curl = `out=$(curl --silent --output /dev/null --write-out '%{http_code} %{errormsg}' --max-time 10`;
+    const healthLines = (input: DoctorInput) => rendered(check(input, "health"));
+    const header = (url: string, port: number, trust: string) => [
+      `readonly HEALTH_URL=${url}`,
+      "readonly HEALTH_HOST=shop.example.com",
+      `readonly HEALTH_PORT=${port}`,
+      "readonly HEALTH_MAX_TIME=10",
+      `readonly HEALTH_TRUST=(${trust})`,
+      "apphost_doctor_run health check_health",
+    ];
 
     it("public CA (caddy-acme, certbot): verified, no -k", () => {
       for (const tlsMode of ["caddy-acme", "certbot"] as const) {
-        assert.deepEqual(curlLine(hostInput({ tlsMode })), [
-          "url=https://shop.example.com:443/healthz",
-          `${curl} --resolve shop.example.com:443:127.0.0.1 "$url" 2>/dev/null) || true`,
-        ]);
+        assert.deepEqual(
+          healthLines(hostInput({ tlsMode })),
+          header("https://shop.example.com:443/healthz", 443, ""),
+        );
       }
     });
 
     it("internal: -k", () => {
-      assert.deepEqual(curlLine(hostInput({ tlsMode: "internal" })), [
-        "url=https://shop.example.com:443/healthz",
-        `${curl} --resolve shop.example.com:443:127.0.0.1 -k "$url" 2>/dev/null) || true`,
-      ]);
+      assert.deepEqual(
+        healthLines(hostInput({ tlsMode: "internal" })),
+        header("https://shop.example.com:443/healthz", 443, "-k"),
+      );
     });
 
     it("cloudflare-origin: verified against the Origin CA, never -k", () => {
@@ -256,10 +239,10 @@ describe("doctor: rendered checks", () => {
           caFile: "/etc/ssl/cloudflare-origin-ca.pem",
         },
       });
-      assert.deepEqual(curlLine(input), [
-        "url=https://shop.example.com:443/healthz",
-        `${curl} --resolve shop.example.com:443:127.0.0.1 --cacert /etc/ssl/cloudflare-origin-ca.pem "$url" 2>/dev/null) || true`,
-      ]);
+      assert.deepEqual(
+        healthLines(input),
+        header("https://shop.example.com:443/healthz", 443, "--cacert /etc/ssl/cloudflare-origin-ca.pem"),
+      );
     });
 
     it("off: plain http on the http port", () => {
@@ -267,29 +250,25 @@ describe("doctor: rendered checks", () => {
         tlsMode: "off",
         health: { hostname: "shop.example.com", port: 80, path: "/up?x=1" },
       });
-      assert.deepEqual(curlLine(input), [
-        "url='http://shop.example.com:80/up?x=1'",
-        `${curl} --resolve shop.example.com:80:127.0.0.1 "$url" 2>/dev/null) || true`,
-      ]);
+      assert.deepEqual(healthLines(input), header("'http://shop.example.com:80/up?x=1'", 80, ""));
     });
 
     it("-k appears for no mode but internal", () => {
       for (const tlsMode of ["caddy-acme", "certbot", "off"] as const) {
-        assert.doesNotMatch(check(hostInput({ tlsMode }), "health").script, / -k /);
+        assert.ok(!healthLines(hostInput({ tlsMode })).some((l) => /[( ]-k[ )]/.test(l)), tlsMode);
       }
     });
   });
 
   it("tls-certificate: an explicit n/a skip when TLS is off", () => {
-    assert.equal(
-      check(hostInput({ tlsMode: "off" }), "tls-certificate").script,
-      ["set -euo pipefail", `skip() { printf '%s\\n' "$*"; exit 3; }`, `skip "n/a: tls off"`, ""].join("\n"),
-    );
+    assert.deepEqual(rendered(check(hostInput({ tlsMode: "off" }), "tls-certificate")), [
+      "apphost_doctor_run tls-certificate skip 'n/a: tls off'",
+    ]);
   });
 
   it("tls-certificate: 14 days by default, 1 hour for internal, or as given", () => {
     const checkend = (input: DoctorInput) =>
-      /-checkend (\d+)/.exec(check(input, "tls-certificate").script)?.[1];
+      /^readonly CERT_MIN_SECONDS=(\d+)$/m.exec(rendered(check(input, "tls-certificate")).join("\n"))?.[1];
     assert.equal(checkend(hostInput()), "1209600");
     assert.equal(checkend(hostInput({ tlsMode: "internal" })), "3600");
     assert.equal(checkend(hostInput({ certMinSeconds: 30 * 86400 })), "2592000");
@@ -297,8 +276,10 @@ describe("doctor: rendered checks", () => {
 
   it("backup and database checks skip explicitly without a database", () => {
     const input = hostInput({ backup: undefined, database: undefined });
-    assert.match(check(input, "backup").script, /skip "n\/a: no database"/);
-    assert.match(check(input, "database-permissions").script, /skip "n\/a: no sqlite database"/);
+    assert.deepEqual(rendered(check(input, "backup")), ["apphost_doctor_run backup skip 'n/a: no database'"]);
+    assert.deepEqual(rendered(check(input, "database-permissions")), [
+      "apphost_doctor_run database-permissions skip 'n/a: no sqlite database'",
+    ]);
   });
 
   it("refuses bad input, listing every offender with the fix", () => {
@@ -328,62 +309,88 @@ describe("doctor: rendered checks", () => {
       release: { current: "/srv/it's here/current", expectedId: "r1" },
       disk: { paths: ["/", "/srv/a b"], minFreePercent: 10 },
     });
-    assert.match(check(input, "release").script, /^current='\/srv\/it'\\''s here\/current'$/m);
-    assert.match(check(input, "disk").script, /^for path in \/ '\/srv\/a b'; do$/m);
+    assert.ok(
+      rendered(check(input, "release")).includes("readonly RELEASE_CURRENT='/srv/it'\\''s here/current'"),
+    );
+    assert.ok(rendered(check(input, "disk")).includes("readonly DISK_PATHS=(/ '/srv/a b')"));
   });
 });
 
 describe("doctor: the runner script", () => {
   const checks: DoctorCheck[] = [
-    { name: "ok", description: "Passes.", script: "true\n" },
-    { name: "na", description: "Skips.", script: "echo 'n/a: nothing here'\nexit 3\n" },
+    { name: "ok", description: "Passes.", command: ["true"] },
+    { name: "na", description: "Skips.", command: ["skip", "n/a: nothing here"] },
   ];
 
-  it("renders every check as a function run with a timeout and no stdin", () => {
+  it("renders the header, doctor.sh, then every check as a line run with a timeout and no stdin", () => {
     assert.equal(
       renderDoctorScript(checks, { timeoutSeconds: 30 }),
       [
         "#!/usr/bin/env bash",
         `# apphost doctor: one line per check, "PASS <name>", "FAIL <name>: <detail>"`,
         `# or "SKIP <name>: <reason>"; exits 1 when any check failed.`,
+        "# Rendered by apphost: the values and the checks that run (components/doctor.ts), the checks themselves (components/doctor.sh).",
         "set -uo pipefail",
         "",
-        "# ok: Passes.",
-        "# shellcheck disable=SC2317 # called through apphost_doctor_run",
-        "apphost_check_0() {",
-        "true",
-        "}",
+        "readonly DOCTOR_TIMEOUT=30",
+        "# The values each check's bash gets (apphost_doctor_run).",
+        "readonly DOCTOR_VALUES=()",
         "",
-        "# na: Skips.",
-        "# shellcheck disable=SC2317 # called through apphost_doctor_run",
-        "apphost_check_1() {",
-        "echo 'n/a: nothing here'",
-        "exit 3",
-        "}",
+        DOCTOR_SH.trimEnd(),
         "",
         "failed=0",
-        "",
-        "apphost_doctor_run() {",
-        "  local name=$1 fn=$2 out rc detail",
-        '  export -f "${fn?}"',
-        '  out=$(timeout 30 bash -c "$fn" </dev/null 2>&1)',
-        "  rc=$?",
-        `  detail=$(tr -d '\\r' <<<"$out" | awk 'NF { line = $0 } END { print line }')`,
-        "  detail=${detail:0:400}",
-        "  case $rc in",
-        `    0) if [[ $detail == "info: "* ]]; then printf 'PASS %s: %s\\n' "$name" "\${detail#info: }"; else printf 'PASS %s\\n' "$name"; fi ;;`,
-        `    3) printf 'SKIP %s: %s\\n' "$name" "\${detail:-skipped}" ;;`,
-        `    124) printf 'FAIL %s: timed out after 30s\\n' "$name" && failed=1 ;;`,
-        `    *) printf 'FAIL %s: %s\\n' "$name" "\${detail:-exit status $rc}" && failed=1 ;;`,
-        "  esac",
-        "}",
-        "",
-        "apphost_doctor_run ok apphost_check_0",
-        "apphost_doctor_run na apphost_check_1",
+        "# ok: Passes.",
+        "apphost_doctor_run ok true",
+        "# na: Skips.",
+        "apphost_doctor_run na skip 'n/a: nothing here'",
         'exit "$failed"',
         "",
       ].join("\n"),
     );
+    assert.match(
+      DOCTOR_SH,
+      /^  out=\$\(timeout "\$DOCTOR_TIMEOUT" bash -c "\$lib"\$'\\nset -euo pipefail\\n"\$@"' apphost-doctor "\$@" <\/dev\/null 2>&1\)$/m,
+    );
+  });
+
+  it("renders each value once, in the order the checks name them; the check's bash gets them, readonly", async () => {
+    const values: DoctorCheck[] = [
+      {
+        name: "values",
+        description: "Reads values.",
+        command: [
+          "eval",
+          `[[ $(declare -p WORDS) == "declare -ar "* ]] && printf 'info: %s|%s|%s\\n' "$GREETING" "\${WORDS[0]}" "\${WORDS[1]}"`,
+        ],
+        values: { GREETING: "it's", WORDS: ["a b", "c"], EMPTY: [] },
+      },
+      { name: "again", description: "Shares one.", command: ["true"], values: { WORDS: ["a b", "c"], N: 7 } },
+    ];
+    const script = renderDoctorScript(values);
+    assert.deepEqual(
+      script.split("\n").filter((l) => l.startsWith("readonly ")),
+      [
+        "readonly DOCTOR_TIMEOUT=60",
+        "readonly GREETING='it'\\''s'",
+        "readonly WORDS=('a b' c)",
+        "readonly EMPTY=()",
+        "readonly N=7",
+        "readonly DOCTOR_VALUES=(GREETING WORDS EMPTY N)",
+      ],
+    );
+    const run = await bash(["-c", script]);
+    assert.equal(run.stdout, "PASS values: it's|a b|c\nPASS again\n", run.stderr);
+  });
+
+  it("refuses values two checks disagree on, and value names the runner could mistake", () => {
+    const a: DoctorCheck = { name: "a", description: "A.", command: ["true"], values: { PORT: 80 } };
+    assert.throws(() => renderDoctorScript([a, { ...a, name: "b", values: { PORT: 443 } }]), {
+      message: 'doctor: check "b" sets PORT=443, an earlier check PORT=80',
+    });
+    for (const bad of ["port", "DOCTOR_TIMEOUT", "1X", "A-B"]) {
+      assert.throws(() => renderDoctorScript([{ ...a, values: { [bad]: 1 } }]), /value name .* must match/);
+    }
+    assert.throws(() => renderDoctorScript([{ ...a, command: [] }]), /check "a" has no command/);
   });
 
   it("prints one line per check and exits 1 on any failure", async () => {
@@ -391,8 +398,12 @@ describe("doctor: the runner script", () => {
       "-c",
       renderDoctorScript([
         ...checks,
-        { name: "broken", description: "Fails.", script: "echo working\necho 'disk on fire' >&2\nexit 1\n" },
-        { name: "crash", description: "Exits oddly.", script: "exit 7\n" },
+        {
+          name: "broken",
+          description: "Fails.",
+          command: ["bash", "-c", "echo working\necho 'disk on fire' >&2\nexit 1\n"],
+        },
+        { name: "crash", description: "Exits oddly.", command: ["bash", "-c", "exit 7"] },
       ]),
     ]);
     assert.equal(
@@ -414,7 +425,7 @@ describe("doctor: the runner script", () => {
   it("a hung check fails on its timeout and the others still run", async () => {
     const run = await bash([
       "-c",
-      renderDoctorScript([{ name: "slow", description: "Hangs.", script: "sleep 30\n" }, checks[0]], {
+      renderDoctorScript([{ name: "slow", description: "Hangs.", command: ["sleep", "30"] }, checks[0]], {
         timeoutSeconds: 1,
       }),
     ]);
@@ -422,10 +433,10 @@ describe("doctor: the runner script", () => {
   });
 
   it("works fed through stdin (bash -s over SSH): checks cannot eat the script", async () => {
-    const reader = {
+    const reader: DoctorCheck = {
       name: "reader",
       description: "Reads stdin.",
-      script: "if read -r line; then exit 1; fi\n",
+      command: ["eval", "if read -r line; then exit 1; fi"],
     };
     const run = await bash(["-s"], { input: renderDoctorScript([reader, checks[0]]) });
     assert.equal(run.stdout, "PASS reader\nPASS ok\n");
@@ -590,7 +601,11 @@ describe("doctor: from stack config", () => {
       { releaseId: "r1", originCaFile: "/etc/apphost/cloudflare-origin-ca.pem" },
     );
     assert.equal(input.health.caFile, "/etc/apphost/cloudflare-origin-ca.pem");
-    assert.match(check(input, "health").script, / --cacert \/etc\/apphost\/cloudflare-origin-ca\.pem /);
+    assert.ok(
+      rendered(check(input, "health")).includes(
+        "readonly HEALTH_TRUST=(--cacert /etc/apphost/cloudflare-origin-ca.pem)",
+      ),
+    );
     assert.throws(
       () =>
         doctorChecks(
@@ -615,7 +630,20 @@ describe("doctor: from stack config", () => {
   });
 });
 
-describe("doctor: shellcheck", () => {
+describe("doctor: shellcheck", function () {
+  this.timeout(60_000);
+  it("doctor.sh, the static part, passes shellcheck as it is; the render carries it without its preamble", () => {
+    const file = path.join(__dirname, "../../components/doctor.sh");
+    const text = fs.readFileSync(file, "utf8");
+    assert.match(text, /^# shellcheck shell=bash$/m, "shellcheck must know the shell without --shell");
+    runShellcheck([file], file);
+    const s = renderDoctorScript(doctorChecks(hostInput()));
+    assert.ok(!s.includes("# shellcheck shell=bash"), "the preamble was rendered");
+    assert.ok(!s.includes("# shellcheck disable=SC2034"), "the preamble's file-wide directive was rendered");
+    const body = text.slice(text.indexOf("\n# fail <detail>") + 1);
+    assert.ok(s.includes(`\n${body}`), "the render carries doctor.sh from its first function on");
+  });
+
   const variants: [string, DoctorInput][] = [
     ["caddy-acme with sqlite", hostInput()],
     ["internal", hostInput({ tlsMode: "internal" })],
@@ -662,8 +690,8 @@ describe("doctor: shellcheck", () => {
     ],
   ];
   for (const [label, input] of variants) {
-    it(`every check script is clean: ${label}`, () => {
-      for (const c of doctorChecks(input)) shellcheck(c.script, `${label}: ${c.name}`);
+    it(`every check rendered alone is clean: ${label}`, () => {
+      for (const c of doctorChecks(input)) shellcheck(renderDoctorScript([c]), `${label}: ${c.name}`);
     });
     it(`the rendered script is clean: ${label}`, () => {
       shellcheck(renderDoctorScript(doctorChecks(input)), label);
