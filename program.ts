@@ -19,7 +19,7 @@ import type { ExistingHostConfig, HostConfig } from "./components/config/types";
 import { maintenanceFiles } from "./components/paths";
 import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
 import type { S3Target } from "./components/release/backup";
-import { Database } from "./components/database";
+import { Database, type DatabaseArgs } from "./components/database";
 import { Dns, recordOwner } from "./components/dns";
 import { Host, stackIdentity, type HostArgs } from "./components/host";
 import { LoadBalancer } from "./components/loadbalancer";
@@ -74,7 +74,7 @@ export async function program(): Promise<Record<string, unknown>> {
   const database = Database.forStack(
     "database",
     {
-      config,
+      ...databaseArgs(config),
       connection: host.connection,
       network: host.network,
       externalUrl: databaseUrl,
@@ -140,6 +140,15 @@ function appArgs(
 /** BackupBucket's args from the stack's config: whose backups, apphost:backups, the host's kind. */
 function backupBucketArgs(config: StackConfig): BackupBucketArgs {
   return { identity: stackIdentity(config), backups: config.backups, hostKind: config.host.kind };
+}
+
+/** Database's args from the stack's config: whose database, apphost:database, the SSH route. */
+function databaseArgs(config: StackConfig): Pick<DatabaseArgs, "identity" | "database" | "openSshOnly"> {
+  return {
+    identity: stackIdentity(config),
+    database: config.database,
+    openSshOnly: hostNeedsOpenSsh(config.host),
+  };
 }
 
 /**
@@ -250,7 +259,7 @@ async function behindBalancer(loaded: LoadedStackConfig): Promise<Record<string,
   const database = Database.forStack(
     "database",
     {
-      config,
+      ...databaseArgs(config),
       connection: hosts[0].host.connection,
       externalUrl: databaseUrl,
     },
@@ -351,7 +360,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
   const database = Database.forStack(
     "database",
     {
-      config,
+      ...databaseArgs(config),
       connection: hosts[0].host.connection,
       network: hosts[0].host.network,
       extraSecurityGroupIds: hosts.slice(1).map((h) => h.host.network!.securityGroupId),

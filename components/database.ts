@@ -14,10 +14,10 @@ import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { isPostgres, isProductionStack } from "./config/defaults";
-import type { RdsConfig, StackConfig } from "./config/types";
-import { resourceTags, stackIdentity } from "./host";
+import type { DatabaseConfig, RdsConfig } from "./config/types";
+import { resourceTags, type StackIdentity } from "./host";
 import { hostLayout } from "./paths";
-import { hostNeedsOpenSsh, hostStep } from "./remote/command";
+import { hostStep } from "./remote/command";
 import type { SshConnection } from "./remote/connection";
 import {
   POSTGRES_PORT,
@@ -28,7 +28,23 @@ import {
 } from "./render/postgres";
 
 export interface DatabaseArgs {
-  config: StackConfig;
+  /**
+   * Whose database (`stackIdentity(config)`): it names, tags and describes the
+   * RDS resources; a prod* stack's instance is protected and keeps a final snapshot
+   */
+  identity: StackIdentity;
+  /**
+   * apphost:database: its kind (postgres on the host, rds, external; `forStack`
+   * creates nothing for the others), the Postgres role and database name, and
+   * rds' instance settings
+   */
+  database: Pick<DatabaseConfig, "kind" | "postgresName" | "rds">;
+  /**
+   * apphost:host.via is instance-connect (`hostNeedsOpenSsh`): the host
+   * steps run through OpenSSH. @default false
+   */
+  openSshOnly?: boolean;
+  /** The (first) app host's connection: postgres creates the role and database there */
   connection: pulumi.Input<SshConnection>;
   /** rds: the instance's VPC and security group (`Host.network`) */
   network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
@@ -38,9 +54,15 @@ export interface DatabaseArgs {
   externalUrl?: pulumi.Input<string>;
 }
 
-/** The RDS instance's arguments, as data: what the policy tests read. */
+/**
+ * The RDS instance's arguments, as data: what the policy tests read.
+ * @param identity whose instance: its identifier and tags; a prod* stack's keeps a final snapshot
+ * @param name apphost:database.postgresName: the database's and its master user's name
+ * @param rds apphost:database.rds: the instance's class, storage, engine, backups
+ */
 export function rdsInstanceArgs(
-  config: StackConfig,
+  identity: StackIdentity,
+  name: string,
   rds: RdsConfig,
   refs: {
     password: pulumi.Input<string>;
@@ -48,9 +70,8 @@ export function rdsInstanceArgs(
     subnetGroupName?: pulumi.Input<string>;
   },
 ): aws.rds.InstanceArgs {
-  const name = config.database.postgresName;
-  const prod = isProductionStack(config.stack);
-  const id = hostLayout(config.app.name, config.stack).id;
+  const prod = isProductionStack(identity.stack);
+  const id = hostLayout(identity.app, identity.stack).id;
   return {
     identifier: `apphost-${id}`,
     engine: "postgres",
@@ -75,7 +96,7 @@ export function rdsInstanceArgs(
     deletionProtection: prod,
     skipFinalSnapshot: !prod,
     ...(prod ? { finalSnapshotIdentifier: `apphost-${id}-final` } : {}),
-    tags: resourceTags(stackIdentity(config)),
+    tags: resourceTags(identity),
   };
 }
 
@@ -101,12 +122,12 @@ export class Database extends pulumi.ComponentResource {
     args: DatabaseArgs,
     opts?: pulumi.ComponentResourceOptions,
   ): Database | undefined {
-    return isPostgres(args.config.database.kind) ? new Database(name, args, opts) : undefined;
+    return isPostgres(args.database.kind) ? new Database(name, args, opts) : undefined;
   }
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:Database", name, {}, opts);
-    const db = args.config.database;
+    const db = args.database;
     if (db.kind === "external") {
       if (args.externalUrl === undefined) {
         throw new Error("apphost:database.kind external needs apphost:databaseUrl");
@@ -149,7 +170,7 @@ export class Database extends pulumi.ComponentResource {
   /** The role (its SCRAM verifier on stdin, never the password) and the database it owns. */
   private createRoleAndDatabase(
     name: string,
-    { connection, config }: DatabaseArgs,
+    { connection, openSshOnly }: DatabaseArgs,
     dbName: string,
     password: pulumi.Output<string>,
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
@@ -158,7 +179,7 @@ export class Database extends pulumi.ComponentResource {
       `${name}-role`,
       {
         connection,
-        openSshOnly: hostNeedsOpenSsh(config.host),
+        openSshOnly: openSshOnly ?? false,
         description: `postgres role and database ${dbName}`,
         create: postgresProvisionScript({ name: dbName }),
         delete: postgresDeleteScript({ name: dbName }),
@@ -172,20 +193,20 @@ export class Database extends pulumi.ComponentResource {
   /** A security group only the instance's reaches, a subnet group when the VPC is not the default one, the instance. */
   private createRds(
     name: string,
-    { config, network, extraSecurityGroupIds }: DatabaseArgs,
+    { identity, database, network, extraSecurityGroupIds }: DatabaseArgs,
     password: pulumi.Output<string>,
   ) {
-    const rds = config.database.rds;
+    const rds = database.rds;
     if (!rds || !network) {
       throw new Error("apphost:database.kind rds needs apphost:host.kind ec2 and apphost:database.rds");
     }
     const awsSdk = require("@pulumi/aws") as typeof import("@pulumi/aws");
-    const tags = resourceTags(stackIdentity(config));
-    const id = hostLayout(config.app.name, config.stack).id;
+    const tags = resourceTags(identity);
+    const id = hostLayout(identity.app, identity.stack).id;
     const securityGroup = new awsSdk.ec2.SecurityGroup(
       `${name}-sg`,
       {
-        description: `apphost ${config.project}/${config.stack}: Postgres from the instance's security group only`,
+        description: `apphost ${identity.project}/${identity.stack}: Postgres from the instance's security group only`,
         vpcId: network.vpcId,
         tags: { ...tags, Name: `${id}-database` },
       },
@@ -224,13 +245,13 @@ export class Database extends pulumi.ComponentResource {
     const subnetGroup = rds.subnetIds
       ? new awsSdk.rds.SubnetGroup(
           `${name}-subnets`,
-          { description: `apphost ${config.project}/${config.stack}`, subnetIds: rds.subnetIds, tags },
+          { description: `apphost ${identity.project}/${identity.stack}`, subnetIds: rds.subnetIds, tags },
           { parent: this },
         )
       : undefined;
     const instance = new awsSdk.rds.Instance(
       `${name}-instance`,
-      rdsInstanceArgs(config, rds, {
+      rdsInstanceArgs(identity, database.postgresName, rds, {
         password: pulumi.secret(password),
         securityGroupId: securityGroup.id,
         subnetGroupName: subnetGroup?.name,
@@ -240,7 +261,7 @@ export class Database extends pulumi.ComponentResource {
         dependsOn: [ingress, ...extra],
         additionalSecretOutputs: ["password"],
         // Production data: `pulumi destroy` stops at deletion protection; a replace must never be silent.
-        ...(isProductionStack(config.stack) ? { protect: true } : {}),
+        ...(isProductionStack(identity.stack) ? { protect: true } : {}),
       },
     );
     Object.assign(this.nodes, { securityGroup, ingress, subnetGroup, instance });

@@ -1086,7 +1086,8 @@ describe("Database (apphost:database.kind rds)", () => {
     const config = stackConfig({ "database.kind": "rds", ...keys }, stack);
     const h = await host(`${name}-host`, { "database.kind": "rds", ...keys }, stack);
     const db = new Database(name, {
-      config,
+      identity: stackIdentity(config),
+      database: config.database,
       connection: h.connection,
       network: h.network,
     });
