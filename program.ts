@@ -22,7 +22,7 @@ import type { S3Target } from "./components/release/backup";
 import { Database, type DatabaseArgs } from "./components/database";
 import { Dns, recordOwner } from "./components/dns";
 import { Host, stackIdentity, type HostArgs } from "./components/host";
-import { LoadBalancer } from "./components/loadbalancer";
+import { LoadBalancer, type LoadBalancerArgs } from "./components/loadbalancer";
 import { hostNeedsOpenSsh } from "./components/remote/command";
 import { runtimePackages } from "./components/render/baseline";
 import { Server, type ServerArgs } from "./components/server";
@@ -177,6 +177,22 @@ function serverArgs(config: StackConfig): Omit<ServerArgs, "connection"> {
   };
 }
 
+/**
+ * LoadBalancer's args from the stack's config: whose load balancer, the
+ * hostnames, the instances' port, health path and drain time.
+ */
+function loadBalancerArgs(
+  config: StackConfig,
+): Pick<LoadBalancerArgs, "identity" | "hostnames" | "targetPort" | "healthPath" | "drainSeconds"> {
+  return {
+    identity: stackIdentity(config),
+    hostnames: config.dns.hostnames,
+    targetPort: config.proxy.httpPort,
+    healthPath: config.app.healthPath,
+    drainSeconds: config.releases.drainSeconds,
+  };
+}
+
 /** apphost:host as one of its hosts sees it: that host's address and key. */
 function onHost(
   host: ExistingHostConfig,
@@ -326,7 +342,7 @@ async function behindLoadBalancer(loaded: LoadedStackConfig): Promise<Record<str
     owner: recordOwner(config),
     publicIp: "",
   });
-  const lb = new LoadBalancer("alb", { config, vpcId, subnetIds, zoneId: dns.zoneId });
+  const lb = new LoadBalancer("alb", { ...loadBalancerArgs(config), vpcId, subnetIds, zoneId: dns.zoneId });
 
   const env = appSecrets(secretEnv);
   const hosts = Array.from({ length: ec2.count }, (_, i) => {

@@ -11,15 +11,30 @@ import type * as aws from "@pulumi/aws";
 import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { DNS_DEFAULTS, isProductionStack } from "./config/defaults";
-import type { StackConfig } from "./config/types";
-import { resourceTags, stackIdentity } from "./host";
+import type { HostnameConfig } from "./config/types";
+import { resourceTags, type StackIdentity } from "./host";
 import { hostLayout } from "./paths";
 
 /** TLS 1.3 and 1.2 only, AWS's recommended policy for new listeners. */
 export const ALB_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 export interface LoadBalancerArgs {
-  config: StackConfig;
+  /**
+   * Whose load balancer (`stackIdentity(config)`): it names, tags and
+   * describes the resources; a prod* stack's has deletion protection
+   */
+  identity: StackIdentity;
+  /**
+   * apphost:dns.hostnames: the certificate's names (the first its domain),
+   * each a CNAME to the load balancer, proxied by Cloudflare or not
+   */
+  hostnames: Pick<HostnameConfig, "name" | "proxied">[];
+  /** apphost:proxy.httpPort: where the instances' proxies answer the load balancer */
+  targetPort: number;
+  /** apphost:app.healthPath: what the target group's health check requests */
+  healthPath: string;
+  /** apphost:releases.drainSeconds: how long a deregistered instance keeps its requests (the deregistration delay) */
+  drainSeconds: number;
   /** The VPC of the instances */
   vpcId: pulumi.Input<string>;
   /** Two availability zones at least */
@@ -47,24 +62,24 @@ export class LoadBalancer extends pulumi.ComponentResource {
     attachments: aws.lb.TargetGroupAttachment[];
   };
   private readonly name: string;
-  private readonly config: StackConfig;
+  private readonly targetPort: number;
 
   constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("apphost:index:LoadBalancer", name, {}, opts);
     this.name = name;
-    this.config = args.config;
+    this.targetPort = args.targetPort;
     const awsSdk = require("@pulumi/aws") as typeof import("@pulumi/aws");
     const cf = require("@pulumi/cloudflare") as typeof import("@pulumi/cloudflare");
-    const { config } = args;
+    const { identity, hostnames } = args;
     const childOpts = { parent: this };
-    const tags = resourceTags(stackIdentity(config));
-    const id = hostLayout(config.app.name, config.stack).id;
-    const prod = isProductionStack(config.stack);
+    const tags = resourceTags(identity);
+    const id = hostLayout(identity.app, identity.stack).id;
+    const prod = isProductionStack(identity.stack);
 
     const securityGroup = new awsSdk.ec2.SecurityGroup(
       `${name}-sg`,
       {
-        description: `apphost ${config.project}/${config.stack}: the load balancer, HTTP and HTTPS from anywhere`,
+        description: `apphost ${identity.project}/${identity.stack}: the load balancer, HTTP and HTTPS from anywhere`,
         vpcId: args.vpcId,
         tags: { ...tags, Name: `${id}-lb` },
       },
@@ -115,14 +130,14 @@ export class LoadBalancer extends pulumi.ComponentResource {
     const targetGroup = new awsSdk.lb.TargetGroup(
       `${name}-tg`,
       {
-        port: config.proxy.httpPort,
+        port: args.targetPort,
         protocol: "HTTP",
         targetType: "instance",
         vpcId: args.vpcId,
-        deregistrationDelay: config.releases.drainSeconds,
+        deregistrationDelay: args.drainSeconds,
         healthCheck: {
           enabled: true,
-          path: config.app.healthPath,
+          path: args.healthPath,
           protocol: "HTTP",
           matcher: "200-299",
           interval: 10,
@@ -134,7 +149,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
       },
       childOpts,
     );
-    const [primary, ...others] = config.dns.hostnames.map((h) => h.name);
+    const [primary, ...others] = hostnames.map((h) => h.name);
     const certificate = new awsSdk.acm.Certificate(
       `${name}-cert`,
       {
@@ -150,7 +165,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
       return z;
     });
     // One validation record per hostname, found by its domain name (ACM does not keep the order).
-    const validationRecords = config.dns.hostnames.map((h) => {
+    const validationRecords = hostnames.map((h) => {
       const option = certificate.domainValidationOptions.apply((all) => {
         const o = all.find((x) => x.domainName === h.name);
         if (!o) throw new Error(`ACM returned no DNS validation record for ${h.name}`);
@@ -165,7 +180,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
           content: option.apply((o) => (o.resourceRecordValue ?? "").replace(/\.$/, "")),
           ttl: DNS_DEFAULTS.ttl,
           proxied: false,
-          comment: `apphost ${config.project}/${config.stack}: ACM validation`,
+          comment: `apphost ${identity.project}/${identity.stack}: ACM validation`,
         },
         childOpts,
       );
@@ -206,7 +221,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
       },
       childOpts,
     );
-    const records = config.dns.hostnames.map(
+    const records = hostnames.map(
       (h) =>
         new cf.DnsRecord(
           `${name}-${h.name.replace(/\./g, "-")}-cname`,
@@ -217,7 +232,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
             content: alb.dnsName,
             proxied: h.proxied,
             ttl: h.proxied ? DNS_DEFAULTS.proxiedTtl : DNS_DEFAULTS.ttl,
-            comment: `apphost ${config.project}/${config.stack}: the load balancer`,
+            comment: `apphost ${identity.project}/${identity.stack}: the load balancer`,
           },
           childOpts,
         ),
@@ -253,7 +268,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     const awsSdk = require("@pulumi/aws") as typeof import("@pulumi/aws");
     const attachment = new awsSdk.lb.TargetGroupAttachment(
       `${this.name}-${hostName}`,
-      { targetGroupArn: this.nodes.targetGroup.arn, targetId: instanceId, port: this.config.proxy.httpPort },
+      { targetGroupArn: this.nodes.targetGroup.arn, targetId: instanceId, port: this.targetPort },
       { parent: this, dependsOn: after },
     );
     this.nodes.attachments.push(attachment);

@@ -75,7 +75,11 @@ describe("the load balancer and the instances behind it (mocks)", () => {
   before(async () => {
     resetRecords();
     lb = new LoadBalancer("alb", {
-      config,
+      identity: stackIdentity(config),
+      hostnames: config.dns.hostnames,
+      targetPort: config.proxy.httpPort,
+      healthPath: config.app.healthPath,
+      drainSeconds: config.releases.drainSeconds,
       vpcId: MOCK.defaultVpcId,
       subnetIds: ["subnet-0default0000000001", "subnet-0default0000000002"],
       zoneId: MOCK.zoneId,
