@@ -92,7 +92,7 @@ export async function program(): Promise<Record<string, unknown>> {
       backupTarget: backups?.target,
       alertWebhook,
       projectDir: PROJECT_DIR,
-      artifact: stackArtifact(config, PROJECT_DIR),
+      artifact: stackArtifact(config.app, PROJECT_DIR),
     },
     { dependsOn: [...server.ready, ...(database?.ready ?? [])] },
   );
@@ -434,7 +434,7 @@ function rollOut(
 ): { apps: App[]; rollout: Rollout; outputs: Record<string, unknown> } {
   const { config, alertWebhook } = loaded;
   const { hosts, env, database } = opts;
-  const artifact = stackArtifact(config, PROJECT_DIR);
+  const artifact = stackArtifact(config.app, PROJECT_DIR);
   const apps = hosts.map(
     (h, i) =>
       new App(

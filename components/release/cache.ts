@@ -8,7 +8,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import type { StackConfig } from "../config/types";
+import type { AppConfig } from "../config/types";
 import { buildArtifact } from "./artifact";
 
 /** The artifact as the components use it: where it is, and the hashes that decide a new release. */
@@ -47,15 +47,22 @@ export function cacheArtifact(
 /**
  * The artifact of the stack's app, built from apphost:app.source and kept in
  * the local cache, where a Release or Rollout reads it.
+ * @param app apphost:app: the source directory (relative to `projectDir`), and
+ *   what decides the artifact's content: the runtime, its requirements or uv
+ *   project, the excludes
+ * @param projectDir the Pulumi project's directory
  */
-export function stackArtifact(config: StackConfig, projectDir: string): StackArtifact {
-  const source = path.resolve(projectDir, config.app.source);
+export function stackArtifact(
+  app: Pick<AppConfig, "source" | "runtime" | "requirements" | "pythonDeps" | "excludes">,
+  projectDir: string,
+): StackArtifact {
+  const source = path.resolve(projectDir, app.source);
   if (!fs.existsSync(source)) {
     throw new Error(
-      `apphost:app.source: "${config.app.source}" does not exist (resolved to ${source}); point it at the app directory`,
+      `apphost:app.source: "${app.source}" does not exist (resolved to ${source}); point it at the app directory`,
     );
   }
-  const artifact = buildArtifact(source, config.app);
+  const artifact = buildArtifact(source, app);
   const cacheDir = path.join(
     process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
     "artifacts",

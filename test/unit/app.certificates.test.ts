@@ -14,7 +14,7 @@ import { appArgs, stackConfig, useTempArtifactCache } from "./fixtures";
 import { stackArtifact } from "../../components/release/cache";
 
 /** The sample app's artifact, as the program builds it before the components. */
-const sampleArtifact = () => stackArtifact(stackConfig({ "app.source": "examples/sample-app" }), ROOT);
+const sampleArtifact = () => stackArtifact(stackConfig({ "app.source": "examples/sample-app" }).app, ROOT);
 
 const HOST_FILE = "pulumi-nodejs:dynamic/apphost:HostFile";
 const ROOT = path.join(__dirname, "..", "..");
