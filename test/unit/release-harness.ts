@@ -91,11 +91,13 @@ export const HARNESS_HEALTH_TIMEOUT_SECONDS = 3;
 let venvTemplate: { dir: string; pyMM: string } | undefined;
 
 /**
- * A venv made the way the install phase makes one for an app without
- * requirements.txt (`python3 -m venv`, then `.apphost-complete`), built once
- * for this machine's python3 and kept under the temp directory (keyed by its
- * version and path, checked before each use): hosts with `sharedVenv` get a
- * copy instead of building their own, 2-3 s of CPU each.
+ * A venv as the install phase leaves one for an app without requirements.txt
+ * (`python3 -m venv`, then `.apphost-complete`), but without pip, which such
+ * an app never runs: its 3,000 files made each copy cost more system time than
+ * the deploy itself. Built once for this machine's python3 and kept under the
+ * temp directory (keyed by its version and path, checked before each use):
+ * hosts with `sharedVenv` get a copy instead of building their own, 2-3 s of
+ * CPU each.
  */
 function sharedVenvTemplate(): { dir: string; pyMM: string } {
   if (venvTemplate) return venvTemplate;
@@ -105,7 +107,7 @@ function sharedVenvTemplate(): { dir: string; pyMM: string } {
   ]);
   assert.equal(probe.status, 0, `python3: ${probe.stderr}`);
   const pyMM = probe.stdout.toString().split("\n")[0];
-  const key = createHash("sha256").update(`venv v1\n${probe.stdout}`).digest("hex").slice(0, 16);
+  const key = createHash("sha256").update(`venv v2 without pip\n${probe.stdout}`).digest("hex").slice(0, 16);
   const dir = path.join(os.tmpdir(), `apphost-test-venv-${key}`);
   const usable = () =>
     fs.existsSync(path.join(dir, ".apphost-complete")) &&
@@ -114,8 +116,8 @@ function sharedVenvTemplate(): { dir: string; pyMM: string } {
     // Built beside it, then renamed into place: a parallel worker sees all of it or none.
     const tmp = fs.mkdtempSync(`${dir}.tmp-`);
     fs.chmodSync(tmp, 0o755); // as the install phase makes it (install -d -m 0755)
-    const made = spawnSync("python3", ["-m", "venv", tmp]);
-    assert.equal(made.status, 0, `python3 -m venv: ${made.stderr}`);
+    const made = spawnSync("python3", ["-m", "venv", "--without-pip", tmp]);
+    assert.equal(made.status, 0, `python3 -m venv --without-pip: ${made.stderr}`);
     fs.writeFileSync(path.join(tmp, ".apphost-complete"), "");
     if (fs.existsSync(dir) && !usable()) fs.rmSync(dir, { recursive: true, force: true });
     try {
