@@ -30,7 +30,7 @@ import {
 
 const ROOT = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(ROOT, "scripts", "render.ts");
-/** ts-node with SWC, as the unit specs themselves run (test/register.js) */
+/** The unit specs' own loader of .ts files (SWC), for the child too */
 const REGISTER = path.join(ROOT, "test", "register.js");
 
 interface Run {
