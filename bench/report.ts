@@ -354,7 +354,9 @@ export function renderReport(r: Results, chartPath?: string): string {
       "## 4. The unit test suite",
       "",
       "`npm test` (tsc, eslint, prettier --check, then mocha's unit specs)" +
-        (r.testWithSandboxDown ? ", run after the bench's sandbox was taken down." : "."),
+        (r.testWithSandboxDown ? ", run after the bench's sandbox was taken down." : ".") +
+        " shellcheck's clean verdicts are remembered between runs (test/unit/shellcheck.ts), so every" +
+        " repetition but a first one on a fresh machine reuses them; `APPHOST_TEST_FRESH=1 npm test` checks afresh.",
       "",
       table(
         ["", "wall time (s)", "exit codes", "passing"],
