@@ -195,10 +195,22 @@ export function dropPostgres(name: string): void {
   );
 }
 
+const temps: string[] = [];
+process.once("exit", () => {
+  if (process.env.APPHOST_E2E_KEEP === "1") return;
+  for (const dir of temps) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temp directory that is removed when this process exits (kept with APPHOST_E2E_KEEP=1, to look at). */
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
 /** A fresh state backend directory for one test run. */
 export function freshBackend(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-state-"));
-  return `file://${dir}`;
+  return `file://${tempDir("apphost-state-")}`;
 }
 
 export interface LocalStackOptions {
@@ -227,7 +239,7 @@ export async function localStack(
   if (opts.sandbox) {
     config["apphost:host"] = { ...(config["apphost:host"] as object), address: opts.sandbox.host };
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-config-"));
+  const dir = tempDir("apphost-config-");
   const configFile = path.join(dir, `Pulumi.${opts.stackName ?? "local"}.yaml`);
   fs.writeFileSync(configFile, yaml.dump({ ...base, config }));
   const stack = await openStack({ stack: opts.stackName ?? "local", backendUrl });

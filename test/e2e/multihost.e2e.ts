@@ -23,9 +23,8 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { changedCount, ROOT } from "./lib";
+import { changedCount, ROOT, tempDir } from "./lib";
 import { Cluster, HOSTNAME } from "./multihost-lib";
 import { inSandbox, inSandboxAsync } from "./ops-lib";
 import { describeLoad, type LoadReport } from "./release-lib";
@@ -160,7 +159,7 @@ describe("several app hosts behind a balancer host, the database on none of them
   });
 
   it("a code release under steady load fails 0 requests; both hosts serve before and after", async function () {
-    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-mh-src-"));
+    const copy = tempDir("apphost-mh-src-");
     fs.cpSync(path.join(ROOT, "examples", "sample-app"), copy, { recursive: true });
     fs.appendFileSync(path.join(copy, "app", "main.py"), "\n# release 2 (multihost e2e)\n");
     c.source = copy;
@@ -182,7 +181,7 @@ describe("several app hosts behind a balancer host, the database on none of them
 
   it("a release that fails on the second host stops the roll and rolls the first back; nothing fails under load", async function () {
     const good = c.source;
-    const broken = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-mh-broken-"));
+    const broken = tempDir("apphost-mh-broken-");
     fs.cpSync(good, broken, { recursive: true });
     // Healthy on the first host, failing its health gate on the second.
     const main = path.join(broken, "app", "main.py");

@@ -5,7 +5,7 @@
  */
 import * as assert from "assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { mkdtempSync, writeFileSync } from "fs";
+import { mkdtempSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { inspectDatabaseUrl, parseStackConfig, type ParseContext } from "../../components/config/validate";
@@ -16,6 +16,15 @@ import { renderCaddySite } from "../../components/render/caddy";
 import { hostsToDeploy, rollBatches, type RolloutHost } from "../../components/remote/rollout";
 import { backupPhase, migratePhase } from "../../components/release/phases";
 import { baseCtx, configProblems, baseRaw, existingRaw, withKeys } from "./fixtures";
+
+/** Temp directories of this file's tests, removed after them. */
+const temps: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), "apphost-lb-"));
+  temps.push(dir);
+  return dir;
+};
+after(() => temps.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 const URL_OK = inspectDatabaseUrl("postgresql://app:s3cret@10.0.0.5:5432/app", true);
 
@@ -172,7 +181,7 @@ describe("the balancer (render/balancer.ts)", () => {
   });
 
   it("the filled-in site validates with the real caddy", function () {
-    const dir = mkdtempSync(join(tmpdir(), "apphost-lb-"));
+    const dir = tempDir();
     writeFileSync(
       join(dir, "Caddyfile"),
       site.replace("@UPSTREAMS@", "10.0.0.11:80 10.0.0.12:80").replace(/^# .*\n/gm, ""),
@@ -194,7 +203,7 @@ describe("the balancer (render/balancer.ts)", () => {
       https: true,
       healthIntervalSeconds: 1,
     });
-    const file = join(mkdtempSync(join(tmpdir(), "apphost-lb-")), "apphost-lb");
+    const file = join(tempDir(), "apphost-lb");
     writeFileSync(file, script);
     execFileSync("shellcheck", ["-s", "bash", file]);
     assert.match(script, /^readonly UPSTREAMS=\/var\/lib\/apphost\/lb\/shop-prod\/upstreams$/m);
@@ -229,7 +238,7 @@ describe("the balancer (render/balancer.ts)", () => {
         "\thandle_errors {\n\t\t@down expression {err.status_code} == 502\n\t\tabort @down\n\t}\n",
       ),
     );
-    const dir = mkdtempSync(join(tmpdir(), "apphost-lb-"));
+    const dir = tempDir();
     writeFileSync(join(dir, "Caddyfile"), appSite);
     const res = spawnSync(
       "caddy",
