@@ -22,7 +22,6 @@
  * over SSH.
  */
 
-import * as fs from "fs";
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
@@ -30,6 +29,7 @@ import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
 import { shellFunction } from "./release/backup";
 import { isHostName, shellQuote } from "./shell";
+import { staticShell } from "./shellfile";
 import { backupUnitNames } from "./render/systemd";
 
 /** A header value: `readonly NAME=<word>`, or `readonly NAME=(<word>...)` for a list. */
@@ -474,17 +474,8 @@ export interface RenderDoctorOptions {
   timeoutSeconds?: number;
 }
 
-/** The static part, doctor.sh beside this file: everything after its shellcheck preamble. */
-const PREAMBLE_END = "# ---- end of the preamble (not rendered) ----\n";
-
-/** doctor.sh, read once when the module loads (the render itself does no I/O). */
-export const DOCTOR_SH: string = (() => {
-  const file = path.join(__dirname, "doctor.sh");
-  const text = fs.readFileSync(file, "utf8");
-  const at = text.indexOf(PREAMBLE_END);
-  if (at < 0) throw new Error(`${file}: no line "${PREAMBLE_END.trim()}"`);
-  return text.slice(at + PREAMBLE_END.length).replace(/^\n+/, "");
-})();
+/** The static part, doctor.sh beside this file, read once when the module loads. */
+export const DOCTOR_SH: string = staticShell(path.join(__dirname, "doctor.sh"));
 
 /** A header value's name: uppercase; the DOCTOR_ prefix is the runner's own. */
 const VALUE_NAME = /^(?!DOCTOR_)[A-Z][A-Z0-9_]*$/;

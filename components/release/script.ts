@@ -24,10 +24,10 @@
  * REQUIRE_ROOT). A production render (no `tools`) names only the real commands
  * and reads no hook from the environment, so it behaves the same whoever calls it.
  */
-import * as fs from "fs";
 import * as path from "path";
 import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
-import { ansiC, shellQuote as q } from "../remote/ssh";
+import { ansiC, shellQuote as q } from "../shell";
+import { staticShell } from "../shellfile";
 import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -80,21 +80,8 @@ function phaseFunction(prefix: string, p: Phase): string {
   return `# ${p.name}: ${p.description.replace(/\n/g, " ")}\n${shellFunction(fnName(prefix, p.name), p.commands)}`;
 }
 
-/** The static part, release.sh beside this file: everything after its shellcheck preamble. */
-const PREAMBLE_END = "# ---- end of the preamble (not rendered) ----\n";
-
-/**
- * Read once, when the module loads: `renderReleaseScript` runs in the program
- * (components/app.ts), and a function that reads files at call time would
- * break if it were ever serialized into a dynamic provider.
- */
-export const RELEASE_SH: string = (() => {
-  const file = path.join(__dirname, "release.sh");
-  const text = fs.readFileSync(file, "utf8");
-  const at = text.indexOf(PREAMBLE_END);
-  if (at < 0) throw new Error(`${file}: no line "${PREAMBLE_END.trim()}"`);
-  return text.slice(at + PREAMBLE_END.length).replace(/^\n+/, "");
-})();
+/** The static part, release.sh beside this file, read once when the module loads (`staticShell`). */
+export const RELEASE_SH: string = staticShell(path.join(__dirname, "release.sh"));
 
 /** The exit statuses release.sh names, as `readonly EXIT_<NAME>=<status>` in the header. */
 const STATIC_EXITS = ["usage", "backup", "locked", "nothingToRollBack", "rollbackFailed", "jobLost"] as const;
