@@ -31,7 +31,7 @@ import type { SshConnection } from "./remote/connection";
 import { hostStep } from "./remote/command";
 import { HostFile } from "./remote/resources";
 import { Release, type PhaseTime } from "./remote/release";
-import { shellQuote as q } from "./remote/ssh";
+import { shellQuote as q } from "./shell";
 import type { StackArtifact } from "./release/cache";
 import type { S3Target } from "./release/backup";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";

@@ -12,7 +12,7 @@ import type { StackIdentity } from "./host";
 import { balancerLayout, hostLayout, type BalancerLayout } from "./paths";
 import type { SshConnection } from "./remote/connection";
 import { HostFile } from "./remote/resources";
-import { shellQuote as q } from "./remote/ssh";
+import { shellQuote as q } from "./shell";
 import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "./render/balancer";
 import { acmeCaRootPath } from "./render/common";
 import { proxyCommands } from "./server";

@@ -24,7 +24,8 @@ import {
 } from "../components/doctor";
 import type { StackConfig } from "../components/config/types";
 import type { SshConnection } from "../components/remote/connection";
-import { runRemote, shellQuote } from "../components/remote/ssh";
+import { runRemote } from "../components/remote/ssh";
+import { shellQuote } from "../components/shell";
 import {
   EXIT_CANNOT_CHECK,
   openDeployedStack,

@@ -14,7 +14,8 @@
  */
 import type * as auto from "@pulumi/pulumi/automation";
 import { releaseScriptPath, parseStatus, type ReleaseStatus } from "../components/release/script";
-import { runRemote, shellQuote } from "../components/remote/ssh";
+import { runRemote } from "../components/remote/ssh";
+import { shellQuote } from "../components/shell";
 import { parseScheduleStatus, scheduleStatusScript, type ScheduleStatus } from "../components/remote/day2";
 import {
   deployedLayout,

@@ -18,7 +18,8 @@
 import * as os from "os";
 import { EXIT_CODES } from "../components/release/phases";
 import { parseResult, releaseScriptPath } from "../components/release/script";
-import { runRemote, shellQuote } from "../components/remote/ssh";
+import { runRemote } from "../components/remote/ssh";
+import { shellQuote } from "../components/shell";
 import {
   deployedLayout,
   EXIT_CANNOT_CHECK,

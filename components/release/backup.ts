@@ -18,7 +18,7 @@
 import { isPostgres, isRemotePostgres } from "../config/defaults";
 import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
-import { shellQuote as q } from "../remote/ssh";
+import { shellQuote as q } from "../shell";
 import { pgEnvFromUrlLines } from "../render/postgres";
 import { assertSafe, SAFE } from "../shell";
 

@@ -21,7 +21,7 @@
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
 import { unitName, upstreamPort, type HostLayout } from "../paths";
-import { shellQuote as q } from "../remote/ssh";
+import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
 import {

@@ -24,7 +24,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { HOST_TOOLS_DIR } from "../paths";
-import { ansiC, shellQuote as q } from "../remote/ssh";
+import { ansiC, shellQuote as q } from "../shell";
 
 /** uv from PyPI, installed into `<tools>/uv-<version>`. */
 export const UV_VERSION = "0.13.9";

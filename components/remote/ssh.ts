@@ -10,7 +10,9 @@
 import type { SshConnection, SshInstanceConnect, SshJump } from "./connection";
 import { shellQuote } from "../shell";
 
-// Quoting lives in ../shell.ts; re-exported for the modules that import it from here.
+// Quoting lives in ../shell.ts. Re-exported for the dynamic providers' modules (remote/*): their
+// serialized code names it through this module, and importing it elsewhere would change every
+// resource's serialized provider. Everything outside remote/ imports ../shell.ts.
 export { ansiC, shellQuote } from "../shell";
 
 /** The remote command line that runs `script` as root. */

@@ -12,7 +12,7 @@
 import type { HostLayout } from "../paths";
 import { acmeWebroot, managedBy } from "./common";
 import { certbotCertPaths } from "./nginx";
-import { shellQuote as q } from "../remote/ssh";
+import { shellQuote as q } from "../shell";
 
 export const CERTBOT_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/apphost-reload-nginx";
 

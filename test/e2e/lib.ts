@@ -13,7 +13,7 @@ import * as os from "os";
 import * as path from "path";
 import * as auto from "@pulumi/pulumi/automation";
 import * as yaml from "js-yaml";
-import { shellQuote } from "../../components/remote/ssh";
+import { shellQuote } from "../../components/shell";
 import { engineBin, openStack, ROOT } from "../../scripts/lib/automation";
 
 export interface Sandbox {
