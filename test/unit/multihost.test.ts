@@ -4,7 +4,7 @@
  * batches and which hosts a roll touches.
  */
 import * as assert from "assert/strict";
-import { execFileSync, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
@@ -16,6 +16,7 @@ import { renderCaddySite } from "../../components/render/caddy";
 import { hostsToDeploy, rollBatches, type RolloutHost } from "../../components/remote/rollout";
 import { backupPhase, migratePhase } from "../../components/release/phases";
 import { baseCtx, configProblems, baseRaw, existingRaw, withKeys } from "./fixtures";
+import { shellcheckSync } from "./shellcheck";
 
 /** Temp directories of this file's tests, removed after them. */
 const temps: string[] = [];
@@ -203,9 +204,8 @@ describe("the balancer (render/balancer.ts)", () => {
       https: true,
       healthIntervalSeconds: 1,
     });
-    const file = join(tempDir(), "apphost-lb");
-    writeFileSync(file, script);
-    execFileSync("shellcheck", ["-s", "bash", file]);
+    const r = shellcheckSync(script, ["-s", "bash"]);
+    assert.deepEqual([r.status, r.output], [0, ""], r.output);
     assert.match(script, /^readonly UPSTREAMS=\/var\/lib\/apphost\/lb\/shop-prod\/upstreams$/m);
     assert.match(script, /refusing to drain it/);
   });

@@ -30,6 +30,7 @@ import {
   type PythonDeps,
 } from "../../components/release/python";
 import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
+import { shellcheckSync } from "./shellcheck";
 
 const UV_PYPROJECT = `[project]
 name = "notes"
@@ -296,16 +297,14 @@ describe("python: install commands per manager", () => {
   });
 
   it("the install commands pass shellcheck as one script", function () {
-    const which = spawnSync("sh", ["-c", "command -v shellcheck"]);
-    if (which.status !== 0) throw new Error("shellcheck is not installed: run bash scripts/install-prereqs");
     const all = (["uv", "poetry", "pip", "pip-project", "none"] as const).flatMap((m) => [
       ...pythonInterpreterCommands(deps(m, "x"), "managed", cache),
       ...pythonInstallCommands(deps(m, m === "pip" ? "requirements.txt" : "x"), cache),
       ...pythonVersionCheck(deps(m, "x"), "system"),
     ]);
     const script = `#!/bin/bash\nnote() { :; }\ndie() { exit 1; }\nas_app() { :; }\nNEW_DIR=/x\nVENV=/v\n${all.join("\n")}\necho "$PYTHON $PY_MM $PY_VERSION"\n`;
-    const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: script, encoding: "utf8" });
-    assert.equal(r.stdout + r.stderr, "");
+    const r = shellcheckSync(script, ["-s", "bash"]);
+    assert.equal(r.output, "");
     assert.equal(r.status, 0);
   });
 });

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { certbotIssueScript, renderCertbotDeployHook } from "../../components/render/certbot";
 import { hostLayout } from "../../components/paths";
+import { shellcheckSync } from "./shellcheck";
 
 describe("certbot", () => {
   const layout = hostLayout("shop", "prod");
@@ -99,13 +100,8 @@ describe("certbot", () => {
       bootstrapSite: "x\n",
       fullSite: "y\n",
     });
-    try {
-      execFileSync("shellcheck", ["-s", "bash", "-"], { input: script, encoding: "utf8" });
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException & { stdout?: string };
-      if (err.code === "ENOENT") assert.fail("shellcheck is missing: apt-get install -y shellcheck");
-      assert.fail(`shellcheck found problems:\n${err.stdout}`);
-    }
+    const r = shellcheckSync(script, ["-s", "bash"]);
+    assert.deepEqual([r.status, r.output], [0, ""], `shellcheck found problems:\n${r.output}`);
   });
 
   describe("runs: first certificate, nothing to do, a hostname added", () => {
