@@ -469,6 +469,22 @@ describe("npm run test:e2e", () => {
   });
 });
 
+describe("pulumi up's loader (Pulumi.yaml runtime.options)", () => {
+  it("ts-node with tsconfig.pulumi.json, as the language host registers it, transpiles with SWC and loads the program", () => {
+    // The options the Node.js language host passes (@pulumi/pulumi cmd/run/run.js), the
+    // tsconfig's noCheck deciding transpileOnly; SWC comes from tsconfig.json's "ts-node" block.
+    const probe = `
+      const svc = require("ts-node").register({
+        compiler: "typescript", transpileOnly: true, project: "tsconfig.pulumi.json", skipProject: false, compilerOptions: {},
+      });
+      const { program } = require("./program.ts");
+      console.log(JSON.stringify({ swc: svc.options.swc === true, program: typeof program }));`;
+    const r = spawnSync(process.execPath, ["-e", probe], { cwd: root, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { swc: true, program: "function" });
+  });
+});
+
 describe("npm test (.mocharc.unit.json)", () => {
   it("names every spec file in test/unit once, longest first (four workers: the order decides the wall time)", () => {
     const rc = JSON.parse(fs.readFileSync(path.join(root, ".mocharc.unit.json"), "utf8")) as {
