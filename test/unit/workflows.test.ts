@@ -451,7 +451,7 @@ describe("workflows: drift job behaviour", function () {
 });
 
 describe("npm run test:e2e", () => {
-  it("names every spec file in test/e2e, longest first (three run at a time: the order decides the wall time)", () => {
+  it("names every spec file in test/e2e once (three run at a time: the order decides the wall time)", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as {
       scripts: Record<string, string>;
     };
