@@ -9,7 +9,7 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
+import { generatedPassword } from "./components/generated";
 import { App, lockOwner, secretValues, type AppArgs } from "./components/app";
 import { stackArtifact } from "./components/release/cache";
 import { Balancer, BALANCER_PACKAGES } from "./components/balancer";
@@ -118,9 +118,9 @@ export async function program(): Promise<Record<string, unknown>> {
  * Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
  */
 function appSecrets(secretEnv: pulumi.Output<Record<string, string>>): pulumi.Output<Record<string, string>> {
-  const secretKey = new random.RandomPassword("secret-key", { length: 50, special: false });
+  const secretKey = generatedPassword("secret-key", 50);
   return pulumi
-    .all([secretEnv, secretKey.result])
+    .all([secretEnv, secretKey])
     .apply(([given, generated]): Record<string, string> => ({ SECRET_KEY: generated, ...given }));
 }
 

@@ -12,7 +12,7 @@
 // Type-only at the top: the AWS SDK is loaded only by rds stacks.
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
+import { generatedPassword } from "./generated";
 import { isPostgres, isProductionStack } from "./config/defaults";
 import type { DatabaseConfig, RdsConfig } from "./config/types";
 import { resourceTags, type StackIdentity } from "./host";
@@ -163,8 +163,7 @@ export class Database extends pulumi.ComponentResource {
 
   /** Letters and digits only: 32 of them carry ~190 bits, and no URL or shell quoting can break. */
   private createPassword(name: string): pulumi.Output<string> {
-    return new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this })
-      .result;
+    return generatedPassword(`${name}-password`, 32, { parent: this });
   }
 
   /** The role (its SCRAM verifier on stdin, never the password) and the database it owns. */

@@ -289,5 +289,13 @@ describe("local stack on the sandbox host (real engine)", function () {
       "0",
     );
     assert.equal(onHost("systemctl is-active caddy").stdout.trim(), "active");
+
+    // Again, on the stack that now holds nothing: the program runs (PULUMI_RUN_PROGRAM) without
+    // its generated passwords in the state, and the destroy succeeds at once, changing nothing.
+    const t0 = Date.now();
+    const again = await stack.destroy({ onOutput: log, configFile: stack.configFile });
+    assert.equal(again.summary.result, "succeeded");
+    assert.equal(again.summary.resourceChanges?.delete ?? 0, 0);
+    log(`      a second destroy: ${Date.now() - t0} ms\n`);
   });
 });

@@ -3,7 +3,18 @@
  * inputs each resource was registered with (policy-style), and on outputs,
  * always awaited before asserting.
  */
-import { calls, ed25519, MOCK, ofType, resetRecords, resources, settled, sgId, valueOf } from "./mocks"; // first: sets the mocks
+import {
+  calls,
+  ed25519,
+  MOCK,
+  NO_RESULT,
+  ofType,
+  resetRecords,
+  resources,
+  settled,
+  sgId,
+  valueOf,
+} from "./mocks"; // first: sets the mocks
 import * as assert from "assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -15,6 +26,7 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
+import { generatedPassword } from "../../components/generated";
 import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../components/host";
 import { hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
@@ -1171,5 +1183,43 @@ describe("Database (apphost:database.kind rds)", () => {
       () => stackConfig({ "database.kind": "rds", "host.subnetId": "subnet-0aaaaaaaaaaaaaaaa" }),
       (e: Error) => e instanceof ConfigError && e.message.includes("apphost:database.rds.subnetIds: missing"),
     );
+  });
+});
+
+describe("generated passwords (components/generated.ts)", () => {
+  /** OutputImpl's own promise: apply never calls back on an unknown value, so valueOf would wait forever. */
+  const isKnown = (o: pulumi.Output<unknown>) => (o as unknown as { isKnown: Promise<boolean> }).isKnown;
+
+  it("a RandomPassword's result, letters and digits, secret", async () => {
+    const pw = generatedPassword("gen-pw", 32);
+    assert.equal(await isKnown(pw), true);
+    assert.equal(await pulumi.isSecret(pw), true);
+    assert.match(await valueOf(pw), /^[A-Za-z0-9]{32}$/);
+    assert.deepEqual(
+      ofType("random:index/randomPassword:RandomPassword", "gen-pw").map((r) => [
+        r.inputs.length,
+        r.inputs.special,
+      ]),
+      [[32, false]],
+    );
+  });
+
+  it("unknown, never undefined, when the state holds none (a destroy of a stack never deployed)", async () => {
+    NO_RESULT.add("gen-none").add("gone-password");
+    try {
+      const pw = generatedPassword("gen-none", 32);
+      assert.equal(await isKnown(pw), false);
+      // Nothing is rendered from it: the Postgres role's URL is unknown too, not "...:undefined@...".
+      const config = stackConfig({ "database.kind": "postgres" });
+      const h = await host("gone-host", { "database.kind": "postgres" });
+      const db = new Database("gone", {
+        identity: stackIdentity(config),
+        database: config.database,
+        connection: h.connection,
+      });
+      assert.equal(await isKnown(db.url), false);
+    } finally {
+      NO_RESULT.clear();
+    }
   });
 });
