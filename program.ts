@@ -9,7 +9,7 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { generatedPassword } from "./components/generated";
+import { generatedPassword } from "./components/computed";
 import { App, lockOwner, secretValues, type AppArgs } from "./components/app";
 import { stackArtifact } from "./components/release/cache";
 import { Balancer, BALANCER_PACKAGES } from "./components/balancer";

@@ -14,6 +14,7 @@ import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupsConfig, HostConfig } from "./config/types";
 import { resourceTags, type StackIdentity } from "./host";
+import { computed } from "./computed";
 import { hostLayout } from "./paths";
 import type { S3Target } from "./release/backup";
 
@@ -235,7 +236,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     // The host copies only once the bucket is fully set up and the role may write to it.
     const ready = Object.values(this.nodes).map((r) => r.id);
     this.target = pulumi
-      .all([bucket.bucket, bucket.region, ...ready])
+      .all([computed(bucket.bucket), computed(bucket.region), ...ready])
       .apply(([b, region]): S3Target => ({ bucket: b, region, prefix }));
     this.instanceProfileName = instanceProfile.name;
     this.registerOutputs({ bucketName: this.bucketName, instanceProfileName: this.instanceProfileName });

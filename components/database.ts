@@ -12,7 +12,7 @@
 // Type-only at the top: the AWS SDK is loaded only by rds stacks.
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { generatedPassword } from "./generated";
+import { generatedPassword } from "./computed";
 import { isPostgres, isProductionStack } from "./config/defaults";
 import type { DatabaseConfig, RdsConfig } from "./config/types";
 import { resourceTags, type StackIdentity } from "./host";

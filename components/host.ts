@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Ec2HostConfig, HostConfig, JumpConfig, ProxyConfig } from "./config/types";
 import { isProductionStack } from "./config/defaults";
 import { hostLayout } from "./paths";
+import { computed } from "./computed";
 import type { SshConnection, SshProxy } from "./remote/connection";
 import { HostConnection } from "./remote/resources";
 
@@ -152,12 +153,14 @@ export class Host extends pulumi.ComponentResource {
       // apphost:host.hostKey overrides the generated key (an instance launched without it).
       this.hostKey = host.hostKey
         ? pulumi.output(host.hostKey)
-        : hostKey.publicKeyOpenssh.apply((k) => k.trim());
+        : computed(hostKey.publicKeyOpenssh).apply((k) => k.trim());
       this.publicIp = elastic
         ? // Wait for the association: before it, the address does not reach the instance yet.
           pulumi.all([elastic.eip.publicIp, elastic.eipAssociation.id]).apply(([ip]) => ip)
         : instance.publicIp;
-      this.ipv6Address = ipv6 ? instance.ipv6Addresses.apply((a) => a[0]) : pulumi.output(undefined);
+      this.ipv6Address = ipv6
+        ? computed(instance.ipv6Addresses.apply((a) => a?.[0]))
+        : pulumi.output(undefined);
       this.instanceId = instance.id.apply((id) => id as string | undefined);
       this.network = { vpcId, securityGroupId: securityGroup.id };
       if (endpoint) {
@@ -316,7 +319,7 @@ export class Host extends pulumi.ComponentResource {
             // Secret: it carries the host's private key.
             userData: pulumi.secret(
               pulumi
-                .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
+                .all([computed(hostKey.privateKeyOpenssh), computed(hostKey.publicKeyOpenssh)])
                 .apply(([privateKey, publicKey]) => userData(identity, host.port, { privateKey, publicKey })),
             ),
             userDataReplaceOnChange: false,
@@ -360,20 +363,22 @@ export class Host extends pulumi.ComponentResource {
 
     // Every resource on the host takes its connection from this one, which
     // tells their providers where the host is in this run (remote/follow.ts).
-    this.connection = new HostConnection(
-      `${name}-connection`,
-      {
-        connection: sshConnection(
-          sshAddress ?? this.publicIp,
-          host,
-          args.sshPrivateKey,
-          name,
-          this.hostKey,
-          sshProxy,
-        ),
-      },
-      { parent: this },
-    ).connection;
+    this.connection = computed(
+      new HostConnection(
+        `${name}-connection`,
+        {
+          connection: sshConnection(
+            sshAddress ?? this.publicIp,
+            host,
+            args.sshPrivateKey,
+            name,
+            this.hostKey,
+            sshProxy,
+          ),
+        },
+        { parent: this },
+      ).connection,
+    );
     this.registerOutputs({
       publicIp: this.publicIp,
       ipv6Address: this.ipv6Address,

@@ -10,6 +10,7 @@
 import type * as aws from "@pulumi/aws";
 import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+import { computed } from "./computed";
 import { DNS_DEFAULTS, isProductionStack } from "./config/defaults";
 import type { HostnameConfig } from "./config/types";
 import { resourceTags, type StackIdentity } from "./host";
@@ -164,9 +165,10 @@ export class LoadBalancer extends pulumi.ComponentResource {
       if (!z) throw new Error("the load balancer's certificate needs apphost:dns.provider cloudflare");
       return z;
     });
+    const options = computed(certificate.domainValidationOptions);
     // One validation record per hostname, found by its domain name (ACM does not keep the order).
     const validationRecords = hostnames.map((h) => {
-      const option = certificate.domainValidationOptions.apply((all) => {
+      const option = options.apply((all) => {
         const o = all.find((x) => x.domainName === h.name);
         if (!o) throw new Error(`ACM returned no DNS validation record for ${h.name}`);
         return o;
@@ -189,9 +191,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
       `${name}-cert-validation`,
       {
         certificateArn: certificate.arn,
-        validationRecordFqdns: certificate.domainValidationOptions.apply((all) =>
-          all.map((o) => o.resourceRecordName ?? ""),
-        ),
+        validationRecordFqdns: options.apply((all) => all.map((o) => o.resourceRecordName ?? "")),
       },
       { ...childOpts, dependsOn: validationRecords },
     );

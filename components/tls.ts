@@ -18,6 +18,7 @@
 import type * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
+import { computed } from "./computed";
 
 export interface OriginCertificateArgs {
   /** The names the certificate covers (apphost:dns.hostnames), the first as its common name */
@@ -99,9 +100,9 @@ export class OriginCertificate extends pulumi.ComponentResource {
     const certificate = createCertificate();
 
     this.renewalWindow = window;
-    this.certificatePem = certificate.certificate;
+    this.certificatePem = computed(certificate.certificate);
     // The tls provider marks the key secret in real runs; say so explicitly so it holds everywhere.
-    this.privateKeyPem = pulumi.secret(privateKey.privateKeyPem);
+    this.privateKeyPem = pulumi.secret(computed(privateKey.privateKeyPem));
     this.expiresOn = certificate.expiresOn;
     this.nodes = { privateKey, certRequest, certificate };
     this.zoneId = zoneId;

@@ -26,7 +26,7 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
-import { generatedPassword } from "../../components/generated";
+import { generatedPassword } from "../../components/computed";
 import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../components/host";
 import { hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
@@ -1186,7 +1186,7 @@ describe("Database (apphost:database.kind rds)", () => {
   });
 });
 
-describe("generated passwords (components/generated.ts)", () => {
+describe("generated passwords (components/computed.ts)", () => {
   /** OutputImpl's own promise: apply never calls back on an unknown value, so valueOf would wait forever. */
   const isKnown = (o: pulumi.Output<unknown>) => (o as unknown as { isKnown: Promise<boolean> }).isKnown;
 
