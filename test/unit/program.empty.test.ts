@@ -73,28 +73,43 @@ const SETUPS: Array<[label: string, stack: string, file: string | StackFile]> = 
   ],
 ];
 
+type Run = { code: number; stdout: string; stderr: string };
+
 describe("program() in a destroy's or refresh's run on a stack that holds nothing (mocks)", function () {
   this.timeout(120000);
   let tmp: string;
-  before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-empty-"))));
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-  for (const [label, stack, file] of SETUPS) {
-    it(`${label}: registers every resource and throws nothing`, async () => {
+  // The three children start together (the spec's other workers keep the cores busy meanwhile).
+  const runs = new Map<string, Promise<Run>>();
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-empty-"));
+    for (const [label, stack, file] of SETUPS) {
       let stackFile = path.join(ROOT, typeof file === "string" ? file : "");
       if (typeof file !== "string") {
         stackFile = path.join(tmp, `${label.replace(/\W+/g, "-").slice(0, 40)}.yaml`);
         fs.writeFileSync(stackFile, yaml.dump(file));
       }
-      const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(
-          process.execPath,
-          ["-r", REGISTER, RUN, stack, stackFile],
-          { cwd: ROOT, timeout: 120000, maxBuffer: 16 * 1024 * 1024 },
-          (err, stdout, stderr) =>
-            resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+      runs.set(
+        label,
+        new Promise<Run>((resolve) =>
+          execFile(
+            process.execPath,
+            ["-r", REGISTER, RUN, stack, stackFile],
+            { cwd: ROOT, timeout: 120000, maxBuffer: 16 * 1024 * 1024 },
+            (err, stdout, stderr) =>
+              resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+          ),
         ),
       );
+    }
+  });
+  after(async () => {
+    await Promise.all(runs.values());
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  for (const [label] of SETUPS) {
+    it(`${label}: registers every resource and throws nothing`, async () => {
+      const r = await runs.get(label)!;
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^registered [1-9]\d+ resources$/m);
     });
