@@ -8,13 +8,13 @@ import * as random from "@pulumi/random";
 /**
  * A value a provider computes (a password, a key, a certificate, a bucket's
  * region, the host's connection), unknown, never undefined, in a run whose
- * state has none. `pulumi destroy` and `refresh` run the
- * program too (`PULUMI_RUN_PROGRAM`, components/remote/follow.ts), and on a
- * stack that was never deployed or is destroyed already the engine registers
- * its resources without their outputs, in a run that creates nothing. Unknown,
- * nothing is rendered from the value, as in a preview; undefined, it reached
- * code that needs a value (the env file's safety check, a key's trim), the
- * program threw, and the destroy failed after a minute of reporting that.
+ * state has none. `pulumi destroy` and `refresh` run the program too
+ * (`PULUMI_RUN_PROGRAM`, components/remote/follow.ts), and on a stack that was
+ * never deployed or is destroyed already the engine registers its resources
+ * without their outputs, in a run that creates nothing. Unknown, nothing is
+ * rendered from the value, as in a preview; undefined, it reached code that
+ * needs a value (the env file's safety check, a key's trim), the program
+ * threw, and the destroy failed after a minute of reporting that.
  */
 export function computed<T>(value: pulumi.Output<T | undefined>): pulumi.Output<T> {
   return value.apply((v) => pulumi.output(v ?? (pulumi.unknown as unknown as T))) as pulumi.Output<T>;

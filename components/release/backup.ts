@@ -18,9 +18,8 @@
 import { isPostgres, isRemotePostgres } from "../config/defaults";
 import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
-import { shellQuote as q } from "../shell";
 import { pgEnvFromUrlLines } from "../render/postgres";
-import { assertSafe, SAFE } from "../shell";
+import { assertSafe, SAFE, shellQuote as q } from "../shell";
 
 /**
  * Commands the release script calls that tests may replace (the renderer bakes

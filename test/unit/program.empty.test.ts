@@ -83,11 +83,12 @@ describe("program() in a destroy's or refresh's run on a stack that holds nothin
   before(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-empty-"));
     for (const [label, stack, file] of SETUPS) {
-      let stackFile = path.join(ROOT, typeof file === "string" ? file : "");
-      if (typeof file !== "string") {
-        stackFile = path.join(tmp, `${label.replace(/\W+/g, "-").slice(0, 40)}.yaml`);
-        fs.writeFileSync(stackFile, yaml.dump(file));
-      }
+      // A committed stack file as it is, a variant written out first.
+      const stackFile =
+        typeof file === "string"
+          ? path.join(ROOT, file)
+          : path.join(tmp, `${label.replace(/\W+/g, "-").slice(0, 40)}.yaml`);
+      if (typeof file !== "string") fs.writeFileSync(stackFile, yaml.dump(file));
       runs.set(
         label,
         new Promise<Run>((resolve) =>
