@@ -139,6 +139,7 @@ export class FakeHost {
   readonly basePort: number;
   private readonly runDir: string;
   private readonly sharedVenv: boolean;
+  private readonly sharedVenvWithRequirements: boolean;
 
   constructor(
     opts: {
@@ -152,11 +153,17 @@ export class FakeHost {
        * once, see sharedVenvTemplate) and reuse it. For the tests that are not about the install phase.
        */
       sharedVenv?: boolean;
+      /**
+       * With sharedVenv: apps with a requirements.txt find theirs complete too (a copy of the same venv, under
+       * their own requirements hash), so no deploy runs pip. For the tests about what happens around the venvs.
+       */
+      sharedVenvWithRequirements?: boolean;
       /** Shorter waits; `follow` looks every 0.1 s unless this says otherwise */
       timing?: Partial<ScriptTiming>;
     } = {},
   ) {
     this.sharedVenv = opts.sharedVenv ?? false;
+    this.sharedVenvWithRequirements = opts.sharedVenvWithRequirements ?? false;
     this.tmp = mkTemp("host");
     this.runDir = path.join(this.tmp, "run");
     fs.mkdirSync(this.runDir);
@@ -254,7 +261,8 @@ export class FakeHost {
       excludes: baseApp.excludes,
     });
     // The shared venv is what the install phase builds for an app without requirements.txt only.
-    if (this.sharedVenv && !fs.existsSync(path.join(appDir, "requirements.txt")))
+    const hasRequirements = fs.existsSync(path.join(appDir, "requirements.txt"));
+    if (this.sharedVenv && (!hasRequirements || this.sharedVenvWithRequirements))
       this.seedVenv(a.requirementsHash);
     return a;
   }
