@@ -486,6 +486,19 @@ describe("pulumi up's loader (Pulumi.yaml runtime.options)", () => {
 });
 
 describe("npm test (.mocharc.unit.json)", () => {
+  it("reports a stack at the .ts file's own lines (test/register.js maps it), Pulumi's unread stacks as transpiled", () => {
+    const lines = fs.readFileSync(__filename, "utf8").split("\n");
+    const lineOf = (mark: string) => lines.findIndex((l) => l.includes(mark) && !l.includes("lineOf")) + 1;
+    const at = (line: number) => new RegExp(`workflows\\.test\\.ts:${line}:\\d+\\)`);
+    const read = new Error("read").stack ?? ""; // mark: read
+    assert.match(read, at(lineOf("mark: read")));
+    // debuggablePromise takes a stack for every promise: left as SWC wrote it (only a leak report shows it)
+    const debuggablePromise = () => new Error("unread").stack ?? ""; // mark: unread
+    const unread = debuggablePromise();
+    assert.match(unread, /workflows\.test\.ts:\d+:\d+\)/);
+    assert.doesNotMatch(unread, at(lineOf("mark: unread")));
+  });
+
   it("names every spec file in test/unit once, longest first (four workers: the order decides the wall time)", () => {
     const rc = JSON.parse(fs.readFileSync(path.join(root, ".mocharc.unit.json"), "utf8")) as {
       spec: string[];
