@@ -21,14 +21,16 @@ process.setSourceMapsEnabled(true);
 const { findSourceMap } = require("module");
 const UNREAD = new Set(["debuggablePromise", "callsites"]);
 
-/** `file:line:col` of a frame, where its source map puts it in the .ts file */
+/** A frame as V8 writes it, its `file:line:col` where the source map puts it in the .ts file */
 function mapped(frame) {
   const file = frame.getFileName();
-  const at = `${file}:${frame.getLineNumber()}:${frame.getColumnNumber()}`;
   if (!file || !file.endsWith(".ts")) return frame.toString();
-  const entry = findSourceMap(file)?.findEntry(frame.getLineNumber() - 1, frame.getColumnNumber() - 1);
+  const [line, col] = [frame.getLineNumber(), frame.getColumnNumber()];
+  const entry = findSourceMap(file)?.findEntry(line - 1, col - 1);
   if (!entry || entry.originalLine === undefined) return frame.toString();
-  return frame.toString().replace(at, `${file}:${entry.originalLine + 1}:${entry.originalColumn + 1}`);
+  return frame
+    .toString()
+    .replace(`${file}:${line}:${col}`, `${file}:${entry.originalLine + 1}:${entry.originalColumn + 1}`);
 }
 
 Error.prepareStackTrace = (error, frames) => {

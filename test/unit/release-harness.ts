@@ -138,8 +138,7 @@ export class FakeHost {
   readonly script: string;
   readonly basePort: number;
   private readonly runDir: string;
-  private readonly sharedVenv: boolean;
-  private readonly sharedVenvWithRequirements: boolean;
+  private readonly sharedVenv: boolean | "with-requirements";
 
   constructor(
     opts: {
@@ -151,19 +150,15 @@ export class FakeHost {
       /**
        * Deploys of an app without requirements.txt find its venv already complete (a copy of one built
        * once, see sharedVenvTemplate) and reuse it. For the tests that are not about the install phase.
+       * `"with-requirements"`: apps with one find theirs complete too (the same copy, under their own
+       * requirements hash), so no deploy runs pip; for the tests about what happens around the venvs.
        */
-      sharedVenv?: boolean;
-      /**
-       * With sharedVenv: apps with a requirements.txt find theirs complete too (a copy of the same venv, under
-       * their own requirements hash), so no deploy runs pip. For the tests about what happens around the venvs.
-       */
-      sharedVenvWithRequirements?: boolean;
+      sharedVenv?: boolean | "with-requirements";
       /** Shorter waits; `follow` looks every 0.1 s unless this says otherwise */
       timing?: Partial<ScriptTiming>;
     } = {},
   ) {
     this.sharedVenv = opts.sharedVenv ?? false;
-    this.sharedVenvWithRequirements = opts.sharedVenvWithRequirements ?? false;
     this.tmp = mkTemp("host");
     this.runDir = path.join(this.tmp, "run");
     fs.mkdirSync(this.runDir);
@@ -260,9 +255,10 @@ export class FakeHost {
       requirements: "requirements.txt",
       excludes: baseApp.excludes,
     });
-    // The shared venv is what the install phase builds for an app without requirements.txt only.
+    // The shared venv is what the install phase builds for an app without requirements.txt; an app with
+    // one gets a copy too only where the test asks for it.
     const hasRequirements = fs.existsSync(path.join(appDir, "requirements.txt"));
-    if (this.sharedVenv && (!hasRequirements || this.sharedVenvWithRequirements))
+    if (this.sharedVenv === "with-requirements" || (this.sharedVenv && !hasRequirements))
       this.seedVenv(a.requirementsHash);
     return a;
   }

@@ -15,7 +15,7 @@ describe("release script: keep N releases", function () {
   before(() => {
     // Releases 1 and 2 have no requirements.txt, 3 and more have one: two venvs, each a copy of the shared one
     // (installs are the deploy story's; pip here cost 6 s of CPU).
-    host = new FakeHost({ releases: { keep: 2 }, sharedVenv: true, sharedVenvWithRequirements: true });
+    host = new FakeHost({ releases: { keep: 2 }, sharedVenv: "with-requirements" });
   });
   after(() => host.cleanup());
 
