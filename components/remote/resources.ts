@@ -11,7 +11,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION, rememberConnection } from "./follow";
-import { ed25519KeyIn, proxyCommand, runRemote, writeJumpFiles } from "./ssh";
+import { ed25519KeyIn, keyTempDir, proxyCommand, runRemote, writeJumpFiles } from "./ssh";
 import {
   deleteFileScript,
   normalizeMode,
@@ -275,11 +275,10 @@ export async function scanHostKey(host: string, port: number, tries = 6): Promis
  */
 export async function scanHostKeyViaProxy(conn: SshConnection, tries = 6): Promise<string | undefined> {
   const fs = require("fs") as typeof import("fs");
-  const os = require("os") as typeof import("os");
   const path = require("path") as typeof import("path");
   const { spawnSync } = require("child_process") as typeof import("child_process");
   if (!conn.proxy) return undefined;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-scan-"));
+  const dir = keyTempDir();
   try {
     const files = writeJumpFiles(conn, dir);
     const knownHosts = path.join(dir, "known_hosts");

@@ -140,6 +140,46 @@ export function writeSshFiles(conn: SshConnection, dir: string): SshFiles {
   return { ...files, ...writeJumpFiles(conn, dir) };
 }
 
+/** Names of the key directories: `apphost-ssh-<pid of the process that made it>-XXXXXX`. */
+const KEY_DIR = /^apphost-ssh-(\d+)-[A-Za-z0-9]{6}$/;
+/** Before the pid was in the name (`apphost-ssh-XXXXXX`, `apphost-scan-XXXXXX`): removed after a day. */
+const OLD_KEY_DIR = /^apphost-(ssh|scan)-[A-Za-z0-9]{6}$/;
+
+/**
+ * A private directory (mode 0700) for one connection's key files, in the temp
+ * directory. The caller removes it when ssh is done, in a `finally`; a process
+ * killed outright (SIGKILL, a crash, the power) never gets there, and its copy
+ * of the deploy key would stay on disk. So each call first removes the key
+ * directories of processes that are gone, and those of the old naming older
+ * than a day (no connection lasts that long before it has read its key).
+ */
+export function keyTempDir(tmp?: string): string {
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  const root = tmp ?? os.tmpdir();
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "EPERM"; // another user's live process
+    }
+  };
+  for (const name of fs.readdirSync(root)) {
+    const pid = KEY_DIR.exec(name)?.[1];
+    try {
+      const stale = pid
+        ? Number(pid) !== process.pid && !alive(Number(pid))
+        : OLD_KEY_DIR.test(name) && Date.now() - fs.statSync(path.join(root, name)).mtimeMs > 86400e3;
+      if (stale) fs.rmSync(path.join(root, name), { recursive: true, force: true });
+    } catch {
+      // Another user's directory, or one another process removed first.
+    }
+  }
+  return fs.mkdtempSync(path.join(root, `apphost-ssh-${process.pid}-`));
+}
+
 /** The `ssh-ed25519 AAAA...` key of the first ed25519 line of ssh-keyscan output or a known_hosts file. */
 export function ed25519KeyIn(text: string): string | undefined {
   const f = text
@@ -337,10 +377,8 @@ export async function runRemote(
   opts: RunOptions,
 ): Promise<RemoteResult> {
   const fs = require("fs") as typeof import("fs");
-  const os = require("os") as typeof import("os");
-  const path = require("path") as typeof import("path");
   const cp = require("child_process") as typeof import("child_process");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
+  const dir = keyTempDir();
   try {
     const files = writeSshFiles(conn, dir);
     const argv = sshArgv(conn, files, rootCommand(conn, script));
@@ -405,10 +443,8 @@ export async function spawnRemote(
   opts: SpawnRemoteOptions = {},
 ): Promise<{ code: number; interrupted: boolean }> {
   const fs = require("fs") as typeof import("fs");
-  const os = require("os") as typeof import("os");
-  const path = require("path") as typeof import("path");
   const cp = require("child_process") as typeof import("child_process");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ssh-"));
+  const dir = keyTempDir();
   try {
     const files = writeSshFiles(conn, dir);
     const argv = sshArgv(conn, files, rootCommand(conn, script), { tty: opts.tty });

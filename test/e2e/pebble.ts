@@ -12,8 +12,8 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { tempDir } from "./lib";
 
 export interface Pebble {
   /** `https://<address>:14000/dir` */
@@ -49,7 +49,8 @@ export async function startPebble(address: string, sandboxHost: string): Promise
       );
     }
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-pebble-"));
+  // Removed with the run's other temp directories (kept with APPHOST_E2E_KEEP=1, to read pebble.log).
+  const dir = tempDir("apphost-pebble-");
   // The listener's certificate, under a root of its own.
   openssl(
     [

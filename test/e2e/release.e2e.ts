@@ -19,6 +19,7 @@ import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import {
   changedCount,
@@ -695,6 +696,12 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     spawnSync("kill", ["-KILL", ...tree.map(String)]);
     say(`killed \`pulumi up\` and its ${tree.length - 1} descendants during job ${job}'s migration`);
     say(`the killed up: ${(await interrupted).split("\n")[0] || "(no error text)"}`);
+    // The provider was connected to the host (following the job) when it died, so its copy of the
+    // deploy key is still on disk: its `finally` never ran. The next run's first connection removes it.
+    const keyDirs = () =>
+      fs.readdirSync(os.tmpdir()).filter((n) => tree.some((pid) => n.startsWith(`apphost-ssh-${pid}-`)));
+    const orphaned = keyDirs();
+    assert.ok(orphaned.length >= 1, "the killed run left no key directory: is it still named by its pid?");
     // The host goes on alone: the job ends, the new release serves.
     let rc = "";
     while (Date.now() < deadline && !rc) {
@@ -710,6 +717,11 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     say(`pulumi cancel: ${(cancel.stdout + cancel.stderr).trim().split("\n").at(-1)}`);
     // The next `up`: it adopts that release; no second deploy, no second migration.
     const res = await up(dir);
+    assert.deepEqual(
+      keyDirs(),
+      [],
+      `the next up left the killed run's key directories ${orphaned.join(", ")}`,
+    );
     const report = await endLoad();
     assertNoFailures(report, 50);
     assert.deepEqual(report.releases, [before, made]);

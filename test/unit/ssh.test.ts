@@ -9,7 +9,13 @@ import * as os from "os";
 import * as path from "path";
 import { commandConnection } from "../../components/remote/command";
 import type { SshConnection } from "../../components/remote/connection";
-import { jumpKnownHostsLine, jumpProxyCommand, sshArgv, sshFailure } from "../../components/remote/ssh";
+import {
+  jumpKnownHostsLine,
+  jumpProxyCommand,
+  keyTempDir,
+  sshArgv,
+  sshFailure,
+} from "../../components/remote/ssh";
 
 const conn = { host: "203.0.113.9", port: 2222, user: "admin", privateKey: "unused" };
 
@@ -163,5 +169,40 @@ describe("remote/ssh: through a jump host (apphost:host.via.jump)", () => {
       perDialTimeout: 15,
     });
     assert.equal(commandConnection(conn).proxy, undefined);
+  });
+});
+
+describe("remote/ssh: the key directories of processes that are gone", () => {
+  let root: string;
+  beforeEach(() => (root = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-keydirs-"))));
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  /** A directory holding a key file, as runRemote writes it. */
+  const keyDir = (name: string, ageDays = 0) => {
+    const dir = path.join(root, name);
+    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\n", { mode: 0o600 });
+    const when = new Date(Date.now() - ageDays * 86400e3);
+    fs.utimesSync(dir, when, when);
+    return name;
+  };
+
+  it("removes those of dead processes and old unnamed ones, keeps live ones and anything else", () => {
+    const gone = spawnSync("true").pid; // exited: its pid is free
+    const dead = keyDir(`apphost-ssh-${gone}-a1B2c3`);
+    const own = keyDir(`apphost-ssh-${process.pid}-d4E5f6`);
+    const init = keyDir("apphost-ssh-1-g7H8i9"); // pid 1 lives, whoever owns it
+    const oldSsh = keyDir("apphost-ssh-Xy12Zw", 2);
+    const oldScan = keyDir("apphost-scan-Qr34St", 2);
+    const recent = keyDir("apphost-ssh-Uv56Wx"); // a run of the old code may still be connecting
+    const other = keyDir(`apphost-ssh-${gone}-notmine`, 2); // not a name keyTempDir makes
+    const made = keyTempDir(root);
+    assert.match(path.basename(made), new RegExp(`^apphost-ssh-${process.pid}-[A-Za-z0-9]{6}$`));
+    assert.equal(fs.statSync(made).mode & 0o777, 0o700);
+    assert.deepEqual(
+      fs.readdirSync(root).sort(),
+      [own, init, recent, other, path.basename(made)].sort(),
+      `removed: ${[dead, oldSsh, oldScan].join(", ")}`,
+    );
   });
 });
