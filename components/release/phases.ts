@@ -16,7 +16,7 @@
  *   OLD_PORT, NEW_PORT          set by the check phase from active-port (blue = basePort, green = basePort + 1)
  *   OLD_DIR                     release `current` pointed to before the deploy ("" on the first deploy)
  *   BACKUP_FILE                 set by the backup phase ("" when there was no database yet)
- *   DB_FP_BEFORE, REVISION_BEFORE, REVISION   set by migrate
+ *   DB_FP_BEFORE, REVISION_BEFORE, REVISION, MIGRATE_T0   set by migrate
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
@@ -375,6 +375,36 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
   };
 }
 
+/**
+ * Refuses a release that wrote a SQLite database inside its own directory
+ * (`stray_databases`, since MIGRATE_T0): the next release is a new directory,
+ * so the data would stay behind there, and go when the release is pruned.
+ * A Django project as `startproject` makes it (`BASE_DIR / "db.sqlite3"`)
+ * does that, and so does a Flask app with a relative `sqlite:///app.db`.
+ */
+export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }): string {
+  const l = paths(input);
+  const db = input.database;
+  const where =
+    db.kind === "sqlite"
+      ? `Open it where DATABASE_URL says (sqlite:///${l.data}/${db.sqliteFile}), or as data/<file> in the release ` +
+        `(data/ links to ${l.data}) and set apphost:database.sqliteFile to <file>, so backups and restores take it`
+      : db.kind === "none"
+        ? "Set apphost:database.kind to sqlite and open the database where DATABASE_URL says (in the shared data directory, " +
+          "backed up before every migration), or as data/<file> in the release with apphost:database.sqliteFile set to <file>"
+        : `apphost:database.kind is ${db.kind}: make the app read DATABASE_URL (Postgres) instead of a SQLite file ` +
+          "(Django: dj-database-url)";
+  const message =
+    who.shell +
+    q(" wrote a SQLite database inside the release directory ") +
+    '"$NEW_DIR"' +
+    q(
+      " (listed below). The next release is a new directory, so its data would stay behind there, " +
+        `and go when this release is pruned. ${where}. Databases written:`,
+    );
+  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}$'\\n'"$STRAY"; fi; fi`;
+}
+
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const l = paths(input);
@@ -407,6 +437,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       exitCode: EXIT_CODES.migrate,
       commands: [
         `NEW_DIR="${l.releases}/${refs.id}"`,
+        "MIGRATE_T0=$(date +%s.%N)",
         input.follower
           ? 'note "migrate: the first app host ran it; none here"'
           : 'note "migrate: no apphost:database.migrate command; skipping"',
@@ -424,6 +455,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
     commands: [
       `NEW_DIR="${l.releases}/${refs.id}"`,
       `MIGRATE_LOG="${log}"`,
+      "MIGRATE_T0=$(date +%s.%N)",
       db.revision ? `REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION_BEFORE=""',
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
@@ -433,6 +465,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       `if ! as_app "$NEW_DIR" ${q(db.migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")"; fi`,
       ...revision,
       ...tighten,
+      strayDatabaseCheck(input, { shell: `"the migration (${db.migrate.replace(/["`$\\]/g, "\\$&")})"` }),
     ],
   };
 }
@@ -518,6 +551,8 @@ export function healthGatePhase(
     exitCode: EXIT_CODES["health-gate"],
     commands: [
       `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} within ${r.healthTimeoutSeconds}s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
+      // In a deploy (MIGRATE_T0 set), before any traffic: a database the app made as it started.
+      strayDatabaseCheck(input, { shell: `"the new release (${unit}, as it started)"` }),
       "SWITCHED=1",
       // active-port first: whatever cuts the script short after it, a reboot restores the rule from it.
       `write_active_port "${refs.newPort}"`,

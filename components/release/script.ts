@@ -252,6 +252,8 @@ __STATE__`;
     ["SWITCHED", "0"],
     ["COMMITTED", "0"],
     ["MIGRATE_STARTED", "0"],
+    ["MIGRATE_T0", '""'],
+    ["STRAY", '""'],
     ["RESTORING", "0"],
     ["RESTORE_PORT", '""'],
     ["RESTORE_SAVED", '""'],

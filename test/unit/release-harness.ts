@@ -459,6 +459,8 @@ export function writeTestApp(
     /** The migration copies this file (the deploy lock) to `copyLockTo`, to show who held it */
     lockFile?: string;
     copyLockTo?: string;
+    /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
+    strayDatabase?: "migration" | "server";
   },
 ): string {
   fs.mkdirSync(dir, { recursive: true });
@@ -484,7 +486,7 @@ class H(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("server %s: %s\\n" % (VERSION, a[0] % a[1:]))
 if not HEALTHY:
     sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+${opts.strayDatabase === "server" ? STRAY : ""}http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 `,
   );
   const migrations = opts.migrations ?? [
@@ -502,7 +504,7 @@ if sys.argv[1:] == ["--current"]:
     row = db.execute("SELECT rev FROM revision").fetchone() if has else None
     print(row[0] if row else "none")
     sys.exit(0)
-${opts.migrationGate ? GATE : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
+${opts.migrationGate ? GATE : ""}${opts.strayDatabase === "migration" ? STRAY : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
 db.execute("CREATE TABLE IF NOT EXISTS revision (rev TEXT)")
 assert os.environ.get("GREETING") == "hello from the env file", "env file not loaded"
 ${opts.lockFile ? `open(${JSON.stringify(opts.copyLockTo)}, "w").write(open(${JSON.stringify(opts.lockFile)}).read())` : ""}
@@ -515,6 +517,10 @@ ${opts.failMigration ? 'sys.stderr.write("migration: boom, something went wrong\
   );
   return dir;
 }
+
+/** A SQLite database opened in the working directory, the release: `BASE_DIR / "db.sqlite3"`. */
+const STRAY = `sqlite3.connect("db.sqlite3", isolation_level=None).execute("CREATE TABLE IF NOT EXISTS sessions (k TEXT)")
+`;
 
 /** migrate.py with `migrationGate`: data/migrating, then wait for data/proceed and consume it. */
 const GATE = `open("data/migrating", "w").close()

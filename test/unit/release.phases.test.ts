@@ -20,6 +20,7 @@ import {
   mirrorPhases,
   publishPhase,
   rollbackPhases,
+  strayDatabaseCheck,
   upstreamRuleset,
   type ReleaseInput,
   type ReleaseRefs,
@@ -36,6 +37,14 @@ const literal: ReleaseRefs = {
   newPort: "8001",
   oldPort: "8000",
 };
+
+/** The check for SQLite databases written inside the release, for the base input (kind sqlite), after `who`. */
+const strayCheck = (who: string) =>
+  `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${who}' wrote a SQLite database inside the release directory '"$NEW_DIR"' (listed below). ` +
+  "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
+  "Open it where DATABASE_URL says (sqlite:////srv/shop-prod/shared/data/app.db), or as data/<file> in the release " +
+  "(data/ links to /srv/shop-prod/shared/data) and set apphost:database.sqliteFile to <file>, so backups and restores take it. " +
+  `Databases written:'$'\\n'"$STRAY"; fi; fi`;
 
 function phase(input: ReleaseInput, name: string) {
   const p = deployPhases(input).find((x) => x.name === name);
@@ -139,6 +148,7 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(input, "migrate").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
+      "MIGRATE_T0=$(date +%s.%N)",
       "REVISION_BEFORE=$(app_revision \"$NEW_DIR\" 'alembic current')",
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
@@ -147,6 +157,7 @@ describe("release phases: the base input", () => {
       "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
+      strayCheck('"the migration (alembic upgrade head)"'),
     ]);
     assert.deepEqual(phase(input, "publish").commands, [
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
@@ -157,6 +168,7 @@ describe("release phases: the base input", () => {
     ]);
     assert.deepEqual(phase(input, "health-gate").commands, [
       'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz within 60s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
+      strayCheck('"the new release (apphost-shop-prod-web@8001.service, as it started)"'),
       "SWITCHED=1",
       'write_active_port "8001"',
       'switch_upstream "8001"',
@@ -308,14 +320,34 @@ describe("release phases: one key changed", () => {
     );
     assert.deepEqual(m.commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      "MIGRATE_T0=$(date +%s.%N)",
       'note "migrate: no apphost:database.migrate command; skipping"',
     ]);
   });
 
   it("apphost:database.revision empty: no revision before or after", () => {
     const m = migratePhase(baseInput({ database: { ...baseDatabase, revision: "" } }));
-    assert.equal(m.commands[2], 'REVISION_BEFORE=""');
+    assert.equal(m.commands[3], 'REVISION_BEFORE=""');
     assert.ok(!m.commands.some((c) => c.includes("app_revision")));
+  });
+
+  it("a SQLite database written inside the release: what to do depends on apphost:database.kind", () => {
+    const who = { shell: '"the migration (x)"' };
+    const advice = (kind: DatabaseConfig["kind"]) =>
+      /this release is pruned\. (.*)\. Databases written:/.exec(
+        strayDatabaseCheck(baseInput({ database: { ...baseDatabase, kind } }), who),
+      )?.[1];
+    assert.equal(
+      advice("none"),
+      "Set apphost:database.kind to sqlite and open the database where DATABASE_URL says (in the shared data directory, " +
+        "backed up before every migration), or as data/<file> in the release with apphost:database.sqliteFile set to <file>",
+    );
+    for (const kind of ["postgres", "rds", "external"] as const) {
+      assert.equal(
+        advice(kind),
+        `apphost:database.kind is ${kind}: make the app read DATABASE_URL (Postgres) instead of a SQLite file (Django: dj-database-url)`,
+      );
+    }
   });
 
   it("apphost:database.kind none: no backup, no restore", () => {

@@ -21,6 +21,14 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     v2: "20250102120000-22222222",
     v3: "20250103120000-33333333",
     v4: "20250104120000-44444444",
+    v5: "20250105120000-55555555",
+    v6: "20250106120000-66666666",
+  };
+  /** `bytes` as a file in the test's temp directory, for sqlite3 to read. */
+  const writeCopy = (bytes: Buffer) => {
+    const file = path.join(host.tmp, `copy-${Date.now()}.db`);
+    fs.writeFileSync(file, bytes);
+    return file;
   };
   let blue: number;
   let green: number;
@@ -249,5 +257,39 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     r = host.run(["rollback", "20200101000000-deadbeef"]);
     assert.equal(r.status, EXIT_CODES.choose, r.stderr);
     assert.match(r.stderr, /release 20200101000000-deadbeef is not on this host; releases here: /);
+  });
+
+  it("a migration that writes a SQLite database inside the release is refused (14), naming it; traffic and data stay", async () => {
+    const dbBefore = fs.readFileSync(host.db);
+    const app = writeTestApp(path.join(host.tmp, "v5"), { version: "v5", strayDatabase: "migration" });
+    const r = host.deploy(app, ids.v5);
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+    const dir = path.join(host.layout.releases, ids.v5);
+    assert.ok(
+      r.stderr.includes(
+        `apphost: phase migrate failed: the migration (python3 migrate.py) wrote a SQLite database inside the release directory ${dir} (listed below). ` +
+          "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
+          `Open it where DATABASE_URL says (sqlite:///${host.layout.data}/app.db), or as data/<file> in the release (data/ links to ${host.layout.data}) ` +
+          "and set apphost:database.sqliteFile to <file>, so backups and restores take it. Databases written:\ndb.sqlite3\n",
+      ),
+      r.stderr,
+    );
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:migrate"]);
+    assertSameDatabase(host.db, (/restore: database restored from (\S+)/.exec(r.stderr) ?? [])[1] ?? "");
+    assert.equal(sqlite(host.db, ".sha3sum"), sqlite(writeCopy(dbBefore), ".sha3sum"));
+  });
+
+  it("an app that opens one as it starts is refused at the health gate (16), before any traffic moves", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v6"), { version: "v6", strayDatabase: "server" });
+    const r = host.deploy(app, ids.v6);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /apphost: phase health-gate failed: the new release \(apphost-shop-test-web@\d+\.service, as it started\) wrote a SQLite database inside the release directory \S+20250106120000-66666666 \(listed below\)\. (.|\n)*Databases written:\ndb\.sqlite3\n/,
+    );
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    assert.equal(host.read(host.layout.activePort), `${green}\n`);
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:health-gate"]);
   });
 });
