@@ -354,10 +354,11 @@ export function setAsideCommands(input: BackupInput): string[] {
   const db = sqlitePath(layout, database);
   const backups = assertSafePath("backups directory", layout.backups);
   return [
-    "local f",
+    "local f moved=()",
     `[ -d ${backups} ] || install -d -m 0700 ${backups}`,
-    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then mv -f "$f" ${backups}/"$(basename "$f")".failed-"$1"; fi; done`,
-    `note "restore: there was no database before the migration; what it created is in ${backups}/*.failed-$1"`,
+    `for f in ${db} ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then mv -f "$f" ${backups}/"$(basename "$f")".failed-"$1"; moved+=("$(basename "$f")".failed-"$1"); fi; done`,
+    `if [ "\${#moved[@]}" = 0 ]; then note "restore: there was no database before the migration, and it created none"; ` +
+      `else note "restore: there was no database before the migration; what it created is in ${backups}: \${moved[*]}"; fi`,
   ];
 }
 

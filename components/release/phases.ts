@@ -394,15 +394,16 @@ export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }):
           "backed up before every migration), or as data/<file> in the release with apphost:database.sqliteFile set to <file>"
         : `apphost:database.kind is ${db.kind}: make the app read DATABASE_URL (Postgres) instead of a SQLite file ` +
           "(Django: dj-database-url)";
+  // One line, the files first: the error Pulumi prints keeps the message's first line.
   const message =
     who.shell +
     q(" wrote a SQLite database inside the release directory ") +
-    '"$NEW_DIR"' +
+    `"$NEW_DIR: \${STRAY//$'\\n'/, }"` +
     q(
-      " (listed below). The next release is a new directory, so its data would stay behind there, " +
-        `and go when this release is pruned. ${where}. Databases written:`,
+      ". The next release is a new directory, so its data would stay behind there, " +
+        `and go when this release is pruned. ${where}.`,
     );
-  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}$'\\n'"$STRAY"; fi; fi`;
+  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}; fi; fi`;
 }
 
 /** migrate: once, inside the new release, as the app user, env file loaded. */

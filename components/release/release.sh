@@ -379,7 +379,7 @@ run_mirror() {
   MIRROR_OK=1
   note "rollback: phase $FAILED_PHASE failed; undoing release $RELEASE_ID"
   mirror_phases
-  if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; ${OLD_DIR:+$(basename "$OLD_DIR") keeps serving on port $OLD_PORT}"; return 0; fi
+  if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; $(if [ -n "$OLD_DIR" ]; then echo "$(basename "$OLD_DIR") keeps serving on port $OLD_PORT"; else echo "no release served before this one"; fi)"; return 0; fi
   note "rollback: INCOMPLETE; look at the host (apphost-release status, journalctl -u '$UNIT_PREFIX-*')"
   return 1
 }

@@ -34,6 +34,37 @@ describe("release script: host directories", function () {
   });
 });
 
+describe("release script: a first deploy whose migration writes a database inside the release", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  it("fails (14) naming it; the shared database it made is set aside by name; nothing served before", () => {
+    const id = "20250101120000-f1f1f1f1";
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "stray"), { version: "stray", strayDatabase: "migration" }),
+      id,
+    );
+    assert.equal(r.status, 14, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `apphost: phase migrate failed: the migration \\(python3 migrate\\.py\\) wrote a SQLite database inside the release directory ${host.layout.releases}/${id}: db\\.sqlite3\\. The next release`,
+      ),
+    );
+    assert.ok(
+      r.stderr.includes(
+        `apphost: restore: there was no database before the migration; what it created is in ${host.layout.backups}: app.db.failed-${id}\n`,
+      ),
+      r.stderr,
+    );
+    assert.ok(fs.existsSync(path.join(host.layout.backups, `app.db.failed-${id}`)));
+    assert.ok(r.stderr.includes("apphost: rollback: done; no release served before this one\n"), r.stderr);
+    assert.ok(!fs.existsSync(host.layout.current), "nothing is current");
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;

@@ -40,11 +40,11 @@ const literal: ReleaseRefs = {
 
 /** The check for SQLite databases written inside the release, for the base input (kind sqlite), after `who`. */
 const strayCheck = (who: string) =>
-  `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${who}' wrote a SQLite database inside the release directory '"$NEW_DIR"' (listed below). ` +
+  `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${who}' wrote a SQLite database inside the release directory '"$NEW_DIR: \${STRAY//$'\\n'/, }"'. ` +
   "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
   "Open it where DATABASE_URL says (sqlite:////srv/shop-prod/shared/data/app.db), or as data/<file> in the release " +
-  "(data/ links to /srv/shop-prod/shared/data) and set apphost:database.sqliteFile to <file>, so backups and restores take it. " +
-  `Databases written:'$'\\n'"$STRAY"; fi; fi`;
+  "(data/ links to /srv/shop-prod/shared/data) and set apphost:database.sqliteFile to <file>, so backups and restores take it." +
+  "'; fi; fi";
 
 function phase(input: ReleaseInput, name: string) {
   const p = deployPhases(input).find((x) => x.name === name);
@@ -334,7 +334,7 @@ describe("release phases: one key changed", () => {
   it("a SQLite database written inside the release: what to do depends on apphost:database.kind", () => {
     const who = { shell: '"the migration (x)"' };
     const advice = (kind: DatabaseConfig["kind"]) =>
-      /this release is pruned\. (.*)\. Databases written:/.exec(
+      /this release is pruned\. (.*)\.'; fi; fi$/.exec(
         strayDatabaseCheck(baseInput({ database: { ...baseDatabase, kind } }), who),
       )?.[1];
     assert.equal(

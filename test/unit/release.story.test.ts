@@ -267,10 +267,10 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     const dir = path.join(host.layout.releases, ids.v5);
     assert.ok(
       r.stderr.includes(
-        `apphost: phase migrate failed: the migration (python3 migrate.py) wrote a SQLite database inside the release directory ${dir} (listed below). ` +
+        `apphost: phase migrate failed: the migration (python3 migrate.py) wrote a SQLite database inside the release directory ${dir}: db.sqlite3. ` +
           "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
           `Open it where DATABASE_URL says (sqlite:///${host.layout.data}/app.db), or as data/<file> in the release (data/ links to ${host.layout.data}) ` +
-          "and set apphost:database.sqliteFile to <file>, so backups and restores take it. Databases written:\ndb.sqlite3\n",
+          "and set apphost:database.sqliteFile to <file>, so backups and restores take it.\n",
       ),
       r.stderr,
     );
@@ -286,7 +286,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     assert.match(
       r.stderr,
-      /apphost: phase health-gate failed: the new release \(apphost-shop-test-web@\d+\.service, as it started\) wrote a SQLite database inside the release directory \S+20250106120000-66666666 \(listed below\)\. (.|\n)*Databases written:\ndb\.sqlite3\n/,
+      /apphost: phase health-gate failed: the new release \(apphost-shop-test-web@\d+\.service, as it started\) wrote a SQLite database inside the release directory \S+\/20250106120000-66666666: db\.sqlite3\. The next release is a new directory/,
     );
     assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
     assert.equal(host.read(host.layout.activePort), `${green}\n`);
