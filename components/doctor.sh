@@ -66,34 +66,46 @@ check_units() {
   fail_any "${bad[@]}"
 }
 
+# Where the checks reach the proxy on this host: 127.0.0.1, or, when HEALTH_HOST is an IPv4
+# address (a stack without DNS), that address itself. A TLS client sends no name (SNI) for an
+# address, and Caddy then picks the certificate by the address the connection reached.
+# shellcheck disable=SC2317 # called by the checks, which apphost_doctor_run calls
+proxy_address() {
+  if [[ $HEALTH_HOST =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then echo "$HEALTH_HOST"; else echo 127.0.0.1; fi
+}
+
 # health: HEALTH_URL answers 2xx through the proxy on this host: curl resolves HEALTH_HOST to
-# 127.0.0.1 on HEALTH_PORT, waits HEALTH_MAX_TIME seconds at most, and trusts the certificate as
-# HEALTH_TRUST says (-k, --cacert FILE, or nothing: the system store).
+# proxy_address on HEALTH_PORT, waits HEALTH_MAX_TIME seconds at most, and trusts the certificate
+# as HEALTH_TRUST says (-k, --cacert FILE, or nothing: the system store).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_health() {
-  local out code
+  local out code at
+  at=$(proxy_address)
   out=$(curl --silent --output /dev/null --write-out '%{http_code} %{errormsg}' --max-time "$HEALTH_MAX_TIME" \
-    --resolve "$HEALTH_HOST:$HEALTH_PORT:127.0.0.1" "${HEALTH_TRUST[@]}" "$HEALTH_URL" 2>/dev/null) || true
+    --resolve "$HEALTH_HOST:$HEALTH_PORT:$at" "${HEALTH_TRUST[@]}" "$HEALTH_URL" 2>/dev/null) || true
   code=${out%% *}
   if [[ $code == 000 || -z $code ]]; then
-    fail "no answer from $HEALTH_URL via 127.0.0.1:$HEALTH_PORT: ${out#* }"
+    fail "no answer from $HEALTH_URL via $at:$HEALTH_PORT: ${out#* }"
   fi
   [[ $code == 2?? ]] || fail "HTTP $code from $HEALTH_URL"
 }
 
-# tls-certificate: the certificate served for HEALTH_HOST on 127.0.0.1:HEALTH_PORT covers that name
-# and stays valid for CERT_MIN_SECONDS more (CERT_MIN in words).
+# tls-certificate: the certificate served for HEALTH_HOST on proxy_address:HEALTH_PORT covers that
+# name (or address) and stays valid for CERT_MIN_SECONDS more (CERT_MIN in words).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_tls_certificate() {
-  local endpoint=127.0.0.1:$HEALTH_PORT served pem end match
+  local at endpoint served pem end match sni=(-servername "$HEALTH_HOST") covers=(-checkhost "$HEALTH_HOST")
+  at=$(proxy_address)
+  endpoint=$at:$HEALTH_PORT
+  if [[ $at == "$HEALTH_HOST" ]]; then sni=(-noservername) covers=(-checkip "$HEALTH_HOST"); fi
   command -v openssl >/dev/null || fail "openssl is not installed"
-  served=$(timeout 15 openssl s_client -connect "$endpoint" -servername "$HEALTH_HOST" </dev/null 2>&1) || true
+  served=$(timeout 15 openssl s_client -connect "$endpoint" "${sni[@]}" </dev/null 2>&1) || true
   pem=$(openssl x509 <<<"$served" 2>/dev/null) || fail "no certificate served on $endpoint for $HEALTH_HOST"
   end=$(openssl x509 -noout -enddate <<<"$pem")
   end=${end#notAfter=}
   openssl x509 -noout -checkend "$CERT_MIN_SECONDS" <<<"$pem" >/dev/null ||
     fail "certificate for $HEALTH_HOST expires $end, less than $CERT_MIN from now"
-  match=$(openssl x509 -noout -checkhost "$HEALTH_HOST" <<<"$pem")
+  match=$(openssl x509 -noout "${covers[@]}" <<<"$pem")
   [[ $match == *"does match"* ]] || fail "certificate served on $endpoint does not cover $HEALTH_HOST"
 }
 

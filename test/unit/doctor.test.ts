@@ -136,16 +136,16 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, ms: number): Promise<void> {
+async function waitForPort(port: number, ms: number, host = "127.0.0.1"): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
+      const s = net.connect(port, host);
       s.on("connect", () => (s.destroy(), resolve(true)));
       s.on("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -1266,7 +1266,9 @@ describe("doctor: checks executed in a temp dir", function () {
     let server: ReturnType<typeof spawn> | undefined;
     let port: number;
 
+    /** openssl s_server with a certificate for `name` (an IPv4 address: an IP SAN, served on that address). */
     async function serve(days: number, name: string): Promise<void> {
+      const ip = /^\d+\.\d+\.\d+\.\d+$/.test(name);
       requireTool("openssl", "to serve test certificates");
       const req = spawnSync(
         "openssl",
@@ -1281,7 +1283,7 @@ describe("doctor: checks executed in a temp dir", function () {
           "-subj",
           `/CN=${name}`,
           "-addext",
-          `subjectAltName=DNS:${name}`,
+          `subjectAltName=${ip ? "IP" : "DNS"}:${name}`,
           "-keyout",
           at("key.pem"),
           "-out",
@@ -1296,7 +1298,7 @@ describe("doctor: checks executed in a temp dir", function () {
         [
           "s_server",
           "-accept",
-          `127.0.0.1:${port}`,
+          `${ip ? name : "127.0.0.1"}:${port}`,
           "-cert",
           at("cert.pem"),
           "-key",
@@ -1306,7 +1308,7 @@ describe("doctor: checks executed in a temp dir", function () {
         ],
         { stdio: "ignore" },
       );
-      await waitForPort(port, 10_000);
+      await waitForPort(port, 10_000, ip ? name : "127.0.0.1");
     }
 
     afterEach(() => {
@@ -1344,6 +1346,23 @@ describe("doctor: checks executed in a temp dir", function () {
       assert.equal(
         (await runCheck(check(input("caddy-acme"), "tls-certificate"))).detail,
         `no certificate served on 127.0.0.1:${port} for shop.example.test`,
+      );
+    });
+
+    it("a stack without DNS (an address as its name): both checks reach the proxy on that address, no SNI", async () => {
+      // Caddy picks an address's certificate by the address the connection reached: on 127.0.0.1 it has none.
+      await serve(30, "127.0.0.2");
+      assert.deepEqual(await runCheck(check(input("internal", "127.0.0.2"), "tls-certificate")), {
+        name: "tls-certificate",
+        status: "pass",
+        detail: "",
+      });
+      assert.equal((await runCheck(check(input("internal", "127.0.0.2"), "health"))).status, "pass");
+      server?.kill();
+      await serve(30, "127.0.0.3");
+      assert.equal(
+        (await runCheck(check(input("internal", "127.0.0.2"), "tls-certificate"))).detail,
+        `no certificate served on 127.0.0.2:${port} for 127.0.0.2`,
       );
     });
 
