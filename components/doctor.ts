@@ -166,6 +166,11 @@ export interface DoctorInput {
     current: string;
     /** The release id this stack last published */
     expectedId: string;
+    /**
+     * The app user, who looks in the release for SQLite databases written there since its upload:
+     * the next release is a new directory and would not see their data. @default not looked for
+     */
+    user?: string;
   };
 }
 
@@ -269,7 +274,7 @@ export function doctorInputFromConfig(
       : {}),
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },
     memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
-    release: { current: layout.current, expectedId: opts.releaseId },
+    release: { current: layout.current, expectedId: opts.releaseId, user: layout.user },
     ...(follower && db.kind !== "none" ? { backupElsewhere: true } : {}),
     schedules: follower
       ? []
@@ -457,12 +462,16 @@ function memoryCheck(input: DoctorInput): DoctorCheck {
 }
 
 function releaseCheck(input: DoctorInput): DoctorCheck {
-  const { current, expectedId } = input.release;
+  const { current, expectedId, user } = input.release;
   return {
     name: "release",
-    description: `${current} points to release ${expectedId}.`,
+    description:
+      `${current} points to release ${expectedId}` +
+      (user
+        ? `, which holds no SQLite database written inside it since its upload (found as ${user}).`
+        : "."),
     command: ["check_release"],
-    values: { RELEASE_CURRENT: current, RELEASE_EXPECTED: expectedId },
+    values: { RELEASE_CURRENT: current, RELEASE_EXPECTED: expectedId, RELEASE_USER: user ?? "" },
   };
 }
 

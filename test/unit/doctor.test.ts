@@ -33,7 +33,7 @@ function hostInput(overrides: Partial<DoctorInput> = {}): DoctorInput {
     database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
     disk: { paths: ["/", "/srv"], minFreePercent: 10 },
     memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
-    release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+    release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123", user: "shop-prod" },
     ...overrides,
   };
 }
@@ -162,10 +162,11 @@ describe("doctor: rendered checks", () => {
     );
   });
 
-  it("release: compares the target of current with the expected id", () => {
+  it("release: compares the target of current with the expected id; the app user looks for stray databases", () => {
     assert.deepEqual(rendered(check(hostInput(), "release")), [
       "readonly RELEASE_CURRENT=/srv/shop-prod/current",
       "readonly RELEASE_EXPECTED=20250101T120000Z-abc123",
+      "readonly RELEASE_USER=shop-prod",
       "apphost_doctor_run release check_release",
     ]);
   });
@@ -565,7 +566,11 @@ describe("doctor: from stack config", () => {
       database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
       disk: { paths: ["/", "/srv"], minFreePercent: 10 },
       memory: { meminfo: "/proc/meminfo", minAvailablePercent: 10 },
-      release: { current: "/srv/shop-prod/current", expectedId: "20250101T120000Z-abc123" },
+      release: {
+        current: "/srv/shop-prod/current",
+        expectedId: "20250101T120000Z-abc123",
+        user: "shop-prod",
+      },
       schedules: [],
     });
   });
@@ -739,6 +744,31 @@ describe("doctor: checks executed in a temp dir", function () {
       fs.symlinkSync("releases/r1", at("current"));
       const r = await runCheck(check(input("r2"), "release"));
       assert.equal(r.detail, "live release is r1, expected r2");
+    });
+
+    it("with the app user: fails naming the SQLite databases written inside the release since its upload", async () => {
+      const withUser = hostInput({ release: { current: at("current"), expectedId: "r3", user: me } });
+      fs.mkdirSync(at("releases", "r3", "instance"), { recursive: true });
+      fs.symlinkSync(at("releases", "r3"), at("current"));
+      const old = new Date("2025-01-01T00:00:00Z");
+      // Shipped with the code (older than the upload), and the shared data directory (a link): not the release's.
+      fs.writeFileSync(at("releases", "r3", "seed.db"), "SQLite format 3\0");
+      fs.utimesSync(at("releases", "r3", "seed.db"), old, old);
+      fs.writeFileSync(at("releases", "r3", ".apphost-release"), "id=r3\n");
+      fs.utimesSync(at("releases", "r3", ".apphost-release"), old, old);
+      fs.mkdirSync(at("shared"));
+      fs.writeFileSync(at("shared", "app.db"), "SQLite format 3\0");
+      fs.symlinkSync(at("shared"), at("releases", "r3", "data"));
+      fs.writeFileSync(at("releases", "r3", "notes.txt"), "not a database");
+      assert.equal((await runCheck(check(withUser, "release"))).status, "pass");
+      // What Flask-SQLAlchemy makes of a relative sqlite:///app.db, and startproject's db.sqlite3.
+      fs.writeFileSync(at("releases", "r3", "instance", "app.db"), "SQLite format 3\0");
+      fs.writeFileSync(at("releases", "r3", "db.sqlite3"), "SQLite format 3\0");
+      const detail = (await runCheck(check(withUser, "release"))).detail;
+      assert.match(
+        detail,
+        /^release r3 holds a SQLite database the app wrote inside it: (db\.sqlite3, instance\/app\.db|instance\/app\.db, db\.sqlite3); the next release is a new directory and would not see its data\. /,
+      );
     });
 
     it("fails on a dangling link and on a directory", async () => {
