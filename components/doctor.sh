@@ -222,7 +222,8 @@ check_memory() {
 # release: the symlink RELEASE_CURRENT points to an existing release named RELEASE_EXPECTED. With
 # RELEASE_USER, that user finds no SQLite database written inside the release since its upload
 # (.apphost-release), following no link: one the app opened lazily, on a first request, or one of a
-# release deployed before apphost refused them; the next release would not see its data.
+# release deployed before apphost refused them; the next release would not see its data. The
+# search is release.sh's stray_databases, with the upload as its start.
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_release() {
   local target live stray

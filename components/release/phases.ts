@@ -379,8 +379,9 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
  * Refuses a release that wrote a SQLite database inside its own directory
  * (`stray_databases`, since MIGRATE_T0): the next release is a new directory,
  * so the data would stay behind there, and go when the release is pruned.
- * A Django project as `startproject` makes it (`BASE_DIR / "db.sqlite3"`)
- * does that, and so does a Flask app with a relative `sqlite:///app.db`.
+ * Django's `startproject` settings do that (`BASE_DIR / "db.sqlite3"`), and
+ * so does a Flask app with a relative `sqlite:///app.db`. The doctor's
+ * `release` check looks for the same files in the live release.
  */
 export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }): string {
   const l = paths(input);
