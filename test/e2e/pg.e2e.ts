@@ -22,7 +22,15 @@ import {
   type StreamResult,
 } from "./lib";
 import { runCli } from "./ops-lib";
-import { appConfig, appVariant, describeLoad, migration, releasesConfig, startLoad } from "./release-lib";
+import {
+  appConfig,
+  appVariant,
+  describeLoad,
+  migration,
+  releasesConfig,
+  removeVariants,
+  startLoad,
+} from "./release-lib";
 
 const SANDBOX = { name: "apphost-h10", subnet: "10.83.0" };
 const STACK = "local-pg";
@@ -114,6 +122,7 @@ describe("postgres on the host: role, release, failed migration, backup and rest
     const stack = await stackFor(lastSource).catch(() => undefined);
     if (stack) await stack.destroy({ configFile: stack.configFile }).catch(() => undefined);
     dropDatabase();
+    removeVariants();
   });
 
   it("the first up creates the role and the database, migrates, and serves from Postgres; the password is never in plain text", async function () {

@@ -34,6 +34,9 @@ export function releasesConfig(overrides: Record<string, unknown> = {}): Record<
   return { ...base.config["apphost:releases"], ...overrides };
 }
 
+/** The variants this process made: spec files in other workers use VARIANTS_DIR at the same time. */
+const made: string[] = [];
+
 /**
  * A copy of examples/sample-app under VARIANTS_DIR, changed by `edits`
  * (relative path → new content, or a function of the old content).
@@ -41,6 +44,7 @@ export function releasesConfig(overrides: Record<string, unknown> = {}): Record<
 export function appVariant(edits: Record<string, string | ((old: string) => string)> = {}): string {
   fs.mkdirSync(VARIANTS_DIR, { recursive: true });
   const dir = fs.mkdtempSync(path.join(VARIANTS_DIR, "app-"));
+  made.push(dir);
   fs.cpSync(path.join(ROOT, "examples", "sample-app"), dir, { recursive: true });
   for (const [rel, edit] of Object.entries(edits)) {
     const file = path.join(dir, rel);
@@ -52,6 +56,15 @@ export function appVariant(edits: Record<string, string | ((old: string) => stri
     fs.writeFileSync(file, next);
   }
   return dir;
+}
+
+/**
+ * Removes the variants this process made, and no other: release.e2e and
+ * pg.e2e run at the same time in two workers, and removing the whole
+ * directory took a variant from under the other's `pulumi up`.
+ */
+export function removeVariants(): void {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** An Alembic migration file of the sample app: `rev` after `down`, `body` as upgrade(). */

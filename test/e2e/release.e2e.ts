@@ -41,7 +41,7 @@ import {
   hostStatus,
   releasesConfig,
   startLoad,
-  VARIANTS_DIR,
+  removeVariants,
   type Load,
   type LoadReport,
 } from "./release-lib";
@@ -274,7 +274,6 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     sandbox = sandboxUp(SANDBOX);
     sandboxRef = sandbox;
     backend = freshBackend();
-    fs.rmSync(VARIANTS_DIR, { recursive: true, force: true });
   });
 
   afterEach(async function () {
@@ -282,7 +281,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
   });
 
   after(function () {
-    fs.rmSync(VARIANTS_DIR, { recursive: true, force: true });
+    removeVariants();
     if (!hadStackFile) fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
   });
 
