@@ -222,8 +222,8 @@ check_memory() {
 # release: the symlink RELEASE_CURRENT points to an existing release named RELEASE_EXPECTED. With
 # RELEASE_USER, that user finds no SQLite database written inside the release since its upload
 # (.apphost-release), following no link: one the app opened lazily, on a first request, or one of a
-# release deployed before apphost refused them; the next release would not see its data. The
-# search is release.sh's stray_databases, with the upload as its start.
+# release deployed before apphost refused them; the next release would not see its data
+# (stray_databases: the deploy's own search, rendered with the check).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_release() {
   local target live stray
@@ -232,10 +232,7 @@ check_release() {
   [[ $live == "$RELEASE_EXPECTED" ]] || fail "live release is $live, expected $RELEASE_EXPECTED"
   [[ -d $RELEASE_CURRENT/ ]] || fail "$RELEASE_CURRENT points to $target, which does not exist"
   [[ -n $RELEASE_USER && -f $RELEASE_CURRENT/.apphost-release ]] || return 0
-  # shellcheck disable=SC2016 # the inner script's $0 and $f are its own
-  stray=$(runuser -u "$RELEASE_USER" -- find "$RELEASE_CURRENT/" -xdev -type f -newer "$RELEASE_CURRENT/.apphost-release" -exec sh -c \
-    'for f; do [ "$(head -c 15 -- "$f" 2>/dev/null)" = "SQLite format 3" ] && printf "%s\n" "${f#"$0"/}"; done; true' \
-    "$RELEASE_CURRENT" {} + 2>/dev/null) || true
+  stray=$(stray_databases "$RELEASE_CURRENT" -newer "$RELEASE_CURRENT/.apphost-release")
   [[ -z $stray ]] ||
     fail "release $live holds a SQLite database the app wrote inside it: ${stray//$'\n'/, }; the next release is a new directory and would not see its data. Move it where DATABASE_URL says, or under data/ (apphost:database.sqliteFile), and have the app open it there"
 }

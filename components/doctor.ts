@@ -27,7 +27,7 @@ import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
 import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
-import { shellFunction } from "./release/backup";
+import { shellFunction, strayDatabasesFunction } from "./release/backup";
 import { isHostName, shellQuote } from "./shell";
 import { staticShell } from "./shellfile";
 import { backupUnitNames } from "./render/systemd";
@@ -472,6 +472,13 @@ function releaseCheck(input: DoctorInput): DoctorCheck {
         : "."),
     command: ["check_release"],
     values: { RELEASE_CURRENT: current, RELEASE_EXPECTED: expectedId, RELEASE_USER: user ?? "" },
+    ...(user
+      ? {
+          functions:
+            "# shellcheck disable=SC2317 # called by check_release, which apphost_doctor_run calls\n" +
+            strayDatabasesFunction("runuser", '"$RELEASE_USER"'),
+        }
+      : {}),
   };
 }
 

@@ -457,6 +457,23 @@ export function shellFunction(name: string, body: string[]): string {
   return `${name}() {\n${body.map((l) => `  ${l.replace(/\n/g, "\n  ")}`).join("\n")}\n}\n`;
 }
 
+/**
+ * `stray_databases <dir> <find test...>`: the SQLite databases (by their first
+ * bytes) under <dir> that pass the find test (a time: `-newermt @<t>`,
+ * `-newer <file>`), one per line, relative to <dir>. Found as `user` through
+ * `runuser`, following no link but <dir> itself (data/, logs/, .venv,
+ * node_modules are links). The deploy refuses a release that wrote one
+ * (phases.ts, strayDatabaseCheck); the doctor's release check looks in the live one.
+ */
+export function strayDatabasesFunction(runuser: string, user: string): string {
+  return shellFunction("stray_databases", [
+    "# shellcheck disable=SC2016 # the inner script's $0 and $f are its own",
+    `${runuser} -u ${user} -- find -H "$1" -xdev -type f "\${@:2}" -exec sh -c \\`,
+    `  'for f; do [ "$(head -c 15 -- "$f" 2>/dev/null)" = "SQLite format 3" ] && printf "%s\\n" "\${f#"$0"/}"; done; true' \\`,
+    '  "$1" {} + 2>/dev/null || true',
+  ]);
+}
+
 /** All database functions, for embedding in a script that defines `note` and `fail`. */
 export function databaseFunctions(input: BackupInput): string {
   return [

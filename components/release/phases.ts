@@ -377,7 +377,7 @@ export function backupPhase(input: ReleaseInput): Phase<"backup"> {
 
 /**
  * Refuses a release that wrote a SQLite database inside its own directory
- * (`stray_databases`, since MIGRATE_T0): the next release is a new directory,
+ * (`stray_databases` since MIGRATE_T0): the next release is a new directory,
  * so the data would stay behind there, and go when the release is pruned.
  * Django's `startproject` settings do that (`BASE_DIR / "db.sqlite3"`), and
  * so does a Flask app with a relative `sqlite:///app.db`. The doctor's
@@ -404,7 +404,7 @@ export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }):
       ". The next release is a new directory, so its data would stay behind there, " +
         `and go when this release is pruned. ${where}.`,
     );
-  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}; fi; fi`;
+  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" -newermt "@$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}; fi; fi`;
 }
 
 /** migrate: once, inside the new release, as the app user, env file loaded. */

@@ -142,16 +142,6 @@ health_wait() {
   done
 }
 
-# stray_databases <release dir> <since>: the SQLite databases written inside the release directory
-# since <since> (seconds since the epoch, with a fraction), one per line, relative to it. Looked
-# for as the app user: find follows no link (data/, logs/, .venv, node_modules nor any other).
-stray_databases() {
-  # shellcheck disable=SC2016 # the inner script's $0 and $f are its own
-  "$RUNUSER" -u "$APP_USER" -- find "$1" -xdev -type f -newermt "@$2" -exec sh -c \
-    'for f; do [ "$(head -c 15 -- "$f" 2>/dev/null)" = "SQLite format 3" ] && printf "%s\n" "${f#"$0"/}"; done; true' \
-    "$1" {} + 2>/dev/null || true
-}
-
 journal_tail() {
   "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true
 }

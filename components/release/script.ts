@@ -28,7 +28,7 @@ import * as path from "path";
 import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
-import { databaseFunctions, shellFunction, toolsOf, assertSafePath } from "./backup";
+import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
   deployPhases,
@@ -202,6 +202,7 @@ __STATE__`;
   const generated = [
     "# ---------------------------------------------------------------- database",
     databaseFunctions(input),
+    strayDatabasesFunction('"$RUNUSER"', '"$APP_USER"'),
     "# ---------------------------------------------------------------- phases",
     ...deploy.map((p) => phaseFunction("deploy", p)),
     ...mirror.map((p) => phaseFunction("mirror", p)),

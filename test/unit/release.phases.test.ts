@@ -40,7 +40,7 @@ const literal: ReleaseRefs = {
 
 /** The check for SQLite databases written inside the release, for the base input (kind sqlite), after `who`. */
 const strayCheck = (who: string) =>
-  `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" "$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${who}' wrote a SQLite database inside the release directory '"$NEW_DIR: \${STRAY//$'\\n'/, }"'. ` +
+  `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" -newermt "@$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${who}' wrote a SQLite database inside the release directory '"$NEW_DIR: \${STRAY//$'\\n'/, }"'. ` +
   "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
   "Open it where DATABASE_URL says (sqlite:////srv/shop-prod/shared/data/app.db), or as data/<file> in the release " +
   "(data/ links to /srv/shop-prod/shared/data) and set apphost:database.sqliteFile to <file>, so backups and restores take it." +
