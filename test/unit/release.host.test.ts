@@ -7,6 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
+import { EXIT_CODES } from "../../components/release/phases";
 import { FakeHost, mkTemp, requireTool, writeTestApp } from "./release-harness";
 
 describe("release script: host directories", function () {
@@ -46,7 +47,7 @@ describe("release script: a first deploy whose migration writes a database insid
       writeTestApp(path.join(host.tmp, "stray"), { version: "stray", strayDatabase: "migration" }),
       id,
     );
-    assert.equal(r.status, 14, r.stderr);
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
     assert.match(
       r.stderr,
       new RegExp(
