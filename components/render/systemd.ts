@@ -91,7 +91,10 @@ export function processDir(layout: HostLayout, kind: ProcessConfig["kind"]): str
 export function processEnvironment(dir: string, runtime: AppConfig["runtime"], web: boolean): string[] {
   const env = [`PATH=${processPath(dir, runtime)}`];
   if (runtime === "python") {
-    env.push(`VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, "PYTHONUNBUFFERED=1");
+    // The app's own package is never installed into the venv (it is shared by releases): its release directory,
+    // and src/ for a src layout, are importable as an editable install would make them. PYTHONPATH in the env
+    // file replaces this (systemd lets EnvironmentFile= override Environment=).
+    env.push(`VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, `PYTHONPATH=${dir}:${dir}/src`, "PYTHONUNBUFFERED=1");
   } else {
     env.push("NODE_ENV=production");
   }

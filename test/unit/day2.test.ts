@@ -250,6 +250,7 @@ describe("day-2 scripts", () => {
       "--property=PrivateDevices=true",
       "--setenv=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
       "--setenv=VIRTUAL_ENV=/srv/shop-prod/current/.venv",
+      "--setenv=PYTHONPATH=/srv/shop-prod/current:/srv/shop-prod/current/src",
       "-- /bin/sh -c 'flask routes'",
     ])
       assert.ok(last.includes(part), part);

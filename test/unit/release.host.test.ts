@@ -66,6 +66,61 @@ describe("release script: a first deploy whose migration writes a database insid
   });
 });
 
+describe("release script: the app's own package is importable in the commands it runs", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      database: { migrate: "python3 tools/pre_start.py && python3 migrate.py" },
+    });
+  });
+  after(() => host.cleanup());
+
+  /** An app that runs a file below its root importing its own package and a src/ layout one, as never installed. */
+  function appWithPackages(version: string): string {
+    const dir = writeTestApp(path.join(host.tmp, version), { version });
+    const write = (rel: string, content: string) => {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), content);
+    };
+    write("shopapp/__init__.py", "");
+    write("shopapp/core.py", 'NAME = "shopapp.core"\n');
+    write("src/srclib/__init__.py", 'NAME = "srclib"\n');
+    write(
+      "tools/pre_start.py",
+      [
+        "import json, os",
+        'out = {"PYTHONPATH": os.environ.get("PYTHONPATH")}',
+        "try:",
+        "    import shopapp.core, srclib",
+        '    out["imports"] = [shopapp.core.NAME, srclib.NAME]',
+        "except ImportError as e:",
+        '    out["imports"] = str(e)',
+        'open("data/imports.json", "w").write(json.dumps(out))',
+        "",
+      ].join("\n"),
+    );
+    return dir;
+  }
+  const seen = () => JSON.parse(fs.readFileSync(path.join(host.layout.data, "imports.json"), "utf8"));
+
+  it("the release directory and its src/ are on PYTHONPATH, as the units put them", () => {
+    const id = "20250101120000-a1a1a1a1";
+    const r = host.deploy(appWithPackages("pkg1"), id);
+    assert.equal(r.status, 0, r.stderr);
+    const dir = path.join(host.layout.releases, id);
+    assert.deepEqual(seen(), { PYTHONPATH: `${dir}:${dir}/src`, imports: ["shopapp.core", "srclib"] });
+  });
+
+  it("PYTHONPATH in the env file replaces it, as systemd lets EnvironmentFile= override Environment=", () => {
+    fs.appendFileSync(host.layout.envFile, "PYTHONPATH=/opt/elsewhere\n");
+    const r = host.deploy(appWithPackages("pkg2"), "20250102120000-a2a2a2a2");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(seen(), { PYTHONPATH: "/opt/elsewhere", imports: "No module named 'shopapp'" });
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;

@@ -51,6 +51,7 @@ WorkingDirectory=/srv/shop-prod/instances/%i
 EnvironmentFile=/etc/apphost/shop-prod.env
 Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin
 Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv
+Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src
 Environment=PYTHONUNBUFFERED=1
 Environment=PORT=%i
 ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"
@@ -114,6 +115,7 @@ WantedBy=multi-user.target
         "WorkingDirectory=/srv/shop-prod/instances/%i",
         "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
         "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+        "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
         "Environment=PORT=%i",
         "SyslogIdentifier=shop-prod-web",
       ],
@@ -124,6 +126,7 @@ WantedBy=multi-user.target
         "WorkingDirectory=/srv/shop-prod/current",
         "Environment=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
         "Environment=VIRTUAL_ENV=/srv/shop-prod/current/.venv",
+        "Environment=PYTHONPATH=/srv/shop-prod/current:/srv/shop-prod/current/src",
         "SyslogIdentifier=shop-prod-worker",
       ],
     });
@@ -135,6 +138,7 @@ WantedBy=multi-user.target
       removed: [
         "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
         "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+        "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
         "Environment=PYTHONUNBUFFERED=1",
         'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
         "ProcSubset=pid",
@@ -175,7 +179,7 @@ WantedBy=multi-user.target
     const [unit] = renderProcessUnits(layout, { runtime: "python", processes: [heartbeat] });
     assert.equal(unit.content, renderProcessUnit(layout, { process: heartbeat, runtime: "node" }));
     assert.match(unit.content, /^Environment=NODE_ENV=production$/m);
-    assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV/);
+    assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV|PYTHONPATH/);
   });
 
   it("processRuntime: node, nodejs, npm and npx commands are node; anything else keeps the app's runtime", () => {
