@@ -16,7 +16,8 @@
  * needs them and reused after. The app's own project is never installed
  * into the venv (`--no-install-project`, `--no-root`): the venv is shared by
  * every release with the same lock file, and the code runs from the release
- * directory (the working directory of every unit).
+ * directory (the working directory of every unit), which PYTHONPATH makes
+ * importable with its src/ (render/systemd.ts `processEnvironment`, release.sh `as_app`).
  *
  * Pure: reading the app directory is done by the caller (`readPythonFacts`
  * takes a file reader), so tests pass file contents.
@@ -335,17 +336,17 @@ export function tomlString(toml: string, table: string, key: string): string | u
 }
 
 /**
- * Python (stdlib only, any 3.x) that exits 0 when its own version satisfies
- * argv[1] (PEP 440 clauses joined by `,`, alternatives by `||`), else 1.
- * Prints nothing.
+ * Python (stdlib only, any 3.x) that exits 0 when its own version, or the
+ * version in argv[2], satisfies argv[1] (PEP 440 clauses joined by `,`,
+ * alternatives by `||`), else 1. Prints nothing.
  */
 export const SPEC_CHECK_PY = [
   "import re, sys",
-  "v = tuple(sys.version_info[:3])",
   "def nums(s):",
   "    return tuple(int(re.match(r'\\d+', p).group()) for p in s.split('.'))",
   "def pad(t):",
   "    return (t + (0, 0, 0))[:3]",
+  "v = pad(nums(sys.argv[2])) if len(sys.argv) > 2 else tuple(sys.version_info[:3])",
   "def ok(c):",
   "    m = re.match(r'^(===|~=|==|!=|<=|>=|<|>)?\\s*([0-9][0-9a-z.*]*)$', c)",
   "    if not m:",
@@ -366,10 +367,12 @@ export const SPEC_CHECK_PY = [
   "sys.exit(0 if any(all(ok(c) for c in alt.split(',') if c) for alt in spec.split('||')) else 1)",
 ].join("\n");
 
-/** The host's choices when its Python is too old, for the check phase's message. */
+/** The Python of the newest OS apphost:host.os offers, named in the check's message when it would do. */
+export const NEWEST_OS_PYTHON = { os: "ubuntu-24.04", python: "3.12.3" } as const;
+
+/** The host's choices when its Python is too old, for the check phase's message (`$hint`: the OS that would do). */
 export const PYTHON_CHOICES =
-  "pick an apphost:host.os with a newer Python (ubuntu-24.04 has 3.12), or let uv install a matching Python " +
-  "with apphost:app.python set to managed (the host must reach github.com to download it)";
+  "run it on a host whose python3 satisfies that$hint, or let uv install a matching Python with apphost:app.python set to managed (the host must reach github.com to download it)";
 
 /**
  * check phase: fail before anything changes when the host's python3 does not
@@ -378,12 +381,19 @@ export const PYTHON_CHOICES =
  */
 export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): string[] {
   if (source === "managed" || deps.requiresPython === "") return [];
+  const { os, python } = NEWEST_OS_PYTHON;
   return [
     `PY_VERSION=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
-    `if ! python3 -c ${ansiC(SPEC_CHECK_PY)} ${q(deps.requiresPython)}; then die ${q(
+    `SPEC_CHECK_PY=${ansiC(SPEC_CHECK_PY)}`,
+    `if ! python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
+    `  hint=""; if python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} ${python}; then hint=${q(
+      ` (an ec2 stack can set apphost:host.os to ${os}, which has Python ${python})`,
+    )}; fi`,
+    `  die ${q(
       `the app needs Python ${deps.requiresPython} (${deps.requiresPythonFrom}) and the host has Python `,
-    )}"$PY_VERSION"${q(`; ${PYTHON_CHOICES}`)}; fi`,
+    )}"$PY_VERSION; ${PYTHON_CHOICES}"`,
+    "fi",
   ];
 }
 

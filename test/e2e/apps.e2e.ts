@@ -251,7 +251,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       assert.ok(
         e.message.includes(
           `the app needs Python >=3.14 (pyproject.toml requires-python) and the host has Python ${hostPython}; ` +
-            "pick an apphost:host.os with a newer Python (ubuntu-24.04 has 3.12), or let uv install a matching Python " +
+            "run it on a host whose python3 satisfies that, or let uv install a matching Python " +
             "with apphost:app.python set to managed",
         ),
         e.message,

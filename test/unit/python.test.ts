@@ -206,19 +206,34 @@ describe("python: the version the app needs", () => {
       requiresPython: ">=3.14",
       requiresPythonFrom: "pyproject.toml requires-python",
     };
-    const cmds = pythonVersionCheck(deps, "system");
     // Inside a function, indented, as the release script renders a phase.
-    const script = `die() { echo "$*" >&2; exit 10; }\ncheck() {\n${cmds.map((c) => `    ${c}`).join("\n")}\n}\ncheck\necho ok\n`;
-    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
-    if (maj === 3 && min < 14) {
-      assert.equal(r.status, 10);
-      assert.equal(
-        r.stderr.trim(),
-        `the app needs Python >=3.14 (pyproject.toml requires-python) and the host has Python ${local}; ${PYTHON_CHOICES}`,
-      );
-    } else {
-      assert.equal(r.stdout.trim(), "ok");
-    }
+    const run = (requiresPython: string) => {
+      const cmds = pythonVersionCheck({ ...deps, requiresPython }, "system");
+      const script = `die() { echo "$*" >&2; exit 10; }\ncheck() {\n${cmds.map((c) => `    ${c}`).join("\n")}\n}\ncheck\necho ok\n`;
+      return spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    };
+    const managed =
+      "or let uv install a matching Python with apphost:app.python set to managed (the host must reach github.com to download it)";
+    assert.ok(maj === 3 && min < 12, `this test expects the machine's python3 older than 3.12, got ${local}`);
+    // No OS apphost offers has 3.14: the hint names none.
+    const r = run(">=3.14");
+    assert.equal(r.status, 10);
+    assert.equal(
+      r.stderr.trim(),
+      `the app needs Python >=3.14 (pyproject.toml requires-python) and the host has Python ${local}; ` +
+        `run it on a host whose python3 satisfies that, ${managed}`,
+    );
+    assert.equal(PYTHON_CHOICES, `run it on a host whose python3 satisfies that$hint, ${managed}`);
+    // Ubuntu 24.04's 3.12.3 satisfies >=3.12: the hint names it; not >=3.12.4.
+    const r12 = run(">=3.12");
+    assert.equal(r12.status, 10);
+    assert.equal(
+      r12.stderr.trim(),
+      `the app needs Python >=3.12 (pyproject.toml requires-python) and the host has Python ${local}; ` +
+        "run it on a host whose python3 satisfies that (an ec2 stack can set apphost:host.os to ubuntu-24.04, " +
+        `which has Python 3.12.3), ${managed}`,
+    );
+    assert.doesNotMatch(run(">=3.12.4").stderr, /ubuntu/);
     const ok = spawnSync(
       "bash",
       [
