@@ -344,6 +344,27 @@ function units<V extends z.core.$ZodType>(what: "process" | "job", value: V, spe
   );
 }
 
+/**
+ * A web command that binds a port of its own (`--port 8000`, `--bind 0.0.0.0:8000`, `-b :8000`, `-p 3000`,
+ * `runserver 0.0.0.0:8000`): the first release would serve (the port is apphost:app.basePort's default),
+ * and every later one would start beside it on the same port and fail its health gate.
+ */
+export function fixedPortProblem(command: string): string | undefined {
+  const m =
+    /(?:^|\s)(--port[= ]\s*|-p[= ]?\s*|(?:--bind|-b|--listen|--http)[= ]?\s*\S*:|runserver\s+(?:\S*:)?)(\d+)(?=\s|$)/.exec(
+      command,
+    );
+  if (!m) return undefined;
+  const [, option, port] = m;
+  // `-p 4` is uWSGI's process count; a port a user would pick is 1024 or above.
+  if (option.startsWith("-p") && Number(port) < 1024) return undefined;
+  return (
+    `binds port ${port} itself ("${(option + port).trim()}"); each release starts its web instance on the other of two ports ` +
+    "(apphost:app.basePort and the one after it) and passes that port in $PORT, so a fixed port collides with the " +
+    `instance still serving and the release fails its health gate: write "${(option + "$PORT").trim()}"`
+  );
+}
+
 /** One rule for env and secretEnv: shell-safe names, scalar values, PORT reserved. */
 export function envProblem(name: string, type: string): string | undefined {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
@@ -974,6 +995,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
         command: x.command,
         kind: x.kind ?? D.defaultProcessKind(name),
       }));
+      for (const x of out.filter((x) => x.kind === "web")) {
+        const problem = fixedPortProblem(x.command);
+        if (problem)
+          c.addIssue({ code: "custom", input: x.command, path: [x.name, "command"], message: problem });
+      }
       const web = out.filter((x) => x.kind === "web").map((x) => x.name);
       if (web.length !== 1) {
         c.addIssue({

@@ -19,7 +19,13 @@ import {
   type ParseContext,
   type PrivateKeyInfo,
 } from "../../components/config/validate";
-import { archOf, ipv4CidrProblem, isDnsName, SECTIONS } from "../../components/config/schema";
+import {
+  archOf,
+  fixedPortProblem,
+  ipv4CidrProblem,
+  isDnsName,
+  SECTIONS,
+} from "../../components/config/schema";
 import { loadStackConfig } from "../../components/config";
 import type { StackConfig } from "../../components/config/types";
 import { renewalWindow } from "../../components/tls";
@@ -497,6 +503,20 @@ const ROWS: Row[] = [
     set: { "app.processes.web.kind": "worker" },
     error:
       'apphost:app.processes: expected exactly one process of kind "web" (it receives HTTP on $PORT), got none; set kind: web on the HTTP process',
+  },
+  {
+    set: { "app.processes.web": "uvicorn app.main:app --host 0.0.0.0 --port 8000" },
+    error:
+      'apphost:app.processes.web.command: binds port 8000 itself ("--port 8000"); each release starts its web instance on the other of two ports ' +
+      "(apphost:app.basePort and the one after it) and passes that port in $PORT, so a fixed port collides with the instance still serving " +
+      'and the release fails its health gate: write "--port $PORT"',
+  },
+  {
+    set: { "app.processes.web.command": "gunicorn -w 4 -b 0.0.0.0:8000 app:app" },
+    error:
+      'apphost:app.processes.web.command: binds port 8000 itself ("-b 0.0.0.0:8000"); each release starts its web instance on the other of two ports ' +
+      "(apphost:app.basePort and the one after it) and passes that port in $PORT, so a fixed port collides with the instance still serving " +
+      'and the release fails its health gate: write "-b 0.0.0.0:$PORT"',
   },
   {
     set: { "app.processes.upstream": { command: "python proxy.py", kind: "worker" } },
@@ -1124,6 +1144,55 @@ describe("stack config defaults", () => {
         source,
       );
     }
+  });
+
+  it("fixedPortProblem: a web command that binds a port of its own, as the common servers spell it; $PORT passes", () => {
+    const fixed: Array<[string, string]> = [
+      ["uvicorn app.main:app --host 0.0.0.0 --port 8000", "--port 8000"],
+      ["fastapi run --port=8000 app/main.py", "--port=8000"],
+      ["gunicorn -b :8000 app:app", "-b :8000"],
+      ["gunicorn --bind=127.0.0.1:8000 app:app", "--bind=127.0.0.1:8000"],
+      ["hypercorn --bind [::]:8000 app:app", "--bind [::]:8000"],
+      ["flask run -p 5000", "-p 5000"],
+      ["next start -p3000", "-p3000"],
+      ["python manage.py runserver 0.0.0.0:8000", "runserver 0.0.0.0:8000"],
+      ["python manage.py runserver 8000", "runserver 8000"],
+      ["waitress-serve --listen=*:8000 app:app", "--listen=*:8000"],
+      ["uwsgi --http :8000 --module app:app", "--http :8000"],
+    ];
+    for (const [command, written] of fixed) {
+      assert.match(
+        fixedPortProblem(command) ?? "",
+        new RegExp(`^binds port \\d+ itself \\("${written.replace(/[[\]*.]/g, "\\$&")}"\\)`),
+        command,
+      );
+    }
+    for (const command of [
+      "gunicorn app:app --bind 127.0.0.1:$PORT",
+      "uvicorn app.main:app --port $PORT",
+      "gunicorn --bind=0.0.0.0:${PORT:-8000} app:app",
+      "gunicorn --bind unix:/run/app.sock app:app",
+      "uwsgi --http :$PORT -p 4 --module app:app",
+      "fastapi run --workers 4 app/main.py",
+      "npm start",
+      "python -m http.server $PORT",
+    ]) {
+      assert.equal(fixedPortProblem(command), undefined, command);
+    }
+    // A worker may listen where it likes (a metrics port, say).
+    const config = parseStackConfig(
+      withKeys(existingRaw(), {
+        "app.processes": {
+          web: "gunicorn app:app",
+          metrics: { command: "python metrics.py --port 9100", kind: "worker" },
+        },
+      }),
+      baseCtx(),
+    );
+    assert.equal(
+      config.app.processes.find((p) => p.name === "metrics")?.command,
+      "python metrics.py --port 9100",
+    );
   });
 
   it("accepts the shorthands: bare hostnames, Procfile-style processes, scalars as strings", () => {
