@@ -19,13 +19,7 @@ import {
   type ParseContext,
   type PrivateKeyInfo,
 } from "../../components/config/validate";
-import {
-  archOf,
-  fixedPortProblem,
-  ipv4CidrProblem,
-  isDnsName,
-  SECTIONS,
-} from "../../components/config/schema";
+import { archOf, webPortProblem, ipv4CidrProblem, isDnsName, SECTIONS } from "../../components/config/schema";
 import { loadStackConfig } from "../../components/config";
 import type { StackConfig } from "../../components/config/types";
 import { renewalWindow } from "../../components/tls";
@@ -1146,7 +1140,7 @@ describe("stack config defaults", () => {
     }
   });
 
-  it("fixedPortProblem: a web command that binds a port of its own, as the common servers spell it; $PORT passes", () => {
+  it("webPortProblem: a web command that binds a port of its own, as the common servers spell it; $PORT passes", () => {
     const fixed: Array<[string, string]> = [
       ["uvicorn app.main:app --host 0.0.0.0 --port 8000", "--port 8000"],
       ["fastapi run --port=8000 app/main.py", "--port=8000"],
@@ -1162,7 +1156,7 @@ describe("stack config defaults", () => {
     ];
     for (const [command, written] of fixed) {
       assert.match(
-        fixedPortProblem(command) ?? "",
+        webPortProblem(command) ?? "",
         new RegExp(`^binds port \\d+ itself \\("${written.replace(/[[\]*.]/g, "\\$&")}"\\)`),
         command,
       );
@@ -1173,11 +1167,40 @@ describe("stack config defaults", () => {
       "gunicorn --bind=0.0.0.0:${PORT:-8000} app:app",
       "gunicorn --bind unix:/run/app.sock app:app",
       "uwsgi --http :$PORT -p 4 --module app:app",
+      "fastapi run --workers 4 app/main.py --port $PORT",
+      // fastapi-cli reads $PORT (0.0.34 listened on PORT=8765, and the template's lock on the sandbox's 8001).
       "fastapi run --workers 4 app/main.py",
+      "python -m uvicorn app.main:app --port=$PORT",
+      "gunicorn -k uvicorn.workers.UvicornWorker app.main:app",
+      "flask run -p $PORT",
+      "hypercorn -b 127.0.0.1:$PORT app:app",
+      "daphne -p $PORT proj.asgi:application",
+      "waitress-serve --listen=127.0.0.1:$PORT app:app",
+      "python manage.py runserver 127.0.0.1:$PORT",
+      "python manage.py runserver ${PORT}",
       "npm start",
       "python -m http.server $PORT",
     ]) {
-      assert.equal(fixedPortProblem(command), undefined, command);
+      assert.equal(webPortProblem(command), undefined, command);
+    }
+    // Servers that listen on a default port of their own when told none.
+    const defaults: Array<[string, string, number, string]> = [
+      ["uvicorn app.main:app --host 0.0.0.0", "uvicorn", 8000, "--port $PORT"],
+      [".venv/bin/uvicorn app.main:app", "uvicorn", 8000, "--port $PORT"],
+      ["flask --app shop run", "flask run", 5000, "--port $PORT"],
+      ["hypercorn app:app", "hypercorn", 8000, "--bind 127.0.0.1:$PORT"],
+      ["daphne proj.asgi:application", "daphne", 8000, "--port $PORT"],
+      ["waitress-serve app:app", "waitress-serve", 8080, "--port=$PORT"],
+      ["python manage.py runserver", "manage.py runserver", 8000, "runserver 127.0.0.1:$PORT"],
+    ];
+    for (const [command, name, port, write] of defaults) {
+      assert.equal(
+        webPortProblem(command),
+        `listens on ${name}'s default port, ${port}, whatever $PORT says; each release starts its web instance on the other of two ports ` +
+          "(apphost:app.basePort and the one after it) and passes that port in $PORT, so a fixed port collides with the instance still serving " +
+          `and the release fails its health gate: add "${write}"`,
+        command,
+      );
     }
     // A worker may listen where it likes (a metrics port, say).
     const config = parseStackConfig(

@@ -417,6 +417,22 @@ describe("Procfile", () => {
     );
   });
 
+  it("a Procfile web line left on its server's default port is refused, naming the Procfile and the option to add", () => {
+    assert.deepEqual(
+      configProblems(noProcesses(), {
+        ...baseCtx(),
+        appFiles: files("release: alembic upgrade head\nweb: uvicorn app.main:app --workers 4\n", {
+          "requirements.txt": "fastapi\n",
+        }),
+      }),
+      [
+        "apphost:app.processes (from ../notes/Procfile).web.command: listens on uvicorn's default port, 8000, whatever $PORT says; " +
+          "each release starts its web instance on the other of two ports (apphost:app.basePort and the one after it) and passes that port in $PORT, " +
+          'so a fixed port collides with the instance still serving and the release fails its health gate: add "--port $PORT"',
+      ],
+    );
+  });
+
   it("checks Procfile names like the stack's (reserved names, one web)", () => {
     assert.throws(
       () => parseStackConfig(noProcesses(), { ...baseCtx(), appFiles: files("worker: python w.py\n") }),
