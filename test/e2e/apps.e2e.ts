@@ -407,6 +407,17 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
         onHost(`${venv}/bin/python -c 'import greeting; print(greeting.__file__)'`).stdout.trim(),
         new RegExp(`^${venv}/lib/python3\\.\\d+/site-packages/greeting/__init__\\.py$`),
       );
+      // The worker runs `python app/worker.py`, which imports the backend's own package (PYTHONPATH).
+      let started = "";
+      for (let i = 0; i < 30 && started === ""; i++) {
+        started = onHost("cat /srv/ws-local-ws/shared/data/worker-started 2>/dev/null || true").stdout.trim();
+        if (started === "") await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.equal(
+        started,
+        "backend",
+        onHost("journalctl -u apphost-ws-local-ws-worker --no-pager -n 20").stdout,
+      );
       const again = await ws.up({ onOutput: log, configFile: ws.configFile });
       assert.equal(
         changedCount(again.summary.resourceChanges),
