@@ -327,7 +327,7 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
   return {
     name: "units",
     description:
-      "Every apphost unit, the proxy and the web instance on the active port are active; " +
+      "Every apphost unit, the proxy and the web instance on the active port are active, that instance on loopback only; " +
       "the upstream port leads to the active port.",
     command: ["check_units"],
     values: {

@@ -1176,6 +1176,11 @@ describe("doctor: checks executed in a temp dir", function () {
         ].join("\n"),
         { mode: 0o755 },
       );
+      // `ss -Hltn "sport = :PORT"`: the listening sockets kept in a file (a loopback one unless a test says).
+      fs.writeFileSync(at("bin", "ss"), `#!/usr/bin/env bash\ncat ${JSON.stringify(at("listening"))}\n`, {
+        mode: 0o755,
+      });
+      fs.writeFileSync(at("listening"), "LISTEN 0      2048       127.0.0.1:8001      0.0.0.0:*\n");
       env = { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` };
       fs.writeFileSync(at("active-port"), "8001\n");
     });
@@ -1237,6 +1242,40 @@ describe("doctor: checks executed in a temp dir", function () {
         (await runCheck(check(withUpstream(), "units"), env)).detail,
         "no nftables table ip apphost_shop_test: the upstream port 8002 leads nowhere (systemctl restart apphost-shop-test-upstream.service)",
       );
+    });
+
+    it("names the addresses beyond loopback the web instance listens on (the real ss, real sockets)", async () => {
+      fs.rmSync(at("bin", "ss"));
+      const listen = (host: string) =>
+        new Promise<net.Server>((resolve) => {
+          const server = net.createServer();
+          server.listen(0, host, () => resolve(server));
+        });
+      const open = await listen("0.0.0.0");
+      const port = (open.address() as net.AddressInfo).port;
+      const closed = await listen("127.0.0.1");
+      const loopbackPort = (closed.address() as net.AddressInfo).port;
+      try {
+        const active = (p: number) => {
+          fs.writeFileSync(at("active-port"), `${p}\n`);
+          states({
+            "caddy.service": "active",
+            "apphost-shop-test-worker.service": "active",
+            [`apphost-shop-test-web@${p}.service`]: "active",
+          });
+        };
+        active(port);
+        assert.equal(
+          (await runCheck(check(input(), "units"), env)).detail,
+          `the web instance listens on 0.0.0.0:${port}, beyond 127.0.0.1: it answers past the proxy (no TLS, no maintenance page) ` +
+            `wherever the host's firewall lets port ${port} in; bind it to 127.0.0.1 (--host 127.0.0.1, --bind 127.0.0.1:$PORT)`,
+        );
+        active(loopbackPort);
+        assert.equal((await runCheck(check(input(), "units"), env)).status, "pass");
+      } finally {
+        open.close();
+        closed.close();
+      }
     });
 
     it("fails without an active port", async () => {
