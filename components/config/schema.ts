@@ -15,6 +15,7 @@ import { z } from "zod";
 import * as D from "./defaults";
 import { isName, isUrlPath } from "../shell";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
+import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
 import type { ParseContext } from "./validate";
@@ -342,87 +343,6 @@ function units<V extends z.core.$ZodType>(what: "process" | "job", value: V, spe
     value,
     { error: (iss) => (iss.code === "invalid_key" ? nameProblem(String(iss.input), what) : says(spec)(iss)) },
   );
-}
-
-/**
- * Servers that listen on a port of their own unless an option tells them otherwise, whatever $PORT says
- * (gunicorn and fastapi-cli's `fastapi run` read $PORT; checked against uvicorn 0.54, Hypercorn 0.18, daphne 4.2,
- * waitress 3.0 and Flask 3.1 with PORT set).
- */
-const DEFAULT_PORT_SERVERS: ReadonlyArray<{
-  name: string;
-  runs: RegExp;
-  port: number;
-  told: RegExp;
-  write: string;
-}> = [
-  {
-    name: "uvicorn",
-    runs: /(?:^|[\s/])uvicorn\s/,
-    port: 8000,
-    told: /\s--(?:port|fd|uds)\b/,
-    write: "--port $PORT",
-  },
-  {
-    name: "flask run",
-    runs: /(?:^|[\s/])flask\s(?:\S+\s+)*?run(?:\s|$)/,
-    port: 5000,
-    told: /\s(?:--port|-p)\b/,
-    write: "--port $PORT",
-  },
-  {
-    name: "hypercorn",
-    runs: /(?:^|[\s/])hypercorn\s/,
-    port: 8000,
-    told: /\s(?:--bind|-b)\b/,
-    write: "--bind 127.0.0.1:$PORT",
-  },
-  {
-    name: "daphne",
-    runs: /(?:^|[\s/])daphne\s/,
-    port: 8000,
-    told: /\s(?:--port|-p|--unix-socket|-u|--endpoint|-e|--fd)\b/,
-    write: "--port $PORT",
-  },
-  {
-    name: "waitress-serve",
-    runs: /(?:^|[\s/])waitress-serve\s/,
-    port: 8080,
-    told: /\s--(?:port|listen|unix-socket)\b/,
-    write: "--port=$PORT",
-  },
-  {
-    name: "manage.py runserver",
-    runs: /\srunserver\b/,
-    port: 8000,
-    told: /\srunserver\s+(?:\S*:)?(?:\d+|\$\{?PORT)/,
-    write: "runserver 127.0.0.1:$PORT",
-  },
-];
-
-const COLLIDES =
-  "each release starts its web instance on the other of two ports (apphost:app.basePort and the one after it) " +
-  "and passes that port in $PORT, so a fixed port collides with the instance still serving and the release fails its health gate";
-
-/**
- * A web command that listens on a port of its own: one it names (`--port 8000`, `--bind 0.0.0.0:8000`,
- * `-b :8000`, `-p 3000`, `runserver 0.0.0.0:8000`), or a server's default when it names none
- * (`uvicorn app:app`). The first release would serve (8000 is apphost:app.basePort's default), and every later
- * one would start beside it on the same port and fail its health gate.
- */
-export function webPortProblem(command: string): string | undefined {
-  const m =
-    /(?:^|\s)(--port[= ]\s*|-p[= ]?\s*|(?:--bind|-b|--listen|--http)[= ]?\s*\S*:|runserver\s+(?:\S*:)?)(\d+)(?=\s|$)/.exec(
-      command,
-    );
-  // `-p 4` is uWSGI's process count; a port a user would pick is 1024 or above.
-  if (m && !(m[1].startsWith("-p") && Number(m[2]) < 1024)) {
-    const [, option, port] = m;
-    return `binds port ${port} itself ("${(option + port).trim()}"); ${COLLIDES}: write "${(option + "$PORT").trim()}"`;
-  }
-  const server = DEFAULT_PORT_SERVERS.find((s) => s.runs.test(command) && !s.told.test(command));
-  if (!server) return undefined;
-  return `listens on ${server.name}'s default port, ${server.port}, whatever $PORT says; ${COLLIDES}: add "${server.write}"`;
 }
 
 /** One rule for env and secretEnv: shell-safe names, scalar values, PORT reserved. */

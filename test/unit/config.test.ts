@@ -19,7 +19,8 @@ import {
   type ParseContext,
   type PrivateKeyInfo,
 } from "../../components/config/validate";
-import { archOf, webPortProblem, ipv4CidrProblem, isDnsName, SECTIONS } from "../../components/config/schema";
+import { archOf, ipv4CidrProblem, isDnsName, SECTIONS } from "../../components/config/schema";
+import { webPortProblem } from "../../components/config/webport";
 import { loadStackConfig } from "../../components/config";
 import type { StackConfig } from "../../components/config/types";
 import { renewalWindow } from "../../components/tls";
