@@ -52,12 +52,18 @@ export interface ScriptTiming {
   lockRenewSeconds: number;
   /** Seconds between `follow`'s checks that a job's wrapper still runs (`tail -s`). @default 1 (tail's own) */
   followPollSeconds: number;
+  /**
+   * Seconds of the same 400, 401, 403, 404 or 405 on every try after which the health gate stops waiting:
+   * a booted app's own answer, which more waiting does not change. @default 10
+   */
+  healthSameAnswerSeconds: number;
 }
 
 function timingOf(input: ScriptInput): ScriptTiming {
   const t: ScriptTiming = {
     lockRenewSeconds: input.releases.lockTtlMinutes * 3,
     followPollSeconds: 1,
+    healthSameAnswerSeconds: 10,
     ...input.timing,
   };
   for (const [k, v] of Object.entries(t)) {
@@ -188,6 +194,7 @@ ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
+readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
 
 PHASE=""
 PHASE_CODE=1

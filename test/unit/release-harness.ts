@@ -449,6 +449,8 @@ export function writeTestApp(
   opts: {
     version: string;
     healthy?: boolean;
+    /** What the health path answers when not healthy. @default 500 */
+    unhealthyCode?: number;
     migrations?: string[];
     failMigration?: boolean;
     /**
@@ -469,6 +471,7 @@ export function writeTestApp(
     `import http.server, json, os, sqlite3, sys
 VERSION = ${JSON.stringify(opts.version)}
 HEALTHY = ${opts.healthy === false ? "False" : "True"}
+UNHEALTHY_CODE = ${opts.unhealthyCode ?? 500}
 def poisoned():
     # A database with a table named "poisoned" makes the app unhealthy (restore tests).
     try:
@@ -478,7 +481,7 @@ def poisoned():
         return False
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        code = 200 if (self.path != "/healthz" or (HEALTHY and not poisoned())) else 500
+        code = 200 if (self.path != "/healthz" or (HEALTHY and not poisoned())) else UNHEALTHY_CODE
         body = json.dumps({"version": VERSION, "cwd": os.path.realpath("."), "port": sys.argv[1]}).encode()
         self.send_response(code); self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)

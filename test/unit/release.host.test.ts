@@ -121,6 +121,55 @@ describe("release script: the app's own package is importable in the commands it
   });
 });
 
+describe("release script: the health gate stops early on the same 4xx, saying what it usually means", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s, and gives up on one answer after 1 s of it.
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      releases: { healthTimeoutSeconds: 30 },
+      timing: { healthSameAnswerSeconds: 1 },
+    });
+  });
+  after(() => host.cleanup());
+
+  const deployAnswering = (code: number, id: string) =>
+    host.deploy(
+      writeTestApp(path.join(host.tmp, `answers-${code}`), {
+        version: `v${code}`,
+        healthy: false,
+        unhealthyCode: code,
+      }),
+      id,
+    );
+
+  it("a 400 to every try: the Host header (Django's ALLOWED_HOSTS)", () => {
+    const r = deployAnswering(400, "20250101120000-c4c4c4c4");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /did not answer 2xx on http:\/\/127\.0\.0\.1:\d+\/healthz within 30s \(last answer: HTTP 400 to every try for [12]s, so the gate stopped waiting: /,
+    );
+    assert.ok(
+      r.stderr.includes(
+        "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from ${hostnames}); " +
+          "the gate sends Host: the instance address, as the proxy does); traffic stays on the old instance.",
+      ),
+      r.stderr,
+    );
+  });
+
+  it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
+    const r = deployAnswering(404, "20250102120000-c5c5c5c5");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /\(last answer: HTTP 404 to every try for [12]s, so the gate stopped waiting: the app has no GET route at the health path; check apphost:app\.healthPath\)/,
+    );
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;
