@@ -129,22 +129,23 @@ switch_upstream() {
 
 # health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
-# The same 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's own
-# answer, which waiting does not change: it stops early, saying what that answer usually means.
+# The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
+# own answer, which waiting does not change: it stops early, saying what that answer usually means.
 health_wait() {
-  local deadline=$((SECONDS + $3)) code state tries=0 headers=() same="" since=0
+  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0
   if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
   while :; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${headers[@]}" "$1") || true
+    out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${headers[@]}" "$1") || true
+    code=${out%% *} location=${out#* }
     HEALTH_LAST="HTTP ${code:-000}"
     case "$code" in
       2[0-9][0-9]) note "health: $1 answered $code"; return 0 ;;
-      400 | 401 | 403 | 404 | 405)
+      301 | 302 | 303 | 307 | 308 | 400 | 401 | 403 | 404 | 405)
         if [ "$code" != "$same" ]; then
           same=$code since=$SECONDS
         elif [ $((SECONDS - since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
-          HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code")"
+          HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
           return 1
         fi
         ;;
@@ -159,9 +160,10 @@ health_wait() {
   done
 }
 
-# health_hint <code>: what a 4xx the app gives to every try usually means.
+# health_hint <code> <location>: what a redirect or 4xx the app gives to every try usually means.
 health_hint() {
   case "$1" in
+    3??) echo "the health path redirects (to ${2:-a location it does not name}); point apphost:app.healthPath at a page that answers 2xx itself" ;;
     400) echo "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from \${hostnames}); the gate sends Host: ${HEALTH_HOST:-the instance address}, as the proxy does" ;;
     401 | 403) echo "the health path needs a login or is forbidden; point apphost:app.healthPath at a page that answers without one" ;;
     *) echo "the app has no GET route at the health path; check apphost:app.healthPath" ;;

@@ -53,7 +53,7 @@ export interface ScriptTiming {
   /** Seconds between `follow`'s checks that a job's wrapper still runs (`tail -s`). @default 1 (tail's own) */
   followPollSeconds: number;
   /**
-   * Seconds of the same 400, 401, 403, 404 or 405 on every try after which the health gate stops waiting:
+   * Seconds of the same redirect, 400, 401, 403, 404 or 405 on every try after which the health gate stops waiting:
    * a booted app's own answer, which more waiting does not change. @default 10
    */
   healthSameAnswerSeconds: number;

@@ -484,6 +484,7 @@ class H(http.server.BaseHTTPRequestHandler):
         code = 200 if (self.path != "/healthz" or (HEALTHY and not poisoned())) else UNHEALTHY_CODE
         body = json.dumps({"version": VERSION, "cwd": os.path.realpath("."), "port": sys.argv[1]}).encode()
         self.send_response(code); self.send_header("content-type", "application/json")
+        if 300 <= code < 400: self.send_header("location", "/catalog/")
         self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a):
         sys.stderr.write("server %s: %s\\n" % (VERSION, a[0] % a[1:]))

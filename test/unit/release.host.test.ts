@@ -160,6 +160,15 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     );
   });
 
+  it("the same redirect to every try: the health path redirects, and where to", () => {
+    const r = deployAnswering(301, "20250103120000-c6c6c6c6");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /\(last answer: HTTP 301 to every try for [12]s, so the gate stopped waiting: the health path redirects \(to http:\/\/127\.0\.0\.1:\d+\/catalog\/\); point apphost:app\.healthPath at a page that answers 2xx itself\)/,
+    );
+  });
+
   it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
     const r = deployAnswering(404, "20250102120000-c5c5c5c5");
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
