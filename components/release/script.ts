@@ -28,6 +28,7 @@ import * as path from "path";
 import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
+import { pythonImportPath } from "../render/systemd";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -210,6 +211,10 @@ __STATE__`;
     "# ---------------------------------------------------------------- database",
     databaseFunctions(input),
     strayDatabasesFunction('"$RUNUSER"', '"$APP_USER"'),
+    "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",
+    shellFunction("app_pythonpath", [
+      input.app.runtime === "python" ? `printf '%s\\n' "${pythonImportPath("$1")}"` : "true",
+    ]),
     "# ---------------------------------------------------------------- phases",
     ...deploy.map((p) => phaseFunction("deploy", p)),
     ...mirror.map((p) => phaseFunction("mirror", p)),

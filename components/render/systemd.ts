@@ -31,6 +31,18 @@ export { UNIT_DIR };
  */
 export const RELEASE_VENV_LINK = ".venv";
 
+/**
+ * PYTHONPATH of a Python app's commands run in release directory `dir`: the
+ * app's own package is never installed into the venv (it is shared by
+ * releases), so `dir` and its `src/` (a src layout) are importable as an
+ * editable install would make them. The units and `npm run exec` set it
+ * (`processEnvironment`), and so does the release script for the build,
+ * migrate and revision commands (`app_pythonpath`, release/script.ts).
+ */
+export function pythonImportPath(dir: string): string {
+  return `${dir}:${dir}/src`;
+}
+
 export interface ProcessUnitInput {
   process: ProcessConfig;
   runtime: AppConfig["runtime"];
@@ -91,10 +103,12 @@ export function processDir(layout: HostLayout, kind: ProcessConfig["kind"]): str
 export function processEnvironment(dir: string, runtime: AppConfig["runtime"], web: boolean): string[] {
   const env = [`PATH=${processPath(dir, runtime)}`];
   if (runtime === "python") {
-    // The app's own package is never installed into the venv (it is shared by releases): its release directory,
-    // and src/ for a src layout, are importable as an editable install would make them. PYTHONPATH in the env
-    // file replaces this (systemd lets EnvironmentFile= override Environment=).
-    env.push(`VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`, `PYTHONPATH=${dir}:${dir}/src`, "PYTHONUNBUFFERED=1");
+    // PYTHONPATH in the env file replaces this one (systemd lets EnvironmentFile= override Environment=).
+    env.push(
+      `VIRTUAL_ENV=${dir}/${RELEASE_VENV_LINK}`,
+      `PYTHONPATH=${pythonImportPath(dir)}`,
+      "PYTHONUNBUFFERED=1",
+    );
   } else {
     env.push("NODE_ENV=production");
   }
