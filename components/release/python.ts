@@ -368,7 +368,7 @@ export const SPEC_CHECK_PY = [
 ].join("\n");
 
 /** The Python of the newest OS apphost:host.os offers, named in the check's message when it would do. */
-export const NEWEST_OS_PYTHON = { os: "ubuntu-24.04", python: "3.12.3" } as const;
+const NEWEST_OS_PYTHON = { os: "ubuntu-24.04", python: "3.12.3" } as const;
 
 /** The host's choices when its Python is too old, for the check phase's message (`$hint`: the OS that would do). */
 export const PYTHON_CHOICES =
