@@ -294,7 +294,11 @@ describe("python: install commands per manager", () => {
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
       `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
     ]);
-    assert.equal(pythonInstallCommands(deps("none", ""), cache).length, 2);
+    // Nothing to install: a venv without pip.
+    assert.deepEqual(pythonInstallCommands(deps("none", ""), cache), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
+      'note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"',
+    ]);
   });
 
   it("managed Python: uv finds or installs one matching the requirement, downloads only here", () => {

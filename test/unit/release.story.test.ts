@@ -55,6 +55,10 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     }
     assert.equal((r.stderr.match(/^apphost: phase [a-z-]+: ok \(\d+\.\ds\)$/gm) ?? []).length, 8, r.stderr);
     assert.match(r.stderr, /backup: no database yet/);
+    assert.match(r.stderr, /install: no requirements\.txt; the venv has no packages/);
+    const venvBin = path.join(host.layout.releases, ids.v1, ".venv", "bin");
+    assert.ok(fs.existsSync(path.join(venvBin, "python")), "the release's venv has its python");
+    assert.ok(!fs.existsSync(path.join(venvBin, "pip")), "a venv that gets no packages is made without pip");
     assert.deepEqual(parseResult(r.stdout), {
       release: ids.v1,
       current: ids.v1,
