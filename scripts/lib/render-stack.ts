@@ -6,8 +6,10 @@
  * The pure parts (arguments, turning a stack file into the runtime config
  * with placeholders for every secret, the mocks, picking the files out of the
  * registered resources, writing them) are exported for tests. `renderStack`
- * sets the process-global mocks and config, so it runs once per process: the
- * command (scripts/render.ts) is that process.
+ * sets the process-global mocks and config, so renders in one process run one
+ * after another, each replacing the last one's mocks and config. `runRender`
+ * is the command (scripts/render.ts) without its process: its output and exit
+ * status for one command line.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -16,7 +18,9 @@ import { parseArgs } from "util";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings";
+import * as runtimeState from "@pulumi/pulumi/runtime/state";
 import * as sshpk from "sshpk";
+import { ConfigError } from "../../components/config";
 
 /** Exit status when the stack's configuration is invalid (apphost's ConfigError). */
 export const EXIT_CONFIG = 1;
@@ -568,11 +572,22 @@ export interface RenderResult {
 
 /**
  * Runs the program for the stack under mocks and returns the files it
- * declares. Sets process-global state (mocks, config, APPHOST_CACHE): once per
- * process. Throws RenderError for the stack file, and whatever the program
- * throws (apphost's ConfigError for an invalid configuration).
+ * declares. The runtime's state (mocks, config, the stack, its promises) is
+ * the run's own, as Pulumi's automation server gives each program it runs;
+ * APPHOST_CACHE is process-global: one run at a time in a process. Throws
+ * RenderError for the stack file, and whatever the program throws (apphost's
+ * ConfigError for an invalid configuration).
  */
-export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
+export function renderStack(opts: RenderOptions): Promise<RenderResult> {
+  return withLocalStorage(() => renderStackHere(opts));
+}
+
+/** @pulumi/pulumi's own (marked internal, so not in its typings): runs `run` with a fresh runtime state. */
+const { withLocalStorage } = runtimeState as unknown as {
+  withLocalStorage<T>(run: () => T): T;
+};
+
+async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
   const stackFile = path.resolve(opts.configFile ?? path.join(opts.root, `Pulumi.${opts.stack}.yaml`));
   const stackConfig = readStackFile(stackFile);
   const project = readProject(opts.root);
@@ -612,4 +627,94 @@ export async function renderStack(opts: RenderOptions): Promise<RenderResult> {
     ...(deployKey ? { deployKey } : {}),
     resources,
   };
+}
+
+// ------------------------------------------------------------------ the command
+
+/** Where the command's output goes: a line of standard output, a message for standard error. */
+export interface RenderPrint {
+  line(text: string): void;
+  error(text: string): void;
+}
+
+/** A problem with the stack's settings, as the program reports it (`apphost:app.source: ...`). */
+function isConfigProblem(e: unknown): e is Error {
+  return e instanceof ConfigError || (e instanceof Error && /^apphost:[A-Za-z]/.test(e.message));
+}
+
+/** Relative to the working directory when the file is under it. */
+function shortPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : file;
+}
+
+/**
+ * The exit status for what a render threw, its message printed: EXIT_CANNOT_RENDER
+ * for a RenderError or a crash (with its stack), EXIT_CONFIG for the stack's settings.
+ */
+export function renderFailure(e: unknown, print: RenderPrint): number {
+  if (e instanceof RenderError) {
+    print.error(e.message);
+    return EXIT_CANNOT_RENDER;
+  }
+  if (isConfigProblem(e)) {
+    print.error(e.message);
+    return EXIT_CONFIG;
+  }
+  print.error(`render: could not render: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return EXIT_CANNOT_RENDER;
+}
+
+/**
+ * `npm run render -- <argv>` for the repository at `root`: renders, writes,
+ * prints a line per file and a summary, and returns the exit status. Never
+ * throws: a failure is printed and its status returned (renderFailure).
+ */
+export async function runRender(root: string, argv: string[], print: RenderPrint): Promise<number> {
+  try {
+    const args = parseRenderArgs(argv);
+    if (args.help) {
+      print.line(RENDER_USAGE);
+      return 0;
+    }
+    const out = path.resolve(args.out);
+    checkOutDir(out, args.force);
+
+    const result = await renderStack({
+      root,
+      stack: args.stack,
+      ...(args.configFile ? { configFile: args.configFile } : {}),
+    });
+    const all = [...result.files, ...result.commands];
+    // The throwaway key only ever backs the SSH connection; make sure no file carries it. Its
+    // first base64 line is the container's header (the same in every key), the rest is its own.
+    const keyLines = (result.deployKey ?? "")
+      .split("\n")
+      .slice(2, -2)
+      .filter((l) => l.length >= 16);
+    const leak = all.find((f) => keyLines.some((l) => f.content.includes(l)));
+    if (leak) throw new Error(`${leak.path} would contain the throwaway deploy key; nothing was written`);
+
+    const resources: RenderedFile = {
+      resource: "render",
+      path: RESOURCES_FILE,
+      content: result.resources.join("\n") + "\n",
+      mode: "0644",
+      owner: "root",
+      group: "root",
+    };
+    for (const line of writeFiles(out, [...all, resources])) print.line(line);
+    const placeholders = [
+      ...new Set(all.flatMap((f) => f.content.match(/<(?:secret|generated|issued):[^>\s]+>/g) ?? [])),
+    ];
+    print.line(
+      `render: ${args.stack}: ${result.files.length} host files and ${result.commands.length} command scripts ` +
+        `from ${shortPath(result.stackFile)} in ${out}; ` +
+        (placeholders.length > 0 ? `placeholders: ${placeholders.sort().join(", ")}; ` : "") +
+        "owners are not applied; nothing was deployed",
+    );
+    return 0;
+  } catch (e) {
+    return renderFailure(e, print);
+  }
 }

@@ -30,6 +30,7 @@ import {
 
 const ROOT = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(ROOT, "scripts", "render.ts");
+const RUNS = path.join(ROOT, "test", "unit", "render-runs.ts");
 /** The unit specs' own loader of .ts files (SWC), for the child too */
 const REGISTER = path.join(ROOT, "test", "register.js");
 
@@ -42,24 +43,49 @@ interface Run {
 
 let tmp: string;
 
-/** `scripts/render.ts <args> --out <tmp>/<name>` in a child process without credentials. */
-function render(name: string, args: string[]): Promise<Run> {
-  const out = path.join(tmp, name);
+/** A child's environment: an empty HOME (no sandbox key), no credentials, no apphost or Pulumi settings. */
+function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { HOME: path.join(tmp, "home"), TMPDIR: tmp };
   for (const [k, v] of Object.entries(process.env)) {
     if (!/^(HOME|TMPDIR|AWS_|CLOUDFLARE_|PULUMI_|APPHOST_)/.test(k)) env[k] = v;
   }
+  return env;
+}
+
+function child(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["-r", REGISTER, SCRIPT, ...args, "--out", out],
-      { cwd: ROOT, env, timeout: 120000, maxBuffer: 16 * 1024 * 1024 },
+      ["-r", REGISTER, script, ...args],
+      { cwd: ROOT, env: childEnv(), timeout: 120000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr, out });
+        resolve({ code, stdout, stderr });
       },
     );
   });
+}
+
+/** `scripts/render.ts <args> --out <tmp>/<name>`: the command itself, in a child process without credentials. */
+async function render(name: string, args: string[]): Promise<Run> {
+  const out = path.join(tmp, name);
+  return { ...(await child(SCRIPT, [...args, "--out", out])), out };
+}
+
+/**
+ * The same for several command lines, one after another in one child (test/unit/render-runs.ts:
+ * runRender, the command without its process), as the command runs each: a child per render
+ * would load the program's modules again each time, most of a render's CPU.
+ */
+async function renderInOneProcess(
+  lines: Array<[name: string, args: string[]]>,
+): Promise<Record<string, Run>> {
+  const argv = lines.map(([name, args]) => [...args, "--out", path.join(tmp, name)]);
+  const r = await child(RUNS, [JSON.stringify(argv)]);
+  assert.equal(r.code, 0, `render-runs exited ${r.code}\n${r.stderr}`);
+  const results = JSON.parse(r.stdout) as Array<Omit<Run, "out">>;
+  assert.equal(results.length, lines.length);
+  return Object.fromEntries(lines.map(([name], i) => [name, { ...results[i], out: path.join(tmp, name) }]));
 }
 
 function read(run: Run, hostPath: string): string {
@@ -122,7 +148,7 @@ function siteInput(config: StackConfig) {
   };
 }
 
-describe("npm run render (scripts/render.ts in a child process)", function () {
+describe("npm run render (scripts/render.ts, and its runs in one child process)", function () {
   this.timeout(180000);
   const runs: Record<string, Run> = {};
 
@@ -139,14 +165,20 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
     const traefik = write("traefik.yaml", { kind: "traefik" });
     fs.mkdirSync(path.join(tmp, "full"));
     fs.writeFileSync(path.join(tmp, "full", "keep"), "");
-    // One at a time: each is a few seconds of one core.
-    runs.prod = await render("prod", ["--stack", "prod"]);
+    // The command itself once; the rest in one process, staging again after prod (the same files).
     runs.staging = await render("staging", ["--stack", "staging"]);
-    runs.local = await render("local", ["--stack", "local"]);
-    runs.nginx = await render("nginx", ["--stack", "staging", "--config-file", nginx]);
-    runs.traefik = await render("traefik", ["--stack", "staging", "--config-file", traefik]);
-    runs.unknown = await render("unknown", ["--stack", "nosuch"]);
-    runs.full = await render("full", ["--stack", "local"]);
+    Object.assign(
+      runs,
+      await renderInOneProcess([
+        ["prod", ["--stack", "prod"]],
+        ["staging-after-prod", ["--stack", "staging"]],
+        ["local", ["--stack", "local"]],
+        ["nginx", ["--stack", "staging", "--config-file", nginx]],
+        ["traefik", ["--stack", "staging", "--config-file", traefik]],
+        ["unknown", ["--stack", "nosuch"]],
+        ["full", ["--stack", "local"]],
+      ]),
+    );
   });
 
   after(() => {
@@ -290,6 +322,20 @@ describe("npm run render (scripts/render.ts in a child process)", function () {
         "identity; then copy the new list from `npm run render -- --stack <stack> --out <dir>` " +
         "(<dir>/.apphost/resources.txt) into test/unit/urns/<stack>.txt.",
     );
+  });
+
+  it("a render after another in the same process writes and prints what the command alone does", () => {
+    const [alone, after] = [runs.staging, runs["staging-after-prod"]];
+    ok(alone);
+    ok(after);
+    assert.equal(after.stdout.replaceAll(after.out, alone.out), alone.stdout);
+    assert.equal(after.stderr, alone.stderr);
+    const files = listFiles(alone.out);
+    assert.deepEqual(listFiles(after.out), files);
+    for (const f of files) {
+      assert.equal(read(after, f), read(alone, f), f);
+      assert.equal(modeOf(after, f), modeOf(alone, f), f);
+    }
   });
 
   it("--stack staging: the Cloudflare origin certificate and key are placeholders", () => {
