@@ -3,14 +3,19 @@
  * run it (PULUMI_RUN_PROGRAM) on a stack whose state holds nothing: the engine
  * answers every registration with the resource's own inputs and none of the
  * outputs its provider computes (passwords, keys, certificates, addresses,
- * the host's connection). Exits 0 when the program registered everything
- * without throwing, 1 with the error otherwise. Used by program.empty.test.ts:
- *   node -r ./test/register.js test/unit/empty-state-run.ts <stack> <stack file>
+ * the host's connection). Used by program.empty.test.ts, for several stacks
+ * one after another, each with its own runtime state (as Pulumi's automation
+ * server runs programs):
+ *   node -r ./test/register.js test/unit/empty-state-run.ts '<JSON: [stack, stack file][]>'
+ * Prints a JSON array with, for each, the number of resources registered, or
+ * the error the program threw. Exits 0 when every run was made, 3 when
+ * something escaped a run.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeState from "@pulumi/pulumi/runtime/state";
 import {
   readProject,
   readStackFile,
@@ -21,8 +26,14 @@ import {
 
 const ROOT = path.resolve(__dirname, "../..");
 
-async function main(): Promise<void> {
-  const [stack, file] = process.argv.slice(2);
+/** @pulumi/pulumi's own (marked internal, so not in its typings): runs `run` with a fresh runtime state. */
+const { withLocalStorage } = runtimeState as unknown as {
+  withLocalStorage<T>(run: () => T): T;
+};
+
+type RunResult = { registered: number } | { error: string };
+
+async function runOne(stack: string, file: string): Promise<RunResult> {
   const project = readProject(ROOT);
   const runtime = runtimeConfig(readStackFile(file), project, throwawayDeployKey);
   const region = runtime.config["aws:region"];
@@ -47,16 +58,28 @@ async function main(): Promise<void> {
     const { program } = require(path.join(ROOT, "program")) as typeof import("../../program");
     await pulumi.runtime.runInPulumiStack(program);
     await pulumi.runtime.disconnect();
+    return { registered };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
   } finally {
     fs.rmSync(process.env.APPHOST_CACHE, { recursive: true, force: true });
   }
-  process.stdout.write(`registered ${registered} resources\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  },
-);
+async function main(): Promise<void> {
+  const setups = JSON.parse(process.argv[2] ?? "[]") as Array<[stack: string, file: string]>;
+  const results: RunResult[] = [];
+  for (const [stack, file] of setups) results.push(await withLocalStorage(() => runOne(stack, file)));
+  process.stdout.write(JSON.stringify(results));
+}
+
+function escaped(e: unknown): never {
+  process.stderr.write(
+    `empty-state-run: escaped a run: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  );
+  process.exit(3);
+}
+
+process.on("uncaughtException", escaped);
+process.on("unhandledRejection", escaped);
+main().then(() => process.exit(0), escaped);
