@@ -420,7 +420,12 @@ export function untilStderr(child: ChildProcess, text: string, ms = 60000): Prom
   });
 }
 
-/** systemd-run for the harness: runs the unit's command detached, as systemd would, and logs the call. */
+/**
+ * systemd-run for the harness: runs the unit's command detached, as systemd would, and logs the call.
+ * A bash in between waits for the command, so it is reaped the moment it exits, as systemd reaps a
+ * unit's process: orphaned, it would wait for PID 1, which here reaps late (a second or two), and
+ * until then `tail --pid` (follow) sees a zombie that still runs.
+ */
 function fakeSystemdRun(runDir: string): string {
   return `#!/bin/bash
 set -u
@@ -437,8 +442,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ -f ${runDir}/systemd-run.fail ]; then echo "Failed to start transient service unit: Unit already exists." >&2; exit 1; fi
-setsid "$@" <"$in" >"$out" 2>"$err" 3>&- 9>&- &
-echo $! >${runDir}/job.pid
+bash -c 'in=$1 out=$2 err=$3; shift 3; setsid "$@" <"$in" >"$out" 2>"$err" & echo $! >${runDir}/job.pid; wait' \
+  reaper "$in" "$out" "$err" "$@" </dev/null >/dev/null 2>&1 3>&- 9>&- &
 exit 0
 `;
 }
