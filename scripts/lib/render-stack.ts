@@ -582,10 +582,13 @@ export function renderStack(opts: RenderOptions): Promise<RenderResult> {
   return withLocalStorage(() => renderStackHere(opts));
 }
 
-/** @pulumi/pulumi's own (marked internal, so not in its typings): runs `run` with a fresh runtime state. */
-const { withLocalStorage } = runtimeState as unknown as {
-  withLocalStorage<T>(run: () => T): T;
-};
+/**
+ * Runs `run` with a runtime state of its own (mocks, config, the stack, its promises), as Pulumi's
+ * automation server runs each program: @pulumi/pulumi's withLocalStorage, marked internal, so not in
+ * its typings.
+ */
+export const withLocalStorage = (runtimeState as unknown as { withLocalStorage<T>(run: () => T): T })
+  .withLocalStorage;
 
 async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
   const stackFile = path.resolve(opts.configFile ?? path.join(opts.root, `Pulumi.${opts.stack}.yaml`));

@@ -15,21 +15,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import * as runtimeState from "@pulumi/pulumi/runtime/state";
 import {
   readProject,
   readStackFile,
   renderMocks,
   runtimeConfig,
   throwawayDeployKey,
+  withLocalStorage,
 } from "../../scripts/lib/render-stack";
 
 const ROOT = path.resolve(__dirname, "../..");
-
-/** @pulumi/pulumi's own (marked internal, so not in its typings): runs `run` with a fresh runtime state. */
-const { withLocalStorage } = runtimeState as unknown as {
-  withLocalStorage<T>(run: () => T): T;
-};
 
 type RunResult = { registered: number } | { error: string };
 
