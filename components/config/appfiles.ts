@@ -22,5 +22,37 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   } catch {
     procfile = undefined;
   }
-  return { dir: source, ...(procfile !== undefined ? { procfile } : {}), python: readPythonFacts(dir) };
+  return {
+    dir: source,
+    ...(procfile !== undefined ? { procfile } : {}),
+    python: readPythonFacts(dir),
+    packageJson: fs.existsSync(path.join(dir, "package.json")),
+  };
+}
+
+/** The files that make an app a Python one (a .python-version alone does not). */
+const PYTHON_EVIDENCE = [
+  "uv.lock",
+  "poetry.lock",
+  "pdm.lock",
+  "Pipfile.lock",
+  "requirements.txt",
+  "pyproject.toml",
+] as const;
+
+/**
+ * apphost:app.runtime as the app directory tells it: python for Python's
+ * dependency files without a package.json, node for a package.json alone.
+ * Otherwise `why`: what was found, for the message that asks for the key.
+ */
+export function detectRuntime(files: AppFiles): { runtime: "python" | "node" } | { why: string } {
+  const python = PYTHON_EVIDENCE.filter((f) => files.python[f] !== undefined);
+  if (python.length > 0 && !files.packageJson) return { runtime: "python" };
+  if (python.length === 0 && files.packageJson) return { runtime: "node" };
+  return {
+    why:
+      python.length > 0
+        ? `${files.dir} has both ${python.join(", ")} and package.json: say which installs the app`
+        : `${files.dir} has no requirements.txt, pyproject.toml, Python lock file or package.json to tell`,
+  };
 }

@@ -14,6 +14,7 @@ import * as sshpk from "sshpk";
 import { z } from "zod";
 import * as D from "./defaults";
 import { isName, isUrlPath } from "../shell";
+import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
@@ -941,6 +942,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
 
   // --- apphost:app
   const files = ctx.appFiles;
+  const detected = files ? detectRuntime(files) : undefined;
+  const runtimeKey =
+    detected && "runtime" in detected
+      ? oneOf(["python", "node"]).default(detected.runtime)
+      : oneOf(["python", "node"], `how dependencies are installed${detected ? `; ${detected.why}` : ""}`);
   const webCommand = '"gunicorn app:app --bind 127.0.0.1:$PORT"';
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
@@ -1045,7 +1051,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
           return `${(e as Error).message.replace(/^apphost:app\.excludes: /, "")}; fix or remove the pattern`;
         }
       }).default(() => [...D.APP_DEFAULTS.excludes]),
-      runtime: oneOf(["python", "node"], "how dependencies are installed"),
+      /** @default detected from the app directory's files (detectRuntime) */
+      runtime: runtimeKey,
       /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
       requirements: str(
         "a file path relative to apphost:app.source",

@@ -81,6 +81,8 @@ export interface AppFiles {
   dir: string;
   procfile?: string;
   python: PythonFacts;
+  /** Whether it has a package.json (apphost:app.runtime's detection) */
+  packageJson?: boolean;
 }
 
 export interface ConfigIssue {

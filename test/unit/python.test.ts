@@ -454,12 +454,64 @@ describe("Procfile", () => {
       writeFileSync(join(dir, "Procfile"), "web: x\n");
       writeFileSync(join(dir, "uv.lock"), "lock\n");
       const f = readAppFiles({ source: "." }, dir);
-      assert.deepEqual(f, { dir: ".", procfile: "web: x\n", python: { "uv.lock": "lock\n" } });
+      assert.deepEqual(f, {
+        dir: ".",
+        procfile: "web: x\n",
+        python: { "uv.lock": "lock\n" },
+        packageJson: false,
+      });
+      writeFileSync(join(dir, "package.json"), "{}\n");
+      assert.equal(readAppFiles({ source: "." }, dir)?.packageJson, true);
       assert.equal(readAppFiles({ source: "missing" }, dir), undefined);
       assert.equal(readAppFiles(undefined, dir), undefined);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("apphost:app.runtime from the app directory", () => {
+  const examples = join(__dirname, "..", "..", "examples");
+  const app = (name: string) => readAppFiles({ source: name }, examples)!;
+  const withoutRuntime = () => withKeys(baseRaw(), { "app.runtime": undefined, "app.processes": undefined });
+  const parse = (files: AppFiles, raw = withoutRuntime()) =>
+    parseStackConfig(raw, { ...baseCtx(), appFiles: files });
+
+  it("python for Python's dependency files without a package.json, node for a package.json alone", () => {
+    const sample = parse(app("sample-app"));
+    assert.equal(sample.app.runtime, "python");
+    assert.equal(sample.app.pythonDeps?.manager, "pip");
+    const workspace = parse(app("uv-workspace/backend")); // its uv.lock is the workspace's, above it
+    assert.equal(workspace.app.runtime, "python");
+    assert.equal(workspace.app.pythonDeps?.manager, "uv");
+    const todo = parse(app("node-todo"));
+    assert.equal(todo.app.runtime, "node");
+    assert.equal(todo.app.requirements, "package-lock.json");
+  });
+
+  it("a runtime the stack sets wins over the files", () => {
+    const c = parse(app("sample-app"), withKeys(withoutRuntime(), { "app.runtime": "node" }));
+    assert.equal(c.app.runtime, "node");
+  });
+
+  it("both kinds of files, or neither: the key is asked for, naming what was found", () => {
+    const both: AppFiles = {
+      dir: "../shop",
+      procfile: "web: gunicorn shop.wsgi\n",
+      python: { "requirements.txt": "django\n", "pyproject.toml": "[tool.black]\n" },
+      packageJson: true,
+    };
+    assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: both }), [
+      `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
+    ]);
+    const neither: AppFiles = {
+      dir: "../shop",
+      procfile: "web: ./server\n",
+      python: { ".python-version": "3.12\n" },
+    };
+    assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: neither }), [
+      `apphost:app.runtime: missing (how dependencies are installed; ../shop has no requirements.txt, pyproject.toml, Python lock file or package.json to tell); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
+    ]);
   });
 });
 
