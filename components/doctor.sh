@@ -39,11 +39,13 @@ fail_any() {
 }
 
 # units: every unit in UNITS is active, and so is each template of WEB_TEMPLATES on the port in
-# ACTIVE_PORT_FILE, listening on loopback only (ss); with UPSTREAM_TABLE, the stack's nftables rule
-# leads UPSTREAM_PORT (the port the proxy connects to) to that port (UPSTREAM_UNIT loads the rule).
+# ACTIVE_PORT_FILE; with UPSTREAM_TABLE, the stack's nftables rule leads UPSTREAM_PORT (the port the
+# proxy connects to) to that port, and its guard resets connections to the two web ports (UPSTREAM_PORT
+# - 2 and - 1) from beyond loopback (UPSTREAM_UNIT loads both). Without the guard, the instance must
+# listen on loopback only (ss).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_units() {
-  local units=("${UNITS[@]}") port="" template unit state rules open bad=()
+  local units=("${UNITS[@]}") port="" template unit state rules guard="" open bad=()
   if ((${#WEB_TEMPLATES[@]} > 0)); then
     port=$(cat -- "$ACTIVE_PORT_FILE" 2>/dev/null) || fail "cannot read the active web port from $ACTIVE_PORT_FILE"
     [[ $port =~ ^[0-9]+$ ]] || fail "active web port in $ACTIVE_PORT_FILE is not a number: $port"
@@ -54,13 +56,6 @@ check_units() {
     state=$(systemctl is-active -- "$unit" 2>/dev/null) || true
     [[ $state == active ]] || bad+=("$unit is ${state:-unknown}")
   done
-  # The proxy reaches the instance on 127.0.0.1; an address beyond loopback serves it past the proxy.
-  if [[ -n $port ]] && command -v ss >/dev/null; then
-    open=$(ss -Hltn "sport = :$port" 2>/dev/null | awk '$4 !~ /^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$/ { print $4 }' | sort -u | paste -sd ' ') || true
-    if [[ -n $open ]]; then
-      bad+=("the web instance listens on $open, beyond 127.0.0.1: it answers past the proxy (no TLS, no maintenance page) wherever the host's firewall lets port $port in; bind it to 127.0.0.1 (--host 127.0.0.1, --bind 127.0.0.1:\$PORT)")
-    fi
-  fi
   if [[ -n $UPSTREAM_TABLE ]]; then
     if ! command -v nft >/dev/null; then
       bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $UPSTREAM_PORT leads")
@@ -68,6 +63,18 @@ check_units() {
       bad+=("no nftables table ip $UPSTREAM_TABLE: the upstream port $UPSTREAM_PORT leads nowhere (systemctl restart $UPSTREAM_UNIT)")
     elif [[ $rules != *"tcp dport $UPSTREAM_PORT dnat to 127.0.0.1:$port"* ]]; then
       bad+=("the upstream port $UPSTREAM_PORT does not lead to the active port $port (systemctl restart $UPSTREAM_UNIT)")
+    fi
+    if command -v nft >/dev/null && rules=$(nft list table inet "$UPSTREAM_TABLE" 2>/dev/null) &&
+      [[ $rules == *"iifname != \"lo\" tcp dport { $((UPSTREAM_PORT - 2)), $((UPSTREAM_PORT - 1)) } reject"* ]]; then
+      guard=1
+    fi
+  fi
+  # The proxy reaches the instance on 127.0.0.1; an address beyond loopback serves it past the proxy,
+  # unless the guard resets those connections.
+  if [[ -n $port ]] && [[ -z $guard ]] && command -v ss >/dev/null; then
+    open=$(ss -Hltn "sport = :$port" 2>/dev/null | awk '$4 !~ /^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$/ { print $4 }' | sort -u | paste -sd ' ') || true
+    if [[ -n $open ]]; then
+      bad+=("the web instance listens on $open, beyond 127.0.0.1${UPSTREAM_TABLE:+, and the guard that resets connections to it from elsewhere (nftables table inet $UPSTREAM_TABLE) is not loaded}: it answers past the proxy (no TLS, no maintenance page) wherever the host's firewall lets port $port in; ${UPSTREAM_TABLE:+systemctl restart $UPSTREAM_UNIT, or }bind it to 127.0.0.1 (--host 127.0.0.1, --bind 127.0.0.1:\$PORT)")
     fi
   fi
   fail_any "${bad[@]}"

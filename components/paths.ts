@@ -146,6 +146,11 @@ export function upstreamPort(basePort: number): number {
   return basePort + 2;
 }
 
+/** The two ports the web instances take turns on, basePort and basePort + 1: loopback only (nftables). */
+export function webPorts(basePort: number): [number, number] {
+  return [basePort, basePort + 1];
+}
+
 /**
  * `apphost-<id>-job.service`: the transient unit (systemd-run) a deploy or a
  * rollback runs in, so the client's SSH connection does not decide its fate.

@@ -7,7 +7,7 @@ import type { ProxyConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
-import { deleteUpstreamTable } from "./nftables";
+import { deleteUpstreamTables } from "./nftables";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
 export const KEPT_DIR = "/var/lib/apphost/kept";
@@ -53,8 +53,10 @@ export function layoutCommands(
       `for unit in $(systemctl list-units --all --plain --no-legend ${q(units)} | awk '{print $1}'); do`,
       '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
       "done",
-      // The stack's nftables table (its upstream switch); only this stack's.
-      `if command -v nft >/dev/null; then nft ${deleteUpstreamTable(layout)} 2>/dev/null || true; fi`,
+      // The stack's nftables tables (its upstream switch and the web ports' guard); only this stack's.
+      `if command -v nft >/dev/null; then ${deleteUpstreamTables(layout)
+        .map((args) => `nft ${args} 2>/dev/null || true`)
+        .join("; ")}; fi`,
       `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
       ...keepDataCommands(layout),

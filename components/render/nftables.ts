@@ -11,8 +11,15 @@
  * new connection goes to the new instance at once while established ones
  * finish on the old instance, which then drains and stops.
  *
- * The ruleset deletes and re-creates only this stack's table (`table` first,
- * so the `delete` finds it on the first load too): another stack's table, the
+ * The same table name in family inet holds the stack's guard: on the input
+ * hook, a connection to either web port from anywhere but loopback is reset.
+ * The proxy (and a balancer, through the proxy's own port) is the only way
+ * in, so a server that binds 0.0.0.0 (gunicorn without --bind, fastapi run,
+ * Node's listen(port)) does not answer past TLS and the maintenance page on a
+ * host whose own firewall lets those ports in.
+ *
+ * The ruleset deletes and re-creates only this stack's tables (`table` first,
+ * so the `delete` finds it on the first load too): another stack's tables, the
  * host's own firewall and Docker's rules are never touched.
  */
 import type { HostLayout } from "../paths";
@@ -26,6 +33,8 @@ export interface UpstreamRulesetInput {
   upstreamPort: number;
   /** The live web instance's port */
   port: number;
+  /** Both web instances' ports (`webPorts(basePort)`): reachable on loopback only */
+  webPorts: [number, number];
 }
 
 /**
@@ -38,14 +47,20 @@ export function renderUpstreamRuleset(layout: HostLayout, input: UpstreamRuleset
   if (!TABLE.test(t)) throw new Error(`nftables table "${t}": use lowercase letters, digits and _`);
   checkPort(input.upstreamPort, "upstream port");
   checkPort(input.port, "web port");
+  const [a, b] = input.webPorts;
+  checkPort(a, "web port");
+  checkPort(b, "web port");
   if (input.port === input.upstreamPort) {
     throw new Error(`the web port ${input.port} cannot be the upstream port itself`);
   }
   return [
     `# ${managedBy("nftables.ts")}`,
-    `# apphost ${layout.id}: the proxy's upstream 127.0.0.1:${input.upstreamPort} leads to the live web instance.`,
+    `# apphost ${layout.id}: the proxy's upstream 127.0.0.1:${input.upstreamPort} leads to the live web instance;`,
+    `# the web ports ${a} and ${b} answer on loopback only.`,
     `table ip ${t} {}`,
     `delete table ip ${t}`,
+    `table inet ${t} {}`,
+    `delete table inet ${t}`,
     `table ip ${t} {`,
     "\tchain upstream {",
     // -100 is dstnat; nft 1.0.6 accepts the name only on prerouting.
@@ -53,12 +68,18 @@ export function renderUpstreamRuleset(layout: HostLayout, input: UpstreamRuleset
     `\t\tip daddr 127.0.0.1 tcp dport ${input.upstreamPort} dnat to 127.0.0.1:${input.port}`,
     "\t}",
     "}",
+    `table inet ${t} {`,
+    "\tchain loopback_only {",
+    "\t\ttype filter hook input priority 0; policy accept;",
+    `\t\tiifname != "lo" tcp dport { ${a}, ${b} } reject with tcp reset`,
+    "\t}",
+    "}",
     "",
   ].join("\n");
 }
 
-/** `nft` arguments that remove the stack's table (destroy); fails when it does not exist. */
-export function deleteUpstreamTable(layout: HostLayout): string {
+/** `nft` arguments that remove the stack's tables (destroy), one command each; each fails when its table is gone. */
+export function deleteUpstreamTables(layout: HostLayout): string[] {
   if (!TABLE.test(layout.nftTable)) throw new Error(`nftables table "${layout.nftTable}"`);
-  return `delete table ip ${layout.nftTable}`;
+  return [`delete table ip ${layout.nftTable}`, `delete table inet ${layout.nftTable}`];
 }

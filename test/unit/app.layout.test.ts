@@ -26,7 +26,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     );
   });
 
-  it("destroy stops the units, deletes only this stack's nftables table, and a leftover upstream file", () => {
+  it("destroy stops the units, deletes only this stack's nftables tables, and a leftover upstream file", () => {
     assert.equal(
       cmds.delete,
       [
@@ -34,7 +34,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-*' | awk '{print $1}'); do",
         '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
         "done",
-        "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; fi",
+        "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
         "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env",
         // The data and backups are moved aside, never deleted.
         'if [ -n "$(find /srv/apphost-prod/shared/data /srv/apphost-prod/shared/backups -mindepth 1 -print -quit 2>/dev/null)" ]; then',
@@ -55,6 +55,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     );
     const other = layoutCommands(hostLayout(config.app.name, "staging"), { proxy: config.proxy });
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
+    assert.match(other.delete, /nft delete table inet apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
   });
 });

@@ -7,6 +7,8 @@ import * as os from "os";
 import * as path from "path";
 import type { StackConfig } from "../../components/config/types";
 import { shellcheckSync } from "./shellcheck";
+import { hostLayout } from "../../components/paths";
+import { renderUpstreamRuleset } from "../../components/render/nftables";
 import {
   backupMaxAgeSeconds,
   DoctorCheck,
@@ -1244,7 +1246,7 @@ describe("doctor: checks executed in a temp dir", function () {
       );
     });
 
-    it("names the addresses beyond loopback the web instance listens on (the real ss, real sockets)", async () => {
+    it("names the addresses beyond loopback the web instance listens on (the real ss, real sockets), unless the guard is loaded", async () => {
       fs.rmSync(at("bin", "ss"));
       const listen = (host: string) =>
         new Promise<net.Server>((resolve) => {
@@ -1272,6 +1274,47 @@ describe("doctor: checks executed in a temp dir", function () {
         );
         active(loopbackPort);
         assert.equal((await runCheck(check(input(), "units"), env)).status, "pass");
+
+        // With the stack's nftables tables (a stand-in nft listing them): the guard makes 0.0.0.0 harmless.
+        active(port);
+        const table = "apphost_shop_test";
+        const withUpstream = () => {
+          const i = input();
+          return hostInput({
+            ...i,
+            web: {
+              ...i.web!,
+              upstream: { table, port: port + 2, unit: "apphost-shop-test-upstream.service" },
+            },
+          });
+        };
+        const ruleset = renderUpstreamRuleset(hostLayout("shop", "test"), {
+          upstreamPort: port + 2,
+          port,
+          webPorts: [port, port + 1],
+        });
+        const [ip, inet] = [
+          ruleset.indexOf(`table ip ${table} {\n`),
+          ruleset.indexOf(`table inet ${table} {\n`),
+        ];
+        fs.writeFileSync(at("ip"), ruleset.slice(ip, inet));
+        fs.writeFileSync(at("inet"), ruleset.slice(inet));
+        // `nft list table <family> T`: what `nft -f` of the ruleset loaded, fails like nft when there is none.
+        fs.writeFileSync(
+          at("bin", "nft"),
+          `#!/usr/bin/env bash
+cat ${JSON.stringify(at(""))}/"$3" 2>/dev/null || { echo "Error: No such file or directory" >&2; exit 1; }
+`,
+          { mode: 0o755 },
+        );
+        assert.equal((await runCheck(check(withUpstream(), "units"), env)).status, "pass");
+        fs.rmSync(at("inet"));
+        assert.equal(
+          (await runCheck(check(withUpstream(), "units"), env)).detail,
+          `the web instance listens on 0.0.0.0:${port}, beyond 127.0.0.1, and the guard that resets connections to it from elsewhere ` +
+            `(nftables table inet ${table}) is not loaded: it answers past the proxy (no TLS, no maintenance page) wherever the host's firewall ` +
+            `lets port ${port} in; systemctl restart apphost-shop-test-upstream.service, or bind it to 127.0.0.1 (--host 127.0.0.1, --bind 127.0.0.1:$PORT)`,
+        );
       } finally {
         open.close();
         closed.close();

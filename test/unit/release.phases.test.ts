@@ -237,7 +237,7 @@ describe("release phases: one key changed", () => {
     const l = hostLayout("shop", "prod");
     assert.equal(
       upstreamRuleset(l, baseApp, 8001),
-      renderUpstreamRuleset(l, { upstreamPort: 8002, port: 8001 }),
+      renderUpstreamRuleset(l, { upstreamPort: 8002, port: 8001, webPorts: [8000, 8001] }),
     );
     assert.match(
       upstreamRuleset(l, baseApp, 8001),

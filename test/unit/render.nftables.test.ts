@@ -1,23 +1,33 @@
 import { strict as assert } from "assert";
 import { hostLayout, upstreamPort, upstreamUnitName } from "../../components/paths";
-import { deleteUpstreamTable, renderUpstreamRuleset } from "../../components/render/nftables";
+import { deleteUpstreamTables, renderUpstreamRuleset } from "../../components/render/nftables";
 import { renderUpstreamUnit } from "../../components/render/systemd";
 import { layout, lineDiff } from "./render.fixtures";
 
 describe("render/nftables: the upstream switch", () => {
-  const base = renderUpstreamRuleset(layout, { upstreamPort: 8002, port: 8001 });
+  const ports = { upstreamPort: 8002, webPorts: [8000, 8001] as [number, number] };
+  const base = renderUpstreamRuleset(layout, { ...ports, port: 8001 });
 
-  it("replaces the stack's table in one transaction", () => {
+  it("replaces the stack's tables in one transaction: the upstream switch, and the web ports' guard", () => {
     assert.equal(
       base,
       `# Managed by apphost (components/render/nftables.ts); edits are overwritten on the next deploy.
-# apphost shop-prod: the proxy's upstream 127.0.0.1:8002 leads to the live web instance.
+# apphost shop-prod: the proxy's upstream 127.0.0.1:8002 leads to the live web instance;
+# the web ports 8000 and 8001 answer on loopback only.
 table ip apphost_shop_prod {}
 delete table ip apphost_shop_prod
+table inet apphost_shop_prod {}
+delete table inet apphost_shop_prod
 table ip apphost_shop_prod {
 	chain upstream {
 		type nat hook output priority -100; policy accept;
 		ip daddr 127.0.0.1 tcp dport 8002 dnat to 127.0.0.1:8001
+	}
+}
+table inet apphost_shop_prod {
+	chain loopback_only {
+		type filter hook input priority 0; policy accept;
+		iifname != "lo" tcp dport { 8000, 8001 } reject with tcp reset
 	}
 }
 `,
@@ -25,7 +35,7 @@ table ip apphost_shop_prod {
   });
 
   it("a switch changes only the target port", () => {
-    assert.deepEqual(lineDiff(base, renderUpstreamRuleset(layout, { upstreamPort: 8002, port: 8000 })), {
+    assert.deepEqual(lineDiff(base, renderUpstreamRuleset(layout, { ...ports, port: 8000 })), {
       removed: ["\t\tip daddr 127.0.0.1 tcp dport 8002 dnat to 127.0.0.1:8001"],
       added: ["\t\tip daddr 127.0.0.1 tcp dport 8002 dnat to 127.0.0.1:8000"],
     });
@@ -34,10 +44,14 @@ table ip apphost_shop_prod {
   it("two stacks on one host: their own table and port", () => {
     const other = hostLayout("shop", "staging");
     assert.equal(other.nftTable, "apphost_shop_staging");
-    const s = renderUpstreamRuleset(other, { upstreamPort: 8102, port: 8100 });
+    const s = renderUpstreamRuleset(other, { upstreamPort: 8102, port: 8100, webPorts: [8100, 8101] });
     assert.doesNotMatch(s, /apphost_shop_prod\b/);
     assert.match(s, /^\t\tip daddr 127\.0\.0\.1 tcp dport 8102 dnat to 127\.0\.0\.1:8100$/m);
-    assert.equal(deleteUpstreamTable(other), "delete table ip apphost_shop_staging");
+    assert.match(s, /^\t\tiifname != "lo" tcp dport \{ 8100, 8101 \} reject with tcp reset$/m);
+    assert.deepEqual(deleteUpstreamTables(other), [
+      "delete table ip apphost_shop_staging",
+      "delete table inet apphost_shop_staging",
+    ]);
   });
 
   it("the upstream port is basePort + 2", () => {
@@ -46,10 +60,10 @@ table ip apphost_shop_prod {
   });
 
   it("refuses bad ports", () => {
-    assert.throws(() => renderUpstreamRuleset(layout, { upstreamPort: 8002, port: 8002 }), {
+    assert.throws(() => renderUpstreamRuleset(layout, { ...ports, port: 8002 }), {
       message: "the web port 8002 cannot be the upstream port itself",
     });
-    assert.throws(() => renderUpstreamRuleset(layout, { upstreamPort: 70000, port: 8001 }), {
+    assert.throws(() => renderUpstreamRuleset(layout, { ...ports, upstreamPort: 70000, port: 8001 }), {
       message:
         "port: not safe to write (apphost's config check should have refused it; please report this):\n  - upstream port: 70000 is not a TCP port (1-65535)",
     });
