@@ -815,4 +815,34 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     }
     assert.equal(served, release);
   });
+
+  it("10. the web ports answer on loopback only (after the reboot too): a server on 0.0.0.0 at the idle port is reset from outside", async function () {
+    assert.match(
+      onHost(`nft list table inet ${NFT_TABLE}`).stdout,
+      /iifname != "lo" tcp dport \{ 8000, 8001 \} reject with tcp reset/,
+    );
+    // A stand-in for an app that binds every address, on the port the next release would take.
+    const idle = activePort() === "8000" ? "8001" : "8000";
+    onHost(`systemd-run --unit=apphost-e2e-open --quiet python3 -m http.server --bind 0.0.0.0 ${idle}`);
+    try {
+      let itself = "";
+      for (let i = 0; i < 40 && itself !== "200"; i++) {
+        await sleep(250);
+        itself = onHost(`curl -s -o /dev/null -w '%{http_code}' http://${sandboxRef.host}:${idle}/`, {
+          allowFailure: true,
+        }).stdout;
+      }
+      assert.equal(itself, "200", "the host itself reaches it on its own address");
+      const outside = spawnSync(
+        "curl",
+        ["-sS", "-o", "/dev/null", "--max-time", "5", `http://${sandboxRef.host}:${idle}/`],
+        { encoding: "utf8" },
+      );
+      assert.equal(outside.status, 7, `curl from outside: exit ${outside.status}, ${outside.stderr}`);
+      assert.match(outside.stderr, /Couldn't connect to server/);
+      assert.equal(servedRelease(), current(), "the proxy serves the live release as before");
+    } finally {
+      onHost("systemctl stop apphost-e2e-open", { allowFailure: true });
+    }
+  });
 });
