@@ -119,6 +119,21 @@ export const DATABASE_DEFAULTS = {
   revision: "",
 };
 
+/**
+ * apphost:database.revision when unset: the revision command of the tool the
+ * migrate command runs, when it has one. `alembic [-c FILE] upgrade head` has
+ * `alembic [-c FILE] current`, Flask-Migrate's `flask [--app APP] db upgrade`
+ * has `flask [--app APP] db current`; anything else, none ("").
+ */
+export function defaultRevision(migrate: string): string {
+  const m = migrate.trim();
+  const alembic = /^(alembic(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*)\s+upgrade\s+head$/.exec(m);
+  if (alembic) return `${alembic[1]} current`;
+  const flask = /^(flask(?:\s+(?:-A|--app)\s+[^\s;&|]+)?\s+db)\s+upgrade$/.exec(m);
+  if (flask) return `${flask[1]} current`;
+  return DATABASE_DEFAULTS.revision;
+}
+
 /** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
 export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "external" | "none" | undefined): boolean {
   return kind === "postgres" || kind === "rds" || kind === "external";

@@ -1209,8 +1209,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ).optional(),
       /** Migration command run inside the new release. @default the Procfile's release:, else none */
       migrate: command('"alembic upgrade head"').optional(),
-      /** Command printing the current migration revision */
-      revision: command('"alembic current"').default(D.DATABASE_DEFAULTS.revision),
+      /** Command printing the current migration revision. @default from migrate (D.defaultRevision) */
+      revision: command('"alembic current"').optional(),
       /** postgres, rds, external: the app's connection pool (DB_POOL_SIZE, ...) */
       pool: pool.prefault({}),
       /** rds: the managed instance; present exactly when kind is rds */
@@ -1234,7 +1234,12 @@ export function sections(ctx: ParseContext, p: Prepared) {
       }
     },
   ).transform(({ rds: managed, ...d }) => {
-    const out: typeof d & { rds?: typeof managed } = { ...d, migrate: migrateOf(d.kind, d.migrate) };
+    const migrate = migrateOf(d.kind, d.migrate);
+    const out: Omit<typeof d, "revision"> & { revision: string; rds?: typeof managed } = {
+      ...d,
+      migrate,
+      revision: d.revision ?? D.defaultRevision(migrate),
+    };
     if (d.kind === "rds") out.rds = managed;
     return out;
   });

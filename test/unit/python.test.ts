@@ -29,6 +29,7 @@ import {
   POETRY_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
+import { defaultRevision } from "../../components/config/defaults";
 import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
 import { shellcheckSync } from "./shellcheck";
 
@@ -512,6 +513,55 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: neither }), [
       `apphost:app.runtime: missing (how dependencies are installed; ../shop has no requirements.txt, pyproject.toml, Python lock file or package.json to tell); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
     ]);
+  });
+});
+
+describe("apphost:database.revision from the migrate command", () => {
+  it("the tool's own revision command for Alembic and Flask-Migrate, none for anything else", () => {
+    const table: Array<[string, string]> = [
+      ["alembic upgrade head", "alembic current"],
+      ["alembic -c conf/alembic.ini upgrade head", "alembic -c conf/alembic.ini current"],
+      ["flask db upgrade", "flask db current"],
+      ["flask --app microblog db upgrade", "flask --app microblog db current"],
+      ["alembic upgrade +1", ""],
+      ["alembic upgrade head && python seed.py", ""],
+      ["python manage.py migrate --noinput", ""],
+      ["npm run migrate", ""],
+      ["", ""],
+    ];
+    assert.deepEqual(
+      table.map(([migrate]) => [migrate, defaultRevision(migrate)]),
+      table,
+    );
+  });
+
+  it("a Procfile's release line or apphost:database.migrate brings it; a revision the stack sets wins", () => {
+    const noDb = () => withKeys(baseRaw(), { "database.migrate": undefined, "database.revision": undefined });
+    const procfile: AppFiles = {
+      dir: "../blog",
+      procfile: "release: flask db upgrade\nweb: gunicorn blog:app\n",
+      python: {},
+    };
+    const fromProcfile = parseStackConfig(withKeys(noDb(), { "app.processes": undefined }), {
+      ...baseCtx(),
+      appFiles: procfile,
+    });
+    assert.deepEqual(
+      [fromProcfile.database.migrate, fromProcfile.database.revision],
+      ["flask db upgrade", "flask db current"],
+    );
+    const set = parseStackConfig(withKeys(noDb(), { "database.migrate": "alembic upgrade head" }), baseCtx());
+    assert.equal(set.database.revision, "alembic current");
+    const own = parseStackConfig(
+      withKeys(noDb(), { "database.migrate": "alembic upgrade head", "database.revision": "alembic heads" }),
+      baseCtx(),
+    );
+    assert.equal(own.database.revision, "alembic heads");
+    const django = parseStackConfig(
+      withKeys(noDb(), { "database.migrate": "python manage.py migrate" }),
+      baseCtx(),
+    );
+    assert.equal(django.database.revision, "");
   });
 });
 
