@@ -6,7 +6,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { readPythonFacts } from "../release/python";
+import { PYTHON_FILES, readPythonFacts } from "../release/python";
 import type { AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -30,15 +30,8 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   };
 }
 
-/** The files that make an app a Python one (a .python-version alone does not). */
-const PYTHON_EVIDENCE = [
-  "uv.lock",
-  "poetry.lock",
-  "pdm.lock",
-  "Pipfile.lock",
-  "requirements.txt",
-  "pyproject.toml",
-] as const;
+/** The files that make an app a Python one: those detection reads, but a .python-version alone does not. */
+const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version");
 
 /**
  * apphost:app.runtime as the app directory tells it: python for Python's

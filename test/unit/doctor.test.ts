@@ -1163,6 +1163,22 @@ describe("doctor: checks executed in a temp dir", function () {
         web: { templates: ["apphost-shop-test-web@.service"], activePortFile: at("active-port") },
       });
 
+    /** The input with the stack's upstream switch: table apphost_shop_test, the proxy's port `upstreamPort`. */
+    const withUpstreamAt = (upstreamPort: number) => {
+      const i = input();
+      return hostInput({
+        ...i,
+        web: {
+          ...i.web!,
+          upstream: {
+            table: "apphost_shop_test",
+            port: upstreamPort,
+            unit: "apphost-shop-test-upstream.service",
+          },
+        },
+      });
+    };
+
     beforeEach(() => {
       fs.mkdirSync(at("bin"));
       // `systemctl is-active -- UNIT`: prints the state from the table, exits 0 only for active.
@@ -1220,16 +1236,7 @@ describe("doctor: checks executed in a temp dir", function () {
         `#!/usr/bin/env bash\ncat ${JSON.stringify(at("ruleset"))} 2>/dev/null || { echo "Error: No such file or directory" >&2; exit 1; }\n`,
         { mode: 0o755 },
       );
-      const withUpstream = () => {
-        const i = input();
-        return hostInput({
-          ...i,
-          web: {
-            ...i.web!,
-            upstream: { table: "apphost_shop_test", port: 8002, unit: "apphost-shop-test-upstream.service" },
-          },
-        });
-      };
+      const withUpstream = () => withUpstreamAt(8002);
       const rule = (port: number) =>
         `table ip apphost_shop_test {\n\tchain upstream {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tip daddr 127.0.0.1 tcp dport 8002 dnat to 127.0.0.1:${port}\n\t}\n}\n`;
       fs.writeFileSync(at("ruleset"), rule(8001));
@@ -1278,16 +1285,7 @@ describe("doctor: checks executed in a temp dir", function () {
         // With the stack's nftables tables (a stand-in nft listing them): the guard makes 0.0.0.0 harmless.
         active(port);
         const table = "apphost_shop_test";
-        const withUpstream = () => {
-          const i = input();
-          return hostInput({
-            ...i,
-            web: {
-              ...i.web!,
-              upstream: { table, port: port + 2, unit: "apphost-shop-test-upstream.service" },
-            },
-          });
-        };
+        const withUpstream = () => withUpstreamAt(port + 2);
         const ruleset = renderUpstreamRuleset(hostLayout("shop", "test"), {
           upstreamPort: port + 2,
           port,
