@@ -291,6 +291,12 @@ function prepare(raw: Record<string, unknown>, ctx: ParseContext): S.Prepared {
       `line ${b.line} "${b.text}" is not "name: command"; fix the line, or set apphost:app.processes in the stack`,
   );
   const processes: Record<string, string> = {};
+  // Set in the stack, apphost:app.processes replaces the whole Procfile: the other processes go there too.
+  const others = entries.filter((e) => e.name !== "release" && e.name !== "web").map((e) => e.name);
+  const whole =
+    others.length > 0
+      ? `apphost:app.processes replaces the whole Procfile, so list ${others.join(", ")} there too`
+      : "";
   for (const e of entries.filter((e) => e.name !== "release")) {
     const parts = e.name === "web" ? chainedParts(e.command) : undefined;
     if (!parts) {
@@ -303,13 +309,13 @@ function prepare(raw: Record<string, unknown>, ctx: ParseContext): S.Prepared {
       build.length === 0
         ? `line ${e.line}: the web process chains commands ("${e.command}"); apphost runs the migration once per release, ` +
             `before traffic moves, so split it: "release: ${m}" and "web: ${server}" in the Procfile, ` +
-            `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${m}"`
+            `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${m}"${whole ? ` (${whole})` : ""}`
         : `line ${e.line}: the web process chains commands ("${e.command}"); split it: ` +
             (migrate.length > 0
               ? `the migration "${m}" runs once per release, before traffic moves ("release: ${m}" in the Procfile, or apphost:database.migrate); `
               : "") +
             `"${b}" prepares the code, so it belongs in every release on every host (apphost:app.build); ` +
-            `the web process is "web: ${server}" (or apphost:app.processes.web)`,
+            `the web process is "web: ${server}" (or apphost:app.processes.web${whole ? `; ${whole}` : ""})`,
     );
   }
   if (problems.length === 0 && Object.keys(processes).length === 0) {

@@ -399,7 +399,7 @@ describe("Procfile", () => {
       }),
       [
         'apphost:app.processes (from ../notes/Procfile): line 2 "bad line" is not "name: command"; fix the line, or set apphost:app.processes in the stack',
-        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade"',
+        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade" (apphost:app.processes replaces the whole Procfile, so list backup there too)',
         "apphost:app.requirements: ../notes: the app installs with pdm.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements.txt`, then set apphost:app.requirements to requirements.txt",
       ],
     );
@@ -409,15 +409,16 @@ describe("Procfile", () => {
     assert.deepEqual(
       configProblems(noProcesses(), {
         ...baseCtx(),
-        appFiles: files("web: flask db upgrade; flask translate compile; gunicorn microblog:app\n", {
-          "requirements.txt": "flask\n",
-        }),
+        appFiles: files(
+          "web: flask db upgrade; flask translate compile; gunicorn microblog:app\nworker: rq worker microblog-tasks\n",
+          { "requirements.txt": "flask\n" },
+        ),
       }),
       [
         'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade; flask translate compile; gunicorn microblog:app"); split it: ' +
           'the migration "flask db upgrade" runs once per release, before traffic moves ("release: flask db upgrade" in the Procfile, or apphost:database.migrate); ' +
           '"flask translate compile" prepares the code, so it belongs in every release on every host (apphost:app.build); ' +
-          'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web)',
+          'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web; apphost:app.processes replaces the whole Procfile, so list worker there too)',
       ],
     );
   });
