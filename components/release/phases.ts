@@ -20,7 +20,7 @@
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
-import { unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
+import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
@@ -147,11 +147,7 @@ export function instanceDir(layout: HostLayout, port: number | string): string {
  * configuration never changes per release.
  */
 export function upstreamRuleset(layout: HostLayout, app: Pick<AppConfig, "basePort">, port: number): string {
-  return renderUpstreamRuleset(layout, {
-    upstreamPort: upstreamPort(app.basePort),
-    port,
-    webPorts: webPorts(app.basePort),
-  });
+  return renderUpstreamRuleset(layout, { basePort: app.basePort, port });
 }
 
 // ------------------------------------------------------------------ helpers

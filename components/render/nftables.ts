@@ -22,19 +22,22 @@
  * so the `delete` finds it on the first load too): another stack's tables, the
  * host's own firewall and Docker's rules are never touched.
  */
-import type { HostLayout } from "../paths";
-import { checkPort, managedBy } from "./common";
+import { upstreamPort, webPorts, type HostLayout } from "../paths";
+import { assertSafe, SAFE } from "../shell";
+import { managedBy } from "./common";
 
 /** A table name nft accepts unquoted. */
 const TABLE = /^[a-z][a-z0-9_]{0,62}$/;
 
 export interface UpstreamRulesetInput {
-  /** The stable port the proxy connects to (`upstreamPort(basePort)`) */
-  upstreamPort: number;
+  /**
+   * apphost:app.basePort: the web instances take turns on it and basePort + 1
+   * (`webPorts`), reachable on loopback only; the proxy connects to basePort + 2
+   * (`upstreamPort`)
+   */
+  basePort: number;
   /** The live web instance's port */
   port: number;
-  /** Both web instances' ports (`webPorts(basePort)`): reachable on loopback only */
-  webPorts: [number, number];
 }
 
 /**
@@ -45,17 +48,19 @@ export interface UpstreamRulesetInput {
 export function renderUpstreamRuleset(layout: HostLayout, input: UpstreamRulesetInput): string {
   const t = layout.nftTable;
   if (!TABLE.test(t)) throw new Error(`nftables table "${t}": use lowercase letters, digits and _`);
-  checkPort(input.upstreamPort, "upstream port");
-  checkPort(input.port, "web port");
-  const [a, b] = input.webPorts;
-  checkPort(a, "web port");
-  checkPort(b, "web port");
-  if (input.port === input.upstreamPort) {
+  const up = upstreamPort(input.basePort);
+  const [a, b] = webPorts(input.basePort);
+  assertSafe("port", [
+    ["basePort", input.basePort, SAFE.port],
+    ["upstream port (basePort + 2)", up, SAFE.port],
+    ["web port", input.port, SAFE.port],
+  ]);
+  if (input.port === up) {
     throw new Error(`the web port ${input.port} cannot be the upstream port itself`);
   }
   return [
     `# ${managedBy("nftables.ts")}`,
-    `# apphost ${layout.id}: the proxy's upstream 127.0.0.1:${input.upstreamPort} leads to the live web instance;`,
+    `# apphost ${layout.id}: the proxy's upstream 127.0.0.1:${up} leads to the live web instance;`,
     `# the web ports ${a} and ${b} answer on loopback only.`,
     `table ip ${t} {}`,
     `delete table ip ${t}`,
@@ -65,7 +70,7 @@ export function renderUpstreamRuleset(layout: HostLayout, input: UpstreamRuleset
     "\tchain upstream {",
     // -100 is dstnat; nft 1.0.6 accepts the name only on prerouting.
     "\t\ttype nat hook output priority -100; policy accept;",
-    `\t\tip daddr 127.0.0.1 tcp dport ${input.upstreamPort} dnat to 127.0.0.1:${input.port}`,
+    `\t\tip daddr 127.0.0.1 tcp dport ${up} dnat to 127.0.0.1:${input.port}`,
     "\t}",
     "}",
     `table inet ${t} {`,

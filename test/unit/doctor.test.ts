@@ -1286,11 +1286,7 @@ describe("doctor: checks executed in a temp dir", function () {
         active(port);
         const table = "apphost_shop_test";
         const withUpstream = () => withUpstreamAt(port + 2);
-        const ruleset = renderUpstreamRuleset(hostLayout("shop", "test"), {
-          upstreamPort: port + 2,
-          port,
-          webPorts: [port, port + 1],
-        });
+        const ruleset = renderUpstreamRuleset(hostLayout("shop", "test"), { basePort: port, port });
         const [ip, inet] = [
           ruleset.indexOf(`table ip ${table} {\n`),
           ruleset.indexOf(`table inet ${table} {\n`),

@@ -235,10 +235,7 @@ describe("release phases: the base input", () => {
 describe("release phases: one key changed", () => {
   it("apphost:proxy.kind nginx: the same nftables switch, no proxy reload", () => {
     const l = hostLayout("shop", "prod");
-    assert.equal(
-      upstreamRuleset(l, baseApp, 8001),
-      renderUpstreamRuleset(l, { upstreamPort: 8002, port: 8001, webPorts: [8000, 8001] }),
-    );
+    assert.equal(upstreamRuleset(l, baseApp, 8001), renderUpstreamRuleset(l, { basePort: 8000, port: 8001 }));
     assert.match(
       upstreamRuleset(l, baseApp, 8001),
       /^\t\tip daddr 127\.0\.0\.1 tcp dport 8002 dnat to 127\.0\.0\.1:8001$/m,

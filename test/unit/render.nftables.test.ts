@@ -5,7 +5,7 @@ import { renderUpstreamUnit } from "../../components/render/systemd";
 import { layout, lineDiff } from "./render.fixtures";
 
 describe("render/nftables: the upstream switch", () => {
-  const ports = { upstreamPort: 8002, webPorts: [8000, 8001] as [number, number] };
+  const ports = { basePort: 8000 };
   const base = renderUpstreamRuleset(layout, { ...ports, port: 8001 });
 
   it("replaces the stack's tables in one transaction: the upstream switch, and the web ports' guard", () => {
@@ -44,7 +44,7 @@ table inet apphost_shop_prod {
   it("two stacks on one host: their own table and port", () => {
     const other = hostLayout("shop", "staging");
     assert.equal(other.nftTable, "apphost_shop_staging");
-    const s = renderUpstreamRuleset(other, { upstreamPort: 8102, port: 8100, webPorts: [8100, 8101] });
+    const s = renderUpstreamRuleset(other, { basePort: 8100, port: 8100 });
     assert.doesNotMatch(s, /apphost_shop_prod\b/);
     assert.match(s, /^\t\tip daddr 127\.0\.0\.1 tcp dport 8102 dnat to 127\.0\.0\.1:8100$/m);
     assert.match(s, /^\t\tiifname != "lo" tcp dport \{ 8100, 8101 \} reject with tcp reset$/m);
@@ -63,9 +63,11 @@ table inet apphost_shop_prod {
     assert.throws(() => renderUpstreamRuleset(layout, { ...ports, port: 8002 }), {
       message: "the web port 8002 cannot be the upstream port itself",
     });
-    assert.throws(() => renderUpstreamRuleset(layout, { ...ports, upstreamPort: 70000, port: 8001 }), {
+    assert.throws(() => renderUpstreamRuleset(layout, { basePort: 69998, port: 8001 }), {
       message:
-        "port: not safe to write (apphost's config check should have refused it; please report this):\n  - upstream port: 70000 is not a TCP port (1-65535)",
+        "port: not safe to write (apphost's config check should have refused it; please report this):\n" +
+        "  - basePort: 69998 is not a TCP port (1-65535)\n" +
+        "  - upstream port (basePort + 2): 70000 is not a TCP port (1-65535)",
     });
   });
 });
