@@ -327,8 +327,9 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
   return {
     name: "units",
     description:
-      "Every apphost unit, the proxy and the web instance on the active port are active, that instance on loopback only; " +
-      "the upstream port leads to the active port.",
+      "Every apphost unit, the proxy and the web instance on the active port are active; " +
+      "the upstream port leads to the active port; the web ports answer on loopback only (the stack's nftables guard, " +
+      "or an instance that listens there).",
     command: ["check_units"],
     values: {
       UNITS: input.units,

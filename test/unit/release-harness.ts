@@ -442,7 +442,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ -f ${runDir}/systemd-run.fail ]; then echo "Failed to start transient service unit: Unit already exists." >&2; exit 1; fi
-bash -c 'in=$1 out=$2 err=$3; shift 3; setsid "$@" <"$in" >"$out" 2>"$err" & echo $! >${runDir}/job.pid; wait' \
+bash -c 'in=$1 out=$2 err=$3; shift 3; setsid "$@" <"$in" >"$out" 2>"$err" & wait' \
   reaper "$in" "$out" "$err" "$@" </dev/null >/dev/null 2>&1 3>&- 9>&- &
 exit 0
 `;
