@@ -11,7 +11,7 @@ import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import { describeLoad, startLoad } from "./release-lib";
-import { freshBackend, localStack, onHost, sandboxUp, type Sandbox } from "./lib";
+import { freshBackend, localStack, onHost, sandboxesDone, sandboxUp, type Sandbox } from "./lib";
 import { startPebble, type Pebble } from "./pebble";
 
 const log = (s: string) => process.stdout.write(s);
@@ -77,6 +77,8 @@ function verifiedGet(
   return { code: res.status ?? 1, body: res.stdout + res.stderr };
 }
 
+const SANDBOX = { name: "apphost-h8", subnet: "10.81.0" };
+
 describe("real ACME certificates from Pebble on the sandbox (real engine)", function () {
   let sandbox: Sandbox;
   let pebble: Pebble;
@@ -84,12 +86,15 @@ describe("real ACME certificates from Pebble on the sandbox (real engine)", func
 
   before(async function () {
     // A sandbox of its own: the other spec files may run at the same time (.mocharc.e2e.json).
-    sandbox = sandboxUp({ name: "apphost-h8", subnet: "10.81.0" });
+    sandbox = sandboxUp(SANDBOX);
     backend = freshBackend();
     // This machine's side of the sandbox's link: <subnet>.1.
     pebble = await startPebble(sandbox.host.replace(/\.\d+$/, ".1"), sandbox.host);
   });
-  after(() => pebble?.stop());
+  after(() => {
+    pebble?.stop();
+    sandboxesDone(SANDBOX);
+  });
 
   function acmeStack(stackName: string, proxy: "caddy" | "nginx", hostnames: string[]) {
     return localStack(backend, {

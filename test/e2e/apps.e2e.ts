@@ -30,6 +30,7 @@ import {
   ROOT,
   sandboxUp,
   type Sandbox,
+  sandboxesDone,
 } from "./lib";
 
 const SANDBOX = { name: "apphost-ap", subnet: "10.86.0" };
@@ -88,9 +89,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       },
     });
   }
-  let lastSource = SOURCE;
   async function up(source: string): Promise<auto.UpResult> {
-    lastSource = source;
     const stack = await stackFor(source);
     return stack.up({ onOutput: log, configFile: stack.configFile });
   }
@@ -103,15 +102,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     dropDatabase();
   });
 
-  after(async function () {
-    const stack = await stackFor(lastSource).catch(() => undefined);
-    if (stack) await stack.destroy({ configFile: stack.configFile }).catch(() => undefined);
-    const dj = await djangoStack().catch(() => undefined);
-    if (dj) await dj.destroy({ configFile: dj.configFile }).catch(() => undefined);
-    const nd = await nodeStack(NODE.source).catch(() => undefined);
-    if (nd) await nd.destroy({ configFile: nd.configFile }).catch(() => undefined);
-    dropDatabase();
-  });
+  after(() => sandboxesDone(SANDBOX));
 
   /** The Node example: Postgres through DATABASE_URL, the Procfile's web and release lines, the build's public/. */
   async function nodeStack(source: string): Promise<auto.Stack & { configFile: string }> {
@@ -262,7 +253,6 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     assert.equal(health().status, 200);
     assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
     fs.rmSync(dir, { recursive: true, force: true });
-    lastSource = SOURCE;
   });
 
   it("Django: collectstatic as the build, migrate from the Procfile, static files from the proxy, hosts from the stack", async function () {

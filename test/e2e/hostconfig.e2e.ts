@@ -19,6 +19,7 @@ import {
   ROOT,
   sandboxUp,
   type Sandbox,
+  sandboxesDone,
 } from "./lib";
 
 type TestStack = auto.Stack & { configFile: string };
@@ -31,6 +32,8 @@ const base = (
 const baseApp = base["apphost:app"] as Record<string, unknown>;
 const log = (s: string) => process.stdout.write(s);
 
+const SANDBOX = { name: "apphost-h9", subnet: "10.82.0" };
+
 describe("host configuration on the sandbox (real engine)", function () {
   let sandbox: Sandbox;
   let a: TestStack;
@@ -39,7 +42,7 @@ describe("host configuration on the sandbox (real engine)", function () {
 
   before(async function () {
     // A sandbox of its own: the other spec files may run at the same time (.mocharc.e2e.json).
-    sandbox = sandboxUp({ name: "apphost-h9", subnet: "10.82.0" });
+    sandbox = sandboxUp(SANDBOX);
     backend = freshBackend();
     a = await localStack(backend, { sandbox, stackName: "local" });
     // A second stack of the same app on the same host: its own hostname and ports.
@@ -53,11 +56,7 @@ describe("host configuration on the sandbox (real engine)", function () {
     });
   });
 
-  after(async function () {
-    for (const s of [b, a]) {
-      if (s) await s.destroy({ configFile: s.configFile }).catch(() => undefined);
-    }
-  });
+  after(() => sandboxesDone(SANDBOX));
 
   it("applies the host baseline: unattended upgrades, no SSH passwords, time sync", async function () {
     await a.up({ onOutput: log, configFile: a.configFile });

@@ -20,7 +20,16 @@ import * as os from "os";
 import * as path from "path";
 import type { SshConnection } from "../../components/remote/connection";
 import { hostScriptProvider, scanHostKeyViaProxy } from "../../components/remote/resources";
-import { freshBackend, http, localStack, ROOT, sandboxCommand, sandboxUp, type Sandbox } from "./lib";
+import {
+  freshBackend,
+  http,
+  localStack,
+  ROOT,
+  sandboxCommand,
+  sandboxesDone,
+  sandboxUp,
+  type Sandbox,
+} from "./lib";
 import { inSandbox, runCli, sandboxSystemctl } from "./ops-lib";
 
 const BASTION = { name: "apphost-jb", subnet: "10.84.0" };
@@ -106,8 +115,7 @@ describe("an SSH jump host: the app host's sshd answers the bastion only (real e
 
   after(function () {
     if (!hadStackFile) fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
-    sandboxCommand(BASTION, "down");
-    sandboxCommand(APP, "down");
+    sandboxesDone(BASTION, APP);
   });
 
   it("`pulumi up` deploys through the bastion: the host setup, the release, HTTPS", async function () {

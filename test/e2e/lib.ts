@@ -36,7 +36,10 @@ export interface SandboxSpec {
   subnet?: string;
 }
 
-let current: Required<SandboxSpec> = { name: "apphost-sbx", subnet: "10.77.0" };
+/** The sandbox `sandboxUp()` boots when given no spec. */
+export const DEFAULT_SANDBOX: Required<SandboxSpec> = { name: "apphost-sbx", subnet: "10.77.0" };
+
+let current = DEFAULT_SANDBOX;
 
 function sandboxEnv(spec: Required<SandboxSpec>): NodeJS.ProcessEnv {
   return { ...process.env, SANDBOX_NAME: spec.name, SANDBOX_SUBNET: spec.subnet };
@@ -59,8 +62,21 @@ export function sandboxCommand(spec: Required<SandboxSpec>, ...args: string[]): 
   });
 }
 
+/**
+ * The end of a spec file: its sandboxes go down, with the stacks, files and
+ * databases on them; nothing is destroyed first, since nothing outlives the
+ * host. A stopped host frees this machine's two cores for the spec files still
+ * running. APPHOST_E2E_KEEP=1 keeps them as they are, to look at; returns
+ * whether they went down.
+ */
+export function sandboxesDone(...specs: Required<SandboxSpec>[]): boolean {
+  if (process.env.APPHOST_E2E_KEEP === "1") return false;
+  for (const spec of specs) sandboxCommand(spec, "down");
+  return true;
+}
+
 export function sandboxUp(spec: SandboxSpec = {}): Sandbox {
-  current = { name: spec.name ?? "apphost-sbx", subnet: spec.subnet ?? "10.77.0" };
+  current = { name: spec.name ?? DEFAULT_SANDBOX.name, subnet: spec.subnet ?? DEFAULT_SANDBOX.subnet };
   sandboxScript("up");
   return sandboxNow();
 }

@@ -21,6 +21,7 @@ import {
   ROOT,
   sandboxUp,
   type Sandbox,
+  sandboxesDone,
 } from "./lib";
 import { runCli, sandboxSystemctl } from "./ops-lib";
 
@@ -670,5 +671,6 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
     if (fs.existsSync(stackFile) && /^encryptionsalt: \S+\n$/.test(fs.readFileSync(stackFile, "utf8"))) {
       fs.rmSync(stackFile);
     }
+    sandboxesDone(SANDBOX);
   });
 });

@@ -20,6 +20,7 @@ import {
   sandboxUp,
   type Sandbox,
   type StreamResult,
+  sandboxesDone,
 } from "./lib";
 import { runCli } from "./ops-lib";
 import {
@@ -118,11 +119,9 @@ describe("postgres on the host: role, release, failed migration, backup and rest
     dropDatabase();
   });
 
-  after(async function () {
-    const stack = await stackFor(lastSource).catch(() => undefined);
-    if (stack) await stack.destroy({ configFile: stack.configFile }).catch(() => undefined);
-    dropDatabase();
+  after(function () {
     removeVariants();
+    sandboxesDone(SANDBOX);
   });
 
   it("the first up creates the role and the database, migrates, and serves from Postgres; the password is never in plain text", async function () {

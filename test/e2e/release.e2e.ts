@@ -29,7 +29,8 @@ import {
   onHost,
   pulumiCli,
   ROOT,
-  sandboxDown,
+  sandboxCommand,
+  sandboxesDone,
   sandboxUp,
   type Sandbox,
 } from "./lib";
@@ -269,8 +270,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
 
   before(function () {
     // A fresh host every run: what an earlier run left must not decide this one.
-    sandboxUp(SANDBOX);
-    sandboxDown();
+    sandboxCommand(SANDBOX, "down");
     sandbox = sandboxUp(SANDBOX);
     sandboxRef = sandbox;
     backend = freshBackend();
@@ -283,6 +283,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
   after(function () {
     removeVariants();
     if (!hadStackFile) fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
+    sandboxesDone(SANDBOX);
   });
 
   // Filled in as the story goes on.
