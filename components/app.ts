@@ -205,7 +205,8 @@ export class App extends pulumi.ComponentResource {
     args: AppArgs,
     after: pulumi.ComponentResourceOptions["dependsOn"],
   ): pulumi.CustomResource {
-    const cmds = layoutCommands(this.layout, { proxy: args.proxy });
+    const web = args.app.processes.find((p) => p.kind === "web")?.name;
+    const cmds = layoutCommands(this.layout, { proxy: args.proxy, basePort: args.app.basePort, web });
     return hostStep(
       `${name}-layout`,
       {

@@ -72,6 +72,12 @@ export interface HostLayout {
   /** `/etc/apphost/<id>.alert`, root-only (0600): curl config naming the alert webhook (apphost:alerts) */
   alertFile: string;
   /**
+   * `/etc/apphost/<id>.ports`: the stack's claim on its three ports (the web
+   * ports and the upstream port, one line), which another stack on the same
+   * host is refused (render/layout.ts, portClaimCommands)
+   */
+  portsFile: string;
+  /**
    * `/srv/<id>/maintenance`, root-owned, readable by the proxy: `page.html`
    * (the 503 page), and the two switches the proxy tests on each request:
    * `on-config` (apphost:app.maintenance, written by pulumi up) and `on`
@@ -120,6 +126,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     nftTable: `apphost_${id.replace(/-/g, "_")}`,
     envFile: `/etc/apphost/${id}.env`,
     alertFile: `/etc/apphost/${id}.alert`,
+    portsFile: `/etc/apphost/${id}.ports`,
     maintenance: `${root}/maintenance`,
     unitPrefix: `apphost-${id}`,
     caddySite: `${CADDY_SITES_DIR}/${id}.caddy`,

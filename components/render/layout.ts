@@ -4,7 +4,7 @@
  * (moved aside, never deleted). Pure: commands as text, run by App's layout step.
  */
 import type { ProxyConfig } from "../config/types";
-import type { HostLayout } from "../paths";
+import { unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
@@ -30,10 +30,71 @@ export function keepDataCommands(layout: HostLayout): string[] {
   ];
 }
 
+export interface PortClaimInput {
+  /** apphost:app.basePort: the web ports are it and the next, the upstream port the one after */
+  basePort: number;
+  /** The web process's name (its unit is `<unitPrefix>-<web>@<port>.service`). @default "web" */
+  web?: string;
+}
+
+/**
+ * The stack's three ports (its two web ports and the upstream port) are its
+ * own on this host, checked before the stack's user, files or units exist: no
+ * other stack claims one of them (`<id>.ports` beside the env files), and
+ * nothing but this stack's web unit of that port listens on one (a service
+ * of the machine, or a stack deployed before the claims). Two stacks on one
+ * port would each start its instance beside the other's, and the health gate
+ * would take the other app's answer for the new release's. The refusal lists
+ * every taken port and suggests a free base port; then the claim is written.
+ */
+export function portClaimCommands(layout: HostLayout, input: PortClaimInput): string[] {
+  const ports = [...webPorts(input.basePort), upstreamPort(input.basePort)];
+  const [a, b, up] = ports;
+  // Every stack's claim on this host, this one's included, sits beside this one's.
+  const claimsDir = layout.portsFile.replace(/\/[^/]+$/, "");
+  // `apphost-<id>-<web process>@` and the port make the unit of this stack's instance on it.
+  const ours = unitName(layout, input.web ?? "web", "web").replace(/\.service$/, "");
+  return [
+    `ports=(${ports.join(" ")})`,
+    "taken=()",
+    `for f in ${claimsDir}/*.ports; do`,
+    `  if [ ! -f "$f" ] || [ "$f" = ${q(layout.portsFile)} ]; then continue; fi`,
+    '  read -ra claimed <"$f" || true',
+    '  for p in "${claimed[@]}"; do',
+    '    case " ${ports[*]} " in *" $p "*) taken+=("$p is claimed by the stack $(basename "$f" .ports) on this host") ;; esac',
+    "  done",
+    "done",
+    'for p in "${ports[@]}"; do',
+    "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
+    `    unit=$(sed -n 's|^0::.*/||p' "/proc/$pid/cgroup" 2>/dev/null || true)`,
+    `    if [ "$unit" = "${ours}$p.service" ]; then continue; fi`,
+    '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
+    "    break",
+    "  done",
+    "done",
+    'if [ "${#taken[@]}" -gt 0 ]; then',
+    // Every port listened on or claimed, to suggest a base port whose three are none of them.
+    `  used=" $(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }' | tr '\\n' ' ' || true) $(cat ${claimsDir}/*.ports 2>/dev/null | tr '\\n' ' ' || true) "`,
+    "  free=",
+    `  for n in $(seq ${input.basePort + 100} 100 65400); do`,
+    '    case "$used" in *" $n "* | *" $((n + 1)) "* | *" $((n + 2)) "*) ;; *) free=$n; break ;; esac',
+    "  done",
+    "  {",
+    `    echo "apphost:app.basePort: this stack's ports ${a}, ${b} (web) and ${up} (upstream) are not all free on this host:"`,
+    "    printf '  - %s\\n' \"${taken[@]}\"",
+    `    echo "Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' \${free:-<a free port>}"`,
+    "  } >&2",
+    "  exit 1",
+    "fi",
+    `install -d -m 0755 ${q(claimsDir)}`,
+    `echo "\${ports[*]}" >${q(layout.portsFile)}`,
+  ];
+}
+
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 export function layoutCommands(
   layout: HostLayout,
-  input: { proxy: Pick<ProxyConfig, "kind"> },
+  input: { proxy: Pick<ProxyConfig, "kind"> } & PortClaimInput,
 ): { create: string; delete: string } {
   const cmd = proxyCommands(input.proxy.kind);
   // Written by apphost versions that switched by rewriting it and reloading the proxy.
@@ -42,6 +103,7 @@ export function layoutCommands(
   return {
     create: [
       "set -euo pipefail",
+      ...portClaimCommands(layout, input),
       `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
       `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
       "fi",
@@ -57,7 +119,7 @@ export function layoutCommands(
       `if command -v nft >/dev/null; then ${deleteUpstreamTables(layout)
         .map((args) => `nft ${args} 2>/dev/null || true`)
         .join("; ")}; fi`,
-      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)}`,
+      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
       ...keepDataCommands(layout),
       `rm -rf --one-file-system ${q(layout.root)}`,

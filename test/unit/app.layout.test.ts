@@ -4,19 +4,25 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
-import { layoutCommands } from "../../components/render/layout";
+import { spawnSync } from "child_process";
+import { layoutCommands, portClaimCommands } from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
 
 describe("app: the stack's layout command and its mirror on destroy", () => {
   const config = stackConfig({}, "prod");
-  const cmds = layoutCommands(hostLayout(config.app.name, config.stack), { proxy: config.proxy });
+  const cmds = layoutCommands(hostLayout(config.app.name, config.stack), {
+    proxy: config.proxy,
+    basePort: config.app.basePort,
+    web: "web",
+  });
 
-  it("creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
+  it("claims the stack's ports first, then creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
     assert.equal(
       cmds.create,
       [
         "set -euo pipefail",
+        ...portClaimCommands(hostLayout(config.app.name, config.stack), { basePort: 8000, web: "web" }),
         "if ! id -u apphost-prod >/dev/null 2>&1; then",
         "  useradd --system --user-group --home-dir /srv/apphost-prod --no-create-home --shell /usr/sbin/nologin apphost-prod",
         "fi",
@@ -35,7 +41,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
         "done",
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
-        "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env",
+        "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports",
         // The data and backups are moved aside, never deleted.
         'if [ -n "$(find /srv/apphost-prod/shared/data /srv/apphost-prod/shared/backups -mindepth 1 -print -quit 2>/dev/null)" ]; then',
         "  kept=/var/lib/apphost/kept/apphost-prod-$(date -u +%Y%m%dT%H%M%SZ)",
@@ -53,10 +59,145 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "",
       ].join("\n"),
     );
-    const other = layoutCommands(hostLayout(config.app.name, "staging"), { proxy: config.proxy });
+    const other = layoutCommands(hostLayout(config.app.name, "staging"), {
+      proxy: config.proxy,
+      basePort: config.app.basePort,
+    });
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
     assert.match(other.delete, /nft delete table inet apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
+  });
+});
+
+describe("app: the stack's claim on its ports (layout step)", () => {
+  const shop = hostLayout("shop", "prod");
+
+  it("is this script, before anything of the stack exists", () => {
+    assert.equal(
+      portClaimCommands(shop, { basePort: 8000, web: "web" }).join("\n"),
+      [
+        "ports=(8000 8001 8002)",
+        "taken=()",
+        "for f in /etc/apphost/*.ports; do",
+        '  if [ ! -f "$f" ] || [ "$f" = /etc/apphost/shop-prod.ports ]; then continue; fi',
+        '  read -ra claimed <"$f" || true',
+        '  for p in "${claimed[@]}"; do',
+        '    case " ${ports[*]} " in *" $p "*) taken+=("$p is claimed by the stack $(basename "$f" .ports) on this host") ;; esac',
+        "  done",
+        "done",
+        'for p in "${ports[@]}"; do',
+        "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
+        `    unit=$(sed -n 's|^0::.*/||p' "/proc/$pid/cgroup" 2>/dev/null || true)`,
+        '    if [ "$unit" = "apphost-shop-prod-web@$p.service" ]; then continue; fi',
+        '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
+        "    break",
+        "  done",
+        "done",
+        'if [ "${#taken[@]}" -gt 0 ]; then',
+        `  used=" $(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }' | tr '\\n' ' ' || true) $(cat /etc/apphost/*.ports 2>/dev/null | tr '\\n' ' ' || true) "`,
+        "  free=",
+        "  for n in $(seq 8100 100 65400); do",
+        '    case "$used" in *" $n "* | *" $((n + 1)) "* | *" $((n + 2)) "*) ;; *) free=$n; break ;; esac',
+        "  done",
+        "  {",
+        '    echo "apphost:app.basePort: this stack\'s ports 8000, 8001 (web) and 8002 (upstream) are not all free on this host:"',
+        "    printf '  - %s\\n' \"${taken[@]}\"",
+        "    echo \"Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' ${free:-<a free port>}\"",
+        "  } >&2",
+        "  exit 1",
+        "fi",
+        "install -d -m 0755 /etc/apphost",
+        'echo "${ports[*]}" >/etc/apphost/shop-prod.ports',
+      ].join("\n"),
+    );
+    // The web process's own name makes the unit that may hold the ports.
+    assert.match(
+      portClaimCommands(shop, { basePort: 9000, web: "api" }).join("\n"),
+      /"\$unit" = "apphost-shop-prod-api@\$p\.service"/,
+    );
+  });
+
+  describe("run with bash, the claims in a temp directory and a stand-in ss", () => {
+    let dir: string;
+    let listeners: string;
+    const claims = () => path.join(dir, "etc", "apphost");
+    const layout = () => ({
+      ...shop,
+      portsFile: path.join(claims(), "shop-prod.ports"),
+    });
+    const run = (basePort: number) =>
+      spawnSync(
+        "bash",
+        ["--norc", "-c", ["set -euo pipefail", ...portClaimCommands(layout(), { basePort })].join("\n")],
+        {
+          encoding: "utf8",
+          env: { PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, SS_LISTENERS: listeners },
+        },
+      );
+
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ports-"));
+      fs.mkdirSync(path.join(dir, "bin"));
+      listeners = path.join(dir, "listeners");
+      fs.writeFileSync(listeners, "");
+      // `ss -Hltn` lists every listener, `ss -Hltnp "sport = :P"` those on P, from "port pid comm" lines.
+      fs.writeFileSync(
+        path.join(dir, "bin", "ss"),
+        [
+          "#!/bin/bash",
+          'want=""',
+          'for a in "$@"; do case $a in "sport = :"*) want=${a#sport = :} ;; esac; done',
+          "while read -r port pid comm; do",
+          '  if [ -n "$want" ] && [ "$port" != "$want" ]; then continue; fi',
+          '  echo "LISTEN 0 2048 127.0.0.1:$port 0.0.0.0:* users:((\"$comm\",pid=$pid,fd=5),(\"$comm\",pid=$pid,fd=6))"',
+          'done <"$SS_LISTENERS"',
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("on a host where the ports are free: writes the claim, exit 0; again, the same", () => {
+      for (const round of ["first", "second"]) {
+        const r = run(8000);
+        assert.equal(r.status, 0, `${round} run: ${r.stderr}`);
+        assert.equal(fs.readFileSync(path.join(claims(), "shop-prod.ports"), "utf8"), "8000 8001 8002\n");
+      }
+    });
+
+    it("refuses every port another stack claims or another process listens on, and suggests a free base port", () => {
+      fs.mkdirSync(claims(), { recursive: true });
+      fs.writeFileSync(path.join(claims(), "blog-prod.ports"), "8001 8002 8003\n");
+      fs.writeFileSync(path.join(claims(), "wiki-prod.ports"), "8100 8101 8102\n");
+      // A process of this machine, not in the stack's web unit, listening on 8000; another on 8201.
+      const pid = process.pid;
+      const comm = fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      const unit = /^0::.*\/(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1] ?? "";
+      fs.writeFileSync(listeners, `8000 ${pid} gunicorn\n8201 ${pid} postgres\n`);
+      const r = run(8000);
+      assert.equal(r.status, 1);
+      assert.equal(
+        r.stderr,
+        [
+          "apphost:app.basePort: this stack's ports 8000, 8001 (web) and 8002 (upstream) are not all free on this host:",
+          "  - 8001 is claimed by the stack blog-prod on this host",
+          "  - 8002 is claimed by the stack blog-prod on this host",
+          `  - 8000 is listened on by ${comm} (pid ${pid}${unit ? `, ${unit}` : ""})`,
+          // 8100 is wiki-prod's, 8200-8202 holds the listener on 8201.
+          "Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' 8300",
+          "",
+        ].join("\n"),
+      );
+      assert.ok(!fs.existsSync(path.join(claims(), "shop-prod.ports")), "no claim is written");
+    });
+
+    it("its own claim is no conflict: a changed base port replaces it", () => {
+      assert.equal(run(8000).status, 0);
+      const r = run(8001);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(fs.readFileSync(path.join(claims(), "shop-prod.ports"), "utf8"), "8001 8002 8003\n");
+    });
   });
 });
 
