@@ -106,6 +106,41 @@ describe("host configuration on the sandbox (real engine)", function () {
     assert.match(units, /apphost-sample-local-b-web@8100\.service/);
   });
 
+  it("refuses a third stack on stack a's ports before anything of it exists, naming each port and a free base port", async function () {
+    const c = await localStack(backend, {
+      sandbox,
+      stackName: "local-c",
+      config: { "apphost:dns": { provider: "none", hostnames: [{ name: "c.local.test" }] } },
+    });
+    await assert.rejects(c.up({ configFile: c.configFile }), (e: Error) => {
+      assert.match(
+        e.message,
+        /apphost:app\.basePort: this stack's ports 8000, 8001 \(web\) and 8002 \(upstream\) are not all free on this host:/,
+      );
+      for (const port of [8000, 8001, 8002])
+        assert.match(e.message, new RegExp(`- ${port} is claimed by the stack sample-local on this host`));
+      // Stack a's live instance: its gunicorn, in its own web unit.
+      assert.match(
+        e.message,
+        /- 800[01] is listened on by gunicorn \(pid \d+, apphost-sample-local-web@800[01]\.service\)/,
+      );
+      // 8100-8102 are stack b's: the next free base port.
+      assert.match(e.message, /pulumi config set --path 'apphost:app\.basePort' 8200/);
+      return true;
+    });
+    assert.equal(onHost("id -u sample-local-c >/dev/null 2>&1 || echo none").stdout.trim(), "none");
+    assert.equal(
+      onHost("ls /srv/sample-local-c /etc/apphost/sample-local-c.* 2>/dev/null || true").stdout,
+      "",
+    );
+    assert.equal(
+      onHost("cat /etc/apphost/sample-local.ports /etc/apphost/sample-local-b.ports").stdout,
+      "8000 8001 8002\n8100 8101 8102\n",
+    );
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+  });
+
   it("refuses a proxy config the host's validator rejects, and the old config keeps serving", async function () {
     // Stack b claims stack a's hostname too: Caddy refuses two sites with one address.
     const cfg = yaml.load(fs.readFileSync(b.configFile, "utf8")) as { config: Record<string, unknown> };
@@ -132,6 +167,8 @@ describe("host configuration on the sandbox (real engine)", function () {
     ).stdout;
     await b.destroy({ onOutput: log, configFile: b.configFile });
     assert.equal(onHost("ls -d /srv/sample-local-b 2>/dev/null || true").stdout.trim(), "");
+    // Its ports are free again: only stack a's claim is left.
+    assert.equal(onHost("ls /etc/apphost/*.ports").stdout, "/etc/apphost/sample-local.ports\n");
     assert.equal(
       onHost("find /srv/sample-local /etc/caddy/apphost/sample-local.* -maxdepth 1 | sort | sha256sum")
         .stdout,
