@@ -7,6 +7,8 @@
  * prints the same for a shell).
  */
 import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import * as auto from "@pulumi/pulumi/automation";
 
@@ -15,6 +17,33 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 /** Stacks that run against the sandbox and need no cloud credentials. */
 export function isLocalStack(stack: string): boolean {
   return stack === "local" || stack.startsWith("local-");
+}
+
+/**
+ * Why the engine would have nowhere to keep the stack's state, or undefined:
+ * a stack other than local and local-* needs PULUMI_BACKEND_URL,
+ * PULUMI_ACCESS_TOKEN, or a `pulumi login` (credentials.json's `current`).
+ * Without one the engine asks to log in to Pulumi Cloud, which a
+ * non-interactive run reports as a missing PULUMI_ACCESS_TOKEN.
+ */
+export function backendProblem(
+  stack: string,
+  env: NodeJS.ProcessEnv = process.env,
+  home: string = os.homedir(),
+): string | undefined {
+  if (isLocalStack(stack) || env.PULUMI_BACKEND_URL || env.PULUMI_ACCESS_TOKEN) return undefined;
+  const credentials = path.join(env.PULUMI_HOME || path.join(home, ".pulumi"), "credentials.json");
+  try {
+    if ((JSON.parse(fs.readFileSync(credentials, "utf8")) as { current?: string }).current) return undefined;
+  } catch {
+    // No login: said below.
+  }
+  return (
+    `stack "${stack}" has no state backend: only stacks named local or local-* keep theirs in ` +
+    `file://<repo>/.pulumi-state by default. Set PULUMI_BACKEND_URL (file://$HOME/.pulumi-state on one machine, ` +
+    "s3://<bucket> for a team; docs/ci.md) and PULUMI_CONFIG_PASSPHRASE for its secrets, or PULUMI_ACCESS_TOKEN " +
+    `for Pulumi Cloud (or run pulumi login); a stack for the sandbox can be named local-${stack}`
+  );
 }
 
 /** The directory holding the `pulumi` binary (built or reused by scripts/engine). */
@@ -41,6 +70,8 @@ export interface OpenOptions {
 }
 
 export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
+  const problem = opts.backendUrl ? undefined : backendProblem(opts.stack);
+  if (problem) throw new Error(problem);
   const bin = engineBin();
   const pulumiCommand = await auto.PulumiCommand.get({ root: path.dirname(bin), skipVersionCheck: true });
   const local = isLocalStack(opts.stack);
@@ -66,7 +97,7 @@ export async function openStack(opts: OpenOptions): Promise<auto.Stack> {
     env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
   }
   if (backend?.startsWith("file://") && !opts.mustExist) {
-    require("fs").mkdirSync(backend.slice("file://".length), { recursive: true });
+    fs.mkdirSync(backend.slice("file://".length), { recursive: true });
   }
   const args = { stackName: opts.stack, workDir: ROOT };
   const wsOpts = {

@@ -1,4 +1,8 @@
 import * as assert from "assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { backendProblem } from "../../scripts/lib/automation";
 import { readCommandLine } from "../../scripts/lib/cli";
 import { parseCli } from "../../scripts/deploy";
 import { parseExecArgs } from "../../scripts/exec";
@@ -104,5 +108,38 @@ describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
         return true;
       },
     );
+  });
+});
+
+describe("a stack's state backend (scripts/lib/automation.ts backendProblem)", () => {
+  let home: string;
+  beforeEach(() => (home = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-home-"))));
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  it("says how to give a stack other than local and local-* its backend, before the engine asks for a login", () => {
+    assert.equal(
+      backendProblem("mbapi", {}, home),
+      'stack "mbapi" has no state backend: only stacks named local or local-* keep theirs in ' +
+        "file://<repo>/.pulumi-state by default. Set PULUMI_BACKEND_URL (file://$HOME/.pulumi-state on one machine, " +
+        "s3://<bucket> for a team; docs/ci.md) and PULUMI_CONFIG_PASSPHRASE for its secrets, or PULUMI_ACCESS_TOKEN " +
+        "for Pulumi Cloud (or run pulumi login); a stack for the sandbox can be named local-mbapi",
+    );
+    // A login file without a current backend is no login.
+    fs.mkdirSync(path.join(home, ".pulumi"));
+    fs.writeFileSync(path.join(home, ".pulumi", "credentials.json"), '{"accessTokens": {}}');
+    assert.match(backendProblem("prod", {}, home) ?? "", /^stack "prod" has no state backend/);
+  });
+
+  it("is none for local stacks, with PULUMI_BACKEND_URL or PULUMI_ACCESS_TOKEN, or after pulumi login", () => {
+    assert.equal(backendProblem("local", {}, home), undefined);
+    assert.equal(backendProblem("local-mbapi", {}, home), undefined);
+    assert.equal(backendProblem("prod", { PULUMI_BACKEND_URL: "s3://state" }, home), undefined);
+    assert.equal(backendProblem("prod", { PULUMI_ACCESS_TOKEN: "pul-x" }, home), undefined);
+    fs.mkdirSync(path.join(home, ".pulumi"));
+    fs.writeFileSync(path.join(home, ".pulumi", "credentials.json"), '{"current": "file:///var/state"}');
+    assert.equal(backendProblem("prod", {}, home), undefined);
+    // PULUMI_HOME moves the login file.
+    const moved = path.join(home, "elsewhere");
+    assert.match(backendProblem("prod", { PULUMI_HOME: moved }, home) ?? "", /no state backend/);
   });
 });
