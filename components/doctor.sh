@@ -126,7 +126,10 @@ check_tls_certificate() {
 # backup: the newest file in BACKUP_DIR matching BACKUP_PATTERN (dot-files and SQLite side files
 # aside) is not empty and at most BACKUP_MAX_AGE seconds old; with BACKUP_SQLITE=1 it passes
 # PRAGMA integrity_check (plain, .gz or .zst). With BACKUP_SERVICE, that unit's last run did not
-# fail; with BACKUP_START_UNIT, a missing first backup says how to take it.
+# fail; with BACKUP_START_UNIT, a missing first backup says how to take it. With no backup yet and a
+# BACKUP_RELEASE_LOG whose oldest entry (the first deploy) is younger than BACKUP_MAX_AGE, the
+# check is skipped: a first deploy takes none (there was no database before it), and the schedule
+# is not late yet.
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_backup() {
   local newest hint="" stamp file age uri result unpack
@@ -139,7 +142,15 @@ check_backup() {
   if [[ -n $BACKUP_START_UNIT ]]; then
     hint="; take the first one now: sudo systemctl start $BACKUP_START_UNIT (apphost:backups.schedule takes the next ones)"
   fi
-  [[ -n $newest ]] || fail "no backup in $BACKUP_DIR yet$hint"
+  if [[ -z $newest ]]; then
+    local first since
+    first=$(head -n 1 -- "$BACKUP_RELEASE_LOG" 2>/dev/null | cut -f 2) || first=""
+    since=$(date -d "$first" +%s 2>/dev/null) || since=""
+    if [[ -n $first && -n $since ]] && (($(date +%s) - since <= BACKUP_MAX_AGE)); then
+      skip "no backup in $BACKUP_DIR yet, and none is due: the stack was first deployed at $first, and the schedule takes one within $((BACKUP_MAX_AGE / 3600))h of that$hint"
+    fi
+    fail "no backup in $BACKUP_DIR yet$hint"
+  fi
   stamp=${newest%% *}
   file=${newest#* }
   age=$(($(date +%s) - ${stamp%.*}))

@@ -126,6 +126,12 @@ export interface DoctorInput {
      */
     startUnit?: string;
     /**
+     * `HostLayout.releaseLog`: with no backup yet, a stack first deployed less
+     * than maxAgeSeconds ago (its oldest entry) is not late: the check is
+     * skipped, saying when the schedule takes the first. @default every stack is old enough
+     */
+    releaseLog?: string;
+    /**
      * The scheduled backup unit, whose last run must not have failed. Set with
      * apphost:backups.s3: a failed copy to S3 fails the unit while the local backup looks fine.
      */
@@ -265,6 +271,7 @@ export function doctorInputFromConfig(
             maxAgeSeconds: opts.backupMaxAgeSeconds ?? backupMaxAgeSeconds(config.backups.schedule),
             sqliteIntegrity: db.kind === "sqlite",
             startUnit: backupUnitNames(layout).service,
+            releaseLog: layout.releaseLog,
             ...(config.backups.s3 ? { service: backupUnitNames(layout).service } : {}),
           },
     database:
@@ -402,6 +409,7 @@ function backupCheck(input: DoctorInput): DoctorCheck {
       BACKUP_SQLITE: b.sqliteIntegrity ? 1 : 0,
       BACKUP_SERVICE: b.service ?? "",
       BACKUP_START_UNIT: b.startUnit ?? "",
+      BACKUP_RELEASE_LOG: b.releaseLog ?? "",
     },
   };
 }

@@ -564,6 +564,7 @@ describe("doctor: from stack config", () => {
         maxAgeSeconds: 95040,
         sqliteIntegrity: true,
         startUnit: "apphost-shop-prod-backup.service",
+        releaseLog: "/srv/shop-prod/releases.log",
       },
       database: { file: "/srv/shop-prod/shared/data/app.db", owner: "shop-prod" },
       disk: { paths: ["/", "/srv"], minFreePercent: 10 },
@@ -584,6 +585,7 @@ describe("doctor: from stack config", () => {
       maxAgeSeconds: 95040,
       sqliteIntegrity: true,
       startUnit: "apphost-shop-prod-backup.service",
+      releaseLog: "/srv/shop-prod/releases.log",
       service: "apphost-shop-prod-backup.service",
     });
   });
@@ -605,6 +607,7 @@ describe("doctor: from stack config", () => {
       maxAgeSeconds: 7200,
       sqliteIntegrity: false,
       startUnit: "apphost-shop-prod-backup.service",
+      releaseLog: "/srv/shop-prod/releases.log",
     });
     assert.equal(input.database, undefined);
   });
@@ -916,6 +919,36 @@ describe("doctor: checks executed in a temp dir", function () {
         (await runCheck(check(input(), "backup"))).detail,
         `newest backup ${at("backups", "app.db")} is empty`,
       );
+    });
+
+    it("skips while none is due: no backup yet, and the first deploy (the release log's oldest entry) is younger than the schedule allows", async () => {
+      const log = at("releases.log");
+      const stamp = (secondsAgo: number) =>
+        new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+      const first = stamp(600);
+      fs.writeFileSync(
+        log,
+        `20261202103746-07fbcbe1\t${first}\t0002 (head)\tdeployed\n20261202113746-17fbcbe1\t${stamp(5)}\t0002 (head)\tdeployed\n`,
+      );
+      const withLog = input({ releaseLog: log, startUnit: "apphost-shop-test-backup.service" });
+      assert.deepEqual(await runCheck(check(withLog, "backup")), {
+        name: "backup",
+        status: "skip",
+        detail:
+          `no backup in ${at("backups")} yet, and none is due: the stack was first deployed at ${first}, ` +
+          "and the schedule takes one within 1h of that; take the first one now: " +
+          "sudo systemctl start apphost-shop-test-backup.service (apphost:backups.schedule takes the next ones)",
+      });
+      // First deployed longer ago than the schedule allows: the missing backup is late.
+      fs.writeFileSync(log, `20261202103746-07fbcbe1\t${stamp(7200)}\t0002 (head)\tdeployed\n`);
+      const late = await runCheck(check(withLog, "backup"));
+      assert.equal(late.status, "fail");
+      assert.match(late.detail, /^no backup in .* yet; take the first one now/);
+      // An empty or unreadable log proves nothing.
+      fs.writeFileSync(log, "");
+      assert.equal((await runCheck(check(withLog, "backup"))).status, "fail");
+      fs.rmSync(log);
+      assert.equal((await runCheck(check(withLog, "backup"))).status, "fail");
     });
   });
 
