@@ -41,6 +41,10 @@ export interface HostTools {
   nft: string;
   /** The AWS CLI, for apphost:backups.s3. @default "aws" */
   aws: string;
+  /** Called as `<ss> -Hltnp "sport = :<port>"`: who listens on a web port the health gate polls. @default "ss" */
+  ss: string;
+  /** Where `<pid>/cgroup` names a listener's systemd unit. @default "/proc" */
+  proc: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -53,6 +57,8 @@ export const PRODUCTION_TOOLS: HostTools = {
   nginx: "nginx",
   nft: "nft",
   aws: "aws",
+  ss: "ss",
+  proc: "/proc",
   requireRoot: true,
 };
 

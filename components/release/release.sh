@@ -125,12 +125,21 @@ switch_upstream() {
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
 }
 
+# port_unit <port>: the systemd unit of a process listening on TCP <port> (the last part of its cgroup),
+# or nothing when none listens or its cgroup names no unit.
+port_unit() {
+  local pid
+  pid=$("$SS" -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
+  if [ -z "$pid" ]; then return 0; fi
+  sed -n 's|^0::.*/||p' "$PROC/$pid/cgroup" 2>/dev/null || true
+}
+
 # health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
 # own answer, which waiting does not change: it stops early, saying what that answer usually means.
 health_wait() {
-  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0
+  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder
   if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
   while :; do
@@ -138,7 +147,17 @@ health_wait() {
     code=${out%% *} location=${out#* }
     HEALTH_LAST="HTTP ${code:-000}"
     case "$code" in
-      2[0-9][0-9]) note "health: $1 answered $code"; return 0 ;;
+      2[0-9][0-9])
+        # The answer counts only from <unit>: another service on the port (a stack on the same ports, a
+        # server started by hand) would pass the gate for a release that never started.
+        port=${1#http://*:} port=${port%%/*} holder=$(port_unit "$port")
+        if [ -n "$holder" ] && [ "$holder" != "$2" ]; then
+          HEALTH_LAST="HTTP $code, but from $holder, which holds port $port, not from $2; give the stack ports no other service uses (apphost:app.basePort)"
+          return 1
+        fi
+        note "health: $1 answered $code"
+        return 0
+        ;;
       301 | 302 | 303 | 307 | 308 | 400 | 401 | 403 | 404 | 405)
         if [ "$code" != "$same" ]; then
           same=$code since=$SECONDS

@@ -191,6 +191,8 @@ readonly JOURNALCTL=${q(t.journalctl)}
 readonly SYSTEMD_RUN=${q(t.systemdRun)}
 readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
+readonly SS=${q(t.ss)}
+readonly PROC=${q(t.proc)}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}

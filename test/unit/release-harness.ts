@@ -156,6 +156,12 @@ export class FakeHost {
       sharedVenv?: boolean | "with-requirements";
       /** Shorter waits; `follow` looks every 0.1 s unless this says otherwise */
       timing?: Partial<ScriptTiming>;
+      /**
+       * The systemd unit a stand-in `ss` and /proc say holds every port the health gate asks about, as
+       * another stack's instance would. @default none: the harness's instances run in no unit, so the real
+       * `ss` finds them and a /proc of this host's own (empty) tells no unit
+       */
+      portHolder?: string;
     } = {},
   ) {
     this.sharedVenv = opts.sharedVenv ?? false;
@@ -196,6 +202,20 @@ export class FakeHost {
     // stdin/stdout/stderr from the --property=Standard*=file: options), logged beside systemctl's calls.
     const systemdRun = path.join(bin, "systemd-run");
     fs.writeFileSync(systemdRun, fakeSystemdRun(this.runDir), { mode: 0o755 });
+    // /proc for the listeners' cgroups: empty unless portHolder names a unit, with ss answering pid 4242.
+    const proc = path.join(this.tmp, "proc");
+    fs.mkdirSync(proc);
+    let ss = "ss";
+    if (opts.portHolder) {
+      fs.mkdirSync(path.join(proc, "4242"));
+      fs.writeFileSync(path.join(proc, "4242", "cgroup"), `0::/system.slice/${opts.portHolder}\n`);
+      ss = path.join(bin, "ss");
+      fs.writeFileSync(
+        ss,
+        '#!/bin/bash\necho "LISTEN 0 2048 127.0.0.1:${2##*:} 0.0.0.0:* users:((\\"gunicorn\\",pid=4242,fd=5))"\n',
+        { mode: 0o755 },
+      );
+    }
     // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
     const aws = path.join(bin, "aws");
     fs.writeFileSync(
@@ -229,7 +249,7 @@ export class FakeHost {
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
-      tools: { systemctl, journalctl, systemdRun, runuser, nft, aws, requireRoot: false },
+      tools: { systemctl, journalctl, systemdRun, runuser, nft, aws, ss, proc, requireRoot: false },
       timing: { followPollSeconds: 0.1, ...opts.timing },
     };
     this.script = path.join(this.layout.bin, "apphost-release");

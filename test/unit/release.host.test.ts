@@ -189,6 +189,31 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   });
 });
 
+describe("release script: the health gate takes an answer only from the new instance's unit", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true, portHolder: "apphost-blog-prod-web@8000.service" })));
+  after(() => host.cleanup());
+
+  it("a 200 from a port another unit holds fails the gate (16), naming that unit, and nothing is served", () => {
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "app"), { version: "v1" }),
+      "20250104120000-c7c7c7c7",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.basePort}.service`;
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz within 3s ` +
+          `\\(last answer: HTTP 200, but from apphost-blog-prod-web@8000\\.service, which holds port ${host.basePort}, not from ` +
+          `${unit.replace(/[.@]/g, "\\$&")}; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); traffic stays on the old instance`,
+      ),
+    );
+    assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;
