@@ -125,13 +125,13 @@ switch_upstream() {
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
 }
 
-# port_unit <port>: the systemd unit of a process listening on TCP <port> (the last part of its cgroup),
-# or nothing when none listens or its cgroup names no unit.
+# port_unit <port>: the systemd unit (or scope) of a process listening on TCP <port>, from its cgroup
+# (UNIT_SED), or nothing when none listens or its cgroup names none.
 port_unit() {
   local pid
   pid=$("$SS" -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
   if [ -z "$pid" ]; then return 0; fi
-  sed -n 's|^0::.*/||p' "$PROC/$pid/cgroup" 2>/dev/null || true
+  sed -n "${UNIT_SED[@]}" "$PROC/$pid/cgroup" 2>/dev/null | head -n 1 || true
 }
 
 # health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.

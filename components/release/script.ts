@@ -29,6 +29,7 @@ import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
 import { pythonImportPath } from "../render/systemd";
+import { cgroupUnitSedArgs } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -193,6 +194,7 @@ readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
 readonly SS=${q(t.ss)}
 readonly PROC=${q(t.proc)}
+readonly -a UNIT_SED=(${cgroupUnitSedArgs()})
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}

@@ -30,6 +30,22 @@ export function keepDataCommands(layout: HostLayout): string[] {
   ];
 }
 
+/**
+ * `sed -n` expressions that print the systemd unit (or scope) a process runs
+ * in from its `/proc/<pid>/cgroup`: the last part of the unified hierarchy's
+ * path (`0::/system.slice/…/apphost-<id>-web@8000.service`), else of the v1
+ * `name=systemd` one; nothing for a root path. Take the first line printed.
+ * The layout step's port claim and the release script's health gate
+ * (`UNIT_SED` in its header) read listeners' units with them.
+ */
+export const CGROUP_UNIT_SED = [
+  "s|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
+  "s|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
+] as const;
+
+/** `-e '<expr>' -e '<expr>'`: CGROUP_UNIT_SED as sed arguments. */
+export const cgroupUnitSedArgs = (): string => CGROUP_UNIT_SED.map((e) => `-e ${q(e)}`).join(" ");
+
 export interface PortClaimInput {
   /** apphost:app.basePort: the web ports are it and the next, the upstream port the one after */
   basePort: number;
@@ -66,7 +82,7 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
     "done",
     'for p in "${ports[@]}"; do',
     "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
-    `    unit=$(sed -n 's|^0::.*/||p' "/proc/$pid/cgroup" 2>/dev/null || true)`,
+    `    unit=$(sed -n ${cgroupUnitSedArgs()} "/proc/$pid/cgroup" 2>/dev/null | head -n 1 || true)`,
     `    if [ "$unit" = "${ours}$p.service" ]; then continue; fi`,
     '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
     "    break",

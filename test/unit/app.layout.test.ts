@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
 import { spawnSync } from "child_process";
-import { layoutCommands, portClaimCommands } from "../../components/render/layout";
+import { cgroupUnitSedArgs, layoutCommands, portClaimCommands } from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
 
@@ -87,7 +87,7 @@ describe("app: the stack's claim on its ports (layout step)", () => {
         "done",
         'for p in "${ports[@]}"; do',
         "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
-        `    unit=$(sed -n 's|^0::.*/||p' "/proc/$pid/cgroup" 2>/dev/null || true)`,
+        "    unit=$(sed -n -e 's|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' -e 's|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' \"/proc/$pid/cgroup\" 2>/dev/null | head -n 1 || true)",
         '    if [ "$unit" = "apphost-shop-prod-web@$p.service" ]; then continue; fi',
         '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
         "    break",
@@ -115,6 +115,26 @@ describe("app: the stack's claim on its ports (layout step)", () => {
       portClaimCommands(shop, { basePort: 9000, web: "api" }).join("\n"),
       /"\$unit" = "apphost-shop-prod-api@\$p\.service"/,
     );
+  });
+
+  it("reads a listener's unit from its cgroup: the unified path's last part, else the v1 name=systemd one's; none for a root path", () => {
+    const unitOf = (cgroup: string) =>
+      spawnSync("bash", ["--norc", "-c", `sed -n ${cgroupUnitSedArgs()} | head -n 1`], {
+        input: cgroup,
+        encoding: "utf8",
+      }).stdout.trim();
+    assert.equal(
+      unitOf("0::/system.slice/system-apphost\\x2dshop.slice/apphost-shop-prod-web@8000.service\n"),
+      "apphost-shop-prod-web@8000.service",
+    );
+    assert.equal(unitOf("0::/user.slice/user-0.slice/session-3.scope\n"), "session-3.scope");
+    assert.equal(unitOf("1:name=systemd:/system.slice/caddy.service\n2:cpu,cpuacct:/\n"), "caddy.service");
+    // A hybrid host names it twice; this machine's processes sit at the root of both.
+    assert.equal(
+      unitOf("1:name=systemd:/system.slice/caddy.service\n0::/system.slice/caddy.service\n"),
+      "caddy.service",
+    );
+    assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
   });
 
   describe("run with bash, the claims in a temp directory and a stand-in ss", () => {
