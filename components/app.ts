@@ -34,6 +34,7 @@ import { Release, type PhaseTime } from "./remote/release";
 import { shellQuote as q } from "./shell";
 import type { StackArtifact } from "./release/cache";
 import type { S3Target } from "./release/backup";
+import { webProcess } from "./release/phases";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { renderAlertCurlConfig, renderAlertScript } from "./render/alert";
 import { acmeCaRootPath, originCertPaths } from "./render/common";
@@ -205,8 +206,11 @@ export class App extends pulumi.ComponentResource {
     args: AppArgs,
     after: pulumi.ComponentResourceOptions["dependsOn"],
   ): pulumi.CustomResource {
-    const web = args.app.processes.find((p) => p.kind === "web")?.name;
-    const cmds = layoutCommands(this.layout, { proxy: args.proxy, basePort: args.app.basePort, web });
+    const cmds = layoutCommands(this.layout, {
+      proxy: args.proxy,
+      basePort: args.app.basePort,
+      web: webProcess(args.app),
+    });
     return hostStep(
       `${name}-layout`,
       {

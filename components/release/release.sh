@@ -125,15 +125,6 @@ switch_upstream() {
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
 }
 
-# port_unit <port>: the systemd unit (or scope) of a process listening on TCP <port>, from its cgroup
-# (UNIT_SED), or nothing when none listens or its cgroup names none.
-port_unit() {
-  local pid
-  pid=$("$SS" -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
-  if [ -z "$pid" ]; then return 0; fi
-  sed -n "${UNIT_SED[@]}" "$PROC/$pid/cgroup" 2>/dev/null | head -n 1 || true
-}
-
 # health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
@@ -150,7 +141,8 @@ health_wait() {
       2[0-9][0-9])
         # The answer counts only from <unit>: another service on the port (a stack on the same ports, a
         # server started by hand) would pass the gate for a release that never started.
-        port=${1#http://*:} port=${port%%/*} holder=$(port_unit "$port")
+        # port_listener (generated, components/render/layout.ts) prints "<pid> <unit>".
+        port=${1#http://*:} port=${port%%/*} holder=$(port_listener "$port") holder=${holder#* }
         if [ -n "$holder" ] && [ "$holder" != "$2" ]; then
           HEALTH_LAST="HTTP $code, but from $holder, which holds port $port, not from $2; give the stack ports no other service uses (apphost:app.basePort)"
           return 1

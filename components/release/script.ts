@@ -29,7 +29,7 @@ import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
 import { pythonImportPath } from "../render/systemd";
-import { cgroupUnitSedArgs } from "../render/layout";
+import { portListenerFunction } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -192,9 +192,6 @@ readonly JOURNALCTL=${q(t.journalctl)}
 readonly SYSTEMD_RUN=${q(t.systemdRun)}
 readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
-readonly SS=${q(t.ss)}
-readonly PROC=${q(t.proc)}
-readonly -a UNIT_SED=(${cgroupUnitSedArgs()})
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
@@ -215,6 +212,8 @@ __STATE__`;
     "# ---------------------------------------------------------------- database",
     databaseFunctions(input),
     strayDatabasesFunction('"$RUNUSER"', '"$APP_USER"'),
+    "# port_listener <port>: <pid> <unit> of the process listening on <port> (health_wait, release.sh).",
+    `${portListenerFunction(t).join("\n")}\n`,
     "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",
     shellFunction("app_pythonpath", [
       input.app.runtime === "python" ? `printf '%s\\n' "${pythonImportPath("$1")}"` : "true",

@@ -31,20 +31,32 @@ export function keepDataCommands(layout: HostLayout): string[] {
 }
 
 /**
- * `sed -n` expressions that print the systemd unit (or scope) a process runs
- * in from its `/proc/<pid>/cgroup`: the last part of the unified hierarchy's
- * path (`0::/system.slice/…/apphost-<id>-web@8000.service`), else of the v1
- * `name=systemd` one; nothing for a root path. Take the first line printed.
- * The layout step's port claim and the release script's health gate
- * (`UNIT_SED` in its header) read listeners' units with them.
+ * `port_listener <port>`: `<pid> <unit>` of a process listening on TCP
+ * <port>, or nothing when none listens. The unit (or scope) is the last part
+ * of the listener's cgroup path: the unified hierarchy's
+ * (`0::/system.slice/…/apphost-<id>-web@8000.service`), else the v1
+ * `name=systemd` one's; empty for a root path. The layout step's port claim
+ * and the release script's health gate both define and call it; `ss` and
+ * `proc` are the release harness's stand-ins.
  */
-export const CGROUP_UNIT_SED = [
-  "s|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
-  "s|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
-] as const;
-
-/** `-e '<expr>' -e '<expr>'`: CGROUP_UNIT_SED as sed arguments. */
-export const cgroupUnitSedArgs = (): string => CGROUP_UNIT_SED.map((e) => `-e ${q(e)}`).join(" ");
+export function portListenerFunction(
+  tools: { ss: string; proc: string } = { ss: "ss", proc: "/proc" },
+): string[] {
+  const unitOf = [
+    "s|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
+    "s|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
+  ]
+    .map((e) => `-e ${q(e)}`)
+    .join(" ");
+  return [
+    "port_listener() {",
+    "  local pid",
+    `  pid=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true`,
+    '  if [ -z "$pid" ]; then return 0; fi',
+    `  printf '%s %s\\n' "$pid" "$(sed -n ${unitOf} ${q(tools.proc)}/"$pid"/cgroup 2>/dev/null | head -n 1 || true)"`,
+    "}",
+  ];
+}
 
 export interface PortClaimInput {
   /** apphost:app.basePort: the web ports are it and the next, the upstream port the one after */
@@ -80,13 +92,13 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
     '    case " ${ports[*]} " in *" $p "*) taken+=("$p is claimed by the stack $(basename "$f" .ports) on this host") ;; esac',
     "  done",
     "done",
+    ...portListenerFunction(),
     'for p in "${ports[@]}"; do',
-    "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
-    `    unit=$(sed -n ${cgroupUnitSedArgs()} "/proc/$pid/cgroup" 2>/dev/null | head -n 1 || true)`,
-    `    if [ "$unit" = "${ours}$p.service" ]; then continue; fi`,
-    '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
-    "    break",
-    "  done",
+    '  listener=$(port_listener "$p")',
+    '  if [ -z "$listener" ]; then continue; fi',
+    "  pid=${listener%% *} unit=${listener#* }",
+    `  if [ "$unit" = "${ours}$p.service" ]; then continue; fi`,
+    '  taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
     "done",
     'if [ "${#taken[@]}" -gt 0 ]; then',
     // Every port listened on or claimed, to suggest a base port whose three are none of them.

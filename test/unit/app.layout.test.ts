@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
 import { spawnSync } from "child_process";
-import { cgroupUnitSedArgs, layoutCommands, portClaimCommands } from "../../components/render/layout";
+import { layoutCommands, portClaimCommands, portListenerFunction } from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
 
@@ -85,13 +85,13 @@ describe("app: the stack's claim on its ports (layout step)", () => {
         '    case " ${ports[*]} " in *" $p "*) taken+=("$p is claimed by the stack $(basename "$f" .ports) on this host") ;; esac',
         "  done",
         "done",
+        ...portListenerFunction(),
         'for p in "${ports[@]}"; do',
-        "  for pid in $(ss -Hltnp \"sport = :$p\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
-        "    unit=$(sed -n -e 's|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' -e 's|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' \"/proc/$pid/cgroup\" 2>/dev/null | head -n 1 || true)",
-        '    if [ "$unit" = "apphost-shop-prod-web@$p.service" ]; then continue; fi',
-        '    taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
-        "    break",
-        "  done",
+        '  listener=$(port_listener "$p")',
+        '  if [ -z "$listener" ]; then continue; fi',
+        "  pid=${listener%% *} unit=${listener#* }",
+        '  if [ "$unit" = "apphost-shop-prod-web@$p.service" ]; then continue; fi',
+        '  taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
         "done",
         'if [ "${#taken[@]}" -gt 0 ]; then',
         `  used=" $(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }' | tr '\\n' ' ' || true) $(cat /etc/apphost/*.ports 2>/dev/null | tr '\\n' ' ' || true) "`,
@@ -117,24 +117,56 @@ describe("app: the stack's claim on its ports (layout step)", () => {
     );
   });
 
-  it("reads a listener's unit from its cgroup: the unified path's last part, else the v1 name=systemd one's; none for a root path", () => {
-    const unitOf = (cgroup: string) =>
-      spawnSync("bash", ["--norc", "-c", `sed -n ${cgroupUnitSedArgs()} | head -n 1`], {
-        input: cgroup,
-        encoding: "utf8",
-      }).stdout.trim();
+  it("port_listener is this function, with the host's ss and /proc", () => {
     assert.equal(
-      unitOf("0::/system.slice/system-apphost\\x2dshop.slice/apphost-shop-prod-web@8000.service\n"),
-      "apphost-shop-prod-web@8000.service",
+      portListenerFunction().join("\n"),
+      [
+        "port_listener() {",
+        "  local pid",
+        "  pid=$(ss -Hltnp \"sport = :$1\" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true",
+        '  if [ -z "$pid" ]; then return 0; fi',
+        "  printf '%s %s\\n' \"$pid\" \"$(sed -n -e 's|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' -e 's|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' /proc/\"$pid\"/cgroup 2>/dev/null | head -n 1 || true)\"",
+        "}",
+      ].join("\n"),
     );
-    assert.equal(unitOf("0::/user.slice/user-0.slice/session-3.scope\n"), "session-3.scope");
-    assert.equal(unitOf("1:name=systemd:/system.slice/caddy.service\n2:cpu,cpuacct:/\n"), "caddy.service");
-    // A hybrid host names it twice; this machine's processes sit at the root of both.
-    assert.equal(
-      unitOf("1:name=systemd:/system.slice/caddy.service\n0::/system.slice/caddy.service\n"),
-      "caddy.service",
+  });
+
+  it("port_listener reads the listener's unit from its cgroup: the unified path's last part, else the v1 name=systemd one's; none for a root path", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-listener-"));
+    const ss = path.join(dir, "ss");
+    // A stand-in ss: pid 4242 listens on 8000 and nothing else does.
+    fs.writeFileSync(
+      ss,
+      '#!/bin/bash\n[ "$2" = "sport = :8000" ] && echo \'LISTEN 0 2048 127.0.0.1:8000 0.0.0.0:* users:(("gunicorn",pid=4242,fd=5),("gunicorn",pid=4243,fd=5))\'\nexit 0\n',
+      { mode: 0o755 },
     );
-    assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
+    fs.mkdirSync(path.join(dir, "4242"));
+    const fn = portListenerFunction({ ss, proc: dir }).join("\n");
+    const listener = (port: number) =>
+      spawnSync("bash", ["--norc", "-c", `${fn}\nport_listener ${port}`], { encoding: "utf8" }).stdout;
+    try {
+      assert.equal(listener(8001), "", "nothing listens on 8001");
+      const unitOf = (cgroup: string) => {
+        fs.writeFileSync(path.join(dir, "4242", "cgroup"), cgroup);
+        const out = listener(8000);
+        assert.match(out, /^4242 /, "the first pid listening on 8000");
+        return out.slice("4242 ".length).trim();
+      };
+      assert.equal(
+        unitOf("0::/system.slice/system-apphost\\x2dshop.slice/apphost-shop-prod-web@8000.service\n"),
+        "apphost-shop-prod-web@8000.service",
+      );
+      assert.equal(unitOf("0::/user.slice/user-0.slice/session-3.scope\n"), "session-3.scope");
+      assert.equal(unitOf("1:name=systemd:/system.slice/caddy.service\n2:cpu,cpuacct:/\n"), "caddy.service");
+      // A hybrid host names it twice; this machine's processes sit at the root of both.
+      assert.equal(
+        unitOf("1:name=systemd:/system.slice/caddy.service\n0::/system.slice/caddy.service\n"),
+        "caddy.service",
+      );
+      assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe("run with bash, the claims in a temp directory and a stand-in ss", () => {
