@@ -1122,7 +1122,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
           if (!(e instanceof PythonDepsError)) throw e;
           add(["requirements"], `${files.dir}: ${e.message}`);
         }
-      } else if (a.runtime !== "python" && has("python")) {
+      } else if (a.runtime === "node" && has("python")) {
+        // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
       }
       // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).

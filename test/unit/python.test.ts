@@ -506,6 +506,15 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: both }), [
       `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
     ]);
+    // apphost:app.python says the runtime is python; it is not reported while the runtime is undecided.
+    const managed = withKeys(withoutRuntime(), { "app.python": "managed" });
+    assert.deepEqual(configProblems(managed, { ...baseCtx(), appFiles: both }), [
+      `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
+    ]);
+    const node = withKeys(managed, { "app.runtime": "node" });
+    assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: both }), [
+      "apphost:app.python: only used with apphost:app.runtime python; remove it",
+    ]);
     const neither: AppFiles = {
       dir: "../shop",
       procfile: "web: ./server\n",
