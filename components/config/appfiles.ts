@@ -22,12 +22,31 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   } catch {
     procfile = undefined;
   }
+  const pkg = readPackageJson(path.join(dir, "package.json"));
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     python: readPythonFacts(dir),
-    packageJson: fs.existsSync(path.join(dir, "package.json")),
+    packageJson: pkg !== undefined,
+    ...(pkg === "tooling" ? { packageJsonTooling: true } : {}),
   };
+}
+
+/** `tooling` for a package.json without dependencies and without a start script; `app` for any other, even unreadable. */
+function readPackageJson(file: string): "app" | "tooling" | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const pkg = JSON.parse(text) as { dependencies?: object; scripts?: { start?: unknown } };
+    const deps = pkg.dependencies && Object.keys(pkg.dependencies).length > 0;
+    return deps || pkg.scripts?.start !== undefined ? "app" : "tooling";
+  } catch {
+    return "app";
+  }
 }
 
 /** The files that make an app a Python one: those detection reads, but a .python-version alone does not. */
@@ -35,12 +54,14 @@ const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version");
 
 /**
  * apphost:app.runtime as the app directory tells it: python for Python's
- * dependency files without a package.json, node for a package.json alone.
- * Otherwise `why`: what was found, for the message that asks for the key.
+ * dependency files without a package.json, or beside one that is only
+ * tooling (no dependencies, no start script: linters, a frontend build);
+ * node for a package.json alone. Otherwise `why`: what was found, for the
+ * message that asks for the key.
  */
 export function detectRuntime(files: AppFiles): { runtime: "python" | "node" } | { why: string } {
   const python = PYTHON_EVIDENCE.filter((f) => files.python[f] !== undefined);
-  if (python.length > 0 && !files.packageJson) return { runtime: "python" };
+  if (python.length > 0 && (!files.packageJson || files.packageJsonTooling)) return { runtime: "python" };
   if (python.length === 0 && files.packageJson) return { runtime: "node" };
   return {
     why:

@@ -83,6 +83,8 @@ export interface AppFiles {
   python: PythonFacts;
   /** Whether it has a package.json (apphost:app.runtime's detection) */
   packageJson?: boolean;
+  /** Its package.json has no dependencies and no start script: tooling (linters, a frontend build), not a Node app */
+  packageJsonTooling?: boolean;
 }
 
 export interface ConfigIssue {

@@ -11,7 +11,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { chainedParts, parseProcfile } from "../../components/config/procfile";
 import { parseStackConfig, type AppFiles } from "../../components/config/validate";
-import { readAppFiles } from "../../components/config/appfiles";
+import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
   detectPythonDeps,
@@ -462,8 +462,22 @@ describe("Procfile", () => {
         python: { "uv.lock": "lock\n" },
         packageJson: false,
       });
-      writeFileSync(join(dir, "package.json"), "{}\n");
-      assert.equal(readAppFiles({ source: "." }, dir)?.packageJson, true);
+      // A package.json without dependencies or a start script is tooling (bakerydemo's linters)...
+      const tooling = (text: string) => {
+        writeFileSync(join(dir, "package.json"), text);
+        const files = readAppFiles({ source: "." }, dir);
+        assert.equal(files?.packageJson, true);
+        return files?.packageJsonTooling ?? false;
+      };
+      assert.equal(tooling("{}\n"), true);
+      assert.equal(
+        tooling('{"devDependencies": {"eslint": "^9"}, "scripts": {"lint": "eslint ."}, "dependencies": {}}'),
+        true,
+      );
+      // ...one with either, or one that is not JSON, may be the app.
+      assert.equal(tooling('{"dependencies": {"express": "^5"}}'), false);
+      assert.equal(tooling('{"scripts": {"start": "node server.js"}}'), false);
+      assert.equal(tooling("{ not json"), false);
       assert.equal(readAppFiles({ source: "missing" }, dir), undefined);
       assert.equal(readAppFiles(undefined, dir), undefined);
     } finally {
@@ -515,6 +529,9 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: both }), [
       "apphost:app.python: only used with apphost:app.runtime python; remove it",
     ]);
+    // A package.json that is only tooling leaves the app to the Python files, as wagtail/bakerydemo's linters do.
+    assert.deepEqual(detectRuntime({ ...both, packageJsonTooling: true }), { runtime: "python" });
+    assert.deepEqual(detectRuntime({ ...both, python: {}, packageJsonTooling: true }), { runtime: "node" });
     const neither: AppFiles = {
       dir: "../shop",
       procfile: "web: ./server\n",
