@@ -5,6 +5,7 @@
  * stack. Flags map to the engine's: --refresh, --diff, --expect-no-changes,
  * --preview-only (refresh), --yes is implied (the Automation API never prompts).
  */
+import { CommandError } from "@pulumi/pulumi/automation";
 import { openStack } from "./lib/automation";
 import { readCommandLine, usageError } from "./lib/cli";
 
@@ -37,11 +38,25 @@ export function parseCli(argv: string[]): Cli {
   return { verb: verb!, stack: line.values.stack, flags: line.flags };
 }
 
-async function main(): Promise<number> {
-  const cli = parseCli(process.argv.slice(2));
+/**
+ * The last line of a failed run. The engine's own output, diagnostics
+ * included, has already been streamed (stdout and stderr), so a failed engine
+ * command is named, not repeated (its exit status when the CLI gave one: the
+ * Automation API reports -2 for a failed run); any other error is its message.
+ */
+export function failureLine(e: unknown, verb: string, stack: string): string {
+  if (e instanceof CommandError) {
+    const code = (e as unknown as { commandResult?: { code?: number } }).commandResult?.code;
+    return `apphost: pulumi ${verb} --stack ${stack} failed${code !== undefined && code > 0 ? ` (exit ${code})` : ""}; its diagnostics are above`;
+  }
+  return `apphost: ${e instanceof Error ? e.message : String(e)}`;
+}
+
+async function main(cli: Cli): Promise<number> {
   const stack = await openStack({ stack: cli.stack });
   const onOutput = (s: string) => process.stdout.write(s);
-  const common = { onOutput, color: "auto" as const };
+  const onError = (s: string) => process.stderr.write(s);
+  const common = { onOutput, onError, color: "auto" as const };
   const f = (name: string) => cli.flags.has(name.replace(/^--/, ""));
   switch (cli.verb) {
     case "up":
@@ -83,12 +98,14 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      // The engine already printed its diagnostics through onOutput.
-      process.stderr.write(`\napphost: ${e.message.split("\n").slice(-30).join("\n")}\n`);
-      process.exit(1);
-    },
-  );
+  let cli: Cli | undefined;
+  Promise.resolve()
+    .then(() => main((cli = parseCli(process.argv.slice(2)))))
+    .then(
+      (code) => process.exit(code),
+      (e: unknown) => {
+        process.stderr.write(`\n${failureLine(e, cli?.verb ?? "", cli?.stack ?? "")}\n`);
+        process.exit(1);
+      },
+    );
 }

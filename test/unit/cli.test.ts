@@ -4,7 +4,8 @@ import * as os from "os";
 import * as path from "path";
 import { backendProblem } from "../../scripts/lib/automation";
 import { readCommandLine } from "../../scripts/lib/cli";
-import { parseCli } from "../../scripts/deploy";
+import { CommandError } from "@pulumi/pulumi/automation";
+import { failureLine, parseCli } from "../../scripts/deploy";
 import { parseExecArgs } from "../../scripts/exec";
 import { parseLogsArgs } from "../../scripts/logs";
 import { parseMaintenanceArgs } from "../../scripts/maintenance";
@@ -69,6 +70,37 @@ describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
         return true;
       },
     );
+  });
+
+  it("npm run deploy: a failed engine command is named once, its streamed output not repeated", () => {
+    const stdout =
+      "Previewing update (local-bk):\n...\nDiagnostics:\n  error: apphost: 2 problems in the configuration\n";
+    const result = {
+      stdout,
+      stderr: "",
+      code: 255,
+      err: undefined,
+      toString: () => `code: 255\n stdout: ${stdout}`,
+    };
+    const failed = new (CommandError as unknown as new (r: typeof result) => CommandError)(result);
+    assert.equal(
+      failureLine(failed, "preview", "local-bk"),
+      "apphost: pulumi preview --stack local-bk failed (exit 255); its diagnostics are above",
+    );
+    const run = new (CommandError as unknown as new (r: typeof result) => CommandError)({
+      ...result,
+      code: -2,
+    });
+    assert.equal(
+      failureLine(run, "up", "prod"),
+      "apphost: pulumi up --stack prod failed; its diagnostics are above",
+    );
+    // Anything else (no backend, a usage error) is its own message.
+    assert.equal(
+      failureLine(new Error('stack "x" has no state backend'), "up", "x"),
+      'apphost: stack "x" has no state backend',
+    );
+    assert.equal(failureLine("odd", "up", "x"), "apphost: odd");
   });
 
   it("day-2 commands: their flags, words and command after --, with one usage line", () => {
