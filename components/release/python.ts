@@ -403,7 +403,7 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
  * added with update-ca-certificates) could install with pip and not with them.
  */
 export const HOST_TLS = {
-  uv: "UV_NATIVE_TLS=1",
+  uv: "UV_SYSTEM_CERTS=1",
   poetry: "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
 };
 
@@ -415,9 +415,11 @@ export function toolDir(tool: "uv" | "poetry"): string {
 /**
  * Installs a pinned tool from PyPI into its own venv under HOST_TOOLS_DIR
  * once (built in a temporary directory, renamed into place: a concurrent or
- * interrupted install never leaves half a tool).
+ * interrupted install never leaves half a tool). It runs as root, once per
+ * host: pip keeps no cache for it (a stack's cache directory is the app
+ * user's, and pip disables a cache it does not own, with a warning).
  */
-export function toolInstallCommand(tool: "uv" | "poetry", cacheDir: string): string {
+export function toolInstallCommand(tool: "uv" | "poetry"): string {
   const dir = toolDir(tool);
   const version = tool === "uv" ? UV_VERSION : POETRY_VERSION;
   return (
@@ -425,7 +427,7 @@ export function toolInstallCommand(tool: "uv" | "poetry", cacheDir: string): str
     `note "install: ${tool} ${version} from PyPI into ${dir}"; ` +
     `install -d -m 0755 ${HOST_TOOLS_DIR}; rm -rf ${dir}.tmp.$$; ` +
     `if python3 -m venv ${dir}.tmp.$$ && ` +
-    `PIP_CACHE_DIR=${cacheDir}/pip-tools ${dir}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet ${tool}==${version}; ` +
+    `${dir}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet --no-cache-dir ${tool}==${version}; ` +
     // A concurrent deploy of another stack may have won the rename: its copy is as good.
     `then mv -T ${dir}.tmp.$$ ${dir} 2>/dev/null || rm -rf ${dir}.tmp.$$; ` +
     `else rm -rf ${dir}.tmp.$$; die "could not install ${tool} ${version} from PyPI"; fi; fi`
@@ -450,7 +452,7 @@ export function pythonInterpreterCommands(
   const spec = deps.requiresPython === "" ? "3" : deps.requiresPython.split("||")[0];
   const env = `UV_PYTHON_INSTALL_DIR=${HOST_TOOLS_DIR}/python UV_CACHE_DIR=${cacheDir}/uv-python ${HOST_TLS.uv}`;
   return [
-    toolInstallCommand("uv", cacheDir),
+    toolInstallCommand("uv"),
     `PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)} 2>/dev/null) || { note "install: uv installs a Python for ${spec}"; ${env} ${uv} python install ${q(spec)} >&2 && PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)}); } || die ${q(
       `uv could not provide a Python for ${spec} (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system`,
     )}`,
@@ -475,7 +477,7 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       const dir = ws ? `"$NEW_DIR/${WORKSPACE_DIR}/${ws.member}"` : `"$NEW_DIR"`;
       const only = ws ? ` --no-editable --package ${q(ws.package)}` : "";
       return [
-        toolInstallCommand("uv", cacheDir),
+        toolInstallCommand("uv"),
         `as_app ${dir} "${env} ${uv} venv --allow-existing --python \\"$PYTHON\\" $VENV"`,
         `as_app ${dir} "${env} ${uv} sync --frozen --no-dev --no-install-project${only} --python \\"$PYTHON\\""`,
       ];
@@ -484,7 +486,7 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       const poetry = `${toolDir("poetry")}/bin/poetry`;
       const env = `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false ${HOST_TLS.poetry} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [
-        toolInstallCommand("poetry", cacheDir),
+        toolInstallCommand("poetry"),
         venv,
         `as_app "$NEW_DIR" "${env} ${poetry} install --only main --no-root --no-interaction --no-ansi"`,
       ];

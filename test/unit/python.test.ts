@@ -263,13 +263,13 @@ describe("python: install commands per manager", () => {
     `if [ ! -x /var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv ]; then note "install: uv ${UV_VERSION} from PyPI into /var/lib/apphost/tools/uv-${UV_VERSION}"; ` +
     `install -d -m 0755 /var/lib/apphost/tools; rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; ` +
     `if python3 -m venv /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$ && ` +
-    `PIP_CACHE_DIR=/srv/shop-prod/cache/pip-tools /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet uv==${UV_VERSION}; ` +
+    `/var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet --no-cache-dir uv==${UV_VERSION}; ` +
     `then mv -T /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$ /var/lib/apphost/tools/uv-${UV_VERSION} 2>/dev/null || rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; ` +
     `else rm -rf /var/lib/apphost/tools/uv-${UV_VERSION}.tmp.$$; die "could not install uv ${UV_VERSION} from PyPI"; fi; fi`;
 
   it("uv: the pinned uv, then a frozen sync without dev dependencies or the project itself", () => {
     const uv = `/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv`;
-    const env = `UV_CACHE_DIR=${cache}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 UV_NATIVE_TLS=1 UV_PROJECT_ENVIRONMENT=$VENV`;
+    const env = `UV_CACHE_DIR=${cache}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 UV_PROJECT_ENVIRONMENT=$VENV`;
     assert.deepEqual(pythonInstallCommands(deps("uv", "uv.lock"), cache), [
       uvInstall,
       `as_app "$NEW_DIR" "${env} ${uv} venv --allow-existing --python \\"$PYTHON\\" $VENV"`,
@@ -282,7 +282,9 @@ describe("python: install commands per manager", () => {
     assert.equal(cmds.length, 3);
     assert.match(
       cmds[0],
-      new RegExp(`pip install --disable-pip-version-check --no-input --quiet poetry==${POETRY_VERSION}`),
+      new RegExp(
+        `pip install --disable-pip-version-check --no-input --quiet --no-cache-dir poetry==${POETRY_VERSION}`,
+      ),
     );
     assert.deepEqual(cmds.slice(1), [
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
@@ -304,7 +306,7 @@ describe("python: install commands per manager", () => {
 
   it("managed Python: uv finds or installs one matching the requirement, downloads only here", () => {
     const uv = `/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv`;
-    const env = `UV_PYTHON_INSTALL_DIR=/var/lib/apphost/tools/python UV_CACHE_DIR=${cache}/uv-python UV_NATIVE_TLS=1`;
+    const env = `UV_PYTHON_INSTALL_DIR=/var/lib/apphost/tools/python UV_CACHE_DIR=${cache}/uv-python UV_SYSTEM_CERTS=1`;
     assert.deepEqual(pythonInterpreterCommands(deps("uv", "uv.lock"), "managed", cache), [
       uvInstall,
       `PYTHON=$(${env} ${uv} python find --managed-python '>=3.10' 2>/dev/null) || { note "install: uv installs a Python for >=3.10"; ${env} ${uv} python install '>=3.10' >&2 && PYTHON=$(${env} ${uv} python find --managed-python '>=3.10'); } || die 'uv could not provide a Python for >=3.10 (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system'`,
