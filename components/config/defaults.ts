@@ -25,6 +25,8 @@ export const HOST_DEFAULTS = {
    * we cannot tell its memory from the config.
    */
   existingSwapMb: 0,
+  /** Debian packages the baseline installs besides those the stack needs (runtimePackages) */
+  packages: [] as string[],
 };
 
 /** The login user baked into the official cloud images. */

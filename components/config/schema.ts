@@ -13,7 +13,7 @@ import { isIPv4 } from "node:net";
 import * as sshpk from "sshpk";
 import { z } from "zod";
 import * as D from "./defaults";
-import { isName, isUrlPath } from "../shell";
+import { isName, isUrlPath, SAFE } from "../shell";
 import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
@@ -520,7 +520,18 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const seen = new Map<string, number>();
   let item = 0;
   const anywhere = [true, "true"].includes(raw("host").allowSshFromAnywhere as boolean);
-  const common = { port: num(1, 65535, D.HOST_DEFAULTS.port), via: Via };
+  const common = {
+    port: num(1, 65535, D.HOST_DEFAULTS.port),
+    via: Via,
+    /** Debian packages the baseline installs too: build tools for dependencies built from source, system libraries */
+    packages: list(
+      '"build-essential", "python3-dev"',
+      each(
+        SAFE.debianPackage.test,
+        'a Debian package name like "build-essential" (lowercase letters, digits and .+-)',
+      ),
+    ).default(() => [...D.HOST_DEFAULTS.packages]),
+  };
   const ec2 = {
     kind: z.literal("ec2"),
     /** @default "admin" on Debian, "ubuntu" on Ubuntu */

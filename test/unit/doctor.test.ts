@@ -493,6 +493,7 @@ describe("doctor: from stack config", () => {
       user: "admin",
       port: 22,
       via: { kind: "direct" },
+      packages: [],
       swapMb: 0,
       instanceType: "t3.small",
       arch: "x86_64",

@@ -300,6 +300,18 @@ describe("render/baseline: runtimePackages", () => {
       },
       ["caddy", "nftables", "python3", "python3-venv", "sqlite3", "awscli"],
     ],
+    [
+      "apphost:host.packages come after the stack's own, each once (uWSGI builds from source)",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python" },
+        tls: { mode: "internal" },
+        database: { kind: "postgres" },
+        backups: { s3: false },
+        host: { packages: ["build-essential", "python3-dev", "python3"] },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "postgresql", "build-essential", "python3-dev"],
+    ],
   ];
   for (const [name, input, expected] of cases) {
     it(name, () => assert.deepEqual(runtimePackages(input), expected));
