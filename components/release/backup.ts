@@ -45,6 +45,8 @@ export interface HostTools {
   ss: string;
   /** Where `<pid>/cgroup` names a listener's systemd unit. @default "/proc" */
   proc: string;
+  /** A C compiler, looked up when an app command fails in the install phase: without one, a dependency that builds from source cannot. @default "cc" */
+  cc: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -59,6 +61,7 @@ export const PRODUCTION_TOOLS: HostTools = {
   aws: "aws",
   ss: "ss",
   proc: "/proc",
+  cc: "cc",
   requireRoot: true,
 };
 

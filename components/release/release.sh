@@ -32,8 +32,19 @@ usage_error() {
 }
 
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
+# An app command (as_app) is named as the stack gave it, not as as_app runs it; one that fails while
+# installing, on a host without a C compiler, says what a dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
+  # shellcheck disable=SC2016 # the pattern is as_app's line as written, which BASH_COMMAND holds
+  case $2 in
+    '"$RUNUSER" -u "$APP_USER" '*)
+      local hint=""
+      if [ "$PHASE" = install ] && ! command -v "$CC" >/dev/null 2>&1; then
+        hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
+      fi
+      die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint" ;;
+  esac
   die "\`$2\` exited with status $1"
 }
 
@@ -72,6 +83,7 @@ ensure_dirs() {
 # the env file sets PYTHONPATH: the app's own package is never installed into the shared venv.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 as_app() {
+  AS_APP_DIR=$1 AS_APP_CMD=$2
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
     APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-

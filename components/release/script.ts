@@ -192,6 +192,7 @@ readonly JOURNALCTL=${q(t.journalctl)}
 readonly SYSTEMD_RUN=${q(t.systemdRun)}
 readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
+readonly CC=${q(t.cc)}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}

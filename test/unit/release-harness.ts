@@ -162,6 +162,10 @@ export class FakeHost {
        * `ss` finds them and a /proc of this host's own (empty) tells no unit
        */
       portHolder?: string;
+      /** The app's keys over baseApp's (a build command, say) */
+      app?: Partial<AppConfig>;
+      /** HostTools.cc: the C compiler the install phase's error looks for. @default "cc" */
+      cc?: string;
     } = {},
   ) {
     this.sharedVenv = opts.sharedVenv ?? false;
@@ -232,6 +236,7 @@ export class FakeHost {
           { name: "web", command: "python3 server.py", kind: "web" },
           { name: "worker", command: "true", kind: "worker" },
         ],
+        ...opts.app,
       },
       database: {
         ...baseDatabase,
@@ -249,7 +254,18 @@ export class FakeHost {
       backups: { ...baseBackups, keep: opts.backupsKeep ?? 7 },
       proxy: { kind: "caddy" },
       s3: opts.s3,
-      tools: { systemctl, journalctl, systemdRun, runuser, nft, aws, ss, proc, requireRoot: false },
+      tools: {
+        systemctl,
+        journalctl,
+        systemdRun,
+        runuser,
+        nft,
+        aws,
+        ss,
+        proc,
+        cc: opts.cc ?? "cc",
+        requireRoot: false,
+      },
       timing: { followPollSeconds: 0.1, ...opts.timing },
     };
     this.script = path.join(this.layout.bin, "apphost-release");

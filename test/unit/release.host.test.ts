@@ -214,6 +214,41 @@ describe("release script: the health gate takes an answer only from the new inst
   });
 });
 
+describe("release script: a failed app command is named as the stack gave it", function () {
+  this.timeout(60000);
+  const build = "echo building >&2; exit 3";
+  const failBuild = (cc: string) => {
+    const host = new FakeHost({ sharedVenv: true, app: { build }, cc });
+    try {
+      const id = "20250104120000-d8d8d8d8";
+      const r = host.deploy(writeTestApp(path.join(host.tmp, "app"), { version: "v1" }), id);
+      assert.equal(r.status, EXIT_CODES.install, r.stderr);
+      assert.match(r.stderr, /^building$/m);
+      assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
+      const line = r.stderr.split("\n").find((l) => l.startsWith("apphost: phase install failed:"));
+      return line?.replace(`${host.layout.releases}/${id}`, "<release>").replace(host.layout.user, "<user>");
+    } finally {
+      host.cleanup();
+    }
+  };
+
+  it("not as as_app runs it (runuser, env -i, bash -c), with the user and the release directory", () => {
+    assert.equal(
+      failBuild("cc"),
+      `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3`,
+    );
+  });
+
+  it("on a host without a C compiler, saying what a dependency built from source needs", () => {
+    assert.equal(
+      failBuild("/nonexistent/cc"),
+      `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3; ` +
+        "the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), " +
+        "add build-essential (and python3-dev for Python) to apphost:host.packages",
+    );
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;
