@@ -42,6 +42,8 @@ export interface HostLayout {
   shared: string;
   /** `/srv/<id>/shared/data` (SQLite lives here) */
   data: string;
+  /** `/srv/<id>/shared/data/linked`: apphost:app.sharedDirs, each at its path in the release (`linked/bakerydemo/media`) */
+  linked: string;
   /** `/srv/<id>/shared/logs` */
   logs: string;
   /** `/srv/<id>/shared/backups` */
@@ -115,6 +117,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     current: `${root}/current`,
     shared,
     data: `${shared}/data`,
+    linked: `${shared}/data/linked`,
     logs: `${shared}/logs`,
     backups: `${shared}/backups`,
     venvs: `${root}/venvs`,

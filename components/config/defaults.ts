@@ -92,6 +92,7 @@ export const APP_DEFAULTS = {
   healthPath: "/healthz",
   basePort: 8000,
   staticPrefix: "/static/",
+  sharedDirs: [] as string[],
   maintenance: false,
   python: "system" as const,
 };

@@ -153,6 +153,17 @@ export function keyIdentity(line: string): string {
 /** Validity periods Cloudflare's Origin CA issues, in days. */
 const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
 
+/** apphost:app.sharedDirs: a release directory the app writes, never one apphost links in itself. */
+function sharedDirProblem(d: string): string | undefined {
+  const dir = d.replace(/\/+$/, "");
+  if (!REL_DIR.test(d) || !isRelativePath(d) || dir === "." || dir.split("/").includes("."))
+    return `expected a directory inside the release (letters, digits and ._-, like "media" or "shop/media"), got ${show(d)}; fix the item`;
+  const own = ["data", "logs", ".venv", "node_modules"].find((o) => dir === o || dir.startsWith(`${o}/`));
+  if (own)
+    return `${show(d)} is ${dir === own ? "" : "inside "}${own}/, which apphost links in itself${own === "data" ? " (it persists already)" : ""}; list another directory`;
+  return undefined;
+}
+
 /** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
 const RESERVED_PROCESS_NAMES = ["backup", "upstream", "job", "alert"];
 
@@ -1099,6 +1110,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
         "frontend/dist",
         (s) => REL_DIR.test(s) && isRelativePath(s),
       ).optional(),
+      /** Release directories the app writes at run time (uploads), kept across releases in shared/data/linked */
+      sharedDirs: list('"media"', sharedDirProblem).default(() => [...D.APP_DEFAULTS.sharedDirs]),
       staticPrefix: str(
         'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
         "/static/",
@@ -1152,6 +1165,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
             `which is limited to 31; ${setHint("apphost:app.name", shorter)}`,
         );
       }
+      const dirs = (a.sharedDirs ?? []).map((d) => d.replace(/\/+$/, ""));
+      dirs.forEach((d, i) => {
+        const other = dirs.findIndex((o, j) => j !== i && (o === d ? j < i : `${d}/`.startsWith(`${o}/`)));
+        if (other >= 0)
+          add(
+            ["sharedDirs", i],
+            `${show(d)} is ${dirs[other] === d ? "listed" : "inside"} apphost:app.sharedDirs[${other}] already; list each directory once`,
+          );
+      });
       if (a.staticDir === undefined && has("staticPrefix")) {
         add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
       }
@@ -1161,6 +1183,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
       ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
       python,
+      sharedDirs: a.sharedDirs.map((d) => d.replace(/\/+$/, "")),
     };
     if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);

@@ -691,6 +691,13 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
       );
     }
   }
+  if (many && app.sharedDirs && app.sharedDirs.length > 0) {
+    add(
+      "apphost:app.sharedDirs",
+      `${list} lists ${count} app hosts, each with a disk of its own: a file written to a shared directory on one is not on the others; ` +
+        "keep such files in an object store (S3), and remove sharedDirs",
+    );
+  }
   if (many && !lb && host.kind === "existing") {
     add(
       "apphost:lb",

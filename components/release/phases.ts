@@ -281,6 +281,10 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   const user = q(l.user);
   const req = requirementsFile(app);
   if (req !== "") assertSafe("install phase", [["apphost:app.requirements", req, SAFE.relativeFile]]);
+  assertSafe(
+    "install phase",
+    (app.sharedDirs ?? []).map((d, i) => [`apphost:app.sharedDirs[${i}]`, d, SAFE.relativeDir] as const),
+  );
   const commands = [
     `NEW_DIR="${l.releases}/${refs.id}"`,
     // data/ and logs/ are never in the artifact; the shared ones are linked in.
@@ -288,6 +292,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     `ln -sfn ${l.data} "$NEW_DIR/data"`,
     `ln -sfn ${l.logs} "$NEW_DIR/logs"`,
     `chown -hR ${user}: "$NEW_DIR"`,
+    // Before the build, as Capistrano links its linked_dirs: the release is the app user's from here on.
+    ...(app.sharedDirs ?? []).map((d) => `link_shared_dir ${q(d)}`),
   ];
   if (app.runtime === "python") {
     const deps = pythonDepsOf(app);

@@ -38,7 +38,7 @@ on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
   # shellcheck disable=SC2016 # the pattern is as_app's line as written, which BASH_COMMAND holds
   case $2 in
-    '"$RUNUSER" -u "$APP_USER" '*)
+    '"$RUNUSER" -u "$APP_USER" -- env -i '*)
       local hint=""
       if [ "$PHASE" = install ] && ! command -v "$CC" >/dev/null 2>&1; then
         hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
@@ -87,6 +87,25 @@ as_app() {
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
     APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
+}
+
+# link_shared_dir <dir>: the release's <dir> (apphost:app.sharedDirs) becomes a link to $LINKED_DIR/<dir>, which
+# the first release that has the directory seeds with its content; later releases' copies are dropped. As the
+# app user, who owns both sides: root never follows a link the app planted. Done already (a release deployed
+# again) when the link is there.
+# shellcheck disable=SC2016 # the inner script expands its own arguments
+link_shared_dir() {
+  local src="$NEW_DIR/$1" dst="$LINKED_DIR/$1"
+  if [ -L "$src" ] && [ "$(readlink -- "$src")" = "$dst" ]; then return 0; fi
+  if [ -L "$src" ] || { [ -e "$src" ] && [ ! -d "$src" ]; }; then
+    die "apphost:app.sharedDirs: $1 is not a directory in the release ($(stat -c %F -- "$src")); remove it from the app or from sharedDirs"
+  fi
+  if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e
+    if [ ! -d "$2" ]; then mkdir -p -- "$2"; if [ -d "$1" ]; then cp -a -- "$1/." "$2/"; fi; fi
+    rm -rf -- "$1"; mkdir -p -- "$(dirname -- "$1")"; ln -sfn -- "$2" "$1"' _ "$src" "$dst" 3>&- 9>&-; then
+    die "apphost:app.sharedDirs: could not link $1 in the release to $dst"
+  fi
+  note "install: $1 links to $dst"
 }
 
 # Last non-empty stdout line of the revision command, or empty.

@@ -195,6 +195,7 @@ readonly NFT=${q(t.nft)}
 readonly CC=${q(t.cc)}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
+readonly LINKED_DIR=${l.linked}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}

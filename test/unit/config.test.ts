@@ -127,6 +127,31 @@ const ROWS: Row[] = [
       'apphost:host.packages: expected a list of strings, got "build-essential"; write it as a YAML list, e.g. ["build-essential", "python3-dev"]',
   },
   {
+    set: { "app.sharedDirs": ["media", "../uploads"] },
+    error:
+      'apphost:app.sharedDirs[1]: expected a directory inside the release (letters, digits and ._-, like "media" or "shop/media"), got "../uploads"; fix the item',
+  },
+  {
+    set: { "app.sharedDirs": ["data/media"] },
+    error:
+      'apphost:app.sharedDirs[0]: "data/media" is inside data/, which apphost links in itself (it persists already); list another directory',
+  },
+  {
+    set: { "app.sharedDirs": ["node_modules"] },
+    error:
+      'apphost:app.sharedDirs[0]: "node_modules" is node_modules/, which apphost links in itself; list another directory',
+  },
+  {
+    set: { "app.sharedDirs": ["shop/media/", "shop/media/thumbs"] },
+    error:
+      'apphost:app.sharedDirs[1]: "shop/media/thumbs" is inside apphost:app.sharedDirs[0] already; list each directory once',
+  },
+  {
+    set: { "app.sharedDirs": ["media", "media/"] },
+    error:
+      'apphost:app.sharedDirs[1]: "media" is listed apphost:app.sharedDirs[0] already; list each directory once',
+  },
+  {
     set: { "host.os": "debian-11" },
     error:
       'apphost:host.os: expected one of "debian-12", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
@@ -1084,6 +1109,7 @@ describe("stack config defaults", () => {
         env: {},
         staticDir: undefined,
         staticPrefix: "/static/",
+        sharedDirs: [],
         build: undefined,
         processes: [
           { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },

@@ -523,6 +523,7 @@ describe("doctor: from stack config", () => {
       basePort: 8000,
       env: {},
       staticPrefix: "/static/",
+      sharedDirs: [],
       processes: [
         { name: "web", command: "gunicorn app:app", kind: "web" },
         { name: "worker", command: "python worker.py", kind: "worker" },

@@ -63,6 +63,17 @@ describe("apphost:host.addresses and apphost:lb (config)", () => {
     assert.equal(c.releases.batchSize, 2);
   });
 
+  it("apphost:app.sharedDirs is one host's disk: refused with several app hosts, normalized with one", () => {
+    assert.deepEqual(problems(multiRaw({ "app.sharedDirs": ["media"] })), [
+      "apphost:app.sharedDirs: apphost:host.addresses lists 2 app hosts, each with a disk of its own: a file written to a shared directory on one is not on the others; keep such files in an object store (S3), and remove sharedDirs",
+    ]);
+    const one = parseStackConfig(
+      withKeys(existingRaw(), { "app.sharedDirs": ["shop/media/", "instance"] }),
+      baseCtx(),
+    );
+    assert.deepEqual(one.app.sharedDirs, ["shop/media", "instance"]);
+  });
+
   it("one address is a list of one, and no balancer", () => {
     const c = parseStackConfig(existingRaw(), baseCtx());
     assert.ok(c.host.kind === "existing");

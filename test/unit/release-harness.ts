@@ -29,6 +29,7 @@ export const baseApp: AppConfig = {
   basePort: 8000,
   env: {},
   staticPrefix: "/static/",
+  sharedDirs: [],
   processes: [
     { name: "web", command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
     { name: "worker", command: "python worker.py", kind: "worker" },

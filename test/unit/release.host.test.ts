@@ -249,6 +249,63 @@ describe("release script: a failed app command is named as the stack gave it", f
   });
 });
 
+describe("release script: apphost:app.sharedDirs keep what the app writes across releases", function () {
+  this.timeout(120000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true, app: { sharedDirs: ["media", "var/cache"] } })));
+  after(() => host.cleanup());
+  const appWith = (name: string, media: Record<string, string> | string) => {
+    const dir = writeTestApp(path.join(host.tmp, name), { version: name });
+    if (typeof media === "string") fs.writeFileSync(path.join(dir, "media"), media);
+    else {
+      fs.mkdirSync(path.join(dir, "media"));
+      for (const [f, text] of Object.entries(media)) fs.writeFileSync(path.join(dir, "media", f), text);
+    }
+    return dir;
+  };
+  const read = (...p: string[]) => fs.readFileSync(path.join(host.layout.linked, ...p), "utf8");
+
+  it("the first release seeds each one, later releases link to it and drop their copy, a release deployed again keeps its link", () => {
+    const [v1, v2] = ["20250105120000-e1e1e1e1", "20250105130000-e2e2e2e2"];
+    const r1 = host.deploy(appWith("v1", { "seed.txt": "from v1" }), v1);
+    assert.equal(r1.status, 0, r1.stderr);
+    assert.match(r1.stderr, new RegExp(`install: media links to ${host.layout.linked}/media\n`));
+    for (const d of ["media", "var/cache"])
+      assert.equal(fs.readlinkSync(path.join(host.layout.releases, v1, d)), `${host.layout.linked}/${d}`);
+    assert.equal(read("media", "seed.txt"), "from v1");
+    assert.deepEqual(fs.readdirSync(path.join(host.layout.linked, "var", "cache")), []);
+    fs.writeFileSync(path.join(host.layout.linked, "media", "upload.jpg"), "pixels"); // the app, at run time
+
+    const r2 = host.deploy(appWith("v2", { "seed.txt": "from v2", "new.txt": "v2 only" }), v2);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.equal(
+      fs.readlinkSync(path.join(host.layout.releases, v2, "media")),
+      `${host.layout.linked}/media`,
+    );
+    assert.deepEqual(fs.readdirSync(path.join(host.layout.linked, "media")).sort(), [
+      "seed.txt",
+      "upload.jpg",
+    ]);
+    assert.equal(read("media", "seed.txt"), "from v1");
+
+    const again = host.deploy(appWith("v2b", { "seed.txt": "from v2" }), v2);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(read("media", "upload.jpg"), "pixels");
+  });
+
+  it("a release where the directory is a file fails the install phase, naming it, and the live release serves on", () => {
+    const live = fs.readlinkSync(host.layout.current);
+    const r = host.deploy(appWith("v3", "not a directory\n"), "20250105140000-e3e3e3e3");
+    assert.equal(r.status, EXIT_CODES.install, r.stderr);
+    assert.match(
+      r.stderr,
+      /apphost: phase install failed: apphost:app\.sharedDirs: media is not a directory in the release \(regular file\); remove it from the app or from sharedDirs\n/,
+    );
+    assert.equal(fs.readlinkSync(host.layout.current), live);
+    assert.equal(read("media", "upload.jpg"), "pixels");
+  });
+});
+
 describe("release script: root never acts through a symlink the app user planted", function () {
   this.timeout(120000);
   let host: FakeHost;

@@ -279,6 +279,23 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("apphost:app.sharedDirs: each linked as the app user, after the chown and before the venv and the build", () => {
+    const cmds = installPhase(
+      baseInput({ refs: literal, app: { ...baseApp, sharedDirs: ["bakerydemo/media", "instance"] } }),
+    ).commands;
+    assert.deepEqual(cmds.slice(4, 8), [
+      'chown -hR shop-prod: "$NEW_DIR"',
+      "link_shared_dir bakerydemo/media",
+      "link_shared_dir instance",
+      "PYTHON=python3",
+    ]);
+    // The config check refuses a path a shell would read; the renderer only asserts it.
+    assert.throws(
+      () => installPhase(baseInput({ refs: literal, app: { ...baseApp, sharedDirs: ["media; rm -rf /"] } })),
+      /apphost:app\.sharedDirs\[0\]: "media; rm -rf \/" is not a directory inside the release/,
+    );
+  });
+
   it("apphost:app.runtime node, with apphost:app.build", () => {
     const cmds = installPhase(
       baseInput({
