@@ -289,7 +289,54 @@ export function requirementsHash(
       ? fs.readFileSync(abs)
       : Buffer.from("\0missing\0");
   h.update(content);
+  // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
+  // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.
+  if (manager === "pip" && file !== "") {
+    for (const [rel, text] of pipIncludes(appDir, file)) h.update(`\0include\0${rel}\0${text}`);
+  }
   return h.digest("hex").slice(0, 16);
+}
+
+/** `-r`/`--requirement`/`-c`/`--constraint` lines of a pip requirements file: the paths they name. */
+function pipIncludeNames(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    const m = /^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S+)$/.exec(line);
+    if (m) out.push(m[1]);
+  }
+  return out;
+}
+
+/**
+ * Every file a pip requirements file includes, depth first, each once, as
+ * [path relative to the app, content]: relative to the including file's
+ * directory, as pip reads them. A URL or a file outside the app or missing
+ * hashes by its name alone (the install fails or fetches it the same way).
+ */
+function pipIncludes(appDir: string, file: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const seen = new Set([path.normalize(file)]);
+  const visit = (from: string, text: string) => {
+    for (const name of pipIncludeNames(text)) {
+      const rel = /^[a-z][a-z0-9+.-]*:\/\//i.test(name)
+        ? name
+        : path.normalize(path.join(path.dirname(from), name));
+      if (seen.has(rel)) continue;
+      seen.add(rel);
+      const abs = path.join(appDir, rel);
+      const inside = !rel.startsWith("..") && !path.isAbsolute(rel);
+      const body =
+        inside && fs.statSync(abs, { throwIfNoEntry: false })?.isFile()
+          ? fs.readFileSync(abs, "utf8")
+          : undefined;
+      out.push([rel, body ?? "\0missing\0"]);
+      if (body !== undefined) visit(rel, body);
+    }
+  };
+  const top = path.join(appDir, file);
+  if (fs.statSync(top, { throwIfNoEntry: false })?.isFile()) visit(file, fs.readFileSync(top, "utf8"));
+  return out;
 }
 
 /**

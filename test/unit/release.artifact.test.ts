@@ -1,4 +1,5 @@
 import { spawnSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
@@ -193,6 +194,41 @@ describe("release artifact: content hash and tarball", () => {
     assert.notEqual(requirementsHash(root, { runtime: "node", requirements: "requirements.txt" }), r0);
     fs.rmSync(path.join(root, "requirements.txt"));
     assert.equal(requirementsHash(root, app), requirementsHash(root, app), "a missing file is stable");
+  });
+
+  it("the requirements hash follows the files requirements.txt includes (-r, -c), as pip reads them", () => {
+    // wagtail/bakerydemo: requirements.txt -> requirements/production.txt -> base.txt (relative to requirements/).
+    const root = path.join(dir, "inc");
+    writeTree(root, {
+      "requirements.txt": "-r requirements/production.txt  # the whole stack\n",
+      "requirements/production.txt": "-r base.txt\n--constraint=constraints.txt\nuwsgi>=2.0.17,<2.1\n",
+      "requirements/base.txt": "Django>=5.2,<5.3\nwagtail>=7.2,<7.3\n",
+      "requirements/constraints.txt": "",
+      "requirements/development.txt": "-r base.txt\n",
+    });
+    const h0 = requirementsHash(root, app);
+    fs.appendFileSync(path.join(root, "requirements/base.txt"), "django-treebeard<4.8\n");
+    const h1 = requirementsHash(root, app);
+    assert.notEqual(h1, h0, "a change two includes down");
+    fs.writeFileSync(path.join(root, "requirements/constraints.txt"), "urllib3<3\n");
+    const h2 = requirementsHash(root, app);
+    assert.notEqual(h2, h1, "a constraints file");
+    fs.writeFileSync(path.join(root, "requirements/development.txt"), "pytest\n");
+    assert.equal(requirementsHash(root, app), h2, "a file nothing includes");
+    // An include loop, a missing file and one outside the app are stable.
+    fs.writeFileSync(
+      path.join(root, "requirements/base.txt"),
+      "-r production.txt\n-r missing.txt\n-r ../../elsewhere.txt\n-rbase.txt\n",
+    );
+    assert.equal(requirementsHash(root, app), requirementsHash(root, app));
+    // A file that includes nothing keeps the hash it always had (no venv is rebuilt by the upgrade).
+    const plain = path.join(dir, "plain");
+    writeTree(plain, { "requirements.txt": "flask==3.1.0\n" });
+    const before = createHash("sha256")
+      .update("apphost-requirements-v1\0python\0requirements.txt\0flask==3.1.0\n")
+      .digest("hex")
+      .slice(0, 16);
+    assert.equal(requirementsHash(plain, app), before);
   });
 
   it("refuses a source that is not a directory", () => {
