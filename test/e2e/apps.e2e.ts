@@ -32,6 +32,7 @@ import {
   type Sandbox,
   sandboxesDone,
 } from "./lib";
+import { runCli } from "./ops-lib";
 
 const SANDBOX = { name: "apphost-ap", subnet: "10.86.0" };
 const STACK = "local-ap";
@@ -133,9 +134,13 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       stackName: DJANGO.stack,
       sandbox,
       config: {
+        // A package the stack does not need by itself, as build-essential for a dependency built from source.
+        "apphost:host": { kind: "existing", address: "10.77.0.2", user: "admin", packages: ["tree"] },
         "apphost:dns": { provider: "none", hostnames: [{ name: DJANGO.hostname }] },
         "apphost:app": {
           name: "polls",
+          // Uploads: MEDIA_ROOT in the project, as many Django apps have it.
+          sharedDirs: ["media"],
           source: DJANGO.source,
           runtime: "python",
           healthPath: "/health/",
@@ -291,6 +296,18 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     assert.match(env, /^DJANGO_CSRF_TRUSTED_ORIGINS="https:\/\/polls\.local\.test"$/m);
     // The release log records the revision command's answer.
     assert.match(onHost(`cat /srv/${DJANGO.id}/releases.log`).stdout, /\[X\] 0001_initial\tdeployed/);
+    // apphost:host.packages: installed by the baseline.
+    assert.equal(onHost("dpkg-query -W -f='${Status}' tree").stdout, "install ok installed");
+    // apphost:app.sharedDirs: the release's media/ is a link the app's sandboxed processes write through.
+    const linked = `/srv/${DJANGO.id}/shared/data/linked/media`;
+    assert.equal(onHost(`readlink /srv/${DJANGO.id}/current/media`).stdout.trim(), linked);
+    const wrote = await runCli(
+      "exec",
+      ["--stack", DJANGO.stack, "--config-file", dj.configFile, "--", "sh -c 'echo upload > media/u.txt'"],
+      { PULUMI_BACKEND_URL: backend },
+    );
+    assert.equal(wrote.code, 0, wrote.stderr);
+    assert.equal(onHost(`stat -c '%U %s' ${linked}/u.txt`).stdout.trim(), `${DJANGO.id} 7`);
     // The notes app beside it still serves.
     assert.equal(health().status, 200);
   });
