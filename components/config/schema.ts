@@ -1174,6 +1174,16 @@ export function sections(ctx: ParseContext, p: Prepared) {
             `${show(d)} is ${dirs[other] === d ? "listed" : "inside"} apphost:app.sharedDirs[${other}] already; list each directory once`,
           );
       });
+      const statics = a.staticDir?.replace(/\/+$/, "");
+      const overlap =
+        statics && dirs.find((d) => `${statics}/`.startsWith(`${d}/`) || `${d}/`.startsWith(`${statics}/`));
+      if (overlap) {
+        add(
+          ["staticDir"],
+          `${show(a.staticDir)} overlaps apphost:app.sharedDirs (${show(overlap)}): the proxy serves staticDir from the release and cannot read shared/data; ` +
+            "collect the static files into a release directory of their own (the build runs in each release)",
+        );
+      }
       if (a.staticDir === undefined && has("staticPrefix")) {
         add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
       }

@@ -332,14 +332,18 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
+  const linked =
+    (app.sharedDirs ?? []).length > 0
+      ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.`
+      : "";
   return {
     name: "install",
     description:
       app.runtime === "python"
-        ? `Link shared data/ and logs/, chown to ${l.user}, then link .venv to venvs/<requirements hash>-py<X.Y>, ` +
+        ? `Link shared data/ and logs/, chown to ${l.user}.${linked} Then link .venv to venvs/<requirements hash>-py<X.Y>, ` +
           `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.` +
           (app.build ? " Then run the build command." : "")
-        : `Link shared data/ and logs/, chown to ${l.user}, then link node_modules to venvs/<lock hash>-node/node_modules, ` +
+        : `Link shared data/ and logs/, chown to ${l.user}.${linked} Then link node_modules to venvs/<lock hash>-node/node_modules, ` +
           `created with npm ci unless it already exists complete.` +
           (app.build ? " Then run the build command." : ""),
     exitCode: EXIT_CODES.install,

@@ -147,6 +147,11 @@ const ROWS: Row[] = [
       'apphost:app.sharedDirs[1]: "shop/media/thumbs" is inside apphost:app.sharedDirs[0] already; list each directory once',
   },
   {
+    set: { "app.sharedDirs": ["assets"], "app.staticDir": "assets/collected" },
+    error:
+      'apphost:app.staticDir: "assets/collected" overlaps apphost:app.sharedDirs ("assets"): the proxy serves staticDir from the release and cannot read shared/data; collect the static files into a release directory of their own (the build runs in each release)',
+  },
+  {
     set: { "app.sharedDirs": ["media", "media/"] },
     error:
       'apphost:app.sharedDirs[1]: "media" is listed apphost:app.sharedDirs[0] already; list each directory once',
