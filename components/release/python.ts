@@ -415,7 +415,10 @@ export function toolDir(tool: "uv" | "poetry"): string {
 /**
  * Installs a pinned tool from PyPI into its own venv under HOST_TOOLS_DIR
  * once (built in a temporary directory, renamed into place: a concurrent or
- * interrupted install never leaves half a tool). It runs as root, once per
+ * interrupted install never leaves half a tool). A renamed venv's console
+ * scripts name the temporary path in their shebangs, so a tool runs as its
+ * native binary (uv) or as `bin/python -m <tool>` (Poetry), whose bin/python
+ * links to the host's python3. It runs as root, once per
  * host: pip keeps no cache for it (a stack's cache directory is the app
  * user's, and pip disables a cache it does not own, with a warning).
  */
@@ -483,7 +486,8 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       ];
     }
     case "poetry": {
-      const poetry = `${toolDir("poetry")}/bin/poetry`;
+      // Not bin/poetry: its shebang names the temporary directory the venv was built in (toolInstallCommand).
+      const poetry = `${toolDir("poetry")}/bin/python -m poetry`;
       const env = `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false ${HOST_TLS.poetry} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [
         toolInstallCommand("poetry"),

@@ -288,7 +288,7 @@ describe("python: install commands per manager", () => {
     );
     assert.deepEqual(cmds.slice(1), [
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
-      `as_app "$NEW_DIR" "POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH /var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/poetry install --only main --no-root --no-interaction --no-ansi"`,
+      `as_app "$NEW_DIR" "POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH /var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/python -m poetry install --only main --no-root --no-interaction --no-ansi"`,
     ]);
   });
 

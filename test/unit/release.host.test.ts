@@ -217,13 +217,13 @@ describe("release script: the health gate takes an answer only from the new inst
 describe("release script: a failed app command is named as the stack gave it", function () {
   this.timeout(60000);
   const build = "echo building >&2; exit 3";
-  const failBuild = (cc: string) => {
-    const host = new FakeHost({ sharedVenv: true, app: { build }, cc });
+  const failBuild = (cc: string, command = build) => {
+    const host = new FakeHost({ sharedVenv: true, app: { build: command }, cc });
     try {
       const id = "20250104120000-d8d8d8d8";
       const r = host.deploy(writeTestApp(path.join(host.tmp, "app"), { version: "v1" }), id);
       assert.equal(r.status, EXIT_CODES.install, r.stderr);
-      assert.match(r.stderr, /^building$/m);
+      if (command === build) assert.match(r.stderr, /^building$/m);
       assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
       const line = r.stderr.split("\n").find((l) => l.startsWith("apphost: phase install failed:"));
       return line?.replace(`${host.layout.releases}/${id}`, "<release>").replace(host.layout.user, "<user>");
@@ -245,6 +245,11 @@ describe("release script: a failed app command is named as the stack gave it", f
       `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3; ` +
         "the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), " +
         "add build-essential (and python3-dev for Python) to apphost:host.packages",
+    );
+    // A command that could not run at all (127) is no build from source: no hint.
+    assert.equal(
+      failBuild("/nonexistent/cc", "no-such-tool --build"),
+      "apphost: phase install failed: `no-such-tool --build` (as <user> in <release>) exited with status 127",
     );
   });
 });
