@@ -10,14 +10,15 @@
  * collectstatic as the build, migrate from the Procfile, static files from the
  * proxy, ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS from the stack's hostnames.
  * Then examples/node-todo (Express, package-lock.json, node-pg-migrate, a
- * build step): npm ci once per lock file, reused by the next release.
+ * build step): npm ci once per lock file, reused by the next release. Then
+ * examples/flask-poetry: the pinned Poetry installs poetry.lock's main group.
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { UV_VERSION } from "../../components/release/python";
+import { POETRY_VERSION, UV_VERSION } from "../../components/release/python";
 import {
   changedCount,
   curlHttps,
@@ -434,5 +435,36 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     } finally {
       await ws.destroy({ configFile: ws.configFile }).catch(() => undefined);
     }
+  });
+
+  it("Poetry: the pinned Poetry installs poetry.lock's main group into the venv, not the dev group", async function () {
+    const po = await localStack(backend, {
+      stackName: "local-po",
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: "po.local.test" }] },
+        "apphost:app": {
+          name: "greeter",
+          source: path.join(ROOT, "examples", "flask-poetry"),
+          healthPath: "/healthz",
+          basePort: 8800,
+        },
+        "apphost:database": { kind: "none" },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+    const res = await po.up({ onOutput: log, configFile: po.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    const lock = fs.readFileSync(path.join(ROOT, "examples", "flask-poetry", "poetry.lock"), "utf8");
+    const flask = /\[\[package\]\]\nname = "flask"\nversion = "([^"]+)"/.exec(lock)?.[1];
+    assert.match(flask ?? "", /^\d+\.\d+/, "flask in poetry.lock");
+    const h = http(sandbox, "po.local.test", "/healthz", "https");
+    assert.equal(h.status, 200, h.body);
+    assert.deepEqual(JSON.parse(h.body), { ok: true, flask, pytest: false });
+    // Poetry itself, in its own venv on the host, runs as bin/python -m poetry (its renamed venv's shebangs are stale).
+    assert.match(
+      onHost(`/var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/python -m poetry --version`).stdout,
+      new RegExp(`Poetry \\(version ${POETRY_VERSION.replace(/\./g, "\\.")}\\)`),
+    );
   });
 });
