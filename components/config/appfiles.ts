@@ -27,8 +27,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     python: readPythonFacts(dir),
-    packageJson: pkg !== undefined,
-    ...(pkg === "tooling" ? { packageJsonTooling: true } : {}),
+    ...(pkg !== undefined ? { packageJson: pkg } : {}),
   };
 }
 
@@ -61,7 +60,7 @@ const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version");
  */
 export function detectRuntime(files: AppFiles): { runtime: "python" | "node" } | { why: string } {
   const python = PYTHON_EVIDENCE.filter((f) => files.python[f] !== undefined);
-  if (python.length > 0 && (!files.packageJson || files.packageJsonTooling)) return { runtime: "python" };
+  if (python.length > 0 && files.packageJson !== "app") return { runtime: "python" };
   if (python.length === 0 && files.packageJson) return { runtime: "node" };
   return {
     why:

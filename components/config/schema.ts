@@ -153,9 +153,12 @@ export function keyIdentity(line: string): string {
 /** Validity periods Cloudflare's Origin CA issues, in days. */
 const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
 
+/** `media/` is `media`. */
+const withoutSlash = (dir: string) => dir.replace(/\/+$/, "");
+
 /** apphost:app.sharedDirs: a release directory the app writes, never one apphost links in itself. */
 function sharedDirProblem(d: string): string | undefined {
-  const dir = d.replace(/\/+$/, "");
+  const dir = withoutSlash(d);
   if (!REL_DIR.test(d) || !isRelativePath(d) || dir === "." || dir.split("/").includes("."))
     return `expected a directory inside the release (letters, digits and ._-, like "media" or "shop/media"), got ${show(d)}; fix the item`;
   const own = ["data", "logs", ".venv", "node_modules"].find((o) => dir === o || dir.startsWith(`${o}/`));
@@ -1111,7 +1114,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
         (s) => REL_DIR.test(s) && isRelativePath(s),
       ).optional(),
       /** Release directories the app writes at run time (uploads), kept across releases in shared/data/linked */
-      sharedDirs: list('"media"', sharedDirProblem).default(() => [...D.APP_DEFAULTS.sharedDirs]),
+      sharedDirs: list('"media"', sharedDirProblem)
+        .transform((dirs) => dirs.map(withoutSlash))
+        .default(() => [...D.APP_DEFAULTS.sharedDirs]),
       staticPrefix: str(
         'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
         "/static/",
@@ -1165,7 +1170,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
             `which is limited to 31; ${setHint("apphost:app.name", shorter)}`,
         );
       }
-      const dirs = (a.sharedDirs ?? []).map((d) => d.replace(/\/+$/, ""));
+      const dirs = a.sharedDirs ?? [];
       dirs.forEach((d, i) => {
         const other = dirs.findIndex((o, j) => j !== i && (o === d ? j < i : `${d}/`.startsWith(`${o}/`)));
         if (other >= 0)
@@ -1174,7 +1179,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
             `${show(d)} is ${dirs[other] === d ? "listed" : "inside"} apphost:app.sharedDirs[${other}] already; list each directory once`,
           );
       });
-      const statics = a.staticDir?.replace(/\/+$/, "");
+      const statics = a.staticDir && withoutSlash(a.staticDir);
       const overlap =
         statics && dirs.find((d) => `${statics}/`.startsWith(`${d}/`) || `${d}/`.startsWith(`${statics}/`));
       if (overlap) {
@@ -1193,7 +1198,6 @@ export function sections(ctx: ParseContext, p: Prepared) {
     const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
       ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
       python,
-      sharedDirs: a.sharedDirs.map((d) => d.replace(/\/+$/, "")),
     };
     if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);

@@ -81,10 +81,11 @@ export interface AppFiles {
   dir: string;
   procfile?: string;
   python: PythonFacts;
-  /** Whether it has a package.json (apphost:app.runtime's detection) */
-  packageJson?: boolean;
-  /** Its package.json has no dependencies and no start script: tooling (linters, a frontend build), not a Node app */
-  packageJsonTooling?: boolean;
+  /**
+   * Its package.json, if any, for apphost:app.runtime's detection: `tooling` when it has no
+   * dependencies and no start script (linters, a frontend build), not a Node app
+   */
+  packageJson?: "app" | "tooling";
 }
 
 export interface ConfigIssue {

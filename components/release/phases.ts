@@ -283,7 +283,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   if (req !== "") assertSafe("install phase", [["apphost:app.requirements", req, SAFE.relativeFile]]);
   assertSafe(
     "install phase",
-    (app.sharedDirs ?? []).map((d, i) => [`apphost:app.sharedDirs[${i}]`, d, SAFE.relativeDir] as const),
+    app.sharedDirs.map((d, i) => [`apphost:app.sharedDirs[${i}]`, d, SAFE.relativeDir] as const),
   );
   const commands = [
     `NEW_DIR="${l.releases}/${refs.id}"`,
@@ -293,7 +293,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     `ln -sfn ${l.logs} "$NEW_DIR/logs"`,
     `chown -hR ${user}: "$NEW_DIR"`,
     // Before the build, as Capistrano links its linked_dirs: the release is the app user's from here on.
-    ...(app.sharedDirs ?? []).map((d) => `link_shared_dir ${q(d)}`),
+    ...app.sharedDirs.map((d) => `link_shared_dir ${q(d)}`),
   ];
   if (app.runtime === "python") {
     const deps = pythonDepsOf(app);
@@ -333,9 +333,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     );
   }
   const linked =
-    (app.sharedDirs ?? []).length > 0
-      ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.`
-      : "";
+    app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
   return {
     name: "install",
     description:

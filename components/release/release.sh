@@ -32,20 +32,18 @@ usage_error() {
 }
 
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
-# An app command (as_app) is named as the stack gave it, not as as_app runs it; one that fails while
+# An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
 # installing (not 126/127: a command that could not run), on a host without a C compiler, says what a
 # dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
-  # shellcheck disable=SC2016 # the pattern is as_app's line as written, which BASH_COMMAND holds
-  case $2 in
-    '"$RUNUSER" -u "$APP_USER" -- env -i '*)
-      local hint=""
-      if [ "$PHASE" = install ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
-        hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
-      fi
-      die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint" ;;
-  esac
+  if [ "${FUNCNAME[1]:-}" = as_app ]; then
+    local hint=""
+    if [ "$PHASE" = install ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
+      hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
+    fi
+    die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint"
+  fi
   die "\`$2\` exited with status $1"
 }
 

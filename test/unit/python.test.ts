@@ -462,24 +462,21 @@ describe("Procfile", () => {
         dir: ".",
         procfile: "web: x\n",
         python: { "uv.lock": "lock\n" },
-        packageJson: false,
       });
       // A package.json without dependencies or a start script is tooling (bakerydemo's linters)...
-      const tooling = (text: string) => {
+      const kind = (text: string) => {
         writeFileSync(join(dir, "package.json"), text);
-        const files = readAppFiles({ source: "." }, dir);
-        assert.equal(files?.packageJson, true);
-        return files?.packageJsonTooling ?? false;
+        return readAppFiles({ source: "." }, dir)?.packageJson;
       };
-      assert.equal(tooling("{}\n"), true);
+      assert.equal(kind("{}\n"), "tooling");
       assert.equal(
-        tooling('{"devDependencies": {"eslint": "^9"}, "scripts": {"lint": "eslint ."}, "dependencies": {}}'),
-        true,
+        kind('{"devDependencies": {"eslint": "^9"}, "scripts": {"lint": "eslint ."}, "dependencies": {}}'),
+        "tooling",
       );
       // ...one with either, or one that is not JSON, may be the app.
-      assert.equal(tooling('{"dependencies": {"express": "^5"}}'), false);
-      assert.equal(tooling('{"scripts": {"start": "node server.js"}}'), false);
-      assert.equal(tooling("{ not json"), false);
+      assert.equal(kind('{"dependencies": {"express": "^5"}}'), "app");
+      assert.equal(kind('{"scripts": {"start": "node server.js"}}'), "app");
+      assert.equal(kind("{ not json"), "app");
       assert.equal(readAppFiles({ source: "missing" }, dir), undefined);
       assert.equal(readAppFiles(undefined, dir), undefined);
     } finally {
@@ -517,7 +514,7 @@ describe("apphost:app.runtime from the app directory", () => {
       dir: "../shop",
       procfile: "web: gunicorn shop.wsgi\n",
       python: { "requirements.txt": "django\n", "pyproject.toml": "[tool.black]\n" },
-      packageJson: true,
+      packageJson: "app",
     };
     assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: both }), [
       `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
@@ -532,8 +529,8 @@ describe("apphost:app.runtime from the app directory", () => {
       "apphost:app.python: only used with apphost:app.runtime python; remove it",
     ]);
     // A package.json that is only tooling leaves the app to the Python files, as wagtail/bakerydemo's linters do.
-    assert.deepEqual(detectRuntime({ ...both, packageJsonTooling: true }), { runtime: "python" });
-    assert.deepEqual(detectRuntime({ ...both, python: {}, packageJsonTooling: true }), { runtime: "node" });
+    assert.deepEqual(detectRuntime({ ...both, packageJson: "tooling" }), { runtime: "python" });
+    assert.deepEqual(detectRuntime({ ...both, python: {}, packageJson: "tooling" }), { runtime: "node" });
     const neither: AppFiles = {
       dir: "../shop",
       procfile: "web: ./server\n",
