@@ -31,6 +31,7 @@ import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../co
 import { hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
+import { python3 } from "./python3";
 
 const INSTANCE = "aws:ec2/instance:Instance";
 const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
@@ -76,7 +77,7 @@ function assertValidCloudConfig(text: string): void {
     "print('\\n'.join(problems))",
     "sys.exit(1 if problems else 0)",
   ].join("\n");
-  const r = spawnSync("python3", ["-c", check, CLOUD_INIT_SCHEMA], { input: text, encoding: "utf8" });
+  const r = spawnSync(python3(), ["-c", check, CLOUD_INIT_SCHEMA], { input: text, encoding: "utf8" });
   assert.equal(r.status, 0, `cloud-init's schema refuses the user data:\n${r.stdout}${r.stderr}\n${text}`);
 }
 

@@ -32,6 +32,7 @@ import {
 import { defaultRevision } from "../../components/config/defaults";
 import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
 import { shellcheckSync } from "./shellcheck";
+import { pathWithPython3, python3 } from "./python3";
 
 const UV_PYPROJECT = `[project]
 name = "notes"
@@ -167,11 +168,11 @@ describe("python: the version the app needs", () => {
   });
 
   // The checker runs on the host's python3; here it runs on this machine's, against its real version.
-  const local = execFileSync("python3", ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"], {
+  const local = execFileSync(python3(), ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"], {
     encoding: "utf8",
   }).trim();
   const [maj, min, mic] = local.split(".").map(Number);
-  const check = (spec: string) => spawnSync("python3", ["-c", SPEC_CHECK_PY, spec]).status;
+  const check = (spec: string) => spawnSync(python3(), ["-c", SPEC_CHECK_PY, spec]).status;
 
   it(`decides PEP 440 clauses like pip does (against this machine's Python ${local})`, function () {
     this.timeout(60_000); // one python3 per row
@@ -211,7 +212,10 @@ describe("python: the version the app needs", () => {
     const run = (requiresPython: string) => {
       const cmds = pythonVersionCheck({ ...deps, requiresPython }, "system");
       const script = `die() { echo "$*" >&2; exit 10; }\ncheck() {\n${cmds.map((c) => `    ${c}`).join("\n")}\n}\ncheck\necho ok\n`;
-      return spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      return spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: pathWithPython3() },
+      });
     };
     const managed =
       "or let uv install a matching Python with apphost:app.python set to managed (the host must reach github.com to download it)";
@@ -241,9 +245,7 @@ describe("python: the version the app needs", () => {
         "-c",
         `die() { exit 10; }\n${pythonVersionCheck({ ...deps, requiresPython: ">=3.8" }, "system").join("\n")}\necho ok`,
       ],
-      {
-        encoding: "utf8",
-      },
+      { encoding: "utf8", env: { ...process.env, PATH: pathWithPython3() } },
     );
     assert.equal(ok.stdout.trim(), "ok");
     assert.deepEqual(pythonVersionCheck(deps, "managed"), [], "uv provides the Python at install");

@@ -18,6 +18,7 @@ import { buildArtifact } from "../../components/release/artifact";
 import type { S3Target } from "../../components/release/backup";
 import type { ReleaseInput } from "../../components/release/phases";
 import { renderReleaseScript, type ScriptInput, type ScriptTiming } from "../../components/release/script";
+import { pathWithPython3, python3 } from "./python3";
 
 export const baseApp: AppConfig = {
   name: "shop",
@@ -102,7 +103,7 @@ let venvTemplate: { dir: string; pyMM: string } | undefined;
  */
 function sharedVenvTemplate(): { dir: string; pyMM: string } {
   if (venvTemplate) return venvTemplate;
-  const probe = spawnSync("python3", [
+  const probe = spawnSync(python3(), [
     "-c",
     'import sys; print("%d.%d" % sys.version_info[:2]); print(sys.version); print(sys.executable)',
   ]);
@@ -117,7 +118,7 @@ function sharedVenvTemplate(): { dir: string; pyMM: string } {
     // Built beside it, then renamed into place: a parallel worker sees all of it or none.
     const tmp = fs.mkdtempSync(`${dir}.tmp-`);
     fs.chmodSync(tmp, 0o755); // as the install phase makes it (install -d -m 0755)
-    const made = spawnSync("python3", ["-m", "venv", "--without-pip", tmp]);
+    const made = spawnSync(python3(), ["-m", "venv", "--without-pip", tmp]);
     assert.equal(made.status, 0, `python3 -m venv --without-pip: ${made.stderr}`);
     fs.writeFileSync(path.join(tmp, ".apphost-complete"), "");
     if (fs.existsSync(dir) && !usable()) fs.rmSync(dir, { recursive: true, force: true });
@@ -279,7 +280,7 @@ export class FakeHost {
   run(args: string[], stdin?: Buffer | string, env: NodeJS.ProcessEnv = {}): RunResult {
     const r = spawnSync(this.script, args, {
       input: stdin ?? "",
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      env: { PATH: pathWithPython3(), HOME: process.env.HOME, ...env },
       timeout: 120000,
       maxBuffer: 64 * 1024 * 1024,
     });
@@ -329,7 +330,7 @@ export class FakeHost {
   spawnDeploy(appDir: string, id: string): ChildProcess {
     const a = this.artifact(appDir);
     const child = spawn(this.script, ["deploy", id, a.requirementsHash, a.sha256], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      env: { PATH: pathWithPython3(), HOME: process.env.HOME },
       stdio: ["pipe", "pipe", "pipe"],
     });
     child.stdin!.end(a.tarGz);
@@ -349,7 +350,7 @@ export class FakeHost {
   spawnStart(appDir: string, id: string): ChildProcess {
     const a = this.artifact(appDir);
     const child = spawn(this.script, ["start", "deploy", id, a.requirementsHash, a.sha256], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      env: { PATH: pathWithPython3(), HOME: process.env.HOME },
       stdio: ["pipe", "pipe", "pipe"],
     });
     child.stdin!.end(a.tarGz);
