@@ -447,7 +447,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       exitCode: EXIT_CODES.migrate,
       commands: [
         `NEW_DIR="${l.releases}/${refs.id}"`,
-        "MIGRATE_T0=$(date +%s.%N)",
+        "MIGRATE_T0=${EPOCHREALTIME/,/.}",
         input.follower
           ? 'note "migrate: the first app host ran it; none here"'
           : 'note "migrate: no apphost:database.migrate command; skipping"',
@@ -465,7 +465,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
     commands: [
       `NEW_DIR="${l.releases}/${refs.id}"`,
       `MIGRATE_LOG="${log}"`,
-      "MIGRATE_T0=$(date +%s.%N)",
+      "MIGRATE_T0=${EPOCHREALTIME/,/.}",
       db.revision ? `REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION_BEFORE=""',
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
@@ -504,7 +504,7 @@ export function publishPhase(
     exitCode: EXIT_CODES.publish,
     commands: [
       `atomic_link "${dirWord}" "${l.instances}/${refs.newPort}"`,
-      "PUBLISH_STARTED=$(date +%s)",
+      "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       `${t.systemctl} enable --quiet "${unit}"`,
       restartUnit(t, `"${unit}"`),

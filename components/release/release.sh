@@ -16,6 +16,27 @@ note() {
   printf "apphost: %s\n" "$*" >&2
 }
 
+# The helpers below run at every phase (the lock, the timings, the logs) and are bash alone: no date, sed or
+# awk to start each time.
+
+# utc_time <var> [<epoch seconds>]: that time (default now) as 2025-01-02T03:04:05Z, into <var>.
+utc_time() {
+  TZ=UTC printf -v "$1" '%(%Y-%m-%dT%H:%M:%SZ)T' "${2:--1}"
+}
+
+# field_of <file> <name>: the value of the file's first <name>=... line, or nothing (no file, no such line).
+field_of() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == "$2="* ]]; then printf '%s\n' "${line#*=}"; return 0; fi
+  done 2>/dev/null <"$1" || true
+}
+
+# The microseconds since the epoch ($EPOCHREALTIME without its decimal point, whichever the locale's).
+micros() {
+  printf '%s' "${EPOCHREALTIME//[!0-9]/}"
+}
+
 # Fail the current phase: message on stderr, the phase's exit status, the EXIT trap rolls back.
 die() {
   if [ -n "$PHASE" ]; then FAILED_PHASE=$PHASE; printf "apphost: phase %s failed: %s\n" "$PHASE" "$*" >&2; else printf "apphost: %s\n" "$*" >&2; fi
@@ -52,18 +73,20 @@ on_error() {
 # $DETACHED_LOG instead: a write to the dead pipe must not cut the rollback short.
 on_signal() {
   trap '' PIPE
-  if [ "$1" = PIPE ] || [ "$1" = HUP ]; then exec >>"$DETACHED_LOG" 2>&1 3>&1; note "the client went away (SIG$1) at $(date -u +%Y-%m-%dT%H:%M:%SZ); finishing here"; fi
+  if [ "$1" = PIPE ] || [ "$1" = HUP ]; then exec >>"$DETACHED_LOG" 2>&1 3>&1; utc_time at; note "the client went away (SIG$1) at $at; finishing here"; fi
   die "interrupted by SIG$1"
 }
 
 # run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.
 run_phase() {
-  local started=$EPOCHREALTIME
+  local started tenths
+  started=$(micros)
   PHASE=$1 PHASE_CODE=$2
   lock_refresh
   note "phase $1: start"
   "$3"
-  note "phase $1: ok ($(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s)"
+  tenths=$((($(micros) - started + 50000) / 100000))
+  note "phase $1: ok ($((tenths / 10)).$((tenths % 10))s)"
   PHASE=""
 }
 
@@ -109,9 +132,10 @@ link_shared_dir() {
 
 # Last non-empty stdout line of the revision command, or empty.
 app_revision() {
-  local out
+  local out line last=""
   out=$(as_app "$1" "$2" 2>/dev/null) || true
-  printf '%s' "$out" | awk 'NF { line = $0 } END { print line }' | tr '\t' ' '
+  while IFS= read -r line; do if [[ $line == *[!$' \t']* ]]; then last=$line; fi; done <<<"$out"
+  printf '%s\n' "${last//$'\t'/ }"
 }
 
 drain_stdin() {
@@ -216,8 +240,9 @@ journal_tail() {
 # release_log <id> <revision> <outcome>: one tab-separated line per attempt.
 release_log() {
   local rev
-  rev=$(printf '%s' "$2" | tr '\t\n' '  ')
-  printf "%s\t%s\t%s\t%s\n" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${rev:--}" "$3" >>"$RELEASE_LOG"
+  local rev=${2//[$'\t\n']/ } at
+  utc_time at
+  printf "%s\t%s\t%s\t%s\n" "$1" "$at" "${rev:--}" "$3" >>"$RELEASE_LOG"
 }
 
 # previous_release <id>: the newest release older than <id> that served successfully and is still here.
@@ -295,7 +320,7 @@ choose_rollback_target() {
 
 # The deploy lock: owner, pid and expiry in $LOCK; flock makes check-and-take atomic.
 lock_field() {
-  sed -n "s/^$1=//p" "$LOCK" 2>/dev/null | head -n 1
+  field_of "$LOCK" "$1"
 }
 
 lock_holder_alive() {
@@ -303,14 +328,15 @@ lock_holder_alive() {
 }
 
 lock_describe() {
-  local owner pid expires
+  local owner pid expires at
   owner=$(lock_field owner) pid=$(lock_field pid) expires=$(lock_field expires)
-  printf "%s (pid %s, %s, expires %s)" "${owner:-unknown}" "${pid:-?}" "$(lock_field command)" "$(date -u -d "@${expires:-0}" +%Y-%m-%dT%H:%M:%SZ)"
+  if [[ $expires =~ ^[0-9]+$ ]]; then utc_time at "$expires"; else utc_time at 0; fi
+  printf "%s (pid %s, %s, expires %s)" "${owner:-unknown}" "${pid:-?}" "$(lock_field command)" "$at"
 }
 
 lock_write() {
   # $BASHPID: the heartbeat (a subshell, same $$) may write at the same moment as the script.
-  printf "owner=%s\npid=%s\nexpires=%s\ncommand=%s\n" "$LOCK_OWNER" "$$" "$(( $(date +%s) + LOCK_TTL_MINUTES * 60 ))" "$1" >"$LOCK.tmp.$BASHPID"
+  printf "owner=%s\npid=%s\nexpires=%s\ncommand=%s\n" "$LOCK_OWNER" "$$" "$((EPOCHSECONDS + LOCK_TTL_MINUTES * 60))" "$1" >"$LOCK.tmp.$BASHPID"
   mv -f "$LOCK.tmp.$BASHPID" "$LOCK"
 }
 
@@ -327,7 +353,7 @@ lock_acquire() {
   install -d -m 0755 "$(dirname "$LOCK")"
   exec 9>>"$LOCK.flock"
   if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi
-  now=$(date +%s)
+  now=$EPOCHSECONDS
   if [ -f "$LOCK" ]; then
     expires=$(lock_field expires) pid=$(lock_field pid)
     if [ "${expires:-0}" -gt "$now" ] && lock_holder_alive "$pid"; then
@@ -386,7 +412,7 @@ lock_release() {
 # $JOBS/<job>/in (the artifact), stdout (the result lines) to out, stderr (the progress) to err; the
 # job-run wrapper records the pid and, at the end, the exit status in rc. The client only follows err.
 job_field() {
-  sed -n "s/^$2=//p" "$JOBS/$1/meta" 2>/dev/null | head -n 1
+  field_of "$JOBS/$1/meta" "$2"
 }
 
 latest_job() {
@@ -515,7 +541,7 @@ cmd_backup() {
 # start deploy|rollback <args>: run it detached (see the header), then follow it. A job still running
 # refuses a second one: follow that one first (`follow`), then start again.
 cmd_start() {
-  local command=${1:-} running job out started=0
+  local command=${1:-} running job out started=0 at
   case "$command" in deploy | rollback) ;; *) usage_error "start: runs deploy or rollback, not \"$command\"" ;; esac
   owner_default
   JOB_KEY=$(printf '%s' "$JOB_KEY" | tr -cd '[:alnum:]:._-' | cut -c1-100)
@@ -526,10 +552,11 @@ cmd_start() {
     PHASE_CODE=$EXIT_LOCKED
     die "a job is still running on this host: $(job_describe "$running") (job $running, unit $JOB_UNIT). Follow it with: sudo $0 follow $running"
   fi
-  job="$(date -u +%Y%m%dT%H%M%SZ)-$$"
+  TZ=UTC printf -v job '%(%Y%m%dT%H%M%SZ)T-%s' -1 "$$"
+  utc_time at
   mkdir -m 0700 "$JOBS/$job"
   if [ "$command" = deploy ] && [ ! -t 0 ]; then (umask 077 && cat >"$JOBS/$job/in"); else : >"$JOBS/$job/in"; fi
-  printf "command=%s\nargs=%s\nowner=%s\nkey=%s\nstarted=%s\n" "$command" "${*:2}" "$LOCK_OWNER" "$JOB_KEY" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$JOBS/$job/meta"
+  printf "command=%s\nargs=%s\nowner=%s\nkey=%s\nstarted=%s\n" "$command" "${*:2}" "$LOCK_OWNER" "$JOB_KEY" "$at" >"$JOBS/$job/meta"
   atomic_link "$job" "$JOBS/latest"
   prune_jobs
   # First, so a client whose connection drops knows which job to follow again.

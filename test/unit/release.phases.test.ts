@@ -148,7 +148,7 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(input, "migrate").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
-      "MIGRATE_T0=$(date +%s.%N)",
+      "MIGRATE_T0=${EPOCHREALTIME/,/.}",
       "REVISION_BEFORE=$(app_revision \"$NEW_DIR\" 'alembic current')",
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
@@ -161,7 +161,7 @@ describe("release phases: the base input", () => {
     ]);
     assert.deepEqual(phase(input, "publish").commands, [
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
-      "PUBLISH_STARTED=$(date +%s)",
+      "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       'systemctl enable --quiet "apphost-shop-prod-web@8001.service"',
       'systemctl reset-failed "apphost-shop-prod-web@8001.service" 2>/dev/null || true; systemctl restart "apphost-shop-prod-web@8001.service"',
@@ -334,7 +334,7 @@ describe("release phases: one key changed", () => {
     );
     assert.deepEqual(m.commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
-      "MIGRATE_T0=$(date +%s.%N)",
+      "MIGRATE_T0=${EPOCHREALTIME/,/.}",
       'note "migrate: no apphost:database.migrate command; skipping"',
     ]);
   });
