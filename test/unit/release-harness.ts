@@ -430,9 +430,17 @@ case "$unit" in
 esac
 pidfile=${runDir}/$port.pid
 # A killed instance is reparented to PID 1, which may reap it late: a zombie counts as stopped.
-alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$pidfile")/stat" 2>/dev/null; }
+# (read, not cat or grep: the release script calls this a few hundred times in a unit run.)
+pid=""
+alive() {
+  local stat=""
+  { [ -f "$pidfile" ] && read -r pid <"$pidfile" && kill -0 "$pid"; } 2>/dev/null || return 1
+  read -r stat <"/proc/$pid/stat" 2>/dev/null
+  stat=\${stat##*) }
+  [ "\${stat%% *}" != Z ]
+}
 launch() { ( cd ${layout.root}/instances/$port && PORT=$port exec .venv/bin/python server.py "$port" ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- & echo $! >"$pidfile"; }
-stop() { if alive; then kill "$(cat "$pidfile")"; for _ in $(seq 50); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
+stop() { if alive; then kill "$pid"; for ((i = 0; i < 50; i++)); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
 case "$verb" in
   stop) stop ;;
   start) alive || launch ;;
