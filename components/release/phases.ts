@@ -532,7 +532,14 @@ export function healthGatePhase(
   const refs = refsOf(input);
   const web = webProcess(input.app);
   const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
-  const restartWorkers = workerUnits(input).map((u) => restartUnit(t, u));
+  const restartWorkers = workerUnits(input).length
+    ? [
+        `workers_note_restarts ${workerUnits(input).join(" ")}`,
+        ...workerUnits(input).map((u) => restartUnit(t, u)),
+      ]
+    : [];
+  // After the commit: a worker that does not stay up is a warning (workers_check, release.sh).
+  const checkWorkers = workerUnits(input).length ? ["workers_check"] : [];
   if (!web) {
     return {
       name: "health-gate",
@@ -544,6 +551,7 @@ export function healthGatePhase(
         ...workers,
         ...restartWorkers,
         "COMMITTED=1",
+        ...checkWorkers,
       ],
     };
   }
@@ -557,7 +565,7 @@ export function healthGatePhase(
       `Poll ${input.app.healthPath} on the new port until it answers 2xx (at most ${r.healthTimeoutSeconds}s); then point ` +
       `the upstream port ${upstreamPort(input.app.basePort)} at it (one nftables transaction; the ${input.proxy.kind} ` +
       `configuration does not change and is not reloaded), switch current, restart workers, ` +
-      `let the old instance drain ${r.drainSeconds}s and stop it.`,
+      `let the old instance drain ${r.drainSeconds}s and stop it; then warn about a worker that did not stay up.`,
     exitCode: EXIT_CODES["health-gate"],
     commands: [
       `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} within ${r.healthTimeoutSeconds}s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
@@ -572,6 +580,7 @@ export function healthGatePhase(
       ...restartWorkers,
       `if [ -n "${refs.oldPort}" ]; then sleep ${r.drainSeconds}; ${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
       "COMMITTED=1",
+      ...checkWorkers,
     ],
   };
 }

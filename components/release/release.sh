@@ -237,6 +237,40 @@ journal_tail() {
   "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true
 }
 
+# workers_note_restarts <unit>...: before the deploy restarts the workers, how often systemd has restarted each
+# on its own (NRestarts, which a restart by hand leaves as it is), for workers_check.
+workers_note_restarts() {
+  local unit n
+  WORKER_RESTARTS=()
+  WORKERS_RESTARTED_AT=$(micros)
+  for unit in "$@"; do
+    n=$("$SYSTEMCTL" show -p NRestarts --value "$unit" 2>/dev/null) || true
+    WORKER_RESTARTS+=("$unit=${n:-0}")
+  done
+}
+
+# workers_check: WORKER_SETTLE_SECONDS after their restart, each worker that is not running, or that systemd has
+# restarted since (it exited: a crash at start, a server it needs that is not there), is named with the last lines
+# of its journal. A warning, not a failure: traffic is on the release already, a worker's failure often lies outside
+# it (its queue's server), and the unit goes on restarting (apphost:alerts reports it when systemd gives up). It
+# never fails: it runs after the release is committed.
+workers_check() {
+  local entry unit before now state left times
+  if [ "${#WORKER_RESTARTS[@]}" -eq 0 ]; then return 0; fi
+  left=$((WORKERS_RESTARTED_AT + WORKER_SETTLE_MICROS - $(micros)))
+  if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))" || true; fi
+  for entry in "${WORKER_RESTARTS[@]}"; do
+    unit=${entry%=*} before=${entry##*=}
+    now=$("$SYSTEMCTL" show -p NRestarts --value "$unit" 2>/dev/null) || true
+    state=$("$SYSTEMCTL" is-active "$unit" 2>/dev/null) || true
+    if [ "$state" = active ] && [ "${now:-0}" = "$before" ]; then continue; fi
+    if ! [[ $now =~ ^[0-9]+$ && $before =~ ^[0-9]+$ ]]; then now=0 before=0; fi
+    times="$((now - before)) times"
+    if [ "$((now - before))" = 1 ]; then times=once; fi
+    note "warning: the worker $unit is not running ${WORKER_SETTLE_SECONDS}s after this deploy restarted it (${state:-no state}; systemd restarted it $times since): the release is live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit")"
+  done
+}
+
 # release_log <id> <revision> <outcome>: one tab-separated line per attempt.
 release_log() {
   local rev

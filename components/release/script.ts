@@ -59,6 +59,11 @@ export interface ScriptTiming {
    * a booted app's own answer, which more waiting does not change. @default 10
    */
   healthSameAnswerSeconds: number;
+  /**
+   * Seconds after the deploy restarts the workers at which it looks whether each still runs: a worker that exits
+   * as it starts has been restarted by systemd by then (RestartSec=2). @default 3
+   */
+  workerSettleSeconds: number;
 }
 
 function timingOf(input: ScriptInput): ScriptTiming {
@@ -66,6 +71,7 @@ function timingOf(input: ScriptInput): ScriptTiming {
     lockRenewSeconds: input.releases.lockTtlMinutes * 3,
     followPollSeconds: 1,
     healthSameAnswerSeconds: 10,
+    workerSettleSeconds: 3,
     ...input.timing,
   };
   for (const [k, v] of Object.entries(t)) {
@@ -199,6 +205,8 @@ readonly LINKED_DIR=${l.linked}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
+readonly WORKER_SETTLE_SECONDS=${timing.workerSettleSeconds}
+readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""
 PHASE_CODE=1
@@ -277,6 +285,8 @@ __STATE__`;
     ["RESTORE_SAVED", '""'],
     ["UNITS_STOPPED", "0"],
     ["DB_REPLACED", "0"],
+    ["WORKER_RESTARTS", "()"],
+    ["WORKERS_RESTARTED_AT", "0"],
   ];
   const body = `${generated}\n${RELEASE_SH}`;
   const used = state.filter(([name]) => new RegExp(`\\$\\{?${name}\\b`).test(body));

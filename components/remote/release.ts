@@ -66,6 +66,28 @@ export interface PhaseTime {
   seconds: number;
 }
 
+/**
+ * The warnings of a run that went through: each `apphost: warning: ...` (or `apphost: <what>: warning: ...`) line
+ * with the lines that follow it up to the script's next `apphost: ` line (a worker's journal, say). A failed run's
+ * error carries its whole output; a successful one is shown nowhere else.
+ */
+export function releaseWarnings(stderr: string): string[] {
+  const warnings: string[][] = [];
+  let current: string[] | undefined;
+  for (const line of stderr.split("\n")) {
+    if (/^apphost: (?:[\w-]+: )?warning: /.test(line)) warnings.push((current = [line]));
+    else if (line.startsWith("apphost: ")) current = undefined;
+    else current?.push(line);
+  }
+  return warnings.map((w) => w.join("\n").trimEnd());
+}
+
+/** Prints a successful run's warnings where `pulumi up` shows them (the stack's diagnostics), secrets blanked. */
+function printWarnings(inputs: ReleaseInputs, stderr: string): void {
+  const secrets = secretsOf(inputs.connection, inputs.redactions);
+  for (const w of releaseWarnings(stderr)) console.error(redact(w, secrets));
+}
+
 /** `apphost: phase <name>: ok (<seconds>s)` lines of the release script, in order. */
 export function phaseSeconds(stderr: string): PhaseTime[] {
   return [...stderr.matchAll(/^apphost: phase (\S+): ok \((\d+(?:\.\d+)?)s\)$/gm)].map((m) => ({
@@ -169,13 +191,12 @@ export function releaseError(
   }
   const output = tail(res.stderr || res.stdout, 40);
   const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
-  return new Error(
-    redact(text, [
-      conn.privateKey,
-      ...(conn.proxy?.kind === "jump" ? [conn.proxy.privateKey] : []),
-      ...redactions,
-    ]),
-  );
+  return new Error(redact(text, secretsOf(conn, redactions)));
+}
+
+/** What output shown to the user must not carry: the SSH keys and the redactions. */
+function secretsOf(conn: Pick<SshConnection, "privateKey" | "proxy">, redactions: string[] = []): string[] {
+  return [conn.privateKey, ...(conn.proxy?.kind === "jump" ? [conn.proxy.privateKey] : []), ...redactions];
 }
 
 /** A job's report: the `key=value` lines `apphost-release start|follow` print on stdout (the last of each wins). */
@@ -318,6 +339,7 @@ export async function deploy(
     });
     if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
   }
+  printWarnings(inputs, res.stderr);
   if (inputs.rollbackTo) {
     const back = await rollback(inputs, inputs.rollbackTo);
     return { ...inputs, releaseId: deployed, ...back };
@@ -333,6 +355,7 @@ export async function rollback(
   await latestJob(inputs, what);
   const res = await runJob(inputs, ["rollback", target], { what, key: `rollback-${target}` });
   if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
+  printWarnings(inputs, res.stderr);
   return { live: parseKv(res.stdout).current || target, phaseSeconds: phaseSeconds(res.stderr) };
 }
 

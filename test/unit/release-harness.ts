@@ -156,7 +156,7 @@ export class FakeHost {
        * requirements hash), so no deploy runs pip; for the tests about what happens around the venvs.
        */
       sharedVenv?: boolean | "with-requirements";
-      /** Shorter waits; `follow` looks every 0.1 s unless this says otherwise */
+      /** Shorter waits; `follow` looks every 0.1 s and the workers are checked 0.05 s after their restart unless this says otherwise */
       timing?: Partial<ScriptTiming>;
       /**
        * The systemd unit a stand-in `ss` and /proc say holds every port the health gate asks about, as
@@ -268,7 +268,7 @@ export class FakeHost {
         cc: opts.cc ?? "cc",
         requireRoot: false,
       },
-      timing: { followPollSeconds: 0.1, ...opts.timing },
+      timing: { followPollSeconds: 0.1, workerSettleSeconds: 0.05, ...opts.timing },
     };
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
@@ -382,6 +382,13 @@ export class FakeHost {
     return this.read(path.join(this.runDir, "aws.log")).split("\n").filter(Boolean);
   }
 
+  /** Makes the workers exit as they start (true), as a worker whose queue's server is missing does, or run (false). */
+  crashWorkers(crash: boolean): void {
+    const flag = path.join(this.runDir, "worker.crash");
+    if (crash) fs.writeFileSync(flag, "");
+    else fs.rmSync(flag, { force: true });
+  }
+
   /** Makes the fake `aws` fail (true) or succeed (false). */
   failAws(fail: boolean): void {
     const flag = path.join(this.runDir, "aws.fail");
@@ -423,10 +430,14 @@ set -u
 echo "$*" >>${runDir}/systemctl.log
 verb=$1; shift
 [ "$verb" = enable ] || [ "$verb" = disable ] && { [ "$1" = --quiet ] && shift; exit 0; }
+# The workers (\`show -p NRestarts --value <unit>\` and is-active): running, unless crashWorkers() made them exit as
+# they start (systemd restarting them: not active, NRestarts up by 2 at each look).
+crash=0; [ -f ${runDir}/worker.crash ] && crash=1
+[ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
 unit=$1
 case "$unit" in
   *-web@*.service) port=\${unit##*@}; port=\${port%.service} ;;
-  *) exit 0 ;;
+  *) if [ "$verb" = is-active ]; then if [ $crash = 1 ]; then echo activating; exit 3; fi; echo active; fi; exit 0 ;;
 esac
 pidfile=${runDir}/$port.pid
 # A killed instance is reparented to PID 1, which may reap it late: a zombie counts as stopped.

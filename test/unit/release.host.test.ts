@@ -35,6 +35,40 @@ describe("release script: host directories", function () {
   });
 });
 
+describe("release script: a worker that does not stay up after the deploy restarts it", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  const warning = /^apphost: warning: the worker .*$/m;
+
+  it("is a warning naming the unit, its state and systemd's restarts, with its journal; the release is live", () => {
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "w1"), { version: "w1" }),
+      "20250101120000-e1e1e1e1",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, warning, "a worker that runs is no warning");
+    // Its queue's server is gone (Redis, say): the worker exits as it starts, and systemd restarts it.
+    host.crashWorkers(true);
+    const id = "20250102120000-e2e2e2e2";
+    r = host.deploy(writeTestApp(path.join(host.tmp, "w2"), { version: "w2" }), id);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      warning.exec(r.stderr)?.[0],
+      "apphost: warning: the worker apphost-shop-test-worker.service is not running 0.05s after this deploy restarted it " +
+        "(activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:",
+    );
+    // After the commit: the gate and finish went through, and the release serves.
+    assert.match(r.stderr, /^apphost: phase health-gate: ok /m);
+    assert.match(r.stderr, /^apphost: phase finish: ok /m);
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), id);
+    assert.deepEqual(host.releaseLog().at(-1)?.[3], "deployed");
+    host.crashWorkers(false);
+  });
+});
+
 describe("release script: a first deploy whose migration writes a database inside the release", function () {
   this.timeout(60000);
   let host: FakeHost;

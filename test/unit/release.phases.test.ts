@@ -174,9 +174,11 @@ describe("release phases: the base input", () => {
       'switch_upstream "8001"',
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
+      "workers_note_restarts apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
       "COMMITTED=1",
+      "workers_check",
     ]);
     assert.deepEqual(phase(input, "finish").commands, [
       `release_log "${ID}" "$REVISION" deployed`,
@@ -257,7 +259,7 @@ describe("release phases: one key changed", () => {
       hg.commands[0],
       /^if ! health_wait "http:\/\/127.0.0.1:8001\/up" "apphost-shop-prod-web@8001.service" 90; then/,
     );
-    assert.match(hg.commands.at(-2)!, /then sleep 0; /);
+    assert.match(hg.commands.at(-3)!, /then sleep 0; /);
     assert.equal(
       phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[1],
       "prune_releases 3",
@@ -381,8 +383,10 @@ describe("release phases: one key changed", () => {
       'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "SWITCHED=1",
       "systemctl enable --quiet apphost-shop-prod-worker.service",
+      "workers_note_restarts apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       "COMMITTED=1",
+      "workers_check",
     ]);
   });
 

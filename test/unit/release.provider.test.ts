@@ -11,6 +11,7 @@ import {
   lostConnection,
   phaseSeconds,
   releaseError,
+  releaseWarnings,
 } from "../../components/remote/release";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
@@ -135,6 +136,30 @@ describe("release provider: phase timings", () => {
       DEPLOY_PHASES.map((phase, i) => ({ phase, seconds: Number(`${i}.${i}`) })),
     );
     assert.deepEqual(phaseSeconds(""), []);
+  });
+});
+
+describe("release provider: a successful run's warnings", () => {
+  it("each warning line with the lines that follow it, up to the script's next line", () => {
+    const stderr = [
+      "apphost: phase backup: start",
+      "apphost: warning: backup: the copy of /srv/x.db to s3://b/x.db failed (apphost:backups.s3): AccessDenied",
+      "apphost: warning: the deploy goes on with the backup on this host",
+      "apphost: phase backup: ok (0.2s)",
+      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:",
+      "Error 111 connecting to localhost:6379. Connection refused.",
+      "",
+      "apphost: rollback: warning: apphost-shop-prod-web@8000.service is not healthy (HTTP 500)",
+      "apphost: phase finish: ok (0.0s)",
+      "apphost: not a warning: warning: in the middle",
+    ].join("\n");
+    assert.deepEqual(releaseWarnings(stderr), [
+      "apphost: warning: backup: the copy of /srv/x.db to s3://b/x.db failed (apphost:backups.s3): AccessDenied",
+      "apphost: warning: the deploy goes on with the backup on this host",
+      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:\nError 111 connecting to localhost:6379. Connection refused.",
+      "apphost: rollback: warning: apphost-shop-prod-web@8000.service is not healthy (HTTP 500)",
+    ]);
+    assert.deepEqual(releaseWarnings("apphost: phase check: ok (0.0s)\n"), []);
   });
 });
 
