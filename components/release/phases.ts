@@ -534,8 +534,9 @@ export function healthGatePhase(
   const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
   const restartWorkers = workerUnits(input).length
     ? [
-        `workers_note_restarts ${workerUnits(input).join(" ")}`,
         ...workerUnits(input).map((u) => restartUnit(t, u)),
+        // After the restart: reset-failed sets NRestarts back to 0.
+        `workers_note_restarts ${workerUnits(input).join(" ")}`,
       ]
     : [];
   // After the commit: a worker that does not stay up is a warning (workers_check, release.sh).

@@ -237,8 +237,9 @@ journal_tail() {
   "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true
 }
 
-# workers_note_restarts <unit>...: before the deploy restarts the workers, how often systemd has restarted each
-# on its own (NRestarts, which a restart by hand leaves as it is), for workers_check.
+# workers_note_restarts <unit>...: right after the deploy restarted the workers, how often systemd has restarted
+# each on its own (NRestarts: reset-failed sets it to 0, a restart by hand leaves it), for workers_check. A worker
+# that exits as it starts is restarted after RestartSec (2 s), not before this reads it.
 workers_note_restarts() {
   local unit n
   WORKER_RESTARTS=()

@@ -431,8 +431,9 @@ echo "$*" >>${runDir}/systemctl.log
 verb=$1; shift
 [ "$verb" = enable ] || [ "$verb" = disable ] && { [ "$1" = --quiet ] && shift; exit 0; }
 # The workers (\`show -p NRestarts --value <unit>\` and is-active): running, unless crashWorkers() made them exit as
-# they start (systemd restarting them: not active, NRestarts up by 2 at each look).
+# they start (systemd restarting them: not active, NRestarts up by 2 at each look, and 0 again after reset-failed).
 crash=0; [ -f ${runDir}/worker.crash ] && crash=1
+[ "$verb" = reset-failed ] && [ $crash = 1 ] && echo 0 >${runDir}/worker.crash
 [ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
 unit=$1
 case "$unit" in
