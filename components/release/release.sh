@@ -37,6 +37,12 @@ micros() {
   printf '%s' "${EPOCHREALTIME//[!0-9]/}"
 }
 
+# seconds_since <var> <micros>: the seconds since <micros> (from micros), to a tenth (`2.5`), into <var>.
+seconds_since() {
+  local tenths=$(((${EPOCHREALTIME//[!0-9]/} - $2 + 50000) / 100000))
+  printf -v "$1" '%s.%s' "$((tenths / 10))" "$((tenths % 10))"
+}
+
 # Fail the current phase: message on stderr, the phase's exit status, the EXIT trap rolls back.
 die() {
   if [ -n "$PHASE" ]; then FAILED_PHASE=$PHASE; printf "apphost: phase %s failed: %s\n" "$PHASE" "$*" >&2; else printf "apphost: %s\n" "$*" >&2; fi
@@ -79,14 +85,14 @@ on_signal() {
 
 # run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.
 run_phase() {
-  local started tenths
+  local started took
   started=$(micros)
   PHASE=$1 PHASE_CODE=$2
   lock_refresh
   note "phase $1: start"
   "$3"
-  tenths=$((($(micros) - started + 50000) / 100000))
-  note "phase $1: ok ($((tenths / 10)).$((tenths % 10))s)"
+  seconds_since took "$started"
+  note "phase $1: ok (${took}s)"
   PHASE=""
 }
 
@@ -250,16 +256,16 @@ workers_note_restarts() {
   done
 }
 
-# workers_check: WORKER_SETTLE_SECONDS after their restart, each worker that is not running, or that systemd has
-# restarted since (it exited: a crash at start, a server it needs that is not there), is named with the last lines
-# of its journal. A warning, not a failure: traffic is on the release already, a worker's failure often lies outside
-# it (its queue's server), and the unit goes on restarting (apphost:alerts reports it when systemd gives up). It
-# never fails: it runs after the release is committed.
+# workers_check: once WORKER_SETTLE_MICROS have passed since their restart (the drain's sleep counts), each worker
+# that is not running, or that systemd has restarted since (it exited: a crash at start, a server it needs that is
+# not there), is named with the last lines of its journal. A warning, not a failure: traffic is on the release
+# already, a worker's failure often lies outside it (its queue's server), and the unit goes on restarting
+# (apphost:alerts reports it when systemd gives up). It never fails: it runs after the release is committed.
 workers_check() {
-  local entry unit before now state left times
+  local entry unit before now state left times took
   if [ "${#WORKER_RESTARTS[@]}" -eq 0 ]; then return 0; fi
   left=$((WORKERS_RESTARTED_AT + WORKER_SETTLE_MICROS - $(micros)))
-  if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))" || true; fi
+  if [ "$left" -gt 0 ]; then printf -v left '%d.%06d' $((left / 1000000)) $((left % 1000000)); sleep "$left" || true; fi
   for entry in "${WORKER_RESTARTS[@]}"; do
     unit=${entry%=*} before=${entry##*=}
     now=$("$SYSTEMCTL" show -p NRestarts --value "$unit" 2>/dev/null) || true
@@ -268,13 +274,13 @@ workers_check() {
     if ! [[ $now =~ ^[0-9]+$ && $before =~ ^[0-9]+$ ]]; then now=0 before=0; fi
     times="$((now - before)) times"
     if [ "$((now - before))" = 1 ]; then times=once; fi
-    note "warning: the worker $unit is not running ${WORKER_SETTLE_SECONDS}s after this deploy restarted it (${state:-no state}; systemd restarted it $times since): the release is live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit")"
+    seconds_since took "$WORKERS_RESTARTED_AT"
+    note "warning: the worker $unit is not running ${took}s after this deploy restarted it (${state:-no state}; systemd restarted it $times since): the release is live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit")"
   done
 }
 
 # release_log <id> <revision> <outcome>: one tab-separated line per attempt.
 release_log() {
-  local rev
   local rev=${2//[$'\t\n']/ } at
   utc_time at
   printf "%s\t%s\t%s\t%s\n" "$1" "$at" "${rev:--}" "$3" >>"$RELEASE_LOG"

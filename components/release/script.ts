@@ -205,7 +205,6 @@ readonly LINKED_DIR=${l.linked}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
-readonly WORKER_SETTLE_SECONDS=${timing.workerSettleSeconds}
 readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""

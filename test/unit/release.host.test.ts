@@ -55,10 +55,10 @@ describe("release script: a worker that does not stay up after the deploy restar
     const id = "20250102120000-e2e2e2e2";
     r = host.deploy(writeTestApp(path.join(host.tmp, "w2"), { version: "w2" }), id);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(
-      warning.exec(r.stderr)?.[0],
-      "apphost: warning: the worker apphost-shop-test-worker.service is not running 0.05s after this deploy restarted it " +
-        "(activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:",
+    // The seconds since the restart: at least the 0.05 s the harness waits, to a tenth.
+    assert.match(
+      warning.exec(r.stderr)?.[0] ?? r.stderr,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this deploy restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting\. Last lines of its journal:$/,
     );
     // After the commit: the gate and finish went through, and the release serves.
     assert.match(r.stderr, /^apphost: phase health-gate: ok /m);
