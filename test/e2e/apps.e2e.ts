@@ -406,6 +406,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     try {
       const res = await ws.up({ onOutput: log, configFile: ws.configFile });
       assert.equal(res.summary.result, "succeeded");
+      assert.doesNotMatch(res.stdout, /apphost: warning: the worker/, "a worker that runs is no warning");
       const h = http(sandbox, "ws.local.test", "/health", "https");
       assert.equal(h.status, 200, h.body);
       assert.deepEqual(JSON.parse(h.body), { ok: true, greeting: "hello, apphost" });
@@ -448,6 +449,14 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
           source: path.join(ROOT, "examples", "flask-poetry"),
           healthPath: "/healthz",
           basePort: 8800,
+          // The Procfile's web, and a worker whose queue's server the host does not have: it exits as it starts.
+          processes: {
+            web: { command: "gunicorn app:app --bind 127.0.0.1:$PORT --workers 2", kind: "web" },
+            queue: {
+              command: `python -c "import sys; sys.exit('queue: no server at localhost:6379')"`,
+              kind: "worker",
+            },
+          },
         },
         "apphost:database": { kind: "none" },
         "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
@@ -455,6 +464,11 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     });
     const res = await po.up({ onOutput: log, configFile: po.configFile });
     assert.equal(res.summary.result, "succeeded");
+    // The deploy went through, and pulumi up shows the worker that did not stay up, with its journal.
+    assert.match(
+      res.stdout,
+      /apphost: warning: the worker apphost-greeter-local-po-queue\.service is not running \d+\.\ds after this deploy restarted it \((activating|failed); systemd restarted it (once|\d+ times) since\): the release is live, the worker keeps restarting\. Last lines of its journal:\n(.*\n)*.*queue: no server at localhost:6379/,
+    );
     const lock = fs.readFileSync(path.join(ROOT, "examples", "flask-poetry", "poetry.lock"), "utf8");
     const flask = /\[\[package\]\]\nname = "flask"\nversion = "([^"]+)"/.exec(lock)?.[1];
     assert.match(flask ?? "", /^\d+\.\d+/, "flask in poetry.lock");
