@@ -96,7 +96,7 @@ function at(obj: unknown, path: string): unknown {
 }
 
 /** Deletes `a.b[].c` from a raw stack (every list item). */
-function unset(raw: unknown, path: string): void {
+function unset(raw: unknown, path: string): boolean {
   const parts = path.split(".");
   const last = parts.pop() as string;
   let targets: unknown[] = [raw];
@@ -108,7 +108,14 @@ function unset(raw: unknown, path: string): void {
       return list ? (Array.isArray(v) ? v : []) : v === undefined ? [] : [v];
     });
   }
-  for (const t of targets) if (t && typeof t === "object") delete (t as Record<string, unknown>)[last];
+  let removed = false;
+  for (const t of targets) {
+    if (t && typeof t === "object" && last in t) {
+      delete (t as Record<string, unknown>)[last];
+      removed = true;
+    }
+  }
+  return removed;
 }
 
 /** Where the parsed config keeps a key whose YAML shape it flattens: `host.via.jump.port` is `host.via.port`. */
@@ -125,17 +132,25 @@ function shown(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** A variant parsed, or undefined when it needs the key (dns.provider on a cloudflare-origin stack). */
+function parsed(raw: Record<string, unknown>, ctx: ParseContext): unknown {
+  try {
+    return parseStackConfig(raw, ctx);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Each variant parsed as it is: what a variant that does not set a key parses to with that key unset. */
+let asTheyAre: unknown[] | undefined;
+
 /** The parsed values of `path` when it is left unset, for each variant that parses and has it. */
 function defaultsOf(path: string): string[] {
   const seen: string[] = [];
-  for (const { raw, ctx } of variants()) {
-    unset(raw, path);
-    let config: unknown;
-    try {
-      config = parseStackConfig(raw, ctx);
-    } catch {
-      continue; // a key this variant needs (dns.provider on a cloudflare-origin stack)
-    }
+  asTheyAre ??= variants().map(({ raw, ctx }) => parsed(raw, ctx));
+  for (const [i, { raw, ctx }] of variants().entries()) {
+    const config = unset(raw, path) ? parsed(raw, ctx) : asTheyAre[i];
+    if (config === undefined) continue;
     const v = at(config, parsedPath(path));
     if (v !== undefined) seen.push(shown(v));
   }
