@@ -82,10 +82,13 @@ export function releaseWarnings(stderr: string): string[] {
   return warnings.map((w) => w.join("\n").trimEnd());
 }
 
-/** Prints a successful run's warnings where `pulumi up` shows them (the stack's diagnostics), secrets blanked. */
+/**
+ * Prints a successful run's warnings where `pulumi up` shows them (the stack's diagnostics), each after the host it
+ * came from (several app hosts deploy in one run), secrets blanked.
+ */
 function printWarnings(inputs: ReleaseInputs, stderr: string): void {
   const secrets = secretsOf(inputs.connection, inputs.redactions);
-  for (const w of releaseWarnings(stderr)) console.error(redact(w, secrets));
+  for (const w of releaseWarnings(stderr)) console.error(redact(`${inputs.connection.host}: ${w}`, secrets));
 }
 
 /** `apphost: phase <name>: ok (<seconds>s)` lines of the release script, in order. */
