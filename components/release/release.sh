@@ -32,14 +32,17 @@ field_of() {
   done 2>/dev/null <"$1" || true
 }
 
-# The microseconds since the epoch ($EPOCHREALTIME without its decimal point, whichever the locale's).
+# micros <var>: the microseconds since the epoch ($EPOCHREALTIME without its decimal point, whichever the
+# locale's), into <var>.
 micros() {
-  printf '%s' "${EPOCHREALTIME//[!0-9]/}"
+  printf -v "$1" '%s' "${EPOCHREALTIME//[!0-9]/}"
 }
 
 # seconds_since <var> <micros>: the seconds since <micros> (from micros), to a tenth (`2.5`), into <var>.
 seconds_since() {
-  local tenths=$(((${EPOCHREALTIME//[!0-9]/} - $2 + 50000) / 100000))
+  local now tenths
+  micros now
+  tenths=$(((now - $2 + 50000) / 100000))
   printf -v "$1" '%s.%s' "$((tenths / 10))" "$((tenths % 10))"
 }
 
@@ -86,7 +89,7 @@ on_signal() {
 # run_phase <name> <exit code> <function>: `phase <name>: ok (<seconds>s)` says how long each phase took.
 run_phase() {
   local started took
-  started=$(micros)
+  micros started
   PHASE=$1 PHASE_CODE=$2
   lock_refresh
   note "phase $1: start"
@@ -249,7 +252,7 @@ journal_tail() {
 workers_note_restarts() {
   local unit n
   WORKER_RESTARTS=()
-  WORKERS_RESTARTED_AT=$(micros)
+  micros WORKERS_RESTARTED_AT
   for unit in "$@"; do
     n=$("$SYSTEMCTL" show -p NRestarts --value "$unit" 2>/dev/null) || true
     WORKER_RESTARTS+=("$unit=${n:-0}")
@@ -264,7 +267,8 @@ workers_note_restarts() {
 workers_check() {
   local entry unit before now state left times took
   if [ "${#WORKER_RESTARTS[@]}" -eq 0 ]; then return 0; fi
-  left=$((WORKERS_RESTARTED_AT + WORKER_SETTLE_MICROS - $(micros)))
+  micros now
+  left=$((WORKERS_RESTARTED_AT + WORKER_SETTLE_MICROS - now))
   if [ "$left" -gt 0 ]; then printf -v left '%d.%06d' $((left / 1000000)) $((left % 1000000)); sleep "$left" || true; fi
   for entry in "${WORKER_RESTARTS[@]}"; do
     unit=${entry%=*} before=${entry##*=}

@@ -105,7 +105,9 @@ describe("release phases: the base input", () => {
       'if ! gzip -t "$NEW_DIR.tar.gz.tmp" 2>/dev/null; then die "the artifact on stdin is not a complete gzip stream (interrupted upload?)"; fi',
       'mkdir -m 0755 "$NEW_DIR.tmp"',
       'tar -xzf "$NEW_DIR.tar.gz.tmp" -C "$NEW_DIR.tmp" --no-same-owner',
-      'printf \'id=%s\\nuploaded=%s\\n\' "$RELEASE_ID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$NEW_DIR.tmp/.apphost-release"',
+      "local uploaded",
+      "utc_time uploaded",
+      'printf \'id=%s\\nuploaded=%s\\n\' "$RELEASE_ID" "$uploaded" >"$NEW_DIR.tmp/.apphost-release"',
       'rm -f "$NEW_DIR.tar.gz.tmp"',
       'mv -T "$NEW_DIR.tmp" "$NEW_DIR"',
     ]);
