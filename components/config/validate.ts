@@ -14,7 +14,7 @@ import * as sshpk from "sshpk";
 import { z } from "zod";
 import * as D from "./defaults";
 import { upstreamPort } from "../paths";
-import { chainedParts, parseProcfile, splitChain } from "./procfile";
+import { chainedParts, parseProcfile, type ProcfileEntry, splitChain } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import type { PythonFacts } from "../release/python";
 import * as S from "./schema";
@@ -277,6 +277,40 @@ function withoutNulls(v: unknown): unknown {
   );
 }
 
+/**
+ * A chained Procfile web line, and how to split it: the migration runs once
+ * per release (`runs` says where it is already set, if it is), the other
+ * steps belong in apphost:app.build, the web process is the server alone.
+ */
+function chainProblem(e: ProcfileEntry, parts: string[], whole: string, runs: string | undefined): string {
+  const { migrate, build, server } = splitChain(parts);
+  const [m, b] = [migrate.join(" && "), build.join(" && ")];
+  const head = `line ${e.line}: the web process chains commands ("${e.command}")`;
+  if (migrate.length > 0 && runs !== undefined) {
+    return (
+      `${head}; the migration "${m}" already runs once per release, before traffic moves (${runs}), so drop it from the web line` +
+      (build.length > 0
+        ? `; "${b}" prepares the code, so it belongs in every release on every host (apphost:app.build)`
+        : "") +
+      `; the web process is "web: ${server}" (or apphost:app.processes.web${whole ? `; ${whole}` : ""})`
+    );
+  }
+  if (build.length === 0) {
+    return (
+      `${head}; apphost runs the migration once per release, before traffic moves, so split it: "release: ${m}" and "web: ${server}" in the Procfile, ` +
+      `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${m}"${whole ? ` (${whole})` : ""}`
+    );
+  }
+  return (
+    `${head}; split it: ` +
+    (migrate.length > 0
+      ? `the migration "${m}" runs once per release, before traffic moves ("release: ${m}" in the Procfile, or apphost:database.migrate); `
+      : "") +
+    `"${b}" prepares the code, so it belongs in every release on every host (apphost:app.build); ` +
+    `the web process is "web: ${server}" (or apphost:app.processes.web${whole ? `; ${whole}` : ""})`
+  );
+}
+
 /** The input as the schema reads it, with the app's Procfile standing in for apphost:app.processes. */
 function prepare(raw: Record<string, unknown>, ctx: ParseContext): S.Prepared {
   const input = withoutNulls(raw) as Obj;
@@ -300,32 +334,24 @@ function prepare(raw: Record<string, unknown>, ctx: ParseContext): S.Prepared {
     others.length > 0
       ? `apphost:app.processes replaces the whole Procfile, so list ${others.join(", ")} there too`
       : "";
+  const release = entries.find((e) => e.name === "release")?.command;
+  const migrateKey = isObject(input.database) ? input.database.migrate : undefined;
+  // Where the migration already runs once per release, if it does: the chained copy is only dropped.
+  const runs =
+    typeof migrateKey === "string"
+      ? `apphost:database.migrate, "${migrateKey}"`
+      : release !== undefined
+        ? `the Procfile's release: line, "${release}"`
+        : undefined;
   for (const e of entries.filter((e) => e.name !== "release")) {
     const parts = e.name === "web" ? chainedParts(e.command) : undefined;
-    if (!parts) {
-      processes[e.name] = e.command;
-      continue;
-    }
-    const { migrate, build, server } = splitChain(parts);
-    const [m, b] = [migrate.join(" && "), build.join(" && ")];
-    problems.push(
-      build.length === 0
-        ? `line ${e.line}: the web process chains commands ("${e.command}"); apphost runs the migration once per release, ` +
-            `before traffic moves, so split it: "release: ${m}" and "web: ${server}" in the Procfile, ` +
-            `or set apphost:app.processes.web to "${server}" and apphost:database.migrate to "${m}"${whole ? ` (${whole})` : ""}`
-        : `line ${e.line}: the web process chains commands ("${e.command}"); split it: ` +
-            (migrate.length > 0
-              ? `the migration "${m}" runs once per release, before traffic moves ("release: ${m}" in the Procfile, or apphost:database.migrate); `
-              : "") +
-            `"${b}" prepares the code, so it belongs in every release on every host (apphost:app.build); ` +
-            `the web process is "web: ${server}" (or apphost:app.processes.web${whole ? `; ${whole}` : ""})`,
-    );
+    if (parts) problems.push(chainProblem(e, parts, whole, runs));
+    else processes[e.name] = e.command;
   }
   if (problems.length === 0 && Object.keys(processes).length === 0) {
     problems.push("the Procfile names no process; add a web: line or set apphost:app.processes in the stack");
   }
   if (problems.length === 0) input.app = { ...input.app, processes };
-  const release = entries.find((e) => e.name === "release")?.command;
   return { raw: input, procfile: { where: `${files.dir}/Procfile`, problems, release } };
 }
 

@@ -427,6 +427,39 @@ describe("Procfile", () => {
     );
   });
 
+  it("a chained web line whose migration already runs once per release: drop it, naming where it is set", () => {
+    const microblog =
+      "web: flask db upgrade; flask translate compile; gunicorn microblog:app\nworker: rq worker microblog-tasks\n";
+    assert.deepEqual(
+      configProblems(withKeys(noProcesses(), { "database.migrate": "flask db upgrade" }), {
+        ...baseCtx(),
+        appFiles: files(microblog, { "requirements.txt": "flask\n" }),
+      }),
+      [
+        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade; flask translate compile; gunicorn microblog:app"); ' +
+          'the migration "flask db upgrade" already runs once per release, before traffic moves (apphost:database.migrate, "flask db upgrade"), so drop it from the web line; ' +
+          '"flask translate compile" prepares the code, so it belongs in every release on every host (apphost:app.build); ' +
+          'the web process is "web: gunicorn microblog:app" (or apphost:app.processes.web; apphost:app.processes replaces the whole Procfile, so list worker there too)',
+      ],
+    );
+    assert.deepEqual(
+      configProblems(noProcesses(), {
+        ...baseCtx(),
+        appFiles: files(
+          "release: alembic upgrade head\nweb: alembic upgrade head && uvicorn app:app --port $PORT\n",
+          {
+            "requirements.txt": "fastapi\n",
+          },
+        ),
+      }),
+      [
+        'apphost:app.processes (from ../notes/Procfile): line 2: the web process chains commands ("alembic upgrade head && uvicorn app:app --port $PORT"); ' +
+          `the migration "alembic upgrade head" already runs once per release, before traffic moves (the Procfile's release: line, "alembic upgrade head"), so drop it from the web line; ` +
+          'the web process is "web: uvicorn app:app --port $PORT" (or apphost:app.processes.web)',
+      ],
+    );
+  });
+
   it("a Procfile web line left on its server's default port is refused, naming the Procfile and the option to add", () => {
     assert.deepEqual(
       configProblems(noProcesses(), {
