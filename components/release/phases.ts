@@ -483,11 +483,9 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
 }
 
 /** publish: point instances/<new port> at the release and (re)start the web instance there. */
-export function publishPhase(
-  input: ReleaseInput,
-  dirWord = `${input.layout.releases}/${refsOf(input).id}`,
-): Phase<"publish"> {
+export function publishPhase(input: ReleaseInput): Phase<"publish"> {
   const l = paths(input);
+  const dirWord = `${input.layout.releases}/${refsOf(input).id}`;
   const t = toolsOf(input.tools);
   const refs = refsOf(input);
   const web = webProcess(input.app);
@@ -526,9 +524,10 @@ export function restartUnit(t: { systemctl: string }, unit: string): string {
 /** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
 export function healthGatePhase(
   input: ReleaseInput,
-  dirWord = `${input.layout.releases}/${refsOf(input).id}`,
+  action: "deploy" | "rollback" = "deploy",
 ): Phase<"health-gate"> {
   const l = paths(input);
+  const dirWord = `${input.layout.releases}/${refsOf(input).id}`;
   const t = toolsOf(input.tools);
   const r = input.releases;
   const refs = refsOf(input);
@@ -542,7 +541,7 @@ export function healthGatePhase(
       ]
     : [];
   // After the commit: a worker that does not stay up is a warning (workers_check, release.sh).
-  const checkWorkers = workerUnits(input).length ? ["workers_check"] : [];
+  const checkWorkers = workerUnits(input).length ? [`workers_check ${action}`] : [];
   if (!web) {
     return {
       name: "health-gate",
@@ -722,7 +721,7 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
       ],
     },
     publishPhase(inp),
-    healthGatePhase(inp),
+    healthGatePhase(inp, "rollback"),
     {
       ...finishPhase(inp, "rolled-back"),
       description: `Append "rolled-back" to ${l.releaseLog}. The database is not touched: restoring is explicit (apphost-release restore <file>).`,

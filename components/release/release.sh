@@ -242,11 +242,12 @@ health_hint() {
   esac
 }
 
+# journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).
 journal_tail() {
-  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 40 --no-pager -o cat 2>&1 || true
+  "$JOURNALCTL" -u "$1" --since "@${2:-$PUBLISH_STARTED}" -n 40 --no-pager -o cat 2>&1 || true
 }
 
-# workers_note_restarts <unit>...: right after the deploy restarted the workers, how often systemd has restarted
+# workers_note_restarts <unit>...: right after a deploy, rollback or restore (re)started the workers, how often systemd has restarted
 # each on its own (NRestarts: reset-failed sets it to 0, a restart by hand leaves it), for workers_check. A worker
 # that exits as it starts is restarted after RestartSec (2 s), not before this reads it.
 workers_note_restarts() {
@@ -259,14 +260,16 @@ workers_note_restarts() {
   done
 }
 
-# workers_check: once WORKER_SETTLE_MICROS have passed since their restart (the drain's sleep counts), each worker
-# that is not running, or that systemd has restarted since (it exited: a crash at start, a server it needs that is
-# not there), is named with the last lines of its journal. A warning, not a failure: traffic is on the release
-# already, a worker's failure often lies outside it (its queue's server), and the unit goes on restarting
-# (apphost:alerts reports it when systemd gives up). It never fails: it runs after the release is committed.
+# workers_check <deploy|rollback|restore>: once WORKER_SETTLE_MICROS have passed since their restart (the drain's
+# sleep counts), each worker that is not running, or that systemd has restarted since (it exited: a crash at start, a
+# server it needs that is not there), is named with the last lines of its journal. A warning, not a failure: traffic
+# is on the release (or the restored database) already, a worker's failure often lies outside it (its queue's
+# server), and the unit goes on restarting (apphost:alerts reports it when systemd gives up). It never fails: it
+# runs after the release is committed, or the restore is done.
 workers_check() {
-  local entry unit before now state left times took
+  local action=$1 entry unit before now state left times took live="the release is live"
   if [ "${#WORKER_RESTARTS[@]}" -eq 0 ]; then return 0; fi
+  if [ "$action" = restore ]; then live="the restored database is live"; fi
   micros now
   left=$((WORKERS_RESTARTED_AT + WORKER_SETTLE_MICROS - now))
   if [ "$left" -gt 0 ]; then printf -v left '%d.%06d' $((left / 1000000)) $((left % 1000000)); sleep "$left" || true; fi
@@ -279,7 +282,7 @@ workers_check() {
     times="$((now - before)) times"
     if [ "$((now - before))" = 1 ]; then times=once; fi
     seconds_since took "$WORKERS_RESTARTED_AT"
-    note "warning: the worker $unit is not running ${took}s after this deploy restarted it (${state:-no state}; systemd restarted it $times since): the release is live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit")"
+    note "warning: the worker $unit is not running ${took}s after this $action restarted it (${state:-no state}; systemd restarted it $times since): $live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))")"
   done
 }
 

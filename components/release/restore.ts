@@ -10,6 +10,7 @@
  *   restore   the backup into the live database, integrity-checked before and after
  *   start     the web instance on the same port and the workers
  *   health    poll the health path until 2xx (apphost:releases.healthTimeoutSeconds)
+ *   workers   a worker that does not stay up is a warning (workers_check)
  *
  * Failure loses nothing: `restore_recover` puts the saved copy back when the
  * database was already replaced, then starts what was stopped. The restore
@@ -36,6 +37,8 @@ export function restoreStartCommands(input: ReleaseInput): string[] {
   return [
     ...(web ? [`if [ -n "$RESTORE_PORT" ]; then ${t.systemctl} start "${web}"; fi`] : []),
     ...workers.map((u) => `${t.systemctl} start ${u}`),
+    // For workers_check, after the restore: how often systemd had restarted each, right after the start.
+    ...(workers.length ? [`workers_note_restarts ${workers.join(" ")}`] : []),
     ...(web
       ? [
           `if [ -n "$RESTORE_PORT" ] && ! health_wait "${url}" "${web}" ${timeout}; then die "${web} did not answer 2xx on ${url} within ${timeout}s after the restore (last answer: $HEALTH_LAST)"; fi`,
@@ -77,6 +80,8 @@ export function cmdRestoreCommands(input: ReleaseInput): string[] {
     "RESTORING=0",
     'note "phase restore: ok"',
     'printf "restored=%s\\nsaved=%s\\nport=%s\\n" "$file" "$RESTORE_SAVED" "$RESTORE_PORT" >&3',
+    // A worker that does not stay up on the restored database (a schema its code does not expect): a warning.
+    ...(workers.length ? ["workers_check restore"] : []),
   ];
 }
 

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
 import { EXIT_CODES } from "../../components/release/phases";
+import { parseResult } from "../../components/release/script";
 import { FakeHost, mkTemp, requireTool, writeTestApp } from "./release-harness";
 
 describe("release script: host directories", function () {
@@ -65,7 +66,29 @@ describe("release script: a worker that does not stay up after the deploy restar
     assert.match(r.stderr, /^apphost: phase finish: ok /m);
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), id);
     assert.deepEqual(host.releaseLog().at(-1)?.[3], "deployed");
+  });
+
+  it("a rollback and a restore that (re)start a worker which does not stay up warn the same way, each naming itself", () => {
+    // Still crashing (the test above).
+    let r = host.run(["rollback"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      warning.exec(r.stderr)?.[0] ?? r.stderr,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this rollback restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting\. Last lines of its journal:$/,
+    );
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250101120000-e1e1e1e1");
+    const backup = parseResult(host.run(["backup", "w"]).stdout).backup;
+    r = host.run(["restore", path.basename(backup)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      warning.exec(r.stderr)?.[0] ?? r.stderr,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this restore restarted it \(activating; systemd restarted it 2 times since\): the restored database is live, the worker keeps restarting\. Last lines of its journal:$/,
+    );
+    assert.equal(parseResult(r.stdout).restored, backup, "the restore itself went through");
     host.crashWorkers(false);
+    r = host.run(["restore", path.basename(backup)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, warning, "a worker that runs is no warning");
   });
 });
 

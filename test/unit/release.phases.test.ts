@@ -180,7 +180,7 @@ describe("release phases: the base input", () => {
       "workers_note_restarts apphost-shop-prod-worker.service",
       'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
       "COMMITTED=1",
-      "workers_check",
+      "workers_check deploy",
     ]);
     assert.deepEqual(phase(input, "finish").commands, [
       `release_log "${ID}" "$REVISION" deployed`,
@@ -388,7 +388,7 @@ describe("release phases: one key changed", () => {
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
       "COMMITTED=1",
-      "workers_check",
+      "workers_check deploy",
     ]);
   });
 
@@ -596,6 +596,9 @@ describe("restore of a deployed app (apphost-release restore)", () => {
     const start = at("restore_start");
     assert.ok(verify < lock && lock < stopWorker && stopWorker < stopWeb && stopWeb < save && save < restore);
     assert.ok(restore < start && start < at("RESTORING=0"));
+    // A worker that does not stay up on the restored database: a warning once the restore is done.
+    assert.equal(cmds.at(-1), "workers_check restore");
+    assert.ok(at('note "phase restore: ok"') < at("workers_check restore"));
     assert.ok(
       at("RESTORING=1") < stopWorker && at("UNITS_STOPPED=1") < save && at("DB_REPLACED=1") < restore,
     );
@@ -605,6 +608,7 @@ describe("restore of a deployed app (apphost-release restore)", () => {
     assert.deepEqual(restoreStartCommands(baseInput()), [
       `if [ -n "$RESTORE_PORT" ]; then systemctl start "${web}"; fi`,
       "systemctl start apphost-shop-prod-worker.service",
+      "workers_note_restarts apphost-shop-prod-worker.service",
       `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz within 60s after the restore (last answer: $HEALTH_LAST)"; fi`,
     ]);
   });
@@ -613,6 +617,7 @@ describe("restore of a deployed app (apphost-release restore)", () => {
     const app = { ...baseApp, processes: baseApp.processes.filter((p) => p.kind === "worker") };
     assert.deepEqual(restoreStartCommands(baseInput({ app })), [
       "systemctl start apphost-shop-prod-worker.service",
+      "workers_note_restarts apphost-shop-prod-worker.service",
     ]);
     assert.doesNotMatch(cmdRestoreCommands(baseInput({ app })).join("\n"), /web@/);
   });
