@@ -412,6 +412,22 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   ];
 }
 
+/**
+ * Body of `db_list_backups`: the backups' names on one line, newest first (the
+ * names sort by time), or "none"; for the restore's messages. Lock files, set-aside
+ * databases and partial copies are not listed.
+ */
+export function listBackupsCommands(input: BackupInput): string[] {
+  if (input.database.kind === "none") return ["echo none"];
+  const dir = assertSafePath("backups directory", input.layout.backups);
+  const { stem, ext } = backupNaming(input.database);
+  return [
+    "local names",
+    `names=$(find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' 2>/dev/null | sort -r | tr '\\n' ' ')`,
+    'if [ -z "$names" ]; then echo none; else echo "${names% }"; fi',
+  ];
+}
+
 /** Seconds a backup waits for another one on the same stack to finish. */
 export const BACKUP_LOCK_WAIT_SECONDS = 900;
 
@@ -513,6 +529,7 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_fingerprint", fingerprintCommands(input)),
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),
+    shellFunction("db_list_backups", listBackupsCommands(input)),
     ...(input.s3 && input.database.kind !== "none"
       ? [shellFunction("db_copy_offsite", copyOffsiteCommands(input.s3, input.tools))]
       : []),

@@ -134,7 +134,17 @@ describe("release script: backup and restore", function () {
     assertSameDatabase(host.db, file);
     const missing = host.run(["restore", "nope.db"]);
     assert.equal(missing.status, EXIT_CODES.usage);
-    assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: .*-pre-restore\.db/);
+    // The backups only (not the lock file beside them), newest first: the copy the restore just saved.
+    const listed = /Backups here: (.*)$/m.exec(missing.stderr)?.[1].split(" ") ?? [];
+    assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: /);
+    assert.ok(fs.existsSync(path.join(host.layout.backups, ".lock")), "the backups' lock file is there");
+    assert.equal(listed[0], path.basename(res.saved), missing.stderr);
+    assert.ok(listed.includes(path.basename(file)), missing.stderr);
+    assert.deepEqual(
+      listed.filter((f) => !/^app-\d{8}T\d{6}\.\d{3}Z-.+\.db$/.test(f)),
+      [],
+      `only backups are listed: ${missing.stderr}`,
+    );
   });
 
   it("refuses a corrupt backup without touching the live database", () => {
