@@ -8,6 +8,7 @@
  * What it cannot do is read the host back, so files whose hand edits must
  * show as drift stay `HostFile` (./resources.ts).
  */
+import { createHash } from "crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
@@ -29,7 +30,7 @@ export interface HostStepArgs {
   timeoutMinutes?: number;
   /**
    * Standard input of the create script: how a secret reaches the host. Never
-   * put one in `create`: @pulumi/command quotes the script in its error message.
+   * put one in `create`: the script is in the state and the preview's diff.
    * A change re-runs the script.
    */
   stdin?: pulumi.Input<string>;
@@ -55,6 +56,27 @@ export function hostNeedsOpenSsh(host: { via: { kind: string } }): boolean {
  */
 export function asRoot(script: string): string {
   return `s=; [ "$(id -u)" -eq 0 ] || s='sudo -n'; $s bash -c ${shellQuote(script)}`;
+}
+
+/**
+ * The remote command line that runs, as root (see `asRoot`), the script that
+ * arrives as the first `bytes` bytes of standard input: it is saved to a
+ * temporary file, checked against its SHA-256 (a connection lost mid-way runs
+ * nothing, never a truncated script), and run with the rest of standard input
+ * as its own. The command stays short: @pulumi/command quotes the command
+ * line in its error message (three times in the engine's output), so the
+ * step's own message is what a failed step shows, not the script.
+ */
+export function asRootFromStdin(script: string): string {
+  const bytes = Buffer.byteLength(script, "utf8");
+  const sha = createHash("sha256").update(script, "utf8").digest("hex");
+  const run = [
+    "f=$(mktemp) || exit 1; trap 'rm -f \"$f\"' EXIT",
+    `head -c ${bytes} >"$f"`,
+    `if ! echo "${sha}  $f" | sha256sum --check --status; then echo "apphost: the step's script (${bytes} bytes) did not arrive whole" >&2; exit 1; fi`,
+    'bash "$f"',
+  ].join("; ");
+  return asRoot(run);
 }
 
 /** apphost's connection as @pulumi/command's: the host key is pinned when one is known; a jump host is its `proxy`. */
@@ -115,13 +137,19 @@ export function hostStep(
       opts,
     );
   }
+  const script = described(args.description, args.create);
   return new command.remote.Command(
     name,
     {
       connection: pulumi.secret(pulumi.output(args.connection).apply(commandConnection)),
-      create: asRoot(described(args.description, args.create)),
+      // The script goes in on stdin, ahead of the step's own (a secret's): the command line stays short.
+      create: asRootFromStdin(script),
+      // @pulumi/command gives the delete the same stdin, which the delete script does not read.
       ...(args.delete ? { delete: asRoot(described(`${args.description} (delete)`, args.delete)) } : {}),
-      ...(args.stdin !== undefined ? { stdin: pulumi.secret(args.stdin) } : {}),
+      stdin:
+        args.stdin !== undefined
+          ? pulumi.secret(pulumi.output(args.stdin).apply((secret) => `${script}${secret}`))
+          : script,
       logging: "stderr",
       // Only works with sshd's AcceptEnv, and nothing here reads it.
       addPreviousOutputInEnv: false,

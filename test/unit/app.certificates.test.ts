@@ -102,7 +102,7 @@ describe("App with a Cloudflare origin certificate", function () {
     const certbot = resources.filter((r) => r.type === "command:remote:Command" && r.name === "acme-certbot");
     assert.equal(certbot.length, 1);
     assert.match(
-      String(certbot[0].inputs.create),
+      String(certbot[0].inputs.stdin),
       /--server https:\/\/ca\.internal:9000\/acme\/acme\/directory/,
     );
   });

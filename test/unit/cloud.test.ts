@@ -28,7 +28,7 @@ import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
 import { generatedPassword } from "../../components/computed";
 import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../components/host";
-import { hostStep } from "../../components/remote/command";
+import { asRootFromStdin, hostStep } from "../../components/remote/command";
 import { OriginCertificate, renewalWindow } from "../../components/tls";
 import { DEPLOY_KEY, existingRaw, stackConfig } from "./fixtures";
 import { python3 } from "./python3";
@@ -471,7 +471,23 @@ describe("Host (ec2 through an EC2 Instance Connect Endpoint)", () => {
     assert.equal(await pulumi.isSecret((step as unknown as { stdin: pulumi.Output<string> }).stdin), true);
     const plain = hostStep("ic-plain", { connection: conn, description: "a step", create: "echo hi" });
     await settled(plain);
-    assert.equal(resources.find((r) => r.name === "ic-plain")!.type, "command:remote:Command");
+    const cmd = resources.find((r) => r.name === "ic-plain")!;
+    assert.equal(cmd.type, "command:remote:Command");
+    // The script is its stdin, in plain text (a preview's diff shows it); the command line only runs it.
+    const script = "echo 'apphost: a step' >&2\necho hi";
+    assert.equal(cmd.inputs.stdin, script);
+    assert.equal(cmd.inputs.create, asRootFromStdin(script));
+    // A step's own stdin (a secret) follows the script, and makes the whole of it secret.
+    const withSecret = hostStep("ic-secret", {
+      connection: conn,
+      description: "a step",
+      create: "echo hi",
+      stdin: "s3cret",
+    });
+    await settled(withSecret);
+    const stdin = (withSecret as unknown as { stdin: pulumi.Output<string> }).stdin;
+    assert.equal(await pulumi.isSecret(stdin), true);
+    assert.equal(await valueOf(stdin), `${script}s3cret`);
   });
 });
 

@@ -7,7 +7,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { commandConnection } from "../../components/remote/command";
+import { asRootFromStdin, commandConnection } from "../../components/remote/command";
 import type { SshConnection } from "../../components/remote/connection";
 import {
   jumpKnownHostsLine,
@@ -204,5 +204,43 @@ describe("remote/ssh: the key directories of processes that are gone", () => {
       [own, init, recent, other, path.basename(made)].sort(),
       `removed: ${[dead, oldSsh, oldScan].join(", ")}`,
     );
+  });
+});
+
+describe("remote/command: a host step's script arrives on stdin, the command line stays short", () => {
+  // What @pulumi/command runs: the command line (which its error message quotes) with stdin = script + the step's own stdin.
+  const run = (script: string, stdin: string) =>
+    spawnSync("bash", ["-c", asRootFromStdin(script)], { input: stdin, encoding: "utf8" });
+  const script = 'set -euo pipefail\necho "ran as $0" >&2\nread -r secret\necho "got $secret"\nexit 7\n';
+
+  it("runs the script with the rest of stdin as its own, and keeps its exit status", () => {
+    const cmd = asRootFromStdin(script);
+    assert.ok(cmd.length < 400, cmd);
+    assert.ok(!cmd.includes("read -r secret"), "the script is not in the command line");
+    const r = run(script, `${script}s3cret\n`);
+    assert.equal(r.status, 7, r.stderr);
+    assert.equal(r.stdout, "got s3cret\n");
+    const file = /^ran as (.+)$/m.exec(r.stderr)?.[1] ?? "";
+    assert.ok(file.startsWith(os.tmpdir()), r.stderr);
+    assert.equal(fs.existsSync(file), false, "the script's temporary file is removed");
+  });
+
+  it("runs nothing when the script arrives cut short or changed, and says so", () => {
+    for (const stdin of [script.slice(0, -8), script.replace("exit 7", "exit 0")]) {
+      const r = run(script, stdin);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stdout, "");
+      assert.equal(
+        r.stderr,
+        `apphost: the step's script (${Buffer.byteLength(script)} bytes) did not arrive whole\n`,
+      );
+    }
+  });
+
+  it("counts bytes, not characters", () => {
+    const s = 'echo "café ✓"\n';
+    const r = run(s, s);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "café ✓\n");
   });
 });
