@@ -281,6 +281,13 @@ export function unknownKey(
   notHere: Record<string, string> = {},
 ): string {
   if (notHere[key]) return `${notHere[key]}; remove it`;
+  // A key of the stack's own written inside a section (apphost:app.secretEnv): say where it goes.
+  if (parent && (SECRET_KEYS as readonly string[]).includes(key)) {
+    return `not a key of ${parent}: apphost:${key} is a secret of the stack's own; set it with pulumi config set --secret --path 'apphost:${key}${{ secretEnv: ".NAME", alerts: ".webhook" }[key as string] ?? ""}' <value> (encrypted in the stack file), and remove this one`;
+  }
+  if (parent && (SECTIONS as readonly string[]).includes(key)) {
+    return `not a key of ${parent}: apphost:${key} is a section of the stack's own; move this under apphost:${key}`;
+  }
   const spell = (k: string) => (parent ? k : `apphost:${k}`);
   const near = closest(key, known);
   if (near) return `unknown key; did you mean ${parent ? `"${near}"` : spell(near)}? Rename or remove it`;
@@ -380,6 +387,9 @@ export function typeName(v: unknown): string {
 
 // ---------------------------------------------------------------------------
 // Sections
+
+/** The stack's secret keys: the parser sees only facts about them (is it set, is it encrypted). */
+export const SECRET_KEYS = ["sshPrivateKey", "secretEnv", "jumpPrivateKey", "alerts", "databaseUrl"] as const;
 
 /** The `apphost:<section>` objects, in the order problems are reported. */
 export const SECTIONS = [

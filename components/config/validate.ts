@@ -22,7 +22,7 @@ import { child, isObject, show, type Obj } from "./schema";
 import type { Ec2HostConfig, ExistingHostConfig, HostConfig, LbConfig, StackConfig } from "./types";
 
 /** Top-level keys read outside the pure parser because they hold secrets. */
-export const SECRET_KEYS = ["sshPrivateKey", "secretEnv", "jumpPrivateKey", "alerts", "databaseUrl"] as const;
+export const SECRET_KEYS = S.SECRET_KEYS;
 
 export interface PrivateKeyInfo {
   format: "openssh" | "pem" | "unknown";

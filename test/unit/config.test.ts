@@ -728,6 +728,18 @@ const ROWS: Row[] = [
       'apphost:releases.rollbackTo: expected a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`, got "../x"; ' +
       "set it with: pulumi config set --path 'apphost:releases.rollbackTo' 20250102120000-1a2b3c4d",
   },
+  // A key of the stack's own written inside a section: where it goes.
+  {
+    set: { "app.secretEnv": { DJANGO_SECRET_KEY: "x" } },
+    error:
+      "apphost:app.secretEnv: not a key of apphost:app: apphost:secretEnv is a secret of the stack's own; " +
+      "set it with pulumi config set --secret --path 'apphost:secretEnv.NAME' <value> (encrypted in the stack file), and remove this one",
+  },
+  {
+    set: { "app.database": { kind: "postgres" } },
+    error:
+      "apphost:app.database: not a key of apphost:app: apphost:database is a section of the stack's own; move this under apphost:database",
+  },
   {
     set: { databse: { kind: "sqlite" } },
     error: "apphost:databse: unknown key; did you mean apphost:database? Rename or remove it",
