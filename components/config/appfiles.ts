@@ -48,8 +48,8 @@ function readPackageJson(file: string): "app" | "tooling" | undefined {
   }
 }
 
-/** The files that make an app a Python one: those detection reads, but a .python-version alone does not. */
-const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version");
+/** The files that make an app a Python one: those detection reads, but a .python-version or runtime.txt alone does not. */
+const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version" && f !== "runtime.txt");
 
 /**
  * apphost:app.runtime as the app directory tells it: python for Python's

@@ -30,6 +30,7 @@ import {
   pythonInstallLabel,
   pythonInterpreterCommands,
   pythonVersionCheck,
+  runtimeTxtWarning,
 } from "./python";
 import { renderUpstreamRuleset } from "../render/nftables";
 import { assertSafe, SAFE } from "../shell";
@@ -302,6 +303,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     const cache = `${l.root}/cache`;
     commands.push(
       ...pythonInterpreterCommands(deps, app.python ?? "system", cache),
+      ...runtimeTxtWarning(deps),
       // One venv per lock file and Python version, reused by every release that has both.
       `VENV="${l.venvs}/${refs.requirementsHash}-py$PY_MM"`,
       // The venv belongs to the app user (its packages' code may have changed it): probed and marked as that user, never run as root.

@@ -48,6 +48,12 @@ export interface PythonDeps {
   requiresPythonFrom: string;
   /** uv: the workspace the app is a member of, when its uv.lock is in a parent directory */
   workspace?: UvWorkspace;
+  /**
+   * The version Heroku's runtime.txt names (`python-3.10.2` -> `3.10.2`), when
+   * nothing apphost enforces states one: the install phase warns when the
+   * release's Python differs from it. Absent otherwise.
+   */
+  runtimeTxt?: string;
 }
 
 /**
@@ -94,6 +100,7 @@ export const PYTHON_FILES = [
   "requirements.txt",
   "pyproject.toml",
   ".python-version",
+  "runtime.txt",
 ] as const;
 export type PythonFile = (typeof PYTHON_FILES)[number];
 
@@ -193,11 +200,13 @@ export class PythonDepsError extends Error {}
  */
 export function detectPythonDeps(facts: PythonFacts, requirements?: string): PythonDeps {
   const { spec, from } = requiresPythonOf(facts);
+  const runtimeTxt = spec === "" ? runtimeTxtVersion(facts["runtime.txt"]) : undefined;
   const deps = (manager: PythonManager, manifest: string): PythonDeps => ({
     manager,
     manifest,
     requiresPython: spec,
     requiresPythonFrom: from,
+    ...(runtimeTxt ? { runtimeTxt } : {}),
   });
   if (requirements) return deps("pip", requirements);
   if (facts["uv.lock"] !== undefined) {
@@ -223,6 +232,32 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
 }
 
 // ------------------------------------------------------------ the Python version
+
+/** The version in Heroku's runtime.txt (`python-3.10.2`), or undefined when it names none. */
+export function runtimeTxtVersion(text: string | undefined): string | undefined {
+  const line = text
+    ?.split("\n")
+    .map((l) => l.trim())
+    .find((l) => l !== "");
+  return /^python-(\d+\.\d+(?:\.\d+)?)$/.exec(line ?? "")?.[1];
+}
+
+/**
+ * install phase, once PY_MM is set: a warning when runtime.txt names another
+ * Python than the release's. apphost does not enforce runtime.txt (Heroku's
+ * file, often a stale exact pin): it says how to pin a version it does enforce.
+ */
+export function runtimeTxtWarning(deps: PythonDeps): string[] {
+  if (!deps.runtimeTxt) return [];
+  const mm = deps.runtimeTxt.split(".").slice(0, 2).join(".");
+  return [
+    `if [ "$PY_MM" != ${q(mm)} ]; then note ${q(
+      `warning: runtime.txt names Python ${deps.runtimeTxt} and this release runs Python `,
+    )}"$PY_MM"${q(
+      `: apphost does not enforce runtime.txt (Heroku's file); to pin a version, write it in .python-version or pyproject.toml's requires-python (apphost:app.python managed installs it), or remove runtime.txt`,
+    )}; fi`,
+  ];
+}
 
 /**
  * The Python requirement from `[project] requires-python`, else Poetry's

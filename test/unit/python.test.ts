@@ -23,6 +23,8 @@ import {
   pythonInterpreterCommands,
   pythonVersionCheck,
   requiresPythonOf,
+  runtimeTxtVersion,
+  runtimeTxtWarning,
   SPEC_CHECK_PY,
   tomlString,
   UV_VERSION,
@@ -140,6 +142,50 @@ describe("python: the version the app needs", () => {
       spec: "",
       from: "",
     });
+  });
+
+  it("runtime.txt (Heroku's) is read for a warning only, and only when nothing apphost enforces names a version", () => {
+    assert.deepEqual(
+      ["python-3.10.2\n", "\n python-3.12 \n", "3.10.2", "python-3", "ruby-3.2.0", undefined].map(
+        runtimeTxtVersion,
+      ),
+      ["3.10.2", "3.12", undefined, undefined, undefined, undefined],
+    );
+    const heroku = { "requirements.txt": "django\n", "runtime.txt": "python-3.10.2\n" };
+    assert.deepEqual(detectPythonDeps(heroku), {
+      manager: "pip",
+      manifest: "requirements.txt",
+      requiresPython: "",
+      requiresPythonFrom: "",
+      runtimeTxt: "3.10.2",
+    });
+    // A version apphost enforces wins: runtime.txt is then not mentioned at all.
+    assert.equal(detectPythonDeps({ ...heroku, ".python-version": "3.11\n" }).runtimeTxt, undefined);
+    assert.equal(detectPythonDeps({ "requirements.txt": "django\n" }).runtimeTxt, undefined);
+    assert.deepEqual(runtimeTxtWarning(detectPythonDeps({ "requirements.txt": "" })), []);
+    // Neither makes an app a Python one.
+    assert.deepEqual(
+      detectRuntime({ dir: "../shop", python: { "runtime.txt": "python-3.12\n" }, packageJson: "app" }),
+      { runtime: "node" },
+    );
+  });
+
+  it("the install phase warns when the release's Python is not runtime.txt's (major.minor), and says how to pin one", () => {
+    const lines = runtimeTxtWarning({ ...pythonDepsOf({}), runtimeTxt: "3.10.2" });
+    const run = (mm: string) =>
+      spawnSync("bash", ["-c", `note() { echo "apphost: $*" >&2; }; PY_MM=${mm}\n${lines.join("\n")}`], {
+        encoding: "utf8",
+      });
+    const warned = run("3.11");
+    assert.equal(warned.status, 0);
+    assert.equal(
+      warned.stderr,
+      "apphost: warning: runtime.txt names Python 3.10.2 and this release runs Python 3.11: apphost does not enforce runtime.txt (Heroku's file); " +
+        "to pin a version, write it in .python-version or pyproject.toml's requires-python (apphost:app.python managed installs it), or remove runtime.txt\n",
+    );
+    assert.equal(run("3.10").stderr, "");
+    const checked = shellcheckSync(["note() { :; }", "PY_MM=3.11", ...lines].join("\n"), ["-s", "bash"]);
+    assert.equal(checked.status, 0, checked.output);
   });
 
   it("reads only the named table's key (not one in another table or an array of tables)", () => {
