@@ -251,6 +251,12 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
         none.stderr,
         new RegExp(`restore: which backup\\? Backups here: .*${path.basename(backup)}`),
       );
+      assert.doesNotMatch(
+        none.stderr,
+        /apphost-release \[--owner NAME\]/,
+        "the host script's usage line is left out",
+      );
+      assert.match(none.stderr, new RegExp(`usage: npm run restore -- --stack ${STACK} --backup <file>`));
       const missing = await runCliWith(["--backup", "app-20000101T000000.000Z-nope.db"]);
       assert.equal(missing.code, 2, missing.stderr);
       assert.match(missing.stderr, /restore: there is no backup .*nope\.db/);
