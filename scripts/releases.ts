@@ -126,13 +126,24 @@ export function renderReleases(v: ReleasesView): string[] {
     lines.push(
       ...table(
         ["JOB", "ON CALENDAR", "LAST RUN", "RESULT", "NEXT RUN"],
-        v.schedules.map((s) => [
-          s.name,
-          s.onCalendar,
-          s.lastRun || "never",
-          s.lastRun ? (s.result === "success" ? "success" : `${s.result} (exit ${s.status})`) : "-",
-          s.nextRun || "timer not active",
-        ]),
+        v.schedules.map((s) =>
+          s.runningSince
+            ? // A run going on: systemd keeps no last result, nor the next run, until it ends.
+              [
+                s.name,
+                s.onCalendar,
+                `running now (started ${s.runningSince})`,
+                "-",
+                s.nextRun || "after this run",
+              ]
+            : [
+                s.name,
+                s.onCalendar,
+                s.lastRun || "never",
+                s.lastRun ? (s.result === "success" ? "success" : `${s.result} (exit ${s.status})`) : "-",
+                s.nextRun || "timer not active",
+              ],
+        ),
       ),
     );
   }
@@ -198,7 +209,14 @@ async function main(): Promise<number> {
       });
       const byName = new Map(parseScheduleStatus(res.stdout).map((s) => [s.name, s]));
       schedules = jobs.map((j) => ({
-        ...(byName.get(j.name) ?? { name: j.name, lastRun: "", result: "", status: "", nextRun: "" }),
+        ...(byName.get(j.name) ?? {
+          name: j.name,
+          lastRun: "",
+          result: "",
+          status: "",
+          nextRun: "",
+          runningSince: "",
+        }),
         onCalendar: j.onCalendar,
       }));
     }

@@ -211,6 +211,11 @@ export interface ScheduleStatus {
   status: string;
   /** Next run, "" when the timer is not active */
   nextRun: string;
+  /**
+   * When the run going on now started ("" when none is): systemd then keeps no
+   * last result, and no next run until it ends.
+   */
+  runningSince: string;
 }
 
 /**
@@ -224,7 +229,7 @@ export function scheduleStatusScript(layout: HostLayout, schedules: Pick<Schedul
     const u = scheduleUnitNames(layout, s.name);
     lines.push(
       `printf 'job\\t%s\\n' ${q(s.name)}`,
-      `systemctl show -p ExecMainExitTimestamp -p Result -p ExecMainStatus -- ${q(u.service)} | sed 's/^/service\\t/'`,
+      `systemctl show -p ExecMainExitTimestamp -p Result -p ExecMainStatus -p ActiveState -p ExecMainStartTimestamp -- ${q(u.service)} | sed 's/^/service\\t/'`,
       `systemctl show -p NextElapseUSecRealtime -p ActiveState -- ${q(u.timer)} | sed 's/^/timer\\t/'`,
     );
   }
@@ -241,12 +246,15 @@ export function parseScheduleStatus(text: string): ScheduleStatus[] {
       props["service.ExecMainExitTimestamp"] !== "n/a";
     const active = props["timer.ActiveState"] === "active";
     const next = props["timer.NextElapseUSecRealtime"] ?? "";
+    const running = ["activating", "active", "deactivating"].includes(props["service.ActiveState"] ?? "");
+    const since = props["service.ExecMainStartTimestamp"] ?? "";
     out.push({
       name,
-      lastRun: ran ? props["service.ExecMainExitTimestamp"] : "",
-      result: ran ? (props["service.Result"] ?? "") : "",
-      status: ran ? (props["service.ExecMainStatus"] ?? "") : "",
-      nextRun: active && next !== "n/a" ? next : "",
+      lastRun: ran && !running ? props["service.ExecMainExitTimestamp"] : "",
+      result: ran && !running ? (props["service.Result"] ?? "") : "",
+      status: ran && !running ? (props["service.ExecMainStatus"] ?? "") : "",
+      nextRun: active && next !== "" && next !== "n/a" ? next : "",
+      runningSince: running ? (since !== "" && since !== "n/a" ? since : "just now") : "",
     });
     for (const k of Object.keys(props)) delete props[k];
   };

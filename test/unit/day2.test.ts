@@ -374,7 +374,7 @@ describe("day-2 alerts: the script posts one message, the URL stays in its file"
 });
 
 describe("day-2: scheduled jobs in npm run releases", () => {
-  it("reads the host's lines and prints a table: never run, success, failure, inactive timer", () => {
+  it("reads the host's lines and prints a table: never run, success, failure, inactive timer, a run going on", () => {
     const rows = parseScheduleStatus(
       [
         "job\tcleanup",
@@ -395,6 +395,15 @@ describe("day-2: scheduled jobs in npm run releases", () => {
         "service\tExecMainExitTimestamp=Mon 2026-11-30 22:00:00 UTC",
         "timer\tNextElapseUSecRealtime=",
         "timer\tActiveState=inactive",
+        // A run going on: systemd has reset the last exit and the timer's next elapse.
+        "job\ttick",
+        "service\tResult=success",
+        "service\tExecMainStatus=0",
+        "service\tExecMainExitTimestamp=",
+        "service\tActiveState=activating",
+        "service\tExecMainStartTimestamp=Mon 2026-11-30 23:00:30 UTC",
+        "timer\tNextElapseUSecRealtime=",
+        "timer\tActiveState=active",
         "",
       ].join("\n"),
     );
@@ -404,6 +413,15 @@ describe("day-2: scheduled jobs in npm run releases", () => {
       result: "",
       status: "",
       nextRun: "Tue 2026-12-01 09:00:00 UTC",
+      runningSince: "",
+    });
+    assert.deepEqual(rows[3], {
+      name: "tick",
+      lastRun: "",
+      result: "",
+      status: "",
+      nextRun: "",
+      runningSince: "Mon 2026-11-30 23:00:30 UTC",
     });
     const lines = renderReleases({
       stack: "prod",
@@ -417,11 +435,12 @@ describe("day-2: scheduled jobs in npm run releases", () => {
     });
     const at = lines.indexOf("scheduled jobs (each run uses the live release):");
     assert.ok(at > 0, lines.join("\n"));
-    assert.deepEqual(lines.slice(at + 1, at + 5), [
-      "  JOB      ON CALENDAR  LAST RUN                     RESULT              NEXT RUN",
-      "  cleanup  hourly       Mon 2026-11-30 23:00:10 UTC  success             Mon 2026-11-30 23:00:20 UTC",
-      "  report   hourly       never                        -                   Tue 2026-12-01 09:00:00 UTC",
-      "  purge    hourly       Mon 2026-11-30 22:00:00 UTC  exit-code (exit 3)  timer not active",
+    assert.deepEqual(lines.slice(at + 1, at + 6), [
+      "  JOB      ON CALENDAR  LAST RUN                                           RESULT              NEXT RUN",
+      "  cleanup  hourly       Mon 2026-11-30 23:00:10 UTC                        success             Mon 2026-11-30 23:00:20 UTC",
+      "  report   hourly       never                                              -                   Tue 2026-12-01 09:00:00 UTC",
+      "  purge    hourly       Mon 2026-11-30 22:00:00 UTC                        exit-code (exit 3)  timer not active",
+      "  tick     hourly       running now (started Mon 2026-11-30 23:00:30 UTC)  -                   after this run",
     ]);
   });
 });
