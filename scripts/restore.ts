@@ -40,18 +40,6 @@ export function parseRestoreArgs(argv: string[]): OpsArgs {
   return args;
 }
 
-/**
- * The host's stderr without apphost-release's own usage line (`usage: <script>
- * [--owner NAME] deploy ...`): after a usage error the reader of `npm run restore`
- * gets this command's usage instead, and the script's would name verbs they never type.
- */
-export function withoutScriptUsage(stderr: string, scriptPath: string): string {
-  return stderr
-    .split("\n")
-    .filter((line) => !line.startsWith(`usage: ${scriptPath} `))
-    .join("\n");
-}
-
 /** The remote command: `exec <script> --owner=<who> restore [<backup>]`. */
 export function restoreCommand(scriptPath: string, owner: string, backup?: string): string {
   return ["exec", scriptPath, `--owner=${owner}`, "restore", ...(backup ? [backup] : [])]
@@ -87,9 +75,7 @@ async function main(): Promise<number> {
     allowFailure: true,
   }).catch((e: unknown) => e as Error);
   if (res instanceof Error) return cannot("the host", res);
-  process.stderr.write(
-    res.code === EXIT_CODES.usage ? withoutScriptUsage(res.stderr, releaseScriptPath(layout)) : res.stderr,
-  );
+  process.stderr.write(res.stderr);
   if (res.code === 0) {
     console.log(summaryLine(args.stack, parseResult(res.stdout)));
     return 0;

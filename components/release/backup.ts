@@ -384,6 +384,15 @@ export function fixOwnerCommands(input: BackupInput): string[] {
 }
 
 /**
+ * The pipeline that prints the names of the backups in `dir`, one a line,
+ * newest first (their names sort by time): what pruning counts and the
+ * restore lists. Lock files, set-aside databases and partial copies are not backups.
+ */
+function backupNamesNewestFirst(dir: string, stem: string, ext: string): string {
+  return `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r`;
+}
+
+/**
  * Body of `db_prune_backups`: keep the `backups.keep` newest backups, the one
  * taken before the live release's migration, and every `pre-<id>` of a
  * release newer than the live one (a deploy under way, or one that failed and
@@ -404,7 +413,7 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
     // migration turns out wrong: never pruned, however many scheduled backups came after it.
     `if [ -L ${current} ]; then cur=$(basename "$(readlink ${current})"); fi`,
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' | sort -r | tail -n +${backups.keep + 1} | while IFS= read -r old; do`,
+    `${backupNamesNewestFirst(dir, stem, ext)} | tail -n +${backups.keep + 1} | while IFS= read -r old; do`,
     `  if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi`,
     `  if [[ "$old" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.${ext}$ ]] && ! [[ "\${BASH_REMATCH[1]}" < "$cur" ]]; then continue; fi`,
     `  rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"`,
@@ -412,18 +421,15 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   ];
 }
 
-/**
- * Body of `db_list_backups`: the backups' names on one line, newest first (the
- * names sort by time), or "none"; for the restore's messages. Lock files, set-aside
- * databases and partial copies are not listed.
- */
+/** Body of `db_list_backups`: the backups' names on one line, newest first, or "none"; for the restore's messages. */
 export function listBackupsCommands(input: BackupInput): string[] {
   if (input.database.kind === "none") return ["echo none"];
   const dir = assertSafePath("backups directory", input.layout.backups);
   const { stem, ext } = backupNaming(input.database);
   return [
     "local names",
-    `names=$(find ${dir} -maxdepth 1 -type f -name '${stem}-*.${ext}' -printf '%f\\n' 2>/dev/null | sort -r | tr '\\n' ' ')`,
+    `if [ ! -d ${dir} ]; then echo none; return 0; fi`,
+    `names=$(${backupNamesNewestFirst(dir, stem, ext)} | tr '\\n' ' ')`,
     'if [ -z "$names" ]; then echo none; else echo "${names% }"; fi',
   ];
 }

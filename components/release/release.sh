@@ -56,6 +56,13 @@ fail() {
   die "$@"
 }
 
+# refuse <message>: a value the command cannot take (a restore of a backup that is not there): exit 2, the
+# message only. usage_error is for a command line that does not parse, and adds the usage line.
+refuse() {
+  printf "apphost: %s\n" "$1" >&2
+  exit "$EXIT_USAGE"
+}
+
 usage_error() {
   printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
   exit "$EXIT_USAGE"

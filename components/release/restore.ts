@@ -54,10 +54,10 @@ export function cmdRestoreCommands(input: ReleaseInput): string[] {
   const stopped = [...workers, ...(web ? [web] : [])];
   return [
     "local file=${1:-}",
-    'if [ -z "$file" ]; then usage_error "restore: which backup? Backups here: $(db_list_backups)"; fi',
+    'if [ -z "$file" ]; then refuse "restore: which backup? Backups here: $(db_list_backups)"; fi',
     'case "$file" in /*) ;; *) file=$BACKUPS/$file ;; esac',
-    `if [[ ! "$file" =~ ^[A-Za-z0-9_./@%+=:,-]+$ ]]; then usage_error "restore: \\"$file\\" has characters a backup name never has"; fi`,
-    'if [ ! -f "$file" ]; then usage_error "restore: there is no backup $file. Backups here: $(db_list_backups)"; fi',
+    `if [[ ! "$file" =~ ^[A-Za-z0-9_./@%+=:,-]+$ ]]; then refuse "restore: \\"$file\\" has characters a backup name never has"; fi`,
+    'if [ ! -f "$file" ]; then refuse "restore: there is no backup $file. Backups here: $(db_list_backups)"; fi',
     `PHASE=restore PHASE_CODE=${EXIT_CODES.restore}`,
     'note "phase restore: start"',
     'db_verify_backup "$file"',

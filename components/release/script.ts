@@ -243,7 +243,7 @@ __STATE__`;
     ...(input.database.kind === "none"
       ? [
           shellFunction("cmd_restore", [
-            'usage_error "restore: apphost:database.kind is none; there is no database to restore"',
+            'refuse "restore: apphost:database.kind is none; there is no database to restore"',
           ]),
         ]
       : [

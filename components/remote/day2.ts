@@ -248,11 +248,13 @@ export function parseScheduleStatus(text: string): ScheduleStatus[] {
     const next = props["timer.NextElapseUSecRealtime"] ?? "";
     const running = ["activating", "active", "deactivating"].includes(props["service.ActiveState"] ?? "");
     const since = props["service.ExecMainStartTimestamp"] ?? "";
+    // While a run goes on, the last run's result is gone (systemd reset it when this one started).
+    const last = ran && !running;
     out.push({
       name,
-      lastRun: ran && !running ? props["service.ExecMainExitTimestamp"] : "",
-      result: ran && !running ? (props["service.Result"] ?? "") : "",
-      status: ran && !running ? (props["service.ExecMainStatus"] ?? "") : "",
+      lastRun: last ? props["service.ExecMainExitTimestamp"] : "",
+      result: last ? (props["service.Result"] ?? "") : "",
+      status: last ? (props["service.ExecMainStatus"] ?? "") : "",
       nextRun: active && next !== "" && next !== "n/a" ? next : "",
       runningSince: running ? (since !== "" && since !== "n/a" ? since : "just now") : "",
     });

@@ -16,7 +16,7 @@ import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
 import { deployedFromOutputs, pickHost, stackConfigFromMap } from "../../scripts/lib/ops";
 import { DEPLOY_KEY } from "./fixtures";
 import { historyRows, liveLine, parseReleasesArgs, renderReleases } from "../../scripts/releases";
-import { parseRestoreArgs, restoreCommand, summaryLine, withoutScriptUsage } from "../../scripts/restore";
+import { parseRestoreArgs, restoreCommand, summaryLine } from "../../scripts/restore";
 
 const SAMPLES = path.join(__dirname, "samples", "ops");
 const configMap = (): auto.ConfigMap =>
@@ -327,20 +327,6 @@ describe("ops: restore", () => {
       restoreCommand("/srv/sample-prod/bin/apphost-release", "ana@npm-run-restore"),
       "exec /srv/sample-prod/bin/apphost-release --owner=ana@npm-run-restore restore",
     );
-  });
-
-  it("after a usage error, the host script's usage line is left out (this command prints its own)", () => {
-    const script = "/srv/sample-prod/bin/apphost-release";
-    const stderr =
-      "apphost: restore: which backup? Backups here: app-b-pre-restore.db app-a-scheduled.db\n" +
-      `usage: ${script} [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>]\n`;
-    assert.equal(
-      withoutScriptUsage(stderr, script),
-      "apphost: restore: which backup? Backups here: app-b-pre-restore.db app-a-scheduled.db\n",
-    );
-    // Another script's line, or the word in a message, stays.
-    const other = "usage: /srv/other-prod/bin/apphost-release restore <file>\napphost: a usage: note\n";
-    assert.equal(withoutScriptUsage(other, script), other);
   });
 
   it("its last line says what was restored, where the replaced database is, and that the app is healthy", () => {

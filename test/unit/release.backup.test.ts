@@ -137,6 +137,12 @@ describe("release script: backup and restore", function () {
     // The backups only (not the lock file beside them), newest first: the copy the restore just saved.
     const listed = /Backups here: (.*)$/m.exec(missing.stderr)?.[1].split(" ") ?? [];
     assert.match(missing.stderr, /restore: there is no backup .*nope\.db\. Backups here: /);
+    // A value refused, not a command line that does not parse: the message only, no usage line
+    // (npm run restore prints its own after it).
+    assert.equal(
+      missing.stderr,
+      `apphost: restore: there is no backup ${host.layout.backups}/nope.db. Backups here: ${listed.join(" ")}\n`,
+    );
     assert.ok(fs.existsSync(path.join(host.layout.backups, ".lock")), "the backups' lock file is there");
     assert.equal(listed[0], path.basename(res.saved), missing.stderr);
     assert.ok(listed.includes(path.basename(file)), missing.stderr);
