@@ -38,14 +38,15 @@ fail_any() {
   fi
 }
 
-# units: every unit in UNITS is active, and so is each template of WEB_TEMPLATES on the port in
+# units: every unit in UNITS is active (PROCESS_UNITS: those of them a release starts), and so is each
+# template of WEB_TEMPLATES on the port in
 # ACTIVE_PORT_FILE; with UPSTREAM_TABLE, the stack's nftables rule leads UPSTREAM_PORT (the port the
 # proxy connects to) to that port, and its guard resets connections to the two web ports (UPSTREAM_PORT
 # - 2 and - 1) from beyond loopback (UPSTREAM_UNIT loads both). Without the guard, the instance must
 # listen on loopback only (ss).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_units() {
-  local units=("${UNITS[@]}") port="" template unit state rules guard="" open bad=()
+  local units=("${UNITS[@]}") port="" template unit state rules guard="" open bad=() processes_down=""
   if ((${#WEB_TEMPLATES[@]} > 0)); then
     port=$(cat -- "$ACTIVE_PORT_FILE" 2>/dev/null) || fail "cannot read the active web port from $ACTIVE_PORT_FILE"
     [[ $port =~ ^[0-9]+$ ]] || fail "active web port in $ACTIVE_PORT_FILE is not a number: $port"
@@ -54,7 +55,9 @@ check_units() {
   command -v systemctl >/dev/null || fail "systemctl not found"
   for unit in "${units[@]}"; do
     state=$(systemctl is-active -- "$unit" 2>/dev/null) || true
-    [[ $state == active ]] || bad+=("$unit is ${state:-unknown}")
+    [[ $state == active ]] && continue
+    bad+=("$unit is ${state:-unknown}")
+    if [[ " ${PROCESS_UNITS[*]} " == *" $unit "* || (-n $port && $unit == *"@$port.service") ]]; then processes_down=1; fi
   done
   if [[ -n $UPSTREAM_TABLE ]]; then
     if ! command -v nft >/dev/null; then
@@ -76,6 +79,10 @@ check_units() {
     if [[ -n $open ]]; then
       bad+=("the web instance listens on $open, beyond 127.0.0.1${UPSTREAM_TABLE:+, and the guard that resets connections to it from elsewhere (nftables table inet $UPSTREAM_TABLE) is not loaded}: it answers past the proxy (no TLS, no maintenance page) wherever the host's firewall lets port $port in; ${UPSTREAM_TABLE:+systemctl restart $UPSTREAM_UNIT, or }bind it to 127.0.0.1 (--host 127.0.0.1, --bind 127.0.0.1:\$PORT)")
     fi
+  fi
+  # A process a release starts: one given up by systemd stays down until something starts it again.
+  if [[ $processes_down ]]; then
+    bad+=("once the cause is fixed (npm run logs shows the journal), pulumi up --refresh publishes the live release again, which starts them")
   fi
   fail_any "${bad[@]}"
 }

@@ -67,6 +67,8 @@ export interface DoctorResult {
 export interface DoctorInput {
   /** systemd units that must be `active`, e.g. `apphost-shop-prod-worker.service`, `caddy.service` */
   units: string[];
+  /** Those of `units` a release (re)starts: the workers. A FAIL that names one says how to start it again */
+  processUnits: string[];
   /**
    * Web processes run as template units with two alternating instances; only
    * the one on the port the proxy uses is expected to be active.
@@ -244,6 +246,7 @@ export function doctorInputFromConfig(
       ...(webs.length > 0 ? [upstreamUnitName(layout)] : []),
       ...workers.map((p) => unitName(layout, p.name, "worker")),
     ],
+    processUnits: workers.map((p) => unitName(layout, p.name, "worker")),
     web:
       webs.length > 0
         ? {
@@ -340,6 +343,7 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
     command: ["check_units"],
     values: {
       UNITS: input.units,
+      PROCESS_UNITS: input.processUnits,
       WEB_TEMPLATES: web?.templates ?? [],
       ACTIVE_PORT_FILE: web?.activePortFile ?? "",
       UPSTREAM_TABLE: up?.table ?? "",

@@ -289,7 +289,7 @@ workers_check() {
     times="$((now - before)) times"
     if [ "$((now - before))" = 1 ]; then times=once; fi
     seconds_since took "$WORKERS_RESTARTED_AT"
-    note "warning: the worker $unit is not running ${took}s after this $action restarted it (${state:-no state}; systemd restarted it $times since): $live, the worker keeps restarting. Last lines of its journal:"$'\n'"$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))")"
+    note "warning: the worker $unit is not running ${took}s after this $action restarted it (${state:-no state}; systemd restarted it $times since): $live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again. Last lines of its journal:"$'\n'"$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))")"
   done
 }
 
@@ -563,14 +563,19 @@ cmd_rollback() {
 }
 
 cmd_status() {
-  local cur port
+  local cur port unit workers=()
   cur=$(current_id)
   printf "current=%s\n" "$cur"
   printf "active_port=%s\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"
-  # The live web instance's unit state: a host whose app was stopped by hand shows as such (a refresh sees it).
+  # The live web instance's unit state, and each worker's as <unit>:<state>: a host whose app was stopped by
+  # hand, or given up by systemd, shows as such (a refresh sees it, and the next up publishes the release again).
   if [ -n "$WEB_UNIT" ]; then
     port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)
-    if [ -n "$port" ]; then printf "web=%s\n" "$(systemctl is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)"; else printf "web=\n"; fi
+    if [ -n "$port" ]; then printf "web=%s\n" "$("$SYSTEMCTL" is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)"; else printf "web=\n"; fi
+  fi
+  if [ -n "$WORKER_UNITS" ]; then
+    for unit in $WORKER_UNITS; do workers+=("$unit:$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)"); done
+    printf "workers=%s\n" "${workers[*]}"
   fi
   printf "previous=%s\n" "$(previous_release "$cur")"
   printf "releases=%s\n" "$(release_ids | tr "\n" " " | sed "s/ $//")"

@@ -37,6 +37,7 @@ import {
   mirrorPhases,
   rollbackPhases,
   upstreamRuleset,
+  workerUnits,
   type Phase,
   type ReleaseInput,
   webProcess,
@@ -191,6 +192,7 @@ readonly APP_ID=${q(l.id)}
 readonly UNIT_PREFIX=${q(l.unitPrefix)}
 readonly NFT_TABLE=${q(l.nftTable)}
 readonly WEB_UNIT=${q(web ? unitName(l, web, "web") : "")}
+readonly WORKER_UNITS=${q(workerUnits(input).join(" "))}
 readonly S3_COPY=${input.s3 && input.database.kind !== "none" ? 1 : 0}
 readonly REQUIRE_ROOT=${t.requireRoot ? 1 : 0}
 readonly SYSTEMCTL=${q(t.systemctl)}

@@ -30,7 +30,7 @@
 import type { SshConnection } from "./connection";
 
 /** Bump when a dynamic provider's read, update or delete changes behaviour. */
-export const PROVIDER_VERSION = 2;
+export const PROVIDER_VERSION = 3;
 
 const REGISTRY = "__apphostCurrentConnections";
 

@@ -134,6 +134,26 @@ export function parseKv(stdout: string): Record<string, string> {
 }
 
 /**
+ * What a host serves, from `apphost-release status`: the current release, or `none`. A release whose web
+ * instance is down, or a worker of which is stopped or given up by systemd (`failed`: it crash-looped), is
+ * not served as declared: `<id> (web inactive)`, `<id> (worker apphost-shop-prod-worker.service failed)`
+ * differs from the release id, so a refresh shows it as drift and the next `up` publishes the same release
+ * again (a release resets and restarts every unit). A worker still restarting (`activating`) is not drift.
+ */
+export function liveOf(status: Record<string, string>): string {
+  const current = status.current || "none";
+  if (current === "none") return current;
+  const down: string[] = [];
+  if (status.web !== undefined && status.web !== "active") down.push(`web ${status.web || "unknown"}`);
+  for (const entry of (status.workers ?? "").split(" ").filter(Boolean)) {
+    const i = entry.lastIndexOf(":");
+    const [unit, state] = [entry.slice(0, i), entry.slice(i + 1)];
+    if (state === "failed" || state === "inactive") down.push(`worker ${unit} ${state}`);
+  }
+  return down.length ? `${current} (${down.join(", ")})` : current;
+}
+
+/**
  * The error of a failed `apphost-release deploy|rollback`: which phase failed
  * and why (its `apphost: phase <name> failed: <reason>` line, else its exit
  * status), then the tail of the script's output. A plain Error: Pulumi
@@ -411,8 +431,7 @@ export const releaseProvider: pulumi.dynamic.ResourceProvider = {
     if (res.code === 255) {
       throw new Error(`release status: ${sshFailure(conn, res.stderr)}\n${res.stderr.trim()}`);
     }
-    const live = res.code === 0 ? parseKv(res.stdout).current || "none" : "none";
-    return { id, props: { ...props, live } };
+    return { id, props: { ...props, live: liveOf(res.code === 0 ? parseKv(res.stdout) : {}) } };
   },
 
   // Nothing to do: the app component's teardown removes /srv/<id> with every release.

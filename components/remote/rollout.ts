@@ -22,7 +22,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "./connection";
 import { connectionChanged, currentConnection, PROVIDER_VERSION } from "./follow";
-import { deploy, newReleaseId, parseKv, rollback, type PhaseTime, type ReleaseInputs } from "./release";
+import {
+  deploy,
+  liveOf,
+  newReleaseId,
+  parseKv,
+  rollback,
+  type PhaseTime,
+  type ReleaseInputs,
+} from "./release";
 import { redact, runRemote, shellQuote, sshFailure } from "./ssh";
 
 /** One app host of the roll. */
@@ -340,12 +348,9 @@ export const rolloutProvider: pulumi.dynamic.ResourceProvider = {
       });
       if (res.code === 255)
         throw new Error(`release status on ${host.name}: ${sshFailure(conn, res.stderr)}`);
-      const kv = res.code === 0 ? parseKv(res.stdout) : {};
-      const current = kv.current || "none";
-      // A live release whose web instance is down (stopped by hand, or given up by systemd) is not served:
-      // the next `up --refresh` deploys it to that host again.
-      const down = current !== "none" && kv.web !== undefined && kv.web !== "active";
-      live.push({ name: host.name, live: down ? `${current} (web ${kv.web || "unknown"})` : current });
+      // A release whose web instance or a worker is down is not served: the next `up --refresh` deploys it
+      // to that host again.
+      live.push({ name: host.name, live: liveOf(res.code === 0 ? parseKv(res.stdout) : {}) });
     }
     return { id, props: { ...props, live } };
   },

@@ -467,7 +467,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     // The deploy went through, and pulumi up shows the worker that did not stay up, with its journal.
     assert.match(
       res.stdout,
-      /apphost: warning: the worker apphost-greeter-local-po-queue\.service is not running \d+\.\ds after this deploy restarted it \((activating|failed); systemd restarted it (once|\d+ times) since\): the release is live, the worker keeps restarting\. Last lines of its journal:\n(.*\n)*.*queue: no server at localhost:6379/,
+      /apphost: warning: the worker apphost-greeter-local-po-queue\.service is not running \d+\.\ds after this deploy restarted it \((activating|failed); systemd restarted it (once|\d+ times) since\): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again\. Last lines of its journal:\n(.*\n)*.*queue: no server at localhost:6379/,
     );
     const lock = fs.readFileSync(path.join(ROOT, "examples", "flask-poetry", "poetry.lock"), "utf8");
     const flask = /\[\[package\]\]\nname = "flask"\nversion = "([^"]+)"/.exec(lock)?.[1];

@@ -159,9 +159,27 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
         const lines = checkLines(res.stdout);
         assert.deepEqual(
           lines.filter((l) => l.startsWith("FAIL")),
-          [`FAIL units: apphost-${ID}-worker.service is inactive`],
+          [
+            `FAIL units: apphost-${ID}-worker.service is inactive; once the cause is fixed (npm run logs shows the journal), ` +
+              "pulumi up --refresh publishes the live release again, which starts them",
+          ],
         );
         assert.match(res.stdout, /^doctor: 8 checks: 7 pass, 1 fail, 0 skip$/m);
+        // A stopped worker is drift: the release is not served as declared, and `up --refresh` starts it again.
+        const drift = await cli("drift");
+        assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+        assert.match(
+          drift.stdout,
+          /^ {2}changed: app-release \(Release, pulumi-nodejs:dynamic\/apphost:Release\)/m,
+        );
+        const up = await stack.up({ refresh: true, onOutput: log, configFile: stack.configFile });
+        assert.equal(up.summary.result, "succeeded");
+        assert.equal(String(up.outputs.releaseId.value), releaseId, "the same release, published again");
+        assert.equal(
+          onHost(`systemctl is-active apphost-${ID}-worker.service`, { allowFailure: true }).stdout.trim(),
+          "active",
+        );
+        assert.equal((await cli("drift")).code, 0);
       } finally {
         onHost(`systemctl start apphost-${ID}-worker.service`);
       }

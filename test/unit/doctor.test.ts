@@ -28,6 +28,7 @@ import {
 function hostInput(overrides: Partial<DoctorInput> = {}): DoctorInput {
   return {
     units: ["caddy.service", "apphost-shop-prod-worker.service"],
+    processUnits: ["apphost-shop-prod-worker.service"],
     web: { templates: ["apphost-shop-prod-web@.service"], activePortFile: "/srv/shop-prod/active-port" },
     health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
     tlsMode: "caddy-acme",
@@ -184,6 +185,7 @@ describe("doctor: rendered checks", () => {
   it("units: fixed units plus the web template on the active port", () => {
     assert.deepEqual(rendered(check(hostInput(), "units")), [
       "readonly UNITS=(caddy.service apphost-shop-prod-worker.service)",
+      "readonly PROCESS_UNITS=(apphost-shop-prod-worker.service)",
       "readonly WEB_TEMPLATES=(apphost-shop-prod-web@.service)",
       "readonly ACTIVE_PORT_FILE=/srv/shop-prod/active-port",
       "readonly UPSTREAM_TABLE=''",
@@ -554,6 +556,7 @@ describe("doctor: from stack config", () => {
   it("derives units, paths and ports from the host layout", () => {
     assert.deepEqual(doctorInputFromConfig(config, { releaseId: "20250101T120000Z-abc123" }), {
       units: ["caddy.service", "apphost-shop-prod-upstream.service", "apphost-shop-prod-worker.service"],
+      processUnits: ["apphost-shop-prod-worker.service"],
       web: {
         templates: ["apphost-shop-prod-web@.service"],
         activePortFile: "/srv/shop-prod/active-port",
@@ -1195,6 +1198,7 @@ describe("doctor: checks executed in a temp dir", function () {
     const input = () =>
       hostInput({
         units: ["caddy.service", "apphost-shop-test-worker.service"],
+        processUnits: ["apphost-shop-test-worker.service"],
         web: { templates: ["apphost-shop-test-web@.service"], activePortFile: at("active-port") },
       });
 
@@ -1255,7 +1259,26 @@ describe("doctor: checks executed in a temp dir", function () {
       });
       assert.equal(
         (await runCheck(check(input(), "units"), env)).detail,
-        "apphost-shop-test-worker.service is failed; apphost-shop-test-web@8001.service is inactive",
+        "apphost-shop-test-worker.service is failed; apphost-shop-test-web@8001.service is inactive; " +
+          "once the cause is fixed (npm run logs shows the journal), pulumi up --refresh publishes the live release again, which starts them",
+      );
+    });
+
+    it("says how to start the app's processes again only when one of them is down, not for the proxy", async () => {
+      states({
+        "caddy.service": "failed",
+        "apphost-shop-test-worker.service": "active",
+        "apphost-shop-test-web@8001.service": "active",
+      });
+      assert.equal((await runCheck(check(input(), "units"), env)).detail, "caddy.service is failed");
+      states({
+        "caddy.service": "active",
+        "apphost-shop-test-worker.service": "failed",
+        "apphost-shop-test-web@8001.service": "active",
+      });
+      assert.match(
+        (await runCheck(check(input(), "units"), env)).detail,
+        /^apphost-shop-test-worker\.service is failed; once the cause is fixed .*, which starts them$/,
       );
     });
 
@@ -1538,6 +1561,7 @@ cat ${JSON.stringify(at(""))}/"$3" 2>/dev/null || { echo "Error: No such file or
     try {
       const input: DoctorInput = {
         units: ["caddy.service"],
+        processUnits: [],
         web: { templates: ["apphost-shop-test-web@.service"], activePortFile: at("active-port") },
         health: { hostname: "shop.example.test", port, path: "/healthz" },
         tlsMode: "off",

@@ -9,6 +9,7 @@ import * as path from "path";
 import assert from "assert/strict";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
+import { liveOf, parseKv } from "../../components/remote/release";
 import { FakeHost, mkTemp, requireTool, writeTestApp } from "./release-harness";
 
 describe("release script: host directories", function () {
@@ -59,13 +60,18 @@ describe("release script: a worker that does not stay up after the deploy restar
     // The seconds since the restart: at least the 0.05 s the harness waits, to a tenth.
     assert.match(
       warning.exec(r.stderr)?.[0] ?? r.stderr,
-      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this deploy restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting\. Last lines of its journal:$/,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this deploy restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again\. Last lines of its journal:$/,
     );
     // After the commit: the gate and finish went through, and the release serves.
     assert.match(r.stderr, /^apphost: phase health-gate: ok /m);
     assert.match(r.stderr, /^apphost: phase finish: ok /m);
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), id);
     assert.deepEqual(host.releaseLog().at(-1)?.[3], "deployed");
+    // status names each worker's state; one that systemd still restarts is not drift (liveOf).
+    const status = parseKv(host.run(["status"]).stdout);
+    assert.equal(status.workers, "apphost-shop-test-worker.service:activating");
+    assert.equal(status.web, "active");
+    assert.equal(liveOf(status), id);
   });
 
   it("a rollback and a restore that (re)start a worker which does not stay up warn the same way, each naming itself", () => {
@@ -74,7 +80,7 @@ describe("release script: a worker that does not stay up after the deploy restar
     assert.equal(r.status, 0, r.stderr);
     assert.match(
       warning.exec(r.stderr)?.[0] ?? r.stderr,
-      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this rollback restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting\. Last lines of its journal:$/,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this rollback restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again\. Last lines of its journal:$/,
     );
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250101120000-e1e1e1e1");
     const backup = parseResult(host.run(["backup", "w"]).stdout).backup;
@@ -82,7 +88,7 @@ describe("release script: a worker that does not stay up after the deploy restar
     assert.equal(r.status, 0, r.stderr);
     assert.match(
       warning.exec(r.stderr)?.[0] ?? r.stderr,
-      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this restore restarted it \(activating; systemd restarted it 2 times since\): the restored database is live, the worker keeps restarting\. Last lines of its journal:$/,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this restore restarted it \(activating; systemd restarted it 2 times since\): the restored database is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again\. Last lines of its journal:$/,
     );
     assert.equal(parseResult(r.stdout).restored, backup, "the restore itself went through");
     host.crashWorkers(false);

@@ -8,6 +8,7 @@ import { secretValues } from "../../components/app";
 import {
   deployKey,
   jobReport,
+  liveOf,
   lostConnection,
   phaseSeconds,
   releaseError,
@@ -146,7 +147,7 @@ describe("release provider: a successful run's warnings", () => {
       "apphost: warning: backup: the copy of /srv/x.db to s3://b/x.db failed (apphost:backups.s3): AccessDenied",
       "apphost: warning: the deploy goes on with the backup on this host",
       "apphost: phase backup: ok (0.2s)",
-      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:",
+      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again. Last lines of its journal:",
       "Error 111 connecting to localhost:6379. Connection refused.",
       "",
       "apphost: rollback: warning: apphost-shop-prod-web@8000.service is not healthy (HTTP 500)",
@@ -156,7 +157,7 @@ describe("release provider: a successful run's warnings", () => {
     assert.deepEqual(releaseWarnings(stderr), [
       "apphost: warning: backup: the copy of /srv/x.db to s3://b/x.db failed (apphost:backups.s3): AccessDenied",
       "apphost: warning: the deploy goes on with the backup on this host",
-      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting. Last lines of its journal:\nError 111 connecting to localhost:6379. Connection refused.",
+      "apphost: warning: the worker apphost-shop-prod-worker.service is not running 3s after this deploy restarted it (activating; systemd restarted it 2 times since): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again. Last lines of its journal:\nError 111 connecting to localhost:6379. Connection refused.",
       "apphost: rollback: warning: apphost-shop-prod-web@8000.service is not healthy (HTTP 500)",
     ]);
     assert.deepEqual(releaseWarnings("apphost: phase check: ok (0.0s)\n"), []);
@@ -213,5 +214,34 @@ describe("release provider: detached jobs", () => {
     assert.notEqual(deployKey("b".repeat(64), "req1", "cfg1"), k);
     assert.notEqual(deployKey("a".repeat(64), "req2", "cfg1"), k);
     assert.notEqual(deployKey("a".repeat(64), "req1", "cfg2"), k);
+  });
+});
+
+describe("release provider: what a refresh reads as live", () => {
+  const id = "20250101120000-abcdef12";
+  const worker = "apphost-shop-prod-worker.service";
+  it("the current release while its web instance runs and no worker is stopped or given up", () => {
+    assert.equal(liveOf({ current: id, web: "active", workers: `${worker}:active` }), id);
+    assert.equal(liveOf({ current: id, web: "active", workers: `${worker}:activating` }), id);
+    assert.equal(liveOf({ current: id }), id, "a script from before web= and workers= lines");
+    assert.equal(liveOf({ current: id, workers: "" }), id, "no web process, no worker");
+  });
+
+  it("names the web instance and each worker that are down, so it differs from the release id", () => {
+    assert.equal(liveOf({ current: id, web: "inactive" }), `${id} (web inactive)`);
+    assert.equal(liveOf({ current: id, web: "" }), `${id} (web unknown)`);
+    assert.equal(
+      liveOf({
+        current: id,
+        web: "failed",
+        workers: `${worker}:failed apphost-shop-prod-mailer.service:inactive`,
+      }),
+      `${id} (web failed, worker ${worker} failed, worker apphost-shop-prod-mailer.service inactive)`,
+    );
+  });
+
+  it("none when nothing is live, whatever the units say", () => {
+    assert.equal(liveOf({ current: "", web: "inactive", workers: `${worker}:failed` }), "none");
+    assert.equal(liveOf({}), "none");
   });
 });
