@@ -455,7 +455,9 @@ async function updateRelease(olds: Outputs, news: ReleaseInputs): Promise<{ outs
   }
   // New code, or the same code with a new env file or units: publish it
   // through the same health-gated switch, so a config change drops nothing.
-  return { outs: await deploy(news, releaseId) };
+  // Neither: a refresh saw the host serve something else, or a unit of the release down. The host's last
+  // job did this same work and finished, but it is not one whose client went away: it runs again.
+  return { outs: await deploy(news, releaseId, { adopt: contentChanged || configChanged }) };
 }
 
 /** The outputs minus the redactions: secret values are not kept in the state for nothing. */

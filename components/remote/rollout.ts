@@ -126,6 +126,22 @@ export function hostsToDeploy(olds: Outputs | undefined, news: Inputs): RolloutH
   });
 }
 
+/**
+ * The host is deployed again only because a refresh saw it serve something else, or its web instance or a
+ * worker down: the state holds this same work as done there. Its last job (that work, finished) is then not
+ * one whose client went away, to adopt as it is: it runs again.
+ */
+export function deployedForDrift(olds: Outputs | undefined, news: Inputs, host: RolloutHost): boolean {
+  if (!olds || KEYS.some((k) => (news[k] ?? "") !== (olds[k] ?? ""))) return false;
+  const old = (olds.hosts ?? []).find((h) => h.name === host.name);
+  return (
+    !!old &&
+    old.configHash === host.configHash &&
+    old.script === host.script &&
+    old.connection.host === host.connection.host
+  );
+}
+
 function hostInputs(inputs: Inputs, host: RolloutHost): ReleaseInputs {
   return {
     connection: host.connection,
@@ -189,8 +205,8 @@ async function rollHost(
   host: RolloutHost,
   releaseId: string,
   log: (s: string) => void,
-  /** What the state last saw live on the host */
-  seen?: string,
+  /** false: run the deploy even when the host's last job did this same work (deployedForDrift) */
+  adopt: boolean,
 ): Promise<{ live: string; phaseSeconds?: PhaseTime[] }> {
   const b = inputs.balancer;
   await drain(inputs, host, true);
@@ -202,9 +218,6 @@ async function rollHost(
   log(`${host.name} (${host.upstream}): out of the balancer; deploying ${releaseId}`);
   let outs;
   try {
-    // The host's last job deployed this same work, but the state saw that release live already: it is
-    // not a deploy whose client went away (adopted as it is), it is one that stopped serving: run it again.
-    const adopt = !(seen !== undefined && seen.startsWith(`${releaseId} `));
     outs = await deploy(hostInputs(inputs, host), releaseId, { adopt });
   } finally {
     // Its deploy rolled itself back on failure: it serves the old release, so it goes back in either way.
@@ -232,7 +245,7 @@ async function roll(olds: Outputs | undefined, news: Inputs, releaseId: string):
   const ordered = news.hosts.filter((h) => names.has(h.name));
   for (const batch of rollBatches(ordered, news.batchSize)) {
     const results = await Promise.allSettled(
-      batch.map((h) => rollHost(news, h, releaseId, log, before.get(h.name))),
+      batch.map((h) => rollHost(news, h, releaseId, log, !deployedForDrift(olds, news, h))),
     );
     const failed: string[] = [];
     results.forEach((r, i) => {

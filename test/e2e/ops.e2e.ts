@@ -218,11 +218,13 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
         lines.some((l) => new RegExp(`^ {2}\\* {2}${releaseId} .*0002 \\(head\\) +deployed$`).test(l)),
         res.stdout,
       );
-      // The first `up` and the `up --refresh`; preview-only refreshes are not recorded.
+      // The first `up` and the two `up --refresh` (the hand edits, the stopped worker: the release published
+      // again); preview-only refreshes are not recorded.
       const history = lines.slice(lines.indexOf(`stack history (${STACK}, newest first):`) + 1);
       assert.match(history[0], /^ {2}VERSION +KIND +RESULT +STARTED +ENDED +CHANGES$/);
-      assert.match(history[1], /^ {2}2 +update +succeeded +\S+Z +\S+Z +.*update 2/);
-      assert.match(history[2], /^ {2}1 +update +succeeded +\S+Z +\S+Z +create \d+$/);
+      assert.match(history[1], /^ {2}3 +update +succeeded +\S+Z +\S+Z +same \d+, update 1$/);
+      assert.match(history[2], /^ {2}2 +update +succeeded +\S+Z +\S+Z +.*update 2/);
+      assert.match(history[3], /^ {2}1 +update +succeeded +\S+Z +\S+Z +create \d+$/);
     });
   });
 

@@ -13,7 +13,12 @@ import { balancerCheck, doctorInputFromConfig } from "../../components/doctor";
 import { balancerLayout, hostLayout } from "../../components/paths";
 import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "../../components/render/balancer";
 import { renderCaddySite } from "../../components/render/caddy";
-import { hostsToDeploy, rollBatches, type RolloutHost } from "../../components/remote/rollout";
+import {
+  deployedForDrift,
+  hostsToDeploy,
+  rollBatches,
+  type RolloutHost,
+} from "../../components/remote/rollout";
 import { backupPhase, migratePhase } from "../../components/release/phases";
 import { baseCtx, configProblems, baseRaw, existingRaw, withKeys } from "./fixtures";
 import { shellcheckSync } from "./shellcheck";
@@ -324,6 +329,36 @@ describe("the rolling release (remote/rollout.ts)", () => {
     );
     // Two hosts back to one: nothing to deploy (the balancer drops the other).
     assert.deepEqual(hostsToDeploy(olds, { ...base, hosts: [host("app")] }), []);
+  });
+
+  it("a host deployed again only for what a refresh saw (another release, a unit down) does not adopt its last job", () => {
+    const base = {
+      hosts: [host("app"), host("app2")],
+      artifact: "/a",
+      contentHash: "h1",
+      requirementsHash: "r1",
+      lockOwner: "me",
+      batchSize: 1,
+    };
+    const id = "20260101000000-h1h1h1h1";
+    const olds = {
+      ...base,
+      releaseId: id,
+      live: [
+        { name: "app", live: `${id} (worker apphost-shop-prod-worker.service failed)` },
+        { name: "app2", live: id },
+      ],
+    };
+    assert.deepEqual(
+      hostsToDeploy(olds, base).map((h) => h.name),
+      ["app"],
+    );
+    assert.equal(deployedForDrift(olds, base, base.hosts[0]), true);
+    // Anything else that changed is work the state has not recorded: a finished job of it is adopted.
+    assert.equal(deployedForDrift(olds, { ...base, contentHash: "h2" }, base.hosts[0]), false);
+    assert.equal(deployedForDrift(olds, base, host("app", { configHash: "c2" })), false);
+    assert.equal(deployedForDrift(olds, base, host("app3")), false, "a new host");
+    assert.equal(deployedForDrift(undefined, base, base.hosts[0]), false, "the first deploy");
   });
 
   it("on the hosts after the first, the release neither backs up nor migrates", () => {
