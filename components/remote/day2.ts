@@ -209,8 +209,13 @@ export interface ScheduleStatus {
   result: string;
   /** Exit status of the last run */
   status: string;
-  /** Next run, "" when the timer is not active */
+  /** Next run, "" when the timer is not active, or has not set it yet */
   nextRun: string;
+  /**
+   * The timer is active. Its next run can still be unset: while a run goes on, and for a moment after the
+   * timer elapsed (the service and the timer are read one after the other).
+   */
+  timerActive: boolean;
   /**
    * When the run going on now started ("" when none is): systemd then keeps no
    * last result, and no next run until it ends.
@@ -256,6 +261,7 @@ export function parseScheduleStatus(text: string): ScheduleStatus[] {
       result: last ? (props["service.Result"] ?? "") : "",
       status: last ? (props["service.ExecMainStatus"] ?? "") : "",
       nextRun: active && next !== "" && next !== "n/a" ? next : "",
+      timerActive: active,
       runningSince: running ? (since !== "" && since !== "n/a" ? since : "just now") : "",
     });
     for (const k of Object.keys(props)) delete props[k];

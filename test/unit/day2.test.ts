@@ -404,6 +404,14 @@ describe("day-2: scheduled jobs in npm run releases", () => {
         "service\tExecMainStartTimestamp=Mon 2026-11-30 23:00:30 UTC",
         "timer\tNextElapseUSecRealtime=",
         "timer\tActiveState=active",
+        // A run that just ended, read before its timer set the next one.
+        "job\ttock",
+        "service\tResult=success",
+        "service\tExecMainStatus=0",
+        "service\tExecMainExitTimestamp=Mon 2026-11-30 23:00:40 UTC",
+        "service\tActiveState=inactive",
+        "timer\tNextElapseUSecRealtime=",
+        "timer\tActiveState=active",
         "",
       ].join("\n"),
     );
@@ -413,6 +421,7 @@ describe("day-2: scheduled jobs in npm run releases", () => {
       result: "",
       status: "",
       nextRun: "Tue 2026-12-01 09:00:00 UTC",
+      timerActive: true,
       runningSince: "",
     });
     assert.deepEqual(rows[3], {
@@ -421,6 +430,7 @@ describe("day-2: scheduled jobs in npm run releases", () => {
       result: "",
       status: "",
       nextRun: "",
+      timerActive: true,
       runningSince: "Mon 2026-11-30 23:00:30 UTC",
     });
     const lines = renderReleases({
@@ -435,12 +445,13 @@ describe("day-2: scheduled jobs in npm run releases", () => {
     });
     const at = lines.indexOf("scheduled jobs (each run uses the live release):");
     assert.ok(at > 0, lines.join("\n"));
-    assert.deepEqual(lines.slice(at + 1, at + 6), [
+    assert.deepEqual(lines.slice(at + 1, at + 7), [
       "  JOB      ON CALENDAR  LAST RUN                                           RESULT              NEXT RUN",
       "  cleanup  hourly       Mon 2026-11-30 23:00:10 UTC                        success             Mon 2026-11-30 23:00:20 UTC",
       "  report   hourly       never                                              -                   Tue 2026-12-01 09:00:00 UTC",
       "  purge    hourly       Mon 2026-11-30 22:00:00 UTC                        exit-code (exit 3)  timer not active",
       "  tick     hourly       running now (started Mon 2026-11-30 23:00:30 UTC)  -                   after this run",
+      "  tock     hourly       Mon 2026-11-30 23:00:40 UTC                        success             not set yet (timer active)",
     ]);
   });
 });
