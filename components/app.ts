@@ -208,6 +208,7 @@ export class App extends pulumi.ComponentResource {
   ): pulumi.CustomResource {
     const cmds = layoutCommands(this.layout, {
       proxy: args.proxy,
+      database: args.database,
       basePort: args.app.basePort,
       web: webProcess(args.app),
     });

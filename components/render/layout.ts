@@ -3,7 +3,8 @@
  * them, and its exact mirror for destroy, which keeps the data and backups
  * (moved aside, never deleted). Pure: commands as text, run by App's layout step.
  */
-import type { ProxyConfig } from "../config/types";
+import type { DatabaseConfig, ProxyConfig } from "../config/types";
+import { sqlitePath } from "../release/backup";
 import { unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
@@ -120,9 +121,37 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
 }
 
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
+/**
+ * A stack moved from SQLite to a Postgres kind (postgres, rds, external) while its SQLite database holds
+ * tables is refused before anything of the new kind is used: apphost does not move data between databases,
+ * and the app would start on an empty one while the data sat unused beside it. The way on: move the data,
+ * then rename the file (it is never deleted), or set the kind back. A file of one page (no table) or none
+ * passes. Tables are counted by SQLite's header (the database size in pages, at byte 28): no sqlite3 needed
+ * on a host that no longer runs SQLite.
+ */
+export function databaseSwitchCommands(
+  layout: HostLayout,
+  database: Pick<DatabaseConfig, "kind" | "sqliteFile">,
+): string[] {
+  if (!["postgres", "rds", "external"].includes(database.kind)) return [];
+  const file = sqlitePath(layout, database as DatabaseConfig);
+  return [
+    `if [ -f ${q(file)} ] && [ "$(head -c 15 ${q(file)} 2>/dev/null)" = "SQLite format 3" ]; then`,
+    `  pages=$(od -An -tu1 -j28 -N4 ${q(file)} | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }')`,
+    `  if [ "\${pages:-0}" -gt 1 ]; then`,
+    `    echo "apphost: apphost:database.kind is ${database.kind}, but this stack's SQLite database ${file} holds data ($(du -h ${q(file)} | cut -f1)): apphost does not move data between databases, and the app would start on an empty one. Move the data into ${database.kind === "postgres" ? "the stack's Postgres database" : "the database DATABASE_URL names"} yourself (pgloader, or a dump and load), then rename the file (mv ${file} ${file}.moved; it is never deleted) and run pulumi up again; or set apphost:database.kind back to sqlite. Nothing of the release changed." >&2`,
+    "    exit 1",
+    "  fi",
+    "fi",
+  ];
+}
+
 export function layoutCommands(
   layout: HostLayout,
-  input: { proxy: Pick<ProxyConfig, "kind"> } & PortClaimInput,
+  input: {
+    proxy: Pick<ProxyConfig, "kind">;
+    database?: Pick<DatabaseConfig, "kind" | "sqliteFile">;
+  } & PortClaimInput,
 ): { create: string; delete: string } {
   const cmd = proxyCommands(input.proxy.kind);
   // Written by apphost versions that switched by rewriting it and reloading the proxy.
@@ -132,6 +161,7 @@ export function layoutCommands(
     create: [
       "set -euo pipefail",
       ...portClaimCommands(layout, input),
+      ...(input.database ? databaseSwitchCommands(layout, input.database) : []),
       `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
       `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
       "fi",

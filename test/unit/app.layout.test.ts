@@ -5,7 +5,12 @@ import * as os from "os";
 import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
 import { spawnSync } from "child_process";
-import { layoutCommands, portClaimCommands, portListenerFunction } from "../../components/render/layout";
+import {
+  databaseSwitchCommands,
+  layoutCommands,
+  portClaimCommands,
+  portListenerFunction,
+} from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
 import { stackConfig } from "./fixtures";
 
@@ -250,6 +255,75 @@ describe("app: the stack's claim on its ports (layout step)", () => {
       assert.equal(r.status, 0, r.stderr);
       assert.equal(fs.readFileSync(path.join(claims(), "shop-prod.ports"), "utf8"), "8001 8002 8003\n");
     });
+  });
+});
+
+describe("app: a stack moved from SQLite to Postgres while its SQLite database holds data", () => {
+  let dir = "";
+  before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-switch-"))));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const layout = () => ({ ...hostLayout("shop", "prod"), data: dir });
+  const db = () => path.join(dir, "app.db");
+  const run = (kind: "postgres" | "rds" | "external" | "sqlite") => {
+    const script = [
+      "set -euo pipefail",
+      ...databaseSwitchCommands(layout(), { kind, sqliteFile: "app.db" }),
+      "echo went on",
+    ];
+    const r = spawnSync("bash", ["-c", script.join("\n")], { encoding: "utf8" });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const sqlite = (sql: string) => {
+    const r = spawnSync("sqlite3", [db(), sql], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  };
+
+  it("goes on when there is no SQLite file, or one that is not a database", () => {
+    assert.deepEqual(run("postgres"), { status: 0, stdout: "went on\n", stderr: "" });
+    fs.writeFileSync(db(), "not a database, a file the app keeps\n".repeat(200));
+    assert.deepEqual(run("postgres"), { status: 0, stdout: "went on\n", stderr: "" });
+    fs.rmSync(db());
+  });
+
+  it("goes on when the SQLite database has no table (one page)", () => {
+    sqlite("PRAGMA user_version = 7;");
+    assert.ok(fs.statSync(db()).size > 0);
+    assert.deepEqual(run("postgres"), { status: 0, stdout: "went on\n", stderr: "" });
+  });
+
+  it("refuses when it holds a table, naming the file, its size and the way on; the same for rds and external", () => {
+    sqlite("CREATE TABLE post (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO post (body) VALUES ('kept');");
+    const r = run("postgres");
+    assert.equal(r.status, 1);
+    assert.equal(r.stdout, "", "nothing after the check ran");
+    const size = spawnSync("du", ["-h", db()], { encoding: "utf8" }).stdout.split("\t")[0];
+    assert.equal(
+      r.stderr,
+      `apphost: apphost:database.kind is postgres, but this stack's SQLite database ${db()} holds data (${size}): ` +
+        "apphost does not move data between databases, and the app would start on an empty one. Move the data into the stack's " +
+        `Postgres database yourself (pgloader, or a dump and load), then rename the file (mv ${db()} ${db()}.moved; it is never ` +
+        "deleted) and run pulumi up again; or set apphost:database.kind back to sqlite. Nothing of the release changed.\n",
+    );
+    assert.match(
+      run("rds").stderr,
+      /^apphost: apphost:database\.kind is rds, .* into the database DATABASE_URL names /,
+    );
+    assert.equal(run("external").status, 1);
+    // Renamed, as the message says: the check passes, and the file is still there.
+    fs.renameSync(db(), `${db()}.moved`);
+    assert.equal(run("postgres").status, 0);
+    assert.ok(fs.existsSync(`${db()}.moved`));
+  });
+
+  it("is no part of a SQLite stack's layout step", () => {
+    assert.deepEqual(databaseSwitchCommands(layout(), { kind: "sqlite", sqliteFile: "app.db" }), []);
+    assert.deepEqual(databaseSwitchCommands(layout(), { kind: "none", sqliteFile: "app.db" }), []);
+    const pg = layoutCommands(hostLayout("shop", "prod"), {
+      proxy: { kind: "caddy" },
+      basePort: 8000,
+      database: { kind: "postgres", sqliteFile: "app.db" },
+    }).create;
+    assert.ok(pg.includes("od -An -tu1 -j28 -N4 /srv/shop-prod/shared/data/app.db"), pg);
   });
 });
 
