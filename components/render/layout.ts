@@ -139,7 +139,7 @@ export function databaseSwitchCommands(
     `if [ -f ${q(file)} ] && [ "$(head -c 15 ${q(file)} 2>/dev/null)" = "SQLite format 3" ]; then`,
     `  pages=$(od -An -tu1 -j28 -N4 ${q(file)} | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }')`,
     `  if [ "\${pages:-0}" -gt 1 ]; then`,
-    `    echo "apphost: apphost:database.kind is ${database.kind}, but this stack's SQLite database ${file} holds data ($(du -h ${q(file)} | cut -f1)): apphost does not move data between databases, and the app would start on an empty one. Move the data into ${database.kind === "postgres" ? "the stack's Postgres database" : "the database DATABASE_URL names"} yourself (pgloader, or a dump and load), then rename the file (mv ${file} ${file}.moved; it is never deleted) and run pulumi up again; or set apphost:database.kind back to sqlite. Nothing of the release changed." >&2`,
+    `    echo "apphost: apphost:database.kind is ${database.kind}, but this stack's SQLite database ${file} holds data ($(du -h ${q(file)} | cut -f1)): apphost does not move data between databases, and the app would start on an empty one. Move the data into ${database.kind === "postgres" ? "the stack's Postgres database" : "the database DATABASE_URL names"} yourself (pgloader, or a dump and load), then rename the file (mv ${file} ${file}.moved; it is never deleted) and run pulumi up again (docs/config.md, From SQLite to Postgres); or set apphost:database.kind back to sqlite. Nothing of the release changed." >&2`,
     "    exit 1",
     "  fi",
     "fi",

@@ -302,7 +302,8 @@ describe("app: a stack moved from SQLite to Postgres while its SQLite database h
       `apphost: apphost:database.kind is postgres, but this stack's SQLite database ${db()} holds data (${size}): ` +
         "apphost does not move data between databases, and the app would start on an empty one. Move the data into the stack's " +
         `Postgres database yourself (pgloader, or a dump and load), then rename the file (mv ${db()} ${db()}.moved; it is never ` +
-        "deleted) and run pulumi up again; or set apphost:database.kind back to sqlite. Nothing of the release changed.\n",
+        "deleted) and run pulumi up again (docs/config.md, From SQLite to Postgres); or set apphost:database.kind back to sqlite. " +
+        "Nothing of the release changed.\n",
     );
     assert.match(
       run("rds").stderr,
