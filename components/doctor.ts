@@ -235,7 +235,9 @@ export function doctorInputFromConfig(
   if (config.lb || config.tls.mode === "acm") config = { ...config, tls: { ...config.tls, mode: "off" } };
   const follower = opts.role === "follower";
   const layout = hostLayout(config.app.name, config.stack);
-  const workers = config.app.processes.filter((p) => p.kind === "worker");
+  const workers = config.app.processes
+    .filter((p) => p.kind === "worker")
+    .map((p) => unitName(layout, p.name, "worker"));
   const webs = config.app.processes.filter((p) => p.kind === "web");
   const hostname =
     config.dns.hostnames[0]?.name ?? (config.host.kind === "existing" ? config.host.address : "localhost");
@@ -244,9 +246,9 @@ export function doctorInputFromConfig(
     units: [
       `${config.proxy.kind}.service`,
       ...(webs.length > 0 ? [upstreamUnitName(layout)] : []),
-      ...workers.map((p) => unitName(layout, p.name, "worker")),
+      ...workers,
     ],
-    processUnits: workers.map((p) => unitName(layout, p.name, "worker")),
+    processUnits: workers,
     web:
       webs.length > 0
         ? {

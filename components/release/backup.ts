@@ -97,7 +97,7 @@ export function toolsOf(tools?: Partial<HostTools>): HostTools {
 }
 
 /** `<layout.data>/<sqliteFile>` */
-export function sqlitePath(layout: HostLayout, database: DatabaseConfig): string {
+export function sqlitePath(layout: HostLayout, database: Pick<DatabaseConfig, "sqliteFile">): string {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(database.sqliteFile)) {
     throw new Error(
       `apphost:database.sqliteFile "${database.sqliteFile}" must be a plain file name (letters, digits, _.-)`,

@@ -134,7 +134,7 @@ export function databaseSwitchCommands(
   database: Pick<DatabaseConfig, "kind" | "sqliteFile">,
 ): string[] {
   if (!["postgres", "rds", "external"].includes(database.kind)) return [];
-  const file = sqlitePath(layout, database as DatabaseConfig);
+  const file = sqlitePath(layout, database);
   return [
     `if [ -f ${q(file)} ] && [ "$(head -c 15 ${q(file)} 2>/dev/null)" = "SQLite format 3" ]; then`,
     `  pages=$(od -An -tu1 -j28 -N4 ${q(file)} | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }')`,
