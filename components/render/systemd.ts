@@ -123,17 +123,32 @@ export function processPath(dir: string, runtime: AppConfig["runtime"]): string 
 }
 
 /**
+ * Leading `NAME=value` words of a command (a Procfile's `REMAP_SIGTERM=SIGQUIT celery …`),
+ * each with the blanks after it; a value may hold quoted or escaped text.
+ */
+const ASSIGNMENTS = /^(?:[A-Za-z_][A-Za-z0-9_]*=(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*\s+)+/;
+
+/** A command's leading `NAME=value` words (with their blanks) and the command after them. */
+export function splitAssignments(command: string): { assignments: string; rest: string } {
+  const assignments = ASSIGNMENTS.exec(command)?.[0] ?? "";
+  return { assignments, rest: command.slice(assignments.length) };
+}
+
+/**
  * `ExecStart=` for a shell command from the config. systemd neither searches
  * PATH= nor expands `$PORT` inside a word, so the command runs under
  * `/bin/sh -c`. Escaped for systemd: `%` → `%%` (specifiers), `$` → `$$` (so
  * the shell, not systemd, expands `$PORT`), `\` and `"` inside the quotes.
- * A plain command gets `exec` so the app itself receives SIGTERM; one with
- * `;`, `&` or `|` keeps the shell, and the default KillMode=control-group
- * still signals every process of the unit.
+ * A plain command gets `exec` so the app itself receives SIGTERM, after its
+ * leading `NAME=value` words (`exec NAME=value cmd` would run a program named
+ * `NAME=value`; `NAME=value exec cmd` exports it to cmd, as Heroku's shell
+ * does); one with `;`, `&` or `|` keeps the shell, and the default
+ * KillMode=control-group still signals every process of the unit.
  */
 export function execStart(command: string): string {
-  const plain = !/[;&|]/.test(command) && !/^exec\s/.test(command);
-  const script = plain ? `exec ${command}` : command;
+  const { assignments, rest } = splitAssignments(command);
+  const plain = !/[;&|]/.test(command) && !/^exec\s/.test(rest);
+  const script = plain ? `${assignments}exec ${rest}` : command;
   const escaped = script
     .replace(/\\/g, "\\\\")
     .replace(/"/g, '\\"')
@@ -286,14 +301,13 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
 
 /**
  * The runtime a process runs under: `node` when its command starts with node,
- * nodejs, npm or npx (a small Node process beside a Python app), else the
+ * nodejs, npm or npx (after any `NAME=value` words) (a small Node process beside a Python app), else the
  * app's runtime. It picks the unit's PATH, environment and the two hardening
  * settings V8 needs.
  */
 export function processRuntime(command: string, appRuntime: AppConfig["runtime"]): AppConfig["runtime"] {
-  const first = command
-    .trim()
-    .replace(/^exec\s+/, "")
+  const first = splitAssignments(command.trim())
+    .rest.replace(/^exec\s+/, "")
     .split(/\s+/)[0];
   return /^(node|nodejs|npm|npx)$/.test(first) ? "node" : appRuntime;
 }

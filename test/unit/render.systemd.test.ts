@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import {
   backupUnitNames,
   execStart,
@@ -182,11 +183,13 @@ WantedBy=multi-user.target
     assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV|PYTHONPATH/);
   });
 
-  it("processRuntime: node, nodejs, npm and npx commands are node; anything else keeps the app's runtime", () => {
+  it("processRuntime: node, nodejs, npm and npx commands (after NAME=value words) are node; anything else keeps the app's runtime", () => {
     const cases: [string, "python" | "node", "python" | "node"][] = [
       ["node heartbeat.js", "python", "node"],
       ["  exec nodejs --max-old-space-size=128 clock.js", "python", "node"],
       ["npm run worker", "python", "node"],
+      ["NODE_OPTIONS='--max-old-space-size=128' node heartbeat.js", "python", "node"],
+      ["REMAP_SIGTERM=SIGQUIT celery -A tasks worker", "node", "node"],
       ["npx tsx jobs.ts", "python", "node"],
       ["python worker.py", "python", "python"],
       ["nodemon app.js", "python", "python"],
@@ -239,9 +242,33 @@ describe("render/systemd: execStart", () => {
       '/bin/sh -c "python manage.py collectstatic && gunicorn app:app"',
     ],
     ["echo a\\b", '/bin/sh -c "exec echo a\\\\b"'],
+    // A Procfile's leading assignments stay before exec, which would take the first as the program.
+    [
+      "REMAP_SIGTERM=SIGQUIT celery -A tasks worker",
+      '/bin/sh -c "REMAP_SIGTERM=SIGQUIT exec celery -A tasks worker"',
+    ],
+    [
+      "A=1 B='two words' C=\"x y\"  D=a\\ b exec node w.js",
+      `/bin/sh -c "A=1 B='two words' C=\\"x y\\"  D=a\\\\ b exec node w.js"`,
+    ],
+    ["NODE_ENV=production", '/bin/sh -c "exec NODE_ENV=production"'],
   ]) {
     it(command, () => assert.equal(execStart(command), line));
   }
+
+  it("the real /bin/sh runs the program with the leading assignments in its environment, as its own process", () => {
+    // ExecStart's quoted argument as systemd hands it to sh: the four escapes undone.
+    const line = execStart(`A=1 B='two words' C="x y" sh -c 'echo "$A,$B,$C,$(ps -o comm= -p $PPID)"'`);
+    const script = /^\/bin\/sh -c "(.*)"$/
+      .exec(line)![1]
+      .replace(/\\(["\\])/g, "$1")
+      .replace(/\$\$/g, "$")
+      .replace(/%%/g, "%");
+    const r = spawnSync("/bin/sh", ["-c", script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    // The program's parent is node: exec replaced the shell, which would otherwise get systemd's SIGTERM.
+    assert.equal(r.stdout, "1,two words,x y,node\n");
+  });
 });
 
 describe("render/systemd: backup units", () => {
