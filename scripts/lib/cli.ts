@@ -64,9 +64,17 @@ export function readCommandLine(argv: readonly string[], spec: CommandLineSpec):
       }
       if (spec.values.includes(t.name)) {
         // parseArgs gives `--stack --config-file x` the value "--config-file": that word is the next option.
+        // A word that names no option (`--since -3min`) was meant as the value: say how to write it, skip it.
         if (t.value !== undefined && !t.inlineValue && t.value.startsWith("-")) {
-          line.problems.push(`--${t.name} needs a value`);
-          start += t.index + 1;
+          if (isOption(t.value, spec)) {
+            line.problems.push(`--${t.name} needs a value`);
+            start += t.index + 1;
+          } else {
+            line.problems.push(
+              `--${t.name} needs a value; "${t.value}" starts with "-", so it reads as options: write --${t.name}=${t.value}`,
+            );
+            start += t.index + 2;
+          }
           continue reading;
         }
         if (t.value === undefined || t.value === "") {
@@ -88,6 +96,13 @@ export function readCommandLine(argv: readonly string[], spec: CommandLineSpec):
     break;
   }
   return line;
+}
+
+/** Whether `word` is one of the spec's options (`--stack`, `--stack=x`, `-s`), not a value that starts with "-" */
+function isOption(word: string, spec: CommandLineSpec): boolean {
+  const long = /^--([^=]+)/.exec(word)?.[1];
+  if (long !== undefined) return [...spec.values, ...(spec.flags ?? [])].includes(long);
+  return /^-[^-]$/.test(word) && word.slice(1) in (spec.short ?? {});
 }
 
 /** The error a command throws for a bad command line: its usage, then every problem. */

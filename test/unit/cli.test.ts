@@ -40,6 +40,18 @@ describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
     assert.equal(line.values.stack, "b");
   });
 
+  it("a value that starts with '-' and names no option: one problem that says how to write it", () => {
+    const line = readCommandLine(["--since", "-3min", "-s", "prod", "--stack", "-f"], SPEC);
+    assert.deepEqual(line.problems, [
+      '--since needs a value; "-3min" starts with "-", so it reads as options: write --since=-3min',
+      "--stack needs a value",
+    ]);
+    assert.deepEqual([line.values, line.flags], [{ stack: "prod" }, new Set(["follow"])]);
+    // `-f` is an option of the spec (its short name): the value is missing, the option is read.
+    assert.deepEqual(readCommandLine(["--since", "-f"], SPEC).problems, ["--since needs a value"]);
+    assert.deepEqual(readCommandLine(["--since=-3min"], SPEC).values, { since: "-3min" });
+  });
+
   it("keeps the words after a lone -- as they are, options included, where allowed", () => {
     const line = readCommandLine(["-s", "a", "--", "ls", "-l", "--stack", "x"], { ...SPEC, rest: true });
     assert.deepEqual(line.rest, ["ls", "-l", "--stack", "x"]);
