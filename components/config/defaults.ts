@@ -123,10 +123,23 @@ export const DATABASE_DEFAULTS = {
 };
 
 /**
+ * Django's migration state in one line: the migration recorded last in django_migrations
+ * and how many are applied (`users.0004_location (69 applied)`), `none` before the first migrate. The count
+ * changes with every migration applied, a data-only one too, which leaves the schema fingerprint as it was.
+ */
+const DJANGO_REVISION =
+  `shell -v 0 -c "from django.db import connection; from django.db.migrations.recorder import MigrationRecorder; ` +
+  `r = MigrationRecorder(connection); m = r.migration_qs.order_by('id').last() if r.has_table() else None; ` +
+  `print(f'{m.app}.{m.name} ({r.migration_qs.count()} applied)' if m else 'none')"`;
+
+/**
  * apphost:database.revision when unset: the revision command of the tool the
  * migrate command runs, when it has one. `alembic [-c FILE] upgrade head` has
  * `alembic [-c FILE] current`, Flask-Migrate's `flask [--app APP] db upgrade`
- * has `flask [--app APP] db current`; anything else, none ("").
+ * has `flask [--app APP] db current`, Django's `[python] manage.py migrate
+ * [--noinput]` (or `django-admin migrate`) has the same manage.py's shell
+ * printing the last applied migration and the count (DJANGO_REVISION);
+ * anything else, none ("").
  */
 export function defaultRevision(migrate: string): string {
   const m = migrate.trim();
@@ -134,6 +147,9 @@ export function defaultRevision(migrate: string): string {
   if (alembic) return `${alembic[1]} current`;
   const flask = /^(flask(?:\s+(?:-A|--app)\s+[^\s;&|]+)?\s+db)\s+upgrade$/.exec(m);
   if (flask) return `${flask[1]} current`;
+  const django =
+    /^((?:python(?:3(?:\.\d+)?)?\s+)?(?:\.\/)?manage\.py|django-admin)\s+migrate(?:\s+--no-?input)?$/.exec(m);
+  if (django) return `${django[1]} ${DJANGO_REVISION}`;
   return DATABASE_DEFAULTS.revision;
 }
 

@@ -624,7 +624,12 @@ describe("apphost:app.runtime from the app directory", () => {
 });
 
 describe("apphost:database.revision from the migrate command", () => {
-  it("the tool's own revision command for Alembic and Flask-Migrate, none for anything else", () => {
+  const DJANGO =
+    `shell -v 0 -c "from django.db import connection; from django.db.migrations.recorder import MigrationRecorder; ` +
+    `r = MigrationRecorder(connection); m = r.migration_qs.order_by('id').last() if r.has_table() else None; ` +
+    `print(f'{m.app}.{m.name} ({r.migration_qs.count()} applied)' if m else 'none')"`;
+
+  it("the tool's own revision command for Alembic, Flask-Migrate and Django, none for anything else", () => {
     const table: Array<[string, string]> = [
       ["alembic upgrade head", "alembic current"],
       ["alembic -c conf/alembic.ini upgrade head", "alembic -c conf/alembic.ini current"],
@@ -632,7 +637,12 @@ describe("apphost:database.revision from the migrate command", () => {
       ["flask --app microblog db upgrade", "flask --app microblog db current"],
       ["alembic upgrade +1", ""],
       ["alembic upgrade head && python seed.py", ""],
-      ["python manage.py migrate --noinput", ""],
+      ["python manage.py migrate --noinput", `python manage.py ${DJANGO}`],
+      ["python3 manage.py migrate", `python3 manage.py ${DJANGO}`],
+      ["./manage.py migrate --no-input", `./manage.py ${DJANGO}`],
+      ["django-admin migrate", `django-admin ${DJANGO}`],
+      ["python manage.py migrate polls 0002", ""],
+      ["python manage.py migrate && python manage.py loaddata seed", ""],
       ["npm run migrate", ""],
       ["", ""],
     ];
@@ -668,7 +678,7 @@ describe("apphost:database.revision from the migrate command", () => {
       withKeys(noDb(), { "database.migrate": "python manage.py migrate" }),
       baseCtx(),
     );
-    assert.equal(django.database.revision, "");
+    assert.equal(django.database.revision, `python manage.py ${DJANGO}`);
   });
 });
 
