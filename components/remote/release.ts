@@ -154,6 +154,72 @@ export function liveOf(status: Record<string, string>): string {
 }
 
 /**
+ * What a dependency built from source looked for and the host lacks, as pip, node-gyp and the compiler print
+ * it, with the Debian 12 / Ubuntu package that has it. A header is matched by its path's end
+ * (`fatal error: libxml/xmlversion.h: No such file or directory`).
+ */
+const BUILD_NEEDS: ReadonlyArray<{ missing: RegExp; what: string; pkg: string }> = [
+  { missing: /pg_config executable not found/, what: "pg_config", pkg: "libpq-dev" },
+  {
+    missing: /mysql_config:? not found|Can not find valid pkg-config name/,
+    what: "mysql_config",
+    pkg: "default-libmysqlclient-dev pkg-config",
+  },
+  {
+    missing: /pkg-config: (?:command )?not found|No such file or directory: 'pkg-config'/,
+    what: "pkg-config",
+    pkg: "pkg-config",
+  },
+];
+const HEADERS: Readonly<Record<string, string>> = {
+  "pg_config.h": "libpq-dev",
+  "libpq-fe.h": "libpq-dev",
+  "mysql.h": "default-libmysqlclient-dev",
+  "Python.h": "python3-dev",
+  "ffi.h": "libffi-dev",
+  "openssl/ssl.h": "libssl-dev",
+  "openssl/opensslv.h": "libssl-dev",
+  "libxml/xmlversion.h": "libxml2-dev",
+  "libxslt/xsltconfig.h": "libxslt1-dev",
+  "jpeglib.h": "libjpeg-dev",
+  "zlib.h": "zlib1g-dev",
+  "sqlite3.h": "libsqlite3-dev",
+  "lber.h": "libldap2-dev",
+  "ldap.h": "libldap2-dev",
+  "sasl/sasl.h": "libsasl2-dev",
+  "krb5.h": "libkrb5-dev",
+  "gssapi/gssapi.h": "libkrb5-dev",
+  "yaml.h": "libyaml-dev",
+  "geos_c.h": "libgeos-dev",
+  "gdal.h": "libgdal-dev",
+  "lzma.h": "liblzma-dev",
+  "bzlib.h": "libbz2-dev",
+  "ft2build.h": "libfreetype-dev",
+  "png.h": "libpng-dev",
+  "cairo.h": "libcairo2-dev",
+};
+
+/**
+ * A failed install's hint: the files a build from source looked for in `output` and the packages that
+ * have them, for apphost:host.packages; undefined when the output names none it knows.
+ */
+export function buildHint(output: string): string | undefined {
+  const found = new Map<string, string>();
+  for (const m of output.matchAll(/fatal error: ([\w./+-]+\.h): No such file or directory/g)) {
+    const header = Object.keys(HEADERS).find((h) => m[1] === h || m[1].endsWith(`/${h}`));
+    if (header) found.set(header, HEADERS[header]);
+  }
+  for (const n of BUILD_NEEDS) if (n.missing.test(output)) found.set(n.what, n.pkg);
+  if (found.size === 0) return undefined;
+  const what = [...found].map(([file, pkg]) => `${file} (${pkg})`).join(", ");
+  const pkgs = [...new Set([...found.values()].flatMap((p) => p.split(" ")))];
+  return (
+    `a dependency built from source needs what the host lacks: ${what}; ` +
+    `add ${pkgs.join(", ")} to apphost:host.packages, or use a release of the dependency that has a wheel`
+  );
+}
+
+/**
  * The error of a failed `apphost-release deploy|rollback`: which phase failed
  * and why (its `apphost: phase <name> failed: <reason>` line, else its exit
  * status), then the tail of the script's output. A plain Error: Pulumi
@@ -192,6 +258,8 @@ export function releaseError(
   let head: string;
   if (phase && res.code !== 255) {
     head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
+    const hint = phase === "install" ? buildHint(res.stderr) : undefined;
+    if (hint) head += `; ${hint}`;
     if (res.code === 20)
       head += "; the automatic rollback failed too: look at the host (apphost-release status)";
   } else if (res.code === 255 && !lastStarted) {

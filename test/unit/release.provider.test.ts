@@ -14,6 +14,8 @@ import {
   releaseError,
   releaseWarnings,
 } from "../../components/remote/release";
+import * as fs from "fs";
+import * as path from "path";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
@@ -118,6 +120,53 @@ describe("release provider: error messages", () => {
   it("never shows the private key", () => {
     const e = releaseError("release x", result(11, `oops ${conn.privateKey} oops`), conn);
     assert.doesNotMatch(e.message, /secretsecret/);
+  });
+});
+
+describe("release provider: a failed install's build hint", () => {
+  it("psycopg2 from source without libpq-dev (the styleguide trial's output): the package to add", () => {
+    const stderr = fs.readFileSync(path.join(__dirname, "samples/install/psycopg2-no-libpq-dev.txt"), "utf8");
+    const [head] = releaseError("release r", result(EXIT_CODES.install, stderr), conn).message.split("\n");
+    assert.equal(
+      head,
+      "release r: phase install failed (exit status 12): `PIP_CACHE_DIR=/srv/styleguide-local-sg/cache/pip " +
+        "/srv/styleguide-local-sg/venvs/57319db3689aa638-py3.11/bin/pip install --disable-pip-version-check --no-input " +
+        "-r requirements.txt` (as styleguide-local-sg in /srv/styleguide-local-sg/releases/20261203113630-f8b16430) " +
+        "exited with status 1; a dependency built from source needs what the host lacks: pg_config.h (libpq-dev); " +
+        "add libpq-dev to apphost:host.packages, or use a release of the dependency that has a wheel",
+    );
+  });
+
+  it("names every file it knows once, with its package; nothing for output that names none", () => {
+    const out = [
+      "apphost: phase install failed: `npm ci` exited with status 1",
+      "../src/xml.cc:3:10: fatal error: libxml/xmlversion.h: No such file or directory",
+      "    Error: pg_config executable not found.",
+      "In file included from x.c:1: fatal error: /usr/include/x/libxml/xmlversion.h: No such file or directory",
+      "Exception: Can not find valid pkg-config name.",
+      "fatal error: unknown/thing.h: No such file or directory",
+    ].join("\n");
+    const [head] = releaseError("r", result(EXIT_CODES.install, out), conn).message.split("\n");
+    assert.equal(
+      head,
+      "r: phase install failed (exit status 12): `npm ci` exited with status 1; a dependency built from source needs " +
+        "what the host lacks: libxml/xmlversion.h (libxml2-dev), pg_config (libpq-dev), mysql_config " +
+        "(default-libmysqlclient-dev pkg-config); add libxml2-dev, libpq-dev, default-libmysqlclient-dev, pkg-config " +
+        "to apphost:host.packages, or use a release of the dependency that has a wheel",
+    );
+    const plain = releaseError(
+      "r",
+      result(EXIT_CODES.install, "apphost: phase install failed: x\nERROR: No matching distribution"),
+      conn,
+    );
+    assert.equal(plain.message.split("\n")[0], "r: phase install failed (exit status 12): x");
+    // Another phase's output is not a build's.
+    const migrate = releaseError(
+      "r",
+      result(EXIT_CODES.migrate, `apphost: phase migrate failed: m\n${out}`),
+      conn,
+    );
+    assert.equal(migrate.message.split("\n")[0], "r: phase migrate failed (exit status 14): m");
   });
 });
 
