@@ -300,10 +300,10 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
 }
 
 /**
- * The runtime a process runs under: `node` when its command starts with node,
- * nodejs, npm or npx (after any `NAME=value` words) (a small Node process beside a Python app), else the
- * app's runtime. It picks the unit's PATH, environment and the two hardening
- * settings V8 needs.
+ * The runtime a process runs under: `node` when its command, after any
+ * `NAME=value` words, starts with node, nodejs, npm or npx (a small Node
+ * process beside a Python app), else the app's runtime. It picks the unit's
+ * PATH, environment and the two hardening settings V8 needs.
  */
 export function processRuntime(command: string, appRuntime: AppConfig["runtime"]): AppConfig["runtime"] {
   const first = splitAssignments(command.trim())

@@ -66,7 +66,7 @@ export function readCommandLine(argv: readonly string[], spec: CommandLineSpec):
         // parseArgs gives `--stack --config-file x` the value "--config-file": that word is the next option.
         // A word that names no option (`--since -3min`) was meant as the value: say how to write it, skip it.
         if (t.value !== undefined && !t.inlineValue && t.value.startsWith("-")) {
-          if (isOption(t.value, spec)) {
+          if (isOption(t.value)) {
             line.problems.push(`--${t.name} needs a value`);
             start += t.index + 1;
           } else {
@@ -98,11 +98,12 @@ export function readCommandLine(argv: readonly string[], spec: CommandLineSpec):
   return line;
 }
 
-/** Whether `word` is one of the spec's options (`--stack`, `--stack=x`, `-s`), not a value that starts with "-" */
-function isOption(word: string, spec: CommandLineSpec): boolean {
-  const long = /^--([^=]+)/.exec(word)?.[1];
-  if (long !== undefined) return [...spec.values, ...(spec.flags ?? [])].includes(long);
-  return /^-[^-]$/.test(word) && word.slice(1) in (spec.short ?? {});
+/**
+ * Whether `word` reads as an option (`--stack`, `--stak`, `-s`, `-x`) rather than a value that starts with
+ * "-" (`-3min`, `-1h`): a long option, known or not, or a single letter.
+ */
+function isOption(word: string): boolean {
+  return word.startsWith("--") || /^-[A-Za-z]$/.test(word);
 }
 
 /** The error a command throws for a bad command line: its usage, then every problem. */

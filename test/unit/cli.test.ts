@@ -49,6 +49,11 @@ describe("command lines (scripts/lib/cli.ts, node:util.parseArgs)", () => {
     assert.deepEqual([line.values, line.flags], [{ stack: "prod" }, new Set(["follow"])]);
     // `-f` is an option of the spec (its short name): the value is missing, the option is read.
     assert.deepEqual(readCommandLine(["--since", "-f"], SPEC).problems, ["--since needs a value"]);
+    // A long option, known or not, is an option: the value is missing.
+    assert.deepEqual(readCommandLine(["--since", "--stak", "prod"], SPEC).problems, [
+      "--since needs a value",
+      'unknown option "--stak" (known: --stack, --since, --follow)',
+    ]);
     assert.deepEqual(readCommandLine(["--since=-3min"], SPEC).values, { since: "-3min" });
   });
 
