@@ -124,12 +124,15 @@ describe("release provider: error messages", () => {
 });
 
 describe("release provider: a failed install's build hint", () => {
+  /** The error's first line for a run that exited with `code` and printed `stderr` */
+  const headOf = (code: number, stderr: string) =>
+    releaseError("r", result(code, stderr), conn).message.split("\n")[0];
+
   it("psycopg2 from source without libpq-dev (the styleguide trial's output): the package to add", () => {
     const stderr = fs.readFileSync(path.join(__dirname, "samples/install/psycopg2-no-libpq-dev.txt"), "utf8");
-    const [head] = releaseError("release r", result(EXIT_CODES.install, stderr), conn).message.split("\n");
     assert.equal(
-      head,
-      "release r: phase install failed (exit status 12): `PIP_CACHE_DIR=/srv/styleguide-local-sg/cache/pip " +
+      headOf(EXIT_CODES.install, stderr),
+      "r: phase install failed (exit status 12): `PIP_CACHE_DIR=/srv/styleguide-local-sg/cache/pip " +
         "/srv/styleguide-local-sg/venvs/57319db3689aa638-py3.11/bin/pip install --disable-pip-version-check --no-input " +
         "-r requirements.txt` (as styleguide-local-sg in /srv/styleguide-local-sg/releases/20261203113630-f8b16430) " +
         "exited with status 1; a dependency built from source needs what the host lacks: pg_config.h (libpq-dev); " +
@@ -146,27 +149,22 @@ describe("release provider: a failed install's build hint", () => {
       "Exception: Can not find valid pkg-config name.",
       "fatal error: unknown/thing.h: No such file or directory",
     ].join("\n");
-    const [head] = releaseError("r", result(EXIT_CODES.install, out), conn).message.split("\n");
     assert.equal(
-      head,
+      headOf(EXIT_CODES.install, out),
       "r: phase install failed (exit status 12): `npm ci` exited with status 1; a dependency built from source needs " +
         "what the host lacks: libxml/xmlversion.h (libxml2-dev), pg_config (libpq-dev), mysql_config " +
         "(default-libmysqlclient-dev pkg-config); add libxml2-dev, libpq-dev, default-libmysqlclient-dev, pkg-config " +
         "to apphost:host.packages, or use a release of the dependency that has a wheel",
     );
-    const plain = releaseError(
-      "r",
-      result(EXIT_CODES.install, "apphost: phase install failed: x\nERROR: No matching distribution"),
-      conn,
+    assert.equal(
+      headOf(EXIT_CODES.install, "apphost: phase install failed: x\nERROR: No matching distribution"),
+      "r: phase install failed (exit status 12): x",
     );
-    assert.equal(plain.message.split("\n")[0], "r: phase install failed (exit status 12): x");
     // Another phase's output is not a build's.
-    const migrate = releaseError(
-      "r",
-      result(EXIT_CODES.migrate, `apphost: phase migrate failed: m\n${out}`),
-      conn,
+    assert.equal(
+      headOf(EXIT_CODES.migrate, `apphost: phase migrate failed: m\n${out}`),
+      "r: phase migrate failed (exit status 14): m",
     );
-    assert.equal(migrate.message.split("\n")[0], "r: phase migrate failed (exit status 14): m");
   });
 });
 
