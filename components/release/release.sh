@@ -552,14 +552,37 @@ cmd_deploy() {
 }
 
 cmd_rollback() {
+  local down
   ROLLBACK_TO=${1:-}
   if [ -n "$ROLLBACK_TO" ] && [[ ! "$ROLLBACK_TO" =~ $ID_RE ]]; then usage_error "rollback: \"$ROLLBACK_TO\" is not a release id"; fi
-  if [ -n "$ROLLBACK_TO" ] && [ "$(current_id)" = "$ROLLBACK_TO" ]; then note "release $ROLLBACK_TO is already current; nothing to do"; printf "release=%s\ncurrent=%s\noutcome=unchanged\n" "$ROLLBACK_TO" "$ROLLBACK_TO" >&3; return 0; fi
+  # The target already current is nothing to do, unless a unit of it is down (what a refresh reads as drift):
+  # then it is published again, as a deploy for drift is, which resets and restarts every unit.
+  if [ -n "$ROLLBACK_TO" ] && [ "$(current_id)" = "$ROLLBACK_TO" ]; then
+    down=$(units_down)
+    if [ -z "$down" ]; then note "release $ROLLBACK_TO is already current; nothing to do"; printf "release=%s\ncurrent=%s\noutcome=unchanged\n" "$ROLLBACK_TO" "$ROLLBACK_TO" >&3; return 0; fi
+    note "release $ROLLBACK_TO is current, but ${down//$'\n'/, }: publishing it again"
+  fi
   # choose changes nothing: a refusal there needs no mirror (and leaves no line in the release log).
   rollback_choose_phase
   DEPLOYING=1
   rollback_phases
   printf "release=%s\ncurrent=%s\nport=%s\nrevision=%s\noutcome=rolled-back\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3
+}
+
+# The live release's units that are down, one "<unit> is <state>" per line: the web instance on the active port
+# when not active, a worker inactive or failed (one systemd still restarts is not). What liveOf
+# (components/remote/release.ts) reads from status as drift.
+units_down() {
+  local port state unit
+  port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)
+  if [ -n "$WEB_UNIT" ] && [ -n "$port" ]; then
+    state=$("$SYSTEMCTL" is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)
+    if [ "$state" != active ]; then printf "%s is %s\n" "${WEB_UNIT%@.service}@$port.service" "${state:-unknown}"; fi
+  fi
+  for unit in $WORKER_UNITS; do
+    state=$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)
+    if [ "$state" = inactive ] || [ "$state" = failed ]; then printf "%s is %s\n" "$unit" "$state"; fi
+  done
 }
 
 cmd_status() {

@@ -389,6 +389,11 @@ export class FakeHost {
     else fs.rmSync(flag, { force: true });
   }
 
+  /** Makes the workers `failed`, as systemd leaves one it gave up on, until a `reset-failed`. */
+  giveUpWorkers(): void {
+    fs.writeFileSync(path.join(this.runDir, "worker.failed"), "");
+  }
+
   /** Makes the fake `aws` fail (true) or succeed (false). */
   failAws(fail: boolean): void {
     const flag = path.join(this.runDir, "aws.fail");
@@ -434,11 +439,13 @@ verb=$1; shift
 # they start (systemd restarting them: not active, NRestarts up by 2 at each look, and 0 again after reset-failed).
 crash=0; [ -f ${runDir}/worker.crash ] && crash=1
 [ "$verb" = reset-failed ] && [ $crash = 1 ] && echo 0 >${runDir}/worker.crash
+# A worker systemd gave up on (giveUpWorkers()): failed until reset-failed.
+[ "$verb" = reset-failed ] && rm -f ${runDir}/worker.failed
 [ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
 unit=$1
 case "$unit" in
   *-web@*.service) port=\${unit##*@}; port=\${port%.service} ;;
-  *) if [ "$verb" = is-active ]; then if [ $crash = 1 ]; then echo activating; exit 3; fi; echo active; fi; exit 0 ;;
+  *) if [ "$verb" = is-active ]; then if [ -f ${runDir}/worker.failed ]; then echo failed; exit 3; fi; if [ $crash = 1 ]; then echo activating; exit 3; fi; echo active; fi; exit 0 ;;
 esac
 pidfile=${runDir}/$port.pid
 # A killed instance is reparented to PID 1, which may reap it late: a zombie counts as stopped.

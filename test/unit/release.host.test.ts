@@ -96,6 +96,31 @@ describe("release script: a worker that does not stay up after the deploy restar
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stderr, warning, "a worker that runs is no warning");
   });
+
+  it("rollback to the current release (apphost:releases.rollbackTo) publishes it again when systemd gave up on a worker", () => {
+    // The rollback above made the first release current; its cause fixed, its worker is still given up.
+    const id = "20250101120000-e1e1e1e1";
+    host.giveUpWorkers();
+    const drift = parseKv(host.run(["status"]).stdout);
+    assert.equal(liveOf(drift), `${id} (worker apphost-shop-test-worker.service failed)`);
+    let r = host.run(["rollback", id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        `apphost: release ${id} is current, but apphost-shop-test-worker.service is failed: publishing it again\n`,
+      ),
+      r.stderr,
+    );
+    assert.match(r.stderr, /^apphost: phase health-gate: ok /m);
+    assert.equal(parseResult(r.stdout).outcome, "rolled-back");
+    const status = parseKv(host.run(["status"]).stdout);
+    assert.deepEqual([liveOf(status), status.workers], [id, "apphost-shop-test-worker.service:active"]);
+    // Everything up: nothing to do, as before.
+    r = host.run(["rollback", id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stderr.includes(`apphost: release ${id} is already current; nothing to do\n`), r.stderr);
+    assert.equal(parseResult(r.stdout).outcome, "unchanged");
+  });
 });
 
 describe("release script: a first deploy whose migration writes a database inside the release", function () {
