@@ -569,37 +569,42 @@ cmd_rollback() {
   printf "release=%s\ncurrent=%s\nport=%s\nrevision=%s\noutcome=rolled-back\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3
 }
 
-# The live release's units that are down, one "<unit> is <state>" per line: the web instance on the active port
-# when not active, a worker inactive or failed (one systemd still restarts is not). What liveOf
-# (components/remote/release.ts) reads from status as drift.
-units_down() {
-  local port state unit
+# The live release's units and their states, "<web|worker> <unit> <state>" per line: the web instance on the
+# active port (none without one), then each worker. What status prints and units_down reads.
+unit_states() {
+  local port unit
   port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)
   if [ -n "$WEB_UNIT" ] && [ -n "$port" ]; then
-    state=$("$SYSTEMCTL" is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)
-    if [ "$state" != active ]; then printf "%s is %s\n" "${WEB_UNIT%@.service}@$port.service" "${state:-unknown}"; fi
+    unit="${WEB_UNIT%@.service}@$port.service"
+    printf "web %s %s\n" "$unit" "$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)"
   fi
-  for unit in $WORKER_UNITS; do
-    state=$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)
-    if [ "$state" = inactive ] || [ "$state" = failed ]; then printf "%s is %s\n" "$unit" "$state"; fi
-  done
+  for unit in $WORKER_UNITS; do printf "worker %s %s\n" "$unit" "$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)"; done
+}
+
+# The live release's units that are down, one "<unit> is <state>" per line: the web instance when not active, a
+# worker inactive or failed (one systemd still restarts is not). What liveOf (components/remote/release.ts)
+# reads from status as drift.
+units_down() {
+  local kind unit state
+  while read -r kind unit state; do
+    if { [ "$kind" = web ] && [ "$state" != active ]; } || [ "$state" = inactive ] || [ "$state" = failed ]; then
+      printf "%s is %s\n" "$unit" "${state:-unknown}"
+    fi
+  done < <(unit_states)
 }
 
 cmd_status() {
-  local cur port unit workers=()
+  local cur kind unit state web="" workers=()
   cur=$(current_id)
   printf "current=%s\n" "$cur"
   printf "active_port=%s\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"
   # The live web instance's unit state, and each worker's as <unit>:<state>: a host whose app was stopped by
   # hand, or given up by systemd, shows as such (a refresh sees it, and the next up publishes the release again).
-  if [ -n "$WEB_UNIT" ]; then
-    port=$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)
-    if [ -n "$port" ]; then printf "web=%s\n" "$("$SYSTEMCTL" is-active "${WEB_UNIT%@.service}@$port.service" 2>/dev/null || true)"; else printf "web=\n"; fi
-  fi
-  if [ -n "$WORKER_UNITS" ]; then
-    for unit in $WORKER_UNITS; do workers+=("$unit:$("$SYSTEMCTL" is-active "$unit" 2>/dev/null || true)"); done
-    printf "workers=%s\n" "${workers[*]}"
-  fi
+  while read -r kind unit state; do
+    if [ "$kind" = web ]; then web=$state; else workers+=("$unit:$state"); fi
+  done < <(unit_states)
+  if [ -n "$WEB_UNIT" ]; then printf "web=%s\n" "$web"; fi
+  if [ -n "$WORKER_UNITS" ]; then printf "workers=%s\n" "${workers[*]}"; fi
   printf "previous=%s\n" "$(previous_release "$cur")"
   printf "releases=%s\n" "$(release_ids | tr "\n" " " | sed "s/ $//")"
   if [ -f "$LOCK" ]; then printf "lock=%s\n" "$(lock_describe)"; else printf "lock=\n"; fi

@@ -3,6 +3,7 @@
  * them, and its exact mirror for destroy, which keeps the data and backups
  * (moved aside, never deleted). Pure: commands as text, run by App's layout step.
  */
+import { isPostgres } from "../config/defaults";
 import type { DatabaseConfig, ProxyConfig } from "../config/types";
 import { sqlitePath } from "../release/backup";
 import { unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
@@ -120,7 +121,6 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
   ];
 }
 
-/** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 /**
  * A stack moved from SQLite to a Postgres kind (postgres, rds, external) while its SQLite database holds
  * tables is refused before anything of the new kind is used: apphost does not move data between databases,
@@ -133,7 +133,7 @@ export function databaseSwitchCommands(
   layout: HostLayout,
   database: Pick<DatabaseConfig, "kind" | "sqliteFile">,
 ): string[] {
-  if (!["postgres", "rds", "external"].includes(database.kind)) return [];
+  if (!isPostgres(database.kind)) return [];
   const file = sqlitePath(layout, database);
   return [
     `if [ -f ${q(file)} ] && [ "$(head -c 15 ${q(file)} 2>/dev/null)" = "SQLite format 3" ]; then`,
@@ -146,6 +146,7 @@ export function databaseSwitchCommands(
   ];
 }
 
+/** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 export function layoutCommands(
   layout: HostLayout,
   input: {
