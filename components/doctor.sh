@@ -274,17 +274,23 @@ check_release() {
 # (systemd keeps no last result while it runs).
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_schedule() {
-  local job=$1 service=$2 timer=$3 state next result status ended running started
+  local job=$1 service=$2 timer=$3 state next result="" status="" ended="" running="" started="" key value
   state=$(systemctl is-active -- "$timer" 2>/dev/null) || true
   next=$(systemctl show -p NextElapseUSecRealtime --value -- "$timer" 2>/dev/null) || true
-  result=$(systemctl show -p Result --value -- "$service" 2>/dev/null) || true
-  status=$(systemctl show -p ExecMainStatus --value -- "$service" 2>/dev/null) || true
-  ended=$(systemctl show -p ExecMainExitTimestamp --value -- "$service" 2>/dev/null) || true
   [[ $state == active ]] || fail "timer $timer is ${state:-unknown}: the job does not run (systemctl enable --now $timer)"
+  # The service's state and last run in one read: a run that starts or ends between separate reads left
+  # "not run yet" (its exit already reset, its state already inactive again).
+  while IFS='=' read -r key value; do
+    case $key in
+      ActiveState) running=$value ;;
+      Result) result=$value ;;
+      ExecMainStatus) status=$value ;;
+      ExecMainStartTimestamp) started=$value ;;
+      ExecMainExitTimestamp) ended=$value ;;
+    esac
+  done < <(systemctl show -p ActiveState -p Result -p ExecMainStatus -p ExecMainStartTimestamp -p ExecMainExitTimestamp -- "$service" 2>/dev/null || true)
   # While a run goes on, systemd has reset the last run's exit and the timer's next elapse.
-  running=$(systemctl is-active -- "$service" 2>/dev/null) || true
   if [[ $running == activating || $running == active || $running == deactivating ]]; then
-    started=$(systemctl show -p ExecMainStartTimestamp --value -- "$service" 2>/dev/null) || true
     printf 'info: running now (started %s); its result shows once it ends\n' "${started:-just now}"
     return 0
   fi

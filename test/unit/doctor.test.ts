@@ -1122,18 +1122,33 @@ describe("doctor: checks executed in a temp dir", function () {
       service: "apphost-shop-test-tick.service",
       timer: "apphost-shop-test-tick.timer",
     };
-    /** `systemctl is-active -- UNIT` and `systemctl show -p PROP --value -- UNIT`, from files named after them. */
-    const fake = (props: Record<string, string>) => {
+    /**
+     * `systemctl is-active -- UNIT`, `systemctl show -p PROP --value -- UNIT` and `systemctl show -p A -p B …
+     * -- UNIT` (`A=…` lines; ActiveState is the unit's state), from files named after them. A unit with files in
+     * `after` is read from those after its first read: a run that ends while the doctor reads it.
+     */
+    const fake = (props: Record<string, string>, after: Record<string, string> = {}) => {
+      fs.rmSync(at("after"), { recursive: true, force: true });
       fs.mkdirSync(at("bin"), { recursive: true });
+      fs.mkdirSync(at("after"), { recursive: true });
       for (const [k, v] of Object.entries(props)) fs.writeFileSync(at(k), v);
+      for (const [k, v] of Object.entries(after)) fs.writeFileSync(at("after", k), v);
       fs.writeFileSync(
         at("bin", "systemctl"),
         [
           "#!/usr/bin/env bash",
           "unit=${!#}",
           `dir=${JSON.stringify(tmp)}`,
+          'if compgen -G "$dir/after/$unit.*" >/dev/null; then',
+          '  if [[ -e "$dir/after/.$unit.reads" ]]; then dir=$dir/after; else touch "$dir/after/.$unit.reads"; fi',
+          "fi",
           'if [[ $1 == is-active ]]; then s=$(cat "$dir/$unit.state" 2>/dev/null); echo "${s:-inactive}"; [[ $s == active ]]; exit; fi',
-          'cat "$dir/$unit.$3" 2>/dev/null || true',
+          'if [[ $4 == --value ]]; then cat "$dir/$unit.$3" 2>/dev/null || true; exit 0; fi',
+          "shift",
+          "while [[ $1 == -p ]]; do",
+          '  if [[ $2 == ActiveState ]]; then v=$(cat "$dir/$unit.state" 2>/dev/null); v=${v:-inactive}; else v=$(cat "$dir/$unit.$2" 2>/dev/null); fi',
+          '  printf "%s=%s\\n" "$2" "$v"; shift 2',
+          "done",
         ].join("\n"),
         { mode: 0o755 },
       );
@@ -1163,6 +1178,27 @@ describe("doctor: checks executed in a temp dir", function () {
         [`${job.service}.state`]: "activating",
         [`${job.service}.ExecMainStartTimestamp`]: "Mon 2026-12-01 12:00:20 UTC",
       });
+      assert.deepEqual(await run(env), {
+        name: "schedule-tick",
+        status: "pass",
+        detail: "running now (started Mon 2026-12-01 12:00:20 UTC); its result shows once it ends",
+      });
+    });
+
+    it("a run read as it ends is one state (one systemctl show), not a mix that reads as a failed run", async () => {
+      // Running at the first read of the service; ended (success, inactive) at every read after it.
+      const env = fake(
+        {
+          [`${job.timer}.state`]: "active",
+          [`${job.service}.state`]: "activating",
+          [`${job.service}.ExecMainStartTimestamp`]: "Mon 2026-12-01 12:00:20 UTC",
+        },
+        {
+          [`${job.service}.Result`]: "success",
+          [`${job.service}.ExecMainStatus`]: "0",
+          [`${job.service}.ExecMainExitTimestamp`]: "Mon 2026-12-01 12:00:21 UTC",
+        },
+      );
       assert.deepEqual(await run(env), {
         name: "schedule-tick",
         status: "pass",
