@@ -23,12 +23,25 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     procfile = undefined;
   }
   const pkg = readPackageJson(path.join(dir, "package.json"));
+  const lock = readNpmLock(dir, (rawApp as Record<string, unknown>).requirements);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
+    ...(lock !== undefined ? { npmLock: lock } : {}),
   };
+}
+
+/** A Node app's lock file (apphost:app.requirements, else package-lock.json), for its npm workspace members. */
+function readNpmLock(dir: string, requirements: unknown): string | undefined {
+  const name = typeof requirements === "string" ? requirements : "package-lock.json";
+  if (path.isAbsolute(name) || name.split(/[\\/]/).includes("..")) return undefined;
+  try {
+    return fs.readFileSync(path.join(dir, name), "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /** `tooling` for a package.json without dependencies and without a start script; `app` for any other, even unreadable. */

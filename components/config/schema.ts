@@ -19,6 +19,7 @@ import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
+import { npmWorkspaces, type NpmWorkspace } from "../release/node";
 import type { ParseContext } from "./validate";
 
 // The sections are built for each parse (they read the stack's name, project and files), so zod's JIT would
@@ -1165,6 +1166,10 @@ export function sections(ctx: ParseContext, p: Prepared) {
         // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
       }
+      if (a.runtime === "node" && files) {
+        for (const problem of npmWorkspaces(files.npmLock).problems)
+          add(["source"], `${files.dir}: ${problem}`);
+      }
       // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
       if (!isName(ctx.stack)) {
         add(
@@ -1205,12 +1210,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
     },
   ).transform(({ python, ...a }) => {
     // python is optional in the type (hand-built configs in tests leave it out); the parser always sets it.
-    const out: typeof a & { python?: typeof python; pythonDeps?: PythonDeps } = {
+    const out: typeof a & {
+      python?: typeof python;
+      pythonDeps?: PythonDeps;
+      npmWorkspaces?: NpmWorkspace[];
+    } = {
       ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
       python,
     };
     if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
+    if (a.runtime === "node" && files) out.npmWorkspaces = npmWorkspaces(files.npmLock).members;
     return out;
   });
 

@@ -86,6 +86,8 @@ export interface AppFiles {
    * dependencies and no start script (linters, a frontend build), not a Node app
    */
   packageJson?: "app" | "tooling";
+  /** A Node app's lock file (apphost:app.requirements, else package-lock.json): its npm workspace members */
+  npmLock?: string;
 }
 
 export interface ConfigIssue {

@@ -267,7 +267,7 @@ export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements"
  */
 export function requirementsHash(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps">,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces">,
   workspaceEntries: readonly ArtifactEntry[] = [],
 ): string {
   const file = requirementsFile(app);
@@ -289,6 +289,15 @@ export function requirementsHash(
       ? fs.readFileSync(abs)
       : Buffer.from("\0missing\0");
   h.update(content);
+  // An npm workspace: npm ci reads each member's package.json too. An app without members hashes as before.
+  for (const { member } of app.runtime === "node" ? (app.npmWorkspaces ?? []) : []) {
+    const manifest = path.join(appDir, member, "package.json");
+    const body = fs.statSync(manifest, { throwIfNoEntry: false })?.isFile()
+      ? fs.readFileSync(manifest)
+      : Buffer.from("\0missing\0");
+    h.update(`\0member\0${member}\0`);
+    h.update(body);
+  }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.
   if (manager === "pip" && file !== "") {
@@ -403,7 +412,7 @@ export function workspaceEntries(
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
 export function buildArtifact(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "excludes">,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "excludes">,
 ): Artifact {
   const excludes = app.excludes ?? DEFAULT_EXCLUDES;
   const walked = walkApp(appDir, excludes);

@@ -24,6 +24,7 @@ import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
+import { memberDirs } from "./node";
 import {
   pythonDepsOf,
   pythonInstallCommands,
@@ -276,6 +277,17 @@ export function uploadPhase(input: ReleaseInput): Phase<"upload"> {
 export const NPM_ENV = (root: string): string =>
   `npm_config_cache=${root}/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt`;
 
+/**
+ * Whether a build command installs packages (`npm ci && npm run build`, `pip install -e .`): its failure on a host
+ * without a C compiler may be a dependency built from source, as the dependencies' own install's may; a build
+ * that only runs the app's tools (`vite build`, `collectstatic`) gets no such hint.
+ */
+export function installsPackages(command: string): boolean {
+  return /(?:^|[\s;&|(])(?:npm (?:ci|install|i)|yarn install|yarn(?=\s*(?:$|[;&|)]))|pnpm (?:install|i)|pip3? install|python3? -m pip install|uv (?:sync|pip install))(?=\s|$|[;&|)])/.test(
+    command,
+  );
+}
+
 /** install: shared links, ownership, the venv (reused per requirements hash) or npm ci, the build. */
 export function installPhase(input: ReleaseInput): Phase<"install"> {
   const l = paths(input);
@@ -290,6 +302,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   );
   const commands = [
     `NEW_DIR="${l.releases}/${refs.id}"`,
+    // What on_error's hint for a missing C compiler reads: the dependencies' install, not the build.
+    `INSTALLING=dependencies`,
     // data/ and logs/ are never in the artifact; the shared ones are linked in.
     `rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"`,
     `ln -sfn ${l.data} "$NEW_DIR/data"`,
@@ -317,20 +331,49 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   }
   if (app.runtime === "node") {
     const lock = requirementsFile(app);
+    const members = app.npmWorkspaces ?? [];
+    assertSafe(
+      "install phase",
+      members.map((w) => [`npm workspace member ${w.name}`, w.member, SAFE.relativeDir] as const),
+    );
+    // npm ci reads only the manifests: the root's, the lock and (an npm workspace) each member's package.json.
+    const manifests = [
+      `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/package.json" "$NEW_DIR/${lock}" "$NODE_DIR/"`,
+      ...(members.length > 0
+        ? [
+            `install -d -m 0755 -o ${user} -g ${user} ${memberDirs(members)
+              .map((d) => `"$NODE_DIR/${d}"`)
+              .join(" ")}`,
+          ]
+        : []),
+      ...members.map(
+        ({ member }) =>
+          `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${member}/package.json" "$NODE_DIR/${member}/"`,
+      ),
+    ];
     commands.push(
-      // One node_modules per lock file, reused by every release that has it (npm ci takes the time).
+      // One node_modules per lock file, reused by every release that has it (npm ci takes the time). devDependencies
+      // too, whatever NODE_ENV says, as Heroku installs them: the build (vite, tsc, webpack) needs them.
       `NODE_DIR="${l.venvs}/${refs.requirementsHash}-node"`,
       `if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else ` +
         `note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR"; ` +
-        `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/package.json" "$NEW_DIR/${lock}" "$NODE_DIR/"; ` +
-        `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
-      `rm -rf "$NEW_DIR/node_modules"`,
-      `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
-      `chown -h ${user}: "$NEW_DIR/node_modules"`,
+        `${manifests.join("; ")}; ` +
+        `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
+      ...(members.length > 0
+        ? [`link_node_modules "$NODE_DIR" ${members.map((w) => q(`${w.name}=${w.member}`)).join(" ")}`]
+        : [
+            `rm -rf "$NEW_DIR/node_modules"`,
+            `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
+            `chown -h ${user}: "$NEW_DIR/node_modules"`,
+          ]),
     );
   }
   const steps: string[] = [];
-  if (app.build) steps.push(`as_app "$NEW_DIR" ${q(app.build)}`);
+  if (app.build)
+    steps.push(
+      `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
+      `as_app "$NEW_DIR" ${q(app.build)}`,
+    );
   if (steps.length > 0) {
     commands.push(
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,

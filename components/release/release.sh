@@ -70,13 +70,13 @@ usage_error() {
 
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
 # An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
-# installing (not 126/127: a command that could not run), on a host without a C compiler, says what a
-# dependency built from source needs.
+# installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run), on a host without
+# a C compiler, says what a dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
   if [ "${FUNCNAME[1]:-}" = as_app ]; then
     local hint=""
-    if [ "$PHASE" = install ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
+    if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
       hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
     fi
     die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint"
@@ -125,6 +125,33 @@ as_app() {
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
     APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
+}
+
+# link_node_modules <node dir> <name>=<member>...: an npm workspace release's node_modules (components/release/node.ts):
+# a directory of links to the entries of <node dir>/node_modules, the tree npm ci made once for the lock, where each
+# member's name links to the member in this release (../<member>, as npm links it) instead of the manifest-only copy
+# npm ci saw; .apphost-tree names the tree (prune_venvs). A member's own node_modules, what npm could not hoist, is
+# linked into the release's member. As the app user, who owns the release: root never follows a link the app planted.
+# shellcheck disable=SC2016 # the inner script expands its own arguments
+link_node_modules() {
+  if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e
+    shopt -s nullglob dotglob
+    mirror() { mkdir -- "$2"; local e=("$1"/*); if [ "${#e[@]}" -gt 0 ]; then ln -s -t "$2" -- "${e[@]}"; fi; }
+    tree=$1/node_modules dst=$2/node_modules
+    rm -rf -- "$dst"; mirror "$tree" "$dst"; ln -s -- "$tree" "$dst/.apphost-tree"
+    for pair in "${@:3}"; do
+      name=${pair%%=*} member=${pair#*=} up=..
+      if [[ $name == @*/* ]]; then
+        up=../..
+        scope=${name%%/*}
+        if [ -L "$dst/$scope" ]; then rm -- "$dst/$scope"; mirror "$tree/$scope" "$dst/$scope"; fi
+        mkdir -p -- "$dst/$scope"
+      fi
+      ln -sfn -- "$up/$member" "$dst/$name"
+      if [ -d "$1/$member/node_modules" ]; then rm -rf -- "$2/$member/node_modules"; ln -s -- "$1/$member/node_modules" "$2/$member/node_modules"; fi
+    done' _ "$1" "$NEW_DIR" "${@:2}" 3>&- 9>&-; then
+    die "install: could not link node_modules in the release to $1/node_modules"
+  fi
 }
 
 # link_shared_dir <dir>: the release's <dir> (apphost:app.sharedDirs) becomes a link to $LINKED_DIR/<dir>, which
@@ -342,8 +369,11 @@ prune_releases() {
 # prune_venvs: remove venvs and node_modules directories no release links to.
 prune_venvs() {
   local used=" " link v t
-  # .venv links to a venv, node_modules to <dir>/node_modules: both name the directory under venvs/.
-  for link in "$RELEASES"/*/.venv "$RELEASES"/*/node_modules; do if [ -L "$link" ]; then t=$(readlink "$link"); used+="${t%/node_modules} "; fi; done
+  # .venv links to a venv, node_modules (or an npm workspace's node_modules/.apphost-tree) to <dir>/node_modules:
+  # each names the directory under venvs/.
+  for link in "$RELEASES"/*/.venv "$RELEASES"/*/node_modules "$RELEASES"/*/node_modules/.apphost-tree; do
+    if [ -L "$link" ]; then t=$(readlink "$link"); used+="${t%/node_modules} "; fi
+  done
   for v in "$VENVS"/*; do
     if [ ! -d "$v" ]; then continue; fi
     case "$used" in *" $v "*) ;; *) rm -rf "$v"; note "finish: removed unused venv $v" ;; esac

@@ -210,6 +210,7 @@ readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
 readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""
+INSTALLING=""
 PHASE_CODE=1
 FAILED_PHASE=""
 DEPLOYING=0

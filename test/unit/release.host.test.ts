@@ -327,12 +327,18 @@ describe("release script: a failed app command is named as the stack gave it", f
     );
   });
 
-  it("on a host without a C compiler, saying what a dependency built from source needs", () => {
+  it("on a host without a C compiler, saying what a dependency built from source needs, when it installs packages", () => {
+    const installs = "pip install --no-index ./wheels 2>/dev/null || { echo building >&2; exit 3; }";
     assert.equal(
-      failBuild("/nonexistent/cc"),
-      `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3; ` +
+      failBuild("/nonexistent/cc", installs),
+      `apphost: phase install failed: \`${installs}\` (as <user> in <release>) exited with status 3; ` +
         "the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), " +
         "add build-essential (and python3-dev for Python) to apphost:host.packages",
+    );
+    // A build that only runs the app's tools (vite build: not found in the conduit trial) gets no such hint.
+    assert.equal(
+      failBuild("/nonexistent/cc"),
+      `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3`,
     );
     // A command that could not run at all (127) is no build from source: no hint.
     assert.equal(

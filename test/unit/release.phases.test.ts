@@ -116,6 +116,7 @@ describe("release phases: the base input", () => {
   it("install (literal refs): shared links, chown, venv per requirements hash", () => {
     assert.deepEqual(phase(baseInput({ refs: literal }), "install").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      "INSTALLING=dependencies",
       'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
@@ -287,7 +288,7 @@ describe("release phases: one key changed", () => {
     const cmds = installPhase(
       baseInput({ refs: literal, app: { ...baseApp, sharedDirs: ["bakerydemo/media", "instance"] } }),
     ).commands;
-    assert.deepEqual(cmds.slice(4, 8), [
+    assert.deepEqual(cmds.slice(5, 9), [
       'chown -hR shop-prod: "$NEW_DIR"',
       "link_shared_dir bakerydemo/media",
       "link_shared_dir instance",
@@ -309,16 +310,43 @@ describe("release phases: one key changed", () => {
     ).commands;
     assert.deepEqual(cmds, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
+      "INSTALLING=dependencies",
       'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
-      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
-      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=build; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+    ]);
+  });
+
+  it("an npm workspace: each member's package.json beside the lock for npm ci, node_modules linked per release", () => {
+    const cmds = installPhase(
+      baseInput({
+        refs: literal,
+        app: {
+          ...baseApp,
+          runtime: "node",
+          requirements: "package-lock.json",
+          npmWorkspaces: [
+            { name: "@acme/shared", member: "packages/shared" },
+            { name: "backend", member: "backend" },
+          ],
+        },
+      }),
+    ).commands;
+    assert.deepEqual(cmds.slice(7), [
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; ' +
+        'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/backend" "$NODE_DIR/packages" "$NODE_DIR/packages/shared"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/packages/shared/package.json" "$NODE_DIR/packages/shared/"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/backend/package.json" "$NODE_DIR/backend/"; ' +
+        'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
     ]);
   });
 
@@ -328,7 +356,7 @@ describe("release phases: one key changed", () => {
     ).commands;
     assert.equal(
       cmds.at(-1),
-      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else as_app "$NEW_DIR" \'npm ci && npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=dependencies; as_app "$NEW_DIR" \'npm ci && npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     );
   });
 

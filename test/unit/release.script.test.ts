@@ -7,6 +7,7 @@
  * side by side.
  */
 
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -45,6 +46,14 @@ describe("release script: static checks", () => {
           runtime: "node",
           requirements: "package-lock.json",
           build: "npm run build",
+        },
+      }),
+      baseInput({
+        app: {
+          ...baseInput().app,
+          runtime: "node",
+          requirements: "package-lock.json",
+          npmWorkspaces: [{ name: "@acme/web", member: "packages/web" }],
         },
       }),
       baseInput({
@@ -162,6 +171,91 @@ describe("release script: static checks", () => {
     assert.equal(l.caddyUpstream, "/tmp/x/etc/caddy/apphost/shop-prod.upstream");
     assert.equal(l.user, "me");
     assert.equal(l.unitPrefix, "apphost-shop-prod");
+  });
+});
+
+describe("release script: link_node_modules (an npm workspace's node_modules in a release)", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fn = /^link_node_modules\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+
+  it("links the tree's entries, each member's name to the member in the release, and a member's own node_modules", () => {
+    assert.ok(fn, "release.sh has no link_node_modules");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-link-node-modules-"));
+    try {
+      // The tree npm ci made: hoisted packages, a scope with a registry package and a member, .bin, the
+      // members as npm links them (../<member>, manifests only), and what it could not hoist into a member.
+      const node = path.join(tmp, "venvs", "abc-node");
+      const tree = path.join(node, "node_modules");
+      for (const d of [
+        "express",
+        "@acme/util",
+        ".bin",
+        "packages/api/node_modules/left-pad",
+        "packages/web",
+      ]) {
+        fs.mkdirSync(d.startsWith("packages") ? path.join(node, d) : path.join(tree, d), { recursive: true });
+      }
+      fs.symlinkSync("../vite/bin/vite.js", path.join(tree, ".bin", "vite"));
+      fs.symlinkSync("../packages/api", path.join(tree, "api"));
+      fs.symlinkSync("../../packages/web", path.join(tree, "@acme", "web"));
+      // The release: its members' code, and a node_modules the artifact should not have had.
+      const rel = path.join(tmp, "releases", "r1");
+      fs.mkdirSync(path.join(rel, "packages", "api"), { recursive: true });
+      fs.mkdirSync(path.join(rel, "packages", "web"), { recursive: true });
+      fs.mkdirSync(path.join(rel, "node_modules", "stale"), { recursive: true });
+      const runuser = path.join(tmp, "runuser");
+      fs.writeFileSync(
+        runuser,
+        '#!/bin/bash\n[ "$1" = -u ] && shift 2\n[ "$1" = -- ] && shift\nexec "$@"\n',
+        {
+          mode: 0o755,
+        },
+      );
+      const script = [
+        "set -euo pipefail",
+        `RUNUSER=${runuser} APP_USER=nobody NEW_DIR=${rel}`,
+        'die() { echo "die: $1" >&2; exit 9; }',
+        fn!,
+        `link_node_modules ${node} @acme/web=packages/web api=packages/api`,
+      ].join("\n");
+      const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      const nm = path.join(rel, "node_modules");
+      const links = Object.fromEntries(
+        [
+          "express",
+          ".bin",
+          "@acme/util",
+          "@acme/web",
+          "api",
+          ".apphost-tree",
+          "../packages/api/node_modules",
+        ].map((e) => [e, fs.readlinkSync(path.join(nm, e))]),
+      );
+      assert.deepEqual(links, {
+        express: `${tree}/express`,
+        ".bin": `${tree}/.bin`,
+        "@acme/util": `${tree}/@acme/util`,
+        "@acme/web": "../../packages/web",
+        api: "../packages/api",
+        ".apphost-tree": tree,
+        "../packages/api/node_modules": `${node}/packages/api/node_modules`,
+      });
+      assert.ok(
+        !fs.lstatSync(path.join(nm, "@acme")).isSymbolicLink(),
+        "the scope with a member is a directory",
+      );
+      assert.ok(!fs.existsSync(path.join(nm, "stale")), "the release's own node_modules was replaced");
+      assert.equal(fs.realpathSync(path.join(nm, "@acme", "web")), path.join(rel, "packages", "web"));
+      assert.equal(fs.realpathSync(path.join(nm, "api")), path.join(rel, "packages", "api"));
+      assert.deepEqual(
+        fs.readdirSync(tree).sort(),
+        [".bin", "@acme", "api", "express"],
+        "the tree was changed",
+      );
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,0 +1,157 @@
+/**
+ * An npm workspace (components/release/node.ts): the members a package-lock.json
+ * links, what the config check says of links the release cannot carry, the
+ * members' manifests in the requirements hash, and the lock read from the app.
+ * The link farm itself runs in release.script.test (link_node_modules).
+ */
+import * as assert from "assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { readAppFiles } from "../../components/config/appfiles";
+import { ConfigError, parseStackConfig } from "../../components/config/validate";
+import { requirementsHash } from "../../components/release/artifact";
+import { memberDirs, npmWorkspaces } from "../../components/release/node";
+import { baseCtx, baseRaw, withKeys } from "./fixtures";
+
+/** A lockfileVersion 3 lock with these `packages` entries besides the root's. */
+function lock(packages: Record<string, unknown>): string {
+  return JSON.stringify({
+    name: "conduit",
+    lockfileVersion: 3,
+    packages: { "": { name: "conduit" }, ...packages },
+  });
+}
+
+// TonyMckes/conduit-realworld-example-app's shape: two members, and registry packages.
+const CONDUIT = lock({
+  backend: { version: "1.0.0", dependencies: { express: "^4.18.2" } },
+  frontend: { version: "0.1.0", devDependencies: { vite: "^4.2.1" } },
+  "node_modules/frontend": { resolved: "frontend", link: true },
+  "node_modules/backend": { resolved: "backend", link: true },
+  "node_modules/express": {
+    version: "4.18.2",
+    resolved: "https://registry.npmjs.org/express/-/express-4.18.2.tgz",
+  },
+  "backend/node_modules/qs": { version: "6.11.0" },
+});
+
+describe("npm workspaces (components/release/node.ts)", () => {
+  it("reads the members from the lock's links, sorted by name", () => {
+    assert.deepEqual(npmWorkspaces(CONDUIT), {
+      members: [
+        { name: "backend", member: "backend" },
+        { name: "frontend", member: "frontend" },
+      ],
+      problems: [],
+    });
+    const scoped = lock({
+      "node_modules/@acme/shared": { resolved: "packages/shared/", link: true },
+      "node_modules/@acme/web": { resolved: "packages/web", link: true },
+    });
+    assert.deepEqual(npmWorkspaces(scoped).members, [
+      { name: "@acme/shared", member: "packages/shared" },
+      { name: "@acme/web", member: "packages/web" },
+    ]);
+  });
+
+  it("no members without a lock, with a version 1 lock (before workspaces) or an unreadable one (npm ci says so)", () => {
+    const none = { members: [], problems: [] };
+    assert.deepEqual(npmWorkspaces(undefined), none);
+    assert.deepEqual(npmWorkspaces(JSON.stringify({ lockfileVersion: 1, dependencies: { a: {} } })), none);
+    assert.deepEqual(npmWorkspaces("{ not json"), none);
+    assert.deepEqual(npmWorkspaces(lock({ "node_modules/express": { version: "4.18.2" } })), none);
+  });
+
+  it("a link outside the app, or a name or path unfit for a shell command, is a problem; each is named", () => {
+    const r = npmWorkspaces(
+      lock({
+        "node_modules/lib": { resolved: "../lib", link: true },
+        "node_modules/abs": { resolved: "/opt/abs", link: true },
+        "node_modules/web": { resolved: "web app", link: true },
+        "node_modules/api": { resolved: "api", link: true },
+      }),
+    );
+    assert.deepEqual(r.members, [{ name: "api", member: "api" }]);
+    assert.deepEqual(r.problems, [
+      'package-lock.json links "lib" to ../lib, outside the app directory: a release carries only the app directory; ' +
+        "move it into the app as a workspace member, or point apphost:app.source at the directory that holds both",
+      'package-lock.json links "abs" to /opt/abs, outside the app directory: a release carries only the app directory; ' +
+        "move it into the app as a workspace member, or point apphost:app.source at the directory that holds both",
+      'package-lock.json links "web" to "web app": expected an npm package name and a directory inside the release, ' +
+        "like frontend/dist; rename the member",
+    ]);
+  });
+
+  it("memberDirs: every directory down to each member, parents first, each once", () => {
+    assert.deepEqual(
+      memberDirs([
+        { name: "b", member: "packages/b" },
+        { name: "api", member: "api" },
+        { name: "a", member: "packages/a" },
+      ]),
+      ["api", "packages", "packages/a", "packages/b"],
+    );
+  });
+
+  describe("with the config and the app directory", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-ws-"));
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    const nodeApp = (npmLock: string) =>
+      parseStackConfig(withKeys(baseRaw(), { "app.runtime": "node", "app.requirements": undefined }), {
+        ...baseCtx(),
+        appFiles: { dir: "../conduit", python: {}, packageJson: "app", npmLock },
+      });
+
+    it("the parsed app carries the members; links outside it are refused at apphost:app.source, every one", () => {
+      assert.deepEqual(nodeApp(CONDUIT).app.npmWorkspaces, npmWorkspaces(CONDUIT).members);
+      const outside = lock({
+        "node_modules/lib": { resolved: "../lib", link: true },
+        "node_modules/util": { resolved: "../../util", link: true },
+      });
+      assert.throws(
+        () => nodeApp(outside),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          assert.deepEqual(
+            e.issues.map((i) => [i.path, i.message]),
+            npmWorkspaces(outside).problems.map((p) => ["apphost:app.source", `../conduit: ${p}`]),
+          );
+          assert.equal(e.issues.length, 2);
+          return true;
+        },
+      );
+    });
+
+    it("readAppFiles reads the lock: package-lock.json, or apphost:app.requirements", () => {
+      fs.writeFileSync(path.join(dir, "package.json"), '{"dependencies": {"express": "4"}}');
+      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
+      fs.writeFileSync(path.join(dir, "other.json"), "{}");
+      assert.equal(readAppFiles({ source: dir }, "/")?.npmLock, CONDUIT);
+      assert.equal(readAppFiles({ source: dir, requirements: "other.json" }, "/")?.npmLock, "{}");
+      assert.equal(readAppFiles({ source: dir, requirements: "../x.json" }, "/")?.npmLock, undefined);
+    });
+
+    it("the requirements hash follows each member's package.json; an app without members hashes as before", () => {
+      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
+      const plain = { runtime: "node" as const, requirements: "package-lock.json" };
+      const before = requirementsHash(dir, plain);
+      assert.equal(requirementsHash(dir, { ...plain, npmWorkspaces: [] }), before);
+      const app = { ...plain, npmWorkspaces: npmWorkspaces(CONDUIT).members };
+      const missing = requirementsHash(dir, app);
+      assert.notEqual(missing, before);
+      fs.mkdirSync(path.join(dir, "backend"));
+      fs.writeFileSync(path.join(dir, "backend", "package.json"), '{"dependencies": {"express": "4"}}');
+      const one = requirementsHash(dir, app);
+      assert.notEqual(one, missing);
+      fs.writeFileSync(path.join(dir, "backend", "index.js"), "code\n");
+      assert.equal(requirementsHash(dir, app), one, "a member's code is not its manifest");
+      fs.writeFileSync(path.join(dir, "backend", "package.json"), '{"dependencies": {"express": "5"}}');
+      assert.notEqual(requirementsHash(dir, app), one);
+    });
+  });
+});
