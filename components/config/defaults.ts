@@ -133,16 +133,33 @@ const DJANGO_REVISION =
   `print(f'{m.app}.{m.name} ({r.migration_qs.count()} applied)' if m else 'none')"`;
 
 /**
+ * sequelize-cli's migration state in one line, from `db:migrate:status` (an `up <file>` line per applied
+ * migration, in order): the last applied and the count, `none` before the first. A failed status fails it.
+ */
+const sequelizeRevision = (status: string) =>
+  `s=$(${status}) && printf '%s\\n' "$s" | awk '$1 == "up" { n++; last = $2 } END { print n ? last " (" n " applied)" : "none" }'`;
+
+/**
  * apphost:database.revision when unset: the revision command of the tool the
  * migrate command runs, when it has one. `alembic [-c FILE] upgrade head` has
  * `alembic [-c FILE] current`, Flask-Migrate's `flask [--app APP] db upgrade`
  * has `flask [--app APP] db current`, Django's `[python] manage.py migrate
  * [--noinput]` (or `django-admin migrate`) has the same manage.py's shell
- * printing the last applied migration and the count (DJANGO_REVISION);
- * anything else, none ("").
+ * printing the last applied migration and the count (DJANGO_REVISION),
+ * sequelize-cli's `[npx] sequelize-cli db:migrate [--env E ...]` its
+ * `db:migrate:status` read the same way; each after the same `cd <dir> &&`
+ * (a monorepo's `cd backend && ...`). Anything else, none ("").
  */
 export function defaultRevision(migrate: string): string {
+  const cd = /^(cd\s+[^\s;&|]+\s*&&\s*)(.*)$/.exec(migrate.trim());
+  if (cd) {
+    const inner = defaultRevision(cd[2]);
+    return inner && `${cd[1]}${inner}`;
+  }
   const m = migrate.trim();
+  const sequelize =
+    /^((?:npx\s+)?sequelize(?:-cli)?)\s+db:migrate((?:\s+--[a-z-]+(?:=|\s+)[^\s;&|-][^\s;&|]*)*)$/.exec(m);
+  if (sequelize) return sequelizeRevision(`${sequelize[1]} db:migrate:status${sequelize[2]}`);
   const alembic = /^(alembic(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*)\s+upgrade\s+head$/.exec(m);
   if (alembic) return `${alembic[1]} current`;
   const flask = /^(flask(?:\s+(?:-A|--app)\s+[^\s;&|]+)?\s+db)\s+upgrade$/.exec(m);

@@ -624,12 +624,55 @@ describe("apphost:app.runtime from the app directory", () => {
 });
 
 describe("apphost:database.revision from the migrate command", () => {
+  it("sequelize-cli's: the last applied migration and the count from db:migrate:status, under bash", () => {
+    // What sequelize-cli 6.6 printed on the conduit trial's sandbox (its header, then one line per migration).
+    const status = [
+      "",
+      "\u001b[4mSequelize CLI [Node: 18.20.4, CLI: 6.6.0, ORM: 6.29.3]\u001b[24m",
+      "",
+      'Loaded configuration file "config/config.js".',
+      'Using environment "production".',
+      "up 20220129140530-create-tag.js",
+      "up 20220129141319-create-comment.js",
+      "down 20260101000000-add-location.js",
+    ].join("\n");
+    const dir = mkdtempSync(join(tmpdir(), "apphost-sequelize-"));
+    try {
+      const cli = join(dir, "sequelize");
+      writeFileSync(
+        cli,
+        `#!/bin/sh\nif [ -f ${dir}/fail ]; then echo "ERROR: connect ECONNREFUSED" >&2; exit 1; fi\ncat ${dir}/status\n`,
+        { mode: 0o755 },
+      );
+      const run = (text: string) => {
+        writeFileSync(join(dir, "status"), text);
+        return spawnSync("bash", ["-c", `set -e; ${defaultRevision("sequelize db:migrate")}`], {
+          encoding: "utf8",
+          env: { PATH: `${dir}:${process.env.PATH}` },
+        });
+      };
+      assert.deepEqual(
+        [run(status).stdout, run(status).status],
+        ["20220129141319-create-comment.js (2 applied)\n", 0],
+      );
+      assert.equal(run(status.replace(/^up /gm, "down ")).stdout, "none\n");
+      writeFileSync(join(dir, "fail"), "");
+      const failed = run(status);
+      assert.deepEqual([failed.status, failed.stdout], [1, ""], "a failed status is no revision");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   const DJANGO =
     `shell -v 0 -c "from django.db import connection; from django.db.migrations.recorder import MigrationRecorder; ` +
     `r = MigrationRecorder(connection); m = r.migration_qs.order_by('id').last() if r.has_table() else None; ` +
     `print(f'{m.app}.{m.name} ({r.migration_qs.count()} applied)' if m else 'none')"`;
 
-  it("the tool's own revision command for Alembic, Flask-Migrate and Django, none for anything else", () => {
+  const sequelize = (status: string) =>
+    `s=$(${status}) && printf '%s\\n' "$s" | awk '$1 == "up" { n++; last = $2 } END { print n ? last " (" n " applied)" : "none" }'`;
+
+  it("the tool's own revision command for Alembic, Flask-Migrate, Django and sequelize-cli, none for anything else", () => {
     const table: Array<[string, string]> = [
       ["alembic upgrade head", "alembic current"],
       ["alembic -c conf/alembic.ini upgrade head", "alembic -c conf/alembic.ini current"],
@@ -645,6 +688,17 @@ describe("apphost:database.revision from the migrate command", () => {
       ["python manage.py migrate && python manage.py loaddata seed", ""],
       ["npm run migrate", ""],
       ["", ""],
+      // A monorepo's app in a directory of its own: the same revision, from there.
+      ["cd backend && alembic upgrade head", "cd backend && alembic current"],
+      ["cd backend && python manage.py migrate", `cd backend && python manage.py ${DJANGO}`],
+      ["cd backend && npm run migrate", ""],
+      ["npx sequelize-cli db:migrate", sequelize("npx sequelize-cli db:migrate:status")],
+      [
+        "cd backend && npx sequelize-cli db:migrate --env production",
+        `cd backend && ${sequelize("npx sequelize-cli db:migrate:status --env production")}`,
+      ],
+      ["sequelize db:migrate", sequelize("sequelize db:migrate:status")],
+      ["npx sequelize-cli db:migrate:undo", ""],
     ];
     assert.deepEqual(
       table.map(([migrate]) => [migrate, defaultRevision(migrate)]),
