@@ -198,7 +198,19 @@ describe("day-2 scripts", () => {
     assert.equal(journalSince("2h"), "-2h");
     assert.equal(journalSince("7d"), "-7d");
     assert.equal(journalSince("2026-11-30 14:00"), "2026-11-30 14:00");
+    // journalctl's own spellings, as a user who knows it types them (`--since=-3min`, which the argv hint suggests).
+    assert.deepEqual(["-3min", "3min", "45sec", "2hours", "-1day", "10minutes"].map(journalSince), [
+      "-3min",
+      "-3min",
+      "-45s",
+      "-2h",
+      "-1d",
+      "-10min",
+    ]);
     assert.throws(() => journalSince("1 hour; rm -rf /"), /--since: "1 hour; rm -rf \/" is not a duration/);
+    for (const bad of ["3y", "--3m", "0m", "-m", "3constructor", "3toString"]) {
+      assert.throws(() => journalSince(bad), /is not a duration/, bad);
+    }
   });
 
   it("journalUnits: a web glob, a worker, a schedule, backup; an unknown name lists the choices", () => {
