@@ -80,6 +80,22 @@ export function chainedParts(command: string): string[] | undefined {
   return real.length > 1 ? real : undefined;
 }
 
+/**
+ * A web line's chained parts that need splitting, else undefined. A leading
+ * `cd <dir>` only says where the server runs (`web: cd backend && node
+ * index.js`, a monorepo's app in a directory of its own): it is no step, and
+ * the parts after it keep it (`cd api && npm run migrate`).
+ */
+export function webChainParts(command: string): string[] | undefined {
+  const parts = chainedParts(command);
+  if (!parts) return undefined;
+  const cds = parts.findIndex((p) => !/^cd\s+[^\s;&|]+$/.test(p));
+  const where = parts.slice(0, Math.max(cds, 0)).join(" && ");
+  const rest = parts.slice(Math.max(cds, 0));
+  if (!where) return parts;
+  return rest.length > 1 ? rest.map((p) => `${where} && ${p}`) : undefined;
+}
+
 /** Commands that change the database schema: the ones a release runs once, before traffic moves. */
 const MIGRATION =
   /\b(alembic|migrate|migrations?|db\s+upgrade|db:migrate|node-pg-migrate|knex\s+migrate|prisma\s+migrate|rake\s+db:)\b/i;

@@ -14,7 +14,7 @@ import * as sshpk from "sshpk";
 import { z } from "zod";
 import * as D from "./defaults";
 import { upstreamPort } from "../paths";
-import { chainedParts, parseProcfile, type ProcfileEntry, splitChain } from "./procfile";
+import { parseProcfile, type ProcfileEntry, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import type { PythonFacts } from "../release/python";
 import * as S from "./schema";
@@ -346,7 +346,7 @@ function prepare(raw: Record<string, unknown>, ctx: ParseContext): S.Prepared {
         ? `the Procfile's release: line, "${release}"`
         : undefined;
   for (const e of entries.filter((e) => e.name !== "release")) {
-    const parts = e.name === "web" ? chainedParts(e.command) : undefined;
+    const parts = e.name === "web" ? webChainParts(e.command) : undefined;
     if (parts) problems.push(chainProblem(e, parts, whole, runs));
     else processes[e.name] = e.command;
   }

@@ -506,6 +506,26 @@ describe("Procfile", () => {
     );
   });
 
+  it("a web line that only cds into the app's directory first is the server, not a chain; a chain after it keeps the cd", () => {
+    // examples/npm-workspace's Procfile, as monorepos write it for Heroku.
+    const c = parseStackConfig(noProcesses(), {
+      ...baseCtx(),
+      appFiles: files("web: cd api && node server.js\n"),
+    });
+    assert.deepEqual(c.app.processes, [{ name: "web", command: "cd api && node server.js", kind: "web" }]);
+    assert.deepEqual(
+      configProblems(noProcesses(), {
+        ...baseCtx(),
+        appFiles: files("web: cd api && npm run migrate && node server.js\n"),
+      }),
+      [
+        'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("cd api && npm run migrate && node server.js"); ' +
+          'apphost runs the migration once per release, before traffic moves, so split it: "release: cd api && npm run migrate" and "web: cd api && node server.js" in the Procfile, ' +
+          'or set apphost:app.processes.web to "cd api && node server.js" and apphost:database.migrate to "cd api && npm run migrate"',
+      ],
+    );
+  });
+
   it("a Procfile web line left on its server's default port is refused, naming the Procfile and the option to add", () => {
     assert.deepEqual(
       configProblems(noProcesses(), {
@@ -672,7 +692,7 @@ describe("apphost:database.revision from the migrate command", () => {
   const sequelize = (status: string) =>
     `s=$(${status}) && printf '%s\\n' "$s" | awk '$1 == "up" { n++; last = $2 } END { print n ? last " (" n " applied)" : "none" }'`;
 
-  it("the tool's own revision command for Alembic, Flask-Migrate, Django and sequelize-cli, none for anything else", () => {
+  it("the tool's own revision command for Alembic, Flask-Migrate, Django, sequelize-cli and knex, none for anything else", () => {
     const table: Array<[string, string]> = [
       ["alembic upgrade head", "alembic current"],
       ["alembic -c conf/alembic.ini upgrade head", "alembic -c conf/alembic.ini current"],
@@ -699,6 +719,12 @@ describe("apphost:database.revision from the migrate command", () => {
       ],
       ["sequelize db:migrate", sequelize("sequelize db:migrate:status")],
       ["npx sequelize-cli db:migrate:undo", ""],
+      [
+        "npx knex --knexfile config/knexfile.js migrate:latest",
+        "npx knex --knexfile config/knexfile.js migrate:currentVersion",
+      ],
+      ["knex migrate:latest --env production", "knex migrate:currentVersion --env production"],
+      ["npx knex migrate:up", ""],
     ];
     assert.deepEqual(
       table.map(([migrate]) => [migrate, defaultRevision(migrate)]),
