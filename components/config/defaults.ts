@@ -147,7 +147,9 @@ const sequelizeRevision = (status: string) =>
  * [--noinput]` (or `django-admin migrate`) has the same manage.py's shell
  * printing the last applied migration and the count (DJANGO_REVISION),
  * sequelize-cli's `[npx] sequelize-cli db:migrate [--env E ...]` its
- * `db:migrate:status` read the same way; each after the same `cd <dir> &&`
+ * `db:migrate:status` read the same way, knex's `[npx] knex [--knexfile F]
+ * migrate:latest` its `migrate:currentVersion` (the newest applied
+ * migration's timestamp: each migration has its own); each after the same `cd <dir> &&`
  * (a monorepo's `cd backend && ...`). Anything else, none ("").
  */
 export function defaultRevision(migrate: string): string {
@@ -160,6 +162,9 @@ export function defaultRevision(migrate: string): string {
   const sequelize =
     /^((?:npx\s+)?sequelize(?:-cli)?)\s+db:migrate((?:\s+--[a-z-]+(?:=|\s+)[^\s;&|-][^\s;&|]*)*)$/.exec(m);
   if (sequelize) return sequelizeRevision(`${sequelize[1]} db:migrate:status${sequelize[2]}`);
+  const options = "((?:\\s+--[a-z-]+(?:=|\\s+)[^\\s;&|-][^\\s;&|]*)*)";
+  const knex = new RegExp(`^((?:npx\\s+)?knex${options})\\s+migrate:latest${options}$`).exec(m);
+  if (knex) return `${knex[1]} migrate:currentVersion${knex[3]}`;
   const alembic = /^(alembic(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*)\s+upgrade\s+head$/.exec(m);
   if (alembic) return `${alembic[1]} current`;
   const flask = /^(flask(?:\s+(?:-A|--app)\s+[^\s;&|]+)?\s+db)\s+upgrade$/.exec(m);
