@@ -10,7 +10,9 @@
  * collectstatic as the build, migrate from the Procfile, static files from the
  * proxy, ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS from the stack's hostnames.
  * Then examples/node-todo (Express, package-lock.json, node-pg-migrate, a
- * build step): npm ci once per lock file, reused by the next release. Then
+ * build step): npm ci once per lock file, reused by the next release; then
+ * examples/npm-workspace on the same stack (members, a devDependency for the
+ * build, a library by its package name from the release). Then
  * examples/flask-poetry: the pinned Poetry installs poetry.lock's main group.
  */
 import { strict as assert } from "assert";
@@ -49,6 +51,7 @@ const NODE = {
   hostname: "todo.local.test",
   source: path.join(ROOT, "examples", "node-todo"),
 };
+const NPM_WORKSPACE = path.join(ROOT, "examples", "npm-workspace");
 const DJANGO = {
   stack: "local-dj",
   id: "polls-local-dj",
@@ -384,6 +387,56 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const install = phases.find((p) => p.phase === "install")?.seconds ?? NaN;
     process.stdout.write(`      install phase with node_modules reused: ${install} s\n`);
     assert.equal(JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body).v, 2);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("an npm workspace: the members' dependencies, a devDependency for the build under NODE_ENV=production, and a library by its package name from the release", async function () {
+    // The same stack takes the workspace app: its API from the Procfile (cd api && node server.js).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-ws-"));
+    fs.cpSync(NPM_WORKSPACE, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
+    const deploy = async () => {
+      const ws = await localStack(backend, {
+        stackName: NODE.stack,
+        sandbox,
+        config: {
+          "apphost:dns": { provider: "none", hostnames: [{ name: NODE.hostname }] },
+          "apphost:app": {
+            name: "todo",
+            source: dir,
+            healthPath: "/api/health",
+            basePort: 8500,
+            build: "npm run build",
+            env: { NODE_ENV: "production" },
+          },
+          "apphost:database": { kind: "postgres" },
+          "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+        },
+      });
+      const res = await ws.up({ onOutput: log, configFile: ws.configFile });
+      assert.equal(res.summary.result, "succeeded");
+    };
+    await deploy();
+    const health = () => JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+    assert.deepEqual(health(), { ok: true, greeting: "hello from packages/greeting" });
+    // The build ran mkdirp, a devDependency, though NODE_ENV is production; its page comes from api's express.static.
+    assert.match(http(sandbox, NODE.hostname, "/", "https").body, /<p>built for production<\/p>/);
+    const links = () =>
+      onHost(
+        [
+          `cd /srv/${NODE.id}/current`,
+          "readlink node_modules/.apphost-tree node_modules/@shop/greeting node_modules/express",
+          "test -d node_modules && ! test -L node_modules && echo directory",
+        ].join(" && "),
+      ).stdout.split("\n");
+    const first = links();
+    assert.match(first[0], new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    assert.deepEqual(first.slice(1, 4), ["../../packages/greeting", `${first[0]}/express`, "directory"]);
+    // The library's code changes, not its package.json: the same tree, and the new release loads the new code.
+    const lib = path.join(dir, "packages", "greeting", "index.js");
+    fs.writeFileSync(lib, fs.readFileSync(lib, "utf8").replace("hello from", "hello again from"));
+    await deploy();
+    assert.deepEqual(health(), { ok: true, greeting: "hello again from packages/greeting" });
+    assert.equal(links()[0], first[0], "node_modules was installed again");
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
