@@ -12,7 +12,7 @@
  * could not hoist) is linked into the release's member (release.sh:
  * link_node_modules).
  */
-import { SAFE } from "../shell";
+import { SAFE, shellQuote as q } from "../shell";
 
 /** A workspace member, as the lock links it: `name` in node_modules, `member` its directory in the app. */
 export interface NpmWorkspace {
@@ -70,4 +70,26 @@ export function memberDirs(members: readonly NpmWorkspace[]): string[] {
     for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
   }
   return [...dirs].sort((a, b) => a.split("/").length - b.split("/").length || (a < b ? -1 : 1));
+}
+
+/** Debian's node-semver (a dependency of its npm package): the semver module npm itself judges engines with. */
+export const DEBIAN_SEMVER = "/usr/share/nodejs/semver";
+
+/**
+ * install phase, once node_modules is linked: a warning when the release's package.json asks for a Node
+ * (`engines.node`) the host's does not satisfy, judged by semver as npm judges it (Debian's node-semver, which
+ * npm depends on; without it, nothing is said). apphost runs the host's nodejs package, so it warns and goes on,
+ * as npm ci does: an app often runs on an older Node than its engines line names.
+ */
+export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
+  const check =
+    `let s; try { s = require(${JSON.stringify(semver)}) } catch { process.exit(0) } ` +
+    'const r = (JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).engines || {}).node; ' +
+    'if (typeof r === "string" && s.validRange(r) && !s.satisfies(process.version, r)) console.log(r)';
+  return [
+    `NODE_WANTS=$(node -e ${q(check)} "$NEW_DIR/package.json" 2>/dev/null || true)`,
+    `if [ -n "$NODE_WANTS" ]; then note "warning: package.json's engines.node is \\"$NODE_WANTS\\" and this release runs Node $(node --version), the host's nodejs: ` +
+      `the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12), so relax engines.node if the app runs on it, ` +
+      `or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"; fi`,
+  ];
 }

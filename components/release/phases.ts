@@ -24,7 +24,7 @@ import { unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
-import { memberDirs } from "./node";
+import { memberDirs, nodeEnginesWarning } from "./node";
 import {
   pythonDepsOf,
   pythonInstallCommands,
@@ -366,6 +366,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
             `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
             `chown -h ${user}: "$NEW_DIR/node_modules"`,
           ]),
+      ...nodeEnginesWarning(),
     );
   }
   const steps: string[] = [];

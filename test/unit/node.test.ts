@@ -11,7 +11,8 @@ import * as path from "path";
 import { readAppFiles } from "../../components/config/appfiles";
 import { ConfigError, parseStackConfig } from "../../components/config/validate";
 import { requirementsHash } from "../../components/release/artifact";
-import { memberDirs, npmWorkspaces } from "../../components/release/node";
+import { DEBIAN_SEMVER, memberDirs, nodeEnginesWarning, npmWorkspaces } from "../../components/release/node";
+import { spawnSync } from "child_process";
 import { baseCtx, baseRaw, withKeys } from "./fixtures";
 
 /** A lockfileVersion 3 lock with these `packages` entries besides the root's. */
@@ -92,6 +93,36 @@ describe("npm workspaces (components/release/node.ts)", () => {
       ]),
       ["api", "packages", "packages/a", "packages/b"],
     );
+  });
+
+  it("nodeEnginesWarning: engines.node the host's node does not satisfy is a warning, under bash with this machine's node", () => {
+    assert.match(nodeEnginesWarning()[0], new RegExp(`require\\(${JSON.stringify(DEBIAN_SEMVER)}\\)`));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-engines-"));
+    try {
+      // Debian's node-semver is not on this machine: the same module from node_modules stands in for it.
+      const lines = nodeEnginesWarning(require.resolve("semver"));
+      const warn = (engines: unknown, semver = lines) => {
+        fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "x", engines }));
+        const script = ['note() { printf "apphost: %s\\n" "$1"; }', `NEW_DIR=${dir}`, ...semver].join("\n");
+        const r = spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      assert.equal(
+        warn({ node: ">=99.0.0" }),
+        `apphost: warning: package.json's engines.node is ">=99.0.0" and this release runs Node ${process.version}, the host's nodejs: ` +
+          "the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12), so relax engines.node " +
+          "if the app runs on it, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying\n",
+      );
+      // Satisfied, absent, not a range, or no semver module on the host: nothing said, and the phase goes on.
+      assert.equal(warn({ node: `^${process.versions.node.split(".")[0]}.0.0 || >=99` }), "");
+      assert.equal(warn(undefined), "");
+      assert.equal(warn({ npm: ">=99" }), "");
+      assert.equal(warn({ node: "latest please" }), "");
+      assert.equal(warn({ node: ">=99.0.0" }, nodeEnginesWarning(path.join(dir, "no-semver"))), "");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe("with the config and the app directory", () => {

@@ -1,3 +1,4 @@
+import { nodeEnginesWarning } from "../../components/release/node";
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
@@ -320,6 +321,7 @@ describe("release phases: one key changed", () => {
       'rm -rf "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      ...nodeEnginesWarning(),
       'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=build; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     ]);
   });
@@ -347,6 +349,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/backend/package.json" "$NODE_DIR/backend/"; ' +
         'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
+      ...nodeEnginesWarning(),
     ]);
   });
 
