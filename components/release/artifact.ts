@@ -273,8 +273,11 @@ export function requirementsHash(
   const file = requirementsFile(app);
   const deps = app.runtime === "python" ? pythonDepsOf(app) : undefined;
   const manager = deps ? deps.manager : "npm";
-  // pip and npm keep the label they always had, so an upgrade does not rebuild their venvs.
-  const label = manager === "pip" || manager === "npm" ? file : `${manager}:${file}`;
+  // pip keeps the label it always had, so an upgrade does not rebuild its venvs. npm's tree has the devDependencies
+  // since `npm ci --include=dev` (a tree made before, under NODE_ENV=production, lacks the build's tools): a new label,
+  // so an upgrade installs each once more instead of reusing a tree without them.
+  const label =
+    manager === "pip" ? file : manager === "npm" ? `npm-include-dev:${file}` : `${manager}:${file}`;
   const h = createHash("sha256");
   h.update(`apphost-requirements-v1\0${app.runtime}\0${label}\0`);
   if (deps?.workspace) {

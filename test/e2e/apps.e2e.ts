@@ -109,8 +109,14 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
 
   after(() => sandboxesDone(SANDBOX));
 
-  /** The Node example: Postgres through DATABASE_URL, the Procfile's web and release lines, the build's public/. */
-  async function nodeStack(source: string): Promise<auto.Stack & { configFile: string }> {
+  /**
+   * The Node example: Postgres through DATABASE_URL, the Procfile's web and release lines, the build's public/
+   * (`app`: the keys that differ for the npm workspace on the same stack).
+   */
+  async function nodeStack(
+    source: string,
+    app: Record<string, unknown> = { runtime: "node", staticDir: "public", staticPrefix: "/assets/" },
+  ): Promise<auto.Stack & { configFile: string }> {
     return localStack(backend, {
       stackName: NODE.stack,
       sandbox,
@@ -119,12 +125,10 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
         "apphost:app": {
           name: "todo",
           source,
-          runtime: "node",
           healthPath: "/api/health",
           basePort: 8500,
           build: "npm run build",
-          staticDir: "public",
-          staticPrefix: "/assets/",
+          ...app,
         },
         "apphost:database": { kind: "postgres" },
         "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
@@ -395,23 +399,8 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-ws-"));
     fs.cpSync(NPM_WORKSPACE, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
     const deploy = async () => {
-      const ws = await localStack(backend, {
-        stackName: NODE.stack,
-        sandbox,
-        config: {
-          "apphost:dns": { provider: "none", hostnames: [{ name: NODE.hostname }] },
-          "apphost:app": {
-            name: "todo",
-            source: dir,
-            healthPath: "/api/health",
-            basePort: 8500,
-            build: "npm run build",
-            env: { NODE_ENV: "production" },
-          },
-          "apphost:database": { kind: "postgres" },
-          "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
-        },
-      });
+      // The runtime is detected: a package.json with a start script and no Python files.
+      const ws = await nodeStack(dir, { env: { NODE_ENV: "production" } });
       const res = await ws.up({ onOutput: log, configFile: ws.configFile });
       assert.equal(res.summary.result, "succeeded");
     };

@@ -5,6 +5,7 @@
  * The link farm itself runs in release.script.test (link_node_modules).
  */
 import * as assert from "assert/strict";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -167,7 +168,20 @@ describe("npm workspaces (components/release/node.ts)", () => {
       assert.equal(readAppFiles({ source: dir, requirements: "../x.json" }, "/")?.npmLock, undefined);
     });
 
-    it("the requirements hash follows each member's package.json; an app without members hashes as before", () => {
+    it("the npm tree's hash is new since devDependencies are installed: a tree made without them is not reused", () => {
+      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
+      // The label and content the hash had before --include=dev, computed as requirementsHash did.
+      const before = createHash("sha256")
+        .update("apphost-requirements-v1\0node\0package-lock.json\0")
+        .update(CONDUIT)
+        .digest("hex")
+        .slice(0, 16);
+      const now = requirementsHash(dir, { runtime: "node", requirements: "package-lock.json" });
+      assert.match(now, /^[0-9a-f]{16}$/);
+      assert.notEqual(now, before);
+    });
+
+    it("the requirements hash follows each member's package.json; an app without members hashes as without them", () => {
       fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
       const plain = { runtime: "node" as const, requirements: "package-lock.json" };
       const before = requirementsHash(dir, plain);

@@ -17,6 +17,7 @@ import {
   deployPhases,
   healthGatePhase,
   installPhase,
+  installsPackages,
   migratePhase,
   mirrorPhases,
   publishPhase,
@@ -351,6 +352,26 @@ describe("release phases: one key changed", () => {
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
     ]);
+  });
+
+  it("installsPackages: a build that installs packages keeps the missing-compiler hint; one that runs the app's tools does not", () => {
+    const table: Array<[string, boolean]> = [
+      ["npm ci && npm run build", true],
+      ["cd web && yarn && yarn build", true],
+      ["yarn install --frozen-lockfile", true],
+      ["pip install -e .", true],
+      ["python -m pip install -r requirements/build.txt", true],
+      ["uv sync", true],
+      ["(npm i)", true],
+      ["npm run build -w frontend", false],
+      ["yarn build", false],
+      ["python manage.py collectstatic --noinput", false],
+      ["echo pipeline install", false],
+    ];
+    assert.deepEqual(
+      table.map(([command]) => [command, installsPackages(command)]),
+      table,
+    );
   });
 
   it("apphost:app.build on a python app runs after the venv", () => {
