@@ -159,10 +159,10 @@ export function defaultRevision(migrate: string): string {
     return inner && `${cd[1]}${inner}`;
   }
   const m = migrate.trim();
-  const sequelize =
-    /^((?:npx\s+)?sequelize(?:-cli)?)\s+db:migrate((?:\s+--[a-z-]+(?:=|\s+)[^\s;&|-][^\s;&|]*)*)$/.exec(m);
-  if (sequelize) return sequelizeRevision(`${sequelize[1]} db:migrate:status${sequelize[2]}`);
+  // `--name value` or `--name=value` options, kept for the revision command (--env, --knexfile).
   const options = "((?:\\s+--[a-z-]+(?:=|\\s+)[^\\s;&|-][^\\s;&|]*)*)";
+  const sequelize = new RegExp(`^((?:npx\\s+)?sequelize(?:-cli)?)\\s+db:migrate${options}$`).exec(m);
+  if (sequelize) return sequelizeRevision(`${sequelize[1]} db:migrate:status${sequelize[2]}`);
   const knex = new RegExp(`^((?:npx\\s+)?knex${options})\\s+migrate:latest${options}$`).exec(m);
   if (knex) return `${knex[1]} migrate:currentVersion${knex[3]}`;
   const alembic = /^(alembic(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*)\s+upgrade\s+head$/.exec(m);

@@ -1063,6 +1063,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
   );
   const appName = (why?: string) =>
     str("lowercase letters, digits and dashes, starting with a letter", "shop", isName, why);
+  // The lock's npm workspace members, and the links a release cannot carry: read once, for the check and the result.
+  const npm = files ? npmWorkspaces(files.npmLock) : undefined;
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
   const App = section(
@@ -1166,9 +1168,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
         // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
       }
-      if (a.runtime === "node" && files) {
-        for (const problem of npmWorkspaces(files.npmLock).problems)
-          add(["source"], `${files.dir}: ${problem}`);
+      if (a.runtime === "node" && files && npm) {
+        for (const problem of npm.problems) add(["source"], `${files.dir}: ${problem}`);
       }
       // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
       if (!isName(ctx.stack)) {
@@ -1220,7 +1221,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     };
     if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
-    if (a.runtime === "node" && files) out.npmWorkspaces = npmWorkspaces(files.npmLock).members;
+    if (a.runtime === "node" && npm) out.npmWorkspaces = npm.members;
     return out;
   });
 

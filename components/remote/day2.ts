@@ -9,13 +9,15 @@ import { alertScriptPath, maintenanceFiles, scheduleUnitNames, unitName, type Ho
 import { backupUnitNames, processEnvironment, processRuntime, sandboxProperties } from "../render/systemd";
 import { shellQuote as q } from "./ssh";
 
-/** journalctl's spellings of the units `--since` takes (systemd.time(7)), by apphost's one-letter name. */
-const SINCE_UNITS: Record<string, "s" | "m" | "h" | "d"> = {
-  ...Object.fromEntries(["s", "sec", "secs", "second", "seconds"].map((u) => [u, "s" as const])),
-  ...Object.fromEntries(["m", "min", "mins", "minute", "minutes"].map((u) => [u, "m" as const])),
-  ...Object.fromEntries(["h", "hr", "hour", "hours"].map((u) => [u, "h" as const])),
-  ...Object.fromEntries(["d", "day", "days"].map((u) => [u, "d" as const])),
-};
+/** The units `--since` takes, apphost's one letter and journalctl's spellings (systemd.time(7)), as journalctl gets them. */
+const SINCE_UNITS: Record<string, string> = Object.fromEntries(
+  [
+    ["s", "s", "sec", "secs", "second", "seconds"],
+    ["min", "m", "min", "mins", "minute", "minutes"],
+    ["h", "h", "hr", "hour", "hours"],
+    ["d", "d", "day", "days"],
+  ].flatMap(([to, ...spellings]) => spellings.map((u) => [u, to])),
+);
 
 /**
  * `--since`: `90s`, `30m`, `2h`, `7d` (or journalctl's own `-30min`, `2hours`), or a date `2026-11-30` /
@@ -24,7 +26,7 @@ const SINCE_UNITS: Record<string, "s" | "m" | "h" | "d"> = {
 export function journalSince(since: string): string {
   const rel = /^-?([1-9][0-9]{0,5})([a-z]+)$/.exec(since);
   const unit = rel && Object.hasOwn(SINCE_UNITS, rel[2]) ? SINCE_UNITS[rel[2]] : undefined;
-  if (rel && unit) return `-${rel[1]}${{ s: "s", m: "min", h: "h", d: "d" }[unit]}`;
+  if (rel && unit) return `-${rel[1]}${unit}`;
   if (/^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?$/.test(since)) return since;
   throw new Error(
     `--since: "${since}" is not a duration (90s, 30m, 2h, 7d) or a date (2026-11-30, "2026-11-30 14:00"); give one of those`,
