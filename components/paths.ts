@@ -34,8 +34,17 @@ export interface HostLayout {
   root: string;
   /** `/srv/<id>/releases`, one directory per release id */
   releases: string;
-  /** `/srv/<id>/instances`, one link per web port to the release that instance runs */
+  /**
+   * `/srv/<id>/instances`, one link per web port to the release that instance runs, and beside it the env that
+   * instance started with, `<port>.env` (instanceEnvFile)
+   */
   instances: string;
+  /**
+   * `/srv/<id>/instances/live.env`: the env the workers, the scheduled jobs and `npm run exec` read, the copy of
+   * `envFile` made when the live release went live. With the instances' own copies, what a failed deploy wrote to
+   * `envFile` reaches no process: a restart of what serves reads the env it was started with.
+   */
+  liveEnv: string;
   /** `/srv/<id>/current`, symlink to the live release */
   current: string;
   /** `/srv/<id>/shared`, survives every release */
@@ -69,7 +78,10 @@ export interface HostLayout {
    * to the live web port (components/render/nftables.ts)
    */
   nftTable: string;
-  /** `/etc/apphost/<id>.env`, mode 0600, owned by the app user */
+  /**
+   * `/etc/apphost/<id>.env`, root:<app user> 0640: the env `pulumi up` wants. A deploy copies it for the instance
+   * it starts (instanceEnvFile) and, when that goes live, to `liveEnv`; migrations read it.
+   */
   envFile: string;
   /** `/etc/apphost/<id>.alert`, root-only (0600): curl config naming the alert webhook (apphost:alerts) */
   alertFile: string;
@@ -114,6 +126,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     root,
     releases: `${root}/releases`,
     instances: `${root}/instances`,
+    liveEnv: `${root}/instances/live.env`,
     current: `${root}/current`,
     shared,
     data: `${shared}/data`,
@@ -137,6 +150,14 @@ export function hostLayout(app: string, stack: string): HostLayout {
     nginxSite: `/etc/nginx/sites-enabled/apphost-${id}.conf`,
     nginxUpstream: `${NGINX_UPSTREAM_DIR}/${id}.upstream`,
   };
+}
+
+/**
+ * `/srv/<id>/instances/<port>.env` (`%i` for the unit template): the copy of the env file the web instance on
+ * `port` was started with, made by the deploy that started it; every restart of that instance reads it again.
+ */
+export function instanceEnvFile(layout: HostLayout, port: number | string): string {
+  return `${layout.instances}/${port}.env`;
 }
 
 /** systemd unit for a process: the web process is a template instantiated per port. */

@@ -20,7 +20,7 @@
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
-import { unitName, upstreamPort, type HostLayout } from "../paths";
+import { instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
@@ -546,9 +546,10 @@ export function publishPhase(input: ReleaseInput): Phase<"publish"> {
   const unit = webUnit(input, refs.newPort);
   return {
     name: "publish",
-    description: `Link instances/<new port> to the release and start ${unitName(l, web, "web").replace("@.service", "@<new port>.service")} beside the live one.`,
+    description: `Copy the env file to instances/<new port>.env, link instances/<new port> to the release and start ${unitName(l, web, "web").replace("@.service", "@<new port>.service")} beside the live one.`,
     exitCode: EXIT_CODES.publish,
     commands: [
+      `env_snapshot "${instanceEnvFile(l, refs.newPort)}"`,
       `atomic_link "${dirWord}" "${l.instances}/${refs.newPort}"`,
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
@@ -594,8 +595,9 @@ export function healthGatePhase(
       description: "No web process: switch current and restart the workers.",
       exitCode: EXIT_CODES["health-gate"],
       commands: [
-        `atomic_link "${dirWord}" ${l.current}`,
         "SWITCHED=1",
+        'live_env_set "$ENV_FILE"',
+        `atomic_link "${dirWord}" ${l.current}`,
         ...workers,
         ...restartWorkers,
         "COMMITTED=1",
@@ -623,6 +625,7 @@ export function healthGatePhase(
       // active-port first: whatever cuts the script short after it, a reboot restores the rule from it.
       `write_active_port "${refs.newPort}"`,
       `switch_upstream "${refs.newPort}"`,
+      `live_env_set "${instanceEnvFile(l, refs.newPort)}"`,
       `atomic_link "${dirWord}" ${l.current}`,
       ...workers,
       ...restartWorkers,
@@ -643,9 +646,14 @@ export function finishPhase(
   const refs = refsOf(input);
   return {
     name: "finish",
-    description: `Append "${outcome}" to ${l.releaseLog}; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
+    description: `Append "${outcome}" to ${l.releaseLog}; drop the live env copy the switch kept for the mirror; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
     exitCode: EXIT_CODES.finish,
-    commands: [`release_log "${refs.id}" "$REVISION" ${outcome}`, `prune_releases ${r.keep}`, "prune_venvs"],
+    commands: [
+      `release_log "${refs.id}" "$REVISION" ${outcome}`,
+      `rm -f ${l.liveEnv}.previous`,
+      `prune_releases ${r.keep}`,
+      "prune_venvs",
+    ],
   };
 }
 
@@ -690,8 +698,8 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
     );
   }
   traffic.push(
-    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" ${l.current}; ${workers.join("; ") || ":"}; fi`,
-    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f ${l.current} ${l.activePort}; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" ${l.current}; live_env_revert; ${workers.join("; ") || ":"}; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f ${l.current} ${l.activePort}; live_env_revert; fi`,
   );
   const database: string[] =
     db.kind === "none"

@@ -195,6 +195,36 @@ atomic_link() {
   mv -T -f "$2.tmp.$$" "$2"
 }
 
+# env_copy <from> <to>: <to> becomes a copy of <from> (empty when there is none), root:<app user> 0640, renamed
+# into place.
+env_copy() {
+  local tmp="$2.tmp.$$"
+  rm -f "$tmp"
+  if [ -e "$1" ]; then (umask 077 && cp "$1" "$tmp"); else (umask 077 && : >"$tmp"); fi
+  chgrp "$APP_USER" "$tmp"
+  chmod 0640 "$tmp"
+  mv -f "$tmp" "$2"
+}
+
+# env_snapshot <file>: <file> becomes a copy of ENV_FILE as it is now. The unit that reads it reads the same env on
+# every start, whatever pulumi up writes to ENV_FILE later: a deploy that fails changes nothing a restart of the
+# serving instance or a worker reads.
+env_snapshot() { env_copy "$ENV_FILE" "$1"; }
+
+# live_env_set <file>: LIVE_ENV, which the workers, the scheduled jobs and exec read, becomes a copy of <file> (the
+# new web instance's env, or ENV_FILE without a web process); the one it replaces is kept for live_env_revert.
+live_env_set() {
+  if [ -e "$LIVE_ENV" ]; then cp -p "$LIVE_ENV" "$LIVE_ENV.previous"; else rm -f "$LIVE_ENV.previous"; fi
+  env_copy "$1" "$LIVE_ENV"
+  LIVE_ENV_SET=1
+}
+
+# live_env_revert: the mirror's undo of live_env_set, before it restarts the workers on the old release.
+live_env_revert() {
+  if [ "$LIVE_ENV_SET" != 1 ]; then return 0; fi
+  if [ -e "$LIVE_ENV.previous" ]; then mv -f "$LIVE_ENV.previous" "$LIVE_ENV"; else rm -f "$LIVE_ENV"; fi
+}
+
 write_active_port() {
   printf "%s\n" "$1" >"$ACTIVE_PORT_FILE.tmp.$$"
   mv -f "$ACTIVE_PORT_FILE.tmp.$$" "$ACTIVE_PORT_FILE"

@@ -180,6 +180,7 @@ readonly JOB_UNIT=${jobUnitName(l)}
 readonly JOB_RE='^[0-9]{8}T[0-9]{6}Z-[0-9]+$'
 readonly ACTIVE_PORT_FILE=${l.activePort}
 readonly ENV_FILE=${l.envFile}
+readonly LIVE_ENV=${l.liveEnv}
 readonly UPSTREAM_PORT=${upstreamPort(base)}
 readonly UPSTREAM_TEMPLATE=${ansiC(upstreamTemplate)}
 readonly APP_USER=${q(l.user)}
@@ -278,6 +279,7 @@ __STATE__`;
     ["PUBLISH_STARTED", "0"],
     ["NEW_STARTED", "0"],
     ["SWITCHED", "0"],
+    ["LIVE_ENV_SET", "0"],
     ["COMMITTED", "0"],
     ["MIGRATE_STARTED", "0"],
     ["MIGRATE_T0", '""'],

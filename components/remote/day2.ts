@@ -124,7 +124,7 @@ export function execCommandText(argv: string[]): string {
 
 /**
  * `npm run exec`: the command in the live release (`current`), as the app
- * user, with the env file read by systemd exactly as the units read it, the
+ * user, with the live env file read by systemd exactly as the workers read it, the
  * same PATH and the same sandbox as a worker, in a transient unit
  * (`systemd-run --wait`): its exit status is the command's. `--pipe` passes
  * stdin/stdout/stderr through; `--pty` gives a terminal. Nothing of the env
@@ -136,7 +136,7 @@ export function execScript(layout: HostLayout, input: ExecInput): string {
   const runtime = processRuntime(text, input.runtime);
   const props = [
     `WorkingDirectory=${dir}`,
-    `EnvironmentFile=${layout.envFile}`,
+    `EnvironmentFile=${layout.liveEnv}`,
     ...sandboxProperties([layout.data, layout.logs], runtime).filter(
       // A terminal is a device node the private /dev would not have.
       (p) => !(input.tty && p.startsWith("PrivateDevices=")),

@@ -146,6 +146,24 @@ export function databaseSwitchCommands(
   ];
 }
 
+/**
+ * Units read the env their instance was started with (`instances/<port>.env`, `instances/live.env`), copies the
+ * release script makes. A host deployed before those copies has instances without one: before `pulumi up` writes
+ * the new env file and units, each running instance, and the live release, gets a copy of the env file as it is
+ * now, the env it runs with.
+ */
+export function envCopyBackfill(layout: HostLayout): string[] {
+  const copy = (to: string) => `install -m 0640 -o root -g ${q(layout.user)} ${q(layout.envFile)} ${to}`;
+  return [
+    `if [ -e ${q(layout.envFile)} ] && [ -d ${q(layout.instances)} ]; then`,
+    `  for link in ${q(layout.instances)}/*; do`,
+    `    if [ -L "$link" ] && [ ! -e "$link.env" ]; then ${copy('"$link.env"')}; fi`,
+    "  done",
+    `  if [ -e ${q(layout.current)} ] && [ ! -e ${q(layout.liveEnv)} ]; then ${copy(q(layout.liveEnv))}; fi`,
+    "fi",
+  ];
+}
+
 /** The command that creates the stack's user and layout, and its exact mirror for destroy. */
 export function layoutCommands(
   layout: HostLayout,
@@ -167,6 +185,7 @@ export function layoutCommands(
       `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
       "fi",
       `install -d -m 0755 ${q(layout.root)} ${q(layout.bin)}`,
+      ...envCopyBackfill(layout),
       "",
     ].join("\n"),
     delete: [

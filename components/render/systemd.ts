@@ -18,7 +18,15 @@
  * which surprises apps reading group-owned files).
  */
 import type { AppConfig, BackupsConfig, ProcessConfig, ScheduleConfig } from "../config/types";
-import { alertScriptPath, alertUnitName, HostLayout, scheduleUnitNames, UNIT_DIR, unitName } from "../paths";
+import {
+  alertScriptPath,
+  alertUnitName,
+  HostLayout,
+  instanceEnvFile,
+  scheduleUnitNames,
+  UNIT_DIR,
+  unitName,
+} from "../paths";
 import { managedBy } from "./common";
 import { assertSafe, SAFE } from "../shell";
 
@@ -278,8 +286,11 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
       ? "# instances/<port> links to this instance's release; resolved at start, so a running instance keeps it."
       : "# `current` is resolved at start: a running worker keeps its release until it is restarted.",
     `WorkingDirectory=${dir}`,
+    web
+      ? `# The env this instance was started with: ${layout.envFile} as the deploy that started it found it.`
+      : `# The live release's env: ${layout.envFile} as the deploy that made it live found it.`,
     "# Values in the env file override Environment= below; it never sets PORT or PATH.",
-    `EnvironmentFile=${layout.envFile}`,
+    `EnvironmentFile=${web ? instanceEnvFile(layout, "%i") : layout.liveEnv}`,
     ...env,
     `ExecStart=${execStart(process.command)}`,
     `SyslogIdentifier=${layout.id}-${process.name}`,
@@ -493,7 +504,7 @@ export function renderScheduleService(layout: HostLayout, input: ScheduleUnitInp
     `Group=${layout.user}`,
     "# `current` is resolved at each start: every run uses the live release.",
     `WorkingDirectory=${dir}`,
-    `EnvironmentFile=${layout.envFile}`,
+    `EnvironmentFile=${layout.liveEnv}`,
     ...processEnvironment(dir, runtime, false).map((e) => `Environment=${e}`),
     `ExecStart=${execStart(schedule.command)}`,
     `SyslogIdentifier=${layout.id}-schedule-${schedule.name}`,

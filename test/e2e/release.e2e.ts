@@ -210,12 +210,17 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     releasesConfig({ healthTimeoutSeconds: HEALTH_TIMEOUT, drainSeconds: DRAIN_SECONDS, ...overrides });
 
   /** `pulumi up` with the app at `source` (a variant directory, or the sample app) and these releases settings. */
-  async function up(source: string, releasesOverrides: Record<string, unknown> = {}): Promise<auto.UpResult> {
+  async function up(
+    source: string,
+    releasesOverrides: Record<string, unknown> = {},
+    env: Record<string, string> = {},
+  ): Promise<auto.UpResult> {
+    const app = appConfig(source);
     const stack = await localStack(backend, {
       stackName: STACK,
       sandbox,
       config: {
-        "apphost:app": appConfig(source),
+        "apphost:app": { ...app, env: { ...(app.env as Record<string, string> | undefined), ...env } },
         "apphost:releases": releases(releasesOverrides),
       },
     });
@@ -224,10 +229,14 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
   }
 
   /** An `up` that must fail; returns its error text. */
-  async function failingUp(source: string, releasesOverrides: Record<string, unknown> = {}): Promise<string> {
+  async function failingUp(
+    source: string,
+    releasesOverrides: Record<string, unknown> = {},
+    env: Record<string, string> = {},
+  ): Promise<string> {
     let message = "";
     await assert.rejects(
-      up(source, releasesOverrides).then(() => undefined),
+      up(source, releasesOverrides, env).then(() => undefined),
       (e: Error) => {
         message = String(e.message ?? e);
         return true;
@@ -446,7 +455,14 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     const migrations = { ...MIGRATION_3, ...MIGRATION_4 };
     steadyLoad();
     await sleep(1000);
-    const message = await failingUp(variant("v5-unhealthy", { ...migrations, ...UNHEALTHY }));
+    // The failing release comes with an env change too (apphost:app.env), which pulumi up writes to the env file.
+    const message = await failingUp(
+      variant("v5-unhealthy", { ...migrations, ...UNHEALTHY }),
+      {},
+      {
+        FAILED_DEPLOY_SETTING: "never live",
+      },
+    );
     const report = await endLoad();
     say(`error: ${providerError(message)}`);
     assert.match(
@@ -460,6 +476,22 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     assert.equal(activePort(), live);
     assert.equal(ruleTarget(), live, "the upstream port never left the live instance");
     assert.equal(unitState(idle), "inactive", "the unhealthy instance was stopped");
+    // The env file has the failed deploy's setting; the live instance, restarted (a crash, a reboot), has not.
+    assert.match(onHost(`grep FAILED_DEPLOY_SETTING /etc/apphost/${ID}.env`).stdout, /never live/);
+    const environ = () =>
+      onHost(
+        `tr '\\0' '\\n' </proc/$(systemctl show -p MainPID --value apphost-${ID}-web@${live}.service)/environ`,
+      ).stdout;
+    assert.match(environ(), /^APP_ENV=/m, "the live instance's environment is read");
+    onHost(
+      `systemctl restart apphost-${ID}-web@${live}.service && for i in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:${live}/healthz && exit 0; sleep 0.2; done; exit 1`,
+    );
+    assert.match(environ(), /^APP_ENV=/m);
+    assert.doesNotMatch(
+      environ(),
+      /FAILED_DEPLOY_SETTING/,
+      "the restarted live instance read the failed deploy's env",
+    );
     assert.match(
       onHost(`tail -n 1 /srv/${ID}/releases.log`).stdout.trim(),
       new RegExp(`^${unhealthy}\\t.*\\tfailed:health-gate$`),

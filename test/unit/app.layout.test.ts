@@ -7,11 +7,13 @@ import { cacheArtifact } from "../../components/release/cache";
 import { spawnSync } from "child_process";
 import {
   databaseSwitchCommands,
+  envCopyBackfill,
   layoutCommands,
   portClaimCommands,
   portListenerFunction,
 } from "../../components/render/layout";
 import { hostLayout } from "../../components/paths";
+import { relocateLayout } from "./release-harness";
 import { stackConfig } from "./fixtures";
 
 describe("app: the stack's layout command and its mirror on destroy", () => {
@@ -32,9 +34,55 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "  useradd --system --user-group --home-dir /srv/apphost-prod --no-create-home --shell /usr/sbin/nologin apphost-prod",
         "fi",
         "install -d -m 0755 /srv/apphost-prod /srv/apphost-prod/bin",
+        "if [ -e /etc/apphost/apphost-prod.env ] && [ -d /srv/apphost-prod/instances ]; then",
+        "  for link in /srv/apphost-prod/instances/*; do",
+        '    if [ -L "$link" ] && [ ! -e "$link.env" ]; then install -m 0640 -o root -g apphost-prod /etc/apphost/apphost-prod.env "$link.env"; fi',
+        "  done",
+        "  if [ -e /srv/apphost-prod/current ] && [ ! -e /srv/apphost-prod/instances/live.env ]; then install -m 0640 -o root -g apphost-prod /etc/apphost/apphost-prod.env /srv/apphost-prod/instances/live.env; fi",
+        "fi",
         "",
       ].join("\n"),
     );
+  });
+
+  it("gives each running instance of a host deployed before the env copies, and the live release, the env file as it is", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-backfill-"));
+    try {
+      const l = relocateLayout(hostLayout("shop", "prod"), tmp, os.userInfo().username);
+      fs.mkdirSync(path.dirname(l.envFile), { recursive: true });
+      fs.mkdirSync(`${l.releases}/r1`, { recursive: true });
+      fs.mkdirSync(l.instances, { recursive: true });
+      fs.writeFileSync(l.envFile, 'SECRET="old"\n');
+      fs.symlinkSync(`${l.releases}/r1`, `${l.instances}/8000`);
+      fs.symlinkSync(`${l.releases}/r1`, `${l.instances}/8001`);
+      fs.writeFileSync(`${l.instances}/8001.env`, 'SECRET="its own"\n');
+      fs.symlinkSync(`${l.releases}/r1`, l.current);
+      const run = () =>
+        spawnSync("bash", ["-euo", "pipefail", "-c", envCopyBackfill(l).join("\n")], { encoding: "utf8" });
+      assert.equal(run().status, 0);
+      assert.equal(fs.readFileSync(`${l.instances}/8000.env`, "utf8"), 'SECRET="old"\n');
+      assert.equal(
+        fs.readFileSync(`${l.instances}/8001.env`, "utf8"),
+        'SECRET="its own"\n',
+        "a copy it has is kept",
+      );
+      assert.equal(fs.readFileSync(l.liveEnv, "utf8"), 'SECRET="old"\n');
+      assert.equal((fs.statSync(l.liveEnv).mode & 0o777).toString(8), "640");
+      assert.deepEqual(fs.readdirSync(l.instances).sort(), [
+        "8000",
+        "8000.env",
+        "8001",
+        "8001.env",
+        "live.env",
+      ]);
+      // Run again after pulumi up wrote a new env file: the copies stay the env the processes run with.
+      fs.writeFileSync(l.envFile, 'SECRET="new"\n');
+      assert.equal(run().status, 0);
+      assert.equal(fs.readFileSync(`${l.instances}/8000.env`, "utf8"), 'SECRET="old"\n');
+      assert.equal(fs.readFileSync(l.liveEnv, "utf8"), 'SECRET="old"\n');
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it("destroy stops the units, deletes only this stack's nftables tables, and a leftover upstream file", () => {

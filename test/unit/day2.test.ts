@@ -145,7 +145,7 @@ describe("day-2 units: schedules and OnFailure", () => {
       "Type=oneshot",
       "User=shop-prod",
       "WorkingDirectory=/srv/shop-prod/current",
-      "EnvironmentFile=/etc/apphost/shop-prod.env",
+      "EnvironmentFile=/srv/shop-prod/instances/live.env",
       "Environment=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
       'ExecStart=/bin/sh -c "exec flask purge-sessions"',
       "SyslogIdentifier=shop-prod-schedule-cleanup",
@@ -258,7 +258,7 @@ describe("day-2 scripts", () => {
     );
     for (const part of [
       "--property=WorkingDirectory=/srv/shop-prod/current",
-      "--property=EnvironmentFile=/etc/apphost/shop-prod.env",
+      "--property=EnvironmentFile=/srv/shop-prod/instances/live.env",
       "--property=PrivateDevices=true",
       "--setenv=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
       "--setenv=VIRTUAL_ENV=/srv/shop-prod/current/.venv",

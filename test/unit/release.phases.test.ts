@@ -165,6 +165,7 @@ describe("release phases: the base input", () => {
       strayCheck('"the migration (alembic upgrade head)"'),
     ]);
     assert.deepEqual(phase(input, "publish").commands, [
+      'env_snapshot "/srv/shop-prod/instances/8001.env"',
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
@@ -177,6 +178,7 @@ describe("release phases: the base input", () => {
       "SWITCHED=1",
       'write_active_port "8001"',
       'switch_upstream "8001"',
+      'live_env_set "/srv/shop-prod/instances/8001.env"',
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
@@ -187,6 +189,7 @@ describe("release phases: the base input", () => {
     ]);
     assert.deepEqual(phase(input, "finish").commands, [
       `release_log "${ID}" "$REVISION" deployed`,
+      "rm -f /srv/shop-prod/instances/live.env.previous",
       "prune_releases 5",
       "prune_venvs",
     ]);
@@ -197,8 +200,8 @@ describe("release phases: the base input", () => {
     assert.deepEqual(traffic.commands, [
       'if [ "$SWITCHED" = 1 ] && [ -n "8000" ]; then systemctl enable --quiet "apphost-shop-prod-web@8000.service"; systemctl start "apphost-shop-prod-web@8000.service"; health_wait "http://127.0.0.1:8000/healthz" "apphost-shop-prod-web@8000.service" 60 || note "rollback: warning: apphost-shop-prod-web@8000.service is not healthy ($HEALTH_LAST)"; switch_upstream "8000"; write_active_port "8000"; fi',
       'if [ "$NEW_STARTED" = 1 ]; then systemctl stop "apphost-shop-prod-web@8001.service"; systemctl disable --quiet "apphost-shop-prod-web@8001.service"; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f /srv/shop-prod/current /srv/shop-prod/active-port; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; live_env_revert; systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f /srv/shop-prod/current /srv/shop-prod/active-port; live_env_revert; fi',
     ]);
     assert.deepEqual(database.commands, [
       'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
@@ -266,7 +269,7 @@ describe("release phases: one key changed", () => {
     );
     assert.match(hg.commands.at(-3)!, /then sleep 0; /);
     assert.equal(
-      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[1],
+      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[2],
       "prune_releases 3",
     );
     assert.match(
@@ -434,8 +437,9 @@ describe("release phases: one key changed", () => {
       'note "publish: no web process in apphost:app.processes"',
     ]);
     assert.deepEqual(healthGatePhase(input).commands, [
-      'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "SWITCHED=1",
+      'live_env_set "$ENV_FILE"',
+      'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "systemctl enable --quiet apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
@@ -446,7 +450,7 @@ describe("release phases: one key changed", () => {
 
   it("test hooks replace the commands at render time", () => {
     const p = publishPhase(baseInput({ refs: literal, tools: { systemctl: "/tmp/fake/systemctl" } }));
-    assert.equal(p.commands[3], '/tmp/fake/systemctl enable --quiet "apphost-shop-prod-web@8001.service"');
+    assert.equal(p.commands[4], '/tmp/fake/systemctl enable --quiet "apphost-shop-prod-web@8001.service"');
   });
 });
 

@@ -335,3 +335,71 @@ describe("shellcheck's clean verdicts are remembered (test/unit/shellcheck.ts)",
     for (let i = 0; i < 2; i++) assert.equal(shellcheckSync(clean, ["-s", "bash"]).remembered, false);
   });
 });
+
+describe("release script: the env copies (env_snapshot, live_env_set, live_env_revert)", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fns = ["env_copy", "env_snapshot", "live_env_set", "live_env_revert"].map((name) => {
+    const fn = new RegExp(
+      `^${name}\\(\\) \\{[^\\n]*\\}\\n|^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`,
+      "m",
+    ).exec(release)?.[0];
+    assert.ok(fn, `release.sh has no ${name}`);
+    return fn;
+  });
+
+  /** The functions run under bash -eu in a temp dir holding env (ENV_FILE) and live.env (LIVE_ENV). */
+  function run(tmp: string, body: string[]) {
+    const script = [
+      "set -euo pipefail",
+      `ENV_FILE=${tmp}/env LIVE_ENV=${tmp}/live.env APP_USER=${os.userInfo().username} LIVE_ENV_SET=0`,
+      ...fns,
+      ...body,
+    ].join("\n");
+    return spawnSync("bash", ["-c", script], { encoding: "utf8" });
+  }
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : null);
+
+  it("an instance's copy is the env file as it was, 0640; a later env file leaves it alone", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-env-copies-"));
+    try {
+      fs.writeFileSync(`${tmp}/env`, "A=1\n", { mode: 0o640 });
+      assert.equal(run(tmp, [`env_snapshot ${tmp}/8001.env`]).status, 0);
+      fs.writeFileSync(`${tmp}/env`, "A=2\n");
+      assert.equal(read(`${tmp}/8001.env`), "A=1\n");
+      assert.equal((fs.statSync(`${tmp}/8001.env`).mode & 0o777).toString(8), "640");
+      // No env file: an empty copy (the unit starts, without the stack's env, as the check phase warns).
+      fs.rmSync(`${tmp}/env`);
+      assert.equal(run(tmp, [`env_snapshot ${tmp}/8000.env`]).status, 0);
+      assert.equal(read(`${tmp}/8000.env`), "");
+      assert.deepEqual(fs.readdirSync(tmp).sort(), ["8000.env", "8001.env"], "no temp file left");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("live_env_set replaces live.env, and live_env_revert puts the old one back (or none), only after a set", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-env-copies-"));
+    try {
+      fs.writeFileSync(`${tmp}/live.env`, "A=old\n");
+      fs.writeFileSync(`${tmp}/8001.env`, "A=new\n");
+      let r = run(tmp, [`live_env_set ${tmp}/8001.env`, 'cat "$LIVE_ENV"', "live_env_revert"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, "A=new\n");
+      assert.equal(read(`${tmp}/live.env`), "A=old\n");
+      // A set that finished is kept; a revert without a set in this run touches nothing (the .previous of an
+      // earlier deploy is not this run's).
+      r = run(tmp, [`live_env_set ${tmp}/8001.env`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(`${tmp}/live.env.previous`), "A=old\n");
+      assert.equal(run(tmp, ["live_env_revert"]).status, 0);
+      assert.equal(read(`${tmp}/live.env`), "A=new\n");
+      // The first release: no live.env before, none after the revert.
+      fs.rmSync(`${tmp}/live.env`);
+      r = run(tmp, [`live_env_set ${tmp}/8001.env`, "live_env_revert"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(`${tmp}/live.env`), null);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

@@ -8,6 +8,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
+import { instanceEnvFile } from "../../components/paths";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { parseResult, parseStatus } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
@@ -133,8 +134,13 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
 
   it("deploying the current release again re-publishes it on the other port (env or unit change)", async () => {
     for (const port of [blue, green]) {
+      const env = `GREETING='hello from the env file'\nPUBLISHED_ON=${port}\n`;
+      fs.writeFileSync(host.layout.envFile, env);
       const r = host.deploy(path.join(host.tmp, "v2"), ids.v2);
       assert.equal(r.status, 0, r.stderr);
+      // The instance started, and the live release's workers, read the env file as this deploy found it.
+      assert.equal(host.read(instanceEnvFile(host.layout, port)), env);
+      assert.equal(host.read(host.layout.liveEnv), env);
       assert.match(r.stderr, /upload: release 20250102120000-22222222 is already on the host; reusing it/);
       assert.equal(parseResult(r.stdout).port, String(port));
       assert.equal(JSON.parse((await host.get(port)).body).version, "v2");
@@ -156,6 +162,8 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
       healthy: false,
       migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
     });
+    const serving = host.read(instanceEnvFile(host.layout, green));
+    fs.writeFileSync(host.layout.envFile, "GREETING='hello from the env file'\nNEVER_LIVE=v3\n");
     const r = host.deploy(app, ids.v3);
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     assert.match(
@@ -173,6 +181,13 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(sqlite(host.db, "SELECT rev FROM revision"), "v2\n");
     assert.doesNotMatch(sqlite(host.db, "SELECT sql FROM sqlite_schema WHERE name = 'items'"), /done/);
     assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:health-gate"]);
+    // A restart of green, or of a worker, reads the env it ran with before, not the failed deploy's.
+    assert.equal(host.read(instanceEnvFile(host.layout, green)), serving);
+    assert.equal(host.read(host.layout.liveEnv), serving);
+    assert.equal(
+      host.read(instanceEnvFile(host.layout, blue)),
+      "GREETING='hello from the env file'\nNEVER_LIVE=v3\n",
+    );
   });
 
   it("a failed migration (14) restores the database from the pre-migration backup, byte for byte", async () => {

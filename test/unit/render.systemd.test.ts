@@ -48,8 +48,9 @@ User=shop-prod
 Group=shop-prod
 # instances/<port> links to this instance's release; resolved at start, so a running instance keeps it.
 WorkingDirectory=/srv/shop-prod/instances/%i
+# The env this instance was started with: /etc/apphost/shop-prod.env as the deploy that started it found it.
 # Values in the env file override Environment= below; it never sets PORT or PATH.
-EnvironmentFile=/etc/apphost/shop-prod.env
+EnvironmentFile=/srv/shop-prod/instances/%i.env
 Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin
 Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv
 Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src
@@ -114,6 +115,8 @@ WantedBy=multi-user.target
         "Description=apphost shop-prod web on port %i",
         "# instances/<port> links to this instance's release; resolved at start, so a running instance keeps it.",
         "WorkingDirectory=/srv/shop-prod/instances/%i",
+        "# The env this instance was started with: /etc/apphost/shop-prod.env as the deploy that started it found it.",
+        "EnvironmentFile=/srv/shop-prod/instances/%i.env",
         "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
         "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
         "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
@@ -125,6 +128,8 @@ WantedBy=multi-user.target
         "Description=apphost shop-prod worker",
         "# `current` is resolved at start: a running worker keeps its release until it is restarted.",
         "WorkingDirectory=/srv/shop-prod/current",
+        "# The live release's env: /etc/apphost/shop-prod.env as the deploy that made it live found it.",
+        "EnvironmentFile=/srv/shop-prod/instances/live.env",
         "Environment=PATH=/srv/shop-prod/current/.venv/bin:/usr/local/bin:/usr/bin:/bin",
         "Environment=VIRTUAL_ENV=/srv/shop-prod/current/.venv",
         "Environment=PYTHONPATH=/srv/shop-prod/current:/srv/shop-prod/current/src",
