@@ -65,10 +65,16 @@ export async function program(): Promise<Record<string, unknown>> {
   // Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
   const env = appSecrets(secretEnv);
 
+  // postgres, rds: a switch from SQLite that would leave its data behind is refused before the host changes.
+  const sqliteCheck = Database.sqliteCheck(
+    "database-sqlite-check",
+    { ...databaseArgs(config), connection: host.connection },
+    { dependsOn: [host] },
+  );
   const server = new Server(
     "server",
     { ...serverArgs(config), connection: host.connection },
-    { dependsOn: [host] },
+    { dependsOn: [host, ...(sqliteCheck ? [sqliteCheck] : [])] },
   );
   // apphost:database.kind postgres: the role and database on the host, and their URL.
   const database = Database.forStack(
@@ -78,6 +84,7 @@ export async function program(): Promise<Record<string, unknown>> {
       connection: host.connection,
       network: host.network,
       externalUrl: databaseUrl,
+      sqliteCheck,
     },
     { dependsOn: server.ready },
   );

@@ -18,6 +18,7 @@ import type { DatabaseConfig, RdsConfig } from "./config/types";
 import { resourceTags, type StackIdentity } from "./host";
 import { hostLayout } from "./paths";
 import { hostStep } from "./remote/command";
+import { databaseSwitchCommands } from "./render/layout";
 import type { SshConnection } from "./remote/connection";
 import {
   POSTGRES_PORT,
@@ -38,7 +39,7 @@ export interface DatabaseArgs {
    * creates nothing for the others), the Postgres role and database name, and
    * rds' instance settings
    */
-  database: Pick<DatabaseConfig, "kind" | "postgresName" | "rds">;
+  database: Pick<DatabaseConfig, "kind" | "postgresName" | "rds" | "sqliteFile">;
   /**
    * apphost:host.via is instance-connect (`hostNeedsOpenSsh`): the host
    * steps run through OpenSSH. @default false
@@ -50,6 +51,8 @@ export interface DatabaseArgs {
   network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
   /** rds with several instances (apphost:host.count): the other instances' security groups, admitted too */
   extraSecurityGroupIds?: pulumi.Input<string>[];
+  /** rds: the SQLite check (`Database.sqliteCheck`) the instance waits for */
+  sqliteCheck?: pulumi.Resource;
   /** external: `apphost:databaseUrl`, secret; apphost creates nothing, the app and the backups use it */
   externalUrl?: pulumi.Input<string>;
 }
@@ -117,6 +120,41 @@ export class Database extends pulumi.ComponentResource {
    * The stack's Database, or undefined when apphost runs none (sqlite, none).
    * `opts.dependsOn`: the shared host setup (Server.ready; its baseline installs postgresql).
    */
+  /**
+   * For postgres and rds: the step that refuses a switch from SQLite while the stack's SQLite database holds data
+   * (render/layout.ts, databaseSwitchCommands), run before anything of the host changes (the server's setup waits
+   * for it, and so the role; the RDS instance too, as `sqliteCheck`). A refused switch installs no package and
+   * leaves no role, database or RDS instance behind. The app's layout step checks again (for external, and the
+   * several-hosts stacks). `opts.dependsOn`: the host.
+   */
+  static sqliteCheck(
+    name: string,
+    {
+      identity,
+      database,
+      connection,
+      openSshOnly,
+    }: Pick<DatabaseArgs, "identity" | "database" | "connection" | "openSshOnly">,
+    opts: pulumi.CustomResourceOptions,
+  ): pulumi.Resource | undefined {
+    if (database.kind !== "postgres" && database.kind !== "rds") return undefined;
+    return hostStep(
+      name,
+      {
+        connection,
+        openSshOnly: openSshOnly ?? false,
+        description: `no SQLite data stays behind as ${database.kind} takes over`,
+        create: [
+          "set -euo pipefail",
+          ...databaseSwitchCommands(hostLayout(identity.app, identity.stack), database),
+          "",
+        ].join("\n"),
+        timeoutMinutes: 5,
+      },
+      opts,
+    );
+  }
+
   static forStack(
     name: string,
     args: DatabaseArgs,
@@ -192,7 +230,7 @@ export class Database extends pulumi.ComponentResource {
   /** A security group only the instance's reaches, a subnet group when the VPC is not the default one, the instance. */
   private createRds(
     name: string,
-    { identity, database, network, extraSecurityGroupIds }: DatabaseArgs,
+    { identity, database, network, extraSecurityGroupIds, sqliteCheck }: DatabaseArgs,
     password: pulumi.Output<string>,
   ) {
     const rds = database.rds;
@@ -257,7 +295,8 @@ export class Database extends pulumi.ComponentResource {
       }),
       {
         parent: this,
-        dependsOn: [ingress, ...extra],
+        // After the SQLite check: a refused switch creates no instance (and pays for none).
+        dependsOn: [ingress, ...extra, ...(sqliteCheck ? [sqliteCheck] : [])],
         additionalSecretOutputs: ["password"],
         // Production data: `pulumi destroy` stops at deletion protection; a replace must never be silent.
         ...(isProductionStack(identity.stack) ? { protect: true } : {}),

@@ -6,6 +6,7 @@
 import {
   calls,
   ed25519,
+  HOLD,
   MOCK,
   NO_RESULT,
   ofType,
@@ -26,6 +27,9 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
+import { Server } from "../../components/server";
+import { hostLayout } from "../../components/paths";
+import { databaseSwitchCommands } from "../../components/render/layout";
 import { generatedPassword } from "../../components/computed";
 import { amiQuery, firewallRules, Host, stackIdentity, userData } from "../../components/host";
 import { asRootFromStdin, hostStep } from "../../components/remote/command";
@@ -1104,6 +1108,75 @@ describe("OriginCertificate", () => {
       (one("tls:index/certRequest:CertRequest", prefix).subject as Inputs).organizationalUnit;
     assert.equal(ou("w1"), ou("w2"), "same window, same certificate");
     assert.notEqual(ou("w2"), ou("w3"), "next window, new certificate");
+  });
+});
+
+describe("Database.sqliteCheck: a switch from SQLite with data is refused before the host changes", () => {
+  beforeEach(resetRecords);
+  afterEach(() => HOLD.clear());
+
+  /**
+   * The steps as program.ts wires them (check, server, database), with the check held: the names of what
+   * registers meanwhile, then of everything once it is let go.
+   */
+  async function heldAtTheCheck(name: string, kind: "postgres" | "rds") {
+    const config = stackConfig({ "database.kind": kind }, "staging");
+    const h = await host(`${name}-host`, { "database.kind": kind }, "staging");
+    let release!: () => void;
+    HOLD.set(`${name}-check`, new Promise<void>((r) => (release = r)));
+    const args = { identity: stackIdentity(config), database: config.database, connection: h.connection };
+    const check = Database.sqliteCheck(`${name}-check`, args, { dependsOn: [h] });
+    assert.ok(check, `a check for ${kind}`);
+    const server = new Server(
+      `${name}-server`,
+      { proxy: config.proxy, packages: [], swapMb: 0, connection: h.connection },
+      { dependsOn: [h, check] },
+    );
+    const db = new Database(
+      `${name}-db`,
+      { ...args, network: h.network, sqliteCheck: check },
+      { dependsOn: server.ready },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const names = () =>
+      resources.map((r) => r.name).filter((n) => n.startsWith(`${name}-`) && !n.startsWith(`${name}-host`));
+    const before = names();
+    release();
+    await settled(db, ...db.ready, ...server.ready);
+    const step = resources.find((r) => r.name === `${name}-check`)!;
+    return { before, after: names(), script: String(step.inputs.stdin) };
+  }
+
+  it("postgres: the server's baseline, and so the role, wait for the check, which runs databaseSwitchCommands", async () => {
+    const { before, after, script } = await heldAtTheCheck("swpg", "postgres");
+    assert.ok(before.includes("swpg-check"));
+    for (const n of ["swpg-server-baseline", "swpg-db-role"]) {
+      assert.ok(!before.includes(n), `${n} registered before the check passed: ${before.join(", ")}`);
+      assert.ok(after.includes(n), `${n}: ${after.join(", ")}`);
+    }
+    const expected = databaseSwitchCommands(hostLayout("apphost", "staging"), {
+      kind: "postgres",
+      sqliteFile: "app.db",
+    });
+    assert.ok(script.includes(expected.join("\n")), script);
+  });
+
+  it("rds: the instance waits for it too (a refused switch pays for no instance)", async () => {
+    const { before, after } = await heldAtTheCheck("swrds", "rds");
+    assert.ok(!before.includes("swrds-db-instance"), `created before the check passed: ${before.join(", ")}`);
+    assert.ok(after.includes("swrds-db-instance"));
+  });
+
+  it("none for the kinds apphost makes nothing of (sqlite, external, none)", () => {
+    const config = stackConfig({}, "staging");
+    for (const kind of ["sqlite", "external", "none"] as const) {
+      const args = {
+        identity: stackIdentity(config),
+        database: { ...config.database, kind },
+        connection: { host: "10.0.0.9", port: 22, user: "root", privateKey: "unused" },
+      };
+      assert.equal(Database.sqliteCheck("x", args, {}), undefined, kind);
+    }
   });
 });
 

@@ -54,6 +54,12 @@ export function ed25519(name: string): { privateKeyOpenssh: string; publicKeyOpe
  */
 export const NO_RESULT = new Set<string>();
 
+/**
+ * Resources whose registration the mocked engine holds until the promise settles, by name: a test holds
+ * one and sees which resources wait for it (their dependsOn) and which do not.
+ */
+export const HOLD = new Map<string, Promise<void>>();
+
 export const resources: RecordedResource[] = [];
 export const calls: RecordedCall[] = [];
 
@@ -230,7 +236,8 @@ pulumi.runtime.setMocks(
           state.expiresOn = "2026-01-01T00:00:00Z";
           break;
       }
-      return { id, state };
+      const hold = HOLD.get(args.name);
+      return hold ? hold.then(() => ({ id, state })) : { id, state };
     },
   },
   "apphost",
