@@ -117,10 +117,6 @@ export class Database extends pulumi.ComponentResource {
   } = {};
 
   /**
-   * The stack's Database, or undefined when apphost runs none (sqlite, none).
-   * `opts.dependsOn`: the shared host setup (Server.ready; its baseline installs postgresql).
-   */
-  /**
    * For postgres and rds: the step that refuses a switch from SQLite while the stack's SQLite database holds data
    * (render/layout.ts, databaseSwitchCommands), run before anything of the host changes (the server's setup waits
    * for it, and so the role; the RDS instance too, as `sqliteCheck`). A refused switch installs no package and
@@ -155,6 +151,10 @@ export class Database extends pulumi.ComponentResource {
     );
   }
 
+  /**
+   * The stack's Database, or undefined when apphost runs none (sqlite, none).
+   * `opts.dependsOn`: the shared host setup (Server.ready; its baseline installs postgresql).
+   */
   static forStack(
     name: string,
     args: DatabaseArgs,
