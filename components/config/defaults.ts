@@ -6,6 +6,17 @@
  * backup count on the stack name) are small functions here, so the rule and
  * its reason stay next to each other.
  */
+import * as os from "os";
+import * as path from "path";
+
+/**
+ * The deploying machine's apphost cache (artifacts, the engine, the sandbox and its key):
+ * `$APPHOST_CACHE`, else `$XDG_CACHE_HOME/apphost`, else `~/.cache/apphost`, the rule scripts/engine
+ * and scripts/sandbox follow too.
+ */
+export function localCacheDir(env: NodeJS.ProcessEnv = process.env, home = os.homedir()): string {
+  return env.APPHOST_CACHE || path.join(env.XDG_CACHE_HOME || path.join(home, ".cache"), "apphost");
+}
 
 /** Stacks named like this get production defaults (Elastic IP, 30 backups). */
 export function isProductionStack(stack: string): boolean {

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { readAppFiles } from "./appfiles";
-import { DEV_RESET_SWITCHES, isSwitchOn } from "./defaults";
+import { DEV_RESET_SWITCHES, isSwitchOn, localCacheDir } from "./defaults";
 import type { StackConfig } from "./types";
 import {
   inspectAlerts,
@@ -130,13 +130,24 @@ export function markUnknownKeys(
   }
 }
 
+/**
+ * The key file's path: `~/.cache/apphost/...` (what Pulumi.local.yaml names, where `scripts/sandbox up`
+ * writes its key by default) is read from the apphost cache the sandbox script used (localCacheDir:
+ * APPHOST_CACHE or XDG_CACHE_HOME when set); any other `~` is the home directory.
+ */
+export function keyFilePath(file: string, env: NodeJS.ProcessEnv = process.env, home = os.homedir()): string {
+  const cache = /^~\/\.cache\/apphost(?=\/|$)/;
+  if (cache.test(file)) return file.replace(cache, localCacheDir(env, home));
+  return file.replace(/^~(?=\/|$)/, home);
+}
+
 function readKeyFile(file: string): string {
-  const expanded = file.replace(/^~(?=\/|$)/, os.homedir());
+  const expanded = keyFilePath(file);
   try {
     return fs.readFileSync(expanded, "utf8");
   } catch (e) {
     throw new Error(
-      `apphost:${KEY_FILE}: cannot read "${file}" (${(e as NodeJS.ErrnoException).code}); ` +
+      `apphost:${KEY_FILE}: cannot read "${file}"${expanded === file ? "" : ` (${expanded})`} (${(e as NodeJS.ErrnoException).code}); ` +
         "expected the path of an OpenSSH private key, e.g. the one `scripts/sandbox up` writes",
     );
   }

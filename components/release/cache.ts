@@ -1,13 +1,13 @@
 /**
  * The app's artifact in the deployer's local cache
- * (`$APPHOST_CACHE/artifacts/<contentHash>.tar.gz`, default ~/.cache/apphost),
+ * (`<localCacheDir()>/artifacts/<contentHash>.tar.gz`, default ~/.cache/apphost),
  * where a Release or Rollout reads it when it deploys. The program builds it
  * once per run and hands it to the components.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { localCacheDir } from "../config/defaults";
 import type { AppConfig } from "../config/types";
 import { buildArtifact } from "./artifact";
 
@@ -63,10 +63,7 @@ export function stackArtifact(
     );
   }
   const artifact = buildArtifact(source, app);
-  const cacheDir = path.join(
-    process.env.APPHOST_CACHE ?? path.join(os.homedir(), ".cache", "apphost"),
-    "artifacts",
-  );
+  const cacheDir = path.join(localCacheDir(), "artifacts");
   return {
     path: cacheArtifact(cacheDir, artifact),
     contentHash: artifact.contentHash,

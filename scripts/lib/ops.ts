@@ -8,13 +8,13 @@
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import type * as auto from "@pulumi/pulumi/automation";
 import {
   inspectAlerts,
   inspectDatabaseUrl,
   inspectPrivateKey,
   KEY_FILE,
+  keyFilePath,
   markUnknownKeys,
   parseStackConfig,
   readAppFiles,
@@ -156,7 +156,7 @@ export function stackConfigFromMap(map: auto.ConfigMap, opts: ConfigFromMapOptio
   const keyFile = map[`${ns}:${KEY_FILE}`]?.value;
   let key: string | undefined = map[`${ns}:sshPrivateKey`]?.value;
   if (keyFile) {
-    const file = keyFile.replace(/^~(?=\/|$)/, os.homedir());
+    const file = keyFilePath(keyFile);
     try {
       key = (opts.readFile ?? ((f: string) => fs.readFileSync(f, "utf8")))(file);
     } catch (e) {

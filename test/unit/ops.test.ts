@@ -9,7 +9,7 @@ import assert from "assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { ConfigError } from "../../components/config";
+import { ConfigError, keyFilePath } from "../../components/config";
 import { doctorChecks, doctorInputFromConfig } from "../../components/doctor";
 import { parseStatus } from "../../components/release/script";
 import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
@@ -111,6 +111,41 @@ describe("ops: the stack config from `pulumi config --json`", () => {
         return true;
       },
     );
+  });
+
+  it("the key file under ~/.cache/apphost is read where scripts/sandbox keeps it: APPHOST_CACHE, else XDG_CACHE_HOME", () => {
+    const file = "~/.cache/apphost/sandbox/id_ed25519";
+    assert.equal(keyFilePath(file, {}, "/home/u"), "/home/u/.cache/apphost/sandbox/id_ed25519");
+    assert.equal(keyFilePath(file, { XDG_CACHE_HOME: "/x" }, "/home/u"), "/x/apphost/sandbox/id_ed25519");
+    assert.equal(
+      keyFilePath(file, { XDG_CACHE_HOME: "/x", APPHOST_CACHE: "/c" }, "/home/u"),
+      "/c/sandbox/id_ed25519",
+    );
+    // Empty is unset, as the scripts' ${APPHOST_CACHE:-...} read it; other paths keep ~ as home.
+    assert.equal(
+      keyFilePath(file, { APPHOST_CACHE: "" }, "/home/u"),
+      "/home/u/.cache/apphost/sandbox/id_ed25519",
+    );
+    assert.equal(
+      keyFilePath("~/.ssh/id_ed25519", { APPHOST_CACHE: "/c" }, "/home/u"),
+      "/home/u/.ssh/id_ed25519",
+    );
+    assert.equal(
+      keyFilePath("~/.cache/apphostx/k", { APPHOST_CACHE: "/c" }, "/home/u"),
+      "/home/u/.cache/apphostx/k",
+    );
+    assert.equal(keyFilePath("/abs/k", { APPHOST_CACHE: "/c" }, "/home/u"), "/abs/k");
+  });
+
+  it("scripts/sandbox and scripts/engine put their cache where localCacheDir says", () => {
+    for (const script of ["scripts/sandbox", "scripts/engine"]) {
+      const text = fs.readFileSync(path.join(__dirname, "..", "..", script), "utf8");
+      assert.match(
+        text,
+        /^CACHE=\$\{APPHOST_CACHE:-\$\{XDG_CACHE_HOME:-\$HOME\/\.cache\}\/apphost\}$/m,
+        script,
+      );
+    }
   });
 
   it("a key file that cannot be read is named, not a stack trace", () => {
