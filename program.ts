@@ -65,29 +65,7 @@ export async function program(): Promise<Record<string, unknown>> {
   // Letters and digits only: 50 of them carry ~297 bits, and no quoting can break.
   const env = appSecrets(secretEnv);
 
-  // postgres, rds: a switch from SQLite that would leave its data behind is refused before the host changes.
-  const sqliteCheck = Database.sqliteCheck(
-    "database-sqlite-check",
-    { ...databaseArgs(config), connection: host.connection },
-    { dependsOn: [host] },
-  );
-  const server = new Server(
-    "server",
-    { ...serverArgs(config), connection: host.connection },
-    { dependsOn: [host, ...(sqliteCheck ? [sqliteCheck] : [])] },
-  );
-  // apphost:database.kind postgres: the role and database on the host, and their URL.
-  const database = Database.forStack(
-    "database",
-    {
-      ...databaseArgs(config),
-      connection: host.connection,
-      network: host.network,
-      externalUrl: databaseUrl,
-      sqliteCheck,
-    },
-    { dependsOn: server.ready },
-  );
+  const { server, database } = serverAndDatabase(config, host, databaseUrl);
   const app = new App(
     "app",
     {
@@ -118,6 +96,35 @@ export async function program(): Promise<Record<string, unknown>> {
     // For `npm run doctor` and `npm run releases`: how to reach the host. Secret.
     connection: host.connection,
   };
+}
+
+/**
+ * The shared host setup and the stack's Database, in their order: for postgres and rds first the check that
+ * refuses a switch from SQLite while its data would stay behind (Database.sqliteCheck), then the server's setup
+ * (the baseline would install Postgres), then the Database (its role, or its RDS instance) on the set-up host.
+ */
+export function serverAndDatabase(
+  config: StackConfig,
+  host: Pick<Host, "connection" | "network"> & pulumi.Resource,
+  databaseUrl?: pulumi.Input<string>,
+): { server: Server; database: Database | undefined } {
+  const sqliteCheck = Database.sqliteCheck(
+    "database-sqlite-check",
+    { ...databaseArgs(config), connection: host.connection },
+    { dependsOn: [host] },
+  );
+  const server = new Server(
+    "server",
+    { ...serverArgs(config), connection: host.connection },
+    { dependsOn: [host, ...(sqliteCheck ? [sqliteCheck] : [])] },
+  );
+  // apphost:database.kind postgres: the role and database on the host, and their URL.
+  const database = Database.forStack(
+    "database",
+    { ...databaseArgs(config), connection: host.connection, network: host.network, externalUrl: databaseUrl },
+    { dependsOn: server.ready },
+  );
+  return { server, database };
 }
 
 /**

@@ -51,8 +51,6 @@ export interface DatabaseArgs {
   network?: { vpcId: pulumi.Input<string>; securityGroupId: pulumi.Input<string> };
   /** rds with several instances (apphost:host.count): the other instances' security groups, admitted too */
   extraSecurityGroupIds?: pulumi.Input<string>[];
-  /** rds: the SQLite check (`Database.sqliteCheck`) the instance waits for */
-  sqliteCheck?: pulumi.Resource;
   /** external: `apphost:databaseUrl`, secret; apphost creates nothing, the app and the backups use it */
   externalUrl?: pulumi.Input<string>;
 }
@@ -118,9 +116,9 @@ export class Database extends pulumi.ComponentResource {
 
   /**
    * For postgres and rds: the step that refuses a switch from SQLite while the stack's SQLite database holds data
-   * (render/layout.ts, databaseSwitchCommands), run before anything of the host changes (the server's setup waits
-   * for it, and so the role; the RDS instance too, as `sqliteCheck`). A refused switch installs no package and
-   * leaves no role, database or RDS instance behind. The app's layout step checks again (for external, and the
+   * (render/layout.ts, databaseSwitchCommands), run before anything of the host changes: the server's setup waits
+   * for it, and the Database waits for the server (program.ts, serverAndDatabase). A refused switch installs no
+   * package and leaves no role, database or RDS instance behind. The app's layout step checks again (for external, and the
    * several-hosts stacks). `opts.dependsOn`: the host.
    */
   static sqliteCheck(
@@ -230,7 +228,7 @@ export class Database extends pulumi.ComponentResource {
   /** A security group only the instance's reaches, a subnet group when the VPC is not the default one, the instance. */
   private createRds(
     name: string,
-    { identity, database, network, extraSecurityGroupIds, sqliteCheck }: DatabaseArgs,
+    { identity, database, network, extraSecurityGroupIds }: DatabaseArgs,
     password: pulumi.Output<string>,
   ) {
     const rds = database.rds;
@@ -295,8 +293,7 @@ export class Database extends pulumi.ComponentResource {
       }),
       {
         parent: this,
-        // After the SQLite check: a refused switch creates no instance (and pays for none).
-        dependsOn: [ingress, ...extra, ...(sqliteCheck ? [sqliteCheck] : [])],
+        dependsOn: [ingress, ...extra],
         additionalSecretOutputs: ["password"],
         // Production data: `pulumi destroy` stops at deletion protection; a replace must never be silent.
         ...(isProductionStack(identity.stack) ? { protect: true } : {}),

@@ -27,7 +27,7 @@ import { ABORT_INCOMPLETE_UPLOAD_DAYS, BackupBucket, backupPrefix } from "../../
 import { ConfigError } from "../../components/config/validate";
 import type { StackConfig } from "../../components/config/types";
 import { Database } from "../../components/database";
-import { Server } from "../../components/server";
+import { serverAndDatabase } from "../../program";
 import { hostLayout } from "../../components/paths";
 import { databaseSwitchCommands } from "../../components/render/layout";
 import { generatedPassword } from "../../components/computed";
@@ -1116,44 +1116,30 @@ describe("Database.sqliteCheck: a switch from SQLite with data is refused before
   afterEach(() => HOLD.clear());
 
   /**
-   * The steps as program.ts wires them (check, server, database), with the check held: the names of what
+   * program.ts's check, server and database (serverAndDatabase) with the check held: the names of what
    * registers meanwhile, then of everything once it is let go.
    */
-  async function heldAtTheCheck(name: string, kind: "postgres" | "rds") {
+  async function heldAtTheCheck(kind: "postgres" | "rds") {
     const config = stackConfig({ "database.kind": kind }, "staging");
-    const h = await host(`${name}-host`, { "database.kind": kind }, "staging");
+    const h = await host(`sw${kind}-host`, { "database.kind": kind }, "staging");
     let release!: () => void;
-    HOLD.set(`${name}-check`, new Promise<void>((r) => (release = r)));
-    const args = { identity: stackIdentity(config), database: config.database, connection: h.connection };
-    const check = Database.sqliteCheck(`${name}-check`, args, { dependsOn: [h] });
-    assert.ok(check, `a check for ${kind}`);
-    const server = new Server(
-      `${name}-server`,
-      { proxy: config.proxy, packages: [], swapMb: 0, connection: h.connection },
-      { dependsOn: [h, check] },
-    );
-    const db = new Database(
-      `${name}-db`,
-      { ...args, network: h.network, sqliteCheck: check },
-      { dependsOn: server.ready },
-    );
+    HOLD.set("database-sqlite-check", new Promise<void>((r) => (release = r)));
+    const { server, database } = serverAndDatabase(config, h);
+    assert.ok(database, `a Database for ${kind}`);
     await new Promise((r) => setTimeout(r, 300));
-    const names = () =>
-      resources.map((r) => r.name).filter((n) => n.startsWith(`${name}-`) && !n.startsWith(`${name}-host`));
+    const names = () => resources.map((r) => r.name).filter((n) => /^(database|server)-/.test(n));
     const before = names();
     release();
-    await settled(db, ...db.ready, ...server.ready);
-    const step = resources.find((r) => r.name === `${name}-check`)!;
+    await settled(database, ...database.ready, ...server.ready);
+    const step = resources.find((r) => r.name === "database-sqlite-check")!;
     return { before, after: names(), script: String(step.inputs.stdin) };
   }
 
   it("postgres: the server's baseline, and so the role, wait for the check, which runs databaseSwitchCommands", async () => {
-    const { before, after, script } = await heldAtTheCheck("swpg", "postgres");
-    assert.ok(before.includes("swpg-check"));
-    for (const n of ["swpg-server-baseline", "swpg-db-role"]) {
-      assert.ok(!before.includes(n), `${n} registered before the check passed: ${before.join(", ")}`);
+    const { before, after, script } = await heldAtTheCheck("postgres");
+    assert.deepEqual(before, ["database-sqlite-check"], "only the check registered while it was held");
+    for (const n of ["server-baseline", "database-role"])
       assert.ok(after.includes(n), `${n}: ${after.join(", ")}`);
-    }
     const expected = databaseSwitchCommands(hostLayout("apphost", "staging"), {
       kind: "postgres",
       sqliteFile: "app.db",
@@ -1162,9 +1148,9 @@ describe("Database.sqliteCheck: a switch from SQLite with data is refused before
   });
 
   it("rds: the instance waits for it too (a refused switch pays for no instance)", async () => {
-    const { before, after } = await heldAtTheCheck("swrds", "rds");
-    assert.ok(!before.includes("swrds-db-instance"), `created before the check passed: ${before.join(", ")}`);
-    assert.ok(after.includes("swrds-db-instance"));
+    const { before, after } = await heldAtTheCheck("rds");
+    assert.deepEqual(before, ["database-sqlite-check"], "only the check registered while it was held");
+    assert.ok(after.includes("database-instance"), after.join(", "));
   });
 
   it("none for the kinds apphost makes nothing of (sqlite, external, none)", () => {
