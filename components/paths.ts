@@ -14,6 +14,8 @@ export const HOST_TOOLS_DIR = "/var/lib/apphost/tools";
 
 /** systemd's directory for the units apphost writes. */
 export const UNIT_DIR = "/etc/systemd/system";
+/** Where systemd keeps the last run of each `Persistent=` timer (`stamp-<unit>`), left when the unit goes. */
+export const TIMER_STAMP_DIR = "/var/lib/systemd/timers";
 /** The main Caddyfile apphost owns (render/caddy.ts), shared by every stack on the host. */
 export const CADDYFILE_PATH = "/etc/caddy/Caddyfile";
 /** One Caddy site snippet per stack (`HostLayout.caddySite`), imported by the Caddyfile. */

@@ -6,29 +6,60 @@
 import { isPostgres } from "../config/defaults";
 import type { DatabaseConfig, ProxyConfig } from "../config/types";
 import { sqlitePath } from "../release/backup";
-import { unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
+import { posix } from "path";
+import { TIMER_STAMP_DIR, unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
+import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
 export const KEPT_DIR = "/var/lib/apphost/kept";
 
 /**
- * On destroy: when shared/data or shared/backups holds anything, move shared/
- * to KEPT_DIR under a dated name, owned by root (the app user is deleted next,
- * and a later user could get its uid), and say where. Nothing is deleted.
+ * The stack's logs that its proxy writes outside `/srv/<id>`, rotations
+ * included: Caddy's access log and nginx's two (both, whichever proxy the stack
+ * has now: it may have had the other). A find expression, for moving or deleting them.
  */
-export function keepDataCommands(layout: HostLayout): string[] {
+export function proxyLogsFind(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string {
+  const nginx = nginxLogs(layout, dirs);
+  const names = [caddyAccessLog(layout, dirs), nginx.access, nginx.error]
+    .map((file) => `-name ${q(`${posix.basename(file)}*`)}`)
+    .join(" -o ");
+  return `find ${q(dirs.caddyLogs)} ${q(dirs.nginxLogs)} -maxdepth 1 -type f \\( ${names} \\)`;
+}
+
+/**
+ * On destroy: when shared/data or shared/backups holds anything, move shared/
+ * to KEPT_DIR under a dated name, with the proxy's logs of the stack in its
+ * logs/, owned by root (the app user is deleted next, and a later user could
+ * get its uid), and say where. Nothing is deleted.
+ */
+export function keepDataCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string[] {
   const shared = q(layout.shared);
   return [
     `if [ -n "$(find ${q(layout.data)} ${q(layout.backups)} -mindepth 1 -print -quit 2>/dev/null)" ]; then`,
     `  kept=${KEPT_DIR}/${layout.id}-$(date -u +%Y%m%dT%H%M%SZ)`,
     `  install -d -m 0700 ${KEPT_DIR}`,
     `  mv ${shared} "$kept"`,
+    '  install -d "$kept/logs"',
+    `  ${proxyLogsFind(layout, dirs)} -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
     '  chown -R -h root:root "$kept"',
     `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
     "fi",
+  ];
+}
+
+/**
+ * On destroy, after keepDataCommands: what else the stack left outside
+ * `/srv/<id>`: the proxy's logs of it (when no data was kept with them), the
+ * certbot webroot, and the stamps systemd keeps for its `Persistent=` timers.
+ */
+export function strayFilesCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string[] {
+  return [
+    `${proxyLogsFind(layout, dirs)} -delete 2>/dev/null || true`,
+    `rm -rf --one-file-system ${q(acmeWebroot(layout, dirs))}`,
+    `rm -f ${TIMER_STAMP_DIR}/stamp-${layout.unitPrefix}-*.timer`,
   ];
 }
 
@@ -200,6 +231,7 @@ export function layoutCommands(
       `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
       ...keepDataCommands(layout),
+      ...strayFilesCommands(layout),
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,

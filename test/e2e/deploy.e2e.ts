@@ -274,7 +274,7 @@ describe("local stack on the sandbox host (real engine)", function () {
     const res = await stack.destroy({ onOutput: log, configFile: stack.configFile });
     assert.equal(res.summary.result, "succeeded");
     const leftovers = onHost(
-      `ls -d /srv/${ID} /etc/apphost/${ID}.env /etc/caddy/apphost/${ID}.* /etc/systemd/system/apphost-${ID}-* 2>/dev/null || true`,
+      `ls -d /srv/${ID} /etc/apphost/${ID}.env /etc/caddy/apphost/${ID}.* /etc/systemd/system/apphost-${ID}-* /var/log/caddy/${ID}.* /var/lib/systemd/timers/stamp-apphost-${ID}-* 2>/dev/null || true`,
     ).stdout.trim();
     assert.equal(leftovers, "", `left on the host:\n${leftovers}`);
     // ... but not the data: the database and its backups are moved aside, root's alone.
@@ -286,6 +286,8 @@ describe("local stack on the sandbox host (real engine)", function () {
       "the kept database is not the migrated one",
     );
     assert.equal(onHost(`stat -c '%U %a' ${kept}`).stdout.trim(), "root 755");
+    // Caddy's access log of the stack went with them (it served requests above).
+    assert.equal(onHost(`stat -c '%U' ${kept}/logs/${ID}.access.log`).stdout.trim(), "root");
     assert.match(onHost(`stat -c '%U %a' /var/lib/apphost/kept`).stdout.trim(), /^root 700$/);
     assert.equal(onHost(`id -u ${ID}`, { allowFailure: true }).code, 1, "the app user still exists");
     assert.equal(

@@ -11,7 +11,10 @@ import {
   layoutCommands,
   portClaimCommands,
   portListenerFunction,
+  proxyLogsFind,
+  strayFilesCommands,
 } from "../../components/render/layout";
+import { HOST_DIRS } from "../../components/render/common";
 import { hostLayout } from "../../components/paths";
 import { relocateLayout } from "./release-harness";
 import { stackConfig } from "./fixtures";
@@ -85,6 +88,9 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     }
   });
 
+  const LOGS =
+    "-name 'apphost-prod.access.log*' -o -name 'apphost-apphost-prod.access.log*' -o -name 'apphost-apphost-prod.error.log*'";
+
   it("destroy stops the units, deletes only this stack's nftables tables, and a leftover upstream file", () => {
     assert.equal(
       cmds.delete,
@@ -100,9 +106,15 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "  kept=/var/lib/apphost/kept/apphost-prod-$(date -u +%Y%m%dT%H%M%SZ)",
         "  install -d -m 0700 /var/lib/apphost/kept",
         '  mv /srv/apphost-prod/shared "$kept"',
+        '  install -d "$kept/logs"',
+        `  find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
         '  chown -R -h root:root "$kept"',
         '  echo "apphost: kept the data and backups of apphost-prod in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2',
         "fi",
+        // What else the stack left: its proxy logs (unless kept above), certbot webroot, timer stamps.
+        `find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -delete 2>/dev/null || true`,
+        "rm -rf --one-file-system /var/www/acme/apphost-prod",
+        "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-*.timer",
         "rm -rf --one-file-system /srv/apphost-prod",
         "if id -u apphost-prod >/dev/null 2>&1; then userdel apphost-prod; fi",
         "if getent group apphost-prod >/dev/null; then groupdel apphost-prod; fi",
@@ -119,6 +131,64 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
     assert.match(other.delete, /nft delete table inet apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
+  });
+});
+
+describe("app: destroy's sweep of the files a stack leaves outside /srv (run under bash)", () => {
+  it("takes this stack's proxy logs and their rotations, from both proxies' directories, and no other stack's", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-stray-"));
+    try {
+      const dirs = {
+        ...HOST_DIRS,
+        caddyLogs: `${tmp}/caddy`,
+        nginxLogs: `${tmp}/nginx`,
+        acmeWebroot: `${tmp}/acme`,
+      };
+      const shop = hostLayout("shop", "prod");
+      const files = {
+        mine: [
+          "caddy/shop-prod.access.log",
+          "caddy/shop-prod.access.log.1",
+          "caddy/shop-prod.access.log.2.gz",
+          "nginx/apphost-shop-prod.access.log",
+          "nginx/apphost-shop-prod.error.log.3.gz",
+        ],
+        others: [
+          "caddy/shop-prod-eu.access.log",
+          "caddy/myshop-prod.access.log",
+          "nginx/apphost-shop-prod-eu.access.log",
+          "nginx/access.log",
+          "acme/shop-prod-eu/token",
+        ],
+      };
+      for (const f of [...files.mine, ...files.others, "acme/shop-prod/.well-known/acme-challenge/t"]) {
+        fs.mkdirSync(path.dirname(`${tmp}/${f}`), { recursive: true });
+        fs.writeFileSync(`${tmp}/${f}`, "x\n");
+      }
+      const sweep = strayFilesCommands(shop, dirs)
+        .filter((line) => !line.includes("/var/lib/systemd"))
+        .join("\n");
+      const listed = spawnSync("bash", ["-euo", "pipefail", "-c", `${proxyLogsFind(shop, dirs)} -print`], {
+        encoding: "utf8",
+      });
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.deepEqual(listed.stdout.trim().split("\n").sort(), files.mine.map((f) => `${tmp}/${f}`).sort());
+      const run = spawnSync("bash", ["-euo", "pipefail", "-c", sweep], { encoding: "utf8" });
+      assert.equal(run.status, 0, run.stderr);
+      const left = (dir: string) => fs.readdirSync(`${tmp}/${dir}`).map((f) => `${dir}/${f}`);
+      assert.deepEqual([...left("caddy"), ...left("nginx"), ...left("acme")].sort(), [
+        "acme/shop-prod-eu",
+        "caddy/myshop-prod.access.log",
+        "caddy/shop-prod-eu.access.log",
+        "nginx/access.log",
+        "nginx/apphost-shop-prod-eu.access.log",
+      ]);
+      // A proxy that never ran here has no log directory: the sweep still succeeds.
+      fs.rmSync(`${tmp}/nginx`, { recursive: true });
+      assert.equal(spawnSync("bash", ["-euo", "pipefail", "-c", sweep]).status, 0);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
