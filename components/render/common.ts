@@ -162,7 +162,3 @@ export function securityHeaders(input: ProxySiteInput): [string, string][] {
   );
   return headers;
 }
-
-export function checkPort(port: number, what: string): void {
-  assertSafe("port", [[what, port, SAFE.port]]);
-}
