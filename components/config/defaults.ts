@@ -8,6 +8,7 @@
  */
 import * as os from "os";
 import * as path from "path";
+import { whereAndSteps } from "./procfile";
 
 /**
  * The deploying machine's apphost cache (artifacts, the engine, the sandbox and its key):
@@ -160,14 +161,15 @@ const sequelizeRevision = (status: string) =>
  * sequelize-cli's `[npx] sequelize-cli db:migrate [--env E ...]` its
  * `db:migrate:status` read the same way, knex's `[npx] knex [--knexfile F]
  * migrate:latest` its `migrate:currentVersion` (the newest applied
- * migration's timestamp: each migration has its own); each after the same `cd <dir> &&`
- * (a monorepo's `cd backend && ...`). Anything else, none ("").
+ * migration's timestamp: each migration has its own); each after the same
+ * leading `cd <dir>` (a monorepo's `cd backend && ...`), read by the web
+ * line's rule (whereAndSteps). Anything else, none ("").
  */
 export function defaultRevision(migrate: string): string {
-  const cd = /^(cd\s+[^\s;&|]+\s*&&\s*)(.*)$/.exec(migrate.trim());
-  if (cd) {
-    const inner = defaultRevision(cd[2]);
-    return inner && `${cd[1]}${inner}`;
+  const { where, steps } = whereAndSteps(migrate);
+  if (where) {
+    const inner = steps.length === 1 ? defaultRevision(steps[0]) : DATABASE_DEFAULTS.revision;
+    return inner && `${where} && ${inner}`;
   }
   const m = migrate.trim();
   // `--name value` or `--name=value` options, kept for the revision command (--env, --knexfile).

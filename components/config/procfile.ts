@@ -81,19 +81,29 @@ export function chainedParts(command: string): string[] | undefined {
 }
 
 /**
- * A web line's chained parts that need splitting, else undefined. A leading
- * `cd <dir>` only says where the server runs (`web: cd backend && node
- * index.js`, a monorepo's app in a directory of its own): it is no step, and
- * the parts after it keep it (`cd api && npm run migrate`).
+ * A command's leading `cd <dir>` steps and the steps after them:
+ * `cd backend && alembic upgrade head` is `{ where: "cd backend", steps:
+ * ["alembic upgrade head"] }`. A leading `cd` only says where the rest runs (a
+ * monorepo's app in a directory of its own): it is no step of its own. The
+ * one rule for it: the web line's chain check and the revision default.
+ */
+export function whereAndSteps(command: string): { where: string; steps: string[] } {
+  const parts = chainedParts(command) ?? [command.trim()];
+  const cds = parts.findIndex((p) => !/^cd\s+[^\s;&|]+$/.test(p));
+  // Nothing but `cd`s: no where, all steps (a web line of them is refused as a chain).
+  const at = Math.max(cds, 0);
+  return { where: parts.slice(0, at).join(" && "), steps: parts.slice(at) };
+}
+
+/**
+ * A web line's chained parts that need splitting, else undefined. The parts
+ * after a leading `cd <dir>` keep it (`web: cd api && npm run migrate && node
+ * server.js` splits into `cd api && npm run migrate` and `cd api && node server.js`).
  */
 export function webChainParts(command: string): string[] | undefined {
-  const parts = chainedParts(command);
-  if (!parts) return undefined;
-  const cds = parts.findIndex((p) => !/^cd\s+[^\s;&|]+$/.test(p));
-  const where = parts.slice(0, Math.max(cds, 0)).join(" && ");
-  const rest = parts.slice(Math.max(cds, 0));
-  if (!where) return parts;
-  return rest.length > 1 ? rest.map((p) => `${where} && ${p}`) : undefined;
+  const { where, steps } = whereAndSteps(command);
+  if (steps.length < 2) return undefined;
+  return where ? steps.map((p) => `${where} && ${p}`) : steps;
 }
 
 /** Commands that change the database schema: the ones a release runs once, before traffic moves. */

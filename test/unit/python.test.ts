@@ -712,6 +712,10 @@ describe("apphost:database.revision from the migrate command", () => {
       ["cd backend && alembic upgrade head", "cd backend && alembic current"],
       ["cd backend && python manage.py migrate", `cd backend && python manage.py ${DJANGO}`],
       ["cd backend && npm run migrate", ""],
+      // The web line's rule for a leading cd (whereAndSteps): any separator after it, several of them.
+      ["cd backend; alembic upgrade head", "cd backend && alembic current"],
+      ["cd apps && cd api && flask db upgrade", "cd apps && cd api && flask db current"],
+      ["cd backend && alembic upgrade head && python seed.py", ""],
       ["npx sequelize-cli db:migrate", sequelize("npx sequelize-cli db:migrate:status")],
       [
         "cd backend && npx sequelize-cli db:migrate --env production",
