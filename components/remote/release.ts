@@ -458,6 +458,23 @@ const RELEASE_KEYS: (keyof ReleaseInputs)[] = [
   "script",
 ];
 
+/** The work a deploy does on a host: its code and requirements, and the config and script it runs with. */
+const WORK_KEYS = ["contentHash", "requirementsHash", "configHash", "script"] as const;
+
+/**
+ * The state records this same work as done on the host: a deploy of it now is
+ * only for drift (a refresh saw the host serve another release, or a unit of
+ * it down). The host's last job, this work finished, is then not one whose
+ * client went away, to adopt as it is: it runs again. The rule of one host's
+ * Release and of each host of a Rollout.
+ */
+export function onlyForDrift(
+  olds: Partial<Record<(typeof WORK_KEYS)[number], string>>,
+  news: Partial<Record<(typeof WORK_KEYS)[number], string>>,
+): boolean {
+  return WORK_KEYS.every((k) => (news[k] ?? "") === (olds[k] ?? ""));
+}
+
 /** The release on the host must change: new code, config or rollback target, or `current` switched by hand. */
 function releaseChanged(olds: Outputs, news: ReleaseInputs): boolean {
   return (
@@ -523,9 +540,8 @@ async function updateRelease(olds: Outputs, news: ReleaseInputs): Promise<{ outs
   }
   // New code, or the same code with a new env file or units: publish it
   // through the same health-gated switch, so a config change drops nothing.
-  // Neither: a refresh saw the host serve something else, or a unit of the release down. The host's last
-  // job did this same work and finished, but it is not one whose client went away: it runs again.
-  return { outs: await deploy(news, releaseId, { adopt: contentChanged || configChanged }) };
+  // Neither: a refresh saw the host serve something else, or a unit of the release down (onlyForDrift).
+  return { outs: await deploy(news, releaseId, { adopt: !onlyForDrift(olds, news) }) };
 }
 
 /** The outputs minus the redactions: secret values are not kept in the state for nothing. */

@@ -26,6 +26,7 @@ import {
   deploy,
   liveOf,
   newReleaseId,
+  onlyForDrift,
   parseKv,
   rollback,
   type PhaseTime,
@@ -127,18 +128,21 @@ export function hostsToDeploy(olds: Outputs | undefined, news: Inputs): RolloutH
 }
 
 /**
- * The host is deployed again only because a refresh saw it serve something else, or its web instance or a
- * worker down: the state holds this same work as done there. Its last job (that work, finished) is then not
- * one whose client went away, to adopt as it is: it runs again.
+ * The host is deployed again only for drift (onlyForDrift, as one host's
+ * Release decides it): the state holds this same work as done there, on the
+ * same machine, with the same rollback target.
  */
 export function deployedForDrift(olds: Outputs | undefined, news: Inputs, host: RolloutHost): boolean {
-  if (!olds || KEYS.some((k) => (news[k] ?? "") !== (olds[k] ?? ""))) return false;
-  const old = (olds.hosts ?? []).find((h) => h.name === host.name);
+  const old = olds?.hosts?.find((h) => h.name === host.name);
   return (
+    !!olds &&
     !!old &&
-    old.configHash === host.configHash &&
-    old.script === host.script &&
-    old.connection.host === host.connection.host
+    old.connection.host === host.connection.host &&
+    (news.rollbackTo ?? "") === (olds.rollbackTo ?? "") &&
+    onlyForDrift(
+      { ...olds, configHash: old.configHash, script: old.script },
+      { ...news, configHash: host.configHash, script: host.script },
+    )
   );
 }
 

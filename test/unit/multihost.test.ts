@@ -357,6 +357,11 @@ describe("the rolling release (remote/rollout.ts)", () => {
     // Anything else that changed is work the state has not recorded: a finished job of it is adopted.
     assert.equal(deployedForDrift(olds, { ...base, contentHash: "h2" }, base.hosts[0]), false);
     assert.equal(deployedForDrift(olds, base, host("app", { configHash: "c2" })), false);
+    assert.equal(
+      deployedForDrift(olds, base, host("app", { script: "/srv/other/bin/apphost-release" })),
+      false,
+    );
+    assert.equal(deployedForDrift(olds, { ...base, rollbackTo: id }, base.hosts[0]), false, "a rollback");
     assert.equal(deployedForDrift(olds, base, host("app3")), false, "a new host");
     assert.equal(deployedForDrift(undefined, base, base.hosts[0]), false, "the first deploy");
   });

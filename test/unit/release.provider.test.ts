@@ -10,6 +10,7 @@ import {
   jobReport,
   liveOf,
   lostConnection,
+  onlyForDrift,
   phaseSeconds,
   releaseError,
   releaseWarnings,
@@ -19,6 +20,29 @@ import * as path from "path";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
+
+describe("release provider: a deploy only for drift", () => {
+  it("is one of the same code, requirements, config and script as the state records; it does not adopt the host's last job", () => {
+    const done = {
+      contentHash: "c1",
+      requirementsHash: "r1",
+      configHash: "k1",
+      script: "/srv/a/bin/apphost-release",
+    };
+    assert.equal(onlyForDrift(done, { ...done }), true);
+    for (const key of Object.keys(done) as (keyof typeof done)[]) {
+      assert.equal(
+        onlyForDrift(done, { ...done, [key]: "other" }),
+        false,
+        `${key} changed: new work, adopted`,
+      );
+    }
+    assert.equal(
+      onlyForDrift({ ...done, requirementsHash: undefined }, { ...done, requirementsHash: "" }),
+      true,
+    );
+  });
+});
 
 describe("release provider: error messages", () => {
   it("names the failed phase, its reason and the output's tail", () => {
