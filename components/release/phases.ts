@@ -7,7 +7,7 @@
  * `health_wait`, `db_backup`, ...; documented there).
  *
  * Deploy:   check → upload → install → backup → migrate → publish → health-gate → finish
- * Mirror:   revert-traffic → restore-database → mark-failed   (run by the EXIT trap when a deploy fails)
+ * Mirror:   revert-traffic → restore-database → restart-workers → mark-failed   (run by the EXIT trap when a deploy fails)
  * On purpose (`apphost-release rollback [id]`): choose → publish → health-gate → finish
  *
  * Runtime values are shell variables the script sets; `ReleaseRefs` names them
@@ -48,7 +48,7 @@ export const DEPLOY_PHASES = [
   "finish",
 ] as const;
 export type DeployPhaseName = (typeof DEPLOY_PHASES)[number];
-export type MirrorPhaseName = "revert-traffic" | "restore-database" | "mark-failed";
+export type MirrorPhaseName = "revert-traffic" | "restore-database" | "restart-workers" | "mark-failed";
 export type RollbackPhaseName = "choose" | "publish" | "health-gate" | "finish";
 
 export interface Phase<N extends string = string> {
@@ -674,9 +674,11 @@ export function deployPhases(input: ReleaseInput): Phase<DeployPhaseName>[] {
 /**
  * The mirror, run when a deploy phase fails (by the EXIT trap). Each step reads
  * the progress flags, so it undoes exactly what happened:
- *   revert-traffic    the old instance serves again (started if it was already stopped), new instance stopped
+ *   revert-traffic    the old instance serves again (started if it was already stopped), new instance stopped;
+ *                     the workers stopped
  *   restore-database  when the migration changed the schema or revision: restore the pre-migration backup
  *                     (or set aside what a first migration created)
+ *   restart-workers   the old release's workers started, once the database is as it was (with workers only)
  *   mark-failed       release log line `failed:<phase>`; temp files removed
  * A failure after COMMITTED (finish) leaves the healthy new release serving.
  */
@@ -686,7 +688,7 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
   const refs = refsOf(input);
   const db = input.database;
   const web = webProcess(input.app);
-  const workers = workerUnits(input).map((u) => restartUnit(t, u));
+  const units = workerUnits(input);
   const traffic: string[] = [];
   if (web) {
     const unit = webUnit(input, refs.newPort);
@@ -697,9 +699,13 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       `if [ "$NEW_STARTED" = 1 ]; then ${t.systemctl} stop "${unit}"; ${t.systemctl} disable --quiet "${unit}"; fi`,
     );
   }
+  // The workers stop with the switch undone: none runs while the database is restored under it, and a
+  // first release's are left stopped and disabled (restart-workers starts the old release's).
+  const stopWorkers = units.length ? `${t.systemctl} stop ${units.join(" ")}; ` : "";
+  const disableWorkers = units.length ? `${t.systemctl} disable --quiet ${units.join(" ")}; ` : "";
   traffic.push(
-    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" ${l.current}; live_env_revert; ${workers.join("; ") || ":"}; fi`,
-    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f ${l.current} ${l.activePort}; live_env_revert; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then ${stopWorkers}atomic_link "$OLD_DIR" ${l.current}; live_env_revert; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then ${stopWorkers}${disableWorkers}rm -f ${l.current} ${l.activePort}; live_env_revert; fi`,
   );
   const database: string[] =
     db.kind === "none"
@@ -731,6 +737,23 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       exitCode: EXIT_CODES.rollbackFailed,
       commands: database,
     },
+    ...(units.length
+      ? [
+          {
+            name: "restart-workers" as const,
+            description:
+              "If traffic had moved back to an old release, its workers start again, after the database is as it " +
+              "was; a worker that does not stay up is a warning.",
+            exitCode: EXIT_CODES.rollbackFailed,
+            commands: [
+              'if [ "$SWITCHED" != 1 ] || [ -z "$OLD_DIR" ]; then return 0; fi',
+              ...units.map((u) => restartUnit(t, u)),
+              `workers_note_restarts ${units.join(" ")}`,
+              "workers_check rollback",
+            ],
+          },
+        ]
+      : []),
     {
       name: "mark-failed",
       description:

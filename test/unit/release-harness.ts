@@ -394,6 +394,11 @@ export class FakeHost {
     fs.writeFileSync(path.join(this.runDir, "worker.failed"), "");
   }
 
+  /** Makes the next `systemctl restart` of a worker fail, as a start job systemd reports failed does. */
+  failWorkerRestartOnce(): void {
+    fs.writeFileSync(path.join(this.runDir, "worker.restart.fail"), "");
+  }
+
   /** Makes the fake `aws` fail (true) or succeed (false). */
   failAws(fail: boolean): void {
     const flag = path.join(this.runDir, "aws.fail");
@@ -445,7 +450,8 @@ crash=0; [ -f ${runDir}/worker.crash ] && crash=1
 unit=$1
 case "$unit" in
   *-web@*.service) port=\${unit##*@}; port=\${port%.service} ;;
-  *) if [ "$verb" = is-active ]; then if [ -f ${runDir}/worker.failed ]; then echo failed; exit 3; fi; if [ $crash = 1 ]; then echo activating; exit 3; fi; echo active; fi; exit 0 ;;
+  *) if [ "$verb" = restart ] && [ -f ${runDir}/worker.restart.fail ]; then rm -f ${runDir}/worker.restart.fail; echo "Job for $unit failed." >&2; exit 1; fi
+     if [ "$verb" = is-active ]; then if [ -f ${runDir}/worker.failed ]; then echo failed; exit 3; fi; if [ $crash = 1 ]; then echo activating; exit 3; fi; echo active; fi; exit 0 ;;
 esac
 pidfile=${runDir}/$port.pid
 # A killed instance is reparented to PID 1, which may reap it late: a zombie counts as stopped.

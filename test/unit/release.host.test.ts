@@ -460,3 +460,66 @@ describe("release script: root never acts through a symlink the app user planted
     untouched(shm);
   });
 });
+
+describe("release script: a deploy that fails after the switch (the mirror's workers)", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  const worker = "apphost-shop-test-worker.service";
+  const warning = /^apphost: warning: the worker .*$/m;
+
+  it("stops the workers, starts the old release's once the database is as it was, and warns when one does not stay up", () => {
+    const first = "20250101120000-f1f1f1f1";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "f1"), { version: "f1" }), first);
+    assert.equal(r.status, 0, r.stderr);
+    // The new release's worker fails to start (its start job fails: the switch is made, the release not
+    // committed), and the old release's then exits as it starts (its queue's server is gone).
+    host.failWorkerRestartOnce();
+    host.crashWorkers(true);
+    const before = host.calls().length;
+    r = host.deploy(writeTestApp(path.join(host.tmp, "f2"), { version: "f2" }), "20250102120000-f2f2f2f2");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), first);
+    const steps = r.stderr
+      .split("\n")
+      .filter((line) => /^apphost: rollback [a-z-]+: (start|ok)$/.test(line) || warning.test(line))
+      .map((line) => line.replace(/^(apphost: warning: the worker \S+ is not running).*/, "$1"));
+    assert.deepEqual(steps, [
+      "apphost: rollback revert-traffic: start",
+      "apphost: rollback revert-traffic: ok",
+      "apphost: rollback restore-database: start",
+      "apphost: rollback restore-database: ok",
+      "apphost: rollback restart-workers: start",
+      `apphost: warning: the worker ${worker} is not running`,
+      "apphost: rollback restart-workers: ok",
+      "apphost: rollback mark-failed: start",
+      "apphost: rollback mark-failed: ok",
+    ]);
+    assert.match(
+      warning.exec(r.stderr)?.[0] ?? "",
+      / after this rollback restarted it \(activating; systemd restarted it 2 times since\): the release is live/,
+    );
+    // The failed restart, then the mirror: stopped with the switch undone, started once the database is back.
+    const workerCalls = host
+      .calls()
+      .slice(before)
+      .filter((c) => c.endsWith(worker) && /^(stop|restart) /.test(c));
+    assert.deepEqual(workerCalls, [`restart ${worker}`, `stop ${worker}`, `restart ${worker}`]);
+    assert.equal(host.releaseLog().at(-1)?.[3], "failed:health-gate");
+  });
+
+  it("with the worker running again, the mirror's restart is no warning", () => {
+    host.crashWorkers(false);
+    host.failWorkerRestartOnce();
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "f3"), { version: "f3" }),
+      "20250103120000-f3f3f3f3",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(r.stderr, /^apphost: rollback restart-workers: ok$/m);
+    assert.doesNotMatch(r.stderr, warning);
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250101120000-f1f1f1f1");
+  });
+});

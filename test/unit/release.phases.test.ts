@@ -74,8 +74,17 @@ describe("release phases: the base input", () => {
     assert.equal(new Set(codes).size, codes.length, "exit statuses are distinct");
     assert.deepEqual(
       mirrorPhases(baseInput()).map((p) => p.name),
+      ["revert-traffic", "restore-database", "restart-workers", "mark-failed"],
+    );
+    // No workers: no step for them, and the traffic step stops none.
+    const webOnly = baseInput({
+      app: { ...baseApp, processes: baseApp.processes.filter((p) => p.kind === "web") },
+    });
+    assert.deepEqual(
+      mirrorPhases(webOnly).map((p) => p.name),
       ["revert-traffic", "restore-database", "mark-failed"],
     );
+    assert.doesNotMatch(mirrorPhases(webOnly)[0].commands.join("\n"), /worker/);
     assert.deepEqual(
       rollbackPhases(baseInput()).map((p) => p.name),
       ["choose", "publish", "health-gate", "finish"],
@@ -195,13 +204,19 @@ describe("release phases: the base input", () => {
     ]);
   });
 
-  it("the mirror undoes traffic, then the database, then marks the release failed", () => {
-    const [traffic, database, mark] = mirrorPhases(baseInput({ refs: literal }));
+  it("the mirror undoes traffic, then the database, starts the old release's workers, then marks the release failed", () => {
+    const [traffic, database, workers, mark] = mirrorPhases(baseInput({ refs: literal }));
     assert.deepEqual(traffic.commands, [
       'if [ "$SWITCHED" = 1 ] && [ -n "8000" ]; then systemctl enable --quiet "apphost-shop-prod-web@8000.service"; systemctl start "apphost-shop-prod-web@8000.service"; health_wait "http://127.0.0.1:8000/healthz" "apphost-shop-prod-web@8000.service" 60 || note "rollback: warning: apphost-shop-prod-web@8000.service is not healthy ($HEALTH_LAST)"; switch_upstream "8000"; write_active_port "8000"; fi',
       'if [ "$NEW_STARTED" = 1 ]; then systemctl stop "apphost-shop-prod-web@8001.service"; systemctl disable --quiet "apphost-shop-prod-web@8001.service"; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then atomic_link "$OLD_DIR" /srv/shop-prod/current; live_env_revert; systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then rm -f /srv/shop-prod/current /srv/shop-prod/active-port; live_env_revert; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; atomic_link "$OLD_DIR" /srv/shop-prod/current; live_env_revert; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; systemctl disable --quiet apphost-shop-prod-worker.service; rm -f /srv/shop-prod/current /srv/shop-prod/active-port; live_env_revert; fi',
+    ]);
+    assert.deepEqual(workers.commands, [
+      'if [ "$SWITCHED" != 1 ] || [ -z "$OLD_DIR" ]; then return 0; fi',
+      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
+      "workers_note_restarts apphost-shop-prod-worker.service",
+      "workers_check rollback",
     ]);
     assert.deepEqual(database.commands, [
       'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
