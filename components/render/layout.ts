@@ -3,10 +3,10 @@
  * them, and its exact mirror for destroy, which keeps the data and backups
  * (moved aside, never deleted). Pure: commands as text, run by App's layout step.
  */
+import { posix } from "path";
 import { isPostgres } from "../config/defaults";
 import type { DatabaseConfig, ProxyConfig } from "../config/types";
 import { sqlitePath } from "../release/backup";
-import { posix } from "path";
 import { TIMER_STAMP_DIR, unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
