@@ -211,6 +211,7 @@ export class App extends pulumi.ComponentResource {
       database: args.database,
       basePort: args.app.basePort,
       web: webProcess(args.app),
+      app: args.app,
     });
     return hostStep(
       `${name}-layout`,

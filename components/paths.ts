@@ -193,6 +193,11 @@ export function jobUnitName(layout: HostLayout): string {
   return `${layout.unitPrefix}-job.service`;
 }
 
+/** `apphost-<id>-exec-<n>`: the transient service `npm run exec` runs a command in (`n`: the shell's pid). */
+export function execUnitName(layout: HostLayout, n: string): string {
+  return `${layout.unitPrefix}-exec-${n}`;
+}
+
 /** `apphost-<id>-upstream.service`: loads the nftables rule at boot, before the proxy starts. */
 export function upstreamUnitName(layout: HostLayout): string {
   return `${layout.unitPrefix}-upstream.service`;

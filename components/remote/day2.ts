@@ -5,8 +5,21 @@
  * connection (scripts/*.ts). Tested as exact strings, and on the sandbox.
  */
 import type { AppConfig, ProcessConfig, ScheduleConfig } from "../config/types";
-import { alertScriptPath, maintenanceFiles, scheduleUnitNames, unitName, type HostLayout } from "../paths";
-import { backupUnitNames, processEnvironment, processRuntime, sandboxProperties } from "../render/systemd";
+import {
+  alertScriptPath,
+  execUnitName,
+  maintenanceFiles,
+  scheduleUnitNames,
+  unitName,
+  type HostLayout,
+} from "../paths";
+import {
+  backupUnitNames,
+  processEnvironment,
+  processRuntime,
+  sandboxProperties,
+  stackUnitPatterns,
+} from "../render/systemd";
 import { shellQuote as q } from "./ssh";
 
 /** The units `--since` takes, apphost's one letter and journalctl's spellings (systemd.time(7)), as journalctl gets them. */
@@ -56,7 +69,7 @@ export function journalUnits(
   app: Pick<AppConfig, "processes" | "schedules">,
   process?: string,
 ): string[] {
-  if (process === undefined) return [`${layout.unitPrefix}-*`];
+  if (process === undefined) return stackUnitPatterns(layout, app);
   const proc = app.processes.find((p: ProcessConfig) => p.name === process);
   if (proc) return [unitName(layout, proc.name, proc.kind).replace("@.service", "@*.service")];
   const schedule = app.schedules.find((s: ScheduleConfig) => s.name === process);
@@ -151,7 +164,7 @@ export function execScript(layout: HostLayout, input: ExecInput): string {
     input.tty ? "--pty" : "--pipe",
     `--uid=${layout.user}`,
     `--gid=${layout.user}`,
-    `--unit=${layout.unitPrefix}-exec-$$`,
+    `--unit=${execUnitName(layout, "$$")}`,
     ...props.map((p) => `--property=${p}`),
     ...processEnvironment(dir, runtime, false).map((e) => `--setenv=${e}`),
     "--",

@@ -11,6 +11,7 @@ import { TIMER_STAMP_DIR, unitName, upstreamPort, webPorts, type HostLayout } fr
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
+import { stackUnitPatterns, type StackUnitsInput } from "./systemd";
 import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
@@ -55,11 +56,16 @@ export function keepDataCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS)
  * `/srv/<id>`: the proxy's logs of it (when no data was kept with them), the
  * certbot webroot, and the stamps systemd keeps for its `Persistent=` timers.
  */
-export function strayFilesCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string[] {
+export function strayFilesCommands(
+  layout: HostLayout,
+  units: readonly string[],
+  dirs: HostDirs = HOST_DIRS,
+): string[] {
+  const stamps = units.filter((u) => u.endsWith(".timer")).map((u) => `${TIMER_STAMP_DIR}/stamp-${u}`);
   return [
     `${proxyLogsFind(layout, dirs)} -delete 2>/dev/null || true`,
     `rm -rf --one-file-system ${q(acmeWebroot(layout, dirs))}`,
-    `rm -f ${TIMER_STAMP_DIR}/stamp-${layout.unitPrefix}-*.timer`,
+    `rm -f ${stamps.join(" ")}`,
   ];
 }
 
@@ -201,12 +207,15 @@ export function layoutCommands(
   input: {
     proxy: Pick<ProxyConfig, "kind">;
     database?: Pick<DatabaseConfig, "kind" | "sqliteFile">;
+    /** The stack's processes and scheduled jobs: destroy names each of their units */
+    app: StackUnitsInput;
   } & PortClaimInput,
 ): { create: string; delete: string } {
   const cmd = proxyCommands(input.proxy.kind);
   // Written by apphost versions that switched by rewriting it and reloading the proxy.
   const legacyUpstreamFile = input.proxy.kind === "caddy" ? layout.caddyUpstream : layout.nginxUpstream;
-  const units = `${layout.unitPrefix}-*`;
+  const units = stackUnitPatterns(layout, input.app);
+  const patterns = units.map(q).join(" ");
   return {
     create: [
       "set -euo pipefail",
@@ -221,7 +230,7 @@ export function layoutCommands(
     ].join("\n"),
     delete: [
       "set -euo pipefail",
-      `for unit in $(systemctl list-units --all --plain --no-legend ${q(units)} | awk '{print $1}'); do`,
+      `for unit in $(systemctl list-units --all --plain --no-legend ${patterns} | awk '{print $1}'); do`,
       '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
       "done",
       // The stack's nftables tables (its upstream switch and the web ports' guard); only this stack's.
@@ -231,13 +240,13 @@ export function layoutCommands(
       `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
       ...keepDataCommands(layout),
-      ...strayFilesCommands(layout),
+      ...strayFilesCommands(layout, units),
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,
       "systemctl daemon-reload",
       // A timer whose service went first is left "failed"; forget it.
-      `systemctl reset-failed ${q(units)} 2>/dev/null || true`,
+      `systemctl reset-failed ${patterns} 2>/dev/null || true`,
       `${cmd.validate} >/dev/null && ${cmd.reload}`,
       "",
     ].join("\n"),

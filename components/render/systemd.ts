@@ -22,10 +22,13 @@ import {
   alertScriptPath,
   alertUnitName,
   HostLayout,
+  execUnitName,
   instanceEnvFile,
+  jobUnitName,
   scheduleUnitNames,
   UNIT_DIR,
   unitName,
+  upstreamUnitName,
 } from "../paths";
 import { managedBy } from "./common";
 import { assertSafe, SAFE } from "../shell";
@@ -362,6 +365,33 @@ export interface BackupUnitInput {
 /** `<unitPrefix>-backup.service` and `.timer`. */
 export function backupUnitNames(layout: HostLayout): { service: string; timer: string } {
   return { service: `${layout.unitPrefix}-backup.service`, timer: `${layout.unitPrefix}-backup.timer` };
+}
+
+/** What names a stack's units besides its layout: its processes and scheduled jobs. */
+export interface StackUnitsInput {
+  processes: Pick<ProcessConfig, "name" | "kind">[];
+  schedules: Pick<ScheduleConfig, "name">[];
+}
+
+/**
+ * Every unit of the stack, as `systemctl` and `journalctl` take patterns: each
+ * unit's own name, with a glob only after it (the web instances `<web>@*`,
+ * `alert@*`, `exec-*`). Never `apphost-<id>-*`, which also matches the units
+ * of a stack whose id starts with `<id>-` (sample-local and sample-local-b on
+ * one host): the destroy of one stopped the other's.
+ */
+export function stackUnitPatterns(layout: HostLayout, app: StackUnitsInput): string[] {
+  const backup = backupUnitNames(layout);
+  return [
+    ...app.processes.map((p) => unitName(layout, p.name, p.kind).replace("@.service", "@*.service")),
+    ...app.schedules.flatMap((s) => Object.values(scheduleUnitNames(layout, s.name))),
+    backup.service,
+    backup.timer,
+    upstreamUnitName(layout),
+    jobUnitName(layout),
+    alertUnitName(layout).replace("@.service", "@*.service"),
+    execUnitName(layout, "*"),
+  ];
 }
 
 function checkBackupInput(input: BackupUnitInput): void {

@@ -161,24 +161,32 @@ describe("host configuration on the sandbox (real engine)", function () {
     assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
   });
 
-  it("destroying one stack leaves the other serving and its files untouched", async function () {
-    const aFiles = onHost(
-      "find /srv/sample-local /etc/caddy/apphost/sample-local.* -maxdepth 1 | sort | sha256sum",
-    ).stdout;
-    await b.destroy({ onOutput: log, configFile: b.configFile });
-    assert.equal(onHost("ls -d /srv/sample-local-b 2>/dev/null || true").stdout.trim(), "");
-    // Its ports are free again: only stack a's claim is left.
-    assert.equal(onHost("ls /etc/apphost/*.ports").stdout, "/etc/apphost/sample-local.ports\n");
-    assert.equal(
-      onHost("find /srv/sample-local /etc/caddy/apphost/sample-local.* -maxdepth 1 | sort | sha256sum")
-        .stdout,
-      aFiles,
-    );
-    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+  it("destroying one stack leaves the other serving and its files and units untouched", async function () {
+    // Stack a's id (sample-local) starts stack b's (sample-local-b): a's destroy names its own units, not
+    // apphost-sample-local-*, which stopped and disabled b's too.
+    const bState = () => ({
+      files: onHost(
+        "find /srv/sample-local-b /etc/caddy/apphost/sample-local-b.* -maxdepth 1 | sort | sha256sum",
+      ).stdout,
+      units: onHost(
+        "systemctl list-units --all --plain --no-legend 'apphost-sample-local-b-*' | awk '{print $1, $3, $4}'",
+      ).stdout,
+      enabled: onHost(
+        "systemctl list-unit-files --plain --no-legend 'apphost-sample-local-b-*' | awk '{print $1, $2}'",
+      ).stdout,
+    });
+    const before = bState();
+    assert.match(before.units, /^apphost-sample-local-b-web@810[01]\.service active running$/m);
+    await a.destroy({ onOutput: log, configFile: a.configFile });
+    assert.equal(onHost("ls -d /srv/sample-local 2>/dev/null || true").stdout.trim(), "");
+    // Its ports are free again: only stack b's claim is left.
+    assert.equal(onHost("ls /etc/apphost/*.ports").stdout, "/etc/apphost/sample-local-b.ports\n");
+    assert.deepEqual(bState(), before);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
   });
 
   it("serves through Nginx when apphost:proxy.kind is nginx", async function () {
-    await a.destroy({ onOutput: log, configFile: a.configFile });
+    await b.destroy({ onOutput: log, configFile: b.configFile });
     const n = await localStack(freshBackend(), {
       sandbox,
       stackName: "local-nginx",

@@ -21,11 +21,28 @@ import { stackConfig } from "./fixtures";
 
 describe("app: the stack's layout command and its mirror on destroy", () => {
   const config = stackConfig({}, "prod");
+  const app = { processes: config.app.processes, schedules: [{ name: "report" }] };
   const cmds = layoutCommands(hostLayout(config.app.name, config.stack), {
     proxy: config.proxy,
     basePort: config.app.basePort,
     web: "web",
+    app,
   });
+  // Each unit of the stack by its own name (web and worker, a scheduled job, backup, upstream, job, alert, exec).
+  const UNITS = [
+    "apphost-apphost-prod-web@*.service",
+    "apphost-apphost-prod-worker.service",
+    "apphost-apphost-prod-schedule-report.service",
+    "apphost-apphost-prod-schedule-report.timer",
+    "apphost-apphost-prod-backup.service",
+    "apphost-apphost-prod-backup.timer",
+    "apphost-apphost-prod-upstream.service",
+    "apphost-apphost-prod-job.service",
+    "apphost-apphost-prod-alert@*.service",
+    "apphost-apphost-prod-exec-*",
+  ]
+    .map((u) => (u.includes("*") ? `'${u}'` : u))
+    .join(" ");
 
   it("claims the stack's ports first, then creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
     assert.equal(
@@ -96,7 +113,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
       cmds.delete,
       [
         "set -euo pipefail",
-        "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-*' | awk '{print $1}'); do",
+        `for unit in $(systemctl list-units --all --plain --no-legend ${UNITS} | awk '{print $1}'); do`,
         '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
         "done",
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
@@ -114,12 +131,12 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         // What else the stack left: its proxy logs (unless kept above), certbot webroot, timer stamps.
         `find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -delete 2>/dev/null || true`,
         "rm -rf --one-file-system /var/www/acme/apphost-prod",
-        "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-*.timer",
+        "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-schedule-report.timer /var/lib/systemd/timers/stamp-apphost-apphost-prod-backup.timer",
         "rm -rf --one-file-system /srv/apphost-prod",
         "if id -u apphost-prod >/dev/null 2>&1; then userdel apphost-prod; fi",
         "if getent group apphost-prod >/dev/null; then groupdel apphost-prod; fi",
         "systemctl daemon-reload",
-        "systemctl reset-failed 'apphost-apphost-prod-*' 2>/dev/null || true",
+        `systemctl reset-failed ${UNITS} 2>/dev/null || true`,
         "caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile >/dev/null && if systemctl is-active --quiet caddy; then systemctl reload caddy; else systemctl enable --now caddy; fi",
         "",
       ].join("\n"),
@@ -127,10 +144,82 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     const other = layoutCommands(hostLayout(config.app.name, "staging"), {
       proxy: config.proxy,
       basePort: config.app.basePort,
+      app,
     });
     assert.match(other.delete, /nft delete table ip apphost_apphost_staging /);
     assert.match(other.delete, /nft delete table inet apphost_apphost_staging /);
     assert.doesNotMatch(other.delete, /apphost_apphost_prod/);
+  });
+});
+
+describe("app: destroy stops the stack's own units, not those of a stack whose id starts with its id (run under bash)", () => {
+  it("destroying shop-prod disables its units and none of shop-prod-eu's", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-units-"));
+    try {
+      const units = [
+        ...["web@8000.service", "worker.service", "backup.service", "backup.timer", "upstream.service"].map(
+          (u) => `apphost-shop-prod-${u}`,
+        ),
+        ...[
+          "web@8100.service",
+          "worker.service",
+          "backup.timer",
+          "upstream.service",
+          "schedule-report.timer",
+        ].map((u) => `apphost-shop-prod-eu-${u}`),
+      ];
+      // systemctl: list-units prints the units matching any pattern given; every other call is logged.
+      fs.writeFileSync(
+        `${tmp}/systemctl`,
+        [
+          "#!/bin/bash",
+          'if [ "$1" = list-units ]; then',
+          "  shift 4",
+          `  for u in ${units.join(" ")}; do for p in "$@"; do if [[ $u == $p ]]; then echo "$u loaded active running x"; break; fi; done; done`,
+          "  exit 0",
+          "fi",
+          `echo "$*" >>${tmp}/calls`,
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const { delete: destroy } = layoutCommands(hostLayout("shop", "prod"), {
+        proxy: { kind: "caddy" },
+        basePort: 8000,
+        web: "web",
+        app: {
+          processes: [
+            { name: "web", kind: "web" },
+            { name: "worker", kind: "worker" },
+          ],
+          schedules: [],
+        },
+      });
+      const lines = destroy.split("\n");
+      const loop = lines.slice(
+        lines.findIndex((l) => l.startsWith("for unit in")),
+        lines.indexOf("done") + 1,
+      );
+      const reset = lines.filter((l) => l.startsWith("systemctl reset-failed"));
+      const run = spawnSync("bash", ["-euo", "pipefail", "-c", [...loop, ...reset].join("\n")], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${tmp}:${process.env.PATH}` },
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const calls = fs.readFileSync(`${tmp}/calls`, "utf8").trim().split("\n");
+      assert.deepEqual(
+        calls.filter((c) => c.startsWith("disable")),
+        [
+          "disable --now apphost-shop-prod-web@8000.service",
+          "disable --now apphost-shop-prod-worker.service",
+          "disable --now apphost-shop-prod-backup.service",
+          "disable --now apphost-shop-prod-backup.timer",
+          "disable --now apphost-shop-prod-upstream.service",
+        ],
+      );
+      assert.doesNotMatch(calls.join("\n"), /shop-prod-eu/);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
@@ -165,7 +254,7 @@ describe("app: destroy's sweep of the files a stack leaves outside /srv (run und
         fs.mkdirSync(path.dirname(`${tmp}/${f}`), { recursive: true });
         fs.writeFileSync(`${tmp}/${f}`, "x\n");
       }
-      const sweep = strayFilesCommands(shop, dirs)
+      const sweep = strayFilesCommands(shop, [], dirs)
         .filter((line) => !line.includes("/var/lib/systemd"))
         .join("\n");
       const listed = spawnSync("bash", ["-euo", "pipefail", "-c", `${proxyLogsFind(shop, dirs)} -print`], {
@@ -441,6 +530,7 @@ describe("app: a stack moved from SQLite to Postgres while its SQLite database h
       proxy: { kind: "caddy" },
       basePort: 8000,
       database: { kind: "postgres", sqliteFile: "app.db" },
+      app: { processes: [], schedules: [] },
     }).create;
     assert.ok(pg.includes("od -An -tu1 -j28 -N4 /srv/shop-prod/shared/data/app.db"), pg);
   });

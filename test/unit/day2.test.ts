@@ -214,7 +214,19 @@ describe("day-2 scripts", () => {
   });
 
   it("journalUnits: a web glob, a worker, a schedule, backup; an unknown name lists the choices", () => {
-    assert.deepEqual(journalUnits(layout, app), ["apphost-shop-prod-*"]);
+    // All of the stack's: each unit by its own name, never apphost-shop-prod-* (a stack shop-prod-eu's too).
+    assert.deepEqual(journalUnits(layout, app), [
+      "apphost-shop-prod-web@*.service",
+      "apphost-shop-prod-worker.service",
+      "apphost-shop-prod-schedule-cleanup.service",
+      "apphost-shop-prod-schedule-cleanup.timer",
+      "apphost-shop-prod-backup.service",
+      "apphost-shop-prod-backup.timer",
+      "apphost-shop-prod-upstream.service",
+      "apphost-shop-prod-job.service",
+      "apphost-shop-prod-alert@*.service",
+      "apphost-shop-prod-exec-*",
+    ]);
     assert.deepEqual(journalUnits(layout, app, "web"), ["apphost-shop-prod-web@*.service"]);
     assert.deepEqual(journalUnits(layout, app, "worker"), ["apphost-shop-prod-worker.service"]);
     assert.deepEqual(journalUnits(layout, app, "cleanup"), ["apphost-shop-prod-schedule-cleanup.service"]);
@@ -234,7 +246,7 @@ describe("day-2 scripts", () => {
       logsScript(layout, { app, follow: true }),
       [
         "set -uo pipefail",
-        "journalctl --no-pager --quiet --output=short-iso --lines=200 '--unit=apphost-shop-prod-*' --follow &",
+        "journalctl --no-pager --quiet --output=short-iso --lines=200 '--unit=apphost-shop-prod-web@*.service' --unit=apphost-shop-prod-worker.service --unit=apphost-shop-prod-schedule-cleanup.service --unit=apphost-shop-prod-schedule-cleanup.timer --unit=apphost-shop-prod-backup.service --unit=apphost-shop-prod-backup.timer --unit=apphost-shop-prod-upstream.service --unit=apphost-shop-prod-job.service '--unit=apphost-shop-prod-alert@*.service' '--unit=apphost-shop-prod-exec-*' --follow &",
         "journal=$!",
         "# Until the client goes away: its ssh stdin closes, cat ends, journalctl is stopped.",
         "cat >/dev/null",
