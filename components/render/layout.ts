@@ -36,7 +36,7 @@ export function proxyLogsFind(layout: HostLayout, dirs: HostDirs = HOST_DIRS): s
  * logs/, owned by root (the app user is deleted next, and a later user could
  * get its uid), and say where. Nothing is deleted.
  */
-export function keepDataCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS): string[] {
+export function keepDataCommands(layout: HostLayout): string[] {
   const shared = q(layout.shared);
   return [
     `if [ -n "$(find ${q(layout.data)} ${q(layout.backups)} -mindepth 1 -print -quit 2>/dev/null)" ]; then`,
@@ -44,7 +44,7 @@ export function keepDataCommands(layout: HostLayout, dirs: HostDirs = HOST_DIRS)
     `  install -d -m 0700 ${KEPT_DIR}`,
     `  mv ${shared} "$kept"`,
     '  install -d "$kept/logs"',
-    `  ${proxyLogsFind(layout, dirs)} -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
+    `  ${proxyLogsFind(layout)} -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
     '  chown -R -h root:root "$kept"',
     `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
     "fi",
