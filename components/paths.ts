@@ -94,6 +94,12 @@ export interface HostLayout {
    */
   portsFile: string;
   /**
+   * `/etc/apphost/<id>.units`: the stack's claim on its systemd units' names
+   * (one a line); a stack whose unit would have one of them is refused
+   * (render/layout.ts, unitClaimCommands)
+   */
+  unitsFile: string;
+  /**
    * `/srv/<id>/maintenance`, root-owned, readable by the proxy: `page.html`
    * (the 503 page), and the two switches the proxy tests on each request:
    * `on-config` (apphost:app.maintenance, written by pulumi up) and `on`
@@ -145,6 +151,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     envFile: `/etc/apphost/${id}.env`,
     alertFile: `/etc/apphost/${id}.alert`,
     portsFile: `/etc/apphost/${id}.ports`,
+    unitsFile: `/etc/apphost/${id}.units`,
     maintenance: `${root}/maintenance`,
     unitPrefix: `apphost-${id}`,
     caddySite: `${CADDY_SITES_DIR}/${id}.caddy`,

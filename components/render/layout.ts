@@ -7,11 +7,11 @@ import { posix } from "path";
 import { isPostgres } from "../config/defaults";
 import type { DatabaseConfig, ProxyConfig } from "../config/types";
 import { sqlitePath } from "../release/backup";
-import { TIMER_STAMP_DIR, unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
+import { TIMER_STAMP_DIR, UNIT_DIR, unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
-import { stackUnitPatterns, type StackUnitsInput } from "./systemd";
+import { stackUnitPatterns, stackUnits, type StackUnitsInput } from "./systemd";
 import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
@@ -111,14 +111,15 @@ export interface PortClaimInput {
  * nothing but this stack's web unit of that port listens on one (a service
  * of the machine, or a stack deployed before the claims). Two stacks on one
  * port would each start its instance beside the other's, and the health gate
- * would take the other app's answer for the new release's. The refusal lists
- * every taken port and suggests a free base port; then the claim is written.
+ * would take the other app's answer for the new release's. A refusal lists
+ * every taken port and suggests a free base port, and sets `refused`
+ * (claimCommands writes no claim then).
  */
 export function portClaimCommands(layout: HostLayout, input: PortClaimInput): string[] {
   const ports = [...webPorts(input.basePort), upstreamPort(input.basePort)];
   const [a, b, up] = ports;
   // Every stack's claim on this host, this one's included, sits beside this one's.
-  const claimsDir = layout.portsFile.replace(/\/[^/]+$/, "");
+  const claimsDir = posix.dirname(layout.portsFile);
   // `apphost-<id>-<web process>@` and the port make the unit of this stack's instance on it.
   const ours = unitName(layout, input.web ?? "web", "web").replace(/\.service$/, "");
   return [
@@ -151,10 +152,74 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
     "    printf '  - %s\\n' \"${taken[@]}\"",
     `    echo "Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' \${free:-<a free port>}"`,
     "  } >&2",
-    "  exit 1",
+    "  refused=1",
     "fi",
-    `install -d -m 0755 ${q(claimsDir)}`,
+  ];
+}
+
+/**
+ * The names of the stack's systemd units are its own on this host. A unit is
+ * `apphost-<id>-<name>`, and ids are `<app>-<stack>`, so a process `eu-web`
+ * of the stack shop-prod names the unit of the stack shop-prod-eu's `web`:
+ * its unit file would replace the other's, and each stack would start, stop
+ * and destroy the other's processes. Refused when another stack claims the
+ * name (`<id>.units` beside the ports), or when its unit file exists and this
+ * stack did not write it (its first line is not `# apphost <id>: `; a stack
+ * deployed before the claims, or a unit of the machine). A refusal names each
+ * unit and the key that makes it, and sets `refused`.
+ */
+export function unitClaimCommands(
+  layout: HostLayout,
+  app: StackUnitsInput,
+  unitDir: string = UNIT_DIR,
+): string[] {
+  const units = stackUnits(layout, app);
+  const claimsDir = posix.dirname(layout.unitsFile);
+  return [
+    `units=(${units.map((u) => q(u.unit)).join(" ")})`,
+    `froms=(${units.map((u) => q(u.from)).join(" ")})`,
+    "taken=()",
+    'for i in "${!units[@]}"; do',
+    "  u=${units[$i]} owner=",
+    `  for f in ${claimsDir}/*.units; do`,
+    `    if [ -f "$f" ] && [ "$f" != ${q(layout.unitsFile)} ] && grep -qxF -- "$u" "$f"; then owner=$(basename "$f" .units); break; fi`,
+    "  done",
+    '  if [ -n "$owner" ]; then',
+    '    taken+=("$u (${froms[$i]}) is claimed by the stack $owner on this host")',
+    `  elif [ -f ${q(unitDir)}/"$u" ]; then`,
+    `    first=$(head -n 1 ${q(unitDir)}/"$u")`,
+    `    case "$first" in ${q(`# apphost ${layout.id}: `)}*) ;; *) taken+=("$u (\${froms[$i]}) is a unit file this stack did not write: ${unitDir}/$u begins \\"$first\\"") ;; esac`,
+    "  fi",
+    "done",
+    'if [ "${#taken[@]}" -gt 0 ]; then',
+    "  {",
+    `    echo "apphost:app.processes: this stack's systemd units are not all its own on this host:"`,
+    "    printf '  - %s\\n' \"${taken[@]}\"",
+    `    echo "Each unit is named ${layout.unitPrefix}-<process> (a scheduled job's: -schedule-<name>), and another stack's id can start with ${layout.id}- (a process eu-web here names the web unit of a stack ${layout.id}-eu): rename the process or scheduled job, or deploy the stacks to different hosts."`,
+    "  } >&2",
+    "  refused=1",
+    "fi",
+  ];
+}
+
+/**
+ * The stack's claims on this host: its ports and its units' names. Every
+ * refusal is printed, then the step fails with nothing written; otherwise both
+ * claims are (re)written.
+ */
+export function claimCommands(
+  layout: HostLayout,
+  input: PortClaimInput & { app: StackUnitsInput },
+  unitDir: string = UNIT_DIR,
+): string[] {
+  return [
+    "refused=0",
+    ...portClaimCommands(layout, input),
+    ...unitClaimCommands(layout, input.app, unitDir),
+    'if [ "$refused" = 1 ]; then exit 1; fi',
+    `install -d -m 0755 ${[...new Set([layout.portsFile, layout.unitsFile].map(posix.dirname))].map(q).join(" ")}`,
     `echo "\${ports[*]}" >${q(layout.portsFile)}`,
+    `printf '%s\\n' "\${units[@]}" >${q(layout.unitsFile)}`,
   ];
 }
 
@@ -219,7 +284,7 @@ export function layoutCommands(
   return {
     create: [
       "set -euo pipefail",
-      ...portClaimCommands(layout, input),
+      ...claimCommands(layout, input),
       ...(input.database ? databaseSwitchCommands(layout, input.database) : []),
       `if ! id -u ${q(layout.user)} >/dev/null 2>&1; then`,
       `  useradd --system --user-group --home-dir ${q(layout.root)} --no-create-home --shell /usr/sbin/nologin ${q(layout.user)}`,
@@ -237,7 +302,7 @@ export function layoutCommands(
       `if command -v nft >/dev/null; then ${deleteUpstreamTables(layout)
         .map((args) => `nft ${args} 2>/dev/null || true`)
         .join("; ")}; fi`,
-      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)}`,
+      `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)} ${q(layout.unitsFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
       ...keepDataCommands(layout),
       ...strayFilesCommands(layout, units),

@@ -374,6 +374,34 @@ export interface StackUnitsInput {
 }
 
 /**
+ * Every unit the stack names, by its file name (templates as `<name>@.service`),
+ * with what in the config makes it: `apphost:app.processes.<name>`,
+ * `apphost:app.schedules.<name>`, or apphost's own. The transient `exec-<n>`
+ * units of `npm run exec` are not in it: they have no name before they run.
+ */
+export function stackUnits(layout: HostLayout, app: StackUnitsInput): { unit: string; from: string }[] {
+  const own = (unit: string, what: string) => ({ unit, from: `apphost's ${what} unit` });
+  const backup = backupUnitNames(layout);
+  return [
+    ...app.processes.map((p) => ({
+      unit: unitName(layout, p.name, p.kind),
+      from: `apphost:app.processes.${p.name}`,
+    })),
+    ...app.schedules.flatMap((s) =>
+      Object.values(scheduleUnitNames(layout, s.name)).map((unit) => ({
+        unit,
+        from: `apphost:app.schedules.${s.name}`,
+      })),
+    ),
+    own(backup.service, "backup"),
+    own(backup.timer, "backup timer"),
+    own(upstreamUnitName(layout), "upstream"),
+    own(jobUnitName(layout), "deploy job"),
+    own(alertUnitName(layout), "alert"),
+  ];
+}
+
+/**
  * Every unit of the stack, as `systemctl` and `journalctl` take patterns: each
  * unit's own name, with a glob only after it (the web instances `<web>@*`,
  * `alert@*`, `exec-*`). Never `apphost-<id>-*`, which also matches the units
@@ -381,15 +409,8 @@ export interface StackUnitsInput {
  * one host): the destroy of one stopped the other's.
  */
 export function stackUnitPatterns(layout: HostLayout, app: StackUnitsInput): string[] {
-  const backup = backupUnitNames(layout);
   return [
-    ...app.processes.map((p) => unitName(layout, p.name, p.kind).replace("@.service", "@*.service")),
-    ...app.schedules.flatMap((s) => Object.values(scheduleUnitNames(layout, s.name))),
-    backup.service,
-    backup.timer,
-    upstreamUnitName(layout),
-    jobUnitName(layout),
-    alertUnitName(layout).replace("@.service", "@*.service"),
+    ...stackUnits(layout, app).map(({ unit }) => unit.replace("@.service", "@*.service")),
     execUnitName(layout, "*"),
   ];
 }

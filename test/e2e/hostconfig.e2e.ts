@@ -106,6 +106,41 @@ describe("host configuration on the sandbox (real engine)", function () {
     assert.match(units, /apphost-sample-local-b-web@8100\.service/);
   });
 
+  it("refuses a process of stack a whose unit is stack b's (b's id starts with a's), before anything changes", async function () {
+    // Stack a's worker renamed b-worker: its unit would be apphost-sample-local-b-worker.service, stack b's worker.
+    const cfg = yaml.load(fs.readFileSync(a.configFile, "utf8")) as { config: Record<string, unknown> };
+    const app = cfg.config["apphost:app"] as { processes: Record<string, unknown> };
+    const { worker, ...others } = app.processes;
+    app.processes = { ...others, "b-worker": worker };
+    const clash = a.configFile.replace(/\.yaml$/, ".b-worker.yaml");
+    fs.writeFileSync(clash, yaml.dump(cfg));
+    const bWorker = "/etc/systemd/system/apphost-sample-local-b-worker.service";
+    const before = onHost(`sha256sum ${bWorker}`).stdout;
+    await assert.rejects(a.up({ configFile: clash }), (e: Error) => {
+      assert.match(
+        e.message,
+        /apphost:app\.processes: this stack's systemd units are not all its own on this host:/,
+      );
+      assert.match(
+        e.message,
+        /- apphost-sample-local-b-worker\.service \(apphost:app\.processes\.b-worker\) is claimed by the stack sample-local-b on this host/,
+      );
+      return true;
+    });
+    assert.equal(onHost(`sha256sum ${bWorker}`).stdout, before);
+    // Stack a's claim is still its worker's unit, not b-worker's.
+    const claim = onHost("cat /etc/apphost/sample-local.units").stdout;
+    assert.match(claim, /^apphost-sample-local-worker\.service$/m);
+    assert.doesNotMatch(claim, /b-worker/);
+    assert.match(onHost(`head -n 1 ${bWorker}`).stdout, /^# apphost sample-local-b: worker process\./);
+    assert.equal(
+      onHost("systemctl is-active apphost-sample-local-worker apphost-sample-local-b-worker").stdout,
+      "active\nactive\n",
+    );
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+  });
+
   it("refuses a third stack on stack a's ports before anything of it exists, naming each port and a free base port", async function () {
     const c = await localStack(backend, {
       sandbox,
@@ -179,8 +214,11 @@ describe("host configuration on the sandbox (real engine)", function () {
     assert.match(before.units, /^apphost-sample-local-b-web@810[01]\.service active running$/m);
     await a.destroy({ onOutput: log, configFile: a.configFile });
     assert.equal(onHost("ls -d /srv/sample-local 2>/dev/null || true").stdout.trim(), "");
-    // Its ports are free again: only stack b's claim is left.
-    assert.equal(onHost("ls /etc/apphost/*.ports").stdout, "/etc/apphost/sample-local-b.ports\n");
+    // Its ports and unit names are free again: only stack b's claims are left.
+    assert.equal(
+      onHost("ls /etc/apphost/*.ports /etc/apphost/*.units").stdout,
+      "/etc/apphost/sample-local-b.ports\n/etc/apphost/sample-local-b.units\n",
+    );
     assert.deepEqual(bState(), before);
     assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
   });

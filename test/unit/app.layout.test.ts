@@ -9,13 +9,16 @@ import {
   databaseSwitchCommands,
   envCopyBackfill,
   layoutCommands,
+  claimCommands,
   portClaimCommands,
   portListenerFunction,
   proxyLogsFind,
+  unitClaimCommands,
   strayFilesCommands,
 } from "../../components/render/layout";
 import { HOST_DIRS } from "../../components/render/common";
 import { hostLayout } from "../../components/paths";
+import type { StackUnitsInput } from "../../components/render/systemd";
 import { relocateLayout } from "./release-harness";
 import { stackConfig } from "./fixtures";
 
@@ -44,12 +47,12 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     .map((u) => (u.includes("*") ? `'${u}'` : u))
     .join(" ");
 
-  it("claims the stack's ports first, then creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
+  it("claims the stack's ports and units first, then creates the user and the root; no upstream file (the proxy names the upstream port itself)", () => {
     assert.equal(
       cmds.create,
       [
         "set -euo pipefail",
-        ...portClaimCommands(hostLayout(config.app.name, config.stack), { basePort: 8000, web: "web" }),
+        ...claimCommands(hostLayout(config.app.name, config.stack), { basePort: 8000, web: "web", app }),
         "if ! id -u apphost-prod >/dev/null 2>&1; then",
         "  useradd --system --user-group --home-dir /srv/apphost-prod --no-create-home --shell /usr/sbin/nologin apphost-prod",
         "fi",
@@ -117,7 +120,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
         "done",
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
-        "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports",
+        "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports /etc/apphost/apphost-prod.units",
         // The data and backups are moved aside, never deleted.
         'if [ -n "$(find /srv/apphost-prod/shared/data /srv/apphost-prod/shared/backups -mindepth 1 -print -quit 2>/dev/null)" ]; then',
         "  kept=/var/lib/apphost/kept/apphost-prod-$(date -u +%Y%m%dT%H%M%SZ)",
@@ -281,7 +284,7 @@ describe("app: destroy's sweep of the files a stack leaves outside /srv (run und
   });
 });
 
-describe("app: the stack's claim on its ports (layout step)", () => {
+describe("app: the stack's claims on its ports and unit names (layout step)", () => {
   const shop = hostLayout("shop", "prod");
 
   it("is this script, before anything of the stack exists", () => {
@@ -316,16 +319,46 @@ describe("app: the stack's claim on its ports (layout step)", () => {
         "    printf '  - %s\\n' \"${taken[@]}\"",
         "    echo \"Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' ${free:-<a free port>}\"",
         "  } >&2",
-        "  exit 1",
+        "  refused=1",
         "fi",
-        "install -d -m 0755 /etc/apphost",
-        'echo "${ports[*]}" >/etc/apphost/shop-prod.ports',
       ].join("\n"),
     );
     // The web process's own name makes the unit that may hold the ports.
     assert.match(
       portClaimCommands(shop, { basePort: 9000, web: "api" }).join("\n"),
       /"\$unit" = "apphost-shop-prod-api@\$p\.service"/,
+    );
+  });
+
+  it("the unit names' check is this script: each unit with the key that names it", () => {
+    const app = { processes: [{ name: "web", kind: "web" as const }], schedules: [{ name: "report" }] };
+    assert.equal(
+      unitClaimCommands(shop, app).join("\n"),
+      [
+        "units=(apphost-shop-prod-web@.service apphost-shop-prod-schedule-report.service apphost-shop-prod-schedule-report.timer apphost-shop-prod-backup.service apphost-shop-prod-backup.timer apphost-shop-prod-upstream.service apphost-shop-prod-job.service apphost-shop-prod-alert@.service)",
+        "froms=(apphost:app.processes.web apphost:app.schedules.report apphost:app.schedules.report 'apphost'\\''s backup unit' 'apphost'\\''s backup timer unit' 'apphost'\\''s upstream unit' 'apphost'\\''s deploy job unit' 'apphost'\\''s alert unit')",
+        "taken=()",
+        'for i in "${!units[@]}"; do',
+        "  u=${units[$i]} owner=",
+        "  for f in /etc/apphost/*.units; do",
+        '    if [ -f "$f" ] && [ "$f" != /etc/apphost/shop-prod.units ] && grep -qxF -- "$u" "$f"; then owner=$(basename "$f" .units); break; fi',
+        "  done",
+        '  if [ -n "$owner" ]; then',
+        '    taken+=("$u (${froms[$i]}) is claimed by the stack $owner on this host")',
+        '  elif [ -f /etc/systemd/system/"$u" ]; then',
+        '    first=$(head -n 1 /etc/systemd/system/"$u")',
+        `    case "$first" in '# apphost shop-prod: '*) ;; *) taken+=("$u (\${froms[$i]}) is a unit file this stack did not write: /etc/systemd/system/$u begins \\"$first\\"") ;; esac`,
+        "  fi",
+        "done",
+        'if [ "${#taken[@]}" -gt 0 ]; then',
+        "  {",
+        '    echo "apphost:app.processes: this stack\'s systemd units are not all its own on this host:"',
+        "    printf '  - %s\\n' \"${taken[@]}\"",
+        "    echo \"Each unit is named apphost-shop-prod-<process> (a scheduled job's: -schedule-<name>), and another stack's id can start with shop-prod- (a process eu-web here names the web unit of a stack shop-prod-eu): rename the process or scheduled job, or deploy the stacks to different hosts.\"",
+        "  } >&2",
+        "  refused=1",
+        "fi",
+      ].join("\n"),
     );
   });
 
@@ -385,19 +418,37 @@ describe("app: the stack's claim on its ports (layout step)", () => {
     let dir: string;
     let listeners: string;
     const claims = () => path.join(dir, "etc", "apphost");
+    const unitDir = () => path.join(dir, "etc", "systemd", "system");
     const layout = () => ({
       ...shop,
       portsFile: path.join(claims(), "shop-prod.ports"),
+      unitsFile: path.join(claims(), "shop-prod.units"),
     });
-    const run = (basePort: number) =>
+    const WEB_ONLY: StackUnitsInput = { processes: [{ name: "web", kind: "web" }], schedules: [] };
+    const run = (basePort: number, app: StackUnitsInput = WEB_ONLY) =>
       spawnSync(
         "bash",
-        ["--norc", "-c", ["set -euo pipefail", ...portClaimCommands(layout(), { basePort })].join("\n")],
+        [
+          "--norc",
+          "-c",
+          ["set -euo pipefail", ...claimCommands(layout(), { basePort, app }, unitDir())].join("\n"),
+        ],
         {
           encoding: "utf8",
           env: { PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, SS_LISTENERS: listeners },
         },
       );
+    const claimed = (ext: "ports" | "units") => {
+      const file = path.join(claims(), `shop-prod.${ext}`);
+      return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+    };
+    const OWN_UNITS = [
+      "apphost-shop-prod-backup.service",
+      "apphost-shop-prod-backup.timer",
+      "apphost-shop-prod-upstream.service",
+      "apphost-shop-prod-job.service",
+      "apphost-shop-prod-alert@.service",
+    ];
 
     beforeEach(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ports-"));
@@ -422,11 +473,12 @@ describe("app: the stack's claim on its ports (layout step)", () => {
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it("on a host where the ports are free: writes the claim, exit 0; again, the same", () => {
+    it("on a host where the ports and unit names are free: writes both claims, exit 0; again, the same", () => {
       for (const round of ["first", "second"]) {
         const r = run(8000);
         assert.equal(r.status, 0, `${round} run: ${r.stderr}`);
-        assert.equal(fs.readFileSync(path.join(claims(), "shop-prod.ports"), "utf8"), "8000 8001 8002\n");
+        assert.equal(claimed("ports"), "8000 8001 8002\n");
+        assert.equal(claimed("units"), ["apphost-shop-prod-web@.service", ...OWN_UNITS, ""].join("\n"));
       }
     });
 
@@ -453,14 +505,78 @@ describe("app: the stack's claim on its ports (layout step)", () => {
           "",
         ].join("\n"),
       );
-      assert.ok(!fs.existsSync(path.join(claims(), "shop-prod.ports")), "no claim is written");
+      assert.equal(claimed("ports"), undefined, "no claim is written");
+      assert.equal(claimed("units"), undefined);
     });
 
-    it("its own claim is no conflict: a changed base port replaces it", () => {
+    it("its own claims are no conflict: a changed base port or process replaces them", () => {
       assert.equal(run(8000).status, 0);
-      const r = run(8001);
+      const r = run(8001, { processes: [{ name: "api", kind: "web" }], schedules: [{ name: "report" }] });
       assert.equal(r.status, 0, r.stderr);
-      assert.equal(fs.readFileSync(path.join(claims(), "shop-prod.ports"), "utf8"), "8001 8002 8003\n");
+      assert.equal(claimed("ports"), "8001 8002 8003\n");
+      assert.equal(
+        claimed("units"),
+        [
+          "apphost-shop-prod-api@.service",
+          "apphost-shop-prod-schedule-report.service",
+          "apphost-shop-prod-schedule-report.timer",
+          ...OWN_UNITS,
+          "",
+        ].join("\n"),
+      );
+    });
+
+    it("refuses a unit name another stack claims, or whose file this stack did not write, each with its key; with the port refusal, and no claim written", () => {
+      fs.mkdirSync(claims(), { recursive: true });
+      fs.mkdirSync(unitDir(), { recursive: true });
+      // shop-prod-eu's units: its web process's, and its backup's, which this stack's process eu-backup would name.
+      fs.writeFileSync(
+        path.join(claims(), "shop-prod-eu.units"),
+        "apphost-shop-prod-eu-web@.service\napphost-shop-prod-eu-backup.service\n",
+      );
+      fs.writeFileSync(path.join(claims(), "blog-prod.ports"), "8002\n");
+      // Unit files: this stack's own (no conflict), one of a stack deployed before the claims, one of the machine.
+      const unitFile = (name: string, text: string) => fs.writeFileSync(path.join(unitDir(), name), text);
+      unitFile(
+        "apphost-shop-prod-web@.service",
+        "# apphost shop-prod: web process, one instance per port.\n",
+      );
+      unitFile("apphost-shop-prod-eu-worker.service", "# apphost shop-prod-eu: worker process.\n[Unit]\n");
+      unitFile("apphost-shop-prod-schedule-report.timer", "[Unit]\nDescription=report\n");
+      const r = run(8000, {
+        processes: [
+          { name: "web", kind: "web" },
+          { name: "eu-web", kind: "web" },
+          { name: "eu-backup", kind: "worker" },
+          { name: "eu-worker", kind: "worker" },
+        ],
+        schedules: [{ name: "report" }],
+      });
+      assert.equal(r.status, 1);
+      const dirOf = unitDir();
+      assert.equal(
+        r.stderr,
+        [
+          "apphost:app.basePort: this stack's ports 8000, 8001 (web) and 8002 (upstream) are not all free on this host:",
+          "  - 8002 is claimed by the stack blog-prod on this host",
+          "Give the stack ports of its own, e.g.: pulumi config set --path 'apphost:app.basePort' 8100",
+          "apphost:app.processes: this stack's systemd units are not all its own on this host:",
+          "  - apphost-shop-prod-eu-web@.service (apphost:app.processes.eu-web) is claimed by the stack shop-prod-eu on this host",
+          "  - apphost-shop-prod-eu-backup.service (apphost:app.processes.eu-backup) is claimed by the stack shop-prod-eu on this host",
+          `  - apphost-shop-prod-eu-worker.service (apphost:app.processes.eu-worker) is a unit file this stack did not write: ${dirOf}/apphost-shop-prod-eu-worker.service begins "# apphost shop-prod-eu: worker process."`,
+          `  - apphost-shop-prod-schedule-report.timer (apphost:app.schedules.report) is a unit file this stack did not write: ${dirOf}/apphost-shop-prod-schedule-report.timer begins "[Unit]"`,
+          "Each unit is named apphost-shop-prod-<process> (a scheduled job's: -schedule-<name>), and another stack's id can start with shop-prod- (a process eu-web here names the web unit of a stack shop-prod-eu): rename the process or scheduled job, or deploy the stacks to different hosts.",
+          "",
+        ].join("\n"),
+      );
+      assert.equal(claimed("ports"), undefined, "no claim is written");
+      assert.equal(claimed("units"), undefined);
+      // The units alone refuse too.
+      fs.rmSync(path.join(claims(), "blog-prod.ports"));
+      const units = run(8000, { processes: [{ name: "eu-web", kind: "web" }], schedules: [] });
+      assert.equal(units.status, 1);
+      assert.match(units.stderr, /^apphost:app\.processes: this stack's systemd units are not all its own/);
+      assert.equal(claimed("units"), undefined);
     });
   });
 });
