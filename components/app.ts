@@ -55,6 +55,7 @@ import {
   renderScheduleTimer,
   renderUpstreamUnit,
   UNIT_DIR,
+  unitRemovalCommand,
 } from "./render/systemd";
 import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
 import { proxyCommands } from "./server";
@@ -474,7 +475,7 @@ export class App extends pulumi.ComponentResource {
           path: `${UNIT_DIR}/${units.timer}`,
           content: renderScheduleTimer(this.layout, input),
           reload: `systemctl daemon-reload && systemctl enable --quiet ${q(units.timer)} && systemctl restart ${q(units.timer)}`,
-          onDelete: `systemctl disable --now ${q(units.timer)} || true; systemctl daemon-reload`,
+          onDelete: unitRemovalCommand(units.timer),
         },
         { parent: this, dependsOn: [service] },
       );
@@ -494,6 +495,7 @@ export class App extends pulumi.ComponentResource {
       runtime: app.runtime,
       alerts,
     });
+    const processUnits = new Set(units.map((u) => u.name));
     const backup = backupUnitNames(this.layout);
     const backupExec = `${this.layout.bin}/apphost-backup`;
     const all = [
@@ -531,9 +533,11 @@ export class App extends pulumi.ComponentResource {
           reload: u.name.endsWith(".timer")
             ? `systemctl daemon-reload && systemctl enable --now ${q(u.name)}`
             : "systemctl daemon-reload",
-          onDelete: u.name.endsWith(".timer")
-            ? `systemctl disable --now ${q(u.name)} || true; systemctl daemon-reload`
-            : "systemctl daemon-reload",
+          // A process removed or renamed, or a timer removed, stops; a scheduled job or backup that runs, ends.
+          onDelete:
+            u.name.endsWith(".timer") || processUnits.has(u.name)
+              ? unitRemovalCommand(u.name)
+              : "systemctl daemon-reload",
         },
         { parent: this, dependsOn },
       );
@@ -590,7 +594,7 @@ export class App extends pulumi.ComponentResource {
         path: `${UNIT_DIR}/${unit}`,
         content: renderUpstreamUnit(this.layout, { script: releaseScriptPath(this.layout) }),
         reload: `systemctl daemon-reload && systemctl enable --quiet ${q(unit)} && systemctl restart ${q(unit)}`,
-        onDelete: `systemctl disable --now ${q(unit)} || true; systemctl daemon-reload`,
+        onDelete: unitRemovalCommand(unit),
       },
       { parent: this, dependsOn: [script] },
     );

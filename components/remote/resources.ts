@@ -139,9 +139,11 @@ export const hostFileProvider: pulumi.dynamic.ResourceProvider = {
     const changes =
       replaces.length > 0 ||
       fileChanged(olds, news) ||
-      // Only the stored connection or provider code: an update with no remote work.
+      // Only the stored connection, delete command or provider code: an update with no remote work.
       hasUnknown(news.connection) ||
       connectionChanged(olds.connection, news.connection) ||
+      // What a later delete runs is stored with the file (a delete runs the stored outputs): store a new one.
+      (news.onDelete ?? "") !== (olds.onDelete ?? "") ||
       (olds.providerVersion ?? 1) !== news.providerVersion;
     return { changes, replaces, deleteBeforeReplace: false };
   },

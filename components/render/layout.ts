@@ -104,18 +104,31 @@ export interface PortClaimInput {
   web?: string;
 }
 
+/** Where the claims look on the host: the unit files and /proc (tests point them at a temp tree). */
+export interface ClaimHost {
+  unitDir: string;
+  proc: string;
+}
+const CLAIM_HOST: ClaimHost = { unitDir: UNIT_DIR, proc: "/proc" };
+
 /**
  * The stack's three ports (its two web ports and the upstream port) are its
  * own on this host, checked before the stack's user, files or units exist: no
  * other stack claims one of them (`<id>.ports` beside the env files), and
  * nothing but this stack's web unit of that port listens on one (a service
- * of the machine, or a stack deployed before the claims). Two stacks on one
+ * of the machine, or a stack deployed before the claims; an instance of the
+ * web process under a former name is the stack's own, and stops once the
+ * release has switched). Two stacks on one
  * port would each start its instance beside the other's, and the health gate
  * would take the other app's answer for the new release's. A refusal lists
  * every taken port and suggests a free base port, and sets `refused`
  * (claimCommands writes no claim then).
  */
-export function portClaimCommands(layout: HostLayout, input: PortClaimInput): string[] {
+export function portClaimCommands(
+  layout: HostLayout,
+  input: PortClaimInput,
+  host: ClaimHost = CLAIM_HOST,
+): string[] {
   const ports = [...webPorts(input.basePort), upstreamPort(input.basePort)];
   const [a, b, up] = ports;
   // Every stack's claim on this host, this one's included, sits beside this one's.
@@ -132,13 +145,17 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
     '    case " ${ports[*]} " in *" $p "*) taken+=("$p is claimed by the stack $(basename "$f" .ports) on this host") ;; esac',
     "  done",
     "done",
-    ...portListenerFunction(),
+    ...portListenerFunction({ ss: "ss", proc: host.proc }),
     'for p in "${ports[@]}"; do',
     '  listener=$(port_listener "$p")',
     '  if [ -z "$listener" ]; then continue; fi',
     "  pid=${listener%% *} unit=${listener#* }",
     `  if [ "$unit" = "${ours}$p.service" ]; then continue; fi`,
-    '  taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
+    // An instance of a web process this stack had under another name (renamed): its template is this stack's.
+    '  if [ "${unit%@*}" != "$unit" ]; then',
+    `    case "$(head -n 1 ${q(host.unitDir)}/"\${unit%@*}@.service" 2>/dev/null || true)" in ${q(`# apphost ${layout.id}: `)}*) continue ;; esac`,
+    "  fi",
+    `  taken+=("$p is listened on by $(cat ${q(host.proc)}/"$pid/comm" 2>/dev/null || echo a process) (pid $pid\${unit:+, $unit})")`,
     "done",
     'if [ "${#taken[@]}" -gt 0 ]; then',
     // Every port listened on or claimed, to suggest a base port whose three are none of them.
@@ -171,7 +188,7 @@ export function portClaimCommands(layout: HostLayout, input: PortClaimInput): st
 export function unitClaimCommands(
   layout: HostLayout,
   app: StackUnitsInput,
-  unitDir: string = UNIT_DIR,
+  { unitDir }: Pick<ClaimHost, "unitDir"> = CLAIM_HOST,
 ): string[] {
   const units = stackUnits(layout, app);
   const claimsDir = posix.dirname(layout.unitsFile);
@@ -210,12 +227,12 @@ export function unitClaimCommands(
 export function claimCommands(
   layout: HostLayout,
   input: PortClaimInput & { app: StackUnitsInput },
-  unitDir: string = UNIT_DIR,
+  host: ClaimHost = CLAIM_HOST,
 ): string[] {
   return [
     "refused=0",
-    ...portClaimCommands(layout, input),
-    ...unitClaimCommands(layout, input.app, unitDir),
+    ...portClaimCommands(layout, input, host),
+    ...unitClaimCommands(layout, input.app, host),
     'if [ "$refused" = 1 ]; then exit 1; fi',
     `install -d -m 0755 ${[...new Set([layout.portsFile, layout.unitsFile].map(posix.dirname))].map(q).join(" ")}`,
     `echo "\${ports[*]}" >${q(layout.portsFile)}`,

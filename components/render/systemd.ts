@@ -31,7 +31,7 @@ import {
   upstreamUnitName,
 } from "../paths";
 import { managedBy } from "./common";
-import { assertSafe, SAFE } from "../shell";
+import { assertSafe, SAFE, shellQuote as q } from "../shell";
 
 export { UNIT_DIR };
 
@@ -371,6 +371,20 @@ export function backupUnitNames(layout: HostLayout): { service: string; timer: s
 export interface StackUnitsInput {
   processes: Pick<ProcessConfig, "name" | "kind">[];
   schedules: Pick<ScheduleConfig, "name">[];
+}
+
+/**
+ * What follows the removal of a process's unit file (or a timer's): the
+ * process stops and is not started at boot again; for a web template, each
+ * instance. `disable --now` works on a unit whose file is gone. Without it, a
+ * process removed from apphost:app.processes, or renamed, kept running from
+ * the deleted file, and a renamed web process's old instance held its port.
+ */
+export function unitRemovalCommand(unit: string): string {
+  const stop = unit.endsWith("@.service")
+    ? `for u in $(systemctl list-units --all --plain --no-legend ${q(unit.replace("@.service", "@*.service"))} | awk '{print $1}'); do systemctl disable --now "$u" || true; done`
+    : `systemctl disable --now ${q(unit)} || true`;
+  return `${stop}; systemctl daemon-reload`;
 }
 
 /**

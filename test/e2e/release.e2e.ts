@@ -214,13 +214,18 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     source: string,
     releasesOverrides: Record<string, unknown> = {},
     env: Record<string, string> = {},
+    appOverrides: Record<string, unknown> = {},
   ): Promise<auto.UpResult> {
     const app = appConfig(source);
     const stack = await localStack(backend, {
       stackName: STACK,
       sandbox,
       config: {
-        "apphost:app": { ...app, env: { ...(app.env as Record<string, string> | undefined), ...env } },
+        "apphost:app": {
+          ...app,
+          env: { ...(app.env as Record<string, string> | undefined), ...env },
+          ...appOverrides,
+        },
         "apphost:releases": releases(releasesOverrides),
       },
     });
@@ -344,6 +349,50 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
       stopping - switched >= DRAIN_SECONDS - 0.05,
       `stopped ${stopping - switched}s after the switch`,
     );
+  });
+
+  it("1b. the web process renamed and a worker removed in one `up`, under load: no request fails, the old name's instance and the removed worker stop; the next `up` brings both back", async function () {
+    const oldPort = activePort();
+    const { web, heartbeat, ...others } = appConfig(v2.dir).processes as Record<string, unknown>;
+    assert.ok(web && heartbeat, "the sample stack runs web and heartbeat");
+    const unit = (name: string) => `apphost-${ID}-${name}.service`;
+    const state = (...units: string[]) =>
+      onHost(`systemctl is-active ${units.join(" ")} || true`)
+        .stdout.trim()
+        .split("\n");
+    assert.deepEqual(state(unit(`web@${oldPort}`), unit("heartbeat")), ["active", "active"]);
+
+    steadyLoad();
+    await sleep(1500);
+    await up(v2.dir, {}, {}, { processes: { app: web, ...others } });
+    await sleep((DRAIN_SECONDS + 1) * 1000);
+    assertNoFailures(await endLoad(), 100);
+    const newPort = activePort();
+    assert.notEqual(newPort, oldPort);
+    assert.equal(ruleTarget(), newPort);
+    assert.deepEqual(state(unit(`app@${newPort}`), unit(`web@${oldPort}`), unit("heartbeat")), [
+      "active",
+      "inactive",
+      "inactive",
+    ]);
+    // Not started again at boot either: no link left in the target's wants.
+    assert.equal(
+      onHost(
+        `ls /etc/systemd/system/*.wants/ | grep -xF -e ${unit(`web@${oldPort}`)} -e ${unit("heartbeat")} || true`,
+      ).stdout,
+      "",
+    );
+    assert.equal(JSON.parse(http(sandbox, HOSTNAME, "/", "https").body).build, "v2");
+
+    const res = await up(v2.dir);
+    v2.id = String(res.outputs.releaseId.value);
+    const port = activePort();
+    assert.deepEqual(state(unit(`web@${port}`), unit("heartbeat"), unit(`app@${newPort}`)), [
+      "active",
+      "active",
+      "inactive",
+    ]);
+    assert.equal(servedRelease(), v2.id);
   });
 
   it("2. an unchanged app: a second `up` keeps the release id and runs no remote command", async function () {

@@ -306,7 +306,10 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
         '  if [ -z "$listener" ]; then continue; fi',
         "  pid=${listener%% *} unit=${listener#* }",
         '  if [ "$unit" = "apphost-shop-prod-web@$p.service" ]; then continue; fi',
-        '  taken+=("$p is listened on by $(cat "/proc/$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
+        '  if [ "${unit%@*}" != "$unit" ]; then',
+        `    case "$(head -n 1 /etc/systemd/system/"\${unit%@*}@.service" 2>/dev/null || true)" in '# apphost shop-prod: '*) continue ;; esac`,
+        "  fi",
+        '  taken+=("$p is listened on by $(cat /proc/"$pid/comm" 2>/dev/null || echo a process) (pid $pid${unit:+, $unit})")',
         "done",
         'if [ "${#taken[@]}" -gt 0 ]; then',
         `  used=" $(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }' | tr '\\n' ' ' || true) $(cat /etc/apphost/*.ports 2>/dev/null | tr '\\n' ' ' || true) "`,
@@ -425,13 +428,16 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
       unitsFile: path.join(claims(), "shop-prod.units"),
     });
     const WEB_ONLY: StackUnitsInput = { processes: [{ name: "web", kind: "web" }], schedules: [] };
-    const run = (basePort: number, app: StackUnitsInput = WEB_ONLY) =>
+    const run = (basePort: number, app: StackUnitsInput = WEB_ONLY, proc = "/proc") =>
       spawnSync(
         "bash",
         [
           "--norc",
           "-c",
-          ["set -euo pipefail", ...claimCommands(layout(), { basePort, app }, unitDir())].join("\n"),
+          [
+            "set -euo pipefail",
+            ...claimCommands(layout(), { basePort, app }, { unitDir: unitDir(), proc }),
+          ].join("\n"),
         ],
         {
           encoding: "utf8",
@@ -524,6 +530,39 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
           "",
         ].join("\n"),
       );
+    });
+
+    it("a listener in an instance of this stack's web process under a former name is its own; another stack's web instance is not", () => {
+      // Stand-in /proc: pid 4242 in shop-prod's web process as it was named (app), 4343 in shop-prod-eu's.
+      const proc = path.join(dir, "proc");
+      const pidDir = (pid: number, unit: string) => {
+        fs.mkdirSync(path.join(proc, String(pid)), { recursive: true });
+        fs.writeFileSync(path.join(proc, String(pid), "cgroup"), `0::/system.slice/${unit}\n`);
+        fs.writeFileSync(path.join(proc, String(pid), "comm"), "gunicorn\n");
+      };
+      pidDir(4242, "apphost-shop-prod-app@8000.service");
+      pidDir(4343, "apphost-shop-prod-eu-web@8001.service");
+      fs.mkdirSync(unitDir(), { recursive: true });
+      fs.writeFileSync(
+        path.join(unitDir(), "apphost-shop-prod-app@.service"),
+        "# apphost shop-prod: app process, one instance per port (@8000, @8001, ...).\n",
+      );
+      fs.writeFileSync(
+        path.join(unitDir(), "apphost-shop-prod-eu-web@.service"),
+        "# apphost shop-prod-eu: web process, one instance per port (@8000, @8001, ...).\n",
+      );
+      fs.writeFileSync(listeners, "8000 4242 gunicorn\n8001 4343 gunicorn\n");
+      const r = run(8000, WEB_ONLY, proc);
+      assert.equal(r.status, 1);
+      assert.deepEqual(
+        r.stderr.split("\n").filter((l) => l.startsWith("  - ")),
+        ["  - 8001 is listened on by gunicorn (pid 4343, apphost-shop-prod-eu-web@8001.service)"],
+      );
+      // Without the other stack's listener: the former name's instance holds no port of another's.
+      fs.writeFileSync(listeners, "8000 4242 gunicorn\n");
+      const own = run(8000, WEB_ONLY, proc);
+      assert.equal(own.status, 0, own.stderr);
+      assert.equal(claimed("ports"), "8000 8001 8002\n");
     });
 
     it("refuses a unit name another stack claims, or whose file this stack did not write, each with its key; with the port refusal, and no claim written", () => {

@@ -103,6 +103,23 @@ describe("connections that follow the host", () => {
       assert.equal(res.outs.actualMode, "0644");
     });
 
+    it("a new delete command is a change; the update stores it and does no remote work (a delete runs the stored one)", async () => {
+      const stored = { ...fileState, onDelete: "systemctl daemon-reload" };
+      const onDelete =
+        "systemctl disable --now apphost-shop-prod-worker.service || true; systemctl daemon-reload";
+      const d = await hostFileProvider.diff!("id", stored, { ...file, onDelete });
+      assert.equal(d.changes, true);
+      assert.deepEqual(d.replaces, []);
+      assert.equal(
+        (await hostFileProvider.diff!("id", stored, { ...file, onDelete: stored.onDelete })).changes,
+        false,
+      );
+      // Port 1 answers nothing: an update that tried SSH would fail.
+      const res = await hostFileProvider.update!("id", stored, { ...file, onDelete });
+      assert.equal(res.outs.onDelete, onDelete);
+      assert.equal(res.outs.sha256, fileState.sha256);
+    });
+
     it("an update that changes the content writes it at the new address", async () => {
       await assert.rejects(
         hostFileProvider.update!("id", fileState, { ...file, connection: moved, sha256: "b".repeat(64) }),

@@ -9,6 +9,7 @@ import {
   renderBackupTimer,
   renderProcessUnit,
   renderProcessUnits,
+  unitRemovalCommand,
   webInstanceDir,
 } from "../../components/render/systemd";
 import type { ProcessConfig } from "../../components/config/types";
@@ -164,6 +165,21 @@ WantedBy=multi-user.target
       removed: ["# SIGKILL follows after 30s.", "TimeoutStopSec=30"],
       added: ["# SIGKILL follows after 90s.", "TimeoutStopSec=90"],
     });
+  });
+
+  it("unitRemovalCommand: a removed worker or timer is stopped and disabled; a web template, each of its instances", () => {
+    assert.equal(
+      unitRemovalCommand("apphost-shop-prod-jobs.service"),
+      "systemctl disable --now apphost-shop-prod-jobs.service || true; systemctl daemon-reload",
+    );
+    assert.equal(
+      unitRemovalCommand("apphost-shop-prod-backup.timer"),
+      "systemctl disable --now apphost-shop-prod-backup.timer || true; systemctl daemon-reload",
+    );
+    assert.equal(
+      unitRemovalCommand("apphost-shop-prod-web@.service"),
+      "for u in $(systemctl list-units --all --plain --no-legend 'apphost-shop-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$u\" || true; done; systemctl daemon-reload",
+    );
   });
 
   it("renderProcessUnits names units with unitName()", () => {
