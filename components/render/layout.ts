@@ -39,12 +39,15 @@ export function proxyLogsFind(layout: HostLayout, dirs: HostDirs = HOST_DIRS): s
 export function keepDataCommands(layout: HostLayout): string[] {
   const shared = q(layout.shared);
   return [
+    "kept=",
     `if [ -n "$(find ${q(layout.data)} ${q(layout.backups)} -mindepth 1 -print -quit 2>/dev/null)" ]; then`,
     `  kept=${KEPT_DIR}/${layout.id}-$(date -u +%Y%m%dT%H%M%SZ)`,
     `  install -d -m 0700 ${KEPT_DIR}`,
     `  mv ${shared} "$kept"`,
     '  install -d "$kept/logs"',
+    // A missing log directory makes find fail too: what is left over says whether a move failed.
     `  ${proxyLogsFind(layout)} -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
+    `  if [ -n "$(${proxyLogsFind(layout)} -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of ${layout.id} moved to $kept/logs; the rest stay where they are" >&2; fi`,
     '  chown -R -h root:root "$kept"',
     `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
     "fi",
@@ -53,7 +56,7 @@ export function keepDataCommands(layout: HostLayout): string[] {
 
 /**
  * On destroy, after keepDataCommands: what else the stack left outside
- * `/srv/<id>`: the proxy's logs of it (when no data was kept with them), the
+ * `/srv/<id>`: the proxy's logs of it (when no data was kept, `$kept` unset), the
  * certbot webroot, and the stamps systemd keeps for its `Persistent=` timers.
  */
 export function strayFilesCommands(
@@ -63,7 +66,8 @@ export function strayFilesCommands(
 ): string[] {
   const stamps = units.filter((u) => u.endsWith(".timer")).map((u) => `${TIMER_STAMP_DIR}/stamp-${u}`);
   return [
-    `${proxyLogsFind(layout, dirs)} -delete 2>/dev/null || true`,
+    // With kept data, the logs went with it; one that would not move is left, never deleted.
+    `if [ -z "\${kept:-}" ]; then ${proxyLogsFind(layout, dirs)} -delete 2>/dev/null || true; fi`,
     `rm -rf --one-file-system ${q(acmeWebroot(layout, dirs))}`,
     `rm -f ${stamps.join(" ")}`,
   ];

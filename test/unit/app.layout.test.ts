@@ -122,17 +122,19 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
         "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports /etc/apphost/apphost-prod.units",
         // The data and backups are moved aside, never deleted.
+        "kept=",
         'if [ -n "$(find /srv/apphost-prod/shared/data /srv/apphost-prod/shared/backups -mindepth 1 -print -quit 2>/dev/null)" ]; then',
         "  kept=/var/lib/apphost/kept/apphost-prod-$(date -u +%Y%m%dT%H%M%SZ)",
         "  install -d -m 0700 /var/lib/apphost/kept",
         '  mv /srv/apphost-prod/shared "$kept"',
         '  install -d "$kept/logs"',
         `  find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
+        `  if [ -n "$(find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of apphost-prod moved to $kept/logs; the rest stay where they are" >&2; fi`,
         '  chown -R -h root:root "$kept"',
         '  echo "apphost: kept the data and backups of apphost-prod in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2',
         "fi",
         // What else the stack left: its proxy logs (unless kept above), certbot webroot, timer stamps.
-        `find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -delete 2>/dev/null || true`,
+        `if [ -z "\${kept:-}" ]; then find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -delete 2>/dev/null || true; fi`,
         "rm -rf --one-file-system /var/www/acme/apphost-prod",
         "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-schedule-report.timer /var/lib/systemd/timers/stamp-apphost-apphost-prod-backup.timer",
         "rm -rf --one-file-system /srv/apphost-prod",
@@ -275,6 +277,14 @@ describe("app: destroy's sweep of the files a stack leaves outside /srv (run und
         "nginx/access.log",
         "nginx/apphost-shop-prod-eu.access.log",
       ]);
+      // With data kept ($kept set), a log that would not move with it is left, never deleted.
+      fs.writeFileSync(`${tmp}/caddy/shop-prod.access.log`, "x\n");
+      const kept = spawnSync("bash", ["-euo", "pipefail", "-c", `kept=${tmp}/kept\n${sweep}`], {
+        encoding: "utf8",
+      });
+      assert.equal(kept.status, 0, kept.stderr);
+      assert.ok(fs.existsSync(`${tmp}/caddy/shop-prod.access.log`), "the log is left in place");
+      fs.rmSync(`${tmp}/caddy/shop-prod.access.log`);
       // A proxy that never ran here has no log directory: the sweep still succeeds.
       fs.rmSync(`${tmp}/nginx`, { recursive: true });
       assert.equal(spawnSync("bash", ["-euo", "pipefail", "-c", sweep]).status, 0);
