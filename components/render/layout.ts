@@ -30,6 +30,36 @@ export function proxyLogsFind(layout: HostLayout, dirs: HostDirs = HOST_DIRS): s
   return `find ${q(dirs.caddyLogs)} ${q(dirs.nginxLogs)} -maxdepth 1 -type f \\( ${names} \\)`;
 }
 
+/** How the destroy finds the Caddy process and its open files (the unit tests' stand-ins replace them). */
+export interface CaddyLogTools {
+  /** Prints Caddy's main pid, or 0 when it does not run */
+  caddyPid: string;
+  proc: string;
+}
+const CADDY_LOG_TOOLS: CaddyLogTools = { caddyPid: "systemctl show -p MainPID --value caddy", proc: "/proc" };
+
+/**
+ * On destroy, first: Caddy does not reopen its log files on a reload
+ * (caddyserver/caddy#5316; seen with 2.6.2): while it runs it holds the
+ * stack's access log open after the site is gone, and a stack deployed again
+ * under this name logs into that same open file. So a log Caddy holds is
+ * copied and emptied, never moved (the next stack's lines went into the kept
+ * data) or deleted (they went nowhere). Sets `caddy_log`, `caddy_held` (1 when
+ * Caddy holds it) and `skip` (find arguments that leave it out) for
+ * keepDataCommands and strayFilesCommands.
+ */
+export function caddyLogCommands(
+  layout: HostLayout,
+  dirs: HostDirs = HOST_DIRS,
+  tools: CaddyLogTools = CADDY_LOG_TOOLS,
+): string[] {
+  return [
+    `caddy_log=${q(caddyAccessLog(layout, dirs))} caddy_held='' skip=()`,
+    `caddy_pid=$(${tools.caddyPid} 2>/dev/null || true)`,
+    `if [ -f "$caddy_log" ] && [ "\${caddy_pid:-0}" != 0 ] && [ -n "$(find ${q(tools.proc)}/"$caddy_pid"/fd -lname "$caddy_log" -print -quit 2>/dev/null)" ]; then caddy_held=1 skip=(! -path "$caddy_log"); fi`,
+  ];
+}
+
 /**
  * On destroy: when shared/data or shared/backups holds anything, move shared/
  * to KEPT_DIR under a dated name, with the proxy's logs of the stack in its
@@ -45,9 +75,10 @@ export function keepDataCommands(layout: HostLayout): string[] {
     `  install -d -m 0700 ${KEPT_DIR}`,
     `  mv ${shared} "$kept"`,
     '  install -d "$kept/logs"',
+    '  if [ -n "$caddy_held" ]; then cp -p "$caddy_log" "$kept/logs/" && truncate -s 0 "$caddy_log"; fi',
     // A missing log directory makes find fail too: what is left over says whether a move failed.
-    `  ${proxyLogsFind(layout)} -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
-    `  if [ -n "$(${proxyLogsFind(layout)} -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of ${layout.id} moved to $kept/logs; the rest stay where they are" >&2; fi`,
+    `  ${proxyLogsFind(layout)} "\${skip[@]}" -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
+    `  if [ -n "$(${proxyLogsFind(layout)} "\${skip[@]}" -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of ${layout.id} moved to $kept/logs; the rest stay where they are" >&2; fi`,
     '  chown -R -h root:root "$kept"',
     `  echo "apphost: kept the data and backups of ${layout.id} in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2`,
     "fi",
@@ -67,7 +98,10 @@ export function strayFilesCommands(
   const stamps = units.filter((u) => u.endsWith(".timer")).map((u) => `${TIMER_STAMP_DIR}/stamp-${u}`);
   return [
     // With kept data, the logs went with it; one that would not move is left, never deleted.
-    `if [ -z "\${kept:-}" ]; then ${proxyLogsFind(layout, dirs)} -delete 2>/dev/null || true; fi`,
+    `if [ -z "\${kept:-}" ]; then`,
+    '  if [ -n "$caddy_held" ]; then truncate -s 0 "$caddy_log"; fi',
+    `  ${proxyLogsFind(layout, dirs)} "\${skip[@]}" -delete 2>/dev/null || true`,
+    "fi",
     `rm -rf --one-file-system ${q(acmeWebroot(layout, dirs))}`,
     `rm -f ${stamps.join(" ")}`,
   ];
@@ -325,6 +359,7 @@ export function layoutCommands(
         .join("; ")}; fi`,
       `rm -f ${q(legacyUpstreamFile)} ${q(layout.envFile)} ${q(layout.portsFile)} ${q(layout.unitsFile)}`,
       // The data and its backups outlive the stack: moved aside (root's alone, the app user is going), never deleted.
+      ...caddyLogCommands(layout),
       ...keepDataCommands(layout),
       ...strayFilesCommands(layout, units),
       `rm -rf --one-file-system ${q(layout.root)}`,

@@ -6,15 +6,16 @@ import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
 import { spawnSync } from "child_process";
 import {
+  caddyLogCommands,
+  claimCommands,
   databaseSwitchCommands,
   envCopyBackfill,
   layoutCommands,
-  claimCommands,
   portClaimCommands,
   portListenerFunction,
   proxyLogsFind,
-  unitClaimCommands,
   strayFilesCommands,
+  unitClaimCommands,
 } from "../../components/render/layout";
 import { HOST_DIRS } from "../../components/render/common";
 import { hostLayout } from "../../components/paths";
@@ -121,6 +122,10 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "done",
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
         "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports /etc/apphost/apphost-prod.units",
+        // Caddy holds its access log open after the site is gone: copied and emptied, never moved or deleted.
+        "caddy_log=/var/log/caddy/apphost-prod.access.log caddy_held='' skip=()",
+        "caddy_pid=$(systemctl show -p MainPID --value caddy 2>/dev/null || true)",
+        `if [ -f "$caddy_log" ] && [ "\${caddy_pid:-0}" != 0 ] && [ -n "$(find /proc/"$caddy_pid"/fd -lname "$caddy_log" -print -quit 2>/dev/null)" ]; then caddy_held=1 skip=(! -path "$caddy_log"); fi`,
         // The data and backups are moved aside, never deleted.
         "kept=",
         'if [ -n "$(find /srv/apphost-prod/shared/data /srv/apphost-prod/shared/backups -mindepth 1 -print -quit 2>/dev/null)" ]; then',
@@ -128,13 +133,17 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "  install -d -m 0700 /var/lib/apphost/kept",
         '  mv /srv/apphost-prod/shared "$kept"',
         '  install -d "$kept/logs"',
-        `  find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
-        `  if [ -n "$(find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of apphost-prod moved to $kept/logs; the rest stay where they are" >&2; fi`,
+        '  if [ -n "$caddy_held" ]; then cp -p "$caddy_log" "$kept/logs/" && truncate -s 0 "$caddy_log"; fi',
+        `  find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) "\${skip[@]}" -exec mv -t "$kept/logs" {} + 2>/dev/null || true`,
+        `  if [ -n "$(find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) "\${skip[@]}" -print -quit 2>/dev/null)" ]; then echo "apphost: warning: not every proxy log of apphost-prod moved to $kept/logs; the rest stay where they are" >&2; fi`,
         '  chown -R -h root:root "$kept"',
         '  echo "apphost: kept the data and backups of apphost-prod in $kept (destroy never deletes them); delete that directory when you no longer need it" >&2',
         "fi",
         // What else the stack left: its proxy logs (unless kept above), certbot webroot, timer stamps.
-        `if [ -z "\${kept:-}" ]; then find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) -delete 2>/dev/null || true; fi`,
+        `if [ -z "\${kept:-}" ]; then`,
+        '  if [ -n "$caddy_held" ]; then truncate -s 0 "$caddy_log"; fi',
+        `  find /var/log/caddy /var/log/nginx -maxdepth 1 -type f \\( ${LOGS} \\) "\${skip[@]}" -delete 2>/dev/null || true`,
+        "fi",
         "rm -rf --one-file-system /var/www/acme/apphost-prod",
         "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-schedule-report.timer /var/lib/systemd/timers/stamp-apphost-apphost-prod-backup.timer",
         "rm -rf --one-file-system /srv/apphost-prod",
@@ -259,9 +268,17 @@ describe("app: destroy's sweep of the files a stack leaves outside /srv (run und
         fs.mkdirSync(path.dirname(`${tmp}/${f}`), { recursive: true });
         fs.writeFileSync(`${tmp}/${f}`, "x\n");
       }
-      const sweep = strayFilesCommands(shop, [], dirs)
-        .filter((line) => !line.includes("/var/lib/systemd"))
-        .join("\n");
+      // A stand-in Caddy (pid 4242) holding the access log open, as a running one does after its site is gone.
+      fs.mkdirSync(`${tmp}/proc/4242/fd`, { recursive: true });
+      fs.symlinkSync(`${tmp}/caddy/shop-prod.access.log`, `${tmp}/proc/4242/fd/7`);
+      const sweepWith = (caddyPid: string) =>
+        [
+          ...caddyLogCommands(shop, dirs, { caddyPid, proc: `${tmp}/proc` }),
+          ...strayFilesCommands(shop, [], dirs),
+        ]
+          .filter((line) => !line.includes("/var/lib/systemd"))
+          .join("\n");
+      const sweep = sweepWith("echo 0");
       const listed = spawnSync("bash", ["-euo", "pipefail", "-c", `${proxyLogsFind(shop, dirs)} -print`], {
         encoding: "utf8",
       });
@@ -277,6 +294,17 @@ describe("app: destroy's sweep of the files a stack leaves outside /srv (run und
         "nginx/access.log",
         "nginx/apphost-shop-prod-eu.access.log",
       ]);
+      // Caddy holds the access log: it is emptied, not deleted (a later stack of this name logs into it); the rest go.
+      for (const f of files.mine) fs.writeFileSync(`${tmp}/${f}`, "x\n");
+      const held = spawnSync("bash", ["-euo", "pipefail", "-c", sweepWith("echo 4242")], {
+        encoding: "utf8",
+      });
+      assert.equal(held.status, 0, held.stderr);
+      assert.deepEqual(
+        files.mine.filter((f) => fs.existsSync(`${tmp}/${f}`)),
+        ["caddy/shop-prod.access.log"],
+      );
+      assert.equal(fs.statSync(`${tmp}/caddy/shop-prod.access.log`).size, 0);
       // With data kept ($kept set), a log that would not move with it is left, never deleted.
       fs.writeFileSync(`${tmp}/caddy/shop-prod.access.log`, "x\n");
       const kept = spawnSync("bash", ["-euo", "pipefail", "-c", `kept=${tmp}/kept\n${sweep}`], {
