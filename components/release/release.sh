@@ -252,7 +252,8 @@ switch_upstream() {
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
 }
 
-# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last.
+# health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last, and
+# why the gate stopped (the deadline, or an answer waiting would not change).
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
 # own answer, which waiting does not change: it stops early, saying what that answer usually means.
@@ -289,7 +290,7 @@ health_wait() {
     esac
     state=$("$SYSTEMCTL" is-active "$2" 2>/dev/null) || true
     if [ "$state" = failed ]; then HEALTH_LAST="$HEALTH_LAST, $2 has failed"; return 1; fi
-    if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
+    if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"; return 1; fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
     case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
     tries=$((tries + 1))

@@ -41,7 +41,7 @@ export function restoreStartCommands(input: ReleaseInput): string[] {
     ...(workers.length ? [`workers_note_restarts ${workers.join(" ")}`] : []),
     ...(web
       ? [
-          `if [ -n "$RESTORE_PORT" ] && ! health_wait "${url}" "${web}" ${timeout}; then die "${web} did not answer 2xx on ${url} within ${timeout}s after the restore (last answer: $HEALTH_LAST)"; fi`,
+          `if [ -n "$RESTORE_PORT" ] && ! health_wait "${url}" "${web}" ${timeout}; then die "${web} did not answer 2xx on ${url} after the restore (last answer: $HEALTH_LAST)"; fi`,
         ]
       : []),
   ];

@@ -516,7 +516,7 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     say(`error: ${providerError(message)}`);
     assert.match(
       message,
-      /phase health-gate failed \(exit status 16\): .* did not answer 2xx .* \(last answer: HTTP 500\)/,
+      /phase health-gate failed \(exit status 16\): .* did not answer 2xx .* \(last answer: HTTP 500; no 2xx within \d+s\)/,
     );
     unhealthy = /release (\d{14}-[0-9a-f]{8}): phase health-gate failed/.exec(message)![1];
     assertNoFailures(report, 20);

@@ -182,7 +182,7 @@ describe("release phases: the base input", () => {
       'systemctl reset-failed "apphost-shop-prod-web@8001.service" 2>/dev/null || true; systemctl restart "apphost-shop-prod-web@8001.service"',
     ]);
     assert.deepEqual(phase(input, "health-gate").commands, [
-      'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz within 60s (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
+      'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
       strayCheck('"the new release (apphost-shop-prod-web@8001.service, as it started)"'),
       "SWITCHED=1",
       'write_active_port "8001"',
@@ -680,7 +680,7 @@ describe("restore of a deployed app (apphost-release restore)", () => {
       `if [ -n "$RESTORE_PORT" ]; then systemctl start "${web}"; fi`,
       "systemctl start apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
-      `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz within 60s after the restore (last answer: $HEALTH_LAST)"; fi`,
+      `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz after the restore (last answer: $HEALTH_LAST)"; fi`,
     ]);
   });
 

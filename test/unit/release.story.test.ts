@@ -170,7 +170,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
       r.stderr,
       /apphost: phase health-gate failed: apphost-shop-test-web@\d+\.service did not answer 2xx/,
     );
-    assert.match(r.stderr, /last answer: HTTP 500/);
+    assert.match(r.stderr, /last answer: HTTP 500; no 2xx within \d+s\)/);
     assert.match(r.stderr, /unhealthy on purpose/, "journal lines in the error");
     assert.match(r.stderr, /rollback revert-traffic: ok/);
     assert.match(r.stderr, /restore: database restored from/);
