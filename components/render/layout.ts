@@ -30,13 +30,22 @@ export function proxyLogsFind(layout: HostLayout, dirs: HostDirs = HOST_DIRS): s
   return `find ${q(dirs.caddyLogs)} ${q(dirs.nginxLogs)} -maxdepth 1 -type f \\( ${names} \\)`;
 }
 
-/** How the destroy finds the Caddy process and its open files (the unit tests' stand-ins replace them). */
-export interface CaddyLogTools {
+/**
+ * What the layout step and the destroy look at on the host besides the paths
+ * of HostLayout: the unit files, /proc, and Caddy's process. The unit tests
+ * point them at a temp tree and stand-ins.
+ */
+export interface HostProbe {
+  unitDir: string;
+  proc: string;
   /** Prints Caddy's main pid, or 0 when it does not run */
   caddyPid: string;
-  proc: string;
 }
-const CADDY_LOG_TOOLS: CaddyLogTools = { caddyPid: "systemctl show -p MainPID --value caddy", proc: "/proc" };
+const HOST_PROBE: HostProbe = {
+  unitDir: UNIT_DIR,
+  proc: "/proc",
+  caddyPid: "systemctl show -p MainPID --value caddy",
+};
 
 /**
  * On destroy, first: Caddy does not reopen its log files on a reload
@@ -51,7 +60,7 @@ const CADDY_LOG_TOOLS: CaddyLogTools = { caddyPid: "systemctl show -p MainPID --
 export function caddyLogCommands(
   layout: HostLayout,
   dirs: HostDirs = HOST_DIRS,
-  tools: CaddyLogTools = CADDY_LOG_TOOLS,
+  tools: Pick<HostProbe, "proc" | "caddyPid"> = HOST_PROBE,
 ): string[] {
   return [
     `caddy_log=${q(caddyAccessLog(layout, dirs))} caddy_held='' skip=()`,
@@ -142,13 +151,6 @@ export interface PortClaimInput {
   web?: string;
 }
 
-/** Where the claims look on the host: the unit files and /proc (tests point them at a temp tree). */
-export interface ClaimHost {
-  unitDir: string;
-  proc: string;
-}
-const CLAIM_HOST: ClaimHost = { unitDir: UNIT_DIR, proc: "/proc" };
-
 /**
  * The stack's three ports (its two web ports and the upstream port) are its
  * own on this host, checked before the stack's user, files or units exist: no
@@ -165,7 +167,7 @@ const CLAIM_HOST: ClaimHost = { unitDir: UNIT_DIR, proc: "/proc" };
 export function portClaimCommands(
   layout: HostLayout,
   input: PortClaimInput,
-  host: ClaimHost = CLAIM_HOST,
+  host: Pick<HostProbe, "unitDir" | "proc"> = HOST_PROBE,
 ): string[] {
   const ports = [...webPorts(input.basePort), upstreamPort(input.basePort)];
   const [a, b, up] = ports;
@@ -226,7 +228,7 @@ export function portClaimCommands(
 export function unitClaimCommands(
   layout: HostLayout,
   app: StackUnitsInput,
-  { unitDir }: Pick<ClaimHost, "unitDir"> = CLAIM_HOST,
+  { unitDir }: Pick<HostProbe, "unitDir"> = HOST_PROBE,
 ): string[] {
   const units = stackUnits(layout, app);
   const claimsDir = posix.dirname(layout.unitsFile);
@@ -265,7 +267,7 @@ export function unitClaimCommands(
 export function claimCommands(
   layout: HostLayout,
   input: PortClaimInput & { app: StackUnitsInput },
-  host: ClaimHost = CLAIM_HOST,
+  host: Pick<HostProbe, "unitDir" | "proc"> = HOST_PROBE,
 ): string[] {
   return [
     "refused=0",
