@@ -177,11 +177,15 @@ export class Cluster {
     return [...seen].sort();
   }
 
-  /** A bounded steady load through the balancer: one keep-alive client, one with a fresh connection per request. */
-  load(paths = ["/", "/healthz"]) {
+  /**
+   * A bounded steady load through the balancer: one keep-alive client, one with a fresh connection per request.
+   * `acrossReloads`: the balancer's Caddy reloads meanwhile (see resendRefusedHandshakes).
+   */
+  load(paths = ["/", "/healthz"], acrossReloads = false) {
     return startLoad(this.lb, {
       hostname: HOSTNAME,
       paths,
+      resendRefusedHandshakes: acrossReloads,
       maxRequests: 20000,
       maxSeconds: 600,
       keepAliveClients: 1,

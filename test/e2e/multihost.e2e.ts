@@ -52,10 +52,15 @@ describe("several app hosts behind a balancer host, the database on none of them
   const answering = (n?: number) => c.answering(n);
   const load = () => c.load();
 
-  function assertNoFailures(r: LoadReport, what: string): void {
+  function assertNoFailures(r: LoadReport, what: string, reloads = 0): void {
     say(`load (${what}): ${describeLoad(r)}; hosts seen: ${r.hosts.join(", ")}`);
     assert.equal(r.failed, 0, r.failures.join("\n"));
     assert.ok(r.requests > 50, `only ${r.requests} requests`);
+    // A reload of Caddy 2.6 may refuse a handshake it catches (resendRefusedHandshakes); never more than one each.
+    assert.ok(
+      r.handshakeResent <= reloads,
+      `${r.handshakeResent} refused handshakes across ${reloads} reloads`,
+    );
   }
 
   before(function () {
@@ -243,13 +248,14 @@ describe("several app hosts behind a balancer host, the database on none of them
 
   it("2 -> 3 app hosts and back to 2, one up each under load, fails 0 requests (the balancer's reload cancels none in flight)", async function () {
     c.count = 3;
-    let l = load();
+    // Each up reloads the balancer's Caddy once.
+    let l = c.load(undefined, true);
     await new Promise((r) => setTimeout(r, 2000));
     let res = await up();
     await new Promise((r) => setTimeout(r, 2000));
     let r = await l.stop();
     assert.equal(res.summary.result, "succeeded");
-    assertNoFailures(r, "2 -> 3 hosts");
+    assertNoFailures(r, "2 -> 3 hosts", 1);
     assert.deepEqual(
       answering(18),
       APPS.map((a) => a.name),
@@ -262,13 +268,13 @@ describe("several app hosts behind a balancer host, the database on none of them
     assert.equal(new Set(live.map((h) => h.live)).size, 1, JSON.stringify(live));
 
     c.count = 2;
-    l = load();
+    l = c.load(undefined, true);
     await new Promise((r) => setTimeout(r, 2000));
     res = await up();
     await new Promise((r) => setTimeout(r, 2000));
     r = await l.stop();
     assert.equal(res.summary.result, "succeeded");
-    assertNoFailures(r, "3 -> 2 hosts");
+    assertNoFailures(r, "3 -> 2 hosts", 1);
     assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
     // The removed host's stack is gone from it.
     assert.equal(inSandbox(APPS[2].name, `test -e /srv/${ID} && echo present || echo gone`).trim(), "gone");
@@ -282,11 +288,11 @@ describe("several app hosts behind a balancer host, the database on none of them
     const before = mainPid();
     // Every other request is an event stream of half a second (three events, 0.25 s apart), so
     // each reload finds requests in flight.
-    const l = c.load(["/", "/events?count=3&interval=0.25"]);
+    const l = c.load(["/", "/events?count=3&interval=0.25"], true);
     await new Promise((r) => setTimeout(r, 1000));
     await inSandboxAsync(LB.name, "for i in $(seq 10); do systemctl reload caddy; sleep 1; done");
     const r = await l.stop();
-    assertNoFailures(r, "10 reloads of the balancer");
+    assertNoFailures(r, "10 reloads of the balancer", 10);
     // Reloaded in place each time, never restarted.
     assert.equal(mainPid(), before);
   });

@@ -111,6 +111,15 @@ export interface LoadOptions {
   pauseMs?: number;
   /** Trust only this root and verify the chain (a real ACME chain). @default Caddy's internal CA, not verified */
   ca?: string;
+  /**
+   * Send a GET again, once, on a new connection when the TLS handshake of a
+   * fresh connection was refused (the request never left the client), counted
+   * in `handshakeResent`. Only for loads across a reload of Caddy, which fails
+   * a handshake caught by the reload (caddyserver/caddy#5589: Caddy 2.6 builds
+   * its certificate cache anew at each one). Elsewhere such a refusal is a
+   * failed request. @default false
+   */
+  resendRefusedHandshakes?: boolean;
 }
 
 export interface LoadReport {
@@ -118,6 +127,8 @@ export interface LoadReport {
   failed: number;
   /** GETs sent again because a kept-alive connection closed before any answer (see StaleConnection) */
   resent: number;
+  /** GETs sent again because the TLS handshake of a fresh connection was refused (resendRefusedHandshakes) */
+  handshakeResent: number;
   /** The first few failures: `<path>: <status or error>` */
   failures: string[];
   worstMs: number;
@@ -150,9 +161,13 @@ export interface Load {
  */
 class StaleConnection extends Error {}
 
+/** The TLS handshake of a new connection failed: the request was never sent. */
+class RefusedHandshake extends Error {}
+
 function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, urlPath: string, ca?: string) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
     let answered = false;
+    let secured = false;
     // HTTPS through Caddy's internal CA (apphost:tls.mode internal). A release
     // does not reload Caddy, so its managed certificates are never reloaded
     // under a handshake (caddyserver/caddy#5589).
@@ -177,10 +192,13 @@ function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, ur
         res.on("error", reject);
       },
     );
+    req.on("socket", (s) => s.once("secureConnect", () => (secured = true)));
     req.on("timeout", () => req.destroy(new Error("timed out after 10s")));
     req.on("error", (e: NodeJS.ErrnoException) => {
       const closed = e.code === "ECONNRESET" || /socket hang up/.test(e.message);
-      reject(req.reusedSocket && !answered && closed ? new StaleConnection(e.message) : e);
+      if (req.reusedSocket && !answered && closed) reject(new StaleConnection(e.message));
+      else if (!req.reusedSocket && !secured) reject(new RefusedHandshake(`TLS handshake: ${e.message}`));
+      else reject(e);
     });
     req.end();
   });
@@ -195,6 +213,7 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
     requests: 0,
     failed: 0,
     resent: 0,
+    handshakeResent: 0,
     failures: [],
     worstMs: 0,
     worstPath: "",
@@ -223,9 +242,10 @@ export function startLoad(sandbox: Sandbox, opts: LoadOptions): Load {
       let problem = "";
       try {
         const res = await once(agent, sandbox, opts.hostname, urlPath, opts.ca).catch((e: Error) => {
-          if (!(e instanceof StaleConnection)) throw e;
+          if (e instanceof StaleConnection) report.resent++;
+          else if (e instanceof RefusedHandshake && opts.resendRefusedHandshakes) report.handshakeResent++;
+          else throw e;
           // Sent again once, on a new connection; a second failure counts.
-          report.resent++;
           return once(agent, sandbox, opts.hostname, urlPath, opts.ca);
         });
         // An event stream cut short still has its 200: it must end with its last event.
@@ -280,6 +300,7 @@ export function describeLoad(r: LoadReport): string {
   return (
     `${r.requests} requests in ${r.seconds.toFixed(1)}s (ended by ${r.endedBy}), ${r.failed} failed, ` +
     `${r.resent} resent after a kept-alive connection closed unanswered, ` +
+    (r.handshakeResent ? `${r.handshakeResent} resent after a refused TLS handshake, ` : "") +
     `worst latency ${r.worstMs.toFixed(0)} ms (${r.worstPath}), releases seen: ${r.releases.join(", ") || "none"}`
   );
 }
