@@ -11,7 +11,7 @@ import { TIMER_STAMP_DIR, UNIT_DIR, unitName, upstreamPort, webPorts, type HostL
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
-import { stackUnitPatterns, stackUnits, type StackUnitsInput } from "./systemd";
+import { disableUnitsCommand, stackUnitPatterns, stackUnits, type StackUnitsInput } from "./systemd";
 import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
@@ -352,9 +352,7 @@ export function layoutCommands(
     ].join("\n"),
     delete: [
       "set -euo pipefail",
-      `for unit in $(systemctl list-units --all --plain --no-legend ${patterns} | awk '{print $1}'); do`,
-      '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
-      "done",
+      disableUnitsCommand(units),
       // The stack's nftables tables (its upstream switch and the web ports' guard); only this stack's.
       `if command -v nft >/dev/null; then ${deleteUpstreamTables(layout)
         .map((args) => `nft ${args} 2>/dev/null || true`)

@@ -382,9 +382,22 @@ export interface StackUnitsInput {
  */
 export function unitRemovalCommand(unit: string): string {
   const stop = unit.endsWith("@.service")
-    ? `for u in $(systemctl list-units --all --plain --no-legend ${q(unit.replace("@.service", "@*.service"))} | awk '{print $1}'); do systemctl disable --now "$u" || true; done`
+    ? disableUnitsCommand([unit.replace("@.service", "@*.service")])
     : `systemctl disable --now ${q(unit)} || true`;
   return `${stop}; systemctl daemon-reload`;
+}
+
+/**
+ * Stops and disables every loaded unit that matches one of `patterns`
+ * (`systemctl` patterns, quoted here); a transient one, which cannot be
+ * disabled, is stopped. Destroy runs it on all of the stack's units, and a
+ * removed web template's delete on its instances.
+ */
+export function disableUnitsCommand(patterns: readonly string[]): string {
+  return (
+    `for unit in $(systemctl list-units --all --plain --no-legend ${patterns.map(q).join(" ")} | awk '{print $1}'); do ` +
+    'systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true; done'
+  );
 }
 
 /**

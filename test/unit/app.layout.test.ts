@@ -117,9 +117,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
       cmds.delete,
       [
         "set -euo pipefail",
-        `for unit in $(systemctl list-units --all --plain --no-legend ${UNITS} | awk '{print $1}'); do`,
-        '  systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true',
-        "done",
+        `for unit in $(systemctl list-units --all --plain --no-legend ${UNITS} | awk '{print $1}'); do systemctl disable --now "$unit" >/dev/null 2>&1 || systemctl stop "$unit" || true; done`,
         "if command -v nft >/dev/null; then nft delete table ip apphost_apphost_prod 2>/dev/null || true; nft delete table inet apphost_apphost_prod 2>/dev/null || true; fi",
         "rm -f /etc/caddy/apphost/apphost-prod.upstream /etc/apphost/apphost-prod.env /etc/apphost/apphost-prod.ports /etc/apphost/apphost-prod.units",
         // Caddy holds its access log open after the site is gone: copied and emptied, never moved or deleted.
@@ -209,10 +207,7 @@ describe("app: destroy stops the stack's own units, not those of a stack whose i
         },
       });
       const lines = destroy.split("\n");
-      const loop = lines.slice(
-        lines.findIndex((l) => l.startsWith("for unit in")),
-        lines.indexOf("done") + 1,
-      );
+      const loop = lines.filter((l) => l.startsWith("for unit in"));
       const reset = lines.filter((l) => l.startsWith("systemctl reset-failed"));
       const run = spawnSync("bash", ["-euo", "pipefail", "-c", [...loop, ...reset].join("\n")], {
         encoding: "utf8",

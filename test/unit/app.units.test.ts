@@ -55,7 +55,7 @@ describe("App: what removing each unit file runs", function () {
     const stops = (unit: string) => `systemctl disable --now ${unit} || true; systemctl daemon-reload`;
     assert.deepEqual(onDelete, {
       "apphost-apphost-prod-web@.service":
-        "for u in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$u\" || true; done; systemctl daemon-reload",
+        "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; systemctl daemon-reload",
       "apphost-apphost-prod-worker.service": stops("apphost-apphost-prod-worker.service"),
       "apphost-apphost-prod-backup.service": "systemctl daemon-reload",
       "apphost-apphost-prod-backup.timer": stops("apphost-apphost-prod-backup.timer"),

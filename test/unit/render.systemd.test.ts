@@ -178,7 +178,7 @@ WantedBy=multi-user.target
     );
     assert.equal(
       unitRemovalCommand("apphost-shop-prod-web@.service"),
-      "for u in $(systemctl list-units --all --plain --no-legend 'apphost-shop-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$u\" || true; done; systemctl daemon-reload",
+      "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-shop-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; systemctl daemon-reload",
     );
   });
 
