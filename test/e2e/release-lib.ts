@@ -192,7 +192,11 @@ function once(agent: https.Agent | false, sandbox: Sandbox, hostname: string, ur
         res.on("error", reject);
       },
     );
-    req.on("socket", (s) => s.once("secureConnect", () => (secured = true)));
+    // A kept-alive socket finished its handshake before; listening on it again would pile up one listener a request.
+    req.on("socket", (s) => {
+      if (req.reusedSocket) secured = true;
+      else s.once("secureConnect", () => (secured = true));
+    });
     req.on("timeout", () => req.destroy(new Error("timed out after 10s")));
     req.on("error", (e: NodeJS.ErrnoException) => {
       const closed = e.code === "ECONNRESET" || /socket hang up/.test(e.message);
