@@ -618,7 +618,7 @@ export function healthGatePhase(
       `let the old instance drain ${r.drainSeconds}s and stop it; then warn about a worker that did not stay up.`,
     exitCode: EXIT_CODES["health-gate"],
     commands: [
-      `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
+      `if ! health_wait "${url}" "${unit}" ${r.healthTimeoutSeconds}; then die "${unit} did not answer 2xx on ${url} (last answer: $HEALTH_LAST); $(if [ -n "${refs.oldPort}" ]; then echo "traffic stays on the old instance"; else echo "no release served before this one, and none serves now"; fi). Last lines of its journal:"$'\\n'"$(journal_tail "${unit}")"; fi`,
       // In a deploy (MIGRATE_T0 set), before any traffic: a database the app made as it started.
       strayDatabaseCheck(input, { shell: `"the new release (${unit}, as it started)"` }),
       "SWITCHED=1",

@@ -230,11 +230,14 @@ write_active_port() {
   mv -f "$ACTIVE_PORT_FILE.tmp.$$" "$ACTIVE_PORT_FILE"
 }
 
+# choose_ports: the idle one of the two web ports. A first release takes the second, BASE_PORT + 1: a server that
+# keeps a port of its own (8000, uvicorn's and gunicorn's default and apphost:app.basePort's) then fails the first
+# release's health gate, which names where it listens, instead of serving it and failing every later one.
 choose_ports() {
   OLD_PORT=""
   if [ -f "$ACTIVE_PORT_FILE" ]; then OLD_PORT=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi
   case "$OLD_PORT" in
-    "") NEW_PORT=$BASE_PORT ;;
+    "") NEW_PORT=$((BASE_PORT + 1)) ;;
     "$BASE_PORT") NEW_PORT=$((BASE_PORT + 1)) ;;
     "$((BASE_PORT + 1))") NEW_PORT=$BASE_PORT ;;
     *) NEW_PORT=$BASE_PORT; note "warning: the active port $OLD_PORT is neither $BASE_PORT nor $((BASE_PORT + 1)) (apphost:app.basePort changed?); moving to $NEW_PORT" ;;
@@ -256,9 +259,13 @@ switch_upstream() {
 # why the gate stopped (the deadline, or an answer waiting would not change).
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
-# own answer, which waiting does not change: it stops early, saying what that answer usually means.
+# own answer, which waiting does not change: it stops early, saying what that answer usually means. So does an
+# instance that listens elsewhere for as long, and one systemd restarted twice, its journal saying an address is in
+# use (port_hint).
 health_wait() {
-  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder
+  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder restarts
+  local elsewhere away_since=""
+  port=${1#http://*:} port=${port%%/*}
   if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
   while :; do
@@ -270,7 +277,7 @@ health_wait() {
         # The answer counts only from <unit>: another service on the port (a stack on the same ports, a
         # server started by hand) would pass the gate for a release that never started.
         # port_listener (generated, components/render/layout.ts) prints "<pid> <unit>".
-        port=${1#http://*:} port=${port%%/*} holder=$(port_listener "$port") holder=${holder#* }
+        holder=$(port_listener "$port") holder=${holder#* }
         if [ -n "$holder" ] && [ "$holder" != "$2" ]; then
           HEALTH_LAST="HTTP $code, but from $holder, which holds port $port, not from $2; give the stack ports no other service uses (apphost:app.basePort)"
           return 1
@@ -286,10 +293,35 @@ health_wait() {
           return 1
         fi
         ;;
+      000)
+        same=""
+        # Listening, but not on its port: a port of its own, or a server's default.
+        elsewhere=$(unit_listens "$2" | paste -sd ' ')
+        if [ -z "$elsewhere" ] || [[ " $elsewhere" == *":$port "* || " $elsewhere" == *":$port" ]]; then
+          away_since=""
+        elif [ -z "$away_since" ]; then
+          away_since=$SECONDS
+        elif [ $((SECONDS - away_since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
+          HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $((SECONDS - away_since))s, so the gate stopped waiting: $(port_hint "$port")"
+          return 1
+        fi
+        ;;
       *) same="" ;;
     esac
     state=$("$SYSTEMCTL" is-active "$2" 2>/dev/null) || true
     if [ "$state" = failed ]; then HEALTH_LAST="$HEALTH_LAST, $2 has failed"; return 1; fi
+    restarts=$("$SYSTEMCTL" show -p NRestarts --value "$2" 2>/dev/null) || true
+    case "$restarts" in "" | *[!0-9]*) restarts=0 ;; esac
+    if [ "$restarts" -ge 2 ] && journal_tail "$2" | grep -qiE "$BIND_FAILURES"; then
+      holder=$(port_listener "$port") holder=${holder#* }
+      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: "
+      if [ -n "$holder" ]; then
+        HEALTH_LAST+="port $port is held by $holder; give the stack ports no other service uses (apphost:app.basePort)"
+      else
+        HEALTH_LAST+=$(port_hint "$port")
+      fi
+      return 1
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"; return 1; fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
     case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
@@ -305,6 +337,15 @@ health_hint() {
     401 | 403) echo "the health path needs a login or is forbidden; point apphost:app.healthPath at a page that answers without one" ;;
     *) echo "the app has no GET route at the health path; check apphost:app.healthPath" ;;
   esac
+}
+
+# What servers print when the address they bind is taken: Python's errno 98 (uvicorn, Flask, socketserver), Node's
+# EADDRINUSE, gunicorn's "Connection in use", Django's runserver.
+BIND_FAILURES="address already in use|EADDRINUSE|connection in use|port is already in use"
+
+# port_hint <port>: what to do about a web process that does not listen on the port it was given.
+port_hint() {
+  echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; pass --port \$PORT, or read PORT from the environment in the script that starts the server"
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

@@ -29,7 +29,7 @@ import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
 import { pythonImportPath } from "../render/systemd";
-import { portListenerFunction } from "../render/layout";
+import { portListenerFunction, unitListensFunction } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -227,6 +227,8 @@ __STATE__`;
     strayDatabasesFunction('"$RUNUSER"', '"$APP_USER"'),
     "# port_listener <port>: <pid> <unit> of the process listening on <port> (health_wait, release.sh).",
     `${portListenerFunction(t).join("\n")}\n`,
+    "# unit_listens <unit>: the addresses where <unit>'s processes listen on TCP, one a line (health_wait).",
+    `${unitListensFunction(t).join("\n")}\n`,
     "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",
     shellFunction("app_pythonpath", [
       input.app.runtime === "python" ? `printf '%s\\n' "${pythonImportPath("$1")}"` : "true",

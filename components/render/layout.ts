@@ -125,21 +125,51 @@ export function strayFilesCommands(
  * and the release script's health gate both define and call it; `ss` and
  * `proc` are the release harness's stand-ins.
  */
-export function portListenerFunction(
-  tools: { ss: string; proc: string } = { ss: "ss", proc: "/proc" },
-): string[] {
+export function portListenerFunction(tools: ListenerTools = LISTENER_TOOLS): string[] {
+  return [
+    "port_listener() {",
+    "  local pid",
+    `  pid=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true`,
+    '  if [ -z "$pid" ]; then return 0; fi',
+    `  printf '%s %s\\n' "$pid" "$(${unitOfCgroup(tools)} 2>/dev/null | head -n 1 || true)"`,
+    "}",
+  ];
+}
+
+/** `ss` and `/proc`, or the release harness's stand-ins. */
+export interface ListenerTools {
+  ss: string;
+  proc: string;
+}
+
+const LISTENER_TOOLS: ListenerTools = { ss: "ss", proc: "/proc" };
+
+/** The sed that prints the unit of the process "$pid": the last part of its cgroup path (unified, else v1's). */
+function unitOfCgroup(tools: ListenerTools): string {
   const unitOf = [
     "s|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
     "s|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
   ]
     .map((e) => `-e ${q(e)}`)
     .join(" ");
+  return `sed -n ${unitOf} ${q(tools.proc)}/"$pid"/cgroup`;
+}
+
+/**
+ * `unit_listens <unit>`: the local addresses (`127.0.0.1:8000`) where a
+ * process of <unit> listens on TCP, one a line, or nothing. The health gate
+ * reads it when the new instance does not answer on its port: a server on a
+ * port of its own is named at once, rather than after the whole timeout.
+ */
+export function unitListensFunction(tools: ListenerTools = LISTENER_TOOLS): string[] {
   return [
-    "port_listener() {",
-    "  local pid",
-    `  pid=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true`,
-    '  if [ -z "$pid" ]; then return 0; fi',
-    `  printf '%s %s\\n' "$pid" "$(sed -n ${unitOf} ${q(tools.proc)}/"$pid"/cgroup 2>/dev/null | head -n 1 || true)"`,
+    "unit_listens() {",
+    "  local addr users pid",
+    `  ${q(tools.ss)} -Hltnp 2>/dev/null | while read -r _ _ _ addr _ users; do`,
+    "    while read -r pid; do",
+    `      if [ "$(${unitOfCgroup(tools)} 2>/dev/null | head -n 1)" = "$1" ]; then printf '%s\\n' "$addr"; break; fi`,
+    "    done < <(grep -o 'pid=[0-9]*' <<<\"$users\" | cut -d= -f2)",
+    "  done | sort -u",
     "}",
   ];
 }

@@ -98,12 +98,14 @@ describe("host configuration on the sandbox (real engine)", function () {
     await b.up({ onOutput: log, configFile: b.configFile });
     assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
     assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
-    assert.equal(onHost("cat /srv/sample-local-b/active-port").stdout.trim(), "8100");
+    // b's first release: on the second of its two web ports (choose_ports).
+    assert.equal(onHost("cat /srv/sample-local-b/active-port").stdout.trim(), "8101");
+    const aPort = onHost("cat /srv/sample-local/active-port").stdout.trim();
     const units = onHost(
       "systemctl list-units --plain --no-legend 'apphost-*' | awk '{print $1}' | sort",
     ).stdout;
-    assert.match(units, /apphost-sample-local-web@8000\.service/);
-    assert.match(units, /apphost-sample-local-b-web@8100\.service/);
+    assert.match(units, new RegExp(`apphost-sample-local-web@${aPort}\\.service`));
+    assert.match(units, /apphost-sample-local-b-web@8101\.service/);
   });
 
   it("refuses a process of stack a whose unit is stack b's (b's id starts with a's), before anything changes", async function () {

@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import { createHash } from "crypto";
 import * as fs from "fs";
+import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { cacheArtifact } from "../../components/release/cache";
@@ -13,6 +14,7 @@ import {
   layoutCommands,
   portClaimCommands,
   portListenerFunction,
+  unitListensFunction,
   proxyLogsFind,
   strayFilesCommands,
   unitClaimCommands,
@@ -446,6 +448,29 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
       );
       assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("unit_listens prints where a unit's processes listen (the real ss, a real socket), and nothing for another unit", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-listens-"));
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    // This process, in the stand-in /proc, is the web instance of port 8001.
+    fs.mkdirSync(path.join(dir, String(process.pid)));
+    fs.writeFileSync(
+      path.join(dir, String(process.pid), "cgroup"),
+      "0::/system.slice/apphost-shop-prod-web@8001.service\n",
+    );
+    const fn = unitListensFunction({ ss: "ss", proc: dir }).join("\n");
+    const listens = (unit: string) =>
+      spawnSync("bash", ["--norc", "-c", `${fn}\nunit_listens ${unit}`], { encoding: "utf8" }).stdout;
+    try {
+      assert.equal(listens("apphost-shop-prod-web@8001.service"), `127.0.0.1:${port}\n`);
+      assert.equal(listens("apphost-shop-prod-web@8000.service"), "");
+    } finally {
+      server.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -139,6 +139,8 @@ export class FakeHost {
   readonly layout: HostLayout;
   readonly script: string;
   readonly basePort: number;
+  /** The port a first release starts on, the second of the two (choose_ports): basePort + 1 */
+  readonly firstPort: number;
   private readonly runDir: string;
   private readonly sharedVenv: boolean | "with-requirements";
 
@@ -178,10 +180,14 @@ export class FakeHost {
     this.layout = relocateLayout(hostLayout("shop", "test"), this.tmp, user);
     // Three free-looking ports per host (two web, the upstream), so parallel runs do not collide.
     this.basePort = 20000 + 3 * Math.floor(Math.random() * 10000);
+    this.firstPort = this.basePort + 1;
     const bin = path.join(this.tmp, "fakebin");
     fs.mkdirSync(bin);
     const systemctl = path.join(bin, "systemctl");
-    fs.writeFileSync(systemctl, fakeSystemctl(this.layout, this.runDir), { mode: 0o755 });
+    // /proc for the listeners' cgroups: each web instance the fake systemctl starts is in its unit's.
+    const proc = path.join(this.tmp, "proc");
+    fs.mkdirSync(proc);
+    fs.writeFileSync(systemctl, fakeSystemctl(this.layout, this.runDir, proc), { mode: 0o755 });
     const journalctl = path.join(bin, "journalctl");
     fs.writeFileSync(journalctl, `#!/bin/bash\ntail -n 40 ${this.runDir}/journal.log 2>/dev/null || true\n`, {
       mode: 0o755,
@@ -208,9 +214,7 @@ export class FakeHost {
     // stdin/stdout/stderr from the --property=Standard*=file: options), logged beside systemctl's calls.
     const systemdRun = path.join(bin, "systemd-run");
     fs.writeFileSync(systemdRun, fakeSystemdRun(this.runDir), { mode: 0o755 });
-    // /proc for the listeners' cgroups: empty unless portHolder names a unit, with ss answering pid 4242.
-    const proc = path.join(this.tmp, "proc");
-    fs.mkdirSync(proc);
+    // With portHolder, a unit that holds every port: ss answering pid 4242, in that unit's cgroup.
     let ss = "ss";
     if (opts.portHolder) {
       fs.mkdirSync(path.join(proc, "4242"));
@@ -399,6 +403,11 @@ export class FakeHost {
     fs.writeFileSync(path.join(this.runDir, "worker.restart.fail"), "");
   }
 
+  /** Web instances started from now on are started again when their server exits, as Restart=always does. */
+  restartWebOnExit(): void {
+    fs.writeFileSync(path.join(this.runDir, "web.restart"), "");
+  }
+
   /** Makes the fake `aws` fail (true) or succeed (false). */
   failAws(fail: boolean): void {
     const flag = path.join(this.runDir, "aws.fail");
@@ -434,7 +443,7 @@ export class FakeHost {
  * systemctl for the harness: web instances `…-web@<port>.service` run
  * `python3 server.py <port>` in `instances/<port>`; everything else is logged.
  */
-function fakeSystemctl(layout: HostLayout, runDir: string): string {
+function fakeSystemctl(layout: HostLayout, runDir: string, proc: string): string {
   return `#!/bin/bash
 set -u
 echo "$*" >>${runDir}/systemctl.log
@@ -446,6 +455,8 @@ crash=0; [ -f ${runDir}/worker.crash ] && crash=1
 [ "$verb" = reset-failed ] && [ $crash = 1 ] && echo 0 >${runDir}/worker.crash
 # A worker systemd gave up on (giveUpWorkers()): failed until reset-failed.
 [ "$verb" = reset-failed ] && rm -f ${runDir}/worker.failed
+# A web instance's restarts: what restartWebOnExit()'s loop counted.
+if [ "$verb" = show ]; then case "\${!#}" in *-web@*.service) u=\${!#}; p=\${u##*@}; cat ${runDir}/\${p%.service}.restarts 2>/dev/null || echo 0; exit 0 ;; esac; fi
 [ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
 unit=$1
 case "$unit" in
@@ -464,8 +475,19 @@ alive() {
   stat=\${stat##*) }
   [ "\${stat%% *}" != Z ]
 }
-launch() { ( cd ${layout.root}/instances/$port && PORT=$port exec .venv/bin/python server.py "$port" ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- & echo $! >"$pidfile"; }
-stop() { if alive; then kill "$pid"; for ((i = 0; i < 50; i++)); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
+# The server, in the unit's cgroup as the stand-in /proc tells it.
+serve() { mkdir -p ${proc}/$BASHPID && echo "0::/system.slice/$unit" >${proc}/$BASHPID/cgroup && PORT=$port exec .venv/bin/python server.py "$port"; }
+launch() {
+  rm -f ${runDir}/$port.restarts
+  if [ -f ${runDir}/web.restart ]; then
+    # Restart=always: the server again 0.2 s after it exits, each time counted as systemd's NRestarts.
+    ( cd ${layout.root}/instances/$port && n=0 && while :; do (serve); n=$((n + 1)); echo $n >${runDir}/$port.restarts; sleep 0.2; done ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- &
+  else
+    ( cd ${layout.root}/instances/$port && serve ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- &
+  fi
+  echo $! >"$pidfile"
+}
+stop() { if alive; then kids=""; [ -f ${runDir}/web.restart ] && kids=$(pgrep -P "$pid"); kill "$pid"; [ -z "$kids" ] || kill $kids 2>/dev/null; for ((i = 0; i < 50; i++)); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
 case "$verb" in
   stop) stop ;;
   start) alive || launch ;;
@@ -537,6 +559,8 @@ export function writeTestApp(
     /** The migration copies this file (the deploy lock) to `copyLockTo`, to show who held it */
     lockFile?: string;
     copyLockTo?: string;
+    /** The port the server binds whatever its argument says, as `uvicorn.run(app)` binds 8000 */
+    bindsPort?: number;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
   },
@@ -580,7 +604,7 @@ if not HEALTHY:
     sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
 ${opts.strayDatabase === "server" ? STRAY : ""}socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer.daemon_threads = True
-socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+socketserver.ThreadingTCPServer(("127.0.0.1", ${opts.bindsPort ?? "int(sys.argv[1])"}), H).serve_forever()
 `,
   );
   const migrations = opts.migrations ?? [

@@ -5,6 +5,7 @@
  */
 
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
 import { EXIT_CODES } from "../../components/release/phases";
@@ -254,7 +255,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     assert.equal(
       stoppedEarly(r.stderr, 400),
       "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from ${hostnames}); " +
-        "the gate sends Host: the instance address, as the proxy does); traffic stays on the old instance. Last lines of its journal:",
+        "the gate sends Host: the instance address, as the proxy does); no release served before this one, and none serves now. Last lines of its journal:",
     );
   });
 
@@ -263,7 +264,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     assert.match(
       stoppedEarly(r.stderr, 301),
-      /^the health path redirects \(to http:\/\/127\.0\.0\.1:\d+\/catalog\/\); point apphost:app\.healthPath at a page that answers 2xx itself\); traffic stays/,
+      /^the health path redirects \(to http:\/\/127\.0\.0\.1:\d+\/catalog\/\); point apphost:app\.healthPath at a page that answers 2xx itself\); no release served before this one, and none serves now/,
     );
   });
 
@@ -272,7 +273,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     assert.match(
       stoppedEarly(r.stderr, 404),
-      /^the app has no GET route at the health path; check apphost:app\.healthPath\); traffic stays/,
+      /^the app has no GET route at the health path; check apphost:app\.healthPath\); no release served before this one, and none serves now/,
     );
   });
 });
@@ -289,13 +290,13 @@ describe("release script: the health gate takes an answer only from the new inst
       "20250104120000-c7c7c7c7",
     );
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
-    const unit = `apphost-shop-test-web@${host.basePort}.service`;
+    const unit = `apphost-shop-test-web@${host.firstPort}.service`;
     assert.match(
       r.stderr,
       new RegExp(
-        `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz ` +
-          `\\(last answer: HTTP 200, but from apphost-blog-prod-web@8000\\.service, which holds port ${host.basePort}, not from ` +
-          `${unit.replace(/[.@]/g, "\\$&")}; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); traffic stays on the old instance`,
+        `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.firstPort}/healthz ` +
+          `\\(last answer: HTTP 200, but from apphost-blog-prod-web@8000\\.service, which holds port ${host.firstPort}, not from ` +
+          `${unit.replace(/[.@]/g, "\\$&")}; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); no release served before this one, and none serves now`,
       ),
     );
     assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
@@ -521,5 +522,103 @@ describe("release script: a deploy that fails after the switch (the mirror's wor
     assert.match(r.stderr, /^apphost: rollback restart-workers: ok$/m);
     assert.doesNotMatch(r.stderr, warning);
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250101120000-f1f1f1f1");
+  });
+});
+
+describe("release script: the health gate stops early on an instance that does not listen on its port", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s, and gives up on one answer after 1 s of it.
+  before(
+    () =>
+      (host = new FakeHost({
+        sharedVenv: true,
+        releases: { healthTimeoutSeconds: 30 },
+        timing: { healthSameAnswerSeconds: 1 },
+      })),
+  );
+  after(() => host.cleanup());
+
+  it("a first release listening on a port of its own: the gate names where it listens (16)", () => {
+    // `uvicorn.run(app)` on 8000, apphost:app.basePort's default, or Flask's `app.run()` on 5000: not the first
+    // release's port, the second of the two.
+    const own = host.basePort;
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "elsewhere"), { version: "v0", bindsPort: own }),
+      "20250104120000-c7c7c7c7",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.firstPort}.service`.replace(/[.@]/g, "\\$&");
+    const m = new RegExp(
+      `${unit} did not answer 2xx on http://127\\.0\\.0\\.1:${host.firstPort}/healthz \\(last answer: HTTP 000; ${unit} listens on ` +
+        `127\\.0\\.0\\.1:${own}, not on port ${host.firstPort}, for (\\d+)s, so the gate stopped waiting: the web process ` +
+        `\\(apphost:app\\.processes\\) must listen on the port in \\$PORT, ${host.firstPort} for this release: `,
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    // The loop's own count: at least the 1 s the host allows, well short of the 30 s the gate would wait.
+    assert.ok(Number(m[1]) >= 1 && Number(m[1]) < 30, `stopped after ${m[1]}s`);
+    assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
+  });
+
+  it("a server on a port of its own serves the first release, and the second stops restarting it, saying so (16)", async () => {
+    const v1 = "20250105120000-c8c8c8c8";
+    // A server on a port of its own that happens to be the first release's: it serves that release.
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1", bindsPort: host.firstPort }),
+      v1,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    host.restartWebOnExit();
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", bindsPort: host.firstPort }),
+      "20250106120000-c9c9c9c9",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.basePort}.service`;
+    const m = new RegExp(
+      `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz ` +
+        `\\(last answer: HTTP 000; systemd restarted ${unit.replace(/[.@]/g, "\\$&")} (\\d+) times, its journal saying an address is already in use, ` +
+        `so the gate stopped waiting: (.*)\\); traffic stays on the old instance`,
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) >= 2, `${m[1]} restarts`);
+    assert.equal(
+      m[2],
+      `the web process (apphost:app.processes) must listen on the port in $PORT, ${host.basePort} for this release: ` +
+        "each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, " +
+        "serves one release at most; pass --port $PORT, or read PORT from the environment in the script that starts the server",
+    );
+    assert.match(r.stderr, /Address already in use/, "the journal's lines follow");
+    assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+  });
+
+  it("an instance whose port another service holds: the gate names that service", async () => {
+    const other = new FakeHost({ sharedVenv: true, portHolder: "apphost-blog-prod-web@8000.service" });
+    // The server binds a port that something else listens on, and the fake ss names that unit for any port.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      other.restartWebOnExit();
+      const r = other.deploy(
+        writeTestApp(path.join(other.tmp, "app"), {
+          version: "v1",
+          bindsPort: (taken.address() as net.AddressInfo).port,
+        }),
+        "20250107120000-cacacaca",
+      );
+      assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `its journal saying an address is already in use, so the gate stopped waiting: port ${other.firstPort} is held by ` +
+            "apphost-blog-prod-web@8000\\.service; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); no release served before this one, and none serves now",
+        ),
+      );
+      assert.equal(fs.existsSync(other.layout.current), false, "current was switched");
+    } finally {
+      taken.close();
+      other.cleanup();
+    }
   });
 });

@@ -182,7 +182,7 @@ describe("release phases: the base input", () => {
       'systemctl reset-failed "apphost-shop-prod-web@8001.service" 2>/dev/null || true; systemctl restart "apphost-shop-prod-web@8001.service"',
     ]);
     assert.deepEqual(phase(input, "health-gate").commands, [
-      'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz (last answer: $HEALTH_LAST); traffic stays on the old instance. Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
+      'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz (last answer: $HEALTH_LAST); $(if [ -n "8000" ]; then echo "traffic stays on the old instance"; else echo "no release served before this one, and none serves now"; fi). Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
       strayCheck('"the new release (apphost-shop-prod-web@8001.service, as it started)"'),
       "SWITCHED=1",
       'write_active_port "8001"',

@@ -32,8 +32,9 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     requireTool("sqlite3", "apt-get install -y sqlite3");
     requireTool("python3", "apt-get install -y python3 python3-venv");
     host = new FakeHost();
-    blue = host.basePort;
-    green = blue + 1;
+    // A first release starts on the second of the two ports (choose_ports).
+    blue = host.firstPort;
+    green = host.basePort;
   });
   after(() => host.cleanup());
 
@@ -72,7 +73,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(served.cwd, path.join(host.layout.releases, ids.v1));
     assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v1));
     assert.equal(host.read(host.layout.activePort), `${blue}\n`);
-    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { basePort: blue, port: blue }));
+    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { basePort: host.basePort, port: blue }));
     assert.ok(fs.lstatSync(path.join(host.layout.releases, ids.v1, "data")).isSymbolicLink());
     assert.equal(fs.readlinkSync(path.join(host.layout.releases, ids.v1, "data")), host.layout.data);
     assert.match(
@@ -108,7 +109,10 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(parseResult(r.stdout).port, String(green));
     assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
     await assert.rejects(host.get(blue), "the blue instance is stopped");
-    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { basePort: blue, port: green }));
+    assert.equal(
+      host.ruleset(),
+      renderUpstreamRuleset(host.layout, { basePort: host.basePort, port: green }),
+    );
     assert.equal(host.read(host.layout.activePort), `${green}\n`);
     const calls = host.calls();
     const switched = calls.lastIndexOf("nft -f -");
@@ -125,10 +129,13 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.match(
       r.stderr,
       new RegExp(
-        `upstream: 127\\.0\\.0\\.1:${blue + 2} -> 127\\.0\\.0\\.1:${green} \\(nftables table ip apphost_shop_test\\)`,
+        `upstream: 127\\.0\\.0\\.1:${host.basePort + 2} -> 127\\.0\\.0\\.1:${green} \\(nftables table ip apphost_shop_test\\)`,
       ),
     );
-    assert.equal(host.ruleset(), renderUpstreamRuleset(host.layout, { basePort: blue, port: green }));
+    assert.equal(
+      host.ruleset(),
+      renderUpstreamRuleset(host.layout, { basePort: host.basePort, port: green }),
+    );
     assert.deepEqual(host.calls().slice(before), ["nft -f -"]);
   });
 
