@@ -2,8 +2,10 @@
  * The port a web process listens on. apphost starts each release's web
  * instance on the other of two ports and passes it in $PORT (blue/green), so a
  * command that binds a port of its own, or leaves its server on a default
- * port, deploys once and then fails every later release's health gate. Read
- * from the command as written, like procfile.ts reads chained commands.
+ * port, fails a release's health gate (the first, unless its port is the
+ * first release's, basePort+1; then every later one). Refused here, before
+ * anything changes, as the command is written, like procfile.ts reads chained
+ * commands; a script that binds one (`python server.py`) is named by the gate.
  *
  * Pure.
  */
@@ -71,8 +73,8 @@ const COLLIDES =
 /**
  * A web command that listens on a port of its own: one it names (`--port 8000`, `--bind 0.0.0.0:8000`,
  * `-b :8000`, `-p 3000`, `runserver 0.0.0.0:8000`), or a server's default when it names none
- * (`uvicorn app:app`). The first release would serve (8000 is apphost:app.basePort's default), and every later
- * one would start beside it on the same port and fail its health gate.
+ * (`uvicorn app:app`). Its health gate would fail (a release starts on basePort+1, then alternates), or, on a port
+ * that happens to be the first release's, every later one.
  */
 export function webPortProblem(command: string): string | undefined {
   const m =
