@@ -345,7 +345,7 @@ BIND_FAILURES="address already in use|EADDRINUSE|connection in use|port is alrea
 
 # port_hint <port>: what to do about a web process that does not listen on the port it was given.
 port_hint() {
-  echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; pass --port \$PORT, or read PORT from the environment in the script that starts the server"
+  echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server"
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

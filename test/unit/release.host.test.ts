@@ -586,7 +586,7 @@ describe("release script: the health gate stops early on an instance that does n
       m[2],
       `the web process (apphost:app.processes) must listen on the port in $PORT, ${host.basePort} for this release: ` +
         "each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, " +
-        "serves one release at most; pass --port $PORT, or read PORT from the environment in the script that starts the server",
+        "serves one release at most; give it $PORT in the command (--port $PORT, or APP_PORT=$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server",
     );
     assert.match(r.stderr, /Address already in use/, "the journal's lines follow");
     assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
