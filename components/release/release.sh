@@ -295,8 +295,10 @@ health_wait() {
         ;;
       000)
         same=""
-        # Listening, but not on its port: a port of its own, or a server's default.
-        elsewhere=$(unit_listens "$2" | paste -sd ' ')
+        # Listening, but not on its port: a port of its own, or a server's default (looked at once past the
+        # first tries, which a booting server answers with nothing anyway).
+        elsewhere=""
+        if [ "$tries" -ge 3 ]; then elsewhere=$(unit_listens "$2" | paste -sd ' '); fi
         if [ -z "$elsewhere" ] || [[ " $elsewhere" == *":$port "* || " $elsewhere" == *":$port" ]]; then
           away_since=""
         elif [ -z "$away_since" ]; then
