@@ -353,8 +353,9 @@ function nameProblem(name: string, what: "process" | "job"): string | undefined 
         : "it names the systemd timer apphost-<app>-<stack>-schedule-<name>";
     return `expected a ${what} name of lowercase letters, digits and dashes, starting with a letter (${why}); rename it`;
   }
-  if (what === "process" && (RESERVED_PROCESS_NAMES.includes(name) || name.startsWith("schedule-"))) {
-    return `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")} and schedule-* are reserved); rename the process`;
+  // exec-<n>: the transient unit `npm run exec` runs a command in (paths.ts, execUnitName).
+  if (what === "process" && (RESERVED_PROCESS_NAMES.includes(name) || /^(schedule-|exec-\d+$)/.test(name))) {
+    return `"${name}" is taken: apphost's own unit is apphost-<app>-<stack>-${name}.service (${RESERVED_PROCESS_NAMES.join(", ")}, schedule-* and exec-<digits> are reserved); rename the process`;
   }
   return undefined;
 }

@@ -556,7 +556,12 @@ const ROWS: Row[] = [
   {
     set: { "app.processes.upstream": { command: "python proxy.py", kind: "worker" } },
     error:
-      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream, job, alert and schedule-* are reserved); rename the process',
+      'apphost:app.processes.upstream: "upstream" is taken: apphost\'s own unit is apphost-<app>-<stack>-upstream.service (backup, upstream, job, alert, schedule-* and exec-<digits> are reserved); rename the process',
+  },
+  {
+    set: { "app.processes.exec-4242": { command: "python tasks.py", kind: "worker" } },
+    error:
+      'apphost:app.processes["exec-4242"]: "exec-4242" is taken: apphost\'s own unit is apphost-<app>-<stack>-exec-4242.service (backup, upstream, job, alert, schedule-* and exec-<digits> are reserved); rename the process',
   },
   {
     set: { "app.processes.web.kind": "http" },
