@@ -304,7 +304,7 @@ health_wait() {
         elif [ -z "$away_since" ]; then
           away_since=$SECONDS
         elif [ $((SECONDS - away_since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
-          HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $((SECONDS - away_since))s, so the gate stopped waiting: $(port_hint "$port")"
+          HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $((SECONDS - away_since))s, so the gate stopped waiting: $(port_hint "$port" "$2")"
           return 1
         fi
         ;;
@@ -315,13 +315,7 @@ health_wait() {
     restarts=$("$SYSTEMCTL" show -p NRestarts --value "$2" 2>/dev/null) || true
     case "$restarts" in "" | *[!0-9]*) restarts=0 ;; esac
     if [ "$restarts" -ge 2 ] && journal_tail "$2" | grep -qiE "$BIND_FAILURES"; then
-      holder=$(port_listener "$port") holder=${holder#* }
-      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: "
-      if [ -n "$holder" ]; then
-        HEALTH_LAST+="port $port is held by $holder; give the stack ports no other service uses (apphost:app.basePort)"
-      else
-        HEALTH_LAST+=$(port_hint "$port")
-      fi
+      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: $(port_hint "$port" "$2")"
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"; return 1; fi
@@ -345,8 +339,15 @@ health_hint() {
 # EADDRINUSE, gunicorn's "Connection in use", Django's runserver.
 BIND_FAILURES="address already in use|EADDRINUSE|connection in use|port is already in use"
 
-# port_hint <port>: what to do about a web process that does not listen on the port it was given.
+# port_hint <port> <unit>: what to do about a web process, <unit>, that does not listen on the port it was given:
+# free the port when another service holds it, else listen on it.
 port_hint() {
+  local holder
+  holder=$(port_listener "$1") holder=${holder#* }
+  if [ -n "$holder" ] && [ "$holder" != "$2" ]; then
+    echo "port $1 is held by $holder; give the stack ports no other service uses (apphost:app.basePort)"
+    return 0
+  fi
   echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server"
 }
 
