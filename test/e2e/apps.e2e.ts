@@ -265,6 +265,63 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("a web process on a port of its own fails its release in seconds, named by the gate; the previous release keeps serving", async function () {
+    // `web: python serve.py`, where serve.py calls uvicorn.run() on a fixed port, as many apps' READMEs start them.
+    const live = onHost(`readlink /srv/${ID}/current`).stdout.trim();
+    const livePort = Number(onHost(`cat /srv/${ID}/active-port`).stdout.trim());
+    const idle = livePort === 8300 ? 8301 : 8300;
+    const unit = `apphost-${ID}-web@${idle}.service`;
+    const withServer = (port: number) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-ownport-"));
+      fs.cpSync(SOURCE, dir, { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, "serve.py"),
+        `import uvicorn\nuvicorn.run("notes.main:app", host="127.0.0.1", port=${port})\n`,
+      );
+      const procfile = path.join(dir, "Procfile");
+      fs.writeFileSync(
+        procfile,
+        fs.readFileSync(procfile, "utf8").replace(/^web: .*$/m, "web: python serve.py"),
+      );
+      return dir;
+    };
+    const refused = async (port: number, says: RegExp) => {
+      const dir = withServer(port);
+      try {
+        await assert.rejects(up(dir), (e: Error) => {
+          assert.match(e.message, /phase health-gate failed/);
+          assert.match(e.message, says);
+          assert.ok(
+            e.message.includes(
+              `must listen on the port in $PORT, ${idle} for this release: each release starts beside the one serving`,
+            ),
+            e.message,
+          );
+          return true;
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), live);
+      assert.equal(health().status, 200);
+    };
+    // On a free port: it listens there, and not on $PORT (the real cgroup, as ss and /proc tell it).
+    await refused(
+      8399,
+      new RegExp(
+        `${unit.replace(/[.@]/g, "\\$&")} listens on 127\\.0\\.0\\.1:8399, not on port ${idle}, for \\d+s, so the gate stopped waiting`,
+      ),
+    );
+    // On the live release's port: it cannot bind, and systemd restarts it (RestartSec=2) until the gate stops.
+    await refused(
+      livePort,
+      new RegExp(
+        `systemd restarted ${unit.replace(/[.@]/g, "\\$&")} \\d+ times, its journal saying an address is already in use, so the gate stopped waiting`,
+      ),
+    );
+    assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
+  });
+
   it("Django: collectstatic as the build, migrate from the Procfile, static files from the proxy, hosts from the stack", async function () {
     const dj = await djangoStack();
     const res = await dj.up({ onOutput: log, configFile: dj.configFile });
