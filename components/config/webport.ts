@@ -66,6 +66,10 @@ const DEFAULT_PORT_SERVERS: ReadonlyArray<{
   },
 ];
 
+/** uvicorn's --uds and --fd, waitress's and daphne's --unix-socket, gunicorn's and hypercorn's unix: and fd:// binds. */
+const SOCKET_ONLY =
+  /(?:^|\s)(--uds[= ]\s*\S+|--fd[= ]\s*\d+|--unix-socket[= ]\s*\S+|(?:--bind|-b)[= ]?\s*(?:unix:|fd:\/\/)\S+)/;
+
 const COLLIDES =
   "each release starts its web instance on the other of two ports (apphost:app.basePort and the one after it) " +
   "and passes that port in $PORT, so a fixed port collides with the instance still serving and the release fails its health gate";
@@ -77,6 +81,14 @@ const COLLIDES =
  * that happens to be the first release's, every later one.
  */
 export function webPortProblem(command: string): string | undefined {
+  // A Unix socket or an inherited descriptor is fine beside $PORT, never instead of it: the proxy and the gate use TCP.
+  const socket = /\$\{?PORT\b/.test(command) ? null : SOCKET_ONLY.exec(command);
+  if (socket) {
+    return (
+      `listens on a Unix socket or an inherited descriptor only ("${socket[1].trim()}"); apphost's proxy and health gate ` +
+      "reach the web instance over TCP on 127.0.0.1:$PORT, so no release would pass its health gate: bind 127.0.0.1:$PORT instead"
+    );
+  }
   const m =
     /(?:^|\s)(--port[= ]\s*|-p[= ]?\s*|(?:--bind|-b|--listen|--http)[= ]?\s*\S*:|runserver\s+(?:\S*:)?)(\d+)(?=\s|$)/.exec(
       command,

@@ -1225,7 +1225,7 @@ describe("stack config defaults", () => {
       "gunicorn app:app --bind 127.0.0.1:$PORT",
       "uvicorn app.main:app --port $PORT",
       "gunicorn --bind=0.0.0.0:${PORT:-8000} app:app",
-      "gunicorn --bind unix:/run/app.sock app:app",
+      "gunicorn --bind unix:/run/app.sock --bind 127.0.0.1:$PORT app:app",
       "uwsgi --http :$PORT -p 4 --module app:app",
       "fastapi run --workers 4 app/main.py --port $PORT",
       // fastapi-cli reads $PORT (0.0.34 listened on PORT=8765, and the template's lock on the sandbox's 8001).
@@ -1259,6 +1259,22 @@ describe("stack config defaults", () => {
         `listens on ${name}'s default port, ${port}, whatever $PORT says; each release starts its web instance on the other of two ports ` +
           "(apphost:app.basePort and the one after it) and passes that port in $PORT, so a fixed port collides with the instance still serving " +
           `and the release fails its health gate: add "${write}"`,
+        command,
+      );
+    }
+    // A Unix socket or a descriptor alone: the proxy and the gate reach the instance over TCP.
+    for (const [command, written] of [
+      ["gunicorn --bind unix:/run/app.sock app:app", "--bind unix:/run/app.sock"],
+      ["uvicorn app.main:app --uds /run/app.sock", "--uds /run/app.sock"],
+      ["uvicorn app.main:app --fd 3", "--fd 3"],
+      ["hypercorn -b unix:/run/app.sock app:app", "-b unix:/run/app.sock"],
+      ["waitress-serve --unix-socket=/run/app.sock app:app", "--unix-socket=/run/app.sock"],
+      ["daphne --unix-socket /run/app.sock proj.asgi:application", "--unix-socket /run/app.sock"],
+    ]) {
+      assert.equal(
+        webPortProblem(command),
+        `listens on a Unix socket or an inherited descriptor only ("${written}"); apphost's proxy and health gate ` +
+          "reach the web instance over TCP on 127.0.0.1:$PORT, so no release would pass its health gate: bind 127.0.0.1:$PORT instead",
         command,
       );
     }
