@@ -260,8 +260,8 @@ switch_upstream() {
 # The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
 # own answer, which waiting does not change: it stops early, saying what that answer usually means. So does an
-# instance that listens elsewhere for as long, and one systemd restarted twice, its journal saying an address is in
-# use (port_hint).
+# instance that listens on other ports, not its own, for HEALTH_ELSEWHERE_SECONDS, and one systemd restarted twice,
+# its journal saying an address is in use (port_hint).
 health_wait() {
   local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder restarts
   local elsewhere away_since=""
@@ -303,7 +303,7 @@ health_wait() {
           away_since=""
         elif [ -z "$away_since" ]; then
           away_since=$SECONDS
-        elif [ $((SECONDS - away_since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
+        elif [ $((SECONDS - away_since)) -ge "$HEALTH_ELSEWHERE_SECONDS" ]; then
           HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $((SECONDS - away_since))s, so the gate stopped waiting: $(port_hint "$port" "$2")"
           return 1
         fi

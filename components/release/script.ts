@@ -61,6 +61,12 @@ export interface ScriptTiming {
    */
   healthSameAnswerSeconds: number;
   /**
+   * Seconds the new instance listens on other ports and not on its own before the health gate stops waiting: long
+   * enough for an app that opens a side port (metrics) well before its server binds $PORT.
+   * @default half of apphost:releases.healthTimeoutSeconds, at least 10
+   */
+  healthElsewhereSeconds: number;
+  /**
    * Seconds after the deploy restarts the workers at which it looks whether each still runs: a worker that exits
    * as it starts has been restarted by systemd by then (RestartSec=2). @default 3
    */
@@ -72,6 +78,7 @@ function timingOf(input: ScriptInput): ScriptTiming {
     lockRenewSeconds: input.releases.lockTtlMinutes * 3,
     followPollSeconds: 1,
     healthSameAnswerSeconds: 10,
+    healthElsewhereSeconds: Math.max(10, Math.ceil(input.releases.healthTimeoutSeconds / 2)),
     workerSettleSeconds: 3,
     ...input.timing,
   };
@@ -208,6 +215,7 @@ readonly LINKED_DIR=${l.linked}
 readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
+readonly HEALTH_ELSEWHERE_SECONDS=${timing.healthElsewhereSeconds}
 readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""

@@ -528,13 +528,13 @@ describe("release script: a deploy that fails after the switch (the mirror's wor
 describe("release script: the health gate stops early on an instance that does not listen on its port", function () {
   this.timeout(60000);
   let host: FakeHost;
-  // A gate that would wait 30 s, and gives up on one answer after 1 s of it.
+  // A gate that would wait 30 s, and gives up after 1 s of the instance listening elsewhere.
   before(
     () =>
       (host = new FakeHost({
         sharedVenv: true,
         releases: { healthTimeoutSeconds: 30 },
-        timing: { healthSameAnswerSeconds: 1 },
+        timing: { healthSameAnswerSeconds: 1, healthElsewhereSeconds: 1 },
       })),
   );
   after(() => host.cleanup());

@@ -16,7 +16,7 @@ import { hostLayout } from "../../components/paths";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult, renderReleaseScript } from "../../components/release/script";
 import { shellcheck, shellcheckSync } from "./shellcheck";
-import { baseInput, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
+import { baseInput, baseReleases, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
 
 /** `fn` over `items`, `n` at a time; the results in the order of `items`. */
 async function inBatches<T, R>(items: T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -134,6 +134,11 @@ describe("release script: static checks", () => {
     // The waits are the production ones: TTL / 20 between lock renewals (30 min: 90 s), tail's own 1 s.
     assert.match(s, /^readonly LOCK_RENEW_SECONDS=90$/m);
     assert.match(s, /^readonly FOLLOW_POLL_SECONDS=1$/m);
+    // The gate: the same 4xx for 10 s; listening elsewhere for half its 60 s, at least 10 s.
+    assert.match(s, /^readonly HEALTH_SAME_ANSWER_SECONDS=10$/m);
+    assert.match(s, /^readonly HEALTH_ELSEWHERE_SECONDS=30$/m);
+    const short = renderReleaseScript(baseInput({ releases: { ...baseReleases, healthTimeoutSeconds: 12 } }));
+    assert.match(short, /^readonly HEALTH_ELSEWHERE_SECONDS=10$/m);
   });
 
   it("timing (a test hook): positive seconds only", () => {
