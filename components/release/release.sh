@@ -369,6 +369,10 @@ workers_note_restarts() {
   done
 }
 
+# What a worker logs while it retries a server it cannot reach: Celery's "consumer: Cannot connect to redis://…",
+# errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server".
+UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to"
+
 # workers_check <deploy|rollback|restore>: once WORKER_SETTLE_MICROS have passed since their restart (the drain's
 # sleep counts), each worker that is not running, or that systemd has restarted since (it exited: a crash at start, a
 # server it needs that is not there), is named with the last lines of its journal. A warning, not a failure: traffic
@@ -376,7 +380,7 @@ workers_note_restarts() {
 # server), and the unit goes on restarting (apphost:alerts reports it when systemd gives up). It never fails: it
 # runs after the release is committed, or the restore is done.
 workers_check() {
-  local action=$1 entry unit before now state left times took live="the release is live"
+  local action=$1 entry unit before now state left times took line live="the release is live"
   if [ "${#WORKER_RESTARTS[@]}" -eq 0 ]; then return 0; fi
   if [ "$action" = restore ]; then live="the restored database is live"; fi
   micros now
@@ -386,7 +390,15 @@ workers_check() {
     unit=${entry%=*} before=${entry##*=}
     now=$("$SYSTEMCTL" show -p NRestarts --value "$unit" 2>/dev/null) || true
     state=$("$SYSTEMCTL" is-active "$unit" 2>/dev/null) || true
-    if [ "$state" = active ] && [ "${now:-0}" = "$before" ]; then continue; fi
+    if [ "$state" = active ] && [ "${now:-0}" = "$before" ]; then
+      # Running, but retrying a server it needs and cannot reach (Celery's broker, a database): a worker that does
+      # nothing while it looks fine. Its journal since the restart says so.
+      line=$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))" | grep -m 1 -iE "$UNREACHABLE") || true
+      if [ -n "$line" ]; then
+        note "warning: the worker $unit runs, but its journal says it could not reach a server it needs: \"$line\"; $live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs"
+      fi
+      continue
+    fi
     if ! [[ $now =~ ^[0-9]+$ && $before =~ ^[0-9]+$ ]]; then now=0 before=0; fi
     times="$((now - before)) times"
     if [ "$((now - before))" = 1 ]; then times=once; fi

@@ -403,6 +403,11 @@ export class FakeHost {
     fs.writeFileSync(path.join(this.runDir, "worker.restart.fail"), "");
   }
 
+  /** A line in the journal every unit shows (the fake journalctl prints the last 40 lines for any unit). */
+  logJournal(line: string): void {
+    fs.appendFileSync(path.join(this.runDir, "journal.log"), `${line}\n`);
+  }
+
   /** Web instances started from now on are started again when their server exits, as Restart=always does. */
   restartWebOnExit(): void {
     fs.writeFileSync(path.join(this.runDir, "web.restart"), "");

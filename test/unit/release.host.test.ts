@@ -38,6 +38,38 @@ describe("release script: host directories", function () {
   });
 });
 
+describe("release script: a worker that runs but cannot reach a server it needs", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  it("is a warning quoting its journal; the release is live", () => {
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "q1"), { version: "q1" }),
+      "20250101120000-f3f3f3f3",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /warning: the worker/, "a worker whose journal is quiet is no warning");
+    // Celery without its broker: active, retrying every few seconds.
+    const said =
+      "[2026-12-04 05:39:55,657: ERROR/MainProcess] consumer: Cannot connect to redis://127.0.0.1:6379/0: Error 111 connecting to 127.0.0.1:6379. Connection refused..";
+    host.logJournal(said);
+    const id = "20250102120000-f4f4f4f4";
+    r = host.deploy(writeTestApp(path.join(host.tmp, "q2"), { version: "q2" }), id);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        `apphost: warning: the worker apphost-shop-test-worker.service runs, but its journal says it could not reach a server it needs: "${said}"; ` +
+          "the release is live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs\n",
+      ),
+      r.stderr,
+    );
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), id);
+    assert.equal(host.releaseLog().at(-1)?.[3], "deployed");
+  });
+});
+
 describe("release script: a worker that does not stay up after the deploy restarts it", function () {
   this.timeout(60000);
   let host: FakeHost;
