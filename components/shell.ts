@@ -111,6 +111,11 @@ export const SAFE = {
       typeof v === "string" && /^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(v) && !v.split("/").includes(".."),
   },
   fileName: { what: "a file name, like app.db", test: matches(/^[A-Za-z0-9._-]+$/) },
+  /** A release of a tool npm installs (Yarn, pnpm): package.json's packageManager names one. */
+  version: {
+    what: "an exact version, like 1.22.22",
+    test: matches(/^\d{1,4}\.\d{1,4}\.\d{1,4}(?:-[0-9A-Za-z.-]{1,40})?$/),
+  },
   absolutePath: { what: "an absolute path without spaces", test: matches(/^\/[A-Za-z0-9._/-]+$/) },
   /** nginx's size syntax: bytes, or a k/m/g suffix. */
   size: { what: "a size like 25m, 512k or 1g", test: matches(/^\d+[kKmMgG]?$/) },

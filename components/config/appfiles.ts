@@ -6,6 +6,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { NODE_LOCKS, type NodeFacts } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
 import type { AppFiles } from "./validate";
 
@@ -23,25 +24,60 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     procfile = undefined;
   }
   const pkg = readPackageJson(path.join(dir, "package.json"));
-  const lock = readNpmLock(dir, (rawApp as Record<string, unknown>).requirements);
+  const node = readNodeFacts(dir, (rawApp as Record<string, unknown>).requirements);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
-    ...(lock !== undefined ? { npmLock: lock } : {}),
+    ...(node !== undefined ? { node } : {}),
   };
 }
 
-/** A Node app's lock file (apphost:app.requirements, else package-lock.json), for its npm workspace members. */
-function readNpmLock(dir: string, requirements: unknown): string | undefined {
-  const name = typeof requirements === "string" ? requirements : "package-lock.json";
-  if (path.isAbsolute(name) || name.split(/[\\/]/).includes("..")) return undefined;
-  try {
-    return fs.readFileSync(path.join(dir, name), "utf8");
-  } catch {
-    return undefined;
+/**
+ * A Node app's install facts: the lock files at its top (and the one
+ * apphost:app.requirements names), package.json's packageManager and
+ * workspaces, and pnpm-workspace.yaml. Undefined without a package.json.
+ */
+function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefined {
+  const read = (name: string) => {
+    try {
+      return fs.readFileSync(path.join(dir, name), "utf8");
+    } catch {
+      return undefined;
+    }
+  };
+  const pkgText = read("package.json");
+  if (pkgText === undefined) return undefined;
+  const names: string[] = [...NODE_LOCKS];
+  if (
+    typeof requirements === "string" &&
+    !path.isAbsolute(requirements) &&
+    !requirements.split(/[\\/]/).includes("..")
+  )
+    names.push(requirements);
+  const locks: Record<string, string> = {};
+  for (const name of names) {
+    const text = read(name);
+    if (text !== undefined) locks[name] = text;
   }
+  let pkg: { packageManager?: unknown; workspaces?: unknown } = {};
+  try {
+    pkg = JSON.parse(pkgText) as typeof pkg;
+  } catch {
+    // npm reports an unreadable package.json, with its own words
+  }
+  const workspaces =
+    pkg.workspaces !== undefined
+      ? ("package.json" as const)
+      : read("pnpm-workspace.yaml") !== undefined
+        ? ("pnpm-workspace.yaml" as const)
+        : undefined;
+  return {
+    locks,
+    ...(pkg.packageManager !== undefined ? { packageManager: pkg.packageManager } : {}),
+    ...(workspaces ? { workspaces } : {}),
+  };
 }
 
 /** `tooling` for a package.json without dependencies and without a start script; `app` for any other, even unreadable. */

@@ -19,7 +19,7 @@ import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
-import { npmWorkspaces, type NpmWorkspace } from "../release/node";
+import { detectNodeDeps, npmWorkspaces, type NodeDeps, type NpmWorkspace } from "../release/node";
 import type { ParseContext } from "./validate";
 
 // The sections are built for each parse (they read the stack's name, project and files), so zod's JIT would
@@ -1064,8 +1064,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
   );
   const appName = (why?: string) =>
     str("lowercase letters, digits and dashes, starting with a letter", "shop", isName, why);
-  // The lock's npm workspace members, and the links a release cannot carry: read once, for the check and the result.
-  const npm = files ? npmWorkspaces(files.npmLock) : undefined;
+  // A Node app's install (its lock: npm, Yarn or pnpm) and an npm lock's workspace members, with the links a release
+  // cannot carry: read once, for the check and the result.
+  const rawRequirements = raw("app").requirements;
+  const node = files?.node
+    ? detectNodeDeps(files.node, typeof rawRequirements === "string" ? rawRequirements : undefined, files.dir)
+    : undefined;
+  const nodeDeps = node && "deps" in node ? node.deps : undefined;
+  const npm = nodeDeps?.manager === "npm" ? npmWorkspaces(files?.node?.locks[nodeDeps.lock]) : undefined;
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
   const App = section(
@@ -1092,7 +1098,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       }).default(() => [...D.APP_DEFAULTS.excludes]),
       /** @default detected from the app directory's files (detectRuntime) */
       runtime: runtimeKey,
-      /** pip requirements file that overrides detection (python), or the node lock file. @default node: "package-lock.json" */
+      /** pip requirements file that overrides detection (python), or the node lock file, which says who installs (npm, Yarn 1, pnpm). @default python: detected; node: the lock the app has */
       requirements: str(
         "a file path relative to apphost:app.source",
         "requirements.txt",
@@ -1169,6 +1175,19 @@ export function sections(ctx: ParseContext, p: Prepared) {
         // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
       }
+      if (a.runtime === "node" && files && !files.packageJson) {
+        add(
+          ["source"],
+          `${files.dir} has no package.json, which the install of a Node app (apphost:app.runtime) reads; point apphost:app.source at the app's directory, or set the runtime the app has`,
+        );
+      } else if (
+        a.runtime === "node" &&
+        node &&
+        "problem" in node &&
+        !(has("requirements") && a.requirements === undefined)
+      ) {
+        add(["requirements"], node.problem);
+      }
       if (a.runtime === "node" && files && npm) {
         for (const problem of npm.problems) add(["source"], `${files.dir}: ${problem}`);
       }
@@ -1216,11 +1235,13 @@ export function sections(ctx: ParseContext, p: Prepared) {
       python?: typeof python;
       pythonDeps?: PythonDeps;
       npmWorkspaces?: NpmWorkspace[];
+      nodeDeps?: NodeDeps;
     } = {
       ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
       python,
     };
-    if (a.runtime === "node") out.requirements ??= D.defaultRequirements("node");
+    if (a.runtime === "node") out.requirements ??= nodeDeps?.lock ?? D.defaultRequirements("node");
+    if (a.runtime === "node" && nodeDeps) out.nodeDeps = nodeDeps;
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
     if (a.runtime === "node" && npm) out.npmWorkspaces = npm.members;
     return out;

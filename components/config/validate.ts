@@ -16,6 +16,7 @@ import * as D from "./defaults";
 import { upstreamPort } from "../paths";
 import { parseProcfile, type ProcfileEntry, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
+import type { NodeFacts } from "../release/node";
 import type { PythonFacts } from "../release/python";
 import * as S from "./schema";
 import { child, isObject, show, type Obj } from "./schema";
@@ -86,8 +87,8 @@ export interface AppFiles {
    * dependencies and no start script (linters, a frontend build), not a Node app
    */
   packageJson?: "app" | "tooling";
-  /** A Node app's lock file (apphost:app.requirements, else package-lock.json): its npm workspace members */
-  npmLock?: string;
+  /** A Node app's lock files, packageManager and workspaces: how its dependencies install (detectNodeDeps) */
+  node?: NodeFacts;
 }
 
 export interface ConfigIssue {

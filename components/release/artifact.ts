@@ -22,6 +22,7 @@ import ignore from "ignore";
 import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
+import { NODE_SETTINGS, nodeDepsOf } from "./node";
 import { pythonDepsOf, workspaceMembers, WORKSPACE_DIR, type UvWorkspace } from "./python";
 
 /** The excludes applied when `apphost:app.excludes` is not set: the config module's default, not a copy. */
@@ -255,8 +256,10 @@ export function deterministicGzip(data: Buffer): Buffer {
 // -------------------------------------------------------------- requirements
 
 /** The dependency manifest that decides whether an installed environment can be reused ("" for none). */
-export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps">): string {
-  if (app.runtime === "node") return app.requirements ?? "package-lock.json";
+export function requirementsFile(
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "nodeDeps">,
+): string {
+  if (app.runtime === "node") return nodeDepsOf(app).lock;
   return pythonDepsOf(app).manifest;
 }
 
@@ -267,17 +270,25 @@ export function requirementsFile(app: Pick<AppConfig, "runtime" | "requirements"
  */
 export function requirementsHash(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces">,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps">,
   workspaceEntries: readonly ArtifactEntry[] = [],
 ): string {
   const file = requirementsFile(app);
   const deps = app.runtime === "python" ? pythonDepsOf(app) : undefined;
-  const manager = deps ? deps.manager : "npm";
+  const node = app.runtime === "node" ? nodeDepsOf(app) : undefined;
+  const manager = deps ? deps.manager : (node?.manager ?? "npm");
   // pip keeps the label it always had, so an upgrade does not rebuild its venvs. npm's tree has the devDependencies
   // since `npm ci --include=dev` (a tree made before, under NODE_ENV=production, lacks the build's tools): a new label,
   // so an upgrade installs each once more instead of reusing a tree without them.
+  // Yarn and pnpm: the release installed, which a packageManager change changes.
   const label =
-    manager === "pip" ? file : manager === "npm" ? `npm-include-dev:${file}` : `${manager}:${file}`;
+    manager === "pip"
+      ? file
+      : manager === "npm"
+        ? `npm-include-dev:${file}`
+        : node
+          ? `${manager}@${node.version}:${file}`
+          : `${manager}:${file}`;
   const h = createHash("sha256");
   h.update(`apphost-requirements-v1\0${app.runtime}\0${label}\0`);
   if (deps?.workspace) {
@@ -300,6 +311,14 @@ export function requirementsHash(
       : Buffer.from("\0missing\0");
     h.update(`\0member\0${member}\0`);
     h.update(body);
+  }
+  // Yarn and pnpm read their settings beside the lock (node.ts: NODE_SETTINGS); npm's tree hashes as before.
+  if (node && node.manager !== "npm") {
+    for (const name of NODE_SETTINGS) {
+      const abs = path.join(appDir, name);
+      if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
+        h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
+    }
   }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.
@@ -415,7 +434,7 @@ export function workspaceEntries(
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
 export function buildArtifact(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "excludes">,
+  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes">,
 ): Artifact {
   const excludes = app.excludes ?? DEFAULT_EXCLUDES;
   const walked = walkApp(appDir, excludes);

@@ -53,7 +53,10 @@ export function cacheArtifact(
  * @param projectDir the Pulumi project's directory
  */
 export function stackArtifact(
-  app: Pick<AppConfig, "source" | "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "excludes">,
+  app: Pick<
+    AppConfig,
+    "source" | "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes"
+  >,
   projectDir: string,
 ): StackArtifact {
   const source = path.resolve(projectDir, app.source);

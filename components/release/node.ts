@@ -93,3 +93,149 @@ export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
       `or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"; fi`,
   ];
 }
+
+// ------------------------------------------------------------ package manager
+
+/** Who installs a Node app's dependencies, decided by its lock file. */
+export type NodeManager = "npm" | "yarn" | "pnpm";
+
+/** The lock files apphost installs from, in the order it prefers them when an app has several. */
+export const NODE_LOCKS = [
+  "package-lock.json",
+  "npm-shrinkwrap.json",
+  "yarn.lock",
+  "pnpm-lock.yaml",
+] as const;
+
+/** A lock file's manager: yarn.lock is Yarn's, pnpm-lock.yaml pnpm's, any other (package-lock.json) npm's. */
+export function managerOf(lock: string): NodeManager {
+  const base = lock.split("/").pop();
+  return base === "yarn.lock" ? "yarn" : base === "pnpm-lock.yaml" ? "pnpm" : "npm";
+}
+
+/** What the parser reads from a Node app's directory to decide its install (components/config/appfiles.ts). */
+export interface NodeFacts {
+  /** The lock files found, by name (NODE_LOCKS, and apphost:app.requirements), each with its text */
+  locks: Record<string, string>;
+  /** package.json's `packageManager` (Corepack's field), e.g. "pnpm@9.15.9+sha512.abc" */
+  packageManager?: unknown;
+  /** What declares a workspace of several packages: package.json's `workspaces`, or pnpm-workspace.yaml */
+  workspaces?: "package.json" | "pnpm-workspace.yaml";
+}
+
+/** How a Node app's dependencies install: the lock, its manager, and (yarn, pnpm) the version npm installs of it. */
+export interface NodeDeps {
+  manager: NodeManager;
+  lock: string;
+  /** The Yarn or pnpm release the install runs; "" for npm, the host's own */
+  version: string;
+}
+
+/** Yarn 1, the last release of the line Yarn 1's yarn.lock belongs to. */
+export const YARN_VERSION = "1.22.22";
+
+/** pnpm by lockfileVersion: the last release of the line that writes each, which runs on Debian 12's Node 18. */
+export const PNPM_BY_LOCKFILE: Readonly<Record<string, string>> = {
+  "5": "7.33.7",
+  "6": "8.15.9",
+  "9": "9.15.9",
+};
+
+/** The install of an app configured without its files (hand-built configs): the lock named, or package-lock.json. */
+export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }): NodeDeps {
+  if (app.nodeDeps) return app.nodeDeps;
+  const lock = app.requirements ?? "package-lock.json";
+  const manager = managerOf(lock);
+  return {
+    manager,
+    lock,
+    version: manager === "yarn" ? YARN_VERSION : manager === "pnpm" ? PNPM_BY_LOCKFILE["9"] : "",
+  };
+}
+
+/**
+ * The install a Node app's files call for: the lock apphost:app.requirements
+ * names, else the one package.json's `packageManager` points to, else the
+ * first of NODE_LOCKS found; the version of Yarn or pnpm from
+ * `packageManager`, else the one that writes that lock. A problem, for
+ * apphost:app.requirements, when none can install the app as its lock says:
+ * no lock, Yarn 2 or later (its Plug'n'Play has no node_modules), a Yarn or
+ * pnpm workspace, or a lock of a pnpm apphost does not know.
+ */
+export function detectNodeDeps(
+  facts: NodeFacts,
+  requirements: string | undefined,
+  dir: string,
+): { deps: NodeDeps } | { problem: string } {
+  let wanted: { manager: string; version: string } | undefined;
+  if (facts.packageManager !== undefined) {
+    const m =
+      typeof facts.packageManager === "string"
+        ? /^(npm|yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(facts.packageManager)
+        : null;
+    if (!m || !SAFE.version.test(m[2]))
+      return {
+        problem:
+          `${dir}/package.json's "packageManager" is ${JSON.stringify(facts.packageManager)}; expected npm, yarn or pnpm ` +
+          `and an exact version, like "pnpm@9.15.9"; fix the field or remove it`,
+      };
+    wanted = { manager: m[1], version: m[2] };
+  }
+  const found = NODE_LOCKS.filter((name) => facts.locks[name] !== undefined);
+  const lock = requirements ?? found.find((name) => wanted && managerOf(name) === wanted.manager) ?? found[0];
+  if (lock === undefined || facts.locks[lock] === undefined) {
+    return {
+      problem:
+        (lock === undefined
+          ? `${dir} has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml)`
+          : `${dir}/${lock} does not exist`) +
+        "; a release installs exactly the versions a lock names: run npm install (or yarn, or pnpm install) in the app " +
+        "and commit the lock it writes" +
+        (lock === undefined ? "" : ", or point apphost:app.requirements at the lock the app has"),
+    };
+  }
+  const manager = managerOf(lock);
+  const text = facts.locks[lock];
+  const other = (name: string) =>
+    `; commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json, ` +
+    `or deploy with ${name}`;
+  if (
+    manager === "yarn" &&
+    (/^__metadata:/m.test(text) || (wanted?.manager === "yarn" && !wanted.version.startsWith("1.")))
+  )
+    return {
+      problem:
+        `${dir}/${lock} is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules ` +
+        `shared by the releases of one lock, and Berry's Plug'n'Play has none` +
+        other("Yarn 1 (yarn.lock v1)"),
+    };
+  if (manager !== "npm" && facts.workspaces !== undefined)
+    return {
+      problem:
+        `${dir} is a ${manager} workspace (${facts.workspaces}): apphost installs a workspace of several packages ` +
+        `with npm only` +
+        other("one package"),
+    };
+  let version = "";
+  if (manager === "yarn") version = wanted?.manager === "yarn" ? wanted.version : YARN_VERSION;
+  if (manager === "pnpm") {
+    const major = /^lockfileVersion:\s*['"]?(\d+)/m.exec(text)?.[1];
+    const known = major === undefined ? undefined : PNPM_BY_LOCKFILE[major];
+    version = wanted?.manager === "pnpm" ? wanted.version : (known ?? "");
+    if (version === "")
+      return {
+        problem:
+          `${dir}/${lock} has lockfileVersion ${major ?? "(none)"}, which apphost does not know the pnpm of; ` +
+          `set "packageManager" in package.json to the pnpm that wrote it, like "pnpm@9.15.9"`,
+      };
+  }
+  return { deps: { manager, lock, version } };
+}
+
+/** The settings files Yarn and pnpm read beside the lock (registry, node-linker, hoisting): copied to the tree, hashed. */
+export const NODE_SETTINGS = [".npmrc", ".yarnrc"] as const;
+
+/** How the install is named in notes and the phase's description: `npm ci`, `yarn 1.22.22 install`. */
+export function nodeInstallLabel(deps: NodeDeps): string {
+  return deps.manager === "npm" ? "npm ci" : `${deps.manager} ${deps.version} install`;
+}

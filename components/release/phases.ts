@@ -24,7 +24,7 @@ import { instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../pat
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
-import { memberDirs, nodeEnginesWarning } from "./node";
+import { memberDirs, NODE_SETTINGS, nodeDepsOf, nodeEnginesWarning, nodeInstallLabel } from "./node";
 import {
   pythonDepsOf,
   pythonInstallCommands,
@@ -329,46 +329,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `chown -h ${user}: "$NEW_DIR/.venv"`,
     );
   }
-  if (app.runtime === "node") {
-    const lock = requirementsFile(app);
-    const members = app.npmWorkspaces ?? [];
-    assertSafe(
-      "install phase",
-      members.map((w) => [`npm workspace member ${w.name}`, w.member, SAFE.relativeDir] as const),
-    );
-    // npm ci reads only the manifests: the root's, the lock and (an npm workspace) each member's package.json.
-    const manifests = [
-      `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/package.json" "$NEW_DIR/${lock}" "$NODE_DIR/"`,
-      ...(members.length > 0
-        ? [
-            `install -d -m 0755 -o ${user} -g ${user} ${memberDirs(members)
-              .map((d) => `"$NODE_DIR/${d}"`)
-              .join(" ")}`,
-          ]
-        : []),
-      ...members.map(
-        ({ member }) =>
-          `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${member}/package.json" "$NODE_DIR/${member}/"`,
-      ),
-    ];
-    commands.push(
-      // One node_modules per lock file, reused by every release that has it (npm ci takes the time). devDependencies
-      // too, whatever NODE_ENV says, as Heroku installs them: the build (vite, tsc, webpack) needs them.
-      `NODE_DIR="${l.venvs}/${refs.requirementsHash}-node"`,
-      `if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else ` +
-        `note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR"; ` +
-        `${manifests.join("; ")}; ` +
-        `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
-      ...(members.length > 0
-        ? [`link_node_modules "$NODE_DIR" ${members.map((w) => q(`${w.name}=${w.member}`)).join(" ")}`]
-        : [
-            `rm -rf "$NEW_DIR/node_modules"`,
-            `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
-            `chown -h ${user}: "$NEW_DIR/node_modules"`,
-          ]),
-      ...nodeEnginesWarning(),
-    );
-  }
+  if (app.runtime === "node") commands.push(...nodeInstallCommands(input));
   const steps: string[] = [];
   if (app.build)
     steps.push(
@@ -390,11 +351,78 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
           `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.` +
           (app.build ? " Then run the build command." : "")
         : `Link shared data/ and logs/, chown to ${l.user}.${linked} Then link node_modules to venvs/<lock hash>-node/node_modules, ` +
-          `created with npm ci unless it already exists complete.` +
+          `created with ${nodeInstallLabel(nodeDepsOf(app))} unless it already exists complete.` +
           (app.build ? " Then run the build command." : ""),
     exitCode: EXIT_CODES.install,
     commands,
   };
+}
+
+/**
+ * install, a Node app: one node_modules per lock (venvs/<hash>-node), made by npm ci, or by the Yarn 1 or pnpm
+ * release the app's lock calls for (node.ts: detectNodeDeps), which npm installs beside that tree and links into its
+ * node_modules/.bin, so the app's own scripts find it (`yarn build`, `pnpm start`). Reused by every release that has
+ * the lock. devDependencies too, whatever NODE_ENV says, as Heroku installs them: the build (vite, tsc, webpack)
+ * needs them.
+ */
+function nodeInstallCommands(input: ReleaseInput): string[] {
+  const l = paths(input);
+  const user = q(l.user);
+  const deps = nodeDepsOf(input.app);
+  const lock = deps.lock;
+  const members = input.app.npmWorkspaces ?? [];
+  assertSafe("install phase", [
+    ...members.map((w) => [`npm workspace member ${w.name}`, w.member, SAFE.relativeDir] as const),
+    ...(deps.manager === "npm" ? [] : [[`${deps.manager}'s version`, deps.version, SAFE.version] as const]),
+  ]);
+  // The installer reads only the manifests: the root's, the lock and (an npm workspace) each member's package.json;
+  // Yarn and pnpm also their settings.
+  const manifests = [
+    `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/package.json" "$NEW_DIR/${lock}" "$NODE_DIR/"`,
+    ...(members.length > 0
+      ? [
+          `install -d -m 0755 -o ${user} -g ${user} ${memberDirs(members)
+            .map((d) => `"$NODE_DIR/${d}"`)
+            .join(" ")}`,
+        ]
+      : []),
+    ...members.map(
+      ({ member }) =>
+        `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${member}/package.json" "$NODE_DIR/${member}/"`,
+    ),
+    ...(deps.manager === "npm"
+      ? []
+      : [
+          `for f in ${NODE_SETTINGS.join(" ")}; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o ${user} -g ${user} "$NEW_DIR/$f" "$NODE_DIR/"; fi; done`,
+        ]),
+  ];
+  const cache = `${l.root}/cache`;
+  const tool = `$NODE_DIR/.apphost-tool/bin/${deps.manager}`;
+  const run =
+    deps.manager === "npm"
+      ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"`]
+      : [
+          `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund ${deps.manager}@${deps.version}"`,
+          deps.manager === "yarn"
+            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${tool} install --frozen-lockfile --non-interactive --production=false --no-progress"`
+            : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${tool} install --frozen-lockfile --prod=false"`,
+          `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,
+        ];
+  return [
+    `NODE_DIR="${l.venvs}/${refsOf(input).requirementsHash}-node"`,
+    `if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else ` +
+      `note "install: ${nodeInstallLabel(deps)} into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR"; ` +
+      `${manifests.join("; ")}; ` +
+      `${run.join("; ")}; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
+    ...(members.length > 0
+      ? [`link_node_modules "$NODE_DIR" ${members.map((w) => q(`${w.name}=${w.member}`)).join(" ")}`]
+      : [
+          `rm -rf "$NEW_DIR/node_modules"`,
+          `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
+          `chown -h ${user}: "$NEW_DIR/node_modules"`,
+        ]),
+    ...nodeEnginesWarning(),
+  ];
 }
 
 /** backup: always before migrate; skipped (logged) only when there is no database yet. */

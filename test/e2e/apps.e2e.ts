@@ -52,6 +52,7 @@ const NODE = {
   source: path.join(ROOT, "examples", "node-todo"),
 };
 const NPM_WORKSPACE = path.join(ROOT, "examples", "npm-workspace");
+const NODE_LOCKFILES = path.join(ROOT, "examples", "node-lockfiles");
 const DJANGO = {
   stack: "local-dj",
   id: "polls-local-dj",
@@ -490,6 +491,51 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     assert.deepEqual(health(), { ok: true, greeting: "hello again from packages/greeting" });
     assert.equal(links()[0], first[0], "node_modules was installed again");
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("Yarn 1, then pnpm: each lock installs with its own tool, which starts the web process and runs the build", async function () {
+    // The same stack, one app locked twice: yarn.lock is found first; then apphost:app.requirements names pnpm-lock.yaml.
+    const deploy = async (tool: "yarn" | "pnpm", requirements?: string) => {
+      const st = await nodeStack(NODE_LOCKFILES, {
+        processes: { web: `${tool} start` },
+        build: `${tool} run build`,
+        env: { NODE_ENV: "production" },
+        ...(requirements ? { requirements } : {}),
+      });
+      const res = await st.up({ onOutput: log, configFile: st.configFile });
+      assert.equal(res.summary.result, "succeeded");
+    };
+    const health = () => JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+    const tree = () => onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
+    // The tool, installed beside the tree and linked into its .bin.
+    const tool = (name: string) =>
+      onHost(`readlink /srv/${NODE.id}/current/node_modules/.bin/${name}`).stdout.trim();
+    await deploy("yarn");
+    // Started by yarn, built by yarn with its devDependency though NODE_ENV is production, ms from the lock.
+    assert.deepEqual(health(), {
+      ok: true,
+      startedBy: "yarn/1.22.22",
+      built: "yarn/1.22.22",
+      twoDays: 172800000,
+    });
+    const yarnTree = tree();
+    assert.match(yarnTree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    assert.equal(tool("yarn"), `${path.dirname(yarnTree)}/.apphost-tool/bin/yarn`);
+    await deploy("pnpm", "pnpm-lock.yaml");
+    assert.deepEqual(health(), {
+      ok: true,
+      startedBy: "pnpm/9.15.9",
+      built: "pnpm/9.15.9",
+      twoDays: 172800000,
+    });
+    const pnpmTree = tree();
+    assert.notEqual(pnpmTree, yarnTree, "a tree of its own");
+    assert.equal(tool("pnpm"), `${path.dirname(pnpmTree)}/.apphost-tool/bin/pnpm`);
+    // pnpm's layout, through the release's link: ms links into its virtual store.
+    assert.equal(
+      onHost(`readlink /srv/${NODE.id}/current/node_modules/ms`).stdout.trim(),
+      ".pnpm/ms@2.1.3/node_modules/ms",
+    );
   });
 
   it("a uv workspace: the app in backend/, the lock and a shared library above it", async function () {

@@ -605,9 +605,13 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.equal(todo.app.requirements, "package-lock.json");
   });
 
-  it("a runtime the stack sets wins over the files", () => {
-    const c = parse(app("sample-app"), withKeys(withoutRuntime(), { "app.runtime": "node" }));
+  it("a runtime the stack sets wins over the files; node needs a package.json", () => {
+    const node = withKeys(withoutRuntime(), { "app.runtime": "node" });
+    const c = parse({ ...app("sample-app"), packageJson: "tooling" }, node);
     assert.equal(c.app.runtime, "node");
+    assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: app("sample-app") }), [
+      "apphost:app.source: sample-app has no package.json, which the install of a Node app (apphost:app.runtime) reads; point apphost:app.source at the app's directory, or set the runtime the app has",
+    ]);
   });
 
   it("both kinds of files, or neither: the key is asked for, naming what was found", () => {

@@ -1,4 +1,4 @@
-import { nodeEnginesWarning } from "../../components/release/node";
+import { nodeEnginesWarning, type NodeDeps } from "../../components/release/node";
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
@@ -370,6 +370,53 @@ describe("release phases: one key changed", () => {
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
     ]);
+  });
+
+  it("a Yarn 1 or pnpm lock: npm installs that release beside the tree, which it makes and links into .bin", () => {
+    const install = (nodeDeps: NodeDeps) =>
+      installPhase(
+        baseInput({
+          refs: literal,
+          app: { ...baseApp, runtime: "node", requirements: nodeDeps.lock, nodeDeps },
+        }),
+      ).commands;
+    const settings =
+      'for f in .npmrc .yarnrc; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/$f" "$NODE_DIR/"; fi; done; ';
+    const env =
+      "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
+    const yarn = install({ manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
+    assert.deepEqual(yarn.slice(7, 11), [
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: yarn 1.22.19 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
+        settings +
+        `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund yarn@1.22.19"; ` +
+        `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --no-progress"; ` +
+        'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
+        'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'rm -rf "$NEW_DIR/node_modules"',
+      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
+      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+    ]);
+    const pnpm = install({ manager: "pnpm", lock: "pnpm-lock.yaml", version: "9.15.9" });
+    assert.equal(
+      pnpm[7],
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: pnpm 9.15.9 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/pnpm-lock.yaml" "$NODE_DIR/"; ' +
+        settings +
+        `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund pnpm@9.15.9"; ` +
+        `as_app "$NODE_DIR" "${env} npm_config_store_dir=/srv/shop-prod/cache/pnpm-store npm_config_update_notifier=false $NODE_DIR/.apphost-tool/bin/pnpm install --frozen-lockfile --prod=false"; ` +
+        'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/pnpm node_modules/.bin/pnpm"; ' +
+        'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+    );
+    assert.match(
+      installPhase(baseInput({ app: { ...baseApp, runtime: "node", requirements: "pnpm-lock.yaml" } }))
+        .description,
+      /created with pnpm 9\.15\.9 install unless/,
+    );
+    assert.throws(
+      () => install({ manager: "yarn", lock: "yarn.lock", version: "1.22; rm -rf /" }),
+      /yarn's version: "1\.22; rm -rf \/" is not an exact version/,
+    );
   });
 
   it("installsPackages: a build that installs packages keeps the missing-compiler hint; one that runs the app's tools does not", () => {

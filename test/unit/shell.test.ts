@@ -76,6 +76,7 @@ describe("shell.ts", () => {
       ["awsRegion", "eu; rm"],
       ["s3Prefix", "../"],
       ["fileName", "a/b"],
+      ["version", "1.22.22; rm -rf /"],
     ];
     for (const [rule, value] of refused) assert.equal(SAFE[rule].test(value), false, `${rule} ${value}`);
     assert.deepEqual(
