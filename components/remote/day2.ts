@@ -166,7 +166,7 @@ export function execScript(layout: HostLayout, input: ExecInput): string {
     `--gid=${layout.user}`,
     `--unit=${execUnitName(layout, "$$")}`,
     ...props.map((p) => `--property=${p}`),
-    ...processEnvironment(dir, runtime, false).map((e) => `--setenv=${e}`),
+    ...processEnvironment(dir, runtime, false, text).map((e) => `--setenv=${e}`),
     "--",
     "/bin/sh",
     "-c",

@@ -111,7 +111,12 @@ export function processDir(layout: HostLayout, kind: ProcessConfig["kind"]): str
  * `NAME=value` (the unit's `Environment=` lines; `npm run exec` passes the
  * same with `systemd-run -E`).
  */
-export function processEnvironment(dir: string, runtime: AppConfig["runtime"], web: boolean): string[] {
+export function processEnvironment(
+  dir: string,
+  runtime: AppConfig["runtime"],
+  web: boolean,
+  command = "",
+): string[] {
   const env = [`PATH=${processPath(dir, runtime)}`];
   if (runtime === "python") {
     // PYTHONPATH in the env file replaces this one (systemd lets EnvironmentFile= override Environment=).
@@ -123,9 +128,15 @@ export function processEnvironment(dir: string, runtime: AppConfig["runtime"], w
   } else {
     env.push("NODE_ENV=production");
   }
+  // Yarn 1 looks for a writable cache and global folder at each `yarn start` and warns in the journal when the
+  // home directory (the stack's root) has none: the process's private /tmp has both.
+  if (RUNS_YARN.test(command)) env.push("YARN_CACHE_FOLDER=/tmp/yarn-cache", "YARN_PREFIX=/tmp/yarn");
   if (web) env.push("PORT=%i");
   return env;
 }
+
+/** A command that runs Yarn (`yarn start`, `cd api && yarn serve`). */
+const RUNS_YARN = /(?:^|[\s;&|(])yarn(?:\s|$)/;
 
 /** PATH of an app process: its release's venv or node_modules/.bin, then the system. */
 export function processPath(dir: string, runtime: AppConfig["runtime"]): string {
@@ -262,7 +273,7 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
 
   const web = process.kind === "web";
   const dir = processDir(layout, process.kind);
-  const env = processEnvironment(dir, runtime, web).map((e) => `Environment=${e}`);
+  const env = processEnvironment(dir, runtime, web, process.command).map((e) => `Environment=${e}`);
 
   return [
     web
@@ -583,7 +594,7 @@ export function renderScheduleService(layout: HostLayout, input: ScheduleUnitInp
     "# `current` is resolved at each start: every run uses the live release.",
     `WorkingDirectory=${dir}`,
     `EnvironmentFile=${layout.liveEnv}`,
-    ...processEnvironment(dir, runtime, false).map((e) => `Environment=${e}`),
+    ...processEnvironment(dir, runtime, false, schedule.command).map((e) => `Environment=${e}`),
     `ExecStart=${execStart(schedule.command)}`,
     `SyslogIdentifier=${layout.id}-schedule-${schedule.name}`,
     `# A run still going after ${schedule.timeoutSeconds}s is stopped and counts as failed.`,

@@ -204,6 +204,22 @@ WantedBy=multi-user.target
     assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV|PYTHONPATH/);
   });
 
+  it("a process that runs Yarn gets a cache and global folder in its private /tmp; others do not", () => {
+    const unit = (command: string) =>
+      renderProcessUnit(layout, { process: { name: "web", kind: "web", command }, runtime: "node" });
+    const yarnEnv = ["Environment=YARN_CACHE_FOLDER=/tmp/yarn-cache", "Environment=YARN_PREFIX=/tmp/yarn"];
+    for (const command of ["yarn start", "cd api && yarn serve"]) {
+      const lines = unit(command).split("\n");
+      assert.deepEqual(
+        yarnEnv.map((l) => lines.includes(l)),
+        [true, true],
+        command,
+      );
+    }
+    for (const command of ["npm start", "node server.js", "pnpm start", "yarnish start"])
+      assert.doesNotMatch(unit(command), /YARN_/, command);
+  });
+
   it("processRuntime: node, nodejs, npm and npx commands (after NAME=value words) are node; anything else keeps the app's runtime", () => {
     const cases: [string, "python" | "node", "python" | "node"][] = [
       ["node heartbeat.js", "python", "node"],
