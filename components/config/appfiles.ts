@@ -70,7 +70,8 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   const workspaces =
     pkg.workspaces !== undefined
       ? ("package.json" as const)
-      : read("pnpm-workspace.yaml") !== undefined
+      : // pnpm 10 writes one for its settings alone (onlyBuiltDependencies); a workspace lists its packages.
+        /^packages\s*:/m.test(read("pnpm-workspace.yaml") ?? "")
         ? ("pnpm-workspace.yaml" as const)
         : undefined;
   return {

@@ -232,8 +232,11 @@ export function detectNodeDeps(
   return { deps: { manager, lock, version } };
 }
 
-/** The settings files Yarn and pnpm read beside the lock (registry, node-linker, hoisting): copied to the tree, hashed. */
-export const NODE_SETTINGS = [".npmrc", ".yarnrc"] as const;
+/**
+ * The settings files Yarn and pnpm read beside the lock (registry, node-linker, hoisting; pnpm 10's
+ * pnpm-workspace.yaml, whose onlyBuiltDependencies lets better-sqlite3 build): copied to the tree, hashed.
+ */
+export const NODE_SETTINGS = [".npmrc", ".yarnrc", "pnpm-workspace.yaml"] as const;
 
 /** How the install is named in notes and the phase's description: `npm ci`, `yarn 1.22.22 install`. */
 export function nodeInstallLabel(deps: NodeDeps): string {

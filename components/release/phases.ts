@@ -398,14 +398,18 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
   ];
   const cache = `${l.root}/cache`;
   const tool = `$NODE_DIR/.apphost-tool/bin/${deps.manager}`;
+  // A dependency built from source (better-sqlite3 without a prebuilt binary) builds against the host's Node headers
+  // (Debian's libnode-dev, which its npm depends on), as Debian's node-gyp does for npm ci; the node-gyp that pnpm and
+  // Yarn bring would download them from nodejs.org.
+  const gyp = "npm_config_nodedir=/usr";
   const run =
     deps.manager === "npm"
       ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"`]
       : [
           `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund ${deps.manager}@${deps.version}"`,
           deps.manager === "yarn"
-            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${tool} install --frozen-lockfile --non-interactive --production=false --no-progress"`
-            : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${tool} install --frozen-lockfile --prod=false"`,
+            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --no-progress"`
+            : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false"`,
           `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,
         ];
   return [

@@ -380,6 +380,17 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
       });
 
+      it("pnpm-workspace.yaml is a workspace when it lists packages; pnpm 10's settings alone are not", () => {
+        fs.writeFileSync(path.join(dir, "pnpm-lock.yaml"), PNPM("9.0"));
+        fs.writeFileSync(
+          path.join(dir, "pnpm-workspace.yaml"),
+          "onlyBuiltDependencies:\n  - better-sqlite3\n",
+        );
+        assert.equal(readAppFiles({ source: dir }, "/")?.node?.workspaces, undefined);
+        fs.writeFileSync(path.join(dir, "pnpm-workspace.yaml"), "packages:\n  - 'packages/*'\n");
+        assert.equal(readAppFiles({ source: dir }, "/")?.node?.workspaces, "pnpm-workspace.yaml");
+      });
+
       it("the tree's hash: npm's as before; Yarn's and pnpm's follow the release and the settings beside the lock", () => {
         fs.writeFileSync(path.join(dir, "package-lock.json"), "{}");
         fs.writeFileSync(path.join(dir, "yarn.lock"), YARN_V1);

@@ -381,7 +381,7 @@ describe("release phases: one key changed", () => {
         }),
       ).commands;
     const settings =
-      'for f in .npmrc .yarnrc; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/$f" "$NODE_DIR/"; fi; done; ';
+      'for f in .npmrc .yarnrc pnpm-workspace.yaml; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/$f" "$NODE_DIR/"; fi; done; ';
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     const yarn = install({ manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
@@ -390,7 +390,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
         settings +
         `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund yarn@1.22.19"; ` +
-        `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --no-progress"; ` +
+        `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --no-progress"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/node_modules"',
@@ -404,7 +404,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/pnpm-lock.yaml" "$NODE_DIR/"; ' +
         settings +
         `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund pnpm@9.15.9"; ` +
-        `as_app "$NODE_DIR" "${env} npm_config_store_dir=/srv/shop-prod/cache/pnpm-store npm_config_update_notifier=false $NODE_DIR/.apphost-tool/bin/pnpm install --frozen-lockfile --prod=false"; ` +
+        `as_app "$NODE_DIR" "${env} npm_config_store_dir=/srv/shop-prod/cache/pnpm-store npm_config_update_notifier=false npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/pnpm install --frozen-lockfile --prod=false"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/pnpm node_modules/.bin/pnpm"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
     );
