@@ -242,3 +242,16 @@ export const NODE_SETTINGS = [".npmrc", ".yarnrc", "pnpm-workspace.yaml"] as con
 export function nodeInstallLabel(deps: NodeDeps): string {
   return deps.manager === "npm" ? "npm ci" : `${deps.manager} ${deps.version} install`;
 }
+
+/** The release of each tool a build gets when it names one the app's install did not bring (a frontend's `yarn build`). */
+export const DEFAULT_TOOL_VERSION: Readonly<Record<"yarn" | "pnpm", string>> = {
+  yarn: YARN_VERSION,
+  pnpm: PNPM_BY_LOCKFILE["9"],
+};
+
+/** Yarn and pnpm, as a command names them (`cd web && yarn install && yarn build`), each once. */
+export function buildTools(command: string): ("yarn" | "pnpm")[] {
+  return (["yarn", "pnpm"] as const).filter((m) =>
+    new RegExp(`(?:^|[\\s;&|(])${m}(?:\\s|$|[;&|)])`).test(command),
+  );
+}

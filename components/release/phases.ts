@@ -24,7 +24,15 @@ import { instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../pat
 import { shellQuote as q } from "../shell";
 import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
-import { memberDirs, NODE_SETTINGS, nodeDepsOf, nodeEnginesWarning, nodeInstallLabel } from "./node";
+import {
+  buildTools,
+  DEFAULT_TOOL_VERSION,
+  memberDirs,
+  NODE_SETTINGS,
+  nodeDepsOf,
+  nodeEnginesWarning,
+  nodeInstallLabel,
+} from "./node";
 import {
   pythonDepsOf,
   pythonInstallCommands,
@@ -331,11 +339,25 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   }
   if (app.runtime === "node") commands.push(...nodeInstallCommands(input));
   const steps: string[] = [];
-  if (app.build)
+  if (app.build) {
+    // Yarn or pnpm the build names (a frontend's `yarn install && yarn build`) that the app's own install did not
+    // bring: npm installs it once per release line into the stack's cache/tools, first on the build's PATH.
+    const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
+    const tools = buildTools(app.build).filter((m) => m !== own);
+    const dirs = tools.map((m) => `${l.root}/cache/tools/${m}-${DEFAULT_TOOL_VERSION[m]}`);
     steps.push(
       `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
-      `as_app "$NEW_DIR" ${q(app.build)}`,
+      ...tools.map(
+        (m, i) =>
+          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${NPM_ENV(l.root)} npm install --global --prefix ${dirs[i]} --no-audit --no-fund ${m}@${DEFAULT_TOOL_VERSION[m]}"; fi`,
+      ),
+      `as_app "$NEW_DIR" ${q(
+        tools.length > 0
+          ? `export PATH="${dirs.map((d) => `${d}/bin`).join(":")}:$PATH" npm_config_nodedir=/usr; ${app.build}`
+          : app.build,
+      )}`,
     );
+  }
   if (steps.length > 0) {
     commands.push(
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,

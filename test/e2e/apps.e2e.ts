@@ -69,7 +69,10 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     process.stdout.write(s);
   };
 
-  async function stackFor(source: string): Promise<auto.Stack & { configFile: string }> {
+  async function stackFor(
+    source: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<auto.Stack & { configFile: string }> {
     return localStack(backend, {
       stackName: STACK,
       sandbox,
@@ -89,6 +92,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
             POSTGRES_PASSWORD: "${database.password}",
             POSTGRES_DB: "${database.name}",
           },
+          ...extra,
         },
         "apphost:database": { kind: "postgres" },
         "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
@@ -233,6 +237,25 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const res = await up(SOURCE);
     assert.equal(res.summary.result, "succeeded");
     assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+  });
+
+  it("a Python app whose build runs Yarn (a frontend beside it): npm installs Yarn once into the stack's cache/tools", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-yarn-frontend-"));
+    fs.cpSync(SOURCE, dir, { recursive: true });
+    fs.cpSync(NODE_LOCKFILES, path.join(dir, "frontend"), { recursive: true });
+    const stack = await stackFor(dir, {
+      build: "cd frontend && yarn install --frozen-lockfile && yarn build",
+    });
+    const res = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    // The build ran Yarn 1.22.22 from cache/tools, with the frontend's devDependency (is-number) installed.
+    assert.equal(onHost(`cat /srv/${ID}/current/frontend/built.txt`).stdout.trim(), "yarn/1.22.22");
+    assert.equal(
+      onHost(`readlink -f /srv/${ID}/cache/tools/yarn-1.22.22/bin/yarn`).stdout.trim(),
+      `/srv/${ID}/cache/tools/yarn-1.22.22/lib/node_modules/yarn/bin/yarn.js`,
+    );
+    assert.equal(health().status, 200);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("an app needing a newer Python is refused at check, naming the host's version; the previous release keeps serving", async function () {

@@ -1,4 +1,4 @@
-import { nodeEnginesWarning, type NodeDeps } from "../../components/release/node";
+import { buildTools, nodeEnginesWarning, type NodeDeps } from "../../components/release/node";
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
@@ -416,6 +416,50 @@ describe("release phases: one key changed", () => {
     assert.throws(
       () => install({ manager: "yarn", lock: "yarn.lock", version: "1.22; rm -rf /" }),
       /yarn's version: "1\.22; rm -rf \/" is not an exact version/,
+    );
+  });
+
+  it("a build that names Yarn or pnpm the app's install did not bring gets it from the stack's cache/tools, first on PATH", () => {
+    const build = (app: Partial<typeof baseApp> & { nodeDeps?: NodeDeps }) =>
+      installPhase(baseInput({ refs: literal, app: { ...baseApp, ...app } })).commands.at(-1);
+    const env =
+      "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
+    assert.equal(
+      build({ build: "cd frontend && yarn install --frozen-lockfile && yarn build" }),
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=dependencies; ' +
+        `if [ ! -x /srv/shop-prod/cache/tools/yarn-1.22.22/bin/yarn ]; then as_app "$NEW_DIR" "${env} npm install --global --prefix /srv/shop-prod/cache/tools/yarn-1.22.22 --no-audit --no-fund yarn@1.22.22"; fi; ` +
+        `as_app "$NEW_DIR" 'export PATH="/srv/shop-prod/cache/tools/yarn-1.22.22/bin:$PATH" npm_config_nodedir=/usr; cd frontend && yarn install --frozen-lockfile && yarn build'; ` +
+        'as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+    );
+    assert.match(
+      build({ build: "(cd web && pnpm i) && yarn build" }) ?? "",
+      /tools\/yarn-1\.22\.22\/bin:\/srv\/shop-prod\/cache\/tools\/pnpm-9\.15\.9\/bin:\$PATH/,
+    );
+    // The app's own tool is in node_modules/.bin already; npm is the host's.
+    const yarnApp = {
+      runtime: "node" as const,
+      requirements: "yarn.lock",
+      nodeDeps: { manager: "yarn" as const, lock: "yarn.lock", version: "1.22.19" },
+    };
+    assert.match(
+      build({ ...yarnApp, build: "yarn build" }) ?? "",
+      /INSTALLING=build; as_app "\$NEW_DIR" 'yarn build'; as_app/,
+    );
+    assert.match(
+      build({ build: "npm ci && npm run build" }) ?? "",
+      /INSTALLING=dependencies; as_app "\$NEW_DIR" 'npm ci && npm run build'; as_app/,
+    );
+    assert.deepEqual(
+      [
+        "yarn",
+        "yarn build",
+        "cd web;yarn",
+        "pnpm -C web build",
+        "yarnpkg build",
+        "npx yarn-audit",
+        "echo yarn's",
+      ].map(buildTools),
+      [["yarn"], ["yarn"], ["yarn"], ["pnpm"], [], [], []],
     );
   });
 
