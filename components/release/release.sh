@@ -77,7 +77,7 @@ on_error() {
   if [ "${FUNCNAME[1]:-}" = as_app ]; then
     local hint=""
     if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
-      hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), add build-essential (and python3-dev for Python) to apphost:host.packages"
+      hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"
     fi
     die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint"
   fi

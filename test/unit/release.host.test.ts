@@ -365,7 +365,7 @@ describe("release script: a failed app command is named as the stack gave it", f
     assert.equal(
       failBuild("/nonexistent/cc", installs),
       `apphost: phase install failed: \`${installs}\` (as <user> in <release>) exited with status 3; ` +
-        "the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this Python and platform), " +
+        "the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), " +
         "add build-essential (and python3-dev for Python) to apphost:host.packages",
     );
     // A build that only runs the app's tools (vite build: not found in the conduit trial) gets no such hint.
