@@ -22,7 +22,7 @@ import ignore from "ignore";
 import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
-import { NODE_SETTINGS, nodeDepsOf } from "./node";
+import { nodeDepsOf, nodeSettings } from "./node";
 import { pythonDepsOf, workspaceMembers, WORKSPACE_DIR, type UvWorkspace } from "./python";
 
 /** The excludes applied when `apphost:app.excludes` is not set: the config module's default, not a copy. */
@@ -313,8 +313,9 @@ export function requirementsHash(
     h.update(body);
   }
   // Yarn and pnpm read their settings beside the lock (node.ts: NODE_SETTINGS); npm's tree hashes as before.
-  if (node && node.manager !== "npm") {
-    for (const name of NODE_SETTINGS) {
+  // An npm app without an .npmrc hashes as before.
+  if (node) {
+    for (const name of nodeSettings(node.manager)) {
       const abs = path.join(appDir, name);
       if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
         h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);

@@ -233,10 +233,13 @@ export function detectNodeDeps(
 }
 
 /**
- * The settings files Yarn and pnpm read beside the lock (registry, node-linker, hoisting; pnpm 10's
- * pnpm-workspace.yaml, whose onlyBuiltDependencies lets better-sqlite3 build): copied to the tree, hashed.
+ * The settings files a manager reads beside the lock, copied to the tree and hashed: npm's .npmrc
+ * (`legacy-peer-deps=true`, without which npm ci refuses a lock made with it; a registry), and for Yarn and
+ * pnpm also .yarnrc and pnpm 10's pnpm-workspace.yaml, whose onlyBuiltDependencies lets better-sqlite3 build.
  */
-export const NODE_SETTINGS = [".npmrc", ".yarnrc", "pnpm-workspace.yaml"] as const;
+export function nodeSettings(manager: NodeManager): string[] {
+  return manager === "npm" ? [".npmrc"] : [".npmrc", ".yarnrc", "pnpm-workspace.yaml"];
+}
 
 /** How the install is named in notes and the phase's description: `npm ci`, `yarn 1.22.22 install`. */
 export function nodeInstallLabel(deps: NodeDeps): string {

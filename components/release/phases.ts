@@ -28,10 +28,10 @@ import {
   buildTools,
   DEFAULT_TOOL_VERSION,
   memberDirs,
-  NODE_SETTINGS,
   nodeDepsOf,
   nodeEnginesWarning,
   nodeInstallLabel,
+  nodeSettings,
 } from "./node";
 import {
   pythonDepsOf,
@@ -412,11 +412,10 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
       ({ member }) =>
         `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${member}/package.json" "$NODE_DIR/${member}/"`,
     ),
-    ...(deps.manager === "npm"
-      ? []
-      : [
-          `for f in ${NODE_SETTINGS.join(" ")}; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o ${user} -g ${user} "$NEW_DIR/$f" "$NODE_DIR/"; fi; done`,
-        ]),
+    ...nodeSettings(deps.manager).map(
+      (f) =>
+        `if [ -f "$NEW_DIR/${f}" ]; then install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${f}" "$NODE_DIR/"; fi`,
+    ),
   ];
   const cache = `${l.root}/cache`;
   const tool = `$NODE_DIR/.apphost-tool/bin/${deps.manager}`;

@@ -336,7 +336,7 @@ describe("release phases: one key changed", () => {
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
-      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
@@ -366,6 +366,7 @@ describe("release phases: one key changed", () => {
         'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/backend" "$NODE_DIR/packages" "$NODE_DIR/packages/shared"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/packages/shared/package.json" "$NODE_DIR/packages/shared/"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/backend/package.json" "$NODE_DIR/backend/"; ' +
+        'if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; ' +
         'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
@@ -380,8 +381,9 @@ describe("release phases: one key changed", () => {
           app: { ...baseApp, runtime: "node", requirements: nodeDeps.lock, nodeDeps },
         }),
       ).commands;
-    const settings =
-      'for f in .npmrc .yarnrc pnpm-workspace.yaml; do if [ -f "$NEW_DIR/$f" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/$f" "$NODE_DIR/"; fi; done; ';
+    const copy = (f: string) =>
+      `if [ -f "$NEW_DIR/${f}" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/${f}" "$NODE_DIR/"; fi; `;
+    const settings = [".npmrc", ".yarnrc", "pnpm-workspace.yaml"].map(copy).join("");
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     const yarn = install({ manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
