@@ -436,10 +436,12 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const script = /src="(\/assets\/app\.[0-9a-f]{8}\.js)"/.exec(page.body)?.[1];
     assert.ok(script, page.body);
     assert.equal(http(sandbox, NODE.hostname, script, "https").status, 200);
-    // node_modules is the shared one for this lock file.
-    assert.match(
-      onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim(),
-      new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`),
+    // node_modules is the shared one for this lock file; npm ci ran beside the app's .npmrc.
+    const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
+    assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    assert.equal(
+      onHost(`cat ${path.dirname(tree)}/.npmrc`).stdout,
+      fs.readFileSync(path.join(NODE.source, ".npmrc"), "utf8"),
     );
     const again = await nd.up({ onOutput: log, configFile: nd.configFile });
     assert.equal(
