@@ -19,7 +19,13 @@ import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
-import { detectNodeDeps, npmWorkspaces, type NodeDeps, type NpmWorkspace } from "../release/node";
+import {
+  detectNodeDeps,
+  npmWorkspaces,
+  pinnedBuildTool,
+  type NodeDeps,
+  type NpmWorkspace,
+} from "../release/node";
 import type { ParseContext } from "./validate";
 
 // The sections are built for each parse (they read the stack's name, project and files), so zod's JIT would
@@ -1236,12 +1242,16 @@ export function sections(ctx: ParseContext, p: Prepared) {
       pythonDeps?: PythonDeps;
       npmWorkspaces?: NpmWorkspace[];
       nodeDeps?: NodeDeps;
+      buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
     } = {
       ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
       python,
     };
     if (a.runtime === "node") out.requirements ??= nodeDeps?.lock ?? D.defaultRequirements("node");
     if (a.runtime === "node" && nodeDeps) out.nodeDeps = nodeDeps;
+    // A Python app's build (a frontend at its root) runs the Yarn or pnpm its package.json pins.
+    const pinned = a.runtime === "python" && a.build ? pinnedBuildTool(files?.node?.packageManager) : {};
+    if (Object.keys(pinned).length > 0) out.buildToolVersions = pinned;
     if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
     if (a.runtime === "node" && npm) out.npmWorkspaces = npm.members;
     return out;

@@ -252,6 +252,17 @@ export const DEFAULT_TOOL_VERSION: Readonly<Record<"yarn" | "pnpm", string>> = {
   pnpm: PNPM_BY_LOCKFILE["9"],
 };
 
+/**
+ * The tool a top-level package.json's `packageManager` pins for a build (a Python app's frontend at its root):
+ * pnpm at any release, Yarn 1 only (npm's `yarn` package is Yarn 1; Berry is not installed).
+ */
+export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" | "pnpm", string>> {
+  const m =
+    typeof packageManager === "string" ? /^(yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(packageManager) : null;
+  if (!m || !SAFE.version.test(m[2]) || (m[1] === "yarn" && !m[2].startsWith("1."))) return {};
+  return { [m[1]]: m[2] };
+}
+
 /** Yarn and pnpm, as a command names them (`cd web && yarn install && yarn build`), each once. */
 export function buildTools(command: string): ("yarn" | "pnpm")[] {
   return (["yarn", "pnpm"] as const).filter((m) =>

@@ -344,12 +344,17 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     // bring: npm installs it once per release line into the stack's cache/tools, first on the build's PATH.
     const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
     const tools = buildTools(app.build).filter((m) => m !== own);
-    const dirs = tools.map((m) => `${l.root}/cache/tools/${m}-${DEFAULT_TOOL_VERSION[m]}`);
+    const version = (m: "yarn" | "pnpm") => app.buildToolVersions?.[m] ?? DEFAULT_TOOL_VERSION[m];
+    assertSafe(
+      "install phase",
+      tools.map((m) => [`${m}'s version`, version(m), SAFE.version] as const),
+    );
+    const dirs = tools.map((m) => `${l.root}/cache/tools/${m}-${version(m)}`);
     steps.push(
       `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
       ...tools.map(
         (m, i) =>
-          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${NPM_ENV(l.root)} npm install --global --prefix ${dirs[i]} --no-audit --no-fund ${m}@${DEFAULT_TOOL_VERSION[m]}"; fi`,
+          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${NPM_ENV(l.root)} npm install --global --prefix ${dirs[i]} --no-audit --no-fund ${m}@${version(m)}"; fi`,
       ),
       `as_app "$NEW_DIR" ${q(
         tools.length > 0

@@ -18,6 +18,7 @@ import {
   memberDirs,
   nodeEnginesWarning,
   npmWorkspaces,
+  pinnedBuildTool,
   YARN_VERSION,
   type NodeDeps,
   type NodeFacts,
@@ -348,6 +349,22 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
     });
 
+    it("pinnedBuildTool: pnpm at any release and Yarn 1 from packageManager; anything else pins nothing", () => {
+      const table: Array<[unknown, Record<string, string>]> = [
+        ["pnpm@10.18.0+sha512.e804f889", { pnpm: "10.18.0" }],
+        ["yarn@1.22.19", { yarn: "1.22.19" }],
+        ["yarn@4.5.0", {}],
+        ["npm@10.9.0", {}],
+        ["pnpm@latest", {}],
+        [undefined, {}],
+        [42, {}],
+      ];
+      assert.deepEqual(
+        table.map(([pm]) => pinnedBuildTool(pm)),
+        table.map(([, want]) => want),
+      );
+    });
+
     describe("from the app directory", () => {
       let dir: string;
       beforeEach(() => {
@@ -378,6 +395,23 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.equal(app.runtime, "node");
         assert.equal(app.requirements, "yarn.lock");
         assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
+      });
+
+      it("a Python app's build runs the pnpm its top-level package.json pins", () => {
+        fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
+        fs.writeFileSync(
+          path.join(dir, "package.json"),
+          '{"devDependencies": {"vite": "5"}, "packageManager": "pnpm@10.15.1"}',
+        );
+        const raw = withKeys(baseRaw(), {
+          "app.runtime": "python",
+          "app.requirements": undefined,
+          "app.source": dir,
+          "app.build": "pnpm install --frozen-lockfile && pnpm run build",
+        });
+        const app = parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }).app;
+        assert.deepEqual(app.buildToolVersions, { pnpm: "10.15.1" });
+        assert.equal(app.nodeDeps, undefined);
       });
 
       it("pnpm-workspace.yaml is a workspace when it lists packages; pnpm 10's settings alone are not", () => {

@@ -422,8 +422,9 @@ describe("release phases: one key changed", () => {
   });
 
   it("a build that names Yarn or pnpm the app's install did not bring gets it from the stack's cache/tools, first on PATH", () => {
-    const build = (app: Partial<typeof baseApp> & { nodeDeps?: NodeDeps }) =>
-      installPhase(baseInput({ refs: literal, app: { ...baseApp, ...app } })).commands.at(-1);
+    const build = (
+      app: Partial<typeof baseApp> & { nodeDeps?: NodeDeps; buildToolVersions?: Record<string, string> },
+    ) => installPhase(baseInput({ refs: literal, app: { ...baseApp, ...app } })).commands.at(-1);
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     assert.equal(
@@ -450,6 +451,18 @@ describe("release phases: one key changed", () => {
     assert.match(
       build({ build: "npm ci && npm run build" }) ?? "",
       /INSTALLING=dependencies; as_app "\$NEW_DIR" 'npm ci && npm run build'; as_app/,
+    );
+    // The release a top-level package.json pins (buildToolVersions, from its packageManager).
+    assert.match(
+      build({
+        build: "pnpm install --frozen-lockfile && pnpm run build",
+        buildToolVersions: { pnpm: "10.15.1" },
+      }) ?? "",
+      /npm install --global --prefix \/srv\/shop-prod\/cache\/tools\/pnpm-10\.15\.1 --no-audit --no-fund pnpm@10\.15\.1"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/pnpm-10\.15\.1\/bin:\$PATH"/,
+    );
+    assert.throws(
+      () => build({ build: "pnpm build", buildToolVersions: { pnpm: "10; rm -rf /" } }),
+      /pnpm's version/,
     );
     assert.deepEqual(
       [
