@@ -312,8 +312,8 @@ export function requirementsHash(
     h.update(`\0member\0${member}\0`);
     h.update(body);
   }
-  // Yarn and pnpm read their settings beside the lock (node.ts: NODE_SETTINGS); npm's tree hashes as before.
-  // An npm app without an .npmrc hashes as before.
+  // Each manager reads its settings beside the lock (node.ts: nodeSettings); an npm app without an .npmrc hashes as
+  // before.
   if (node) {
     for (const name of nodeSettings(node.manager)) {
       const abs = path.join(appDir, name);

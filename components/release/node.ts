@@ -196,9 +196,8 @@ export function detectNodeDeps(
   }
   const manager = managerOf(lock);
   const text = facts.locks[lock];
-  const other = (name: string) =>
-    `; commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json, ` +
-    `or deploy with ${name}`;
+  const npmLock =
+    "commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json";
   if (
     manager === "yarn" &&
     (/^__metadata:/m.test(text) || (wanted?.manager === "yarn" && !wanted.version.startsWith("1.")))
@@ -206,15 +205,14 @@ export function detectNodeDeps(
     return {
       problem:
         `${dir}/${lock} is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules ` +
-        `shared by the releases of one lock, and Berry's Plug'n'Play has none` +
-        other("Yarn 1 (yarn.lock v1)"),
+        `shared by the releases of one lock, and Berry's Plug'n'Play has none; ${npmLock}, or lock the app with Yarn 1`,
     };
   if (manager !== "npm" && facts.workspaces !== undefined)
     return {
       problem:
         `${dir} is a ${manager} workspace (${facts.workspaces}): apphost installs a workspace of several packages ` +
-        `with npm only` +
-        other("one package"),
+        `with npm only, from the "workspaces" of package.json; ` +
+        (facts.workspaces === "package.json" ? npmLock : `list the packages there, then ${npmLock}`),
     };
   let version = "";
   if (manager === "yarn") version = wanted?.manager === "yarn" ? wanted.version : YARN_VERSION;

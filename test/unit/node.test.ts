@@ -329,11 +329,11 @@ describe("npm workspaces (components/release/node.ts)", () => {
       );
       assert.match(
         problem({ locks: { "pnpm-lock.yaml": PNPM("9.0") }, workspaces: "pnpm-workspace.yaml" }),
-        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm only/,
+        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm only, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
       );
       assert.match(
         problem({ locks: { "yarn.lock": YARN_V1 }, workspaces: "package.json" }),
-        /^shop is a yarn workspace \(package\.json\)/,
+        /^shop is a yarn workspace \(package\.json\): .*; commit a package-lock\.json/,
       );
       assert.equal(
         problem({ locks: { "pnpm-lock.yaml": "lockfileVersion: '11.0'\n" } }),
