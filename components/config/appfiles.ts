@@ -6,7 +6,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { NODE_LOCKS, type NodeFacts } from "../release/node";
+import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
 import type { AppFiles } from "./validate";
 
@@ -67,6 +67,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   } catch {
     // npm reports an unreadable package.json, with its own words
   }
+  const { members, problems } = workspaceMembers(dir, pkg.workspaces);
   const workspaces =
     pkg.workspaces !== undefined
       ? ("package.json" as const)
@@ -78,7 +79,75 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     locks,
     ...(pkg.packageManager !== undefined ? { packageManager: pkg.packageManager } : {}),
     ...(workspaces ? { workspaces } : {}),
+    ...(members.length > 0 ? { members } : {}),
+    ...(problems.length > 0 ? { memberProblems: problems } : {}),
   };
+}
+
+/**
+ * package.json's `workspaces` (a list, or `{packages: [...]}`) expanded as Yarn 1 does: `*` matches within one
+ * directory name; each directory with a package.json is a member, under its `name`. A member outside the app is
+ * kept, for the parser to refuse (checkMembers).
+ */
+function workspaceMembers(dir: string, workspaces: unknown): { members: NpmWorkspace[]; problems: string[] } {
+  const patterns = Array.isArray(workspaces)
+    ? workspaces
+    : typeof workspaces === "object" &&
+        workspaces !== null &&
+        Array.isArray((workspaces as { packages?: unknown }).packages)
+      ? (workspaces as { packages: unknown[] }).packages
+      : [];
+  const members: NpmWorkspace[] = [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const pattern of patterns) {
+    if (typeof pattern !== "string" || pattern.includes("**") || pattern.startsWith("!")) {
+      problems.push(
+        `package.json's workspaces has ${JSON.stringify(pattern)}: apphost expands directory names with * in them ` +
+          `(packages/*), not ** or !; list the member directories`,
+      );
+      continue;
+    }
+    let found = [""];
+    for (const part of pattern.replace(/^\.\//, "").replace(/\/+$/, "").split("/")) {
+      if (!part.includes("*")) {
+        found = found.map((base) => (base ? `${base}/${part}` : part));
+        continue;
+      }
+      const re = new RegExp(
+        `^${part
+          .split("*")
+          .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+          .join("[^/]*")}$`,
+      );
+      found = found.flatMap((base) => {
+        try {
+          return fs
+            .readdirSync(path.join(dir, base), { withFileTypes: true })
+            .filter((e) => e.isDirectory() && !e.name.startsWith(".") && re.test(e.name))
+            .map((e) => (base ? `${base}/${e.name}` : e.name))
+            .sort();
+        } catch {
+          return [];
+        }
+      });
+    }
+    for (const member of found) {
+      let name: unknown;
+      try {
+        name = (
+          JSON.parse(fs.readFileSync(path.join(dir, member, "package.json"), "utf8")) as { name?: unknown }
+        ).name;
+      } catch {
+        continue; // Yarn skips a directory without a readable package.json
+      }
+      if (typeof name === "string" && !seen.has(member)) {
+        seen.add(member);
+        members.push({ name, member: path.posix.normalize(member) });
+      }
+    }
+  }
+  return { members, problems };
 }
 
 /** `tooling` for a package.json without dependencies and without a start script; `app` for any other, even unreadable. */

@@ -20,6 +20,7 @@ import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
 import {
+  checkMembers,
   detectNodeDeps,
   npmWorkspaces,
   pinnedBuildTool,
@@ -1077,7 +1078,16 @@ export function sections(ctx: ParseContext, p: Prepared) {
     ? detectNodeDeps(files.node, typeof rawRequirements === "string" ? rawRequirements : undefined, files.dir)
     : undefined;
   const nodeDeps = node && "deps" in node ? node.deps : undefined;
-  const npm = nodeDeps?.manager === "npm" ? npmWorkspaces(files?.node?.locks[nodeDeps.lock]) : undefined;
+  // npm's members come from its lock's links; Yarn 1's from package.json's workspaces, which it links the same way.
+  const npm =
+    nodeDeps?.manager === "npm"
+      ? npmWorkspaces(files?.node?.locks[nodeDeps.lock])
+      : nodeDeps?.manager === "yarn" && files?.node?.workspaces === "package.json"
+        ? (({ members, problems }) => ({
+            members,
+            problems: [...(files.node?.memberProblems ?? []), ...problems],
+          }))(checkMembers(files.node.members ?? [], "package.json's workspaces link"))
+        : undefined;
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
   const App = section(

@@ -39,19 +39,36 @@ export function npmWorkspaces(lockText: string | undefined): { members: NpmWorks
     return { members, problems }; // npm ci reports an unreadable lock, with its own words
   }
   if (typeof packages !== "object" || packages === null) return { members, problems };
+  const links: NpmWorkspace[] = [];
   for (const [key, value] of Object.entries(packages as Record<string, unknown>)) {
     const entry = value as { link?: unknown; resolved?: unknown } | null;
     const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)$/.exec(key);
     if (!m || !entry || entry.link !== true || typeof entry.resolved !== "string") continue;
-    const [name, member] = [m[1], entry.resolved.replace(/\/+$/, "")];
+    links.push({ name: m[1], member: entry.resolved.replace(/\/+$/, "") });
+  }
+  return checkMembers(links, "package-lock.json links");
+}
+
+/**
+ * Workspace members as a lock links them (`package-lock.json links`) or package.json's workspaces name them
+ * (`package.json's workspaces name`), sorted by name; the problems: a member outside the app directory, which the
+ * release does not carry, or a name or path apphost will not put in a shell command.
+ */
+export function checkMembers(
+  links: readonly NpmWorkspace[],
+  says: string,
+): { members: NpmWorkspace[]; problems: string[] } {
+  const members: NpmWorkspace[] = [];
+  const problems: string[] = [];
+  for (const { name, member } of links) {
     if (member.startsWith("/") || member.split("/").includes("..")) {
       problems.push(
-        `package-lock.json links ${JSON.stringify(name)} to ${member}, outside the app directory: a release carries only ` +
+        `${says} ${JSON.stringify(name)} to ${member}, outside the app directory: a release carries only ` +
           `the app directory; move it into the app as a workspace member, or point apphost:app.source at the directory that holds both`,
       );
     } else if (!PACKAGE_NAME.test(name) || !SAFE.relativeDir.test(member)) {
       problems.push(
-        `package-lock.json links ${JSON.stringify(name)} to ${JSON.stringify(member)}: expected an npm package name and ` +
+        `${says} ${JSON.stringify(name)} to ${JSON.stringify(member)}: expected an npm package name and ` +
           `${SAFE.relativeDir.what}; rename the member`,
       );
     } else {
@@ -121,6 +138,10 @@ export interface NodeFacts {
   packageManager?: unknown;
   /** What declares a workspace of several packages: package.json's `workspaces`, or pnpm-workspace.yaml */
   workspaces?: "package.json" | "pnpm-workspace.yaml";
+  /** package.json's workspaces, expanded: each member directory with its package.json's name (Yarn 1 links these) */
+  members?: NpmWorkspace[];
+  /** Patterns of package.json's workspaces that could not be expanded */
+  memberProblems?: string[];
 }
 
 /** How a Node app's dependencies install: the lock, its manager, and (yarn, pnpm) the version npm installs of it. */
@@ -159,8 +180,9 @@ export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }):
  * first of NODE_LOCKS found; the version of Yarn or pnpm from
  * `packageManager`, else the one that writes that lock. A problem, for
  * apphost:app.requirements, when none can install the app as its lock says:
- * no lock, Yarn 2 or later (its Plug'n'Play has no node_modules), a Yarn or
- * pnpm workspace, or a lock of a pnpm apphost does not know.
+ * no lock, Yarn 2 or later (its Plug'n'Play has no node_modules), a pnpm
+ * workspace, or a lock of a pnpm apphost does not know. A Yarn 1 workspace
+ * installs as an npm one (its members: package.json's workspaces, expanded).
  */
 export function detectNodeDeps(
   facts: NodeFacts,
@@ -207,11 +229,12 @@ export function detectNodeDeps(
         `${dir}/${lock} is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules ` +
         `shared by the releases of one lock, and Berry's Plug'n'Play has none; ${npmLock}, or lock the app with Yarn 1`,
     };
-  if (manager !== "npm" && facts.workspaces !== undefined)
+  // Yarn 1 links package.json's workspaces as npm does; pnpm links each member's own node_modules to the others.
+  if (manager === "pnpm" && facts.workspaces !== undefined)
     return {
       problem:
         `${dir} is a ${manager} workspace (${facts.workspaces}): apphost installs a workspace of several packages ` +
-        `with npm only, from the "workspaces" of package.json; ` +
+        `with npm or Yarn 1, from the "workspaces" of package.json; ` +
         (facts.workspaces === "package.json" ? npmLock : `list the packages there, then ${npmLock}`),
     };
   let version = "";

@@ -434,7 +434,7 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
       : [
           `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund ${deps.manager}@${deps.version}"`,
           deps.manager === "yarn"
-            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --no-progress"`
+            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"`
             : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false"`,
           `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,
         ];

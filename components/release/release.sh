@@ -117,14 +117,15 @@ ensure_dirs() {
 }
 
 # Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.
-# Yarn 1 (`yarn build`) gets a cache and global folder in the stack's cache/, which the app user owns.
+# Yarn 1 (`yarn build`) gets a cache and global folder in the stack's cache/, which the app user owns, and runs
+# whatever package.json's engines.node says, as npm does (the install phase warns; yarn would refuse).
 # A Python app's release directory and its src/ are importable (app_pythonpath, the units' PYTHONPATH), unless
 # the env file sets PYTHONPATH: the app's own package is never installed into the shared venv.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 as_app() {
   AS_APP_DIR=$1 AS_APP_CMD=$2
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
-    YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
+    YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
 }
 

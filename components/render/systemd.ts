@@ -129,8 +129,10 @@ export function processEnvironment(
     env.push("NODE_ENV=production");
   }
   // Yarn 1 looks for a writable cache and global folder at each `yarn start` and warns in the journal when the
-  // home directory (the stack's root) has none: the process's private /tmp has both.
-  if (RUNS_YARN.test(command)) env.push("YARN_CACHE_FOLDER=/tmp/yarn-cache", "YARN_PREFIX=/tmp/yarn");
+  // home directory (the stack's root) has none: the process's private /tmp has both. It also refuses to run under
+  // a Node that package.json's engines.node excludes, where npm runs (the install phase warns).
+  if (RUNS_YARN.test(command))
+    env.push("YARN_CACHE_FOLDER=/tmp/yarn-cache", "YARN_PREFIX=/tmp/yarn", "YARN_IGNORE_ENGINES=true");
   if (web) env.push("PORT=%i");
   return env;
 }

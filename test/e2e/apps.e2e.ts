@@ -477,6 +477,25 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /**
+   * The workspace's library changes its code, not its package.json: the next release uses the same tree and loads
+   * the new code. Removes the copy afterwards.
+   */
+  async function libraryChanges(
+    dir: string,
+    deploy: () => Promise<void>,
+    tree: () => string,
+    before: string,
+  ) {
+    const lib = path.join(dir, "packages", "greeting", "index.js");
+    fs.writeFileSync(lib, fs.readFileSync(lib, "utf8").replace("hello from", "hello again from"));
+    await deploy();
+    const health = JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+    assert.deepEqual(health, { ok: true, greeting: "hello again from packages/greeting" });
+    assert.equal(tree(), before, "node_modules was installed again");
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
   it("an npm workspace: the members' dependencies, a devDependency for the build under NODE_ENV=production, a library by its package name from the release, a warning for engines.node", async function () {
     // The same stack takes the workspace app: its API from the Procfile (cd api && node server.js).
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-ws-"));
@@ -509,13 +528,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const first = links();
     assert.match(first[0], new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
     assert.deepEqual(first.slice(1, 4), ["../../packages/greeting", `${first[0]}/express`, "directory"]);
-    // The library's code changes, not its package.json: the same tree, and the new release loads the new code.
-    const lib = path.join(dir, "packages", "greeting", "index.js");
-    fs.writeFileSync(lib, fs.readFileSync(lib, "utf8").replace("hello from", "hello again from"));
-    await deploy();
-    assert.deepEqual(health(), { ok: true, greeting: "hello again from packages/greeting" });
-    assert.equal(links()[0], first[0], "node_modules was installed again");
-    fs.rmSync(dir, { recursive: true, force: true });
+    await libraryChanges(dir, deploy, () => links()[0], first[0]);
   });
 
   it("Yarn 1, then pnpm: each lock installs with its own tool, which starts the web process and runs the build", async function () {
@@ -561,6 +574,35 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       onHost(`readlink /srv/${NODE.id}/current/node_modules/ms`).stdout.trim(),
       ".pnpm/ms@2.1.3/node_modules/ms",
     );
+  });
+
+  it("the same workspace locked by Yarn 1: yarn links the members as npm does, and each release loads its own", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-yarn-ws-"));
+    fs.cpSync(NPM_WORKSPACE, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
+    const deploy = async () => {
+      const ws = await nodeStack(dir, {
+        requirements: "yarn.lock",
+        build: "yarn build",
+        env: { NODE_ENV: "production" },
+      });
+      const res = await ws.up({ onOutput: log, configFile: ws.configFile });
+      assert.equal(res.summary.result, "succeeded");
+    };
+    await deploy();
+    const health = () => JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+    assert.deepEqual(health(), { ok: true, greeting: "hello from packages/greeting" });
+    assert.match(http(sandbox, NODE.hostname, "/", "https").body, /<p>built for production<\/p>/);
+    const links = () =>
+      onHost(
+        `cd /srv/${NODE.id}/current && readlink node_modules/.apphost-tree node_modules/@shop/greeting node_modules/.bin/yarn`,
+      ).stdout.split("\n");
+    const first = links();
+    assert.match(first[0], new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    assert.deepEqual(first.slice(1, 3), [
+      "../../packages/greeting",
+      `${path.dirname(first[0])}/.apphost-tool/bin/yarn`,
+    ]);
+    await libraryChanges(dir, deploy, () => links()[0], first[0]);
   });
 
   it("a uv workspace: the app in backend/, the lock and a shared library above it", async function () {

@@ -329,12 +329,12 @@ describe("npm workspaces (components/release/node.ts)", () => {
       );
       assert.match(
         problem({ locks: { "pnpm-lock.yaml": PNPM("9.0") }, workspaces: "pnpm-workspace.yaml" }),
-        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm only, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
+        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm or Yarn 1, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
       );
-      assert.match(
-        problem({ locks: { "yarn.lock": YARN_V1 }, workspaces: "package.json" }),
-        /^shop is a yarn workspace \(package\.json\): .*; commit a package-lock\.json/,
-      );
+      // Yarn 1 links package.json's workspaces as npm does.
+      assert.deepEqual(detect({ locks: { "yarn.lock": YARN_V1 }, workspaces: "package.json" }), {
+        deps: { manager: "yarn", lock: "yarn.lock", version: YARN_VERSION },
+      });
       assert.equal(
         problem({ locks: { "pnpm-lock.yaml": "lockfileVersion: '11.0'\n" } }),
         'shop/pnpm-lock.yaml has lockfileVersion 11, which apphost does not know the pnpm of; set "packageManager" in package.json to the pnpm that wrote it, like "pnpm@9.15.9"',
@@ -412,6 +412,60 @@ describe("npm workspaces (components/release/node.ts)", () => {
         const app = parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }).app;
         assert.deepEqual(app.buildToolVersions, { pnpm: "10.15.1" });
         assert.equal(app.nodeDeps, undefined);
+      });
+
+      it("a Yarn 1 workspace: package.json's workspaces expanded (* within a name) into members, links outside refused", () => {
+        const write = (file: string, text: string) => {
+          fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+          fs.writeFileSync(path.join(dir, file), text);
+        };
+        write("package.json", '{"private": true, "workspaces": ["api", "packages/*", "../lib", "apps/**"]}');
+        write("yarn.lock", YARN_V1);
+        write("api/package.json", '{"name": "api"}');
+        write("packages/greeting/package.json", '{"name": "@shop/greeting"}');
+        write("packages/util/package.json", '{"name": "util"}');
+        write("packages/notes/README.md", "no package.json: not a member\n");
+        write("../lib/package.json", '{"name": "lib"}');
+        const node = readAppFiles({ source: dir }, "/")?.node;
+        assert.deepEqual(node?.members, [
+          { name: "api", member: "api" },
+          { name: "@shop/greeting", member: "packages/greeting" },
+          { name: "util", member: "packages/util" },
+          { name: "lib", member: "../lib" },
+        ]);
+        assert.deepEqual(node?.memberProblems, [
+          'package.json\'s workspaces has "apps/**": apphost expands directory names with * in them (packages/*), not ** or !; list the member directories',
+        ]);
+        const raw = withKeys(baseRaw(), {
+          "app.runtime": undefined,
+          "app.requirements": undefined,
+          "app.source": dir,
+        });
+        assert.throws(
+          () => parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError);
+            assert.deepEqual(
+              e.issues.map((i) => [i.path, i.message.replace(dir, "<app>")]),
+              [
+                ["apphost:app.source", `<app>: ${node?.memberProblems?.[0]}`],
+                [
+                  "apphost:app.source",
+                  '<app>: package.json\'s workspaces link "lib" to ../lib, outside the app directory: a release carries only the app directory; move it into the app as a workspace member, or point apphost:app.source at the directory that holds both',
+                ],
+              ],
+            );
+            return true;
+          },
+        );
+        write("package.json", '{"private": true, "workspaces": {"packages": ["api", "packages/*"]}}');
+        const app = parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }).app;
+        assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: YARN_VERSION });
+        assert.deepEqual(app.npmWorkspaces, [
+          { name: "@shop/greeting", member: "packages/greeting" },
+          { name: "api", member: "api" },
+          { name: "util", member: "packages/util" },
+        ]);
       });
 
       it("pnpm-workspace.yaml is a workspace when it lists packages; pnpm 10's settings alone are not", () => {

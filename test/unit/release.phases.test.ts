@@ -392,7 +392,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
         settings +
         `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund yarn@1.22.19"; ` +
-        `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --no-progress"; ` +
+        `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/node_modules"',

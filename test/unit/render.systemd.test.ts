@@ -207,12 +207,16 @@ WantedBy=multi-user.target
   it("a process that runs Yarn gets a cache and global folder in its private /tmp; others do not", () => {
     const unit = (command: string) =>
       renderProcessUnit(layout, { process: { name: "web", kind: "web", command }, runtime: "node" });
-    const yarnEnv = ["Environment=YARN_CACHE_FOLDER=/tmp/yarn-cache", "Environment=YARN_PREFIX=/tmp/yarn"];
+    const yarnEnv = [
+      "Environment=YARN_CACHE_FOLDER=/tmp/yarn-cache",
+      "Environment=YARN_PREFIX=/tmp/yarn",
+      "Environment=YARN_IGNORE_ENGINES=true",
+    ];
     for (const command of ["yarn start", "cd api && yarn serve"]) {
       const lines = unit(command).split("\n");
       assert.deepEqual(
         yarnEnv.map((l) => lines.includes(l)),
-        [true, true],
+        [true, true, true],
         command,
       );
     }
