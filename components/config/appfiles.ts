@@ -87,7 +87,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
 /**
  * package.json's `workspaces` (a list, or `{packages: [...]}`) expanded as Yarn 1 does: `*` matches within one
  * directory name; each directory with a package.json is a member, under its `name`. A member outside the app is
- * kept, for the parser to refuse (checkMembers).
+ * kept, for the parser to refuse (node.ts: yarnWorkspaces).
  */
 function workspaceMembers(dir: string, workspaces: unknown): { members: NpmWorkspace[]; problems: string[] } {
   const patterns = Array.isArray(workspaces)

@@ -20,11 +20,11 @@ import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
 import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
 import {
-  checkMembers,
   detectNodeDeps,
   npmWorkspaces,
   pinnedBuildTool,
   type NodeDeps,
+  yarnWorkspaces,
   type NpmWorkspace,
 } from "../release/node";
 import type { ParseContext } from "./validate";
@@ -1083,10 +1083,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     nodeDeps?.manager === "npm"
       ? npmWorkspaces(files?.node?.locks[nodeDeps.lock])
       : nodeDeps?.manager === "yarn" && files?.node?.workspaces === "package.json"
-        ? (({ members, problems }) => ({
-            members,
-            problems: [...(files.node?.memberProblems ?? []), ...problems],
-          }))(checkMembers(files.node.members ?? [], "package.json's workspaces link"))
+        ? yarnWorkspaces(files.node)
         : undefined;
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;

@@ -54,7 +54,7 @@ export function npmWorkspaces(lockText: string | undefined): { members: NpmWorks
  * (`package.json's workspaces name`), sorted by name; the problems: a member outside the app directory, which the
  * release does not carry, or a name or path apphost will not put in a shell command.
  */
-export function checkMembers(
+function checkMembers(
   links: readonly NpmWorkspace[],
   says: string,
 ): { members: NpmWorkspace[]; problems: string[] } {
@@ -125,7 +125,7 @@ export const NODE_LOCKS = [
 ] as const;
 
 /** A lock file's manager: yarn.lock is Yarn's, pnpm-lock.yaml pnpm's, any other (package-lock.json) npm's. */
-export function managerOf(lock: string): NodeManager {
+function managerOf(lock: string): NodeManager {
   const base = lock.split("/").pop();
   return base === "yarn.lock" ? "yarn" : base === "pnpm-lock.yaml" ? "pnpm" : "npm";
 }
@@ -156,11 +156,17 @@ export interface NodeDeps {
 export const YARN_VERSION = "1.22.22";
 
 /** pnpm by lockfileVersion: the last release of the line that writes each, which runs on Debian 12's Node 18. */
-export const PNPM_BY_LOCKFILE: Readonly<Record<string, string>> = {
+const PNPM_BY_LOCKFILE: Readonly<Record<string, string>> = {
   "5": "7.33.7",
   "6": "8.15.9",
   "9": "9.15.9",
 };
+
+/** package.json's `packageManager` ("pnpm@9.15.9+sha512.abc"): the manager and its exact version, or undefined. */
+function parsePackageManager(field: unknown): { manager: NodeManager; version: string } | undefined {
+  const m = typeof field === "string" ? /^(npm|yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(field) : null;
+  return m && SAFE.version.test(m[2]) ? { manager: m[1] as NodeManager, version: m[2] } : undefined;
+}
 
 /** The install of an app configured without its files (hand-built configs): the lock named, or package-lock.json. */
 export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }): NodeDeps {
@@ -170,7 +176,7 @@ export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }):
   return {
     manager,
     lock,
-    version: manager === "yarn" ? YARN_VERSION : manager === "pnpm" ? PNPM_BY_LOCKFILE["9"] : "",
+    version: manager === "npm" ? "" : DEFAULT_TOOL_VERSION[manager],
   };
 }
 
@@ -189,20 +195,13 @@ export function detectNodeDeps(
   requirements: string | undefined,
   dir: string,
 ): { deps: NodeDeps } | { problem: string } {
-  let wanted: { manager: string; version: string } | undefined;
-  if (facts.packageManager !== undefined) {
-    const m =
-      typeof facts.packageManager === "string"
-        ? /^(npm|yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(facts.packageManager)
-        : null;
-    if (!m || !SAFE.version.test(m[2]))
-      return {
-        problem:
-          `${dir}/package.json's "packageManager" is ${JSON.stringify(facts.packageManager)}; expected npm, yarn or pnpm ` +
-          `and an exact version, like "pnpm@9.15.9"; fix the field or remove it`,
-      };
-    wanted = { manager: m[1], version: m[2] };
-  }
+  const wanted = parsePackageManager(facts.packageManager);
+  if (facts.packageManager !== undefined && wanted === undefined)
+    return {
+      problem:
+        `${dir}/package.json's "packageManager" is ${JSON.stringify(facts.packageManager)}; expected npm, yarn or pnpm ` +
+        `and an exact version, like "pnpm@9.15.9"; fix the field or remove it`,
+    };
   const found = NODE_LOCKS.filter((name) => facts.locks[name] !== undefined);
   const lock = requirements ?? found.find((name) => wanted && managerOf(name) === wanted.manager) ?? found[0];
   if (lock === undefined || facts.locks[lock] === undefined) {
@@ -253,6 +252,12 @@ export function detectNodeDeps(
   return { deps: { manager, lock, version } };
 }
 
+/** A Yarn 1 workspace's members: package.json's workspaces as appfiles expanded them, checked as npm's links are. */
+export function yarnWorkspaces(facts: NodeFacts): { members: NpmWorkspace[]; problems: string[] } {
+  const { members, problems } = checkMembers(facts.members ?? [], "package.json's workspaces link");
+  return { members, problems: [...(facts.memberProblems ?? []), ...problems] };
+}
+
 /**
  * The settings files a manager reads beside the lock, copied to the tree and hashed: npm's .npmrc
  * (`legacy-peer-deps=true`, without which npm ci refuses a lock made with it; a registry), and for Yarn and
@@ -278,10 +283,20 @@ export const DEFAULT_TOOL_VERSION: Readonly<Record<"yarn" | "pnpm", string>> = {
  * pnpm at any release, Yarn 1 only (npm's `yarn` package is Yarn 1; Berry is not installed).
  */
 export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" | "pnpm", string>> {
-  const m =
-    typeof packageManager === "string" ? /^(yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(packageManager) : null;
-  if (!m || !SAFE.version.test(m[2]) || (m[1] === "yarn" && !m[2].startsWith("1."))) return {};
-  return { [m[1]]: m[2] };
+  const pinned = parsePackageManager(packageManager);
+  if (!pinned || pinned.manager === "npm" || (pinned.manager === "yarn" && !pinned.version.startsWith("1.")))
+    return {};
+  return { [pinned.manager]: pinned.version };
+}
+
+/** The command that has npm install Yarn or pnpm at a release into `prefix` (its bin/ then holds the tool). */
+export function npmInstallTool(
+  npmEnv: string,
+  prefix: string,
+  tool: "yarn" | "pnpm",
+  version: string,
+): string {
+  return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${tool}@${version}`;
 }
 
 /** Yarn and pnpm, as a command names them (`cd web && yarn install && yarn build`), each once. */

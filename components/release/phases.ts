@@ -32,6 +32,7 @@ import {
   nodeEnginesWarning,
   nodeInstallLabel,
   nodeSettings,
+  npmInstallTool,
 } from "./node";
 import {
   pythonDepsOf,
@@ -354,7 +355,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
       ...tools.map(
         (m, i) =>
-          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${NPM_ENV(l.root)} npm install --global --prefix ${dirs[i]} --no-audit --no-fund ${m}@${version(m)}"; fi`,
+          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], m, version(m))}"; fi`,
       ),
       `as_app "$NEW_DIR" ${q(
         tools.length > 0
@@ -432,7 +433,7 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
     deps.manager === "npm"
       ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"`]
       : [
-          `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund ${deps.manager}@${deps.version}"`,
+          `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
           deps.manager === "yarn"
             ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"`
             : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false"`,

@@ -31,6 +31,7 @@ import {
   upstreamUnitName,
 } from "../paths";
 import { managedBy } from "./common";
+import { buildTools } from "../release/node";
 import { assertSafe, SAFE, shellQuote as q } from "../shell";
 
 export { UNIT_DIR };
@@ -131,14 +132,11 @@ export function processEnvironment(
   // Yarn 1 looks for a writable cache and global folder at each `yarn start` and warns in the journal when the
   // home directory (the stack's root) has none: the process's private /tmp has both. It also refuses to run under
   // a Node that package.json's engines.node excludes, where npm runs (the install phase warns).
-  if (RUNS_YARN.test(command))
+  if (buildTools(command).includes("yarn"))
     env.push("YARN_CACHE_FOLDER=/tmp/yarn-cache", "YARN_PREFIX=/tmp/yarn", "YARN_IGNORE_ENGINES=true");
   if (web) env.push("PORT=%i");
   return env;
 }
-
-/** A command that runs Yarn (`yarn start`, `cd api && yarn serve`). */
-const RUNS_YARN = /(?:^|[\s;&|(])yarn(?:\s|$)/;
 
 /** PATH of an app process: its release's venv or node_modules/.bin, then the system. */
 export function processPath(dir: string, runtime: AppConfig["runtime"]): string {

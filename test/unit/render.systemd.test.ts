@@ -212,7 +212,7 @@ WantedBy=multi-user.target
       "Environment=YARN_PREFIX=/tmp/yarn",
       "Environment=YARN_IGNORE_ENGINES=true",
     ];
-    for (const command of ["yarn start", "cd api && yarn serve"]) {
+    for (const command of ["yarn start", "cd api && yarn serve", "cd web;yarn start"]) {
       const lines = unit(command).split("\n");
       assert.deepEqual(
         yarnEnv.map((l) => lines.includes(l)),
