@@ -543,32 +543,27 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       const res = await st.up({ onOutput: log, configFile: st.configFile });
       assert.equal(res.summary.result, "succeeded");
     };
-    const health = () => JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
-    const tree = () => onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
-    // The tool, installed beside the tree and linked into its .bin.
-    const tool = (name: string) =>
-      onHost(`readlink /srv/${NODE.id}/current/node_modules/.bin/${name}`).stdout.trim();
-    await deploy("yarn");
-    // Started by yarn, built by yarn with its devDependency though NODE_ENV is production, ms from the lock.
-    assert.deepEqual(health(), {
-      ok: true,
-      startedBy: "yarn/1.22.22",
-      built: "yarn/1.22.22",
-      twoDays: 172800000,
-    });
-    const yarnTree = tree();
-    assert.match(yarnTree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
-    assert.equal(tool("yarn"), `${path.dirname(yarnTree)}/.apphost-tool/bin/yarn`);
-    await deploy("pnpm", "pnpm-lock.yaml");
-    assert.deepEqual(health(), {
-      ok: true,
-      startedBy: "pnpm/9.15.9",
-      built: "pnpm/9.15.9",
-      twoDays: 172800000,
-    });
-    const pnpmTree = tree();
+    /**
+     * Deploys with the tool; the release is started by it and built by it with its devDependency though NODE_ENV is
+     * production, ms comes from the lock, and the tool is installed beside the tree and linked into its .bin.
+     * Returns the tree.
+     */
+    const released = async (tool: "yarn" | "pnpm", version: string, requirements?: string) => {
+      await deploy(tool, requirements);
+      const health = JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+      const by = `${tool}/${version}`;
+      assert.deepEqual(health, { ok: true, startedBy: by, built: by, twoDays: 172800000 });
+      const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
+      assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+      assert.equal(
+        onHost(`readlink /srv/${NODE.id}/current/node_modules/.bin/${tool}`).stdout.trim(),
+        `${path.dirname(tree)}/.apphost-tool/bin/${tool}`,
+      );
+      return tree;
+    };
+    const yarnTree = await released("yarn", "1.22.22");
+    const pnpmTree = await released("pnpm", "9.15.9", "pnpm-lock.yaml");
     assert.notEqual(pnpmTree, yarnTree, "a tree of its own");
-    assert.equal(tool("pnpm"), `${path.dirname(pnpmTree)}/.apphost-tool/bin/pnpm`);
     // pnpm's layout, through the release's link: ms links into its virtual store.
     assert.equal(
       onHost(`readlink /srv/${NODE.id}/current/node_modules/ms`).stdout.trim(),
