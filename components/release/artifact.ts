@@ -321,6 +321,13 @@ export function requirementsHash(
         h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
     }
   }
+  // `pipenv install --deploy` checks the lock against the Pipfile: a Pipfile changed without `pipenv lock` gets a venv
+  // of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer matches.
+  if (manager === "pipenv") {
+    const abs = path.join(appDir, "Pipfile");
+    if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
+      h.update(`\0Pipfile\0${fs.readFileSync(abs, "utf8")}`);
+  }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.
   if (manager === "pip" && file !== "") {

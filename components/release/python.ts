@@ -6,10 +6,14 @@
  *   uv.lock            -> uv sync --frozen --no-dev --no-install-project (uv from PyPI, pinned)
  *   poetry.lock        -> poetry install --only main --no-root (Poetry from PyPI, pinned; the lock must match)
  *   requirements.txt   -> pip install -r requirements.txt (as before)
+ *   Pipfile.lock       -> pipenv install --deploy (Pipenv from PyPI, pinned; the lock must match the Pipfile)
+ *   pdm.lock           -> refused, with the export command that makes a requirements.txt
+ *   Pipfile alone      -> refused: `pipenv lock` makes the lock
  *   pyproject.toml     -> pip install . (no lock: the versions are whatever resolves today)
- *   pdm.lock, Pipfile.lock -> refused, with the export command that makes a requirements.txt
  *
- * `apphost:app.requirements` overrides the detection (pip install -r <file>).
+ * `apphost:app.requirements` overrides the detection: pip install -r <file>,
+ * or the manager of the lock it names (`Pipfile.lock` where the app also has
+ * a requirements.txt).
  *
  * The tools live in one host-wide directory (`HOST_TOOLS_DIR`), one venv per
  * tool version, installed by the release script the first time a release
@@ -31,8 +35,18 @@ import { ansiC, shellQuote as q } from "../shell";
 export const UV_VERSION = "0.13.9";
 /** Poetry from PyPI, installed into `<tools>/poetry-<version>`. */
 export const POETRY_VERSION = "2.5.1";
+/** Pipenv from PyPI, installed into `<tools>/pipenv-<version>`. */
+export const PIPENV_VERSION = "2026.10.3";
 
-export type PythonManager = "uv" | "poetry" | "pip" | "pip-project" | "none";
+/** The tools apphost installs from PyPI, and their pinned versions. */
+export const PYTHON_TOOL_VERSION = {
+  uv: UV_VERSION,
+  poetry: POETRY_VERSION,
+  pipenv: PIPENV_VERSION,
+} as const;
+export type PythonTool = keyof typeof PYTHON_TOOL_VERSION;
+
+export type PythonManager = "uv" | "poetry" | "pipenv" | "pip" | "pip-project" | "none";
 
 /** `apphost:app.python`: the host's python3 (`system`) or a uv-managed Python matching the app's requirement. */
 export type PythonSource = "system" | "managed";
@@ -97,6 +111,7 @@ export const PYTHON_FILES = [
   "poetry.lock",
   "pdm.lock",
   "Pipfile.lock",
+  "Pipfile",
   "requirements.txt",
   "pyproject.toml",
   ".python-version",
@@ -199,37 +214,62 @@ export class PythonDepsError extends Error {}
  * apphost cannot install from.
  */
 export function detectPythonDeps(facts: PythonFacts, requirements?: string): PythonDeps {
-  const { spec, from } = requiresPythonOf(facts);
-  const runtimeTxt = spec === "" ? runtimeTxtVersion(facts["runtime.txt"]) : undefined;
-  const deps = (manager: PythonManager, manifest: string): PythonDeps => ({
-    manager,
-    manifest,
-    requiresPython: spec,
-    requiresPythonFrom: from,
-    ...(runtimeTxt ? { runtimeTxt } : {}),
-  });
-  if (requirements) return deps("pip", requirements);
-  if (facts["uv.lock"] !== undefined) {
-    return facts.workspace
-      ? { ...deps("uv", `${WORKSPACE_DIR}/uv.lock`), workspace: facts.workspace }
-      : deps("uv", "uv.lock");
+  const deps = (manager: PythonManager, manifest: string): PythonDeps => {
+    const { spec, from } = requiresPythonOf(facts, manager === "pipenv");
+    const runtimeTxt = spec === "" ? runtimeTxtVersion(facts["runtime.txt"]) : undefined;
+    return {
+      manager,
+      manifest,
+      requiresPython: spec,
+      requiresPythonFrom: from,
+      ...(runtimeTxt ? { runtimeTxt } : {}),
+    };
+  };
+  if (
+    requirements &&
+    (!(LOCKS as readonly string[]).includes(requirements) || requirements === "requirements.txt")
+  ) {
+    return deps("pip", requirements);
   }
-  if (facts["poetry.lock"] !== undefined) return deps("poetry", "poetry.lock");
-  if (facts["requirements.txt"] !== undefined) return deps("pip", "requirements.txt");
-  const exportHint = (cmd: string, lock: string) =>
+  if (requirements && facts[requirements as Lock] === undefined) {
+    throw new PythonDepsError(`the app has no ${requirements}, which apphost:app.requirements names`);
+  }
+  // A lock named by apphost:app.requirements, else the first the app has.
+  const lock = (requirements as Lock | undefined) ?? LOCKS.find((f) => facts[f] !== undefined);
+  const exportHint = (cmd: string) =>
     `the app installs with ${lock}, which apphost cannot install from; export it once and commit the file: ` +
     `\`${cmd}\`, then set apphost:app.requirements to requirements.txt`;
-  if (facts["pdm.lock"] !== undefined) {
-    throw new PythonDepsError(
-      exportHint("pdm export --prod --without-hashes -o requirements.txt", "pdm.lock"),
-    );
+  switch (lock) {
+    case "uv.lock":
+      return facts.workspace
+        ? { ...deps("uv", `${WORKSPACE_DIR}/uv.lock`), workspace: facts.workspace }
+        : deps("uv", "uv.lock");
+    case "poetry.lock":
+      return deps("poetry", "poetry.lock");
+    case "requirements.txt":
+      return deps("pip", "requirements.txt");
+    case "Pipfile.lock":
+      if (facts.Pipfile === undefined) {
+        throw new PythonDepsError(
+          "the app has a Pipfile.lock and no Pipfile, which pipenv reads beside it: commit the Pipfile too",
+        );
+      }
+      return deps("pipenv", "Pipfile.lock");
+    case "pdm.lock":
+      throw new PythonDepsError(exportHint("pdm export --prod --without-hashes -o requirements.txt"));
   }
-  if (facts["Pipfile.lock"] !== undefined) {
-    throw new PythonDepsError(exportHint("pipenv requirements > requirements.txt", "Pipfile.lock"));
+  if (facts.Pipfile !== undefined && facts["pyproject.toml"] === undefined) {
+    throw new PythonDepsError(
+      "the app has a Pipfile and no Pipfile.lock: run `pipenv lock` and commit Pipfile.lock (apphost installs exactly what it pins)",
+    );
   }
   if (facts["pyproject.toml"] !== undefined) return deps("pip-project", "pyproject.toml");
   return deps("none", "");
 }
+
+/** The files that say who installs, in the order detection tries them (a lock, or requirements.txt). */
+const LOCKS = ["uv.lock", "poetry.lock", "requirements.txt", "Pipfile.lock", "pdm.lock"] as const;
+type Lock = (typeof LOCKS)[number];
 
 // ------------------------------------------------------------ the Python version
 
@@ -262,9 +302,11 @@ export function runtimeTxtWarning(deps: PythonDeps): string[] {
 /**
  * The Python requirement from `[project] requires-python`, else Poetry's
  * `[tool.poetry.dependencies] python`, plus `.python-version` (what uv
- * would pick), joined with a comma when both are present.
+ * would pick), joined with a comma when both are present. With `pipfile`
+ * (Pipenv installs), also the Pipfile's `[requires]` python_full_version or
+ * python_version, which `pipenv install --deploy` enforces.
  */
-export function requiresPythonOf(facts: PythonFacts): { spec: string; from: string } {
+export function requiresPythonOf(facts: PythonFacts, pipfile = false): { spec: string; from: string } {
   const parts: string[] = [];
   const from: string[] = [];
   const toml = facts["pyproject.toml"];
@@ -279,13 +321,25 @@ export function requiresPythonOf(facts: PythonFacts): { spec: string; from: stri
       from.push("pyproject.toml [tool.poetry.dependencies] python");
     }
   }
+  // `3.11` -> `==3.11.*`, `3.11.4` -> `==3.11.4`: what uv and Pipenv read these pins as.
+  const exact = (v: string) => (v.split(".").length === 3 ? `==${v}` : `==${v}.*`);
   const pin = facts[".python-version"]
     ?.split("\n")
     .map((l) => l.trim())
     .find((l) => l !== "" && !l.startsWith("#"));
   if (pin !== undefined && /^\d+(\.\d+){0,2}$/.test(pin)) {
-    parts.push(pin.split(".").length === 3 ? `==${pin}` : `==${pin}.*`);
+    parts.push(exact(pin));
     from.push(".python-version");
+  }
+  if (pipfile && facts.Pipfile !== undefined) {
+    const key = ["python_full_version", "python_version"].find((k) =>
+      tomlString(facts.Pipfile!, "requires", k),
+    );
+    const version = key && tomlString(facts.Pipfile, "requires", key)!.trim();
+    if (version && /^\d+(\.\d+){0,2}$/.test(version)) {
+      parts.push(exact(version));
+      from.push(`Pipfile [requires] ${key}`);
+    }
   }
   if (parts.some((p) => p.includes("||")) && parts.length > 1) {
     // (a || b), c: distribute c over the alternatives.
@@ -440,11 +494,13 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
 export const HOST_TLS = {
   uv: "UV_SYSTEM_CERTS=1",
   poetry: "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+  // Pipenv's own pip, run by the venv's Python, reads pip's setting.
+  pipenv: "PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
 };
 
 /** Where a pinned tool lives on the host. */
-export function toolDir(tool: "uv" | "poetry"): string {
-  return `${HOST_TOOLS_DIR}/${tool}-${tool === "uv" ? UV_VERSION : POETRY_VERSION}`;
+export function toolDir(tool: PythonTool): string {
+  return `${HOST_TOOLS_DIR}/${tool}-${PYTHON_TOOL_VERSION[tool]}`;
 }
 
 /**
@@ -452,14 +508,14 @@ export function toolDir(tool: "uv" | "poetry"): string {
  * once (built in a temporary directory, renamed into place: a concurrent or
  * interrupted install never leaves half a tool). A renamed venv's console
  * scripts name the temporary path in their shebangs, so a tool runs as its
- * native binary (uv) or as `bin/python -m <tool>` (Poetry), whose bin/python
+ * native binary (uv) or as `bin/python -m <tool>` (Poetry, Pipenv), whose bin/python
  * links to the host's python3. It runs as root, once per
  * host: pip keeps no cache for it (a stack's cache directory is the app
  * user's, and pip disables a cache it does not own, with a warning).
  */
-export function toolInstallCommand(tool: "uv" | "poetry"): string {
+export function toolInstallCommand(tool: PythonTool): string {
   const dir = toolDir(tool);
-  const version = tool === "uv" ? UV_VERSION : POETRY_VERSION;
+  const version = PYTHON_TOOL_VERSION[tool];
   return (
     `if [ ! -x ${dir}/bin/${tool} ]; then ` +
     `note "install: ${tool} ${version} from PyPI into ${dir}"; ` +
@@ -530,6 +586,12 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
         `as_app "$NEW_DIR" "${env} ${poetry} install --only main --no-root --no-interaction --no-ansi"`,
       ];
     }
+    case "pipenv": {
+      // --deploy: the lock must match the Pipfile and its [requires] Python (the default packages only, as pinned).
+      const pipenv = `${toolDir("pipenv")}/bin/python -m pipenv`;
+      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      return [toolInstallCommand("pipenv"), venv, `as_app "$NEW_DIR" "${env} ${pipenv} install --deploy"`];
+    }
     case "pip":
       return [
         `if [ -f "$NEW_DIR/${deps.manifest}" ]; then ${venv}; as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${deps.manifest}"; else ${emptyVenv}; note "install: no ${deps.manifest}; the venv has no packages"; fi`,
@@ -554,6 +616,8 @@ export function pythonInstallLabel(deps: PythonDeps): string {
       return `uv ${UV_VERSION} sync --frozen from uv.lock`;
     case "poetry":
       return `poetry ${POETRY_VERSION} install from poetry.lock`;
+    case "pipenv":
+      return `pipenv ${PIPENV_VERSION} install --deploy from Pipfile.lock`;
     case "pip":
       return `pip install -r ${deps.manifest}`;
     case "pip-project":

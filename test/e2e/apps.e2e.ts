@@ -14,13 +14,15 @@
  * examples/npm-workspace on the same stack (members, a devDependency for the
  * build, a library by its package name from the release). Then
  * examples/flask-poetry: the pinned Poetry installs poetry.lock's main group.
+ * Then examples/flask-pipenv: the pinned Pipenv installs Pipfile.lock, and a
+ * Pipfile changed without `pipenv lock` fails its release.
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { POETRY_VERSION, UV_VERSION } from "../../components/release/python";
+import { PIPENV_VERSION, POETRY_VERSION, UV_VERSION } from "../../components/release/python";
 import {
   changedCount,
   curlHttps,
@@ -694,5 +696,67 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       onHost(`/var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/python -m poetry --version`).stdout,
       new RegExp(`Poetry \\(version ${POETRY_VERSION.replace(/\./g, "\\.")}\\)`),
     );
+  });
+
+  it("Pipenv: install --deploy from Pipfile.lock, Flask-Migrate from the Procfile; a Pipfile changed without pipenv lock fails its release, the previous one serving", async function () {
+    // A copy: the second deploy edits its Pipfile.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-pipenv-"));
+    fs.cpSync(path.join(ROOT, "examples", "flask-pipenv"), dir, { recursive: true });
+    const hostname = "pe.local.test";
+    const pe = await localStack(backend, {
+      stackName: "local-pe",
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: hostname }] },
+        // Processes and the migration (flask db upgrade) from the app's Procfile.
+        "apphost:app": { name: "board", source: dir, healthPath: "/healthz", basePort: 8900 },
+        "apphost:database": { kind: "sqlite" },
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+    try {
+      const res = await pe.up({ onOutput: log, configFile: pe.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      const lock = JSON.parse(fs.readFileSync(path.join(dir, "Pipfile.lock"), "utf8"));
+      const flask = String(lock.default.flask.version).replace(/^==/, "");
+      const revision = /^revision = '([0-9a-f]+)'$/m.exec(
+        fs
+          .readdirSync(path.join(dir, "migrations", "versions"))
+          .map((f) => fs.readFileSync(path.join(dir, "migrations", "versions", f), "utf8"))
+          .join("\n"),
+      )?.[1];
+      assert.match(revision ?? "", /^[0-9a-f]{12}$/);
+      curlHttps(sandbox, hostname, "/messages", [
+        "-H",
+        "content-type: application/json",
+        "-d",
+        '{"body":"first"}',
+      ]);
+      const healthy = { ok: true, flask, pytest: false, revision, messages: 1 };
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, hostname, "/healthz")), healthy);
+      assert.match(
+        onHost(`/var/lib/apphost/tools/pipenv-${PIPENV_VERSION}/bin/python -m pipenv --version`).stdout,
+        new RegExp(`version ${PIPENV_VERSION.replace(/\./g, "\\.")}`),
+      );
+
+      // A dependency added to the Pipfile without `pipenv lock`: the install refuses the stale lock.
+      const id = "board-local-pe";
+      const live = onHost(`readlink /srv/${id}/current`).stdout.trim();
+      fs.appendFileSync(path.join(dir, "Pipfile"), '\n[packages.requests]\nversion = "*"\n');
+      await assert.rejects(pe.up({ onOutput: log, configFile: pe.configFile }), (e: Error) => {
+        assert.match(e.message, /phase install failed/);
+        assert.match(e.message, /Pipfile\.lock[\s\S]*is out of[\s\S]*date/);
+        assert.match(
+          e.message,
+          /pipenv install --deploy` \(as board-local-pe in \/srv\/board-local-pe\/releases\/[^)]+\) exited with status 1/,
+        );
+        return true;
+      });
+      assert.equal(onHost(`readlink /srv/${id}/current`).stdout.trim(), live);
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, hostname, "/healthz")), healthy);
+    } finally {
+      await pe.destroy({ configFile: pe.configFile }).catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -20,6 +20,7 @@ import {
   pythonDepsOf,
   readPythonFacts,
   pythonInstallCommands,
+  pythonInstallLabel,
   pythonInterpreterCommands,
   pythonVersionCheck,
   requiresPythonOf,
@@ -29,6 +30,7 @@ import {
   tomlString,
   UV_VERSION,
   POETRY_VERSION,
+  PIPENV_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
 import { defaultRevision } from "../../components/config/defaults";
@@ -70,15 +72,54 @@ describe("python: which manager installs the app", () => {
     });
   });
 
-  it("refuses pdm.lock and Pipfile.lock with the export command", () => {
+  it("refuses pdm.lock with the export command", () => {
     assert.throws(
       () => detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT }),
       /pdm\.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements\.txt`, then set apphost:app\.requirements to requirements\.txt/,
     );
+  });
+
+  it("Pipenv installs Pipfile.lock when there is no requirements.txt, or when apphost:app.requirements names it", () => {
+    const pipfile = '[packages]\nflask = "*"\n\n[requires]\npython_version = "3.11"\n';
+    const pipenv = {
+      manager: "pipenv",
+      manifest: "Pipfile.lock",
+      requiresPython: "==3.11.*",
+      requiresPythonFrom: "Pipfile [requires] python_version",
+    };
+    assert.deepEqual(detectPythonDeps({ "Pipfile.lock": "{}", Pipfile: pipfile }), pipenv);
+    // Both: requirements.txt, as before Pipenv was supported; the Pipfile's Python is then not enforced.
+    const both = { "Pipfile.lock": "{}", Pipfile: pipfile, "requirements.txt": "flask\n" };
+    assert.deepEqual(detectPythonDeps(both), {
+      manager: "pip",
+      manifest: "requirements.txt",
+      requiresPython: "",
+      requiresPythonFrom: "",
+    });
+    assert.deepEqual(detectPythonDeps(both, "Pipfile.lock"), pipenv);
+    assert.equal(detectPythonDeps(both, "requirements.txt").manager, "pip");
+    // A lock named in apphost:app.requirements picks its manager (not pip -r on a lock).
+    assert.equal(
+      detectPythonDeps({ "poetry.lock": "", "requirements.txt": "" }, "poetry.lock").manager,
+      "poetry",
+    );
+    assert.throws(
+      () => detectPythonDeps({ "requirements.txt": "" }, "uv.lock"),
+      /^Error: the app has no uv\.lock, which apphost:app\.requirements names$/,
+    );
+  });
+
+  it("refuses a Pipfile without its lock, and a lock without its Pipfile, saying what to commit", () => {
+    assert.throws(
+      () => detectPythonDeps({ Pipfile: "[packages]\n" }),
+      /^Error: the app has a Pipfile and no Pipfile\.lock: run `pipenv lock` and commit Pipfile\.lock \(apphost installs exactly what it pins\)$/,
+    );
     assert.throws(
       () => detectPythonDeps({ "Pipfile.lock": "{}" }),
-      /`pipenv requirements > requirements\.txt`/,
+      /^Error: the app has a Pipfile\.lock and no Pipfile, which pipenv reads beside it: commit the Pipfile too$/,
     );
+    // A Pipfile beside a pyproject.toml (a tool's, unlocked) installs the project, as before.
+    assert.equal(detectPythonDeps({ Pipfile: "", "pyproject.toml": UV_PYPROJECT }).manager, "pip-project");
   });
 
   it("a config read without the app directory installs with pip from requirements.txt, as before", () => {
@@ -111,6 +152,16 @@ describe("python: which manager installs the app", () => {
         requirementsHash(dir, { runtime: "python", pythonDeps: detectPythonDeps({}) }),
         /^[0-9a-f]{16}$/,
       );
+      // Pipenv: the Pipfile too (install --deploy checks the lock against it); pip's key ignores the Pipfile.
+      writeFileSync(join(dir, "Pipfile.lock"), "{}\n");
+      writeFileSync(join(dir, "Pipfile"), '[packages]\nflask = "*"\n');
+      const pipenv = detectPythonDeps({ "Pipfile.lock": "{}", Pipfile: "" });
+      const pip = detectPythonDeps({ "requirements.txt": "" });
+      const before = [pipenv, pip].map((d) => requirementsHash(dir, { runtime: "python", pythonDeps: d }));
+      writeFileSync(join(dir, "Pipfile"), '[packages]\nflask = "*"\nrequests = "*"\n');
+      const after = [pipenv, pip].map((d) => requirementsHash(dir, { runtime: "python", pythonDeps: d }));
+      assert.notEqual(after[0], before[0]);
+      assert.equal(after[1], before[1]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -139,6 +190,26 @@ describe("python: the version the app needs", () => {
       from: ".python-version",
     });
     assert.deepEqual(requiresPythonOf({ "pyproject.toml": '[project]\nname = "x"\n' }), {
+      spec: "",
+      from: "",
+    });
+  });
+
+  it("reads the Pipfile's [requires] for Pipenv installs only, the full version first", () => {
+    const Pipfile = '[packages]\npython_version = "3.9"\n\n[requires]\npython_version = "3.11"\n';
+    assert.deepEqual(requiresPythonOf({ Pipfile }, true), {
+      spec: "==3.11.*",
+      from: "Pipfile [requires] python_version",
+    });
+    assert.deepEqual(requiresPythonOf({ Pipfile }), { spec: "", from: "" });
+    assert.deepEqual(
+      requiresPythonOf(
+        { Pipfile: `${Pipfile}python_full_version = "3.11.4"\n`, ".python-version": "3.11\n" },
+        true,
+      ),
+      { spec: "==3.11.*,==3.11.4", from: ".python-version and Pipfile [requires] python_full_version" },
+    );
+    assert.deepEqual(requiresPythonOf({ Pipfile: '[requires]\npython_version = "*"\n' }, true), {
       spec: "",
       from: "",
     });
@@ -325,19 +396,34 @@ describe("python: install commands per manager", () => {
     ]);
   });
 
-  it("poetry: the pinned Poetry installing the main group into the venv", () => {
-    const cmds = pythonInstallCommands(deps("poetry", "poetry.lock"), cache);
-    assert.equal(cmds.length, 3);
-    assert.match(
-      cmds[0],
-      new RegExp(
-        `pip install --disable-pip-version-check --no-input --quiet --no-cache-dir poetry==${POETRY_VERSION}`,
-      ),
-    );
-    assert.deepEqual(cmds.slice(1), [
-      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
-      `as_app "$NEW_DIR" "POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH /var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/python -m poetry install --only main --no-root --no-interaction --no-ansi"`,
-    ]);
+  it("poetry and pipenv: the pinned tool, a venv, then the tool installing the lock's main packages into it", () => {
+    const tool = (name: string, version: string) =>
+      `/var/lib/apphost/tools/${name}-${version}/bin/python -m ${name}`;
+    const cases = [
+      {
+        deps: deps("poetry", "poetry.lock"),
+        pin: `poetry==${POETRY_VERSION}`,
+        install: `POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("poetry", POETRY_VERSION)} install --only main --no-root --no-interaction --no-ansi`,
+        label: `poetry ${POETRY_VERSION} install from poetry.lock`,
+      },
+      {
+        // --deploy: the Pipfile's [packages] as the lock pins them, the lock checked against the Pipfile.
+        deps: deps("pipenv", "Pipfile.lock"),
+        pin: `pipenv==${PIPENV_VERSION}`,
+        install: `PIPENV_CACHE_DIR=${cache}/pipenv PIP_CACHE_DIR=${cache}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pipenv", PIPENV_VERSION)} install --deploy`,
+        label: `pipenv ${PIPENV_VERSION} install --deploy from Pipfile.lock`,
+      },
+    ];
+    for (const c of cases) {
+      const cmds = pythonInstallCommands(c.deps, cache);
+      assert.equal(cmds.length, 3);
+      assert.ok(cmds[0].includes(` --quiet --no-cache-dir ${c.pin}; `), cmds[0]);
+      assert.deepEqual(cmds.slice(1), [
+        'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+        `as_app "$NEW_DIR" "${c.install}"`,
+      ]);
+      assert.equal(pythonInstallLabel(c.deps), c.label);
+    }
   });
 
   it("pip-project and none", () => {
@@ -367,7 +453,7 @@ describe("python: install commands per manager", () => {
   });
 
   it("the install commands pass shellcheck as one script", function () {
-    const all = (["uv", "poetry", "pip", "pip-project", "none"] as const).flatMap((m) => [
+    const all = (["uv", "poetry", "pipenv", "pip", "pip-project", "none"] as const).flatMap((m) => [
       ...pythonInterpreterCommands(deps(m, "x"), "managed", cache),
       ...pythonInstallCommands(deps(m, m === "pip" ? "requirements.txt" : "x"), cache),
       ...pythonVersionCheck(deps(m, "x"), "system"),
