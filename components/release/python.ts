@@ -588,8 +588,9 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
     }
     case "pipenv": {
       // --deploy: the lock must match the Pipfile and its [requires] Python (the default packages only, as pinned).
+      // Not the release's .env, which Pipenv loads into every command's environment by default: the lock alone decides.
       const pipenv = `${toolDir("pipenv")}/bin/python -m pipenv`;
-      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [toolInstallCommand("pipenv"), venv, `as_app "$NEW_DIR" "${env} ${pipenv} install --deploy"`];
     }
     case "pip":

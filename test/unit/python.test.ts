@@ -410,7 +410,7 @@ describe("python: install commands per manager", () => {
         // --deploy: the Pipfile's [packages] as the lock pins them, the lock checked against the Pipfile.
         deps: deps("pipenv", "Pipfile.lock"),
         pin: `pipenv==${PIPENV_VERSION}`,
-        install: `PIPENV_CACHE_DIR=${cache}/pipenv PIP_CACHE_DIR=${cache}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pipenv", PIPENV_VERSION)} install --deploy`,
+        install: `PIPENV_CACHE_DIR=${cache}/pipenv PIP_CACHE_DIR=${cache}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pipenv", PIPENV_VERSION)} install --deploy`,
         label: `pipenv ${PIPENV_VERSION} install --deploy from Pipfile.lock`,
       },
     ];
