@@ -321,12 +321,11 @@ export function requirementsHash(
         h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
     }
   }
-  // `pipenv install --deploy` checks the lock against the Pipfile: a Pipfile changed without `pipenv lock` gets a venv
-  // of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer matches.
-  if (manager === "pipenv") {
-    const abs = path.join(appDir, "Pipfile");
-    if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
-      h.update(`\0Pipfile\0${fs.readFileSync(abs, "utf8")}`);
+  // Pipenv and PDM check the lock against the Pipfile or pyproject.toml: one changed without a new lock gets a venv of
+  // its own, whose install says the lock is out of date, rather than the venv of the lock it no longer matches.
+  const checked = manager === "pipenv" ? "Pipfile" : manager === "pdm" ? "pyproject.toml" : undefined;
+  if (checked && fs.statSync(path.join(appDir, checked), { throwIfNoEntry: false })?.isFile()) {
+    h.update(`\0${checked}\0${fs.readFileSync(path.join(appDir, checked), "utf8")}`);
   }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.

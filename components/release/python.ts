@@ -7,13 +7,13 @@
  *   poetry.lock        -> poetry install --only main --no-root (Poetry from PyPI, pinned; the lock must match)
  *   requirements.txt   -> pip install -r requirements.txt (as before)
  *   Pipfile.lock       -> pipenv install --deploy (Pipenv from PyPI, pinned; the lock must match the Pipfile)
- *   pdm.lock           -> refused, with the export command that makes a requirements.txt
+ *   pdm.lock           -> pdm install --prod --no-self --frozen-lockfile --check (PDM from PyPI, pinned; the lock must match pyproject.toml)
  *   Pipfile alone      -> refused: `pipenv lock` makes the lock
  *   pyproject.toml     -> pip install . (no lock: the versions are whatever resolves today)
  *
  * `apphost:app.requirements` overrides the detection: pip install -r <file>,
- * or the manager of the lock it names (`Pipfile.lock` where the app also has
- * a requirements.txt).
+ * or the manager of the lock it names (`Pipfile.lock` or `pdm.lock` where the
+ * app also has a requirements.txt).
  *
  * The tools live in one host-wide directory (`HOST_TOOLS_DIR`), one venv per
  * tool version, installed by the release script the first time a release
@@ -30,23 +30,20 @@ import * as fs from "fs";
 import * as path from "path";
 import { HOST_TOOLS_DIR } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
+import {
+  PDM_VERSION,
+  PIPENV_VERSION,
+  POETRY_VERSION,
+  PYTHON_TOOL_DEPS,
+  PYTHON_TOOL_VERSION,
+  UV_VERSION,
+  type PythonTool,
+} from "./python-tools";
 
-/** uv from PyPI, installed into `<tools>/uv-<version>`. */
-export const UV_VERSION = "0.13.9";
-/** Poetry from PyPI, installed into `<tools>/poetry-<version>`. */
-export const POETRY_VERSION = "2.5.1";
-/** Pipenv from PyPI, installed into `<tools>/pipenv-<version>`. */
-export const PIPENV_VERSION = "2026.10.3";
+export { PDM_VERSION, PIPENV_VERSION, POETRY_VERSION, PYTHON_TOOL_VERSION, UV_VERSION } from "./python-tools";
+export type { PythonTool } from "./python-tools";
 
-/** The tools apphost installs from PyPI, and their pinned versions. */
-export const PYTHON_TOOL_VERSION = {
-  uv: UV_VERSION,
-  poetry: POETRY_VERSION,
-  pipenv: PIPENV_VERSION,
-} as const;
-export type PythonTool = keyof typeof PYTHON_TOOL_VERSION;
-
-export type PythonManager = "uv" | "poetry" | "pipenv" | "pip" | "pip-project" | "none";
+export type PythonManager = "uv" | "poetry" | "pipenv" | "pdm" | "pip" | "pip-project" | "none";
 
 /** `apphost:app.python`: the host's python3 (`system`) or a uv-managed Python matching the app's requirement. */
 export type PythonSource = "system" | "managed";
@@ -236,9 +233,6 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
   }
   // A lock named by apphost:app.requirements, else the first the app has.
   const lock = (requirements as Lock | undefined) ?? LOCKS.find((f) => facts[f] !== undefined);
-  const exportHint = (cmd: string) =>
-    `the app installs with ${lock}, which apphost cannot install from; export it once and commit the file: ` +
-    `\`${cmd}\`, then set apphost:app.requirements to requirements.txt`;
   switch (lock) {
     case "uv.lock":
       return facts.workspace
@@ -256,7 +250,12 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
       }
       return deps("pipenv", "Pipfile.lock");
     case "pdm.lock":
-      throw new PythonDepsError(exportHint("pdm export --prod --without-hashes -o requirements.txt"));
+      if (facts["pyproject.toml"] === undefined) {
+        throw new PythonDepsError(
+          "the app has a pdm.lock and no pyproject.toml, which PDM reads beside it: commit pyproject.toml too",
+        );
+      }
+      return deps("pdm", "pdm.lock");
   }
   if (facts.Pipfile !== undefined && facts["pyproject.toml"] === undefined) {
     throw new PythonDepsError(
@@ -496,6 +495,7 @@ export const HOST_TLS = {
   poetry: "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
   // Pipenv's own pip, run by the venv's Python, reads pip's setting.
   pipenv: "PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+  pdm: "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
 };
 
 /** Where a pinned tool lives on the host. */
@@ -508,7 +508,7 @@ export function toolDir(tool: PythonTool): string {
  * once (built in a temporary directory, renamed into place: a concurrent or
  * interrupted install never leaves half a tool). A renamed venv's console
  * scripts name the temporary path in their shebangs, so a tool runs as its
- * native binary (uv) or as `bin/python -m <tool>` (Poetry, Pipenv), whose bin/python
+ * native binary (uv) or as `bin/python -m <tool>` (Poetry, Pipenv, PDM), whose bin/python
  * links to the host's python3. It runs as root, once per
  * host: pip keeps no cache for it (a stack's cache directory is the app
  * user's, and pip disables a cache it does not own, with a warning).
@@ -521,7 +521,7 @@ export function toolInstallCommand(tool: PythonTool): string {
     `note "install: ${tool} ${version} from PyPI into ${dir}"; ` +
     `install -d -m 0755 ${HOST_TOOLS_DIR}; rm -rf ${dir}.tmp.$$; ` +
     `if python3 -m venv ${dir}.tmp.$$ && ` +
-    `${dir}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet --no-cache-dir ${tool}==${version}; ` +
+    `${dir}.tmp.$$/bin/pip install --disable-pip-version-check --no-input --quiet --no-cache-dir ${[`${tool}==${version}`, ...PYTHON_TOOL_DEPS[tool]].join(" ")}; ` +
     // A concurrent deploy of another stack may have won the rename: its copy is as good.
     `then mv -T ${dir}.tmp.$$ ${dir} 2>/dev/null || rm -rf ${dir}.tmp.$$; ` +
     `else rm -rf ${dir}.tmp.$$; die "could not install ${tool} ${version} from PyPI"; fi; fi`
@@ -593,6 +593,18 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [toolInstallCommand("pipenv"), venv, `as_app "$NEW_DIR" "${env} ${pipenv} install --deploy"`];
     }
+    case "pdm": {
+      // --check: the lock must match pyproject.toml. The venv is PDM's because it is active (VIRTUAL_ENV, first on
+      // PATH), never a .pdm-python the app may have committed. PDM writes a log for each command: into the cache,
+      // not under the home, which the app user cannot write.
+      const pdm = `${toolDir("pdm")}/bin/python -m pdm`;
+      const env = `PDM_CACHE_DIR=${cacheDir}/pdm PDM_LOG_DIR=${cacheDir}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 ${HOST_TLS.pdm} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      return [
+        toolInstallCommand("pdm"),
+        venv,
+        `as_app "$NEW_DIR" "${env} ${pdm} install --prod --no-self --frozen-lockfile --check"`,
+      ];
+    }
     case "pip":
       return [
         `if [ -f "$NEW_DIR/${deps.manifest}" ]; then ${venv}; as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${deps.manifest}"; else ${emptyVenv}; note "install: no ${deps.manifest}; the venv has no packages"; fi`,
@@ -619,6 +631,8 @@ export function pythonInstallLabel(deps: PythonDeps): string {
       return `poetry ${POETRY_VERSION} install from poetry.lock`;
     case "pipenv":
       return `pipenv ${PIPENV_VERSION} install --deploy from Pipfile.lock`;
+    case "pdm":
+      return `pdm ${PDM_VERSION} install --prod --frozen-lockfile from pdm.lock`;
     case "pip":
       return `pip install -r ${deps.manifest}`;
     case "pip-project":

@@ -15,14 +15,15 @@
  * build, a library by its package name from the release). Then
  * examples/flask-poetry: the pinned Poetry installs poetry.lock's main group.
  * Then examples/flask-pipenv: the pinned Pipenv installs Pipfile.lock, and a
- * Pipfile changed without `pipenv lock` fails its release.
+ * Pipfile changed without `pipenv lock` fails its release. Then
+ * examples/fastapi-pdm: the pinned PDM installs pdm.lock's default group.
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { PIPENV_VERSION, POETRY_VERSION, UV_VERSION } from "../../components/release/python";
+import { PDM_VERSION, PIPENV_VERSION, POETRY_VERSION, UV_VERSION } from "../../components/release/python";
 import {
   changedCount,
   curlHttps,
@@ -115,6 +116,24 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
   });
 
   after(() => sandboxesDone(SANDBOX));
+
+  /** An example app on a stack of its own on the shared host, served as `<short>.local.test`: 3 releases kept, 1 s drains. */
+  function exampleStack(
+    short: string,
+    app: Record<string, unknown>,
+    database: Record<string, unknown> = { kind: "none" },
+  ) {
+    return localStack(backend, {
+      stackName: `local-${short}`,
+      sandbox,
+      config: {
+        "apphost:dns": { provider: "none", hostnames: [{ name: `${short}.local.test` }] },
+        "apphost:app": app,
+        "apphost:database": database,
+        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
+      },
+    });
+  }
 
   /**
    * The Node example: Postgres through DATABASE_URL, the Procfile's web and release lines, the build's public/
@@ -603,21 +622,12 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
   });
 
   it("a uv workspace: the app in backend/, the lock and a shared library above it", async function () {
-    const ws = await localStack(backend, {
-      stackName: "local-ws",
-      sandbox,
-      config: {
-        "apphost:dns": { provider: "none", hostnames: [{ name: "ws.local.test" }] },
-        "apphost:app": {
-          name: "ws",
-          source: path.join(ROOT, "examples", "uv-workspace", "backend"),
-          runtime: "python",
-          healthPath: "/health",
-          basePort: 8700,
-        },
-        "apphost:database": { kind: "none" },
-        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
-      },
+    const ws = await exampleStack("ws", {
+      name: "ws",
+      source: path.join(ROOT, "examples", "uv-workspace", "backend"),
+      runtime: "python",
+      healthPath: "/health",
+      basePort: 8700,
     });
     try {
       const res = await ws.up({ onOutput: log, configFile: ws.configFile });
@@ -655,27 +665,18 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
   });
 
   it("Poetry: the pinned Poetry installs poetry.lock's main group into the venv, not the dev group", async function () {
-    const po = await localStack(backend, {
-      stackName: "local-po",
-      sandbox,
-      config: {
-        "apphost:dns": { provider: "none", hostnames: [{ name: "po.local.test" }] },
-        "apphost:app": {
-          name: "greeter",
-          source: path.join(ROOT, "examples", "flask-poetry"),
-          healthPath: "/healthz",
-          basePort: 8800,
-          // The Procfile's web, and a worker whose queue's server the host does not have: it exits as it starts.
-          processes: {
-            web: { command: "gunicorn app:app --bind 127.0.0.1:$PORT --workers 2", kind: "web" },
-            queue: {
-              command: `python -c "import sys; sys.exit('queue: no server at localhost:6379')"`,
-              kind: "worker",
-            },
-          },
+    const po = await exampleStack("po", {
+      name: "greeter",
+      source: path.join(ROOT, "examples", "flask-poetry"),
+      healthPath: "/healthz",
+      basePort: 8800,
+      // The Procfile's web, and a worker whose queue's server the host does not have: it exits as it starts.
+      processes: {
+        web: { command: "gunicorn app:app --bind 127.0.0.1:$PORT --workers 2", kind: "web" },
+        queue: {
+          command: `python -c "import sys; sys.exit('queue: no server at localhost:6379')"`,
+          kind: "worker",
         },
-        "apphost:database": { kind: "none" },
-        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
       },
     });
     const res = await po.up({ onOutput: log, configFile: po.configFile });
@@ -703,17 +704,12 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-pipenv-"));
     fs.cpSync(path.join(ROOT, "examples", "flask-pipenv"), dir, { recursive: true });
     const hostname = "pe.local.test";
-    const pe = await localStack(backend, {
-      stackName: "local-pe",
-      sandbox,
-      config: {
-        "apphost:dns": { provider: "none", hostnames: [{ name: hostname }] },
-        // Processes and the migration (flask db upgrade) from the app's Procfile.
-        "apphost:app": { name: "board", source: dir, healthPath: "/healthz", basePort: 8900 },
-        "apphost:database": { kind: "sqlite" },
-        "apphost:releases": { keep: 3, healthTimeoutSeconds: 60, drainSeconds: 1 },
-      },
-    });
+    // Processes and the migration (flask db upgrade) from the app's Procfile.
+    const pe = await exampleStack(
+      "pe",
+      { name: "board", source: dir, healthPath: "/healthz", basePort: 8900 },
+      { kind: "sqlite" },
+    );
     try {
       const res = await pe.up({ onOutput: log, configFile: pe.configFile });
       assert.equal(res.summary.result, "succeeded");
@@ -757,6 +753,45 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     } finally {
       await pe.destroy({ configFile: pe.configFile }).catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("PDM: install --prod from pdm.lock, without the dev group or the project itself, a src/ layout importable from the release", async function () {
+    const hostname = "pm.local.test";
+    // The web process from the app's Procfile.
+    const pm = await exampleStack("pm", {
+      name: "tally",
+      source: path.join(ROOT, "examples", "fastapi-pdm"),
+      healthPath: "/healthz",
+      basePort: 9000,
+    });
+    try {
+      const res = await pm.up({ onOutput: log, configFile: pm.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      const lock = fs.readFileSync(path.join(ROOT, "examples", "fastapi-pdm", "pdm.lock"), "utf8");
+      const fastapi = /\[\[package\]\]\nname = "fastapi"\nversion = "([^"]+)"/.exec(lock)?.[1];
+      assert.match(fastapi ?? "", /^\d+\.\d+/, "fastapi in pdm.lock");
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, hostname, "/healthz")), {
+        ok: true,
+        fastapi,
+        pytest: false,
+        installed: false,
+      });
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, hostname, "/count/visits", ["-X", "POST"])), {
+        name: "visits",
+        count: 1,
+      });
+      // PDM in its own venv, with the dependency versions it was pinned with (hishel 1, not 2).
+      assert.match(
+        onHost(`/var/lib/apphost/tools/pdm-${PDM_VERSION}/bin/python -m pdm --version`).stdout,
+        new RegExp(`PDM, version ${PDM_VERSION.replace(/\./g, "\\.")}`),
+      );
+      assert.match(
+        onHost(`/var/lib/apphost/tools/pdm-${PDM_VERSION}/bin/python -m pip show hishel`).stdout,
+        /^Version: 1\.4\.0$/m,
+      );
+    } finally {
+      await pm.destroy({ configFile: pm.configFile }).catch(() => undefined);
     }
   });
 });

@@ -6,7 +6,7 @@
  */
 import * as assert from "assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { chainedParts, parseProcfile } from "../../components/config/procfile";
@@ -31,9 +31,15 @@ import {
   UV_VERSION,
   POETRY_VERSION,
   PIPENV_VERSION,
+  PDM_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
 import { defaultRevision } from "../../components/config/defaults";
+import {
+  PYTHON_TOOL_DEPS,
+  PYTHON_TOOL_VERSION,
+  type PythonTool,
+} from "../../components/release/python-tools";
 import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
 import { shellcheckSync } from "./shellcheck";
 import { pathWithPython3, python3 } from "./python3";
@@ -72,10 +78,19 @@ describe("python: which manager installs the app", () => {
     });
   });
 
-  it("refuses pdm.lock with the export command", () => {
+  it("PDM installs pdm.lock beside its pyproject.toml; without a pyproject.toml it is refused", () => {
+    assert.deepEqual(detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT }), {
+      manager: "pdm",
+      manifest: "pdm.lock",
+      requiresPython: ">=3.10,<4",
+      requiresPythonFrom: "pyproject.toml requires-python",
+    });
+    const both = { "pdm.lock": "", "pyproject.toml": UV_PYPROJECT, "requirements.txt": "" };
+    assert.equal(detectPythonDeps(both).manager, "pip");
+    assert.equal(detectPythonDeps(both, "pdm.lock").manager, "pdm");
     assert.throws(
-      () => detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT }),
-      /pdm\.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements\.txt`, then set apphost:app\.requirements to requirements\.txt/,
+      () => detectPythonDeps({ "pdm.lock": "" }),
+      /^Error: the app has a pdm\.lock and no pyproject\.toml, which PDM reads beside it: commit pyproject\.toml too$/,
     );
   });
 
@@ -162,6 +177,14 @@ describe("python: which manager installs the app", () => {
       const after = [pipenv, pip].map((d) => requirementsHash(dir, { runtime: "python", pythonDeps: d }));
       assert.notEqual(after[0], before[0]);
       assert.equal(after[1], before[1]);
+      // PDM: pyproject.toml too (install --check compares the lock's content hash with it).
+      writeFileSync(join(dir, "pdm.lock"), "# pdm\n");
+      writeFileSync(join(dir, "pyproject.toml"), UV_PYPROJECT);
+      const pdm = detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT });
+      const pdmKey = () => requirementsHash(dir, { runtime: "python", pythonDeps: pdm });
+      const first = pdmKey();
+      writeFileSync(join(dir, "pyproject.toml"), `${UV_PYPROJECT}# changed\n`);
+      assert.notEqual(pdmKey(), first);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -396,7 +419,7 @@ describe("python: install commands per manager", () => {
     ]);
   });
 
-  it("poetry and pipenv: the pinned tool, a venv, then the tool installing the lock's main packages into it", () => {
+  it("poetry, pipenv and pdm: the pinned tool, a venv, then the tool installing the lock's main packages into it", () => {
     const tool = (name: string, version: string) =>
       `/var/lib/apphost/tools/${name}-${version}/bin/python -m ${name}`;
     const cases = [
@@ -405,6 +428,13 @@ describe("python: install commands per manager", () => {
         pin: `poetry==${POETRY_VERSION}`,
         install: `POETRY_CACHE_DIR=${cache}/poetry POETRY_VIRTUALENVS_CREATE=false REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("poetry", POETRY_VERSION)} install --only main --no-root --no-interaction --no-ansi`,
         label: `poetry ${POETRY_VERSION} install from poetry.lock`,
+      },
+      {
+        // --check: the lock checked against pyproject.toml; the venv is PDM's because it is the active one.
+        deps: deps("pdm", "pdm.lock"),
+        pin: `pdm==${PDM_VERSION}`,
+        install: `PDM_CACHE_DIR=${cache}/pdm PDM_LOG_DIR=${cache}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pdm", PDM_VERSION)} install --prod --no-self --frozen-lockfile --check`,
+        label: `pdm ${PDM_VERSION} install --prod --frozen-lockfile from pdm.lock`,
       },
       {
         // --deploy: the Pipfile's [packages] as the lock pins them, the lock checked against the Pipfile.
@@ -417,12 +447,40 @@ describe("python: install commands per manager", () => {
     for (const c of cases) {
       const cmds = pythonInstallCommands(c.deps, cache);
       assert.equal(cmds.length, 3);
-      assert.ok(cmds[0].includes(` --quiet --no-cache-dir ${c.pin}; `), cmds[0]);
+      // The tool with its dependencies as tested (python-tools.ts).
+      const tool = c.deps.manager as PythonTool;
+      assert.ok(
+        cmds[0].includes(` --quiet --no-cache-dir ${[c.pin, ...PYTHON_TOOL_DEPS[tool]].join(" ")}; `),
+        cmds[0],
+      );
       assert.deepEqual(cmds.slice(1), [
         'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
         `as_app "$NEW_DIR" "${c.install}"`,
       ]);
       assert.equal(pythonInstallLabel(c.deps), c.label);
+    }
+  });
+
+  it("each tool's dependency pins are name==version words, one per package, without the tool itself", () => {
+    for (const [tool, pins] of Object.entries(PYTHON_TOOL_DEPS)) {
+      const names = pins.map((p) => p.split("==")[0].toLowerCase().replace(/[._]/g, "-"));
+      for (const p of pins)
+        assert.match(p, /^[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][0-9A-Za-z.+]*$/, `${tool}: ${p}`);
+      assert.equal(new Set(names).size, names.length, `${tool}: a package pinned twice`);
+      assert.ok(!names.includes(tool), `${tool} pins itself`);
+      assert.match(PYTHON_TOOL_VERSION[tool as PythonTool], /^[0-9][0-9.]*$/);
+    }
+    // pdm 2.29.4 fails with hishel 2 (its own requirement allows it): the pin that made the list necessary.
+    assert.ok(PYTHON_TOOL_DEPS.pdm.includes("hishel==1.4.0"));
+  });
+
+  it("docs/config.md names each tool's pinned version and directory", () => {
+    const docs = readFileSync(join(__dirname, "..", "..", "docs", "config.md"), "utf8");
+    for (const [tool, version] of Object.entries(PYTHON_TOOL_VERSION)) {
+      assert.ok(
+        docs.includes(`/var/lib/apphost/tools/${tool}-${version}`),
+        `${tool} ${version} in docs/config.md`,
+      );
     }
   });
 
@@ -453,7 +511,7 @@ describe("python: install commands per manager", () => {
   });
 
   it("the install commands pass shellcheck as one script", function () {
-    const all = (["uv", "poetry", "pipenv", "pip", "pip-project", "none"] as const).flatMap((m) => [
+    const all = (["uv", "poetry", "pipenv", "pdm", "pip", "pip-project", "none"] as const).flatMap((m) => [
       ...pythonInterpreterCommands(deps(m, "x"), "managed", cache),
       ...pythonInstallCommands(deps(m, m === "pip" ? "requirements.txt" : "x"), cache),
       ...pythonVersionCheck(deps(m, "x"), "system"),
@@ -530,13 +588,13 @@ describe("Procfile", () => {
       configProblems(noProcesses(), {
         ...baseCtx(),
         appFiles: files("web: flask db upgrade && gunicorn app:app\nbad line\nbackup: x\n", {
-          "pdm.lock": "",
+          Pipfile: '[packages]\nflask = "*"\n',
         }),
       }),
       [
         'apphost:app.processes (from ../notes/Procfile): line 2 "bad line" is not "name: command"; fix the line, or set apphost:app.processes in the stack',
         'apphost:app.processes (from ../notes/Procfile): line 1: the web process chains commands ("flask db upgrade && gunicorn app:app"); apphost runs the migration once per release, before traffic moves, so split it: "release: flask db upgrade" and "web: gunicorn app:app" in the Procfile, or set apphost:app.processes.web to "gunicorn app:app" and apphost:database.migrate to "flask db upgrade" (apphost:app.processes replaces the whole Procfile, so list backup there too)',
-        "apphost:app.requirements: ../notes: the app installs with pdm.lock, which apphost cannot install from; export it once and commit the file: `pdm export --prod --without-hashes -o requirements.txt`, then set apphost:app.requirements to requirements.txt",
+        "apphost:app.requirements: ../notes: the app has a Pipfile and no Pipfile.lock: run `pipenv lock` and commit Pipfile.lock (apphost installs exactly what it pins)",
       ],
     );
   });
