@@ -9,7 +9,8 @@
  *   Pipfile.lock       -> pipenv install --deploy (Pipenv from PyPI, pinned; the lock must match the Pipfile)
  *   pdm.lock           -> pdm install --prod --no-self --frozen-lockfile --check (PDM from PyPI, pinned; the lock must match pyproject.toml)
  *   Pipfile alone      -> refused: `pipenv lock` makes the lock
- *   pyproject.toml     -> pip install . (no lock: the versions are whatever resolves today)
+ *   pyproject.toml     -> pip install . (no lock: the versions are whatever resolves today), or of its
+ *                         [project] dependencies when the project is not a package (virtualProjectDependencies)
  *
  * `apphost:app.requirements` overrides the detection: pip install -r <file>,
  * or the manager of the lock it names (`Pipfile.lock` or `pdm.lock` where the
@@ -29,6 +30,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { HOST_TOOLS_DIR } from "../paths";
+import { parse as parseToml } from "smol-toml";
 import { ansiC, shellQuote as q } from "../shell";
 import {
   PDM_VERSION,
@@ -59,6 +61,11 @@ export interface PythonDeps {
   requiresPythonFrom: string;
   /** uv: the workspace the app is a member of, when its uv.lock is in a parent directory */
   workspace?: UvWorkspace;
+  /**
+   * pip-project: the `[project] dependencies` pip installs when the project is not a package
+   * (`virtualProjectDependencies`); absent for a package, which `pip install .` builds and installs.
+   */
+  dependencies?: readonly string[];
   /**
    * The version Heroku's runtime.txt names (`python-3.10.2` -> `3.10.2`), when
    * nothing apphost enforces states one: the install phase warns when the
@@ -172,9 +179,8 @@ export function findUvWorkspace(
 
 /** `[tool.uv.workspace] members` of the root pyproject, globs expanded (`packages/*`), as root-relative paths. */
 export function workspaceMembers(root: string, toml: string): string[] {
-  const table = /^\[\s*tool\.uv\.workspace\s*\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml)?.[1] ?? "";
-  const list = /^\s*members\s*=\s*\[([\s\S]*?)\]/m.exec(table)?.[1] ?? "";
-  const globs = [...list.matchAll(/"([^"]*)"|'([^']*)'/g)].map((m) => m[1] ?? m[2]);
+  const list = tomlValue(toml, "tool.uv.workspace", "members");
+  const globs = Array.isArray(list) ? list.filter((g): g is string => typeof g === "string") : [];
   const out: string[] = [];
   for (const g of globs) {
     let paths = [""];
@@ -262,8 +268,35 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
       "the app has a Pipfile and no Pipfile.lock: run `pipenv lock` and commit Pipfile.lock (apphost installs exactly what it pins)",
     );
   }
-  if (facts["pyproject.toml"] !== undefined) return deps("pip-project", "pyproject.toml");
+  const pyproject = facts["pyproject.toml"];
+  if (pyproject !== undefined) {
+    const dependencies = virtualProjectDependencies(pyproject);
+    return { ...deps("pip-project", "pyproject.toml"), ...(dependencies ? { dependencies } : {}) };
+  }
   return deps("none", "");
+}
+
+/**
+ * The `[project] dependencies` of a pyproject.toml whose project is not a package, as uv reads one: no
+ * `[build-system]` (`uv init --app`, FastAPI's full-stack backend), or `[tool.pdm] distribution = false`,
+ * `[tool.poetry] package-mode = false`, `[tool.uv] package = false`. pip installs these instead of
+ * `pip install .`, which would build the directory with setuptools' defaults and fail on a layout of several
+ * top-level directories (`app/` beside `migrations/`: "Multiple top-level packages discovered in a
+ * flat-layout"). The code runs from the release, as for every other manager. Undefined for a package, and for
+ * dependencies its build computes (`dynamic`): `pip install .` then.
+ */
+export function virtualProjectDependencies(toml: string): string[] | undefined {
+  const project = tomlValue(toml, "", "project");
+  if (project === null || typeof project !== "object" || Array.isArray(project)) return undefined;
+  const { dependencies, dynamic } = project as { dependencies?: unknown; dynamic?: unknown };
+  const packaged =
+    tomlValue(toml, "tool.uv", "package") === true ||
+    (tomlValue(toml, "", "build-system") !== undefined &&
+      tomlValue(toml, "tool.pdm", "distribution") !== false &&
+      tomlValue(toml, "tool.poetry", "package-mode") !== false &&
+      tomlValue(toml, "tool.uv", "package") !== false);
+  if (packaged || (Array.isArray(dynamic) && dynamic.includes("dependencies"))) return undefined;
+  return Array.isArray(dependencies) ? dependencies.filter((d): d is string => typeof d === "string") : [];
 }
 
 /** The files that say who installs, in the order detection tries them (a lock, or requirements.txt). */
@@ -397,30 +430,31 @@ function poetryClause(c: string): string {
   return c.replace(/\s+/g, "");
 }
 
-/**
- * The string value of `key` in TOML table `[table]`: enough TOML for the two
- * keys we read (a basic or literal string on one line).
- */
-export function tomlString(toml: string, table: string, key: string): string | undefined {
-  let current = "";
-  for (const raw of toml.split("\n")) {
-    const line = raw.trim();
-    const header = /^\[\s*([^\]]+?)\s*\]\s*(#.*)?$/.exec(line);
-    if (header && !line.startsWith("[[")) {
-      current = header[1].replace(/\s+/g, "");
-      continue;
-    }
-    if (line.startsWith("[[")) {
-      current = "";
-      continue;
-    }
-    if (current !== table) continue;
-    const m = new RegExp(
-      `^"?${key.replace(/[-.]/g, "\\$&")}"?\\s*=\\s*("([^"\\\\]*(?:\\\\.[^"\\\\]*)*)"|'([^']*)')`,
-    ).exec(line);
-    if (m) return m[2] !== undefined ? m[2].replace(/\\(.)/g, "$1") : m[3];
+/** The TOML document, or undefined when it does not parse (the tool that reads it then says why). */
+export function parseTomlLenient(toml: string): Record<string, unknown> | undefined {
+  try {
+    return parseToml(toml) as Record<string, unknown>;
+  } catch {
+    return undefined;
   }
-  return undefined;
+}
+
+/** The value at a dotted table path and key (`tool.poetry.dependencies`, `python`; `""` for the root), or undefined. */
+export function tomlValue(toml: string, table: string, key: string): unknown {
+  let at: unknown = parseTomlLenient(toml);
+  for (const part of [...(table === "" ? [] : table.split(".")), key]) {
+    at =
+      at !== null && typeof at === "object" && !Array.isArray(at)
+        ? (at as Record<string, unknown>)[part]
+        : undefined;
+  }
+  return at;
+}
+
+/** A string value at a table and key, or undefined (absent, another type, or a document that does not parse). */
+export function tomlString(toml: string, table: string, key: string): string | undefined {
+  const v = tomlValue(toml, table, key);
+  return typeof v === "string" ? v : undefined;
 }
 
 /**
@@ -609,11 +643,20 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       return [
         `if [ -f "$NEW_DIR/${deps.manifest}" ]; then ${venv}; as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${deps.manifest}"; else ${emptyVenv}; note "install: no ${deps.manifest}; the venv has no packages"; fi`,
       ];
-    case "pip-project":
+    case "pip-project": {
+      const pip = `PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input`;
+      if (!deps.dependencies) return [venv, `as_app "$NEW_DIR" "${pip} ."`];
+      if (deps.dependencies.length === 0) {
+        return [emptyVenv, `note "install: pyproject.toml lists no dependencies; the venv has no packages"`];
+      }
+      // The list in a file of root's that the app user reads: each requirement quoted once, for this shell only.
       return [
         venv,
-        `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
+        `PROJECT_REQS=$(mktemp); printf '%s\\n' ${deps.dependencies.map(q).join(" ")} > "$PROJECT_REQS"; chmod 0644 "$PROJECT_REQS"`,
+        `as_app "$NEW_DIR" "${pip} -r $PROJECT_REQS"`,
+        `rm -f "$PROJECT_REQS"`,
       ];
+    }
     case "none":
       return [
         emptyVenv,
@@ -636,7 +679,9 @@ export function pythonInstallLabel(deps: PythonDeps): string {
     case "pip":
       return `pip install -r ${deps.manifest}`;
     case "pip-project":
-      return "pip install . (pyproject.toml, no lock file)";
+      return deps.dependencies
+        ? "pip install of pyproject.toml's [project] dependencies (no lock file; the project is not a package)"
+        : "pip install . (pyproject.toml, no lock file)";
     case "none":
       return "no packages";
   }

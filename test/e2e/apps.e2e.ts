@@ -310,6 +310,30 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("without uv.lock: pip installs pyproject.toml's dependencies, not the project (notes/ beside migrations/ is no package)", async function () {
+    // `pip install .` would fail: "Multiple top-level packages discovered in a flat-layout: ['notes', 'migrations']".
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-nolock-"));
+    try {
+      fs.cpSync(SOURCE, dir, { recursive: true });
+      fs.rmSync(path.join(dir, "uv.lock"));
+      const res = await up(dir);
+      assert.equal(res.summary.result, "succeeded");
+      assert.equal(health().status, 200);
+      // The same database: the migration found it at head, the note is there.
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
+      const venv = `/srv/${ID}/current/.venv/bin/python`;
+      assert.match(onHost(`${venv} -m pip show fastapi`).stdout, /^Name: fastapi$/m);
+      // The project itself is not installed: the code runs from the release.
+      assert.match(
+        onHost(`${venv} -m pip show notes 2>&1 || true`).stdout,
+        /WARNING: Package\(s\) not found: notes/,
+      );
+      assert.doesNotMatch(onHost(`${venv} -m pip list --format=freeze`).stdout, /^(pytest|httpx)==/m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a web process on a port of its own fails its release in seconds, named by the gate; the previous release keeps serving", async function () {
     // `web: python serve.py`, where serve.py calls uvicorn.run() on a fixed port, as many apps' READMEs start them.
     const live = onHost(`readlink /srv/${ID}/current`).stdout.trim();

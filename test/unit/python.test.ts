@@ -28,6 +28,7 @@ import {
   runtimeTxtWarning,
   SPEC_CHECK_PY,
   tomlString,
+  virtualProjectDependencies,
   UV_VERSION,
   POETRY_VERSION,
   PIPENV_VERSION,
@@ -135,6 +136,30 @@ describe("python: which manager installs the app", () => {
     );
     // A Pipfile beside a pyproject.toml (a tool's, unlocked) installs the project, as before.
     assert.equal(detectPythonDeps({ Pipfile: "", "pyproject.toml": UV_PYPROJECT }).manager, "pip-project");
+  });
+
+  it("a pyproject.toml without a lock: its [project] dependencies when the project is not a package, as uv reads one", () => {
+    const project =
+      '[project]\nname = "app"\ndependencies = [\n  "fastapi>=0.115", # the API\n  "uvicorn[standard]",\n]\n';
+    const build = '\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n';
+    const cases: [string, string[] | undefined][] = [
+      [project, ["fastapi>=0.115", "uvicorn[standard]"]],
+      [project + build, undefined],
+      [`${project}${build}\n[tool.pdm]\ndistribution = false\n`, ["fastapi>=0.115", "uvicorn[standard]"]],
+      [`${project}${build}\n[tool.poetry]\npackage-mode = false\n`, ["fastapi>=0.115", "uvicorn[standard]"]],
+      [`${project}${build}\n[tool.uv]\npackage = false\n`, ["fastapi>=0.115", "uvicorn[standard]"]],
+      [`${project}\n[tool.uv]\npackage = true\n`, undefined],
+      ['[project]\nname = "app"\ndynamic = ["dependencies"]\n', undefined],
+      ['[project]\nname = "app"\n', []],
+      ["[tool.black]\nline-length = 100\n", undefined],
+      ["[project\nname = ", undefined],
+    ];
+    assert.deepEqual(
+      cases.map(([toml]) => virtualProjectDependencies(toml)),
+      cases.map(([, expected]) => expected),
+    );
+    assert.deepEqual(detectPythonDeps({ "pyproject.toml": UV_PYPROJECT }).dependencies, ["fastapi>=0.110"]);
+    assert.equal(detectPythonDeps({ "pyproject.toml": project + build }).dependencies, undefined);
   });
 
   it("a config read without the app directory installs with pip from requirements.txt, as before", () => {
@@ -489,6 +514,32 @@ describe("python: install commands per manager", () => {
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
       `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
     ]);
+    // A project that is not a package: its [project] dependencies from a file of root's, each quoted once.
+    const virtual = {
+      ...deps("pip-project", "pyproject.toml"),
+      dependencies: ["fastapi>=0.115,<1", `uvicorn[standard]>=0.30; python_version >= '3.11'`],
+    };
+    assert.deepEqual(pythonInstallCommands(virtual, cache), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+      `PROJECT_REQS=$(mktemp); printf '%s\\n' 'fastapi>=0.115,<1' 'uvicorn[standard]>=0.30; python_version >= '\\''3.11'\\''' > "$PROJECT_REQS"; chmod 0644 "$PROJECT_REQS"`,
+      `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r $PROJECT_REQS"`,
+      'rm -f "$PROJECT_REQS"',
+    ]);
+    // Under bash, the file holds each requirement as written.
+    const written = execFileSync(
+      "bash",
+      ["-c", `${pythonInstallCommands(virtual, cache)[1]}; cat "$PROJECT_REQS"; rm -f "$PROJECT_REQS"`],
+      { encoding: "utf8" },
+    );
+    assert.equal(written, `${virtual.dependencies.join("\n")}\n`);
+    assert.deepEqual(pythonInstallCommands({ ...virtual, dependencies: [] }, cache), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
+      'note "install: pyproject.toml lists no dependencies; the venv has no packages"',
+    ]);
+    assert.equal(
+      pythonInstallLabel(virtual),
+      "pip install of pyproject.toml's [project] dependencies (no lock file; the project is not a package)",
+    );
     // Nothing to install: a venv without pip.
     assert.deepEqual(pythonInstallCommands(deps("none", ""), cache), [
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
@@ -516,6 +567,12 @@ describe("python: install commands per manager", () => {
       ...pythonInstallCommands(deps(m, m === "pip" ? "requirements.txt" : "x"), cache),
       ...pythonVersionCheck(deps(m, "x"), "system"),
     ]);
+    all.push(
+      ...pythonInstallCommands(
+        { ...deps("pip-project", "x"), dependencies: [`a[b]>=1; python_version >= '3.11'`, "c"] },
+        cache,
+      ),
+    );
     const script = `#!/bin/bash\nnote() { :; }\ndie() { exit 1; }\nas_app() { :; }\nNEW_DIR=/x\nVENV=/v\n${all.join("\n")}\necho "$PYTHON $PY_MM $PY_VERSION"\n`;
     const r = shellcheckSync(script, ["-s", "bash"]);
     assert.equal(r.output, "");
