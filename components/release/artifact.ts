@@ -321,9 +321,15 @@ export function requirementsHash(
         h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
     }
   }
-  // Pipenv and PDM check the lock against the Pipfile or pyproject.toml: one changed without a new lock gets a venv of
-  // its own, whose install says the lock is out of date, rather than the venv of the lock it no longer matches.
-  const checked = manager === "pipenv" ? "Pipfile" : manager === "pdm" ? "pyproject.toml" : undefined;
+  // Poetry, Pipenv and PDM check the lock against pyproject.toml or the Pipfile: one changed without a new lock gets a
+  // venv of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer
+  // matches. (Poetry's venvs were keyed by the lock alone before: an upgrade installs each once more.)
+  const checked =
+    manager === "pipenv"
+      ? "Pipfile"
+      : manager === "pdm" || manager === "poetry"
+        ? "pyproject.toml"
+        : undefined;
   if (checked && fs.statSync(path.join(appDir, checked), { throwIfNoEntry: false })?.isFile()) {
     h.update(`\0${checked}\0${fs.readFileSync(path.join(appDir, checked), "utf8")}`);
   }

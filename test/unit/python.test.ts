@@ -202,14 +202,24 @@ describe("python: which manager installs the app", () => {
       const after = [pipenv, pip].map((d) => requirementsHash(dir, { runtime: "python", pythonDeps: d }));
       assert.notEqual(after[0], before[0]);
       assert.equal(after[1], before[1]);
-      // PDM: pyproject.toml too (install --check compares the lock's content hash with it).
+      // PDM and Poetry: pyproject.toml too (their installs compare the lock's content hash with it); uv: the lock alone.
       writeFileSync(join(dir, "pdm.lock"), "# pdm\n");
+      writeFileSync(join(dir, "poetry.lock"), "# poetry\n");
       writeFileSync(join(dir, "pyproject.toml"), UV_PYPROJECT);
-      const pdm = detectPythonDeps({ "pdm.lock": "", "pyproject.toml": UV_PYPROJECT });
-      const pdmKey = () => requirementsHash(dir, { runtime: "python", pythonDeps: pdm });
-      const first = pdmKey();
+      const keys = () =>
+        (["pdm.lock", "poetry.lock", "uv.lock"] as const).map((lock) =>
+          requirementsHash(dir, {
+            runtime: "python",
+            pythonDeps: detectPythonDeps({ [lock]: "", "pyproject.toml": UV_PYPROJECT }),
+          }),
+        );
+      const first = keys();
       writeFileSync(join(dir, "pyproject.toml"), `${UV_PYPROJECT}# changed\n`);
-      assert.notEqual(pdmKey(), first);
+      const second = keys();
+      assert.deepEqual(
+        second.map((k, i) => k !== first[i]),
+        [true, true, false],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
