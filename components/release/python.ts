@@ -363,15 +363,13 @@ export function requiresPythonOf(facts: PythonFacts, pipfile = false): { spec: s
     parts.push(exact(pin));
     from.push(".python-version");
   }
-  if (pipfile && facts.Pipfile !== undefined) {
-    const key = ["python_full_version", "python_version"].find((k) =>
-      tomlString(facts.Pipfile!, "requires", k),
-    );
-    const version = key && tomlString(facts.Pipfile, "requires", key)!.trim();
-    if (version && /^\d+(\.\d+){0,2}$/.test(version)) {
-      parts.push(exact(version));
-      from.push(`Pipfile [requires] ${key}`);
-    }
+  const pipenvKey = ["python_full_version", "python_version"].find(
+    (k) => pipfile && facts.Pipfile !== undefined && tomlString(facts.Pipfile, "requires", k) !== undefined,
+  );
+  const pipenvPin = pipenvKey && tomlString(facts.Pipfile ?? "", "requires", pipenvKey)?.trim();
+  if (pipenvPin && /^\d+(\.\d+){0,2}$/.test(pipenvPin)) {
+    parts.push(exact(pipenvPin));
+    from.push(`Pipfile [requires] ${pipenvKey}`);
   }
   if (parts.some((p) => p.includes("||")) && parts.length > 1) {
     // (a || b), c: distribute c over the alternatives.
@@ -431,7 +429,7 @@ function poetryClause(c: string): string {
 }
 
 /** The TOML document, or undefined when it does not parse (the tool that reads it then says why). */
-export function parseTomlLenient(toml: string): Record<string, unknown> | undefined {
+function parseTomlLenient(toml: string): Record<string, unknown> | undefined {
   try {
     return parseToml(toml) as Record<string, unknown>;
   } catch {
@@ -440,7 +438,7 @@ export function parseTomlLenient(toml: string): Record<string, unknown> | undefi
 }
 
 /** The value at a dotted table path and key (`tool.poetry.dependencies`, `python`; `""` for the root), or undefined. */
-export function tomlValue(toml: string, table: string, key: string): unknown {
+function tomlValue(toml: string, table: string, key: string): unknown {
   let at: unknown = parseTomlLenient(toml);
   for (const part of [...(table === "" ? [] : table.split(".")), key]) {
     at =
