@@ -621,8 +621,9 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
     case "pipenv": {
       // --deploy: the lock must match the Pipfile and its [requires] Python (the default packages only, as pinned).
       // Not the release's .env, which Pipenv loads into every command's environment by default: the lock alone decides.
+      // COLUMNS: its messages (a lock out of date, with both hashes) on a line each in the release log, not wrapped at 80.
       const pipenv = `${toolDir("pipenv")}/bin/python -m pipenv`;
-      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 COLUMNS=160 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [toolInstallCommand("pipenv"), venv, `as_app "$NEW_DIR" "${env} ${pipenv} install --deploy"`];
     }
     case "pdm": {
@@ -630,7 +631,7 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       // PATH), never a .pdm-python the app may have committed. PDM writes a log for each command: into the cache,
       // not under the home, which the app user cannot write.
       const pdm = `${toolDir("pdm")}/bin/python -m pdm`;
-      const env = `PDM_CACHE_DIR=${cacheDir}/pdm PDM_LOG_DIR=${cacheDir}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 ${HOST_TLS.pdm} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
+      const env = `PDM_CACHE_DIR=${cacheDir}/pdm PDM_LOG_DIR=${cacheDir}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 COLUMNS=160 ${HOST_TLS.pdm} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
       return [
         toolInstallCommand("pdm"),
         venv,

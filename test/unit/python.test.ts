@@ -468,14 +468,14 @@ describe("python: install commands per manager", () => {
         // --check: the lock checked against pyproject.toml; the venv is PDM's because it is the active one.
         deps: deps("pdm", "pdm.lock"),
         pin: `pdm==${PDM_VERSION}`,
-        install: `PDM_CACHE_DIR=${cache}/pdm PDM_LOG_DIR=${cache}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pdm", PDM_VERSION)} install --prod --no-self --frozen-lockfile --check`,
+        install: `PDM_CACHE_DIR=${cache}/pdm PDM_LOG_DIR=${cache}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 COLUMNS=160 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pdm", PDM_VERSION)} install --prod --no-self --frozen-lockfile --check`,
         label: `pdm ${PDM_VERSION} install --prod --frozen-lockfile from pdm.lock`,
       },
       {
         // --deploy: the Pipfile's [packages] as the lock pins them, the lock checked against the Pipfile.
         deps: deps("pipenv", "Pipfile.lock"),
         pin: `pipenv==${PIPENV_VERSION}`,
-        install: `PIPENV_CACHE_DIR=${cache}/pipenv PIP_CACHE_DIR=${cache}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pipenv", PIPENV_VERSION)} install --deploy`,
+        install: `PIPENV_CACHE_DIR=${cache}/pipenv PIP_CACHE_DIR=${cache}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 COLUMNS=160 PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${tool("pipenv", PIPENV_VERSION)} install --deploy`,
         label: `pipenv ${PIPENV_VERSION} install --deploy from Pipfile.lock`,
       },
     ];
