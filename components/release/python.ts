@@ -63,7 +63,8 @@ export interface PythonDeps {
   workspace?: UvWorkspace;
   /**
    * pip-project: the `[project] dependencies` pip installs when the project is not a package
-   * (`virtualProjectDependencies`); absent for a package, which `pip install .` builds and installs.
+   * (`virtualProjectDependencies`); absent for a package, which `pip install .` builds and installs. The install
+   * reads them again on the host, from the release's pyproject.toml (`PYPROJECT_DEPS_PY`).
    */
   dependencies?: readonly string[];
   /**
@@ -456,6 +457,17 @@ export function tomlString(toml: string, table: string, key: string): string | u
 }
 
 /**
+ * Python 3.11+ (stdlib tomllib) that prints the `[project] dependencies` of the pyproject.toml in argv[1], one a
+ * line. It runs as root on a file in the app user's release: never through a symlink (O_NOFOLLOW).
+ */
+export const PYPROJECT_DEPS_PY = [
+  "import os, sys, tomllib",
+  "with os.fdopen(os.open(sys.argv[1], os.O_RDONLY | os.O_NOFOLLOW), 'rb') as f:",
+  "    deps = tomllib.load(f).get('project', {}).get('dependencies', [])",
+  "print(''.join(d + '\\n' for d in deps if isinstance(d, str)), end='')",
+].join("\n");
+
+/**
  * Python (stdlib only, any 3.x) that exits 0 when its own version, or the
  * version in argv[2], satisfies argv[1] (PEP 440 clauses joined by `,`,
  * alternatives by `||`), else 1. Prints nothing.
@@ -648,10 +660,15 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       if (deps.dependencies.length === 0) {
         return [emptyVenv, `note "install: pyproject.toml lists no dependencies; the venv has no packages"`];
       }
-      // The list in a file of root's that the app user reads: each requirement quoted once, for this shell only.
+      // Read on the host from the release's own pyproject.toml, not written into this script: a dependency (a URL
+      // with a token in it) stays out of the script and the state, and a change to the list changes no host file.
+      // Into a file of root's that the app user reads.
       return [
         venv,
-        `PROJECT_REQS=$(mktemp); printf '%s\\n' ${deps.dependencies.map(q).join(" ")} > "$PROJECT_REQS"; chmod 0644 "$PROJECT_REQS"`,
+        `PROJECT_REQS=$(mktemp); PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ` +
+          `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml" > "$PROJECT_REQS" || die ${q(
+            "install: could not read [project] dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
+          )}; chmod 0644 "$PROJECT_REQS"`,
         `as_app "$NEW_DIR" "${pip} -r $PROJECT_REQS"`,
         `rm -f "$PROJECT_REQS"`,
       ];

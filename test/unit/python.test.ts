@@ -6,7 +6,7 @@
  */
 import * as assert from "assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { chainedParts, parseProcfile } from "../../components/config/procfile";
@@ -524,24 +524,52 @@ describe("python: install commands per manager", () => {
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
       `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
     ]);
-    // A project that is not a package: its [project] dependencies from a file of root's, each quoted once.
+    // A project that is not a package: its [project] dependencies, read on the host from the release's
+    // pyproject.toml into a file of root's (never written into the script, which the state holds).
     const virtual = {
       ...deps("pip-project", "pyproject.toml"),
       dependencies: ["fastapi>=0.115,<1", `uvicorn[standard]>=0.30; python_version >= '3.11'`],
     };
-    assert.deepEqual(pythonInstallCommands(virtual, cache), [
-      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
-      `PROJECT_REQS=$(mktemp); printf '%s\\n' 'fastapi>=0.115,<1' 'uvicorn[standard]>=0.30; python_version >= '\\''3.11'\\''' > "$PROJECT_REQS"; chmod 0644 "$PROJECT_REQS"`,
-      `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r $PROJECT_REQS"`,
-      'rm -f "$PROJECT_REQS"',
-    ]);
-    // Under bash, the file holds each requirement as written.
-    const written = execFileSync(
-      "bash",
-      ["-c", `${pythonInstallCommands(virtual, cache)[1]}; cat "$PROJECT_REQS"; rm -f "$PROJECT_REQS"`],
-      { encoding: "utf8" },
+    const cmds = pythonInstallCommands(virtual, cache);
+    assert.deepEqual(
+      [cmds[0], ...cmds.slice(2)],
+      [
+        'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+        `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r $PROJECT_REQS"`,
+        'rm -f "$PROJECT_REQS"',
+      ],
     );
-    assert.equal(written, `${virtual.dependencies.join("\n")}\n`);
+    assert.ok(!cmds.join("\n").includes("fastapi"), "the list is not in the script");
+    // Under bash and this machine's python3, from a pyproject.toml: the file holds each requirement as written;
+    // a symlinked pyproject.toml is refused.
+    const dir = mkdtempSync(join(tmpdir(), "apphost-pyproject-"));
+    try {
+      const toml = `[project]\nname = "app"\ndependencies = [\n  "fastapi>=0.115,<1", # the API\n  "uvicorn[standard]>=0.30; python_version >= '3.11'",\n]\n`;
+      writeFileSync(join(dir, "pyproject.toml"), toml);
+      const read = (newDir: string) =>
+        spawnSync(
+          "bash",
+          [
+            "-c",
+            `die() { echo "died: $1"; exit 9; }; NEW_DIR=${newDir}; ${cmds[1]}; cat "$PROJECT_REQS"; rm -f "$PROJECT_REQS"`,
+          ],
+          {
+            encoding: "utf8",
+            env: { ...process.env, PATH: pathWithPython3() },
+          },
+        );
+      assert.equal(read(dir).stdout, `${virtual.dependencies.join("\n")}\n`);
+      mkdirSync(join(dir, "linked"));
+      symlinkSync(join(dir, "pyproject.toml"), join(dir, "linked", "pyproject.toml"));
+      const linked = read(join(dir, "linked"));
+      assert.equal(linked.status, 9);
+      assert.match(
+        linked.stdout,
+        /^died: install: could not read \[project\] dependencies from the release's pyproject\.toml/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.deepEqual(pythonInstallCommands({ ...virtual, dependencies: [] }, cache), [
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
       'note "install: pyproject.toml lists no dependencies; the venv has no packages"',
