@@ -522,6 +522,12 @@ export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }):
   return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" -newermt "@$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}; fi; fi`;
 }
 
+/** What a Python app's failed migration adds when a command it ran was not found (exit status 127). */
+export const MIGRATE_NOT_FOUND_HINT =
+  "(exit status 127: a command the migration runs was not found, with the venv's bin first on PATH. apphost installs " +
+  "a Python app's main dependencies only, not a dev group (Poetry, PDM, uv) or the Pipfile's [dev-packages]: if the " +
+  "migration's tool is among those, move it to the main dependencies.)";
+
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const l = paths(input);
@@ -535,6 +541,12 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       ]
     : [];
+  // A Python app's migration tool that is not found (exit status 127) is most often one the app lists among its dev
+  // dependencies, which no manager installs on the host. PIPESTATUS is read first: any command resets it.
+  const notFoundHint =
+    input.app.runtime === "python"
+      ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; fi; `
+      : 'MIGRATE_HINT=""; ';
   // The script runs under umask 022, so a SQLite file the migration (or the
   // revision command) creates would be world-readable; the app's own units
   // use UMask=0027. Bring the file and its side files to 0640 at most.
@@ -579,7 +591,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
       'rm -f "$MIGRATE_LOG"',
-      `if ! as_app "$NEW_DIR" ${q(db.migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")"; fi`,
+      `if ! as_app "$NEW_DIR" ${q(db.migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
       ...revision,
       ...tighten,
       strayDatabaseCheck(input, { shell: `"the migration (${db.migrate.replace(/["`$\\]/g, "\\$&")})"` }),

@@ -2,6 +2,7 @@ import { buildTools, nodeEnginesWarning, type NodeDeps } from "../../components/
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
+import { shellQuote } from "../../components/shell";
 import {
   assertS3Target,
   backupCommands,
@@ -18,6 +19,7 @@ import {
   healthGatePhase,
   installPhase,
   installsPackages,
+  MIGRATE_NOT_FOUND_HINT,
   migratePhase,
   mirrorPhases,
   publishPhase,
@@ -142,6 +144,13 @@ describe("release phases: the base input", () => {
     ]);
   });
 
+  it("a Node app's failed migration gets no dev-dependency hint: its devDependencies are installed", () => {
+    const node = baseInput({ app: { ...baseApp, runtime: "node" } });
+    const line = phase(node, "migrate").commands.find((c) => c.startsWith("if ! as_app"));
+    assert.match(line ?? "", /; then MIGRATE_HINT=""; die "the migration command failed: /);
+    assert.ok(!line!.includes("PIPESTATUS"));
+  });
+
   it("backup, migrate, publish, health-gate, finish (literal refs)", () => {
     const input = baseInput({ refs: literal });
     assert.deepEqual(phase(input, "backup").commands, [
@@ -167,7 +176,9 @@ describe("release phases: the base input", () => {
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
       'rm -f "$MIGRATE_LOG"',
-      'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")"; fi',
+      'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
+        `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_NOT_FOUND_HINT)}; fi; ` +
+        'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
       "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',

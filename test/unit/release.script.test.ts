@@ -13,7 +13,7 @@ import * as os from "os";
 import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
-import { EXIT_CODES } from "../../components/release/phases";
+import { EXIT_CODES, MIGRATE_NOT_FOUND_HINT } from "../../components/release/phases";
 import { parseResult, renderReleaseScript } from "../../components/release/script";
 import { shellcheck, shellcheckSync } from "./shellcheck";
 import { baseInput, baseReleases, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
@@ -306,6 +306,25 @@ describe("release script: usage", () => {
     assert.match(r.stderr, /artifact checksum mismatch/);
     assert.ok(!fs.existsSync(path.join(host.layout.releases, "20250101120001-abcdef12")));
     assert.ok(fs.existsSync(app));
+  });
+});
+
+describe("release script: a Python migration whose tool is not found (127)", () => {
+  let host: FakeHost;
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      database: { migrate: "apphost-test-missing-tool upgrade head", revision: undefined },
+    });
+  });
+  after(() => host.cleanup());
+
+  it("fails migrate (14), saying the tool may be a dev dependency, which no manager installs on the host", () => {
+    const app = writeTestApp(path.join(host.tmp, "app-127"), { version: "v1" });
+    const r = host.deploy(app, "20250101120000-abcdef12");
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+    assert.match(r.stderr, /apphost-test-missing-tool: command not found/);
+    assert.ok(r.stderr.includes(`\n${MIGRATE_NOT_FOUND_HINT}\n`), r.stderr);
   });
 });
 
