@@ -23,7 +23,13 @@ import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
 import { nodeDepsOf, nodeSettings } from "./node";
-import { pythonDepsOf, workspaceMembers, WORKSPACE_DIR, type UvWorkspace } from "./python";
+import {
+  pythonDepsOf,
+  workspaceMembers,
+  WORKSPACE_DIR,
+  type PythonManager,
+  type UvWorkspace,
+} from "./python";
 
 /** The excludes applied when `apphost:app.excludes` is not set: the config module's default, not a copy. */
 export const DEFAULT_EXCLUDES: readonly string[] = APP_DEFAULTS.excludes;
@@ -263,6 +269,13 @@ export function requirementsFile(
   return pythonDepsOf(app).manifest;
 }
 
+/** The manifest a Python manager checks its lock against (and that keys its venv with the lock). */
+const LOCK_CHECKED_AGAINST: Partial<Record<PythonManager, readonly string[]>> = {
+  poetry: ["pyproject.toml"],
+  pdm: ["pyproject.toml"],
+  pipenv: ["Pipfile"],
+};
+
 /**
  * 16 hex characters of sha256 over the runtime, the manager and manifest's
  * name and its content (a missing manifest hashes as missing, so it is stable
@@ -312,26 +325,16 @@ export function requirementsHash(
     h.update(`\0member\0${member}\0`);
     h.update(body);
   }
-  // Each manager reads its settings beside the lock (node.ts: nodeSettings); an npm app without an .npmrc hashes as
-  // before.
-  if (node) {
-    for (const name of nodeSettings(node.manager)) {
-      const abs = path.join(appDir, name);
-      if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
-        h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
-    }
-  }
-  // Poetry, Pipenv and PDM check the lock against pyproject.toml or the Pipfile: one changed without a new lock gets a
-  // venv of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer
-  // matches. (Poetry's venvs were keyed by the lock alone before: an upgrade installs each once more.)
-  const checked =
-    manager === "pipenv"
-      ? "Pipfile"
-      : manager === "pdm" || manager === "poetry"
-        ? "pyproject.toml"
-        : undefined;
-  if (checked && fs.statSync(path.join(appDir, checked), { throwIfNoEntry: false })?.isFile()) {
-    h.update(`\0${checked}\0${fs.readFileSync(path.join(appDir, checked), "utf8")}`);
+  // The files each manager reads beside the lock: a Node manager's settings (node.ts: nodeSettings), and the manifest
+  // Poetry, PDM and Pipenv check the lock against (pyproject.toml, the Pipfile), so that one changed without a new lock
+  // gets a venv of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer
+  // matches. An npm app without an .npmrc hashes as before; Poetry's venvs were keyed by the lock alone (an upgrade
+  // installs each once more).
+  const beside = node ? nodeSettings(node.manager) : deps ? (LOCK_CHECKED_AGAINST[deps.manager] ?? []) : [];
+  for (const name of beside) {
+    const abs = path.join(appDir, name);
+    if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
+      h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
   }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.

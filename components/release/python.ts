@@ -606,6 +606,13 @@ export function pythonInterpreterCommands(
 export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): string[] {
   const venv = `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"`;
   const emptyVenv = `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"`;
+  // A pinned tool (toolInstallCommand) installing the lock into the venv, which it finds active (VIRTUAL_ENV, first on
+  // PATH). Not bin/<tool>: its shebang names the temporary directory the tool's venv was built in.
+  const lockedInstall = (tool: "poetry" | "pipenv" | "pdm", env: string, args: string) => [
+    toolInstallCommand(tool),
+    venv,
+    `as_app "$NEW_DIR" "${env} ${HOST_TLS[tool]} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH ${toolDir(tool)}/bin/python -m ${tool} ${args}"`,
+  ];
   switch (deps.manager) {
     case "uv": {
       const uv = `${toolDir("uv")}/bin/uv`;
@@ -620,36 +627,30 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
         `as_app ${dir} "${env} ${uv} sync --frozen --no-dev --no-install-project${only} --python \\"$PYTHON\\""`,
       ];
     }
-    case "poetry": {
-      // Not bin/poetry: its shebang names the temporary directory the venv was built in (toolInstallCommand).
-      const poetry = `${toolDir("poetry")}/bin/python -m poetry`;
-      const env = `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false ${HOST_TLS.poetry} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
-      return [
-        toolInstallCommand("poetry"),
-        venv,
-        `as_app "$NEW_DIR" "${env} ${poetry} install --only main --no-root --no-interaction --no-ansi"`,
-      ];
-    }
-    case "pipenv": {
+    case "poetry":
+      return lockedInstall(
+        "poetry",
+        `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false`,
+        "install --only main --no-root --no-interaction --no-ansi",
+      );
+    case "pipenv":
       // --deploy: the lock must match the Pipfile and its [requires] Python (the default packages only, as pinned).
       // Not the release's .env, which Pipenv loads into every command's environment by default: the lock alone decides.
       // COLUMNS: its messages (a lock out of date, with both hashes) on a line each in the release log, not wrapped at 80.
-      const pipenv = `${toolDir("pipenv")}/bin/python -m pipenv`;
-      const env = `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 COLUMNS=160 ${HOST_TLS.pipenv} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
-      return [toolInstallCommand("pipenv"), venv, `as_app "$NEW_DIR" "${env} ${pipenv} install --deploy"`];
-    }
-    case "pdm": {
+      return lockedInstall(
+        "pipenv",
+        `PIPENV_CACHE_DIR=${cacheDir}/pipenv PIP_CACHE_DIR=${cacheDir}/pip PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_DONT_LOAD_ENV=1 COLUMNS=160`,
+        "install --deploy",
+      );
+    case "pdm":
       // --check: the lock must match pyproject.toml. The venv is PDM's because it is active (VIRTUAL_ENV, first on
       // PATH), never a .pdm-python the app may have committed. PDM writes a log for each command: into the cache,
       // not under the home, which the app user cannot write.
-      const pdm = `${toolDir("pdm")}/bin/python -m pdm`;
-      const env = `PDM_CACHE_DIR=${cacheDir}/pdm PDM_LOG_DIR=${cacheDir}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 COLUMNS=160 ${HOST_TLS.pdm} VIRTUAL_ENV=$VENV PATH=$VENV/bin:\\$PATH`;
-      return [
-        toolInstallCommand("pdm"),
-        venv,
-        `as_app "$NEW_DIR" "${env} ${pdm} install --prod --no-self --frozen-lockfile --check"`,
-      ];
-    }
+      return lockedInstall(
+        "pdm",
+        `PDM_CACHE_DIR=${cacheDir}/pdm PDM_LOG_DIR=${cacheDir}/pdm/logs PDM_CHECK_UPDATE=false PDM_NON_INTERACTIVE=1 PDM_IGNORE_SAVED_PYTHON=1 COLUMNS=160`,
+        "install --prod --no-self --frozen-lockfile --check",
+      );
     case "pip":
       return [
         `if [ -f "$NEW_DIR/${deps.manifest}" ]; then ${venv}; as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r ${deps.manifest}"; else ${emptyVenv}; note "install: no ${deps.manifest}; the venv has no packages"; fi`,
