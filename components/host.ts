@@ -396,6 +396,8 @@ const IMAGES = {
   // Debian's cloud team account. The arch is part of the pattern because "debian-12-backports-*"
   // images share the "debian-12-" prefix and would otherwise win as "most recent".
   "debian-12": { owner: "136693071363", name: (arch: string) => `debian-12-${arch}-*` },
+  // Debian 13 (trixie), the current stable release, published by the same account the same way.
+  "debian-13": { owner: "136693071363", name: (arch: string) => `debian-13-${arch}-*` },
   // Canonical. hvm-ssd-gp3 is where Noble images are published.
   "ubuntu-24.04": {
     owner: "099720109477",

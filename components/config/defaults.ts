@@ -42,7 +42,7 @@ export const HOST_DEFAULTS = {
 };
 
 /** The login user baked into the official cloud images. */
-export function defaultEc2User(os: "debian-12" | "ubuntu-24.04"): string {
+export function defaultEc2User(os: "debian-12" | "debian-13" | "ubuntu-24.04"): string {
   return os === "ubuntu-24.04" ? "ubuntu" : "admin";
 }
 

@@ -573,7 +573,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     /** @default 1024 for instances with < 2 GiB, else 0 */
     swapMb: int(0, 65536, 0).optional(),
     instanceType: str('an EC2 instance type like "t4g.small"', "t4g.small", (s) => archOf(s) !== undefined),
-    os: oneOf(["debian-12", "ubuntu-24.04"]).default(D.HOST_DEFAULTS.os),
+    os: oneOf(["debian-12", "debian-13", "ubuntu-24.04"]).default(D.HOST_DEFAULTS.os),
     rootVolumeGb: num(8, 16384, D.HOST_DEFAULTS.rootVolumeGb),
     sshPublicKey: str(
       'an OpenSSH public key line of type ssh-ed25519 or ssh-rsa (EC2 imports no other type), like "ssh-ed25519 AAAA... you@laptop"',
@@ -1363,7 +1363,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ).default(D.BACKUPS_DEFAULTS.schedule),
       // Two at least: the live release's pre-migration backup and the newest one.
       keep: num(2, 1000, D.defaultBackupsKeep(ctx.stack)),
-      /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on debian-12) */
+      /** Copy each backup to an S3 bucket the program creates, with the instance's role (ec2 on Debian) */
       s3: bool(D.BACKUPS_DEFAULTS.s3),
       // Up to ten years; S3 lifecycle rules count whole days from 1.
       s3ExpireDays: num(1, 3650, D.defaultBackupsS3ExpireDays(ctx.stack)),

@@ -628,8 +628,8 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
   } else if (backups.s3 === true && host.kind === "ec2" && host.os === "ubuntu-24.04") {
     add(
       "apphost:backups.s3",
-      `needs apphost:host.os debian-12 (got "ubuntu-24.04"): the copy uses Debian 12's awscli package, ` +
-        "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-12 or set this to false",
+      `needs apphost:host.os debian-13 or debian-12 (got "ubuntu-24.04"): the copy uses Debian's awscli package, ` +
+        "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-13 or set this to false",
     );
   }
   if (backups.s3 === true && database.kind === "none") {

@@ -106,8 +106,8 @@ export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
   return [
     `NODE_WANTS=$(node -e ${q(check)} "$NEW_DIR/package.json" 2>/dev/null || true)`,
     `if [ -n "$NODE_WANTS" ]; then note "warning: package.json's engines.node is \\"$NODE_WANTS\\" and this release runs Node $(node --version), the host's nodejs: ` +
-      `the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12), so relax engines.node if the app runs on it, ` +
-      `or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"; fi`,
+      `the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12, Node 20 on Debian 13), so relax engines.node if the app runs on it, ` +
+      `set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"; fi`,
   ];
 }
 

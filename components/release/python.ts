@@ -499,8 +499,15 @@ export const SPEC_CHECK_PY = [
   "sys.exit(0 if any(all(ok(c) for c in alt.split(',') if c) for alt in spec.split('||')) else 1)",
 ].join("\n");
 
-/** The Python of the newest OS apphost:host.os offers, named in the check's message when it would do. */
-const NEWEST_OS_PYTHON = { os: "ubuntu-24.04", python: "3.12.3" } as const;
+/**
+ * The python3 of each OS apphost:host.os offers, newest first: the check's message names the first whose
+ * Python would do (Debian 13 for `>=3.12`, Debian 12 for a Pipfile's `python_version = "3.11"`).
+ */
+const OS_PYTHONS = [
+  ["debian-13", "3.13.5"],
+  ["ubuntu-24.04", "3.12.3"],
+  ["debian-12", "3.11.2"],
+] as const;
 
 /** The host's choices when its Python is too old, for the check phase's message (`$hint`: the OS that would do). */
 export const PYTHON_CHOICES =
@@ -513,15 +520,16 @@ export const PYTHON_CHOICES =
  */
 export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): string[] {
   if (source === "managed" || deps.requiresPython === "") return [];
-  const { os, python } = NEWEST_OS_PYTHON;
   return [
     `PY_VERSION=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
     `SPEC_CHECK_PY=${ansiC(SPEC_CHECK_PY)}`,
     `if ! python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
-    `  hint=""; if python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} ${python}; then hint=${q(
-      ` (an ec2 stack can set apphost:host.os to ${os}, which has Python ${python})`,
-    )}; fi`,
+    `  hint=""; for os_python in ${OS_PYTHONS.map(([os, python]) => q(`${os} ${python}`)).join(" ")}; do`,
+    `    if python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} "\${os_python#* }"; then`,
+    `      hint=" (an ec2 stack can set apphost:host.os to \${os_python% *}, which has Python \${os_python#* })"; break`,
+    "    fi",
+    "  done",
     `  die ${q(
       `the app needs Python ${deps.requiresPython} (${deps.requiresPythonFrom}) and the host has Python `,
     )}"$PY_VERSION; ${PYTHON_CHOICES}"`,

@@ -148,6 +148,14 @@ describe("Host (ec2)", () => {
     assert.equal(one(INSTANCE, "arm").ami, "ami-0arm64136693071363");
   });
 
+  it("picks Debian 13 (trixie) from Debian's account, with the admin user", async () => {
+    const h = await host("trixie", { "host.os": "debian-13" });
+    const ami = calls.find((c) => c.token === "aws:ec2/getAmi:getAmi");
+    assert.deepEqual(ami?.inputs.owners, ["136693071363"]);
+    assert.deepEqual((ami?.inputs.filters as Array<{ values: string[] }>)[0].values, ["debian-13-arm64-*"]);
+    assert.equal((await valueOf(h.connection)).user, "admin");
+  });
+
   it("picks Ubuntu 24.04 on x86 for t3 with the ubuntu user", async () => {
     const h = await host("ubuntu", { "host.os": "ubuntu-24.04", "host.instanceType": "t3.small" });
     const ami = calls.find((c) => c.token === "aws:ec2/getAmi:getAmi");

@@ -159,7 +159,7 @@ const ROWS: Row[] = [
   {
     set: { "host.os": "debian-11" },
     error:
-      'apphost:host.os: expected one of "debian-12", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
+      'apphost:host.os: expected one of "debian-12", "debian-13", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
   },
   {
     set: { "host.rootVolumeGb": 4 },
@@ -709,8 +709,8 @@ const ROWS: Row[] = [
   {
     set: { "backups.s3": true, "host.os": "ubuntu-24.04" },
     error:
-      'apphost:backups.s3: needs apphost:host.os debian-12 (got "ubuntu-24.04"): the copy uses Debian 12\'s awscli package, ' +
-      "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-12 or set this to false",
+      'apphost:backups.s3: needs apphost:host.os debian-13 or debian-12 (got "ubuntu-24.04"): the copy uses Debian\'s awscli package, ' +
+      "which Ubuntu 24.04's archive does not carry; set apphost:host.os to debian-13 or set this to false",
   },
   {
     set: { "backups.s3": true, "database.kind": "none" },

@@ -122,8 +122,8 @@ describe("npm workspaces (components/release/node.ts)", () => {
       assert.equal(
         warn({ node: ">=99.0.0" }),
         `apphost: warning: package.json's engines.node is ">=99.0.0" and this release runs Node ${process.version}, the host's nodejs: ` +
-          "the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12), so relax engines.node " +
-          "if the app runs on it, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying\n",
+          "the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12, Node 20 on Debian 13), so relax engines.node " +
+          "if the app runs on it, set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying\n",
       );
       // Satisfied, absent, not a range, or no semver module on the host: nothing said, and the phase goes on.
       assert.equal(warn({ node: `^${process.versions.node.split(".")[0]}.0.0 || >=99` }), "");

@@ -404,16 +404,23 @@ describe("python: the version the app needs", () => {
         `run it on a host whose python3 satisfies that, ${managed}`,
     );
     assert.equal(PYTHON_CHOICES, `run it on a host whose python3 satisfies that$hint, ${managed}`);
-    // Ubuntu 24.04's 3.12.3 satisfies >=3.12: the hint names it; not >=3.12.4.
+    // Debian 13's 3.13.5 satisfies >=3.12 and ==3.13.*: the hint names it; not >=3.13.6 nor >=3.14.
     const r12 = run(">=3.12");
     assert.equal(r12.status, 10);
     assert.equal(
       r12.stderr.trim(),
       `the app needs Python >=3.12 (pyproject.toml requires-python) and the host has Python ${local}; ` +
-        "run it on a host whose python3 satisfies that (an ec2 stack can set apphost:host.os to ubuntu-24.04, " +
-        `which has Python 3.12.3), ${managed}`,
+        "run it on a host whose python3 satisfies that (an ec2 stack can set apphost:host.os to debian-13, " +
+        `which has Python 3.13.5), ${managed}`,
     );
-    assert.doesNotMatch(run(">=3.12.4").stderr, /ubuntu/);
+    assert.match(run("==3.13.*").stderr, /debian-13, which has Python 3\.13\.5/);
+    assert.doesNotMatch(run(">=3.13.6").stderr, /apphost:host.os/);
+    // The first OS, newest first, whose Python would do: Ubuntu 24.04's for 3.12 only, Debian 12's for 3.11.2.
+    assert.match(
+      run(">=3.12,<3.13").stderr,
+      /set apphost:host.os to ubuntu-24\.04, which has Python 3\.12\.3\)/,
+    );
+    assert.match(run("==3.11.2").stderr, /set apphost:host.os to debian-12, which has Python 3\.11\.2\)/);
     const ok = spawnSync(
       "bash",
       [
