@@ -34,15 +34,25 @@ export interface SandboxSpec {
   name?: string;
   /** First three octets. @default "10.77.0" */
   subnet?: string;
+  /** The Debian release it boots (`scripts/sandbox`'s SANDBOX_SUITE). @default "bookworm" (Debian 12) */
+  suite?: "bookworm" | "trixie";
 }
 
 /** The sandbox `sandboxUp()` boots when given no spec. */
-export const DEFAULT_SANDBOX: Required<SandboxSpec> = { name: "apphost-sbx", subnet: "10.77.0" };
+export const DEFAULT_SANDBOX = { name: "apphost-sbx", subnet: "10.77.0" };
 
-let current = DEFAULT_SANDBOX;
+/** A sandbox named in full: its name and subnet (the suite matters only when it boots). */
+type Named = Required<Pick<SandboxSpec, "name" | "subnet">> & Pick<SandboxSpec, "suite">;
 
-function sandboxEnv(spec: Required<SandboxSpec>): NodeJS.ProcessEnv {
-  return { ...process.env, SANDBOX_NAME: spec.name, SANDBOX_SUBNET: spec.subnet };
+let current: Named = DEFAULT_SANDBOX;
+
+function sandboxEnv(spec: Named): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    SANDBOX_NAME: spec.name,
+    SANDBOX_SUBNET: spec.subnet,
+    SANDBOX_SUITE: spec.suite ?? "bookworm",
+  };
 }
 
 function sandboxScript(...args: string[]): string {
@@ -54,7 +64,7 @@ function sandboxScript(...args: string[]): string {
 }
 
 /** `scripts/sandbox <args>` for the named sandbox (a spec with two sandboxes: `down`, `link`), not the current one. */
-export function sandboxCommand(spec: Required<SandboxSpec>, ...args: string[]): string {
+export function sandboxCommand(spec: Named, ...args: string[]): string {
   return execFileSync("bash", [path.join(ROOT, "scripts", "sandbox"), ...args], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
@@ -69,14 +79,18 @@ export function sandboxCommand(spec: Required<SandboxSpec>, ...args: string[]): 
  * running. APPHOST_E2E_KEEP=1 keeps them as they are, to look at; returns
  * whether they went down.
  */
-export function sandboxesDone(...specs: Required<SandboxSpec>[]): boolean {
+export function sandboxesDone(...specs: Named[]): boolean {
   if (process.env.APPHOST_E2E_KEEP === "1") return false;
   for (const spec of specs) sandboxCommand(spec, "down");
   return true;
 }
 
 export function sandboxUp(spec: SandboxSpec = {}): Sandbox {
-  current = { name: spec.name ?? DEFAULT_SANDBOX.name, subnet: spec.subnet ?? DEFAULT_SANDBOX.subnet };
+  current = {
+    name: spec.name ?? DEFAULT_SANDBOX.name,
+    subnet: spec.subnet ?? DEFAULT_SANDBOX.subnet,
+    suite: spec.suite,
+  };
   sandboxScript("up");
   return sandboxNow();
 }

@@ -7,12 +7,10 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { pgSchemaCommand, toolsOf } from "../../components/release/backup";
 import {
   assertSpreadOverTime,
   freshBackend,
   http,
-  localStack,
   onHost,
   postItem,
   pulumiCli,
@@ -24,11 +22,12 @@ import {
 } from "./lib";
 import { runCli } from "./ops-lib";
 import {
-  appConfig,
   appVariant,
+  BROKEN_0003,
   describeLoad,
-  migration,
-  releasesConfig,
+  FIXED_0003,
+  hostPostgres,
+  samplePostgresStack,
   removeVariants,
   startLoad,
 } from "./release-lib";
@@ -41,31 +40,7 @@ const HOSTNAME = "sample.local.test";
 /** Long enough that a stream opened before the switch is still going when the old instance is stopped. */
 const DRAIN_SECONDS = 15;
 
-/**
- * 0003 that fails half way: on Postgres a migration runs in one transaction,
- * so it creates its table in an autocommit block (as CREATE INDEX
- * CONCURRENTLY must): committed for good before the failure.
- */
-const BROKEN_0003 = migration(
-  "0003",
-  "0002",
-  [
-    "with op.get_context().autocommit_block():",
-    '    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))',
-    'op.add_column("items", sa.Column("note", sa.Text(), nullable=True))',
-    'raise RuntimeError("migration 0003 failed on purpose after creating half_done")',
-  ].join("\n"),
-);
-const FIXED_0003 = migration(
-  "0003",
-  "0002",
-  'op.add_column("items", sa.Column("note", sa.Text(), nullable=True))',
-);
-
-const sql = (query: string) =>
-  onHost(`runuser -u postgres -- psql -X -At -d ${DB} -c ${JSON.stringify(query)}`).stdout.trim();
-/** The same fingerprint the release script takes (components/release/backup.ts). */
-const fingerprint = () => onHost(`${pgSchemaCommand(toolsOf(), DB)} | sha256sum`).stdout.trim();
+const { sql, fingerprint } = hostPostgres(DB);
 const rowCounts = () =>
   sql(
     "select string_agg(table_name || '=' || (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.' || quote_ident(table_name), false, true, '')))[1]::text, ',' order by table_name) from information_schema.tables where table_schema = 'public'",
@@ -81,21 +56,8 @@ describe("postgres on the host: role, release, failed migration, backup and rest
   };
   const say = (s: string) => process.stdout.write(`      ${s}\n`);
 
-  async function stackFor(source: string): Promise<auto.Stack & { configFile: string }> {
-    return localStack(backend, {
-      stackName: STACK,
-      sandbox,
-      config: {
-        "apphost:app": appConfig(source),
-        "apphost:database": {
-          kind: "postgres",
-          migrate: "alembic upgrade head",
-          revision: "alembic current",
-        },
-        "apphost:releases": releasesConfig({ drainSeconds: DRAIN_SECONDS }),
-      },
-    });
-  }
+  const stackFor = (source: string) =>
+    samplePostgresStack(backend, STACK, sandbox, source, { drainSeconds: DRAIN_SECONDS });
   let lastSource = path.join("examples", "sample-app");
   async function up(source: string): Promise<auto.UpResult> {
     lastSource = source;

@@ -1,14 +1,16 @@
 /**
- * Helpers for the release specs (test/e2e/release.e2e.ts): app variants in a
- * temp directory, the full `apphost:app` object pointing at one, a bounded
+ * Helpers for the release specs (test/e2e/release.e2e.ts, pg, debian13): app
+ * variants in a temp directory, the full `apphost:app` object pointing at one,
+ * the sample's migration 0003 broken and fixed, the host's Postgres, a bounded
  * HTTPS load against the sandbox's proxy, and the host's release status.
  */
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import * as yaml from "js-yaml";
+import { pgSchemaCommand, toolsOf } from "../../components/release/backup";
 import { parseStatus, type ReleaseStatus } from "../../components/release/script";
-import { onHost, ROOT, type Sandbox } from "./lib";
+import { localStack, onHost, ROOT, type Sandbox } from "./lib";
 
 /**
  * Where app variants go: inside the project (apphost:app.source must be a
@@ -89,6 +91,60 @@ export function migration(rev: string, down: string, body: string): string {
     "    pass",
     "",
   ].join("\n");
+}
+
+/**
+ * The sample app's 0003 that fails half way: on Postgres a migration runs in
+ * one transaction, so it creates its table in an autocommit block (as CREATE
+ * INDEX CONCURRENTLY must): committed for good before the failure.
+ */
+export const BROKEN_0003 = migration(
+  "0003",
+  "0002",
+  [
+    "with op.get_context().autocommit_block():",
+    '    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))',
+    'op.add_column("items", sa.Column("note", sa.Text(), nullable=True))',
+    'raise RuntimeError("migration 0003 failed on purpose after creating half_done")',
+  ].join("\n"),
+);
+/** The same 0003, fixed. */
+export const FIXED_0003 = migration(
+  "0003",
+  "0002",
+  'op.add_column("items", sa.Column("note", sa.Text(), nullable=True))',
+);
+
+/**
+ * A local stack of the sample app in `source` on the host's Postgres (Alembic migrations), with
+ * Pulumi.local.yaml's `apphost:releases` and `releases` over them.
+ */
+export function samplePostgresStack(
+  backend: string,
+  stackName: string,
+  sandbox: Sandbox,
+  source: string,
+  releases: Record<string, unknown> = {},
+): ReturnType<typeof localStack> {
+  return localStack(backend, {
+    stackName,
+    sandbox,
+    config: {
+      "apphost:app": appConfig(source),
+      "apphost:database": { kind: "postgres", migrate: "alembic upgrade head", revision: "alembic current" },
+      "apphost:releases": releasesConfig(releases),
+    },
+  });
+}
+
+/** Database `db` of the Postgres on the sandbox: a query's rows (psql as postgres), and its schema's fingerprint. */
+export function hostPostgres(db: string): { sql(query: string): string; fingerprint(): string } {
+  return {
+    sql: (query) =>
+      onHost(`runuser -u postgres -- psql -X -At -d ${db} -c ${JSON.stringify(query)}`).stdout.trim(),
+    // The same fingerprint the release script takes (components/release/backup.ts).
+    fingerprint: () => onHost(`${pgSchemaCommand(toolsOf(), db)} | sha256sum`).stdout.trim(),
+  };
 }
 
 /** `apphost-release status` on the sandbox, parsed. */

@@ -1,0 +1,136 @@
+/**
+ * Debian 13 (trixie, apphost:host.os debian-13) end to end: the same program
+ * on a host whose every package is a release newer than Debian 12's (Python
+ * 3.13, PostgreSQL 17, systemd 257, Caddy and Node from trixie). The sample
+ * app on Postgres: the first up, the units as trixie's systemd reads them, a
+ * migration that fails half way (the pre-migration pg_dump restored by
+ * PostgreSQL 17's pg_restore), the fixed one, doctor, and an up that changes
+ * nothing.
+ */
+import { strict as assert } from "assert";
+import * as path from "path";
+import type * as auto from "@pulumi/pulumi/automation";
+import { freshBackend, http, onHost, postItem, sandboxUp, type Sandbox, sandboxesDone } from "./lib";
+import { runCli } from "./ops-lib";
+import {
+  appVariant,
+  BROKEN_0003,
+  FIXED_0003,
+  hostPostgres,
+  samplePostgresStack,
+  removeVariants,
+} from "./release-lib";
+
+const SANDBOX = { name: "apphost-d13", subnet: "10.91.0", suite: "trixie" } as const;
+const STACK = "local-d13";
+const ID = `sample-${STACK}`;
+const DB = "sample_local_d13";
+const HOSTNAME = "sample.local.test";
+
+const { sql, fingerprint } = hostPostgres(DB);
+
+describe("Debian 13 (apphost:host.os debian-13): Python 3.13, PostgreSQL 17, systemd 257 (real engine)", function () {
+  let sandbox: Sandbox;
+  let backend: string;
+  const log = (s: string) => process.stdout.write(s);
+  const say = (s: string) => process.stdout.write(`      ${s}\n`);
+
+  const stackFor = (source: string) => samplePostgresStack(backend, STACK, sandbox, source);
+  let lastSource = path.join("examples", "sample-app");
+  async function up(source: string): Promise<auto.UpResult> {
+    lastSource = source;
+    const stack = await stackFor(source);
+    return stack.up({ onOutput: log, configFile: stack.configFile });
+  }
+  const names = () =>
+    (JSON.parse(http(sandbox, HOSTNAME, "/items", "https").body) as { name: string }[]).map((i) => i.name);
+  const health = () =>
+    JSON.parse(http(sandbox, HOSTNAME, "/healthz", "https").body) as Record<string, string>;
+
+  before(function () {
+    sandbox = sandboxUp(SANDBOX);
+    backend = freshBackend();
+  });
+
+  after(function () {
+    removeVariants();
+    sandboxesDone(SANDBOX);
+  });
+
+  it("the first up installs trixie's Python, PostgreSQL, Caddy and Node, migrates, and serves from Postgres", async function () {
+    assert.match(onHost("cat /etc/debian_version").stdout, /^13\.\d+\n$/, "the sandbox is not Debian 13");
+    const res = await up(path.join("examples", "sample-app"));
+    assert.equal(res.summary.result, "succeeded");
+    const h = health();
+    assert.deepEqual([h.status, h.database, h.revision], ["ok", "ok", "0002"]);
+    for (const n of ["first", "second"]) postItem(sandbox, HOSTNAME, n);
+    assert.deepEqual(names(), ["first", "second"]);
+    assert.equal(sql("select string_agg(name, ',' order by id) from items"), "first,second");
+    // The release's venv is trixie's Python; the database is trixie's PostgreSQL.
+    const venvPython = onHost(`/srv/${ID}/current/.venv/bin/python --version`).stdout.trim();
+    assert.match(venvPython, /^Python 3\.13\.\d+$/);
+    const server = sql("show server_version");
+    assert.match(server, /^17\.\d+/);
+    assert.match(onHost("node --version").stdout, /^v20\./, "the heartbeat worker's Node");
+    assert.equal(
+      onHost(
+        `systemctl is-active apphost-${ID}-worker.service apphost-${ID}-heartbeat.service caddy postgresql`,
+      )
+        .stdout.split("\n")
+        .filter(Boolean)
+        .join(" "),
+      "active active active active",
+    );
+    say(`${venvPython}, PostgreSQL ${server}`);
+  });
+
+  it("trixie's systemd reads every unit apphost wrote without a complaint (systemd-analyze verify)", function () {
+    const units = onHost(`ls /etc/systemd/system/apphost-${ID}-* | grep -E '\\.(service|timer)$'`)
+      .stdout.split("\n")
+      .filter(Boolean);
+    assert.ok(units.length >= 5, units.join(" "));
+    // verify exits 0 on unknown keys and bad values and only prints them: a line naming a unit of ours fails.
+    const verified = onHost(`systemd-analyze verify ${units.join(" ")} 2>&1`, { allowFailure: true });
+    const complaints = verified.stdout
+      .split("\n")
+      .filter((l) => l.includes("apphost-"))
+      .join("\n");
+    assert.equal(complaints, "", verified.stdout);
+    assert.equal(verified.code, 0, verified.stdout);
+  });
+
+  it("a migration that fails half way: PostgreSQL 17's pg_restore puts the schema back; the fixed one deploys", async function () {
+    const before = fingerprint();
+    await assert.rejects(
+      up(appVariant({ "migrations/versions/0003_note.py": BROKEN_0003 })),
+      /phase migrate failed/,
+    );
+    assert.equal(fingerprint(), before, "the schema differs from before the migration");
+    assert.equal(sql("select to_regclass('public.half_done') is null"), "t", "half_done is still there");
+    assert.equal(sql("select version_num from alembic_version"), "0002");
+    assert.deepEqual(names(), ["first", "second"], "the previous release stopped serving its rows");
+    const dumps = onHost(`ls -1 /srv/${ID}/shared/backups/ | grep -c '\\.pgdump$'`).stdout.trim();
+    assert.match(dumps, /^[1-9]/, "no pre-migration dump");
+
+    const fixed = await up(appVariant({ "migrations/versions/0003_note.py": FIXED_0003 }));
+    assert.equal(fixed.summary.result, "succeeded");
+    assert.equal(health().revision, "0003");
+    assert.deepEqual(names(), ["first", "second"]);
+  });
+
+  it("npm run doctor passes every check, and a second up changes nothing", async function () {
+    const stack = await stackFor(lastSource);
+    const doctor = await runCli("doctor", ["--stack", STACK, "--config-file", stack.configFile], {
+      PULUMI_BACKEND_URL: backend,
+    });
+    const lines = doctor.stdout.split("\n").filter((l) => /^(PASS|FAIL|SKIP) /.test(l));
+    assert.equal(doctor.code, 0, lines.join("\n"));
+    assert.equal(lines.filter((l) => !l.startsWith("PASS ")).length, 0, lines.join("\n"));
+    const again = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.deepEqual(
+      Object.entries(again.summary.resourceChanges ?? {}).filter(([k]) => k !== "same"),
+      [],
+      JSON.stringify(again.summary.resourceChanges),
+    );
+  });
+});
