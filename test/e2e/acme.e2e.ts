@@ -6,76 +6,14 @@
  * `up`, and (certbot) serve a forced renewal without a failed request.
  */
 import { strict as assert } from "assert";
-import { spawnSync } from "child_process";
 import type * as auto from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import { describeLoad, startLoad } from "./release-lib";
 import { freshBackend, localStack, onHost, sandboxesDone, sandboxUp, type Sandbox } from "./lib";
-import { startPebble, type Pebble } from "./pebble";
+import { served, servedByPebble, startPebble, type Pebble, verifiedGet } from "./pebble";
 
 const log = (s: string) => process.stdout.write(s);
-
-interface Served {
-  issuer: string;
-  serial: string;
-  names: string[];
-}
-
-/** The certificate the sandbox serves for `name` (SNI), read with openssl. */
-function served(sandbox: Sandbox, name: string): Served | undefined {
-  const res = spawnSync(
-    "sh",
-    [
-      "-c",
-      `openssl s_client -connect ${sandbox.host}:443 -servername ${name} </dev/null 2>/dev/null | ` +
-        "openssl x509 -noout -issuer -serial -ext subjectAltName",
-    ],
-    { encoding: "utf8", timeout: 15000 },
-  );
-  if (res.status !== 0 || !res.stdout.includes("issuer=")) return undefined;
-  return {
-    issuer: /^issuer=(.*)$/m.exec(res.stdout)![1],
-    serial: /^serial=(.*)$/m.exec(res.stdout)![1],
-    names: [...res.stdout.matchAll(/DNS:([^,\s]+)/g)].map((m) => m[1]),
-  };
-}
-
-/** Polls until `name` is served with a Pebble certificate naming it (Caddy obtains it after it starts). */
-async function servedByPebble(sandbox: Sandbox, name: string, seconds = 90): Promise<Served> {
-  const deadline = Date.now() + seconds * 1000;
-  let last: Served | undefined;
-  while (Date.now() < deadline) {
-    last = served(sandbox, name);
-    if (last && /Pebble/.test(last.issuer) && last.names.includes(name)) return last;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`no Pebble certificate for ${name} within ${seconds}s (last: ${JSON.stringify(last)})`);
-}
-
-/** HTTPS to the sandbox with Pebble's root as the only trusted one: the chain must verify. */
-function verifiedGet(
-  sandbox: Sandbox,
-  pebble: Pebble,
-  name: string,
-  urlPath: string,
-): { code: number; body: string } {
-  const res = spawnSync(
-    "curl",
-    [
-      "-sS",
-      "--max-time",
-      "10",
-      "--cacert",
-      pebble.issuerRootFile,
-      "--resolve",
-      `${name}:443:${sandbox.host}`,
-      `https://${name}${urlPath}`,
-    ],
-    { encoding: "utf8" },
-  );
-  return { code: res.status ?? 1, body: res.stdout + res.stderr };
-}
 
 const SANDBOX = { name: "apphost-h8", subnet: "10.81.0" };
 

@@ -4,14 +4,25 @@
  * 3.13, PostgreSQL 17, systemd 257, Caddy and Node from trixie). The sample
  * app on Postgres: the first up, the units as trixie's systemd reads them, a
  * migration that fails half way (the pre-migration pg_dump restored by
- * PostgreSQL 17's pg_restore), the fixed one, doctor, and an up that changes
- * nothing.
+ * PostgreSQL 17's pg_restore), the fixed one, doctor, an up that changes
+ * nothing; then `tls.mode certbot` with Nginx: trixie's certbot and Nginx get
+ * and serve a certificate from Pebble (test/e2e/pebble.ts).
  */
 import { strict as assert } from "assert";
 import * as path from "path";
 import type * as auto from "@pulumi/pulumi/automation";
-import { freshBackend, http, onHost, postItem, sandboxUp, type Sandbox, sandboxesDone } from "./lib";
+import {
+  freshBackend,
+  http,
+  localStack,
+  onHost,
+  postItem,
+  sandboxUp,
+  type Sandbox,
+  sandboxesDone,
+} from "./lib";
 import { runCli } from "./ops-lib";
+import { served, startPebble, verifiedGet } from "./pebble";
 import {
   appVariant,
   BROKEN_0003,
@@ -132,5 +143,44 @@ describe("Debian 13 (apphost:host.os debian-13): Python 3.13, PostgreSQL 17, sys
       [],
       JSON.stringify(again.summary.resourceChanges),
     );
+  });
+
+  it("tls.mode certbot with Nginx: trixie's certbot gets Pebble's certificate through HTTP-01; Nginx serves it", async function () {
+    // Ports 80 and 443 go from the Postgres stack's Caddy to this stack's Nginx.
+    const pg = await stackFor(lastSource);
+    await pg.destroy({ onOutput: log, configFile: pg.configFile });
+    const pebble = await startPebble(sandbox.host.replace(/\.\d+$/, ".1"), sandbox.host);
+    try {
+      const name = "certbot.local.test";
+      const stack = await localStack(backend, {
+        stackName: "local-d13-certbot",
+        sandbox,
+        config: {
+          "apphost:dns": { provider: "none", hostnames: [{ name }] },
+          "apphost:proxy": { kind: "nginx" },
+          "apphost:tls": {
+            mode: "certbot",
+            email: "ops@example.com",
+            acmeDirectory: pebble.directory,
+            acmeCaRoot: pebble.listenerRoot,
+          },
+        },
+      });
+      const res = await stack.up({ onOutput: log, configFile: stack.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      const cert = served(sandbox, name);
+      assert.ok(cert, "nothing served on 443");
+      assert.match(cert.issuer, /Pebble Intermediate CA/);
+      assert.deepEqual(cert.names, [name]);
+      const health = verifiedGet(sandbox, pebble, name, "/healthz");
+      assert.equal(health.code, 0, health.body);
+      assert.match(health.body, /"status":"ok"/);
+      const versions = onHost("nginx -v 2>&1; certbot --version").stdout;
+      assert.match(versions, /nginx\/1\.2[6-9]\./);
+      assert.match(versions, /certbot [4-9]\./);
+      say(versions.trim().replace(/\n/g, ", "));
+    } finally {
+      pebble.stop();
+    }
   });
 });

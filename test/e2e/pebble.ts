@@ -13,7 +13,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { tempDir } from "./lib";
+import { type Sandbox, tempDir } from "./lib";
 
 export interface Pebble {
   /** `https://<address>:14000/dir` */
@@ -40,7 +40,10 @@ async function waitFor(what: string, check: () => boolean, seconds: number): Pro
   throw new Error(`${what} did not come up within ${seconds}s`);
 }
 
-/** Starts challtestsrv and Pebble; `address` is this machine's side of the sandbox link. */
+/**
+ * Starts challtestsrv and Pebble; `address` is this machine's side of the sandbox link. Every listener binds
+ * that address, not loopback: two specs' Pebbles (acme, debian13) run side by side, one per sandbox.
+ */
 export async function startPebble(address: string, sandboxHost: string): Promise<Pebble> {
   for (const tool of ["pebble", "pebble-challtestsrv", "openssl"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
@@ -107,7 +110,7 @@ export async function startPebble(address: string, sandboxHost: string): Promise
     JSON.stringify({
       pebble: {
         listenAddress: `${address}:14000`,
-        managementListenAddress: "127.0.0.1:15000",
+        managementListenAddress: `${address}:15000`,
         certificate: path.join(dir, "cert.pem"),
         privateKey: path.join(dir, "key.pem"),
         // Validation goes through the proxy on the sandbox, not Pebble's default 5002.
@@ -131,9 +134,9 @@ export async function startPebble(address: string, sandboxHost: string): Promise
     "-defaultIPv6",
     "",
     "-dns01",
-    "127.0.0.1:8053",
+    `${address}:8053`,
     "-management",
-    "127.0.0.1:8055",
+    `${address}:8055`,
     "-http01",
     "",
     "-https01",
@@ -142,7 +145,7 @@ export async function startPebble(address: string, sandboxHost: string): Promise
     "",
   ]);
   // No random sleeps before validation, no nonce rejections: the clients' retry paths are not under test.
-  start("pebble", ["-config", path.join(dir, "pebble.json"), "-dnsserver", "127.0.0.1:8053"], {
+  start("pebble", ["-config", path.join(dir, "pebble.json"), "-dnsserver", `${address}:8053`], {
     PEBBLE_VA_NOSLEEP: "1",
     PEBBLE_WFE_NONCEREJECT: "0",
   });
@@ -156,7 +159,7 @@ export async function startPebble(address: string, sandboxHost: string): Promise
     });
   try {
     await waitFor("pebble", () => curl(`https://${address}:14000/dir`).status === 0, 30);
-    const issuerRoot = curl("https://127.0.0.1:15000/roots/0").stdout;
+    const issuerRoot = curl(`https://${address}:15000/roots/0`).stdout;
     if (!issuerRoot.includes("BEGIN CERTIFICATE")) throw new Error(`no root from pebble: ${issuerRoot}`);
     const issuerRootFile = path.join(dir, "issuer-root.pem");
     fs.writeFileSync(issuerRootFile, issuerRoot);
@@ -171,4 +174,65 @@ export async function startPebble(address: string, sandboxHost: string): Promise
     stop();
     throw new Error(`${(e as Error).message}\n${fs.readFileSync(path.join(dir, "pebble.log"), "utf8")}`);
   }
+}
+
+export interface Served {
+  issuer: string;
+  serial: string;
+  names: string[];
+}
+
+/** The certificate the sandbox serves for `name` (SNI), read with openssl. */
+export function served(sandbox: Sandbox, name: string): Served | undefined {
+  const res = spawnSync(
+    "sh",
+    [
+      "-c",
+      `openssl s_client -connect ${sandbox.host}:443 -servername ${name} </dev/null 2>/dev/null | ` +
+        "openssl x509 -noout -issuer -serial -ext subjectAltName",
+    ],
+    { encoding: "utf8", timeout: 15000 },
+  );
+  if (res.status !== 0 || !res.stdout.includes("issuer=")) return undefined;
+  return {
+    issuer: /^issuer=(.*)$/m.exec(res.stdout)![1],
+    serial: /^serial=(.*)$/m.exec(res.stdout)![1],
+    names: [...res.stdout.matchAll(/DNS:([^,\s]+)/g)].map((m) => m[1]),
+  };
+}
+
+/** Polls until `name` is served with a Pebble certificate naming it (Caddy obtains it after it starts). */
+export async function servedByPebble(sandbox: Sandbox, name: string, seconds = 90): Promise<Served> {
+  const deadline = Date.now() + seconds * 1000;
+  let last: Served | undefined;
+  while (Date.now() < deadline) {
+    last = served(sandbox, name);
+    if (last && /Pebble/.test(last.issuer) && last.names.includes(name)) return last;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`no Pebble certificate for ${name} within ${seconds}s (last: ${JSON.stringify(last)})`);
+}
+
+/** HTTPS to the sandbox with Pebble's root as the only trusted one: the chain must verify. */
+export function verifiedGet(
+  sandbox: Sandbox,
+  pebble: Pebble,
+  name: string,
+  urlPath: string,
+): { code: number; body: string } {
+  const res = spawnSync(
+    "curl",
+    [
+      "-sS",
+      "--max-time",
+      "10",
+      "--cacert",
+      pebble.issuerRootFile,
+      "--resolve",
+      `${name}:443:${sandbox.host}`,
+      `https://${name}${urlPath}`,
+    ],
+    { encoding: "utf8" },
+  );
+  return { code: res.status ?? 1, body: res.stdout + res.stderr };
 }
