@@ -256,7 +256,13 @@ export function backupCommands(input: BackupInput): string[] {
       "stamp=$(date -u +%Y%m%dT%H%M%S.%3NZ)",
       `BACKUP_FILE=${name}.${ext}`,
       `if [ -e "$BACKUP_FILE" ]; then BACKUP_FILE=${name}-$$.${ext}; fi`,
-      `(umask 077 && ${rdsDumpCommand()} >"$BACKUP_FILE.tmp")`,
+      // pg_dump's own messages, kept to say what a version mismatch means; on success they are printed as they were.
+      `if ! check=$( (umask 077 && ${rdsDumpCommand()} >"$BACKUP_FILE.tmp") 2>&1); then`,
+      '  rm -f "$BACKUP_FILE.tmp"',
+      `  case $check in *"server version mismatch"*) fail "backup: $check; ${PG_DUMP_TOO_OLD}" ;; esac`,
+      '  fail "backup: pg_dump failed: $check"',
+      "fi",
+      'if [ -n "$check" ]; then printf \'%s\\n\' "$check" >&2; fi',
       'if ! check=$(pg_restore --list "$BACKUP_FILE.tmp" 2>&1 >/dev/null); then rm -f "$BACKUP_FILE.tmp"; fail "backup: the dump is unreadable: $check"; fi',
       'mv -f "$BACKUP_FILE.tmp" "$BACKUP_FILE"',
       'note "backup: database dumped to $BACKUP_FILE"',
@@ -277,6 +283,16 @@ export function backupCommands(input: BackupInput): string[] {
     'note "backup: database dumped to $BACKUP_FILE"',
   ];
 }
+
+/**
+ * A remote Postgres newer than the host's pg_dump: what to do. pg_dump refuses a server of a later major
+ * version; Debian's pg_wrapper runs the newest client installed for a remote server.
+ */
+export const PG_DUMP_TOO_OLD =
+  "the database server is newer than this host's pg_dump, which takes the stack's backups (a release stops at this one, " +
+  "before its migration). On ec2 set apphost:host.os to debian-13 (pg_dump 17); " +
+  "on an existing host install the postgresql-client package of the server's major version from the PostgreSQL apt repository " +
+  "(apt.postgresql.org), whose pg_dump is then used";
 
 /** Body of `db_restore <file>`: restores the live database from a backup, verified before and after. */
 export function restoreCommands(input: BackupInput): string[] {

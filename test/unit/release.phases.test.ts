@@ -1,3 +1,7 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { spawnSync } from "child_process";
 import { buildTools, nodeEnginesWarning, type NodeDeps } from "../../components/release/node";
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
@@ -699,7 +703,7 @@ describe("release backup commands", () => {
     const rds = input({ kind: "rds" });
     assert.ok(
       backupCommands(rds).includes(
-        '(umask 077 && (db_pg_connect && pg_dump --format=custom --no-owner) >"$BACKUP_FILE.tmp")',
+        'if ! check=$( (umask 077 && (db_pg_connect && pg_dump --format=custom --no-owner) >"$BACKUP_FILE.tmp") 2>&1); then',
       ),
     );
     assert.equal(
@@ -724,6 +728,69 @@ describe("release backup commands", () => {
     );
     assert.ok(fns.includes("\n  export PGSSLMODE=require PGCONNECT_TIMEOUT=10\n"));
     assert.equal(fns.includes(". /etc/apphost"), false, "the env file is sourced");
+  });
+
+  it("external: a server newer than the host's pg_dump fails the backup saying what to do; other messages pass through (real bash)", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-pgdump-"));
+    try {
+      const layout = { ...hostLayout("shop", "prod"), backups: path.join(tmp, "backups") };
+      const cmds = backupCommands({ ...input({ kind: "external" }), layout });
+      fs.mkdirSync(path.join(tmp, "bin"));
+      // A stand-in pg_dump: what PG_DUMP_SAYS says on stderr, then its status; a dump on stdout when it succeeds.
+      fs.writeFileSync(
+        path.join(tmp, "bin", "pg_dump"),
+        '#!/bin/sh\nprintf "%s\\n" "$PG_DUMP_SAYS" >&2\n[ "$PG_DUMP_STATUS" = 0 ] && printf dump\nexit "$PG_DUMP_STATUS"\n',
+        { mode: 0o755 },
+      );
+      fs.writeFileSync(path.join(tmp, "bin", "pg_restore"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+      const script = [
+        "set -euo pipefail",
+        'fail() { echo "FAIL: $*" >&2; exit 7; }',
+        'note() { echo "note: $*" >&2; }',
+        "db_pg_connect() { :; }",
+        `db_backup() {\n${cmds.join("\n")}\n}`,
+        'db_backup pre-x; echo "file=$BACKUP_FILE"',
+      ].join("\n");
+      const run = (says: string, status: number) =>
+        spawnSync("bash", ["-c", script], {
+          encoding: "utf8",
+          env: {
+            ...process.env,
+            PATH: `${tmp}/bin:${process.env.PATH}`,
+            PG_DUMP_SAYS: says,
+            PG_DUMP_STATUS: String(status),
+          },
+        });
+      const mismatch =
+        "pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 17.2; pg_dump version: 15.14";
+      const r = run(mismatch, 1);
+      assert.equal(r.status, 7, r.stderr);
+      assert.equal(
+        r.stderr,
+        `FAIL: backup: ${mismatch}; the database server is newer than this host's pg_dump, which takes the stack's backups ` +
+          "(a release stops at this one, before its migration). On ec2 set apphost:host.os to debian-13 (pg_dump 17); on an existing " +
+          "host install the postgresql-client package of the server's major version from the PostgreSQL apt repository " +
+          "(apt.postgresql.org), whose pg_dump is then used\n",
+      );
+      assert.deepEqual(fs.readdirSync(layout.backups), [], "the partial dump was left behind");
+      const other = run("pg_dump: error: connection to server failed: timeout expired", 1);
+      assert.equal(other.status, 7);
+      assert.equal(
+        other.stderr,
+        "FAIL: backup: pg_dump failed: pg_dump: error: connection to server failed: timeout expired\n",
+      );
+      // A dump that succeeds with a warning: the warning is printed, the dump kept.
+      const ok = run("pg_dump: warning: there are circular foreign-key constraints", 0);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(
+        ok.stderr,
+        /^pg_dump: warning: there are circular foreign-key constraints\nnote: backup: database dumped to /,
+      );
+      const file = /^file=(.+)$/m.exec(ok.stdout)?.[1] ?? "";
+      assert.equal(fs.readFileSync(file, "utf8"), "dump");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it("the schema fingerprint ignores data written by the live release", () => {
