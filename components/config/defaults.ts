@@ -204,6 +204,16 @@ export function isRemotePostgres(
   return kind === "rds" || kind === "external";
 }
 
+/**
+ * The major version of each apphost:host.os's pg_dump (its postgresql-client), which takes an RDS database's
+ * backups: pg_dump refuses a server of a later major version, so it bounds apphost:database.rds.engineVersion.
+ */
+export const PG_DUMP_MAJOR: Record<"debian-12" | "debian-13" | "ubuntu-24.04", number> = {
+  "debian-12": 15,
+  "ubuntu-24.04": 16,
+  "debian-13": 17,
+};
+
 /** `apphost:database.rds` */
 export const RDS_DEFAULTS = {
   instanceClass: "db.t4g.micro",

@@ -1280,11 +1280,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
       /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
     ).default(D.RDS_DEFAULTS.instanceClass),
     allocatedStorageGb: num(20, 65536, D.RDS_DEFAULTS.allocatedStorageGb),
-    // pg_dump refuses a server newer than itself: Debian 12 ships 15.
-    engineVersion: str(
-      'Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15)',
-      '"15"',
-      (s) => /^15(\.\d+)?$/.test(s),
+    // pg_dump refuses a server newer than itself: the host's OS decides how new (validate.ts, PG_DUMP_MAJOR).
+    engineVersion: str('Postgres "15", "16" or "17", or a minor version of one like "17.2"', '"15"', (s) =>
+      /^1[5-7](\.\d+)?$/.test(s),
     ).default(D.RDS_DEFAULTS.engineVersion),
     /** Days of automated backups */
     backupRetentionDays: num(1, 35, D.defaultRdsBackupRetentionDays(ctx.stack)),

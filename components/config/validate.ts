@@ -549,6 +549,17 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
         'use "postgres" to run Postgres on this server',
     );
   }
+  // The host's pg_dump takes an RDS database's backups, and refuses a server newer than itself.
+  const rdsMajor = Number(database.rds?.engineVersion?.split(".")[0]);
+  const os = host.kind === "ec2" ? host.os : undefined;
+  const dumpMajor = os ? D.PG_DUMP_MAJOR[os] : undefined;
+  if (database.kind === "rds" && dumpMajor !== undefined && rdsMajor > dumpMajor) {
+    add(
+      "apphost:database.rds.engineVersion",
+      `Postgres ${rdsMajor} is newer than the pg_dump of apphost:host.os ${show(os)} (${dumpMajor}), ` +
+        `which takes the backups and refuses a newer server; set apphost:host.os to debian-13 (pg_dump 17), or this to "${dumpMajor}"`,
+    );
+  }
   if (
     database.kind === "rds" &&
     host.kind === "ec2" &&

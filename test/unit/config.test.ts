@@ -836,9 +836,24 @@ const ROWS: Row[] = [
       'apphost:secretEnv.DB_RESET_ON_STARTUP: is a dev-only switch that wipes the database when the app starts; stack "prod-eu" is a production stack (named prod*), so apphost refuses it. Remove it, or set it to false',
   },
   {
-    set: { "database.kind": "rds", "database.rds": { engineVersion: "16" } },
+    set: { "database.kind": "rds", "database.rds": { engineVersion: "18" } },
     error:
-      'apphost:database.rds.engineVersion: expected Postgres "15" or a 15.x minor version (Debian 12\'s pg_dump, which takes the backups, is 15), got "16"; set it with: pulumi config set --path \'apphost:database.rds.engineVersion\' "15"',
+      'apphost:database.rds.engineVersion: expected Postgres "15", "16" or "17", or a minor version of one like "17.2", got "18"; set it with: pulumi config set --path \'apphost:database.rds.engineVersion\' "15"',
+  },
+  {
+    set: { "database.kind": "rds", "database.rds": { engineVersion: "16.4" } },
+    error:
+      'apphost:database.rds.engineVersion: Postgres 16 is newer than the pg_dump of apphost:host.os "debian-12" (15), which takes the backups and refuses a newer server; set apphost:host.os to debian-13 (pg_dump 17), or this to "15"',
+  },
+  {
+    set: {
+      "database.kind": "rds",
+      "database.rds": { engineVersion: "17" },
+      "host.os": "ubuntu-24.04",
+      "host.instanceType": "t3.small",
+    },
+    error:
+      'apphost:database.rds.engineVersion: Postgres 17 is newer than the pg_dump of apphost:host.os "ubuntu-24.04" (16), which takes the backups and refuses a newer server; set apphost:host.os to debian-13 (pg_dump 17), or this to "16"',
   },
   {
     set: { "database.kind": "rds", "database.rds": { subnetIds: ["subnet-0aaaaaaaaaaaaaaaa"] } },
@@ -1173,6 +1188,29 @@ describe("stack config defaults", () => {
     const s3 = parseStackConfig(withKeys(baseRaw(), { "backups.s3": "true" }), baseCtx("prod"));
     assert.deepEqual(s3.backups, { schedule: "daily", keep: 30, s3: true, s3ExpireDays: 90 });
     assert.equal(config.database.postgresName, "apphost_prod");
+  });
+
+  it("an RDS Postgres as new as the host's pg_dump: 17 on debian-13, 16 on ubuntu-24.04", () => {
+    const d13 = parseStackConfig(
+      withKeys(baseRaw(), {
+        "host.os": "debian-13",
+        "database.kind": "rds",
+        "database.rds": { engineVersion: "17.2" },
+      }),
+      baseCtx(),
+    );
+    assert.equal(d13.database.rds?.engineVersion, "17.2");
+    assert.equal(d13.host.kind === "ec2" && d13.host.user, "admin");
+    const noble = parseStackConfig(
+      withKeys(baseRaw(), {
+        "host.os": "ubuntu-24.04",
+        "host.instanceType": "t3.small",
+        "database.kind": "rds",
+        "database.rds": { engineVersion: "16" },
+      }),
+      baseCtx(),
+    );
+    assert.equal(noble.database.rds?.engineVersion, "16");
   });
 
   it("derives the login user, swap and requirements from other keys", () => {
