@@ -528,6 +528,16 @@ export const MIGRATE_NOT_FOUND_HINT =
   "a Python app's main dependencies only, not a dev group (Poetry, PDM, uv) or the Pipfile's [dev-packages]: if the " +
   "migration's tool is among those, move it to the main dependencies.)";
 
+/**
+ * What a Python app's failed migration adds when psycopg (3) was not found: SQLAlchemy 2.1 and later read a
+ * plain postgresql:// URL, as DATABASE_URL is, with psycopg 3 instead of psycopg2.
+ */
+export const MIGRATE_PSYCOPG_HINT =
+  "(No module named 'psycopg': SQLAlchemy 2.1 and later read a postgresql:// URL, as apphost's DATABASE_URL is, " +
+  "with psycopg 3, not psycopg2. Add psycopg[binary] to the app's dependencies, pin SQLAlchemy below 2.1, or give " +
+  "the app a postgresql+psycopg2:// URL in apphost:app.env, built from the database.user, database.password, " +
+  "database.host, database.port and database.name references (docs/config.md).)";
+
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const l = paths(input);
@@ -542,10 +552,12 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       ]
     : [];
   // A Python app's migration tool that is not found (exit status 127) is most often one the app lists among its dev
-  // dependencies, which no manager installs on the host. PIPESTATUS is read first: any command resets it.
+  // dependencies, which no manager installs on the host; a missing psycopg, SQLAlchemy 2.1 reading DATABASE_URL.
+  // PIPESTATUS is read first: any command resets it.
   const notFoundHint =
     input.app.runtime === "python"
-      ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; fi; `
+      ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
+        `elif ${t.runuser} -u "$APP_USER" -- grep -q "No module named 'psycopg'" "$MIGRATE_LOG"; then MIGRATE_HINT=$'\\n'${q(MIGRATE_PSYCOPG_HINT)}; fi; `
       : 'MIGRATE_HINT=""; ';
   // The script runs under umask 022, so a SQLite file the migration (or the
   // revision command) creates would be world-readable; the app's own units

@@ -13,7 +13,7 @@ import * as os from "os";
 import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
-import { EXIT_CODES, MIGRATE_NOT_FOUND_HINT } from "../../components/release/phases";
+import { EXIT_CODES, MIGRATE_NOT_FOUND_HINT, MIGRATE_PSYCOPG_HINT } from "../../components/release/phases";
 import { parseResult, renderReleaseScript } from "../../components/release/script";
 import { shellcheck, shellcheckSync } from "./shellcheck";
 import { baseInput, baseReleases, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
@@ -309,24 +309,42 @@ describe("release script: usage", () => {
   });
 });
 
-describe("release script: a Python migration whose tool is not found (127)", () => {
-  let host: FakeHost;
-  before(() => {
-    host = new FakeHost({
-      sharedVenv: true,
-      database: { migrate: "apphost-test-missing-tool upgrade head", revision: undefined },
+/** A Python migration's failure, with what the release's error adds to the migration's own output. */
+const MIGRATION_FAILURES = [
+  {
+    what: "whose tool is not found (127): the tool may be a dev dependency, which no manager installs on the host",
+    migrate: "apphost-test-missing-tool upgrade head",
+    said: /apphost-test-missing-tool: command not found/,
+    hint: MIGRATE_NOT_FOUND_HINT,
+    notHint: MIGRATE_PSYCOPG_HINT,
+  },
+  {
+    what: "without psycopg: what SQLAlchemy 2.1 reads a postgresql:// URL with, and the three ways out",
+    migrate: "python -c 'import psycopg'",
+    said: /ModuleNotFoundError: No module named 'psycopg'/,
+    hint: MIGRATE_PSYCOPG_HINT,
+    notHint: MIGRATE_NOT_FOUND_HINT,
+  },
+];
+
+for (const c of MIGRATION_FAILURES) {
+  describe(`release script: a Python migration ${c.what}`, () => {
+    let host: FakeHost;
+    before(() => {
+      host = new FakeHost({ sharedVenv: true, database: { migrate: c.migrate, revision: undefined } });
+    });
+    after(() => host.cleanup());
+
+    it("fails migrate (14) with the migration's output, then the hint", () => {
+      const app = writeTestApp(path.join(host.tmp, "app-failing"), { version: "v1" });
+      const r = host.deploy(app, "20250101120000-abcdef12");
+      assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+      assert.match(r.stderr, c.said);
+      assert.ok(r.stderr.includes(`\n${c.hint}\n`), r.stderr);
+      assert.ok(!r.stderr.includes(c.notHint), "the other hint too");
     });
   });
-  after(() => host.cleanup());
-
-  it("fails migrate (14), saying the tool may be a dev dependency, which no manager installs on the host", () => {
-    const app = writeTestApp(path.join(host.tmp, "app-127"), { version: "v1" });
-    const r = host.deploy(app, "20250101120000-abcdef12");
-    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
-    assert.match(r.stderr, /apphost-test-missing-tool: command not found/);
-    assert.ok(r.stderr.includes(`\n${MIGRATE_NOT_FOUND_HINT}\n`), r.stderr);
-  });
-});
+}
 
 describe("shellcheck's clean verdicts are remembered (test/unit/shellcheck.ts)", () => {
   const fresh = process.env.APPHOST_TEST_FRESH;
