@@ -42,7 +42,7 @@ export const HOST_DEFAULTS = {
 };
 
 /** The login user baked into the official cloud images. */
-export function defaultEc2User(os: "debian-12" | "debian-13" | "ubuntu-24.04"): string {
+export function defaultEc2User(os: keyof typeof HOST_OS_PACKAGES): string {
   return os === "ubuntu-24.04" ? "ubuntu" : "admin";
 }
 
@@ -205,14 +205,15 @@ export function isRemotePostgres(
 }
 
 /**
- * The major version of each apphost:host.os's pg_dump (its postgresql-client), which takes an RDS database's
- * backups: pg_dump refuses a server of a later major version, so it bounds apphost:database.rds.engineVersion.
+ * What each apphost:host.os ships that apphost's checks name, newest OS first: its python3 (the check phase's
+ * message names the first whose Python would do) and the major version of its pg_dump (postgresql-client),
+ * which takes an RDS database's backups and refuses a later server, so it bounds apphost:database.rds.engineVersion.
  */
-export const PG_DUMP_MAJOR: Record<"debian-12" | "debian-13" | "ubuntu-24.04", number> = {
-  "debian-12": 15,
-  "ubuntu-24.04": 16,
-  "debian-13": 17,
-};
+export const HOST_OS_PACKAGES = {
+  "debian-13": { python: "3.13.5", pgDump: 17 },
+  "ubuntu-24.04": { python: "3.12.3", pgDump: 16 },
+  "debian-12": { python: "3.11.2", pgDump: 15 },
+} as const;
 
 /** `apphost:database.rds` */
 export const RDS_DEFAULTS = {

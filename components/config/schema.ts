@@ -1280,7 +1280,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(s),
     ).default(D.RDS_DEFAULTS.instanceClass),
     allocatedStorageGb: num(20, 65536, D.RDS_DEFAULTS.allocatedStorageGb),
-    // pg_dump refuses a server newer than itself: the host's OS decides how new (validate.ts, PG_DUMP_MAJOR).
+    // pg_dump refuses a server newer than itself: the host's OS decides how new (validate.ts, HOST_OS_PACKAGES).
     engineVersion: str('Postgres "15", "16" or "17", or a minor version of one like "17.2"', '"15"', (s) =>
       /^1[5-7](\.\d+)?$/.test(s),
     ).default(D.RDS_DEFAULTS.engineVersion),

@@ -552,7 +552,7 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
   // The host's pg_dump takes an RDS database's backups, and refuses a server newer than itself.
   const rdsMajor = Number(database.rds?.engineVersion?.split(".")[0]);
   const os = host.kind === "ec2" ? host.os : undefined;
-  const dumpMajor = os ? D.PG_DUMP_MAJOR[os] : undefined;
+  const dumpMajor = os ? D.HOST_OS_PACKAGES[os].pgDump : undefined;
   if (database.kind === "rds" && dumpMajor !== undefined && rdsMajor > dumpMajor) {
     add(
       "apphost:database.rds.engineVersion",

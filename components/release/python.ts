@@ -29,6 +29,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { HOST_OS_PACKAGES } from "../config/defaults";
 import { HOST_TOOLS_DIR } from "../paths";
 import { parse as parseToml } from "smol-toml";
 import { ansiC, shellQuote as q } from "../shell";
@@ -287,15 +288,17 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
  * dependencies its build computes (`dynamic`): `pip install .` then.
  */
 export function virtualProjectDependencies(toml: string): string[] | undefined {
-  const project = tomlValue(toml, "", "project");
+  const doc = parseTomlLenient(toml);
+  const project = tomlAt(doc, "project");
   if (project === null || typeof project !== "object" || Array.isArray(project)) return undefined;
   const { dependencies, dynamic } = project as { dependencies?: unknown; dynamic?: unknown };
+  const uvPackage = tomlAt(doc, "tool.uv.package");
   const packaged =
-    tomlValue(toml, "tool.uv", "package") === true ||
-    (tomlValue(toml, "", "build-system") !== undefined &&
-      tomlValue(toml, "tool.pdm", "distribution") !== false &&
-      tomlValue(toml, "tool.poetry", "package-mode") !== false &&
-      tomlValue(toml, "tool.uv", "package") !== false);
+    uvPackage === true ||
+    (tomlAt(doc, "build-system") !== undefined &&
+      tomlAt(doc, "tool.pdm.distribution") !== false &&
+      tomlAt(doc, "tool.poetry.package-mode") !== false &&
+      uvPackage !== false);
   if (packaged || (Array.isArray(dynamic) && dynamic.includes("dependencies"))) return undefined;
   return Array.isArray(dependencies) ? dependencies.filter((d): d is string => typeof d === "string") : [];
 }
@@ -364,10 +367,12 @@ export function requiresPythonOf(facts: PythonFacts, pipfile = false): { spec: s
     parts.push(exact(pin));
     from.push(".python-version");
   }
+  const requires =
+    pipfile && facts.Pipfile !== undefined ? parseTomlLenient(facts.Pipfile)?.requires : undefined;
   const pipenvKey = ["python_full_version", "python_version"].find(
-    (k) => pipfile && facts.Pipfile !== undefined && tomlString(facts.Pipfile, "requires", k) !== undefined,
+    (k) => typeof tomlAt(requires, k) === "string",
   );
-  const pipenvPin = pipenvKey && tomlString(facts.Pipfile ?? "", "requires", pipenvKey)?.trim();
+  const pipenvPin = pipenvKey && String(tomlAt(requires, pipenvKey)).trim();
   if (pipenvPin && /^\d+(\.\d+){0,2}$/.test(pipenvPin)) {
     parts.push(exact(pipenvPin));
     from.push(`Pipfile [requires] ${pipenvKey}`);
@@ -438,16 +443,21 @@ function parseTomlLenient(toml: string): Record<string, unknown> | undefined {
   }
 }
 
-/** The value at a dotted table path and key (`tool.poetry.dependencies`, `python`; `""` for the root), or undefined. */
-function tomlValue(toml: string, table: string, key: string): unknown {
-  let at: unknown = parseTomlLenient(toml);
-  for (const part of [...(table === "" ? [] : table.split(".")), key]) {
+/** The value at a dotted path (`tool.uv.package`) in a parsed document, or undefined. */
+function tomlAt(doc: unknown, dotted: string): unknown {
+  let at = doc;
+  for (const part of dotted.split(".")) {
     at =
       at !== null && typeof at === "object" && !Array.isArray(at)
         ? (at as Record<string, unknown>)[part]
         : undefined;
   }
   return at;
+}
+
+/** The value at a dotted table path and key (`tool.poetry.dependencies`, `python`; `""` for the root), or undefined. */
+function tomlValue(toml: string, table: string, key: string): unknown {
+  return tomlAt(parseTomlLenient(toml), table === "" ? key : `${table}.${key}`);
 }
 
 /** A string value at a table and key, or undefined (absent, another type, or a document that does not parse). */
@@ -500,14 +510,10 @@ export const SPEC_CHECK_PY = [
 ].join("\n");
 
 /**
- * The python3 of each OS apphost:host.os offers, newest first: the check's message names the first whose
- * Python would do (Debian 13 for `>=3.12`, Debian 12 for a Pipfile's `python_version = "3.11"`).
+ * `<os> <python3 version>` for each OS apphost:host.os offers, newest first: the check's message names the first
+ * whose Python would do (Debian 13 for `>=3.12`, Debian 12 for a Pipfile's `python_version = "3.11"`).
  */
-const OS_PYTHONS = [
-  ["debian-13", "3.13.5"],
-  ["ubuntu-24.04", "3.12.3"],
-  ["debian-12", "3.11.2"],
-] as const;
+const OS_PYTHONS = Object.entries(HOST_OS_PACKAGES).map(([os, { python }]) => `${os} ${python}`);
 
 /** The host's choices when its Python is too old, for the check phase's message (`$hint`: the OS that would do). */
 export const PYTHON_CHOICES =
@@ -525,7 +531,7 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
     `SPEC_CHECK_PY=${ansiC(SPEC_CHECK_PY)}`,
     `if ! python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
-    `  hint=""; for os_python in ${OS_PYTHONS.map(([os, python]) => q(`${os} ${python}`)).join(" ")}; do`,
+    `  hint=""; for os_python in ${OS_PYTHONS.map(q).join(" ")}; do`,
     `    if python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} "\${os_python#* }"; then`,
     `      hint=" (an ec2 stack can set apphost:host.os to \${os_python% *}, which has Python \${os_python#* })"; break`,
     "    fi",
@@ -671,15 +677,16 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       }
       // Read on the host from the release's own pyproject.toml, not written into this script: a dependency (a URL
       // with a token in it) stays out of the script and the state, and a change to the list changes no host file.
-      // Into a file of root's that the app user reads.
+      // Read once to fail with a reason, then piped to pip's arguments, one requirement each (xargs reads the pipe
+      // it was handed; pip -r /dev/stdin would reopen root's pipe as the app user and be refused): no file holds the
+      // list, for other users to read or for a failed install to leave behind.
+      const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"`;
       return [
         venv,
-        `PROJECT_REQS=$(mktemp); PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ` +
-          `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml" > "$PROJECT_REQS" || die ${q(
-            "install: could not read [project] dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
-          )}; chmod 0644 "$PROJECT_REQS"`,
-        `as_app "$NEW_DIR" "${pip} -r $PROJECT_REQS"`,
-        `rm -f "$PROJECT_REQS"`,
+        `PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ${readDeps} >/dev/null || die ${q(
+          "install: could not read [project] dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
+        )}`,
+        `${readDeps} | as_app "$NEW_DIR" "xargs -d '\\n' -r env ${pip}"`,
       ];
     }
     case "none":

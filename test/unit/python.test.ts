@@ -532,23 +532,23 @@ describe("python: install commands per manager", () => {
       `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ."`,
     ]);
     // A project that is not a package: its [project] dependencies, read on the host from the release's
-    // pyproject.toml into a file of root's (never written into the script, which the state holds).
+    // pyproject.toml and piped to pip (never written into the script, which the state holds, nor into a file).
     const virtual = {
       ...deps("pip-project", "pyproject.toml"),
       dependencies: ["fastapi>=0.115,<1", `uvicorn[standard]>=0.30; python_version >= '3.11'`],
     };
     const cmds = pythonInstallCommands(virtual, cache);
     assert.deepEqual(
-      [cmds[0], ...cmds.slice(2)],
+      [cmds[0], cmds[2]],
       [
         'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
-        `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r $PROJECT_REQS"`,
-        'rm -f "$PROJECT_REQS"',
+        `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml" | as_app "$NEW_DIR" "xargs -d '\\n' -r env PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input"`,
       ],
     );
+    assert.equal(cmds.length, 3);
     assert.ok(!cmds.join("\n").includes("fastapi"), "the list is not in the script");
-    // Under bash and this machine's python3, from a pyproject.toml: the file holds each requirement as written;
-    // a symlinked pyproject.toml is refused.
+    // Under bash and this machine's python3, from a pyproject.toml: pip's standard input (here a stand-in as_app
+    // that prints it) holds each requirement as written; a symlinked pyproject.toml is refused.
     const dir = mkdtempSync(join(tmpdir(), "apphost-pyproject-"));
     try {
       const toml = `[project]\nname = "app"\ndependencies = [\n  "fastapi>=0.115,<1", # the API\n  "uvicorn[standard]>=0.30; python_version >= '3.11'",\n]\n`;
@@ -558,7 +558,7 @@ describe("python: install commands per manager", () => {
           "bash",
           [
             "-c",
-            `die() { echo "died: $1"; exit 9; }; NEW_DIR=${newDir}; ${cmds[1]}; cat "$PROJECT_REQS"; rm -f "$PROJECT_REQS"`,
+            `set -o pipefail; die() { echo "died: $1"; exit 9; }; as_app() { cat; }; NEW_DIR=${newDir}; ${cmds[1]}; ${cmds[2]}`,
           ],
           {
             encoding: "utf8",
