@@ -263,10 +263,12 @@ switch_upstream() {
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
 # own answer, which waiting does not change: it stops early, saying what that answer usually means. So does an
 # instance that listens on other ports, not its own, for HEALTH_ELSEWHERE_SECONDS, and one systemd restarted twice,
-# its journal saying an address is in use (port_hint).
+# its journal saying an address is in use (port_hint). So does one systemd restarted HEALTH_CRASH_RESTARTS times
+# since the gate began, whatever its journal says: it exits soon after it starts (an import error, a missing
+# setting), which waiting does not change; the caller prints its journal.
 health_wait() {
   local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder restarts
-  local elsewhere away_since=""
+  local elsewhere away_since="" restarts0="" started=$SECONDS
   port=${1#http://*:} port=${port%%/*}
   if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
@@ -320,6 +322,14 @@ health_wait() {
       HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: $(port_hint "$port" "$2")"
       return 1
     fi
+    # Restarts count from the gate's first look: a count left from an earlier start is not this one's.
+    if [ -z "$restarts0" ]; then restarts0=$restarts; fi
+    if [ $((restarts - restarts0)) -ge "$HEALTH_CRASH_RESTARTS" ]; then
+      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $((restarts - restarts0)) times in $((SECONDS - started))s, so the gate stopped waiting: it exits soon after it starts, which waiting does not change"
+      out=$(last_exception "$2")
+      if [ -n "$out" ]; then HEALTH_LAST="$HEALTH_LAST; the last error in its journal: $out"; else HEALTH_LAST="$HEALTH_LAST; its journal says why"; fi
+      return 1
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"; return 1; fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
     case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
@@ -351,6 +361,14 @@ port_hint() {
     return 0
   fi
   echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server"
+}
+
+# last_exception <unit>: the exception line of the last whole Python traceback in <unit>'s journal since publish's
+# start (the first line after "Traceback ..." that is not a frame), for a process that exits as it starts. The lines
+# journal_tail shows may end inside the traceback of a start still printing it.
+last_exception() {
+  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null |
+    awk '/^Traceback \(most recent call last\):/ { tb = 1; next } tb && /^[^ \t]/ { last = $0; tb = 0 } END { print substr(last, 1, 300) }'
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

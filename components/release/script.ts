@@ -49,6 +49,13 @@ export interface ScriptInput extends Omit<ReleaseInput, "refs"> {
   timing?: Partial<ScriptTiming>;
 }
 
+/**
+ * Restarts by systemd, counted from the health gate's first look, after which the gate stops waiting: a web process
+ * that exits soon after it starts does so again (with RestartSec=2, three take about 6 s plus its start-up each time,
+ * against the 60 s of apphost:releases.healthTimeoutSeconds).
+ */
+export const HEALTH_CRASH_RESTARTS = 3;
+
 /** How often the script looks again while it waits. */
 export interface ScriptTiming {
   /** Seconds between the lock heartbeat's renewals. @default apphost:releases.lockTtlMinutes * 3 (a twentieth of the TTL) */
@@ -216,6 +223,7 @@ readonly LOCK_RENEW_SECONDS=${timing.lockRenewSeconds}
 readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
 readonly HEALTH_ELSEWHERE_SECONDS=${timing.healthElsewhereSeconds}
+readonly HEALTH_CRASH_RESTARTS=${HEALTH_CRASH_RESTARTS}
 readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""

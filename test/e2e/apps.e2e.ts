@@ -334,7 +334,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     }
   });
 
-  it("a web process on a port of its own fails its release in seconds, named by the gate; the previous release keeps serving", async function () {
+  it("a web process on a port of its own, or one that exits as it starts, fails its release in seconds, named by the gate; the previous release keeps serving", async function () {
     // `web: python serve.py`, where serve.py calls uvicorn.run() on a fixed port, as many apps' READMEs start them.
     const live = onHost(`readlink /srv/${ID}/current`).stdout.trim();
     const livePort = Number(onHost(`cat /srv/${ID}/active-port`).stdout.trim());
@@ -388,6 +388,26 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
         `systemd restarted ${unit.replace(/[.@]/g, "\\$&")} \\d+ times, its journal saying an address is already in use, so the gate stopped waiting`,
       ),
     );
+    // An import error as it starts: systemd restarts it (RestartSec=2), and the gate stops at the third restart
+    // instead of waiting out its 60 s, with the traceback's last line.
+    const crashing = withServer(8399);
+    fs.writeFileSync(path.join(crashing, "serve.py"), "import no_such_module\n");
+    try {
+      await assert.rejects(up(crashing), (e: Error) => {
+        const m = new RegExp(
+          `phase health-gate failed \\(exit status 16\\): .*\\(last answer: HTTP 000; systemd restarted ${unit.replace(/[.@]/g, "\\$&")} 3 times in (\\d+)s, ` +
+            "so the gate stopped waiting: it exits soon after it starts, which waiting does not change; " +
+            "the last error in its journal: ModuleNotFoundError: No module named 'no_such_module'\\); traffic stays on the old instance",
+        ).exec(e.message);
+        assert.ok(m, e.message);
+        assert.ok(Number(m[1]) < 30, `the gate waited ${m[1]}s`);
+        return true;
+      });
+    } finally {
+      fs.rmSync(crashing, { recursive: true, force: true });
+    }
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), live);
+    assert.equal(health().status, 200);
     assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
   });
 

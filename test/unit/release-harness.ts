@@ -568,6 +568,8 @@ export function writeTestApp(
     bindsPort?: number;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
+    /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
+    importsAtStart?: string;
   },
 ): string {
   fs.mkdirSync(dir, { recursive: true });
@@ -607,7 +609,7 @@ class H(socketserver.StreamRequestHandler):
         sys.stderr.write('server %s: "%s" %d -\\n' % (VERSION, request, code))
 if not HEALTHY:
     sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
-${opts.strayDatabase === "server" ? STRAY : ""}socketserver.ThreadingTCPServer.allow_reuse_address = True
+${opts.importsAtStart ? `import ${opts.importsAtStart}\n` : ""}${opts.strayDatabase === "server" ? STRAY : ""}socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer.daemon_threads = True
 socketserver.ThreadingTCPServer(("127.0.0.1", ${opts.bindsPort ?? "int(sys.argv[1])"}), H).serve_forever()
 `,

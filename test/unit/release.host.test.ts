@@ -654,3 +654,36 @@ describe("release script: the health gate stops early on an instance that does n
     }
   });
 });
+
+describe("release script: the health gate stops early on a web process that exits as it starts", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s.
+  before(() => (host = new FakeHost({ sharedVenv: true, releases: { healthTimeoutSeconds: 30 } })));
+  after(() => host.cleanup());
+
+  it("after systemd restarted it 3 times, naming them and its traceback's error, its journal following; the live release serves on (16)", async () => {
+    const v1 = "20250108120000-cbcbcbcb";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r.status, 0, r.stderr);
+    host.restartWebOnExit();
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", importsAtStart: "greenlet" }),
+      "20250109120000-cccccccc",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.basePort}.service`.replace(/[.@]/g, "\\$&");
+    const m = new RegExp(
+      `${unit} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz \\(last answer: HTTP 000; ` +
+        `systemd restarted ${unit} (\\d+) times in (\\d+)s, so the gate stopped waiting: it exits soon after it starts, ` +
+        "which waiting does not change; the last error in its journal: ModuleNotFoundError: No module named 'greenlet'\\); " +
+        "traffic stays on the old instance\\. Last lines of its journal:\\n",
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) >= 3, `${m[1]} restarts`);
+    assert.ok(Number(m[2]) < 30, `stopped after ${m[2]}s`);
+    assert.match(r.stderr, /^ {4}import greenlet$/m, "the journal's lines follow");
+    assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+  });
+});

@@ -134,9 +134,10 @@ describe("release script: static checks", () => {
     // The waits are the production ones: TTL / 20 between lock renewals (30 min: 90 s), tail's own 1 s.
     assert.match(s, /^readonly LOCK_RENEW_SECONDS=90$/m);
     assert.match(s, /^readonly FOLLOW_POLL_SECONDS=1$/m);
-    // The gate: the same 4xx for 10 s; listening elsewhere for half its 60 s, at least 10 s.
+    // The gate: the same 4xx for 10 s; listening elsewhere for half its 60 s, at least 10 s; three restarts.
     assert.match(s, /^readonly HEALTH_SAME_ANSWER_SECONDS=10$/m);
     assert.match(s, /^readonly HEALTH_ELSEWHERE_SECONDS=30$/m);
+    assert.match(s, /^readonly HEALTH_CRASH_RESTARTS=3$/m);
     const short = renderReleaseScript(baseInput({ releases: { ...baseReleases, healthTimeoutSeconds: 12 } }));
     assert.match(short, /^readonly HEALTH_ELSEWHERE_SECONDS=10$/m);
   });
@@ -443,5 +444,63 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+describe("release script: last_exception, the error a web process that exits as it starts died of", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fn = /^last_exception\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+
+  /** last_exception under bash -eu, with a journalctl that prints `journal`. */
+  function lastException(journal: string) {
+    assert.ok(fn, "release.sh has no last_exception");
+    const script = [
+      "set -euo pipefail",
+      'JOURNALCTL=journal PUBLISH_STARTED=0; journal() { printf "%s" "$JOURNAL"; }',
+      fn,
+      "last_exception apphost-shop-prod-web@8001.service",
+    ].join("\n");
+    const r = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: { ...process.env, JOURNAL: journal },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  }
+  const traceback = (error: string) =>
+    [
+      "[2026-12-04 18:02:58 +0000] [812] [ERROR] Exception in worker process",
+      "Traceback (most recent call last):",
+      '  File "/srv/shop-prod/releases/x/app/main.py", line 1, in <module>',
+      "    import greenlet",
+      error,
+      "[2026-12-04 18:02:58 +0000] [812] [INFO] Worker exiting (pid: 812)",
+    ].join("\n");
+
+  it("the exception line of the last whole traceback, not of a start still printing one", () => {
+    const journal = [
+      traceback("ImportError: cannot import name 'x'"),
+      traceback("ModuleNotFoundError: No module named 'greenlet'"),
+      "Traceback (most recent call last):",
+      '  File "/srv/shop-prod/releases/x/app/main.py", line 1, in <module>',
+      "",
+    ].join("\n");
+    assert.equal(lastException(journal), "ModuleNotFoundError: No module named 'greenlet'\n");
+    // Django's errors carry their module: the whole line.
+    assert.equal(
+      lastException(traceback("django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty")),
+      "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty\n",
+    );
+  });
+
+  it("nothing without a traceback (a Node app, a shell error), and at most 300 characters", () => {
+    assert.equal(
+      lastException("Error: Cannot find module 'express'\n    at Module._resolveFilename\n"),
+      "\n",
+    );
+    assert.equal(
+      lastException(traceback(`KeyError: '${"k".repeat(400)}'`)),
+      `KeyError: '${"k".repeat(289)}\n`,
+    );
   });
 });
