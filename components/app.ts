@@ -142,7 +142,7 @@ export function secretValues(env: Record<string, string>, databaseUrl?: string):
   const values = Object.values(env);
   if (databaseUrl) {
     values.push(databaseUrl);
-    const password = /^[a-z+]+:\/\/[^:/@]*:([^@]*)@/.exec(databaseUrl)?.[1];
+    const password = /^[a-z0-9+]+:\/\/[^:/@]*:([^@]*)@/.exec(databaseUrl)?.[1];
     if (password) values.push(password, decodeURIComponent(password));
   }
   return [...new Set(values.filter((v) => v.length >= 4))];

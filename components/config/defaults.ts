@@ -127,6 +127,11 @@ export function defaultProcessKind(name: string): "web" | "worker" {
   return name === "web" ? "web" : "worker";
 }
 
+/** The scheme of a database's DATABASE_URL without a driver: what apphost:database.urlScheme starts with. */
+export function databaseUrlScheme(kind: string): "sqlite" | "postgresql" {
+  return kind === "sqlite" ? "sqlite" : "postgresql";
+}
+
 export const DATABASE_DEFAULTS = {
   kind: "sqlite" as const,
   sqliteFile: "app.db",

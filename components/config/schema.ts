@@ -1314,6 +1314,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
         "shop_prod",
         (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
       ).optional(),
+      /**
+       * The scheme of DATABASE_URL and `${database.url}`: a driver for SQLAlchemy (postgresql+asyncpg, sqlite+aiosqlite).
+       * @default "postgresql", or "sqlite" for kind sqlite
+       */
+      urlScheme: str(
+        'a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver)',
+        "postgresql+asyncpg",
+        (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$/.test(s),
+      ).optional(),
       /** Migration command run inside the new release. @default the Procfile's release:, else none */
       migrate: command('"alembic upgrade head"').optional(),
       /** Command printing the current migration revision. @default from migrate (D.defaultRevision) */
@@ -1333,6 +1342,21 @@ export function sections(ctx: ParseContext, p: Prepared) {
       for (const key of d.kind === "none" ? ["migrate", "revision"].filter(has) : []) {
         add([key], "there is no database to migrate when apphost:database.kind is none; remove it");
       }
+      if (d.kind === "none" && has("urlScheme")) {
+        add(["urlScheme"], "there is no DATABASE_URL when apphost:database.kind is none; remove it");
+      } else if (d.kind && d.urlScheme) {
+        const base = D.databaseUrlScheme(d.kind);
+        if (d.urlScheme.split("+")[0] !== base) {
+          add(
+            ["urlScheme"],
+            `expected ${base} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
+              setHint(
+                "apphost:database.urlScheme",
+                `${base}${base === "sqlite" ? "+aiosqlite" : "+asyncpg"}`,
+              ),
+          );
+        }
+      }
       if (d.revision && !migrateOf(d.kind, d.migrate)) {
         add(
           ["revision"],
@@ -1344,6 +1368,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     const migrate = migrateOf(d.kind, d.migrate);
     const out: Omit<typeof d, "revision"> & { revision: string; rds?: typeof managed } = {
       ...d,
+      ...(d.kind !== "none" ? { urlScheme: d.urlScheme ?? D.databaseUrlScheme(d.kind) } : {}),
       migrate,
       revision: d.revision ?? D.defaultRevision(migrate),
     };

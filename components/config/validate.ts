@@ -472,7 +472,9 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
     } else if (name === "DATABASE_URL" && database.kind && database.kind !== "none") {
       add(
         path,
-        `${setBy} from apphost:database (kind ${database.kind}); remove it, or set apphost:database.kind to none to bring your own`,
+        `${setBy} from apphost:database (kind ${database.kind}); remove it (for a driver in its scheme, such as ` +
+          `${D.databaseUrlScheme(database.kind)}+${database.kind === "sqlite" ? "aiosqlite" : "asyncpg"}://, ` +
+          "set apphost:database.urlScheme), or set apphost:database.kind to none to bring your own",
       );
     } else if (name in D.POOL_VARS && D.isPostgres(database.kind)) {
       add(path, `${setBy} from apphost:database.pool.${D.POOL_VARS[name]}; set that instead and remove this`);

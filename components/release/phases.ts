@@ -534,9 +534,8 @@ export const MIGRATE_NOT_FOUND_HINT =
  */
 export const MIGRATE_PSYCOPG_HINT =
   "(No module named 'psycopg': SQLAlchemy 2.1 and later read a postgresql:// URL, as apphost's DATABASE_URL is, " +
-  "with psycopg 3, not psycopg2. Add psycopg[binary] to the app's dependencies, pin SQLAlchemy below 2.1, or give " +
-  "the app a postgresql+psycopg2:// URL in apphost:app.env, built from the database.user, database.password, " +
-  "database.host, database.port and database.name references (docs/config.md).)";
+  "with psycopg 3, not psycopg2. Add psycopg[binary] to the app's dependencies, pin SQLAlchemy below 2.1, or set " +
+  "apphost:database.urlScheme to postgresql+psycopg2 (docs/config.md).)";
 
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {

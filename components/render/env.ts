@@ -34,7 +34,7 @@ export interface EnvFileInput {
   hostnames?: string[];
   /** The scheme of `${origins}`: http when apphost:tls.mode is off. @default "https" */
   scheme?: "http" | "https";
-  database: Pick<DatabaseConfig, "kind" | "sqliteFile"> & Partial<Pick<DatabaseConfig, "pool">>;
+  database: Pick<DatabaseConfig, "kind" | "sqliteFile"> & Partial<Pick<DatabaseConfig, "pool" | "urlScheme">>;
   /** postgres: the connection URL (a secret the caller resolved). Ignored for other kinds */
   databaseUrl?: string;
 }
@@ -42,6 +42,21 @@ export interface EnvFileInput {
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
   return `sqlite:///${layout.data}/${file}`;
+}
+
+/**
+ * DATABASE_URL as the app reads it, and `${database.url}`: the database's URL with apphost:database.urlScheme
+ * (`postgresql+asyncpg://…`, `sqlite+aiosqlite:////srv/…`). The host's own tools read it with or without a driver.
+ */
+function appDatabaseUrl(layout: HostLayout, input: EnvFileInput): string | undefined {
+  const url =
+    input.database.kind === "sqlite"
+      ? sqliteUrl(layout, input.database.sqliteFile)
+      : isPostgres(input.database.kind)
+        ? input.databaseUrl
+        : undefined;
+  const scheme = input.database.urlScheme;
+  return url && scheme ? url.replace(/^[a-z]+:/, `${scheme}:`) : url;
 }
 
 /** `apphost:database.pool` as the app sees it: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE. */
@@ -99,10 +114,9 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
 
   // APP_ENV defaults to the stack; apphost:app.env may say otherwise ("production").
   if (!vars.has("APP_ENV")) vars.set("APP_ENV", input.stack);
-  if (input.database.kind === "sqlite")
-    vars.set("DATABASE_URL", sqliteUrl(layout, input.database.sqliteFile));
+  const url = appDatabaseUrl(layout, input);
+  if (url) vars.set("DATABASE_URL", url);
   if (isPostgres(input.database.kind) && input.databaseUrl) {
-    vars.set("DATABASE_URL", input.databaseUrl);
     // apphost:database.pool, under the names the runbook's SQLAlchemy engine reads.
     for (const [name, value] of Object.entries(poolEnv(input.database.pool))) {
       vars.set(name, value);
@@ -122,10 +136,11 @@ export function renderEnvFile(layout: HostLayout, input: EnvFileInput): string {
 /** The values references resolve to: the database's URL and parts, the secret key. */
 function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Record<EnvReference, string>> {
   const out: Partial<Record<EnvReference, string>> = {};
-  if (input.database.kind === "sqlite") out["database.url"] = sqliteUrl(layout, input.database.sqliteFile);
   if (isPostgres(input.database.kind) && input.databaseUrl) {
     Object.assign(out, databaseParts(input.databaseUrl));
   }
+  const url = appDatabaseUrl(layout, input);
+  if (url) out["database.url"] = url;
   if (input.secretKey !== undefined) out.secretKey = input.secretKey;
   if (input.hostnames) {
     out.hostnames = input.hostnames.join(",");

@@ -119,7 +119,8 @@ export function postgresDeleteScript(input: PostgresProvisionInput): string {
 
 /**
  * Bash lines that read DATABASE_URL from the env file (read, never sourced:
- * root does not run what the app user's file says) and set PGHOST, PGPORT,
+ * root does not run what the app user's file says; a driver in its scheme,
+ * apphost:database.urlScheme, is skipped) and set PGHOST, PGPORT,
  * PGUSER, PGPASSWORD (percent-decoded) and PGDATABASE, so psql, pg_dump and
  * pg_restore connect as the app does with no password in their argv.
  * `fail` is the script's error function; `envFile` an absolute path.
@@ -128,8 +129,8 @@ export function pgEnvFromUrlLines(envFile: string, what: string): string[] {
   assertSafe("postgres", [["the env file", envFile, SAFE.absolutePath]]);
   return [
     `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' ${envFile} | tail -n 1)`,
-    `[[ $url == postgresql://*@*/* ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql://user:password@host:port/database URL"`,
-    "rest=${url#postgresql://}; cred=${rest%%@*}; where=${rest#*@}; hostport=${where%%/*}",
+    `[[ $url =~ ^postgresql(\\+[a-z0-9_]+)?://.+@.+/. ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql[+driver]://user:password@host:port/database URL"`,
+    "rest=${url#*://}; cred=${rest%%@*}; where=${rest#*@}; hostport=${where%%/*}",
     "PGUSER=${cred%%:*}; PGPASSWORD=${cred#*:}; PGDATABASE=${where#*/}; PGDATABASE=${PGDATABASE%%\\?*}",
     'PGHOST=${hostport%:*}; PGPORT=${hostport##*:}; [[ $PGPORT != "$hostport" ]] || PGPORT=5432',
     "PGPASSWORD=$(printf '%b' \"${PGPASSWORD//%/\\\\x}\")",

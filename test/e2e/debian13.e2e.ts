@@ -46,7 +46,10 @@ describe("Debian 13 (apphost:host.os debian-13): Python 3.13, PostgreSQL 17, sys
   const log = (s: string) => process.stdout.write(s);
   const say = (s: string) => process.stdout.write(`      ${s}\n`);
 
-  const stackFor = (source: string) => samplePostgresStack(backend, STACK, sandbox, source);
+  // A driver in DATABASE_URL's scheme (apphost:database.urlScheme): the sample app's SQLAlchemy 2.0 with psycopg2, as
+  // named; the doctor and the backups read the URL with it.
+  const stackFor = (source: string) =>
+    samplePostgresStack(backend, STACK, sandbox, source, {}, { urlScheme: "postgresql+psycopg2" });
   let lastSource = path.join("examples", "sample-app");
   async function up(source: string): Promise<auto.UpResult> {
     lastSource = source;
@@ -80,6 +83,10 @@ describe("Debian 13 (apphost:host.os debian-13): Python 3.13, PostgreSQL 17, sys
     // The release's venv is trixie's Python; the database is trixie's PostgreSQL.
     const venvPython = onHost(`/srv/${ID}/current/.venv/bin/python --version`).stdout.trim();
     assert.match(venvPython, /^Python 3\.13\.\d+$/);
+    assert.match(
+      onHost(`grep '^DATABASE_URL=' /etc/apphost/${ID}.env`).stdout,
+      new RegExp(`^DATABASE_URL="postgresql\\+psycopg2://${DB}:[A-Za-z0-9]+@127\\.0\\.0\\.1:5432/${DB}"\n$`),
+    );
     const server = sql("show server_version");
     assert.match(server, /^17\.\d+/);
     assert.match(onHost("node --version").stdout, /^v20\./, "the heartbeat worker's Node");

@@ -125,13 +125,19 @@ export function samplePostgresStack(
   sandbox: Sandbox,
   source: string,
   releases: Record<string, unknown> = {},
+  database: Record<string, unknown> = {},
 ): ReturnType<typeof localStack> {
   return localStack(backend, {
     stackName,
     sandbox,
     config: {
       "apphost:app": appConfig(source),
-      "apphost:database": { kind: "postgres", migrate: "alembic upgrade head", revision: "alembic current" },
+      "apphost:database": {
+        kind: "postgres",
+        migrate: "alembic upgrade head",
+        revision: "alembic current",
+        ...database,
+      },
       "apphost:releases": releasesConfig(releases),
     },
   });

@@ -644,7 +644,7 @@ const ROWS: Row[] = [
   {
     set: { "app.env.DATABASE_URL": "sqlite:///x.db" },
     error:
-      "apphost:app.env.DATABASE_URL: DATABASE_URL is set by apphost from apphost:database (kind sqlite); remove it, or set apphost:database.kind to none to bring your own",
+      "apphost:app.env.DATABASE_URL: DATABASE_URL is set by apphost from apphost:database (kind sqlite); remove it (for a driver in its scheme, such as sqlite+aiosqlite://, set apphost:database.urlScheme), or set apphost:database.kind to none to bring your own",
   },
   {
     set: { "database.kind": "postgres", "app.env.DB_POOL_SIZE": "3" },
@@ -667,6 +667,30 @@ const ROWS: Row[] = [
     error:
       'apphost:database.sqliteFile: expected a file name like "app.db" (no directories; it lives in shared/data), got "data/app.db"; ' +
       "set it with: pulumi config set --path 'apphost:database.sqliteFile' app.db",
+  },
+  {
+    set: { "database.kind": "postgres", "database.urlScheme": "postgresql+Async" },
+    error:
+      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver), got "postgresql+Async"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
+  },
+  {
+    set: { "database.kind": "external", "database.urlScheme": "sqlite+aiosqlite" },
+    ctx: { ...baseCtx(), secrets: { ...baseCtx().secrets, databaseUrlInfo: { host: "db.example.com" } } },
+    error:
+      'apphost:database.urlScheme: expected postgresql or postgresql+<driver> for apphost:database.kind external, got "sqlite+aiosqlite"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
+  },
+  {
+    set: { "database.urlScheme": "postgresql" },
+    error:
+      'apphost:database.urlScheme: expected sqlite or sqlite+<driver> for apphost:database.kind sqlite, got "postgresql"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' sqlite+aiosqlite",
+  },
+  {
+    set: { "database.kind": "none", "database.urlScheme": "postgresql+asyncpg" },
+    error:
+      "apphost:database.urlScheme: there is no DATABASE_URL when apphost:database.kind is none; remove it",
   },
   {
     set: { "database.revision": "alembic current" },
@@ -1159,6 +1183,7 @@ describe("stack config defaults", () => {
       database: {
         kind: "sqlite",
         sqliteFile: "app.db",
+        urlScheme: "sqlite",
         postgresName: "apphost_staging",
         migrate: "",
         revision: "",
@@ -1188,6 +1213,19 @@ describe("stack config defaults", () => {
     const s3 = parseStackConfig(withKeys(baseRaw(), { "backups.s3": "true" }), baseCtx("prod"));
     assert.deepEqual(s3.backups, { schedule: "daily", keep: 30, s3: true, s3ExpireDays: 90 });
     assert.equal(config.database.postgresName, "apphost_prod");
+  });
+
+  it("apphost:database.urlScheme: postgresql or sqlite by kind, a driver when set, none without a database", () => {
+    const parse = (keys: Record<string, unknown>) =>
+      parseStackConfig(withKeys(baseRaw(), keys), baseCtx()).database;
+    assert.equal(parse({}).urlScheme, "sqlite");
+    assert.equal(parse({ "database.urlScheme": "sqlite+aiosqlite" }).urlScheme, "sqlite+aiosqlite");
+    assert.equal(parse({ "database.kind": "postgres" }).urlScheme, "postgresql");
+    assert.equal(
+      parse({ "database.kind": "postgres", "database.urlScheme": "postgresql+asyncpg" }).urlScheme,
+      "postgresql+asyncpg",
+    );
+    assert.equal(parse({ "database.kind": "none" }).urlScheme, undefined);
   });
 
   it("an RDS Postgres as new as the host's pg_dump: 17 on debian-13, 16 on ubuntu-24.04", () => {

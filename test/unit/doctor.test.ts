@@ -996,6 +996,27 @@ describe("doctor: checks executed in a temp dir", function () {
       assert.equal(/^argv: .*s3cr/m.test(log), false, "the password is in psql's argv");
     });
 
+    it("reads a URL with a driver in its scheme (apphost:database.urlScheme), and names one it cannot read", async () => {
+      fs.writeFileSync(
+        at("app.env"),
+        'DATABASE_URL="postgresql+asyncpg://shop_prod:s3cr%40t@127.0.0.1:5433/shop_prod?ssl=disable"\n',
+      );
+      assert.equal((await run()).status, "pass");
+      assert.match(
+        fs.readFileSync(at("psql.log"), "utf8"),
+        /^PG: 127\.0\.0\.1:5433 shop_prod\/shop_prod s3cr@t$/m,
+      );
+      fs.writeFileSync(at("app.env"), 'DATABASE_URL="mysql://shop_prod:s3cr%40t@127.0.0.1/shop_prod"\n');
+      const r = await run();
+      assert.equal(r.status, "fail");
+      assert.match(
+        r.detail,
+        new RegExp(
+          `DATABASE_URL in ${at("app.env")} is not a postgresql\\[\\+driver\\]://user:password@host:port/database URL`,
+        ),
+      );
+    });
+
     it("fails naming the role and psql's answer when the role cannot connect", async () => {
       const r = await run({ PSQL_REFUSE: "1" });
       assert.deepEqual(

@@ -61,6 +61,38 @@ SECRET_KEY="s3cr3t"
     });
   });
 
+  it("apphost:database.urlScheme: a driver in DATABASE_URL's and ${database.url}'s scheme; the parts are as before", () => {
+    const v = renderEnvFile(layout, {
+      ...input(),
+      env: {
+        SYNC_URL: "postgresql://${database.user}:${database.password}@${database.host}/${database.name}",
+      },
+      database: { kind: "postgres", sqliteFile: "app.db", urlScheme: "postgresql+asyncpg" },
+      databaseUrl: "postgresql://shop_prod:pw@127.0.0.1:5432/shop_prod",
+    });
+    const lines = v.split("\n").filter((l) => /^(DATABASE_URL|SYNC_URL)=/.test(l));
+    assert.deepEqual(lines, [
+      'DATABASE_URL="postgresql+asyncpg://shop_prod:pw@127.0.0.1:5432/shop_prod"',
+      'SYNC_URL="postgresql://shop_prod:pw@127.0.0.1/shop_prod"',
+    ]);
+    const lite = renderEnvFile(layout, {
+      ...input(),
+      env: { DB: "${database.url}" },
+      database: { kind: "sqlite", sqliteFile: "app.db", urlScheme: "sqlite+aiosqlite" },
+    });
+    assert.deepEqual(lineDiff(base, lite), {
+      removed: [
+        'ALLOWED_HOSTS="shop.example.com"',
+        'DATABASE_URL="sqlite:////srv/shop-prod/shared/data/app.db"',
+        'SECRET_KEY="s3cr3t"',
+      ],
+      added: [
+        'DATABASE_URL="sqlite+aiosqlite:////srv/shop-prod/shared/data/app.db"',
+        'DB="sqlite+aiosqlite:////srv/shop-prod/shared/data/app.db"',
+      ],
+    });
+  });
+
   it("postgres: apphost:database.pool sets the pool variables", () => {
     const v = renderEnvFile(layout, {
       ...input(),
