@@ -294,6 +294,7 @@ health_wait() {
           same=$code since=$SECONDS
         elif [ $((SECONDS - since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
           HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
+          if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1" "${headers[@]}"); fi
           return 1
         fi
         ;;
@@ -341,10 +342,23 @@ health_wait() {
 health_hint() {
   case "$1" in
     3??) echo "the health path redirects (to ${2:-a location it does not name}); point apphost:app.healthPath at a page that answers 2xx itself" ;;
-    400) echo "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from \${hostnames}); the gate sends Host: ${HEALTH_HOST:-the instance address}, as the proxy does" ;;
+    400) echo "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from \${hostnames}; Starlette and FastAPI: TrustedHostMiddleware's allowed_hosts, which answers \"Invalid host header\"); the gate sends Host: ${HEALTH_HOST:-the instance address}, as the proxy does" ;;
     401 | 403) echo "the health path needs a login or is forbidden; point apphost:app.healthPath at a page that answers without one" ;;
     *) echo "the app has no GET route at the health path; check apphost:app.healthPath" ;;
   esac
+}
+
+# health_answer <url> [curl args]: "; the app answered: "<its body>"", its first 120 printable characters (whitespace
+# runs as one space), or nothing for an empty body: what the app says of a 4xx it gives every try (Starlette's
+# "Invalid host header", a framework's error page).
+health_answer() {
+  local url=$1 body
+  shift
+  body=$(curl -s --max-time 5 "$@" "$url" 2>/dev/null | head -c 2000 | tr '\r\n\t' '   ' | tr -cd '[:print:]' | tr -s ' ') || true
+  body=${body# }
+  if [ -z "$body" ]; then return 0; fi
+  if [ "${#body}" -gt 120 ]; then body="${body:0:120}..."; fi
+  printf '; the app answered: "%s"' "$body"
 }
 
 # What servers print when the address they bind is taken: Python's errno 98 (uvicorn, Flask, socketserver), Node's

@@ -554,6 +554,8 @@ export function writeTestApp(
     healthy?: boolean;
     /** What the health path answers when not healthy. @default 500 */
     unhealthyCode?: number;
+    /** The body of that answer. @default the JSON every path answers */
+    unhealthyBody?: string;
     migrations?: string[];
     failMigration?: boolean;
     /**
@@ -581,6 +583,7 @@ export function writeTestApp(
 VERSION = ${JSON.stringify(opts.version)}
 HEALTHY = ${opts.healthy === false ? "False" : "True"}
 UNHEALTHY_CODE = ${opts.unhealthyCode ?? 500}
+UNHEALTHY_BODY = ${opts.unhealthyBody === undefined ? "None" : JSON.stringify(opts.unhealthyBody)}
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 def poisoned():
     # A database with a table named "poisoned" makes the app unhealthy (restore tests).
@@ -602,6 +605,8 @@ class H(socketserver.StreamRequestHandler):
             pass
         code = 200 if (parts[1] != "/healthz" or (HEALTHY and not poisoned())) else UNHEALTHY_CODE
         body = ('{"version": %s, "cwd": %s, "port": %s}' % (quoted(VERSION), quoted(os.path.realpath(".")), quoted(sys.argv[1]))).encode()
+        if code != 200 and UNHEALTHY_BODY is not None:
+            body = UNHEALTHY_BODY.encode()
         head = "HTTP/1.0 %d %s\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\nconnection: close\\r\\n" % (code, REASONS.get(code, "Status"), len(body))
         if 300 <= code < 400:
             head += "location: /catalog/\\r\\n"

@@ -255,12 +255,13 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   });
   after(() => host.cleanup());
 
-  const deployAnswering = (code: number, id: string) =>
+  const deployAnswering = (code: number, id: string, unhealthyBody?: string) =>
     host.deploy(
       writeTestApp(path.join(host.tmp, `answers-${code}`), {
         version: `v${code}`,
         healthy: false,
         unhealthyCode: code,
+        unhealthyBody,
       }),
       id,
     );
@@ -281,13 +282,16 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     return m[2];
   }
 
-  it("a 400 to every try: the Host header (Django's ALLOWED_HOSTS)", () => {
-    const r = deployAnswering(400, "20250101120000-c4c4c4c4");
+  it("a 400 to every try: the Host header (Django's ALLOWED_HOSTS, Starlette's TrustedHostMiddleware), with what the app answered", () => {
+    // Starlette's TrustedHostMiddleware answers a Host it does not allow with this body.
+    const r = deployAnswering(400, "20250101120000-c4c4c4c4", "Invalid host header");
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     assert.equal(
       stoppedEarly(r.stderr, 400),
-      "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from ${hostnames}); " +
-        "the gate sends Host: the instance address, as the proxy does); no release served before this one, and none serves now. Last lines of its journal:",
+      "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from ${hostnames}; " +
+        'Starlette and FastAPI: TrustedHostMiddleware\'s allowed_hosts, which answers "Invalid host header"); ' +
+        'the gate sends Host: the instance address, as the proxy does; the app answered: "Invalid host header"); ' +
+        "no release served before this one, and none serves now. Last lines of its journal:",
     );
   });
 
@@ -303,9 +307,18 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
     const r = deployAnswering(404, "20250102120000-c5c5c5c5");
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    // An error page: its text, whitespace runs as one space, tags and all, cut at 120 characters.
+    const page = `<html>\n  <head><title>404 Not Found</title></head>\n\t<body>${"x".repeat(200)}</body>\n</html>`;
+    const r2 = deployAnswering(404, "20250102130000-c5c5c5c6", page);
+    const quoted = `<html> <head><title>404 Not Found</title></head> <body>${"x".repeat(200)}`.slice(0, 120);
+    assert.equal(
+      stoppedEarly(r2.stderr, 404),
+      `the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "${quoted}..."); ` +
+        "no release served before this one, and none serves now. Last lines of its journal:",
+    );
     assert.match(
       stoppedEarly(r.stderr, 404),
-      /^the app has no GET route at the health path; check apphost:app\.healthPath\); no release served before this one, and none serves now/,
+      /^the app has no GET route at the health path; check apphost:app\.healthPath; the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
     );
   });
 });
