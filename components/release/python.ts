@@ -526,6 +526,12 @@ export const PYTHON_CHOICES =
  */
 export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): string[] {
   if (source === "managed" || deps.requiresPython === "") return [];
+  // A .python-version alone is the one Python the authors run, not the range the app supports (Heroku's
+  // getting-started Django app pins 3.14; Django 6 runs on 3.12 and later).
+  const pinOnly =
+    deps.requiresPythonFrom === ".python-version"
+      ? "; or, if the app also runs on Python $PY_VERSION, write that in .python-version (one version, pinned for uv, pyenv and Heroku)"
+      : "";
   return [
     `PY_VERSION=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
@@ -538,7 +544,7 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
     "  done",
     `  die ${q(
       `the app needs Python ${deps.requiresPython} (${deps.requiresPythonFrom}) and the host has Python `,
-    )}"$PY_VERSION; ${PYTHON_CHOICES}"`,
+    )}"$PY_VERSION; ${PYTHON_CHOICES}${pinOnly}"`,
     "fi",
   ];
 }

@@ -327,11 +327,11 @@ health_wait() {
     if [ -z "$restarts0" ]; then restarts0=$restarts; fi
     if [ $((restarts - restarts0)) -ge "$HEALTH_CRASH_RESTARTS" ]; then
       HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $((restarts - restarts0)) times in $((SECONDS - started))s, so the gate stopped waiting: it exits soon after it starts, which waiting does not change"
-      out=$(last_exception "$2")
-      if [ -n "$out" ]; then HEALTH_LAST="$HEALTH_LAST; the last error in its journal: $out"; else HEALTH_LAST="$HEALTH_LAST; its journal says why"; fi
+      out=$(journal_error "$2")
+      HEALTH_LAST+=${out:-"; its journal says why"}
       return 1
     fi
-    if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"; return 1; fi
+    if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s$(journal_error "$2")"; return 1; fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
     case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
     tries=$((tries + 1))
@@ -383,6 +383,18 @@ port_hint() {
 last_exception() {
   "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null |
     awk '/^Traceback \(most recent call last\):/ { tb = 1; next } tb && /^[^ \t]/ { last = $0; tb = 0 } END { print substr(last, 1, 300) }'
+}
+
+# journal_error <unit>: "; the last error in its journal: <last_exception>", and what it usually means, or nothing.
+journal_error() {
+  local line
+  line=$(last_exception "$1")
+  if [ -z "$line" ]; then return 0; fi
+  printf '; the last error in its journal: %s' "$line"
+  case "$line" in
+    *"Missing staticfiles manifest entry"*)
+      printf ' (Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: set apphost:app.build to "python manage.py collectstatic --noinput")' ;;
+  esac
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

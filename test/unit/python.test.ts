@@ -421,6 +421,21 @@ describe("python: the version the app needs", () => {
       /set apphost:host.os to ubuntu-24\.04, which has Python 3\.12\.3\)/,
     );
     assert.match(run("==3.11.2").stderr, /set apphost:host.os to debian-12, which has Python 3\.11\.2\)/);
+    // A .python-version alone: the pin may be the authors' Python, not the app's range.
+    const pinned = spawnSync(
+      "bash",
+      [
+        "-c",
+        `die() { echo "$*" >&2; exit 10; }\n${pythonVersionCheck({ ...deps, requiresPython: "==3.14.*", requiresPythonFrom: ".python-version" }, "system").join("\n")}`,
+      ],
+      { encoding: "utf8", env: { ...process.env, PATH: pathWithPython3() } },
+    );
+    assert.equal(
+      pinned.stderr.trim(),
+      `the app needs Python ==3.14.* (.python-version) and the host has Python ${local}; ` +
+        `run it on a host whose python3 satisfies that, ${managed}; or, if the app also runs on Python ${local}, ` +
+        "write that in .python-version (one version, pinned for uv, pyenv and Heroku)",
+    );
     const ok = spawnSync(
       "bash",
       [

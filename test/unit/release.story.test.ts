@@ -12,7 +12,14 @@ import { instanceEnvFile } from "../../components/paths";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { parseResult, parseStatus } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
-import { assertSameDatabase, FakeHost, requireTool, sqlite, writeTestApp } from "./release-harness";
+import {
+  assertSameDatabase,
+  FakeHost,
+  HARNESS_HEALTH_TIMEOUT_SECONDS,
+  requireTool,
+  sqlite,
+  writeTestApp,
+} from "./release-harness";
 
 describe("release script: a deploy story (blue/green, health gate, mirror, rollback)", function () {
   this.timeout(240000);
@@ -168,6 +175,8 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
       version: "v3",
       healthy: false,
       migrations: ["ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0"],
+      // What Django with WhiteNoise's storage and no collectstatic logs for each request (Heroku's sample app).
+      unhealthyError: "ValueError: Missing staticfiles manifest entry for 'lang-logo.png'",
     });
     const serving = host.read(instanceEnvFile(host.layout, green));
     fs.writeFileSync(host.layout.envFile, "GREETING='hello from the env file'\nNEVER_LIVE=v3\n");
@@ -177,7 +186,15 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
       r.stderr,
       /apphost: phase health-gate failed: apphost-shop-test-web@\d+\.service did not answer 2xx/,
     );
-    assert.match(r.stderr, /last answer: HTTP 500; no 2xx within \d+s\)/);
+    assert.ok(
+      r.stderr.includes(
+        `(last answer: HTTP 500; no 2xx within ${HARNESS_HEALTH_TIMEOUT_SECONDS}s; the last error in its journal: ` +
+          "ValueError: Missing staticfiles manifest entry for 'lang-logo.png' (Django with ManifestStaticFilesStorage, " +
+          "as WhiteNoise sets it up, serves only what collectstatic wrote: set apphost:app.build to " +
+          '"python manage.py collectstatic --noinput")); traffic stays on the old instance',
+      ),
+      r.stderr,
+    );
     assert.match(r.stderr, /unhealthy on purpose/, "journal lines in the error");
     assert.match(r.stderr, /rollback revert-traffic: ok/);
     assert.match(r.stderr, /restore: database restored from/);
