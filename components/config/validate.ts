@@ -122,12 +122,18 @@ export function inspectDatabaseUrl(value: unknown, secret: boolean): DatabaseUrl
           value.trim(),
         )
       : null;
+  const driver =
+    typeof value === "string" ? /^(postgres(?:ql)?\+[a-z0-9_]+):\/\//.exec(value.trim())?.[1] : undefined;
   const problem = !secret
     ? `stored in plain text; it holds a password: ${set} <url>`
-    : !m
-      ? `expected a postgresql://user:password@host[:port]/database URL (a ${S.typeName(value)}, not one); ` +
-        `set it again: ${set} postgresql://...`
-      : undefined;
+    : driver
+      ? `expected a postgresql://user:password@host[:port]/database URL, without the driver (${driver}); ` +
+        `set it again without it (${set} postgresql://...), and set apphost:database.urlScheme to ` +
+        driver.replace(/^postgres\+/, "postgresql+")
+      : !m
+        ? `expected a postgresql://user:password@host[:port]/database URL (a ${S.typeName(value)}, not one); ` +
+          `set it again: ${set} postgresql://...`
+        : undefined;
   return { problem, host: m?.[3] };
 }
 

@@ -108,6 +108,20 @@ describe("apphost:host.addresses and apphost:lb (config)", () => {
     ]);
   });
 
+  it("apphost:databaseUrl with a driver in its scheme: the driver belongs in apphost:database.urlScheme", () => {
+    assert.deepEqual(inspectDatabaseUrl("postgresql+asyncpg://app:pw@10.0.0.5/app", true), {
+      problem:
+        "expected a postgresql://user:password@host[:port]/database URL, without the driver (postgresql+asyncpg); " +
+        "set it again without it (pulumi config set --secret apphost:databaseUrl postgresql://...), " +
+        "and set apphost:database.urlScheme to postgresql+asyncpg",
+      host: undefined,
+    });
+    assert.match(
+      inspectDatabaseUrl(" postgres+psycopg2://a:b@h/d", true).problem ?? "",
+      /urlScheme to postgresql\+psycopg2$/,
+    );
+  });
+
   it("refuses address and addresses together, nginx, certbot, a balancer that is an app host, and a URL on an app host", () => {
     const raw = withKeys(multiRaw(), {
       "host.address": "10.0.0.11",
