@@ -22,7 +22,7 @@
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
 import { instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
-import { assertSafePath, toolsOf, type HostTools, type S3Target } from "./backup";
+import { assertSafePath, shellFunction, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
 import {
   buildTools,
@@ -529,13 +529,42 @@ export const MIGRATE_NOT_FOUND_HINT =
   "migration's tool is among those, move it to the main dependencies.)";
 
 /**
- * What a Python app's failed migration adds when psycopg (3) was not found: SQLAlchemy 2.1 and later read a
- * plain postgresql:// URL, as DATABASE_URL is, with psycopg 3 instead of psycopg2.
+ * What the error line of a Python traceback usually means, by what it says: the migrate phase adds it to a failed
+ * migration's output, the health gate to the last error in the new instance's journal (`error_hint`, generated).
  */
-export const MIGRATE_PSYCOPG_HINT =
-  "(No module named 'psycopg': SQLAlchemy 2.1 and later read a postgresql:// URL, as apphost's DATABASE_URL is, " +
-  "with psycopg 3, not psycopg2. Add psycopg[binary] to the app's dependencies, pin SQLAlchemy below 2.1, or set " +
-  "apphost:database.urlScheme to postgresql+psycopg2 (docs/config.md).)";
+export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
+  {
+    // SQLAlchemy 2.1 and later read a plain postgresql:// URL, as DATABASE_URL is, with psycopg 3.
+    says: "No module named 'psycopg'",
+    hint:
+      "SQLAlchemy 2.1 and later read a postgresql:// URL, as apphost's DATABASE_URL is, with psycopg 3, not " +
+      "psycopg2. Add psycopg[binary] to the app's dependencies, pin SQLAlchemy below 2.1, or set " +
+      "apphost:database.urlScheme to postgresql+psycopg2 (docs/config.md)",
+  },
+  {
+    // "ValueError: the greenlet library is required to use this function. No module named 'greenlet'"
+    says: "No module named 'greenlet'",
+    hint:
+      "SQLAlchemy 2.1 and later no longer install greenlet, which their asyncio extension needs " +
+      "(create_async_engine, an async Alembic env.py): add greenlet, or sqlalchemy[asyncio], to the app's dependencies",
+  },
+  {
+    // Heroku's Python buildpack runs collectstatic for a Django app by itself; apphost runs apphost:app.build.
+    says: "Missing staticfiles manifest entry",
+    hint:
+      "Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: set " +
+      'apphost:app.build to "python manage.py collectstatic --noinput"',
+  },
+];
+
+/** `error_hint <line>`: ERROR_HINTS' hint for an error line, or nothing. */
+export function errorHintFunction(): string {
+  return shellFunction("error_hint", [
+    'case "$1" in',
+    ...ERROR_HINTS.map(({ says, hint }) => `  *${q(says)}*) printf '%s\\n' ${q(hint)} ;;`),
+    "esac",
+  ]);
+}
 
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
@@ -551,12 +580,14 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       ]
     : [];
   // A Python app's migration tool that is not found (exit status 127) is most often one the app lists among its dev
-  // dependencies, which no manager installs on the host; a missing psycopg, SQLAlchemy 2.1 reading DATABASE_URL.
-  // PIPESTATUS is read first: any command resets it.
+  // dependencies, which no manager installs on the host; the error of its last traceback may have a hint
+  // (ERROR_HINTS: a missing psycopg, SQLAlchemy 2.1 reading DATABASE_URL). PIPESTATUS is read first: any command
+  // resets it.
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `elif ${t.runuser} -u "$APP_USER" -- grep -q "No module named 'psycopg'" "$MIGRATE_LOG"; then MIGRATE_HINT=$'\\n'${q(MIGRATE_PSYCOPG_HINT)}; fi; `
+        `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
+        `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
       : 'MIGRATE_HINT=""; ';
   // The script runs under umask 022, so a SQLite file the migration (or the
   // revision command) creates would be world-readable; the app's own units

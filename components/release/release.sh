@@ -377,24 +377,26 @@ port_hint() {
   echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server"
 }
 
-# last_exception <unit>: the exception line of the last whole Python traceback in <unit>'s journal since publish's
-# start (the first line after "Traceback ..." that is not a frame), for a process that exits as it starts. The lines
-# journal_tail shows may end inside the traceback of a start still printing it.
-last_exception() {
-  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null |
-    awk '/^Traceback \(most recent call last\):/ { tb = 1; next } tb && /^[^ \t]/ { last = $0; tb = 0 } END { print substr(last, 1, 300) }'
+# exception_line: the exception line of the last whole Python traceback on stdin (the first line after
+# "Traceback ..." that is not a frame), at most 300 characters, or an empty line.
+exception_line() {
+  awk '/^Traceback \(most recent call last\):/ { tb = 1; next } tb && /^[^ \t]/ { last = $0; tb = 0 } END { print substr(last, 1, 300) }'
 }
 
-# journal_error <unit>: "; the last error in its journal: <last_exception>", and what it usually means, or nothing.
+# last_exception <unit>: exception_line of <unit>'s journal since publish's start, for a process that exits as it
+# starts. The lines journal_tail shows may end inside the traceback of a start still printing it.
+last_exception() {
+  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | exception_line
+}
+
+# journal_error <unit>: "; the last error in its journal: <last_exception> (<what it usually means: error_hint>)", or
+# nothing.
 journal_error() {
-  local line
+  local line hint
   line=$(last_exception "$1")
   if [ -z "$line" ]; then return 0; fi
-  printf '; the last error in its journal: %s' "$line"
-  case "$line" in
-    *"Missing staticfiles manifest entry"*)
-      printf ' (Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: set apphost:app.build to "python manage.py collectstatic --noinput")' ;;
-  esac
+  hint=$(error_hint "$line")
+  printf '; the last error in its journal: %s%s' "$line" "${hint:+ ($hint)}"
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

@@ -34,6 +34,7 @@ import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, asse
 import {
   EXIT_CODES,
   deployPhases,
+  errorHintFunction,
   mirrorPhases,
   rollbackPhases,
   upstreamRuleset,
@@ -245,6 +246,8 @@ __STATE__`;
     `${portListenerFunction(t).join("\n")}\n`,
     "# unit_listens <unit>: the addresses where <unit>'s processes listen on TCP, one a line (health_wait).",
     `${unitListensFunction(t).join("\n")}\n`,
+    "# error_hint <line>: what a Python traceback's error line usually means (ERROR_HINTS, phases.ts), or nothing.",
+    errorHintFunction(),
     "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",
     shellFunction("app_pythonpath", [
       input.app.runtime === "python" ? `printf '%s\\n' "${pythonImportPath("$1")}"` : "true",

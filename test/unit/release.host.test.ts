@@ -681,7 +681,7 @@ describe("release script: the health gate stops early on a web process that exit
     assert.equal(r.status, 0, r.stderr);
     host.restartWebOnExit();
     r = host.deploy(
-      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", importsAtStart: "greenlet" }),
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", importsAtStart: "no_such_module" }),
       "20250109120000-cccccccc",
     );
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
@@ -689,13 +689,13 @@ describe("release script: the health gate stops early on a web process that exit
     const m = new RegExp(
       `${unit} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz \\(last answer: HTTP 000; ` +
         `systemd restarted ${unit} (\\d+) times in (\\d+)s, so the gate stopped waiting: it exits soon after it starts, ` +
-        "which waiting does not change; the last error in its journal: ModuleNotFoundError: No module named 'greenlet'\\); " +
+        "which waiting does not change; the last error in its journal: ModuleNotFoundError: No module named 'no_such_module'\\); " +
         "traffic stays on the old instance\\. Last lines of its journal:\\n",
     ).exec(r.stderr);
     assert.ok(m, r.stderr);
     assert.ok(Number(m[1]) >= 3, `${m[1]} restarts`);
     assert.ok(Number(m[2]) < 30, `stopped after ${m[2]}s`);
-    assert.match(r.stderr, /^ {4}import greenlet$/m, "the journal's lines follow");
+    assert.match(r.stderr, /^ {4}import no_such_module$/m, "the journal's lines follow");
     assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
   });

@@ -24,7 +24,6 @@ import {
   installPhase,
   installsPackages,
   MIGRATE_NOT_FOUND_HINT,
-  MIGRATE_PSYCOPG_HINT,
   migratePhase,
   mirrorPhases,
   publishPhase,
@@ -183,7 +182,8 @@ describe("release phases: the base input", () => {
       'rm -f "$MIGRATE_LOG"',
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
         `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `elif runuser -u "$APP_USER" -- grep -q "No module named 'psycopg'" "$MIGRATE_LOG"; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_PSYCOPG_HINT)}; fi; ` +
+        `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
+        `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
         'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
       "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',

@@ -13,7 +13,12 @@ import * as os from "os";
 import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
-import { EXIT_CODES, MIGRATE_NOT_FOUND_HINT, MIGRATE_PSYCOPG_HINT } from "../../components/release/phases";
+import {
+  ERROR_HINTS,
+  errorHintFunction,
+  EXIT_CODES,
+  MIGRATE_NOT_FOUND_HINT,
+} from "../../components/release/phases";
 import { parseResult, renderReleaseScript } from "../../components/release/script";
 import { shellcheck, shellcheckSync } from "./shellcheck";
 import { baseInput, baseReleases, FakeHost, relocateLayout, S3, writeTestApp } from "./release-harness";
@@ -311,20 +316,30 @@ describe("release script: usage", () => {
 });
 
 /** A Python migration's failure, with what the release's error adds to the migration's own output. */
+/** ERROR_HINTS' hint for what an error line says, as a failed migration's output ends with it. */
+const hintFor = (says: string) => `(${ERROR_HINTS.find((h) => h.says === says)!.hint})`;
+
 const MIGRATION_FAILURES = [
   {
     what: "whose tool is not found (127): the tool may be a dev dependency, which no manager installs on the host",
     migrate: "apphost-test-missing-tool upgrade head",
     said: /apphost-test-missing-tool: command not found/,
     hint: MIGRATE_NOT_FOUND_HINT,
-    notHint: MIGRATE_PSYCOPG_HINT,
+    notHint: hintFor("No module named 'psycopg'"),
   },
   {
     what: "without psycopg: what SQLAlchemy 2.1 reads a postgresql:// URL with, and the three ways out",
     migrate: "python -c 'import psycopg'",
     said: /ModuleNotFoundError: No module named 'psycopg'/,
-    hint: MIGRATE_PSYCOPG_HINT,
+    hint: hintFor("No module named 'psycopg'"),
     notHint: MIGRATE_NOT_FOUND_HINT,
+  },
+  {
+    what: "without greenlet: what SQLAlchemy 2.1's asyncio extension needs and no longer installs",
+    migrate: "python -c 'import greenlet'",
+    said: /ModuleNotFoundError: No module named 'greenlet'/,
+    hint: hintFor("No module named 'greenlet'"),
+    notHint: hintFor("No module named 'psycopg'"),
   },
 ];
 
@@ -447,18 +462,22 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
   });
 });
 
-describe("release script: last_exception, the error a web process that exits as it starts died of", () => {
+describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
   const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fn = /^last_exception\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const fns = ["exception_line", "last_exception", "journal_error"].map((name) => {
+    const fn = new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`, "m").exec(release)?.[0];
+    assert.ok(fn, `release.sh has no ${name}`);
+    return fn;
+  });
 
-  /** last_exception under bash -eu, with a journalctl that prints `journal`. */
-  function lastException(journal: string) {
-    assert.ok(fn, "release.sh has no last_exception");
+  /** `<fn> <unit>` under bash -eu, with error_hint as rendered and a journalctl that prints `journal`. */
+  function run(fn: "last_exception" | "journal_error", journal: string) {
     const script = [
       "set -euo pipefail",
       'JOURNALCTL=journal PUBLISH_STARTED=0; journal() { printf "%s" "$JOURNAL"; }',
-      fn,
-      "last_exception apphost-shop-prod-web@8001.service",
+      errorHintFunction(),
+      ...fns,
+      `${fn} apphost-shop-prod-web@8001.service`,
     ].join("\n");
     const r = spawnSync("bash", ["-c", script], {
       encoding: "utf8",
@@ -467,6 +486,7 @@ describe("release script: last_exception, the error a web process that exits as 
     assert.equal(r.status, 0, r.stderr);
     return r.stdout;
   }
+  const lastException = (journal: string) => run("last_exception", journal);
   const traceback = (error: string) =>
     [
       "[2026-12-04 18:02:58 +0000] [812] [ERROR] Exception in worker process",
@@ -491,6 +511,20 @@ describe("release script: last_exception, the error a web process that exits as 
       lastException(traceback("django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty")),
       "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty\n",
     );
+  });
+
+  it("journal_error: the line, with what it usually means (ERROR_HINTS), or nothing", () => {
+    assert.equal(
+      run("journal_error", traceback("ValueError: Missing staticfiles manifest entry for 'lang-logo.png'")),
+      "; the last error in its journal: ValueError: Missing staticfiles manifest entry for 'lang-logo.png' " +
+        "(Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: " +
+        'set apphost:app.build to "python manage.py collectstatic --noinput")',
+    );
+    assert.equal(
+      run("journal_error", traceback("KeyError: 'SECRET_KEY'")),
+      "; the last error in its journal: KeyError: 'SECRET_KEY'",
+    );
+    assert.equal(run("journal_error", "no traceback here\n"), "");
   });
 
   it("nothing without a traceback (a Node app, a shell error), and at most 300 characters", () => {
