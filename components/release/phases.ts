@@ -542,11 +542,13 @@ export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
       "apphost:database.urlScheme to postgresql+psycopg2 (docs/config.md)",
   },
   {
-    // "ValueError: the greenlet library is required to use this function. No module named 'greenlet'"
+    // SQLAlchemy 2.0's "ValueError: the greenlet library is required to use this function. No module named
+    // 'greenlet'" (2.1 says it itself: "... use the 'sqlalchemy[asyncio]' install target").
     says: "No module named 'greenlet'",
     hint:
-      "SQLAlchemy 2.1 and later no longer install greenlet, which their asyncio extension needs " +
-      "(create_async_engine, an async Alembic env.py): add greenlet, or sqlalchemy[asyncio], to the app's dependencies",
+      "SQLAlchemy's asyncio extension (create_async_engine, an async Alembic env.py) needs greenlet, which pip " +
+      "installs with SQLAlchemy only where greenlet has a wheel, and SQLAlchemy 2.1 and later not at all: add " +
+      "sqlalchemy[asyncio] to the app's dependencies",
   },
   {
     // Heroku's Python buildpack runs collectstatic for a Django app by itself; apphost runs apphost:app.build.
