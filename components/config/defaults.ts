@@ -132,6 +132,11 @@ export function databaseUrlScheme(kind: string): "sqlite" | "postgresql" {
   return kind === "sqlite" ? "sqlite" : "postgresql";
 }
 
+/** An apphost:database.urlScheme with a driver, for messages: SQLAlchemy's asyncio driver of the kind. */
+export function databaseUrlSchemeExample(kind: string): string {
+  return kind === "sqlite" ? "sqlite+aiosqlite" : "postgresql+asyncpg";
+}
+
 export const DATABASE_DEFAULTS = {
   kind: "sqlite" as const,
   sqliteFile: "app.db",

@@ -1350,10 +1350,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
           add(
             ["urlScheme"],
             `expected ${base} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
-              setHint(
-                "apphost:database.urlScheme",
-                `${base}${base === "sqlite" ? "+aiosqlite" : "+asyncpg"}`,
-              ),
+              setHint("apphost:database.urlScheme", D.databaseUrlSchemeExample(d.kind)),
           );
         }
       }

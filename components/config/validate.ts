@@ -479,7 +479,7 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
       add(
         path,
         `${setBy} from apphost:database (kind ${database.kind}); remove it (for a driver in its scheme, such as ` +
-          `${D.databaseUrlScheme(database.kind)}+${database.kind === "sqlite" ? "aiosqlite" : "asyncpg"}://, ` +
+          `${D.databaseUrlSchemeExample(database.kind)}://, ` +
           "set apphost:database.urlScheme), or set apphost:database.kind to none to bring your own",
       );
     } else if (name in D.POOL_VARS && D.isPostgres(database.kind)) {

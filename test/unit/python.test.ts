@@ -384,8 +384,8 @@ describe("python: the version the app needs", () => {
       requiresPythonFrom: "pyproject.toml requires-python",
     };
     // Inside a function, indented, as the release script renders a phase.
-    const run = (requiresPython: string) => {
-      const cmds = pythonVersionCheck({ ...deps, requiresPython }, "system");
+    const run = (requiresPython: string, requiresPythonFrom = deps.requiresPythonFrom) => {
+      const cmds = pythonVersionCheck({ ...deps, requiresPython, requiresPythonFrom }, "system");
       const script = `die() { echo "$*" >&2; exit 10; }\ncheck() {\n${cmds.map((c) => `    ${c}`).join("\n")}\n}\ncheck\necho ok\n`;
       return spawnSync("bash", ["-c", script], {
         encoding: "utf8",
@@ -422,14 +422,8 @@ describe("python: the version the app needs", () => {
     );
     assert.match(run("==3.11.2").stderr, /set apphost:host.os to debian-12, which has Python 3\.11\.2\)/);
     // A .python-version alone: the pin may be the authors' Python, not the app's range.
-    const pinned = spawnSync(
-      "bash",
-      [
-        "-c",
-        `die() { echo "$*" >&2; exit 10; }\n${pythonVersionCheck({ ...deps, requiresPython: "==3.14.*", requiresPythonFrom: ".python-version" }, "system").join("\n")}`,
-      ],
-      { encoding: "utf8", env: { ...process.env, PATH: pathWithPython3() } },
-    );
+    const pinned = run("==3.14.*", ".python-version");
+    assert.equal(pinned.status, 10);
     assert.equal(
       pinned.stderr.trim(),
       `the app needs Python ==3.14.* (.python-version) and the host has Python ${local}; ` +
