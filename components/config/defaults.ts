@@ -100,7 +100,7 @@ export function defaultHsts(tlsMode: string): boolean {
 }
 
 export const APP_DEFAULTS = {
-  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "/data/", "/logs/"],
   healthPath: "/healthz",
   basePort: 8000,
   staticPrefix: "/static/",

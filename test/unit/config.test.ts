@@ -1161,7 +1161,17 @@ describe("stack config defaults", () => {
       app: {
         name: "apphost",
         source: "app",
-        excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+        excludes: [
+          ".git",
+          "venv",
+          ".venv",
+          "node_modules",
+          "__pycache__",
+          "*.pyc",
+          ".env",
+          "/data/",
+          "/logs/",
+        ],
         runtime: "python",
         requirements: undefined,
         python: "system",

@@ -23,7 +23,7 @@ import { pathWithPython3, python3 } from "./python3";
 export const baseApp: AppConfig = {
   name: "shop",
   source: "app",
-  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "data/", "logs/"],
+  excludes: [".git", "venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".env", "/data/", "/logs/"],
   runtime: "python",
   requirements: "requirements.txt",
   healthPath: "/healthz",

@@ -39,6 +39,9 @@ const TREE = {
   "node_modules/x/index.js": "",
   "data/app.db": "sqlite",
   "logs/app.log": "log",
+  // Packages named like the release's own links, deeper down (healthchecks' hc/logs/): app code, uploaded
+  "hc/logs/__init__.py": "",
+  "app/data/seed.json": "[]\n",
 };
 
 describe("release artifact: excludes", () => {
@@ -112,14 +115,19 @@ describe("release artifact: content hash and tarball", () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it("walks in a fixed order and leaves out the default excludes", () => {
+  it("walks in a fixed order and leaves out the default excludes (data/ and logs/ at the top only)", () => {
     const { entries } = walkApp(path.join(dir, "a"), DEFAULT_EXCLUDES);
     assert.deepEqual(
       entries.map((e) => `${e.type} ${e.path}`),
       [
         "dir app",
         "file app/__init__.py",
+        "dir app/data",
+        "file app/data/seed.json",
         "file app/main.py",
+        "dir hc",
+        "dir hc/logs",
+        "file hc/logs/__init__.py",
         "dir migrations",
         "dir migrations/versions",
         "file migrations/versions/0001.py",
@@ -173,7 +181,8 @@ describe("release artifact: content hash and tarball", () => {
     assert.match(list, /^-rwxr-xr-x 0\/0 +\d+ 1970-01-01 00:00:00 bin\/run$/m);
     assert.match(list, /^-rw-r--r-- 0\/0 +\d+ 1970-01-01 00:00:00 app\/main\.py$/m);
     assert.match(list, /^lrwxrwxrwx 0\/0 +0 1970-01-01 00:00:00 entry\.py -> app\/main\.py$/m);
-    assert.doesNotMatch(list, /\.env|\.git|pycache|venv|node_modules|data\/|logs\//);
+    assert.doesNotMatch(list, /\.env|\.git|pycache|venv|node_modules| data\/| logs\//);
+    assert.match(list, / hc\/logs\/__init__\.py$/m);
     const out = path.join(dir, "out");
     fs.mkdirSync(out);
     const x = spawnSync("tar", ["-xzf", tgz, "-C", out]);
