@@ -43,6 +43,7 @@ import {
   runtimeTxtWarning,
 } from "./python";
 import { renderUpstreamRuleset } from "../render/nftables";
+import { splitAssignments } from "../render/systemd";
 import { assertSafe, SAFE } from "../shell";
 
 /** The deploy phases, in order. */
@@ -369,6 +370,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
+  commands.push(...programChecks(input));
   const linked =
     app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
   return {
@@ -384,6 +386,68 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     exitCode: EXIT_CODES.install,
     commands,
   };
+}
+
+/**
+ * The program a command starts, and the directory it starts in: `gunicorn` for `WEB_CONCURRENCY=2 gunicorn
+ * app:app`, `node` in `api` for `cd api && node server.js`. Undefined when the first word is not a plain name or
+ * path (`$HOME/bin/x`, a quoted word): the shell decides what that is.
+ */
+export function leadingProgram(command: string): { dir?: string; program: string } | undefined {
+  let rest = splitAssignments(command.trim()).rest;
+  const cd = /^cd\s+([A-Za-z0-9._/-]+)\s*&&\s*/.exec(rest);
+  if (cd) rest = splitAssignments(rest.slice(cd[0].length)).rest;
+  rest = rest.replace(/^exec\s+/, "");
+  const program = /^[A-Za-z0-9._+/-]+(?=\s|$|;)/.exec(rest)?.[0];
+  if (!program) return undefined;
+  return cd ? { dir: cd[1], program } : { program };
+}
+
+/**
+ * install, last: the program each process, job and the migration starts is found where its unit will look (the
+ * release's .venv/bin or node_modules/.bin, then the host's PATH), as the app user. A web command whose server is
+ * not among the app's dependencies (healthchecks' requirements have no gunicorn) would otherwise fail after the
+ * backup and the migration, in the health gate, with `exec: gunicorn: not found` in a crash loop; here nothing
+ * has changed yet. One look for all of them, and every one missing is named.
+ */
+function programChecks(input: ReleaseInput): string[] {
+  const { app, database } = input;
+  const runs: { what: string; command: string }[] = [
+    ...app.processes.map((p) => ({ what: `process ${p.name}`, command: p.command })),
+    ...(app.schedules ?? []).map((j) => ({ what: `job ${j.name}`, command: j.command })),
+    // A follower host does not migrate (the first app host did).
+    ...(database.migrate && database.kind !== "none" && !input.follower
+      ? [{ what: "the migration", command: database.migrate }]
+      : []),
+  ];
+  const checks = runs.flatMap((r) => {
+    const lead = leadingProgram(r.command);
+    return lead ? [{ ...r, ...lead }] : [];
+  });
+  if (checks.length === 0) return [];
+  const look = checks
+    .map((c, i) =>
+      c.dir
+        ? `(cd ${c.dir} && command -v ${c.program}) >/dev/null 2>&1 || echo ${i}`
+        : `command -v ${c.program} >/dev/null 2>&1 || echo ${i}`,
+    )
+    .join("; ");
+  const where = app.runtime === "python" ? ".venv/bin" : "node_modules/.bin";
+  const deps =
+    app.runtime === "python"
+      ? `the app's main dependencies (${pythonDepsOf(app).manifest}; apphost installs no dev group)`
+      : `package.json's dependencies (${nodeDepsOf(app).lock})`;
+  const labels = checks.map((c) =>
+    q(`\`${c.program}\`${c.dir ? ` in ${c.dir}/` : ""} (${c.what}: ${c.command})`),
+  );
+  return [
+    "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
+    `PROGRAM_LABELS=(${labels.join(" ")})`,
+    `MISSING=$(as_app "$NEW_DIR" ${q(look)})`,
+    `if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("\${PROGRAM_LABELS[$i]}"); done; ` +
+      `printf -v MISSING '%s; ' "\${missing[@]}"; ` +
+      `fail "not found where the units look (the release, its ${where}, then the host's PATH), or not executable: \${MISSING%; }; add each to ${deps}, or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated"; fi`,
+  ];
 }
 
 /**

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
+import type { AppConfig, DatabaseConfig } from "../../components/config/types";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
 import { liveOf, parseKv } from "../../components/remote/release";
@@ -698,5 +699,86 @@ describe("release script: the health gate stops early on a web process that exit
     assert.match(r.stderr, /^ {4}import no_such_module$/m, "the journal's lines follow");
     assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+  });
+});
+
+describe("release script: a program a process, a job or the migration starts is not installed", function () {
+  this.timeout(60000);
+  const hosts: FakeHost[] = [];
+  after(() => hosts.forEach((h) => h.cleanup()));
+  const hostWith = (app: Partial<AppConfig>, database: Partial<DatabaseConfig> = {}) => {
+    const host = new FakeHost({ sharedVenv: true, app, database });
+    hosts.push(host);
+    return host;
+  };
+  const backupsOf = (host: FakeHost, id: string) =>
+    fs.existsSync(host.layout.backups)
+      ? fs.readdirSync(host.layout.backups).filter((f) => f.includes(id))
+      : [];
+
+  it("fails the install phase (12) naming each one, before any backup or migration; the live release serves on", async () => {
+    const host = hostWith({
+      processes: [
+        { name: "web", command: "python3 server.py", kind: "web" },
+        { name: "worker", command: "WORKERS=2 ./bin/worker --queue default", kind: "worker" },
+      ],
+      schedules: [
+        { name: "cleanup", command: "cd tools && ./cleanup --old", onCalendar: "daily", timeoutSeconds: 300 },
+      ],
+    });
+    const withPrograms = (dir: string, version: string, migrations: string[]) => {
+      writeTestApp(dir, { version, migrations });
+      for (const f of ["bin/worker", "tools/cleanup"]) {
+        fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+        fs.writeFileSync(path.join(dir, f), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+      }
+      return dir;
+    };
+    const v1 = "20250107120000-d1d1d1d1";
+    let r = host.deploy(withPrograms(path.join(host.tmp, "v1"), "v1", ["CREATE TABLE t (x)"]), v1);
+    assert.equal(r.status, 0, r.stderr);
+    // v2 lost both programs (and would add a table): nothing of it may run.
+    const v2dir = withPrograms(path.join(host.tmp, "v2"), "v2", ["CREATE TABLE t (x)", "CREATE TABLE u (y)"]);
+    fs.rmSync(path.join(v2dir, "bin"), { recursive: true });
+    fs.chmodSync(path.join(v2dir, "tools/cleanup"), 0o644);
+    const v2 = "20250108120000-d2d2d2d2";
+    r = host.deploy(v2dir, v2);
+    assert.equal(r.status, EXIT_CODES.install, r.stderr);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("apphost: phase install failed:"));
+    assert.equal(
+      line,
+      "apphost: phase install failed: not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: " +
+        "`./bin/worker` (process worker: WORKERS=2 ./bin/worker --queue default); " +
+        "`./cleanup` in tools/ (job cleanup: cd tools && ./cleanup --old); " +
+        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated",
+    );
+    assert.doesNotMatch(r.stderr, /phase (backup|migrate): start/);
+    assert.deepEqual(backupsOf(host, v2), []);
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+    assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
+  });
+
+  it("a first release whose web server and migration tool are not among the app's dependencies: nothing is served, nothing migrated", () => {
+    // healthchecks' requirements.txt has no gunicorn (its image runs uWSGI, installed beside them).
+    const host = hostWith(
+      {
+        processes: [
+          { name: "web", command: "WEB_CONCURRENCY=2 gunicorn-not-installed hc.wsgi", kind: "web" },
+        ],
+      },
+      { migrate: "alembic-not-installed upgrade head" },
+    );
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }),
+      "20250109120000-d3d3d3d3",
+    );
+    assert.equal(r.status, EXIT_CODES.install, r.stderr);
+    assert.match(
+      r.stderr,
+      /^apphost: phase install failed: not found where the units look \(the release, its \.venv\/bin, then the host's PATH\), or not executable: `gunicorn-not-installed` \(process web: WEB_CONCURRENCY=2 gunicorn-not-installed hc\.wsgi\); `alembic-not-installed` \(the migration: alembic-not-installed upgrade head\); add each to /m,
+    );
+    assert.doesNotMatch(r.stderr, /phase migrate: start/);
+    assert.equal(fs.existsSync(host.layout.current), false);
+    assert.equal(fs.existsSync(path.join(host.layout.data, "app.db")), false, "the migration ran");
   });
 });

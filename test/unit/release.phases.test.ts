@@ -22,6 +22,7 @@ import {
   deployPhases,
   healthGatePhase,
   installPhase,
+  leadingProgram,
   installsPackages,
   MIGRATE_NOT_FOUND_HINT,
   migratePhase,
@@ -58,6 +59,12 @@ function phase(input: ReleaseInput, name: string) {
   const p = deployPhases(input).find((x) => x.name === name);
   assert.ok(p, name);
   return p;
+}
+
+/** The install phase before its last step, the look for each program the units start (tested in the base input). */
+function untilProgramCheck(cmds: string[]): string[] {
+  const i = cmds.findIndex((c) => c.startsWith("# shellcheck disable=SC2016 # the commands are quoted"));
+  return i < 0 ? cmds : cmds.slice(0, i);
 }
 
 describe("release phases: the base input", () => {
@@ -145,6 +152,13 @@ describe("release phases: the base input", () => {
       'rm -rf "$NEW_DIR/.venv"',
       'ln -sfn "$VENV" "$NEW_DIR/.venv"',
       'chown -h shop-prod: "$NEW_DIR/.venv"',
+      // Last: the program each process and the migration start, found where its unit looks, in one look.
+      "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
+      "PROGRAM_LABELS=('`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)' '`python` (process worker: python worker.py)' '`alembic` (the migration: alembic upgrade head)')",
+      `MISSING=$(as_app "$NEW_DIR" 'command -v gunicorn >/dev/null 2>&1 || echo 0; command -v python >/dev/null 2>&1 || echo 1; command -v alembic >/dev/null 2>&1 || echo 2')`,
+      'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
+        "fail \"not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ${MISSING%; }; " +
+        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
     ]);
   });
 
@@ -359,6 +373,13 @@ describe("release phases: one key changed", () => {
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
       ...nodeEnginesWarning(),
       'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=build; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+      // After the build, which may make what a process starts; node_modules/.bin and the lock in the message.
+      "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
+      "PROGRAM_LABELS=('`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)' '`python` (process worker: python worker.py)' '`alembic` (the migration: alembic upgrade head)')",
+      `MISSING=$(as_app "$NEW_DIR" 'command -v gunicorn >/dev/null 2>&1 || echo 0; command -v python >/dev/null 2>&1 || echo 1; command -v alembic >/dev/null 2>&1 || echo 2')`,
+      'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
+        "fail \"not found where the units look (the release, its node_modules/.bin, then the host's PATH), or not executable: ${MISSING%; }; " +
+        "add each to package.json's dependencies (package-lock.json), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
     ]);
   });
 
@@ -377,7 +398,7 @@ describe("release phases: one key changed", () => {
         },
       }),
     ).commands;
-    assert.deepEqual(cmds.slice(7), [
+    assert.deepEqual(untilProgramCheck(cmds).slice(7), [
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; ' +
         'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/backend" "$NODE_DIR/packages" "$NODE_DIR/packages/shared"; ' +
@@ -441,7 +462,10 @@ describe("release phases: one key changed", () => {
   it("a build that names Yarn or pnpm the app's install did not bring gets it from the stack's cache/tools, first on PATH", () => {
     const build = (
       app: Partial<typeof baseApp> & { nodeDeps?: NodeDeps; buildToolVersions?: Record<string, string> },
-    ) => installPhase(baseInput({ refs: literal, app: { ...baseApp, ...app } })).commands.at(-1);
+    ) =>
+      untilProgramCheck(installPhase(baseInput({ refs: literal, app: { ...baseApp, ...app } })).commands).at(
+        -1,
+      );
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     assert.equal(
@@ -520,7 +544,7 @@ describe("release phases: one key changed", () => {
       baseInput({ refs: literal, app: { ...baseApp, build: "npm ci && npm run build" } }),
     ).commands;
     assert.equal(
-      cmds.at(-1),
+      untilProgramCheck(cmds).at(-1),
       'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=dependencies; as_app "$NEW_DIR" \'npm ci && npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
     );
   });
@@ -878,4 +902,26 @@ describe("restore of a deployed app (apphost-release restore)", () => {
     ]);
     assert.doesNotMatch(cmdRestoreCommands(baseInput({ app })).join("\n"), /web@/);
   });
+});
+
+describe("release phases: the program a command starts (the install phase looks for it)", () => {
+  const cases: [string, ReturnType<typeof leadingProgram>][] = [
+    ["gunicorn hc.wsgi", { program: "gunicorn" }],
+    ["WEB_CONCURRENCY=2 REMAP='a b' gunicorn app:app", { program: "gunicorn" }],
+    ["cd api && node server.js", { dir: "api", program: "node" }],
+    ["cd api && PORT_X=1 exec node server.js", { dir: "api", program: "node" }],
+    ["exec uvicorn app:app --port $PORT", { program: "uvicorn" }],
+    ["./bin/run --queue default", { program: "./bin/run" }],
+    ["flask db upgrade && gunicorn app:app", { program: "flask" }],
+    ["alembic upgrade head; echo done", { program: "alembic" }],
+    // What the shell alone can say: a variable, a quoted word, a subshell
+    ["$HOME/bin/worker", undefined],
+    ['"my server" --x', undefined],
+    ["(cd api && node server.js)", undefined],
+  ];
+  for (const [command, want] of cases) {
+    it(`${JSON.stringify(command)}: ${want ? `${want.program}${want.dir ? ` in ${want.dir}/` : ""}` : "not looked for"}`, () => {
+      assert.deepEqual(leadingProgram(command), want);
+    });
+  }
 });

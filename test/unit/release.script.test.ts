@@ -322,7 +322,8 @@ const hintFor = (says: string) => `(${ERROR_HINTS.find((h) => h.says === says)!.
 const MIGRATION_FAILURES = [
   {
     what: "whose tool is not found (127): the tool may be a dev dependency, which no manager installs on the host",
-    migrate: "apphost-test-missing-tool upgrade head",
+    // The migration's own program is found (the install phase checks it); a tool it runs is not.
+    migrate: "bash -c 'apphost-test-missing-tool upgrade head'",
     said: /apphost-test-missing-tool: command not found/,
     hint: MIGRATE_NOT_FOUND_HINT,
     notHint: hintFor("No module named 'psycopg'"),
