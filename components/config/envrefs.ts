@@ -5,7 +5,9 @@
  * under other names (`SQLALCHEMY_DATABASE_URI`) or in parts (`POSTGRES_SERVER`,
  * `POSTGRES_PASSWORD`, ...); `${hostnames}` (`a.example.com,b.example.com`)
  * and `${origins}` (`https://a.example.com,https://b.example.com`) for
- * Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS. `$${` writes a literal `${`.
+ * Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS; `${hostname}` and `${origin}`,
+ * the first of them alone, for an app's one canonical address (healthchecks'
+ * SITE_ROOT, a BASE_URL that links in emails). `$${` writes a literal `${`.
  *
  * The parser checks the names (an unknown one is a config error); the env
  * file renderer resolves them from the database URL and the secret key, so a
@@ -23,6 +25,8 @@ export const ENV_REFERENCES = [
   "secretKey",
   "hostnames",
   "origins",
+  "hostname",
+  "origin",
 ] as const;
 export type EnvReference = (typeof ENV_REFERENCES)[number];
 

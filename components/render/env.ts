@@ -30,7 +30,7 @@ export interface EnvFileInput {
   secretEnv?: Record<string, string>;
   /** What `${secretKey}` stands for: the app's SECRET_KEY */
   secretKey?: string;
-  /** `apphost:dns.hostnames`, for `${hostnames}` and `${origins}` */
+  /** `apphost:dns.hostnames`, for `${hostnames}` and `${origins}`, the first for `${hostname}` and `${origin}` */
   hostnames?: string[];
   /** The scheme of `${origins}`: http when apphost:tls.mode is off. @default "https" */
   scheme?: "http" | "https";
@@ -145,6 +145,11 @@ function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Recor
   if (input.hostnames) {
     out.hostnames = input.hostnames.join(",");
     out.origins = input.hostnames.map((h) => `${input.scheme ?? "https"}://${h}`).join(",");
+    // The first hostname is the stack's canonical one (a stack has at least one: the config check).
+    if (input.hostnames[0] !== undefined) {
+      out.hostname = input.hostnames[0];
+      out.origin = `${input.scheme ?? "https"}://${input.hostnames[0]}`;
+    }
   }
   return out;
 }

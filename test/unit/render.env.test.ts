@@ -184,6 +184,8 @@ SECRET_KEY="s3cr3t"
         LITERAL: "$${HOME} and $$ and ${secretKey}x",
         DJANGO_ALLOWED_HOSTS: "${hostnames}",
         DJANGO_CSRF_TRUSTED_ORIGINS: "${origins}",
+        SITE_ROOT: "${origin}",
+        SITE_HOST: "${hostname}",
       },
       hostnames: ["shop.example.com", "www.example.com"],
       secretEnv: { SECRET_KEY: "k3y", OTHER: "${database.password}" },
@@ -192,7 +194,7 @@ SECRET_KEY="s3cr3t"
       databaseUrl: "postgresql://shop_prod:p%40ss@db.example.com:5433/shop_prod?sslmode=require",
     });
     assert.deepEqual(
-      v.split("\n").filter((l) => /^(SQLALCHEMY|POSTGRES|DJANGO|ASYNC|LITERAL|OTHER|SECRET)/.test(l)),
+      v.split("\n").filter((l) => /^(SQLALCHEMY|POSTGRES|DJANGO|ASYNC|LITERAL|OTHER|SECRET|SITE)/.test(l)),
       [
         'ASYNC_URL="postgresql+asyncpg://shop_prod:p@ss@db.example.com/shop_prod"',
         'DJANGO_ALLOWED_HOSTS="shop.example.com,www.example.com"',
@@ -206,6 +208,8 @@ SECRET_KEY="s3cr3t"
         'POSTGRES_SERVER="db.example.com"',
         'POSTGRES_USER="shop_prod"',
         'SECRET_KEY="k3y"',
+        'SITE_HOST="shop.example.com"',
+        'SITE_ROOT="https://shop.example.com"',
         'SQLALCHEMY_DATABASE_URI="postgresql://shop_prod:p%40ss@db.example.com:5433/shop_prod?sslmode=require"',
       ],
     );
@@ -218,7 +222,7 @@ SECRET_KEY="s3cr3t"
       message:
         "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
         "  - apphost:app.env.A: ${database.host}: a SQLite database has no host; only ${database.url} (sqlite:///...) is set\n" +
-        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, or write $${ for a literal ${",
+        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
     });
   });
 });
