@@ -621,6 +621,14 @@ export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
       "Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: set " +
       'apphost:app.build to "python manage.py collectstatic --noinput"',
   },
+  {
+    // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/.
+    says: "[Errno 30] Read-only file system",
+    hint:
+      "the release directory is read-only to the app's processes (each release replaces it): list the directory " +
+      "the app writes in apphost:app.sharedDirs (a path inside the release, like .data or CTFd/uploads), which " +
+      "keeps it across releases, or point the app at data/ (docs/config.md, Files the app writes)",
+  },
 ];
 
 /** `error_hint <line>`: ERROR_HINTS' hint for an error line, or nothing. */

@@ -336,6 +336,13 @@ const MIGRATION_FAILURES = [
     notHint: MIGRATE_NOT_FOUND_HINT,
   },
   {
+    what: "writing into the release directory, which the units mount read-only",
+    migrate: `python -c "raise OSError(30, 'Read-only file system', '/srv/shop-test/releases/x/CTFd/../.data')"`,
+    said: /OSError: \[Errno 30\] Read-only file system: '\/srv\/shop-test\/releases\/x\/CTFd\/\.\.\/\.data'/,
+    hint: hintFor("[Errno 30] Read-only file system"),
+    notHint: MIGRATE_NOT_FOUND_HINT,
+  },
+  {
     what: "without greenlet: what SQLAlchemy 2.1's asyncio extension needs and no longer installs",
     migrate: "python -c 'import greenlet'",
     said: /ModuleNotFoundError: No module named 'greenlet'/,
