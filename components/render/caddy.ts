@@ -178,7 +178,16 @@ export function renderCaddySite(
     body.push(
       `handle_path ${input.app.staticPrefix}* {`,
       `\troot * ${staticRoot(layout, input.app.staticDir)}`,
-      "\tfile_server",
+      // The .br/.gz/.zst beside a file, where the build wrote one (WhiteNoise's CompressedManifestStaticFilesStorage,
+      // django-compressor, a bundler's compression plugin), instead of compressing it again for each request.
+      ...(input.proxy.compression
+        ? [
+            "\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+            "\tfile_server {",
+            "\t\tprecompressed zstd br gzip",
+            "\t}",
+          ]
+        : ["\tfile_server"]),
       "}",
     );
   }

@@ -138,6 +138,13 @@ export function renderNginxSite(
       `location ${input.app.staticPrefix} {`,
       ...maintenance.check.map((l) => `    ${l}`),
       `    alias ${staticRoot(layout, input.app.staticDir)}/;`,
+      // The .gz beside a file, where the build wrote one (WhiteNoise, django-compressor), instead of compressing it again.
+      ...(input.proxy.compression
+        ? [
+            "    # The .gz beside a file, where the build wrote one, is served as it is.",
+            "    gzip_static on;",
+          ]
+        : []),
       "    access_log off;",
       "}",
       "",

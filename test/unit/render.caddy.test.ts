@@ -99,7 +99,10 @@ shop.example.com, www.shop.example.com {
 	}
 	handle_path /static/* {
 		root * /srv/shop-prod/current/frontend/dist
-		file_server
+		# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.
+		file_server {
+			precompressed zstd br gzip
+		}
 	}
 	handle {
 		# The stable upstream port: nftables leads each new connection to the live
@@ -214,7 +217,16 @@ shop.example.com, www.shop.example.com {
 
   it("compression false drops encode", () => {
     const v = renderCaddySite(layout, { ...baseSite(), proxy: { ...baseSite().proxy, compression: false } });
-    assert.deepEqual(lineDiff(base, v), { removed: ["\tencode zstd gzip"], added: [] });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [
+        "\tencode zstd gzip",
+        "\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+        "\t\tfile_server {",
+        "\t\t\tprecompressed zstd br gzip",
+        "\t\t}",
+      ],
+      added: ["\t\tfile_server"],
+    });
   });
 
   it("maxBodySize converts nginx units to Caddy's binary units", () => {
@@ -241,7 +253,10 @@ shop.example.com, www.shop.example.com {
       removed: [
         "\thandle_path /static/* {",
         "\t\troot * /srv/shop-prod/current/frontend/dist",
-        "\t\tfile_server",
+        "\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+        "\t\tfile_server {",
+        "\t\t\tprecompressed zstd br gzip",
+        "\t\t}",
         "\t}",
       ],
       added: [],

@@ -134,6 +134,8 @@ server {
         if (-f /srv/shop-prod/maintenance/on) { return 503; }
         if (-f /srv/shop-prod/maintenance/on-config) { return 503; }
         alias /srv/shop-prod/current/frontend/dist/;
+        # The .gz beside a file, where the build wrote one, is served as it is.
+        gzip_static on;
         access_log off;
     }
 
@@ -253,6 +255,8 @@ server {
         "    gzip_comp_level 5;",
         "    gzip_min_length 256;",
         "    gzip_types text/plain text/css text/javascript application/javascript application/json application/xml image/svg+xml;",
+        "        # The .gz beside a file, where the build wrote one, is served as it is.",
+        "        gzip_static on;",
       ],
       added: ["    gzip off;"],
     });
@@ -274,6 +278,8 @@ server {
         "        if (-f /srv/shop-prod/maintenance/on) { return 503; }",
         "        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }",
         "        alias /srv/shop-prod/current/frontend/dist/;",
+        "        # The .gz beside a file, where the build wrote one, is served as it is.",
+        "        gzip_static on;",
         "        access_log off;",
         "    }",
         "",

@@ -17,6 +17,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import type { TlsConfig } from "../../components/config/types";
 import {
   alertUnitName,
@@ -754,13 +755,26 @@ http {
     body: string;
   }
 
-  function request(port: number, p: string, opts: { method?: string; body?: Buffer } = {}): Promise<Reply> {
+  /** `latin1`: the body's bytes one char each (a gzip body) */
+  function request(
+    port: number,
+    p: string,
+    opts: { method?: string; body?: Buffer; headers?: http.OutgoingHttpHeaders; encoding?: "latin1" } = {},
+  ): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: "127.0.0.1", port, path: p, method: opts.method ?? "GET", agent: false, timeout: 5_000 },
+        {
+          host: "127.0.0.1",
+          port,
+          path: p,
+          method: opts.method ?? "GET",
+          headers: opts.headers,
+          agent: false,
+          timeout: 5_000,
+        },
         (res) => {
           let body = "";
-          res.setEncoding("utf8");
+          res.setEncoding(opts.encoding ?? "utf8");
           res.on("data", (c) => (body += c));
           res.on("end", () =>
             resolve({ status: res.statusCode ?? 0, headers: res.headers, raw: res.rawHeaders, body }),
@@ -826,6 +840,11 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         maintenance: `${root}/maintenance`,
       };
       write(`${layout.current}/frontend/dist/app.js`, "console.log('static');\n");
+      // A build's precompressed copy beside it, of other text, so what is served shows which file it came from.
+      fs.writeFileSync(
+        `${layout.current}/frontend/dist/app.js.gz`,
+        zlib.gzipSync("console.log('precompressed');\n"),
+      );
       write(`${layout.maintenance}/page.html`, "<h1>back soon</h1>\n");
       const input: ProxySiteInput = {
         hostnames: ["127.0.0.1"],
@@ -883,6 +902,17 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         const st = await request(proxyPort, "/static/app.js");
         assert.equal(st.body, "console.log('static');\n");
         assert.equal(st.headers["x-content-type-options"], "nosniff");
+        // A client that takes gzip gets the build's .gz as it is, not the file compressed again.
+        const gz = await request(proxyPort, "/static/app.js", {
+          headers: { "accept-encoding": "gzip" },
+          encoding: "latin1",
+        });
+        assert.equal(gz.headers["content-encoding"], "gzip");
+        assert.match(String(gz.headers.vary), /Accept-Encoding/i);
+        assert.equal(
+          zlib.gunzipSync(Buffer.from(gz.body, "latin1")).toString(),
+          "console.log('precompressed');\n",
+        );
 
         const big = await request(proxyPort, "/upload", { method: "POST", body: Buffer.alloc(4096, 97) });
         // nginx says 413; Caddy 2.6 reports the refused body as 502.
