@@ -226,7 +226,9 @@ function hardening(
     lines.push("PrivateNetwork=true", "RestrictAddressFamilies=AF_UNIX");
   } else {
     lines.push(
-      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      // AF_NETLINK reads the interfaces' addresses (getifaddrs: Node's os.networkInterfaces(), which Uptime Kuma
+      // calls as it starts and which throws without it); changing them needs CAP_NET_ADMIN, which the app lacks.
+      "RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_UNIX",
       // The instance metadata service hands out the instance role's credentials (the backup
       // bucket's): the app never needs them, so a request forgery in the app cannot get them.
       "IPAddressDeny=169.254.169.254",
