@@ -193,7 +193,8 @@ check_sqlite_permissions() {
   [[ -f $DB_FILE ]] || fail "$DB_FILE does not exist"
   read -r file_owner file_mode < <(stat -c '%U %a' -- "$DB_FILE")
   [[ $file_owner == "$DB_OWNER" ]] || bad+=("$DB_FILE is owned by $file_owner, not $DB_OWNER")
-  [[ $file_mode == 640 || $file_mode == 600 ]] || bad+=("$DB_FILE has mode 0$file_mode, not 0640 or 0600")
+  [[ $file_mode == 640 || $file_mode == 600 ]] ||
+    bad+=("$DB_FILE has mode 0$file_mode, not 0640 or 0600 (the next release tightens it; now: sudo chmod g-w,o-rwx $DB_FILE)")
   read -r dir_owner dir_mode < <(stat -c '%U %a' -- "$DB_DIR")
   [[ $dir_owner == "$DB_OWNER" ]] || bad+=("$DB_DIR is owned by $dir_owner, not $DB_OWNER")
   [[ $dir_mode == 750 ]] || bad+=("$DB_DIR has mode 0$dir_mode, not 0750")

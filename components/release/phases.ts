@@ -666,13 +666,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   // The script runs under umask 022, so a SQLite file the migration (or the
   // revision command) creates would be world-readable; the app's own units
   // use UMask=0027. Bring the file and its side files to 0640 at most.
-  const tighten =
-    db.kind === "sqlite"
-      ? [
-          // chmod follows symlinks and the data directory is the app's: only regular files, never a link.
-          `for f in ${[``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`)).join(" ")}; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
-        ]
-      : [];
+  const tighten = sqliteTighten(input);
   if (db.kind === "none" || !db.migrate || input.follower) {
     return {
       name: "migrate",
@@ -837,11 +831,28 @@ export function finishPhase(
     exitCode: EXIT_CODES.finish,
     commands: [
       `release_log "${refs.id}" "$REVISION" ${outcome}`,
+      // A follower's database is the first host's.
+      ...(outcome === "deployed" && !input.follower ? sqliteTighten(input) : []),
       `rm -f ${l.liveEnv}.previous`,
       `prune_releases ${r.keep}`,
       "prune_venvs",
     ],
   };
+}
+
+/**
+ * The SQLite database and its side files to 0640 at most, when they are regular files (chmod follows symlinks, and
+ * the data directory is the app's: never a link). After the migration, which runs under the script's umask 022; and
+ * as a release finishes, for a file the app made itself as it started, with a mode of its own: Uptime Kuma copies
+ * its template database with copyFileSync, which keeps the template's 0644 whatever the unit's UMask.
+ */
+function sqliteTighten(input: ReleaseInput): string[] {
+  const { database: db, layout: l } = input;
+  if (db.kind !== "sqlite") return [];
+  const files = [``, `-wal`, `-shm`, `-journal`].map((s) => q(`${l.data}/${db.sqliteFile}${s}`));
+  return [
+    `for f in ${files.join(" ")}; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done`,
+  ];
 }
 
 /** The deploy, in order. */

@@ -229,6 +229,9 @@ describe("release phases: the base input", () => {
     ]);
     assert.deepEqual(phase(input, "finish").commands, [
       `release_log "${ID}" "$REVISION" deployed`,
+      // A database file the new release's app made as it started, with a mode of its own (Uptime Kuma's copy).
+      "for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do " +
+        'if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
       "rm -f /srv/shop-prod/instances/live.env.previous",
       "prune_releases 5",
       "prune_venvs",
@@ -315,7 +318,7 @@ describe("release phases: one key changed", () => {
     );
     assert.match(hg.commands.at(-3)!, /then sleep 0; /);
     assert.equal(
-      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[2],
+      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[3],
       "prune_releases 3",
     );
     assert.match(
