@@ -408,6 +408,35 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     }
     assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), live);
     assert.equal(health().status, 200);
+    // A web server the app does not install (healthchecks' requirements have no gunicorn): the install phase
+    // names it, as the app user with the unit's PATH, before any backup or migration.
+    const backups = onHost(`ls /srv/${ID}/shared/backups`).stdout;
+    const missing = withServer(8399);
+    fs.writeFileSync(
+      path.join(missing, "Procfile"),
+      fs
+        .readFileSync(path.join(missing, "Procfile"), "utf8")
+        .replace(/^web: .*$/m, "web: WEB_CONCURRENCY=2 gunicorn-not-installed notes.main:app"),
+    );
+    try {
+      await assert.rejects(up(missing), (e: Error) => {
+        assert.ok(
+          e.message.includes(
+            "phase install failed (exit status 12): not found where the units look (the release, its .venv/bin, then the host's PATH), " +
+              "or not executable: `gunicorn-not-installed` (process web: WEB_CONCURRENCY=2 gunicorn-not-installed notes.main:app); " +
+              "add each to the app's main dependencies (",
+          ),
+          e.message,
+        );
+        assert.doesNotMatch(e.message, /phase (backup|migrate): start/);
+        return true;
+      });
+    } finally {
+      fs.rmSync(missing, { recursive: true, force: true });
+    }
+    assert.equal(onHost(`ls /srv/${ID}/shared/backups`).stdout, backups, "a backup was taken");
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), live);
+    assert.equal(health().status, 200);
     assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
   });
 
