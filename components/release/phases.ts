@@ -411,14 +411,12 @@ export function leadingProgram(command: string): { dir?: string; program: string
  * has changed yet. One look for all of them, and every one missing is named.
  */
 function programChecks(input: ReleaseInput): string[] {
-  const { app, database } = input;
+  const { app } = input;
+  const migrate = migrationHere(input);
   const runs: { what: string; command: string }[] = [
     ...app.processes.map((p) => ({ what: `process ${p.name}`, command: p.command })),
     ...(app.schedules ?? []).map((j) => ({ what: `job ${j.name}`, command: j.command })),
-    // A follower host does not migrate (the first app host did).
-    ...(database.migrate && database.kind !== "none" && !input.follower
-      ? [{ what: "the migration", command: database.migrate }]
-      : []),
+    ...(migrate ? [{ what: "the migration", command: migrate }] : []),
   ];
   const checks = runs.flatMap((r) => {
     const lead = leadingProgram(r.command);
@@ -640,6 +638,14 @@ export function errorHintFunction(): string {
   ]);
 }
 
+/**
+ * The migration command this host runs, if any: apphost:database.migrate with a database, unless this host is a
+ * follower (the first app host ran it).
+ */
+function migrationHere({ database: db, follower }: ReleaseInput): string | undefined {
+  return db.kind !== "none" && db.migrate && !follower ? db.migrate : undefined;
+}
+
 /** migrate: once, inside the new release, as the app user, env file loaded. */
 export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const l = paths(input);
@@ -663,11 +669,9 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
       : 'MIGRATE_HINT=""; ';
-  // The script runs under umask 022, so a SQLite file the migration (or the
-  // revision command) creates would be world-readable; the app's own units
-  // use UMask=0027. Bring the file and its side files to 0640 at most.
   const tighten = sqliteTighten(input);
-  if (db.kind === "none" || !db.migrate || input.follower) {
+  const migrate = migrationHere(input);
+  if (migrate === undefined) {
     return {
       name: "migrate",
       description: input.follower
@@ -688,7 +692,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   return {
     name: "migrate",
     description:
-      `Run \`${db.migrate}\` once in the new release as ${l.user} with ${l.envFile} loaded; output goes to ` +
+      `Run \`${migrate}\` once in the new release as ${l.user} with ${l.envFile} loaded; output goes to ` +
       `shared/logs/apphost-migrate-<id>.log, its last 40 lines into the error on failure.`,
     exitCode: EXIT_CODES.migrate,
     commands: [
@@ -701,10 +705,10 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
       'rm -f "$MIGRATE_LOG"',
-      `if ! as_app "$NEW_DIR" ${q(db.migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${db.migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
+      `if ! as_app "$NEW_DIR" ${q(migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
       ...revision,
       ...tighten,
-      strayDatabaseCheck(input, { shell: `"the migration (${db.migrate.replace(/["`$\\]/g, "\\$&")})"` }),
+      strayDatabaseCheck(input, { shell: `"the migration (${migrate.replace(/["`$\\]/g, "\\$&")})"` }),
     ],
   };
 }

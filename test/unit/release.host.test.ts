@@ -753,6 +753,11 @@ describe("release script: a program a process, a job or the migration starts is 
         "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated",
     );
     assert.doesNotMatch(r.stderr, /phase (backup|migrate): start/);
+    assert.equal(
+      fs.existsSync(path.join(host.layout.logs, `apphost-migrate-${v2}.log`)),
+      false,
+      "the migration ran",
+    );
     assert.deepEqual(backupsOf(host, v2), []);
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
     assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
@@ -768,10 +773,8 @@ describe("release script: a program a process, a job or the migration starts is 
       },
       { migrate: "alembic-not-installed upgrade head" },
     );
-    const r = host.deploy(
-      writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }),
-      "20250109120000-d3d3d3d3",
-    );
+    const id = "20250109120000-d3d3d3d3";
+    const r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), id);
     assert.equal(r.status, EXIT_CODES.install, r.stderr);
     assert.match(
       r.stderr,
@@ -779,6 +782,11 @@ describe("release script: a program a process, a job or the migration starts is 
     );
     assert.doesNotMatch(r.stderr, /phase migrate: start/);
     assert.equal(fs.existsSync(host.layout.current), false);
-    assert.equal(fs.existsSync(path.join(host.layout.data, "app.db")), false, "the migration ran");
+    assert.equal(
+      fs.existsSync(path.join(host.layout.logs, `apphost-migrate-${id}.log`)),
+      false,
+      "the migration ran",
+    );
+    assert.equal(fs.existsSync(path.join(host.layout.data, "app.db")), false, "a database was made");
   });
 });
