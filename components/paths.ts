@@ -108,6 +108,11 @@ export interface HostLayout {
   maintenance: string;
   /** systemd unit name prefix, `apphost-<id>` */
   unitPrefix: string;
+  /**
+   * systemd's directory for the units apphost writes (UNIT_DIR), where a release also writes each process's
+   * command drop-in (commandDropIn)
+   */
+  unitDir: string;
   /** Caddy: `/etc/caddy/apphost/<id>.caddy`, imported by the main Caddyfile */
   caddySite: string;
   /** Caddy: `/etc/caddy/apphost/<id>.upstream`, written by apphost before the nftables switch; destroy removes a leftover */
@@ -154,6 +159,7 @@ export function hostLayout(app: string, stack: string): HostLayout {
     unitsFile: `/etc/apphost/${id}.units`,
     maintenance: `${root}/maintenance`,
     unitPrefix: `apphost-${id}`,
+    unitDir: UNIT_DIR,
     caddySite: `${CADDY_SITES_DIR}/${id}.caddy`,
     caddyUpstream: `${CADDY_SITES_DIR}/${id}.upstream`,
     nginxSite: `/etc/nginx/sites-enabled/apphost-${id}.conf`,
@@ -167,6 +173,16 @@ export function hostLayout(app: string, stack: string): HostLayout {
  */
 export function instanceEnvFile(layout: HostLayout, port: number | string): string {
   return `${layout.instances}/${port}.env`;
+}
+
+/**
+ * `<unit dir>/<unit>.d/apphost-command.conf`: the command, environment and runtime settings a process runs with, as
+ * the release that (re)started it wrote them (render/systemd.ts, renderCommandDropIn). It overrides the unit file's,
+ * which `pulumi up` writes before the release runs: a failed release leaves it unchanged, so a restart of what serves
+ * runs what it ran. `unit` is a unit's full name, a web instance's with its port (`…-web@8001.service`).
+ */
+export function commandDropIn(layout: HostLayout, unit: string): string {
+  return `${layout.unitDir}/${unit}.d/apphost-command.conf`;
 }
 
 /** systemd unit for a process: the web process is a template instantiated per port. */

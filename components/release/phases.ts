@@ -20,7 +20,7 @@
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
-import { instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../paths";
+import { commandDropIn, instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
 import { assertSafePath, shellFunction, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
@@ -179,6 +179,24 @@ export function workerUnits(input: ReleaseInput): string[] {
   return input.app.processes
     .filter((p) => p.kind === "worker")
     .map((p) => unitName(input.layout, p.name, "worker"));
+}
+
+/**
+ * `dropin_write <file> <content>` (release.sh) of a process's command drop-in, its content the header's
+ * `DROPINS[<name>]` (script.ts): `unit` is the web instance's (`…@<port>.service`) as the publish phase starts it,
+ * else a worker's (liveDropIns).
+ */
+function dropInWrite(input: ReleaseInput, unit: string, process: string, fn = "dropin_write"): string {
+  return `${fn} "${commandDropIn(input.layout, unit)}" "\${DROPINS[${process}]}"`;
+}
+
+/** The switch's drop-ins: each worker's command as the new live release runs it, then daemon-reload. */
+function liveDropIns(input: ReleaseInput, t: HostTools): string[] {
+  // A scheduled job's unit is written after the release, by pulumi up: a failed release leaves it as it was.
+  const writes = input.app.processes
+    .filter((p) => p.kind === "worker")
+    .map((p) => dropInWrite(input, unitName(input.layout, p.name, "worker"), p.name, "live_dropin_write"));
+  return writes.length ? [...writes, `${t.systemctl} daemon-reload`] : [];
 }
 
 function refsOf(input: ReleaseInput): ReleaseRefs {
@@ -736,6 +754,8 @@ export function publishPhase(input: ReleaseInput): Phase<"publish"> {
     commands: [
       `env_snapshot "${instanceEnvFile(l, refs.newPort)}"`,
       `atomic_link "${dirWord}" "${l.instances}/${refs.newPort}"`,
+      dropInWrite(input, unit, web),
+      `${t.systemctl} daemon-reload`,
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       `${t.systemctl} enable --quiet "${unit}"`,
@@ -782,6 +802,7 @@ export function healthGatePhase(
       commands: [
         "SWITCHED=1",
         'live_env_set "$ENV_FILE"',
+        ...liveDropIns(input, t),
         `atomic_link "${dirWord}" ${l.current}`,
         ...workers,
         ...restartWorkers,
@@ -811,6 +832,7 @@ export function healthGatePhase(
       `write_active_port "${refs.newPort}"`,
       `switch_upstream "${refs.newPort}"`,
       `live_env_set "${instanceEnvFile(l, refs.newPort)}"`,
+      ...liveDropIns(input, t),
       `atomic_link "${dirWord}" ${l.current}`,
       ...workers,
       ...restartWorkers,
@@ -831,13 +853,14 @@ export function finishPhase(
   const refs = refsOf(input);
   return {
     name: "finish",
-    description: `Append "${outcome}" to ${l.releaseLog}; drop the live env copy the switch kept for the mirror; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
+    description: `Append "${outcome}" to ${l.releaseLog}; drop the live env copy and the workers' drop-ins the switch kept for the mirror; keep the ${r.keep} newest releases that served (never current nor the previous one; releases that never served go, unless newest); remove venvs no release uses.`,
     exitCode: EXIT_CODES.finish,
     commands: [
       `release_log "${refs.id}" "$REVISION" ${outcome}`,
       // A follower's database is the first host's.
       ...(outcome === "deployed" && !input.follower ? sqliteTighten(input) : []),
       `rm -f ${l.liveEnv}.previous`,
+      "live_dropins_done",
       `prune_releases ${r.keep}`,
       "prune_venvs",
     ],
@@ -906,8 +929,8 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
   const stopWorkers = units.length ? `${t.systemctl} stop ${units.join(" ")}; ` : "";
   const disableWorkers = units.length ? `${t.systemctl} disable --quiet ${units.join(" ")}; ` : "";
   traffic.push(
-    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then ${stopWorkers}atomic_link "$OLD_DIR" ${l.current}; live_env_revert; fi`,
-    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then ${stopWorkers}${disableWorkers}rm -f ${l.current} ${l.activePort}; live_env_revert; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then ${stopWorkers}atomic_link "$OLD_DIR" ${l.current}; live_env_revert; live_dropins_revert; fi`,
+    `if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then ${stopWorkers}${disableWorkers}rm -f ${l.current} ${l.activePort}; live_env_revert; live_dropins_revert; fi`,
   );
   const database: string[] =
     db.kind === "none"

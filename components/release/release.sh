@@ -227,6 +227,40 @@ live_env_revert() {
   if [ -e "$LIVE_ENV.previous" ]; then mv -f "$LIVE_ENV.previous" "$LIVE_ENV"; else rm -f "$LIVE_ENV"; fi
 }
 
+# dropin_write <file> <content>: a process's command drop-in (paths.ts, commandDropIn; its content the header's
+# DROPINS) becomes <content>, root's, 0644, renamed into place. The caller runs daemon-reload before it (re)starts it.
+dropin_write() {
+  mkdir -p -- "${1%/*}"
+  printf '%s' "$2" >"$1.tmp.$$"
+  chmod 0644 "$1.tmp.$$"
+  mv -f "$1.tmp.$$" "$1"
+}
+
+# live_dropin_write <file> <content>: dropin_write for a worker, which the switch restarts on the new release; the
+# drop-in it replaces is kept as <file>.previous (systemd reads only *.conf) for live_dropins_revert, until
+# live_dropins_done.
+live_dropin_write() {
+  if [ -e "$1" ]; then cp -p "$1" "$1.previous"; else rm -f "$1.previous"; fi
+  dropin_write "$@"
+  LIVE_DROPINS+=("$1")
+}
+
+# live_dropins_revert: the mirror's undo of live_dropin_write, before it restarts the workers on the old release.
+live_dropins_revert() {
+  local f
+  if [ "${#LIVE_DROPINS[@]}" -eq 0 ]; then return 0; fi
+  for f in "${LIVE_DROPINS[@]}"; do
+    if [ -e "$f.previous" ]; then mv -f "$f.previous" "$f"; else rm -f "$f"; fi
+  done
+  "$SYSTEMCTL" daemon-reload
+}
+
+# live_dropins_done: the release finished; the drop-ins the switch replaced go.
+live_dropins_done() {
+  local f
+  for f in "${LIVE_DROPINS[@]}"; do rm -f "$f.previous"; done
+}
+
 write_active_port() {
   printf "%s\n" "$1" >"$ACTIVE_PORT_FILE.tmp.$$"
   mv -f "$ACTIVE_PORT_FILE.tmp.$$" "$ACTIVE_PORT_FILE"

@@ -28,7 +28,7 @@ import * as path from "path";
 import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
-import { pythonImportPath } from "../render/systemd";
+import { pythonImportPath, renderCommandDropIn } from "../render/systemd";
 import { portListenerFunction, unitListensFunction } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
@@ -209,7 +209,7 @@ readonly UNIT_PREFIX=${q(l.unitPrefix)}
 readonly NFT_TABLE=${q(l.nftTable)}
 readonly WEB_UNIT=${q(web ? unitName(l, web, "web") : "")}
 readonly WORKER_UNITS=${q(workerUnits(input).join(" "))}
-readonly S3_COPY=${input.s3 && input.database.kind !== "none" ? 1 : 0}
+${commandDropIns(input)}readonly S3_COPY=${input.s3 && input.database.kind !== "none" ? 1 : 0}
 readonly REQUIRE_ROOT=${t.requireRoot ? 1 : 0}
 readonly SYSTEMCTL=${q(t.systemctl)}
 readonly JOURNALCTL=${q(t.journalctl)}
@@ -311,11 +311,31 @@ __STATE__`;
     ["UNITS_STOPPED", "0"],
     ["DB_REPLACED", "0"],
     ["WORKER_RESTARTS", "()"],
+    ["LIVE_DROPINS", "()"],
     ["WORKERS_RESTARTED_AT", "0"],
   ];
   const body = `${generated}\n${RELEASE_SH}`;
   const used = state.filter(([name]) => new RegExp(`\\$\\{?${name}\\b`).test(body));
   return `${header.replace("__STATE__", used.map(([k, v]) => `${k}=${v}\n`).join(""))}\n${body}`;
+}
+
+/**
+ * `DROPINS`, each process's command drop-in by its name (render/systemd.ts, renderCommandDropIn), which the publish
+ * phase (web) and the switch (workers) write as they start it; nothing without processes.
+ */
+function commandDropIns(input: ScriptInput): string {
+  const { app, layout } = input;
+  if (app.processes.length === 0) return "";
+  const entries = app.processes.map((p) => {
+    const lines = renderCommandDropIn(layout, {
+      key: `apphost:app.processes.${p.name}`,
+      command: p.command,
+      runtime: app.runtime,
+      web: p.kind === "web",
+    });
+    return `  [${p.name}]=${ansiC(`${lines.join("\n")}\n`)}`;
+  });
+  return `readonly -A DROPINS=(\n${entries.join("\n")}\n)\n`;
 }
 
 // -------------------------------------------------------------- the caller

@@ -11,7 +11,13 @@ import { TIMER_STAMP_DIR, UNIT_DIR, unitName, upstreamPort, webPorts, type HostL
 import { shellQuote as q } from "../shell";
 import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
-import { disableUnitsCommand, stackUnitPatterns, stackUnits, type StackUnitsInput } from "./systemd";
+import {
+  disableUnitsCommand,
+  dropInRemoval,
+  stackUnitPatterns,
+  stackUnits,
+  type StackUnitsInput,
+} from "./systemd";
 import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
@@ -392,6 +398,9 @@ export function layoutCommands(
       ...caddyLogCommands(layout),
       ...keepDataCommands(layout),
       ...strayFilesCommands(layout, units),
+      ...input.app.processes.map((p) =>
+        dropInRemoval(unitName(layout, p.name, p.kind).replace("@.service", "@*.service")),
+      ),
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,

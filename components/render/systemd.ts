@@ -179,6 +179,40 @@ export function execStart(command: string): string {
   return `/bin/sh -c "${escaped}"`;
 }
 
+/** What a command drop-in is for: a process of apphost:app.processes. */
+export interface CommandDropInInput {
+  /** `apphost:app.processes.<name>` */
+  key: string;
+  command: string;
+  runtime: AppConfig["runtime"];
+  /** A web instance (`instances/%i`, PORT); else `current` */
+  web: boolean;
+}
+
+/**
+ * The lines of a process's command drop-in (paths.ts, commandDropIn), which the release script writes as it
+ * (re)starts the process: the command and what follows from it (the environment, and the two sandbox settings
+ * that differ between python and node), overriding the unit file's. `pulumi up` writes a changed unit before the
+ * release runs; with this, a release that fails leaves each process one restart away from what it ran, not from
+ * the new command. The same lines for every port: `%i` is the instance's.
+ */
+export function renderCommandDropIn(layout: HostLayout, input: CommandDropInInput): string[] {
+  assertSafe("systemd drop-in", [[`${input.key}.command`, input.command, SAFE.oneLine]]);
+  const runtime = processRuntime(input.command, input.runtime);
+  const dir = input.web ? webInstanceDir(layout) : layout.current;
+  return [
+    `# apphost ${layout.id}: ${input.key}, as the release that started it runs it. This overrides the`,
+    "# unit's command, which pulumi up writes before the release: a failed release leaves this file as it was.",
+    `# ${managedBy("systemd.ts")}`,
+    "[Service]",
+    "ExecStart=",
+    `ExecStart=${execStart(input.command)}`,
+    ...processEnvironment(dir, runtime, input.web, input.command).map((e) => `Environment=${e}`),
+    `ProcSubset=${runtime === "node" ? "all" : "pid"}`,
+    `MemoryDenyWriteExecute=${runtime === "node" ? "false" : "true"}`,
+  ];
+}
+
 /**
  * A worker's sandbox as unit properties without comments (`Key=value`), for a
  * transient unit (`systemd-run --property=`, `npm run exec`).
@@ -397,7 +431,16 @@ export function unitRemovalCommand(unit: string): string {
   const stop = unit.endsWith("@.service")
     ? disableUnitsCommand([unit.replace("@.service", "@*.service")])
     : `systemctl disable --now ${q(unit)} || true`;
-  return `${stop}; systemctl daemon-reload`;
+  if (unit.endsWith(".timer")) return `${stop}; systemctl daemon-reload`;
+  return `${stop}; ${dropInRemoval(unit.replace("@.service", "@*.service"))}; systemctl daemon-reload`;
+}
+
+/**
+ * `rm -rf` of the drop-in directories of the units `pattern` names (its `*` a glob: a web template's instances),
+ * with the command drop-ins a release wrote in them (paths.ts, commandDropIn): for a unit that goes.
+ */
+export function dropInRemoval(pattern: string): string {
+  return `rm -rf -- ${`${UNIT_DIR}/${pattern}.d`.split("*").map(q).join("*")}`;
 }
 
 /**

@@ -238,10 +238,11 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     source: string,
     releasesOverrides: Record<string, unknown> = {},
     env: Record<string, string> = {},
+    appOverrides: Record<string, unknown> = {},
   ): Promise<string> {
     let message = "";
     await assert.rejects(
-      up(source, releasesOverrides, env).then(() => undefined),
+      up(source, releasesOverrides, env, appOverrides).then(() => undefined),
       (e: Error) => {
         message = String(e.message ?? e);
         return true;
@@ -504,13 +505,21 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     const migrations = { ...MIGRATION_3, ...MIGRATION_4 };
     steadyLoad();
     await sleep(1000);
-    // The failing release comes with an env change too (apphost:app.env), which pulumi up writes to the env file.
+    // The failing release comes with an env change too (apphost:app.env), which pulumi up writes to the env file,
+    // and new commands for web and a worker (apphost:app.processes), which it writes to their units first.
+    const source = variant("v5-unhealthy", { ...migrations, ...UNHEALTHY });
+    const processes = appConfig(source).processes as Record<string, { command: string; kind: string }>;
+    const changed = (name: string) => ({
+      ...processes[name],
+      command: `FAILED_DEPLOY_COMMAND=1 ${processes[name].command}`,
+    });
     const message = await failingUp(
-      variant("v5-unhealthy", { ...migrations, ...UNHEALTHY }),
+      source,
       {},
       {
         FAILED_DEPLOY_SETTING: "never live",
       },
+      { processes: { ...processes, web: changed("web"), heartbeat: changed("heartbeat") } },
     );
     const report = await endLoad();
     say(`error: ${providerError(message)}`);
@@ -540,6 +549,26 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
       environ(),
       /FAILED_DEPLOY_SETTING/,
       "the restarted live instance read the failed deploy's env",
+    );
+    // Nor its commands: the units have them, and the restarted web instance and worker run what they ran
+    // (each one's command drop-in, written by the release that started it).
+    assert.match(
+      onHost(
+        `cat /etc/systemd/system/apphost-${ID}-web@.service /etc/systemd/system/apphost-${ID}-heartbeat.service`,
+      ).stdout,
+      /^ExecStart=.*FAILED_DEPLOY_COMMAND=1 exec gunicorn[^]*^ExecStart=.*FAILED_DEPLOY_COMMAND=1 exec node heartbeat\.js/m,
+    );
+    assert.doesNotMatch(
+      environ(),
+      /FAILED_DEPLOY_COMMAND/,
+      "the restarted live instance ran the failed deploy's command",
+    );
+    const heartbeat = `apphost-${ID}-heartbeat.service`;
+    onHost(`systemctl restart ${heartbeat} && sleep 1 && systemctl is-active --quiet ${heartbeat}`);
+    assert.doesNotMatch(
+      onHost(`tr '\\0' '\\n' </proc/$(systemctl show -p MainPID --value ${heartbeat})/environ`).stdout,
+      /FAILED_DEPLOY_COMMAND/,
+      "the restarted worker ran the failed deploy's command",
     );
     assert.match(
       onHost(`tail -n 1 /srv/${ID}/releases.log`).stdout.trim(),

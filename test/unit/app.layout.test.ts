@@ -146,6 +146,9 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
         "fi",
         "rm -rf --one-file-system /var/www/acme/apphost-prod",
         "rm -f /var/lib/systemd/timers/stamp-apphost-apphost-prod-schedule-report.timer /var/lib/systemd/timers/stamp-apphost-apphost-prod-backup.timer",
+        // The command drop-ins the releases wrote (each web instance's, the worker's).
+        "rm -rf -- /etc/systemd/system/apphost-apphost-prod-web@*.service.d",
+        "rm -rf -- /etc/systemd/system/apphost-apphost-prod-worker.service.d",
         "rm -rf --one-file-system /srv/apphost-prod",
         "if id -u apphost-prod >/dev/null 2>&1; then userdel apphost-prod; fi",
         "if getent group apphost-prod >/dev/null; then groupdel apphost-prod; fi",

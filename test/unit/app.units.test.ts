@@ -53,13 +53,16 @@ describe("App: what removing each unit file runs", function () {
       unitFiles().map((r) => [String(r.inputs.path).replace("/etc/systemd/system/", ""), r.inputs.onDelete]),
     );
     const stops = (unit: string) => `systemctl disable --now ${unit} || true; systemctl daemon-reload`;
+    // A service's drop-ins go with it: the command drop-ins a release wrote (each web instance's, the worker's).
+    const stopsService = (unit: string) =>
+      `systemctl disable --now ${unit} || true; rm -rf -- /etc/systemd/system/${unit}.d; systemctl daemon-reload`;
     assert.deepEqual(onDelete, {
       "apphost-apphost-prod-web@.service":
-        "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; systemctl daemon-reload",
-      "apphost-apphost-prod-worker.service": stops("apphost-apphost-prod-worker.service"),
+        "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-apphost-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; rm -rf -- /etc/systemd/system/apphost-apphost-prod-web@*.service.d; systemctl daemon-reload",
+      "apphost-apphost-prod-worker.service": stopsService("apphost-apphost-prod-worker.service"),
       "apphost-apphost-prod-backup.service": "systemctl daemon-reload",
       "apphost-apphost-prod-backup.timer": stops("apphost-apphost-prod-backup.timer"),
-      "apphost-apphost-prod-upstream.service": stops("apphost-apphost-prod-upstream.service"),
+      "apphost-apphost-prod-upstream.service": stopsService("apphost-apphost-prod-upstream.service"),
       "apphost-apphost-prod-schedule-report.service":
         "systemctl stop apphost-apphost-prod-schedule-report.service 2>/dev/null || true; systemctl daemon-reload",
       "apphost-apphost-prod-schedule-report.timer": stops("apphost-apphost-prod-schedule-report.timer"),

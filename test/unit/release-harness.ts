@@ -143,6 +143,7 @@ export class FakeHost {
   readonly firstPort: number;
   private readonly runDir: string;
   private readonly sharedVenv: boolean | "with-requirements";
+  private input: ScriptInput;
 
   constructor(
     opts: {
@@ -274,11 +275,18 @@ export class FakeHost {
       },
       timing: { followPollSeconds: 0.1, workerSettleSeconds: 0.05, ...opts.timing },
     };
+    this.input = input;
     this.script = path.join(this.layout.bin, "apphost-release");
     fs.mkdirSync(this.layout.bin, { recursive: true });
     fs.writeFileSync(this.script, renderReleaseScript(input), { mode: 0o755 });
     fs.mkdirSync(path.dirname(this.layout.envFile), { recursive: true });
     fs.writeFileSync(this.layout.envFile, "GREETING='hello from the env file'\n", { mode: 0o600 });
+  }
+
+  /** The script rendered again with these keys of the app over its own, as the next `pulumi up` writes it. */
+  rewrite(app: Partial<AppConfig>): void {
+    this.input = { ...this.input, app: { ...this.input.app, ...app } };
+    fs.writeFileSync(this.script, renderReleaseScript(this.input), { mode: 0o755 });
   }
 
   run(args: string[], stdin?: Buffer | string, env: NodeJS.ProcessEnv = {}): RunResult {
@@ -463,7 +471,7 @@ crash=0; [ -f ${runDir}/worker.crash ] && crash=1
 # A web instance's restarts: what restartWebOnExit()'s loop counted.
 if [ "$verb" = show ]; then case "\${!#}" in *-web@*.service) u=\${!#}; p=\${u##*@}; cat ${runDir}/\${p%.service}.restarts 2>/dev/null || echo 0; exit 0 ;; esac; fi
 [ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
-unit=$1
+unit=\${1:-}
 case "$unit" in
   *-web@*.service) port=\${unit##*@}; port=\${port%.service} ;;
   *) if [ "$verb" = restart ] && [ -f ${runDir}/worker.restart.fail ]; then rm -f ${runDir}/worker.restart.fail; echo "Job for $unit failed." >&2; exit 1; fi

@@ -207,6 +207,9 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(input, "publish").commands, [
       'env_snapshot "/srv/shop-prod/instances/8001.env"',
       `atomic_link "/srv/shop-prod/releases/${ID}" "/srv/shop-prod/instances/8001"`,
+      // The instance's command as this release runs it (the header's DROPINS), before systemd starts it.
+      'dropin_write "/etc/systemd/system/apphost-shop-prod-web@8001.service.d/apphost-command.conf" "${DROPINS[web]}"',
+      "systemctl daemon-reload",
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       'systemctl enable --quiet "apphost-shop-prod-web@8001.service"',
@@ -219,6 +222,8 @@ describe("release phases: the base input", () => {
       'write_active_port "8001"',
       'switch_upstream "8001"',
       'live_env_set "/srv/shop-prod/instances/8001.env"',
+      'live_dropin_write "/etc/systemd/system/apphost-shop-prod-worker.service.d/apphost-command.conf" "${DROPINS[worker]}"',
+      "systemctl daemon-reload",
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
@@ -233,6 +238,7 @@ describe("release phases: the base input", () => {
       "for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do " +
         'if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
       "rm -f /srv/shop-prod/instances/live.env.previous",
+      "live_dropins_done",
       "prune_releases 5",
       "prune_venvs",
     ]);
@@ -243,8 +249,8 @@ describe("release phases: the base input", () => {
     assert.deepEqual(traffic.commands, [
       'if [ "$SWITCHED" = 1 ] && [ -n "8000" ]; then systemctl enable --quiet "apphost-shop-prod-web@8000.service"; systemctl start "apphost-shop-prod-web@8000.service"; health_wait "http://127.0.0.1:8000/healthz" "apphost-shop-prod-web@8000.service" 60 || note "rollback: warning: apphost-shop-prod-web@8000.service is not healthy ($HEALTH_LAST)"; switch_upstream "8000"; write_active_port "8000"; fi',
       'if [ "$NEW_STARTED" = 1 ]; then systemctl stop "apphost-shop-prod-web@8001.service"; systemctl disable --quiet "apphost-shop-prod-web@8001.service"; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; atomic_link "$OLD_DIR" /srv/shop-prod/current; live_env_revert; fi',
-      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; systemctl disable --quiet apphost-shop-prod-worker.service; rm -f /srv/shop-prod/current /srv/shop-prod/active-port; live_env_revert; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -n "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; atomic_link "$OLD_DIR" /srv/shop-prod/current; live_env_revert; live_dropins_revert; fi',
+      'if [ "$SWITCHED" = 1 ] && [ -z "$OLD_DIR" ]; then systemctl stop apphost-shop-prod-worker.service; systemctl disable --quiet apphost-shop-prod-worker.service; rm -f /srv/shop-prod/current /srv/shop-prod/active-port; live_env_revert; live_dropins_revert; fi',
     ]);
     assert.deepEqual(workers.commands, [
       'if [ "$SWITCHED" != 1 ] || [ -z "$OLD_DIR" ]; then return 0; fi',
@@ -318,7 +324,7 @@ describe("release phases: one key changed", () => {
     );
     assert.match(hg.commands.at(-3)!, /then sleep 0; /);
     assert.equal(
-      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[3],
+      phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[4],
       "prune_releases 3",
     );
     assert.match(
@@ -604,6 +610,8 @@ describe("release phases: one key changed", () => {
     assert.deepEqual(healthGatePhase(input).commands, [
       "SWITCHED=1",
       'live_env_set "$ENV_FILE"',
+      'live_dropin_write "/etc/systemd/system/apphost-shop-prod-worker.service.d/apphost-command.conf" "${DROPINS[worker]}"',
+      "systemctl daemon-reload",
       'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "systemctl enable --quiet apphost-shop-prod-worker.service",
       "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
@@ -615,7 +623,8 @@ describe("release phases: one key changed", () => {
 
   it("test hooks replace the commands at render time", () => {
     const p = publishPhase(baseInput({ refs: literal, tools: { systemctl: "/tmp/fake/systemctl" } }));
-    assert.equal(p.commands[4], '/tmp/fake/systemctl enable --quiet "apphost-shop-prod-web@8001.service"');
+    assert.equal(p.commands[3], "/tmp/fake/systemctl daemon-reload");
+    assert.equal(p.commands[6], '/tmp/fake/systemctl enable --quiet "apphost-shop-prod-web@8001.service"');
   });
 });
 

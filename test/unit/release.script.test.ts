@@ -470,6 +470,78 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
   });
 });
 
+describe("release script: the command drop-ins (dropin_write, live_dropin_write, live_dropins_revert, live_dropins_done)", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fns = ["dropin_write", "live_dropin_write", "live_dropins_revert", "live_dropins_done"].map(
+    (name) => {
+      const fn = new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`, "m").exec(release)?.[0];
+      assert.ok(fn, `release.sh has no ${name}`);
+      return fn;
+    },
+  );
+
+  /** The functions run under bash -eu, SYSTEMCTL a stand-in that logs its arguments to <tmp>/systemctl.log. */
+  function run(tmp: string, body: string[]) {
+    fs.writeFileSync(`${tmp}/systemctl`, `#!/bin/sh\necho "$*" >>${tmp}/systemctl.log\n`, { mode: 0o755 });
+    const script = ["set -euo pipefail", `SYSTEMCTL=${tmp}/systemctl LIVE_DROPINS=()`, ...fns, ...body].join(
+      "\n",
+    );
+    return spawnSync("bash", ["-c", script], { encoding: "utf8" });
+  }
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : null);
+  const web = (tmp: string) => `${tmp}/x-web@8001.service.d/apphost-command.conf`;
+  const worker = (tmp: string) => `${tmp}/x-worker.service.d/apphost-command.conf`;
+
+  it("dropin_write makes the unit's .d directory and writes the content as given, 0644, no temp file left", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-dropins-"));
+    try {
+      const r = run(tmp, [
+        `dropin_write ${web(tmp)} $'[Service]\\nExecStart=\\nExecStart=/bin/sh -c "exec a b"\\n'`,
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(web(tmp)), '[Service]\nExecStart=\nExecStart=/bin/sh -c "exec a b"\n');
+      assert.equal((fs.statSync(web(tmp)).mode & 0o777).toString(8), "644");
+      assert.deepEqual(fs.readdirSync(path.dirname(web(tmp))), ["apphost-command.conf"]);
+      assert.equal(read(`${tmp}/systemctl.log`), null, "the caller reloads, not dropin_write");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("live_dropins_revert puts back what each live_dropin_write of this run replaced (or removes it), then reloads", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-dropins-"));
+    try {
+      fs.mkdirSync(path.dirname(worker(tmp)));
+      fs.writeFileSync(worker(tmp), "old worker\n");
+      let r = run(tmp, [
+        `live_dropin_write ${worker(tmp)} 'new worker'`,
+        `live_dropin_write ${tmp}/x-other.service.d/apphost-command.conf 'new other'`,
+        `cat ${worker(tmp)}`,
+        "live_dropins_revert",
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, "new worker");
+      assert.equal(read(worker(tmp)), "old worker\n");
+      assert.equal(read(`${tmp}/x-other.service.d/apphost-command.conf`), null, "none before: none after");
+      assert.equal(read(`${tmp}/systemctl.log`), "daemon-reload\n");
+      // Without a write in this run the revert touches nothing and does not reload (the .previous is an earlier run's).
+      r = run(tmp, [`live_dropin_write ${worker(tmp)} 'new worker'`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(`${worker(tmp)}.previous`), "old worker\n");
+      assert.equal(run(tmp, ["live_dropins_revert"]).status, 0);
+      assert.equal(read(worker(tmp)), "new worker");
+      assert.equal(read(`${tmp}/systemctl.log`), "daemon-reload\n");
+      // A release that finished drops the copies its switch kept.
+      r = run(tmp, [`live_dropin_write ${worker(tmp)} 'newer worker'`, "live_dropins_done"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(worker(tmp)), "newer worker");
+      assert.deepEqual(fs.readdirSync(path.dirname(worker(tmp))), ["apphost-command.conf"]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
   const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
   const fns = ["exception_line", "last_exception", "journal_error"].map((name) => {

@@ -9,6 +9,8 @@ import {
   renderBackupTimer,
   renderProcessUnit,
   renderProcessUnits,
+  renderCommandDropIn,
+  dropInRemoval,
   unitRemovalCommand,
   webInstanceDir,
 } from "../../components/render/systemd";
@@ -170,7 +172,7 @@ WantedBy=multi-user.target
   it("unitRemovalCommand: a removed worker or timer is stopped and disabled; a web template, each of its instances", () => {
     assert.equal(
       unitRemovalCommand("apphost-shop-prod-jobs.service"),
-      "systemctl disable --now apphost-shop-prod-jobs.service || true; systemctl daemon-reload",
+      "systemctl disable --now apphost-shop-prod-jobs.service || true; rm -rf -- /etc/systemd/system/apphost-shop-prod-jobs.service.d; systemctl daemon-reload",
     );
     assert.equal(
       unitRemovalCommand("apphost-shop-prod-backup.timer"),
@@ -178,7 +180,72 @@ WantedBy=multi-user.target
     );
     assert.equal(
       unitRemovalCommand("apphost-shop-prod-web@.service"),
-      "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-shop-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; systemctl daemon-reload",
+      "for unit in $(systemctl list-units --all --plain --no-legend 'apphost-shop-prod-web@*.service' | awk '{print $1}'); do systemctl disable --now \"$unit\" >/dev/null 2>&1 || systemctl stop \"$unit\" || true; done; rm -rf -- /etc/systemd/system/apphost-shop-prod-web@*.service.d; systemctl daemon-reload",
+    );
+  });
+
+  it("renderCommandDropIn: the command, its environment and the runtime's two settings, replacing the unit's", () => {
+    assert.deepEqual(
+      renderCommandDropIn(layout, {
+        key: "apphost:app.processes.web",
+        command: web.command,
+        runtime: "python",
+        web: true,
+      }),
+      [
+        "# apphost shop-prod: apphost:app.processes.web, as the release that started it runs it. This overrides the",
+        "# unit's command, which pulumi up writes before the release: a failed release leaves this file as it was.",
+        "# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.",
+        "[Service]",
+        "ExecStart=",
+        'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
+        "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+        "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
+        "Environment=PYTHONUNBUFFERED=1",
+        "Environment=PORT=%i",
+        "ProcSubset=pid",
+        "MemoryDenyWriteExecute=true",
+      ],
+    );
+    // A Node worker beside a Python app: node's PATH and V8's settings, from `current`.
+    assert.deepEqual(
+      renderCommandDropIn(layout, {
+        key: "apphost:app.processes.assets",
+        command: "node worker.js",
+        runtime: "python",
+        web: false,
+      }).slice(3),
+      [
+        "[Service]",
+        "ExecStart=",
+        'ExecStart=/bin/sh -c "exec node worker.js"',
+        "Environment=PATH=/srv/shop-prod/current/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=NODE_ENV=production",
+        "ProcSubset=all",
+        "MemoryDenyWriteExecute=false",
+      ],
+    );
+    assert.throws(
+      () =>
+        renderCommandDropIn(layout, {
+          key: "apphost:app.processes.web",
+          command: "gunicorn\nx",
+          runtime: "python",
+          web: true,
+        }),
+      /apphost:app\.processes\.web\.command/,
+    );
+  });
+
+  it("dropInRemoval: the .d directories of the units a pattern names, its * a glob", () => {
+    assert.equal(
+      dropInRemoval("apphost-shop-prod-web@*.service"),
+      "rm -rf -- /etc/systemd/system/apphost-shop-prod-web@*.service.d",
+    );
+    assert.equal(
+      dropInRemoval("apphost-shop-prod-worker.service"),
+      "rm -rf -- /etc/systemd/system/apphost-shop-prod-worker.service.d",
     );
   });
 

@@ -21,6 +21,7 @@ import * as zlib from "node:zlib";
 import type { TlsConfig } from "../../components/config/types";
 import {
   alertUnitName,
+  commandDropIn,
   HostLayout,
   hostLayout,
   scheduleUnitNames,
@@ -51,6 +52,7 @@ import {
   backupUnitNames,
   renderBackupService,
   renderBackupTimer,
+  renderCommandDropIn,
   renderProcessUnit,
   renderUpstreamUnit,
   renderAlertUnit,
@@ -475,6 +477,45 @@ http {
         .filter((l) => l.includes(root) || l.includes("apphost-"));
       assert.deepEqual(ours, []);
       ok(r, "systemd-analyze verify");
+    });
+
+    it("verify: a web instance's and a node worker's command drop-ins parse with no warning (a bad key would be named)", () => {
+      const root = `${tmp}/systemd-verify-dropins`;
+      const units = unitFiles(root);
+      const dropIn = (unit: string, lines: string[]) =>
+        write(
+          `${root}/units/${path.relative(layout.unitDir, commandDropIn(layout, unit))}`,
+          `${lines.join("\n")}\n`,
+        );
+      const verify = () => {
+        const r = run("systemd-analyze", [
+          "verify",
+          write(`${root}/units/apphost-shop-prod-web@.service`, units["apphost-shop-prod-web@.service"]),
+          `${root}/units/apphost-shop-prod-web@8001.service`,
+          write(`${root}/units/apphost-shop-prod-worker.service`, units["apphost-shop-prod-worker.service"]),
+        ]);
+        return (r.stdout + r.stderr).split("\n").filter((l) => l.includes(root) || l.includes("apphost-"));
+      };
+      const webLines = renderCommandDropIn(layout, {
+        key: "apphost:app.processes.web",
+        command: `WEB_CONCURRENCY=2 ${web.command}`,
+        runtime: "python",
+        web: true,
+      });
+      dropIn("apphost-shop-prod-web@8001.service", webLines);
+      dropIn(
+        "apphost-shop-prod-worker.service",
+        renderCommandDropIn(layout, {
+          key: "apphost:app.processes.worker",
+          command: "node worker.js",
+          runtime: "python",
+          web: false,
+        }),
+      );
+      assert.deepEqual(verify(), []);
+      // The control: verify reads the instance's drop-in, and names a key systemd does not know.
+      dropIn("apphost-shop-prod-web@8001.service", [...webLines, "NoSuchKey=1"]);
+      assert.match(verify().join("\n"), /apphost-command\.conf:\d+: Unknown key 'NoSuchKey'/);
     });
 
     // Measured on systemd 252 (Debian 12): 1.5 for the python web unit, 1.5 for
