@@ -179,8 +179,10 @@ export class FakeHost {
     fs.mkdirSync(this.runDir);
     const user = os.userInfo().username;
     this.layout = relocateLayout(hostLayout("shop", "test"), this.tmp, user);
-    // Three free-looking ports per host (two web, the upstream), so parallel runs do not collide.
-    this.basePort = 20000 + 3 * Math.floor(Math.random() * 10000);
+    // Three free-looking ports per host (two web, the upstream), so parallel runs do not collide; below Linux's
+    // ephemeral range (32768 and up), where a client connection of another test (one in TIME_WAIT too) can hold the
+    // port: the test server binds without SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE.
+    this.basePort = 20000 + 3 * Math.floor(Math.random() * 4000);
     this.firstPort = this.basePort + 1;
     const bin = path.join(this.tmp, "fakebin");
     fs.mkdirSync(bin);
