@@ -117,14 +117,17 @@ ensure_dirs() {
 }
 
 # Run a command as the app user in a release directory, with the stack's env file loaded and the venv on PATH.
-# Yarn 1 (`yarn build`) gets a cache and global folder in the stack's cache/, which the app user owns, and runs
-# whatever package.json's engines.node says, as npm does (the install phase warns; yarn would refuse).
+# npm (a Python app's build: `npm ci && npm run build`) gets its cache in the stack's cache/, which the app user owns
+# (its default, ~/.npm, is under the stack's root, which is root's: npm ci failed with EACCES), and the host's CA
+# store. Yarn 1 (`yarn build`) gets a cache and global folder there too, and runs whatever package.json's
+# engines.node says, as npm does (the install phase warns; yarn would refuse).
 # A Python app's release directory and its src/ are importable (app_pythonpath, the units' PYTHONPATH), unless
 # the env file sets PYTHONPATH: the app's own package is never installed into the shared venv.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 as_app() {
   AS_APP_DIR=$1 AS_APP_CMD=$2
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
+    npm_config_cache="$ROOT/cache/npm" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
 }
@@ -302,7 +305,7 @@ switch_upstream() {
 # setting), which waiting does not change; the caller prints its journal.
 health_wait() {
   local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder restarts
-  local elsewhere away_since="" restarts0="" started=$SECONDS
+  local elsewhere bound away_since="" restarts0="" started=$SECONDS
   port=${1#http://*:} port=${port%%/*}
   if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
@@ -354,7 +357,12 @@ health_wait() {
     restarts=$("$SYSTEMCTL" show -p NRestarts --value "$2" 2>/dev/null) || true
     case "$restarts" in "" | *[!0-9]*) restarts=0 ;; esac
     if [ "$restarts" -ge 2 ] && journal_tail "$2" | grep -qiE "$BIND_FAILURES"; then
-      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: $(port_hint "$port" "$2")"
+      bound=$(bind_failure_port "$2")
+      if [ -n "$bound" ] && [ "$bound" != "$port" ]; then
+        HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying port $bound is already in use, so the gate stopped waiting: $(other_port_hint "$bound" "$port")"
+      else
+        HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: $(port_hint "$port" "$2")"
+      fi
       return 1
     fi
     # Restarts count from the gate's first look: a count left from an earlier start is not this one's.
@@ -398,6 +406,26 @@ health_answer() {
 # What servers print when the address they bind is taken: Python's errno 98 (uvicorn, Flask, socketserver), Node's
 # EADDRINUSE, gunicorn's "Connection in use", Django's runserver.
 BIND_FAILURES="address already in use|EADDRINUSE|connection in use|port is already in use"
+
+# bind_failure_port <unit>: the port named where <unit>'s journal last says an address is in use, on that line or the
+# one before it, or nothing: Node's `EADDRINUSE: address already in use 127.0.0.1:3000`, gunicorn's `Connection in use:
+# ('127.0.0.1', 8000)`, uvicorn's `bind on address ('127.0.0.1', 8000)`, uWSGI's `... on the same address
+# (127.0.0.1:9191).` before its `bind(): Address already in use`; Python's bare `[Errno 98]` names none.
+bind_failure_port() {
+  local lines
+  lines=$(journal_tail "$1" | grep -iE -B1 "$BIND_FAILURES" | tail -n 2) || true
+  grep -oE "(:|', )[0-9]{1,5}\b" <<<"$lines" | tail -n 1 | tr -dc 0-9 || true
+}
+
+# other_port_hint <bound> <port>: what to do about a web process that listens on its own port, <port>, and binds a
+# fixed one, <bound>, besides it (uWSGI's stats server, a metrics or debug listener), which a process already holds:
+# the live release's instance, which binds it too, when the gate can tell.
+other_port_hint() {
+  local holder
+  holder=$(port_listener "$1") holder=${holder#* }
+  if [ -n "$holder" ] && [ -n "$WEB_UNIT" ] && [[ $holder == "${WEB_UNIT%@.service}@"* ]]; then holder="the live release's instance, $holder,"; fi
+  echo "besides its own port, $2, the web process binds port $1, which ${holder:-another process} holds: each release starts beside the one serving, so a fixed port of its own serves one release at most; turn that listener off, or give it a port that differs per release (uWSGI's stats server, \`stats = 127.0.0.1:9191\` in uwsgi.ini, needs neither to serve; a metrics or debug server)"
+}
 
 # port_hint <port> <unit>: what to do about a web process, <unit>, that does not listen on the port it was given:
 # free the port when another service holds it, else listen on it.

@@ -557,6 +557,17 @@ exit 0
 }
 
 /** The test app: a tiny HTTP server and a SQLite migration script, both Python stdlib only. */
+/** The server's second listener (writeTestApp's alsoBinds), failing as uWSGI's stats server does on a taken port. */
+const ALSO_BINDS = (port: number) => `import socket
+stats = socket.socket()
+try:
+    stats.bind(("127.0.0.1", ${port}))
+    stats.listen()
+except OSError:
+    sys.stderr.write("probably another instance of uWSGI is running on the same address (127.0.0.1:${port}).\\nbind(): Address already in use [core/socket.c line 769]\\n")
+    sys.exit(1)
+`;
+
 export function writeTestApp(
   dir: string,
   opts: {
@@ -580,6 +591,11 @@ export function writeTestApp(
     copyLockTo?: string;
     /** The port the server binds whatever its argument says, as `uvicorn.run(app)` binds 8000 */
     bindsPort?: number;
+    /**
+     * A second port the server binds once it listens on its own, as uWSGI's stats server (`stats = 127.0.0.1:9191`):
+     * when it is taken the server exits with uWSGI's two lines
+     */
+    alsoBinds?: number;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
     /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
@@ -631,7 +647,8 @@ if not HEALTHY:
     sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
 ${opts.importsAtStart ? `import ${opts.importsAtStart}\n` : ""}${opts.strayDatabase === "server" ? STRAY : ""}socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer.daemon_threads = True
-socketserver.ThreadingTCPServer(("127.0.0.1", ${opts.bindsPort ?? "int(sys.argv[1])"}), H).serve_forever()
+server = socketserver.ThreadingTCPServer(("127.0.0.1", ${opts.bindsPort ?? "int(sys.argv[1])"}), H)
+${opts.alsoBinds ? ALSO_BINDS(opts.alsoBinds) : ""}server.serve_forever()
 `,
   );
   const migrations = opts.migrations ?? [

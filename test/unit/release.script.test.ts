@@ -13,6 +13,7 @@ import * as os from "os";
 import * as path from "path";
 import assert from "assert/strict";
 import { hostLayout } from "../../components/paths";
+import { shellQuote } from "../../components/shell";
 import {
   ERROR_HINTS,
   errorHintFunction,
@@ -467,6 +468,91 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+describe("release script: as_app, what a build, migration or check runs in", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const asApp = /^as_app\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+
+  it("npm keeps its cache in the stack's cache/ (the app user's home, the stack root, is root's) and reads the host's CA store", () => {
+    assert.ok(asApp, "release.sh has no as_app");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-as-app-"));
+    try {
+      // runuser's stand-in runs the command as this user; no env file.
+      fs.writeFileSync(`${tmp}/runuser`, '#!/bin/sh\nshift 3\nexec "$@"\n', { mode: 0o755 });
+      const script = [
+        "set -euo pipefail",
+        `RUNUSER=${tmp}/runuser APP_USER=nobody ROOT=${tmp} ENV_FILE=${tmp}/none`,
+        "app_pythonpath() { :; }",
+        asApp!,
+        `as_app ${tmp} 'npm config get cache; echo "$NODE_EXTRA_CA_CERTS"'`,
+      ].join("\n");
+      const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `${tmp}/cache/npm\n/etc/ssl/certs/ca-certificates.crt\n`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("release script: bind_failure_port, the port a web process's journal says is taken", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fn = /^bind_failure_port\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const bound = /^BIND_FAILURES=.*$/m.exec(release)?.[0];
+
+  /** bind_failure_port over a journal of these lines (journal_tail's stand-in prints them). */
+  function portOf(lines: string[]): string {
+    assert.ok(fn && bound, "release.sh has no bind_failure_port or BIND_FAILURES");
+    const journal = lines.map((l) => shellQuote(l)).join(" ");
+    const script = [
+      "set -euo pipefail",
+      bound,
+      `journal_tail() { printf '%s\\n' ${journal}; }`,
+      fn,
+      "bind_failure_port web",
+    ];
+    const r = spawnSync("bash", ["-c", script.join("\n")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  }
+
+  it("reads Node's, gunicorn's, uvicorn's and uWSGI's lines; Python's bare errno 98 names none", () => {
+    const table: [string[], string][] = [
+      [
+        [
+          "Error: listen EADDRINUSE: address already in use 127.0.0.1:3000",
+          "    at Server.setupListenHandle",
+        ],
+        "3000",
+      ],
+      [["Error: listen EADDRINUSE: address already in use :::3000"], "3000"],
+      [
+        [
+          "[2026-12-04 23:43:33 +0000] [9] [ERROR] Connection in use: ('127.0.0.1', 8000)",
+          "Retrying in 1 second.",
+        ],
+        "8000",
+      ],
+      [
+        [
+          "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 8001): address already in use",
+        ],
+        "8001",
+      ],
+      [
+        [
+          "uWSGI http bound on 127.0.0.1:8000 fd 4",
+          "probably another instance of uWSGI is running on the same address (127.0.0.1:9191).",
+          "bind(): Address already in use [core/socket.c line 769]",
+          "Fri Dec  4 23:43:33 2026 - uWSGI worker 2 error: the master disconnected from this worker.",
+        ],
+        "9191",
+      ],
+      [["Traceback (most recent call last):", "OSError: [Errno 98] Address already in use"], ""],
+    ];
+    for (const [lines, port] of table) assert.equal(portOf(lines), port, lines.join("\n"));
   });
 });
 
