@@ -174,32 +174,38 @@ export function renderCaddySite(
 
   body.push(...caddyMaintenance(layout, input.app.healthPath));
 
+  const reverseProxy = caddyReverseProxy(
+    upstreamPort(input.app.basePort),
+    lb ? (lb.address ?? "private_ranges") : undefined,
+  );
   if (input.app.staticDir !== undefined) {
     body.push(
       `handle_path ${input.app.staticPrefix}* {`,
       `\troot * ${staticRoot(layout, input.app.staticDir)}`,
+      "\t# A file the build put there is served from disk; any other path goes to the app, with its",
+      "\t# prefix put back: an app may serve more under it (uploads, linkding's favicons).",
+      "\t@built file",
+      "\thandle @built {",
       // The .br/.gz/.zst beside a file, where the build wrote one (WhiteNoise's CompressedManifestStaticFilesStorage,
       // django-compressor, a bundler's compression plugin), instead of compressing it again for each request.
       ...(input.proxy.compression
         ? [
-            "\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
-            "\tfile_server {",
-            "\t\tprecompressed zstd br gzip",
-            "\t}",
+            "\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+            "\t\tfile_server {",
+            "\t\t\tprecompressed zstd br gzip",
+            "\t\t}",
           ]
-        : ["\tfile_server"]),
+        : ["\t\tfile_server"]),
+      "\t}",
+      "\thandle {",
+      `\t\trewrite * ${input.app.staticPrefix.replace(/\/$/, "")}{uri}`,
+      ...reverseProxy.map((l) => `\t\t${l}`),
+      "\t}",
       "}",
     );
   }
 
-  body.push(
-    "handle {",
-    ...caddyReverseProxy(
-      upstreamPort(input.app.basePort),
-      lb ? (lb.address ?? "private_ranges") : undefined,
-    ).map((l) => `\t${l}`),
-    "}",
-  );
+  body.push("handle {", ...reverseProxy.map((l) => `\t${l}`), "}");
   if (lb) {
     body.push(
       "# The app did not answer (it is down): close the connection unanswered, so the",

@@ -138,6 +138,10 @@ export function renderNginxSite(
       `location ${input.app.staticPrefix} {`,
       ...maintenance.check.map((l) => `    ${l}`),
       `    alias ${staticRoot(layout, input.app.staticDir)}/;`,
+      "    # A path that is not a file there goes to the app: an app may serve more under this prefix",
+      "    # (uploads, linkding's favicons). An error_page here drops the server's, so the maintenance one is repeated.",
+      `    error_page 404 = ${appLocation(layout)};`,
+      `    ${maintenance.errorPage}`,
       // The .gz beside a file, where the build wrote one (WhiteNoise, django-compressor), instead of compressing it again.
       ...(input.proxy.compression
         ? [
@@ -161,6 +165,15 @@ export function renderNginxSite(
     ...maintenance.check.map((l) => `    ${l}`),
     `    proxy_pass http://${upstream};`,
     "}",
+    ...(input.app.staticDir !== undefined
+      ? [
+          "",
+          "# What the static location does not find on disk.",
+          `location ${appLocation(layout)} {`,
+          `    proxy_pass http://${upstream};`,
+          "}",
+        ]
+      : []),
   );
 
   const servers: string[][] = [];
@@ -233,15 +246,21 @@ export function renderNginxSite(
  * reload), and `server` turns that 503 into the maintenance page. A 503 from
  * the app itself passes through untouched (proxy_intercept_errors is off).
  */
-export function nginxMaintenance(layout: HostLayout): { check: string[]; server: string[] } {
+export function nginxMaintenance(layout: HostLayout): {
+  check: string[];
+  server: string[];
+  errorPage: string;
+} {
   const files = maintenanceFiles(layout);
   const named = `@${varPrefix(layout)}_maintenance`;
+  const errorPage = `error_page 503 ${named};`;
   return {
     check: [`if (-f ${files.manual}) { return 503; }`, `if (-f ${files.config}) { return 503; }`],
+    errorPage,
     server: [
       "# Maintenance mode (apphost:app.maintenance, npm run maintenance): each location but the",
       "# health path answers 503 while a switch file exists; this serves the page with it.",
-      `error_page 503 ${named};`,
+      errorPage,
       `location ${named} {`,
       `    root ${layout.maintenance};`,
       `    add_header Retry-After ${MAINTENANCE_RETRY_AFTER_SECONDS} always;`,
@@ -250,6 +269,11 @@ export function nginxMaintenance(layout: HostLayout): { check: string[]; server:
       "}",
     ],
   };
+}
+
+/** The named location that proxies to the app what the static location does not find: `@<prefix>_app`. */
+function appLocation(layout: HostLayout): string {
+  return `@${varPrefix(layout)}_app`;
 }
 
 /** Host-wide http-level settings, shared by every stack: `/etc/nginx/conf.d/apphost.conf`. */

@@ -99,9 +99,37 @@ shop.example.com, www.shop.example.com {
 	}
 	handle_path /static/* {
 		root * /srv/shop-prod/current/frontend/dist
-		# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.
-		file_server {
-			precompressed zstd br gzip
+		# A file the build put there is served from disk; any other path goes to the app, with its
+		# prefix put back: an app may serve more under it (uploads, linkding's favicons).
+		@built file
+		handle @built {
+			# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.
+			file_server {
+				precompressed zstd br gzip
+			}
+		}
+		handle {
+			rewrite * /static{uri}
+			# The stable upstream port: nftables leads each new connection to the live
+			# web instance (apphost-release switches it; this file does not change).
+			# WebSocket upgrades pass through reverse_proxy as they are.
+			reverse_proxy 127.0.0.1:8002 {
+				# Caddy sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,
+				# and passes Host through, so nothing is set here.
+				# Requests whose connection to the app fails are retried for up to 10s,
+				# so an instance restart does not surface as a 502.
+				lb_try_duration 10s
+				lb_try_interval 250ms
+				# Streams (Server-Sent Events, chunked answers) reach the client as the app
+				# writes them: Caddy flushes those at once. No flush_interval -1: Caddy 2.6
+				# then ties each request to the handler's life, and a reload cancels the
+				# requests in flight (caddyserver/caddy#5663).
+				# A new upstream connection per request: a pooled one would stay on the old
+				# instance after a switch (nftables only redirects new connections).
+				transport http {
+					keepalive off
+				}
+			}
 		}
 	}
 	handle {
@@ -220,12 +248,12 @@ shop.example.com, www.shop.example.com {
     assert.deepEqual(lineDiff(base, v), {
       removed: [
         "\tencode zstd gzip",
-        "\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
-        "\t\tfile_server {",
-        "\t\t\tprecompressed zstd br gzip",
-        "\t\t}",
+        "\t\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+        "\t\t\tfile_server {",
+        "\t\t\t\tprecompressed zstd br gzip",
+        "\t\t\t}",
       ],
-      added: ["\t\tfile_server"],
+      added: ["\t\t\tfile_server"],
     });
   });
 
@@ -253,9 +281,19 @@ shop.example.com, www.shop.example.com {
       removed: [
         "\thandle_path /static/* {",
         "\t\troot * /srv/shop-prod/current/frontend/dist",
-        "\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
-        "\t\tfile_server {",
-        "\t\t\tprecompressed zstd br gzip",
+        "\t\t# A file the build put there is served from disk; any other path goes to the app, with its",
+        "\t\t# prefix put back: an app may serve more under it (uploads, linkding's favicons).",
+        "\t\t@built file",
+        "\t\thandle @built {",
+        "\t\t\t# The .zst/.br/.gz beside a file, where the build wrote one, is served as it is.",
+        "\t\t\tfile_server {",
+        "\t\t\t\tprecompressed zstd br gzip",
+        "\t\t\t}",
+        "\t\t}",
+        "\t\thandle {",
+        "\t\t\trewrite * /static{uri}",
+        // The same reverse_proxy as the site's own handle, one level deeper.
+        ...caddyReverseProxy(8002).map((l) => `\t\t\t${l}`),
         "\t\t}",
         "\t}",
       ],
@@ -269,8 +307,16 @@ shop.example.com, www.shop.example.com {
       app: { ...baseSite().app, staticDir: "public/", staticPrefix: "/assets/" },
     });
     assert.deepEqual(lineDiff(base, v), {
-      removed: ["\thandle_path /static/* {", "\t\troot * /srv/shop-prod/current/frontend/dist"],
-      added: ["\thandle_path /assets/* {", "\t\troot * /srv/shop-prod/current/public"],
+      removed: [
+        "\thandle_path /static/* {",
+        "\t\troot * /srv/shop-prod/current/frontend/dist",
+        "\t\t\trewrite * /static{uri}",
+      ],
+      added: [
+        "\thandle_path /assets/* {",
+        "\t\troot * /srv/shop-prod/current/public",
+        "\t\t\trewrite * /assets{uri}",
+      ],
     });
   });
 
@@ -356,7 +402,7 @@ reverse_proxy 127.0.0.1:8002 {
     );
   });
 
-  it("the site proxies to basePort + 2, and basePort changes only that line", () => {
+  it("the site proxies to basePort + 2 (and so does the static handler, for a path not on disk), and basePort changes only those lines", () => {
     const site = renderCaddySite(layout, baseSite());
     assert.ok(
       site.includes(
@@ -367,8 +413,8 @@ reverse_proxy 127.0.0.1:8002 {
     );
     const other = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, basePort: 9000 } });
     assert.deepEqual(lineDiff(site, other), {
-      removed: ["\t\treverse_proxy 127.0.0.1:8002 {"],
-      added: ["\t\treverse_proxy 127.0.0.1:9002 {"],
+      removed: ["\t\t\treverse_proxy 127.0.0.1:8002 {", "\t\treverse_proxy 127.0.0.1:8002 {"],
+      added: ["\t\t\treverse_proxy 127.0.0.1:9002 {", "\t\treverse_proxy 127.0.0.1:9002 {"],
     });
   });
 

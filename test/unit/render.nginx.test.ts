@@ -134,6 +134,10 @@ server {
         if (-f /srv/shop-prod/maintenance/on) { return 503; }
         if (-f /srv/shop-prod/maintenance/on-config) { return 503; }
         alias /srv/shop-prod/current/frontend/dist/;
+        # A path that is not a file there goes to the app: an app may serve more under this prefix
+        # (uploads, linkding's favicons). An error_page here drops the server's, so the maintenance one is repeated.
+        error_page 404 = @apphost_shop_prod_app;
+        error_page 503 @apphost_shop_prod_maintenance;
         # The .gz beside a file, where the build wrote one, is served as it is.
         gzip_static on;
         access_log off;
@@ -148,6 +152,11 @@ server {
     location / {
         if (-f /srv/shop-prod/maintenance/on) { return 503; }
         if (-f /srv/shop-prod/maintenance/on-config) { return 503; }
+        proxy_pass http://shop-prod_web;
+    }
+
+    # What the static location does not find on disk.
+    location @apphost_shop_prod_app {
         proxy_pass http://shop-prod_web;
     }
 }
@@ -278,11 +287,20 @@ server {
         "        if (-f /srv/shop-prod/maintenance/on) { return 503; }",
         "        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }",
         "        alias /srv/shop-prod/current/frontend/dist/;",
+        "        # A path that is not a file there goes to the app: an app may serve more under this prefix",
+        "        # (uploads, linkding's favicons). An error_page here drops the server's, so the maintenance one is repeated.",
+        "        error_page 404 = @apphost_shop_prod_app;",
+        "        error_page 503 @apphost_shop_prod_maintenance;",
         "        # The .gz beside a file, where the build wrote one, is served as it is.",
         "        gzip_static on;",
         "        access_log off;",
         "    }",
         "",
+        "",
+        "    # What the static location does not find on disk.",
+        "    location @apphost_shop_prod_app {",
+        "        proxy_pass http://shop-prod_web;",
+        "    }",
       ],
       added: [],
     });

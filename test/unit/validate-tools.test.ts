@@ -955,6 +955,12 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
           "console.log('precompressed');\n",
         );
 
+        // A path under the prefix that the build did not put there reaches the app, prefix and query as sent
+        // (an app may serve more there: uploads, linkding's favicons from its data directory).
+        const fromApp = await request(proxyPort, "/static/favicons/example.org.png?v=2");
+        assert.equal(fromApp.status, 200);
+        assert.equal(fromApp.body, "app /static/favicons/example.org.png?v=2\n");
+
         const big = await request(proxyPort, "/upload", { method: "POST", body: Buffer.alloc(4096, 97) });
         // nginx says 413; Caddy 2.6 reports the refused body as 502.
         assert.ok([413, 502].includes(big.status), `a 4k body passed the 1k limit: ${big.status}`);
@@ -965,7 +971,7 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         // every path but the health path; removing both turns it off.
         for (const flag of ["on", "on-config"]) {
           const file = write(`${layout.maintenance}/${flag}`, "x\n");
-          for (const p of ["/plain", "/static/app.js"]) {
+          for (const p of ["/plain", "/static/app.js", "/static/favicons/example.org.png"]) {
             const m = await request(proxyPort, p);
             assert.equal(m.status, 503, `${flag} ${p}`);
             assert.equal(m.body, "<h1>back soon</h1>\n", `${flag} ${p}`);
