@@ -173,13 +173,18 @@ const sequelizeRevision = (status: string) =>
  * migrate:latest` its `migrate:currentVersion` (the newest applied
  * migration's timestamp: each migration has its own); each after the same
  * leading `cd <dir>` (a monorepo's `cd backend && ...`), read by the web
- * line's rule (whereAndSteps). Anything else, none ("").
+ * line's rule (whereAndSteps). In a chain of steps, the revision of the one
+ * step that has one; with none or several, none (""), as for anything else.
  */
 export function defaultRevision(migrate: string): string {
   const { where, steps } = whereAndSteps(migrate);
-  if (where) {
-    const inner = steps.length === 1 ? defaultRevision(steps[0]) : DATABASE_DEFAULTS.revision;
-    return inner && `${where} && ${inner}`;
+  if (where || steps.length > 1) {
+    // A chain: the revision of its one step that has one (linkding's bootstrap, `mkdir -p data/favicons && python
+    // manage.py generate_secret_key && python manage.py migrate && ...`). A data-only step beside it (a seed) changes
+    // no revision, as it changes no fingerprint; the migration's own count still tells its data migrations.
+    const found = steps.map((s) => defaultRevision(s)).filter((r) => r !== "");
+    const inner = found.length === 1 ? found[0] : DATABASE_DEFAULTS.revision;
+    return inner && where ? `${where} && ${inner}` : inner;
   }
   const m = migrate.trim();
   // `--name value` or `--name=value` options, kept for the revision command (--env, --knexfile).

@@ -958,13 +958,21 @@ describe("apphost:database.revision from the migrate command", () => {
       ["flask db upgrade", "flask db current"],
       ["flask --app microblog db upgrade", "flask --app microblog db current"],
       ["alembic upgrade +1", ""],
-      ["alembic upgrade head && python seed.py", ""],
+      // A chain: the revision of its one step that has one (a seed beside it changes none).
+      ["alembic upgrade head && python seed.py", "alembic current"],
       ["python manage.py migrate --noinput", `python manage.py ${DJANGO}`],
       ["python3 manage.py migrate", `python3 manage.py ${DJANGO}`],
       ["./manage.py migrate --no-input", `./manage.py ${DJANGO}`],
       ["django-admin migrate", `django-admin ${DJANGO}`],
       ["python manage.py migrate polls 0002", ""],
-      ["python manage.py migrate && python manage.py loaddata seed", ""],
+      ["python manage.py migrate && python manage.py loaddata seed", `python manage.py ${DJANGO}`],
+      // linkding's bootstrap, as its Docker image runs it.
+      [
+        "mkdir -p data/favicons && python manage.py generate_secret_key && python manage.py migrate && python manage.py enable_wal && python manage.py migrate_tasks",
+        `python manage.py ${DJANGO}`,
+      ],
+      // Two steps with a revision each: which one would say is not known.
+      ["alembic upgrade head && flask db upgrade", ""],
       ["npm run migrate", ""],
       ["", ""],
       // A monorepo's app in a directory of its own: the same revision, from there.
@@ -974,7 +982,7 @@ describe("apphost:database.revision from the migrate command", () => {
       // The web line's rule for a leading cd (whereAndSteps): any separator after it, several of them.
       ["cd backend; alembic upgrade head", "cd backend && alembic current"],
       ["cd apps && cd api && flask db upgrade", "cd apps && cd api && flask db current"],
-      ["cd backend && alembic upgrade head && python seed.py", ""],
+      ["cd backend && alembic upgrade head && python seed.py", "cd backend && alembic current"],
       ["npx sequelize-cli db:migrate", sequelize("npx sequelize-cli db:migrate:status")],
       [
         "cd backend && npx sequelize-cli db:migrate --env production",
