@@ -18,7 +18,7 @@ import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
-import { detectPythonDeps, PythonDepsError, type PythonDeps } from "../release/python";
+import { detectPythonDeps, offeredGroups, PythonDepsError, type PythonDeps } from "../release/python";
 import {
   detectNodeDeps,
   npmWorkspaces,
@@ -27,7 +27,7 @@ import {
   yarnWorkspaces,
   type NpmWorkspace,
 } from "../release/node";
-import type { ParseContext } from "./validate";
+import type { AppFiles, ParseContext } from "./validate";
 
 // The sections are built for each parse (they read the stack's name, project and files), so zod's JIT would
 // compile each object's parser every time, for one use: without it a parse takes a quarter less time.
@@ -502,6 +502,36 @@ const orList = (values: readonly string[]) =>
  * (its name, the project, the app's files), and a few rules on whether a key
  * was set at all, which only the input knows.
  */
+/**
+ * apphost:app.dependencyGroups with a manager apphost installs none with (pip, Pipenv, PDM), or nothing (a name the
+ * app's pyproject.toml does not declare is the item's own problem).
+ */
+function dependencyGroupsRefused(files: AppFiles, requirements: string | undefined): string | undefined {
+  let deps: PythonDeps;
+  try {
+    deps = detectPythonDeps(files.python, requirements);
+  } catch {
+    return undefined; // apphost:app.requirements says what is wrong
+  }
+  if (offeredGroups(deps.manager, files.python["pyproject.toml"])) return undefined;
+  return (
+    `apphost installs dependency groups and extras with uv and Poetry; ${files.dir} installs with ${deps.manager}${deps.manifest ? ` (${deps.manifest})` : ""}: ` +
+    "list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups"
+  );
+}
+
+/** The app's Python dependencies with apphost:app.dependencyGroups resolved to groups and extras (none: as they are). */
+function withGroups(
+  deps: PythonDeps | undefined,
+  files: AppFiles,
+  groups: readonly string[] | undefined,
+): PythonDeps | undefined {
+  const offered =
+    deps && groups?.length ? offeredGroups(deps.manager, files.python["pyproject.toml"]) : undefined;
+  if (!deps || !offered || !groups?.length) return deps;
+  return { ...deps, groups: groups.map((name) => ({ name, as: offered.get(name) ?? "group" })) };
+}
+
 export function sections(ctx: ParseContext, p: Prepared) {
   const raw = (name: Section): Obj => (isObject(p.raw[name]) ? p.raw[name] : {});
   const sectionError = (name: Section) => (iss: Issue) =>
@@ -1087,6 +1117,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
         : undefined;
   const pythonDeps = (requirements: string | undefined) =>
     files ? detectPythonDeps(files.python, requirements) : undefined;
+  // The groups and extras the app's pyproject.toml declares for the manager its files name (apphost:app.dependencyGroups).
+  const declared = (() => {
+    try {
+      const deps = files && detectPythonDeps(files.python);
+      return deps && offeredGroups(deps.manager, files.python["pyproject.toml"]);
+    } catch {
+      return undefined;
+    }
+  })();
   const App = section(
     "app",
     {
@@ -1119,6 +1158,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ).optional(),
       /** The host's python3 (`system`) or a Python uv installs to match the app's requirement (`managed`) */
       python: oneOf(["system", "managed"]).default(D.APP_DEFAULTS.python),
+      /** pyproject.toml's dependency groups or extras installed besides the main dependencies (uv, Poetry) */
+      dependencyGroups: list('"postgres"', (g) =>
+        !/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(g)
+          ? `expected a group name like "postgres", got ${show(g)}; fix the item`
+          : files && declared && !declared.has(g)
+            ? `${show(g)} is no dependency group or extra of ${files.dir}/pyproject.toml (it declares: ${[...declared.keys()].map((d) => `"${d}"`).join(", ") || "none"}); fix or remove the item`
+            : undefined,
+      ).optional(),
       healthPath: str(
         'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
         "/healthz",
@@ -1188,6 +1235,12 @@ export function sections(ctx: ParseContext, p: Prepared) {
         // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
       }
+      if (a.runtime === "node" && a.dependencyGroups?.length) {
+        add(["dependencyGroups"], "only used with apphost:app.runtime python; remove it");
+      } else if (a.runtime === "python" && files && has("dependencyGroups")) {
+        const refused = dependencyGroupsRefused(files, a.requirements);
+        if (refused) add(["dependencyGroups"], refused);
+      }
       if (a.runtime === "node" && files && !files.packageJson) {
         add(
           ["source"],
@@ -1251,7 +1304,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       nodeDeps?: NodeDeps;
       buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
     } = {
-      ...explicit(a, "requirements", "staticDir", "build", "maintenancePage"),
+      ...explicit(a, "requirements", "staticDir", "build", "maintenancePage", "dependencyGroups"),
       python,
     };
     if (a.runtime === "node") out.requirements ??= nodeDeps?.lock ?? D.defaultRequirements("node");
@@ -1259,7 +1312,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
     // A Python app's build (a frontend at its root) runs the Yarn or pnpm its package.json pins.
     const pinned = a.runtime === "python" && a.build ? pinnedBuildTool(files?.node?.packageManager) : {};
     if (Object.keys(pinned).length > 0) out.buildToolVersions = pinned;
-    if (a.runtime === "python" && files) out.pythonDeps = pythonDeps(a.requirements);
+    if (a.runtime === "python" && files)
+      out.pythonDeps = withGroups(pythonDeps(a.requirements), files, a.dependencyGroups);
     if (a.runtime === "node" && npm) out.npmWorkspaces = npm.members;
     return out;
   });

@@ -302,8 +302,10 @@ export function requirementsHash(
         : node
           ? `${manager}@${node.version}:${file}`
           : `${manager}:${file}`;
+  // apphost:app.dependencyGroups: a venv of its own for each set (none hashes as it always did).
+  const groups = (deps?.groups ?? []).map((g) => `${g.as}:${g.name}`).join(",");
   const h = createHash("sha256");
-  h.update(`apphost-requirements-v1\0${app.runtime}\0${label}\0`);
+  h.update(`apphost-requirements-v1\0${app.runtime}\0${label}${groups ? `+${groups}` : ""}\0`);
   if (deps?.workspace) {
     // The workspace's lock, the package installed, and the other members' code (installed as copies).
     h.update(`${deps.workspace.package}\0`);

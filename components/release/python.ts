@@ -69,11 +69,57 @@ export interface PythonDeps {
    */
   dependencies?: readonly string[];
   /**
+   * apphost:app.dependencyGroups: the groups and extras installed besides the main dependencies (uv and Poetry),
+   * as the app's pyproject.toml declares each (offeredGroups). Absent for none.
+   */
+  groups?: readonly PythonGroup[];
+  /**
    * The version Heroku's runtime.txt names (`python-3.10.2` -> `3.10.2`), when
    * nothing apphost enforces states one: the install phase warns when the
    * release's Python differs from it. Absent otherwise.
    */
   runtimeTxt?: string;
+}
+
+/** A dependency group or an extra installed besides the main dependencies (apphost:app.dependencyGroups). */
+export interface PythonGroup {
+  name: string;
+  as: "group" | "extra";
+}
+
+/**
+ * What the app's pyproject.toml offers its manager to install besides the main dependencies, by name: uv's
+ * `[dependency-groups]` (`--group`) and `[project.optional-dependencies]` (`--extra`); Poetry's
+ * `[tool.poetry.group.<name>]` (`--only main,<name>`) and `[tool.poetry.extras]` or `[project.optional-dependencies]`
+ * (`--extras`). Undefined for a manager apphost installs none with (pip, Pipenv, PDM); empty for a pyproject.toml
+ * that is missing or unreadable (the install says what is wrong with it).
+ */
+export function offeredGroups(
+  manager: PythonManager,
+  pyproject: string | undefined,
+): Map<string, PythonGroup["as"]> | undefined {
+  if (manager !== "uv" && manager !== "poetry") return undefined;
+  const offered = new Map<string, PythonGroup["as"]>();
+  let doc: unknown;
+  try {
+    doc = pyproject === undefined ? {} : parseToml(pyproject);
+  } catch {
+    return offered;
+  }
+  const at = (...keys: string[]) =>
+    keys.reduce<unknown>(
+      (o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined),
+      doc,
+    );
+  const names = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.keys(v) : []);
+  for (const g of names(manager === "uv" ? at("dependency-groups") : at("tool", "poetry", "group")))
+    offered.set(g, "group");
+  const extras = [
+    ...(manager === "poetry" ? names(at("tool", "poetry", "extras")) : []),
+    ...names(at("project", "optional-dependencies")),
+  ];
+  for (const e of extras) if (!offered.has(e)) offered.set(e, "extra");
+  return offered;
 }
 
 /**
@@ -641,18 +687,22 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       // In a workspace: from the member's copy, that package's dependencies, the other members installed as copies.
       const dir = ws ? `"$NEW_DIR/${WORKSPACE_DIR}/${ws.member}"` : `"$NEW_DIR"`;
       const only = ws ? ` --no-editable --package ${q(ws.package)}` : "";
+      const groups = (deps.groups ?? []).map((g) => ` --${g.as} ${q(g.name)}`).join("");
       return [
         toolInstallCommand("uv"),
         `as_app ${dir} "${env} ${uv} venv --allow-existing --python \\"$PYTHON\\" $VENV"`,
-        `as_app ${dir} "${env} ${uv} sync --frozen --no-dev --no-install-project${only} --python \\"$PYTHON\\""`,
+        `as_app ${dir} "${env} ${uv} sync --frozen --no-dev --no-install-project${only}${groups} --python \\"$PYTHON\\""`,
       ];
     }
-    case "poetry":
+    case "poetry": {
+      const groups = (deps.groups ?? []).filter((g) => g.as === "group").map((g) => `,${g.name}`);
+      const extras = (deps.groups ?? []).filter((g) => g.as === "extra").map((g) => g.name);
       return lockedInstall(
         "poetry",
         `POETRY_CACHE_DIR=${cacheDir}/poetry POETRY_VIRTUALENVS_CREATE=false`,
-        "install --only main --no-root --no-interaction --no-ansi",
+        `install --only main${groups.join("")}${extras.length ? ` --extras ${q(extras.join(" "))}` : ""} --no-root --no-interaction --no-ansi`,
       );
+    }
     case "pipenv":
       // --deploy: the lock must match the Pipfile and its [requires] Python (the default packages only, as pinned).
       // Not the release's .env, which Pipenv loads into every command's environment by default: the lock alone decides.

@@ -1182,6 +1182,7 @@ describe("stack config defaults", () => {
         staticPrefix: "/static/",
         sharedDirs: [],
         build: undefined,
+        dependencyGroups: undefined,
         processes: [
           { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },
           { name: "worker", command: "python worker.py", kind: "worker" },

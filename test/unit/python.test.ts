@@ -15,6 +15,7 @@ import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
   detectPythonDeps,
+  offeredGroups,
   poetryToPep440,
   PYTHON_CHOICES,
   pythonDepsOf,
@@ -1139,5 +1140,119 @@ describe("python: a uv workspace above the app (examples/uv-workspace)", () => {
     assert.equal(a.requirementsHash, same.requirementsHash);
     const other = requirementsHash(backend, { runtime: "python", pythonDeps: deps }, []);
     assert.notEqual(a.requirementsHash, other);
+  });
+});
+
+describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besides the main dependencies", () => {
+  // linkding's pyproject.toml in short: a dev group, a postgres group; and an extra.
+  const PYPROJECT = [
+    "[project]",
+    'name = "linkding"',
+    'requires-python = ">=3.11"',
+    'dependencies = ["django>=6"]',
+    "[project.optional-dependencies]",
+    'ldap = ["python-ldap"]',
+    "[dependency-groups]",
+    'dev = ["pytest"]',
+    'postgres = ["psycopg[c]>=3.2.9"]',
+    "",
+  ].join("\n");
+  const files = (python: AppFiles["python"]): AppFiles => ({
+    dir: "../linkding",
+    procfile: "web: gunicorn bookmarks.wsgi\n",
+    python,
+  });
+  const uvApp = files({ "uv.lock": "version = 1\n", "pyproject.toml": PYPROJECT });
+  const raw = (groups: unknown) =>
+    withKeys(baseRaw(), { "app.requirements": undefined, "app.dependencyGroups": groups });
+
+  it("resolves each name to a group or an extra of the app's manager", () => {
+    const c = parseStackConfig(raw(["postgres", "ldap"]), { ...baseCtx(), appFiles: uvApp });
+    assert.deepEqual(c.app.pythonDeps?.groups, [
+      { name: "postgres", as: "group" },
+      { name: "ldap", as: "extra" },
+    ]);
+    assert.deepEqual(
+      offeredGroups(
+        "poetry",
+        "[tool.poetry.group.pg.dependencies]\npsycopg = '*'\n[tool.poetry.extras]\npgsql = ['psycopg2-binary']\n",
+      ),
+      new Map([
+        ["pg", "group"],
+        ["pgsql", "extra"],
+      ]),
+    );
+    assert.equal(offeredGroups("pip", PYPROJECT), undefined);
+    // None: the dependencies as they were, and the venv keyed as before.
+    assert.equal(
+      parseStackConfig(raw(undefined), { ...baseCtx(), appFiles: uvApp }).app.pythonDeps?.groups,
+      undefined,
+    );
+  });
+
+  it("installs them: uv --group/--extra, Poetry --only main,<group> and --extras", () => {
+    const uv = pythonInstallCommands(
+      {
+        ...detectPythonDeps(uvApp.python),
+        groups: [
+          { name: "postgres", as: "group" },
+          { name: "ldap", as: "extra" },
+        ],
+      },
+      "/srv/x/cache",
+    );
+    assert.match(
+      uv.at(-1)!,
+      / sync --frozen --no-dev --no-install-project --group postgres --extra ldap --python /,
+    );
+    const poetry = pythonInstallCommands(
+      {
+        ...detectPythonDeps({ "poetry.lock": "", "pyproject.toml": "[tool.poetry]\nname = 'mealie'\n" }),
+        groups: [
+          { name: "postgres", as: "group" },
+          { name: "pgsql", as: "extra" },
+        ],
+      },
+      "/srv/x/cache",
+    );
+    assert.match(
+      poetry.at(-1)!,
+      / -m poetry install --only main,postgres --extras pgsql --no-root --no-interaction --no-ansi"$/,
+    );
+  });
+
+  it("keys a venv of its own for each set, none hashing as before", () => {
+    const dir = mkdtempSync(join(tmpdir(), "apphost-groups-"));
+    try {
+      writeFileSync(join(dir, "uv.lock"), "version = 1\n");
+      const deps = detectPythonDeps({ "uv.lock": "" });
+      const hash = (groups?: PythonDeps["groups"]) =>
+        requirementsHash(dir, { runtime: "python", pythonDeps: { ...deps, ...(groups ? { groups } : {}) } });
+      const none = hash();
+      assert.equal(hash([]), none);
+      const pg = hash([{ name: "postgres", as: "group" }]);
+      assert.notEqual(pg, none);
+      assert.notEqual(hash([{ name: "postgres", as: "extra" }]), pg);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names a group pyproject.toml does not declare, a manager that installs none, a Node app", () => {
+    assert.deepEqual(configProblems(raw(["postgress", "dev", "x y"]), { ...baseCtx(), appFiles: uvApp }), [
+      'apphost:app.dependencyGroups[0]: "postgress" is no dependency group or extra of ../linkding/pyproject.toml (it declares: "dev", "postgres", "ldap"); fix or remove the item',
+      'apphost:app.dependencyGroups[2]: expected a group name like "postgres", got "x y"; fix the item',
+    ]);
+    const pip = files({ "requirements.txt": "django\n", "pyproject.toml": PYPROJECT });
+    assert.deepEqual(configProblems(raw(["postgres"]), { ...baseCtx(), appFiles: pip }), [
+      "apphost:app.dependencyGroups: apphost installs dependency groups and extras with uv and Poetry; ../linkding installs with pip (requirements.txt): list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups",
+    ]);
+    assert.deepEqual(
+      configProblems(withKeys(raw(["postgres"]), { "app.runtime": "node" }), {
+        ...baseCtx(),
+        appFiles: { ...uvApp, packageJson: "app" },
+      }).filter((m) => m.includes("dependencyGroups")),
+      ["apphost:app.dependencyGroups: only used with apphost:app.runtime python; remove it"],
+    );
   });
 });
