@@ -358,7 +358,9 @@ health_wait() {
     case "$restarts" in "" | *[!0-9]*) restarts=0 ;; esac
     if [ "$restarts" -ge 2 ] && journal_tail "$2" | grep -qiE "$BIND_FAILURES"; then
       bound=$(bind_failure_port "$2")
-      if [ -n "$bound" ] && [ "$bound" != "$port" ]; then
+      # Not one of the stack's two web ports: a listener besides its own (uWSGI's stats server). One of them is the
+      # live release's, which a web process on a port of its own (uvicorn --port 8001) asks for.
+      if [ -n "$bound" ] && [ "$bound" != "$BASE_PORT" ] && [ "$bound" != "$((BASE_PORT + 1))" ]; then
         HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying port $bound is already in use, so the gate stopped waiting: $(other_port_hint "$bound" "$port")"
       else
         HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $restarts times, its journal saying an address is already in use, so the gate stopped waiting: $(port_hint "$port" "$2")"

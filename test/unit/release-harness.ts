@@ -596,6 +596,8 @@ export function writeTestApp(
      * when it is taken the server exits with uWSGI's two lines
      */
     alsoBinds?: number;
+    /** A taken port makes the server exit with uvicorn's line, which names the address, instead of Python's traceback */
+    bindErrorAsUvicorn?: boolean;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
     /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
@@ -647,8 +649,18 @@ if not HEALTHY:
     sys.stderr.write("server %s: unhealthy on purpose\\n" % VERSION)
 ${opts.importsAtStart ? `import ${opts.importsAtStart}\n` : ""}${opts.strayDatabase === "server" ? STRAY : ""}socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer.daemon_threads = True
-server = socketserver.ThreadingTCPServer(("127.0.0.1", ${opts.bindsPort ?? "int(sys.argv[1])"}), H)
-${opts.alsoBinds ? ALSO_BINDS(opts.alsoBinds) : ""}server.serve_forever()
+PORT = ${opts.bindsPort ?? "int(sys.argv[1])"}
+${
+  opts.bindErrorAsUvicorn
+    ? `try:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", PORT), H)
+except OSError:
+    sys.stderr.write("ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', %d): address already in use\\n" % PORT)
+    sys.exit(3)
+`
+    : `server = socketserver.ThreadingTCPServer(("127.0.0.1", PORT), H)
+`
+}${opts.alsoBinds ? ALSO_BINDS(opts.alsoBinds) : ""}server.serve_forever()
 `,
   );
   const migrations = opts.migrations ?? [

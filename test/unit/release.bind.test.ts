@@ -55,4 +55,35 @@ describe("release script: a web process that binds a fixed port besides its own"
     assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
   });
+
+  it("one whose only port is fixed, the live release's (uvicorn --port), is still told to listen on $PORT (16)", async () => {
+    const other = new FakeHost({ sharedVenv: true, releases: { healthTimeoutSeconds: 30 } });
+    try {
+      // The first release's port, where it serves; the second asks for it again, and uvicorn's line names it.
+      const fixed = { bindsPort: other.firstPort, bindErrorAsUvicorn: true };
+      let r = other.deploy(
+        writeTestApp(path.join(other.tmp, "v1"), { version: "v1", ...fixed }),
+        "20250112120000-d3d3d3d3",
+      );
+      assert.equal(r.status, 0, r.stderr);
+      other.restartWebOnExit();
+      r = other.deploy(
+        writeTestApp(path.join(other.tmp, "v2"), { version: "v2", ...fixed }),
+        "20250113120000-d4d4d4d4",
+      );
+      assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+      assert.match(
+        r.stderr,
+        /error while attempting to bind on address \('127\.0\.0\.1', \d+\): address already in use/,
+      );
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `its journal saying an address is already in use, so the gate stopped waiting: the web process \\(apphost:app\\.processes\\) must listen on the port in \\$PORT, ${other.basePort} for this release`,
+        ),
+      );
+    } finally {
+      other.cleanup();
+    }
+  });
 });
