@@ -737,8 +737,8 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     }
   });
 
-  it("Poetry: the pinned Poetry installs poetry.lock's main group into the venv, not the dev group", async function () {
-    const po = await exampleStack("po", {
+  it("Poetry: the pinned Poetry installs poetry.lock's main group into the venv, not the dev group; apphost:app.dependencyGroups adds it", async function () {
+    const app = {
       name: "greeter",
       source: path.join(ROOT, "examples", "flask-poetry"),
       healthPath: "/healthz",
@@ -751,7 +751,8 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
           kind: "worker",
         },
       },
-    });
+    };
+    const po = await exampleStack("po", app);
     const res = await po.up({ onOutput: log, configFile: po.configFile });
     assert.equal(res.summary.result, "succeeded");
     // The deploy went through, and pulumi up shows the worker that did not stay up, with its journal.
@@ -769,6 +770,17 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     assert.match(
       onHost(`/var/lib/apphost/tools/poetry-${POETRY_VERSION}/bin/python -m poetry --version`).stdout,
       new RegExp(`Poetry \\(version ${POETRY_VERSION.replace(/\./g, "\\.")}\\)`),
+    );
+    // apphost:app.dependencyGroups: the dev group as well (Poetry's --only main,dev), into a venv of its own.
+    const withDev = await exampleStack("po", { ...app, dependencyGroups: ["dev"] });
+    const res2 = await withDev.up({ onOutput: log, configFile: withDev.configFile });
+    assert.equal(res2.summary.result, "succeeded");
+    const h2 = http(sandbox, "po.local.test", "/healthz", "https");
+    assert.deepEqual(JSON.parse(h2.body), { ok: true, flask, pytest: true });
+    assert.equal(
+      onHost("ls -1 /srv/greeter-local-po/venvs/ | grep -c -- -py").stdout.trim(),
+      "2",
+      "a venv for each set of groups",
     );
   });
 
