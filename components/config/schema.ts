@@ -498,11 +498,6 @@ const orList = (values: readonly string[]) =>
   values.length === 1 ? values[0] : `${values.slice(0, -1).join(", ")} or ${values[values.length - 1]}`;
 
 /**
- * The schema of one parse: some defaults and messages depend on the stack
- * (its name, the project, the app's files), and a few rules on whether a key
- * was set at all, which only the input knows.
- */
-/**
  * apphost:app.dependencyGroups with a manager apphost installs none with (pip, Pipenv, PDM), or nothing (a name the
  * app's pyproject.toml does not declare is the item's own problem).
  */
@@ -532,6 +527,11 @@ function withGroups(
   return { ...deps, groups: groups.map((name) => ({ name, as: offered.get(name) ?? "group" })) };
 }
 
+/**
+ * The schema of one parse: some defaults and messages depend on the stack
+ * (its name, the project, the app's files), and a few rules on whether a key
+ * was set at all, which only the input knows.
+ */
 export function sections(ctx: ParseContext, p: Prepared) {
   const raw = (name: Section): Obj => (isObject(p.raw[name]) ? p.raw[name] : {});
   const sectionError = (name: Section) => (iss: Issue) =>

@@ -100,23 +100,16 @@ export function offeredGroups(
 ): Map<string, PythonGroup["as"]> | undefined {
   if (manager !== "uv" && manager !== "poetry") return undefined;
   const offered = new Map<string, PythonGroup["as"]>();
-  let doc: unknown;
-  try {
-    doc = pyproject === undefined ? {} : parseToml(pyproject);
-  } catch {
-    return offered;
-  }
-  const at = (...keys: string[]) =>
-    keys.reduce<unknown>(
-      (o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined),
-      doc,
-    );
-  const names = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.keys(v) : []);
-  for (const g of names(manager === "uv" ? at("dependency-groups") : at("tool", "poetry", "group")))
+  const doc = pyproject === undefined ? undefined : parseTomlLenient(pyproject);
+  const names = (dotted: string) => {
+    const v = tomlAt(doc, dotted);
+    return v !== null && typeof v === "object" && !Array.isArray(v) ? Object.keys(v) : [];
+  };
+  for (const g of names(manager === "uv" ? "dependency-groups" : "tool.poetry.group"))
     offered.set(g, "group");
   const extras = [
-    ...(manager === "poetry" ? names(at("tool", "poetry", "extras")) : []),
-    ...names(at("project", "optional-dependencies")),
+    ...(manager === "poetry" ? names("tool.poetry.extras") : []),
+    ...names("project.optional-dependencies"),
   ];
   for (const e of extras) if (!offered.has(e)) offered.set(e, "extra");
   return offered;

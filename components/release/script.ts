@@ -326,14 +326,9 @@ __STATE__`;
 function commandDropIns(input: ScriptInput): string {
   const { app, layout } = input;
   if (app.processes.length === 0) return "";
-  const entries = app.processes.map((p) => {
-    const lines = renderCommandDropIn(layout, {
-      key: `apphost:app.processes.${p.name}`,
-      command: p.command,
-      runtime: app.runtime,
-      web: p.kind === "web",
-    });
-    return `  [${p.name}]=${ansiC(`${lines.join("\n")}\n`)}`;
+  const entries = app.processes.map((process) => {
+    const lines = renderCommandDropIn(layout, { process, runtime: app.runtime });
+    return `  [${process.name}]=${ansiC(`${lines.join("\n")}\n`)}`;
   });
   return `readonly -A DROPINS=(\n${entries.join("\n")}\n)\n`;
 }

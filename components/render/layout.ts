@@ -398,9 +398,7 @@ export function layoutCommands(
       ...caddyLogCommands(layout),
       ...keepDataCommands(layout),
       ...strayFilesCommands(layout, units),
-      ...input.app.processes.map((p) =>
-        dropInRemoval(unitName(layout, p.name, p.kind).replace("@.service", "@*.service")),
-      ),
+      ...input.app.processes.map((p) => dropInRemoval(unitName(layout, p.name, p.kind))),
       `rm -rf --one-file-system ${q(layout.root)}`,
       `if id -u ${q(layout.user)} >/dev/null 2>&1; then userdel ${q(layout.user)}; fi`,
       `if getent group ${q(layout.user)} >/dev/null; then groupdel ${q(layout.user)}; fi`,

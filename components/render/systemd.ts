@@ -179,38 +179,49 @@ export function execStart(command: string): string {
   return `/bin/sh -c "${escaped}"`;
 }
 
-/** What a command drop-in is for: a process of apphost:app.processes. */
-export interface CommandDropInInput {
-  /** `apphost:app.processes.<name>` */
-  key: string;
-  command: string;
-  runtime: AppConfig["runtime"];
-  /** A web instance (`instances/%i`, PORT); else `current` */
-  web: boolean;
-}
-
 /**
  * The lines of a process's command drop-in (paths.ts, commandDropIn), which the release script writes as it
  * (re)starts the process: the command and what follows from it (the environment, and the two sandbox settings
- * that differ between python and node), overriding the unit file's. `pulumi up` writes a changed unit before the
- * release runs; with this, a release that fails leaves each process one restart away from what it ran, not from
- * the new command. The same lines for every port: `%i` is the instance's.
+ * that differ between python and node, runtimeSandbox), overriding the unit file's. `pulumi up` writes a changed
+ * unit before the release runs; with this, a release that fails leaves each process one restart away from what it
+ * ran, not from the new command. The same lines for every port: `%i` is the instance's.
  */
-export function renderCommandDropIn(layout: HostLayout, input: CommandDropInInput): string[] {
-  assertSafe("systemd drop-in", [[`${input.key}.command`, input.command, SAFE.oneLine]]);
-  const runtime = processRuntime(input.command, input.runtime);
-  const dir = input.web ? webInstanceDir(layout) : layout.current;
+export function renderCommandDropIn(
+  layout: HostLayout,
+  { process, runtime: appRuntime }: { process: ProcessConfig; runtime: AppConfig["runtime"] },
+): string[] {
+  const key = `apphost:app.processes.${process.name}`;
+  assertSafe("systemd drop-in", [[`${key}.command`, process.command, SAFE.oneLine]]);
+  const runtime = processRuntime(process.command, appRuntime);
+  const web = process.kind === "web";
+  const sandbox = runtimeSandbox(runtime);
   return [
-    `# apphost ${layout.id}: ${input.key}, as the release that started it runs it. This overrides the`,
+    `# apphost ${layout.id}: ${key}, as the release that started it runs it. This overrides the`,
     "# unit's command, which pulumi up writes before the release: a failed release leaves this file as it was.",
     `# ${managedBy("systemd.ts")}`,
     "[Service]",
     "ExecStart=",
-    `ExecStart=${execStart(input.command)}`,
-    ...processEnvironment(dir, runtime, input.web, input.command).map((e) => `Environment=${e}`),
-    `ProcSubset=${runtime === "node" ? "all" : "pid"}`,
-    `MemoryDenyWriteExecute=${runtime === "node" ? "false" : "true"}`,
+    `ExecStart=${execStart(process.command)}`,
+    ...processEnvironment(processDir(layout, process.kind), runtime, web, process.command).map(
+      (e) => `Environment=${e}`,
+    ),
+    `ProcSubset=${sandbox.procSubset}`,
+    `MemoryDenyWriteExecute=${sandbox.memoryDenyWriteExecute}`,
   ];
+}
+
+/**
+ * The two sandbox settings a runtime decides: Node's os.cpus() reads /proc/cpuinfo and /proc/stat, which
+ * ProcSubset=pid hides (apps size their cluster with it; CPython reads the CPU count from /sys), and V8's JIT needs
+ * writable+executable memory, which CPython does not.
+ */
+function runtimeSandbox(runtime: AppConfig["runtime"] | "backup"): {
+  procSubset: "pid" | "all";
+  memoryDenyWriteExecute: boolean;
+} {
+  return runtime === "node"
+    ? { procSubset: "all", memoryDenyWriteExecute: false }
+    : { procSubset: "pid", memoryDenyWriteExecute: true };
 }
 
 /**
@@ -245,11 +256,9 @@ function hardening(
     "ProtectHostname=true",
     "ProtectProc=invisible",
   ];
-  if (runtime !== "node") {
-    // Node's os.cpus() reads /proc/cpuinfo and /proc/stat, which ProcSubset=pid hides
-    // (apps size their cluster with it). CPython reads the CPU count from /sys.
-    lines.push("ProcSubset=pid");
-  }
+  // The two settings node loosens (runtimeSandbox): left at systemd's defaults for it.
+  const sandbox = runtimeSandbox(runtime);
+  if (sandbox.procSubset === "pid") lines.push("ProcSubset=pid");
   if (runtime === "backup" && opts.network) {
     // apphost:backups.s3: the copy reaches S3 and the instance metadata service (IMDSv2,
     // for the role's credentials), so this backup keeps the host's network.
@@ -274,10 +283,7 @@ function hardening(
     "RestrictSUIDSGID=true",
     "LockPersonality=true",
   );
-  if (runtime !== "node") {
-    // V8's JIT needs writable+executable memory; CPython does not.
-    lines.push("MemoryDenyWriteExecute=true");
-  }
+  if (sandbox.memoryDenyWriteExecute) lines.push("MemoryDenyWriteExecute=true");
   lines.push("RemoveIPC=true");
   if (runtime === "backup") {
     // Root, but only with what the backup script uses: runuser -u postgres
@@ -432,15 +438,17 @@ export function unitRemovalCommand(unit: string): string {
     ? disableUnitsCommand([unit.replace("@.service", "@*.service")])
     : `systemctl disable --now ${q(unit)} || true`;
   if (unit.endsWith(".timer")) return `${stop}; systemctl daemon-reload`;
-  return `${stop}; ${dropInRemoval(unit.replace("@.service", "@*.service"))}; systemctl daemon-reload`;
+  return `${stop}; ${dropInRemoval(unit)}; systemctl daemon-reload`;
 }
 
 /**
- * `rm -rf` of the drop-in directories of the units `pattern` names (its `*` a glob: a web template's instances),
- * with the command drop-ins a release wrote in them (paths.ts, commandDropIn): for a unit that goes.
+ * `rm -rf` of a service's drop-in directory, each instance's for a template (`<name>@.service`: `<name>@*.service.d`,
+ * a glob), with the command drop-ins a release wrote in them (paths.ts, commandDropIn): for a unit that goes.
  */
-export function dropInRemoval(pattern: string): string {
-  return `rm -rf -- ${`${UNIT_DIR}/${pattern}.d`.split("*").map(q).join("*")}`;
+export function dropInRemoval(unit: string): string {
+  return unit.endsWith("@.service")
+    ? `rm -rf -- ${q(`${UNIT_DIR}/${unit.slice(0, -".service".length)}`)}*.service.d`
+    : `rm -rf -- ${q(`${UNIT_DIR}/${unit}.d`)}`;
 }
 
 /**

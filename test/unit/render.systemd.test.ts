@@ -185,36 +185,26 @@ WantedBy=multi-user.target
   });
 
   it("renderCommandDropIn: the command, its environment and the runtime's two settings, replacing the unit's", () => {
-    assert.deepEqual(
-      renderCommandDropIn(layout, {
-        key: "apphost:app.processes.web",
-        command: web.command,
-        runtime: "python",
-        web: true,
-      }),
-      [
-        "# apphost shop-prod: apphost:app.processes.web, as the release that started it runs it. This overrides the",
-        "# unit's command, which pulumi up writes before the release: a failed release leaves this file as it was.",
-        "# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.",
-        "[Service]",
-        "ExecStart=",
-        'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
-        "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
-        "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
-        "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
-        "Environment=PYTHONUNBUFFERED=1",
-        "Environment=PORT=%i",
-        "ProcSubset=pid",
-        "MemoryDenyWriteExecute=true",
-      ],
-    );
+    assert.deepEqual(renderCommandDropIn(layout, { process: web, runtime: "python" }), [
+      "# apphost shop-prod: apphost:app.processes.web, as the release that started it runs it. This overrides the",
+      "# unit's command, which pulumi up writes before the release: a failed release leaves this file as it was.",
+      "# Managed by apphost (components/render/systemd.ts); edits are overwritten on the next deploy.",
+      "[Service]",
+      "ExecStart=",
+      'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
+      "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+      "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
+      "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
+      "Environment=PYTHONUNBUFFERED=1",
+      "Environment=PORT=%i",
+      "ProcSubset=pid",
+      "MemoryDenyWriteExecute=true",
+    ]);
     // A Node worker beside a Python app: node's PATH and V8's settings, from `current`.
     assert.deepEqual(
       renderCommandDropIn(layout, {
-        key: "apphost:app.processes.assets",
-        command: "node worker.js",
+        process: { name: "assets", kind: "worker", command: "node worker.js" },
         runtime: "python",
-        web: false,
       }).slice(3),
       [
         "[Service]",
@@ -227,20 +217,14 @@ WantedBy=multi-user.target
       ],
     );
     assert.throws(
-      () =>
-        renderCommandDropIn(layout, {
-          key: "apphost:app.processes.web",
-          command: "gunicorn\nx",
-          runtime: "python",
-          web: true,
-        }),
+      () => renderCommandDropIn(layout, { process: { ...web, command: "gunicorn\nx" }, runtime: "python" }),
       /apphost:app\.processes\.web\.command/,
     );
   });
 
-  it("dropInRemoval: the .d directories of the units a pattern names, its * a glob", () => {
+  it("dropInRemoval: a service's .d directory, each instance's for a template (a glob)", () => {
     assert.equal(
-      dropInRemoval("apphost-shop-prod-web@*.service"),
+      dropInRemoval("apphost-shop-prod-web@.service"),
       "rm -rf -- /etc/systemd/system/apphost-shop-prod-web@*.service.d",
     );
     assert.equal(

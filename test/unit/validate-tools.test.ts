@@ -497,19 +497,15 @@ http {
         return (r.stdout + r.stderr).split("\n").filter((l) => l.includes(root) || l.includes("apphost-"));
       };
       const webLines = renderCommandDropIn(layout, {
-        key: "apphost:app.processes.web",
-        command: `WEB_CONCURRENCY=2 ${web.command}`,
+        process: { ...web, command: `WEB_CONCURRENCY=2 ${web.command}` },
         runtime: "python",
-        web: true,
       });
       dropIn("apphost-shop-prod-web@8001.service", webLines);
       dropIn(
         "apphost-shop-prod-worker.service",
         renderCommandDropIn(layout, {
-          key: "apphost:app.processes.worker",
-          command: "node worker.js",
+          process: { name: "worker", kind: "worker", command: "node worker.js" },
           runtime: "python",
-          web: false,
         }),
       );
       assert.deepEqual(verify(), []);
