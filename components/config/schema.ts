@@ -18,7 +18,13 @@ import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
 import { compileExcludes } from "../release/artifact";
-import { detectPythonDeps, offeredGroups, PythonDepsError, type PythonDeps } from "../release/python";
+import {
+  detectPythonDeps,
+  groupedPackages,
+  offeredGroups,
+  PythonDepsError,
+  type PythonDeps,
+} from "../release/python";
 import {
   detectNodeDeps,
   npmWorkspaces,
@@ -515,16 +521,24 @@ function dependencyGroupsRefused(files: AppFiles, requirements: string | undefin
   );
 }
 
-/** The app's Python dependencies with apphost:app.dependencyGroups resolved to groups and extras (none: as they are). */
+/**
+ * The app's Python dependencies with apphost:app.dependencyGroups resolved to groups and extras (none: as they are),
+ * and the packages only the other groups and extras list.
+ */
 function withGroups(
   deps: PythonDeps | undefined,
   files: AppFiles,
-  groups: readonly string[] | undefined,
+  groups: readonly string[] = [],
 ): PythonDeps | undefined {
-  const offered =
-    deps && groups?.length ? offeredGroups(deps.manager, files.python["pyproject.toml"]) : undefined;
-  if (!deps || !offered || !groups?.length) return deps;
-  return { ...deps, groups: groups.map((name) => ({ name, as: offered.get(name) ?? "group" })) };
+  if (!deps) return deps;
+  const pyproject = files.python["pyproject.toml"];
+  const offered = groups.length ? offeredGroups(deps.manager, pyproject) : undefined;
+  const grouped = groupedPackages(deps.manager, pyproject, groups);
+  return {
+    ...deps,
+    ...(offered && { groups: groups.map((name) => ({ name, as: offered.get(name) ?? "group" })) }),
+    ...(grouped.size > 0 && { groupedPackages: Object.fromEntries(grouped) }),
+  };
 }
 
 /**

@@ -35,6 +35,7 @@ import {
   npmInstallTool,
 } from "./node";
 import {
+  normalizedPackage,
   pythonDepsOf,
   pythonInstallCommands,
   pythonInstallLabel,
@@ -449,12 +450,27 @@ function programChecks(input: ReleaseInput): string[] {
     )
     .join("; ");
   const where = app.runtime === "python" ? ".venv/bin" : "node_modules/.bin";
-  const deps =
-    app.runtime === "python"
-      ? `the app's main dependencies (${pythonDepsOf(app).manifest}; apphost installs no dev group)`
-      : `package.json's dependencies (${nodeDepsOf(app).lock})`;
+  const python = app.runtime === "python" ? pythonDepsOf(app) : undefined;
+  const grouped = python?.groupedPackages ?? {};
+  const groupsNote =
+    python?.manager === "uv" || python?.manager === "poetry"
+      ? "a group or an extra only when apphost:app.dependencyGroups names it"
+      : "no dev group";
+  const deps = python
+    ? `the app's main dependencies (${python.manifest}; apphost installs ${groupsNote})`
+    : `package.json's dependencies (${nodeDepsOf(app).lock})`;
+  // A program a group or an extra the stack does not install has (uvicorn in Poetry's dev group): that one's name.
+  const inGroups = (program: string) => {
+    const groups = Object.hasOwn(grouped, normalizedPackage(program))
+      ? grouped[normalizedPackage(program)]
+      : [];
+    if (groups.length === 0) return "";
+    const names = groups.map((g) => `"${g.name}" ${g.as === "extra" ? "extra" : "group"}`).join(" and ");
+    const which = groups.length === 1 ? `"${groups[0].name}"` : "one of them";
+    return `; pyproject.toml lists it in its ${names}: add ${which} to apphost:app.dependencyGroups`;
+  };
   const labels = checks.map((c) =>
-    q(`\`${c.program}\`${c.dir ? ` in ${c.dir}/` : ""} (${c.what}: ${c.command})`),
+    q(`\`${c.program}\`${c.dir ? ` in ${c.dir}/` : ""} (${c.what}: ${c.command}${inGroups(c.program)})`),
   );
   return [
     "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",

@@ -74,6 +74,12 @@ export interface PythonDeps {
    */
   groups?: readonly PythonGroup[];
   /**
+   * uv and Poetry: the packages only a group or an extra that apphost:app.dependencyGroups does not name lists, by
+   * normalized name (groupedPackages), each with those groups and extras: where the install phase's program check
+   * points a program it does not find (uvicorn in Poetry's dev group). Absent for none.
+   */
+  groupedPackages?: Readonly<Record<string, readonly PythonGroup[]>>;
+  /**
    * The version Heroku's runtime.txt names (`python-3.10.2` -> `3.10.2`), when
    * nothing apphost enforces states one: the install phase warns when the
    * release's Python differs from it. Absent otherwise.
@@ -113,6 +119,56 @@ export function offeredGroups(
   ];
   for (const e of extras) if (!offered.has(e)) offered.set(e, "extra");
   return offered;
+}
+
+/** A package name as PEP 503 compares them: lowercase, each run of `-`, `_` and `.` one `-`. */
+export function normalizedPackage(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+/**
+ * The packages pyproject.toml's groups and extras list (offeredGroups' names) that no group or extra in `installed`
+ * lists, by normalized name, each with the groups and extras that list it. uv: `[dependency-groups]` and
+ * `[project.optional-dependencies]` requirement strings (`uvicorn[standard]>=0.40`; an `{include-group}` names no
+ * package); Poetry: the keys of `[tool.poetry.group.<name>.dependencies]`, the names in `[tool.poetry.extras]`, and
+ * `[project.optional-dependencies]`. Empty for another manager or a pyproject.toml that does not parse.
+ */
+export function groupedPackages(
+  manager: PythonManager,
+  pyproject: string | undefined,
+  installed: readonly string[] = [],
+): Map<string, PythonGroup[]> {
+  const out = new Map<string, PythonGroup[]>();
+  const offered = offeredGroups(manager, pyproject);
+  const doc =
+    offered && offered.size > 0 && pyproject !== undefined ? parseTomlLenient(pyproject) : undefined;
+  if (!offered || !doc) return out;
+  const requirementName = (r: unknown) =>
+    typeof r === "string" ? /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(r)?.[1] : undefined;
+  const listed = (name: string, as: PythonGroup["as"]): unknown[] => {
+    const at = (dotted: string) => tomlAt(doc, dotted);
+    let v: unknown;
+    if (as === "extra") v = at(`tool.poetry.extras.${name}`) ?? at(`project.optional-dependencies.${name}`);
+    else if (manager === "uv") v = at(`dependency-groups.${name}`);
+    else {
+      const deps = at(`tool.poetry.group.${name}.dependencies`);
+      v = deps !== null && typeof deps === "object" && !Array.isArray(deps) ? Object.keys(deps) : undefined;
+    }
+    return Array.isArray(v) ? v : [];
+  };
+  const packagesOf = (name: string, as: PythonGroup["as"]) =>
+    listed(name, as).flatMap((r) => {
+      const n = requirementName(r);
+      return n ? [normalizedPackage(n)] : [];
+    });
+  const taken = new Set(installed.flatMap((name) => packagesOf(name, offered.get(name) ?? "group")));
+  for (const [name, as] of offered) {
+    if (installed.includes(name)) continue;
+    for (const pkg of new Set(packagesOf(name, as))) {
+      if (!taken.has(pkg)) out.set(pkg, [...(out.get(pkg) ?? []), { name, as }]);
+    }
+  }
+  return out;
 }
 
 /**

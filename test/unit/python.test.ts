@@ -15,6 +15,7 @@ import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
   detectPythonDeps,
+  groupedPackages,
   offeredGroups,
   poetryToPep440,
   PYTHON_CHOICES,
@@ -1236,6 +1237,60 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("knows the packages only the groups and extras it does not install list, for the install's program check", () => {
+    const uv = [
+      "[project.optional-dependencies]",
+      'server = ["Uvicorn[standard]>=0.40"]',
+      "[dependency-groups]",
+      'dev = ["pytest", "uvicorn", {include-group = "lint"}]',
+      "lint = [\"ruff ; python_version >= '3.9'\"]",
+      "",
+    ].join("\n");
+    assert.deepEqual(
+      groupedPackages("uv", uv),
+      new Map([
+        [
+          "uvicorn",
+          [
+            { name: "dev", as: "group" },
+            { name: "server", as: "extra" },
+          ],
+        ],
+        ["pytest", [{ name: "dev", as: "group" }]],
+        ["ruff", [{ name: "lint", as: "group" }]],
+      ]),
+    );
+    // A package a named group or extra installs is no hint's, whatever else lists it.
+    assert.deepEqual(
+      groupedPackages("uv", uv, ["server"]),
+      new Map([
+        ["pytest", [{ name: "dev", as: "group" }]],
+        ["ruff", [{ name: "lint", as: "group" }]],
+      ]),
+    );
+    const poetry =
+      "[tool.poetry.group.dev.dependencies]\nuvicorn = { version = '^0.32', extras = ['standard'] }\nPytest_Asyncio = '*'\n" +
+      "[tool.poetry.extras]\npgsql = ['psycopg2-binary']\n";
+    assert.deepEqual(
+      groupedPackages("poetry", poetry),
+      new Map([
+        ["uvicorn", [{ name: "dev", as: "group" }]],
+        ["pytest-asyncio", [{ name: "dev", as: "group" }]],
+        ["psycopg2-binary", [{ name: "pgsql", as: "extra" }]],
+      ]),
+    );
+    assert.deepEqual(groupedPackages("pip", uv), new Map());
+    assert.deepEqual(groupedPackages("uv", "not [toml"), new Map());
+    // Through the config: linkding with its postgres group installed.
+    assert.deepEqual(
+      parseStackConfig(raw(["postgres"]), { ...baseCtx(), appFiles: uvApp }).app.pythonDeps?.groupedPackages,
+      {
+        pytest: [{ name: "dev", as: "group" }],
+        "python-ldap": [{ name: "ldap", as: "extra" }],
+      },
+    );
   });
 
   it("names a group pyproject.toml does not declare, a manager that installs none, a Node app", () => {

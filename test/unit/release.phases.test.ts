@@ -3,6 +3,7 @@ import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { buildTools, nodeEnginesWarning, type NodeDeps } from "../../components/release/node";
+import { detectPythonDeps } from "../../components/release/python";
 import assert from "assert/strict";
 import type { DatabaseConfig } from "../../components/config/types";
 import { hostLayout } from "../../components/paths";
@@ -160,6 +161,38 @@ describe("release phases: the base input", () => {
         "fail \"not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ${MISSING%; }; " +
         "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
     ]);
+  });
+
+  it("install: a program only a group or an extra the stack does not install has is named with it (uvicorn in Poetry's dev group)", () => {
+    const input = baseInput({
+      refs: literal,
+      app: {
+        ...baseApp,
+        processes: [{ name: "web", command: "uvicorn app.main:app --port $PORT", kind: "web" }],
+        pythonDeps: {
+          ...detectPythonDeps({ "poetry.lock": "", "pyproject.toml": "[tool.poetry]\nname = 'x'\n" }),
+          groupedPackages: {
+            uvicorn: [
+              { name: "dev", as: "group" },
+              { name: "server", as: "extra" },
+            ],
+            alembic: [{ name: "db", as: "group" }],
+          },
+        },
+      },
+    });
+    const commands = phase(input, "install").commands;
+    assert.ok(
+      commands.includes(
+        'PROGRAM_LABELS=(\'`uvicorn` (process web: uvicorn app.main:app --port $PORT; pyproject.toml lists it in its "dev" group and "server" extra: add one of them to apphost:app.dependencyGroups)\' ' +
+          '\'`alembic` (the migration: alembic upgrade head; pyproject.toml lists it in its "db" group: add "db" to apphost:app.dependencyGroups)\')',
+      ),
+      commands.join("\n"),
+    );
+    assert.match(
+      commands.at(-1)!,
+      /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\), or /,
+    );
   });
 
   it("a Node app's failed migration gets no dev-dependency hint: its devDependencies are installed", () => {
