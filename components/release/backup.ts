@@ -437,6 +437,23 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
   ];
 }
 
+/**
+ * Body of `db_first_backup_after <id>`: the name of the oldest backup taken before the migration of a release newer
+ * than <id> (`-pre-<newer id>`), or nothing: the database as release <id> left it, which a rollback to it may need
+ * (a failed deploy's is the same: its rollback restored what it changed).
+ */
+export function firstBackupAfterCommands(input: BackupInput): string[] {
+  if (input.database.kind === "none") return [":"];
+  const dir = assertSafePath("backups directory", input.layout.backups);
+  const { stem, ext } = backupNaming(input.database);
+  return [
+    'local name first=""',
+    `if [ ! -d ${dir} ]; then return 0; fi`,
+    `while IFS= read -r name; do if [[ "$name" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.${ext}$ ]] && [[ "\${BASH_REMATCH[1]}" > "$1" ]]; then first=$name; fi; done < <(${backupNamesNewestFirst(dir, stem, ext)})`,
+    'if [ -n "$first" ]; then printf \'%s\\n\' "$first"; fi',
+  ];
+}
+
 /** Body of `db_list_backups`: the backups' names on one line, newest first, or "none"; for the restore's messages. */
 export function listBackupsCommands(input: BackupInput): string[] {
   if (input.database.kind === "none") return ["echo none"];
@@ -552,6 +569,7 @@ export function databaseFunctions(input: BackupInput): string {
     shellFunction("db_set_aside", setAsideCommands(input)),
     shellFunction("db_prune_backups", pruneBackupsCommands(input)),
     shellFunction("db_list_backups", listBackupsCommands(input)),
+    shellFunction("db_first_backup_after", firstBackupAfterCommands(input)),
     ...(input.s3 && input.database.kind !== "none"
       ? [shellFunction("db_copy_offsite", copyOffsiteCommands(input.s3, input.tools))]
       : []),

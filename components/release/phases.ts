@@ -423,6 +423,24 @@ export function leadingProgram(command: string): { dir?: string; program: string
 }
 
 /**
+ * The rollback's warning when the target's revision command fails: a later release's migration may have taken the
+ * database past the target's migrations (alembic: `Can't locate revision identified by '…'`), which a rollback does
+ * not undo; it names the backup taken before that migration (db_first_backup_after), if one is left.
+ */
+function rollbackRevisionWarning(revision: string): string {
+  // The command as the stack gave it, single-quoted between the double-quoted parts.
+  const said = `the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")`;
+  const why =
+    "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database";
+  return [
+    "local before",
+    'before=$(db_first_backup_after "$RELEASE_ID")',
+    `if [ -n "$before" ]; then note "rollback: warning: ${said}: ${why}; if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack <stack> --backup $before), and lose what was written since"; ` +
+      `else note "rollback: warning: ${said}: ${why}; no backup taken before a later release's migration is left on this host"; fi`,
+  ].join("; ");
+}
+
+/**
  * install, last: the program each process, job and the migration starts is found where its unit will look (the
  * release's .venv/bin or node_modules/.bin, then the host's PATH), as the app user. A web command whose server is
  * not among the app's dependencies (healthchecks' requirements have no gunicorn) would otherwise fail after the
@@ -689,7 +707,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const log = `${l.logs}/apphost-migrate-${refs.id}.log`;
   const revision = db.revision
     ? [
-        `REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)})`,
+        `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
         'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       ]
     : [];
@@ -718,7 +736,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         input.follower
           ? 'note "migrate: the first app host ran it; none here"'
           : 'note "migrate: no apphost:database.migrate command; skipping"',
-        ...(db.revision ? [`REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})`, ...revision] : []),
+        ...(db.revision ? [`app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}`, ...revision] : []),
         ...(db.revision ? tighten : []),
       ],
     };
@@ -733,7 +751,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       `NEW_DIR="${l.releases}/${refs.id}"`,
       `MIGRATE_LOG="${log}"`,
       "MIGRATE_T0=${EPOCHREALTIME/,/.}",
-      db.revision ? `REVISION_BEFORE=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION_BEFORE=""',
+      db.revision ? `app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}` : 'REVISION_BEFORE=""',
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
@@ -954,7 +972,8 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       : [
           'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
           "fp_after=$(db_fingerprint)",
-          db.revision ? `rev_after=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'rev_after=""',
+          'local rev_after=""',
+          ...(db.revision ? [`app_revision rev_after "$NEW_DIR" ${q(db.revision)}`] : []),
           'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
           `if [ -z "$BACKUP_FILE" ]; then db_set_aside "${refs.id}"; return 0; fi`,
           'db_restore "$BACKUP_FILE"',
@@ -1002,7 +1021,7 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       exitCode: EXIT_CODES.rollbackFailed,
       commands: [
         ...(db.kind !== "none" && db.revision && db.migrate
-          ? [`if [ "$MIGRATE_STARTED" = 1 ]; then REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)}); fi`]
+          ? [`if [ "$MIGRATE_STARTED" = 1 ]; then app_revision REVISION "$NEW_DIR" ${q(db.revision)}; fi`]
           : []),
         `release_log "${refs.id}" "$REVISION" "failed:$FAILED_PHASE"`,
         `rm -rf "${l.releases}/${refs.id}.tmp" "${l.releases}/${refs.id}.tar.gz.tmp"`,
@@ -1035,7 +1054,13 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
         `if [ -e ${l.current} ]; then OLD_DIR=$(readlink -f ${l.current}); else OLD_DIR=""; fi`,
         "choose_rollback_target",
         `NEW_DIR="${l.releases}/$RELEASE_ID"`,
-        db.revision ? `REVISION=$(app_revision "$NEW_DIR" ${q(db.revision)})` : 'REVISION=""',
+        ...(db.revision
+          ? [
+              `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
+              // alembic's `Can't locate revision`: a later release migrated the database past this one's migrations.
+              `if [ -n "$REVISION_FAILED" ]; then ${rollbackRevisionWarning(db.revision)}; fi`,
+            ]
+          : ['REVISION=""']),
       ],
     },
     publishPhase(inp),

@@ -178,12 +178,17 @@ link_shared_dir() {
   note "install: $1 links to $dst"
 }
 
-# Last non-empty stdout line of the revision command, or empty.
+# app_revision <var> <dir> <command>: <var> becomes the last non-empty stdout line of the revision command (tabs as
+# spaces), or empty when it printed none or failed. REVISION_FAILED becomes a failed command's last line, or "exit
+# status <n>" when it printed none, and is empty when the command went through: alembic's `FAILED: Can't locate
+# revision identified by '...'` in a release older than the database's migrations is no revision.
 app_revision() {
-  local out line last=""
-  out=$(as_app "$1" "$2" 2>/dev/null) || true
+  local out line last="" rc=0
+  out=$(as_app "$2" "$3" 2>/dev/null) || rc=$?
   while IFS= read -r line; do if [[ $line == *[!$' \t']* ]]; then last=$line; fi; done <<<"$out"
-  printf '%s\n' "${last//$'\t'/ }"
+  last=${last//$'\t'/ }
+  if [ "$rc" = 0 ]; then REVISION_FAILED=""; else REVISION_FAILED=${last:-exit status $rc}; last=""; fi
+  printf -v "$1" '%s' "$last"
 }
 
 drain_stdin() {

@@ -602,6 +602,12 @@ export function writeTestApp(
     strayDatabase?: "migration" | "server";
     /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
     importsAtStart?: string;
+    /**
+     * The revisions `migrate.py --current` knows: a database at another one makes it fail as `alembic current` does in
+     * a release older than the database's migrations (`FAILED: Can't locate revision identified by '…'`, exit 255).
+     * @default every revision
+     */
+    knowsRevisions?: string[];
   },
 ): string {
   fs.mkdirSync(dir, { recursive: true });
@@ -676,7 +682,13 @@ if sys.argv[1:] == ["--current"]:
     db = sqlite3.connect("file:data/app.db?mode=ro", uri=True)
     has = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'revision'").fetchone()
     row = db.execute("SELECT rev FROM revision").fetchone() if has else None
-    print(row[0] if row else "none")
+${
+  opts.knowsRevisions
+    ? `    if row and row[0] not in ${JSON.stringify(opts.knowsRevisions)}:
+        print("FAILED: Can't locate revision identified by '%s'" % row[0]); sys.exit(255)
+`
+    : ""
+}    print(row[0] if row else "none")
     sys.exit(0)
 ${opts.migrationGate ? GATE : ""}${opts.strayDatabase === "migration" ? STRAY : ""}db = sqlite3.connect("data/app.db", isolation_level=None)
 db.execute("CREATE TABLE IF NOT EXISTS revision (rev TEXT)")

@@ -10,6 +10,7 @@ import * as path from "path";
 import assert from "assert/strict";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
+import { releaseWarnings } from "../../components/remote/release";
 import {
   assertSameDatabase,
   FakeHost,
@@ -292,5 +293,71 @@ describe("release script: backup retention keeps the live release's pre-migratio
       fs.readdirSync(host.layout.backups).some((f) => /-pre-20250102120000-22222222\.db$/.test(f)),
       "the live release's pre-migration backup was pruned",
     );
+  });
+});
+
+describe("release script: a rollback to a release older than the database's migrations", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  it("records no revision, and warns, naming the backup taken before the migration after it", async () => {
+    const v1 = "20250101120000-a1a1a1a1";
+    const v2 = "20250102120000-b2b2b2b2";
+    const v3 = "20250103120000-c3c3c3c3";
+    // Each release knows its own revisions and the ones before, as its alembic versions/ does.
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1", knowsRevisions: ["v1"] }),
+      v1,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", knowsRevisions: ["v1", "v2"] }),
+      v2,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const before = /backup: database copied to \S+\/(app-\S+-pre-20250102120000-b2b2b2b2\.db) /.exec(
+      r.stderr,
+    )?.[1];
+    assert.ok(before, r.stderr);
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v3"), { version: "v3", knowsRevisions: ["v1", "v2", "v3"] }),
+      v3,
+    );
+    assert.equal(r.status, 0, r.stderr);
+
+    // Back to v1: its `--current` does not know v3, the database's revision.
+    r = host.run(["rollback", v1]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(parseResult(r.stdout).revision, "", "a failed revision command is no revision");
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["-", "rolled-back"]);
+    assert.deepEqual(releaseWarnings(r.stderr), [
+      `apphost: rollback: warning: the revision command of release ${v1} failed (python3 migrate.py --current: "FAILED: Can't locate revision identified by 'v3'"): ` +
+        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
+        `if this release needs the schema it was deployed with, restore ${before}, the backup taken before the first migration after it ` +
+        `(npm run restore -- --stack <stack> --backup ${before}), and lose what was written since`,
+    ]);
+    assert.equal(JSON.parse((await host.get(Number(parseResult(r.stdout).port))).body).version, "v1");
+
+    // To v2, which knows v1 and v2 only: the first backup after it is v3's; with none left, it says so.
+    r = host.run(["rollback", v2]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      releaseWarnings(r.stderr)[0] ?? "",
+      /, restore app-\S+-pre-20250103120000-c3c3c3c3\.db, the backup/,
+    );
+    for (const f of fs.readdirSync(host.layout.backups)) fs.rmSync(path.join(host.layout.backups, f));
+    r = host.run(["rollback", v1]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      releaseWarnings(r.stderr)[0] ?? "",
+      /; no backup taken before a later release's migration is left on this host$/,
+    );
+    // A target that knows the database's revision: no warning, its revision recorded.
+    r = host.run(["rollback", v3]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(releaseWarnings(r.stderr), []);
+    assert.equal(parseResult(r.stdout).revision, "v3");
   });
 });

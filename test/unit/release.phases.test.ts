@@ -223,7 +223,7 @@ describe("release phases: the base input", () => {
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
       "MIGRATE_T0=${EPOCHREALTIME/,/.}",
-      "REVISION_BEFORE=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      "app_revision REVISION_BEFORE \"$NEW_DIR\" 'alembic current'",
       "DB_FP_BEFORE=$(db_fingerprint)",
       "MIGRATE_STARTED=1",
       'rm -f "$MIGRATE_LOG"',
@@ -232,7 +232,7 @@ describe("release phases: the base input", () => {
         `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
         'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
-      "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
       strayCheck('"the migration (alembic upgrade head)"'),
@@ -294,7 +294,8 @@ describe("release phases: the base input", () => {
     assert.deepEqual(database.commands, [
       'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
       "fp_after=$(db_fingerprint)",
-      "rev_after=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      'local rev_after=""',
+      "app_revision rev_after \"$NEW_DIR\" 'alembic current'",
       'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
       `if [ -z "$BACKUP_FILE" ]; then db_set_aside "${ID}"; return 0; fi`,
       'db_restore "$BACKUP_FILE"',
@@ -303,7 +304,7 @@ describe("release phases: the base input", () => {
       'note "rollback: database restored from $BACKUP_FILE; its schema fingerprint matches the one before the migration"',
     ]);
     assert.deepEqual(mark.commands, [
-      'if [ "$MIGRATE_STARTED" = 1 ]; then REVISION=$(app_revision "$NEW_DIR" \'alembic current\'); fi',
+      'if [ "$MIGRATE_STARTED" = 1 ]; then app_revision REVISION "$NEW_DIR" \'alembic current\'; fi',
       `release_log "${ID}" "$REVISION" "failed:$FAILED_PHASE"`,
       `rm -rf "/srv/shop-prod/releases/${ID}.tmp" "/srv/shop-prod/releases/${ID}.tar.gz.tmp"`,
     ]);
@@ -317,7 +318,14 @@ describe("release phases: the base input", () => {
       'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
       "choose_rollback_target",
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
-      "REVISION=$(app_revision \"$NEW_DIR\" 'alembic current')",
+      "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+      'if [ -n "$REVISION_FAILED" ]; then local before; before=$(db_first_backup_after "$RELEASE_ID"); ' +
+        'if [ -n "$before" ]; then note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
+        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
+        'if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack <stack> --backup $before), and lose what was written since"; ' +
+        'else note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
+        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
+        "no backup taken before a later release's migration is left on this host\"; fi; fi",
     ]);
     assert.deepEqual(finish.commands, [
       'release_log "$RELEASE_ID" "$REVISION" rolled-back',
