@@ -34,8 +34,8 @@ export interface SandboxSpec {
   name?: string;
   /** First three octets. @default "10.77.0" */
   subnet?: string;
-  /** The Debian release it boots (`scripts/sandbox`'s SANDBOX_SUITE). @default "bookworm" (Debian 12) */
-  suite?: "bookworm" | "trixie";
+  /** The release it boots (`scripts/sandbox`'s SANDBOX_SUITE): Debian 12, 13 or Ubuntu 24.04. @default "bookworm" (Debian 12) */
+  suite?: "bookworm" | "trixie" | "noble";
 }
 
 /** The sandbox `sandboxUp()` boots when given no spec. */
@@ -267,7 +267,12 @@ export async function localStack(
   };
   const config = { ...base.config, ...(opts.config ?? {}) };
   if (opts.sandbox) {
-    config["apphost:host"] = { ...(config["apphost:host"] as object), address: opts.sandbox.host };
+    // The sandbox's login user: the cloud image's (ubuntu on an Ubuntu sandbox).
+    config["apphost:host"] = {
+      ...(config["apphost:host"] as object),
+      address: opts.sandbox.host,
+      user: opts.sandbox.user,
+    };
   }
   const dir = tempDir("apphost-config-");
   const configFile = path.join(dir, `Pulumi.${opts.stackName ?? "local"}.yaml`);
