@@ -97,8 +97,9 @@ export interface PythonGroup {
  * What the app's pyproject.toml offers its manager to install besides the main dependencies, by name: uv's
  * `[dependency-groups]` (`--group`) and `[project.optional-dependencies]` (`--extra`); Poetry's
  * `[tool.poetry.group.<name>]` (`--only main,<name>`) and `[tool.poetry.extras]` or `[project.optional-dependencies]`
- * (`--extras`). Undefined for a manager apphost installs none with (pip, Pipenv, PDM); empty for a pyproject.toml
- * that is missing or unreadable (the install says what is wrong with it).
+ * (`--extras`), and the legacy `[tool.poetry.dev-dependencies]` as its dev group. Undefined for a manager apphost
+ * installs none with (pip, Pipenv, PDM); empty for a pyproject.toml that is missing or unreadable (the install says
+ * what is wrong with it).
  */
 export function offeredGroups(
   manager: PythonManager,
@@ -113,6 +114,8 @@ export function offeredGroups(
   };
   for (const g of names(manager === "uv" ? "dependency-groups" : "tool.poetry.group"))
     offered.set(g, "group");
+  // Poetry's legacy [tool.poetry.dev-dependencies] is its dev group (`--only main,dev` installs it, Poetry 2 too).
+  if (manager === "poetry" && names("tool.poetry.dev-dependencies").length > 0) offered.set("dev", "group");
   const extras = [
     ...(manager === "poetry" ? names("tool.poetry.extras") : []),
     ...names("project.optional-dependencies"),
@@ -151,8 +154,12 @@ export function groupedPackages(
     if (as === "extra") v = at(`tool.poetry.extras.${name}`) ?? at(`project.optional-dependencies.${name}`);
     else if (manager === "uv") v = at(`dependency-groups.${name}`);
     else {
-      const deps = at(`tool.poetry.group.${name}.dependencies`);
-      v = deps !== null && typeof deps === "object" && !Array.isArray(deps) ? Object.keys(deps) : undefined;
+      const keys = (deps: unknown) =>
+        deps !== null && typeof deps === "object" && !Array.isArray(deps) ? Object.keys(deps) : [];
+      v = [
+        ...keys(at(`tool.poetry.group.${name}.dependencies`)),
+        ...(name === "dev" ? keys(at("tool.poetry.dev-dependencies")) : []),
+      ];
     }
     return Array.isArray(v) ? v : [];
   };

@@ -1281,6 +1281,27 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
         ["psycopg2-binary", [{ name: "pgsql", as: "extra" }]],
       ]),
     );
+    // Poetry's legacy dev-dependencies: its dev group, offered and read as one.
+    const legacy =
+      "[tool.poetry.dev-dependencies]\nuvicorn = '^0.18'\n[tool.poetry.group.test.dependencies]\npytest = '*'\n";
+    assert.deepEqual(
+      offeredGroups("poetry", legacy),
+      new Map([
+        ["test", "group"],
+        ["dev", "group"],
+      ]),
+    );
+    assert.deepEqual(
+      groupedPackages("poetry", legacy),
+      new Map([
+        ["pytest", [{ name: "test", as: "group" }]],
+        ["uvicorn", [{ name: "dev", as: "group" }]],
+      ]),
+    );
+    assert.deepEqual(
+      groupedPackages("poetry", legacy, ["dev"]),
+      new Map([["pytest", [{ name: "test", as: "group" }]]]),
+    );
     assert.deepEqual(groupedPackages("pip", uv), new Map());
     assert.deepEqual(groupedPackages("uv", "not [toml"), new Map());
     // Through the config: linkding with its postgres group installed.
