@@ -135,6 +135,9 @@ export function renderBaseline(input: BaselineInput): string {
     "# Idempotent: every step checks before it changes anything.",
     "set -euo pipefail",
     "export DEBIAN_FRONTEND=noninteractive",
+    // needrestart (on Ubuntu's cloud images) restarts every service a library upgrade touches when apt runs without a
+    // terminal: the app's live web instance and workers, PostgreSQL, sshd. List them instead; a deploy restarts the app.
+    "export NEEDRESTART_MODE=l",
     "",
     "log() { printf 'apphost baseline: %s\\n' \"$*\"; }",
     "",

@@ -16,6 +16,7 @@ describe("render/baseline", () => {
 # Idempotent: every step checks before it changes anything.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+export NEEDRESTART_MODE=l
 
 log() { printf 'apphost baseline: %s\\n' "$*"; }
 
