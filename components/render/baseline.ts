@@ -136,8 +136,10 @@ export function renderBaseline(input: BaselineInput): string {
     "set -euo pipefail",
     "export DEBIAN_FRONTEND=noninteractive",
     // needrestart (on Ubuntu's cloud images) restarts every service a library upgrade touches when apt runs without a
-    // terminal: the app's live web instance and workers, PostgreSQL, sshd. List them instead; a deploy restarts the app.
-    "export NEEDRESTART_MODE=l",
+    // terminal: the app's live web instance and workers, PostgreSQL, sshd. Its apt hook forces that mode whatever
+    // NEEDRESTART_MODE says (`-m u`), and skips only when suspended; the next apt run without it (unattended-upgrades)
+    // restarts them.
+    "export NEEDRESTART_SUSPEND=1",
     "",
     "log() { printf 'apphost baseline: %s\\n' \"$*\"; }",
     "",

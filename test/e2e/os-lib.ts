@@ -49,6 +49,11 @@ export interface OsSpec {
   /** In `nginx -v; certbot --version` */
   nginx: RegExp;
   certbot: RegExp;
+  /**
+   * The host has needrestart, as Ubuntu's cloud image does: the first up's apt run upgrades libc6 (the sandbox is
+   * the release's first packages), and sshd, which links it, must not be restarted by needrestart's hook
+   */
+  needrestart?: boolean;
 }
 
 const HOSTNAME = "sample.local.test";
@@ -95,8 +100,17 @@ export function describeOs(o: OsSpec): void {
         o.release,
         "not the host it should be",
       );
+      const libc = () => onHost("dpkg-query -W -f='${Version}' libc6").stdout;
+      const sshd = () => onHost("systemctl show -p InvocationID --value ssh.service").stdout.trim();
+      const before = { libc: libc(), sshd: sshd() };
       const res = await up(path.join("examples", "sample-app"));
       assert.equal(res.summary.result, "succeeded");
+      if (o.needrestart) {
+        assert.match(onHost("dpkg-query -W -f='${Status}' needrestart").stdout, /install ok installed/);
+        assert.notEqual(libc(), before.libc, "the up upgraded no libc6: needrestart had nothing to restart");
+        assert.match(before.sshd, /^[0-9a-f]{32}$/, "ssh.service was not running before the up");
+        assert.equal(sshd(), before.sshd, "ssh.service was restarted during the up (needrestart)");
+      }
       const h = health();
       assert.deepEqual([h.status, h.database, h.revision], ["ok", "ok", "0002"]);
       for (const n of ["first", "second"]) postItem(sandbox, HOSTNAME, n);

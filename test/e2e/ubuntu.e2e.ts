@@ -1,7 +1,7 @@
 /**
  * Ubuntu 24.04 (noble, apphost:host.os ubuntu-24.04, or an existing Ubuntu server) end to end
  * (test/e2e/os-lib.ts), on a sandbox debootstrapped from Ubuntu's archive with universe, as its cloud image has it,
- * and its login user, ubuntu: Python 3.12, PostgreSQL 16, systemd 255, Caddy 2.6 and Node 18 from universe,
+ * its login user, ubuntu, and needrestart: Python 3.12, PostgreSQL 16, systemd 255, Caddy 2.6 and Node 18 from universe,
  * noble's certbot and Nginx.
  */
 import { describeOs } from "./os-lib";
@@ -18,4 +18,5 @@ describeOs({
   node: /^v18\./,
   nginx: /nginx\/1\.2[4-9]\./,
   certbot: /certbot [2-9]\./,
+  needrestart: true,
 });

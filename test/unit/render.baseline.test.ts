@@ -16,7 +16,7 @@ describe("render/baseline", () => {
 # Idempotent: every step checks before it changes anything.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-export NEEDRESTART_MODE=l
+export NEEDRESTART_SUSPEND=1
 
 log() { printf 'apphost baseline: %s\\n' "$*"; }
 
