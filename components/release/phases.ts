@@ -427,7 +427,10 @@ export function leadingProgram(command: string): { dir?: string; program: string
  * database past the target's migrations (alembic: `Can't locate revision identified by '…'`), which a rollback does
  * not undo; it names the backup taken before that migration (db_first_backup_after), if one is left.
  */
-function rollbackRevisionWarning(revision: string): string {
+function rollbackRevisionWarning(input: ReleaseInput, revision: string): string {
+  // The stack the operator passes to npm run restore: the layout's id is `<app>-<stack>` (paths.ts, hostLayout).
+  const prefix = `${input.app.name}-`;
+  const stack = input.layout.id.startsWith(prefix) ? input.layout.id.slice(prefix.length) : "<stack>";
   // The command as the stack gave it, single-quoted between the double-quoted parts.
   const said = `the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")`;
   const why =
@@ -435,7 +438,7 @@ function rollbackRevisionWarning(revision: string): string {
   return [
     "local before",
     'before=$(db_first_backup_after "$RELEASE_ID")',
-    `if [ -n "$before" ]; then note "rollback: warning: ${said}: ${why}; if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack <stack> --backup $before), and lose what was written since"; ` +
+    `if [ -n "$before" ]; then note "rollback: warning: ${said}: ${why}; if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; ` +
       `else note "rollback: warning: ${said}: ${why}; no backup taken before a later release's migration is left on this host"; fi`,
   ].join("; ");
 }
@@ -1058,7 +1061,7 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
           ? [
               `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
               // alembic's `Can't locate revision`: a later release migrated the database past this one's migrations.
-              `if [ -n "$REVISION_FAILED" ]; then ${rollbackRevisionWarning(db.revision)}; fi`,
+              `if [ -n "$REVISION_FAILED" ]; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
             ]
           : ['REVISION=""']),
       ],

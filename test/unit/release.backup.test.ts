@@ -336,7 +336,7 @@ describe("release script: a rollback to a release older than the database's migr
       `apphost: rollback: warning: the revision command of release ${v1} failed (python3 migrate.py --current: "FAILED: Can't locate revision identified by 'v3'"): ` +
         "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
         `if this release needs the schema it was deployed with, restore ${before}, the backup taken before the first migration after it ` +
-        `(npm run restore -- --stack <stack> --backup ${before}), and lose what was written since`,
+        `(npm run restore -- --stack test --backup ${before}), and lose what was written since`,
     ]);
     assert.equal(JSON.parse((await host.get(Number(parseResult(r.stdout).port))).body).version, "v1");
 

@@ -322,7 +322,7 @@ describe("release phases: the base input", () => {
       'if [ -n "$REVISION_FAILED" ]; then local before; before=$(db_first_backup_after "$RELEASE_ID"); ' +
         'if [ -n "$before" ]; then note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
         "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
-        'if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack <stack> --backup $before), and lose what was written since"; ' +
+        'if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack prod --backup $before), and lose what was written since"; ' +
         'else note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
         "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
         "no backup taken before a later release's migration is left on this host\"; fi; fi",
