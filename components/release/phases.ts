@@ -436,10 +436,10 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
   const why =
     "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database";
   return [
-    "local before",
+    'local before todo="no backup taken before a later release\'s migration is left on this host"',
     'before=$(db_first_backup_after "$RELEASE_ID")',
-    `if [ -n "$before" ]; then note "rollback: warning: ${said}: ${why}; if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; ` +
-      `else note "rollback: warning: ${said}: ${why}; no backup taken before a later release's migration is left on this host"; fi`,
+    `if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; fi`,
+    `note "rollback: warning: ${said}: ${why}; $todo"`,
   ].join("; ");
 }
 
@@ -482,9 +482,8 @@ function programChecks(input: ReleaseInput): string[] {
     : `package.json's dependencies (${nodeDepsOf(app).lock})`;
   // A program a group or an extra the stack does not install has (uvicorn in Poetry's dev group): that one's name.
   const inGroups = (program: string) => {
-    const groups = Object.hasOwn(grouped, normalizedPackage(program))
-      ? grouped[normalizedPackage(program)]
-      : [];
+    const pkg = normalizedPackage(program);
+    const groups = Object.hasOwn(grouped, pkg) ? grouped[pkg] : [];
     if (groups.length === 0) return "";
     const names = groups.map((g) => `"${g.name}" ${g.as === "extra" ? "extra" : "group"}`).join(" and ");
     const which = groups.length === 1 ? `"${groups[0].name}"` : "one of them";

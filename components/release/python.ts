@@ -105,13 +105,14 @@ export function offeredGroups(
   manager: PythonManager,
   pyproject: string | undefined,
 ): Map<string, PythonGroup["as"]> | undefined {
+  return offeredIn(manager, pyproject === undefined ? undefined : parseTomlLenient(pyproject));
+}
+
+/** offeredGroups of a parsed pyproject.toml (undefined: missing or unreadable). */
+function offeredIn(manager: PythonManager, doc: unknown): Map<string, PythonGroup["as"]> | undefined {
   if (manager !== "uv" && manager !== "poetry") return undefined;
   const offered = new Map<string, PythonGroup["as"]>();
-  const doc = pyproject === undefined ? undefined : parseTomlLenient(pyproject);
-  const names = (dotted: string) => {
-    const v = tomlAt(doc, dotted);
-    return v !== null && typeof v === "object" && !Array.isArray(v) ? Object.keys(v) : [];
-  };
+  const names = (dotted: string) => tableKeys(tomlAt(doc, dotted));
   for (const g of names(manager === "uv" ? "dependency-groups" : "tool.poetry.group"))
     offered.set(g, "group");
   // Poetry's legacy [tool.poetry.dev-dependencies] is its dev group (`--only main,dev` installs it, Poetry 2 too).
@@ -122,6 +123,11 @@ export function offeredGroups(
   ];
   for (const e of extras) if (!offered.has(e)) offered.set(e, "extra");
   return offered;
+}
+
+/** A TOML table's keys; none for anything else. */
+function tableKeys(v: unknown): string[] {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? Object.keys(v) : [];
 }
 
 /** A package name as PEP 503 compares them: lowercase, each run of `-`, `_` and `.` one `-`. */
@@ -142,10 +148,9 @@ export function groupedPackages(
   installed: readonly string[] = [],
 ): Map<string, PythonGroup[]> {
   const out = new Map<string, PythonGroup[]>();
-  const offered = offeredGroups(manager, pyproject);
-  const doc =
-    offered && offered.size > 0 && pyproject !== undefined ? parseTomlLenient(pyproject) : undefined;
-  if (!offered || !doc) return out;
+  const doc = pyproject === undefined ? undefined : parseTomlLenient(pyproject);
+  const offered = offeredIn(manager, doc);
+  if (!offered || offered.size === 0) return out;
   const requirementName = (r: unknown) =>
     typeof r === "string" ? /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(r)?.[1] : undefined;
   const listed = (name: string, as: PythonGroup["as"]): unknown[] => {
@@ -154,11 +159,9 @@ export function groupedPackages(
     if (as === "extra") v = at(`tool.poetry.extras.${name}`) ?? at(`project.optional-dependencies.${name}`);
     else if (manager === "uv") v = at(`dependency-groups.${name}`);
     else {
-      const keys = (deps: unknown) =>
-        deps !== null && typeof deps === "object" && !Array.isArray(deps) ? Object.keys(deps) : [];
       v = [
-        ...keys(at(`tool.poetry.group.${name}.dependencies`)),
-        ...(name === "dev" ? keys(at("tool.poetry.dev-dependencies")) : []),
+        ...tableKeys(at(`tool.poetry.group.${name}.dependencies`)),
+        ...(name === "dev" ? tableKeys(at("tool.poetry.dev-dependencies")) : []),
       ];
     }
     return Array.isArray(v) ? v : [];

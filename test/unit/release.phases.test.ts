@@ -319,13 +319,11 @@ describe("release phases: the base input", () => {
       "choose_rollback_target",
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
-      'if [ -n "$REVISION_FAILED" ]; then local before; before=$(db_first_backup_after "$RELEASE_ID"); ' +
-        'if [ -n "$before" ]; then note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
-        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
-        'if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack prod --backup $before), and lose what was written since"; ' +
-        'else note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
-        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
-        "no backup taken before a later release's migration is left on this host\"; fi; fi",
+      'if [ -n "$REVISION_FAILED" ]; then local before todo="no backup taken before a later release\'s migration is left on this host"; ' +
+        'before=$(db_first_backup_after "$RELEASE_ID"); ' +
+        'if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack prod --backup $before), and lose what was written since"; fi; ' +
+        'note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
+        "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; $todo\"; fi",
     ]);
     assert.deepEqual(finish.commands, [
       'release_log "$RELEASE_ID" "$REVISION" rolled-back',
