@@ -816,29 +816,37 @@ unit_states() {
 }
 
 # The live release's units that are down, one "<unit> is <state>" per line: the web instance when not active, a
-# worker inactive or failed (one systemd still restarts is not). What liveOf (components/remote/release.ts)
-# reads from status as drift.
+# worker inactive or failed (one systemd still restarts is not); and those that run files a package upgrade replaced
+# (unit_replaced), one "<unit> runs <files>, replaced since it started" per line. What liveOf
+# (components/remote/release.ts) reads from status as drift, which publishing the release again mends.
 units_down() {
-  local kind unit state
+  local kind unit state files
   while read -r kind unit state; do
     if { [ "$kind" = web ] && [ "$state" != active ]; } || [ "$state" = inactive ] || [ "$state" = failed ]; then
       printf "%s is %s\n" "$unit" "${state:-unknown}"
+    else
+      files=$(unit_replaced "$unit")
+      if [ -n "$files" ]; then printf "%s runs %s, replaced since it started\n" "$unit" "${files// /, }"; fi
     fi
   done < <(unit_states)
 }
 
 cmd_status() {
-  local cur kind unit state web="" workers=()
+  local cur kind unit state files web="" workers=() replaced=()
   cur=$(current_id)
   printf "current=%s\n" "$cur"
   printf "active_port=%s\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"
   # The live web instance's unit state, and each worker's as <unit>:<state>: a host whose app was stopped by
   # hand, or given up by systemd, shows as such (a refresh sees it, and the next up publishes the release again).
+  # So does a unit running files a package upgrade replaced (libssl, the interpreter), as <unit>:<file>,<file>.
   while read -r kind unit state; do
     if [ "$kind" = web ]; then web=$state; else workers+=("$unit:$state"); fi
+    files=$(unit_replaced "$unit")
+    if [ -n "$files" ]; then replaced+=("$unit:${files// /,}"); fi
   done < <(unit_states)
   if [ -n "$WEB_UNIT" ]; then printf "web=%s\n" "$web"; fi
   if [ -n "$WORKER_UNITS" ]; then printf "workers=%s\n" "${workers[*]}"; fi
+  printf "replaced=%s\n" "${replaced[*]}"
   printf "previous=%s\n" "$(previous_release "$cur")"
   printf "releases=%s\n" "$(release_ids | tr "\n" " " | sed "s/ $//")"
   if [ -f "$LOCK" ]; then printf "lock=%s\n" "$(lock_describe)"; else printf "lock=\n"; fi

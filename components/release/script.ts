@@ -29,7 +29,7 @@ import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
 import { pythonImportPath, renderCommandDropIn } from "../render/systemd";
-import { portListenerFunction, unitListensFunction } from "../render/layout";
+import { portListenerFunction, unitListensFunction, unitReplacedFunction } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
   EXIT_CODES,
@@ -246,6 +246,8 @@ __STATE__`;
     `${portListenerFunction(t).join("\n")}\n`,
     "# unit_listens <unit>: the addresses where <unit>'s processes listen on TCP, one a line (health_wait).",
     `${unitListensFunction(t).join("\n")}\n`,
+    "# unit_replaced <unit>: the files <unit>'s processes run that a package upgrade replaced (status, units_down).",
+    `${unitReplacedFunction(t).join("\n")}\n`,
     "# error_hint <line>: what a Python traceback's error line usually means (ERROR_HINTS, phases.ts), or nothing.",
     errorHintFunction(),
     "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",

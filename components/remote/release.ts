@@ -139,6 +139,9 @@ export function parseKv(stdout: string): Record<string, string> {
  * not served as declared: `<id> (web inactive)`, `<id> (worker apphost-shop-prod-worker.service failed)`
  * differs from the release id, so a refresh shows it as drift and the next `up` publishes the same release
  * again (a release resets and restarts every unit). A worker still restarting (`activating`) is not drift.
+ * A unit that still runs files a package upgrade replaced is drift too (`<unit> runs libssl.so.3, replaced
+ * since it started`): publishing the release again starts a fresh web instance behind the health gate and
+ * restarts the workers, as any release does, and the upgrade then applies to the app.
  */
 export function liveOf(status: Record<string, string>): string {
   const current = status.current || "none";
@@ -149,6 +152,12 @@ export function liveOf(status: Record<string, string>): string {
     const i = entry.lastIndexOf(":");
     const [unit, state] = [entry.slice(0, i), entry.slice(i + 1)];
     if (state === "failed" || state === "inactive") down.push(`worker ${unit} ${state}`);
+  }
+  for (const entry of (status.replaced ?? "").split(" ").filter(Boolean)) {
+    const i = entry.lastIndexOf(":");
+    const files = entry.slice(i + 1).split(",");
+    const more = files.length > 3 ? ` and ${files.length - 3} more` : "";
+    down.push(`${entry.slice(0, i)} runs ${files.slice(0, 3).join(", ")}${more}, replaced since it started`);
   }
   return down.length ? `${current} (${down.join(", ")})` : current;
 }

@@ -180,6 +180,29 @@ export function unitListensFunction(tools: ListenerTools = LISTENER_TOOLS): stri
   ];
 }
 
+/**
+ * `unit_replaced <unit>`: the files a process of <unit> runs that a package
+ * upgrade replaced after it started, their names sorted on one line, or
+ * nothing. dpkg unpacks a new version beside a file and renames it over the
+ * old one, which a running process keeps mapped, and the kernel then names
+ * `(deleted)`: an executable mapping of such a file from the system's
+ * directories is an old shared library (libssl, libc) or interpreter still
+ * running. Its processes are those whose cgroup (unified, else v1's
+ * `name=systemd`) ends in the unit's name. The release script's status reports
+ * them as drift, and the doctor's units check fails on them.
+ */
+export function unitReplacedFunction(tools: Pick<ListenerTools, "proc"> = LISTENER_TOOLS): string[] {
+  const system = "^\\/(usr\\/)?(lib|lib32|lib64|libx32|bin|sbin)\\/";
+  return [
+    "unit_replaced() {",
+    "  local re=${1//./\\\\.} cgroups=()",
+    `  mapfile -t cgroups < <(grep -lE -e "^0::(/.*)?/$re\\$" -e "^[0-9]+:name=systemd:(/.*)?/$re\\$" ${q(tools.proc)}/[0-9]*/cgroup 2>/dev/null || true)`,
+    '  if [ "${#cgroups[@]}" -eq 0 ]; then return 0; fi',
+    `  { cat "\${cgroups[@]/%cgroup/maps}" 2>/dev/null || true; } | awk '$2 ~ /x/ && $NF == "(deleted)" && $6 ~ /${system}/ { n = split($6, p, "/"); print p[n] }' | sort -u | paste -sd ' ' -`,
+    "}",
+  ];
+}
+
 export interface PortClaimInput {
   /** apphost:app.basePort: the web ports are it and the next, the upstream port the one after */
   basePort: number;

@@ -15,6 +15,7 @@ import {
   portClaimCommands,
   portListenerFunction,
   unitListensFunction,
+  unitReplacedFunction,
   proxyLogsFind,
   strayFilesCommands,
   unitClaimCommands,
@@ -450,6 +451,64 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
         "caddy.service",
       );
       assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("unit_replaced is this function, with the host's /proc", () => {
+    assert.equal(
+      unitReplacedFunction().join("\n"),
+      [
+        "unit_replaced() {",
+        "  local re=${1//./\\\\.} cgroups=()",
+        '  mapfile -t cgroups < <(grep -lE -e "^0::(/.*)?/$re\\$" -e "^[0-9]+:name=systemd:(/.*)?/$re\\$" /proc/[0-9]*/cgroup 2>/dev/null || true)',
+        '  if [ "${#cgroups[@]}" -eq 0 ]; then return 0; fi',
+        `  { cat "\${cgroups[@]/%cgroup/maps}" 2>/dev/null || true; } | awk '$2 ~ /x/ && $NF == "(deleted)" && $6 ~ /^\\/(usr\\/)?(lib|lib32|lib64|libx32|bin|sbin)\\// { n = split($6, p, "/"); print p[n] }' | sort -u | paste -sd ' ' -`,
+        "}",
+      ].join("\n"),
+    );
+  });
+
+  it("unit_replaced names the replaced system files every process of the unit maps executable, on one line", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-replaced-"));
+    const proc = (pid: number, cgroup: string, maps: string[]) => {
+      fs.mkdirSync(path.join(dir, String(pid)));
+      fs.writeFileSync(path.join(dir, String(pid), "cgroup"), cgroup);
+      fs.writeFileSync(path.join(dir, String(pid), "maps"), maps.map((m) => `${m}\n`).join(""));
+    };
+    const deleted = (file: string, perms = "r-xp") =>
+      `7f3a10028000-7f3a1017d000 ${perms} 00028000 fe:01 1311 ${file} (deleted)`;
+    // gunicorn's master and a worker of one instance (a template's nested slice), and an instance of the other port.
+    const web = "apphost-shop-prod-web@8001.service";
+    proc(100, `0::/system.slice/system-apphost\\x2dshop.slice/${web}\n`, [
+      deleted("/usr/bin/python3.11"),
+      deleted("/usr/lib/locale/locale-archive", "r--p"),
+      deleted("/dev/shm/sem.mp-1", "rw-s"),
+      deleted("/srv/shop-prod/venvs/a/lib/python3.11/site-packages/_cffi_backend.so"),
+    ]);
+    proc(101, `1:name=systemd:/system.slice/${web}\n`, [
+      deleted("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+      deleted("/lib/x86_64-linux-gnu/libc.so.6"),
+      "7f3a40000000-7f3a40014000 r-xp 00002000 fe:01 2002 /usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+    ]);
+    proc(102, "0::/system.slice/apphost-shop-prod-web@8000.service\n", [
+      deleted("/usr/lib/x86_64-linux-gnu/libpq.so.5"),
+    ]);
+    proc(103, `0::/system.slice/${web}x\n`, [deleted("/usr/lib/x86_64-linux-gnu/libxml2.so.2")]);
+    // A process that exited between the look at its cgroup and the read of its maps.
+    fs.mkdirSync(path.join(dir, "104"));
+    fs.writeFileSync(path.join(dir, "104", "cgroup"), `0::/system.slice/${web}\n`);
+    const fn = unitReplacedFunction({ proc: dir }).join("\n");
+    const replaced = (unit: string) =>
+      spawnSync("bash", ["--norc", "-c", `set -euo pipefail\n${fn}\nunit_replaced ${unit}`], {
+        encoding: "utf8",
+      });
+    try {
+      const r = replaced(web);
+      assert.deepEqual([r.status, r.stdout, r.stderr], [0, "libc.so.6 libssl.so.3 python3.11\n", ""]);
+      assert.equal(replaced("apphost-shop-prod-web@8000.service").stdout, "libpq.so.5\n");
+      assert.deepEqual([replaced("caddy.service").status, replaced("caddy.service").stdout], [0, ""]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

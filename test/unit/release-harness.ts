@@ -408,6 +408,35 @@ export class FakeHost {
     fs.writeFileSync(path.join(this.runDir, "worker.failed"), "");
   }
 
+  /**
+   * A package upgrade replaced `file` (a library in /usr/lib) under the running processes of `unit`: their stand-in
+   * maps name it `(deleted)`, as the kernel does once dpkg has renamed the new version over it. Beside it, mappings
+   * that are not such a file: a venv's extension (not the system's), the locale archive (not executable) and a
+   * library still in place. Returns the maps written, for the test to remove.
+   */
+  replaceLibraryUnder(unit: string, file: string): string[] {
+    const proc = path.join(this.tmp, "proc");
+    const written: string[] = [];
+    for (const pid of fs.readdirSync(proc)) {
+      const cgroup = path.join(proc, pid, "cgroup");
+      if (!fs.existsSync(cgroup) || !fs.readFileSync(cgroup, "utf8").trim().endsWith(`/${unit}`)) continue;
+      const maps = path.join(proc, pid, "maps");
+      fs.writeFileSync(
+        maps,
+        [
+          `7f3a10000000-7f3a10028000 r--p 00000000 fe:01 1311 /usr/lib/x86_64-linux-gnu/${file} (deleted)`,
+          `7f3a10028000-7f3a1017d000 r-xp 00028000 fe:01 1311 /usr/lib/x86_64-linux-gnu/${file} (deleted)`,
+          `7f3a20000000-7f3a20004000 r-xp 00000000 fe:01 2000 ${this.layout.venvs}/x/lib/_speedups.so (deleted)`,
+          "7f3a30000000-7f3a30400000 r--p 00000000 fe:01 2001 /usr/lib/locale/locale-archive (deleted)",
+          "7f3a40000000-7f3a40014000 r-xp 00002000 fe:01 2002 /usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+          "",
+        ].join("\n"),
+      );
+      written.push(maps);
+    }
+    return written;
+  }
+
   /** Makes the next `systemctl restart` of a worker fail, as a start job systemd reports failed does. */
   failWorkerRestartOnce(): void {
     fs.writeFileSync(path.join(this.runDir, "worker.restart.fail"), "");

@@ -155,6 +155,33 @@ describe("release script: a worker that does not stay up after the deploy restar
     assert.ok(r.stderr.includes(`apphost: release ${id} is already current; nothing to do\n`), r.stderr);
     assert.equal(parseResult(r.stdout).outcome, "unchanged");
   });
+
+  it("a web instance that runs a library a package upgrade replaced is drift; the rollback to it publishes it again", () => {
+    const id = "20250101120000-e1e1e1e1";
+    const port = fs.readFileSync(host.layout.activePort, "utf8").trim();
+    const unit = `apphost-shop-test-web@${port}.service`;
+    const maps = host.replaceLibraryUnder(unit, "libssl.so.3");
+    try {
+      assert.ok(maps.length > 0, `no process of ${unit} in the stand-in /proc`);
+      const drift = parseKv(host.run(["status"]).stdout);
+      assert.equal(drift.replaced, `${unit}:libssl.so.3`);
+      assert.equal(liveOf(drift), `${id} (${unit} runs libssl.so.3, replaced since it started)`);
+      const r = host.run(["rollback", id]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(
+        r.stderr.includes(
+          `apphost: release ${id} is current, but ${unit} runs libssl.so.3, replaced since it started: publishing it again\n`,
+        ),
+        r.stderr,
+      );
+      assert.match(r.stderr, /^apphost: phase health-gate: ok /m);
+      const status = parseKv(host.run(["status"]).stdout);
+      assert.notEqual(status.active_port, port, "a fresh instance, on the other port");
+      assert.deepEqual([status.replaced, liveOf(status)], ["", id]);
+    } finally {
+      for (const m of maps) fs.rmSync(m, { force: true });
+    }
+  });
 });
 
 describe("release script: a first deploy whose migration writes a database inside the release", function () {

@@ -311,6 +311,27 @@ describe("release provider: what a refresh reads as live", () => {
     );
   });
 
+  it("names each unit that runs files a package upgrade replaced, so it differs from the release id", () => {
+    const web = "apphost-shop-prod-web@8001.service";
+    assert.equal(liveOf({ current: id, web: "active", replaced: "" }), id);
+    assert.equal(
+      liveOf({
+        current: id,
+        web: "active",
+        workers: `${worker}:active`,
+        replaced: `${web}:libc.so.6,libssl.so.3 ${worker}:python3.11`,
+      }),
+      `${id} (${web} runs libc.so.6, libssl.so.3, replaced since it started, ${worker} runs python3.11, replaced since it started)`,
+    );
+    assert.equal(
+      liveOf({
+        current: id,
+        replaced: `${web}:ld-linux-x86-64.so.2,libc.so.6,libdl.so.2,libm.so.6,libresolv.so.2`,
+      }),
+      `${id} (${web} runs ld-linux-x86-64.so.2, libc.so.6, libdl.so.2 and 2 more, replaced since it started)`,
+    );
+  });
+
   it("none when nothing is live, whatever the units say", () => {
     assert.equal(liveOf({ current: "", web: "inactive", workers: `${worker}:failed` }), "none");
     assert.equal(liveOf({}), "none");
