@@ -43,10 +43,11 @@ fail_any() {
 # ACTIVE_PORT_FILE; with UPSTREAM_TABLE, the stack's nftables rule leads UPSTREAM_PORT (the port the
 # proxy connects to) to that port, and its guard resets connections to the two web ports (UPSTREAM_PORT
 # - 2 and - 1) from beyond loopback (UPSTREAM_UNIT loads both). Without the guard, the instance must
-# listen on loopback only (ss).
+# listen on loopback only (ss). No process a release starts (a worker, the web instance) runs a file a package
+# upgrade replaced since it started (unit_replaced): the upgrade applies to it only once it restarts.
 # shellcheck disable=SC2317 # called through apphost_doctor_run
 check_units() {
-  local units=("${UNITS[@]}") port="" template unit state rules guard="" open bad=() processes_down=""
+  local units=("${UNITS[@]}") port="" template unit state rules guard="" open bad=() processes_down="" stale=() files=() replaced=() shown
   if ((${#WEB_TEMPLATES[@]} > 0)); then
     port=$(cat -- "$ACTIVE_PORT_FILE" 2>/dev/null) || fail "cannot read the active web port from $ACTIVE_PORT_FILE"
     [[ $port =~ ^[0-9]+$ ]] || fail "active web port in $ACTIVE_PORT_FILE is not a number: $port"
@@ -55,10 +56,24 @@ check_units() {
   command -v systemctl >/dev/null || fail "systemctl not found"
   for unit in "${units[@]}"; do
     state=$(systemctl is-active -- "$unit" 2>/dev/null) || true
-    [[ $state == active ]] && continue
-    bad+=("$unit is ${state:-unknown}")
-    if [[ " ${PROCESS_UNITS[*]} " == *" $unit "* || (-n $port && $unit == *"@$port.service") ]]; then processes_down=1; fi
+    if [[ " ${PROCESS_UNITS[*]} " != *" $unit "* && ! (-n $port && $unit == *"@$port.service") ]]; then
+      [[ $state == active ]] || bad+=("$unit is ${state:-unknown}")
+    elif [[ $state != active ]]; then
+      bad+=("$unit is ${state:-unknown}")
+      processes_down=1
+    else
+      read -ra replaced <<<"$(unit_replaced "$unit")"
+      if ((${#replaced[@]} > 0)); then stale+=("$unit") files+=("${replaced[@]}"); fi
+    fi
   done
+  # One line for them all: a libc upgrade replaces half a dozen files under every process.
+  if ((${#stale[@]} > 0)); then
+    mapfile -t files < <(printf '%s\n' "${files[@]}" | sort -u)
+    shown=$(printf '%s, ' "${files[@]:0:3}")
+    shown=${shown%, }
+    if ((${#files[@]} > 3)); then shown+=" and $((${#files[@]} - 3)) more"; fi
+    bad+=("a package upgrade replaced files these still run ($shown): $(printf '%s, ' "${stale[@]}" | sed 's/, $//'); pulumi up --refresh publishes the live release again (a new web instance behind the health gate, the workers restarted)")
+  fi
   if [[ -n $UPSTREAM_TABLE ]]; then
     if ! command -v nft >/dev/null; then
       bad+=("nft not found (apt-get install nftables): cannot check where the upstream port $UPSTREAM_PORT leads")

@@ -27,6 +27,7 @@ import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
 import { isPostgres } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
+import { unitReplacedFunction } from "./render/layout";
 import { shellFunction, strayDatabasesFunction } from "./release/backup";
 import { isHostName, shellQuote } from "./shell";
 import { staticShell } from "./shellfile";
@@ -69,6 +70,8 @@ export interface DoctorInput {
   units: string[];
   /** Those of `units` a release (re)starts: the workers. A FAIL that names one says how to start it again */
   processUnits: string[];
+  /** Where `<pid>/cgroup` and `<pid>/maps` tell a unit's processes and the files they run. @default "/proc" */
+  proc?: string;
   /**
    * Web processes run as template units with two alternating instances; only
    * the one on the port the proxy uses is expected to be active.
@@ -341,8 +344,12 @@ function unitsCheck(input: DoctorInput): DoctorCheck {
     description:
       "Every apphost unit, the proxy and the web instance on the active port are active; " +
       "the upstream port leads to the active port; the web ports answer on loopback only (the stack's nftables guard, " +
-      "or an instance that listens there).",
+      "or an instance that listens there); no process a release starts runs a library a package upgrade replaced.",
     command: ["check_units"],
+    functions:
+      "# unit_replaced <unit>: the files <unit>'s processes run that a package upgrade replaced.\n" +
+      "# shellcheck disable=SC2317 # called by check_units, which apphost_doctor_run calls\n" +
+      unitReplacedFunction({ proc: input.proc ?? "/proc" }).join("\n"),
     values: {
       UNITS: input.units,
       PROCESS_UNITS: input.processUnits,

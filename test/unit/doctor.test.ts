@@ -1137,6 +1137,62 @@ describe("doctor: checks executed in a temp dir", function () {
     });
   });
 
+  describe("units (with a stand-in systemctl and /proc)", () => {
+    const worker = "apphost-shop-prod-worker.service";
+    const web = "apphost-shop-prod-web@8001.service";
+    /** Every unit active; `maps` gives the processes of a unit the lines of their /proc/<pid>/maps. */
+    const host = (maps: Record<string, string[]>) => {
+      fs.mkdirSync(at("bin"));
+      fs.writeFileSync(at("bin", "systemctl"), "#!/usr/bin/env bash\necho active\n", { mode: 0o755 });
+      fs.writeFileSync(at("active-port"), "8001\n");
+      let pid = 100;
+      for (const [unit, lines] of Object.entries({ "caddy.service": [], [worker]: [], [web]: [], ...maps })) {
+        fs.mkdirSync(at("proc", String(++pid)), { recursive: true });
+        fs.writeFileSync(at("proc", String(pid), "cgroup"), `0::/system.slice/${unit}\n`);
+        fs.writeFileSync(at("proc", String(pid), "maps"), lines.map((l) => `${l}\n`).join(""));
+      }
+      const input = hostInput({
+        proc: at("proc"),
+        web: { templates: ["apphost-shop-prod-web@.service"], activePortFile: at("active-port") },
+      });
+      return () =>
+        runCheck(check(input, "units"), { ...process.env, PATH: `${at("bin")}:${process.env.PATH}` });
+    };
+    const deleted = (file: string) => `7f3a10028000-7f3a1017d000 r-xp 00028000 fe:01 1311 ${file} (deleted)`;
+
+    it("names three of the files, and how many more", async () => {
+      const libs = ["ld-linux-x86-64.so.2", "libc.so.6", "libdl.so.2", "libm.so.6", "libresolv.so.2"];
+      const run = host({ [web]: libs.map((l) => deleted(`/usr/lib/x86_64-linux-gnu/${l}`)) });
+      assert.equal(
+        (await run()).detail,
+        `a package upgrade replaced files these still run (ld-linux-x86-64.so.2, libc.so.6, libdl.so.2 and 2 more): ${web}; ` +
+          "pulumi up --refresh publishes the live release again (a new web instance behind the health gate, the workers restarted)",
+      );
+    });
+
+    it("passes while the processes a release starts run the files on disk", async () => {
+      const run = host({
+        [web]: ["7f3a40000000-7f3a40014000 r-xp 00002000 fe:01 2002 /usr/lib/x86_64-linux-gnu/libc.so.6"],
+      });
+      assert.deepEqual(await run(), { name: "units", status: "pass", detail: "" });
+    });
+
+    it("fails naming each worker and the web instance that runs a library a package upgrade replaced, and what restarts them; the proxy's own is not its business", async () => {
+      const run = host({
+        [worker]: [deleted("/usr/lib/x86_64-linux-gnu/libssl.so.3")],
+        [web]: [deleted("/usr/lib/x86_64-linux-gnu/libc.so.6"), deleted("/usr/bin/python3.11")],
+        "caddy.service": [deleted("/usr/lib/x86_64-linux-gnu/libc.so.6")],
+      });
+      assert.deepEqual(await run(), {
+        name: "units",
+        status: "fail",
+        detail:
+          `a package upgrade replaced files these still run (libc.so.6, libssl.so.3, python3.11): ${worker}, ${web}; ` +
+          "pulumi up --refresh publishes the live release again (a new web instance behind the health gate, the workers restarted)",
+      });
+    });
+  });
+
   describe("a scheduled job (with a stand-in systemctl)", () => {
     const job = {
       name: "tick",
