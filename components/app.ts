@@ -43,6 +43,7 @@ import { renderCaddySite } from "./render/caddy";
 import { envFileOwnership, renderEnvFile } from "./render/env";
 import { layoutCommands } from "./render/layout";
 import { logrotatePath, renderLogrotate } from "./render/logrotate";
+import { needrestartConfPath, renderNeedrestartConf } from "./render/needrestart";
 import { defaultMaintenancePage } from "./render/maintenance";
 import { renderNginxSite } from "./render/nginx";
 import {
@@ -653,11 +654,29 @@ export class App extends pulumi.ComponentResource {
 
   private createHousekeeping(
     name: string,
-    { proxy, connection }: AppArgs,
+    { proxy, connection, app }: AppArgs,
     after: pulumi.Resource[],
   ): HostFile[] {
     const backupWrapper = `#!/bin/sh\n# Managed by apphost: the scheduled backup.\nexec ${releaseScriptPath(this.layout)} backup scheduled\n`;
+    const web = webProcess(app);
+    const needrestart = needrestartConfPath(this.layout);
     return [
+      ...(web
+        ? [
+            new HostFile(
+              `${name}-needrestart`,
+              {
+                connection,
+                path: needrestart,
+                content: renderNeedrestartConf(this.layout, web),
+                // needrestart evaluates it as Perl: one that does not compile would stop its every run.
+                validate: `perl -c ${needrestart}`,
+                onDelete: "",
+              },
+              { parent: this, dependsOn: after },
+            ),
+          ]
+        : []),
       new HostFile(
         `${name}-backup-script`,
         {

@@ -37,6 +37,8 @@ export interface HostDirs {
   letsencryptLive: string;
   /** Local roots `update-ca-certificates` adds to the host's trust store (apphost:tls.acmeCaRoot) */
   localCaCerts: string;
+  /** needrestart's configuration fragments (needrestart.ts) */
+  needrestartConf: string;
 }
 
 export const HOST_DIRS: HostDirs = {
@@ -46,6 +48,7 @@ export const HOST_DIRS: HostDirs = {
   tls: "/etc/apphost/tls",
   letsencryptLive: "/etc/letsencrypt/live",
   localCaCerts: "/usr/local/share/ca-certificates",
+  needrestartConf: "/etc/needrestart/conf.d",
 };
 
 /**

@@ -23,6 +23,8 @@ import { served, startPebble, verifiedGet } from "./pebble";
 import {
   appVariant,
   BROKEN_0003,
+  describeLoad,
+  startLoad,
   FIXED_0003,
   hostPostgres,
   samplePostgresStack,
@@ -188,6 +190,66 @@ export function describeOs(o: OsSpec): void {
         [],
         JSON.stringify(again.summary.resourceChanges),
       );
+    });
+
+    it(`a library upgrade under the running app (libc6 reinstalled${o.needrestart ? ", needrestart's hook run" : ""}) is drift the doctor names; up --refresh publishes the release again under load, 0 failed`, async function () {
+      const stack = await stackFor(lastSource);
+      const cli = (command: string) =>
+        runCli(command, ["--stack", o.stack, "--config-file", stack.configFile], {
+          PULUMI_BACKEND_URL: backend,
+        });
+      const activePort = () => onHost(`cat /srv/${ID}/active-port`).stdout.trim();
+      const port = activePort();
+      const web = `apphost-${ID}-web@${port}.service`;
+      const invocation = () => onHost(`systemctl show -p InvocationID --value ${web}`).stdout.trim();
+      const before = invocation();
+      // As unattended-upgrades installs a security update: dpkg renames the new libc.so.6 over the one the app runs
+      // (and, on Ubuntu, needrestart's apt hook restarts what it may).
+      onHost("DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall libc6 >/dev/null 2>&1");
+      assert.equal(invocation(), before, "the upgrade restarted the live web instance (needrestart)");
+      const doctor = await cli("doctor");
+      assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+      const units = doctor.stdout.split("\n").find((l) => l.startsWith("FAIL units: ")) ?? doctor.stdout;
+      assert.match(
+        units,
+        /^FAIL units: a package upgrade replaced files these still run \([^)]*libc\.so\.6[^)]*\): /,
+      );
+      assert.ok(units.includes(web), units);
+      assert.ok(
+        units.endsWith(
+          "; pulumi up --refresh publishes the live release again (a new web instance behind the health gate, the workers restarted)",
+        ),
+        units,
+      );
+      const drift = await cli("drift");
+      assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+      assert.match(
+        drift.stdout,
+        /^ {2}changed: app-release \(Release, pulumi-nodejs:dynamic\/apphost:Release\)/m,
+      );
+      const load = startLoad(sandbox, {
+        hostname: HOSTNAME,
+        paths: ["/", "/healthz", "/items"],
+        keepAliveClients: 2,
+        freshClients: 1,
+        maxRequests: 4000,
+        maxSeconds: 180,
+      });
+      let res: auto.UpResult;
+      try {
+        res = await stack.up({ refresh: true, onOutput: log, configFile: stack.configFile });
+      } finally {
+        await load.stop();
+      }
+      const report = load.report;
+      say(`load during up --refresh: ${describeLoad(report)}`);
+      assert.equal(res.summary.result, "succeeded");
+      assert.equal(report.failed, 0, `failed requests:\n${report.failures.join("\n")}`);
+      assert.ok(report.requests >= 50, `only ${report.requests} requests ran`);
+      assert.notEqual(activePort(), port, "no fresh web instance on the other port");
+      const again = await cli("doctor");
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.equal((await cli("drift")).code, 0);
     });
 
     it(`tls.mode certbot with Nginx: ${o.os}'s certbot gets Pebble's certificate through HTTP-01; Nginx serves it`, async function () {

@@ -199,6 +199,7 @@ describe("npm run render (scripts/render.ts, and its runs in one child process)"
         ["etc/caddy/Caddyfile", "0644 root:root"],
         ["etc/caddy/apphost/sample-prod.caddy", "0644 root:root"],
         ["etc/logrotate.d/apphost-sample-prod", "0644 root:root"],
+        ["etc/needrestart/conf.d/apphost-sample-prod.conf", "0644 root:root"],
         ["etc/systemd/system/apphost-sample-prod-backup.service", "0644 root:root"],
         ["etc/systemd/system/apphost-sample-prod-backup.timer", "0644 root:root"],
         ["etc/systemd/system/apphost-sample-prod-heartbeat.service", "0644 root:root"],
@@ -224,7 +225,7 @@ describe("npm run render (scripts/render.ts, and its runs in one child process)"
       );
       assert.match(
         lines[lines.length - 1],
-        /^render: prod: 15 host files and \d+ command scripts from Pulumi\.prod\.yaml in .*; placeholders: <generated:secret-key>, <secret:SENTRY_DSN>; owners are not applied; nothing was deployed$/,
+        /^render: prod: 16 host files and \d+ command scripts from Pulumi\.prod\.yaml in .*; placeholders: <generated:secret-key>, <secret:SENTRY_DSN>; owners are not applied; nothing was deployed$/,
       );
     });
 

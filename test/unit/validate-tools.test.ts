@@ -47,6 +47,7 @@ import {
 } from "../../components/render/common";
 import { renderEnvFile } from "../../components/render/env";
 import { renderLogrotate } from "../../components/render/logrotate";
+import { needrestartConfPath, renderNeedrestartConf } from "../../components/render/needrestart";
 import { NginxSiteInput, renderNginxSite } from "../../components/render/nginx";
 import {
   backupUnitNames,
@@ -72,6 +73,7 @@ const INSTALL: Record<string, string> = {
   "apt-config": "apt-get install -y apt",
   bash: "apt-get install -y bash",
   python3: "apt-get install -y python3",
+  perl: "apt-get install -y perl",
 };
 
 /** Runs a tool; a missing one fails the test with the command that installs it. */
@@ -147,6 +149,7 @@ describe("validate-tools: real tools read the rendered files", () => {
       tls: `${root}/etc/apphost/tls`,
       letsencryptLive: `${root}/etc/letsencrypt/live`,
       localCaCerts: `${root}/usr/local/share/ca-certificates`,
+      needrestartConf: `${root}/etc/needrestart/conf.d`,
     };
   }
 
@@ -633,6 +636,51 @@ http {
       ok(out, "logrotate -d");
       assert.doesNotMatch(out.stdout + out.stderr, /var\/log\/nginx/);
       assert.equal(nginxLogs(layout).access, "/var/log/nginx/apphost-shop-prod.access.log");
+    });
+  });
+
+  describe("validate: perl reads the needrestart fragment as needrestart does", () => {
+    it("sets override_rc to 0 for the web instances' units alone, beside the defaults", () => {
+      const conf = write(
+        needrestartConfPath(hostLayout("shop", "prod"), dirsIn(`${tmp}/needrestart`)),
+        renderNeedrestartConf(hostLayout("shop", "prod"), "web"),
+      );
+      ok(run("perl", ["-c", conf]), "perl -c");
+      // needrestart.conf evaluates each conf.d/*.conf (`eval` of its text, dying on an error); a unit's restart is the
+      // value of the first override_rc pattern it matches (needrestart 3.6's loop, here with a default for dbus).
+      const units = [
+        "apphost-shop-prod-web@8000.service",
+        "apphost-shop-prod-web@8001.service",
+        "apphost-shop-prod-worker.service",
+        "apphost-shop-prod-eu-web@8000.service",
+        "apphost-shop-prodxweb@8000.service",
+        "dbus.service",
+        "caddy.service",
+      ];
+      const perl = [
+        "our %nrconf = (override_rc => { qr(^dbus) => 0 });",
+        "my $fn = shift @ARGV;",
+        "eval do { local(@ARGV, $/) = $fn; <> };",
+        'die "Error parsing $fn: $@" if $@;',
+        "for my $rc (@ARGV) {",
+        "  my $restart = 1;",
+        "  foreach my $re (keys %{$nrconf{override_rc}}) { next unless $rc =~ /$re/; $restart = $nrconf{override_rc}->{$re}; last; }",
+        '  print "$rc $restart\\n";',
+        "}",
+      ].join("\n");
+      assert.equal(
+        ok(run("perl", ["-e", perl, conf, ...units]), "perl"),
+        [
+          "apphost-shop-prod-web@8000.service 0",
+          "apphost-shop-prod-web@8001.service 0",
+          "apphost-shop-prod-worker.service 1",
+          "apphost-shop-prod-eu-web@8000.service 1",
+          "apphost-shop-prodxweb@8000.service 1",
+          "dbus.service 0",
+          "caddy.service 1",
+          "",
+        ].join("\n"),
+      );
     });
   });
 
