@@ -61,7 +61,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     const text = read(name);
     if (text !== undefined) locks[name] = text;
   }
-  let pkg: { packageManager?: unknown; workspaces?: unknown } = {};
+  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown } = {};
   try {
     pkg = JSON.parse(pkgText) as typeof pkg;
   } catch {
@@ -75,8 +75,12 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
         /^packages\s*:/m.test(read("pnpm-workspace.yaml") ?? "")
         ? ("pnpm-workspace.yaml" as const)
         : undefined;
+  const scripts = Object.entries(
+    typeof pkg.scripts === "object" && pkg.scripts !== null ? (pkg.scripts as Record<string, unknown>) : {},
+  ).filter((e): e is [string, string] => typeof e[1] === "string");
   return {
     locks,
+    ...(scripts.length > 0 ? { scripts: Object.fromEntries(scripts) } : {}),
     ...(pkg.packageManager !== undefined ? { packageManager: pkg.packageManager } : {}),
     ...(workspaces ? { workspaces } : {}),
     ...(members.length > 0 ? { members } : {}),

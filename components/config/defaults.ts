@@ -175,14 +175,22 @@ const sequelizeRevision = (status: string) =>
  * leading `cd <dir>` (a monorepo's `cd backend && ...`), read by the web
  * line's rule (whereAndSteps). In a chain of steps, the revision of the one
  * step that has one; with none or several, none (""), as for anything else.
+ * A package.json script run by its manager (`npm run migrate`, `yarn
+ * migrate`, `pnpm run migrate`) has the revision of the command the script
+ * runs (`knex migrate:latest`), given `scripts` (package.json's): npm puts
+ * node_modules/.bin on its PATH, as the units' PATH has it.
  */
-export function defaultRevision(migrate: string): string {
+export function defaultRevision(migrate: string, scripts: Readonly<Record<string, string>> = {}): string {
+  const script = /^(?:npm\s+(?:run|run-script)|yarn(?:\s+run)?|pnpm(?:\s+run)?)\s+([A-Za-z0-9:_.-]+)$/.exec(
+    migrate.trim(),
+  );
+  if (script && Object.hasOwn(scripts, script[1])) return defaultRevision(scripts[script[1]]);
   const { where, steps } = whereAndSteps(migrate);
   if (where || steps.length > 1) {
     // A chain: the revision of its one step that has one (linkding's bootstrap, `mkdir -p data/favicons && python
     // manage.py generate_secret_key && python manage.py migrate && ...`). A data-only step beside it (a seed) changes
     // no revision, as it changes no fingerprint; the migration's own count still tells its data migrations.
-    const found = steps.map((s) => defaultRevision(s)).filter((r) => r !== "");
+    const found = steps.map((s) => defaultRevision(s, where ? {} : scripts)).filter((r) => r !== "");
     const inner = found.length === 1 ? found[0] : DATABASE_DEFAULTS.revision;
     return inner && where ? `${where} && ${inner}` : inner;
   }

@@ -1435,7 +1435,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ...d,
       ...(d.kind !== "none" ? { urlScheme: d.urlScheme ?? D.databaseUrlScheme(d.kind) } : {}),
       migrate,
-      revision: d.revision ?? D.defaultRevision(migrate),
+      revision: d.revision ?? D.defaultRevision(migrate, ctx.appFiles?.node?.scripts),
     };
     if (d.kind === "rds") out.rds = managed;
     return out;

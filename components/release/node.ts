@@ -134,6 +134,8 @@ function managerOf(lock: string): NodeManager {
 export interface NodeFacts {
   /** The lock files found, by name (NODE_LOCKS, and apphost:app.requirements), each with its text */
   locks: Record<string, string>;
+  /** package.json's `scripts` that are strings: what `npm run <name>` runs */
+  scripts?: Record<string, string>;
   /** package.json's `packageManager` (Corepack's field), e.g. "pnpm@9.15.9+sha512.abc" */
   packageManager?: unknown;
   /** What declares a workspace of several packages: package.json's `workspaces`, or pnpm-workspace.yaml */

@@ -1033,6 +1033,56 @@ describe("apphost:database.revision from the migrate command", () => {
     );
     assert.equal(django.database.revision, `python manage.py ${DJANGO}`);
   });
+
+  it("a package.json script its manager runs (npm run migrate) has the revision of the command the script runs", () => {
+    const scripts = {
+      migrate: "knex migrate:latest",
+      "db:migrate": "sequelize-cli db:migrate --env production",
+      seed: "node seed.js",
+      setup: "knex migrate:latest && node seed.js",
+    };
+    const table: [string, string][] = [
+      ["npm run migrate", "knex migrate:currentVersion"],
+      ["npm run-script migrate", "knex migrate:currentVersion"],
+      ["yarn migrate", "knex migrate:currentVersion"],
+      ["yarn run migrate", "knex migrate:currentVersion"],
+      ["pnpm run migrate", "knex migrate:currentVersion"],
+      ["pnpm migrate", "knex migrate:currentVersion"],
+      ["npm run db:migrate", sequelize("sequelize-cli db:migrate:status --env production")],
+      ["npm run setup", "knex migrate:currentVersion"],
+      ["npm run seed", ""],
+      ["npm run missing", ""],
+      ["npm run migrate && node seed.js", "knex migrate:currentVersion"],
+      // Another directory has its own package.json: the top one's scripts are not its.
+      ["cd backend && npm run migrate", ""],
+      ["npm run migrate -- --env production", ""],
+    ];
+    assert.deepEqual(
+      table.map(([migrate]) => [migrate, defaultRevision(migrate, scripts)]),
+      table,
+    );
+    assert.equal(defaultRevision("npm run migrate"), "", "without package.json's scripts");
+    const node = parseStackConfig(
+      withKeys(baseRaw(), {
+        "app.runtime": "node",
+        "database.migrate": "npm run migrate",
+        "database.revision": undefined,
+      }),
+      {
+        ...baseCtx(),
+        appFiles: {
+          dir: "../kutt",
+          python: {},
+          packageJson: "app",
+          node: { locks: { "package-lock.json": "{}" }, scripts: { migrate: "knex migrate:latest" } },
+        },
+      },
+    );
+    assert.deepEqual(
+      [node.database.migrate, node.database.revision],
+      ["npm run migrate", "knex migrate:currentVersion"],
+    );
+  });
 });
 
 describe("apphost:app.env references", () => {
