@@ -423,23 +423,26 @@ export function leadingProgram(command: string): { dir?: string; program: string
 }
 
 /**
- * The rollback's warning when the target's revision command fails: a later release's migration may have taken the
- * database past the target's migrations (alembic: `Can't locate revision identified by '…'`), which a rollback does
- * not undo; it names the backup taken before that migration (db_first_backup_after), if one is left.
+ * The rollback's warning when a later release's migration may have taken the database past the target's
+ * migrations, which a rollback does not undo: the target's revision command fails (alembic: `Can't locate revision
+ * identified by '…'`), or reports another revision than the one the target was deployed at (`$deployed`: knex,
+ * sequelize-cli and Django read the newest applied migration from the database, whatever the release knows). It names
+ * the backup taken before that migration (db_first_backup_after), if one is left.
  */
 function rollbackRevisionWarning(input: ReleaseInput, revision: string): string {
   // The stack the operator passes to npm run restore: the layout's id is `<app>-<stack>` (paths.ts, hostLayout).
   const prefix = `${input.app.name}-`;
   const stack = input.layout.id.startsWith(prefix) ? input.layout.id.slice(prefix.length) : "<stack>";
-  // The command as the stack gave it, single-quoted between the double-quoted parts.
-  const said = `the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")`;
   const why =
     "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database";
   return [
-    'local before todo="no backup taken before a later release\'s migration is left on this host"',
+    'local before said todo="no backup taken before a later release\'s migration is left on this host"',
+    // The command as the stack gave it, single-quoted between the double-quoted parts.
+    `if [ -n "$REVISION_FAILED" ]; then said="the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")"; ` +
+      'else said="the database is at revision \\"$REVISION\\", not \\"$deployed\\" as when release $RELEASE_ID was deployed"; fi',
     'before=$(db_first_backup_after "$RELEASE_ID")',
     `if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; fi`,
-    `note "rollback: warning: ${said}: ${why}; $todo"`,
+    `note "rollback: warning: $said: ${why}; $todo"`,
   ].join("; ");
 }
 
@@ -1059,8 +1062,10 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
         ...(db.revision
           ? [
               `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
-              // alembic's `Can't locate revision`: a later release migrated the database past this one's migrations.
-              `if [ -n "$REVISION_FAILED" ]; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
+              // A later release migrated the database past this one's migrations: alembic's `Can't locate revision`
+              // (the command fails), or a revision other than the one this release was deployed at (knex, Django).
+              'deployed=$(deployed_revision "$RELEASE_ID")',
+              `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
             ]
           : ['REVISION=""']),
       ],

@@ -531,6 +531,13 @@ release_log() {
   printf "%s\t%s\t%s\t%s\n" "$1" "$at" "${rev:--}" "$3" >>"$RELEASE_LOG"
 }
 
+# deployed_revision <id>: the revision the database was at when release <id> was last deployed (the release log's
+# newest "deployed" line of it that has one), or nothing.
+deployed_revision() {
+  if [ ! -f "$RELEASE_LOG" ]; then return 0; fi
+  awk -F'\t' -v id="$1" '$1 == id && $4 == "deployed" && $3 != "-" { rev = $3 } END { print rev }' "$RELEASE_LOG"
+}
+
 # previous_release <id>: the newest release older than <id> that served successfully and is still here.
 previous_release() {
   local ids id

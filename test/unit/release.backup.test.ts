@@ -360,4 +360,34 @@ describe("release script: a rollback to a release older than the database's migr
     assert.deepEqual(releaseWarnings(r.stderr), []);
     assert.equal(parseResult(r.stdout).revision, "v3");
   });
+
+  it("a revision command that reads the database whatever the release knows (knex, Django): warns when the revision is not the one the target was deployed at", () => {
+    const other = new FakeHost({ sharedVenv: true });
+    try {
+      const [w1, w2] = ["20250101120000-d1d1d1d1", "20250102120000-e2e2e2e2"];
+      let r = other.deploy(writeTestApp(path.join(other.tmp, "w1"), { version: "w1" }), w1);
+      assert.equal(r.status, 0, r.stderr);
+      r = other.deploy(writeTestApp(path.join(other.tmp, "w2"), { version: "w2" }), w2);
+      assert.equal(r.status, 0, r.stderr);
+      const before = /backup: database copied to \S+\/(app-\S+-pre-20250102120000-e2e2e2e2\.db) /.exec(
+        r.stderr,
+      )?.[1];
+      assert.ok(before, r.stderr);
+      r = other.run(["rollback", w1]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(parseResult(r.stdout).revision, "w2", "the database's revision, which w1 reads");
+      assert.deepEqual(releaseWarnings(r.stderr), [
+        `apphost: rollback: warning: the database is at revision "w2", not "w1" as when release ${w1} was deployed: ` +
+          "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
+          `if this release needs the schema it was deployed with, restore ${before}, the backup taken before the first migration after it ` +
+          `(npm run restore -- --stack test --backup ${before}), and lose what was written since`,
+      ]);
+      // Back to w2, deployed at the revision the database is at: no warning.
+      r = other.run(["rollback", w2]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(releaseWarnings(r.stderr), []);
+    } finally {
+      other.cleanup();
+    }
+  });
 });

@@ -319,10 +319,14 @@ describe("release phases: the base input", () => {
       "choose_rollback_target",
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
-      'if [ -n "$REVISION_FAILED" ]; then local before todo="no backup taken before a later release\'s migration is left on this host"; ' +
+      'deployed=$(deployed_revision "$RELEASE_ID")',
+      'if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ' +
+        'local before said todo="no backup taken before a later release\'s migration is left on this host"; ' +
+        'if [ -n "$REVISION_FAILED" ]; then said="the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\")"; ' +
+        'else said="the database is at revision \\"$REVISION\\", not \\"$deployed\\" as when release $RELEASE_ID was deployed"; fi; ' +
         'before=$(db_first_backup_after "$RELEASE_ID"); ' +
         'if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack prod --backup $before), and lose what was written since"; fi; ' +
-        'note "rollback: warning: the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\"): ' +
+        'note "rollback: warning: $said: ' +
         "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; $todo\"; fi",
     ]);
     assert.deepEqual(finish.commands, [
