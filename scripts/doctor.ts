@@ -175,7 +175,8 @@ async function checkHost(
     const age = args.options["backup-max-age"];
     const checks = doctorChecks(
       doctorInputFromConfig(config, {
-        releaseId: deployed.releaseId,
+        // The release the stack serves: with apphost:releases.rollbackTo, the older one it names.
+        releaseId: deployed.liveRelease ?? deployed.releaseId,
         role,
         ...(age !== undefined ? { backupMaxAgeSeconds: Number(age) } : {}),
         ...(args.options["origin-ca-file"] !== undefined
@@ -191,7 +192,7 @@ async function checkHost(
 
   const conn = target.connection;
   console.log(
-    `doctor: ${args.stack}: ${target.name ? `${target.name} (${deployed.hostId})` : deployed.hostId} on ${conn.user}@${conn.host}:${conn.port}, release ${deployed.releaseId}`,
+    `doctor: ${args.stack}: ${target.name ? `${target.name} (${deployed.hostId})` : deployed.hostId} on ${conn.user}@${conn.host}:${conn.port}, release ${deployed.liveRelease ?? deployed.releaseId}`,
   );
   let res;
   try {

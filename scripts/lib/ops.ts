@@ -201,7 +201,13 @@ function typeOf(v: unknown): string {
 /** The stack outputs the day-2 commands need; throws naming what is missing. */
 export interface DeployedStack {
   connection: SshConnection;
+  /** The newest release this stack deployed */
   releaseId: string;
+  /**
+   * The release the stack serves (liveRelease's id): an older one than releaseId while apphost:releases.rollbackTo
+   * names it; absent when the output has none (a stack from before it, or nothing live)
+   */
+  liveRelease?: string;
   hostId: string;
   url?: string;
   /**
@@ -249,9 +255,12 @@ export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap):
         "`)",
     );
   }
+  // `<id>`, or `<id> (<what is down>)` as a refresh recorded it: the id is what the stack serves.
+  const live = /^\d{14}-[0-9a-f]{8}\b/.exec(String(outputs.liveRelease?.value ?? ""))?.[0];
   return {
     connection: { ...(conn as SshConnection), port: conn?.port ?? 22 },
     releaseId: releaseId as string,
+    ...(live ? { liveRelease: live } : {}),
     hostId: hostId as string,
     ...(typeof outputs.url?.value === "string" ? { url: outputs.url.value } : {}),
     ...(Array.isArray(outputs.hosts?.value)

@@ -185,6 +185,24 @@ describe("ops: the outputs doctor and releases need", () => {
     });
   });
 
+  it("liveRelease's id: the release the stack serves, an older one under apphost:releases.rollbackTo", () => {
+    const base = {
+      connection: { host: "203.0.113.7", user: "admin", privateKey: KEY },
+      releaseId: "20250102120000-bbbbbbbb",
+      hostId: "shop-prod",
+    };
+    const live = (value: unknown) =>
+      deployedFromOutputs("prod", outputs({ ...base, liveRelease: value })).liveRelease;
+    assert.equal(live("20250101120000-aaaaaaaa"), "20250101120000-aaaaaaaa");
+    assert.equal(
+      live("20250101120000-aaaaaaaa (worker apphost-shop-prod-worker.service failed)"),
+      "20250101120000-aaaaaaaa",
+      "a refresh's record of what was down",
+    );
+    assert.equal(live("none"), undefined);
+    assert.equal(live(undefined), undefined);
+  });
+
   it("a stack that was never deployed (or destroyed) is named with what is missing", () => {
     assert.throws(
       () => deployedFromOutputs("prod", outputs({})),
