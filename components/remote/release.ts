@@ -179,6 +179,13 @@ const BUILD_NEEDS: ReadonlyArray<{ missing: RegExp; what: string; pkg: string }>
     what: "pkg-config",
     pkg: "pkg-config",
   },
+  // node-gyp looks for make before it compiles (better-sqlite3 without a prebuilt binary for the host's Node).
+  {
+    missing: /gyp ERR! stack Error: not found: make|make: (?:command )?not found/,
+    what: "make",
+    pkg: "build-essential",
+  },
+  { missing: /\b(?:g\+\+|c\+\+): (?:command )?not found/, what: "g++", pkg: "build-essential" },
 ];
 const HEADERS: Readonly<Record<string, string>> = {
   "pg_config.h": "libpq-dev",
@@ -222,9 +229,11 @@ export function buildHint(output: string): string | undefined {
   if (found.size === 0) return undefined;
   const what = [...found].map(([file, pkg]) => `${file} (${pkg})`).join(", ");
   const pkgs = [...new Set([...found.values()].flatMap((p) => p.split(" ")))];
+  // node-gyp names the package it builds: `gyp ERR! cwd <dir>/node_modules/better-sqlite3`.
+  const gyp = /gyp ERR! cwd \S*\/node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\s*$/m.exec(output)?.[1];
   return (
-    `a dependency built from source needs what the host lacks: ${what}; ` +
-    `add ${pkgs.join(", ")} to apphost:host.packages, or use a release of the dependency that has a wheel`
+    `${gyp ? `${gyp} builds from source (node-gyp) and needs` : "a dependency built from source needs"} what the host lacks: ${what}; ` +
+    `add ${pkgs.join(", ")} to apphost:host.packages, or use a release of the dependency that has ${gyp ? "a prebuilt binary for the host's Node" : "a wheel"}`
   );
 }
 

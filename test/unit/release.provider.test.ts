@@ -164,6 +164,25 @@ describe("release provider: a failed install's build hint", () => {
     );
   });
 
+  it("better-sqlite3 built by node-gyp on a host without make (the kutt trial's output): the package, and build-essential", () => {
+    const stderr = fs.readFileSync(
+      path.join(__dirname, "samples/install/better-sqlite3-no-make.txt"),
+      "utf8",
+    );
+    const head = headOf(EXIT_CODES.install, stderr);
+    assert.ok(
+      head.endsWith(
+        "; better-sqlite3 builds from source (node-gyp) and needs what the host lacks: make (build-essential); " +
+          "add build-essential to apphost:host.packages, or use a release of the dependency that has a prebuilt binary for the host's Node",
+      ),
+      head,
+    );
+    assert.match(
+      head,
+      /^r: phase install failed \(exit status 12\): `npm_config_cache=\S+ NODE_EXTRA_CA_CERTS=\S+ npm ci /,
+    );
+  });
+
   it("names every file it knows once, with its package; nothing for output that names none", () => {
     const out = [
       "apphost: phase install failed: `npm ci` exited with status 1",
