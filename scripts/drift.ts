@@ -11,6 +11,7 @@
  *
  * PULUMI_BACKEND_URL selects the backend as for every engine command.
  */
+import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { openStack } from "./lib/automation";
 import { EXIT_CANNOT_CHECK, parseOpsArgs, runCommand, shortError, type OpsArgs } from "./lib/ops";
 
@@ -23,6 +24,52 @@ export interface DriftItem {
   name: string;
   /** Properties that differ, from the engine's `[diff: ~content,sha256]`; [] when not shown */
   diff: string[];
+}
+
+/**
+ * What a refresh read as live where the state has another value: a Release's `live` (`<id> (<unit> failed)`,
+ * `<id> (<unit> runs libssl.so.3, replaced since it started)`), a Rollout's per host (`host` set).
+ */
+export interface LiveChange {
+  /** Resource name, e.g. `app-release` */
+  name: string;
+  /** The app host's name (a Rollout's `app2`); absent for one host's Release */
+  host?: string;
+  from: string;
+  to: string;
+}
+
+const RELEASE_TYPES = ["pulumi-nodejs:dynamic/apphost:Release", "pulumi-nodejs:dynamic/apphost:Rollout"];
+
+/**
+ * The live values a refresh preview's steps change, from the engine's events: a drifted release says what is
+ * down or stale on the host, which its progress line does not.
+ */
+export function liveChanges(events: readonly EngineEvent[]): LiveChange[] {
+  const out = new Map<string, LiveChange>();
+  for (const e of events) {
+    const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+    if (!m || !RELEASE_TYPES.includes(m.type)) continue;
+    const name = m.urn.slice(m.urn.lastIndexOf("::") + 2);
+    const [from, to] = [m.old?.outputs?.live, m.new?.outputs?.live];
+    if (typeof from === "string" && typeof to === "string") {
+      if (from !== to) out.set(name, { name, from, to });
+      continue;
+    }
+    // A Rollout: [{ name, live }] per app host.
+    const hosts = (v: unknown) =>
+      new Map(
+        (Array.isArray(v) ? v : []).flatMap((h: { name?: unknown; live?: unknown }) =>
+          typeof h?.name === "string" && typeof h.live === "string" ? [[h.name, h.live] as const] : [],
+        ),
+      );
+    const before = hosts(from);
+    for (const [host, live] of hosts(to)) {
+      const was = before.get(host) ?? "none";
+      if (was !== live) out.set(`${name} ${host}`, { name, host, from: was, to: live });
+    }
+  }
+  return [...out.values()];
 }
 
 /** A resource the engine could not read, or an error not tied to a resource. */
@@ -121,6 +168,8 @@ export interface DriftVerdict {
   code: 0 | 1 | 2;
   drift: DriftItem[];
   errors: DriftError[];
+  /** What each drifted release serves on its host, where the state says otherwise (liveChanges) */
+  live?: LiveChange[];
 }
 
 /**
@@ -155,11 +204,13 @@ export function renderVerdict(stack: string, v: DriftVerdict): string[] {
       v.drift.length > 0
         ? `drift: ${stack}: ${v.drift.length} resource(s) differ from the state:`
         : `drift: ${stack}: the engine proposed changes, but named no resource (see its output above)`,
-      ...v.drift.map(
-        (d) =>
-          `  ${d.op}: ${d.name} (${short(d.type)}, ${d.type})` +
+      ...v.drift.flatMap((d) => [
+        `  ${d.op}: ${d.name} (${short(d.type)}, ${d.type})` +
           (d.diff.length > 0 ? `: ${d.diff.join(", ")}` : ""),
-      ),
+        ...(v.live ?? [])
+          .filter((l) => l.name === d.name)
+          .map((l) => `    ${l.host ? `${l.host}: ` : ""}live: ${l.from} -> ${l.to}`),
+      ]),
       `Put the declared state back: npm run deploy -- up --refresh --stack ${stack}`,
       `or accept what is there into the state: pulumi refresh --stack ${stack}`,
     ];
@@ -213,6 +264,7 @@ async function main(): Promise<number> {
   }
   let output = "";
   let error: string | undefined;
+  const events: EngineEvent[] = [];
   try {
     await stack.refresh({
       previewOnly: true,
@@ -221,11 +273,14 @@ async function main(): Promise<number> {
       onOutput: (s) => {
         output += s;
       },
+      onEvent: (e) => {
+        if (e.resourcePreEvent || e.resOutputsEvent) events.push(e);
+      },
     });
   } catch (e) {
     error = String((e as Error).message ?? e);
   }
-  const verdict = judgeRefresh(output, error);
+  const verdict = { ...judgeRefresh(output, error), live: liveChanges(events) };
   if (verdict.code === 2) {
     // The engine's own account first (its last lines), then the summary.
     if (output.trim() !== "")

@@ -172,6 +172,12 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
           drift.stdout,
           /^ {2}changed: app-release \(Release, pulumi-nodejs:dynamic\/apphost:Release\)/m,
         );
+        assert.ok(
+          drift.stdout.includes(
+            `\n    live: ${releaseId} -> ${releaseId} (worker apphost-${ID}-worker.service inactive)\n`,
+          ),
+          drift.stdout,
+        );
         const up = await stack.up({ refresh: true, onOutput: log, configFile: stack.configFile });
         assert.equal(up.summary.result, "succeeded");
         assert.equal(String(up.outputs.releaseId.value), releaseId, "the same release, published again");

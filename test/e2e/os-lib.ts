@@ -227,6 +227,9 @@ export function describeOs(o: OsSpec): void {
         drift.stdout,
         /^ {2}changed: app-release \(Release, pulumi-nodejs:dynamic\/apphost:Release\)/m,
       );
+      // What the host serves, as the refresh read it: the web instance runs the replaced libc.
+      assert.ok(drift.stdout.includes(`(${web} runs `), drift.stdout);
+      assert.match(drift.stdout, /^ {4}live: \S+ -> \S+ \(.*libc\.so\.6.*, replaced since it started/m);
       const load = startLoad(sandbox, {
         hostname: HOSTNAME,
         paths: ["/", "/healthz", "/items"],

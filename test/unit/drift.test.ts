@@ -16,12 +16,17 @@
  *                file and the ssh failure (only the output is kept; the
  *                thrown message repeats it, 56 KB)
  *   noconfig     the stack's config file not passed (no output at all)
+ *   release      the sample's worker stopped by hand (systemctl stop), stack local-d: the
+ *                release's status reads it inactive; release-events.json is what onEvent saw of
+ *                the Release's steps, its outputs cut to `live`
  */
 import assert from "assert/strict";
 import * as fs from "fs";
 import * as path from "path";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
 import {
   judgeRefresh,
+  liveChanges,
   parseDrift,
   parseDriftArgs,
   parseDriftErrors,
@@ -32,6 +37,74 @@ import { parseOpsArgs, shortError } from "../../scripts/lib/ops";
 const SAMPLES = path.join(__dirname, "samples", "drift");
 const sample = (name: string) => fs.readFileSync(path.join(SAMPLES, name), "utf8");
 const HOSTFILE = "pulumi-nodejs:dynamic/apphost:HostFile";
+
+const RELEASE = "pulumi-nodejs:dynamic/apphost:Release";
+const RELEASE_ID = "20261205064646-07fbcbe1";
+/** The engine's events of samples/drift/release.out, as onEvent saw them (release-events.json: its Release steps) */
+const releaseEvents = () => JSON.parse(sample("release-events.json")) as EngineEvent[];
+
+describe("drift: liveChanges (the engine's events of a refresh)", () => {
+  const step = (type: string, name: string, from: unknown, to: unknown): EngineEvent =>
+    ({
+      sequence: 1,
+      timestamp: 0,
+      resourcePreEvent: {
+        metadata: {
+          op: "update",
+          urn: `urn:pulumi:prod::apphost::apphost:index:App$${type}::${name}`,
+          type,
+          provider: "",
+          old: { type, urn: "", id: "x", parent: "", inputs: {}, outputs: { live: from }, provider: "" },
+          new: { type, urn: "", id: "x", parent: "", inputs: {}, outputs: { live: to }, provider: "" },
+        },
+      },
+    }) as EngineEvent;
+  it("a Release's live before and after; the same value, or another type's, is none", () => {
+    assert.deepEqual(
+      liveChanges([
+        step(RELEASE, "app-release", RELEASE_ID, `${RELEASE_ID} (web inactive)`),
+        step(RELEASE, "other-release", RELEASE_ID, RELEASE_ID),
+        step(HOSTFILE, "app-site", "a", "b"),
+      ]),
+      [{ name: "app-release", from: RELEASE_ID, to: `${RELEASE_ID} (web inactive)` }],
+    );
+  });
+
+  it("a Rollout's per app host: each host whose live changed, a host new to it from none", () => {
+    const ROLLOUT = "pulumi-nodejs:dynamic/apphost:Rollout";
+    assert.deepEqual(
+      liveChanges([
+        step(
+          ROLLOUT,
+          "rollout",
+          [
+            { name: "app", live: RELEASE_ID },
+            { name: "app2", live: RELEASE_ID },
+          ],
+          [
+            { name: "app", live: RELEASE_ID },
+            { name: "app2", live: "none" },
+            { name: "app3", live: RELEASE_ID },
+          ],
+        ),
+      ]),
+      [
+        { name: "rollout", host: "app2", from: RELEASE_ID, to: "none" },
+        { name: "rollout", host: "app3", from: "none", to: RELEASE_ID },
+      ],
+    );
+  });
+
+  it("the real events of a refresh that found a worker stopped (samples/drift/release-events.json)", () => {
+    assert.deepEqual(liveChanges(releaseEvents()), [
+      {
+        name: "app-release",
+        from: RELEASE_ID,
+        to: `${RELEASE_ID} (worker apphost-sample-local-d-worker.service inactive)`,
+      },
+    ]);
+  });
+});
 
 describe("drift: parseDrift on real engine output", () => {
   it("a clean refresh names nothing (refreshing/same lines are not drift)", () => {
@@ -173,6 +246,20 @@ describe("drift: the summary printed", () => {
       `  changed: app-site (HostFile, ${HOSTFILE}): content, sha256`,
       "Put the declared state back: npm run deploy -- up --refresh --stack local-h6",
       "or accept what is there into the state: pulumi refresh --stack local-h6",
+    ]);
+  });
+
+  it("says what a drifted release serves, as the refresh read it (the engine's events), under its line", () => {
+    const v = {
+      ...judgeRefresh(sample("release.out"), "error: no changes were expected"),
+      live: liveChanges(releaseEvents()),
+    };
+    assert.equal(v.code, 1);
+    const lines = renderVerdict("local-d", v);
+    assert.deepEqual(lines.slice(0, 3), [
+      "drift: local-d: 1 resource(s) differ from the state:",
+      `  changed: app-release (Release, ${RELEASE})`,
+      `    live: ${RELEASE_ID} -> ${RELEASE_ID} (worker apphost-sample-local-d-worker.service inactive)`,
     ]);
   });
 
