@@ -1064,7 +1064,7 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
               `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
               // A later release migrated the database past this one's migrations: alembic's `Can't locate revision`
               // (the command fails), or a revision other than the one this release was deployed at (knex, Django).
-              'deployed=$(deployed_revision "$RELEASE_ID")',
+              'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
               `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
             ]
           : ['REVISION=""']),

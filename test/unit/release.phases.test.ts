@@ -319,7 +319,7 @@ describe("release phases: the base input", () => {
       "choose_rollback_target",
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
-      'deployed=$(deployed_revision "$RELEASE_ID")',
+      'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
       'if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ' +
         'local before said todo="no backup taken before a later release\'s migration is left on this host"; ' +
         'if [ -n "$REVISION_FAILED" ]; then said="the revision command of release $RELEASE_ID failed ("\'alembic current\'": \\"$REVISION_FAILED\\")"; ' +
