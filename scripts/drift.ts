@@ -195,6 +195,9 @@ export function judgeRefresh(output: string, error?: string): DriftVerdict {
   return { code: 2, drift, errors };
 }
 
+/** The host serves the release the state has, with something down or stale (`<id> (...)` after `<id>`). */
+const sameRelease = (l: LiveChange) => l.to.startsWith(`${l.from.split(" ")[0]} (`);
+
 /** The lines `npm run drift` prints for a verdict (stdout for 0 and 1, stderr for 2). */
 export function renderVerdict(stack: string, v: DriftVerdict): string[] {
   const short = (type: string) => type.replace(/^.*[:/]/, "");
@@ -212,7 +215,11 @@ export function renderVerdict(stack: string, v: DriftVerdict): string[] {
           .map((l) => `    ${l.host ? `${l.host}: ` : ""}live: ${l.from} -> ${l.to}`),
       ]),
       `Put the declared state back: npm run deploy -- up --refresh --stack ${stack}`,
-      `or accept what is there into the state: pulumi refresh --stack ${stack}`,
+      // A release whose units are down or run replaced files serves the declared release still: recording that in
+      // the state changes nothing on the host, and the next up publishes it again all the same.
+      ...(v.drift.every((d) => (v.live ?? []).some((l) => l.name === d.name && sameRelease(l)))
+        ? []
+        : [`or accept what is there into the state: pulumi refresh --stack ${stack}`]),
     ];
     return lines;
   }

@@ -256,11 +256,27 @@ describe("drift: the summary printed", () => {
     };
     assert.equal(v.code, 1);
     const lines = renderVerdict("local-d", v);
-    assert.deepEqual(lines.slice(0, 3), [
+    assert.deepEqual(lines, [
       "drift: local-d: 1 resource(s) differ from the state:",
       `  changed: app-release (Release, ${RELEASE})`,
       `    live: ${RELEASE_ID} -> ${RELEASE_ID} (worker apphost-sample-local-d-worker.service inactive)`,
+      // Accepting a stopped worker into the state would change nothing: the next up publishes the release again.
+      "Put the declared state back: npm run deploy -- up --refresh --stack local-d",
     ]);
+    // Another release live (a hand switch of current), or a host file changed too: accepting is a choice.
+    const other = { ...v, live: [{ name: "app-release", from: RELEASE_ID, to: "20261205000000-00000000" }] };
+    assert.equal(
+      renderVerdict("local-d", other).at(-1),
+      "or accept what is there into the state: pulumi refresh --stack local-d",
+    );
+    const withFile = {
+      ...v,
+      drift: [...v.drift, { op: "changed" as const, type: HOSTFILE, name: "app-site", diff: ["content"] }],
+    };
+    assert.equal(
+      renderVerdict("local-d", withFile).at(-1),
+      "or accept what is there into the state: pulumi refresh --stack local-d",
+    );
   });
 
   it("could not check groups the read errors by their cause and names every resource", () => {
