@@ -34,6 +34,7 @@ import {
   type NpmWorkspace,
 } from "../release/node";
 import type { AppFiles, ParseContext } from "./validate";
+import { isReleaseId } from "../release/id";
 
 // The sections are built for each parse (they read the stack's name, project and files), so zod's JIT would
 // compile each object's parser every time, for one use: without it a parse takes a quarter less time.
@@ -1472,7 +1473,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
     rollbackTo: str(
       "a release id (YYYYMMDDHHMMSS-<8 hex>) from `npm run releases`",
       "20250102120000-1a2b3c4d",
-      (s) => /^[0-9]{14}-[0-9a-f]{8}$/.test(s),
+      isReleaseId,
     ).optional(),
     /** Seconds the health gate waits for the new instance */
     healthTimeoutSeconds: num(1, 3600, D.RELEASES_DEFAULTS.healthTimeoutSeconds),

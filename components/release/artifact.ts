@@ -478,18 +478,3 @@ export function buildArtifact(
     skipped: walked.skipped,
   };
 }
-
-// ---------------------------------------------------------------- release id
-
-/** `YYYYMMDDHHMMSS-<8 hex>`: sorts by time as plain strings. */
-export const RELEASE_ID = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-([0-9a-f]{8})$/;
-
-/** The release id for content first seen at `at` (UTC, whole seconds). */
-export function releaseId(contentHash: string, at: Date): string {
-  if (!/^[0-9a-f]{8,}$/.test(contentHash))
-    throw new Error(`release id: "${contentHash}" is not a hex content hash`);
-  const t = at.toISOString(); // 2024-05-01T12:34:56.789Z
-  if (!/^\d{4}-/.test(t)) throw new Error(`release id: ${t} is outside years 0000-9999`);
-  const stamp = t.slice(0, 19).replace(/[-T:]/g, "");
-  return `${stamp}-${contentHash.slice(0, 8)}`;
-}

@@ -20,6 +20,7 @@ import type { BackupsConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
 import { pgEnvFromUrlLines } from "../render/postgres";
 import { assertSafe, SAFE, shellQuote as q } from "../shell";
+import { RELEASE_ID_SHAPE } from "./id";
 
 /**
  * Commands the release script calls that tests may replace (the renderer bakes
@@ -431,7 +432,7 @@ export function pruneBackupsCommands(input: BackupInput): string[] {
     `if [ ! -d ${dir} ]; then return 0; fi`,
     `${backupNamesNewestFirst(dir, stem, ext)} | tail -n +${backups.keep + 1} | while IFS= read -r old; do`,
     `  if [ "${dir}/$old" = "$BACKUP_FILE" ]; then continue; fi`,
-    `  if [[ "$old" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.${ext}$ ]] && ! [[ "\${BASH_REMATCH[1]}" < "$cur" ]]; then continue; fi`,
+    `  if [[ "$old" =~ -pre-(${RELEASE_ID_SHAPE})(-[0-9]+)?\\.${ext}$ ]] && ! [[ "\${BASH_REMATCH[1]}" < "$cur" ]]; then continue; fi`,
     `  rm -f -- ${dir}/"$old"; note "backup: pruned $old (apphost:backups.keep = ${backups.keep})"`,
     "done",
   ];
@@ -449,7 +450,7 @@ export function firstBackupAfterCommands(input: BackupInput): string[] {
   return [
     'local name first=""',
     `if [ ! -d ${dir} ]; then return 0; fi`,
-    `while IFS= read -r name; do if [[ "$name" =~ -pre-([0-9]{14}-[0-9a-f]{8})(-[0-9]+)?\\.${ext}$ ]] && [[ "\${BASH_REMATCH[1]}" > "$1" ]]; then first=$name; fi; done < <(${backupNamesNewestFirst(dir, stem, ext)})`,
+    `while IFS= read -r name; do if [[ "$name" =~ -pre-(${RELEASE_ID_SHAPE})(-[0-9]+)?\\.${ext}$ ]] && [[ "\${BASH_REMATCH[1]}" > "$1" ]]; then first=$name; fi; done < <(${backupNamesNewestFirst(dir, stem, ext)})`,
     'if [ -n "$first" ]; then printf \'%s\\n\' "$first"; fi',
   ];
 }

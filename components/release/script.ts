@@ -44,6 +44,7 @@ import {
   webProcess,
 } from "./phases";
 import { cmdRestoreCommands, restoreRecoverCommands, restoreStartCommands } from "./restore";
+import { RELEASE_ID_SHAPE } from "./id";
 
 export interface ScriptInput extends Omit<ReleaseInput, "refs"> {
   /** Test hooks: shorter waits, baked into the header; omit in production */
@@ -203,7 +204,7 @@ readonly BASE_PORT=${base}
 readonly RUNTIME=${input.app.runtime}
 readonly HEALTH_HOST=${q(input.health?.host ?? "")}
 readonly HEALTH_PROTO=${q(input.health?.proto ?? "")}
-readonly ID_RE='^[0-9]{14}-[0-9a-f]{8}$'
+readonly ID_RE='^${RELEASE_ID_SHAPE}$'
 readonly APP_ID=${q(l.id)}
 readonly UNIT_PREFIX=${q(l.unitPrefix)}
 readonly NFT_TABLE=${q(l.nftTable)}

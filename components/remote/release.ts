@@ -107,6 +107,8 @@ const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
  * in deploy order. (Unchanged content keeps its id: the providers do not call this then.)
  */
 export function newReleaseId(contentHash: string, previous?: string, now = Date.now()): string {
+  if (!/^[0-9a-f]{8,}$/.test(contentHash))
+    throw new Error(`release id: "${contentHash}" is not a hex content hash`);
   let at = Math.floor(now / 1000) * 1000;
   if (previous && /^\d{14}-/.test(previous)) {
     const p = previous;

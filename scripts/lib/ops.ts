@@ -26,6 +26,7 @@ import { hostLayout, type HostLayout } from "../../components/paths";
 import type { SshConnection } from "../../components/remote/connection";
 import { openStack } from "./automation";
 import { readCommandLine, usageError, type CommandLine } from "./cli";
+import { RELEASE_ID_SHAPE } from "../../components/release/id";
 
 /** Exit status of a command that could not do its check at all. */
 export const EXIT_CANNOT_CHECK = 2;
@@ -256,7 +257,7 @@ export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap):
     );
   }
   // `<id>`, or `<id> (<what is down>)` as a refresh recorded it: the id is what the stack serves.
-  const live = /^\d{14}-[0-9a-f]{8}\b/.exec(String(outputs.liveRelease?.value ?? ""))?.[0];
+  const live = new RegExp(`^${RELEASE_ID_SHAPE}\\b`).exec(String(outputs.liveRelease?.value ?? ""))?.[0];
   return {
     connection: { ...(conn as SshConnection), port: conn?.port ?? 22 },
     releaseId: releaseId as string,

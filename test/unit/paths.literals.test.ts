@@ -2,12 +2,14 @@
  * components/paths.ts is the one module that names host paths: no other
  * module spells out /srv/, /etc/systemd/, /etc/caddy/ or /etc/nginx/ in code
  * (comments may show them). A new literal fails here; put it in paths.ts.
+ * Likewise, components/release/id.ts is the one module that spells out a release id's pattern.
  */
 import * as assert from "assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 
 const ROOT = path.join(__dirname, "..", "..", "components");
+const SCRIPTS = path.join(__dirname, "..", "..", "scripts");
 const PATTERNS = ["/srv/", "/etc/systemd/", "/etc/caddy/", "/etc/nginx/"];
 
 function tsFiles(dir: string): string[] {
@@ -45,5 +47,23 @@ describe("paths.ts names every host path", () => {
       });
     }
     assert.deepEqual(offenders, [], `put these paths in components/paths.ts:\n${offenders.join("\n")}`);
+  });
+});
+
+describe("components/release/id.ts spells out a release id's shape", () => {
+  it("no other module or script spells out YYYYMMDDHHMMSS-<8 hex> as a pattern in code", () => {
+    const offenders: string[] = [];
+    for (const file of [...tsFiles(ROOT), ...tsFiles(SCRIPTS)]) {
+      if (file === path.join(ROOT, "release", "id.ts")) continue;
+      codeOnly(fs.readFileSync(file, "utf8")).forEach((line, i) => {
+        if (/\{14\}-\[0-9a-f\]\{8\}/.test(line))
+          offenders.push(`${path.relative(path.dirname(ROOT), file)}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(
+      offenders,
+      [],
+      `use RELEASE_ID_SHAPE or isReleaseId (components/release/id.ts):\n${offenders.join("\n")}`,
+    );
   });
 });

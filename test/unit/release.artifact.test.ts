@@ -8,10 +8,10 @@ import {
   DEFAULT_EXCLUDES,
   buildArtifact,
   compileExcludes,
-  releaseId,
   requirementsHash,
   walkApp,
 } from "../../components/release/artifact";
+import { isReleaseId, RELEASE_ID_SHAPE } from "../../components/release/id";
 import { newReleaseId } from "../../components/remote/release";
 import { mkTemp } from "./release-harness";
 
@@ -249,8 +249,38 @@ describe("release ids", () => {
   const hash = "0123456789abcdef".repeat(4);
 
   it("are YYYYMMDDHHMMSS-<first 8 of the content hash>, in UTC", () => {
-    assert.equal(releaseId(hash, new Date("2025-03-04T05:06:07.890Z")), "20250304050607-01234567");
-    assert.throws(() => releaseId("xyz", new Date()), /not a hex content hash/);
+    assert.equal(
+      newReleaseId(hash, undefined, Date.parse("2025-03-04T05:06:07.890Z")),
+      "20250304050607-01234567",
+    );
+    assert.throws(() => newReleaseId("xyz"), /not a hex content hash/);
+  });
+
+  it("have one shape, which bash's =~ reads as isReleaseId does", () => {
+    const samples = [
+      "20250304050607-01234567",
+      "20250304050607-0123456",
+      "20250304050607-0123456g",
+      "20250304050607-ABCDEF12",
+      "2025030405060-01234567",
+      "20250304050607-01234567x",
+      "x20250304050607-01234567",
+      "",
+    ];
+    const js = samples.map((s) => (isReleaseId(s) ? "1" : "0"));
+    assert.deepEqual(js, ["1", "0", "0", "0", "0", "0", "0", "0"]);
+    const bash = spawnSync(
+      "bash",
+      [
+        "-c",
+        `for s in "$@"; do if [[ "$s" =~ ^${RELEASE_ID_SHAPE}$ ]]; then echo 1; else echo 0; fi; done`,
+        "bash",
+        ...samples,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(bash.status, 0, bash.stderr);
+    assert.deepEqual(bash.stdout.trim().split("\n"), js);
   });
 
   it("sort by time (property)", () => {
@@ -265,9 +295,9 @@ describe("release ids", () => {
         const s1 = Math.floor(t1.getTime() / 1000);
         const s2 = Math.floor(t2.getTime() / 1000);
         fc.pre(s1 !== s2);
-        const a = releaseId(h1, t1);
-        const b = releaseId(h2, t2);
-        return a < b === s1 < s2;
+        const a = newReleaseId(h1, undefined, t1.getTime());
+        const b = newReleaseId(h2, undefined, t2.getTime());
+        return a < b === s1 < s2 && isReleaseId(a) && isReleaseId(b);
       }),
       { numRuns: 500 },
     );
@@ -283,7 +313,7 @@ describe("release ids", () => {
         }),
         fc.integer({ min: -86400_000, max: 86400_000 }),
         (first, skew) => {
-          const prev = releaseId(hash, first);
+          const prev = newReleaseId(hash, undefined, first.getTime());
           const other = "fedcba98".repeat(8);
           const next = newReleaseId(other, prev, first.getTime() + skew);
           return next > prev && next.endsWith("-fedcba98");
