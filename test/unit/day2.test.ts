@@ -31,7 +31,7 @@ import {
 } from "../../components/render/systemd";
 import { parseExecArgs } from "../../scripts/exec";
 import { parseLogsArgs } from "../../scripts/logs";
-import { parseMaintenanceArgs } from "../../scripts/maintenance";
+import { maintenanceReport, maintenanceState, parseMaintenanceArgs } from "../../scripts/maintenance";
 import { parseDoctorArgs } from "../../scripts/doctor";
 import { baseCtx, configProblems, baseRaw } from "./fixtures";
 import { lineDiff } from "./render.fixtures";
@@ -302,6 +302,80 @@ describe("day-2 scripts", () => {
     fs.rmSync(`${dir}/maintenance/on-config`);
     assert.equal(run("status"), "maintenance=off\nmanual=off\nconfig=off\npage=present\n");
     fs.rmSync(dir, { recursive: true });
+  });
+
+  it("maintenance's report: one host as before; several app hosts each named, a failed one and a part-way state said", () => {
+    const st = (maintenance: string, config = "off", page = "present") => ({
+      maintenance,
+      manual: maintenance,
+      config,
+      page,
+    });
+    assert.deepEqual(maintenanceState("maintenance=on\nmanual=on\nconfig=off\npage=present\n"), st("on"));
+    assert.deepEqual(maintenanceReport("prod", "on", [{ host: "", state: st("on") }]), {
+      out: ["maintenance: prod: on"],
+      err: [],
+      code: 0,
+    });
+    const a = "app (10.80.0.2)";
+    const b = "app2 (10.81.0.2)";
+    assert.deepEqual(
+      maintenanceReport("prod", "on", [
+        { host: a, state: st("on") },
+        { host: b, state: st("on", "off", "missing") },
+      ]),
+      {
+        out: [
+          "maintenance: prod: app (10.80.0.2): on",
+          "maintenance: prod: app2 (10.81.0.2): on",
+          "maintenance: warning: the maintenance page is missing on app2 (10.81.0.2); pulumi up installs it",
+        ],
+        err: [],
+        code: 0,
+      },
+    );
+    // One host could not be reached: the other's state is printed, and the exit says the switch is not whole.
+    assert.deepEqual(
+      maintenanceReport("prod", "on", [
+        { host: a, state: st("on") },
+        { host: b, state: undefined, error: "ssh: connect to host 10.81.0.2 port 22: Connection refused" },
+      ]),
+      {
+        out: ["maintenance: prod: app (10.80.0.2): on"],
+        err: [
+          "maintenance: prod: app2 (10.81.0.2): could not switch maintenance on: ssh: connect to host 10.81.0.2 port 22: Connection refused",
+          "maintenance: prod: the app hosts above that answered were switched; run it again to switch the others",
+        ],
+        code: 2,
+      },
+    );
+    assert.equal(
+      maintenanceReport("prod", "on", [{ host: "", error: "timeout" }]).err[1],
+      "maintenance: prod: nothing was switched",
+    );
+    // Off while the stack's config holds it on (on any host): 1.
+    const held = maintenanceReport("prod", "off", [
+      { host: a, state: st("on", "on") },
+      { host: b, state: st("on", "on") },
+    ]);
+    assert.equal(held.code, 1);
+    assert.match(held.err[0], /^maintenance: prod: still on: apphost:app\.maintenance is true/);
+    assert.equal(
+      held.out[0],
+      "maintenance: prod: app (10.80.0.2): on (held on by apphost:app.maintenance in the stack's config)",
+    );
+    // Status finds it on one host only (switched by hand there, or a host added since).
+    assert.deepEqual(
+      maintenanceReport("prod", "status", [
+        { host: a, state: st("on") },
+        { host: b, state: st("off") },
+      ]).out,
+      [
+        "maintenance: prod: app (10.80.0.2): on",
+        "maintenance: prod: app2 (10.81.0.2): off",
+        "maintenance: warning: on for app (10.80.0.2) only: the balancer sends the others' share of the requests to the app; npm run maintenance -- --stack prod on (or off) switches every app host",
+      ],
+    );
   });
 });
 
