@@ -1064,8 +1064,14 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
               `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
               // A later release migrated the database past this one's migrations: alembic's `Can't locate revision`
               // (the command fails), or a revision other than the one this release was deployed at (knex, Django).
-              'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
-              `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
+              // Said by the first app host alone: it migrates the database the hosts share and keeps its backups;
+              // a follower said the same of the same database, and that no backup was left on it, which it never has.
+              ...(input.follower
+                ? []
+                : [
+                    'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
+                    `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
+                  ]),
             ]
           : ['REVISION=""']),
       ],

@@ -338,6 +338,18 @@ describe("release phases: the base input", () => {
       .join("\n");
     assert.doesNotMatch(all, /db_restore|db_backup|as_app "\$NEW_DIR" 'alembic upgrade/);
   });
+
+  it("a follower's rollback records the revision and leaves the database's warning to the first app host", () => {
+    const [choose] = rollbackPhases({ ...baseInput(), follower: true });
+    assert.deepEqual(choose.commands, [
+      "lock_acquire 30",
+      "choose_ports",
+      'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
+      "choose_rollback_target",
+      'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
+      "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+    ]);
+  });
 });
 
 describe("release phases: one key changed", () => {
