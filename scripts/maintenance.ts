@@ -120,11 +120,12 @@ export async function switchMaintenance(
   hosts: { name: string; connection: SshConnection }[],
   layout: HostLayout,
   action: MaintenanceAction,
+  named = hosts.length > 1,
 ): Promise<HostMaintenance[]> {
   const script = maintenanceScript(layout, action);
   return Promise.all(
     hosts.map(async (h) => {
-      const host = hosts.length > 1 ? `${h.name} (${h.connection.host})` : "";
+      const host = named ? `${h.name} (${h.connection.host})` : "";
       try {
         const res = await runRemote(h.connection, script, {
           what: `maintenance ${action}`,

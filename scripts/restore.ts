@@ -11,6 +11,10 @@
  * `--backup` is a file name in the host's `shared/backups/` (or its full
  * path); without it, the command lists the backups there.
  *
+ * With several app hosts (apphost:lb) the first one restores; the others are
+ * in maintenance meanwhile (holdFollowers), so none serves from the database
+ * being replaced.
+ *
  * Exit: 0 restored and healthy; 1 the restore failed (the database is back
  * as it was, unless the output says otherwise); 2 could not run (usage, the
  * stack, SSH).
@@ -18,6 +22,8 @@
 import * as os from "os";
 import { EXIT_CODES } from "../components/release/phases";
 import { parseResult, releaseScriptPath } from "../components/release/script";
+import type { HostLayout } from "../components/paths";
+import type { SshConnection } from "../components/remote/connection";
 import { runRemote } from "../components/remote/ssh";
 import { shellQuote } from "../components/shell";
 import {
@@ -26,8 +32,10 @@ import {
   openDeployedStack,
   parseOpsArgs,
   runCommand,
+  type OpenedStack,
   type OpsArgs,
 } from "./lib/ops";
+import { switchMaintenance } from "./maintenance";
 
 const BACKUP_NAME = /^[A-Za-z0-9_./@%+=:,-]+$/;
 
@@ -58,12 +66,81 @@ async function main(): Promise<number> {
   const opened = await openDeployedStack("restore", parseRestoreArgs, process.argv.slice(2), "run");
   if (typeof opened === "number") return opened;
   const { args, deployed, cannot } = opened;
-  let layout;
+  let layout: HostLayout;
   try {
     layout = await deployedLayout(opened);
   } catch (e) {
     return cannot("reading the stack", e);
   }
+  const followers = args.options.backup ? (deployed.hosts ?? []).slice(1) : [];
+  const held = await holdFollowers(args.stack, followers, layout);
+  if (typeof held === "string") return cannot("putting the other app hosts in maintenance", new Error(held));
+  try {
+    return await restoreOnFirstHost(opened, layout);
+  } finally {
+    await releaseFollowers(args.stack, held, layout);
+  }
+}
+
+type Host = { name: string; connection: SshConnection };
+
+/**
+ * With several app hosts (apphost:lb) the database is restored on the first, which stops its own web instance and
+ * workers; the others would go on serving, and writing, from the database being replaced. Each of them that is not
+ * in maintenance already is switched on for the restore: its requests get the maintenance page. Returns those
+ * switched, or why it could not (then none is left switched and nothing was changed).
+ */
+export async function holdFollowers(
+  stack: string,
+  followers: Host[],
+  layout: HostLayout,
+  switcher: typeof switchMaintenance = switchMaintenance,
+): Promise<Host[] | string> {
+  if (followers.length === 0) return [];
+  const before = await switcher(followers, layout, "status", true);
+  const unknown = before.filter((a) => a.error !== undefined);
+  if (unknown.length > 0) return unknown.map((a) => `${a.host}: ${a.error}`).join("; ");
+  const off = followers.filter((_, i) => before[i].state?.maintenance !== "on");
+  const on = await switcher(off, layout, "on", true);
+  const failed = on.filter((a) => a.error !== undefined);
+  if (failed.length > 0) {
+    await switcher(
+      off.filter((_, i) => on[i].error === undefined),
+      layout,
+      "off",
+      true,
+    );
+    return failed.map((a) => `${a.host}: ${a.error}`).join("; ");
+  }
+  if (off.length > 0) {
+    console.error(
+      `restore: ${stack}: maintenance on for ${on.map((a) => a.host).join(", ")} while the database is restored: ` +
+        "its requests get the maintenance page (its workers keep running)",
+    );
+  }
+  return off;
+}
+
+/** The hosts holdFollowers switched on, switched off again; one that cannot be is named with the command that does it. */
+export async function releaseFollowers(
+  stack: string,
+  held: Host[] | string,
+  layout: HostLayout,
+  switcher: typeof switchMaintenance = switchMaintenance,
+): Promise<void> {
+  if (typeof held === "string" || held.length === 0) return;
+  const off = await switcher(held, layout, "off", true);
+  const ok = off.filter((a) => a.error === undefined).map((a) => a.host);
+  if (ok.length > 0) console.error(`restore: ${stack}: maintenance off again for ${ok.join(", ")}`);
+  for (const a of off.filter((x) => x.error !== undefined)) {
+    console.error(
+      `restore: ${stack}: maintenance is still on for ${a.host} (${a.error}): npm run maintenance -- --stack ${stack} off`,
+    );
+  }
+}
+
+async function restoreOnFirstHost(opened: OpenedStack, layout: HostLayout): Promise<number> {
+  const { args, deployed, cannot } = opened;
   const conn = deployed.connection;
   const owner = `${os.userInfo().username}@${os.hostname()}:npm-run-restore`.replace(
     /[^A-Za-z0-9@._:/-]/g,

@@ -16,7 +16,15 @@ import { parseDoctorArgs, renderDoctorReport } from "../../scripts/doctor";
 import { deployedFromOutputs, pickHost, stackConfigFromMap } from "../../scripts/lib/ops";
 import { DEPLOY_KEY } from "./fixtures";
 import { historyRows, liveLine, parseReleasesArgs, renderReleases } from "../../scripts/releases";
-import { parseRestoreArgs, restoreCommand, summaryLine } from "../../scripts/restore";
+import {
+  holdFollowers,
+  parseRestoreArgs,
+  releaseFollowers,
+  restoreCommand,
+  summaryLine,
+} from "../../scripts/restore";
+import { hostLayout } from "../../components/paths";
+import type { MaintenanceAction } from "../../components/remote/day2";
 
 const SAMPLES = path.join(__dirname, "samples", "ops");
 const configMap = (): auto.ConfigMap =>
@@ -392,6 +400,64 @@ describe("ops: restore", () => {
       "restore: prod: database restored from /srv/sample-prod/shared/backups/app-a-scheduled.db (web instance on port 8001 healthy); " +
         "what it replaced is saved in /srv/sample-prod/shared/backups/app-b-pre-restore.db",
     );
+  });
+
+  it("with several app hosts the others are in maintenance while the first restores, and only those it switched on go off again", async () => {
+    const layout = hostLayout("sample", "prod");
+    const host = (name: string, address: string) => ({
+      name,
+      connection: { host: address, port: 22, user: "admin", privateKey: "k" },
+    });
+    const [app2, app3] = [host("app2", "10.0.0.3"), host("app3", "10.0.0.4")];
+    // A stand-in for the hosts: app3 is in maintenance already; `unreachable` hosts answer with an error.
+    const calls: string[] = [];
+    const fake =
+      (state: Record<string, string>, unreachable: string[] = []) =>
+      async (
+        hosts: (typeof app2)[],
+        _l: typeof layout,
+        action: MaintenanceAction,
+        named = hosts.length > 1,
+      ) => {
+        assert.equal(_l, layout);
+        return hosts.map((h) => {
+          calls.push(`${action} ${h.name}`);
+          const label = named ? `${h.name} (${h.connection.host})` : "";
+          if (unreachable.includes(h.name)) return { host: label, error: "Connection refused" };
+          if (action !== "status") state[h.name] = action;
+          return { host: label, state: { maintenance: state[h.name] } };
+        });
+      };
+    const said: string[] = [];
+    const err = console.error;
+    console.error = (line: string) => said.push(line);
+    try {
+      const state = { app2: "off", app3: "on" };
+      const held = await holdFollowers("prod", [app2, app3], layout, fake(state));
+      assert.deepEqual(held, [app2]);
+      assert.deepEqual(state, { app2: "on", app3: "on" });
+      await releaseFollowers("prod", held, layout, fake(state));
+      assert.deepEqual(state, { app2: "off", app3: "on" }, "app3 was on before: it stays on");
+      assert.deepEqual(calls, ["status app2", "status app3", "on app2", "off app2"]);
+      assert.deepEqual(said, [
+        "restore: prod: maintenance on for app2 (10.0.0.3) while the database is restored: its requests get the maintenance page (its workers keep running)",
+        "restore: prod: maintenance off again for app2 (10.0.0.3)",
+      ]);
+      // A follower that cannot be reached: nothing is switched, and the restore does not run.
+      said.length = 0;
+      calls.length = 0;
+      const none = { app2: "off", app3: "off" };
+      assert.equal(
+        await holdFollowers("prod", [app2, app3], layout, fake(none, ["app3"])),
+        "app3 (10.0.0.4): Connection refused",
+      );
+      assert.deepEqual(none, { app2: "off", app3: "off" });
+      assert.deepEqual(calls, ["status app2", "status app3"]);
+      // One host alone (no followers): nothing to do.
+      assert.deepEqual(await holdFollowers("prod", [], layout, fake({})), []);
+    } finally {
+      console.error = err;
+    }
   });
 });
 
