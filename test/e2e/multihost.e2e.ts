@@ -9,7 +9,8 @@
  *     hosts; the migration ran once, on the first; the app hosts' proxies close
  *     connections from anyone but the balancer.
  *  2. A code release under steady load fails 0 requests; both hosts answer
- *     before and after.
+ *     before and after. Maintenance switches both hosts; a restore on the
+ *     first holds the second in maintenance.
  *  3. Stopping one app host's web unit by hand: the balancer stops sending it
  *     traffic (failed requests measured and printed); `up --refresh` brings it back.
  *  4. 2 -> 3 app hosts, then 3 -> 2, each one `up` under load, 0 failed.
@@ -182,6 +183,71 @@ describe("several app hosts behind a balancer host, the database on none of them
     const live = res.outputs.hostsLive.value as { name: string; live: string }[];
     assert.equal(live[0].live, live[1].live);
     assert.equal(res.outputs.releaseId.value, live[0].live);
+  });
+
+  it("npm run maintenance switches both app hosts; npm run restore holds the second in maintenance while the first restores", async function () {
+    const status = (urlPath: string) =>
+      spawnSync(
+        "curl",
+        [
+          "-sk",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "--max-time",
+          "10",
+          "--resolve",
+          `${HOSTNAME}:443:${c.lb.host}`,
+          `https://${HOSTNAME}${urlPath}`,
+        ],
+        { encoding: "utf8" },
+      ).stdout;
+    const hostLines = (out: string) => out.split("\n").filter((l) => l.startsWith(`maintenance: ${STACK}: `));
+    const on = await c.cli("maintenance", ["on"]);
+    assert.equal(on.code, 0, on.stdout + on.stderr);
+    assert.deepEqual(hostLines(on.stdout), [
+      `maintenance: ${STACK}: app (${c.apps[0].host}): on`,
+      `maintenance: ${STACK}: app2 (${c.apps[1].host}): on`,
+    ]);
+    // Whichever host the balancer picks answers with the page; the health path still reaches the app.
+    const codes = Array.from({ length: 12 }, () => status("/"));
+    assert.deepEqual([...new Set(codes)], ["503"], codes.join(" "));
+    assert.equal(status("/healthz"), "200");
+    const off = await c.cli("maintenance", ["off"]);
+    assert.equal(off.code, 0, off.stdout + off.stderr);
+    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
+
+    // The backup taken before the last release's migration: the schema the app runs now.
+    const backup = inSandbox(
+      c.apps[0].name,
+      `ls -t /srv/${ID}/shared/backups/ | grep -e '-pre-[0-9]' | head -n 1`,
+    ).trim();
+    assert.match(backup, /-pre-\d{14}-[0-9a-f]{8}\.pgdump$/);
+    const restored = await c.cli("restore", ["--backup", backup]);
+    say(
+      restored.stderr
+        .split("\n")
+        .filter((l) => /^restore: /.test(l))
+        .join("\n      "),
+    );
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    const app2 = `app2 \\(${c.apps[1].host.replace(/\./g, "\\.")}\\)`;
+    assert.match(
+      restored.stderr,
+      new RegExp(`^restore: ${STACK}: maintenance on for ${app2} while the database is restored`, "m"),
+    );
+    assert.match(restored.stderr, new RegExp(`^restore: ${STACK}: maintenance off again for ${app2}$`, "m"));
+    assert.match(
+      restored.stdout,
+      new RegExp(`^restore: ${STACK}: database restored from \\S+${backup}`, "m"),
+    );
+    const after = await c.cli("maintenance", ["status"]);
+    assert.deepEqual(hostLines(after.stdout), [
+      `maintenance: ${STACK}: app (${c.apps[0].host}): off`,
+      `maintenance: ${STACK}: app2 (${c.apps[1].host}): off`,
+    ]);
+    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
   });
 
   it("a release that fails on the second host stops the roll and rolls the first back; nothing fails under load", async function () {
