@@ -1067,7 +1067,9 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
               // Said by the first app host alone: it migrates the database the hosts share and keeps its backups;
               // a follower said the same of the same database, and that no backup was left on it, which it never has.
               ...(input.follower
-                ? []
+                ? [
+                    ': "$REVISION_FAILED" # app_revision sets it for the warning, which is the first app host\'s',
+                  ]
                 : [
                     'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
                     `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,

@@ -348,6 +348,7 @@ describe("release phases: the base input", () => {
       "choose_rollback_target",
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+      ': "$REVISION_FAILED" # app_revision sets it for the warning, which is the first app host\'s',
     ]);
   });
 });
