@@ -15,6 +15,7 @@ import { stackArtifact } from "./components/release/cache";
 import { Balancer, BALANCER_PACKAGES } from "./components/balancer";
 import { BackupBucket, type BackupBucketArgs } from "./components/backups";
 import { loadStackConfig, type LoadedStackConfig, type StackConfig } from "./components/config";
+import { processesOn } from "./components/config/defaults";
 import type { ExistingHostConfig, HostConfig } from "./components/config/types";
 import { maintenanceFiles } from "./components/paths";
 import { Rollout, type RolloutBalancer } from "./components/remote/rollout";
@@ -455,6 +456,11 @@ function rollOut(
         h.name,
         {
           ...appArgs(config),
+          // A follower leaves the processes kept to the first app host (hosts: first) out.
+          app: {
+            ...config.app,
+            processes: processesOn(config.app.processes, i === 0 ? "primary" : "follower"),
+          },
           connection: h.host.connection,
           secretEnv: pulumi.secret(env),
           databaseUrl: database?.url,

@@ -25,7 +25,7 @@
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
 import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
-import { isPostgres } from "./config/defaults";
+import { isPostgres, processesOn } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
 import { unitReplacedFunction } from "./render/layout";
 import { shellFunction, strayDatabasesFunction } from "./release/backup";
@@ -238,7 +238,7 @@ export function doctorInputFromConfig(
   if (config.lb || config.tls.mode === "acm") config = { ...config, tls: { ...config.tls, mode: "off" } };
   const follower = opts.role === "follower";
   const layout = hostLayout(config.app.name, config.stack);
-  const workers = config.app.processes
+  const workers = processesOn(config.app.processes, opts.role)
     .filter((p) => p.kind === "worker")
     .map((p) => unitName(layout, p.name, "worker"));
   const webs = config.app.processes.filter((p) => p.kind === "web");

@@ -127,6 +127,17 @@ export function defaultProcessKind(name: string): "web" | "worker" {
   return name === "web" ? "web" : "worker";
 }
 
+/**
+ * The processes an app host runs: all of them on the first (or only) app host; on every other one (a follower)
+ * those not kept to the first by apphost:app.processes.<name>.hosts: first.
+ */
+export function processesOn<P extends { hosts?: "first" }>(
+  processes: P[],
+  role: "primary" | "follower" = "primary",
+): P[] {
+  return role === "follower" ? processes.filter((p) => p.hosts !== "first") : processes;
+}
+
 /** The scheme of a database's DATABASE_URL without a driver: what apphost:database.urlScheme starts with. */
 export function databaseUrlScheme(kind: string): "sqlite" | "postgresql" {
   return kind === "sqlite" ? "sqlite" : "postgresql";

@@ -1046,6 +1046,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
         command: str(`the command to run, e.g. ${webCommand}`, webCommand),
         /** `web` receives HTTP on $PORT (two alternating instances); `worker` does not. @default web for `web` */
         kind: oneOf(["web", "worker"]).optional(),
+        /**
+         * Several app hosts: `all` runs the process on each, `first` on the first app host alone, for a worker
+         * that must run once per stack (a scheduler such as celery beat, a sender of alerts). @default all
+         */
+        hosts: oneOf(
+          ["all", "first"],
+          "where the process runs when the stack has several app hosts",
+        ).optional(),
       },
       {
         type: (iss) =>
@@ -1069,11 +1077,22 @@ export function sections(ctx: ParseContext, p: Prepared) {
         name,
         command: x.command,
         kind: x.kind ?? D.defaultProcessKind(name),
+        // Kept only when it says something: every process runs on every app host unless it says first.
+        ...(x.hosts === "first" ? { hosts: "first" as const } : {}),
       }));
       for (const x of out.filter((x) => x.kind === "web")) {
         const problem = webPortProblem(x.command);
         if (problem)
           c.addIssue({ code: "custom", input: x.command, path: [x.name, "command"], message: problem });
+        if (x.hosts === "first")
+          c.addIssue({
+            code: "custom",
+            input: x.hosts,
+            path: [x.name, "hosts"],
+            message:
+              'expected "all" for the web process: the balancer sends requests to every app host, and each serves them; ' +
+              "hosts: first is for a worker that must run once per stack; remove it here",
+          });
       }
       const web = out.filter((x) => x.kind === "web").map((x) => x.name);
       if (web.length !== 1) {

@@ -31,6 +31,8 @@ export class Cluster {
   source = path.join(ROOT, "examples", "sample-app");
   /** How many of the app hosts are in the stack */
   count = 2;
+  /** apphost:app.processes.worker.hosts: `first` keeps the worker to the first app host */
+  workerHosts: "all" | "first" = "all";
   /** The app's host id on the hosts (`/srv/<id>`) */
   readonly id: string;
 
@@ -97,7 +99,7 @@ export class Cluster {
           env: { WEB_CONCURRENCY: "2", WORKER_INTERVAL: "5", HEARTBEAT_INTERVAL: "2" },
           processes: {
             web: { command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
-            worker: { command: "python worker.py", kind: "worker" },
+            worker: { command: "python worker.py", kind: "worker", hosts: this.workerHosts },
           },
         },
         "apphost:database": {

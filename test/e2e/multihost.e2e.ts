@@ -169,6 +169,10 @@ describe("several app hosts behind a balancer host, the database on none of them
     fs.cpSync(path.join(ROOT, "examples", "sample-app"), copy, { recursive: true });
     fs.appendFileSync(path.join(copy, "app", "main.py"), "\n# release 2 (multihost e2e)\n");
     c.source = copy;
+    // The same up keeps the worker to the first app host (hosts: first): the second stops and drops its unit.
+    c.workerHosts = "first";
+    const worker = `apphost-${ID}-worker.service`;
+    assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "active");
     assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
     const l = load();
     await new Promise((r) => setTimeout(r, 3000));
@@ -183,6 +187,17 @@ describe("several app hosts behind a balancer host, the database on none of them
     const live = res.outputs.hostsLive.value as { name: string; live: string }[];
     assert.equal(live[0].live, live[1].live);
     assert.equal(res.outputs.releaseId.value, live[0].live);
+    assert.equal(inSandbox(c.apps[0].name, `systemctl is-active ${worker} || true`).trim(), "active");
+    assert.equal(
+      inSandbox(
+        c.apps[1].name,
+        `systemctl is-active ${worker} || true; ls /etc/systemd/system/${worker} 2>&1 || true`,
+      )
+        .trim()
+        .split("\n")[0],
+      "inactive",
+    );
+    assert.match(inSandbox(c.apps[1].name, `ls /etc/systemd/system/${worker} 2>&1 || true`), /No such file/);
   });
 
   it("npm run maintenance switches both app hosts; npm run restore holds the second in maintenance while the first restores", async function () {

@@ -564,6 +564,18 @@ const ROWS: Row[] = [
       'apphost:app.processes["exec-4242"]: "exec-4242" is taken: apphost\'s own unit is apphost-<app>-<stack>-exec-4242.service (backup, upstream, job, alert, schedule-* and exec-<digits> are reserved); rename the process',
   },
   {
+    set: { "app.processes.web.hosts": "first" },
+    error:
+      'apphost:app.processes.web.hosts: expected "all" for the web process: the balancer sends requests to every app host, and each serves them; ' +
+      "hosts: first is for a worker that must run once per stack; remove it here",
+  },
+  {
+    set: { "app.processes.worker.hosts": "one" },
+    error:
+      'apphost:app.processes.worker.hosts: expected one of "all", "first", got "one"; ' +
+      "set it with: pulumi config set --path 'apphost:app.processes.worker.hosts' all",
+  },
+  {
     set: { "app.processes.web.kind": "http" },
     error:
       'apphost:app.processes.web.kind: expected one of "web", "worker", got "http"; set it with: pulumi config set --path \'apphost:app.processes.web.kind\' web',
@@ -1385,7 +1397,12 @@ describe("stack config defaults", () => {
     const config = parseStackConfig(
       withKeys(existingRaw(), {
         "dns.hostnames": ["shop.example.net", "www.shop.example.net"],
-        "app.processes": { web: "gunicorn app:app", mailer: "python mailer.py" },
+        "app.processes": {
+          web: "gunicorn app:app",
+          mailer: "python mailer.py",
+          beat: { command: "python beat.py", hosts: "first" },
+          queue: { command: "python queue.py", hosts: "all" },
+        },
         "app.env": { WORKERS: 4, DEBUG: false, NAME: "shop" },
         "host.port": "2222",
         "proxy.compression": "false",
@@ -1399,6 +1416,8 @@ describe("stack config defaults", () => {
     assert.deepEqual(config.app.processes, [
       { name: "web", command: "gunicorn app:app", kind: "web" },
       { name: "mailer", command: "python mailer.py", kind: "worker" },
+      { name: "beat", command: "python beat.py", kind: "worker", hosts: "first" },
+      { name: "queue", command: "python queue.py", kind: "worker" },
     ]);
     assert.deepEqual(config.app.env, { WORKERS: "4", DEBUG: "false", NAME: "shop" });
     assert.equal(config.host.port, 2222);

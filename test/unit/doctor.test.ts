@@ -617,6 +617,26 @@ describe("doctor: from stack config", () => {
     assert.equal(input.database, undefined);
   });
 
+  it("variant: several app hosts: a worker kept to the first (hosts: first) is checked there alone", () => {
+    const withBeat = {
+      ...config,
+      app: {
+        ...config.app,
+        processes: [
+          ...config.app.processes,
+          { name: "beat", command: "python beat.py", kind: "worker" as const, hosts: "first" as const },
+        ],
+      },
+    };
+    const beat = "apphost-shop-prod-beat.service";
+    assert.ok(doctorInputFromConfig(withBeat, { releaseId: "r1" }).processUnits.includes(beat));
+    assert.ok(doctorInputFromConfig(withBeat, { releaseId: "r1", role: "primary" }).units.includes(beat));
+    const follower = doctorInputFromConfig(withBeat, { releaseId: "r1", role: "follower" });
+    assert.ok(!follower.processUnits.includes(beat), follower.processUnits.join(" "));
+    assert.ok(!follower.units.includes(beat));
+    assert.ok(follower.processUnits.length > 0, "the other workers are still checked there");
+  });
+
   it("variant: cloudflare-origin carries the Origin CA file into the health check", () => {
     const input = doctorInputFromConfig(
       { ...config, tls: { ...config.tls, mode: "cloudflare-origin" } },

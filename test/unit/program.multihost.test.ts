@@ -24,7 +24,12 @@ describe("program(): three instances behind the load balancer (mocks)", () => {
       "database.kind": "rds",
       "database.migrate": "alembic upgrade head",
       "app.source": "examples/sample-app",
-      "app.processes": { web: { command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" } },
+      "app.processes": {
+        web: { command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
+        worker: { command: "python worker.py", kind: "worker" },
+        // A scheduler must run once per stack: on the first app host alone.
+        beat: { command: "python worker.py --beat", kind: "worker", hosts: "first" },
+      },
     });
     const values: Record<string, string> = Object.fromEntries(
       Object.entries(raw).map(([k, v]) => [`apphost:${k}`, JSON.stringify(v)]),
@@ -92,6 +97,26 @@ describe("program(): three instances behind the load balancer (mocks)", () => {
     assert.match(script("app"), /alembic upgrade head/);
     assert.ok(!script("app2").includes("alembic upgrade head"));
     assert.match(script("app2"), /migrate: the first app host ran it; none here/);
+  });
+
+  it("a worker kept to the first app host (hosts: first) runs there alone; the others run every other worker", () => {
+    const units = (host: string) =>
+      resources
+        .filter((r) => new RegExp(`^${host}-unit-(worker|beat)$`).test(r.name))
+        .map((r) => r.name)
+        .sort();
+    assert.deepEqual(units("app"), ["app-unit-beat", "app-unit-worker"]);
+    assert.deepEqual(units("app2"), ["app2-unit-worker"]);
+    assert.deepEqual(units("app3"), ["app3-unit-worker"]);
+    const workerUnits = (name: string) =>
+      /^readonly WORKER_UNITS=(.*)$/m.exec(
+        String(resources.find((r) => r.name === `${name}-release-script`)?.inputs.content ?? ""),
+      )?.[1];
+    assert.equal(
+      workerUnits("app"),
+      "'apphost-apphost-staging-worker.service apphost-apphost-staging-beat.service'",
+    );
+    assert.equal(workerUnits("app2"), "apphost-apphost-staging-worker.service");
   });
 
   it("outputs the load balancer's name, every host's connection as a secret, and the hostnames as CNAMEs", async () => {
