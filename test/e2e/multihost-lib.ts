@@ -151,12 +151,16 @@ export class Cluster {
     for (const spec of [this.spec.lb, ...this.spec.apps]) sandboxCommand(spec, "down");
   }
 
-  /** GET `urlPath` through the balancer (Caddy's internal CA, not trusted here). */
-  get(urlPath = "/"): { code: number; body: string } {
+  /**
+   * GET `urlPath` through the balancer (Caddy's internal CA, not trusted here): curl's exit code and the body,
+   * or with `status` the HTTP status as the body.
+   */
+  get(urlPath = "/", opts: { status?: boolean } = {}): { code: number; body: string } {
     const res = spawnSync(
       "curl",
       [
         "-sk",
+        ...(opts.status ? ["-o", "/dev/null", "-w", "%{http_code}"] : []),
         "--max-time",
         "10",
         "--resolve",

@@ -188,36 +188,12 @@ describe("several app hosts behind a balancer host, the database on none of them
     assert.equal(live[0].live, live[1].live);
     assert.equal(res.outputs.releaseId.value, live[0].live);
     assert.equal(inSandbox(c.apps[0].name, `systemctl is-active ${worker} || true`).trim(), "active");
-    assert.equal(
-      inSandbox(
-        c.apps[1].name,
-        `systemctl is-active ${worker} || true; ls /etc/systemd/system/${worker} 2>&1 || true`,
-      )
-        .trim()
-        .split("\n")[0],
-      "inactive",
-    );
+    assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "inactive");
     assert.match(inSandbox(c.apps[1].name, `ls /etc/systemd/system/${worker} 2>&1 || true`), /No such file/);
   });
 
   it("npm run maintenance switches both app hosts; npm run restore holds the second in maintenance while the first restores", async function () {
-    const status = (urlPath: string) =>
-      spawnSync(
-        "curl",
-        [
-          "-sk",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          "--max-time",
-          "10",
-          "--resolve",
-          `${HOSTNAME}:443:${c.lb.host}`,
-          `https://${HOSTNAME}${urlPath}`,
-        ],
-        { encoding: "utf8" },
-      ).stdout;
+    const status = (urlPath: string) => c.get(urlPath, { status: true }).body;
     const hostLines = (out: string) => out.split("\n").filter((l) => l.startsWith(`maintenance: ${STACK}: `));
     const on = await c.cli("maintenance", ["on"]);
     assert.equal(on.code, 0, on.stdout + on.stderr);

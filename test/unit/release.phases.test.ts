@@ -310,15 +310,20 @@ describe("release phases: the base input", () => {
     ]);
   });
 
+  /** The choose phase's commands up to the target's revision, on every app host. */
+  const chooseTarget = [
+    "lock_acquire 30",
+    "choose_ports",
+    'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
+    "choose_rollback_target",
+    'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
+    "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+  ];
+
   it("rollback on purpose records rolled-back and never touches the database", () => {
     const [choose, , , finish] = rollbackPhases(baseInput());
     assert.deepEqual(choose.commands, [
-      "lock_acquire 30",
-      "choose_ports",
-      'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
-      "choose_rollback_target",
-      'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
-      "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+      ...chooseTarget,
       'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
       'if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ' +
         'local before said todo="no backup taken before a later release\'s migration is left on this host"; ' +
@@ -342,12 +347,7 @@ describe("release phases: the base input", () => {
   it("a follower's rollback records the revision and leaves the database's warning to the first app host", () => {
     const [choose] = rollbackPhases({ ...baseInput(), follower: true });
     assert.deepEqual(choose.commands, [
-      "lock_acquire 30",
-      "choose_ports",
-      'if [ -e /srv/shop-prod/current ]; then OLD_DIR=$(readlink -f /srv/shop-prod/current); else OLD_DIR=""; fi',
-      "choose_rollback_target",
-      'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
-      "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+      ...chooseTarget,
       ': "$REVISION_FAILED" # app_revision sets it for the warning, which is the first app host\'s',
     ]);
   });
