@@ -127,9 +127,11 @@ export async function switchMaintenance(
     hosts.map(async (h) => {
       const host = named ? `${h.name} (${h.connection.host})` : "";
       try {
+        // In a process group of its own: a Ctrl-C leaves no host half way (restore switches the others back after one).
         const res = await runRemote(h.connection, script, {
           what: `maintenance ${action}`,
           timeoutSeconds: 120,
+          ownProcessGroup: true,
         });
         return { host, state: maintenanceState(res.stdout) };
       } catch (e) {

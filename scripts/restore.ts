@@ -75,10 +75,27 @@ async function main(): Promise<number> {
   const followers = args.options.backup ? (deployed.hosts ?? []).slice(1) : [];
   const held = await holdFollowers(args.stack, followers, layout);
   if (typeof held === "string") return cannot("putting the other app hosts in maintenance", new Error(held));
+  // Ctrl-C or a kill: the host's restore puts its database back by itself if it is cut short (its EXIT trap), and
+  // the other hosts leave maintenance once it has ended, not before (they would serve from a database being
+  // replaced). A signal only keeps this process alive until then: npm passes Ctrl-C on to it a second time.
+  let signalled = false;
+  const interrupted = (signal: NodeJS.Signals) => {
+    if (!signalled)
+      console.error(
+        `restore: ${args.stack}: ${signal}: the other app hosts leave maintenance once the host's restore has ended`,
+      );
+    signalled = true;
+  };
+  if (held.length > 0) {
+    process.on("SIGINT", interrupted);
+    process.on("SIGTERM", interrupted);
+  }
   try {
     return await restoreOnFirstHost(opened, layout);
   } finally {
     await releaseFollowers(args.stack, held, layout);
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
 }
 

@@ -362,6 +362,11 @@ export interface RunOptions {
   timeoutSeconds?: number;
   /** Resolve instead of throwing on a non-zero exit */
   allowFailure?: boolean;
+  /**
+   * ssh in a process group of its own: a Ctrl-C at the terminal (and npm passing it on) does not cut it short, for
+   * a step that puts things back after an interruption
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -383,7 +388,10 @@ export async function runRemote(
     const files = writeSshFiles(conn, dir);
     const argv = sshArgv(conn, files, rootCommand(conn, script));
     const result = await new Promise<RemoteResult>((resolve, reject) => {
-      const child = cp.spawn("ssh", argv, { stdio: ["pipe", "pipe", "pipe"] });
+      const child = cp.spawn("ssh", argv, {
+        stdio: ["pipe", "pipe", "pipe"],
+        ...(opts.ownProcessGroup ? { detached: true } : {}),
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       const timer = setTimeout(() => child.kill("SIGKILL"), (opts.timeoutSeconds ?? 1800) * 1000);
