@@ -12,6 +12,7 @@
  * PULUMI_BACKEND_URL selects the backend as for every engine command.
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { liveReleaseId } from "../components/release/id";
 import { openStack } from "./lib/automation";
 import { EXIT_CANNOT_CHECK, parseOpsArgs, runCommand, shortError, type OpsArgs } from "./lib/ops";
 
@@ -196,7 +197,10 @@ export function judgeRefresh(output: string, error?: string): DriftVerdict {
 }
 
 /** The host serves the release the state has, with something down or stale (`<id> (...)` after `<id>`). */
-const sameRelease = (l: LiveChange) => l.to.startsWith(`${l.from.split(" ")[0]} (`);
+const sameRelease = (l: LiveChange) => {
+  const id = liveReleaseId(l.from);
+  return id !== undefined && l.to.startsWith(`${id} (`);
+};
 
 /** The lines `npm run drift` prints for a verdict (stdout for 0 and 1, stderr for 2). */
 export function renderVerdict(stack: string, v: DriftVerdict): string[] {

@@ -16,9 +16,11 @@
  */
 import { hostLayout, type HostLayout } from "../components/paths";
 import type { SshConnection } from "../components/remote/connection";
+import { parseResult } from "../components/release/script";
 import { maintenanceScript, type MaintenanceAction } from "../components/remote/day2";
 import { runRemote } from "../components/remote/ssh";
 import {
+  appHosts,
   openDeployedStack,
   openedStackConfig,
   opsUsageError,
@@ -52,16 +54,6 @@ export interface HostMaintenance {
   host: string;
   state?: Record<string, string>;
   error?: string;
-}
-
-/** The maintenance script's `key=value` lines. */
-export function maintenanceState(stdout: string): Record<string, string> {
-  return Object.fromEntries(
-    stdout
-      .split("\n")
-      .map((l) => l.split("="))
-      .filter((kv) => kv.length === 2),
-  ) as Record<string, string>;
 }
 
 /**
@@ -133,7 +125,7 @@ export async function switchMaintenance(
           timeoutSeconds: 120,
           ownProcessGroup: true,
         });
-        return { host, state: maintenanceState(res.stdout) };
+        return { host, state: parseResult(res.stdout) };
       } catch (e) {
         return { host, error: shortError(e, 3) };
       }
@@ -158,7 +150,7 @@ async function main(): Promise<number> {
     return opened.cannot("reading the stack", e);
   }
   const { deployed } = opened;
-  const hosts = deployed.hosts ?? [{ name: "app", connection: deployed.connection }];
+  const hosts = appHosts(deployed);
   const report = maintenanceReport(
     args.stack,
     args.action,

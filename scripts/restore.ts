@@ -27,6 +27,7 @@ import type { SshConnection } from "../components/remote/connection";
 import { runRemote } from "../components/remote/ssh";
 import { shellQuote } from "../components/shell";
 import {
+  appHosts,
   deployedLayout,
   EXIT_CANNOT_CHECK,
   openDeployedStack,
@@ -72,7 +73,7 @@ async function main(): Promise<number> {
   } catch (e) {
     return cannot("reading the stack", e);
   }
-  const followers = args.options.backup ? (deployed.hosts ?? []).slice(1) : [];
+  const followers = args.options.backup ? appHosts(deployed).slice(1) : [];
   const held = await holdFollowers(args.stack, followers, layout);
   if (typeof held === "string") return cannot("putting the other app hosts in maintenance", new Error(held));
   // Ctrl-C or a kill: the host's restore puts its database back by itself if it is cut short (its EXIT trap), and

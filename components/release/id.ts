@@ -11,6 +11,13 @@ export const RELEASE_ID_SHAPE = "[0-9]{14}-[0-9a-f]{8}";
 
 const WHOLE = new RegExp(`^${RELEASE_ID_SHAPE}$`);
 
+const LEADING = new RegExp(`^${RELEASE_ID_SHAPE}\\b`);
+
+/** The release id a live value starts with (`<id>`, or `<id> (<what is down>)` as a refresh records it). */
+export function liveReleaseId(live: string): string | undefined {
+  return LEADING.exec(live)?.[0];
+}
+
 /** Whether `s` is a release id and nothing else. */
 export function isReleaseId(s: string): boolean {
   return WHOLE.test(s);

@@ -26,7 +26,7 @@ import { hostLayout, type HostLayout } from "../../components/paths";
 import type { SshConnection } from "../../components/remote/connection";
 import { openStack } from "./automation";
 import { readCommandLine, usageError, type CommandLine } from "./cli";
-import { RELEASE_ID_SHAPE } from "../../components/release/id";
+import { liveReleaseId } from "../../components/release/id";
 
 /** Exit status of a command that could not do its check at all. */
 export const EXIT_CANNOT_CHECK = 2;
@@ -220,6 +220,11 @@ export interface DeployedStack {
   balancer?: { connection: SshConnection; script: string };
 }
 
+/** The stack's app hosts, the first one first: `deployed.hosts`, or its one host as `app`. */
+export function appHosts(deployed: DeployedStack): { name: string; connection: SshConnection }[] {
+  return deployed.hosts ?? [{ name: "app", connection: deployed.connection }];
+}
+
 /**
  * The app host a command works on: `--host <name|address>` (`app`, `app2`,
  * or its address) among the stack's app hosts, else the first one. Throws
@@ -229,7 +234,7 @@ export function pickHost(
   deployed: DeployedStack,
   wanted: string | undefined,
 ): { name: string; connection: SshConnection } {
-  const hosts = deployed.hosts ?? [{ name: "app", connection: deployed.connection }];
+  const hosts = appHosts(deployed);
   if (wanted === undefined) return hosts[0];
   const found = hosts.find((h) => h.name === wanted || h.connection.host === wanted);
   if (found) return found;
@@ -257,7 +262,7 @@ export function deployedFromOutputs(stackName: string, outputs: auto.OutputMap):
     );
   }
   // `<id>`, or `<id> (<what is down>)` as a refresh recorded it: the id is what the stack serves.
-  const live = new RegExp(`^${RELEASE_ID_SHAPE}\\b`).exec(String(outputs.liveRelease?.value ?? ""))?.[0];
+  const live = liveReleaseId(String(outputs.liveRelease?.value ?? ""));
   return {
     connection: { ...(conn as SshConnection), port: conn?.port ?? 22 },
     releaseId: releaseId as string,

@@ -31,7 +31,8 @@ import {
 } from "../../components/render/systemd";
 import { parseExecArgs } from "../../scripts/exec";
 import { parseLogsArgs } from "../../scripts/logs";
-import { maintenanceReport, maintenanceState, parseMaintenanceArgs } from "../../scripts/maintenance";
+import { maintenanceReport, parseMaintenanceArgs } from "../../scripts/maintenance";
+import { parseResult } from "../../components/release/script";
 import { parseDoctorArgs } from "../../scripts/doctor";
 import { baseCtx, configProblems, baseRaw } from "./fixtures";
 import { lineDiff } from "./render.fixtures";
@@ -311,7 +312,8 @@ describe("day-2 scripts", () => {
       config,
       page,
     });
-    assert.deepEqual(maintenanceState("maintenance=on\nmanual=on\nconfig=off\npage=present\n"), st("on"));
+    // The script's lines as the command reads them (the release script's result parser).
+    assert.deepEqual(parseResult("maintenance=on\nmanual=on\nconfig=off\npage=present\n"), st("on"));
     assert.deepEqual(maintenanceReport("prod", "on", [{ host: "", state: st("on") }]), {
       out: ["maintenance: prod: on"],
       err: [],

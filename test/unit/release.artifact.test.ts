@@ -11,7 +11,7 @@ import {
   requirementsHash,
   walkApp,
 } from "../../components/release/artifact";
-import { isReleaseId, RELEASE_ID_SHAPE } from "../../components/release/id";
+import { isReleaseId, liveReleaseId, RELEASE_ID_SHAPE } from "../../components/release/id";
 import { newReleaseId } from "../../components/remote/release";
 import { mkTemp } from "./release-harness";
 
@@ -281,6 +281,16 @@ describe("release ids", () => {
     );
     assert.equal(bash.status, 0, bash.stderr);
     assert.deepEqual(bash.stdout.trim().split("\n"), js);
+  });
+
+  it("a live value names its release id first: liveReleaseId", () => {
+    assert.equal(liveReleaseId("20250304050607-01234567"), "20250304050607-01234567");
+    assert.equal(
+      liveReleaseId("20250304050607-01234567 (apphost-x-worker.service inactive)"),
+      "20250304050607-01234567",
+    );
+    assert.equal(liveReleaseId("none"), undefined);
+    assert.equal(liveReleaseId("20250304050607-012345678"), undefined);
   });
 
   it("sort by time (property)", () => {
