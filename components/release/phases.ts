@@ -7,6 +7,7 @@
  * `health_wait`, `db_backup`, ...; documented there).
  *
  * Deploy:   check → upload → install → backup → migrate → publish → health-gate → finish
+ * Prepare:  check → upload → install                   (`apphost-release prepare`: several app hosts, before the roll)
  * Mirror:   revert-traffic → restore-database → restart-workers → mark-failed   (run by the EXIT trap when a deploy fails)
  * On purpose (`apphost-release rollback [id]`): choose → publish → health-gate → finish
  *
@@ -59,6 +60,11 @@ export const DEPLOY_PHASES = [
   "finish",
 ] as const;
 export type DeployPhaseName = (typeof DEPLOY_PHASES)[number];
+/**
+ * `apphost-release prepare`: the deploy's phases before anything that serves changes. With several app hosts
+ * each one prepares side by side before the roll (remote/rollout.ts); the deploy then reuses what they made.
+ */
+export const PREPARE_PHASES = DEPLOY_PHASES.slice(0, DEPLOY_PHASES.indexOf("install") + 1);
 export type MirrorPhaseName = "revert-traffic" | "restore-database" | "restart-workers" | "mark-failed";
 export type RollbackPhaseName = "choose" | "publish" | "health-gate" | "finish";
 

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The static part of apphost-release (see components/release/script.ts). The renderer writes the
 # header (the stack's readonly values, the runtime state) and the per-stack functions (the phases,
-# their runners deploy_phases, rollback_choose_phase, rollback_phases and mirror_phases, the database
+# their runners deploy_phases, prepare_phases, rollback_choose_phase, rollback_phases and mirror_phases, the database
 # and restore functions), then appends this file from the line after the preamble's last line.
 #
 # For shellcheck reading this file alone; the rendered script is checked whole, without these:
@@ -64,7 +64,7 @@ refuse() {
 }
 
 usage_error() {
-  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
+  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | prepare <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
   exit "$EXIT_USAGE"
 }
 
@@ -781,15 +781,33 @@ on_exit() {
   exit "$rc"
 }
 
+# parse_release_args <command> <id> <requirements hash> [<artifact sha256>]: deploy's and prepare's arguments.
+parse_release_args() {
+  local command=$1
+  if [ $# -gt 4 ]; then usage_error "$command takes <release-id> <requirements-hash> [<artifact-sha256>]"; fi
+  RELEASE_ID=${2:-} REQ_HASH=${3:-} ARTIFACT_SHA256=${4:-}
+  if [[ ! "$RELEASE_ID" =~ $ID_RE ]]; then usage_error "$command: \"$RELEASE_ID\" is not a release id (YYYYMMDDHHMMSS-<8 hex>)"; fi
+  if [[ ! "$REQ_HASH" =~ ^[0-9a-f]{8,64}$ ]]; then usage_error "$command: \"$REQ_HASH\" is not a requirements hash"; fi
+  if [ -n "$ARTIFACT_SHA256" ] && [[ ! "$ARTIFACT_SHA256" =~ ^[0-9a-f]{64}$ ]]; then usage_error "$command: \"$ARTIFACT_SHA256\" is not a sha256"; fi
+}
+
 cmd_deploy() {
-  RELEASE_ID=${1:-} REQ_HASH=${2:-} ARTIFACT_SHA256=${3:-}
-  if [[ ! "$RELEASE_ID" =~ $ID_RE ]]; then usage_error "deploy: \"$RELEASE_ID\" is not a release id (YYYYMMDDHHMMSS-<8 hex>)"; fi
-  if [[ ! "$REQ_HASH" =~ ^[0-9a-f]{8,64}$ ]]; then usage_error "deploy: \"$REQ_HASH\" is not a requirements hash"; fi
-  if [ -n "$ARTIFACT_SHA256" ] && [[ ! "$ARTIFACT_SHA256" =~ ^[0-9a-f]{64}$ ]]; then usage_error "deploy: \"$ARTIFACT_SHA256\" is not a sha256"; fi
+  parse_release_args deploy "$@"
   DEPLOYING=1
   deploy_phases
   note "release $RELEASE_ID deployed on port $NEW_PORT"
   printf "release=%s\ncurrent=%s\nport=%s\nrevision=%s\noutcome=deployed\n" "$RELEASE_ID" "$RELEASE_ID" "$NEW_PORT" "$REVISION" >&3
+}
+
+# prepare <id> <requirements hash> [<artifact sha256>]: the deploy's first phases alone (check, upload, install),
+# under the deploy lock; nothing that serves changes. Several app hosts prepare side by side before the roll, so
+# each host's deploy finds its release uploaded and installed, and a dependency that fails to install fails before
+# any host's database or traffic is touched. A failure leaves the release directory for the next try.
+cmd_prepare() {
+  parse_release_args prepare "$@"
+  prepare_phases
+  note "release $RELEASE_ID prepared; $(if [ -n "$OLD_DIR" ]; then basename "$OLD_DIR"; else echo "nothing"; fi) keeps serving"
+  printf "release=%s\ncurrent=%s\noutcome=prepared\n" "$RELEASE_ID" "$(current_id)" >&3
 }
 
 cmd_rollback() {
@@ -1007,10 +1025,9 @@ main() {
     status) cmd_status "$@" ;;
     upstream) cmd_upstream ;;
     job-run) cmd_job_run "$@" ;;
-    deploy | rollback | backup | restore | unlock | start | follow)
+    deploy | prepare | rollback | backup | restore | unlock | start | follow)
       # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.
       exec 3>&1 1>&2
-      if [ "$MAIN_COMMAND" = deploy ] && [ $# -gt 3 ]; then usage_error "deploy takes <release-id> <requirements-hash> [<artifact-sha256>]"; fi
       "cmd_$MAIN_COMMAND" "$@" ;;
     "") usage_error "missing command" ;;
     *) usage_error "unknown command $MAIN_COMMAND" ;;

@@ -35,6 +35,7 @@ import {
   EXIT_CODES,
   deployPhases,
   errorHintFunction,
+  PREPARE_PHASES,
   mirrorPhases,
   rollbackPhases,
   upstreamRuleset,
@@ -259,8 +260,15 @@ __STATE__`;
     ...deploy.map((p) => phaseFunction("deploy", p)),
     ...mirror.map((p) => phaseFunction("mirror", p)),
     ...rollback.map((p) => phaseFunction("rollback", p)),
-    "# The phases in order, each with its exit status: cmd_deploy, cmd_rollback and run_mirror (release.sh) run them.",
+    "# The phases in order, each with its exit status: cmd_deploy, cmd_prepare, cmd_rollback and run_mirror (release.sh) run them.",
     shellFunction("deploy_phases", runPhases("deploy", deploy)),
+    shellFunction(
+      "prepare_phases",
+      runPhases(
+        "deploy",
+        deploy.filter((p) => (PREPARE_PHASES as readonly string[]).includes(p.name)),
+      ),
+    ),
     shellFunction("rollback_choose_phase", runPhases("rollback", rollback.slice(0, 1))),
     shellFunction("rollback_phases", runPhases("rollback", rollback.slice(1))),
     shellFunction(

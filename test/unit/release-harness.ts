@@ -340,6 +340,18 @@ export class FakeHost {
     );
   }
 
+  /** `prepare`: the deploy's check, upload and install alone, as each app host runs it before a roll. */
+  prepare(appDir: string, id: string, sha256?: string): RunResult {
+    const a = this.artifact(appDir);
+    return this.run(["prepare", id, a.requirementsHash, sha256 ?? a.sha256], a.tarGz);
+  }
+
+  /** `start deploy` with nothing on stdin, as the roll deploys on a host that prepared the release. */
+  startPrepared(appDir: string, id: string): RunResult {
+    const a = this.artifact(appDir);
+    return this.run(["start", "deploy", id, a.requirementsHash, a.sha256]);
+  }
+
   /** The same deploy, running in the background with its stdout and stderr as pipes the caller reads (or closes). */
   spawnDeploy(appDir: string, id: string): ChildProcess {
     const a = this.artifact(appDir);

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import assert from "assert/strict";
 import { instanceEnvFile } from "../../components/paths";
-import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
+import { DEPLOY_PHASES, EXIT_CODES, PREPARE_PHASES } from "../../components/release/phases";
 import { parseResult, parseStatus } from "../../components/release/script";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
 import {
@@ -31,6 +31,8 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     v4: "20250104120000-44444444",
     v5: "20250105120000-55555555",
     v6: "20250106120000-66666666",
+    v7: "20250107120000-77777777",
+    v8: "20250108120000-88888888",
   };
   let blue: number;
   let green: number;
@@ -331,5 +333,62 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
     assert.equal(host.read(host.layout.activePort), `${green}\n`);
     assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:health-gate"]);
+  });
+
+  it("prepare runs check, upload and install alone: the live release serves on, the lock is free, the log unchanged", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v7"), { version: "v7" });
+    const logBefore = host.releaseLog();
+    const r = host.prepare(app, ids.v7);
+    assert.equal(r.status, 0, r.stderr);
+    const phases = [...r.stderr.matchAll(/^apphost: phase ([a-z-]+): ok \(\d+\.\ds\)$/gm)].map((m) => m[1]);
+    assert.deepEqual(phases, [...PREPARE_PHASES]);
+    assert.deepEqual(phases, ["check", "upload", "install"]);
+    assert.match(r.stderr, /install: reusing .*venvs\//);
+    assert.match(r.stderr, new RegExp(`apphost: release ${ids.v7} prepared; ${ids.v2} keeps serving\n`));
+    assert.deepEqual(parseResult(r.stdout), { release: ids.v7, current: ids.v2, outcome: "prepared" });
+    assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
+    assert.equal(host.read(host.layout.activePort), `${green}\n`);
+    assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v2));
+    assert.ok(fs.lstatSync(path.join(host.layout.releases, ids.v7, ".venv")).isSymbolicLink());
+    assert.ok(!fs.existsSync(host.layout.lock), "lock released after the prepare");
+    assert.deepEqual(host.releaseLog(), logBefore);
+  });
+
+  it("a deploy of the prepared release gets nothing on stdin: it reuses the upload and the install", async () => {
+    const r = host.startPrepared(path.join(host.tmp, "v7"), ids.v7);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`upload: release ${ids.v7} is already on the host; reusing it`));
+    assert.match(r.stderr, /install: reusing .*venvs\//);
+    assert.equal(parseResult(r.stdout).outcome, "deployed");
+    assert.equal(JSON.parse((await host.get(blue)).body).version, "v7");
+    assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v7", "deployed"]);
+  });
+
+  it("a prepare that fails (the upload's checksum: 11) changes nothing and rolls nothing back", async () => {
+    const app = writeTestApp(path.join(host.tmp, "v8"), { version: "v8" });
+    const logBefore = host.releaseLog();
+    const r = host.prepare(app, ids.v8, "0".repeat(64));
+    assert.equal(r.status, EXIT_CODES.upload, r.stderr);
+    assert.match(
+      r.stderr,
+      /apphost: phase upload failed: artifact checksum mismatch: expected 0{64}, received [0-9a-f]{64}/,
+    );
+    assert.doesNotMatch(r.stderr, /rollback:|phase (backup|migrate|publish)/);
+    assert.ok(!fs.existsSync(path.join(host.layout.releases, ids.v8)), "no release directory");
+    assert.equal(JSON.parse((await host.get(blue)).body).version, "v7");
+    assert.ok(!fs.existsSync(host.layout.lock), "lock released after the failed prepare");
+    assert.deepEqual(host.releaseLog(), logBefore);
+  });
+
+  it("prepare takes deploy's arguments, and refuses a fourth (2)", () => {
+    const r = host.run(["prepare", ids.v8, "abcdef12", "0".repeat(64), "extra"]);
+    assert.equal(r.status, EXIT_CODES.usage, r.stderr);
+    assert.match(
+      r.stderr,
+      /^apphost: prepare takes <release-id> <requirements-hash> \[<artifact-sha256>\]\n/,
+    );
+    const bad = host.run(["prepare", "v8", "abcdef12"]);
+    assert.equal(bad.status, EXIT_CODES.usage, bad.stderr);
+    assert.match(bad.stderr, /^apphost: prepare: "v8" is not a release id/);
   });
 });
