@@ -416,37 +416,81 @@ async function latestJob(inputs: ReleaseInputs, what: string): Promise<ReturnTyp
   return jobReport(res.stdout);
 }
 
-export async function deploy(
-  inputs: ReleaseInputs,
-  releaseId: string,
-  opts: { adopt?: boolean } = {},
-): Promise<Outputs> {
+/** The artifact's bytes, and the key of a deploy of it with these inputs (deployKey). */
+function artifactOf(inputs: ReleaseInputs): { artifact: Buffer; sha: string; key: string } {
   const fs = require("fs") as typeof import("fs");
   const crypto = require("crypto") as typeof import("crypto");
   const artifact = fs.readFileSync(inputs.artifact);
   const sha = crypto.createHash("sha256").update(artifact).digest("hex");
-  const key = deployKey(sha, inputs.requirementsHash, inputs.configHash);
-  const what = `release ${releaseId}`;
-  const before = await latestJob(inputs, what);
-  let res: RemoteResult;
-  let deployed = releaseId;
-  if (
-    opts.adopt !== false &&
+  return { artifact, sha, key: deployKey(sha, inputs.requirementsHash, inputs.configHash) };
+}
+
+/** The release a finished deploy of this same work made and left live, which a deploy adopts instead of running. */
+function adoptable(before: ReturnType<typeof jobReport>, key: string): string | undefined {
+  const done =
     before.command === "deploy" &&
     before.key === key &&
     before.status === 0 &&
     before.result.outcome === "deployed" &&
-    before.result.release &&
-    before.result.live === before.result.release
-  ) {
+    before.result.live === before.result.release;
+  return done && before.result.release ? before.result.release : undefined;
+}
+
+/**
+ * `apphost-release prepare`: upload and install the release without serving it (check, upload, install), under
+ * the host's deploy lock, as each app host does side by side before a roll (./rollout.ts). A job still running is
+ * followed to its end first, as a deploy does; a host whose last job already deployed this same work (adopted by
+ * its deploy) is left alone. Returns whether it prepared: its deploy then sends no artifact.
+ */
+export async function prepare(
+  inputs: ReleaseInputs,
+  releaseId: string,
+  opts: { adopt?: boolean } = {},
+): Promise<boolean> {
+  const { artifact, sha, key } = artifactOf(inputs);
+  const what = `prepare ${releaseId}`;
+  const before = await latestJob(inputs, what);
+  if (opts.adopt !== false && adoptable(before, key)) return false;
+  const command = [
+    inputs.script,
+    `--owner=${inputs.lockOwner}`,
+    "prepare",
+    releaseId,
+    inputs.requirementsHash,
+    sha,
+  ];
+  const res = await runRemote(inputs.connection, `exec ${command.map(shellQuote).join(" ")}`, {
+    what,
+    stdin: artifact,
+    timeoutSeconds: 3600,
+    allowFailure: true,
+  });
+  if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
+  printWarnings(inputs, res.stderr);
+  return true;
+}
+
+export async function deploy(
+  inputs: ReleaseInputs,
+  releaseId: string,
+  /** prepared: the host has the release uploaded and installed (prepare), so no artifact goes on stdin */
+  opts: { adopt?: boolean; prepared?: boolean } = {},
+): Promise<Outputs> {
+  const { artifact, sha, key } = artifactOf(inputs);
+  const what = `release ${releaseId}`;
+  const before = await latestJob(inputs, what);
+  let res: RemoteResult;
+  let deployed = releaseId;
+  const adopted = opts.adopt !== false ? adoptable(before, key) : undefined;
+  if (adopted) {
     // Its client went away (a killed `pulumi up`, a lost connection); the host finished it.
-    deployed = before.result.release;
+    deployed = adopted;
     res = { code: 0, stdout: "", stderr: "" };
   } else {
     res = await runJob(inputs, ["deploy", releaseId, inputs.requirementsHash, sha], {
       what,
       key,
-      stdin: artifact,
+      ...(opts.prepared ? {} : { stdin: artifact }),
     });
     if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
   }

@@ -2,7 +2,11 @@
  * The release on several app hosts behind a balancer (`apphost:lb`): one
  * resource, so the roll is all or nothing in the state.
  *
- * A new release rolls host by host: the first host (it runs the migration,
+ * First every host to deploy uploads and installs the release side by side
+ * (`apphost-release prepare`: nothing that serves changes), so a dependency
+ * that fails to build stops the `up` before any host is touched, and the
+ * installs take the time of one. Then the release rolls host by host, each
+ * deploy reusing what its host prepared: the first host (it runs the migration,
  * once, before any other host has the new code) alone, then the others
  * `apphost:releases.batchSize` at a time. For each host:
  *   1. drain: the balancer leaves it out (`apphost-lb drain`), then
@@ -28,6 +32,7 @@ import {
   newReleaseId,
   onlyForDrift,
   parseKv,
+  prepare,
   rollback,
   type PhaseTime,
   type ReleaseInputs,
@@ -203,6 +208,44 @@ async function drain(inputs: Inputs, host: RolloutHost, on: boolean): Promise<vo
   }
 }
 
+/**
+ * Before the roll, with two hosts or more to deploy: every one of them uploads and installs the release side by
+ * side (`apphost-release prepare`), so the roll's deploys reuse it and the installs' minutes are paid once, not
+ * once a host. A failure here stops the `up` before any host leaves the balancer, backs up or migrates: each
+ * host's live release serves on. Returns the hosts that prepared (their deploys send no artifact).
+ */
+async function prepareAll(
+  inputs: Inputs,
+  hosts: RolloutHost[],
+  releaseId: string,
+  adopt: (host: RolloutHost) => boolean,
+  log: (s: string) => void,
+): Promise<Set<string>> {
+  const done = new Set<string>();
+  if (hosts.length < 2) return done;
+  const started = Date.now();
+  const results = await Promise.allSettled(
+    hosts.map((h) => prepare(hostInputs(inputs, h), releaseId, { adopt: adopt(h) })),
+  );
+  const failed: string[] = [];
+  results.forEach((r, i) => {
+    const host = hosts[i];
+    if (r.status === "rejected")
+      failed.push(`${host.name} (${host.upstream}): ${(r.reason as Error).message}`);
+    else if (r.value) done.add(host.name);
+  });
+  if (failed.length > 0) {
+    throw new Error(
+      `rolling release ${releaseId} stopped before it began: preparing it failed on ${failed.length} of ${hosts.length} hosts\n` +
+        `${failed.join("\n")}\n` +
+        "no host left the balancer, backed up or migrated: each serves the release it served",
+    );
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  log(`prepared ${releaseId} on ${[...done].join(", ") || "no host"} side by side in ${seconds}s`);
+  return done;
+}
+
 /** One host: out of the balancer, deployed, back in and healthy. */
 async function rollHost(
   inputs: Inputs,
@@ -211,6 +254,8 @@ async function rollHost(
   log: (s: string) => void,
   /** false: run the deploy even when the host's last job did this same work (deployedForDrift) */
   adopt: boolean,
+  /** The host prepared the release (prepareAll): its deploy reuses the upload and the install */
+  prepared = false,
 ): Promise<{ live: string; phaseSeconds?: PhaseTime[] }> {
   const b = inputs.balancer;
   await drain(inputs, host, true);
@@ -222,7 +267,7 @@ async function rollHost(
   log(`${host.name} (${host.upstream}): out of the balancer; deploying ${releaseId}`);
   let outs;
   try {
-    outs = await deploy(hostInputs(inputs, host), releaseId, { adopt });
+    outs = await deploy(hostInputs(inputs, host), releaseId, { adopt, prepared });
   } finally {
     // Its deploy rolled itself back on failure: it serves the old release, so it goes back in either way.
     await drain(inputs, host, false);
@@ -247,9 +292,12 @@ async function roll(olds: Outputs | undefined, news: Inputs, releaseId: string):
   const log = (s: string) => messages.push(s);
   // Keep the first host first: it runs the migration.
   const ordered = news.hosts.filter((h) => names.has(h.name));
+  const prepared = await prepareAll(news, ordered, releaseId, (h) => !deployedForDrift(olds, news, h), log);
   for (const batch of rollBatches(ordered, news.batchSize)) {
     const results = await Promise.allSettled(
-      batch.map((h) => rollHost(news, h, releaseId, log, !deployedForDrift(olds, news, h))),
+      batch.map((h) =>
+        rollHost(news, h, releaseId, log, !deployedForDrift(olds, news, h), prepared.has(h.name)),
+      ),
     );
     const failed: string[] = [];
     results.forEach((r, i) => {

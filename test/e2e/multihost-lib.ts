@@ -33,6 +33,8 @@ export class Cluster {
   count = 2;
   /** apphost:app.processes.worker.hosts: `first` keeps the worker to the first app host */
   workerHosts: "all" | "first" = "all";
+  /** apphost:app.build, when set */
+  build?: string;
   /** The app's host id on the hosts (`/srv/<id>`) */
   readonly id: string;
 
@@ -96,6 +98,7 @@ export class Cluster {
           source: this.source,
           runtime: "python",
           healthPath: "/healthz",
+          ...(this.build ? { build: this.build } : {}),
           env: { WEB_CONCURRENCY: "2", WORKER_INTERVAL: "5", HEARTBEAT_INTERVAL: "2" },
           processes: {
             web: { command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },

@@ -187,6 +187,16 @@ describe("several app hosts behind a balancer host, the database on none of them
     const live = res.outputs.hostsLive.value as { name: string; live: string }[];
     assert.equal(live[0].live, live[1].live);
     assert.equal(res.outputs.releaseId.value, live[0].live);
+    // Both hosts prepared it side by side before the roll: each one's deploy found it uploaded and installed.
+    for (const a of c.apps.slice(0, 2)) {
+      const err = inSandbox(a.name, `cat /srv/${ID}/jobs/latest/err`);
+      assert.match(
+        err,
+        new RegExp(`upload: release ${live[0].live} is already on the host; reusing it`),
+        a.name,
+      );
+      assert.match(err, /install: reusing \/srv\//, a.name);
+    }
     assert.equal(inSandbox(c.apps[0].name, `systemctl is-active ${worker} || true`).trim(), "active");
     assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "inactive");
     assert.match(inSandbox(c.apps[1].name, `ls /etc/systemd/system/${worker} 2>&1 || true`), /No such file/);
@@ -275,6 +285,50 @@ describe("several app hosts behind a balancer host, the database on none of them
     const served = new Set<string>();
     for (let i = 0; i < 12; i++) served.add(JSON.parse(get("/").body).release);
     assert.deepEqual([...served], [before]);
+    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
+  });
+
+  it("a build that fails on the second host stops the roll before it began: no host drained, backed up or migrated", async function () {
+    const good = c.source;
+    const changed = tempDir("apphost-mh-build-");
+    fs.cpSync(good, changed, { recursive: true });
+    fs.appendFileSync(path.join(changed, "app", "main.py"), "\n# release 3 (a build that fails on app2)\n");
+    const before = (await (await c.stack()).outputs()).releaseId.value as string;
+    const backups = () =>
+      inSandbox(c.apps[0].name, `ls /srv/${ID}/shared/backups/ | grep -c -e '-pre-' || true`);
+    const log = () => inSandbox(c.apps[0].name, `cat /srv/${ID}/releases.log`);
+    const [backupsBefore, logBefore] = [backups(), log()];
+    c.source = changed;
+    c.build = `test "$(hostname)" != ${APPS[1].name}`;
+    const l = load();
+    await new Promise((r) => setTimeout(r, 2000));
+    const failed = await up().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    const r = await l.stop();
+    c.source = good;
+    c.build = undefined;
+    assert.ok(failed, "the up should have failed");
+    assert.match(
+      failed,
+      /rolling release (\d{14}-[0-9a-f]{8}) stopped before it began: preparing it failed on 1 of 2 hosts\n\s*app2 \(/,
+    );
+    assert.match(failed, /prepare \d{14}-[0-9a-f]{8}: .*exit status 12/);
+    assert.match(
+      failed,
+      /no host left the balancer, backed up or migrated: each serves the release it served/,
+    );
+    assertNoFailures(r, "a roll whose preparation failed on the second host");
+    assert.deepEqual([...new Set(r.releases)], [before]);
+    assert.equal(backups(), backupsBefore, "no backup on the first host");
+    assert.equal(log(), logBefore, "no line in the first host's release log");
+    // The first host prepared it (uploaded, installed, built), and serves the release from before.
+    const id = /rolling release (\S+) stopped/.exec(failed)![1];
+    assert.match(
+      inSandbox(c.apps[0].name, `ls -d /srv/${ID}/releases/${id}/.apphost-installed`),
+      /installed/,
+    );
     assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
   });
 
