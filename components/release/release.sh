@@ -64,7 +64,7 @@ refuse() {
 }
 
 usage_error() {
-  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | prepare <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
+  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | prepare <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|prepare|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
   exit "$EXIT_USAGE"
 }
 
@@ -893,11 +893,11 @@ cmd_backup() {
   printf "backup=%s\n" "$BACKUP_FILE" >&3
 }
 
-# start deploy|rollback <args>: run it detached (see the header), then follow it. A job still running
+# start deploy|prepare|rollback <args>: run it detached (see the header), then follow it. A job still running
 # refuses a second one: follow that one first (`follow`), then start again.
 cmd_start() {
   local command=${1:-} running job out started=0 at
-  case "$command" in deploy | rollback) ;; *) usage_error "start: runs deploy or rollback, not \"$command\"" ;; esac
+  case "$command" in deploy | prepare | rollback) ;; *) usage_error "start: runs deploy, prepare or rollback, not \"$command\"" ;; esac
   owner_default
   JOB_KEY=$(printf '%s' "$JOB_KEY" | tr -cd '[:alnum:]:._-' | cut -c1-100)
   ensure_dirs 0700 root "$JOBS"
@@ -910,7 +910,7 @@ cmd_start() {
   TZ=UTC printf -v job '%(%Y%m%dT%H%M%SZ)T-%s' -1 "$$"
   utc_time at
   mkdir -m 0700 "$JOBS/$job"
-  if [ "$command" = deploy ] && [ ! -t 0 ]; then (umask 077 && cat >"$JOBS/$job/in"); else : >"$JOBS/$job/in"; fi
+  if [ "$command" != rollback ] && [ ! -t 0 ]; then (umask 077 && cat >"$JOBS/$job/in"); else : >"$JOBS/$job/in"; fi
   printf "command=%s\nargs=%s\nowner=%s\nkey=%s\nstarted=%s\n" "$command" "${*:2}" "$LOCK_OWNER" "$JOB_KEY" "$at" >"$JOBS/$job/meta"
   atomic_link "$job" "$JOBS/latest"
   prune_jobs

@@ -161,16 +161,19 @@ export function renderReleaseScript(input: ScriptInput): string {
 # Rendered by apphost (components/release/script.ts and release.sh); the next \`pulumi up\` overwrites edits.
 #
 # usage: apphost-release [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] < release.tar.gz
+#        apphost-release [--owner NAME] prepare <release-id> <requirements-hash> [<artifact-sha256>] < release.tar.gz
 #        apphost-release [--owner NAME] rollback [<release-id>]
 #        apphost-release status
 #        apphost-release [--owner NAME] backup [<label>]
 #        apphost-release [--owner NAME] restore <backup-file>
 #        apphost-release unlock
 #        apphost-release upstream
-#        apphost-release [--owner NAME] [--key KEY] start deploy|rollback <args...> [< release.tar.gz]
+#        apphost-release [--owner NAME] [--key KEY] start deploy|prepare|rollback <args...> [< release.tar.gz]
 #        apphost-release follow [<job-id>]
 #
-# start runs deploy or rollback detached, in the transient unit ${jobUnitName(l)}, and follows its
+# prepare runs deploy's check, upload and install alone; nothing that serves changes (several app hosts
+# prepare side by side before a roll, whose deploys then reuse the upload and the install).
+# start runs deploy, prepare or rollback detached, in the transient unit ${jobUnitName(l)}, and follows its
 # output: a lost SSH connection (or a killed client) no longer decides the fate of a deploy; the host
 # finishes or rolls back on its own, and \`follow\` reattaches to it. Jobs live in ${l.jobs}/<job-id>/.
 #

@@ -437,8 +437,8 @@ function adoptable(before: ReturnType<typeof jobReport>, key: string): string | 
 }
 
 /**
- * `apphost-release prepare`: upload and install the release without serving it (check, upload, install), under
- * the host's deploy lock, as each app host does side by side before a roll (./rollout.ts). A job still running is
+ * `apphost-release start prepare`: upload and install the release without serving it (check, upload, install),
+ * under the host's deploy lock, as each app host does side by side before a roll (./rollout.ts). A job still running is
  * followed to its end first, as a deploy does; a host whose last job already deployed this same work (adopted by
  * its deploy) is left alone. Returns whether it prepared: its deploy then sends no artifact.
  */
@@ -451,19 +451,11 @@ export async function prepare(
   const what = `prepare ${releaseId}`;
   const before = await latestJob(inputs, what);
   if (opts.adopt !== false && adoptable(before, key)) return false;
-  const command = [
-    inputs.script,
-    `--owner=${inputs.lockOwner}`,
-    "prepare",
-    releaseId,
-    inputs.requirementsHash,
-    sha,
-  ];
-  const res = await runRemote(inputs.connection, `exec ${command.map(shellQuote).join(" ")}`, {
+  // A job, as the deploy is: a lost connection during a long install is followed again, not a failed `up`.
+  const res = await runJob(inputs, ["prepare", releaseId, inputs.requirementsHash, sha], {
     what,
+    key: `prepare-${key}`,
     stdin: artifact,
-    timeoutSeconds: 3600,
-    allowFailure: true,
   });
   if (res.code !== 0) throw releaseError(what, res, inputs.connection, inputs.redactions);
   printWarnings(inputs, res.stderr);

@@ -340,10 +340,14 @@ export class FakeHost {
     );
   }
 
-  /** `prepare`: the deploy's check, upload and install alone, as each app host runs it before a roll. */
-  prepare(appDir: string, id: string, sha256?: string): RunResult {
+  /**
+   * `prepare`: the deploy's check, upload and install alone; `start prepare` (detached, followed) as each app host
+   * runs it before a roll, or on this session with `direct`.
+   */
+  prepare(appDir: string, id: string, opts: { sha256?: string; direct?: boolean } = {}): RunResult {
     const a = this.artifact(appDir);
-    return this.run(["prepare", id, a.requirementsHash, sha256 ?? a.sha256], a.tarGz);
+    const args = ["prepare", id, a.requirementsHash, opts.sha256 ?? a.sha256];
+    return this.run(opts.direct ? args : ["start", ...args], a.tarGz);
   }
 
   /** `start deploy` with nothing on stdin, as the roll deploys on a host that prepared the release. */

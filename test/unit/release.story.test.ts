@@ -335,7 +335,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["v2", "failed:health-gate"]);
   });
 
-  it("prepare runs check, upload and install alone: the live release serves on, the lock is free, the log unchanged", async () => {
+  it("start prepare runs check, upload and install alone: the live release serves on, the lock is free, the log unchanged", async () => {
     const app = writeTestApp(path.join(host.tmp, "v7"), { version: "v7" });
     const logBefore = host.releaseLog();
     const r = host.prepare(app, ids.v7);
@@ -345,7 +345,11 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.deepEqual(phases, ["check", "upload", "install"]);
     assert.match(r.stderr, /install: reusing .*venvs\//);
     assert.match(r.stderr, new RegExp(`apphost: release ${ids.v7} prepared; ${ids.v2} keeps serving\n`));
-    assert.deepEqual(parseResult(r.stdout), { release: ids.v7, current: ids.v2, outcome: "prepared" });
+    const result = parseResult(r.stdout);
+    assert.deepEqual(
+      [result.release, result.current, result.outcome, result.job_command, result.job_status, result.live],
+      [ids.v7, ids.v2, "prepared", "prepare", "0", ids.v2],
+    );
     assert.equal(JSON.parse((await host.get(green)).body).version, "v2");
     assert.equal(host.read(host.layout.activePort), `${green}\n`);
     assert.equal(fs.readlinkSync(host.layout.current), path.join(host.layout.releases, ids.v2));
@@ -367,7 +371,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
   it("a prepare that fails (the upload's checksum: 11) changes nothing and rolls nothing back", async () => {
     const app = writeTestApp(path.join(host.tmp, "v8"), { version: "v8" });
     const logBefore = host.releaseLog();
-    const r = host.prepare(app, ids.v8, "0".repeat(64));
+    const r = host.prepare(app, ids.v8, { sha256: "0".repeat(64), direct: true });
     assert.equal(r.status, EXIT_CODES.upload, r.stderr);
     assert.match(
       r.stderr,
