@@ -916,12 +916,14 @@ cmd_start() {
   prune_jobs
   # First, so a client whose connection drops knows which job to follow again.
   printf "job_id=%s\n" "$job" >&3
-  # The previous job's unit may still be on its way out (deactivating): its name frees up within moments.
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
+  # The previous job's unit may still be on its way out (deactivating, not yet collected): its name frees up
+  # within moments. A roll's prepare and deploy run back to back, so this is met. systemd says "already exists"
+  # or "was already loaded or has a fragment file", by version.
+  for _ in $(seq 20); do
     if out=$("$SYSTEMD_RUN" --unit="$JOB_UNIT" --description="apphost $command for $APP_ID (job $job)" --collect --quiet --service-type=exec \
         --property=StandardInput=file:"$JOBS/$job/in" --property=StandardOutput=file:"$JOBS/$job/out" --property=StandardError=file:"$JOBS/$job/err" \
         --property=TimeoutStopSec=15min "$0" --owner="$LOCK_OWNER" job-run "$job" "$@" 2>&1); then started=1; break; fi
-    if [[ "$out" != *"already exists"* ]]; then break; fi
+    if [[ "$out" != *"already exists"* && "$out" != *"already loaded"* ]]; then break; fi
     sleep 0.5
   done
   if [ "$started" = 0 ]; then

@@ -172,4 +172,13 @@ describe("release script: detached jobs (start, follow)", function () {
     assert.equal(left.length, 10, left.join(" "));
     assert.ok(!left.some((f) => f.startsWith("20240101T000000Z")), "the oldest was kept");
   });
+
+  it("start waits for the previous job's unit to go: systemd's 'already loaded' is retried, not a failed deploy", () => {
+    const before = host.calls().filter((c) => c.startsWith("systemd-run ")).length;
+    host.jobUnitBusy(3);
+    const r = host.run(["start", "rollback"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(parseResult(r.stdout).job_status, "0");
+    assert.equal(host.calls().filter((c) => c.startsWith("systemd-run ")).length - before, 4);
+  });
 });
