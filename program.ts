@@ -499,6 +499,7 @@ function rollOut(
       rollbackTo: config.releases.rollbackTo,
       lockOwner: lockOwner(),
       batchSize: config.releases.batchSize,
+      build: !!config.app.build,
       redactions: pulumi.secret(pulumi.all([env, database?.url]).apply(([e, url]) => secretValues(e, url))),
     },
     { dependsOn: [...apps.flatMap((a) => a.rolloutTarget!.after), ...opts.after] },

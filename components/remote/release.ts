@@ -470,10 +470,11 @@ export async function deploy(
 ): Promise<Outputs> {
   const { artifact, sha, key } = artifactOf(inputs);
   const what = `release ${releaseId}`;
-  const before = await latestJob(inputs, what);
+  // A prepared host's latest job is that prepare, just followed to its end: nothing to wait for or adopt.
+  const before = opts.prepared ? undefined : await latestJob(inputs, what);
   let res: RemoteResult;
   let deployed = releaseId;
-  const adopted = opts.adopt !== false ? adoptable(before, key) : undefined;
+  const adopted = before && opts.adopt !== false ? adoptable(before, key) : undefined;
   if (adopted) {
     // Its client went away (a killed `pulumi up`, a lost connection); the host finished it.
     deployed = adopted;

@@ -2,10 +2,10 @@
  * The release on several app hosts behind a balancer (`apphost:lb`): one
  * resource, so the roll is all or nothing in the state.
  *
- * First every host to deploy uploads and installs the release side by side
- * (`apphost-release prepare`: nothing that serves changes), so a dependency
- * that fails to build stops the `up` before any host is touched, and the
- * installs take the time of one. Then the release rolls host by host, each
+ * First, for a new install or a build (preparesFirst), every host to deploy
+ * uploads and installs the release side by side (`apphost-release prepare`:
+ * nothing that serves changes), so a dependency that fails to build stops the
+ * `up` before any host is touched, and the installs take the time of one. Then the release rolls host by host, each
  * deploy reusing what its host prepared: the first host (it runs the migration,
  * once, before any other host has the new code) alone, then the others
  * `apphost:releases.batchSize` at a time. For each host:
@@ -80,6 +80,8 @@ interface Inputs {
   rollbackTo?: string;
   lockOwner: string;
   batchSize: number;
+  /** apphost:app.build is set: each release runs it, so the hosts prepare the release side by side first */
+  build?: boolean;
   redactions?: string[];
   providerVersion?: number;
 }
@@ -209,7 +211,21 @@ async function drain(inputs: Inputs, host: RolloutHost, on: boolean): Promise<vo
 }
 
 /**
- * Before the roll, with two hosts or more to deploy: every one of them uploads and installs the release side by
+ * Whether the hosts to deploy prepare the release before the roll: two or more of them, and an install that can
+ * take minutes or fail (the first release, changed requirements) or a build (it runs for each release). A release
+ * of new code alone reuses each host's venv or node_modules in its deploy: preparing would only add a job per host.
+ */
+export function preparesFirst(
+  olds: Pick<Inputs, "requirementsHash"> | undefined,
+  news: Inputs,
+  hosts: number,
+): boolean {
+  if (hosts < 2) return false;
+  return !olds || olds.requirementsHash !== news.requirementsHash || news.build === true;
+}
+
+/**
+ * Before the roll (preparesFirst): every one of them uploads and installs the release side by
  * side (`apphost-release prepare`), so the roll's deploys reuse it and the installs' minutes are paid once, not
  * once a host. A failure here stops the `up` before any host leaves the balancer, backs up or migrates: each
  * host's live release serves on. Returns the hosts that prepared (their deploys send no artifact).
@@ -222,7 +238,6 @@ async function prepareAll(
   log: (s: string) => void,
 ): Promise<Set<string>> {
   const done = new Set<string>();
-  if (hosts.length < 2) return done;
   const started = Date.now();
   const results = await Promise.allSettled(
     hosts.map((h) => prepare(hostInputs(inputs, h), releaseId, { adopt: adopt(h) })),
@@ -292,12 +307,13 @@ async function roll(olds: Outputs | undefined, news: Inputs, releaseId: string):
   const log = (s: string) => messages.push(s);
   // Keep the first host first: it runs the migration.
   const ordered = news.hosts.filter((h) => names.has(h.name));
-  const prepared = await prepareAll(news, ordered, releaseId, (h) => !deployedForDrift(olds, news, h), log);
+  const adopt = (h: RolloutHost) => !deployedForDrift(olds, news, h);
+  const prepared = preparesFirst(olds, news, ordered.length)
+    ? await prepareAll(news, ordered, releaseId, adopt, log)
+    : new Set<string>();
   for (const batch of rollBatches(ordered, news.batchSize)) {
     const results = await Promise.allSettled(
-      batch.map((h) =>
-        rollHost(news, h, releaseId, log, !deployedForDrift(olds, news, h), prepared.has(h.name)),
-      ),
+      batch.map((h) => rollHost(news, h, releaseId, log, adopt(h), prepared.has(h.name))),
     );
     const failed: string[] = [];
     results.forEach((r, i) => {
@@ -439,6 +455,8 @@ export interface RolloutArgs {
   rollbackTo?: pulumi.Input<string | undefined>;
   lockOwner: pulumi.Input<string>;
   batchSize: pulumi.Input<number>;
+  /** apphost:app.build is set */
+  build?: pulumi.Input<boolean>;
   redactions?: pulumi.Input<string[]>;
 }
 

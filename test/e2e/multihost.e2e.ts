@@ -53,6 +53,10 @@ describe("several app hosts behind a balancer host, the database on none of them
   const answering = (n?: number) => c.answering(n);
   const load = () => c.load();
 
+  /** The commands of an app host's detached jobs, oldest first (prepare, deploy, rollback). */
+  const jobCommands = (i: number) =>
+    inSandbox(APPS[i].name, `cat /srv/${ID}/jobs/2*/meta | sed -n 's/^command=//p'`).trim().split("\n");
+
   function assertNoFailures(r: LoadReport, what: string, reloads = 0): void {
     say(`load (${what}): ${describeLoad(r)}; hosts seen: ${r.hosts.join(", ")}`);
     assert.equal(r.failed, 0, r.failures.join("\n"));
@@ -87,6 +91,17 @@ describe("several app hosts behind a balancer host, the database on none of them
     assert.match(second, /backup: the first app host backs the database up before the migration; none here/);
     const first = inSandbox(APPS[0].name, `cat /srv/${ID}/jobs/latest/err`);
     assert.match(first, /backup: database dumped to /);
+    // A first release: both hosts prepared it side by side, then each one's deploy reused the upload and the venv.
+    const live = (res.outputs.hostsLive.value as { live: string }[])[0].live;
+    for (const [i, err] of [first, second].entries()) {
+      assert.deepEqual(jobCommands(i), ["prepare", "deploy"], APPS[i].name);
+      assert.match(
+        err,
+        new RegExp(`upload: release ${live} is already on the host; reusing it`),
+        APPS[i].name,
+      );
+      assert.match(err, /install: reusing \/srv\//, APPS[i].name);
+    }
     // Every app host gets the same env file (the same generated SECRET_KEY, the same DATABASE_URL).
     const envSum = (name: string) =>
       inSandbox(name, `sha256sum /etc/apphost/${ID}.env | cut -d' ' -f1`).trim();
@@ -187,15 +202,11 @@ describe("several app hosts behind a balancer host, the database on none of them
     const live = res.outputs.hostsLive.value as { name: string; live: string }[];
     assert.equal(live[0].live, live[1].live);
     assert.equal(res.outputs.releaseId.value, live[0].live);
-    // Both hosts prepared it side by side before the roll: each one's deploy found it uploaded and installed.
-    for (const a of c.apps.slice(0, 2)) {
-      const err = inSandbox(a.name, `cat /srv/${ID}/jobs/latest/err`);
-      assert.match(
-        err,
-        new RegExp(`upload: release ${live[0].live} is already on the host; reusing it`),
-        a.name,
-      );
-      assert.match(err, /install: reusing \/srv\//, a.name);
+    // New code alone (the same requirements, no build): no prepare, each deploy uploads it in its turn.
+    for (const i of [0, 1]) {
+      assert.deepEqual(jobCommands(i).slice(-2), ["deploy", "deploy"], APPS[i].name);
+      const err = inSandbox(APPS[i].name, `cat /srv/${ID}/jobs/latest/err`);
+      assert.doesNotMatch(err, /is already on the host/, APPS[i].name);
     }
     assert.equal(inSandbox(c.apps[0].name, `systemctl is-active ${worker} || true`).trim(), "active");
     assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "inactive");

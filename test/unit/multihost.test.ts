@@ -16,6 +16,7 @@ import { renderCaddySite } from "../../components/render/caddy";
 import {
   deployedForDrift,
   hostsToDeploy,
+  preparesFirst,
   rollBatches,
   type RolloutHost,
 } from "../../components/remote/rollout";
@@ -290,6 +291,25 @@ describe("the rolling release (remote/rollout.ts)", () => {
     configHash: "c1",
     upstream: `${name}.internal:80`,
     ...over,
+  });
+
+  it("the hosts prepare first for a first release, new requirements or a build, with two or more to deploy", () => {
+    const news = (over: { requirementsHash?: string; build?: boolean } = {}) => ({
+      hosts: [host("app"), host("app2")],
+      artifact: "a.tar.gz",
+      contentHash: "c2",
+      requirementsHash: "r1",
+      lockOwner: "me",
+      batchSize: 1,
+      ...over,
+    });
+    const olds = { requirementsHash: "r1" };
+    assert.equal(preparesFirst(undefined, news(), 2), true, "the first release");
+    assert.equal(preparesFirst(olds, news({ requirementsHash: "r2" }), 2), true, "new requirements");
+    assert.equal(preparesFirst(olds, news({ build: true }), 2), true, "a build");
+    assert.equal(preparesFirst(olds, news(), 2), false, "new code alone");
+    assert.equal(preparesFirst(olds, news({ build: false }), 3), false, "new code alone, three hosts");
+    assert.equal(preparesFirst(undefined, news({ build: true }), 1), false, "one host to deploy");
   });
 
   it("the first host alone, then batchSize at a time, never every host at once", () => {
