@@ -698,7 +698,10 @@ lock_refresh() {
 
 lock_release() {
   # Its sleep first: the loop then ends by itself (a killed bash would wait for the sleep to finish).
-  if [ -n "${HEARTBEAT_PID:-}" ]; then pkill -P "$HEARTBEAT_PID" -x sleep 2>/dev/null || true; kill "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
+  # Then reaped: a job's unit ends when its last process does, and one still exiting as the job's wrapper exits keeps
+  # the unit deactivating (and its name taken) until systemd notices, which under cgroup v1 in a container can take
+  # long enough that the next job's start fails.
+  if [ -n "${HEARTBEAT_PID:-}" ]; then pkill -P "$HEARTBEAT_PID" -x sleep 2>/dev/null || true; kill "$HEARTBEAT_PID" 2>/dev/null || true; wait "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
   if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi
   LOCK_HELD=0
 }
@@ -929,7 +932,7 @@ cmd_start() {
   if [ "$started" = 0 ]; then
     printf "%s\n" "$out" >"$JOBS/$job/err"
     printf "%s\n" 23 >"$JOBS/$job/rc"
-    die "systemd-run could not start the $command as $JOB_UNIT: $out"
+    die "systemd-run could not start the $command as $JOB_UNIT: $out (the unit: $("$SYSTEMCTL" show -p LoadState -p ActiveState -p SubState "$JOB_UNIT" 2>/dev/null | tr '\n' ' '))"
   fi
   if ! job_started "$job"; then die "job $job ($JOB_UNIT) did not start within 10s; see: journalctl -u $JOB_UNIT"; fi
   follow_job "$job" stream
