@@ -5,9 +5,10 @@
  * First, for a new install or a build (preparesFirst), every host to deploy
  * uploads and installs the release side by side (`apphost-release prepare`:
  * nothing that serves changes), so a dependency that fails to build stops the
- * `up` before any host is touched, and the installs take the time of one. Then the release rolls host by host, each
- * deploy reusing what its host prepared: the first host (it runs the migration,
- * once, before any other host has the new code) alone, then the others
+ * `up` before any host is touched, and the installs take the time of one.
+ * Then the release rolls host by host, each deploy reusing what its host
+ * prepared: the first host (it runs the migration, once, before any other
+ * host has the new code) alone, then the others
  * `apphost:releases.batchSize` at a time. For each host:
  *   1. drain: the balancer leaves it out (`apphost-lb drain`), then
  *      `drainSeconds` for the requests in flight;
@@ -225,8 +226,8 @@ export function preparesFirst(
 }
 
 /**
- * Before the roll (preparesFirst): every one of them uploads and installs the release side by
- * side (`apphost-release prepare`), so the roll's deploys reuse it and the installs' minutes are paid once, not
+ * Before the roll (preparesFirst): every host to deploy uploads and installs the release side by side
+ * (`apphost-release start prepare`), so the roll's deploys reuse it and the installs' minutes are paid once, not
  * once a host. A failure here stops the `up` before any host leaves the balancer, backs up or migrates: each
  * host's live release serves on. Returns the hosts that prepared (their deploys send no artifact).
  */
