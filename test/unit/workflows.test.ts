@@ -355,6 +355,8 @@ describe("workflows: drift job behaviour", function () {
         GITHUB_OUTPUT: path.join(tmp, "output"),
         GITHUB_STEP_SUMMARY: path.join(tmp, "summary"),
         FAKE_GH_LOG: path.join(tmp, "gh.log"),
+        // The step's mktemp lands here, removed with it (a runner's temp is removed with the job).
+        TMPDIR: tmp,
         ...env,
       },
     });
