@@ -208,12 +208,16 @@ export function webPorts(basePort: number): [number, number] {
 }
 
 /**
- * `apphost-<id>-job.service`: the transient unit (systemd-run) a deploy or a
- * rollback runs in, so the client's SSH connection does not decide its fate.
- * One name per stack: systemd refuses a second one while it runs.
+ * `apphost-<id>-job@<job>.service`: the transient unit (systemd-run) a deploy,
+ * a prepare or a rollback runs in, so the client's SSH connection does not
+ * decide its fate. One per job: the unit of a job that ended but that systemd
+ * has not collected yet (a process it left behind, which systemd under cgroup
+ * v1 in a container may not see go for minutes) never holds up the next job's
+ * start. The deploy lock keeps two jobs' work apart. `job` "": the template's
+ * name (`apphost-<id>-job@.service`), which claims and patterns take.
  */
-export function jobUnitName(layout: HostLayout): string {
-  return `${layout.unitPrefix}-job.service`;
+export function jobUnitName(layout: HostLayout, job: string): string {
+  return `${layout.unitPrefix}-job@${job}.service`;
 }
 
 /** `apphost-<id>-exec-<n>`: the transient service `npm run exec` runs a command in (`n`: the shell's pid). */

@@ -7,7 +7,7 @@
 # For shellcheck reading this file alone; the rendered script is checked whole, without these:
 #   SC2034: a value set here is read by the generated functions (OLD_PORT, NEW_PORT, HEALTH_LAST, ...).
 #   SC2154: the header assigns the readonly values (ROOT, LOCK, SYSTEMCTL, EXIT_*, ...) and the state.
-#   SC2153: the same, where one of those names looks like a misspelling of another (JOB_UNIT, WEB_UNIT).
+#   SC2153: the same, where one of those names looks like a misspelling of another (WEB_UNIT, ...).
 #   SC2317: the generated functions call these helpers (lock_acquire, choose_ports, health_wait, ...).
 # shellcheck disable=SC2034,SC2153,SC2154,SC2317
 # ---- end of the preamble (not rendered) ----
@@ -707,11 +707,16 @@ lock_release() {
 }
 
 # ---------------------------------------------------------------- detached jobs
-# A deploy or rollback started with `start` runs in the transient unit $JOB_UNIT: stdin from
+# A deploy, prepare or rollback started with `start` runs in a transient unit of its own, job_unit <job>: stdin from
 # $JOBS/<job>/in (the artifact), stdout (the result lines) to out, stderr (the progress) to err; the
 # job-run wrapper records the pid and, at the end, the exit status in rc. The client only follows err.
 job_field() {
   field_of "$JOBS/$1/meta" "$2"
+}
+
+# job_unit <job>: the job's unit, apphost-<id>-job@<job>.service.
+job_unit() {
+  printf "%s\n" "${JOB_UNIT_TEMPLATE/@./@$1.}"
 }
 
 latest_job() {
@@ -899,7 +904,7 @@ cmd_backup() {
 # start deploy|prepare|rollback <args>: run it detached (see the header), then follow it. A job still running
 # refuses a second one: follow that one first (`follow`), then start again.
 cmd_start() {
-  local command=${1:-} running job out started=0 at
+  local command=${1:-} running job unit out at
   case "$command" in deploy | prepare | rollback) ;; *) usage_error "start: runs deploy, prepare or rollback, not \"$command\"" ;; esac
   owner_default
   JOB_KEY=$(printf '%s' "$JOB_KEY" | tr -cd '[:alnum:]:._-' | cut -c1-100)
@@ -908,7 +913,7 @@ cmd_start() {
   if [ -n "$running" ] && job_running "$running"; then
     drain_stdin
     PHASE_CODE=$EXIT_LOCKED
-    die "a job is still running on this host: $(job_describe "$running") (job $running, unit $JOB_UNIT). Follow it with: sudo $0 follow $running"
+    die "a job is still running on this host: $(job_describe "$running") (job $running, unit $(job_unit "$running")). Follow it with: sudo $0 follow $running"
   fi
   TZ=UTC printf -v job '%(%Y%m%dT%H%M%SZ)T-%s' -1 "$$"
   utc_time at
@@ -919,22 +924,16 @@ cmd_start() {
   prune_jobs
   # First, so a client whose connection drops knows which job to follow again.
   printf "job_id=%s\n" "$job" >&3
-  # The previous job's unit may still be on its way out (deactivating, not yet collected): its name frees up
-  # within moments. A roll's prepare and deploy run back to back, so this is met. systemd says "already exists"
-  # or "was already loaded or has a fragment file", by version.
-  for _ in $(seq 20); do
-    if out=$("$SYSTEMD_RUN" --unit="$JOB_UNIT" --description="apphost $command for $APP_ID (job $job)" --collect --quiet --service-type=exec \
-        --property=StandardInput=file:"$JOBS/$job/in" --property=StandardOutput=file:"$JOBS/$job/out" --property=StandardError=file:"$JOBS/$job/err" \
-        --property=TimeoutStopSec=15min "$0" --owner="$LOCK_OWNER" job-run "$job" "$@" 2>&1); then started=1; break; fi
-    if [[ "$out" != *"already exists"* && "$out" != *"already loaded"* ]]; then break; fi
-    sleep 0.5
-  done
-  if [ "$started" = 0 ]; then
+  # A unit of its own: the previous job's unit may still be loaded (a process it left, not yet seen gone).
+  unit=$(job_unit "$job")
+  if ! out=$("$SYSTEMD_RUN" --unit="$unit" --description="apphost $command for $APP_ID (job $job)" --collect --quiet --service-type=exec \
+      --property=StandardInput=file:"$JOBS/$job/in" --property=StandardOutput=file:"$JOBS/$job/out" --property=StandardError=file:"$JOBS/$job/err" \
+      --property=TimeoutStopSec=15min "$0" --owner="$LOCK_OWNER" job-run "$job" "$@" 2>&1); then
     printf "%s\n" "$out" >"$JOBS/$job/err"
     printf "%s\n" 23 >"$JOBS/$job/rc"
-    die "systemd-run could not start the $command as $JOB_UNIT: $out (the unit: $("$SYSTEMCTL" show -p LoadState -p ActiveState -p SubState "$JOB_UNIT" 2>/dev/null | tr '\n' ' '))"
+    die "systemd-run could not start the $command as $unit: $out"
   fi
-  if ! job_started "$job"; then die "job $job ($JOB_UNIT) did not start within 10s; see: journalctl -u $JOB_UNIT"; fi
+  if ! job_started "$job"; then die "job $job ($unit) did not start within 10s; see: journalctl -u $unit"; fi
   follow_job "$job" stream
 }
 
@@ -969,7 +968,7 @@ follow_job() {
   if [ ! -f "$JOBS/$job/rc" ]; then
     if job_running "$job"; then die "job $job is still running"; fi
     PHASE_CODE=$EXIT_JOB_LOST
-    die "job $job ($(job_describe "$job")) ended without an exit status: its unit was killed (OOM, systemctl kill or stop, a reboot). See: journalctl -u $JOB_UNIT; apphost-release status"
+    die "job $job ($(job_describe "$job")) ended without an exit status: its unit was killed (OOM, systemctl kill or stop, a reboot). See: journalctl -u $(job_unit "$job"); apphost-release status"
   fi
   rc=$(tr -dc 0-9 <"$JOBS/$job/rc")
   cat "$JOBS/$job/out" >&3 2>/dev/null || true

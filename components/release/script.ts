@@ -173,7 +173,7 @@ export function renderReleaseScript(input: ScriptInput): string {
 #
 # prepare runs deploy's check, upload and install alone; nothing that serves changes (several app hosts
 # prepare side by side before a roll, whose deploys then reuse the upload and the install).
-# start runs deploy, prepare or rollback detached, in the transient unit ${jobUnitName(l)}, and follows its
+# start runs deploy, prepare or rollback detached, in a transient unit of its own, ${jobUnitName(l, "<job-id>")}, and follows its
 # output: a lost SSH connection (or a killed client) no longer decides the fate of a deploy; the host
 # finishes or rolls back on its own, and \`follow\` reattaches to it. Jobs live in ${l.jobs}/<job-id>/.
 #
@@ -196,7 +196,7 @@ ${input.database.kind === "none" ? "" : `readonly BACKUPS=${l.backups}\n`}readon
 readonly LOCK=${l.lock}
 readonly DETACHED_LOG=${l.root}/release-output.log
 readonly JOBS=${l.jobs}
-readonly JOB_UNIT=${jobUnitName(l)}
+readonly JOB_UNIT_TEMPLATE=${jobUnitName(l, "")}
 readonly JOB_RE='^[0-9]{8}T[0-9]{6}Z-[0-9]+$'
 readonly ACTIVE_PORT_FILE=${l.activePort}
 readonly ENV_FILE=${l.envFile}

@@ -487,7 +487,7 @@ export function stackUnits(layout: HostLayout, app: StackUnitsInput): { unit: st
     own(backup.service, "backup"),
     own(backup.timer, "backup timer"),
     own(upstreamUnitName(layout), "upstream"),
-    own(jobUnitName(layout), "deploy job"),
+    own(jobUnitName(layout, ""), "deploy job"),
     own(alertUnitName(layout), "alert"),
   ];
 }

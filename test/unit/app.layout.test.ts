@@ -44,7 +44,7 @@ describe("app: the stack's layout command and its mirror on destroy", () => {
     "apphost-apphost-prod-backup.service",
     "apphost-apphost-prod-backup.timer",
     "apphost-apphost-prod-upstream.service",
-    "apphost-apphost-prod-job.service",
+    "apphost-apphost-prod-job@*.service",
     "apphost-apphost-prod-alert@*.service",
     "apphost-apphost-prod-exec-*",
   ]
@@ -377,7 +377,7 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
     assert.equal(
       unitClaimCommands(shop, app).join("\n"),
       [
-        "units=(apphost-shop-prod-web@.service apphost-shop-prod-schedule-report.service apphost-shop-prod-schedule-report.timer apphost-shop-prod-backup.service apphost-shop-prod-backup.timer apphost-shop-prod-upstream.service apphost-shop-prod-job.service apphost-shop-prod-alert@.service)",
+        "units=(apphost-shop-prod-web@.service apphost-shop-prod-schedule-report.service apphost-shop-prod-schedule-report.timer apphost-shop-prod-backup.service apphost-shop-prod-backup.timer apphost-shop-prod-upstream.service apphost-shop-prod-job@.service apphost-shop-prod-alert@.service)",
         "froms=(apphost:app.processes.web apphost:app.schedules.report apphost:app.schedules.report 'apphost'\\''s backup unit' 'apphost'\\''s backup timer unit' 'apphost'\\''s upstream unit' 'apphost'\\''s deploy job unit' 'apphost'\\''s alert unit')",
         "taken=()",
         'for i in "${!units[@]}"; do',
@@ -572,7 +572,7 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
       "apphost-shop-prod-backup.service",
       "apphost-shop-prod-backup.timer",
       "apphost-shop-prod-upstream.service",
-      "apphost-shop-prod-job.service",
+      "apphost-shop-prod-job@.service",
       "apphost-shop-prod-alert@.service",
     ];
 

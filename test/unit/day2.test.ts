@@ -224,7 +224,7 @@ describe("day-2 scripts", () => {
       "apphost-shop-prod-backup.service",
       "apphost-shop-prod-backup.timer",
       "apphost-shop-prod-upstream.service",
-      "apphost-shop-prod-job.service",
+      "apphost-shop-prod-job@*.service",
       "apphost-shop-prod-alert@*.service",
       "apphost-shop-prod-exec-*",
     ]);
@@ -247,7 +247,7 @@ describe("day-2 scripts", () => {
       logsScript(layout, { app, follow: true }),
       [
         "set -uo pipefail",
-        "journalctl --no-pager --quiet --output=short-iso --lines=200 '--unit=apphost-shop-prod-web@*.service' --unit=apphost-shop-prod-worker.service --unit=apphost-shop-prod-schedule-cleanup.service --unit=apphost-shop-prod-schedule-cleanup.timer --unit=apphost-shop-prod-backup.service --unit=apphost-shop-prod-backup.timer --unit=apphost-shop-prod-upstream.service --unit=apphost-shop-prod-job.service '--unit=apphost-shop-prod-alert@*.service' '--unit=apphost-shop-prod-exec-*' --follow &",
+        "journalctl --no-pager --quiet --output=short-iso --lines=200 '--unit=apphost-shop-prod-web@*.service' --unit=apphost-shop-prod-worker.service --unit=apphost-shop-prod-schedule-cleanup.service --unit=apphost-shop-prod-schedule-cleanup.timer --unit=apphost-shop-prod-backup.service --unit=apphost-shop-prod-backup.timer --unit=apphost-shop-prod-upstream.service '--unit=apphost-shop-prod-job@*.service' '--unit=apphost-shop-prod-alert@*.service' '--unit=apphost-shop-prod-exec-*' --follow &",
         "journal=$!",
         "# Until the client goes away: its ssh stdin closes, cat ends, journalctl is stopped.",
         "cat >/dev/null",

@@ -367,11 +367,6 @@ export class FakeHost {
     return child;
   }
 
-  /** The next `n` starts of a job unit fail as while the previous job's unit is still loaded. */
-  jobUnitBusy(n: number): void {
-    fs.writeFileSync(path.join(this.runDir, "systemd-run.busy"), `${n}\n`);
-  }
-
   /** `start deploy`: the same deploy detached (the fake systemd-run), followed to its end. */
   start(appDir: string, id: string, key = ""): RunResult {
     const a = this.artifact(appDir);
@@ -580,6 +575,8 @@ export function untilStderr(child: ChildProcess, text: string, ms = 60000): Prom
 
 /**
  * systemd-run for the harness: runs the unit's command detached, as systemd would, and logs the call.
+ * A unit it started stays loaded for good (systemd-run.loaded), as a job's unit that systemd has not
+ * collected yet does: a second start under that name fails with systemd 252's message.
  * A bash in between waits for the command, so it is reaped the moment it exits, as systemd reaps a
  * unit's process: orphaned, it would wait for PID 1, which here reaps late (a second or two), and
  * until then `tail --pid` (follow) sees a zombie that still runs.
@@ -588,26 +585,23 @@ function fakeSystemdRun(runDir: string): string {
   return `#!/bin/bash
 set -u
 echo "systemd-run $*" >>${runDir}/systemctl.log
-in=/dev/null out=/dev/null err=/dev/null
+in=/dev/null out=/dev/null err=/dev/null unit=
 while [ $# -gt 0 ]; do
   case "$1" in
     --property=StandardInput=file:*) in=\${1#--property=StandardInput=file:} ;;
     --property=StandardOutput=file:*) out=\${1#--property=StandardOutput=file:} ;;
     --property=StandardError=file:*) err=\${1#--property=StandardError=file:} ;;
+    --unit=*) unit=\${1#--unit=} ;;
     -*) ;;
     *) break ;;
   esac
   shift
 done
-# systemd-run.busy holds how many more starts fail as systemd 252 fails one while the unit of that name is still loaded.
-if [ -s ${runDir}/systemd-run.busy ]; then
-  n=$(cat ${runDir}/systemd-run.busy)
-  if [ "$n" -gt 0 ]; then
-    echo $((n - 1)) >${runDir}/systemd-run.busy
-    echo "Failed to start transient service unit: Unit apphost-shop-test-job.service was already loaded or has a fragment file." >&2
-    exit 1
-  fi
+if [ -n "$unit" ] && grep -qxF "$unit" ${runDir}/systemd-run.loaded 2>/dev/null; then
+  echo "Failed to start transient service unit: Unit $unit was already loaded or has a fragment file." >&2
+  exit 1
 fi
+if [ -n "$unit" ]; then echo "$unit" >>${runDir}/systemd-run.loaded; fi
 bash -c 'in=$1 out=$2 err=$3; shift 3; setsid "$@" <"$in" >"$out" 2>"$err" & wait' \
   reaper "$in" "$out" "$err" "$@" </dev/null >/dev/null 2>&1 3>&- 9>&- &
 exit 0
