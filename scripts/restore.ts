@@ -12,8 +12,8 @@
  * path); without it, the command lists the backups there.
  *
  * With several app hosts (apphost:lb) the first one restores; the others are
- * in maintenance meanwhile (holdFollowers), so none serves from the database
- * being replaced.
+ * in maintenance meanwhile, with their workers stopped (holdFollowers), so
+ * none serves from, or writes to, the database being replaced.
  *
  * Exit: 0 restored and healthy; 1 the restore failed (the database is back
  * as it was, unless the output says otherwise); 2 could not run (usage, the
@@ -33,6 +33,7 @@ import {
   openDeployedStack,
   parseOpsArgs,
   runCommand,
+  shortError,
   type OpenedStack,
   type OpsArgs,
 } from "./lib/ops";
@@ -74,27 +75,29 @@ async function main(): Promise<number> {
     return cannot("reading the stack", e);
   }
   const followers = args.options.backup ? appHosts(deployed).slice(1) : [];
-  const held = await holdFollowers(args.stack, followers, layout);
-  if (typeof held === "string") return cannot("putting the other app hosts in maintenance", new Error(held));
+  const owner = restoreOwner();
+  const held = await holdFollowers(args.stack, followers, layout, owner);
+  if (typeof held === "string")
+    return cannot("putting the other app hosts in maintenance and stopping their workers", new Error(held));
   // Ctrl-C or a kill: the host's restore puts its database back by itself if it is cut short (its EXIT trap), and
-  // the other hosts leave maintenance once it has ended, not before (they would serve from a database being
-  // replaced). A signal only keeps this process alive until then: npm passes Ctrl-C on to it a second time.
+  // the other hosts start their workers and leave maintenance once it has ended, not before (they would serve from,
+  // and write to, a database being replaced). A signal only keeps this process alive until then: npm passes Ctrl-C on to it a second time.
   let signalled = false;
   const interrupted = (signal: NodeJS.Signals) => {
     if (!signalled)
       console.error(
-        `restore: ${args.stack}: ${signal}: the other app hosts leave maintenance once the host's restore has ended`,
+        `restore: ${args.stack}: ${signal}: the other app hosts get their workers back and leave maintenance once the host's restore has ended`,
       );
     signalled = true;
   };
-  if (held.length > 0) {
+  if (held.maintenance.length > 0 || held.workers.length > 0) {
     process.on("SIGINT", interrupted);
     process.on("SIGTERM", interrupted);
   }
   try {
-    return await restoreOnFirstHost(opened, layout);
+    return await restoreOnFirstHost(opened, layout, owner);
   } finally {
-    await releaseFollowers(args.stack, held, layout);
+    await releaseFollowers(args.stack, held, layout, owner);
     process.off("SIGINT", interrupted);
     process.off("SIGTERM", interrupted);
   }
@@ -102,54 +105,147 @@ async function main(): Promise<number> {
 
 type Host = { name: string; connection: SshConnection };
 
+/** The lock owner the host's commands record: who runs the restore, and from where. */
+function restoreOwner(): string {
+  return `${os.userInfo().username}@${os.hostname()}:npm-run-restore`.replace(/[^A-Za-z0-9@._:/-]/g, "");
+}
+
+export type WorkersAction = "stop" | "start";
+
+/** The remote command: `exec <script> --owner=<who> workers stop|start`. */
+export function workersCommand(scriptPath: string, owner: string, action: WorkersAction): string {
+  return ["exec", scriptPath, `--owner=${owner}`, "workers", action].map(shellQuote).join(" ");
+}
+
+/** A host's answer to `workers stop|start`: its worker units (`workers=`, "" when it has none), or why it could not. */
+export interface HostWorkers {
+  host: string;
+  workers?: string;
+  error?: string;
+}
+
+/** `apphost-release workers stop|start` on each host at once, each in a process group of its own (as maintenance). */
+export async function switchWorkers(
+  hosts: Host[],
+  layout: HostLayout,
+  action: WorkersAction,
+  owner: string,
+): Promise<HostWorkers[]> {
+  const command = workersCommand(releaseScriptPath(layout), owner, action);
+  return Promise.all(
+    hosts.map(async (h) => {
+      const host = `${h.name} (${h.connection.host})`;
+      try {
+        const res = await runRemote(h.connection, command, {
+          what: `workers ${action}`,
+          timeoutSeconds: 300,
+          ownProcessGroup: true,
+        });
+        return { host, workers: parseResult(res.stdout).workers ?? "" };
+      } catch (e) {
+        return { host, error: shortError(e, 3) };
+      }
+    }),
+  );
+}
+
+/** How the restore reaches the other app hosts; the tests pass stand-ins. */
+export interface FollowerSwitches {
+  maintenance: typeof switchMaintenance;
+  workers: typeof switchWorkers;
+}
+
+const SWITCHES: FollowerSwitches = { maintenance: switchMaintenance, workers: switchWorkers };
+
+/** What holdFollowers changed, for releaseFollowers to change back. */
+export interface HeldFollowers {
+  /** The hosts it switched into maintenance (one already in maintenance stays so) */
+  maintenance: Host[];
+  /** The hosts whose workers it stopped */
+  workers: Host[];
+}
+
+const named = (hosts: { host: string }[]) => hosts.map((a) => a.host).join(", ");
+const failures = (answers: { host: string; error?: string }[]) =>
+  answers
+    .filter((a) => a.error !== undefined)
+    .map((a) => `${a.host}: ${a.error}`)
+    .join("; ");
+
 /**
  * With several app hosts (apphost:lb) the database is restored on the first, which stops its own web instance and
  * workers; the others would go on serving, and writing, from the database being replaced. Each of them that is not
- * in maintenance already is switched on for the restore: its requests get the maintenance page. Returns those
- * switched, or why it could not (then none is left switched and nothing was changed).
+ * in maintenance already is switched on for the restore (its requests get the maintenance page), and each one's
+ * workers are stopped, under its deploy lock. Returns what it changed, or why it could not (then what it had changed
+ * is changed back, and the restore does not run).
  */
 export async function holdFollowers(
   stack: string,
   followers: Host[],
   layout: HostLayout,
-  switcher: typeof switchMaintenance = switchMaintenance,
-): Promise<Host[] | string> {
-  if (followers.length === 0) return [];
-  const before = await switcher(followers, layout, "status", true);
-  const unknown = before.filter((a) => a.error !== undefined);
-  if (unknown.length > 0) return unknown.map((a) => `${a.host}: ${a.error}`).join("; ");
+  owner: string,
+  sw: FollowerSwitches = SWITCHES,
+): Promise<HeldFollowers | string> {
+  if (followers.length === 0) return { maintenance: [], workers: [] };
+  const before = await sw.maintenance(followers, layout, "status", true);
+  if (failures(before)) return failures(before);
   const off = followers.filter((_, i) => before[i].state?.maintenance !== "on");
-  const on = await switcher(off, layout, "on", true);
-  const failed = on.filter((a) => a.error !== undefined);
-  if (failed.length > 0) {
-    await switcher(
-      off.filter((_, i) => on[i].error === undefined),
+  const on = await sw.maintenance(off, layout, "on", true);
+  const switched = off.filter((_, i) => on[i].error === undefined);
+  const stopped = failures(on) ? [] : await sw.workers(followers, layout, "stop", owner);
+  const why = failures(on) || failures(stopped);
+  if (why) {
+    await sw.workers(
+      followers.filter((_, i) => stopped[i]?.error === undefined && stopped[i]?.workers),
       layout,
-      "off",
-      true,
+      "start",
+      owner,
     );
-    return failed.map((a) => `${a.host}: ${a.error}`).join("; ");
+    await sw.maintenance(switched, layout, "off", true);
+    return why;
   }
-  if (off.length > 0) {
+  if (switched.length > 0) {
     console.error(
-      `restore: ${stack}: maintenance on for ${on.map((a) => a.host).join(", ")} while the database is restored: ` +
-        "its requests get the maintenance page (its workers keep running)",
+      `restore: ${stack}: maintenance on for ${named(on)} while the database is restored: ` +
+        "its requests get the maintenance page",
     );
   }
-  return off;
+  const withWorkers = stopped.filter((a) => a.workers);
+  for (const a of withWorkers) {
+    console.error(
+      `restore: ${stack}: workers stopped on ${a.host} while the database is restored: ${(a.workers ?? "").replace(/ /g, ", ")}`,
+    );
+  }
+  return { maintenance: switched, workers: followers.filter((_, i) => stopped[i].workers) };
 }
 
-/** The hosts holdFollowers switched on, switched off again; one that cannot be is named with the command that does it. */
+/**
+ * What holdFollowers changed, changed back: the workers started, then maintenance off. A host where that fails is
+ * named with the command that does it.
+ */
 export async function releaseFollowers(
   stack: string,
-  held: Host[] | string,
+  held: HeldFollowers | string,
   layout: HostLayout,
-  switcher: typeof switchMaintenance = switchMaintenance,
+  owner: string,
+  sw: FollowerSwitches = SWITCHES,
 ): Promise<void> {
-  if (typeof held === "string" || held.length === 0) return;
-  const off = await switcher(held, layout, "off", true);
-  const ok = off.filter((a) => a.error === undefined).map((a) => a.host);
-  if (ok.length > 0) console.error(`restore: ${stack}: maintenance off again for ${ok.join(", ")}`);
+  if (typeof held === "string") return;
+  if (held.workers.length > 0) {
+    const started = await sw.workers(held.workers, layout, "start", owner);
+    const ok = started.filter((a) => a.error === undefined);
+    if (ok.length > 0) console.error(`restore: ${stack}: workers started again on ${named(ok)}`);
+    for (const a of started.filter((x) => x.error !== undefined)) {
+      console.error(
+        `restore: ${stack}: the workers of ${a.host} are still stopped (${a.error}): ` +
+          `on that host, sudo ${releaseScriptPath(layout)} workers start (or pulumi up, which starts them)`,
+      );
+    }
+  }
+  if (held.maintenance.length === 0) return;
+  const off = await sw.maintenance(held.maintenance, layout, "off", true);
+  const ok = off.filter((a) => a.error === undefined);
+  if (ok.length > 0) console.error(`restore: ${stack}: maintenance off again for ${named(ok)}`);
   for (const a of off.filter((x) => x.error !== undefined)) {
     console.error(
       `restore: ${stack}: maintenance is still on for ${a.host} (${a.error}): npm run maintenance -- --stack ${stack} off`,
@@ -157,13 +253,9 @@ export async function releaseFollowers(
   }
 }
 
-async function restoreOnFirstHost(opened: OpenedStack, layout: HostLayout): Promise<number> {
+async function restoreOnFirstHost(opened: OpenedStack, layout: HostLayout, owner: string): Promise<number> {
   const { args, deployed, cannot } = opened;
   const conn = deployed.connection;
-  const owner = `${os.userInfo().username}@${os.hostname()}:npm-run-restore`.replace(
-    /[^A-Za-z0-9@._:/-]/g,
-    "",
-  );
   const res = await runRemote(conn, restoreCommand(releaseScriptPath(layout), owner, args.options.backup), {
     what: `apphost-release restore on ${conn.user}@${conn.host}:${conn.port}`,
     timeoutSeconds: 3600,

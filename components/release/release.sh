@@ -64,7 +64,7 @@ refuse() {
 }
 
 usage_error() {
-  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | prepare <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | unlock | upstream | start deploy|prepare|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
+  printf "apphost: %s\nusage: %s [--owner NAME] deploy <release-id> <requirements-hash> [<artifact-sha256>] | prepare <release-id> <requirements-hash> [<artifact-sha256>] | rollback [<release-id>] | status | backup [<label>] | restore <file> | workers stop|start | unlock | upstream | start deploy|prepare|rollback <args> | follow [<job-id>]\n" "$1" "$0" >&2
   exit "$EXIT_USAGE"
 }
 
@@ -1000,6 +1000,22 @@ cmd_upstream() {
   switch_upstream "$port"
 }
 
+# workers stop|start: this host's workers (WORKER_UNITS) stopped, or started again, under the deploy lock (so never
+# in the middle of a deploy's restart of them). With several app hosts a restore on the first holds the others'
+# workers for its length (scripts/restore.ts): they would go on writing to the database being replaced.
+cmd_workers() {
+  local action=${1:-}
+  case "$action" in stop | start) ;; *) usage_error "workers: stop or start, not \"$action\"" ;; esac
+  if [ $# -gt 1 ]; then usage_error "workers $action takes no more arguments"; fi
+  lock_acquire "$LOCK_TTL_MINUTES"
+  if [ -n "$WORKER_UNITS" ]; then
+    note "workers: $action $WORKER_UNITS"
+    # shellcheck disable=SC2086 # a list of unit names, one word each
+    "$SYSTEMCTL" "$action" $WORKER_UNITS
+  fi
+  printf "workers=%s\n" "$WORKER_UNITS" >&3
+}
+
 cmd_unlock() {
   if [ ! -f "$LOCK" ]; then note "no deploy lock at $LOCK"; return 0; fi
   exec 9>>"$LOCK.flock"
@@ -1029,7 +1045,7 @@ main() {
     status) cmd_status "$@" ;;
     upstream) cmd_upstream ;;
     job-run) cmd_job_run "$@" ;;
-    deploy | prepare | rollback | backup | restore | unlock | start | follow)
+    deploy | prepare | rollback | backup | restore | workers | unlock | start | follow)
       # stdout carries only the result lines (fd 3); everything a command prints goes to stderr.
       exec 3>&1 1>&2
       "cmd_$MAIN_COMMAND" "$@" ;;

@@ -8,9 +8,9 @@
  *  1. The first `up` serves the sample app through the balancer from both app
  *     hosts; the migration ran once, on the first; the app hosts' proxies close
  *     connections from anyone but the balancer.
- *  2. A code release under steady load fails 0 requests; both hosts answer
- *     before and after. Maintenance switches both hosts; a restore on the
- *     first holds the second in maintenance.
+ *  2. Maintenance switches both hosts; a restore on the first holds the second
+ *     in maintenance, its worker stopped. A code release under steady load
+ *     fails 0 requests; both hosts answer before and after.
  *  3. Stopping one app host's web unit by hand: the balancer stops sending it
  *     traffic (failed requests measured and printed); `up --refresh` brings it back.
  *  4. 2 -> 3 app hosts, then 3 -> 2, each one `up` under load, 0 failed.
@@ -179,6 +179,72 @@ describe("several app hosts behind a balancer host, the database on none of them
     assert.match(unknown.stderr, /--host app9: not an app host of this stack; its app hosts are app \(/);
   });
 
+  it("npm run maintenance switches both app hosts; npm run restore holds the second in maintenance, its worker stopped, while the first restores", async function () {
+    const status = (urlPath: string) => c.get(urlPath, { status: true }).body;
+    const hostLines = (out: string) => out.split("\n").filter((l) => l.startsWith(`maintenance: ${STACK}: `));
+    const on = await c.cli("maintenance", ["on"]);
+    assert.equal(on.code, 0, on.stdout + on.stderr);
+    assert.deepEqual(hostLines(on.stdout), [
+      `maintenance: ${STACK}: app (${c.apps[0].host}): on`,
+      `maintenance: ${STACK}: app2 (${c.apps[1].host}): on`,
+    ]);
+    // Whichever host the balancer picks answers with the page; the health path still reaches the app.
+    const codes = Array.from({ length: 12 }, () => status("/"));
+    assert.deepEqual([...new Set(codes)], ["503"], codes.join(" "));
+    assert.equal(status("/healthz"), "200");
+    const off = await c.cli("maintenance", ["off"]);
+    assert.equal(off.code, 0, off.stdout + off.stderr);
+    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
+
+    // A backup taken by hand on the first host: the schema the app runs now (the first up's pre-migration backup
+    // has none of it, and the app is not healthy on it).
+    const backup = path.basename(
+      inSandbox(c.apps[0].name, `/srv/${ID}/bin/apphost-release backup e2e | sed -n 's/^backup=//p'`).trim(),
+    );
+    assert.match(backup, /-e2e\.pgdump$/);
+    const worker = `apphost-${ID}-worker.service`;
+    const since = inSandbox(c.apps[1].name, "date +%s").trim();
+    const restored = await c.cli("restore", ["--backup", backup]);
+    say(
+      restored.stderr
+        .split("\n")
+        .filter((l) => /^restore: /.test(l))
+        .join("\n      "),
+    );
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    const app2 = `app2 \\(${c.apps[1].host.replace(/\./g, "\\.")}\\)`;
+    assert.match(
+      restored.stderr,
+      new RegExp(`^restore: ${STACK}: maintenance on for ${app2} while the database is restored`, "m"),
+    );
+    assert.match(restored.stderr, new RegExp(`^restore: ${STACK}: maintenance off again for ${app2}$`, "m"));
+    // The second host's worker would write to the database being replaced: stopped for the restore, then started.
+    assert.match(
+      restored.stderr,
+      new RegExp(
+        `^restore: ${STACK}: workers stopped on ${app2} while the database is restored: ${worker}$`,
+        "m",
+      ),
+    );
+    assert.match(restored.stderr, new RegExp(`^restore: ${STACK}: workers started again on ${app2}$`, "m"));
+    const journal = inSandbox(
+      c.apps[1].name,
+      `journalctl -u ${worker} --since @${since} -o cat | grep -E '^(Stopped|Started) '`,
+    );
+    assert.match(journal, /^Stopped .*\n(.*\n)*Started /m, journal);
+    assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "active");
+    assert.match(
+      restored.stdout,
+      new RegExp(`^restore: ${STACK}: database restored from \\S+${backup}`, "m"),
+    );
+    const after = await c.cli("maintenance", ["status"]);
+    assert.deepEqual(hostLines(after.stdout), [
+      `maintenance: ${STACK}: app (${c.apps[0].host}): off`,
+      `maintenance: ${STACK}: app2 (${c.apps[1].host}): off`,
+    ]);
+    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
+  });
+
   it("a code release under steady load fails 0 requests; both hosts serve before and after", async function () {
     const copy = tempDir("apphost-mh-src-");
     fs.cpSync(path.join(ROOT, "examples", "sample-app"), copy, { recursive: true });
@@ -211,55 +277,6 @@ describe("several app hosts behind a balancer host, the database on none of them
     assert.equal(inSandbox(c.apps[0].name, `systemctl is-active ${worker} || true`).trim(), "active");
     assert.equal(inSandbox(c.apps[1].name, `systemctl is-active ${worker} || true`).trim(), "inactive");
     assert.match(inSandbox(c.apps[1].name, `ls /etc/systemd/system/${worker} 2>&1 || true`), /No such file/);
-  });
-
-  it("npm run maintenance switches both app hosts; npm run restore holds the second in maintenance while the first restores", async function () {
-    const status = (urlPath: string) => c.get(urlPath, { status: true }).body;
-    const hostLines = (out: string) => out.split("\n").filter((l) => l.startsWith(`maintenance: ${STACK}: `));
-    const on = await c.cli("maintenance", ["on"]);
-    assert.equal(on.code, 0, on.stdout + on.stderr);
-    assert.deepEqual(hostLines(on.stdout), [
-      `maintenance: ${STACK}: app (${c.apps[0].host}): on`,
-      `maintenance: ${STACK}: app2 (${c.apps[1].host}): on`,
-    ]);
-    // Whichever host the balancer picks answers with the page; the health path still reaches the app.
-    const codes = Array.from({ length: 12 }, () => status("/"));
-    assert.deepEqual([...new Set(codes)], ["503"], codes.join(" "));
-    assert.equal(status("/healthz"), "200");
-    const off = await c.cli("maintenance", ["off"]);
-    assert.equal(off.code, 0, off.stdout + off.stderr);
-    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
-
-    // The backup taken before the last release's migration: the schema the app runs now.
-    const backup = inSandbox(
-      c.apps[0].name,
-      `ls -t /srv/${ID}/shared/backups/ | grep -e '-pre-[0-9]' | head -n 1`,
-    ).trim();
-    assert.match(backup, /-pre-\d{14}-[0-9a-f]{8}\.pgdump$/);
-    const restored = await c.cli("restore", ["--backup", backup]);
-    say(
-      restored.stderr
-        .split("\n")
-        .filter((l) => /^restore: /.test(l))
-        .join("\n      "),
-    );
-    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
-    const app2 = `app2 \\(${c.apps[1].host.replace(/\./g, "\\.")}\\)`;
-    assert.match(
-      restored.stderr,
-      new RegExp(`^restore: ${STACK}: maintenance on for ${app2} while the database is restored`, "m"),
-    );
-    assert.match(restored.stderr, new RegExp(`^restore: ${STACK}: maintenance off again for ${app2}$`, "m"));
-    assert.match(
-      restored.stdout,
-      new RegExp(`^restore: ${STACK}: database restored from \\S+${backup}`, "m"),
-    );
-    const after = await c.cli("maintenance", ["status"]);
-    assert.deepEqual(hostLines(after.stdout), [
-      `maintenance: ${STACK}: app (${c.apps[0].host}): off`,
-      `maintenance: ${STACK}: app2 (${c.apps[1].host}): off`,
-    ]);
-    assert.deepEqual(answering(), [APPS[0].name, APPS[1].name]);
   });
 
   it("a release that fails on the second host stops the roll and rolls the first back; nothing fails under load", async function () {

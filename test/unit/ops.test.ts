@@ -21,6 +21,8 @@ import {
   parseRestoreArgs,
   releaseFollowers,
   restoreCommand,
+  workersCommand,
+  type WorkersAction,
   summaryLine,
 } from "../../scripts/restore";
 import { hostLayout } from "../../components/paths";
@@ -402,62 +404,146 @@ describe("ops: restore", () => {
     );
   });
 
-  it("with several app hosts the others are in maintenance while the first restores, and only those it switched on go off again", async () => {
+  it("with several app hosts the others are in maintenance with their workers stopped while the first restores; only what it changed is changed back", async () => {
     const layout = hostLayout("sample", "prod");
     const host = (name: string, address: string) => ({
       name,
       connection: { host: address, port: 22, user: "admin", privateKey: "k" },
     });
     const [app2, app3] = [host("app2", "10.0.0.3"), host("app3", "10.0.0.4")];
-    // A stand-in for the hosts: app3 is in maintenance already; `unreachable` hosts answer with an error.
+    type H = typeof app2;
+    const label = (h: H) => `${h.name} (${h.connection.host})`;
+    // Stand-ins for the hosts: `maintenance` and `workers` are each host's state; a host in `unreachable` answers
+    // every command with an error, one in `locked` refuses workers stop|start (a deploy holds its lock).
     const calls: string[] = [];
-    const fake =
-      (state: Record<string, string>, unreachable: string[] = []) =>
-      async (
-        hosts: (typeof app2)[],
-        _l: typeof layout,
+    const fake = (
+      maintenance: Record<string, string>,
+      workers: Record<string, { units: string; running: boolean }>,
+      unreachable: string[] = [],
+      locked: string[] = [],
+    ) => ({
+      maintenance: async (
+        hosts: H[],
+        l: typeof layout,
         action: MaintenanceAction,
         named = hosts.length > 1,
       ) => {
-        assert.equal(_l, layout);
+        assert.equal(l, layout);
+        assert.equal(named, true);
         return hosts.map((h) => {
-          calls.push(`${action} ${h.name}`);
-          const label = named ? `${h.name} (${h.connection.host})` : "";
-          if (unreachable.includes(h.name)) return { host: label, error: "Connection refused" };
-          if (action !== "status") state[h.name] = action;
-          return { host: label, state: { maintenance: state[h.name] } };
+          calls.push(`maintenance ${action} ${h.name}`);
+          if (unreachable.includes(h.name)) return { host: label(h), error: "Connection refused" };
+          if (action !== "status") maintenance[h.name] = action;
+          return { host: label(h), state: { maintenance: maintenance[h.name] } };
         });
-      };
+      },
+      workers: async (hosts: H[], l: typeof layout, action: WorkersAction, owner: string) => {
+        assert.equal(l, layout);
+        assert.equal(owner, "ana@laptop:npm-run-restore");
+        return hosts.map((h) => {
+          calls.push(`workers ${action} ${h.name}`);
+          if (unreachable.includes(h.name)) return { host: label(h), error: "Connection refused" };
+          if (locked.includes(h.name)) return { host: label(h), error: "apphost: deploy lock held by bo@ci" };
+          workers[h.name].running = action === "start";
+          return { host: label(h), workers: workers[h.name].units };
+        });
+      },
+    });
+    const worker = "apphost-sample-prod-worker.service apphost-sample-prod-mail.service";
     const said: string[] = [];
     const err = console.error;
     console.error = (line: string) => said.push(line);
+    const owner = "ana@laptop:npm-run-restore";
     try {
-      const state = { app2: "off", app3: "on" };
-      const held = await holdFollowers("prod", [app2, app3], layout, fake(state));
-      assert.deepEqual(held, [app2]);
-      assert.deepEqual(state, { app2: "on", app3: "on" });
-      await releaseFollowers("prod", held, layout, fake(state));
-      assert.deepEqual(state, { app2: "off", app3: "on" }, "app3 was on before: it stays on");
-      assert.deepEqual(calls, ["status app2", "status app3", "on app2", "off app2"]);
+      // app3 is in maintenance already and runs no workers.
+      const maintenance = { app2: "off", app3: "on" };
+      const workers = { app2: { units: worker, running: true }, app3: { units: "", running: false } };
+      const held = await holdFollowers("prod", [app2, app3], layout, owner, fake(maintenance, workers));
+      assert.deepEqual(held, { maintenance: [app2], workers: [app2] });
+      assert.deepEqual(maintenance, { app2: "on", app3: "on" });
+      assert.equal(workers.app2.running, false);
+      await releaseFollowers("prod", held, layout, owner, fake(maintenance, workers));
+      assert.deepEqual(maintenance, { app2: "off", app3: "on" }, "app3 was on before: it stays on");
+      assert.equal(workers.app2.running, true);
+      assert.deepEqual(calls, [
+        "maintenance status app2",
+        "maintenance status app3",
+        "maintenance on app2",
+        "workers stop app2",
+        "workers stop app3",
+        "workers start app2",
+        "maintenance off app2",
+      ]);
       assert.deepEqual(said, [
-        "restore: prod: maintenance on for app2 (10.0.0.3) while the database is restored: its requests get the maintenance page (its workers keep running)",
+        "restore: prod: maintenance on for app2 (10.0.0.3) while the database is restored: its requests get the maintenance page",
+        "restore: prod: workers stopped on app2 (10.0.0.3) while the database is restored: apphost-sample-prod-worker.service, apphost-sample-prod-mail.service",
+        "restore: prod: workers started again on app2 (10.0.0.3)",
         "restore: prod: maintenance off again for app2 (10.0.0.3)",
       ]);
+
       // A follower that cannot be reached: nothing is switched, and the restore does not run.
-      said.length = 0;
-      calls.length = 0;
+      said.length = calls.length = 0;
       const none = { app2: "off", app3: "off" };
       assert.equal(
-        await holdFollowers("prod", [app2, app3], layout, fake(none, ["app3"])),
+        await holdFollowers("prod", [app2, app3], layout, owner, fake(none, workers, ["app3"])),
         "app3 (10.0.0.4): Connection refused",
       );
       assert.deepEqual(none, { app2: "off", app3: "off" });
-      assert.deepEqual(calls, ["status app2", "status app3"]);
+      assert.deepEqual(calls, ["maintenance status app2", "maintenance status app3"]);
+
+      // A follower in the middle of a deploy refuses to stop its workers: the other's start again, both leave
+      // maintenance, and the restore does not run.
+      said.length = calls.length = 0;
+      const both = { app2: { units: worker, running: true }, app3: { units: worker, running: true } };
+      assert.equal(
+        await holdFollowers("prod", [app2, app3], layout, owner, fake(none, both, [], ["app3"])),
+        "app3 (10.0.0.4): apphost: deploy lock held by bo@ci",
+      );
+      assert.deepEqual(none, { app2: "off", app3: "off" });
+      assert.deepEqual([both.app2.running, both.app3.running], [true, true]);
+      assert.deepEqual(calls, [
+        "maintenance status app2",
+        "maintenance status app3",
+        "maintenance on app2",
+        "maintenance on app3",
+        "workers stop app2",
+        "workers stop app3",
+        "workers start app2",
+        "maintenance off app2",
+        "maintenance off app3",
+      ]);
+      assert.deepEqual(said, []);
+
+      // Workers that cannot be started again are named with the command that starts them; maintenance still goes off.
+      said.length = calls.length = 0;
+      await releaseFollowers(
+        "prod",
+        { maintenance: [app3], workers: [app3] },
+        layout,
+        owner,
+        fake({ app3: "on" }, both, [], ["app3"]),
+      );
+      assert.deepEqual(said, [
+        "restore: prod: the workers of app3 (10.0.0.4) are still stopped (apphost: deploy lock held by bo@ci): " +
+          "on that host, sudo /srv/sample-prod/bin/apphost-release workers start (or pulumi up, which starts them)",
+        "restore: prod: maintenance off again for app3 (10.0.0.4)",
+      ]);
+
       // One host alone (no followers): nothing to do.
-      assert.deepEqual(await holdFollowers("prod", [], layout, fake({})), []);
+      assert.deepEqual(await holdFollowers("prod", [], layout, owner, fake({}, {})), {
+        maintenance: [],
+        workers: [],
+      });
     } finally {
       console.error = err;
     }
+  });
+
+  it("runs apphost-release workers stop|start on each other app host with the lock owner", () => {
+    assert.equal(
+      workersCommand("/srv/sample-prod/bin/apphost-release", "ana@laptop:npm-run-restore", "stop"),
+      "exec /srv/sample-prod/bin/apphost-release --owner=ana@laptop:npm-run-restore workers stop",
+    );
   });
 });
 

@@ -81,6 +81,35 @@ describe("release script: the deploy lock", function () {
     assert.ok(!fs.existsSync(host.layout.lock));
     assert.match(host.run(["unlock"]).stderr, /no deploy lock/);
   });
+
+  it("workers stop|start: the workers under the lock, refused while a deploy holds it (a restore's other app hosts)", () => {
+    // systemctl's calls so far (none before the first: no log yet).
+    const calls = () => {
+      try {
+        return host.calls();
+      } catch {
+        return [];
+      }
+    };
+    writeLock(holder!.pid!, 600);
+    let r = host.run(["--owner=ana@laptop:npm-run-restore", "workers", "stop"]);
+    assert.equal(r.status, EXIT_CODES.locked, r.stderr);
+    assert.match(r.stderr, /deploy lock held by bob@desk/);
+    assert.equal(calls().filter((c) => /^(stop|start) /.test(c)).length, 0, "a worker was touched");
+    fs.rmSync(host.layout.lock);
+    r = host.run(["--owner=ana@laptop:npm-run-restore", "workers", "stop"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "workers=apphost-shop-test-worker.service\n");
+    assert.match(r.stderr, /lock: taken by ana@laptop:npm-run-restore/);
+    assert.equal(calls().at(-1), "stop apphost-shop-test-worker.service");
+    r = host.run(["workers", "start"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(calls().at(-1), "start apphost-shop-test-worker.service");
+    assert.ok(!fs.existsSync(host.layout.lock), "released on exit");
+    r = host.run(["workers", "restart"]);
+    assert.equal(r.status, EXIT_CODES.usage);
+    assert.match(r.stderr, /^apphost: workers: stop or start, not "restart"\nusage: .* workers stop\|start /);
+  });
 });
 
 describe("release script: the lock's heartbeat", function () {
