@@ -3,12 +3,13 @@
  * of `restore_recover`, which the EXIT trap runs when a restore fails.
  *
  *   verify    the backup's integrity, before anything changes
- *   stop      the workers and the live web instance (the proxy answers 502
+ *   stop      the workers, the live web instance (the proxy answers 502
  *             until the app is back: a restore is an outage on purpose, so no
- *             request writes into a database that is being replaced)
+ *             request writes into a database that is being replaced) and
+ *             each scheduled job's timer, with its run if one is under way
  *   save      back up what the restore replaces (label `pre-restore`)
  *   restore   the backup into the live database, integrity-checked before and after
- *   start     the web instance on the same port and the workers
+ *   start     the web instance on the same port, the workers and the timers
  *   health    poll the health path until 2xx (apphost:releases.healthTimeoutSeconds)
  *   workers   a worker that does not stay up is a warning (workers_check)
  *
@@ -17,21 +18,35 @@
  * then exits with EXIT_CODES.restore (EXIT_CODES.rollbackFailed when putting
  * things back failed too).
  */
+import { scheduleUnitNames } from "../paths";
 import { EXIT_CODES, webProcess, webUnit, workerUnits, type ReleaseInput } from "./phases";
 import { toolsOf } from "./backup";
 
-/** The units a restore stops and starts: the web instance (on `$RESTORE_PORT`) and every worker. */
-function restoreUnits(input: ReleaseInput): { web?: string; workers: string[] } {
+/**
+ * The units a restore stops and starts: the web instance (on `$RESTORE_PORT`), every worker, and each scheduled
+ * job (apphost:app.schedules, which run on the first app host only): its timer, and its service, so a run under way
+ * stops too (a run that fires or goes on during the restore would write to the database being replaced).
+ */
+function restoreUnits(input: ReleaseInput): {
+  web?: string;
+  workers: string[];
+  schedules: { service: string; timer: string }[];
+} {
   return {
     ...(webProcess(input.app) ? { web: webUnit(input, "${RESTORE_PORT}") } : {}),
     workers: workerUnits(input),
+    schedules: input.follower ? [] : input.app.schedules.map((j) => scheduleUnitNames(input.layout, j.name)),
   };
 }
 
-/** Body of `restore_start`: start the web instance and the workers, then wait for the health path. */
+/**
+ * Body of `restore_start`: start the web instance, the workers and the scheduled jobs' timers, then wait for the
+ * health path (the timers before it: a restore that fails it starts them again from restore_recover, which this
+ * same function's failed health wait would otherwise leave stopped).
+ */
 export function restoreStartCommands(input: ReleaseInput): string[] {
   const t = toolsOf(input.tools);
-  const { web, workers } = restoreUnits(input);
+  const { web, workers, schedules } = restoreUnits(input);
   const timeout = input.releases.healthTimeoutSeconds;
   const url = `http://127.0.0.1:$RESTORE_PORT${input.app.healthPath}`;
   return [
@@ -39,6 +54,7 @@ export function restoreStartCommands(input: ReleaseInput): string[] {
     ...workers.map((u) => `${t.systemctl} start ${u}`),
     // For workers_check, after the restore: how often systemd had restarted each, right after the start.
     ...(workers.length ? [`workers_note_restarts ${workers.join(" ")}`] : []),
+    ...(schedules.length ? [`${t.systemctl} start ${schedules.map((j) => j.timer).join(" ")}`] : []),
     ...(web
       ? [
           `if [ -n "$RESTORE_PORT" ] && ! health_wait "${url}" "${web}" ${timeout}; then die "${web} did not answer 2xx on ${url} after the restore (last answer: $HEALTH_LAST)"; fi`,
@@ -50,8 +66,8 @@ export function restoreStartCommands(input: ReleaseInput): string[] {
 /** Body of `cmd_restore <backup>` (the database kind is not `none`). */
 export function cmdRestoreCommands(input: ReleaseInput): string[] {
   const t = toolsOf(input.tools);
-  const { web, workers } = restoreUnits(input);
-  const stopped = [...workers, ...(web ? [web] : [])];
+  const { web, workers, schedules } = restoreUnits(input);
+  const stopped = [...workers, ...(web ? [web] : []), ...schedules.flatMap((j) => [j.timer, j.service])];
   return [
     "local file=${1:-}",
     'if [ -z "$file" ]; then refuse "restore: which backup? Backups here: $(db_list_backups)"; fi',
@@ -66,9 +82,11 @@ export function cmdRestoreCommands(input: ReleaseInput): string[] {
     'if [ -f "$ACTIVE_PORT_FILE" ]; then RESTORE_PORT=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi',
     "RESTORING=1",
     `note "restore: stopping ${stopped.join(" ") || "nothing"} (requests get 502 until the app is back)"`,
+    // Before the first stop: one that fails after another stopped still has restore_recover start them all again.
+    "UNITS_STOPPED=1",
     ...workers.map((u) => `${t.systemctl} stop ${u}`),
     ...(web ? [`if [ -n "$RESTORE_PORT" ]; then ${t.systemctl} stop "${web}"; fi`] : []),
-    "UNITS_STOPPED=1",
+    ...schedules.map((j) => `${t.systemctl} stop ${j.timer} ${j.service}`),
     "db_lock",
     "db_backup pre-restore",
     "RESTORE_SAVED=$BACKUP_FILE",

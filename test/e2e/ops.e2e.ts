@@ -634,6 +634,28 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       assert.match(releases.stdout, settled);
     });
 
+    it("a restore stops the job's timer with the app, and starts it again: the job runs after it", async function () {
+      const taken = onHost(`/srv/${ID}/bin/apphost-release --owner=e2e backup e2e-schedules`).stdout;
+      const backup = /^backup=(.*)$/m.exec(taken)![1];
+      const since = onHost("date +%s").stdout.trim();
+      const restored = await cli19("restore", ["--backup", path.basename(backup)]);
+      assert.equal(restored.code, 0, restored.stderr);
+      const tick = `apphost-${ID}-schedule-tick`;
+      assert.match(
+        restored.stderr,
+        new RegExp(
+          `apphost: restore: stopping .*web@800[01]\\.service ${tick}\\.timer ${tick}\\.service \\(`,
+        ),
+      );
+      const timer = onHost(`journalctl --no-pager -o cat -u ${tick}.timer --since @${since}`).stdout;
+      assert.match(timer, /^Stopped .*\n(.*\n)*Started /m, timer);
+      assert.equal(onHost(`systemctl is-active ${tick}.timer`).stdout.trim(), "active");
+      const before = tickRuns().length;
+      for (let i = 0; i < 30 && tickRuns().length === before; i++)
+        await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(tickRuns().length > before, "the job did not run after the restore");
+    });
+
     it("maintenance on: / answers 503 with the page, /healthz 200; off: / 200; nothing restarted", async function () {
       const started = startTimes();
       const on = await cli19("maintenance", ["on"]);

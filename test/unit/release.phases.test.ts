@@ -949,7 +949,9 @@ describe("restore of a deployed app (apphost-release restore)", () => {
     assert.equal(cmds.at(-1), "workers_check restore");
     assert.ok(at('note "phase restore: ok"') < at("workers_check restore"));
     assert.ok(
-      at("RESTORING=1") < stopWorker && at("UNITS_STOPPED=1") < save && at("DB_REPLACED=1") < restore,
+      at("RESTORING=1") < at("UNITS_STOPPED=1") &&
+        at("UNITS_STOPPED=1") < stopWorker &&
+        at("DB_REPLACED=1") < restore,
     );
   });
 
@@ -960,6 +962,43 @@ describe("restore of a deployed app (apphost-release restore)", () => {
       "workers_note_restarts apphost-shop-prod-worker.service",
       `if [ -n "$RESTORE_PORT" ] && ! health_wait "http://127.0.0.1:$RESTORE_PORT/healthz" "${web}" 60; then die "${web} did not answer 2xx on http://127.0.0.1:$RESTORE_PORT/healthz after the restore (last answer: $HEALTH_LAST)"; fi`,
     ]);
+  });
+
+  it("stops each scheduled job's timer and any run under way with the app, and starts the timers before the health wait", () => {
+    const schedules = [
+      { name: "report", command: "python report.py", onCalendar: "daily", timeoutSeconds: 3600 },
+      { name: "sync", command: "python sync.py", onCalendar: "hourly", timeoutSeconds: 600 },
+    ];
+    const input = baseInput({ app: { ...baseApp, schedules } });
+    const cmds = cmdRestoreCommands(input);
+    const report = "apphost-shop-prod-schedule-report";
+    const sync = "apphost-shop-prod-schedule-sync";
+    assert.ok(
+      cmds.includes(
+        `note "restore: stopping apphost-shop-prod-worker.service ${web} ${report}.timer ${report}.service ${sync}.timer ${sync}.service (requests get 502 until the app is back)"`,
+      ),
+      cmds.join("\n"),
+    );
+    const stops = [
+      `systemctl stop ${report}.timer ${report}.service`,
+      `systemctl stop ${sync}.timer ${sync}.service`,
+    ];
+    for (const stop of stops) {
+      assert.ok(cmds.indexOf(stop) > cmds.indexOf("UNITS_STOPPED=1"), stop);
+      assert.ok(cmds.indexOf(stop) < cmds.indexOf("db_backup pre-restore"), stop);
+    }
+    const start = restoreStartCommands(input);
+    assert.deepEqual(start.slice(2, 4), [
+      "workers_note_restarts apphost-shop-prod-worker.service",
+      `systemctl start ${report}.timer ${sync}.timer`,
+    ]);
+    assert.match(start[4], /health_wait/);
+    // A follower runs no scheduled job: nothing of them to stop or start.
+    const follower = baseInput({ app: { ...baseApp, schedules }, follower: true });
+    assert.doesNotMatch(
+      [...cmdRestoreCommands(follower), ...restoreStartCommands(follower)].join("\n"),
+      /schedule/,
+    );
   });
 
   it("an app with only workers: no web instance to stop, start or health-check", () => {
