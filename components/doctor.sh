@@ -126,6 +126,20 @@ check_health() {
   [[ $code == 2?? ]] || fail "HTTP $code from $HEALTH_URL"
 }
 
+# maintenance: no maintenance switched on by hand (MAINTENANCE_MANUAL, which says who and when; MAINTENANCE_OFF
+# ends it). The stack's own (apphost:app.maintenance, MAINTENANCE_CONFIG) passes, said so.
+# shellcheck disable=SC2317 # called through apphost_doctor_run
+check_maintenance() {
+  local said=""
+  if [[ -e $MAINTENANCE_MANUAL ]]; then
+    said=$(head -n 1 -- "$MAINTENANCE_MANUAL" 2>/dev/null | tr -cd '[:print:]' | cut -c1-100) || true
+    fail "on, switched by hand (${said:-$MAINTENANCE_MANUAL}): every request but the health path gets the maintenance page; $MAINTENANCE_OFF ends it"
+  fi
+  if [[ -e $MAINTENANCE_CONFIG ]]; then
+    printf 'info: on, as apphost:app.maintenance says (every request but the health path gets the maintenance page)\n'
+  fi
+}
+
 # tls-certificate: the certificate served for HEALTH_HOST on proxy_address:HEALTH_PORT covers that
 # name (or address) and stays valid for CERT_MIN_SECONDS more (CERT_MIN in words).
 # shellcheck disable=SC2317 # called through apphost_doctor_run

@@ -24,7 +24,14 @@
 
 import * as path from "path";
 import type { StackConfig, TlsConfig } from "./config/types";
-import { hostLayout, scheduleUnitNames, unitName, upstreamPort, upstreamUnitName } from "./paths";
+import {
+  hostLayout,
+  maintenanceFiles,
+  scheduleUnitNames,
+  unitName,
+  upstreamPort,
+  upstreamUnitName,
+} from "./paths";
 import { isPostgres, processesOn } from "./config/defaults";
 import { pgEnvFromUrlLines } from "./render/postgres";
 import { unitReplacedFunction } from "./render/layout";
@@ -88,6 +95,12 @@ export interface DoctorInput {
      */
     upstream?: { table: string; port: number; unit: string };
   };
+  /**
+   * Maintenance mode (`HostLayout.maintenance`): `manual` is the flag `npm run maintenance on` leaves, `config` the
+   * one apphost:app.maintenance writes; `off` is the command that ends the manual one. Absent: no web process,
+   * nothing to check.
+   */
+  maintenance?: { manual: string; config: string; off: string };
   /** apphost:app.schedules: each job's units, checked one by one (`schedule-<name>`) */
   schedules?: { name: string; service: string; timer: string }[];
   /** The health endpoint, requested through the proxy on this host */
@@ -271,6 +284,15 @@ export function doctorInputFromConfig(
       ...(opts.originCaFile !== undefined ? { caFile: opts.originCaFile } : {}),
     },
     tlsMode: config.tls.mode,
+    ...(webs.length > 0
+      ? {
+          maintenance: {
+            manual: maintenanceFiles(layout).manual,
+            config: maintenanceFiles(layout).config,
+            off: `npm run maintenance -- --stack ${config.stack} off`,
+          },
+        }
+      : {}),
     backup:
       db.kind === "none" || follower
         ? undefined
@@ -306,6 +328,7 @@ export function doctorChecks(input: DoctorInput): DoctorCheck[] {
   return [
     unitsCheck(input),
     healthCheck(input),
+    ...(input.maintenance ? [maintenanceCheck(input.maintenance)] : []),
     certificateCheck(input),
     backupCheck(input),
     databasePermissionsCheck(input),
@@ -383,6 +406,20 @@ function healthCheck(input: DoctorInput): DoctorCheck {
       HEALTH_MAX_TIME: input.health.timeoutSeconds ?? 10,
       HEALTH_TRUST: trust,
     },
+  };
+}
+
+/**
+ * The app serves its pages: no `npm run maintenance on` left in place. The health path answers through
+ * maintenance (the gate and the balancer need it), so the health check alone passes while every other request
+ * gets the page. Maintenance the stack declares (apphost:app.maintenance) passes, said so.
+ */
+function maintenanceCheck(m: NonNullable<DoctorInput["maintenance"]>): DoctorCheck {
+  return {
+    name: "maintenance",
+    description: "No maintenance switched on by hand: requests other than the health path reach the app.",
+    command: ["check_maintenance"],
+    values: { MAINTENANCE_MANUAL: m.manual, MAINTENANCE_CONFIG: m.config, MAINTENANCE_OFF: m.off },
   };
 }
 

@@ -138,6 +138,7 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       assert.deepEqual(checkLines(res.stdout), [
         "PASS units",
         "PASS health",
+        "PASS maintenance",
         "PASS tls-certificate",
         "PASS backup",
         "PASS database-permissions",
@@ -164,7 +165,7 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
               "pulumi up --refresh publishes the live release again, which starts them",
           ],
         );
-        assert.match(res.stdout, /^doctor: 8 checks: 7 pass, 1 fail, 0 skip$/m);
+        assert.match(res.stdout, /^doctor: 9 checks: 8 pass, 1 fail, 0 skip$/m);
         // A stopped worker is drift: the release is not served as declared, and `up --refresh` starts it again.
         const drift = await cli("drift");
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
@@ -667,6 +668,17 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       assert.equal(page.headers["retry-after"], "120");
       assert.equal(http(sandbox, HOSTNAME, "/items", "https").status, 503);
       assert.equal(http(sandbox, HOSTNAME, "/healthz", "https").status, 200);
+      // The health check passes through it; the doctor's maintenance check is the one that fails, saying how to end it.
+      const doctor = await cli19("doctor", []);
+      assert.equal(doctor.code, 1, doctor.stdout);
+      assert.deepEqual(
+        doctor.stdout.split("\n").filter((l) => /^(FAIL|PASS health)/.test(l)),
+        [
+          "PASS health",
+          `FAIL maintenance: on, switched by hand (${/^npm run maintenance on, \S+Z$/m.exec(onHost(`cat /srv/${ID}/maintenance/on`).stdout)?.[0]}): ` +
+            `every request but the health path gets the maintenance page; npm run maintenance -- --stack ${STACK} off ends it`,
+        ],
+      );
       const off = await cli19("maintenance", ["off"]);
       assert.equal(off.code, 0, off.stderr);
       assert.equal(http(sandbox, HOSTNAME, "/", "https").status, 200);
@@ -691,6 +703,12 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       const off = await cli19("maintenance", ["off"]);
       assert.equal(off.code, 1);
       assert.match(off.stderr, /still on: apphost:app\.maintenance is true/);
+      // Declared by the stack: the doctor's maintenance check passes, and says it is on.
+      const doctor = await cli19("doctor", []);
+      assert.match(
+        doctor.stdout,
+        /^PASS maintenance: on, as apphost:app\.maintenance says \(every request but the health path gets the maintenance page\)$/m,
+      );
       editConfig((c) => {
         (c["apphost:app"] as Record<string, unknown>).maintenance = false;
       });

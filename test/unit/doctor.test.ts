@@ -174,6 +174,28 @@ describe("doctor: rendered checks", () => {
     ]);
   });
 
+  it("maintenance: the flag npm run maintenance on leaves, after health (which answers through it); none without a web process", () => {
+    const input = hostInput({
+      maintenance: {
+        manual: "/srv/shop-prod/maintenance/on",
+        config: "/srv/shop-prod/maintenance/on-config",
+        off: "npm run maintenance -- --stack prod off",
+      },
+    });
+    assert.deepEqual(rendered(check(input, "maintenance")), [
+      "readonly MAINTENANCE_MANUAL=/srv/shop-prod/maintenance/on",
+      "readonly MAINTENANCE_CONFIG=/srv/shop-prod/maintenance/on-config",
+      "readonly MAINTENANCE_OFF='npm run maintenance -- --stack prod off'",
+      "apphost_doctor_run maintenance check_maintenance",
+    ]);
+    assert.deepEqual(
+      doctorChecks(input)
+        .map((c) => c.name)
+        .slice(0, 3),
+      ["units", "health", "maintenance"],
+    );
+  });
+
   it("memory: MemAvailable against MemTotal", () => {
     assert.deepEqual(rendered(check(hostInput(), "memory")), [
       "readonly MEMINFO=/proc/meminfo",
@@ -564,6 +586,11 @@ describe("doctor: from stack config", () => {
       },
       health: { hostname: "shop.example.com", port: 443, path: "/healthz" },
       tlsMode: "caddy-acme",
+      maintenance: {
+        manual: "/srv/shop-prod/maintenance/on",
+        config: "/srv/shop-prod/maintenance/on-config",
+        off: "npm run maintenance -- --stack prod off",
+      },
       backup: {
         dir: "/srv/shop-prod/shared/backups",
         maxAgeSeconds: 95040,
@@ -686,7 +713,16 @@ describe("doctor: shellcheck", function () {
   });
 
   const variants: [string, DoctorInput][] = [
-    ["caddy-acme with sqlite", hostInput()],
+    [
+      "caddy-acme with sqlite, maintenance checked",
+      hostInput({
+        maintenance: {
+          manual: "/srv/shop-prod/maintenance/on",
+          config: "/srv/shop-prod/maintenance/on-config",
+          off: "npm run maintenance -- --stack prod off",
+        },
+      }),
+    ],
     ["internal", hostInput({ tlsMode: "internal" })],
     [
       "cloudflare-origin",
@@ -1127,6 +1163,36 @@ describe("doctor: checks executed in a temp dir", function () {
         (await runCheck(check(input([at("missing")], 10), "disk"))).detail,
         `cannot read the free space of ${at("missing")}`,
       );
+    });
+  });
+
+  describe("maintenance", () => {
+    const m = () => ({
+      manual: at("maintenance", "on"),
+      config: at("maintenance", "on-config"),
+      off: "npm run maintenance -- --stack prod off",
+    });
+    const run = () => runCheck(check(hostInput({ maintenance: m() }), "maintenance"));
+
+    it("passes when off; fails when switched on by hand, saying when and how to end it; passes, said so, when the stack declares it", async () => {
+      fs.rmSync(at("maintenance"), { recursive: true, force: true });
+      assert.deepEqual(await run(), { name: "maintenance", status: "pass", detail: "" });
+      fs.mkdirSync(at("maintenance"));
+      fs.writeFileSync(m().config, "apphost:app.maintenance\n");
+      assert.deepEqual(await run(), {
+        name: "maintenance",
+        status: "pass",
+        detail:
+          "on, as apphost:app.maintenance says (every request but the health path gets the maintenance page)",
+      });
+      fs.writeFileSync(m().manual, "npm run maintenance on, 2026-12-05T17:00:00Z\n");
+      assert.deepEqual(await run(), {
+        name: "maintenance",
+        status: "fail",
+        detail:
+          "on, switched by hand (npm run maintenance on, 2026-12-05T17:00:00Z): every request but the health path " +
+          "gets the maintenance page; npm run maintenance -- --stack prod off ends it",
+      });
     });
   });
 

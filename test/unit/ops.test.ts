@@ -100,7 +100,17 @@ describe("ops: the stack config from `pulumi config --json`", () => {
     });
     assert.deepEqual(
       doctorChecks(input).map((c) => c.name),
-      ["units", "health", "tls-certificate", "backup", "database-permissions", "disk", "memory", "release"],
+      [
+        "units",
+        "health",
+        "maintenance",
+        "tls-certificate",
+        "backup",
+        "database-permissions",
+        "disk",
+        "memory",
+        "release",
+      ],
     );
   });
 
