@@ -413,3 +413,65 @@ export function replaceMarkedSection(text: string, name: string, section: string
 export function markedSections(text: string): string {
   return (text.match(MARKED) ?? []).join("\n");
 }
+
+// ---------------------------------------------------------------------------
+// npm run bench:rolling (bench/rolling.ts): its section of BENCHMARKS.md
+
+/** One repetition of bench:rolling: one rolling `pulumi up` under load. */
+export interface RollingRep {
+  hosts: number;
+  seconds: number;
+  requests: number;
+  failed: number;
+  failures: string[];
+  /** The slowest answer of the load, in ms */
+  worstMs: number;
+  /** Every app host serves the new release afterwards */
+  allLive: boolean;
+}
+
+export interface RollingResults {
+  startedAt: string;
+  command: string;
+  machine: string;
+  loadAtStart: string;
+  loadAtEnd: string;
+  versions: Record<string, string>;
+  firstUpSeconds: number;
+  scaleUpSeconds: number;
+  reps: RollingRep[];
+}
+
+/** The section bench:rolling writes between its markers. */
+export function renderRolling(r: RollingResults): string {
+  const row = (hosts: number) => {
+    const reps = r.reps.filter((x) => x.hosts === hosts);
+    const failed = reps.reduce((n, x) => n + x.failed, 0);
+    const requests = reps.reduce((n, x) => n + x.requests, 0);
+    const cells = [
+      hosts,
+      fmtSpread(spread(reps.map((x) => x.seconds))),
+      fmtSpread(spread(reps.map((x) => x.seconds / hosts))),
+      reps.length,
+      `${failed} of ${requests}`,
+      fmtSpread(spread(reps.map((x) => x.worstMs)), 0),
+    ];
+    return `| ${cells.join(" | ")} |`;
+  };
+  return [
+    "## 5. A rolling release over 2 and 3 app hosts",
+    "",
+    `\`${r.command}\`, started ${r.startedAt}, on ${r.machine}; load at start: ${r.loadAtStart}; at end: ${r.loadAtEnd}.`,
+    `Engine: ${r.versions.pulumi}; the sandboxes: Debian 12 under systemd-nspawn, Caddy ${r.versions.caddy} on the balancer and the app hosts.`,
+    "",
+    "Four sandboxes of the bench's own: a balancer host (Caddy, active health checks every 1 s, which also runs the Postgres the app hosts share) and three app hosts, as `test/e2e/multihost.e2e.ts` builds them. Each repetition changes the sample app's code and runs one `pulumi up`, which rolls the release one host at a time: drain the host at the balancer, the health-gated release (upload, install, migrate on the first host only, start, health gate, switch), put it back and wait until the balancer sees it healthy. A steady load runs through the balancer meanwhile (one keep-alive client and one that opens a connection per request, alternating `/` and `/healthz`). Cells are **median (min–max)** in seconds; the slowest answer of each repetition's load in milliseconds.",
+    "",
+    "| app hosts | `pulumi up` wall time | per host | releases | failed requests | slowest answer (ms) |",
+    "| --- | --- | --- | --- | --- | --- |",
+    row(2),
+    row(3),
+    "",
+    `Not code releases, for context: the first \`up\` (both hosts set up, Postgres migrated, the balancer) took ${r.firstUpSeconds.toFixed(1)} s; the \`up\` that added the third host (set up, given the live release, then let into the balancer) took ${r.scaleUpSeconds.toFixed(1)} s.`,
+    "",
+  ].join("\n");
+}

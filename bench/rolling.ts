@@ -24,8 +24,7 @@ import { ROOT } from "../test/e2e/lib";
 import { Cluster } from "../test/e2e/multihost-lib";
 import { inSandbox } from "../test/e2e/ops-lib";
 import { describeLoad } from "../test/e2e/release-lib";
-import { replaceMarkedSection } from "./report";
-import { fmtSpread, spread } from "./stats";
+import { renderRolling, replaceMarkedSection, type RollingRep, type RollingResults } from "./report";
 
 const OUT = path.join(ROOT, "bench", "out");
 
@@ -46,56 +45,9 @@ function parseArgs(argv: string[]): Args {
   return { reps, publish: !line.flags.has("no-publish"), keepSandbox: line.flags.has("keep-sandbox") };
 }
 
-interface Rep {
-  hosts: number;
-  seconds: number;
-  requests: number;
-  failed: number;
-  failures: string[];
-  /** Every app host serves the new release afterwards */
-  allLive: boolean;
-}
-
-interface RollingResults {
-  startedAt: string;
-  command: string;
-  machine: string;
-  loadAtStart: string;
-  loadAtEnd: string;
-  versions: Record<string, string>;
-  firstUpSeconds: number;
-  scaleUpSeconds: number;
-  reps: Rep[];
-}
-
 const started = Date.now();
 const log = (msg: string) =>
   process.stderr.write(`bench:rolling [${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-
-function renderRolling(r: RollingResults): string {
-  const row = (hosts: number) => {
-    const reps = r.reps.filter((x) => x.hosts === hosts);
-    const failed = reps.reduce((n, x) => n + x.failed, 0);
-    const requests = reps.reduce((n, x) => n + x.requests, 0);
-    return `| ${hosts} | ${fmtSpread(spread(reps.map((x) => x.seconds)))} | ${fmtSpread(spread(reps.map((x) => x.seconds / hosts)))} | ${reps.length} | ${failed} of ${requests} |`;
-  };
-  return [
-    "## 5. A rolling release over 2 and 3 app hosts",
-    "",
-    `\`${r.command}\`, started ${r.startedAt}, on ${r.machine}; load at start: ${r.loadAtStart}; at end: ${r.loadAtEnd}.`,
-    `Engine: ${r.versions.pulumi}; the sandboxes: Debian 12 under systemd-nspawn, Caddy ${r.versions.caddy} on the balancer and the app hosts.`,
-    "",
-    "Four sandboxes of the bench's own: a balancer host (Caddy, active health checks every 1 s, which also runs the Postgres the app hosts share) and three app hosts, as `test/e2e/multihost.e2e.ts` builds them. Each repetition changes the sample app's code and runs one `pulumi up`, which rolls the release one host at a time: drain the host at the balancer, the health-gated release (upload, install, migrate on the first host only, start, health gate, switch), put it back and wait until the balancer sees it healthy. A steady load runs through the balancer meanwhile (one keep-alive client and one that opens a connection per request, alternating `/` and `/healthz`). Cells are **median (min–max)** in seconds.",
-    "",
-    "| app hosts | `pulumi up` wall time | per host | releases | failed requests |",
-    "| --- | --- | --- | --- | --- |",
-    row(2),
-    row(3),
-    "",
-    `Not code releases, for context: the first \`up\` (both hosts set up, Postgres migrated, the balancer) took ${r.firstUpSeconds.toFixed(1)} s; the \`up\` that added the third host (set up, given the live release, then let into the balancer) took ${r.scaleUpSeconds.toFixed(1)} s.`,
-    "",
-  ].join("\n");
-}
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
@@ -162,12 +114,13 @@ async function main(): Promise<number> {
         await new Promise((r) => setTimeout(r, 2000));
         const load = await l.stop();
         const live = res.outputs.hostsLive.value as { name: string; live: string }[];
-        const rep: Rep = {
+        const rep: RollingRep = {
           hosts,
           seconds,
           requests: load.requests,
           failed: load.failed,
           failures: load.failures,
+          worstMs: load.worstMs,
           allLive: live.length === hosts && live.every((h) => h.live === res.outputs.releaseId.value),
         };
         results.reps.push(rep);
