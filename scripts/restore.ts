@@ -81,7 +81,8 @@ async function main(): Promise<number> {
     return cannot("putting the other app hosts in maintenance and stopping their workers", new Error(held));
   // Ctrl-C or a kill: the host's restore puts its database back by itself if it is cut short (its EXIT trap), and
   // the other hosts start their workers and leave maintenance once it has ended, not before (they would serve from,
-  // and write to, a database being replaced). A signal only keeps this process alive until then: npm passes Ctrl-C on to it a second time.
+  // and write to, a database being replaced). A signal only keeps this process alive until then: npm passes Ctrl-C
+  // on to it a second time.
   let signalled = false;
   const interrupted = (signal: NodeJS.Signals) => {
     if (!signalled)
