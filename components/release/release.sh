@@ -490,6 +490,20 @@ workers_note_restarts() {
 # errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server".
 UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to"
 
+# run_settle <service> <seconds>: a restore stopped the scheduled job's timer; a run of <service> under way (a
+# oneshot is `activating` while it runs) may end by itself for up to <seconds>, then it is stopped. A stopped run
+# fails (systemd: result `signal`), and with apphost:alerts its OnFailure= posts that, so the restore waits first.
+run_settle() {
+  local service=$1 limit=$2 waited=0
+  if [ "$("$SYSTEMCTL" is-active "$service" 2>/dev/null || true)" != activating ]; then return 0; fi
+  note "restore: a run of $service is under way; waiting up to ${limit}s for it to end, then it is stopped"
+  while [ "$("$SYSTEMCTL" is-active "$service" 2>/dev/null || true)" = activating ] && [ "$waited" -lt "$limit" ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  "$SYSTEMCTL" stop "$service"
+}
+
 # workers_check <deploy|rollback|restore>: once WORKER_SETTLE_MICROS have passed since their restart (the drain's
 # sleep counts), each worker that is not running, or that systemd has restarted since (it exited: a crash at start, a
 # server it needs that is not there), is named with the last lines of its journal. A warning, not a failure: traffic

@@ -6,7 +6,8 @@
  *   stop      the workers, the live web instance (the proxy answers 502
  *             until the app is back: a restore is an outage on purpose, so no
  *             request writes into a database that is being replaced) and
- *             each scheduled job's timer, with its run if one is under way
+ *             each scheduled job's timer (a run under way may end first, for
+ *             up to 60 s, then it is stopped)
  *   save      back up what the restore replaces (label `pre-restore`)
  *   restore   the backup into the live database, integrity-checked before and after
  *   start     the web instance on the same port, the workers and the timers
@@ -23,19 +24,31 @@ import { EXIT_CODES, webProcess, webUnit, workerUnits, type ReleaseInput } from 
 import { toolsOf } from "./backup";
 
 /**
+ * How long a restore lets a scheduled job's run under way end by itself before it stops it (at most the job's own
+ * timeout): a stopped run fails, and apphost:alerts reports it.
+ */
+const SCHEDULE_SETTLE_SECONDS = 60;
+
+/**
  * The units a restore stops and starts: the web instance (on `$RESTORE_PORT`), every worker, and each scheduled
- * job (apphost:app.schedules, which run on the first app host only): its timer, and its service, so a run under way
- * stops too (a run that fires or goes on during the restore would write to the database being replaced).
+ * job (apphost:app.schedules, which run on the first app host only): its timer, and then its service, once a run under
+ * way has ended or SCHEDULE_SETTLE_SECONDS have passed (a run that fires or goes on during the restore would write to
+ * the database being replaced).
  */
 function restoreUnits(input: ReleaseInput): {
   web?: string;
   workers: string[];
-  schedules: { service: string; timer: string }[];
+  schedules: { service: string; timer: string; settleSeconds: number }[];
 } {
   return {
     ...(webProcess(input.app) ? { web: webUnit(input, "${RESTORE_PORT}") } : {}),
     workers: workerUnits(input),
-    schedules: input.follower ? [] : input.app.schedules.map((j) => scheduleUnitNames(input.layout, j.name)),
+    schedules: input.follower
+      ? []
+      : input.app.schedules.map((j) => ({
+          ...scheduleUnitNames(input.layout, j.name),
+          settleSeconds: Math.min(j.timeoutSeconds, SCHEDULE_SETTLE_SECONDS),
+        })),
   };
 }
 
@@ -86,7 +99,10 @@ export function cmdRestoreCommands(input: ReleaseInput): string[] {
     "UNITS_STOPPED=1",
     ...workers.map((u) => `${t.systemctl} stop ${u}`),
     ...(web ? [`if [ -n "$RESTORE_PORT" ]; then ${t.systemctl} stop "${web}"; fi`] : []),
-    ...schedules.map((j) => `${t.systemctl} stop ${j.timer} ${j.service}`),
+    ...schedules.flatMap((j) => [
+      `${t.systemctl} stop ${j.timer}`,
+      `run_settle ${j.service} ${j.settleSeconds}`,
+    ]),
     "db_lock",
     "db_backup pre-restore",
     "RESTORE_SAVED=$BACKUP_FILE",

@@ -979,14 +979,26 @@ describe("restore of a deployed app (apphost-release restore)", () => {
       ),
       cmds.join("\n"),
     );
+    // The timer first; a run under way may end by itself (up to the job's timeout, at most 60 s), then it is stopped.
     const stops = [
-      `systemctl stop ${report}.timer ${report}.service`,
-      `systemctl stop ${sync}.timer ${sync}.service`,
+      `systemctl stop ${report}.timer`,
+      `run_settle ${report}.service 60`,
+      `systemctl stop ${sync}.timer`,
+      `run_settle ${sync}.service 60`,
     ];
-    for (const stop of stops) {
-      assert.ok(cmds.indexOf(stop) > cmds.indexOf("UNITS_STOPPED=1"), stop);
-      assert.ok(cmds.indexOf(stop) < cmds.indexOf("db_backup pre-restore"), stop);
-    }
+    const at = stops.map((c) => cmds.indexOf(c));
+    assert.deepEqual(
+      at.map((i) => i - at[0]),
+      [0, 1, 2, 3],
+      cmds.join("\n"),
+    );
+    assert.ok(at[0] > cmds.indexOf("UNITS_STOPPED=1") && at[3] < cmds.indexOf("db_backup pre-restore"));
+    const quick = { ...schedules[1], timeoutSeconds: 20 };
+    assert.ok(
+      cmdRestoreCommands(baseInput({ app: { ...baseApp, schedules: [quick] } })).includes(
+        `run_settle ${sync}.service 20`,
+      ),
+    );
     const start = restoreStartCommands(input);
     assert.deepEqual(start.slice(2, 4), [
       "workers_note_restarts apphost-shop-prod-worker.service",
