@@ -258,6 +258,7 @@ export function doctorInputFromConfig(
   const hostname =
     config.dns.hostnames[0]?.name ?? (config.host.kind === "existing" ? config.host.address : "localhost");
   const db = config.database;
+  const flags = maintenanceFiles(layout);
   return {
     units: [
       `${config.proxy.kind}.service`,
@@ -287,8 +288,8 @@ export function doctorInputFromConfig(
     ...(webs.length > 0
       ? {
           maintenance: {
-            manual: maintenanceFiles(layout).manual,
-            config: maintenanceFiles(layout).config,
+            manual: flags.manual,
+            config: flags.config,
             off: `npm run maintenance -- --stack ${config.stack} off`,
           },
         }

@@ -50,11 +50,14 @@ export function parseRestoreArgs(argv: string[]): OpsArgs {
   return args;
 }
 
+/** `exec <script> --owner=<who> <args...>`, each word quoted where it needs to be. */
+function scriptCommand(scriptPath: string, owner: string, ...args: string[]): string {
+  return ["exec", scriptPath, `--owner=${owner}`, ...args].map(shellQuote).join(" ");
+}
+
 /** The remote command: `exec <script> --owner=<who> restore [<backup>]`. */
 export function restoreCommand(scriptPath: string, owner: string, backup?: string): string {
-  return ["exec", scriptPath, `--owner=${owner}`, "restore", ...(backup ? [backup] : [])]
-    .map(shellQuote)
-    .join(" ");
+  return scriptCommand(scriptPath, owner, "restore", ...(backup ? [backup] : []));
 }
 
 /** What the command prints last, from the script's result lines. */
@@ -115,7 +118,7 @@ export type WorkersAction = "stop" | "start";
 
 /** The remote command: `exec <script> --owner=<who> workers stop|start`. */
 export function workersCommand(scriptPath: string, owner: string, action: WorkersAction): string {
-  return ["exec", scriptPath, `--owner=${owner}`, "workers", action].map(shellQuote).join(" ");
+  return scriptCommand(scriptPath, owner, "workers", action);
 }
 
 /** A host's answer to `workers stop|start`: its worker units (`workers=`, "" when it has none), or why it could not. */
