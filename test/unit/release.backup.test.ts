@@ -327,13 +327,13 @@ describe("release script: a rollback to a release older than the database's migr
     );
     assert.equal(r.status, 0, r.stderr);
 
-    // Back to v1: its `--current` does not know v3, the database's revision.
+    // Back to v1: its revision.sh does not know v3, the database's revision.
     r = host.run(["rollback", v1]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(parseResult(r.stdout).revision, "", "a failed revision command is no revision");
     assert.deepEqual(host.releaseLog().at(-1)!.slice(2), ["-", "rolled-back"]);
     assert.deepEqual(releaseWarnings(r.stderr), [
-      `apphost: rollback: warning: the revision command of release ${v1} failed (python3 migrate.py --current: "FAILED: Can't locate revision identified by 'v3'"): ` +
+      `apphost: rollback: warning: the revision command of release ${v1} failed (bash revision.sh: "FAILED: Can't locate revision identified by 'v3'"): ` +
         "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
         `if this release needs the schema it was deployed with, restore ${before}, the backup taken before the first migration after it ` +
         `(npm run restore -- --stack test --backup ${before}), and lose what was written since`,
