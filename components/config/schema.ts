@@ -1403,13 +1403,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
         (s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s),
       ).optional(),
       /**
-       * The scheme of DATABASE_URL and `${database.url}`: a driver for SQLAlchemy (postgresql+asyncpg, sqlite+aiosqlite).
+       * The scheme of DATABASE_URL and `${database.url}`: a driver for SQLAlchemy (postgresql+asyncpg, sqlite+aiosqlite),
+       * or Heroku's `postgres` for an app that tests for it.
        * @default "postgresql", or "sqlite" for kind sqlite
        */
       urlScheme: str(
-        'a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver)',
+        'a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it)',
         "postgresql+asyncpg",
-        (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$/.test(s),
+        (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$|^postgres$/.test(s),
       ).optional(),
       /** Migration command run inside the new release. @default the Procfile's release:, else none */
       migrate: command('"alembic upgrade head"').optional(),
@@ -1434,10 +1435,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
         add(["urlScheme"], "there is no DATABASE_URL when apphost:database.kind is none; remove it");
       } else if (d.kind && d.urlScheme) {
         const base = D.databaseUrlScheme(d.kind);
-        if (d.urlScheme.split("+")[0] !== base) {
+        const heroku = base === "postgresql" && d.urlScheme === "postgres";
+        if (d.urlScheme.split("+")[0] !== base && !heroku) {
           add(
             ["urlScheme"],
-            `expected ${base} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
+            `expected ${base}${base === "postgresql" ? ", postgres" : ""} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
               setHint("apphost:database.urlScheme", D.databaseUrlSchemeExample(d.kind)),
           );
         }

@@ -120,7 +120,7 @@ export function postgresDeleteScript(input: PostgresProvisionInput): string {
 /**
  * Bash lines that read DATABASE_URL from the env file (read, never sourced:
  * root does not run what the app user's file says; a driver in its scheme,
- * apphost:database.urlScheme, is skipped) and set PGHOST, PGPORT,
+ * apphost:database.urlScheme, is skipped, and Heroku's postgres:// read too) and set PGHOST, PGPORT,
  * PGUSER, PGPASSWORD (percent-decoded) and PGDATABASE, so psql, pg_dump and
  * pg_restore connect as the app does with no password in their argv.
  * `fail` is the script's error function; `envFile` an absolute path.
@@ -129,7 +129,7 @@ export function pgEnvFromUrlLines(envFile: string, what: string): string[] {
   assertSafe("postgres", [["the env file", envFile, SAFE.absolutePath]]);
   return [
     `url=$(sed -n 's/^DATABASE_URL="\\(.*\\)"$/\\1/p' ${envFile} | tail -n 1)`,
-    `[[ $url =~ ^postgresql(\\+[a-z0-9_]+)?://.+@.+/. ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql[+driver]://user:password@host:port/database URL"`,
+    `[[ $url =~ ^postgres(ql(\\+[a-z0-9_]+)?)?://.+@.+/. ]] || fail "${what}: DATABASE_URL in ${envFile} is not a postgresql[+driver]://user:password@host:port/database URL (or postgres://...)"`,
     "rest=${url#*://}; cred=${rest%%@*}; where=${rest#*@}; hostport=${where%%/*}",
     "PGUSER=${cred%%:*}; PGPASSWORD=${cred#*:}; PGDATABASE=${where#*/}; PGDATABASE=${PGDATABASE%%\\?*}",
     'PGHOST=${hostport%:*}; PGPORT=${hostport##*:}; [[ $PGPORT != "$hostport" ]] || PGPORT=5432',

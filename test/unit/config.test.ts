@@ -683,14 +683,14 @@ const ROWS: Row[] = [
   {
     set: { "database.kind": "postgres", "database.urlScheme": "postgresql+Async" },
     error:
-      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver), got "postgresql+Async"; ' +
+      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it), got "postgresql+Async"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {
     set: { "database.kind": "external", "database.urlScheme": "sqlite+aiosqlite" },
     ctx: { ...baseCtx(), secrets: { ...baseCtx().secrets, databaseUrlInfo: { host: "db.example.com" } } },
     error:
-      'apphost:database.urlScheme: expected postgresql or postgresql+<driver> for apphost:database.kind external, got "sqlite+aiosqlite"; ' +
+      'apphost:database.urlScheme: expected postgresql, postgres or postgresql+<driver> for apphost:database.kind external, got "sqlite+aiosqlite"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {
@@ -698,6 +698,18 @@ const ROWS: Row[] = [
     error:
       'apphost:database.urlScheme: expected sqlite or sqlite+<driver> for apphost:database.kind sqlite, got "postgresql"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' sqlite+aiosqlite",
+  },
+  {
+    set: { "database.urlScheme": "postgres" },
+    error:
+      'apphost:database.urlScheme: expected sqlite or sqlite+<driver> for apphost:database.kind sqlite, got "postgres"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' sqlite+aiosqlite",
+  },
+  {
+    set: { "database.kind": "postgres", "database.urlScheme": "postgres+asyncpg" },
+    error:
+      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it), got "postgres+asyncpg"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {
     set: { "database.kind": "none", "database.urlScheme": "postgresql+asyncpg" },
@@ -1238,7 +1250,7 @@ describe("stack config defaults", () => {
     assert.equal(config.database.postgresName, "apphost_prod");
   });
 
-  it("apphost:database.urlScheme: postgresql or sqlite by kind, a driver when set, none without a database", () => {
+  it("apphost:database.urlScheme: postgresql or sqlite by kind, a driver when set, Heroku's postgres, none without a database", () => {
     const parse = (keys: Record<string, unknown>) =>
       parseStackConfig(withKeys(baseRaw(), keys), baseCtx()).database;
     assert.equal(parse({}).urlScheme, "sqlite");
@@ -1247,6 +1259,10 @@ describe("stack config defaults", () => {
     assert.equal(
       parse({ "database.kind": "postgres", "database.urlScheme": "postgresql+asyncpg" }).urlScheme,
       "postgresql+asyncpg",
+    );
+    assert.equal(
+      parse({ "database.kind": "postgres", "database.urlScheme": "postgres" }).urlScheme,
+      "postgres",
     );
     assert.equal(parse({ "database.kind": "none" }).urlScheme, undefined);
   });

@@ -1062,13 +1062,21 @@ describe("doctor: checks executed in a temp dir", function () {
         fs.readFileSync(at("psql.log"), "utf8"),
         /^PG: 127\.0\.0\.1:5433 shop_prod\/shop_prod s3cr@t$/m,
       );
+      // Heroku's postgres:// (apphost:database.urlScheme: postgres).
+      fs.rmSync(at("psql.log"));
+      fs.writeFileSync(at("app.env"), 'DATABASE_URL="postgres://shop_prod:s3cr%40t@127.0.0.1/shop_prod"\n');
+      assert.equal((await run()).status, "pass");
+      assert.match(
+        fs.readFileSync(at("psql.log"), "utf8"),
+        /^PG: 127\.0\.0\.1:5432 shop_prod\/shop_prod s3cr@t$/m,
+      );
       fs.writeFileSync(at("app.env"), 'DATABASE_URL="mysql://shop_prod:s3cr%40t@127.0.0.1/shop_prod"\n');
       const r = await run();
       assert.equal(r.status, "fail");
       assert.match(
         r.detail,
         new RegExp(
-          `DATABASE_URL in ${at("app.env")} is not a postgresql\\[\\+driver\\]://user:password@host:port/database URL`,
+          `DATABASE_URL in ${at("app.env")} is not a postgresql\\[\\+driver\\]://user:password@host:port/database URL \\(or postgres://\\.\\.\\.\\)$`,
         ),
       );
     });

@@ -75,6 +75,20 @@ SECRET_KEY="s3cr3t"
       'DATABASE_URL="postgresql+asyncpg://shop_prod:pw@127.0.0.1:5432/shop_prod"',
       'SYNC_URL="postgresql://shop_prod:pw@127.0.0.1/shop_prod"',
     ]);
+    // Heroku's spelling, for an app that tests DATABASE_URL for it.
+    const heroku = renderEnvFile(layout, {
+      ...input(),
+      env: { URL: "${database.url}" },
+      database: { kind: "postgres", sqliteFile: "app.db", urlScheme: "postgres" },
+      databaseUrl: "postgresql://shop_prod:pw@127.0.0.1:5432/shop_prod",
+    });
+    assert.deepEqual(
+      heroku.split("\n").filter((l) => /^(DATABASE_URL|URL)=/.test(l)),
+      [
+        'DATABASE_URL="postgres://shop_prod:pw@127.0.0.1:5432/shop_prod"',
+        'URL="postgres://shop_prod:pw@127.0.0.1:5432/shop_prod"',
+      ],
+    );
     const lite = renderEnvFile(layout, {
       ...input(),
       env: { DB: "${database.url}" },
