@@ -45,7 +45,7 @@ import {
   runtimeTxtWarning,
 } from "./python";
 import { renderUpstreamRuleset } from "../render/nftables";
-import { splitAssignments } from "../render/systemd";
+import { leadingProgram } from "../render/systemd";
 import { assertSafe, SAFE } from "../shell";
 
 /** The deploy phases, in order. */
@@ -411,21 +411,6 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     exitCode: EXIT_CODES.install,
     commands,
   };
-}
-
-/**
- * The program a command starts, and the directory it starts in: `gunicorn` for `WEB_CONCURRENCY=2 gunicorn
- * app:app`, `node` in `api` for `cd api && node server.js`. Undefined when the first word is not a plain name or
- * path (`$HOME/bin/x`, a quoted word): the shell decides what that is.
- */
-export function leadingProgram(command: string): { dir?: string; program: string } | undefined {
-  let rest = splitAssignments(command.trim()).rest;
-  const cd = /^cd\s+([A-Za-z0-9._/-]+)\s*&&\s*/.exec(rest);
-  if (cd) rest = splitAssignments(rest.slice(cd[0].length)).rest;
-  rest = rest.replace(/^exec\s+/, "");
-  const program = /^[A-Za-z0-9._+/-]+(?=\s|$|;)/.exec(rest)?.[0];
-  if (!program) return undefined;
-  return cd ? { dir: cd[1], program } : { program };
 }
 
 /**

@@ -18,12 +18,12 @@ import {
   restoreCommands,
   verifyBackupCommands,
 } from "../../components/release/backup";
+import { leadingProgram } from "../../components/render/systemd";
 import {
   EXIT_CODES,
   deployPhases,
   healthGatePhase,
   installPhase,
-  leadingProgram,
   installsPackages,
   MIGRATE_NOT_FOUND_HINT,
   migratePhase,

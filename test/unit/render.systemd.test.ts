@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
   backupUnitNames,
+  environmentLine,
   execStart,
   processDir,
   processRuntime,
@@ -63,7 +64,7 @@ ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorke
 SyslogIdentifier=shop-prod-web
 Restart=always
 RestartSec=2
-# Graceful stop: on SIGTERM gunicorn, uvicorn and node finish in-flight requests;
+# Graceful stop: on SIGTERM gunicorn, uvicorn, node and uWSGI (with its master hook) finish in-flight requests;
 # SIGKILL follows after 30s.
 KillSignal=SIGTERM
 TimeoutStopSec=30
@@ -273,6 +274,26 @@ WantedBy=multi-user.target
     }
     for (const command of ["npm start", "node server.js", "pnpm start", "yarnish start"])
       assert.doesNotMatch(unit(command), /YARN_/, command);
+  });
+
+  it("uWSGI, whose SIGTERM is a reload: a master hook in its environment makes it a graceful shutdown; other servers get none", () => {
+    const unit = (command: string) =>
+      renderProcessUnit(layout, { process: { name: "web", kind: "web", command }, runtime: "python" });
+    const hook = 'Environment="UWSGI_HOOK_MASTER_START=unix_signal:15 gracefully_kill_them_all"';
+    for (const command of [
+      "uwsgi ./etc/uwsgi.ini",
+      "UWSGI_PROCESSES=2 exec uwsgi --http-socket 127.0.0.1:$PORT --module app:app",
+      "cd backend && .venv/bin/uwsgi uwsgi.ini",
+    ]) {
+      const lines = unit(command).split("\n");
+      assert.equal(lines.filter((l) => l.startsWith("Environment=")).at(-2), hook, command);
+    }
+    for (const command of ["gunicorn app:app", "uwsgi-like serve", "python -m uwsgi_helper"])
+      assert.doesNotMatch(unit(command), /UWSGI_/, command);
+    // Its quoting: systemd splits an unquoted value on blanks.
+    assert.equal(environmentLine("A=b c"), 'Environment="A=b c"');
+    assert.equal(environmentLine('A="b" \\c'), 'Environment="A=\\"b\\" \\\\c"');
+    assert.equal(environmentLine("PORT=%i"), "Environment=PORT=%i");
   });
 
   it("processRuntime: node, nodejs, npm and npx commands (after NAME=value words) are node; anything else keeps the app's runtime", () => {

@@ -54,6 +54,7 @@ import {
   renderBackupService,
   renderBackupTimer,
   renderCommandDropIn,
+  UWSGI_GRACEFUL_TERM,
   renderProcessUnit,
   renderUpstreamUnit,
   renderAlertUnit,
@@ -482,7 +483,7 @@ http {
       ok(r, "systemd-analyze verify");
     });
 
-    it("verify: a web instance's and a node worker's command drop-ins parse with no warning (a bad key would be named)", () => {
+    it("verify: a uWSGI web instance's and a node worker's command drop-ins parse with no warning (a bad key would be named)", () => {
       const root = `${tmp}/systemd-verify-dropins`;
       const units = unitFiles(root);
       const dropIn = (unit: string, lines: string[]) =>
@@ -499,10 +500,15 @@ http {
         ]);
         return (r.stdout + r.stderr).split("\n").filter((l) => l.includes(root) || l.includes("apphost-"));
       };
+      // uWSGI: its SIGTERM hook is an Environment= line quoted for its blank.
       const webLines = renderCommandDropIn(layout, {
-        process: { ...web, command: `WEB_CONCURRENCY=2 ${web.command}` },
+        process: {
+          ...web,
+          command: "UWSGI_PROCESSES=2 uwsgi --http-socket 127.0.0.1:$PORT --module app:app",
+        },
         runtime: "python",
       });
+      assert.ok(webLines.includes(`Environment="UWSGI_HOOK_MASTER_START=${UWSGI_GRACEFUL_TERM}"`));
       dropIn("apphost-shop-prod-web@8001.service", webLines);
       dropIn(
         "apphost-shop-prod-worker.service",
