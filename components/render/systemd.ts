@@ -385,7 +385,7 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
     `SyslogIdentifier=${layout.id}-${process.name}`,
     "Restart=always",
     "RestartSec=2",
-    "# Graceful stop: on SIGTERM gunicorn, uvicorn, node and uWSGI (with its master hook) finish in-flight requests;",
+    "# Graceful stop: on SIGTERM gunicorn, uvicorn and node finish in-flight requests;",
     `# SIGKILL follows after ${stop}s.`,
     "KillSignal=SIGTERM",
     `TimeoutStopSec=${stop}`,

@@ -64,7 +64,7 @@ ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorke
 SyslogIdentifier=shop-prod-web
 Restart=always
 RestartSec=2
-# Graceful stop: on SIGTERM gunicorn, uvicorn, node and uWSGI (with its master hook) finish in-flight requests;
+# Graceful stop: on SIGTERM gunicorn, uvicorn and node finish in-flight requests;
 # SIGKILL follows after 30s.
 KillSignal=SIGTERM
 TimeoutStopSec=30
