@@ -8,7 +8,9 @@
  * previous release keeps serving. Then examples/django-polls (startproject
  * layout, requirements.txt, Procfile) beside it on the same host:
  * collectstatic as the build, migrate from the Procfile, static files from the
- * proxy, ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS from the stack's hostnames.
+ * proxy, ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS from the stack's hostnames;
+ * then under uWSGI (pyuwsgi's wheel), whose old instance a release stops in
+ * seconds (a graceful shutdown, not uWSGI 2.0's reload on SIGTERM).
  * Then examples/node-todo (Express, package-lock.json, node-pg-migrate, a
  * build step): npm ci once per lock file, reused by the next release; then
  * examples/npm-workspace on the same stack (members, a devDependency for the
@@ -163,7 +165,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
   }
 
   /** The Django example as its authors wrote it; the stack adds only what a host needs to know. */
-  async function djangoStack(): Promise<auto.Stack & { configFile: string }> {
+  async function djangoStack(source = DJANGO.source): Promise<auto.Stack & { configFile: string }> {
     return localStack(backend, {
       stackName: DJANGO.stack,
       sandbox,
@@ -175,7 +177,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
           name: "polls",
           // Uploads: MEDIA_ROOT in the project, as many Django apps have it.
           sharedDirs: ["media"],
-          source: DJANGO.source,
+          source,
           runtime: "python",
           healthPath: "/health/",
           basePort: 8400,
@@ -500,6 +502,63 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const dj = await djangoStack();
     const res = await dj.up({ onOutput: log, configFile: dj.configFile });
     assert.equal(changedCount(res.summary.resourceChanges), 0, JSON.stringify(res.summary.resourceChanges));
+  });
+
+  it("Django under uWSGI (pyuwsgi's wheel): a release stops the old instance with a graceful shutdown, not uWSGI 2.0's reload on SIGTERM", async function () {
+    // uWSGI 2.0 takes SIGTERM for a brutal reload; the unit's UWSGI_HOOK_MASTER_START makes it a graceful shutdown.
+    // Without it (measured here): uWSGI's binary re-ran /usr/bin/python3.11 outside the venv, `No module named
+    // 'pyuwsgi'`, and the old instance's unit failed (an alert with apphost:alerts); a compiled uwsgi starts again
+    // and is killed at the stop timeout (bakerydemo's gate took 36 s).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-uwsgi-"));
+    fs.cpSync(DJANGO.source, dir, { recursive: true });
+    fs.appendFileSync(path.join(dir, "requirements.txt"), "pyuwsgi==2.0.30\n");
+    const procfile = path.join(dir, "Procfile");
+    fs.writeFileSync(
+      procfile,
+      fs
+        .readFileSync(procfile, "utf8")
+        .replace(
+          /^web: .*$/m,
+          "web: uwsgi --http-socket 127.0.0.1:$PORT --master --processes 2 --module mysite.wsgi",
+        ),
+    );
+    const dj = await djangoStack(dir);
+    try {
+      // The first release under uWSGI (gunicorn's instance before it stops gracefully by itself).
+      let res = await dj.up({ onOutput: log, configFile: dj.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      assert.equal(http(sandbox, DJANGO.hostname, "/health/", "https").status, 200);
+      const oldUnit = `apphost-${DJANGO.id}-web@${onHost(`cat /srv/${DJANGO.id}/active-port`).stdout.trim()}.service`;
+      assert.match(
+        onHost(`systemctl show -p Environment ${oldUnit}`).stdout,
+        /UWSGI_HOOK_MASTER_START=unix_signal:15 gracefully_kill_them_all/,
+      );
+      // The next release stops that uWSGI instance.
+      fs.writeFileSync(path.join(dir, "polls", "uwsgi_release.py"), "# a second release\n");
+      const since = onHost("date -u '+%Y-%m-%d %H:%M:%S'").stdout.trim();
+      res = await dj.up({ onOutput: log, configFile: dj.configFile });
+      assert.equal(res.summary.result, "succeeded");
+      const gate = (res.outputs.releasePhases.value as { phase: string; seconds: number }[]).find(
+        (p) => p.phase === "health-gate",
+      );
+      // The drain (1 s) and the stop, well inside the 30 s stop timeout.
+      assert.ok(gate && gate.seconds < 15, JSON.stringify(gate));
+      const journal = onHost(`journalctl -u ${oldUnit} --since '${since} UTC' --no-pager -o cat`).stdout;
+      assert.match(journal, /graceful shutdown triggered/, journal);
+      assert.doesNotMatch(journal, /brutally killing workers|binary reloading|Failed with result/, journal);
+      // Stopped, not failed.
+      assert.equal(
+        onHost(`systemctl is-active ${oldUnit}`, { allowFailure: true }).stdout.trim(),
+        "inactive",
+      );
+      assert.equal(http(sandbox, DJANGO.hostname, "/health/", "https").status, 200);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // The example as it was, for the tests after this one.
+    const back = await djangoStack();
+    const res = await back.up({ onOutput: log, configFile: back.configFile });
+    assert.equal(res.summary.result, "succeeded");
   });
 
   it("Node: npm ci, the build, node-pg-migrate from the Procfile; serves its API and its built assets", async function () {
