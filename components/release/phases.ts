@@ -866,7 +866,7 @@ export function healthGatePhase(
       `atomic_link "${dirWord}" ${l.current}`,
       ...workers,
       ...restartWorkers,
-      `if [ -n "${refs.oldPort}" ]; then sleep ${r.drainSeconds}; ${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
+      `if [ -n "${refs.oldPort}" ]; then ${r.drainSeconds > 0 ? `sleep ${r.drainSeconds}; ` : ""}${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
       "COMMITTED=1",
       ...checkWorkers,
     ],

@@ -32,6 +32,13 @@ field_of() {
   done 2>/dev/null <"$1" || true
 }
 
+# digits_of <file> <var>: the digits in <file> (a port, an exit status) into <var>; nothing when it is missing.
+digits_of() {
+  local text=""
+  IFS= read -r -d '' text 2>/dev/null <"$1" || true
+  printf -v "$2" '%s' "${text//[!0-9]/}"
+}
+
 # micros <var>: the microseconds since the epoch ($EPOCHREALTIME without its decimal point, whichever the
 # locale's), into <var>.
 micros() {
@@ -195,8 +202,10 @@ drain_stdin() {
   if [ ! -t 0 ]; then cat >/dev/null; fi
 }
 
+# current_id: the release current links to (the last part of the link's target), or nothing.
 current_id() {
-  if [ -L "$CURRENT" ]; then basename "$(readlink "$CURRENT")"; fi
+  local target
+  if [ -L "$CURRENT" ]; then target=$(readlink "$CURRENT"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
 }
 
 atomic_link() {
@@ -279,7 +288,7 @@ write_active_port() {
 # release's health gate, which names where it listens, instead of serving it and failing every later one.
 choose_ports() {
   OLD_PORT=""
-  if [ -f "$ACTIVE_PORT_FILE" ]; then OLD_PORT=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi
+  if [ -f "$ACTIVE_PORT_FILE" ]; then digits_of "$ACTIVE_PORT_FILE" OLD_PORT; fi
   case "$OLD_PORT" in
     "") NEW_PORT=$((BASE_PORT + 1)) ;;
     "$BASE_PORT") NEW_PORT=$((BASE_PORT + 1)) ;;
@@ -554,31 +563,60 @@ deployed_revision() {
 
 # previous_release <id>: the newest release older than <id> that served successfully and is still here.
 previous_release() {
-  local ids id
+  local id
   if [ ! -f "$RELEASE_LOG" ] || [ -z "$1" ]; then return 0; fi
-  ids=$(awk -F'\t' '$4 == "deployed" || $4 == "rolled-back" { print $1 }' "$RELEASE_LOG" | sort -u -r)
-  for id in $ids; do
-    if [[ "$id" =~ $ID_RE ]] && [[ "$id" < "$1" ]] && [ -d "$RELEASES/$id" ]; then echo "$id"; return 0; fi
+  scan_releases
+  for id in "${SERVED_IDS[@]}"; do
+    if [[ "$id" < "$1" ]]; then echo "$id"; return 0; fi
+  done
+}
+
+# scan_releases: RELEASE_IDS, the releases on this host (directories named like a release id), oldest first (the C
+# locale's order is the ids' time order), and SERVED_IDS, those the release log says served successfully (deployed
+# or rolled back to), newest first. In bash alone: prune and rollback read them several times each.
+scan_releases() {
+  local dir id line i
+  local -A served=()
+  RELEASE_IDS=() SERVED_IDS=()
+  for dir in "$RELEASES"/*/; do
+    dir=${dir%/} id=${dir##*/}
+    if [ ! -L "$dir" ] && [[ "$id" =~ $ID_RE ]]; then RELEASE_IDS+=("$id"); fi
+  done
+  if [ -f "$RELEASE_LOG" ]; then
+    # A line: id, time, revision, outcome, tab-separated (release_log_add).
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [[ "$line" == *$'\t'* ]]; then
+        case "${line##*$'\t'}" in deployed | rolled-back) served[${line%%$'\t'*}]=1 ;; esac
+      fi
+    done <"$RELEASE_LOG"
+  fi
+  for ((i = ${#RELEASE_IDS[@]} - 1; i >= 0; i--)); do
+    if [ -n "${served[${RELEASE_IDS[i]}]:-}" ]; then SERVED_IDS+=("${RELEASE_IDS[i]}"); fi
   done
 }
 
 release_ids() {
-  find "$RELEASES" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | grep -E "$ID_RE" | sort || true
+  scan_releases
+  if [ "${#RELEASE_IDS[@]}" -gt 0 ]; then printf '%s\n' "${RELEASE_IDS[@]}"; fi
 }
 
 # prune_releases <keep>: keep the newest <keep> releases that served (deployed or rolled back to); a release
 # that never served does not count and goes, unless it is the newest (the next `up` retries it). Never removed:
 # current, the previous one, an instance's.
 prune_releases() {
-  local keep=$1 cur prev protected served newest id n=0 link why
+  local keep=$1 cur prev protected served newest="" id n=0 link target why i
   cur=$(current_id)
   prev=$(previous_release "$cur")
   protected=" $cur $prev ${OLD_DIR##*/} "
-  for link in "$INSTANCES"/*; do if [ -L "$link" ]; then protected+="$(basename "$(readlink "$link")") "; fi; done
-  served=" $(served_releases | tr "
-  " " ")"
-  newest=$(release_ids | tail -n 1)
-  for id in $(release_ids | sort -r); do
+  for link in "$INSTANCES"/*; do
+    if [ -L "$link" ]; then target=$(readlink "$link"); target=${target%/}; protected+="${target##*/} "; fi
+  done
+  scan_releases
+  served=" "
+  for id in "${SERVED_IDS[@]}"; do served+="$id "; done
+  if [ "${#RELEASE_IDS[@]}" -gt 0 ]; then newest=${RELEASE_IDS[${#RELEASE_IDS[@]} - 1]}; fi
+  for ((i = ${#RELEASE_IDS[@]} - 1; i >= 0; i--)); do
+    id=${RELEASE_IDS[i]}
     case "$served" in
       *" $id "*) n=$((n + 1)); if [ "$n" -le "$keep" ]; then continue; fi; why="apphost:releases.keep = $keep" ;;
       *) if [ "$id" = "$newest" ]; then continue; fi; why="it never served" ;;
@@ -588,7 +626,7 @@ prune_releases() {
     rm -f "${LOGS_DIR:?}/apphost-migrate-$id.log"
     note "finish: removed release $id ($why)"
   done
-  find "$RELEASES" -mindepth 1 -maxdepth 1 -name '*.tmp' -exec rm -rf {} +
+  for link in "$RELEASES"/*.tmp; do if [ -e "$link" ] || [ -L "$link" ]; then rm -rf "$link"; fi; done
 }
 
 # prune_venvs: remove venvs and node_modules directories no release links to.
@@ -607,9 +645,8 @@ prune_venvs() {
 
 # served_releases: releases still on this host that served successfully (deployed or rolled back to), newest first.
 served_releases() {
-  local id
-  if [ ! -f "$RELEASE_LOG" ]; then return 0; fi
-  awk -F'\t' '$4 == "deployed" || $4 == "rolled-back" { print $1 }' "$RELEASE_LOG" | sort -u -r | while IFS= read -r id; do if [[ "$id" =~ $ID_RE ]] && [ -d "$RELEASES/$id" ]; then echo "$id"; fi; done
+  scan_releases
+  if [ "${#SERVED_IDS[@]}" -gt 0 ]; then printf '%s\n' "${SERVED_IDS[@]}"; fi
 }
 
 choose_rollback_target() {
@@ -652,15 +689,17 @@ lock_write() {
 
 # The lock owner (--owner, else <sudo user>@<host>), in characters safe to print.
 owner_default() {
-  if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@$(hostname)"; fi
-  LOCK_OWNER=$(printf '%s' "$LOCK_OWNER" | tr -cd '[:alnum:]@._ :/-' | cut -c1-100)
+  if [ -z "$LOCK_OWNER" ]; then LOCK_OWNER="${SUDO_USER:-$(id -un)}@${HOSTNAME:-$(hostname)}"; fi
+  local unsafe='[![:alnum:]@._ :/-]'
+  LOCK_OWNER=${LOCK_OWNER//$unsafe/}
+  LOCK_OWNER=${LOCK_OWNER:0:100}
 }
 
 lock_acquire() {
   local now expires pid
   LOCK_TTL_MINUTES=$1
   owner_default
-  install -d -m 0755 "$(dirname "$LOCK")"
+  install -d -m 0755 "${LOCK%/*}"
   exec 9>>"$LOCK.flock"
   if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi
   now=$EPOCHSECONDS
@@ -707,6 +746,10 @@ lock_heartbeat() {
 lock_refresh() {
   if [ "$LOCK_HELD" != 1 ]; then return 0; fi
   if [ "$(lock_field pid)" != "$$" ]; then LOCK_HELD=0; PHASE_CODE=$EXIT_LOCKED; die "the deploy lock is no longer this one's (now $(lock_describe)); stopping before phase $PHASE"; fi
+  # Written again unless the heartbeat (or the last phase) pushed it out within the heartbeat's interval.
+  local expires
+  expires=$(lock_field expires)
+  if [[ $expires =~ ^[0-9]+$ ]] && [ "$expires" -ge $((EPOCHSECONDS + LOCK_TTL_MINUTES * 60 - LOCK_RENEW_SECONDS)) ]; then return 0; fi
   lock_write "$(lock_field command)"
 }
 
@@ -734,7 +777,8 @@ job_unit() {
 }
 
 latest_job() {
-  if [ -L "$JOBS/latest" ]; then basename "$(readlink "$JOBS/latest")"; fi
+  local target
+  if [ -L "$JOBS/latest" ]; then target=$(readlink "$JOBS/latest"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
 }
 
 # job_running <job>: its wrapper still runs (pid alive, an apphost-release, no exit status yet).
@@ -780,7 +824,7 @@ run_mirror() {
   MIRROR_OK=1
   note "rollback: phase $FAILED_PHASE failed; undoing release $RELEASE_ID"
   mirror_phases
-  if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; $(if [ -n "$OLD_DIR" ]; then echo "$(basename "$OLD_DIR") keeps serving on port $OLD_PORT"; else echo "no release served before this one"; fi)"; return 0; fi
+  if [ "$MIRROR_OK" = 1 ]; then note "rollback: done; $(if [ -n "$OLD_DIR" ]; then echo "${OLD_DIR##*/} keeps serving on port $OLD_PORT"; else echo "no release served before this one"; fi)"; return 0; fi
   note "rollback: INCOMPLETE; look at the host (apphost-release status, journalctl -u '$UNIT_PREFIX-*')"
   return 1
 }
@@ -828,7 +872,7 @@ cmd_deploy() {
 cmd_prepare() {
   parse_release_args prepare "$@"
   prepare_phases
-  note "release $RELEASE_ID prepared; $(if [ -n "$OLD_DIR" ]; then basename "$OLD_DIR"; else echo "nothing"; fi) keeps serving"
+  note "release $RELEASE_ID prepared; $(if [ -n "$OLD_DIR" ]; then echo "${OLD_DIR##*/}"; else echo "nothing"; fi) keeps serving"
   printf "release=%s\ncurrent=%s\noutcome=prepared\n" "$RELEASE_ID" "$(current_id)" >&3
 }
 
@@ -921,7 +965,9 @@ cmd_start() {
   local command=${1:-} running job unit out at
   case "$command" in deploy | prepare | rollback) ;; *) usage_error "start: runs deploy, prepare or rollback, not \"$command\"" ;; esac
   owner_default
-  JOB_KEY=$(printf '%s' "$JOB_KEY" | tr -cd '[:alnum:]:._-' | cut -c1-100)
+  local unsafe='[![:alnum:]:._-]'
+  JOB_KEY=${JOB_KEY//$unsafe/}
+  JOB_KEY=${JOB_KEY:0:100}
   ensure_dirs 0700 root "$JOBS"
   running=$(latest_job)
   if [ -n "$running" ] && job_running "$running"; then
@@ -984,7 +1030,7 @@ follow_job() {
     PHASE_CODE=$EXIT_JOB_LOST
     die "job $job ($(job_describe "$job")) ended without an exit status: its unit was killed (OOM, systemctl kill or stop, a reboot). See: journalctl -u $(job_unit "$job"); apphost-release status"
   fi
-  rc=$(tr -dc 0-9 <"$JOBS/$job/rc")
+  digits_of "$JOBS/$job/rc" rc
   cat "$JOBS/$job/out" >&3 2>/dev/null || true
   printf "job_status=%s\nlive=%s\n" "${rc:-1}" "$(current_id)" >&3
   exit "${rc:-1}"
@@ -1009,7 +1055,7 @@ cmd_job_run() {
 # At boot (apphost-<id>-upstream.service): the upstream port leads to the port in active-port again.
 cmd_upstream() {
   local port=""
-  if [ -f "$ACTIVE_PORT_FILE" ]; then port=$(tr -dc 0-9 <"$ACTIVE_PORT_FILE"); fi
+  if [ -f "$ACTIVE_PORT_FILE" ]; then digits_of "$ACTIVE_PORT_FILE" port; fi
   if [ -z "$port" ]; then note "upstream: no active port yet (no release served); nothing to load"; return 0; fi
   switch_upstream "$port"
 }

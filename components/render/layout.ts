@@ -133,11 +133,16 @@ export function strayFilesCommands(
  */
 export function portListenerFunction(tools: ListenerTools = LISTENER_TOOLS): string[] {
   return [
+    // In bash past ss: the health gate asks at each try while an instance does not answer.
     "port_listener() {",
-    "  local pid",
-    `  pid=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true`,
-    '  if [ -z "$pid" ]; then return 0; fi',
-    `  printf '%s %s\\n' "$pid" "$(${unitOfCgroup(tools)} 2>/dev/null | head -n 1 || true)"`,
+    '  local found pid line unit=""',
+    `  found=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null) || true`,
+    "  if [[ ! $found =~ pid=([0-9]+) ]]; then return 0; fi",
+    "  pid=${BASH_REMATCH[1]}",
+    '  while IFS= read -r line || [ -n "$line" ]; do',
+    '    case "$line" in 0::/* | [0-9]*:name=systemd:/*) if [ -n "${line##*/}" ]; then unit=${line##*/}; break; fi ;; esac',
+    `  done 2>/dev/null <${q(tools.proc)}/"$pid"/cgroup || true`,
+    `  printf '%s %s\\n' "$pid" "$unit"`,
     "}",
   ];
 }

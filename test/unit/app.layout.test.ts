@@ -409,10 +409,14 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
       portListenerFunction().join("\n"),
       [
         "port_listener() {",
-        "  local pid",
-        "  pid=$(ss -Hltnp \"sport = :$1\" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true",
-        '  if [ -z "$pid" ]; then return 0; fi',
-        "  printf '%s %s\\n' \"$pid\" \"$(sed -n -e 's|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' -e 's|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p' /proc/\"$pid\"/cgroup 2>/dev/null | head -n 1 || true)\"",
+        '  local found pid line unit=""',
+        '  found=$(ss -Hltnp "sport = :$1" 2>/dev/null) || true',
+        "  if [[ ! $found =~ pid=([0-9]+) ]]; then return 0; fi",
+        "  pid=${BASH_REMATCH[1]}",
+        '  while IFS= read -r line || [ -n "$line" ]; do',
+        '    case "$line" in 0::/* | [0-9]*:name=systemd:/*) if [ -n "${line##*/}" ]; then unit=${line##*/}; break; fi ;; esac',
+        '  done 2>/dev/null </proc/"$pid"/cgroup || true',
+        '  printf \'%s %s\\n\' "$pid" "$unit"',
         "}",
       ].join("\n"),
     );
@@ -451,6 +455,12 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
         "caddy.service",
       );
       assert.equal(unitOf("9:name=systemd:/\n4:memory:/process_api/f69a\n0::/\n"), "");
+      assert.equal(
+        unitOf("0::/system.slice/nginx.service"),
+        "nginx.service",
+        "a last line without its newline",
+      );
+      assert.equal(unitOf("0::/system.slice/\n"), "", "a path ending in a slash names nothing");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -378,7 +378,8 @@ describe("release phases: one key changed", () => {
       hg.commands[0],
       /^if ! health_wait "http:\/\/127.0.0.1:8001\/up" "apphost-shop-prod-web@8001.service" 90; then/,
     );
-    assert.match(hg.commands.at(-3)!, /then sleep 0; /);
+    assert.match(hg.commands.at(-3)!, /then systemctl stop /, "no drain: no sleep 0 either");
+    assert.match(phase(baseInput(), "health-gate").commands.at(-3)!, /then sleep 5; systemctl stop /);
     assert.equal(
       phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[4],
       "prune_releases 3",
