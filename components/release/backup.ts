@@ -346,6 +346,13 @@ export function verifyBackupCommands(input: BackupInput): string[] {
   ];
 }
 
+/** Prints the sha256 of what `command` prints (the digest alone: sha256sum's file name dropped in bash); fails as it does. */
+function sha256Lines(command: string): string[] {
+  // `$( (` apart: `$((` opens arithmetic.
+  const open = command.startsWith("(") ? "$( " : "$(";
+  return ["local sum", `sum=${open}${command} | sha256sum) || return`, "printf '%s\\n' \"${sum%% *}\""];
+}
+
 /**
  * Body of `db_fingerprint`: prints one sha256 of the schema (and user_version),
  * or `absent`. Data written by the live release does not change it; a
@@ -357,16 +364,13 @@ export function fingerprintCommands(input: BackupInput): string[] {
   if (database.kind === "none") return ["echo none"];
   if (database.kind === "sqlite") {
     const db = sqlitePath(layout, database);
-    return [
-      `if [ ! -f ${db} ]; then echo absent; return 0; fi`,
-      `${sqliteSchemaCommand(db)} | sha256sum | cut -d' ' -f1`,
-    ];
+    return [`if [ ! -f ${db} ]; then echo absent; return 0; fi`, ...sha256Lines(sqliteSchemaCommand(db))];
   }
-  if (isRemotePostgres(database.kind)) return [`${rdsSchemaCommand()} | sha256sum | cut -d' ' -f1`];
+  if (isRemotePostgres(database.kind)) return sha256Lines(rdsSchemaCommand());
   const pg = database.postgresName;
   return [
     `if [ "$(${pgExistsCommand(tools, pg)})" != 1 ]; then echo absent; return 0; fi`,
-    `${pgSchemaCommand(tools, pg)} | sha256sum | cut -d' ' -f1`,
+    ...sha256Lines(pgSchemaCommand(tools, pg)),
   ];
 }
 

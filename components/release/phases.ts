@@ -264,7 +264,8 @@ export function checkPhase(input: ReleaseInput): Phase<"check"> {
       `ensure_dirs 0755 root ${l.root} ${l.releases} ${l.instances} ${l.venvs} ${l.shared} ${l.bin}`,
       `ensure_dirs 0750 ${user} ${l.data} ${l.logs} ${l.root}/cache`,
       `ensure_dirs 0700 root ${l.backups}`,
-      `free_mb=$(df -Pm ${l.root} | awk 'NR == 2 { print $4 }')`,
+      // Its header and blanks dropped in bash: the digits of one number, the MiB available.
+      `free_mb=$(df -m --output=avail ${l.root}); free_mb=\${free_mb//[!0-9]/}`,
       `if [ "$free_mb" -lt ${r.minFreeMb} ]; then die "only $free_mb MiB free under ${l.root}; ${r.minFreeMb} MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi`,
       `lock_acquire ${r.lockTtlMinutes}`,
       "choose_ports",
@@ -291,7 +292,7 @@ export function uploadPhase(input: ReleaseInput): Phase<"upload"> {
       `rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"`,
       `(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")`,
       `if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi`,
-      `if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp" | cut -d' ' -f1); if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi`,
+      `if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp"); actual=\${actual%% *}; if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi`,
       `if ! gzip -t "$NEW_DIR.tar.gz.tmp" 2>/dev/null; then die "the artifact on stdin is not a complete gzip stream (interrupted upload?)"; fi`,
       `mkdir -m 0755 "$NEW_DIR.tmp"`,
       `tar -xzf "$NEW_DIR.tar.gz.tmp" -C "$NEW_DIR.tmp" --no-same-owner`,

@@ -93,7 +93,7 @@ describe("program() in a destroy's or refresh's run on a stack that holds nothin
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
-        ["-r", REGISTER, RUN, JSON.stringify(setups)],
+        [...process.execArgv, "-r", REGISTER, RUN, JSON.stringify(setups)],
         { cwd: ROOT, timeout: 120000, maxBuffer: 16 * 1024 * 1024 },
         (err, stdout, stderr) =>
           resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),

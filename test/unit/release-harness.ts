@@ -507,7 +507,7 @@ verb=$1; shift
 crash=0; [ -f ${runDir}/worker.crash ] && crash=1
 [ "$verb" = reset-failed ] && [ $crash = 1 ] && echo 0 >${runDir}/worker.crash
 # A worker systemd gave up on (giveUpWorkers()): failed until reset-failed.
-[ "$verb" = reset-failed ] && rm -f ${runDir}/worker.failed
+[ "$verb" = reset-failed ] && [ -e ${runDir}/worker.failed ] && rm -f ${runDir}/worker.failed
 # A web instance's restarts: what restartWebOnExit()'s loop counted.
 if [ "$verb" = show ]; then case "\${!#}" in *-web@*.service) u=\${!#}; p=\${u##*@}; cat ${runDir}/\${p%.service}.restarts 2>/dev/null || echo 0; exit 0 ;; esac; fi
 [ "$verb" = show ] && { n=0; [ $crash = 1 ] && { read -r n <${runDir}/worker.crash || n=0; n=$((n + 2)); echo $n >${runDir}/worker.crash; }; echo $n; exit 0; }
@@ -531,7 +531,7 @@ alive() {
 # The server, in the unit's cgroup as the stand-in /proc tells it.
 serve() { mkdir -p ${proc}/$BASHPID && echo "0::/system.slice/$unit" >${proc}/$BASHPID/cgroup && PORT=$port exec .venv/bin/python server.py "$port"; }
 launch() {
-  rm -f ${runDir}/$port.restarts
+  if [ -e ${runDir}/$port.restarts ]; then rm -f ${runDir}/$port.restarts; fi
   if [ -f ${runDir}/web.restart ]; then
     # Restart=always: the server again 0.2 s after it exits, each time counted as systemd's NRestarts.
     ( cd ${layout.root}/instances/$port && n=0 && while :; do (serve); n=$((n + 1)); echo $n >${runDir}/$port.restarts; sleep 0.2; done ) >>${runDir}/journal.log 2>&1 </dev/null 3>&- &
@@ -540,7 +540,7 @@ launch() {
   fi
   echo $! >"$pidfile"
 }
-stop() { if alive; then kids=""; [ -f ${runDir}/web.restart ] && kids=$(pgrep -P "$pid"); kill "$pid"; [ -z "$kids" ] || kill $kids 2>/dev/null; for ((i = 0; i < 50; i++)); do alive || break; sleep 0.1; done; fi; rm -f "$pidfile"; }
+stop() { if alive; then kids=""; [ -f ${runDir}/web.restart ] && kids=$(pgrep -P "$pid"); kill "$pid"; [ -z "$kids" ] || kill $kids 2>/dev/null; for ((i = 0; i < 50; i++)); do alive || break; sleep 0.1; done; fi; if [ -e "$pidfile" ]; then rm -f "$pidfile"; fi; }
 case "$verb" in
   stop) stop ;;
   start) alive || launch ;;

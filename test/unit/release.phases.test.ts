@@ -110,7 +110,7 @@ describe("release phases: the base input", () => {
       "ensure_dirs 0755 root /srv/shop-prod /srv/shop-prod/releases /srv/shop-prod/instances /srv/shop-prod/venvs /srv/shop-prod/shared /srv/shop-prod/bin",
       "ensure_dirs 0750 shop-prod /srv/shop-prod/shared/data /srv/shop-prod/shared/logs /srv/shop-prod/cache",
       "ensure_dirs 0700 root /srv/shop-prod/shared/backups",
-      "free_mb=$(df -Pm /srv/shop-prod | awk 'NR == 2 { print $4 }')",
+      "free_mb=$(df -m --output=avail /srv/shop-prod); free_mb=${free_mb//[!0-9]/}",
       'if [ "$free_mb" -lt 500 ]; then die "only $free_mb MiB free under /srv/shop-prod; 500 MiB required (apphost:releases.minFreeMb): remove old backups or grow the disk"; fi',
       "lock_acquire 30",
       "choose_ports",
@@ -126,7 +126,7 @@ describe("release phases: the base input", () => {
       'rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"',
       '(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")',
       'if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi',
-      'if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp" | cut -d\' \' -f1); if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi',
+      'if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp"); actual=${actual%% *}; if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi',
       'if ! gzip -t "$NEW_DIR.tar.gz.tmp" 2>/dev/null; then die "the artifact on stdin is not a complete gzip stream (interrupted upload?)"; fi',
       'mkdir -m 0755 "$NEW_DIR.tmp"',
       'tar -xzf "$NEW_DIR.tar.gz.tmp" -C "$NEW_DIR.tmp" --no-same-owner',
@@ -789,8 +789,8 @@ describe("release backup commands", () => {
     ]);
     // pg_dump's \restrict lines carry a random key: left out, or every fingerprint would differ.
     assert.deepEqual(
-      fingerprintCommands(input({ kind: "postgres" }))[1],
-      "runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | grep -Ev '^\\\\(un)?restrict ' | sha256sum | cut -d' ' -f1",
+      fingerprintCommands(input({ kind: "postgres" }))[2],
+      "sum=$(runuser -u postgres -- pg_dump --schema-only --no-owner --dbname=shop_prod | grep -Ev '^\\\\(un)?restrict ' | sha256sum) || return",
     );
   });
 
@@ -807,7 +807,9 @@ describe("release backup commands", () => {
       "no local postgres user on an RDS stack",
     );
     assert.deepEqual(fingerprintCommands(rds), [
-      "(db_pg_connect && pg_dump --schema-only --no-owner) | grep -Ev '^\\\\(un)?restrict ' | sha256sum | cut -d' ' -f1",
+      "local sum",
+      "sum=$( (db_pg_connect && pg_dump --schema-only --no-owner) | grep -Ev '^\\\\(un)?restrict ' | sha256sum) || return",
+      "printf '%s\\n' \"${sum%% *}\"",
     ]);
     assert.equal(
       restoreCommands(rds)[2],
@@ -891,7 +893,9 @@ describe("release backup commands", () => {
   it("the schema fingerprint ignores data written by the live release", () => {
     assert.deepEqual(fingerprintCommands(input()), [
       "if [ ! -f /srv/shop-prod/shared/data/app.db ]; then echo absent; return 0; fi",
-      "sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db 'PRAGMA user_version; SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name;' | sha256sum | cut -d' ' -f1",
+      "local sum",
+      "sum=$(sqlite3 -bail -cmd '.timeout 30000' /srv/shop-prod/shared/data/app.db 'PRAGMA user_version; SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name;' | sha256sum) || return",
+      "printf '%s\\n' \"${sum%% *}\"",
     ]);
   });
 

@@ -56,7 +56,7 @@ function child(script: string, args: string[]): Promise<{ code: number; stdout: 
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["-r", REGISTER, script, ...args],
+      [...process.execArgv, "-r", REGISTER, script, ...args],
       { cwd: ROOT, env: childEnv(), timeout: 120000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
