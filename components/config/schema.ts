@@ -421,7 +421,11 @@ export const SECTIONS = [
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 
-/** What the schema needs besides the stack's own keys. */
+/**
+ * What the schema needs besides the stack's own keys. A built schema reads
+ * `raw` anew at each parse (validate.ts builds one for each context and set
+ * of builtFrom facts, then sets these fields before each parse).
+ */
 export interface Prepared {
   /** The input, with YAML's empty values (`key:`) removed: they count as absent */
   raw: Obj;
@@ -543,9 +547,24 @@ function withGroups(
 }
 
 /**
- * The schema of one parse: some defaults and messages depend on the stack
+ * What `sections` reads of the input as it builds the schema, rather than as
+ * it parses: two inputs that agree on these (and on the context) can share a
+ * schema. Everything else of `p` is read at parse time.
+ */
+export function builtFrom(p: Prepared): unknown[] {
+  const app = isObject(p.raw.app) ? p.raw.app : {};
+  return [
+    D.defaultHsts(String(isObject(p.raw.tls) ? p.raw.tls.mode : "off")),
+    typeof app.requirements === "string" ? app.requirements : undefined,
+    p.procfile,
+  ];
+}
+
+/**
+ * The schema of a context: some defaults and messages depend on the stack
  * (its name, the project, the app's files), and a few rules on whether a key
- * was set at all, which only the input knows.
+ * was set at all, which only the input knows (read from `p` as each parse
+ * runs, but for builtFrom's facts).
  */
 export function sections(ctx: ParseContext, p: Prepared) {
   const raw = (name: Section): Obj => (isObject(p.raw[name]) ? p.raw[name] : {});
@@ -595,9 +614,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
     );
 
   // --- apphost:host: an EC2 instance apphost creates, or servers that exist
+  // apphost:host.addresses' items as they are read, in order: the list starts them again (startAddresses).
   const seen = new Map<string, number>();
   let item = 0;
-  const anywhere = [true, "true"].includes(raw("host").allowSshFromAnywhere as boolean);
+  const startAddresses = (v: unknown) => {
+    seen.clear();
+    item = 0;
+    return v;
+  };
+  const anywhere = () => [true, "true"].includes(raw("host").allowSshFromAnywhere as boolean);
   const common = {
     port: num(1, 65535, D.HOST_DEFAULTS.port),
     via: Via,
@@ -631,7 +656,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       const problem = ipv4CidrProblem(cidr);
       if (problem)
         return `expected an IPv4 CIDR like "203.0.113.7/32", got ${show(cidr)} (${problem}); fix the item`;
-      if (cidr !== "0.0.0.0/0" || anywhere) return undefined;
+      if (cidr !== "0.0.0.0/0" || anywhere()) return undefined;
       return (
         "opens SSH to the whole internet; list the addresses you deploy from, " +
         "or set apphost:host.allowSshFromAnywhere to true if you really mean it"
@@ -644,6 +669,30 @@ export function sections(ctx: ParseContext, p: Prepared) {
     subnetIds: subnetIds().optional(),
     hostKey: hostKey("the instance's", "203.0.113.10").optional(),
   };
+  const addressItem = z.preprocess(
+    (v) => (typeof v === "string" ? { address: v } : v),
+    obj(
+      { address: address("203.0.113.10"), hostKey: hostKey("the server's", "203.0.113.10").optional() },
+      {
+        type: (iss) => `expected an address or {address, hostKey}, got ${show(iss.input)}; fix the item`,
+      },
+    ).superRefine(
+      // Items are read in order: a repeat is reported with the item itself.
+      (a, c) => {
+        const i = item++;
+        const key =
+          isObject(a) && !c.issues.some((x) => x.path?.[0] === "address") && a.address.toLowerCase();
+        if (!key) return;
+        if (!seen.has(key)) return void seen.set(key, i);
+        c.addIssue({
+          code: "custom",
+          input: a,
+          message: `${show(a.address)} is already apphost:host.addresses[${seen.get(key)}]; list each app host once`,
+        });
+      },
+      { when: () => true },
+    ),
+  );
   const existing = {
     kind: z.literal("existing"),
     user: user(
@@ -657,40 +706,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
     hostKey: hostKey("the server's", "203.0.113.10").optional(),
     /** Every app host; two or more serve behind apphost:lb */
     addresses: z
-      .array(
-        z.preprocess(
-          (v) => (typeof v === "string" ? { address: v } : v),
-          obj(
-            { address: address("203.0.113.10"), hostKey: hostKey("the server's", "203.0.113.10").optional() },
-            {
-              type: (iss) =>
-                `expected an address or {address, hostKey}, got ${show(iss.input)}; fix the item`,
-            },
-          ).superRefine(
-            // Items are read in order, once per parse: a repeat is reported with the item itself.
-            (a, c) => {
-              const i = item++;
-              const key =
-                isObject(a) && !c.issues.some((x) => x.path?.[0] === "address") && a.address.toLowerCase();
-              if (!key) return;
-              if (!seen.has(key)) return void seen.set(key, i);
-              c.addIssue({
-                code: "custom",
-                input: a,
-                message: `${show(a.address)} is already apphost:host.addresses[${seen.get(key)}]; list each app host once`,
-              });
-            },
-            { when: () => true },
-          ),
-        ),
-        {
-          error: says({
-            expected: "a non-empty list of app hosts, each an address or {address, hostKey}",
-            todo: (key) => `e.g. pulumi config set --path '${key}[0]' 203.0.113.10`,
-          }),
-        },
+      .preprocess(
+        startAddresses,
+        z
+          .array(addressItem, {
+            error: says({
+              expected: "a non-empty list of app hosts, each an address or {address, hostKey}",
+              todo: (key) => `e.g. pulumi config set --path '${key}[0]' 203.0.113.10`,
+            }),
+          })
+          .min(1),
       )
-      .min(1)
       .optional(),
   };
   const hostKeys = [...new Set([...Object.keys(ec2), ...Object.keys(existing)])];
@@ -808,9 +834,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
   );
 
   // --- apphost:dns
-  const rawNames = Array.isArray(raw("dns").hostnames) ? (raw("dns").hostnames as unknown[]) : [];
+  const rawNames = () => (Array.isArray(raw("dns").hostnames) ? (raw("dns").hostnames as unknown[]) : []);
   const hostnamePath = (i: number) =>
-    typeof rawNames[i] === "string" ? ["hostnames", i] : ["hostnames", i, "name"];
+    typeof rawNames()[i] === "string" ? ["hostnames", i] : ["hostnames", i, "name"];
   const isHostname = (s: string) => isDnsName(s) || isIPv4(s);
   const hostnameError = (raw: unknown) => {
     const lower =
@@ -915,7 +941,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
           'only used when apphost:dns.provider is cloudflare (with "none" you manage DNS yourself); remove it or set apphost:dns.provider to cloudflare';
         for (const key of ["zone", "zoneId"]) if (has(key)) add([key], why);
         if (d.ipv6 === true) add(["ipv6"], why);
-        rawNames.forEach((item, i) => {
+        rawNames().forEach((item, i) => {
           if (isObject(item) && (item.proxied === true || item.proxied === "true"))
             add(["hostnames", i, "proxied"], why);
         });

@@ -248,13 +248,35 @@ export function stackSchema(ctx: ParseContext, p: S.Prepared) {
 }
 
 /**
+ * Schemas built, by their context and S.builtFrom's facts of the input (the
+ * newest 16). A built schema reads the rest of the input from its `live`
+ * Prepared, which each parse sets first. A stack parses once a run; the unit
+ * specs parse some 400 times, and building was two thirds of a parse.
+ */
+const built = new Map<string, { schema: ReturnType<typeof stackSchema>; live: S.Prepared }>();
+
+function schemaFor(ctx: ParseContext, p: S.Prepared): ReturnType<typeof stackSchema> {
+  const key = JSON.stringify([ctx, S.builtFrom(p)]);
+  let entry = built.get(key);
+  if (!entry) {
+    const live: S.Prepared = { ...p };
+    entry = { schema: stackSchema(structuredClone(ctx), live), live };
+    if (built.size >= 16) built.delete(built.keys().next().value!);
+    built.set(key, entry);
+  }
+  entry.live.raw = p.raw;
+  entry.live.procfile = p.procfile;
+  return entry.schema;
+}
+
+/**
  * Validates and normalizes the raw config. `raw` maps section name to the
  * object read from `apphost:<section>`; any other key in it is reported as an
  * unknown top-level key (index.ts passes every `apphost:*` key it finds).
  */
 export function parseStackConfig(raw: Record<string, unknown>, ctx: ParseContext): StackConfig {
   const p = prepare(raw, ctx);
-  const result = stackSchema(ctx, p).safeParse(p.raw);
+  const result = schemaFor(ctx, p).safeParse(p.raw);
   if (result.success) return result.data;
   // One ConfigIssue per zod issue (per key of an unknown-keys issue), top-level typos first.
   const top = (iss: z.core.$ZodIssue) => (iss.code === "unrecognized_keys" && iss.path.length === 0 ? 0 : 1);

@@ -27,6 +27,7 @@ import { renewalWindow } from "../../components/tls";
 import {
   baseCtx,
   baseRaw,
+  configProblems,
   DEPLOY_KEY,
   existingRaw,
   JUMP_KEYS,
@@ -35,6 +36,7 @@ import {
   openSshKeyPair,
   POOL_KEYS,
   RDS_KEYS,
+  withKey,
   withKeys,
 } from "./fixtures";
 import { valueOf } from "./mocks";
@@ -1133,6 +1135,38 @@ describe("stack config validation (one bad key per row)", () => {
       baseCtx(),
     );
     assert.equal(config.host.kind === "ec2" && config.host.allowSshFromAnywhere, true);
+  });
+
+  it("one schema serves parse after parse: each reads its own input, and a changed context builds another", () => {
+    const ctx = baseCtx();
+    const anywhere = (allow: boolean) =>
+      withKeys(baseRaw(), { "host.sshAllowCidrs": ["0.0.0.0/0"], "host.allowSshFromAnywhere": allow });
+    // The same context, so the same schema: the rule reads this input's allowSshFromAnywhere, not the first's.
+    assert.equal(parseStackConfig(anywhere(true), ctx).host.kind, "ec2");
+    assert.match(configProblems(anywhere(false), ctx).join("\n"), /opens SSH to the whole internet/);
+    assert.equal(parseStackConfig(anywhere(true), ctx).host.kind, "ec2");
+    // A repeated address names the first index each time: the items are counted again in each parse.
+    const twice = withKey(existingRaw(), "host.addresses", ["203.0.113.10", "203.0.113.11", "203.0.113.10"]);
+    delete (twice.host as Record<string, unknown>).address;
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(
+        configProblems(twice, ctx).filter((p) => p.includes("already")),
+        [
+          'apphost:host.addresses[2]: "203.0.113.10" is already apphost:host.addresses[0]; list each app host once',
+        ],
+      );
+    }
+    // The context changed in place after a parse: the next parse names the new stack, not the one cached.
+    const bad = withKey(baseRaw(), "app.name", "a-very-long-application-name-x");
+    ctx.stack = "production-eu";
+    const after = configProblems(bad, ctx).join("\n");
+    assert.match(after, /"a-very-long-application-name-x-production-eu" is \d+ characters/);
+    // Defaults that depend on another section's value at build time (hsts on TLS) follow each input.
+    const off = withKeys(existingRaw(), { "tls.mode": "off" });
+    delete (off.tls as Record<string, unknown>).email;
+    assert.equal(parseStackConfig(existingRaw(), baseCtx()).proxy.hsts, true);
+    assert.equal(parseStackConfig(off, baseCtx()).proxy.hsts, false);
+    assert.equal(parseStackConfig(existingRaw(), baseCtx()).proxy.hsts, true);
   });
 });
 
