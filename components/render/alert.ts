@@ -24,10 +24,17 @@ export interface AlertScriptInput {
   /** `apphost:app.name` and the stack, named in the message */
   app: string;
   stack: string;
+  /**
+   * A refused or unreachable post is tried again this often, this many seconds apart (curl's --retry,
+   * --retry-delay; every error counts).
+   * @default { count: 3, delaySeconds: 2 }
+   */
+  retry?: { count: number; delaySeconds: number };
 }
 
 /** `/srv/<id>/bin/apphost-alert <failed unit>|--test`: posts one message; exit 0 sent, 1 refused, 2 not configured. */
 export function renderAlertScript(layout: HostLayout, input: AlertScriptInput): string {
+  const retry = input.retry ?? { count: 3, delaySeconds: 2 };
   return [
     "#!/bin/bash",
     `# apphost ${layout.id}: posts one alert about a failed unit to apphost:alerts.webhook.`,
@@ -54,7 +61,7 @@ export function renderAlertScript(layout: HostLayout, input: AlertScriptInput): 
       `"$(json_str ${input.stack})" "$(json_str ${input.app})" ` +
       '"$(json_str "$host")" "$(json_str "$unit")" "$(json_str "$result")" "$(json_str "$status")" "$test")',
     "# The URL comes from the root-only curl config (-K): never on a command line.",
-    "if out=$(printf '%s' \"$body\" | curl -sS --fail --max-time 10 --retry 3 --retry-delay 2 --retry-all-errors \\",
+    `if out=$(printf '%s' "$body" | curl -sS --fail --max-time 10 --retry ${retry.count} --retry-delay ${retry.delaySeconds} --retry-all-errors \\`,
     "  -H 'Content-Type: application/json' --data-binary @- -o /dev/null -K \"$conf\" 2>&1); then",
     '  echo "apphost-alert: posted: $text"',
     "  exit 0",

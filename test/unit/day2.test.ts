@@ -413,7 +413,16 @@ describe("day-2 alerts: the script posts one message, the URL stays in its file"
         { mode: 0o755 },
       );
       const script = `${dir}/apphost-alert`;
-      fs.writeFileSync(script, renderAlertScript(l, { app: "shop", stack: "prod" }), { mode: 0o755 });
+      // A host's script tries a refused post 3 more times, 2 s apart; this one once more, 1 s after (the same code).
+      assert.match(
+        renderAlertScript(l, { app: "shop", stack: "prod" }),
+        / curl -sS --fail --max-time 10 --retry 3 --retry-delay 2 --retry-all-errors \\\n/,
+      );
+      fs.writeFileSync(
+        script,
+        renderAlertScript(l, { app: "shop", stack: "prod", retry: { count: 1, delaySeconds: 1 } }),
+        { mode: 0o755 },
+      );
       const env = { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` };
       const run = (arg: string) =>
         new Promise<{ code: number; out: string }>((resolve) => {
@@ -449,6 +458,7 @@ describe("day-2 alerts: the script posts one message, the URL stays in its file"
       status = 404;
       const refused = await run("--test");
       assert.equal(refused.code, 1, refused.out);
+      assert.equal(bodies.length, 4, "the refused post, then its retry");
       assert.match(refused.out, /the webhook refused the alert/);
       assert.ok(!refused.out.includes("SECRETTOKEN"), refused.out);
 

@@ -200,7 +200,7 @@ describe("release script: a first deploy whose migration writes a database insid
     assert.match(
       r.stderr,
       new RegExp(
-        `apphost: phase migrate failed: the migration \\(python3 migrate\\.py\\) wrote a SQLite database inside the release directory ${host.layout.releases}/${id}: db\\.sqlite3\\. The next release`,
+        `apphost: phase migrate failed: the migration \\(bash migrate\\.sh\\) wrote a SQLite database inside the release directory ${host.layout.releases}/${id}: db\\.sqlite3\\. The next release`,
       ),
     );
     assert.ok(
@@ -221,7 +221,7 @@ describe("release script: the app's own package is importable in the commands it
   before(() => {
     host = new FakeHost({
       sharedVenv: true,
-      database: { migrate: "python3 tools/pre_start.py && python3 migrate.py" },
+      database: { migrate: "python3 tools/pre_start.py && bash migrate.sh" },
     });
   });
   after(() => host.cleanup());

@@ -231,7 +231,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
     assert.match(
       r.stderr,
-      /apphost: phase migrate failed: the migration command failed: python3 migrate.py; last 40 lines/,
+      /apphost: phase migrate failed: the migration command failed: bash migrate.sh; last 40 lines/,
     );
     assert.match(r.stderr, /migration: boom, something went wrong/);
     const m = /restore: database restored from (\S+)/.exec(r.stderr);
@@ -309,7 +309,7 @@ describe("release script: a deploy story (blue/green, health gate, mirror, rollb
     const dir = path.join(host.layout.releases, ids.v5);
     assert.ok(
       r.stderr.includes(
-        `apphost: phase migrate failed: the migration (python3 migrate.py) wrote a SQLite database inside the release directory ${dir}: db.sqlite3. ` +
+        `apphost: phase migrate failed: the migration (bash migrate.sh) wrote a SQLite database inside the release directory ${dir}: db.sqlite3. ` +
           "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. " +
           `Open it where DATABASE_URL says (sqlite:///${host.layout.data}/app.db), or as data/<file> in the release (data/ links to ${host.layout.data}) ` +
           "and set apphost:database.sqliteFile to <file>, so backups and restores take it.\n",
