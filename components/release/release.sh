@@ -970,7 +970,9 @@ cmd_start() {
   JOB_KEY=${JOB_KEY:0:100}
   ensure_dirs 0700 root "$JOBS"
   running=$(latest_job)
-  if [ -n "$running" ] && job_running "$running"; then
+  # A job started a moment ago may not have written its pid yet: wait for it (or its exit status) first, or this
+  # start would take it for ended and stop at the deploy lock instead of naming the job.
+  if [ -n "$running" ] && job_started "$running" && job_running "$running"; then
     drain_stdin
     PHASE_CODE=$EXIT_LOCKED
     die "a job is still running on this host: $(job_describe "$running") (job $running, unit $(job_unit "$running")). Follow it with: sudo $0 follow $running"

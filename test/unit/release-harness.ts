@@ -412,6 +412,11 @@ export class FakeHost {
     else fs.rmSync(flag, { force: true });
   }
 
+  /** The process of a job's unit starts `seconds` after systemd-run returns (0: at once), as on a busy host. */
+  slowJobStarts(seconds: number): void {
+    fs.writeFileSync(path.join(this.runDir, "systemd-run.delay"), `${seconds}\n`);
+  }
+
   /** Makes the workers `failed`, as systemd leaves one it gave up on, until a `reset-failed`. */
   giveUpWorkers(): void {
     fs.writeFileSync(path.join(this.runDir, "worker.failed"), "");
@@ -595,8 +600,10 @@ if [ -n "$unit" ] && grep -qxF "$unit" ${runDir}/systemd-run.loaded 2>/dev/null;
   exit 1
 fi
 if [ -n "$unit" ]; then echo "$unit" >>${runDir}/systemd-run.loaded; fi
-bash -c 'in=$1 out=$2 err=$3; shift 3; setsid "$@" <"$in" >"$out" 2>"$err" & wait' \
-  reaper "$in" "$out" "$err" "$@" </dev/null >/dev/null 2>&1 3>&- 9>&- &
+# slowJobStarts(): the unit's process starts this long after systemd-run returned, as on a busy host.
+delay=0; [ -f ${runDir}/systemd-run.delay ] && read -r delay <${runDir}/systemd-run.delay
+bash -c 'in=$1 out=$2 err=$3 delay=$4; shift 4; [ "$delay" = 0 ] || sleep "$delay"; setsid "$@" <"$in" >"$out" 2>"$err" & wait' \
+  reaper "$in" "$out" "$err" "$delay" "$@" </dev/null >/dev/null 2>&1 3>&- 9>&- &
 exit 0
 `;
 }
@@ -770,9 +777,11 @@ const STRAY_SH = `sqlite3 db.sqlite3 "CREATE TABLE IF NOT EXISTS sessions (k TEX
 
 /** migrate.sh with `migrationGate`: data/migrating, then wait for data/proceed and consume it (at most 60 s). */
 const GATE = `: >data/migrating
+# read -t on a pipe no one writes to: a sleep without a process each time.
+exec {wait}<> <(:)
 for ((i = 0; i < 1200; i++)); do
   if [ -e data/proceed ]; then rm -f data/proceed; break; fi
-  sleep 0.05
+  read -r -t 0.05 -u "$wait" || true
 done
 `;
 

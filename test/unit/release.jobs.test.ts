@@ -106,6 +106,8 @@ describe("release script: detached jobs (start, follow)", function () {
 
   it("a second start while a job runs is refused, naming the job and how to follow it; its stdin is drained", async () => {
     const v4 = "20250104120000-d4d4d4d4";
+    // Its unit's process starts 0.5 s late: the second start comes before the job has written its pid.
+    host.slowJobStarts(0.5);
     const child = host.spawnStart(
       writeTestApp(path.join(host.tmp, "v4"), { version: "v4", migrationGate: true }),
       v4,
@@ -127,6 +129,7 @@ describe("release script: detached jobs (start, follow)", function () {
         `a job is still running on this host: deploy ${v4} .*started by .* \\(job ${job}, unit apphost-shop-test-job@${job}\\.service\\)\\. Follow it with: sudo \\S+ follow ${job}`,
       ),
     );
+    host.slowJobStarts(0);
     host.proceed();
     const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
     assert.equal(code, 0);
