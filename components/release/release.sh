@@ -735,7 +735,10 @@ lock_acquire() {
 lock_heartbeat() {
   trap - ERR EXIT INT TERM HUP PIPE
   set +e
-  while sleep "$LOCK_RENEW_SECONDS" && kill -0 "$$" 2>/dev/null; do
+  local tick
+  # It waits in read -t on a pipe no one writes to: no sleep process, so a kill ends it at once.
+  exec {tick}<> <(:)
+  while ! read -r -t "$LOCK_RENEW_SECONDS" -u "$tick" && kill -0 "$$" 2>/dev/null; do
     if [ "$(lock_field pid)" != "$$" ]; then exit 0; fi
     lock_write "$(lock_field command)"
   done
@@ -754,11 +757,10 @@ lock_refresh() {
 }
 
 lock_release() {
-  # Its sleep first: the loop then ends by itself (a killed bash would wait for the sleep to finish).
-  # Then reaped: a job's unit ends when its last process does, and one still exiting as the job's wrapper exits keeps
+  # Killed, then reaped: a job's unit ends when its last process does, and one still exiting as the job's wrapper exits keeps
   # the unit deactivating (and its name taken) until systemd notices, which under cgroup v1 in a container can take
   # long enough that the next job's start fails.
-  if [ -n "${HEARTBEAT_PID:-}" ]; then pkill -P "$HEARTBEAT_PID" -x sleep 2>/dev/null || true; kill "$HEARTBEAT_PID" 2>/dev/null || true; wait "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
+  if [ -n "${HEARTBEAT_PID:-}" ]; then kill "$HEARTBEAT_PID" 2>/dev/null || true; wait "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
   if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi
   LOCK_HELD=0
 }
