@@ -217,11 +217,11 @@ atomic_link() {
 # env_copy <from> <to>: <to> becomes a copy of <from> (empty when there is none), root:<app user> 0640, renamed
 # into place.
 env_copy() {
-  local tmp="$2.tmp.$$"
-  rm -f "$tmp"
-  if [ -e "$1" ]; then (umask 077 && cp "$1" "$tmp"); else (umask 077 && : >"$tmp"); fi
-  chgrp "$APP_USER" "$tmp"
-  chmod 0640 "$tmp"
+  local tmp="$2.tmp.$$" from=/dev/null
+  if [ -e "$tmp" ] || [ -L "$tmp" ]; then rm -f "$tmp"; fi
+  if [ -e "$1" ]; then from=$1; fi
+  # install writes the copy 0600 and only then sets its group and mode: no moment when others can read it.
+  (umask 077 && install -m 0640 -g "$APP_USER" "$from" "$tmp")
   mv -f "$tmp" "$2"
 }
 
@@ -247,9 +247,9 @@ live_env_revert() {
 # dropin_write <file> <content>: a process's command drop-in (paths.ts, commandDropIn; its content the header's
 # DROPINS) becomes <content>, root's, 0644, renamed into place. The caller runs daemon-reload before it (re)starts it.
 dropin_write() {
-  mkdir -p -- "${1%/*}"
-  printf '%s' "$2" >"$1.tmp.$$"
-  chmod 0644 "$1.tmp.$$"
+  if [ ! -d "${1%/*}" ]; then mkdir -p -- "${1%/*}"; fi
+  if [ -e "$1.tmp.$$" ] || [ -L "$1.tmp.$$" ]; then rm -f "$1.tmp.$$"; fi
+  (umask 022 && printf '%s' "$2" >"$1.tmp.$$")
   mv -f "$1.tmp.$$" "$1"
 }
 
