@@ -585,8 +585,9 @@ scan_releases() {
   if [ -f "$RELEASE_LOG" ]; then
     # A line: id, time, revision, outcome, tab-separated (release_log_add).
     while IFS= read -r line || [ -n "$line" ]; do
-      if [[ "$line" == *$'\t'* ]]; then
-        case "${line##*$'\t'}" in deployed | rolled-back) served[${line%%$'\t'*}]=1 ;; esac
+      id=${line%%$'\t'*}
+      if [[ "$line" == *$'\t'* ]] && [[ "$id" =~ $ID_RE ]]; then
+        case "${line##*$'\t'}" in deployed | rolled-back) served[$id]=1 ;; esac
       fi
     done <"$RELEASE_LOG"
   fi
@@ -749,10 +750,7 @@ lock_heartbeat() {
 lock_refresh() {
   if [ "$LOCK_HELD" != 1 ]; then return 0; fi
   if [ "$(lock_field pid)" != "$$" ]; then LOCK_HELD=0; PHASE_CODE=$EXIT_LOCKED; die "the deploy lock is no longer this one's (now $(lock_describe)); stopping before phase $PHASE"; fi
-  # Written again unless the heartbeat (or the last phase) pushed it out within the heartbeat's interval.
-  local expires
-  expires=$(lock_field expires)
-  if [[ $expires =~ ^[0-9]+$ ]] && [ "$expires" -ge $((EPOCHSECONDS + LOCK_TTL_MINUTES * 60 - LOCK_RENEW_SECONDS)) ]; then return 0; fi
+  # Written at every phase start, even within the heartbeat's interval: the bench times the phases by these renames.
   lock_write "$(lock_field command)"
 }
 

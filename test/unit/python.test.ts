@@ -609,11 +609,11 @@ describe("python: install commands per manager", () => {
     assert.deepEqual(pythonInterpreterCommands(deps("uv", "uv.lock"), "managed", cache), [
       uvInstall,
       `PYTHON=$(${env} ${uv} python find --managed-python '>=3.10' 2>/dev/null) || { note "install: uv installs a Python for >=3.10"; ${env} ${uv} python install '>=3.10' >&2 && PYTHON=$(${env} ${uv} python find --managed-python '>=3.10'); } || die 'uv could not provide a Python for >=3.10 (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system'`,
-      `PY_MM=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+      `PY_MM=$("$PYTHON" -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
     ]);
     assert.deepEqual(pythonInterpreterCommands(deps("uv", "uv.lock"), "system", cache), [
       "PYTHON=python3",
-      `PY_MM=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+      `PY_MM=$(python3 -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
     ]);
   });
 

@@ -30,6 +30,8 @@ describe("release script: keep N releases", function () {
     });
     assert.deepEqual(fs.readdirSync(host.layout.releases).sort(), ids.slice(2));
     assert.equal(fs.readdirSync(host.layout.venvs).length, 1, "the venv only releases 1 and 2 used is gone");
+    // Lines the release log should not hold (a blank one, no tabs, no release id first) are passed over.
+    fs.appendFileSync(host.layout.releaseLog, "\n\tx\t-\tdeployed\ngarbage deployed\n../x\tt\t-\tdeployed\n");
     // Roll back to release 3, then deploy 5: 5 is newest, 4 is kept by count, 3 is current's previous... and protected.
     let r = host.run(["rollback"]);
     assert.equal(r.status, 0, r.stderr);

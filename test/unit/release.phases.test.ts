@@ -147,7 +147,7 @@ describe("release phases: the base input", () => {
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       "PYTHON=python3",
-      `PY_MM=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
+      `PY_MM=$(python3 -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
       'VENV="/srv/shop-prod/venvs/0123456789abcdef-py$PY_MM"',
       'if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c \'\'" 2>/dev/null; then note "install: reusing $VENV"; else note \'install: pip install -r requirements.txt into\'" $VENV"; rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"; as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"; note "install: no requirements.txt; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi',
       'rm -rf "$NEW_DIR/.venv"',
