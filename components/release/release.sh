@@ -202,11 +202,14 @@ drain_stdin() {
   if [ ! -t 0 ]; then cat >/dev/null; fi
 }
 
-# current_id: the release current links to (the last part of the link's target), or nothing.
-current_id() {
+# link_base <link>: the last part of the link's target (what basename prints), or nothing when it is no link.
+link_base() {
   local target
-  if [ -L "$CURRENT" ]; then target=$(readlink "$CURRENT"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
+  if [ -L "$1" ]; then target=$(readlink "$1"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
 }
+
+# current_id: the release current links to, or nothing.
+current_id() { link_base "$CURRENT"; }
 
 atomic_link() {
   # ln to a temp name, then rename over the old link: readers never see it missing.
@@ -605,12 +608,12 @@ release_ids() {
 # that never served does not count and goes, unless it is the newest (the next `up` retries it). Never removed:
 # current, the previous one, an instance's.
 prune_releases() {
-  local keep=$1 cur prev protected served newest="" id n=0 link target why i
+  local keep=$1 cur prev protected served newest="" id n=0 link why i
   cur=$(current_id)
   prev=$(previous_release "$cur")
   protected=" $cur $prev ${OLD_DIR##*/} "
   for link in "$INSTANCES"/*; do
-    if [ -L "$link" ]; then target=$(readlink "$link"); target=${target%/}; protected+="${target##*/} "; fi
+    if [ -L "$link" ]; then protected+="$(link_base "$link") "; fi
   done
   scan_releases
   served=" "
@@ -776,10 +779,7 @@ job_unit() {
   printf "%s\n" "${JOB_UNIT_TEMPLATE/@./@$1.}"
 }
 
-latest_job() {
-  local target
-  if [ -L "$JOBS/latest" ]; then target=$(readlink "$JOBS/latest"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
-}
+latest_job() { link_base "$JOBS/latest"; }
 
 # job_running <job>: its wrapper still runs (pid alive, an apphost-release, no exit status yet).
 job_running() {

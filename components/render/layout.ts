@@ -135,13 +135,11 @@ export function portListenerFunction(tools: ListenerTools = LISTENER_TOOLS): str
   return [
     // In bash past ss: the health gate asks at each try while an instance does not answer.
     "port_listener() {",
-    '  local found pid line unit=""',
+    "  local found pid line unit",
     `  found=$(${q(tools.ss)} -Hltnp "sport = :$1" 2>/dev/null) || true`,
     "  if [[ ! $found =~ pid=([0-9]+) ]]; then return 0; fi",
     "  pid=${BASH_REMATCH[1]}",
-    '  while IFS= read -r line || [ -n "$line" ]; do',
-    '    case "$line" in 0::/* | [0-9]*:name=systemd:/*) if [ -n "${line##*/}" ]; then unit=${line##*/}; break; fi ;; esac',
-    `  done 2>/dev/null <${q(tools.proc)}/"$pid"/cgroup || true`,
+    ...unitOfPid(tools).map((l) => `  ${l}`),
     `  printf '%s %s\\n' "$pid" "$unit"`,
     "}",
   ];
@@ -155,15 +153,17 @@ export interface ListenerTools {
 
 const LISTENER_TOOLS: ListenerTools = { ss: "ss", proc: "/proc" };
 
-/** The sed that prints the unit of the process "$pid": the last part of its cgroup path (unified, else v1's). */
-function unitOfCgroup(tools: ListenerTools): string {
-  const unitOf = [
-    "s|^0::/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
-    "s|^[0-9]*:name=systemd:/\\(.*/\\)*\\([^/]\\{1,\\}\\)$|\\2|p",
-  ]
-    .map((e) => `-e ${q(e)}`)
-    .join(" ");
-  return `sed -n ${unitOf} ${q(tools.proc)}/"$pid"/cgroup`;
+/**
+ * Sets `unit` to the unit of the process "$pid": the last part of its cgroup path (the first line, unified or v1's
+ * `name=systemd`, whose path does not end in a slash), or nothing. In bash: no process of its own.
+ */
+function unitOfPid(tools: ListenerTools): string[] {
+  return [
+    'unit=""',
+    'while IFS= read -r line || [ -n "$line" ]; do',
+    '  case "$line" in 0::/* | [0-9]*:name=systemd:/*) if [ -n "${line##*/}" ]; then unit=${line##*/}; break; fi ;; esac',
+    `done 2>/dev/null <${q(tools.proc)}/"$pid"/cgroup || true`,
+  ];
 }
 
 /**
@@ -175,10 +175,11 @@ function unitOfCgroup(tools: ListenerTools): string {
 export function unitListensFunction(tools: ListenerTools = LISTENER_TOOLS): string[] {
   return [
     "unit_listens() {",
-    "  local addr users pid",
+    "  local addr users pid line unit",
     `  ${q(tools.ss)} -Hltnp 2>/dev/null | while read -r _ _ _ addr _ users; do`,
     "    while read -r pid; do",
-    `      if [ "$(${unitOfCgroup(tools)} 2>/dev/null | head -n 1)" = "$1" ]; then printf '%s\\n' "$addr"; break; fi`,
+    ...unitOfPid(tools).map((l) => `      ${l}`),
+    `      if [ "$unit" = "$1" ]; then printf '%s\\n' "$addr"; break; fi`,
     "    done < <(grep -o 'pid=[0-9]*' <<<\"$users\" | cut -d= -f2)",
     "  done | sort -u",
     "}",

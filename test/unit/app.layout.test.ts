@@ -409,10 +409,11 @@ describe("app: the stack's claims on its ports and unit names (layout step)", ()
       portListenerFunction().join("\n"),
       [
         "port_listener() {",
-        '  local found pid line unit=""',
+        "  local found pid line unit",
         '  found=$(ss -Hltnp "sport = :$1" 2>/dev/null) || true',
         "  if [[ ! $found =~ pid=([0-9]+) ]]; then return 0; fi",
         "  pid=${BASH_REMATCH[1]}",
+        '  unit=""',
         '  while IFS= read -r line || [ -n "$line" ]; do',
         '    case "$line" in 0::/* | [0-9]*:name=systemd:/*) if [ -n "${line##*/}" ]; then unit=${line##*/}; break; fi ;; esac',
         '  done 2>/dev/null </proc/"$pid"/cgroup || true',
