@@ -75,9 +75,9 @@ function transpile(source, filename) {
 }
 
 // Each file's map, parsed the first time a stack needs it. Only the stacks a person may read are mapped:
-// @pulumi/pulumi takes a stack for every promise and every resource (debuggablePromise,
-// Resource.callsites), and mapping those cost about 8 s of the unit specs' CPU; they keep only the
-// project's frames, as transpiled.
+// @pulumi/pulumi takes a stack for every resource (Resource.callsites) and, with PULUMI_DEBUG_PROMISE_LEAKS,
+// for every promise (debuggablePromise, below), and mapping those cost about 8 s of the unit specs' CPU; they
+// keep only the project's frames, as transpiled.
 /** @type {Map<string, string>} */
 const rawMaps = new Map();
 /** @type {Map<string, SourceMap | null>} */
@@ -125,6 +125,31 @@ Error.prepareStackTrace = (error, frames) => {
     return [head, ...frames.filter(own).map((f) => `    at ${f.toString()}`)].join("\n");
   }
   return [head, ...frames.map((f) => `    at ${mapped(f)}`)].join("\n");
+};
+
+// @pulumi/pulumi keeps a stack with every promise it makes (debuggablePromise), which it prints only when
+// PULUMI_DEBUG_PROMISE_LEAKS is set; without it the stack is never read. So, unless that is set, its promises
+// are made with no frames taken: Pulumi's own code runs unchanged, it only skips the capture. That capture,
+// and formatting it, was about a fifth of a mock program's CPU in the unit specs.
+const DEBUGGABLE = path.join(
+  path.dirname(require.resolve("@pulumi/pulumi/package.json")),
+  "runtime",
+  "debuggable.js",
+);
+const compileJavaScript = require.extensions[".js"];
+require.extensions[".js"] = function compileJavaScriptOnce(module, filename) {
+  compileJavaScript(module, filename);
+  if (filename !== DEBUGGABLE || module.exports.debugPromiseLeaks) return;
+  const debuggablePromise = module.exports.debuggablePromise;
+  module.exports.debuggablePromise = function withoutStack(promise, context) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return debuggablePromise(promise, context);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  };
 };
 
 require.extensions[".ts"] = function compileTypeScript(module, filename) {
