@@ -132,10 +132,12 @@ ensure_dirs() {
 # the env file sets PYTHONPATH: the app's own package is never installed into the shared venv.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 as_app() {
+  local pythonpath
   AS_APP_DIR=$1 AS_APP_CMD=$2
+  app_pythonpath pythonpath "$1"
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
     npm_config_cache="$ROOT/cache/npm" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
-    YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$(app_pythonpath "$1")" \
+    YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$pythonpath" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
 }
 
@@ -202,14 +204,16 @@ drain_stdin() {
   if [ ! -t 0 ]; then cat >/dev/null; fi
 }
 
-# link_base <link>: the last part of the link's target (what basename prints), or nothing when it is no link.
+# link_base <var> <link>: <var> becomes the last part of the link's target (what basename prints), or empty when
+# it is no link.
 link_base() {
-  local target
-  if [ -L "$1" ]; then target=$(readlink "$1"); target=${target%/}; printf '%s\n' "${target##*/}"; fi
+  local target=""
+  if [ -L "$2" ]; then target=$(readlink "$2"); target=${target%/}; target=${target##*/}; fi
+  printf -v "$1" '%s' "$target"
 }
 
-# current_id: the release current links to, or nothing.
-current_id() { link_base "$CURRENT"; }
+# current_id <var>: <var> becomes the release current links to, or empty.
+current_id() { link_base "$1" "$CURRENT"; }
 
 atomic_link() {
   # ln to a temp name, then rename over the old link: readers never see it missing.
@@ -224,7 +228,7 @@ env_copy() {
   if [ -e "$tmp" ] || [ -L "$tmp" ]; then rm -f "$tmp"; fi
   if [ -e "$1" ]; then from=$1; fi
   # install writes the copy 0600 and only then sets its group and mode: no moment when others can read it.
-  (umask 077 && install -m 0640 -g "$APP_USER" "$from" "$tmp")
+  install -m 0640 -g "$APP_USER" "$from" "$tmp"
   mv -f "$tmp" "$2"
 }
 
@@ -248,11 +252,11 @@ live_env_revert() {
 }
 
 # dropin_write <file> <content>: a process's command drop-in (paths.ts, commandDropIn; its content the header's
-# DROPINS) becomes <content>, root's, 0644, renamed into place. The caller runs daemon-reload before it (re)starts it.
+# DROPINS) becomes <content>, root's, 0644 (the script's umask is 022), renamed into place. The caller runs daemon-reload before it (re)starts it.
 dropin_write() {
   if [ ! -d "${1%/*}" ]; then mkdir -p -- "${1%/*}"; fi
   if [ -e "$1.tmp.$$" ] || [ -L "$1.tmp.$$" ]; then rm -f "$1.tmp.$$"; fi
-  (umask 022 && printf '%s' "$2" >"$1.tmp.$$")
+  printf '%s' "$2" >"$1.tmp.$$"
   mv -f "$1.tmp.$$" "$1"
 }
 
@@ -304,8 +308,9 @@ choose_ports() {
 # Point the upstream port at a web port: the stack's nftables table replaced in one transaction.
 # New connections go to that port at once; established ones stay where they are. The proxy is not reloaded.
 switch_upstream() {
-  local out
-  if ! out=$(printf "%s" "${UPSTREAM_TEMPLATE//@PORT@/$1}" | "$NFT" -f - 2>&1); then
+  local out rules=${UPSTREAM_TEMPLATE//@PORT@/$1}
+  # A here-string, not printf in a pipe (no subshell); it adds the newline the ruleset already ends with.
+  if ! out=$("$NFT" -f - 2>&1 <<<"${rules%$'\n'}"); then
     die "nft refused the upstream rule 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (the previous rule stays): $out"
   fi
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
@@ -608,12 +613,12 @@ release_ids() {
 # that never served does not count and goes, unless it is the newest (the next `up` retries it). Never removed:
 # current, the previous one, an instance's.
 prune_releases() {
-  local keep=$1 cur prev protected served newest="" id n=0 link why i
-  cur=$(current_id)
+  local keep=$1 cur prev protected served newest="" id n=0 link base why i
+  current_id cur
   prev=$(previous_release "$cur")
   protected=" $cur $prev ${OLD_DIR##*/} "
   for link in "$INSTANCES"/*; do
-    if [ -L "$link" ]; then protected+="$(link_base "$link") "; fi
+    if [ -L "$link" ]; then link_base base "$link"; protected+="$base "; fi
   done
   scan_releases
   served=" "
@@ -655,7 +660,7 @@ served_releases() {
 
 choose_rollback_target() {
   local cur outcome
-  cur=$(current_id)
+  current_id cur
   if [ -n "$ROLLBACK_TO" ]; then
     RELEASE_ID=$ROLLBACK_TO
     if [ ! -d "$RELEASES/$RELEASE_ID" ]; then die "release $RELEASE_ID is not on this host; releases here: $(release_ids | tr '\n' ' ')(of these, you can roll back to: $(served_releases | tr '\n' ' '))"; fi
@@ -670,8 +675,19 @@ choose_rollback_target() {
 }
 
 # The deploy lock: owner, pid and expiry in $LOCK; flock makes check-and-take atomic.
-lock_field() {
-  field_of "$LOCK" "$1"
+# lock_read: the lock's owner, pid, expiry and command into LOCKED_OWNER, LOCKED_PID, LOCKED_EXPIRES and
+# LOCKED_COMMAND (each empty when the lock or its line is missing), in one read and no subshell: each phase reads it.
+lock_read() {
+  local line
+  LOCKED_OWNER="" LOCKED_PID="" LOCKED_EXPIRES="" LOCKED_COMMAND=""
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      owner=*) LOCKED_OWNER=${line#*=} ;;
+      pid=*) LOCKED_PID=${line#*=} ;;
+      expires=*) LOCKED_EXPIRES=${line#*=} ;;
+      command=*) LOCKED_COMMAND=${line#*=} ;;
+    esac
+  done 2>/dev/null <"$LOCK" || true
 }
 
 lock_holder_alive() {
@@ -679,10 +695,10 @@ lock_holder_alive() {
 }
 
 lock_describe() {
-  local owner pid expires at
-  owner=$(lock_field owner) pid=$(lock_field pid) expires=$(lock_field expires)
-  if [[ $expires =~ ^[0-9]+$ ]]; then utc_time at "$expires"; else utc_time at 0; fi
-  printf "%s (pid %s, %s, expires %s)" "${owner:-unknown}" "${pid:-?}" "$(lock_field command)" "$at"
+  local at
+  lock_read
+  if [[ $LOCKED_EXPIRES =~ ^[0-9]+$ ]]; then utc_time at "$LOCKED_EXPIRES"; else utc_time at 0; fi
+  printf "%s (pid %s, %s, expires %s)" "${LOCKED_OWNER:-unknown}" "${LOCKED_PID:-?}" "$LOCKED_COMMAND" "$at"
 }
 
 lock_write() {
@@ -708,7 +724,8 @@ lock_acquire() {
   if ! flock -w 30 9; then die "could not take $LOCK.flock within 30s"; fi
   now=$EPOCHSECONDS
   if [ -f "$LOCK" ]; then
-    expires=$(lock_field expires) pid=$(lock_field pid)
+    lock_read
+    expires=$LOCKED_EXPIRES pid=$LOCKED_PID
     if [ "${expires:-0}" -gt "$now" ] && lock_holder_alive "$pid"; then
       flock -u 9
       PHASE_CODE=$EXIT_LOCKED
@@ -743,8 +760,9 @@ lock_heartbeat() {
   # It waits in read -t on a pipe no one writes to: no sleep process, so a kill ends it at once.
   exec {tick}<> <(:)
   while ! read -r -t "$LOCK_RENEW_SECONDS" -u "$tick" && kill -0 "$$" 2>/dev/null; do
-    if [ "$(lock_field pid)" != "$$" ]; then exit 0; fi
-    lock_write "$(lock_field command)"
+    lock_read
+    if [ "$LOCKED_PID" != "$$" ]; then exit 0; fi
+    lock_write "$LOCKED_COMMAND"
   done
 }
 
@@ -752,9 +770,10 @@ lock_heartbeat() {
 # switches anything), and its expiry moves out.
 lock_refresh() {
   if [ "$LOCK_HELD" != 1 ]; then return 0; fi
-  if [ "$(lock_field pid)" != "$$" ]; then LOCK_HELD=0; PHASE_CODE=$EXIT_LOCKED; die "the deploy lock is no longer this one's (now $(lock_describe)); stopping before phase $PHASE"; fi
+  lock_read
+  if [ "$LOCKED_PID" != "$$" ]; then LOCK_HELD=0; PHASE_CODE=$EXIT_LOCKED; die "the deploy lock is no longer this one's (now $(lock_describe)); stopping before phase $PHASE"; fi
   # Written at every phase start, even within the heartbeat's interval: the bench times the phases by these renames.
-  lock_write "$(lock_field command)"
+  lock_write "$LOCKED_COMMAND"
 }
 
 lock_release() {
@@ -762,7 +781,10 @@ lock_release() {
   # the unit deactivating (and its name taken) until systemd notices, which under cgroup v1 in a container can take
   # long enough that the next job's start fails.
   if [ -n "${HEARTBEAT_PID:-}" ]; then kill "$HEARTBEAT_PID" 2>/dev/null || true; wait "$HEARTBEAT_PID" 2>/dev/null || true; HEARTBEAT_PID=""; fi
-  if [ "$LOCK_HELD" = 1 ] && [ "$(lock_field pid)" = "$$" ]; then rm -f "$LOCK"; fi
+  if [ "$LOCK_HELD" = 1 ]; then
+    lock_read
+    if [ "$LOCKED_PID" = "$$" ]; then rm -f "$LOCK"; fi
+  fi
   LOCK_HELD=0
 }
 
@@ -779,7 +801,8 @@ job_unit() {
   printf "%s\n" "${JOB_UNIT_TEMPLATE/@./@$1.}"
 }
 
-latest_job() { link_base "$JOBS/latest"; }
+# latest_job <var>: <var> becomes the newest job's id, or empty.
+latest_job() { link_base "$1" "$JOBS/latest"; }
 
 # job_running <job>: its wrapper still runs (pid alive, an apphost-release, no exit status yet).
 job_running() {
@@ -870,19 +893,22 @@ cmd_deploy() {
 # each host's deploy finds its release uploaded and installed, and a dependency that fails to install fails before
 # any host's database or traffic is touched. A failure leaves the release directory for the next try.
 cmd_prepare() {
+  local cur
   parse_release_args prepare "$@"
   prepare_phases
   note "release $RELEASE_ID prepared; $(if [ -n "$OLD_DIR" ]; then echo "${OLD_DIR##*/}"; else echo "nothing"; fi) keeps serving"
-  printf "release=%s\ncurrent=%s\noutcome=prepared\n" "$RELEASE_ID" "$(current_id)" >&3
+  current_id cur
+  printf "release=%s\ncurrent=%s\noutcome=prepared\n" "$RELEASE_ID" "$cur" >&3
 }
 
 cmd_rollback() {
-  local down
+  local down cur
   ROLLBACK_TO=${1:-}
   if [ -n "$ROLLBACK_TO" ] && [[ ! "$ROLLBACK_TO" =~ $ID_RE ]]; then usage_error "rollback: \"$ROLLBACK_TO\" is not a release id"; fi
   # The target already current is nothing to do, unless a unit of it is down (what a refresh reads as drift):
   # then it is published again, as a deploy for drift is, which resets and restarts every unit.
-  if [ -n "$ROLLBACK_TO" ] && [ "$(current_id)" = "$ROLLBACK_TO" ]; then
+  current_id cur
+  if [ -n "$ROLLBACK_TO" ] && [ "$cur" = "$ROLLBACK_TO" ]; then
     down=$(units_down)
     if [ -z "$down" ]; then note "release $ROLLBACK_TO is already current; nothing to do"; printf "release=%s\ncurrent=%s\noutcome=unchanged\n" "$ROLLBACK_TO" "$ROLLBACK_TO" >&3; return 0; fi
     note "release $ROLLBACK_TO is current, but ${down//$'\n'/, }: publishing it again"
@@ -924,7 +950,7 @@ units_down() {
 
 cmd_status() {
   local cur kind unit state files web="" workers=() replaced=()
-  cur=$(current_id)
+  current_id cur
   printf "current=%s\n" "$cur"
   printf "active_port=%s\n" "$(cat "$ACTIVE_PORT_FILE" 2>/dev/null || true)"
   # The live web instance's unit state, and each worker's as <unit>:<state>: a host whose app was stopped by
@@ -969,7 +995,7 @@ cmd_start() {
   JOB_KEY=${JOB_KEY//$unsafe/}
   JOB_KEY=${JOB_KEY:0:100}
   ensure_dirs 0700 root "$JOBS"
-  running=$(latest_job)
+  latest_job running
   # A job started a moment ago may not have written its pid yet: wait for it (or its exit status) first, or this
   # start would take it for ended and stop at the deploy lock instead of naming the job.
   if [ -n "$running" ] && job_started "$running" && job_running "$running"; then
@@ -1005,7 +1031,7 @@ cmd_start() {
 cmd_follow() {
   local job=${1:-}
   if [ -z "$job" ]; then
-    job=$(latest_job)
+    latest_job job
     if [ -z "$job" ]; then printf "job_id=\n" >&3; return 0; fi
     if job_running "$job"; then follow_job "$job" stream; else follow_job "$job" quiet; fi
   fi
@@ -1015,7 +1041,7 @@ cmd_follow() {
 }
 
 follow_job() {
-  local job=$1 how=$2 pid rc
+  local job=$1 how=$2 pid rc cur
   printf "job_id=%s\njob_command=%s\njob_key=%s\njob_owner=%s\njob_started=%s\n" "$job" "$(job_field "$job" command)" "$(job_field "$job" key)" "$(job_field "$job" owner)" "$(job_field "$job" started)" >&3
   if [ "$how" = stream ]; then
     if job_running "$job"; then
@@ -1034,7 +1060,8 @@ follow_job() {
   fi
   digits_of "$JOBS/$job/rc" rc
   cat "$JOBS/$job/out" >&3 2>/dev/null || true
-  printf "job_status=%s\nlive=%s\n" "${rc:-1}" "$(current_id)" >&3
+  current_id cur
+  printf "job_status=%s\nlive=%s\n" "${rc:-1}" "$cur" >&3
   exit "${rc:-1}"
 }
 
@@ -1082,7 +1109,8 @@ cmd_unlock() {
   if [ ! -f "$LOCK" ]; then note "no deploy lock at $LOCK"; return 0; fi
   exec 9>>"$LOCK.flock"
   flock -w 30 9
-  if lock_holder_alive "$(lock_field pid)"; then note "warning: the lock holder (pid $(lock_field pid)) is still running; it may fail when it next touches the host"; fi
+  lock_read
+  if lock_holder_alive "$LOCKED_PID"; then note "warning: the lock holder (pid $LOCKED_PID) is still running; it may fail when it next touches the host"; fi
   note "removing the deploy lock of $(lock_describe)"
   rm -f "$LOCK"
   flock -u 9

@@ -255,9 +255,9 @@ __STATE__`;
     `${unitReplacedFunction(t).join("\n")}\n`,
     "# error_hint <line>: what a Python traceback's error line usually means (ERROR_HINTS, phases.ts), or nothing.",
     errorHintFunction(),
-    "# app_pythonpath <dir>: PYTHONPATH of the app's commands in release directory <dir> (none for node).",
+    "# app_pythonpath <var> <dir>: <var> becomes PYTHONPATH of the app's commands in release directory <dir> (empty for node).",
     shellFunction("app_pythonpath", [
-      input.app.runtime === "python" ? `printf '%s\\n' "${pythonImportPath("$1")}"` : "true",
+      `printf -v "$1" '%s' "${input.app.runtime === "python" ? pythonImportPath("$2") : ""}"`,
     ]),
     "# ---------------------------------------------------------------- phases",
     ...deploy.map((p) => phaseFunction("deploy", p)),

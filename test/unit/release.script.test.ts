@@ -130,7 +130,7 @@ describe("release script: static checks", () => {
       assert.match(s, new RegExp(`^readonly ${name}=${command}$`, "m"), name);
     }
     assert.ok(s.includes('  "$RUNUSER" -u "$APP_USER" -- env -i'));
-    assert.ok(s.includes('| "$NFT" -f - 2>&1); then'), "switches with the real nft");
+    assert.ok(s.includes('$("$NFT" -f - 2>&1 <<<'), "switches with the real nft");
     assert.ok(!/reload (caddy|nginx)/.test(s), "never reloads the proxy");
     assert.match(s, /^readonly REQUIRE_ROOT=1$/m, "requires root");
     assert.ok(
@@ -484,7 +484,7 @@ describe("release script: as_app, what a build, migration or check runs in", () 
       const script = [
         "set -euo pipefail",
         `RUNUSER=${tmp}/runuser APP_USER=nobody ROOT=${tmp} ENV_FILE=${tmp}/none`,
-        "app_pythonpath() { :; }",
+        "app_pythonpath() { printf -v \"$1\" ''; }",
         asApp!,
         `as_app ${tmp} 'npm config get cache; echo "$NODE_EXTRA_CA_CERTS"'`,
       ].join("\n");
