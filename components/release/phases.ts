@@ -289,7 +289,7 @@ export function uploadPhase(input: ReleaseInput): Phase<"upload"> {
     commands: [
       `NEW_DIR="${dir}"`,
       `if [ -d "$NEW_DIR" ]; then note "upload: release ${id} is already on the host; reusing it"; drain_stdin; return 0; fi`,
-      `rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"`,
+      `rm_existing "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"`,
       `(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")`,
       `if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi`,
       `if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp"); actual=\${actual%% *}; if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi`,
@@ -341,7 +341,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     // What on_error's hint for a missing C compiler reads: the dependencies' install, not the build.
     `INSTALLING=dependencies`,
     // data/ and logs/ are never in the artifact; the shared ones are linked in.
-    `rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"`,
+    `rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"`,
     `ln -sfn ${l.data} "$NEW_DIR/data"`,
     `ln -sfn ${l.logs} "$NEW_DIR/logs"`,
     `chown -hR ${user}: "$NEW_DIR"`,
@@ -360,7 +360,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c ''" 2>/dev/null; then note "install: reusing $VENV"; else ` +
         `note ${q(`install: ${pythonInstallLabel(deps)} into`)}" $VENV"; rm -rf "$VENV"; install -d -m 0755 -o ${user} -g ${user} "$VENV"; ` +
         `${pythonInstallCommands(deps, cache).join("; ")}; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi`,
-      `rm -rf "$NEW_DIR/.venv"`,
+      `rm_existing "$NEW_DIR/.venv"`,
       `ln -sfn "$VENV" "$NEW_DIR/.venv"`,
       `chown -h ${user}: "$NEW_DIR/.venv"`,
     );
@@ -559,7 +559,7 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
     ...(members.length > 0
       ? [`link_node_modules "$NODE_DIR" ${members.map((w) => q(`${w.name}=${w.member}`)).join(" ")}`]
       : [
-          `rm -rf "$NEW_DIR/node_modules"`,
+          `rm_existing "$NEW_DIR/node_modules"`,
           `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
           `chown -h ${user}: "$NEW_DIR/node_modules"`,
         ]),

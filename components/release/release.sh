@@ -113,6 +113,14 @@ run_phase() {
   PHASE=""
 }
 
+# rm_existing <path>...: rm -rf the ones that exist (a link counts, a dangling one too); no rm when none does, as
+# on most deploys (leftovers of an interrupted one, what an artifact should not hold).
+rm_existing() {
+  local p found=()
+  for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then found+=("$p"); fi; done
+  if [ "${#found[@]}" -gt 0 ]; then rm -rf -- "${found[@]}"; fi
+}
+
 # ensure_dirs <mode> <owner> <dir>...: create the missing ones; never loosen or re-own an existing one.
 ensure_dirs() {
   local mode=$1 owner=$2 d
@@ -743,7 +751,7 @@ lock_acquire() {
   fi
   lock_write "${MAIN_COMMAND:-deploy} $RELEASE_ID"
   LOCK_HELD=1
-  flock -u 9
+  # Closing the last descriptor of the open file releases the flock (no child holds fd 9 by now).
   exec 9>&-
   lock_heartbeat </dev/null >/dev/null 2>&1 3>&- &
   HEARTBEAT_PID=$!

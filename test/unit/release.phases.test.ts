@@ -123,7 +123,7 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(baseInput(), "upload").commands, [
       'NEW_DIR="/srv/shop-prod/releases/$RELEASE_ID"',
       'if [ -d "$NEW_DIR" ]; then note "upload: release $RELEASE_ID is already on the host; reusing it"; drain_stdin; return 0; fi',
-      'rm -rf "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"',
+      'rm_existing "$NEW_DIR.tmp" "$NEW_DIR.tar.gz.tmp"',
       '(umask 077 && cat >"$NEW_DIR.tar.gz.tmp")',
       'if [ ! -s "$NEW_DIR.tar.gz.tmp" ]; then die "no artifact on stdin: deploy reads the release tar.gz from standard input"; fi',
       'if [ -n "$ARTIFACT_SHA256" ]; then actual=$(sha256sum "$NEW_DIR.tar.gz.tmp"); actual=${actual%% *}; if [ "$actual" != "$ARTIFACT_SHA256" ]; then die "artifact checksum mismatch: expected $ARTIFACT_SHA256, received $actual (interrupted upload?)"; fi; fi',
@@ -142,7 +142,7 @@ describe("release phases: the base input", () => {
     assert.deepEqual(phase(baseInput({ refs: literal }), "install").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       "INSTALLING=dependencies",
-      'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
+      'rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"',
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
@@ -150,7 +150,7 @@ describe("release phases: the base input", () => {
       `PY_MM=$(python3 -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
       'VENV="/srv/shop-prod/venvs/0123456789abcdef-py$PY_MM"',
       'if [ -f "$VENV/.apphost-complete" ] && as_app "$NEW_DIR" "$VENV/bin/python -c \'\'" 2>/dev/null; then note "install: reusing $VENV"; else note \'install: pip install -r requirements.txt into\'" $VENV"; rm -rf "$VENV"; install -d -m 0755 -o shop-prod -g shop-prod "$VENV"; if [ -f "$NEW_DIR/requirements.txt" ]; then as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"; as_app "$NEW_DIR" "PIP_CACHE_DIR=/srv/shop-prod/cache/pip $VENV/bin/pip install --disable-pip-version-check --no-input -r requirements.txt"; else as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"; note "install: no requirements.txt; the venv has no packages"; fi; as_app "$NEW_DIR" "touch $VENV/.apphost-complete"; fi',
-      'rm -rf "$NEW_DIR/.venv"',
+      'rm_existing "$NEW_DIR/.venv"',
       'ln -sfn "$VENV" "$NEW_DIR/.venv"',
       'chown -h shop-prod: "$NEW_DIR/.venv"',
       // Last: the program each process and the migration start, found where its unit looks, in one look.
@@ -428,13 +428,13 @@ describe("release phases: one key changed", () => {
     assert.deepEqual(cmds, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       "INSTALLING=dependencies",
-      'rm -rf "$NEW_DIR/data" "$NEW_DIR/logs"',
+      'rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"',
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'rm -rf "$NEW_DIR/node_modules"',
+      'rm_existing "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
       ...nodeEnginesWarning(),
@@ -499,7 +499,7 @@ describe("release phases: one key changed", () => {
         `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'rm -rf "$NEW_DIR/node_modules"',
+      'rm_existing "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
     ]);
