@@ -2,8 +2,8 @@
  * apphost-release, rendered: shellcheck on the production render, its variants
  * and release.sh itself, the test hooks, then usage errors of the script run in
  * a temp directory (see release-harness.ts). The script's runs are split over
- * release.story, release.backup, release.host, release.keep, release.lock,
- * release.jobs and release.away .test.ts, so that mocha's workers run them
+ * release.story, release.backup, release.host, release.gate, release.keep,
+ * release.lock, release.jobs and release.away .test.ts, so that mocha's workers run them
  * side by side.
  */
 

@@ -1,0 +1,249 @@
+/**
+ * apphost-release run in a temp directory (see release-harness.ts): the
+ * health gate's early stops, each naming what the app's answer, or its unit's
+ * ports and restarts, usually mean.
+ */
+
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import assert from "assert/strict";
+import { EXIT_CODES } from "../../components/release/phases";
+import { FakeHost, writeTestApp } from "./release-harness";
+
+describe("release script: the health gate stops early on the same 4xx, saying what it usually means", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s, and gives up on one answer after 1 s of it.
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      releases: { healthTimeoutSeconds: 30 },
+      timing: { healthSameAnswerSeconds: 1 },
+    });
+  });
+  after(() => host.cleanup());
+
+  const deployAnswering = (code: number, id: string, unhealthyBody?: string) =>
+    host.deploy(
+      writeTestApp(path.join(host.tmp, `answers-${code}`), {
+        version: `v${code}`,
+        healthy: false,
+        unhealthyCode: code,
+        unhealthyBody,
+      }),
+      id,
+    );
+
+  /**
+   * The gate's message after `HTTP <code> to every try for <n>s`: n counts whole seconds of the same answer,
+   * at least the 1 s the host allows and well short of the 30 s the gate would wait (the loop's own count,
+   * so a loaded machine cannot make it flaky: at worst one try of 5 s more).
+   */
+  function stoppedEarly(stderr: string, code: number): string {
+    const m = new RegExp(
+      `did not answer 2xx on http://127\\.0\\.0\\.1:\\d+/healthz \\(last answer: HTTP ${code} to every try for (\\d+)s, so the gate stopped waiting: (.*)$`,
+      "m",
+    ).exec(stderr);
+    assert.ok(m, stderr);
+    const seconds = Number(m[1]);
+    assert.ok(seconds >= 1 && seconds < 30, `stopped after ${seconds}s`);
+    return m[2];
+  }
+
+  it("a 400 to every try: the Host header (Django's ALLOWED_HOSTS, Starlette's TrustedHostMiddleware), with what the app answered", () => {
+    // Starlette's TrustedHostMiddleware answers a Host it does not allow with this body.
+    const r = deployAnswering(400, "20250101120000-c4c4c4c4", "Invalid host header");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.equal(
+      stoppedEarly(r.stderr, 400),
+      "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from ${hostnames}; " +
+        'Starlette and FastAPI: TrustedHostMiddleware\'s allowed_hosts, which answers "Invalid host header"); ' +
+        'the gate sends Host: the instance address, as the proxy does; the app answered: "Invalid host header"); ' +
+        "no release served before this one, and none serves now. Last lines of its journal:",
+    );
+  });
+
+  it("the same redirect to every try: the health path redirects, and where to", () => {
+    const r = deployAnswering(301, "20250103120000-c6c6c6c6");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      stoppedEarly(r.stderr, 301),
+      /^the health path redirects \(to http:\/\/127\.0\.0\.1:\d+\/catalog\/\); point apphost:app\.healthPath at a page that answers 2xx itself\); no release served before this one, and none serves now/,
+    );
+  });
+
+  it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
+    const r = deployAnswering(404, "20250102120000-c5c5c5c5");
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    // An error page: its text, whitespace runs as one space, tags and all, cut at 120 characters.
+    const page = `<html>\n  <head><title>404 Not Found</title></head>\n\t<body>${"x".repeat(200)}</body>\n</html>`;
+    const r2 = deployAnswering(404, "20250102130000-c5c5c5c6", page);
+    const quoted = `<html> <head><title>404 Not Found</title></head> <body>${"x".repeat(200)}`.slice(0, 120);
+    assert.equal(
+      stoppedEarly(r2.stderr, 404),
+      `the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "${quoted}..."); ` +
+        "no release served before this one, and none serves now. Last lines of its journal:",
+    );
+    assert.match(
+      stoppedEarly(r.stderr, 404),
+      /^the app has no GET route at the health path; check apphost:app\.healthPath; the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
+    );
+  });
+});
+
+describe("release script: the health gate takes an answer only from the new instance's unit", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true, portHolder: "apphost-blog-prod-web@8000.service" })));
+  after(() => host.cleanup());
+
+  it("a 200 from a port another unit holds fails the gate (16), naming that unit, and nothing is served", () => {
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "app"), { version: "v1" }),
+      "20250104120000-c7c7c7c7",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.firstPort}.service`;
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.firstPort}/healthz ` +
+          `\\(last answer: HTTP 200, but from apphost-blog-prod-web@8000\\.service, which holds port ${host.firstPort}, not from ` +
+          `${unit.replace(/[.@]/g, "\\$&")}; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); no release served before this one, and none serves now`,
+      ),
+    );
+    assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
+  });
+});
+
+describe("release script: the health gate stops early on an instance that does not listen on its port", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s, and gives up after 1 s of the instance listening elsewhere.
+  before(
+    () =>
+      (host = new FakeHost({
+        sharedVenv: true,
+        releases: { healthTimeoutSeconds: 30 },
+        timing: { healthSameAnswerSeconds: 1, healthElsewhereSeconds: 1 },
+      })),
+  );
+  after(() => host.cleanup());
+
+  it("a first release listening on a port of its own: the gate names where it listens (16)", () => {
+    // `uvicorn.run(app)` on 8000, apphost:app.basePort's default, or Flask's `app.run()` on 5000: not the first
+    // release's port, the second of the two.
+    const own = host.basePort;
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "elsewhere"), { version: "v0", bindsPort: own }),
+      "20250104120000-c7c7c7c7",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.firstPort}.service`.replace(/[.@]/g, "\\$&");
+    const m = new RegExp(
+      `${unit} did not answer 2xx on http://127\\.0\\.0\\.1:${host.firstPort}/healthz \\(last answer: HTTP 000; ${unit} listens on ` +
+        `127\\.0\\.0\\.1:${own}, not on port ${host.firstPort}, for (\\d+)s, so the gate stopped waiting: the web process ` +
+        `\\(apphost:app\\.processes\\) must listen on the port in \\$PORT, ${host.firstPort} for this release: `,
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    // The loop's own count: at least the 1 s the host allows, well short of the 30 s the gate would wait.
+    assert.ok(Number(m[1]) >= 1 && Number(m[1]) < 30, `stopped after ${m[1]}s`);
+    assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
+  });
+
+  it("a server on a port of its own serves the first release, and the second stops restarting it, saying so (16)", async () => {
+    const v1 = "20250105120000-c8c8c8c8";
+    // A server on a port of its own that happens to be the first release's: it serves that release.
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v1"), { version: "v1", bindsPort: host.firstPort }),
+      v1,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    host.restartWebOnExit();
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", bindsPort: host.firstPort }),
+      "20250106120000-c9c9c9c9",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.basePort}.service`;
+    const m = new RegExp(
+      `${unit.replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz ` +
+        `\\(last answer: HTTP 000; systemd restarted ${unit.replace(/[.@]/g, "\\$&")} (\\d+) times, its journal saying an address is already in use, ` +
+        `so the gate stopped waiting: (.*)\\); traffic stays on the old instance`,
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) >= 2, `${m[1]} restarts`);
+    assert.equal(
+      m[2],
+      `the web process (apphost:app.processes) must listen on the port in $PORT, ${host.basePort} for this release: ` +
+        "each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, " +
+        "serves one release at most; give it $PORT in the command (--port $PORT, or APP_PORT=$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server",
+    );
+    assert.match(r.stderr, /Address already in use/, "the journal's lines follow");
+    assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+  });
+
+  it("an instance whose port another service holds: the gate names that service", async () => {
+    const other = new FakeHost({ sharedVenv: true, portHolder: "apphost-blog-prod-web@8000.service" });
+    // The server binds a port that something else listens on, and the fake ss names that unit for any port.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      other.restartWebOnExit();
+      const r = other.deploy(
+        writeTestApp(path.join(other.tmp, "app"), {
+          version: "v1",
+          bindsPort: (taken.address() as net.AddressInfo).port,
+        }),
+        "20250107120000-cacacaca",
+      );
+      assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `its journal saying an address is already in use, so the gate stopped waiting: port ${other.firstPort} is held by ` +
+            "apphost-blog-prod-web@8000\\.service; give the stack ports no other service uses \\(apphost:app\\.basePort\\)\\); no release served before this one, and none serves now",
+        ),
+      );
+      assert.equal(fs.existsSync(other.layout.current), false, "current was switched");
+    } finally {
+      taken.close();
+      other.cleanup();
+    }
+  });
+});
+
+describe("release script: the health gate stops early on a web process that exits as it starts", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that would wait 30 s.
+  before(() => (host = new FakeHost({ sharedVenv: true, releases: { healthTimeoutSeconds: 30 } })));
+  after(() => host.cleanup());
+
+  it("after systemd restarted it 3 times, naming them and its traceback's error, its journal following; the live release serves on (16)", async () => {
+    const v1 = "20250108120000-cbcbcbcb";
+    let r = host.deploy(writeTestApp(path.join(host.tmp, "v1"), { version: "v1" }), v1);
+    assert.equal(r.status, 0, r.stderr);
+    host.restartWebOnExit();
+    r = host.deploy(
+      writeTestApp(path.join(host.tmp, "v2"), { version: "v2", importsAtStart: "no_such_module" }),
+      "20250109120000-cccccccc",
+    );
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const unit = `apphost-shop-test-web@${host.basePort}.service`.replace(/[.@]/g, "\\$&");
+    const m = new RegExp(
+      `${unit} did not answer 2xx on http://127\\.0\\.0\\.1:${host.basePort}/healthz \\(last answer: HTTP 000; ` +
+        `systemd restarted ${unit} (\\d+) times in (\\d+)s, so the gate stopped waiting: it exits soon after it starts, ` +
+        "which waiting does not change; the last error in its journal: ModuleNotFoundError: No module named 'no_such_module'\\); " +
+        "traffic stays on the old instance\\. Last lines of its journal:\\n",
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) >= 3, `${m[1]} restarts`);
+    assert.ok(Number(m[2]) < 30, `stopped after ${m[2]}s`);
+    assert.match(r.stderr, /^ {4}import no_such_module$/m, "the journal's lines follow");
+    assert.equal(JSON.parse((await host.get(host.firstPort)).body).version, "v1");
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
+  });
+});
