@@ -62,6 +62,7 @@ import {
   renderScheduleTimer,
 } from "../../components/render/systemd";
 import { renderSharedTmpfiles, renderTmpfiles } from "../../components/render/tmpfiles";
+import { python3 } from "./python3";
 
 const INSTALL: Record<string, string> = {
   caddy: "apt-get install -y caddy",
@@ -958,7 +959,7 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
       };
       let accessLog: string;
       try {
-        start("python3", ["-c", BACKEND, String(appPort)]);
+        start(python3(), ["-c", BACKEND, String(appPort)]);
         if (proxy === "caddy") {
           accessLog = caddyAccessLog(layout, dirs);
           write(`${root}/caddy/shop-prod.caddy`, renderCaddySite(layout, input, dirs));

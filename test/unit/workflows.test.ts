@@ -494,11 +494,28 @@ describe("npm test (.mocharc.unit.json)", () => {
     const at = (line: number) => new RegExp(`workflows\\.test\\.ts:${line}:\\d+\\)`);
     const read = new Error("read").stack ?? ""; // mark: read
     assert.match(read, at(lineOf("mark: read")));
-    // debuggablePromise takes a stack for every promise: left as SWC wrote it (only a leak report shows it)
+    // With PULUMI_DEBUG_PROMISE_LEAKS, debuggablePromise takes a stack for every promise: left as SWC wrote it (only a
+    // leak report shows it)
     const debuggablePromise = () => new Error("unread").stack ?? ""; // mark: unread
     const unread = debuggablePromise();
     assert.match(unread, /workflows\.test\.ts:\d+:\d+\)/);
     assert.doesNotMatch(unread, at(lineOf("mark: unread")));
+  });
+
+  it("@pulumi/pulumi's promises carry no stack unless PULUMI_DEBUG_PROMISE_LEAKS is set (test/register.js)", async () => {
+    assert.equal(
+      process.env.PULUMI_DEBUG_PROMISE_LEAKS,
+      undefined,
+      "this test expects PULUMI_DEBUG_PROMISE_LEAKS unset",
+    );
+    const debuggable = require("@pulumi/pulumi/runtime/debuggable") as {
+      debuggablePromise: <T>(p: Promise<T>, context: string) => Promise<T>;
+    };
+    const limit = Error.stackTraceLimit;
+    const p = Promise.resolve(7);
+    assert.equal(await debuggable.debuggablePromise(p, "workflows.test"), 7);
+    assert.equal((p as unknown as { _debugStackTrace: string })._debugStackTrace, "Error");
+    assert.equal(Error.stackTraceLimit, limit, "the frame limit is put back");
   });
 
   it("names every spec file in test/unit once, longest first (four workers: the order decides the wall time)", () => {
