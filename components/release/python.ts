@@ -638,12 +638,13 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
       ? "; or, if the app also runs on Python $PY_VERSION, write that in .python-version (one version, pinned for uv, pyenv and Heroku)"
       : "";
   return [
-    `PY_VERSION=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
+    // -S (no site import) in each: sys and re are all they use, and a site's .pth files cost most of a start.
+    `PY_VERSION=$(python3 -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
     `SPEC_CHECK_PY=${ansiC(SPEC_CHECK_PY)}`,
-    `if ! python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
+    `if ! python3 -S -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
     `  hint=""; for os_python in ${OS_PYTHONS.map(q).join(" ")}; do`,
-    `    if python3 -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} "\${os_python#* }"; then`,
+    `    if python3 -S -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)} "\${os_python#* }"; then`,
     `      hint=" (an ec2 stack can set apphost:host.os to \${os_python% *}, which has Python \${os_python#* })"; break`,
     "    fi",
     "  done",

@@ -349,7 +349,8 @@ describe("python: the version the app needs", () => {
     encoding: "utf8",
   }).trim();
   const [maj, min, mic] = local.split(".").map(Number);
-  const check = (spec: string) => spawnSync(python3(), ["-c", SPEC_CHECK_PY, spec]).status;
+  // -S, as the check phase runs it (pythonVersionCheck).
+  const check = (spec: string) => spawnSync(python3(), ["-S", "-c", SPEC_CHECK_PY, spec]).status;
 
   it(`decides PEP 440 clauses like pip does (against this machine's Python ${local})`, function () {
     this.timeout(60_000); // one python3 per row
