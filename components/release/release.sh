@@ -260,7 +260,8 @@ live_env_revert() {
 }
 
 # dropin_write <file> <content>: a process's command drop-in (paths.ts, commandDropIn; its content the header's
-# DROPINS) becomes <content>, root's, 0644 (the script's umask is 022), renamed into place. The caller runs daemon-reload before it (re)starts it.
+# DROPINS) becomes <content>, root's, 0644 (the script's umask is 022), renamed into place. The caller runs
+# daemon-reload before it (re)starts it.
 dropin_write() {
   if [ ! -d "${1%/*}" ]; then mkdir -p -- "${1%/*}"; fi
   if [ -e "$1.tmp.$$" ] || [ -L "$1.tmp.$$" ]; then rm -f "$1.tmp.$$"; fi
