@@ -638,8 +638,8 @@ export function pythonVersionCheck(deps: PythonDeps, source: PythonSource): stri
       ? "; or, if the app also runs on Python $PY_VERSION, write that in .python-version (one version, pinned for uv, pyenv and Heroku)"
       : "";
   return [
-    // -S (no site import) in each: sys and re are all they use, and a site's .pth files cost most of a start.
-    `PY_VERSION=$(python3 -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || die "python3 is missing on the host"`,
+    // -S (no site import) in each, as versionProbe: sys and re are all they use.
+    `PY_VERSION=$(python3 ${versionProbe(3)} 2>/dev/null) || die "python3 is missing on the host"`,
     // $'...' keeps the Python on one line of the script (its functions are indented when rendered).
     `SPEC_CHECK_PY=${ansiC(SPEC_CHECK_PY)}`,
     `if ! python3 -S -c "$SPEC_CHECK_PY" ${q(deps.requiresPython)}; then`,
@@ -699,10 +699,13 @@ export function toolInstallCommand(tool: PythonTool): string {
 }
 
 /**
- * The interpreter's major.minor. `-S`: no site import, which the version does not need (a .pth file in
- * site-packages can import whole packages: a CA bundle's took 20 of a start's 28 ms here).
+ * python3's arguments that print the interpreter's version to `fields` parts (3.11, or 3.11.2 with 3). `-S`: no
+ * site import, which the version does not need (a .pth file in site-packages can import whole packages: a CA
+ * bundle's took 20 of a start's 28 ms here).
  */
-const VERSION_PROBE = `-S -c 'import sys; print("%d.%d" % sys.version_info[:2])'`;
+function versionProbe(fields: 2 | 3): string {
+  return `-S -c 'import sys; print("${Array(fields).fill("%d").join(".")}" % sys.version_info[:${fields}])'`;
+}
 
 /**
  * The install phase's Python part, run only when the venv is not there yet:
@@ -716,7 +719,7 @@ export function pythonInterpreterCommands(
   cacheDir: string,
 ): string[] {
   if (source === "system") {
-    return [`PYTHON=python3`, `PY_MM=$(python3 ${VERSION_PROBE})`];
+    return [`PYTHON=python3`, `PY_MM=$(python3 ${versionProbe(2)})`];
   }
   const uv = `${toolDir("uv")}/bin/uv`;
   const spec = deps.requiresPython === "" ? "3" : deps.requiresPython.split("||")[0];
@@ -726,7 +729,7 @@ export function pythonInterpreterCommands(
     `PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)} 2>/dev/null) || { note "install: uv installs a Python for ${spec}"; ${env} ${uv} python install ${q(spec)} >&2 && PYTHON=$(${env} ${uv} python find --managed-python ${q(spec)}); } || die ${q(
       `uv could not provide a Python for ${spec} (apphost:app.python is managed): the host must reach github.com; or set apphost:app.python to system`,
     )}`,
-    `PY_MM=$("$PYTHON" ${VERSION_PROBE})`,
+    `PY_MM=$("$PYTHON" ${versionProbe(2)})`,
   ];
 }
 
