@@ -131,6 +131,44 @@ function sharedVenvTemplate(): { dir: string; pyMM: string } {
   return venvTemplate;
 }
 
+const PORT_CLAIMS = path.join(os.tmpdir(), "apphost-test-ports");
+
+/**
+ * Three ports for a fake host (two web, the upstream), claimed by a file named after the first, which holds
+ * the claiming process's pid: hosts alive at once in the parallel workers never share a port (a random pick
+ * alone could, more often the more workers run). Below Linux's ephemeral range (32768 and up), where a
+ * client connection of another test (one in TIME_WAIT too) can hold the port: the test server binds without
+ * SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE. A claim whose process is gone is taken
+ * over; `cleanup` gives the claim back.
+ */
+function claimPorts(): number {
+  fs.mkdirSync(PORT_CLAIMS, { recursive: true });
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 20000 + 3 * Math.floor(Math.random() * 4000);
+    const claim = path.join(PORT_CLAIMS, String(base));
+    try {
+      fs.writeFileSync(claim, String(process.pid), { flag: "wx" });
+      return base;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    if (!alive(Number(fs.readFileSync(claim, "utf8")))) fs.rmSync(claim, { force: true }); // then drawn again
+  }
+  throw new Error(
+    `no free port slot in ${PORT_CLAIMS} after 200 draws: remove the directory if no test runs`,
+  );
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** A host in a temp directory with the rendered script and fake systemd. */
 export class FakeHost {
   readonly tmp: string;
@@ -177,10 +215,7 @@ export class FakeHost {
     fs.mkdirSync(this.runDir);
     const user = os.userInfo().username;
     this.layout = relocateLayout(hostLayout("shop", "test"), this.tmp, user);
-    // Three free-looking ports per host (two web, the upstream), so parallel runs do not collide; below Linux's
-    // ephemeral range (32768 and up), where a client connection of another test (one in TIME_WAIT too) can hold the
-    // port: the test server binds without SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE.
-    this.basePort = 20000 + 3 * Math.floor(Math.random() * 4000);
+    this.basePort = claimPorts();
     this.firstPort = this.basePort + 1;
     const bin = path.join(this.tmp, "fakebin");
     fs.mkdirSync(bin);
@@ -494,6 +529,7 @@ export class FakeHost {
       }
     }
     fs.rmSync(this.tmp, { recursive: true, force: true });
+    fs.rmSync(path.join(PORT_CLAIMS, String(this.basePort)), { force: true });
   }
 }
 
