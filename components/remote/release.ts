@@ -240,6 +240,49 @@ export function buildHint(output: string): string | undefined {
 }
 
 /**
+ * A failed install's hint when a dependency's C code does not compile against the host's Python: a compiler
+ * error names one of the interpreter's own types (`PyThreadState` has no member named `recursion_depth`), as
+ * a release older than that Python makes it (greenlet 1.1.2 on Python 3.11, from the fastapi-realworld
+ * trial's lock of 2022). Names the package as poetry, pip or uv print it; undefined when no such error shows.
+ */
+export function pythonApiHint(output: string): string | undefined {
+  const error = output
+    .split("\n")
+    .map((l) => /\.(?:c|cc|cpp|h):\d+:\d+: error: (.*)$/.exec(l)?.[1])
+    .find((e) => e !== undefined && /[‘'`]_?Py[A-Z]\w*[’'`]/.test(e));
+  if (!error) return undefined;
+  const python = /-I\S*\/include\/python(3\.\d+)\b/.exec(output)?.[1];
+  const built =
+    /issues with ([\w.-]+) \(([^)\s]+)\)/.exec(output) ?? // poetry
+    /Failed to build `([\w.-]+)==([^`]+)`/.exec(output) ?? // uv
+    /Building wheel for ([\w.-]+) \(/.exec(output); // pip
+  const pkg = built ? `${built[1]}${built[2] ? ` ${built[2]}` : ""}` : "a dependency";
+  const on = python ? `Python ${python}` : "the host's Python";
+  return (
+    `${pkg} does not compile against ${on} (${error.replace(/\s+/g, " ").slice(0, 120)}): its C code was written ` +
+    `for an older Python's internals; lock a newer release of ${built ? built[1] : "it"} (one with a wheel for ${on}), ` +
+    "or run the app on a Python it supports (apphost:app.python: managed, that version in .python-version)"
+  );
+}
+
+/**
+ * A failed migration's or health gate's hint when the app refused the APP_ENV apphost gave it: pydantic's
+ * settings (v1 and v2) name the field on the line after `ValidationError: <n> validation error(s) for <Settings>`,
+ * and apphost sets APP_ENV to the stack's name, which an app with its own values (fastapi-realworld's
+ * `prod`, `dev`, `test`) refuses. Undefined when no such error shows.
+ */
+export function appEnvHint(output: string): string | undefined {
+  const lines = output.split("\n");
+  const start = lines.findIndex((l) => /ValidationError: \d+ validation errors? for /.test(l));
+  if (start < 0 || !lines.slice(start + 1).some((l) => /(?:^|: )app_env\s*$/i.test(l))) return undefined;
+  return (
+    "the app's settings refused APP_ENV, which apphost sets to the stack's name unless apphost:app.env sets it: " +
+    "set it to a value the app accepts (its error in the output below lists them), e.g. " +
+    "pulumi config set --path 'apphost:app.env.APP_ENV' production"
+  );
+}
+
+/**
  * The error of a failed `apphost-release deploy|rollback`: which phase failed
  * and why (its `apphost: phase <name> failed: <reason>` line, else its exit
  * status), then the tail of the script's output. A plain Error: Pulumi
@@ -278,8 +321,13 @@ export function releaseError(
   let head: string;
   if (phase && res.code !== 255) {
     head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
-    const hint = phase === "install" ? buildHint(res.stderr) : undefined;
-    if (hint) head += `; ${hint}`;
+    const hint =
+      phase === "install"
+        ? (buildHint(res.stderr) ?? pythonApiHint(res.stderr))
+        : phase === "migrate" || phase === "health-gate"
+          ? appEnvHint(res.stderr)
+          : undefined;
+    if (hint) head = `${head.replace(/:$/, "")}; ${hint}`; // a reason that ends with `:` is followed by lines below
     if (res.code === 20)
       head += "; the automatic rollback failed too: look at the host (apphost-release status)";
   } else if (res.code === 255 && !lastStarted) {

@@ -6,12 +6,14 @@ import assert from "assert/strict";
 import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { secretValues } from "../../components/app";
 import {
+  appEnvHint,
   deployKey,
   jobReport,
   liveOf,
   lostConnection,
   onlyForDrift,
   phaseSeconds,
+  pythonApiHint,
   releaseError,
   releaseWarnings,
 } from "../../components/remote/release";
@@ -20,6 +22,8 @@ import * as path from "path";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
+/** A release's output kept from a trial, under test/unit/samples/ */
+const sample = (name: string) => fs.readFileSync(path.join(__dirname, "samples", name), "utf8");
 
 describe("release provider: a deploy only for drift", () => {
   it("is one of the same code, requirements, config and script as the state records; it does not adopt the host's last job", () => {
@@ -153,7 +157,7 @@ describe("release provider: a failed install's build hint", () => {
     releaseError("r", result(code, stderr), conn).message.split("\n")[0];
 
   it("psycopg2 from source without libpq-dev (the styleguide trial's output): the package to add", () => {
-    const stderr = fs.readFileSync(path.join(__dirname, "samples/install/psycopg2-no-libpq-dev.txt"), "utf8");
+    const stderr = sample("install/psycopg2-no-libpq-dev.txt");
     assert.equal(
       headOf(EXIT_CODES.install, stderr),
       "r: phase install failed (exit status 12): `PIP_CACHE_DIR=/srv/styleguide-local-sg/cache/pip " +
@@ -165,10 +169,7 @@ describe("release provider: a failed install's build hint", () => {
   });
 
   it("better-sqlite3 built by node-gyp on a host without make (the kutt trial's output): the package, and build-essential", () => {
-    const stderr = fs.readFileSync(
-      path.join(__dirname, "samples/install/better-sqlite3-no-make.txt"),
-      "utf8",
-    );
+    const stderr = sample("install/better-sqlite3-no-make.txt");
     const head = headOf(EXIT_CODES.install, stderr);
     assert.ok(
       head.endsWith(
@@ -180,6 +181,53 @@ describe("release provider: a failed install's build hint", () => {
     assert.match(
       head,
       /^r: phase install failed \(exit status 12\): `npm_config_cache=\S+ NODE_EXTRA_CA_CERTS=\S+ npm ci /,
+    );
+  });
+
+  it("greenlet 1.1.2 on Python 3.11 (the fastapi-realworld trial's poetry output): the C code is older than the Python", () => {
+    const stderr = sample("install/greenlet-1.1.2-python3.11.txt");
+    const head = headOf(EXIT_CODES.install, stderr);
+    assert.ok(
+      head.endsWith(
+        "exited with status 1; greenlet 1.1.2 does not compile against Python 3.11 (‘_PyErr_StackItem’ {aka " +
+          "‘struct _err_stackitem’} has no member named ‘exc_type’): its C code was written for an older Python's " +
+          "internals; lock a newer release of greenlet (one with a wheel for Python 3.11), or run the app on a " +
+          "Python it supports (apphost:app.python: managed, that version in .python-version)",
+      ),
+      head,
+    );
+  });
+
+  it("a compiler error on a Python type: the package as pip and uv name it; none for other compiler errors", () => {
+    const gcc = "x86_64-linux-gnu-gcc -fPIC -I/srv/v/include -I/usr/include/python3.13 -c src/x.c -o x.o";
+    const apiError = "src/x.c:12:5: error: 'PyFrameObject' has no member named 'f_lasti'";
+    const pip = [
+      gcc,
+      apiError,
+      "  × Building wheel for frobnicate (pyproject.toml) did not run successfully.",
+    ];
+    assert.equal(
+      pythonApiHint(pip.join("\n")),
+      "frobnicate does not compile against Python 3.13 ('PyFrameObject' has no member named 'f_lasti'): its C " +
+        "code was written for an older Python's internals; lock a newer release of frobnicate (one with a wheel " +
+        "for Python 3.13), or run the app on a Python it supports (apphost:app.python: managed, that version in .python-version)",
+    );
+    const uv = [gcc, apiError, "  × Failed to build `frobnicate==0.9.1`"].join("\n");
+    assert.match(pythonApiHint(uv) ?? "", /^frobnicate 0\.9\.1 does not compile against Python 3\.13 /);
+    assert.match(
+      pythonApiHint(apiError) ?? "",
+      /^a dependency does not compile against the host's Python .* a newer release of it /,
+    );
+    // A compiler error that names no Python type is the package's own (or the compiler's): no guess.
+    assert.equal(
+      pythonApiHint([gcc, "src/x.c:3:1: error: unknown type name 'uint128'", ...pip.slice(2)].join("\n")),
+      undefined,
+    );
+    // A missing header is buildHint's, and wins.
+    const both = `${apiError}\nsrc/y.c:1:10: fatal error: ffi.h: No such file or directory\n`;
+    assert.match(
+      headOf(EXIT_CODES.install, `apphost: phase install failed: x\n${both}`),
+      /; a dependency built from source needs what the host lacks: ffi\.h \(libffi-dev\);/,
     );
   });
 
@@ -207,6 +255,44 @@ describe("release provider: a failed install's build hint", () => {
     assert.equal(
       headOf(EXIT_CODES.migrate, `apphost: phase migrate failed: m\n${out}`),
       "r: phase migrate failed (exit status 14): m",
+    );
+  });
+});
+
+describe("release provider: an app that refuses apphost's APP_ENV", () => {
+  const headOf = (code: number, stderr: string) =>
+    releaseError("r", result(code, stderr), conn).message.split("\n")[0];
+  const HINT =
+    "the app's settings refused APP_ENV, which apphost sets to the stack's name unless apphost:app.env sets it: " +
+    "set it to a value the app accepts (its error in the output below lists them), e.g. " +
+    "pulumi config set --path 'apphost:app.env.APP_ENV' production";
+
+  it("pydantic 1's settings in a migration (the fastapi-realworld trial's output): the key to set", () => {
+    const stderr = sample("migrate/pydantic-v1-app-env.txt");
+    assert.equal(
+      headOf(EXIT_CODES.migrate, stderr),
+      "r: phase migrate failed (exit status 14): the migration command failed: alembic upgrade head; last 40 lines " +
+        "of its output (/srv/conduit-rw/shared/logs/apphost-migrate-20261206044730-3cf88999.log); " +
+        HINT,
+    );
+  });
+
+  it("pydantic 2 in a web instance's journal at the health gate; none for another field or another phase", () => {
+    const journal = (field: string) =>
+      [
+        "apphost: phase health-gate failed: the web instance exited. Last lines of its journal:",
+        "Dec 06 04:50:01 host uvicorn[812]: pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings",
+        `Dec 06 04:50:01 host uvicorn[812]: ${field}`,
+        "Dec 06 04:50:01 host uvicorn[812]:   Input should be 'production' or 'development' [type=enum, input_value='prod', input_type=str]",
+      ].join("\n");
+    assert.ok(headOf(EXIT_CODES["health-gate"], journal("app_env")).endsWith(`journal; ${HINT}`));
+    assert.equal(appEnvHint(journal("APP_ENV")), HINT);
+    assert.equal(appEnvHint(journal("environment")), undefined);
+    assert.equal(appEnvHint("app_env\nValueError: bad"), undefined);
+    const publish = journal("app_env").replace("phase health-gate failed", "phase publish failed");
+    assert.equal(
+      headOf(EXIT_CODES.publish, publish),
+      "r: phase publish failed (exit status 15): the web instance exited. Last lines of its journal:",
     );
   });
 });
