@@ -669,6 +669,14 @@ export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
       'apphost:app.build to "python manage.py collectstatic --noinput"',
   },
   {
+    // pydantic 1.9 and older build a model's signature with its aliases; Python 3.11's inspect refuses a keyword
+    // there (FastAPI's OpenAPI Schema aliases `not`): "ValueError: 'not' is not a valid parameter name" at import.
+    says: "is not a valid parameter name",
+    hint:
+      "pydantic before 1.10 fails on Python 3.11 and later with a field aliased to a Python keyword (FastAPI's " +
+      "OpenAPI models alias not): lock pydantic 1.10 or later (poetry update pydantic, still pydantic 1)",
+  },
+  {
     // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/.
     says: "[Errno 30] Read-only file system",
     hint:

@@ -686,6 +686,13 @@ describe("release script: journal_error, the error a web process that fails the 
         "(Django with ManifestStaticFilesStorage, as WhiteNoise sets it up, serves only what collectstatic wrote: " +
         'set apphost:app.build to "python manage.py collectstatic --noinput")',
     );
+    // fastapi-realworld's poetry.lock of 2022 on Python 3.11 (pydantic 1.9.2), as the trial's health gate quoted it.
+    assert.equal(
+      run("journal_error", traceback("ValueError: 'not' is not a valid parameter name")),
+      "; the last error in its journal: ValueError: 'not' is not a valid parameter name (pydantic before 1.10 " +
+        "fails on Python 3.11 and later with a field aliased to a Python keyword (FastAPI's OpenAPI models alias " +
+        "not): lock pydantic 1.10 or later (poetry update pydantic, still pydantic 1))",
+    );
     assert.equal(
       run("journal_error", traceback("KeyError: 'SECRET_KEY'")),
       "; the last error in its journal: KeyError: 'SECRET_KEY'",
