@@ -798,18 +798,17 @@ export function publishPhase(input: ReleaseInput): Phase<"publish"> {
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       `${t.systemctl} enable --quiet "${unit}"`,
-      restartUnit(t, `"${unit}"`),
+      restartUnit(`"${unit}"`),
     ],
   };
 }
 
 /**
- * Restart a unit, first clearing a "failed" state: a process that crash-looped
- * until systemd gave up (StartLimitBurst, components/render/systemd.ts) refuses
- * every start, the release's included, until its failure is reset.
+ * Restart a unit, first clearing a "failed" state; a refused start fails the phase with the unit's state and
+ * journal (`unit_restart`, release.sh).
  */
-export function restartUnit(t: { systemctl: string }, unit: string): string {
-  return `${t.systemctl} reset-failed ${unit} 2>/dev/null || true; ${t.systemctl} restart ${unit}`;
+export function restartUnit(unit: string): string {
+  return `unit_restart ${unit}`;
 }
 
 /** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
@@ -826,7 +825,7 @@ export function healthGatePhase(
   const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
   const restartWorkers = workerUnits(input).length
     ? [
-        ...workerUnits(input).map((u) => restartUnit(t, u)),
+        ...workerUnits(input).map((u) => restartUnit(u)),
         // After the restart: reset-failed sets NRestarts back to 0.
         `workers_note_restarts ${workerUnits(input).join(" ")}`,
       ]
@@ -1012,7 +1011,7 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
             exitCode: EXIT_CODES.rollbackFailed,
             commands: [
               'if [ "$SWITCHED" != 1 ] || [ -z "$OLD_DIR" ]; then return 0; fi',
-              ...units.map((u) => restartUnit(t, u)),
+              ...units.map((u) => restartUnit(u)),
               `workers_note_restarts ${units.join(" ")}`,
               "workers_check rollback",
             ],

@@ -499,6 +499,19 @@ journal_tail() {
   "$JOURNALCTL" -u "$1" --since "@${2:-$PUBLISH_STARTED}" -n 40 --no-pager -o cat 2>&1 || true
 }
 
+# unit_restart <unit>: restart it, first clearing a "failed" state: a process that crash-looped until systemd gave up
+# (StartLimitBurst, components/render/systemd.ts) refuses every start, the release's included, until its failure is
+# reset. A start systemd refuses (a missing program, environment file or directory of the unit's sandbox) fails the
+# phase with the unit's state and the last lines of its journal, which systemctl's exit status alone does not say.
+unit_restart() {
+  local status=0 started=$EPOCHSECONDS
+  "$SYSTEMCTL" reset-failed "$1" 2>/dev/null || true
+  "$SYSTEMCTL" restart "$1" || status=$?
+  if [ "$status" -ne 0 ]; then
+    die "\`systemctl restart $1\` exited with status $status ($("$SYSTEMCTL" show -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' ' || true)). Last lines of its journal:"$'\n'"$(journal_tail "$1" "$((started - 5))")"
+  fi
+}
+
 # workers_note_restarts <unit>...: right after a deploy, rollback or restore (re)started the workers, how often systemd has restarted
 # each on its own (NRestarts: reset-failed sets it to 0, a restart by hand leaves it), for workers_check. A worker
 # that exits as it starts is restarted after RestartSec (2 s), not before this reads it.

@@ -486,6 +486,15 @@ describe("release script: a deploy that fails after the switch (the mirror's wor
       "20250103120000-f3f3f3f3",
     );
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    // The refused start names the command, its status, the unit's state, and its journal's lines follow.
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^apphost: phase health-gate failed: \`systemctl restart ${worker.replaceAll(".", "\\.")}\` exited with ` +
+          "status 1 \\(.*\\)\\. Last lines of its journal:$",
+        "m",
+      ),
+    );
     assert.match(r.stderr, /^apphost: rollback restart-workers: ok$/m);
     assert.doesNotMatch(r.stderr, warning);
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250101120000-f1f1f1f1");

@@ -246,7 +246,7 @@ describe("release phases: the base input", () => {
       "PUBLISH_STARTED=$EPOCHSECONDS",
       "NEW_STARTED=1",
       'systemctl enable --quiet "apphost-shop-prod-web@8001.service"',
-      'systemctl reset-failed "apphost-shop-prod-web@8001.service" 2>/dev/null || true; systemctl restart "apphost-shop-prod-web@8001.service"',
+      'unit_restart "apphost-shop-prod-web@8001.service"',
     ]);
     assert.deepEqual(phase(input, "health-gate").commands, [
       'if ! health_wait "http://127.0.0.1:8001/healthz" "apphost-shop-prod-web@8001.service" 60; then die "apphost-shop-prod-web@8001.service did not answer 2xx on http://127.0.0.1:8001/healthz (last answer: $HEALTH_LAST); $(if [ -n "8000" ]; then echo "traffic stays on the old instance"; else echo "no release served before this one, and none serves now"; fi). Last lines of its journal:"$\'\\n\'"$(journal_tail "apphost-shop-prod-web@8001.service")"; fi',
@@ -259,7 +259,7 @@ describe("release phases: the base input", () => {
       "systemctl daemon-reload",
       `atomic_link "/srv/shop-prod/releases/${ID}" /srv/shop-prod/current`,
       "systemctl enable --quiet apphost-shop-prod-worker.service",
-      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
+      "unit_restart apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
       'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
       "COMMITTED=1",
@@ -287,7 +287,7 @@ describe("release phases: the base input", () => {
     ]);
     assert.deepEqual(workers.commands, [
       'if [ "$SWITCHED" != 1 ] || [ -z "$OLD_DIR" ]; then return 0; fi',
-      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
+      "unit_restart apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
       "workers_check rollback",
     ]);
@@ -671,7 +671,7 @@ describe("release phases: one key changed", () => {
       "systemctl daemon-reload",
       'atomic_link "/srv/shop-prod/releases/$RELEASE_ID" /srv/shop-prod/current',
       "systemctl enable --quiet apphost-shop-prod-worker.service",
-      "systemctl reset-failed apphost-shop-prod-worker.service 2>/dev/null || true; systemctl restart apphost-shop-prod-worker.service",
+      "unit_restart apphost-shop-prod-worker.service",
       "workers_note_restarts apphost-shop-prod-worker.service",
       "COMMITTED=1",
       "workers_check deploy",
