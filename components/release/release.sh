@@ -504,11 +504,12 @@ journal_tail() {
 # reset. A start systemd refuses (a missing program, environment file or directory of the unit's sandbox) fails the
 # phase with the unit's state and the last lines of its journal, which systemctl's exit status alone does not say.
 unit_restart() {
-  local status=0 started=$EPOCHSECONDS
+  local status=0 started=$EPOCHSECONDS state
   "$SYSTEMCTL" reset-failed "$1" 2>/dev/null || true
   "$SYSTEMCTL" restart "$1" || status=$?
   if [ "$status" -ne 0 ]; then
-    die "\`systemctl restart $1\` exited with status $status ($("$SYSTEMCTL" show -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' ' || true)). Last lines of its journal:"$'\n'"$(journal_tail "$1" "$((started - 5))")"
+    state=$("$SYSTEMCTL" show -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' ') || true
+    die "\`systemctl restart $1\` exited with status $status (${state% }). Last lines of its journal:"$'\n'"$(journal_tail "$1" "$((started - 5))")"
   fi
 }
 
