@@ -138,8 +138,7 @@ const PORT_CLAIMS = path.join(os.tmpdir(), "apphost-test-ports");
  * the claiming process's pid: hosts alive at once in the parallel workers never share a port (a random pick
  * alone could, more often the more workers run). Below Linux's ephemeral range (32768 and up), where a
  * client connection of another test (one in TIME_WAIT too) can hold the port: the test server binds without
- * SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE. A claim whose process is gone is taken
- * over; `cleanup` gives the claim back.
+ * SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE. `cleanup` gives the claim back.
  */
 function claimPorts(): number {
   fs.mkdirSync(PORT_CLAIMS, { recursive: true });
@@ -152,7 +151,16 @@ function claimPorts(): number {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
-    if (!alive(Number(fs.readFileSync(claim, "utf8")))) fs.rmSync(claim, { force: true }); // then drawn again
+    // A claim whose process is gone is removed, then drawn again; one given back meanwhile is simply gone, and an
+    // empty one is being written.
+    let owner = 0;
+    try {
+      owner = Number(fs.readFileSync(claim, "utf8"));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      continue;
+    }
+    if (owner > 0 && !alive(owner)) fs.rmSync(claim, { force: true });
   }
   throw new Error(
     `no free port slot in ${PORT_CLAIMS} after 200 draws: remove the directory if no test runs`,
@@ -160,7 +168,6 @@ function claimPorts(): number {
 }
 
 function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
