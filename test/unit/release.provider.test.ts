@@ -24,6 +24,9 @@ const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", hos
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
 /** A release's output kept from a trial, under test/unit/samples/ */
 const sample = (name: string) => fs.readFileSync(path.join(__dirname, "samples", name), "utf8");
+/** The error's first line for a run that exited with `code` and printed `stderr` */
+const headOf = (code: number, stderr: string) =>
+  releaseError("r", result(code, stderr), conn).message.split("\n")[0];
 
 describe("release provider: a deploy only for drift", () => {
   it("is one of the same code, requirements, config and script as the state records; it does not adopt the host's last job", () => {
@@ -152,10 +155,6 @@ describe("release provider: error messages", () => {
 });
 
 describe("release provider: a failed install's build hint", () => {
-  /** The error's first line for a run that exited with `code` and printed `stderr` */
-  const headOf = (code: number, stderr: string) =>
-    releaseError("r", result(code, stderr), conn).message.split("\n")[0];
-
   it("psycopg2 from source without libpq-dev (the styleguide trial's output): the package to add", () => {
     const stderr = sample("install/psycopg2-no-libpq-dev.txt");
     assert.equal(
@@ -260,8 +259,6 @@ describe("release provider: a failed install's build hint", () => {
 });
 
 describe("release provider: an app that refuses apphost's APP_ENV", () => {
-  const headOf = (code: number, stderr: string) =>
-    releaseError("r", result(code, stderr), conn).message.split("\n")[0];
   const HINT =
     "the app's settings refused APP_ENV, which apphost sets to the stack's name unless apphost:app.env sets it: " +
     "set it to a value the app accepts (its error in the output below lists them), e.g. " +
