@@ -362,7 +362,8 @@ health_wait() {
           same=$code since=$SECONDS
         elif [ $((SECONDS - since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
           HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
-          if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1" "${headers[@]}"); fi
+          # What the app says of it: its answer, and the error it logged for the request (Django's DisallowedHost).
+          if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1" "${headers[@]}")$(journal_error "$2"); fi
           return 1
         fi
         ;;
@@ -425,13 +426,22 @@ health_hint() {
 
 # health_answer <url> [curl args]: "; the app answered: "<its body>"", its first 120 printable characters (whitespace
 # runs as one space), or nothing for an empty body: what the app says of a 4xx it gives every try (Starlette's
-# "Invalid host header", a framework's error page).
+# "Invalid host header", a framework's error page). An HTML page with a title is quoted by its title (Django's debug
+# page: "DisallowedHost at /"), which its first characters, a style sheet's, do not say.
 health_answer() {
-  local url=$1 body
+  local url=$1 body title
   shift
   body=$(curl -s --max-time 5 "$@" "$url" 2>/dev/null | head -c 2000 | tr '\r\n\t' '   ' | tr -cd '[:print:]' | tr -s ' ') || true
   body=${body# }
   if [ -z "$body" ]; then return 0; fi
+  title=$(sed -nE 's/.*<title[^>]*>([^<]*)<\/title>.*/\1/Ip' <<<"$body") || true
+  title=${title# } title=${title% } title=${title//&amp;/\&} title=${title//&lt;/<} title=${title//&gt;/>}
+  title=${title//&quot;/\"} title=${title//&#39;/\'} title=${title//&#x27;/\'}
+  if [ -n "$title" ]; then
+    if [ "${#title}" -gt 120 ]; then title="${title:0:120}..."; fi
+    printf '; the app answered a page titled "%s"' "$title"
+    return 0
+  fi
   if [ "${#body}" -gt 120 ]; then body="${body:0:120}..."; fi
   printf '; the app answered: "%s"' "$body"
 }

@@ -24,13 +24,14 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   });
   after(() => host.cleanup());
 
-  const deployAnswering = (code: number, id: string, unhealthyBody?: string) =>
+  const deployAnswering = (code: number, id: string, unhealthyBody?: string, unhealthyError?: string) =>
     host.deploy(
       writeTestApp(path.join(host.tmp, `answers-${code}`), {
         version: `v${code}`,
         healthy: false,
         unhealthyCode: code,
         unhealthyBody,
+        unhealthyError,
       }),
       id,
     );
@@ -76,18 +77,47 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
     const r = deployAnswering(404, "20250102120000-c5c5c5c5");
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
-    // An error page: its text, whitespace runs as one space, tags and all, cut at 120 characters.
-    const page = `<html>\n  <head><title>404 Not Found</title></head>\n\t<body>${"x".repeat(200)}</body>\n</html>`;
+    // An error page without a title: its text, whitespace runs as one space, tags and all, cut at 120 characters.
+    const page = `<html>\n  <head></head>\n\t<body><h1>Not Found</h1>${"x".repeat(200)}</body>\n</html>`;
     const r2 = deployAnswering(404, "20250102130000-c5c5c5c6", page);
-    const quoted = `<html> <head><title>404 Not Found</title></head> <body>${"x".repeat(200)}`.slice(0, 120);
+    const quoted = `<html> <head></head> <body><h1>Not Found</h1>${"x".repeat(200)}`.slice(0, 120);
     assert.equal(
       stoppedEarly(r2.stderr, 404),
       `the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "${quoted}..."); ` +
         "no release served before this one, and none serves now. Last lines of its journal:",
     );
+    // With a title, the title, its entities read (Werkzeug's, with an ampersand in it).
+    const titled = `<!doctype html>\n<html lang=en>\n<title>404 Not Found &amp; &lt;gone&gt;</title>\n<h1>Not Found</h1>`;
+    const r3 = deployAnswering(404, "20250102140000-c5c5c5c7", titled);
+    assert.equal(
+      stoppedEarly(r3.stderr, 404),
+      'the app has no GET route at the health path; check apphost:app.healthPath; the app answered a page titled "404 Not Found & <gone>"); ' +
+        "no release served before this one, and none serves now. Last lines of its journal:",
+    );
     assert.match(
       stoppedEarly(r.stderr, 404),
       /^the app has no GET route at the health path; check apphost:app\.healthPath; the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
+    );
+  });
+
+  it("a 400 from Django's debug page: the page's title, and the error Django logged for the request", () => {
+    // Last of this host's tests: the fake journalctl shows the host's one log, whatever the unit and time, so the
+    // traceback this app logs would be every later test's "last error in its journal".
+    // The first 4 KB of what Django 5.1.2 (DEBUG = True) answered the djangox trial's gate, whose ALLOWED_HOSTS did
+    // not have the stack's hostname: a style sheet follows the title, and the page's first 120 characters are its head.
+    const page = fs.readFileSync(
+      path.join(__dirname, "samples", "health", "django-5.1-disallowedhost-debug-page-head.html"),
+      "utf8",
+    );
+    const logged =
+      "django.core.exceptions.DisallowedHost: Invalid HTTP_HOST header: 'djangox.local.test'. You may need to add 'djangox.local.test' to ALLOWED_HOSTS.";
+    const r = deployAnswering(400, "20250101130000-c4c4c4c5", page, logged);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      stoppedEarly(r.stderr, 400),
+      new RegExp(
+        `as the proxy does; the app answered a page titled "DisallowedHost at /"; the last error in its journal: ${logged.replace(/[.()]/g, "\\$&")}\\); no release served before this one`,
+      ),
     );
   });
 });
