@@ -1025,7 +1025,11 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       exitCode: EXIT_CODES.rollbackFailed,
       commands: [
         ...(db.kind !== "none" && db.revision && db.migrate
-          ? [`if [ "$MIGRATE_STARTED" = 1 ]; then app_revision REVISION "$NEW_DIR" ${q(db.revision)}; fi`]
+          ? [
+              // No database now (restore-database set aside the one a first migration created): as before the
+              // migration, not read through the app, whose revision command may create the file as it opens it (Django's).
+              `if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$(db_fingerprint)" = absent ]; then REVISION=$REVISION_BEFORE; else app_revision REVISION "$NEW_DIR" ${q(db.revision)}; fi; fi`,
+            ]
           : []),
         `release_log "${refs.id}" "$REVISION" "failed:$FAILED_PHASE"`,
         `rm -rf "${l.releases}/${refs.id}.tmp" "${l.releases}/${refs.id}.tar.gz.tmp"`,

@@ -693,6 +693,11 @@ export function writeTestApp(
     alsoBinds?: number;
     /** A taken port makes the server exit with uvicorn's line, which names the address, instead of Python's traceback */
     bindErrorAsUvicorn?: boolean;
+    /**
+     * The revision command opens the database read-write, creating an empty file where there is none, as Django's
+     * `manage.py shell` does. By default it reads a database only where there is one.
+     */
+    revisionCreatesDatabase?: boolean;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
     /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
@@ -772,8 +777,11 @@ except OSError:
   const known = opts.knowsRevisions?.map((r) => `"${r}"`).join(" | ");
   fs.writeFileSync(
     path.join(dir, "revision.sh"),
-    `# Read-only, like \`alembic current\`: never creates the file or a table.
-if [ ! -e data/app.db ]; then echo none; exit 0; fi
+    `${
+      opts.revisionCreatesDatabase
+        ? "# Opens the file as Django does, creating it empty where there is none.\n: >>data/app.db\n"
+        : "# Read-only, like \`alembic current\`: never creates the file or a table.\n"
+    }if [ ! -s data/app.db ]; then echo none; exit 0; fi
 # No revision table yet (a database the migration never ran on): none, as alembic says.
 rev=$(sqlite3 -readonly data/app.db "SELECT rev FROM revision LIMIT 1" 2>/dev/null) || rev=""
 ${

@@ -193,7 +193,12 @@ describe("release script: a first deploy whose migration writes a database insid
   it("fails (14) naming it; the shared database it made is set aside by name; nothing served before", () => {
     const id = "20250101120000-f1f1f1f1";
     const r = host.deploy(
-      writeTestApp(path.join(host.tmp, "stray"), { version: "stray", strayDatabase: "migration" }),
+      // Its revision command creates the database where there is none, as Django's does.
+      writeTestApp(path.join(host.tmp, "stray"), {
+        version: "stray",
+        strayDatabase: "migration",
+        revisionCreatesDatabase: true,
+      }),
       id,
     );
     assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
@@ -210,6 +215,13 @@ describe("release script: a first deploy whose migration writes a database insid
       r.stderr,
     );
     assert.ok(fs.existsSync(path.join(host.layout.backups, `app.db.failed-${id}`)));
+    // As before the migration: no database (the release log's revision is not read through the app, which would
+    // create an empty one, and the next deploy would back that up and restore it as if it were the stack's).
+    assert.ok(!fs.existsSync(path.join(host.layout.data, "app.db")), "no database after the rollback");
+    assert.match(
+      host.read(host.layout.releaseLog),
+      new RegExp(`^${id}\\t\\S+\\tnone\\tfailed:migrate$`, "m"),
+    );
     assert.ok(r.stderr.includes("apphost: rollback: done; no release served before this one\n"), r.stderr);
     assert.ok(!fs.existsSync(host.layout.current), "nothing is current");
   });

@@ -304,7 +304,7 @@ describe("release phases: the base input", () => {
       'note "rollback: database restored from $BACKUP_FILE; its schema fingerprint matches the one before the migration"',
     ]);
     assert.deepEqual(mark.commands, [
-      'if [ "$MIGRATE_STARTED" = 1 ]; then app_revision REVISION "$NEW_DIR" \'alembic current\'; fi',
+      'if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$(db_fingerprint)" = absent ]; then REVISION=$REVISION_BEFORE; else app_revision REVISION "$NEW_DIR" \'alembic current\'; fi; fi',
       `release_log "${ID}" "$REVISION" "failed:$FAILED_PHASE"`,
       `rm -rf "/srv/shop-prod/releases/${ID}.tmp" "/srv/shop-prod/releases/${ID}.tar.gz.tmp"`,
     ]);
