@@ -434,9 +434,10 @@ health_answer() {
   body=$(curl -s --max-time 5 "$@" "$url" 2>/dev/null | head -c 2000 | tr '\r\n\t' '   ' | tr -cd '[:print:]' | tr -s ' ') || true
   body=${body# }
   if [ -z "$body" ]; then return 0; fi
-  title=$(sed -nE 's/.*<title[^>]*>([^<]*)<\/title>.*/\1/Ip' <<<"$body") || true
-  title=${title# } title=${title% } title=${title//&amp;/\&} title=${title//&lt;/<} title=${title//&gt;/>}
-  title=${title//&quot;/\"} title=${title//&#39;/\'} title=${title//&#x27;/\'}
+  # The first title (an SVG in the page may have its own), its entities read, &amp; last (so "&amp;lt;" is "&lt;").
+  title=$(grep -oiE '<title[^>]*>[^<]*</title>' <<<"$body" | head -n 1 | sed -E 's/<[^>]*>//g') || true
+  title=${title# } title=${title% } title=${title//&lt;/<} title=${title//&gt;/>} title=${title//&quot;/\"}
+  title=${title//&#39;/\'} title=${title//&#x27;/\'} title=${title//&amp;/\&}
   if [ -n "$title" ]; then
     if [ "${#title}" -gt 120 ]; then title="${title:0:120}..."; fi
     printf '; the app answered a page titled "%s"' "$title"

@@ -86,12 +86,15 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
       `the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "${quoted}..."); ` +
         "no release served before this one, and none serves now. Last lines of its journal:",
     );
-    // With a title, the title, its entities read (Werkzeug's, with an ampersand in it).
-    const titled = `<!doctype html>\n<html lang=en>\n<title>404 Not Found &amp; &lt;gone&gt;</title>\n<h1>Not Found</h1>`;
+    // With a title, the first title (not an icon's further down), its entities read once (Werkzeug's, with
+    // ampersands in it).
+    const titled =
+      "<!doctype html>\n<html lang=en>\n<title>404 Not Found &amp; &lt;gone&gt; &amp;lt;</title>\n<h1>Not Found</h1>" +
+      "<svg><title>icon</title></svg>";
     const r3 = deployAnswering(404, "20250102140000-c5c5c5c7", titled);
     assert.equal(
       stoppedEarly(r3.stderr, 404),
-      'the app has no GET route at the health path; check apphost:app.healthPath; the app answered a page titled "404 Not Found & <gone>"); ' +
+      'the app has no GET route at the health path; check apphost:app.healthPath; the app answered a page titled "404 Not Found & <gone> &lt;"); ' +
         "no release served before this one, and none serves now. Last lines of its journal:",
     );
     assert.match(
