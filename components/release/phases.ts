@@ -876,6 +876,7 @@ export function healthGatePhase(
       ...restartWorkers,
       `if [ -n "${refs.oldPort}" ]; then ${r.drainSeconds > 0 ? `sleep ${r.drainSeconds}; ` : ""}${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
       "COMMITTED=1",
+      `debug_page_warning "http://127.0.0.1:${refs.newPort}"`,
       ...checkWorkers,
     ],
   };

@@ -674,6 +674,8 @@ export function writeTestApp(
     unhealthyBody?: string;
     /** With that answer, a traceback in the journal ending in this line, as Django logs a request's error */
     unhealthyError?: string;
+    /** Every path but the health path answers 404 with this page (Django's debug page: DEBUG = True) */
+    notFoundPage?: string;
     migrations?: string[];
     failMigration?: boolean;
     /**
@@ -721,6 +723,7 @@ HEALTHY = ${opts.healthy === false ? "False" : "True"}
 UNHEALTHY_CODE = ${opts.unhealthyCode ?? 500}
 UNHEALTHY_BODY = ${opts.unhealthyBody === undefined ? "None" : JSON.stringify(opts.unhealthyBody)}
 UNHEALTHY_ERROR = ${opts.unhealthyError === undefined ? "None" : JSON.stringify(opts.unhealthyError)}
+NOT_FOUND_PAGE = ${opts.notFoundPage === undefined ? "None" : JSON.stringify(opts.notFoundPage)}
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 def poisoned():
     # A database with a table named "poisoned" makes the app unhealthy (restore tests).
@@ -744,6 +747,8 @@ class H(socketserver.StreamRequestHandler):
         body = ('{"version": %s, "cwd": %s, "port": %s}' % (quoted(VERSION), quoted(os.path.realpath(".")), quoted(sys.argv[1]))).encode()
         if code != 200 and UNHEALTHY_BODY is not None:
             body = UNHEALTHY_BODY.encode()
+        if NOT_FOUND_PAGE is not None and parts[1] != "/healthz":
+            code, body = 404, NOT_FOUND_PAGE.encode()
         if code != 200 and UNHEALTHY_ERROR is not None:
             sys.stderr.write('Internal Server Error: %s\\nTraceback (most recent call last):\\n  File "views.py", line 9, in index\\n    return render(request)\\n%s\\n' % (parts[1], UNHEALTHY_ERROR))
         head = "HTTP/1.0 %d %s\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\nconnection: close\\r\\n" % (code, REASONS.get(code, "Status"), len(body))

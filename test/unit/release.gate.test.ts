@@ -280,3 +280,40 @@ describe("release script: the health gate stops early on a web process that exit
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), v1);
   });
 });
+
+describe("release script: a live release whose app shows Django's debug pages", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  before(() => (host = new FakeHost({ sharedVenv: true })));
+  after(() => host.cleanup());
+
+  it("is a warning, and a release without them has none", () => {
+    // What Django 5.1.2 answered, with DEBUG = True, a path it has no route for (the page whole, 2,247 bytes).
+    const page = fs.readFileSync(
+      path.join(__dirname, "samples", "health", "django-5.1-debug-404.html"),
+      "utf8",
+    );
+    const r = host.deploy(
+      writeTestApp(path.join(host.tmp, "debug"), { version: "debug", notFoundPage: page }),
+      "20250105120000-d1d1d1d1",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        "apphost: health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL " +
+          "patterns to anyone, and its error pages show tracebacks and settings; read DEBUG from the environment in " +
+          "its settings and leave it off in apphost:app.env\n",
+      ),
+      r.stderr,
+    );
+    const off = host.deploy(
+      writeTestApp(path.join(host.tmp, "off"), {
+        version: "off",
+        notFoundPage: "<h1>Not Found</h1><p>The requested resource was not found on this server.</p>",
+      }),
+      "20250106120000-d2d2d2d2",
+    );
+    assert.equal(off.status, 0, off.stderr);
+    assert.doesNotMatch(off.stderr, /warning/, off.stderr);
+  });
+});

@@ -263,6 +263,7 @@ describe("release phases: the base input", () => {
       "workers_note_restarts apphost-shop-prod-worker.service",
       'if [ -n "8000" ]; then sleep 5; systemctl stop "apphost-shop-prod-web@8000.service"; systemctl disable --quiet "apphost-shop-prod-web@8000.service"; fi',
       "COMMITTED=1",
+      'debug_page_warning "http://127.0.0.1:8001"',
       "workers_check deploy",
     ]);
     assert.deepEqual(phase(input, "finish").commands, [
@@ -378,8 +379,8 @@ describe("release phases: one key changed", () => {
       hg.commands[0],
       /^if ! health_wait "http:\/\/127.0.0.1:8001\/up" "apphost-shop-prod-web@8001.service" 90; then/,
     );
-    assert.match(hg.commands.at(-3)!, /then systemctl stop /, "no drain: no sleep 0 either");
-    assert.match(phase(baseInput(), "health-gate").commands.at(-3)!, /then sleep 5; systemctl stop /);
+    assert.match(hg.commands.at(-4)!, /then systemctl stop /, "no drain: no sleep 0 either");
+    assert.match(phase(baseInput(), "health-gate").commands.at(-4)!, /then sleep 5; systemctl stop /);
     assert.equal(
       phase(baseInput({ releases: { ...baseReleases, keep: 3 } }), "finish").commands[4],
       "prune_releases 3",
