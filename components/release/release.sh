@@ -325,9 +325,15 @@ switch_upstream() {
   note "upstream: 127.0.0.1:$UPSTREAM_PORT -> 127.0.0.1:$1 (nftables table ip $NFT_TABLE)"
 }
 
+# The Host and X-Forwarded-Proto the proxy sends (HEALTH_HOST, HEALTH_PROTO), for the requests the script makes to an
+# instance itself: the health gate's, and the debug-page probe's.
+PROXY_HEADERS=()
+if [ -n "$HEALTH_HOST" ]; then PROXY_HEADERS=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
+readonly PROXY_HEADERS
+
 # health_wait <url> <unit> <seconds>: 0 on a 2xx before the deadline; HEALTH_LAST says what came back last, and
 # why the gate stopped (the deadline, or an answer waiting would not change).
-# The requests carry the Host and X-Forwarded-Proto the proxy would send (HEALTH_HOST, HEALTH_PROTO).
+# The requests carry the Host and X-Forwarded-Proto the proxy would send (PROXY_HEADERS).
 # The same redirect, 400, 401, 403, 404 or 405 to every try for HEALTH_SAME_ANSWER_SECONDS is the booted app's
 # own answer, which waiting does not change: it stops early, saying what that answer usually means. So does an
 # instance that listens on other ports, not its own, for HEALTH_ELSEWHERE_SECONDS, and one systemd restarted twice,
@@ -335,13 +341,12 @@ switch_upstream() {
 # since the gate began, whatever its journal says: it exits soon after it starts (an import error, a missing
 # setting), which waiting does not change; the caller prints its journal.
 health_wait() {
-  local deadline=$((SECONDS + $3)) out code location state tries=0 headers=() same="" since=0 port holder restarts
+  local deadline=$((SECONDS + $3)) out code location state tries=0 same="" since=0 port holder restarts
   local elsewhere bound away_since="" restarts0="" started=$SECONDS
   port=${1#http://*:} port=${port%%/*}
-  if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
   HEALTH_LAST="nothing yet"
   while :; do
-    out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${headers[@]}" "$1") || true
+    out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${PROXY_HEADERS[@]}" "$1") || true
     code=${out%% *} location=${out#* }
     HEALTH_LAST="HTTP ${code:-000}"
     case "$code" in
@@ -363,7 +368,7 @@ health_wait() {
         elif [ $((SECONDS - since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
           HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
           # What the app says of it: its answer, and the error it logged for the request (Django's DisallowedHost).
-          if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1" "${headers[@]}")$(journal_error "$2"); fi
+          if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1")$(journal_error "$2"); fi
           return 1
         fi
         ;;
@@ -424,14 +429,13 @@ health_hint() {
   esac
 }
 
-# health_answer <url> [curl args]: "; the app answered: "<its body>"", its first 120 printable characters (whitespace
+# health_answer <url>: "; the app answered: "<its body>"", its first 120 printable characters (whitespace
 # runs as one space), or nothing for an empty body: what the app says of a 4xx it gives every try (Starlette's
 # "Invalid host header", a framework's error page). An HTML page with a title is quoted by its title (Django's debug
 # page: "DisallowedHost at /"), which its first characters, a style sheet's, do not say.
 health_answer() {
-  local url=$1 body title
-  shift
-  body=$(curl -s --max-time 5 "$@" "$url" 2>/dev/null | head -c 2000 | tr '\r\n\t' '   ' | tr -cd '[:print:]' | tr -s ' ') || true
+  local body title
+  body=$(curl -s --max-time 5 "${PROXY_HEADERS[@]}" "$1" 2>/dev/null | head -c 2000 | tr '\r\n\t' '   ' | tr -cd '[:print:]' | tr -s ' ') || true
   body=${body# }
   if [ -z "$body" ]; then return 0; fi
   # The first title (an SVG in the page may have its own), its entities read, &amp; last (so "&amp;lt;" is "&lt;").
@@ -452,9 +456,8 @@ health_answer() {
 # lists the app's URL patterns to anyone, and its error pages show tracebacks and settings: a warning, since the
 # release serves.
 debug_page_warning() {
-  local headers=() body
-  if [ -n "$HEALTH_HOST" ]; then headers=(-H "Host: $HEALTH_HOST" -H "X-Forwarded-Proto: $HEALTH_PROTO"); fi
-  body=$(curl -s --max-time 5 "${headers[@]}" "$1/apphost-no-such-page-$RANDOM" 2>/dev/null | head -c 65536 | tr -s '\r\n\t ' ' ') || true
+  local body
+  body=$(curl -s --max-time 5 "${PROXY_HEADERS[@]}" "$1/apphost-no-such-page-$RANDOM" 2>/dev/null | head -c 65536 | tr -s '\r\n\t ' ' ') || true
   if [[ $body == *"<code>DEBUG = True</code> in your Django settings file"* ]]; then
     note "health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL patterns to anyone, and its error pages show tracebacks and settings; read DEBUG from the environment in its settings and leave it off in apphost:app.env"
   fi
