@@ -45,6 +45,15 @@ micros() {
   printf -v "$1" '%s' "${EPOCHREALTIME//[!0-9]/}"
 }
 
+# gate_ms <var> <micros>: the milliseconds since <micros> (from micros) on the health gate's clock, into <var>. It
+# runs HEALTH_CLOCK_SPEED times as fast as the wall clock: 1 on a host; the unit tests' fake hosts run it faster,
+# so a gate that waits out its deadline there takes a fraction of the seconds its messages name.
+gate_ms() {
+  local now
+  micros now
+  printf -v "$1" '%s' "$(((now - $2) * HEALTH_CLOCK_SPEED / 1000))"
+}
+
 # seconds_since <var> <micros>: the seconds since <micros> (from micros), to a tenth (`2.5`), into <var>.
 seconds_since() {
   local now tenths
@@ -340,13 +349,16 @@ readonly PROXY_HEADERS
 # its journal saying an address is in use (port_hint). So does one systemd restarted HEALTH_CRASH_RESTARTS times
 # since the gate began, whatever its journal says: it exits soon after it starts (an import error, a missing
 # setting), which waiting does not change; the caller prints its journal.
+# It keeps time on the gate's clock (gate_ms), in milliseconds: a 60 s deadline is 60 s, not 59 to 60.
 health_wait() {
-  local deadline=$((SECONDS + $3)) out code location state tries=0 same="" since=0 port holder restarts
-  local elsewhere bound away_since="" restarts0="" started=$SECONDS
+  local out code location state tries=0 same="" since=0 port holder restarts t0 elapsed
+  local elsewhere bound away_since="" restarts0=""
+  micros t0
   port=${1#http://*:} port=${port%%/*}
   HEALTH_LAST="nothing yet"
   while :; do
     out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${PROXY_HEADERS[@]}" "$1") || true
+    gate_ms elapsed "$t0"
     code=${out%% *} location=${out#* }
     HEALTH_LAST="HTTP ${code:-000}"
     case "$code" in
@@ -364,9 +376,9 @@ health_wait() {
         ;;
       301 | 302 | 303 | 307 | 308 | 400 | 401 | 403 | 404 | 405)
         if [ "$code" != "$same" ]; then
-          same=$code since=$SECONDS
-        elif [ $((SECONDS - since)) -ge "$HEALTH_SAME_ANSWER_SECONDS" ]; then
-          HEALTH_LAST="HTTP $code to every try for $((SECONDS - since))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
+          same=$code since=$elapsed
+        elif [ $((elapsed - since)) -ge $((HEALTH_SAME_ANSWER_SECONDS * 1000)) ]; then
+          HEALTH_LAST="HTTP $code to every try for $(((elapsed - since) / 1000))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
           # What the app says of it: its answer, and the error it logged for the request (Django's DisallowedHost).
           if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1")$(journal_error "$2"); fi
           return 1
@@ -381,9 +393,9 @@ health_wait() {
         if [ -z "$elsewhere" ] || [[ " $elsewhere" == *":$port "* || " $elsewhere" == *":$port" ]]; then
           away_since=""
         elif [ -z "$away_since" ]; then
-          away_since=$SECONDS
-        elif [ $((SECONDS - away_since)) -ge "$HEALTH_ELSEWHERE_SECONDS" ]; then
-          HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $((SECONDS - away_since))s, so the gate stopped waiting: $(port_hint "$port" "$2")"
+          away_since=$elapsed
+        elif [ $((elapsed - away_since)) -ge $((HEALTH_ELSEWHERE_SECONDS * 1000)) ]; then
+          HEALTH_LAST="HTTP 000; $2 listens on $elsewhere, not on port $port, for $(((elapsed - away_since) / 1000))s, so the gate stopped waiting: $(port_hint "$port" "$2")"
           return 1
         fi
         ;;
@@ -407,14 +419,15 @@ health_wait() {
     # Restarts count from the gate's first look: a count left from an earlier start is not this one's.
     if [ -z "$restarts0" ]; then restarts0=$restarts; fi
     if [ $((restarts - restarts0)) -ge "$HEALTH_CRASH_RESTARTS" ]; then
-      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $((restarts - restarts0)) times in $((SECONDS - started))s, so the gate stopped waiting: it exits soon after it starts, which waiting does not change"
+      HEALTH_LAST="$HEALTH_LAST; systemd restarted $2 $((restarts - restarts0)) times in $((elapsed / 1000))s, so the gate stopped waiting: it exits soon after it starts, which waiting does not change"
       out=$(journal_error "$2")
       HEALTH_LAST+=${out:-"; its journal says why"}
       return 1
     fi
-    if [ "$SECONDS" -ge "$deadline" ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s$(journal_error "$2")"; return 1; fi
+    gate_ms elapsed "$t0"
+    if [ "$elapsed" -ge $(($3 * 1000)) ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s$(journal_error "$2")"; return 1; fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
-    case "$tries" in 0) sleep 0.1 ;; 1) sleep 0.2 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1 ;; esac
+    sleep "${HEALTH_POLL_SECONDS[tries < 4 ? tries : 4]}"
     tries=$((tries + 1))
   done
 }

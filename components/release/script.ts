@@ -81,7 +81,16 @@ export interface ScriptTiming {
    * as it starts has been restarted by systemd by then (RestartSec=2). @default 3
    */
   workerSettleSeconds: number;
+  /**
+   * How many times as fast as the wall clock the health gate's clock runs (a whole number): its deadline, its
+   * windows and its polls all shrink by it, and its messages still name the seconds it was given. The unit
+   * tests' fake hosts wait out failing gates this way. @default 1
+   */
+  healthClockSpeed: number;
 }
+
+/** The health gate's polls, in seconds on its clock: quickly while a fresh server is likely still booting, then once a second. */
+const HEALTH_POLL_SECONDS = [0.1, 0.2, 0.4, 0.8, 1];
 
 function timingOf(input: ScriptInput): ScriptTiming {
   const t: ScriptTiming = {
@@ -90,12 +99,15 @@ function timingOf(input: ScriptInput): ScriptTiming {
     healthSameAnswerSeconds: 10,
     healthElsewhereSeconds: Math.max(10, Math.ceil(input.releases.healthTimeoutSeconds / 2)),
     workerSettleSeconds: 3,
+    healthClockSpeed: 1,
     ...input.timing,
   };
   for (const [k, v] of Object.entries(t)) {
     if (!Number.isFinite(v) || v <= 0)
       throw new Error(`timing.${k} must be a positive number of seconds, got ${v}`);
   }
+  if (!Number.isInteger(t.healthClockSpeed))
+    throw new Error(`timing.healthClockSpeed must be a whole number, got ${t.healthClockSpeed}`);
   return t;
 }
 
@@ -230,6 +242,8 @@ readonly FOLLOW_POLL_SECONDS=${timing.followPollSeconds}
 readonly HEALTH_SAME_ANSWER_SECONDS=${timing.healthSameAnswerSeconds}
 readonly HEALTH_ELSEWHERE_SECONDS=${timing.healthElsewhereSeconds}
 readonly HEALTH_CRASH_RESTARTS=${HEALTH_CRASH_RESTARTS}
+readonly HEALTH_CLOCK_SPEED=${timing.healthClockSpeed}
+readonly HEALTH_POLL_SECONDS=(${HEALTH_POLL_SECONDS.map((s) => Number((s / timing.healthClockSpeed).toFixed(3))).join(" ")})
 readonly WORKER_SETTLE_MICROS=${Math.round(timing.workerSettleSeconds * 1e6)}
 
 PHASE=""

@@ -83,10 +83,17 @@ export interface RunResult {
 
 /**
  * apphost:releases.healthTimeoutSeconds on the fake hosts: what an unhealthy release waits before its
- * gate fails. A healthy test server answers within half a second; the gate allows 2 to 3 s (bash's
- * SECONDS counts whole seconds).
+ * gate fails, on the gate's clock (HARNESS_HEALTH_CLOCK_SPEED).
  */
 export const HARNESS_HEALTH_TIMEOUT_SECONDS = 3;
+
+/**
+ * The fake hosts' health gate keeps time this many times as fast as the wall clock (ScriptTiming.healthClockSpeed):
+ * a gate that fails on its deadline takes 1 s of the 3 its message names, and the windows a test sets (the same
+ * answer, another port) a third of theirs. A healthy test server answers within half a second, even on a busy
+ * machine.
+ */
+export const HARNESS_HEALTH_CLOCK_SPEED = 3;
 
 let venvTemplate: { dir: string; pyMM: string } | undefined;
 
@@ -202,7 +209,10 @@ export class FakeHost {
        * requirements hash), so no deploy runs pip; for the tests about what happens around the venvs.
        */
       sharedVenv?: boolean | "with-requirements";
-      /** Shorter waits; `follow` looks every 0.1 s and the workers are checked 0.05 s after their restart unless this says otherwise */
+      /**
+       * Shorter waits; `follow` looks every 0.1 s, the workers are checked 0.05 s after their restart and the health gate's
+       * clock runs at HARNESS_HEALTH_CLOCK_SPEED unless this says otherwise
+       */
       timing?: Partial<ScriptTiming>;
       /**
        * The systemd unit a stand-in `ss` and /proc say holds every port the health gate asks about, as
@@ -310,7 +320,12 @@ export class FakeHost {
         cc: opts.cc ?? "cc",
         requireRoot: false,
       },
-      timing: { followPollSeconds: 0.1, workerSettleSeconds: 0.05, ...opts.timing },
+      timing: {
+        followPollSeconds: 0.1,
+        workerSettleSeconds: 0.05,
+        healthClockSpeed: HARNESS_HEALTH_CLOCK_SPEED,
+        ...opts.timing,
+      },
     };
     this.input = input;
     this.script = path.join(this.layout.bin, "apphost-release");

@@ -144,6 +144,9 @@ describe("release script: static checks", () => {
     assert.match(s, /^readonly HEALTH_SAME_ANSWER_SECONDS=10$/m);
     assert.match(s, /^readonly HEALTH_ELSEWHERE_SECONDS=30$/m);
     assert.match(s, /^readonly HEALTH_CRASH_RESTARTS=3$/m);
+    // Its clock is the wall's, and it polls after 0.1, 0.2, 0.4 and 0.8 s, then every second.
+    assert.match(s, /^readonly HEALTH_CLOCK_SPEED=1$/m);
+    assert.match(s, /^readonly HEALTH_POLL_SECONDS=\(0\.1 0\.2 0\.4 0\.8 1\)$/m);
     const short = renderReleaseScript(baseInput({ releases: { ...baseReleases, healthTimeoutSeconds: 12 } }));
     assert.match(short, /^readonly HEALTH_ELSEWHERE_SECONDS=10$/m);
   });
@@ -155,6 +158,14 @@ describe("release script: static checks", () => {
     });
     assert.match(s, /^readonly LOCK_RENEW_SECONDS=1$/m);
     assert.match(s, /^readonly FOLLOW_POLL_SECONDS=0.1$/m);
+    // A gate's clock 4 times as fast: its polls a quarter as long, on the wall clock.
+    const fast = renderReleaseScript({ ...baseInput(), timing: { healthClockSpeed: 4 } });
+    assert.match(fast, /^readonly HEALTH_CLOCK_SPEED=4$/m);
+    assert.match(fast, /^readonly HEALTH_POLL_SECONDS=\(0\.025 0\.05 0\.1 0\.2 0\.25\)$/m);
+    assert.throws(
+      () => renderReleaseScript({ ...baseInput(), timing: { healthClockSpeed: 2.5 } }),
+      /timing\.healthClockSpeed must be a whole number, got 2\.5/,
+    );
     for (const bad of [0, -1, NaN, Infinity]) {
       assert.throws(
         () => renderReleaseScript({ ...baseInput(), timing: { followPollSeconds: bad } }),
