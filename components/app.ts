@@ -59,7 +59,7 @@ import {
   unitRemovalCommand,
 } from "./render/systemd";
 import { renderTmpfiles, tmpfilesPath } from "./render/tmpfiles";
-import { proxyCommands } from "./server";
+import { proxyCommands } from "./render/common";
 
 export interface AppArgs {
   /** The Pulumi stack: with apphost:app.name it names every file and unit (`<app>-<stack>`); the env file's APP_ENV */

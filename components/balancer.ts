@@ -15,7 +15,7 @@ import { HostFile } from "./remote/resources";
 import { shellQuote as q } from "./shell";
 import { renderBalancerScript, renderBalancerSite, renderUpstreams } from "./render/balancer";
 import { acmeCaRootPath } from "./render/common";
-import { proxyCommands } from "./server";
+import { proxyCommands } from "./render/common";
 
 /**
  * What apphost:lb's balancer host installs besides the baseline

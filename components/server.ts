@@ -13,6 +13,7 @@ import type { SshConnection } from "./remote/connection";
 import { NGINX_DEFAULT_SITE } from "./paths";
 import { renderBaseline } from "./render/baseline";
 import { CADDYFILE_PATH, renderCaddyfile } from "./render/caddy";
+import { proxyCommands } from "./render/common";
 import { NGINX_HTTP_CONF_PATH, renderNginxHttpConf } from "./render/nginx";
 import { renderSharedTmpfiles, TMPFILES_SHARED_PATH } from "./render/tmpfiles";
 
@@ -34,20 +35,6 @@ export interface ServerArgs {
    * steps run through OpenSSH. @default false
    */
   openSshOnly?: boolean;
-}
-
-/**
- * Commands the proxy resources run; kept together so app.ts uses the same
- * ones. A running proxy is reloaded, never restarted (open connections
- * finish); one that is not running yet (first deploy, or a host that just
- * switched proxies) is started.
- */
-export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
-  const reload = (unit: string) =>
-    `if systemctl is-active --quiet ${unit}; then systemctl reload ${unit}; else systemctl enable --now ${unit}; fi`;
-  return kind === "caddy"
-    ? { validate: `caddy validate --adapter caddyfile --config ${CADDYFILE_PATH}`, reload: reload("caddy") }
-    : { validate: "nginx -t", reload: reload("nginx") };
 }
 
 export class Server extends pulumi.ComponentResource {

@@ -6,7 +6,7 @@
  * Every renderer is a pure function from a narrow typed input to a string.
  */
 import type { AppConfig, ProxyConfig, TlsConfig } from "../config/types";
-import type { HostLayout } from "../paths";
+import { CADDYFILE_PATH, type HostLayout } from "../paths";
 import { assertSafe, SAFE } from "../shell";
 
 /** A file to write on the host, with the ownership and mode it must have. */
@@ -164,4 +164,18 @@ export function securityHeaders(input: ProxySiteInput): [string, string][] {
     ["X-Frame-Options", "SAMEORIGIN"],
   );
   return headers;
+}
+
+/**
+ * Commands the proxy resources run (server.ts, app.ts, balancer.ts) and the
+ * release script's layout step. A running proxy is reloaded, never restarted
+ * (open connections finish); one that is not running yet (first deploy, or a
+ * host that just switched proxies) is started.
+ */
+export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
+  const reload = (unit: string) =>
+    `if systemctl is-active --quiet ${unit}; then systemctl reload ${unit}; else systemctl enable --now ${unit}; fi`;
+  return kind === "caddy"
+    ? { validate: `caddy validate --adapter caddyfile --config ${CADDYFILE_PATH}`, reload: reload("caddy") }
+    : { validate: "nginx -t", reload: reload("nginx") };
 }

@@ -9,7 +9,6 @@ import type { DatabaseConfig, ProxyConfig } from "../config/types";
 import { sqlitePath } from "../release/backup";
 import { TIMER_STAMP_DIR, UNIT_DIR, unitName, upstreamPort, webPorts, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
-import { proxyCommands } from "../server";
 import { deleteUpstreamTables } from "./nftables";
 import {
   disableUnitsCommand,
@@ -18,7 +17,7 @@ import {
   stackUnits,
   type StackUnitsInput,
 } from "./systemd";
-import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, type HostDirs } from "./common";
+import { acmeWebroot, caddyAccessLog, HOST_DIRS, nginxLogs, proxyCommands, type HostDirs } from "./common";
 
 /** Where `pulumi destroy` moves a stack's data and backups: `/var/lib/apphost/kept/<id>-<UTC stamp>`. */
 export const KEPT_DIR = "/var/lib/apphost/kept";

@@ -9,7 +9,7 @@ import * as assert from "assert/strict";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { App } from "../../components/app";
-import { proxyCommands } from "../../components/server";
+import { proxyCommands } from "../../components/render/common";
 import { appArgs, stackConfig, useTempArtifactCache } from "./fixtures";
 import { stackArtifact } from "../../components/release/cache";
 

@@ -67,3 +67,58 @@ describe("components/release/id.ts spells out a release id's shape", () => {
     );
   });
 });
+
+/** The modules a file imports (`from "./x"`, `import("./x")`, `require("./x")`): relative ones resolved to files, packages as named. */
+function importsOf(file: string): string[] {
+  const specs = [...fs.readFileSync(file, "utf8").matchAll(/(?:from|import\(|require\()\s*"([^"]+)"/g)].map(
+    (m) => m[1],
+  );
+  return specs.map((s) => {
+    if (!s.startsWith(".")) return s;
+    const base = path.resolve(path.dirname(file), s);
+    return [`${base}.ts`, path.join(base, "index.ts")].find((f) => fs.existsSync(f)) ?? base;
+  });
+}
+
+describe("the pure modules (config, renderers, the release script) load nothing of Pulumi", () => {
+  it("finds a package imported through another module (the walker itself)", () => {
+    const server = path.join(ROOT, "server.ts");
+    assert.ok(importsOf(server).includes("@pulumi/pulumi"));
+    assert.ok(importsOf(server).includes(path.join(ROOT, "render", "caddy.ts")));
+  });
+
+  it("no module under components/config (but its Pulumi boundary, index.ts), render/ or release/ reaches @pulumi/*", () => {
+    const pure = [
+      ...tsFiles(path.join(ROOT, "config")).filter((f) => path.basename(f) !== "index.ts"),
+      ...tsFiles(path.join(ROOT, "render")),
+      ...tsFiles(path.join(ROOT, "release")),
+      ...["paths.ts", "shell.ts", "shellfile.ts"].map((f) => path.join(ROOT, f)),
+    ];
+    const offenders: string[] = [];
+    for (const start of pure) {
+      // Breadth-first, so the chain reported is a shortest one.
+      const via = new Map<string, string[]>([[start, []]]);
+      const queue = [start];
+      while (queue.length > 0) {
+        const file = queue.shift()!;
+        for (const dep of importsOf(file)) {
+          const chain = [...via.get(file)!, path.relative(ROOT, file)];
+          if (dep.startsWith("@pulumi/")) {
+            offenders.push(`${[...chain, dep].join(" -> ")}`);
+            queue.length = 0;
+            break;
+          }
+          if (dep.startsWith("/") && !via.has(dep) && dep.endsWith(".ts")) {
+            via.set(dep, chain);
+            queue.push(dep);
+          }
+        }
+      }
+    }
+    assert.deepEqual(
+      offenders,
+      [],
+      `a pure module imports a component or Pulumi itself; move what it needs into a pure module:\n${offenders.join("\n")}`,
+    );
+  });
+});
