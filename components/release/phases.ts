@@ -812,6 +812,25 @@ export function restartUnit(unit: string): string {
 }
 
 /** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
+/**
+ * What the health gate's debug-page warning says to do when apphost:app.env sets a DEBUG (DJANGO_DEBUG, ...) to a
+ * value that reads as off ("0", "false", "no", "off") and the app runs with DEBUG on all the same: settings such as
+ * `bool(os.environ.get("DEBUG", 0))` take any non-empty string as True (django-on-docker's, whose sample env file
+ * sets DEBUG=0). Undefined when no such key is set: the warning's own advice stands.
+ */
+export function debugOffHint(env: AppConfig["env"]): string | undefined {
+  const off = Object.entries(env).filter(
+    ([k, v]) => /(^|_)DEBUG$/i.test(k) && /^(0|false|no|off|n)$/i.test(String(v).trim()),
+  );
+  if (off.length === 0) return undefined;
+  const keys = off.map(([k, v]) => `apphost:app.env.${k} is ${JSON.stringify(String(v))}`).join(" and ");
+  return (
+    `${keys}, which the app reads as on: settings such as bool(os.environ.get("DEBUG", 0)) take any non-empty string as True, ` +
+    `"0" and "False" too; remove ${off.length > 1 ? "them" : "it"} from apphost:app.env (or set ${off.length > 1 ? "them" : "it"} to ""), ` +
+    `or compare the value in the settings (os.environ.get("DEBUG") == "1")`
+  );
+}
+
 export function healthGatePhase(
   input: ReleaseInput,
   action: "deploy" | "rollback" = "deploy",
@@ -822,6 +841,7 @@ export function healthGatePhase(
   const r = input.releases;
   const refs = refsOf(input);
   const web = webProcess(input.app);
+  const debugHint = debugOffHint(input.app.env);
   const workers = workerUnits(input).map((u) => `${t.systemctl} enable --quiet ${u}`);
   const restartWorkers = workerUnits(input).length
     ? [
@@ -876,7 +896,7 @@ export function healthGatePhase(
       ...restartWorkers,
       `if [ -n "${refs.oldPort}" ]; then ${r.drainSeconds > 0 ? `sleep ${r.drainSeconds}; ` : ""}${t.systemctl} stop "${oldUnit}"; ${t.systemctl} disable --quiet "${oldUnit}"; fi`,
       "COMMITTED=1",
-      `debug_page_warning "http://127.0.0.1:${refs.newPort}"`,
+      `debug_page_warning "http://127.0.0.1:${refs.newPort}"${debugHint ? ` ${q(debugHint)}` : ""}`,
       ...checkWorkers,
     ],
   };

@@ -464,15 +464,15 @@ health_answer() {
   printf '; the app answered: "%s"' "$body"
 }
 
-# debug_page_warning <base url>: once the release is live, one request for a path no app routes, with the Host and
-# X-Forwarded-Proto the proxy sends. Django's debug 404 page ("you have DEBUG = True in your Django settings file")
-# lists the app's URL patterns to anyone, and its error pages show tracebacks and settings: a warning, since the
-# release serves.
+# debug_page_warning <base url> [<what to do>]: once the release is live, one request for a path no app routes, with
+# the Host and X-Forwarded-Proto the proxy sends. Django's debug 404 page ("you have DEBUG = True in your Django settings
+# file") lists the app's URL patterns to anyone, and its error pages show tracebacks and settings: a warning, since the
+# release serves. <what to do> replaces its advice (debugOffHint, phases.ts: a DEBUG the stack sets to "0").
 debug_page_warning() {
   local body
   body=$(curl -s --max-time 5 "${PROXY_HEADERS[@]}" "$1/apphost-no-such-page-$RANDOM" 2>/dev/null | head -c 65536 | tr -s '\r\n\t ' ' ') || true
   if [[ $body == *"<code>DEBUG = True</code> in your Django settings file"* ]]; then
-    note "health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL patterns to anyone, and its error pages show tracebacks and settings; read DEBUG from the environment in its settings and leave it off in apphost:app.env"
+    note "health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL patterns to anyone, and its error pages show tracebacks and settings; ${2:-read DEBUG from the environment in its settings and leave it off in apphost:app.env}"
   fi
 }
 

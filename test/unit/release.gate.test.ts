@@ -286,25 +286,27 @@ describe("release script: a live release whose app shows Django's debug pages", 
   let host: FakeHost;
   before(() => (host = new FakeHost({ sharedVenv: true })));
   after(() => host.cleanup());
+  // What Django 5.1.2 answered, with DEBUG = True, a path it has no route for (the page whole, 2,247 bytes).
+  const page = fs.readFileSync(
+    path.join(__dirname, "samples", "health", "django-5.1-debug-404.html"),
+    "utf8",
+  );
+
+  /** Deploys an app whose 404 page is that page; the warning must end with `advice`. */
+  function assertDebugWarning(version: string, id: string, advice: string): void {
+    const r = host.deploy(writeTestApp(path.join(host.tmp, version), { version, notFoundPage: page }), id);
+    assert.equal(r.status, 0, r.stderr);
+    const warning =
+      "apphost: health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL " +
+      "patterns to anyone, and its error pages show tracebacks and settings; ";
+    assert.ok(r.stderr.includes(`${warning}${advice}\n`), r.stderr);
+  }
 
   it("is a warning, and a release without them has none", () => {
-    // What Django 5.1.2 answered, with DEBUG = True, a path it has no route for (the page whole, 2,247 bytes).
-    const page = fs.readFileSync(
-      path.join(__dirname, "samples", "health", "django-5.1-debug-404.html"),
-      "utf8",
-    );
-    const r = host.deploy(
-      writeTestApp(path.join(host.tmp, "debug"), { version: "debug", notFoundPage: page }),
+    assertDebugWarning(
+      "debug",
       "20250105120000-d1d1d1d1",
-    );
-    assert.equal(r.status, 0, r.stderr);
-    assert.ok(
-      r.stderr.includes(
-        "apphost: health-gate: warning: the app runs with Django's DEBUG = True: its 404 page lists the app's URL " +
-          "patterns to anyone, and its error pages show tracebacks and settings; read DEBUG from the environment in " +
-          "its settings and leave it off in apphost:app.env\n",
-      ),
-      r.stderr,
+      "read DEBUG from the environment in its settings and leave it off in apphost:app.env",
     );
     const off = host.deploy(
       writeTestApp(path.join(host.tmp, "off"), {
@@ -315,5 +317,17 @@ describe("release script: a live release whose app shows Django's debug pages", 
     );
     assert.equal(off.status, 0, off.stderr);
     assert.doesNotMatch(off.stderr, /warning/, off.stderr);
+  });
+
+  it("with a DEBUG the stack sets to a value that reads as off, says how the app reads it", () => {
+    // django-on-docker's settings, `DEBUG = bool(os.environ.get("DEBUG", default=0))`, and its sample env's DEBUG=0.
+    host.rewrite({ env: { DEBUG: "0", DJANGO_DEBUG: "False", LOG_LEVEL: "0" } });
+    assertDebugWarning(
+      "debug0",
+      "20250107120000-d3d3d3d3",
+      'apphost:app.env.DEBUG is "0" and apphost:app.env.DJANGO_DEBUG is "False", which the app reads as on: settings ' +
+        'such as bool(os.environ.get("DEBUG", 0)) take any non-empty string as True, "0" and "False" too; remove them ' +
+        'from apphost:app.env (or set them to ""), or compare the value in the settings (os.environ.get("DEBUG") == "1")',
+    );
   });
 });

@@ -21,6 +21,7 @@ import {
 import { leadingProgram } from "../../components/render/systemd";
 import {
   EXIT_CODES,
+  debugOffHint,
   deployPhases,
   healthGatePhase,
   installPhase,
@@ -365,6 +366,27 @@ describe("release phases: one key changed", () => {
     const nginx = healthGatePhase(baseInput({ proxy: { kind: "nginx" } }));
     assert.match(nginx.description, /the nginx configuration does not change and is not reloaded/);
     assert.deepEqual(nginx.commands, healthGatePhase(baseInput()).commands);
+  });
+
+  it("apphost:app.env with a DEBUG that reads as off: the debug-page warning says how the app reads it", () => {
+    assert.equal(debugOffHint({}), undefined);
+    // Values that read as on, keys that only contain DEBUG, and a blank value (bool("") is False): nothing to say.
+    assert.equal(
+      debugOffHint({ DEBUG: "1", DJANGO_DEBUG: "true", DEBUGGER: "0", DEBUG_TOOLBAR_X: "off", X: "" }),
+      undefined,
+    );
+    const hint =
+      'apphost:app.env.DEBUG is " Off ", which the app reads as on: settings such as bool(os.environ.get("DEBUG", 0)) ' +
+      'take any non-empty string as True, "0" and "False" too; remove it from apphost:app.env (or set it to ""), ' +
+      'or compare the value in the settings (os.environ.get("DEBUG") == "1")';
+    assert.equal(debugOffHint({ DEBUG: " Off " }), hint);
+    const commands = healthGatePhase(
+      baseInput({ refs: literal, app: { ...baseApp, env: { DEBUG: " Off " } } }),
+    ).commands;
+    assert.ok(
+      commands.includes(`debug_page_warning "http://127.0.0.1:8001" ${shellQuote(hint)}`),
+      commands.join("\n"),
+    );
   });
 
   it("apphost:app.healthPath, apphost:releases.* numbers", () => {
