@@ -168,6 +168,9 @@ export function keyIdentity(line: string): string {
 /** Validity periods Cloudflare's Origin CA issues, in days. */
 const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
 
+/** apphost:app.sharedUrls' keys: the same narrow URL prefixes as staticPrefix. */
+const isSharedUrl = (s: string) => isUrlPath(s) && s.startsWith("/") && s.endsWith("/") && s !== "/";
+
 /** `media/` is `media`. */
 const withoutSlash = (dir: string) => dir.replace(/\/+$/, "");
 
@@ -1257,6 +1260,37 @@ export function sections(ctx: ParseContext, p: Prepared) {
       sharedDirs: list('"media"', sharedDirProblem)
         .transform((dirs) => dirs.map(withoutSlash))
         .default(() => [...D.APP_DEFAULTS.sharedDirs]),
+      /** URL prefixes the proxy serves from a shared directory (`/media/`: `mediafiles`), as it serves staticDir */
+      sharedUrls: z
+        .record(z.string(), z.unknown(), {
+          error: says({
+            expected:
+              'an object of URL prefixes and the shared directories they serve, like {"/media/": "media"}',
+            todo: (key) => `e.g. pulumi config set --path '${key}["/media/"]' media`,
+          }),
+        })
+        .superRefine((urls, c) => {
+          for (const [url, dir] of Object.entries(urls)) {
+            if (!isSharedUrl(url))
+              c.addIssue({
+                code: "custom",
+                path: [url],
+                input: url,
+                message: `expected a URL prefix starting and ending with "/" (not "/" alone), like "/media/", as the key; rename it`,
+              });
+            else if (typeof dir !== "string" || dir.trim() === "")
+              c.addIssue({
+                code: "custom",
+                path: [url],
+                input: dir,
+                message: `expected a directory listed in apphost:app.sharedDirs, like "media", got ${show(dir)}; fix the value`,
+              });
+          }
+        })
+        .transform((urls) =>
+          Object.fromEntries(Object.entries(urls).map(([u, d]) => [u, withoutSlash(String(d))])),
+        )
+        .default(() => ({})),
       staticPrefix: str(
         'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
         "/static/",
@@ -1353,6 +1387,35 @@ export function sections(ctx: ParseContext, p: Prepared) {
       }
       if (a.staticDir === undefined && has("staticPrefix")) {
         add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
+      }
+      const urls = Object.entries(a.sharedUrls ?? {}).filter(([u]) => isSharedUrl(u));
+      const inside = (u: string, o: string) => u.startsWith(o);
+      for (const [url, dir] of urls) {
+        const key = ["sharedUrls", url];
+        if (a.sharedDirs && !a.sharedDirs.includes(dir))
+          add(
+            key,
+            `${show(dir)} is not in apphost:app.sharedDirs; list it there too (the proxy serves a directory the releases share, ` +
+              "kept in shared/data/linked), or serve a directory the build writes with apphost:app.staticDir",
+          );
+        const other = urls.find(([o]) => o !== url && inside(url, o));
+        if (other)
+          add(
+            key,
+            `${show(url)} is inside apphost:app.sharedUrls["${other[0]}"]; give each a prefix of its own`,
+          );
+        const prefix =
+          a.staticDir !== undefined ? (a.staticPrefix ?? D.APP_DEFAULTS.staticPrefix) : undefined;
+        if (prefix && (inside(url, prefix) || inside(prefix, url)))
+          add(
+            key,
+            `${show(url)} overlaps apphost:app.staticPrefix (${show(prefix)}); give the shared directory a prefix of its own, like "/media/"`,
+          );
+        if (a.healthPath && inside(a.healthPath, url))
+          add(
+            key,
+            `apphost:app.healthPath (${show(a.healthPath)}) is under ${show(url)}, which the proxy answers from disk; give the uploads another prefix`,
+          );
       }
     },
   ).transform(({ python, ...a }) => {

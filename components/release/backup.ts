@@ -48,6 +48,8 @@ export interface HostTools {
   proc: string;
   /** A C compiler, looked up when an app command fails in the install phase: without one, a dependency that builds from source cannot. @default "cc" */
   cc: string;
+  /** Gives the proxy's user read access to a directory apphost:app.sharedUrls serves (POSIX ACLs). @default "setfacl" */
+  setfacl: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -63,6 +65,7 @@ export const PRODUCTION_TOOLS: HostTools = {
   ss: "ss",
   proc: "/proc",
   cc: "cc",
+  setfacl: "setfacl",
   requireRoot: true,
 };
 

@@ -347,6 +347,10 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     `chown -hR ${user}: "$NEW_DIR"`,
     // Before the build, as Capistrano links its linked_dirs: the release is the app user's from here on.
     ...app.sharedDirs.map((d) => `link_shared_dir ${q(d)}`),
+    // apphost:app.sharedUrls: the proxy serves these from shared/data/linked, which is otherwise closed to it.
+    ...app.sharedDirs
+      .filter((d) => Object.values(app.sharedUrls ?? {}).includes(d))
+      .map((d) => `share_with_proxy ${q(d)}`),
   ];
   if (app.runtime === "python") {
     const deps = pythonDepsOf(app);

@@ -204,6 +204,20 @@ link_shared_dir() {
   note "install: $1 links to $dst"
 }
 
+# share_with_proxy <dir>: the proxy's user (PROXY_USER) may read what the app writes in $LINKED_DIR/<dir>, which
+# apphost:app.sharedUrls serves: POSIX ACLs, set as the app user, who owns the directories: search on each one from
+# shared/data down, read on <dir> and all in it, and the same by default on what the app creates there later. The
+# rest of shared/data (the SQLite database, other directories) stays closed to the proxy.
+share_with_proxy() {
+  local dst="$LINKED_DIR/$1" up="$LINKED_DIR/$1" parents=()
+  while [ "$up" != "${LINKED_DIR%/*}" ]; do up=${up%/*}; parents+=("$up"); done
+  if ! "$RUNUSER" -u "$APP_USER" -- "$SETFACL" -m "u:$PROXY_USER:x" -- "${parents[@]}" 3>&- 9>&- ||
+    ! "$RUNUSER" -u "$APP_USER" -- "$SETFACL" -R -m "u:$PROXY_USER:rX,d:u:$PROXY_USER:rX" -- "$dst" 3>&- 9>&-; then
+    die "apphost:app.sharedUrls: could not let $PROXY_USER read $dst (setfacl: the file system must support ACLs)"
+  fi
+  note "install: $PROXY_USER may read $1 (apphost:app.sharedUrls)"
+}
+
 # app_revision <var> <dir> <command>: <var> becomes the last non-empty stdout line of the revision command (tabs as
 # spaces), or empty when it printed none or failed. REVISION_FAILED becomes a failed command's last line, or "exit
 # status <n>" when it printed none, and is empty when the command went through: alembic's `FAILED: Can't locate

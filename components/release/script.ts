@@ -29,6 +29,7 @@ import { jobUnitName, unitName, upstreamPort, type HostLayout } from "../paths";
 import { ansiC, shellQuote as q } from "../shell";
 import { staticShell } from "../shellfile";
 import { pythonImportPath, renderCommandDropIn } from "../render/systemd";
+import { PROXY_USERS } from "../render/common";
 import { portListenerFunction, unitListensFunction, unitReplacedFunction } from "../render/layout";
 import { databaseFunctions, shellFunction, strayDatabasesFunction, toolsOf, assertSafePath } from "./backup";
 import {
@@ -234,6 +235,8 @@ readonly SYSTEMD_RUN=${q(t.systemdRun)}
 readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
 readonly CC=${q(t.cc)}
+readonly SETFACL=${q(t.setfacl)}
+readonly PROXY_USER=${q(PROXY_USERS[input.proxy.kind])}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}
 readonly LINKED_DIR=${l.linked}

@@ -31,7 +31,8 @@ export interface BaselineInput {
 
 export interface RuntimePackagesInput {
   proxy: Pick<ProxyConfig, "kind">;
-  app: Pick<AppConfig, "runtime" | "build"> & { processes?: Pick<ProcessConfig, "command">[] };
+  app: Pick<AppConfig, "runtime" | "build"> &
+    Partial<Pick<AppConfig, "sharedUrls">> & { processes?: Pick<ProcessConfig, "command">[] };
   tls: Pick<TlsConfig, "mode">;
   database: Pick<DatabaseConfig, "kind">;
   /** `s3`: the backup copies to S3 with awscli */
@@ -62,6 +63,8 @@ export function runtimePackages(input: RuntimePackagesInput): string[] {
   // RDS: pg_dump, pg_restore and psql for the pre-migration backups and restores.
   if (isRemotePostgres(input.database.kind)) p.push("postgresql-client");
   if (input.tls.mode === "certbot") p.push("certbot");
+  // setfacl: the proxy's user reads what the app writes in a directory apphost:app.sharedUrls serves.
+  if (Object.keys(input.app.sharedUrls ?? {}).length > 0) p.push("acl");
   // Debian 12's AWS CLI v2; it takes the instance role's credentials from IMDSv2.
   if (input.backups.s3) p.push("awscli");
   p.push(...(input.host?.packages ?? []));

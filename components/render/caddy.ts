@@ -24,6 +24,7 @@ import {
   managedBy,
   originCertPaths,
   securityHeaders,
+  sharedUrlRoots,
   staticRoot,
 } from "./common";
 
@@ -178,6 +179,15 @@ export function renderCaddySite(
     upstreamPort(input.app.basePort),
     lb ? (lb.address ?? "private_ranges") : undefined,
   );
+  for (const [url, root] of sharedUrlRoots(layout, input.app)) {
+    body.push(
+      `# apphost:app.sharedUrls: what the app wrote in ${root.slice(layout.linked.length + 1)}, from disk (no listing).`,
+      `handle_path ${url}* {`,
+      `\troot * ${root}`,
+      "\tfile_server",
+      "}",
+    );
+  }
   if (input.app.staticDir !== undefined) {
     body.push(
       `handle_path ${input.app.staticPrefix}* {`,

@@ -97,7 +97,8 @@ export interface ProxySiteInput {
   tls: Pick<TlsConfig, "mode" | "email" | "acmeDirectory" | "acmeCaRoot">;
   proxy: Pick<ProxyConfig, "maxBodySize" | "hsts" | "compression" | "httpPort" | "httpsPort">;
   /** `basePort` gives the stable upstream port the site proxies to (`upstreamPort()`) */
-  app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort">;
+  app: Pick<AppConfig, "healthPath" | "staticDir" | "staticPrefix" | "basePort"> &
+    Partial<Pick<AppConfig, "sharedUrls">>;
   /**
    * Behind a balancer the site is plain HTTP. `apphost:lb`: its address, the
    * only one answered. The EC2 load balancer (no address): every Host on the
@@ -146,6 +147,24 @@ export function checkSiteInput(
 }
 
 /** `frontend/dist/` → `frontend/dist`, the release-relative static directory without a trailing slash. */
+/**
+ * apphost:app.sharedUrls: each URL prefix and the directory the proxy serves it from, the shared one every release
+ * links in (shared/data/linked/<dir>): what the app wrote there at run time, uploads under Django's MEDIA_URL.
+ */
+export function sharedUrlRoots(
+  layout: HostLayout,
+  app: Partial<Pick<AppConfig, "sharedUrls">>,
+): [string, string][] {
+  const urls = Object.entries(app.sharedUrls ?? {});
+  for (const [url, dir] of urls) {
+    assertSafe("proxy site", [
+      [`apphost:app.sharedUrls["${url}"]`, url, SAFE.urlPrefix],
+      [`apphost:app.sharedUrls["${url}"]`, dir, SAFE.relativeDir],
+    ]);
+  }
+  return urls.map(([url, dir]) => [url, `${layout.linked}/${dir}`]);
+}
+
 export function staticRoot(layout: HostLayout, staticDir: string): string {
   return `${layout.current}/${staticDir.replace(/\/+$/, "")}`;
 }
@@ -172,6 +191,9 @@ export function securityHeaders(input: ProxySiteInput): [string, string][] {
  * (open connections finish); one that is not running yet (first deploy, or a
  * host that just switched proxies) is started.
  */
+/** The user each proxy's workers run as on Debian: who must read the files it serves from disk. */
+export const PROXY_USERS = { caddy: "caddy", nginx: "www-data" } as const;
+
 export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
   const reload = (unit: string) =>
     `if systemctl is-active --quiet ${unit}; then systemctl reload ${unit}; else systemctl enable --now ${unit}; fi`;

@@ -22,6 +22,7 @@ import {
   nginxLogs,
   originCertPaths,
   securityHeaders,
+  sharedUrlRoots,
   staticRoot,
 } from "./common";
 
@@ -133,6 +134,16 @@ export function renderNginxSite(
   );
   const maintenance = nginxMaintenance(layout);
   app.push(...maintenance.server, "");
+  for (const [url, root] of sharedUrlRoots(layout, input.app)) {
+    app.push(
+      `# apphost:app.sharedUrls: what the app wrote in ${root.slice(layout.linked.length + 1)}, from disk (no listing).`,
+      `location ${url} {`,
+      ...maintenance.check.map((l) => `    ${l}`),
+      `    alias ${root}/;`,
+      "}",
+      "",
+    );
+  }
   if (input.app.staticDir !== undefined) {
     app.push(
       `location ${input.app.staticPrefix} {`,

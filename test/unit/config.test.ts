@@ -159,6 +159,54 @@ const ROWS: Row[] = [
       'apphost:app.sharedDirs[1]: "media" is listed apphost:app.sharedDirs[0] already; list each directory once',
   },
   {
+    set: { "app.sharedDirs": ["media"], "app.sharedUrls": { "media/": "media" } },
+    error:
+      'apphost:app.sharedUrls["media/"]: expected a URL prefix starting and ending with "/" (not "/" alone), like "/media/", as the key; rename it',
+  },
+  {
+    set: { "app.sharedDirs": ["media"], "app.sharedUrls": { "/media/": 5 } },
+    error:
+      'apphost:app.sharedUrls["/media/"]: expected a directory listed in apphost:app.sharedDirs, like "media", got 5; fix the value',
+  },
+  {
+    set: { "app.sharedUrls": "/media/" },
+    error:
+      'apphost:app.sharedUrls: expected an object of URL prefixes and the shared directories they serve, like {"/media/": "media"}, got "/media/"; ' +
+      "e.g. pulumi config set --path 'apphost:app.sharedUrls[\"/media/\"]' media",
+  },
+  {
+    set: { "app.sharedDirs": ["media"], "app.sharedUrls": { "/media/": "uploads" } },
+    error:
+      'apphost:app.sharedUrls["/media/"]: "uploads" is not in apphost:app.sharedDirs; list it there too (the proxy serves a directory ' +
+      "the releases share, kept in shared/data/linked), or serve a directory the build writes with apphost:app.staticDir",
+  },
+  {
+    set: {
+      "app.sharedDirs": ["media", "thumbs"],
+      "app.sharedUrls": { "/media/": "media", "/media/thumbs/": "thumbs" },
+    },
+    error:
+      'apphost:app.sharedUrls["/media/thumbs/"]: "/media/thumbs/" is inside apphost:app.sharedUrls["/media/"]; give each a prefix of its own',
+  },
+  {
+    set: {
+      "app.sharedDirs": ["media"],
+      "app.staticDir": "public",
+      "app.sharedUrls": { "/static/media/": "media" },
+    },
+    error:
+      'apphost:app.sharedUrls["/static/media/"]: "/static/media/" overlaps apphost:app.staticPrefix ("/static/"); give the shared directory a prefix of its own, like "/media/"',
+  },
+  {
+    set: {
+      "app.sharedDirs": ["media"],
+      "app.healthPath": "/media/ok",
+      "app.sharedUrls": { "/media/": "media" },
+    },
+    error:
+      'apphost:app.sharedUrls["/media/"]: apphost:app.healthPath ("/media/ok") is under "/media/", which the proxy answers from disk; give the uploads another prefix',
+  },
+  {
     set: { "host.os": "debian-11" },
     error:
       'apphost:host.os: expected one of "debian-12", "debian-13", "ubuntu-24.04", got "debian-11"; set it with: pulumi config set --path \'apphost:host.os\' debian-12',
@@ -969,6 +1017,18 @@ describe("stack config validation (one bad key per row)", () => {
     assert.doesNotThrow(() => parseStackConfig(own, baseCtx()));
   });
 
+  it("apphost:app.sharedUrls: each prefix and the shared directory it serves, a trailing slash dropped", () => {
+    const config = parseStackConfig(
+      withKeys(baseRaw(), {
+        "app.sharedDirs": ["media", "shop/files"],
+        "app.sharedUrls": { "/media/": "media/", "/f/": "shop/files" },
+      }),
+      baseCtx(),
+    );
+    assert.deepEqual(config.app.sharedUrls, { "/media/": "media", "/f/": "shop/files" });
+    assert.deepEqual(parseStackConfig(baseRaw(), baseCtx()).app.sharedUrls, {});
+  });
+
   for (const row of ROWS) {
     const stack = row.ctx?.stack ?? "staging";
     it(`${row.error.slice(0, row.error.indexOf(":", "apphost:".length))} <- ${JSON.stringify(row.set).slice(0, 90)}`, () => {
@@ -1239,6 +1299,7 @@ describe("stack config defaults", () => {
         staticDir: undefined,
         staticPrefix: "/static/",
         sharedDirs: [],
+        sharedUrls: {},
         build: undefined,
         dependencyGroups: undefined,
         processes: [

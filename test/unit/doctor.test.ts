@@ -548,6 +548,7 @@ describe("doctor: from stack config", () => {
       env: {},
       staticPrefix: "/static/",
       sharedDirs: [],
+      sharedUrls: {},
       processes: [
         { name: "web", command: "gunicorn app:app", kind: "web" },
         { name: "worker", command: "python worker.py", kind: "worker" },

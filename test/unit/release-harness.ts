@@ -31,6 +31,7 @@ export const baseApp: AppConfig = {
   env: {},
   staticPrefix: "/static/",
   sharedDirs: [],
+  sharedUrls: {},
   processes: [
     { name: "web", command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },
     { name: "worker", command: "python worker.py", kind: "worker" },
@@ -274,6 +275,14 @@ export class FakeHost {
         { mode: 0o755 },
       );
     }
+    // setfacl: logs the call beside systemctl's (the proxy's user, caddy, is not one of this machine's); it fails,
+    // as on a file system mounted without ACLs, while the file setfacl.fail exists.
+    const setfacl = path.join(bin, "setfacl");
+    fs.writeFileSync(
+      setfacl,
+      `#!/bin/bash\necho "setfacl $*" >>${this.runDir}/systemctl.log\nif [ -f ${this.runDir}/setfacl.fail ]; then echo "setfacl: \${!#}: Operation not supported" >&2; exit 1; fi\n`,
+      { mode: 0o755 },
+    );
     // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
     const aws = path.join(bin, "aws");
     fs.writeFileSync(
@@ -318,6 +327,7 @@ export class FakeHost {
         ss,
         proc,
         cc: opts.cc ?? "cc",
+        setfacl,
         requireRoot: false,
       },
       timing: {
@@ -521,6 +531,13 @@ export class FakeHost {
   /** Web instances started from now on are started again when their server exits, as Restart=always does. */
   restartWebOnExit(): void {
     fs.writeFileSync(path.join(this.runDir, "web.restart"), "");
+  }
+
+  /** Makes the fake `setfacl` fail (true), as on a file system without ACLs, or succeed (false). */
+  failSetfacl(fail: boolean): void {
+    const flag = path.join(this.runDir, "setfacl.fail");
+    if (fail) fs.writeFileSync(flag, "");
+    else fs.rmSync(flag, { force: true });
   }
 
   /** Makes the fake `aws` fail (true) or succeed (false). */

@@ -331,7 +331,13 @@ describe("release script: a failed app command is named as the stack gave it", f
 describe("release script: apphost:app.sharedDirs keep what the app writes across releases", function () {
   this.timeout(120000);
   let host: FakeHost;
-  before(() => (host = new FakeHost({ sharedVenv: true, app: { sharedDirs: ["media", "var/cache"] } })));
+  before(
+    () =>
+      (host = new FakeHost({
+        sharedVenv: true,
+        app: { sharedDirs: ["media", "var/cache"], sharedUrls: { "/media/": "media" } },
+      })),
+  );
   after(() => host.cleanup());
   const appWith = (name: string, media: Record<string, string> | string) => {
     const dir = writeTestApp(path.join(host.tmp, name), { version: name });
@@ -353,6 +359,16 @@ describe("release script: apphost:app.sharedDirs keep what the app writes across
       assert.equal(fs.readlinkSync(path.join(host.layout.releases, v1, d)), `${host.layout.linked}/${d}`);
     assert.equal(read("media", "seed.txt"), "from v1");
     assert.deepEqual(fs.readdirSync(path.join(host.layout.linked, "var", "cache")), []);
+    // media, which apphost:app.sharedUrls serves: the proxy's user may pass through shared/data and linked, and read
+    // media and what the app writes there; var/cache stays closed to it.
+    assert.deepEqual(
+      host.calls().filter((c) => c.startsWith("setfacl")),
+      [
+        `setfacl -m u:caddy:x -- ${host.layout.linked} ${host.layout.data}`,
+        `setfacl -R -m u:caddy:rX,d:u:caddy:rX -- ${host.layout.linked}/media`,
+      ],
+    );
+    assert.match(r1.stderr, /install: caddy may read media \(apphost:app\.sharedUrls\)\n/);
     fs.writeFileSync(path.join(host.layout.linked, "media", "upload.jpg"), "pixels"); // the app, at run time
 
     const r2 = host.deploy(appWith("v2", { "seed.txt": "from v2", "new.txt": "v2 only" }), v2);
@@ -382,6 +398,25 @@ describe("release script: apphost:app.sharedDirs keep what the app writes across
     );
     assert.equal(fs.readlinkSync(host.layout.current), live);
     assert.equal(read("media", "upload.jpg"), "pixels");
+  });
+
+  it("a host where the proxy's user cannot be let in (no ACLs) fails the install phase, saying why, and the live release serves on", () => {
+    const live = fs.readlinkSync(host.layout.current);
+    host.failSetfacl(true);
+    try {
+      const r = host.deploy(appWith("v4", {}), "20250105150000-e4e4e4e4");
+      assert.equal(r.status, EXIT_CODES.install, r.stderr);
+      assert.ok(
+        r.stderr.includes(
+          `apphost: phase install failed: apphost:app.sharedUrls: could not let caddy read ${host.layout.linked}/media ` +
+            "(setfacl: the file system must support ACLs)\n",
+        ),
+        r.stderr,
+      );
+      assert.equal(fs.readlinkSync(host.layout.current), live);
+    } finally {
+      host.failSetfacl(false);
+    }
   });
 });
 

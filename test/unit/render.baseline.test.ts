@@ -302,6 +302,17 @@ describe("render/baseline: runtimePackages", () => {
       ["caddy", "nftables", "python3", "python3-venv", "sqlite3", "awscli"],
     ],
     [
+      "apphost:app.sharedUrls: acl, for the proxy's user to read what the app writes there",
+      {
+        proxy: { kind: "nginx" },
+        app: { runtime: "python", sharedUrls: { "/media/": "media" } },
+        tls: { mode: "internal" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["nginx", "nftables", "python3", "python3-venv", "sqlite3", "acl"],
+    ],
+    [
       "apphost:host.packages come after the stack's own, each once (uWSGI builds from source)",
       {
         proxy: { kind: "caddy" },

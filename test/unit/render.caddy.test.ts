@@ -320,6 +320,38 @@ shop.example.com, www.shop.example.com {
     });
   });
 
+  it("apphost:app.sharedUrls: each prefix served from its shared directory, before the static handler", () => {
+    const v = renderCaddySite(layout, {
+      ...baseSite(),
+      app: { ...baseSite().app, sharedUrls: { "/media/": "media", "/files/": "shop/uploads" } },
+    });
+    const first = "\thandle_path /static/* {";
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [],
+      added: [
+        "\t# apphost:app.sharedUrls: what the app wrote in media, from disk (no listing).",
+        "\thandle_path /media/* {",
+        "\t\troot * /srv/shop-prod/shared/data/linked/media",
+        "\t\tfile_server",
+        "\t}",
+        "\t# apphost:app.sharedUrls: what the app wrote in shop/uploads, from disk (no listing).",
+        "\thandle_path /files/* {",
+        "\t\troot * /srv/shop-prod/shared/data/linked/shop/uploads",
+        "\t\tfile_server",
+        "\t}",
+      ],
+    });
+    assert.ok(v.indexOf("handle_path /files/*") < v.indexOf(first));
+    assert.throws(
+      () =>
+        renderCaddySite(layout, {
+          ...baseSite(),
+          app: { ...baseSite().app, sharedUrls: { "/media/": "../etc" } },
+        }),
+      /apphost:app\.sharedUrls\["\/media\/"\]/,
+    );
+  });
+
   it("healthPath changes the unlogged matcher", () => {
     const v = renderCaddySite(layout, { ...baseSite(), app: { ...baseSite().app, healthPath: "/up" } });
     assert.deepEqual(lineDiff(base, v), {

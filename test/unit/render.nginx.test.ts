@@ -279,6 +279,25 @@ server {
     });
   });
 
+  it("apphost:app.sharedUrls: a location for each prefix, aliased to its shared directory, before the static one", () => {
+    const v = renderNginxSite(layout, {
+      ...certbot(),
+      app: { ...certbot().app, sharedUrls: { "/media/": "media" } },
+    });
+    assert.deepEqual(lineDiff(base, v), {
+      removed: [],
+      added: [
+        "    # apphost:app.sharedUrls: what the app wrote in media, from disk (no listing).",
+        "    location /media/ {",
+        "        if (-f /srv/shop-prod/maintenance/on) { return 503; }",
+        "        if (-f /srv/shop-prod/maintenance/on-config) { return 503; }",
+        "        alias /srv/shop-prod/shared/data/linked/media/;",
+        "    }",
+        "",
+      ],
+    });
+  });
+
   it("no staticDir drops the static location", () => {
     const v = renderNginxSite(layout, { ...certbot(), app: { ...certbot().app, staticDir: undefined } });
     assert.deepEqual(lineDiff(base, v), {

@@ -168,7 +168,14 @@ describe("validate-tools: real tools read the rendered files", () => {
       hostnames: [host, `www.${host}`],
       tls: { mode },
       proxy: { maxBodySize: "25m", hsts: true, compression: true, httpPort: 80, httpsPort: 443 },
-      app: { healthPath: "/healthz", staticDir: "frontend/dist", staticPrefix: "/static/", basePort },
+      app: {
+        healthPath: "/healthz",
+        staticDir: "frontend/dist",
+        staticPrefix: "/static/",
+        basePort,
+        // Uploads the proxy serves from a shared directory (apphost:app.sharedUrls), beside the static files.
+        sharedUrls: { "/media/": "media" },
+      },
     };
   }
 
