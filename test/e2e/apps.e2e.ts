@@ -175,8 +175,9 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
         "apphost:dns": { provider: "none", hostnames: [{ name: DJANGO.hostname }] },
         "apphost:app": {
           name: "polls",
-          // Uploads: MEDIA_ROOT in the project, as many Django apps have it.
+          // Uploads: MEDIA_ROOT in the project, as many Django apps have it, served under MEDIA_URL by the proxy.
           sharedDirs: ["media"],
+          sharedUrls: { "/media/": "media" },
           source,
           runtime: "python",
           healthPath: "/health/",
@@ -494,6 +495,17 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     );
     assert.equal(wrote.code, 0, wrote.stderr);
     assert.equal(onHost(`stat -c '%U %s' ${linked}/u.txt`).stdout.trim(), `${DJANGO.id} 7`);
+    // apphost:app.sharedUrls: Caddy serves what the app wrote there (Django would not: DEBUG is off), and may read
+    // nothing else of shared/data (its ACLs let it pass through, not list or read).
+    const upload = http(sandbox, DJANGO.hostname, "/media/u.txt", "https");
+    assert.equal(upload.status, 200);
+    assert.equal(upload.body, "upload\n");
+    assert.equal(upload.headers.server, "Caddy");
+    assert.notEqual(
+      onHost(`runuser -u caddy -- ls /srv/${DJANGO.id}/shared/data`, { allowFailure: true }).code,
+      0,
+    );
+    assert.equal(onHost(`runuser -u caddy -- cat ${linked}/u.txt`).stdout, "upload\n");
     // The notes app beside it still serves.
     assert.equal(health().status, 200);
   });
