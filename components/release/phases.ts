@@ -815,7 +815,6 @@ export function restartUnit(unit: string): string {
   return `unit_restart ${unit}`;
 }
 
-/** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
 /**
  * What the health gate's debug-page warning says to do when apphost:app.env sets a DEBUG (DJANGO_DEBUG, ...) to a
  * value that reads as off ("0", "false", "no", "off") and the app runs with DEBUG on all the same: settings such as
@@ -835,6 +834,7 @@ export function debugOffHint(env: AppConfig["env"]): string | undefined {
   );
 }
 
+/** health-gate: poll the new instance; on success switch the upstream port, active-port and current, drain, stop the old one. */
 export function healthGatePhase(
   input: ReleaseInput,
   action: "deploy" | "rollback" = "deploy",
