@@ -50,6 +50,8 @@ export interface HostTools {
   cc: string;
   /** Gives the proxy's user read access to a directory apphost:app.sharedUrls serves (POSIX ACLs). @default "setfacl" */
   setfacl: string;
+  /** Called as `<getfacl> -cp -- <dir>`: whether that directory has the proxy's default entry already. @default "getfacl" */
+  getfacl: string;
   /** Refuse to run unless uid 0. @default true */
   requireRoot: boolean;
 }
@@ -66,6 +68,7 @@ export const PRODUCTION_TOOLS: HostTools = {
   proc: "/proc",
   cc: "cc",
   setfacl: "setfacl",
+  getfacl: "getfacl",
   requireRoot: true,
 };
 

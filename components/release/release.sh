@@ -207,12 +207,16 @@ link_shared_dir() {
 # share_with_proxy <dir>: the proxy's user (PROXY_USER) may read what the app writes in $LINKED_DIR/<dir>, which
 # apphost:app.sharedUrls serves: POSIX ACLs, set as the app user, who owns the directories: search on each one from
 # shared/data down, read on <dir> and all in it, and the same by default on what the app creates there later. The
-# rest of shared/data (the SQLite database, other directories) stays closed to the proxy.
+# rest of shared/data (the SQLite database, other directories) stays closed to the proxy. The walk through <dir>
+# runs once: where its default entry is there already, what the app wrote since inherited it.
 share_with_proxy() {
-  local dst="$LINKED_DIR/$1" up="$LINKED_DIR/$1" parents=()
+  local dst="$LINKED_DIR/$1" up="$LINKED_DIR/$1" parents=() walk=(-R)
   while [ "$up" != "${LINKED_DIR%/*}" ]; do up=${up%/*}; parents+=("$up"); done
+  if "$RUNUSER" -u "$APP_USER" -- "$GETFACL" -cp -- "$dst" 2>/dev/null 3>&- 9>&- | grep -qx "default:user:$PROXY_USER:r-x"; then
+    walk=()
+  fi
   if ! "$RUNUSER" -u "$APP_USER" -- "$SETFACL" -m "u:$PROXY_USER:x" -- "${parents[@]}" 3>&- 9>&- ||
-    ! "$RUNUSER" -u "$APP_USER" -- "$SETFACL" -R -m "u:$PROXY_USER:rX,d:u:$PROXY_USER:rX" -- "$dst" 3>&- 9>&-; then
+    ! "$RUNUSER" -u "$APP_USER" -- "$SETFACL" "${walk[@]}" -m "u:$PROXY_USER:rX,d:u:$PROXY_USER:rX" -- "$dst" 3>&- 9>&-; then
     die "apphost:app.sharedUrls: could not let $PROXY_USER read $dst (setfacl: the file system must support ACLs)"
   fi
   note "install: $PROXY_USER may read $1 (apphost:app.sharedUrls)"

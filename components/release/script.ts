@@ -236,6 +236,7 @@ readonly RUNUSER=${q(t.runuser)}
 readonly NFT=${q(t.nft)}
 readonly CC=${q(t.cc)}
 readonly SETFACL=${q(t.setfacl)}
+readonly GETFACL=${q(t.getfacl)}
 readonly PROXY_USER=${q(PROXY_USERS[input.proxy.kind])}
 ${STATIC_EXITS.map((k) => `readonly ${exitVar(k)}=${E[k]}`).join("\n")}
 readonly LOGS_DIR=${l.logs}

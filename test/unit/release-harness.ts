@@ -276,11 +276,28 @@ export class FakeHost {
       );
     }
     // setfacl: logs the call beside systemctl's (the proxy's user, caddy, is not one of this machine's); it fails,
-    // as on a file system mounted without ACLs, while the file setfacl.fail exists.
+    // as on a file system mounted without ACLs, while the file setfacl.fail exists. A default entry it sets is kept
+    // in acl-default/, where the stand-in getfacl finds it.
     const setfacl = path.join(bin, "setfacl");
+    fs.mkdirSync(path.join(this.runDir, "acl-default"));
     fs.writeFileSync(
       setfacl,
-      `#!/bin/bash\necho "setfacl $*" >>${this.runDir}/systemctl.log\nif [ -f ${this.runDir}/setfacl.fail ]; then echo "setfacl: \${!#}: Operation not supported" >&2; exit 1; fi\n`,
+      `#!/bin/bash
+echo "setfacl $*" >>${this.runDir}/systemctl.log
+if [ -f ${this.runDir}/setfacl.fail ]; then echo "setfacl: \${!#}: Operation not supported" >&2; exit 1; fi
+re=",d:u:([a-z-]+):rX -- (.*)$"
+if [[ $* =~ $re ]]; then echo "\${BASH_REMATCH[1]}" >"${this.runDir}/acl-default/$(printf %s "\${BASH_REMATCH[2]}" | tr / _)"; fi
+`,
+      { mode: 0o755 },
+    );
+    // getfacl -cp -- <dir>: the default entry the stand-in setfacl gave <dir>, as the real one prints it.
+    const getfacl = path.join(bin, "getfacl");
+    fs.writeFileSync(
+      getfacl,
+      `#!/bin/bash
+f="${this.runDir}/acl-default/$(printf %s "\${!#}" | tr / _)"
+if [ -f "$f" ]; then read -r user <"$f"; echo "default:user:$user:r-x"; fi
+`,
       { mode: 0o755 },
     );
     // The fake AWS CLI logs its arguments; it fails while the file aws.fail exists.
@@ -328,6 +345,7 @@ export class FakeHost {
         proc,
         cc: opts.cc ?? "cc",
         setfacl,
+        getfacl,
         requireRoot: false,
       },
       timing: {

@@ -382,6 +382,17 @@ describe("release script: apphost:app.sharedDirs keep what the app writes across
       "upload.jpg",
     ]);
     assert.equal(read("media", "seed.txt"), "from v1");
+    // Its default entry is there now: the next release lets the proxy through again, without the walk.
+    assert.deepEqual(
+      host
+        .calls()
+        .filter((c) => c.startsWith("setfacl"))
+        .slice(2),
+      [
+        `setfacl -m u:caddy:x -- ${host.layout.linked} ${host.layout.data}`,
+        `setfacl -m u:caddy:rX,d:u:caddy:rX -- ${host.layout.linked}/media`,
+      ],
+    );
 
     const again = host.deploy(appWith("v2b", { "seed.txt": "from v2" }), v2);
     assert.equal(again.status, 0, again.stderr);
