@@ -146,7 +146,6 @@ export function checkSiteInput(
   ]);
 }
 
-/** `frontend/dist/` → `frontend/dist`, the release-relative static directory without a trailing slash. */
 /**
  * apphost:app.sharedUrls: each URL prefix and the directory the proxy serves it from, the shared one every release
  * links in (shared/data/linked/<dir>): what the app wrote there at run time, uploads under Django's MEDIA_URL.
@@ -165,6 +164,7 @@ export function sharedUrlRoots(
   return urls.map(([url, dir]) => [url, `${layout.linked}/${dir}`]);
 }
 
+/** `frontend/dist/` → `frontend/dist`, the release-relative static directory without a trailing slash. */
 export function staticRoot(layout: HostLayout, staticDir: string): string {
   return `${layout.current}/${staticDir.replace(/\/+$/, "")}`;
 }
