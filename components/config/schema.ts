@@ -168,8 +168,8 @@ export function keyIdentity(line: string): string {
 /** Validity periods Cloudflare's Origin CA issues, in days. */
 const ORIGIN_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
 
-/** apphost:app.sharedUrls' keys: the same narrow URL prefixes as staticPrefix. */
-const isSharedUrl = (s: string) => isUrlPath(s) && s.startsWith("/") && s.endsWith("/") && s !== "/";
+/** apphost:app.staticPrefix and apphost:app.sharedUrls' keys: the URL prefixes the proxy files may hold (shell.ts). */
+const isUrlPrefix = (s: string) => SAFE.urlPrefix.test(s);
 
 /** `media/` is `media`. */
 const withoutSlash = (dir: string) => dir.replace(/\/+$/, "");
@@ -1271,7 +1271,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
         })
         .superRefine((urls, c) => {
           for (const [url, dir] of Object.entries(urls)) {
-            if (!isSharedUrl(url))
+            if (!isUrlPrefix(url))
               c.addIssue({
                 code: "custom",
                 path: [url],
@@ -1290,11 +1290,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
         .transform((urls) =>
           Object.fromEntries(Object.entries(urls).map(([u, d]) => [u, withoutSlash(String(d))])),
         )
-        .default(() => ({})),
+        .default(() => ({ ...D.APP_DEFAULTS.sharedUrls })),
       staticPrefix: str(
         'a URL prefix starting and ending with "/" (not "/" alone), like "/static/"',
         "/static/",
-        (s) => isUrlPath(s) && s.endsWith("/") && s !== "/",
+        isUrlPrefix,
       ).default(D.APP_DEFAULTS.staticPrefix),
       /** Frontend build command run at install (`npm ci && npm run build`) */
       build: command('"npm ci && npm run build"').optional(),
@@ -1388,7 +1388,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       if (a.staticDir === undefined && has("staticPrefix")) {
         add(["staticPrefix"], "only used with apphost:app.staticDir; set staticDir or remove it");
       }
-      const urls = Object.entries(a.sharedUrls ?? {}).filter(([u]) => isSharedUrl(u));
+      const urls = Object.entries(a.sharedUrls ?? {}).filter(([u]) => isUrlPrefix(u));
       const inside = (u: string, o: string) => u.startsWith(o);
       for (const [url, dir] of urls) {
         const key = ["sharedUrls", url];

@@ -185,15 +185,15 @@ export function securityHeaders(input: ProxySiteInput): [string, string][] {
   return headers;
 }
 
+/** The user each proxy's workers run as on Debian: who must read the files it serves from disk. */
+export const PROXY_USERS = { caddy: "caddy", nginx: "www-data" } as const;
+
 /**
  * Commands the proxy resources run (server.ts, app.ts, balancer.ts) and the
  * release script's layout step. A running proxy is reloaded, never restarted
  * (open connections finish); one that is not running yet (first deploy, or a
  * host that just switched proxies) is started.
  */
-/** The user each proxy's workers run as on Debian: who must read the files it serves from disk. */
-export const PROXY_USERS = { caddy: "caddy", nginx: "www-data" } as const;
-
 export function proxyCommands(kind: "caddy" | "nginx"): { validate: string; reload: string } {
   const reload = (unit: string) =>
     `if systemctl is-active --quiet ${unit}; then systemctl reload ${unit}; else systemctl enable --now ${unit}; fi`;

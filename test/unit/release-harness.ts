@@ -492,9 +492,7 @@ if [ -f "$f" ]; then read -r user <"$f"; echo "default:user:$user:r-x"; fi
 
   /** Makes the workers exit as they start (true), as a worker whose queue's server is missing does, or run (false). */
   crashWorkers(crash: boolean): void {
-    const flag = path.join(this.runDir, "worker.crash");
-    if (crash) fs.writeFileSync(flag, "");
-    else fs.rmSync(flag, { force: true });
+    this.setFlag("worker.crash", crash);
   }
 
   /** The process of a job's unit starts `seconds` after systemd-run returns (0: at once), as on a busy host. */
@@ -551,18 +549,21 @@ if [ -f "$f" ]; then read -r user <"$f"; echo "default:user:$user:r-x"; fi
     fs.writeFileSync(path.join(this.runDir, "web.restart"), "");
   }
 
+  /** A flag file the fake tools look for in the run directory: there (true) or not (false). */
+  private setFlag(name: string, on: boolean): void {
+    const flag = path.join(this.runDir, name);
+    if (on) fs.writeFileSync(flag, "");
+    else fs.rmSync(flag, { force: true });
+  }
+
   /** Makes the fake `setfacl` fail (true), as on a file system without ACLs, or succeed (false). */
   failSetfacl(fail: boolean): void {
-    const flag = path.join(this.runDir, "setfacl.fail");
-    if (fail) fs.writeFileSync(flag, "");
-    else fs.rmSync(flag, { force: true });
+    this.setFlag("setfacl.fail", fail);
   }
 
   /** Makes the fake `aws` fail (true) or succeed (false). */
   failAws(fail: boolean): void {
-    const flag = path.join(this.runDir, "aws.fail");
-    if (fail) fs.writeFileSync(flag, "");
-    else fs.rmSync(flag, { force: true });
+    this.setFlag("aws.fail", fail);
   }
 
   calls(): string[] {
