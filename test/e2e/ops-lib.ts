@@ -48,6 +48,42 @@ export function runCli(
 }
 
 /**
+ * A command line under script(1), which gives it a terminal as a person's
+ * shell would. The terminal's input stays open until the command ends: a
+ * closed one reads as end of input, which script(1) passes on to the remote
+ * terminal (echoed as `^@`), where `systemd-run --pty` can stop forwarding
+ * before the command's last lines arrive. A person at a terminal never sends
+ * that.
+ */
+export function runInTerminal(
+  commandLine: string,
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("script", ["-qec", commandLine, "/dev/null"], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString("utf8")));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      process.stdout.write(
+        `\n$ script -qec ${JSON.stringify(commandLine)}  (exit ${code ?? signal})\n${stdout}`,
+      );
+      resolve({ code: code ?? 128, stdout, stderr });
+    });
+  });
+}
+
+/**
  * The pid of the sandbox's init (systemd inside the container): the child of
  * the systemd-nspawn that `scripts/sandbox` started, found from the wrapper
  * pid file of the named sandbox only.

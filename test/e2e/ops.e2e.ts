@@ -6,7 +6,7 @@
  */
 import { strict as assert } from "assert";
 import type * as auto from "@pulumi/pulumi/automation";
-import { spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as nodeHttp from "http";
 import * as yaml from "js-yaml";
@@ -23,7 +23,7 @@ import {
   type Sandbox,
   sandboxesDone,
 } from "./lib";
-import { runCli, sandboxSystemctl } from "./ops-lib";
+import { runCli, runInTerminal, sandboxSystemctl } from "./ops-lib";
 
 const SANDBOX = { name: "apphost-h6", subnet: "10.79.0" };
 const STACK = "local-h6";
@@ -585,21 +585,11 @@ describe("day-2 commands on the local stack: drift, doctor, releases (real engin
       );
       assert.equal(python, `/srv/${ID}/current/.venv/bin/python`);
       // --tty: a terminal on the host (script(1) gives this side one, as a person's shell would).
-      const tty = spawnSync(
-        "script",
-        [
-          "-qec",
-          `npm run --silent exec -- --stack ${STACK} --config-file ${stack.configFile} --tty -- 'tty; id -un'`,
-          "/dev/null",
-        ],
-        {
-          cwd: ROOT,
-          env: { ...process.env, PULUMI_BACKEND_URL: backend },
-          encoding: "utf8",
-          timeout: 120_000,
-        },
+      const tty = await runInTerminal(
+        `npm run --silent exec -- --stack ${STACK} --config-file ${stack.configFile} --tty -- 'tty; id -un'`,
+        { PULUMI_BACKEND_URL: backend },
       );
-      assert.equal(tty.status, 0, tty.stdout + tty.stderr);
+      assert.equal(tty.code, 0, tty.stdout + tty.stderr);
       assert.match(tty.stdout, /\/dev\/pts\/\d+\r?\n/);
       assert.match(tty.stdout, new RegExp(`^${ID}\\r?$`, "m"));
       outputs.push(tty.stdout, tty.stderr);
