@@ -223,6 +223,17 @@ export function defaultRevision(migrate: string, scripts: Readonly<Record<string
   return DATABASE_DEFAULTS.revision;
 }
 
+/**
+ * The manage.py of a Django migration, as its revision runs it (`python manage.py`, `cd backend && python
+ * manage.py`, `django-admin`), or undefined for another tool's: what the install phase's SECRET_KEY check runs.
+ */
+export function djangoCommand(migrate: string): string | undefined {
+  const revision = defaultRevision(migrate);
+  return revision.endsWith(` ${DJANGO_REVISION}`)
+    ? revision.slice(0, -DJANGO_REVISION.length - 1)
+    : undefined;
+}
+
 /** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
 export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "external" | "none" | undefined): boolean {
   return kind === "postgres" || kind === "rds" || kind === "external";

@@ -44,6 +44,7 @@ import {
   pythonVersionCheck,
   runtimeTxtWarning,
 } from "./python";
+import { djangoCommand } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
 import { leadingProgram } from "../render/systemd";
 import { assertSafe, SAFE } from "../shell";
@@ -400,7 +401,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
-  commands.push(...programChecks(input));
+  commands.push(...programChecks(input), ...secretKeyCheck(input));
   const linked =
     app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
   return {
@@ -440,6 +441,16 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
     `if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; fi`,
     `note "rollback: warning: $said: ${why}; $todo"`,
   ].join("; ");
+}
+
+/**
+ * install, last: a Django app's SECRET_KEY, by Django's own deploy check (secret_key_check, release.sh), where this
+ * host runs a Django migration: a warning when it is the django-insecure- default or a short one.
+ */
+function secretKeyCheck(input: ReleaseInput): string[] {
+  const migrate = migrationHere(input);
+  const manage = input.app.runtime === "python" && migrate ? djangoCommand(migrate) : undefined;
+  return manage ? [`secret_key_check ${q(manage)}`] : [];
 }
 
 /**

@@ -494,6 +494,37 @@ debug_page_warning() {
   fi
 }
 
+# secret_key_check <manage.py command>: Django's own deploy check of SECRET_KEY in the new release, with the env
+# file, as the app user (0.2 s). security.W009 is Django's django-insecure- default (startproject hard-codes one, and
+# settings like `os.environ.get("DJANGO_SECRET_KEY", "django-insecure-...")` fall back to it) or a short key: whoever
+# knows it forges sessions and password-reset links. A warning, since the release serves; a settings module that does
+# not load is the health gate's to report. Only when the check fires: where the settings assign it (the first file in
+# name order, a link never followed) and the variable they read it from there, if any, for the advice.
+secret_key_check() {
+  local out file line text name=""
+  out=$(as_app "$NEW_DIR" "$1 check --deploy --tag security 2>&1") || return 0
+  [[ $out == *"(security.W009)"* ]] || return 0
+  local assign='^[[:space:]]*SECRET_KEY[[:space:]]*='
+  file=$(cd "$NEW_DIR" && grep -rlE --include='*.py' "$assign" . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
+  if [ -n "$file" ]; then
+    line=$(grep -nE "$assign" "$NEW_DIR/$file" | head -n 1) line=${line%%:*}
+    text=$(sed -n "${line}p" "$NEW_DIR/$file")
+    # A call that goes on over the next lines: `os.environ.get(` then `'DJANGO_SECRET_KEY', 'django-insecure-...')`.
+    if [[ $text == *"("* && $text != *")"* ]]; then text+=$(sed -n "$((line + 1)),$((line + 2))p" "$NEW_DIR/$file" | tr '\n' ' '); fi
+    text=${text%%)*}
+    if [[ $text =~ (environ|getenv|env|config)[^\"\']*[\"\']([A-Z][A-Z0-9_]*)[\"\'] ]]; then name=${BASH_REMATCH[2]}; fi
+    file="${file#./}:$line"
+  fi
+  local why="the app's SECRET_KEY is one anyone can know (Django's check security.W009: its django-insecure- default, or a key under 50 characters): whoever has it forges sessions and password-reset links; "
+  if [ "$name" = SECRET_KEY ]; then
+    note "install: warning: $why""the stack sets SECRET_KEY (apphost:secretEnv or apphost:app.env), which its settings read ($file): remove it there, and apphost generates a long random one"
+  elif [ -n "$name" ]; then
+    note "install: warning: $why""its settings read it from $name ($file): set apphost:app.env.$name to \${secretKey}, the long random key apphost generates"
+  else
+    note "install: warning: $why""read it from the environment in its settings${file:+ ($file)}, as SECRET_KEY = os.environ[\"SECRET_KEY\"]: apphost generates a long random SECRET_KEY"
+  fi
+}
+
 # What servers print when the address they bind is taken: Python's errno 98 (uvicorn, Flask, socketserver), Node's
 # EADDRINUSE, gunicorn's "Connection in use", Django's runserver.
 BIND_FAILURES="address already in use|EADDRINUSE|connection in use|port is already in use"

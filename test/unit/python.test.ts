@@ -37,7 +37,7 @@ import {
   PDM_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
-import { defaultRevision } from "../../components/config/defaults";
+import { defaultRevision, djangoCommand } from "../../components/config/defaults";
 import {
   PYTHON_TOOL_DEPS,
   PYTHON_TOOL_VERSION,
@@ -1033,6 +1033,24 @@ describe("apphost:database.revision from the migrate command", () => {
       baseCtx(),
     );
     assert.equal(django.database.revision, `python manage.py ${DJANGO}`);
+  });
+
+  it("a Django migration's manage.py is what the install phase's SECRET_KEY check runs; another tool's has none", () => {
+    const table: [string, string | undefined][] = [
+      ["python manage.py migrate", "python manage.py"],
+      ["python3 manage.py migrate --noinput", "python3 manage.py"],
+      ["./manage.py migrate", "./manage.py"],
+      ["django-admin migrate", "django-admin"],
+      ["cd backend && python manage.py migrate", "cd backend && python manage.py"],
+      ["python manage.py migrate && python manage.py loaddata seed", "python manage.py"],
+      ["python manage.py migrate catalog", undefined],
+      ["alembic upgrade head", undefined],
+      ["flask db upgrade", undefined],
+    ];
+    assert.deepEqual(
+      table.map(([migrate]) => [migrate, djangoCommand(migrate)]),
+      table,
+    );
   });
 
   it("a package.json script its manager runs (npm run migrate) has the revision of the command the script runs", () => {

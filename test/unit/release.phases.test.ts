@@ -628,6 +628,31 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("a Django migration brings the SECRET_KEY check, last, with its manage.py; another tool, a follower or node none", () => {
+    const last = (database: Partial<typeof baseDatabase>, more: Partial<ReleaseInput> = {}) =>
+      installPhase(
+        baseInput({ refs: literal, database: { ...baseDatabase, ...database }, ...more }),
+      ).commands.at(-1);
+    assert.equal(
+      last({ migrate: "cd backend && python manage.py migrate --noinput" }),
+      "secret_key_check 'cd backend && python manage.py'",
+    );
+    assert.equal(last({ migrate: "django-admin migrate" }), "secret_key_check django-admin");
+    const none = [
+      last({ migrate: "alembic upgrade head" }),
+      last({ migrate: "python manage.py migrate" }, { follower: true }),
+      last({ migrate: "python manage.py migrate", kind: "none" }),
+      last(
+        { migrate: "python manage.py migrate" },
+        { app: { ...baseApp, runtime: "node", requirements: "package-lock.json" } },
+      ),
+    ];
+    assert.deepEqual(
+      none.filter((c) => c?.includes("secret_key_check")),
+      [],
+    );
+  });
+
   it("apphost:app.build on a python app runs after the venv", () => {
     const cmds = installPhase(
       baseInput({ refs: literal, app: { ...baseApp, build: "npm ci && npm run build" } }),
