@@ -12,6 +12,12 @@ import { isName } from "./shell";
  */
 export const HOST_TOOLS_DIR = "/var/lib/apphost/tools";
 
+/**
+ * Host-wide, root-owned: each stack's env file and its claims on ports and unit names (`<id>.env`, `<id>.ports`,
+ * `<id>.units`; the baseline reads the claims to name the stacks on a host), and `tls/`.
+ */
+export const APPHOST_ETC = "/etc/apphost";
+
 /** systemd's directory for the units apphost writes. */
 export const UNIT_DIR = "/etc/systemd/system";
 /** Where systemd keeps the last run of each `Persistent=` timer (`stamp-<unit>`), left when the unit goes. */
@@ -153,10 +159,10 @@ export function hostLayout(app: string, stack: string): HostLayout {
     jobs: `${root}/jobs`,
     activePort: `${root}/active-port`,
     nftTable: `apphost_${id.replace(/-/g, "_")}`,
-    envFile: `/etc/apphost/${id}.env`,
-    alertFile: `/etc/apphost/${id}.alert`,
-    portsFile: `/etc/apphost/${id}.ports`,
-    unitsFile: `/etc/apphost/${id}.units`,
+    envFile: `${APPHOST_ETC}/${id}.env`,
+    alertFile: `${APPHOST_ETC}/${id}.alert`,
+    portsFile: `${APPHOST_ETC}/${id}.ports`,
+    unitsFile: `${APPHOST_ETC}/${id}.units`,
     maintenance: `${root}/maintenance`,
     unitPrefix: `apphost-${id}`,
     unitDir: UNIT_DIR,

@@ -52,9 +52,9 @@ export class Server extends pulumi.ComponentResource {
 
   private createBaseline(
     name: string,
-    { connection, packages, swapMb, openSshOnly }: ServerArgs,
+    { connection, proxy, packages, swapMb, openSshOnly }: ServerArgs,
   ): pulumi.CustomResource {
-    const script = renderBaseline({ host: { swapMb: swapMb ?? 0 }, packages });
+    const script = renderBaseline({ host: { swapMb: swapMb ?? 0 }, proxy, packages });
     return hostStep(
       `${name}-baseline`,
       {

@@ -2,6 +2,7 @@
  * The host baseline: one bash script, run as root on every deploy. Each
  * step checks before it changes anything, so a second run changes nothing.
  *
+ * 0. one proxy per host: another program on the proxy's ports is refused;
  * 1. packages (apt-get only when dpkg-query says one is missing);
  * 2. unattended upgrades, security only;
  * 3. sshd: key-only logins via a drop-in, `sshd -t` before `systemctl reload ssh`;
@@ -20,11 +21,14 @@ import type {
 import { isRemotePostgres } from "../config/defaults";
 import { processRuntime } from "./systemd";
 import { managedBy } from "./common";
+import { APPHOST_ETC } from "../paths";
 import { assertSafe, SAFE } from "../shell";
 
 export interface BaselineInput {
   /** `swapMb`: size of /swapfile in MiB; 0 creates none (and removes nothing) */
   host: Pick<HostConfig, "swapMb">;
+  /** apphost:proxy: the proxy this stack runs (`kind`) and the ports it listens on, which no other program may hold */
+  proxy: Pick<ProxyConfig, "kind" | "httpPort" | "httpsPort">;
   /** Debian packages the stack needs at run time; see runtimePackages() */
   packages: string[];
 }
@@ -123,9 +127,42 @@ function heredoc(content: string): string[] {
   return [...content.replace(/\n$/, "").split("\n"), "APPHOST_EOF"];
 }
 
+/**
+ * Step 0: a host runs one proxy, on the ports every apphost stack on it shares. Another program listening there
+ * (the other proxy, which the host's other stacks use; apache2) keeps this one from starting once it is installed
+ * (`nginx: [emerg] bind() to [::]:80 failed`, after apt installed it): refused first, naming it, the stacks on the
+ * host (APPHOST_ETC/<id>.units) and what to set.
+ */
+function oneProxyStep(proxy: BaselineInput["proxy"]): string[] {
+  const ports = [proxy.httpPort ?? 80, proxy.httpsPort ?? 443];
+  const filter = ports.map((p) => `sport = :${p}`).join(" or ");
+  return [
+    "# 0. One proxy per host: nothing but this stack's proxy listens on its ports.",
+    `proxy=${proxy.kind}`,
+    "if command -v ss >/dev/null; then",
+    `  others=$(ss -Hltnp '( ${filter} )' | grep -oE 'users:\\(\\("[^"]+"' | cut -d'"' -f2 | sort -u | grep -vx "$proxy" | paste -sd' ' -) || true`,
+    '  if [ -n "$others" ]; then',
+    '    stacks=""',
+    `    for claim in ${APPHOST_ETC}/*.units; do`,
+    '      if [ -e "$claim" ]; then claim=${claim##*/} stacks+="${stacks:+ }${claim%.units}"; fi',
+    "    done",
+    '    case "$others" in',
+    '      caddy | nginx) advice="set apphost:proxy.kind to $others, or deploy this stack to another host; to move the host to $proxy once no stack uses $others: systemctl disable --now $others" ;;',
+    '      *) advice="stop it if nothing needs it (systemctl disable --now <its service>), or deploy this stack to another host" ;;',
+    "    esac",
+    `    log "apphost:proxy.kind is $proxy, but $others listens on port ${ports.join(" or ")} of this host: a host runs one proxy, which every apphost stack on it shares\${stacks:+ (the stacks here: $stacks)}; $advice. Nothing was installed or changed." >&2`,
+    "    exit 1",
+    "  fi",
+    "fi",
+    "",
+  ];
+}
+
 export function renderBaseline(input: BaselineInput): string {
   const swapMb = input.host.swapMb;
   assertSafe("host baseline", [
+    ["apphost:proxy.httpPort", input.proxy.httpPort ?? 80, SAFE.count],
+    ["apphost:proxy.httpsPort", input.proxy.httpsPort ?? 443, SAFE.count],
     ["apphost:host.swapMb", swapMb, SAFE.count],
     ...input.packages.map((p, i) => [`packages[${i}]`, p, SAFE.debianPackage] as const),
   ]);
@@ -187,6 +224,7 @@ export function renderBaseline(input: BaselineInput): string {
     '  apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${missing[@]}"',
     "}",
     "",
+    ...oneProxyStep(input.proxy),
     "# 1. Packages.",
     `ensure_packages ${packages.join(" ")}`,
     "",

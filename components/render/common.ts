@@ -6,7 +6,7 @@
  * Every renderer is a pure function from a narrow typed input to a string.
  */
 import type { AppConfig, ProxyConfig, TlsConfig } from "../config/types";
-import { CADDYFILE_PATH, type HostLayout } from "../paths";
+import { APPHOST_ETC, CADDYFILE_PATH, type HostLayout } from "../paths";
 import { assertSafe, SAFE } from "../shell";
 
 /** A file to write on the host, with the ownership and mode it must have. */
@@ -45,7 +45,7 @@ export const HOST_DIRS: HostDirs = {
   caddyLogs: "/var/log/caddy",
   nginxLogs: "/var/log/nginx",
   acmeWebroot: "/var/www/acme",
-  tls: "/etc/apphost/tls",
+  tls: `${APPHOST_ETC}/tls`,
   letsencryptLive: "/etc/letsencrypt/live",
   localCaCerts: "/usr/local/share/ca-certificates",
   needrestartConf: "/etc/needrestart/conf.d",

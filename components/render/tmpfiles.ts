@@ -12,7 +12,7 @@
  * tmpfiles refuses unknown users.
  */
 import type { ProxyConfig, TlsConfig } from "../config/types";
-import { CADDY_SITES_DIR, NGINX_UPSTREAM_DIR, type HostLayout } from "../paths";
+import { APPHOST_ETC, CADDY_SITES_DIR, NGINX_UPSTREAM_DIR, type HostLayout } from "../paths";
 import { HOST_DIRS, HostDirs, acmeWebroot, caddyAccessLog, managedBy } from "./common";
 
 export const TMPFILES_SHARED_PATH = "/etc/tmpfiles.d/apphost.conf";
@@ -142,7 +142,7 @@ export function renderSharedTmpfiles(input: SharedTmpfilesInput, dirs: HostDirs 
   const caddy = input.proxy.kind === "caddy";
   const entries: Dir[] = [
     {
-      path: "/etc/apphost",
+      path: APPHOST_ETC,
       mode: "0755",
       user: "root",
       group: "root",

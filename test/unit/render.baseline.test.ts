@@ -1,8 +1,17 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { APPHOST_ETC } from "../../components/paths";
 import { renderBaseline, runtimePackages } from "../../components/render/baseline";
 import { lineDiff } from "./render.fixtures";
 
-const input = () => ({ host: { swapMb: 1024 }, packages: ["caddy", "python3", "python3-venv", "sqlite3"] });
+const input = () => ({
+  host: { swapMb: 1024 },
+  proxy: { kind: "caddy" as const, httpPort: 80, httpsPort: 443 },
+  packages: ["caddy", "python3", "python3-venv", "sqlite3"],
+});
 
 describe("render/baseline", () => {
   const base = renderBaseline(input());
@@ -60,6 +69,24 @@ ensure_packages() {
   log "installing \${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "\${missing[@]}"
 }
+
+# 0. One proxy per host: nothing but this stack's proxy listens on its ports.
+proxy=caddy
+if command -v ss >/dev/null; then
+  others=$(ss -Hltnp '( sport = :80 or sport = :443 )' | grep -oE 'users:\\(\\("[^"]+"' | cut -d'"' -f2 | sort -u | grep -vx "$proxy" | paste -sd' ' -) || true
+  if [ -n "$others" ]; then
+    stacks=""
+    for claim in /etc/apphost/*.units; do
+      if [ -e "$claim" ]; then claim=\${claim##*/} stacks+="\${stacks:+ }\${claim%.units}"; fi
+    done
+    case "$others" in
+      caddy | nginx) advice="set apphost:proxy.kind to $others, or deploy this stack to another host; to move the host to $proxy once no stack uses $others: systemctl disable --now $others" ;;
+      *) advice="stop it if nothing needs it (systemctl disable --now <its service>), or deploy this stack to another host" ;;
+    esac
+    log "apphost:proxy.kind is $proxy, but $others listens on port 80 or 443 of this host: a host runs one proxy, which every apphost stack on it shares\${stacks:+ (the stacks here: $stacks)}; $advice. Nothing was installed or changed." >&2
+    exit 1
+  fi
+fi
 
 # 1. Packages.
 ensure_packages ca-certificates curl unattended-upgrades caddy python3 python3-venv sqlite3
@@ -187,13 +214,101 @@ log "done"
   });
 
   it("lists every bad input", () => {
-    assert.throws(() => renderBaseline({ host: { swapMb: -1 }, packages: ["ok", "rm -rf /", "X"] }), {
+    const bad = { host: { swapMb: -1 }, proxy: { kind: "nginx" as const, httpPort: 80.5, httpsPort: 443 } };
+    assert.throws(() => renderBaseline({ ...bad, packages: ["ok", "rm -rf /", "X"] }), {
       message:
         "host baseline: not safe to write (apphost's config check should have refused it; please report this):\n" +
+        "  - apphost:proxy.httpPort: 80.5 is not a whole number >= 0\n" +
         "  - apphost:host.swapMb: -1 is not a whole number >= 0\n" +
         '  - packages[1]: "rm -rf /" is not a Debian package name\n' +
         '  - packages[2]: "X" is not a Debian package name',
     });
+  });
+});
+
+describe("render/baseline: one proxy per host (step 0, run by bash with a stand-in ss)", () => {
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-baseline-"));
+    fs.mkdirSync(path.join(tmp, "bin"));
+    fs.mkdirSync(path.join(tmp, "etc"));
+    // ss as root prints it (-Hltnp): what $SS_OUT holds; the filter it was given goes to ss.args.
+    fs.writeFileSync(
+      path.join(tmp, "bin", "ss"),
+      `#!/bin/bash\nprintf '%s\\n' "$*" >${tmp}/ss.args\nprintf '%b' "$SS_OUT"\n`,
+      { mode: 0o755 },
+    );
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** Step 0 of the baseline for `proxy`, run against APPHOST_ETC's stand-in: its status and what it logged. */
+  function step0(proxy: "caddy" | "nginx", ssOut: string, ports = { httpPort: 80, httpsPort: 443 }) {
+    const script = renderBaseline({ ...input(), proxy: { kind: proxy, ...ports } });
+    const step = script
+      .slice(script.indexOf("# 0. "), script.indexOf("# 1. "))
+      .replaceAll(APPHOST_ETC, `${tmp}/etc`);
+    assert.ok(step.includes(`${tmp}/etc`), "the step reads the stacks' claims");
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        `set -euo pipefail; log() { printf 'apphost baseline: %s\\n' "$*"; }\n${step}\necho step 0 passed`,
+      ],
+      {
+        env: { PATH: `${tmp}/bin:/usr/bin:/bin`, HOME: tmp, SS_OUT: ssOut },
+        // Not a socket (Node's pipes are): bash would read ~/.bashrc, as when sshd starts it.
+        stdio: ["ignore", "pipe", "pipe"],
+        encoding: "utf8",
+      },
+    );
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+  const listen = (port: number, name: string, pid: number) =>
+    `LISTEN 0      4096               *:${port}             *:*    users:(("${name}",pid=${pid},fd=8))\\n`;
+
+  it("another proxy on the ports: refused before anything is installed, naming it, the stacks on the host and what to set", () => {
+    for (const id of ["sample-local", "library-library"])
+      fs.writeFileSync(path.join(tmp, "etc", `${id}.units`), "");
+    const r = step0("nginx", listen(80, "caddy", 936) + listen(443, "caddy", 936));
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.equal(
+      r.stderr,
+      "apphost baseline: apphost:proxy.kind is nginx, but caddy listens on port 80 or 443 of this host: a host runs " +
+        "one proxy, which every apphost stack on it shares (the stacks here: library-library sample-local); set " +
+        "apphost:proxy.kind to caddy, or deploy this stack to another host; to move the host to nginx once no stack " +
+        "uses caddy: systemctl disable --now caddy. Nothing was installed or changed.\n",
+    );
+    assert.equal(r.stdout, "");
+    assert.equal(
+      fs.readFileSync(path.join(tmp, "ss.args"), "utf8"),
+      "-Hltnp ( sport = :80 or sport = :443 )\n",
+    );
+  });
+
+  it("another program (apache2): refused, to stop it or use another host; its own proxy or none: it goes on", () => {
+    fs.rmSync(path.join(tmp, "etc"), { recursive: true, force: true });
+    const apache = step0("caddy", listen(80, "apache2", 51) + listen(80, "caddy", 52), {
+      httpPort: 80,
+      httpsPort: 8443,
+    });
+    assert.equal(apache.status, 1);
+    assert.equal(
+      apache.stderr,
+      "apphost baseline: apphost:proxy.kind is caddy, but apache2 listens on port 80 or 8443 of this host: a host " +
+        "runs one proxy, which every apphost stack on it shares; stop it if nothing needs it (systemctl disable " +
+        "--now <its service>), or deploy this stack to another host. Nothing was installed or changed.\n",
+    );
+    assert.equal(
+      fs.readFileSync(path.join(tmp, "ss.args"), "utf8"),
+      "-Hltnp ( sport = :80 or sport = :8443 )\n",
+    );
+    for (const [proxy, out] of [
+      ["nginx", listen(80, "nginx", 7) + listen(443, "nginx", 7)],
+      ["caddy", ""],
+    ] as const) {
+      const r = step0(proxy, out);
+      assert.deepEqual([r.status, r.stdout, r.stderr], [0, "step 0 passed\n", ""]);
+    }
   });
 });
 

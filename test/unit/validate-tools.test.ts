@@ -732,6 +732,7 @@ http {
         "caddy, python, sqlite, swap",
         {
           host: { swapMb: 1024 },
+          proxy: { kind: "caddy", httpPort: 80, httpsPort: 443 },
           packages: runtimePackages({
             proxy: { kind: "caddy" },
             app: { runtime: "python" },
@@ -745,6 +746,7 @@ http {
         "nginx, node, certbot, awscli, no swap",
         {
           host: { swapMb: 0 },
+          proxy: { kind: "nginx", httpPort: 8080, httpsPort: 8443 },
           packages: runtimePackages({
             proxy: { kind: "nginx" },
             app: { runtime: "node" },
