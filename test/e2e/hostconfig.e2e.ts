@@ -178,6 +178,41 @@ describe("host configuration on the sandbox (real engine)", function () {
     assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
   });
 
+  it("refuses an nginx stack on the host whose Caddy serves stacks a and b, before nginx is installed", async function () {
+    const n = await localStack(backend, {
+      sandbox,
+      stackName: "local-n0",
+      config: {
+        "apphost:proxy": { kind: "nginx" },
+        "apphost:tls": { mode: "off" },
+        "apphost:dns": { provider: "none", hostnames: [{ name: "n0.local.test" }] },
+        "apphost:app": { ...baseApp, basePort: 8300 },
+      },
+    });
+    await assert.rejects(n.up({ configFile: n.configFile }), (e: Error) => {
+      assert.ok(
+        e.message.includes(
+          "apphost baseline: apphost:proxy.kind is nginx, but caddy listens on port 80 or 443 of this host: a host " +
+            "runs one proxy, which every apphost stack on it shares (the stacks here: sample-local-b sample-local); " +
+            "set apphost:proxy.kind to caddy, or deploy this stack to another host; to move the host to nginx once " +
+            "no stack uses caddy: systemctl disable --now caddy. Nothing was installed or changed.",
+        ),
+        e.message,
+      );
+      return true;
+    });
+    assert.equal(
+      onHost("dpkg-query -W -f='${db:Status-Status}' nginx 2>/dev/null || echo none").stdout.trim(),
+      "none",
+    );
+    assert.equal(
+      onHost("ls /srv/sample-local-n0 /etc/apphost/sample-local-n0.* 2>/dev/null || true").stdout,
+      "",
+    );
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+  });
+
   it("refuses a proxy config the host's validator rejects, and the old config keeps serving", async function () {
     // Stack b claims stack a's hostname too: Caddy refuses two sites with one address.
     const cfg = yaml.load(fs.readFileSync(b.configFile, "utf8")) as { config: Record<string, unknown> };
