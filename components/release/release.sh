@@ -84,16 +84,36 @@ usage_error() {
   exit "$EXIT_USAGE"
 }
 
+# What an install prints when the host cannot reach a package index: pip's retries (`Failed to establish a new
+# connection: [Errno -2] Name or service not known`, `Temporary failure in name resolution`, `ProxyError`), npm's
+# `ENOTFOUND`, `EAI_AGAIN`, `ECONNREFUSED`, `ETIMEDOUT`, uv's `dns error`.
+NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution|No address associated with hostname|Network is unreachable|Connection refused|Connection timed out|ProxyError|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|dns error"
+
+# network_hint: when the job's output (APPHOST_OUTPUT, the err file `start` gives it: root's) ends with an install that
+# could not reach its index, what it said and the index pip named (`Looking in indexes: ...`), as the phase error's hint.
+network_hint() {
+  local tail said index
+  if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
+  tail=$(tail -n 60 "$APPHOST_OUTPUT")
+  said=$(grep -oE -m 1 "$NETWORK_FAILURES" <<<"$tail") || return 0
+  index=$(grep -oE -m 1 'Looking in indexes: [^ ]+' <<<"$tail") || true
+  printf '%s' "; the install could not reach a package index ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
+}
+
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
 # An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
-# installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run), on a host without
-# a C compiler, says what a dependency built from source needs.
+# installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run) says it could not
+# reach a package index when its output says so (network_hint), or else, on a host without a C compiler, what a
+# dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
   if [ "${FUNCNAME[1]:-}" = as_app ]; then
     local hint=""
-    if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ] && ! command -v "$CC" >/dev/null 2>&1; then
-      hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"
+    if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ]; then
+      hint=$(network_hint)
+      if [ -z "$hint" ] && ! command -v "$CC" >/dev/null 2>&1; then
+        hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"
+      fi
     fi
     die "\`$AS_APP_CMD\` (as $APP_USER in $AS_APP_DIR) exited with status $1$hint"
   fi
@@ -1186,7 +1206,7 @@ cmd_job_run() {
   trap : INT TERM HUP
   printf "%s\n" "$$" >"$JOBS/$job/pid.tmp"
   mv -f "$JOBS/$job/pid.tmp" "$JOBS/$job/pid"
-  "$0" --owner="$LOCK_OWNER" "$@" || rc=$?
+  APPHOST_OUTPUT="$JOBS/$job/err" "$0" --owner="$LOCK_OWNER" "$@" || rc=$?
   rm -f "$JOBS/$job/in"
   printf "%s\n" "$rc" >"$JOBS/$job/rc.tmp"
   mv -f "$JOBS/$job/rc.tmp" "$JOBS/$job/rc"

@@ -285,11 +285,11 @@ describe("release script: the app's own package is importable in the commands it
 describe("release script: a failed app command is named as the stack gave it", function () {
   this.timeout(60000);
   const build = "echo building >&2; exit 3";
-  const failBuild = (cc: string, command = build) => {
+  const failBuild = (cc: string, command = build, how: "deploy" | "start" = "deploy") => {
     const host = new FakeHost({ sharedVenv: true, app: { build: command }, cc });
     try {
       const id = "20250104120000-d8d8d8d8";
-      const r = host.deploy(writeTestApp(path.join(host.tmp, "app"), { version: "v1" }), id);
+      const r = host[how](writeTestApp(path.join(host.tmp, "app"), { version: "v1" }), id);
       assert.equal(r.status, EXIT_CODES.install, r.stderr);
       if (command === build) assert.match(r.stderr, /^building$/m);
       assert.equal(fs.existsSync(host.layout.current), false, "current was switched");
@@ -319,6 +319,19 @@ describe("release script: a failed app command is named as the stack gave it", f
     assert.equal(
       failBuild("/nonexistent/cc"),
       `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3`,
+    );
+    // An install that could not reach its index (pip's retries, as mdn's babybuddy requirements.txt with its -i line
+    // printed them on a host without that name), in a deploy as `pulumi up` runs it (`start`: its output in a file).
+    const offline =
+      "pip install --index-url https://pypi.example.test/simple x 2>/dev/null || { echo 'Looking in indexes: https://pypi.example.test/simple'; " +
+      "echo \"WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(': Failed to establish a new connection: " +
+      "[Errno -2] Name or service not known')': /simple/x/\" >&2; echo 'ERROR: No matching distribution found for x' >&2; exit 1; }";
+    assert.equal(
+      failBuild("/nonexistent/cc", offline, "start"),
+      `apphost: phase install failed: \`${offline}\` (as <user> in <release>) exited with status 1; ` +
+        "the install could not reach a package index (Name or service not known, https://pypi.example.test/simple): " +
+        "the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's " +
+        "-i or --index-url, a lock's sources, .npmrc's registry)",
     );
     // A command that could not run at all (127) is no build from source: no hint.
     assert.equal(
