@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
+import { parseProcfile, webScriptPath } from "./procfile";
 import type { AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -25,13 +26,37 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   }
   const pkg = readPackageJson(path.join(dir, "package.json"));
   const node = readNodeFacts(dir, (rawApp as Record<string, unknown>).requirements);
+  const webScript = readWebScript(dir, (rawApp as Record<string, unknown>).processes, procfile);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
+    ...(webScript !== undefined ? { webScript } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
   };
+}
+
+/**
+ * The shell script the web process runs (`web: bash Procfile.sh`), from apphost:app.processes when the stack sets
+ * it, else the Procfile: its path and text (64 KiB at most), for the parser's look for a migration in it.
+ */
+function readWebScript(dir: string, processes: unknown, procfile: string | undefined): AppFiles["webScript"] {
+  let command: unknown;
+  let from: "config" | "procfile" = "config";
+  if (typeof processes === "object" && processes !== null) {
+    const web = (processes as Record<string, unknown>).web;
+    command = typeof web === "object" && web !== null ? (web as Record<string, unknown>).command : web;
+  } else if (processes === undefined && procfile !== undefined) {
+    command = parseProcfile(procfile).entries.find((e) => e.name === "web")?.command;
+    from = "procfile";
+  }
+  const file = typeof command === "string" ? webScriptPath(command) : undefined;
+  if (!file) return undefined;
+  const full = path.join(dir, file);
+  const stat = fs.statSync(full, { throwIfNoEntry: false });
+  if (!stat?.isFile() || stat.size > 65536) return undefined;
+  return { path: file, text: fs.readFileSync(full, "utf8"), from };
 }
 
 /**

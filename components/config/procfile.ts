@@ -124,3 +124,46 @@ export function splitChain(parts: readonly string[]): { migrate: string[]; build
     server: parts[parts.length - 1],
   };
 }
+
+/**
+ * The script a web command runs, relative to the app (`bash Procfile.sh`, `sh bin/start`, `./start.sh`,
+ * `start.sh`), or undefined: a shell script that may migrate before it starts the server, as
+ * babybuddy's `web: bash Procfile.sh` does.
+ */
+export function webScriptPath(command: string): string | undefined {
+  const m =
+    /^(?:exec\s+)?(?:(?:ba|da)?sh\s+(?:\.\/)?([A-Za-z0-9_][A-Za-z0-9._/-]*)|(?:\.\/)?([A-Za-z0-9_][A-Za-z0-9._/-]*\.sh))(?:\s|$)/.exec(
+      command.trim(),
+    );
+  const file = m?.[1] ?? m?.[2];
+  return file && !file.split("/").includes("..") ? file : undefined;
+}
+
+/** A migration command as a script line runs it: the tools apphost:database.migrate names (`manage.py migrate`, ...). */
+const MIGRATE_COMMAND =
+  /(?:^|[\s;&|(])(?:\S*manage\.py\s+migrate|django-admin\s+migrate|alembic(?:\s+-\S+(?:\s+[^\s-]\S*)?)*\s+upgrade|flask(?:\s+--app\s+\S+)?\s+db\s+upgrade|(?:sequelize(?:-cli)?|rake)\s+db:migrate|knex(?:\s+--\S+(?:\s+\S+)?)*\s+migrate:latest|node-pg-migrate\s+up|prisma\s+migrate\s+deploy)(?=\s|$|;|&|\|)/;
+
+/**
+ * A web script's lines that migrate the database (comments and echo lines aside; `--check` and `--plan` only
+ * look), and its server: the last other command, without a leading `exec`.
+ */
+export function scriptMigrations(text: string): {
+  migrations: { line: number; command: string }[];
+  server?: string;
+} {
+  const migrations: { line: number; command: string }[] = [];
+  let server: string | undefined;
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (
+      line === "" ||
+      line.startsWith("#") ||
+      /^(echo|printf|set|export|if|fi|then|else|done|do)\b|^cd\s+\S+$/.test(line)
+    )
+      return;
+    if (MIGRATE_COMMAND.test(line) && !/\s--(check|plan)\b/.test(line))
+      migrations.push({ line: i + 1, command: line });
+    else server = line.replace(/^exec\s+/, "");
+  });
+  return { migrations, ...(server !== undefined ? { server } : {}) };
+}

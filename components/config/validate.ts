@@ -14,7 +14,7 @@ import * as sshpk from "sshpk";
 import { z } from "zod";
 import * as D from "./defaults";
 import { upstreamPort } from "../paths";
-import { parseProcfile, type ProcfileEntry, splitChain, webChainParts } from "./procfile";
+import { parseProcfile, type ProcfileEntry, scriptMigrations, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import type { NodeFacts } from "../release/node";
 import type { PythonFacts } from "../release/python";
@@ -89,6 +89,8 @@ export interface AppFiles {
   packageJson?: "app" | "tooling";
   /** A Node app's lock files, packageManager and workspaces: how its dependencies install (detectNodeDeps) */
   node?: NodeFacts;
+  /** The shell script the web process runs (`bash Procfile.sh`), and where that command was set */
+  webScript?: { path: string; text: string; from: "config" | "procfile" };
 }
 
 export interface ConfigIssue {
@@ -507,6 +509,28 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
     } else if (name in D.POOL_VARS && D.isPostgres(database.kind)) {
       add(path, `${setBy} from apphost:database.pool.${D.POOL_VARS[name]}; set that instead and remove this`);
     }
+  }
+
+  // A web process that migrates as it starts (a script: `web: bash Procfile.sh`, babybuddy's)
+  const script = ctx.appFiles?.webScript;
+  const { migrations, server } = script ? scriptMigrations(script.text) : { migrations: [] };
+  if (script && migrations.length > 0) {
+    const lines = migrations.map((m) => `line ${m.line}: "${m.command}"`).join(", ");
+    const others = (app.processes ?? []).filter((p) => p.name !== "web").map((p) => p.name);
+    const migrate =
+      database.migrate !== undefined && database.migrate !== ""
+        ? `apphost:database.migrate already runs "${database.migrate}" so; `
+        : `set apphost:database.migrate to "${migrations[0].command}" (or a "release:" line in the Procfile), and `;
+    add(
+      script.from === "procfile" ? "apphost:app.processes" : "apphost:app.processes.web",
+      `the web process runs ${script.path}, which migrates the database each time a web instance starts (${lines}); ` +
+        "apphost migrates once per release, after a backup and before traffic moves, while the live instance serves on: " +
+        `${migrate}set apphost:app.processes.web to the server alone` +
+        (server ? ` ("${server}")` : "") +
+        (script.from === "procfile" && others.length > 0
+          ? `; apphost:app.processes replaces the whole Procfile, so list ${others.join(", ")} there too`
+          : ""),
+    );
   }
 
   // The secrets

@@ -9,7 +9,12 @@ import { execFileSync, spawnSync } from "child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import { chainedParts, parseProcfile } from "../../components/config/procfile";
+import {
+  chainedParts,
+  parseProcfile,
+  scriptMigrations,
+  webScriptPath,
+} from "../../components/config/procfile";
 import { parseStackConfig, type AppFiles } from "../../components/config/validate";
 import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
@@ -761,6 +766,106 @@ describe("Procfile", () => {
           `the migration "alembic upgrade head" already runs once per release, before traffic moves (the Procfile's release: line, "alembic upgrade head"), so drop it from the web line; ` +
           'the web process is "web: uvicorn app:app --port $PORT" (or apphost:app.processes.web)',
       ],
+    );
+  });
+
+  it("a web script that migrates as it starts is refused, with the split to make (babybuddy's web: bash Procfile.sh)", () => {
+    // babybuddy at fa8bf4cd: its Procfile.sh, as written.
+    const procfileSh =
+      "#!/bin/bash\n\npython manage.py migrate\n\ngunicorn babybuddy.wsgi:application --timeout 30 --log-file -";
+    const withScript = (procfile: string, from: "config" | "procfile"): AppFiles => ({
+      ...files(procfile, { "requirements.txt": "django\n" }),
+      webScript: { path: "Procfile.sh", text: procfileSh, from },
+    });
+    const why =
+      'the web process runs Procfile.sh, which migrates the database each time a web instance starts (line 3: "python manage.py migrate"); ' +
+      "apphost migrates once per release, after a backup and before traffic moves, while the live instance serves on: ";
+    assert.deepEqual(
+      configProblems(noProcesses(), {
+        ...baseCtx(),
+        appFiles: withScript("web: bash Procfile.sh\nworker: python manage.py qcluster\n", "procfile"),
+      }),
+      [
+        `apphost:app.processes (from ../notes/Procfile): ${why}` +
+          'set apphost:database.migrate to "python manage.py migrate" (or a "release:" line in the Procfile), and ' +
+          'set apphost:app.processes.web to the server alone ("gunicorn babybuddy.wsgi:application --timeout 30 --log-file -"); ' +
+          "apphost:app.processes replaces the whole Procfile, so list worker there too",
+      ],
+    );
+    // Set in the stack, with the migration already once per release: the web process alone is left to change.
+    assert.deepEqual(
+      configProblems(
+        withKeys(baseRaw(), {
+          "app.processes": { web: "bash Procfile.sh" },
+          "database.migrate": "python manage.py migrate --noinput",
+        }),
+        { ...baseCtx(), appFiles: withScript("web: gunicorn app:app\n", "config") },
+      ),
+      [
+        `apphost:app.processes.web: ${why}` +
+          'apphost:database.migrate already runs "python manage.py migrate --noinput" so; ' +
+          'set apphost:app.processes.web to the server alone ("gunicorn babybuddy.wsgi:application --timeout 30 --log-file -")',
+      ],
+    );
+  });
+
+  it("readAppFiles reads the script the web process runs, from the stack's processes or the Procfile", () => {
+    const dir = mkdtempSync(join(tmpdir(), "apphost-webscript-"));
+    try {
+      writeFileSync(join(dir, "Procfile"), "web: bash Procfile.sh\n");
+      writeFileSync(join(dir, "Procfile.sh"), "python manage.py migrate\ngunicorn app:app\n");
+      writeFileSync(join(dir, "big.sh"), "#".repeat(65537));
+      assert.deepEqual(readAppFiles({ source: dir }, "/")?.webScript, {
+        path: "Procfile.sh",
+        text: "python manage.py migrate\ngunicorn app:app\n",
+        from: "procfile",
+      });
+      assert.equal(
+        readAppFiles({ source: dir, processes: { web: { command: "sh Procfile.sh" } } }, "/")?.webScript
+          ?.from,
+        "config",
+      );
+      for (const web of ["bash big.sh", "bash missing.sh", "gunicorn app:app"])
+        assert.equal(readAppFiles({ source: dir, processes: { web } }, "/")?.webScript, undefined, web);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("webScriptPath and scriptMigrations: the script a web command runs, and the lines of it that migrate", () => {
+    assert.deepEqual(
+      [
+        "bash Procfile.sh",
+        "sh bin/start",
+        "./start.sh",
+        "start.sh --port $PORT",
+        "exec bash run",
+        "bash ../x.sh",
+        "gunicorn app:app",
+        "bash -c 'x'",
+      ].map(webScriptPath),
+      ["Procfile.sh", "bin/start", "start.sh", "start.sh", "run", undefined, undefined, undefined],
+    );
+    assert.deepEqual(
+      scriptMigrations(
+        [
+          "set -e",
+          "# python manage.py migrate (a comment)",
+          'echo "python manage.py migrate"',
+          "python manage.py migrate --check",
+          "alembic -c conf/alembic.ini upgrade head",
+          "cd api && npx knex migrate:latest",
+          "python manage.py collectstatic --noinput",
+          "exec uvicorn app:app --port $PORT",
+        ].join("\n"),
+      ),
+      {
+        migrations: [
+          { line: 5, command: "alembic -c conf/alembic.ini upgrade head" },
+          { line: 6, command: "cd api && npx knex migrate:latest" },
+        ],
+        server: "uvicorn app:app --port $PORT",
+      },
     );
   });
 

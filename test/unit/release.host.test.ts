@@ -320,7 +320,7 @@ describe("release script: a failed app command is named as the stack gave it", f
       failBuild("/nonexistent/cc"),
       `apphost: phase install failed: \`${build}\` (as <user> in <release>) exited with status 3`,
     );
-    // An install that could not reach its index (pip's retries, as mdn's babybuddy requirements.txt with its -i line
+    // An install that could not reach its index (pip's retries, as babybuddy's requirements.txt with its -i line
     // printed them on a host without that name), in a deploy as `pulumi up` runs it (`start`: its output in a file).
     const offline =
       "pip install --index-url https://pypi.example.test/simple x 2>/dev/null || { echo 'Looking in indexes: https://pypi.example.test/simple'; " +
