@@ -519,18 +519,19 @@ debug_page_warning() {
 # settings like `os.environ.get("DJANGO_SECRET_KEY", "django-insecure-...")` fall back to it) or a short key: whoever
 # knows it forges sessions and password-reset links. A warning, since the release serves; a settings module that does
 # not load is the health gate's to report. Only when the check fires: where the settings assign it (the first file in
-# name order, a link never followed) and the variable they read it from there, if any, for the advice.
+# name order; read as the app user, who owns the release) and the variable they read it from there, if any, for the
+# advice.
 secret_key_check() {
-  local out file line text name=""
+  local out file line="" text name=""
   out=$(as_app "$NEW_DIR" "$1 check --deploy --tag security 2>&1") || return 0
   [[ $out == *"(security.W009)"* ]] || return 0
-  local assign='^[[:space:]]*SECRET_KEY[[:space:]]*='
-  file=$(cd "$NEW_DIR" && grep -rlE --include='*.py' "$assign" . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
-  if [ -n "$file" ]; then
-    line=$(grep -nE "$assign" "$NEW_DIR/$file" | head -n 1) line=${line%%:*}
-    text=$(sed -n "${line}p" "$NEW_DIR/$file")
+  local assign='^[[:space:]]*SECRET_KEY[[:space:]]*=' read=("$RUNUSER" -u "$APP_USER" --)
+  file=$(cd "$NEW_DIR" && "${read[@]}" grep -rlE --include='*.py' "$assign" . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
+  if [ -n "$file" ]; then line=$("${read[@]}" grep -nE "$assign" "$NEW_DIR/$file" | head -n 1) line=${line%%:*}; fi
+  if [ -z "$line" ]; then file=""; else
+    text=$("${read[@]}" sed -n "${line}p" "$NEW_DIR/$file")
     # A call that goes on over the next lines: `os.environ.get(` then `'DJANGO_SECRET_KEY', 'django-insecure-...')`.
-    if [[ $text == *"("* && $text != *")"* ]]; then text+=$(sed -n "$((line + 1)),$((line + 2))p" "$NEW_DIR/$file" | tr '\n' ' '); fi
+    if [[ $text == *"("* && $text != *")"* ]]; then text+=$("${read[@]}" sed -n "$((line + 1)),$((line + 2))p" "$NEW_DIR/$file" | tr '\n' ' '); fi
     text=${text%%)*}
     if [[ $text =~ (environ|getenv|env|config)[^\"\']*[\"\']([A-Z][A-Z0-9_]*)[\"\'] ]]; then name=${BASH_REMATCH[2]}; fi
     file="${file#./}:$line"
