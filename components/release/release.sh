@@ -84,7 +84,8 @@ usage_error() {
   exit "$EXIT_USAGE"
 }
 
-# What an install prints when the host cannot reach a package index: pip's retries (`Failed to establish a new
+# What an install prints when the host cannot reach a server it downloads from (a package index; a binary a
+# postinstall fetches, as Prisma's engines): pip's retries (`Failed to establish a new
 # connection: [Errno -2] Name or service not known`, `Temporary failure in name resolution`, `ProxyError`), npm's
 # `ENOTFOUND`, `EAI_AGAIN`, `ECONNREFUSED`, `ETIMEDOUT`, uv's `dns error`.
 NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution|No address associated with hostname|Network is unreachable|Connection refused|Connection timed out|ProxyError|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|dns error"
@@ -97,7 +98,7 @@ network_hint() {
   tail=$(tail -n 60 "$APPHOST_OUTPUT")
   said=$(grep -oE -m 1 "$NETWORK_FAILURES" <<<"$tail") || return 0
   index=$(grep -oE -m 1 'Looking in indexes: [^ ]+' <<<"$tail") || true
-  printf '%s' "; the install could not reach a package index ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
+  printf '%s' "; the install could not reach a server it downloads from ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
 }
 
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.

@@ -329,7 +329,7 @@ describe("release script: a failed app command is named as the stack gave it", f
     assert.equal(
       failBuild("/nonexistent/cc", offline, "start"),
       `apphost: phase install failed: \`${offline}\` (as <user> in <release>) exited with status 1; ` +
-        "the install could not reach a package index (Name or service not known, https://pypi.example.test/simple): " +
+        "the install could not reach a server it downloads from (Name or service not known, https://pypi.example.test/simple): " +
         "the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's " +
         "-i or --index-url, a lock's sources, .npmrc's registry)",
     );
