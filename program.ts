@@ -186,6 +186,7 @@ function hostArgs(
 function serverArgs(config: StackConfig): Omit<ServerArgs, "connection"> {
   return {
     proxy: config.proxy,
+    tlsOff: config.tls.mode === "off",
     packages: runtimePackages(config),
     swapMb: config.host.swapMb,
     openSshOnly: hostNeedsOpenSsh(config.host),

@@ -23,6 +23,11 @@ export interface ServerArgs {
   /** apphost:proxy: the proxy the host runs (`kind`), and its ports in the main Caddyfile */
   proxy: Pick<ProxyConfig, "kind" | "httpPort" | "httpsPort">;
   /**
+   * apphost:tls.mode is off: the proxy listens on httpPort alone (behind a TLS terminator, which may be on
+   * this host, on httpsPort), so the baseline's one-proxy step leaves httpsPort to others. @default false
+   */
+  tlsOff?: boolean;
+  /**
    * The Debian packages the host needs besides the baseline's own:
    * `runtimePackages(config)` on an app host, `BALANCER_PACKAGES` on
    * apphost:lb's balancer host (Caddy, nothing of the app).
@@ -52,9 +57,14 @@ export class Server extends pulumi.ComponentResource {
 
   private createBaseline(
     name: string,
-    { connection, proxy, packages, swapMb, openSshOnly }: ServerArgs,
+    { connection, proxy, tlsOff, packages, swapMb, openSshOnly }: ServerArgs,
   ): pulumi.CustomResource {
-    const script = renderBaseline({ host: { swapMb: swapMb ?? 0 }, proxy, packages });
+    const ports = tlsOff ? [proxy.httpPort] : [proxy.httpPort, proxy.httpsPort];
+    const script = renderBaseline({
+      host: { swapMb: swapMb ?? 0 },
+      proxy: { kind: proxy.kind, ports },
+      packages,
+    });
     return hostStep(
       `${name}-baseline`,
       {

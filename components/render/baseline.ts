@@ -27,8 +27,11 @@ import { assertSafe, SAFE } from "../shell";
 export interface BaselineInput {
   /** `swapMb`: size of /swapfile in MiB; 0 creates none (and removes nothing) */
   host: Pick<HostConfig, "swapMb">;
-  /** apphost:proxy: the proxy this stack runs (`kind`) and the ports it listens on, which no other program may hold */
-  proxy: Pick<ProxyConfig, "kind" | "httpPort" | "httpsPort">;
+  /**
+   * apphost:proxy: the proxy this stack runs (`kind`) and the ports it listens on (`ports`: apphost:proxy.httpPort,
+   * and httpsPort unless apphost:tls.mode is off), which no other program may hold
+   */
+  proxy: { kind: ProxyConfig["kind"]; ports: readonly number[] };
   /** Debian packages the stack needs at run time; see runtimePackages() */
   packages: string[];
 }
@@ -134,7 +137,7 @@ function heredoc(content: string): string[] {
  * host (APPHOST_ETC/<id>.units) and what to set.
  */
 function oneProxyStep(proxy: BaselineInput["proxy"]): string[] {
-  const ports = [proxy.httpPort ?? 80, proxy.httpsPort ?? 443];
+  const ports = proxy.ports;
   const filter = ports.map((p) => `sport = :${p}`).join(" or ");
   return [
     "# 0. One proxy per host: nothing but this stack's proxy listens on its ports.",
@@ -161,8 +164,7 @@ function oneProxyStep(proxy: BaselineInput["proxy"]): string[] {
 export function renderBaseline(input: BaselineInput): string {
   const swapMb = input.host.swapMb;
   assertSafe("host baseline", [
-    ["apphost:proxy.httpPort", input.proxy.httpPort ?? 80, SAFE.count],
-    ["apphost:proxy.httpsPort", input.proxy.httpsPort ?? 443, SAFE.count],
+    ...input.proxy.ports.map((p, i) => [`the proxy's ports[${i}]`, p, SAFE.count] as const),
     ["apphost:host.swapMb", swapMb, SAFE.count],
     ...input.packages.map((p, i) => [`packages[${i}]`, p, SAFE.debianPackage] as const),
   ]);

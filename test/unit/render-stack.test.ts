@@ -290,6 +290,12 @@ describe("npm run render (scripts/render.ts, and its runs in one child process)"
         baseline.includes("\n#!/bin/bash\n") || baseline.startsWith("#!/bin/bash\n"),
         baseline.slice(0, 200),
       );
+      // One proxy per host, on both of its ports (TLS is on: caddy-acme).
+      assert.ok(baseline.includes("\nproxy=caddy\n"), "the baseline's one-proxy step");
+      assert.ok(
+        baseline.includes("ss -Hltnp '( sport = :80 or sport = :443 )'"),
+        "both of the proxy's ports",
+      );
     });
   });
 

@@ -9,7 +9,7 @@ import { lineDiff } from "./render.fixtures";
 
 const input = () => ({
   host: { swapMb: 1024 },
-  proxy: { kind: "caddy" as const, httpPort: 80, httpsPort: 443 },
+  proxy: { kind: "caddy" as const, ports: [80, 443] },
   packages: ["caddy", "python3", "python3-venv", "sqlite3"],
 });
 
@@ -214,11 +214,11 @@ log "done"
   });
 
   it("lists every bad input", () => {
-    const bad = { host: { swapMb: -1 }, proxy: { kind: "nginx" as const, httpPort: 80.5, httpsPort: 443 } };
+    const bad = { host: { swapMb: -1 }, proxy: { kind: "nginx" as const, ports: [80.5, 443] } };
     assert.throws(() => renderBaseline({ ...bad, packages: ["ok", "rm -rf /", "X"] }), {
       message:
         "host baseline: not safe to write (apphost's config check should have refused it; please report this):\n" +
-        "  - apphost:proxy.httpPort: 80.5 is not a whole number >= 0\n" +
+        "  - the proxy's ports[0]: 80.5 is not a whole number >= 0\n" +
         "  - apphost:host.swapMb: -1 is not a whole number >= 0\n" +
         '  - packages[1]: "rm -rf /" is not a Debian package name\n' +
         '  - packages[2]: "X" is not a Debian package name',
@@ -242,8 +242,8 @@ describe("render/baseline: one proxy per host (step 0, run by bash with a stand-
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   /** Step 0 of the baseline for `proxy`, run against APPHOST_ETC's stand-in: its status and what it logged. */
-  function step0(proxy: "caddy" | "nginx", ssOut: string, ports = { httpPort: 80, httpsPort: 443 }) {
-    const script = renderBaseline({ ...input(), proxy: { kind: proxy, ...ports } });
+  function step0(proxy: "caddy" | "nginx", ssOut: string, ports = [80, 443]) {
+    const script = renderBaseline({ ...input(), proxy: { kind: proxy, ports } });
     const step = script
       .slice(script.indexOf("# 0. "), script.indexOf("# 1. "))
       .replaceAll(APPHOST_ETC, `${tmp}/etc`);
@@ -287,10 +287,7 @@ describe("render/baseline: one proxy per host (step 0, run by bash with a stand-
 
   it("another program (apache2): refused, to stop it or use another host; its own proxy or none: it goes on", () => {
     fs.rmSync(path.join(tmp, "etc"), { recursive: true, force: true });
-    const apache = step0("caddy", listen(80, "apache2", 51) + listen(80, "caddy", 52), {
-      httpPort: 80,
-      httpsPort: 8443,
-    });
+    const apache = step0("caddy", listen(80, "apache2", 51) + listen(80, "caddy", 52), [80, 8443]);
     assert.equal(apache.status, 1);
     assert.equal(
       apache.stderr,
@@ -309,6 +306,9 @@ describe("render/baseline: one proxy per host (step 0, run by bash with a stand-
       const r = step0(proxy, out);
       assert.deepEqual([r.status, r.stdout, r.stderr], [0, "step 0 passed\n", ""]);
     }
+    // apphost:tls.mode off: the proxy listens on httpPort alone, and a TLS terminator may hold 443 (Server's tlsOff).
+    assert.equal(step0("nginx", "", [80]).status, 0);
+    assert.equal(fs.readFileSync(path.join(tmp, "ss.args"), "utf8"), "-Hltnp ( sport = :80 )\n");
   });
 });
 

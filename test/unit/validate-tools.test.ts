@@ -732,7 +732,7 @@ http {
         "caddy, python, sqlite, swap",
         {
           host: { swapMb: 1024 },
-          proxy: { kind: "caddy", httpPort: 80, httpsPort: 443 },
+          proxy: { kind: "caddy", ports: [80, 443] },
           packages: runtimePackages({
             proxy: { kind: "caddy" },
             app: { runtime: "python" },
@@ -746,7 +746,7 @@ http {
         "nginx, node, certbot, awscli, no swap",
         {
           host: { swapMb: 0 },
-          proxy: { kind: "nginx", httpPort: 8080, httpsPort: 8443 },
+          proxy: { kind: "nginx", ports: [8080, 8443] },
           packages: runtimePackages({
             proxy: { kind: "nginx" },
             app: { runtime: "node" },
