@@ -192,7 +192,7 @@ describe("host configuration on the sandbox (real engine)", function () {
     await assert.rejects(n.up({ configFile: n.configFile }), (e: Error) => {
       assert.ok(
         e.message.includes(
-          "apphost baseline: apphost:proxy.kind is nginx, but caddy listens on port 80 or 443 of this host: a host " +
+          "apphost baseline: apphost:proxy.kind is nginx, but caddy listens on port 80 of this host: a host " +
             "runs one proxy, which every apphost stack on it shares (the stacks here: sample-local-b sample-local); " +
             "set apphost:proxy.kind to caddy, or deploy this stack to another host; to move the host to nginx once " +
             "no stack uses caddy: systemctl disable --now caddy. Nothing was installed or changed.",
