@@ -58,6 +58,13 @@ describe("host configuration on the sandbox (real engine)", function () {
 
   after(() => sandboxesDone(SANDBOX));
 
+  /** A refused stack left nothing of its own on the host (its root, its claims), and stacks a and b serve on. */
+  function assertRefusedWhole(id: string): void {
+    assert.equal(onHost(`ls /srv/${id} /etc/apphost/${id}.* 2>/dev/null || true`).stdout, "");
+    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
+    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+  }
+
   it("applies the host baseline: unattended upgrades, no SSH passwords, time sync", async function () {
     await a.up({ onOutput: log, configFile: a.configFile });
     assert.equal(
@@ -167,15 +174,10 @@ describe("host configuration on the sandbox (real engine)", function () {
     });
     assert.equal(onHost("id -u sample-local-c >/dev/null 2>&1 || echo none").stdout.trim(), "none");
     assert.equal(
-      onHost("ls /srv/sample-local-c /etc/apphost/sample-local-c.* 2>/dev/null || true").stdout,
-      "",
-    );
-    assert.equal(
       onHost("cat /etc/apphost/sample-local.ports /etc/apphost/sample-local-b.ports").stdout,
       "8000 8001 8002\n8100 8101 8102\n",
     );
-    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
-    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+    assertRefusedWhole("sample-local-c");
   });
 
   it("refuses an nginx stack on the host whose Caddy serves stacks a and b, before nginx is installed", async function () {
@@ -205,12 +207,7 @@ describe("host configuration on the sandbox (real engine)", function () {
       onHost("dpkg-query -W -f='${db:Status-Status}' nginx 2>/dev/null || echo none").stdout.trim(),
       "none",
     );
-    assert.equal(
-      onHost("ls /srv/sample-local-n0 /etc/apphost/sample-local-n0.* 2>/dev/null || true").stdout,
-      "",
-    );
-    assert.equal(http(sandbox, "sample.local.test", "/healthz", "https").status, 200);
-    assert.equal(http(sandbox, "b.local.test", "/healthz", "https").status, 200);
+    assertRefusedWhole("sample-local-n0");
   });
 
   it("refuses a proxy config the host's validator rejects, and the old config keeps serving", async function () {
