@@ -325,11 +325,43 @@ export function tail(text: string, lines = 40): string {
   return all.slice(-lines).join("\n");
 }
 
-/** Replace every secret value in `text` with [secret]. */
+/** Where printers mark a value they cut short: `...` (pydantic's `input_value=`, reprlib) or `…`. */
+const CUT = /\.\.\.|…/g;
+
+/**
+ * Replace every secret value in `text` with [secret], and a secret's start
+ * just before a cut mark or its end just after one: pydantic shortens the
+ * settings it prints to `{'SECRET_KEY': 'PtUg6MCgJ...ORD': 'x'}`, which
+ * holds no whole value. Values and cut pieces under 4 characters stay: too
+ * short to blank without mangling the rest of the text.
+ */
 export function redact(text: string, secrets: string[]): string {
+  const values = secrets.filter((s) => s && s.length >= 4);
   let out = text;
-  for (const s of secrets) {
-    if (s && s.length >= 4) out = out.split(s).join("[secret]");
+  for (const s of values) out = out.split(s).join("[secret]");
+  const spans: Array<[number, number]> = [];
+  for (const m of out.matchAll(CUT)) {
+    const start = m.index;
+    const end = start + m[0].length;
+    let before = 0;
+    let after = 0;
+    for (const s of values) {
+      for (let n = Math.min(s.length - 1, start); n >= 4 && n > before; n--) {
+        if (out.startsWith(s.slice(0, n), start - n)) before = n;
+      }
+      for (let n = Math.min(s.length - 1, out.length - end); n >= 4 && n > after; n--) {
+        if (out.startsWith(s.slice(s.length - n), end)) after = n;
+      }
+    }
+    if (before) spans.push([start - before, start]);
+    if (after) spans.push([end, end + after]);
+  }
+  // Right to left, so the earlier spans keep their offsets; a piece two cut marks share is blanked once.
+  let last = Infinity;
+  for (const [from, to] of spans.sort((a, b) => b[0] - a[0])) {
+    const upTo = Math.min(to, last);
+    if (upTo > from) out = `${out.slice(0, from)}[secret]${out.slice(upTo)}`;
+    last = from;
   }
   return out;
 }

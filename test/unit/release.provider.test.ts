@@ -357,6 +357,31 @@ describe("release errors never show a secret value", () => {
     // Too short to blank without mangling the rest of the text.
     assert.equal(redactions.includes("ab"), false);
   });
+
+  it("blanks a secret's start before a cut mark and its end after one (pydantic's shortened input_value)", () => {
+    const key = "PtUg6MCgJq0vX8mZ3kLw9RbN2sYdE7hTa4fGc1pQiKo5uVjWxe";
+    const password = "Sup3r-long-pass";
+    const redactions = secretValues({ SECRET_KEY: key, FIRST_SUPERUSER_PASSWORD: password });
+    // What the fastapi full-stack template's settings printed on a host without POSTGRES_SERVER (2026-12-06).
+    const printed = [
+      "pydantic_core._pydantic_core.ValidationError: 2 validation errors for Settings",
+      "POSTGRES_SERVER",
+      `  Field required [type=missing, input_value={'SECRET_KEY': '${key.slice(0, 9)}...ORD': '${password}'}, input_type=dict]`,
+      `  value ${key.slice(0, 20)}… and …${key.slice(-12)} and '${password.slice(0, 6)}...'`,
+      // Not a secret's piece: ordinary cut marks, and pieces under 4 characters.
+      "Waiting for the database... Sup... done",
+    ].join("\n");
+    const e = releaseError("release x", result(14, printed), conn, redactions);
+    assert.equal(e.message.includes(key.slice(0, 4)), false, "the key's start is in the error");
+    assert.equal(e.message.includes(key.slice(-4)), false, "the key's end is in the error");
+    assert.equal(e.message.includes(password.slice(0, 4)), false, "the password's start is in the error");
+    assert.ok(
+      e.message.includes("input_value={'SECRET_KEY': '[secret]...ORD': '[secret]'}, input_type=dict]"),
+      e.message,
+    );
+    assert.ok(e.message.includes("value [secret]… and …[secret] and '[secret]...'"), e.message);
+    assert.ok(e.message.includes("Waiting for the database... Sup... done"), e.message);
+  });
 });
 
 describe("release provider: detached jobs", () => {
