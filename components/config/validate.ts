@@ -17,7 +17,7 @@ import { upstreamPort } from "../paths";
 import { parseProcfile, type ProcfileEntry, scriptMigrations, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import type { NodeFacts } from "../release/node";
-import type { PythonFacts } from "../release/python";
+import { pythonSatisfies, type PythonFacts } from "../release/python";
 import * as S from "./schema";
 import { child, isObject, show, type Obj } from "./schema";
 import type { Ec2HostConfig, ExistingHostConfig, HostConfig, LbConfig, StackConfig } from "./types";
@@ -601,6 +601,30 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
       "apphost:database.kind",
       `"rds" needs apphost:host.kind ec2 (got ${show(host.kind)}): the database goes in the instance's VPC, reachable from its security group only; ` +
         'use "postgres" to run Postgres on this server',
+    );
+  }
+  // An ec2 instance's python3 is its image's: an app that needs another would fail its first release's check
+  // phase only after the instance, its baseline and the database exist.
+  const python = app.runtime === "python" && app.python === "system" ? app.pythonDeps : undefined;
+  const ec2Os = host.kind === "ec2" ? host.os : undefined;
+  if (
+    ec2Os &&
+    python?.requiresPython &&
+    pythonSatisfies(python.requiresPython, D.HOST_OS_PACKAGES[ec2Os].python) === false
+  ) {
+    const would = Object.entries(D.HOST_OS_PACKAGES)
+      .filter(([, os]) => pythonSatisfies(python.requiresPython, os.python))
+      .map(([name, os]) => `${name} (Python ${os.python})`);
+    add(
+      "apphost:host.os",
+      `${ec2Os} has Python ${D.HOST_OS_PACKAGES[ec2Os].python}, and the app needs Python ${python.requiresPython} (${python.requiresPythonFrom}); ` +
+        (would.length > 0
+          ? `set this to ${would.join(" or ")} for a new instance (a running one keeps its image's OS), or `
+          : "no host.os has a Python that does: ") +
+        "set apphost:app.python to managed: uv installs a matching Python at the first release (the instance must reach github.com)" +
+        (python.requiresPythonFrom === ".python-version"
+          ? "; or, if the app also runs on that Python, write its version in .python-version"
+          : ""),
     );
   }
   // The host's pg_dump takes an RDS database's backups, and refuses a server newer than itself.

@@ -615,6 +615,60 @@ export const SPEC_CHECK_PY = [
 ].join("\n");
 
 /**
+ * SPEC_CHECK_PY's verdict on `version` (`3.11.2`), for the config's check of
+ * an ec2 host.os: true or false, undefined when a clause is one it does not
+ * read (its exit status 2), and the host's own check decides.
+ */
+export function pythonSatisfies(spec: string, version: string): boolean | undefined {
+  const nums = (s: string): number[] | undefined => {
+    const parts = s.split(".").map((p) => /^\d+/.exec(p)?.[0]);
+    return parts.every((p) => p !== undefined) ? parts.map(Number) : undefined;
+  };
+  const pad = (t: number[]) => [...t, 0, 0, 0].slice(0, 3);
+  // Python's tuple order: the first difference decides, a tuple that is a prefix of the other is less.
+  const cmp = (a: number[], b: number[]): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+    return Math.sign(a.length - b.length);
+  };
+  const have = nums(version);
+  if (!have) return undefined;
+  const v = pad(have);
+  const ok = (c: string): boolean | undefined => {
+    const m = /^(===|~=|==|!=|<=|>=|<|>)?\s*([0-9][0-9a-z.*]*)$/.exec(c);
+    if (!m) return undefined;
+    const [op, ver] = [m[1] ?? "==", m[2]];
+    if (op === "===") return v.join(".") === ver;
+    const t = nums(ver.endsWith(".*") ? ver.slice(0, -2) : ver);
+    if (!t) return undefined;
+    if (ver.endsWith(".*")) {
+      const same = cmp(v.slice(0, t.length), t) === 0;
+      return op === "==" ? same : op === "!=" ? !same : undefined;
+    }
+    if (op === "~=") return cmp(v, pad(t)) >= 0 && cmp(v.slice(0, t.length - 1), t.slice(0, -1)) === 0;
+    const order = cmp(v, pad(t));
+    return {
+      "==": order === 0,
+      "!=": order !== 0,
+      "<=": order <= 0,
+      ">=": order >= 0,
+      "<": order < 0,
+      ">": order > 0,
+    }[op];
+  };
+  const alternatives = spec
+    .replace(/ /g, "")
+    .split("||")
+    .map((alt) =>
+      alt
+        .split(",")
+        .filter((c) => c !== "")
+        .map(ok),
+    );
+  if (alternatives.some((clauses) => clauses.includes(undefined))) return undefined;
+  return alternatives.some((clauses) => clauses.every(Boolean));
+}
+
+/**
  * `<os> <python3 version>` for each OS apphost:host.os offers, newest first: the check's message names the first
  * whose Python would do (Debian 13 for `>=3.12`, Debian 12 for a Pipfile's `python_version = "3.11"`).
  */

@@ -29,6 +29,7 @@ import {
   pythonInstallCommands,
   pythonInstallLabel,
   pythonInterpreterCommands,
+  pythonSatisfies,
   pythonVersionCheck,
   requiresPythonOf,
   runtimeTxtVersion,
@@ -48,7 +49,7 @@ import {
   PYTHON_TOOL_VERSION,
   type PythonTool,
 } from "../../components/release/python-tools";
-import { baseCtx, baseRaw, configProblems, withKeys } from "./fixtures";
+import { baseCtx, baseRaw, configProblems, existingRaw, withKeys } from "./fixtures";
 import { shellcheckSync } from "./shellcheck";
 import { pathWithPython3, python3 } from "./python3";
 
@@ -449,6 +450,100 @@ describe("python: the version the app needs", () => {
     assert.equal(ok.stdout.trim(), "ok");
     assert.deepEqual(pythonVersionCheck(deps, "managed"), [], "uv provides the Python at install");
     assert.deepEqual(pythonVersionCheck({ ...deps, requiresPython: "" }, "system"), []);
+  });
+
+  it("pythonSatisfies decides as the check phase's Python does, for a version given", () => {
+    const specs = [
+      ">=3.12",
+      ">=3.10,<4.0",
+      ">=3.14,<4.0",
+      "==3.11.*",
+      "!=3.11.*",
+      "==3.13.5",
+      "===3.13.5",
+      "===3.13",
+      "~=3.11",
+      "~=3.11.4",
+      "<=3.12",
+      ">3.12.3",
+      "<3.12",
+      ">=3.9,<3.10||>=3.11,<4",
+      "==3.11.*,==3.14.*",
+      ">= 3.8, < 4",
+      "",
+      "bogus",
+      ">=3.8,^3.9",
+      "<=3.11.*",
+    ];
+    const versions = ["3.11.2", "3.12.3", "3.13.5", "3.14.0", "3.9.18"];
+    const rows = specs.flatMap((spec) => versions.map((version) => [spec, version]));
+    // One python3 for every row: SPEC_CHECK_PY exits with its verdict, 0 (yes), 1 (no) or 2 (a clause it does not read).
+    const runner =
+      "import json, sys\nsrc = sys.argv[1]\nout = []\nfor spec, version in json.loads(sys.argv[2]):\n" +
+      "    sys.argv = ['-c', spec, version]\n    try:\n        exec(src, {})\n        out.append('no exit')\n" +
+      "    except SystemExit as e:\n        out.append(e.code)\nprint(json.dumps(out))";
+    const theirs = JSON.parse(
+      execFileSync(python3(), ["-S", "-c", runner, SPEC_CHECK_PY, JSON.stringify(rows)], {
+        encoding: "utf8",
+      }),
+    ) as unknown[];
+    const verdict = (v: boolean | undefined) => (v === undefined ? 2 : v ? 0 : 1);
+    assert.deepEqual(
+      rows.map(([spec, version]) => `${spec} @ ${version}: ${verdict(pythonSatisfies(spec, version))}`),
+      rows.map(([spec, version], i) => `${spec} @ ${version}: ${String(theirs[i])}`),
+    );
+    // Some rows answer each way, so the table tells the three apart.
+    assert.deepEqual([...new Set(theirs)].sort(), [0, 1, 2]);
+  });
+
+  it("refuses an ec2 host.os whose Python the app's requirement excludes, before anything exists", () => {
+    const app = (python: AppFiles["python"]): AppFiles => ({
+      dir: "../full-stack/backend",
+      procfile: "web: fastapi run --workers 2 app/main.py\n",
+      python,
+    });
+    const raw = (keys: Record<string, unknown> = {}) =>
+      withKeys(baseRaw(), { "app.requirements": undefined, ...keys });
+    const requiring = (spec: string) =>
+      app({
+        "uv.lock": "version = 1\n",
+        "pyproject.toml": `[project]\nname = "app"\nrequires-python = "${spec}"\n`,
+      });
+    const managed =
+      "set apphost:app.python to managed: uv installs a matching Python at the first release (the instance must reach github.com)";
+    // fastapi/full-stack-fastapi-template since 14728b63: Python 3.14, which no host.os has.
+    assert.deepEqual(configProblems(raw(), { ...baseCtx(), appFiles: requiring(">=3.14,<4.0") }), [
+      `apphost:host.os: debian-12 has Python 3.11.2, and the app needs Python >=3.14,<4.0 (pyproject.toml requires-python); no host.os has a Python that does: ${managed}`,
+    ]);
+    // Django 6's >=3.12: the two that have one.
+    assert.deepEqual(configProblems(raw(), { ...baseCtx(), appFiles: requiring(">=3.12") }), [
+      "apphost:host.os: debian-12 has Python 3.11.2, and the app needs Python >=3.12 (pyproject.toml requires-python); " +
+        `set this to debian-13 (Python 3.13.5) or ubuntu-24.04 (Python 3.12.3) for a new instance (a running one keeps its image's OS), or ${managed}`,
+    ]);
+    // A .python-version alone may be the authors' own Python.
+    assert.deepEqual(
+      configProblems(raw({ "host.os": "debian-13" }), {
+        ...baseCtx(),
+        appFiles: app({ "requirements.txt": "fastapi\n", ".python-version": "3.14\n" }),
+      }),
+      [
+        "apphost:host.os: debian-13 has Python 3.13.5, and the app needs Python ==3.14.* (.python-version); " +
+          `no host.os has a Python that does: ${managed}; or, if the app also runs on that Python, write its version in .python-version`,
+      ],
+    );
+    // Accepted: an OS whose Python does, a managed Python, a server apphost does not choose the OS of (its check phase
+    // reads the host's own python3), a clause only the host's check reads.
+    const ok = (keys: Record<string, unknown>, spec: string) =>
+      parseStackConfig(raw(keys), { ...baseCtx(), appFiles: requiring(spec) }).app.pythonDeps?.requiresPython;
+    assert.equal(ok({ "host.os": "debian-13" }, ">=3.12"), ">=3.12");
+    assert.equal(ok({ "app.python": "managed" }, ">=3.14"), ">=3.14");
+    assert.equal(ok({ "host.os": "debian-12" }, ">=3.8,<=3.14.*"), ">=3.8,<=3.14.*");
+    const existing = withKeys(existingRaw(), { "app.requirements": undefined });
+    assert.equal(
+      parseStackConfig(existing, { ...baseCtx(), appFiles: requiring(">=3.14") }).app.pythonDeps
+        ?.requiresPython,
+      ">=3.14",
+    );
   });
 });
 
