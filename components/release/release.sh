@@ -417,7 +417,7 @@ health_wait() {
         if [ "$code" != "$same" ]; then
           same=$code since=$elapsed
         elif [ $((elapsed - since)) -ge $((HEALTH_SAME_ANSWER_SECONDS * 1000)) ]; then
-          HEALTH_LAST="HTTP $code to every try for $(((elapsed - since) / 1000))s, so the gate stopped waiting: $(health_hint "$code" "$location")"
+          HEALTH_LAST="HTTP $code to every try for $(((elapsed - since) / 1000))s, so the gate stopped waiting: $(health_hint "$code" "$location" "$1")"
           # What the app says of it: its answer, and the error it logged for the request (Django's DisallowedHost).
           if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1")$(journal_error "$2"); fi
           return 1
@@ -471,14 +471,37 @@ health_wait() {
   done
 }
 
-# health_hint <code> <location>: what a redirect or 4xx the app gives to every try usually means.
+# health_hint <code> <location> <url>: what a redirect or 4xx the app gives to every try usually means.
 health_hint() {
   case "$1" in
     3??) echo "the health path redirects (to ${2:-a location it does not name}); point apphost:app.healthPath at a page that answers 2xx itself" ;;
     400) echo "the app refuses the request itself, often for its Host header (Django: ALLOWED_HOSTS, which apphost:app.env can set from \${hostnames}; Starlette and FastAPI: TrustedHostMiddleware's allowed_hosts, which answers \"Invalid host header\"); the gate sends Host: ${HEALTH_HOST:-the instance address}, as the proxy does" ;;
     401 | 403) echo "the health path needs a login or is forbidden; point apphost:app.healthPath at a page that answers without one" ;;
-    *) echo "the app has no GET route at the health path; check apphost:app.healthPath" ;;
+    *) echo "the app has no GET route at the health path; check apphost:app.healthPath$(health_elsewhere "$3")" ;;
   esac
+}
+
+# health_elsewhere <url>: for an app with no route at the health path, a page of the same instance that answers 2xx
+# without a login: / itself, or where / redirects (microblog's /auth/login), each asked once; nothing when neither
+# does. A redirect's query is left off (the health path has none), and so is one to a path the proxy configs
+# could not hold.
+health_elsewhere() {
+  local base out code location rest path
+  base=${1#http://} base="http://${base%%/*}"
+  out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${PROXY_HEADERS[@]}" "$base/") || return 0
+  code=${out%% *} location=${out#* }
+  case "$code" in
+    2??) echo " (GET / answers $code: set it to /, or add a route that answers 2xx)"; return 0 ;;
+    301 | 302 | 303 | 307 | 308) ;;
+    *) return 0 ;;
+  esac
+  # The path of the app's own address or this instance's: what the proxy would ask the instance for.
+  rest=${location#*://} path=/ path+=${rest#*/}
+  if [ "$rest" = "${rest#*/}" ]; then path=/; fi
+  path=${path%%\?*} path=${path%%#*}
+  if [ "$path" = / ] || [[ ! $path =~ ^/[A-Za-z0-9._~/-]*$ ]]; then return 0; fi
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${PROXY_HEADERS[@]}" "$base$path") || return 0
+  if [[ $code == 2?? ]]; then echo " (GET / redirects to $path, which answers $code: set it to $path, or add a route that answers 2xx)"; fi
 }
 
 # health_answer <url>: "; the app answered: "<its body>"", its first 120 printable characters (whitespace

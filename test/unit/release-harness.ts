@@ -727,6 +727,8 @@ export function writeTestApp(
     unhealthyError?: string;
     /** Every path but the health path answers 404 with this page (Django's debug page: DEBUG = True) */
     notFoundPage?: string;
+    /** `/` answers 302 to this location, as an app whose home page needs a login (microblog's /auth/login?next=%2F) */
+    rootRedirect?: string;
     migrations?: string[];
     failMigration?: boolean;
     /**
@@ -775,6 +777,7 @@ UNHEALTHY_CODE = ${opts.unhealthyCode ?? 500}
 UNHEALTHY_BODY = ${opts.unhealthyBody === undefined ? "None" : JSON.stringify(opts.unhealthyBody)}
 UNHEALTHY_ERROR = ${opts.unhealthyError === undefined ? "None" : JSON.stringify(opts.unhealthyError)}
 NOT_FOUND_PAGE = ${opts.notFoundPage === undefined ? "None" : JSON.stringify(opts.notFoundPage)}
+ROOT_REDIRECT = ${opts.rootRedirect === undefined ? "None" : JSON.stringify(opts.rootRedirect)}
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 def poisoned():
     # A database with a table named "poisoned" makes the app unhealthy (restore tests).
@@ -803,7 +806,10 @@ class H(socketserver.StreamRequestHandler):
         if code != 200 and UNHEALTHY_ERROR is not None:
             sys.stderr.write('Internal Server Error: %s\\nTraceback (most recent call last):\\n  File "views.py", line 9, in index\\n    return render(request)\\n%s\\n' % (parts[1], UNHEALTHY_ERROR))
         head = "HTTP/1.0 %d %s\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\nconnection: close\\r\\n" % (code, REASONS.get(code, "Status"), len(body))
-        if 300 <= code < 400:
+        if ROOT_REDIRECT is not None and parts[1] == "/":
+            code, body = 302, b""
+            head = "HTTP/1.0 302 Found\\r\\ncontent-length: 0\\r\\nconnection: close\\r\\nlocation: %s\\r\\n" % ROOT_REDIRECT
+        elif 300 <= code < 400:
             head += "location: /catalog/\\r\\n"
         self.wfile.write((head + "\\r\\n").encode("latin-1") + body)
         sys.stderr.write('server %s: "%s" %d -\\n' % (VERSION, request, code))

@@ -24,7 +24,13 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
   });
   after(() => host.cleanup());
 
-  const deployAnswering = (code: number, id: string, unhealthyBody?: string, unhealthyError?: string) =>
+  const deployAnswering = (
+    code: number,
+    id: string,
+    unhealthyBody?: string,
+    unhealthyError?: string,
+    more: Partial<Parameters<typeof writeTestApp>[1]> = {},
+  ) =>
     host.deploy(
       writeTestApp(path.join(host.tmp, `answers-${code}`), {
         version: `v${code}`,
@@ -32,6 +38,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
         unhealthyCode: code,
         unhealthyBody,
         unhealthyError,
+        ...more,
       }),
       id,
     );
@@ -81,9 +88,11 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     const page = `<html>\n  <head></head>\n\t<body><h1>Not Found</h1>${"x".repeat(200)}</body>\n</html>`;
     const r2 = deployAnswering(404, "20250102130000-c5c5c5c6", page);
     const quoted = `<html> <head></head> <body><h1>Not Found</h1>${"x".repeat(200)}`.slice(0, 120);
+    // The app's own / answers 200: the gate names it.
+    const root = " (GET / answers 200: set it to /, or add a route that answers 2xx)";
     assert.equal(
       stoppedEarly(r2.stderr, 404),
-      `the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "${quoted}..."); ` +
+      `the app has no GET route at the health path; check apphost:app.healthPath${root}; the app answered: "${quoted}..."); ` +
         "no release served before this one, and none serves now. Last lines of its journal:",
     );
     // With a title, the first title (not an icon's further down), its entities read once (Werkzeug's, with
@@ -94,12 +103,33 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     const r3 = deployAnswering(404, "20250102140000-c5c5c5c7", titled);
     assert.equal(
       stoppedEarly(r3.stderr, 404),
-      'the app has no GET route at the health path; check apphost:app.healthPath; the app answered a page titled "404 Not Found & <gone> &lt;"); ' +
+      `the app has no GET route at the health path; check apphost:app.healthPath${root}; the app answered a page titled "404 Not Found & <gone> &lt;"); ` +
         "no release served before this one, and none serves now. Last lines of its journal:",
     );
     assert.match(
       stoppedEarly(r.stderr, 404),
-      /^the app has no GET route at the health path; check apphost:app\.healthPath; the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
+      /^the app has no GET route at the health path; check apphost:app\.healthPath \(GET \/ answers 200: set it to \/, or add a route that answers 2xx\); the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
+    );
+    // / redirects to a login page (microblog's /auth/login?next=%2F; here at the app's own address), which answers
+    // 200: the gate names its path, without the query.
+    const r4 = deployAnswering(404, "20250102150000-c5c5c5d0", "nothing here", undefined, {
+      rootRedirect: "https://shop.example.com/auth/login?next=%2F",
+    });
+    assert.equal(
+      stoppedEarly(r4.stderr, 404),
+      "the app has no GET route at the health path; check apphost:app.healthPath (GET / redirects to /auth/login, which answers 200: " +
+        'set it to /auth/login, or add a route that answers 2xx); the app answered: "nothing here"); ' +
+        "no release served before this one, and none serves now. Last lines of its journal:",
+    );
+    // Nothing to name: every other path answers 404 too.
+    const r5 = deployAnswering(404, "20250102160000-c5c5c5e0", "nothing here", undefined, {
+      notFoundPage: "nothing here",
+    });
+    assert.ok(
+      stoppedEarly(r5.stderr, 404).startsWith(
+        'the app has no GET route at the health path; check apphost:app.healthPath; the app answered: "nothing here"); ',
+      ),
+      r5.stderr,
     );
   });
 
