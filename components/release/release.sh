@@ -664,6 +664,29 @@ workers_note_restarts() {
 # errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server".
 UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to"
 
+# The servers a worker usually reaches on its own host, by port, and how the stack gets each.
+declare -A LOCAL_SERVERS=(
+  [6379]="Redis's: add redis-server to apphost:host.packages (the host baseline installs and starts it)"
+  [5672]="RabbitMQ's: add rabbitmq-server to apphost:host.packages (the host baseline installs and starts it)"
+  [11211]="memcached's: add memcached to apphost:host.packages (the host baseline installs and starts it)"
+  [3306]="MySQL's: add mariadb-server to apphost:host.packages (the host baseline installs and starts it)"
+  [5432]="Postgres's: set apphost:database.kind to postgres, and apphost runs it and sets DATABASE_URL"
+)
+readonly LOCAL_SERVERS
+
+# local_server_hint <journal line>: when the line names a port of this host ("connecting to localhost:6379") that
+# nothing listens on, says so, with what usually serves it there; nothing otherwise.
+local_server_hint() {
+  local port
+  if [[ ! $1 =~ (localhost|127\.0\.0\.1|\[::1\]):([0-9]{2,5}) ]]; then return 0; fi
+  port=${BASH_REMATCH[2]}
+  if [ -n "$(port_listener "$port")" ]; then return 0; fi
+  printf '; nothing on this host listens on port %s' "$port"
+  if [ -n "${LOCAL_SERVERS[$port]:-}" ]; then
+    printf ', %s, or give the app the address of one (apphost:app.env)' "${LOCAL_SERVERS[$port]}"
+  fi
+}
+
 # run_settle <service> <seconds>: a restore stopped the scheduled job's timer; a run of <service> under way (a
 # oneshot is `activating` while it runs) may end by itself for up to <seconds>, then it is stopped. A stopped run
 # fails (systemd: result `signal`), and with apphost:alerts its OnFailure= posts that, so the restore waits first.
@@ -700,7 +723,7 @@ workers_check() {
       # nothing while it looks fine. Its journal since the restart says so.
       line=$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))" | grep -m 1 -iE "$UNREACHABLE") || true
       if [ -n "$line" ]; then
-        note "warning: the worker $unit runs, but its journal says it could not reach a server it needs: \"$line\"; $live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs"
+        note "warning: the worker $unit runs, but its journal says it could not reach a server it needs: \"$line\"; $live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs$(local_server_hint "$line")"
       fi
       continue
     fi
@@ -708,7 +731,8 @@ workers_check() {
     times="$((now - before)) times"
     if [ "$((now - before))" = 1 ]; then times=once; fi
     seconds_since took "$WORKERS_RESTARTED_AT"
-    note "warning: the worker $unit is not running ${took}s after this $action restarted it (${state:-no state}; systemd restarted it $times since): $live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again. Last lines of its journal:"$'\n'"$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))")"
+    line=$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))" | grep -m 1 -iE "$UNREACHABLE") || true
+    note "warning: the worker $unit is not running ${took}s after this $action restarted it (${state:-no state}; systemd restarted it $times since): $live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again$(local_server_hint "$line"). Last lines of its journal:"$'\n'"$(journal_tail "$unit" "$((WORKERS_RESTARTED_AT / 1000000))")"
   done
 }
 

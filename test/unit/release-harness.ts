@@ -544,6 +544,11 @@ if [ -f "$f" ]; then read -r user <"$f"; echo "default:user:$user:r-x"; fi
     fs.appendFileSync(path.join(this.runDir, "journal.log"), `${line}\n`);
   }
 
+  /** The host's log empty again: what logJournal() wrote is no unit's journal from now on. */
+  clearJournal(): void {
+    fs.writeFileSync(path.join(this.runDir, "journal.log"), "");
+  }
+
   /** Web instances started from now on are started again when their server exits, as Restart=always does. */
   restartWebOnExit(): void {
     fs.writeFileSync(path.join(this.runDir, "web.restart"), "");

@@ -5,7 +5,9 @@
  * planted. The health gate's early stops are in release.gate.test.ts.
  */
 
+import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
 import type { AppConfig, DatabaseConfig } from "../../components/config/types";
@@ -59,15 +61,60 @@ describe("release script: a worker that runs but cannot reach a server it needs"
     const id = "20250102120000-f4f4f4f4";
     r = host.deploy(writeTestApp(path.join(host.tmp, "q2"), { version: "q2" }), id);
     assert.equal(r.status, 0, r.stderr);
+    // The port it names is one of this host's that nothing listens on (the script asks the real ss): said so, with
+    // the package that brings Redis.
+    const listening = spawnSync("ss", ["-Hltn", "sport = :6379"], { encoding: "utf8" });
+    assert.equal(listening.status, 0, `ss: ${listening.stderr}`);
+    assert.equal(
+      listening.stdout.trim(),
+      "",
+      "this test needs port 6379 of this machine free (a Redis listens on it)",
+    );
     assert.ok(
       r.stderr.includes(
         `apphost: warning: the worker apphost-shop-test-worker.service runs, but its journal says it could not reach a server it needs: "${said}"; ` +
-          "the release is live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs\n",
+          "the release is live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs; " +
+          "nothing on this host listens on port 6379, Redis's: add redis-server to apphost:host.packages (the host baseline installs and starts it), " +
+          "or give the app the address of one (apphost:app.env)\n",
       ),
       r.stderr,
     );
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), id);
     assert.equal(host.releaseLog().at(-1)?.[3], "deployed");
+  });
+
+  it("one that exits as it starts gets the same hint; a port something listens on gets none", async () => {
+    // The journal still says the worker cannot reach Redis (the test above), and now it exits as it starts.
+    host.crashWorkers(true);
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "q3"), { version: "q3" }),
+      "20250103120000-f5f5f5f5",
+    );
+    host.crashWorkers(false);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^apphost: warning: the worker apphost-shop-test-worker\.service is not running \d+\.\ds after this deploy restarted it \(activating; systemd restarted it 2 times since\): the release is live, the worker keeps restarting until systemd gives up on it; once its cause is fixed, pulumi up --refresh starts it again; nothing on this host listens on port 6379, Redis's: add redis-server to apphost:host\.packages \(the host baseline installs and starts it\), or give the app the address of one \(apphost:app\.env\)\. Last lines of its journal:$/m,
+    );
+    // A server that listens, but refuses the worker (another address, a full queue): no hint of a missing one.
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      host.clearJournal();
+      const said = `ERROR:root:Error 111 connecting to 127.0.0.1:${port}. Connection refused.`;
+      host.logJournal(said);
+      r = host.deploy(writeTestApp(path.join(host.tmp, "q4"), { version: "q4" }), "20250104120000-f6f6f6f6");
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(
+        r.stderr.includes(
+          `could not reach a server it needs: "${said}"; the release is live, and while the worker retries, it does no work: check the address the app gives it (apphost:app.env), and that the server runs\n`,
+        ),
+        r.stderr,
+      );
+    } finally {
+      server.close();
+    }
   });
 });
 
