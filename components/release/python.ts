@@ -110,10 +110,11 @@ export function offeredGroups(
 
 /** offeredGroups of a parsed pyproject.toml (undefined: missing or unreadable). */
 function offeredIn(manager: PythonManager, doc: unknown): Map<string, PythonGroup["as"]> | undefined {
-  if (manager !== "uv" && manager !== "poetry") return undefined;
+  const virtualPip = manager === "pip-project" && virtualDependencies(doc) !== undefined;
+  if (manager !== "uv" && manager !== "poetry" && !virtualPip) return undefined;
   const offered = new Map<string, PythonGroup["as"]>();
   const names = (dotted: string) => tableKeys(tomlAt(doc, dotted));
-  for (const g of names(manager === "uv" ? "dependency-groups" : "tool.poetry.group"))
+  for (const g of names(manager === "poetry" ? "tool.poetry.group" : "dependency-groups"))
     offered.set(g, "group");
   // Poetry's legacy [tool.poetry.dev-dependencies] is its dev group (`--only main,dev` installs it, Poetry 2 too).
   if (manager === "poetry" && names("tool.poetry.dev-dependencies").length > 0) offered.set("dev", "group");
@@ -138,8 +139,8 @@ export function normalizedPackage(name: string): string {
 /**
  * The packages pyproject.toml's groups and extras list (offeredGroups' names) that no group or extra in `installed`
  * lists, by normalized name, each with the groups and extras that list it. uv: `[dependency-groups]` and
- * `[project.optional-dependencies]` requirement strings (`uvicorn[standard]>=0.40`; an `{include-group}` names no
- * package); Poetry: the keys of `[tool.poetry.group.<name>.dependencies]`, the names in `[tool.poetry.extras]`, and
+ * `[project.optional-dependencies]` requirement strings (`uvicorn[standard]>=0.40`; an `{include-group}` lists the
+ * included group's); Poetry: the keys of `[tool.poetry.group.<name>.dependencies]`, the names in `[tool.poetry.extras]`, and
  * `[project.optional-dependencies]`. Empty for another manager or a pyproject.toml that does not parse.
  */
 export function groupedPackages(
@@ -157,7 +158,7 @@ export function groupedPackages(
     const at = (dotted: string) => tomlAt(doc, dotted);
     let v: unknown;
     if (as === "extra") v = at(`tool.poetry.extras.${name}`) ?? at(`project.optional-dependencies.${name}`);
-    else if (manager === "uv") v = at(`dependency-groups.${name}`);
+    else if (manager !== "poetry") v = pep735Group(doc, name);
     else {
       v = [
         ...tableKeys(at(`tool.poetry.group.${name}.dependencies`)),
@@ -179,6 +180,22 @@ export function groupedPackages(
     }
   }
   return out;
+}
+
+/**
+ * A PEP 735 `[dependency-groups]` list with each `{include-group = ...}` read in its place (names compare
+ * normalized, as uv and pip compare them); a group that includes itself, or none declared, ends the reading there.
+ */
+function pep735Group(doc: unknown, name: string, seen: readonly string[] = []): unknown[] {
+  const groups = tomlAt(doc, "dependency-groups");
+  const key = tableKeys(groups).find((k) => normalizedPackage(k) === normalizedPackage(name));
+  const list = key === undefined ? undefined : (groups as Record<string, unknown>)[key];
+  if (!Array.isArray(list) || seen.includes(normalizedPackage(name))) return [];
+  return list.flatMap((d: unknown) => {
+    const include =
+      d !== null && typeof d === "object" ? (d as Record<string, unknown>)["include-group"] : undefined;
+    return typeof include === "string" ? pep735Group(doc, include, [...seen, normalizedPackage(name)]) : [d];
+  });
 }
 
 /**
@@ -393,8 +410,23 @@ export function detectPythonDeps(facts: PythonFacts, requirements?: string): Pyt
  * dependencies its build computes (`dynamic`): `pip install .` then.
  */
 export function virtualProjectDependencies(toml: string): string[] | undefined {
-  const doc = parseTomlLenient(toml);
+  return virtualDependencies(parseTomlLenient(toml));
+}
+
+/**
+ * virtualProjectDependencies of a parsed pyproject.toml. One with no `[project]` and no `[build-system]`, only
+ * PEP 735 `[dependency-groups]` (BookWyrm's `main` and `dev`, which its Dockerfile installs with pip's `--group`),
+ * is no package either: no dependencies of its own, its groups installed as apphost:app.dependencyGroups names them.
+ */
+function virtualDependencies(doc: unknown): string[] | undefined {
   const project = tomlAt(doc, "project");
+  if (
+    project === undefined &&
+    tomlAt(doc, "build-system") === undefined &&
+    tomlAt(doc, "dependency-groups")
+  ) {
+    return [];
+  }
   if (project === null || typeof project !== "object" || Array.isArray(project)) return undefined;
   const { dependencies, dynamic } = project as { dependencies?: unknown; dynamic?: unknown };
   const uvPackage = tomlAt(doc, "tool.uv.package");
@@ -572,13 +604,29 @@ export function tomlString(toml: string, table: string, key: string): string | u
 }
 
 /**
- * Python 3.11+ (stdlib tomllib) that prints the `[project] dependencies` of the pyproject.toml in argv[1], one a
- * line. It runs as root on a file in the app user's release: never through a symlink (O_NOFOLLOW).
+ * Python 3.11+ (stdlib tomllib) that prints the `[project] dependencies` of the pyproject.toml in argv[1], then
+ * those of each `group:<name>` (PEP 735 `[dependency-groups]`, an `{include-group = ...}` read in its place) and
+ * `extra:<name>` (`[project.optional-dependencies]`) argument after it, one a line. Group names compare as PEP 735
+ * says, normalized. It runs as root on a file in the app user's release: never through a symlink (O_NOFOLLOW).
  */
 export const PYPROJECT_DEPS_PY = [
-  "import os, sys, tomllib",
+  "import os, re, sys, tomllib",
   "with os.fdopen(os.open(sys.argv[1], os.O_RDONLY | os.O_NOFOLLOW), 'rb') as f:",
-  "    deps = tomllib.load(f).get('project', {}).get('dependencies', [])",
+  "    doc = tomllib.load(f)",
+  "project = doc.get('project', {})",
+  "norm = lambda n: re.sub(r'[-_.]+', '-', n).lower()",
+  "groups = {norm(k): v for k, v in doc.get('dependency-groups', {}).items()}",
+  "def group(name, seen=()):",
+  "    if norm(name) in seen or norm(name) not in groups:",
+  "        sys.exit('dependency group %s: %s' % (name, 'includes itself' if norm(name) in seen else 'not declared'))",
+  "    out = []",
+  "    for d in groups[norm(name)]:",
+  "        out += group(d['include-group'], seen + (norm(name),)) if isinstance(d, dict) and 'include-group' in d else [d]",
+  "    return out",
+  "deps = list(project.get('dependencies', []))",
+  "for arg in sys.argv[2:]:",
+  "    kind, _, name = arg.partition(':')",
+  "    deps += group(name) if kind == 'group' else project.get('optional-dependencies', {}).get(name, [])",
   "print(''.join(d + '\\n' for d in deps if isinstance(d, str)), end='')",
 ].join("\n");
 
@@ -851,7 +899,8 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
     case "pip-project": {
       const pip = `PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input`;
       if (!deps.dependencies) return [venv, `as_app "$NEW_DIR" "${pip} ."`];
-      if (deps.dependencies.length === 0) {
+      const groups = (deps.groups ?? []).map((g) => ` ${q(`${g.as}:${g.name}`)}`).join("");
+      if (deps.dependencies.length === 0 && !groups) {
         return [emptyVenv, `note "install: pyproject.toml lists no dependencies; the venv has no packages"`];
       }
       // Read on the host from the release's own pyproject.toml, not written into this script: a dependency (a URL
@@ -859,11 +908,11 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       // Read once to fail with a reason, then piped to pip's arguments, one requirement each (xargs reads the pipe
       // it was handed; pip -r /dev/stdin would reopen root's pipe as the app user and be refused): no file holds the
       // list, for other users to read or for a failed install to leave behind.
-      const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"`;
+      const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"${groups}`;
       return [
         venv,
         `PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ${readDeps} >/dev/null || die ${q(
-          "install: could not read [project] dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
+          "install: could not read the dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
         )}`,
         `${readDeps} | as_app "$NEW_DIR" "xargs -d '\\n' -r env ${pip}"`,
       ];
@@ -889,10 +938,12 @@ export function pythonInstallLabel(deps: PythonDeps): string {
       return `pdm ${PDM_VERSION} install --prod --frozen-lockfile from pdm.lock`;
     case "pip":
       return `pip install -r ${deps.manifest}`;
-    case "pip-project":
+    case "pip-project": {
+      const groups = (deps.groups ?? []).map((g) => `${g.as === "group" ? "group" : "extra"} ${g.name}`);
       return deps.dependencies
-        ? "pip install of pyproject.toml's [project] dependencies (no lock file; the project is not a package)"
+        ? `pip install of pyproject.toml's [project] dependencies${groups.length ? ` and its ${groups.join(", ")}` : ""} (no lock file; the project is not a package)`
         : "pip install . (pyproject.toml, no lock file)";
+    }
     case "none":
       return "no packages";
   }

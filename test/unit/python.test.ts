@@ -684,7 +684,7 @@ describe("python: install commands per manager", () => {
       assert.equal(linked.status, 9);
       assert.match(
         linked.stdout,
-        /^died: install: could not read \[project\] dependencies from the release's pyproject\.toml/,
+        /^died: install: could not read the dependencies from the release's pyproject\.toml/,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -702,6 +702,98 @@ describe("python: install commands per manager", () => {
       'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
       'note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"',
     ]);
+  });
+
+  it("pip-project with PEP 735 dependency groups only (BookWyrm): the groups apphost:app.dependencyGroups names", () => {
+    // BookWyrm db40a61c9's pyproject.toml in short: no [project], no [build-system]; its Dockerfile runs
+    // `pip install --group main --group dev`.
+    const toml = [
+      "[dependency-groups]",
+      'main = ["Django==5.2.16", "gunicorn==25.0.3", {include-group = "Queue_Workers"}]',
+      'queue-workers = ["celery[redis]==5.6.2"]',
+      'dev = ["pytest==9.0.3", {include-group = "main"}]',
+      "[tool.pytest.ini_options]",
+      'testpaths = ["bookwyrm/tests"]',
+      "",
+    ].join("\n");
+    const detected = detectPythonDeps({ "pyproject.toml": toml });
+    assert.deepEqual([detected.manager, detected.dependencies], ["pip-project", []]);
+    assert.deepEqual(
+      [...(offeredGroups("pip-project", toml)?.keys() ?? [])],
+      ["main", "queue-workers", "dev"],
+    );
+    // A package (pip install .) offers none: pip would build it.
+    assert.equal(
+      offeredGroups("pip-project", `[build-system]\nrequires = ["setuptools"]\n${toml}`),
+      undefined,
+    );
+    const app: AppFiles = {
+      dir: "../bookwyrm",
+      procfile: "web: gunicorn bookwyrm.wsgi:application\n",
+      python: { "pyproject.toml": toml },
+    };
+    const config = parseStackConfig(
+      withKeys(baseRaw(), { "app.requirements": undefined, "app.dependencyGroups": ["main"] }),
+      { ...baseCtx(), appFiles: app },
+    );
+    const withMain = config.app.pythonDeps!;
+    assert.deepEqual(withMain.groups, [{ name: "main", as: "group" }]);
+    assert.deepEqual(withMain.groupedPackages, { pytest: [{ name: "dev", as: "group" }] });
+    const cmds = pythonInstallCommands(withMain, cache);
+    assert.equal(
+      cmds[2],
+      `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml" group:main | as_app "$NEW_DIR" "xargs -d '\\n' -r env PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input"`,
+    );
+    assert.equal(
+      pythonInstallLabel(withMain),
+      "pip install of pyproject.toml's [project] dependencies and its group main (no lock file; the project is not a package)",
+    );
+    // None named: nothing to install, and the install phase's program check names the group gunicorn is in.
+    const bare = parseStackConfig(withKeys(baseRaw(), { "app.requirements": undefined }), {
+      ...baseCtx(),
+      appFiles: app,
+    }).app.pythonDeps!;
+    assert.deepEqual(bare.groupedPackages?.gunicorn, [
+      { name: "main", as: "group" },
+      { name: "dev", as: "group" },
+    ]);
+    assert.equal(
+      pythonInstallCommands(bare, cache)[0],
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"',
+    );
+    // Under bash and this machine's python3: the named group with the group it includes (names compare normalized).
+    const dir = mkdtempSync(join(tmpdir(), "apphost-pyproject-"));
+    try {
+      writeFileSync(join(dir, "pyproject.toml"), toml);
+      const read = (command: string) =>
+        spawnSync(
+          "bash",
+          [
+            "-c",
+            `set -o pipefail; die() { echo "died: $1"; exit 9; }; as_app() { cat; }; NEW_DIR=${dir}; ${cmds[1]}; ${command}`,
+          ],
+          {
+            encoding: "utf8",
+            env: { ...process.env, PATH: pathWithPython3() },
+          },
+        );
+      assert.deepEqual(read(cmds[2]).stdout.split("\n"), [
+        "Django==5.2.16",
+        "gunicorn==25.0.3",
+        "celery[redis]==5.6.2",
+        "",
+      ]);
+      const both = pythonInstallCommands({ ...withMain, groups: [{ name: "dev", as: "group" }] }, cache)[2];
+      assert.deepEqual(read(both).stdout.split("\n"), [
+        "pytest==9.0.3",
+        "Django==5.2.16",
+        "gunicorn==25.0.3",
+        "celery[redis]==5.6.2",
+        "",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("managed Python: uv finds or installs one matching the requirement, downloads only here", () => {
@@ -1528,7 +1620,14 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
           ],
         ],
         ["pytest", [{ name: "dev", as: "group" }]],
-        ["ruff", [{ name: "lint", as: "group" }]],
+        // dev includes lint: uv --group dev installs ruff too.
+        [
+          "ruff",
+          [
+            { name: "dev", as: "group" },
+            { name: "lint", as: "group" },
+          ],
+        ],
       ]),
     );
     // A package a named group or extra installs is no hint's, whatever else lists it.
@@ -1536,7 +1635,14 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
       groupedPackages("uv", uv, ["server"]),
       new Map([
         ["pytest", [{ name: "dev", as: "group" }]],
-        ["ruff", [{ name: "lint", as: "group" }]],
+        // dev includes lint: uv --group dev installs ruff too.
+        [
+          "ruff",
+          [
+            { name: "dev", as: "group" },
+            { name: "lint", as: "group" },
+          ],
+        ],
       ]),
     );
     const poetry =
@@ -1590,7 +1696,7 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
     ]);
     const pip = files({ "requirements.txt": "django\n", "pyproject.toml": PYPROJECT });
     assert.deepEqual(configProblems(raw(["postgres"]), { ...baseCtx(), appFiles: pip }), [
-      "apphost:app.dependencyGroups: apphost installs dependency groups and extras with uv and Poetry; ../linkding installs with pip (requirements.txt): list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups",
+      "apphost:app.dependencyGroups: apphost installs dependency groups and extras with uv, Poetry, and pip where pyproject.toml is no package; ../linkding installs with pip (requirements.txt): list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups",
     ]);
     assert.deepEqual(
       configProblems(withKeys(raw(["postgres"]), { "app.runtime": "node" }), {
