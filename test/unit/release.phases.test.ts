@@ -194,6 +194,24 @@ describe("release phases: the base input", () => {
       commands.at(-1)!,
       /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\), or /,
     );
+    // pip with a pyproject.toml that is no package installs the groups named too (BookWyrm's main); as a package, none.
+    const pipInstall = (pyproject: string) =>
+      phase(
+        baseInput({
+          refs: literal,
+          app: { ...baseApp, pythonDeps: detectPythonDeps({ "pyproject.toml": pyproject }) },
+        }),
+        "install",
+      ).commands.at(-1)!;
+    const groups = '[dependency-groups]\nmain = ["gunicorn"]\n';
+    assert.match(
+      pipInstall(groups),
+      /\(pyproject\.toml; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\)/,
+    );
+    assert.match(
+      pipInstall(`[build-system]\nrequires = ["setuptools"]\n${groups}`),
+      /\(pyproject\.toml; apphost installs no dev group\)/,
+    );
   });
 
   it("a Node app's failed migration gets no dev-dependency hint: its devDependencies are installed", () => {
