@@ -39,7 +39,7 @@ export interface DatabaseArgs {
    * creates nothing for the others), the Postgres role and database name, and
    * rds' instance settings
    */
-  database: Pick<DatabaseConfig, "kind" | "postgresName" | "rds" | "sqliteFile">;
+  database: Pick<DatabaseConfig, "kind" | "postgresName" | "rds" | "sqliteFile" | "extensions">;
   /**
    * apphost:host.via is instance-connect (`hostNeedsOpenSsh`): the host
    * steps run through OpenSSH. @default false
@@ -205,7 +205,7 @@ export class Database extends pulumi.ComponentResource {
   /** The role (its SCRAM verifier on stdin, never the password) and the database it owns. */
   private createRoleAndDatabase(
     name: string,
-    { connection, openSshOnly }: DatabaseArgs,
+    { connection, openSshOnly, database }: DatabaseArgs,
     dbName: string,
     password: pulumi.Output<string>,
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
@@ -216,7 +216,7 @@ export class Database extends pulumi.ComponentResource {
         connection,
         openSshOnly: openSshOnly ?? false,
         description: `postgres role and database ${dbName}`,
-        create: postgresProvisionScript({ name: dbName }),
+        create: postgresProvisionScript({ name: dbName, extensions: database.extensions }),
         delete: postgresDeleteScript({ name: dbName }),
         stdin: pulumi.secret(password.apply((pw) => `${scramVerifier(dbName, pw)}\n`)),
         timeoutMinutes: 5,

@@ -156,6 +156,11 @@ export const SAFE = {
     what: "a Postgres identifier (lowercase letters, digits and _, up to 63 characters)",
     test: matches(/^[a-z_][a-z0-9_]{0,62}$/),
   },
+  /** A Postgres extension's name (`uuid-ossp` has a dash), written double-quoted in SQL. */
+  pgExtension: {
+    what: "an extension name (lowercase letters, digits, _ and -)",
+    test: matches(/^[a-z_][a-z0-9_-]{0,62}$/),
+  },
   debianPackage: { what: "a Debian package name", test: matches(/^[a-z0-9][a-z0-9.+-]+$/) },
   port: { what: "a TCP port (1-65535)", test: wholeNumber(1, 65535) },
   seconds: { what: "a whole number of seconds >= 1", test: wholeNumber(1, Number.MAX_SAFE_INTEGER) },

@@ -1505,6 +1505,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
       migrate: command('"alembic upgrade head"').optional(),
       /** Command printing the current migration revision. @default from migrate (D.defaultRevision) */
       revision: command('"alembic current"').optional(),
+      /**
+       * postgres: extensions the host's postgres superuser creates in the app's database before any release (the
+       * app's role is no superuser: BookWyrm's migration creates bloom)
+       */
+      extensions: list(
+        '"bloom", "pg_trgm"',
+        each(
+          (e) => SAFE.pgExtension.test(e),
+          'an extension name like "pg_trgm" (lowercase letters, digits, _ and -)',
+        ),
+      ).optional(),
       /** postgres, rds, external: the app's connection pool (DB_POOL_SIZE, ...) */
       pool: pool.prefault({}),
       /** rds: the managed instance; present exactly when kind is rds */
@@ -1512,6 +1523,13 @@ export function sections(ctx: ParseContext, p: Prepared) {
     },
     (d, { add, has, only }) => {
       only("kind", { rds: ["rds"], pool: ["postgres", "rds", "external"], sqliteFile: ["sqlite"] });
+      only(
+        "kind",
+        { extensions: ["postgres"] },
+        d.kind === "rds" || d.kind === "external"
+          ? ": on a database apphost does not run, its admin role creates them, as RDS' master user can"
+          : "",
+      );
       only(
         "kind",
         { postgresName: ["postgres", "rds"] },

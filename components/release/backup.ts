@@ -168,8 +168,22 @@ export function pgDumpCommand(tools: HostTools, name: string): string {
  */
 export function pgRestoreCommand(tools: HostTools, name: string, file: string): string {
   return (
-    `{ printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' ${name}; pg_restore --no-owner --role=${name} --file=- ${file} && printf 'COMMIT;\\n'; } | ` +
+    `{ printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' ${name}; ${restoreSql(file, name)} && printf 'COMMIT;\\n'; } | ` +
     `${tools.runuser} -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=${name}`
+  );
+}
+
+/**
+ * The dump as SQL, without its COMMENT ON EXTENSION entries: only an extension's owner may set its comment, and
+ * one the postgres superuser created (apphost:database.extensions, BookWyrm's bloom) is not the role's, so the
+ * restore would fail on it ("must be owner of extension"); the comment comes from the extension's control file
+ * anyway. CREATE EXTENSION IF NOT EXISTS stays: it passes over one that is there, and creates again one the role
+ * owned and the reset dropped (a trusted one, like pg_trgm).
+ */
+function restoreSql(file: string, role?: string): string {
+  return (
+    `pg_restore --list ${file} | grep -v '^[0-9]*; [0-9]* [0-9]* COMMENT - EXTENSION ' | ` +
+    `pg_restore --no-owner${role ? ` --role=${role}` : ""} --use-list=/dev/stdin --file=- ${file}`
   );
 }
 
@@ -214,7 +228,7 @@ export const RDS_RESET_SQL = [
 export function rdsRestoreCommand(file: string): string {
   const reset = RDS_RESET_SQL.map((l) => q(l)).join(" ");
   return (
-    `(db_pg_connect && { printf '%s\\n' ${reset}; pg_restore --no-owner --file=- ${file} && printf 'COMMIT;\\n'; } | ` +
+    `(db_pg_connect && { printf '%s\\n' ${reset}; ${restoreSql(file)} && printf 'COMMIT;\\n'; } | ` +
     "psql -X -q -v ON_ERROR_STOP=1)"
   );
 }

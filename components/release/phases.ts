@@ -695,6 +695,15 @@ export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
       "OpenAPI models alias not): lock pydantic 1.10 or later (poetry update pydantic, still pydantic 1)",
   },
   {
+    // BookWyrm's migration creates bloom, which only a superuser may (Postgres 15; a trusted one, like pg_trgm, its
+    // database's owner may).
+    says: "permission denied to create extension",
+    hint:
+      "the app's Postgres role owns its database but is no superuser, which this extension needs: list it in " +
+      "apphost:database.extensions (kind postgres), and the host's postgres superuser creates it before the " +
+      "release; the migration's CREATE EXTENSION IF NOT EXISTS then passes over it",
+  },
+  {
     // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/.
     says: "[Errno 30] Read-only file system",
     hint:

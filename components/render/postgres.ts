@@ -73,6 +73,8 @@ export interface PostgresProvisionInput {
   name: string;
   /** Called as `<runuser> -u postgres -- psql ...`. @default "runuser" */
   runuser?: string;
+  /** `apphost:database.extensions`: created in the database by the postgres superuser. @default none */
+  extensions?: readonly string[];
 }
 
 /**
@@ -103,9 +105,36 @@ export function postgresProvisionScript(input: PostgresProvisionInput): string {
     'ALTER DATABASE :"name" OWNER TO :"name";',
     'REVOKE ALL ON DATABASE :"name" FROM PUBLIC;',
     "SQL",
+    ...extensionLines(name, runuser, input.extensions ?? []),
     `echo "apphost: postgres role and database ${name} ready (scram-sha-256 on 127.0.0.1:${POSTGRES_PORT}; no other role may connect)" >&2`,
     "",
   ].join("\n");
+}
+
+/**
+ * The extensions the app's role may not create itself (it is no superuser; most extensions need one), created by
+ * postgres in the app's database, where they stay postgres'. Each must be one this PostgreSQL offers: the ones it
+ * does not are named first, with the package that would bring them, and none is created.
+ */
+function extensionLines(name: string, runuser: string, extensions: readonly string[]): string[] {
+  if (extensions.length === 0) return [];
+  assertSafe(
+    "postgres extensions",
+    extensions.map((e, i) => [`apphost:database.extensions[${i}]`, e, SAFE.pgExtension] as const),
+  );
+  const names = extensions;
+  const psql = `${runuser} -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d ${name}`;
+  return [
+    `missing=$(${runuser} -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d ${name} -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY[${names.map((e) => `'${e}'`).join(", ")}]) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
+    'if [ -n "$missing" ]; then',
+    `  echo "apphost: apphost:database.extensions: not offered by this host's PostgreSQL: $missing; add the package that brings each to apphost:host.packages (postgis: postgresql-<major>-postgis-3), or remove it" >&2`,
+    "  exit 1",
+    "fi",
+    `${psql} <<'SQL'`,
+    ...names.map((e) => `CREATE EXTENSION IF NOT EXISTS "${e}";`),
+    "SQL",
+    `echo "apphost: postgres extensions in ${name}: ${names.join(", ")}" >&2`,
+  ];
 }
 
 /** On destroy: the data stays. Says so, and how to drop it. */

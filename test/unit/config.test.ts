@@ -915,6 +915,22 @@ const ROWS: Row[] = [
       'apphost:database.pool: only used when apphost:database.kind is postgres, rds or external (got "sqlite"); remove it',
   },
   {
+    set: { "database.extensions": ["bloom"] },
+    error:
+      'apphost:database.extensions: only used when apphost:database.kind is postgres (got "sqlite"); remove it',
+  },
+  {
+    set: { "database.kind": "external", "database.extensions": ["bloom"] },
+    ctx: { ...baseCtx(), secrets: { ...baseCtx().secrets, databaseUrlInfo: { host: "db.example.com" } } },
+    error:
+      'apphost:database.extensions: only used when apphost:database.kind is postgres (got "external": on a database apphost does not run, its admin role creates them, as RDS\' master user can); remove it',
+  },
+  {
+    set: { "database.kind": "postgres", "database.extensions": ["bloom", "Pg Trgm"] },
+    error:
+      'apphost:database.extensions[1]: expected an extension name like "pg_trgm" (lowercase letters, digits, _ and -), got "Pg Trgm"; fix the item',
+  },
+  {
     set: { "app.env.DB_RESET_ON_STARTUP": "true" },
     ctx: { ...baseCtx("prod") },
     error:

@@ -850,7 +850,7 @@ describe("release backup commands", () => {
     assert.deepEqual(restoreCommands(input({ kind: "postgres" })), [
       'local file=$1 out=""',
       'db_verify_backup "$file"',
-      "if ! out=$( { printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' shop_prod; pg_restore --no-owner --role=shop_prod --file=- \"$file\" && printf 'COMMIT;\\n'; } | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=shop_prod 2>&1 >/dev/null); then fail \"restore: pg_restore of $file into shop_prod failed (the database is as it was): $out\"; fi",
+      "if ! out=$( { printf 'BEGIN;\\nDROP OWNED BY %s CASCADE;\\n' shop_prod; pg_restore --list \"$file\" | grep -v '^[0-9]*; [0-9]* [0-9]* COMMENT - EXTENSION ' | pg_restore --no-owner --role=shop_prod --use-list=/dev/stdin --file=- \"$file\" && printf 'COMMIT;\\n'; } | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --dbname=shop_prod 2>&1 >/dev/null); then fail \"restore: pg_restore of $file into shop_prod failed (the database is as it was): $out\"; fi",
       'note "restore: database restored from $file"',
     ]);
     // pg_dump's \restrict lines carry a random key: left out, or every fingerprint would differ.
@@ -879,7 +879,7 @@ describe("release backup commands", () => {
     ]);
     assert.equal(
       restoreCommands(rds)[2],
-      String.raw`if ! out=$( (db_pg_connect && { printf '%s\n' 'BEGIN;' 'DROP SCHEMA public CASCADE;' 'CREATE SCHEMA public AUTHORIZATION pg_database_owner;' 'GRANT USAGE ON SCHEMA public TO PUBLIC;' 'COMMENT ON SCHEMA public IS '\''standard public schema'\'';' 'DO '\''DECLARE s name; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole LOOP EXECUTE format('\'''\''DROP SCHEMA %I CASCADE'\'''\'', s); END LOOP; END'\'';'; pg_restore --no-owner --file=- "$file" && printf 'COMMIT;\n'; } | psql -X -q -v ON_ERROR_STOP=1) 2>&1 >/dev/null); then fail "restore: pg_restore of $file into shop_prod failed (the database is as it was): $out"; fi`,
+      String.raw`if ! out=$( (db_pg_connect && { printf '%s\n' 'BEGIN;' 'DROP SCHEMA public CASCADE;' 'CREATE SCHEMA public AUTHORIZATION pg_database_owner;' 'GRANT USAGE ON SCHEMA public TO PUBLIC;' 'COMMENT ON SCHEMA public IS '\''standard public schema'\'';' 'DO '\''DECLARE s name; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole LOOP EXECUTE format('\'''\''DROP SCHEMA %I CASCADE'\'''\'', s); END LOOP; END'\'';'; pg_restore --list "$file" | grep -v '^[0-9]*; [0-9]* [0-9]* COMMENT - EXTENSION ' | pg_restore --no-owner --use-list=/dev/stdin --file=- "$file" && printf 'COMMIT;\n'; } | psql -X -q -v ON_ERROR_STOP=1) 2>&1 >/dev/null); then fail "restore: pg_restore of $file into shop_prod failed (the database is as it was): $out"; fi`,
     );
     // db_pg_connect reads the env file (never sources it) and exports libpq's variables.
     const fns = databaseFunctions(rds);

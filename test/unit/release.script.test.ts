@@ -704,6 +704,23 @@ describe("release script: journal_error, the error a web process that fails the 
         "fails on Python 3.11 and later with a field aliased to a Python keyword (FastAPI's OpenAPI models alias " +
         "not): lock pydantic 1.10 or later (poetry update pydantic, still pydantic 1))",
     );
+    // BookWyrm's migration on apphost's Postgres role, as the trial's migrate phase printed it: psycopg's HINT line
+    // after the exception's.
+    const bloom = [
+      "Traceback (most recent call last):",
+      '  File "/srv/bw-bw/releases/x/.venv/lib/python3.11/site-packages/psycopg/cursor.py", line 97, in execute',
+      "    raise ex.with_traceback(None)",
+      'django.db.utils.ProgrammingError: permission denied to create extension "bloom"',
+      "HINT:  Must be superuser to create this extension.",
+      "",
+    ].join("\n");
+    assert.equal(
+      run("journal_error", bloom),
+      '; the last error in its journal: django.db.utils.ProgrammingError: permission denied to create extension "bloom" ' +
+        "(the app's Postgres role owns its database but is no superuser, which this extension needs: list it in " +
+        "apphost:database.extensions (kind postgres), and the host's postgres superuser creates it before the release; " +
+        "the migration's CREATE EXTENSION IF NOT EXISTS then passes over it)",
+    );
     assert.equal(
       run("journal_error", traceback("KeyError: 'SECRET_KEY'")),
       "; the last error in its journal: KeyError: 'SECRET_KEY'",

@@ -1,5 +1,8 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
 import {
   postgresDeleteScript,
   postgresProvisionScript,
@@ -71,6 +74,70 @@ echo "apphost: postgres role and database shop_prod ready (scram-sha-256 on 127.
     );
   });
 
+  it("apphost:database.extensions: the postgres superuser creates them in the app's database, each one offered first", () => {
+    const script = postgresProvisionScript({ name: "shop_prod", extensions: ["bloom", "uuid-ossp"] });
+    const lines = script.split("\n");
+    const after = lines.indexOf('REVOKE ALL ON DATABASE :"name" FROM PUBLIC;') + 2;
+    assert.deepEqual(lines.slice(after, after + 10), [
+      `missing=$(runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d shop_prod -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY['bloom', 'uuid-ossp']) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
+      'if [ -n "$missing" ]; then',
+      `  echo "apphost: apphost:database.extensions: not offered by this host's PostgreSQL: $missing; add the package that brings each to apphost:host.packages (postgis: postgresql-<major>-postgis-3), or remove it" >&2`,
+      "  exit 1",
+      "fi",
+      "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d shop_prod <<'SQL'",
+      'CREATE EXTENSION IF NOT EXISTS "bloom";',
+      'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";',
+      "SQL",
+      'echo "apphost: postgres extensions in shop_prod: bloom, uuid-ossp" >&2',
+    ]);
+    // None: the script as before (an existing stack's host step does not run again).
+    assert.equal(
+      postgresProvisionScript({ name: "shop_prod", extensions: [] }),
+      postgresProvisionScript({ name: "shop_prod" }),
+    );
+    assert.throws(
+      () => postgresProvisionScript({ name: "shop_prod", extensions: ["bloom", `x"; DROP`] }),
+      /apphost:database\.extensions\[1\]: "x\\"; DROP" is not an extension name/,
+    );
+    // Under bash, with stand-ins for runuser (which runs what follows --) and psql: an extension this PostgreSQL does
+    // not offer is named and nothing is created; with all offered, each is created.
+    const run = (missing: string) => {
+      const bin = mkdtempSync(join(tmpdir(), "apphost-pg-"));
+      try {
+        writeFileSync(join(bin, "runuser"), '#!/bin/bash\nshift 3\nexec "$@"\n', { mode: 0o755 });
+        writeFileSync(join(bin, "pg_isready"), "#!/bin/bash\nexit 0\n", { mode: 0o755 });
+        writeFileSync(join(bin, "systemctl"), "#!/bin/bash\nexit 0\n", { mode: 0o755 });
+        writeFileSync(
+          join(bin, "psql"),
+          `#!/bin/bash\nif [[ " $* " == *" -At "* ]]; then printf '%s\\n' ${JSON.stringify(missing)}; else cat >>${join(bin, "sql")}; fi\n`,
+          { mode: 0o755 },
+        );
+        const r = spawnSync("bash", ["-c", script], {
+          input: "SCRAM-SHA-256$4096:x\n",
+          encoding: "utf8",
+          env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+        });
+        return {
+          status: r.status,
+          stderr: r.stderr,
+          sql: existsSync(join(bin, "sql")) ? readFileSync(join(bin, "sql"), "utf8") : "",
+        };
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+    };
+    const refused = run("uuid-ossp");
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /not offered by this host's PostgreSQL: uuid-ossp; add the package/);
+    assert.doesNotMatch(refused.sql, /CREATE EXTENSION/);
+    const created = run("");
+    assert.equal(created.status, 0, created.stderr);
+    assert.match(
+      created.sql,
+      /CREATE EXTENSION IF NOT EXISTS "bloom";\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n$/,
+    );
+  });
+
   it("destroy keeps the data and says how to drop it", () => {
     assert.equal(
       postgresDeleteScript({ name: "shop_prod" }),
@@ -81,6 +148,7 @@ echo "apphost: postgres role and database shop_prod ready (scram-sha-256 on 127.
   it("both scripts pass shellcheck -s bash with no findings", () => {
     for (const script of [
       postgresProvisionScript({ name: "shop_prod" }),
+      postgresProvisionScript({ name: "shop_prod", extensions: ["bloom", "pg_trgm"] }),
       postgresDeleteScript({ name: "shop_prod" }),
     ]) {
       const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: script, encoding: "utf8" });

@@ -68,6 +68,7 @@ describe("shell.ts", () => {
       ["envName", "1X"],
       ["envValue", "a\0b"],
       ["pgIdentifier", "shop-prod"],
+      ["pgExtension", 'x"; DROP'],
       ["debianPackage", "rm -rf"],
       ["seconds", 0],
       ["count", -1],
