@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
-import { parseProcfile, webScriptPath } from "./procfile";
+import { gunicornConfigPath, parseProcfile, webScriptPath } from "./procfile";
 import type { AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -26,22 +26,25 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   }
   const pkg = readPackageJson(path.join(dir, "package.json"));
   const node = readNodeFacts(dir, (rawApp as Record<string, unknown>).requirements);
-  const webScript = readWebScript(dir, (rawApp as Record<string, unknown>).processes, procfile);
+  const web = webCommand((rawApp as Record<string, unknown>).processes, procfile);
+  const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
+  const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
-    ...(webScript !== undefined ? { webScript } : {}),
+    ...(webScript ? { webScript } : {}),
+    ...(gunicornConf ? { gunicornConf } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
   };
 }
 
-/**
- * The shell script the web process runs (`web: bash Procfile.sh`), from apphost:app.processes when the stack sets
- * it, else the Procfile: its path and text (64 KiB at most), for the parser's look for a migration in it.
- */
-function readWebScript(dir: string, processes: unknown, procfile: string | undefined): AppFiles["webScript"] {
+/** The web process's command, from apphost:app.processes when the stack sets it, else the Procfile's web: line. */
+function webCommand(
+  processes: unknown,
+  procfile: string | undefined,
+): { command: string; from: "config" | "procfile" } | undefined {
   let command: unknown;
   let from: "config" | "procfile" = "config";
   if (typeof processes === "object" && processes !== null) {
@@ -51,7 +54,18 @@ function readWebScript(dir: string, processes: unknown, procfile: string | undef
     command = parseProcfile(procfile).entries.find((e) => e.name === "web")?.command;
     from = "procfile";
   }
-  const file = typeof command === "string" ? webScriptPath(command) : undefined;
+  return typeof command === "string" ? { command, from } : undefined;
+}
+
+/**
+ * A file the web command reads, relative to the app (the shell script it runs, `bash Procfile.sh`, for the parser's
+ * look for a migration in it; gunicorn's config file, for its bind): its path and text, 64 KiB at most.
+ */
+function readAppFile(
+  dir: string,
+  file: string | undefined,
+  from: "config" | "procfile",
+): AppFiles["webScript"] | undefined {
   if (!file) return undefined;
   const full = path.join(dir, file);
   const stat = fs.statSync(full, { throwIfNoEntry: false });

@@ -7,6 +7,7 @@
  *
  * Pure: the caller reads the file.
  */
+import * as path from "path";
 
 export interface ProcfileEntry {
   name: string;
@@ -137,6 +138,25 @@ export function webScriptPath(command: string): string | undefined {
     );
   const file = m?.[1] ?? m?.[2];
   return file && !file.split("/").includes("..") ? file : undefined;
+}
+
+/**
+ * The config file gunicorn reads for a web command that runs it and names no `--bind`: its `-c`/`--config` file, else
+ * its default, gunicorn.conf.py in the directory it starts in (`cd api && gunicorn ...`), relative to the app; undefined
+ * for another server, a bind on the command line (which wins over the file), or a `python:` module config.
+ */
+export function gunicornConfigPath(command: string): string | undefined {
+  const assignments = "(?:[A-Za-z_][A-Za-z0-9_]*=\\S*\\s+)*";
+  const m = new RegExp(
+    `^${assignments}(?:cd\\s+([A-Za-z0-9._/-]+)\\s*&&\\s*)?${assignments}(?:exec\\s+)?(?:\\S*/)?gunicorn(?:\\s|$)`,
+  ).exec(command.trim());
+  if (!m || /(?:^|\s)(?:-b|--bind)(?:[=\s]|$)/.test(command)) return undefined;
+  const config = /(?:^|\s)(?:-c|--config)(?:=|\s+)(\S+)/.exec(command)?.[1];
+  if (config?.startsWith("python:")) return undefined;
+  const file = path.posix.normalize(
+    m[1] ? `${m[1]}/${config ?? "gunicorn.conf.py"}` : (config ?? "gunicorn.conf.py"),
+  );
+  return file.startsWith("../") || path.posix.isAbsolute(file) ? undefined : file;
 }
 
 /** A migration command as a script line runs it: the tools apphost:database.migrate names (`manage.py migrate`, ...). */

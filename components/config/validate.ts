@@ -16,6 +16,7 @@ import * as D from "./defaults";
 import { upstreamPort } from "../paths";
 import { parseProcfile, type ProcfileEntry, scriptMigrations, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
+import { gunicornBindProblem } from "./webport";
 import type { NodeFacts } from "../release/node";
 import { pythonSatisfies, type PythonFacts } from "../release/python";
 import * as S from "./schema";
@@ -91,6 +92,8 @@ export interface AppFiles {
   node?: NodeFacts;
   /** The shell script the web process runs (`bash Procfile.sh`), and where that command was set */
   webScript?: { path: string; text: string; from: "config" | "procfile" };
+  /** The config file gunicorn reads for a web command with no --bind (gunicorn.conf.py), and where that command was set */
+  gunicornConf?: { path: string; text: string; from: "config" | "procfile" };
 }
 
 export interface ConfigIssue {
@@ -531,6 +534,15 @@ function crossRules(s: Parsed, ctx: ParseContext, add: (key: string, message: st
           ? `; apphost:app.processes replaces the whole Procfile, so list ${others.join(", ")} there too`
           : ""),
     );
+  }
+
+  // A web process whose gunicorn config file binds a port of its own (BookWyrm's bind = "[::]:8000")
+  const conf = ctx.appFiles?.gunicornConf;
+  const cmdArgs = app.env?.GUNICORN_CMD_ARGS ?? "";
+  const bindProblem =
+    conf && !/(?:^|\s)(?:-b|--bind)\b/.test(cmdArgs) ? gunicornBindProblem(conf.path, conf.text) : undefined;
+  if (conf && bindProblem) {
+    add(conf.from === "procfile" ? "apphost:app.processes" : "apphost:app.processes.web", bindProblem);
   }
 
   // The secrets

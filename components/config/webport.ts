@@ -102,3 +102,22 @@ export function webPortProblem(command: string): string | undefined {
   if (!server) return undefined;
   return `listens on ${server.name}'s default port, ${server.port}, whatever $PORT says; ${COLLIDES}: add "${server.write}"`;
 }
+
+/**
+ * A gunicorn config file's `bind` that names a port (`bind = "[::]:8000"`, BookWyrm's gunicorn.conf.py), which
+ * gunicorn takes over $PORT; undefined for one that reads the environment, names no port, or is not there.
+ */
+export function gunicornBindProblem(file: string, text: string): string | undefined {
+  // The statement, on one line: its first, and the indented lines and closing bracket of a list written over several.
+  const bind = /^bind\s*=\s*([^\n]*(?:\n[ \t]+[^\n]*)*(?:\n[\])][^\n]*)?)/m
+    .exec(text)?.[1]
+    .replace(/\s+/g, " ")
+    .trim();
+  if (!bind || /PORT|environ|getenv/.test(bind)) return undefined;
+  const port = /:(\d{2,5})\b/.exec(bind)?.[1];
+  if (!port) return undefined;
+  return (
+    `gunicorn reads ${file}, whose bind = ${bind.length > 60 ? `${bind.slice(0, 57)}...` : bind} listens on port ${port} whatever $PORT says; ` +
+    `${COLLIDES}: add "--bind 127.0.0.1:$PORT" to the web command, which gunicorn takes over the file's`
+  );
+}

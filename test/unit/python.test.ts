@@ -14,8 +14,10 @@ import {
   parseProcfile,
   scriptMigrations,
   webScriptPath,
+  gunicornConfigPath,
 } from "../../components/config/procfile";
 import { parseStackConfig, type AppFiles } from "../../components/config/validate";
+import { gunicornBindProblem } from "../../components/config/webport";
 import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
@@ -1014,6 +1016,75 @@ describe("Procfile", () => {
       );
       for (const web of ["bash big.sh", "bash missing.sh", "gunicorn app:app"])
         assert.equal(readAppFiles({ source: dir, processes: { web } }, "/")?.webScript, undefined, web);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a web process whose gunicorn config file binds a port of its own is refused, naming the file and the fix", () => {
+    // BookWyrm db40a61c9's gunicorn.conf.py, which gunicorn reads from the directory it starts in.
+    const bookwyrm =
+      'import multiprocessing\nfrom environs import Env\n\nbind = "[::]:8000"\nworkers = 2\nworker_class = "gthread"\n';
+    const app = (web: string, conf: string, from: "config" | "procfile" = "config"): AppFiles => ({
+      dir: "../bookwyrm",
+      python: { "requirements.txt": "gunicorn\n" },
+      gunicornConf: { path: gunicornConfigPath(web)!, text: conf, from },
+    });
+    const web = "gunicorn bookwyrm.wsgi:application";
+    const raw = (env: Record<string, string> = {}) =>
+      withKeys(baseRaw(), { "app.processes": { web: { command: web } }, "app.env": env });
+    assert.deepEqual(configProblems(raw(), { ...baseCtx(), appFiles: app(web, bookwyrm) }), [
+      'apphost:app.processes.web: gunicorn reads gunicorn.conf.py, whose bind = "[::]:8000" listens on port 8000 whatever $PORT says; ' +
+        "each release starts its web instance on the other of two ports (apphost:app.basePort and the one after it) and passes that port in $PORT, " +
+        "so a fixed port collides with the instance still serving and the release fails its health gate: " +
+        'add "--bind 127.0.0.1:$PORT" to the web command, which gunicorn takes over the file\'s',
+    ]);
+    // A list over several lines; a bind that reads the environment; none; GUNICORN_CMD_ARGS binding.
+    assert.match(
+      gunicornBindProblem("conf/gunicorn.py", 'bind = [\n    "127.0.0.1:8000",\n]\n') ?? "",
+      /^gunicorn reads conf\/gunicorn\.py, whose bind = \[ "127\.0\.0\.1:8000", \] listens on port 8000 /,
+    );
+    for (const ok of [
+      "bind = f\"0.0.0.0:{os.environ.get('PORT', 8000)}\"\n",
+      "bind = os.getenv('BIND', '127.0.0.1:8000')\n",
+      "workers = 2\n",
+      '    bind = "[::]:8000"  # indented: inside a block, not the module\'s\n',
+    ])
+      assert.equal(gunicornBindProblem("gunicorn.conf.py", ok), undefined, ok);
+    assert.doesNotThrow(() =>
+      parseStackConfig(raw({ GUNICORN_CMD_ARGS: "--bind 127.0.0.1:$PORT" }), {
+        ...baseCtx(),
+        appFiles: app(web, bookwyrm),
+      }),
+    );
+    // Which file gunicorn reads, for which command.
+    assert.deepEqual(
+      [
+        web,
+        "WEB_CONCURRENCY=2 gunicorn -c conf/g.py app:app",
+        "cd api && exec .venv/bin/gunicorn --config=g.py app:app",
+        "gunicorn --bind 127.0.0.1:$PORT app:app",
+        "gunicorn -b :8000 app:app",
+        "gunicorn -c python:conf.gunicorn app:app",
+        "gunicorn -c ../g.py app:app",
+        "uvicorn app:app --port $PORT",
+      ].map(gunicornConfigPath),
+      ["gunicorn.conf.py", "conf/g.py", "api/g.py", undefined, undefined, undefined, undefined, undefined],
+    );
+    // readAppFiles: the file the web command's gunicorn reads, when there is one.
+    const dir = mkdtempSync(join(tmpdir(), "apphost-gunicorn-"));
+    try {
+      writeFileSync(join(dir, "gunicorn.conf.py"), bookwyrm);
+      writeFileSync(join(dir, "Procfile"), `web: ${web}\n`);
+      assert.deepEqual(readAppFiles({ source: dir }, "/")?.gunicornConf, {
+        path: "gunicorn.conf.py",
+        text: bookwyrm,
+        from: "procfile",
+      });
+      assert.equal(
+        readAppFiles({ source: dir, processes: { web: `${web} -c missing.py` } }, "/")?.gunicornConf,
+        undefined,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
