@@ -9,7 +9,7 @@ import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
 import { gunicornConfigPath, parseProcfile, webScriptPath } from "./procfile";
-import type { AppFiles } from "./validate";
+import type { AppFile, AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
 export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | undefined {
@@ -44,9 +44,9 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
 function webCommand(
   processes: unknown,
   procfile: string | undefined,
-): { command: string; from: "config" | "procfile" } | undefined {
+): { command: string; from: AppFile["from"] } | undefined {
   let command: unknown;
-  let from: "config" | "procfile" = "config";
+  let from: AppFile["from"] = "config";
   if (typeof processes === "object" && processes !== null) {
     const web = (processes as Record<string, unknown>).web;
     command = typeof web === "object" && web !== null ? (web as Record<string, unknown>).command : web;
@@ -61,11 +61,7 @@ function webCommand(
  * A file the web command reads, relative to the app (the shell script it runs, `bash Procfile.sh`, for the parser's
  * look for a migration in it; gunicorn's config file, for its bind): its path and text, 64 KiB at most.
  */
-function readAppFile(
-  dir: string,
-  file: string | undefined,
-  from: "config" | "procfile",
-): AppFiles["webScript"] | undefined {
+function readAppFile(dir: string, file: string | undefined, from: AppFile["from"]): AppFile | undefined {
   if (!file) return undefined;
   const full = path.join(dir, file);
   const stat = fs.statSync(full, { throwIfNoEntry: false });

@@ -90,10 +90,17 @@ export interface AppFiles {
   packageJson?: "app" | "tooling";
   /** A Node app's lock files, packageManager and workspaces: how its dependencies install (detectNodeDeps) */
   node?: NodeFacts;
-  /** The shell script the web process runs (`bash Procfile.sh`), and where that command was set */
-  webScript?: { path: string; text: string; from: "config" | "procfile" };
-  /** The config file gunicorn reads for a web command with no --bind (gunicorn.conf.py), and where that command was set */
-  gunicornConf?: { path: string; text: string; from: "config" | "procfile" };
+  /** The shell script the web process runs (`bash Procfile.sh`) */
+  webScript?: AppFile;
+  /** The config file gunicorn reads for a web command with no --bind (gunicorn.conf.py) */
+  gunicornConf?: AppFile;
+}
+
+/** A file of the app the web command reads: its path relative to the app, its text, and where that command was set. */
+export interface AppFile {
+  path: string;
+  text: string;
+  from: "config" | "procfile";
 }
 
 export interface ConfigIssue {

@@ -37,6 +37,7 @@ import {
 } from "./node";
 import {
   normalizedPackage,
+  installsGroups,
   pythonDepsOf,
   pythonInstallCommands,
   pythonInstallLabel,
@@ -483,11 +484,8 @@ function programChecks(input: ReleaseInput): string[] {
   const where = app.runtime === "python" ? ".venv/bin" : "node_modules/.bin";
   const python = app.runtime === "python" ? pythonDepsOf(app) : undefined;
   const grouped = python?.groupedPackages ?? {};
-  // uv, Poetry, and pip for a pyproject.toml that is no package (its PEP 735 groups) install the groups named.
   const groupsNote =
-    python?.manager === "uv" ||
-    python?.manager === "poetry" ||
-    (python?.manager === "pip-project" && python.dependencies !== undefined)
+    python && installsGroups(python)
       ? "a group or an extra only when apphost:app.dependencyGroups names it"
       : "no dev group";
   const deps = python

@@ -108,10 +108,21 @@ export function offeredGroups(
   return offeredIn(manager, pyproject === undefined ? undefined : parseTomlLenient(pyproject));
 }
 
+/**
+ * The managers that install apphost:app.dependencyGroups: uv, Poetry, and pip for a pyproject.toml that is no
+ * package (its PEP 735 groups; `dependencies` is set exactly then, virtualProjectDependencies).
+ */
+export function installsGroups(deps: Pick<PythonDeps, "manager" | "dependencies">): boolean {
+  return (
+    deps.manager === "uv" ||
+    deps.manager === "poetry" ||
+    (deps.manager === "pip-project" && deps.dependencies !== undefined)
+  );
+}
+
 /** offeredGroups of a parsed pyproject.toml (undefined: missing or unreadable). */
 function offeredIn(manager: PythonManager, doc: unknown): Map<string, PythonGroup["as"]> | undefined {
-  const virtualPip = manager === "pip-project" && virtualDependencies(doc) !== undefined;
-  if (manager !== "uv" && manager !== "poetry" && !virtualPip) return undefined;
+  if (!installsGroups({ manager, dependencies: virtualDependencies(doc) })) return undefined;
   const offered = new Map<string, PythonGroup["as"]>();
   const names = (dotted: string) => tableKeys(tomlAt(doc, dotted));
   for (const g of names(manager === "poetry" ? "tool.poetry.group" : "dependency-groups"))
@@ -939,7 +950,7 @@ export function pythonInstallLabel(deps: PythonDeps): string {
     case "pip":
       return `pip install -r ${deps.manifest}`;
     case "pip-project": {
-      const groups = (deps.groups ?? []).map((g) => `${g.as === "group" ? "group" : "extra"} ${g.name}`);
+      const groups = (deps.groups ?? []).map((g) => `${g.as} ${g.name}`);
       return deps.dependencies
         ? `pip install of pyproject.toml's [project] dependencies${groups.length ? ` and its ${groups.join(", ")}` : ""} (no lock file; the project is not a package)`
         : "pip install . (pyproject.toml, no lock file)";

@@ -496,8 +496,8 @@ health_elsewhere() {
     *) return 0 ;;
   esac
   # The path of the app's own address or this instance's: what the proxy would ask the instance for.
-  rest=${location#*://} path=/ path+=${rest#*/}
-  if [ "$rest" = "${rest#*/}" ]; then path=/; fi
+  rest=${location#*://}
+  case "$rest" in */*) path=/${rest#*/} ;; *) path=/ ;; esac
   path=${path%%\?*} path=${path%%#*}
   if [ "$path" = / ] || [[ ! $path =~ ^/[A-Za-z0-9._~/-]*$ ]]; then return 0; fi
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${PROXY_HEADERS[@]}" "$base$path") || return 0
@@ -664,14 +664,10 @@ workers_note_restarts() {
 # errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server".
 UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to"
 
-# The servers a worker usually reaches on its own host, by port, and how the stack gets each.
-declare -A LOCAL_SERVERS=(
-  [6379]="Redis's: add redis-server to apphost:host.packages (the host baseline installs and starts it)"
-  [5672]="RabbitMQ's: add rabbitmq-server to apphost:host.packages (the host baseline installs and starts it)"
-  [11211]="memcached's: add memcached to apphost:host.packages (the host baseline installs and starts it)"
-  [3306]="MySQL's: add mariadb-server to apphost:host.packages (the host baseline installs and starts it)"
-  [5432]="Postgres's: set apphost:database.kind to postgres, and apphost runs it and sets DATABASE_URL"
-)
+# The servers a worker usually reaches on its own host, by port: whose port it is, and the Debian package that brings
+# it (Postgres: apphost:database.kind).
+declare -A LOCAL_SERVERS=([6379]="Redis redis-server" [5672]="RabbitMQ rabbitmq-server" [11211]="memcached memcached"
+  [3306]="MySQL mariadb-server" [5432]="Postgres")
 readonly LOCAL_SERVERS
 
 # local_server_hint <journal line>: when the line names a port of this host ("connecting to localhost:6379") that
@@ -681,10 +677,14 @@ local_server_hint() {
   if [[ ! $1 =~ (localhost|127\.0\.0\.1|\[::1\]):([0-9]{2,5}) ]]; then return 0; fi
   port=${BASH_REMATCH[2]}
   if [ -n "$(port_listener "$port")" ]; then return 0; fi
+  local server=${LOCAL_SERVERS[$port]:-}
   printf '; nothing on this host listens on port %s' "$port"
-  if [ -n "${LOCAL_SERVERS[$port]:-}" ]; then
-    printf ', %s, or give the app the address of one (apphost:app.env)' "${LOCAL_SERVERS[$port]}"
-  fi
+  case "$server" in
+    "") ;;
+    Postgres) printf ", Postgres's: set apphost:database.kind to postgres, and apphost runs it and sets DATABASE_URL" ;;
+    *) printf ", %s's: add %s to apphost:host.packages (the host baseline installs and starts it)" "${server% *}" "${server#* }" ;;
+  esac
+  if [ -n "$server" ]; then printf ', or give the app the address of one (apphost:app.env)'; fi
 }
 
 # run_settle <service> <seconds>: a restore stopped the scheduled job's timer; a run of <service> under way (a

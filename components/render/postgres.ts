@@ -122,18 +122,17 @@ function extensionLines(name: string, runuser: string, extensions: readonly stri
     "postgres extensions",
     extensions.map((e, i) => [`apphost:database.extensions[${i}]`, e, SAFE.pgExtension] as const),
   );
-  const names = extensions;
-  const psql = `${runuser} -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d ${name}`;
+  const psql = `${runuser} -u postgres -- psql -X -v ON_ERROR_STOP=1 -d ${name}`;
   return [
-    `missing=$(${runuser} -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d ${name} -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY[${names.map((e) => `'${e}'`).join(", ")}]) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
+    `missing=$(${psql} -At -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY[${extensions.map((e) => `'${e}'`).join(", ")}]) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
     'if [ -n "$missing" ]; then',
     `  echo "apphost: apphost:database.extensions: not offered by this host's PostgreSQL: $missing; add the package that brings each to apphost:host.packages (postgis: postgresql-<major>-postgis-3), or remove it" >&2`,
     "  exit 1",
     "fi",
-    `${psql} <<'SQL'`,
-    ...names.map((e) => `CREATE EXTENSION IF NOT EXISTS "${e}";`),
+    `${psql} -q <<'SQL'`,
+    ...extensions.map((e) => `CREATE EXTENSION IF NOT EXISTS "${e}";`),
     "SQL",
-    `echo "apphost: postgres extensions in ${name}: ${names.join(", ")}" >&2`,
+    `echo "apphost: postgres extensions in ${name}: ${extensions.join(", ")}" >&2`,
   ];
 }
 

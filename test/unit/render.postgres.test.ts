@@ -79,12 +79,12 @@ echo "apphost: postgres role and database shop_prod ready (scram-sha-256 on 127.
     const lines = script.split("\n");
     const after = lines.indexOf('REVOKE ALL ON DATABASE :"name" FROM PUBLIC;') + 2;
     assert.deepEqual(lines.slice(after, after + 10), [
-      `missing=$(runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d shop_prod -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY['bloom', 'uuid-ossp']) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
+      `missing=$(runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -d shop_prod -At -c "SELECT string_agg(e, ', ') FROM unnest(ARRAY['bloom', 'uuid-ossp']) e WHERE e NOT IN (SELECT name FROM pg_available_extensions)")`,
       'if [ -n "$missing" ]; then',
       `  echo "apphost: apphost:database.extensions: not offered by this host's PostgreSQL: $missing; add the package that brings each to apphost:host.packages (postgis: postgresql-<major>-postgis-3), or remove it" >&2`,
       "  exit 1",
       "fi",
-      "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d shop_prod <<'SQL'",
+      "runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -d shop_prod -q <<'SQL'",
       'CREATE EXTENSION IF NOT EXISTS "bloom";',
       'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";',
       "SQL",
