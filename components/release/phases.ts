@@ -781,8 +781,11 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       `NEW_DIR="${l.releases}/${refs.id}"`,
       `MIGRATE_LOG="${log}"`,
       "MIGRATE_T0=${EPOCHREALTIME/,/.}",
-      db.revision ? `app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}` : 'REVISION_BEFORE=""',
+      // The schema first: the revision command runs the new release's code, which may change the database as it
+      // starts (CTFd's `flask db current` creates every table on SQLite), and the mirror compares with the database
+      // as the backup holds it.
       "DB_FP_BEFORE=$(db_fingerprint)",
+      db.revision ? `app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}` : 'REVISION_BEFORE=""',
       "MIGRATE_STARTED=1",
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
@@ -1072,9 +1075,11 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
       commands: [
         ...(db.kind !== "none" && db.revision && db.migrate
           ? [
-              // No database now (restore-database set aside the one a first migration created): as before the
-              // migration, not read through the app, whose revision command may create the file as it opens it (Django's).
-              `if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$(db_fingerprint)" = absent ]; then REVISION=$REVISION_BEFORE; else app_revision REVISION "$NEW_DIR" ${q(db.revision)}; fi; fi`,
+              // restore-database left the database as it was before the migration (restored from the backup,
+              // unchanged, or, after a first one, set aside): its revision is the one read then, or none without a
+              // database. Not read again through the failed release's code, whose revision command may change what it
+              // reads (Django's creates the file as it opens it; CTFd's creates every table).
+              `if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$DB_FP_BEFORE" = absent ]; then REVISION=""; else REVISION=$REVISION_BEFORE; fi; fi`,
             ]
           : []),
         `release_log "${refs.id}" "$REVISION" "failed:$FAILED_PHASE"`,

@@ -758,6 +758,11 @@ export function writeTestApp(
      * `manage.py shell` does. By default it reads a database only where there is one.
      */
     revisionCreatesDatabase?: boolean;
+    /**
+     * The revision command runs the migration's statements before it reads the revision, as CTFd's `flask db current`
+     * does: its create_app creates every table on SQLite (create_all) and stamps the head revision, before any migration.
+     */
+    revisionMigrates?: boolean;
     /** Who opens `db.sqlite3` in the release directory itself, as `startproject`'s settings do */
     strayDatabase?: "migration" | "server";
     /** A module the server imports as it starts: a missing one makes it exit with a traceback, as an app's import error does */
@@ -847,7 +852,9 @@ except OSError:
     `${
       opts.revisionCreatesDatabase
         ? "# Opens the file as Django does, creating it empty where there is none.\n: >>data/app.db\n"
-        : "# Read-only, like \`alembic current\`: never creates the file or a table.\n"
+        : opts.revisionMigrates
+          ? "# Creates the tables and stamps the revision first, as CTFd's create_app does.\nsqlite3 data/app.db <migrate.sql\n"
+          : "# Read-only, like \`alembic current\`: never creates the file or a table.\n"
     }if [ ! -s data/app.db ]; then echo none; exit 0; fi
 # No revision table yet (a database the migration never ran on): none, as alembic says.
 rev=$(sqlite3 -readonly data/app.db "SELECT rev FROM revision LIMIT 1" 2>/dev/null) || rev=""

@@ -14,7 +14,7 @@ import type { AppConfig, DatabaseConfig } from "../../components/config/types";
 import { EXIT_CODES } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
 import { liveOf, parseKv } from "../../components/remote/release";
-import { FakeHost, mkTemp, requireTool, writeTestApp } from "./release-harness";
+import { FakeHost, mkTemp, requireTool, sqlite, writeTestApp } from "./release-harness";
 
 describe("release script: host directories", function () {
   this.timeout(60000);
@@ -262,15 +262,72 @@ describe("release script: a first deploy whose migration writes a database insid
       r.stderr,
     );
     assert.ok(fs.existsSync(path.join(host.layout.backups, `app.db.failed-${id}`)));
-    // As before the migration: no database (the release log's revision is not read through the app, which would
-    // create an empty one, and the next deploy would back that up and restore it as if it were the stack's).
+    // As before the migration: no database, and no revision in the release log (not read through the app, which
+    // would create an empty one, and the next deploy would back that up and restore it as if it were the stack's).
     assert.ok(!fs.existsSync(path.join(host.layout.data, "app.db")), "no database after the rollback");
-    assert.match(
-      host.read(host.layout.releaseLog),
-      new RegExp(`^${id}\\t\\S+\\tnone\\tfailed:migrate$`, "m"),
-    );
+    assert.match(host.read(host.layout.releaseLog), new RegExp(`^${id}\\t\\S+\\t-\\tfailed:migrate$`, "m"));
     assert.ok(r.stderr.includes("apphost: rollback: done; no release served before this one\n"), r.stderr);
     assert.ok(!fs.existsSync(host.layout.current), "nothing is current");
+  });
+
+  // CTFd's `flask db current` (its create_app) creates every table on SQLite and stamps the head revision: the
+  // revision read before the migration is what changes the database first.
+  it("a revision command that creates the tables: a failed first release sets its database aside all the same", () => {
+    const id = "20250101120000-f2f2f2f2";
+    const app = { version: "ctfd1", revisionMigrates: true, healthy: false };
+    const r = host.deploy(writeTestApp(path.join(host.tmp, "ctfd1"), app), id);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        `apphost: restore: there was no database before the migration; what it created is in ${host.layout.backups}: app.db.failed-${id}\n`,
+      ),
+      r.stderr,
+    );
+    assert.ok(!fs.existsSync(path.join(host.layout.data, "app.db")), "no database after the rollback");
+    // No database, no revision: not the one the app stamped on the database it set aside.
+    assert.match(
+      host.read(host.layout.releaseLog),
+      new RegExp(`^${id}\\t\\S+\\t-\\tfailed:health-gate$`, "m"),
+    );
+  });
+
+  it("a later release's: the rollback restores the backup, and does not run the command again on it", () => {
+    let r = host.deploy(
+      writeTestApp(path.join(host.tmp, "ctfd2"), { version: "ctfd2" }),
+      "20250102120000-f3f3f3f3",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const tables = () =>
+      sqlite(path.join(host.layout.data, "app.db"), ".tables").split(/\s+/).filter(Boolean);
+    assert.deepEqual(tables(), ["items", "revision"]);
+    const id = "20250103120000-f4f4f4f4";
+    const app = {
+      version: "ctfd3",
+      revisionMigrates: true,
+      healthy: false,
+      migrations: [
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE IF NOT EXISTS solves (id INTEGER)",
+      ],
+    };
+    r = host.deploy(writeTestApp(path.join(host.tmp, "ctfd3"), app), id);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.match(
+      r.stderr,
+      /^apphost: rollback: database restored from \S+; its schema fingerprint matches the one before the migration$/m,
+    );
+    assert.deepEqual(
+      tables(),
+      ["items", "revision"],
+      "the table the failed release's revision command made is gone",
+    );
+    // As the backup holds it: the command, run again on it, would have stamped ctfd3.
+    assert.equal(sqlite(path.join(host.layout.data, "app.db"), "SELECT rev FROM revision"), "ctfd2\n");
+    assert.match(
+      host.read(host.layout.releaseLog),
+      new RegExp(`^${id}\\t\\S+\\t\\S+\\tfailed:health-gate$`, "m"),
+    );
+    assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250102120000-f3f3f3f3");
   });
 });
 

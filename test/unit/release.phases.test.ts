@@ -242,8 +242,8 @@ describe("release phases: the base input", () => {
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       `MIGRATE_LOG="/srv/shop-prod/shared/logs/apphost-migrate-${ID}.log"`,
       "MIGRATE_T0=${EPOCHREALTIME/,/.}",
-      "app_revision REVISION_BEFORE \"$NEW_DIR\" 'alembic current'",
       "DB_FP_BEFORE=$(db_fingerprint)",
+      "app_revision REVISION_BEFORE \"$NEW_DIR\" 'alembic current'",
       "MIGRATE_STARTED=1",
       'rm -f "$MIGRATE_LOG"',
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
@@ -324,7 +324,7 @@ describe("release phases: the base input", () => {
       'note "rollback: database restored from $BACKUP_FILE; its schema fingerprint matches the one before the migration"',
     ]);
     assert.deepEqual(mark.commands, [
-      'if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$(db_fingerprint)" = absent ]; then REVISION=$REVISION_BEFORE; else app_revision REVISION "$NEW_DIR" \'alembic current\'; fi; fi',
+      'if [ "$MIGRATE_STARTED" = 1 ]; then if [ "$DB_FP_BEFORE" = absent ]; then REVISION=""; else REVISION=$REVISION_BEFORE; fi; fi',
       `release_log "${ID}" "$REVISION" "failed:$FAILED_PHASE"`,
       `rm -rf "/srv/shop-prod/releases/${ID}.tmp" "/srv/shop-prod/releases/${ID}.tar.gz.tmp"`,
     ]);
@@ -694,7 +694,7 @@ describe("release phases: one key changed", () => {
 
   it("apphost:database.revision empty: no revision before or after", () => {
     const m = migratePhase(baseInput({ database: { ...baseDatabase, revision: "" } }));
-    assert.equal(m.commands[3], 'REVISION_BEFORE=""');
+    assert.equal(m.commands[4], 'REVISION_BEFORE=""');
     assert.ok(!m.commands.some((c) => c.includes("app_revision")));
   });
 
