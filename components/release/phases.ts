@@ -735,9 +735,14 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const t = toolsOf(input.tools);
   const refs = refsOf(input);
   const log = `${l.logs}/apphost-migrate-${refs.id}.log`;
+  // A revision command that fails (CTFd's `flask db current`, its Flask-Migrate older than its alembic) records no
+  // revision: said once per deploy, as a rollback to this release could not tell whether the database is past it.
   const revision = db.revision
     ? [
         `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
+        `if [ -n "$REVISION_FAILED" ]; then note "warning: the revision command ("${q(db.revision)}") failed: \\"$REVISION_FAILED\\"; ` +
+          "the release log records no revision for this release, so a rollback to it cannot tell whether a later migration took the database past it: " +
+          'fix the command, or set apphost:database.revision to one that prints the revision (\\"\\" for none)"; fi',
         'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       ]
     : [];

@@ -331,6 +331,35 @@ describe("release script: a first deploy whose migration writes a database insid
   });
 });
 
+describe("release script: a revision command that fails", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // CTFd's `flask db current`: its Flask-Migrate 2.5 passes alembic 1.16 an argument it no longer takes.
+  const said = "TypeError: current() got an unexpected keyword argument 'head_only'";
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      database: { revision: `bash revision.sh >/dev/null; echo ${JSON.stringify(said)}; exit 1` },
+    });
+  });
+  after(() => host.cleanup());
+
+  it("is a warning of the deploy, quoting it; the release is live, with no revision in the log", () => {
+    const id = "20250101120000-d7d7d7d7";
+    const r = host.deploy(writeTestApp(path.join(host.tmp, "r1"), { version: "r1" }), id);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        `apphost: warning: the revision command (bash revision.sh >/dev/null; echo "${said}"; exit 1) failed: "${said}"; ` +
+          "the release log records no revision for this release, so a rollback to it cannot tell whether a later migration took the database past it: " +
+          'fix the command, or set apphost:database.revision to one that prints the revision ("" for none)\n',
+      ),
+      r.stderr,
+    );
+    assert.match(host.read(host.layout.releaseLog), new RegExp(`^${id}\\t\\S+\\t-\\tdeployed$`, "m"));
+  });
+});
+
 describe("release script: the app's own package is importable in the commands it runs", function () {
   this.timeout(60000);
   let host: FakeHost;

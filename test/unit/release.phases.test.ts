@@ -252,6 +252,9 @@ describe("release phases: the base input", () => {
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
         'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
+      'if [ -n "$REVISION_FAILED" ]; then note "warning: the revision command ("\'alembic current\'") failed: \\"$REVISION_FAILED\\"; ' +
+        "the release log records no revision for this release, so a rollback to it cannot tell whether a later migration took the database past it: " +
+        'fix the command, or set apphost:database.revision to one that prints the revision (\\"\\" for none)"; fi',
       'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       'for f in /srv/shop-prod/shared/data/app.db /srv/shop-prod/shared/data/app.db-wal /srv/shop-prod/shared/data/app.db-shm /srv/shop-prod/shared/data/app.db-journal; do if [ -f "$f" ] && [ ! -L "$f" ]; then chmod g-w,o-rwx -- "$f"; fi; done',
       strayCheck('"the migration (alembic upgrade head)"'),
