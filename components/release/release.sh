@@ -244,12 +244,23 @@ share_with_proxy() {
 }
 
 # app_revision <var> <dir> <command>: <var> becomes the last non-empty stdout line of the revision command (tabs as
-# spaces), or empty when it printed none or failed. REVISION_FAILED becomes a failed command's last line, or "exit
-# status <n>" when it printed none, and is empty when the command went through: alembic's `FAILED: Can't locate
-# revision identified by '...'` in a release older than the database's migrations is no revision.
+# spaces), or empty when it printed none or failed. REVISION_FAILED becomes a failed command's last line on stderr
+# (where a traceback ends: CTFd's `flask db current` under alembic 1.16, "TypeError: current() got an unexpected
+# keyword argument 'head_only'"; alembic's own `FAILED: Can't locate revision identified by '...'` in a release older
+# than the database's migrations), else on stdout, else "exit status <n>", and is empty when the command went through.
 app_revision() {
-  local out line last="" rc=0
-  out=$(as_app "$2" "$3" 2>/dev/null) || rc=$?
+  local all out err rc last="" line sep=$'\x1f'
+  # stdout and stderr apart, in one capture: stdout, then <sep><status><sep><stderr>.
+  all=$({
+    rc=0
+    err=$(as_app "$2" "$3" 2>&1 >&3 3>&-) || rc=$?
+    printf '%s%s%s%s' "$sep" "$rc" "$sep" "$err"
+  } 3>&1)
+  out=${all%"$sep"*"$sep"*}
+  err=${all##*"$sep"}
+  rc=${all%"$sep"*}
+  rc=${rc##*"$sep"}
+  if [ "$rc" != 0 ]; then out=$out$'\n'$err; fi
   while IFS= read -r line; do if [[ $line == *[!$' \t']* ]]; then last=$line; fi; done <<<"$out"
   last=${last//$'\t'/ }
   if [ "$rc" = 0 ]; then REVISION_FAILED=""; else REVISION_FAILED=${last:-exit status $rc}; last=""; fi
