@@ -672,8 +672,9 @@ workers_note_restarts() {
 }
 
 # What a worker logs while it retries a server it cannot reach: Celery's "consumer: Cannot connect to redis://…",
-# errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server".
-UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to"
+# errno 111's "Connection refused", Node's ECONNREFUSED, libpq's "could not connect to server", asyncio's "Connect call
+# failed".
+UNREACHABLE="cannot connect to|connection refused|ECONNREFUSED|could not connect to|connect call failed"
 
 # The servers a worker usually reaches on its own host, by port: whose port it is, and the Debian package that brings
 # it (Postgres: apphost:database.kind).
@@ -681,12 +682,16 @@ declare -A LOCAL_SERVERS=([6379]="Redis redis-server" [5672]="RabbitMQ rabbitmq-
   [3306]="MySQL mariadb-server" [5432]="Postgres")
 readonly LOCAL_SERVERS
 
-# local_server_hint <journal line>: when the line names a port of this host ("connecting to localhost:6379") that
-# nothing listens on, says so, with what usually serves it there; nothing otherwise.
+# local_server_hint <journal line>: when the line names a port of this host that nothing listens on, says so, with
+# what usually serves it there; nothing otherwise. The port as redis-py, Celery and Node write it ("connecting to
+# localhost:6379", "ECONNREFUSED 127.0.0.1:5672"), as libpq does (`connection to server at "localhost" (127.0.0.1),
+# port 5432 failed`) and as Python's asyncio does (asyncpg's "Connect call failed ('127.0.0.1', 5432)").
 local_server_hint() {
-  local port
-  if [[ ! $1 =~ (localhost|127\.0\.0\.1|\[::1\]):([0-9]{2,5}) ]]; then return 0; fi
-  port=${BASH_REMATCH[2]}
+  local port here='(localhost|127\.0\.0\.1|::1)'
+  if [[ $1 =~ (localhost|127\.0\.0\.1|\[::1\]):([0-9]{2,5}) ]]; then port=${BASH_REMATCH[2]}
+  elif [[ $1 =~ \"$here\"(\ \([0-9a-f.:]+\))?,\ port\ ([0-9]{2,5})\ failed ]]; then port=${BASH_REMATCH[3]}
+  elif [[ $1 =~ \(\'$here\',\ ([0-9]{2,5})\) ]]; then port=${BASH_REMATCH[2]}
+  else return 0; fi
   if [ -n "$(port_listener "$port")" ]; then return 0; fi
   local server=${LOCAL_SERVERS[$port]:-}
   printf '; nothing on this host listens on port %s' "$port"

@@ -567,6 +567,69 @@ describe("release script: bind_failure_port, the port a web process's journal sa
   });
 });
 
+describe("release script: local_server_hint, a server of this host a worker's journal says it cannot reach", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fn = /^local_server_hint\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const servers = /^declare -A LOCAL_SERVERS=[\s\S]*?\nreadonly LOCAL_SERVERS\n/m.exec(release)?.[0];
+  const unreachable = /^UNREACHABLE=.*$/m.exec(release)?.[0];
+
+  /** The hint for this journal line, with port 6380 the one port of this host something listens on. */
+  function hintOf(line: string): string {
+    assert.ok(
+      fn && servers && unreachable,
+      "release.sh has no local_server_hint, LOCAL_SERVERS or UNREACHABLE",
+    );
+    const script = [
+      "set -euo pipefail",
+      unreachable,
+      servers,
+      'port_listener() { if [ "$1" = 6380 ]; then echo "users:((\\"redis-server\\",pid=7,fd=6))"; fi; }',
+      fn,
+      // The worker warnings hint only at a line the journal's grep for UNREACHABLE picked.
+      'if grep -qiE "$UNREACHABLE" <<<"$1"; then local_server_hint "$1"; else printf "not picked"; fi',
+    ];
+    const r = spawnSync("bash", ["-c", script.join("\n"), "hint", line], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  }
+
+  it("reads the port as redis-py, Celery and Node write it, as libpq does and as asyncio does", () => {
+    const postgres =
+      "; nothing on this host listens on port 5432, Postgres's: set apphost:database.kind to postgres, and apphost runs it and sets DATABASE_URL, or give the app the address of one (apphost:app.env)";
+    const redis =
+      "; nothing on this host listens on port 6379, Redis's: add redis-server to apphost:host.packages (the host baseline installs and starts it), or give the app the address of one (apphost:app.env)";
+    const table: [string, string][] = [
+      ["Error 111 connecting to localhost:6379. Connection refused.", redis],
+      [
+        "consumer: Cannot connect to redis://127.0.0.1:6379/0: Error 111 connecting to 127.0.0.1:6379.",
+        redis,
+      ],
+      [
+        "Error: connect ECONNREFUSED 127.0.0.1:5672",
+        "; nothing on this host listens on port 5672, RabbitMQ's: add rabbitmq-server to apphost:host.packages (the host baseline installs and starts it), or give the app the address of one (apphost:app.env)",
+      ],
+      // psycopg 3 and psycopg2 over libpq 14 and later
+      ['connection to server at "localhost" (127.0.0.1), port 5432 failed: Connection refused', postgres],
+      [
+        'connection to server at "127.0.0.1", port 5433 failed: Connection refused',
+        "; nothing on this host listens on port 5433",
+      ],
+      // asyncpg: every address localhost resolves to, each refused
+      [
+        "OSError: Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), [Errno 111] Connect call failed ('127.0.0.1', 5432)",
+        postgres,
+      ],
+      ["ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 6379)", redis],
+      // Something listens there (it refuses the worker for another reason), or the server is another host's
+      ["Error 111 connecting to localhost:6380. Connection refused.", ""],
+      ['connection to server at "db.internal" (10.0.0.5), port 5432 failed: Connection refused', ""],
+      ["[Errno 111] Connection refused", ""],
+      ["worker: ready.", "not picked"],
+    ];
+    for (const [line, hint] of table) assert.equal(hintOf(line), hint, line);
+  });
+});
+
 describe("release script: the command drop-ins (dropin_write, live_dropin_write, live_dropins_revert, live_dropins_done)", () => {
   const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
   const fns = ["dropin_write", "live_dropin_write", "live_dropins_revert", "live_dropins_done"].map(
