@@ -91,14 +91,29 @@ usage_error() {
 NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution|No address associated with hostname|Network is unreachable|Connection refused|Connection timed out|ProxyError|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|dns error"
 
 # network_hint: when the job's output (APPHOST_OUTPUT, the err file `start` gives it: root's) ends with an install that
-# could not reach its index, what it said and the index pip named (`Looking in indexes: ...`), as the phase error's hint.
+# could not reach its index, what it said, the server it named (pip's `HTTPSConnectionPool(host='github.com', ...)`,
+# npm's `getaddrinfo ENOTFOUND binaries.prisma.sh`) and the index pip named (`Looking in indexes: ...`), as the phase
+# error's hint; a requirement pip downloads from its own URL on that server (`Collecting https://github.com/... (from
+# -r requirements.txt (line 11))`, simonwillisonblog's) is named with its line.
 network_hint() {
-  local tail said index
+  local tail said index server="" direct url where
   if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
   tail=$(tail -n 60 "$APPHOST_OUTPUT")
   said=$(grep -oE -m 1 "$NETWORK_FAILURES" <<<"$tail") || return 0
   index=$(grep -oE -m 1 'Looking in indexes: [^ ]+' <<<"$tail") || true
-  printf '%s' "; the install could not reach a server it downloads from ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
+  server=$(grep -oE -m 1 "host='[^']+'|(ENOTFOUND|EAI_AGAIN) [A-Za-z0-9.-]+" <<<"$tail") || true
+  server=${server#host=\'}
+  server=${server%\'}
+  server=${server##* }
+  if [ -n "$server" ] && direct=$(grep -oE -m 1 "Collecting ([A-Za-z0-9._-]+ ?@ )?(git\+)?https?://${server//./\\.}[/:][^ ]* \(from -r [^()]+ \(line [0-9]+\)\)" <<<"$tail"); then
+    url=${direct#Collecting }
+    url=${url#*@ }
+    url=${url%% *}
+    where=${direct#* (from -r }
+    printf '%s' "; the install could not reach $server ($said): ${where%)} downloads $url from it directly, not from the package index: the host needs DNS and outbound HTTPS to $server, or the requirement from an index the host reaches"
+    return 0
+  fi
+  printf '%s' "; the install could not reach ${server:-a server it downloads from} ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
 }
 
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.

@@ -630,6 +630,96 @@ describe("release script: local_server_hint, a server of this host a worker's jo
   });
 });
 
+describe("release script: network_hint, what an install that could not download says", () => {
+  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+  const fn = /^network_hint\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const failures = /^NETWORK_FAILURES=.*$/m.exec(release)?.[0];
+
+  /** The hint for a job whose output ends with these lines. */
+  function hintOf(lines: string[]): string {
+    assert.ok(fn && failures, "release.sh has no network_hint or NETWORK_FAILURES");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-network-hint-"));
+    try {
+      const output = path.join(tmp, "err");
+      fs.writeFileSync(output, `${lines.join("\n")}\n`);
+      const script = ["set -euo pipefail", failures, fn, "network_hint"].join("\n");
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        env: { ...process.env, APPHOST_OUTPUT: output },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  const retry = (url: string) =>
+    `  WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno -2] Name or service not known')': ${url}`;
+  const gaveUp = (host: string, url: string) =>
+    `ERROR: Could not install packages due to an OSError: HTTPSConnectionPool(host='${host}', port=443): Max retries exceeded with url: ${url} (Caused by NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno -2] Name or service not known'))`;
+  const index =
+    "the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)";
+
+  it("names the server, and a requirement pip downloads from its own URL there with its line", () => {
+    const zip =
+      "https://github.com/simonw/django-sql-dashboard/archive/40ffbf18e57c7959750181d44c36cd3c3e99ee9e.zip";
+    const wheel = "https://static.simonwillison.net/static/2026/s3_web_manager_django-0.1.3-py3-none-any.whl";
+    const table: [string[], string][] = [
+      // simonw/simonwillisonblog's requirements.txt: a GitHub archive (line 11) and a wheel on its own server (line 30)
+      [
+        [
+          `Collecting ${zip} (from -r requirements.txt (line 11))`,
+          retry("/simonw/django-sql-dashboard/archive/40ffbf18e57c7959750181d44c36cd3c3e99ee9e.zip"),
+          gaveUp(
+            "github.com",
+            "/simonw/django-sql-dashboard/archive/40ffbf18e57c7959750181d44c36cd3c3e99ee9e.zip",
+          ),
+        ],
+        `; the install could not reach github.com (Name or service not known): requirements.txt (line 11) downloads ${zip} from it directly, not from the package index: the host needs DNS and outbound HTTPS to github.com, or the requirement from an index the host reaches`,
+      ],
+      [
+        [
+          "Collecting Django==6.1 (from -r requirements.txt (line 7))",
+          `Collecting s3-web-manager-django@ ${wheel} (from -r requirements.txt (line 30))`,
+          gaveUp("static.simonwillison.net", "/static/2026/s3_web_manager_django-0.1.3-py3-none-any.whl"),
+        ],
+        `; the install could not reach static.simonwillison.net (Name or service not known): requirements.txt (line 30) downloads ${wheel} from it directly, not from the package index: the host needs DNS and outbound HTTPS to static.simonwillison.net, or the requirement from an index the host reaches`,
+      ],
+      // babybuddy's: the index its requirements.txt names with -i
+      [
+        [
+          "Looking in indexes: https://pypi.python.org/simple",
+          retry("/simple/django/"),
+          "ERROR: Could not find a version that satisfies the requirement django==5.2 (from versions: none)",
+        ],
+        `; the install could not reach a server it downloads from (Name or service not known, https://pypi.python.org/simple): ${index}`,
+      ],
+      [
+        ["Looking in indexes: https://pypi.python.org/simple", gaveUp("pypi.python.org", "/simple/django/")],
+        `; the install could not reach pypi.python.org (Name or service not known, https://pypi.python.org/simple): ${index}`,
+      ],
+      // npm, and Prisma's engines as its postinstall fetches them (the realworld trial)
+      [
+        [
+          "npm error code ENOTFOUND",
+          "npm error syscall getaddrinfo",
+          "npm error network request to https://registry.npmjs.org/express failed, reason: getaddrinfo ENOTFOUND registry.npmjs.org",
+        ],
+        `; the install could not reach registry.npmjs.org (ENOTFOUND): ${index}`,
+      ],
+      [
+        [
+          "Error: request to https://binaries.prisma.sh/all_commits/x failed, reason: getaddrinfo EAI_AGAIN binaries.prisma.sh",
+        ],
+        `; the install could not reach binaries.prisma.sh (EAI_AGAIN): ${index}`,
+      ],
+      [["ERROR: No matching distribution found for nosuchpackage"], ""],
+    ];
+    for (const [lines, hint] of table) assert.equal(hintOf(lines), hint, lines.join("\n"));
+  });
+});
+
 describe("release script: the command drop-ins (dropin_write, live_dropin_write, live_dropins_revert, live_dropins_done)", () => {
   const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
   const fns = ["dropin_write", "live_dropin_write", "live_dropins_revert", "live_dropins_done"].map(
