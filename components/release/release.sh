@@ -413,11 +413,14 @@ readonly PROXY_HEADERS
 # instance that listens on other ports, not its own, for HEALTH_ELSEWHERE_SECONDS, and one systemd restarted twice,
 # its journal saying an address is in use (port_hint). So does one systemd restarted HEALTH_CRASH_RESTARTS times
 # since the gate began, whatever its journal says: it exits soon after it starts (an import error, a missing
-# setting), which waiting does not change; the caller prints its journal.
+# setting), which waiting does not change; the caller prints its journal. A 5xx is waited for (an app still reaching
+# its database answers one), unless it is the same to every try for HEALTH_SAME_ANSWER_SECONDS and the last error in
+# the instance's journal is one ERROR_HINTS knows, which waiting does not change either (CTFd's cache in the
+# read-only release: [Errno 30] Read-only file system).
 # It keeps time on the gate's clock (gate_ms), in milliseconds: a 60 s deadline is 60 s, not 59 to 60.
 health_wait() {
   local out code location state tries=0 same="" since=0 port holder restarts t0 elapsed
-  local elsewhere bound away_since="" restarts0=""
+  local elsewhere bound away_since="" restarts0="" line hint
   micros t0
   port=${1#http://*:} port=${port%%/*}
   HEALTH_LAST="nothing yet"
@@ -447,6 +450,19 @@ health_wait() {
           # What the app says of it: its answer, and the error it logged for the request (Django's DisallowedHost).
           if [[ $code == 4* ]]; then HEALTH_LAST+=$(health_answer "$1")$(journal_error "$2"); fi
           return 1
+        fi
+        ;;
+      5[0-9][0-9])
+        if [ "$code" != "$same" ]; then
+          same=$code since=$elapsed
+        elif [ $((elapsed - since)) -ge $((HEALTH_SAME_ANSWER_SECONDS * 1000)) ]; then
+          line=$(last_exception "$2")
+          hint=""
+          if [ -n "$line" ]; then hint=$(error_hint "$line"); fi
+          if [ -n "$hint" ]; then
+            HEALTH_LAST="HTTP $code to every try for $(((elapsed - since) / 1000))s, so the gate stopped waiting: the last error in its journal, $line, is one that waiting does not change ($hint)"
+            return 1
+          fi
         fi
         ;;
       000)

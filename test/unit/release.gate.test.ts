@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
-import { EXIT_CODES } from "../../components/release/phases";
+import { ERROR_HINTS, EXIT_CODES } from "../../components/release/phases";
 import { FakeHost, writeTestApp } from "./release-harness";
 
 describe("release script: the health gate stops early on the same 4xx, saying what it usually means", function () {
@@ -81,7 +81,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     );
   });
 
-  it("a 404 to every try: the health path (a 500 is waited for to the end: the deploy story)", () => {
+  it("a 404 to every try: the health path (a 500 is waited for, unless its error is one waiting does not change: below)", () => {
     const r = deployAnswering(404, "20250102120000-c5c5c5c5");
     assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
     // An error page without a title: its text, whitespace runs as one space, tags and all, cut at 120 characters.
@@ -151,6 +151,56 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
       new RegExp(
         `as the proxy does; the app answered a page titled "DisallowedHost at /"; the last error in its journal: ${logged.replace(/[.()]/g, "\\$&")}\\); no release served before this one`,
       ),
+    );
+  });
+});
+
+describe("release script: the health gate waits on a 5xx, unless its error is one waiting does not change", function () {
+  this.timeout(60000);
+  let host: FakeHost;
+  // A gate that waits 4 s, and looks at one answer's error after 1 s of it.
+  before(() => {
+    host = new FakeHost({
+      sharedVenv: true,
+      releases: { healthTimeoutSeconds: 4 },
+      timing: { healthSameAnswerSeconds: 1 },
+    });
+  });
+  after(() => host.cleanup());
+
+  const deployFailing = (id: string, error: string) => {
+    host.clearJournal();
+    return host.deploy(
+      writeTestApp(path.join(host.tmp, id), { version: id, healthy: false, unhealthyError: error }),
+      id,
+    );
+  };
+
+  it("an error ERROR_HINTS knows (CTFd's cache in the read-only release): stops early, quoting it with its hint", () => {
+    const error =
+      "OSError: [Errno 30] Read-only file system: '/srv/ctfd-ctfd/releases/x/CTFd/../.data/filesystem_cache/tmp1'";
+    const r = deployFailing("20250101120000-c9c9c9c1", error);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    const hint = ERROR_HINTS.find((h) => h.says === "[Errno 30] Read-only file system")!.hint;
+    const m = new RegExp(
+      "did not answer 2xx on http://127\\.0\\.0\\.1:\\d+/healthz \\(last answer: HTTP 500 to every try for (\\d+)s, so the gate stopped waiting: " +
+        "the last error in its journal, (.*), is one that waiting does not change \\((.*)\\)\\); no release served before this one",
+    ).exec(r.stderr);
+    assert.ok(m, r.stderr);
+    const seconds = Number(m[1]);
+    assert.ok(seconds >= 1 && seconds < 4, `stopped after ${seconds}s`);
+    assert.deepEqual([m[2], m[3]], [error, hint]);
+  });
+
+  it("any other error (a database still starting): waited for to the deadline, and quoted", () => {
+    const error = "psycopg.OperationalError: connection failed: the database system is starting up";
+    const r = deployFailing("20250101120000-c9c9c9c2", error);
+    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        `(last answer: HTTP 500; no 2xx within 4s; the last error in its journal: ${error}); `,
+      ),
+      r.stderr,
     );
   });
 });
