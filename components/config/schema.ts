@@ -524,7 +524,7 @@ function dependencyGroupsRefused(files: AppFiles, requirements: string | undefin
   }
   if (offeredGroups(deps.manager, files.python["pyproject.toml"])) return undefined;
   return (
-    `apphost installs dependency groups and extras with uv, Poetry, and pip where pyproject.toml is no package; ${files.dir} installs with ${deps.manager}${deps.manifest ? ` (${deps.manifest})` : ""}: ` +
+    `apphost installs dependency groups and extras with uv, Poetry, and pip from pyproject.toml; ${files.dir} installs with ${deps.manager}${deps.manifest ? ` (${deps.manifest})` : ""}: ` +
     "list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups"
   );
 }

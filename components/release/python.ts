@@ -109,20 +109,16 @@ export function offeredGroups(
 }
 
 /**
- * The managers that install apphost:app.dependencyGroups: uv, Poetry, and pip for a pyproject.toml that is no
- * package (its PEP 735 groups; `dependencies` is set exactly then, virtualProjectDependencies).
+ * The managers that install apphost:app.dependencyGroups: uv, Poetry, and pip from pyproject.toml (its PEP 735
+ * groups and its extras; a package's extras as `pip install '.[a,b]'`).
  */
-export function installsGroups(deps: Pick<PythonDeps, "manager" | "dependencies">): boolean {
-  return (
-    deps.manager === "uv" ||
-    deps.manager === "poetry" ||
-    (deps.manager === "pip-project" && deps.dependencies !== undefined)
-  );
+export function installsGroups(deps: Pick<PythonDeps, "manager">): boolean {
+  return deps.manager === "uv" || deps.manager === "poetry" || deps.manager === "pip-project";
 }
 
 /** offeredGroups of a parsed pyproject.toml (undefined: missing or unreadable). */
 function offeredIn(manager: PythonManager, doc: unknown): Map<string, PythonGroup["as"]> | undefined {
-  if (!installsGroups({ manager, dependencies: virtualDependencies(doc) })) return undefined;
+  if (!installsGroups({ manager })) return undefined;
   const offered = new Map<string, PythonGroup["as"]>();
   const names = (dotted: string) => tableKeys(tomlAt(doc, dotted));
   for (const g of names(manager === "poetry" ? "tool.poetry.group" : "dependency-groups"))
@@ -634,8 +630,11 @@ export const PYPROJECT_DEPS_PY = [
   "    for d in groups[norm(name)]:",
   "        out += group(d['include-group'], seen + (norm(name),)) if isinstance(d, dict) and 'include-group' in d else [d]",
   "    return out",
-  "deps = list(project.get('dependencies', []))",
+  // --named-only: the groups and extras alone, for a package whose own install (pip install .) brought the rest.
+  "deps = [] if '--named-only' in sys.argv[2:] else list(project.get('dependencies', []))",
   "for arg in sys.argv[2:]:",
+  "    if arg == '--named-only':",
+  "        continue",
   "    kind, _, name = arg.partition(':')",
   "    deps += group(name) if kind == 'group' else project.get('optional-dependencies', {}).get(name, [])",
   "print(''.join(d + '\\n' for d in deps if isinstance(d, str)), end='')",
@@ -909,24 +908,26 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
       ];
     case "pip-project": {
       const pip = `PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input`;
-      if (!deps.dependencies) return [venv, `as_app "$NEW_DIR" "${pip} ."`];
+      const named = (as: PythonGroup["as"]) =>
+        (deps.groups ?? []).filter((g) => g.as === as).map((g) => g.name);
+      if (!deps.dependencies) {
+        // A package: pip builds and installs it with the extras named; the PEP 735 groups named, which pip 23 (Debian
+        // 12's) cannot install, are read as below and installed after it.
+        const extras = named("extra");
+        const install = [
+          venv,
+          `as_app "$NEW_DIR" "${pip} ${extras.length ? q(`.[${extras.join(",")}]`) : "."}"`,
+        ];
+        const groupArgs = named("group")
+          .map((g) => ` ${q(`group:${g}`)}`)
+          .join("");
+        return groupArgs ? [...install, ...pipedDependencies(`--named-only${groupArgs}`, pip)] : install;
+      }
       const groups = (deps.groups ?? []).map((g) => ` ${q(`${g.as}:${g.name}`)}`).join("");
       if (deps.dependencies.length === 0 && !groups) {
         return [emptyVenv, `note "install: pyproject.toml lists no dependencies; the venv has no packages"`];
       }
-      // Read on the host from the release's own pyproject.toml, not written into this script: a dependency (a URL
-      // with a token in it) stays out of the script and the state, and a change to the list changes no host file.
-      // Read once to fail with a reason, then piped to pip's arguments, one requirement each (xargs reads the pipe
-      // it was handed; pip -r /dev/stdin would reopen root's pipe as the app user and be refused): no file holds the
-      // list, for other users to read or for a failed install to leave behind.
-      const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"${groups}`;
-      return [
-        venv,
-        `PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ${readDeps} >/dev/null || die ${q(
-          "install: could not read the dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
-        )}`,
-        `${readDeps} | as_app "$NEW_DIR" "xargs -d '\\n' -r env ${pip}"`,
-      ];
+      return [venv, ...pipedDependencies(groups.trimStart(), pip)];
     }
     case "none":
       return [
@@ -934,6 +935,24 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
         `note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"`,
       ];
   }
+}
+
+/**
+ * The requirements PYPROJECT_DEPS_PY reads with `args`, installed by `pip`. Read on the host from the release's own
+ * pyproject.toml, not written into this script: a dependency (a URL with a token in it) stays out of the script and
+ * the state, and a change to the list changes no host file. Read once to fail with a reason, then piped to pip's
+ * arguments, one requirement each (xargs reads the pipe it was handed; pip -r /dev/stdin would reopen root's pipe as
+ * the app user and be refused): no file holds the list, for other users to read or for a failed install to leave
+ * behind.
+ */
+function pipedDependencies(args: string, pip: string): string[] {
+  const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"${args ? ` ${args}` : ""}`;
+  return [
+    `PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ${readDeps} >/dev/null || die ${q(
+      "install: could not read the dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",
+    )}`,
+    `${readDeps} | as_app "$NEW_DIR" "xargs -d '\\n' -r env ${pip}"`,
+  ];
 }
 
 /** One line for the install phase's description. */
@@ -953,7 +972,7 @@ export function pythonInstallLabel(deps: PythonDeps): string {
       const groups = (deps.groups ?? []).map((g) => `${g.as} ${g.name}`);
       return deps.dependencies
         ? `pip install of pyproject.toml's [project] dependencies${groups.length ? ` and its ${groups.join(", ")}` : ""} (no lock file; the project is not a package)`
-        : "pip install . (pyproject.toml, no lock file)";
+        : `pip install .${groups.length ? ` with its ${groups.join(", ")}` : ""} (pyproject.toml, no lock file)`;
     }
     case "none":
       return "no packages";

@@ -706,6 +706,87 @@ describe("python: install commands per manager", () => {
     ]);
   });
 
+  it("pip-project, a package: its extras installed with it (pip install '.[a,b]'), its PEP 735 groups after it", () => {
+    const toml = [
+      "[build-system]",
+      'requires = ["setuptools>=61"]',
+      'build-backend = "setuptools.build_meta"',
+      "[project]",
+      'name = "shop"',
+      'version = "1.0"',
+      'dependencies = ["flask>=3"]',
+      "[project.optional-dependencies]",
+      'postgres = ["psycopg[binary]>=3.2"]',
+      'redis = ["redis>=5"]',
+      "[dependency-groups]",
+      'serve = ["gunicorn>=23", {include-group = "metrics"}]',
+      'metrics = ["prometheus-client>=0.20"]',
+      "",
+    ].join("\n");
+    const app: AppFiles = {
+      dir: "../shop",
+      procfile: "web: gunicorn shop:app\n",
+      python: { "pyproject.toml": toml },
+    };
+    const parse = (groups?: string[]) =>
+      parseStackConfig(
+        withKeys(baseRaw(), { "app.requirements": undefined, "app.dependencyGroups": groups }),
+        {
+          ...baseCtx(),
+          appFiles: app,
+        },
+      ).app.pythonDeps!;
+    const pip = `PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input`;
+    const venv = 'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"';
+    // None named: the package alone, as before, and the program check names the group gunicorn is in.
+    const bare = parse();
+    assert.equal(bare.dependencies, undefined, "a package");
+    assert.deepEqual(pythonInstallCommands(bare, cache), [venv, `as_app "$NEW_DIR" "${pip} ."`]);
+    assert.deepEqual(bare.groupedPackages?.gunicorn, [{ name: "serve", as: "group" }]);
+    // Extras only: pip's own `.[a,b]`, quoted for the app user's shell.
+    const extras = parse(["postgres", "redis"]);
+    assert.deepEqual(pythonInstallCommands(extras, cache), [
+      venv,
+      `as_app "$NEW_DIR" "${pip} '.[postgres,redis]'"`,
+    ]);
+    assert.equal(
+      pythonInstallLabel(extras),
+      "pip install . with its extra postgres, extra redis (pyproject.toml, no lock file)",
+    );
+    // A group too: read on the host, without the [project] dependencies pip install . brought, and piped to pip.
+    const both = parse(["postgres", "serve"]);
+    const cmds = pythonInstallCommands(both, cache);
+    assert.deepEqual(
+      [cmds[0], cmds[1], cmds[3]],
+      [
+        venv,
+        `as_app "$NEW_DIR" "${pip} '.[postgres]'"`,
+        `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml" --named-only group:serve | as_app "$NEW_DIR" "xargs -d '\\n' -r env ${pip}"`,
+      ],
+    );
+    assert.equal(cmds.length, 4);
+    assert.equal(
+      pythonInstallLabel(both),
+      "pip install . with its extra postgres, group serve (pyproject.toml, no lock file)",
+    );
+    // Under bash and this machine's python3: the group with the one it includes, and nothing else.
+    const dir = mkdtempSync(join(tmpdir(), "apphost-pyproject-"));
+    try {
+      writeFileSync(join(dir, "pyproject.toml"), toml);
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `set -o pipefail; die() { echo "died: $1"; exit 9; }; as_app() { cat; }; NEW_DIR=${dir}; ${cmds[2]}; ${cmds[3]}`,
+        ],
+        { encoding: "utf8", env: { ...process.env, PATH: pathWithPython3() } },
+      );
+      assert.equal(r.stdout, "gunicorn>=23\nprometheus-client>=0.20\n", r.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("pip-project with PEP 735 dependency groups only (BookWyrm): the groups apphost:app.dependencyGroups names", () => {
     // BookWyrm db40a61c9's pyproject.toml in short: no [project], no [build-system]; its Dockerfile runs
     // `pip install --group main --group dev`.
@@ -724,10 +805,10 @@ describe("python: install commands per manager", () => {
       [...(offeredGroups("pip-project", toml)?.keys() ?? [])],
       ["main", "queue-workers", "dev"],
     );
-    // A package (pip install .) offers none: pip would build it.
-    assert.equal(
-      offeredGroups("pip-project", `[build-system]\nrequires = ["setuptools"]\n${toml}`),
-      undefined,
+    // A package (pip install .) offers the same: see the test below.
+    assert.deepEqual(
+      [...(offeredGroups("pip-project", `[build-system]\nrequires = ["setuptools"]\n${toml}`)?.keys() ?? [])],
+      ["main", "queue-workers", "dev"],
     );
     const app: AppFiles = {
       dir: "../bookwyrm",
@@ -1767,7 +1848,7 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
     ]);
     const pip = files({ "requirements.txt": "django\n", "pyproject.toml": PYPROJECT });
     assert.deepEqual(configProblems(raw(["postgres"]), { ...baseCtx(), appFiles: pip }), [
-      "apphost:app.dependencyGroups: apphost installs dependency groups and extras with uv, Poetry, and pip where pyproject.toml is no package; ../linkding installs with pip (requirements.txt): list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups",
+      "apphost:app.dependencyGroups: apphost installs dependency groups and extras with uv, Poetry, and pip from pyproject.toml; ../linkding installs with pip (requirements.txt): list the packages in its main dependencies instead, and remove apphost:app.dependencyGroups",
     ]);
     assert.deepEqual(
       configProblems(withKeys(raw(["postgres"]), { "app.runtime": "node" }), {

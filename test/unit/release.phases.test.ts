@@ -194,7 +194,7 @@ describe("release phases: the base input", () => {
       commands.at(-1)!,
       /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\), or /,
     );
-    // pip with a pyproject.toml that is no package installs the groups named too (BookWyrm's main); as a package, none.
+    // pip from a pyproject.toml installs the groups named too (BookWyrm's main), a package's as well.
     const pipInstall = (pyproject: string) =>
       phase(
         baseInput({
@@ -210,7 +210,18 @@ describe("release phases: the base input", () => {
     );
     assert.match(
       pipInstall(`[build-system]\nrequires = ["setuptools"]\n${groups}`),
-      /\(pyproject\.toml; apphost installs no dev group\)/,
+      /\(pyproject\.toml; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\)/,
+    );
+    // Pipenv: none.
+    assert.match(
+      phase(
+        baseInput({
+          refs: literal,
+          app: { ...baseApp, pythonDeps: detectPythonDeps({ Pipfile: "", "Pipfile.lock": "{}" }) },
+        }),
+        "install",
+      ).commands.at(-1)!,
+      /\(Pipfile\.lock; apphost installs no dev group\)/,
     );
   });
 
