@@ -274,9 +274,9 @@ describe("release script: a first deploy whose migration writes a database insid
   // revision read before the migration is what changes the database first.
   it("a revision command that creates the tables: a failed first release sets its database aside all the same", () => {
     const id = "20250101120000-f2f2f2f2";
-    const app = { version: "ctfd1", revisionMigrates: true, healthy: false };
+    const app = { version: "ctfd1", revisionMigrates: true, failMigration: true };
     const r = host.deploy(writeTestApp(path.join(host.tmp, "ctfd1"), app), id);
-    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
     assert.ok(
       r.stderr.includes(
         `apphost: restore: there was no database before the migration; what it created is in ${host.layout.backups}: app.db.failed-${id}\n`,
@@ -285,10 +285,7 @@ describe("release script: a first deploy whose migration writes a database insid
     );
     assert.ok(!fs.existsSync(path.join(host.layout.data, "app.db")), "no database after the rollback");
     // No database, no revision: not the one the app stamped on the database it set aside.
-    assert.match(
-      host.read(host.layout.releaseLog),
-      new RegExp(`^${id}\\t\\S+\\t-\\tfailed:health-gate$`, "m"),
-    );
+    assert.match(host.read(host.layout.releaseLog), new RegExp(`^${id}\\t\\S+\\t-\\tfailed:migrate$`, "m"));
   });
 
   it("a later release's: the rollback restores the backup, and does not run the command again on it", () => {
@@ -304,14 +301,14 @@ describe("release script: a first deploy whose migration writes a database insid
     const app = {
       version: "ctfd3",
       revisionMigrates: true,
-      healthy: false,
+      failMigration: true,
       migrations: [
         "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)",
         "CREATE TABLE IF NOT EXISTS solves (id INTEGER)",
       ],
     };
     r = host.deploy(writeTestApp(path.join(host.tmp, "ctfd3"), app), id);
-    assert.equal(r.status, EXIT_CODES["health-gate"], r.stderr);
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
     assert.match(
       r.stderr,
       /^apphost: rollback: database restored from \S+; its schema fingerprint matches the one before the migration$/m,
@@ -325,7 +322,7 @@ describe("release script: a first deploy whose migration writes a database insid
     assert.equal(sqlite(path.join(host.layout.data, "app.db"), "SELECT rev FROM revision"), "ctfd2\n");
     assert.match(
       host.read(host.layout.releaseLog),
-      new RegExp(`^${id}\\t\\S+\\t\\S+\\tfailed:health-gate$`, "m"),
+      new RegExp(`^${id}\\t\\S+\\t\\S+\\tfailed:migrate$`, "m"),
     );
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250102120000-f3f3f3f3");
   });
