@@ -420,7 +420,7 @@ readonly PROXY_HEADERS
 # It keeps time on the gate's clock (gate_ms), in milliseconds: a 60 s deadline is 60 s, not 59 to 60.
 health_wait() {
   local out code location state tries=0 same="" since=0 port holder restarts t0 elapsed
-  local elsewhere bound away_since="" restarts0="" line hint
+  local elsewhere bound away_since="" restarts0="" line hint looked=-5000
   micros t0
   port=${1#http://*:} port=${port%%/*}
   HEALTH_LAST="nothing yet"
@@ -455,7 +455,9 @@ health_wait() {
       5[0-9][0-9])
         if [ "$code" != "$same" ]; then
           same=$code since=$elapsed
-        elif [ $((elapsed - since)) -ge $((HEALTH_SAME_ANSWER_SECONDS * 1000)) ]; then
+        elif [ $((elapsed - since)) -ge $((HEALTH_SAME_ANSWER_SECONDS * 1000)) ] && [ $((elapsed - looked)) -ge 5000 ]; then
+          # The journal read at most every 5 s: an app that answers 5xx for another reason is waited for to the end.
+          looked=$elapsed
           line=$(last_exception "$2")
           hint=""
           if [ -n "$line" ]; then hint=$(error_hint "$line"); fi
