@@ -38,6 +38,25 @@ async function inBatches<T, R>(items: T[], n: number, fn: (item: T) => Promise<R
   return out;
 }
 
+/** release.sh, the static part the render ends with: its functions are also run alone, in real bash, below. */
+const RELEASE_SH = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+
+/** A function of release.sh as it is written there, on one line or several. */
+function releaseFunction(name: string): string {
+  const fn = new RegExp(`^${name}\\(\\) \\{[^\\n]*\\}\\n|^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`, "m").exec(
+    RELEASE_SH,
+  )?.[0];
+  assert.ok(fn, `release.sh has no ${name}`);
+  return fn;
+}
+
+/** A top-level definition of release.sh: what `pattern` (multiline) matches. */
+function releaseDefinition(pattern: RegExp): string {
+  const found = pattern.exec(RELEASE_SH)?.[0];
+  assert.ok(found, `release.sh has nothing that matches ${pattern}`);
+  return found;
+}
+
 describe("release script: static checks", () => {
   it("passes shellcheck -s bash with no findings (production render, variants, standalone backup/restore)", async function () {
     this.timeout(60000);
@@ -82,7 +101,7 @@ describe("release script: static checks", () => {
   });
 
   it("release.sh, the static part, passes shellcheck as it is; the render carries none of its preamble", () => {
-    const text = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
+    const text = RELEASE_SH;
     assert.match(text, /^# shellcheck shell=bash$/m, "shellcheck must know the shell without -s");
     const r = shellcheckSync(text, ["-S", "style"]);
     assert.deepEqual([r.status, r.output], [0, ""], r.output);
@@ -198,8 +217,7 @@ describe("release script: static checks", () => {
 });
 
 describe("release script: link_node_modules (an npm workspace's node_modules in a release)", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fn = /^link_node_modules\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const fn = releaseFunction("link_node_modules");
 
   it("links the tree's entries, each member's name to the member in the release, and a member's own node_modules", () => {
     assert.ok(fn, "release.sh has no link_node_modules");
@@ -415,15 +433,7 @@ describe("shellcheck's clean verdicts are remembered (test/unit/shellcheck.ts)",
 });
 
 describe("release script: the env copies (env_snapshot, live_env_set, live_env_revert)", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fns = ["env_copy", "env_snapshot", "live_env_set", "live_env_revert"].map((name) => {
-    const fn = new RegExp(
-      `^${name}\\(\\) \\{[^\\n]*\\}\\n|^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`,
-      "m",
-    ).exec(release)?.[0];
-    assert.ok(fn, `release.sh has no ${name}`);
-    return fn;
-  });
+  const fns = ["env_copy", "env_snapshot", "live_env_set", "live_env_revert"].map(releaseFunction);
 
   /** The functions run under bash -eu in a temp dir holding env (ENV_FILE) and live.env (LIVE_ENV). */
   function run(tmp: string, body: string[]) {
@@ -483,8 +493,7 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
 });
 
 describe("release script: as_app, what a build, migration or check runs in", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const asApp = /^as_app\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
+  const asApp = releaseFunction("as_app");
 
   it("npm keeps its cache in the stack's cache/ (the app user's home, the stack root, is root's) and reads the host's CA store", () => {
     assert.ok(asApp, "release.sh has no as_app");
@@ -509,9 +518,8 @@ describe("release script: as_app, what a build, migration or check runs in", () 
 });
 
 describe("release script: bind_failure_port, the port a web process's journal says is taken", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fn = /^bind_failure_port\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
-  const bound = /^BIND_FAILURES=.*$/m.exec(release)?.[0];
+  const fn = releaseFunction("bind_failure_port");
+  const bound = releaseDefinition(/^BIND_FAILURES=.*$/m);
 
   /** bind_failure_port over a journal of these lines (journal_tail's stand-in prints them). */
   function portOf(lines: string[]): string {
@@ -568,10 +576,9 @@ describe("release script: bind_failure_port, the port a web process's journal sa
 });
 
 describe("release script: local_server_hint, a server of this host a worker's journal says it cannot reach", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fn = /^local_server_hint\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
-  const servers = /^declare -A LOCAL_SERVERS=[\s\S]*?\nreadonly LOCAL_SERVERS\n/m.exec(release)?.[0];
-  const unreachable = /^UNREACHABLE=.*$/m.exec(release)?.[0];
+  const fn = releaseFunction("local_server_hint");
+  const servers = releaseDefinition(/^declare -A LOCAL_SERVERS=[\s\S]*?\nreadonly LOCAL_SERVERS\n/m);
+  const unreachable = releaseDefinition(/^UNREACHABLE=.*$/m);
 
   /** The hint for this journal line, with port 6380 the one port of this host something listens on. */
   function hintOf(line: string): string {
@@ -631,9 +638,8 @@ describe("release script: local_server_hint, a server of this host a worker's jo
 });
 
 describe("release script: network_hint, what an install that could not download says", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fn = /^network_hint\(\) \{\n[\s\S]*?\n\}\n/m.exec(release)?.[0];
-  const failures = /^NETWORK_FAILURES=.*$/m.exec(release)?.[0];
+  const fn = releaseFunction("network_hint");
+  const failures = releaseDefinition(/^NETWORK_FAILURES=.*$/m);
 
   /** The hint for a job whose output ends with these lines. */
   function hintOf(lines: string[]): string {
@@ -721,13 +727,8 @@ describe("release script: network_hint, what an install that could not download 
 });
 
 describe("release script: the command drop-ins (dropin_write, live_dropin_write, live_dropins_revert, live_dropins_done)", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
   const fns = ["dropin_write", "live_dropin_write", "live_dropins_revert", "live_dropins_done"].map(
-    (name) => {
-      const fn = new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`, "m").exec(release)?.[0];
-      assert.ok(fn, `release.sh has no ${name}`);
-      return fn;
-    },
+    releaseFunction,
   );
 
   /** The functions run under bash -eu, SYSTEMCTL a stand-in that logs its arguments to <tmp>/systemctl.log. */
@@ -793,12 +794,7 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
 });
 
 describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
-  const release = fs.readFileSync(path.join(__dirname, "../../components/release/release.sh"), "utf8");
-  const fns = ["exception_line", "last_exception", "journal_error"].map((name) => {
-    const fn = new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?\\n\\}\\n`, "m").exec(release)?.[0];
-    assert.ok(fn, `release.sh has no ${name}`);
-    return fn;
-  });
+  const fns = ["exception_line", "last_exception", "journal_error"].map(releaseFunction);
 
   /** `<fn> <unit>` under bash -eu, with error_hint as rendered and a journalctl that prints `journal`. */
   function run(fn: "last_exception" | "journal_error", journal: string) {
