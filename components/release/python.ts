@@ -918,16 +918,14 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
           venv,
           `as_app "$NEW_DIR" "${pip} ${extras.length ? q(`.[${extras.join(",")}]`) : "."}"`,
         ];
-        const groupArgs = named("group")
-          .map((g) => ` ${q(`group:${g}`)}`)
-          .join("");
-        return groupArgs ? [...install, ...pipedDependencies(`--named-only${groupArgs}`, pip)] : install;
+        const groups = named("group").map((g) => `group:${g}`);
+        return groups.length ? [...install, ...pipedDependencies(["--named-only", ...groups], pip)] : install;
       }
-      const groups = (deps.groups ?? []).map((g) => ` ${q(`${g.as}:${g.name}`)}`).join("");
-      if (deps.dependencies.length === 0 && !groups) {
+      const groups = (deps.groups ?? []).map((g) => `${g.as}:${g.name}`);
+      if (deps.dependencies.length === 0 && groups.length === 0) {
         return [emptyVenv, `note "install: pyproject.toml lists no dependencies; the venv has no packages"`];
       }
-      return [venv, ...pipedDependencies(groups.trimStart(), pip)];
+      return [venv, ...pipedDependencies(groups, pip)];
     }
     case "none":
       return [
@@ -938,15 +936,15 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
 }
 
 /**
- * The requirements PYPROJECT_DEPS_PY reads with `args`, installed by `pip`. Read on the host from the release's own
+ * The requirements PYPROJECT_DEPS_PY reads with `args` (`--named-only`, `group:<name>`, `extra:<name>`), installed by `pip`. Read on the host from the release's own
  * pyproject.toml, not written into this script: a dependency (a URL with a token in it) stays out of the script and
  * the state, and a change to the list changes no host file. Read once to fail with a reason, then piped to pip's
  * arguments, one requirement each (xargs reads the pipe it was handed; pip -r /dev/stdin would reopen root's pipe as
  * the app user and be refused): no file holds the list, for other users to read or for a failed install to leave
  * behind.
  */
-function pipedDependencies(args: string, pip: string): string[] {
-  const readDeps = `python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"${args ? ` ${args}` : ""}`;
+function pipedDependencies(args: readonly string[], pip: string): string[] {
+  const readDeps = ['python3 -c "$PYPROJECT_DEPS_PY" "$NEW_DIR/pyproject.toml"', ...args.map(q)].join(" ");
   return [
     `PYPROJECT_DEPS_PY=${ansiC(PYPROJECT_DEPS_PY)}; ${readDeps} >/dev/null || die ${q(
       "install: could not read the dependencies from the release's pyproject.toml with the host's python3 (tomllib needs Python 3.11 or later)",

@@ -264,17 +264,15 @@ share_with_proxy() {
 # keyword argument 'head_only'"; alembic's own `FAILED: Can't locate revision identified by '...'` in a release older
 # than the database's migrations), else on stdout, else "exit status <n>", and is empty when the command went through.
 app_revision() {
-  local all out err rc last="" line sep=$'\x1f'
-  # stdout and stderr apart, in one capture: stdout, then <sep><status><sep><stderr>.
+  local all out err rc=0 last="" line sep=$'\x1f'
+  # stdout and stderr apart, in one capture (stdout, <sep>, stderr), with the command's status as the capture's.
   all=$({
-    rc=0
-    err=$(as_app "$2" "$3" 2>&1 >&3 3>&-) || rc=$?
-    printf '%s%s%s%s' "$sep" "$rc" "$sep" "$err"
-  } 3>&1)
-  out=${all%"$sep"*"$sep"*}
+    err=$(as_app "$2" "$3" 2>&1 >&3 3>&-) || status=$?
+    printf '%s%s' "$sep" "$err"
+    exit "${status:-0}"
+  } 3>&1) || rc=$?
+  out=${all%"$sep"*}
   err=${all##*"$sep"}
-  rc=${all%"$sep"*}
-  rc=${rc##*"$sep"}
   if [ "$rc" != 0 ]; then out=$out$'\n'$err; fi
   while IFS= read -r line; do if [[ $line == *[!$' \t']* ]]; then last=$line; fi; done <<<"$out"
   last=${last//$'\t'/ }
