@@ -329,15 +329,26 @@ export function tail(text: string, lines = 40): string {
 const CUT = /\.\.\.|…/g;
 
 /**
- * Replace every secret value in `text` with [secret], and a secret's start
- * just before a cut mark or its end just after one: pydantic shortens the
- * settings it prints to `{'SECRET_KEY': 'PtUg6MCgJ...ORD': 'x'}`, which
- * holds no whole value. Values and cut pieces under 4 characters stay: too
- * short to blank without mangling the rest of the text.
+ * Terminal control sequences in a host's output: CSI (colours, cursor moves), OSC (a title, a link), the other
+ * escapes (a character set, a reset), and every other C0 control but tab and newline. An app's log in its journal carries colour
+ * codes when its logger colours without asking for a terminal (structlog's console renderer, Celery's worker).
+ */
+const CONTROL =
+  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]?|[\x00-\x08\x0b-\x1f\x7f]/g;
+
+/**
+ * What a message shows of a host's output: its text without terminal control
+ * sequences (`CONTROL`), which would otherwise reach the operator's terminal
+ * from the app's journal; every secret value replaced with [secret], and a
+ * secret's start just before a cut mark or its end just after one: pydantic
+ * shortens the settings it prints to `{'SECRET_KEY': 'PtUg6MCgJ...ORD': 'x'}`,
+ * which holds no whole value. Values and cut pieces under 4 characters stay:
+ * too short to blank without mangling the rest of the text.
  */
 export function redact(text: string, secrets: string[]): string {
   const values = secrets.filter((s) => s && s.length >= 4);
-  let out = text;
+  // Controls first: a secret the app printed in colour, or with a code inside it, is then one run of text.
+  let out = text.replace(CONTROL, "");
   for (const s of values) out = out.split(s).join("[secret]");
   const spans: Array<[number, number]> = [];
   for (const m of out.matchAll(CUT)) {

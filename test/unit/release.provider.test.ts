@@ -19,6 +19,7 @@ import {
 } from "../../components/remote/release";
 import * as fs from "fs";
 import * as path from "path";
+import { redact } from "../../components/remote/ssh";
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
@@ -381,6 +382,44 @@ describe("release errors never show a secret value", () => {
     );
     assert.ok(e.message.includes("value [secret]… and …[secret] and '[secret]...'"), e.message);
     assert.ok(e.message.includes("Waiting for the database... Sup... done"), e.message);
+  });
+});
+
+describe("release output shown without terminal control sequences", () => {
+  // What Django-Styleguide-Example's journal held on the sandbox (2026-12-06): structlog's console renderer and
+  // Celery's worker colour their lines in the journal too, and a release error or warning quoted them as they were.
+  const structlog =
+    "\x1b[2m2026-12-06T22:42:16.798544Z\x1b[0m [\x1b[32m\x1b[1minfo     \x1b[0m] \x1b[1mrequest_started     \x1b[0m " +
+    "\x1b[36mrequest\x1b[0m=\x1b[35m'GET /healthz'\x1b[0m";
+  const celery =
+    "\x1b[1mconsumer: Cannot connect to amqp://guest:**@127.0.0.1:5672//: [Errno 111] Connection refused.\x1b[0m";
+
+  it("keeps the text of coloured lines and drops their codes, titles, bells and carriage returns", () => {
+    const printed = [structlog, celery, "\x1b]0;gunicorn\x07Booting worker\r", "tab\tstays\x1b(B\x08"].join(
+      "\n",
+    );
+    assert.equal(
+      redact(printed, []),
+      [
+        "2026-12-06T22:42:16.798544Z [info     ] request_started      request='GET /healthz'",
+        "consumer: Cannot connect to amqp://guest:**@127.0.0.1:5672//: [Errno 111] Connection refused.",
+        "Booting worker",
+        "tab\tstays",
+      ].join("\n"),
+    );
+  });
+
+  it("blanks a secret the app printed with a colour code inside it", () => {
+    const key = "s3cr3t-key-value-0123456789";
+    const printed = `SECRET_KEY=\x1b[1m${key.slice(0, 10)}\x1b[0m${key.slice(10)}`;
+    const e = releaseError("release x", result(16, `${printed}\n${celery}`), conn, [key]);
+    assert.ok(
+      e.message.endsWith(
+        "SECRET_KEY=[secret]\nconsumer: Cannot connect to amqp://guest:**@127.0.0.1:5672//: [Errno 111] Connection refused.",
+      ),
+      e.message,
+    );
+    assert.equal(e.message.includes("\x1b"), false);
   });
 });
 
