@@ -402,7 +402,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
-  commands.push(...programChecks(input), ...secretKeyCheck(input));
+  commands.push(...programChecks(input), ...djangoChecks(input));
   const linked =
     app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
   return {
@@ -445,13 +445,18 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
 }
 
 /**
- * install, last: a Django app's SECRET_KEY, by Django's own deploy check (secret_key_check, release.sh), where this
- * host runs a Django migration: a warning when it is the django-insecure- default or a short one.
+ * install, last, where this host runs a Django migration: a warning when the settings set STATIC_ROOT and no command
+ * apphost runs calls collectstatic (static_root_check, release.sh), then Django's own deploy check of SECRET_KEY
+ * (secret_key_check): a warning when it is the django-insecure- default or a short one.
  */
-function secretKeyCheck(input: ReleaseInput): string[] {
+function djangoChecks(input: ReleaseInput): string[] {
   const migrate = migrationHere(input);
   const manage = input.app.runtime === "python" && migrate ? djangoCommand(migrate) : undefined;
-  return manage ? [`secret_key_check ${q(manage)}`] : [];
+  if (!manage) return [];
+  const { app } = input;
+  const runs = [app.build ?? "", migrate ?? "", ...app.processes.map((p) => p.command)];
+  const collects = runs.some((c) => /\bcollectstatic\b/.test(c));
+  return [...(collects ? [] : [`static_root_check ${q(manage)}`]), `secret_key_check ${q(manage)}`];
 }
 
 /**

@@ -580,6 +580,20 @@ debug_page_warning() {
   fi
 }
 
+# static_root_check <manage.py command>: a warning when the app's settings set STATIC_ROOT, which only collectstatic
+# fills, and nothing apphost runs calls it (the install phase adds the check only then): under DEBUG = False, neither
+# Django nor WhiteNoise serves a static file that collectstatic did not copy there, the admin's CSS included, and the
+# pages that link them still answer 200. Heroku's Python buildpack runs collectstatic by itself, so an app written for
+# it has no step of its own (HackSoftware/Django-Styleguide-Example). Where: the first assignment in name order, read
+# as the app user.
+static_root_check() {
+  local found file line
+  found=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rnE --include='*.py' '^[[:space:]]*STATIC_ROOT[[:space:]]*=' . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
+  if [ -z "$found" ]; then return 0; fi
+  file=${found#./} file=${file%%:*} line=${found#*:} line=${line%%:*}
+  note "install: warning: the app's settings set STATIC_ROOT ($file:$line), which only collectstatic fills, and nothing apphost runs calls it (apphost:app.build, the migration, the processes): with DEBUG off, Django and WhiteNoise serve no static file it did not copy there, the admin's CSS included; set apphost:app.build to \"$1 collectstatic --noinput\" (Heroku's Python buildpack runs it by itself)"
+}
+
 # secret_key_check <manage.py command>: Django's own deploy check of SECRET_KEY in the new release, with the env
 # file, as the app user (0.2 s). security.W009 is Django's django-insecure- default (startproject hard-codes one, and
 # settings like `os.environ.get("DJANGO_SECRET_KEY", "django-insecure-...")` fall back to it) or a short key: whoever

@@ -685,6 +685,34 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("a Django migration brings the STATIC_ROOT check before the SECRET_KEY one, unless a command apphost runs calls collectstatic", () => {
+    const checks = (database: Partial<typeof baseDatabase>, app: Partial<typeof baseApp> = {}) =>
+      installPhase(
+        baseInput({ refs: literal, database: { ...baseDatabase, ...database }, app: { ...baseApp, ...app } }),
+      ).commands.filter((c) => /^(static_root|secret_key)_check /.test(c));
+    assert.deepEqual(checks({ migrate: "cd backend && python manage.py migrate --noinput" }), [
+      "static_root_check 'cd backend && python manage.py'",
+      "secret_key_check 'cd backend && python manage.py'",
+    ]);
+    const collected = [
+      checks({ migrate: "python manage.py migrate" }, { build: "python manage.py collectstatic --noinput" }),
+      checks({ migrate: "python manage.py migrate && python manage.py collectstatic --noinput" }),
+      checks(
+        { migrate: "python manage.py migrate" },
+        {
+          processes: [
+            {
+              ...baseApp.processes[0],
+              command: "sh -c 'python manage.py collectstatic --noinput && gunicorn x.wsgi'",
+            },
+          ],
+        },
+      ),
+    ];
+    assert.deepEqual(collected, Array(3).fill(["secret_key_check 'python manage.py'"]));
+    assert.deepEqual(checks({ migrate: "alembic upgrade head" }, { build: "npm run build" }), []);
+  });
+
   it("apphost:app.build on a python app runs after the venv", () => {
     const cmds = installPhase(
       baseInput({ refs: literal, app: { ...baseApp, build: "npm ci && npm run build" } }),

@@ -19,7 +19,7 @@ if sys.argv[1:2] == ["migrate"]:
     os.execvp("bash", ["bash", "migrate.sh"])
 if sys.argv[1:] != ["check", "--deploy", "--tag", "security"]:
     sys.exit("manage.py: unexpected arguments %r" % sys.argv[1:])
-settings = {}
+settings = {"__file__": os.path.abspath("library/settings.py")}
 exec(open("library/settings.py").read(), settings)
 key = settings["SECRET_KEY"]
 if key.startswith("django-insecure-") or len(key) < 50 or len(set(key)) < 5:
@@ -37,6 +37,8 @@ from pathlib import Path
 SECRET_KEY = os.environ.get(
     'DJANGO_SECRET_KEY', 'django-insecure-&psk#na5l=p3q8_a+-$4w1f^lt3lx1c@d*p4x$ymm_rn7pwb87')
 DEBUG = os.environ.get('DJANGO_DEBUG', '') != 'False'
+BASE_DIR = Path(__file__).resolve().parent.parent
+STATIC_ROOT = BASE_DIR / 'staticfiles'
 `;
 const HARD_CODED = `SECRET_KEY = 'django-insecure-6n0x1f=_b(7j@k0^x8c9l2r3s4t5u6v7w8y9z0a1b2c3d4e5f6g7'
 DEBUG = False
@@ -81,6 +83,23 @@ describe("release script: a Django app's SECRET_KEY, by Django's own deploy chec
       r.stderr,
     );
     assert.equal(path.basename(fs.readlinkSync(host.layout.current)), "20250201120000-a1a1a1a1");
+  });
+
+  it("settings that set STATIC_ROOT, which nothing apphost runs fills: a warning naming where, and the build to set", () => {
+    const r = host.deploy(djangoApp("v1s", READS_ANOTHER_NAME), "20250201130000-a1b1a1b1");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(
+        "apphost: install: warning: the app's settings set STATIC_ROOT (library/settings.py:8), which only " +
+          "collectstatic fills, and nothing apphost runs calls it (apphost:app.build, the migration, the processes): " +
+          "with DEBUG off, Django and WhiteNoise serve no static file it did not copy there, the admin's CSS " +
+          'included; set apphost:app.build to "python manage.py collectstatic --noinput" (Heroku\'s Python buildpack ' +
+          "runs it by itself)\n",
+      ),
+      r.stderr,
+    );
+    const other = host.deploy(djangoApp("v1t", READS_SECRET_KEY), "20250201140000-a1c1a1c1");
+    assert.doesNotMatch(other.stderr, /STATIC_ROOT/, "settings without it: no warning");
   });
 
   it("with that variable in the env file (the check loads it): no warning", () => {
