@@ -266,6 +266,100 @@ export function pythonApiHint(output: string): string | undefined {
 }
 
 /**
+ * Why a dependency's build from source failed, when it is not the host's to fix: a setup.py older than the
+ * build tools that build isolation installs (the newest setuptools and Cython), or than the host's Python.
+ */
+const SOURCE_BUILD_CAUSES: ReadonlyArray<{ says: RegExp; why: string }> = [
+  // PyYAML 5.4.1 and older: its setup.py subclasses build_ext in a way Cython 3 (July 2023) breaks.
+  {
+    says: /has no attribute 'cython_sources'/,
+    why: "its setup.py predates Cython 3, which its isolated build installs",
+  },
+  {
+    // django-allauth 0.45.0: `from setuptools import convert_path`, which setuptools 80 and later no longer export.
+    says: /cannot import name '\w+' from 'setuptools|module 'setuptools' has no attribute|No module named 'pkg_resources'/,
+    why: "its setup.py uses what the newest setuptools, which its isolated build installs, no longer has",
+  },
+  { says: /No module named 'distutils'/, why: "its setup.py imports distutils, which Python 3.12 removed" },
+];
+
+/**
+ * A failed install's hint when packages that had to build from source (no wheel for the host's platform and
+ * Python) failed in their build backend, for poetry, pip and uv: each package with its version and the error its
+ * build ended on, which thousands of lines of build warnings may hide from the tail of the output (shynet's
+ * lock: pyyaml 5.4.1 and django-allauth 0.45.0 under poetry, 7,168 lines). Undefined when no such failure shows.
+ */
+export function sourceBuildHint(output: string): string | undefined {
+  const lines = output.split("\n");
+  const failed = new Map<string, string>();
+  const tools = new Set<"poetry" | "pip" | "uv">();
+  const lastError = (from: number, to: number, strip: RegExp) => {
+    for (let i = to - 1; i >= from; i--) {
+      const text = lines[i].replace(strip, "").trim();
+      if (text !== "" && !/^\[end of output\]$/.test(text)) return text;
+    }
+    return "";
+  };
+  lines.forEach((line, i) => {
+    // poetry: the backend's output as `    | ...` lines, then this note naming the package.
+    const poetry = /issues with ([\w.-]+) \(([^)\s]+)\)\s*$/.exec(line);
+    if (poetry && /originates from the build backend/.test(line)) {
+      let start = i - 1;
+      while (start > 0 && !/^\s*\| /.test(lines[start])) start--;
+      let top = start;
+      while (top > 0 && /^\s*\|/.test(lines[top - 1])) top--;
+      failed.set(`${poetry[1]} ${poetry[2]}`, lastError(top, start + 1, /^\s*\|/));
+      tools.add("poetry");
+    }
+    // pip: `╰─> [N lines of output]` ... `[end of output]`, after the `Collecting <spec>` or `Building wheel for <name>` line.
+    if (/^\s*\[end of output\]\s*$/.test(line)) {
+      let top = i - 1;
+      while (top > 0 && !/╰─> \[\d+ lines? of output\]/.test(lines[top])) top--;
+      const named = lines
+        .slice(0, top)
+        .reverse()
+        .map((l) =>
+          /^\s*(?:Collecting ([\w.-]+)(?:\[[^\]]*\])?(?:==([^\s;,]+))?|Building wheel for ([\w.-]+) \()/.exec(
+            l,
+          ),
+        )
+        .find((m) => m);
+      if (named) {
+        failed.set(named[3] ?? `${named[1]}${named[2] ? ` ${named[2]}` : ""}`, lastError(top + 1, i, /^\s+/));
+        tools.add("pip");
+      }
+    }
+    // uv: `Failed to build `<name>==<version>``, then the backend's output up to its `hint:` line.
+    const uv = /Failed to build `([\w.-]+)==([^`]+)`/.exec(line);
+    if (uv) {
+      let end = i + 1;
+      while (end < lines.length && !/^\s*hint: /.test(lines[end]) && !/Failed to build `/.test(lines[end]))
+        end++;
+      failed.set(`${uv[1]} ${uv[2]}`, lastError(i + 1, end, /^\s+/));
+      tools.add("uv");
+    }
+  });
+  if (failed.size === 0) return undefined;
+  const each = [...failed].map(([pkg, error]) => {
+    const why = SOURCE_BUILD_CAUSES.find((c) => c.says.test(error))?.why;
+    return `${pkg}${error ? ` (${error.slice(0, 160)}${why ? `: ${why}` : ""})` : ""}`;
+  });
+  const python = /-I\S*\/include\/python(3\.\d+)\b|\/lib\/python(3\.\d+)\/site-packages\//.exec(output);
+  const on = python ? `Python ${python[1] ?? python[2]}` : "the host's Python";
+  const names = [...failed.keys()].map((k) => k.split(" ")[0]);
+  const how = [
+    ...(tools.has("poetry") ? [`poetry update ${names.join(" ")}`] : []),
+    ...(tools.has("uv") ? [`uv lock ${names.map((n) => `--upgrade-package ${n}`).join(" ")}`] : []),
+    ...(tools.has("pip") ? ["a newer pin in the requirements file"] : []),
+  ];
+  return (
+    `${each.length === 1 ? "a dependency" : `${each.length} dependencies`} with no wheel for ${on} failed to build ` +
+    `from source: ${each.join("; ")}; lock ${each.length === 1 ? "a newer release" : "newer releases"} ` +
+    `(${how.join(", or ")}), one with a wheel for ${on} or a build that works with today's build tools`
+  );
+}
+
+/**
  * A failed migration's or health gate's hint when the app refused the APP_ENV apphost gave it: pydantic's
  * settings (v1 and v2) name the field on the line after `ValidationError: <n> validation error(s) for <Settings>`,
  * and apphost sets APP_ENV to the stack's name, which an app with its own values (fastapi-realworld's
@@ -323,7 +417,7 @@ export function releaseError(
     head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
     const hint =
       phase === "install"
-        ? (buildHint(res.stderr) ?? pythonApiHint(res.stderr))
+        ? (buildHint(res.stderr) ?? pythonApiHint(res.stderr) ?? sourceBuildHint(res.stderr))
         : phase === "migrate" || phase === "health-gate"
           ? appEnvHint(res.stderr)
           : undefined;

@@ -16,6 +16,7 @@ import {
   pythonApiHint,
   releaseError,
   releaseWarnings,
+  sourceBuildHint,
 } from "../../components/remote/release";
 import * as fs from "fs";
 import * as path from "path";
@@ -196,6 +197,43 @@ describe("release provider: a failed install's build hint", () => {
       ),
       head,
     );
+  });
+
+  it("packages whose build backend failed (the shynet trial's poetry output, 7,168 lines): each with its error and why", () => {
+    const stderr = sample("install/poetry-pyyaml-5.4.1-allauth-0.45.0.txt");
+    const head = headOf(EXIT_CODES.install, stderr);
+    assert.ok(
+      head.endsWith(
+        "--no-root --no-interaction --no-ansi` (as shy-shy in /srv/shy-shy/releases/20261206225146-9f9ef3ef) exited " +
+          "with status 1; 2 dependencies with no wheel for Python 3.11 failed to build from source: django-allauth " +
+          "0.45.0 (ImportError: cannot import name 'convert_path' from 'setuptools' " +
+          "(/tmp/tmp40qvwzwz/.venv/lib/python3.11/site-packages/setuptools/__init__.py): its setup.py uses what the " +
+          "newest setuptools, which its isolated build installs, no longer has); pyyaml 5.4.1 (AttributeError: " +
+          "'build_ext' object has no attribute 'cython_sources': its setup.py predates Cython 3, which its isolated " +
+          "build installs); lock newer releases (poetry update django-allauth pyyaml), one with a wheel for Python " +
+          "3.11 or a build that works with today's build tools",
+      ),
+      head,
+    );
+  });
+
+  it("the same build failure as pip and uv print it (pyyaml 5.4.1 on Debian 12): the package, its error, the lock to change", () => {
+    const why =
+      "pyyaml 5.4.1 (AttributeError: 'build_ext' object has no attribute 'cython_sources': its setup.py predates " +
+      "Cython 3, which its isolated build installs); lock a newer release";
+    const start = `a dependency with no wheel for Python 3.11 failed to build from source: ${why}`;
+    const end = "one with a wheel for Python 3.11 or a build that works with today's build tools";
+    assert.equal(
+      sourceBuildHint(sample("install/pip-pyyaml-5.4.1-cython3.txt")),
+      `${start} (a newer pin in the requirements file), ${end}`,
+    );
+    assert.equal(
+      sourceBuildHint(sample("install/uv-pyyaml-5.4.1-cython3.txt")),
+      `${start} (uv lock --upgrade-package pyyaml), ${end}`,
+    );
+    // A failed install that built nothing from source, and a missing header, which buildHint names: none.
+    assert.equal(sourceBuildHint("ERROR: No matching distribution found for frobnicate==9.9\n"), undefined);
+    assert.equal(sourceBuildHint(sample("install/psycopg2-no-libpq-dev.txt")), undefined);
   });
 
   it("a compiler error on a Python type: the package as pip and uv name it; none for other compiler errors", () => {
