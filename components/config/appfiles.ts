@@ -223,7 +223,9 @@ export function detectRuntime(files: AppFiles): { runtime: "python" | "node" } |
   return {
     why:
       python.length > 0
-        ? `${files.dir} has both ${python.join(", ")} and package.json: say which installs the app`
+        ? `${files.dir} has ${python.join(", ").replace(/, ([^,]*)$/, " and $1")} for Python, and a package.json with ` +
+          "dependencies or a start script: say which installs the app (apphost:app.build can install the other's, " +
+          'as "npm ci --omit=dev && ..." for a Python app whose static files come from npm)'
         : `${files.dir} has no requirements.txt, pyproject.toml, Python lock file or package.json to tell`,
   };
 }

@@ -1324,12 +1324,12 @@ describe("apphost:app.runtime from the app directory", () => {
       packageJson: "app",
     };
     assert.deepEqual(configProblems(withoutRuntime(), { ...baseCtx(), appFiles: both }), [
-      `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
+      `apphost:app.runtime: missing (how dependencies are installed; ../shop has requirements.txt and pyproject.toml for Python, and a package.json with dependencies or a start script: say which installs the app (apphost:app.build can install the other's, as "npm ci --omit=dev && ..." for a Python app whose static files come from npm)); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
     ]);
     // apphost:app.python says the runtime is python; it is not reported while the runtime is undecided.
     const managed = withKeys(withoutRuntime(), { "app.python": "managed" });
     assert.deepEqual(configProblems(managed, { ...baseCtx(), appFiles: both }), [
-      `apphost:app.runtime: missing (how dependencies are installed; ../shop has both requirements.txt, pyproject.toml and package.json: say which installs the app); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
+      `apphost:app.runtime: missing (how dependencies are installed; ../shop has requirements.txt and pyproject.toml for Python, and a package.json with dependencies or a start script: say which installs the app (apphost:app.build can install the other's, as "npm ci --omit=dev && ..." for a Python app whose static files come from npm)); expected one of "python", "node"; set it with: pulumi config set --path 'apphost:app.runtime' python`,
     ]);
     const node = withKeys(managed, { "app.runtime": "node" });
     assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: both }), [
