@@ -355,7 +355,7 @@ export function sourceBuildHint(output: string): string | undefined {
   return (
     `${each.length === 1 ? "a dependency" : `${each.length} dependencies`} with no wheel for ${on} failed to build ` +
     `from source: ${each.join("; ")}; lock ${each.length === 1 ? "a newer release" : "newer releases"} ` +
-    `(${how.join(", or ")}${tools.has("poetry") || tools.has("uv") ? "; first raise a pyproject.toml constraint that allows no newer release, as ^5.4.1 caps pyyaml below 6" : ""}), ` +
+    `(${how.join(", or ")}${tools.has("poetry") || tools.has("uv") ? "; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6" : ""}), ` +
     `one with a wheel for ${on} or a build that works with today's build tools`
   );
 }

@@ -211,7 +211,7 @@ describe("release provider: a failed install's build hint", () => {
           "newest setuptools, which its isolated build installs, no longer has); pyyaml 5.4.1 (AttributeError: " +
           "'build_ext' object has no attribute 'cython_sources': its setup.py predates Cython 3, which its isolated " +
           "build installs); lock newer releases (poetry update django-allauth pyyaml; first raise a pyproject.toml " +
-          "constraint that allows no newer release, as ^5.4.1 caps pyyaml below 6), one with a wheel for Python " +
+          "constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6), one with a wheel for Python " +
           "3.11 or a build that works with today's build tools",
       ),
       head,
@@ -230,7 +230,7 @@ describe("release provider: a failed install's build hint", () => {
     );
     assert.equal(
       sourceBuildHint(sample("install/uv-pyyaml-5.4.1-cython3.txt")),
-      `${start} (uv lock --upgrade-package pyyaml; first raise a pyproject.toml constraint that allows no newer release, as ^5.4.1 caps pyyaml below 6), ${end}`,
+      `${start} (uv lock --upgrade-package pyyaml; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6), ${end}`,
     );
     // A failed install that built nothing from source, and a missing header, which buildHint names: none.
     assert.equal(sourceBuildHint("ERROR: No matching distribution found for frobnicate==9.9\n"), undefined);
