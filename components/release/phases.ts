@@ -402,7 +402,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
-  commands.push(...programChecks(input), ...djangoChecks(input));
+  commands.push(...programChecks(input), ...djangoChecks(input), ...migrationUnsetCheck(input));
   const linked =
     app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
   return {
@@ -442,6 +442,14 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
     `if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; fi`,
     `note "rollback: warning: $said: ${why}; $todo"`,
   ].join("; ");
+}
+
+/**
+ * install, after the Django checks, where the stack has a database and runs no migration: a warning when the release has a migration
+ * tool's files (migration_unset_check, release.sh). Not on a follower, whose first host runs the stack's migration.
+ */
+function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[] {
+  return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
 }
 
 /**

@@ -580,6 +580,21 @@ debug_page_warning() {
   fi
 }
 
+# migration_unset_check: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
+# release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
+# as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
+# served an app without its tables, every query a 500). The first found names the tool and its command.
+migration_unset_check() {
+  local found command
+  if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
+  elif [ -f "$NEW_DIR/migrations/alembic.ini" ] && [ -f "$NEW_DIR/migrations/env.py" ]; then found="migrations/alembic.ini, Flask-Migrate's" command="flask db upgrade"
+  elif [ -f "$NEW_DIR/manage.py" ]; then found="manage.py, Django's" command="python manage.py migrate --noinput"
+  elif [ -d "$NEW_DIR/prisma/migrations" ]; then found="prisma/migrations" command="npx prisma migrate deploy"
+  elif compgen -G "$NEW_DIR/knexfile.[jt]s" >/dev/null; then found="a knexfile" command="npx knex migrate:latest"
+  else return 0; fi
+  note "install: warning: the release has $found, and the stack runs no migration (apphost:database.migrate is unset, and the app has no Procfile release: line), so its database tables are never created or changed: set apphost:database.migrate to \"$command\" (apphost then backs the database up before it, and restores it if the release fails), or, if the app migrates by itself as it starts, to \"true\""
+}
+
 # static_root_check <manage.py command>: a warning when the app's settings set STATIC_ROOT, which only collectstatic
 # fills, and nothing apphost runs calls it (the install phase adds the check only then): under DEBUG = False, neither
 # Django nor WhiteNoise serves a static file that collectstatic did not copy there, the admin's CSS included, and the

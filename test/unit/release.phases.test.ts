@@ -685,6 +685,23 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("a stack with a database and no migration checks the release for a migration tool's files; not on a follower", () => {
+    const has = (database: Partial<typeof baseDatabase>, more: Partial<ReleaseInput> = {}) =>
+      installPhase(
+        baseInput({ refs: literal, database: { ...baseDatabase, ...database }, ...more }),
+      ).commands.includes("migration_unset_check");
+    assert.deepEqual(
+      [
+        has({ migrate: "" }),
+        has({ migrate: "", kind: "postgres" }),
+        has({ migrate: "alembic upgrade head" }),
+        has({ migrate: "", kind: "none" }),
+        has({ migrate: "" }, { follower: true }),
+      ],
+      [true, true, false, false, false],
+    );
+  });
+
   it("a Django migration brings the STATIC_ROOT check before the SECRET_KEY one, unless a command apphost runs calls collectstatic", () => {
     const checks = (database: Partial<typeof baseDatabase>, app: Partial<typeof baseApp> = {}) =>
       installPhase(

@@ -888,3 +888,51 @@ describe("release script: journal_error, the error a web process that fails the 
     );
   });
 });
+
+describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
+  const fn = releaseFunction("migration_unset_check");
+
+  /** What the check notes for a release holding these files (a path ending in / is a directory). */
+  function noteOf(files: string[]): string {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-migration-unset-"));
+    try {
+      for (const f of files) {
+        fs.mkdirSync(path.join(tmp, f.endsWith("/") ? f : path.dirname(f)), { recursive: true });
+        if (!f.endsWith("/")) fs.writeFileSync(path.join(tmp, f), "");
+      }
+      const script = ["set -euo pipefail", 'note() { printf "%s\\n" "$*"; }', fn, "migration_unset_check"];
+      const r = spawnSync("bash", ["-c", script.join("\n")], {
+        encoding: "utf8",
+        env: { ...process.env, NEW_DIR: tmp },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it("names the file found and its tool's command; nothing for a release without one", () => {
+    const said = (found: string, command: string) =>
+      `install: warning: the release has ${found}, and the stack runs no migration (apphost:database.migrate is ` +
+      "unset, and the app has no Procfile release: line), so its database tables are never created or changed: set " +
+      `apphost:database.migrate to "${command}" (apphost then backs the database up before it, and restores it if the ` +
+      'release fails), or, if the app migrates by itself as it starts, to "true"\n';
+    const table: [string[], string][] = [
+      // testdrivenio/fastapi-sqlmodel-alembic's project/
+      [["alembic.ini", "migrations/env.py", "app/main.py"], said("alembic.ini", "alembic upgrade head")],
+      [
+        ["migrations/alembic.ini", "migrations/env.py", "app.py"],
+        said("migrations/alembic.ini, Flask-Migrate's", "flask db upgrade"),
+      ],
+      [["manage.py", "shop/settings.py"], said("manage.py, Django's", "python manage.py migrate --noinput")],
+      [["prisma/migrations/", "package.json"], said("prisma/migrations", "npx prisma migrate deploy")],
+      [["knexfile.js", "package.json"], said("a knexfile", "npx knex migrate:latest")],
+      [["app.py", "requirements.txt", "migrations/"], ""],
+    ];
+    assert.deepEqual(
+      table.map(([files]) => [files, noteOf(files)]),
+      table,
+    );
+  });
+});
