@@ -234,6 +234,30 @@ export function djangoCommand(migrate: string): string | undefined {
     : undefined;
 }
 
+/**
+ * Where an alembic migration runs and the ini it reads, relative to the release: `cd backend && alembic -c
+ * conf/alembic.ini upgrade head` is `{ dir: "backend", ini: "backend/conf/alembic.ini" }`, plain `alembic upgrade
+ * head` `{ dir: ".", ini: "alembic.ini" }`; undefined for another tool's, a chain with no alembic step, or a path that
+ * leaves the release. What a failed migration's hint reads (alembic_url_hint, release.sh).
+ */
+export function alembicConfig(migrate: string): { dir: string; ini: string } | undefined {
+  const { where, steps } = whereAndSteps(migrate);
+  const step = steps
+    .map((s) => /^alembic((?:\s+(?:-c|--config|-n|--name|-x)\s+[^\s;&|]+)*)\s+upgrade\s+\S+$/.exec(s.trim()))
+    .filter((m) => m !== null);
+  if (step.length !== 1) return undefined;
+  const dir = where
+    .split(" && ")
+    .map((cd) => cd.replace(/^cd\s+/, ""))
+    .filter(Boolean)
+    .join("/");
+  const file = /(?:-c|--config)\s+([^\s;&|]+)/.exec(step[0]![1])?.[1] ?? "alembic.ini";
+  const ini = dir ? `${dir}/${file}` : file;
+  const safe = (p: string) =>
+    /^[A-Za-z0-9._/-]+$/.test(p) && !p.startsWith("/") && !p.split("/").includes("..");
+  return safe(ini) && (dir === "" || safe(dir)) ? { dir: dir || ".", ini } : undefined;
+}
+
 /** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */
 export function isPostgres(kind: "sqlite" | "postgres" | "rds" | "external" | "none" | undefined): boolean {
   return kind === "postgres" || kind === "rds" || kind === "external";

@@ -45,7 +45,7 @@ import {
   pythonVersionCheck,
   runtimeTxtWarning,
 } from "./python";
-import { djangoCommand } from "../config/defaults";
+import { alembicConfig, djangoCommand } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
 import { leadingProgram } from "../render/systemd";
 import { assertSafe, SAFE } from "../shell";
@@ -763,10 +763,17 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   // dependencies, which no manager installs on the host; the error of its last traceback may have a hint
   // (ERROR_HINTS: a missing psycopg, SQLAlchemy 2.1 reading DATABASE_URL). PIPESTATUS is read first: any command
   // resets it.
+  // An alembic migration that could not reach its database may have gone to the URL its alembic.ini names, which
+  // its env.py reads alone (alembic_url_hint).
+  const alembic = db.migrate ? alembicConfig(db.migrate) : undefined;
+  const urlHint = alembic
+    ? `if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint ${q(alembic.ini)} ${q(alembic.dir)}); fi; `
+    : "";
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
         `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
+        urlHint +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
       : 'MIGRATE_HINT=""; ';
   const tighten = sqliteTighten(input);

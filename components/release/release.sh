@@ -580,6 +580,35 @@ debug_page_warning() {
   fi
 }
 
+# What a client prints when its database server is not there, refuses it or does not know its login: libpq's and
+# psycopg's, asyncpg's and Python's resolver's words.
+DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
+
+# alembic_url_hint <ini> <dir>: after a failed alembic migration whose log says it could not reach or log in to its
+# database, when <ini> (relative to the release) sets sqlalchemy.url and the env.py of its script_location (relative to
+# <dir>, where alembic ran) reads nothing else: why the migration went to another database than the stack's, and the
+# line for env.py. alembic's own env.py template reads the ini's URL alone, so an app whose alembic.ini names its Docker
+# Compose service (testdrivenio/fastapi-sqlmodel-alembic: ...@db:5432/foo) migrates against that name on any host.
+# Nothing when env.py reads the environment or the app's settings, or the ini's URL is interpolated. Read as the app
+# user, who owns the release; the URL's password is not shown.
+alembic_url_hint() {
+  local read=("$RUNUSER" -u "$APP_USER" --) url location env shown
+  "${read[@]}" cat "$MIGRATE_LOG" 2>/dev/null | grep -qiE "$DB_UNREACHABLE" || return 0
+  url=$("${read[@]}" sed -nE 's/^[[:space:]]*sqlalchemy\.url[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
+  location=$("${read[@]}" sed -nE 's/^[[:space:]]*script_location[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
+  url=${url%"${url##*[![:space:]]}"} location=${location%"${location##*[![:space:]]}"}
+  if [ -z "$url" ] || [ -z "$location" ] || [[ $url == *"%("* ]]; then return 0; fi
+  case $location in
+    %\(here\)s/*) env="$(dirname "$1")/${location#*/}/env.py" ;;
+    /*) return 0 ;;
+    *) env="$2/$location/env.py" ;;
+  esac
+  env=${env#./}
+  if ! "${read[@]}" test -f "$NEW_DIR/$env" || "${read[@]}" grep -qE 'environ|getenv|DATABASE_URL|settings|set_main_option' "$NEW_DIR/$env"; then return 0; fi
+  shown=$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$url")
+  printf '%s' "the migration connects to the URL $1 sets in sqlalchemy.url, $shown, as $env reads no other: apphost gives the app the stack's database in DATABASE_URL; in $env, before it connects: config.set_main_option(\"sqlalchemy.url\", os.environ[\"DATABASE_URL\"])"
+}
+
 # migration_unset_check: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
 # release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that

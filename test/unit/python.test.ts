@@ -45,7 +45,7 @@ import {
   PDM_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
-import { defaultRevision, djangoCommand } from "../../components/config/defaults";
+import { alembicConfig, defaultRevision, djangoCommand } from "../../components/config/defaults";
 import {
   PYTHON_TOOL_DEPS,
   PYTHON_TOOL_VERSION,
@@ -1493,6 +1493,24 @@ describe("apphost:database.revision from the migrate command", () => {
     ];
     assert.deepEqual(
       table.map(([migrate]) => [migrate, djangoCommand(migrate)]),
+      table,
+    );
+  });
+
+  it("an alembic migration's directory and ini, relative to the release, for its URL hint; another tool's none", () => {
+    type Found = { dir: string; ini: string } | undefined;
+    const table: [string, Found][] = [
+      ["alembic upgrade head", { dir: ".", ini: "alembic.ini" }],
+      ["cd backend && alembic upgrade head", { dir: "backend", ini: "backend/alembic.ini" }],
+      ["cd src && alembic -c conf/alembic.ini upgrade heads", { dir: "src", ini: "src/conf/alembic.ini" }],
+      ["alembic --config db/alembic.ini upgrade head && python seed.py", { dir: ".", ini: "db/alembic.ini" }],
+      ["alembic -c ../alembic.ini upgrade head", undefined],
+      ["alembic upgrade head && alembic -n other upgrade head", undefined],
+      ["flask db upgrade", undefined],
+      ["python manage.py migrate", undefined],
+    ];
+    assert.deepEqual(
+      table.map(([migrate]) => [migrate, alembicConfig(migrate)]),
       table,
     );
   });

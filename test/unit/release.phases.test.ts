@@ -685,6 +685,18 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("an alembic migration's failure reads its ini and env.py for the URL hint, where alembic runs; another tool's not", () => {
+    const hint = (migrate: string) =>
+      migratePhase(baseInput({ refs: literal, database: { ...baseDatabase, migrate } }))
+        .commands.join("\n")
+        .match(/alembic_url_hint [^)]*/g);
+    assert.deepEqual(hint("alembic upgrade head"), ["alembic_url_hint alembic.ini ."]);
+    assert.deepEqual(hint("cd backend && alembic -c conf/alembic.ini upgrade head"), [
+      "alembic_url_hint backend/conf/alembic.ini backend",
+    ]);
+    assert.equal(hint("flask db upgrade"), null);
+  });
+
   it("a stack with a database and no migration checks the release for a migration tool's files; not on a follower", () => {
     const has = (database: Partial<typeof baseDatabase>, more: Partial<ReleaseInput> = {}) =>
       installPhase(

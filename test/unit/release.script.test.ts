@@ -936,3 +936,96 @@ describe("release script: migration_unset_check, a migration tool's files in a s
     );
   });
 });
+
+describe("release script: alembic_url_hint, a migration that went to the URL its alembic.ini names", () => {
+  const fn = releaseFunction("alembic_url_hint");
+  const unreachable = releaseDefinition(/^DB_UNREACHABLE=.*$/m);
+  // testdrivenio/fastapi-sqlmodel-alembic's project/ (b9f7864): its alembic.ini names the Docker Compose service, and
+  // its env.py is alembic's async template, which reads that URL alone.
+  const INI =
+    "[alembic]\nscript_location = migrations\nsqlalchemy.url = postgresql+asyncpg://postgres:postgres@db:5432/foo\n";
+  const TEMPLATE_ENV = 'config = context.config\nurl = config.get_main_option("sqlalchemy.url")\n';
+  const GAIERROR =
+    "    for res in _socket.getaddrinfo(host, port, family, type, proto, flags):\nsocket.gaierror: [Errno -2] Name or service not known\n";
+
+  /** The hint for a release with these files (relative to it) and this migration log, alembic run in `dir`. */
+  function hintOf(files: Record<string, string>, log: string, ini = "alembic.ini", dir = "."): string {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-alembic-hint-"));
+    try {
+      for (const [f, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(tmp, "release", f)), { recursive: true });
+        fs.writeFileSync(path.join(tmp, "release", f), text);
+      }
+      fs.writeFileSync(path.join(tmp, "migrate.log"), log);
+      const script = ["set -euo pipefail", unreachable, fn, 'alembic_url_hint "$1" "$2"'];
+      const r = spawnSync("bash", ["-c", script.join("\n"), "hint", ini, dir], {
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          NEW_DIR: path.join(tmp, "release"),
+          MIGRATE_LOG: path.join(tmp, "migrate.log"),
+          RUNUSER: "/usr/bin/env", // `env -u <user> -- <command>`: runs it as this user
+          APP_USER: "nobody-here",
+        },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it("names the ini's URL without its password and the line for env.py; nothing where env.py reads the environment", () => {
+    const hint = (ini: string, env: string) =>
+      `the migration connects to the URL ${ini} sets in sqlalchemy.url, postgresql+asyncpg://postgres:***@db:5432/foo, ` +
+      `as ${env} reads no other: apphost gives the app the stack's database in DATABASE_URL; in ${env}, before it ` +
+      'connects: config.set_main_option("sqlalchemy.url", os.environ["DATABASE_URL"])';
+    const app = { "alembic.ini": INI, "migrations/env.py": TEMPLATE_ENV };
+    assert.equal(hintOf(app, GAIERROR), hint("alembic.ini", "migrations/env.py"));
+    // In a subdirectory, with %(here)s and with a relative script_location.
+    const here = {
+      "project/alembic.ini": INI.replace("= migrations", "= %(here)s/alembic"),
+      "project/alembic/env.py": TEMPLATE_ENV,
+    };
+    assert.equal(
+      hintOf(here, GAIERROR, "project/alembic.ini", "project"),
+      hint("project/alembic.ini", "project/alembic/env.py"),
+    );
+    const relative = { "project/alembic.ini": INI, "project/migrations/env.py": TEMPLATE_ENV };
+    assert.equal(
+      hintOf(
+        relative,
+        'asyncpg.exceptions.InvalidPasswordError: password authentication failed for user "postgres"\n',
+        "project/alembic.ini",
+        "project",
+      ),
+      hint("project/alembic.ini", "project/migrations/env.py"),
+    );
+    // Nothing: env.py reads the environment or the app's settings; the ini's URL is interpolated or absent; the
+    // migration failed for another reason.
+    const none = [
+      hintOf(
+        {
+          ...app,
+          "migrations/env.py": `import os\nconfig.set_main_option("sqlalchemy.url", os.environ["DATABASE_URL"])\n`,
+        },
+        GAIERROR,
+      ),
+      hintOf(
+        {
+          ...app,
+          "migrations/env.py": "from app.core.config import settings\nurl = settings.database_url\n",
+        },
+        GAIERROR,
+      ),
+      hintOf(
+        { ...app, "alembic.ini": INI.replace(/sqlalchemy\.url = .*/, "sqlalchemy.url = %(DB_URL)s") },
+        GAIERROR,
+      ),
+      hintOf({ ...app, "alembic.ini": "[alembic]\nscript_location = migrations\n" }, GAIERROR),
+      hintOf(app, 'sqlalchemy.exc.ProgrammingError: relation "song" already exists\n'),
+      hintOf({ "alembic.ini": INI }, GAIERROR),
+    ];
+    assert.deepEqual(none, ["", "", "", "", "", ""]);
+  });
+});
