@@ -57,6 +57,35 @@ function releaseDefinition(pattern: RegExp): string {
   return found;
 }
 
+/**
+ * Runs `lines` in bash, after `set -euo pipefail`, with `$1`... as `args` and NEW_DIR a temporary release holding
+ * `files` (its path: its text; a path that ends in / a directory), and the variables `env` gives for the temporary
+ * directory above it; its stdout, once it exited 0. The temporary directory is removed after.
+ */
+function runInRelease(
+  lines: string[],
+  files: Record<string, string>,
+  { args = [], env = () => ({}) }: { args?: string[]; env?: (tmp: string) => Record<string, string> } = {},
+): string {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-fn-"));
+  try {
+    const release = path.join(tmp, "release");
+    fs.mkdirSync(release);
+    for (const [f, text] of Object.entries(files)) {
+      fs.mkdirSync(path.join(release, f.endsWith("/") ? f : path.dirname(f)), { recursive: true });
+      if (!f.endsWith("/")) fs.writeFileSync(path.join(release, f), text);
+    }
+    const r = spawnSync("bash", ["-c", ["set -euo pipefail", ...lines].join("\n"), "fn", ...args], {
+      encoding: "utf8",
+      env: { ...process.env, NEW_DIR: release, ...env(tmp) },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 describe("release script: static checks", () => {
   it("passes shellcheck -s bash with no findings (production render, variants, standalone backup/restore)", async function () {
     this.timeout(60000);
@@ -893,24 +922,11 @@ describe("release script: migration_unset_check, a migration tool's files in a s
   const fn = releaseFunction("migration_unset_check");
 
   /** What the check notes for a release holding these files (a path ending in / is a directory). */
-  function noteOf(files: string[]): string {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-migration-unset-"));
-    try {
-      for (const f of files) {
-        fs.mkdirSync(path.join(tmp, f.endsWith("/") ? f : path.dirname(f)), { recursive: true });
-        if (!f.endsWith("/")) fs.writeFileSync(path.join(tmp, f), "");
-      }
-      const script = ["set -euo pipefail", 'note() { printf "%s\\n" "$*"; }', fn, "migration_unset_check"];
-      const r = spawnSync("bash", ["-c", script.join("\n")], {
-        encoding: "utf8",
-        env: { ...process.env, NEW_DIR: tmp },
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout;
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  }
+  const noteOf = (files: string[]) =>
+    runInRelease(
+      ['note() { printf "%s\\n" "$*"; }', fn, "migration_unset_check"],
+      Object.fromEntries(files.map((f) => [f, ""])),
+    );
 
   it("names the file found and its tool's command; nothing for a release without one", () => {
     const said = (found: string, command: string) =>
@@ -949,31 +965,18 @@ describe("release script: alembic_url_hint, a migration that went to the URL its
     "    for res in _socket.getaddrinfo(host, port, family, type, proto, flags):\nsocket.gaierror: [Errno -2] Name or service not known\n";
 
   /** The hint for a release with these files (relative to it) and this migration log, alembic run in `dir`. */
-  function hintOf(files: Record<string, string>, log: string, ini = "alembic.ini", dir = "."): string {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-alembic-hint-"));
-    try {
-      for (const [f, text] of Object.entries(files)) {
-        fs.mkdirSync(path.dirname(path.join(tmp, "release", f)), { recursive: true });
-        fs.writeFileSync(path.join(tmp, "release", f), text);
-      }
-      fs.writeFileSync(path.join(tmp, "migrate.log"), log);
-      const script = ["set -euo pipefail", unreachable, fn, 'alembic_url_hint "$1" "$2"'];
-      const r = spawnSync("bash", ["-c", script.join("\n"), "hint", ini, dir], {
-        encoding: "utf8",
-        env: {
-          ...process.env,
-          NEW_DIR: path.join(tmp, "release"),
+  const hintOf = (files: Record<string, string>, log: string, ini = "alembic.ini", dir = ".") =>
+    runInRelease([unreachable, fn, 'alembic_url_hint "$1" "$2"'], files, {
+      args: [ini, dir],
+      env: (tmp) => {
+        fs.writeFileSync(path.join(tmp, "migrate.log"), log);
+        return {
           MIGRATE_LOG: path.join(tmp, "migrate.log"),
           RUNUSER: "/usr/bin/env", // `env -u <user> -- <command>`: runs it as this user
           APP_USER: "nobody-here",
-        },
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout;
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  }
+        };
+      },
+    });
 
   it("names the ini's URL without its password and the line for env.py; nothing where env.py reads the environment", () => {
     const hint = (ini: string, env: string) =>
