@@ -593,7 +593,7 @@ DB_UNREACHABLE="could not translate host name|Name or service not known|Temporar
 # user, who owns the release; the URL's password is not shown.
 alembic_url_hint() {
   local read=("$RUNUSER" -u "$APP_USER" --) url location env shown
-  "${read[@]}" cat "$MIGRATE_LOG" 2>/dev/null | grep -qiE "$DB_UNREACHABLE" || return 0
+  "${read[@]}" grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null || return 0
   url=$("${read[@]}" sed -nE 's/^[[:space:]]*sqlalchemy\.url[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
   location=$("${read[@]}" sed -nE 's/^[[:space:]]*script_location[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
   url=${url%"${url##*[![:space:]]}"} location=${location%"${location##*[![:space:]]}"}

@@ -985,6 +985,11 @@ describe("release script: alembic_url_hint, a migration that went to the URL its
       'connects: config.set_main_option("sqlalchemy.url", os.environ["DATABASE_URL"])';
     const app = { "alembic.ini": INI, "migrations/env.py": TEMPLATE_ENV };
     assert.equal(hintOf(app, GAIERROR), hint("alembic.ini", "migrations/env.py"));
+    // A long log after the error line (a read that stops at the first match must not fail the check).
+    assert.equal(
+      hintOf(app, GAIERROR + "INFO more output\n".repeat(20000)),
+      hint("alembic.ini", "migrations/env.py"),
+    );
     // In a subdirectory, with %(here)s and with a relative script_location.
     const here = {
       "project/alembic.ini": INI.replace("= migrations", "= %(here)s/alembic"),
