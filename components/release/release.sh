@@ -628,14 +628,22 @@ migration_unset_check() {
 # fills, and nothing apphost runs calls it (the install phase adds the check only then): under DEBUG = False, neither
 # Django nor WhiteNoise serves a static file that collectstatic did not copy there, the admin's CSS included, and the
 # pages that link them still answer 200. Heroku's Python buildpack runs collectstatic by itself, so an app written for
-# it has no step of its own (HackSoftware/Django-Styleguide-Example). Where: the first assignment in name order, read
-# as the app user.
+# it has no step of its own (HackSoftware/Django-Styleguide-Example). Where: settings_assignment's.
 static_root_check() {
-  local found file line
-  found=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rnE --include='*.py' '^[[:space:]]*STATIC_ROOT[[:space:]]*=' . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
+  local at
+  at=$(settings_assignment STATIC_ROOT)
+  if [ -z "$at" ]; then return 0; fi
+  note "install: warning: the app's settings set STATIC_ROOT ($at), which only collectstatic fills, and nothing apphost runs calls it (apphost:app.build, the migration, the processes): with DEBUG off, Django and WhiteNoise serve no static file it did not copy there, the admin's CSS included; set apphost:app.build to \"$1 collectstatic --noinput\" (Heroku's Python buildpack runs it by itself)"
+}
+
+# settings_assignment <name>: "<file>:<line>" of the first assignment of <name> in the new release's Python files (the
+# first file in name order, its first such line), read as the app user, who owns the release; or nothing.
+settings_assignment() {
+  local found rest
+  found=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rnE --include='*.py' "^[[:space:]]*$1[[:space:]]*=" . 2>/dev/null | LC_ALL=C sort -t: -k1,1 -k2,2n | head -n 1) || true
   if [ -z "$found" ]; then return 0; fi
-  file=${found#./} file=${file%%:*} line=${found#*:} line=${line%%:*}
-  note "install: warning: the app's settings set STATIC_ROOT ($file:$line), which only collectstatic fills, and nothing apphost runs calls it (apphost:app.build, the migration, the processes): with DEBUG off, Django and WhiteNoise serve no static file it did not copy there, the admin's CSS included; set apphost:app.build to \"$1 collectstatic --noinput\" (Heroku's Python buildpack runs it by itself)"
+  found=${found#./} rest=${found#*:}
+  printf '%s:%s' "${found%%:*}" "${rest%%:*}"
 }
 
 # secret_key_check <manage.py command>: Django's own deploy check of SECRET_KEY in the new release, with the env
@@ -646,27 +654,25 @@ static_root_check() {
 # name order; read as the app user, who owns the release) and the variable they read it from there, if any, for the
 # advice.
 secret_key_check() {
-  local out file line="" text name=""
+  local out at file line text name="" read=("$RUNUSER" -u "$APP_USER" --)
   out=$(as_app "$NEW_DIR" "$1 check --deploy --tag security 2>&1") || return 0
   [[ $out == *"(security.W009)"* ]] || return 0
-  local assign='^[[:space:]]*SECRET_KEY[[:space:]]*=' read=("$RUNUSER" -u "$APP_USER" --)
-  file=$(cd "$NEW_DIR" && "${read[@]}" grep -rlE --include='*.py' "$assign" . 2>/dev/null | LC_ALL=C sort | head -n 1) || true
-  if [ -n "$file" ]; then line=$("${read[@]}" grep -nE "$assign" "$NEW_DIR/$file" | head -n 1) line=${line%%:*}; fi
-  if [ -z "$line" ]; then file=""; else
+  at=$(settings_assignment SECRET_KEY)
+  if [ -n "$at" ]; then
+    file=${at%:*} line=${at##*:}
     text=$("${read[@]}" sed -n "${line}p" "$NEW_DIR/$file")
     # A call that goes on over the next lines: `os.environ.get(` then `'DJANGO_SECRET_KEY', 'django-insecure-...')`.
     if [[ $text == *"("* && $text != *")"* ]]; then text+=$("${read[@]}" sed -n "$((line + 1)),$((line + 2))p" "$NEW_DIR/$file" | tr '\n' ' '); fi
     text=${text%%)*}
     if [[ $text =~ (environ|getenv|env|config)[^\"\']*[\"\']([A-Z][A-Z0-9_]*)[\"\'] ]]; then name=${BASH_REMATCH[2]}; fi
-    file="${file#./}:$line"
   fi
   local why="the app's SECRET_KEY is one anyone can know (Django's check security.W009: its django-insecure- default, or a key under 50 characters): whoever has it forges sessions and password-reset links; "
   if [ "$name" = SECRET_KEY ]; then
-    note "install: warning: $why""the stack sets SECRET_KEY (apphost:secretEnv or apphost:app.env), which its settings read ($file): remove it there, and apphost generates a long random one"
+    note "install: warning: $why""the stack sets SECRET_KEY (apphost:secretEnv or apphost:app.env), which its settings read ($at): remove it there, and apphost generates a long random one"
   elif [ -n "$name" ]; then
-    note "install: warning: $why""its settings read it from $name ($file): set apphost:app.env.$name to \${secretKey}, the long random key apphost generates"
+    note "install: warning: $why""its settings read it from $name ($at): set apphost:app.env.$name to \${secretKey}, the long random key apphost generates"
   else
-    note "install: warning: $why""read it from the environment in its settings${file:+ ($file)}, as SECRET_KEY = os.environ[\"SECRET_KEY\"]: apphost generates a long random SECRET_KEY"
+    note "install: warning: $why""read it from the environment in its settings${at:+ ($at)}, as SECRET_KEY = os.environ[\"SECRET_KEY\"]: apphost generates a long random SECRET_KEY"
   fi
 }
 

@@ -1037,3 +1037,23 @@ describe("release script: alembic_url_hint, a migration that went to the URL its
     assert.deepEqual(none, ["", "", "", "", "", ""]);
   });
 });
+
+describe("release script: settings_assignment, where the release's Python files first assign a setting", () => {
+  const fn = releaseFunction("settings_assignment");
+  const at = (files: Record<string, string>) =>
+    runInRelease(["RUNUSER=/usr/bin/env APP_USER=nobody-here", fn, "settings_assignment STATIC_ROOT"], files);
+
+  it("the first file in name order, its first such line by number; nothing when none assigns it", () => {
+    const lines = (n: number, last: string) => `${"x = 1\n".repeat(n - 1)}${last}\n`;
+    assert.equal(
+      at({
+        // Line 9 before line 10 of the same file (a sort of `file:line:text` as text would put 10 first).
+        "config/settings.py": `${lines(9, "STATIC_ROOT = 'a'")}STATIC_ROOT = 'b'\n`,
+        "config/z.py": "STATIC_ROOT = 'c'\n",
+        "tests/x.py": "  STATIC_ROOT = 'd'\n",
+      }),
+      "config/settings.py:9",
+    );
+    assert.equal(at({ "app.py": "# STATIC_ROOT = 'x'\nSTATIC_ROOTS = 1\n" }), "");
+  });
+});
