@@ -173,6 +173,9 @@ const DJANGO_REVISION =
 const sequelizeRevision = (status: string) =>
   `s=$(${status}) && printf '%s\\n' "$s" | awk '$1 == "up" { n++; last = $2 } END { print n ? last " (" n " applied)" : "none" }'`;
 
+/** alembic's options before its command that its revision and its ini depend on: `-c/--config FILE`, `-n/--name SECTION`. */
+const ALEMBIC_OPTIONS = String.raw`(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*`;
+
 /**
  * apphost:database.revision when unset: the revision command of the tool the
  * migrate command runs, when it has one. `alembic [-c FILE] upgrade head` has
@@ -213,7 +216,7 @@ export function defaultRevision(migrate: string, scripts: Readonly<Record<string
   if (sequelize) return sequelizeRevision(`${sequelize[1]} db:migrate:status${sequelize[2]}`);
   const knex = new RegExp(`^((?:npx\\s+)?knex${options})\\s+migrate:latest${options}$`).exec(m);
   if (knex) return `${knex[1]} migrate:currentVersion${knex[3]}`;
-  const alembic = /^(alembic(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*)\s+upgrade\s+head$/.exec(m);
+  const alembic = new RegExp(`^(alembic${ALEMBIC_OPTIONS})\\s+upgrade\\s+head$`).exec(m);
   if (alembic) return `${alembic[1]} current`;
   const flask = /^(flask(?:\s+(?:-A|--app)\s+[^\s;&|]+)?\s+db)\s+upgrade$/.exec(m);
   if (flask) return `${flask[1]} current`;
@@ -242,20 +245,14 @@ export function djangoCommand(migrate: string): string | undefined {
  */
 export function alembicConfig(migrate: string): { dir: string; ini: string } | undefined {
   const { where, steps } = whereAndSteps(migrate);
-  const step = steps
-    .map((s) => /^alembic((?:\s+(?:-c|--config|-n|--name|-x)\s+[^\s;&|]+)*)\s+upgrade\s+\S+$/.exec(s.trim()))
-    .filter((m) => m !== null);
-  if (step.length !== 1) return undefined;
-  const dir = where
-    .split(" && ")
-    .map((cd) => cd.replace(/^cd\s+/, ""))
-    .filter(Boolean)
-    .join("/");
-  const file = /(?:-c|--config)\s+([^\s;&|]+)/.exec(step[0]![1])?.[1] ?? "alembic.ini";
-  const ini = dir ? `${dir}/${file}` : file;
-  const safe = (p: string) =>
-    /^[A-Za-z0-9._/-]+$/.test(p) && !p.startsWith("/") && !p.split("/").includes("..");
-  return safe(ini) && (dir === "" || safe(dir)) ? { dir: dir || ".", ini } : undefined;
+  const upgrade = new RegExp(`^alembic(${ALEMBIC_OPTIONS})\\s+upgrade\\s+\\S+$`);
+  const found = steps.map((s) => upgrade.exec(s.trim())).filter((m) => m !== null);
+  if (found.length !== 1) return undefined;
+  const dir = path.posix.normalize(where.replace(/^cd\s+/, "").replace(/\s*&&\s*cd\s+/g, "/") || ".");
+  const file = /(?:-c|--config)\s+([^\s;&|]+)/.exec(found[0][1])?.[1] ?? "alembic.ini";
+  const ini = path.posix.join(dir, file);
+  const outside = (p: string) => p === ".." || p.startsWith("../") || path.posix.isAbsolute(p);
+  return outside(dir) || outside(ini) ? undefined : { dir, ini };
 }
 
 /** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */

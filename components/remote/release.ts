@@ -239,6 +239,13 @@ export function buildHint(output: string): string | undefined {
   );
 }
 
+/** The Python a build ran for, as its output shows it (a compiler's `-I.../include/python3.11`, a build env's
+ * `.../lib/python3.11/site-packages/`): `Python 3.11`, else "the host's Python". */
+function pythonOf(output: string): string {
+  const m = /-I\S*\/include\/python(3\.\d+)\b|\/lib\/python(3\.\d+)\/site-packages\//.exec(output);
+  return m ? `Python ${m[1] ?? m[2]}` : "the host's Python";
+}
+
 /**
  * A failed install's hint when a dependency's C code does not compile against the host's Python: a compiler
  * error names one of the interpreter's own types (`PyThreadState` has no member named `recursion_depth`), as
@@ -251,13 +258,12 @@ export function pythonApiHint(output: string): string | undefined {
     .map((l) => /\.(?:c|cc|cpp|h):\d+:\d+: error: (.*)$/.exec(l)?.[1])
     .find((e) => e !== undefined && /[‘'`]_?Py[A-Z]\w*[’'`]/.test(e));
   if (!error) return undefined;
-  const python = /-I\S*\/include\/python(3\.\d+)\b/.exec(output)?.[1];
   const built =
     /issues with ([\w.-]+) \(([^)\s]+)\)/.exec(output) ?? // poetry
     /Failed to build `([\w.-]+)==([^`]+)`/.exec(output) ?? // uv
     /Building wheel for ([\w.-]+) \(/.exec(output); // pip
   const pkg = built ? `${built[1]}${built[2] ? ` ${built[2]}` : ""}` : "a dependency";
-  const on = python ? `Python ${python}` : "the host's Python";
+  const on = pythonOf(output);
   return (
     `${pkg} does not compile against ${on} (${error.replace(/\s+/g, " ").slice(0, 120)}): its C code was written ` +
     `for an older Python's internals; lock a newer release of ${built ? built[1] : "it"} (one with a wheel for ${on}), ` +
@@ -344,8 +350,7 @@ export function sourceBuildHint(output: string): string | undefined {
     const why = SOURCE_BUILD_CAUSES.find((c) => c.says.test(error))?.why;
     return `${pkg}${error ? ` (${error.slice(0, 160)}${why ? `: ${why}` : ""})` : ""}`;
   });
-  const python = /-I\S*\/include\/python(3\.\d+)\b|\/lib\/python(3\.\d+)\/site-packages\//.exec(output);
-  const on = python ? `Python ${python[1] ?? python[2]}` : "the host's Python";
+  const on = pythonOf(output);
   const names = [...failed.keys()].map((k) => k.split(" ")[0]);
   const how = [
     ...(tools.has("poetry") ? [`poetry update ${names.join(" ")}`] : []),
