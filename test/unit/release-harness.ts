@@ -148,7 +148,7 @@ const PORT_CLAIMS = path.join(os.tmpdir(), "apphost-test-ports");
  * client connection of another test (one in TIME_WAIT too) can hold the port: the test server binds without
  * SO_REUSEADDR, and a web instance failed the gate with EADDRINUSE. `cleanup` gives the claim back.
  */
-function claimPorts(): number {
+export function claimPorts(): number {
   fs.mkdirSync(PORT_CLAIMS, { recursive: true });
   for (let tries = 0; tries < 200; tries++) {
     const base = 20000 + 3 * Math.floor(Math.random() * 4000);
@@ -173,6 +173,11 @@ function claimPorts(): number {
   throw new Error(
     `no free port slot in ${PORT_CLAIMS} after 200 draws: remove the directory if no test runs`,
   );
+}
+
+/** Gives back the ports `claimPorts` gave. */
+export function returnPorts(base: number): void {
+  fs.rmSync(path.join(PORT_CLAIMS, String(base)), { force: true });
 }
 
 function alive(pid: number): boolean {
@@ -592,7 +597,7 @@ if [ -f "$f" ]; then read -r user <"$f"; echo "default:user:$user:r-x"; fi
       }
     }
     fs.rmSync(this.tmp, { recursive: true, force: true });
-    fs.rmSync(path.join(PORT_CLAIMS, String(this.basePort)), { force: true });
+    returnPorts(this.basePort);
   }
 }
 

@@ -14,7 +14,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
@@ -63,6 +62,7 @@ import {
 } from "../../components/render/systemd";
 import { renderSharedTmpfiles, renderTmpfiles } from "../../components/render/tmpfiles";
 import { python3 } from "./python3";
+import { claimPorts, returnPorts } from "./release-harness";
 
 const INSTALL: Record<string, string> = {
   caddy: "apt-get install -y caddy",
@@ -837,18 +837,6 @@ http {
     });
   });
 
-  /** A free loopback port (closed again before it is used; fine for a test). */
-  function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.on("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const { port } = s.address() as net.AddressInfo;
-        s.close(() => resolve(port));
-      });
-    });
-  }
-
   interface Reply {
     status: number;
     headers: http.IncomingHttpHeaders;
@@ -934,7 +922,11 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
     async function serve(proxy: "caddy" | "nginx"): Promise<void> {
       const root = `${tmp}/serve-${proxy}`;
       const dirs = dirsIn(root);
-      const [proxyPort, appPort] = [await freePort(), await freePort()];
+      // Claimed below the ephemeral range, as the release harness claims its hosts' ports: a free port found by
+      // binding port 0 could be taken, before the app or the proxy binds it, by another spec's server on port 0 (the
+      // proxy then answered that server's 500 at /healthz, once, in CI).
+      const base = claimPorts();
+      const [proxyPort, appPort] = [base + 1, base + 2];
       const layout = {
         ...hostLayout("shop", "prod"),
         current: `${root}/current`,
@@ -1049,6 +1041,7 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
         assert.doesNotMatch(logged, /healthz/, "the health path is not access-logged");
       } finally {
         for (const c of children) c.kill("SIGTERM");
+        returnPorts(base);
       }
     }
 
