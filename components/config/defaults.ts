@@ -105,6 +105,7 @@ export const APP_DEFAULTS = {
   basePort: 8000,
   staticPrefix: "/static/",
   sharedDirs: [] as string[],
+  dotenv: [] as string[],
   sharedUrls: {} as Record<string, string>,
   maintenance: false,
   python: "system" as const,

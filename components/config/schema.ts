@@ -185,6 +185,21 @@ function sharedDirProblem(d: string): string | undefined {
   return undefined;
 }
 
+/** apphost:app.dotenv: a file inside the release, never in a directory apphost links in itself. */
+function dotenvProblem(f: string): string | undefined {
+  if (
+    !REL_DIR.test(f) ||
+    f.endsWith("/") ||
+    !isRelativePath(f) ||
+    f.split("/").some((p) => p === "." || p === "..")
+  )
+    return `expected a file path inside the release (letters, digits and ._-), like ".env" or "src/.env", got ${show(f)}; fix the item`;
+  const own = ["data", "logs", ".venv", "node_modules"].find((o) => f === o || f.startsWith(`${o}/`));
+  if (own)
+    return `${show(f)} is ${f === own ? "" : "inside "}${own}${f === own ? "" : "/"}, which apphost links in itself; list another file`;
+  return undefined;
+}
+
 /** Process names whose worker unit would be one of apphost's own units (systemd.ts). */
 const RESERVED_PROCESS_NAMES = ["backup", "upstream", "job", "alert"];
 
@@ -1260,6 +1275,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
       sharedDirs: list('"media"', sharedDirProblem)
         .transform((dirs) => dirs.map(withoutSlash))
         .default(() => [...D.APP_DEFAULTS.sharedDirs]),
+      /** Release files where the app reads a dotenv file (Starlette's `Config(".env")`), each a link to the stack's env file */
+      dotenv: list('"src/.env"', dotenvProblem).default(() => [...D.APP_DEFAULTS.dotenv]),
       /** URL prefixes the proxy serves from a shared directory (`/media/`: `mediafiles`), as it serves staticDir */
       sharedUrls: z
         .record(z.string(), z.unknown(), {
@@ -1372,10 +1389,31 @@ export function sections(ctx: ParseContext, p: Prepared) {
         if (other >= 0)
           add(
             ["sharedDirs", i],
-            `${show(d)} is ${dirs[other] === d ? "listed" : "inside"} apphost:app.sharedDirs[${other}] already; list each directory once`,
+            `${show(d)} is ${dirs[other] === d ? "listed in" : "inside"} apphost:app.sharedDirs[${other}] already; list each directory once`,
           );
       });
       const statics = a.staticDir && withoutSlash(a.staticDir);
+      const dotenvs = a.dotenv ?? [];
+      dotenvs.forEach((f, i) => {
+        const where = (d: string) => f === d || f.startsWith(`${d}/`);
+        const again = dotenvs.indexOf(f);
+        const shared = dirs.findIndex(where);
+        if (again < i)
+          add(
+            ["dotenv", i],
+            `${show(f)} is listed in apphost:app.dotenv[${again}] already; list each file once`,
+          );
+        else if (shared >= 0)
+          add(
+            ["dotenv", i],
+            `${show(f)} is inside apphost:app.sharedDirs[${shared}], which every release shares; list a file of the release itself`,
+          );
+        else if (statics && where(statics))
+          add(
+            ["dotenv", i],
+            `${show(f)} is inside apphost:app.staticDir (${show(a.staticDir)}), which the proxy serves to anyone; list a file outside it`,
+          );
+      });
       const overlap =
         statics && dirs.find((d) => `${statics}/`.startsWith(`${d}/`) || `${d}/`.startsWith(`${statics}/`));
       if (overlap) {

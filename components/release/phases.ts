@@ -334,10 +334,10 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   const user = q(l.user);
   const req = requirementsFile(app);
   if (req !== "") assertSafe("install phase", [["apphost:app.requirements", req, SAFE.relativeFile]]);
-  assertSafe(
-    "install phase",
-    app.sharedDirs.map((d, i) => [`apphost:app.sharedDirs[${i}]`, d, SAFE.relativeDir] as const),
-  );
+  assertSafe("install phase", [
+    ...app.sharedDirs.map((d, i) => [`apphost:app.sharedDirs[${i}]`, d, SAFE.relativeDir] as const),
+    ...app.dotenv.map((f, i) => [`apphost:app.dotenv[${i}]`, f, SAFE.relativeFile] as const),
+  ]);
   const commands = [
     `NEW_DIR="${l.releases}/${refs.id}"`,
     // What on_error's hint for a missing C compiler reads: the dependencies' install, not the build.
@@ -353,6 +353,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     ...app.sharedDirs
       .filter((d) => Object.values(app.sharedUrls ?? {}).includes(d))
       .map((d) => `share_with_proxy ${q(d)}`),
+    // Before the build too, which may read it (a Django collectstatic whose settings read the file).
+    ...app.dotenv.map((f) => `link_dotenv ${q(f)}`),
   ];
   if (app.runtime === "python") {
     const deps = pythonDepsOf(app);
@@ -404,7 +406,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   }
   commands.push(...programChecks(input), ...djangoChecks(input), ...migrationUnsetCheck(input));
   const linked =
-    app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "";
+    (app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "") +
+    (app.dotenv.length > 0 ? ` Link ${app.dotenv.join(", ")} to ${l.envFile}.` : "");
   return {
     name: "install",
     description:

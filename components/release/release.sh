@@ -240,6 +240,26 @@ link_shared_dir() {
   note "install: $1 links to $dst"
 }
 
+# link_dotenv <file>: apphost:app.dotenv: the release's <file> becomes a link to the stack's env file, for an app that
+# reads a dotenv file there (Starlette's Config(".env") refuses to start without one). Its processes have the same
+# values in their environment, which dotenv readers prefer to the file's; the link is for the file's presence and for
+# what reads the file alone. A file the release has there itself is replaced, and the deploy says so.
+# shellcheck disable=SC2016 # the inner script expands its own arguments
+link_dotenv() {
+  local dst="$NEW_DIR/$1"
+  if [ -L "$dst" ] && [ "$(readlink -- "$dst")" = "$ENV_FILE" ]; then return 0; fi
+  if [ -d "$dst" ] && [ ! -L "$dst" ]; then
+    die "apphost:app.dotenv: $1 is a directory in the release; list the file the app reads, or remove the directory from the app"
+  fi
+  if [ -e "$dst" ] || [ -L "$dst" ]; then
+    note "warning: apphost:app.dotenv: the release's own $1 is replaced by a link to $ENV_FILE (to ship the file instead, remove it from apphost:app.dotenv)"
+  fi
+  if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e; mkdir -p -- "$(dirname -- "$1")"; ln -sfn -- "$2" "$1"' _ "$dst" "$ENV_FILE" 3>&- 9>&-; then
+    die "apphost:app.dotenv: could not link $1 in the release to $ENV_FILE"
+  fi
+  note "install: $1 links to $ENV_FILE"
+}
+
 # share_with_proxy <dir>: the proxy's user (PROXY_USER) may read what the app writes in $LINKED_DIR/<dir>, which
 # apphost:app.sharedUrls serves: POSIX ACLs, set as the app user, who owns the directories: search on each one from
 # shared/data down, read on <dir> and all in it, and the same by default on what the app creates there later. The

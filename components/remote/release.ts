@@ -383,6 +383,44 @@ export function appEnvHint(output: string): string | undefined {
 }
 
 /**
+ * A failed install's, migration's or health gate's hint when the app looked for a dotenv file in its release that
+ * is not there: Starlette's `Config file '<path>' not found.`, Python's `FileNotFoundError` and Node's `ENOENT` for a
+ * file named `.env` or `.env.<name>`. apphost:app.excludes leaves such files out (a developer's own, with their
+ * values), and apphost:app.dotenv links one to the stack's env file. Undefined when no such error shows.
+ */
+export function dotenvHint(output: string): string | undefined {
+  const missing = [
+    /Config file '([^']+)' not found/,
+    /No such file or directory: '([^']+)'/,
+    /ENOENT: no such file or directory, (?:open|stat|access) '([^']+)'/,
+  ];
+  for (const line of output.split("\n")) {
+    for (const re of missing) {
+      const file = re.exec(line)?.[1];
+      if (!file || !/(?:^|\/)\.env(?:\.[A-Za-z0-9_-]+)?$/.test(file)) continue;
+      const inRelease = /\/releases\/[^/]+\/(.+)$/.exec(file)?.[1];
+      const rel = inRelease !== undefined ? inRelease : file.startsWith("/") ? undefined : file;
+      // `src/app/core/../../.env` is `src/.env` (no path module here: this provider is serialized into the state).
+      if (rel === undefined) continue;
+      const parts: string[] = [];
+      let outside = false;
+      for (const part of rel.split("/"))
+        if (part === "..") outside ||= parts.pop() === undefined;
+        else if (part !== "." && part !== "") parts.push(part);
+      if (outside) continue;
+      const shown = parts.join("/");
+      return (
+        `the app reads a dotenv file, ${shown}${inRelease === undefined ? " (relative to where its command runs)" : ""}, ` +
+        "which the release does not have (apphost:app.excludes leaves out .env files: a developer's own, with their values); " +
+        `list it in apphost:app.dotenv (pulumi config set --path 'apphost:app.dotenv[0]' ${shown}), and each release gets a link there ` +
+        "to the stack's env file, whose values the app's processes have in their environment already"
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
  * The error of a failed `apphost-release deploy|rollback`: which phase failed
  * and why (its `apphost: phase <name> failed: <reason>` line, else its exit
  * status), then the tail of the script's output. A plain Error: Pulumi
@@ -423,9 +461,12 @@ export function releaseError(
     head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
     const hint =
       phase === "install"
-        ? (buildHint(res.stderr) ?? pythonApiHint(res.stderr) ?? sourceBuildHint(res.stderr))
+        ? (buildHint(res.stderr) ??
+          pythonApiHint(res.stderr) ??
+          sourceBuildHint(res.stderr) ??
+          dotenvHint(res.stderr))
         : phase === "migrate" || phase === "health-gate"
-          ? appEnvHint(res.stderr)
+          ? (appEnvHint(res.stderr) ?? dotenvHint(res.stderr))
           : undefined;
     if (hint) head = `${head.replace(/:$/, "")}; ${hint}`; // a reason that ends with `:` is followed by lines below
     if (res.code === 20)

@@ -64,8 +64,8 @@ function errorOf(raw: Record<string, unknown>, ctx: ParseContext): ConfigError {
 interface Row {
   /** keys set on the base config before parsing (undefined deletes) */
   set: Record<string, unknown>;
-  /** the one expected line, "path: message" */
-  error: string;
+  /** the expected line, "path: message", or each of the lines, in order */
+  error: string | string[];
   base?: () => Record<string, unknown>;
   ctx?: ParseContext;
 }
@@ -156,7 +156,34 @@ const ROWS: Row[] = [
   {
     set: { "app.sharedDirs": ["media", "media/"] },
     error:
-      'apphost:app.sharedDirs[1]: "media" is listed apphost:app.sharedDirs[0] already; list each directory once',
+      'apphost:app.sharedDirs[1]: "media" is listed in apphost:app.sharedDirs[0] already; list each directory once',
+  },
+  {
+    set: { "app.dotenv": [".env", "../.env", "src/", "./.env"] },
+    error: [
+      'apphost:app.dotenv[1]: expected a file path inside the release (letters, digits and ._-), like ".env" or "src/.env", got "../.env"; fix the item',
+      'apphost:app.dotenv[2]: expected a file path inside the release (letters, digits and ._-), like ".env" or "src/.env", got "src/"; fix the item',
+      'apphost:app.dotenv[3]: expected a file path inside the release (letters, digits and ._-), like ".env" or "src/.env", got "./.env"; fix the item',
+    ],
+  },
+  {
+    set: { "app.dotenv": ["data/.env", ".venv"] },
+    error: [
+      'apphost:app.dotenv[0]: "data/.env" is inside data/, which apphost links in itself; list another file',
+      'apphost:app.dotenv[1]: ".venv" is .venv, which apphost links in itself; list another file',
+    ],
+  },
+  {
+    set: {
+      "app.dotenv": ["src/.env", "media/.env", "src/.env", "public/.env"],
+      "app.sharedDirs": ["media"],
+      "app.staticDir": "public",
+    },
+    error: [
+      'apphost:app.dotenv[1]: "media/.env" is inside apphost:app.sharedDirs[0], which every release shares; list a file of the release itself',
+      'apphost:app.dotenv[2]: "src/.env" is listed in apphost:app.dotenv[0] already; list each file once',
+      'apphost:app.dotenv[3]: "public/.env" is inside apphost:app.staticDir ("public"), which the proxy serves to anyone; list a file outside it',
+    ],
   },
   {
     set: { "app.sharedDirs": ["media"], "app.sharedUrls": { "media/": "media" } },
@@ -1047,9 +1074,13 @@ describe("stack config validation (one bad key per row)", () => {
 
   for (const row of ROWS) {
     const stack = row.ctx?.stack ?? "staging";
-    it(`${row.error.slice(0, row.error.indexOf(":", "apphost:".length))} <- ${JSON.stringify(row.set).slice(0, 90)}`, () => {
+    const lines = [row.error].flat();
+    it(`${lines[0].slice(0, lines[0].indexOf(":", "apphost:".length))} <- ${JSON.stringify(row.set).slice(0, 90)}`, () => {
       const error = errorOf(withKeys((row.base ?? baseRaw)(), row.set), row.ctx ?? baseCtx());
-      assert.equal(error.message, `${header(1, stack)}\n  1. ${row.error}`);
+      assert.equal(
+        error.message,
+        [header(lines.length, stack), ...lines.map((l, i) => `  ${i + 1}. ${l}`)].join("\n"),
+      );
     });
   }
 
@@ -1315,6 +1346,7 @@ describe("stack config defaults", () => {
         staticDir: undefined,
         staticPrefix: "/static/",
         sharedDirs: [],
+        dotenv: [],
         sharedUrls: {},
         build: undefined,
         dependencyGroups: undefined,

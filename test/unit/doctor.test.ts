@@ -548,6 +548,7 @@ describe("doctor: from stack config", () => {
       env: {},
       staticPrefix: "/static/",
       sharedDirs: [],
+      dotenv: [],
       sharedUrls: {},
       processes: [
         { name: "web", command: "gunicorn app:app", kind: "web" },

@@ -31,6 +31,7 @@ export const baseApp: AppConfig = {
   env: {},
   staticPrefix: "/static/",
   sharedDirs: [],
+  dotenv: [],
   sharedUrls: {},
   processes: [
     { name: "web", command: "gunicorn -c gunicorn.conf.py app.main:app", kind: "web" },

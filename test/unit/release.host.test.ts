@@ -468,14 +468,18 @@ describe("release script: a failed app command is named as the stack gave it", f
   });
 });
 
-describe("release script: apphost:app.sharedDirs keep what the app writes across releases", function () {
+describe("release script: apphost:app.sharedDirs keep what the app writes across releases; apphost:app.dotenv links the env file", function () {
   this.timeout(120000);
   let host: FakeHost;
   before(
     () =>
       (host = new FakeHost({
         sharedVenv: true,
-        app: { sharedDirs: ["media", "var/cache"], sharedUrls: { "/media/": "media" } },
+        app: {
+          sharedDirs: ["media", "var/cache"],
+          sharedUrls: { "/media/": "media" },
+          dotenv: ["src/.env", "settings.env"],
+        },
       })),
   );
   after(() => host.cleanup());
@@ -537,6 +541,42 @@ describe("release script: apphost:app.sharedDirs keep what the app writes across
     const again = host.deploy(appWith("v2b", { "seed.txt": "from v2" }), v2);
     assert.equal(again.status, 0, again.stderr);
     assert.equal(read("media", "upload.jpg"), "pixels");
+  });
+
+  it("each dotenv file is a link to the env file, made before the migration reads it; a file the release ships there is replaced, with a warning", () => {
+    const id = "20250105123000-d1d1d1d1";
+    const app = appWith("dotenv", {});
+    fs.writeFileSync(path.join(app, "settings.env"), "GREETING=shipped with the app\n");
+    fs.writeFileSync(path.join(app, ".env"), "GREETING=a developer's own\n"); // left out by apphost:app.excludes
+    // The migration reads the file as the app would: it fails the deploy unless the link is there before it.
+    fs.appendFileSync(
+      path.join(app, "migrate.sh"),
+      "grep -q 'hello from the env file' src/.env || { echo 'no src/.env' >&2; exit 1; }\n",
+    );
+    const r = host.deploy(app, id);
+    assert.equal(r.status, 0, r.stderr);
+    const release = path.join(host.layout.releases, id);
+    for (const f of ["src/.env", "settings.env"]) {
+      assert.equal(fs.readlinkSync(path.join(release, f)), host.layout.envFile);
+      assert.match(
+        r.stderr,
+        new RegExp(`install: ${f.replace(".", "\\.")} links to ${host.layout.envFile}\n`),
+      );
+    }
+    assert.ok(
+      r.stderr.includes(
+        `warning: apphost:app.dotenv: the release's own settings.env is replaced by a link to ${host.layout.envFile} ` +
+          "(to ship the file instead, remove it from apphost:app.dotenv)\n",
+      ),
+      r.stderr,
+    );
+    assert.ok(!r.stderr.includes("the release's own src/.env"), r.stderr);
+    assert.equal(fs.existsSync(path.join(release, ".env")), false);
+    // Deployed again (a retry of the same release): the links stand, with no warning.
+    const again = host.deploy(app, id);
+    assert.equal(again.status, 0, again.stderr);
+    assert.ok(!again.stderr.includes("warning: apphost:app.dotenv"), again.stderr);
+    assert.equal(fs.readlinkSync(path.join(release, "settings.env")), host.layout.envFile);
   });
 
   it("a release where the directory is a file fails the install phase, naming it, and the live release serves on", () => {

@@ -474,6 +474,27 @@ describe("release phases: one key changed", () => {
     );
   });
 
+  it("apphost:app.dotenv: each linked after the shared directories and before the venv and the build", () => {
+    const input = baseInput({
+      refs: literal,
+      app: { ...baseApp, sharedDirs: ["media"], dotenv: ["src/.env", ".env.production"] },
+    });
+    assert.deepEqual(installPhase(input).commands.slice(6, 10), [
+      "link_shared_dir media",
+      "link_dotenv src/.env",
+      "link_dotenv .env.production",
+      "PYTHON=python3",
+    ]);
+    assert.match(
+      installPhase(input).description,
+      /Link media to \/srv\/shop-prod\/shared\/data\/linked\/ as shop-prod\. Link src\/\.env, \.env\.production to \/etc\/apphost\/shop-prod\.env\. /,
+    );
+    assert.throws(
+      () => installPhase(baseInput({ refs: literal, app: { ...baseApp, dotenv: [".env", "$(reboot)"] } })),
+      /apphost:app\.dotenv\[1\]: "\$\(reboot\)" is not a relative path inside the app/,
+    );
+  });
+
   it("apphost:app.runtime node, with apphost:app.build", () => {
     const cmds = installPhase(
       baseInput({

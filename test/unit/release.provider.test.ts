@@ -8,6 +8,7 @@ import { secretValues } from "../../components/app";
 import {
   appEnvHint,
   deployKey,
+  dotenvHint,
   jobReport,
   liveOf,
   lostConnection,
@@ -540,5 +541,60 @@ describe("release provider: what a refresh reads as live", () => {
   it("none when nothing is live, whatever the units say", () => {
     assert.equal(liveOf({ current: "", web: "inactive", workers: `${worker}:failed` }), "none");
     assert.equal(liveOf({}), "none");
+  });
+});
+
+describe("release provider: an app that reads a dotenv file the release does not have", () => {
+  const hint = (file: string, relative = false) =>
+    `the app reads a dotenv file, ${file}${relative ? " (relative to where its command runs)" : ""}, which the release does not have ` +
+    "(apphost:app.excludes leaves out .env files: a developer's own, with their values); " +
+    `list it in apphost:app.dotenv (pulumi config set --path 'apphost:app.dotenv[0]' ${file}), and each release gets a link ` +
+    "there to the stack's env file, whose values the app's processes have in their environment already";
+
+  it("Starlette's Config in a migration (the FastAPI-boilerplate trial's output): the file, as the release names it", () => {
+    assert.equal(
+      headOf(EXIT_CODES.migrate, sample("migrate/starlette-config-dotenv.txt")),
+      "r: phase migrate failed (exit status 14): the migration command failed: cd src && alembic upgrade head; last 40 " +
+        "lines of its output (/srv/boiler-boiler/shared/logs/apphost-migrate-20261207014727-e4f182f8.log); " +
+        hint("src/.env"),
+    );
+  });
+
+  it("Python's open and Node's ENOENT in a web instance's journal; none for another file or one outside the release", () => {
+    const journal = (line: string) =>
+      [
+        "apphost: phase health-gate failed: the web instance exited. Last lines of its journal:",
+        `Dec 07 02:10:01 host app[812]: ${line}`,
+      ].join("\n");
+    const python = journal(
+      "FileNotFoundError: [Errno 2] No such file or directory: '/srv/shop-prod/releases/20261207021000-0a1b2c3d/.env.production'",
+    );
+    assert.ok(headOf(EXIT_CODES["health-gate"], python).endsWith(`journal; ${hint(".env.production")}`));
+    assert.equal(
+      dotenvHint(journal("Error: ENOENT: no such file or directory, open 'config/.env'")),
+      hint("config/.env", true),
+    );
+    assert.equal(
+      dotenvHint(journal("FileNotFoundError: [Errno 2] No such file or directory: 'settings.env'")),
+      undefined,
+    );
+    assert.equal(
+      dotenvHint(journal("Config file '/srv/shop-prod/releases/x/../../.env' not found.")),
+      undefined,
+    );
+    assert.equal(dotenvHint(journal("Config file '/etc/shop/.env' not found.")), undefined);
+    assert.equal(
+      dotenvHint(
+        journal(
+          "FileNotFoundError: [Errno 2] No such file or directory: '/srv/shop-prod/releases/x/src/.envrc'",
+        ),
+      ),
+      undefined,
+    );
+    const publish = python.replace("phase health-gate failed", "phase publish failed");
+    assert.equal(
+      headOf(EXIT_CODES.publish, publish),
+      "r: phase publish failed (exit status 15): the web instance exited. Last lines of its journal:",
+    );
   });
 });
