@@ -745,13 +745,30 @@ last_exception() {
 }
 
 # journal_error <unit>: "; the last error in its journal: <last_exception> (<what it usually means: error_hint>)", or
-# nothing.
+# nothing. With no such hint, what unreachable_hint says follows: the last exception of a chain is often a later
+# one's (FastAPI-boilerplate's lifespan failed to reach Redis, then to close the pool it never made: `AttributeError:
+# 'NoneType' object has no attribute 'aclose'`).
 journal_error() {
   local line hint
   line=$(last_exception "$1")
   if [ -z "$line" ]; then return 0; fi
   hint=$(error_hint "$line")
   printf '; the last error in its journal: %s%s' "$line" "${hint:+ ($hint)}"
+  if [ -z "$hint" ]; then unreachable_hint "$1"; fi
+}
+
+# unreachable_hint <unit>: when <unit>'s journal since publish's start says the process could not reach a server on
+# this host that nothing listens on (an app that connects to Redis as it starts): that line, at most 200 characters,
+# and local_server_hint's advice; nothing otherwise. The last such line of the journal's last 400.
+unreachable_hint() {
+  local line hint
+  while IFS= read -r line; do
+    hint=$(local_server_hint "$line")
+    if [ -n "$hint" ]; then
+      printf '; before it, the journal says it could not reach a server it needs: "%s"%s' "${line:0:200}" "$hint"
+      return 0
+    fi
+  done < <("$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | grep -iE "$UNREACHABLE" | tail -n 3 | tac)
 }
 
 # journal_tail <unit> [since]: its last 40 lines since the epoch second given (publish's start by default).

@@ -823,13 +823,27 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
 });
 
 describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
-  const fns = ["exception_line", "last_exception", "journal_error"].map(releaseFunction);
+  const fns = [
+    "exception_line",
+    "last_exception",
+    "journal_error",
+    "unreachable_hint",
+    "local_server_hint",
+  ].map(releaseFunction);
+  const servers = [/^declare -A LOCAL_SERVERS=[\s\S]*?\nreadonly LOCAL_SERVERS\n/m, /^UNREACHABLE=.*$/m].map(
+    releaseDefinition,
+  );
 
-  /** `<fn> <unit>` under bash -eu, with error_hint as rendered and a journalctl that prints `journal`. */
+  /**
+   * `<fn> <unit>` under bash -eu, with error_hint as rendered and a journalctl that prints `journal`; port 6380 is
+   * the one port of this host something listens on.
+   */
   function run(fn: "last_exception" | "journal_error", journal: string) {
     const script = [
       "set -euo pipefail",
       'JOURNALCTL=journal PUBLISH_STARTED=0; journal() { printf "%s" "$JOURNAL"; }',
+      'port_listener() { if [ "$1" = 6380 ]; then echo "users:((\\"redis-server\\",pid=7,fd=6))"; fi; }',
+      ...servers,
       errorHintFunction(),
       ...fns,
       `${fn} apphost-shop-prod-web@8001.service`,
@@ -904,6 +918,48 @@ describe("release script: journal_error, the error a web process that fails the 
       "; the last error in its journal: KeyError: 'SECRET_KEY'",
     );
     assert.equal(run("journal_error", "no traceback here\n"), "");
+  });
+
+  it("journal_error: with no hint, the line before it that names a server of this host nothing listens on", () => {
+    // FastAPI-boilerplate's lifespan on a host without Redis, as the trial's journal had it (arq retries, then a
+    // chain whose last exception is the failed close of the pool it never made).
+    const chain = (port: number) =>
+      [
+        `2026-12-07 01:54:15,330 - arq.connections - WARNING - redis connection error localhost:${port} ConnectionError Error 111 connecting to localhost:${port}. Connection refused., 5 retries remaining...`,
+        "ERROR:    Traceback (most recent call last):",
+        '  File "/srv/boiler-boiler/venvs/x/lib/python3.11/site-packages/redis/asyncio/connection.py", line 723, in _connect',
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+        "During handling of the above exception, another exception occurred:",
+        "Traceback (most recent call last):",
+        '  File "/srv/boiler-boiler/releases/x/src/app/core/setup.py", line 102, in lifespan',
+        `redis.exceptions.ConnectionError: Error 111 connecting to localhost:${port}. Connection refused.`,
+        "During handling of the above exception, another exception occurred:",
+        "Traceback (most recent call last):",
+        '  File "/srv/boiler-boiler/releases/x/src/app/core/setup.py", line 116, in lifespan',
+        "AttributeError: 'NoneType' object has no attribute 'aclose'",
+        "ERROR:    Application startup failed. Exiting.",
+        "",
+      ].join("\n");
+    assert.equal(
+      run("journal_error", chain(6379)),
+      "; the last error in its journal: AttributeError: 'NoneType' object has no attribute 'aclose'; before it, the " +
+        'journal says it could not reach a server it needs: "redis.exceptions.ConnectionError: Error 111 connecting to ' +
+        "localhost:6379. Connection refused.\"; nothing on this host listens on port 6379, Redis's: add redis-server to " +
+        "apphost:host.packages (the host baseline installs and starts it), or give the app the address of one (apphost:app.env)",
+    );
+    // Something listens there: the server refused for another reason, which the line alone does not tell.
+    assert.equal(
+      run("journal_error", chain(6380)),
+      "; the last error in its journal: AttributeError: 'NoneType' object has no attribute 'aclose'",
+    );
+    // An error with a hint of its own keeps it alone.
+    assert.match(
+      run(
+        "journal_error",
+        `Error 111 connecting to localhost:6379. Connection refused.\n${traceback("ValueError: 'not' is not a valid parameter name")}`,
+      ),
+      /\(pydantic before 1\.10 [^;]*\)$/,
+    );
   });
 
   it("nothing without a traceback (a Node app, a shell error), and at most 300 characters", () => {
