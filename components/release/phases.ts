@@ -404,7 +404,12 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       `if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else ${steps.join("; ")}; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi`,
     );
   }
-  commands.push(...programChecks(input), ...djangoChecks(input), ...migrationUnsetCheck(input));
+  commands.push(
+    ...programChecks(input),
+    ...djangoChecks(input),
+    ...migrationUnsetCheck(input),
+    ...alembicRevisionsCheck(input),
+  );
   const linked =
     (app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "") +
     (app.dotenv.length > 0 ? ` Link ${app.dotenv.join(", ")} to ${l.envFile}.` : "");
@@ -453,6 +458,13 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
  */
 function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[] {
   return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
+}
+
+/** install, last, where this host runs an alembic migration: a warning when its versions directory has no revision. */
+function alembicRevisionsCheck(input: ReleaseInput): string[] {
+  const migrate = migrationHere(input);
+  const alembic = migrate ? alembicConfig(migrate) : undefined;
+  return alembic ? [`alembic_revisions_check ${q(alembic.ini)} ${q(alembic.dir)}`] : [];
 }
 
 /**
@@ -675,7 +687,21 @@ export const MIGRATE_NOT_FOUND_HINT =
  * What the error line of a Python traceback usually means, by what it says: the migrate phase adds it to a failed
  * migration's output, the health gate to the last error in the new instance's journal (`error_hint`, generated).
  */
-export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
+const NO_TABLE_HINT =
+  "the app's database has no such table: the stack's migration (apphost:database.migrate, or the Procfile's " +
+  "release: line) creates the app's tables, and an Alembic project with no revision yet creates none (alembic " +
+  "revision --autogenerate writes the first from the app's models; add it to the app), nor does Django's migrate for " +
+  "an app with no migrations (python manage.py makemigrations)";
+
+export const ERROR_HINTS: readonly {
+  says: string;
+  /** What the line says after `says`, where it is not one string (the table's name between) */
+  then?: string;
+  hint: string;
+}[] = [
+  // A table that is not there: Postgres (psycopg, asyncpg, through SQLAlchemy or Django) and SQLite.
+  { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT },
+  { says: "no such table: ", hint: NO_TABLE_HINT },
   {
     // SQLAlchemy 2.1 and later read a plain postgresql:// URL, as DATABASE_URL is, with psycopg 3.
     says: "No module named 'psycopg'",
@@ -731,7 +757,9 @@ export const ERROR_HINTS: readonly { says: string; hint: string }[] = [
 export function errorHintFunction(): string {
   return shellFunction("error_hint", [
     'case "$1" in',
-    ...ERROR_HINTS.map(({ says, hint }) => `  *${q(says)}*) printf '%s\\n' ${q(hint)} ;;`),
+    ...ERROR_HINTS.map(
+      ({ says, then, hint }) => `  *${q(says)}*${then ? `${q(then)}*` : ""}) printf '%s\\n' ${q(hint)} ;;`,
+    ),
     "esac",
   ]);
 }

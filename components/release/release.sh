@@ -604,6 +604,39 @@ debug_page_warning() {
 # psycopg's, asyncpg's and Python's resolver's words.
 DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
 
+# ini_value <ini> <key>: the first value <ini> (relative to the release) gives <key>, trimmed, read as the app user; or
+# nothing.
+ini_value() {
+  local value
+  value=$("$RUNUSER" -u "$APP_USER" -- sed -nE "s/^[[:space:]]*${2//./\\.}[[:space:]]*=[[:space:]]*//p" "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
+  printf '%s' "${value%"${value##*[![:space:]]}"}"
+}
+
+# alembic_script_dir <ini> <dir>: the script_location of <ini>, relative to the release, where alembic runs in <dir>
+# (a relative location is <dir>'s, `%(here)s/...` the ini's directory's); nothing for an absolute or a missing one.
+alembic_script_dir() {
+  local location dir
+  location=$(ini_value "$1" script_location)
+  case $location in
+    "" | /*) return 0 ;;
+    %\(here\)s/*) dir="$(dirname "$1")/${location#*/}" ;;
+    *) dir="$2/$location" ;;
+  esac
+  printf '%s' "${dir#./}"
+}
+
+# alembic_revisions_check <ini> <dir>: a warning when the alembic migration's versions directory (script_location's
+# versions/, where the ini sets no version_locations) has no revision: `alembic upgrade head` then creates no table,
+# and the app answers 500 on its first query (igorbenav/FastAPI-boilerplate ships its versions/ with a README alone,
+# for `alembic revision --autogenerate` to fill).
+alembic_revisions_check() {
+  local scripts
+  scripts=$(alembic_script_dir "$1" "$2")
+  if [ -z "$scripts" ] || [ -n "$(ini_value "$1" version_locations)" ] || [ ! -d "$NEW_DIR/$scripts/versions" ]; then return 0; fi
+  if [ -n "$("$RUNUSER" -u "$APP_USER" -- find "$NEW_DIR/$scripts/versions" -name '*.py' ! -name '__init__.py' -print -quit 2>/dev/null)" ]; then return 0; fi
+  note "install: warning: $scripts/versions has no alembic revision, so the migration creates no table, and the app's first query fails: \`alembic revision --autogenerate -m \"initial tables\"\`, run where the app reaches a database (an empty one, or one as the stack's is), writes the first from its models; add it to the app"
+}
+
 # alembic_url_hint <ini> <dir>: after a failed alembic migration whose log says it could not reach or log in to its
 # database, when <ini> (relative to the release) sets sqlalchemy.url and the env.py of its script_location (relative to
 # <dir>, where alembic ran) reads nothing else: why the migration went to another database than the stack's, and the
@@ -612,18 +645,11 @@ DB_UNREACHABLE="could not translate host name|Name or service not known|Temporar
 # Nothing when env.py reads the environment or the app's settings, or the ini's URL is interpolated. Read as the app
 # user, who owns the release; the URL's password is not shown.
 alembic_url_hint() {
-  local read=("$RUNUSER" -u "$APP_USER" --) url location env shown
+  local read=("$RUNUSER" -u "$APP_USER" --) url scripts env shown
   "${read[@]}" grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null || return 0
-  url=$("${read[@]}" sed -nE 's/^[[:space:]]*sqlalchemy\.url[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
-  location=$("${read[@]}" sed -nE 's/^[[:space:]]*script_location[[:space:]]*=[[:space:]]*//p' "$NEW_DIR/$1" 2>/dev/null | head -n 1) || true
-  url=${url%"${url##*[![:space:]]}"} location=${location%"${location##*[![:space:]]}"}
-  if [ -z "$url" ] || [ -z "$location" ] || [[ $url == *"%("* ]]; then return 0; fi
-  case $location in
-    %\(here\)s/*) env="$(dirname "$1")/${location#*/}/env.py" ;;
-    /*) return 0 ;;
-    *) env="$2/$location/env.py" ;;
-  esac
-  env=${env#./}
+  url=$(ini_value "$1" sqlalchemy.url) scripts=$(alembic_script_dir "$1" "$2")
+  if [ -z "$url" ] || [ -z "$scripts" ] || [[ $url == *"%("* ]]; then return 0; fi
+  env="$scripts/env.py"
   if ! "${read[@]}" test -f "$NEW_DIR/$env" || "${read[@]}" grep -qE 'environ|getenv|DATABASE_URL|settings|set_main_option' "$NEW_DIR/$env"; then return 0; fi
   shown=$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$url")
   printf '%s' "the migration connects to the URL $1 sets in sqlalchemy.url, $shown, as $env reads no other: apphost gives the app the stack's database in DATABASE_URL; in $env, before it connects: config.set_main_option(\"sqlalchemy.url\", os.environ[\"DATABASE_URL\"])"

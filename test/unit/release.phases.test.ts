@@ -161,6 +161,8 @@ describe("release phases: the base input", () => {
       'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
         "fail \"not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ${MISSING%; }; " +
         "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
+      // The migration is alembic's: its versions directory must hold a revision.
+      "alembic_revisions_check alembic.ini .",
     ]);
   });
 
@@ -191,7 +193,7 @@ describe("release phases: the base input", () => {
       commands.join("\n"),
     );
     assert.match(
-      commands.at(-1)!,
+      commands.at(-2)!,
       /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\), or /,
     );
     // pip from a pyproject.toml installs the groups named too (BookWyrm's main), a package's as well.
@@ -202,7 +204,7 @@ describe("release phases: the base input", () => {
           app: { ...baseApp, pythonDeps: detectPythonDeps({ "pyproject.toml": pyproject }) },
         }),
         "install",
-      ).commands.at(-1)!;
+      ).commands.at(-2)!;
     const groups = '[dependency-groups]\nmain = ["gunicorn"]\n';
     assert.match(
       pipInstall(groups),
@@ -220,7 +222,7 @@ describe("release phases: the base input", () => {
           app: { ...baseApp, pythonDeps: detectPythonDeps({ Pipfile: "", "Pipfile.lock": "{}" }) },
         }),
         "install",
-      ).commands.at(-1)!,
+      ).commands.at(-2)!,
       /\(Pipfile\.lock; apphost installs no dev group\)/,
     );
   });
@@ -523,6 +525,7 @@ describe("release phases: one key changed", () => {
       'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
         "fail \"not found where the units look (the release, its node_modules/.bin, then the host's PATH), or not executable: ${MISSING%; }; " +
         "add each to package.json's dependencies (package-lock.json), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
+      "alembic_revisions_check alembic.ini .",
     ]);
   });
 
@@ -717,6 +720,19 @@ describe("release phases: one key changed", () => {
       "alembic_url_hint backend/conf/alembic.ini backend",
     ]);
     assert.equal(hint("flask db upgrade"), null);
+  });
+
+  it("an alembic migration has its versions directory checked for a revision, where alembic runs; another tool's not", () => {
+    const check = (migrate: string, more: Partial<ReleaseInput> = {}) =>
+      installPhase(
+        baseInput({ refs: literal, database: { ...baseDatabase, migrate }, ...more }),
+      ).commands.filter((c) => c.startsWith("alembic_revisions_check"));
+    assert.deepEqual(check("cd src && alembic upgrade head"), [
+      "alembic_revisions_check src/alembic.ini src",
+    ]);
+    assert.deepEqual(check("alembic upgrade head"), ["alembic_revisions_check alembic.ini ."]);
+    assert.deepEqual(check("flask db upgrade"), []);
+    assert.deepEqual(check("alembic upgrade head", { follower: true }), []);
   });
 
   it("a stack with a database and no migration checks the release for a migration tool's files; not on a follower", () => {

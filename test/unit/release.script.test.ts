@@ -920,6 +920,26 @@ describe("release script: journal_error, the error a web process that fails the 
     assert.equal(run("journal_error", "no traceback here\n"), "");
   });
 
+  it("journal_error: a table the database lacks, in Postgres's words through asyncpg and psycopg, and in SQLite's", () => {
+    const hint = ERROR_HINTS.find((h) => h.says === "no such table: ")!.hint;
+    // FastAPI-boilerplate's /api/v1/tiers before its first revision, as the trial's health gate quoted it.
+    const errors = [
+      'sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_dbapi.ProgrammingError: relation "tier" does not exist',
+      'psycopg2.errors.UndefinedTable: relation "catalog_book" does not exist',
+      "sqlite3.OperationalError: no such table: songs",
+    ];
+    for (const error of errors)
+      assert.equal(
+        run("journal_error", traceback(error)),
+        `; the last error in its journal: ${error} (${hint})`,
+      );
+    // Another object that does not exist is not a table.
+    assert.equal(
+      run("journal_error", traceback('psycopg2.OperationalError: FATAL:  database "shop" does not exist')),
+      '; the last error in its journal: psycopg2.OperationalError: FATAL:  database "shop" does not exist',
+    );
+  });
+
   it("journal_error: with no hint, the line before it that names a server of this host nothing listens on", () => {
     // FastAPI-boilerplate's lifespan on a host without Redis, as the trial's journal had it (arq retries, then a
     // chain whose last exception is the failed close of the pool it never made).
@@ -1010,7 +1030,7 @@ describe("release script: migration_unset_check, a migration tool's files in a s
 });
 
 describe("release script: alembic_url_hint, a migration that went to the URL its alembic.ini names", () => {
-  const fn = releaseFunction("alembic_url_hint");
+  const fn = ["ini_value", "alembic_script_dir", "alembic_url_hint"].map(releaseFunction).join("");
   const unreachable = releaseDefinition(/^DB_UNREACHABLE=.*$/m);
   // testdrivenio/fastapi-sqlmodel-alembic's project/ (b9f7864): its alembic.ini names the Docker Compose service, and
   // its env.py is alembic's async template, which reads that URL alone.
@@ -1094,6 +1114,49 @@ describe("release script: alembic_url_hint, a migration that went to the URL its
   });
 });
 
+describe("release script: alembic_revisions_check, an alembic migration with no revision to run", () => {
+  const fns = ["ini_value", "alembic_script_dir", "alembic_revisions_check"].map(releaseFunction);
+  // igorbenav/FastAPI-boilerplate (61d84fa): src/alembic.ini, `cd src && alembic upgrade head`, and
+  // src/migrations/versions/ with a README alone.
+  const INI = "[alembic]\nscript_location = migrations\nprepend_sys_path = .\n";
+  const WARNING =
+    "install: warning: src/migrations/versions has no alembic revision, so the migration creates no table, and the " +
+    'app\'s first query fails: `alembic revision --autogenerate -m "initial tables"`, run where the app reaches a ' +
+    "database (an empty one, or one as the stack's is), writes the first from its models; add it to the app\n";
+  const check = (files: Record<string, string>, ini = "src/alembic.ini", dir = "src") =>
+    runInRelease(['note() { printf "%s\\n" "$*"; }', ...fns, 'alembic_revisions_check "$1" "$2"'], files, {
+      args: [ini, dir],
+      env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }),
+    });
+
+  it("warns where versions/ has no revision, as the ini locates it; nothing once it has one, or where the ini says otherwise", () => {
+    const app = {
+      "src/alembic.ini": INI,
+      "src/migrations/env.py": "",
+      "src/migrations/versions/README.MD": "",
+    };
+    assert.equal(check(app), WARNING);
+    assert.equal(check({ ...app, "src/migrations/versions/__init__.py": "" }), WARNING);
+    // %(here)s: the ini's directory, whatever directory alembic runs in.
+    assert.equal(
+      check(
+        { ...app, "src/alembic.ini": INI.replace("= migrations", "= %(here)s/migrations") },
+        "src/alembic.ini",
+        ".",
+      ),
+      WARNING,
+    );
+    const none = [
+      check({ ...app, "src/migrations/versions/2026_12_07_0200-a1b2c3_initial.py": "" }),
+      check({ ...app, "src/migrations/versions/2026/a1b2c3_initial.py": "" }),
+      check({ ...app, "src/alembic.ini": `${INI}version_locations = %(here)s/revisions\n` }),
+      check({ ...app, "src/alembic.ini": INI.replace("= migrations", "= /opt/migrations") }),
+      check({ "src/alembic.ini": INI, "src/migrations/env.py": "" }),
+      check({}),
+    ];
+    assert.deepEqual(none, ["", "", "", "", "", ""]);
+  });
+});
 describe("release script: settings_assignment, where the release's Python files first assign a setting", () => {
   const fn = releaseFunction("settings_assignment");
   const at = (files: Record<string, string>) =>
