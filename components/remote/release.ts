@@ -490,7 +490,14 @@ export function releaseError(
     head = `${what}: exit status ${res.code}${lastStarted ? ` during phase ${lastStarted}` : ""}`;
   }
   const output = tail(res.stderr || res.stdout, 40);
-  const text = `${head}\n--- last lines of apphost-release's output ---\n${output}`;
+  // The warnings the run gave before it failed, which its last lines no longer show: an install phase's word on the
+  // app (no alembic revision, no migration set) often says why a later phase failed.
+  const before = failedLine ? res.stderr.slice(0, res.stderr.indexOf(failedLine)) : "";
+  const warnings = releaseWarnings(before)
+    .map((w) => w.split("\n")[0])
+    .filter((w) => !output.includes(w));
+  const earlier = warnings.length > 0 ? `\n--- warnings before it failed ---\n${warnings.join("\n")}` : "";
+  const text = `${head}${earlier}\n--- last lines of apphost-release's output ---\n${output}`;
   return new Error(redact(text, secretsOf(conn, redactions)));
 }
 

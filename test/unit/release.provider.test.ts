@@ -598,3 +598,32 @@ describe("release provider: an app that reads a dotenv file the release does not
     );
   });
 });
+
+describe("release provider: the warnings a failed run gave before it failed", () => {
+  it("each one's first line, after the reason, where the last lines no longer show it (FastAPI-boilerplate's trial)", () => {
+    const message = releaseError(
+      "r",
+      result(EXIT_CODES["health-gate"], sample("health-gate/no-alembic-revision.txt")),
+      conn,
+    ).message;
+    const [, earlier, rest] =
+      /\n--- warnings before it failed ---\n([\s\S]*?)\n--- last lines of apphost-release's output ---\n([\s\S]*)$/.exec(
+        message,
+      )!;
+    assert.equal(
+      earlier,
+      "apphost: install: warning: src/migrations/versions has no alembic revision, so the migration creates no table, " +
+        'and the app\'s first query fails: `alembic revision --autogenerate -m "initial tables"`, run where the app ' +
+        "reaches a database (an empty one, or one as the stack's is), writes the first from its models; add it to the app",
+    );
+    assert.ok(!rest.includes("no alembic revision"), rest);
+    // None: a run with no warning, one whose warning came after the failure (the rollback's), one still in its tail.
+    const plain = (stderr: string) =>
+      !releaseError("r", result(14, stderr), conn).message.includes("--- warnings");
+    assert.ok(plain("apphost: phase migrate failed: boom\n"));
+    assert.ok(
+      plain("apphost: phase migrate failed: boom\napphost: rollback: warning: the worker did not start\n"),
+    );
+    assert.ok(plain("apphost: install: warning: late\napphost: phase migrate failed: boom\n"));
+  });
+});
