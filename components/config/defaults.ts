@@ -245,15 +245,35 @@ export function djangoCommand(migrate: string): string | undefined {
  * leaves the release. What a failed migration's hint reads (alembic_url_hint, release.sh).
  */
 export function alembicConfig(migrate: string): { dir: string; ini: string } | undefined {
+  const found = alembicMigration(migrate);
+  return found && "ini" in found ? found : undefined;
+}
+
+/**
+ * Where a migration's alembic revisions live, relative to the release: alembic's own command as alembicConfig reads it
+ * (the ini's script_location, which the release script reads), or Flask-Migrate's `flask db upgrade`, whose scripts
+ * are `migrations/` where it runs (`-d`/`--directory` names another), `{ dir, scripts }`; undefined for another tool's.
+ * What the install phase's check for a versions directory with no revision reads (alembic_revisions_check).
+ */
+export function alembicMigration(
+  migrate: string,
+): { dir: string; ini: string } | { dir: string; scripts: string } | undefined {
   const { where, steps } = whereAndSteps(migrate);
-  const upgrade = new RegExp(`^alembic(${ALEMBIC_OPTIONS})\\s+upgrade\\s+\\S+$`);
-  const found = steps.map((s) => upgrade.exec(s.trim())).filter((m) => m !== null);
-  if (found.length !== 1) return undefined;
   const dir = path.posix.normalize(where.replace(/^cd\s+/, "").replace(/\s*&&\s*cd\s+/g, "/") || ".");
-  const file = /(?:-c|--config)\s+([^\s;&|]+)/.exec(found[0][1])?.[1] ?? "alembic.ini";
-  const ini = path.posix.join(dir, file);
+  const upgrade = new RegExp(`^alembic(${ALEMBIC_OPTIONS})\\s+upgrade\\s+\\S+$`);
+  const flaskUpgrade = /^flask(?:\s+--app\s+[^\s;&|]+)?\s+db\s+upgrade((?:\s+[^\s;&|]+)*)$/;
+  const alembic = steps.map((s) => upgrade.exec(s.trim())).filter((m) => m !== null);
+  const flask = steps.map((s) => flaskUpgrade.exec(s.trim())).filter((m) => m !== null);
+  let found: { dir: string; ini: string } | { dir: string; scripts: string };
+  if (alembic.length === 1 && flask.length === 0) {
+    const file = /(?:-c|--config)\s+([^\s;&|]+)/.exec(alembic[0][1])?.[1] ?? "alembic.ini";
+    found = { dir, ini: path.posix.join(dir, file) };
+  } else if (flask.length === 1 && alembic.length === 0) {
+    const named = /(?:^|\s)(?:-d|--directory)\s+([^\s;&|]+)/.exec(flask[0][1])?.[1];
+    found = { dir, scripts: path.posix.join(dir, named ?? "migrations") };
+  } else return undefined;
   const outside = (p: string) => p === ".." || p.startsWith("../") || path.posix.isAbsolute(p);
-  return outside(dir) || outside(ini) ? undefined : { dir, ini };
+  return outside(dir) || outside("ini" in found ? found.ini : found.scripts) ? undefined : found;
 }
 
 /** Postgres on the host, on RDS or elsewhere: DATABASE_URL and the pool come from apphost, pg_dump takes the backups. */

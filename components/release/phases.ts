@@ -45,7 +45,7 @@ import {
   pythonVersionCheck,
   runtimeTxtWarning,
 } from "./python";
-import { alembicConfig, djangoCommand } from "../config/defaults";
+import { alembicConfig, alembicMigration, djangoCommand } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
 import { leadingProgram } from "../render/systemd";
 import { assertSafe, SAFE } from "../shell";
@@ -460,11 +460,17 @@ function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[]
   return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
 }
 
-/** install, last, where this host runs an alembic migration: a warning when its versions directory has no revision. */
+/**
+ * install, last, where this host runs an alembic migration (alembic's own command, or Flask-Migrate's): a warning
+ * when its versions directory has no revision.
+ */
 function alembicRevisionsCheck(input: ReleaseInput): string[] {
   const migrate = migrationHere(input);
-  const alembic = migrate ? alembicConfig(migrate) : undefined;
-  return alembic ? [`alembic_revisions_check ${q(alembic.ini)} ${q(alembic.dir)}`] : [];
+  const found = migrate ? alembicMigration(migrate) : undefined;
+  if (!found) return [];
+  return "ini" in found
+    ? [`alembic_revisions_check ${q(found.ini)} ${q(found.dir)}`]
+    : [`revisions_check ${q(found.scripts)} ${q(`flask db migrate -m "initial tables"`)}`];
 }
 
 /**

@@ -625,16 +625,23 @@ alembic_script_dir() {
   printf '%s' "${dir#./}"
 }
 
-# alembic_revisions_check <ini> <dir>: a warning when the alembic migration's versions directory (script_location's
-# versions/, where the ini sets no version_locations) has no revision: `alembic upgrade head` then creates no table,
-# and the app answers 500 on its first query (igorbenav/FastAPI-boilerplate ships its versions/ with a README alone,
-# for `alembic revision --autogenerate` to fill).
+# alembic_revisions_check <ini> <dir>: revisions_check for an alembic migration run in <dir>, its scripts where <ini>'s
+# script_location places them, unless the ini sets version_locations.
 alembic_revisions_check() {
   local scripts
   scripts=$(alembic_script_dir "$1" "$2")
-  if [ -z "$scripts" ] || [ -n "$(ini_value "$1" version_locations)" ] || [ ! -d "$NEW_DIR/$scripts/versions" ]; then return 0; fi
-  if [ -n "$("$RUNUSER" -u "$APP_USER" -- find "$NEW_DIR/$scripts/versions" -name '*.py' ! -name '__init__.py' -print -quit 2>/dev/null)" ]; then return 0; fi
-  note "install: warning: $scripts/versions has no alembic revision, so the migration creates no table, and the app's first query fails: \`alembic revision --autogenerate -m \"initial tables\"\`, run where the app reaches a database (an empty one, or one as the stack's is), writes the first from its models; add it to the app"
+  if [ -z "$scripts" ] || [ -n "$(ini_value "$1" version_locations)" ]; then return 0; fi
+  revisions_check "$scripts" 'alembic revision --autogenerate -m "initial tables"'
+}
+
+# revisions_check <scripts> <command>: a warning when the migration's alembic versions directory, <scripts>/versions,
+# has no revision: the migration then creates no table, and the app answers 500 on its first query
+# (igorbenav/FastAPI-boilerplate ships src/migrations/versions/ with a README alone, for `alembic revision
+# --autogenerate` to fill). <command> makes the first: alembic's, or Flask-Migrate's `flask db migrate`.
+revisions_check() {
+  if [ ! -d "$NEW_DIR/$1/versions" ]; then return 0; fi
+  if [ -n "$("$RUNUSER" -u "$APP_USER" -- find "$NEW_DIR/$1/versions" -name '*.py' ! -name '__init__.py' -print -quit 2>/dev/null)" ]; then return 0; fi
+  note "install: warning: $1/versions has no alembic revision, so the migration creates no table, and the app's first query fails: \`$2\`, run where the app reaches a database (an empty one, or one as the stack's is), writes the first from its models; add it to the app"
 }
 
 # alembic_url_hint <ini> <dir>: after a failed alembic migration whose log says it could not reach or log in to its

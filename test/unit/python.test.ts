@@ -45,7 +45,12 @@ import {
   PDM_VERSION,
   type PythonDeps,
 } from "../../components/release/python";
-import { alembicConfig, defaultRevision, djangoCommand } from "../../components/config/defaults";
+import {
+  alembicConfig,
+  alembicMigration,
+  defaultRevision,
+  djangoCommand,
+} from "../../components/config/defaults";
 import {
   PYTHON_TOOL_DEPS,
   PYTHON_TOOL_VERSION,
@@ -1511,6 +1516,27 @@ describe("apphost:database.revision from the migrate command", () => {
     ];
     assert.deepEqual(
       table.map(([migrate]) => [migrate, alembicConfig(migrate)]),
+      table,
+    );
+  });
+
+  it("where a migration's alembic revisions live: alembic's ini, or Flask-Migrate's directory; another tool's none", () => {
+    type Found = ReturnType<typeof alembicMigration>;
+    const table: [string, Found][] = [
+      ["cd src && alembic upgrade head", { dir: "src", ini: "src/alembic.ini" }],
+      ["flask db upgrade", { dir: ".", scripts: "migrations" }],
+      ["cd app && flask --app microblog db upgrade", { dir: "app", scripts: "app/migrations" }],
+      [
+        "flask db upgrade -d db/migrations && flask translate compile",
+        { dir: ".", scripts: "db/migrations" },
+      ],
+      ["flask db upgrade --directory ../migrations", undefined],
+      ["flask db upgrade && alembic upgrade head", undefined],
+      ["flask db migrate", undefined],
+      ["python manage.py migrate", undefined],
+    ];
+    assert.deepEqual(
+      table.map(([migrate]) => [migrate, alembicMigration(migrate)]),
       table,
     );
   });

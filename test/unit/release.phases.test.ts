@@ -722,16 +722,19 @@ describe("release phases: one key changed", () => {
     assert.equal(hint("flask db upgrade"), null);
   });
 
-  it("an alembic migration has its versions directory checked for a revision, where alembic runs; another tool's not", () => {
+  it("an alembic or Flask-Migrate migration has its versions directory checked for a revision, where it runs; another tool's not", () => {
     const check = (migrate: string, more: Partial<ReleaseInput> = {}) =>
       installPhase(
         baseInput({ refs: literal, database: { ...baseDatabase, migrate }, ...more }),
-      ).commands.filter((c) => c.startsWith("alembic_revisions_check"));
+      ).commands.filter((c) => /^(alembic_)?revisions_check /.test(c));
     assert.deepEqual(check("cd src && alembic upgrade head"), [
       "alembic_revisions_check src/alembic.ini src",
     ]);
     assert.deepEqual(check("alembic upgrade head"), ["alembic_revisions_check alembic.ini ."]);
-    assert.deepEqual(check("flask db upgrade"), []);
+    assert.deepEqual(check("cd app && flask db upgrade -d db/migrations"), [
+      "revisions_check app/db/migrations 'flask db migrate -m \"initial tables\"'",
+    ]);
+    assert.deepEqual(check("python manage.py migrate"), []);
     assert.deepEqual(check("alembic upgrade head", { follower: true }), []);
   });
 

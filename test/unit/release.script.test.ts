@@ -1115,7 +1115,9 @@ describe("release script: alembic_url_hint, a migration that went to the URL its
 });
 
 describe("release script: alembic_revisions_check, an alembic migration with no revision to run", () => {
-  const fns = ["ini_value", "alembic_script_dir", "alembic_revisions_check"].map(releaseFunction);
+  const fns = ["ini_value", "alembic_script_dir", "alembic_revisions_check", "revisions_check"].map(
+    releaseFunction,
+  );
   // igorbenav/FastAPI-boilerplate (61d84fa): src/alembic.ini, `cd src && alembic upgrade head`, and
   // src/migrations/versions/ with a README alone.
   const INI = "[alembic]\nscript_location = migrations\nprepend_sys_path = .\n";
@@ -1155,6 +1157,27 @@ describe("release script: alembic_revisions_check, an alembic migration with no 
       check({}),
     ];
     assert.deepEqual(none, ["", "", "", "", "", ""]);
+  });
+
+  it("Flask-Migrate's migrations/ (its alembic.ini has no script_location): the same warning, with its own command", () => {
+    const flask = (files: Record<string, string>) =>
+      runInRelease(['note() { printf "%s\\n" "$*"; }', ...fns, 'revisions_check "$1" "$2"'], files, {
+        args: ["migrations", 'flask db migrate -m "initial tables"'],
+        env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }),
+      });
+    const app = {
+      "migrations/alembic.ini": "[alembic]\n",
+      "migrations/env.py": "",
+      "migrations/versions/": "",
+    };
+    assert.equal(
+      flask(app),
+      WARNING.replace("src/migrations", "migrations").replace(
+        'alembic revision --autogenerate -m "initial tables"',
+        'flask db migrate -m "initial tables"',
+      ),
+    );
+    assert.equal(flask({ ...app, "migrations/versions/3f2a_users.py": "" }), "");
   });
 });
 describe("release script: settings_assignment, where the release's Python files first assign a setting", () => {
