@@ -705,6 +705,13 @@ export const ERROR_HINTS: readonly {
   then?: string;
   hint: string;
 }[] = [
+  {
+    // Tortoise ORM (and aerich, its migrations) knows postgres://, asyncpg:// and psycopg://, not postgresql://.
+    says: "Unknown DB scheme: postgresql",
+    hint:
+      "Tortoise ORM (and aerich) reads postgres:// (asyncpg), not the postgresql:// apphost writes in DATABASE_URL " +
+      "by default: set apphost:database.urlScheme to postgres",
+  },
   // A table that is not there: Postgres (psycopg, asyncpg, through SQLAlchemy or Django) and SQLite.
   { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT },
   { says: "no such table: ", hint: NO_TABLE_HINT },

@@ -920,7 +920,7 @@ describe("release script: journal_error, the error a web process that fails the 
     assert.equal(run("journal_error", "no traceback here\n"), "");
   });
 
-  it("journal_error: a table the database lacks, in Postgres's words through asyncpg and psycopg, and in SQLite's", () => {
+  it("journal_error: a table the database lacks, in Postgres's words through asyncpg and psycopg, and in SQLite's; Tortoise's scheme", () => {
     const hint = ERROR_HINTS.find((h) => h.says === "no such table: ")!.hint;
     // FastAPI-boilerplate's /api/v1/tiers before its first revision, as the trial's health gate quoted it.
     const errors = [
@@ -933,6 +933,13 @@ describe("release script: journal_error, the error a web process that fails the 
         run("journal_error", traceback(error)),
         `; the last error in its journal: ${error} (${hint})`,
       );
+    // Tortoise ORM's aerich upgrade on apphost's default scheme (testdrivenio/fastapi-tdd-docker's trial).
+    const tortoise = "tortoise.exceptions.ConfigurationError: Unknown DB scheme: postgresql";
+    assert.equal(
+      run("journal_error", traceback(tortoise)),
+      `; the last error in its journal: ${tortoise} (Tortoise ORM (and aerich) reads postgres:// (asyncpg), not the ` +
+        "postgresql:// apphost writes in DATABASE_URL by default: set apphost:database.urlScheme to postgres)",
+    );
     // Another object that does not exist is not a table.
     assert.equal(
       run("journal_error", traceback('psycopg2.OperationalError: FATAL:  database "shop" does not exist')),
