@@ -444,8 +444,10 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
   return [
     'local before said todo="no backup taken before a later release\'s migration is left on this host"',
     // The command as the stack gave it, single-quoted between the double-quoted parts.
-    `if [ -n "$REVISION_FAILED" ]; then said="the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")"; ` +
-      'else said="the database is at revision \\"$REVISION\\", not \\"$deployed\\" as when release $RELEASE_ID was deployed"; fi',
+    revision
+      ? `if [ -n "$REVISION_FAILED" ]; then said="the revision command of release $RELEASE_ID failed ("${q(revision)}": \\"$REVISION_FAILED\\")"; ` +
+        'else said="the database is at revision \\"$REVISION\\", not \\"$deployed\\" as when release $RELEASE_ID was deployed"; fi'
+      : 'said="the database\'s schema is not the one release $RELEASE_ID was deployed with (its fingerprint \${REVISION#schema:}, then \${deployed#schema:}; the stack has no revision command, apphost:database.revision)"',
     'before=$(db_first_backup_after "$RELEASE_ID")',
     `if [ -n "$before" ]; then todo="if this release needs the schema it was deployed with, restore $before, the backup taken before the first migration after it (npm run restore -- --stack ${stack} --backup $before), and lose what was written since"; fi`,
     `note "rollback: warning: $said: ${why}; $todo"`,
@@ -794,6 +796,8 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const log = `${l.logs}/apphost-migrate-${refs.id}.log`;
   // A revision command that fails (CTFd's `flask db current`, its Flask-Migrate older than its alembic) records no
   // revision: said once per deploy, as a rollback to this release could not tell whether the database is past it.
+  // With no revision command, the schema's fingerprint after the migration (schema_revision).
+  const schemaRevision = !db.revision && db.kind !== "none";
   const revision = db.revision
     ? [
         `app_revision REVISION "$NEW_DIR" ${q(db.revision)}`,
@@ -802,7 +806,12 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
           'fix the command, or set apphost:database.revision to one that prints the revision (\\"\\" for none)"; fi',
         'note "migrate: revision $REVISION_BEFORE -> $REVISION"',
       ]
-    : [];
+    : schemaRevision
+      ? [
+          'REVISION=$(schema_revision "$(db_fingerprint)")',
+          'note "migrate: revision $REVISION_BEFORE -> $REVISION (the schema\'s fingerprint: apphost:database.revision is unset)"',
+        ]
+      : [];
   // A Python app's migration tool that is not found (exit status 127) is most often one the app lists among its dev
   // dependencies, which no manager installs on the host; the error of its last traceback may have a hint
   // (ERROR_HINTS: a missing psycopg, SQLAlchemy 2.1 reading DATABASE_URL). PIPESTATUS is read first: any command
@@ -854,7 +863,9 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       // starts (CTFd's `flask db current` creates every table on SQLite), and the mirror compares with the database
       // as the backup holds it.
       "DB_FP_BEFORE=$(db_fingerprint)",
-      db.revision ? `app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}` : 'REVISION_BEFORE=""',
+      db.revision
+        ? `app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}`
+        : `REVISION_BEFORE=${schemaRevision ? '$(schema_revision "$DB_FP_BEFORE")' : '""'}`,
       "MIGRATE_STARTED=1",
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
@@ -1095,7 +1106,9 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
           'if [ "$MIGRATE_STARTED" != 1 ]; then note "rollback: the migration did not run; database untouched"; return 0; fi',
           "fp_after=$(db_fingerprint)",
           'local rev_after=""',
-          ...(db.revision ? [`app_revision rev_after "$NEW_DIR" ${q(db.revision)}`] : []),
+          ...(db.revision
+            ? [`app_revision rev_after "$NEW_DIR" ${q(db.revision)}`]
+            : ['rev_after=$(schema_revision "$fp_after")']),
           'if [ "$fp_after" = "$DB_FP_BEFORE" ] && [ "$rev_after" = "$REVISION_BEFORE" ]; then note "rollback: the migration left schema and revision unchanged; database not restored"; return 0; fi',
           `if [ -z "$BACKUP_FILE" ]; then db_set_aside "${refs.id}"; return 0; fi`,
           'db_restore "$BACKUP_FILE"',
@@ -1142,7 +1155,7 @@ export function mirrorPhases(input: ReleaseInput): Phase<MirrorPhaseName>[] {
         "Record failed:<phase> in the release log and remove temporary files; never recorded as deployed.",
       exitCode: EXIT_CODES.rollbackFailed,
       commands: [
-        ...(db.kind !== "none" && db.revision && db.migrate
+        ...(db.kind !== "none" && db.migrate
           ? [
               // restore-database left the database as it was before the migration (restored from the backup,
               // unchanged, or, after a first one, set aside): its revision is the one read then, or none without a
@@ -1198,7 +1211,15 @@ export function rollbackPhases(input: ReleaseInput): Phase<RollbackPhaseName>[] 
                     `if [ -n "$REVISION_FAILED" ] || { [ -n "$REVISION" ] && [ -n "$deployed" ] && [ "$REVISION" != "$deployed" ]; }; then ${rollbackRevisionWarning(input, db.revision)}; fi`,
                   ]),
             ]
-          : ['REVISION=""']),
+          : db.kind !== "none" && db.migrate && !input.follower
+            ? [
+                // No revision command: the schema's fingerprint, as the release log has it for releases deployed
+                // since (schema_revision); none for one deployed before, which records "-".
+                'REVISION=$(schema_revision "$(db_fingerprint)")',
+                'local deployed; deployed=$(deployed_revision "$RELEASE_ID")',
+                `if [[ $deployed == schema:* ]] && [ -n "$REVISION" ] && [ "$REVISION" != "$deployed" ]; then ${rollbackRevisionWarning(input, "")}; fi`,
+              ]
+            : ['REVISION=""']),
       ],
     },
     publishPhase(inp),

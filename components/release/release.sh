@@ -924,6 +924,16 @@ release_log() {
   printf "%s\t%s\t%s\t%s\n" "$1" "$at" "${rev:--}" "$3" >>"$RELEASE_LOG"
 }
 
+# schema_revision <fingerprint>: the revision a stack with no revision command (apphost:database.revision unset or
+# "") records, so a rollback can tell a database a later migration changed (aerich, a migration script of the app's
+# own): `schema:` and the first 12 hex digits of db_fingerprint's sum; nothing for no database (absent, none).
+schema_revision() {
+  case $1 in
+    absent | none | "") ;;
+    *) printf 'schema:%s' "${1:0:12}" ;;
+  esac
+}
+
 # deployed_revision <id>: the revision the database was at when release <id> was last deployed (the release log's
 # newest "deployed" line of it that has one), or nothing.
 deployed_revision() {

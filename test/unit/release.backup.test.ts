@@ -361,6 +361,54 @@ describe("release script: a rollback to a release older than the database's migr
     assert.equal(parseResult(r.stdout).revision, "v3");
   });
 
+  it("no revision command (aerich, an app's own script): the schema's fingerprint is the revision, and a rollback past a change warns", () => {
+    const other = new FakeHost({ sharedVenv: true, database: { revision: "" } });
+    try {
+      const [x1, x2, x3] = ["20250101120000-f1f1f1f1", "20250102120000-f2f2f2f2", "20250103120000-f3f3f3f3"];
+      const items = "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)";
+      const tags = "CREATE TABLE IF NOT EXISTS tags (id INTEGER PRIMARY KEY)";
+      const deploy = (id: string, version: string, migrations: string[]) =>
+        other.deploy(writeTestApp(path.join(other.tmp, version), { version, migrations }), id);
+      let r = deploy(x1, "x1", [items]);
+      assert.equal(r.status, 0, r.stderr);
+      const schema1 =
+        /migrate: revision  -> (schema:[0-9a-f]{12}) \(the schema's fingerprint: apphost:database\.revision is unset\)\n/.exec(
+          r.stderr,
+        )?.[1];
+      assert.ok(schema1, r.stderr);
+      r = deploy(x2, "x2", [items, tags]);
+      assert.equal(r.status, 0, r.stderr);
+      const before = /backup: database copied to \S+\/(app-\S+-pre-20250102120000-f2f2f2f2\.db) /.exec(
+        r.stderr,
+      )?.[1];
+      assert.ok(before, r.stderr);
+      const schema2 = other.releaseLog().at(-1)![2];
+      assert.match(schema2, /^schema:[0-9a-f]{12}$/);
+      assert.notEqual(schema2, schema1);
+      // A migration that leaves the schema as it was (data only): the same fingerprint.
+      r = deploy(x3, "x3", [items, tags, "INSERT INTO tags VALUES (1)"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(other.releaseLog().at(-1)![2], schema2);
+
+      r = other.run(["rollback", x1]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(releaseWarnings(r.stderr), [
+        `apphost: rollback: warning: the database's schema is not the one release ${x1} was deployed with (its fingerprint ` +
+          `${schema2.slice(7)}, then ${schema1.slice(7)}; the stack has no revision command, apphost:database.revision): ` +
+          "a later release's migration may have taken the database past this release's migrations, and a rollback does not touch the database; " +
+          `if this release needs the schema it was deployed with, restore ${before}, the backup taken before the first migration after it ` +
+          `(npm run restore -- --stack test --backup ${before}), and lose what was written since`,
+      ]);
+      assert.deepEqual(other.releaseLog().at(-1)!.slice(2), [schema2, "rolled-back"]);
+      // Back to x2, deployed with the schema the database has: no warning.
+      r = other.run(["rollback", x2]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(releaseWarnings(r.stderr), []);
+    } finally {
+      other.cleanup();
+    }
+  });
+
   it("a revision command that reads the database whatever the release knows (knex, Django): warns when the revision is not the one the target was deployed at", () => {
     const other = new FakeHost({ sharedVenv: true });
     try {

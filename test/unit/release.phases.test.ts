@@ -804,10 +804,13 @@ describe("release phases: one key changed", () => {
     ]);
   });
 
-  it("apphost:database.revision empty: no revision before or after", () => {
+  it("apphost:database.revision empty: the schema's fingerprint before and after, as the revision; none with no database", () => {
     const m = migratePhase(baseInput({ database: { ...baseDatabase, revision: "" } }));
-    assert.equal(m.commands[4], 'REVISION_BEFORE=""');
+    assert.equal(m.commands[4], 'REVISION_BEFORE=$(schema_revision "$DB_FP_BEFORE")');
+    assert.ok(m.commands.includes('REVISION=$(schema_revision "$(db_fingerprint)")'), m.commands.join("\n"));
     assert.ok(!m.commands.some((c) => c.includes("app_revision")));
+    const none = migratePhase(baseInput({ database: { ...baseDatabase, kind: "none", revision: "" } }));
+    assert.ok(!none.commands.some((c) => c.includes("schema_revision")), none.commands.join("\n"));
   });
 
   it("a SQLite database written inside the release: what to do depends on apphost:database.kind", () => {
