@@ -665,12 +665,14 @@ alembic_url_hint() {
 # migration_unset_check: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
 # release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
-# served an app without its tables, every query a 500). The first found names the tool and its command.
+# served an app without its tables, every query a 500). The first found names the tool and its command. A manage.py
+# is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
+# the app user, who owns the release.
 migration_unset_check() {
   local found command
   if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
   elif [ -f "$NEW_DIR/migrations/alembic.ini" ] && [ -f "$NEW_DIR/migrations/env.py" ]; then found="migrations/alembic.ini, Flask-Migrate's" command="flask db upgrade"
-  elif [ -f "$NEW_DIR/manage.py" ]; then found="manage.py, Django's" command="python manage.py migrate --noinput"
+  elif [ -f "$NEW_DIR/manage.py" ] && "$RUNUSER" -u "$APP_USER" -- grep -qsi django "$NEW_DIR/manage.py" 3>&- 9>&-; then found="manage.py, Django's" command="python manage.py migrate --noinput"
   elif [ -d "$NEW_DIR/prisma/migrations" ]; then found="prisma/migrations" command="npx prisma migrate deploy"
   elif compgen -G "$NEW_DIR/knexfile.[jt]s" >/dev/null; then found="a knexfile" command="npx knex migrate:latest"
   else return 0; fi

@@ -1005,11 +1005,14 @@ describe("release script: migration_unset_check, a migration tool's files in a s
   const fn = releaseFunction("migration_unset_check");
 
   /** What the check notes for a release holding these files (a path ending in / is a directory). */
-  const noteOf = (files: string[]) =>
+  const noteOf = (files: string[] | Record<string, string>) =>
     runInRelease(
       ['note() { printf "%s\\n" "$*"; }', fn, "migration_unset_check"],
-      Object.fromEntries(files.map((f) => [f, ""])),
+      Array.isArray(files) ? Object.fromEntries(files.map((f) => [f, ""])) : files,
+      { env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
     );
+  // Django's startproject manage.py, as its first lines read.
+  const DJANGO_MANAGE = '"""Django\'s command-line utility for administrative tasks."""\nimport os\n';
 
   it("names the file found and its tool's command; nothing for a release without one", () => {
     const said = (found: string, command: string) =>
@@ -1017,14 +1020,19 @@ describe("release script: migration_unset_check, a migration tool's files in a s
       "unset, and the app has no Procfile release: line), so its database tables are never created or changed: set " +
       `apphost:database.migrate to "${command}" (apphost then backs the database up before it, and restores it if the ` +
       'release fails), or, if the app migrates by itself as it starts, to "true"\n';
-    const table: [string[], string][] = [
+    const table: [string[] | Record<string, string>, string][] = [
       // testdrivenio/fastapi-sqlmodel-alembic's project/
       [["alembic.ini", "migrations/env.py", "app/main.py"], said("alembic.ini", "alembic upgrade head")],
       [
         ["migrations/alembic.ini", "migrations/env.py", "app.py"],
         said("migrations/alembic.ini, Flask-Migrate's", "flask db upgrade"),
       ],
-      [["manage.py", "shop/settings.py"], said("manage.py, Django's", "python manage.py migrate --noinput")],
+      [
+        { "manage.py": DJANGO_MANAGE, "shop/settings.py": "" },
+        said("manage.py, Django's", "python manage.py migrate --noinput"),
+      ],
+      // testdrivenio/flask-on-docker's services/web: a Flask CLI named manage.py.
+      [{ "manage.py": "from flask.cli import FlaskGroup\n", "project/__init__.py": "" }, ""],
       [["prisma/migrations/", "package.json"], said("prisma/migrations", "npx prisma migrate deploy")],
       [["knexfile.js", "package.json"], said("a knexfile", "npx knex migrate:latest")],
       [["app.py", "requirements.txt", "migrations/"], ""],
