@@ -409,6 +409,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     ...djangoChecks(input),
     ...migrationUnsetCheck(input),
     ...alembicRevisionsCheck(input),
+    ...dropTablesCheck(input),
   );
   const linked =
     (app.sharedDirs.length > 0 ? ` Link ${app.sharedDirs.join(", ")} to ${l.linked}/ as ${l.user}.` : "") +
@@ -460,6 +461,18 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
  */
 function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[] {
   return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
+}
+
+/** A migration command named as a database's creation (`flask --app flaskr init-db`, `python manage.py create_db`). */
+const CREATES_DATABASE = /\b(?:init|create|reset|recreate|setup)[-_]?(?:db|database|tables?)\b/i;
+
+/**
+ * install, last, where this host runs a migration named as a database's creation: a warning when the release drops
+ * tables (drop_tables_check, release.sh), which every release would then do.
+ */
+function dropTablesCheck(input: ReleaseInput): string[] {
+  const migrate = migrationHere(input);
+  return migrate && CREATES_DATABASE.test(migrate) ? [`drop_tables_check ${q(migrate)}`] : [];
 }
 
 /**

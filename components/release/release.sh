@@ -679,6 +679,22 @@ migration_unset_check() {
   note "install: warning: the release has $found, and the stack runs no migration (apphost:database.migrate is unset, and the app has no Procfile release: line), so its database tables are never created or changed: set apphost:database.migrate to \"$command\" (apphost then backs the database up before it, and restores it if the release fails), or, if the app migrates by itself as it starts, to \"true\""
 }
 
+# drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,
+# create_db, reset_db) and the release drops tables: SQLAlchemy's drop_all() in its Python, or DROP TABLE in its SQL
+# (the Flask tutorial's `flask --app flaskr init-db` runs a schema.sql that begins with DROP TABLE IF EXISTS;
+# testdrivenio/flask-on-docker's create_db calls db.drop_all()). Such a command creates a database once; run before
+# every release, it empties the stack's each time, after the backup. The first such line, by file name and line number,
+# read as the app user; the app's tests (tests/, conftest.py, test_*.py), which drop their own tables, are not read.
+drop_tables_check() {
+  local found rest
+  # After --include: of contradictory ones, grep takes the last that matches.
+  local tests=(--exclude-dir=tests --exclude-dir=test --exclude=conftest.py --exclude='test_*.py' --exclude='*_test.py')
+  found=$(cd "$NEW_DIR" && { "$RUNUSER" -u "$APP_USER" -- grep -rnE --include='*.py' "${tests[@]}" '\bdrop_all\(' . 2>/dev/null; "$RUNUSER" -u "$APP_USER" -- grep -rniE --include='*.sql' "${tests[@]}" '^[[:space:]]*drop[[:space:]]+table' . 2>/dev/null; } | LC_ALL=C sort -t: -k1,1 -k2,2n | head -n 1) || true
+  if [ -z "$found" ]; then return 0; fi
+  found=${found#./} rest=${found#*:}
+  note "install: warning: the migration, \`$1\`, is named as a database's creation, and the release drops tables (${found%%:*}:${rest%%:*}): apphost runs the migration before every release, so each release would empty the stack's database (the backup taken before it keeps what it held); run it once by hand (npm run exec -- $1), and set apphost:database.migrate to a migration tool's command that keeps the data (Flask-Migrate's flask db upgrade, alembic upgrade head), or to \"true\""
+}
+
 # static_root_check <manage.py command>: a warning when the app's settings set STATIC_ROOT, which only collectstatic
 # fills, and nothing apphost runs calls it (the install phase adds the check only then): under DEBUG = False, neither
 # Django nor WhiteNoise serves a static file that collectstatic did not copy there, the admin's CSS included, and the

@@ -738,6 +738,25 @@ describe("release phases: one key changed", () => {
     assert.deepEqual(check("alembic upgrade head", { follower: true }), []);
   });
 
+  it("a migration named as a database's creation has the release checked for dropped tables; a migration tool's not", () => {
+    const check = (migrate: string) =>
+      installPhase(baseInput({ refs: literal, database: { ...baseDatabase, migrate } })).commands.filter(
+        (c) => c.startsWith("drop_tables_check"),
+      );
+    assert.deepEqual(check("flask --app flaskr init-db"), ["drop_tables_check 'flask --app flaskr init-db'"]);
+    assert.deepEqual(check("python manage.py create_db"), ["drop_tables_check 'python manage.py create_db'"]);
+    assert.deepEqual(check("python -m app reset-database"), [
+      "drop_tables_check 'python -m app reset-database'",
+    ]);
+    for (const migrate of [
+      "flask db upgrade",
+      "alembic upgrade head",
+      "python manage.py migrate",
+      "npm run db:migrate",
+    ])
+      assert.deepEqual(check(migrate), [], migrate);
+  });
+
   it("a stack with a database and no migration checks the release for a migration tool's files; not on a follower", () => {
     const has = (database: Partial<typeof baseDatabase>, more: Partial<ReleaseInput> = {}) =>
       installPhase(

@@ -1001,6 +1001,55 @@ describe("release script: journal_error, the error a web process that fails the 
   });
 });
 
+describe("release script: drop_tables_check, a migration named as a database's creation that drops tables", () => {
+  const fn = releaseFunction("drop_tables_check");
+  const check = (files: Record<string, string>, command: string) =>
+    runInRelease(['note() { printf "%s\\n" "$*"; }', fn, 'drop_tables_check "$1"'], files, {
+      args: [command],
+      env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }),
+    });
+  const said = (command: string, at: string) =>
+    `install: warning: the migration, \`${command}\`, is named as a database's creation, and the release drops tables (${at}): ` +
+    "apphost runs the migration before every release, so each release would empty the stack's database (the backup taken " +
+    `before it keeps what it held); run it once by hand (npm run exec -- ${command}), and set apphost:database.migrate to a ` +
+    "migration tool's command that keeps the data (Flask-Migrate's flask db upgrade, alembic upgrade head), or to \"true\"\n";
+
+  it("names the first line that drops tables, in Python or SQL; nothing where none does", () => {
+    // The Flask tutorial's flaskr: init-db runs schema.sql.
+    const flaskr = {
+      "flaskr/__init__.py": "def create_app():\n    pass\n",
+      "flaskr/schema.sql":
+        "DROP TABLE IF EXISTS user;\nDROP TABLE IF EXISTS post;\n\nCREATE TABLE user (id INTEGER);\n",
+    };
+    assert.equal(
+      check(flaskr, "flask --app flaskr init-db"),
+      said("flask --app flaskr init-db", "flaskr/schema.sql:1"),
+    );
+    // testdrivenio/flask-on-docker's services/web/manage.py.
+    const manage = {
+      "manage.py": '@cli.command("create_db")\ndef create_db():\n    db.drop_all()\n    db.create_all()\n',
+    };
+    assert.equal(
+      check(manage, "python manage.py create_db"),
+      said("python manage.py create_db", "manage.py:3"),
+    );
+    assert.equal(
+      check(
+        {
+          "manage.py": "db.create_all()\n",
+          "schema.sql": "-- DROP TABLE users;\nCREATE TABLE users (id int);\n",
+          // The app's tests drop their own tables.
+          "tests/conftest.py": "db.drop_all()\n",
+          "app/test_models.py": "db.drop_all()\n",
+          "test/schema.sql": "DROP TABLE users;\n",
+        },
+        "python manage.py create_db",
+      ),
+      "",
+    );
+  });
+});
+
 describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
   const fn = releaseFunction("migration_unset_check");
 
