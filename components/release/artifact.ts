@@ -3,7 +3,7 @@
  * reproducible tar.gz.
  *
  * Why our own tar writer instead of the system `tar`: GNU tar's
- * `--sort=name --mtime=@0 --owner=0` flags do not exist in bsdtar (macOS), and
+ * `--sort=name --mtime=@... --owner=0` flags do not exist in bsdtar (macOS), and
  * its output still carries the local umask and PAX timestamps of the build
  * machine. Writing ustar headers ourselves takes ~80 lines and makes the bytes
  * depend on nothing but the file tree.
@@ -171,6 +171,14 @@ function writeOctal(buf: Buffer, offset: number, length: number, value: number):
   writeString(buf, offset, length, digits.padStart(length - 1, "0") + "\0");
 }
 
+/**
+ * Every entry's mtime: 1980-01-02T00:00:00Z, not the epoch. A ZIP entry cannot be dated before 1980, and a wheel's
+ * build backend that zips the release's files with their mtimes (flit_core: the Flask tutorial's flaskr) fails with
+ * `ZIP does not support timestamps before 1980` on files dated 1970; a day past 1980 stays past it as a local time
+ * in any time zone.
+ */
+export const TAR_MTIME = 315619200;
+
 function header(name: string, type: string, mode: number, size: number, linkname = "", prefix = ""): Buffer {
   const h = Buffer.alloc(BLOCK);
   writeString(h, 0, 100, name);
@@ -178,7 +186,7 @@ function header(name: string, type: string, mode: number, size: number, linkname
   writeOctal(h, 108, 8, 0); // uid
   writeOctal(h, 116, 8, 0); // gid
   writeOctal(h, 124, 12, size);
-  writeOctal(h, 136, 12, 0); // mtime: the epoch, always
+  writeOctal(h, 136, 12, TAR_MTIME); // mtime: always the same
   h.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
   writeString(h, 156, 1, type);
   writeString(h, 157, 100, linkname);
@@ -218,7 +226,7 @@ function splitUstar(p: string): { prefix: string; name: string } | undefined {
 }
 
 /**
- * A ustar archive of `entries` read from `dir`: numeric owner 0:0, mtime 0,
+ * A ustar archive of `entries` read from `dir`: numeric owner 0:0, mtime TAR_MTIME,
  * normalized modes, PAX headers only for paths or link targets too long for ustar.
  */
 export function buildTar(dir: string, entries: readonly ArtifactEntry[]): Buffer {

@@ -1,4 +1,5 @@
 import { spawnSync } from "child_process";
+import { python3 } from "./python3";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -167,7 +168,7 @@ describe("release artifact: content hash and tarball", () => {
     assert.notEqual(buildArtifact(root, app).contentHash, h2);
   });
 
-  it("extracts with GNU tar: normalized modes, owner 0, mtime 0, symlinks and PAX long paths", () => {
+  it("extracts with GNU tar: normalized modes, owner 0, mtime 1980-01-02, symlinks and PAX long paths", () => {
     const root = path.join(dir, "a");
     const long = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(60)}/${"g".repeat(90)}.txt`;
     writeTree(root, { [long]: "deep\n", "bin/run": "#!/bin/sh\n" });
@@ -177,10 +178,12 @@ describe("release artifact: content hash and tarball", () => {
     const a = buildArtifact(root, app);
     const tgz = path.join(dir, "a.tar.gz");
     fs.writeFileSync(tgz, a.tarGz);
-    const list = spawnSync("tar", ["-tzvf", tgz, "--numeric-owner", "--full-time"]).stdout.toString();
-    assert.match(list, /^-rwxr-xr-x 0\/0 +\d+ 1970-01-01 00:00:00 bin\/run$/m);
-    assert.match(list, /^-rw-r--r-- 0\/0 +\d+ 1970-01-01 00:00:00 app\/main\.py$/m);
-    assert.match(list, /^lrwxrwxrwx 0\/0 +0 1970-01-01 00:00:00 entry\.py -> app\/main\.py$/m);
+    const list = spawnSync("tar", ["-tzvf", tgz, "--numeric-owner", "--full-time"], {
+      env: { ...process.env, TZ: "UTC" },
+    }).stdout.toString();
+    assert.match(list, /^-rwxr-xr-x 0\/0 +\d+ 1980-01-02 00:00:00 bin\/run$/m);
+    assert.match(list, /^-rw-r--r-- 0\/0 +\d+ 1980-01-02 00:00:00 app\/main\.py$/m);
+    assert.match(list, /^lrwxrwxrwx 0\/0 +0 1980-01-02 00:00:00 entry\.py -> app\/main\.py$/m);
     assert.doesNotMatch(list, /\.env|\.git|pycache|venv|node_modules| data\/| logs\//);
     assert.match(list, / hc\/logs\/__init__\.py$/m);
     const out = path.join(dir, "out");
@@ -190,6 +193,18 @@ describe("release artifact: content hash and tarball", () => {
     assert.equal(fs.readFileSync(path.join(out, long), "utf8"), "deep\n");
     assert.equal(fs.readlinkSync(path.join(out, "entry.py")), "app/main.py");
     assert.equal(buildArtifact(out, app).contentHash, a.contentHash, "the extracted tree hashes the same");
+    // A wheel's build backend zips the release's files with their mtimes (flit_core): ZIP has no date before 1980,
+    // as a local time, here eleven hours behind UTC.
+    const zip = spawnSync(
+      python3(),
+      [
+        "-c",
+        "import sys, zipfile; zipfile.ZipInfo.from_file(sys.argv[1], 'main.py')",
+        path.join(out, "app/main.py"),
+      ],
+      { encoding: "utf8", env: { ...process.env, TZ: "Pacific/Pago_Pago" } },
+    );
+    assert.equal(zip.status, 0, zip.stderr);
   });
 
   it("the requirements hash follows requirements.txt only", () => {
