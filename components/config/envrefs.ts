@@ -1,5 +1,6 @@
 /**
- * References in `apphost:app.env` values: `${database.url}`, `${database.host}`,
+ * References in `apphost:app.env` values: `${database.url}`, `${database.path}` (SQLite's file, for an app that
+ * opens it with sqlite3.connect: the Flask tutorial's flaskr), `${database.host}`,
  * `${database.port}`, `${database.user}`, `${database.password}`,
  * `${database.name}` and `${secretKey}`, for apps that read the database
  * under other names (`SQLALCHEMY_DATABASE_URI`) or in parts (`POSTGRES_SERVER`,
@@ -17,6 +18,7 @@ import type { DatabaseConfig } from "./types";
 
 export const ENV_REFERENCES = [
   "database.url",
+  "database.path",
   "database.host",
   "database.port",
   "database.user",
@@ -47,8 +49,11 @@ export function referenceProblem(name: string, kind: DatabaseConfig["kind"] | un
   }
   if (!name.startsWith("database.") || kind === undefined) return undefined;
   if (kind === "none") return `\${${name}}: there is no database (apphost:database.kind is none)`;
-  if (kind === "sqlite" && name !== "database.url") {
-    return `\${${name}}: a SQLite database has no ${name.slice("database.".length)}; only \${database.url} (sqlite:///...) is set`;
+  if (kind === "sqlite" && name !== "database.url" && name !== "database.path") {
+    return `\${${name}}: a SQLite database has no ${name.slice("database.".length)}; only \${database.url} (sqlite:///...) and \${database.path} (the file) are set`;
+  }
+  if (kind !== "sqlite" && name === "database.path") {
+    return `\${database.path}: only a SQLite database is a file (apphost:database.kind is ${kind}); use \${database.url} or its parts`;
   }
   return undefined;
 }
@@ -56,7 +61,7 @@ export function referenceProblem(name: string, kind: DatabaseConfig["kind"] | un
 /** The parts of a `postgresql://user:password@host:port/name?...` URL. */
 export function databaseParts(
   url: string,
-): Record<Extract<EnvReference, `database.${string}`>, string> | undefined {
+): Record<Exclude<Extract<EnvReference, `database.${string}`>, "database.path">, string> | undefined {
   const m = /^([a-z][a-z0-9+.-]*):\/\/([^:@/]*)(?::([^@]*))?@([^:/?]+)(?::(\d+))?\/([^?]*)/.exec(url);
   if (!m) return undefined;
   return {

@@ -41,7 +41,12 @@ export interface EnvFileInput {
 
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
-  return `sqlite:///${layout.data}/${file}`;
+  return `sqlite:///${sqliteFilePath(layout, file)}`;
+}
+
+/** `/srv/<id>/shared/data/<file>`: the SQLite database, and `${database.path}`. */
+function sqliteFilePath(layout: HostLayout, file: string): string {
+  return `${layout.data}/${file}`;
 }
 
 /**
@@ -141,6 +146,8 @@ function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Recor
   }
   const url = appDatabaseUrl(layout, input);
   if (url) out["database.url"] = url;
+  if (input.database.kind === "sqlite")
+    out["database.path"] = sqliteFilePath(layout, input.database.sqliteFile);
   if (input.secretKey !== undefined) out.secretKey = input.secretKey;
   if (input.hostnames) {
     out.hostnames = input.hostnames.join(",");

@@ -1617,11 +1617,30 @@ describe("apphost:app.env references", () => {
         baseCtx(),
       ),
       [
-        "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) is set",
-        "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
-        "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) is set",
+        "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set",
+        "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
+        "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set",
       ],
     );
+  });
+});
+
+describe("apphost:app.env's ${database.path}", () => {
+  it("is SQLite's file alone: another kind is refused, naming it", () => {
+    assert.deepEqual(
+      configProblems(
+        withKeys(baseRaw(), { "database.kind": "postgres", "app.env.FLASK_DATABASE": "${database.path}" }),
+        baseCtx(),
+      ),
+      [
+        "apphost:app.env.FLASK_DATABASE: ${database.path}: only a SQLite database is a file (apphost:database.kind is postgres); use ${database.url} or its parts",
+      ],
+    );
+    const sqlite = parseStackConfig(
+      withKeys(baseRaw(), { "app.env.FLASK_DATABASE": "${database.path}" }),
+      baseCtx(),
+    );
+    assert.equal(sqlite.app.env.FLASK_DATABASE, "${database.path}");
   });
 });
 

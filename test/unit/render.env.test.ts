@@ -229,14 +229,18 @@ SECRET_KEY="s3cr3t"
     );
   });
 
-  it("sqlite: ${database.url} is the file's URL; a part SQLite lacks is refused with every other", () => {
-    const v = renderEnvFile(layout, { ...input(), env: { DB: "${database.url}" } });
+  it("sqlite: ${database.url} is the file's URL, ${database.path} the file; a part SQLite lacks is refused with every other", () => {
+    const v = renderEnvFile(layout, {
+      ...input(),
+      env: { DB: "${database.url}", FLASK_DATABASE: "${database.path}" },
+    });
     assert.ok(v.includes('DB="sqlite:////srv/shop-prod/shared/data/app.db"'));
+    assert.ok(v.includes('FLASK_DATABASE="/srv/shop-prod/shared/data/app.db"'), v);
     assert.throws(() => renderEnvFile(layout, { ...input(), env: { A: "${database.host}", B: "${nope}" } }), {
       message:
         "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
-        "  - apphost:app.env.A: ${database.host}: a SQLite database has no host; only ${database.url} (sqlite:///...) is set\n" +
-        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
+        "  - apphost:app.env.A: ${database.host}: a SQLite database has no host; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set\n" +
+        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
     });
   });
 });
