@@ -1539,8 +1539,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
         "postgresql+asyncpg",
         (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$|^postgres$/.test(s),
       ).optional(),
-      /** Migration command run inside the new release. @default the Procfile's release:, else none */
-      migrate: command('"alembic upgrade head"').optional(),
+      /**
+       * Migration command run inside the new release; `true` (the shell's, or the boolean `pulumi config set --path`
+       * makes of it) for an app that migrates itself. @default the Procfile's release:, else none
+       */
+      migrate: z.preprocess((v) => (v === true ? "true" : v), command('"alembic upgrade head"')).optional(),
       /** Command printing the current migration revision. @default from migrate (D.defaultRevision) */
       revision: command('"alembic current"').optional(),
       /**

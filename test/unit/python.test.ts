@@ -977,6 +977,17 @@ describe("Procfile", () => {
     assert.equal(c.database.migrate, "make migrate");
   });
 
+  it("apphost:database.migrate true, as pulumi config set --path stores it (a boolean), is the shell's true; false is refused", () => {
+    const c = parseStackConfig(withKeys(baseRaw(), { "database.migrate": true }), {
+      ...baseCtx(),
+      appFiles: files("release: alembic upgrade head\nweb: other\n"),
+    });
+    assert.equal(c.database.migrate, "true");
+    assert.deepEqual(configProblems(withKeys(baseRaw(), { "database.migrate": false }), baseCtx()), [
+      "apphost:database.migrate: expected a shell command, got false; set it with: pulumi config set --path 'apphost:database.migrate' \"alembic upgrade head\"",
+    ]);
+  });
+
   it("refuses a chained web line with the split to make, and every other problem with it", () => {
     assert.deepEqual(
       configProblems(noProcesses(), {
