@@ -239,6 +239,24 @@ export function buildHint(output: string): string | undefined {
   );
 }
 
+/**
+ * A failed install's hint when the app's own package takes its version from git (setuptools-scm, and hatch-vcs
+ * through it) and the release has no .git, which apphost:app.excludes leaves out: the variable setuptools-scm reads
+ * instead (the one its error names), set in apphost:app.env, which the install reads. Undefined when no such error
+ * shows.
+ */
+export function scmVersionHint(output: string): string | undefined {
+  if (!/setuptools[-_]scm was unable to detect version/.test(output)) return undefined;
+  const name =
+    /\b(SETUPTOOLS_SCM_PRETEND_VERSION_FOR_[A-Z0-9_]+)\b/.exec(output)?.[1] ??
+    "SETUPTOOLS_SCM_PRETEND_VERSION";
+  return (
+    "the app's own package takes its version from git (setuptools-scm), and the release has no .git " +
+    `(apphost:app.excludes leaves it out): set ${name} in apphost:app.env, which the install reads, ` +
+    `e.g. pulumi config set --path 'apphost:app.env.${name}' 1.0.0`
+  );
+}
+
 /** The Python a build ran for, as its output shows it (a compiler's `-I.../include/python3.11`, a build env's
  * `.../lib/python3.11/site-packages/`): `Python 3.11`, else "the host's Python". */
 function pythonOf(output: string): string {
@@ -461,7 +479,8 @@ export function releaseError(
     head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
     const hint =
       phase === "install"
-        ? (buildHint(res.stderr) ??
+        ? (scmVersionHint(res.stderr) ??
+          buildHint(res.stderr) ??
           pythonApiHint(res.stderr) ??
           sourceBuildHint(res.stderr) ??
           dotenvHint(res.stderr))

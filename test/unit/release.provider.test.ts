@@ -17,6 +17,7 @@ import {
   pythonApiHint,
   releaseError,
   releaseWarnings,
+  scmVersionHint,
   sourceBuildHint,
 } from "../../components/remote/release";
 import * as fs from "fs";
@@ -625,5 +626,27 @@ describe("release provider: the warnings a failed run gave before it failed", ()
       plain("apphost: phase migrate failed: boom\napphost: rollback: warning: the worker did not start\n"),
     );
     assert.ok(plain("apphost: install: warning: late\napphost: phase migrate failed: boom\n"));
+  });
+});
+
+describe("release provider: an app whose version comes from git, in a release without .git", () => {
+  it("setuptools-scm's error as pip prints it: the variable it names, for apphost:app.env; none for another failure", () => {
+    const head = headOf(
+      EXIT_CODES.install,
+      `${sample("install/pip-setuptools-scm-no-git.txt")}apphost: phase install failed: pip install . exited with status 1\n`,
+    );
+    assert.equal(
+      head,
+      "r: phase install failed (exit status 12): pip install . exited with status 1; the app's own package takes its " +
+        "version from git (setuptools-scm), and the release has no .git (apphost:app.excludes leaves it out): set " +
+        "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SCMDEMO in apphost:app.env, which the install reads, e.g. pulumi config " +
+        "set --path 'apphost:app.env.SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SCMDEMO' 1.0.0",
+    );
+    assert.match(
+      scmVersionHint("LookupError: setuptools-scm was unable to detect version for /srv/x/releases/y.\n") ??
+        "",
+      /: set SETUPTOOLS_SCM_PRETEND_VERSION in apphost:app\.env/,
+    );
+    assert.equal(scmVersionHint(sample("install/pip-pyyaml-5.4.1-cython3.txt")), undefined);
   });
 });
