@@ -476,10 +476,16 @@ export function releaseError(
   const phase = failed?.[1] ?? byStatus[res.code];
   let head: string;
   if (phase && res.code !== 255) {
-    head = `${what}: phase ${phase} failed (exit status ${res.code})${failed ? `: ${failed[2]}` : ""}`;
+    // A package that takes its version from git failed before any compiler ran: the host's "no C compiler" clause
+    // (release.sh's on_error, which sees no output) does not apply.
+    const scm = phase === "install" ? scmVersionHint(res.stderr) : undefined;
+    const reason = scm
+      ? failed?.[2].replace(/; the host has no C compiler: [^;]*apphost:host\.packages/, "")
+      : failed?.[2];
+    head = `${what}: phase ${phase} failed (exit status ${res.code})${reason !== undefined ? `: ${reason}` : ""}`;
     const hint =
       phase === "install"
-        ? (scmVersionHint(res.stderr) ??
+        ? (scm ??
           buildHint(res.stderr) ??
           pythonApiHint(res.stderr) ??
           sourceBuildHint(res.stderr) ??

@@ -642,6 +642,23 @@ describe("release provider: an app whose version comes from git, in a release wi
         "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SCMDEMO in apphost:app.env, which the install reads, e.g. pulumi config " +
         "set --path 'apphost:app.env.SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SCMDEMO' 1.0.0",
     );
+    // The host's clause for a host without a C compiler, which the script adds not knowing the output, goes.
+    const noCompiler =
+      "; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform " +
+      "and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages";
+    assert.equal(
+      headOf(
+        EXIT_CODES.install,
+        `${sample("install/pip-setuptools-scm-no-git.txt")}apphost: phase install failed: pip install . exited with status 1${noCompiler}\n`,
+      ),
+      head,
+    );
+    assert.ok(
+      headOf(
+        EXIT_CODES.install,
+        `apphost: phase install failed: pip exited with status 1${noCompiler}\n`,
+      ).endsWith(noCompiler),
+    );
     assert.match(
       scmVersionHint("LookupError: setuptools-scm was unable to detect version for /srv/x/releases/y.\n") ??
         "",
