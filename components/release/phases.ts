@@ -342,11 +342,18 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     `NEW_DIR="${l.releases}/${refs.id}"`,
     // What on_error's hint for a missing C compiler reads: the dependencies' install, not the build.
     `INSTALLING=dependencies`,
-    // data/ and logs/ are never in the artifact; the shared ones are linked in.
+    // data/ and logs/ are never in the artifact (a retry of this release may have linked them already).
     `rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"`,
+    `chown -hR ${user}: "$NEW_DIR"`,
+  ];
+  // After the dependencies' install, which builds a packaged app from the release (`pip install .`): setuptools'
+  // automatic discovery takes every top-level directory of a flat layout for a package, and failed on the links
+  // (`Multiple top-level packages discovered in a flat-layout: ['logs', 'data', 'scmdemo']`). Before the build.
+  const links = [
+    // The shared data/ and logs/ linked in.
     `ln -sfn ${l.data} "$NEW_DIR/data"`,
     `ln -sfn ${l.logs} "$NEW_DIR/logs"`,
-    `chown -hR ${user}: "$NEW_DIR"`,
+    `chown -h ${user}: "$NEW_DIR/data" "$NEW_DIR/logs"`,
     // Before the build, as Capistrano links its linked_dirs: the release is the app user's from here on.
     ...app.sharedDirs.map((d) => `link_shared_dir ${q(d)}`),
     // apphost:app.sharedUrls: the proxy serves these from shared/data/linked, which is otherwise closed to it.
@@ -374,6 +381,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     );
   }
   if (app.runtime === "node") commands.push(...nodeInstallCommands(input));
+  commands.push(...links);
   const steps: string[] = [];
   if (app.build) {
     // Yarn or pnpm the build names (a frontend's `yarn install && yarn build`) that the app's own install did not
@@ -417,13 +425,13 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   return {
     name: "install",
     description:
-      app.runtime === "python"
-        ? `Link shared data/ and logs/, chown to ${l.user}.${linked} Then link .venv to venvs/<requirements hash>-py<X.Y>, ` +
-          `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.` +
-          (app.build ? " Then run the build command." : "")
-        : `Link shared data/ and logs/, chown to ${l.user}.${linked} Then link node_modules to venvs/<lock hash>-node/node_modules, ` +
-          `created with ${nodeInstallLabel(nodeDepsOf(app))} unless it already exists complete.` +
-          (app.build ? " Then run the build command." : ""),
+      (app.runtime === "python"
+        ? `Chown to ${l.user}, link .venv to venvs/<requirements hash>-py<X.Y>, ` +
+          `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.`
+        : `Chown to ${l.user}, link node_modules to venvs/<lock hash>-node/node_modules, ` +
+          `created with ${nodeInstallLabel(nodeDepsOf(app))} unless it already exists complete.`) +
+      ` Then link shared data/ and logs/.${linked}` +
+      (app.build ? " Then run the build command." : ""),
     exitCode: EXIT_CODES.install,
     commands,
   };

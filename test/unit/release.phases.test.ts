@@ -139,13 +139,11 @@ describe("release phases: the base input", () => {
     ]);
   });
 
-  it("install (literal refs): shared links, chown, venv per requirements hash", () => {
+  it("install (literal refs): chown, venv per requirements hash, then the shared links", () => {
     assert.deepEqual(phase(baseInput({ refs: literal }), "install").commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       "INSTALLING=dependencies",
       'rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"',
-      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
-      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       "PYTHON=python3",
       `PY_MM=$(python3 -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')`,
@@ -154,6 +152,10 @@ describe("release phases: the base input", () => {
       'rm_existing "$NEW_DIR/.venv"',
       'ln -sfn "$VENV" "$NEW_DIR/.venv"',
       'chown -h shop-prod: "$NEW_DIR/.venv"',
+      // After the install, which builds a packaged app from the release (setuptools' discovery reads its top level).
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -h shop-prod: "$NEW_DIR/data" "$NEW_DIR/logs"',
       // Last: the program each process and the migration start, found where its unit looks, in one look.
       "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
       "PROGRAM_LABELS=('`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)' '`python` (process worker: python worker.py)' '`alembic` (the migration: alembic upgrade head)')",
@@ -459,16 +461,23 @@ describe("release phases: one key changed", () => {
     );
   });
 
-  it("apphost:app.sharedDirs: each linked as the app user, after the chown and before the venv and the build", () => {
+  it("apphost:app.sharedDirs: each linked as the app user, after the venv and data/ and logs/, before the build", () => {
     const cmds = installPhase(
-      baseInput({ refs: literal, app: { ...baseApp, sharedDirs: ["bakerydemo/media", "instance"] } }),
+      baseInput({
+        refs: literal,
+        app: { ...baseApp, sharedDirs: ["bakerydemo/media", "instance"], build: "make" },
+      }),
     ).commands;
-    assert.deepEqual(cmds.slice(5, 9), [
-      'chown -hR shop-prod: "$NEW_DIR"',
+    const at = cmds.indexOf('chown -h shop-prod: "$NEW_DIR/.venv"');
+    assert.ok(at > 0, cmds.join("\n"));
+    assert.deepEqual(cmds.slice(at + 1, at + 6), [
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -h shop-prod: "$NEW_DIR/data" "$NEW_DIR/logs"',
       "link_shared_dir bakerydemo/media",
       "link_shared_dir instance",
-      "PYTHON=python3",
     ]);
+    assert.match(cmds[at + 6], /^if \[ -f "\$NEW_DIR\/\.apphost-installed" \]; .*as_app "\$NEW_DIR" make;/);
     // The config check refuses a path a shell would read; the renderer only asserts it.
     assert.throws(
       () => installPhase(baseInput({ refs: literal, app: { ...baseApp, sharedDirs: ["media; rm -rf /"] } })),
@@ -476,17 +485,19 @@ describe("release phases: one key changed", () => {
     );
   });
 
-  it("apphost:app.dotenv: each linked after the shared directories and before the venv and the build", () => {
+  it("apphost:app.dotenv: each linked after the shared directories and before the build", () => {
     const input = baseInput({
       refs: literal,
-      app: { ...baseApp, sharedDirs: ["media"], dotenv: ["src/.env", ".env.production"] },
+      app: { ...baseApp, sharedDirs: ["media"], dotenv: ["src/.env", ".env.production"], build: "make" },
     });
-    assert.deepEqual(installPhase(input).commands.slice(6, 10), [
+    const cmds = installPhase(input).commands;
+    const at = cmds.indexOf("link_shared_dir media");
+    assert.deepEqual(cmds.slice(at, at + 3), [
       "link_shared_dir media",
       "link_dotenv src/.env",
       "link_dotenv .env.production",
-      "PYTHON=python3",
     ]);
+    assert.match(cmds[at + 3], /as_app "\$NEW_DIR" make;/);
     assert.match(
       installPhase(input).description,
       /Link media to \/srv\/shop-prod\/shared\/data\/linked\/ as shop-prod\. Link src\/\.env, \.env\.production to \/etc\/apphost\/shop-prod\.env\. /,
@@ -508,8 +519,6 @@ describe("release phases: one key changed", () => {
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       "INSTALLING=dependencies",
       'rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"',
-      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
-      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
@@ -517,6 +526,9 @@ describe("release phases: one key changed", () => {
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
       ...nodeEnginesWarning(),
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -h shop-prod: "$NEW_DIR/data" "$NEW_DIR/logs"',
       'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=build; as_app "$NEW_DIR" \'npm run build\'; as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
       // After the build, which may make what a process starts; node_modules/.bin and the lock in the message.
       "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
@@ -544,7 +556,7 @@ describe("release phases: one key changed", () => {
         },
       }),
     ).commands;
-    assert.deepEqual(untilProgramCheck(cmds).slice(7), [
+    assert.deepEqual(untilProgramCheck(cmds).slice(5), [
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; ' +
         'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/backend" "$NODE_DIR/packages" "$NODE_DIR/packages/shared"; ' +
@@ -554,6 +566,9 @@ describe("release phases: one key changed", () => {
         'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
+      'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
+      'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
+      'chown -h shop-prod: "$NEW_DIR/data" "$NEW_DIR/logs"',
     ]);
   });
 
@@ -571,7 +586,7 @@ describe("release phases: one key changed", () => {
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     const yarn = install({ manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
-    assert.deepEqual(yarn.slice(7, 11), [
+    assert.deepEqual(yarn.slice(5, 9), [
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: yarn 1.22.19 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
         settings +
@@ -585,7 +600,7 @@ describe("release phases: one key changed", () => {
     ]);
     const pnpm = install({ manager: "pnpm", lock: "pnpm-lock.yaml", version: "9.15.9" });
     assert.equal(
-      pnpm[7],
+      pnpm[5],
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: pnpm 9.15.9 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/pnpm-lock.yaml" "$NODE_DIR/"; ' +
         settings +
