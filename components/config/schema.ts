@@ -174,12 +174,19 @@ const isUrlPrefix = (s: string) => SAFE.urlPrefix.test(s);
 /** `media/` is `media`. */
 const withoutSlash = (dir: string) => dir.replace(/\/+$/, "");
 
+/** The release paths apphost links in itself, which the app's own links may not be or be inside. */
+const LINKED_BY_APPHOST = ["data", "logs", ".venv", "node_modules"];
+
+/** The directory of LINKED_BY_APPHOST that `path` (relative to the release) is, or is inside; undefined for none. */
+const linkedByApphost = (path: string) =>
+  LINKED_BY_APPHOST.find((o) => path === o || path.startsWith(`${o}/`));
+
 /** apphost:app.sharedDirs: a release directory the app writes, never one apphost links in itself. */
 function sharedDirProblem(d: string): string | undefined {
   const dir = withoutSlash(d);
   if (!REL_DIR.test(d) || !isRelativePath(d) || dir === "." || dir.split("/").includes("."))
     return `expected a directory inside the release (letters, digits and ._-, like "media" or "shop/media"), got ${show(d)}; fix the item`;
-  const own = ["data", "logs", ".venv", "node_modules"].find((o) => dir === o || dir.startsWith(`${o}/`));
+  const own = linkedByApphost(dir);
   if (own)
     return `${show(d)} is ${dir === own ? "" : "inside "}${own}/, which apphost links in itself${own === "data" ? " (it persists already)" : ""}; list another directory`;
   return undefined;
@@ -194,7 +201,7 @@ function dotenvProblem(f: string): string | undefined {
     f.split("/").some((p) => p === "." || p === "..")
   )
     return `expected a file path inside the release (letters, digits and ._-), like ".env" or "src/.env", got ${show(f)}; fix the item`;
-  const own = ["data", "logs", ".venv", "node_modules"].find((o) => f === o || f.startsWith(`${o}/`));
+  const own = linkedByApphost(f);
   if (own)
     return `${show(f)} is ${f === own ? "" : "inside "}${own}${f === own ? "" : "/"}, which apphost links in itself; list another file`;
   return undefined;

@@ -443,6 +443,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
  * identified by '…'`), or reports another revision than the one the target was deployed at (`$deployed`: knex,
  * sequelize-cli and Django read the newest applied migration from the database, whatever the release knows). It names
  * the backup taken before that migration (db_first_backup_after), if one is left.
+ * With `revision` "" (the stack has no revision command), it speaks of the schema's fingerprints instead
+ * (schema_revision, release.sh), which $REVISION and $deployed then hold.
  */
 function rollbackRevisionWarning(input: ReleaseInput, revision: string): string {
   // The stack the operator passes to npm run restore: the layout's id is `<app>-<stack>` (paths.ts, hostLayout).

@@ -11,6 +11,7 @@
 import { DATABASE_POOL_DEFAULTS, isPostgres } from "../config/defaults";
 import type { AppConfig, DatabaseConfig } from "../config/types";
 import type { HostLayout } from "../paths";
+import { sqlitePath } from "../release/backup";
 import { HostFile, managedBy } from "./common";
 import { assertSafe, SAFE } from "../shell";
 import {
@@ -41,12 +42,7 @@ export interface EnvFileInput {
 
 /** `sqlite:////srv/<id>/shared/data/<file>`: SQLAlchemy/dj-database-url form of an absolute path. */
 export function sqliteUrl(layout: HostLayout, file: string): string {
-  return `sqlite:///${sqliteFilePath(layout, file)}`;
-}
-
-/** `/srv/<id>/shared/data/<file>`: the SQLite database, and `${database.path}`. */
-function sqliteFilePath(layout: HostLayout, file: string): string {
-  return `${layout.data}/${file}`;
+  return `sqlite:///${sqlitePath(layout, { sqliteFile: file })}`;
 }
 
 /**
@@ -146,8 +142,7 @@ function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Recor
   }
   const url = appDatabaseUrl(layout, input);
   if (url) out["database.url"] = url;
-  if (input.database.kind === "sqlite")
-    out["database.path"] = sqliteFilePath(layout, input.database.sqliteFile);
+  if (input.database.kind === "sqlite") out["database.path"] = sqlitePath(layout, input.database);
   if (input.secretKey !== undefined) out.secretKey = input.secretKey;
   if (input.hostnames) {
     out.hostnames = input.hostnames.join(",");
