@@ -662,19 +662,38 @@ alembic_url_hint() {
   printf '%s' "the migration connects to the URL $1 sets in sqlalchemy.url, $shown, as $env reads no other: apphost gives the app the stack's database in DATABASE_URL; in $env, before it connects: config.set_main_option(\"sqlalchemy.url\", os.environ[\"DATABASE_URL\"])"
 }
 
+# create_all_script: the name of the first script at the new release's root named as the database's creation
+# (create_db.py, init_db.py, db_create.py) that calls SQLAlchemy's create_all() and not drop_all(), read as the app
+# user; or nothing.
+create_all_script() {
+  local f name read=("$RUNUSER" -u "$APP_USER" --)
+  for f in "$NEW_DIR"/*.py; do
+    name=${f##*/}
+    [[ ${name,,} =~ ^((create|init|setup|make)[_-]?(db|database|tables?)|db[_-]?(create|init|setup))\.py$ ]] || continue
+    if "${read[@]}" grep -qs 'create_all(' "$f" 3>&- 9>&- && ! "${read[@]}" grep -qs 'drop_all(' "$f" 3>&- 9>&-; then
+      printf '%s' "$name"
+      return 0
+    fi
+  done
+}
+
 # migration_unset_check: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
 # release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500). The first found names the tool and its command. A manage.py
 # is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
-# the app user, who owns the release.
+# the app user, who owns the release. Else a script at its root that creates the tables (create_all_script:
+# mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`): run before each release, it
+# creates the tables that are missing and empties none.
 migration_unset_check() {
-  local found command
+  local found command script read=("$RUNUSER" -u "$APP_USER" --)
   if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
   elif [ -f "$NEW_DIR/migrations/alembic.ini" ] && [ -f "$NEW_DIR/migrations/env.py" ]; then found="migrations/alembic.ini, Flask-Migrate's" command="flask db upgrade"
-  elif [ -f "$NEW_DIR/manage.py" ] && "$RUNUSER" -u "$APP_USER" -- grep -qsi django "$NEW_DIR/manage.py" 3>&- 9>&-; then found="manage.py, Django's" command="python manage.py migrate --noinput"
+  elif [ -f "$NEW_DIR/manage.py" ] && "${read[@]}" grep -qsi django "$NEW_DIR/manage.py" 3>&- 9>&-; then found="manage.py, Django's" command="python manage.py migrate --noinput"
   elif [ -d "$NEW_DIR/prisma/migrations" ]; then found="prisma/migrations" command="npx prisma migrate deploy"
   elif compgen -G "$NEW_DIR/knexfile.[jt]s" >/dev/null; then found="a knexfile" command="npx knex migrate:latest"
+  elif script=$(create_all_script) && [ -n "$script" ]; then
+    found="$script, which creates the app's tables with SQLAlchemy's create_all() (the missing ones only: a changed model needs a migration tool, such as Flask-Migrate)" command="python $script"
   else return 0; fi
   note "install: warning: the release has $found, and the stack runs no migration (apphost:database.migrate is unset, and the app has no Procfile release: line), so its database tables are never created or changed: set apphost:database.migrate to \"$command\" (apphost then backs the database up before it, and restores it if the release fails), or, if the app migrates by itself as it starts, to \"true\""
 }

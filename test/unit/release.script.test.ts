@@ -1051,7 +1051,7 @@ describe("release script: drop_tables_check, a migration named as a database's c
 });
 
 describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
-  const fn = releaseFunction("migration_unset_check");
+  const fn = ["create_all_script", "migration_unset_check"].map(releaseFunction).join("");
 
   /** What the check notes for a release holding these files (a path ending in / is a directory). */
   const noteOf = (files: string[] | Record<string, string>) =>
@@ -1060,6 +1060,12 @@ describe("release script: migration_unset_check, a migration tool's files in a s
       Array.isArray(files) ? Object.fromEntries(files.map((f) => [f, ""])) : files,
       { env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
     );
+  // mjhea0/flaskr-tdd's create_db.py (305122f), comments aside.
+  const CREATE_DB =
+    "from project.app import app, db\n\nwith app.app_context():\n    db.create_all()\n    db.session.commit()\n";
+  const CREATE_ALL_TAIL =
+    " the app's tables with SQLAlchemy's create_all() (the missing ones only: a changed model needs a migration tool, " +
+    "such as Flask-Migrate)";
   // Django's startproject manage.py, as its first lines read.
   const DJANGO_MANAGE = '"""Django\'s command-line utility for administrative tasks."""\nimport os\n';
 
@@ -1085,6 +1091,32 @@ describe("release script: migration_unset_check, a migration tool's files in a s
       [["prisma/migrations/", "package.json"], said("prisma/migrations", "npx prisma migrate deploy")],
       [["knexfile.js", "package.json"], said("a knexfile", "npx knex migrate:latest")],
       [["app.py", "requirements.txt", "migrations/"], ""],
+      // mjhea0/flaskr-tdd (305122f): its create_db.py at the root.
+      [
+        {
+          "create_db.py": CREATE_DB,
+          "project/app.py": "db = SQLAlchemy(app)\n",
+          Procfile: "web: gunicorn project.app:app\n",
+        },
+        said(
+          "create_db.py, which creates the app's tables with SQLAlchemy's create_all() (the missing ones only: a changed " +
+            "model needs a migration tool, such as Flask-Migrate)",
+          "python create_db.py",
+        ),
+      ],
+      [{ "Init-DB.py": CREATE_DB }, said(`Init-DB.py, which creates${CREATE_ALL_TAIL}`, "python Init-DB.py")],
+      [
+        { "db_create.py": CREATE_DB },
+        said(`db_create.py, which creates${CREATE_ALL_TAIL}`, "python db_create.py"),
+      ],
+      // A migration tool comes first.
+      [{ "create_db.py": CREATE_DB, "alembic.ini": "" }, said("alembic.ini", "alembic upgrade head")],
+      // One that drops the tables too (flask-on-docker's create_db, as a script) empties the database each release.
+      [{ "create_db.py": `db.drop_all()\n${CREATE_DB}` }, ""],
+      // Not named as a creation (an app that creates its tables as it starts), not at the root, no create_all().
+      [{ "app.py": CREATE_DB }, ""],
+      [{ "scripts/create_db.py": CREATE_DB }, ""],
+      [{ "create_db.py": "import sqlite3\n" }, ""],
     ];
     assert.deepEqual(
       table.map(([files]) => [files, noteOf(files)]),
