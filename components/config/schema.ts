@@ -581,6 +581,8 @@ export function builtFrom(p: Prepared): unknown[] {
   return [
     D.defaultHsts(String(isObject(p.raw.tls) ? p.raw.tls.mode : "off")),
     typeof app.requirements === "string" ? app.requirements : undefined,
+    // The processes' example command is the runtime's.
+    app.runtime,
     p.procfile,
   ];
 }
@@ -1087,7 +1089,19 @@ export function sections(ctx: ParseContext, p: Prepared) {
     detected && "runtime" in detected
       ? oneOf(["python", "node"]).default(detected.runtime)
       : oneOf(["python", "node"], `how dependencies are installed${detected ? `; ${detected.why}` : ""}`);
-  const webCommand = '"gunicorn app:app --bind 127.0.0.1:$PORT"';
+  const runtime =
+    typeof raw("app").runtime === "string" ? raw("app").runtime : (detected as { runtime?: string })?.runtime;
+  // A Node app's example is its package.json's start script (what Heroku runs without a Procfile), when it can be
+  // written between double quotes as it is.
+  const start = runtime === "node" ? files?.node?.scripts?.start : undefined;
+  const startUsable = start !== undefined && /^[^"$`\\\n]+$/.test(start);
+  const webCommand =
+    runtime === "node"
+      ? `"${startUsable ? start : "node server.js"}"`
+      : '"gunicorn app:app --bind 127.0.0.1:$PORT"';
+  const startSays = startUsable
+    ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
+    : "";
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
     (v) => (typeof v === "string" ? { command: v } : v),
@@ -1115,7 +1129,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const processes = units("process", process, {
     expected: "a map of process name to {command, kind}",
     example: webCommand,
-    why: `what runs on the host; ${files ? `${files.dir} has` : "the app has"} no Procfile to take it from`,
+    why: `what runs on the host; ${files ? `${files.dir} has` : "the app has"} no Procfile to take it from${startSays}`,
     hint: ".web.command",
     todo: "write e.g. processes: {web: {command: ..., kind: web}}",
   })

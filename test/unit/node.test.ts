@@ -397,6 +397,47 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
       });
 
+      it("a Node app with no processes and no Procfile is shown its start script as the web command (sequelize/express-example)", () => {
+        const missing = (extra: Record<string, unknown> = {}) => {
+          const r = withKeys(raw(), { "app.processes": undefined, ...extra });
+          try {
+            parseStackConfig(r, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") });
+          } catch (e) {
+            assert.ok(e instanceof ConfigError);
+            return e.issues
+              .filter((i) => i.path === "apphost:app.processes")
+              .map((i) => i.message.replace(dir, "<app>"));
+          }
+          return [];
+        };
+        fs.writeFileSync(path.join(dir, "yarn.lock"), YARN_V1);
+        const pkg = (scripts: Record<string, string>) =>
+          fs.writeFileSync(
+            path.join(dir, "package.json"),
+            JSON.stringify({ dependencies: { ms: "2.1.3" }, scripts }),
+          );
+        const expected =
+          "expected a map of process name to {command, kind}; set it with: pulumi config set --path 'apphost:app.processes.web.command'";
+        pkg({ start: "node index.js", "setup-example-db": "node sqlite-example-database/setup.js" });
+        assert.deepEqual(missing(), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (package.json's start script runs node index.js; " +
+            `the web process must listen on $PORT)); ${expected} "node index.js"`,
+        ]);
+        // A start script that cannot go between double quotes as it is, and none: a Node command all the same.
+        pkg({ start: "node -e \"require('./server')\"" });
+        assert.deepEqual(missing(), [
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
+        ]);
+        pkg({});
+        assert.deepEqual(missing(), [
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
+        ]);
+        // apphost:app.runtime python over the files: Python's.
+        assert.deepEqual(missing({ "app.runtime": "python", "app.requirements": "requirements.txt" }), [
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "gunicorn app:app --bind 127.0.0.1:$PORT"`,
+        ]);
+      });
+
       it("a Python app's build runs the pnpm its top-level package.json pins", () => {
         fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
         fs.writeFileSync(
