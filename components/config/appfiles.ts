@@ -115,6 +115,8 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   ).filter((e): e is [string, string] => typeof e[1] === "string");
   return {
     locks,
+    // npm reads `package-lock=false` (any spacing, any case of its value) as: write no lock.
+    ...(/^\s*package-lock\s*=\s*false\s*$/im.test(read(".npmrc") ?? "") ? { npmrcNoLock: true } : {}),
     ...(scripts.length > 0 ? { scripts: Object.fromEntries(scripts) } : {}),
     ...(pkg.packageManager !== undefined ? { packageManager: pkg.packageManager } : {}),
     ...(workspaces ? { workspaces } : {}),

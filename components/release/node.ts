@@ -134,6 +134,8 @@ function managerOf(lock: string): NodeManager {
 export interface NodeFacts {
   /** The lock files found, by name (NODE_LOCKS, and apphost:app.requirements), each with its text */
   locks: Record<string, string>;
+  /** The app's .npmrc says `package-lock=false`: npm install writes no lock there */
+  npmrcNoLock?: boolean;
   /** package.json's `scripts` that are strings: what `npm run <name>` runs */
   scripts?: Record<string, string>;
   /** package.json's `packageManager` (Corepack's field), e.g. "pnpm@9.15.9+sha512.abc" */
@@ -212,8 +214,12 @@ export function detectNodeDeps(
         (lock === undefined
           ? `${dir} has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml)`
           : `${dir}/${lock} does not exist`) +
-        "; a release installs exactly the versions a lock names: run npm install (or yarn, or pnpm install) in the app " +
-        "and commit the lock it writes" +
+        "; a release installs exactly the versions a lock names: " +
+        (lock === undefined && facts.npmrcNoLock
+          ? "its .npmrc says package-lock=false, so npm install writes none there: run " +
+            "npm install --package-lock-only --package-lock=true in the app (or remove that line) and commit the " +
+            "package-lock.json it writes"
+          : "run npm install (or yarn, or pnpm install) in the app and commit the lock it writes") +
         (lock === undefined ? "" : ", or point apphost:app.requirements at the lock the app has"),
     };
   }

@@ -612,12 +612,13 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
   const cache = `${l.root}/cache`;
   const tool = `$NODE_DIR/.apphost-tool/bin/${deps.manager}`;
   // A dependency built from source (better-sqlite3 without a prebuilt binary) builds against the host's Node headers
-  // (Debian's libnode-dev, which its npm depends on), as Debian's node-gyp does for npm ci; the node-gyp that pnpm and
-  // Yarn bring would download them from nodejs.org.
+  // (Debian's libnode-dev, which its npm depends on), as Debian's node-gyp does; the node-gyp that pnpm and Yarn bring,
+  // and the one an app's lock brings (sqlite3 5 depends on node-gyp 8, which npm ci runs from node_modules/.bin),
+  // would download them from nodejs.org into a directory under the stack's root, which the app user cannot write.
   const gyp = "npm_config_nodedir=/usr";
   const run =
     deps.manager === "npm"
-      ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm ci --include=dev --no-audit --no-fund"`]
+      ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} ${gyp} npm ci --include=dev --no-audit --no-fund"`]
       : [
           `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
           deps.manager === "yarn"

@@ -397,6 +397,33 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
       });
 
+      it("an app whose .npmrc says package-lock=false is told how to write the lock all the same (sequelize/express-example)", () => {
+        const lockProblem = () => {
+          try {
+            parse();
+          } catch (e) {
+            assert.ok(e instanceof ConfigError);
+            return e.issues
+              .filter((i) => i.path === "apphost:app.requirements")
+              .map((i) => i.message.replace(dir, "<app>"));
+          }
+          return [];
+        };
+        const without =
+          "<app> has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml); a release installs exactly the versions a lock names: ";
+        assert.deepEqual(lockProblem(), [
+          `${without}run npm install (or yarn, or pnpm install) in the app and commit the lock it writes`,
+        ]);
+        fs.writeFileSync(path.join(dir, ".npmrc"), "save-exact=true\npackage-lock = FALSE\n");
+        assert.deepEqual(lockProblem(), [
+          `${without}its .npmrc says package-lock=false, so npm install writes none there: run npm install --package-lock-only ` +
+            "--package-lock=true in the app (or remove that line) and commit the package-lock.json it writes",
+        ]);
+        // A lock committed all the same installs.
+        fs.writeFileSync(path.join(dir, "package-lock.json"), '{"lockfileVersion": 3}');
+        assert.deepEqual(lockProblem(), []);
+      });
+
       it("a Node app with no processes and no Procfile is shown its start script as the web command (sequelize/express-example)", () => {
         const missing = (extra: Record<string, unknown> = {}) => {
           const r = withKeys(raw(), { "app.processes": undefined, ...extra });

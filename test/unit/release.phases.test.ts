@@ -521,7 +521,7 @@ describe("release phases: one key changed", () => {
       'rm_existing "$NEW_DIR/data" "$NEW_DIR/logs"',
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
-      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/usr npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'rm_existing "$NEW_DIR/node_modules"',
       'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
       'chown -h shop-prod: "$NEW_DIR/node_modules"',
@@ -563,7 +563,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/packages/shared/package.json" "$NODE_DIR/packages/shared/"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/backend/package.json" "$NODE_DIR/backend/"; ' +
         'if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; ' +
-        'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+        'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/usr npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
       'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
