@@ -783,6 +783,16 @@ export const ERROR_HINTS: readonly {
       "release; the migration's CREATE EXTENSION IF NOT EXISTS then passes over it",
   },
   {
+    // SQLite's own words for a file it cannot open or create: Python's sqlite3 (and SQLAlchemy's wrapping of it),
+    // node-sqlite3's SQLITE_CANTOPEN (sequelize/express-example's storage: 'sqlite-example-database/example-db.sqlite').
+    says: "unable to open database file",
+    hint:
+      "SQLite could not open the database file the app names: a relative path opens inside the release, which is " +
+      "read-only to the app's processes, and a directory that does not exist fails the same way; point the app at " +
+      "the stack's database, DATABASE_URL's file in data/ (${database.path} in apphost:app.env gives its path), which " +
+      "apphost backs up before each migration",
+  },
+  {
     // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/.
     says: "[Errno 30] Read-only file system",
     hint:
@@ -792,15 +802,29 @@ export const ERROR_HINTS: readonly {
   },
 ];
 
+/**
+ * `known_error_line`: the last line of its standard input that holds an error ERROR_HINTS knows, or nothing: for
+ * output with no Python traceback (a Node app's), whose errors exception_line cannot find.
+ */
+export function knownErrorLineFunction(): string {
+  return shellFunction("known_error_line", [
+    `grep -F ${ERROR_HINTS.map(({ says }) => `-e ${q(says)}`).join(" ")} | tail -n 1 || true`,
+  ]);
+}
+
 /** `error_hint <line>`: ERROR_HINTS' hint for an error line, or nothing. */
 export function errorHintFunction(): string {
-  return shellFunction("error_hint", [
+  // A hint may name one of apphost:app.env's references (${database.path}), which it prints as it is.
+  const directive = ERROR_HINTS.some(({ hint }) => hint.includes("$"))
+    ? "# shellcheck disable=SC2016 # a hint names a ${...} reference of apphost:app.env, printed as it is\n"
+    : "";
+  return `${directive}${shellFunction("error_hint", [
     'case "$1" in',
     ...ERROR_HINTS.map(
       ({ says, then, hint }) => `  *${q(says)}*${then ? `${q(then)}*` : ""}) printf '%s\\n' ${q(hint)} ;;`,
     ),
     "esac",
-  ]);
+  ])}`;
 }
 
 /**

@@ -815,13 +815,19 @@ last_exception() {
 }
 
 # journal_error <unit>: "; the last error in its journal: <last_exception> (<what it usually means: error_hint>)", or
-# nothing. With no such hint, what unreachable_hint says follows: the last exception of a chain is often a later
+# nothing; with no traceback, the last line known_error_line finds, with its hint. With no such hint, what unreachable_hint says follows: the last exception of a chain is often a later
 # one's (FastAPI-boilerplate's lifespan failed to reach Redis, then to close the pool it never made: `AttributeError:
 # 'NoneType' object has no attribute 'aclose'`).
 journal_error() {
   local line hint
   line=$(last_exception "$1")
-  if [ -z "$line" ]; then return 0; fi
+  if [ -z "$line" ]; then
+    # No Python traceback (a Node app's output): the last line with an error ERROR_HINTS knows, which comes with its hint.
+    line=$("$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | known_error_line)
+    if [ -n "$line" ]; then hint=$(error_hint "$line"); fi
+    if [ -n "${hint:-}" ]; then printf '; the last error in its journal: %s (%s)' "${line:0:300}" "$hint"; fi
+    return 0
+  fi
   hint=$(error_hint "$line")
   printf '; the last error in its journal: %s%s' "$line" "${hint:+ ($hint)}"
   if [ -z "$hint" ]; then unreachable_hint "$1"; fi

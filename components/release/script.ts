@@ -36,6 +36,7 @@ import {
   EXIT_CODES,
   deployPhases,
   errorHintFunction,
+  knownErrorLineFunction,
   PREPARE_PHASES,
   mirrorPhases,
   rollbackPhases,
@@ -273,6 +274,8 @@ __STATE__`;
     `${unitReplacedFunction(t).join("\n")}\n`,
     "# error_hint <line>: what a Python traceback's error line usually means (ERROR_HINTS, phases.ts), or nothing.",
     errorHintFunction(),
+    "# known_error_line: the last line on stdin whose error ERROR_HINTS knows (journal_error, for output without a traceback).",
+    knownErrorLineFunction(),
     "# app_pythonpath <var> <dir>: <var> becomes PYTHONPATH of the app's commands in release directory <dir> (empty for node).",
     shellFunction("app_pythonpath", [
       `printf -v "$1" '%s' "${input.app.runtime === "python" ? pythonImportPath("$2") : ""}"`,

@@ -17,6 +17,7 @@ import { shellQuote } from "../../components/shell";
 import {
   ERROR_HINTS,
   errorHintFunction,
+  knownErrorLineFunction,
   EXIT_CODES,
   MIGRATE_NOT_FOUND_HINT,
 } from "../../components/release/phases";
@@ -845,6 +846,7 @@ describe("release script: journal_error, the error a web process that fails the 
       'port_listener() { if [ "$1" = 6380 ]; then echo "users:((\\"redis-server\\",pid=7,fd=6))"; fi; }',
       ...servers,
       errorHintFunction(),
+      knownErrorLineFunction(),
       ...fns,
       `${fn} apphost-shop-prod-web@8001.service`,
     ].join("\n");
@@ -918,6 +920,29 @@ describe("release script: journal_error, the error a web process that fails the 
       "; the last error in its journal: KeyError: 'SECRET_KEY'",
     );
     assert.equal(run("journal_error", "no traceback here\n"), "");
+  });
+
+  it("journal_error: output with no traceback (a Node app's), its last line with an error ERROR_HINTS knows", () => {
+    const hint = ERROR_HINTS.find((h) => h.says === "unable to open database file")!.hint;
+    // sequelize/express-example's index.js, its storage relative to the read-only release, as the trial's journal had it.
+    const start = [
+      "Checking database connection...",
+      "Unable to connect to the database:",
+      "SQLITE_CANTOPEN: unable to open database file",
+      "apphost-seq-seq-web@9201.service: Main process exited, code=exited, status=1/FAILURE",
+      "",
+    ].join("\n");
+    assert.equal(
+      run("journal_error", start.repeat(3)),
+      `; the last error in its journal: SQLITE_CANTOPEN: unable to open database file (${hint})`,
+    );
+    // The same in Python's words, from a traceback.
+    assert.equal(
+      run("journal_error", traceback("sqlite3.OperationalError: unable to open database file")),
+      `; the last error in its journal: sqlite3.OperationalError: unable to open database file (${hint})`,
+    );
+    // A known error's first words with another ending (a relation's, not " does not exist"): nothing to say.
+    assert.equal(run("journal_error", 'Error: relation "x" is locked\n'), "");
   });
 
   it("journal_error: a table the database lacks, in Postgres's words through asyncpg and psycopg, and in SQLite's; Tortoise's scheme", () => {
