@@ -473,8 +473,12 @@ function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[]
   return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
 }
 
-/** A migration command named as a database's creation (`flask --app flaskr init-db`, `python manage.py create_db`). */
-const CREATES_DATABASE = /\b(?:init|create|reset|recreate|setup)[-_]?(?:db|database|tables?)\b/i;
+/**
+ * A migration command named as a database's creation (`flask --app flaskr init-db`, `python manage.py create_db`, `npm run
+ * setup-example-db`).
+ */
+const CREATES_DATABASE =
+  /\b(?:init|create|reset|recreate|setup)[-_]?(?:[a-z]+[-_])?(?:db|database|tables?)\b/i;
 
 /**
  * install, last, where this host runs a migration named as a database's creation: a warning when the release drops

@@ -701,14 +701,21 @@ migration_unset_check() {
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,
 # create_db, reset_db) and the release drops tables: SQLAlchemy's drop_all() in its Python, or DROP TABLE in its SQL
 # (the Flask tutorial's `flask --app flaskr init-db` runs a schema.sql that begins with DROP TABLE IF EXISTS;
-# testdrivenio/flask-on-docker's create_db calls db.drop_all()). Such a command creates a database once; run before
-# every release, it empties the stack's each time, after the backup. The first such line, by file name and line number,
-# read as the app user; the app's tests (tests/, conftest.py, test_*.py), which drop their own tables, are not read.
+# testdrivenio/flask-on-docker's create_db calls db.drop_all()), or Sequelize's sync({ force: true }) in its JavaScript
+# or TypeScript (sequelize/express-example's `npm run setup-example-db`). Such a command creates a database once; run
+# before every release, it empties the stack's each time, after the backup. The first such line, by file name and line
+# number, read as the app user; the app's tests (tests/, conftest.py, test_*.py, *.test.js), which drop their own
+# tables, and node_modules are not read.
 drop_tables_check() {
-  local found rest
+  local found rest read=("$RUNUSER" -u "$APP_USER" -- grep -rn)
   # After --include: of contradictory ones, grep takes the last that matches.
-  local tests=(--exclude-dir=tests --exclude-dir=test --exclude=conftest.py --exclude='test_*.py' --exclude='*_test.py')
-  found=$(cd "$NEW_DIR" && { "$RUNUSER" -u "$APP_USER" -- grep -rnE --include='*.py' "${tests[@]}" '\bdrop_all\(' . 2>/dev/null; "$RUNUSER" -u "$APP_USER" -- grep -rniE --include='*.sql' "${tests[@]}" '^[[:space:]]*drop[[:space:]]+table' . 2>/dev/null; } | LC_ALL=C sort -t: -k1,1 -k2,2n | head -n 1) || true
+  local tests=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --exclude-dir=node_modules --exclude=conftest.py
+    --exclude='test_*.py' --exclude='*_test.py' --exclude='*.test.[jt]s' --exclude='*.spec.[jt]s')
+  found=$(cd "$NEW_DIR" && {
+    "${read[@]}" -E --include='*.py' "${tests[@]}" '\bdrop_all\(' . 2>/dev/null
+    "${read[@]}" -iE --include='*.sql' "${tests[@]}" '^[[:space:]]*drop[[:space:]]+table' . 2>/dev/null
+    "${read[@]}" -E --include='*.[cm]js' --include='*.[jt]s' "${tests[@]}" '\.sync\([[:space:]]*\{[^}]*force:[[:space:]]*true' . 2>/dev/null
+  } | LC_ALL=C sort -t: -k1,1 -k2,2n | head -n 1) || true
   if [ -z "$found" ]; then return 0; fi
   found=${found#./} rest=${found#*:}
   note "install: warning: the migration, \`$1\`, is named as a database's creation, and the release drops tables (${found%%:*}:${rest%%:*}): apphost runs the migration before every release, so each release would empty the stack's database (the backup taken before it keeps what it held); run it once by hand (npm run exec -- $1), and set apphost:database.migrate to a migration tool's command that keeps the data (Flask-Migrate's flask db upgrade, alembic upgrade head), or to \"true\""

@@ -763,6 +763,8 @@ describe("release phases: one key changed", () => {
     assert.deepEqual(check("python -m app reset-database"), [
       "drop_tables_check 'python -m app reset-database'",
     ]);
+    // One word between (sequelize/express-example's script).
+    assert.deepEqual(check("npm run setup-example-db"), ["drop_tables_check 'npm run setup-example-db'"]);
     for (const migrate of [
       "flask db upgrade",
       "alembic upgrade head",

@@ -1073,6 +1073,35 @@ describe("release script: drop_tables_check, a migration named as a database's c
       "",
     );
   });
+
+  it("Sequelize's sync({ force: true }) in JavaScript or TypeScript, not in tests or node_modules", () => {
+    // sequelize/express-example (7304dc6): package.json's setup-example-db runs this file.
+    const setup = {
+      "sqlite-example-database/setup.js":
+        "async function reset() {\n\tconsole.log('Will rewrite the SQLite example database');\n\n\tawait sequelize.sync({ force: true });\n",
+      "index.js": "sequelize.authenticate();\n",
+    };
+    assert.equal(
+      check(setup, "npm run setup-example-db"),
+      said("npm run setup-example-db", "sqlite-example-database/setup.js:4"),
+    );
+    assert.equal(
+      check({ "src/db.ts": "await db.sync({alter: true, force:true})\n" }, "npm run reset-db"),
+      said("npm run reset-db", "src/db.ts:1"),
+    );
+    assert.equal(
+      check(
+        {
+          "index.js": "await sequelize.sync();\nawait sequelize.sync({ alter: true });\n",
+          "test/setup.js": "await sequelize.sync({ force: true });\n",
+          "models.test.js": "await sequelize.sync({ force: true });\n",
+          "node_modules/sequelize/lib/sequelize.js": "this.sync({ force: true });\n",
+        },
+        "npm run setup-db",
+      ),
+      "",
+    );
+  });
 });
 
 describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
