@@ -806,7 +806,7 @@ port_hint() {
     echo "port $1 is held by $holder; give the stack ports no other service uses (apphost:app.basePort)"
     return 0
   fi
-  echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server"
+  echo "the web process (apphost:app.processes) must listen on the port in \$PORT, $1 for this release: each release starts beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release at most; give it \$PORT in the command (--port \$PORT, or APP_PORT=\$PORT <command> for an app that reads its port from a variable of its own), or read PORT in the script that starts the server$(if [ "$RUNTIME" = node ]; then printf '%s' " (Node: process.env.PORT where the app calls listen)"; fi)"
 }
 
 # exception_line: the exception line of the last whole Python traceback on stdin (the first line after

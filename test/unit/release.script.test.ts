@@ -1026,6 +1026,39 @@ describe("release script: journal_error, the error a web process that fails the 
   });
 });
 
+describe("release script: port_hint, for a web process that listens elsewhere", () => {
+  const hintOf = (runtime: string) => {
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        [
+          "set -euo pipefail",
+          "port_listener() { :; }",
+          releaseFunction("port_hint"),
+          'port_hint 9201 "$2"',
+        ].join("\n"),
+        "_",
+        runtime,
+        "apphost-seq-seq-web@9201.service",
+      ],
+      { encoding: "utf8", env: { ...process.env, RUNTIME: runtime } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const said =
+    "the web process (apphost:app.processes) must listen on the port in $PORT, 9201 for this release: each release starts " +
+    "beside the one serving, on the other of two ports, so a port of its own, or its server's default, serves one release " +
+    "at most; give it $PORT in the command (--port $PORT, or APP_PORT=$PORT <command> for an app that reads its port from " +
+    "a variable of its own), or read PORT in the script that starts the server";
+
+  it("names process.env.PORT for a Node app (sequelize/express-example's const PORT = 8080)", () => {
+    assert.equal(hintOf("python"), `${said}\n`);
+    assert.equal(hintOf("node"), `${said} (Node: process.env.PORT where the app calls listen)\n`);
+  });
+});
+
 describe("release script: drop_tables_check, a migration named as a database's creation that drops tables", () => {
   const fn = releaseFunction("drop_tables_check");
   const check = (files: Record<string, string>, command: string) =>
