@@ -787,6 +787,17 @@ export const ERROR_HINTS: readonly {
       "release; the migration's CREATE EXTENSION IF NOT EXISTS then passes over it",
   },
   {
+    // Python 3.10 removed the aliases of collections.abc's classes from collections: a dependency locked before 2018
+    // or so fails at import (miguelgrinberg/flasky's Werkzeug 0.12.2: `cannot import name 'Container' from
+    // 'collections'`; Jinja2 2.9's Mapping).
+    says: "from 'collections' (",
+    hint:
+      "a dependency written for Python 3.9 or older imports an abstract base class from collections, which Python " +
+      "3.10 moved to collections.abc: the traceback's last frame names the package (under site-packages/); lock a " +
+      "release of it made for Python 3.10 or later, or run a Python it supports (pin the version in .python-version " +
+      "or requires-python, and set apphost:app.python to managed)",
+  },
+  {
     // SQLite's own words for a file it cannot open or create: Python's sqlite3 (and SQLAlchemy's wrapping of it),
     // node-sqlite3's SQLITE_CANTOPEN (sequelize/express-example's storage: 'sqlite-example-database/example-db.sqlite').
     says: "unable to open database file",

@@ -915,6 +915,16 @@ describe("release script: journal_error, the error a web process that fails the 
         "apphost:database.extensions (kind postgres), and the host's postgres superuser creates it before the release; " +
         "the migration's CREATE EXTENSION IF NOT EXISTS then passes over it)",
     );
+    // miguelgrinberg/flasky's Werkzeug 0.12.2 on Python 3.11, as the trial's migration printed it.
+    const abc =
+      "ImportError: cannot import name 'Container' from 'collections' (/usr/lib/python3.11/collections/__init__.py)";
+    assert.equal(
+      run("journal_error", traceback(abc)),
+      `; the last error in its journal: ${abc} (a dependency written for Python 3.9 or older imports an abstract base ` +
+        "class from collections, which Python 3.10 moved to collections.abc: the traceback's last frame names the " +
+        "package (under site-packages/); lock a release of it made for Python 3.10 or later, or run a Python it " +
+        "supports (pin the version in .python-version or requires-python, and set apphost:app.python to managed))",
+    );
     assert.equal(
       run("journal_error", traceback("KeyError: 'SECRET_KEY'")),
       "; the last error in its journal: KeyError: 'SECRET_KEY'",
