@@ -307,6 +307,10 @@ const SOURCE_BUILD_CAUSES: ReadonlyArray<{ says: RegExp; why: string }> = [
   { says: /No module named 'distutils'/, why: "its setup.py imports distutils, which Python 3.12 removed" },
 ];
 
+/** A build from source that found no C compiler (setuptools' `command 'x86_64-linux-gnu-gcc' failed: No such file`). */
+const NO_COMPILER =
+  /command '[^']*\b(?:gcc|cc|g\+\+|c\+\+|clang)' failed: No such file or directory|unable to execute '[^']*\bgcc'/;
+
 /**
  * A failed install's hint when packages that had to build from source (no wheel for the host's platform and
  * Python) failed in their build backend, for poetry, pip and uv: each package with its version and the error its
@@ -314,6 +318,7 @@ const SOURCE_BUILD_CAUSES: ReadonlyArray<{ says: RegExp; why: string }> = [
  * lock: pyyaml 5.4.1 and django-allauth 0.45.0 under poetry, 7,168 lines). Undefined when no such failure shows.
  */
 export function sourceBuildHint(output: string): string | undefined {
+  let psycopgC = false;
   const lines = output.split("\n");
   const failed = new Map<string, string>();
   const tools = new Set<"poetry" | "pip" | "uv">();
@@ -363,7 +368,18 @@ export function sourceBuildHint(output: string): string | undefined {
       tools.add("uv");
     }
   });
-  if (failed.size === 0) return undefined;
+  // A build that found no compiler is the host's to fix, which the install's error says (release.sh: no C compiler):
+  // no newer release helps. psycopg-c, psycopg[c], is never a wheel, and needs libpq's headers too.
+  for (const [pkg, error] of [...failed]) {
+    if (!NO_COMPILER.test(error)) continue;
+    failed.delete(pkg);
+    if (pkg.split(" ")[0] === "psycopg-c") psycopgC = true;
+  }
+  const psycopgNote = psycopgC
+    ? "psycopg-c (psycopg[c]) never comes as a wheel: it builds against libpq, so besides build-essential and " +
+      "python3-dev add libpq-dev to apphost:host.packages, or depend on psycopg[binary] instead"
+    : undefined;
+  if (failed.size === 0) return psycopgNote;
   const each = [...failed].map(([pkg, error]) => {
     const why = SOURCE_BUILD_CAUSES.find((c) => c.says.test(error))?.why;
     return `${pkg}${error ? ` (${error.slice(0, 160)}${why ? `: ${why}` : ""})` : ""}`;
@@ -379,7 +395,8 @@ export function sourceBuildHint(output: string): string | undefined {
     `${each.length === 1 ? "a dependency" : `${each.length} dependencies`} with no wheel for ${on} failed to build ` +
     `from source: ${each.join("; ")}; lock ${each.length === 1 ? "a newer release" : "newer releases"} ` +
     `(${how.join(", or ")}${tools.has("poetry") || tools.has("uv") ? "; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6" : ""}), ` +
-    `one with a wheel for ${on} or a build that works with today's build tools`
+    `one with a wheel for ${on} or a build that works with today's build tools` +
+    (psycopgNote ? `; ${psycopgNote}` : "")
   );
 }
 

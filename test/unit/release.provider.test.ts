@@ -239,6 +239,30 @@ describe("release provider: a failed install's build hint", () => {
     assert.equal(sourceBuildHint(sample("install/psycopg2-no-libpq-dev.txt")), undefined);
   });
 
+  it("a build that found no compiler is the host's to fix, not a release to lock; psycopg[c] needs libpq-dev too (NetBox on Debian 13)", () => {
+    // NetBox's requirements.txt (psycopg[c,pool]==3.3.4) on a host without a compiler, as its install printed it.
+    const netbox = sample("install/psycopg-c-no-compiler.txt");
+    assert.equal(
+      sourceBuildHint(netbox),
+      "psycopg-c (psycopg[c]) never comes as a wheel: it builds against libpq, so besides build-essential and " +
+        "python3-dev add libpq-dev to apphost:host.packages, or depend on psycopg[binary] instead",
+    );
+    // Another package without a compiler: nothing to add to the install's own "no C compiler" clause.
+    assert.equal(sourceBuildHint(netbox.replace(/psycopg-c\b/g, "frobc")), undefined);
+    // With a compiler, a failure of its own is still named, and the release to lock.
+    assert.match(
+      sourceBuildHint(
+        netbox
+          .replace(/psycopg-c\b/g, "frobc")
+          .replace(
+            "error: command 'x86_64-linux-gnu-gcc' failed: No such file or directory",
+            "error: frobc needs libfrob",
+          ),
+      )!,
+      /^a dependency with no wheel for Python 3\.13 failed to build from source: frobc \(error: frobc needs libfrob\); lock a newer release/,
+    );
+  });
+
   it("a compiler error on a Python type: the package as pip and uv name it; none for other compiler errors", () => {
     const gcc = "x86_64-linux-gnu-gcc -fPIC -I/srv/v/include -I/usr/include/python3.13 -c src/x.c -o x.o";
     const apiError = "src/x.c:12:5: error: 'PyFrameObject' has no member named 'f_lasti'";
