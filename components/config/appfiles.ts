@@ -96,7 +96,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     const text = read(name);
     if (text !== undefined) locks[name] = text;
   }
-  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown } = {};
+  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown; dependencies?: unknown } = {};
   try {
     pkg = JSON.parse(pkgText) as typeof pkg;
   } catch {
@@ -115,6 +115,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   ).filter((e): e is [string, string] => typeof e[1] === "string");
   return {
     locks,
+    ...yarnBerryFacts(read(".yarnrc.yml"), pkg.dependencies),
     // npm reads `package-lock=false` (any spacing, any case of its value) as: write no lock.
     ...(/^\s*package-lock\s*=\s*false\s*$/im.test(read(".npmrc") ?? "") ? { npmrcNoLock: true } : {}),
     ...(scripts.length > 0 ? { scripts: Object.fromEntries(scripts) } : {}),
@@ -122,6 +123,24 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     ...(workspaces ? { workspaces } : {}),
     ...(members.length > 0 ? { members } : {}),
     ...(problems.length > 0 ? { memberProblems: problems } : {}),
+  };
+}
+
+/** .yarnrc.yml's nodeLinker, and the dependencies package.json gives with Yarn's `patch:` protocol, where there are any. */
+function yarnBerryFacts(
+  yarnrc: string | undefined,
+  dependencies: unknown,
+): Pick<NodeFacts, "yarnLinker" | "yarnPatches"> {
+  const linker = /^nodeLinker:\s*["']?([\w-]+)/m.exec(yarnrc ?? "")?.[1];
+  const patches =
+    typeof dependencies === "object" && dependencies !== null
+      ? Object.entries(dependencies)
+          .filter(([, spec]) => typeof spec === "string" && spec.startsWith("patch:"))
+          .map(([name]) => name)
+      : [];
+  return {
+    ...(linker ? { yarnLinker: linker } : {}),
+    ...(patches.length > 0 ? { yarnPatches: patches } : {}),
   };
 }
 

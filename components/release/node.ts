@@ -134,6 +134,10 @@ function managerOf(lock: string): NodeManager {
 export interface NodeFacts {
   /** The lock files found, by name (NODE_LOCKS, and apphost:app.requirements), each with its text */
   locks: Record<string, string>;
+  /** .yarnrc.yml's `nodeLinker` (Yarn 2 and later: `pnp`, the default, `node-modules` or `pnpm`) */
+  yarnLinker?: string;
+  /** package.json's dependencies given with Yarn's `patch:` protocol, by name: npm and Yarn 1 cannot install them */
+  yarnPatches?: string[];
   /** The app's .npmrc says `package-lock=false`: npm install writes no lock there */
   npmrcNoLock?: boolean;
   /** package.json's `scripts` that are strings: what `npm run <name>` runs */
@@ -234,7 +238,15 @@ export function detectNodeDeps(
     return {
       problem:
         `${dir}/${lock} is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules ` +
-        `shared by the releases of one lock, and Berry's Plug'n'Play has none; ${npmLock}, or lock the app with Yarn 1`,
+        "shared by the releases of one lock, " +
+        (facts.yarnLinker === undefined || facts.yarnLinker === "pnp"
+          ? "and Berry's Plug'n'Play has none"
+          : `and not with Berry, even with its nodeLinker: ${facts.yarnLinker} (.yarnrc.yml)`) +
+        `; ${npmLock}, or lock the app with Yarn 1` +
+        (facts.yarnPatches?.length
+          ? `; package.json gives ${facts.yarnPatches.join(", ")} with Yarn's patch: protocol, which neither can ` +
+            "install: give each its version instead (patch-package applies a patch that is still needed)"
+          : ""),
     };
   // Yarn 1 links package.json's workspaces as npm does; pnpm links each member's own node_modules to the others.
   if (manager === "pnpm" && facts.workspaces !== undefined)

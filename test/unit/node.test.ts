@@ -327,6 +327,25 @@ describe("npm workspaces (components/release/node.ts)", () => {
         problem({ locks: { "yarn.lock": YARN_V1 }, packageManager: "yarn@4.5.0" }),
         /is Yarn 2 or later's/,
       );
+      // HedgeDoc 1.10.8: Yarn 4 with nodeLinker: node-modules, and two dependencies patched by Yarn.
+      assert.equal(
+        problem({
+          locks: { "yarn.lock": BERRY },
+          packageManager: "yarn@4.13.0",
+          yarnLinker: "node-modules",
+          yarnPatches: ["diff-match-patch", "passport"],
+        }),
+        "shop/yarn.lock is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules " +
+          "shared by the releases of one lock, and not with Berry, even with its nodeLinker: node-modules (.yarnrc.yml); " +
+          "commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to " +
+          "package-lock.json, or lock the app with Yarn 1; package.json gives diff-match-patch, passport with Yarn's " +
+          "patch: protocol, which neither can install: give each its version instead (patch-package applies a patch " +
+          "that is still needed)",
+      );
+      assert.match(
+        problem({ locks: { "yarn.lock": BERRY }, yarnLinker: "pnp" }),
+        /and Berry's Plug'n'Play has none; /,
+      );
       assert.match(
         problem({ locks: { "pnpm-lock.yaml": PNPM("9.0") }, workspaces: "pnpm-workspace.yaml" }),
         /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm or Yarn 1, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
@@ -395,6 +414,28 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.equal(app.runtime, "node");
         assert.equal(app.requirements, "yarn.lock");
         assert.deepEqual(app.nodeDeps, { manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
+      });
+
+      it("Yarn 2+'s facts from the app directory: .yarnrc.yml's nodeLinker, package.json's patch: dependencies", () => {
+        fs.writeFileSync(
+          path.join(dir, "package.json"),
+          JSON.stringify({
+            dependencies: {
+              express: "^4.21.2",
+              passport: "patch:passport@npm%3A0.7.0#~/.yarn/patches/passport-npm-0.7.0-df02531736.patch",
+            },
+            packageManager: "yarn@4.13.0",
+          }),
+        );
+        fs.writeFileSync(
+          path.join(dir, ".yarnrc.yml"),
+          "compressionLevel: mixed\n\nenableGlobalCache: false\n\nnodeLinker: node-modules\n\nyarnPath: .yarn/releases/yarn-4.13.0.cjs\n",
+        );
+        const node = readAppFiles({ source: dir }, "/")?.node;
+        assert.equal(node?.yarnLinker, "node-modules");
+        assert.deepEqual(node?.yarnPatches, ["passport"]);
+        fs.writeFileSync(path.join(dir, ".yarnrc.yml"), "yarnPath: .yarn/releases/yarn-4.13.0.cjs\n");
+        assert.equal(readAppFiles({ source: dir }, "/")?.node?.yarnLinker, undefined);
       });
 
       it("an app whose .npmrc says package-lock=false is told how to write the lock all the same (sequelize/express-example)", () => {
