@@ -92,19 +92,27 @@ NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution
 
 # network_hint: when the job's output (APPHOST_OUTPUT, the err file `start` gives it: root's) ends with an install that
 # could not reach its index, what it said, the server it named (pip's `HTTPSConnectionPool(host='github.com', ...)`,
-# npm's `getaddrinfo ENOTFOUND binaries.prisma.sh`) and the index pip named (`Looking in indexes: ...`), as the phase
-# error's hint; a requirement pip downloads from its own URL on that server (`Collecting https://github.com/... (from
-# -r requirements.txt (line 11))`, simonwillisonblog's) is named with its line.
+# npm's `getaddrinfo ENOTFOUND binaries.prisma.sh`, uv's `Failed to fetch: https://...`) and the index pip named
+# (`Looking in indexes: ...`), as the phase error's hint; a requirement pip downloads from its own URL on that server
+# (`Collecting https://github.com/... (from -r requirements.txt (line 11))`, simonwillisonblog's) is named with its
+# line, and a server uv.lock names as its registry, with how to lock the app against another.
 network_hint() {
   local tail said index server="" direct url where
   if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
   tail=$(tail -n 60 "$APPHOST_OUTPUT")
   said=$(grep -oE -m 1 "$NETWORK_FAILURES" <<<"$tail") || return 0
   index=$(grep -oE -m 1 'Looking in indexes: [^ ]+' <<<"$tail") || true
-  server=$(grep -oE -m 1 "host='[^']+'|(ENOTFOUND|EAI_AGAIN) [A-Za-z0-9.-]+" <<<"$tail") || true
+  server=$(grep -oE -m 1 "host='[^']+'|(ENOTFOUND|EAI_AGAIN) [A-Za-z0-9.-]+|Failed to fetch: https?://[A-Za-z0-9.-]+" <<<"$tail") || true
   server=${server#host=\'}
   server=${server%\'}
   server=${server##* }
+  server=${server#*://}
+  # uv.lock records each package's registry, which uv sync --frozen downloads from whatever the host reaches
+  # (fastapi-practices/fastapi_best_architecture's: a mirror in China, its pyproject.toml's [[tool.uv.index]]).
+  if [ -n "$server" ] && [ -n "${NEW_DIR:-}" ] && "$RUNUSER" -u "$APP_USER" -- grep -qsF "registry = \"https://$server/" "$NEW_DIR/uv.lock" 3>&- 9>&-; then
+    printf '%s' "; the install could not reach $server ($said): uv.lock downloads its packages from the registry it names there (pyproject.toml's [[tool.uv.index]], or the index it was locked with): the host needs DNS and outbound HTTPS to $server, or lock the app against an index the host reaches (without that [[tool.uv.index]]: uv lock --default-index https://pypi.org/simple)"
+    return 0
+  fi
   if [ -n "$server" ] && direct=$(grep -oE -m 1 "Collecting ([A-Za-z0-9._-]+ ?@ )?(git\+)?https?://${server//./\\.}[/:][^ ]* \(from -r [^()]+ \(line [0-9]+\)\)" <<<"$tail"); then
     url=${direct#Collecting }
     url=${url#*@ }

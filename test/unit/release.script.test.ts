@@ -672,16 +672,26 @@ describe("release script: network_hint, what an install that could not download 
   const failures = releaseDefinition(/^NETWORK_FAILURES=.*$/m);
 
   /** The hint for a job whose output ends with these lines. */
-  function hintOf(lines: string[]): string {
+  function hintOf(lines: string[], release: Record<string, string> = {}): string {
     assert.ok(fn && failures, "release.sh has no network_hint or NETWORK_FAILURES");
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-network-hint-"));
     try {
       const output = path.join(tmp, "err");
       fs.writeFileSync(output, `${lines.join("\n")}\n`);
+      // The release's files, read as the app user (`env -u <user> --` runs them as this one).
+      fs.mkdirSync(path.join(tmp, "release"));
+      for (const [file, text] of Object.entries(release))
+        fs.writeFileSync(path.join(tmp, "release", file), text);
       const script = ["set -euo pipefail", failures, fn, "network_hint"].join("\n");
       const r = spawnSync("bash", ["-c", script], {
         encoding: "utf8",
-        env: { ...process.env, APPHOST_OUTPUT: output },
+        env: {
+          ...process.env,
+          APPHOST_OUTPUT: output,
+          NEW_DIR: path.join(tmp, "release"),
+          RUNUSER: "/usr/bin/env",
+          APP_USER: "nobody-here",
+        },
       });
       assert.equal(r.status, 0, r.stderr);
       return r.stdout;
@@ -753,6 +763,32 @@ describe("release script: network_hint, what an install that could not download 
       [["ERROR: No matching distribution found for nosuchpackage"], ""],
     ];
     for (const [lines, hint] of table) assert.equal(hintOf(lines), hint, lines.join("\n"));
+  });
+
+  it("uv: the server it failed to fetch from, and a registry uv.lock names there (fastapi_best_architecture's mirror)", () => {
+    const wheel =
+      "https://mirrors.aliyun.com/pypi/packages/9f/75/bb79c8b89a93ae23cd33c0d802373f16feaf9633f05d8af77091350dda0a/msgspec-0.21.1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl";
+    // As uv 0.13.9 printed it on the trial's host.
+    const uv = [
+      "error: Failed to download `msgspec==0.21.1`",
+      "  cause: Request failed after 3 retries in 6.3s",
+      `  cause: Failed to fetch: ${wheel}`,
+      `  cause: error sending request for url (${wheel})`,
+      "  cause: client error (Connect)",
+      "  cause: dns error",
+      "  cause: error resolving DNS",
+      "  cause: failed to lookup address information: Name or service not known",
+    ];
+    assert.equal(hintOf(uv), `; the install could not reach mirrors.aliyun.com (dns error): ${index}`);
+    const lock =
+      'version = 1\n[[package]]\nname = "msgspec"\nversion = "0.21.1"\nsource = { registry = "https://mirrors.aliyun.com/pypi/simple" }\n';
+    assert.equal(
+      hintOf(uv, { "uv.lock": lock }),
+      "; the install could not reach mirrors.aliyun.com (dns error): uv.lock downloads its packages " +
+        "from the registry it names there (pyproject.toml's [[tool.uv.index]], or the index it was locked with): the " +
+        "host needs DNS and outbound HTTPS to mirrors.aliyun.com, or lock the app against an index the host reaches " +
+        "(without that [[tool.uv.index]]: uv lock --default-index https://pypi.org/simple)",
+    );
   });
 });
 
