@@ -798,6 +798,15 @@ export const ERROR_HINTS: readonly {
       "or requires-python, and set apphost:app.python to managed)",
   },
   {
+    // alembic run where its config has no script_location: fastapi_best_architecture keeps it in the root's
+    // pyproject.toml ([tool.alembic], alembic 1.16 and later), and its backend/alembic.ini holds the logging alone.
+    says: "No 'script_location' key found in configuration",
+    hint:
+      "alembic found no script_location where it ran: it reads alembic.ini in the directory it runs in (or the " +
+      "file -c names) and, from alembic 1.16 on, [tool.alembic] in the pyproject.toml there; run it in the " +
+      "directory whose file has the key (the cd in apphost:database.migrate), as the app's own scripts run it",
+  },
+  {
     // SQLite's own words for a file it cannot open or create: Python's sqlite3 (and SQLAlchemy's wrapping of it),
     // node-sqlite3's SQLITE_CANTOPEN (sequelize/express-example's storage: 'sqlite-example-database/example-db.sqlite').
     says: "unable to open database file",
@@ -888,7 +897,10 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line)"); ` +
+        // The error of the last traceback, else (alembic's `FAILED: ...`, which prints none) the last line ERROR_HINTS knows.
+        `else MIGRATE_LINE=$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line); ` +
+        `if [ -z "$MIGRATE_LINE" ]; then MIGRATE_LINE=$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | known_error_line); fi; ` +
+        'MIGRATE_HINT=$(error_hint "$MIGRATE_LINE"); ' +
         urlHint +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
       : 'MIGRATE_HINT=""; ';

@@ -11,7 +11,7 @@ import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
 import type { AppConfig, DatabaseConfig } from "../../components/config/types";
-import { EXIT_CODES } from "../../components/release/phases";
+import { ERROR_HINTS, EXIT_CODES } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
 import { liveOf, parseKv } from "../../components/remote/release";
 import { FakeHost, mkTemp, requireTool, sqlite, writeTestApp } from "./release-harness";
@@ -825,5 +825,26 @@ describe("release script: a program a process, a job or the migration starts is 
       "the migration ran",
     );
     assert.equal(fs.existsSync(path.join(host.layout.data, "app.db")), false, "a database was made");
+  });
+
+  it("a failed migration that prints no traceback is explained by its last line ERROR_HINTS knows (alembic run where its config is not)", () => {
+    // fastapi_best_architecture's `cd backend && alembic upgrade head`: its script_location is in the root's pyproject.toml.
+    const host = hostWith({}, { migrate: "bash alembic.sh" });
+    const dir = writeTestApp(path.join(host.tmp, "v1"), { version: "v1" });
+    fs.writeFileSync(
+      path.join(dir, "alembic.sh"),
+      "echo \"FAILED: No 'script_location' key found in configuration.\"\nexit 255\n",
+    );
+    const r = host.deploy(dir, "20250109130000-d4d4d4d4");
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+    const hint = ERROR_HINTS.find((h) => h.says.startsWith("No 'script_location'"))!.hint;
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^apphost: phase migrate failed: the migration command failed: bash alembic\\.sh; last 40 lines of its output \\([^)]*\\):\\n` +
+          `FAILED: No 'script_location' key found in configuration\\.\\n\\(${hint.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\)$`,
+        "m",
+      ),
+    );
   });
 });
