@@ -827,12 +827,16 @@ export const ERROR_HINTS: readonly {
 ];
 
 /**
- * `known_error_line`: the last line of its standard input that holds an error ERROR_HINTS knows, or nothing: for
- * output with no Python traceback (a Node app's), whose errors exception_line cannot find.
+ * `known_error_line`: the last line of its standard input (of the last 20 that hold one of their words) with an error
+ * ERROR_HINTS knows, at most 300 characters, or nothing: for output with no Python traceback (a Node app's, alembic's
+ * `FAILED:`), whose errors exception_line cannot find.
  */
 export function knownErrorLineFunction(): string {
   return shellFunction("known_error_line", [
-    `grep -F ${ERROR_HINTS.map(({ says }) => `-e ${q(says)}`).join(" ")} | tail -n 1 || true`,
+    "local line",
+    "while IFS= read -r line; do",
+    `  if [ -n "$(error_hint "$line")" ]; then printf '%s\\n' "\${line:0:300}"; return 0; fi`,
+    `done < <(grep -F ${ERROR_HINTS.map(({ says }) => `-e ${q(says)}`).join(" ")} | tail -n 20 | tac)`,
   ]);
 }
 

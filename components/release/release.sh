@@ -824,25 +824,24 @@ exception_line() {
 }
 
 # last_exception <unit>: exception_line of <unit>'s journal since publish's start, for a process that exits as it
-# starts. The lines journal_tail shows may end inside the traceback of a start still printing it.
+# starts. The lines journal_tail shows may end inside the traceback of a start still printing it. With no traceback
+# there (a Node app's output), the last line known_error_line finds.
 last_exception() {
-  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | exception_line
+  local journal line
+  journal=$("$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null) || true
+  line=$(exception_line <<<"$journal")
+  if [ -z "$line" ]; then line=$(known_error_line <<<"$journal"); fi
+  printf '%s\n' "$line"
 }
 
 # journal_error <unit>: "; the last error in its journal: <last_exception> (<what it usually means: error_hint>)", or
-# nothing; with no traceback, the last line known_error_line finds, with its hint. With no such hint, what unreachable_hint says follows: the last exception of a chain is often a later
+# nothing. With no such hint, what unreachable_hint says follows: the last exception of a chain is often a later
 # one's (FastAPI-boilerplate's lifespan failed to reach Redis, then to close the pool it never made: `AttributeError:
 # 'NoneType' object has no attribute 'aclose'`).
 journal_error() {
   local line hint
   line=$(last_exception "$1")
-  if [ -z "$line" ]; then
-    # No Python traceback (a Node app's output): the last line with an error ERROR_HINTS knows, which comes with its hint.
-    line=$("$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | known_error_line)
-    if [ -n "$line" ]; then hint=$(error_hint "$line"); fi
-    if [ -n "${hint:-}" ]; then printf '; the last error in its journal: %s (%s)' "${line:0:300}" "$hint"; fi
-    return 0
-  fi
+  if [ -z "$line" ]; then return 0; fi
   hint=$(error_hint "$line")
   printf '; the last error in its journal: %s%s' "$line" "${hint:+ ($hint)}"
   if [ -z "$hint" ]; then unreachable_hint "$1"; fi

@@ -987,8 +987,20 @@ describe("release script: journal_error, the error a web process that fails the 
       run("journal_error", traceback("sqlite3.OperationalError: unable to open database file")),
       `; the last error in its journal: sqlite3.OperationalError: unable to open database file (${hint})`,
     );
-    // A known error's first words with another ending (a relation's, not " does not exist"): nothing to say.
+    // A known error's first words with another ending (a relation's, not " does not exist"): nothing to say, and an
+    // earlier line that is known is still found.
     assert.equal(run("journal_error", 'Error: relation "x" is locked\n'), "");
+    assert.equal(
+      lastException(`${start}Error: relation "x" is locked\n`),
+      "SQLITE_CANTOPEN: unable to open database file\n",
+    );
+    // The health gate's look at a 5xx (last_exception): Sequelize's error for a table the database lacks.
+    assert.equal(
+      lastException(
+        "Executing (default): SELECT * FROM `users`;\nError: SQLITE_ERROR: no such table: users\n",
+      ),
+      "Error: SQLITE_ERROR: no such table: users\n",
+    );
   });
 
   it("journal_error: a table the database lacks, in Postgres's words through asyncpg and psycopg, and in SQLite's; Tortoise's scheme", () => {
