@@ -467,10 +467,20 @@ function rollbackRevisionWarning(input: ReleaseInput, revision: string): string 
 
 /**
  * install, after the Django checks, where the stack has a database and runs no migration: a warning when the release has a migration
- * tool's files (migration_unset_check, release.sh). Not on a follower, whose first host runs the stack's migration.
+ * tool's files (migration_unset_check, release.sh), and for Django's manage.py the Django checks too (djangoChecks),
+ * static_root_check where no command apphost runs calls collectstatic (its argument: 1). Not on a follower, whose
+ * first host runs the stack's migration.
  */
-function migrationUnsetCheck({ database: db, follower }: ReleaseInput): string[] {
-  return db.kind !== "none" && !db.migrate && !follower ? ["migration_unset_check"] : [];
+function migrationUnsetCheck({ database: db, follower, app }: ReleaseInput): string[] {
+  if (db.kind === "none" || db.migrate || follower) return [];
+  return [
+    `migration_unset_check ${collectsStatic([app.build ?? "", ...app.processes.map((p) => p.command)]) ? 0 : 1}`,
+  ];
+}
+
+/** Whether one of these commands runs Django's collectstatic. */
+function collectsStatic(commands: string[]): boolean {
+  return commands.some((c) => /\bcollectstatic\b/.test(c));
 }
 
 /**
@@ -512,8 +522,7 @@ function djangoChecks(input: ReleaseInput): string[] {
   const manage = input.app.runtime === "python" && migrate ? djangoCommand(migrate) : undefined;
   if (!manage) return [];
   const { app } = input;
-  const runs = [app.build ?? "", migrate ?? "", ...app.processes.map((p) => p.command)];
-  const collects = runs.some((c) => /\bcollectstatic\b/.test(c));
+  const collects = collectsStatic([app.build ?? "", migrate ?? "", ...app.processes.map((p) => p.command)]);
   return [...(collects ? [] : [`static_root_check ${q(manage)}`]), `secret_key_check ${q(manage)}`];
 }
 

@@ -685,7 +685,7 @@ create_all_script() {
   done
 }
 
-# migration_unset_check: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
+# migration_unset_check <no collectstatic: 1 or 0>: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
 # release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500). The first found names the tool and its command. A manage.py
@@ -704,6 +704,12 @@ migration_unset_check() {
     found="$script, which creates the app's tables with SQLAlchemy's create_all() (the missing ones only: a changed model needs a migration tool, such as Flask-Migrate)" command="python $script"
   else return 0; fi
   note "install: warning: the release has $found, and the stack runs no migration (apphost:database.migrate is unset, and the app has no Procfile release: line), so its database tables are never created or changed: set apphost:database.migrate to \"$command\" (apphost then backs the database up before it, and restores it if the release fails), or, if the app migrates by itself as it starts, to \"true\""
+  # Django's: its own checks too, which the install runs where the stack's migration is Django's (djangoChecks): a
+  # STATIC_ROOT nothing fills answers 500 to every page under WhiteNoise's manifest storage, and Django logs no error.
+  if [[ $found == "manage.py, Django's" ]]; then
+    if [ "$1" = 1 ]; then static_root_check "python manage.py"; fi
+    secret_key_check "python manage.py"
+  fi
 }
 
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,

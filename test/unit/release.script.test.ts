@@ -1199,11 +1199,18 @@ describe("release script: migration_unset_check, a migration tool's files in a s
   const fn = ["create_all_script", "migration_unset_check"].map(releaseFunction).join("");
 
   /** What the check notes for a release holding these files (a path ending in / is a directory). */
-  const noteOf = (files: string[] | Record<string, string>) =>
+  const noteOf = (files: string[] | Record<string, string>, noCollectstatic = "1") =>
     runInRelease(
-      ['note() { printf "%s\\n" "$*"; }', fn, "migration_unset_check"],
+      [
+        'note() { printf "%s\\n" "$*"; }',
+        // Django's checks, as they are called.
+        'static_root_check() { printf "static_root_check %s\\n" "$*"; }',
+        'secret_key_check() { printf "secret_key_check %s\\n" "$*"; }',
+        fn,
+        'migration_unset_check "$1"',
+      ],
       Array.isArray(files) ? Object.fromEntries(files.map((f) => [f, ""])) : files,
-      { env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
+      { args: [noCollectstatic], env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
     );
   // mjhea0/flaskr-tdd's create_db.py (305122f), comments aside.
   const CREATE_DB =
@@ -1227,9 +1234,11 @@ describe("release script: migration_unset_check, a migration tool's files in a s
         ["migrations/alembic.ini", "migrations/env.py", "app.py"],
         said("migrations/alembic.ini, Flask-Migrate's", "flask db upgrade"),
       ],
+      // Django's, with its own checks (django-cms/django-cms-quickstart's first deploy: every page a 500, no error logged).
       [
         { "manage.py": DJANGO_MANAGE, "shop/settings.py": "" },
-        said("manage.py, Django's", "python manage.py migrate --noinput"),
+        said("manage.py, Django's", "python manage.py migrate --noinput") +
+          "static_root_check python manage.py\nsecret_key_check python manage.py\n",
       ],
       // testdrivenio/flask-on-docker's services/web: a Flask CLI named manage.py.
       [{ "manage.py": "from flask.cli import FlaskGroup\n", "project/__init__.py": "" }, ""],
@@ -1266,6 +1275,12 @@ describe("release script: migration_unset_check, a migration tool's files in a s
     assert.deepEqual(
       table.map(([files]) => [files, noteOf(files)]),
       table,
+    );
+    // A command of the stack's runs collectstatic: Django's deploy check of SECRET_KEY alone.
+    assert.equal(
+      noteOf({ "manage.py": DJANGO_MANAGE }, "0"),
+      said("manage.py, Django's", "python manage.py migrate --noinput") +
+        "secret_key_check python manage.py\n",
     );
   });
 });
