@@ -534,7 +534,17 @@ health_wait() {
       return 1
     fi
     gate_ms elapsed "$t0"
-    if [ "$elapsed" -ge $(($3 * 1000)) ]; then HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s$(journal_error "$2")"; return 1; fi
+    if [ "$elapsed" -ge $(($3 * 1000)) ]; then
+      HEALTH_LAST="$HEALTH_LAST; no 2xx within $3s"
+      out=$(journal_error "$2")
+      # A 5xx the app logged nothing of: what it answered, and for Django's own page, why there is nothing to read.
+      if [ -z "$out" ] && [[ $code == 5* ]]; then
+        out=$(health_answer "$1")
+        if [[ $out == *'titled "Server Error (500)"' || $out == *'"<h1>Server Error (500)</h1>"' ]]; then out+=", Django's page for an error it logs nowhere with DEBUG off (its default LOGGING mails it to ADMINS): the install's warnings may name the cause (a STATIC_ROOT nothing fills); to read the error in the journal, give the settings a LOGGING that sends django.request to the console"; fi
+      fi
+      HEALTH_LAST+=$out
+      return 1
+    fi
     # Poll quickly while a fresh server is likely still booting (0.1, 0.2, 0.4, 0.8 s), then once a second.
     sleep "${HEALTH_POLL_SECONDS[tries < 4 ? tries : 4]}"
     tries=$((tries + 1))

@@ -224,7 +224,7 @@ describe("release script: restore of a deployed app (stop, restore, start, healt
     assert.match(
       r.stderr,
       new RegExp(
-        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz after the restore \\(last answer: HTTP 500; no 2xx within ${HARNESS_HEALTH_TIMEOUT_SECONDS}s\\)`,
+        `phase restore failed: ${web().replace(/[.@]/g, "\\$&")} did not answer 2xx on http://127\\.0\\.0\\.1:${port}/healthz after the restore \\(last answer: HTTP 500; no 2xx within ${HARNESS_HEALTH_TIMEOUT_SECONDS}s; the app answered: "\\{"version": "v1", .*\\}"\\)`,
       ),
     );
     assert.match(r.stderr, /restore: the database is back as it was \(from .*-pre-restore\.db\)/);

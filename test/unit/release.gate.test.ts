@@ -192,6 +192,38 @@ describe("release script: the health gate waits on a 5xx, unless its error is on
     assert.deepEqual([m[2], m[3]], [error, hint]);
   });
 
+  it("a 500 the app logs nothing of: waited for, then its answer; Django's own page says why there is no error to read", () => {
+    // django-cms-quickstart with no collectstatic: WhiteNoise's manifest fails every page, and DEBUG off logs nothing.
+    // Django's server_error view with no 500.html, as it answered (145 bytes).
+    const page =
+      '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n';
+    const deploy500 = (id: string, body: string) => {
+      host.clearJournal();
+      return host.deploy(
+        writeTestApp(path.join(host.tmp, id), { version: id, healthy: false, unhealthyBody: body }),
+        id,
+      );
+    };
+    const django = deploy500("20250101120000-c9c9c9c3", page);
+    assert.equal(django.status, EXIT_CODES["health-gate"], django.stderr);
+    assert.ok(
+      django.stderr.includes(
+        '(last answer: HTTP 500; no 2xx within 4s; the app answered a page titled "Server Error (500)", Django\'s page ' +
+          "for an error it logs nowhere with DEBUG off (its default LOGGING mails it to ADMINS): the install's warnings " +
+          "may name the cause (a STATIC_ROOT nothing fills); to read the error in the journal, give the settings a " +
+          "LOGGING that sends django.request to the console); ",
+      ),
+      django.stderr,
+    );
+    const other = deploy500("20250101120000-c9c9c9c4", '{"detail": "Internal Server Error"}');
+    assert.ok(
+      other.stderr.includes(
+        '(last answer: HTTP 500; no 2xx within 4s; the app answered: "{"detail": "Internal Server Error"}"); ',
+      ),
+      other.stderr,
+    );
+  });
+
   it("any other error (a database still starting): waited for to the deadline, and quoted", () => {
     const error = "psycopg.OperationalError: connection failed: the database system is starting up";
     const r = deployFailing("20250101120000-c9c9c9c2", error);
