@@ -695,8 +695,9 @@ create_all_script() {
   done
 }
 
-# migration_unset_check <no collectstatic: 1 or 0>: a warning when the stack runs no migration (apphost:database.migrate unset, no Procfile
-# release: line; the install phase adds the check only then) and the release has a migration tool's files at its root,
+# migration_unset_check <1: no command runs collectstatic, else 0>: a warning when the stack runs no migration
+# (apphost:database.migrate unset, no Procfile release: line; the install phase adds the check only then) and the
+# release has a migration tool's files at its root,
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500). The first found names the tool and its command. A manage.py
 # is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
