@@ -11,6 +11,7 @@
  * Exit: the command's own status; 2 when it could not run (bad arguments,
  * stack not deployed, SSH failed; also a command that itself exits 2).
  */
+import { errorHintOf } from "../components/release/phases";
 import { execScript } from "../components/remote/day2";
 import { spawnRemote } from "../components/remote/ssh";
 import {
@@ -56,7 +57,10 @@ async function main(): Promise<number> {
   );
   if (typeof picked === "number") return picked;
   const { host, script } = picked;
-  const { code } = await spawnRemote(host.connection, script, { tty: args.tty });
+  const { code, stderrTail } = await spawnRemote(host.connection, script, {
+    tty: args.tty,
+    keepStderr: 65536,
+  });
   if (code === 255) {
     const c = host.connection;
     console.error(
@@ -64,6 +68,9 @@ async function main(): Promise<number> {
     );
     return EXIT_CANNOT_CHECK;
   }
+  // A failed command's error, where apphost knows what it usually means (a write into the read-only release).
+  const known = code === 0 ? undefined : errorHintOf(stderrTail);
+  if (known) console.error(`exec: ${known.line}: ${known.hint}`);
   return code;
 }
 

@@ -836,6 +836,35 @@ export const ERROR_HINTS: readonly {
 ];
 
 /**
+ * What ERROR_HINTS says of some output, as the release script reads it (exception_line, then known_error_line): the
+ * error line of its last whole Python traceback, else its last line with a known error, and that error's hint; for
+ * `npm run exec`, whose output the user sees as it comes. Undefined when it names no error ERROR_HINTS knows.
+ */
+export function errorHintOf(output: string): { line: string; hint: string } | undefined {
+  const hintOf = (line: string) =>
+    ERROR_HINTS.find(
+      ({ says, then }) =>
+        line.includes(says) && (!then || line.slice(line.indexOf(says) + says.length).includes(then)),
+    )?.hint;
+  const lines = output.split("\n");
+  let exception: string | undefined;
+  let inTraceback = false;
+  for (const line of lines) {
+    if (/^Traceback \(most recent call last\):/.test(line)) inTraceback = true;
+    else if (inTraceback && /^[^ \t]/.test(line)) {
+      exception = line;
+      inTraceback = false;
+    }
+  }
+  const candidates = exception !== undefined ? [exception] : [...lines].reverse();
+  for (const line of candidates) {
+    const hint = hintOf(line);
+    if (hint) return { line: line.slice(0, 300), hint };
+  }
+  return undefined;
+}
+
+/**
  * `known_error_line`: the last line of its standard input (of the last 20 that hold one of their words) with an error
  * ERROR_HINTS knows, at most 300 characters, or nothing: for output with no Python traceback (a Node app's, alembic's
  * `FAILED:`), whose errors exception_line cannot find.

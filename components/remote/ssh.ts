@@ -479,6 +479,11 @@ export interface SpawnRemoteOptions {
    * client goes away (`npm run logs -f` stops its journalctl that way).
    */
   holdStdin?: boolean;
+  /**
+   * Without a terminal: pass the remote stderr through as it comes, and keep its last this many characters, which
+   * the result's `stderrTail` holds (`npm run exec` reads the error a failed command ended on).
+   */
+  keepStderr?: number;
 }
 
 /**
@@ -492,40 +497,52 @@ export async function spawnRemote(
   conn: SshConnection,
   script: string,
   opts: SpawnRemoteOptions = {},
-): Promise<{ code: number; interrupted: boolean }> {
+): Promise<{ code: number; interrupted: boolean; stderrTail: string }> {
   const fs = require("fs") as typeof import("fs");
   const cp = require("child_process") as typeof import("child_process");
   const dir = keyTempDir();
+  const keep = opts.tty ? 0 : (opts.keepStderr ?? 0);
+  let stderrTail = "";
   try {
     const files = writeSshFiles(conn, dir);
     const argv = sshArgv(conn, files, rootCommand(conn, script), { tty: opts.tty });
-    return await new Promise<{ code: number; interrupted: boolean }>((resolve, reject) => {
-      const child = cp.spawn("ssh", argv, {
-        stdio: [opts.holdStdin && !opts.tty ? "pipe" : "inherit", "inherit", "inherit"],
-      });
-      // Ctrl-C reaches ssh (same process group), which ends the remote side; this process waits for it.
-      let interrupted = false;
-      const ignore = () => {
-        interrupted = true;
-      };
-      process.on("SIGINT", ignore);
-      child.on("error", (e) => {
-        process.off("SIGINT", ignore);
-        reject(new Error(`could not start ssh: ${e.message}`));
-      });
-      child.on("close", (code, signal) => {
-        // ssh may end on the same Ctrl-C (exit 255) before this process's SIGINT event is handled, and
-        // one event-loop turn is not always enough for it: after a 255, wait up to half a second for it.
-        const done = () => {
-          process.off("SIGINT", ignore);
-          resolve({ code: code ?? (signal ? 128 : 1), interrupted: interrupted || signal === "SIGINT" });
+    return await new Promise<{ code: number; interrupted: boolean; stderrTail: string }>(
+      (resolve, reject) => {
+        const child = cp.spawn("ssh", argv, {
+          stdio: [opts.holdStdin && !opts.tty ? "pipe" : "inherit", "inherit", keep > 0 ? "pipe" : "inherit"],
+        });
+        child.stderr?.on("data", (b: Buffer) => {
+          process.stderr.write(b);
+          stderrTail = (stderrTail + b.toString()).slice(-keep);
+        });
+        // Ctrl-C reaches ssh (same process group), which ends the remote side; this process waits for it.
+        let interrupted = false;
+        const ignore = () => {
+          interrupted = true;
         };
-        if (code !== 255) return void setImmediate(done);
-        const started = Date.now();
-        const wait = () => (interrupted || Date.now() - started >= 500 ? done() : setTimeout(wait, 20));
-        setImmediate(wait);
-      });
-    });
+        process.on("SIGINT", ignore);
+        child.on("error", (e) => {
+          process.off("SIGINT", ignore);
+          reject(new Error(`could not start ssh: ${e.message}`));
+        });
+        child.on("close", (code, signal) => {
+          // ssh may end on the same Ctrl-C (exit 255) before this process's SIGINT event is handled, and
+          // one event-loop turn is not always enough for it: after a 255, wait up to half a second for it.
+          const done = () => {
+            process.off("SIGINT", ignore);
+            resolve({
+              code: code ?? (signal ? 128 : 1),
+              interrupted: interrupted || signal === "SIGINT",
+              stderrTail,
+            });
+          };
+          if (code !== 255) return void setImmediate(done);
+          const started = Date.now();
+          const wait = () => (interrupted || Date.now() - started >= 500 ? done() : setTimeout(wait, 20));
+          setImmediate(wait);
+        });
+      },
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -20,8 +20,10 @@ import {
 } from "../../components/release/backup";
 import { leadingProgram } from "../../components/render/systemd";
 import {
+  ERROR_HINTS,
   EXIT_CODES,
   debugOffHint,
+  errorHintOf,
   deployPhases,
   healthGatePhase,
   installPhase,
@@ -1270,4 +1272,45 @@ describe("release phases: the program a command starts (the install phase looks 
       assert.deepEqual(leadingProgram(command), want);
     });
   }
+});
+
+describe("errorHintOf: what a failed npm run exec ended on, as the release script reads it", () => {
+  const hint = (says: string) => ERROR_HINTS.find((h) => h.says === says)!.hint;
+
+  it("the last traceback's error line, else the last line with a known error; nothing for an unknown one", () => {
+    // wagtail/news-template's load_initial_data copying media into the read-only release, as exec printed it.
+    const readOnly = [
+      "Copying media files to configured storage...",
+      "Traceback (most recent call last):",
+      '  File "/srv/news-news/current/manage.py", line 10, in <module>',
+      "    execute_from_command_line(sys.argv)",
+      '  File "<frozen os>", line 225, in makedirs',
+      "OSError: [Errno 30] Read-only file system: '/srv/news-news/releases/20261207054616-f013eb84/media/original_images'",
+      "",
+    ].join("\n");
+    assert.deepEqual(errorHintOf(readOnly), {
+      line: "OSError: [Errno 30] Read-only file system: '/srv/news-news/releases/20261207054616-f013eb84/media/original_images'",
+      hint: hint("[Errno 30] Read-only file system"),
+    });
+    // A traceback whose error apphost does not know: nothing, even with a known error's words on an earlier line.
+    assert.equal(
+      errorHintOf(
+        "no such table: x\nTraceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'SECRET_KEY'\n",
+      ),
+      undefined,
+    );
+    // No traceback (a Node script): its last line with a known error; a known error's first words with another end
+    // (then) are not it.
+    assert.deepEqual(
+      errorHintOf(
+        'Executing (default): SELECT 1\nError: SQLITE_ERROR: no such table: users\nrelation "x" is locked\n',
+      ),
+      { line: "Error: SQLITE_ERROR: no such table: users", hint: hint("no such table: ") },
+    );
+    assert.deepEqual(errorHintOf('ERROR:  relation "users" does not exist\n'), {
+      line: 'ERROR:  relation "users" does not exist',
+      hint: hint('relation "'),
+    });
+    assert.equal(errorHintOf("bash: line 1: nosuchcommand: command not found\n"), undefined);
+  });
 });
