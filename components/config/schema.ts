@@ -1441,7 +1441,12 @@ export function sections(ctx: ParseContext, p: Prepared) {
         add(
           ["staticDir"],
           `${show(a.staticDir)} overlaps apphost:app.sharedDirs (${show(overlap)}): the proxy serves staticDir from the release and cannot read shared/data; ` +
-            "collect the static files into a release directory of their own (the build runs in each release)",
+            "collect the static files into a release directory of their own (the build runs in each release)" +
+            // The same directory: files the app writes (uploads), which sharedUrls serves.
+            (overlap === statics
+              ? `; for files the app writes there (uploads), serve the shared directory with apphost:app.sharedUrls instead: ` +
+                `pulumi config set --path 'apphost:app.sharedUrls["${has("staticPrefix") && typeof a.staticPrefix === "string" ? a.staticPrefix : "/media/"}"]' ${statics}, and remove staticDir`
+              : ""),
         );
       }
       if (a.staticDir === undefined && has("staticPrefix")) {

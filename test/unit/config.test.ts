@@ -149,6 +149,13 @@ const ROWS: Row[] = [
       'apphost:app.sharedDirs[1]: "shop/media/thumbs" is inside apphost:app.sharedDirs[0] already; list each directory once',
   },
   {
+    // wagtail/news-template's uploads, served as the static files are.
+    set: { "app.sharedDirs": ["media"], "app.staticDir": "media", "app.staticPrefix": "/media/" },
+    error:
+      'apphost:app.staticDir: "media" overlaps apphost:app.sharedDirs ("media"): the proxy serves staticDir from the release and cannot read shared/data; collect the static files into a release directory of their own (the build runs in each release); ' +
+      "for files the app writes there (uploads), serve the shared directory with apphost:app.sharedUrls instead: pulumi config set --path 'apphost:app.sharedUrls[\"/media/\"]' media, and remove staticDir",
+  },
+  {
     set: { "app.sharedDirs": ["assets"], "app.staticDir": "assets/collected" },
     error:
       'apphost:app.staticDir: "assets/collected" overlaps apphost:app.sharedDirs ("assets"): the proxy serves staticDir from the release and cannot read shared/data; collect the static files into a release directory of their own (the build runs in each release)',
