@@ -525,7 +525,8 @@ describe("releases: zero-downtime, failures, rollback, a killed deploy, backups 
     say(`error: ${providerError(message)}`);
     assert.match(
       message,
-      /phase health-gate failed \(exit status 16\): .* did not answer 2xx .* \(last answer: HTTP 500; no 2xx within \d+s\)/,
+      // The app logs nothing of its 500: the gate quotes what it answered.
+      /phase health-gate failed \(exit status 16\): .* did not answer 2xx .* \(last answer: HTTP 500; no 2xx within \d+s; the app answered: "\{"status":"broken on purpose","release":"\d{14}-[0-9a-f]{8}"\}"\)/,
     );
     unhealthy = /release (\d{14}-[0-9a-f]{8}): phase health-gate failed/.exec(message)![1];
     assertNoFailures(report, 20);
