@@ -836,7 +836,7 @@ export const ERROR_HINTS: readonly {
 ];
 
 /**
- * What ERROR_HINTS says of some output, as the release script reads it (exception_line, then known_error_line): the
+ * What ERROR_HINTS says of some output, as the release script reads it (error_line: exception_line, then known_error_line): the
  * error line of its last whole Python traceback, else its last line with a known error, and that error's hint; for
  * `npm run exec`, whose output the user sees as it comes. Undefined when it names no error ERROR_HINTS knows.
  */
@@ -940,9 +940,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
         // The error of the last traceback, else (alembic's `FAILED: ...`, which prints none) the last line ERROR_HINTS knows.
-        `else MIGRATE_LINE=$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line); ` +
-        `if [ -z "$MIGRATE_LINE" ]; then MIGRATE_LINE=$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | known_error_line); fi; ` +
-        'MIGRATE_HINT=$(error_hint "$MIGRATE_LINE"); ' +
+        `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
         urlHint +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
       : 'MIGRATE_HINT=""; ';

@@ -840,15 +840,20 @@ exception_line() {
   awk '/^Traceback \(most recent call last\):/ { tb = 1; next } tb && /^[^ \t]/ { last = $0; tb = 0 } END { print substr(last, 1, 300) }'
 }
 
-# last_exception <unit>: exception_line of <unit>'s journal since publish's start, for a process that exits as it
-# starts. The lines journal_tail shows may end inside the traceback of a start still printing it. With no traceback
-# there (a Node app's output), the last line known_error_line finds.
-last_exception() {
-  local journal line
-  journal=$("$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null) || true
-  line=$(exception_line <<<"$journal")
-  if [ -z "$line" ]; then line=$(known_error_line <<<"$journal"); fi
+# error_line: the error its standard input ended on: exception_line, or with no traceback there (a Node app's output,
+# alembic's `FAILED:`), the last line known_error_line finds; an empty line for neither.
+error_line() {
+  local out line
+  out=$(cat)
+  line=$(exception_line <<<"$out")
+  if [ -z "$line" ]; then line=$(known_error_line <<<"$out"); fi
   printf '%s\n' "$line"
+}
+
+# last_exception <unit>: error_line of <unit>'s journal since publish's start, for a process that exits as it starts.
+# The lines journal_tail shows may end inside the traceback of a start still printing it.
+last_exception() {
+  "$JOURNALCTL" -u "$1" --since "@$PUBLISH_STARTED" -n 400 --no-pager -o cat 2>/dev/null | error_line
 }
 
 # journal_error <unit>: "; the last error in its journal: <last_exception> (<what it usually means: error_hint>)", or

@@ -398,6 +398,19 @@ describe("npm workspaces (components/release/node.ts)", () => {
         withKeys(baseRaw(), { "app.runtime": undefined, "app.requirements": undefined, "app.source": dir });
       const parse = () =>
         parseStackConfig(raw(), { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") });
+      /** The config check's messages at `key` for the app directory, with these keys set (<app> for the directory). */
+      const problemsAt = (key: string, keys: Record<string, unknown> = {}): string[] => {
+        try {
+          parseStackConfig(withKeys(raw(), keys), {
+            ...baseCtx(),
+            appFiles: readAppFiles({ source: dir }, "/"),
+          });
+        } catch (e) {
+          assert.ok(e instanceof ConfigError);
+          return e.issues.filter((i) => i.path === key).map((i) => i.message.replace(dir, "<app>"));
+        }
+        return [];
+      };
 
       it("a Yarn 1 app parses with its lock as apphost:app.requirements; one without a lock is refused at that key", () => {
         assert.throws(parse, (e: unknown) => {
@@ -439,17 +452,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
 
       it("an app whose .npmrc says package-lock=false is told how to write the lock all the same (sequelize/express-example)", () => {
-        const lockProblem = () => {
-          try {
-            parse();
-          } catch (e) {
-            assert.ok(e instanceof ConfigError);
-            return e.issues
-              .filter((i) => i.path === "apphost:app.requirements")
-              .map((i) => i.message.replace(dir, "<app>"));
-          }
-          return [];
-        };
+        const lockProblem = () => problemsAt("apphost:app.requirements");
         const without =
           "<app> has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml); a release installs exactly the versions a lock names: ";
         assert.deepEqual(lockProblem(), [
@@ -466,18 +469,8 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
 
       it("a Node app with no processes and no Procfile is shown its start script as the web command (sequelize/express-example)", () => {
-        const missing = (extra: Record<string, unknown> = {}) => {
-          const r = withKeys(raw(), { "app.processes": undefined, ...extra });
-          try {
-            parseStackConfig(r, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") });
-          } catch (e) {
-            assert.ok(e instanceof ConfigError);
-            return e.issues
-              .filter((i) => i.path === "apphost:app.processes")
-              .map((i) => i.message.replace(dir, "<app>"));
-          }
-          return [];
-        };
+        const missing = (extra: Record<string, unknown> = {}) =>
+          problemsAt("apphost:app.processes", { "app.processes": undefined, ...extra });
         fs.writeFileSync(path.join(dir, "yarn.lock"), YARN_V1);
         const pkg = (scripts: Record<string, string>) =>
           fs.writeFileSync(

@@ -265,7 +265,7 @@ describe("release phases: the base input", () => {
       'rm -f "$MIGRATE_LOG"',
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
         `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `else MIGRATE_LINE=$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | exception_line); if [ -z "$MIGRATE_LINE" ]; then MIGRATE_LINE=$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | known_error_line); fi; MIGRATE_HINT=$(error_hint "$MIGRATE_LINE"); ` +
+        `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
         'if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint alembic.ini .); fi; ' +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
         'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',

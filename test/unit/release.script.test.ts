@@ -862,6 +862,7 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
 describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
   const fns = [
     "exception_line",
+    "error_line",
     "last_exception",
     "journal_error",
     "unreachable_hint",
