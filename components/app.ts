@@ -35,6 +35,7 @@ import { shellQuote as q } from "./shell";
 import type { StackArtifact } from "./release/cache";
 import type { S3Target } from "./release/backup";
 import { webProcess } from "./release/phases";
+import { appYarnBerry } from "./release/node";
 import { releaseScriptPath, renderReleaseScript } from "./release/script";
 import { renderAlertCurlConfig, renderAlertScript } from "./render/alert";
 import { acmeCaRootPath, originCertPaths } from "./render/common";
@@ -457,7 +458,12 @@ export class App extends pulumi.ComponentResource {
     if (role === "follower") return;
     for (const schedule of app.schedules) {
       const units = scheduleUnitNames(this.layout, schedule.name);
-      const input = { schedule, runtime: app.runtime, alerts: alertWebhook !== undefined };
+      const input = {
+        schedule,
+        runtime: app.runtime,
+        yarnBerry: appYarnBerry(app),
+        alerts: alertWebhook !== undefined,
+      };
       const service = new HostFile(
         `${name}-schedule-${schedule.name}`,
         {
@@ -494,6 +500,7 @@ export class App extends pulumi.ComponentResource {
     const units = renderProcessUnits(this.layout, {
       processes: app.processes,
       runtime: app.runtime,
+      yarnBerry: appYarnBerry(app),
       alerts,
     });
     const processUnits = new Set(units.map((u) => u.name));

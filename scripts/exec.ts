@@ -12,6 +12,7 @@
  * stack not deployed, SSH failed; also a command that itself exits 2).
  */
 import { errorHintOf } from "../components/release/phases";
+import { appYarnBerry } from "../components/release/node";
 import { execScript } from "../components/remote/day2";
 import { spawnRemote } from "../components/remote/ssh";
 import {
@@ -53,7 +54,12 @@ async function main(): Promise<number> {
   if (typeof opened === "number") return opened;
   const args = opened.args as ExecArgs;
   const picked = await hostScript(opened, (layout, config) =>
-    execScript(layout, { runtime: config.app.runtime, argv: args.command, tty: args.tty }),
+    execScript(layout, {
+      runtime: config.app.runtime,
+      yarnBerry: appYarnBerry(config.app),
+      argv: args.command,
+      tty: args.tty,
+    }),
   );
   if (typeof picked === "number") return picked;
   const { host, script } = picked;

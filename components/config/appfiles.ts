@@ -96,7 +96,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     const text = read(name);
     if (text !== undefined) locks[name] = text;
   }
-  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown; dependencies?: unknown } = {};
+  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown } = {};
   try {
     pkg = JSON.parse(pkgText) as typeof pkg;
   } catch {
@@ -115,7 +115,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   ).filter((e): e is [string, string] => typeof e[1] === "string");
   return {
     locks,
-    ...yarnBerryFacts(read(".yarnrc.yml"), pkg.dependencies),
+    ...yarnBerryFacts(dir, read(".yarnrc.yml"), locks),
     // npm reads `package-lock=false` (any spacing, any case of its value) as: write no lock.
     ...(/^\s*package-lock\s*=\s*false\s*$/im.test(read(".npmrc") ?? "") ? { npmrcNoLock: true } : {}),
     ...(scripts.length > 0 ? { scripts: Object.fromEntries(scripts) } : {}),
@@ -126,21 +126,40 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   };
 }
 
-/** .yarnrc.yml's nodeLinker, and the dependencies package.json gives with Yarn's `patch:` protocol, where there are any. */
+/**
+ * Yarn 2 and later's facts: .yarnrc.yml's nodeLinker and yarnPath, and the files its install reads beside the lock
+ * (yarnPath, the `plugins` .yarnrc.yml names, the patches of the locks' `patch:` entries, `~/` being the app), each
+ * present or missing from the app. Empty for an app without .yarnrc.yml (Yarn 1, npm, pnpm).
+ */
 function yarnBerryFacts(
+  dir: string,
   yarnrc: string | undefined,
-  dependencies: unknown,
-): Pick<NodeFacts, "yarnLinker" | "yarnPatches"> {
-  const linker = /^nodeLinker:\s*["']?([\w-]+)/m.exec(yarnrc ?? "")?.[1];
-  const patches =
-    typeof dependencies === "object" && dependencies !== null
-      ? Object.entries(dependencies)
-          .filter(([, spec]) => typeof spec === "string" && spec.startsWith("patch:"))
-          .map(([name]) => name)
-      : [];
+  locks: Record<string, string>,
+): Pick<NodeFacts, "yarnLinker" | "yarnPath" | "yarnFiles"> {
+  if (yarnrc === undefined) return {};
+  const linker = /^nodeLinker:\s*["']?([\w-]+)/m.exec(yarnrc)?.[1];
+  const yarnPath = /^yarnPath:\s*["']?([^"'\s#]+)/m.exec(yarnrc)?.[1];
+  const files = new Set<string>(yarnPath ? [yarnPath] : []);
+  // plugins: a list of paths, or of {path, spec}, until the next top-level key
+  const plugins = /^plugins:[ \t]*\n((?:[ \t-].*\n?|[ \t]*\n)*)/m.exec(yarnrc)?.[1] ?? "";
+  for (const m of plugins.matchAll(/^[ \t]*(?:-[ \t]*)?(?:path:[ \t]*)?["']?([^"'\s#]+\.c?js)["']?[ \t]*$/gm))
+    files.add(m[1]);
+  for (const text of Object.values(locks))
+    for (const m of text.matchAll(/patch:[^#\s"]*#([^"\s:]+?\.patch)(?=::|["\s]|$)/gm))
+      files.add(m[1].replace(/^~\//, "").replace(/^\.\//, ""));
+  const present: string[] = [];
+  const missing: string[] = [];
+  for (const file of [...files].sort()) {
+    const inside = !path.isAbsolute(file) && !file.split("/").includes("..");
+    (inside && fs.statSync(path.join(dir, file), { throwIfNoEntry: false })?.isFile()
+      ? present
+      : missing
+    ).push(file);
+  }
   return {
     ...(linker ? { yarnLinker: linker } : {}),
-    ...(patches.length > 0 ? { yarnPatches: patches } : {}),
+    ...(yarnPath ? { yarnPath } : {}),
+    ...(files.size > 0 ? { yarnFiles: { present, missing } } : {}),
   };
 }
 

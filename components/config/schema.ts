@@ -1249,7 +1249,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       }).default(() => [...D.APP_DEFAULTS.excludes]),
       /** @default detected from the app directory's files (detectRuntime) */
       runtime: runtimeKey,
-      /** pip requirements file that overrides detection, or the lock whose manager installs (Pipfile.lock, pdm.lock) (python); the node lock file, which says who installs (npm, Yarn 1, pnpm). @default python: detected; node: the lock the app has */
+      /** pip requirements file that overrides detection, or the lock whose manager installs (Pipfile.lock, pdm.lock) (python); the node lock file, which says who installs (npm, Yarn 1 or 2+, pnpm). @default python: detected; node: the lock the app has */
       requirements: str(
         "a file path relative to apphost:app.source",
         "requirements.txt",

@@ -340,11 +340,20 @@ export function requirementsHash(
   // gets a venv of its own, whose install says the lock is out of date, rather than the venv of the lock it no longer
   // matches. An npm app without an .npmrc hashes as before; Poetry's venvs were keyed by the lock alone (an upgrade
   // installs each once more).
-  const beside = node ? nodeSettings(node.manager) : deps ? (LOCK_CHECKED_AGAINST[deps.manager] ?? []) : [];
+  const beside = node ? nodeSettings(node) : deps ? (LOCK_CHECKED_AGAINST[deps.manager] ?? []) : [];
   for (const name of beside) {
     const abs = path.join(appDir, name);
     if (fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
       h.update(`\0settings\0${name}\0${fs.readFileSync(abs, "utf8")}`);
+  }
+  // Yarn 2 and later: the files .yarnrc.yml and the lock name (its Yarn, plugins, patches), which the install reads.
+  for (const name of node?.yarnFiles ?? []) {
+    const abs = path.join(appDir, name);
+    const body = fs.statSync(abs, { throwIfNoEntry: false })?.isFile()
+      ? fs.readFileSync(abs)
+      : Buffer.from("\0missing\0");
+    h.update(`\0yarn\0${name}\0`);
+    h.update(body);
   }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.

@@ -81,9 +81,14 @@ function checkMembers(
 
 /** Every directory from the top down to each member (`packages`, `packages/shared`), each once, parents first. */
 export function memberDirs(members: readonly NpmWorkspace[]): string[] {
+  return dirsDownTo(members.map((m) => m.member));
+}
+
+/** Every directory from the top down to each of `leaves` (`.yarn`, `.yarn/patches`), each once, parents first. */
+export function dirsDownTo(leaves: readonly string[]): string[] {
   const dirs = new Set<string>();
-  for (const { member } of members) {
-    const parts = member.split("/");
+  for (const leaf of leaves) {
+    const parts = leaf.split("/");
     for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
   }
   return [...dirs].sort((a, b) => a.split("/").length - b.split("/").length || (a < b ? -1 : 1));
@@ -136,8 +141,13 @@ export interface NodeFacts {
   locks: Record<string, string>;
   /** .yarnrc.yml's `nodeLinker` (Yarn 2 and later: `pnp`, the default, `node-modules` or `pnpm`) */
   yarnLinker?: string;
-  /** package.json's dependencies given with Yarn's `patch:` protocol, by name: npm and Yarn 1 cannot install them */
-  yarnPatches?: string[];
+  /**
+   * The files Yarn 2 and later read beside the lock, relative to the app: .yarnrc.yml's `yarnPath` (the Yarn the
+   * app commits) and `plugins`, and the patches yarn.lock's `patch:` entries name; `missing` those the app lacks.
+   */
+  yarnFiles?: { present: string[]; missing: string[] };
+  /** .yarnrc.yml's `yarnPath`, as written */
+  yarnPath?: string;
   /** The app's .npmrc says `package-lock=false`: npm install writes no lock there */
   npmrcNoLock?: boolean;
   /** package.json's `scripts` that are strings: what `npm run <name>` runs */
@@ -158,7 +168,26 @@ export interface NodeDeps {
   lock: string;
   /** The Yarn or pnpm release the install runs; "" for npm, the host's own */
   version: string;
+  /** Yarn 2 and later: the files beside the lock the install reads (NodeFacts.yarnFiles), copied and hashed */
+  yarnFiles?: string[];
 }
+
+/** Whether the install is Yarn 2 or later's (Berry), which reads .yarnrc.yml and takes none of Yarn 1's settings. */
+export function isYarnBerry(deps: Pick<NodeDeps, "manager" | "version">): boolean {
+  return deps.manager === "yarn" && !deps.version.startsWith("1.");
+}
+
+/** Whether an app's dependencies install with Yarn 2 or later: a Node app whose lock is Berry's. */
+export function appYarnBerry(app: { runtime: string; requirements?: string; nodeDeps?: NodeDeps }): boolean {
+  return app.runtime === "node" && isYarnBerry(nodeDepsOf(app));
+}
+
+/** Yarn 2 and later by yarn.lock's `__metadata` version: the last release of the line that writes each. */
+const YARN_BY_LOCKFILE: Readonly<Record<string, string>> = {
+  "4": "2.4.2",
+  "6": "3.8.7",
+  "8": "4.13.0",
+};
 
 /** Yarn 1, the last release of the line Yarn 1's yarn.lock belongs to. */
 export const YARN_VERSION = "1.22.22";
@@ -169,6 +198,10 @@ const PNPM_BY_LOCKFILE: Readonly<Record<string, string>> = {
   "6": "8.15.9",
   "9": "9.15.9",
 };
+
+/** What the refusals of a lock apphost cannot install offer instead. */
+const NPM_LOCK =
+  "commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json";
 
 /** package.json's `packageManager` ("pnpm@9.15.9+sha512.abc"): the manager and its exact version, or undefined. */
 function parsePackageManager(field: unknown): { manager: NodeManager; version: string } | undefined {
@@ -194,7 +227,7 @@ export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }):
  * first of NODE_LOCKS found; the version of Yarn or pnpm from
  * `packageManager`, else the one that writes that lock. A problem, for
  * apphost:app.requirements, when none can install the app as its lock says:
- * no lock, Yarn 2 or later (its Plug'n'Play has no node_modules), a pnpm
+ * no lock, Yarn 2 or later without a node_modules (berryVersion), a pnpm
  * workspace, or a lock of a pnpm apphost does not know. A Yarn 1 workspace
  * installs as an npm one (its members: package.json's workspaces, expanded).
  */
@@ -229,35 +262,25 @@ export function detectNodeDeps(
   }
   const manager = managerOf(lock);
   const text = facts.locks[lock];
-  const npmLock =
-    "commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json";
+  let version = "";
   if (
     manager === "yarn" &&
     (/^__metadata:/m.test(text) || (wanted?.manager === "yarn" && !wanted.version.startsWith("1.")))
-  )
-    return {
-      problem:
-        `${dir}/${lock} is Yarn 2 or later's (Berry): apphost installs with npm, Yarn 1 or pnpm into a node_modules ` +
-        "shared by the releases of one lock, " +
-        (facts.yarnLinker === undefined || facts.yarnLinker === "pnp"
-          ? "and Berry's Plug'n'Play has none"
-          : `and not with Berry, even with its nodeLinker: ${facts.yarnLinker} (.yarnrc.yml)`) +
-        `; ${npmLock}, or lock the app with Yarn 1` +
-        (facts.yarnPatches?.length
-          ? `; package.json gives ${facts.yarnPatches.join(", ")} with Yarn's patch: protocol, which neither can ` +
-            "install: give each its version instead (patch-package applies a patch that is still needed)"
-          : ""),
-    };
+  ) {
+    const berry = berryVersion(facts, wanted, text, `${dir}/${lock}`);
+    if ("problem" in berry) return berry;
+    version = berry.version;
+  }
   // Yarn 1 links package.json's workspaces as npm does; pnpm links each member's own node_modules to the others.
   if (manager === "pnpm" && facts.workspaces !== undefined)
     return {
       problem:
         `${dir} is a ${manager} workspace (${facts.workspaces}): apphost installs a workspace of several packages ` +
         `with npm or Yarn 1, from the "workspaces" of package.json; ` +
-        (facts.workspaces === "package.json" ? npmLock : `list the packages there, then ${npmLock}`),
+        (facts.workspaces === "package.json" ? NPM_LOCK : `list the packages there, then ${NPM_LOCK}`),
     };
-  let version = "";
-  if (manager === "yarn") version = wanted?.manager === "yarn" ? wanted.version : YARN_VERSION;
+  if (manager === "yarn" && version === "")
+    version = wanted?.manager === "yarn" ? wanted.version : YARN_VERSION;
   if (manager === "pnpm") {
     const major = /^lockfileVersion:\s*['"]?(\d+)/m.exec(text)?.[1];
     const known = major === undefined ? undefined : PNPM_BY_LOCKFILE[major];
@@ -269,7 +292,72 @@ export function detectNodeDeps(
           `set "packageManager" in package.json to the pnpm that wrote it, like "pnpm@9.15.9"`,
       };
   }
-  return { deps: { manager, lock, version } };
+  const yarnFiles = isYarnBerry({ manager, version }) ? (facts.yarnFiles?.present ?? []) : [];
+  return { deps: { manager, lock, version, ...(yarnFiles.length > 0 ? { yarnFiles } : {}) } };
+}
+
+/**
+ * The Yarn 2 or later release a Berry lock installs with: package.json's `packageManager`, else the one .yarnrc.yml's
+ * `yarnPath` names (`.yarn/releases/yarn-4.13.0.cjs`), else the last of the line that writes the lock's `__metadata`
+ * version. A problem when the install could not make the node_modules a release links: Plug'n'Play (Yarn's default
+ * nodeLinker) or pnpm's linker, a workspace, a file .yarnrc.yml or the lock names that the app lacks, or a lock whose
+ * Yarn apphost does not know.
+ */
+function berryVersion(
+  facts: NodeFacts,
+  wanted: { manager: NodeManager; version: string } | undefined,
+  text: string,
+  file: string,
+): { version: string } | { problem: string } {
+  const linker = facts.yarnLinker ?? "pnp";
+  if (linker !== "node-modules")
+    return {
+      problem:
+        `${file} is Yarn 2 or later's (Berry) with nodeLinker: ${linker}` +
+        (facts.yarnLinker === undefined ? " (Yarn's default: .yarnrc.yml sets none)" : " (.yarnrc.yml)") +
+        ": apphost installs one node_modules per lock, shared by the releases, which Yarn makes only with " +
+        "nodeLinker: node-modules; add that line to .yarnrc.yml (yarn.lock stays as it is), or " +
+        NPM_LOCK,
+    };
+  if (facts.workspaces !== undefined)
+    return {
+      problem:
+        `${file} is Yarn 2 or later's (Berry) and the app is a workspace of several packages (package.json's ` +
+        `"workspaces"): apphost installs a workspace with npm or Yarn 1; ${NPM_LOCK}`,
+    };
+  if (wanted?.manager === "yarn" && wanted.version.startsWith("1."))
+    return {
+      problem:
+        `${file} is Yarn 2 or later's (its __metadata) and package.json's "packageManager" names yarn@${wanted.version}, ` +
+        "which cannot read it: name the Yarn that wrote the lock there",
+    };
+  const missing = facts.yarnFiles?.missing ?? [];
+  if (missing.length > 0)
+    return {
+      problem:
+        `${file}'s install reads ${missing.join(", ")}, which the app does not have (not committed, or left out by ` +
+        "apphost:app.excludes): commit each, or take it out of apphost:app.excludes" +
+        (facts.yarnPath !== undefined && missing.includes(facts.yarnPath)
+          ? `; for .yarnrc.yml's yarnPath, removing the line also works: apphost installs the Yarn package.json's "packageManager" names`
+          : ""),
+    };
+  const fromPath = /(?:^|\/)yarn-(\d+\.\d+\.\d+(?:-[\w.]+)?)\.c?js$/.exec(facts.yarnPath ?? "")?.[1];
+  const metadata = /^__metadata:\s*\n\s+version:\s*["']?(\d+)/m.exec(text)?.[1];
+  const version =
+    wanted?.manager === "yarn"
+      ? wanted.version
+      : fromPath && SAFE.version.test(fromPath)
+        ? fromPath
+        : metadata === undefined
+          ? undefined
+          : YARN_BY_LOCKFILE[metadata];
+  if (version === undefined)
+    return {
+      problem:
+        `${file} has __metadata version ${metadata ?? "(none)"}, which apphost does not know the Yarn of; ` +
+        `set "packageManager" in package.json to the Yarn that wrote it, like "yarn@4.13.0"`,
+    };
+  return { version };
 }
 
 /** A Yarn 1 workspace's members: package.json's workspaces as appfiles expanded them, checked as npm's links are. */
@@ -280,11 +368,16 @@ export function yarnWorkspaces(facts: NodeFacts): { members: NpmWorkspace[]; pro
 
 /**
  * The settings files a manager reads beside the lock, copied to the tree and hashed: npm's .npmrc
- * (`legacy-peer-deps=true`, without which npm ci refuses a lock made with it; a registry), and for Yarn and
- * pnpm also .yarnrc and pnpm 10's pnpm-workspace.yaml, whose onlyBuiltDependencies lets better-sqlite3 build.
+ * (`legacy-peer-deps=true`, without which npm ci refuses a lock made with it; a registry), and for Yarn 1 and
+ * pnpm also .yarnrc and pnpm 10's pnpm-workspace.yaml, whose onlyBuiltDependencies lets better-sqlite3 build;
+ * Yarn 2 and later read .yarnrc.yml alone (and the files it names: NodeDeps.yarnFiles).
  */
-export function nodeSettings(manager: NodeManager): string[] {
-  return manager === "npm" ? [".npmrc"] : [".npmrc", ".yarnrc", "pnpm-workspace.yaml"];
+export function nodeSettings(deps: Pick<NodeDeps, "manager" | "version">): string[] {
+  return isYarnBerry(deps)
+    ? [".yarnrc.yml"]
+    : deps.manager === "npm"
+      ? [".npmrc"]
+      : [".npmrc", ".yarnrc", "pnpm-workspace.yaml"];
 }
 
 /** How the install is named in notes and the phase's description: `npm ci`, `yarn 1.22.22 install`. */
@@ -309,14 +402,19 @@ export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" 
   return { [pinned.manager]: pinned.version };
 }
 
-/** The command that has npm install Yarn or pnpm at a release into `prefix` (its bin/ then holds the tool). */
+/**
+ * The command that has npm install Yarn or pnpm at a release into `prefix` (its bin/ then holds the tool). Yarn 2
+ * and later are npm's @yarnpkg/cli-dist (npm's `yarn` is Yarn 1), whose `yarn` runs .yarnrc.yml's yarnPath when
+ * the app commits one.
+ */
 export function npmInstallTool(
   npmEnv: string,
   prefix: string,
   tool: "yarn" | "pnpm",
   version: string,
 ): string {
-  return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${tool}@${version}`;
+  const name = isYarnBerry({ manager: tool, version }) ? "@yarnpkg/cli-dist" : tool;
+  return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${name}@${version}`;
 }
 
 /** Yarn and pnpm, as a command names them (`cd web && yarn install && yarn build`), each once. */

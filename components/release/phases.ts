@@ -20,6 +20,7 @@
  *   DB_FP_BEFORE, REVISION_BEFORE, REVISION, MIGRATE_T0   set by migrate
  *   NEW_STARTED, SWITCHED, COMMITTED, MIGRATE_STARTED   progress flags the mirror reads
  */
+import * as path from "path";
 import type { AppConfig, BackupsConfig, DatabaseConfig, ProxyConfig, ReleasesConfig } from "../config/types";
 import { commandDropIn, instanceEnvFile, unitName, upstreamPort, type HostLayout } from "../paths";
 import { shellQuote as q } from "../shell";
@@ -33,6 +34,8 @@ import {
   nodeEnginesWarning,
   nodeInstallLabel,
   nodeSettings,
+  isYarnBerry,
+  dirsDownTo,
   npmInstallTool,
 } from "./node";
 import {
@@ -602,6 +605,9 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
     ...members.map((w) => [`npm workspace member ${w.name}`, w.member, SAFE.relativeDir] as const),
     ...(deps.manager === "npm" ? [] : [[`${deps.manager}'s version`, deps.version, SAFE.version] as const]),
   ]);
+  const yarnFileDirs = dirsDownTo(
+    (deps.yarnFiles ?? []).map((f) => path.posix.dirname(f)).filter((d) => d !== "."),
+  );
   // The installer reads only the manifests: the root's, the lock and (an npm workspace) each member's package.json;
   // Yarn and pnpm also their settings.
   const manifests = [
@@ -617,9 +623,15 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
       ({ member }) =>
         `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${member}/package.json" "$NODE_DIR/${member}/"`,
     ),
-    ...nodeSettings(deps.manager).map(
+    ...nodeSettings(deps).map(
       (f) =>
         `if [ -f "$NEW_DIR/${f}" ]; then install -m 0644 -o ${user} -g ${user} "$NEW_DIR/${f}" "$NODE_DIR/"; fi`,
+    ),
+    // Yarn 2 and later: the files .yarnrc.yml and the lock name, at their paths (the parser found each in the app),
+    // in directories the app user owns (Yarn writes its install state to .yarn/).
+    ...yarnFileDirs.map((d) => `install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR/"${q(d)}`),
+    ...(deps.yarnFiles ?? []).map(
+      (f) => `install -m 0644 -o ${user} -g ${user} "$NEW_DIR/"${q(f)} "$NODE_DIR/"${q(f)}`,
     ),
   ];
   const cache = `${l.root}/cache`;
@@ -629,14 +641,22 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
   // and the one an app's lock brings (sqlite3 5 depends on node-gyp 8, which npm ci runs from node_modules/.bin),
   // would download them from nodejs.org into a directory under the stack's root, which the app user cannot write.
   const gyp = "npm_config_nodedir=/usr";
+  // Yarn 2 and later install devDependencies always, check the lock with --immutable, and write what they linked to
+  // .yarn/install-state.gz, which `yarn run` reads in each release (linked below); their global folder (metadata,
+  // and the package cache unless .yarnrc.yml keeps it in the app) is the stack's cache (as_app), builds are printed.
+  const berry = isYarnBerry(deps);
+  const install =
+    deps.manager === "pnpm"
+      ? `${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false`
+      : berry
+        ? `${NPM_ENV(l.root)} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true ${gyp} ${tool} install --immutable`
+        : `${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress`;
   const run =
     deps.manager === "npm"
       ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} ${gyp} npm ci --include=dev --no-audit --no-fund"`]
       : [
           `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
-          deps.manager === "yarn"
-            ? `as_app "$NODE_DIR" "${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"`
-            : `as_app "$NODE_DIR" "${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false"`,
+          `as_app "$NODE_DIR" "${install}"`,
           `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,
         ];
   return [
@@ -652,6 +672,12 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
           `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
           `chown -h ${user}: "$NEW_DIR/node_modules"`,
         ]),
+    // As the app user, who owns the release: root never follows a link the app planted.
+    ...(berry
+      ? [
+          `as_app "$NEW_DIR" "mkdir -p .yarn; ln -sfn $NODE_DIR/.yarn/install-state.gz .yarn/install-state.gz"`,
+        ]
+      : []),
     ...nodeEnginesWarning(),
   ];
 }

@@ -188,17 +188,19 @@ ensure_dirs() {
 # npm (a Python app's build: `npm ci && npm run build`) gets its cache in the stack's cache/, which the app user owns
 # (its default, ~/.npm, is under the stack's root, which is root's: npm ci failed with EACCES), and the host's CA
 # store. Yarn 1 (`yarn build`) gets a cache and global folder there too, and runs whatever package.json's
-# engines.node says, as npm does (the install phase warns; yarn would refuse).
+# engines.node says, as npm does (the install phase warns; yarn would refuse). Yarn 2 and later, which refuse
+# Yarn 1's settings, get their global folder there (YARN_BERRY: the app's lock is theirs) and no telemetry.
 # A Python app's release directory and its src/ are importable (app_pythonpath, the units' PYTHONPATH), unless
 # the env file sets PYTHONPATH: the app's own package is never installed into the shared venv.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 as_app() {
-  local pythonpath
+  local pythonpath yarn=(YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true)
   AS_APP_DIR=$1 AS_APP_CMD=$2
   app_pythonpath pythonpath "$1"
+  if [ "$YARN_BERRY" = 1 ]; then yarn=(YARN_GLOBAL_FOLDER="$ROOT/cache/yarn-berry" YARN_ENABLE_TELEMETRY=0); fi
   "$RUNUSER" -u "$APP_USER" -- env -i HOME="$ROOT" USER="$APP_USER" LOGNAME="$APP_USER" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
     npm_config_cache="$ROOT/cache/npm" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
-    YARN_CACHE_FOLDER="$ROOT/cache/yarn" YARN_PREFIX="$ROOT/cache/yarn" YARN_IGNORE_ENGINES=true APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$pythonpath" \
+    "${yarn[@]}" APPHOST_DIR="$1" APPHOST_ENV_FILE="$ENV_FILE" APPHOST_CMD="$2" APPHOST_PYTHONPATH="$pythonpath" \
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
 }
 

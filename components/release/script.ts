@@ -48,6 +48,7 @@ import {
 } from "./phases";
 import { cmdRestoreCommands, restoreRecoverCommands, restoreStartCommands } from "./restore";
 import { RELEASE_ID_SHAPE } from "./id";
+import { appYarnBerry } from "./node";
 
 export interface ScriptInput extends Omit<ReleaseInput, "refs"> {
   /** Test hooks: shorter waits, baked into the header; omit in production */
@@ -220,6 +221,7 @@ readonly UPSTREAM_TEMPLATE=${ansiC(upstreamTemplate)}
 readonly APP_USER=${q(l.user)}
 readonly BASE_PORT=${base}
 readonly RUNTIME=${input.app.runtime}
+readonly YARN_BERRY=${appYarnBerry(input.app) ? 1 : 0}
 readonly HEALTH_HOST=${q(input.health?.host ?? "")}
 readonly HEALTH_PROTO=${q(input.health?.proto ?? "")}
 readonly ID_RE='^${RELEASE_ID_SHAPE}$'
@@ -362,7 +364,11 @@ function commandDropIns(input: ScriptInput): string {
   const { app, layout } = input;
   if (app.processes.length === 0) return "";
   const entries = app.processes.map((process) => {
-    const lines = renderCommandDropIn(layout, { process, runtime: app.runtime });
+    const lines = renderCommandDropIn(layout, {
+      process,
+      runtime: app.runtime,
+      yarnBerry: appYarnBerry(app),
+    });
     return `  [${process.name}]=${ansiC(`${lines.join("\n")}\n`)}`;
   });
   return `readonly -A DROPINS=(\n${entries.join("\n")}\n)\n`;

@@ -122,6 +122,8 @@ export function logsScript(layout: HostLayout, input: LogsInput): string {
 
 export interface ExecInput {
   runtime: AppConfig["runtime"];
+  /** The app's lock is Yarn 2 or later's (node.ts: appYarnBerry). @default false */
+  yarnBerry?: boolean;
   /** The command: one word is shell text (`'flask shell'`), several are an argv, each word quoted */
   argv: string[];
   tty: boolean;
@@ -166,7 +168,7 @@ export function execScript(layout: HostLayout, input: ExecInput): string {
     `--gid=${layout.user}`,
     `--unit=${execUnitName(layout, "$$")}`,
     ...props.map((p) => `--property=${p}`),
-    ...processEnvironment(dir, runtime, false, text).map((e) => `--setenv=${e}`),
+    ...processEnvironment(dir, runtime, false, text, input.yarnBerry).map((e) => `--setenv=${e}`),
     "--",
     "/bin/sh",
     "-c",

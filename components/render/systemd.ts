@@ -58,6 +58,8 @@ export function pythonImportPath(dir: string): string {
 export interface ProcessUnitInput {
   process: ProcessConfig;
   runtime: AppConfig["runtime"];
+  /** The app's lock is Yarn 2 or later's (node.ts: appYarnBerry): a `yarn` command gets none of Yarn 1's settings. @default false */
+  yarnBerry?: boolean;
   /** Seconds between SIGTERM and SIGKILL when the unit stops. @default 30 */
   stopTimeoutSeconds?: number;
   /** apphost:alerts is set: a failure starts the stack's alert unit (OnFailure=). @default false */
@@ -117,6 +119,7 @@ export function processEnvironment(
   runtime: AppConfig["runtime"],
   web: boolean,
   command = "",
+  yarnBerry = false,
 ): string[] {
   const env = [`PATH=${processPath(dir, runtime)}`];
   if (runtime === "python") {
@@ -131,8 +134,9 @@ export function processEnvironment(
   }
   // Yarn 1 looks for a writable cache and global folder at each `yarn start` and warns in the journal when the
   // home directory (the stack's root) has none: the process's private /tmp has both. It also refuses to run under
-  // a Node that package.json's engines.node excludes, where npm runs (the install phase warns).
-  if (buildTools(command).includes("yarn"))
+  // a Node that package.json's engines.node excludes, where npm runs (the install phase warns). Yarn 2 and later
+  // refuse those settings, and need nothing written at `yarn start` (the release links its install state).
+  if (!yarnBerry && buildTools(command).includes("yarn"))
     env.push("YARN_CACHE_FOLDER=/tmp/yarn-cache", "YARN_PREFIX=/tmp/yarn", "YARN_IGNORE_ENGINES=true");
   // uWSGI 2.0 takes SIGTERM, systemd's stop, for a brutal reload: it starts again, and the stop of a release's old
   // instance waits out TimeoutStopSec, then kills it. This option (read from the environment, as any uWSGI option,
@@ -221,7 +225,11 @@ export function execStart(command: string): string {
  */
 export function renderCommandDropIn(
   layout: HostLayout,
-  { process, runtime: appRuntime }: { process: ProcessConfig; runtime: AppConfig["runtime"] },
+  {
+    process,
+    runtime: appRuntime,
+    yarnBerry,
+  }: { process: ProcessConfig; runtime: AppConfig["runtime"]; yarnBerry?: boolean },
 ): string[] {
   const key = `apphost:app.processes.${process.name}`;
   assertSafe("systemd drop-in", [[`${key}.command`, process.command, SAFE.oneLine]]);
@@ -235,7 +243,7 @@ export function renderCommandDropIn(
     "[Service]",
     "ExecStart=",
     `ExecStart=${execStart(process.command)}`,
-    ...processEnvironment(processDir(layout, process.kind), runtime, web, process.command).map(
+    ...processEnvironment(processDir(layout, process.kind), runtime, web, process.command, yarnBerry).map(
       environmentLine,
     ),
     `ProcSubset=${sandbox.procSubset}`,
@@ -348,7 +356,7 @@ export function renderProcessUnit(layout: HostLayout, input: ProcessUnitInput): 
 
   const web = process.kind === "web";
   const dir = processDir(layout, process.kind);
-  const env = processEnvironment(dir, runtime, web, process.command).map(environmentLine);
+  const env = processEnvironment(dir, runtime, web, process.command, input.yarnBerry).map(environmentLine);
 
   return [
     web
@@ -418,6 +426,7 @@ export function renderProcessUnits(
   input: {
     processes: ProcessConfig[];
     runtime: AppConfig["runtime"];
+    yarnBerry?: boolean;
     stopTimeoutSeconds?: number;
     alerts?: boolean;
   },
@@ -430,6 +439,7 @@ export function renderProcessUnits(
       content: renderProcessUnit(layout, {
         process,
         runtime: processRuntime(process.command, input.runtime),
+        yarnBerry: input.yarnBerry,
         stopTimeoutSeconds: input.stopTimeoutSeconds,
         alerts: input.alerts,
       }),
@@ -649,6 +659,8 @@ export function renderUpstreamUnit(layout: HostLayout, input: UpstreamUnitInput)
 export interface ScheduleUnitInput {
   schedule: ScheduleConfig;
   runtime: AppConfig["runtime"];
+  /** The app's lock is Yarn 2 or later's (node.ts: appYarnBerry): a `yarn` command gets none of Yarn 1's settings. @default false */
+  yarnBerry?: boolean;
   /** apphost:alerts is set: a failed run posts an alert. @default false */
   alerts?: boolean;
 }
@@ -680,7 +692,7 @@ export function renderScheduleService(layout: HostLayout, input: ScheduleUnitInp
     "# `current` is resolved at each start: every run uses the live release.",
     `WorkingDirectory=${dir}`,
     `EnvironmentFile=${layout.liveEnv}`,
-    ...processEnvironment(dir, runtime, false, schedule.command).map(environmentLine),
+    ...processEnvironment(dir, runtime, false, schedule.command, input.yarnBerry).map(environmentLine),
     `ExecStart=${execStart(schedule.command)}`,
     `SyslogIdentifier=${layout.id}-schedule-${schedule.name}`,
     `# A run still going after ${schedule.timeoutSeconds}s is stopped and counts as failed.`,

@@ -58,6 +58,7 @@ const NODE = {
 };
 const NPM_WORKSPACE = path.join(ROOT, "examples", "npm-workspace");
 const NODE_LOCKFILES = path.join(ROOT, "examples", "node-lockfiles");
+const NODE_BERRY = path.join(ROOT, "examples", "node-yarn-berry");
 const DJANGO = {
   stack: "local-dj",
   id: "polls-local-dj",
@@ -734,6 +735,46 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       onHost(`readlink /srv/${NODE.id}/current/node_modules/ms`).stdout.trim(),
       ".pnpm/ms@2.1.3/node_modules/ms",
     );
+  });
+
+  it("Yarn 4 with nodeLinker: node-modules: @yarnpkg/cli-dist installs the lock with its patch, runs the build, and starts the web process in its read-only release", async function () {
+    const st = await nodeStack(NODE_BERRY, {
+      processes: { web: "yarn start" },
+      build: "yarn run build",
+      env: { NODE_ENV: "production" },
+    });
+    const res = await st.up({ onOutput: log, configFile: st.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    const health = JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
+    assert.deepEqual(health, {
+      ok: true,
+      startedBy: "yarn/4.13.0",
+      built: "yarn/4.13.0",
+      twoDays: 172800000,
+      patched: true,
+    });
+    const current = `/srv/${NODE.id}/current`;
+    const tree = onHost(`readlink ${current}/node_modules`).stdout.trim();
+    assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    const nodeDir = path.dirname(tree);
+    // The release reads the install's state through a link; Yarn is npm's @yarnpkg/cli-dist beside the tree.
+    assert.deepEqual(
+      onHost(
+        `readlink ${current}/.yarn/install-state.gz ${current}/node_modules/.bin/yarn; readlink -f ${nodeDir}/.apphost-tool/bin/yarn`,
+      ).stdout.split("\n"),
+      [
+        `${nodeDir}/.yarn/install-state.gz`,
+        `${nodeDir}/.apphost-tool/bin/yarn`,
+        `${nodeDir}/.apphost-tool/lib/node_modules/@yarnpkg/cli-dist/bin/yarn.js`,
+        "",
+      ],
+    );
+    // The patch was copied beside the lock; the web unit has none of Yarn 1's settings, which Yarn 4 refuses.
+    assert.equal(
+      onHost(`cat ${nodeDir}/.yarn/patches/ms-npm-2.1.3-81ff3cfac1.patch`).stdout,
+      fs.readFileSync(path.join(NODE_BERRY, ".yarn/patches/ms-npm-2.1.3-81ff3cfac1.patch"), "utf8"),
+    );
+    assert.doesNotMatch(onHost(`systemctl cat apphost-${NODE.id}-web@.service`).stdout, /YARN_/);
   });
 
   it("the same workspace locked by Yarn 1: yarn links the members as npm does, and each release loads its own", async function () {

@@ -620,6 +620,32 @@ describe("release phases: one key changed", () => {
       () => install({ manager: "yarn", lock: "yarn.lock", version: "1.22; rm -rf /" }),
       /yarn's version: "1\.22; rm -rf \/" is not an exact version/,
     );
+    // Yarn 2 and later: npm's @yarnpkg/cli-dist, .yarnrc.yml and the files it and the lock name, --immutable, and
+    // the install state linked into the release as the app user (`yarn run` reads it there).
+    const berry = install({
+      manager: "yarn",
+      lock: "yarn.lock",
+      version: "4.13.0",
+      yarnFiles: [".yarn/patches/passport-npm-0.7.0-df02531736.patch", ".yarn/releases/yarn-4.13.0.cjs"],
+    });
+    assert.deepEqual(berry.slice(5, 10), [
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: yarn 4.13.0 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
+        copy(".yarnrc.yml") +
+        'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/".yarn; ' +
+        'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/".yarn/patches; ' +
+        'install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR/".yarn/releases; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/".yarn/patches/passport-npm-0.7.0-df02531736.patch "$NODE_DIR/".yarn/patches/passport-npm-0.7.0-df02531736.patch; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/".yarn/releases/yarn-4.13.0.cjs "$NODE_DIR/".yarn/releases/yarn-4.13.0.cjs; ' +
+        `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund @yarnpkg/cli-dist@4.13.0"; ` +
+        `as_app "$NODE_DIR" "${env} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --immutable"; ` +
+        'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
+        'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+      'rm_existing "$NEW_DIR/node_modules"',
+      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
+      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      'as_app "$NEW_DIR" "mkdir -p .yarn; ln -sfn $NODE_DIR/.yarn/install-state.gz .yarn/install-state.gz"',
+    ]);
   });
 
   it("a build that names Yarn or pnpm the app's install did not bring gets it from the stack's cache/tools, first on PATH", () => {

@@ -525,22 +525,32 @@ describe("release script: the env copies (env_snapshot, live_env_set, live_env_r
 describe("release script: as_app, what a build, migration or check runs in", () => {
   const asApp = releaseFunction("as_app");
 
-  it("npm keeps its cache in the stack's cache/ (the app user's home, the stack root, is root's) and reads the host's CA store", () => {
+  it("npm keeps its cache in the stack's cache/ (the app user's home, the stack root, is root's) and reads the host's CA store; Yarn 1 and Yarn 2+ each get their own settings", () => {
     assert.ok(asApp, "release.sh has no as_app");
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-as-app-"));
     try {
       // runuser's stand-in runs the command as this user; no env file.
       fs.writeFileSync(`${tmp}/runuser`, '#!/bin/sh\nshift 3\nexec "$@"\n', { mode: 0o755 });
-      const script = [
-        "set -euo pipefail",
-        `RUNUSER=${tmp}/runuser APP_USER=nobody ROOT=${tmp} ENV_FILE=${tmp}/none`,
-        "app_pythonpath() { printf -v \"$1\" ''; }",
-        asApp!,
-        `as_app ${tmp} 'npm config get cache; echo "$NODE_EXTRA_CA_CERTS"'`,
-      ].join("\n");
-      const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stdout, `${tmp}/cache/npm\n/etc/ssl/certs/ca-certificates.crt\n`);
+      const run = (berry: 0 | 1) => {
+        const script = [
+          "set -euo pipefail",
+          `RUNUSER=${tmp}/runuser APP_USER=nobody ROOT=${tmp} ENV_FILE=${tmp}/none YARN_BERRY=${berry}`,
+          "app_pythonpath() { printf -v \"$1\" ''; }",
+          asApp!,
+          `as_app ${tmp} 'npm config get cache; echo "$NODE_EXTRA_CA_CERTS"; env | grep ^YARN_ | sort'`,
+        ].join("\n");
+        const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      const common = `${tmp}/cache/npm\n/etc/ssl/certs/ca-certificates.crt\n`;
+      // Yarn 1 gets a cache and global folder in the stack's cache/, and runs under any engines.node ...
+      assert.equal(
+        run(0),
+        `${common}YARN_CACHE_FOLDER=${tmp}/cache/yarn\nYARN_IGNORE_ENGINES=true\nYARN_PREFIX=${tmp}/cache/yarn\n`,
+      );
+      // ... which Yarn 2 and later refuse ("Unrecognized or legacy configuration settings found: prefix").
+      assert.equal(run(1), `${common}YARN_ENABLE_TELEMETRY=0\nYARN_GLOBAL_FOLDER=${tmp}/cache/yarn-berry\n`);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }

@@ -274,6 +274,20 @@ WantedBy=multi-user.target
     }
     for (const command of ["npm start", "node server.js", "pnpm start", "yarnish start"])
       assert.doesNotMatch(unit(command), /YARN_/, command);
+    // Yarn 2 and later refuse YARN_PREFIX and YARN_IGNORE_ENGINES ("Unrecognized or legacy configuration settings").
+    const berry = (command: string) =>
+      renderProcessUnit(layout, {
+        process: { name: "web", kind: "web", command },
+        runtime: "node",
+        yarnBerry: true,
+      });
+    assert.doesNotMatch(berry("yarn start"), /YARN_/);
+    assert.equal(
+      berry("yarn start").replace(/\n/g, ""),
+      unit("yarn start")
+        .replace(/\nEnvironment=YARN_[^\n]*/g, "")
+        .replace(/\n/g, ""),
+    );
   });
 
   it("uWSGI, whose SIGTERM is a reload: a master hook in its environment makes it a graceful shutdown; other servers get none", () => {
