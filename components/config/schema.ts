@@ -328,6 +328,15 @@ export function unknownKey(
   if (parent && (SECTIONS as readonly string[]).includes(key)) {
     return `not a key of ${parent}: apphost:${key} is a section of the stack's own; move this under apphost:${key}`;
   }
+  // `apphost:host.packages` at the top: a key with a dot in its name, as `pulumi config set` without --path writes.
+  const [section, ...rest] = key.split(".");
+  if (!parent && rest.length > 0 && (SECTIONS as readonly string[]).includes(section)) {
+    return (
+      `a key with a dot in its name, which Pulumi keeps apart from apphost:${section} (\`pulumi config set\` without ` +
+      `--path writes one): move ${rest.join(".")} under apphost:${section} in the stack file, or remove it ` +
+      `(pulumi config rm 'apphost:${key}') and set it again with pulumi config set --path`
+    );
+  }
   const spell = (k: string) => (parent ? k : `apphost:${k}`);
   const near = closest(key, known);
   if (near) return `unknown key; did you mean ${parent ? `"${near}"` : spell(near)}? Rename or remove it`;

@@ -881,6 +881,15 @@ const ROWS: Row[] = [
     set: { databse: { kind: "sqlite" } },
     error: "apphost:databse: unknown key; did you mean apphost:database? Rename or remove it",
   },
+  // A key with a dot in its name (`pulumi config set apphost:host.packages` without --path, or so in the YAML).
+  {
+    base: () => ({ ...baseRaw(), "host.packages": ["build-essential"] }),
+    set: {},
+    error:
+      "apphost:host.packages: a key with a dot in its name, which Pulumi keeps apart from apphost:host " +
+      "(`pulumi config set` without --path writes one): move packages under apphost:host in the stack file, or " +
+      "remove it (pulumi config rm 'apphost:host.packages') and set it again with pulumi config set --path",
+  },
   // --- secrets (facts only: the values never reach the parser)
   {
     set: {},
