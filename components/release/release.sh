@@ -124,17 +124,37 @@ network_hint() {
   printf '%s' "; the install could not reach ${server:-a server it downloads from} ($said${index:+, ${index#Looking in indexes: }}): the host needs DNS and outbound HTTPS to it; check the index the app's files name, if any (requirements.txt's -i or --index-url, a lock's sources, .npmrc's registry)"
 }
 
+# What an install prints when a dependency comes from a git repository and the host has no git: Yarn 2+'s
+# `Process git failed to spawn` (`spawn git ENOENT`), Yarn 1's `Couldn't find the binary git`, npm's
+# `syscall spawn git`, pip's `Cannot find command 'git'`, uv's `Git executable not found`.
+GIT_MISSING="spawn git ENOENT|syscall spawn git|Couldn't find the binary git|Cannot find command 'git'|Git executable not found"
+GIT_URL='(git\+)?(https?|ssh|git)://[A-Za-z0-9.@:/_~-]+\.git|git@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+'
+
+# git_hint: when the job's output (APPHOST_OUTPUT) ends with an install that could not run git, the repository it
+# wanted (the first git URL there: HedgeDoc 1.10.8's yarn.lock has four on github.com) and what to do, as the phase
+# error's hint.
+git_hint() {
+  local tail
+  if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
+  tail=$(tail -n 200 "$APPHOST_OUTPUT")
+  [[ $tail =~ $GIT_MISSING ]] || return 0
+  local repo=""
+  if [[ $tail =~ $GIT_URL ]]; then repo=" (${BASH_REMATCH[0]})"; fi
+  printf '%s' "; a dependency comes from a git repository$repo and the host has no git: add git to apphost:host.packages (the host then needs to reach that repository's server), or lock that dependency from the package registry"
+}
+
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
 # An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
 # installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run) says it could not
-# reach a package index when its output says so (network_hint), or else, on a host without a C compiler, what a
-# dependency built from source needs.
+# run git for a dependency from a git repository (git_hint) or reach a package index (network_hint) when its output
+# says so, or else, on a host without a C compiler, what a dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
   if [ "${FUNCNAME[1]:-}" = as_app ]; then
     local hint=""
     if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ]; then
-      hint=$(network_hint)
+      hint=$(git_hint)
+      if [ -z "$hint" ]; then hint=$(network_hint); fi
       if [ -z "$hint" ] && ! command -v "$CC" >/dev/null 2>&1; then
         hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"
       fi

@@ -677,6 +677,83 @@ describe("release script: local_server_hint, a server of this host a worker's jo
   });
 });
 
+describe("release script: git_hint, an install that could not run git for a dependency from a git repository", () => {
+  const fn = releaseFunction("git_hint");
+  const defs = [releaseDefinition(/^GIT_MISSING=.*$/m), releaseDefinition(/^GIT_URL=.*$/m)];
+
+  function hintOf(lines: string[]): string {
+    assert.ok(fn && defs.every(Boolean), "release.sh has no git_hint, GIT_MISSING or GIT_URL");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-git-hint-"));
+    try {
+      fs.writeFileSync(path.join(tmp, "err"), `${lines.join("\n")}\n`);
+      const script = ["set -euo pipefail", ...defs, fn, "git_hint"].join("\n");
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        env: { ...process.env, APPHOST_OUTPUT: path.join(tmp, "err") },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it("names the first repository as Yarn 4, Yarn 1, npm, pip and uv say it; nothing for other failures", () => {
+    const todo =
+      "and the host has no git: add git to apphost:host.packages (the host then needs to reach that repository's server), or lock that dependency from the package registry";
+    const table: [string[], string][] = [
+      // HedgeDoc 1.10.8's install by Yarn 4.13.0 on a host without git
+      [
+        [
+          "➤ YN0000: ┌ Fetch step",
+          "➤ YN0035: │ @hedgedoc/codemirror-5@npm:5.65.12: Package not found",
+          "➤ YN0001: │ Idle.Js@https://github.com/shawnmclean/Idle.js.git#commit=2b57cc6e49d177b7ddce0cca00ef5cbe07453541: Process git failed to spawn",
+          "➤ YN0001: │   Thrown Error: spawn git ENOENT",
+          "➤ YN0001: │ diff-match-patch@https://github.com/hackmdio/diff-match-patch.git#commit=59a9395ad9fe143e601e7ae5765ed943bdd2b11e: Process git failed to spawn",
+          "➤ YN0000: · Failed with errors in 16s 206ms",
+        ],
+        `; a dependency comes from a git repository (https://github.com/shawnmclean/Idle.js.git) ${todo}`,
+      ],
+      [
+        [
+          "[1/4] Resolving packages...",
+          "error Couldn't find the binary git",
+          "info Visit https://yarnpkg.com/en/docs/cli/install for documentation about this command.",
+        ],
+        `; a dependency comes from a git repository ${todo}`,
+      ],
+      [
+        [
+          "npm error code ENOENT",
+          "npm error syscall spawn git",
+          "npm error path git",
+          "npm error errno -2",
+          "npm error enoent An unknown git error occurred",
+        ],
+        `; a dependency comes from a git repository ${todo}`,
+      ],
+      [
+        [
+          "Collecting lz-string@ git+https://github.com/hackmdio/lz-string.git (from -r requirements.txt (line 3))",
+          "  Cloning https://github.com/hackmdio/lz-string.git to /tmp/pip-install-x/lz-string",
+          "  ERROR: Error [Errno 2] No such file or directory: 'git' while executing command git version",
+          "ERROR: Cannot find command 'git' - do you have 'git' installed and in your PATH?",
+        ],
+        `; a dependency comes from a git repository (git+https://github.com/hackmdio/lz-string.git) ${todo}`,
+      ],
+      [
+        [
+          "  × Failed to download and build `lz-string @ git+ssh://git@example.com/lz-string.git`",
+          "  ╰─▶ Git executable not found. Ensure that Git is installed and available.",
+        ],
+        `; a dependency comes from a git repository (git+ssh://git@example.com/lz-string.git) ${todo}`,
+      ],
+      [["npm error code ETARGET", "npm error notarget No matching version found for ms@9.9.9."], ""],
+    ];
+    for (const [lines, hint] of table) assert.equal(hintOf(lines), hint, lines.join("\n"));
+  });
+});
+
 describe("release script: network_hint, what an install that could not download says", () => {
   const fn = releaseFunction("network_hint");
   const failures = releaseDefinition(/^NETWORK_FAILURES=.*$/m);
