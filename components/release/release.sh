@@ -87,8 +87,9 @@ usage_error() {
 # What an install prints when the host cannot reach a server it downloads from (a package index; a binary a
 # postinstall fetches, as Prisma's engines): pip's retries (`Failed to establish a new
 # connection: [Errno -2] Name or service not known`, `Temporary failure in name resolution`, `ProxyError`), npm's
-# `ENOTFOUND`, `EAI_AGAIN`, `ECONNREFUSED`, `ETIMEDOUT`, uv's `dns error`.
-NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution|No address associated with hostname|Network is unreachable|Connection refused|Connection timed out|ProxyError|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|dns error"
+# `ENOTFOUND`, `EAI_AGAIN`, `ECONNREFUSED`, `ETIMEDOUT`, uv's `dns error`, git's `Could not resolve host` (a
+# dependency from a git repository).
+NETWORK_FAILURES="Name or service not known|Temporary failure in name resolution|No address associated with hostname|Network is unreachable|Connection refused|Connection timed out|ProxyError|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|dns error|Could not resolve host"
 
 # network_hint: when the job's output (APPHOST_OUTPUT, the err file `start` gives it: root's) ends with an install that
 # could not reach its index, what it said, the server it named (pip's `HTTPSConnectionPool(host='github.com', ...)`,
@@ -102,11 +103,16 @@ network_hint() {
   tail=$(tail -n 60 "$APPHOST_OUTPUT")
   said=$(grep -oE -m 1 "$NETWORK_FAILURES" <<<"$tail") || return 0
   index=$(grep -oE -m 1 'Looking in indexes: [^ ]+' <<<"$tail") || true
-  server=$(grep -oE -m 1 "host='[^']+'|(ENOTFOUND|EAI_AGAIN) [A-Za-z0-9.-]+|Failed to fetch: https?://[A-Za-z0-9.-]+" <<<"$tail") || true
+  server=$(grep -oE -m 1 "host='[^']+'|(ENOTFOUND|EAI_AGAIN|Could not resolve host:) [A-Za-z0-9.-]+|Failed to fetch: https?://[A-Za-z0-9.-]+" <<<"$tail") || true
   server=${server#host=\'}
   server=${server%\'}
   server=${server##* }
   server=${server#*://}
+  # git could not clone a dependency's repository (HedgeDoc 1.10.8's yarn.lock names four on github.com).
+  if [ "$said" = "Could not resolve host" ] && [[ $tail =~ (git\+)?https?://${server//./\\.}/[A-Za-z0-9._/~-]+\.git ]]; then
+    printf '%s' "; the install could not reach $server ($said): a dependency comes from its git repository (${BASH_REMATCH[0]}): the host needs DNS and outbound HTTPS to $server, or lock that dependency from the package registry"
+    return 0
+  fi
   # uv.lock records each package's registry, which uv sync --frozen downloads from whatever the host reaches
   # (fastapi-practices/fastapi_best_architecture's: a mirror in China, its pyproject.toml's [[tool.uv.index]]).
   if [ -n "$server" ] && [ -n "${NEW_DIR:-}" ] && "$RUNUSER" -u "$APP_USER" -- grep -qsF "registry = \"https://$server/" "$NEW_DIR/uv.lock" 3>&- 9>&-; then

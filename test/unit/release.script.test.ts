@@ -847,6 +847,22 @@ describe("release script: network_hint, what an install that could not download 
         ],
         `; the install could not reach binaries.prisma.sh (EAI_AGAIN): ${index}`,
       ],
+      // HedgeDoc 1.10.8's install by Yarn 4.13.0 with git on the host, which does not reach github.com
+      [
+        [
+          "➤ YN0001: │ Idle.Js@https://github.com/shawnmclean/Idle.js.git#commit=2b57cc6e49d177b7ddce0cca00ef5cbe07453541: Failed cloning the repository",
+          "➤ YN0001: │   Repository URL: https://github.com/shawnmclean/Idle.js.git",
+          "➤ YN0001: │   Fatal Error: unable to access 'https://github.com/shawnmclean/Idle.js.git/': Could not resolve host: github.com",
+          "➤ YN0001: │   Exit Code: 128",
+        ],
+        "; the install could not reach github.com (Could not resolve host): a dependency comes from its git repository " +
+          "(https://github.com/shawnmclean/Idle.js.git): the host needs DNS and outbound HTTPS to github.com, or lock " +
+          "that dependency from the package registry",
+      ],
+      [
+        ["fatal: unable to access 'https://example.com/x/': Could not resolve host: example.com"],
+        `; the install could not reach example.com (Could not resolve host): ${index}`,
+      ],
       [["ERROR: No matching distribution found for nosuchpackage"], ""],
     ];
     for (const [lines, hint] of table) assert.equal(hintOf(lines), hint, lines.join("\n"));
