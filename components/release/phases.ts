@@ -754,16 +754,23 @@ export const MIGRATE_NOT_FOUND_HINT =
   "a Python app's main dependencies only, not a dev group (Poetry, PDM, uv) or the Pipfile's [dev-packages]: if the " +
   "migration's tool is among those, move it to the main dependencies.)";
 
-/**
- * What the error line of a Python traceback usually means, by what it says: the migrate phase adds it to a failed
- * migration's output, the health gate to the last error in the new instance's journal (`error_hint`, generated).
- */
+/** What a table the database lacks means (ERROR_HINTS, in each database's words). */
 const NO_TABLE_HINT =
   "the app's database has no such table: the stack's migration (apphost:database.migrate, or the Procfile's " +
   "release: line) creates the app's tables, and an Alembic project with no revision yet creates none (alembic " +
   "revision --autogenerate writes the first from the app's models; add it to the app), nor does Django's migrate for " +
   "an app with no migrations (python manage.py makemigrations)";
 
+/** What a write into the release directory means, in Python's words or Node's (ERROR_HINTS). */
+const READ_ONLY_RELEASE =
+  "the release directory is read-only to the app's processes (each release replaces it): list the directory " +
+  "the app writes in apphost:app.sharedDirs (a path inside the release, like .data or CTFd/uploads), which " +
+  "keeps it across releases, or point the app at data/ (docs/config.md, Files the app writes)";
+
+/**
+ * What the error line of a Python traceback usually means, by what it says: the migrate phase adds it to a failed
+ * migration's output, the health gate to the last error in the new instance's journal (`error_hint`, generated).
+ */
 export const ERROR_HINTS: readonly {
   says: string;
   /** What the line says after `says`, where it is not one string (the table's name between) */
@@ -851,14 +858,10 @@ export const ERROR_HINTS: readonly {
       "the stack's database, DATABASE_URL's file in data/ (${database.path} in apphost:app.env gives its path), which " +
       "apphost backs up before each migration",
   },
-  {
-    // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/.
-    says: "[Errno 30] Read-only file system",
-    hint:
-      "the release directory is read-only to the app's processes (each release replaces it): list the directory " +
-      "the app writes in apphost:app.sharedDirs (a path inside the release, like .data or CTFd/uploads), which " +
-      "keeps it across releases, or point the app at data/ (docs/config.md, Files the app writes)",
-  },
+  // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/; in
+  // Node's words, actualbudget/actual-server's migration state (.migrate) where ACTUAL_DATA_DIR is unset.
+  { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
+  { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
 ];
 
 /**

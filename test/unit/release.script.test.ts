@@ -1098,6 +1098,25 @@ describe("release script: journal_error, the error a web process that fails the 
       lastException(`${start}Error: relation "x" is locked\n`),
       "SQLITE_CANTOPEN: unable to open database file\n",
     );
+    // Node's words for a write into the read-only release: actualbudget/actual-server's migration state, where
+    // ACTUAL_DATA_DIR is unset (the trial's journal).
+    const erofs = [
+      'Checking if there are any migrations to run for direction "up"...',
+      "file:///srv/actual-actual/releases/20261207080224-8b842d0f/src/migrations.js:25",
+      "            throw err;",
+      "            ^",
+      "[Error: EROFS: read-only file system, open '/srv/actual-actual/releases/20261207080224-8b842d0f/.migrate'] {",
+      "  errno: -30,",
+      "  code: 'EROFS',",
+      "}",
+      "Node.js v18.20.4",
+      "",
+    ].join("\n");
+    assert.equal(
+      run("journal_error", erofs),
+      "; the last error in its journal: [Error: EROFS: read-only file system, open " +
+        `'/srv/actual-actual/releases/20261207080224-8b842d0f/.migrate'] { (${ERROR_HINTS.find((h) => h.says === "EROFS: read-only file system")!.hint})`,
+    );
     // The health gate's look at a 5xx (last_exception): Sequelize's error for a table the database lacks.
     assert.equal(
       lastException(
