@@ -300,8 +300,8 @@ export function detectNodeDeps(
  * The Yarn 2 or later release a Berry lock installs with: package.json's `packageManager`, else the one .yarnrc.yml's
  * `yarnPath` names (`.yarn/releases/yarn-4.13.0.cjs`), else the last of the line that writes the lock's `__metadata`
  * version. A problem when the install could not make the node_modules a release links: Plug'n'Play (Yarn's default
- * nodeLinker) or pnpm's linker, a workspace, a file .yarnrc.yml or the lock names that the app lacks, or a lock whose
- * Yarn apphost does not know.
+ * nodeLinker) or pnpm's linker, a file .yarnrc.yml or the lock names that the app lacks, or a lock whose Yarn apphost
+ * does not know. A workspace installs as Yarn 1's: its node-modules linker links the members as npm does.
  */
 function berryVersion(
   facts: NodeFacts,
@@ -318,12 +318,6 @@ function berryVersion(
         ": apphost installs one node_modules per lock, shared by the releases, which Yarn makes only with " +
         "nodeLinker: node-modules; add that line to .yarnrc.yml (yarn.lock stays as it is), or " +
         NPM_LOCK,
-    };
-  if (facts.workspaces !== undefined)
-    return {
-      problem:
-        `${file} is Yarn 2 or later's (Berry) and the app is a workspace of several packages (package.json's ` +
-        `"workspaces"): apphost installs a workspace with npm or Yarn 1; ${NPM_LOCK}`,
     };
   if (wanted?.manager === "yarn" && wanted.version.startsWith("1."))
     return {

@@ -806,6 +806,40 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     await libraryChanges(dir, deploy, () => links()[0], first[0]);
   });
 
+  it("the same workspace locked by Yarn 4 (nodeLinker: node-modules): its members linked as npm links them, each release loading its own", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-berry-ws-"));
+    fs.cpSync(NPM_WORKSPACE, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
+    for (const f of ["yarn.lock", "package-lock.json"]) fs.rmSync(path.join(dir, f));
+    fs.renameSync(path.join(dir, "yarn-berry.lock"), path.join(dir, "yarn.lock"));
+    fs.writeFileSync(path.join(dir, ".yarnrc.yml"), "nodeLinker: node-modules\n");
+    const deploy = async () => {
+      const ws = await nodeStack(dir, {
+        build: "yarn workspace web run build",
+        env: { NODE_ENV: "production" },
+      });
+      const res = await ws.up({ onOutput: log, configFile: ws.configFile });
+      assert.equal(res.summary.result, "succeeded");
+    };
+    await deploy();
+    assert.deepEqual(JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body), {
+      ok: true,
+      greeting: "hello from packages/greeting",
+    });
+    assert.match(http(sandbox, NODE.hostname, "/", "https").body, /<p>built for production<\/p>/);
+    const links = () =>
+      onHost(
+        `cd /srv/${NODE.id}/current && readlink node_modules/.apphost-tree node_modules/@shop/greeting node_modules/.bin/yarn .yarn/install-state.gz`,
+      ).stdout.split("\n");
+    const first = links();
+    assert.match(first[0], new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    assert.deepEqual(first.slice(1, 4), [
+      "../../packages/greeting",
+      `${path.dirname(first[0])}/.apphost-tool/bin/yarn`,
+      `${path.dirname(first[0])}/.yarn/install-state.gz`,
+    ]);
+    await libraryChanges(dir, deploy, () => links()[0], first[0]);
+  });
+
   it("a uv workspace: the app in backend/, the lock and a shared library above it", async function () {
     const ws = await exampleStack("ws", {
       name: "ws",

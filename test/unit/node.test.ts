@@ -386,11 +386,12 @@ describe("npm workspaces (components/release/node.ts)", () => {
         problem({ locks: { "yarn.lock": BERRY }, yarnLinker: "pnpm" }),
         /with nodeLinker: pnpm \(\.yarnrc\.yml\): apphost installs one node_modules per lock/,
       );
-      assert.equal(
-        problem({ locks: { "yarn.lock": BERRY }, yarnLinker: "node-modules", workspaces: "package.json" }),
-        "shop/yarn.lock is Yarn 2 or later's (Berry) and the app is a workspace of several packages (package.json's " +
-          '"workspaces"): apphost installs a workspace with npm or Yarn 1; commit a package-lock.json (npm install ' +
-          "--package-lock-only) and set apphost:app.requirements to package-lock.json",
+      // A Yarn 2+ workspace installs as Yarn 1's: its node-modules linker links the members as npm does.
+      assert.deepEqual(
+        detect({ locks: { "yarn.lock": BERRY }, yarnLinker: "node-modules", workspaces: "package.json" }),
+        {
+          deps: { manager: "yarn", lock: "yarn.lock", version: "4.13.0" },
+        },
       );
       // Every file .yarnrc.yml and the lock name that the app lacks, at once.
       assert.equal(
