@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
-import { gunicornConfigPath, parseProcfile, webScriptPath } from "./procfile";
+import { commandRuntime, gunicornConfigPath, parseProcfile, webScriptPath } from "./procfile";
 import type { AppFile, AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -29,11 +29,13 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const web = webCommand((rawApp as Record<string, unknown>).processes, procfile);
   const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
+  const webRuntime = web && commandRuntime(web.command);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     ...(webScript ? { webScript } : {}),
     ...(gunicornConf ? { gunicornConf } : {}),
+    ...(webRuntime ? { webRuntime } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
@@ -259,6 +261,8 @@ const PYTHON_EVIDENCE = PYTHON_FILES.filter((f) => f !== ".python-version" && f 
 export function detectRuntime(files: AppFiles): { runtime: "python" | "node" } | { why: string } {
   const python = PYTHON_EVIDENCE.filter((f) => files.python[f] !== undefined);
   if (python.length > 0 && files.packageJson !== "app") return { runtime: "python" };
+  // Both (a Heroku app with the nodejs and python buildpacks): the web command's program decides.
+  if (python.length > 0 && files.webRuntime) return { runtime: files.webRuntime };
   if (python.length === 0 && files.packageJson) return { runtime: "node" };
   return {
     why:

@@ -3,7 +3,9 @@
  * `name: command` per line, `#` comments. When the stack sets no
  * `apphost:app.processes`, they come from here: `web` is the web process,
  * every other entry a worker, and `release:` is the migrate command when
- * `apphost:database.migrate` is unset.
+ * `apphost:database.migrate` is unset. Also how such a command reads: its
+ * leading `NAME=value` words, the program it starts, and that program's
+ * runtime.
  *
  * Pure: the caller reads the file.
  */
@@ -186,4 +188,48 @@ export function scriptMigrations(text: string): {
     else server = line.replace(/^exec\s+/, "");
   });
   return { migrations, ...(server !== undefined ? { server } : {}) };
+}
+
+/**
+ * Leading `NAME=value` words of a command (a Procfile's `REMAP_SIGTERM=SIGQUIT celery …`),
+ * each with the blanks after it; a value may hold quoted or escaped text.
+ */
+const ASSIGNMENTS = /^(?:[A-Za-z_][A-Za-z0-9_]*=(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*\s+)+/;
+
+/** A command's leading `NAME=value` words (with their blanks) and the command after them. */
+export function splitAssignments(command: string): { assignments: string; rest: string } {
+  const assignments = ASSIGNMENTS.exec(command)?.[0] ?? "";
+  return { assignments, rest: command.slice(assignments.length) };
+}
+
+/**
+ * The program a command starts, and the directory it starts in: `gunicorn` for `WEB_CONCURRENCY=2 gunicorn
+ * app:app`, `node` in `api` for `cd api && node server.js`. Undefined when the first word is not a plain name or
+ * path (`$HOME/bin/x`, a quoted word): the shell decides what that is.
+ */
+export function leadingProgram(command: string): { dir?: string; program: string } | undefined {
+  let rest = splitAssignments(command.trim()).rest;
+  const cd = /^cd\s+([A-Za-z0-9._/-]+)\s*&&\s*/.exec(rest);
+  if (cd) rest = splitAssignments(rest.slice(cd[0].length)).rest;
+  rest = rest.replace(/^exec\s+/, "");
+  const program = /^[A-Za-z0-9._+/-]+(?=\s|$|;)/.exec(rest)?.[0];
+  if (!program) return undefined;
+  return cd ? { dir: cd[1], program } : { program };
+}
+
+/**
+ * The runtime whose program a command starts: a Python web server, python itself or a Python project tool's `run`
+ * (`gunicorn my_app.app:create_app()`, `.venv/bin/uvicorn ...`, `poetry run ...`), or Node and its package managers;
+ * undefined for anything else (a shell script, `bin/start`).
+ */
+export function commandRuntime(command: string): "python" | "node" | undefined {
+  const program = leadingProgram(command)?.program.split("/").pop() ?? "";
+  if (
+    /^(?:python(?:3(?:\.\d+)?)?|gunicorn|uvicorn|uwsgi|daphne|hypercorn|granian|waitress-serve|flask|django-admin|fastapi|litestar|pipenv|poetry|pdm|uv)$/.test(
+      program,
+    )
+  )
+    return "python";
+  if (/^(?:node|nodejs|npm|npx|yarn|pnpm)$/.test(program)) return "node";
+  return undefined;
 }

@@ -94,6 +94,8 @@ export interface AppFiles {
   webScript?: AppFile;
   /** The config file gunicorn reads for a web command with no --bind (gunicorn.conf.py) */
   gunicornConf?: AppFile;
+  /** The runtime whose program the web command starts (procfile.ts: commandRuntime), for apphost:app.runtime */
+  webRuntime?: "python" | "node";
 }
 
 /** A file of the app the web command reads: its path relative to the app, its text, and where that command was set. */

@@ -50,7 +50,7 @@ import {
 } from "./python";
 import { alembicConfig, alembicMigration, djangoCommand } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
-import { leadingProgram } from "../render/systemd";
+import { leadingProgram } from "../config/procfile";
 import { assertSafe, SAFE } from "../shell";
 
 /** The deploy phases, in order. */

@@ -30,6 +30,7 @@ import {
   unitName,
   upstreamUnitName,
 } from "../paths";
+import { leadingProgram, splitAssignments } from "../config/procfile";
 import { managedBy } from "./common";
 import { buildTools } from "../release/node";
 import { assertSafe, SAFE, shellQuote as q } from "../shell";
@@ -148,21 +149,6 @@ export function processEnvironment(
 }
 
 /**
- * The program a command starts, and the directory it starts in: `gunicorn` for `WEB_CONCURRENCY=2 gunicorn
- * app:app`, `node` in `api` for `cd api && node server.js`. Undefined when the first word is not a plain name or
- * path (`$HOME/bin/x`, a quoted word): the shell decides what that is.
- */
-export function leadingProgram(command: string): { dir?: string; program: string } | undefined {
-  let rest = splitAssignments(command.trim()).rest;
-  const cd = /^cd\s+([A-Za-z0-9._/-]+)\s*&&\s*/.exec(rest);
-  if (cd) rest = splitAssignments(rest.slice(cd[0].length)).rest;
-  rest = rest.replace(/^exec\s+/, "");
-  const program = /^[A-Za-z0-9._+/-]+(?=\s|$|;)/.exec(rest)?.[0];
-  if (!program) return undefined;
-  return cd ? { dir: cd[1], program } : { program };
-}
-
-/**
  * uWSGI's master hook that makes SIGTERM a graceful shutdown. uWSGI 2.0.31 on the sandbox: with it, gone 1 s after
  * SIGTERM (`graceful shutdown triggered`); without it, `...brutally killing workers...` and running again.
  */
@@ -179,18 +165,6 @@ export function environmentLine(assignment: string): string {
 export function processPath(dir: string, runtime: AppConfig["runtime"]): string {
   const first = runtime === "python" ? `${dir}/${RELEASE_VENV_LINK}/bin` : `${dir}/node_modules/.bin`;
   return `${first}:/usr/local/bin:/usr/bin:/bin`;
-}
-
-/**
- * Leading `NAME=value` words of a command (a Procfile's `REMAP_SIGTERM=SIGQUIT celery …`),
- * each with the blanks after it; a value may hold quoted or escaped text.
- */
-const ASSIGNMENTS = /^(?:[A-Za-z_][A-Za-z0-9_]*=(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*\s+)+/;
-
-/** A command's leading `NAME=value` words (with their blanks) and the command after them. */
-export function splitAssignments(command: string): { assignments: string; rest: string } {
-  const assignments = ASSIGNMENTS.exec(command)?.[0] ?? "";
-  return { assignments, rest: command.slice(assignments.length) };
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import { parseStackConfig, type AppFiles } from "../../components/config/validate";
 import { gunicornBindProblem } from "../../components/config/webport";
 import { detectRuntime, readAppFiles } from "../../components/config/appfiles";
+import { commandRuntime } from "../../components/config/procfile";
 import { buildArtifact, requirementsHash } from "../../components/release/artifact";
 import {
   detectPythonDeps,
@@ -1351,6 +1352,39 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: both }), [
       "apphost:app.python: only used with apphost:app.runtime python; remove it",
     ]);
+    // The web command's program decides, when it says: cookiecutter-flask's Procfile (the nodejs and python
+    // buildpacks, a webpack build beside a gunicorn app), a Node server beside a Python tool's files.
+    assert.deepEqual(detectRuntime({ ...both, webRuntime: "python" }), { runtime: "python" });
+    assert.deepEqual(detectRuntime({ ...both, webRuntime: "node" }), { runtime: "node" });
+    for (const [command, runtime] of [
+      ["gunicorn my_flask_app.app:create_app\\(\\) -b 0.0.0.0:$PORT -w 3", "python"],
+      ["WEB_CONCURRENCY=2 exec .venv/bin/uvicorn app.main:app --port $PORT", "python"],
+      ["cd backend && python3.12 -m gunicorn app:app", "python"],
+      ["poetry run hypercorn app:app", "python"],
+      ["cd api && node server.js", "node"],
+      ["NODE_ENV=production yarn start", "node"],
+      ["bash start.sh", undefined],
+      ["bin/start-web", undefined],
+    ] as const)
+      assert.equal(commandRuntime(command), runtime, command);
+    const dir = mkdtempSync(join(tmpdir(), "apphost-runtime-"));
+    try {
+      writeFileSync(join(dir, "requirements.txt"), "flask\n");
+      writeFileSync(join(dir, "package.json"), '{"dependencies": {"webpack": "^5.101.1"}}');
+      writeFileSync(
+        join(dir, "Procfile"),
+        "release: flask db upgrade\nweb: gunicorn app:app -b 0.0.0.0:$PORT\n",
+      );
+      assert.equal(readAppFiles({ source: dir }, "/")?.webRuntime, "python");
+      // apphost:app.processes, when set, is the web command read.
+      assert.equal(
+        readAppFiles({ source: dir, processes: { web: "node server.js" } }, "/")?.webRuntime,
+        "node",
+      );
+      assert.equal(parse(readAppFiles({ source: dir }, "/")!, withoutRuntime()).app.runtime, "python");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     // A package.json that is only tooling leaves the app to the Python files, as wagtail/bakerydemo's linters do.
     assert.deepEqual(detectRuntime({ ...both, packageJson: "tooling" }), { runtime: "python" });
     assert.deepEqual(detectRuntime({ ...both, python: {}, packageJson: "tooling" }), { runtime: "node" });

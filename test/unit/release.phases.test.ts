@@ -18,7 +18,7 @@ import {
   restoreCommands,
   verifyBackupCommands,
 } from "../../components/release/backup";
-import { leadingProgram } from "../../components/render/systemd";
+import { leadingProgram } from "../../components/config/procfile";
 import {
   ERROR_HINTS,
   EXIT_CODES,
