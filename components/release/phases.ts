@@ -761,6 +761,12 @@ const NO_TABLE_HINT =
   "revision --autogenerate writes the first from the app's models; add it to the app), nor does Django's migrate for " +
   "an app with no migrations (python manage.py makemigrations)";
 
+/** What a variable the app's settings require and its environment lacks means (ERROR_HINTS). */
+const MISSING_VARIABLE =
+  "the app's settings read a variable its environment lacks: set it in apphost:app.env (apphost:secretEnv for a " +
+  "secret), which the stack's env file gives the processes, the build and the migration; the app's own .env is " +
+  "not in the release (apphost:app.excludes), and apphost:app.dotenv points a file the app reads at the env file";
+
 /** What a write into the release directory means, in Python's words or Node's (ERROR_HINTS). */
 const READ_ONLY_RELEASE =
   "the release directory is read-only to the app's processes (each release replaces it): list the directory " +
@@ -860,6 +866,11 @@ export const ERROR_HINTS: readonly {
   },
   // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/; in
   // Node's words, actualbudget/actual-server's migration state (.migrate) where ACTUAL_DATA_DIR is unset.
+  // A setting the app reads from its environment, missing there: environs' (cookiecutter-flask's
+  // SEND_FILE_MAX_AGE_DEFAULT), django-environ's and python-decouple's words.
+  { says: 'Environment variable "', then: '" not set', hint: MISSING_VARIABLE },
+  { says: "ImproperlyConfigured: Set the ", then: " environment variable", hint: MISSING_VARIABLE },
+  { says: " not found. Declare it as envvar or define a default value.", hint: MISSING_VARIABLE },
   { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
   { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
 ];

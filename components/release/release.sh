@@ -149,19 +149,34 @@ git_hint() {
   printf '%s' "; a dependency comes from a git repository$repo and the host has no git: add git to apphost:host.packages (the host then needs to reach that repository's server), or lock that dependency from the package registry"
 }
 
+# output_traceback: "; it ended on: <exception line> (<what it usually means: error_hint>)" for the last whole Python
+# traceback the failing step printed (the job's output, APPHOST_OUTPUT, after the script's last `apphost:` line), or
+# nothing: a build whose Python code failed (cookiecutter-flask's `flask digest compile` in `npm run build`, its
+# settings reading a variable the env file lacks), where the C compiler's hint would mislead.
+output_traceback() {
+  local line hint
+  if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
+  line=$(tail -n 400 "$APPHOST_OUTPUT" | awk '/^apphost: / { out = ""; next } { out = out $0 "\n" } END { printf "%s", out }' | exception_line)
+  if [ -z "$line" ]; then return 0; fi
+  hint=$(error_hint "$line")
+  printf '; it ended on: %s%s' "$line" "${hint:+ ($hint)}"
+}
+
 # A failing command outside a condition: name it in the phase's error. In a subshell, let the parent report.
 # An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
 # installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run) says it could not
 # run git for a dependency from a git repository (git_hint) or reach a package index (network_hint) when its output
-# says so, or else, on a host without a C compiler, what a dependency built from source needs.
+# says so; a build or install whose Python code failed says the error it ended on (output_traceback); else, on a host
+# without a C compiler, what a dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
   if [ "${FUNCNAME[1]:-}" = as_app ]; then
     local hint=""
-    if [ "$PHASE" = install ] && [ "$INSTALLING" = dependencies ] && [ "$1" -lt 126 ]; then
-      hint=$(git_hint)
-      if [ -z "$hint" ]; then hint=$(network_hint); fi
-      if [ -z "$hint" ] && ! command -v "$CC" >/dev/null 2>&1; then
+    if [ "$PHASE" = install ] && [ "$1" -lt 126 ]; then
+      if [ "$INSTALLING" = dependencies ]; then hint=$(git_hint); fi
+      if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ]; then hint=$(network_hint); fi
+      if [ -z "$hint" ]; then hint=$(output_traceback); fi
+      if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ] && ! command -v "$CC" >/dev/null 2>&1; then
         hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"
       fi
     fi

@@ -962,6 +962,62 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
   });
 });
 
+describe("release script: output_traceback, the Python error a failed build or install step ended on", () => {
+  const fns = ["exception_line", "output_traceback"].map(releaseFunction);
+
+  function run(output: string): string {
+    assert.ok(fns.every(Boolean), "release.sh has no exception_line or output_traceback");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-output-tb-"));
+    try {
+      fs.writeFileSync(path.join(tmp, "err"), output);
+      const script = ["set -euo pipefail", errorHintFunction(), ...fns, "output_traceback"].join("\n");
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        env: { ...process.env, APPHOST_OUTPUT: path.join(tmp, "err") },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it("names the step's last traceback with its hint; nothing for an earlier step's, or none", () => {
+    const hint = (says: string) => ERROR_HINTS.find((h) => h.says === says)!.hint;
+    // cookiecutter-flask's `npm install && npm run build`: webpack, then `flask digest compile` without the variable.
+    const build = [
+      "apphost: phase install: start",
+      "added 411 packages, and audited 412 packages in 21s",
+      "webpack 5.101.1 compiled successfully in 10553 ms",
+      "> my_flask_app@1.0.0 flask-static-digest",
+      "> flask digest compile",
+      "Traceback (most recent call last):",
+      '  File "/srv/ccf-ccf/releases/20261207081741-3e5bc133/my_flask_app/settings.py", line 18, in <module>',
+      '    SEND_FILE_MAX_AGE_DEFAULT = env.int("SEND_FILE_MAX_AGE_DEFAULT")',
+      "    raise EnvError(",
+      'environs.exceptions.EnvError: Environment variable "SEND_FILE_MAX_AGE_DEFAULT" not set',
+      "",
+    ].join("\n");
+    assert.equal(
+      run(build),
+      '; it ended on: environs.exceptions.EnvError: Environment variable "SEND_FILE_MAX_AGE_DEFAULT" not set ' +
+        `(${hint('Environment variable "')})`,
+    );
+    // django-environ's and python-decouple's words get the same hint.
+    for (const error of [
+      "django.core.exceptions.ImproperlyConfigured: Set the DJANGO_SECRET_KEY environment variable",
+      "decouple.UndefinedValueError: SECRET_KEY not found. Declare it as envvar or define a default value.",
+    ])
+      assert.equal(
+        run(`Traceback (most recent call last):\n  File "x.py", line 1\n${error}\n`),
+        `; it ended on: ${error} (${hint('Environment variable "')})`,
+      );
+    // A traceback of an earlier step (before the script's last note), or none at all: nothing.
+    assert.equal(run(`${build}apphost: install: npm ci into /srv/x\nnpm error code ETARGET\n`), "");
+    assert.equal(run("npm error code ETARGET\n"), "");
+  });
+});
+
 describe("release script: journal_error, the error a web process that fails the gate died of, and its hint", () => {
   const fns = [
     "exception_line",
