@@ -122,7 +122,10 @@ export function processEnvironment(
   command = "",
   yarnBerry = false,
 ): string[] {
-  const env = [`PATH=${processPath(dir, runtime)}`];
+  // HOME is the unit's private /tmp: the app user's home, the stack's root, is root's and read-only to the unit, and a
+  // tool that writes there fails (gunicorn 27's control socket, ~/.gunicorn/gunicorn.ctl: `[ERROR] Control server
+  // error: [Errno 30] Read-only file system`); each instance has its own, so two releases side by side never share it.
+  const env = [`PATH=${processPath(dir, runtime)}`, "HOME=/tmp"];
   if (runtime === "python") {
     // PYTHONPATH in the env file replaces this one (systemd lets EnvironmentFile= override Environment=).
     env.push(

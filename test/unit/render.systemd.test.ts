@@ -5,6 +5,7 @@ import {
   environmentLine,
   execStart,
   processDir,
+  processEnvironment,
   processRuntime,
   renderBackupService,
   renderBackupTimer,
@@ -56,6 +57,7 @@ WorkingDirectory=/srv/shop-prod/instances/%i
 # Values in the env file override Environment= below; it never sets PORT or PATH.
 EnvironmentFile=/srv/shop-prod/instances/%i.env
 Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin
+Environment=HOME=/tmp
 Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv
 Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src
 Environment=PYTHONUNBUFFERED=1
@@ -194,6 +196,7 @@ WantedBy=multi-user.target
       "ExecStart=",
       'ExecStart=/bin/sh -c "exec gunicorn app.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$$PORT"',
       "Environment=PATH=/srv/shop-prod/instances/%i/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+      "Environment=HOME=/tmp",
       "Environment=VIRTUAL_ENV=/srv/shop-prod/instances/%i/.venv",
       "Environment=PYTHONPATH=/srv/shop-prod/instances/%i:/srv/shop-prod/instances/%i/src",
       "Environment=PYTHONUNBUFFERED=1",
@@ -212,6 +215,7 @@ WantedBy=multi-user.target
         "ExecStart=",
         'ExecStart=/bin/sh -c "exec node worker.js"',
         "Environment=PATH=/srv/shop-prod/current/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+        "Environment=HOME=/tmp",
         "Environment=NODE_ENV=production",
         "ProcSubset=all",
         "MemoryDenyWriteExecute=false",
@@ -254,6 +258,22 @@ WantedBy=multi-user.target
     assert.equal(unit.content, renderProcessUnit(layout, { process: heartbeat, runtime: "node" }));
     assert.match(unit.content, /^Environment=NODE_ENV=production$/m);
     assert.doesNotMatch(unit.content, /MemoryDenyWriteExecute|VIRTUAL_ENV|PYTHONPATH/);
+  });
+
+  it("HOME is each process's private /tmp, for the web instances, workers, scheduled jobs and exec alike", () => {
+    // gunicorn 27 writes its control socket to ~/.gunicorn; the app user's home, the stack's root, is read-only.
+    for (const [process, runtime] of [
+      [web, "python"],
+      [{ name: "jobs", kind: "worker", command: "celery -A app worker" }, "python"],
+      [{ ...web, command: "node server.js" }, "node"],
+    ] as const) {
+      const unit = renderProcessUnit(layout, { process, runtime });
+      assert.match(unit, /^Environment=HOME=\/tmp$/m, process.command);
+      assert.match(unit, /^PrivateTmp=true$/m, process.command);
+    }
+    assert.ok(
+      processEnvironment("/srv/shop-prod/current", "python", false, "flask shell").includes("HOME=/tmp"),
+    );
   });
 
   it("a process that runs Yarn gets a cache and global folder in its private /tmp; others do not", () => {
