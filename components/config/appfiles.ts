@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts } from "../release/python";
-import { commandRuntime, gunicornConfigPath, parseProcfile, webScriptPath } from "./procfile";
+import { commandRuntime, gunicornConfigPath, leadingProgram, parseProcfile, webScriptPath } from "./procfile";
 import type { AppFile, AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -30,16 +30,35 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
+  const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
     ...(webScript ? { webScript } : {}),
     ...(gunicornConf ? { gunicornConf } : {}),
     ...(webRuntime ? { webRuntime } : {}),
+    ...(buildPackageManager !== undefined ? { buildPackageManager } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
   };
+}
+
+/**
+ * package.json's `packageManager` in the directory apphost:app.build starts in (`cd frontend && yarn build`), when it
+ * is not the app's root and says one: the Yarn or pnpm that build runs.
+ */
+function buildDirPackageManager(dir: string, build: unknown): unknown {
+  const sub = typeof build === "string" ? leadingProgram(build)?.dir : undefined;
+  if (!sub || sub.split("/").includes("..")) return undefined;
+  try {
+    const pkg: unknown = JSON.parse(fs.readFileSync(path.join(dir, sub, "package.json"), "utf8"));
+    return typeof pkg === "object" && pkg !== null
+      ? (pkg as { packageManager?: unknown }).packageManager
+      : undefined;
+  } catch {
+    return undefined; // none there, or unreadable: the build says so itself
+  }
 }
 
 /** The web process's command, from apphost:app.processes when the stack sets it, else the Procfile's web: line. */

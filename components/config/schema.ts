@@ -1505,8 +1505,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
     };
     if (a.runtime === "node") out.requirements ??= nodeDeps?.lock ?? D.defaultRequirements("node");
     if (a.runtime === "node" && nodeDeps) out.nodeDeps = nodeDeps;
-    // A Python app's build (a frontend at its root) runs the Yarn or pnpm its package.json pins.
-    const pinned = a.runtime === "python" && a.build ? pinnedBuildTool(files?.node?.packageManager) : {};
+    // A Python app's build (a frontend at its root, or where the build starts) runs the Yarn or pnpm its package.json pins.
+    const pinned =
+      a.runtime === "python" && a.build
+        ? pinnedBuildTool(files?.buildPackageManager ?? files?.node?.packageManager)
+        : {};
     if (Object.keys(pinned).length > 0) out.buildToolVersions = pinned;
     if (a.runtime === "python" && files)
       out.pythonDeps = withGroups(pythonDeps(a.requirements), files, a.dependencyGroups);

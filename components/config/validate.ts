@@ -96,6 +96,8 @@ export interface AppFiles {
   gunicornConf?: AppFile;
   /** The runtime whose program the web command starts (procfile.ts: commandRuntime), for apphost:app.runtime */
   webRuntime?: "python" | "node";
+  /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
+  buildPackageManager?: unknown;
 }
 
 /** A file of the app the web command reads: its path relative to the app, its text, and where that command was set. */

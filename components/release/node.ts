@@ -177,9 +177,19 @@ export function isYarnBerry(deps: Pick<NodeDeps, "manager" | "version">): boolea
   return deps.manager === "yarn" && !deps.version.startsWith("1.");
 }
 
-/** Whether an app's dependencies install with Yarn 2 or later: a Node app whose lock is Berry's. */
-export function appYarnBerry(app: { runtime: string; requirements?: string; nodeDeps?: NodeDeps }): boolean {
-  return app.runtime === "node" && isYarnBerry(nodeDepsOf(app));
+/**
+ * Whether the stack's Yarn is 2 or later (which refuses Yarn 1's settings): a Node app whose lock is Berry's, or a
+ * Python app whose build runs the Yarn its frontend's package.json pins.
+ */
+export function appYarnBerry(app: {
+  runtime: string;
+  requirements?: string;
+  nodeDeps?: NodeDeps;
+  buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
+}): boolean {
+  return app.runtime === "node"
+    ? isYarnBerry(nodeDepsOf(app))
+    : isYarnBerry({ manager: "yarn", version: app.buildToolVersions?.yarn ?? YARN_VERSION });
 }
 
 /** Yarn 2 and later by yarn.lock's `__metadata` version: the last release of the line that writes each. */
@@ -386,13 +396,12 @@ export const DEFAULT_TOOL_VERSION: Readonly<Record<"yarn" | "pnpm", string>> = {
 };
 
 /**
- * The tool a top-level package.json's `packageManager` pins for a build (a Python app's frontend at its root):
- * pnpm at any release, Yarn 1 only (npm's `yarn` package is Yarn 1; Berry is not installed).
+ * The tool a package.json's `packageManager` pins for a Python app's build (its frontend's, at the app's root or in
+ * the directory the build starts in): pnpm or Yarn at any release (Yarn 2 and later: npm's @yarnpkg/cli-dist).
  */
 export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" | "pnpm", string>> {
   const pinned = parsePackageManager(packageManager);
-  if (!pinned || pinned.manager === "npm" || (pinned.manager === "yarn" && !pinned.version.startsWith("1.")))
-    return {};
+  if (!pinned || pinned.manager === "npm") return {};
   return { [pinned.manager]: pinned.version };
 }
 

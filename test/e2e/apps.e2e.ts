@@ -283,6 +283,22 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("a Python app whose frontend is locked by Yarn 4: the build runs the Yarn the frontend's package.json pins (@yarnpkg/cli-dist), without Yarn 1's settings", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-berry-frontend-"));
+    fs.cpSync(SOURCE, dir, { recursive: true });
+    fs.cpSync(NODE_BERRY, path.join(dir, "frontend"), { recursive: true });
+    const stack = await stackFor(dir, { build: "cd frontend && yarn install --immutable && yarn build" });
+    const res = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    assert.equal(onHost(`cat /srv/${ID}/current/frontend/built.txt`).stdout.trim(), "yarn/4.13.0");
+    assert.equal(
+      onHost(`readlink -f /srv/${ID}/cache/tools/yarn-4.13.0/bin/yarn`).stdout.trim(),
+      `/srv/${ID}/cache/tools/yarn-4.13.0/lib/node_modules/@yarnpkg/cli-dist/bin/yarn.js`,
+    );
+    assert.equal(health().status, 200);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it("an app needing a newer Python is refused at check, naming the host's version; the previous release keeps serving", async function () {
     // The same app with requires-python >=3.14 (the sandbox's Debian 12 has 3.11), in a directory of its own.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-py314-"));

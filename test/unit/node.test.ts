@@ -13,6 +13,7 @@ import { readAppFiles } from "../../components/config/appfiles";
 import { ConfigError, parseStackConfig } from "../../components/config/validate";
 import { requirementsHash } from "../../components/release/artifact";
 import {
+  appYarnBerry,
   DEBIAN_SEMVER,
   isYarnBerry,
   nodeSettings,
@@ -448,11 +449,11 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
     });
 
-    it("pinnedBuildTool: pnpm at any release and Yarn 1 from packageManager; anything else pins nothing", () => {
+    it("pinnedBuildTool: pnpm and Yarn at any release from packageManager; anything else pins nothing", () => {
       const table: Array<[unknown, Record<string, string>]> = [
         ["pnpm@10.18.0+sha512.e804f889", { pnpm: "10.18.0" }],
         ["yarn@1.22.19", { yarn: "1.22.19" }],
-        ["yarn@4.5.0", {}],
+        ["yarn@4.5.0", { yarn: "4.5.0" }],
         ["npm@10.9.0", {}],
         ["pnpm@latest", {}],
         [undefined, {}],
@@ -610,6 +611,33 @@ describe("npm workspaces (components/release/node.ts)", () => {
         const app = parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }).app;
         assert.deepEqual(app.buildToolVersions, { pnpm: "10.15.1" });
         assert.equal(app.nodeDeps, undefined);
+        assert.equal(appYarnBerry(app), false);
+      });
+
+      it("a Python app's build in its frontend's directory runs the Yarn 2+ that package.json pins, without Yarn 1's settings", () => {
+        fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
+        fs.mkdirSync(path.join(dir, "frontend"));
+        fs.writeFileSync(
+          path.join(dir, "frontend", "package.json"),
+          '{"devDependencies": {"vite": "5"}, "packageManager": "yarn@4.13.0"}',
+        );
+        const parse = (build: string) =>
+          parseStackConfig(
+            withKeys(baseRaw(), {
+              "app.runtime": "python",
+              "app.requirements": undefined,
+              "app.source": dir,
+              "app.build": build,
+            }),
+            { ...baseCtx(), appFiles: readAppFiles({ source: dir, build }, "/") },
+          ).app;
+        const app = parse("cd frontend && yarn install --immutable && yarn build");
+        assert.deepEqual(app.buildToolVersions, { yarn: "4.13.0" });
+        assert.equal(appYarnBerry(app), true);
+        // A build that starts at the root reads the root's package.json (this one pins Yarn 1.22.19).
+        const root = parse("yarn --cwd frontend build");
+        assert.deepEqual(root.buildToolVersions, { yarn: "1.22.19" });
+        assert.equal(appYarnBerry(root), false);
       });
 
       it("a Yarn 1 workspace: package.json's workspaces expanded (* within a name) into members, links outside refused", () => {

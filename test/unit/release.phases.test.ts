@@ -690,6 +690,14 @@ describe("release phases: one key changed", () => {
       }) ?? "",
       /npm install --global --prefix \/srv\/shop-prod\/cache\/tools\/pnpm-10\.15\.1 --no-audit --no-fund pnpm@10\.15\.1"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/pnpm-10\.15\.1\/bin:\$PATH"/,
     );
+    // Yarn 2 and later, as a frontend's package.json pins it: npm's @yarnpkg/cli-dist at that release.
+    assert.match(
+      build({
+        build: "cd frontend && yarn install --immutable && yarn build",
+        buildToolVersions: { yarn: "4.13.0" },
+      }) ?? "",
+      /npm install --global --prefix \/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0 --no-audit --no-fund @yarnpkg\/cli-dist@4\.13\.0"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0\/bin:\$PATH"/,
+    );
     assert.throws(
       () => build({ build: "pnpm build", buildToolVersions: { pnpm: "10; rm -rf /" } }),
       /pnpm's version/,
