@@ -677,25 +677,33 @@ describe("release script: local_server_hint, a server of this host a worker's jo
   });
 });
 
+/**
+ * `call` under bash -euo pipefail after `definitions`, with APPHOST_OUTPUT a file that holds `output` (the job's err
+ * file, which the install's hints read); its standard output.
+ */
+function withJobOutput(definitions: (string | undefined)[], call: string, output: string): string {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-job-output-"));
+  try {
+    fs.writeFileSync(path.join(tmp, "err"), output);
+    const script = ["set -euo pipefail", ...definitions, call].join("\n");
+    const r = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: { ...process.env, APPHOST_OUTPUT: path.join(tmp, "err") },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 describe("release script: git_hint, an install that could not run git for a dependency from a git repository", () => {
   const fn = releaseFunction("git_hint");
   const defs = [releaseDefinition(/^GIT_MISSING=.*$/m), releaseDefinition(/^GIT_URL=.*$/m)];
 
   function hintOf(lines: string[]): string {
     assert.ok(fn && defs.every(Boolean), "release.sh has no git_hint, GIT_MISSING or GIT_URL");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-git-hint-"));
-    try {
-      fs.writeFileSync(path.join(tmp, "err"), `${lines.join("\n")}\n`);
-      const script = ["set -euo pipefail", ...defs, fn, "git_hint"].join("\n");
-      const r = spawnSync("bash", ["-c", script], {
-        encoding: "utf8",
-        env: { ...process.env, APPHOST_OUTPUT: path.join(tmp, "err") },
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout;
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    return withJobOutput([...defs, fn], "git_hint", `${lines.join("\n")}\n`);
   }
 
   it("names the first repository as Yarn 4, Yarn 1, npm, pip and uv say it; nothing for other failures", () => {
@@ -967,19 +975,7 @@ describe("release script: output_traceback, the Python error a failed build or i
 
   function run(output: string): string {
     assert.ok(fns.every(Boolean), "release.sh has no exception_line or output_traceback");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-output-tb-"));
-    try {
-      fs.writeFileSync(path.join(tmp, "err"), output);
-      const script = ["set -euo pipefail", errorHintFunction(), ...fns, "output_traceback"].join("\n");
-      const r = spawnSync("bash", ["-c", script], {
-        encoding: "utf8",
-        env: { ...process.env, APPHOST_OUTPUT: path.join(tmp, "err") },
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout;
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    return withJobOutput([errorHintFunction(), ...fns], "output_traceback", output);
   }
 
   it("names the step's last traceback with its hint; nothing for an earlier step's, or none", () => {
