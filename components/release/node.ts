@@ -238,7 +238,7 @@ export function nodeDepsOf(app: { requirements?: string; nodeDeps?: NodeDeps }):
  * `packageManager`, else the one that writes that lock. A problem, for
  * apphost:app.requirements, when none can install the app as its lock says:
  * no lock, Yarn 2 or later without a node_modules (berryVersion), a pnpm
- * workspace, or a lock of a pnpm apphost does not know. A Yarn 1 workspace
+ * workspace, or a lock of a pnpm apphost does not know. A Yarn workspace
  * installs as an npm one (its members: package.json's workspaces, expanded).
  */
 export function detectNodeDeps(
@@ -281,12 +281,12 @@ export function detectNodeDeps(
     if ("problem" in berry) return berry;
     version = berry.version;
   }
-  // Yarn 1 links package.json's workspaces as npm does; pnpm links each member's own node_modules to the others.
+  // Yarn links package.json's workspaces as npm does; pnpm links each member's own node_modules to the others.
   if (manager === "pnpm" && facts.workspaces !== undefined)
     return {
       problem:
         `${dir} is a ${manager} workspace (${facts.workspaces}): apphost installs a workspace of several packages ` +
-        `with npm or Yarn 1, from the "workspaces" of package.json; ` +
+        `with npm or Yarn, from the "workspaces" of package.json; ` +
         (facts.workspaces === "package.json" ? NPM_LOCK : `list the packages there, then ${NPM_LOCK}`),
     };
   if (manager === "yarn" && version === "")
@@ -364,7 +364,7 @@ function berryVersion(
   return { version };
 }
 
-/** A Yarn 1 workspace's members: package.json's workspaces as appfiles expanded them, checked as npm's links are. */
+/** A Yarn workspace's members (Yarn 1, or 2+ with nodeLinker: node-modules): package.json's workspaces as appfiles expanded them, checked as npm's links are. */
 export function yarnWorkspaces(facts: NodeFacts): { members: NpmWorkspace[]; problems: string[] } {
   const { members, problems } = checkMembers(facts.members ?? [], "package.json's workspaces link");
   return { members, problems: [...(facts.memberProblems ?? []), ...problems] };

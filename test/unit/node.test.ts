@@ -429,7 +429,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
       );
       assert.match(
         problem({ locks: { "pnpm-lock.yaml": PNPM("9.0") }, workspaces: "pnpm-workspace.yaml" }),
-        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm or Yarn 1, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
+        /^shop is a pnpm workspace \(pnpm-workspace\.yaml\): apphost installs a workspace of several packages with npm or Yarn, from the "workspaces" of package\.json; list the packages there, then commit a package-lock\.json \(npm install --package-lock-only\)/,
       );
       // Yarn 1 links package.json's workspaces as npm does.
       assert.deepEqual(detect({ locks: { "yarn.lock": YARN_V1 }, workspaces: "package.json" }), {
