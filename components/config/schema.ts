@@ -1216,7 +1216,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
     ? detectNodeDeps(files.node, typeof rawRequirements === "string" ? rawRequirements : undefined, files.dir)
     : undefined;
   const nodeDeps = node && "deps" in node ? node.deps : undefined;
-  // npm's members come from its lock's links; Yarn's (1 and 2+) from package.json's workspaces, which it links the same way.
+  // npm's members come from its lock's links; Yarn's (1 and 2+) from package.json's workspaces, which it links the
+  // same way.
   const npm =
     nodeDeps?.manager === "npm"
       ? npmWorkspaces(files?.node?.locks[nodeDeps.lock])

@@ -364,7 +364,10 @@ function berryVersion(
   return { version };
 }
 
-/** A Yarn workspace's members (Yarn 1, or 2+ with nodeLinker: node-modules): package.json's workspaces as appfiles expanded them, checked as npm's links are. */
+/**
+ * A Yarn workspace's members (Yarn 1, or 2+ with nodeLinker: node-modules): package.json's workspaces as appfiles
+ * expanded them, checked as npm's links are.
+ */
 export function yarnWorkspaces(facts: NodeFacts): { members: NpmWorkspace[]; problems: string[] } {
   const { members, problems } = checkMembers(facts.members ?? [], "package.json's workspaces link");
   return { members, problems: [...(facts.memberProblems ?? []), ...problems] };
