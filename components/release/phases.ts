@@ -319,6 +319,25 @@ export const NPM_ENV = (root: string): string =>
   `npm_config_cache=${root}/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt`;
 
 /**
+ * install phase, before a build that runs `npm install` (or `npm i`) with no package named: a warning when the
+ * directory it starts in (`cd frontend && ...`, else the release) has no package-lock.json or npm-shrinkwrap.json,
+ * since npm then resolves the frontend's dependencies anew for each release (cookiecutter-flask's Heroku build).
+ */
+export function npmWithoutLockWarning(build: string): string[] {
+  if (!/(?:^|[\s;&|(])npm (?:install|i)(?:\s+-[-\w=]+)*(?=\s*(?:$|[;&|)]))/.test(build)) return [];
+  const dir = leadingProgram(build)?.dir;
+  if (dir !== undefined && !SAFE.relativeDir.test(dir)) return [];
+  const at = dir ? `"$NEW_DIR/${dir}"` : '"$NEW_DIR"';
+  return [
+    `if [ ! -f ${at}/package-lock.json ] && [ ! -f ${at}/npm-shrinkwrap.json ]; then note ${q(
+      `warning: apphost:app.build runs npm install in ${dir ? `${dir}/` : "the release"} with no package-lock.json there: ` +
+        "npm resolves its dependencies anew for each release, which may build with versions no one tried; commit " +
+        "the lock (npm install --package-lock-only) and run npm ci instead",
+    )}; fi`,
+  ];
+}
+
+/**
  * Whether a build command installs packages (`npm ci && npm run build`, `pip install -e .`): its failure on a host
  * without a C compiler may be a dependency built from source, as the dependencies' own install's may; a build
  * that only runs the app's tools (`vite build`, `collectstatic`) gets no such hint.
@@ -399,6 +418,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     const dirs = tools.map((m) => `${l.root}/cache/tools/${m}-${version(m)}`);
     steps.push(
       `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
+      ...npmWithoutLockWarning(app.build),
       ...tools.map(
         (m, i) =>
           `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], m, version(m))}"; fi`,

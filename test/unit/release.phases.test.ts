@@ -28,6 +28,7 @@ import {
   healthGatePhase,
   installPhase,
   installsPackages,
+  npmWithoutLockWarning,
   MIGRATE_NOT_FOUND_HINT,
   migratePhase,
   mirrorPhases,
@@ -714,6 +715,45 @@ describe("release phases: one key changed", () => {
       ].map(buildTools),
       [["yarn"], ["yarn"], ["yarn"], ["pnpm"], [], [], []],
     );
+  });
+
+  it("npmWithoutLockWarning: a build's npm install where no lock is, named with its directory; run under bash", () => {
+    assert.deepEqual(
+      [
+        "npm ci && npm run build",
+        "npm install left-pad && npm run build",
+        "yarn install && yarn build",
+        "npm run build",
+      ].map(npmWithoutLockWarning),
+      [[], [], [], []],
+    );
+    const [root] = npmWithoutLockWarning("npm install && npm run build");
+    assert.equal(
+      root,
+      'if [ ! -f "$NEW_DIR"/package-lock.json ] && [ ! -f "$NEW_DIR"/npm-shrinkwrap.json ]; then note ' +
+        "'warning: apphost:app.build runs npm install in the release with no package-lock.json there: npm resolves " +
+        "its dependencies anew for each release, which may build with versions no one tried; commit the lock (npm " +
+        "install --package-lock-only) and run npm ci instead'; fi",
+    );
+    const [frontend] = npmWithoutLockWarning("cd frontend && npm i --no-audit && npm run build");
+    assert.match(
+      frontend,
+      /^if \[ ! -f "\$NEW_DIR\/frontend"\/package-lock\.json \] .* runs npm install in frontend\/ with/,
+    );
+    // Under bash: said without a lock, silent with one.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-lock-"));
+    try {
+      fs.mkdirSync(path.join(tmp, "frontend"));
+      const run = () =>
+        spawnSync("bash", ["-c", `set -eu; note() { printf '%s\\n' "$*"; }; NEW_DIR=${tmp}; ${frontend}`], {
+          encoding: "utf8",
+        }).stdout;
+      assert.match(run(), /^warning: apphost:app\.build runs npm install in frontend\//);
+      fs.writeFileSync(path.join(tmp, "frontend", "package-lock.json"), "{}");
+      assert.equal(run(), "");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it("installsPackages: a build that installs packages keeps the missing-compiler hint; one that runs the app's tools does not", () => {
