@@ -891,6 +891,14 @@ export const ERROR_HINTS: readonly {
   { says: 'Environment variable "', then: '" not set', hint: MISSING_VARIABLE },
   { says: "ImproperlyConfigured: Set the ", then: " environment variable", hint: MISSING_VARIABLE },
   { says: " not found. Declare it as envvar or define a default value.", hint: MISSING_VARIABLE },
+  {
+    // Flask's CLI (`flask db upgrade`) with no FLASK_APP: cookiecutter-flask sets it in its .env alone.
+    says: "Could not locate a Flask application",
+    hint:
+      "the flask command finds the app by FLASK_APP, --app, or a wsgi.py or app.py where it runs: set " +
+      "apphost:app.env.FLASK_APP (the app's .env, where it often is, is not in the release), or name the app in " +
+      "the command (flask --app autoapp db upgrade)",
+  },
   { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
   { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
 ];

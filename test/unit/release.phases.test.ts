@@ -1386,5 +1386,20 @@ describe("errorHintOf: what a failed npm run exec ended on, as the release scrip
       hint: hint('relation "'),
     });
     assert.equal(errorHintOf("bash: line 1: nosuchcommand: command not found\n"), undefined);
+    // cookiecutter-flask's `flask db upgrade` with FLASK_APP in its .env alone, as the migration's log had it: the
+    // known line, though Flask's own last line (no such command) comes after it.
+    const flask = [
+      "Error: Could not locate a Flask application. Use the 'flask --app' option, 'FLASK_APP' environment variable, or a 'wsgi.py' or 'app.py' file in the current directory.",
+      "",
+      "Usage: flask [OPTIONS] COMMAND [ARGS]...",
+      "Try 'flask --help' for help.",
+      "",
+      "Error: No such command 'db'.",
+      "",
+    ].join("\n");
+    assert.deepEqual(errorHintOf(flask), {
+      line: flask.split("\n")[0],
+      hint: hint("Could not locate a Flask application"),
+    });
   });
 });
