@@ -934,11 +934,21 @@ journal_tail() {
 # unit_restart <unit>: restart it, first clearing a "failed" state: a process that crash-looped until systemd gave up
 # (StartLimitBurst, components/render/systemd.ts) refuses every start, the release's included, until its failure is
 # reset. A start systemd refuses (a missing program, environment file or directory of the unit's sandbox) fails the
-# phase with the unit's state and the last lines of its journal, which systemctl's exit status alone does not say.
+# phase with the unit's state and the last lines of its journal, which systemctl's exit status alone does not say; a
+# start that failed for the unit's cgroup (219/CGROUP) is tried once more first.
 unit_restart() {
   local status=0 started=$EPOCHSECONDS state
   "$SYSTEMCTL" reset-failed "$1" 2>/dev/null || true
   "$SYSTEMCTL" restart "$1" || status=$?
+  # 219/CGROUP: systemd could not place the new process in the unit's cgroup, which the stopped process's may still
+  # hold for an instant (a worker restarted by a rollback, twice in the CI runs' nspawn sandboxes): once more.
+  if [ "$status" -ne 0 ] && [ "$("$SYSTEMCTL" show -p ExecMainStatus --value "$1" 2>/dev/null)" = 219 ]; then
+    note "warning: $1 could not start in its cgroup (status 219/CGROUP); starting it once more"
+    sleep 1
+    status=0
+    "$SYSTEMCTL" reset-failed "$1" 2>/dev/null || true
+    "$SYSTEMCTL" restart "$1" || status=$?
+  fi
   if [ "$status" -ne 0 ]; then
     state=$("$SYSTEMCTL" show -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' ') || true
     die "\`systemctl restart $1\` exited with status $status (${state% }). Last lines of its journal:"$'\n'"$(journal_tail "$1" "$((started - 5))")"

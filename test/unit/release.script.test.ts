@@ -697,6 +697,48 @@ function withJobOutput(definitions: (string | undefined)[], call: string, output
   }
 }
 
+describe("release script: unit_restart, a unit's restart", () => {
+  const fn = releaseFunction("unit_restart");
+
+  /** unit_restart under bash with a systemctl whose restarts fail with these ExecMainStatus values, then succeed. */
+  function restart(failures: string[]): { status: number | null; out: string } {
+    assert.ok(fn, "release.sh has no unit_restart");
+    const script = [
+      "set -euo pipefail",
+      "SYSTEMCTL=fake_systemctl; FAILS=(" + failures.join(" ") + "); LAST=0",
+      'fake_systemctl() { case "$1" in',
+      '  restart) echo "restart $2"; if [ "${#FAILS[@]}" -gt 0 ]; then LAST=${FAILS[0]}; FAILS=("${FAILS[@]:1}"); return 1; fi; LAST=0 ;;',
+      '  show) if [ "$3" = ExecMainStatus ]; then echo "$LAST"; else echo "ActiveState=failed"; fi ;;',
+      "esac; }",
+      'note() { echo "note: $*"; }; die() { echo "die: $*"; exit 1; }; journal_tail() { echo "(journal)"; }; sleep() { :; }',
+      fn!,
+      "unit_restart apphost-shop-prod-worker.service",
+    ].join("\n");
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    return { status: r.status, out: r.stdout };
+  }
+
+  it("a start that failed for its cgroup (219/CGROUP) is tried once more; any other failure, or a second one, fails", () => {
+    assert.deepEqual(restart([]), { status: 0, out: "restart apphost-shop-prod-worker.service\n" });
+    assert.deepEqual(restart(["219"]), {
+      status: 0,
+      out:
+        "restart apphost-shop-prod-worker.service\n" +
+        "note: warning: apphost-shop-prod-worker.service could not start in its cgroup (status 219/CGROUP); starting it once more\n" +
+        "restart apphost-shop-prod-worker.service\n",
+    });
+    const twice = restart(["219", "219"]);
+    assert.equal(twice.status, 1);
+    assert.match(
+      twice.out,
+      /restart apphost-shop-prod-worker\.service\n.*\nrestart .*\ndie: `systemctl restart apphost-shop-prod-worker\.service` exited with status 1/s,
+    );
+    const other = restart(["1"]);
+    assert.equal(other.status, 1);
+    assert.equal(other.out.split("\n").filter((l) => l.startsWith("restart")).length, 1);
+  });
+});
+
 describe("release script: git_hint, an install that could not run git for a dependency from a git repository", () => {
   const fn = releaseFunction("git_hint");
   const defs = [releaseDefinition(/^GIT_MISSING=.*$/m), releaseDefinition(/^GIT_URL=.*$/m)];
