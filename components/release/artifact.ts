@@ -320,20 +320,11 @@ export function requirementsHash(
     for (const e of workspaceEntries) h.update(`${e.type}\0${e.path}\0${e.sha256}\0`);
     return h.digest("hex").slice(0, 16);
   }
-  const abs = path.join(appDir, file);
-  const content =
-    file !== "" && fs.existsSync(abs) && fs.statSync(abs).isFile()
-      ? fs.readFileSync(abs)
-      : Buffer.from("\0missing\0");
-  h.update(content);
+  h.update(file !== "" ? fileOrMissing(path.join(appDir, file)) : MISSING);
   // An npm workspace: npm ci reads each member's package.json too. An app without members hashes as before.
   for (const { member } of app.runtime === "node" ? (app.npmWorkspaces ?? []) : []) {
-    const manifest = path.join(appDir, member, "package.json");
-    const body = fs.statSync(manifest, { throwIfNoEntry: false })?.isFile()
-      ? fs.readFileSync(manifest)
-      : Buffer.from("\0missing\0");
     h.update(`\0member\0${member}\0`);
-    h.update(body);
+    h.update(fileOrMissing(path.join(appDir, member, "package.json")));
   }
   // The files each manager reads beside the lock: a Node manager's settings (node.ts: nodeSettings), and the manifest
   // Poetry, PDM and Pipenv check the lock against (pyproject.toml, the Pipfile), so that one changed without a new lock
@@ -348,12 +339,8 @@ export function requirementsHash(
   }
   // Yarn 2 and later: the files .yarnrc.yml and the lock name (its Yarn, plugins, patches), which the install reads.
   for (const name of node?.yarnFiles ?? []) {
-    const abs = path.join(appDir, name);
-    const body = fs.statSync(abs, { throwIfNoEntry: false })?.isFile()
-      ? fs.readFileSync(abs)
-      : Buffer.from("\0missing\0");
     h.update(`\0yarn\0${name}\0`);
-    h.update(body);
+    h.update(fileOrMissing(path.join(appDir, name)));
   }
   // pip reads the files a requirements file names (-r, -c) too: bakerydemo's requirements.txt is `-r
   // requirements/production.txt`, which is `-r base.txt` and more. A file that names none hashes as before.
@@ -361,6 +348,12 @@ export function requirementsHash(
     for (const [rel, text] of pipIncludes(appDir, file)) h.update(`\0include\0${rel}\0${text}`);
   }
   return h.digest("hex").slice(0, 16);
+}
+
+/** What the hash reads for a file the install reads: its bytes, or a marker when it is not a file. */
+const MISSING = Buffer.from("\0missing\0");
+function fileOrMissing(abs: string): Buffer {
+  return fs.statSync(abs, { throwIfNoEntry: false })?.isFile() ? fs.readFileSync(abs) : MISSING;
 }
 
 /** `-r`/`--requirement`/`-c`/`--constraint` lines of a pip requirements file: the paths they name. */

@@ -884,8 +884,6 @@ export const ERROR_HINTS: readonly {
       "the stack's database, DATABASE_URL's file in data/ (${database.path} in apphost:app.env gives its path), which " +
       "apphost backs up before each migration",
   },
-  // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/; in
-  // Node's words, actualbudget/actual-server's migration state (.migrate) where ACTUAL_DATA_DIR is unset.
   // A setting the app reads from its environment, missing there: environs' (cookiecutter-flask's
   // SEND_FILE_MAX_AGE_DEFAULT), django-environ's and python-decouple's words.
   { says: 'Environment variable "', then: '" not set', hint: MISSING_VARIABLE },
@@ -899,6 +897,8 @@ export const ERROR_HINTS: readonly {
       "apphost:app.env.FLASK_APP (the app's .env, where it often is, is not in the release), or name the app in " +
       "the command (flask --app autoapp db upgrade)",
   },
+  // A write into the release directory, which the units mount read-only: CTFd's filesystem cache in .data/; in
+  // Node's words, actualbudget/actual-server's migration state (.migrate) where ACTUAL_DATA_DIR is unset.
   { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
   { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
 ];
