@@ -590,6 +590,18 @@ export function renderStack(opts: RenderOptions): Promise<RenderResult> {
 export const withLocalStorage = (runtimeState as unknown as { withLocalStorage<T>(run: () => T): T })
   .withLocalStorage;
 
+// The module a dynamic resource's constructor requires to serialize its provider's code (`__provider`), looked up
+// as each provider is first serialized in a process.
+const closure = require("@pulumi/pulumi/runtime/closure/serializeClosure") as {
+  serializeFunction: typeof pulumi.runtime.serializeFunction;
+};
+
+/**
+ * What a render's dynamic resources carry as their provider's code: only the state keeps that code, a render writes
+ * none of it, and serializing apphost's five providers costs about a second of CPU.
+ */
+export const RENDER_PROVIDER_CODE = "exports.handler = undefined; // not serialized by npm run render";
+
 async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
   const stackFile = path.resolve(opts.configFile ?? path.join(opts.root, `Pulumi.${opts.stack}.yaml`));
   const stackConfig = readStackFile(stackFile);
@@ -611,6 +623,12 @@ async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-render-"));
   const savedCache = process.env.APPHOST_CACHE;
   process.env.APPHOST_CACHE = cache;
+  const serializeFunction = closure.serializeFunction;
+  closure.serializeFunction = async () => ({
+    text: RENDER_PROVIDER_CODE,
+    exportName: "handler",
+    containsSecrets: false,
+  });
   try {
     const { program } = require(path.join(opts.root, "program")) as typeof import("../../program");
     await pulumi.runtime.runInPulumiStack(program);
@@ -618,6 +636,7 @@ async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
     const monitor = settings.getMonitor() as unknown as { getRegisteredResources(): Map<string, unknown> };
     resources = [...monitor.getRegisteredResources().keys()].sort();
   } finally {
+    closure.serializeFunction = serializeFunction;
     if (savedCache === undefined) delete process.env.APPHOST_CACHE;
     else process.env.APPHOST_CACHE = savedCache;
     fs.rmSync(cache, { recursive: true, force: true });
