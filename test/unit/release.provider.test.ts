@@ -23,6 +23,8 @@ import {
 import * as fs from "fs";
 import * as path from "path";
 import { redact } from "../../components/remote/ssh";
+import { PROVIDER_STUB, serializeFunction } from "./provider-serialization";
+const requireFromString = require("require-from-string") as (code: string) => unknown;
 
 const conn = { privateKey: "-----BEGIN KEY-----secretsecret", user: "admin", host: "10.0.0.2", port: 22 };
 const result = (code: number, stderr: string) => ({ code, stdout: "", stderr });
@@ -689,5 +691,36 @@ describe("release provider: an app whose version comes from git, in a release wi
       /: set SETUPTOOLS_SCM_PRETEND_VERSION in apphost:app\.env/,
     );
     assert.equal(scmVersionHint(sample("install/pip-pyyaml-5.4.1-cython3.txt")), undefined);
+  });
+});
+
+describe("the dynamic providers, serialized as the state keeps them", function () {
+  // Pulumi's closure serialization: about a second of CPU for the five, once per process.
+  this.timeout(60000);
+
+  it("each serializes without secrets, and the engine's loader gives back a provider with the same methods", async () => {
+    const { rolloutProvider } = await import("../../components/remote/rollout");
+    const { hostConnectionProvider, hostFileProvider, hostScriptProvider } =
+      await import("../../components/remote/resources");
+    const { releaseProvider } = await import("../../components/remote/release");
+    const providers = {
+      rolloutProvider,
+      hostConnectionProvider,
+      hostFileProvider,
+      hostScriptProvider,
+      releaseProvider,
+    };
+    for (const [name, provider] of Object.entries(providers)) {
+      const serialized = await serializeFunction(() => provider, { allowSecrets: true });
+      assert.notEqual(serialized.text, PROVIDER_STUB, name);
+      assert.equal(serialized.containsSecrets, false, name);
+      // What the engine's dynamic provider host does with the resource's __provider input.
+      const loaded = (
+        requireFromString(serialized.text) as { handler: () => Record<string, unknown> }
+      ).handler();
+      assert.deepEqual(Object.keys(loaded).sort(), Object.keys(provider).sort(), name);
+      for (const method of Object.keys(provider))
+        assert.equal(typeof loaded[method], "function", `${name}.${method}`);
+    }
   });
 });
