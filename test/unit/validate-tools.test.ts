@@ -105,30 +105,43 @@ function write(file: string, content: string, mode = 0o644): string {
   return file;
 }
 
+/** The certificate and key made for each name, as PEM: a name's files are copies after the first (openssl's key). */
+const CERTS = new Map<string, { cert: string; key: string }>();
+
 /** A self-signed certificate and key for `name`, for the TLS variants that load files. */
 function makeCert(cert: string, key: string, name: string): void {
-  fs.mkdirSync(path.dirname(cert), { recursive: true });
-  fs.mkdirSync(path.dirname(key), { recursive: true });
-  ok(
-    run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${name}`,
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]),
-    "openssl req",
-  );
+  let made = CERTS.get(name);
+  if (!made) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-cert-"));
+    try {
+      ok(
+        run("openssl", [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-days",
+          "2",
+          "-subj",
+          `/CN=${name}`,
+          "-keyout",
+          `${dir}/key`,
+          "-out",
+          `${dir}/cert`,
+        ]),
+        "openssl req",
+      );
+      made = { cert: fs.readFileSync(`${dir}/cert`, "utf8"), key: fs.readFileSync(`${dir}/key`, "utf8") };
+      CERTS.set(name, made);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  write(cert, made.cert);
+  write(key, made.key, 0o600);
 }
 
 describe("validate-tools: real tools read the rendered files", () => {
