@@ -293,14 +293,25 @@ export function pythonApiHint(output: string): string | undefined {
  * Why a dependency's build from source failed, when it is not the host's to fix: a setup.py older than the
  * build tools that build isolation installs (the newest setuptools and Cython), or than the host's Python.
  */
-const SOURCE_BUILD_CAUSES: ReadonlyArray<{ says: RegExp; why: string }> = [
+const SOURCE_BUILD_CAUSES: ReadonlyArray<{
+  says: RegExp;
+  why: string;
+  /** The build requirement, and its releases that still build it, when known: a build constraint keeps the lock */
+  constraint?: { requirement: string; spec: string };
+}> = [
   // PyYAML 5.4.1 and older: its setup.py subclasses build_ext in a way Cython 3 (July 2023) breaks.
   {
     says: /has no attribute 'cython_sources'/,
     why: "its setup.py predates Cython 3, which its isolated build installs",
+    constraint: { requirement: "Cython", spec: "<3.0" },
   },
   {
-    // django-allauth 0.45.0: `from setuptools import convert_path`, which setuptools 80 and later no longer export.
+    // django-allauth 0.45.0: `from setuptools import convert_path`, which setuptools 70.0.0 and later no longer export.
+    says: /cannot import name 'convert_path' from 'setuptools/,
+    why: "its setup.py uses what the newest setuptools, which its isolated build installs, no longer has",
+    constraint: { requirement: "setuptools", spec: "<70" },
+  },
+  {
     says: /cannot import name '\w+' from 'setuptools|module 'setuptools' has no attribute|No module named 'pkg_resources'/,
     why: "its setup.py uses what the newest setuptools, which its isolated build installs, no longer has",
   },
@@ -380,10 +391,30 @@ export function sourceBuildHint(output: string): string | undefined {
       "python3-dev add libpq-dev to apphost:host.packages, or depend on psycopg[binary] instead"
     : undefined;
   if (failed.size === 0) return psycopgNote;
-  const each = [...failed].map(([pkg, error]) => {
-    const why = SOURCE_BUILD_CAUSES.find((c) => c.says.test(error))?.why;
-    return `${pkg}${error ? ` (${error.slice(0, 160)}${why ? `: ${why}` : ""})` : ""}`;
-  });
+  const causes = [...failed].map(([pkg, error]) => ({
+    pkg,
+    error,
+    cause: SOURCE_BUILD_CAUSES.find((c) => c.says.test(error)),
+  }));
+  const each = causes.map(
+    ({ pkg, error, cause }) =>
+      `${pkg}${error ? ` (${error.slice(0, 160)}${cause ? `: ${cause.why}` : ""})` : ""}`,
+  );
+  // Poetry builds each package with the constraints pyproject.toml gives it (apphost's Poetry, 2.5.1, reads them):
+  // the locked release stays, its isolated build gets the older tool (the shynet trial: both built).
+  const constrained = causes.filter((c) => c.cause?.constraint);
+  const constrain =
+    tools.has("poetry") && constrained.length > 0
+      ? `; or keep the locked ${constrained.length === 1 ? "release" : "releases"} and constrain ` +
+        `${constrained.length === 1 ? "its build" : "their builds"}: in pyproject.toml, under ` +
+        `[tool.poetry.build-constraints], the ${constrained.length === 1 ? "line" : "lines"} ` +
+        constrained
+          .map(
+            ({ pkg, cause }) =>
+              `${pkg.split(" ")[0]} = { ${cause!.constraint!.requirement} = "${cause!.constraint!.spec}" }`,
+          )
+          .join(" and ")
+      : "";
   const on = pythonOf(output);
   const names = [...failed.keys()].map((k) => k.split(" ")[0]);
   const how = [
@@ -396,6 +427,7 @@ export function sourceBuildHint(output: string): string | undefined {
     `from source: ${each.join("; ")}; lock ${each.length === 1 ? "a newer release" : "newer releases"} ` +
     `(${how.join(", or ")}${tools.has("poetry") || tools.has("uv") ? "; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6" : ""}), ` +
     `one with a wheel for ${on} or a build that works with today's build tools` +
+    constrain +
     (psycopgNote ? `; ${psycopgNote}` : "")
   );
 }

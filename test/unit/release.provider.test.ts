@@ -216,10 +216,22 @@ describe("release provider: a failed install's build hint", () => {
           "'build_ext' object has no attribute 'cython_sources': its setup.py predates Cython 3, which its isolated " +
           "build installs); lock newer releases (poetry update django-allauth pyyaml; first raise a pyproject.toml " +
           "constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6), one with a wheel for Python " +
-          "3.11 or a build that works with today's build tools",
+          "3.11 or a build that works with today's build tools; or keep the locked releases and constrain their " +
+          'builds: in pyproject.toml, under [tool.poetry.build-constraints], the lines django-allauth = { setuptools = "<70" } ' +
+          'and pyyaml = { Cython = "<3.0" }',
       ),
       head,
     );
+    // One package: its line alone. A setuptools error of another name has no known release to constrain to.
+    const pyyaml = stderr.replace(/cannot import name 'convert_path' from 'setuptools'/g, "frob failed");
+    assert.ok(
+      headOf(EXIT_CODES.install, pyyaml).endsWith(
+        "or keep the locked release and constrain its build: in pyproject.toml, under [tool.poetry.build-constraints], " +
+          'the line pyyaml = { Cython = "<3.0" }',
+      ),
+    );
+    const other = stderr.replace(/'convert_path' from 'setuptools'/g, "'frobnicate' from 'setuptools'");
+    assert.match(headOf(EXIT_CODES.install, other), /the line pyyaml = \{ Cython = "<3\.0" \}$/);
   });
 
   it("the same build failure as pip and uv print it (pyyaml 5.4.1 on Debian 12): the package, its error, the lock to change", () => {
