@@ -31,6 +31,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
+  const djangoWsgi = web || procfile !== undefined ? undefined : djangoWsgiModule(dir);
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
@@ -38,6 +39,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     ...(gunicornConf ? { gunicornConf } : {}),
     ...(webRuntime ? { webRuntime } : {}),
     ...(buildPackageManager !== undefined ? { buildPackageManager } : {}),
+    ...(djangoWsgi ? { djangoWsgi } : {}),
     python: readPythonFacts(dir),
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
@@ -59,6 +61,40 @@ function buildDirPackageManager(dir: string, build: unknown): unknown {
   } catch {
     return undefined; // none there, or unreadable: the build says so itself
   }
+}
+
+/**
+ * A Django project's WSGI module, for an app that says no web command: the settings module its manage.py sets as
+ * DJANGO_SETTINGS_MODULE's default (at the top, or one directory down: shynet/manage.py), then the `wsgi.py` beside
+ * it or in a package above it (`config.settings.production`: config/wsgi.py).
+ */
+function djangoWsgiModule(dir: string): { dir: string; module: string } | undefined {
+  let subdirs: string[] = [];
+  try {
+    subdirs = fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith(".") && e.name !== "node_modules")
+      .map((e) => e.name)
+      .sort();
+  } catch {
+    return undefined;
+  }
+  for (const sub of ["", ...subdirs]) {
+    let manage: string;
+    try {
+      manage = fs.readFileSync(path.join(dir, sub, "manage.py"), "utf8");
+    } catch {
+      continue;
+    }
+    const settings = /DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']/.exec(manage)?.[1];
+    const parts = settings?.split(".") ?? [];
+    for (let n = parts.length - 1; n >= 1; n--) {
+      const pkg = parts.slice(0, n);
+      if (fs.statSync(path.join(dir, sub, ...pkg, "wsgi.py"), { throwIfNoEntry: false })?.isFile())
+        return { dir: sub, module: [...pkg, "wsgi"].join(".") };
+    }
+  }
+  return undefined;
 }
 
 /** The web process's command, from apphost:app.processes when the stack sets it, else the Procfile's web: line. */

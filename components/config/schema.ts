@@ -1104,13 +1104,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
   // written between double quotes as it is.
   const start = runtime === "node" ? files?.node?.scripts?.start : undefined;
   const startUsable = start !== undefined && /^[^"$`\\\n]+$/.test(start);
+  // A Python app's example is its Django project's WSGI module, when it has one.
+  const django = runtime === "python" ? files?.djangoWsgi : undefined;
   const webCommand =
     runtime === "node"
       ? `"${startUsable ? start : "node server.js"}"`
-      : '"gunicorn app:app --bind 127.0.0.1:$PORT"';
+      : `"${django?.dir ? `cd ${django.dir} && ` : ""}gunicorn ${django?.module ?? "app:app"} --bind 127.0.0.1:$PORT"`;
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
-    : "";
+    : django
+      ? ` (${django.dir ? `${django.dir}/` : ""}manage.py's settings have ${django.module} beside them, the WSGI application gunicorn serves)`
+      : "";
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
     (v) => (typeof v === "string" ? { command: v } : v),

@@ -98,6 +98,11 @@ export interface AppFiles {
   webRuntime?: "python" | "node";
   /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
   buildPackageManager?: unknown;
+  /**
+   * A Django project's WSGI application, for apphost:app.processes' example: the directory of its manage.py (""
+   * at the top) and the module beside the settings that manage.py names (`shynet.wsgi`)
+   */
+  djangoWsgi?: { dir: string; module: string };
 }
 
 /** A file of the app the web command reads: its path relative to the app, its text, and where that command was set. */

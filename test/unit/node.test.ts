@@ -596,6 +596,43 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ]);
       });
 
+      it("a Python app with no processes and no Procfile is shown its Django project's WSGI module (shynet: shynet/manage.py)", () => {
+        const missing = () =>
+          problemsAt("apphost:app.processes", {
+            "app.processes": undefined,
+            "app.runtime": "python",
+            "app.requirements": "requirements.txt",
+          });
+        const expected =
+          "expected a map of process name to {command, kind}; set it with: pulumi config set --path 'apphost:app.processes.web.command'";
+        const write = (file: string, text: string) => {
+          fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+          fs.writeFileSync(path.join(dir, file), text);
+        };
+        const manage = (settings: string) =>
+          `import os, sys\n\nif __name__ == "__main__":\n    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "${settings}")\n`;
+        // Its manage.py one directory down, and no wsgi.py yet: Python's example.
+        write("shynet/manage.py", manage("shynet.settings"));
+        write("shynet/shynet/settings.py", "");
+        assert.deepEqual(missing(), [
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "gunicorn app:app --bind 127.0.0.1:$PORT"`,
+        ]);
+        write("shynet/shynet/wsgi.py", "");
+        assert.deepEqual(missing(), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (shynet/manage.py's settings have " +
+            `shynet.wsgi beside them, the WSGI application gunicorn serves)); ${expected} "cd shynet && gunicorn shynet.wsgi --bind 127.0.0.1:$PORT"`,
+        ]);
+        // cookiecutter-django's layout: manage.py at the top, settings in a package below config/, wsgi.py in config/.
+        fs.rmSync(path.join(dir, "shynet"), { recursive: true });
+        write("manage.py", manage("config.settings.local"));
+        write("config/settings/local.py", "");
+        write("config/wsgi.py", "");
+        assert.deepEqual(missing(), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (manage.py's settings have config.wsgi " +
+            `beside them, the WSGI application gunicorn serves)); ${expected} "gunicorn config.wsgi --bind 127.0.0.1:$PORT"`,
+        ]);
+      });
+
       it("a Python app's build runs the pnpm its top-level package.json pins", () => {
         fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
         fs.writeFileSync(
