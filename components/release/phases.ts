@@ -514,16 +514,6 @@ const CREATES_DATABASE =
   /\b(?:init|create|reset|recreate|setup)[-_]?(?:[a-z]+[-_])?(?:db|database|tables?)\b/i;
 
 /**
- * migrate, with a database and no apphost:database.migrate: a warning when the release has migrations the stack runs
- * none of (unmigrated_hint, release.sh), naming the command its files call for; the plain note otherwise.
- */
-const UNMIGRATED_NOTE =
-  'UNMIGRATED=$(unmigrated_hint "$NEW_DIR"); if [ -n "$UNMIGRATED" ]; then note "warning: the release has migrations and ' +
-  "apphost:database.migrate runs none, so the database stays as it is; set it to the command that applies them, e.g. " +
-  'pulumi config set --path \'apphost:database.migrate\' \\"$UNMIGRATED\\", or to true if the app migrates itself"; ' +
-  'else note "migrate: no apphost:database.migrate command; skipping"; fi';
-
-/**
  * install, last, where this host runs a migration named as a database's creation: a warning when the release drops
  * tables (drop_tables_check, release.sh), which every release would then do.
  */
@@ -1036,9 +1026,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
         "MIGRATE_T0=${EPOCHREALTIME/,/.}",
         input.follower
           ? 'note "migrate: the first app host ran it; none here"'
-          : db.kind === "none"
-            ? 'note "migrate: no apphost:database.migrate command; skipping"'
-            : UNMIGRATED_NOTE,
+          : 'note "migrate: no apphost:database.migrate command; skipping"',
         ...(db.revision ? [`app_revision REVISION_BEFORE "$NEW_DIR" ${q(db.revision)}`, ...revision] : []),
         ...(db.revision ? tighten : []),
       ],

@@ -766,29 +766,6 @@ migration_unset_check() {
   fi
 }
 
-# unmigrated_hint <release dir>: the migration command the release's own files call for, when the stack sets none:
-# Alembic's (alembic.ini at the top), Flask-Migrate's (migrations/alembic.ini and env.py), Django's (a manage.py at the
-# top or one directory down, beside an app with migrations/0001_*.py: shynet's shynet/manage.py), Prisma's
-# (prisma/migrations beside prisma/schema.prisma) and knex's (a knexfile); nothing otherwise. The release then serves
-# on a database its migrations never reached.
-unmigrated_hint() {
-  local dir=$1 manage sub
-  if [ -f "$dir/alembic.ini" ]; then printf '%s' "alembic upgrade head"; return 0; fi
-  if [ -f "$dir/migrations/alembic.ini" ] && [ -f "$dir/migrations/env.py" ]; then printf '%s' "flask db upgrade"; return 0; fi
-  for manage in "$dir/manage.py" "$dir"/*/manage.py; do
-    [ -f "$manage" ] || continue
-    if compgen -G "${manage%/manage.py}/*/migrations/0001_*.py" >/dev/null; then
-      sub=${manage%/manage.py}
-      sub=${sub#"$dir"}
-      printf '%s' "${sub:+cd ${sub#/} && }python manage.py migrate"
-      return 0
-    fi
-  done
-  if [ -f "$dir/prisma/schema.prisma" ] && [ -d "$dir/prisma/migrations" ]; then printf '%s' "npx prisma migrate deploy"; return 0; fi
-  if compgen -G "$dir/knexfile.*" >/dev/null; then printf '%s' "npx knex migrate:latest"; fi
-  return 0
-}
-
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,
 # create_db, reset_db) and the release drops tables: SQLAlchemy's drop_all() in its Python, or DROP TABLE in its SQL
 # (the Flask tutorial's `flask --app flaskr init-db` runs a schema.sql that begins with DROP TABLE IF EXISTS;

@@ -910,42 +910,15 @@ describe("release phases: one key changed", () => {
     );
   });
 
-  it("apphost:database.migrate empty: migrate is skipped, logged, with a warning where the release has migrations", () => {
+  it("apphost:database.migrate empty: migrate is skipped, logged", () => {
     const m = migratePhase(
       baseInput({ refs: literal, database: { ...baseDatabase, migrate: "", revision: "" } }),
     );
     assert.deepEqual(m.commands, [
       `NEW_DIR="/srv/shop-prod/releases/${ID}"`,
       "MIGRATE_T0=${EPOCHREALTIME/,/.}",
-      'UNMIGRATED=$(unmigrated_hint "$NEW_DIR"); if [ -n "$UNMIGRATED" ]; then note "warning: the release has ' +
-        "migrations and apphost:database.migrate runs none, so the database stays as it is; set it to the command " +
-        "that applies them, e.g. pulumi config set --path 'apphost:database.migrate' \\\"$UNMIGRATED\\\", or to true if the app " +
-        'migrates itself"; else note "migrate: no apphost:database.migrate command; skipping"; fi',
+      'note "migrate: no apphost:database.migrate command; skipping"',
     ]);
-    // The note under bash: the warning, with the command to set as it is typed.
-    const run = (hint: string) =>
-      spawnSync(
-        "bash",
-        [
-          "-c",
-          `note() { printf '%s\\n' "$*"; }; unmigrated_hint() { printf '%s' "${hint}"; }; ${m.commands[2]}`,
-        ],
-        {
-          encoding: "utf8",
-        },
-      ).stdout;
-    assert.equal(
-      run("cd shynet && python manage.py migrate"),
-      "warning: the release has migrations and apphost:database.migrate runs none, so the database stays as it is; " +
-        "set it to the command that applies them, e.g. pulumi config set --path 'apphost:database.migrate' " +
-        '"cd shynet && python manage.py migrate", or to true if the app migrates itself\n',
-    );
-    assert.equal(run(""), "migrate: no apphost:database.migrate command; skipping\n");
-    // Without a database, nothing to migrate: the note alone.
-    const none = migratePhase(
-      baseInput({ refs: literal, database: { ...baseDatabase, kind: "none", migrate: "", revision: "" } }),
-    );
-    assert.equal(none.commands[2], 'note "migrate: no apphost:database.migrate command; skipping"');
   });
 
   it("apphost:database.revision empty: the schema's fingerprint before and after, as the revision; none with no database", () => {

@@ -1672,36 +1672,3 @@ describe("release script: settings_assignment, where the release's Python files 
     assert.equal(at({ "app.py": "# STATIC_ROOT = 'x'\nSTATIC_ROOTS = 1\n" }), "");
   });
 });
-
-describe("release script: unmigrated_hint, the migration a release's files call for when the stack runs none", () => {
-  const fn = releaseFunction("unmigrated_hint");
-  const hintOf = (files: Record<string, string>) => runInRelease([fn, 'unmigrated_hint "$NEW_DIR"'], files);
-
-  it("Alembic's, Flask-Migrate's, Django's at the top or one directory down, Prisma's and knex's; nothing without migrations", () => {
-    assert.equal(hintOf({ "alembic.ini": "", "alembic/env.py": "" }), "alembic upgrade head");
-    assert.equal(hintOf({ "migrations/alembic.ini": "", "migrations/env.py": "" }), "flask db upgrade");
-    const migration = "from django.db import migrations\n";
-    assert.equal(
-      hintOf({ "manage.py": "", "polls/migrations/0001_initial.py": migration }),
-      "python manage.py migrate",
-    );
-    // shynet: its Django project in shynet/, beside package.json and pyproject.toml.
-    assert.equal(
-      hintOf({
-        "pyproject.toml": "",
-        "shynet/manage.py": "",
-        "shynet/core/migrations/0001_initial.py": migration,
-      }),
-      "cd shynet && python manage.py migrate",
-    );
-    assert.equal(
-      hintOf({ "prisma/schema.prisma": "", "prisma/migrations/20240101_init/migration.sql": "" }),
-      "npx prisma migrate deploy",
-    );
-    assert.equal(hintOf({ "knexfile.js": "", "migrations/20240101_init.js": "" }), "npx knex migrate:latest");
-    // A Django project without migrations of its own, a schema.prisma never migrated (db push), a plain app: none.
-    assert.equal(hintOf({ "manage.py": "", "polls/models.py": "" }), "");
-    assert.equal(hintOf({ "prisma/schema.prisma": "" }), "");
-    assert.equal(hintOf({ "app.py": "", "requirements.txt": "" }), "");
-  });
-});
