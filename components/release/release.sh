@@ -740,7 +740,7 @@ create_all_script() {
 
 # migration_unset_check <1: no command runs collectstatic, else 0>: a warning when the stack runs no migration
 # (apphost:database.migrate unset, no Procfile release: line; the install phase adds the check only then) and the
-# release has a migration tool's files at its root,
+# release has a migration tool's files at its root (Django's manage.py also one directory down: django_manage),
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500). The first found names the tool and its command. A manage.py
 # is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
@@ -748,10 +748,14 @@ create_all_script() {
 # mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`): run before each release, it
 # creates the tables that are missing and empties none.
 migration_unset_check() {
-  local found command script read=("$RUNUSER" -u "$APP_USER" --)
+  local found command script manage="" read=("$RUNUSER" -u "$APP_USER" --)
   if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
   elif [ -f "$NEW_DIR/migrations/alembic.ini" ] && [ -f "$NEW_DIR/migrations/env.py" ]; then found="migrations/alembic.ini, Flask-Migrate's" command="flask db upgrade"
-  elif [ -f "$NEW_DIR/manage.py" ] && "${read[@]}" grep -qsi django "$NEW_DIR/manage.py" 3>&- 9>&-; then found="manage.py, Django's" command="python manage.py migrate --noinput"
+  elif script=$(django_manage) && [ -n "$script" ]; then
+    found="$script, Django's"
+    manage="python manage.py"
+    if [ "$script" != manage.py ]; then manage="cd ${script%/manage.py} && $manage"; fi
+    command="$manage migrate --noinput"
   elif [ -d "$NEW_DIR/prisma/migrations" ]; then found="prisma/migrations" command="npx prisma migrate deploy"
   elif compgen -G "$NEW_DIR/knexfile.[jt]s" >/dev/null; then found="a knexfile" command="npx knex migrate:latest"
   elif script=$(create_all_script) && [ -n "$script" ]; then
@@ -760,10 +764,24 @@ migration_unset_check() {
   note "install: warning: the release has $found, and the stack runs no migration (apphost:database.migrate is unset, and the app has no Procfile release: line), so its database tables are never created or changed: set apphost:database.migrate to \"$command\" (apphost then backs the database up before it, and restores it if the release fails), or, if the app migrates by itself as it starts, to \"true\""
   # Django's: its own checks too, which the install runs where the stack's migration is Django's (djangoChecks): a
   # STATIC_ROOT nothing fills answers 500 to every page under WhiteNoise's manifest storage, and Django logs no error.
-  if [[ $found == "manage.py, Django's" ]]; then
-    if [ "$1" = 1 ]; then static_root_check "python manage.py"; fi
-    secret_key_check "python manage.py"
+  if [ -n "$manage" ]; then
+    if [ "$1" = 1 ]; then static_root_check "$manage"; fi
+    secret_key_check "$manage"
   fi
+}
+
+# django_manage: the new release's Django manage.py, at its root or else one directory down (shynet's Django project in
+# shynet/, beside the repository's package.json and pyproject.toml), as a path relative to the release; a manage.py is
+# Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not). Read as the
+# app user; nothing when there is none.
+django_manage() {
+  local f
+  for f in "$NEW_DIR/manage.py" "$NEW_DIR"/*/manage.py; do
+    if [ -f "$f" ] && "$RUNUSER" -u "$APP_USER" -- grep -qsi django "$f" 3>&- 9>&-; then
+      printf '%s' "${f#"$NEW_DIR"/}"
+      return 0
+    fi
+  done
 }
 
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,

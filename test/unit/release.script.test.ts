@@ -1413,7 +1413,7 @@ describe("release script: drop_tables_check, a migration named as a database's c
 });
 
 describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
-  const fn = ["create_all_script", "migration_unset_check"].map(releaseFunction).join("");
+  const fn = ["create_all_script", "migration_unset_check", "django_manage"].map(releaseFunction).join("");
 
   /** What the check notes for a release holding these files (a path ending in / is a directory). */
   const noteOf = (files: string[] | Record<string, string>, noCollectstatic = "1") =>
@@ -1456,6 +1456,12 @@ describe("release script: migration_unset_check, a migration tool's files in a s
         { "manage.py": DJANGO_MANAGE, "shop/settings.py": "" },
         said("manage.py, Django's", "python manage.py migrate --noinput") +
           "static_root_check python manage.py\nsecret_key_check python manage.py\n",
+      ],
+      // shynet: its Django project one directory down, its checks run there.
+      [
+        { "shynet/manage.py": DJANGO_MANAGE, "shynet/shynet/settings.py": "", "package.json": "{}" },
+        said("shynet/manage.py, Django's", "cd shynet && python manage.py migrate --noinput") +
+          "static_root_check cd shynet && python manage.py\nsecret_key_check cd shynet && python manage.py\n",
       ],
       // testdrivenio/flask-on-docker's services/web: a Flask CLI named manage.py.
       [{ "manage.py": "from flask.cli import FlaskGroup\n", "project/__init__.py": "" }, ""],
