@@ -73,7 +73,8 @@ function djangoWsgiModule(dir: string): { dir: string; module: string } | undefi
   try {
     subdirs = fs
       .readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && !e.name.startsWith(".") && e.name !== "node_modules")
+      // A name the example can put after `cd` as it is, between double quotes.
+      .filter((e) => e.isDirectory() && /^\w[\w.-]*$/.test(e.name) && e.name !== "node_modules")
       .map((e) => e.name)
       .sort();
   } catch {

@@ -600,7 +600,7 @@ const closure = require("@pulumi/pulumi/runtime/closure/serializeClosure") as {
  * What a render's dynamic resources carry as their provider's code: only the state keeps that code, a render writes
  * none of it, and serializing apphost's five providers costs about a second of CPU.
  */
-export const RENDER_PROVIDER_CODE = "exports.handler = undefined; // not serialized by npm run render";
+const RENDER_PROVIDER_CODE = "exports.handler = undefined; // not serialized by npm run render";
 
 async function renderStackHere(opts: RenderOptions): Promise<RenderResult> {
   const stackFile = path.resolve(opts.configFile ?? path.join(opts.root, `Pulumi.${opts.stack}.yaml`));

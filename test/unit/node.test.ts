@@ -611,6 +611,9 @@ describe("npm workspaces (components/release/node.ts)", () => {
         };
         const manage = (settings: string) =>
           `import os, sys\n\nif __name__ == "__main__":\n    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "${settings}")\n`;
+        // A directory whose name cannot follow `cd` as it is: not offered.
+        write("my site/manage.py", manage("site.settings"));
+        write("my site/site/wsgi.py", "");
         // Its manage.py one directory down, and no wsgi.py yet: Python's example.
         write("shynet/manage.py", manage("shynet.settings"));
         write("shynet/shynet/settings.py", "");
