@@ -748,7 +748,7 @@ create_all_script() {
 # mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`): run before each release, it
 # creates the tables that are missing and empties none.
 migration_unset_check() {
-  local found command script manage="" read=("$RUNUSER" -u "$APP_USER" --)
+  local found command script manage=""
   if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
   elif [ -f "$NEW_DIR/migrations/alembic.ini" ] && [ -f "$NEW_DIR/migrations/env.py" ]; then found="migrations/alembic.ini, Flask-Migrate's" command="flask db upgrade"
   elif script=$(django_manage) && [ -n "$script" ]; then
