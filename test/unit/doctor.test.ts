@@ -6,6 +6,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import type { StackConfig } from "../../components/config/types";
+import { selfSignedCert } from "./certs";
 import { shellcheckSync } from "./shellcheck";
 import { hostLayout } from "../../components/paths";
 import { renderUpstreamRuleset } from "../../components/render/nftables";
@@ -1642,31 +1643,7 @@ cat ${JSON.stringify(at(""))}/"$3" 2>/dev/null || { echo "Error: No such file or
     /** openssl s_server with a certificate for `name` (an IPv4 address: an IP SAN, served on that address). */
     async function serve(days: number, name: string): Promise<void> {
       const ip = /^\d+\.\d+\.\d+\.\d+$/.test(name);
-      requireTool("openssl", "to serve test certificates");
-      const req = spawnSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-days",
-          String(days),
-          "-subj",
-          `/CN=${name}`,
-          "-addext",
-          `subjectAltName=${ip ? "IP" : "DNS"}:${name}`,
-          "-keyout",
-          at("key.pem"),
-          "-out",
-          at("cert.pem"),
-        ],
-        { encoding: "utf8" },
-      );
-      assert.equal(req.status, 0, req.stderr);
+      selfSignedCert(at("cert.pem"), at("key.pem"), [name], days);
       port = await freePort();
       server = spawn(
         "openssl",

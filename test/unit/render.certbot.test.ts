@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { certbotIssueScript, renderCertbotDeployHook } from "../../components/render/certbot";
 import { hostLayout } from "../../components/paths";
+import { selfSignedCert } from "./certs";
 import { shellcheckSync } from "./shellcheck";
 
 describe("certbot", () => {
@@ -122,30 +123,7 @@ describe("certbot", () => {
 
     function certFor(names: string[]): void {
       const dir = `${tmp}/etc/letsencrypt/live/example.com`;
-      fs.mkdirSync(dir, { recursive: true });
-      execFileSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-keyout",
-          `${dir}/privkey.pem`,
-          "-out",
-          `${dir}/fullchain.pem`,
-          "-days",
-          "30",
-          "-subj",
-          `/CN=${names[0]}`,
-          "-addext",
-          `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
-        ],
-        { stdio: "ignore" },
-      );
+      selfSignedCert(`${dir}/fullchain.pem`, `${dir}/privkey.pem`, names, 30);
     }
 
     function run(hostnames: string[]): { calls: string[]; site: string } {

@@ -61,6 +61,7 @@ import {
   renderScheduleTimer,
 } from "../../components/render/systemd";
 import { renderSharedTmpfiles, renderTmpfiles } from "../../components/render/tmpfiles";
+import { selfSignedCert } from "./certs";
 import { python3 } from "./python3";
 import { claimPorts, returnPorts } from "./release-harness";
 
@@ -114,26 +115,7 @@ function makeCert(cert: string, key: string, name: string): void {
   if (!made) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-cert-"));
     try {
-      ok(
-        run("openssl", [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-days",
-          "2",
-          "-subj",
-          `/CN=${name}`,
-          "-keyout",
-          `${dir}/key`,
-          "-out",
-          `${dir}/cert`,
-        ]),
-        "openssl req",
-      );
+      selfSignedCert(`${dir}/cert`, `${dir}/key`, [name], 2);
       made = { cert: fs.readFileSync(`${dir}/cert`, "utf8"), key: fs.readFileSync(`${dir}/key`, "utf8") };
       CERTS.set(name, made);
     } finally {
