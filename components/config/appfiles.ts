@@ -7,7 +7,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
-import { PYTHON_FILES, readPythonFacts } from "../release/python";
+import { PYTHON_FILES, readPythonFacts, type PythonFacts } from "../release/python";
+import { pythonWebApp } from "./webapp";
 import { commandRuntime, gunicornConfigPath, leadingProgram, parseProcfile, webScriptPath } from "./procfile";
 import type { AppFile, AppFiles } from "./validate";
 
@@ -31,7 +32,11 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
-  const djangoWsgi = web || procfile !== undefined ? undefined : djangoWsgiModule(dir);
+  const python = readPythonFacts(dir);
+  const pythonWeb =
+    web || procfile !== undefined
+      ? undefined
+      : pythonWebApp(dir, pythonManifests(dir, python, (rawApp as Record<string, unknown>).requirements));
   return {
     dir: source,
     ...(procfile !== undefined ? { procfile } : {}),
@@ -39,8 +44,8 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     ...(gunicornConf ? { gunicornConf } : {}),
     ...(webRuntime ? { webRuntime } : {}),
     ...(buildPackageManager !== undefined ? { buildPackageManager } : {}),
-    ...(djangoWsgi ? { djangoWsgi } : {}),
-    python: readPythonFacts(dir),
+    ...(pythonWeb ? { pythonWeb } : {}),
+    python,
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
   };
@@ -64,38 +69,30 @@ function buildDirPackageManager(dir: string, build: unknown): unknown {
 }
 
 /**
- * A Django project's WSGI module, for an app that says no web command: the settings module its manage.py sets as
- * DJANGO_SETTINGS_MODULE's default (at the top, or one directory down: shynet/manage.py), then the `wsgi.py` beside
- * it or in a package above it (`config.settings.production`: config/wsgi.py).
+ * The text of the files that list the app's Python dependencies, for the framework an application module that
+ * imports none is made with (cookiecutter-flask's autoapp.py): requirements.txt, pyproject.toml, Pipfile and the
+ * file apphost:app.requirements names, with the files their `-r` lines include (requirements/prod.txt).
  */
-function djangoWsgiModule(dir: string): { dir: string; module: string } | undefined {
-  let subdirs: string[] = [];
-  try {
-    subdirs = fs
-      .readdirSync(dir, { withFileTypes: true })
-      // A name the example can put after `cd` as it is, between double quotes.
-      .filter((e) => e.isDirectory() && /^\w[\w.-]*$/.test(e.name) && e.name !== "node_modules")
-      .map((e) => e.name)
-      .sort();
-  } catch {
-    return undefined;
+function pythonManifests(dir: string, facts: PythonFacts, requirements: unknown): string {
+  const texts = [facts["requirements.txt"] ?? "", facts["pyproject.toml"] ?? "", facts.Pipfile ?? ""];
+  const queue = ["requirements.txt", ...(typeof requirements === "string" ? [requirements] : [])];
+  const seen = new Set<string>();
+  for (let file = queue.shift(); file !== undefined && seen.size < 8; file = queue.shift()) {
+    if (seen.has(file) || path.isAbsolute(file) || file.split(/[\\/]/).includes("..")) continue;
+    seen.add(file);
+    const text = file === "requirements.txt" ? texts[0] : readSmallText(dir, file);
+    if (file !== "requirements.txt") texts.push(text);
+    // `-r base.txt` in requirements/prod.txt is requirements/base.txt.
+    for (const m of text.matchAll(/^\s*(?:-r|--requirement)[ =]?\s*(\S+)/gm))
+      queue.push(path.posix.join(path.posix.dirname(file), m[1]));
   }
-  for (const sub of ["", ...subdirs]) {
-    let manage: string;
-    try {
-      manage = fs.readFileSync(path.join(dir, sub, "manage.py"), "utf8");
-    } catch {
-      continue;
-    }
-    const settings = /DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']/.exec(manage)?.[1];
-    const parts = settings?.split(".") ?? [];
-    for (let n = parts.length - 1; n >= 1; n--) {
-      const pkg = parts.slice(0, n);
-      if (fs.statSync(path.join(dir, sub, ...pkg, "wsgi.py"), { throwIfNoEntry: false })?.isFile())
-        return { dir: sub, module: [...pkg, "wsgi"].join(".") };
-    }
-  }
-  return undefined;
+  return texts.filter(Boolean).join("\n");
+}
+
+function readSmallText(dir: string, file: string): string {
+  const full = path.join(dir, file);
+  const stat = fs.statSync(full, { throwIfNoEntry: false });
+  return stat?.isFile() && stat.size <= 65536 ? fs.readFileSync(full, "utf8") : "";
 }
 
 /** The web process's command, from apphost:app.processes when the stack sets it, else the Procfile's web: line. */

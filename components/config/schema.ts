@@ -17,6 +17,7 @@ import { isName, isUrlPath, SAFE } from "../shell";
 import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
+import { pythonWebCommand } from "./webapp";
 import { compileExcludes } from "../release/artifact";
 import {
   detectPythonDeps,
@@ -1104,16 +1105,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
   // written between double quotes as it is.
   const start = runtime === "node" ? files?.node?.scripts?.start : undefined;
   const startUsable = start !== undefined && /^[^"$`\\\n]+$/.test(start);
-  // A Python app's example is its Django project's WSGI module, when it has one.
-  const django = runtime === "python" ? files?.djangoWsgi : undefined;
+  // A Python app's example serves the application its files make (webapp.ts: Django's WSGI module, a Flask or
+  // FastAPI app), when one is found. Single quotes: a shell would expand $PORT inside double ones.
+  const pyWeb = runtime === "python" ? files?.pythonWeb : undefined;
   const webCommand =
     runtime === "node"
       ? `"${startUsable ? start : "node server.js"}"`
-      : `"${django?.dir ? `cd ${django.dir} && ` : ""}gunicorn ${django?.module ?? "app:app"} --bind 127.0.0.1:$PORT"`;
+      : `'${pyWeb ? pythonWebCommand(pyWeb) : "gunicorn app:app --bind 127.0.0.1:$PORT"}'`;
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
-    : django
-      ? ` (${django.dir ? `${django.dir}/` : ""}manage.py's settings have ${django.module} beside them, the WSGI application gunicorn serves)`
+    : pyWeb
+      ? ` (${pyWeb.found} ${pyWeb.server} serves)`
       : "";
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.

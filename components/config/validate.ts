@@ -17,6 +17,7 @@ import { upstreamPort } from "../paths";
 import { parseProcfile, type ProcfileEntry, scriptMigrations, splitChain, webChainParts } from "./procfile";
 import { envReferences, referenceProblem } from "./envrefs";
 import { gunicornBindProblem } from "./webport";
+import type { PythonWebApp } from "./webapp";
 import type { NodeFacts } from "../release/node";
 import { pythonSatisfies, type PythonFacts } from "../release/python";
 import * as S from "./schema";
@@ -99,10 +100,10 @@ export interface AppFiles {
   /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
   buildPackageManager?: unknown;
   /**
-   * A Django project's WSGI application, for apphost:app.processes' example: the directory of its manage.py (""
-   * at the top) and the module beside the settings that manage.py names (`shynet.wsgi`)
+   * The web application the app's Python files make, for apphost:app.processes' example when the stack says no web
+   * command and there is no Procfile: a Django project's WSGI module, a Flask or FastAPI application (webapp.ts)
    */
-  djangoWsgi?: { dir: string; module: string };
+  pythonWeb?: PythonWebApp;
 }
 
 /** A file of the app the web command reads: its path relative to the app, its text, and where that command was set. */

@@ -610,7 +610,7 @@ const ROWS: Row[] = [
     set: { "app.processes": undefined },
     error:
       "apphost:app.processes: missing (what runs on the host; the app has no Procfile to take it from); expected a map of process name to {command, kind}; " +
-      "set it with: pulumi config set --path 'apphost:app.processes.web.command' \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
+      "set it with: pulumi config set --path 'apphost:app.processes.web.command' 'gunicorn app:app --bind 127.0.0.1:$PORT'",
   },
   {
     set: { "app.processes.worker.kind": "web" },
@@ -667,8 +667,8 @@ const ROWS: Row[] = [
   {
     set: { "app.processes.web.command": "" },
     error:
-      'apphost:app.processes.web.command: expected the command to run, e.g. "gunicorn app:app --bind 127.0.0.1:$PORT", got ""; ' +
-      "set it with: pulumi config set --path 'apphost:app.processes.web.command' \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
+      `apphost:app.processes.web.command: expected the command to run, e.g. 'gunicorn app:app --bind 127.0.0.1:$PORT', got ""; ` +
+      "set it with: pulumi config set --path 'apphost:app.processes.web.command' 'gunicorn app:app --bind 127.0.0.1:$PORT'",
   },
   {
     set: { 'app.processes["Web Server"]': { command: "x" } },

@@ -480,6 +480,11 @@ describe("npm workspaces (components/release/node.ts)", () => {
       const parse = () =>
         parseStackConfig(raw(), { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") });
       /** The config check's messages at `key` for the app directory, with these keys set (<app> for the directory). */
+      /** Writes `file` (its directories too) in the app directory. */
+      const write = (file: string, text: string) => {
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        fs.writeFileSync(path.join(dir, file), text);
+      };
       const problemsAt = (key: string, keys: Record<string, unknown> = {}): string[] => {
         try {
           parseStackConfig(withKeys(raw(), keys), {
@@ -592,7 +597,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ]);
         // apphost:app.runtime python over the files: Python's.
         assert.deepEqual(missing({ "app.runtime": "python", "app.requirements": "requirements.txt" }), [
-          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "gunicorn app:app --bind 127.0.0.1:$PORT"`,
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} 'gunicorn app:app --bind 127.0.0.1:$PORT'`,
         ]);
       });
 
@@ -605,10 +610,6 @@ describe("npm workspaces (components/release/node.ts)", () => {
           });
         const expected =
           "expected a map of process name to {command, kind}; set it with: pulumi config set --path 'apphost:app.processes.web.command'";
-        const write = (file: string, text: string) => {
-          fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-          fs.writeFileSync(path.join(dir, file), text);
-        };
         const manage = (settings: string) =>
           `import os, sys\n\nif __name__ == "__main__":\n    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "${settings}")\n`;
         // A directory whose name cannot follow `cd` as it is: not offered.
@@ -618,12 +619,12 @@ describe("npm workspaces (components/release/node.ts)", () => {
         write("shynet/manage.py", manage("shynet.settings"));
         write("shynet/shynet/settings.py", "");
         assert.deepEqual(missing(), [
-          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "gunicorn app:app --bind 127.0.0.1:$PORT"`,
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} 'gunicorn app:app --bind 127.0.0.1:$PORT'`,
         ]);
         write("shynet/shynet/wsgi.py", "");
         assert.deepEqual(missing(), [
           "missing (what runs on the host; <app> has no Procfile to take it from (shynet/manage.py's settings have " +
-            `shynet.wsgi beside them, the WSGI application gunicorn serves)); ${expected} "cd shynet && gunicorn shynet.wsgi --bind 127.0.0.1:$PORT"`,
+            `shynet.wsgi beside them, the WSGI application gunicorn serves)); ${expected} 'cd shynet && gunicorn shynet.wsgi --bind 127.0.0.1:$PORT'`,
         ]);
         // cookiecutter-django's layout: manage.py at the top, settings in a package below config/, wsgi.py in config/.
         fs.rmSync(path.join(dir, "shynet"), { recursive: true });
@@ -632,7 +633,28 @@ describe("npm workspaces (components/release/node.ts)", () => {
         write("config/wsgi.py", "");
         assert.deepEqual(missing(), [
           "missing (what runs on the host; <app> has no Procfile to take it from (manage.py's settings have config.wsgi " +
-            `beside them, the WSGI application gunicorn serves)); ${expected} "gunicorn config.wsgi --bind 127.0.0.1:$PORT"`,
+            `beside them, the WSGI application gunicorn serves)); ${expected} 'gunicorn config.wsgi --bind 127.0.0.1:$PORT'`,
+        ]);
+      });
+
+      it("a Python app with no processes and no Procfile is shown its Flask application, the framework from the requirements its requirements.txt includes (cookiecutter-flask)", () => {
+        write("requirements.txt", "# Everything needed in production\n-r requirements/prod.txt\n");
+        write("requirements/prod.txt", "-r base.txt\ngunicorn>=19.9.0\n");
+        write("requirements/base.txt", "Flask==3.1.1\nFlask-SQLAlchemy==3.1.1\n");
+        write(
+          "autoapp.py",
+          '"""Create an application instance."""\nfrom my_flask_app.app import create_app\n\napp = create_app()\n',
+        );
+        write("my_flask_app/__init__.py", "");
+        const missing = problemsAt("apphost:app.processes", {
+          "app.processes": undefined,
+          "app.runtime": "python",
+          "app.requirements": "requirements.txt",
+        });
+        assert.deepEqual(missing, [
+          "missing (what runs on the host; <app> has no Procfile to take it from (autoapp.py makes app, the Flask application " +
+            "gunicorn serves)); expected a map of process name to {command, kind}; " +
+            "set it with: pulumi config set --path 'apphost:app.processes.web.command' 'gunicorn autoapp:app --bind 127.0.0.1:$PORT'",
         ]);
       });
 
@@ -681,10 +703,6 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
 
       it("a Yarn 1 workspace: package.json's workspaces expanded (* within a name) into members, links outside refused", () => {
-        const write = (file: string, text: string) => {
-          fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-          fs.writeFileSync(path.join(dir, file), text);
-        };
         write("package.json", '{"private": true, "workspaces": ["api", "packages/*", "../lib", "apps/**"]}');
         write("yarn.lock", YARN_V1);
         write("api/package.json", '{"name": "api"}');
