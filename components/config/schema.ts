@@ -562,6 +562,25 @@ function dependencyGroupsRefused(files: AppFiles, requirements: string | undefin
 }
 
 /**
+ * The groups and extras that alone list `pkg` and that apphost:app.dependencyGroups leaves out (uvicorn in
+ * minimal-fastapi-postgres-template's "dev" group), for the example web command's server.
+ */
+function groupsAlone(files: AppFiles, app: Obj, pkg: string): string[] {
+  const requirements = typeof app.requirements === "string" ? app.requirements : undefined;
+  const groups = Array.isArray(app.dependencyGroups)
+    ? app.dependencyGroups.filter((g) => typeof g === "string")
+    : [];
+  try {
+    const deps = detectPythonDeps(files.python, requirements);
+    return (groupedPackages(deps.manager, files.python["pyproject.toml"], groups).get(pkg) ?? []).map(
+      (g) => g.name,
+    );
+  } catch {
+    return []; // apphost:app.requirements says what is wrong
+  }
+}
+
+/**
  * The app's Python dependencies with apphost:app.dependencyGroups resolved to groups and extras (none: as they are),
  * and the packages only the other groups and extras list.
  */
@@ -591,8 +610,9 @@ export function builtFrom(p: Prepared): unknown[] {
   return [
     D.defaultHsts(String(isObject(p.raw.tls) ? p.raw.tls.mode : "off")),
     typeof app.requirements === "string" ? app.requirements : undefined,
-    // The processes' example command is the runtime's.
+    // The processes' example command is the runtime's, and names the groups its server is in.
     app.runtime,
+    JSON.stringify(app.dependencyGroups),
     p.procfile,
   ];
 }
@@ -1112,10 +1132,17 @@ export function sections(ctx: ParseContext, p: Prepared) {
     runtime === "node"
       ? `"${startUsable ? start : "node server.js"}"`
       : `'${pyWeb ? pythonWebCommand(pyWeb) : "gunicorn app:app --bind 127.0.0.1:$PORT"}'`;
+  const serverGroups = pyWeb && files ? groupsAlone(files, raw("app"), pyWeb.server) : [];
+  const listed = (names: string[]) => names.map((g) => `"${g}"`).join(" or ");
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
     : pyWeb
-      ? ` (${pyWeb.found} ${pyWeb.server} serves)`
+      ? ` (${pyWeb.found} ${pyWeb.server} serves${
+          serverGroups.length
+            ? `; pyproject.toml lists ${pyWeb.server} only in ${listed(serverGroups)}, which the install leaves out: ` +
+              `add it to the main dependencies, or ${listed(serverGroups)} to apphost:app.dependencyGroups`
+            : ""
+        })`
       : "";
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.

@@ -658,6 +658,35 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ]);
       });
 
+      it("a FastAPI app whose uvicorn only a dependency group lists is told so with its example (minimal-fastapi-postgres-template)", () => {
+        write(
+          "pyproject.toml",
+          '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = ["fastapi>=0.128.0"]\n\n' +
+            '[dependency-groups]\ndev = ["pytest>=9.0.2", "uvicorn[standard]>=0.40.0"]\n\n[tool.uv]\npackage = false\n',
+        );
+        write("uv.lock", 'version = 1\nrevision = 3\nrequires-python = ">=3.11"\n');
+        write("app/__init__.py", "");
+        write("app/main.py", "from fastapi import FastAPI\n\napp = FastAPI(title='x')\n");
+        const missing = (groups?: string[]) =>
+          problemsAt("apphost:app.processes", {
+            "app.processes": undefined,
+            "app.runtime": "python",
+            "app.dependencyGroups": groups,
+          });
+        const example = "'uvicorn app.main:app --host 127.0.0.1 --port $PORT'";
+        assert.deepEqual(missing(), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (app/main.py makes app, the FastAPI application " +
+            'uvicorn serves; pyproject.toml lists uvicorn only in "dev", which the install leaves out: add it to the main ' +
+            'dependencies, or "dev" to apphost:app.dependencyGroups)); expected a map of process name to {command, kind}; ' +
+            `set it with: pulumi config set --path 'apphost:app.processes.web.command' ${example}`,
+        ]);
+        assert.deepEqual(missing(["dev"]), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (app/main.py makes app, the FastAPI application " +
+            "uvicorn serves)); expected a map of process name to {command, kind}; " +
+            `set it with: pulumi config set --path 'apphost:app.processes.web.command' ${example}`,
+        ]);
+      });
+
       it("a Python app's build runs the pnpm its top-level package.json pins", () => {
         fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
         fs.writeFileSync(
