@@ -22,6 +22,7 @@ import { compileExcludes } from "../release/artifact";
 import {
   detectPythonDeps,
   groupedPackages,
+  mainPackages,
   offeredGroups,
   PythonDepsError,
   type PythonDeps,
@@ -570,6 +571,11 @@ function groupsAlone(files: AppFiles, app: Obj, pkg: string): string[] {
   const groups = Array.isArray(app.dependencyGroups)
     ? app.dependencyGroups.filter((g) => typeof g === "string")
     : [];
+  // A main dependency that is the server, or brings it (`fastapi[standard]` requires uvicorn[standard]), installs it.
+  const main = mainPackages(files.python["pyproject.toml"]);
+  const fastapiExtras = main.get("fastapi") ?? [];
+  if (main.has(pkg) || (pkg === "uvicorn" && fastapiExtras.some((e) => e === "standard" || e === "all")))
+    return [];
   try {
     const deps = detectPythonDeps(files.python, requirements);
     return (groupedPackages(deps.manager, files.python["pyproject.toml"], groups).get(pkg) ?? []).map(

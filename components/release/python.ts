@@ -190,6 +190,36 @@ export function groupedPackages(
 }
 
 /**
+ * The main dependencies pyproject.toml lists, by normalized name, each with its extras (`fastapi[standard]`:
+ * fastapi → ["standard"]): `[project] dependencies` and Poetry's `[tool.poetry.dependencies]` (python aside).
+ */
+export function mainPackages(pyproject: string | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const doc = pyproject === undefined ? undefined : parseTomlLenient(pyproject);
+  const add = (name: string, extras: string[]) =>
+    out.set(normalizedPackage(name), [...(out.get(normalizedPackage(name)) ?? []), ...extras]);
+  const listed = tomlAt(doc, "project.dependencies");
+  for (const r of Array.isArray(listed) ? listed : []) {
+    const m = typeof r === "string" ? /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?/.exec(r) : null;
+    if (m)
+      add(
+        m[1],
+        (m[2] ?? "")
+          .split(",")
+          .map((e) => e.trim())
+          .filter(Boolean),
+      );
+  }
+  const poetry = tomlAt(doc, "tool.poetry.dependencies");
+  for (const name of tableKeys(poetry)) {
+    if (name === "python") continue;
+    const extras = tomlAt(poetry, `${name}.extras`);
+    add(name, Array.isArray(extras) ? extras.filter((e): e is string => typeof e === "string") : []);
+  }
+  return out;
+}
+
+/**
  * A PEP 735 `[dependency-groups]` list with each `{include-group = ...}` read in its place (names compare
  * normalized, as uv and pip compare them); a group that includes itself, or none declared, ends the reading there.
  */

@@ -685,6 +685,17 @@ describe("npm workspaces (components/release/node.ts)", () => {
             "uvicorn serves)); expected a map of process name to {command, kind}; " +
             `set it with: pulumi config set --path 'apphost:app.processes.web.command' ${example}`,
         ]);
+        // fastapi[standard] in the main dependencies brings uvicorn: no hint.
+        write(
+          "pyproject.toml",
+          '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = ["fastapi[standard]>=0.128.0"]\n\n' +
+            '[dependency-groups]\ndev = ["uvicorn>=0.40.0"]\n\n[tool.uv]\npackage = false\n',
+        );
+        assert.deepEqual(missing(), [
+          "missing (what runs on the host; <app> has no Procfile to take it from (app/main.py makes app, the FastAPI application " +
+            "uvicorn serves)); expected a map of process name to {command, kind}; " +
+            `set it with: pulumi config set --path 'apphost:app.processes.web.command' ${example}`,
+        ]);
       });
 
       it("a Python app's build runs the pnpm its top-level package.json pins", () => {

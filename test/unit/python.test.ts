@@ -24,6 +24,7 @@ import { buildArtifact, requirementsHash } from "../../components/release/artifa
 import {
   detectPythonDeps,
   groupedPackages,
+  mainPackages,
   offeredGroups,
   poetryToPep440,
   PYTHON_CHOICES,
@@ -1858,6 +1859,30 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("knows the main dependencies by normalized name with their extras, uv's and Poetry's, python aside", () => {
+    assert.deepEqual(
+      mainPackages(
+        '[project]\ndependencies = ["FastAPI[standard, all]>=0.128", "sqlalchemy[asyncio] ; python_version >= \'3.9\'", "Py_JWT"]\n',
+      ),
+      new Map([
+        ["fastapi", ["standard", "all"]],
+        ["sqlalchemy", ["asyncio"]],
+        ["py-jwt", []],
+      ]),
+    );
+    assert.deepEqual(
+      mainPackages(
+        "[tool.poetry.dependencies]\npython = '^3.13'\nuvicorn = { version = '^0.38', extras = ['standard'] }\nalembic = '^1.17'\n",
+      ),
+      new Map([
+        ["uvicorn", ["standard"]],
+        ["alembic", []],
+      ]),
+    );
+    assert.deepEqual(mainPackages("[project\n"), new Map());
+    assert.deepEqual(mainPackages(undefined), new Map());
   });
 
   it("knows the packages only the groups and extras it does not install list, for the install's program check", () => {
