@@ -1147,7 +1147,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
           serverGroups.length
             ? `; pyproject.toml lists ${pyWeb.server} only in ${listed(serverGroups)}, which the install leaves out: ` +
               `add it to the main dependencies, or ${listed(serverGroups)} to apphost:app.dependencyGroups`
-            : ""
+            : pyWeb.listed === false
+              ? `; the app's dependencies do not name ${pyWeb.server}: add it to them`
+              : ""
         })`
       : "";
   const process = z.preprocess(

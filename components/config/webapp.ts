@@ -23,6 +23,11 @@ export interface PythonWebApp {
   factory: boolean;
   /** Where it was found, for the message: `backend/app/main.py makes app, the FastAPI application` */
   found: string;
+  /**
+   * Whether the app's dependency files name the server (or fastapi[standard], which brings uvicorn); undefined when
+   * there are none to read
+   */
+  listed?: boolean;
 }
 
 const MAX_FILES = 400;
@@ -69,7 +74,12 @@ const PRECEDENCE = ["FastAPI", "Litestar", "Quart", "Starlette", "Flask"];
 
 /** The app's web application, or undefined when none is found (the example stays `gunicorn app:app`). */
 export function pythonWebApp(dir: string, dependencies: string): PythonWebApp | undefined {
-  return djangoProject(dir) ?? frameworkApp(dir, dependencies);
+  const app = djangoProject(dir) ?? frameworkApp(dir, dependencies);
+  if (!app || dependencies.trim() === "") return app;
+  const named = new RegExp(`(^|[^\\w-])${app.server}([^\\w-]|$)`, "im").test(dependencies);
+  const brought =
+    app.server === "uvicorn" && /(^|[^\w-])fastapi\s*\[[^\]]*\b(standard|all)\b/im.test(dependencies);
+  return { ...app, listed: named || brought };
 }
 
 /** The web command for `app`, listening on 127.0.0.1:$PORT. */

@@ -698,6 +698,30 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ]);
       });
 
+      it("a Flask app whose dependencies do not name gunicorn is told to add it, with its factory's example (the Flask tutorial's flaskr)", () => {
+        write(
+          "pyproject.toml",
+          '[project]\nname = "flaskr"\nversion = "1.0.0"\ndependencies = [\n    "flask",\n]\n',
+        );
+        write(
+          "flaskr/__init__.py",
+          "import os\n\nfrom flask import Flask\n\n\ndef create_app(test_config=None):\n    pass\n",
+        );
+        assert.deepEqual(
+          problemsAt("apphost:app.processes", {
+            "app.processes": undefined,
+            "app.runtime": "python",
+            "app.requirements": undefined,
+          }),
+          [
+            "missing (what runs on the host; <app> has no Procfile to take it from (flaskr/__init__.py's create_app() makes the Flask " +
+              "application gunicorn serves; the app's dependencies do not name gunicorn: add it to them)); expected a map of process " +
+              "name to {command, kind}; set it with: pulumi config set --path 'apphost:app.processes.web.command' " +
+              `'gunicorn "flaskr:create_app()" --bind 127.0.0.1:$PORT'`,
+          ],
+        );
+      });
+
       it("a Python app's build runs the pnpm its top-level package.json pins", () => {
         fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
         fs.writeFileSync(

@@ -138,6 +138,27 @@ describe("the web application a Python app makes (webapp.ts)", () => {
     );
   });
 
+  it("says whether the dependency files name the server: gunicorn, uvicorn, or fastapi[standard] that brings uvicorn", () => {
+    write({
+      "flaskr/__init__.py": "from flask import Flask\n\ndef create_app(test_config=None):\n    pass\n",
+    });
+    const listed = (deps: string) => pythonWebApp(dir, deps)?.listed;
+    assert.equal(listed(""), undefined, "no dependency files: nothing to say");
+    assert.equal(listed('[project]\ndependencies = ["flask"]\n'), false);
+    assert.equal(listed("Flask==3.1\ngunicorn==23.0.0\n"), true);
+    assert.equal(
+      listed("Flask==3.1\ngunicorn-thing==1\n"),
+      false,
+      "another package whose name starts with it",
+    );
+    fs.rmSync(path.join(dir, "flaskr"), { recursive: true });
+    write({ "main.py": "from fastapi import FastAPI\napp = FastAPI()\n" });
+    assert.equal(listed('dependencies = ["fastapi[standard]>=0.115"]'), true);
+    assert.equal(listed('dependencies = ["fastapi>=0.115", "Uvicorn[standard]"]'), true);
+    assert.equal(listed('dependencies = ["fastapi[all]"]'), true);
+    assert.equal(listed('dependencies = ["fastapi>=0.115"]'), false);
+  });
+
   it("a Django project's WSGI module comes first; directories a command cannot cd to as written, tests and virtualenvs are not searched", () => {
     write({
       "my site/app.py": "from flask import Flask\napp = Flask(__name__)\n",
