@@ -401,20 +401,33 @@ export function sourceBuildHint(output: string): string | undefined {
       `${pkg}${error ? ` (${error.slice(0, 160)}${cause ? `: ${cause.why}` : ""})` : ""}`,
   );
   // Poetry builds each package with the constraints pyproject.toml gives it (apphost's Poetry, 2.5.1, reads them):
-  // the locked release stays, its isolated build gets the older tool (the shynet trial: both built).
+  // the locked release stays, its isolated build gets the older tool (the shynet trial: both built). uv's
+  // build-constraint-dependencies hold for every build, and uv.lock records them, so the lock is written again; its
+  // versions stay (checked with uv 0.13.9: pyyaml 5.4.1 built once `cython<3.0` was there and in the lock).
   const constrained = causes.filter((c) => c.cause?.constraint);
+  const keep =
+    `; or keep the locked ${constrained.length === 1 ? "release" : "releases"} and constrain ` +
+    `${constrained.length === 1 ? "its build" : "their builds"}: in pyproject.toml, under `;
+  const uvConstraints = [
+    ...new Set(
+      constrained.map(({ cause }) => `"${cause!.constraint!.requirement}${cause!.constraint!.spec}"`),
+    ),
+  ];
   const constrain =
-    tools.has("poetry") && constrained.length > 0
-      ? `; or keep the locked ${constrained.length === 1 ? "release" : "releases"} and constrain ` +
-        `${constrained.length === 1 ? "its build" : "their builds"}: in pyproject.toml, under ` +
-        `[tool.poetry.build-constraints], the ${constrained.length === 1 ? "line" : "lines"} ` +
-        constrained
-          .map(
-            ({ pkg, cause }) =>
-              `${pkg.split(" ")[0]} = { ${cause!.constraint!.requirement} = "${cause!.constraint!.spec}" }`,
-          )
-          .join(" and ")
-      : "";
+    constrained.length === 0
+      ? ""
+      : tools.has("poetry")
+        ? `${keep}[tool.poetry.build-constraints], the ${constrained.length === 1 ? "line" : "lines"} ` +
+          constrained
+            .map(
+              ({ pkg, cause }) =>
+                `${pkg.split(" ")[0]} = { ${cause!.constraint!.requirement} = "${cause!.constraint!.spec}" }`,
+            )
+            .join(" and ")
+        : tools.has("uv")
+          ? `${keep}[tool.uv], build-constraint-dependencies = [${uvConstraints.join(", ")}], then run uv lock, ` +
+            "which records the constraints and keeps the locked versions"
+          : "";
   const on = pythonOf(output);
   const names = [...failed.keys()].map((k) => k.split(" ")[0]);
   const how = [

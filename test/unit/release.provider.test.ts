@@ -246,7 +246,9 @@ describe("release provider: a failed install's build hint", () => {
     );
     assert.equal(
       sourceBuildHint(sample("install/uv-pyyaml-5.4.1-cython3.txt")),
-      `${start} (uv lock --upgrade-package pyyaml; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6), ${end}`,
+      `${start} (uv lock --upgrade-package pyyaml; first raise a pyproject.toml constraint that allows no newer release, as a caret such as ^5.4.1 stays below 6), ${end}; ` +
+        'or keep the locked release and constrain its build: in pyproject.toml, under [tool.uv], build-constraint-dependencies = ["Cython<3.0"], ' +
+        "then run uv lock, which records the constraints and keeps the locked versions",
     );
     // A failed install that built nothing from source, and a missing header, which buildHint names: none.
     assert.equal(sourceBuildHint("ERROR: No matching distribution found for frobnicate==9.9\n"), undefined);
