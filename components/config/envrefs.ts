@@ -8,7 +8,10 @@
  * and `${origins}` (`https://a.example.com,https://b.example.com`) for
  * Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS; `${hostname}` and `${origin}`,
  * the first of them alone, for an app's one canonical address (healthchecks'
- * SITE_ROOT, a BASE_URL that links in emails). `$${` writes a literal `${`.
+ * SITE_ROOT, a BASE_URL that links in emails); `${hostnames.json}` and
+ * `${origins.json}`, the same as JSON lists, for settings that parse one
+ * (pydantic-settings' `list[str]`: minimal-fastapi-postgres-template's
+ * SECURITY__ALLOWED_HOSTS). `$${` writes a literal `${`.
  *
  * The parser checks the names (an unknown one is a config error); the env
  * file renderer resolves them from the database URL and the secret key, so a
@@ -29,6 +32,8 @@ export const ENV_REFERENCES = [
   "origins",
   "hostname",
   "origin",
+  "hostnames.json",
+  "origins.json",
 ] as const;
 export type EnvReference = (typeof ENV_REFERENCES)[number];
 

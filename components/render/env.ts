@@ -31,7 +31,10 @@ export interface EnvFileInput {
   secretEnv?: Record<string, string>;
   /** What `${secretKey}` stands for: the app's SECRET_KEY */
   secretKey?: string;
-  /** `apphost:dns.hostnames`, for `${hostnames}` and `${origins}`, the first for `${hostname}` and `${origin}` */
+  /**
+   * `apphost:dns.hostnames`, for `${hostnames}` and `${origins}` (and as JSON lists, `${hostnames.json}`), the first
+   * for `${hostname}` and `${origin}`
+   */
   hostnames?: string[];
   /** The scheme of `${origins}`: http when apphost:tls.mode is off. @default "https" */
   scheme?: "http" | "https";
@@ -146,7 +149,10 @@ function referenceValues(layout: HostLayout, input: EnvFileInput): Partial<Recor
   if (input.secretKey !== undefined) out.secretKey = input.secretKey;
   if (input.hostnames) {
     out.hostnames = input.hostnames.join(",");
-    out.origins = input.hostnames.map((h) => `${input.scheme ?? "https"}://${h}`).join(",");
+    const origins = input.hostnames.map((h) => `${input.scheme ?? "https"}://${h}`);
+    out.origins = origins.join(",");
+    out["hostnames.json"] = JSON.stringify(input.hostnames);
+    out["origins.json"] = JSON.stringify(origins);
     // The first hostname is the stack's canonical one (a stack has at least one: the config check).
     if (input.hostnames[0] !== undefined) {
       out.hostname = input.hostnames[0];

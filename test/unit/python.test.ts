@@ -1664,7 +1664,7 @@ describe("apphost:app.env references", () => {
       ),
       [
         "apphost:app.env.A: ${database.user}: a SQLite database has no user; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set",
-        "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
+        "apphost:app.env.B: ${secretkey} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, ${hostnames.json}, ${origins.json}, or write $${ for a literal ${",
         "apphost:app.env.B: ${database.port}: a SQLite database has no port; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set",
       ],
     );

@@ -200,6 +200,8 @@ SECRET_KEY="s3cr3t"
         DJANGO_CSRF_TRUSTED_ORIGINS: "${origins}",
         SITE_ROOT: "${origin}",
         SITE_HOST: "${hostname}",
+        SITE_ALLOWED_HOSTS: "${hostnames.json}",
+        SITE_CORS_ORIGINS: "${origins.json}",
       },
       hostnames: ["shop.example.com", "www.example.com"],
       secretEnv: { SECRET_KEY: "k3y", OTHER: "${database.password}" },
@@ -222,6 +224,8 @@ SECRET_KEY="s3cr3t"
         'POSTGRES_SERVER="db.example.com"',
         'POSTGRES_USER="shop_prod"',
         'SECRET_KEY="k3y"',
+        'SITE_ALLOWED_HOSTS="[\\"shop.example.com\\",\\"www.example.com\\"]"',
+        'SITE_CORS_ORIGINS="[\\"https://shop.example.com\\",\\"https://www.example.com\\"]"',
         'SITE_HOST="shop.example.com"',
         'SITE_ROOT="https://shop.example.com"',
         'SQLALCHEMY_DATABASE_URI="postgresql://shop_prod:p%40ss@db.example.com:5433/shop_prod?sslmode=require"',
@@ -240,7 +244,7 @@ SECRET_KEY="s3cr3t"
       message:
         "env file /etc/apphost/shop-prod.env: fix these settings:\n" +
         "  - apphost:app.env.A: ${database.host}: a SQLite database has no host; only ${database.url} (sqlite:///...) and ${database.path} (the file) are set\n" +
-        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, or write $${ for a literal ${",
+        "  - apphost:app.env.B: ${nope} is not a reference apphost knows; use one of ${database.url}, ${database.path}, ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${secretKey}, ${hostnames}, ${origins}, ${hostname}, ${origin}, ${hostnames.json}, ${origins.json}, or write $${ for a literal ${",
     });
   });
 });
