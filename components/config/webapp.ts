@@ -7,7 +7,8 @@
  * (`def create_app():`), with the server that runs it and the directory to
  * start it in (`cd backend && uvicorn app.main:app ...`).
  *
- * It reads at most MAX_FILES files of MAX_BYTES each, three directories deep.
+ * It reads Python files of MAX_BYTES at most, three directories deep: MAX_FILES
+ * for the application, as many again for the imports that place its module.
  */
 import * as fs from "fs";
 import * as path from "path";
