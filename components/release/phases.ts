@@ -550,6 +550,28 @@ function djangoChecks(input: ReleaseInput): string[] {
 }
 
 /**
+ * Python programs that run the app's code, so that only its venv can give them: Debian's package of one (gunicorn,
+ * alembic) runs on the host's Python, outside the venv, where the app's dependencies are not. Their error offers
+ * no apphost:host.packages.
+ */
+const VENV_ONLY_PROGRAMS = new Set([
+  "gunicorn",
+  "uvicorn",
+  "hypercorn",
+  "daphne",
+  "granian",
+  "waitress-serve",
+  "celery",
+  "alembic",
+  "flask",
+  "django-admin",
+  "fastapi",
+  "litestar",
+  "rq",
+  "dramatiq",
+]);
+
+/**
  * install, last: the program each process, job and the migration starts is found where its unit will look (the
  * release's .venv/bin or node_modules/.bin, then the host's PATH), as the app user. A web command whose server is
  * not among the app's dependencies (healthchecks' requirements have no gunicorn) would otherwise fail after the
@@ -598,13 +620,17 @@ function programChecks(input: ReleaseInput): string[] {
   const labels = checks.map((c) =>
     q(`\`${c.program}\`${c.dir ? ` in ${c.dir}/` : ""} (${c.what}: ${c.command}${inGroups(c.program)})`),
   );
+  // 0 for a program only the venv can give: the host package is offered when one missing program is not such.
+  const hostable = checks.map((c) => (app.runtime === "python" && VENV_ONLY_PROGRAMS.has(c.program) ? 0 : 1));
   return [
     "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
     `PROGRAM_LABELS=(${labels.join(" ")})`,
+    `PROGRAM_HOSTABLE=(${hostable.join(" ")})`,
     `MISSING=$(as_app "$NEW_DIR" ${q(look)})`,
-    `if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("\${PROGRAM_LABELS[$i]}"); done; ` +
+    `if [ -n "$MISSING" ]; then missing=(); host=""; for i in $MISSING; do missing+=("\${PROGRAM_LABELS[$i]}"); ` +
+      `[ "\${PROGRAM_HOSTABLE[$i]}" = 0 ] || host=", or a host program's package to apphost:host.packages"; done; ` +
       `printf -v MISSING '%s; ' "\${missing[@]}"; ` +
-      `fail "not found where the units look (the release, its ${where}, then the host's PATH), or not executable: \${MISSING%; }; add each to ${deps}, or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated"; fi`,
+      `fail "not found where the units look (the release, its ${where}, then the host's PATH), or not executable: \${MISSING%; }; add each to ${deps}$host, or fix the command; nothing was backed up or migrated"; fi`,
   ];
 }
 

@@ -162,13 +162,47 @@ describe("release phases: the base input", () => {
       // Last: the program each process and the migration start, found where its unit looks, in one look.
       "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
       "PROGRAM_LABELS=('`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)' '`python` (process worker: python worker.py)' '`alembic` (the migration: alembic upgrade head)')",
+      // gunicorn and alembic run the app's code: only the venv gives them, a host package would not see the app's.
+      "PROGRAM_HOSTABLE=(0 1 0)",
       `MISSING=$(as_app "$NEW_DIR" 'command -v gunicorn >/dev/null 2>&1 || echo 0; command -v python >/dev/null 2>&1 || echo 1; command -v alembic >/dev/null 2>&1 || echo 2')`,
-      'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
+      'if [ -n "$MISSING" ]; then missing=(); host=""; for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); ' +
+        '[ "${PROGRAM_HOSTABLE[$i]}" = 0 ] || host=", or a host program\'s package to apphost:host.packages"; done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
         "fail \"not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ${MISSING%; }; " +
-        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
+        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group)$host, or fix the command; nothing was backed up or migrated\"; fi",
       // The migration is alembic's: its versions directory must hold a revision.
       "alembic_revisions_check alembic.ini .",
     ]);
+  });
+
+  it("install: the missing programs' error offers a host package only when one of them is not a program only the venv gives", () => {
+    const commands = phase(baseInput({ refs: literal }), "install").commands;
+    const check = commands.slice(
+      commands.indexOf("# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them"),
+      -1,
+    );
+    assert.equal(check.length, 5, check.join("\n"));
+    // The lines under bash, with the look's answer (the indexes of the missing programs) and `fail` stubbed.
+    const failWith = (missing: string) => {
+      const r = spawnSync("bash", [
+        "-c",
+        `as_app() { echo ${missing}; }; fail() { echo "$1"; }; ${check.join("\n")}`,
+      ]);
+      assert.equal(r.status, 0, r.stderr.toString());
+      return r.stdout.toString().trim();
+    };
+    const start =
+      "not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ";
+    const deps = "add each to the app's main dependencies (requirements.txt; apphost installs no dev group)";
+    const end = ", or fix the command; nothing was backed up or migrated";
+    const gunicorn = "`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)";
+    const alembic = "`alembic` (the migration: alembic upgrade head)";
+    const python = "`python` (process worker: python worker.py)";
+    assert.equal(failWith('"0 2"'), `${start}${gunicorn}; ${alembic}; ${deps}${end}`);
+    assert.equal(
+      failWith('"0 1"'),
+      `${start}${gunicorn}; ${python}; ${deps}, or a host program's package to apphost:host.packages${end}`,
+    );
+    assert.equal(failWith('""'), "");
   });
 
   it("install: a program only a group or an extra the stack does not install has is named with it (uvicorn in Poetry's dev group)", () => {
@@ -199,8 +233,10 @@ describe("release phases: the base input", () => {
     );
     assert.match(
       commands.at(-2)!,
-      /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\), or /,
+      /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\)\$host, or /,
     );
+    // uvicorn and alembic only the venv can give: no host package is offered for either.
+    assert.ok(commands.includes("PROGRAM_HOSTABLE=(0 0)"), commands.join("\n"));
     // pip from a pyproject.toml installs the groups named too (BookWyrm's main), a package's as well.
     const pipInstall = (pyproject: string) =>
       phase(
@@ -536,10 +572,13 @@ describe("release phases: one key changed", () => {
       // After the build, which may make what a process starts; node_modules/.bin and the lock in the message.
       "# shellcheck disable=SC2016 # the commands are quoted as the stack wrote them",
       "PROGRAM_LABELS=('`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)' '`python` (process worker: python worker.py)' '`alembic` (the migration: alembic upgrade head)')",
+      // A Node app: any of them may be a host program.
+      "PROGRAM_HOSTABLE=(1 1 1)",
       `MISSING=$(as_app "$NEW_DIR" 'command -v gunicorn >/dev/null 2>&1 || echo 0; command -v python >/dev/null 2>&1 || echo 1; command -v alembic >/dev/null 2>&1 || echo 2')`,
-      'if [ -n "$MISSING" ]; then missing=(); for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
+      'if [ -n "$MISSING" ]; then missing=(); host=""; for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); ' +
+        '[ "${PROGRAM_HOSTABLE[$i]}" = 0 ] || host=", or a host program\'s package to apphost:host.packages"; done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
         "fail \"not found where the units look (the release, its node_modules/.bin, then the host's PATH), or not executable: ${MISSING%; }; " +
-        "add each to package.json's dependencies (package-lock.json), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated\"; fi",
+        "add each to package.json's dependencies (package-lock.json)$host, or fix the command; nothing was backed up or migrated\"; fi",
       "alembic_revisions_check alembic.ini .",
     ]);
   });
