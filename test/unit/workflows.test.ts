@@ -586,3 +586,37 @@ describe("scripts/check-aws-cli (apphost:host.via instance-connect in CI)", () =
     }
   });
 });
+
+describe("scripts/quickstart (the README's first command)", () => {
+  let dir: string;
+  before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-quickstart-"))));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("stops at an engine that could not be built or found, with its error, before it makes the sandbox", () => {
+    // A copy of the script beside stand-ins: prerequisites present, node_modules up to date, an engine that fails
+    // as it does on a machine without ../shared/vendor, and a sandbox that logs its calls.
+    fs.mkdirSync(path.join(dir, "scripts"));
+    fs.copyFileSync(path.join(root, "scripts", "quickstart"), path.join(dir, "scripts", "quickstart"));
+    const stub = (name: string, body: string) =>
+      fs.writeFileSync(path.join(dir, "scripts", name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
+    stub("install-prereqs", "exit 0");
+    stub(
+      "engine",
+      'echo "engine: error: the source of pulumi-language-nodejs is not at /x/shared/vendor" >&2\nexit 1',
+    );
+    stub("sandbox", `echo "sandbox $*" >>${JSON.stringify(path.join(dir, "sandbox.log"))}`);
+    fs.writeFileSync(path.join(dir, "package-lock.json"), "{}\n");
+    fs.mkdirSync(path.join(dir, "node_modules"));
+    fs.writeFileSync(path.join(dir, "node_modules", ".package-lock.json"), "{}\n");
+    const future = new Date(Date.now() + 60_000);
+    fs.utimesSync(path.join(dir, "node_modules", ".package-lock.json"), future, future);
+    const r = spawnSync("bash", [path.join(dir, "scripts", "quickstart")], { encoding: "utf8" });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /=== quickstart: the engine: [^\n]*\nengine: error: the source of pulumi-language-nodejs/,
+    );
+    assert.doesNotMatch(r.stderr, /=== quickstart: the sandbox host/);
+    assert.equal(fs.existsSync(path.join(dir, "sandbox.log")), false, "the sandbox was made");
+  });
+});
