@@ -80,19 +80,13 @@ function pythonManifests(dir: string, facts: PythonFacts, requirements: unknown)
   for (let file = queue.shift(); file !== undefined && seen.size < 8; file = queue.shift()) {
     if (seen.has(file) || path.isAbsolute(file) || file.split(/[\\/]/).includes("..")) continue;
     seen.add(file);
-    const text = file === "requirements.txt" ? texts[0] : readSmallText(dir, file);
+    const text = file === "requirements.txt" ? texts[0] : (readAppFile(dir, file, "config")?.text ?? "");
     if (file !== "requirements.txt") texts.push(text);
     // `-r base.txt` in requirements/prod.txt is requirements/base.txt.
     for (const m of text.matchAll(/^\s*(?:-r|--requirement)[ =]?\s*(\S+)/gm))
       queue.push(path.posix.join(path.posix.dirname(file), m[1]));
   }
   return texts.filter(Boolean).join("\n");
-}
-
-function readSmallText(dir: string, file: string): string {
-  const full = path.join(dir, file);
-  const stat = fs.statSync(full, { throwIfNoEntry: false });
-  return stat?.isFile() && stat.size <= 65536 ? fs.readFileSync(full, "utf8") : "";
 }
 
 /** The web process's command, from apphost:app.processes when the stack sets it, else the Procfile's web: line. */
