@@ -17,7 +17,7 @@ import { isName, isUrlPath, SAFE } from "../shell";
 import { detectRuntime } from "./appfiles";
 import { CALENDAR_EXAMPLES, calendarProblem } from "./calendar";
 import { webPortProblem } from "./webport";
-import { pythonWebCommand } from "./webapp";
+import { BROUGHT_BY, pythonWebCommand } from "./webapp";
 import { compileExcludes } from "../release/artifact";
 import {
   detectPythonDeps,
@@ -573,9 +573,8 @@ function groupsAlone(files: AppFiles, app: Obj, pkg: string): string[] {
     : [];
   // A main dependency that is the server, or brings it (`fastapi[standard]` requires uvicorn[standard]), installs it.
   const main = mainPackages(files.python["pyproject.toml"]);
-  const fastapiExtras = main.get("fastapi") ?? [];
-  if (main.has(pkg) || (pkg === "uvicorn" && fastapiExtras.some((e) => e === "standard" || e === "all")))
-    return [];
+  const by = BROUGHT_BY[pkg];
+  if (main.has(pkg) || (by && (main.get(by.pkg) ?? []).some((e) => by.extras.includes(e)))) return [];
   try {
     const deps = detectPythonDeps(files.python, requirements);
     return (groupedPackages(deps.manager, files.python["pyproject.toml"], groups).get(pkg) ?? []).map(

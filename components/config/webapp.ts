@@ -77,10 +77,21 @@ const PRECEDENCE = ["FastAPI", "Litestar", "Quart", "Starlette", "Flask"];
 export function pythonWebApp(dir: string, dependencies: string): PythonWebApp | undefined {
   const app = djangoProject(dir) ?? frameworkApp(dir, dependencies);
   if (!app || dependencies.trim() === "") return app;
-  const named = new RegExp(`(^|[^\\w-])${app.server}([^\\w-]|$)`, "im").test(dependencies);
+  const by = BROUGHT_BY[app.server];
   const brought =
-    app.server === "uvicorn" && /(^|[^\w-])fastapi\s*\[[^\]]*\b(standard|all)\b/im.test(dependencies);
-  return { ...app, listed: named || brought };
+    by !== undefined &&
+    new RegExp(`(^|[^\\w-])${by.pkg}\\s*\\[[^\\]]*\\b(${by.extras.join("|")})\\b`, "im").test(dependencies);
+  return { ...app, listed: names(dependencies, app.server) || brought };
+}
+
+/** A main dependency that brings a server with it: fastapi[standard] and fastapi[all] require uvicorn[standard]. */
+export const BROUGHT_BY: Readonly<Record<string, { pkg: string; extras: readonly string[] }>> = {
+  uvicorn: { pkg: "fastapi", extras: ["standard", "all"] },
+};
+
+/** Whether dependency files' text names `pkg` (`flask`, not `flask-sqlalchemy`), in any case. */
+function names(dependencies: string, pkg: string): boolean {
+  return new RegExp(`(^|[^\\w-])${pkg}([^\\w-]|$)`, "im").test(dependencies);
 }
 
 /** The web command for `app`, listening on 127.0.0.1:$PORT. */
@@ -225,7 +236,7 @@ function frameworkOf(text: string, dependencies: string): string | undefined {
   const imported = /^(?:from|import)\s+(flask|fastapi|starlette|litestar|quart)(?:_\w+)?\b/im.exec(text)?.[1];
   if (imported) return FRAMEWORKS.find((f) => f.toLowerCase() === imported.toLowerCase());
   // FastAPI and Litestar need Starlette's or their own parts, Quart needs Flask: the first one named is the app's.
-  return PRECEDENCE.find((f) => new RegExp(`(^|[^\\w-])${f}([^\\w-]|$)`, "im").test(dependencies));
+  return PRECEDENCE.find((f) => names(dependencies, f));
 }
 
 /**
