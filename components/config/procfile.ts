@@ -217,6 +217,21 @@ export function leadingProgram(command: string): { dir?: string; program: string
   return cd ? { dir: cd[1], program } : { program };
 }
 
+/** The Python web servers and frameworks' commands, which run the app's code from its venv. */
+export const PYTHON_SERVERS: readonly string[] = [
+  "gunicorn",
+  "uvicorn",
+  "uwsgi",
+  "daphne",
+  "hypercorn",
+  "granian",
+  "waitress-serve",
+  "flask",
+  "django-admin",
+  "fastapi",
+  "litestar",
+];
+
 /**
  * The runtime whose program a command starts: a Python web server, python itself or a Python project tool's `run`
  * (`gunicorn my_app.app:create_app()`, `.venv/bin/uvicorn ...`, `poetry run ...`), or Node and its package managers;
@@ -224,11 +239,7 @@ export function leadingProgram(command: string): { dir?: string; program: string
  */
 export function commandRuntime(command: string): "python" | "node" | undefined {
   const program = leadingProgram(command)?.program.split("/").pop() ?? "";
-  if (
-    /^(?:python(?:3(?:\.\d+)?)?|gunicorn|uvicorn|uwsgi|daphne|hypercorn|granian|waitress-serve|flask|django-admin|fastapi|litestar|pipenv|poetry|pdm|uv)$/.test(
-      program,
-    )
-  )
+  if (PYTHON_SERVERS.includes(program) || /^(?:python(?:3(?:\.\d+)?)?|pipenv|poetry|pdm|uv)$/.test(program))
     return "python";
   if (/^(?:node|nodejs|npm|npx|yarn|pnpm)$/.test(program)) return "node";
   return undefined;

@@ -50,7 +50,7 @@ import {
 } from "./python";
 import { alembicConfig, alembicMigration, djangoCommand } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
-import { leadingProgram } from "../config/procfile";
+import { leadingProgram, PYTHON_SERVERS } from "../config/procfile";
 import { assertSafe, SAFE } from "../shell";
 
 /** The deploy phases, in order. */
@@ -554,22 +554,7 @@ function djangoChecks(input: ReleaseInput): string[] {
  * alembic) runs on the host's Python, outside the venv, where the app's dependencies are not. Their error offers
  * no apphost:host.packages.
  */
-const VENV_ONLY_PROGRAMS = new Set([
-  "gunicorn",
-  "uvicorn",
-  "hypercorn",
-  "daphne",
-  "granian",
-  "waitress-serve",
-  "celery",
-  "alembic",
-  "flask",
-  "django-admin",
-  "fastapi",
-  "litestar",
-  "rq",
-  "dramatiq",
-]);
+const VENV_ONLY_PROGRAMS = new Set([...PYTHON_SERVERS, "celery", "alembic", "rq", "dramatiq"]);
 
 /**
  * install, last: the program each process, job and the migration starts is found where its unit will look (the
