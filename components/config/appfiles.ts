@@ -145,7 +145,7 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     const text = read(name);
     if (text !== undefined) locks[name] = text;
   }
-  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown } = {};
+  let pkg: { packageManager?: unknown; workspaces?: unknown; scripts?: unknown; main?: unknown } = {};
   try {
     pkg = JSON.parse(pkgText) as typeof pkg;
   } catch {
@@ -162,8 +162,11 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   const scripts = Object.entries(
     typeof pkg.scripts === "object" && pkg.scripts !== null ? (pkg.scripts as Record<string, unknown>) : {},
   ).filter((e): e is [string, string] => typeof e[1] === "string");
+  // Without a start script, npm start runs server.js when there is one: package.json's main is then not the server.
+  const main = fs.existsSync(path.join(dir, "server.js")) ? undefined : mainFile(dir, pkg.main);
   return {
     locks,
+    ...(main !== undefined ? { main } : {}),
     ...yarnBerryFacts(dir, read(".yarnrc.yml"), locks),
     // npm reads `package-lock=false` (any spacing, any case of its value) as: write no lock.
     ...(/^\s*package-lock\s*=\s*false\s*$/im.test(read(".npmrc") ?? "") ? { npmrcNoLock: true } : {}),
@@ -173,6 +176,24 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
     ...(members.length > 0 ? { members } : {}),
     ...(problems.length > 0 ? { memberProblems: problems } : {}),
   };
+}
+
+/**
+ * The file package.json's `main` names, as require() finds it (as written, or with `.js`), when it is a plain path
+ * inside the app (letters, digits and `._/@-`, no `..`), and is there.
+ */
+function mainFile(dir: string, main: unknown): string | undefined {
+  if (typeof main !== "string" || !/^[\w./@-]+$/.test(main) || main.split("/").includes(".."))
+    return undefined;
+  const rel = path.posix.normalize(main).replace(/^\.\//, "");
+  for (const name of [rel, `${rel}.js`]) {
+    try {
+      if (fs.statSync(path.join(dir, name)).isFile()) return name;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
 }
 
 /**

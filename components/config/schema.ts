@@ -1127,30 +1127,33 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const runtime =
     typeof raw("app").runtime === "string" ? raw("app").runtime : (detected as { runtime?: string })?.runtime;
   // A Node app's example is its package.json's start script (what Heroku runs without a Procfile), when it can be
-  // written between double quotes as it is.
+  // written between double quotes as it is; else the file its `main` names.
   const start = runtime === "node" ? files?.node?.scripts?.start : undefined;
   const startUsable = start !== undefined && /^[^"$`\\\n]+$/.test(start);
+  const main = runtime === "node" && start === undefined ? files?.node?.main : undefined;
   // A Python app's example serves the application its files make (webapp.ts: Django's WSGI module, a Flask or
   // FastAPI app), when one is found. Single quotes: a shell would expand $PORT inside double ones.
   const pyWeb = runtime === "python" ? files?.pythonWeb : undefined;
   const webCommand =
     runtime === "node"
-      ? `"${startUsable ? start : "node server.js"}"`
+      ? `"${startUsable ? start : `node ${main ?? "server.js"}`}"`
       : `'${pyWeb ? pythonWebCommand(pyWeb) : "gunicorn app:app --bind 127.0.0.1:$PORT"}'`;
   const serverGroups = pyWeb && files ? groupsAlone(files, raw("app"), pyWeb.server) : [];
   const listed = (names: string[]) => names.map((g) => `"${g}"`).join(" or ");
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
-    : pyWeb
-      ? ` (${pyWeb.found} ${pyWeb.server} serves${
-          serverGroups.length
-            ? `; pyproject.toml lists ${pyWeb.server} only in ${listed(serverGroups)}, which the install leaves out: ` +
-              `add it to the main dependencies, or ${listed(serverGroups)} to apphost:app.dependencyGroups`
-            : pyWeb.listed === false
-              ? `; the app's dependencies do not name ${pyWeb.server}: add it to them`
-              : ""
-        })`
-      : "";
+    : main
+      ? ` (package.json has no start script, and its main is ${main}; the web process must listen on $PORT)`
+      : pyWeb
+        ? ` (${pyWeb.found} ${pyWeb.server} serves${
+            serverGroups.length
+              ? `; pyproject.toml lists ${pyWeb.server} only in ${listed(serverGroups)}, which the install leaves out: ` +
+                `add it to the main dependencies, or ${listed(serverGroups)} to apphost:app.dependencyGroups`
+              : pyWeb.listed === false
+                ? `; the app's dependencies do not name ${pyWeb.server}: add it to them`
+                : ""
+          })`
+        : "";
   const process = z.preprocess(
     // `web: gunicorn app:app` is shorthand for {command: ..., kind: web}, like a Procfile line.
     (v) => (typeof v === "string" ? { command: v } : v),

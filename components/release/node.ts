@@ -152,6 +152,11 @@ export interface NodeFacts {
   npmrcNoLock?: boolean;
   /** package.json's `scripts` that are strings: what `npm run <name>` runs */
   scripts?: Record<string, string>;
+  /**
+   * package.json's `main`, as the file it names in the app (`.js` added where npm's require would add it), when it
+   * is a plain relative path: the module a Node app without a start script runs
+   */
+  main?: string;
   /** package.json's `packageManager` (Corepack's field), e.g. "pnpm@9.15.9+sha512.abc" */
   packageManager?: unknown;
   /** What declares a workspace of several packages: package.json's `workspaces`, or pnpm-workspace.yaml */

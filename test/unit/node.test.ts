@@ -595,6 +595,40 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(missing(), [
           `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
         ]);
+        // No start script: the file package.json's main names, as require() finds it, unless server.js is there
+        // (npm start runs it then). A main the app does not have, or one outside it, is not offered.
+        const withMain = (main: string) =>
+          fs.writeFileSync(
+            path.join(dir, "package.json"),
+            JSON.stringify({ main, dependencies: { express: "4.21.2" } }),
+          );
+        fs.mkdirSync(path.join(dir, "src"));
+        fs.writeFileSync(path.join(dir, "src", "app.js"), "require('express')().listen(process.env.PORT);\n");
+        for (const main of ["src/app.js", "./src/app", "src/app"]) {
+          withMain(main);
+          assert.deepEqual(missing(), [
+            "missing (what runs on the host; <app> has no Procfile to take it from (package.json has no start script, " +
+              `and its main is src/app.js; the web process must listen on $PORT)); ${expected} "node src/app.js"`,
+          ]);
+        }
+        for (const main of ["src/other.js", "../app.js", "src/app.js; rm -rf /"]) {
+          withMain(main);
+          assert.deepEqual(missing(), [
+            `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
+          ]);
+        }
+        withMain("src/app.js");
+        fs.writeFileSync(path.join(dir, "server.js"), "");
+        assert.deepEqual(missing(), [
+          `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
+        ]);
+        fs.rmSync(path.join(dir, "server.js"));
+        // A start script wins over main.
+        fs.writeFileSync(
+          path.join(dir, "package.json"),
+          JSON.stringify({ main: "src/app.js", scripts: { start: "node index.js" } }),
+        );
+        assert.match(missing()[0], /"node index.js"$/);
         // apphost:app.runtime python over the files: Python's.
         assert.deepEqual(missing({ "app.runtime": "python", "app.requirements": "requirements.txt" }), [
           `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} 'gunicorn app:app --bind 127.0.0.1:$PORT'`,
