@@ -48,7 +48,7 @@ import {
   pythonVersionCheck,
   runtimeTxtWarning,
 } from "./python";
-import { alembicConfig, alembicMigration, djangoCommand } from "../config/defaults";
+import { alembicConfig, alembicMigration, djangoCommand, isPostgres } from "../config/defaults";
 import { renderUpstreamRuleset } from "../render/nftables";
 import { leadingProgram, PYTHON_SERVERS } from "../config/procfile";
 import { assertSafe, SAFE } from "../shell";
@@ -765,18 +765,22 @@ export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }):
       : db.kind === "none"
         ? "Set apphost:database.kind to sqlite and open the database where DATABASE_URL says (in the shared data directory, " +
           "backed up before every migration), or as data/<file> in the release with apphost:database.sqliteFile set to <file>"
-        : `apphost:database.kind is ${db.kind}: make the app read DATABASE_URL (Postgres) instead of a SQLite file ` +
-          "(Django: dj-database-url)";
-  // One line, the files first: the error Pulumi prints keeps the message's first line.
+        : undefined;
+  // One line, the files first: the error Pulumi prints keeps the message's first line. A Postgres stack's advice is
+  // the variables the app's Python reads its database from, where they are its own (database_env_hint, release.sh).
+  const pruned =
+    ". The next release is a new directory, so its data would stay behind there, and go when this release is pruned. ";
   const message =
     who.shell +
     q(" wrote a SQLite database inside the release directory ") +
     `"$NEW_DIR: \${STRAY//$'\\n'/, }"` +
-    q(
-      ". The next release is a new directory, so its data would stay behind there, " +
-        `and go when this release is pruned. ${where}.`,
-    );
-  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" -newermt "@$MIGRATE_T0"); if [ -n "$STRAY" ]; then die ${message}; fi; fi`;
+    (where !== undefined
+      ? q(`${pruned}${where}.`)
+      : q(`${pruned}apphost:database.kind is ${db.kind}: `) +
+        `"\${DB_ENV_HINT:-make the app read DATABASE_URL (Postgres) instead of a SQLite file (Django: dj-database-url)}"` +
+        q("."));
+  const hint = where === undefined ? "DB_ENV_HINT=$(database_env_hint); " : "";
+  return `if [ -n "$MIGRATE_T0" ]; then STRAY=$(stray_databases "$NEW_DIR" -newermt "@$MIGRATE_T0"); if [ -n "$STRAY" ]; then ${hint}die ${message}; fi; fi`;
 }
 
 /** What a Python app's failed migration adds when a command it ran was not found (exit status 127). */
@@ -1012,9 +1016,15 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   // An alembic migration that could not reach its database may have gone to the URL its alembic.ini names, which
   // its env.py reads alone (alembic_url_hint).
   const alembic = db.migrate ? alembicConfig(db.migrate) : undefined;
-  const urlHint = alembic
-    ? `if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint ${q(alembic.ini)} ${q(alembic.dir)}); fi; `
-    : "";
+  const urlHint =
+    (alembic
+      ? `if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint ${q(alembic.ini)} ${q(alembic.dir)}); fi; `
+      : "") +
+    // A Postgres the migration could not reach or log in to: the variables of its own the app reads it from, if any.
+    (isPostgres(db.kind)
+      ? `if [ -z "$MIGRATE_HINT" ] && ${t.runuser} -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ` +
+        "then MIGRATE_HINT=$(database_env_hint); fi; "
+      : "");
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +

@@ -663,7 +663,53 @@ debug_page_warning() {
 
 # What a client prints when its database server is not there, refuses it or does not know its login: libpq's and
 # psycopg's, asyncpg's and Python's resolver's words.
-DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
+DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|peer authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
+
+# database_env_hint: where the new release's Python reads its Postgres settings from variables of its own (healthchecks'
+# DB, DB_HOST, DB_NAME... in hc/settings.py) and never DATABASE_URL, which apphost sets: those variables, where the
+# first is read, and what apphost:app.env sets them to (${database.host}, ...); a variable that picks the engine (DB,
+# DB_ENGINE) gets the Postgres name its line compares it to. A read is a call whose name has "env" in it (os.getenv,
+# os.environ.get, django-environ's env.str, healthchecks' envsecret), os.environ[...] or python-decouple's config(...),
+# with the variable's name first. Read as the app user, who owns the release; the app's tests are not read (APP_TESTS).
+# Nothing when the release reads DATABASE_URL, or none of those variables, or the env file (ENV_FILE) sets each.
+database_env_hint() {
+  local found line file rest name ref at="" value sets=() names=() seen=" " set
+  # The names the env file sets already (apphost:app.env, apphost:secretEnv): the advice leaves them out.
+  set=" $(sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)=.*/\1/p' "$ENV_FILE" 2>/dev/null | tr '\n' ' ' || true)"
+  found=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
+    "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null |
+    LC_ALL=C sort -t: -k1,1 -k2,2n) || true
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    file=${line%%:*} rest=${line#*:}
+    name=${rest#*:} name=${name%[\"\']} name=${name##*[\"\']}
+    case $name in
+      DATABASE_URL) return 0 ;;
+      *DB_URL | *DB_URI | *DATABASE_URI | *DATABASE_URL | POSTGRES*_URL | POSTGRES*_URI | PG_URL | *DB_DSN | *DATABASE_DSN) ref="\${database.url}" ;;
+      *DB_HOST | *DB_HOSTNAME | *DATABASE_HOST | *DATABASE_HOSTNAME | POSTGRES_HOST | POSTGRES_SERVER | PGHOST) ref="\${database.host}" ;;
+      *DB_PORT | *DATABASE_PORT | POSTGRES_PORT | PGPORT) ref="\${database.port}" ;;
+      *DB_USER | *DB_USERNAME | *DATABASE_USER | *DATABASE_USERNAME | POSTGRES_USER | PGUSER) ref="\${database.user}" ;;
+      *DB_PASSWORD | *DB_PASS | *DATABASE_PASSWORD | POSTGRES_PASSWORD | PGPASSWORD) ref="\${database.password}" ;;
+      *DB_NAME | *DB_DATABASE | *DATABASE_NAME | POSTGRES_DB | PGDATABASE) ref="\${database.name}" ;;
+      DB | *DB_ENGINE | *DB_TYPE | *DB_BACKEND | *DB_VENDOR | *DATABASE_ENGINE | *DATABASE_TYPE)
+        # `os.getenv("DB") == "postgres"`: the value its line compares it to, where that names Postgres.
+        value=$("$RUNUSER" -u "$APP_USER" -- sed -n "${rest%%:*}p" "$NEW_DIR/${file#./}" 2>/dev/null |
+          grep -oE "[\"']${name}[\"']\)?[[:space:]]*(==|in)[[:space:]]*[([{]?[[:space:]]*[\"'][a-z.]*postgres[a-z_.]*[\"']" |
+          grep -oE "[\"'][a-z.]*postgres[a-z_.]*[\"']\$" | tr -d "\"'") || true
+        [ -n "$value" ] || continue
+        ref=$value ;;
+      *) continue ;;
+    esac
+    [[ $seen == *" $name "* ]] && continue
+    seen+="$name " names+=("$name")
+    [[ $set == *" $name "* ]] || sets+=("$name to $ref")
+    [ -n "$at" ] || at="${file#./}:${rest%%:*}"
+  done <<<"$found"
+  [ ${#sets[@]} -gt 0 ] || return 0
+  local IFS=,
+  names=("${names[@]/#/ }") sets=("${sets[@]/#/ }")
+  printf '%s' "the app's Python reads its database from${names[*]} ($at), not DATABASE_URL, which apphost sets: set apphost:app.env's${sets[*]}"
+}
 
 # ini_value <ini> <key>: the first value <ini> (relative to the release) gives <key>, trimmed, read as the app user; or
 # nothing.
@@ -784,6 +830,11 @@ django_manage() {
   done
 }
 
+# grep's options that leave out the app's tests (tests/, conftest.py, test_*.py, *.test.js), which make and drop their own
+# databases, and node_modules. After --include: of contradictory ones, grep takes the last that matches.
+APP_TESTS=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --exclude-dir=node_modules --exclude=conftest.py
+  --exclude='test_*.py' --exclude='*_test.py' --exclude='*.test.[jt]s' --exclude='*.spec.[jt]s')
+
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,
 # create_db, reset_db) and the release drops tables: SQLAlchemy's drop_all() in its Python, or DROP TABLE in its SQL
 # (the Flask tutorial's `flask --app flaskr init-db` runs a schema.sql that begins with DROP TABLE IF EXISTS;
@@ -794,13 +845,10 @@ django_manage() {
 # tables, and node_modules are not read.
 drop_tables_check() {
   local found rest read=("$RUNUSER" -u "$APP_USER" -- grep -rn)
-  # After --include: of contradictory ones, grep takes the last that matches.
-  local tests=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --exclude-dir=node_modules --exclude=conftest.py
-    --exclude='test_*.py' --exclude='*_test.py' --exclude='*.test.[jt]s' --exclude='*.spec.[jt]s')
   found=$(cd "$NEW_DIR" && {
-    "${read[@]}" -E --include='*.py' "${tests[@]}" '\bdrop_all\(' . 2>/dev/null
-    "${read[@]}" -iE --include='*.sql' "${tests[@]}" '^[[:space:]]*drop[[:space:]]+table' . 2>/dev/null
-    "${read[@]}" -E --include='*.[cm]js' --include='*.[jt]s' "${tests[@]}" '\.sync\([[:space:]]*\{[^}]*force:[[:space:]]*true' . 2>/dev/null
+    "${read[@]}" -E --include='*.py' "${APP_TESTS[@]}" '\bdrop_all\(' . 2>/dev/null
+    "${read[@]}" -iE --include='*.sql' "${APP_TESTS[@]}" '^[[:space:]]*drop[[:space:]]+table' . 2>/dev/null
+    "${read[@]}" -E --include='*.[cm]js' --include='*.[jt]s' "${APP_TESTS[@]}" '\.sync\([[:space:]]*\{[^}]*force:[[:space:]]*true' . 2>/dev/null
   } | LC_ALL=C sort -t: -k1,1 -k2,2n | head -n 1) || true
   if [ -z "$found" ]; then return 0; fi
   found=${found#./} rest=${found#*:}

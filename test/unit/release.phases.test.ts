@@ -852,6 +852,27 @@ describe("release phases: one key changed", () => {
     assert.equal(hint("flask db upgrade"), null);
   });
 
+  it("a Postgres migration that could not reach or log in to its database looks for the app's own variables (database_env_hint)", () => {
+    const hint = (kind: DatabaseConfig["kind"], runtime: "python" | "node" = "python") =>
+      migratePhase(
+        baseInput({
+          refs: literal,
+          app: { ...baseApp, runtime },
+          database: { ...baseDatabase, kind, migrate: "python manage.py migrate --noinput" },
+        }),
+      )
+        .commands.join("\n")
+        .match(/if \[ -z "\$MIGRATE_HINT" \] && [^;]*; then MIGRATE_HINT=\$\(database_env_hint\); fi/g);
+    for (const kind of ["postgres", "rds", "external"] as const) {
+      assert.deepEqual(hint(kind), [
+        'if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
+          "then MIGRATE_HINT=$(database_env_hint); fi",
+      ]);
+    }
+    assert.equal(hint("sqlite"), null);
+    assert.equal(hint("postgres", "node"), null);
+  });
+
   it("an alembic or Flask-Migrate migration has its versions directory checked for a revision, where it runs; another tool's not", () => {
     const check = (migrate: string, more: Partial<ReleaseInput> = {}) =>
       installPhase(
@@ -971,10 +992,46 @@ describe("release phases: one key changed", () => {
 
   it("a SQLite database written inside the release: what to do depends on apphost:database.kind", () => {
     const who = { shell: '"the migration (x)"' };
-    const advice = (kind: DatabaseConfig["kind"]) =>
-      /this release is pruned\. (.*)\.'; fi; fi$/.exec(
-        strayDatabaseCheck(baseInput({ database: { ...baseDatabase, kind } }), who),
-      )?.[1];
+    /** The check run under bash, the release script's functions stubbed: what it dies with, after "pruned. ". */
+    const advice = (kind: DatabaseConfig["kind"], envHint = "") => {
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          [
+            "set -eu",
+            "stray_databases() { echo hc.sqlite; }",
+            'database_env_hint() { printf %s "$HINT"; }',
+            'die() { printf %s "$1"; exit 0; }',
+            "MIGRATE_T0=1 NEW_DIR=/srv/shop-prod/releases/1",
+            strayDatabaseCheck(baseInput({ database: { ...baseDatabase, kind } }), who),
+          ].join("\n"),
+        ],
+        { encoding: "utf8", env: { ...process.env, HINT: envHint } },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(
+        r.stdout.startsWith(
+          "the migration (x) wrote a SQLite database inside the release directory /srv/shop-prod/releases/1: hc.sqlite. " +
+            "The next release is a new directory, so its data would stay behind there, and go when this release is pruned. ",
+        ),
+        r.stdout,
+      );
+      return /pruned\. (.*)\.$/.exec(r.stdout)?.[1];
+    };
+    // The variables of its own the app reads its Postgres from, where database_env_hint finds them.
+    assert.equal(
+      advice(
+        "postgres",
+        "the app's Python reads its database from DB_HOST (hc/settings.py:7), not DATABASE_URL",
+      ),
+      "apphost:database.kind is postgres: the app's Python reads its database from DB_HOST (hc/settings.py:7), not DATABASE_URL",
+    );
+    assert.equal(
+      advice("sqlite", "not asked"),
+      "Open it where DATABASE_URL says (sqlite:////srv/shop-prod/shared/data/app.db), or as data/<file> in the release " +
+        "(data/ links to /srv/shop-prod/shared/data) and set apphost:database.sqliteFile to <file>, so backups and restores take it",
+    );
     assert.equal(
       advice("none"),
       "Set apphost:database.kind to sqlite and open the database where DATABASE_URL says (in the shared data directory, " +

@@ -1334,8 +1334,11 @@ describe("release script: port_hint, for a web process that listens elsewhere", 
   });
 });
 
+/** release.sh's grep options that leave the app's tests out, which several checks read the release with. */
+const APP_TESTS = releaseDefinition(/^APP_TESTS=\([^)]*\)$/m);
+
 describe("release script: drop_tables_check, a migration named as a database's creation that drops tables", () => {
-  const fn = releaseFunction("drop_tables_check");
+  const fn = APP_TESTS + "\n" + releaseFunction("drop_tables_check");
   const check = (files: Record<string, string>, command: string) =>
     runInRelease(['note() { printf "%s\\n" "$*"; }', fn, 'drop_tables_check "$1"'], files, {
       args: [command],
@@ -1505,6 +1508,100 @@ describe("release script: migration_unset_check, a migration tool's files in a s
       said("manage.py, Django's", "python manage.py migrate --noinput") +
         "secret_key_check python manage.py\n",
     );
+  });
+});
+
+describe("release script: database_env_hint, an app that reads its Postgres from variables of its own", () => {
+  /** The hint for a release with these files, and an env file with these lines (none: no env file). */
+  const hintOf = (files: Record<string, string>, envFile?: string) =>
+    runInRelease([APP_TESTS, releaseFunction("database_env_hint"), "database_env_hint"], files, {
+      env: (tmp) => {
+        if (envFile !== undefined) fs.writeFileSync(path.join(tmp, "app.env"), envFile);
+        return { RUNUSER: "/usr/bin/env", APP_USER: "nobody-here", ENV_FILE: path.join(tmp, "app.env") };
+      },
+    });
+  // healthchecks/healthchecks at 29b5ec25, hc/settings.py's DATABASES (lines 207 to 251), cut down.
+  const HC = [
+    "import os",
+    "def envsecret(s, default):",
+    "    return os.getenv(s, default)",
+    "DATABASES = {",
+    '    "default": {',
+    '        "ENGINE": "django.db.backends.sqlite3",',
+    '        "NAME": os.getenv("DB_NAME", BASE_DIR / "hc.sqlite"),',
+    "    }",
+    "}",
+    'if os.getenv("DB") == "postgres":',
+    "    DATABASES = {",
+    '        "default": {',
+    '            "HOST": os.getenv("DB_HOST", ""),',
+    '            "PORT": os.getenv("DB_PORT", ""),',
+    '            "NAME": os.getenv("DB_NAME", "hc"),',
+    '            "USER": os.getenv("DB_USER", "postgres"),',
+    '            "PASSWORD": envsecret("DB_PASSWORD", ""),',
+    '            "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", "0"),',
+    '            "OPTIONS": {"sslmode": os.getenv("DB_SSLMODE", "prefer")},',
+    "        }",
+    "    }",
+    'if os.getenv("DB") in ["mysql", "mariadb"]:',
+    '    DATABASES = {"default": {"HOST": os.getenv("DB_HOST", "")}}',
+    "",
+  ].join("\n");
+
+  it("names the variables, where the first is read, and the apphost:app.env values for them (healthchecks)", () => {
+    assert.equal(
+      hintOf({ "hc/settings.py": HC, "hc/wsgi.py": "import os\n" }),
+      "the app's Python reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
+        "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_NAME to ${database.name}, DB to postgres, " +
+        "DB_HOST to ${database.host}, DB_PORT to ${database.port}, DB_USER to ${database.user}, DB_PASSWORD to ${database.password}",
+    );
+  });
+
+  it("leaves out what the env file sets already; nothing where it sets each", () => {
+    const hc = { "hc/settings.py": HC };
+    assert.equal(
+      hintOf(hc, "DB='postgres'\nDB_HOST='localhost'\nSECRET_KEY='x'\n"),
+      "the app's Python reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
+        "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_NAME to ${database.name}, " +
+        "DB_PORT to ${database.port}, DB_USER to ${database.user}, DB_PASSWORD to ${database.password}",
+    );
+    const all = ["DB", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"]
+      .map((n) => `${n}='x'\n`)
+      .join("");
+    assert.equal(hintOf(hc, all), "");
+  });
+
+  it("other spellings: os.environ[...], environ.get, django-environ and decouple, POSTGRES_* and URLs of their own", () => {
+    assert.equal(
+      hintOf({
+        "app/config.py": [
+          "from decouple import config",
+          'HOST = os.environ["POSTGRES_SERVER"]',
+          "PORT = os.environ.get('POSTGRES_PORT', 5432)",
+          'USER = config("POSTGRES_USER")',
+          'PASSWORD = env.str("POSTGRES_PASSWORD")',
+          'NAME = get_env_variable("POSTGRES_DB")',
+          'ENGINE = os.getenv("DB_ENGINE", "sqlite")  # compared nowhere: left out',
+          'SQLALCHEMY_DATABASE_URI = os.getenv("SQLALCHEMY_DATABASE_URI")',
+          'SECRET = os.getenv("SECRET_KEY")',
+          "",
+        ].join("\n"),
+      }),
+      "the app's Python reads its database from POSTGRES_SERVER, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, " +
+        "POSTGRES_DB, SQLALCHEMY_DATABASE_URI (app/config.py:2), not DATABASE_URL, which apphost sets: set apphost:app.env's " +
+        "POSTGRES_SERVER to ${database.host}, POSTGRES_PORT to ${database.port}, POSTGRES_USER to ${database.user}, " +
+        "POSTGRES_PASSWORD to ${database.password}, POSTGRES_DB to ${database.name}, SQLALCHEMY_DATABASE_URI to ${database.url}",
+    );
+  });
+
+  it("nothing where the app reads DATABASE_URL, reads no database variable, or only its tests do", () => {
+    assert.equal(
+      hintOf({ "hc/settings.py": HC + 'DATABASES = dj_database_url.parse(os.environ["DATABASE_URL"])\n' }),
+      "",
+    );
+    assert.equal(hintOf({ "app.py": 'DEBUG = os.getenv("DEBUG")\n' }), "");
+    assert.equal(hintOf({ "tests/settings.py": HC, "conftest.py": HC, "app/test_db.py": HC }), "");
+    assert.equal(hintOf({}), "");
   });
 });
 
