@@ -605,9 +605,10 @@ health_hint() {
 }
 
 # health_elsewhere <url>: for an app with no route at the health path, a page of the same instance that answers 2xx
-# without a login: / itself, or where / redirects (microblog's /auth/login), each asked once; nothing when neither
-# does. A redirect's query is left off (the health path has none), and so is one to a path the proxy configs
-# could not hold.
+# without a login: / itself, or where / redirects (microblog's /auth/login), each asked once; or that page's 5xx, for
+# an app that fails on its own pages too (healthchecks' /accounts/login/ with no `manage.py compress` under its
+# COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing else. A redirect's query is left off (the
+# health path has none), and so is one to a path the proxy configs could not hold.
 health_elsewhere() {
   local base out code location rest path
   base=${1#http://} base="http://${base%%/*}"
@@ -615,6 +616,7 @@ health_elsewhere() {
   code=${out%% *} location=${out#* }
   case "$code" in
     2??) echo " (GET / answers $code: set it to /, or add a route that answers 2xx)"; return 0 ;;
+    5??) echo " (GET / answers $code: the app fails on its own pages too)"; return 0 ;;
     301 | 302 | 303 | 307 | 308) ;;
     *) return 0 ;;
   esac
@@ -624,7 +626,10 @@ health_elsewhere() {
   path=${path%%\?*} path=${path%%#*}
   if [ "$path" = / ] || [[ ! $path =~ ^/[A-Za-z0-9._~/-]*$ ]]; then return 0; fi
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${PROXY_HEADERS[@]}" "$base$path") || return 0
-  if [[ $code == 2?? ]]; then echo " (GET / redirects to $path, which answers $code: set it to $path, or add a route that answers 2xx)"; fi
+  case "$code" in
+    2??) echo " (GET / redirects to $path, which answers $code: set it to $path, or add a route that answers 2xx)" ;;
+    5??) echo " (GET / redirects to $path, which answers $code: the app fails on its own pages too)" ;;
+  esac
 }
 
 # health_answer <url>: "; the app answered: "<its body>"", its first 120 printable characters (whitespace

@@ -1511,6 +1511,39 @@ describe("release script: migration_unset_check, a migration tool's files in a s
   });
 });
 
+describe("release script: health_elsewhere, what / says of an app with no route at the health path", () => {
+  /** health_elsewhere with curl stubbed: `root` is what / answers (code and redirect), `target` where it redirects. */
+  const elsewhere = (root: string, target = "") =>
+    runInRelease(
+      [
+        "PROXY_HEADERS=()",
+        'curl() { case "${!#}" in *:8001/) printf %s "$ROOT" ;; *) printf %s "$TARGET" ;; esac; }',
+        releaseFunction("health_elsewhere"),
+        'health_elsewhere "$1"',
+      ],
+      {},
+      { args: ["http://127.0.0.1:8001/healthz"], env: () => ({ ROOT: root, TARGET: target }) },
+    );
+
+  it("a page that answers 2xx, or a 5xx there: the app fails on its own pages too (healthchecks without compress)", () => {
+    assert.equal(elsewhere("200 "), " (GET / answers 200: set it to /, or add a route that answers 2xx)\n");
+    assert.equal(elsewhere("500 "), " (GET / answers 500: the app fails on its own pages too)\n");
+    const login = "302 http://127.0.0.1:8001/accounts/login/?next=/";
+    assert.equal(
+      elsewhere(login, "200"),
+      " (GET / redirects to /accounts/login/, which answers 200: set it to /accounts/login/, or add a route that answers 2xx)\n",
+    );
+    assert.equal(
+      elsewhere(login, "500"),
+      " (GET / redirects to /accounts/login/, which answers 500: the app fails on its own pages too)\n",
+    );
+    // A 404 or a login there says nothing more.
+    assert.equal(elsewhere(login, "404"), "");
+    assert.equal(elsewhere("404 "), "");
+    assert.equal(elsewhere("302 http://127.0.0.1:8001/"), "");
+  });
+});
+
 describe("release script: database_env_hint, an app that reads its Postgres from variables of its own", () => {
   /** The hint for a release with these files, and an env file with these lines (none: no env file). */
   const hintOf = (files: Record<string, string>, envFile?: string) =>
