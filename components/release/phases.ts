@@ -1016,23 +1016,25 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   // An alembic migration that could not reach its database may have gone to the URL its alembic.ini names, which
   // its env.py reads alone (alembic_url_hint).
   const alembic = db.migrate ? alembicConfig(db.migrate) : undefined;
+  // A Postgres the migration could not reach or log in to: the variables of its own the app reads it from, if any
+  // (database_env_hint), in a Python app or a Node one.
+  const envHint = isPostgres(db.kind)
+    ? `if [ -z "$MIGRATE_HINT" ] && ${t.runuser} -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ` +
+      "then MIGRATE_HINT=$(database_env_hint); fi; "
+    : "";
   const urlHint =
     (alembic
       ? `if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint ${q(alembic.ini)} ${q(alembic.dir)}); fi; `
-      : "") +
-    // A Postgres the migration could not reach or log in to: the variables of its own the app reads it from, if any.
-    (isPostgres(db.kind)
-      ? `if [ -z "$MIGRATE_HINT" ] && ${t.runuser} -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ` +
-        "then MIGRATE_HINT=$(database_env_hint); fi; "
-      : "");
+      : "") + envHint;
+  const asHint = `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; `;
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
         // The error of the last traceback, else (alembic's `FAILED: ...`, which prints none) the last line ERROR_HINTS knows.
         `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
         urlHint +
-        `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; `
-      : 'MIGRATE_HINT=""; ';
+        `${asHint}fi; `
+      : `MIGRATE_HINT=""; ${envHint ? envHint + asHint : ""}`;
   const tighten = sqliteTighten(input);
   const migrate = migrationHere(input);
   if (migrate === undefined) {

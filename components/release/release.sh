@@ -670,24 +670,32 @@ debug_page_warning() {
 # psycopg's, asyncpg's and Python's resolver's words.
 DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|peer authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
 
-# database_env_hint: where the new release's Python reads its Postgres settings from variables of its own (healthchecks'
-# DB, DB_HOST, DB_NAME... in hc/settings.py) and never DATABASE_URL, which apphost sets: those variables, where the
-# first is read, and what apphost:app.env sets them to (${database.host}, ...); a variable that picks the engine (DB,
-# DB_ENGINE) gets the Postgres name its line compares it to. A read is a call whose name has "env" in it (os.getenv,
-# os.environ.get, django-environ's env.str, healthchecks' envsecret), os.environ[...] or python-decouple's config(...),
-# with the variable's name first. Read as the app user, who owns the release; the app's tests are not read (APP_TESTS).
+# database_env_hint: where the new release's code reads its Postgres settings from variables of its own (healthchecks'
+# DB, DB_HOST, DB_NAME... in hc/settings.py; a knexfile's process.env.DB_HOST) and never DATABASE_URL, which apphost
+# sets: those variables, where the first is read, and what apphost:app.env sets them to (${database.host}, ...); a
+# variable that picks the engine (DB, DB_CLIENT) gets the Postgres name its line compares it to. In Python, a read is a
+# call whose name has "env" in it (os.getenv, os.environ.get, django-environ's env.str, healthchecks' envsecret),
+# os.environ[...] or python-decouple's config(...), with the variable's name first; in JavaScript and TypeScript,
+# process.env.NAME or process.env["NAME"] (not a destructuring, nor a schema such as envalid's). Read as the app user,
+# who owns the release; the app's tests are not read (APP_TESTS).
 # Nothing when the release reads DATABASE_URL, or none of those variables, or the env file (ENV_FILE) sets each.
 database_env_hint() {
   local found line file rest name ref at="" value sets=() names=() seen=" " set
   # The names the env file sets already (apphost:app.env, apphost:secretEnv): the advice leaves them out.
   set=" $(sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)=.*/\1/p' "$ENV_FILE" 2>/dev/null | tr '\n' ' ' || true)"
-  found=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
-    "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null |
-    LC_ALL=C sort -t: -k1,1 -k2,2n) || true
+  found=$(cd "$NEW_DIR" && {
+    "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
+      "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null
+    "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.js' --include='*.ts' "${APP_TESTS[@]}" \
+      "process\.env(\.[A-Z][A-Z0-9_]*|\[[\"'][A-Z][A-Z0-9_]*[\"']\])" . 2>/dev/null
+  } | LC_ALL=C sort -s -t: -k1,1 -k2,2n) || true
   while IFS= read -r line; do
     [ -n "$line" ] || continue
     file=${line%%:*} rest=${line#*:}
-    name=${rest#*:} name=${name%[\"\']} name=${name##*[\"\']}
+    name=${rest#*:}
+    # Python's `getenv("DB_HOST"`, JavaScript's `process.env.DB_HOST` or `process.env["DB_HOST"]`.
+    if [[ $name == process.env* ]]; then name=${name#process.env} name=${name#.} name=${name#[} name=${name//[\"\'\]]/}
+    else name=${name%[\"\']} name=${name##*[\"\']}; fi
     case $name in
       DATABASE_URL) return 0 ;;
       *DB_URL | *DB_URI | *DATABASE_URI | *DATABASE_URL | POSTGRES*_URL | POSTGRES*_URI | PG_URL | *DB_DSN | *DATABASE_DSN) ref="\${database.url}" ;;
@@ -696,11 +704,12 @@ database_env_hint() {
       *DB_USER | *DB_USERNAME | *DATABASE_USER | *DATABASE_USERNAME | POSTGRES_USER | PGUSER) ref="\${database.user}" ;;
       *DB_PASSWORD | *DB_PASS | *DATABASE_PASSWORD | POSTGRES_PASSWORD | PGPASSWORD) ref="\${database.password}" ;;
       *DB_NAME | *DB_DATABASE | *DATABASE_NAME | POSTGRES_DB | PGDATABASE) ref="\${database.name}" ;;
-      DB | *DB_ENGINE | *DB_TYPE | *DB_BACKEND | *DB_VENDOR | *DATABASE_ENGINE | *DATABASE_TYPE)
-        # `os.getenv("DB") == "postgres"`: the value its line compares it to, where that names Postgres.
+      DB | *DB_ENGINE | *DB_TYPE | *DB_BACKEND | *DB_VENDOR | *DB_CLIENT | *DB_DIALECT | *DATABASE_ENGINE | *DATABASE_TYPE)
+        # `os.getenv("DB") == "postgres"`, `process.env.DB_CLIENT === "pg"`: the value its line compares it to, where
+        # that names Postgres.
         value=$("$RUNUSER" -u "$APP_USER" -- sed -n "${rest%%:*}p" "$NEW_DIR/${file#./}" 2>/dev/null |
-          grep -oE "[\"']${name}[\"']\)?[[:space:]]*(==|in)[[:space:]]*[([{]?[[:space:]]*[\"'][a-z.]*postgres[a-z_.]*[\"']" |
-          grep -oE "[\"'][a-z.]*postgres[a-z_.]*[\"']\$" | tr -d "\"'") || true
+          grep -oE "([\"']${name}[\"']\]?\)?|\.${name})[[:space:]]*(===?|in)[[:space:]]*[([{]?[[:space:]]*[\"'](pg|[a-z.]*postgres[a-z_.]*)[\"']" |
+          grep -oE "[\"'](pg|[a-z.]*postgres[a-z_.]*)[\"']\$" | tr -d "\"'") || true
         [ -n "$value" ] || continue
         ref=$value ;;
       *) continue ;;
@@ -713,7 +722,7 @@ database_env_hint() {
   [ ${#sets[@]} -gt 0 ] || return 0
   local IFS=,
   names=("${names[@]/#/ }") sets=("${sets[@]/#/ }")
-  printf '%s' "the app's Python reads its database from${names[*]} ($at), not DATABASE_URL, which apphost sets: set apphost:app.env's${sets[*]}"
+  printf '%s' "the app's code reads its database from${names[*]} ($at), not DATABASE_URL, which apphost sets: set apphost:app.env's${sets[*]}"
 }
 
 # ini_value <ini> <key>: the first value <ini> (relative to the release) gives <key>, trimmed, read as the app user; or

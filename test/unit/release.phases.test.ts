@@ -870,7 +870,26 @@ describe("release phases: one key changed", () => {
       ]);
     }
     assert.equal(hint("sqlite"), null);
-    assert.equal(hint("postgres", "node"), null);
+    // A Node app's too, its MIGRATE_HINT shown the same way.
+    const node = migratePhase(
+      baseInput({
+        refs: literal,
+        app: { ...baseApp, runtime: "node" },
+        database: { ...baseDatabase, kind: "postgres" },
+      }),
+    ).commands.join("\n");
+    assert.ok(
+      node.includes(
+        'MIGRATE_HINT=""; if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
+          'then MIGRATE_HINT=$(database_env_hint); fi; if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$\'\\n\'"($MIGRATE_HINT)"; fi; die ',
+      ),
+      node,
+    );
+    assert.ok(
+      !migratePhase(baseInput({ refs: literal, app: { ...baseApp, runtime: "node" } }))
+        .commands.join("\n")
+        .includes("database_env_hint"),
+    );
   });
 
   it("an alembic or Flask-Migrate migration has its versions directory checked for a revision, where it runs; another tool's not", () => {

@@ -1584,7 +1584,7 @@ describe("release script: database_env_hint, an app that reads its Postgres from
   it("names the variables, where the first is read, and the apphost:app.env values for them (healthchecks)", () => {
     assert.equal(
       hintOf({ "hc/settings.py": HC, "hc/wsgi.py": "import os\n" }),
-      "the app's Python reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
+      "the app's code reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
         "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_NAME to ${database.name}, DB to postgres, " +
         "DB_HOST to ${database.host}, DB_PORT to ${database.port}, DB_USER to ${database.user}, DB_PASSWORD to ${database.password}",
     );
@@ -1594,7 +1594,7 @@ describe("release script: database_env_hint, an app that reads its Postgres from
     const hc = { "hc/settings.py": HC };
     assert.equal(
       hintOf(hc, "DB='postgres'\nDB_HOST='localhost'\nSECRET_KEY='x'\n"),
-      "the app's Python reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
+      "the app's code reads its database from DB_NAME, DB, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (hc/settings.py:7), " +
         "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_NAME to ${database.name}, " +
         "DB_PORT to ${database.port}, DB_USER to ${database.user}, DB_PASSWORD to ${database.password}",
     );
@@ -1620,10 +1620,40 @@ describe("release script: database_env_hint, an app that reads its Postgres from
           "",
         ].join("\n"),
       }),
-      "the app's Python reads its database from POSTGRES_SERVER, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, " +
+      "the app's code reads its database from POSTGRES_SERVER, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, " +
         "POSTGRES_DB, SQLALCHEMY_DATABASE_URI (app/config.py:2), not DATABASE_URL, which apphost sets: set apphost:app.env's " +
         "POSTGRES_SERVER to ${database.host}, POSTGRES_PORT to ${database.port}, POSTGRES_USER to ${database.user}, " +
         "POSTGRES_PASSWORD to ${database.password}, POSTGRES_DB to ${database.name}, SQLALCHEMY_DATABASE_URI to ${database.url}",
+    );
+  });
+
+  it('JavaScript and TypeScript: process.env.NAME and process.env["NAME"], a knex client compared to pg', () => {
+    const knexfile = [
+      "module.exports = {",
+      '  client: process.env.DB_CLIENT === "pg" ? "pg" : "sqlite3",',
+      "  connection: {",
+      "    host: process.env.DB_HOST,",
+      '    port: Number(process.env["DB_PORT"] || 5432),',
+      "    user: process.env.DB_USER, password: process.env.DB_PASSWORD,",
+      "    database: process.env.DB_NAME,",
+      "  },",
+      "};",
+      "",
+    ].join("\n");
+    assert.equal(
+      hintOf({
+        "knexfile.js": knexfile,
+        "src/db.spec.ts": "process.env.TEST_DB_HOST;\n",
+        "node_modules/pg/lib/defaults.js": "host: process.env.PGHOST,\n",
+      }),
+      "the app's code reads its database from DB_CLIENT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME (knexfile.js:2), " +
+        "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_CLIENT to pg, DB_HOST to ${database.host}, " +
+        "DB_PORT to ${database.port}, DB_USER to ${database.user}, DB_PASSWORD to ${database.password}, DB_NAME to ${database.name}",
+    );
+    // A spec reads its own variables; node_modules is another's code. One that reads DATABASE_URL too says nothing.
+    assert.equal(
+      hintOf({ "knexfile.js": knexfile, "src/db.ts": "export const url = process.env.DATABASE_URL;\n" }),
+      "",
     );
   });
 
