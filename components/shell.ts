@@ -111,6 +111,16 @@ export const SAFE = {
       typeof v === "string" && /^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(v) && !v.split("/").includes(".."),
   },
   fileName: { what: "a file name, like app.db", test: matches(/^[A-Za-z0-9._-]+$/) },
+  /**
+   * A pip requirement from an index (apphost:app.extraRequirements): a name, its extras and version constraints
+   * (`gunicorn==23.0.0`, `uvicorn[standard]>=0.30,<1`), nothing that would need quoting but the comparison signs.
+   */
+  requirement: {
+    what: 'a pip requirement like "gunicorn==23.0.0": a package name, extras in [], version constraints',
+    test: matches(
+      /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*\])?((===?|!=|~=|<=?|>=?)[A-Za-z0-9.*+!_-]+(,(===?|!=|~=|<=?|>=?)[A-Za-z0-9.*+!_-]+)*)?$/,
+    ),
+  },
   /** A release of a tool npm installs (Yarn, pnpm): package.json's packageManager names one. */
   version: {
     what: "an exact version, like 1.22.22",

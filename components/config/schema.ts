@@ -23,6 +23,7 @@ import {
   detectPythonDeps,
   groupedPackages,
   mainPackages,
+  normalizedPackage,
   offeredGroups,
   PythonDepsError,
   type PythonDeps,
@@ -618,6 +619,7 @@ export function builtFrom(p: Prepared): unknown[] {
     // The processes' example command is the runtime's, and names the groups its server is in.
     app.runtime,
     JSON.stringify(app.dependencyGroups),
+    JSON.stringify(app.extraRequirements),
     p.procfile,
   ];
 }
@@ -1139,6 +1141,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ? `"${startUsable ? start : `node ${main ?? "server.js"}`}"`
       : `'${pyWeb ? pythonWebCommand(pyWeb) : "gunicorn app:app --bind 127.0.0.1:$PORT"}'`;
   const serverGroups = pyWeb && files ? groupsAlone(files, raw("app"), pyWeb.server) : [];
+  // apphost:app.extraRequirements' package names (`gunicorn` of "gunicorn==23.0.0"): a server named there is installed.
+  const extras = raw("app").extraRequirements;
+  const extraNames = (Array.isArray(extras) ? (extras as unknown[]) : [])
+    .filter((r): r is string => typeof r === "string")
+    .map((r) => normalizedPackage(/^[A-Za-z0-9._-]+/.exec(r)?.[0] ?? ""));
   const listed = (names: string[]) => names.map((g) => `"${g}"`).join(" or ");
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`
@@ -1149,8 +1156,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
             serverGroups.length
               ? `; pyproject.toml lists ${pyWeb.server} only in ${listed(serverGroups)}, which the install leaves out: ` +
                 `add it to the main dependencies, or ${listed(serverGroups)} to apphost:app.dependencyGroups`
-              : pyWeb.listed === false
-                ? `; the app's dependencies do not name ${pyWeb.server}: add it to them`
+              : pyWeb.listed === false && !extraNames.includes(pyWeb.server)
+                ? `; the app's dependencies do not name ${pyWeb.server}: add it to them, or to ` +
+                  "apphost:app.extraRequirements (a server the app's own image installs)"
                 : ""
           })`
         : "";
@@ -1318,6 +1326,14 @@ export function sections(ctx: ParseContext, p: Prepared) {
             ? `${show(g)} is no dependency group or extra of ${files.dir}/pyproject.toml (it declares: ${[...declared.keys()].map((d) => `"${d}"`).join(", ") || "none"}); fix or remove the item`
             : undefined,
       ).optional(),
+      /**
+       * pip requirements installed into the venv after the app's own dependencies (python): a server the app's
+       * dependency files do not name, which its own image installs (healthchecks' uWSGI)
+       */
+      extraRequirements: list(
+        '"gunicorn==23.0.0"',
+        each(SAFE.requirement.test, SAFE.requirement.what),
+      ).optional(),
       healthPath: str(
         'a URL path starting with "/" (letters, digits and ._~/-), like "/healthz"',
         "/healthz",
@@ -1419,6 +1435,12 @@ export function sections(ctx: ParseContext, p: Prepared) {
       } else if (a.runtime === "node" && has("python")) {
         // (an undecided runtime is reported on its own; python then says which it is)
         add(["python"], "only used with apphost:app.runtime python; remove it");
+      }
+      if (a.runtime === "node" && a.extraRequirements?.length) {
+        add(
+          ["extraRequirements"],
+          "only used with apphost:app.runtime python (a Node app's are its package.json's); remove it",
+        );
       }
       if (a.runtime === "node" && a.dependencyGroups?.length) {
         add(["dependencyGroups"], "only used with apphost:app.runtime python; remove it");
@@ -1544,7 +1566,15 @@ export function sections(ctx: ParseContext, p: Prepared) {
       nodeDeps?: NodeDeps;
       buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
     } = {
-      ...explicit(a, "requirements", "staticDir", "build", "maintenancePage", "dependencyGroups"),
+      ...explicit(
+        a,
+        "requirements",
+        "staticDir",
+        "build",
+        "maintenancePage",
+        "dependencyGroups",
+        "extraRequirements",
+      ),
       python,
     };
     if (a.runtime === "node") out.requirements ??= nodeDeps?.lock ?? D.defaultRequirements("node");

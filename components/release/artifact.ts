@@ -291,7 +291,10 @@ const LOCK_CHECKED_AGAINST: Partial<Record<PythonManager, readonly string[]>> = 
  */
 export function requirementsHash(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps">,
+  app: Pick<
+    AppConfig,
+    "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "extraRequirements"
+  >,
   workspaceEntries: readonly ArtifactEntry[] = [],
 ): string {
   const file = requirementsFile(app);
@@ -310,8 +313,12 @@ export function requirementsHash(
         : node
           ? `${manager}@${node.version}:${file}`
           : `${manager}:${file}`;
-  // apphost:app.dependencyGroups: a venv of its own for each set (none hashes as it always did).
-  const groups = (deps?.groups ?? []).map((g) => `${g.as}:${g.name}`).join(",");
+  // apphost:app.dependencyGroups and apphost:app.extraRequirements: a venv of its own for each set (none hashes as it
+  // always did).
+  const groups = [
+    ...(deps?.groups ?? []).map((g) => `${g.as}:${g.name}`),
+    ...(deps?.extraRequirements ?? []).map((r) => `requirement:${r}`),
+  ].join(",");
   const h = createHash("sha256");
   h.update(`apphost-requirements-v1\0${app.runtime}\0${label}${groups ? `+${groups}` : ""}\0`);
   if (deps?.workspace) {
@@ -462,7 +469,16 @@ export function workspaceEntries(
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
 export function buildArtifact(
   appDir: string,
-  app: Pick<AppConfig, "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes">,
+  app: Pick<
+    AppConfig,
+    | "runtime"
+    | "requirements"
+    | "pythonDeps"
+    | "npmWorkspaces"
+    | "nodeDeps"
+    | "excludes"
+    | "extraRequirements"
+  >,
 ): Artifact {
   const excludes = app.excludes ?? DEFAULT_EXCLUDES;
   const walked = walkApp(appDir, excludes);

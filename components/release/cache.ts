@@ -55,7 +55,14 @@ export function cacheArtifact(
 export function stackArtifact(
   app: Pick<
     AppConfig,
-    "source" | "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes"
+    | "source"
+    | "runtime"
+    | "requirements"
+    | "pythonDeps"
+    | "npmWorkspaces"
+    | "nodeDeps"
+    | "excludes"
+    | "extraRequirements"
   >,
   projectDir: string,
 ): StackArtifact {

@@ -591,7 +591,7 @@ function programChecks(input: ReleaseInput): string[] {
       ? "a group or an extra only when apphost:app.dependencyGroups names it"
       : "no dev group";
   const deps = python
-    ? `the app's main dependencies (${python.manifest}; apphost installs ${groupsNote})`
+    ? `the app's main dependencies (${python.manifest}; apphost installs ${groupsNote}) or to apphost:app.extraRequirements`
     : `package.json's dependencies (${nodeDepsOf(app).lock})`;
   // A program a group or an extra the stack does not install has (uvicorn in Poetry's dev group): that one's name.
   const inGroups = (program: string) => {

@@ -32,7 +32,7 @@ import * as path from "path";
 import { HOST_OS_PACKAGES } from "../config/defaults";
 import { HOST_TOOLS_DIR } from "../paths";
 import { parse as parseToml } from "smol-toml";
-import { ansiC, shellQuote as q } from "../shell";
+import { ansiC, assertSafe, SAFE, shellQuote as q } from "../shell";
 import {
   PDM_VERSION,
   PIPENV_VERSION,
@@ -79,6 +79,11 @@ export interface PythonDeps {
    * points a program it does not find (uvicorn in Poetry's dev group). Absent for none.
    */
   groupedPackages?: Readonly<Record<string, readonly PythonGroup[]>>;
+  /**
+   * apphost:app.extraRequirements: pip requirements installed into the venv after the app's own dependencies (a
+   * server its own image installs). Absent for none.
+   */
+  extraRequirements?: readonly string[];
   /**
    * The version Heroku's runtime.txt names (`python-3.10.2` -> `3.10.2`), when
    * nothing apphost enforces states one: the install phase warns when the
@@ -259,15 +264,18 @@ export const WORKSPACE_DIR = ".apphost-workspace";
  * reading the app directory, as in unit tests) pip with apphost:app.requirements
  * or requirements.txt.
  */
-export function pythonDepsOf(app: { requirements?: string; pythonDeps?: PythonDeps }): PythonDeps {
-  return (
-    app.pythonDeps ?? {
-      manager: "pip",
-      manifest: app.requirements ?? "requirements.txt",
-      requiresPython: "",
-      requiresPythonFrom: "",
-    }
-  );
+export function pythonDepsOf(app: {
+  requirements?: string;
+  pythonDeps?: PythonDeps;
+  extraRequirements?: readonly string[];
+}): PythonDeps {
+  const deps = app.pythonDeps ?? {
+    manager: "pip",
+    manifest: app.requirements ?? "requirements.txt",
+    requiresPython: "",
+    requiresPythonFrom: "",
+  };
+  return app.extraRequirements?.length ? { ...deps, extraRequirements: app.extraRequirements } : deps;
 }
 
 /** The files detection looks at, relative to the app directory. */
@@ -881,8 +889,36 @@ export function pythonInterpreterCommands(
  * own 3,000 files would be all it held (2 to 3 s of a small host's CPU).
  */
 export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): string[] {
+  const extra = deps.extraRequirements ?? [];
+  assertSafe(
+    "install phase",
+    extra.map((r) => ["apphost:app.extraRequirements", r, SAFE.requirement] as const),
+  );
+  const install = managerInstallCommands(deps, cacheDir);
+  if (extra.length === 0) return install;
+  // apphost:app.extraRequirements, after the app's own: uv's venv has no pip (uv pip installs into it), the others'
+  // pip, which an app without dependencies gets for them (managerInstallCommands).
+  const reqs = extra.map(q).join(" ");
+  return [
+    ...install,
+    deps.manager === "uv"
+      ? `as_app "$NEW_DIR" "${uvEnv(cacheDir)} ${toolDir("uv")}/bin/uv pip install --python $VENV/bin/python ${reqs}"`
+      : `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cacheDir}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ${reqs}"`,
+  ];
+}
+
+/** uv's environment: the stack's cache, no Python downloads, the host's CA bundle, the venv as the project's. */
+function uvEnv(cacheDir: string): string {
+  return `UV_CACHE_DIR=${cacheDir}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 ${HOST_TLS.uv} UV_PROJECT_ENVIRONMENT=$VENV`;
+}
+
+/** The app's own dependencies into $VENV, as its manager installs them. */
+function managerInstallCommands(deps: PythonDeps, cacheDir: string): string[] {
   const venv = `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"`;
-  const emptyVenv = `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"`;
+  // An app without dependencies: a venv without pip (3,000 files), unless apphost:app.extraRequirements needs it.
+  const emptyVenv = deps.extraRequirements?.length
+    ? venv
+    : `as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv --without-pip $VENV"`;
   // A pinned tool (toolInstallCommand) installing the lock into the venv, which it finds active (VIRTUAL_ENV, first on
   // PATH). Not bin/<tool>: its shebang names the temporary directory the tool's venv was built in.
   const lockedInstall = (tool: "poetry" | "pipenv" | "pdm", env: string, args: string) => [
@@ -893,7 +929,7 @@ export function pythonInstallCommands(deps: PythonDeps, cacheDir: string): strin
   switch (deps.manager) {
     case "uv": {
       const uv = `${toolDir("uv")}/bin/uv`;
-      const env = `UV_CACHE_DIR=${cacheDir}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 ${HOST_TLS.uv} UV_PROJECT_ENVIRONMENT=$VENV`;
+      const env = uvEnv(cacheDir);
       const ws = deps.workspace;
       // In a workspace: from the member's copy, that package's dependencies, the other members installed as copies.
       const dir = ws ? `"$NEW_DIR/${WORKSPACE_DIR}/${ws.member}"` : `"$NEW_DIR"`;

@@ -1366,6 +1366,7 @@ describe("stack config defaults", () => {
         sharedUrls: {},
         build: undefined,
         dependencyGroups: undefined,
+        extraRequirements: undefined,
         processes: [
           { name: "web", command: "gunicorn app:app --bind 127.0.0.1:$PORT", kind: "web" },
           { name: "worker", command: "python worker.py", kind: "worker" },

@@ -749,7 +749,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
           }),
           [
             "missing (what runs on the host; <app> has no Procfile to take it from (flaskr/__init__.py's create_app() makes the Flask " +
-              "application gunicorn serves; the app's dependencies do not name gunicorn: add it to them)); expected a map of process " +
+              "application gunicorn serves; the app's dependencies do not name gunicorn: add it to them, or to apphost:app.extraRequirements (a server the app's own image installs))); expected a map of process " +
               "name to {command, kind}; set it with: pulumi config set --path 'apphost:app.processes.web.command' " +
               `'gunicorn "flaskr:create_app()" --bind 127.0.0.1:$PORT'`,
           ],

@@ -1992,3 +1992,122 @@ describe("apphost:app.dependencyGroups: pyproject.toml's groups and extras besid
     );
   });
 });
+
+describe("apphost:app.extraRequirements: pip requirements installed after the app's own (a server its image installs)", () => {
+  // healthchecks' requirements.txt names no server: its Dockerfile runs `pip install uwsgi`.
+  const files = (python: AppFiles["python"]): AppFiles => ({ dir: "../healthchecks", python });
+  const pipApp = files({ "requirements.txt": "Django==6.1\npsycopg==3.3.4\n" });
+  const raw = (extra: unknown, keys: Record<string, unknown> = {}) =>
+    withKeys(baseRaw(), { "app.requirements": undefined, "app.extraRequirements": extra, ...keys });
+  const cache = "/srv/hc-prod/cache";
+
+  it("is kept in the config and in the app's Python install, and refused for a Node app or an item pip would not read as a name", () => {
+    const c = parseStackConfig(raw(["gunicorn==23.0.0", "uvicorn[standard]>=0.30,<1"]), {
+      ...baseCtx(),
+      appFiles: pipApp,
+    });
+    assert.deepEqual(c.app.extraRequirements, ["gunicorn==23.0.0", "uvicorn[standard]>=0.30,<1"]);
+    assert.deepEqual(pythonDepsOf(c.app).extraRequirements, [
+      "gunicorn==23.0.0",
+      "uvicorn[standard]>=0.30,<1",
+    ]);
+    assert.equal(pythonDepsOf({ requirements: "requirements.txt" }).extraRequirements, undefined);
+    const what =
+      'a pip requirement like "gunicorn==23.0.0": a package name, extras in [], version constraints';
+    assert.deepEqual(
+      configProblems(raw(["gunicorn; rm -rf /", "https://example.com/g.whl", "ok==1", ""]), {
+        ...baseCtx(),
+        appFiles: pipApp,
+      }),
+      [
+        `apphost:app.extraRequirements[0]: expected ${what}, got "gunicorn; rm -rf /"; fix the item`,
+        `apphost:app.extraRequirements[1]: expected ${what}, got "https://example.com/g.whl"; fix the item`,
+        'apphost:app.extraRequirements[3]: expected a non-empty string, got ""; fix or remove the item',
+      ],
+    );
+    assert.deepEqual(
+      configProblems(raw(["gunicorn"], { "app.runtime": "node" }), {
+        ...baseCtx(),
+        appFiles: { ...pipApp, packageJson: "app" },
+      }).filter((m) => m.includes("extraRequirements")),
+      [
+        "apphost:app.extraRequirements: only used with apphost:app.runtime python (a Node app's are its package.json's); remove it",
+      ],
+    );
+  });
+
+  it("installs them after the manager's install: pip into the venv, uv pip into uv's; an app without dependencies gets pip for them", () => {
+    const deps = (manager: PythonDeps["manager"], manifest: string): PythonDeps => ({
+      manager,
+      manifest,
+      requiresPython: "",
+      requiresPythonFrom: "",
+      extraRequirements: ["gunicorn==23.0.0", "uvicorn[standard]>=0.30,<1"],
+    });
+    const reqs = "gunicorn==23.0.0 'uvicorn[standard]>=0.30,<1'";
+    const pip = `as_app "$NEW_DIR" "PIP_CACHE_DIR=${cache}/pip $VENV/bin/pip install --disable-pip-version-check --no-input ${reqs}"`;
+    const withPip = pythonInstallCommands(deps("pip", "requirements.txt"), cache);
+    assert.equal(withPip.length, 2);
+    assert.ok(withPip[0].includes("-r requirements.txt"), withPip[0]);
+    assert.equal(withPip[1], pip);
+    const uv = pythonInstallCommands(deps("uv", "uv.lock"), cache);
+    assert.equal(
+      uv.at(-1),
+      `as_app "$NEW_DIR" "UV_CACHE_DIR=${cache}/uv UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 UV_PROJECT_ENVIRONMENT=$VENV ` +
+        `/var/lib/apphost/tools/uv-${UV_VERSION}/bin/uv pip install --python $VENV/bin/python ${reqs}"`,
+    );
+    assert.ok(uv.at(-2)?.includes(" sync --frozen "), uv.join("\n"));
+    assert.deepEqual(pythonInstallCommands(deps("none", ""), cache), [
+      'as_app "$NEW_DIR" "\\"$PYTHON\\" -m venv $VENV"',
+      'note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"',
+      pip,
+    ]);
+    // Rendered unquoted into a double-quoted command: refused there too, whatever the config let through.
+    assert.throws(
+      () =>
+        pythonInstallCommands(
+          { ...deps("pip", "requirements.txt"), extraRequirements: ['x"; rm -rf /'] },
+          cache,
+        ),
+      /apphost:app\.extraRequirements/,
+    );
+  });
+
+  it("gives the venv a key of its own, as a dependency group does", () => {
+    const dir = mkdtempSync(join(tmpdir(), "apphost-extra-"));
+    try {
+      writeFileSync(join(dir, "requirements.txt"), "Django==6.1\n");
+      const hash = (extraRequirements?: string[]) =>
+        requirementsHash(dir, { runtime: "python", requirements: "requirements.txt", extraRequirements });
+      assert.equal(hash(), hash([]));
+      assert.notEqual(hash(["gunicorn==23.0.0"]), hash());
+      assert.notEqual(hash(["gunicorn==23.0.0"]), hash(["gunicorn==22.0.0"]));
+      assert.equal(hash(["gunicorn==23.0.0"]), hash(["gunicorn==23.0.0"]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the example web command no longer asks to add a server it names", () => {
+    const hc: AppFiles = {
+      ...pipApp,
+      pythonWeb: {
+        dir: "",
+        target: "hc.wsgi",
+        server: "gunicorn",
+        factory: false,
+        found: "manage.py's settings have hc.wsgi beside them, the WSGI application",
+        listed: false,
+      },
+    };
+    const missing = (extra?: string[]) =>
+      configProblems(raw(extra, { "app.processes": undefined }), { ...baseCtx(), appFiles: hc }).filter((m) =>
+        m.startsWith("apphost:app.processes"),
+      );
+    assert.match(
+      missing()[0],
+      /the app's dependencies do not name gunicorn: add it to them, or to apphost:app\.extraRequirements/,
+    );
+    assert.match(missing(["Gunicorn==23.0.0"])[0], /gunicorn serves\)\); expected/);
+  });
+});

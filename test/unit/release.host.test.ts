@@ -787,7 +787,7 @@ describe("release script: a program a process, a job or the migration starts is 
       "apphost: phase install failed: not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: " +
         "`./bin/worker` (process worker: WORKERS=2 ./bin/worker --queue default); " +
         "`./cleanup` in tools/ (job cleanup: cd tools && ./cleanup --old); " +
-        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group), or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated",
+        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group) or to apphost:app.extraRequirements, or a host program's package to apphost:host.packages, or fix the command; nothing was backed up or migrated",
     );
     assert.doesNotMatch(r.stderr, /phase (backup|migrate): start/);
     assert.equal(

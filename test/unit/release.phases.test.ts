@@ -168,7 +168,7 @@ describe("release phases: the base input", () => {
       'if [ -n "$MISSING" ]; then missing=(); host=""; for i in $MISSING; do missing+=("${PROGRAM_LABELS[$i]}"); ' +
         '[ "${PROGRAM_HOSTABLE[$i]}" = 0 ] || host=", or a host program\'s package to apphost:host.packages"; done; printf -v MISSING \'%s; \' "${missing[@]}"; ' +
         "fail \"not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ${MISSING%; }; " +
-        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group)$host, or fix the command; nothing was backed up or migrated\"; fi",
+        "add each to the app's main dependencies (requirements.txt; apphost installs no dev group) or to apphost:app.extraRequirements$host, or fix the command; nothing was backed up or migrated\"; fi",
       // The migration is alembic's: its versions directory must hold a revision.
       "alembic_revisions_check alembic.ini .",
     ]);
@@ -192,7 +192,8 @@ describe("release phases: the base input", () => {
     };
     const start =
       "not found where the units look (the release, its .venv/bin, then the host's PATH), or not executable: ";
-    const deps = "add each to the app's main dependencies (requirements.txt; apphost installs no dev group)";
+    const deps =
+      "add each to the app's main dependencies (requirements.txt; apphost installs no dev group) or to apphost:app.extraRequirements";
     const end = ", or fix the command; nothing was backed up or migrated";
     const gunicorn = "`gunicorn` (process web: gunicorn -c gunicorn.conf.py app.main:app)";
     const alembic = "`alembic` (the migration: alembic upgrade head)";
@@ -233,7 +234,7 @@ describe("release phases: the base input", () => {
     );
     assert.match(
       commands.at(-2)!,
-      /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\)\$host, or /,
+      /; add each to the app's main dependencies \(poetry\.lock; apphost installs a group or an extra only when apphost:app\.dependencyGroups names it\) or to apphost:app\.extraRequirements\$host, or /,
     );
     // uvicorn and alembic only the venv can give: no host package is offered for either.
     assert.ok(commands.includes("PROGRAM_HOSTABLE=(0 0)"), commands.join("\n"));

@@ -78,6 +78,7 @@ describe("shell.ts", () => {
       ["s3Prefix", "../"],
       ["fileName", "a/b"],
       ["version", "1.22.22; rm -rf /"],
+      ["requirement", "gunicorn; rm -rf /"],
     ];
     for (const [rule, value] of refused) assert.equal(SAFE[rule].test(value), false, `${rule} ${value}`);
     assert.deepEqual(
