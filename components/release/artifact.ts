@@ -466,20 +466,14 @@ export function workspaceEntries(
 
 // ----------------------------------------------------------------- artifact
 
+/** What of apphost:app an artifact is built from: the files, and what keys the venv or node_modules. */
+export type ArtifactApp = Pick<
+  AppConfig,
+  "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes" | "extraRequirements"
+>;
+
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
-export function buildArtifact(
-  appDir: string,
-  app: Pick<
-    AppConfig,
-    | "runtime"
-    | "requirements"
-    | "pythonDeps"
-    | "npmWorkspaces"
-    | "nodeDeps"
-    | "excludes"
-    | "extraRequirements"
-  >,
-): Artifact {
+export function buildArtifact(appDir: string, app: ArtifactApp): Artifact {
   const excludes = app.excludes ?? DEFAULT_EXCLUDES;
   const walked = walkApp(appDir, excludes);
   const ws = app.runtime === "python" ? pythonDepsOf(app).workspace : undefined;

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { localCacheDir } from "../config/defaults";
 import type { AppConfig } from "../config/types";
-import { buildArtifact } from "./artifact";
+import { buildArtifact, type ArtifactApp } from "./artifact";
 
 /** The artifact as the components use it: where it is, and the hashes that decide a new release. */
 export interface StackArtifact {
@@ -53,17 +53,7 @@ export function cacheArtifact(
  * @param projectDir the Pulumi project's directory
  */
 export function stackArtifact(
-  app: Pick<
-    AppConfig,
-    | "source"
-    | "runtime"
-    | "requirements"
-    | "pythonDeps"
-    | "npmWorkspaces"
-    | "nodeDeps"
-    | "excludes"
-    | "extraRequirements"
-  >,
+  app: ArtifactApp & Pick<AppConfig, "source">,
   projectDir: string,
 ): StackArtifact {
   const source = path.resolve(projectDir, app.source);
