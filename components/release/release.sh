@@ -683,6 +683,9 @@ database_env_hint() {
   local found line file rest name ref at="" value sets=() names=() seen=" " set
   # The names the env file sets already (apphost:app.env, apphost:secretEnv): the advice leaves them out.
   set=" $(sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)=.*/\1/p' "$ENV_FILE" 2>/dev/null | tr '\n' ' ' || true)"
+  # dj-database-url's config() and django-environ's env.db() read DATABASE_URL without naming it.
+  if (cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rqE --include='*.py' "${APP_TESTS[@]}" \
+    '(dj_database_url\.config|\benv\.db(_url)?)\(' . 2>/dev/null); then return 0; fi
   found=$(cd "$NEW_DIR" && {
     "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
       "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null

@@ -1663,6 +1663,14 @@ describe("release script: database_env_hint, an app that reads its Postgres from
       "",
     );
     assert.equal(hintOf({ "app.py": 'DEBUG = os.getenv("DEBUG")\n' }), "");
+    // dj-database-url's config() and django-environ's env.db() read DATABASE_URL without naming it.
+    assert.equal(
+      hintOf({
+        "hc/settings.py": HC + 'DATABASES = {"default": dj_database_url.config(conn_max_age=600)}\n',
+      }),
+      "",
+    );
+    assert.equal(hintOf({ "hc/settings.py": HC + 'DATABASES = {"default": env.db()}\n' }), "");
     assert.equal(hintOf({ "tests/settings.py": HC, "conftest.py": HC, "app/test_db.py": HC }), "");
     assert.equal(hintOf({}), "");
   });
