@@ -767,7 +767,7 @@ export function strayDatabaseCheck(input: ReleaseInput, who: { shell: string }):
           "backed up before every migration), or as data/<file> in the release with apphost:database.sqliteFile set to <file>"
         : undefined;
   // One line, the files first: the error Pulumi prints keeps the message's first line. A Postgres stack's advice is
-  // the variables the app's Python reads its database from, where they are its own (database_env_hint, release.sh).
+  // the variables the app's code reads its database from, where they are its own (database_env_hint, release.sh).
   const pruned =
     ". The next release is a new directory, so its data would stay behind there, and go when this release is pruned. ";
   const message =

@@ -1021,6 +1021,12 @@ function pipedDependencies(args: readonly string[], pip: string): string[] {
 
 /** One line for the install phase's description. */
 export function pythonInstallLabel(deps: PythonDeps): string {
+  const extra = deps.extraRequirements ?? [];
+  const label = managerInstallLabel(deps);
+  return extra.length ? `${label}, then apphost:app.extraRequirements (${extra.join(" ")})` : label;
+}
+
+function managerInstallLabel(deps: PythonDeps): string {
   switch (deps.manager) {
     case "uv":
       return `uv ${UV_VERSION} sync --frozen from uv.lock`;

@@ -2062,6 +2062,11 @@ describe("apphost:app.extraRequirements: pip requirements installed after the ap
       'note "install: no requirements.txt, pyproject.toml or lock file; the venv has no packages"',
       pip,
     ]);
+    // The install's note and the phase's description name them.
+    assert.equal(
+      pythonInstallLabel(deps("pip", "requirements.txt")),
+      "pip install -r requirements.txt, then apphost:app.extraRequirements (gunicorn==23.0.0 uvicorn[standard]>=0.30,<1)",
+    );
     // Rendered unquoted into a double-quoted command: refused there too, whatever the config let through.
     assert.throws(
       () =>
