@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts, type PythonFacts } from "../release/python";
+import { SAFE } from "../shell";
 import { pythonWebApp } from "./webapp";
 import { commandRuntime, gunicornConfigPath, leadingProgram, parseProcfile, webScriptPath } from "./procfile";
 import type { AppFile, AppFiles } from "./validate";
@@ -179,12 +180,11 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
 }
 
 /**
- * The file package.json's `main` names, as require() finds it (as written, or with `.js`), when it is a plain path
- * inside the app (letters, digits and `._/@-`, no `..`), and is there.
+ * The file package.json's `main` names, as require() finds it (as written, or with `.js`), when it is a relative path
+ * inside the app (SAFE.relativeFile), and is there.
  */
 function mainFile(dir: string, main: unknown): string | undefined {
-  if (typeof main !== "string" || !/^[\w./@-]+$/.test(main) || main.split("/").includes(".."))
-    return undefined;
+  if (typeof main !== "string" || !SAFE.relativeFile.test(main)) return undefined;
   const rel = path.posix.normalize(main).replace(/^\.\//, "");
   for (const name of [rel, `${rel}.js`]) {
     try {

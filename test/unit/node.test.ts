@@ -611,7 +611,8 @@ describe("npm workspaces (components/release/node.ts)", () => {
               `and its main is src/app.js; the web process must listen on $PORT)); ${expected} "node src/app.js"`,
           ]);
         }
-        for (const main of ["src/other.js", "../app.js", "src/app.js; rm -rf /"]) {
+        // An absolute main ("/src/app.js" is the app's src/app.js only if read as relative) is none either.
+        for (const main of ["src/other.js", "../app.js", "src/app.js; rm -rf /", "/src/app.js"]) {
           withMain(main);
           assert.deepEqual(missing(), [
             `missing (what runs on the host; <app> has no Procfile to take it from); ${expected} "node server.js"`,
