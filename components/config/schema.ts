@@ -23,9 +23,9 @@ import {
   detectPythonDeps,
   groupedPackages,
   mainPackages,
-  normalizedPackage,
   offeredGroups,
   PythonDepsError,
+  requirementPackage,
   type PythonDeps,
 } from "../release/python";
 import {
@@ -1143,9 +1143,9 @@ export function sections(ctx: ParseContext, p: Prepared) {
   const serverGroups = pyWeb && files ? groupsAlone(files, raw("app"), pyWeb.server) : [];
   // apphost:app.extraRequirements' package names (`gunicorn` of "gunicorn==23.0.0"): a server named there is installed.
   const extras = raw("app").extraRequirements;
-  const extraNames = (Array.isArray(extras) ? (extras as unknown[]) : [])
-    .filter((r): r is string => typeof r === "string")
-    .map((r) => normalizedPackage(/^[A-Za-z0-9._-]+/.exec(r)?.[0] ?? ""));
+  const extraNames = (Array.isArray(extras) ? (extras as unknown[]) : []).flatMap(
+    (r) => requirementPackage(r) ?? [],
+  );
   const listed = (names: string[]) => names.map((g) => `"${g}"`).join(" or ");
   const startSays = startUsable
     ? ` (package.json's start script runs ${start}; the web process must listen on $PORT)`

@@ -148,6 +148,12 @@ export function normalizedPackage(name: string): string {
   return name.toLowerCase().replace(/[-_.]+/g, "-");
 }
 
+/** The normalized package name a requirement string starts with (`uvicorn[standard]>=0.40`: uvicorn); none for another value. */
+export function requirementPackage(r: unknown): string | undefined {
+  const name = typeof r === "string" ? /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(r)?.[1] : undefined;
+  return name === undefined ? undefined : normalizedPackage(name);
+}
+
 /**
  * The packages pyproject.toml's groups and extras list (offeredGroups' names) that no group or extra in `installed`
  * lists, by normalized name, each with the groups and extras that list it. uv: `[dependency-groups]` and
@@ -164,8 +170,6 @@ export function groupedPackages(
   const doc = pyproject === undefined ? undefined : parseTomlLenient(pyproject);
   const offered = offeredIn(manager, doc);
   if (!offered || offered.size === 0) return out;
-  const requirementName = (r: unknown) =>
-    typeof r === "string" ? /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(r)?.[1] : undefined;
   const listed = (name: string, as: PythonGroup["as"]): unknown[] => {
     const at = (dotted: string) => tomlAt(doc, dotted);
     let v: unknown;
@@ -180,10 +184,7 @@ export function groupedPackages(
     return Array.isArray(v) ? v : [];
   };
   const packagesOf = (name: string, as: PythonGroup["as"]) =>
-    listed(name, as).flatMap((r) => {
-      const n = requirementName(r);
-      return n ? [normalizedPackage(n)] : [];
-    });
+    listed(name, as).flatMap((r) => requirementPackage(r) ?? []);
   const taken = new Set(installed.flatMap((name) => packagesOf(name, offered.get(name) ?? "group")));
   for (const [name, as] of offered) {
     if (installed.includes(name)) continue;

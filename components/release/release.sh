@@ -670,6 +670,11 @@ debug_page_warning() {
 # psycopg's, asyncpg's and Python's resolver's words.
 DB_UNREACHABLE="could not translate host name|Name or service not known|Temporary failure in name resolution|connection refused|connect call failed|password authentication failed|peer authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
 
+# grep's options that leave out the app's tests (tests/, conftest.py, test_*.py, *.test.js), which make and drop their own
+# databases, and node_modules. After --include: of contradictory ones, grep takes the last that matches.
+APP_TESTS=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --exclude-dir=node_modules --exclude=conftest.py
+  --exclude='test_*.py' --exclude='*_test.py' --exclude='*.test.[jt]s' --exclude='*.spec.[jt]s')
+
 # database_env_hint: where the new release's code reads its Postgres settings from variables of its own (healthchecks'
 # DB, DB_HOST, DB_NAME... in hc/settings.py; a knexfile's process.env.DB_HOST) and never DATABASE_URL, which apphost
 # sets: those variables, where the first is read, and what apphost:app.env sets them to (${database.host}, ...); a
@@ -689,7 +694,7 @@ database_env_hint() {
   found=$(cd "$NEW_DIR" && {
     "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
       "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null
-    "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.js' --include='*.ts' "${APP_TESTS[@]}" \
+    "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.[jt]s' "${APP_TESTS[@]}" \
       "process\.env(\.[A-Z][A-Z0-9_]*|\[[\"'][A-Z][A-Z0-9_]*[\"']\])" . 2>/dev/null
   } | LC_ALL=C sort -s -t: -k1,1 -k2,2n) || true
   while IFS= read -r line; do
@@ -846,11 +851,6 @@ django_manage() {
     fi
   done
 }
-
-# grep's options that leave out the app's tests (tests/, conftest.py, test_*.py, *.test.js), which make and drop their own
-# databases, and node_modules. After --include: of contradictory ones, grep takes the last that matches.
-APP_TESTS=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --exclude-dir=node_modules --exclude=conftest.py
-  --exclude='test_*.py' --exclude='*_test.py' --exclude='*.test.[jt]s' --exclude='*.spec.[jt]s')
 
 # drop_tables_check <command>: a warning when the migration's command is named as a database's creation (init-db,
 # create_db, reset_db) and the release drops tables: SQLAlchemy's drop_all() in its Python, or DROP TABLE in its SQL
