@@ -165,8 +165,10 @@ function readNodeFacts(dir: string, requirements: unknown): NodeFacts | undefine
   ).filter((e): e is [string, string] => typeof e[1] === "string");
   // Without a start script, npm start runs server.js when there is one: package.json's main is then not the server.
   const main = fs.existsSync(path.join(dir, "server.js")) ? undefined : mainFile(dir, pkg.main);
+  const bunLock = ["bun.lock", "bun.lockb"].find((name) => fs.existsSync(path.join(dir, name)));
   return {
     locks,
+    ...(bunLock !== undefined ? { bunLock } : {}),
     ...(main !== undefined ? { main } : {}),
     ...yarnBerryFacts(dir, read(".yarnrc.yml"), locks),
     // npm reads `package-lock=false` (any spacing, any case of its value) as: write no lock.

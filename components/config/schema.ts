@@ -35,6 +35,7 @@ import {
   type NodeDeps,
   yarnWorkspaces,
   type NpmWorkspace,
+  type BuildTool,
 } from "../release/node";
 import type { AppFiles, ParseContext } from "./validate";
 import { isReleaseId } from "../release/id";
@@ -1564,7 +1565,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       pythonDeps?: PythonDeps;
       npmWorkspaces?: NpmWorkspace[];
       nodeDeps?: NodeDeps;
-      buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
+      buildToolVersions?: Partial<Record<BuildTool, string>>;
     } = {
       ...explicit(
         a,

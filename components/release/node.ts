@@ -121,6 +121,13 @@ export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
 /** Who installs a Node app's dependencies, decided by its lock file. */
 export type NodeManager = "npm" | "yarn" | "pnpm";
 
+/**
+ * A package manager a Python app's build may run (a frontend's `bun install && bun run build`) that the host does
+ * not have: npm installs it once per release into the stack's cache/tools. Bun installs a build's frontend only: a
+ * Node app's own install is npm's, Yarn's or pnpm's.
+ */
+export type BuildTool = "yarn" | "pnpm" | "bun";
+
 /** The lock files apphost installs from, in the order it prefers them when an app has several. */
 export const NODE_LOCKS = [
   "package-lock.json",
@@ -159,6 +166,8 @@ export interface NodeFacts {
   main?: string;
   /** package.json's `packageManager` (Corepack's field), e.g. "pnpm@9.15.9+sha512.abc" */
   packageManager?: unknown;
+  /** Bun's lock, bun.lock (or the binary bun.lockb of Bun before 1.2), when the app has one */
+  bunLock?: string;
   /** What declares a workspace of several packages: package.json's `workspaces`, or pnpm-workspace.yaml */
   workspaces?: "package.json" | "pnpm-workspace.yaml";
   /** package.json's workspaces, expanded: each member directory with its package.json's name (Yarn 1 links these) */
@@ -190,7 +199,7 @@ export function appYarnBerry(app: {
   runtime: string;
   requirements?: string;
   nodeDeps?: NodeDeps;
-  buildToolVersions?: Partial<Record<"yarn" | "pnpm", string>>;
+  buildToolVersions?: Partial<Record<BuildTool, string>>;
 }): boolean {
   return app.runtime === "node"
     ? isYarnBerry(nodeDepsOf(app))
@@ -214,14 +223,22 @@ const PNPM_BY_LOCKFILE: Readonly<Record<string, string>> = {
   "9": "9.15.9",
 };
 
+/** Bun, the last release when apphost learnt it: what a build that names bun gets unless package.json pins one. */
+export const BUN_VERSION = "1.4.5";
+
+/** What a Node app locked by Bun alone is offered: a lock npm installs from (Bun writes none). */
+const BUN_LOCK =
+  "run npm install --package-lock-only in the app and commit the package-lock.json it writes (npm resolves " +
+  "package.json's ranges itself: check the versions it locks against bun.lock's)";
+
 /** What the refusals of a lock apphost cannot install offer instead. */
 const NPM_LOCK =
   "commit a package-lock.json (npm install --package-lock-only) and set apphost:app.requirements to package-lock.json";
 
 /** package.json's `packageManager` ("pnpm@9.15.9+sha512.abc"): the manager and its exact version, or undefined. */
-function parsePackageManager(field: unknown): { manager: NodeManager; version: string } | undefined {
-  const m = typeof field === "string" ? /^(npm|yarn|pnpm)@([^+\s]+)(?:\+.*)?$/.exec(field) : null;
-  return m && SAFE.version.test(m[2]) ? { manager: m[1] as NodeManager, version: m[2] } : undefined;
+function parsePackageManager(field: unknown): { manager: NodeManager | "bun"; version: string } | undefined {
+  const m = typeof field === "string" ? /^(npm|yarn|pnpm|bun)@([^+\s]+)(?:\+.*)?$/.exec(field) : null;
+  return m && SAFE.version.test(m[2]) ? { manager: m[1] as NodeManager | "bun", version: m[2] } : undefined;
 }
 
 /** The install of an app configured without its files (hand-built configs): the lock named, or package-lock.json. */
@@ -251,13 +268,17 @@ export function detectNodeDeps(
   requirements: string | undefined,
   dir: string,
 ): { deps: NodeDeps } | { problem: string } {
-  const wanted = parsePackageManager(facts.packageManager);
-  if (facts.packageManager !== undefined && wanted === undefined)
+  const pinned = parsePackageManager(facts.packageManager);
+  if (facts.packageManager !== undefined && (pinned === undefined || pinned.manager === "bun"))
     return {
       problem:
         `${dir}/package.json's "packageManager" is ${JSON.stringify(facts.packageManager)}; expected npm, yarn or pnpm ` +
-        `and an exact version, like "pnpm@9.15.9"; fix the field or remove it`,
+        `and an exact version, like "pnpm@9.15.9"` +
+        (pinned
+          ? `: apphost installs a Node app with npm, Yarn or pnpm, not Bun; ${BUN_LOCK}`
+          : "; fix the field or remove it"),
     };
+  const wanted = pinned as { manager: NodeManager; version: string } | undefined;
   const found = NODE_LOCKS.filter((name) => facts.locks[name] !== undefined);
   const lock = requirements ?? found.find((name) => wanted && managerOf(name) === wanted.manager) ?? found[0];
   if (lock === undefined || facts.locks[lock] === undefined) {
@@ -267,11 +288,13 @@ export function detectNodeDeps(
           ? `${dir} has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml)`
           : `${dir}/${lock} does not exist`) +
         "; a release installs exactly the versions a lock names: " +
-        (lock === undefined && facts.npmrcNoLock
-          ? "its .npmrc says package-lock=false, so npm install writes none there: run " +
-            "npm install --package-lock-only --package-lock=true in the app (or remove that line) and commit the " +
-            "package-lock.json it writes"
-          : "run npm install (or yarn, or pnpm install) in the app and commit the lock it writes") +
+        (lock === undefined && facts.bunLock
+          ? `its ${facts.bunLock} is Bun's, and apphost installs a Node app with npm, Yarn or pnpm: ${BUN_LOCK}`
+          : lock === undefined && facts.npmrcNoLock
+            ? "its .npmrc says package-lock=false, so npm install writes none there: run " +
+              "npm install --package-lock-only --package-lock=true in the app (or remove that line) and commit the " +
+              "package-lock.json it writes"
+            : "run npm install (or yarn, or pnpm install) in the app and commit the lock it writes") +
         (lock === undefined ? "" : ", or point apphost:app.requirements at the lock the app has"),
     };
   }
@@ -398,16 +421,17 @@ export function nodeInstallLabel(deps: NodeDeps): string {
 }
 
 /** The release of each tool a build gets when it names one the app's install did not bring (a frontend's `yarn build`). */
-export const DEFAULT_TOOL_VERSION: Readonly<Record<"yarn" | "pnpm", string>> = {
+export const DEFAULT_TOOL_VERSION: Readonly<Record<BuildTool, string>> = {
   yarn: YARN_VERSION,
   pnpm: PNPM_BY_LOCKFILE["9"],
+  bun: BUN_VERSION,
 };
 
 /**
  * The tool a package.json's `packageManager` pins for a Python app's build (its frontend's, at the app's root or in
  * the directory the build starts in): pnpm or Yarn at any release (Yarn 2 and later: npm's @yarnpkg/cli-dist).
  */
-export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" | "pnpm", string>> {
+export function pinnedBuildTool(packageManager: unknown): Partial<Record<BuildTool, string>> {
   const pinned = parsePackageManager(packageManager);
   if (!pinned || pinned.manager === "npm") return {};
   return { [pinned.manager]: pinned.version };
@@ -418,19 +442,14 @@ export function pinnedBuildTool(packageManager: unknown): Partial<Record<"yarn" 
  * and later are npm's @yarnpkg/cli-dist (npm's `yarn` is Yarn 1), whose `yarn` runs .yarnrc.yml's yarnPath when
  * the app commits one.
  */
-export function npmInstallTool(
-  npmEnv: string,
-  prefix: string,
-  tool: "yarn" | "pnpm",
-  version: string,
-): string {
-  const name = isYarnBerry({ manager: tool, version }) ? "@yarnpkg/cli-dist" : tool;
+export function npmInstallTool(npmEnv: string, prefix: string, tool: BuildTool, version: string): string {
+  const name = tool === "yarn" && isYarnBerry({ manager: tool, version }) ? "@yarnpkg/cli-dist" : tool;
   return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${name}@${version}`;
 }
 
-/** Yarn and pnpm, as a command names them (`cd web && yarn install && yarn build`), each once. */
-export function buildTools(command: string): ("yarn" | "pnpm")[] {
-  return (["yarn", "pnpm"] as const).filter((m) =>
-    new RegExp(`(?:^|[\\s;&|(])${m}(?:\\s|$|[;&|)])`).test(command),
+/** Yarn, pnpm and Bun, as a command names them (`cd web && yarn install && yarn build`, `bunx vite build`), each once. */
+export function buildTools(command: string): BuildTool[] {
+  return (["yarn", "pnpm", "bun"] as const).filter((m) =>
+    new RegExp(`(?:^|[\\s;&|(])${m === "bun" ? "bunx?" : m}(?:\\s|$|[;&|)])`).test(command),
   );
 }

@@ -28,6 +28,7 @@ import { assertSafePath, shellFunction, toolsOf, type HostTools, type S3Target }
 import { requirementsFile } from "./artifact";
 import {
   buildTools,
+  type BuildTool,
   DEFAULT_TOOL_VERSION,
   memberDirs,
   nodeDepsOf,
@@ -338,12 +339,12 @@ export function npmWithoutLockWarning(build: string): string[] {
 }
 
 /**
- * Whether a build command installs packages (`npm ci && npm run build`, `pip install -e .`): its failure on a host
+ * Whether a build command installs packages (`npm ci && npm run build`, `bun install`, `pip install -e .`): its failure on a host
  * without a C compiler may be a dependency built from source, as the dependencies' own install's may; a build
  * that only runs the app's tools (`vite build`, `collectstatic`) gets no such hint.
  */
 export function installsPackages(command: string): boolean {
-  return /(?:^|[\s;&|(])(?:npm (?:ci|install|i)|yarn install|yarn(?=\s*(?:$|[;&|)]))|pnpm (?:install|i)|pip3? install|python3? -m pip install|uv (?:sync|pip install))(?=\s|$|[;&|)])/.test(
+  return /(?:^|[\s;&|(])(?:npm (?:ci|install|i)|yarn install|yarn(?=\s*(?:$|[;&|)]))|pnpm (?:install|i)|bun (?:install|i)|pip3? install|python3? -m pip install|uv (?:sync|pip install))(?=\s|$|[;&|)])/.test(
     command,
   );
 }
@@ -406,11 +407,13 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
   commands.push(...links);
   const steps: string[] = [];
   if (app.build) {
-    // Yarn or pnpm the build names (a frontend's `yarn install && yarn build`) that the app's own install did not
-    // bring: npm installs it once per release line into the stack's cache/tools, first on the build's PATH.
+    // Yarn, pnpm or Bun the build names (a frontend's `yarn install && yarn build`) that the app's own install did
+    // not bring: npm installs it once per release line into the stack's cache/tools, first on the build's PATH.
+    // Bun keeps its package cache in the stack's cache/bun (the app user's home, the stack's root, is root's).
     const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
     const tools = buildTools(app.build).filter((m) => m !== own);
-    const version = (m: "yarn" | "pnpm") => app.buildToolVersions?.[m] ?? DEFAULT_TOOL_VERSION[m];
+    const version = (m: BuildTool) => app.buildToolVersions?.[m] ?? DEFAULT_TOOL_VERSION[m];
+    const bunCache = tools.includes("bun") ? ` BUN_INSTALL_CACHE_DIR=${l.root}/cache/bun` : "";
     assertSafe(
       "install phase",
       tools.map((m) => [`${m}'s version`, version(m), SAFE.version] as const),
@@ -425,7 +428,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       ),
       `as_app "$NEW_DIR" ${q(
         tools.length > 0
-          ? `export PATH="${dirs.map((d) => `${d}/bin`).join(":")}:$PATH" npm_config_nodedir=/usr; ${app.build}`
+          ? `export PATH="${dirs.map((d) => `${d}/bin`).join(":")}:$PATH" npm_config_nodedir=/usr${bunCache}; ${app.build}`
           : app.build,
       )}`,
     );

@@ -51,8 +51,11 @@ export interface RuntimePackagesInput {
 /** Packages the baseline always ensures: TLS roots, curl for health checks, unattended-upgrades. */
 export const BASE_PACKAGES = ["ca-certificates", "curl", "unattended-upgrades"];
 
-/** A build command that runs node tools (`npm ci && npm run build`, `npx vite build`, `yarn build`). */
-const NODE_TOOLS = /(^|[\s;&|(])(npm|npx|node|yarn|pnpm|corepack)(\s|$)/;
+/**
+ * A build command that runs node tools (`npm ci && npm run build`, `npx vite build`, `yarn build`). Bun too: npm
+ * installs it, and the scripts it runs start node where their shebang says so (vite's bin).
+ */
+const NODE_TOOLS = /(^|[\s;&|(])(npm|npx|node|yarn|pnpm|corepack|bunx?)(\s|$)/;
 
 /** Debian 12 packages a stack needs, in a stable order. */
 export function runtimePackages(input: RuntimePackagesInput): string[] {

@@ -59,6 +59,7 @@ const NODE = {
 const NPM_WORKSPACE = path.join(ROOT, "examples", "npm-workspace");
 const NODE_LOCKFILES = path.join(ROOT, "examples", "node-lockfiles");
 const NODE_BERRY = path.join(ROOT, "examples", "node-yarn-berry");
+const BUN_FRONTEND = path.join(ROOT, "examples", "bun-frontend");
 const DJANGO = {
   stack: "local-dj",
   id: "polls-local-dj",
@@ -299,6 +300,27 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("a Python app whose frontend is locked by Bun (full-stack-fastapi-template's): npm installs Bun into cache/tools, which installs the lock and runs the build", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-bun-frontend-"));
+    fs.cpSync(SOURCE, dir, { recursive: true });
+    fs.cpSync(BUN_FRONTEND, path.join(dir, "frontend"), { recursive: true });
+    const stack = await stackFor(dir, {
+      build: "cd frontend && bun install --frozen-lockfile && bun run build",
+    });
+    const res = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    // The build ran Bun 1.4.5 from cache/tools, with the frontend's devDependency (is-number) installed from bun.lock,
+    // and Bun's package cache in the stack's cache/bun, which the app user owns.
+    assert.equal(onHost(`cat /srv/${ID}/current/frontend/built.txt`).stdout.trim(), "bun/1.4.5");
+    assert.equal(onHost(`/srv/${ID}/cache/tools/bun-1.4.5/bin/bun --version`).stdout.trim(), "1.4.5");
+    assert.equal(
+      onHost(`stat -c %U /srv/${ID}/cache/bun && ls /srv/${ID}/current/frontend/node_modules`).stdout.trim(),
+      `${ID}\nis-number`,
+    );
+    assert.equal(health().status, 200);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it("an app needing a newer Python is refused at check, naming the host's version; the previous release keeps serving", async function () {
     // The same app with requires-python >=3.14 (the sandbox's Debian 12 has 3.11), in a directory of its own.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-py314-"));
@@ -330,19 +352,62 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("without uv.lock: pip installs pyproject.toml's dependencies, not the project (notes/ beside migrations/ is no package)", async function () {
+  /**
+   * The example with its web process under gunicorn, which its dependencies do not name (as healthchecks' and
+   * ihatemoney's images install their server themselves), deployed with apphost:app.extraRequirements adding it.
+   */
+  async function upUnderGunicorn(dir: string): Promise<auto.UpResult> {
+    fs.writeFileSync(
+      path.join(dir, "Procfile"),
+      "release: alembic upgrade head\n" +
+        "web: gunicorn notes.main:app -k uvicorn.workers.UvicornWorker --bind 127.0.0.1:$PORT\n",
+    );
+    const stack = await stackFor(dir, { extraRequirements: ["gunicorn==23.0.0"] });
+    return stack.up({ onOutput: log, configFile: stack.configFile });
+  }
+  /** The live web instance's command line, from its unit's main process. */
+  const liveWebCommand = () =>
+    onHost(
+      `tr '\\0' ' ' </proc/$(systemctl show -p MainPID --value apphost-${ID}-web@$(cat /srv/${ID}/active-port).service)/cmdline`,
+    ).stdout.trim();
+
+  it("apphost:app.extraRequirements with uv.lock: uv pip installs gunicorn into the venv uv sync made, and gunicorn serves", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-extra-uv-"));
+    try {
+      fs.cpSync(SOURCE, dir, { recursive: true });
+      const res = await upUnderGunicorn(dir);
+      assert.equal(res.summary.result, "succeeded");
+      assert.equal(health().status, 200);
+      const venv = `/srv/${ID}/current/.venv/bin/python`;
+      assert.equal(
+        onHost(`${venv} -c 'import gunicorn; print(gunicorn.__version__)'`).stdout.trim(),
+        "23.0.0",
+      );
+      assert.match(
+        liveWebCommand(),
+        /\/gunicorn notes\.main:app -k uvicorn\.workers\.UvicornWorker --bind 127\.0\.0\.1:83\d\d/,
+      );
+      assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("without uv.lock: pip installs pyproject.toml's dependencies, not the project (notes/ beside migrations/ is no package), then apphost:app.extraRequirements", async function () {
     // `pip install .` would fail: "Multiple top-level packages discovered in a flat-layout: ['notes', 'migrations']".
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-nolock-"));
     try {
       fs.cpSync(SOURCE, dir, { recursive: true });
       fs.rmSync(path.join(dir, "uv.lock"));
-      const res = await up(dir);
+      const res = await upUnderGunicorn(dir);
       assert.equal(res.summary.result, "succeeded");
       assert.equal(health().status, 200);
+      assert.match(liveWebCommand(), /\/gunicorn notes\.main:app /);
       // The same database: the migration found it at head, the note is there.
       assert.deepEqual(JSON.parse(curlHttps(sandbox, HOSTNAME, "/api/notes")), [{ id: 1, body: "first" }]);
       const venv = `/srv/${ID}/current/.venv/bin/python`;
       assert.match(onHost(`${venv} -m pip show fastapi`).stdout, /^Name: fastapi$/m);
+      assert.match(onHost(`${venv} -m pip show gunicorn`).stdout, /^Version: 23\.0\.0$/m);
       // The project itself is not installed: the code runs from the release.
       assert.match(
         onHost(`${venv} -m pip show notes 2>&1 || true`).stdout,

@@ -449,11 +449,14 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
     });
 
-    it("pinnedBuildTool: pnpm and Yarn at any release from packageManager; anything else pins nothing", () => {
+    it("pinnedBuildTool: pnpm, Yarn and Bun at any release from packageManager; anything else pins nothing", () => {
       const table: Array<[unknown, Record<string, string>]> = [
         ["pnpm@10.18.0+sha512.e804f889", { pnpm: "10.18.0" }],
         ["yarn@1.22.19", { yarn: "1.22.19" }],
         ["yarn@4.5.0", { yarn: "4.5.0" }],
+        ["bun@1.3.5", { bun: "1.3.5" }],
+        ["bun@1.3", {}],
+        ["bun@latest", {}],
         ["npm@10.9.0", {}],
         ["pnpm@latest", {}],
         [undefined, {}],
@@ -568,6 +571,27 @@ describe("npm workspaces (components/release/node.ts)", () => {
         // A lock committed all the same installs.
         fs.writeFileSync(path.join(dir, "package-lock.json"), '{"lockfileVersion": 3}');
         assert.deepEqual(lockProblem(), []);
+      });
+
+      it("a Node app locked by Bun alone, or pinning Bun in packageManager, is told to commit a lock npm installs from", () => {
+        const lockProblem = () => problemsAt("apphost:app.requirements");
+        const npmLock =
+          "run npm install --package-lock-only in the app and commit the package-lock.json it writes (npm resolves " +
+          "package.json's ranges itself: check the versions it locks against bun.lock's)";
+        fs.writeFileSync(path.join(dir, "bun.lock"), '{ "lockfileVersion": 1 }\n');
+        assert.deepEqual(lockProblem(), [
+          "<app> has no lock file (package-lock.json, npm-shrinkwrap.json, yarn.lock or pnpm-lock.yaml); a release " +
+            `installs exactly the versions a lock names: its bun.lock is Bun's, and apphost installs a Node app with npm, Yarn or pnpm: ${npmLock}`,
+        ]);
+        fs.writeFileSync(path.join(dir, "package-lock.json"), '{"lockfileVersion": 3}');
+        fs.writeFileSync(
+          path.join(dir, "package.json"),
+          JSON.stringify({ dependencies: { ms: "2.1.3" }, packageManager: "bun@1.3.5" }),
+        );
+        assert.deepEqual(lockProblem(), [
+          '<app>/package.json\'s "packageManager" is "bun@1.3.5"; expected npm, yarn or pnpm and an exact version, ' +
+            `like "pnpm@9.15.9": apphost installs a Node app with npm, Yarn or pnpm, not Bun; ${npmLock}`,
+        ]);
       });
 
       it("a Node app with no processes and no Procfile is shown its start script as the web command (sequelize/express-example)", () => {
@@ -773,6 +797,25 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(app.buildToolVersions, { pnpm: "10.15.1" });
         assert.equal(app.nodeDeps, undefined);
         assert.equal(appYarnBerry(app), false);
+      });
+
+      it("a Python app's build runs the Bun its top-level package.json pins; its bun.lock alone is no Node app's lock", () => {
+        fs.writeFileSync(path.join(dir, "requirements.txt"), "flask\n");
+        fs.writeFileSync(path.join(dir, "bun.lock"), '{ "lockfileVersion": 1 }\n');
+        fs.writeFileSync(
+          path.join(dir, "package.json"),
+          '{"workspaces": ["frontend"], "packageManager": "bun@1.3.5"}',
+        );
+        const raw = withKeys(baseRaw(), {
+          "app.runtime": undefined,
+          "app.requirements": undefined,
+          "app.source": dir,
+          "app.build": "bun install --frozen-lockfile && cd frontend && bun run build",
+        });
+        const app = parseStackConfig(raw, { ...baseCtx(), appFiles: readAppFiles({ source: dir }, "/") }).app;
+        assert.equal(app.runtime, "python");
+        assert.deepEqual(app.buildToolVersions, { bun: "1.3.5" });
+        assert.equal(app.nodeDeps, undefined);
       });
 
       it("a Python app's build in its frontend's directory runs the Yarn 2+ that package.json pins, without Yarn 1's settings", () => {

@@ -739,6 +739,18 @@ describe("release phases: one key changed", () => {
       }) ?? "",
       /npm install --global --prefix \/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0 --no-audit --no-fund @yarnpkg\/cli-dist@4\.13\.0"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0\/bin:\$PATH"/,
     );
+    // Bun (full-stack-fastapi-template's frontend): npm's bun package, its package cache in the stack's cache/bun.
+    assert.equal(
+      build({ build: "bun install --frozen-lockfile && cd frontend && bun run build" }),
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=dependencies; ' +
+        `if [ ! -x /srv/shop-prod/cache/tools/bun-1.4.5/bin/bun ]; then as_app "$NEW_DIR" "${env} npm install --global --prefix /srv/shop-prod/cache/tools/bun-1.4.5 --no-audit --no-fund bun@1.4.5"; fi; ` +
+        `as_app "$NEW_DIR" 'export PATH="/srv/shop-prod/cache/tools/bun-1.4.5/bin:$PATH" npm_config_nodedir=/usr BUN_INSTALL_CACHE_DIR=/srv/shop-prod/cache/bun; bun install --frozen-lockfile && cd frontend && bun run build'; ` +
+        'as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+    );
+    assert.match(
+      build({ build: "bunx vite build", buildToolVersions: { bun: "1.3.5" } }) ?? "",
+      /--prefix \/srv\/shop-prod\/cache\/tools\/bun-1\.3\.5 --no-audit --no-fund bun@1\.3\.5"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/bun-1\.3\.5\/bin:\$PATH" npm_config_nodedir=\/usr BUN_INSTALL_CACHE_DIR=\/srv\/shop-prod\/cache\/bun; bunx vite build'/,
+    );
     assert.throws(
       () => build({ build: "pnpm build", buildToolVersions: { pnpm: "10; rm -rf /" } }),
       /pnpm's version/,
@@ -752,8 +764,11 @@ describe("release phases: one key changed", () => {
         "yarnpkg build",
         "npx yarn-audit",
         "echo yarn's",
+        "(cd web && bun install) && bunx vite build",
+        "bunx vite build",
+        "npx bundle",
       ].map(buildTools),
-      [["yarn"], ["yarn"], ["yarn"], ["pnpm"], [], [], []],
+      [["yarn"], ["yarn"], ["yarn"], ["pnpm"], [], [], [], ["bun"], ["bun"], []],
     );
   });
 
@@ -805,7 +820,9 @@ describe("release phases: one key changed", () => {
       ["python -m pip install -r requirements/build.txt", true],
       ["uv sync", true],
       ["(npm i)", true],
+      ["bun install --frozen-lockfile && bun run build", true],
       ["npm run build -w frontend", false],
+      ["bun run build", false],
       ["yarn build", false],
       ["python manage.py collectstatic --noinput", false],
       ["echo pipeline install", false],

@@ -337,6 +337,17 @@ describe("render/baseline: runtimePackages", () => {
       ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm", "sqlite3"],
     ],
     [
+      "a python build that runs Bun (or bunx) gets node and npm: npm installs Bun, and Vite's bin runs on node",
+      {
+        proxy: { kind: "caddy" },
+        app: { runtime: "python", build: "bun install --frozen-lockfile && bunx vite build" },
+        tls: { mode: "caddy-acme" },
+        database: { kind: "sqlite" },
+        backups: { s3: false },
+      },
+      ["caddy", "nftables", "python3", "python3-venv", "nodejs", "npm", "sqlite3"],
+    ],
+    [
       "caddy + python + sqlite",
       {
         proxy: { kind: "caddy" },
