@@ -149,6 +149,28 @@ git_hint() {
   printf '%s' "; a dependency comes from a git repository$repo and the host has no git: add git to apphost:host.packages (the host then needs to reach that repository's server), or lock that dependency from the package registry"
 }
 
+# What a build's tools print when the host's Node is older than they need: an ES module asking a node: builtin for an
+# export it lacks (Vite 8's rolldown on Node 18: `The requested module 'node:util' does not provide an export named
+# 'styleText'`), an API it lacks (Vite 7 on Node 18: `crypto.hash is not a function`), a builtin it lacks, or a
+# tool's own check (`You are using Node.js 18.20.4. Vite requires Node.js version 20.19+ or 22.12+.`).
+NODE_TOO_OLD="requested module 'node:[a-z_/]+' does not provide an export named|crypto\.hash is not a function|No such built-in module: node:|requires Node\.?js (version )?v?[0-9]+"
+
+# node_version_hint: when the failed command's output (the job's, APPHOST_OUTPUT) shows the host's Node is older than
+# its tools need, the line that says so, the host's version and what to do, as the phase error's hint (the C
+# compiler's would mislead). A build that runs its scripts with `bun run` is offered `bun run --bun`, which runs
+# them on Bun, whatever their `#!/usr/bin/env node` says.
+node_version_hint() {
+  local line node bun=""
+  if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
+  line=$(tail -n 200 "$APPHOST_OUTPUT" | grep -E -m 1 -- "$NODE_TOO_OLD") || return 0
+  line=${line#"${line%%[![:space:]]*}"}
+  node=$(node --version 2>/dev/null) || node="unknown"
+  if [[ $AS_APP_CMD =~ (^|[^[:alnum:]_-])bun\ run\  ]] && [[ ! $AS_APP_CMD =~ bun\ run\ --bun ]]; then
+    bun="run the build's scripts on Bun (bun run --bun <script>), "
+  fi
+  printf '%s' "; the host's Node ($node, Debian's nodejs package) is older than the build's tools need: $line; ${bun}set apphost:host.os to debian-13 (Node 20) on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"
+}
+
 # output_traceback: "; it ended on: <exception line> (<what it usually means: error_hint>)" for the last whole Python
 # traceback the failing step printed (the job's output, APPHOST_OUTPUT, after the script's last `apphost:` line), or
 # nothing: a build whose Python code failed (cookiecutter-flask's `flask digest compile` in `npm run build`, its
@@ -166,7 +188,8 @@ output_traceback() {
 # An app command (a failure inside as_app: FUNCNAME) is named as the stack gave it, not as as_app runs it; one that fails while
 # installing the dependencies (INSTALLING; not the build, and not 126/127: a command that could not run) says it could not
 # run git for a dependency from a git repository (git_hint) or reach a package index (network_hint) when its output
-# says so; a build or install whose Python code failed says the error it ended on (output_traceback); else, on a host
+# says so; a build or install whose tools need a newer Node says so (node_version_hint); one whose Python code failed
+# says the error it ended on (output_traceback); else, on a host
 # without a C compiler, what a dependency built from source needs.
 on_error() {
   if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$1"; fi
@@ -175,6 +198,7 @@ on_error() {
     if [ "$PHASE" = install ] && [ "$1" -lt 126 ]; then
       if [ "$INSTALLING" = dependencies ]; then hint=$(git_hint); fi
       if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ]; then hint=$(network_hint); fi
+      if [ -z "$hint" ]; then hint=$(node_version_hint); fi
       if [ -z "$hint" ]; then hint=$(output_traceback); fi
       if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ] && ! command -v "$CC" >/dev/null 2>&1; then
         hint="; the host has no C compiler: if a dependency builds from source (no wheel or prebuilt binary for this platform and Python or Node version), add build-essential (and python3-dev for Python) to apphost:host.packages"

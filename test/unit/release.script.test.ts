@@ -1012,6 +1012,71 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
   });
 });
 
+describe("release script: node_version_hint, a build whose tools need a newer Node than the host's", () => {
+  const fn = releaseFunction("node_version_hint");
+  const defs = [releaseDefinition(/^NODE_TOO_OLD=.*$/m)];
+
+  /** The hint for a failed `command` whose output ends in `lines`, on a host whose node says v18.20.4. */
+  function hintOf(command: string, lines: string[]): string {
+    assert.ok(fn && defs.every(Boolean), "release.sh has no node_version_hint or NODE_TOO_OLD");
+    return withJobOutput(
+      [...defs, fn, `AS_APP_CMD=${shellQuote(command)}`, "node() { echo v18.20.4; }"],
+      "node_version_hint",
+      `${lines.join("\n")}\n`,
+    );
+  }
+  const todo =
+    "set apphost:host.os to debian-13 (Node 20) on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying";
+  const tooOld =
+    "; the host's Node (v18.20.4, Debian's nodejs package) is older than the build's tools need: ";
+
+  it("quotes Vite 8's rolldown, Vite 7 and Vite's own check on Node 18; offers bun run --bun to a build that runs bun run", () => {
+    const rolldown = [
+      "$ tsc -p tsconfig.build.json && vite build",
+      "file:///srv/fst-fst/releases/20261207202751-4a61b5f7/node_modules/rolldown/dist/shared/create-bundler-option-BZD-ER-Z.mjs:8",
+      'import { formatWithOptions, styleText } from "node:util";',
+      "                            ^^^^^^^^^",
+      "SyntaxError: The requested module 'node:util' does not provide an export named 'styleText'",
+      "    at ModuleJob._instantiate (node:internal/modules/esm/module_job:123:21)",
+      "Node.js v18.20.4",
+      'error: script "build" exited with code 1',
+    ];
+    // full-stack-fastapi-template's frontend, built on Debian 12 (a trial's output, cut down)
+    assert.equal(
+      hintOf("bun install --frozen-lockfile && cd frontend && bun run build", rolldown),
+      `${tooOld}SyntaxError: The requested module 'node:util' does not provide an export named 'styleText'; ` +
+        `run the build's scripts on Bun (bun run --bun <script>), ${todo}`,
+    );
+    assert.equal(
+      hintOf("cd frontend && npm ci && npm run build", rolldown),
+      `${tooOld}SyntaxError: The requested module 'node:util' does not provide an export named 'styleText'; ${todo}`,
+    );
+    assert.equal(
+      hintOf("npm run build", [
+        "> vite build",
+        "You are using Node.js 18.20.4. Vite requires Node.js version 20.19+ or 22.12+. Please upgrade your Node.js version.",
+        "error during build:",
+        "TypeError: crypto.hash is not a function",
+      ]),
+      `${tooOld}You are using Node.js 18.20.4. Vite requires Node.js version 20.19+ or 22.12+. Please upgrade your Node.js version.; ${todo}`,
+    );
+    assert.equal(
+      hintOf("yarn build", ["error during build:", "  TypeError: crypto.hash is not a function"]),
+      `${tooOld}TypeError: crypto.hash is not a function; ${todo}`,
+    );
+  });
+
+  it("nothing for other failures; a build that already runs its scripts on Bun is not offered it again", () => {
+    assert.equal(hintOf("npm run build", ["src/main.ts(3,1): error TS2304: Cannot find name 'foo'."]), "");
+    assert.equal(
+      hintOf("bun run --bun build", [
+        "SyntaxError: The requested module 'node:util' does not provide an export named 'styleText'",
+      ]),
+      `${tooOld}SyntaxError: The requested module 'node:util' does not provide an export named 'styleText'; ${todo}`,
+    );
+  });
+});
+
 describe("release script: output_traceback, the Python error a failed build or install step ended on", () => {
   const fns = ["exception_line", "output_traceback"].map(releaseFunction);
 
