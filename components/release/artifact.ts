@@ -22,7 +22,7 @@ import ignore from "ignore";
 import { gzipSync } from "zlib";
 import { APP_DEFAULTS } from "../config/defaults";
 import type { AppConfig } from "../config/types";
-import { nodeDepsOf, nodeSettings } from "./node";
+import { buildToolReleases, nodeDepsOf, nodeSettings } from "./node";
 import {
   pythonDepsOf,
   workspaceMembers,
@@ -51,7 +51,10 @@ export interface ArtifactEntry {
 }
 
 export interface Artifact {
-  /** sha256 over every entry's type, path, mode and content hash: the identity of the release content */
+  /**
+   * sha256 over every entry's type, path, mode and content hash, and the build that runs over them
+   * (releaseContentHash): the identity of the release content
+   */
   contentHash: string;
   /** Hash of the dependency manifest; the host reuses `venvs/<requirementsHash>` while it is unchanged */
   requirementsHash: string;
@@ -469,8 +472,31 @@ export function workspaceEntries(
 /** What of apphost:app an artifact is built from: the files, and what keys the venv or node_modules. */
 export type ArtifactApp = Pick<
   AppConfig,
-  "runtime" | "requirements" | "pythonDeps" | "npmWorkspaces" | "nodeDeps" | "excludes" | "extraRequirements"
+  | "runtime"
+  | "requirements"
+  | "pythonDeps"
+  | "npmWorkspaces"
+  | "nodeDeps"
+  | "excludes"
+  | "extraRequirements"
+  | "build"
+  | "buildToolVersions"
 >;
+
+/**
+ * The release's content hash: its entries' (contentHashOf), and with apphost:app.build, the build command and the
+ * tools npm installs for it at their releases, since the build's output is in the release as much as the files are:
+ * a changed build makes a new release, built anew beside the live one, where the same release published again would
+ * skip its build (done once per release) and serve the old build's output.
+ */
+export function releaseContentHash(entries: readonly ArtifactEntry[], app: ArtifactApp): string {
+  const files = contentHashOf(entries);
+  if (!app.build) return files;
+  const tools = buildToolReleases(app).map((t) => `${t.tool}@${t.version}`);
+  return createHash("sha256")
+    .update(`${files}\0build\0${app.build}\0${tools.join(" ")}`)
+    .digest("hex");
+}
 
 /** Build the artifact of `appDir`. Pure apart from reading the directory. */
 export function buildArtifact(appDir: string, app: ArtifactApp): Artifact {
@@ -489,7 +515,7 @@ export function buildArtifact(appDir: string, app: ArtifactApp): Artifact {
   const entries = [...walked.entries, ...extra];
   const tarGz = deterministicGzip(buildTar(appDir, entries));
   return {
-    contentHash: contentHashOf(entries),
+    contentHash: releaseContentHash(entries, app),
     // A workspace: its lock, and every file of it the release carries (other members are installed as copies).
     requirementsHash: requirementsHash(appDir, app, extra),
     tarGz,

@@ -447,6 +447,25 @@ export function npmInstallTool(npmEnv: string, prefix: string, tool: BuildTool, 
   return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${name}@${version}`;
 }
 
+/**
+ * The tools npm installs for the app's build (buildTools), each at its release: the one package.json's
+ * `packageManager` pins (buildToolVersions), else DEFAULT_TOOL_VERSION's. Not the Node app's own manager, which its
+ * install brings into node_modules/.bin; a Python app's own is npm, the host's.
+ */
+export function buildToolReleases(app: {
+  runtime: string;
+  build?: string;
+  requirements?: string;
+  nodeDeps?: NodeDeps;
+  buildToolVersions?: Partial<Record<BuildTool, string>>;
+}): { tool: BuildTool; version: string }[] {
+  if (!app.build) return [];
+  const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
+  return buildTools(app.build)
+    .filter((tool) => tool !== own)
+    .map((tool) => ({ tool, version: app.buildToolVersions?.[tool] ?? DEFAULT_TOOL_VERSION[tool] }));
+}
+
 /** Yarn, pnpm and Bun, as a command names them (`cd web && yarn install && yarn build`, `bunx vite build`), each once. */
 export function buildTools(command: string): BuildTool[] {
   return (["yarn", "pnpm", "bun"] as const).filter((m) =>

@@ -27,9 +27,7 @@ import { shellQuote as q } from "../shell";
 import { assertSafePath, shellFunction, toolsOf, type HostTools, type S3Target } from "./backup";
 import { requirementsFile } from "./artifact";
 import {
-  buildTools,
-  type BuildTool,
-  DEFAULT_TOOL_VERSION,
+  buildToolReleases,
   memberDirs,
   nodeDepsOf,
   nodeEnginesWarning,
@@ -410,21 +408,19 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
     // Yarn, pnpm or Bun the build names (a frontend's `yarn install && yarn build`) that the app's own install did
     // not bring: npm installs it once per release line into the stack's cache/tools, first on the build's PATH.
     // Bun keeps its package cache in the stack's cache/bun (the app user's home, the stack's root, is root's).
-    const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
-    const tools = buildTools(app.build).filter((m) => m !== own);
-    const version = (m: BuildTool) => app.buildToolVersions?.[m] ?? DEFAULT_TOOL_VERSION[m];
-    const bunCache = tools.includes("bun") ? ` BUN_INSTALL_CACHE_DIR=${l.root}/cache/bun` : "";
+    const tools = buildToolReleases(app);
+    const bunCache = tools.some((t) => t.tool === "bun") ? ` BUN_INSTALL_CACHE_DIR=${l.root}/cache/bun` : "";
     assertSafe(
       "install phase",
-      tools.map((m) => [`${m}'s version`, version(m), SAFE.version] as const),
+      tools.map((t) => [`${t.tool}'s version`, t.version, SAFE.version] as const),
     );
-    const dirs = tools.map((m) => `${l.root}/cache/tools/${m}-${version(m)}`);
+    const dirs = tools.map((t) => `${l.root}/cache/tools/${t.tool}-${t.version}`);
     steps.push(
       `INSTALLING=${installsPackages(app.build) ? "dependencies" : "build"}`,
       ...npmWithoutLockWarning(app.build),
       ...tools.map(
-        (m, i) =>
-          `if [ ! -x ${dirs[i]}/bin/${m} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], m, version(m))}"; fi`,
+        (t, i) =>
+          `if [ ! -x ${dirs[i]}/bin/${t.tool} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], t.tool, t.version)}"; fi`,
       ),
       `as_app "$NEW_DIR" ${q(
         tools.length > 0

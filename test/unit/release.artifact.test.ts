@@ -8,6 +8,7 @@ import fc from "fast-check";
 import {
   DEFAULT_EXCLUDES,
   buildArtifact,
+  contentHashOf,
   compileExcludes,
   requirementsHash,
   walkApp,
@@ -166,6 +167,34 @@ describe("release artifact: content hash and tarball", () => {
     assert.notEqual(h2, h1);
     fs.renameSync(path.join(root, "app/main.py"), path.join(root, "app/main2.py"));
     assert.notEqual(buildArtifact(root, app).contentHash, h2);
+  });
+
+  it("a build is part of the release's content: its command and the tools npm installs for it, at their releases", () => {
+    const root = path.join(dir, "a");
+    const plain = buildArtifact(root, app);
+    // Without a build, the files alone: a stack with no build keeps its hash (and release) across this change.
+    assert.equal(plain.contentHash, contentHashOf(plain.entries));
+    const built = (build: string, buildToolVersions?: Record<string, string>) =>
+      buildArtifact(root, { ...app, build, buildToolVersions });
+    const vite = built("cd frontend && bun install --frozen-lockfile && bun run build");
+    assert.notEqual(vite.contentHash, plain.contentHash);
+    assert.ok(vite.tarGz.equals(plain.tarGz), "the same files");
+    assert.equal(
+      built("cd frontend && bun install --frozen-lockfile && bun run build").contentHash,
+      vite.contentHash,
+    );
+    // The operator's fix to the build (`bun run --bun build`), or another release of the tool it runs: a new release.
+    const hashes = [
+      vite.contentHash,
+      built("cd frontend && bun install --frozen-lockfile && bun run --bun build").contentHash,
+      built("cd frontend && bun install --frozen-lockfile && bun run build", { bun: "1.3.5" }).contentHash,
+      // A tool the build does not run is no part of it.
+      built("cd frontend && bun install --frozen-lockfile && bun run build", { pnpm: "10.15.1" }).contentHash,
+    ];
+    assert.deepEqual(
+      hashes.map((h) => hashes.indexOf(h)),
+      [0, 1, 2, 0],
+    );
   });
 
   it("extracts with GNU tar: normalized modes, owner 0, mtime 1980-01-02, symlinks and PAX long paths", () => {
