@@ -623,13 +623,20 @@ export function lostConnection(res: RemoteResult): boolean {
 
 /**
  * What identifies a deploy's work, for adopting one whose client went away:
- * the artifact, the requirements and the host configuration it ran with.
+ * the artifact, the release's content (its files and its build: the same
+ * artifact built by another apphost:app.build is other work), the
+ * requirements and the host configuration it ran with.
  */
-export function deployKey(artifactSha256: string, requirementsHash: string, configHash: string): string {
+export function deployKey(
+  artifactSha256: string,
+  requirementsHash: string,
+  configHash: string,
+  contentHash: string,
+): string {
   const crypto = require("crypto") as typeof import("crypto");
   return crypto
     .createHash("sha256")
-    .update(`${artifactSha256}\n${requirementsHash}\n${configHash}`)
+    .update(`${artifactSha256}\n${requirementsHash}\n${configHash}\n${contentHash}`)
     .digest("hex")
     .slice(0, 32);
 }
@@ -705,7 +712,11 @@ function artifactOf(inputs: ReleaseInputs): { artifact: Buffer; sha: string; key
   const crypto = require("crypto") as typeof import("crypto");
   const artifact = fs.readFileSync(inputs.artifact);
   const sha = crypto.createHash("sha256").update(artifact).digest("hex");
-  return { artifact, sha, key: deployKey(sha, inputs.requirementsHash, inputs.configHash) };
+  return {
+    artifact,
+    sha,
+    key: deployKey(sha, inputs.requirementsHash, inputs.configHash, inputs.contentHash),
+  };
 }
 
 /** The release a finished deploy of this same work made and left live, which a deploy adopts instead of running. */

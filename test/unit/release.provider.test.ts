@@ -525,13 +525,15 @@ describe("release provider: detached jobs", () => {
     assert.equal(lostConnection({ code: 0, stdout: "", stderr: "" }), false);
   });
 
-  it("a deploy's key changes with the artifact, the requirements and the host configuration", () => {
-    const k = deployKey("a".repeat(64), "req1", "cfg1");
+  it("a deploy's key changes with the artifact, the requirements, the host configuration and the release's content", () => {
+    const k = deployKey("a".repeat(64), "req1", "cfg1", "c1");
     assert.match(k, /^[0-9a-f]{32}$/);
-    assert.equal(deployKey("a".repeat(64), "req1", "cfg1"), k);
-    assert.notEqual(deployKey("b".repeat(64), "req1", "cfg1"), k);
-    assert.notEqual(deployKey("a".repeat(64), "req2", "cfg1"), k);
-    assert.notEqual(deployKey("a".repeat(64), "req1", "cfg2"), k);
+    assert.equal(deployKey("a".repeat(64), "req1", "cfg1", "c1"), k);
+    assert.notEqual(deployKey("b".repeat(64), "req1", "cfg1", "c1"), k);
+    assert.notEqual(deployKey("a".repeat(64), "req2", "cfg1", "c1"), k);
+    assert.notEqual(deployKey("a".repeat(64), "req1", "cfg2", "c1"), k);
+    // The same artifact under another build (releaseContentHash): not the work the host's last job did.
+    assert.notEqual(deployKey("a".repeat(64), "req1", "cfg1", "c2"), k);
   });
 });
 
