@@ -49,7 +49,7 @@ export function cacheArtifact(
  * the local cache, where a Release or Rollout reads it.
  * @param app apphost:app: the source directory (relative to `projectDir`), and
  *   what decides the artifact's content: the runtime, its requirements or uv
- *   project, the excludes
+ *   project, the excludes, and the build (releaseContentHash)
  * @param projectDir the Pulumi project's directory
  */
 export function stackArtifact(

@@ -300,7 +300,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("a Python app whose frontend is locked by Bun (full-stack-fastapi-template's): npm installs Bun into cache/tools, which installs the lock and runs the build", async function () {
+  it("a Python app whose frontend is locked by Bun (full-stack-fastapi-template's): npm installs Bun into cache/tools, which installs the lock and runs the build; another build command is a new release", async function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-bun-frontend-"));
     fs.cpSync(SOURCE, dir, { recursive: true });
     fs.cpSync(BUN_FRONTEND, path.join(dir, "frontend"), { recursive: true });
@@ -317,6 +317,19 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       onHost(`stat -c %U /srv/${ID}/cache/bun && ls /srv/${ID}/current/frontend/node_modules`).stdout.trim(),
       `${ID}\nis-number`,
     );
+    assert.equal(health().status, 200);
+    // The same code with another build command: a new release, built anew (the same release published again would
+    // skip its build as done, and the host's last job, the same tarball under the same config, was adoptable).
+    const first = String(res.outputs.releaseId.value);
+    const again = await stackFor(dir, {
+      build: "cd frontend && bun install --frozen-lockfile && bun run build && echo again >built-again.txt",
+    });
+    const rebuilt = await again.up({ onOutput: log, configFile: again.configFile });
+    assert.equal(rebuilt.summary.result, "succeeded");
+    const second = String(rebuilt.outputs.releaseId.value);
+    assert.notEqual(second, first);
+    assert.equal(onHost(`readlink /srv/${ID}/current`).stdout.trim(), `/srv/${ID}/releases/${second}`);
+    assert.equal(onHost(`cat /srv/${ID}/current/frontend/built-again.txt`).stdout.trim(), "again");
     assert.equal(health().status, 200);
     fs.rmSync(dir, { recursive: true, force: true });
   });
