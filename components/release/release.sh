@@ -720,6 +720,12 @@ database_env_hint() {
       "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null
     "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.[jt]s' "${APP_TESTS[@]}" \
       "process\.env(\.[A-Z][A-Z0-9_]*|\[[\"'][A-Z][A-Z0-9_]*[\"']\])" . 2>/dev/null
+    # `const { DB_HOST, DB_USER: user, DB_PORT = 5432 } = process.env` (on one line): each name as process.env.NAME.
+    "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.[jt]s' "${APP_TESTS[@]}" \
+      "\{[^{}]*\}[[:space:]]*=[[:space:]]*process\.env([^.[A-Za-z0-9_]|$)" . 2>/dev/null |
+      awk '{ p = index($0, "{"); head = substr($0, 1, p - 1); body = substr($0, p + 1); sub(/\}.*/, "", body)
+        n = split(body, part, ","); for (i = 1; i <= n; i++) if (match(part[i], /^[[:space:]]*[A-Z][A-Z0-9_]*/)) {
+          name = substr(part[i], RSTART, RLENGTH); gsub(/[[:space:]]/, "", name); print head "process.env." name } }'
   } | LC_ALL=C sort -s -t: -k1,1 -k2,2n) || true
   while IFS= read -r line; do
     [ -n "$line" ] || continue

@@ -1692,6 +1692,24 @@ describe("release script: database_env_hint, an app that reads its Postgres from
     );
   });
 
+  it("JavaScript's destructuring of process.env, renamed or defaulted, on one line", () => {
+    assert.equal(
+      hintOf({
+        "src/db.js": [
+          'const { Pool } = require("pg");',
+          "const { DB_HOST, DB_USER: user, DB_PASSWORD, DB_PORT = 5432, NODE_ENV, ...rest } = process.env;",
+          "function name() { const { PGDATABASE } = process.env; return PGDATABASE; }",
+          "const { API_KEY } = process.env.CONFIG ? JSON.parse(process.env.CONFIG) : {};",
+          "",
+        ].join("\n"),
+      }),
+      "the app's code reads its database from DB_HOST, DB_USER, DB_PASSWORD, DB_PORT, PGDATABASE (src/db.js:2), " +
+        "not DATABASE_URL, which apphost sets: set apphost:app.env's DB_HOST to ${database.host}, DB_USER to ${database.user}, " +
+        "DB_PASSWORD to ${database.password}, DB_PORT to ${database.port}, PGDATABASE to ${database.name}",
+    );
+    assert.equal(hintOf({ "src/db.js": "const { DATABASE_URL, DB_HOST } = process.env;\n" }), "");
+  });
+
   it('JavaScript and TypeScript: process.env.NAME and process.env["NAME"], a knex client compared to pg', () => {
     const knexfile = [
       "module.exports = {",
