@@ -429,7 +429,7 @@ export const DEFAULT_TOOL_VERSION: Readonly<Record<BuildTool, string>> = {
 
 /**
  * The tool a package.json's `packageManager` pins for a Python app's build (its frontend's, at the app's root or in
- * the directory the build starts in): pnpm or Yarn at any release (Yarn 2 and later: npm's @yarnpkg/cli-dist).
+ * the directory the build starts in): pnpm, Yarn or Bun at any release (Yarn 2 and later: npm's @yarnpkg/cli-dist).
  */
 export function pinnedBuildTool(packageManager: unknown): Partial<Record<BuildTool, string>> {
   const pinned = parsePackageManager(packageManager);
