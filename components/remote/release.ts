@@ -463,6 +463,40 @@ export function appEnvHint(output: string): string | undefined {
 }
 
 /**
+ * A failed migration's or health gate's hint when the app's pydantic settings require fields its environment lacks
+ * (pydantic 2's `Field required [type=missing`, pydantic 1's `field required (type=value_error.missing)`, each on the
+ * line after the field's name): the variables to set, by pydantic-settings' default (the field's name, any case),
+ * and, for a database's, the references apphost:app.env's values may use. Undefined when no such error shows.
+ */
+export function settingsMissingHint(output: string): string | undefined {
+  const lines = output.split("\n");
+  const start = lines.findIndex((l) => /ValidationError: \d+ validation errors? for /.test(l));
+  if (start < 0) return undefined;
+  const names: string[] = [];
+  for (let i = start + 1; i < lines.length - 1; i++) {
+    if (
+      !/(?:^|: )\s+[Ff]ield required \[type=missing|(?:^|: )\s+field required \(type=value_error\.missing\)/.test(
+        lines[i + 1],
+      )
+    )
+      continue;
+    const name = /(?:^|: )([A-Za-z_][A-Za-z0-9_]*)\s*$/.exec(lines[i])?.[1]?.toUpperCase();
+    if (name && !names.includes(name)) names.push(name);
+  }
+  if (names.length === 0) return undefined;
+  const database = names.some((n) => /DB|DATABASE|POSTGRES|^PG/.test(n));
+  return (
+    `the app's settings require ${names.join(", ")}, which its environment lacks: set ` +
+    `${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret; with the settings' ` +
+    "env_prefix before the name, if they have one)" +
+    (database
+      ? ", where a value may reference the stack's database: ${database.host}, ${database.port}, ${database.user}, " +
+        "${database.password}, ${database.name}, ${database.url}"
+      : "")
+  );
+}
+
+/**
  * A failed install's, migration's or health gate's hint when the app looked for a dotenv file in its release that
  * is not there: Starlette's `Config file '<path>' not found.`, Python's `FileNotFoundError` and Node's `ENOENT` for a
  * file named `.env` or `.env.<name>`. apphost:app.excludes leaves such files out (a developer's own, with their
@@ -553,7 +587,7 @@ export function releaseError(
           sourceBuildHint(res.stderr) ??
           dotenvHint(res.stderr))
         : phase === "migrate" || phase === "health-gate"
-          ? (appEnvHint(res.stderr) ?? dotenvHint(res.stderr))
+          ? (appEnvHint(res.stderr) ?? settingsMissingHint(res.stderr) ?? dotenvHint(res.stderr))
           : undefined;
     if (hint) head = `${head.replace(/:$/, "")}; ${hint}`; // a reason that ends with `:` is followed by lines below
     if (res.code === 20)

@@ -7,6 +7,7 @@ import { DEPLOY_PHASES, EXIT_CODES } from "../../components/release/phases";
 import { secretValues } from "../../components/app";
 import {
   appEnvHint,
+  settingsMissingHint,
   deployKey,
   dotenvHint,
   jobReport,
@@ -337,6 +338,78 @@ describe("release provider: a failed install's build hint", () => {
       headOf(EXIT_CODES.migrate, `apphost: phase migrate failed: m\n${out}`),
       "r: phase migrate failed (exit status 14): m",
     );
+  });
+});
+
+describe("release provider: an app whose pydantic settings require variables its environment lacks", () => {
+  // pydantic-settings 2.11 (pydantic 2.14): a Settings class like full-stack-fastapi-template's, only PROJECT_NAME set.
+  const PYDANTIC2 = [
+    "pydantic_core._pydantic_core.ValidationError: 4 validation errors for Settings",
+    "SECRET_KEY",
+    "  Field required [type=missing, input_value={'PROJECT_NAME': 'x'}, input_type=dict]",
+    "    For further information visit https://errors.pydantic.dev/2.14/v/missing",
+    "POSTGRES_SERVER",
+    "  Field required [type=missing, input_value={'PROJECT_NAME': 'x'}, input_type=dict]",
+    "    For further information visit https://errors.pydantic.dev/2.14/v/missing",
+    "POSTGRES_USER",
+    "  Field required [type=missing, input_value={'PROJECT_NAME': 'x'}, input_type=dict]",
+    "    For further information visit https://errors.pydantic.dev/2.14/v/missing",
+    "first_superuser",
+    "  Field required [type=missing, input_value={'PROJECT_NAME': 'x'}, input_type=dict]",
+    "    For further information visit https://errors.pydantic.dev/2.14/v/missing",
+  ];
+  const set =
+    "in apphost:app.env (apphost:secretEnv for a secret; with the settings' env_prefix before the name, if they have one)";
+
+  it("names each variable, upper-cased as pydantic-settings reads it, and the database's references (a migration)", () => {
+    const stderr = [
+      "apphost: phase migrate failed: the migration command failed: alembic upgrade head; last 40 lines of its output (/srv/x/shared/logs/m.log)",
+      ...PYDANTIC2,
+    ].join("\n");
+    assert.equal(
+      headOf(EXIT_CODES.migrate, stderr),
+      "r: phase migrate failed (exit status 14): the migration command failed: alembic upgrade head; last 40 lines " +
+        "of its output (/srv/x/shared/logs/m.log); the app's settings require SECRET_KEY, POSTGRES_SERVER, POSTGRES_USER, " +
+        `FIRST_SUPERUSER, which its environment lacks: set each ${set}, where a value may reference the stack's database: ` +
+        "${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${database.url}",
+    );
+  });
+
+  it("pydantic 1, and pydantic 2 in a web instance's journal; nothing for a field that is there but wrong", () => {
+    assert.equal(
+      settingsMissingHint(
+        [
+          "pydantic.error_wrappers.ValidationError: 1 validation error for Settings",
+          "secret_key",
+          "  field required (type=value_error.missing)",
+        ].join("\n"),
+      ),
+      `the app's settings require SECRET_KEY, which its environment lacks: set it ${set}`,
+    );
+    const journal = PYDANTIC2.slice(0, 4).map((l) => `Dec 07 20:50:01 host uvicorn[812]: ${l}`);
+    journal[0] = journal[0].replace("4 validation errors", "1 validation error");
+    assert.equal(
+      headOf(
+        EXIT_CODES["health-gate"],
+        [
+          "apphost: phase health-gate failed: the web instance exited. Last lines of its journal:",
+          ...journal,
+        ].join("\n"),
+      ),
+      "r: phase health-gate failed (exit status 16): the web instance exited. Last lines of its journal; " +
+        `the app's settings require SECRET_KEY, which its environment lacks: set it ${set}`,
+    );
+    assert.equal(
+      settingsMissingHint(
+        [
+          "pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings",
+          "POSTGRES_PORT",
+          "  Input should be a valid integer, unable to parse string as an integer [type=int_parsing, input_value='x', input_type=str]",
+        ].join("\n"),
+      ),
+      undefined,
+    );
+    assert.equal(settingsMissingHint("SECRET_KEY\n  Field required [type=missing]"), undefined);
   });
 });
 
