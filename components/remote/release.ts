@@ -480,15 +480,23 @@ export function settingsMissingHint(output: string): string | undefined {
       )
     )
       continue;
-    const name = /(?:^|: )([A-Za-z_][A-Za-z0-9_]*)\s*$/.exec(lines[i])?.[1]?.toUpperCase();
+    // A nested model's field (`security.jwt_secret_key`) is read as SECURITY__JWT_SECRET_KEY with the usual
+    // env_nested_delimiter, `__`.
+    const name = /(?:^|: )([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$/
+      .exec(lines[i])?.[1]
+      ?.toUpperCase()
+      .replace(/\./g, "__");
     if (name && !names.includes(name)) names.push(name);
   }
   if (names.length === 0) return undefined;
+  const nested = names.some((n) => n.includes("__"));
   const database = names.some((n) => /DB|DATABASE|POSTGRES|^PG/.test(n));
   return (
     `the app's settings require ${names.join(", ")}, which its environment lacks: set ` +
     `${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret; with the settings' ` +
-    "env_prefix before the name, if they have one)" +
+    "env_prefix before the name, if they have one" +
+    (nested ? ", and their env_nested_delimiter for __" : "") +
+    ")" +
     (database
       ? ", where a value may reference the stack's database: ${database.host}, ${database.port}, ${database.user}, " +
         "${database.password}, ${database.name}, ${database.url}"

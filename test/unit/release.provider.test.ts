@@ -410,6 +410,19 @@ describe("release provider: an app whose pydantic settings require variables its
       undefined,
     );
     assert.equal(settingsMissingHint("SECRET_KEY\n  Field required [type=missing]"), undefined);
+    // A nested model's field (pydantic-settings 2.11, env_nested_delimiter="__", SECURITY__X set).
+    assert.equal(
+      settingsMissingHint(
+        [
+          "pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings",
+          "security.jwt_secret_key",
+          "  Field required [type=missing, input_value={'x': '1'}, input_type=dict]",
+        ].join("\n"),
+      ),
+      "the app's settings require SECURITY__JWT_SECRET_KEY, which its environment lacks: set it in apphost:app.env " +
+        "(apphost:secretEnv for a secret; with the settings' env_prefix before the name, if they have one, and their " +
+        "env_nested_delimiter for __)",
+    );
   });
 });
 
