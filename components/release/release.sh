@@ -628,14 +628,29 @@ health_hint() {
   esac
 }
 
+# Where apps and their frameworks commonly answer a health check: the first of these that answers 2xx is offered when
+# the health path has no route (full-stack-fastapi-template's /api/v1/utils/health-check/, Rails 7's /up,
+# django-health-check's /ht/, Kubernetes' /livez).
+HEALTH_ROUTES=(/health /healthz /health/ /healthcheck /health-check /api/health /api/healthz /api/v1/health
+  /api/v1/utils/health-check/ /status /ping /up /livez /ht/)
+
 # health_elsewhere <url>: for an app with no route at the health path, a page of the same instance that answers 2xx
-# without a login: / itself, or where / redirects (microblog's /auth/login), each asked once; or that page's 5xx, for
-# an app that fails on its own pages too (healthchecks' /accounts/login/ with no `manage.py compress` under its
-# COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing else. A redirect's query is left off (the
-# health path has none), and so is one to a path the proxy configs could not hold.
+# without a login: a common health route (HEALTH_ROUTES), / itself, or where / redirects (microblog's /auth/login),
+# each asked once; or that page's 5xx, for an app that fails on its own pages too (healthchecks' /accounts/login/
+# with no `manage.py compress` under its COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing
+# else. A redirect's query is left off (the health path has none), and so is one to a path the proxy configs could
+# not hold.
 health_elsewhere() {
-  local base out code location rest path
+  local base out code location rest path route
   base=${1#http://} base="http://${base%%/*}"
+  for route in "${HEALTH_ROUTES[@]}"; do
+    if [ "$base$route" = "$1" ]; then continue; fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${PROXY_HEADERS[@]}" "$base$route") || continue
+    if [[ $code == 2?? ]]; then
+      echo " (GET $route answers $code: set it to $route)"
+      return 0
+    fi
+  done
   out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "${PROXY_HEADERS[@]}" "$base/") || return 0
   code=${out%% *} location=${out#* }
   case "$code" in

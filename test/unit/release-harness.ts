@@ -738,7 +738,10 @@ export function writeTestApp(
     unhealthyError?: string;
     /** Every path but the health path answers 404 with this page (Django's debug page: DEBUG = True) */
     notFoundPage?: string;
-    /** `/` answers 302 to this location, as an app whose home page needs a login (microblog's /auth/login?next=%2F) */
+    /**
+     * `/` answers 302 to this location, as an app whose home page needs a login (microblog's /auth/login?next=%2F);
+     * paths other than `/`, that page's and the health path then answer 404
+     */
     rootRedirect?: string;
     migrations?: string[];
     failMigration?: boolean;
@@ -795,6 +798,7 @@ UNHEALTHY_BODY = ${opts.unhealthyBody === undefined ? "None" : JSON.stringify(op
 UNHEALTHY_ERROR = ${opts.unhealthyError === undefined ? "None" : JSON.stringify(opts.unhealthyError)}
 NOT_FOUND_PAGE = ${opts.notFoundPage === undefined ? "None" : JSON.stringify(opts.notFoundPage)}
 ROOT_REDIRECT = ${opts.rootRedirect === undefined ? "None" : JSON.stringify(opts.rootRedirect)}
+ROOT_REDIRECT_PATH = ${opts.rootRedirect === undefined ? "None" : JSON.stringify(new URL(opts.rootRedirect).pathname)}
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 def poisoned():
     # A database with a table named "poisoned" makes the app unhealthy (restore tests). sqlite3 (a third of a start)
@@ -836,6 +840,9 @@ def handle(conn):
             body = UNHEALTHY_BODY.encode()
         if NOT_FOUND_PAGE is not None and parts[1] != "/healthz":
             code, body = 404, NOT_FOUND_PAGE.encode()
+        # An app whose home page needs a login has its own routes only: /, the login page and the health path.
+        if ROOT_REDIRECT is not None and parts[1] not in ("/", "/healthz", ROOT_REDIRECT_PATH):
+            code, body = 404, b"not found"
         if code != 200 and UNHEALTHY_ERROR is not None:
             sys.stderr.write('Internal Server Error: %s\\nTraceback (most recent call last):\\n  File "views.py", line 9, in index\\n    return render(request)\\n%s\\n' % (parts[1], UNHEALTHY_ERROR))
         head = "HTTP/1.0 %d %s\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\nconnection: close\\r\\n" % (code, REASONS.get(code, "Status"), len(body))

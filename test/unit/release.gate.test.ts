@@ -88,8 +88,8 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     const page = `<html>\n  <head></head>\n\t<body><h1>Not Found</h1>${"x".repeat(200)}</body>\n</html>`;
     const r2 = deployAnswering(404, "20250102130000-c5c5c5c6", page);
     const quoted = `<html> <head></head> <body><h1>Not Found</h1>${"x".repeat(200)}`.slice(0, 120);
-    // The app's own / answers 200: the gate names it.
-    const root = " (GET / answers 200: set it to /, or add a route that answers 2xx)";
+    // The app answers 200 on every other path: the gate names the first common health route (HEALTH_ROUTES).
+    const root = " (GET /health answers 200: set it to /health)";
     assert.equal(
       stoppedEarly(r2.stderr, 404),
       `the app has no GET route at the health path; check apphost:app.healthPath${root}; the app answered: "${quoted}..."); ` +
@@ -108,7 +108,7 @@ describe("release script: the health gate stops early on the same 4xx, saying wh
     );
     assert.match(
       stoppedEarly(r.stderr, 404),
-      /^the app has no GET route at the health path; check apphost:app\.healthPath \(GET \/ answers 200: set it to \/, or add a route that answers 2xx\); the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
+      /^the app has no GET route at the health path; check apphost:app\.healthPath \(GET \/health answers 200: set it to \/health\); the app answered: "\{"version": "v404", "cwd": .*\}"\); no release served before this one, and none serves now/,
     );
     // / redirects to a login page (microblog's /auth/login?next=%2F; here at the app's own address), which answers
     // 200: the gate names its path, without the query.

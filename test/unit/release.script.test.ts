@@ -1577,18 +1577,44 @@ describe("release script: migration_unset_check, a migration tool's files in a s
 });
 
 describe("release script: health_elsewhere, what / says of an app with no route at the health path", () => {
-  /** health_elsewhere with curl stubbed: `root` is what / answers (code and redirect), `target` where it redirects. */
-  const elsewhere = (root: string, target = "") =>
+  /**
+   * health_elsewhere with curl stubbed: `root` is what / answers (code and redirect), `target` what
+   * /accounts/login/ (where / redirects) answers, `route` the one common health route that answers 200 (each other
+   * path answers 404), and the calls logged.
+   */
+  const run = (root: string, target = "", route = "", healthPath = "/healthz") =>
     runInRelease(
       [
         "PROXY_HEADERS=()",
-        'curl() { case "${!#}" in *:8001/) printf %s "$ROOT" ;; *) printf %s "$TARGET" ;; esac; }',
+        'curl() { echo "${!#}" >>"$CALLS"; case "${!#}" in *:8001/) printf %s "$ROOT" ;; */accounts/login/) printf %s "$TARGET" ;; *:8001"$ROUTE") printf 200 ;; *) printf 404 ;; esac; }',
+        releaseDefinition(/^HEALTH_ROUTES=\([^)]*\)$/m),
         releaseFunction("health_elsewhere"),
-        'health_elsewhere "$1"',
+        'health_elsewhere "$1"; echo "calls $(wc -l <"$CALLS")"',
       ],
       {},
-      { args: ["http://127.0.0.1:8001/healthz"], env: () => ({ ROOT: root, TARGET: target }) },
+      {
+        args: [`http://127.0.0.1:8001${healthPath}`],
+        env: (tmp) => ({
+          ROOT: root,
+          TARGET: target,
+          ROUTE: route || "/none",
+          CALLS: path.join(tmp, "calls"),
+        }),
+      },
     );
+  const elsewhere = (root: string, target = "") => run(root, target).replace(/calls \d+\n$/, "");
+
+  it("a common health route that answers 2xx comes first (full-stack-fastapi-template's), each route asked once", () => {
+    assert.equal(
+      run("200 ", "", "/api/v1/utils/health-check/"),
+      " (GET /api/v1/utils/health-check/ answers 200: set it to /api/v1/utils/health-check/)\ncalls 8\n",
+    );
+    // None answers: each asked once, the health path itself not again, then /.
+    assert.equal(
+      run("200 ", "", "", "/health"),
+      " (GET / answers 200: set it to /, or add a route that answers 2xx)\ncalls 14\n",
+    );
+  });
 
   it("a page that answers 2xx, or a 5xx there: the app fails on its own pages too (healthchecks without compress)", () => {
     assert.equal(elsewhere("200 "), " (GET / answers 200: set it to /, or add a route that answers 2xx)\n");
