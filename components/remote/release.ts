@@ -490,7 +490,8 @@ export function settingsMissingHint(output: string): string | undefined {
   }
   if (names.length === 0) return undefined;
   const nested = names.some((n) => n.includes("__"));
-  const database = names.some((n) => /DB|DATABASE|POSTGRES|^PG/.test(n));
+  // A database's by its words (DB_HOST, POSTGRES_SERVER, SQLALCHEMY_DATABASE_URI, PGHOST), not ADBLOCK's or MONGODB_URL's.
+  const database = names.some((n) => /(?:^|_)(?:DB|DATABASE|POSTGRES)(?:_|$)|^PG[A-Z]/.test(n));
   return (
     `the app's settings require ${names.join(", ")}, which its environment lacks: set ` +
     `${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret; with the settings' ` +

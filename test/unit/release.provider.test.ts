@@ -410,6 +410,24 @@ describe("release provider: an app whose pydantic settings require variables its
       undefined,
     );
     assert.equal(settingsMissingHint("SECRET_KEY\n  Field required [type=missing]"), undefined);
+    // The database's references only for a database's variable, by its words.
+    const missing = (name: string) =>
+      settingsMissingHint(
+        `pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings\n${name}\n  Field required [type=missing, input_value={}, input_type=dict]`,
+      ) ?? "";
+    assert.deepEqual(
+      [
+        "DB_HOST",
+        "postgres_server",
+        "SQLALCHEMY_DATABASE_URI",
+        "PGHOST",
+        "database__hostname",
+        "ADBLOCK_LIST",
+        "MONGODB_URL",
+        "DEBUG",
+      ].map((n) => missing(n).includes("${database.host}")),
+      [true, true, true, true, true, false, false, false],
+    );
     // A nested model's field (pydantic-settings 2.11, env_nested_delimiter="__", SECURITY__X set).
     assert.equal(
       settingsMissingHint(
