@@ -101,7 +101,8 @@ export const DEBIAN_SEMVER = "/usr/share/nodejs/semver";
  * install phase, once node_modules is linked: a warning when the release's package.json asks for a Node
  * (`engines.node`) the host's does not satisfy, judged by semver as npm judges it (Debian's node-semver, which
  * npm depends on; without it, nothing is said). apphost runs the host's nodejs package, so it warns and goes on,
- * as npm ci does: an app often runs on an older Node than its engines line names.
+ * as npm ci does: an app often runs on an older Node than its engines line names. What to do is release.sh's NEWER_NODE,
+ * as a failed build on too old a Node is told (node_version_hint).
  */
 export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
   const check =
@@ -112,7 +113,7 @@ export function nodeEnginesWarning(semver = DEBIAN_SEMVER): string[] {
     `NODE_WANTS=$(node -e ${q(check)} "$NEW_DIR/package.json" 2>/dev/null || true)`,
     `if [ -n "$NODE_WANTS" ]; then note "warning: package.json's engines.node is \\"$NODE_WANTS\\" and this release runs Node $(node --version), the host's nodejs: ` +
       `the app may fail where it needs a newer Node; apphost runs the host's nodejs package (Node 18 on Debian 12, Node 20 on Debian 13), so relax engines.node if the app runs on it, ` +
-      `set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"; fi`,
+      `$NEWER_NODE"; fi`,
   ];
 }
 

@@ -155,6 +155,10 @@ git_hint() {
 # tool's own check (`You are using Node.js 18.20.4. Vite requires Node.js version 20.19+ or 22.12+.`).
 NODE_TOO_OLD="requested module 'node:[a-z_/]+' does not provide an export named|crypto\.hash is not a function|No such built-in module: node:|requires Node\.?js (version )?v?[0-9]+"
 
+# What a release that needs a newer Node than the host's is told to do (node_version_hint, and the install phase's
+# engines.node warning: components/release/node.ts).
+NEWER_NODE="set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"
+
 # node_version_hint: when the failed command's output (the job's, APPHOST_OUTPUT) shows the host's Node is older than
 # its tools need, the line that says so, the host's version and what to do, as the phase error's hint (the C
 # compiler's would mislead). A build that runs its scripts with `bun run` is offered `bun run --bun`, which runs
@@ -168,7 +172,7 @@ node_version_hint() {
   if [[ $AS_APP_CMD =~ (^|[^[:alnum:]_-])bun\ run\  ]] && [[ ! $AS_APP_CMD =~ bun\ run\ --bun ]]; then
     bun="run the build's scripts on Bun (bun run --bun <script>), "
   fi
-  printf '%s' "; the host's Node ($node, Debian's nodejs package) is older than the build's tools need: $line; ${bun}set apphost:host.os to debian-13 (Node 20) on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying"
+  printf '%s' "; the host's Node ($node, Debian's nodejs package) is older than the build's tools need: $line; ${bun}$NEWER_NODE"
 }
 
 # output_traceback: "; it ended on: <exception line> (<what it usually means: error_hint>)" for the last whole Python

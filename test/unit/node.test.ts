@@ -112,13 +112,23 @@ describe("npm workspaces (components/release/node.ts)", () => {
 
   it("nodeEnginesWarning: engines.node the host's node does not satisfy is a warning, under bash with this machine's node", () => {
     assert.match(nodeEnginesWarning()[0], new RegExp(`require\\(${JSON.stringify(DEBIAN_SEMVER)}\\)`));
+    // The advice is release.sh's, which defines it before any phase runs.
+    const NEWER_NODE = /^NEWER_NODE=.*$/m.exec(
+      fs.readFileSync(path.join(__dirname, "..", "..", "components", "release", "release.sh"), "utf8"),
+    )?.[0];
+    assert.ok(NEWER_NODE, "release.sh has no NEWER_NODE");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-engines-"));
     try {
       // Debian's node-semver is not on this machine: the same module from node_modules stands in for it.
       const lines = nodeEnginesWarning(require.resolve("semver"));
       const warn = (engines: unknown, semver = lines) => {
         fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "x", engines }));
-        const script = ['note() { printf "apphost: %s\\n" "$1"; }', `NEW_DIR=${dir}`, ...semver].join("\n");
+        const script = [
+          'note() { printf "apphost: %s\\n" "$1"; }',
+          NEWER_NODE,
+          `NEW_DIR=${dir}`,
+          ...semver,
+        ].join("\n");
         const r = spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], { encoding: "utf8" });
         assert.equal(r.status, 0, r.stderr);
         return r.stdout;

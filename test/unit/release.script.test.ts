@@ -1014,7 +1014,7 @@ describe("release script: the command drop-ins (dropin_write, live_dropin_write,
 
 describe("release script: node_version_hint, a build whose tools need a newer Node than the host's", () => {
   const fn = releaseFunction("node_version_hint");
-  const defs = [releaseDefinition(/^NODE_TOO_OLD=.*$/m)];
+  const defs = [releaseDefinition(/^NODE_TOO_OLD=.*$/m), releaseDefinition(/^NEWER_NODE=.*$/m)];
 
   /** The hint for a failed `command` whose output ends in `lines`, on a host whose node says v18.20.4. */
   function hintOf(command: string, lines: string[]): string {
@@ -1026,7 +1026,7 @@ describe("release script: node_version_hint, a build whose tools need a newer No
     );
   }
   const todo =
-    "set apphost:host.os to debian-13 (Node 20) on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying";
+    "set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository for a newer nodejs before deploying";
   const tooOld =
     "; the host's Node (v18.20.4, Debian's nodejs package) is older than the build's tools need: ";
 
