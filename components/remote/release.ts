@@ -474,11 +474,7 @@ export function settingsMissingHint(output: string): string | undefined {
   if (start < 0) return undefined;
   const names: string[] = [];
   for (let i = start + 1; i < lines.length - 1; i++) {
-    if (
-      !/(?:^|: )\s+[Ff]ield required \[type=missing|(?:^|: )\s+field required \(type=value_error\.missing\)/.test(
-        lines[i + 1],
-      )
-    )
+    if (!/(?:^|: )\s+[Ff]ield required (?:\[type=missing|\(type=value_error\.missing\))/.test(lines[i + 1]))
       continue;
     // A nested model's field (`security.jwt_secret_key`) is read as SECURITY__JWT_SECRET_KEY with the usual
     // env_nested_delimiter, `__`.
