@@ -307,12 +307,12 @@ export function requirementsHash(
   // pip keeps the label it always had, so an upgrade does not rebuild its venvs. npm's tree has the devDependencies
   // since `npm ci --include=dev` (a tree made before, under NODE_ENV=production, lacks the build's tools): a new label,
   // so an upgrade installs each once more instead of reusing a tree without them.
-  // Yarn and pnpm: the release installed, which a packageManager change changes.
+  // Yarn and pnpm, and npm when packageManager pins it: the release installed, which a packageManager change changes.
   const label =
     manager === "pip"
       ? file
       : manager === "npm"
-        ? `npm-include-dev:${file}`
+        ? `npm${node?.version ? `@${node.version}` : ""}-include-dev:${file}`
         : node
           ? `${manager}@${node.version}:${file}`
           : `${manager}:${file}`;

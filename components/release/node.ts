@@ -181,7 +181,10 @@ export interface NodeFacts {
 export interface NodeDeps {
   manager: NodeManager;
   lock: string;
-  /** The Yarn or pnpm release the install runs; "" for npm, the host's own */
+  /**
+   * The Yarn, pnpm or npm release the install runs; "" for npm unless package.json's `packageManager` pins one: the
+   * host's own
+   */
   version: string;
   /** Yarn 2 and later: the files beside the lock the install reads (NodeFacts.yarnFiles), copied and hashed */
   yarnFiles?: string[];
@@ -320,6 +323,8 @@ export function detectNodeDeps(
     };
   if (manager === "yarn" && version === "")
     version = wanted?.manager === "yarn" ? wanted.version : YARN_VERSION;
+  // npm: the host's (Debian's 9.2), unless packageManager pins a release, which npm installs as it does Yarn's.
+  if (manager === "npm" && wanted?.manager === "npm") version = wanted.version;
   if (manager === "pnpm") {
     const major = /^lockfileVersion:\s*['"]?(\d+)/m.exec(text)?.[1];
     const known = major === undefined ? undefined : PNPM_BY_LOCKFILE[major];
@@ -418,7 +423,8 @@ export function nodeSettings(deps: Pick<NodeDeps, "manager" | "version">): strin
 
 /** How the install is named in notes and the phase's description: `npm ci`, `yarn 1.22.22 install`. */
 export function nodeInstallLabel(deps: NodeDeps): string {
-  return deps.manager === "npm" ? "npm ci" : `${deps.manager} ${deps.version} install`;
+  if (deps.manager === "npm") return deps.version ? `npm ${deps.version} ci` : "npm ci";
+  return `${deps.manager} ${deps.version} install`;
 }
 
 /** The release of each tool a build gets when it names one the app's install did not bring (a frontend's `yarn build`). */
@@ -443,7 +449,12 @@ export function pinnedBuildTool(packageManager: unknown): Partial<Record<BuildTo
  * and later are npm's @yarnpkg/cli-dist (npm's `yarn` is Yarn 1), whose `yarn` runs .yarnrc.yml's yarnPath when
  * the app commits one.
  */
-export function npmInstallTool(npmEnv: string, prefix: string, tool: BuildTool, version: string): string {
+export function npmInstallTool(
+  npmEnv: string,
+  prefix: string,
+  tool: BuildTool | "npm",
+  version: string,
+): string {
   const name = tool === "yarn" && isYarnBerry({ manager: tool, version }) ? "@yarnpkg/cli-dist" : tool;
   return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${name}@${version}`;
 }

@@ -633,7 +633,7 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
   const members = input.app.npmWorkspaces ?? [];
   assertSafe("install phase", [
     ...members.map((w) => [`npm workspace member ${w.name}`, w.member, SAFE.relativeDir] as const),
-    ...(deps.manager === "npm" ? [] : [[`${deps.manager}'s version`, deps.version, SAFE.version] as const]),
+    ...(deps.version === "" ? [] : [[`${deps.manager}'s version`, deps.version, SAFE.version] as const]),
   ]);
   const yarnFileDirs = dirsDownTo(
     (deps.yarnFiles ?? []).map((f) => path.posix.dirname(f)).filter((d) => d !== "."),
@@ -675,15 +675,19 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
   // .yarn/install-state.gz, which `yarn run` reads in each release (linked below); their global folder (metadata,
   // and the package cache unless .yarnrc.yml keeps it in the app) is the stack's cache (as_app), builds are printed.
   const berry = isYarnBerry(deps);
+  // npm: the host's, or the release package.json's packageManager pins, installed as Yarn's and pnpm's are.
+  const npmCi = (npm: string) => `${NPM_ENV(l.root)} ${gyp} ${npm} ci --include=dev --no-audit --no-fund`;
   const install =
-    deps.manager === "pnpm"
-      ? `${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false`
-      : berry
-        ? `${NPM_ENV(l.root)} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true ${gyp} ${tool} install --immutable`
-        : `${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress`;
-  const run =
     deps.manager === "npm"
-      ? [`as_app "$NODE_DIR" "${NPM_ENV(l.root)} ${gyp} npm ci --include=dev --no-audit --no-fund"`]
+      ? npmCi(tool)
+      : deps.manager === "pnpm"
+        ? `${NPM_ENV(l.root)} npm_config_store_dir=${cache}/pnpm-store npm_config_update_notifier=false ${gyp} ${tool} install --frozen-lockfile --prod=false`
+        : berry
+          ? `${NPM_ENV(l.root)} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true ${gyp} ${tool} install --immutable`
+          : `${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress`;
+  const run =
+    deps.manager === "npm" && deps.version === ""
+      ? [`as_app "$NODE_DIR" "${npmCi("npm")}"`]
       : [
           `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
           `as_app "$NODE_DIR" "${install}"`,

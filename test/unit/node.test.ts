@@ -216,6 +216,23 @@ describe("npm workspaces (components/release/node.ts)", () => {
       assert.notEqual(now, before);
     });
 
+    it("an npm that packageManager pins has a tree of its own; the host's npm keeps the hash it had", () => {
+      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
+      // The host's npm: the label since --include=dev, unchanged by the pin's support (no tree installs again).
+      const host = createHash("sha256")
+        .update("apphost-requirements-v1\0node\0npm-include-dev:package-lock.json\0")
+        .update(CONDUIT)
+        .digest("hex")
+        .slice(0, 16);
+      const plain = { runtime: "node" as const, requirements: "package-lock.json" };
+      assert.equal(requirementsHash(dir, plain), host);
+      const pinned = (version: string) =>
+        requirementsHash(dir, { ...plain, nodeDeps: { manager: "npm", lock: "package-lock.json", version } });
+      assert.equal(pinned(""), host);
+      assert.notEqual(pinned("11.21.3"), host);
+      assert.notEqual(pinned("11.21.3"), pinned("10.9.9"));
+    });
+
     it("the requirements hash follows each member's package.json; an app without members hashes as without them", () => {
       fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
       const plain = { runtime: "node" as const, requirements: "package-lock.json" };
@@ -335,6 +352,12 @@ describe("npm workspaces (components/release/node.ts)", () => {
           { locks: { "pnpm-lock.yaml": PNPM("9.0") }, packageManager: "pnpm@10.12.1" },
           undefined,
           { manager: "pnpm", lock: "pnpm-lock.yaml", version: "10.12.1" },
+        ],
+        // npm pinned: that release installs (the host's npm 9 misreads many a lock npm 10 and 11 write).
+        [
+          { locks: { "package-lock.json": "{}" }, packageManager: "npm@11.21.3" },
+          undefined,
+          { manager: "npm", lock: "package-lock.json", version: "11.21.3" },
         ],
         // Several locks: package-lock.json first, unless packageManager names another's manager or requirements a lock.
         [

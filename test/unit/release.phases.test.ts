@@ -652,6 +652,22 @@ describe("release phases: one key changed", () => {
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/pnpm node_modules/.bin/pnpm"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
     );
+    // npm pinned by package.json's packageManager (a lock the host's npm 9 misreads): installed as pnpm is, runs npm ci.
+    const npm = install({ manager: "npm", lock: "package-lock.json", version: "11.21.3" });
+    assert.equal(
+      npm[5],
+      'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm 11.21.3 ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
+        'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; ' +
+        copy(".npmrc") +
+        `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund npm@11.21.3"; ` +
+        `as_app "$NODE_DIR" "${env} npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/npm ci --include=dev --no-audit --no-fund"; ` +
+        'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/npm node_modules/.bin/npm"; ' +
+        'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
+    );
+    assert.throws(
+      () => install({ manager: "npm", lock: "package-lock.json", version: "11 && reboot" }),
+      /npm's version: "11 && reboot" is not an exact version/,
+    );
     assert.match(
       installPhase(baseInput({ app: { ...baseApp, runtime: "node", requirements: "pnpm-lock.yaml" } }))
         .description,
