@@ -175,6 +175,40 @@ node_version_hint() {
   printf '%s' "; the host's Node ($node, Debian's nodejs package) is older than the build's tools need: $line; ${bun}$NEWER_NODE"
 }
 
+# The npm a Node app's lock is offered when the host's reads it as out of sync with package.json: npm 11 runs on
+# Node 20.17 and later (Debian 13's 20.19), npm 10 on Debian 12's Node 18.
+NPM_PIN=11.21.3
+NPM_PIN_NODE18=10.9.9
+
+# npm_lock_hint: when npm ci refused the lock as out of sync with package.json (EUSAGE), the line that names what
+# differs and what to do, as the phase error's hint (the C compiler's would mislead). With the host's npm (Debian's
+# 9.2), that is most often a lock a newer npm wrote, which npm 9 misreads (brocoders/nestjs-boilerplate's: an optional
+# peer dependency locked at another major, `Missing: gcp-metadata@7.0.1 from lock file`): it is offered a pinned npm,
+# which the install phase installs as it does Yarn's and pnpm's. A pinned npm's refusal is the lock's own.
+npm_lock_hint() {
+  local tail line tool npm node pin=$NPM_PIN why=""
+  if [ -z "${APPHOST_OUTPUT:-}" ] || [ ! -f "$APPHOST_OUTPUT" ]; then return 0; fi
+  [[ $AS_APP_CMD =~ (^|[[:space:]])([^[:space:]]*/)?npm\ ci([[:space:]]|$) ]] || return 0
+  tool=${BASH_REMATCH[2]}
+  tail=$(tail -n 80 "$APPHOST_OUTPUT")
+  [[ $tail == *"can only install packages when your package.json and "*" are in sync"* ]] || return 0
+  line=$(grep -oE -m 1 '(Missing|Invalid): .*' <<<"$tail") || line="npm names no package"
+  if [ -n "$tool" ]; then
+    # The pinned npm's own package.json says its release (read, not run: the app user installed it).
+    npm=$(grep -oE -m 1 '"version": *"[^"]+"' "${tool%/bin/}/lib/node_modules/npm/package.json" 2>/dev/null) || npm=""
+    npm=${npm%\"}
+    printf '%s' "; npm ${npm##*\"} (package.json's packageManager) reads the lock as out of sync with package.json ($line): run npm install with that npm in the app and commit the lock it writes, or pin the npm that wrote the lock"
+    return 0
+  fi
+  npm=$(npm --version 2>/dev/null) || npm="unknown"
+  node=$(node --version 2>/dev/null) || node=""
+  if [[ $node =~ ^v([0-9]+)\.([0-9]+) ]] && ((BASH_REMATCH[1] < 20 || (BASH_REMATCH[1] == 20 && BASH_REMATCH[2] < 17))); then
+    pin=$NPM_PIN_NODE18
+    why=" (npm 11 needs Node 20.17 or later, and the host's is $node: if npm $pin reads the lock the same, $NEWER_NODE, then pin npm $NPM_PIN)"
+  fi
+  printf '%s' "; npm $npm, the host's (Debian's npm package), reads the lock as out of sync with package.json ($line), as an older npm often reads a lock a newer one wrote: set \"packageManager\": \"npm@$pin\" in package.json$why, and apphost installs that npm for the release's install; or run npm install with npm $npm in the app and commit the lock it writes"
+}
+
 # output_traceback: "; it ended on: <exception line> (<what it usually means: error_hint>)" for the last whole Python
 # traceback the failing step printed (the job's output, APPHOST_OUTPUT, after the script's last `apphost:` line), or
 # nothing: a build whose Python code failed (cookiecutter-flask's `flask digest compile` in `npm run build`, its
@@ -202,6 +236,7 @@ on_error() {
     if [ "$PHASE" = install ] && [ "$1" -lt 126 ]; then
       if [ "$INSTALLING" = dependencies ]; then hint=$(git_hint); fi
       if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ]; then hint=$(network_hint); fi
+      if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ]; then hint=$(npm_lock_hint); fi
       if [ -z "$hint" ]; then hint=$(node_version_hint); fi
       if [ -z "$hint" ]; then hint=$(output_traceback); fi
       if [ -z "$hint" ] && [ "$INSTALLING" = dependencies ] && ! command -v "$CC" >/dev/null 2>&1; then

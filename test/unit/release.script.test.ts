@@ -1077,6 +1077,95 @@ describe("release script: node_version_hint, a build whose tools need a newer No
   });
 });
 
+describe("release script: npm_lock_hint, npm ci refusing the lock as out of sync with package.json", () => {
+  const fn = releaseFunction("npm_lock_hint");
+  const defs = [
+    releaseDefinition(/^NPM_PIN=.*$/m),
+    releaseDefinition(/^NPM_PIN_NODE18=.*$/m),
+    releaseDefinition(/^NEWER_NODE=.*$/m),
+  ];
+  const hostNpm =
+    "npm_config_cache=/srv/n-n/cache/npm npm_config_nodedir=/usr npm ci --include=dev --no-audit --no-fund";
+
+  /** The hint for a failed `command` whose output ends in `lines`, on a host with npm 9.2.0 and Node `node`. */
+  function hintOf(command: string, lines: string[], node = "v20.19.2"): string {
+    assert.ok(
+      fn && defs.every(Boolean),
+      "release.sh has no npm_lock_hint, NPM_PIN, NPM_PIN_NODE18 or NEWER_NODE",
+    );
+    return withJobOutput(
+      [...defs, fn, `AS_APP_CMD=${shellQuote(command)}`, "npm() { echo 9.2.0; }", `node() { echo ${node}; }`],
+      "npm_lock_hint",
+      `${lines.join("\n")}\n`,
+    );
+  }
+  // What Debian 13's npm 9.2.0 printed for brocoders/nestjs-boilerplate's lock (a trial's output, cut down).
+  const refused = [
+    "npm WARN EBADENGINE   required: { node: '^20.9.0 || >=22.0.0', npm: '>=10.8.2' },",
+    "npm ERR! code EUSAGE",
+    "npm ERR!",
+    "npm ERR! `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync. Please update your lock file with `npm install` before continuing.",
+    "npm ERR!",
+    "npm ERR! Missing: gcp-metadata@7.0.1 from lock file",
+    "npm ERR!",
+    "npm ERR! Clean install a project",
+  ];
+  const host = (pin: string, why = "") =>
+    "; npm 9.2.0, the host's (Debian's npm package), reads the lock as out of sync with package.json " +
+    "(Missing: gcp-metadata@7.0.1 from lock file), as an older npm often reads a lock a newer one wrote: " +
+    `set "packageManager": "npm@${pin}" in package.json${why}, and apphost installs that npm for the release's install; ` +
+    "or run npm install with npm 9.2.0 in the app and commit the lock it writes";
+
+  it("the host's npm: names what differs and offers the npm 11 pin, or npm 10 on a Node older than 20.17", () => {
+    assert.equal(hintOf(hostNpm, refused), host("11.21.3"));
+    assert.equal(
+      hintOf(hostNpm, refused, "v18.19.0"),
+      host(
+        "10.9.9",
+        " (npm 11 needs Node 20.17 or later, and the host's is v18.19.0: if npm 10.9.9 reads the lock the same, " +
+          "set apphost:host.os to debian-13 on an ec2 stack, or, on an existing host, add NodeSource's apt repository " +
+          "for a newer nodejs before deploying, then pin npm 11.21.3)",
+      ),
+    );
+    // npm 10 and later spell it `npm error`; an Invalid: line is named as a Missing: one is.
+    const invalid = [
+      "npm error `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync. Please update your lock file with `npm install` before continuing.",
+      "npm error Invalid: lock file's vite@5.4.1 does not satisfy vite@6.0.0",
+    ];
+    assert.match(
+      hintOf(hostNpm, invalid),
+      /\(Invalid: lock file's vite@5\.4\.1 does not satisfy vite@6\.0\.0\)/,
+    );
+  });
+
+  it("a pinned npm's refusal asks for the lock that npm writes; nothing for another failure or command", () => {
+    // The release the install phase put beside the tree, read from its package.json.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-pin-"));
+    try {
+      fs.mkdirSync(path.join(dir, ".apphost-tool/lib/node_modules/npm"), { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, ".apphost-tool/lib/node_modules/npm/package.json"),
+        '{\n  "name": "npm",\n  "version": "11.21.3",\n  "bin": {}\n}\n',
+      );
+      const pinned = `npm_config_nodedir=/usr ${dir}/.apphost-tool/bin/npm ci --include=dev --no-audit --no-fund`;
+      assert.equal(
+        hintOf(pinned, refused),
+        "; npm 11.21.3 (package.json's packageManager) reads the lock as out of sync with package.json " +
+          "(Missing: gcp-metadata@7.0.1 from lock file): run npm install with that npm in the app and commit the lock " +
+          "it writes, or pin the npm that wrote the lock",
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(
+      hintOf(hostNpm, ["npm ERR! code E404", "npm ERR! 404 Not Found - GET https://registry.npmjs.org/nope"]),
+      "",
+    );
+    assert.equal(hintOf("yarn install --frozen-lockfile", refused), "");
+    assert.equal(hintOf("npm cinnamon", refused), "");
+  });
+});
+
 describe("release script: output_traceback, the Python error a failed build or install step ended on", () => {
   const fns = ["exception_line", "output_traceback"].map(releaseFunction);
 
