@@ -6,11 +6,11 @@
  *
  * npm ci runs once per lock in `venvs/<hash>-node`, which holds only the
  * manifests: the root's package.json and lock, and each member's package.json
- * at its path. Each release's node_modules is then a directory of links to
- * that tree, where a member's name links to the member in the release
- * (`../backend`, as npm links it), and a member's own node_modules (what npm
- * could not hoist) is linked into the release's member (release.sh:
- * link_node_modules).
+ * at its path. Each release's node_modules is then a copy of that tree whose
+ * files are hard links, where a member's name links to the member in the
+ * release (`../backend`, as npm links it), and a member's own node_modules
+ * (what npm could not hoist) is copied into the release's member the same way
+ * (release.sh: release_node_modules).
  */
 import { SAFE, shellQuote as q } from "../shell";
 

@@ -450,7 +450,7 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       (app.runtime === "python"
         ? `Chown to ${l.user}, link .venv to venvs/<requirements hash>-py<X.Y>, ` +
           `created with ${pythonInstallLabel(pythonDepsOf(app))} unless it already exists complete.`
-        : `Chown to ${l.user}, link node_modules to venvs/<lock hash>-node/node_modules, ` +
+        : `Chown to ${l.user}, copy venvs/<lock hash>-node/node_modules into the release as hard links, ` +
           `created with ${nodeInstallLabel(nodeDepsOf(app))} unless it already exists complete.`) +
       ` Then link shared data/ and logs/.${linked}` +
       (app.build ? " Then run the build command." : ""),
@@ -622,8 +622,8 @@ function programChecks(input: ReleaseInput): string[] {
  * install, a Node app: one node_modules per lock (venvs/<hash>-node), made by npm ci, or by the Yarn 1 or pnpm
  * release the app's lock calls for (node.ts: detectNodeDeps), which npm installs beside that tree and links into its
  * node_modules/.bin, so the app's own scripts find it (`yarn build`, `pnpm start`). Reused by every release that has
- * the lock. devDependencies too, whatever NODE_ENV says, as Heroku installs them: the build (vite, tsc, webpack)
- * needs them.
+ * the lock, each release with a copy of it whose files are hard links (release.sh: release_node_modules).
+ * devDependencies too, whatever NODE_ENV says, as Heroku installs them: the build (vite, tsc, webpack) needs them.
  */
 function nodeInstallCommands(input: ReleaseInput): string[] {
   const l = paths(input);
@@ -699,13 +699,8 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
       `note "install: ${nodeInstallLabel(deps)} into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o ${user} -g ${user} "$NODE_DIR"; ` +
       `${manifests.join("; ")}; ` +
       `${run.join("; ")}; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi`,
-    ...(members.length > 0
-      ? [`link_node_modules "$NODE_DIR" ${members.map((w) => q(`${w.name}=${w.member}`)).join(" ")}`]
-      : [
-          `rm_existing "$NEW_DIR/node_modules"`,
-          `ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"`,
-          `chown -h ${user}: "$NEW_DIR/node_modules"`,
-        ]),
+    // The release's own copy of the tree, its files hard links (release.sh: release_node_modules).
+    ["release_node_modules", '"$NODE_DIR"', ...members.map((w) => q(`${w.name}=${w.member}`))].join(" "),
     // As the app user, who owns the release: root never follows a link the app planted.
     ...(berry
       ? [

@@ -308,30 +308,28 @@ as_app() {
     bash -c 'set -e; if [ -e "$APPHOST_ENV_FILE" ]; then set -a; . "$APPHOST_ENV_FILE"; set +a; fi; cd "$APPHOST_DIR"; export VIRTUAL_ENV="$APPHOST_DIR/.venv" PATH="$APPHOST_DIR/.venv/bin:$APPHOST_DIR/node_modules/.bin:$PATH"; if [ -n "$APPHOST_PYTHONPATH" ]; then export PYTHONPATH="${PYTHONPATH-$APPHOST_PYTHONPATH}"; fi; eval "$APPHOST_CMD"' 3>&- 9>&-
 }
 
-# link_node_modules <node dir> <name>=<member>...: an npm workspace release's node_modules (components/release/node.ts):
-# a directory of links to the entries of <node dir>/node_modules, the tree npm ci made once for the lock, where each
-# member's name links to the member in this release (../<member>, as npm links it) instead of the manifest-only copy
-# npm ci saw; .apphost-tree names the tree (prune_venvs). A member's own node_modules, what npm could not hoist, is
-# linked into the release's member. As the app user, who owns the release: root never follows a link the app planted.
+# release_node_modules <node dir> [<name>=<member>...]: the release's node_modules, a copy of <node dir>/node_modules
+# (the tree npm, Yarn or pnpm made once for the lock) whose files are hard links to the tree's: the directories are
+# the release's own, so a package's path (and realpath) is inside the release, as on a host where the app ran npm ci
+# itself. A link to the tree would put them under venvs/: ts-node 10 looks for tsconfig.json from the script it runs
+# up, and brocoders/nestjs-boilerplate's migration (`ts-node ./node_modules/typeorm/cli.js`) found none and loaded
+# the app's TypeScript as ESM (`__dirname is not defined`). What a build writes there (node_modules/.cache,
+# .vite) stays in the release. .apphost-tree names the tree (prune_venvs). An npm workspace's member names link to
+# the member in this release (../<member>, as npm links them) instead of the manifest-only copy npm ci saw, and a
+# member's own node_modules (what npm could not hoist) is copied into the release's member the same way. As the app
+# user, who owns both: root never follows a link the app planted. The tree stays as it is.
 # shellcheck disable=SC2016 # the inner script expands its own arguments
-link_node_modules() {
+release_node_modules() {
   if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e
-    shopt -s nullglob dotglob
-    mirror() { mkdir -- "$2"; local e=("$1"/*); if [ "${#e[@]}" -gt 0 ]; then ln -s -t "$2" -- "${e[@]}"; fi; }
     tree=$1/node_modules dst=$2/node_modules
-    rm -rf -- "$dst"; mirror "$tree" "$dst"; ln -s -- "$tree" "$dst/.apphost-tree"
+    rm -rf -- "$dst"; cp -al -- "$tree" "$dst"; ln -s -- "$tree" "$dst/.apphost-tree"
     for pair in "${@:3}"; do
       name=${pair%%=*} member=${pair#*=} up=..
-      if [[ $name == @*/* ]]; then
-        up=../..
-        scope=${name%%/*}
-        if [ -L "$dst/$scope" ]; then rm -- "$dst/$scope"; mirror "$tree/$scope" "$dst/$scope"; fi
-        mkdir -p -- "$dst/$scope"
-      fi
+      if [[ $name == @*/* ]]; then up=../..; mkdir -p -- "$dst/${name%%/*}"; fi
       ln -sfn -- "$up/$member" "$dst/$name"
-      if [ -d "$1/$member/node_modules" ]; then rm -rf -- "$2/$member/node_modules"; ln -s -- "$1/$member/node_modules" "$2/$member/node_modules"; fi
+      if [ -d "$1/$member/node_modules" ]; then rm -rf -- "$2/$member/node_modules"; cp -al -- "$1/$member/node_modules" "$2/$member/node_modules"; fi
     done' _ "$1" "$NEW_DIR" "${@:2}" 3>&- 9>&-; then
-    die "install: could not link node_modules in the release to $1/node_modules"
+    die "install: could not copy $1/node_modules into the release as hard links (cp -al: the release and the stack's venvs/ must be on one filesystem)"
   fi
 }
 
@@ -1312,8 +1310,8 @@ prune_releases() {
 # prune_venvs: remove venvs and node_modules directories no release links to.
 prune_venvs() {
   local used=" " link v t
-  # .venv links to a venv, node_modules (or an npm workspace's node_modules/.apphost-tree) to <dir>/node_modules:
-  # each names the directory under venvs/.
+  # .venv links to a venv, node_modules/.apphost-tree to <dir>/node_modules (node_modules itself, in a release an
+  # older apphost made): each names the directory under venvs/.
   for link in "$RELEASES"/*/.venv "$RELEASES"/*/node_modules "$RELEASES"/*/node_modules/.apphost-tree; do
     if [ -L "$link" ]; then t=$(readlink "$link"); used+="${t%/node_modules} "; fi
   done

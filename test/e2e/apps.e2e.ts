@@ -696,9 +696,19 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const script = /src="(\/assets\/app\.[0-9a-f]{8}\.js)"/.exec(page.body)?.[1];
     assert.ok(script, page.body);
     assert.equal(http(sandbox, NODE.hostname, script, "https").status, 200);
-    // node_modules is the shared one for this lock file; npm ci ran beside the app's .npmrc.
-    const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
+    // node_modules is the release's copy of the tree npm ci made once for this lock file, beside the app's .npmrc:
+    // its directories the release's own, so a package resolves inside the release (ts-node looks for tsconfig.json
+    // from there), its files hard links to the tree's.
+    const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules/.apphost-tree`).stdout.trim();
     assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
+    const [real, links] = onHost(
+      `cd /srv/${NODE.id}/current && realpath node_modules/express/package.json && stat -c %h node_modules/express/package.json`,
+    ).stdout.split("\n");
+    assert.match(
+      real,
+      new RegExp(`^/srv/${NODE.id}/releases/[0-9]{14}-[0-9a-f]{8}/node_modules/express/package\\.json$`),
+    );
+    assert.ok(Number(links) >= 2, `express/package.json has ${links} links`);
     assert.equal(
       onHost(`cat ${path.dirname(tree)}/.npmrc`).stdout,
       fs.readFileSync(path.join(NODE.source, ".npmrc"), "utf8"),
@@ -720,13 +730,13 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       fs.readFileSync(server, "utf8").replace("res.json({ ok: true,", "res.json({ ok: true, v: 2,"),
     );
     const before = onHost(
-      `readlink /srv/${NODE.id}/current/node_modules; readlink /srv/${NODE.id}/current`,
+      `readlink /srv/${NODE.id}/current/node_modules/.apphost-tree; readlink /srv/${NODE.id}/current`,
     ).stdout.split("\n");
     const nd = await nodeStack(dir);
     const res = await nd.up({ onOutput: log, configFile: nd.configFile });
     assert.equal(res.summary.result, "succeeded");
     const after = onHost(
-      `readlink /srv/${NODE.id}/current/node_modules; readlink /srv/${NODE.id}/current`,
+      `readlink /srv/${NODE.id}/current/node_modules/.apphost-tree; readlink /srv/${NODE.id}/current`,
     ).stdout.split("\n");
     assert.notEqual(after[1], before[1], "a new release");
     assert.equal(after[0], before[0], "the same node_modules");
@@ -781,13 +791,13 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       onHost(
         [
           `cd /srv/${NODE.id}/current`,
-          "readlink node_modules/.apphost-tree node_modules/@shop/greeting node_modules/express",
-          "test -d node_modules && ! test -L node_modules && echo directory",
+          "readlink node_modules/.apphost-tree node_modules/@shop/greeting",
+          "test -d node_modules/express && ! test -L node_modules/express && echo directory",
         ].join(" && "),
       ).stdout.split("\n");
     const first = links();
     assert.match(first[0], new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
-    assert.deepEqual(first.slice(1, 4), ["../../packages/greeting", `${first[0]}/express`, "directory"]);
+    assert.deepEqual(first.slice(1, 3), ["../../packages/greeting", "directory"]);
     await libraryChanges(dir, deploy, () => links()[0], first[0]);
   });
 
@@ -813,7 +823,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       const health = JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body);
       const by = `${tool}/${version}`;
       assert.deepEqual(health, { ok: true, startedBy: by, built: by, twoDays: 172800000 });
-      const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules`).stdout.trim();
+      const tree = onHost(`readlink /srv/${NODE.id}/current/node_modules/.apphost-tree`).stdout.trim();
       assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
       assert.equal(
         onHost(`readlink /srv/${NODE.id}/current/node_modules/.bin/${tool}`).stdout.trim(),
@@ -848,7 +858,7 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
       patched: true,
     });
     const current = `/srv/${NODE.id}/current`;
-    const tree = onHost(`readlink ${current}/node_modules`).stdout.trim();
+    const tree = onHost(`readlink ${current}/node_modules/.apphost-tree`).stdout.trim();
     assert.match(tree, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node/node_modules$`));
     const nodeDir = path.dirname(tree);
     // The release reads the install's state through a link; Yarn is npm's @yarnpkg/cli-dist beside the tree.

@@ -2,7 +2,7 @@
  * An npm workspace (components/release/node.ts): the members a package-lock.json
  * links, what the config check says of links the release cannot carry, the
  * members' manifests in the requirements hash, and the lock read from the app.
- * The link farm itself runs in release.script.test (link_node_modules).
+ * The hard-linked copy itself runs in release.script.test (release_node_modules).
  */
 import * as assert from "assert/strict";
 import { createHash } from "crypto";

@@ -562,9 +562,7 @@ describe("release phases: one key changed", () => {
       'chown -hR shop-prod: "$NEW_DIR"',
       'NODE_DIR="/srv/shop-prod/venvs/0123456789abcdef-node"',
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: npm ci into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/usr npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'rm_existing "$NEW_DIR/node_modules"',
-      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
-      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      'release_node_modules "$NODE_DIR"',
       ...nodeEnginesWarning(),
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
@@ -607,7 +605,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/backend/package.json" "$NODE_DIR/backend/"; ' +
         'if [ -f "$NEW_DIR/.npmrc" ]; then install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/.npmrc" "$NODE_DIR/"; fi; ' +
         'as_app "$NODE_DIR" "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/usr npm ci --include=dev --no-audit --no-fund"; as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'link_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
+      'release_node_modules "$NODE_DIR" @acme/shared=packages/shared backend=backend',
       ...nodeEnginesWarning(),
       'ln -sfn /srv/shop-prod/shared/data "$NEW_DIR/data"',
       'ln -sfn /srv/shop-prod/shared/logs "$NEW_DIR/logs"',
@@ -629,7 +627,7 @@ describe("release phases: one key changed", () => {
     const env =
       "npm_config_cache=/srv/shop-prod/cache/npm NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt";
     const yarn = install({ manager: "yarn", lock: "yarn.lock", version: "1.22.19" });
-    assert.deepEqual(yarn.slice(5, 9), [
+    assert.deepEqual(yarn.slice(5, 7), [
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: yarn 1.22.19 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
         settings +
@@ -637,9 +635,7 @@ describe("release phases: one key changed", () => {
         `as_app "$NODE_DIR" "${env} YARN_CACHE_FOLDER=/srv/shop-prod/cache/yarn npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'rm_existing "$NEW_DIR/node_modules"',
-      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
-      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      'release_node_modules "$NODE_DIR"',
     ]);
     const pnpm = install({ manager: "pnpm", lock: "pnpm-lock.yaml", version: "9.15.9" });
     assert.equal(
@@ -685,7 +681,7 @@ describe("release phases: one key changed", () => {
       version: "4.13.0",
       yarnFiles: [".yarn/patches/passport-npm-0.7.0-df02531736.patch", ".yarn/releases/yarn-4.13.0.cjs"],
     });
-    assert.deepEqual(berry.slice(5, 10), [
+    assert.deepEqual(berry.slice(5, 8), [
       'if [ -f "$NODE_DIR/.apphost-complete" ]; then note "install: reusing $NODE_DIR/node_modules"; else note "install: yarn 4.13.0 install into $NODE_DIR"; rm -rf "$NODE_DIR"; install -d -m 0755 -o shop-prod -g shop-prod "$NODE_DIR"; ' +
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/yarn.lock" "$NODE_DIR/"; ' +
         copy(".yarnrc.yml") +
@@ -698,9 +694,7 @@ describe("release phases: one key changed", () => {
         `as_app "$NODE_DIR" "${env} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/yarn install --immutable"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/yarn node_modules/.bin/yarn"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
-      'rm_existing "$NEW_DIR/node_modules"',
-      'ln -sfn "$NODE_DIR/node_modules" "$NEW_DIR/node_modules"',
-      'chown -h shop-prod: "$NEW_DIR/node_modules"',
+      'release_node_modules "$NODE_DIR"',
       'as_app "$NEW_DIR" "mkdir -p .yarn; ln -sfn $NODE_DIR/.yarn/install-state.gz .yarn/install-state.gz"',
     ]);
   });

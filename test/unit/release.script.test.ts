@@ -246,83 +246,126 @@ describe("release script: static checks", () => {
   });
 });
 
-describe("release script: link_node_modules (an npm workspace's node_modules in a release)", () => {
-  const fn = releaseFunction("link_node_modules");
+describe("release script: release_node_modules (the tree's hard-linked copy in a release)", () => {
+  const fn = releaseFunction("release_node_modules");
 
-  it("links the tree's entries, each member's name to the member in the release, and a member's own node_modules", () => {
-    assert.ok(fn, "release.sh has no link_node_modules");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-link-node-modules-"));
-    try {
-      // The tree npm ci made: hoisted packages, a scope with a registry package and a member, .bin, the
-      // members as npm links them (../<member>, manifests only), and what it could not hoist into a member.
-      const node = path.join(tmp, "venvs", "abc-node");
-      const tree = path.join(node, "node_modules");
-      for (const d of [
-        "express",
-        "@acme/util",
-        ".bin",
-        "packages/api/node_modules/left-pad",
-        "packages/web",
-      ]) {
-        fs.mkdirSync(d.startsWith("packages") ? path.join(node, d) : path.join(tree, d), { recursive: true });
-      }
-      fs.symlinkSync("../vite/bin/vite.js", path.join(tree, ".bin", "vite"));
-      fs.symlinkSync("../packages/api", path.join(tree, "api"));
-      fs.symlinkSync("../../packages/web", path.join(tree, "@acme", "web"));
-      // The release: its members' code, and a node_modules the artifact should not have had.
-      const rel = path.join(tmp, "releases", "r1");
-      fs.mkdirSync(path.join(rel, "packages", "api"), { recursive: true });
-      fs.mkdirSync(path.join(rel, "packages", "web"), { recursive: true });
-      fs.mkdirSync(path.join(rel, "node_modules", "stale"), { recursive: true });
-      const runuser = path.join(tmp, "runuser");
-      fs.writeFileSync(
-        runuser,
-        '#!/bin/bash\n[ "$1" = -u ] && shift 2\n[ "$1" = -- ] && shift\nexec "$@"\n',
-        {
-          mode: 0o755,
-        },
-      );
+  /** The tree npm ci made and a release, under a temp dir; `link` runs release_node_modules there. */
+  function setup(tmp: string): {
+    node: string;
+    tree: string;
+    rel: string;
+    run: (args: string) => { status: number; stderr: string };
+  } {
+    const node = path.join(tmp, "venvs", "abc-node");
+    const tree = path.join(node, "node_modules");
+    fs.mkdirSync(path.join(tree, "typeorm"), { recursive: true });
+    fs.mkdirSync(path.join(tree, ".bin"), { recursive: true });
+    fs.writeFileSync(path.join(tree, "typeorm", "cli.js"), "// cli\n");
+    fs.symlinkSync("../typeorm/cli.js", path.join(tree, ".bin", "typeorm"));
+    // The release: and a node_modules the artifact should not have had.
+    const rel = path.join(tmp, "releases", "r1");
+    fs.mkdirSync(path.join(rel, "node_modules", "stale"), { recursive: true });
+    fs.writeFileSync(path.join(rel, "tsconfig.json"), "{}\n");
+    const runuser = path.join(tmp, "runuser");
+    fs.writeFileSync(runuser, '#!/bin/bash\n[ "$1" = -u ] && shift 2\n[ "$1" = -- ] && shift\nexec "$@"\n', {
+      mode: 0o755,
+    });
+    const run = (args: string) => {
       const script = [
         "set -euo pipefail",
         `RUNUSER=${runuser} APP_USER=nobody NEW_DIR=${rel}`,
         'die() { echo "die: $1" >&2; exit 9; }',
         fn!,
-        `link_node_modules ${node} @acme/web=packages/web api=packages/api`,
+        `release_node_modules ${node} ${args}`,
       ].join("\n");
       const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      return { status: r.status ?? -1, stderr: r.stderr };
+    };
+    return { node, tree, rel, run };
+  }
+
+  it("the release's own directories, the tree's files hard-linked: a package resolves inside the release", () => {
+    assert.ok(fn, "release.sh has no release_node_modules");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
+    try {
+      const { tree, rel, run } = setup(tmp);
+      const r = run("");
       assert.equal(r.status, 0, r.stderr);
       const nm = path.join(rel, "node_modules");
-      const links = Object.fromEntries(
-        [
-          "express",
-          ".bin",
-          "@acme/util",
-          "@acme/web",
-          "api",
-          ".apphost-tree",
-          "../packages/api/node_modules",
-        ].map((e) => [e, fs.readlinkSync(path.join(nm, e))]),
+      assert.ok(!fs.lstatSync(nm).isSymbolicLink(), "node_modules is a directory of the release");
+      // ts-node looks for tsconfig.json from the script it runs upward: from the resolved path, the release's.
+      const cli = fs.realpathSync(path.join(nm, ".bin", "typeorm"));
+      assert.equal(cli, path.join(nm, "typeorm", "cli.js"));
+      assert.equal(
+        fs.statSync(cli).ino,
+        fs.statSync(path.join(tree, "typeorm", "cli.js")).ino,
+        "a hard link",
       );
-      assert.deepEqual(links, {
-        express: `${tree}/express`,
-        ".bin": `${tree}/.bin`,
-        "@acme/util": `${tree}/@acme/util`,
-        "@acme/web": "../../packages/web",
-        api: "../packages/api",
-        ".apphost-tree": tree,
-        "../packages/api/node_modules": `${node}/packages/api/node_modules`,
-      });
-      assert.ok(
-        !fs.lstatSync(path.join(nm, "@acme")).isSymbolicLink(),
-        "the scope with a member is a directory",
-      );
+      assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
       assert.ok(!fs.existsSync(path.join(nm, "stale")), "the release's own node_modules was replaced");
+      // What a build writes there stays in the release.
+      fs.mkdirSync(path.join(nm, ".cache"));
+      assert.deepEqual(fs.readdirSync(tree).sort(), [".bin", "typeorm"], "the tree was changed");
+      // Again (a release deployed again): the same.
+      assert.equal(run("").status, 0);
+      assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
+      assert.equal(fs.existsSync(path.join(nm, ".cache")), false);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("an npm workspace: each member's name links to the member in the release, its own node_modules copied", () => {
+    assert.ok(fn, "release.sh has no release_node_modules");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
+    try {
+      const { node, tree, rel, run } = setup(tmp);
+      // The members as npm links them (../<member>, manifests only), a scope with a registry package and a member,
+      // and what npm could not hoist into a member.
+      fs.mkdirSync(path.join(tree, "@acme", "util"), { recursive: true });
+      fs.mkdirSync(path.join(node, "packages", "api", "node_modules", "left-pad"), { recursive: true });
+      fs.writeFileSync(
+        path.join(node, "packages", "api", "node_modules", "left-pad", "index.js"),
+        "// pad\n",
+      );
+      fs.mkdirSync(path.join(node, "packages", "web"), { recursive: true });
+      fs.symlinkSync("../packages/api", path.join(tree, "api"));
+      fs.symlinkSync("../../packages/web", path.join(tree, "@acme", "web"));
+      fs.mkdirSync(path.join(rel, "packages", "api"), { recursive: true });
+      fs.mkdirSync(path.join(rel, "packages", "web"), { recursive: true });
+      const r = run("@acme/web=packages/web api=packages/api");
+      assert.equal(r.status, 0, r.stderr);
+      const nm = path.join(rel, "node_modules");
+      assert.equal(fs.readlinkSync(path.join(nm, "@acme", "web")), "../../packages/web");
+      assert.equal(fs.readlinkSync(path.join(nm, "api")), "../packages/api");
       assert.equal(fs.realpathSync(path.join(nm, "@acme", "web")), path.join(rel, "packages", "web"));
       assert.equal(fs.realpathSync(path.join(nm, "api")), path.join(rel, "packages", "api"));
-      assert.deepEqual(
-        fs.readdirSync(tree).sort(),
-        [".bin", "@acme", "api", "express"],
-        "the tree was changed",
+      assert.ok(fs.lstatSync(path.join(nm, "@acme", "util")).isDirectory());
+      const pad = path.join(rel, "packages", "api", "node_modules", "left-pad", "index.js");
+      assert.equal(fs.realpathSync(pad), pad, "the member's own node_modules is the release's");
+      assert.equal(
+        fs.statSync(pad).ino,
+        fs.statSync(path.join(node, "packages", "api", "node_modules", "left-pad", "index.js")).ino,
+      );
+      assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("a tree it cannot copy fails the install, naming the tree and why", () => {
+    assert.ok(fn, "release.sh has no release_node_modules");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
+    try {
+      const { node, run } = setup(tmp);
+      fs.rmSync(path.join(node, "node_modules"), { recursive: true });
+      const r = run("");
+      assert.equal(r.status, 9);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `die: install: could not copy ${node}/node_modules into the release as hard links \\(cp -al: the release and the stack's venvs/ must be on one filesystem\\)`,
+        ),
       );
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
