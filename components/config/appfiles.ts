@@ -10,7 +10,14 @@ import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts, type PythonFacts } from "../release/python";
 import { SAFE } from "../shell";
 import { pythonWebApp } from "./webapp";
-import { commandRuntime, gunicornConfigPath, leadingProgram, parseProcfile, webScriptPath } from "./procfile";
+import {
+  commandRuntime,
+  gunicornConfigPath,
+  leadingProgram,
+  nodeEntryFile,
+  parseProcfile,
+  webScriptPath,
+} from "./procfile";
 import type { AppFile, AppFiles } from "./validate";
 
 /** The app directory's files, or undefined when `apphost:app.source` is unset or not a directory (the parser reports it). */
@@ -32,6 +39,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
+  const webEntryMissing = web && missingEntry(dir, web, node?.scripts);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   const python = readPythonFacts(dir);
   const pythonWeb =
@@ -44,6 +52,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     ...(webScript ? { webScript } : {}),
     ...(gunicornConf ? { gunicornConf } : {}),
     ...(webRuntime ? { webRuntime } : {}),
+    ...(webEntryMissing ? { webEntryMissing } : {}),
     ...(buildPackageManager !== undefined ? { buildPackageManager } : {}),
     ...(pythonWeb ? { pythonWeb } : {}),
     python,
@@ -105,6 +114,23 @@ function webCommand(
     from = "procfile";
   }
   return typeof command === "string" ? { command, from } : undefined;
+}
+
+/**
+ * The file a Node web command starts (`node dist/main`, through package.json's scripts) when the app directory has
+ * none there (`dist/main`, `.js`, `.cjs`, `.mjs` or `/index.js`, as Node resolves it): a build makes it.
+ */
+function missingEntry(
+  dir: string,
+  web: { command: string; from: AppFile["from"] },
+  scripts: Readonly<Record<string, string>> | undefined,
+): AppFiles["webEntryMissing"] {
+  const entry = nodeEntryFile(web.command, scripts);
+  if (!entry) return undefined;
+  const found = ["", ".js", ".cjs", ".mjs", "/index.js"].some((end) =>
+    fs.statSync(path.join(dir, entry.file + end), { throwIfNoEntry: false })?.isFile(),
+  );
+  return found ? undefined : { ...entry, from: web.from };
 }
 
 /**

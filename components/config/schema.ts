@@ -1465,6 +1465,19 @@ export function sections(ctx: ParseContext, p: Prepared) {
       if (a.runtime === "node" && files && npm) {
         for (const problem of npm.problems) add(["source"], `${files.dir}: ${problem}`);
       }
+      // A web process that starts a file the app lacks, which its build script makes (nest build's dist/main):
+      // Heroku runs that script before it starts the app; apphost runs a build only when told.
+      const entry = a.runtime === "node" && a.build === undefined ? files?.webEntryMissing : undefined;
+      const builds = ["heroku-postbuild", "build"].find((b) => files?.node?.scripts?.[b] !== undefined);
+      if (entry && builds && files) {
+        add(
+          ["build"],
+          `the web process (${entry.from === "procfile" ? "the Procfile's web line" : "apphost:app.processes.web"}) runs node ${entry.file}` +
+            `${entry.script ? ` (package.json's "${entry.script}" script)` : ""}, which ${files.dir} does not have: ` +
+            `package.json's "${builds}" script makes it (${files.node?.scripts?.[builds]}); Heroku runs that script by ` +
+            `itself, apphost only as apphost:app.build: ${setHint("apphost:app.build", `'npm run ${builds}'`)}`,
+        );
+      }
       // hostLayout() derives the Linux user `<app>-<stack>` from these (components/paths.ts).
       if (!isName(ctx.stack)) {
         add(

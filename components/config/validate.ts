@@ -97,6 +97,11 @@ export interface AppFiles {
   gunicornConf?: AppFile;
   /** The runtime whose program the web command starts (procfile.ts: commandRuntime), for apphost:app.runtime */
   webRuntime?: "python" | "node";
+  /**
+   * The file a Node web command starts with `node` (procfile.ts: nodeEntryFile) when the app directory lacks it, and
+   * the package.json script that runs it: what a build makes (`nest build`'s dist/main), for apphost:app.build
+   */
+  webEntryMissing?: { file: string; script?: string; from: AppFile["from"] };
   /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
   buildPackageManager?: unknown;
   /**

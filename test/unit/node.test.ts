@@ -693,6 +693,72 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ]);
       });
 
+      it("a web process that starts a file only its build script makes is told to set apphost:app.build (brocoders/nestjs-boilerplate)", () => {
+        // The app's files as the program reads them: with the stack's processes, if any.
+        const buildProblem = (extra: Record<string, unknown> = {}): string[] => {
+          const keys = { "app.processes": undefined, ...extra };
+          try {
+            parseStackConfig(withKeys(raw(), keys), {
+              ...baseCtx(),
+              appFiles: readAppFiles({ source: dir, processes: keys["app.processes"] }, "/"),
+            });
+          } catch (e) {
+            assert.ok(e instanceof ConfigError);
+            return e.issues
+              .filter((i) => i.path === "apphost:app.build")
+              .map((i) => i.message.replace(dir, "<app>"));
+          }
+          return [];
+        };
+        write("package-lock.json", '{"lockfileVersion": 3}');
+        write("Procfile", "web: npm run start:prod\nrelease: npm run migration:run\n");
+        const scripts = { build: "nest build", "start:prod": "node dist/main", start: "nest start" };
+        write("package.json", JSON.stringify({ dependencies: { "@nestjs/core": "11.1.18" }, scripts }));
+        const told =
+          "the web process (the Procfile's web line) runs node dist/main (package.json's \"start:prod\" script), which " +
+          '<app> does not have: package.json\'s "build" script makes it (nest build); Heroku runs that script by ' +
+          "itself, apphost only as apphost:app.build: set it with: pulumi config set --path 'apphost:app.build' " +
+          "'npm run build'";
+        assert.deepEqual(buildProblem(), [told]);
+        // With the build, or a dist/main.js the app directory has (built before the deploy): nothing to say.
+        assert.deepEqual(buildProblem({ "app.build": "npm run build" }), []);
+        write("dist/main.js", "// built\n");
+        assert.deepEqual(buildProblem(), []);
+        fs.rmSync(path.join(dir, "dist"), { recursive: true });
+        // apphost:app.processes' web, Heroku's heroku-postbuild first, Yarn's script, a `cd`.
+        write(
+          "package.json",
+          JSON.stringify({
+            dependencies: { ms: "2.1.3" },
+            scripts: { ...scripts, "heroku-postbuild": "tsc" },
+          }),
+        );
+        assert.deepEqual(buildProblem({ "app.processes": { web: "yarn start:prod" } }), [
+          'the web process (apphost:app.processes.web) runs node dist/main (package.json\'s "start:prod" script), which ' +
+            '<app> does not have: package.json\'s "heroku-postbuild" script makes it (tsc); Heroku runs that script by ' +
+            "itself, apphost only as apphost:app.build: set it with: pulumi config set --path 'apphost:app.build' " +
+            "'npm run heroku-postbuild'",
+        ]);
+        assert.match(
+          buildProblem({ "app.processes": { web: "cd api && node build/server.js" } })[0],
+          /runs node api\/build\/server\.js, which/,
+        );
+        // A script the app has, a command apphost cannot follow, or no build script: nothing.
+        write("src/server.js", "");
+        for (const web of [
+          "node src/server.js",
+          "node -r ts-node/register src/x.ts",
+          "nest start",
+          "npm run start:prod -- --x",
+        ])
+          assert.deepEqual(buildProblem({ "app.processes": { web } }), [], web);
+        write(
+          "package.json",
+          JSON.stringify({ dependencies: { ms: "2.1.3" }, scripts: { "start:prod": "node dist/main" } }),
+        );
+        assert.deepEqual(buildProblem(), []);
+      });
+
       it("a Python app with no processes and no Procfile is shown its Django project's WSGI module (shynet: shynet/manage.py)", () => {
         const missing = () =>
           problemsAt("apphost:app.processes", {
