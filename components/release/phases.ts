@@ -823,6 +823,16 @@ export const ERROR_HINTS: readonly {
       "Tortoise ORM (and aerich) reads postgres:// (asyncpg), not the postgresql:// apphost writes in DATABASE_URL " +
       "by default: set apphost:database.urlScheme to postgres",
   },
+  {
+    // TypeORM's DataSource with no `type` (brocoders/nestjs-boilerplate's `type: process.env.DATABASE_TYPE`, with
+    // DATABASE_URL beside it): a variable of the app's own that picks the database, which apphost does not set.
+    says: 'Wrong driver: "undefined" given',
+    hint:
+      "TypeORM's DataSource got no type: the app reads the kind of database from a variable of its own that the " +
+      "stack does not set (nestjs-boilerplate's DATABASE_TYPE): set it in apphost:app.env to postgres (sqlite for " +
+      "apphost:database.kind sqlite); apphost sets DATABASE_URL, and the app's other database variables may " +
+      "reference ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}",
+  },
   // A table that is not there: Postgres (psycopg, asyncpg, through SQLAlchemy or Django) and SQLite.
   { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT },
   { says: "no such table: ", hint: NO_TABLE_HINT },
@@ -914,6 +924,12 @@ export const ERROR_HINTS: readonly {
   // Node's words, actualbudget/actual-server's migration state (.migrate) where ACTUAL_DATA_DIR is unset.
   { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
   { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
+  {
+    // Node's fs.mkdirSync(dir, { recursive: true }) says ENOENT, not EROFS, on a read-only file system: multer's
+    // disk storage in brocoders/nestjs-boilerplate (`destination: './files'`), relative to the release it runs in.
+    says: "ENOENT: no such file or directory, mkdir './",
+    hint: `a directory the app makes in its working directory, the release (Node's recursive mkdir says ENOENT where it may not write): ${READ_ONLY_RELEASE}`,
+  },
 ];
 
 /**

@@ -1437,6 +1437,40 @@ describe("release script: journal_error, the error a web process that fails the 
       `; the last error in its journal: ${tortoise} (Tortoise ORM (and aerich) reads postgres:// (asyncpg), not the ` +
         "postgresql:// apphost writes in DATABASE_URL by default: set apphost:database.urlScheme to postgres)",
     );
+    // A Node process's journal, no traceback: the line ERROR_HINTS knows (TypeORM without its DATABASE_TYPE, the
+    // nestjs-boilerplate trial's migration output).
+    const typeorm =
+      'Error: Unable to open file: "/srv/n-n/releases/x/src/database/data-source.ts". Wrong driver: "undefined" given. ' +
+      'Supported drivers are: "aurora-mysql", "postgres", "sqlite".';
+    assert.equal(
+      run(
+        "journal_error",
+        ["Error during migration run:", typeorm, "    at Function.loadDataSource (x.ts:21:19)"].join("\n"),
+      ),
+      `; the last error in its journal: ${typeorm} (TypeORM's DataSource got no type: the app reads the kind of ` +
+        "database from a variable of its own that the stack does not set (nestjs-boilerplate's DATABASE_TYPE): set it " +
+        "in apphost:app.env to postgres (sqlite for apphost:database.kind sqlite); apphost sets DATABASE_URL, and the " +
+        "app's other database variables may reference ${database.host}, ${database.port}, ${database.user}, " +
+        "${database.password}, ${database.name})",
+    );
+    // Node's recursive mkdir in the read-only release (multer's destination './files' at NestJS's start).
+    const mkdir = "Error: ENOENT: no such file or directory, mkdir './files'";
+    assert.equal(
+      run(
+        "journal_error",
+        [
+          "[Nest] 10880  - 12/07/2026, 11:41:38 PM     LOG [InstanceLoader] ConfigModule dependencies initialized +0ms",
+          `[Nest] 10880  - 12/07/2026, 11:41:38 PM   ERROR [ExceptionHandler] ${mkdir}`,
+          "    at Object.mkdirSync (node:fs:1386:26)",
+          "  syscall: 'mkdir',",
+        ].join("\n"),
+      ),
+      `; the last error in its journal: [Nest] 10880  - 12/07/2026, 11:41:38 PM   ERROR [ExceptionHandler] ${mkdir} ` +
+        "(a directory the app makes in its working directory, the release (Node's recursive mkdir says ENOENT where " +
+        "it may not write): the release directory is read-only to the app's processes (each release replaces it): " +
+        "list the directory the app writes in apphost:app.sharedDirs (a path inside the release, like .data or " +
+        "CTFd/uploads), which keeps it across releases, or point the app at data/ (docs/config.md, Files the app writes))",
+    );
     // Another object that does not exist is not a table.
     assert.equal(
       run("journal_error", traceback('psycopg2.OperationalError: FATAL:  database "shop" does not exist')),
