@@ -685,11 +685,17 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
         : berry
           ? `${NPM_ENV(l.root)} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true ${gyp} ${tool} install --immutable`
           : `${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress`;
+  // Debian's npm copies its builtin npmrc into the npm it installs: its globalignorefile line, which npm 10 and later
+  // do not know, would make every run of the pinned npm warn (`Unknown builtin config "globalignorefile"`).
+  const builtin = "$NODE_DIR/.apphost-tool/lib/node_modules/npm/npmrc";
   const run =
     deps.manager === "npm" && deps.version === ""
       ? [`as_app "$NODE_DIR" "${npmCi("npm")}"`]
       : [
           `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
+          ...(deps.manager === "npm"
+            ? [`as_app "$NODE_DIR" "if [ -f ${builtin} ]; then sed -i /^globalignorefile=/d ${builtin}; fi"`]
+            : []),
           `as_app "$NODE_DIR" "${install}"`,
           `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,
         ];

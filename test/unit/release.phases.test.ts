@@ -656,6 +656,7 @@ describe("release phases: one key changed", () => {
         'install -m 0644 -o shop-prod -g shop-prod "$NEW_DIR/package.json" "$NEW_DIR/package-lock.json" "$NODE_DIR/"; ' +
         copy(".npmrc") +
         `as_app "$NODE_DIR" "${env} npm install --global --prefix $NODE_DIR/.apphost-tool --no-audit --no-fund npm@11.21.3"; ` +
+        'as_app "$NODE_DIR" "if [ -f $NODE_DIR/.apphost-tool/lib/node_modules/npm/npmrc ]; then sed -i /^globalignorefile=/d $NODE_DIR/.apphost-tool/lib/node_modules/npm/npmrc; fi"; ' +
         `as_app "$NODE_DIR" "${env} npm_config_nodedir=/usr $NODE_DIR/.apphost-tool/bin/npm ci --include=dev --no-audit --no-fund"; ` +
         'as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn $NODE_DIR/.apphost-tool/bin/npm node_modules/.bin/npm"; ' +
         'as_app "$NODE_DIR" "touch $NODE_DIR/.apphost-complete"; fi',
