@@ -203,14 +203,18 @@ describe("npm workspaces (components/release/node.ts)", () => {
       );
     });
 
-    it("the npm tree's hash is new since devDependencies are installed: a tree made without them is not reused", () => {
-      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
-      // The label and content the hash had before --include=dev, computed as requirementsHash did.
-      const before = createHash("sha256")
-        .update("apphost-requirements-v1\0node\0package-lock.json\0")
+    /** The requirements hash of a Node app locked by CONDUIT, under `label`, as requirementsHash computes it. */
+    const conduitHash = (label: string) =>
+      createHash("sha256")
+        .update(`apphost-requirements-v1\0node\0${label}\0`)
         .update(CONDUIT)
         .digest("hex")
         .slice(0, 16);
+
+    it("the npm tree's hash is new since devDependencies are installed: a tree made without them is not reused", () => {
+      fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
+      // The label and content the hash had before --include=dev, computed as requirementsHash did.
+      const before = conduitHash("package-lock.json");
       const now = requirementsHash(dir, { runtime: "node", requirements: "package-lock.json" });
       assert.match(now, /^[0-9a-f]{16}$/);
       assert.notEqual(now, before);
@@ -219,11 +223,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
     it("an npm that packageManager pins has a tree of its own; the host's npm keeps the hash it had", () => {
       fs.writeFileSync(path.join(dir, "package-lock.json"), CONDUIT);
       // The host's npm: the label since --include=dev, unchanged by the pin's support (no tree installs again).
-      const host = createHash("sha256")
-        .update("apphost-requirements-v1\0node\0npm-include-dev:package-lock.json\0")
-        .update(CONDUIT)
-        .digest("hex")
-        .slice(0, 16);
+      const host = conduitHash("npm-include-dev:package-lock.json");
       const plain = { runtime: "node" as const, requirements: "package-lock.json" };
       assert.equal(requirementsHash(dir, plain), host);
       const pinned = (version: string) =>

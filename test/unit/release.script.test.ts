@@ -249,7 +249,18 @@ describe("release script: static checks", () => {
 describe("release script: release_node_modules (the tree's hard-linked copy in a release)", () => {
   const fn = releaseFunction("release_node_modules");
 
-  /** The tree npm ci made and a release, under a temp dir; `link` runs release_node_modules there. */
+  /** `body` with a temp directory, removed after it; release.sh must have the function. */
+  function inTemp(body: (tmp: string) => void): void {
+    assert.ok(fn, "release.sh has no release_node_modules");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
+    try {
+      body(tmp);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** The tree npm ci made and a release, under a temp dir; `run` runs release_node_modules there. */
   function setup(tmp: string): {
     node: string;
     tree: string;
@@ -285,9 +296,7 @@ describe("release script: release_node_modules (the tree's hard-linked copy in a
   }
 
   it("the release's own directories, the tree's files hard-linked: a package resolves inside the release", () => {
-    assert.ok(fn, "release.sh has no release_node_modules");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
-    try {
+    inTemp((tmp) => {
       const { tree, rel, run } = setup(tmp);
       const r = run("");
       assert.equal(r.status, 0, r.stderr);
@@ -310,15 +319,11 @@ describe("release script: release_node_modules (the tree's hard-linked copy in a
       assert.equal(run("").status, 0);
       assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
       assert.equal(fs.existsSync(path.join(nm, ".cache")), false);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   it("an npm workspace: each member's name links to the member in the release, its own node_modules copied", () => {
-    assert.ok(fn, "release.sh has no release_node_modules");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
-    try {
+    inTemp((tmp) => {
       const { node, tree, rel, run } = setup(tmp);
       // The members as npm links them (../<member>, manifests only), a scope with a registry package and a member,
       // and what npm could not hoist into a member.
@@ -348,15 +353,11 @@ describe("release script: release_node_modules (the tree's hard-linked copy in a
         fs.statSync(path.join(node, "packages", "api", "node_modules", "left-pad", "index.js")).ino,
       );
       assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   it("a tree it cannot copy fails the install, naming the tree and why", () => {
-    assert.ok(fn, "release.sh has no release_node_modules");
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-release-node-modules-"));
-    try {
+    inTemp((tmp) => {
       const { node, run } = setup(tmp);
       fs.rmSync(path.join(node, "node_modules"), { recursive: true });
       const r = run("");
@@ -367,9 +368,7 @@ describe("release script: release_node_modules (the tree's hard-linked copy in a
           `die: install: could not copy ${node}/node_modules into the release as hard links \\(cp -al: the release and the stack's venvs/ must be on one filesystem\\)`,
         ),
       );
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 });
 
