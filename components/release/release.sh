@@ -194,8 +194,8 @@ npm_lock_hint() {
   [[ $tail == *"can only install packages when your package.json and "*" are in sync"* ]] || return 0
   line=$(grep -oE -m 1 '(Missing|Invalid): .*' <<<"$tail") || line="npm names no package"
   if [ -n "$tool" ]; then
-    # The pinned npm's own package.json says its release (read, not run: the app user installed it).
-    npm=$(grep -oE -m 1 '"version": *"[^"]+"' "${tool%/bin/}/lib/node_modules/npm/package.json" 2>/dev/null) || npm=""
+    # The pinned npm's own package.json says its release: read, not run, and as the app user, who installed it.
+    npm=$("$RUNUSER" -u "$APP_USER" -- grep -oE -m 1 '"version": *"[^"]+"' "${tool%/bin/}/lib/node_modules/npm/package.json" 2>/dev/null 3>&- 9>&-) || npm=""
     npm=${npm%\"}
     printf '%s' "; npm ${npm##*\"} (package.json's packageManager) reads the lock as out of sync with package.json ($line): run npm install with that npm in the app and commit the lock it writes, or pin the npm that wrote the lock"
     return 0
@@ -316,19 +316,25 @@ as_app() {
 # the app's TypeScript as ESM (`__dirname is not defined`). What a build writes there (node_modules/.cache,
 # .vite) stays in the release. .apphost-tree names the tree (prune_venvs). An npm workspace's member names link to
 # the member in this release (../<member>, as npm links them) instead of the manifest-only copy npm ci saw, and a
-# member's own node_modules (what npm could not hoist) is copied into the release's member the same way. As the app
-# user, who owns both: root never follows a link the app planted. The tree stays as it is.
+# member's own node_modules (what npm could not hoist) is copied into the release's member the same way. The copy is
+# made beside node_modules and then takes its place, .apphost-tree last: a release published again while it serves (a
+# changed release script) keeps the copy it has, and one an older apphost linked to the tree has the link replaced by
+# the finished copy (no rename puts a directory over a link: rm, then mv, as the link was made). As the app user, who owns both: root never follows a link the app planted. The tree stays as it is.
 # shellcheck disable=SC2016 # the inner script expands its own arguments
 release_node_modules() {
   if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e
-    tree=$1/node_modules dst=$2/node_modules
-    rm -rf -- "$dst"; cp -al -- "$tree" "$dst"; ln -s -- "$tree" "$dst/.apphost-tree"
+    tree=$1/node_modules dst=$2/node_modules new=$2/node_modules.apphost-new
+    if [ -L "$dst/.apphost-tree" ] && [ "$(readlink -- "$dst/.apphost-tree")" = "$tree" ]; then exit 0; fi
+    rm -rf -- "$new"; cp -al -- "$tree" "$new"
     for pair in "${@:3}"; do
       name=${pair%%=*} member=${pair#*=} up=..
-      if [[ $name == @*/* ]]; then up=../..; mkdir -p -- "$dst/${name%%/*}"; fi
-      ln -sfn -- "$up/$member" "$dst/$name"
+      if [[ $name == @*/* ]]; then up=../..; mkdir -p -- "$new/${name%%/*}"; fi
+      ln -sfn -- "$up/$member" "$new/$name"
       if [ -d "$1/$member/node_modules" ]; then rm -rf -- "$2/$member/node_modules"; cp -al -- "$1/$member/node_modules" "$2/$member/node_modules"; fi
-    done' _ "$1" "$NEW_DIR" "${@:2}" 3>&- 9>&-; then
+    done
+    ln -s -- "$tree" "$new/.apphost-tree"
+    rm -rf -- "$dst"
+    mv -T -- "$new" "$dst"' _ "$1" "$NEW_DIR" "${@:2}" 3>&- 9>&-; then
     die "install: could not copy $1/node_modules into the release as hard links (cp -al: the release and the stack's venvs/ must be on one filesystem)"
   fi
 }

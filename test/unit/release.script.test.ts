@@ -315,10 +315,17 @@ describe("release script: release_node_modules (the tree's hard-linked copy in a
       // What a build writes there stays in the release.
       fs.mkdirSync(path.join(nm, ".cache"));
       assert.deepEqual(fs.readdirSync(tree).sort(), [".bin", "typeorm"], "the tree was changed");
-      // Again (a release deployed again): the same.
+      // Again (a release published again while it serves): the copy it has stays, untouched.
       assert.equal(run("").status, 0);
       assert.equal(fs.readlinkSync(path.join(nm, ".apphost-tree")), tree);
-      assert.equal(fs.existsSync(path.join(nm, ".cache")), false);
+      assert.ok(fs.existsSync(path.join(nm, ".cache")), "the release's copy was made again");
+      // A release an older apphost linked to the tree: the link is replaced by the finished copy.
+      fs.rmSync(nm, { recursive: true });
+      fs.symlinkSync(tree, nm);
+      assert.equal(run("").status, 0);
+      assert.ok(!fs.lstatSync(nm).isSymbolicLink(), "node_modules is still the link");
+      assert.equal(fs.realpathSync(path.join(nm, "typeorm", "cli.js")), path.join(nm, "typeorm", "cli.js"));
+      assert.deepEqual(fs.readdirSync(rel).sort(), ["node_modules", "tsconfig.json"], "a leftover beside it");
     });
   });
 
@@ -1136,7 +1143,15 @@ describe("release script: npm_lock_hint, npm ci refusing the lock as out of sync
       "release.sh has no npm_lock_hint, NPM_PIN, NPM_PIN_NODE18 or NEWER_NODE",
     );
     return withJobOutput(
-      [...defs, fn, `AS_APP_CMD=${shellQuote(command)}`, "npm() { echo 9.2.0; }", `node() { echo ${node}; }`],
+      [
+        ...defs,
+        fn,
+        `AS_APP_CMD=${shellQuote(command)}`,
+        "npm() { echo 9.2.0; }",
+        `node() { echo ${node}; }`,
+        // runuser -u <user> -- <command>: the command, as this user.
+        'as_user() { shift 3; "$@"; }; RUNUSER=as_user APP_USER=shop-prod',
+      ],
       "npm_lock_hint",
       `${lines.join("\n")}\n`,
     );
