@@ -12,7 +12,8 @@
  * then under uWSGI (pyuwsgi's wheel), whose old instance a release stops in
  * seconds (a graceful shutdown, not uWSGI 2.0's reload on SIGTERM).
  * Then examples/node-todo (Express, package-lock.json, node-pg-migrate, a
- * build step): npm ci once per lock file, reused by the next release; then
+ * build step): npm ci once per lock file, each release a hard-linked copy of
+ * its tree, reused by the next release; then the npm packageManager pins; then
  * examples/npm-workspace on the same stack (members, a devDependency for the
  * build, a library by its package name from the release). Then
  * examples/flask-poetry: the pinned Poetry installs poetry.lock's main group.
@@ -744,6 +745,38 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     const install = phases.find((p) => p.phase === "install")?.seconds ?? NaN;
     process.stdout.write(`      install phase with node_modules reused: ${install} s\n`);
     assert.equal(JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body).v, 2);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("npm pinned by package.json's packageManager: that npm installs the lock and is the build's npm, its builtin npmrc without Debian's globalignorefile", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-todo-npm-"));
+    fs.cpSync(NODE.source, dir, { recursive: true, filter: (f) => !f.includes("node_modules") });
+    const pkg = path.join(dir, "package.json");
+    fs.writeFileSync(
+      pkg,
+      `${JSON.stringify({ ...JSON.parse(fs.readFileSync(pkg, "utf8")), packageManager: "npm@10.9.9" }, null, 2)}\n`,
+    );
+    const st = await nodeStack(dir, {
+      runtime: "node",
+      staticDir: "public",
+      staticPrefix: "/assets/",
+      // The build's npm, as the proxy serves what the build wrote.
+      build: "npm run build && npm --version > public/npm-version.txt",
+    });
+    const res = await st.up({ onOutput: log, configFile: st.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    assert.equal(http(sandbox, NODE.hostname, "/assets/npm-version.txt", "https").body.trim(), "10.9.9");
+    const nodeDir = path.dirname(
+      onHost(`readlink /srv/${NODE.id}/current/node_modules/.apphost-tree`).stdout.trim(),
+    );
+    assert.match(nodeDir, new RegExp(`^/srv/${NODE.id}/venvs/[0-9a-f]{16}-node$`));
+    assert.deepEqual(
+      onHost(
+        `readlink /srv/${NODE.id}/current/node_modules/.bin/npm; grep -c globalignorefile ${nodeDir}/.apphost-tool/lib/node_modules/npm/npmrc || true`,
+      ).stdout.split("\n"),
+      [`${nodeDir}/.apphost-tool/bin/npm`, "0", ""],
+    );
+    assert.equal(JSON.parse(http(sandbox, NODE.hostname, "/api/health", "https").body).ok, true);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
