@@ -35,7 +35,7 @@ import {
   type NodeDeps,
   yarnWorkspaces,
   type NpmWorkspace,
-  type BuildTool,
+  type PinnedTool,
 } from "../release/node";
 import type { AppFiles, ParseContext } from "./validate";
 import { isReleaseId } from "../release/id";
@@ -1578,7 +1578,7 @@ export function sections(ctx: ParseContext, p: Prepared) {
       pythonDeps?: PythonDeps;
       npmWorkspaces?: NpmWorkspace[];
       nodeDeps?: NodeDeps;
-      buildToolVersions?: Partial<Record<BuildTool, string>>;
+      buildToolVersions?: Partial<Record<PinnedTool, string>>;
     } = {
       ...explicit(
         a,

@@ -129,6 +129,9 @@ export type NodeManager = "npm" | "yarn" | "pnpm";
  */
 export type BuildTool = "yarn" | "pnpm" | "bun";
 
+/** A tool package.json's `packageManager` may pin for a Python app's build: a BuildTool, or npm itself. */
+export type PinnedTool = BuildTool | "npm";
+
 /** The lock files apphost installs from, in the order it prefers them when an app has several. */
 export const NODE_LOCKS = [
   "package-lock.json",
@@ -203,7 +206,7 @@ export function appYarnBerry(app: {
   runtime: string;
   requirements?: string;
   nodeDeps?: NodeDeps;
-  buildToolVersions?: Partial<Record<BuildTool, string>>;
+  buildToolVersions?: Partial<Record<PinnedTool, string>>;
 }): boolean {
   return app.runtime === "node"
     ? isYarnBerry(nodeDepsOf(app))
@@ -436,12 +439,12 @@ export const DEFAULT_TOOL_VERSION: Readonly<Record<BuildTool, string>> = {
 
 /**
  * The tool a package.json's `packageManager` pins for a Python app's build (its frontend's, at the app's root or in
- * the directory the build starts in): pnpm, Yarn or Bun at any release (Yarn 2 and later: npm's @yarnpkg/cli-dist).
+ * the directory the build starts in): pnpm, Yarn, Bun or npm at any release (Yarn 2 and later: npm's
+ * @yarnpkg/cli-dist; npm: a lock the host's npm 9 misreads).
  */
-export function pinnedBuildTool(packageManager: unknown): Partial<Record<BuildTool, string>> {
+export function pinnedBuildTool(packageManager: unknown): Partial<Record<PinnedTool, string>> {
   const pinned = parsePackageManager(packageManager);
-  if (!pinned || pinned.manager === "npm") return {};
-  return { [pinned.manager]: pinned.version };
+  return pinned ? { [pinned.manager]: pinned.version } : {};
 }
 
 /**
@@ -449,12 +452,7 @@ export function pinnedBuildTool(packageManager: unknown): Partial<Record<BuildTo
  * and later are npm's @yarnpkg/cli-dist (npm's `yarn` is Yarn 1), whose `yarn` runs .yarnrc.yml's yarnPath when
  * the app commits one.
  */
-export function npmInstallTool(
-  npmEnv: string,
-  prefix: string,
-  tool: BuildTool | "npm",
-  version: string,
-): string {
+export function npmInstallTool(npmEnv: string, prefix: string, tool: PinnedTool, version: string): string {
   const name = tool === "yarn" && isYarnBerry({ manager: tool, version }) ? "@yarnpkg/cli-dist" : tool;
   return `${npmEnv} npm install --global --prefix ${prefix} --no-audit --no-fund ${name}@${version}`;
 }
@@ -462,20 +460,25 @@ export function npmInstallTool(
 /**
  * The tools npm installs for the app's build (buildTools), each at its release: the one package.json's
  * `packageManager` pins (buildToolVersions), else DEFAULT_TOOL_VERSION's. Not the Node app's own manager, which its
- * install brings into node_modules/.bin; a Python app's own is npm, the host's.
+ * install brings into node_modules/.bin; a Python app's own is npm, the host's, unless its frontend pins one and the
+ * build runs npm.
  */
 export function buildToolReleases(app: {
   runtime: string;
   build?: string;
   requirements?: string;
   nodeDeps?: NodeDeps;
-  buildToolVersions?: Partial<Record<BuildTool, string>>;
-}): { tool: BuildTool; version: string }[] {
+  buildToolVersions?: Partial<Record<PinnedTool, string>>;
+}): { tool: PinnedTool; version: string }[] {
   if (!app.build) return [];
   const own = app.runtime === "node" ? nodeDepsOf(app).manager : "npm";
-  return buildTools(app.build)
+  const tools: { tool: PinnedTool; version: string }[] = buildTools(app.build)
     .filter((tool) => tool !== own)
     .map((tool) => ({ tool, version: app.buildToolVersions?.[tool] ?? DEFAULT_TOOL_VERSION[tool] }));
+  const npm = app.runtime === "python" ? app.buildToolVersions?.npm : undefined;
+  return npm && /(?:^|[\s;&|(])npm(?:\s|$|[;&|)])/.test(app.build)
+    ? [...tools, { tool: "npm", version: npm }]
+    : tools;
 }
 
 /** Yarn, pnpm and Bun, as a command names them (`cd web && yarn install && yarn build`, `bunx vite build`), each once. */

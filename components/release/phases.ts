@@ -420,7 +420,8 @@ export function installPhase(input: ReleaseInput): Phase<"install"> {
       ...npmWithoutLockWarning(app.build),
       ...tools.map(
         (t, i) =>
-          `if [ ! -x ${dirs[i]}/bin/${t.tool} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], t.tool, t.version)}"; fi`,
+          `if [ ! -x ${dirs[i]}/bin/${t.tool} ]; then as_app "$NEW_DIR" "${npmInstallTool(NPM_ENV(l.root), dirs[i], t.tool, t.version)}"; ` +
+          `${t.tool === "npm" ? `as_app "$NEW_DIR" "${npmBuiltinFix(dirs[i])}"; ` : ""}fi`,
       ),
       `as_app "$NEW_DIR" ${q(
         tools.length > 0
@@ -619,6 +620,16 @@ function programChecks(input: ReleaseInput): string[] {
 }
 
 /**
+ * The command that strips Debian's globalignorefile line from the builtin npmrc Debian's npm copies into an npm it
+ * installs into `prefix`: npm 10 and later do not know it, and every run of that npm would warn (`Unknown builtin
+ * config "globalignorefile"`).
+ */
+function npmBuiltinFix(prefix: string): string {
+  const builtin = `${prefix}/lib/node_modules/npm/npmrc`;
+  return `if [ -f ${builtin} ]; then sed -i /^globalignorefile=/d ${builtin}; fi`;
+}
+
+/**
  * install, a Node app: one node_modules per lock (venvs/<hash>-node), made by npm ci, or by the Yarn 1 or pnpm
  * release the app's lock calls for (node.ts: detectNodeDeps), which npm installs beside that tree and links into its
  * node_modules/.bin, so the app's own scripts find it (`yarn build`, `pnpm start`). Reused by every release that has
@@ -685,16 +696,13 @@ function nodeInstallCommands(input: ReleaseInput): string[] {
         : berry
           ? `${NPM_ENV(l.root)} YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=true ${gyp} ${tool} install --immutable`
           : `${NPM_ENV(l.root)} YARN_CACHE_FOLDER=${cache}/yarn ${gyp} ${tool} install --frozen-lockfile --non-interactive --production=false --ignore-engines --no-progress`;
-  // Debian's npm copies its builtin npmrc into the npm it installs: its globalignorefile line, which npm 10 and later
-  // do not know, would make every run of the pinned npm warn (`Unknown builtin config "globalignorefile"`).
-  const builtin = "$NODE_DIR/.apphost-tool/lib/node_modules/npm/npmrc";
   const run =
     deps.manager === "npm" && deps.version === ""
       ? [`as_app "$NODE_DIR" "${npmCi("npm")}"`]
       : [
           `as_app "$NODE_DIR" "${npmInstallTool(NPM_ENV(l.root), "$NODE_DIR/.apphost-tool", deps.manager, deps.version)}"`,
           ...(deps.manager === "npm"
-            ? [`as_app "$NODE_DIR" "if [ -f ${builtin} ]; then sed -i /^globalignorefile=/d ${builtin}; fi"`]
+            ? [`as_app "$NODE_DIR" "${npmBuiltinFix("$NODE_DIR/.apphost-tool")}"`]
             : []),
           `as_app "$NODE_DIR" "${install}"`,
           `as_app "$NODE_DIR" "mkdir -p node_modules/.bin; ln -sfn ${tool} node_modules/.bin/${deps.manager}"`,

@@ -193,11 +193,15 @@ npm_lock_hint() {
   tail=$(tail -n 80 "$APPHOST_OUTPUT")
   [[ $tail == *"can only install packages when your package.json and "*" are in sync"* ]] || return 0
   line=$(grep -oE -m 1 '(Missing|Invalid): .*' <<<"$tail") || line="npm names no package"
-  if [ -n "$tool" ]; then
+  # A Python app's build runs the npm its frontend pins from the stack's cache/tools/npm-<version>, first on its PATH.
+  if [ -z "$tool" ] && [[ $AS_APP_CMD =~ /cache/tools/npm-([0-9][^/[:space:]]*)/bin ]]; then npm=${BASH_REMATCH[1]}
+  elif [ -n "$tool" ]; then
     # The pinned npm's own package.json says its release: read, not run, and as the app user, who installed it.
     npm=$("$RUNUSER" -u "$APP_USER" -- grep -oE -m 1 '"version": *"[^"]+"' "${tool%/bin/}/lib/node_modules/npm/package.json" 2>/dev/null 3>&- 9>&-) || npm=""
-    npm=${npm%\"}
-    printf '%s' "; npm ${npm##*\"} (package.json's packageManager) reads the lock as out of sync with package.json ($line): run npm install with that npm in the app and commit the lock it writes, or pin the npm that wrote the lock"
+    npm=${npm%\"} npm=${npm##*\"}
+  fi
+  if [ -n "$tool" ] || [ -n "${npm:-}" ]; then
+    printf '%s' "; npm $npm (package.json's packageManager) reads the lock as out of sync with package.json ($line): run npm install with that npm in the app and commit the lock it writes, or pin the npm that wrote the lock"
     return 0
   fi
   npm=$(npm --version 2>/dev/null) || npm="unknown"
@@ -206,7 +210,7 @@ npm_lock_hint() {
     pin=$NPM_PIN_NODE18
     why=" (npm 11 needs Node 20.17 or later, and the host's is $node: if npm $pin reads the lock the same, $NEWER_NODE, then pin npm $NPM_PIN)"
   fi
-  printf '%s' "; npm $npm, the host's (Debian's npm package), reads the lock as out of sync with package.json ($line), as an older npm often reads a lock a newer one wrote: set \"packageManager\": \"npm@$pin\" in package.json$why, and apphost installs that npm for the release's install; or run npm install with npm $npm in the app and commit the lock it writes"
+  printf '%s' "; npm $npm, the host's (Debian's npm package), reads the lock as out of sync with package.json ($line), as an older npm often reads a lock a newer one wrote: set \"packageManager\": \"npm@$pin\" in package.json$why, and apphost installs that npm for the release; or run npm install with npm $npm in the app and commit the lock it writes"
 }
 
 # output_traceback: "; it ended on: <exception line> (<what it usually means: error_hint>)" for the last whole Python

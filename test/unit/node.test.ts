@@ -482,7 +482,7 @@ describe("npm workspaces (components/release/node.ts)", () => {
       });
     });
 
-    it("pinnedBuildTool: pnpm, Yarn and Bun at any release from packageManager; anything else pins nothing", () => {
+    it("pinnedBuildTool: pnpm, Yarn, Bun and npm at any release from packageManager; anything else pins nothing", () => {
       const table: Array<[unknown, Record<string, string>]> = [
         ["pnpm@10.18.0+sha512.e804f889", { pnpm: "10.18.0" }],
         ["yarn@1.22.19", { yarn: "1.22.19" }],
@@ -490,7 +490,8 @@ describe("npm workspaces (components/release/node.ts)", () => {
         ["bun@1.3.5", { bun: "1.3.5" }],
         ["bun@1.3", {}],
         ["bun@latest", {}],
-        ["npm@10.9.0", {}],
+        ["npm@10.9.0", { npm: "10.9.0" }],
+        ["npm@11", {}],
         ["pnpm@latest", {}],
         [undefined, {}],
         [42, {}],

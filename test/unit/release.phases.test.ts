@@ -750,6 +750,21 @@ describe("release phases: one key changed", () => {
       }) ?? "",
       /npm install --global --prefix \/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0 --no-audit --no-fund @yarnpkg\/cli-dist@4\.13\.0"; fi; as_app "\$NEW_DIR" 'export PATH="\/srv\/shop-prod\/cache\/tools\/yarn-4\.13\.0\/bin:\$PATH"/,
     );
+    // npm, as a frontend's package.json pins it (a lock the host's npm 9 misreads): installed as Bun is, without
+    // Debian's globalignorefile, first on the build's PATH; a build that runs no npm does not get it.
+    const npmPinned = { buildToolVersions: { npm: "11.21.3" } };
+    assert.equal(
+      build({ build: "cd frontend && npm ci && npm run build", ...npmPinned }),
+      'if [ -f "$NEW_DIR/.apphost-installed" ]; then note "install: dependencies and build already done for this release"; else INSTALLING=dependencies; ' +
+        `if [ ! -x /srv/shop-prod/cache/tools/npm-11.21.3/bin/npm ]; then as_app "$NEW_DIR" "${env} npm install --global --prefix /srv/shop-prod/cache/tools/npm-11.21.3 --no-audit --no-fund npm@11.21.3"; ` +
+        'as_app "$NEW_DIR" "if [ -f /srv/shop-prod/cache/tools/npm-11.21.3/lib/node_modules/npm/npmrc ]; then sed -i /^globalignorefile=/d /srv/shop-prod/cache/tools/npm-11.21.3/lib/node_modules/npm/npmrc; fi"; fi; ' +
+        `as_app "$NEW_DIR" 'export PATH="/srv/shop-prod/cache/tools/npm-11.21.3/bin:$PATH" npm_config_nodedir=/usr; cd frontend && npm ci && npm run build'; ` +
+        'as_app "$NEW_DIR" "touch $NEW_DIR/.apphost-installed"; fi',
+    );
+    assert.match(
+      build({ build: "python manage.py collectstatic --noinput", ...npmPinned }) ?? "",
+      /INSTALLING=build; as_app "\$NEW_DIR" 'python manage\.py collectstatic --noinput'; as_app/,
+    );
     // Bun (full-stack-fastapi-template's frontend): npm's bun package, its package cache in the stack's cache/bun.
     assert.equal(
       build({ build: "bun install --frozen-lockfile && cd frontend && bun run build" }),

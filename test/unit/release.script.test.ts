@@ -1170,7 +1170,7 @@ describe("release script: npm_lock_hint, npm ci refusing the lock as out of sync
   const host = (pin: string, why = "") =>
     "; npm 9.2.0, the host's (Debian's npm package), reads the lock as out of sync with package.json " +
     "(Missing: gcp-metadata@7.0.1 from lock file), as an older npm often reads a lock a newer one wrote: " +
-    `set "packageManager": "npm@${pin}" in package.json${why}, and apphost installs that npm for the release's install; ` +
+    `set "packageManager": "npm@${pin}" in package.json${why}, and apphost installs that npm for the release; ` +
     "or run npm install with npm 9.2.0 in the app and commit the lock it writes";
 
   it("the host's npm: names what differs and offers the npm 11 pin, or npm 10 on a Node older than 20.17", () => {
@@ -1218,6 +1218,18 @@ describe("release script: npm_lock_hint, npm ci refusing the lock as out of sync
       hintOf(hostNpm, ["npm ERR! code E404", "npm ERR! 404 Not Found - GET https://registry.npmjs.org/nope"]),
       "",
     );
+    // A Python app's build, with the npm its frontend pins first on its PATH.
+    assert.equal(
+      hintOf(
+        'export PATH="/srv/shop-prod/cache/tools/npm-11.21.2/bin:$PATH" npm_config_nodedir=/usr; cd frontend && npm ci && npm run build',
+        refused,
+      ),
+      "; npm 11.21.2 (package.json's packageManager) reads the lock as out of sync with package.json " +
+        "(Missing: gcp-metadata@7.0.1 from lock file): run npm install with that npm in the app and commit the lock " +
+        "it writes, or pin the npm that wrote the lock",
+    );
+    // The host's npm in a build: the pin offered.
+    assert.match(hintOf("cd frontend && npm ci && npm run build", refused), /^; npm 9\.2\.0, the host's/);
     assert.equal(hintOf("yarn install --frozen-lockfile", refused), "");
     assert.equal(hintOf("npm cinnamon", refused), "");
   });
