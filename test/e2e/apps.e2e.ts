@@ -3,7 +3,9 @@
  * examples/fastapi-notes (pyproject.toml + uv.lock, Alembic, Postgres read
  * in parts, a Procfile) deployed from its own directory with no file added,
  * its processes and migration taken from the Procfile and its settings from
- * `${database.*}` references; a second `up` changes nothing; an app whose
+ * `${database.*}` references; a second `up` changes nothing; its frontend
+ * built with Yarn 1, Yarn 4, a pinned npm and Bun from the stack's
+ * cache/tools; an app whose
  * requires-python the host cannot meet is refused at `check` while the
  * previous release keeps serving. Then examples/django-polls (startproject
  * layout, requirements.txt, Procfile) beside it on the same host:
@@ -22,6 +24,7 @@
  * examples/fastapi-pdm: the pinned PDM installs pdm.lock's default group.
  */
 import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -296,6 +299,42 @@ describe("apps as their authors wrote them: FastAPI + uv.lock + Procfile + Postg
     assert.equal(
       onHost(`readlink -f /srv/${ID}/cache/tools/yarn-4.13.0/bin/yarn`).stdout.trim(),
       `/srv/${ID}/cache/tools/yarn-4.13.0/lib/node_modules/@yarnpkg/cli-dist/bin/yarn.js`,
+    );
+    assert.equal(health().status, 200);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a Python app whose frontend pins npm (packageManager): the build runs that npm from the stack's cache/tools", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apphost-npm-frontend-"));
+    fs.cpSync(SOURCE, dir, { recursive: true });
+    const frontend = path.join(dir, "frontend");
+    fs.cpSync(NODE_LOCKFILES, frontend, { recursive: true });
+    for (const lock of ["yarn.lock", "pnpm-lock.yaml"]) fs.rmSync(path.join(frontend, lock));
+    const pkg = path.join(frontend, "package.json");
+    fs.writeFileSync(
+      pkg,
+      `${JSON.stringify({ ...JSON.parse(fs.readFileSync(pkg, "utf8")), packageManager: "npm@10.9.9" }, null, 2)}\n`,
+    );
+    // The lock this machine's npm writes, as the frontend's authors would commit it.
+    const locked = spawnSync(
+      "npm",
+      ["install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
+      {
+        cwd: frontend,
+        encoding: "utf8",
+      },
+    );
+    assert.equal(locked.status, 0, locked.stderr);
+    const stack = await stackFor(dir, { build: "cd frontend && npm ci && npm run build" });
+    const res = await stack.up({ onOutput: log, configFile: stack.configFile });
+    assert.equal(res.summary.result, "succeeded");
+    // The build's npm (npm ci and npm run) is the pinned one, with the frontend's devDependency installed.
+    assert.equal(onHost(`cat /srv/${ID}/current/frontend/built.txt`).stdout.trim(), "npm/10.9.9");
+    assert.equal(
+      onHost(
+        `grep -c globalignorefile /srv/${ID}/cache/tools/npm-10.9.9/lib/node_modules/npm/npmrc || true`,
+      ).stdout.trim(),
+      "0",
     );
     assert.equal(health().status, 200);
     fs.rmSync(dir, { recursive: true, force: true });
