@@ -8,7 +8,7 @@
  */
 import * as os from "os";
 import * as path from "path";
-import { whereAndSteps } from "./procfile";
+import { packageScript, whereAndSteps } from "./procfile";
 
 /**
  * The deploying machine's apphost cache (artifacts, the engine, the sandbox and its key):
@@ -197,10 +197,8 @@ const ALEMBIC_OPTIONS = String.raw`(?:\s+(?:-c|--config|-n|--name)\s+[^\s;&|]+)*
  * node_modules/.bin on its PATH, as the units' PATH has it.
  */
 export function defaultRevision(migrate: string, scripts: Readonly<Record<string, string>> = {}): string {
-  const script = /^(?:npm\s+(?:run|run-script)|yarn(?:\s+run)?|pnpm(?:\s+run)?)\s+([A-Za-z0-9:_.-]+)$/.exec(
-    migrate.trim(),
-  );
-  if (script && Object.hasOwn(scripts, script[1])) return defaultRevision(scripts[script[1]]);
+  const script = packageScript(migrate);
+  if (script !== undefined && Object.hasOwn(scripts, script)) return defaultRevision(scripts[script]);
   const { where, steps } = whereAndSteps(migrate);
   if (where || steps.length > 1) {
     // A chain: the revision of its one step that has one (linkding's bootstrap, `mkdir -p data/favicons && python

@@ -218,9 +218,21 @@ export function leadingProgram(command: string): { dir?: string; program: string
 }
 
 /**
- * The file a Node web command starts with `node`, following npm's, Yarn's and pnpm's scripts (`npm run start:prod`
- * runs package.json's `"start:prod": "node dist/main"`), relative to the app: `{ file, script }`, the script that
- * runs it last, if any; undefined for any other command, a chain, or a script more than three deep.
+ * The package.json script a command runs by its manager (`npm run migrate`, `npm start`, `yarn migrate`, `pnpm run
+ * build`), or undefined for any other command (arguments after the name too).
+ */
+export function packageScript(command: string): string | undefined {
+  const m =
+    /^(?:(?:npm\s+(?:run|run-script)|yarn(?:\s+run)?|pnpm(?:\s+run)?)\s+([A-Za-z0-9:_.-]+)|npm\s+start)$/.exec(
+      command.trim(),
+    );
+  return m ? (m[1] ?? "start") : undefined;
+}
+
+/**
+ * The file a Node web command starts with `node`, following the package.json scripts it runs (`npm run start:prod`
+ * runs `"start:prod": "node dist/main"`), relative to the app: `{ file, script }`, the script that runs it last, if
+ * any; undefined for any other command, a chain, or a script more than three deep.
  */
 export function nodeEntryFile(
   command: string,
@@ -228,45 +240,26 @@ export function nodeEntryFile(
   script?: string,
   depth = 0,
 ): { file: string; script?: string } | undefined {
-  if (depth > 3 || /[;&|`$()<>]/.test(command.replace(/^\s*cd\s+[A-Za-z0-9._/-]+\s*&&/, "")))
-    return undefined;
+  if (depth > 3) return undefined;
+  const name = packageScript(command);
+  if (name !== undefined)
+    return Object.hasOwn(scripts, name) ? nodeEntryFile(scripts[name], scripts, name, depth + 1) : undefined;
+  if (/[;&|`$()<>]/.test(command.replace(/^\s*cd\s+[A-Za-z0-9._/-]+\s*&&/, ""))) return undefined;
   const lead = leadingProgram(command);
-  if (!lead) return undefined;
+  if (lead?.program !== "node") return undefined;
   const words = command.trim().split(/\s+/);
   const args = words.slice(words.indexOf(lead.program) + 1);
-  const inDir = (file: string) => (lead.dir ? path.posix.join(lead.dir, file) : path.posix.normalize(file));
-  if (lead.program === "node") {
-    const file = args.find((a) => !a.startsWith("-"));
-    // `node -r ts-node/register x.ts`, `node --env-file .env x.js`: an option's value is not the file.
-    if (
-      !file ||
-      args.slice(0, args.indexOf(file)).some((a) => /^(-r|--require|--import|--env-file|--loader)$/.test(a))
-    )
-      return undefined;
-    const at = inDir(file);
-    return at.startsWith("../") || path.posix.isAbsolute(at)
-      ? undefined
-      : { file: at, ...(script ? { script } : {}) };
-  }
-  // A script of the app's root package.json (a `cd` elsewhere runs another's).
-  if (lead.dir) return undefined;
-  const [first, second] = args;
-  const name =
-    (lead.program === "npm" || lead.program === "pnpm" || lead.program === "yarn") &&
-    (first === "run" || first === "run-script")
-      ? second
-      : lead.program === "npm" && first === "start"
-        ? "start"
-        : (lead.program === "yarn" || lead.program === "pnpm") && first && !first.startsWith("-")
-          ? first
-          : undefined;
+  const file = args.find((a) => !a.startsWith("-"));
+  // `node -r ts-node/register x.ts`, `node --env-file .env x.js`: an option's value is not the file.
   if (
-    !name ||
-    !Object.hasOwn(scripts, name) ||
-    args.length > (first === "run" || first === "run-script" ? 2 : 1)
+    !file ||
+    args.slice(0, args.indexOf(file)).some((a) => /^(-r|--require|--import|--env-file|--loader)$/.test(a))
   )
     return undefined;
-  return nodeEntryFile(scripts[name], scripts, name, depth + 1);
+  const at = lead.dir ? path.posix.join(lead.dir, file) : path.posix.normalize(file);
+  return at.startsWith("../") || path.posix.isAbsolute(at)
+    ? undefined
+    : { file: at, ...(script ? { script } : {}) };
 }
 
 /** The Python web servers and frameworks' commands, which run the app's code from its venv. */

@@ -476,14 +476,15 @@ export function buildToolReleases(app: {
     .filter((tool) => tool !== own)
     .map((tool) => ({ tool, version: app.buildToolVersions?.[tool] ?? DEFAULT_TOOL_VERSION[tool] }));
   const npm = app.runtime === "python" ? app.buildToolVersions?.npm : undefined;
-  return npm && /(?:^|[\s;&|(])npm(?:\s|$|[;&|)])/.test(app.build)
-    ? [...tools, { tool: "npm", version: npm }]
-    : tools;
+  return npm && runsProgram(app.build, "npm") ? [...tools, { tool: "npm", version: npm }] : tools;
 }
 
 /** Yarn, pnpm and Bun, as a command names them (`cd web && yarn install && yarn build`, `bunx vite build`), each once. */
 export function buildTools(command: string): BuildTool[] {
-  return (["yarn", "pnpm", "bun"] as const).filter((m) =>
-    new RegExp(`(?:^|[\\s;&|(])${m === "bun" ? "bunx?" : m}(?:\\s|$|[;&|)])`).test(command),
-  );
+  return (["yarn", "pnpm", "bun"] as const).filter((m) => runsProgram(command, m === "bun" ? "bunx?" : m));
+}
+
+/** Whether a command runs `program` (a regular expression) as a word of its own: `cd web && yarn build`, `(npm ci)`. */
+function runsProgram(command: string, program: string): boolean {
+  return new RegExp(`(?:^|[\\s;&|(])${program}(?:\\s|$|[;&|)])`).test(command);
 }

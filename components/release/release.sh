@@ -323,7 +323,8 @@ as_app() {
 # member's own node_modules (what npm could not hoist) is copied into the release's member the same way. The copy is
 # made beside node_modules and then takes its place, .apphost-tree last: a release published again while it serves (a
 # changed release script) keeps the copy it has, and one an older apphost linked to the tree has the link replaced by
-# the finished copy (no rename puts a directory over a link: rm, then mv, as the link was made). As the app user, who owns both: root never follows a link the app planted. The tree stays as it is.
+# the finished copy (no rename puts a directory over a link: rm, then mv). As the app user, who owns both: root never
+# follows a link the app planted. The tree stays as it is.
 # shellcheck disable=SC2016 # the inner script expands its own arguments
 release_node_modules() {
   if ! "$RUNUSER" -u "$APP_USER" -- bash -c 'set -e

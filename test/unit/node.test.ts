@@ -758,6 +758,18 @@ describe("npm workspaces (components/release/node.ts)", () => {
           JSON.stringify({ dependencies: { ms: "2.1.3" }, scripts: { "start:prod": "node dist/main" } }),
         );
         assert.deepEqual(buildProblem(), []);
+        // `npm start`, as Heroku runs a Node app without a Procfile: its start script.
+        write(
+          "package.json",
+          JSON.stringify({
+            dependencies: { ms: "2.1.3" },
+            scripts: { start: "node dist/main", build: "tsc" },
+          }),
+        );
+        assert.match(
+          buildProblem({ "app.processes": { web: "npm start" } })[0] ?? "",
+          /runs node dist\/main \(package\.json's "start" script\), which <app> does not have: package\.json's "build" script makes it \(tsc\)/,
+        );
       });
 
       it("a Python app with no processes and no Procfile is shown its Django project's WSGI module (shynet: shynet/manage.py)", () => {
