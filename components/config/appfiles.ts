@@ -6,9 +6,11 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { compileExcludes } from "../release/artifact";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
 import { PYTHON_FILES, readPythonFacts, type PythonFacts } from "../release/python";
 import { SAFE } from "../shell";
+import { APP_DEFAULTS } from "./defaults";
 import { pythonWebApp } from "./webapp";
 import {
   commandRuntime,
@@ -39,7 +41,8 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
-  const webEntryMissing = web && missingEntry(dir, web, node?.scripts);
+  const webEntryMissing =
+    web && missingEntry(dir, web, node?.scripts, (rawApp as Record<string, unknown>).excludes);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   const python = readPythonFacts(dir);
   const pythonWeb =
@@ -117,20 +120,48 @@ function webCommand(
 }
 
 /**
- * The file a Node web command starts (`node dist/main`, through package.json's scripts) when the app directory has
- * none there (`dist/main`, `.js`, `.cjs`, `.mjs` or `/index.js`, as Node resolves it): a build makes it.
+ * The file a Node web command starts (`node dist/main`, through package.json's scripts) when the upload has none
+ * there (`dist/main`, `.js`, `.cjs`, `.mjs` or `/index.js`, as Node resolves it): a build makes it. A file the app
+ * directory has but apphost:app.excludes leaves out (a `dist/` built locally and excluded) is missing on the host too.
  */
 function missingEntry(
   dir: string,
   web: { command: string; from: AppFile["from"] },
   scripts: Readonly<Record<string, string>> | undefined,
+  excludes: unknown,
 ): AppFiles["webEntryMissing"] {
   const entry = nodeEntryFile(web.command, scripts);
   if (!entry) return undefined;
-  const found = ["", ".js", ".cjs", ".mjs", "/index.js"].some((end) =>
-    fs.statSync(path.join(dir, entry.file + end), { throwIfNoEntry: false })?.isFile(),
-  );
-  return found ? undefined : { ...entry, from: web.from };
+  const files = ["", ".js", ".cjs", ".mjs", "/index.js"]
+    .map((end) => path.posix.normalize(entry.file + end))
+    .filter((file) => isFile(path.join(dir, file)));
+  if (files.length === 0) return { ...entry, from: web.from };
+  const excluded = uploadExcludes(excludes);
+  return files.some((file) => !excluded(file, false))
+    ? undefined
+    : { ...entry, from: web.from, excluded: true };
+}
+
+/** Whether the path is a file (not when a part of it is a file: `dist/main/index.js` beside a file dist/main). */
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+  } catch {
+    return false;
+  }
+}
+
+/** What the upload leaves out (artifact.ts' walk): apphost:app.excludes, or its default; nothing if it has a bad pattern (the parser reports it). */
+function uploadExcludes(excludes: unknown): (file: string, isDir: boolean) => boolean {
+  const patterns =
+    Array.isArray(excludes) && excludes.every((p) => typeof p === "string")
+      ? excludes
+      : APP_DEFAULTS.excludes;
+  try {
+    return compileExcludes(patterns);
+  } catch {
+    return () => false;
+  }
 }
 
 /**

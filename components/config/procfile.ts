@@ -232,7 +232,8 @@ export function packageScript(command: string): string | undefined {
 /**
  * The file a Node web command starts with `node`, following the package.json scripts it runs (`npm run start:prod`
  * runs `"start:prod": "node dist/main"`), relative to the app: `{ file, script }`, the script that runs it last, if
- * any; undefined for any other command, a chain, or a script more than three deep.
+ * any; undefined for any other command, a chain, or a script more than three deep. Leading variables, with or
+ * without `cross-env` or `env`, are passed over.
  */
 export function nodeEntryFile(
   command: string,
@@ -241,13 +242,17 @@ export function nodeEntryFile(
   depth = 0,
 ): { file: string; script?: string } | undefined {
   if (depth > 3) return undefined;
-  const name = packageScript(command);
+  // `NODE_ENV=production npm run start:prod`, `cross-env NODE_ENV=production node dist/main`: what runs after them.
+  let bare = splitAssignments(command.trim()).rest;
+  const env = /^(?:cross-env|env)\s+(?=[A-Za-z_][A-Za-z0-9_]*=)/.exec(bare);
+  if (env) bare = splitAssignments(bare.slice(env[0].length)).rest;
+  const name = packageScript(bare);
   if (name !== undefined)
     return Object.hasOwn(scripts, name) ? nodeEntryFile(scripts[name], scripts, name, depth + 1) : undefined;
-  if (/[;&|`$()<>]/.test(command.replace(/^\s*cd\s+[A-Za-z0-9._/-]+\s*&&/, ""))) return undefined;
-  const lead = leadingProgram(command);
+  if (/[;&|`$()<>]/.test(bare.replace(/^\s*cd\s+[A-Za-z0-9._/-]+\s*&&/, ""))) return undefined;
+  const lead = leadingProgram(bare);
   if (lead?.program !== "node") return undefined;
-  const words = command.trim().split(/\s+/);
+  const words = bare.trim().split(/\s+/);
   const args = words.slice(words.indexOf(lead.program) + 1);
   const file = args.find((a) => !a.startsWith("-"));
   // `node -r ts-node/register x.ts`, `node --env-file .env x.js`: an option's value is not the file.

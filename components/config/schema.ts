@@ -1473,7 +1473,8 @@ export function sections(ctx: ParseContext, p: Prepared) {
         add(
           ["build"],
           `the web process (${entry.from === "procfile" ? "the Procfile's web line" : "apphost:app.processes.web"}) runs node ${entry.file}` +
-            `${entry.script ? ` (package.json's "${entry.script}" script)` : ""}, which ${files.dir} does not have: ` +
+            `${entry.script ? ` (package.json's "${entry.script}" script)` : ""}, which ` +
+            `${entry.excluded ? `apphost:app.excludes leaves out of the upload (${files.dir} has it)` : `${files.dir} does not have`}: ` +
             `package.json's "${builds}" script makes it (${files.node?.scripts?.[builds]}); Heroku runs that script by ` +
             `itself, apphost only as apphost:app.build: ${setHint("apphost:app.build", `'npm run ${builds}'`)}`,
         );

@@ -99,9 +99,10 @@ export interface AppFiles {
   webRuntime?: "python" | "node";
   /**
    * The file a Node web command starts with `node` (procfile.ts: nodeEntryFile) when the app directory lacks it, and
-   * the package.json script that runs it: what a build makes (`nest build`'s dist/main), for apphost:app.build
+   * the package.json script that runs it: what a build makes (`nest build`'s dist/main), for apphost:app.build;
+   * `excluded` when the directory has it but apphost:app.excludes leaves it out of the upload
    */
-  webEntryMissing?: { file: string; script?: string; from: AppFile["from"] };
+  webEntryMissing?: { file: string; script?: string; from: AppFile["from"]; excluded?: true };
   /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
   buildPackageManager?: unknown;
   /**

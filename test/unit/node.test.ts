@@ -697,14 +697,17 @@ describe("npm workspaces (components/release/node.ts)", () => {
       it("a web process that starts a file only its build script makes is told to set apphost:app.build (brocoders/nestjs-boilerplate)", () => {
         // The app's files as the program reads them: with the stack's processes, if any.
         const buildProblem = (extra: Record<string, unknown> = {}): string[] => {
-          const keys = { "app.processes": undefined, ...extra };
+          const keys: Record<string, unknown> = { "app.processes": undefined, ...extra };
           try {
             parseStackConfig(withKeys(raw(), keys), {
               ...baseCtx(),
-              appFiles: readAppFiles({ source: dir, processes: keys["app.processes"] }, "/"),
+              appFiles: readAppFiles(
+                { source: dir, processes: keys["app.processes"], excludes: keys["app.excludes"] },
+                "/",
+              ),
             });
           } catch (e) {
-            assert.ok(e instanceof ConfigError);
+            assert.ok(e instanceof ConfigError, String(e));
             return e.issues
               .filter((i) => i.path === "apphost:app.build")
               .map((i) => i.message.replace(dir, "<app>"));
@@ -725,6 +728,16 @@ describe("npm workspaces (components/release/node.ts)", () => {
         assert.deepEqual(buildProblem({ "app.build": "npm run build" }), []);
         write("dist/main.js", "// built\n");
         assert.deepEqual(buildProblem(), []);
+        // ... unless apphost:app.excludes leaves it out of the upload (as .gitignore does dist/).
+        const excluded = told.replace(
+          "<app> does not have",
+          "apphost:app.excludes leaves out of the upload (<app> has it)",
+        );
+        assert.deepEqual(buildProblem({ "app.excludes": [".git", "node_modules", "dist/"] }), [excluded]);
+        assert.deepEqual(buildProblem({ "app.excludes": ["/dist/main.js"] }), [excluded]);
+        assert.deepEqual(buildProblem({ "app.excludes": ["dist/*.map"] }), []);
+        write("dist/main", "#!/usr/bin/env node\n");
+        assert.deepEqual(buildProblem({ "app.excludes": ["/dist/main.js"] }), []);
         fs.rmSync(path.join(dir, "dist"), { recursive: true });
         // apphost:app.processes' web, Heroku's heroku-postbuild first, Yarn's script, a `cd`.
         write(
@@ -758,6 +771,26 @@ describe("npm workspaces (components/release/node.ts)", () => {
           JSON.stringify({ dependencies: { ms: "2.1.3" }, scripts: { "start:prod": "node dist/main" } }),
         );
         assert.deepEqual(buildProblem(), []);
+        // Variables before the command or the file, with cross-env too: what runs after them.
+        write(
+          "package.json",
+          JSON.stringify({
+            dependencies: { ms: "2.1.3" },
+            scripts: { "start:prod": "cross-env NODE_ENV=production node dist/main", build: "tsc" },
+          }),
+        );
+        for (const web of ["NODE_ENV=production npm run start:prod", "env PORT=3000 npm run start:prod"])
+          assert.match(
+            buildProblem({ "app.processes": { web } })[0] ?? "",
+            /runs node dist\/main \(package\.json's "start:prod" script\), which <app> does not have/,
+            web,
+          );
+        assert.match(
+          buildProblem({
+            "app.processes": { web: "NODE_OPTIONS='--max-old-space-size=512' node dist/main" },
+          })[0] ?? "",
+          /runs node dist\/main, which <app> does not have/,
+        );
         // `npm start`, as Heroku runs a Node app without a Procfile: its start script.
         write(
           "package.json",
