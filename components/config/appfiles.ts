@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { compileExcludes } from "../release/artifact";
 import { NODE_LOCKS, type NodeFacts, type NpmWorkspace } from "../release/node";
-import { PYTHON_FILES, readPythonFacts, type PythonFacts } from "../release/python";
+import { PYTHON_FILES, readPythonFacts, toolOnlyPyproject, type PythonFacts } from "../release/python";
 import { SAFE } from "../shell";
 import { APP_DEFAULTS } from "./defaults";
 import { pythonWebApp } from "./webapp";
@@ -45,6 +45,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     web && missingEntry(dir, web, node?.scripts, (rawApp as Record<string, unknown>).excludes);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   const python = readPythonFacts(dir);
+  const toolsOnly = toolsOnlyPyproject(dir, python);
   const pythonWeb =
     web || procfile !== undefined
       ? undefined
@@ -58,10 +59,51 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     ...(webEntryMissing ? { webEntryMissing } : {}),
     ...(buildPackageManager !== undefined ? { buildPackageManager } : {}),
     ...(pythonWeb ? { pythonWeb } : {}),
+    ...(toolsOnly ? { toolsOnlyPyproject: toolsOnly } : {}),
     python,
     ...(pkg !== undefined ? { packageJson: pkg } : {}),
     ...(node !== undefined ? { node } : {}),
   };
+}
+
+/**
+ * When the app's only Python manifest is a pyproject.toml that configures tools and declares nothing to install
+ * (python.ts: toolOnlyPyproject), with no setup.py or setup.cfg for `pip install .` to build: its tool tables, and
+ * the .txt files that look like requirements (`requirements/requirements.txt`, `requirements-prod.txt`), production
+ * ones first, for apphost:app.requirements' example.
+ */
+function toolsOnlyPyproject(dir: string, python: PythonFacts): AppFiles["toolsOnlyPyproject"] {
+  const text = python["pyproject.toml"];
+  const others = PYTHON_FILES.filter(
+    (f) => !["pyproject.toml", ".python-version", "runtime.txt"].includes(f),
+  );
+  if (text === undefined || others.some((f) => python[f] !== undefined)) return undefined;
+  if (["setup.py", "setup.cfg"].some((f) => isFile(path.join(dir, f)))) return undefined;
+  const tools = toolOnlyPyproject(text);
+  if (!tools) return undefined;
+  const list = (sub: string) => {
+    try {
+      return fs
+        .readdirSync(path.join(dir, sub))
+        .filter((f) => f.endsWith(".txt") && (sub !== "" || /requirements/i.test(f)))
+        .map((f) => path.posix.join(sub, f))
+        .filter((f) => isFile(path.join(dir, f)));
+    } catch {
+      return [];
+    }
+  };
+  const rank = (f: string) =>
+    /test|dev|doc|lint|ci\b|type/i.test(f)
+      ? 3
+      : /prod/i.test(f)
+        ? 0
+        : /base|common|main|requirements\.txt$/i.test(f)
+          ? 1
+          : 2;
+  const requirements = ["", "requirements", "reqs"]
+    .flatMap(list)
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return { tools, requirements };
 }
 
 /**

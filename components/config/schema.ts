@@ -1426,7 +1426,20 @@ export function sections(ctx: ParseContext, p: Prepared) {
     },
     (a, { add, has }) => {
       for (const problem of p.procfile?.problems ?? []) add(["processes"], problem);
-      if (a.runtime === "python" && files && !(has("requirements") && a.requirements === undefined)) {
+      const toolsOnly = files?.toolsOnlyPyproject;
+      if (a.runtime === "python" && toolsOnly && !has("requirements")) {
+        // `pip install .` of tool settings: setuptools would guess a package from the directory, and fail on most.
+        const found = toolsOnly.requirements;
+        add(
+          ["requirements"],
+          `${files.dir}'s only dependency file is a pyproject.toml that declares no project (no [project], ` +
+            `[build-system] or [tool.poetry]${toolsOnly.tools.length ? `; only tool settings: ${toolsOnly.tools.join(", ")}` : ""}), ` +
+            `so nothing names the packages to install; ` +
+            (found.length
+              ? `name the file that lists them (${files.dir} has ${found.join(", ")}): ${setHint("apphost:app.requirements", found[0])}`
+              : `list them in a requirements.txt, or declare them in pyproject.toml's [project] dependencies`),
+        );
+      } else if (a.runtime === "python" && files && !(has("requirements") && a.requirements === undefined)) {
         try {
           pythonDeps(a.requirements);
         } catch (e) {

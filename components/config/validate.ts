@@ -103,6 +103,11 @@ export interface AppFiles {
    * `excluded` when the directory has it but apphost:app.excludes leaves it out of the upload
    */
   webEntryMissing?: { file: string; script?: string; from: AppFile["from"]; excluded?: true };
+  /**
+   * For an app whose only Python manifest is a pyproject.toml of tool settings (appfiles.ts: toolsOnlyPyproject):
+   * its `[tool.*]` tables, and the .txt files that look like requirements, production ones first
+   */
+  toolsOnlyPyproject?: { tools: string[]; requirements: string[] };
   /** package.json's packageManager where apphost:app.build starts (`cd frontend && ...`), when it says one */
   buildPackageManager?: unknown;
   /**

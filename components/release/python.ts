@@ -486,6 +486,23 @@ function virtualDependencies(doc: unknown): string[] | undefined {
   return Array.isArray(dependencies) ? dependencies.filter((d): d is string => typeof d === "string") : [];
 }
 
+/**
+ * The `[tool.*]` tables of a pyproject.toml that declares nothing to install: no `[project]`, `[build-system]`,
+ * `[dependency-groups]` or Poetry project, only tools' settings (ruff's and black's in sinisaos/litestar-piccolo's
+ * backend, whose dependencies are in requirements/requirements.txt). `pip install .` would build such a directory
+ * with setuptools' defaults. Undefined for any other pyproject.toml, or one that does not parse.
+ */
+export function toolOnlyPyproject(toml: string): string[] | undefined {
+  const doc = parseTomlLenient(toml);
+  if (doc === undefined) return undefined;
+  if (
+    ["project", "build-system", "dependency-groups", "tool.poetry"].some((k) => tomlAt(doc, k) !== undefined)
+  )
+    return undefined;
+  const tool = tomlAt(doc, "tool");
+  return tool !== null && typeof tool === "object" ? Object.keys(tool).map((t) => `[tool.${t}]`) : [];
+}
+
 /** The files that say who installs, in the order detection tries them (a lock, or requirements.txt). */
 const LOCKS = ["uv.lock", "poetry.lock", "requirements.txt", "Pipfile.lock", "pdm.lock"] as const;
 type Lock = (typeof LOCKS)[number];

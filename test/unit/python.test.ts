@@ -40,6 +40,7 @@ import {
   runtimeTxtWarning,
   SPEC_CHECK_PY,
   tomlString,
+  toolOnlyPyproject,
   virtualProjectDependencies,
   UV_VERSION,
   POETRY_VERSION,
@@ -1332,6 +1333,65 @@ describe("apphost:app.runtime from the app directory", () => {
     assert.deepEqual(configProblems(node, { ...baseCtx(), appFiles: app("sample-app") }), [
       "apphost:app.source: sample-app has no package.json, which the install of a Node app (apphost:app.runtime) reads; point apphost:app.source at the app's directory, or set the runtime the app has",
     ]);
+  });
+
+  it("a pyproject.toml of tool settings alone names no dependencies: apphost:app.requirements is asked for, with the app's requirements files (sinisaos/litestar-piccolo)", () => {
+    assert.deepEqual(toolOnlyPyproject("[tool.ruff]\nline-length = 79\n\n[tool.coverage.run]\nomit = []\n"), [
+      "[tool.ruff]",
+      "[tool.coverage]",
+    ]);
+    assert.deepEqual(toolOnlyPyproject("# nothing\n"), []);
+    for (const declares of [
+      '[project]\nname = "x"\n',
+      '[build-system]\nrequires = ["setuptools"]\n',
+      '[tool.poetry]\nname = "x"\n',
+      "[dependency-groups]\nmain = []\n",
+      "[tool.ruff\n", // does not parse: pip says why
+    ])
+      assert.equal(toolOnlyPyproject(declares), undefined, declares);
+    const dir = mkdtempSync(join(tmpdir(), "apphost-app-"));
+    const write = (file: string, text = "") => {
+      mkdirSync(join(dir, file, ".."), { recursive: true });
+      writeFileSync(join(dir, file), text);
+    };
+    const problems = (extra: Record<string, unknown> = {}) =>
+      configProblems(withKeys(withoutRuntime(), { "app.runtime": "python", ...extra }), {
+        ...baseCtx(),
+        appFiles: readAppFiles({ source: "backend" }, dir),
+      }).filter((p) => p.startsWith("apphost:app.requirements"));
+    try {
+      write("backend/pyproject.toml", "[tool.ruff]\nline-length = 79\n\n[tool.black]\nline-length = 79\n");
+      write("backend/main.py", "app = None\n");
+      const told =
+        "apphost:app.requirements: backend's only dependency file is a pyproject.toml that declares no project " +
+        "(no [project], [build-system] or [tool.poetry]; only tool settings: [tool.ruff], [tool.black]), so nothing " +
+        "names the packages to install; ";
+      assert.deepEqual(problems(), [
+        told + "list them in a requirements.txt, or declare them in pyproject.toml's [project] dependencies",
+      ]);
+      // Its requirements files, production ones first, tests' last: the first is the example.
+      write("backend/requirements/test-requirements.txt", "pytest\n");
+      write("backend/requirements/requirements.txt", "litestar\n");
+      write("backend/requirements-dev.txt", "ruff\n");
+      write("backend/requirements/notes.md", "");
+      assert.deepEqual(problems(), [
+        told +
+          "name the file that lists them (backend has requirements/requirements.txt, requirements-dev.txt, " +
+          "requirements/test-requirements.txt): set it with: pulumi config set --path 'apphost:app.requirements' " +
+          "requirements/requirements.txt",
+      ]);
+      write("backend/requirements/prod.txt", "-r requirements.txt\n");
+      assert.match(problems()[0], / requirements\/prod\.txt$/);
+      // Set, or with a setup.py for pip install . to build, or a requirements.txt: nothing to ask.
+      assert.deepEqual(problems({ "app.requirements": "requirements/requirements.txt" }), []);
+      write("backend/setup.py", "from setuptools import setup\nsetup()\n");
+      assert.deepEqual(problems(), []);
+      rmSync(join(dir, "backend/setup.py"));
+      write("backend/requirements.txt", "litestar\n");
+      assert.deepEqual(problems(), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("both kinds of files, or neither: the key is asked for, naming what was found", () => {
