@@ -1214,6 +1214,8 @@ describe("Procfile", () => {
           "alembic -c conf/alembic.ini upgrade head",
           "cd api && npx knex migrate:latest",
           "python manage.py collectstatic --noinput",
+          "piccolo migrations forwards session_auth",
+          "piccolo migrations check",
           "exec uvicorn app:app --port $PORT",
         ].join("\n"),
       ),
@@ -1221,6 +1223,7 @@ describe("Procfile", () => {
         migrations: [
           { line: 5, command: "alembic -c conf/alembic.ini upgrade head" },
           { line: 6, command: "cd api && npx knex migrate:latest" },
+          { line: 8, command: "piccolo migrations forwards session_auth" },
         ],
         server: "uvicorn app:app --port $PORT",
       },

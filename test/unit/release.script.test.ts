@@ -1727,6 +1727,11 @@ describe("release script: migration_unset_check, a migration tool's files in a s
       [{ "manage.py": "from flask.cli import FlaskGroup\n", "project/__init__.py": "" }, ""],
       [["prisma/migrations/", "package.json"], said("prisma/migrations", "npx prisma migrate deploy")],
       [["knexfile.js", "package.json"], said("a knexfile", "npx knex migrate:latest")],
+      // sinisaos/litestar-piccolo's backend: Piccolo ORM's project file, its migrations in each app's piccolo_migrations/.
+      [
+        ["piccolo_conf.py", "apps/tasks/piccolo_migrations/", "main.py"],
+        said("piccolo_conf.py, Piccolo's", "piccolo migrations forwards all"),
+      ],
       [["app.py", "requirements.txt", "migrations/"], ""],
       // mjhea0/flaskr-tdd (305122f): its create_db.py at the root.
       [
