@@ -681,10 +681,13 @@ health_hint() {
 # django-health-check's /ht/, Kubernetes' /livez).
 HEALTH_ROUTES=(/health /healthz /health/ /healthcheck /health-check /api/health /api/healthz /api/v1/health
   /api/v1/utils/health-check/ /status /ping /up /livez /ht/)
+# Where API frameworks serve their own documentation, offered for an API with no route at / either (Litestar's /schema:
+# sinisaos/litestar-piccolo's backend; FastAPI's /docs, drf-spectacular's /api/schema/).
+API_DOC_ROUTES=(/docs /schema /openapi.json /api/docs /api/schema/)
 
 # health_elsewhere <url>: for an app with no route at the health path, a page of the same instance that answers 2xx
 # without a login: a common health route (HEALTH_ROUTES), / itself, or where / redirects (microblog's /auth/login),
-# each asked once; or that page's 5xx, for an app that fails on its own pages too (healthchecks' /accounts/login/
+# or, where / answers 404, the API's documentation (API_DOC_ROUTES), each asked once; or that page's 5xx, for an app that fails on its own pages too (healthchecks' /accounts/login/
 # with no `manage.py compress` under its COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing
 # else. A redirect's query is left off (the health path has none), and so is one to a path the proxy configs could
 # not hold.
@@ -705,6 +708,15 @@ health_elsewhere() {
     2??) echo " (GET / answers $code: set it to /, or add a route that answers 2xx)"; return 0 ;;
     5??) echo " (GET / answers $code: the app fails on its own pages too)"; return 0 ;;
     301 | 302 | 303 | 307 | 308) ;;
+    404)
+      for route in "${API_DOC_ROUTES[@]}"; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${PROXY_HEADERS[@]}" "$base$route") || continue
+        if [[ $code == 2?? ]]; then
+          echo " (GET / answers 404, and GET $route, the API's documentation, answers $code: set it to $route, or add a route that answers 2xx)"
+          return 0
+        fi
+      done
+      return 0 ;;
     *) return 0 ;;
   esac
   # The path of the app's own address or this instance's: what the proxy would ask the instance for.

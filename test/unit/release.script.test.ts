@@ -1785,6 +1785,7 @@ describe("release script: health_elsewhere, what / says of an app with no route 
         "PROXY_HEADERS=()",
         'curl() { echo "${!#}" >>"$CALLS"; case "${!#}" in *:8001/) printf %s "$ROOT" ;; */accounts/login/) printf %s "$TARGET" ;; *:8001"$ROUTE") printf 200 ;; *) printf 404 ;; esac; }',
         releaseDefinition(/^HEALTH_ROUTES=\([^)]*\)$/m),
+        releaseDefinition(/^API_DOC_ROUTES=\([^)]*\)$/m),
         releaseFunction("health_elsewhere"),
         'health_elsewhere "$1"; echo "calls $(wc -l <"$CALLS")"',
       ],
@@ -1827,7 +1828,19 @@ describe("release script: health_elsewhere, what / says of an app with no route 
     );
     // A 404 or a login there says nothing more.
     assert.equal(elsewhere(login, "404"), "");
-    assert.equal(elsewhere("404 "), "");
+    assert.equal(elsewhere("401 "), "");
+  });
+
+  it("an API with no page at /: its documentation's route (sinisaos/litestar-piccolo: Litestar's /schema)", () => {
+    assert.equal(
+      run("404 ", "", "/schema"),
+      " (GET / answers 404, and GET /schema, the API's documentation, answers 200: set it to /schema, or add a route " +
+        "that answers 2xx)\ncalls 16\n",
+    );
+    // None of them: nothing, each asked once.
+    assert.equal(run("404 "), "calls 19\n");
+    // Asked only where / answers 404.
+    assert.equal(run("403 ", "", "/docs"), "calls 14\n");
     assert.equal(elsewhere("302 http://127.0.0.1:8001/"), "");
   });
 });
