@@ -1087,7 +1087,8 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
     name: "migrate",
     description:
       `Run \`${migrate}\` once in the new release as ${l.user} with ${l.envFile} loaded; output goes to ` +
-      `shared/logs/apphost-migrate-<id>.log, its last 40 lines into the error on failure.`,
+      `shared/logs/apphost-migrate-<id>.log, its last 40 lines into the error on failure (and the last lines before ` +
+      `them that name an error).`,
     exitCode: EXIT_CODES.migrate,
     commands: [
       `NEW_DIR="${l.releases}/${refs.id}"`,
@@ -1104,7 +1105,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
       'rm -f "$MIGRATE_LOG"',
-      `if ! as_app "$NEW_DIR" ${q(migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(${t.runuser} -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
+      `if ! as_app "$NEW_DIR" ${q(migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
       ...revision,
       ...tighten,
       strayDatabaseCheck(input, { shell: `"the migration (${migrate.replace(/["`$\\]/g, "\\$&")})"` }),

@@ -306,7 +306,7 @@ describe("release phases: the base input", () => {
         `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
         'if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint alembic.ini .); fi; ' +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
-        'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(runuser -u "$APP_USER" -- tail -n 40 "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
+        'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
       'if [ -n "$REVISION_FAILED" ]; then note "warning: the revision command ("\'alembic current\'") failed: \\"$REVISION_FAILED\\"; ' +
         "the release log records no revision for this release, so a rollback to it cannot tell whether a later migration took the database past it: " +

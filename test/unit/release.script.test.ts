@@ -1672,6 +1672,40 @@ describe("release script: drop_tables_check, a migration named as a database's c
   });
 });
 
+describe("release script: migrate_output, what a failed migration's error quotes of its log", () => {
+  const quoted = (log: string) =>
+    runInRelease(
+      [releaseFunction("migrate_output"), 'migrate_output "$NEW_DIR/migrate.log"'],
+      { "migrate.log": log },
+      {
+        env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }),
+      },
+    );
+  const usage = Array.from({ length: 45 }, (_, i) => `usage line ${i + 1}`);
+
+  it("its last 40 lines, without terminal colours; where longer, first the lines before them that name an error (Piccolo's)", () => {
+    // sinisaos/litestar-piccolo's `piccolo migrations forwards all`: the error, then the command's usage.
+    const log = [
+      "\u001b[1m  TASKS\u001b[0m",
+      "  - 2023-02-17T18:31:54:853171 [forwards]... ok!",
+      "  - 2023-02-18T07:32:43:869608 [forwards]... \u001b[31mThe command failed.\u001b[39m\u001b[0m",
+      'relation "piccolo_user" does not exist',
+      "For a full stack trace, use --trace",
+      ...usage,
+    ];
+    assert.equal(
+      quoted(`${log.join("\n")}\n`),
+      "(before them, the lines that name an error:)\n" +
+        "  - 2023-02-18T07:32:43:869608 [forwards]... The command failed.\n" +
+        'relation "piccolo_user" does not exist\n(...)\n' +
+        `${usage.slice(5).join("\n")}\n`,
+    );
+    // 40 lines or fewer, or none before them that names an error: the last 40 alone.
+    assert.equal(quoted("a\nERROR: b\n"), "a\nERROR: b\n");
+    assert.equal(quoted(`ok\n${usage.join("\n")}\n`), `${usage.slice(5).join("\n")}\n`);
+  });
+});
+
 describe("release script: migration_unset_check, a migration tool's files in a stack that runs no migration", () => {
   const fn = ["create_all_script", "migration_unset_check", "django_manage"].map(releaseFunction).join("");
 
