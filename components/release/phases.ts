@@ -801,8 +801,19 @@ export const MIGRATE_NOT_FOUND_HINT =
   "a Python app's main dependencies only, not a dev group (Poetry, PDM, uv) or the Pipfile's [dev-packages]: if the " +
   "migration's tool is among those, move it to the main dependencies.)";
 
+/**
+ * What a table the database lacks means in the migration's own output: a migration used a table an earlier one had
+ * not made yet (sinisaos/litestar-piccolo's tasks migration, with a foreign key to Piccolo's user table, runs before
+ * the user app's under `piccolo migrations forwards all`; its scripts/migrations.sh runs the apps one at a time).
+ */
+export const MIGRATION_ORDER_HINT =
+  "a migration used a table that no migration before it had created: the migrations ran out of order. A command " +
+  "that migrates several apps at once (Piccolo's `migrations forwards all`) runs them in its own order; where the " +
+  "app's instructions migrate one app at a time, set apphost:database.migrate to that (a script of the app's, such " +
+  "as `bash scripts/migrations.sh`, or each command joined with &&)";
+
 /** What a table the database lacks means (ERROR_HINTS, in each database's words). */
-const NO_TABLE_HINT =
+export const NO_TABLE_HINT =
   "the app's database has no such table: the stack's migration (apphost:database.migrate, or the Procfile's " +
   "release: line) creates the app's tables, and an Alembic project with no revision yet creates none (alembic " +
   "revision --autogenerate writes the first from the app's models; add it to the app), nor does Django's migrate for " +
@@ -1060,6 +1071,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
         // The error of the last traceback, else (alembic's `FAILED: ...`, which prints none) the last line ERROR_HINTS knows.
         `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
+        `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; ` +
         urlHint +
         `${asHint}fi; `
       : `MIGRATE_HINT=""; ${envHint ? envHint + asHint : ""}`;
@@ -1088,7 +1100,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
     description:
       `Run \`${migrate}\` once in the new release as ${l.user} with ${l.envFile} loaded; output goes to ` +
       `shared/logs/apphost-migrate-<id>.log, its last 40 lines into the error on failure (and the last lines before ` +
-      `them that name an error).`,
+      `them that name an error, into its first line).`,
     exitCode: EXIT_CODES.migrate,
     commands: [
       `NEW_DIR="${l.releases}/${refs.id}"`,
@@ -1105,7 +1117,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       // logs/ is the app's: root neither opens nor reads a path there (a planted symlink would point it
       // anywhere); the log is written and read back by the app user.
       'rm -f "$MIGRATE_LOG"',
-      `if ! as_app "$NEW_DIR" ${q(migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${migrate.replace(/["`$\\]/g, "\\$&")}; last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
+      `if ! as_app "$NEW_DIR" ${q(migrate)} 2>&1 | ${t.runuser} -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ${notFoundHint}die "the migration command failed: ${migrate.replace(/["`$\\]/g, "\\$&")}$(migrate_earlier "$MIGRATE_LOG"); last 40 lines of its output ($MIGRATE_LOG):"$'\\n'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi`,
       ...revision,
       ...tighten,
       strayDatabaseCheck(input, { shell: `"the migration (${migrate.replace(/["`$\\]/g, "\\$&")})"` }),

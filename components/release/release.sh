@@ -911,16 +911,22 @@ create_all_script() {
   done
 }
 
-# migrate_output <log>: what a failed migration's error quotes of its log, read as the app user, without terminal
-# colours: its last 40 lines and, where the log is longer, first the last 5 lines before them that name an error. A
-# CLI may print its usage after the error (Piccolo's `migrations forwards`: `relation "piccolo_user" does not exist`,
-# then 45 lines of usage, in sinisaos/litestar-piccolo).
+# migrate_output <log>: the last 40 lines of a failed migration's log, which its error quotes, read as the app user,
+# without terminal colours.
 migrate_output() {
-  local before
-  before=$("$RUNUSER" -u "$APP_USER" -- head -n -40 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g' |
-    grep -iE 'error|fail|exception|does not exist|denied|refused|invalid|not found' | tail -n 5 | cut -c 1-300) || true
-  if [ -n "$before" ]; then printf '(before them, the lines that name an error:)\n%s\n(...)\n' "$before"; fi
   "$RUNUSER" -u "$APP_USER" -- tail -n 40 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g'
+}
+
+# migrate_earlier <log>: for a log longer than 40 lines, its last 3 lines before those that name an error, as
+# "; earlier in its output: <line> | <line>" for the first line of the error, which the deploy shows in full; nothing
+# else. A CLI may print its usage after the error (Piccolo's `migrations forwards`: `relation "piccolo_user" does not
+# exist`, then 45 lines of usage, in sinisaos/litestar-piccolo).
+migrate_earlier() {
+  local lines
+  lines=$("$RUNUSER" -u "$APP_USER" -- head -n -40 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g' |
+    grep -iE 'error|fail|exception|does not exist|denied|refused|invalid|not found' | tail -n 3 | cut -c 1-200 |
+    sed -E 's/^[[:space:]]+//' | paste -sd '|' | sed 's/|/ | /g') || true
+  if [ -n "$lines" ]; then printf '; earlier in its output: %s' "$lines"; fi
 }
 
 # migration_unset_check <1: no command runs collectstatic, else 0>: a warning when the stack runs no migration

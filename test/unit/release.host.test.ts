@@ -11,7 +11,7 @@ import * as net from "net";
 import * as path from "path";
 import assert from "assert/strict";
 import type { AppConfig, DatabaseConfig } from "../../components/config/types";
-import { ERROR_HINTS, EXIT_CODES } from "../../components/release/phases";
+import { ERROR_HINTS, EXIT_CODES, MIGRATION_ORDER_HINT } from "../../components/release/phases";
 import { parseResult } from "../../components/release/script";
 import { liveOf, parseKv } from "../../components/remote/release";
 import { FakeHost, mkTemp, requireTool, sqlite, writeTestApp } from "./release-harness";
@@ -846,5 +846,32 @@ describe("release script: a program a process, a job or the migration starts is 
         "m",
       ),
     );
+  });
+
+  it("a migration that fails on a table an earlier one had not made, then prints its usage: the error line and the order's hint (Piccolo's forwards all)", () => {
+    // sinisaos/litestar-piccolo's `piccolo migrations forwards all`: tasks' migration before the user app's.
+    const host = hostWith({}, { migrate: "bash piccolo.sh" });
+    const dir = writeTestApp(path.join(host.tmp, "v1"), { version: "v1" });
+    fs.writeFileSync(
+      path.join(dir, "piccolo.sh"),
+      [
+        'printf "  - 2023-02-18T07:32:43:869608 [forwards]... \\033[31mThe command failed.\\033[39m\\n"',
+        "echo 'relation \"piccolo_user\" does not exist'",
+        'for i in $(seq 45); do echo "usage line $i"; done',
+        "exit 1",
+        "",
+      ].join("\n"),
+    );
+    const r = host.deploy(dir, "20250109130000-e5e5e5e5");
+    assert.equal(r.status, EXIT_CODES.migrate, r.stderr);
+    const failed = r.stderr.split("\n").find((l) => l.startsWith("apphost: phase migrate failed: "));
+    assert.equal(
+      failed,
+      "apphost: phase migrate failed: the migration command failed: bash piccolo.sh; earlier in its output: - " +
+        '2023-02-18T07:32:43:869608 [forwards]... The command failed. | relation "piccolo_user" does not exist; last ' +
+        `40 lines of its output (${host.layout.logs}/apphost-migrate-20250109130000-e5e5e5e5.log):`,
+    );
+    assert.ok(r.stderr.includes(`usage line 45\n(${MIGRATION_ORDER_HINT})\n`), r.stderr);
+    assert.ok(!r.stderr.includes("usage line 5\n"), "more than 40 lines quoted");
   });
 });

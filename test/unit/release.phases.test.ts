@@ -30,6 +30,8 @@ import {
   installsPackages,
   npmWithoutLockWarning,
   MIGRATE_NOT_FOUND_HINT,
+  MIGRATION_ORDER_HINT,
+  NO_TABLE_HINT,
   migratePhase,
   mirrorPhases,
   publishPhase,
@@ -304,9 +306,11 @@ describe("release phases: the base input", () => {
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
         `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_NOT_FOUND_HINT)}; ` +
         `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
+        // In the migration's own output, a missing table is one an earlier migration had not made yet.
+        `if [ "$MIGRATE_HINT" = ${shellQuote(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
         'if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint alembic.ini .); fi; ' +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
-        'die "the migration command failed: alembic upgrade head; last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
+        'die "the migration command failed: alembic upgrade head$(migrate_earlier "$MIGRATE_LOG"); last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
       "app_revision REVISION \"$NEW_DIR\" 'alembic current'",
       'if [ -n "$REVISION_FAILED" ]; then note "warning: the revision command ("\'alembic current\'") failed: \\"$REVISION_FAILED\\"; ' +
         "the release log records no revision for this release, so a rollback to it cannot tell whether a later migration took the database past it: " +

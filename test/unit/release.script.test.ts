@@ -1672,18 +1672,20 @@ describe("release script: drop_tables_check, a migration named as a database's c
   });
 });
 
-describe("release script: migrate_output, what a failed migration's error quotes of its log", () => {
+describe("release script: migrate_output and migrate_earlier, what a failed migration's error quotes of its log", () => {
   const quoted = (log: string) =>
     runInRelease(
-      [releaseFunction("migrate_output"), 'migrate_output "$NEW_DIR/migrate.log"'],
+      [
+        releaseFunction("migrate_output"),
+        releaseFunction("migrate_earlier"),
+        'echo "failed$(migrate_earlier "$NEW_DIR/migrate.log"); last 40 lines:"; migrate_output "$NEW_DIR/migrate.log"',
+      ],
       { "migrate.log": log },
-      {
-        env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }),
-      },
+      { env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
     );
   const usage = Array.from({ length: 45 }, (_, i) => `usage line ${i + 1}`);
 
-  it("its last 40 lines, without terminal colours; where longer, first the lines before them that name an error (Piccolo's)", () => {
+  it("its last 40 lines, without terminal colours; where longer, the lines before them that name an error (Piccolo's)", () => {
     // sinisaos/litestar-piccolo's `piccolo migrations forwards all`: the error, then the command's usage.
     const log = [
       "\u001b[1m  TASKS\u001b[0m",
@@ -1695,14 +1697,16 @@ describe("release script: migrate_output, what a failed migration's error quotes
     ];
     assert.equal(
       quoted(`${log.join("\n")}\n`),
-      "(before them, the lines that name an error:)\n" +
-        "  - 2023-02-18T07:32:43:869608 [forwards]... The command failed.\n" +
-        'relation "piccolo_user" does not exist\n(...)\n' +
+      "failed; earlier in its output: - 2023-02-18T07:32:43:869608 [forwards]... The command failed. | " +
+        'relation "piccolo_user" does not exist; last 40 lines:\n' +
         `${usage.slice(5).join("\n")}\n`,
     );
     // 40 lines or fewer, or none before them that names an error: the last 40 alone.
-    assert.equal(quoted("a\nERROR: b\n"), "a\nERROR: b\n");
-    assert.equal(quoted(`ok\n${usage.join("\n")}\n`), `${usage.slice(5).join("\n")}\n`);
+    assert.equal(quoted("a\nERROR: b\n"), "failed; last 40 lines:\na\nERROR: b\n");
+    assert.equal(
+      quoted(`ok\n${usage.join("\n")}\n`),
+      `failed; last 40 lines:\n${usage.slice(5).join("\n")}\n`,
+    );
   });
 });
 
