@@ -917,13 +917,14 @@ migrate_output() {
   "$RUNUSER" -u "$APP_USER" -- tail -n 40 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g'
 }
 
-# migrate_earlier <log>: for a log longer than 40 lines, its last 3 lines before those that name an error, as
+# migrate_earlier <log>: for a log longer than 25 lines, the last 3 lines before its last 25 that name an error, as
 # "; earlier in its output: <line> | <line>" for the first line of the error, which the deploy shows in full; nothing
-# else. A CLI may print its usage after the error (Piccolo's `migrations forwards`: `relation "piccolo_user" does not
-# exist`, then 45 lines of usage, in sinisaos/litestar-piccolo).
+# else. The deploy shows the last 40 lines of the release's output, the rollback's a dozen of them, so a log's last 25
+# or so. A CLI may print its usage after the error (Piccolo's `migrations forwards`: `relation "piccolo_user" does not
+# exist`, then 30 lines of usage, in sinisaos/litestar-piccolo).
 migrate_earlier() {
   local lines
-  lines=$("$RUNUSER" -u "$APP_USER" -- head -n -40 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g' |
+  lines=$("$RUNUSER" -u "$APP_USER" -- head -n -25 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g' |
     grep -iE 'error|fail|exception|does not exist|denied|refused|invalid|not found' | tail -n 3 | cut -c 1-200 |
     sed -E 's/^[[:space:]]+//' | paste -sd '|' | sed 's/|/ | /g') || true
   if [ -n "$lines" ]; then printf '; earlier in its output: %s' "$lines"; fi

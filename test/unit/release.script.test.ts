@@ -1684,6 +1684,7 @@ describe("release script: migrate_output and migrate_earlier, what a failed migr
       { env: () => ({ RUNUSER: "/usr/bin/env", APP_USER: "nobody-here" }) },
     );
   const usage = Array.from({ length: 45 }, (_, i) => `usage line ${i + 1}`);
+  const last40 = `${usage.slice(5).join("\n")}\n`;
 
   it("its last 40 lines, without terminal colours; where longer, the lines before them that name an error (Piccolo's)", () => {
     // sinisaos/litestar-piccolo's `piccolo migrations forwards all`: the error, then the command's usage.
@@ -1699,13 +1700,21 @@ describe("release script: migrate_output and migrate_earlier, what a failed migr
       quoted(`${log.join("\n")}\n`),
       "failed; earlier in its output: - 2023-02-18T07:32:43:869608 [forwards]... The command failed. | " +
         'relation "piccolo_user" does not exist; last 40 lines:\n' +
-        `${usage.slice(5).join("\n")}\n`,
+        last40,
     );
-    // 40 lines or fewer, or none before them that names an error: the last 40 alone.
+    // 25 lines or fewer, or none before the last 25 that names an error: the last 40 alone.
     assert.equal(quoted("a\nERROR: b\n"), "failed; last 40 lines:\na\nERROR: b\n");
+    assert.equal(quoted(`ok\n${usage.join("\n")}\n`), `failed; last 40 lines:\n${last40}`);
+    const firstLine = (text: string) => quoted(text).split("\n")[0];
     assert.equal(
-      quoted(`ok\n${usage.join("\n")}\n`),
-      `failed; last 40 lines:\n${usage.slice(5).join("\n")}\n`,
+      firstLine(`${usage.slice(0, 21).join("\n")}\nERROR: x\n${usage.slice(21).join("\n")}\n`),
+      "failed; last 40 lines:",
+    );
+    // sinisaos/litestar-piccolo's, as it was: 41 lines, the error 9 lines down (the deploy showed its last 28).
+    assert.equal(
+      firstLine(`${log.slice(0, 5).join("\n")}\n${usage.slice(0, 36).join("\n")}\n`),
+      "failed; earlier in its output: - 2023-02-18T07:32:43:869608 [forwards]... The command failed. | " +
+        'relation "piccolo_user" does not exist; last 40 lines:',
     );
   });
 });
