@@ -808,9 +808,9 @@ export const MIGRATE_NOT_FOUND_HINT =
  */
 export const MIGRATION_ORDER_HINT =
   "a migration used a table that no migration before it had created: the migrations ran out of order. A command " +
-  "that migrates several apps at once (Piccolo's `migrations forwards all`) runs them in its own order; where the " +
-  "app's instructions migrate one app at a time, set apphost:database.migrate to that (a script of the app's, such " +
-  "as `bash scripts/migrations.sh`, or each command joined with &&)";
+  'that migrates several apps at once (Piccolo\'s "piccolo migrations forwards all") runs them in its own order; ' +
+  "where the app's instructions migrate one app at a time, set apphost:database.migrate to that (a script of the " +
+  'app\'s, such as "bash scripts/migrations.sh", or each command joined with &&)';
 
 /** What a table the database lacks means (ERROR_HINTS, in each database's words). */
 export const NO_TABLE_HINT =
