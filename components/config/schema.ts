@@ -1671,13 +1671,13 @@ export function sections(ctx: ParseContext, p: Prepared) {
       ).optional(),
       /**
        * The scheme of DATABASE_URL and `${database.url}`: a driver for SQLAlchemy (postgresql+asyncpg, sqlite+aiosqlite),
-       * or Heroku's `postgres` for an app that tests for it.
+       * Heroku's `postgres` for an app that tests for it, or `file` for a SQLite file libsql opens (file:///srv/...).
        * @default "postgresql", or "sqlite" for kind sqlite
        */
       urlScheme: str(
-        'a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it)',
+        'a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; postgres, as Heroku writes it; or file, for SQLite as libsql reads it)',
         "postgresql+asyncpg",
-        (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$|^postgres$/.test(s),
+        (s) => /^(postgresql|sqlite)(\+[a-z][a-z0-9_]*)?$|^postgres$|^file$/.test(s),
       ).optional(),
       /**
        * Migration command run inside the new release; `true` (the shell's, or the boolean `pulumi config set --path`
@@ -1723,11 +1723,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
         add(["urlScheme"], "there is no DATABASE_URL when apphost:database.kind is none; remove it");
       } else if (d.kind && d.urlScheme) {
         const base = D.databaseUrlScheme(d.kind);
-        const heroku = base === "postgresql" && d.urlScheme === "postgres";
-        if (d.urlScheme.split("+")[0] !== base && !heroku) {
+        const other = base === "postgresql" ? "postgres" : "file";
+        if (d.urlScheme.split("+")[0] !== base && d.urlScheme !== other) {
           add(
             ["urlScheme"],
-            `expected ${base}${base === "postgresql" ? ", postgres" : ""} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
+            `expected ${base}, ${other} or ${base}+<driver> for apphost:database.kind ${d.kind}, got ${show(d.urlScheme)}; ` +
               setHint("apphost:database.urlScheme", D.databaseUrlSchemeExample(d.kind)),
           );
         }

@@ -950,6 +950,14 @@ export const ERROR_HINTS: readonly {
   { says: "[Errno 30] Read-only file system", hint: READ_ONLY_RELEASE },
   { says: "EROFS: read-only file system", hint: READ_ONLY_RELEASE },
   {
+    // libsql's client (drizzle's libsql driver, Turso's) given apphost's sqlite:// DATABASE_URL: w3cj/hono-open-api-starter.
+    says: "URL_SCHEME_NOT_SUPPORTED",
+    then: 'got "sqlite',
+    hint:
+      "libsql opens a SQLite file by a file: URL, not sqlite:: set apphost:database.urlScheme to file, and " +
+      "DATABASE_URL becomes file:///srv/<app>-<stack>/shared/data/<file>",
+  },
+  {
     // Node's fs.mkdirSync(dir, { recursive: true }) says ENOENT, not EROFS, on a read-only file system: multer's
     // disk storage in brocoders/nestjs-boilerplate (`destination: './files'`), relative to the release it runs in.
     says: "ENOENT: no such file or directory, mkdir './",

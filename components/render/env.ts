@@ -50,9 +50,13 @@ export function sqliteUrl(layout: HostLayout, file: string): string {
 
 /**
  * DATABASE_URL as the app reads it, and `${database.url}`: the database's URL with apphost:database.urlScheme
- * (`postgresql+asyncpg://…`, `sqlite+aiosqlite:////srv/…`). The host's own tools read it with or without a driver.
+ * (`postgresql+asyncpg://…`, `sqlite+aiosqlite:////srv/…`; `file:///srv/…`, a file URL, as libsql reads a SQLite
+ * file). The host's own tools read it with or without a driver.
  */
 function appDatabaseUrl(layout: HostLayout, input: EnvFileInput): string | undefined {
+  if (input.database.kind === "sqlite" && input.database.urlScheme === "file") {
+    return `file://${sqlitePath(layout, { sqliteFile: input.database.sqliteFile })}`;
+  }
   const url =
     input.database.kind === "sqlite"
       ? sqliteUrl(layout, input.database.sqliteFile)

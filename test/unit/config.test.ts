@@ -767,7 +767,7 @@ const ROWS: Row[] = [
   {
     set: { "database.kind": "postgres", "database.urlScheme": "postgresql+Async" },
     error:
-      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it), got "postgresql+Async"; ' +
+      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; postgres, as Heroku writes it; or file, for SQLite as libsql reads it), got "postgresql+Async"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {
@@ -780,19 +780,25 @@ const ROWS: Row[] = [
   {
     set: { "database.urlScheme": "postgresql" },
     error:
-      'apphost:database.urlScheme: expected sqlite or sqlite+<driver> for apphost:database.kind sqlite, got "postgresql"; ' +
+      'apphost:database.urlScheme: expected sqlite, file or sqlite+<driver> for apphost:database.kind sqlite, got "postgresql"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' sqlite+aiosqlite",
+  },
+  {
+    set: { "database.kind": "postgres", "database.urlScheme": "file" },
+    error:
+      'apphost:database.urlScheme: expected postgresql, postgres or postgresql+<driver> for apphost:database.kind postgres, got "file"; ' +
+      "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {
     set: { "database.urlScheme": "postgres" },
     error:
-      'apphost:database.urlScheme: expected sqlite or sqlite+<driver> for apphost:database.kind sqlite, got "postgres"; ' +
+      'apphost:database.urlScheme: expected sqlite, file or sqlite+<driver> for apphost:database.kind sqlite, got "postgres"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' sqlite+aiosqlite",
   },
   {
     set: { "database.kind": "postgres", "database.urlScheme": "postgres+asyncpg" },
     error:
-      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; or postgres, as Heroku writes it), got "postgres+asyncpg"; ' +
+      'apphost:database.urlScheme: expected a URL scheme like "postgresql+asyncpg" (postgresql or sqlite, then +driver; postgres, as Heroku writes it; or file, for SQLite as libsql reads it), got "postgres+asyncpg"; ' +
       "set it with: pulumi config set --path 'apphost:database.urlScheme' postgresql+asyncpg",
   },
   {

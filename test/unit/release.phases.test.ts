@@ -1548,6 +1548,16 @@ describe("errorHintOf: what a failed npm run exec ended on, as the release scrip
       line: 'ERROR:  relation "users" does not exist',
       hint: hint('relation "'),
     });
+    // w3cj/hono-open-api-starter's libsql client given apphost's sqlite:// URL; another scheme's refusal is not it.
+    const libsql =
+      'LibsqlError: URL_SCHEME_NOT_SUPPORTED: The client supports only "libsql:", "wss:", "ws:", "https:", "http:" and ' +
+      '"file:" URLs, got "sqlite:". For more information, please read https://github.com/libsql/libsql-client-ts#supported-urls';
+    assert.deepEqual(errorHintOf(`${libsql}\n    at expandConfig (config.js:94:15)\n`), {
+      line: libsql.slice(0, 300),
+      hint: hint("URL_SCHEME_NOT_SUPPORTED"),
+    });
+    assert.match(hint("URL_SCHEME_NOT_SUPPORTED"), /set apphost:database\.urlScheme to file/);
+    assert.equal(errorHintOf(libsql.replace('got "sqlite:"', 'got "postgresql:"')), undefined);
     assert.equal(errorHintOf("bash: line 1: nosuchcommand: command not found\n"), undefined);
     // cookiecutter-flask's `flask db upgrade` with FLASK_APP in its .env alone, as the migration's log had it: the
     // known line, though Flask's own last line (no such command) comes after it.

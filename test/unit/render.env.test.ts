@@ -105,6 +105,17 @@ SECRET_KEY="s3cr3t"
         'DB="sqlite+aiosqlite:////srv/shop-prod/shared/data/app.db"',
       ],
     });
+    // `file`: a file URL, as libsql opens a SQLite file (drizzle's libsql driver in w3cj/hono-open-api-starter).
+    const libsql = renderEnvFile(layout, {
+      ...input(),
+      env: { DB: "${database.url}", FILE: "${database.path}" },
+      database: { kind: "sqlite", sqliteFile: "app.db", urlScheme: "file" },
+    });
+    assert.deepEqual(lineDiff(base, libsql).added, [
+      'DATABASE_URL="file:///srv/shop-prod/shared/data/app.db"',
+      'DB="file:///srv/shop-prod/shared/data/app.db"',
+      'FILE="/srv/shop-prod/shared/data/app.db"',
+    ]);
   });
 
   it("postgres: apphost:database.pool sets the pool variables", () => {
