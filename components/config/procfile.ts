@@ -163,7 +163,7 @@ export function gunicornConfigPath(command: string): string | undefined {
 
 /** A migration command as a script line runs it: the tools apphost:database.migrate names (`manage.py migrate`, ...). */
 const MIGRATE_COMMAND =
-  /(?:^|[\s;&|(])(?:\S*manage\.py\s+migrate|django-admin\s+migrate|alembic(?:\s+-\S+(?:\s+[^\s-]\S*)?)*\s+upgrade|flask(?:\s+--app\s+\S+)?\s+db\s+upgrade|(?:sequelize(?:-cli)?|rake)\s+db:migrate|knex(?:\s+--\S+(?:\s+\S+)?)*\s+migrate:latest|node-pg-migrate\s+up|prisma\s+migrate\s+deploy|piccolo\s+migrations\s+forwards)(?=\s|$|;|&|\|)/;
+  /(?:^|[\s;&|(])(?:\S*manage\.py\s+migrate|django-admin\s+migrate|alembic(?:\s+-\S+(?:\s+[^\s-]\S*)?)*\s+upgrade|flask(?:\s+--app\s+\S+)?\s+db\s+upgrade|(?:sequelize(?:-cli)?|rake)\s+db:migrate|knex(?:\s+--\S+(?:\s+\S+)?)*\s+migrate:latest|node-pg-migrate\s+up|prisma\s+migrate\s+deploy|piccolo\s+migrations\s+forwards|drizzle-kit\s+migrate)(?=\s|$|;|&|\|)/;
 
 /**
  * A web script's lines that migrate the database (comments and echo lines aside; `--check` and `--plan` only

@@ -935,7 +935,7 @@ migrate_earlier() {
 # release has a migration tool's files at its root (Django's manage.py also one directory down: django_manage),
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500; sinisaos/litestar-piccolo's piccolo_conf.py, whose migrations
-# a script of its own runs). The first found names the tool and its command. A manage.py
+# a script of its own runs; w3cj/hono-open-api-starter's drizzle.config.ts, drizzle-kit's). The first found names the tool and its command. A manage.py
 # is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
 # the app user, who owns the release. Else a script at its root that creates the tables (create_all_script:
 # mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`): run before each release, it
@@ -952,6 +952,8 @@ migration_unset_check() {
   elif [ -d "$NEW_DIR/prisma/migrations" ]; then found="prisma/migrations" command="npx prisma migrate deploy"
   elif compgen -G "$NEW_DIR/knexfile.[jt]s" >/dev/null; then found="a knexfile" command="npx knex migrate:latest"
   elif [ -f "$NEW_DIR/piccolo_conf.py" ]; then found="piccolo_conf.py, Piccolo's" command="piccolo migrations forwards all"
+  elif script=$(compgen -G "$NEW_DIR/drizzle.config.*[jt]s" | head -n 1) && [ -n "$script" ]; then
+    found="${script##*/}, drizzle-kit's" command="npx drizzle-kit migrate"
   elif script=$(create_all_script) && [ -n "$script" ]; then
     found="$script, which creates the app's tables with SQLAlchemy's create_all() (the missing ones only: a changed model needs a migration tool, such as Flask-Migrate)" command="python $script"
   else return 0; fi

@@ -1779,6 +1779,12 @@ describe("release script: migration_unset_check, a migration tool's files in a s
         ["piccolo_conf.py", "apps/tasks/piccolo_migrations/", "main.py"],
         said("piccolo_conf.py, Piccolo's", "piccolo migrations forwards all"),
       ],
+      // w3cj/hono-open-api-starter: drizzle-kit's config, its migrations in src/db/migrations.
+      [
+        ["drizzle.config.ts", "src/db/migrations/0000_x.sql", "package.json"],
+        said("drizzle.config.ts, drizzle-kit's", "npx drizzle-kit migrate"),
+      ],
+      [["drizzle.config.mjs"], said("drizzle.config.mjs, drizzle-kit's", "npx drizzle-kit migrate")],
       [["app.py", "requirements.txt", "migrations/"], ""],
       // mjhea0/flaskr-tdd (305122f): its create_db.py at the root.
       [
