@@ -502,6 +502,44 @@ export function settingsMissingHint(output: string): string | undefined {
 }
 
 /**
+ * A failed migration's or health gate's hint when a Node app's own check of its environment refused variables: zod's
+ * flattened field errors, printed after `Invalid env` or `Invalid environment variables` as JSON (w3cj/
+ * hono-open-api-starter's `{ "LOG_LEVEL": [ "Invalid option: ..." ] }`) or as Node prints an object (@t3-oss/env's
+ * `{ DATABASE_URL: [ 'Required' ] }`): each variable with its first message, and where to set it. The last such
+ * error of the output; undefined when none shows.
+ */
+export function envSchemaHint(output: string): string | undefined {
+  const lines = output.split("\n");
+  let start = -1;
+  for (let i = lines.length - 1; i >= 0 && start < 0; i--)
+    if (/Invalid env(?:ironment variables)?\b/i.test(lines[i])) start = i;
+  if (start < 0) return undefined;
+  // The error's object: from that line to the one that closes it (a journal's lines may carry a prefix).
+  const block: string[] = [];
+  for (const line of lines.slice(start, start + 60)) {
+    block.push(line);
+    if (block.length > 1 && /(?:^|: )\}\s*$/.test(line)) break;
+    if (block.length === 1 && /\}\s*$/.test(line)) break;
+  }
+  const found = new Map<string, string>();
+  const entry = /["']?([A-Z][A-Z0-9_]*)["']?\s*:\s*\[\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')/g;
+  const text = block.map((l) => l.replace(/^.*?\]: /, "")).join("\n");
+  for (const m of text.matchAll(entry)) {
+    if (!found.has(m[1])) found.set(m[1], (m[2] ?? m[3]).replace(/\\(.)/g, "$1"));
+  }
+  if (found.size === 0) return undefined;
+  const names = [...found.keys()];
+  const database = names.some((n) => /(?:^|_)(?:DB|DATABASE|POSTGRES)(?:_|$)|^PG[A-Z]/.test(n));
+  return (
+    `the app's own check of its environment refused ${[...found].map(([n, why]) => `${n} (${why})`).join(", ")}: ` +
+    `set ${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret)` +
+    (database
+      ? ", where a value may reference the stack's database (${database.url} and the others docs/config.md lists)"
+      : "")
+  );
+}
+
+/**
  * A failed install's, migration's or health gate's hint when the app looked for a dotenv file in its release that
  * is not there: Starlette's `Config file '<path>' not found.`, Python's `FileNotFoundError` and Node's `ENOENT` for a
  * file named `.env` or `.env.<name>`. apphost:app.excludes leaves such files out (a developer's own, with their
@@ -592,7 +630,10 @@ export function releaseError(
           sourceBuildHint(res.stderr) ??
           dotenvHint(res.stderr))
         : phase === "migrate" || phase === "health-gate"
-          ? (appEnvHint(res.stderr) ?? settingsMissingHint(res.stderr) ?? dotenvHint(res.stderr))
+          ? (appEnvHint(res.stderr) ??
+            settingsMissingHint(res.stderr) ??
+            envSchemaHint(res.stderr) ??
+            dotenvHint(res.stderr))
           : undefined;
     if (hint) head = `${head.replace(/:$/, "")}; ${hint}`; // a reason that ends with `:` is followed by lines below
     if (res.code === 20)

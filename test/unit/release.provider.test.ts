@@ -8,6 +8,7 @@ import { secretValues } from "../../components/app";
 import {
   appEnvHint,
   settingsMissingHint,
+  envSchemaHint,
   deployKey,
   dotenvHint,
   jobReport,
@@ -441,6 +442,48 @@ describe("release provider: an app whose pydantic settings require variables its
         "(apphost:secretEnv for a secret; with the settings' env_prefix before the name, if they have one, and their " +
         "env_nested_delimiter for __)",
     );
+  });
+});
+
+describe("release provider: a Node app whose own check of its environment refuses variables (zod)", () => {
+  // w3cj/hono-open-api-starter's src/env.ts: zod's flattened field errors as JSON, in the web instance's journal.
+  const HONO = [
+    "apphost: phase health-gate failed: apphost-tasks-hono-web@8001.service did not answer 2xx. Last lines of its journal:",
+    "[dotenv@17.2.1] injecting env (0) from .env",
+    "❌ Invalid env:",
+    "{",
+    '  "LOG_LEVEL": [',
+    '    "Invalid option: expected one of \\"fatal\\"|\\"error\\"|\\"silent\\""',
+    "  ],",
+    '  "DATABASE_AUTH_TOKEN": [',
+    "    \"Must be set when NODE_ENV is 'production'\"",
+    "  ]",
+    "}",
+    "apphost-tasks-hono-web@8001.service: Main process exited, code=exited, status=1/FAILURE",
+  ].join("\n");
+
+  it("names each variable with its first message, and where to set it", () => {
+    assert.equal(
+      headOf(EXIT_CODES["health-gate"], HONO),
+      "r: phase health-gate failed (exit status 16): apphost-tasks-hono-web@8001.service did not answer 2xx. Last " +
+        "lines of its journal; the app's own check of its environment refused LOG_LEVEL (Invalid option: expected one " +
+        'of "fatal"|"error"|"silent"), DATABASE_AUTH_TOKEN (Must be set when NODE_ENV is \'production\'): set each in ' +
+        "apphost:app.env (apphost:secretEnv for a secret), where a value may reference the stack's database " +
+        "(${database.url} and the others docs/config.md lists)",
+    );
+  });
+
+  it("Node's own print of the object (@t3-oss/env), the last error of several; nothing without one", () => {
+    assert.equal(
+      envSchemaHint(
+        "❌ Invalid environment variables: { SESSION_SECRET: [ 'Required' ] }\n" +
+          "❌ Invalid environment variables: { SMTP_HOST: [ 'Required' ], SMTP_PORT: [ 'Expected number, received nan' ] }\n",
+      ),
+      "the app's own check of its environment refused SMTP_HOST (Required), SMTP_PORT (Expected number, received " +
+        "nan): set each in apphost:app.env (apphost:secretEnv for a secret)",
+    );
+    assert.equal(envSchemaHint("Error: Invalid env\n    at main (index.js:1:1)\n"), undefined);
+    assert.equal(envSchemaHint('{ "LOG_LEVEL": [ "Required" ] }\n'), undefined);
   });
 });
 
