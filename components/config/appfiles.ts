@@ -41,8 +41,18 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
   const webScript = web && readAppFile(dir, webScriptPath(web.command), web.from);
   const gunicornConf = web && readAppFile(dir, gunicornConfigPath(web.command), web.from);
   const webRuntime = web && commandRuntime(web.command);
+  // With no web command yet, the start script the parser offers for one (w3cj/hono-open-api-starter's, which starts
+  // what its build makes): both keys are asked for in one run.
+  const offered =
+    !web &&
+    procfile === undefined &&
+    (rawApp as Record<string, unknown>).processes === undefined &&
+    node?.scripts?.start
+      ? { command: "npm start", from: "start" as const }
+      : undefined;
   const webEntryMissing =
-    web && missingEntry(dir, web, node?.scripts, (rawApp as Record<string, unknown>).excludes);
+    (web ?? offered) &&
+    missingEntry(dir, (web ?? offered)!, node?.scripts, (rawApp as Record<string, unknown>).excludes);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   const python = readPythonFacts(dir);
   const toolsOnly = toolsOnlyPyproject(dir, python);
@@ -168,7 +178,7 @@ function webCommand(
  */
 function missingEntry(
   dir: string,
-  web: { command: string; from: AppFile["from"] },
+  web: { command: string; from: AppFile["from"] | "start" },
   scripts: Readonly<Record<string, string>> | undefined,
   excludes: unknown,
 ): AppFiles["webEntryMissing"] {

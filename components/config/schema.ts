@@ -1485,8 +1485,11 @@ export function sections(ctx: ParseContext, p: Prepared) {
       if (entry && builds && files) {
         add(
           ["build"],
-          `the web process (${entry.from === "procfile" ? "the Procfile's web line" : "apphost:app.processes.web"}) runs node ${entry.file}` +
-            `${entry.script ? ` (package.json's "${entry.script}" script)` : ""}, which ` +
+          (entry.from === "start"
+            ? "package.json's start script, the web command offered for apphost:app.processes,"
+            : `the web process (${entry.from === "procfile" ? "the Procfile's web line" : "apphost:app.processes.web"})`) +
+            ` runs node ${entry.file}` +
+            `${entry.script && !(entry.from === "start" && entry.script === "start") ? ` (package.json's "${entry.script}" script)` : ""}, which ` +
             `${entry.excluded ? `apphost:app.excludes leaves out of the upload (${files.dir} has it)` : `${files.dir} does not have`}: ` +
             `package.json's "${builds}" script makes it (${files.node?.scripts?.[builds]}); Heroku runs that script by ` +
             `itself, apphost only as apphost:app.build: ${setHint("apphost:app.build", `'npm run ${builds}'`)}`,

@@ -100,9 +100,10 @@ export interface AppFiles {
   /**
    * The file a Node web command starts with `node` (procfile.ts: nodeEntryFile) when the app directory lacks it, and
    * the package.json script that runs it: what a build makes (`nest build`'s dist/main), for apphost:app.build;
-   * `excluded` when the directory has it but apphost:app.excludes leaves it out of the upload
+   * `excluded` when the directory has it but apphost:app.excludes leaves it out of the upload. From `start`, the
+   * package.json start script, when neither the stack nor a Procfile says a web command (the one the parser offers).
    */
-  webEntryMissing?: { file: string; script?: string; from: AppFile["from"]; excluded?: true };
+  webEntryMissing?: { file: string; script?: string; from: AppFile["from"] | "start"; excluded?: true };
   /**
    * For an app whose only Python manifest is a pyproject.toml of tool settings (appfiles.ts: toolsOnlyPyproject):
    * its `[tool.*]` tables, and the .txt files that look like requirements, production ones first

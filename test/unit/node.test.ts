@@ -803,6 +803,24 @@ describe("npm workspaces (components/release/node.ts)", () => {
           buildProblem({ "app.processes": { web: "npm start" } })[0] ?? "",
           /runs node dist\/main \(package\.json's "start" script\), which <app> does not have: package\.json's "build" script makes it \(tsc\)/,
         );
+        // No web command yet, and no Procfile: the start script the parser offers, in the same run
+        // (w3cj/hono-open-api-starter).
+        fs.rmSync(path.join(dir, "Procfile"));
+        write(
+          "package.json",
+          JSON.stringify({
+            dependencies: { hono: "4.8.12" },
+            scripts: { start: "node ./dist/src/index.js", build: "tsc && tsc-alias" },
+          }),
+        );
+        assert.deepEqual(buildProblem(), [
+          "package.json's start script, the web command offered for apphost:app.processes, runs node " +
+            'dist/src/index.js, which <app> does not have: package.json\'s "build" script makes it (tsc && tsc-alias); ' +
+            "Heroku runs that script by itself, apphost only as apphost:app.build: set it with: pulumi config set " +
+            "--path 'apphost:app.build' 'npm run build'",
+        ]);
+        write("dist/src/index.js", "");
+        assert.deepEqual(buildProblem(), []);
       });
 
       it("a Python app with no processes and no Procfile is shown its Django project's WSGI module (shynet: shynet/manage.py)", () => {
