@@ -1074,15 +1074,17 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       ? `if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint ${q(alembic.ini)} ${q(alembic.dir)}); fi; `
       : "") + envHint;
   const asHint = `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; `;
+  // The error of the last traceback, else (alembic's `FAILED: ...`, a Node tool's output, which print none) the last
+  // line ERROR_HINTS knows; in the migration's own output, a missing table is one an earlier migration had not made.
+  const errorHint =
+    `MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
+    `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; `;
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
-        // The error of the last traceback, else (alembic's `FAILED: ...`, which prints none) the last line ERROR_HINTS knows.
-        `else MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
-        `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; ` +
-        urlHint +
-        `${asHint}fi; `
-      : `MIGRATE_HINT=""; ${envHint ? envHint + asHint : ""}`;
+        `else ${errorHint}${urlHint}${asHint}fi; `
+      : // A Node app's: its devDependencies are installed, so no tool is missing for that reason.
+        `${errorHint}${envHint}${asHint}`;
   const tighten = sqliteTighten(input);
   const migrate = migrationHere(input);
   if (migrate === undefined) {

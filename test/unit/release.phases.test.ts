@@ -271,10 +271,17 @@ describe("release phases: the base input", () => {
     );
   });
 
-  it("a Node app's failed migration gets no dev-dependency hint: its devDependencies are installed", () => {
+  it("a Node app's failed migration gets no dev-dependency hint (its devDependencies are installed), but an error's", () => {
     const node = baseInput({ app: { ...baseApp, runtime: "node" } });
     const line = phase(node, "migrate").commands.find((c) => c.startsWith("if ! as_app"));
-    assert.match(line ?? "", /; then MIGRATE_HINT=""; die "the migration command failed: /);
+    assert.ok(
+      line?.includes(
+        `; then MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
+          `if [ "$MIGRATE_HINT" = ${shellQuote(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+          `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; die "the migration command failed: `,
+      ),
+      line,
+    );
     assert.ok(!line!.includes("PIPESTATUS"));
   });
 
@@ -928,7 +935,8 @@ describe("release phases: one key changed", () => {
     ).commands.join("\n");
     assert.ok(
       node.includes(
-        'MIGRATE_HINT=""; if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
+        `MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+          'if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
           'then MIGRATE_HINT=$(database_env_hint); fi; if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$\'\\n\'"($MIGRATE_HINT)"; fi; die ',
       ),
       node,
