@@ -18,15 +18,15 @@ export interface PythonWebApp {
   dir: string;
   /** What the server loads: `shynet.wsgi`, `app.main:app`, `flaskr:create_app` */
   target: string;
-  /** gunicorn for WSGI (Django, Flask), uvicorn for ASGI */
-  server: "gunicorn" | "uvicorn";
-  /** The target is a factory to call (gunicorn's `"mod:create_app()"`, uvicorn's --factory) */
+  /** gunicorn for WSGI (Django, Flask), uvicorn for ASGI, hypercorn for Quart (which requires it) */
+  server: "gunicorn" | "uvicorn" | "hypercorn";
+  /** The target is a factory to call (gunicorn's and hypercorn's `"mod:create_app()"`, uvicorn's --factory) */
   factory: boolean;
   /** Where it was found, for the message: `backend/app/main.py makes app, the FastAPI application` */
   found: string;
   /**
-   * Whether the app's dependency files name the server (or fastapi[standard], which brings uvicorn); undefined when
-   * there are none to read
+   * Whether the app's dependency files name the server (or fastapi[standard], which brings uvicorn, or quart, which
+   * brings hypercorn); undefined when there are none to read
    */
   listed?: boolean;
 }
@@ -80,13 +80,21 @@ export function pythonWebApp(dir: string, dependencies: string): PythonWebApp | 
   const by = BROUGHT_BY[app.server];
   const brought =
     by !== undefined &&
-    new RegExp(`(^|[^\\w-])${by.pkg}\\s*\\[[^\\]]*\\b(${by.extras.join("|")})\\b`, "im").test(dependencies);
+    (by.extras.length === 0
+      ? names(dependencies, by.pkg)
+      : new RegExp(`(^|[^\\w-])${by.pkg}\\s*\\[[^\\]]*\\b(${by.extras.join("|")})\\b`, "im").test(
+          dependencies,
+        ));
   return { ...app, listed: names(dependencies, app.server) || brought };
 }
 
-/** A main dependency that brings a server with it: fastapi[standard] and fastapi[all] require uvicorn[standard]. */
+/**
+ * A main dependency that brings a server with it: fastapi[standard] and fastapi[all] require uvicorn[standard]; quart
+ * requires hypercorn (no extra).
+ */
 export const BROUGHT_BY: Readonly<Record<string, { pkg: string; extras: readonly string[] }>> = {
   uvicorn: { pkg: "fastapi", extras: ["standard", "all"] },
+  hypercorn: { pkg: "quart", extras: [] },
 };
 
 /** Whether dependency files' text names `pkg` (`flask`, not `flask-sqlalchemy`), in any case. */
@@ -99,6 +107,8 @@ export function pythonWebCommand(app: PythonWebApp): string {
   const cd = app.dir ? `cd ${app.dir} && ` : "";
   if (app.server === "uvicorn")
     return `${cd}uvicorn ${app.target}${app.factory ? " --factory" : ""} --host 127.0.0.1 --port $PORT`;
+  if (app.server === "hypercorn")
+    return `${cd}hypercorn ${app.factory ? `"${app.target}()"` : app.target} --bind 127.0.0.1:$PORT`;
   return `${cd}gunicorn ${app.factory ? `"${app.target}()"` : app.target} --bind 127.0.0.1:$PORT`;
 }
 
@@ -198,7 +208,12 @@ function frameworkApp(dir: string, dependencies: string): PythonWebApp | undefin
     return {
       dir: where.dir,
       target: `${where.module}:${c.name}`,
-      server: ASGI_FRAMEWORKS.includes(c.framework) ? "uvicorn" : "gunicorn",
+      server:
+        c.framework === "Quart"
+          ? "hypercorn"
+          : ASGI_FRAMEWORKS.includes(c.framework)
+            ? "uvicorn"
+            : "gunicorn",
       factory: c.factory,
       found: c.factory
         ? `${c.file}'s ${c.name}() makes the ${c.framework} application`

@@ -134,7 +134,39 @@ describe("the web application a Python app makes (webapp.ts)", () => {
     assert.equal(example(), "none");
     assert.equal(
       example("quart==0.20\nflask==3.1\n"),
-      "uvicorn flasky:app --host 127.0.0.1 --port $PORT [flasky.py makes app, the Quart application uvicorn serves]",
+      "hypercorn flasky:app --bind 127.0.0.1:$PORT [flasky.py makes app, the Quart application hypercorn serves]",
+    );
+  });
+
+  it("a Quart application is served by hypercorn, which quart requires; a factory is called as gunicorn calls it (esfoobar/quart-postgres-boilerplate)", () => {
+    write({
+      "my_app/__init__.py": "",
+      "my_app/application.py":
+        "from quart import Quart\n\nasync def create_app(**config_overrides):\n    app = Quart(__name__)\n    return app\n",
+      "my_app/asgi.py":
+        "import asyncio\nfrom my_app.application import create_app\n\napp = asyncio.run(create_app())\n",
+    });
+    const deps = '[tool.poetry.dependencies]\npython = "^3.10"\nquart = "0.18.4"\n';
+    assert.equal(
+      example(deps),
+      "hypercorn my_app.asgi:app --bind 127.0.0.1:$PORT [my_app/asgi.py makes app, the Quart application hypercorn serves]",
+    );
+    assert.equal(pythonWebApp(dir, deps)?.listed, true, "quart brings hypercorn");
+    // A Quart app whose dependencies name neither quart nor hypercorn (a plugin's name is not quart's).
+    write({ "app.py": "from quart import Quart\napp = Quart(__name__)\n" });
+    assert.deepEqual(
+      [pythonWebApp(dir, "quart-schema==0.20\n")?.server, pythonWebApp(dir, "quart-schema==0.20\n")?.listed],
+      ["hypercorn", false],
+    );
+    assert.equal(
+      pythonWebCommand({
+        dir: "",
+        target: "my_app:create_app",
+        server: "hypercorn",
+        factory: true,
+        found: "",
+      }),
+      'hypercorn "my_app:create_app()" --bind 127.0.0.1:$PORT',
     );
   });
 
