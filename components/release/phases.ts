@@ -812,6 +812,17 @@ export const MIGRATION_ORDER_HINT =
   "where the app's instructions migrate one app at a time, set apphost:database.migrate to that (a script of the " +
   'app\'s, such as "bash scripts/migrations.sh", or each command joined with &&)';
 
+/**
+ * What Postgres refusing the app's password means: apphost's DATABASE_URL holds the stack's role and password, so the
+ * app logged in with credentials of its own (esfoobar/quart-postgres-boilerplate's settings.toml defaults, read by
+ * dynaconf). In the migrate phase, where database_env_hint may name the app's own variables, it gives way to that.
+ */
+export const PG_LOGIN_HINT =
+  "Postgres refused the app's login: apphost gives the app the stack's role and its password in DATABASE_URL (and " +
+  "${database.user}, ${database.password}), so the app logged in with a user or password of its own, such as its " +
+  "settings' defaults: set the variables it reads them from in apphost:app.env from those references (with " +
+  "${database.host} and ${database.name}); with apphost:database.kind external, check apphost:databaseUrl";
+
 /** What a table the database lacks means (ERROR_HINTS, in each database's words). */
 export const NO_TABLE_HINT =
   "the app's database has no such table: the stack's migration (apphost:database.migrate, or the Procfile's " +
@@ -861,6 +872,7 @@ export const ERROR_HINTS: readonly {
   // A table that is not there: Postgres (psycopg, asyncpg, through SQLAlchemy or Django) and SQLite.
   { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT },
   { says: "no such table: ", hint: NO_TABLE_HINT },
+  { says: 'password authentication failed for user "', hint: PG_LOGIN_HINT },
   {
     // SQLAlchemy 2.1 and later read a plain postgresql:// URL, as DATABASE_URL is, with psycopg 3.
     says: "No module named 'psycopg'",
@@ -1076,15 +1088,24 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
   const asHint = `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; `;
   // The error of the last traceback, else (alembic's `FAILED: ...`, a Node tool's output, which print none) the last
   // line ERROR_HINTS knows; in the migration's own output, a missing table is one an earlier migration had not made.
+  // A refused login's hint gives way to the app's own variables, or alembic.ini's URL, where those are found.
+  const weak = isPostgres(db.kind)
+    ? {
+        // By its first words: the rest names apphost:app.env's references, which shellcheck takes for expansions.
+        take: `MIGRATE_WEAK=""; if [[ $MIGRATE_HINT == ${q(PG_LOGIN_HINT.split(":")[0])}:* ]]; then MIGRATE_WEAK=$MIGRATE_HINT MIGRATE_HINT=""; fi; `,
+        back: "MIGRATE_HINT=${MIGRATE_HINT:-$MIGRATE_WEAK}; ",
+      }
+    : { take: "", back: "" };
   const errorHint =
     `MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
-    `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; `;
+    `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; ` +
+    weak.take;
   const notFoundHint =
     input.app.runtime === "python"
       ? `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${q(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `else ${errorHint}${urlHint}${asHint}fi; `
+        `else ${errorHint}${urlHint}${weak.back}${asHint}fi; `
       : // A Node app's: its devDependencies are installed, so no tool is missing for that reason.
-        `${errorHint}${envHint}${asHint}`;
+        `${errorHint}${envHint}${weak.back}${asHint}`;
   const tighten = sqliteTighten(input);
   const migrate = migrationHere(input);
   if (migrate === undefined) {

@@ -32,6 +32,7 @@ import {
   MIGRATE_NOT_FOUND_HINT,
   MIGRATION_ORDER_HINT,
   NO_TABLE_HINT,
+  PG_LOGIN_HINT,
   migratePhase,
   mirrorPhases,
   publishPhase,
@@ -936,8 +937,11 @@ describe("release phases: one key changed", () => {
     assert.ok(
       node.includes(
         `MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+          // A refused login's hint gives way to the app's own variables, where database_env_hint finds them.
+          `MIGRATE_WEAK=""; if [[ $MIGRATE_HINT == 'Postgres refused the app'\\''s login':* ]]; then MIGRATE_WEAK=$MIGRATE_HINT MIGRATE_HINT=""; fi; ` +
           'if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
-          'then MIGRATE_HINT=$(database_env_hint); fi; if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$\'\\n\'"($MIGRATE_HINT)"; fi; die ',
+          "then MIGRATE_HINT=$(database_env_hint); fi; MIGRATE_HINT=${MIGRATE_HINT:-$MIGRATE_WEAK}; " +
+          'if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$\'\\n\'"($MIGRATE_HINT)"; fi; die ',
       ),
       node,
     );
@@ -1566,6 +1570,11 @@ describe("errorHintOf: what a failed npm run exec ended on, as the release scrip
     });
     assert.match(hint("URL_SCHEME_NOT_SUPPORTED"), /set apphost:database\.urlScheme to file/);
     assert.equal(errorHintOf(libsql.replace('got "sqlite:"', 'got "postgresql:"')), undefined);
+    // esfoobar/quart-postgres-boilerplate's hypercorn, logging in with its settings.toml's defaults.
+    const login =
+      "hypercorn.utils.LifespanFailureError: Lifespan failure in startup. 'password authentication failed for user \"app_user\"'";
+    assert.deepEqual(errorHintOf(`${login}\n`), { line: login, hint: PG_LOGIN_HINT });
+    assert.equal(hint('password authentication failed for user "'), PG_LOGIN_HINT);
     assert.equal(errorHintOf("bash: line 1: nosuchcommand: command not found\n"), undefined);
     // cookiecutter-flask's `flask db upgrade` with FLASK_APP in its .env alone, as the migration's log had it: the
     // known line, though Flask's own last line (no such command) comes after it.
