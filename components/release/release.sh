@@ -921,10 +921,12 @@ migrate_output() {
 # "; earlier in its output: <line> | <line>" for the first line of the error, which the deploy shows in full; nothing
 # else. The deploy shows the last 40 lines of the release's output, the rollback's a dozen of them, so a log's last 25
 # or so. A CLI may print its usage after the error (Piccolo's `migrations forwards`: `relation "piccolo_user" does not
-# exist`, then 30 lines of usage, in sinisaos/litestar-piccolo).
+# exist`, then 30 lines of usage, in sinisaos/litestar-piccolo). A traceback's frames and code lines (File "...", lines
+# indented four or more) and its joining lines are not errors of their own.
 migrate_earlier() {
   local lines
   lines=$("$RUNUSER" -u "$APP_USER" -- head -n -25 "$1" 2>/dev/null 3>&- 9>&- | sed -E $'s/\x1b\\[[0-9;]*[A-Za-z]//g' |
+    grep -vE '^[[:space:]]{4}|^[[:space:]]*File "|^Traceback |^The above exception |^During handling of the above exception' |
     grep -iE 'error|fail|exception|does not exist|denied|refused|invalid|not found' | tail -n 3 | cut -c 1-200 |
     sed -E 's/^[[:space:]]+//' | paste -sd '|' | sed 's/|/ | /g') || true
   if [ -n "$lines" ]; then printf '; earlier in its output: %s' "$lines"; fi

@@ -1710,6 +1710,21 @@ describe("release script: migrate_output and migrate_earlier, what a failed migr
       firstLine(`${usage.slice(0, 21).join("\n")}\nERROR: x\n${usage.slice(21).join("\n")}\n`),
       "failed; last 40 lines:",
     );
+    // A traceback's frames and code lines are passed over; its chained errors are not (esfoobar/quart-postgres-boilerplate).
+    const traceback = [
+      'psycopg2.OperationalError: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "app_user"',
+      "",
+      "The above exception was the direct cause of the following exception:",
+      "Traceback (most recent call last):",
+      '  File "/srv/x/venvs/v/lib/python3.13/site-packages/sqlalchemy/engine/base.py", line 2442, in _handle_dbapi_exception_noconnection',
+      "    raise sqlalchemy_exception.with_traceback(exc_info[2]) from e",
+      "        Connection._handle_dbapi_exception_noconnection(",
+    ];
+    assert.equal(
+      firstLine(`${traceback.join("\n")}\n${usage.slice(0, 30).join("\n")}\n`),
+      'failed; earlier in its output: psycopg2.OperationalError: connection to server at "127.0.0.1", port 5432 ' +
+        'failed: FATAL:  password authentication failed for user "app_user"; last 40 lines:',
+    );
     // sinisaos/litestar-piccolo's, as it was: 41 lines, the error 9 lines down (the deploy showed its last 28).
     assert.equal(
       firstLine(`${log.slice(0, 5).join("\n")}\n${usage.slice(0, 36).join("\n")}\n`),
