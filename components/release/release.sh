@@ -687,10 +687,10 @@ API_DOC_ROUTES=(/docs /schema /openapi.json /api/docs /api/schema/)
 
 # health_elsewhere <url>: for an app with no route at the health path, a page of the same instance that answers 2xx
 # without a login: a common health route (HEALTH_ROUTES), / itself, or where / redirects (microblog's /auth/login),
-# or, where / answers 404, the API's documentation (API_DOC_ROUTES), each asked once; or that page's 5xx, for an app that fails on its own pages too (healthchecks' /accounts/login/
-# with no `manage.py compress` under its COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing
-# else. A redirect's query is left off (the health path has none), and so is one to a path the proxy configs could
-# not hold.
+# or, where / answers 404, the API's documentation (API_DOC_ROUTES), each asked once; or that page's 5xx, for an app
+# that fails on its own pages too (healthchecks' /accounts/login/ with no `manage.py compress` under its
+# COMPRESS_OFFLINE, an error Django logs nowhere with DEBUG off); nothing else. A redirect's query is left off (the
+# health path has none), and so is one to a path the proxy configs could not hold.
 health_elsewhere() {
   local base out code location rest path route
   base=${1#http://} base="http://${base%%/*}"
@@ -937,11 +937,11 @@ migrate_earlier() {
 # release has a migration tool's files at its root (Django's manage.py also one directory down: django_manage),
 # as a tutorial's app has (testdrivenio/fastapi-sqlmodel-alembic: alembic.ini and four migrations, and a deploy that
 # served an app without its tables, every query a 500; sinisaos/litestar-piccolo's piccolo_conf.py, whose migrations
-# a script of its own runs; w3cj/hono-open-api-starter's drizzle.config.ts, drizzle-kit's). The first found names the tool and its command. A manage.py
-# is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's FlaskGroup CLI, is not); read as
-# the app user, who owns the release. Else a script at its root that creates the tables (create_all_script:
-# mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`): run before each release, it
-# creates the tables that are missing and empties none.
+# a script of its own runs; w3cj/hono-open-api-starter's drizzle.config.ts, drizzle-kit's). The first found names the
+# tool and its command. A manage.py is Django's only where it says so (a Flask app's, testdrivenio/flask-on-docker's
+# FlaskGroup CLI, is not); read as the app user, who owns the release. Else a script at its root that creates the
+# tables (create_all_script: mjhea0/flaskr-tdd's create_db.py, whose deploy served no page, `no such table: post`):
+# run before each release, it creates the tables that are missing and empties none.
 migration_unset_check() {
   local found command script manage=""
   if [ -f "$NEW_DIR/alembic.ini" ]; then found="alembic.ini" command="alembic upgrade head"
