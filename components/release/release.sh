@@ -784,13 +784,32 @@ APP_TESTS=(--exclude-dir=tests --exclude-dir=test --exclude-dir=__tests__ --excl
 # who owns the release; the app's tests are not read (APP_TESTS).
 # Nothing when the release reads DATABASE_URL, or none of those variables, or the env file (ENV_FILE) sets each.
 database_env_hint() {
-  local found line file rest name ref at="" value sets=() names=() seen=" " set
+  local found line file rest name ref at="" value sets=() names=() seen=" " set var dynaconf="" prefix=""
   # The names the env file sets already (apphost:app.env, apphost:secretEnv): the advice leaves them out.
   set=" $(sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)=.*/\1/p' "$ENV_FILE" 2>/dev/null | tr '\n' ' ' || true)"
   # dj-database-url's config() and django-environ's env.db() read DATABASE_URL without naming it.
   if (cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rqE --include='*.py' "${APP_TESTS[@]}" \
     '(dj_database_url\.config|\benv\.db(_url)?)\(' . 2>/dev/null); then return 0; fi
+  # dynaconf's settings (esfoobar/quart-postgres-boilerplate's settings['DB_USERNAME'], defaulted in settings.toml),
+  # which it takes from the environment under its envvar_prefix: DYNACONF_DB_USERNAME by default.
+  if (cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rqE --include='*.py' "${APP_TESTS[@]}" \
+    '^[[:space:]]*(from dynaconf import|import dynaconf)' . 2>/dev/null); then
+    dynaconf=1
+    prefix=$(cd "$NEW_DIR" && "$RUNUSER" -u "$APP_USER" -- grep -rhoE --include='*.py' "${APP_TESTS[@]}" \
+      "envvar_prefix[[:space:]]*=[[:space:]]*([\"'][A-Za-z0-9_]*[\"']|False)" . 2>/dev/null | head -n 1) || true
+    case $prefix in
+      "") prefix=DYNACONF_ ;;
+      *False) prefix="" ;;
+      *) prefix=${prefix#*[\"\']} prefix=${prefix%[\"\']}_ ;;
+    esac
+  fi
   found=$(cd "$NEW_DIR" && {
+    # dynaconf's reads, each as dynaconf["NAME": settings["NAME"], settings.get("NAME"), settings.NAME.
+    if [ -n "$dynaconf" ]; then
+      "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
+        "\bsettings(\[[\"'][A-Z][A-Z0-9_]*[\"']|\.get\([[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']|\.[A-Z][A-Z0-9_]*\b)" . 2>/dev/null |
+        sed -E "s/settings(\[|\.get\([[:space:]]*|\.)[\"']?([A-Z][A-Z0-9_]*).*/dynaconf[\"\2\"/"
+    fi
     "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.py' "${APP_TESTS[@]}" \
       "(\b[A-Za-z_.]*env[A-Za-z_.]*\(|environ\[|\bconfig\()[[:space:]]*[\"'][A-Z][A-Z0-9_]*[\"']" . 2>/dev/null
     "$RUNUSER" -u "$APP_USER" -- grep -rnoE --include='*.[cm]js' --include='*.[jt]s' "${APP_TESTS[@]}" \
@@ -806,7 +825,9 @@ database_env_hint() {
     [ -n "$line" ] || continue
     file=${line%%:*} rest=${line#*:}
     name=${rest#*:}
-    # Python's `getenv("DB_HOST"`, JavaScript's `process.env.DB_HOST` or `process.env["DB_HOST"]`.
+    # Python's `getenv("DB_HOST"`, JavaScript's `process.env.DB_HOST` or `process.env["DB_HOST"]`, dynaconf's.
+    var=""
+    if [[ $name == dynaconf* ]]; then var=$prefix; fi
     if [[ $name == process.env* ]]; then name=${name#process.env} name=${name#.} name=${name#[} name=${name//[\"\'\]]/}
     else name=${name%[\"\']} name=${name##*[\"\']}; fi
     case $name in
@@ -829,7 +850,7 @@ database_env_hint() {
     esac
     [[ $seen == *" $name "* ]] && continue
     seen+="$name " names+=("$name")
-    [[ $set == *" $name "* ]] || sets+=("$name to $ref")
+    [[ $set == *" $var$name "* ]] || sets+=("$var$name to $ref")
     [ -n "$at" ] || at="${file#./}:${rest%%:*}"
   done <<<"$found"
   [ ${#sets[@]} -gt 0 ] || return 0

@@ -1996,6 +1996,46 @@ describe("release script: database_env_hint, an app that reads its Postgres from
     );
   });
 
+  it("dynaconf's settings, read from DYNACONF_<name> or its envvar_prefix's (esfoobar/quart-postgres-boilerplate)", () => {
+    // my_app/db.py and home_app/views.py as the app has them, cut down.
+    const files = {
+      "my_app/db.py": [
+        "import sqlalchemy",
+        "from dynaconf import settings",
+        "",
+        "async def db_connection():",
+        "    database_url = f\"postgresql+asyncpg://{settings['DB_USERNAME']}:\"",
+        "    database_url += f\"{settings['DB_PASSWORD']}@\"",
+        "    database_url += f\"{settings.get('DB_HOST')}:5432/\"",
+        "    database_url += f\"{settings['DATABASE_NAME']}\"",
+        "",
+      ].join("\n"),
+      "my_app/home_app/views.py":
+        "from dynaconf import settings\nx = settings.DB_HOST + settings.ENV_FOR_DYNACONF\n",
+      "settings.toml": '[default]\nDB_USERNAME = "app_user"\n',
+    };
+    assert.equal(
+      hintOf(files),
+      "the app's code reads its database from DB_USERNAME, DB_PASSWORD, DB_HOST, DATABASE_NAME (my_app/db.py:5), not " +
+        "DATABASE_URL, which apphost sets: set apphost:app.env's DYNACONF_DB_USERNAME to ${database.user}, " +
+        "DYNACONF_DB_PASSWORD to ${database.password}, DYNACONF_DB_HOST to ${database.host}, DYNACONF_DATABASE_NAME to " +
+        "${database.name}",
+    );
+    // Those the env file sets already are left out; another envvar_prefix, or none.
+    assert.match(
+      hintOf(files, 'DYNACONF_DB_USERNAME="x"\nDYNACONF_DB_PASSWORD="y"\n'),
+      /: set apphost:app.env's DYNACONF_DB_HOST to \$\{database\.host\}, DYNACONF_DATABASE_NAME to \$\{database\.name\}$/,
+    );
+    const config = (args: string) => ({
+      ...files,
+      "my_app/config.py": `from dynaconf import Dynaconf\nsettings = Dynaconf(${args})\n`,
+    });
+    assert.match(hintOf(config('envvar_prefix="COUNTER"')), /set apphost:app.env's COUNTER_DB_USERNAME to/);
+    assert.match(hintOf(config("envvar_prefix=False")), /set apphost:app.env's DB_USERNAME to/);
+    // Without dynaconf, a settings object's attributes are not read as variables.
+    assert.equal(hintOf({ "db.py": "from django.conf import settings\nx = settings.DB_HOST\n" }), "");
+  });
+
   it("JavaScript's destructuring of process.env, renamed or defaulted, on one line", () => {
     assert.equal(
       hintOf({
