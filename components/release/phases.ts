@@ -851,6 +851,8 @@ export const ERROR_HINTS: readonly {
   /** What the line says after `says`, where it is not one string (the table's name between) */
   then?: string;
   hint: string;
+  /** What it means in a migration's own output, where that differs (`error_hint <line> migration`) */
+  inMigration?: string;
 }[] = [
   {
     // Tortoise ORM (and aerich, its migrations) knows postgres://, asyncpg:// and psycopg://, not postgresql://.
@@ -870,8 +872,9 @@ export const ERROR_HINTS: readonly {
       "reference ${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}",
   },
   // A table that is not there: Postgres (psycopg, asyncpg, through SQLAlchemy or Django) and SQLite.
-  { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT },
-  { says: "no such table: ", hint: NO_TABLE_HINT },
+  // In a migration's own output, a table an earlier migration had not made yet.
+  { says: 'relation "', then: '" does not exist', hint: NO_TABLE_HINT, inMigration: MIGRATION_ORDER_HINT },
+  { says: "no such table: ", hint: NO_TABLE_HINT, inMigration: MIGRATION_ORDER_HINT },
   { says: 'password authentication failed for user "', hint: PG_LOGIN_HINT },
   {
     // SQLAlchemy 2.1 and later read a plain postgresql:// URL, as DATABASE_URL is, with psycopg 3.
@@ -1020,7 +1023,7 @@ export function knownErrorLineFunction(): string {
   ]);
 }
 
-/** `error_hint <line>`: ERROR_HINTS' hint for an error line, or nothing. */
+/** `error_hint <line> [migration]`: ERROR_HINTS' hint for an error line (its inMigration in a migration's output), or nothing. */
 export function errorHintFunction(): string {
   // A hint may name one of apphost:app.env's references (${database.path}), which it prints as it is.
   const directive = ERROR_HINTS.some(({ hint }) => hint.includes("$"))
@@ -1029,7 +1032,11 @@ export function errorHintFunction(): string {
   return `${directive}${shellFunction("error_hint", [
     'case "$1" in',
     ...ERROR_HINTS.map(
-      ({ says, then, hint }) => `  *${q(says)}*${then ? `${q(then)}*` : ""}) printf '%s\\n' ${q(hint)} ;;`,
+      ({ says, then, hint, inMigration }) =>
+        `  *${q(says)}*${then ? `${q(then)}*` : ""}) ` +
+        (inMigration
+          ? `if [ "\${2:-}" = migration ]; then printf '%s\\n' ${q(inMigration)}; else printf '%s\\n' ${q(hint)}; fi ;;`
+          : `printf '%s\\n' ${q(hint)} ;;`),
     ),
     "esac",
   ])}`;
@@ -1087,7 +1094,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       : "") + envHint;
   const asHint = `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; `;
   // The error of the last traceback, else (alembic's `FAILED: ...`, a Node tool's output, which print none) the last
-  // line ERROR_HINTS knows; in the migration's own output, a missing table is one an earlier migration had not made.
+  // line ERROR_HINTS knows, with what it means in a migration's own output.
   // A refused login's hint gives way to the app's own variables, or alembic.ini's URL, where those are found.
   const weak = isPostgres(db.kind)
     ? {
@@ -1097,8 +1104,7 @@ export function migratePhase(input: ReleaseInput): Phase<"migrate"> {
       }
     : { take: "", back: "" };
   const errorHint =
-    `MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
-    `if [ "$MIGRATE_HINT" = ${q(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${q(MIGRATION_ORDER_HINT)}; fi; ` +
+    `MIGRATE_HINT=$(error_hint "$(${t.runuser} -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)" migration); ` +
     weak.take;
   const notFoundHint =
     input.app.runtime === "python"

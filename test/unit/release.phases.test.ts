@@ -24,6 +24,7 @@ import {
   EXIT_CODES,
   debugOffHint,
   errorHintOf,
+  errorHintFunction,
   deployPhases,
   healthGatePhase,
   installPhase,
@@ -277,8 +278,7 @@ describe("release phases: the base input", () => {
     const line = phase(node, "migrate").commands.find((c) => c.startsWith("if ! as_app"));
     assert.ok(
       line?.includes(
-        `; then MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
-          `if [ "$MIGRATE_HINT" = ${shellQuote(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+        `; then MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)" migration); ` +
           `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; die "the migration command failed: `,
       ),
       line,
@@ -313,9 +313,8 @@ describe("release phases: the base input", () => {
       'rm -f "$MIGRATE_LOG"',
       'if ! as_app "$NEW_DIR" \'alembic upgrade head\' 2>&1 | runuser -u "$APP_USER" -- tee "$MIGRATE_LOG" >/dev/null; then ' +
         `MIGRATE_STATUS=\${PIPESTATUS[0]}; MIGRATE_HINT=""; if [ "$MIGRATE_STATUS" = 127 ]; then MIGRATE_HINT=$'\\n'${shellQuote(MIGRATE_NOT_FOUND_HINT)}; ` +
-        `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)"); ` +
-        // In the migration's own output, a missing table is one an earlier migration had not made yet.
-        `if [ "$MIGRATE_HINT" = ${shellQuote(NO_TABLE_HINT)} ]; then MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+        // What an error means in the migration's own output (ERROR_HINTS' inMigration).
+        `else MIGRATE_HINT=$(error_hint "$(runuser -u "$APP_USER" -- cat "$MIGRATE_LOG" | error_line)" migration); ` +
         'if [ -z "$MIGRATE_HINT" ]; then MIGRATE_HINT=$(alembic_url_hint alembic.ini .); fi; ' +
         `if [ -n "$MIGRATE_HINT" ]; then MIGRATE_HINT=$'\\n'"($MIGRATE_HINT)"; fi; fi; ` +
         'die "the migration command failed: alembic upgrade head$(migrate_earlier "$MIGRATE_LOG"); last 40 lines of its output ($MIGRATE_LOG):"$\'\\n\'"$(migrate_output "$MIGRATE_LOG")$MIGRATE_HINT"; fi',
@@ -936,7 +935,7 @@ describe("release phases: one key changed", () => {
     ).commands.join("\n");
     assert.ok(
       node.includes(
-        `MIGRATE_HINT=${shellQuote(MIGRATION_ORDER_HINT)}; fi; ` +
+        'cat "$MIGRATE_LOG" | error_line)" migration); ' +
           // A refused login's hint gives way to the app's own variables, where database_env_hint finds them.
           `MIGRATE_WEAK=""; if [[ $MIGRATE_HINT == 'Postgres refused the app'\\''s login':* ]]; then MIGRATE_WEAK=$MIGRATE_HINT MIGRATE_HINT=""; fi; ` +
           'if [ -z "$MIGRATE_HINT" ] && runuser -u "$APP_USER" -- grep -qiE "$DB_UNREACHABLE" "$MIGRATE_LOG" 2>/dev/null; ' +
@@ -1576,6 +1575,21 @@ describe("errorHintOf: what a failed npm run exec ended on, as the release scrip
     assert.deepEqual(errorHintOf(`${login}\n`), { line: login, hint: PG_LOGIN_HINT });
     assert.equal(hint('password authentication failed for user "'), PG_LOGIN_HINT);
     assert.equal(errorHintOf("bash: line 1: nosuchcommand: command not found\n"), undefined);
+    // error_hint, as the release script has it: in a migration's own output, a missing table is one an earlier
+    // migration had not made (its inMigration); elsewhere, and for a hint without one, the hint.
+    const errorHint = (...args: string[]) =>
+      spawnSync("bash", ["-c", `${errorHintFunction()}\nerror_hint "$@"`, "fn", ...args], {
+        encoding: "utf8",
+      }).stdout;
+    const missing = 'psycopg2.errors.UndefinedTable: relation "piccolo_user" does not exist';
+    assert.equal(errorHint(missing), `${NO_TABLE_HINT}\n`);
+    assert.equal(errorHint(missing, "migration"), `${MIGRATION_ORDER_HINT}\n`);
+    assert.equal(
+      errorHint("sqlite3.OperationalError: no such table: post", "migration"),
+      `${MIGRATION_ORDER_HINT}\n`,
+    );
+    assert.equal(errorHint(login, "migration"), `${PG_LOGIN_HINT}\n`);
+    assert.equal(errorHint("nothing known"), "");
     // cookiecutter-flask's `flask db upgrade` with FLASK_APP in its .env alone, as the migration's log had it: the
     // known line, though Flask's own last line (no such command) comes after it.
     const flask = [
