@@ -50,9 +50,9 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
     node?.scripts?.start
       ? { command: "npm start", from: "start" as const }
       : undefined;
+  const starts = web ?? offered;
   const webEntryMissing =
-    (web ?? offered) &&
-    missingEntry(dir, (web ?? offered)!, node?.scripts, (rawApp as Record<string, unknown>).excludes);
+    starts && missingEntry(dir, starts, node?.scripts, (rawApp as Record<string, unknown>).excludes);
   const buildPackageManager = buildDirPackageManager(dir, (rawApp as Record<string, unknown>).build);
   const python = readPythonFacts(dir);
   const toolsOnly = toolsOnlyPyproject(dir, python);
@@ -84,9 +84,7 @@ export function readAppFiles(rawApp: unknown, projectDir: string): AppFiles | un
  */
 function toolsOnlyPyproject(dir: string, python: PythonFacts): AppFiles["toolsOnlyPyproject"] {
   const text = python["pyproject.toml"];
-  const others = PYTHON_FILES.filter(
-    (f) => !["pyproject.toml", ".python-version", "runtime.txt"].includes(f),
-  );
+  const others = PYTHON_EVIDENCE.filter((f) => f !== "pyproject.toml");
   if (text === undefined || others.some((f) => python[f] !== undefined)) return undefined;
   if (["setup.py", "setup.cfg"].some((f) => isFile(path.join(dir, f)))) return undefined;
   const tools = toolOnlyPyproject(text);
