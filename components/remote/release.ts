@@ -486,19 +486,25 @@ export function settingsMissingHint(output: string): string | undefined {
   }
   if (names.length === 0) return undefined;
   const nested = names.some((n) => n.includes("__"));
-  // A database's by its words (DB_HOST, POSTGRES_SERVER, SQLALCHEMY_DATABASE_URI, PGHOST), not ADBLOCK's or MONGODB_URL's.
-  const database = names.some((n) => /(?:^|_)(?:DB|DATABASE|POSTGRES)(?:_|$)|^PG[A-Z]/.test(n));
   return (
     `the app's settings require ${names.join(", ")}, which its environment lacks: set ` +
     `${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret; with the settings' ` +
     "env_prefix before the name, if they have one" +
     (nested ? ", and their env_nested_delimiter for __" : "") +
     ")" +
-    (database
-      ? ", where a value may reference the stack's database: ${database.host}, ${database.port}, ${database.user}, " +
-        "${database.password}, ${database.name}, ${database.url}"
-      : "")
+    databaseReferences(names)
   );
+}
+
+/**
+ * For variables an app's settings want, where one is a database's by its words (DB_HOST, POSTGRES_SERVER,
+ * SQLALCHEMY_DATABASE_URI, PGHOST; not ADBLOCK's or MONGODB_URL's): the references apphost:app.env's values may use.
+ */
+function databaseReferences(names: readonly string[]): string {
+  return names.some((n) => /(?:^|_)(?:DB|DATABASE|POSTGRES)(?:_|$)|^PG[A-Z]/.test(n))
+    ? ", where a value may reference the stack's database: ${database.host}, ${database.port}, ${database.user}, " +
+        "${database.password}, ${database.name}, ${database.url}"
+    : "";
 }
 
 /**
@@ -529,13 +535,10 @@ export function envSchemaHint(output: string): string | undefined {
   }
   if (found.size === 0) return undefined;
   const names = [...found.keys()];
-  const database = names.some((n) => /(?:^|_)(?:DB|DATABASE|POSTGRES)(?:_|$)|^PG[A-Z]/.test(n));
   return (
     `the app's own check of its environment refused ${[...found].map(([n, why]) => `${n} (${why})`).join(", ")}: ` +
     `set ${names.length === 1 ? "it" : "each"} in apphost:app.env (apphost:secretEnv for a secret)` +
-    (database
-      ? ", where a value may reference the stack's database (${database.url} and the others docs/config.md lists)"
-      : "")
+    databaseReferences(names)
   );
 }
 

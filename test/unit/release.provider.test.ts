@@ -468,8 +468,8 @@ describe("release provider: a Node app whose own check of its environment refuse
       "r: phase health-gate failed (exit status 16): apphost-tasks-hono-web@8001.service did not answer 2xx. Last " +
         "lines of its journal; the app's own check of its environment refused LOG_LEVEL (Invalid option: expected one " +
         'of "fatal"|"error"|"silent"), DATABASE_AUTH_TOKEN (Must be set when NODE_ENV is \'production\'): set each in ' +
-        "apphost:app.env (apphost:secretEnv for a secret), where a value may reference the stack's database " +
-        "(${database.url} and the others docs/config.md lists)",
+        "apphost:app.env (apphost:secretEnv for a secret), where a value may reference the stack's database: " +
+        "${database.host}, ${database.port}, ${database.user}, ${database.password}, ${database.name}, ${database.url}",
     );
   });
 
